@@ -1,0 +1,202 @@
+"""Pure converters/validators for API attribute values.
+
+Each function takes the raw JSON value and returns the canonical value or
+raises ``ValueError`` with Neutron's reason text; the attribute layer wraps
+it as ``Invalid input for <attr>. Reason: <reason>.``
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from typing import Any, Callable
+
+Conv = Callable[[Any], Any]
+
+_MAC_RE = re.compile(r"^([0-9a-fA-F]{2})([:-]?)([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2"
+                     r"([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})$")
+
+
+def to_bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int) and v in (0, 1):
+        return bool(v)
+    if isinstance(v, str) and v.strip().lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+        return v.strip().lower() in ("true", "1", "yes", "on")
+    raise ValueError(f"'{v}' cannot be converted to boolean")
+
+
+def to_int(v: Any) -> int:
+    if isinstance(v, bool):
+        raise ValueError(f"'{v}' is not an integer")
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str):
+        try:
+            return int(v.strip())
+        except ValueError:
+            pass
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    raise ValueError(f"'{v}' is not an integer")
+
+
+def string(max_len: int | None = 255) -> Conv:
+    def conv(v: Any) -> str:
+        if not isinstance(v, str):
+            raise ValueError(f"'{v}' is not a valid string")
+        if max_len is not None and len(v) > max_len:
+            raise ValueError(f"'{v}' exceeds maximum length of {max_len}")
+        return v
+    return conv
+
+
+def uuid_str(v: Any) -> str:
+    if isinstance(v, str):
+        try:
+            return str(uuid.UUID(v)) if len(v) in (32, 36) else _fail_uuid(v)
+        except ValueError:
+            pass
+    return _fail_uuid(v)
+
+
+def _fail_uuid(v: Any) -> str:
+    raise ValueError(f"'{v}' is not a valid UUID")
+
+
+def uuid_or_none(v: Any) -> str | None:
+    return None if v is None else uuid_str(v)
+
+
+def mac(v: Any) -> str:
+    if isinstance(v, str):
+        m = _MAC_RE.match(v.strip())
+        if m:
+            octets = [m.group(i) for i in (1, 3, 4, 5, 6, 7)]
+            norm = ":".join(o.lower() for o in octets)
+            if norm in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"):
+                raise ValueError(f"'{v}' is not a valid MAC address")
+            if int(octets[0], 16) & 1:
+                raise ValueError(f"'{v}' is not a valid MAC address")
+            return norm
+    raise ValueError(f"'{v}' is not a valid MAC address")
+
+
+def ip(v: Any) -> str:
+    if isinstance(v, str):
+        try:
+            return str(ipaddress.ip_address(v.strip()))
+        except ValueError:
+            pass
+    raise ValueError(f"'{v}' is not a valid IP address")
+
+
+def ip_or_none(v: Any) -> str | None:
+    return None if v is None else ip(v)
+
+
+def cidr_keep_host(v: Any) -> str:
+    """A CIDR as given (host bits kept), with a missing prefix made /32 or /128."""
+    if isinstance(v, str):
+        try:
+            iface = ipaddress.ip_interface(v.strip())
+            return str(iface)
+        except ValueError:
+            pass
+    raise ValueError(f"'{v}' is not a valid IP subnet")
+
+
+def subnet_cidr(v: Any) -> str:
+    """A subnet CIDR, canonical (host bits masked)."""
+    if isinstance(v, str):
+        try:
+            return str(ipaddress.ip_network(v.strip(), strict=False))
+        except ValueError:
+            pass
+    raise ValueError(f"'{v}' is not a valid IP subnet")
+
+
+def ip_or_cidr(v: Any) -> str:
+    """An address or a CIDR (allowed address pairs accept both)."""
+    if isinstance(v, str) and "/" in v:
+        return cidr_keep_host(v)
+    return ip(v)
+
+
+def one_of(*choices: Any, nullable: bool = False) -> Conv:
+    def conv(v: Any) -> Any:
+        if v is None and nullable:
+            return None
+        if v not in choices:
+            raise ValueError(f"'{v}' is not in {list(choices)}")
+        return v
+    return conv
+
+
+def list_of(item: Conv, *, unique: bool = False, what: str = "") -> Conv:
+    def conv(v: Any) -> list[Any]:
+        if not isinstance(v, list):
+            raise ValueError(f"'{v}' is not a list")
+        out = [item(x) for x in v]
+        if unique:
+            seen: set[Any] = set()
+            for x in out:
+                key = repr(x)
+                if key in seen:
+                    raise ValueError(f"Duplicate {what or 'item'} '{x}'")
+                seen.add(key)
+        return out
+    return conv
+
+
+def dict_value(v: Any) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise ValueError(f"'{v}' is not a dictionary")
+    return v
+
+
+def dict_or_none(v: Any) -> dict[str, Any] | None:
+    return None if v is None else dict_value(v)
+
+
+def dict_of(spec: dict[str, Conv], *, required: tuple[str, ...] = ()) -> Conv:
+    """A dict with known keys converted by ``spec``; unknown keys rejected."""
+    def conv(v: Any) -> dict[str, Any]:
+        if not isinstance(v, dict):
+            raise ValueError(f"'{v}' is not a dictionary")
+        unknown = sorted(set(v) - set(spec))
+        if unknown:
+            raise ValueError(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
+        for key in required:
+            if key not in v:
+                raise ValueError(f"Validation of dictionary's keys failed. Expected keys: {set(required)} "
+                                 f"Provided keys: {set(v)}")
+        return {k: spec[k](x) for k, x in v.items()}
+    return conv
+
+
+def nullable(conv: Conv) -> Conv:
+    def inner(v: Any) -> Any:
+        return None if v is None else conv(v)
+    return inner
+
+
+def in_range(lo: int, hi: int, conv: Conv = to_int) -> Conv:
+    def inner(v: Any) -> int:
+        n = conv(v)
+        if not lo <= n <= hi:
+            raise ValueError(f"'{n}' is not in range {lo} through {hi}")
+        return n
+    return inner
+
+
+def tag(v: Any) -> str:
+    if not isinstance(v, str) or not v or len(v) > 255 or "," in v:
+        raise ValueError(f"'{v}' is not a valid tag")
+    return v
+
+
+def any_value(v: Any) -> Any:
+    return v

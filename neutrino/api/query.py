@@ -1,0 +1,209 @@
+"""List queries: ``fields=``, filters, sorting and pagination, as Neutron parses them.
+
+``parse_list_query`` validates the query string against a ``Resource`` and
+returns a ``ListQuery``; ``apply`` runs the parts that were not pushed down
+to SQL (dict filters, sorting, marker/limit) and builds the ``*_links``.
+Pure: no database, no HTTP objects (the URL parts are passed in).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlencode
+
+from neutrino.api.resource import Resource
+from neutrino.errors import HTTPBadRequest, bad
+
+# Query keys that are not attribute filters.
+_RESERVED = {"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse", "tags", "tags-any",
+             "not-tags", "not-tags-any", "changed_since", "ip_address_substr", "verbose"}
+
+
+@dataclass
+class ListQuery:
+    fields: list[str] | None = None
+    #: attribute -> accepted values (converted); OR within, AND across.
+    filters: dict[str, list[Any]] = field(default_factory=dict)
+    sorts: list[tuple[str, bool]] = field(default_factory=list)   # (key, ascending)
+    limit: int = 0
+    marker: str | None = None
+    page_reverse: bool = False
+    tags_all: list[str] = field(default_factory=list)
+    tags_any: list[str] = field(default_factory=list)
+    not_tags_all: list[str] = field(default_factory=list)
+    not_tags_any: list[str] = field(default_factory=list)
+    changed_since: str | None = None
+    #: Extra resource-specific filters the service interprets (e.g. fixed_ips).
+    special: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _to_bool_param(v: str) -> bool:
+    low = v.strip().lower()
+    if low in ("true", "1", "yes", "on"):
+        return True
+    if low in ("false", "0", "no", "off"):
+        return False
+    raise bad(f"'{v}' cannot be converted to boolean")
+
+
+def parse_list_query(res: Resource, params: list[tuple[str, str]], *,
+                     special: tuple[str, ...] = (), max_limit: int = -1) -> ListQuery:
+    q = ListQuery()
+    grouped: dict[str, list[str]] = {}
+    for k, v in params:
+        grouped.setdefault(k, []).append(v)
+
+    if "fields" in grouped:
+        q.fields = [f for f in grouped["fields"] if f]
+    bad_filters = []
+    for key, values in grouped.items():
+        if key in _RESERVED:
+            continue
+        if key in special:
+            q.special[key] = values
+            continue
+        attr = res.by_name.get(key)
+        if attr is None or not attr.filter:
+            bad_filters.append(key)
+            continue
+        conv = [_convert_filter(attr.convert, attr.name, v) for v in values]
+        q.filters[key] = conv
+    if bad_filters:
+        raise bad(f"{bad_filters} is invalid attribute for filtering")
+
+    keys, dirs = grouped.get("sort_key", []), grouped.get("sort_dir", [])
+    if keys or dirs:
+        if dirs and len(keys) != len(dirs):
+            raise bad("The number of sort_keys and sort_dirs must be same")
+        invalid = [k for k in keys if not (res.by_name.get(k) and res.by_name[k].sort)]
+        if invalid:
+            raise bad(f"{invalid} is invalid attribute for sort_keys")
+        bad_dirs = [d for d in dirs if d not in ("asc", "desc")]
+        if bad_dirs:
+            raise bad(f"{bad_dirs} is invalid value for sort_dirs, valid value is 'asc' and 'desc'")
+        q.sorts = [(k, (dirs[i] if dirs else "asc") == "asc") for i, k in enumerate(keys)]
+
+    if "limit" in grouped:
+        raw = grouped["limit"][-1]
+        try:
+            lim = int(raw)
+            if lim < 0:
+                raise ValueError
+        except ValueError:
+            raise HTTPBadRequest(msg=f"Bad limit request: Limit must be an integer 0 or greater and "
+                                     f"not '{raw}'.") from None
+        if max_limit > 0 and (lim == 0 or lim > max_limit):
+            lim = max_limit
+        q.limit = lim
+    elif max_limit > 0:
+        q.limit = max_limit
+    if "marker" in grouped:
+        q.marker = grouped["marker"][-1]
+    if "page_reverse" in grouped:
+        q.page_reverse = _to_bool_param(grouped["page_reverse"][-1])
+
+    for key, target in (("tags", q.tags_all), ("tags-any", q.tags_any),
+                        ("not-tags", q.not_tags_all), ("not-tags-any", q.not_tags_any)):
+        for v in grouped.get(key, []):
+            target.extend(t for t in v.split(",") if t)
+    if "changed_since" in grouped:
+        q.changed_since = grouped["changed_since"][-1]
+    if "ip_address_substr" in grouped:
+        q.special["ip_address_substr"] = grouped["ip_address_substr"]
+    return q
+
+
+def _convert_filter(conv: Callable[[Any], Any] | None, name: str, value: str) -> Any:
+    if value == "":
+        return ""
+    if conv is None:
+        return value
+    try:
+        return conv(value)
+    except ValueError:
+        # Lenient like Neutron: boolean-ish and int-ish strings, else keep the raw string.
+        low = value.lower()
+        if low in ("true", "false"):
+            return low == "true"
+        return value
+
+
+def _matches(obj: dict[str, Any], key: str, values: list[Any]) -> bool:
+    if key not in obj:
+        return False
+    have = obj[key]
+    if isinstance(have, list):
+        return any(v in have for v in values)
+    return have in values
+
+
+def apply(q: ListQuery, items: list[dict[str, Any]], *, pushed: set[str],
+          tags_of: Callable[[dict[str, Any]], list[str]] | None = None) -> list[dict[str, Any]]:
+    """Filter (what SQL did not), then sort and paginate."""
+    for key, values in q.filters.items():
+        if key in pushed:
+            continue
+        items = [o for o in items if _matches(o, key, values)]
+    if q.tags_all or q.tags_any or q.not_tags_all or q.not_tags_any:
+        tags_of = tags_of or (lambda o: o.get("tags", []))
+        out = []
+        for o in items:
+            t = set(tags_of(o))
+            if q.tags_all and not set(q.tags_all) <= t:
+                continue
+            if q.tags_any and not set(q.tags_any) & t:
+                continue
+            if q.not_tags_all and set(q.not_tags_all) <= t:
+                continue
+            if q.not_tags_any and set(q.not_tags_any) & t:
+                continue
+            out.append(o)
+        items = out
+    if q.changed_since:
+        items = [o for o in items if o.get("updated_at", "") >= q.changed_since]
+    sorts = list(q.sorts)
+    if q.limit and not any(k == "id" for k, _ in sorts):
+        sorts.append(("id", True))
+    for key, asc in reversed(sorts):
+        items.sort(key=lambda o, k=key: _sort_key(o.get(k)), reverse=not asc)
+    return items
+
+
+def _sort_key(v: Any) -> tuple[int, Any]:
+    if v is None:
+        return (0, "")
+    if isinstance(v, bool):
+        return (1, int(v))
+    if isinstance(v, (int, float)):
+        return (1, v)
+    return (2, str(v))
+
+
+def paginate(q: ListQuery, items: list[dict[str, Any]], *, base_url: str,
+             params: list[tuple[str, str]], collection: str) -> tuple[list[dict[str, Any]], list[dict[str, str]] | None]:
+    """Cut one page by marker/limit and build Neutron's ``*_links``."""
+    if not q.limit:
+        return items, None
+    ids = [o.get("id") for o in items]
+    if q.marker is not None:
+        try:
+            pos = ids.index(q.marker)
+        except ValueError:
+            return [], []
+        if q.page_reverse:
+            page = items[max(0, pos - q.limit):pos]
+        else:
+            page = items[pos + 1:pos + 1 + q.limit]
+    else:
+        page = items[-q.limit:] if q.page_reverse else items[:q.limit]
+    links: list[dict[str, str]] = []
+    keep = [(k, v) for k, v in params if k not in ("marker", "page_reverse")]
+    if page:
+        full = len(page) >= q.limit
+        if full or q.page_reverse:
+            links.append({"rel": "next",
+                          "href": f"{base_url}?{urlencode(keep + [('marker', page[-1]['id'])])}"})
+        if full or not q.page_reverse:
+            links.append({"rel": "previous", "href": f"{base_url}?{urlencode(keep + [('marker', page[0]['id']), ('page_reverse', 'True')])}"})
+    return page, links

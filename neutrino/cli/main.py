@@ -1,0 +1,631 @@
+"""The ``neutrino`` command.
+
+    neutrino up            start the service in the background (first run: writes the config)
+    neutrino server        run the API server in the foreground
+    neutrino status        what runs, and whether the APIs answer
+    neutrino down          stop what ``up`` started (--purge: also delete the state)
+    neutrino check-config  validate the configuration file
+
+Every subcommand takes ``--state-dir DIR`` (default: $NEUTRINO_STATE_DIR or
+/var/lib/neutrino).  The state directory holds ``neutrino.conf``, the SQLite
+database (unless [database] connection says otherwise), ``log/`` and ``run/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import fcntl
+import importlib.util
+import ipaddress
+import logging
+import os
+import shutil
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from neutrino import config as nconfig
+from neutrino.cli import process
+
+DEFAULT_STATE_DIR = "/var/lib/neutrino"
+SERVER = "server"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+PROBE_TIMEOUT = 2.0  # seconds `status` waits for an API to answer
+
+# Exit codes of `status` (LSB style).
+EXIT_RUNNING = 0
+EXIT_DEGRADED = 1
+EXIT_NOT_RUNNING = 3
+
+
+class CLIError(Exception):
+    """An error reported to the user as ``error: <message>`` (no traceback)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --------------------------------------------------------------------------
+# The state directory
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    @property
+    def conf(self) -> Path:
+        return self.root / "neutrino.conf"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "log"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def lock(self) -> Path:
+        return self.run_dir / "neutrino.lock"
+
+    def log(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def pidfile(self, name: str) -> process.PidFile:
+        return process.PidFile(self.run_dir / f"{name}.pid")
+
+    def credential_files(self) -> list[Path]:
+        return [self.root / n for n in ("admin-openrc", "demo-openrc", "clouds.yaml")]
+
+
+def _layout(args: argparse.Namespace) -> Layout:
+    return Layout(Path(args.state_dir).expanduser().absolute())
+
+
+@contextlib.contextmanager
+def _locked(layout: Layout, timeout: float = 60.0) -> Iterator[None]:
+    """Serialize up/down on one state directory."""
+    layout.run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise CLIError(f"{layout.root} is locked by another neutrino up/down") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------
+
+def initial_values() -> dict[tuple[str, str], str]:
+    """What ``up`` writes into a new neutrino.conf."""
+    values = dict(nconfig.ALL_IN_ONE)
+    db = next(o for o in nconfig.OPTIONS if (o.section, o.name) == ("database", "connection"))
+    values[("database", "connection")] = db.default
+    return values
+
+
+def load_config(path: Path, state_dir: Path, port_offset: int = 0) -> nconfig.Config:
+    """Load and validate; raises CLIError with every problem found."""
+    if not path.exists():
+        raise CLIError(f"{path} does not exist (neutrino up writes it on its first run)")
+    try:
+        cfg = nconfig.load(path, state_dir=state_dir)
+        cfg = with_port_offset(cfg, port_offset)
+    except nconfig.ConfigError as exc:
+        raise CLIError(f"bad configuration: {exc}") from None
+    problems = validate(cfg)
+    if problems:
+        raise CLIError("bad configuration in {}:\n  {}".format(path, "\n  ".join(problems)))
+    return cfg
+
+
+def with_port_offset(cfg: nconfig.Config, offset: int) -> nconfig.Config:
+    """``cfg`` with both API ports moved by ``offset`` (for running several instances)."""
+    if not offset:
+        return cfg
+    return cfg.with_overrides({
+        ("DEFAULT", "bind_port"): str(cfg.default.bind_port + offset),
+        ("identity", "bind_port"): str(cfg.identity.bind_port + offset),
+    })
+
+
+_TYPES = ("local", "flat", "vlan", "vxlan", "geneve")
+_ROLES = ("all", "controller", "network", "compute")
+
+
+def _check_range(text: str, lo: int, hi: int) -> str | None:
+    a, sep, b = text.partition(":")
+    try:
+        low, high = int(a), int(b)
+    except ValueError:
+        return f"{text!r} is not min:max"
+    if not sep or not (lo <= low <= high <= hi):
+        return f"{text!r} is not a range within {lo}:{hi}"
+    return None
+
+
+def validate(cfg: nconfig.Config) -> list[str]:
+    """Cross-option checks that the schema's per-option types cannot express."""
+    errs: list[str] = []
+    d, ident, ml2 = cfg.default, cfg.identity, cfg.ml2
+    for sec, opt in (("DEFAULT", d), ("identity", ident)):
+        if not 1 <= opt.bind_port <= 65535:
+            errs.append(f"[{sec}] bind_port = {opt.bind_port} is not a TCP port")
+        try:
+            ipaddress.ip_address(opt.bind_host)
+        except ValueError:
+            errs.append(f"[{sec}] bind_host = {opt.bind_host!r} is not an IP address")
+    if d.bind_port == ident.bind_port and (
+            d.bind_host == ident.bind_host or "0.0.0.0" in (d.bind_host, ident.bind_host)
+            or "::" in (d.bind_host, ident.bind_host)):
+        errs.append(f"[DEFAULT] bind_port and [identity] bind_port are both {d.bind_port}")
+    if d.api_workers < 1:
+        errs.append(f"[DEFAULT] api_workers = {d.api_workers}: must be at least 1")
+    if d.global_physnet_mtu < 68:
+        errs.append(f"[DEFAULT] global_physnet_mtu = {d.global_physnet_mtu} is too small")
+    if d.agent_down_time < 1:
+        errs.append("[DEFAULT] agent_down_time must be positive")
+    bad_roles = [r for r in d.roles if r not in _ROLES]
+    if bad_roles or not d.roles:
+        errs.append(f"[DEFAULT] roles: {', '.join(bad_roles) or '(empty)'}: "
+                    f"choose from {', '.join(_ROLES)}")
+    unknown = [t for t in ml2.type_drivers if t not in _TYPES]
+    if unknown:
+        errs.append(f"[ml2] type_drivers: unknown {', '.join(unknown)} (known: {', '.join(_TYPES)})")
+    missing = [t for t in ml2.tenant_network_types if t not in ml2.type_drivers]
+    if missing:
+        errs.append(f"[ml2] tenant_network_types: {', '.join(missing)} not in type_drivers")
+    if ml2.overlay_ip_version not in (4, 6):
+        errs.append(f"[ml2] overlay_ip_version = {ml2.overlay_ip_version}: must be 4 or 6")
+    if ml2.external_network_type and ml2.external_network_type not in ml2.type_drivers:
+        errs.append(f"[ml2] external_network_type = {ml2.external_network_type} not in type_drivers")
+    for sec in ("ml2_type_vxlan", "ml2_type_geneve"):
+        for r in getattr(cfg, sec).vni_ranges:
+            msg = _check_range(r, 1, 2**24 - 1)
+            if msg:
+                errs.append(f"[{sec}] vni_ranges: {msg}")
+    for entry in cfg.ml2_type_vlan.network_vlan_ranges:
+        physnet, sep, rng = entry.partition(":")
+        if not physnet:
+            errs.append(f"[ml2_type_vlan] network_vlan_ranges: {entry!r} has no physnet")
+        elif sep:
+            msg = _check_range(rng, 1, 4094)
+            if msg:
+                errs.append(f"[ml2_type_vlan] network_vlan_ranges: {physnet}: {msg}")
+    if cfg.token.expiration < 1:
+        errs.append("[token] expiration must be positive")
+    url = cfg.database.connection
+    if url and not url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+        errs.append(f"[database] connection = {url!r}: only sqlite:/// and postgresql:// URLs")
+    if cfg.feed.retention < 1:
+        errs.append("[feed] retention must be positive")
+    return errs
+
+
+# --------------------------------------------------------------------------
+# Endpoints
+# --------------------------------------------------------------------------
+
+def _client_host(bind_host: str) -> str:
+    """Where a local client reaches a server bound to ``bind_host``."""
+    if bind_host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if bind_host == "::":
+        return "[::1]"
+    if ":" in bind_host:
+        return f"[{bind_host}]"
+    return bind_host
+
+
+def endpoints(cfg: nconfig.Config) -> dict[str, str]:
+    return {
+        "identity": f"http://{_client_host(cfg.identity.bind_host)}:{cfg.identity.bind_port}/v3",
+        "network": f"http://{_client_host(cfg.default.bind_host)}:{cfg.default.bind_port}/",
+    }
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+
+
+def probe(url: str, timeout: float = 2.0) -> tuple[bool, str]:
+    """(answers, detail): any HTTP response counts as an answer."""
+    try:
+        with _OPENER.open(url, timeout=timeout) as resp:
+            return True, f"HTTP {resp.status}"
+    except urllib.error.HTTPError as exc:
+        return True, f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return False, str(reason)
+
+
+def _port_taken(url: str) -> bool:
+    hostport = url.split("//", 1)[1].split("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    host = host.strip("[]")
+    try:
+        with socket.create_connection((host, int(port)), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------
+# Hooks into the server (replaced by the tests' fake server)
+# --------------------------------------------------------------------------
+
+def _server_module():
+    if importlib.util.find_spec("neutrino.server") is None:
+        raise CLIError("neutrino.server is not part of this build yet: there is no API server to run")
+    import neutrino.server  # noqa: PLC0415
+
+    return neutrino.server
+
+
+def prepare(cfg: nconfig.Config) -> None:
+    """Migrations and identity bootstrap (``neutrino.server.prepare``)."""
+    _server_module().prepare(cfg)
+
+
+def server_argv(layout: Layout, port_offset: int) -> list[str]:
+    argv = [sys.executable, "-m", "neutrino.cli.main", "server", "--state-dir", str(layout.root)]
+    if port_offset:
+        argv += ["--port-offset", str(port_offset)]
+    return argv
+
+
+# --------------------------------------------------------------------------
+# Subcommands
+# --------------------------------------------------------------------------
+
+def _read_record(pf: process.PidFile) -> process.PidRecord | None:
+    try:
+        return pf.read()
+    except process.PidFileError as exc:
+        print(f"warning: {exc}; ignoring it", file=sys.stderr)
+        pf.remove()
+        return None
+
+
+def _fmt_uptime(seconds: float) -> str:
+    s = int(max(seconds, 0))
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    t0 = time.monotonic()
+    layout = _layout(args)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    layout.log_dir.mkdir(exist_ok=True)
+    with _locked(layout):
+        pf = layout.pidfile(SERVER)
+        rec = _read_record(pf)
+        if rec is not None and rec.is_alive():
+            eps = rec.extra.get("endpoints", {})
+            print(f"neutrino is already running (server pid {rec.pid}, state in {layout.root})")
+            for name, url in eps.items():
+                print(f"  {name:9} {url}")
+            return 0
+        if rec is not None:
+            leftovers = rec.processes()
+            if leftovers:
+                print(f"cleaning up processes of a crashed server: {process.describe_pids(leftovers)}")
+                process.stop(rec, timeout=5.0)
+            pf.remove()
+
+        if not layout.conf.exists():
+            text = nconfig.render_ini(initial_values())
+            tmp = layout.conf.with_suffix(".conf.tmp")
+            tmp.write_text(text)
+            os.chmod(tmp, 0o640)
+            os.replace(tmp, layout.conf)
+            print(f"wrote {layout.conf}")
+        cfg = load_config(layout.conf, layout.root, args.port_offset)
+        eps = endpoints(cfg)
+        for name, url in eps.items():
+            if _port_taken(url):
+                raise CLIError(f"the {name} API address {url} is already in use by another program; "
+                               f"stop it, or move the ports (--port-offset N, or bind_port in {layout.conf})")
+
+        prepare(cfg)
+
+        log_path = layout.log(SERVER)
+        log_path.touch()
+        log_start = log_path.stat().st_size
+        with open(log_path, "a") as fh:
+            fh.write(f"--- neutrino up {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n")
+        proc, rec = process.spawn(SERVER, server_argv(layout, args.port_offset), pidfile=pf,
+                                  log_path=log_path, cwd=layout.root,
+                                  extra={"endpoints": eps, "port_offset": args.port_offset})
+        answered: set[str] = set()
+
+        def ready() -> bool:
+            for name, url in eps.items():
+                if name not in answered and probe(url, timeout=1.0)[0]:
+                    answered.add(name)
+            return len(answered) == len(eps) or proc.poll() is not None
+
+        process.wait_for(ready, args.timeout, interval=0.1)
+        if len(answered) != len(eps):
+            code = proc.poll()
+            why = (f"the server exited with status {code}" if code is not None else
+                   f"the server did not answer within {args.timeout:g} s "
+                   f"(waiting for {', '.join(sorted(set(eps) - answered))})")
+            process.stop(rec, timeout=5.0)
+            pf.remove()
+            log_tail = process.tail(log_path, 40, start=log_start)
+            raise CLIError(f"{why}\n--- last lines of {log_path} ---\n{log_tail}\n---")
+
+    elapsed = time.monotonic() - t0
+    print(f"neutrino is up in {elapsed:.1f} s (server pid {rec.pid})")
+    print(f"  Identity API  {eps['identity']}")
+    print(f"  Network API   {eps['network']}")
+    print(f"  config        {layout.conf}")
+    print(f"  log           {log_path}")
+    creds = [p for p in layout.credential_files() if p.exists()]
+    if creds:
+        print(f"  credentials   {', '.join(str(p) for p in creds)}")
+        openrc = next((p for p in creds if p.name == "admin-openrc"), None)
+        if openrc is not None:
+            openstack = shutil.which("openstack") or str(Path(sys.executable).parent / "openstack")
+            print("Try:")
+            print(f"  . {openrc}")
+            print(f"  {openstack} network list")
+    print(f"Stop with: neutrino down --state-dir {layout.root}")
+    return 0
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    layout = _layout(args)
+    cfg = load_config(layout.conf, layout.root, args.port_offset)
+    server = _server_module()
+    logging.basicConfig(level=logging.DEBUG if cfg.default.debug else logging.INFO,
+                        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    try:
+        server.run(cfg)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    layout = _layout(args)
+    records: list[tuple[process.PidFile, process.PidRecord | None, str]] = []
+    for pf in process.pidfiles(layout.run_dir):
+        try:
+            rec = pf.read()
+            records.append((pf, rec, ""))
+        except process.PidFileError as exc:
+            records.append((pf, None, str(exc)))
+
+    server_alive = False
+    any_alive = False
+    degraded = False
+    if not records:
+        print(f"neutrino is not running (nothing started from {layout.root})")
+    for pf, rec, err in records:
+        if rec is None:
+            print(f"{pf.name:10} unreadable pidfile: {err or 'gone'}")
+            degraded = True
+            continue
+        alive = rec.is_alive()
+        others = [p for p in process.find_by_token(rec.token) if p != rec.pid]
+        if alive:
+            any_alive = True
+            server_alive = server_alive or rec.name == SERVER
+            extra = f", {len(others)} worker(s)" if others else ""
+            print(f"{rec.name:10} pid {rec.pid:<7} running, up {_fmt_uptime(time.time() - rec.started_at)}{extra}")
+        else:
+            degraded = True
+            msg = f"{rec.name:10} pid {rec.pid:<7} not running (stale pidfile)"
+            if others:
+                any_alive = True
+                msg += f"; left-over processes {process.describe_pids(others)}"
+            print(msg)
+
+    eps: dict[str, str] = {}
+    srv = next((r for _, r, _ in records if r is not None and r.name == SERVER), None)
+    if srv is not None:
+        eps = dict(srv.extra.get("endpoints", {}))
+    if not eps and layout.conf.exists():
+        try:
+            eps = endpoints(load_config(layout.conf, layout.root))
+        except CLIError:
+            eps = {}
+    answering = True
+    for name, url in eps.items():
+        ok, detail = probe(url, timeout=PROBE_TIMEOUT)
+        answering = answering and ok
+        print(f"{name + ' API':14} {url:34} {'answers (' + detail + ')' if ok else 'no answer: ' + detail}")
+        if ok and not server_alive:
+            print(f"{'':14} (something answers there, but not a server started by neutrino up)")
+
+    if not any_alive:
+        return EXIT_NOT_RUNNING
+    if degraded or not server_alive or not answering:
+        return EXIT_DEGRADED
+    return EXIT_RUNNING
+
+
+def _check_purgeable(layout: Layout) -> None:
+    root = layout.root
+    if root == Path(root.anchor) or root == Path.home() or len(root.parts) < 3:
+        raise CLIError(f"refusing to purge {root}")
+    entries = {p.name for p in root.iterdir()}
+    if entries and not entries & {"neutrino.conf", "log", "run"}:
+        raise CLIError(f"refusing to purge {root}: it does not look like a neutrino state directory")
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    layout = _layout(args)
+    if not layout.root.exists():
+        print(f"neutrino is not running (no {layout.root})")
+        return 0
+    if args.purge:
+        _check_purgeable(layout)  # before anything is touched
+    stopped_any = False
+    if layout.run_dir.is_dir():
+        with _locked(layout):
+            stopped_any = _stop_all(layout, args.timeout)
+            if args.purge:
+                shutil.rmtree(layout.root)
+    else:
+        print("neutrino is not running")
+        if args.purge:
+            shutil.rmtree(layout.root)
+    if args.purge:
+        print(f"removed {layout.root}")
+    elif stopped_any:
+        print(f"state kept in {layout.root} (neutrino down --purge removes it)")
+    return 0
+
+
+def _stop_all(layout: Layout, timeout: float) -> bool:
+    """Stop every process recorded in the run directory; True if any ran."""
+    failed = False
+    stopped_any = False
+    # Agents and helpers first, the API server last.
+    pfs = sorted(process.pidfiles(layout.run_dir), key=lambda p: (p.name == SERVER, p.name))
+    for pf in pfs:
+        rec = _read_record(pf)
+        if rec is None:
+            continue
+        res = process.stop(rec, timeout=timeout)
+        if not res.was_running:
+            print(f"{rec.name}: was not running (removed stale pidfile)")
+        elif res.remaining:
+            print(f"{rec.name}: could not stop {process.describe_pids(res.remaining)}", file=sys.stderr)
+            failed = True
+            continue
+        else:
+            stopped_any = True
+            how = f"killed after {timeout:g} s" if res.killed else "stopped"
+            print(f"{rec.name}: {how} (pid {process.describe_pids(res.pids)})")
+        pf.remove()
+    if not pfs:
+        print("neutrino is not running")
+    if failed:
+        raise CLIError("some processes did not stop; the state is kept")
+    return stopped_any
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    layout = _layout(args)
+    path = Path(args.config) if args.config else layout.conf
+    cfg = load_config(path, layout.root)
+    eps = endpoints(cfg)
+    print(f"{path}: OK")
+    print(f"  Identity API  {eps['identity']}")
+    print(f"  Network API   {eps['network']} ({cfg.default.api_workers} worker(s))")
+    db = cfg.database_url
+    if "@" in db:  # hide a password
+        scheme, _, rest = db.partition("://")
+        cred, _, host = rest.rpartition("@")
+        db = f"{scheme}://{cred.split(':', 1)[0]}:***@{host}" if ":" in cred else db
+    print(f"  database      {db}")
+    print(f"  network types {', '.join(cfg.ml2.tenant_network_types)} "
+          f"(drivers: {', '.join(cfg.ml2.type_drivers)})")
+    return 0
+
+
+# --------------------------------------------------------------------------
+# Parser
+# --------------------------------------------------------------------------
+
+def _version() -> str:
+    from importlib import metadata  # noqa: PLC0415
+
+    try:
+        return metadata.version("neutrino")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--state-dir", metavar="DIR",
+                        default=os.environ.get("NEUTRINO_STATE_DIR") or DEFAULT_STATE_DIR,
+                        help="state directory (default: $NEUTRINO_STATE_DIR or %(default)s)")
+    offset = argparse.ArgumentParser(add_help=False)
+    offset.add_argument("--port-offset", type=int, default=0, metavar="N",
+                        help="add N to both API ports (to run beside another instance)")
+
+    parser = argparse.ArgumentParser(prog="neutrino", description="A lightweight, Neutron-compatible "
+                                     "virtual networking service.")
+    parser.add_argument("--version", action="version", version=f"neutrino {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("up", parents=[common, offset], help="start the service in the background",
+                       description="Start the service in the background.  The first run writes "
+                       "DIR/neutrino.conf; every run applies migrations and the identity bootstrap, "
+                       "then waits until the APIs answer.")
+    p.add_argument("--timeout", type=float, default=START_TIMEOUT, metavar="SECONDS",
+                   help="how long to wait for the APIs (default: %(default)s)")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("server", parents=[common, offset], help="run the API server in the foreground")
+    p.set_defaults(func=cmd_server)
+
+    p = sub.add_parser("status", parents=[common], help="show what runs and whether the APIs answer",
+                       description="Exit status: 0 running, 1 running but unhealthy (an API does not "
+                       "answer or a process died), 3 not running.")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("down", parents=[common], help="stop what `up` started",
+                       description="SIGTERM to every process `up` started (verified to be ours), "
+                       "SIGKILL after --timeout.  Safe to run twice and after a crash.")
+    p.add_argument("--purge", action="store_true", help="also delete the state directory")
+    p.add_argument("--timeout", type=float, default=STOP_TIMEOUT, metavar="SECONDS",
+                   help="seconds between SIGTERM and SIGKILL (default: %(default)s)")
+    p.set_defaults(func=cmd_down)
+
+    p = sub.add_parser("check-config", parents=[common], help="validate the configuration",
+                       description="Load and validate DIR/neutrino.conf (or --config FILE).")
+    p.add_argument("--config", metavar="FILE", help="the file to check (default: DIR/neutrino.conf)")
+    p.set_defaults(func=cmd_check_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except CLIError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

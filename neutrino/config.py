@@ -1,0 +1,257 @@
+"""The configuration schema: one INI file, Neutron's section and option names.
+
+Every option is declared once in ``OPTIONS`` with its type, default and help;
+``load()`` parses a file against it, rejects unknown options and bad values,
+and returns a frozen ``Config``.  Nothing reads configuration from globals:
+the ``Config`` object is passed down explicitly.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Iterable, Mapping
+
+
+class ConfigError(ValueError):
+    """A configuration file or value that cannot be used."""
+
+
+def _bool(v: str) -> bool:
+    low = v.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{v!r} is not a boolean")
+
+
+def _list(v: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in v.split(",") if x.strip())
+
+
+def _dict_int(v: str) -> Mapping[str, int]:
+    out: dict[str, int] = {}
+    for item in _list(v):
+        key, sep, val = item.rpartition(":")
+        if not sep or not key:
+            raise ValueError(f"{item!r} is not of the form key:value")
+        out[key] = int(val)
+    return MappingProxyType(out)
+
+
+def _dict_str(v: str) -> Mapping[str, str]:
+    out: dict[str, str] = {}
+    for item in _list(v):
+        key, sep, val = item.partition(":")
+        if not sep or not key:
+            raise ValueError(f"{item!r} is not of the form key:value")
+        out[key] = val
+    return MappingProxyType(out)
+
+
+@dataclass(frozen=True)
+class Option:
+    section: str
+    name: str
+    type: Callable[[str], Any]
+    default: str
+    help: str
+    neutron_name: bool = True  # False: our own option (no Neutron equivalent)
+
+
+_O = Option
+OPTIONS: tuple[Option, ...] = (
+    # --- [DEFAULT] -----------------------------------------------------------
+    _O("DEFAULT", "bind_host", str, "127.0.0.1", "Address the Neutron API listens on."),
+    _O("DEFAULT", "bind_port", int, "9696", "Port of the Neutron API."),
+    _O("DEFAULT", "api_workers", int, "1", "Number of Neutron API server processes (SO_REUSEPORT)."),
+    _O("DEFAULT", "global_physnet_mtu", int, "1500", "MTU of the underlying physical network."),
+    _O("DEFAULT", "base_mac", str, "fa:16:3e:00:00:00", "Base MAC address; the first 3 octets are kept."),
+    _O("DEFAULT", "dns_domain", str, "openstacklocal", "Domain used for port DNS assignments."),
+    _O("DEFAULT", "agent_down_time", int, "75", "Seconds without heartbeat after which an agent is dead."),
+    _O("DEFAULT", "dhcp_agents_per_network", int, "1", "DHCP agents that host each network."),
+    _O("DEFAULT", "max_dns_nameservers", int, "5", "Maximum DNS name servers per subnet."),
+    _O("DEFAULT", "max_subnet_host_routes", int, "20", "Maximum host routes per subnet."),
+    _O("DEFAULT", "max_allowed_address_pair", int, "10", "Maximum allowed address pairs per port."),
+    _O("DEFAULT", "pagination_max_limit", int, "-1", "Largest page size (-1: unlimited)."),
+    _O("DEFAULT", "enable_snat_by_default", _bool, "true", "Default of enable_snat on router gateways."),
+    _O("DEFAULT", "debug", _bool, "false", "Log at debug level."),
+    _O("DEFAULT", "host", str, "", "Name of this host (default: the machine's hostname)."),
+    _O("DEFAULT", "roles", _list, "all", "Roles of this node: all, controller, network, compute.", False),
+    _O("DEFAULT", "server_url", str, "", "URL of the Neutron API for agents on other hosts.", False),
+    # --- [database] ------------------------------------------------------------
+    _O("database", "connection", str, "", "SQLAlchemy URL; empty: SQLite in the state directory."),
+    # --- [ml2] ---------------------------------------------------------------
+    _O("ml2", "type_drivers", _list, "local,flat,vlan,vxlan,geneve", "Network type drivers to load."),
+    _O("ml2", "tenant_network_types", _list, "vxlan",
+       "Ordered network types to allocate project networks from."),
+    _O("ml2", "mechanism_drivers", _list, "openvswitch,l2population", "Mechanism drivers."),
+    _O("ml2", "extension_drivers", _list, "port_security,dns", "Extension drivers."),
+    _O("ml2", "path_mtu", int, "0", "Maximum IP packet size on the overlay path (0: global_physnet_mtu)."),
+    _O("ml2", "physical_network_mtus", _dict_int, "", "physnet:mtu pairs for flat and VLAN networks."),
+    _O("ml2", "overlay_ip_version", int, "4", "IP version of the tunnel underlay (4 or 6)."),
+    _O("ml2", "external_network_type", str, "", "Type for external networks created without provider attributes."),
+    _O("ml2_type_flat", "flat_networks", _list, "*", "Physical networks usable for flat networks ('*' = any)."),
+    _O("ml2_type_vlan", "network_vlan_ranges", _list, "",
+       "physnet[:min:max] entries; a bare physnet means VLANs 1-4094."),
+    _O("ml2_type_vxlan", "vni_ranges", _list, "", "min:max VNI ranges for project VXLAN networks."),
+    _O("ml2_type_geneve", "vni_ranges", _list, "", "min:max VNI ranges for project Geneve networks."),
+    _O("ml2_type_geneve", "max_header_size", int, "30", "Geneve encapsulation header size."),
+    # --- [quotas] ------------------------------------------------------------
+    _O("quotas", "default_quota", int, "-1", "Default for resources without their own quota."),
+    _O("quotas", "quota_network", int, "100", "Networks per project."),
+    _O("quotas", "quota_subnet", int, "100", "Subnets per project."),
+    _O("quotas", "quota_port", int, "500", "Ports per project."),
+    _O("quotas", "quota_router", int, "10", "Routers per project."),
+    _O("quotas", "quota_floatingip", int, "50", "Floating IPs per project."),
+    _O("quotas", "quota_security_group", int, "10", "Security groups per project."),
+    _O("quotas", "quota_security_group_rule", int, "100", "Security group rules per project."),
+    _O("quotas", "quota_rbac_policy", int, "10", "RBAC policies per project."),
+    _O("quotas", "quota_router_route", int, "30", "Extra routes per router."),
+    _O("quotas", "quota_subnetpool", int, "-1", "Subnet pools per project."),
+    # --- [identity] (Keystone's options where it has them) -------------------
+    _O("identity", "bind_host", str, "127.0.0.1", "Address the Keystone v3 API listens on.", False),
+    _O("identity", "bind_port", int, "5000", "Port of the Keystone v3 API.", False),
+    _O("identity", "region", str, "RegionOne", "Region name in the service catalog.", False),
+    _O("identity", "public_host", str, "", "Host name put into catalog URLs (default: bind_host).", False),
+    _O("token", "expiration", int, "3600", "Token lifetime in seconds (Keystone's [token] expiration)."),
+    _O("fernet_tokens", "key_repository", str, "", "Directory of Fernet keys (default: STATE/fernet-keys)."),
+    # --- [feed] ----------------------------------------------------------------
+    _O("feed", "retention", int, "200000",
+       "Change-log rows kept; an agent further behind gets a full snapshot.", False),
+)
+
+_BY_KEY = {(o.section, o.name): o for o in OPTIONS}
+
+
+class Section(Mapping[str, Any]):
+    """Read-only view of one section; options are attributes too."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = MappingProxyType(values)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError as exc:
+            raise AttributeError(name) from exc
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self):  # type: ignore[override]
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated, frozen configuration.  ``state_dir`` is where files live."""
+
+    state_dir: Path
+    sections: Mapping[str, Section]
+
+    def __getattr__(self, name: str) -> Section:
+        key = "DEFAULT" if name == "default" else name
+        try:
+            return self.sections[key]
+        except KeyError as exc:
+            raise AttributeError(name) from exc
+
+    @property
+    def database_url(self) -> str:
+        return self.sections["database"].connection or f"sqlite:///{self.state_dir / 'neutrino.db'}"
+
+    def with_overrides(self, overrides: Mapping[tuple[str, str], str]) -> "Config":
+        raw = {(s, k): v for s, sec in self.sections.items() for k, v in sec.items()}
+        parsed = dict(raw)
+        for key, text in overrides.items():
+            parsed[key] = _parse(key, text)
+        return _build(self.state_dir, parsed)
+
+
+def _parse(key: tuple[str, str], text: str) -> Any:
+    opt = _BY_KEY.get(key)
+    if opt is None:
+        raise ConfigError(f"unknown option [{key[0]}] {key[1]}")
+    try:
+        return opt.type(text)
+    except ValueError as exc:
+        raise ConfigError(f"[{key[0]}] {key[1]} = {text!r}: {exc}") from exc
+
+
+def _build(state_dir: Path, values: dict[tuple[str, str], Any]) -> Config:
+    sections: dict[str, dict[str, Any]] = {}
+    for (sec, name), val in values.items():
+        sections.setdefault(sec, {})[name] = val
+    return Config(Path(state_dir), MappingProxyType({k: Section(v) for k, v in sections.items()}))
+
+
+def defaults(state_dir: Path | str) -> Config:
+    """The configuration with every option at its default."""
+    return _build(Path(state_dir), {(o.section, o.name): o.type(o.default) for o in OPTIONS})
+
+
+def load(path: Path | str, state_dir: Path | str | None = None,
+         overrides: Iterable[tuple[str, str, str]] = ()) -> Config:
+    """Parse ``path`` against the schema.
+
+    Raises ``ConfigError`` for unknown sections or options and for values that
+    do not convert; nothing is half-applied.
+    """
+    path = Path(path)
+    parser = configparser.ConfigParser(interpolation=None, default_section="__none__")
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        with path.open() as fh:
+            parser.read_file(fh)
+    except (OSError, configparser.Error) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    values = {(o.section, o.name): o.type(o.default) for o in OPTIONS}
+    for sec in parser.sections():
+        for name, text in parser.items(sec):
+            values[(sec, name)] = _parse((sec, name), text)
+    for sec, name, text in overrides:
+        values[(sec, name)] = _parse((sec, name), text)
+    return _build(Path(state_dir) if state_dir else path.parent, values)
+
+
+ALL_IN_ONE = {
+    ("ml2", "tenant_network_types"): "vxlan",
+    ("ml2_type_flat", "flat_networks"): "physnet",
+    ("ml2_type_vlan", "network_vlan_ranges"): "physnet:100:200",
+    ("ml2_type_vxlan", "vni_ranges"): "1:1000",
+    ("ml2_type_geneve", "vni_ranges"): "1:1000",
+}
+
+
+def render_ini(values: Mapping[tuple[str, str], str]) -> str:
+    """Render an INI file: the given values set, every other option as a commented default."""
+    out: list[str] = ["# Neutrino configuration. Option names follow Neutron's where Neutron has one.", ""]
+    seen: list[str] = []
+    for o in OPTIONS:
+        if o.section not in seen:
+            seen.append(o.section)
+    for sec in seen:
+        out.append(f"[{sec}]")
+        for o in OPTIONS:
+            if o.section != sec:
+                continue
+            out.append(f"# {o.help}")
+            if (sec, o.name) in values:
+                out.append(f"{o.name} = {values[(sec, o.name)]}")
+            else:
+                out.append(f"#{o.name} = {o.default}")
+        out.append("")
+    return "\n".join(out)
+
+
+def describe() -> list[dict[str, Any]]:
+    """Option reference (for docs and ``neutrino check-config``)."""
+    return [dataclasses.asdict(o) | {"type": o.type.__name__} for o in OPTIONS]

@@ -1,0 +1,403 @@
+"""Domain errors whose class names and messages are Neutron's wire contract.
+
+The API renders any ``NeutronException`` as
+``{"NeutronError": {"type": <class name>, "message": <text>, "detail": ""}}``
+with the class's ``status``; clients (openstacksdk, OSC) map the status to their
+own exception types and print ``message``.  So class names and message
+templates here are API: do not rename them.
+
+Tree (status in brackets)::
+
+    NeutronException [500]
+     ├── BadRequest [400]  HTTPBadRequest, InvalidInput, InvalidAllocationPool, ...
+     ├── NotAuthorized [403]  PolicyNotAuthorized
+     ├── NotFound [404]  HTTPNotFound, NetworkNotFound, PortNotFound, ...
+     ├── NotAllowed [405]  HTTPMethodNotAllowed
+     ├── Conflict [409]  InUse, OverQuota, IpAddressGenerationFailure, ...
+     ├── PreconditionFailed [412]  RevisionNumberConstraintFailed
+     ├── NotImplementedError [501]
+     └── ServiceUnavailable [503]  NoNetworkAvailable
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class NeutronException(Exception):
+    """Base: ``message`` is a ``%(name)s`` template filled from keyword args."""
+
+    status: ClassVar[int] = 500
+    message: ClassVar[str] = "An unknown exception occurred."
+    #: Name rendered as ``type``; ``None`` means the class name.
+    wire_type: ClassVar[str | None] = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        try:
+            self.msg = self.message % kwargs
+        except (KeyError, TypeError):
+            self.msg = self.message
+        super().__init__(self.msg)
+
+    @property
+    def type_name(self) -> str:
+        return self.wire_type or type(self).__name__
+
+
+# --- 400 --------------------------------------------------------------------
+class BadRequest(NeutronException):
+    status = 400
+    message = "Bad %(resource)s request: %(msg)s."
+
+
+class HTTPBadRequest(BadRequest):
+    message = "%(msg)s"
+
+
+class InvalidInput(BadRequest):
+    message = "Invalid input for operation: %(error_message)s."
+
+
+class InvalidAllocationPool(BadRequest):
+    message = "The allocation pool %(pool)s is not valid."
+
+
+class OutOfBoundsAllocationPool(BadRequest):
+    message = "The allocation pool %(pool)s spans beyond the subnet cidr %(subnet_cidr)s."
+
+
+class InvalidIpForNetwork(BadRequest):
+    message = "IP address %(ip_address)s is not a valid IP for any of the subnets on the specified network."
+
+
+class InvalidIpForSubnet(BadRequest):
+    message = "IP address %(ip_address)s is not a valid IP for the specified subnet."
+
+
+class DNSNameServersExhausted(BadRequest):
+    message = ("Unable to complete operation for %(subnet_id)s. The number of DNS nameservers "
+               "exceeds the limit %(quota)s.")
+
+
+class HostRoutesExhausted(BadRequest):
+    message = ("Unable to complete operation for %(subnet_id)s. The number of host routes "
+               "exceeds the limit %(quota)s.")
+
+
+class PortSecurityAndIPRequiredForSecurityGroups(BadRequest):
+    message = ("Port security must be enabled and port must have an IP address in order to use "
+               "security groups.")
+
+
+class SecurityGroupRuleInvalidProtocol(BadRequest):
+    message = "Security group rule protocol %(protocol)s not supported. Only protocol values %(values)s and integer representations [0 to 255] are supported."
+
+
+class SecurityGroupInvalidPortRange(BadRequest):
+    message = "For TCP/UDP protocols, port_range_min must be <= port_range_max"
+
+
+class SecurityGroupInvalidPortValue(BadRequest):
+    message = "Invalid value for port %(port)s"
+
+
+class SecurityGroupInvalidIcmpValue(BadRequest):
+    message = "Invalid value for ICMP %(field)s (%(attr)s) %(value)s. It must be 0 to 255."
+
+
+class SecurityGroupMissingIcmpType(BadRequest):
+    message = "ICMP code (port-range-max) %(value)s is provided but ICMP type (port-range-min) is missing."
+
+
+class SecurityGroupRuleParameterConflict(BadRequest):
+    message = "Conflicting value ethertype %(ethertype)s for CIDR %(cidr)s"
+
+
+class SecurityGroupRemoteGroupAndRemoteIpPrefix(BadRequest):
+    message = "Only remote_ip_prefix or remote_group_id may be provided."
+
+
+class SecurityGroupProtocolRequiredWithPorts(BadRequest):
+    message = "Must also specify protocol if port range is given."
+
+
+class SecurityGroupRuleInvalidEtherType(BadRequest):
+    message = "Security group rule for ethertype '%(ethertype)s' not supported. Allowed values are %(values)s."
+
+
+class InvalidRoutes(BadRequest):
+    message = "Invalid format for routes: %(routes)s, %(reason)s"
+
+
+# --- 403 --------------------------------------------------------------------
+class NotAuthorized(NeutronException):
+    status = 403
+    message = "Not authorized."
+
+
+class PolicyNotAuthorized(NotAuthorized):
+    message = "%(action)s is disallowed by policy"
+
+
+# --- 404 --------------------------------------------------------------------
+class NotFound(NeutronException):
+    status = 404
+    message = "An unknown exception occurred."
+
+
+class HTTPNotFound(NotFound):
+    message = "The resource could not be found."
+
+
+class NetworkNotFound(NotFound):
+    message = "Network %(net_id)s could not be found."
+
+
+class SubnetNotFound(NotFound):
+    message = "Subnet %(subnet_id)s could not be found."
+
+
+class PortNotFound(NotFound):
+    message = "Port %(port_id)s could not be found."
+
+
+class RouterNotFound(NotFound):
+    message = "Router %(router_id)s could not be found"
+
+
+class FloatingIPNotFound(NotFound):
+    message = "Floating IP %(floatingip_id)s could not be found"
+
+
+class PortForwardingNotFound(NotFound):
+    message = "Port Forwarding %(id)s could not be found."
+
+
+class SecurityGroupNotFound(NotFound):
+    message = "Security group %(id)s does not exist"
+
+
+class SecurityGroupRuleNotFound(NotFound):
+    message = "Security group rule %(id)s does not exist"
+
+
+class AgentNotFound(NotFound):
+    message = "Agent %(id)s could not be found."
+
+
+class ExtensionNotFound(NotFound):
+    message = "Extension with alias %(alias)s does not exist."
+
+
+class TagNotFound(NotFound):
+    message = "Tag %(tag)s could not be found."
+
+
+class RouterInterfaceNotFound(NotFound):
+    message = "Router %(router_id)s does not have an interface with id %(port_id)s"
+
+
+class RouterInterfaceNotFoundForSubnet(NotFound):
+    message = "Router %(router_id)s has no interface on subnet %(subnet_id)s"
+
+
+class ExternalGatewayForFloatingIPNotFound(NotFound):
+    message = ("External network %(external_network_id)s is not reachable from subnet %(subnet_id)s.  "
+               "Therefore, cannot associate Port %(port_id)s with a Floating IP.")
+
+
+class ProjectNotFound(NotFound):
+    message = "Project %(project_id)s could not be found."
+
+
+# --- 405 --------------------------------------------------------------------
+class HTTPMethodNotAllowed(NeutronException):
+    status = 405
+    message = "The server could not comply with the request since it is either malformed or otherwise incorrect."
+
+
+# --- 409 --------------------------------------------------------------------
+class Conflict(NeutronException):
+    status = 409
+
+
+class InUse(Conflict):
+    message = "The resource is in use."
+
+
+class NetworkInUse(InUse):
+    message = ("Unable to complete operation on network %(net_id)s. There are one or more ports still "
+               "in use on the network, id for these ports is: %(port_ids)s.")
+
+
+class SubnetInUse(InUse):
+    message = ("Unable to complete operation on subnet %(subnet_id)s: One or more ports have an IP "
+               "allocation from this subnet.")
+
+
+class PortInUse(InUse):
+    message = ("Unable to complete operation on port %(port_id)s for network %(net_id)s. Port already "
+               "has an attached device %(device_id)s.")
+
+
+class ServicePortInUse(InUse):
+    message = "Port %(port_id)s cannot be deleted directly via the port API: %(reason)s."
+
+
+class RouterInUse(InUse):
+    message = "Router %(router_id)s %(reason)s"
+
+
+class SecurityGroupInUse(InUse):
+    message = "Security Group %(id)s in use."
+
+
+class SecurityGroupCannotRemoveDefault(InUse):
+    message = "Insufficient rights for removing default security group."
+
+
+class SecurityGroupDefaultAlreadyExists(InUse):
+    message = "Default security group already exists."
+
+
+class SecurityGroupRuleExists(InUse):
+    message = "Security group rule already exists. Rule id is %(rule_id)s."
+
+
+class IpAddressAlreadyAllocated(Conflict):
+    message = "IP address %(ip)s already allocated in subnet %(subnet_id)s"
+
+
+class IpAddressGenerationFailure(Conflict):
+    message = "No more IP addresses available on network %(net_id)s."
+
+
+class MacAddressInUse(InUse):
+    message = "Unable to complete operation for network %(net_id)s. The mac address %(mac)s is in use."
+
+
+class MacAddressGenerationFailure(Conflict):
+    message = "Unable to generate unique mac on network %(net_id)s."
+
+
+class OverlappingAllocationPools(Conflict):
+    message = "Found overlapping allocation pools: %(pool_1)s %(pool_2)s for subnet %(subnet_cidr)s."
+
+
+class GatewayConflictWithAllocationPools(InUse):
+    message = "Gateway ip %(ip_address)s conflicts with allocation pool %(pool)s."
+
+
+class GatewayIpInUse(InUse):
+    message = "Current gateway ip %(ip_address)s already in use by port %(port_id)s. Unable to update."
+
+
+class FlatNetworkInUse(InUse):
+    message = "Unable to create the flat network. Physical network %(physical_network)s is in use."
+
+
+class VlanIdInUse(InUse):
+    message = ("Unable to create the network. The VLAN %(vlan_id)s on physical network "
+               "%(physical_network)s is in use.")
+
+
+class TunnelIdInUse(InUse):
+    message = "Unable to create the network. The tunnel ID %(tunnel_id)s is in use."
+
+
+class OverQuota(Conflict):
+    message = "Quota exceeded for resources: %(overs)s."
+
+
+class InvalidQuotaValue(Conflict):
+    message = "Change would make usage less than 0 for the following resources: %(unders)s."
+
+
+class PortSecurityPortHasSecurityGroup(InUse):
+    message = ("Port has security group associated. Cannot disable port security or IP address until "
+               "security group is removed.")
+
+
+class AddressPairAndPortSecurityRequired(Conflict):
+    message = "Port Security must be enabled in order to have allowed address pairs on a port."
+
+
+class DuplicateAddressPairInRequest(BadRequest):
+    message = "Request contains duplicate address pair: mac_address %(mac_address)s ip_address %(ip_address)s."
+
+
+class PortBound(InUse):
+    message = ("Unable to complete operation on port %(port_id)s, port is already bound, port type: "
+               "%(vif_type)s, old_mac %(old_mac)s, new_mac %(new_mac)s.")
+
+
+class RouterExternalGatewayInUseByFloatingIp(InUse):
+    message = ("Gateway cannot be updated for router %(router_id)s, since a gateway to external network "
+               "%(net_id)s is required by one or more floating IPs.")
+
+
+class RouterInterfaceInUseByFloatingIP(InUse):
+    message = ("Router interface for subnet %(subnet_id)s on router %(router_id)s cannot be deleted, as it "
+               "is required by one or more floating IPs.")
+
+
+class FloatingIPPortAlreadyAssociated(InUse):
+    message = ("Cannot associate floating IP %(floating_ip_address)s (%(fip_id)s) with port %(port_id)s "
+               "using fixed IP %(fixed_ip)s, as that fixed IP already has a floating IP on external "
+               "network %(net_id)s.")
+
+
+class FipInUseByPortForwarding(InUse):
+    message = "Floating IP %(id)s in use by Port Forwarding resources."
+
+
+class PortHasBindingFloatingIP(InUse):
+    message = ("Cannot create port forwarding to floating IP %(floating_ip_address)s (%(fip_id)s) with "
+               "port %(port_id)s using fixed IP %(fixed_ip)s, as that floating IP already has a port "
+               "bound to it.")
+
+
+class PortForwardingCollision(Conflict):
+    message = ("A duplicate port forwarding entry with same attributes already exists, conflicting "
+               "values are %(conflict)s")
+
+
+class ExternalNetworkInUse(InUse):
+    message = ("External network %(net_id)s cannot be updated to be made non-external, since it has "
+               "existing gateway ports.")
+
+
+class InvalidSharedSetting(Conflict):
+    message = "Unable to reconfigure sharing settings for network %(network)s. Multiple projects are using it."
+
+
+# --- 412 / 501 / 503 ----------------------------------------------------------
+class RevisionNumberConstraintFailed(NeutronException):
+    status = 412
+    message = "Constrained to %(expected)s, but current revision is %(current)s"
+
+
+class NotImplementedFeature(NeutronException):
+    status = 501
+    wire_type = "NotImplementedError"
+    message = "%(msg)s"
+
+
+class ServiceUnavailable(NeutronException):
+    status = 503
+    message = "The service is unavailable."
+
+
+class NoNetworkAvailable(ServiceUnavailable):
+    message = "Unable to create the network. No project network is available for allocation."
+
+
+def bad(msg: str) -> HTTPBadRequest:
+    """Shorthand for the generic 400 the attribute layer raises."""
+    return HTTPBadRequest(msg=msg)
+
+
+def invalid(msg: str) -> InvalidInput:
+    """Shorthand for ``InvalidInput`` (its template adds the trailing dot)."""
+    return InvalidInput(error_message=msg.rstrip("."))

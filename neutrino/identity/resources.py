@@ -1,0 +1,498 @@
+"""Projects, users, roles, role assignments and the one domain (Keystone v3 subset).
+
+Policy (project-scoped ``admin`` role = cloud admin, as Keystone's legacy
+rules): creating, changing, deleting and listing anything needs admin.
+Others may read their own project, their own user, their own user's projects,
+and the domain.  Deleting or disabling a user, changing its password, or
+removing one of its roles revokes the user's tokens; deleting a project
+revokes the tokens scoped to it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from sqlalchemy.exc import IntegrityError
+from starlette.responses import Response
+from starlette.routing import Route
+
+from neutrino.context import IMPLIED_ROLES
+from neutrino.db.engine import Database
+from neutrino.identity import store
+from neutrino.identity.passwords import hash_password, verify_password
+from neutrino.identity.tokens import TokenProvider
+from neutrino.identity.views import collection, domain_view, project_view, role_view, user_view
+from neutrino.identity.web import (Call, KeystoneError, bad_request, conflict, endpoint, forbidden,
+                                   json_response, no_content, not_found)
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+def _str(obj: dict, key: str, *, required: bool = False, max_len: int = 255) -> str | None:
+    val = obj.get(key)
+    if val is None:
+        if required:
+            raise bad_request(f"Expecting to find {key} in request body.")
+        return None
+    if not isinstance(val, str) or (required and not val.strip()) or len(val) > max_len:
+        raise bad_request(f"Invalid input for field '{key}'.")
+    return val
+
+
+def _bool(obj: dict, key: str) -> bool | None:
+    val = obj.get(key)
+    if val is None:
+        return None
+    if not isinstance(val, bool):
+        raise bad_request(f"Invalid input for field '{key}': {val!r} is not of type 'boolean'.")
+    return val
+
+
+def _domain(obj: dict) -> str:
+    dom = obj.get("domain_id")
+    if dom is None:
+        return "default"
+    if dom != "default":
+        raise not_found("domain", str(dom))
+    return dom
+
+
+class Resources:
+    """Handlers for the resource routes; ``routes()`` lists them."""
+
+    def __init__(self, db: Database, tokens: TokenProvider, token_ttl: int) -> None:
+        self.db, self.tokens, self.token_ttl = db, tokens, token_ttl
+
+    def _revoke(self, kind: str, subject_id: str) -> None:
+        self.tokens.revoke_subject(kind, subject_id, time.time() + self.token_ttl + 60)
+
+    def _write(self, fn: Callable[[Any], Any], kind: str, detail: str) -> Any:
+        try:
+            return self.db.run_write(lambda uow: fn(uow.conn))
+        except IntegrityError as exc:
+            raise conflict(kind, detail) from exc
+
+    # --- domains -------------------------------------------------------------------------
+    def list_domains(self, call: Call) -> Response:
+        dom = domain_view(call.base)
+        name, enabled = call.query.get("name"), call.query.get("enabled")
+        keep = (name is None or name == dom["name"]) and (enabled is None or enabled.lower() in _TRUE)
+        return json_response(collection("domains", [dom] if keep else [], f"{call.base}v3/domains"))
+
+    def get_domain(self, call: Call) -> Response:
+        if call.path["domain_id"] != "default":
+            raise not_found("domain", call.path["domain_id"])
+        return json_response({"domain": domain_view(call.base)})
+
+    def domain_unsupported(self, call: Call) -> Response:
+        raise KeystoneError(501, "The action you have requested has not been implemented.")
+
+    # --- projects ------------------------------------------------------------------------------
+    def list_projects(self, call: Call) -> Response:
+        call.require_admin("list_projects")
+        q = call.query
+        enabled = q.get("enabled")
+        with self.db.read() as conn:
+            rows = store.list_projects(conn, name=q.get("name"), domain_id=q.get("domain_id"),
+                                       enabled=None if enabled is None else enabled.lower() in _TRUE)
+        if q.get("parent_id") not in (None, "default") or q.get("is_domain", "false").lower() in _TRUE:
+            rows = []
+        return json_response(collection("projects", [project_view(p, call.base) for p in rows],
+                                        f"{call.base}v3/projects"))
+
+    def _project(self, conn, project_id: str) -> dict:  # noqa: ANN001
+        p = store.get_project(conn, project_id)
+        if p is None:
+            raise not_found("project", project_id)
+        return p
+
+    def get_project(self, call: Call) -> Response:
+        pid = call.path["project_id"]
+        assert call.auth is not None
+        with self.db.read() as conn:
+            project = self._project(conn, pid)  # 404 before 403, as Keystone
+        if not (call.is_admin or call.auth.project_id == pid):
+            raise forbidden("identity:get_project")
+        return json_response({"project": project_view(project, call.base)})
+
+    def create_project(self, call: Call) -> Response:
+        call.require_admin("create_project")
+        body = call.obj("project")
+        name = _str(body, "name", required=True, max_len=64)
+        dom = _domain(body)
+        if body.get("is_domain"):
+            raise KeystoneError(501, "The action you have requested has not been implemented.")
+        if body.get("parent_id") not in (None, dom):
+            raise not_found("project", str(body["parent_id"]))
+        values = {"id": store.new_id(), "name": name, "domain_id": dom,
+                  "description": _str(body, "description") or "",
+                  "enabled": True if _bool(body, "enabled") is None else body["enabled"]}
+        detail = f"Duplicate entry found with name {name} at domain ID {dom}"
+
+        def write(conn):  # noqa: ANN001, ANN202
+            if store.find_project(conn, name, dom) is not None:
+                raise conflict("project", detail)
+            return store.create_project(conn, values)
+
+        row = self._write(write, "project", detail)
+        return json_response({"project": project_view(row, call.base)}, 201)
+
+    def update_project(self, call: Call) -> Response:
+        call.require_admin("update_project")
+        pid, body = call.path["project_id"], call.obj("project")
+        values: dict[str, Any] = {}
+        if "name" in body:
+            values["name"] = _str(body, "name", required=True, max_len=64)
+        if "description" in body:
+            values["description"] = _str(body, "description") or ""
+        if _bool(body, "enabled") is not None:
+            values["enabled"] = body["enabled"]
+        detail = f"Duplicate entry found with name {values.get('name')} at domain ID default"
+
+        def write(conn):  # noqa: ANN001, ANN202
+            p = self._project(conn, pid)
+            other = store.find_project(conn, values["name"], p["domain_id"]) if "name" in values else None
+            if other is not None and other["id"] != pid:
+                raise conflict("project", detail)
+            store.update_project(conn, pid, values)
+            return store.get_project(conn, pid)
+
+        row = self._write(write, "project", detail)
+        if values.get("enabled") is False:
+            self._revoke("p", pid)
+        return json_response({"project": project_view(row, call.base)})
+
+    def delete_project(self, call: Call) -> Response:
+        call.require_admin("delete_project")
+        pid = call.path["project_id"]
+
+        def write(conn):  # noqa: ANN001, ANN202
+            if not store.delete_project(conn, pid):
+                raise not_found("project", pid)
+
+        self._write(write, "project", pid)
+        self._revoke("p", pid)
+        return no_content()
+
+    # --- users ------------------------------------------------------------------------------------
+    def list_users(self, call: Call) -> Response:
+        call.require_admin("list_users")
+        q = call.query
+        enabled = q.get("enabled")
+        with self.db.read() as conn:
+            rows = store.list_users(conn, name=q.get("name"), domain_id=q.get("domain_id"),
+                                    enabled=None if enabled is None else enabled.lower() in _TRUE)
+        return json_response(collection("users", [user_view(u, call.base) for u in rows],
+                                        f"{call.base}v3/users"))
+
+    def _user(self, conn, user_id: str) -> dict:  # noqa: ANN001
+        u = store.get_user(conn, user_id)
+        if u is None:
+            raise not_found("user", user_id)
+        return u
+
+    def _self_or_admin(self, call: Call, action: str) -> str:
+        uid = call.path["user_id"]
+        assert call.auth is not None
+        if not (call.is_admin or call.auth.user_id == uid):
+            raise forbidden(f"identity:{action}")
+        return uid
+
+    def get_user(self, call: Call) -> Response:
+        with self.db.read() as conn:
+            user = self._user(conn, call.path["user_id"])  # 404 before 403, as Keystone
+        self._self_or_admin(call, "get_user")
+        return json_response({"user": user_view(user, call.base)})
+
+    def _user_values(self, body: dict, conn) -> dict[str, Any]:  # noqa: ANN001
+        values: dict[str, Any] = {}
+        if "name" in body:
+            values["name"] = _str(body, "name", required=True)
+        for key in ("email", "description"):
+            if key in body:
+                values[key] = _str(body, key) or ("" if key == "description" else None)
+        if _bool(body, "enabled") is not None:
+            values["enabled"] = body["enabled"]
+        if "default_project_id" in body:
+            dp = _str(body, "default_project_id", max_len=64)
+            if dp and store.get_project(conn, dp) is None:
+                raise not_found("project", dp)
+            values["default_project_id"] = dp or None
+        return values
+
+    def create_user(self, call: Call) -> Response:
+        call.require_admin("create_user")
+        body = call.obj("user")
+        name = _str(body, "name", required=True)
+        dom = _domain(body)
+        password = _str(body, "password", max_len=4096)
+        pw_hash = hash_password(password) if password is not None else None
+        detail = f"Duplicate entry found with name {name} at domain ID {dom}"
+
+        def write(conn):  # noqa: ANN001, ANN202
+            values = {"id": store.new_id(), "name": name, "domain_id": dom, "password_hash": pw_hash,
+                      "enabled": True, "description": "", **self._user_values(body, conn)}
+            if store.find_user(conn, name, dom) is not None:
+                raise conflict("user", detail)
+            return store.create_user(conn, values)
+
+        row = self._write(write, "user", detail)
+        return json_response({"user": user_view(row, call.base)}, 201)
+
+    def update_user(self, call: Call) -> Response:
+        call.require_admin("update_user")
+        uid, body = call.path["user_id"], call.obj("user")
+        password = _str(body, "password", max_len=4096)
+        pw_hash = hash_password(password) if password is not None else None
+        detail = f"Duplicate entry found with name {body.get('name')} at domain ID default"
+
+        def write(conn):  # noqa: ANN001, ANN202
+            u = self._user(conn, uid)
+            values = self._user_values(body, conn)
+            if pw_hash is not None:
+                values["password_hash"] = pw_hash
+            other = store.find_user(conn, values["name"], u["domain_id"]) if "name" in values else None
+            if other is not None and other["id"] != uid:
+                raise conflict("user", detail)
+            store.update_user(conn, uid, values)
+            return store.get_user(conn, uid)
+
+        row = self._write(write, "user", detail)
+        if pw_hash is not None or body.get("enabled") is False:
+            self._revoke("u", uid)
+        return json_response({"user": user_view(row, call.base)})
+
+    def change_password(self, call: Call) -> Response:
+        uid = call.path["user_id"]
+        assert call.auth is not None
+        if call.auth.user_id != uid:
+            raise forbidden("identity:change_password")
+        body = call.obj("user")
+        new, old = _str(body, "password", required=True, max_len=4096), _str(body, "original_password")
+        with self.db.read() as conn:
+            user = self._user(conn, uid)
+        if old is None or not verify_password(old, user["password_hash"]):
+            raise KeystoneError(401, "The request you have made requires authentication.")
+        pw_hash = hash_password(new)  # type: ignore[arg-type]
+        self._write(lambda conn: store.update_user(conn, uid, {"password_hash": pw_hash}), "user", uid)
+        self._revoke("u", uid)
+        return no_content()
+
+    def delete_user(self, call: Call) -> Response:
+        call.require_admin("delete_user")
+        uid = call.path["user_id"]
+
+        def write(conn):  # noqa: ANN001, ANN202
+            if not store.delete_user(conn, uid):
+                raise not_found("user", uid)
+
+        self._write(write, "user", uid)
+        self._revoke("u", uid)
+        return no_content()
+
+    def user_projects(self, call: Call) -> Response:
+        uid = self._self_or_admin(call, "list_user_projects")
+        with self.db.read() as conn:
+            self._user(conn, uid)
+            rows = [p for p in store.projects_of_user(conn, uid) if p["enabled"]]
+        return json_response(collection("projects", [project_view(p, call.base) for p in rows],
+                                        f"{call.base}v3/users/{uid}/projects"))
+
+    def auth_projects(self, call: Call) -> Response:
+        assert call.auth is not None
+        with self.db.read() as conn:
+            rows = [p for p in store.projects_of_user(conn, call.auth.user_id) if p["enabled"]]
+        return json_response(collection("projects", [project_view(p, call.base) for p in rows],
+                                        f"{call.base}v3/auth/projects"))
+
+    def user_groups(self, call: Call) -> Response:
+        uid = self._self_or_admin(call, "list_groups_for_user")
+        with self.db.read() as conn:
+            self._user(conn, uid)
+        return json_response(collection("groups", [], f"{call.base}v3/users/{uid}/groups"))
+
+    # --- roles -----------------------------------------------------------------------------------
+    def list_roles(self, call: Call) -> Response:
+        call.require_admin("list_roles")
+        with self.db.read() as conn:
+            rows = store.list_roles(conn, name=call.query.get("name"))
+        if call.query.get("domain_id"):
+            rows = []
+        return json_response(collection("roles", [role_view(r, call.base) for r in rows],
+                                        f"{call.base}v3/roles"))
+
+    def _role(self, conn, role_id: str) -> dict:  # noqa: ANN001
+        r = store.get_role(conn, role_id)
+        if r is None:
+            raise not_found("role", role_id)
+        return r
+
+    def get_role(self, call: Call) -> Response:
+        call.require_admin("get_role")
+        with self.db.read() as conn:
+            return json_response({"role": role_view(self._role(conn, call.path["role_id"]), call.base)})
+
+    def create_role(self, call: Call) -> Response:
+        call.require_admin("create_role")
+        body = call.obj("role")
+        name = _str(body, "name", required=True)
+        if body.get("domain_id"):
+            raise KeystoneError(501, "The action you have requested has not been implemented.")
+        detail = f"Duplicate entry found with name {name}"
+
+        def write(conn):  # noqa: ANN001, ANN202
+            if store.find_role(conn, name) is not None:
+                raise conflict("role", detail)
+            return store.create_role(conn, {"id": store.new_id(), "name": name})
+
+        row = self._write(write, "role", detail)
+        return json_response({"role": role_view(row, call.base)}, 201)
+
+    def delete_role(self, call: Call) -> Response:
+        call.require_admin("delete_role")
+        rid = call.path["role_id"]
+
+        def write(conn):  # noqa: ANN001, ANN202
+            users = {a["user_id"] for a in store.list_assignments(conn, role_id=rid)}
+            if not store.delete_role(conn, rid):
+                raise not_found("role", rid)
+            return users
+
+        for uid in self._write(write, "role", rid):
+            self._revoke("u", uid)
+        return no_content()
+
+    # --- assignments -------------------------------------------------------------------------------
+    def _check_triple(self, conn, call: Call) -> tuple[str, str, str]:  # noqa: ANN001
+        p, u, r = call.path["project_id"], call.path["user_id"], call.path.get("role_id", "")
+        self._project(conn, p)
+        self._user(conn, u)
+        if r:
+            self._role(conn, r)
+        return p, u, r
+
+    def grant(self, call: Call) -> Response:
+        call.require_admin("create_grant")
+
+        def write(conn):  # noqa: ANN001, ANN202
+            p, u, r = self._check_triple(conn, call)
+            store.add_assignment(conn, u, p, r)
+
+        self._write(write, "role assignment", "duplicate")
+        return no_content()
+
+    def check_grant(self, call: Call) -> Response:
+        call.require_admin("check_grant")
+        with self.db.read() as conn:
+            p, u, r = self._check_triple(conn, call)
+            if not store.has_assignment(conn, u, p, r):
+                raise self._assignment_not_found(p, u, r)
+        return no_content()
+
+    @staticmethod
+    def _assignment_not_found(p: str, u: str, r: str) -> KeystoneError:
+        return KeystoneError(404, f"Could not find role assignment with role: {r}, user or group: {u}, "
+                                  f"project, domain, or system: {p}.")
+
+    def revoke_grant(self, call: Call) -> Response:
+        call.require_admin("revoke_grant")
+
+        def write(conn):  # noqa: ANN001, ANN202
+            p, u, r = self._check_triple(conn, call)
+            if not store.remove_assignment(conn, u, p, r):
+                raise self._assignment_not_found(p, u, r)
+            return u
+
+        self._revoke("u", self._write(write, "role assignment", ""))
+        return no_content()
+
+    def list_grants(self, call: Call) -> Response:
+        call.require_admin("list_grants")
+        with self.db.read() as conn:
+            p, u, _ = self._check_triple(conn, call)
+            rows = store.roles_on_project(conn, u, p)
+        return json_response(collection("roles", [role_view(r, call.base) for r in rows],
+                                        f"{call.base}v3/projects/{p}/users/{u}/roles"))
+
+    def role_assignments(self, call: Call) -> Response:
+        """GET /v3/role_assignments: filters user.id, scope.project.id, role.id;
+        ``effective`` adds implied roles, ``include_names`` adds names."""
+        call.require_admin("list_role_assignments")
+        q = call.query
+        if any(k in q for k in ("group.id", "scope.domain.id", "scope.system")):
+            return json_response({"role_assignments": [], "links": {"self": str(call.request.url),
+                                                                    "previous": None, "next": None}})
+        names = q.get("include_names", "false").lower() in _TRUE or q.get("include_names") == ""
+        effective = "effective" in q and q.get("effective", "").lower() not in ("0", "false", "no", "off")
+        with self.db.read() as conn:
+            rows = store.list_assignments(conn, user_id=q.get("user.id"),
+                                          project_id=q.get("scope.project.id"))
+            by_name = {r["name"]: r["id"] for r in store.list_roles(conn)}
+        out, seen = [], set()
+        for a in rows:
+            entries = [(a["role_id"], a["role_name"], None)]
+            if effective:
+                entries += [(by_name[n], n, a["role_id"]) for n in IMPLIED_ROLES.get(a["role_name"], ())
+                            if n in by_name]
+            for rid, rname, prior in entries:
+                key = (a["user_id"], a["project_id"], rid)
+                if key in seen or (q.get("role.id") and q["role.id"] != rid):
+                    continue
+                seen.add(key)
+                out.append(self._assignment_view(call.base, a, rid, rname, prior, names))
+        return json_response({"role_assignments": out, "links": {"self": str(call.request.url),
+                                                                 "previous": None, "next": None}})
+
+    @staticmethod
+    def _assignment_view(base: str, a: dict, rid: str, rname: str, prior: str | None,
+                         names: bool) -> dict[str, Any]:
+        role: dict[str, Any] = {"id": rid}
+        user: dict[str, Any] = {"id": a["user_id"]}
+        project: dict[str, Any] = {"id": a["project_id"]}
+        if names:
+            dom = {"id": "default", "name": "Default"}
+            role["name"] = rname
+            user.update(name=a["user_name"], domain=dom)
+            project.update(name=a["project_name"], domain=dom)
+        links = {"assignment": f"{base}v3/projects/{a['project_id']}/users/{a['user_id']}/roles/"
+                               f"{prior or rid}"}
+        if prior:
+            links["prior_role"] = f"{base}v3/roles/{prior}"
+        return {"role": role, "user": user, "scope": {"project": project}, "links": links}
+
+    def routes(self) -> list[Route]:
+        t = self.tokens
+
+        def r(path: str, fn: Callable[[Call], Response], *methods: str) -> Route:
+            return Route(path, endpoint(fn, t), methods=list(methods))
+
+        return [
+            r("/v3/domains", self.list_domains, "GET"),
+            r("/v3/domains", self.domain_unsupported, "POST"),
+            r("/v3/domains/{domain_id}", self.get_domain, "GET"),
+            r("/v3/domains/{domain_id}", self.domain_unsupported, "PATCH", "DELETE"),
+            r("/v3/projects", self.list_projects, "GET"),
+            r("/v3/projects", self.create_project, "POST"),
+            r("/v3/projects/{project_id}", self.get_project, "GET"),
+            r("/v3/projects/{project_id}", self.update_project, "PATCH"),
+            r("/v3/projects/{project_id}", self.delete_project, "DELETE"),
+            r("/v3/projects/{project_id}/users/{user_id}/roles", self.list_grants, "GET"),
+            r("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}", self.grant, "PUT"),
+            r("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}", self.check_grant, "GET", "HEAD"),
+            r("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}", self.revoke_grant, "DELETE"),
+            r("/v3/users", self.list_users, "GET"),
+            r("/v3/users", self.create_user, "POST"),
+            r("/v3/users/{user_id}", self.get_user, "GET"),
+            r("/v3/users/{user_id}", self.update_user, "PATCH"),
+            r("/v3/users/{user_id}", self.delete_user, "DELETE"),
+            r("/v3/users/{user_id}/password", self.change_password, "POST"),
+            r("/v3/users/{user_id}/projects", self.user_projects, "GET"),
+            r("/v3/users/{user_id}/groups", self.user_groups, "GET"),
+            r("/v3/auth/projects", self.auth_projects, "GET"),
+            r("/v3/roles", self.list_roles, "GET"),
+            r("/v3/roles", self.create_role, "POST"),
+            r("/v3/roles/{role_id}", self.get_role, "GET"),
+            r("/v3/roles/{role_id}", self.delete_role, "DELETE"),
+            r("/v3/role_assignments", self.role_assignments, "GET"),
+        ]

@@ -1,0 +1,136 @@
+"""The API server process: identity (Keystone v3 subset) and network (Neutron
+v2.0) APIs served from one process, each on its own listening socket.
+
+``prepare(cfg)`` migrates the database and bootstraps identity (idempotent);
+``run(cfg)`` serves until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from neutrino.api.factory import make_deps, make_network_app
+from neutrino.config import Config
+from neutrino.db.engine import Database
+from neutrino.db.migrate import upgrade
+from neutrino.identity.api import build_identity_app
+from neutrino.identity.bootstrap import bootstrap
+from neutrino.identity.tokens import TokenProvider
+from neutrino.identity.views import default_catalog_endpoints
+
+LOG = logging.getLogger(__name__)
+
+
+def key_dir(cfg: Config) -> Path:
+    return Path(cfg.fernet_tokens.key_repository or cfg.state_dir / "fernet-keys")
+
+
+def open_database(cfg: Config) -> Database:
+    return Database(cfg.database_url)
+
+
+def prepare(cfg: Config) -> dict[str, Any]:
+    """Create the state dir, migrate the schema, bootstrap identity.  Idempotent."""
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    db = open_database(cfg)
+    try:
+        upgrade(db.engine)
+        TokenProvider(key_dir(cfg))  # creates the key repository on first use
+        return bootstrap(cfg, db, cfg.state_dir)
+    finally:
+        db.dispose()
+
+
+def catalog_endpoints(cfg: Config) -> list[tuple[str, str, str]]:
+    return list(default_catalog_endpoints(cfg))
+
+
+def build_apps(cfg: Config, db: Database) -> tuple[Any, Any, TokenProvider]:
+    """(identity app, network app, token provider) sharing one database."""
+    tokens = TokenProvider(key_dir(cfg), db)
+    identity = build_identity_app(cfg, db, tokens, catalog_endpoints(cfg))
+    auth_uri = f"http://{cfg.identity.public_host or cfg.identity.bind_host}:{cfg.identity.bind_port}"
+    network = make_network_app(make_deps(cfg, db), tokens.validate, auth_uri)
+    return identity, network, tokens
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket; SO_REUSEPORT lets several server processes share it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def serve(cfg: Config, sockets: dict[str, socket.socket] | None = None) -> None:
+    """Serve both APIs until cancelled or a termination signal arrives."""
+    db = open_database(cfg)
+    identity, network, _ = build_apps(cfg, db)
+    socks = sockets or {"identity": _bind(cfg.identity.bind_host, cfg.identity.bind_port),
+                        "network": _bind(cfg.default.bind_host, cfg.default.bind_port)}
+    level = "debug" if cfg.default.debug else "warning"
+    servers = []
+    for name, app in (("identity", identity), ("network", network)):
+        conf = uvicorn.Config(app, log_level=level, access_log=cfg.default.debug, lifespan="off",
+                              timeout_keep_alive=75, http="httptools", loop="uvloop")
+        servers.append((uvicorn.Server(conf), socks[name]))
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(s.serve(sockets=[sock])) for s, sock in servers]
+    for s, _ in servers:
+        s.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    await stop.wait()
+    for s, _ in servers:
+        s.should_exit = True
+    await asyncio.gather(*tasks, return_exceptions=True)
+    db.dispose()
+
+
+def run(cfg: Config) -> None:
+    """Blocking entry point of ``neutrino server``.
+
+    With ``[DEFAULT] api_workers`` > 1, the sockets are bound once and
+    that many worker processes serve them (one database, consistent state).
+    """
+    logging.basicConfig(level=logging.DEBUG if cfg.default.debug else logging.INFO,
+                        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    socks = {"identity": _bind(cfg.identity.bind_host, cfg.identity.bind_port),
+             "network": _bind(cfg.default.bind_host, cfg.default.bind_port)}
+    workers = max(1, cfg.default.api_workers)
+    children: list[int] = []
+    for _ in range(workers - 1):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                asyncio.run(serve(cfg, socks))
+            finally:
+                os._exit(0)
+        children.append(pid)
+    try:
+        asyncio.run(serve(cfg, socks))
+    finally:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for pid in children:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass

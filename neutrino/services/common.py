@@ -1,0 +1,129 @@
+"""Helpers shared by the resource services: standard attributes, tags,
+revision bumps, ``If-Match`` and the service dependencies bundle.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import Table, and_, delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from neutrino import errors
+from neutrino.api.query import ListQuery
+from neutrino.api.resource import Resource
+from neutrino.config import Config
+from neutrino.db import tables as t
+from neutrino.db.engine import Database
+from neutrino.ml2.manager import TypeManager
+from neutrino.timeutil import now_iso
+
+import random
+
+
+@dataclass
+class Deps:
+    """What services need, built once by the app factory (no globals)."""
+
+    cfg: Config
+    db: Database
+    types: TypeManager
+    rng: random.Random
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def std_values(item: dict[str, Any], *, revision: int = 0, with_name: bool = True) -> dict[str, Any]:
+    """Column values of the standard attributes for an insert."""
+    ts = now_iso()
+    vals = {"id": item.get("id") or new_id(), "project_id": item.get("project_id") or "",
+            "description": item.get("description") or "", "created_at": ts, "updated_at": ts,
+            "revision_number": revision}
+    if with_name:
+        vals["name"] = item.get("name") or ""
+    return vals
+
+
+def std_tail(row: Any, tags: list[str]) -> dict[str, Any]:
+    """The trailing standard attributes of a response dict, in Neutron's order."""
+    return {"description": row.description, "tags": tags, "created_at": row.created_at,
+            "updated_at": row.updated_at, "revision_number": row.revision_number}
+
+
+def bump(conn: Connection, table: Table, obj_id: str, values: dict[str, Any] | None = None) -> None:
+    """Apply ``values`` and advance revision_number/updated_at by one."""
+    vals = dict(values or {})
+    vals["revision_number"] = table.c.revision_number + 1
+    vals["updated_at"] = now_iso()
+    conn.execute(update(table).where(table.c.id == obj_id).values(**vals))
+
+
+def check_if_match(if_match: str | None, current: int) -> None:
+    """Honour ``If-Match: revision_number=N`` (412 on mismatch)."""
+    if not if_match:
+        return
+    parts = [p.strip() for p in if_match.split(",") if p.strip()]
+    if len(parts) != 1 or not parts[0].startswith("revision_number="):
+        raise errors.bad("Revision number etag must be in the format of revision_number=<int>")
+    try:
+        want = int(parts[0].split("=", 1)[1])
+    except ValueError:
+        raise errors.bad("Revision number etag must be in the format of revision_number=<int>") from None
+    if want != current:
+        raise errors.RevisionNumberConstraintFailed(expected=want, current=current)
+
+
+# --- tags ----------------------------------------------------------------------------
+def load_tags(conn: Connection, resource_type: str, ids: Sequence[str]) -> dict[str, list[str]]:
+    """Sorted tags per id."""
+    if not ids:
+        return {}
+    q = select(t.tags.c.resource_id, t.tags.c.tag)
+    if len(ids) > 400:
+        q = q.where(t.tags.c.resource_type == resource_type)
+    else:
+        q = q.where(t.tags.c.resource_id.in_(list(ids)))
+    out: dict[str, list[str]] = {}
+    for rid, tag in conn.execute(q):
+        out.setdefault(rid, []).append(tag)
+    for v in out.values():
+        v.sort()
+    return out
+
+
+def set_tags(conn: Connection, resource_type: str, rid: str, tags: Iterable[str]) -> list[str]:
+    conn.execute(delete(t.tags).where(t.tags.c.resource_id == rid))
+    uniq = sorted(set(tags))
+    if uniq:
+        conn.execute(insert(t.tags), [{"resource_id": rid, "tag": x, "resource_type": resource_type}
+                                      for x in uniq])
+    return uniq
+
+
+def delete_tags(conn: Connection, rid: str) -> None:
+    conn.execute(delete(t.tags).where(t.tags.c.resource_id == rid))
+
+
+# --- SQL filter push-down ----------------------------------------------------------------
+def push_filters(stmt: Any, table: Table, res: Resource, q: ListQuery,
+                 renames: dict[str, str] | None = None) -> tuple[Any, set[str]]:
+    """Add WHERE clauses for filters that map to a column; return (stmt, pushed names)."""
+    pushed: set[str] = set()
+    renames = renames or {}
+    for name, values in q.filters.items():
+        attr = res.by_name.get(name)
+        col_name = renames.get(name) or (attr.column if attr else None)
+        if not col_name or col_name not in table.c:
+            continue
+        col = table.c[col_name]
+        stmt = stmt.where(col.in_(values)) if len(values) > 1 else stmt.where(col == values[0])
+        pushed.add(name)
+    return stmt, pushed
+
+
+def exists(conn: Connection, table: Table, *conds: Any) -> bool:
+    return conn.execute(select(1).select_from(table).where(and_(*conds)).limit(1)).first() is not None

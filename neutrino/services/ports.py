@@ -1,0 +1,385 @@
+"""Ports: MAC and address allocation, security-group and port-security rules,
+allowed address pairs, binding, DNS assignment, and the internal helpers the
+router and floating-IP services use to create their own ports.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from typing import Any, Iterable
+
+from sqlalchemy import and_, delete, insert, or_, select, true, update
+from sqlalchemy.engine import Connection
+
+from neutrino import errors
+from neutrino.api import policy
+from neutrino.api.definitions import PORT
+from neutrino.api.query import ListQuery
+from neutrino.api.resource import attr_rules
+from neutrino.context import RequestContext
+from neutrino.db import tables as t
+from neutrino.db.engine import RetryRequest, UnitOfWork
+from neutrino.ipam import allocator
+from neutrino.ml2 import binding
+from neutrino.services import common, quotas
+from neutrino.services.common import Deps
+from neutrino.services.networks import network_target
+
+#: Ports that only their owning service may delete (ServicePortInUse).
+SERVICE_OWNERS = ("network:router_interface", "network:router_interface_distributed",
+                  "network:router_gateway", "network:floatingip", "network:router_centralized_snat",
+                  "network:ha_router_replicated_interface")
+BOUND = ("ovs", "bridge", "other", "vhostuser", "distributed")
+
+
+def is_network_device(owner: str) -> bool:
+    return owner.startswith("network:") or owner.startswith("neutron:")
+
+
+def random_mac(base_mac: str, rng: random.Random) -> str:
+    base = base_mac.split(":")[:3]
+    return ":".join(base + [f"{rng.randrange(256):02x}" for _ in range(3)])
+
+
+def _port_select() -> Any:
+    return select(t.ports)
+
+
+class PortService:
+    resource = PORT
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    # --- reading ---------------------------------------------------------------------------------
+    @staticmethod
+    def _visible_stmt(ctx: RequestContext) -> Any:
+        if ctx.is_admin or ctx.is_service:
+            return select(t.ports).where(true())
+        return select(t.ports).join(t.networks, t.networks.c.id == t.ports.c.network_id).where(
+            or_(t.ports.c.project_id == ctx.project_id, t.networks.c.project_id == ctx.project_id))
+
+    def dicts(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+        ids = [r.id for r in rows]
+        ips: dict[str, list[dict[str, str]]] = {}
+        sgs: dict[str, list[str]] = {}
+        if ids:
+            iq = select(t.ip_allocations.c.port_id, t.ip_allocations.c.subnet_id,
+                        t.ip_allocations.c.ip_address).order_by(t.ip_allocations.c.port_id,
+                                                                t.ip_allocations.c.position)
+            gq = select(t.port_security_groups.c.port_id, t.port_security_groups.c.security_group_id)
+            if len(ids) <= 400:
+                iq = iq.where(t.ip_allocations.c.port_id.in_(ids))
+                gq = gq.where(t.port_security_groups.c.port_id.in_(ids))
+            for pid, sid, ip in conn.execute(iq):
+                ips.setdefault(pid, []).append({"subnet_id": sid, "ip_address": ip})
+            for pid, sg in conn.execute(gq):
+                sgs.setdefault(pid, []).append(sg)
+        tags = common.load_tags(conn, "ports", ids)
+        domain = self.deps.cfg.default.dns_domain
+        return [self._dict(r, ips.get(r.id, []), sorted(sgs.get(r.id, [])), tags.get(r.id, []), domain)
+                for r in rows]
+
+    @staticmethod
+    def _dict(r: Any, fixed_ips: list[dict[str, str]], sgs: list[str], tags: list[str],
+              domain: str) -> dict[str, Any]:
+        dns = []
+        for f in fixed_ips:
+            host = r.dns_name or "host-" + f["ip_address"].replace(".", "-").replace(":", "-")
+            dns.append({"ip_address": f["ip_address"], "hostname": host, "fqdn": f"{host}.{domain}."})
+        return {
+            "id": r.id, "name": r.name, "network_id": r.network_id, "tenant_id": r.project_id,
+            "mac_address": r.mac_address, "admin_state_up": r.admin_state_up, "status": r.status,
+            "device_id": r.device_id, "device_owner": r.device_owner, "fixed_ips": fixed_ips,
+            "allowed_address_pairs": list(r.allowed_address_pairs), "extra_dhcp_opts": list(r.extra_dhcp_opts),
+            "security_groups": sgs, "description": r.description, "binding:vnic_type": r.binding_vnic_type,
+            "binding:profile": dict(r.binding_profile), "binding:host_id": r.binding_host_id,
+            "binding:vif_type": r.binding_vif_type, "binding:vif_details": dict(r.binding_vif_details),
+            "port_security_enabled": r.port_security_enabled, "dns_name": r.dns_name,
+            "dns_assignment": dns, "dns_domain": "", "ip_allocation": "immediate",
+            "propagate_uplink_status": False, "tags": tags, "created_at": r.created_at,
+            "updated_at": r.updated_at, "revision_number": r.revision_number, "project_id": r.project_id,
+        }
+
+    def fetch_row(self, ctx: RequestContext, conn: Connection, port_id: str) -> Any:
+        row = conn.execute(self._visible_stmt(ctx).where(t.ports.c.id == port_id)).first()
+        if row is None:
+            raise errors.PortNotFound(port_id=port_id)
+        return row
+
+    def get(self, ctx: RequestContext, conn: Connection, port_id: str) -> dict[str, Any]:
+        return self.dicts(conn, [self.fetch_row(ctx, conn, port_id)])[0]
+
+    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
+        stmt, pushed = common.push_filters(self._visible_stmt(ctx), t.ports, PORT, q)
+        for raw in q.special.get("fixed_ips", []):
+            key, _, value = raw.partition("=")
+            col = {"ip_address": t.ip_allocations.c.ip_address,
+                   "subnet_id": t.ip_allocations.c.subnet_id}.get(key)
+            if col is None:
+                raise errors.bad(f"Invalid fixed_ips filter '{raw}'")
+            stmt = stmt.where(t.ports.c.id.in_(select(t.ip_allocations.c.port_id).where(col == value)))
+        for sub in q.special.get("ip_address_substr", []):
+            stmt = stmt.where(t.ports.c.id.in_(select(t.ip_allocations.c.port_id).where(
+                t.ip_allocations.c.ip_address.contains(sub))))
+        if "security_groups" in q.filters:
+            stmt = stmt.where(t.ports.c.id.in_(select(t.port_security_groups.c.port_id).where(
+                t.port_security_groups.c.security_group_id.in_(q.filters["security_groups"]))))
+            pushed.add("security_groups")
+        rows = list(conn.execute(stmt.order_by(t.ports.c.created_at, t.ports.c.id)))
+        return self.dicts(conn, rows), pushed
+
+    # --- create ----------------------------------------------------------------------------------
+    def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
+        conn = uow.conn
+        net = network_target(conn, item["network_id"])
+        if net is None or not (ctx.is_admin or ctx.is_service or net.project_id == ctx.project_id or
+                               net.shared or net.external):
+            raise errors.NetworkNotFound(net_id=item["network_id"])
+        target = dict(item, **{"network:project_id": net.project_id, "network:shared": net.shared})
+        policy.enforce(ctx, "create_port", target, attr_rules(PORT, "create", item, creating=True))
+        quotas.check(self.deps.cfg, conn, item["project_id"], "port")
+        port = self.insert_port(uow, net, item)
+        return port
+
+    def insert_port(self, uow: UnitOfWork, net: Any, item: dict[str, Any], *,
+                    status: str = "DOWN", record: bool = True) -> dict[str, Any]:
+        """Create a port row with its addresses and groups (no policy; in txn)."""
+        conn = uow.conn
+        rng = self.deps.rng
+        owner = item.get("device_owner") or ""
+        mac = item.get("mac_address")
+        if mac is not None:
+            if common.exists(conn, t.ports, t.ports.c.network_id == net.id, t.ports.c.mac_address == mac):
+                raise errors.MacAddressInUse(net_id=net.id, mac=mac)
+        else:
+            for _ in range(16):
+                mac = random_mac(self.deps.cfg.default.base_mac, rng)
+                if not common.exists(conn, t.ports, t.ports.c.network_id == net.id, t.ports.c.mac_address == mac):
+                    break
+            else:
+                raise errors.MacAddressGenerationFailure(net_id=net.id)
+        fixed = allocator.allocate(conn, net.id, item.get("fixed_ips"), mac=mac, owner=owner, rng=rng)
+        pse = item.get("port_security_enabled")
+        if pse is None:
+            pse = net.port_security_enabled
+        sgs = item.get("security_groups")
+        aaps = self._normalise_aaps(item.get("allowed_address_pairs") or [], mac)
+        if aaps and not pse:
+            raise errors.AddressPairAndPortSecurityRequired()
+        if sgs is None:
+            sgs = []
+            if pse and fixed and not is_network_device(owner) and item["project_id"]:
+                from neutrino.services.security_groups import ensure_default_group
+                sgs = [ensure_default_group(uow, item["project_id"])]
+        elif sgs:
+            if not pse or not fixed:
+                raise errors.PortSecurityAndIPRequiredForSecurityGroups()
+            self._check_groups(conn, sgs, item["project_id"])
+        vals = common.std_values(item, revision=1)
+        port_id = vals["id"]
+        host = item.get("binding:host_id") or ""
+        vif_type, details = self._bind(conn, net.id, host)
+        conn.execute(insert(t.ports).values(
+            **vals, network_id=net.id, mac_address=mac, admin_state_up=item.get("admin_state_up", True),
+            status=status, device_id=item.get("device_id") or "", device_owner=owner,
+            port_security_enabled=pse, allowed_address_pairs=aaps,
+            extra_dhcp_opts=item.get("extra_dhcp_opts") or [], dns_name=item.get("dns_name") or "",
+            binding_host_id=host, binding_profile=item.get("binding:profile") or {},
+            binding_vnic_type=item.get("binding:vnic_type") or "normal", binding_vif_type=vif_type,
+            binding_vif_details=details))
+        self._insert_ips(conn, port_id, net.id, fixed)
+        if sgs:
+            conn.execute(insert(t.port_security_groups),
+                         [{"port_id": port_id, "security_group_id": g} for g in sgs])
+        out = self.dicts(conn, [conn.execute(select(t.ports).where(t.ports.c.id == port_id)).one()])[0]
+        if record:
+            uow.changed("port", port_id, "create", out, item["project_id"])
+        return out
+
+    @staticmethod
+    def _insert_ips(conn: Connection, port_id: str, net_id: str, fixed: list[tuple[str, str]],
+                    start: int = 0) -> None:
+        if fixed:
+            conn.execute(insert(t.ip_allocations), [
+                {"subnet_id": s, "ip_address": a, "port_id": port_id, "network_id": net_id, "position": start + i}
+                for i, (s, a) in enumerate(fixed)])
+
+    def _normalise_aaps(self, aaps: list[dict[str, Any]], mac: str) -> list[dict[str, str]]:
+        limit = self.deps.cfg.default.max_allowed_address_pair
+        if len(aaps) > limit:
+            raise errors.bad(f"The number of allowed address pair exceeds the maximum {limit}.")
+        out: list[dict[str, str]] = []
+        for p in aaps:
+            addr = p["ip_address"]
+            net = ipaddress.ip_network(addr, strict=False)
+            if net.is_multicast:
+                raise errors.invalid(f"Allowed address pair {addr} is a multicast address")
+            entry = {"ip_address": addr, "mac_address": p.get("mac_address") or mac}
+            if entry in out:
+                raise errors.DuplicateAddressPairInRequest(mac_address=entry["mac_address"], ip_address=addr)
+            out.append(entry)
+        return out
+
+    @staticmethod
+    def _check_groups(conn: Connection, sgs: list[str], project_id: str) -> None:
+        rows = {r.id: r for r in conn.execute(select(t.security_groups.c.id, t.security_groups.c.project_id)
+                                              .where(t.security_groups.c.id.in_(sgs)))}
+        for g in sgs:
+            if g not in rows:
+                raise errors.SecurityGroupNotFound(id=g)
+
+    def _bind(self, conn: Connection, net_id: str, host: str) -> tuple[str, dict[str, Any]]:
+        if not host:
+            return binding.UNBOUND, {}
+        seg = conn.execute(select(t.network_segments).where(t.network_segments.c.network_id == net_id)
+                           .order_by(t.network_segments.c.segment_index)).first()
+        return binding.bind(conn, host, seg, self.deps.cfg.default.agent_down_time)
+
+    # --- update ----------------------------------------------------------------------------------
+    def update(self, ctx: RequestContext, uow: UnitOfWork, port_id: str, changes: dict[str, Any],
+               if_match: str | None = None) -> dict[str, Any]:
+        conn = uow.conn
+        row = self.fetch_row(ctx, conn, port_id)
+        net = network_target(conn, row.network_id)
+        current = self.dicts(conn, [row])[0]
+        target = dict(current, **{"network:project_id": net.project_id, "network:shared": net.shared})
+        if "device_owner" in changes:
+            target["device_owner"] = changes["device_owner"]
+        policy.enforce(ctx, "update_port", target, attr_rules(PORT, "update", changes, creating=False))
+        common.check_if_match(if_match, row.revision_number)
+        return self.apply_update(uow, row, net, current, changes)
+
+    def apply_update(self, uow: UnitOfWork, row: Any, net: Any, current: dict[str, Any],
+                     changes: dict[str, Any]) -> dict[str, Any]:
+        """Apply validated changes to a port (no policy; in txn)."""
+        conn = uow.conn
+        port_id = row.id
+        values: dict[str, Any] = {}
+        for key, col in (("name", "name"), ("description", "description"), ("admin_state_up", "admin_state_up"),
+                         ("device_id", "device_id"), ("device_owner", "device_owner"), ("dns_name", "dns_name"),
+                         ("extra_dhcp_opts", "extra_dhcp_opts"), ("binding:profile", "binding_profile"),
+                         ("binding:vnic_type", "binding_vnic_type")):
+            if key in changes:
+                values[col] = changes[key]
+        mac = row.mac_address
+        if "mac_address" in changes and changes["mac_address"] != row.mac_address:
+            if row.binding_vif_type in BOUND:
+                raise errors.PortBound(port_id=port_id, vif_type=row.binding_vif_type, old_mac=row.mac_address,
+                                       new_mac=changes["mac_address"])
+            mac = changes["mac_address"]
+            if common.exists(conn, t.ports, t.ports.c.network_id == net.id, t.ports.c.mac_address == mac):
+                raise errors.MacAddressInUse(net_id=net.id, mac=mac)
+            values["mac_address"] = mac
+        fixed = current["fixed_ips"]
+        if "fixed_ips" in changes:
+            fixed = self._update_ips(conn, row, net, current, changes["fixed_ips"] or [], mac)
+        pse = changes.get("port_security_enabled", row.port_security_enabled)
+        sgs = changes["security_groups"] if "security_groups" in changes else current["security_groups"]
+        if sgs is None:
+            sgs = []
+        if "port_security_enabled" in changes:
+            values["port_security_enabled"] = pse
+            if not pse and sgs:
+                raise errors.PortSecurityPortHasSecurityGroup()
+        if "security_groups" in changes and sgs:
+            if not pse or not fixed:
+                raise errors.PortSecurityAndIPRequiredForSecurityGroups()
+            self._check_groups(conn, sgs, row.project_id)
+        if "allowed_address_pairs" in changes:
+            values["allowed_address_pairs"] = self._normalise_aaps(changes["allowed_address_pairs"] or [], mac)
+        aaps = values.get("allowed_address_pairs", current["allowed_address_pairs"])
+        if aaps and not pse:
+            raise errors.AddressPairAndPortSecurityRequired()
+        if "security_groups" in changes:
+            conn.execute(delete(t.port_security_groups).where(t.port_security_groups.c.port_id == port_id))
+            if sgs:
+                conn.execute(insert(t.port_security_groups),
+                             [{"port_id": port_id, "security_group_id": g} for g in dict.fromkeys(sgs)])
+        if "binding:host_id" in changes and changes["binding:host_id"] != row.binding_host_id:
+            host = changes["binding:host_id"]
+            values["binding_host_id"] = host
+            values["binding_vif_type"], values["binding_vif_details"] = self._bind(conn, net.id, host)
+            values["status"] = "DOWN"
+        common.bump(conn, t.ports, port_id, values)
+        out = self.dicts(conn, [conn.execute(select(t.ports).where(t.ports.c.id == port_id)).one()])[0]
+        uow.changed("port", port_id, "update", out, row.project_id)
+        return out
+
+    def _update_ips(self, conn: Connection, row: Any, net: Any, current: dict[str, Any],
+                    wanted: list[dict[str, Any]], mac: str) -> list[dict[str, str]]:
+        """Make the port's addresses the complete ``wanted`` set; keep those that stay."""
+        have = {(f["subnet_id"], f["ip_address"]) for f in current["fixed_ips"]}
+        keep: list[tuple[str, str]] = []
+        new_reqs: list[dict[str, Any]] = []
+        for w in wanted:
+            addr = w.get("ip_address")
+            match = next((h for h in have if h[1] == addr and (w.get("subnet_id") in (None, h[0]))), None) \
+                if addr else None
+            if match:
+                keep.append(match)
+            else:
+                new_reqs.append(w)
+        conn.execute(delete(t.ip_allocations).where(t.ip_allocations.c.port_id == row.id))
+        added = allocator.allocate(conn, net.id, new_reqs, mac=mac, owner=row.device_owner, rng=self.deps.rng) \
+            if new_reqs else []
+        self._insert_ips(conn, row.id, net.id, keep + added)
+        return [{"subnet_id": s, "ip_address": a} for s, a in keep + added]
+
+    # --- delete ----------------------------------------------------------------------------------
+    def delete(self, ctx: RequestContext, uow: UnitOfWork, port_id: str, if_match: str | None = None) -> None:
+        conn = uow.conn
+        row = self.fetch_row(ctx, conn, port_id)
+        net = network_target(conn, row.network_id)
+        policy.enforce(ctx, "delete_port", {"project_id": row.project_id, "network:project_id": net.project_id,
+                                            "device_owner": row.device_owner})
+        common.check_if_match(if_match, row.revision_number)
+        if row.device_owner in SERVICE_OWNERS:
+            raise errors.ServicePortInUse(port_id=port_id, reason=f"has device owner {row.device_owner}")
+        self.remove(uow, row)
+
+    def remove(self, uow: UnitOfWork, row: Any) -> None:
+        """Delete a port and what hangs off it (floating IP associations); in txn."""
+        conn = uow.conn
+        fips = conn.execute(select(t.floatingips.c.id, t.floatingips.c.project_id).where(
+            t.floatingips.c.fixed_port_id == row.id)).all()
+        for fip in fips:
+            conn.execute(update(t.floatingips).where(t.floatingips.c.id == fip.id).values(
+                fixed_port_id=None, fixed_ip_address=None, router_id=None))
+        conn.execute(delete(t.ports).where(t.ports.c.id == row.id))
+        common.delete_tags(conn, row.id)
+        uow.changed("port", row.id, "delete", None, row.project_id)
+        if fips:
+            from neutrino.services.floatingips import record_fip_changes
+            record_fip_changes(self.deps, uow, [f.id for f in fips])
+
+
+def record_port_changes(deps: Deps, uow: UnitOfWork, port_ids: Iterable[str]) -> None:
+    """Re-read ports after an indirect change and put them on the feed."""
+    svc = PortService(deps)
+    rows = uow.conn.execute(select(t.ports).where(t.ports.c.id.in_(list(port_ids)))).all()
+    for d in svc.dicts(uow.conn, list(rows)):
+        uow.changed("port", d["id"], "update", d, d["project_id"])
+
+
+def add_gateway_addresses_for_subnet(deps: Deps, uow: UnitOfWork, subnet: dict[str, Any]) -> None:
+    """A new subnet on an external network gives each router gateway port an address on it."""
+    conn = uow.conn
+    if subnet["ip_version"] != 4 and subnet.get("ipv6_address_mode") is None:
+        return
+    gw_ports = conn.execute(select(t.ports).where(and_(t.ports.c.network_id == subnet["network_id"],
+                                                       t.ports.c.device_owner == "network:router_gateway"))).all()
+    for p in gw_ports:
+        if common.exists(conn, t.ip_allocations, t.ip_allocations.c.port_id == p.id,
+                         t.ip_allocations.c.subnet_id == subnet["id"]):
+            continue
+        got = allocator.allocate(conn, p.network_id, [{"subnet_id": subnet["id"]}], mac=p.mac_address,
+                                 owner=p.device_owner, rng=deps.rng)
+        n = conn.execute(select(t.ip_allocations.c.position).where(t.ip_allocations.c.port_id == p.id)).all()
+        PortService._insert_ips(conn, p.id, p.network_id, got, start=len(n))
+    if gw_ports:
+        record_port_changes(deps, uow, [p.id for p in gw_ports])
+
+
+__all__ = ["PortService", "RetryRequest", "record_port_changes", "add_gateway_addresses_for_subnet"]

@@ -1,0 +1,335 @@
+"""Security groups and rules (API and storage; enforcement is the L2 agent's).
+
+Every project has exactly one group named ``default``, created lazily the
+first time the project lists groups, creates a network or a port.  The
+``default_security_groups`` table (primary key: project) makes that
+race-free across server processes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, select, true
+from sqlalchemy.engine import Connection
+
+from neutrino import errors
+from neutrino.api import policy
+from neutrino.api.definitions import SECURITY_GROUP, SECURITY_GROUP_RULE
+from neutrino.api.query import ListQuery
+from neutrino.api.resource import attr_rules
+from neutrino.context import RequestContext
+from neutrino.db import tables as t
+from neutrino.db.engine import UnitOfWork
+from neutrino.services import common, quotas
+from neutrino.services.common import Deps
+
+PROTOCOL_NUMBERS = {
+    "hopopt": 0, "icmp": 1, "igmp": 2, "ipip": 4, "tcp": 6, "egp": 8, "udp": 17, "ipv6-encap": 41,
+    "ipv6-route": 43, "ipv6-frag": 44, "rsvp": 46, "gre": 47, "esp": 50, "ah": 51, "ipv6-icmp": 58,
+    "icmpv6": 58, "ipv6-nonxt": 59, "ipv6-opts": 60, "ospf": 89, "pgm": 113, "vrrp": 112, "sctp": 132,
+    "udplite": 136, "dccp": 33,
+}
+PORT_PROTOCOLS = ("tcp", "udp", "udplite", "sctp", "dccp", "6", "17", "136", "132", "33")
+ICMP_PROTOCOLS = ("icmp", "icmpv6", "ipv6-icmp", "1", "58")
+
+#: Neutron's seeded default-group rule templates: (direction, ethertype, remote is the group itself).
+DEFAULT_GROUP_RULES = (("egress", "IPv4", False), ("egress", "IPv6", False),
+                       ("ingress", "IPv4", True), ("ingress", "IPv6", True))
+
+
+def _rule_values(sg_id: str, project_id: str, direction: str, ethertype: str,
+                 remote_group_id: str | None = None) -> dict[str, Any]:
+    vals = common.std_values({"project_id": project_id}, with_name=False)
+    vals.update(security_group_id=sg_id, direction=direction, ethertype=ethertype, protocol=None,
+                port_range_min=None, port_range_max=None, remote_ip_prefix=None, remote_group_id=remote_group_id)
+    return vals
+
+
+def _create_group(uow: UnitOfWork, project_id: str, name: str, description: str, stateful: bool,
+                  default: bool) -> str:
+    vals = common.std_values({"project_id": project_id, "name": name, "description": description}, revision=1)
+    uow.conn.execute(insert(t.security_groups).values(**vals, stateful=stateful))
+    sg_id = vals["id"]
+    rules = [_rule_values(sg_id, project_id, d, e, sg_id if self_remote else None)
+             for d, e, self_remote in DEFAULT_GROUP_RULES if default or not self_remote]
+    uow.conn.execute(insert(t.security_group_rules), rules)
+    return sg_id
+
+
+def ensure_default_group(uow: UnitOfWork, project_id: str) -> str:
+    """The project's default group id, creating it (and its rules) if missing; in txn."""
+    row = uow.conn.execute(select(t.default_security_groups.c.security_group_id).where(
+        t.default_security_groups.c.project_id == project_id)).first()
+    if row:
+        return row[0]
+    sg_id = _create_group(uow, project_id, "default", "Default security group", True, True)
+    # A concurrent creator makes this insert fail; the unit of work is retried and finds theirs.
+    uow.conn.execute(insert(t.default_security_groups).values(project_id=project_id, security_group_id=sg_id))
+    uow.changed("security_group", sg_id, "create", {"id": sg_id, "project_id": project_id, "name": "default"},
+                project_id)
+    return sg_id
+
+
+def normalise_protocol(proto: str | None) -> str | None:
+    if proto is None:
+        return None
+    p = str(proto).lower()
+    if p in ("any", ""):
+        return None
+    if p in PROTOCOL_NUMBERS:
+        return p
+    try:
+        n = int(p)
+    except ValueError:
+        raise errors.SecurityGroupRuleInvalidProtocol(
+            protocol=proto, values=sorted(PROTOCOL_NUMBERS)) from None
+    if not 0 <= n <= 255:
+        raise errors.SecurityGroupRuleInvalidProtocol(protocol=proto, values=sorted(PROTOCOL_NUMBERS))
+    return str(n)
+
+
+class SecurityGroupService:
+    resource = SECURITY_GROUP
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def prepare_list(self, ctx: RequestContext) -> None:
+        """Listing groups creates the caller's default group (as Neutron does)."""
+        if ctx.project_id:
+            with self.deps.db.read() as conn:
+                if conn.execute(select(t.default_security_groups).where(
+                        t.default_security_groups.c.project_id == ctx.project_id)).first():
+                    return
+            self.deps.db.run_write(lambda uow: ensure_default_group(uow, ctx.project_id))
+
+    @staticmethod
+    def _visible(ctx: RequestContext) -> Any:
+        return true() if ctx.is_admin else t.security_groups.c.project_id == ctx.project_id
+
+    def dicts(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+        ids = [r.id for r in rows]
+        rules: dict[str, list[dict[str, Any]]] = {}
+        if ids:
+            rq = select(t.security_group_rules).where(t.security_group_rules.c.security_group_id.in_(ids))
+            rrows = list(conn.execute(rq.order_by(t.security_group_rules.c.created_at)))
+            defaults = _default_ids(conn, {r.security_group_id for r in rrows})
+            for r in rrows:
+                rules.setdefault(r.security_group_id, []).append(rule_dict(r, [], r.security_group_id in defaults))
+        tags = common.load_tags(conn, "security-groups", ids)
+        out = []
+        for r in rows:
+            d = {"id": r.id, "name": r.name, "stateful": r.stateful, "tenant_id": r.project_id,
+                 "description": r.description, "shared": False, "security_group_rules": rules.get(r.id, []),
+                 "tags": tags.get(r.id, []), "created_at": r.created_at, "updated_at": r.updated_at,
+                 "revision_number": r.revision_number, "project_id": r.project_id}
+            out.append(d)
+        return out
+
+    def fetch_row(self, ctx: RequestContext, conn: Connection, sg_id: str) -> Any:
+        row = conn.execute(select(t.security_groups).where(and_(t.security_groups.c.id == sg_id,
+                                                                self._visible(ctx)))).first()
+        if row is None:
+            raise errors.SecurityGroupNotFound(id=sg_id)
+        return row
+
+    def get(self, ctx: RequestContext, conn: Connection, sg_id: str) -> dict[str, Any]:
+        return self.dicts(conn, [self.fetch_row(ctx, conn, sg_id)])[0]
+
+    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
+        stmt, pushed = common.push_filters(select(t.security_groups).where(self._visible(ctx)),
+                                           t.security_groups, SECURITY_GROUP, q)
+        rows = list(conn.execute(stmt.order_by(t.security_groups.c.created_at, t.security_groups.c.id)))
+        return self.dicts(conn, rows), pushed
+
+    def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
+        policy.enforce(ctx, "create_security_group", item)
+        if item["name"] == "default":
+            ensure_default_group(uow, item["project_id"])
+            raise errors.SecurityGroupDefaultAlreadyExists()
+        ensure_default_group(uow, item["project_id"])
+        quotas.check(self.deps.cfg, uow.conn, item["project_id"], "security_group")
+        sg_id = _create_group(uow, item["project_id"], item["name"], item["description"], item["stateful"], False)
+        out = self.get(RequestContext.admin(), uow.conn, sg_id)
+        uow.changed("security_group", sg_id, "create", out, item["project_id"])
+        return out
+
+    def update(self, ctx: RequestContext, uow: UnitOfWork, sg_id: str, changes: dict[str, Any],
+               if_match: str | None = None) -> dict[str, Any]:
+        row = self.fetch_row(ctx, uow.conn, sg_id)
+        policy.enforce(ctx, "update_security_group", {"project_id": row.project_id})
+        common.check_if_match(if_match, row.revision_number)
+        if row.name == "default" and changes.get("name", "default") != "default":
+            raise errors.bad("Updating default security group not allowed.")
+        values = {k: changes[k] for k in ("name", "description", "stateful") if k in changes}
+        common.bump(uow.conn, t.security_groups, sg_id, values)
+        out = self.get(RequestContext.admin(), uow.conn, sg_id)
+        uow.changed("security_group", sg_id, "update", out, row.project_id)
+        return out
+
+    def delete(self, ctx: RequestContext, uow: UnitOfWork, sg_id: str, if_match: str | None = None) -> None:
+        conn = uow.conn
+        row = self.fetch_row(ctx, conn, sg_id)
+        policy.enforce(ctx, "delete_security_group", {"project_id": row.project_id})
+        common.check_if_match(if_match, row.revision_number)
+        is_default = _default_ids(conn, {sg_id})
+        if is_default and not ctx.is_admin:
+            raise errors.SecurityGroupCannotRemoveDefault()
+        if common.exists(conn, t.port_security_groups, t.port_security_groups.c.security_group_id == sg_id):
+            raise errors.SecurityGroupInUse(id=sg_id)
+        conn.execute(delete(t.default_security_groups).where(t.default_security_groups.c.security_group_id == sg_id))
+        conn.execute(delete(t.security_group_rules).where(t.security_group_rules.c.security_group_id == sg_id))
+        conn.execute(delete(t.security_groups).where(t.security_groups.c.id == sg_id))
+        common.delete_tags(conn, sg_id)
+        uow.changed("security_group", sg_id, "delete", None, row.project_id)
+
+
+def _default_ids(conn: Connection, ids: set[str]) -> set[str]:
+    if not ids:
+        return set()
+    return {r[0] for r in conn.execute(select(t.default_security_groups.c.security_group_id).where(
+        t.default_security_groups.c.security_group_id.in_(list(ids))))}
+
+
+def rule_dict(r: Any, tags: list[str], in_default: bool) -> dict[str, Any]:
+    prefix = r.remote_ip_prefix
+    normalized = str(ipaddress.ip_network(prefix, strict=False)) if prefix else None
+    return {"id": r.id, "tenant_id": r.project_id, "security_group_id": r.security_group_id,
+            "ethertype": r.ethertype, "direction": r.direction, "protocol": r.protocol,
+            "port_range_min": r.port_range_min, "port_range_max": r.port_range_max,
+            "remote_ip_prefix": prefix, "remote_address_group_id": None, "normalized_cidr": normalized,
+            "remote_group_id": r.remote_group_id, "belongs_to_default_sg": in_default,
+            "description": r.description, "tags": tags, "created_at": r.created_at,
+            "updated_at": r.updated_at, "revision_number": r.revision_number, "project_id": r.project_id}
+
+
+class SecurityGroupRuleService:
+    resource = SECURITY_GROUP_RULE
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @staticmethod
+    def _stmt(ctx: RequestContext) -> Any:
+        stmt = select(t.security_group_rules)
+        if not ctx.is_admin:
+            stmt = stmt.join(t.security_groups,
+                             t.security_groups.c.id == t.security_group_rules.c.security_group_id).where(
+                t.security_groups.c.project_id == ctx.project_id)
+        return stmt
+
+    def dicts(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+        defaults = _default_ids(conn, {r.security_group_id for r in rows})
+        tags = common.load_tags(conn, "security-group-rules", [r.id for r in rows])
+        return [rule_dict(r, tags.get(r.id, []), r.security_group_id in defaults) for r in rows]
+
+    def fetch_row(self, ctx: RequestContext, conn: Connection, rule_id: str) -> Any:
+        row = conn.execute(self._stmt(ctx).where(t.security_group_rules.c.id == rule_id)).first()
+        if row is None:
+            raise errors.SecurityGroupRuleNotFound(id=rule_id)
+        return row
+
+    def get(self, ctx: RequestContext, conn: Connection, rule_id: str) -> dict[str, Any]:
+        return self.dicts(conn, [self.fetch_row(ctx, conn, rule_id)])[0]
+
+    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
+        stmt, pushed = common.push_filters(self._stmt(ctx), t.security_group_rules, SECURITY_GROUP_RULE, q)
+        rows = list(conn.execute(stmt.order_by(t.security_group_rules.c.created_at, t.security_group_rules.c.id)))
+        return self.dicts(conn, rows), pushed
+
+    def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
+        conn = uow.conn
+        sg = conn.execute(select(t.security_groups).where(
+            t.security_groups.c.id == item["security_group_id"])).first()
+        if sg is None or not (ctx.is_admin or sg.project_id == ctx.project_id):
+            raise errors.SecurityGroupNotFound(id=item["security_group_id"])
+        policy.enforce(ctx, "create_security_group_rule",
+                       dict(item, **{"security_group:project_id": sg.project_id}))
+        rule = self.validate(ctx, conn, item)
+        quotas.check(self.deps.cfg, conn, sg.project_id, "security_group_rule")
+        self._check_duplicate(conn, rule)
+        vals = common.std_values(dict(item, project_id=sg.project_id), with_name=False)
+        vals.update(rule)
+        conn.execute(insert(t.security_group_rules).values(**vals))
+        common.bump(conn, t.security_groups, sg.id)
+        out = self.get(RequestContext.admin(), conn, vals["id"])
+        uow.changed("security_group_rule", vals["id"], "create", out, sg.project_id)
+        return out
+
+    @staticmethod
+    def validate(ctx: RequestContext, conn: Connection, item: dict[str, Any]) -> dict[str, Any]:
+        """Neutron's rule checks; returns the column values of the rule."""
+        eth = item.get("ethertype") or "IPv4"
+        eth = {"ipv4": "IPv4", "ipv6": "IPv6"}.get(eth.lower())
+        if eth is None:
+            raise errors.SecurityGroupRuleInvalidEtherType(ethertype=item.get("ethertype"), values=["IPv4", "IPv6"])
+        proto = normalise_protocol(item.get("protocol"))
+        pmin, pmax = item.get("port_range_min"), item.get("port_range_max")
+        if proto is None and (pmin is not None or pmax is not None):
+            raise errors.SecurityGroupProtocolRequiredWithPorts()
+        if proto in PORT_PROTOCOLS:
+            if pmin is not None and pmax is None:
+                pmax = pmin
+            if pmin is None and pmax is not None:
+                raise errors.SecurityGroupInvalidPortRange()
+            if pmin is not None:
+                for v in (pmin, pmax):
+                    if not 1 <= v <= 65535:
+                        raise errors.SecurityGroupInvalidPortValue(port=v)
+                if pmin > pmax:
+                    raise errors.SecurityGroupInvalidPortRange()
+        elif proto in ICMP_PROTOCOLS:
+            for field, attr, v in (("type", "port_range_min", pmin), ("code", "port_range_max", pmax)):
+                if v is not None and not 0 <= v <= 255:
+                    raise errors.SecurityGroupInvalidIcmpValue(field=field, attr=attr, value=v)
+            if pmin is None and pmax is not None:
+                raise errors.SecurityGroupMissingIcmpType(value=pmax)
+        elif pmin is not None or pmax is not None:
+            raise errors.invalid(f"Invalid protocol {proto} for port range, only supported for TCP, UDP, "
+                                 "UDPLITE, SCTP and DCCP")
+        prefix = item.get("remote_ip_prefix")
+        remote = item.get("remote_group_id")
+        if prefix and remote:
+            raise errors.SecurityGroupRemoteGroupAndRemoteIpPrefix()
+        if prefix:
+            version = ipaddress.ip_network(prefix, strict=False).version
+            if f"IPv{version}" != eth:
+                raise errors.SecurityGroupRuleParameterConflict(ethertype=eth, cidr=prefix)
+        if proto in ("icmp", "1") and eth == "IPv6":
+            raise errors.invalid("Protocol icmp is not supported for ethertype IPv6")
+        if remote:
+            rg = conn.execute(select(t.security_groups.c.project_id).where(
+                t.security_groups.c.id == remote)).first()
+            if rg is None or not (ctx.is_admin or rg.project_id == ctx.project_id):
+                raise errors.SecurityGroupNotFound(id=remote)
+        return {"security_group_id": item["security_group_id"], "direction": item["direction"],
+                "ethertype": eth, "protocol": proto, "port_range_min": pmin, "port_range_max": pmax,
+                "remote_ip_prefix": prefix, "remote_group_id": remote}
+
+    @staticmethod
+    def _check_duplicate(conn: Connection, rule: dict[str, Any]) -> None:
+        c = t.security_group_rules.c
+        conds = [c[k] == v if v is not None else c[k].is_(None) for k, v in rule.items()]
+        dup = conn.execute(select(c.id).where(and_(*conds))).first()
+        if dup:
+            raise errors.SecurityGroupRuleExists(rule_id=dup.id)
+
+    def delete(self, ctx: RequestContext, uow: UnitOfWork, rule_id: str, if_match: str | None = None) -> None:
+        conn = uow.conn
+        row = self.fetch_row(ctx, conn, rule_id)
+        sg = conn.execute(select(t.security_groups).where(t.security_groups.c.id == row.security_group_id)).one()
+        policy.enforce(ctx, "delete_security_group_rule", {"security_group:project_id": sg.project_id,
+                                                           "project_id": row.project_id})
+        common.check_if_match(if_match, row.revision_number)
+        conn.execute(delete(t.security_group_rules).where(t.security_group_rules.c.id == rule_id))
+        common.bump(conn, t.security_groups, sg.id)
+        uow.changed("security_group_rule", rule_id, "delete", None, sg.project_id)
+
+    def update(self, ctx: RequestContext, uow: UnitOfWork, rule_id: str, changes: dict[str, Any],
+               if_match: str | None = None) -> dict[str, Any]:
+        raise errors.HTTPMethodNotAllowed()
+
+
+__all__ = ["SecurityGroupService", "SecurityGroupRuleService", "ensure_default_group", "attr_rules"]
