@@ -3,7 +3,7 @@
 #   make test   install everything, run the whole test suite
 SHELL := /bin/bash
 VENV ?= .venv
-STATE_DIR ?= /var/lib/neutrino
+STATE_DIR ?= $(or $(NEUTRINO_STATE_DIR),/var/lib/neutrino)
 NEUTRINO := $(VENV)/bin/neutrino
 
 .PHONY: install run test down status check-config help
@@ -16,17 +16,14 @@ help:
 	@echo "make down      stop what make run started"
 
 install:
-	@NEUTRINO_VENV=$(abspath $(VENV)) scripts/install.sh
+	@NEUTRINO_VENV=$(abspath $(VENV)) bash scripts/install.sh
 
 run: install
 	@$(NEUTRINO) up --state-dir $(STATE_DIR)
-	@echo
-	@echo "The neutrino command is $(abspath $(NEUTRINO)); status and stop:"
-	@echo "  $(NEUTRINO) status --state-dir $(STATE_DIR)"
-	@echo "  $(NEUTRINO) down --state-dir $(STATE_DIR)   (--purge also deletes the state)"
+	@echo "Also: make status, make down (or $(abspath $(NEUTRINO)) --help)"
 
 test: install
-	@NEUTRINO_VENV=$(abspath $(VENV)) scripts/test.sh
+	@NEUTRINO_VENV=$(abspath $(VENV)) bash scripts/test.sh
 
 status:
 	@$(NEUTRINO) status --state-dir $(STATE_DIR)

@@ -80,7 +80,7 @@ tier() {
             [ -n "$others" ] && run_tier other -- tests --ignore=tests/unit --ignore=tests/api \
                 --ignore=tests/compat "$@" ;;
         pg)
-            run_tier pg "$ROOT/scripts/pg-test.sh" -- tests --pg-pass $(xdist load) "$@" ;;
+            run_tier pg bash "$ROOT/scripts/pg-test.sh" -- tests --pg-pass $(xdist load) "$@" ;;
         *)
             echo "test.sh: unknown tier $name (unit, api, compat, other, pg)" >&2
             exit 2 ;;

@@ -184,9 +184,12 @@ async def _json(request: Request) -> Any:
     if not raw:
         return None
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise errors.bad("Malformed request body") from None
+        raise errors.bad("Body contains invalid data") from None
+    if body is None:            # a literal ``null`` (an empty body is None too, but is reported differently)
+        raise errors.bad("Body contains invalid data")
+    return body
 
 
 def _params(request: Request) -> list[tuple[str, str]]:

@@ -135,6 +135,19 @@ def one_of(*choices: Any, nullable: bool = False) -> Conv:
     return conv
 
 
+def int_one_of(*choices: int) -> Conv:
+    """An integer (numeric strings accepted, like neutron-lib's convert_to_int) from ``choices``."""
+    def conv(v: Any) -> int:
+        try:
+            n = to_int(v)
+        except ValueError:
+            raise ValueError(f"'{v}' is not in {list(choices)}") from None
+        if n not in choices:
+            raise ValueError(f"'{v}' is not in {list(choices)}")
+        return n
+    return conv
+
+
 def list_of(item: Conv, *, unique: bool = False, what: str = "") -> Conv:
     def conv(v: Any) -> list[Any]:
         if not isinstance(v, list):

@@ -53,10 +53,10 @@ NETWORK = Resource("network", "networks", (
 
 SUBNET = Resource("subnet", "subnets", (
     *std_attrs(),
+    Attr("ip_version", post=True, default=MISSING, convert=cv.int_one_of(4, 6), filter=True, sort=True,
+         column="ip_version"),
     Attr("network_id", post=True, default=MISSING, convert=cv.uuid_str, filter=True, sort=True,
          column="network_id"),
-    Attr("ip_version", post=True, default=MISSING, convert=cv.one_of(4, 6), filter=True, sort=True,
-         column="ip_version"),
     Attr("cidr", post=True, default=None, convert=cv.nullable(cv.cidr_keep_host), filter=True, sort=True,
          column="cidr"),
     Attr("prefixlen", post=True, default=None, convert=cv.nullable(cv.to_int), visible=False),

@@ -42,8 +42,11 @@ def make_network_api(deps: Deps, validate_token: Callable[[str], AuthInfo], auth
         register_agents(deps, services, subresources)
     except ImportError:
         pass
-    return NetworkApi(deps=deps, services=services, validate_token=validate_token,
-                      quota_service=QuotaService(deps.cfg), subresources=subresources, auth_uri=auth_uri)
+    api = NetworkApi(deps=deps, services=services, validate_token=validate_token,
+                     quota_service=QuotaService(deps.cfg), subresources=subresources, auth_uri=auth_uri)
+    from neutrino.feed.api import install as install_feed  # /neutrino/v1/: change feed, agent reports
+    install_feed(api)
+    return api
 
 
 def make_network_app(deps: Deps, validate_token: Callable[[str], AuthInfo], auth_uri: str = "") -> Any:

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from urllib.parse import urlencode
 
 from neutrino.api.resource import Resource
-from neutrino.errors import HTTPBadRequest, bad
+from neutrino.errors import BadRequest, bad
 
 # Query keys that are not attribute filters.
 _RESERVED = {"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse", "tags", "tags-any",
@@ -74,7 +74,7 @@ def parse_list_query(res: Resource, params: list[tuple[str, str]], *,
 
     keys, dirs = grouped.get("sort_key", []), grouped.get("sort_dir", [])
     if keys or dirs:
-        if dirs and len(keys) != len(dirs):
+        if len(keys) != len(dirs):
             raise bad("The number of sort_keys and sort_dirs must be same")
         invalid = [k for k in keys if not (res.by_name.get(k) and res.by_name[k].sort)]
         if invalid:
@@ -82,7 +82,7 @@ def parse_list_query(res: Resource, params: list[tuple[str, str]], *,
         bad_dirs = [d for d in dirs if d not in ("asc", "desc")]
         if bad_dirs:
             raise bad(f"{bad_dirs} is invalid value for sort_dirs, valid value is 'asc' and 'desc'")
-        q.sorts = [(k, (dirs[i] if dirs else "asc") == "asc") for i, k in enumerate(keys)]
+        q.sorts = [(k, d == "asc") for k, d in zip(keys, dirs)]
 
     if "limit" in grouped:
         raw = grouped["limit"][-1]
@@ -91,8 +91,8 @@ def parse_list_query(res: Resource, params: list[tuple[str, str]], *,
             if lim < 0:
                 raise ValueError
         except ValueError:
-            raise HTTPBadRequest(msg=f"Bad limit request: Limit must be an integer 0 or greater and "
-                                     f"not '{raw}'.") from None
+            raise BadRequest(resource="limit", msg=f"Limit must be an integer 0 or greater and "
+                                                   f"not '{raw}'") from None
         if max_limit > 0 and (lim == 0 or lim > max_limit):
             lim = max_limit
         q.limit = lim

@@ -103,6 +103,8 @@ def _project(ctx: RequestContext, body: dict[str, Any], *, creating: bool) -> No
 
 
 def unwrap_single(res: Resource, body: Any) -> dict[str, Any]:
+    if body is None:            # an empty body: Neutron reports the missing resource key
+        body = {}
     if not isinstance(body, dict):
         raise bad("Body contains invalid data")
     item = body.get(res.key)
@@ -115,6 +117,8 @@ def unwrap_single(res: Resource, body: Any) -> dict[str, Any]:
 
 def unwrap_create(res: Resource, body: Any) -> tuple[list[dict[str, Any]], bool]:
     """Return (items, is_bulk) from a create body (single or bulk form)."""
+    if body is None:            # an empty body: Neutron reports the missing resource key
+        body = {}
     if not isinstance(body, dict):
         raise bad("Body contains invalid data")
     if res.plural_key in body and res.key not in body:
@@ -143,18 +147,23 @@ def prepare_create(ctx: RequestContext, res: Resource, item: dict[str, Any],
     actually sent is stored under ``"__given__"``.
     """
     extras = set(extra_keys)
+    # Neutron's order: project/tenant, unknown keys, defaults (required, not
+    # allowed in POST) over the whole map, then conversion.
+    _project(ctx, dict(item), creating=False)
     unknown = [k for k in item if k not in res.by_name and k not in extras]
     if unknown:
         raise bad(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
-    out: dict[str, Any] = {}
     for attr in res.attrs:
         if attr.name in item:
             if not attr.post:
                 raise bad(f"Attribute '{attr.name}' not allowed in POST")
+        elif attr.post and attr.default is MISSING:
+            raise bad(f"Failed to parse request. Required attribute '{attr.name}' not specified")
+    out: dict[str, Any] = {}
+    for attr in res.attrs:
+        if attr.name in item:
             out[attr.name] = _convert(res, attr, item[attr.name])
         elif attr.post:
-            if attr.default is MISSING:
-                raise bad(f"Failed to parse request. Required attribute '{attr.name}' not specified")
             out[attr.name] = attr.default() if callable(attr.default) else attr.default
     for k in extras:
         if k in item:
@@ -225,7 +234,7 @@ class Shaper:
         self.fields = [f for f in fields if f not in self.strip] if fields else None
 
     def __call__(self, obj: dict[str, Any]) -> dict[str, Any]:
-        if self.fields:
+        if self.fields is not None:
             return {k: obj[k] for k in self.fields if k in obj}
         if self.strip:
             return {k: v for k, v in obj.items() if k not in self.strip}

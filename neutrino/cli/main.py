@@ -397,8 +397,17 @@ def cmd_up(args: argparse.Namespace) -> int:
             print("Try:")
             print(f"  . {openrc}")
             print(f"  {openstack} network list")
-    print(f"Stop with: neutrino down --state-dir {layout.root}")
+    print(f"Stop with: {_self_command()} down --state-dir {layout.root}")
     return 0
+
+
+def _self_command() -> str:
+    """How the user runs this command: `neutrino` if PATH finds this one, else its full path."""
+    mine = Path(sys.executable).parent / "neutrino"
+    found = shutil.which("neutrino")
+    if found and mine.exists() and Path(found).resolve() == mine.resolve():
+        return "neutrino"
+    return str(mine) if mine.exists() else "neutrino"
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -463,7 +472,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         ok, detail = probe(url, timeout=PROBE_TIMEOUT)
         answering = answering and ok
         print(f"{name + ' API':14} {url:34} {'answers (' + detail + ')' if ok else 'no answer: ' + detail}")
-        if ok and not server_alive:
+        if ok and not any_alive:
             print(f"{'':14} (something answers there, but not a server started by neutrino up)")
 
     if not any_alive:
@@ -625,6 +634,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `neutrino status | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TypeVar
@@ -110,6 +111,11 @@ class Database:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self._on_commit = on_commit
+        # SQLite admits one writer; queueing this process's writers on a lock is
+        # fair and immediate, where SQLite's busy handler sleeps in growing steps
+        # (long tails under concurrency).  Other processes still wait on the
+        # database lock itself (busy_timeout).
+        self._write_lock = threading.Lock() if self.is_sqlite else contextlib.nullcontext()
 
     def set_commit_listener(self, fn: Callable[[int], None]) -> None:
         self._on_commit = fn
@@ -123,14 +129,14 @@ class Database:
     @contextlib.contextmanager
     def write(self) -> Iterator[UnitOfWork]:
         """A write transaction; commits on normal exit, rolls back on error."""
-        with self.engine.connect() as raw:
+        with self._write_lock, self.engine.connect() as raw:
             conn = raw.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else raw
             with conn.begin():
                 uow = UnitOfWork(conn)
                 yield uow
                 last = self._flush_changes(uow)
-            if last is not None and self._on_commit is not None:
-                self._on_commit(last)
+        if last is not None and self._on_commit is not None:
+            self._on_commit(last)
         for fn in uow.after_commit:
             fn()
 

@@ -1,8 +1,9 @@
 """The Keystone v3 identity API subset: discovery, tokens, catalog.
 
 ``build_identity_app(cfg, db, tokens, catalog_endpoints)`` returns the
-Starlette app.  Token routes live here; projects, users, roles, role
-assignments and domains are in ``neutrino.identity.resources``.
+Starlette app.  Token and catalog routes live here; domains, projects and users are in
+``neutrino.identity.resources``, roles and role assignments in
+``neutrino.identity.roles``.
 
 Authentication methods: ``password`` (user by id, or by name plus domain
 ``{"id": "default"}`` / ``{"name": "Default"}``) and ``token`` (rescoping an
@@ -30,6 +31,7 @@ from neutrino.db.engine import Database
 from neutrino.identity import store
 from neutrino.identity.passwords import hash_password, verify_password
 from neutrino.identity.resources import Resources
+from neutrino.identity.roles import Roles
 from neutrino.identity.tokens import TokenError, TokenProvider
 from neutrino.identity.views import (Endpoint, build_catalog, collection, default_catalog_endpoints,
                                      token_view, version)
@@ -244,5 +246,5 @@ def build_identity_app(cfg: Config, db: Database, tokens: TokenProvider,
     """
     api = IdentityAPI(cfg, db, tokens,
                       default_catalog_endpoints(cfg) if catalog_endpoints is None else catalog_endpoints)
-    res = Resources(db, tokens, api.ttl)
-    return Starlette(routes=api.routes() + res.routes())
+    routes = api.routes() + Resources(db, tokens, api.ttl).routes() + Roles(db, tokens, api.ttl).routes()
+    return Starlette(routes=routes)

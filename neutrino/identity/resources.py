@@ -1,4 +1,5 @@
-"""Projects, users, roles, role assignments and the one domain (Keystone v3 subset).
+"""Projects, users and the one domain (Keystone v3 subset); roles and role
+assignments are in ``neutrino.identity.roles``.
 
 Policy (project-scoped ``admin`` role = cloud admin, as Keystone's legacy
 rules): creating, changing, deleting and listing anything needs admin.
@@ -17,12 +18,11 @@ from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 from starlette.routing import Route
 
-from neutrino.context import IMPLIED_ROLES
 from neutrino.db.engine import Database
 from neutrino.identity import store
 from neutrino.identity.passwords import hash_password, verify_password
 from neutrino.identity.tokens import TokenProvider
-from neutrino.identity.views import collection, domain_view, project_view, role_view, user_view
+from neutrino.identity.views import collection, domain_view, project_view, user_view
 from neutrino.identity.web import (Call, KeystoneError, bad_request, conflict, endpoint, forbidden,
                                    json_response, no_content, not_found)
 
@@ -58,20 +58,47 @@ def _domain(obj: dict) -> str:
     return dom
 
 
-class Resources:
-    """Handlers for the resource routes; ``routes()`` lists them."""
+class ResourceBase:
+    """Shared helpers of the resource handler classes."""
 
     def __init__(self, db: Database, tokens: TokenProvider, token_ttl: int) -> None:
         self.db, self.tokens, self.token_ttl = db, tokens, token_ttl
 
     def _revoke(self, kind: str, subject_id: str) -> None:
+        """Revoke the tokens of user (``"u"``) or project (``"p"``) ``subject_id``."""
         self.tokens.revoke_subject(kind, subject_id, time.time() + self.token_ttl + 60)
 
     def _write(self, fn: Callable[[Any], Any], kind: str, detail: str) -> Any:
+        """Run ``fn(conn)`` in a unit of work; a lost uniqueness race is a 409."""
         try:
             return self.db.run_write(lambda uow: fn(uow.conn))
         except IntegrityError as exc:
             raise conflict(kind, detail) from exc
+
+    def _project(self, conn, project_id: str) -> dict:  # noqa: ANN001
+        p = store.get_project(conn, project_id)
+        if p is None:
+            raise not_found("project", project_id)
+        return p
+
+    def _user(self, conn, user_id: str) -> dict:  # noqa: ANN001
+        u = store.get_user(conn, user_id)
+        if u is None:
+            raise not_found("user", user_id)
+        return u
+
+    def _role(self, conn, role_id: str) -> dict:  # noqa: ANN001
+        r = store.get_role(conn, role_id)
+        if r is None:
+            raise not_found("role", role_id)
+        return r
+
+    def _route(self, path: str, fn: Callable[[Call], Response], *methods: str) -> Route:
+        return Route(path, endpoint(fn, self.tokens), methods=list(methods))
+
+
+class Resources(ResourceBase):
+    """Domains, projects and users; ``routes()`` lists them."""
 
     # --- domains -------------------------------------------------------------------------
     def list_domains(self, call: Call) -> Response:
@@ -100,12 +127,6 @@ class Resources:
             rows = []
         return json_response(collection("projects", [project_view(p, call.base) for p in rows],
                                         f"{call.base}v3/projects"))
-
-    def _project(self, conn, project_id: str) -> dict:  # noqa: ANN001
-        p = store.get_project(conn, project_id)
-        if p is None:
-            raise not_found("project", project_id)
-        return p
 
     def get_project(self, call: Call) -> Response:
         pid = call.path["project_id"]
@@ -185,12 +206,6 @@ class Resources:
                                     enabled=None if enabled is None else enabled.lower() in _TRUE)
         return json_response(collection("users", [user_view(u, call.base) for u in rows],
                                         f"{call.base}v3/users"))
-
-    def _user(self, conn, user_id: str) -> dict:  # noqa: ANN001
-        u = store.get_user(conn, user_id)
-        if u is None:
-            raise not_found("user", user_id)
-        return u
 
     def _self_or_admin(self, call: Call, action: str) -> str:
         uid = call.path["user_id"]
@@ -312,161 +327,8 @@ class Resources:
             self._user(conn, uid)
         return json_response(collection("groups", [], f"{call.base}v3/users/{uid}/groups"))
 
-    # --- roles -----------------------------------------------------------------------------------
-    def list_roles(self, call: Call) -> Response:
-        call.require_admin("list_roles")
-        with self.db.read() as conn:
-            rows = store.list_roles(conn, name=call.query.get("name"))
-        if call.query.get("domain_id"):
-            rows = []
-        return json_response(collection("roles", [role_view(r, call.base) for r in rows],
-                                        f"{call.base}v3/roles"))
-
-    def _role(self, conn, role_id: str) -> dict:  # noqa: ANN001
-        r = store.get_role(conn, role_id)
-        if r is None:
-            raise not_found("role", role_id)
-        return r
-
-    def get_role(self, call: Call) -> Response:
-        call.require_admin("get_role")
-        with self.db.read() as conn:
-            return json_response({"role": role_view(self._role(conn, call.path["role_id"]), call.base)})
-
-    def create_role(self, call: Call) -> Response:
-        call.require_admin("create_role")
-        body = call.obj("role")
-        name = _str(body, "name", required=True)
-        if body.get("domain_id"):
-            raise KeystoneError(501, "The action you have requested has not been implemented.")
-        detail = f"Duplicate entry found with name {name}"
-
-        def write(conn):  # noqa: ANN001, ANN202
-            if store.find_role(conn, name) is not None:
-                raise conflict("role", detail)
-            return store.create_role(conn, {"id": store.new_id(), "name": name})
-
-        row = self._write(write, "role", detail)
-        return json_response({"role": role_view(row, call.base)}, 201)
-
-    def delete_role(self, call: Call) -> Response:
-        call.require_admin("delete_role")
-        rid = call.path["role_id"]
-
-        def write(conn):  # noqa: ANN001, ANN202
-            users = {a["user_id"] for a in store.list_assignments(conn, role_id=rid)}
-            if not store.delete_role(conn, rid):
-                raise not_found("role", rid)
-            return users
-
-        for uid in self._write(write, "role", rid):
-            self._revoke("u", uid)
-        return no_content()
-
-    # --- assignments -------------------------------------------------------------------------------
-    def _check_triple(self, conn, call: Call) -> tuple[str, str, str]:  # noqa: ANN001
-        p, u, r = call.path["project_id"], call.path["user_id"], call.path.get("role_id", "")
-        self._project(conn, p)
-        self._user(conn, u)
-        if r:
-            self._role(conn, r)
-        return p, u, r
-
-    def grant(self, call: Call) -> Response:
-        call.require_admin("create_grant")
-
-        def write(conn):  # noqa: ANN001, ANN202
-            p, u, r = self._check_triple(conn, call)
-            store.add_assignment(conn, u, p, r)
-
-        self._write(write, "role assignment", "duplicate")
-        return no_content()
-
-    def check_grant(self, call: Call) -> Response:
-        call.require_admin("check_grant")
-        with self.db.read() as conn:
-            p, u, r = self._check_triple(conn, call)
-            if not store.has_assignment(conn, u, p, r):
-                raise self._assignment_not_found(p, u, r)
-        return no_content()
-
-    @staticmethod
-    def _assignment_not_found(p: str, u: str, r: str) -> KeystoneError:
-        return KeystoneError(404, f"Could not find role assignment with role: {r}, user or group: {u}, "
-                                  f"project, domain, or system: {p}.")
-
-    def revoke_grant(self, call: Call) -> Response:
-        call.require_admin("revoke_grant")
-
-        def write(conn):  # noqa: ANN001, ANN202
-            p, u, r = self._check_triple(conn, call)
-            if not store.remove_assignment(conn, u, p, r):
-                raise self._assignment_not_found(p, u, r)
-            return u
-
-        self._revoke("u", self._write(write, "role assignment", ""))
-        return no_content()
-
-    def list_grants(self, call: Call) -> Response:
-        call.require_admin("list_grants")
-        with self.db.read() as conn:
-            p, u, _ = self._check_triple(conn, call)
-            rows = store.roles_on_project(conn, u, p)
-        return json_response(collection("roles", [role_view(r, call.base) for r in rows],
-                                        f"{call.base}v3/projects/{p}/users/{u}/roles"))
-
-    def role_assignments(self, call: Call) -> Response:
-        """GET /v3/role_assignments: filters user.id, scope.project.id, role.id;
-        ``effective`` adds implied roles, ``include_names`` adds names."""
-        call.require_admin("list_role_assignments")
-        q = call.query
-        if any(k in q for k in ("group.id", "scope.domain.id", "scope.system")):
-            return json_response({"role_assignments": [], "links": {"self": str(call.request.url),
-                                                                    "previous": None, "next": None}})
-        names = q.get("include_names", "false").lower() in _TRUE or q.get("include_names") == ""
-        effective = "effective" in q and q.get("effective", "").lower() not in ("0", "false", "no", "off")
-        with self.db.read() as conn:
-            rows = store.list_assignments(conn, user_id=q.get("user.id"),
-                                          project_id=q.get("scope.project.id"))
-            by_name = {r["name"]: r["id"] for r in store.list_roles(conn)}
-        out, seen = [], set()
-        for a in rows:
-            entries = [(a["role_id"], a["role_name"], None)]
-            if effective:
-                entries += [(by_name[n], n, a["role_id"]) for n in IMPLIED_ROLES.get(a["role_name"], ())
-                            if n in by_name]
-            for rid, rname, prior in entries:
-                key = (a["user_id"], a["project_id"], rid)
-                if key in seen or (q.get("role.id") and q["role.id"] != rid):
-                    continue
-                seen.add(key)
-                out.append(self._assignment_view(call.base, a, rid, rname, prior, names))
-        return json_response({"role_assignments": out, "links": {"self": str(call.request.url),
-                                                                 "previous": None, "next": None}})
-
-    @staticmethod
-    def _assignment_view(base: str, a: dict, rid: str, rname: str, prior: str | None,
-                         names: bool) -> dict[str, Any]:
-        role: dict[str, Any] = {"id": rid}
-        user: dict[str, Any] = {"id": a["user_id"]}
-        project: dict[str, Any] = {"id": a["project_id"]}
-        if names:
-            dom = {"id": "default", "name": "Default"}
-            role["name"] = rname
-            user.update(name=a["user_name"], domain=dom)
-            project.update(name=a["project_name"], domain=dom)
-        links = {"assignment": f"{base}v3/projects/{a['project_id']}/users/{a['user_id']}/roles/"
-                               f"{prior or rid}"}
-        if prior:
-            links["prior_role"] = f"{base}v3/roles/{prior}"
-        return {"role": role, "user": user, "scope": {"project": project}, "links": links}
-
     def routes(self) -> list[Route]:
-        t = self.tokens
-
-        def r(path: str, fn: Callable[[Call], Response], *methods: str) -> Route:
-            return Route(path, endpoint(fn, t), methods=list(methods))
-
+        r = self._route
         return [
             r("/v3/domains", self.list_domains, "GET"),
             r("/v3/domains", self.domain_unsupported, "POST"),
@@ -477,10 +339,6 @@ class Resources:
             r("/v3/projects/{project_id}", self.get_project, "GET"),
             r("/v3/projects/{project_id}", self.update_project, "PATCH"),
             r("/v3/projects/{project_id}", self.delete_project, "DELETE"),
-            r("/v3/projects/{project_id}/users/{user_id}/roles", self.list_grants, "GET"),
-            r("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}", self.grant, "PUT"),
-            r("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}", self.check_grant, "GET", "HEAD"),
-            r("/v3/projects/{project_id}/users/{user_id}/roles/{role_id}", self.revoke_grant, "DELETE"),
             r("/v3/users", self.list_users, "GET"),
             r("/v3/users", self.create_user, "POST"),
             r("/v3/users/{user_id}", self.get_user, "GET"),
@@ -490,9 +348,4 @@ class Resources:
             r("/v3/users/{user_id}/projects", self.user_projects, "GET"),
             r("/v3/users/{user_id}/groups", self.user_groups, "GET"),
             r("/v3/auth/projects", self.auth_projects, "GET"),
-            r("/v3/roles", self.list_roles, "GET"),
-            r("/v3/roles", self.create_role, "POST"),
-            r("/v3/roles/{role_id}", self.get_role, "GET"),
-            r("/v3/roles/{role_id}", self.delete_role, "DELETE"),
-            r("/v3/role_assignments", self.role_assignments, "GET"),
         ]

@@ -4,7 +4,9 @@ revision bumps, ``If-Match`` and the service dependencies bundle.
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -123,6 +125,34 @@ def push_filters(stmt: Any, table: Table, res: Resource, q: ListQuery,
         stmt = stmt.where(col.in_(values)) if len(values) > 1 else stmt.where(col == values[0])
         pushed.add(name)
     return stmt, pushed
+
+
+class VersionedCache:
+    """Response dicts keyed by (id, revision_number): a per-process read cache.
+
+    Correct across processes because every change to what a resource's dict
+    shows advances its revision_number (``bump``); an entry for an older
+    revision is simply never asked for again and ages out (LRU).  Callers
+    must not mutate the dicts they get back.
+    """
+
+    def __init__(self, max_items: int = 20000) -> None:
+        self.max_items = max_items
+        self._data: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, obj_id: str, revision: int) -> dict[str, Any] | None:
+        hit = self._data.get(obj_id)
+        if hit is None or hit[0] != revision:
+            return None
+        return hit[1]
+
+    def put(self, obj_id: str, revision: int, obj: dict[str, Any]) -> None:
+        with self._lock:
+            self._data[obj_id] = (revision, obj)
+            self._data.move_to_end(obj_id)
+            while len(self._data) > self.max_items:
+                self._data.popitem(last=False)
 
 
 def exists(conn: Connection, table: Table, *conds: Any) -> bool:

@@ -51,13 +51,15 @@ class PortService:
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
+        self.cache = common.VersionedCache()
 
     # --- reading ---------------------------------------------------------------------------------
     @staticmethod
-    def _visible_stmt(ctx: RequestContext) -> Any:
+    def _visible_stmt(ctx: RequestContext, *cols: Any) -> Any:
+        base = select(*cols) if cols else select(t.ports)
         if ctx.is_admin or ctx.is_service:
-            return select(t.ports).where(true())
-        return select(t.ports).join(t.networks, t.networks.c.id == t.ports.c.network_id).where(
+            return base.where(true())
+        return base.join(t.networks, t.networks.c.id == t.ports.c.network_id).where(
             or_(t.ports.c.project_id == ctx.project_id, t.networks.c.project_id == ctx.project_id))
 
     def dicts(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
@@ -78,8 +80,27 @@ class PortService:
                 sgs.setdefault(pid, []).append(sg)
         tags = common.load_tags(conn, "ports", ids)
         domain = self.deps.cfg.default.dns_domain
-        return [self._dict(r, ips.get(r.id, []), sorted(sgs.get(r.id, [])), tags.get(r.id, []), domain)
-                for r in rows]
+        out = [self._dict(r, ips.get(r.id, []), sorted(sgs.get(r.id, [])), tags.get(r.id, []), domain)
+               for r in rows]
+        for d in out:
+            self.cache.put(d["id"], d["revision_number"], d)
+        return out
+
+    def cached_dicts(self, conn: Connection, keys: list[Any]) -> list[dict[str, Any]]:
+        """Dicts for (id, revision_number) rows, from the cache where it is current."""
+        found: dict[str, dict[str, Any]] = {}
+        missing = []
+        for k in keys:
+            hit = self.cache.get(k.id, k.revision_number)
+            if hit is None:
+                missing.append(k.id)
+            else:
+                found[k.id] = hit
+        for i in range(0, len(missing), 500):
+            chunk = missing[i:i + 500]
+            for d in self.dicts(conn, list(conn.execute(select(t.ports).where(t.ports.c.id.in_(chunk))))):
+                found[d["id"]] = d
+        return [found[k.id] for k in keys if k.id in found]
 
     @staticmethod
     def _dict(r: Any, fixed_ips: list[dict[str, str]], sgs: list[str], tags: list[str],
@@ -109,10 +130,15 @@ class PortService:
         return row
 
     def get(self, ctx: RequestContext, conn: Connection, port_id: str) -> dict[str, Any]:
-        return self.dicts(conn, [self.fetch_row(ctx, conn, port_id)])[0]
+        key = conn.execute(self._visible_stmt(ctx, t.ports.c.id, t.ports.c.revision_number).where(
+            t.ports.c.id == port_id)).first()
+        if key is None:
+            raise errors.PortNotFound(port_id=port_id)
+        return self.cached_dicts(conn, [key])[0]
 
     def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
-        stmt, pushed = common.push_filters(self._visible_stmt(ctx), t.ports, PORT, q)
+        stmt, pushed = common.push_filters(self._visible_stmt(ctx, t.ports.c.id, t.ports.c.revision_number),
+                                           t.ports, PORT, q)
         for raw in q.special.get("fixed_ips", []):
             key, _, value = raw.partition("=")
             col = {"ip_address": t.ip_allocations.c.ip_address,
@@ -127,8 +153,8 @@ class PortService:
             stmt = stmt.where(t.ports.c.id.in_(select(t.port_security_groups.c.port_id).where(
                 t.port_security_groups.c.security_group_id.in_(q.filters["security_groups"]))))
             pushed.add("security_groups")
-        rows = list(conn.execute(stmt.order_by(t.ports.c.created_at, t.ports.c.id)))
-        return self.dicts(conn, rows), pushed
+        keys = list(conn.execute(stmt.order_by(t.ports.c.created_at, t.ports.c.id)))
+        return self.cached_dicts(conn, keys), pushed
 
     # --- create ----------------------------------------------------------------------------------
     def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
@@ -358,6 +384,8 @@ class PortService:
 def record_port_changes(deps: Deps, uow: UnitOfWork, port_ids: Iterable[str]) -> None:
     """Re-read ports after an indirect change and put them on the feed."""
     svc = PortService(deps)
+    for pid in port_ids:
+        common.bump(uow.conn, t.ports, pid)
     rows = uow.conn.execute(select(t.ports).where(t.ports.c.id.in_(list(port_ids)))).all()
     for d in svc.dicts(uow.conn, list(rows)):
         uow.changed("port", d["id"], "update", d, d["project_id"])

@@ -11,7 +11,7 @@ from neutrino.db.engine import Database
 from neutrino.db.migrate import upgrade
 from neutrino.identity.api import build_identity_app
 from neutrino.identity.bootstrap import bootstrap
-from neutrino.identity.tokens import TokenProvider
+from neutrino.identity.tokens import TokenProvider, TokenRevoked
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -201,7 +201,7 @@ def test_validate_head_and_revoke(env):
     assert env.client.head("/v3/auth/tokens", headers=h).status_code == 404
     # Another replica sharing key dir and database sees the revocation (within ~1 s).
     other = TokenProvider(env.tokens.key_dir, env.db)
-    with pytest.raises(Exception):
+    with pytest.raises(TokenRevoked):
         other.validate(demo)
 
 
@@ -300,6 +300,11 @@ def test_roles_create_list_delete(env):
     env.call("GET", f"/v3/roles/{r['id']}", adm, 200)
     env.call("DELETE", f"/v3/roles/{r['id']}", adm, 204)
     env.call("GET", f"/v3/roles/{r['id']}", adm, 404)
+    env.call("DELETE", f"/v3/roles/{r['id']}", adm, 404)
+    pid, uid = env.boot["demo_project_id"], env.boot["demo_user_id"]
+    for path in (f"/v3/projects/{pid}/users/{uid}/roles/nope", f"/v3/projects/{pid}/users/nope/roles/{r['id']}",
+                 f"/v3/projects/nope/users/{uid}/roles/{env.boot['role_ids']['reader']}"):
+        assert env.call("PUT", path, adm, 404).json()["error"]["message"].startswith("Could not find ")
 
 
 def test_disabled_user_and_project(env):

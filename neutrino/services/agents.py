@@ -1,0 +1,317 @@
+"""Agents: the admin API, heartbeats (``report``), availability zones, scheduling reads.
+
+* ``/v2.0/agents`` (admin only): list (others get ``200 {"agents": []}``),
+  show (others: 404), PUT ``admin_state_up``/``description``, DELETE.
+* ``report`` is the agent side (``POST /neutrino/v1/agents/report``, see
+  ``neutrino.feed.api``): upsert by ``(agent_type, host)``, refresh the
+  heartbeat, and set ``started_at`` when ``start_flag`` is true.
+* ``/v2.0/availability_zones``: built from DHCP agents (``network``) and L3
+  agents (``router``); a zone is ``available`` when any of its agents is
+  admin-up (liveness does not count, as in Neutron).
+* Scheduling reads: ``/v2.0/agents/{id}/dhcp-networks``,
+  ``/v2.0/agents/{id}/l3-routers``, ``/v2.0/networks/{id}/dhcp-agents``,
+  ``/v2.0/routers/{id}/l3-agents`` (admin only; lists).
+
+Feed policy for agents (keeps the feed small): a heartbeat records an
+``agent`` change only when the agent is new (``create``), restarted
+(``start_flag``), was dead (no heartbeat for ``agent_down_time``), or changed
+what it reports (configurations, availability zone, binary, topic,
+resources_synced).  Plain heartbeats are not on the feed, so an agent body
+on the feed carries the ``heartbeat_timestamp``/``alive`` of its last
+recorded change (``neutrino.feed.resources.VOLATILE_FIELDS``).  Admin PUT and
+DELETE are always recorded.
+
+Time comes from the injectable ``clock`` (epoch seconds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from neutrino import errors
+from neutrino.api import convert as cv
+from neutrino.api import policy
+from neutrino.api.definitions import AGENT, NETWORK, ROUTER
+from neutrino.api.query import ListQuery
+from neutrino.api.resource import Attr, Resource
+from neutrino.context import RequestContext
+from neutrino.db import tables as t
+from neutrino.db.engine import UnitOfWork
+from neutrino.services import common
+from neutrino.services.common import Deps
+from neutrino.timeutil import agent_ts
+
+DHCP_AGENT = "DHCP agent"
+L3_AGENT = "L3 agent"
+#: Agent types that carry an availability zone, and the resource they serve.
+AZ_RESOURCE = {DHCP_AGENT: "network", L3_AGENT: "router"}
+DEFAULT_AZ = "nova"
+
+AVAILABILITY_ZONE = Resource("availability_zone", "availability_zones", (
+    Attr("name", filter=True, sort=True),
+    Attr("resource", filter=True, sort=True),
+    Attr("state", filter=True, sort=True),
+))
+
+_REPORT_KEYS = {"agent_type", "binary", "topic", "host", "configurations", "availability_zone",
+                "start_flag", "resources_synced"}
+#: Reported fields whose change puts the agent on the feed.
+_TRACKED = ("binary", "topic", "availability_zone", "configurations", "resources_synced")
+
+
+class AgentService:
+    resource = AGENT
+
+    def __init__(self, deps: Deps, clock: Callable[[], float] = time.time) -> None:
+        self.deps = deps
+        self.clock = clock
+
+    # --- reading --------------------------------------------------------------------
+    def to_dict(self, r: Any, now: float | None = None) -> dict[str, Any]:
+        now = self.clock() if now is None else now
+        return {
+            "id": r.id, "agent_type": r.agent_type, "binary": r.binary, "topic": r.topic, "host": r.host,
+            "admin_state_up": r.admin_state_up, "created_at": r.created_at, "started_at": r.started_at,
+            "heartbeat_timestamp": r.heartbeat_timestamp, "description": r.description,
+            "resources_synced": r.resources_synced, "availability_zone": r.availability_zone,
+            "alive": self.is_alive(r.heartbeat_at, now), "configurations": dict(r.configurations or {}),
+        }
+
+    def is_alive(self, heartbeat_at: float, now: float) -> bool:
+        return now - heartbeat_at <= self.deps.cfg.default.agent_down_time
+
+    def fetch_row(self, ctx: RequestContext, conn: Connection, agent_id: str) -> Any:
+        row = None
+        if policy.check(ctx, "get_agent", {}):
+            row = conn.execute(select(t.agents).where(t.agents.c.id == agent_id)).first()
+        if row is None:
+            raise errors.AgentNotFound(id=agent_id)
+        return row
+
+    def get(self, ctx: RequestContext, conn: Connection, agent_id: str) -> dict[str, Any]:
+        return self.to_dict(self.fetch_row(ctx, conn, agent_id))
+
+    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
+        if not policy.check(ctx, "get_agent", {}):
+            return [], set()
+        stmt, pushed = common.push_filters(select(t.agents), t.agents, AGENT, q)
+        now = self.clock()
+        rows = conn.execute(stmt.order_by(t.agents.c.host, t.agents.c.agent_type)).all()
+        return [self.to_dict(r, now) for r in rows], pushed
+
+    # --- admin writes -------------------------------------------------------------------
+    def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
+        raise errors.HTTPMethodNotAllowed()
+
+    def update(self, ctx: RequestContext, uow: UnitOfWork, agent_id: str, changes: dict[str, Any],
+               if_match: str | None = None) -> dict[str, Any]:
+        self.fetch_row(ctx, uow.conn, agent_id)
+        policy.enforce(ctx, "update_agent", {})
+        values = {k: changes[k] for k in ("admin_state_up", "description") if k in changes}
+        if values:
+            uow.conn.execute(update(t.agents).where(t.agents.c.id == agent_id).values(**values))
+        out = self.get(ctx, uow.conn, agent_id)
+        uow.changed("agent", agent_id, "update", out)
+        return out
+
+    def delete(self, ctx: RequestContext, uow: UnitOfWork, agent_id: str, if_match: str | None = None) -> None:
+        self.fetch_row(ctx, uow.conn, agent_id)
+        policy.enforce(ctx, "delete_agent", {})
+        uow.conn.execute(delete(t.agents).where(t.agents.c.id == agent_id))
+        uow.changed("agent", agent_id, "delete", None)
+
+    # --- the agent side ---------------------------------------------------------------
+    def report(self, ctx: RequestContext, uow: UnitOfWork, body: Any) -> dict[str, Any]:
+        """Heartbeat: upsert the agent by (agent_type, host); returns ``{"agent": {...}}``.
+
+        In txn; safe to re-run (a concurrent first report of the same agent
+        makes the insert fail, and the retried unit finds that row).
+        Raises ``HTTPBadRequest`` for a malformed body.
+        """
+        if not (ctx.is_admin or ctx.is_service):
+            raise errors.PolicyNotAuthorized(action="rule:report_agent")
+        rep = parse_report(body)
+        now = self.clock()
+        ts = agent_ts(now)
+        conn = uow.conn
+        row = conn.execute(select(t.agents).where(and_(t.agents.c.agent_type == rep["agent_type"],
+                                                       t.agents.c.host == rep["host"]))).first()
+        if row is None:
+            agent_id = common.new_id()
+            conn.execute(insert(t.agents).values(
+                id=agent_id, agent_type=rep["agent_type"], binary=rep["binary"], topic=rep["topic"],
+                host=rep["host"], admin_state_up=True, created_at=ts, started_at=ts, heartbeat_at=int(now),
+                heartbeat_timestamp=ts, description=None, availability_zone=rep["availability_zone"],
+                configurations=rep["configurations"], resources_synced=rep.get("resources_synced")))
+            action = "create"
+        else:
+            agent_id = row.id
+            values: dict[str, Any] = {"heartbeat_at": int(now), "heartbeat_timestamp": ts}
+            for key in _TRACKED:
+                if key in rep and rep[key] != getattr(row, key):
+                    values[key] = rep[key]
+            if rep["start_flag"]:
+                values["started_at"] = ts
+            conn.execute(update(t.agents).where(t.agents.c.id == agent_id).values(**values))
+            noteworthy = (len(values) > 2 or not self.is_alive(row.heartbeat_at, now))
+            action = "update" if noteworthy else ""
+        out = self.to_dict(conn.execute(select(t.agents).where(t.agents.c.id == agent_id)).one(), now)
+        if action:
+            uow.changed("agent", agent_id, action, out)
+        return {"agent": out}
+
+
+def parse_report(body: Any) -> dict[str, Any]:
+    """Validate a report body; returns the fields with defaults filled in.
+
+    ``availability_zone`` defaults to ``nova`` for DHCP and L3 agents and to
+    ``None`` (Neutron shows null) for the others.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("agent"), dict):
+        raise errors.bad("Unable to find 'agent' in request body")
+    item = body["agent"]
+    unknown = sorted(set(item) - _REPORT_KEYS)
+    if unknown:
+        raise errors.bad(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
+    out: dict[str, Any] = {}
+    for key in ("agent_type", "binary", "host"):
+        val = item.get(key)
+        if not isinstance(val, str) or not val or len(val) > 255:
+            raise errors.bad(f"Invalid input for {key}. Reason: a non-empty string is required.")
+        out[key] = val
+    topic = item.get("topic", "N/A")
+    if not isinstance(topic, str) or len(topic) > 255:
+        raise errors.bad("Invalid input for topic. Reason: not a string.")
+    out["topic"] = topic
+    confs = item.get("configurations", {})
+    if not isinstance(confs, dict):
+        raise errors.bad("Invalid input for configurations. Reason: not a dictionary.")
+    out["configurations"] = confs
+    az = item.get("availability_zone")
+    if az is not None and (not isinstance(az, str) or len(az) > 255):
+        raise errors.bad("Invalid input for availability_zone. Reason: not a string.")
+    out["availability_zone"] = az or (DEFAULT_AZ if out["agent_type"] in AZ_RESOURCE else None)
+    try:
+        out["start_flag"] = cv.to_bool(item.get("start_flag", False))
+        if item.get("resources_synced") is not None:
+            out["resources_synced"] = cv.to_bool(item["resources_synced"])
+    except ValueError as exc:
+        raise errors.bad(f"Invalid input. Reason: {exc}.") from None
+    return out
+
+
+class AvailabilityZoneService:
+    """``GET /v2.0/availability_zones`` (filters ``name``, ``resource``, ``state``)."""
+
+    resource = AVAILABILITY_ZONE
+    special_filters = ()
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
+        policy.enforce(ctx, "get_availability_zone", {})
+        up: dict[tuple[str, str], bool] = {}
+        rows = conn.execute(select(t.agents.c.availability_zone, t.agents.c.agent_type, t.agents.c.admin_state_up)
+                            .where(t.agents.c.agent_type.in_(list(AZ_RESOURCE)))).all()
+        for az, agent_type, admin_up in rows:
+            if az:
+                key = (az, AZ_RESOURCE[agent_type])
+                up[key] = up.get(key, False) or bool(admin_up)
+        return [{"name": name, "resource": res, "state": "available" if ok else "unavailable"}
+                for (name, res), ok in sorted(up.items())], set()
+
+    def get(self, ctx: RequestContext, conn: Connection, name: str) -> dict[str, Any]:
+        raise errors.HTTPNotFound()
+
+    def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
+        raise errors.HTTPMethodNotAllowed()
+
+    def update(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise errors.HTTPMethodNotAllowed()
+
+    def delete(self, *args: Any, **kwargs: Any) -> None:
+        raise errors.HTTPMethodNotAllowed()
+
+
+@dataclasses.dataclass
+class Bindings:
+    """A read-only scheduling list: the children bound to one parent through ``table``.
+
+    ``check_parent(conn, parent_id)`` raises the parent's NotFound;
+    ``children`` is the service listing the child resource (admin view).
+    """
+
+    resource: Resource
+    rule: str
+    table: Any
+    parent_col: str
+    child_col: str
+    check_parent: Callable[[Connection, str], None]
+    children: Callable[[], Any]
+
+    def list(self, ctx: RequestContext, conn: Connection, parent_id: str,
+             q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
+        if not ctx.is_admin:  # Neutron's default for every scheduling API: admin only
+            raise errors.PolicyNotAuthorized(action=f"rule:{self.rule}")
+        self.check_parent(conn, parent_id)
+        ids = [r[0] for r in conn.execute(select(self.table.c[self.child_col]).where(
+            self.table.c[self.parent_col] == parent_id))]
+        svc = self.children()
+        if svc is None or not ids:
+            return [], set()
+        wanted = set(ids)
+        if "id" in q.filters:
+            wanted &= set(q.filters["id"])
+        q2 = dataclasses.replace(q, filters={**q.filters, "id": sorted(wanted)})
+        if not wanted:
+            return [], set()
+        items, pushed = svc.list(RequestContext.admin(), conn, q2)
+        return [o for o in items if o["id"] in wanted], pushed | {"id"}
+
+    def get(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise errors.HTTPNotFound()
+
+    def create(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise errors.HTTPMethodNotAllowed()
+
+    def update(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise errors.HTTPMethodNotAllowed()
+
+    def delete(self, *args: Any, **kwargs: Any) -> None:
+        raise errors.HTTPMethodNotAllowed()
+
+
+def _exists_or(table: Any, exc: Callable[[str], errors.NeutronException]) -> Callable[[Connection, str], None]:
+    def check(conn: Connection, obj_id: str) -> None:
+        if not common.exists(conn, table, table.c.id == obj_id):
+            raise exc(obj_id)
+    return check
+
+
+def register(deps: Deps, services: dict[str, Any], subresources: dict[tuple[str, str], Any]) -> None:
+    """Add ``agents``, ``availability_zones`` and the scheduling sub-resources."""
+    agents = AgentService(deps)
+    services["agents"] = agents
+    services["availability_zones"] = AvailabilityZoneService(deps)
+    agent_exists = _exists_or(t.agents, lambda i: errors.AgentNotFound(id=i))
+    subresources[("agents", "dhcp-networks")] = Bindings(
+        NETWORK, "get_dhcp-networks", t.network_dhcp_agents, "agent_id", "network_id", agent_exists,
+        lambda: services.get("networks"))
+    subresources[("agents", "l3-routers")] = Bindings(
+        ROUTER, "get_l3-routers", t.router_l3_agents, "agent_id", "router_id", agent_exists,
+        lambda: services.get("routers"))
+    subresources[("networks", "dhcp-agents")] = Bindings(
+        AGENT, "get_dhcp-agents", t.network_dhcp_agents, "network_id", "agent_id",
+        _exists_or(t.networks, lambda i: errors.NetworkNotFound(net_id=i)), lambda: agents)
+    subresources[("routers", "l3-agents")] = Bindings(
+        AGENT, "get_l3-agents", t.router_l3_agents, "router_id", "agent_id",
+        _exists_or(t.routers, lambda i: errors.RouterNotFound(router_id=i)), lambda: agents)
+
+
+__all__ = ["AVAILABILITY_ZONE", "AgentService", "AvailabilityZoneService", "Bindings", "parse_report", "register"]

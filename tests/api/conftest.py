@@ -1,0 +1,279 @@
+"""Fixtures for the in-process API tests.
+
+``make_api(overrides)`` builds a complete Neutron API (config, a fresh
+migrated database, services) behind a Starlette ``TestClient`` whose fake
+tokens map to fixed identities:
+
+=========  ===========================================  =========
+token      roles                                        project
+=========  ===========================================  =========
+admin      admin, manager, member, reader               p-admin
+demo       member, reader                               p-demo
+other      member, reader                               p-other
+reader     reader                                       p-demo
+service    service                                      p-service
+=========  ===========================================  =========
+
+Databases: every test gets its own.  Migrating costs ~80 ms, so each test
+module migrates one *template* once and every test clones it: a file copy on
+SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL (when
+``NEUTRINO_TEST_PG_URL`` is set; the module's databases are dropped
+afterwards).  Fixture names are prefixed ``api_`` (besides ``make_api``) so
+they cannot clash with tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import time
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import pytest
+from sqlalchemy import select
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+from neutrino import config
+from neutrino.api.factory import make_deps, make_network_app
+from neutrino.context import AuthInfo
+from neutrino.db import tables
+from neutrino.db.engine import Database
+from neutrino.db.migrate import upgrade
+
+PG_URL_ENV = "NEUTRINO_TEST_PG_URL"
+
+#: token -> (user id, project id, roles)
+IDENTITIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "admin": ("u-admin", "p-admin", ("admin", "manager", "member", "reader")),
+    "demo": ("u-demo", "p-demo", ("member", "reader")),
+    "other": ("u-other", "p-other", ("member", "reader")),
+    "reader": ("u-reader", "p-demo", ("reader",)),
+    "service": ("u-service", "p-service", ("service",)),
+}
+
+#: The configuration every API test starts from (an all-in-one node).
+BASE_OVERRIDES: dict[tuple[str, str], str] = dict(config.ALL_IN_ONE)
+
+
+def validate_token(token: str) -> AuthInfo:
+    user, project, roles = IDENTITIES[token]   # KeyError -> 401
+    return AuthInfo(user, user, project, project, roles, time.time() + 3600, "audit-" + token)
+
+
+# --------------------------------------------------------------------------------------------
+# Databases
+# --------------------------------------------------------------------------------------------
+class _TemplateDatabases:
+    """One migrated template per module; ``clone()`` gives each test a fresh copy."""
+
+    def __init__(self, pg_url: str, directory: Path) -> None:
+        self.pg_url = pg_url
+        self.directory = directory
+        self._admin = None
+        self._made: list[str] = []
+        self.template = self._make_template()
+
+    # PostgreSQL ------------------------------------------------------------
+    def _conn(self) -> Any:
+        if self._admin is None:
+            import psycopg  # noqa: PLC0415
+
+            self._admin = psycopg.connect(self.pg_url, autocommit=True)
+        return self._admin
+
+    def _pg_name(self) -> str:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        return f"nta_{worker}_{uuid.uuid4().hex[:12]}"
+
+    def _pg_url_for(self, name: str) -> str:
+        base, _, _ = self.pg_url.rpartition("/")
+        return f"{base}/{name}"
+
+    # both -------------------------------------------------------------------
+    def _make_template(self) -> str:
+        if self.pg_url:
+            name = self._pg_name()
+            self._conn().execute(f'CREATE DATABASE "{name}" TEMPLATE template0 STRATEGY FILE_COPY')
+            self._made.append(name)
+            url = self._pg_url_for(name)
+        else:
+            url = f"sqlite:///{self.directory / 'template.db'}"
+        db = Database(url)
+        upgrade(db.engine)
+        db.dispose()
+        return url
+
+    def clone(self, directory: Path) -> str:
+        if self.pg_url:
+            name = self._pg_name()
+            tmpl = self.template.rpartition("/")[2]
+            self._conn().execute(f'CREATE DATABASE "{name}" TEMPLATE "{tmpl}" STRATEGY FILE_COPY')
+            self._made.append(name)
+            return self._pg_url_for(name)
+        target = directory / f"neutrino-{uuid.uuid4().hex[:8]}.db"
+        shutil.copyfile(self.template[len("sqlite:///"):], target)
+        return f"sqlite:///{target}"
+
+    def drop(self, url: str) -> None:
+        if not self.pg_url:
+            return
+        name = url.rpartition("/")[2]
+        self._conn().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if name in self._made:
+            self._made.remove(name)
+
+    def close(self) -> None:
+        if self.pg_url:
+            for name in list(self._made):
+                self._conn().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            self._made.clear()
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+
+
+@pytest.fixture(scope="module")
+def api_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_TemplateDatabases]:
+    dbs = _TemplateDatabases(os.environ.get(PG_URL_ENV, ""), tmp_path_factory.mktemp("apitmpl"))
+    yield dbs
+    dbs.close()
+
+
+@pytest.fixture
+def api_db_url(api_databases: _TemplateDatabases, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database for this test (SQLite file or PostgreSQL database)."""
+    url = api_databases.clone(tmp_path)
+    yield url
+    api_databases.drop(url)
+
+
+# --------------------------------------------------------------------------------------------
+# The API under test
+# --------------------------------------------------------------------------------------------
+class Api:
+    """A running in-process API plus helpers for the tests."""
+
+    def __init__(self, cfg: config.Config, db: Database, rng: random.Random | None = None) -> None:
+        self.cfg = cfg
+        self.db = db
+        self.deps = make_deps(cfg, db, rng)
+        self.app = make_network_app(self.deps, validate_token)
+        self.client = TestClient(self.app, raise_server_exceptions=False)
+
+    # raw requests -----------------------------------------------------------
+    def req(self, method: str, path: str, as_: str | None = "admin", json: Any = None,
+            headers: Mapping[str, str] | None = None, **kw: Any) -> Any:
+        h = dict(headers or {})
+        if as_ is not None:
+            h["X-Auth-Token"] = as_
+        if path.startswith("http://testserver"):
+            path = path[len("http://testserver"):]
+        elif not path.startswith("/"):
+            path = "/v2.0/" + path
+        return self.client.request(method, path, json=json, headers=h, **kw)
+
+    def get(self, path: str, as_: str = "admin", **kw: Any) -> Any:
+        return self.req("GET", path, as_, **kw)
+
+    def post(self, path: str, body: Any, as_: str = "admin", **kw: Any) -> Any:
+        return self.req("POST", path, as_, json=body, **kw)
+
+    def put(self, path: str, body: Any, as_: str = "admin", **kw: Any) -> Any:
+        return self.req("PUT", path, as_, json=body, **kw)
+
+    def delete(self, path: str, as_: str = "admin", **kw: Any) -> Any:
+        return self.req("DELETE", path, as_, **kw)
+
+    # checked helpers -----------------------------------------------------------
+    def ok(self, resp: Any, status: int = 200) -> Any:
+        assert resp.status_code == status, (resp.status_code, resp.text)
+        return resp.json() if resp.content else None
+
+    def create(self, collection: str, key: str, as_: str = "admin", **attrs: Any) -> dict[str, Any]:
+        return self.ok(self.post(collection, {key: attrs}, as_), 201)[key]
+
+    def network(self, as_: str = "admin", **attrs: Any) -> dict[str, Any]:
+        return self.create("networks", "network", as_, **attrs)
+
+    def subnet(self, network_id: str, cidr: str, as_: str = "admin", **attrs: Any) -> dict[str, Any]:
+        attrs.setdefault("ip_version", 6 if ":" in cidr else 4)
+        return self.create("subnets", "subnet", as_, network_id=network_id, cidr=cidr, **attrs)
+
+    def port(self, network_id: str, as_: str = "admin", **attrs: Any) -> dict[str, Any]:
+        return self.create("ports", "port", as_, network_id=network_id, **attrs)
+
+    def sg(self, as_: str = "admin", **attrs: Any) -> dict[str, Any]:
+        return self.create("security-groups", "security_group", as_, **attrs)
+
+    def net_with_subnet(self, cidr: str = "10.0.0.0/24", as_: str = "demo",
+                        **subnet_attrs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        net = self.network(as_)
+        return net, self.subnet(net["id"], cidr, as_, **subnet_attrs)
+
+    def show(self, collection: str, key: str, obj_id: str, as_: str = "admin") -> dict[str, Any]:
+        return self.ok(self.get(f"{collection}/{obj_id}", as_))[key]
+
+    def list(self, collection: str, as_: str = "admin", query: str = "") -> list[dict[str, Any]]:
+        body = self.ok(self.get(f"{collection}{'?' + query if query else ''}", as_))
+        return body[collection.replace("-", "_")]
+
+    # state snapshots ("bad input changes nothing") ---------------------------------
+    def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table (including the change feed), order-independent."""
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        with self.db.read() as conn:
+            for name, table in tables.metadata.tables.items():
+                rows = [tuple(repr(v) for v in r) for r in conn.execute(select(table))]
+                out[name] = sorted(rows)
+        return out
+
+    def close(self) -> None:
+        self.client.close()
+        self.db.dispose()
+
+
+def error(resp: Any, status: int, type_: str, message: str | None = None, *,
+          contains: str | None = None) -> dict[str, Any]:
+    """Assert a NeutronError response; returns the error dict."""
+    assert resp.status_code == status, (resp.status_code, resp.text)
+    body = resp.json()
+    assert set(body) == {"NeutronError"}, body
+    err = body["NeutronError"]
+    assert err["type"] == type_, err
+    assert err["detail"] == "", err
+    if message is not None:
+        assert err["message"] == message, err
+    if contains is not None:
+        assert contains in err["message"], err
+    return err
+
+
+@pytest.fixture
+def make_api(api_db_url: str, tmp_path: Path) -> Iterator[Callable[..., Api]]:
+    """``api = make_api({("ml2", "path_mtu"): "9000"}, rng=...)``: build an API (one per test)."""
+    made: list[Api] = []
+
+    def make(overrides: Mapping[tuple[str, str], str] | None = None, *, rng: random.Random | None = None,
+             db_url: str | None = None) -> Api:
+        cfg = config.defaults(tmp_path).with_overrides({**BASE_OVERRIDES, **(overrides or {})})
+        db = Database(db_url or api_db_url)
+        api = Api(cfg, db, rng)
+        made.append(api)
+        return api
+
+    yield make
+    for api in made:
+        api.close()
+
+
+@pytest.fixture
+def api(make_api: Callable[..., Api]) -> Api:
+    """An API with the base (all-in-one) configuration."""
+    return make_api()
