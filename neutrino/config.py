@@ -255,3 +255,24 @@ def render_ini(values: Mapping[tuple[str, str], str]) -> str:
 def describe() -> list[dict[str, Any]]:
     """Option reference (for docs and ``neutrino check-config``)."""
     return [dataclasses.asdict(o) | {"type": o.type.__name__} for o in OPTIONS]
+
+
+def reference_markdown() -> str:
+    """The configuration reference (docs/configuration.md is this text; a test keeps them equal)."""
+    out = ["# Configuration reference", "",
+           "One INI file, `STATE_DIR/neutrino.conf` (written on the first `neutrino up`).",
+           "Section and option names are Neutron's wherever Neutron has the option; options marked",
+           "*neutrino* are our own.  Unknown options and bad values are refused at start",
+           "(`neutrino check-config` validates a file).", ""]
+    section = None
+    for o in OPTIONS:
+        if o.section != section:
+            section = o.section
+            out += ["", f"## [{section}]", "", "| option | default | meaning |", "|---|---|---|"]
+        origin = "" if o.neutron_name else " *(neutrino)*"
+        default = o.default if o.default != "" else "(empty)"
+        out.append(f"| `{o.name}` | `{default}` | {o.help}{origin} |")
+    out += ["", "## All-in-one defaults written by `neutrino up`", ""]
+    for (sec, name), val in ALL_IN_ONE.items():
+        out.append(f"- `[{sec}] {name} = {val}`")
+    return "\n".join(out) + "\n"

@@ -354,8 +354,8 @@ class FipInUseByPortForwarding(InUse):
 
 class PortHasBindingFloatingIP(InUse):
     message = ("Cannot create port forwarding to floating IP %(floating_ip_address)s (%(fip_id)s) with "
-               "port %(port_id)s using fixed IP %(fixed_ip)s, as that floating IP already has a port "
-               "bound to it.")
+               "port %(port_id)s using fixed IP %(fixed_ip)s, as that port already has a binding "
+               "floating IP.")
 
 
 class PortForwardingCollision(Conflict):
@@ -401,3 +401,26 @@ def bad(msg: str) -> HTTPBadRequest:
 def invalid(msg: str) -> InvalidInput:
     """Shorthand for ``InvalidInput`` (its template adds the trailing dot)."""
     return InvalidInput(error_message=msg.rstrip("."))
+
+
+# --- L3 (routers, floating IPs, port forwardings) -------------------------------
+class ExternalIpAddressExhausted(BadRequest):
+    message = "Unable to find any IP address on external network %(net_id)s."
+
+
+class RoutesExhausted(BadRequest):
+    message = ("Unable to complete operation for %(router_id)s. The number of routes exceeds the "
+               "maximum %(quota)s.")
+
+
+class SubnetMismatchForPort(BadRequest):
+    message = "Subnet on port %(port_id)s does not match the requested subnet %(subnet_id)s."
+
+
+class RouterInterfaceInUseByRoute(InUse):
+    message = ("Router interface for subnet %(subnet_id)s on router %(router_id)s cannot be deleted, as it "
+               "is required by one or more routes.")
+
+
+class PortForwardingNotSupportFilterField(BadRequest):
+    message = "Port Forwarding filter %(filter)s is not supported."

@@ -19,8 +19,42 @@ _route = cv.dict_of({"destination": cv.subnet_cidr, "nexthop": cv.ip}, required=
 _aap = cv.dict_of({"ip_address": cv.ip_or_cidr, "mac_address": cv.mac}, required=("ip_address",))
 _dhcp_opt = cv.dict_of({"opt_name": cv.string(255), "opt_value": cv.nullable(cv.string(255)),
                         "ip_version": cv.one_of(4, 6, "4", "6")}, required=("opt_name",))
-_ext_gw = cv.dict_of({"network_id": cv.uuid_str, "enable_snat": cv.to_bool,
-                      "external_fixed_ips": cv.list_of(_fixed_ip)})
+_ext_gw_dict = cv.dict_of({"network_id": cv.uuid_str, "enable_snat": cv.to_bool,
+                           "external_fixed_ips": cv.list_of(_fixed_ip)}, required=("network_id",))
+
+
+def _ext_gw(v: object) -> object:
+    """Neutron's ``type:dict_or_nodata``: ``{}`` (like null) clears the gateway."""
+    if isinstance(v, dict) and not v:
+        return {}
+    return _ext_gw_dict(v)
+
+
+#: Extra-route lists in the add/remove_extraroutes actions (duplicates are merged there).
+route_list = cv.list_of(_route)
+
+
+def _routes(v: object) -> object:
+    """Router ``routes``: null means [], duplicates are rejected (``type:hostroutes``)."""
+    return [] if v is None else cv.list_of(_route, unique=True, what="hostroute")(v)
+
+
+def _check_port_range(v: object) -> str:
+    """Neutron's ``type:port_range`` validator: ``"N"`` or ``"N:M"``, 0-65535, N <= M."""
+    text = str(v)
+    ports = text.split(":")
+    if len(ports) > 2 or any(not p for p in ports):
+        raise ValueError("Port range must be two integers separated by a colon")
+    for p in ports:
+        if not p.isdigit() or not 0 <= int(p) <= 65535:
+            raise ValueError(f"Invalid port: {p}")
+    if len(ports) == 2 and int(ports[0]) > int(ports[1]):
+        raise ValueError("First port in a port range must be lower than the second port")
+    return text
+
+
+def _pf_port(v: object) -> int:
+    return cv.to_int(_check_port_range(v))
 
 NETWORK = Resource("network", "networks", (
     *std_attrs(),
@@ -127,7 +161,7 @@ ROUTER = Resource("router", "routers", (
          column="admin_state_up"),
     Attr("status", filter=True, sort=True, column="status"),
     Attr("external_gateway_info", post=True, put=True, default=None, convert=cv.nullable(_ext_gw)),
-    Attr("routes", put=True, default=list, convert=cv.list_of(_route)),
+    Attr("routes", put=True, default=list, convert=_routes),
     Attr("distributed", post=True, put=True, default=False, convert=_bool, filter=True),
     Attr("ha", post=True, put=True, default=False, convert=_bool, filter=True),
     Attr("flavor_id", post=True, default=None, convert=cv.uuid_or_none, filter=True),
@@ -158,13 +192,13 @@ FLOATINGIP = Resource("floatingip", "floatingips", (
 
 PORT_FORWARDING = Resource("port_forwarding", "port_forwardings", (
     Attr("id", convert=cv.uuid_str, filter=True, sort=True, column="id"),
-    Attr("external_port", post=True, put=True, default=None, convert=cv.nullable(cv.in_range(1, 65535)),
+    Attr("external_port", post=True, put=True, default=None, convert=cv.nullable(_pf_port),
          filter=True, sort=True),
-    Attr("internal_port", post=True, put=True, default=None, convert=cv.nullable(cv.in_range(1, 65535)),
+    Attr("internal_port", post=True, put=True, default=None, convert=cv.nullable(_pf_port),
          filter=True, sort=True),
-    Attr("external_port_range", post=True, put=True, default=None, convert=cv.nullable(cv.string(11)),
+    Attr("external_port_range", post=True, put=True, default=None, convert=cv.nullable(_check_port_range),
          filter=True),
-    Attr("internal_port_range", post=True, put=True, default=None, convert=cv.nullable(cv.string(11)),
+    Attr("internal_port_range", post=True, put=True, default=None, convert=cv.nullable(_check_port_range),
          filter=True),
     Attr("internal_ip_address", post=True, put=True, default=MISSING, convert=cv.ip, filter=True),
     Attr("protocol", post=True, put=True, default=MISSING, convert=cv.one_of("tcp", "udp"), filter=True,

@@ -182,10 +182,13 @@ ROUTES: dict[str, dict[str, Handler]] = {
 }
 
 
-def make_handler(feed: Feed) -> Callable[[Any, Request, RequestContext], Awaitable[Response]]:
-    """The ``extra_routes`` handler for ``PREFIX``."""
+class FeedHandler:
+    """The ``extra_routes`` handler for ``PREFIX``; ``feed`` is reachable for tests and wiring."""
 
-    async def handle(api: Any, request: Request, ctx: RequestContext) -> Response:
+    def __init__(self, feed: Feed) -> None:
+        self.feed = feed
+
+    async def __call__(self, api: Any, request: Request, ctx: RequestContext) -> Response:
         if not (ctx.is_admin or ctx.is_service):
             raise errors.PolicyNotAuthorized(action="rule:neutrino_feed")
         methods = ROUTES.get(request.url.path[len(PREFIX):].strip("/"))
@@ -194,18 +197,21 @@ def make_handler(feed: Feed) -> Callable[[Any, Request, RequestContext], Awaitab
         handler = methods.get(request.method)
         if handler is None:
             raise errors.HTTPMethodNotAllowed()
-        return await handler(feed, request, ctx)
-
-    return handle
+        return await handler(self.feed, request, ctx)
 
 
 def install(api: Any, *, compact_interval: float = 30.0) -> Feed:
-    """Serve ``/neutrino/v1/`` on ``api`` and become its database's commit listener."""
+    """Serve ``/neutrino/v1/`` on ``api`` and become its database's commit listener.
+
+    The listener (``Feed.on_commit``) may run a compaction, itself a write:
+    ``Database`` calls listeners after the committing unit has released its
+    connection and write lock.
+    """
     db = api.deps.db
     feed = Feed(api, compactor=log.Compactor(db, api.deps.cfg.feed.retention, interval=compact_interval))
     db.set_commit_listener(feed.on_commit)
-    api.extra_routes[PREFIX] = make_handler(feed)
+    api.extra_routes[PREFIX] = FeedHandler(feed)
     return feed
 
 
-__all__ = ["DEFAULT_LIMIT", "Feed", "MAX_TIMEOUT", "PREFIX", "ROUTES", "install", "make_handler"]
+__all__ = ["DEFAULT_LIMIT", "Feed", "FeedHandler", "MAX_TIMEOUT", "PREFIX", "ROUTES", "install"]

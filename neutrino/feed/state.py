@@ -5,13 +5,12 @@ revision it reflects.  ``from_snapshot`` builds one from a snapshot body;
 ``apply_changes`` folds a batch of changes into a new ``State`` (inputs are
 never mutated; untouched types are shared between old and new).
 
-Applying follows the log, with two rules of its own:
-
-* a change at or below the state's revision is skipped (replays are
-  harmless, so a batch may overlap what was already applied);
-* deleting a security group also drops the rules that belonged to it or
-  referred to it (the database removes them by cascade, and the log need
-  not list each one).
+Applying replays the log literally: ``create``/``update`` store the body,
+``delete`` drops the object.  The server's producers put every object whose
+API view changed on the log (cascaded deletes and parents whose revision
+was bumped included), so nothing is derived here.  A change at or below the
+state's revision is skipped: replays are harmless, so a batch may overlap
+what was already applied.
 
 Types outside ``State.types`` are ignored, so an agent following only ports
 and networks keeps only those.  Pure: no I/O.
@@ -102,11 +101,6 @@ def apply_changes(state: State, changes: Iterable[Mapping[str, Any]], revision: 
             continue
         if ch["action"] == "delete":
             table(rtype).pop(ch["id"], None)
-            if rtype == "security_group" and "security_group_rule" in state.types:
-                rules = table("security_group_rule")
-                for rid in [rid for rid, r in rules.items()
-                            if ch["id"] in (r.get("security_group_id"), r.get("remote_group_id"))]:
-                    del rules[rid]
         elif ch.get("body") is not None:
             table(rtype)[ch["id"]] = ch["body"]
     if not touched and revision is None and last == state.revision:

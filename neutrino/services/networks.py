@@ -16,7 +16,7 @@ from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
 from neutrino.ml2.types import Segment
-from neutrino.services import common
+from neutrino.services import common, quotas
 from neutrino.services.common import Deps
 
 #: Ports removed with their network (they do not block its deletion).
@@ -68,9 +68,12 @@ class NetworkService:
             "provider:segmentation_id": seg.segmentation_id if seg else None,
             "is_default": r.is_default, "availability_zone_hints": list(r.availability_zone_hints or []),
             "availability_zones": [], "ipv4_address_scope": None, "ipv6_address_scope": None,
-            "l2_adjacency": True,
         }
         d.update(common.std_tail(r, tags))
+        # Neutron's order: ..., description, l2_adjacency, tags, created_at, ...
+        tail = {k: d.pop(k) for k in ("tags", "created_at", "updated_at", "revision_number")}
+        d["l2_adjacency"] = True
+        d.update(tail)
         if len(segs) > 1:
             d["segments"] = [{"provider:network_type": s.network_type,
                               "provider:physical_network": s.physical_network,
@@ -96,6 +99,7 @@ class NetworkService:
     # --- writing --------------------------------------------------------------------------
     def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
         policy.enforce(ctx, "create_network", item, attr_rules(NETWORK, "create", item, creating=True))
+        quotas.check(self.deps.cfg, uow.conn, item["project_id"], "network")
         if item.get("segments") is not None:
             if any(item.get(k) is not None for k in ("provider:network_type", "provider:physical_network",
                                                     "provider:segmentation_id")):

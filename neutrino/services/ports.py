@@ -166,12 +166,16 @@ class PortService:
         target = dict(item, **{"network:project_id": net.project_id, "network:shared": net.shared})
         policy.enforce(ctx, "create_port", target, attr_rules(PORT, "create", item, creating=True))
         quotas.check(self.deps.cfg, conn, item["project_id"], "port")
-        port = self.insert_port(uow, net, item)
+        port = self.insert_port(uow, net, item, admin=ctx.is_admin)
         return port
 
     def insert_port(self, uow: UnitOfWork, net: Any, item: dict[str, Any], *,
-                    status: str = "DOWN", record: bool = True) -> dict[str, Any]:
-        """Create a port row with its addresses and groups (no policy; in txn)."""
+                    status: str = "DOWN", record: bool = True, admin: bool = True) -> dict[str, Any]:
+        """Create a port row with its addresses and groups (no policy; in txn).
+
+        ``admin=False``: the groups must belong to the port's project (Neutron
+        checks this for every non-admin caller).
+        """
         conn = uow.conn
         rng = self.deps.rng
         owner = item.get("device_owner") or ""
@@ -202,7 +206,7 @@ class PortService:
         elif sgs:
             if not pse or not fixed:
                 raise errors.PortSecurityAndIPRequiredForSecurityGroups()
-            self._check_groups(conn, sgs, item["project_id"])
+            self._check_groups(conn, sgs, item["project_id"], admin)
         vals = common.std_values(item, revision=1)
         port_id = vals["id"]
         host = item.get("binding:host_id") or ""
@@ -249,12 +253,13 @@ class PortService:
         return out
 
     @staticmethod
-    def _check_groups(conn: Connection, sgs: list[str], project_id: str) -> None:
+    def _check_groups(conn: Connection, sgs: list[str], project_id: str, admin: bool = True) -> None:
         rows = {r.id: r for r in conn.execute(select(t.security_groups.c.id, t.security_groups.c.project_id)
                                               .where(t.security_groups.c.id.in_(sgs)))}
-        for g in sgs:
-            if g not in rows:
-                raise errors.SecurityGroupNotFound(id=g)
+        missing = [g for g in dict.fromkeys(sgs)
+                   if g not in rows or not (admin or not project_id or rows[g].project_id == project_id)]
+        if missing:
+            raise errors.SecurityGroupNotFound(id=", ".join(missing))
 
     def _bind(self, conn: Connection, net_id: str, host: str) -> tuple[str, dict[str, Any]]:
         if not host:
@@ -275,10 +280,10 @@ class PortService:
             target["device_owner"] = changes["device_owner"]
         policy.enforce(ctx, "update_port", target, attr_rules(PORT, "update", changes, creating=False))
         common.check_if_match(if_match, row.revision_number)
-        return self.apply_update(uow, row, net, current, changes)
+        return self.apply_update(uow, row, net, current, changes, admin=ctx.is_admin)
 
     def apply_update(self, uow: UnitOfWork, row: Any, net: Any, current: dict[str, Any],
-                     changes: dict[str, Any]) -> dict[str, Any]:
+                     changes: dict[str, Any], *, admin: bool = True) -> dict[str, Any]:
         """Apply validated changes to a port (no policy; in txn)."""
         conn = uow.conn
         port_id = row.id
@@ -307,17 +312,21 @@ class PortService:
             sgs = []
         if "port_security_enabled" in changes:
             values["port_security_enabled"] = pse
-            if not pse and sgs:
-                raise errors.PortSecurityPortHasSecurityGroup()
-        if "security_groups" in changes and sgs:
-            if not pse or not fixed:
-                raise errors.PortSecurityAndIPRequiredForSecurityGroups()
-            self._check_groups(conn, sgs, row.project_id)
         if "allowed_address_pairs" in changes:
             values["allowed_address_pairs"] = self._normalise_aaps(changes["allowed_address_pairs"] or [], mac)
         aaps = values.get("allowed_address_pairs", current["allowed_address_pairs"])
-        if aaps and not pse:
-            raise errors.AddressPairAndPortSecurityRequired()
+        if not pse:
+            # ML2's order: address pairs first, then security groups (given, or already on the port).
+            if aaps:
+                raise errors.AddressPairAndPortSecurityRequired()
+            if sgs and "security_groups" in changes:
+                raise errors.PortSecurityAndIPRequiredForSecurityGroups()
+            if sgs:
+                raise errors.PortSecurityPortHasSecurityGroup()
+        if "security_groups" in changes and sgs:
+            if not fixed:
+                raise errors.PortSecurityAndIPRequiredForSecurityGroups()
+            self._check_groups(conn, sgs, row.project_id, admin)
         if "security_groups" in changes:
             conn.execute(delete(t.port_security_groups).where(t.port_security_groups.c.port_id == port_id))
             if sgs:

@@ -19,7 +19,7 @@ from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
 from neutrino.ipam import pools as ipam
-from neutrino.services import common
+from neutrino.services import common, quotas
 from neutrino.services.common import Deps
 from neutrino.services.networks import network_target
 
@@ -92,6 +92,7 @@ class SubnetService:
             raise errors.NetworkNotFound(net_id=item["network_id"])
         target = dict(item, **{"network:project_id": net.project_id})
         policy.enforce(ctx, "create_subnet", target, attr_rules(SUBNET, "create", item, creating=True))
+        quotas.check(self.deps.cfg, conn, item["project_id"], "subnet")
         given = item["__given__"]
         if item.get("cidr") and item.get("prefixlen") is not None:
             raise errors.bad("cidr and prefixlen must not be supplied together")
@@ -134,6 +135,7 @@ class SubnetService:
             dns_nameservers=item["dns_nameservers"], host_routes=item["host_routes"],
             service_types=item["service_types"], subnetpool_id=None, segment_id=item.get("segment_id")))
         common.bump(conn, t.networks, net.id)
+        record_network(self.deps, uow, net.id)
         out = self.get(RequestContext.admin(), conn, vals["id"])
         uow.changed("subnet", vals["id"], "create", out, item["project_id"])
         if net.external:
@@ -261,7 +263,15 @@ class SubnetService:
         conn.execute(delete(t.subnets).where(t.subnets.c.id == subnet_id))
         common.delete_tags(conn, subnet_id)
         common.bump(conn, t.networks, row.network_id)
+        record_network(self.deps, uow, row.network_id)
         uow.changed("subnet", subnet_id, "delete", None, row.project_id)
         if touched:
             from neutrino.services.ports import record_port_changes
             record_port_changes(self.deps, uow, touched)
+
+
+def record_network(deps: Deps, uow: UnitOfWork, net_id: str) -> None:
+    """Put a network on the change feed after its subnets changed (its view lists them); in txn."""
+    from neutrino.services.networks import NetworkService
+    net = NetworkService(deps).get(RequestContext.admin(), uow.conn, net_id)
+    uow.changed("network", net_id, "update", net, net["project_id"])

@@ -1,0 +1,81 @@
+"""A live ``neutrino up`` for the compatibility tests, and helpers that run the
+unchanged ``openstack`` CLI against it with the generated openrc files."""
+
+from __future__ import annotations
+
+import os
+import random
+import shlex
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+BIN = Path(sys.executable).parent
+OPENSTACK = BIN / "openstack"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _pick_offset() -> int:
+    for _ in range(200):
+        off = random.randrange(20000, 40000)
+        if _port_free(9696 + off) and _port_free(5000 + off):
+            return off
+    raise RuntimeError("no free port pair")
+
+
+def openrc_env(path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    for line in path.read_text().splitlines():
+        parts = shlex.split(line, comments=True)
+        if parts and parts[0] == "export":
+            key, _, val = parts[1].partition("=")
+            env[key] = val
+    return env
+
+
+@dataclass
+class Cloud:
+    state_dir: Path
+    offset: int
+    admin: dict[str, str]
+    demo: dict[str, str]
+
+    @property
+    def network_url(self) -> str:
+        return f"http://127.0.0.1:{9696 + self.offset}"
+
+    def osc(self, who: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        env = self.admin if who == "admin" else self.demo
+        proc = subprocess.run([str(OPENSTACK), *args], env=env, capture_output=True, text=True, timeout=120)
+        if ok:
+            assert proc.returncode == 0, f"openstack {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    if not OPENSTACK.exists():
+        pytest.skip("openstack CLI not installed")
+    state = tmp_path_factory.mktemp("neutrino-state")
+    offset = _pick_offset()
+    env = dict(os.environ)
+    cmd = [sys.executable, "-m", "neutrino.cli.main"]
+    subprocess.run([*cmd, "up", "--state-dir", str(state), "--port-offset", str(offset)], check=True,
+                   env=env, capture_output=True, timeout=120)
+    try:
+        yield Cloud(state, offset, openrc_env(state / "admin-openrc"), openrc_env(state / "demo-openrc"))
+    finally:
+        subprocess.run([*cmd, "down", "--state-dir", str(state)], env=env, capture_output=True, timeout=60)
