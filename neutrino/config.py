@@ -120,9 +120,31 @@ OPTIONS: tuple[Option, ...] = (
     _O("identity", "public_host", str, "", "Host name put into catalog URLs (default: bind_host).", False),
     _O("token", "expiration", int, "3600", "Token lifetime in seconds (Keystone's [token] expiration)."),
     _O("fernet_tokens", "key_repository", str, "", "Directory of Fernet keys (default: STATE/fernet-keys)."),
+    # --- agents (openvswitch_agent.ini / [AGENT] names) -----------------------
+    _O("ovs", "integration_bridge", str, "br-int", "Integration bridge."),
+    _O("ovs", "tunnel_bridge", str, "br-tun", "Tunnel bridge."),
+    _O("ovs", "int_peer_patch_port", str, "patch-tun", "Patch port on the integration bridge to the tunnel bridge."),
+    _O("ovs", "tun_peer_patch_port", str, "patch-int", "Patch port on the tunnel bridge to the integration bridge."),
+    _O("ovs", "local_ip", str, "", "This host's tunnel endpoint (VTEP) address; required for tunnels."),
+    _O("ovs", "bridge_mappings", _dict_str, "", "physnet:bridge pairs (the bridges are created if missing)."),
+    _O("ovs", "datapath_type", str, "auto",
+       "system, netdev, or auto (system when the openvswitch kernel module is loaded, else netdev)."),
+    _O("ovs", "ovs_rundir", str, "",
+       "Run directory of the OVS instance to use (default: a private one in STATE/ovs).", False),
+    _O("agent", "tunnel_types", _list, "vxlan", "Tunnel types this host's OVS agent serves."),
+    _O("agent", "l2_population", _bool, "true", "Use l2population (flood only where ports are)."),
+    _O("agent", "arp_responder", _bool, "true", "Answer ARP for remote ports locally (with l2_population)."),
+    _O("agent", "polling_interval", int, "2", "Seconds between full checks of observed state."),
+    _O("agent", "report_interval", int, "30", "Seconds between heartbeats."),
+    _O("agent", "availability_zone", str, "nova", "Availability zone of this host's agents."),
     # --- [feed] ----------------------------------------------------------------
     _O("feed", "retention", int, "200000",
        "Change-log rows kept; an agent further behind gets a full snapshot.", False),
+    # --- [compute] / [image]: the Nova v2.1 and Glance v2 subsets --------------------------
+    _O("compute", "bind_host", str, "127.0.0.1", "Address the Compute API (Nova v2.1 subset) listens on.", False),
+    _O("compute", "bind_port", int, "8774", "Port of the Compute API.", False),
+    _O("image", "bind_host", str, "127.0.0.1", "Address the Image API (Glance v2 subset) listens on.", False),
+    _O("image", "bind_port", int, "9292", "Port of the Image API.", False),
 )
 
 _BY_KEY = {(o.section, o.name): o for o in OPTIONS}

@@ -85,6 +85,14 @@ class HostRoutesExhausted(BadRequest):
                "exceeds the limit %(quota)s.")
 
 
+class AllowedAddressPairExhausted(BadRequest):
+    message = "The number of allowed address pair exceeds the maximum %(quota)s."
+
+
+class SegmentsSetInConjunctionWithProviders(BadRequest):
+    message = "Segments and provider values cannot both be set."
+
+
 class PortSecurityAndIPRequiredForSecurityGroups(BadRequest):
     message = ("Port security must be enabled and port must have an IP address in order to use "
                "security groups.")
@@ -112,6 +120,15 @@ class SecurityGroupMissingIcmpType(BadRequest):
 
 class SecurityGroupRuleParameterConflict(BadRequest):
     message = "Conflicting value ethertype %(ethertype)s for CIDR %(cidr)s"
+
+
+class SecurityGroupInvalidProtocolForPort(BadRequest):
+    message = ("Invalid protocol %(protocol)s for port range, only supported for %(valid_port_protocols)s "
+               "protocols.")
+
+
+class SecurityGroupEthertypeConflictWithProtocol(BadRequest):
+    message = "Invalid ethertype %(ethertype)s for protocol %(protocol)s."
 
 
 class SecurityGroupRemoteGroupAndRemoteIpPrefix(BadRequest):
@@ -255,6 +272,10 @@ class SecurityGroupInUse(InUse):
 
 class SecurityGroupCannotRemoveDefault(InUse):
     message = "Insufficient rights for removing default security group."
+
+
+class SecurityGroupCannotUpdateDefault(InUse):
+    message = "Updating default security group not allowed."
 
 
 class SecurityGroupDefaultAlreadyExists(InUse):

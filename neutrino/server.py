@@ -1,5 +1,6 @@
-"""The API server process: identity (Keystone v3 subset) and network (Neutron
-v2.0) APIs served from one process, each on its own listening socket.
+"""The API server process: identity (Keystone v3 subset), network (Neutron
+v2.0), compute (Nova v2.1 subset) and image (Glance v2 subset) APIs served
+from one process, each on its own listening socket.
 
 ``prepare(cfg)`` migrates the database and bootstraps identity (idempotent);
 ``run(cfg)`` serves until SIGTERM/SIGINT.
@@ -17,7 +18,11 @@ from typing import Any
 
 import uvicorn
 
-from neutrino.api.factory import make_deps, make_network_app
+from neutrino.api.app import build_network_app
+from neutrino.api.factory import make_deps, make_network_api
+from neutrino.compute import flavors as compute_flavors
+from neutrino.compute.api import build_compute_app, install_internal, make_compute_api
+from neutrino.compute.image_api import build_image_app
 from neutrino.config import Config
 from neutrino.db.engine import Database
 from neutrino.db.migrate import upgrade
@@ -44,22 +49,51 @@ def prepare(cfg: Config) -> dict[str, Any]:
     try:
         upgrade(db.engine)
         TokenProvider(key_dir(cfg))  # creates the key repository on first use
-        return bootstrap(cfg, db, cfg.state_dir)
+        out = bootstrap(cfg, db, cfg.state_dir)
+        compute_flavors.seed(db)     # the default flavors, into an empty table only
+        return out
     finally:
         db.dispose()
 
 
+def _catalog_host(host: str) -> str:
+    host = host if host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
 def catalog_endpoints(cfg: Config) -> list[tuple[str, str, str]]:
-    return list(default_catalog_endpoints(cfg))
+    """Identity and network (``default_catalog_endpoints``), compute (``/v2.1``) and image."""
+    pub = cfg.identity.public_host
+    return [*default_catalog_endpoints(cfg),
+            ("compute", "nova", f"http://{_catalog_host(pub or cfg.compute.bind_host)}:{cfg.compute.bind_port}/v2.1"),
+            ("image", "glance", f"http://{_catalog_host(pub or cfg.image.bind_host)}:{cfg.image.bind_port}")]
+
+
+def build_all_apps(cfg: Config, db: Database) -> tuple[dict[str, Any], TokenProvider]:
+    """({"identity", "network", "compute", "image"} -> app, token provider), sharing one database."""
+    tokens = TokenProvider(key_dir(cfg), db)
+    identity = build_identity_app(cfg, db, tokens, catalog_endpoints(cfg))
+    auth_uri = f"http://{cfg.identity.public_host or cfg.identity.bind_host}:{cfg.identity.bind_port}"
+    deps = make_deps(cfg, db)
+    network_api = make_network_api(deps, tokens.validate, auth_uri)
+    compute_api = make_compute_api(cfg, db, tokens.validate, deps, auth_uri)
+    install_internal(network_api, compute_api.servers)   # /neutrino/v1/servers for compute agents
+    return {"identity": identity, "network": build_network_app(network_api),
+            "compute": build_compute_app(cfg, db, tokens.validate, api=compute_api),
+            "image": build_image_app(tokens.validate, auth_uri)}, tokens
 
 
 def build_apps(cfg: Config, db: Database) -> tuple[Any, Any, TokenProvider]:
     """(identity app, network app, token provider) sharing one database."""
-    tokens = TokenProvider(key_dir(cfg), db)
-    identity = build_identity_app(cfg, db, tokens, catalog_endpoints(cfg))
-    auth_uri = f"http://{cfg.identity.public_host or cfg.identity.bind_host}:{cfg.identity.bind_port}"
-    network = make_network_app(make_deps(cfg, db), tokens.validate, auth_uri)
-    return identity, network, tokens
+    apps, tokens = build_all_apps(cfg, db)
+    return apps["identity"], apps["network"], tokens
+
+
+def bind_all(cfg: Config) -> dict[str, socket.socket]:
+    return {"identity": _bind(cfg.identity.bind_host, cfg.identity.bind_port),
+            "network": _bind(cfg.default.bind_host, cfg.default.bind_port),
+            "compute": _bind(cfg.compute.bind_host, cfg.compute.bind_port),
+            "image": _bind(cfg.image.bind_host, cfg.image.bind_port)}
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -81,12 +115,11 @@ def _bind(host: str, port: int) -> socket.socket:
 async def serve(cfg: Config, sockets: dict[str, socket.socket] | None = None) -> None:
     """Serve both APIs until cancelled or a termination signal arrives."""
     db = open_database(cfg)
-    identity, network, _ = build_apps(cfg, db)
-    socks = sockets or {"identity": _bind(cfg.identity.bind_host, cfg.identity.bind_port),
-                        "network": _bind(cfg.default.bind_host, cfg.default.bind_port)}
+    apps, _ = build_all_apps(cfg, db)
+    socks = sockets or bind_all(cfg)
     level = "debug" if cfg.default.debug else "warning"
     servers = []
-    for name, app in (("identity", identity), ("network", network)):
+    for name, app in apps.items():
         conf = uvicorn.Config(app, log_level=level, access_log=cfg.default.debug, lifespan="off",
                               timeout_keep_alive=75, http="httptools", loop="uvloop")
         servers.append((uvicorn.Server(conf), socks[name]))
@@ -112,8 +145,7 @@ def run(cfg: Config) -> None:
     """
     logging.basicConfig(level=logging.DEBUG if cfg.default.debug else logging.INFO,
                         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
-    socks = {"identity": _bind(cfg.identity.bind_host, cfg.identity.bind_port),
-             "network": _bind(cfg.default.bind_host, cfg.default.bind_port)}
+    socks = bind_all(cfg)
     workers = max(1, cfg.default.api_workers)
     children: list[int] = []
     for _ in range(workers - 1):

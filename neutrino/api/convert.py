@@ -164,6 +164,23 @@ def list_of(item: Conv, *, unique: bool = False, what: str = "") -> Conv:
     return conv
 
 
+def fixed_ips(item: Conv) -> Conv:
+    """A port's ``fixed_ips`` list; the same ``ip_address`` twice is refused (neutron-lib)."""
+    inner = list_of(item)
+
+    def conv(v: Any) -> list[dict[str, Any]]:
+        out = inner(v)
+        seen: set[str] = set()
+        for f in out:
+            addr = f.get("ip_address")
+            if addr is not None:
+                if addr in seen:
+                    raise ValueError(f"Duplicate IP address '{addr}'")
+                seen.add(addr)
+        return out
+    return conv
+
+
 def dict_value(v: Any) -> dict[str, Any]:
     if not isinstance(v, dict):
         raise ValueError(f"'{v}' is not a dictionary")

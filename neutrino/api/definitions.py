@@ -118,15 +118,21 @@ SUBNET = Resource("subnet", "subnets", (
     Attr("dns_publish_fixed_ip", visible=False),
 ))
 
+def _port_std_attrs() -> list[Attr]:
+    """Ports accept ``tags`` in POST (tag-ports-during-bulk-creation's attribute) and drop them."""
+    return [Attr("tags", post=True, default=None, convert=cv.nullable(cv.list_of(cv.tag)))
+            if a.name == "tags" else a for a in std_attrs()]
+
+
 PORT = Resource("port", "ports", (
-    *std_attrs(),
+    *_port_std_attrs(),
     Attr("network_id", post=True, default=MISSING, convert=cv.uuid_str, filter=True, sort=True,
          column="network_id"),
     Attr("admin_state_up", post=True, put=True, default=True, convert=_bool, filter=True, sort=True,
          column="admin_state_up"),
     Attr("mac_address", post=True, put=True, default=None, convert=cv.nullable(cv.mac), filter=True,
          sort=True, column="mac_address"),
-    Attr("fixed_ips", post=True, put=True, default=None, convert=cv.nullable(cv.list_of(_fixed_ip)),
+    Attr("fixed_ips", post=True, put=True, default=None, convert=cv.nullable(cv.fixed_ips(_fixed_ip)),
          filter=True),
     Attr("device_id", post=True, put=True, default="", convert=cv.string(255), filter=True, sort=True,
          column="device_id"),

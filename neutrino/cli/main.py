@@ -142,12 +142,14 @@ def load_config(path: Path, state_dir: Path, port_offset: int = 0) -> nconfig.Co
 
 
 def with_port_offset(cfg: nconfig.Config, offset: int) -> nconfig.Config:
-    """``cfg`` with both API ports moved by ``offset`` (for running several instances)."""
+    """``cfg`` with every API port moved by ``offset`` (for running several instances)."""
     if not offset:
         return cfg
     return cfg.with_overrides({
         ("DEFAULT", "bind_port"): str(cfg.default.bind_port + offset),
         ("identity", "bind_port"): str(cfg.identity.bind_port + offset),
+        ("compute", "bind_port"): str(cfg.compute.bind_port + offset),
+        ("image", "bind_port"): str(cfg.image.bind_port + offset),
     })
 
 

@@ -12,7 +12,7 @@ form the API returns, so they sort and compare as strings.
 
 from __future__ import annotations
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, ForeignKey, Index, Integer, MetaData,
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, Float, ForeignKey, Index, Integer, MetaData,
                         PrimaryKeyConstraint, String, Table, Text, UniqueConstraint)
 
 NAMING = {
@@ -292,4 +292,65 @@ changes = Table(
     Column("project_id", String(255), nullable=False, default=""),
     Column("body", JSON, nullable=True),
     Column("created_at", String(20), nullable=False),
+)
+
+# --- compute (the Nova/Glance subset, neutrino.compute) ------------------------------------------
+flavors = Table(
+    "flavors", metadata,
+    Column("id", String(255), primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("vcpus", Integer, nullable=False),
+    Column("ram", Integer, nullable=False),                 # MiB
+    Column("disk", Integer, nullable=False),                # GiB
+    Column("ephemeral", Integer, nullable=False, default=0),
+    Column("swap", Integer, nullable=False, default=0),     # MiB
+    Column("rxtx_factor", Float, nullable=False, default=1.0),
+    Column("is_public", Boolean, nullable=False, default=True),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("description", Text, nullable=True),
+    Column("extra_specs", JSON, nullable=False),
+    Column("created_at", String(20), nullable=False),
+)
+keypairs = Table(
+    "keypairs", metadata,
+    Column("user_id", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("type", String(16), nullable=False, default="ssh"),
+    Column("public_key", Text, nullable=False),
+    Column("fingerprint", String(255), nullable=False),
+    Column("created_at", String(20), nullable=False),
+    PrimaryKeyConstraint("user_id", "name"),
+)
+servers = Table(
+    "servers", metadata,
+    Column("id", UUID, primary_key=True),
+    Column("project_id", String(255), nullable=False, index=True),
+    Column("user_id", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("status", String(16), nullable=False),           # BUILD, ACTIVE, ERROR, SHUTOFF
+    Column("vm_state", String(16), nullable=False),
+    Column("task_state", String(32), nullable=True),
+    Column("power_state", Integer, nullable=False, default=0),
+    Column("host", String(255), nullable=True, index=True),
+    Column("availability_zone", String(255), nullable=True),
+    Column("image_id", String(64), nullable=False),
+    Column("flavor_id", String(255), nullable=False),
+    Column("flavor", JSON, nullable=False),                 # the flavor as it was at create time
+    Column("key_name", String(255), nullable=True),
+    Column("key_data", Text, nullable=True),                # the key pair's public key
+    Column("user_data", Text, nullable=True),               # base64, as given
+    Column("meta", JSON, nullable=False),                   # the server's metadata (key -> value)
+    Column("nics", JSON, nullable=False),                   # [{port_id, network_id, created}] in request order
+    Column("security_groups", JSON, nullable=False),        # requested group names/ids
+    Column("tags", JSON, nullable=False),
+    Column("config_drive", Boolean, nullable=False, default=False),
+    Column("access_ipv4", String(64), nullable=False, default=""),
+    Column("access_ipv6", String(64), nullable=False, default=""),
+    Column("hostname", String(255), nullable=False, default=""),
+    Column("fault", JSON, nullable=True),
+    Column("launched_at", String(32), nullable=True),
+    Column("created_at", String(20), nullable=False),
+    Column("updated_at", String(20), nullable=False),
+    Column("revision_number", BigInteger, nullable=False, default=0),
 )

@@ -27,6 +27,10 @@ Every route needs a token with the ``admin`` or ``service`` role (else 403
     resources_synced?}}``
     Heartbeat; ``200 {"agent": {...}}`` (see ``neutrino.services.agents``).
 
+The log also carries ``port_forwarding`` records, which snapshots do not
+list: follow port forwardings through the ``port_forwardings`` of floating
+IP bodies (a forwarding change re-records its floating IP).
+
 Planned, not implemented: ``host=`` on snapshot and changes, returning only
 what one host needs.  Revisions stay global, so a filtered ``changes`` still
 returns the last revision examined and the client's position advances over
@@ -175,10 +179,22 @@ async def _report(feed: Feed, request: Request, ctx: RequestContext) -> Response
     return _json(result)
 
 
+async def _port_status(feed: Feed, request: Request, ctx: RequestContext) -> Response:
+    from neutrino.services.port_status import set_statuses
+    raw = await request.body()
+    try:
+        body = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        raise errors.bad("Malformed request body") from None
+    deps = feed.api.deps
+    return _json(await run_in_threadpool(feed.db.run_write, lambda uow: set_statuses(deps, uow, body)))
+
+
 ROUTES: dict[str, dict[str, Handler]] = {
     "snapshot": {"GET": _snapshot},
     "changes": {"GET": _changes},
     "agents/report": {"POST": _report},
+    "ports/status": {"POST": _port_status},
 }
 
 

@@ -109,7 +109,7 @@ def allocate(conn: Connection, network_id: str, requested: list[dict[str, Any]] 
         sid, addr = req.get("subnet_id"), req.get("ip_address")
         if addr is not None:
             if addr in seen_ips:
-                raise errors.bad(f"Duplicate IP address '{addr}'")
+                raise errors.bad(f"Invalid input for fixed_ips. Reason: Duplicate IP address '{addr}'.")
             seen_ips.add(addr)
         if sid is not None:
             s = by_id.get(sid)
@@ -117,14 +117,19 @@ def allocate(conn: Connection, network_id: str, requested: list[dict[str, Any]] 
                 raise errors.invalid(f"Failed to create port on network {network_id}, because fixed_ips "
                                      f"included invalid subnet {sid}")
         elif addr is not None:
-            s = next((x for x in subnets if ipam.in_subnet(ipaddress.ip_network(x.cidr), addr)), None)
+            # Neutron: the first subnet on which the address is a valid host address.
+            s = next((x for x in subnets if ipam.in_subnet(ipaddress.ip_network(x.cidr), addr) and
+                      ipam.valid_host_address(ipaddress.ip_network(x.cidr), addr)), None)
             if s is None:
                 raise errors.InvalidIpForNetwork(ip_address=addr)
         else:
             raise errors.invalid("IP allocation requires subnet_id or ip_address")
         net = ipaddress.ip_network(s.cidr)
         if addr is not None:
-            if not ipam.valid_host_address(net, addr):
+            # The IPv6 subnet-router anycast address (the default v6 gateway) is
+            # only for router ports.
+            v6_gateway = router_port and net.version == 6 and ipaddress.ip_address(addr) == net.network_address
+            if not (ipam.valid_host_address(net, addr) or v6_gateway):
                 raise errors.InvalidIpForSubnet(ip_address=addr)
             if _is_used(conn, s.id, addr):
                 raise errors.IpAddressAlreadyAllocated(ip=addr, subnet_id=s.id)

@@ -64,8 +64,10 @@ def validate_pools(net: Net, pools: list[dict[str, str]], gateway: str | None) -
             s, e = ipaddress.ip_address(p["start"]), ipaddress.ip_address(p["end"])
         except (KeyError, ValueError, TypeError):
             raise errors.InvalidAllocationPool(pool=p) from None
-        if s.version != net.version or e.version != net.version or s > e:
+        if s > e:
             raise errors.InvalidAllocationPool(pool=p)
+        if s.version != net.version or e.version != net.version:
+            raise errors.InvalidAllocationPool(pool=f"{s}-{e}")
         if int(s) < lo or int(e) > hi:
             raise errors.OutOfBoundsAllocationPool(pool=f"{s}-{e}", subnet_cidr=str(net))
         parsed.append((int(s), int(e)))
@@ -117,9 +119,16 @@ def random_free(ranges: list[Range], used: set[int], rng: random.Random) -> int 
 
 
 def probe_free(ranges: list[Range], is_used: Callable[[int], bool], rng: random.Random,
-               tries: int = 16) -> int | None:
-    """Random probing inside the pools; for large, sparsely used subnets."""
+               tries: int = 16, window: int | None = RANDOM_WINDOW) -> int | None:
+    """Random probing inside the pools; for large, sparsely used subnets.
+
+    With ``window``, only the first ``window`` addresses of the pools are
+    probed: the same neighbourhood ``random_free`` picks from while few of
+    them are in use (None: anywhere in the pools).
+    """
     total = pool_size(ranges)
+    if window is not None:
+        total = min(total, window)
     for _ in range(tries):
         n = rng.randrange(total)
         for a, b in ranges:

@@ -155,14 +155,15 @@ class FlatTypeDriver(_PhysMtu):
         self.physnets = tuple(p for p in flat_networks if p != "*")
 
     def validate_provider_segment(self, seg: Segment) -> Segment:
-        if not self.any_physnet and not self.physnets:
-            raise _bad("Flat provider networks are disabled")
+        # Neutron's order: physnet required, flat disabled, physnet unknown, other keys.
         if not seg.physical_network:
             raise _bad("physical_network required for flat provider network")
+        if not self.any_physnet and not self.physnets:
+            raise _bad("Flat provider networks are disabled")
         if not self.any_physnet and seg.physical_network not in self.physnets:
             raise _bad(f"physical_network '{seg.physical_network}' unknown for flat provider network")
         if seg.segmentation_id is not None:
-            raise _bad("segmentation_id specified for flat provider network")
+            raise _bad("segmentation_id prohibited for flat provider network")
         return seg
 
     def reserve_provider_segment(self, conn: Connection, seg: Segment, network_id: str) -> None:
@@ -270,8 +271,7 @@ class LocalTypeDriver:
     name = "local"
 
     def validate_provider_segment(self, seg: Segment) -> Segment:
-        for attr, val in (("provider:physical_network", seg.physical_network),
-                          ("provider:segmentation_id", seg.segmentation_id)):
+        for attr, val in (("physical_network", seg.physical_network), ("segmentation_id", seg.segmentation_id)):
             if val is not None:
                 raise _bad(f"{attr} prohibited for local provider network")
         return seg

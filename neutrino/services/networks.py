@@ -103,7 +103,7 @@ class NetworkService:
         if item.get("segments") is not None:
             if any(item.get(k) is not None for k in ("provider:network_type", "provider:physical_network",
                                                     "provider:segmentation_id")):
-                raise errors.bad("Segments and provider values cannot both be set.")
+                raise errors.SegmentsSetInConjunctionWithProviders()
             raise errors.NotImplementedFeature(msg="Multi-segment (multi-provider) networks are not supported")
         conn = uow.conn
         types = self.deps.types
@@ -119,7 +119,7 @@ class NetworkService:
         seg = types.reserve_network_segment(conn, net_id, seg, item["router:external"])
         max_mtu = types.network_mtu([seg])
         mtu = item["mtu"] or max_mtu
-        if mtu > max_mtu:
+        if max_mtu and mtu > max_mtu:       # no maximum known (0): any MTU, as in Neutron
             raise errors.invalid(f"Requested MTU is too big, maximum is {max_mtu}")
         conn.execute(t.networks.update().where(t.networks.c.id == net_id).values(mtu=mtu))
         from neutrino.services.security_groups import ensure_default_group
@@ -168,7 +168,7 @@ class NetworkService:
                         t.network_segments.c.network_id == net_id))]
             max_mtu = self.deps.types.network_mtu(segs)
             mtu = changes["mtu"] or max_mtu
-            if mtu > max_mtu:
+            if max_mtu and mtu > max_mtu:
                 raise errors.invalid(f"Requested MTU is too big, maximum is {max_mtu}")
             values["mtu"] = mtu
         common.bump(conn, t.networks, net_id, values)

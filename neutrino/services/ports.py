@@ -239,7 +239,13 @@ class PortService:
     def _normalise_aaps(self, aaps: list[dict[str, Any]], mac: str) -> list[dict[str, str]]:
         limit = self.deps.cfg.default.max_allowed_address_pair
         if len(aaps) > limit:
-            raise errors.bad(f"The number of allowed address pair exceeds the maximum {limit}.")
+            raise errors.AllowedAddressPairExhausted(quota=limit)
+        raw_seen: set[tuple[Any, str]] = set()
+        for p in aaps:              # neutron-lib compares the pairs as given (mac may be absent)
+            key = (p.get("mac_address"), p["ip_address"])
+            if key in raw_seen:
+                raise errors.DuplicateAddressPairInRequest(mac_address=key[0], ip_address=key[1])
+            raw_seen.add(key)
         out: list[dict[str, str]] = []
         for p in aaps:
             addr = p["ip_address"]
@@ -306,6 +312,8 @@ class PortService:
         fixed = current["fixed_ips"]
         if "fixed_ips" in changes:
             fixed = self._update_ips(conn, row, net, current, changes["fixed_ips"] or [], mac)
+            from neutrino.services.port_forwardings import release_port_forwardings
+            release_port_forwardings(self.deps, uow, port_id, keep_ips={f["ip_address"] for f in fixed})
         pse = changes.get("port_security_enabled", row.port_security_enabled)
         sgs = changes["security_groups"] if "security_groups" in changes else current["security_groups"]
         if sgs is None:
@@ -356,6 +364,14 @@ class PortService:
                 keep.append(match)
             else:
                 new_reqs.append(w)
+        # Addresses on SLAAC/DHCPv6-stateless subnets stay unless the request names that subnet
+        # (Neutron only removes automatic addresses when asked explicitly).
+        named = {w.get("subnet_id") for w in wanted}
+        auto = {s.id for s in allocator.network_subnets(conn, net.id) if allocator.subnet_is_auto(s)}
+        for h in sorted(have - set(keep), key=lambda f: current["fixed_ips"].index(
+                {"subnet_id": f[0], "ip_address": f[1]})):
+            if h[0] in auto and h[0] not in named:
+                keep.append(h)
         conn.execute(delete(t.ip_allocations).where(t.ip_allocations.c.port_id == row.id))
         added = allocator.allocate(conn, net.id, new_reqs, mac=mac, owner=row.device_owner, rng=self.deps.rng) \
             if new_reqs else []
@@ -375,8 +391,11 @@ class PortService:
         self.remove(uow, row)
 
     def remove(self, uow: UnitOfWork, row: Any) -> None:
-        """Delete a port and what hangs off it (floating IP associations); in txn."""
+        """Delete a port and what hangs off it (floating IP associations, port
+        forwardings to it); in txn."""
         conn = uow.conn
+        from neutrino.services.port_forwardings import release_port_forwardings
+        release_port_forwardings(self.deps, uow, row.id)
         fips = conn.execute(select(t.floatingips.c.id, t.floatingips.c.project_id).where(
             t.floatingips.c.fixed_port_id == row.id)).all()
         for fip in fips:

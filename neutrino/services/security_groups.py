@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, true
+from sqlalchemy import and_, delete, insert, or_, select, true
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
@@ -32,6 +32,9 @@ PROTOCOL_NUMBERS = {
     "udplite": 136, "dccp": 33,
 }
 PORT_PROTOCOLS = ("tcp", "udp", "udplite", "sctp", "dccp", "6", "17", "136", "132", "33")
+#: Protocols that only exist over IPv6 (refused with ethertype IPv4).
+IPV6_ONLY_PROTOCOLS = ("ipv6-encap", "ipv6-frag", "ipv6-icmp", "icmpv6", "ipv6-nonxt", "ipv6-opts", "ipv6-route",
+                       "41", "44", "58", "59", "60", "43")
 ICMP_PROTOCOLS = ("icmp", "icmpv6", "ipv6-icmp", "1", "58")
 
 #: Neutron's seeded default-group rule templates: (direction, ethertype, remote is the group itself).
@@ -67,9 +70,20 @@ def ensure_default_group(uow: UnitOfWork, project_id: str) -> str:
     sg_id = _create_group(uow, project_id, "default", "Default security group", True, True)
     # A concurrent creator makes this insert fail; the unit of work is retried and finds theirs.
     uow.conn.execute(insert(t.default_security_groups).values(project_id=project_id, security_group_id=sg_id))
-    uow.changed("security_group", sg_id, "create", {"id": sg_id, "project_id": project_id, "name": "default"},
-                project_id)
+    record_group(uow, sg_id, "create", with_rules=True)
     return sg_id
+
+
+def record_group(uow: UnitOfWork, sg_id: str, action: str = "update", *, with_rules: bool = False) -> dict[str, Any]:
+    """Put a group on the change feed with its full view (``with_rules``: each rule too,
+    as created); returns the view.  In txn."""
+    row = uow.conn.execute(select(t.security_groups).where(t.security_groups.c.id == sg_id)).one()
+    out = group_dicts(uow.conn, [row])[0]
+    uow.changed("security_group", sg_id, action, out, row.project_id)
+    if with_rules:
+        for rule in out["security_group_rules"]:
+            uow.changed("security_group_rule", rule["id"], "create", rule, row.project_id)
+    return out
 
 
 def normalise_protocol(proto: str | None) -> str | None:
@@ -88,6 +102,27 @@ def normalise_protocol(proto: str | None) -> str | None:
     if not 0 <= n <= 255:
         raise errors.SecurityGroupRuleInvalidProtocol(protocol=proto, values=sorted(PROTOCOL_NUMBERS))
     return str(n)
+
+
+def group_dicts(conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+    """API views of group rows (rules embedded)."""
+    ids = [r.id for r in rows]
+    rules: dict[str, list[dict[str, Any]]] = {}
+    if ids:
+        rq = select(t.security_group_rules).where(t.security_group_rules.c.security_group_id.in_(ids))
+        rrows = list(conn.execute(rq.order_by(t.security_group_rules.c.created_at)))
+        defaults = _default_ids(conn, {r.security_group_id for r in rrows})
+        for r in rrows:
+            rules.setdefault(r.security_group_id, []).append(rule_dict(r, [], r.security_group_id in defaults))
+    tags = common.load_tags(conn, "security-groups", ids)
+    out = []
+    for r in rows:
+        d = {"id": r.id, "name": r.name, "stateful": r.stateful, "tenant_id": r.project_id,
+             "description": r.description, "shared": False, "security_group_rules": rules.get(r.id, []),
+             "tags": tags.get(r.id, []), "created_at": r.created_at, "updated_at": r.updated_at,
+             "revision_number": r.revision_number, "project_id": r.project_id}
+        out.append(d)
+    return out
 
 
 class SecurityGroupService:
@@ -110,23 +145,7 @@ class SecurityGroupService:
         return true() if ctx.is_admin else t.security_groups.c.project_id == ctx.project_id
 
     def dicts(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
-        ids = [r.id for r in rows]
-        rules: dict[str, list[dict[str, Any]]] = {}
-        if ids:
-            rq = select(t.security_group_rules).where(t.security_group_rules.c.security_group_id.in_(ids))
-            rrows = list(conn.execute(rq.order_by(t.security_group_rules.c.created_at)))
-            defaults = _default_ids(conn, {r.security_group_id for r in rrows})
-            for r in rrows:
-                rules.setdefault(r.security_group_id, []).append(rule_dict(r, [], r.security_group_id in defaults))
-        tags = common.load_tags(conn, "security-groups", ids)
-        out = []
-        for r in rows:
-            d = {"id": r.id, "name": r.name, "stateful": r.stateful, "tenant_id": r.project_id,
-                 "description": r.description, "shared": False, "security_group_rules": rules.get(r.id, []),
-                 "tags": tags.get(r.id, []), "created_at": r.created_at, "updated_at": r.updated_at,
-                 "revision_number": r.revision_number, "project_id": r.project_id}
-            out.append(d)
-        return out
+        return group_dicts(conn, rows)
 
     def fetch_row(self, ctx: RequestContext, conn: Connection, sg_id: str) -> Any:
         row = conn.execute(select(t.security_groups).where(and_(t.security_groups.c.id == sg_id,
@@ -152,17 +171,15 @@ class SecurityGroupService:
         ensure_default_group(uow, item["project_id"])
         quotas.check(self.deps.cfg, uow.conn, item["project_id"], "security_group")
         sg_id = _create_group(uow, item["project_id"], item["name"], item["description"], item["stateful"], False)
-        out = self.get(RequestContext.admin(), uow.conn, sg_id)
-        uow.changed("security_group", sg_id, "create", out, item["project_id"])
-        return out
+        return record_group(uow, sg_id, "create", with_rules=True)
 
     def update(self, ctx: RequestContext, uow: UnitOfWork, sg_id: str, changes: dict[str, Any],
                if_match: str | None = None) -> dict[str, Any]:
         row = self.fetch_row(ctx, uow.conn, sg_id)
         policy.enforce(ctx, "update_security_group", {"project_id": row.project_id})
         common.check_if_match(if_match, row.revision_number)
-        if row.name == "default" and changes.get("name", "default") != "default":
-            raise errors.bad("Updating default security group not allowed.")
+        if row.name == "default" and "name" in changes:
+            raise errors.SecurityGroupCannotUpdateDefault()
         values = {k: changes[k] for k in ("name", "description", "stateful") if k in changes}
         common.bump(uow.conn, t.security_groups, sg_id, values)
         out = self.get(RequestContext.admin(), uow.conn, sg_id)
@@ -179,11 +196,32 @@ class SecurityGroupService:
             raise errors.SecurityGroupCannotRemoveDefault()
         if common.exists(conn, t.port_security_groups, t.port_security_groups.c.security_group_id == sg_id):
             raise errors.SecurityGroupInUse(id=sg_id)
+        rc = t.security_group_rules.c
+        gone = conn.execute(select(rc.id, rc.security_group_id, rc.project_id).where(
+            or_(rc.security_group_id == sg_id, rc.remote_group_id == sg_id))).all()
         conn.execute(delete(t.default_security_groups).where(t.default_security_groups.c.security_group_id == sg_id))
-        conn.execute(delete(t.security_group_rules).where(t.security_group_rules.c.security_group_id == sg_id))
+        conn.execute(delete(t.security_group_rules).where(or_(rc.security_group_id == sg_id,
+                                                              rc.remote_group_id == sg_id)))
         conn.execute(delete(t.security_groups).where(t.security_groups.c.id == sg_id))
         common.delete_tags(conn, sg_id)
+        for r in gone:
+            uow.changed("security_group_rule", r.id, "delete", None, r.project_id)
         uow.changed("security_group", sg_id, "delete", None, row.project_id)
+        for other in sorted({r.security_group_id for r in gone} - {sg_id}):
+            common.bump(conn, t.security_groups, other)
+            record_group(uow, other)
+
+
+def _rule_key(rule: Any) -> tuple[Any, ...]:
+    """What makes two rules of a group the same (Neutron's ``_rule_to_key``)."""
+    proto = rule["protocol"]
+    if proto is not None:
+        proto = str(PROTOCOL_NUMBERS.get(proto, proto))
+    prefix = rule["remote_ip_prefix"]
+    if prefix in ("0.0.0.0/0", "::/0"):
+        prefix = None
+    return (rule["direction"], rule["ethertype"], rule["port_range_max"], rule["port_range_min"], proto,
+            rule["remote_group_id"], prefix)
 
 
 def _default_ids(conn: Connection, ids: set[str]) -> set[str]:
@@ -256,49 +294,53 @@ class SecurityGroupRuleService:
         common.bump(conn, t.security_groups, sg.id)
         out = self.get(RequestContext.admin(), conn, vals["id"])
         uow.changed("security_group_rule", vals["id"], "create", out, sg.project_id)
+        record_group(uow, sg.id)
         return out
 
     @staticmethod
     def validate(ctx: RequestContext, conn: Connection, item: dict[str, Any]) -> dict[str, Any]:
         """Neutron's rule checks; returns the column values of the rule."""
         eth = item.get("ethertype") or "IPv4"
-        eth = {"ipv4": "IPv4", "ipv6": "IPv6"}.get(eth.lower())
+        eth = {"ipv4": "IPv4", "ipv6": "IPv6"}.get(eth.lower()) if isinstance(eth, str) else None
         if eth is None:
             raise errors.SecurityGroupRuleInvalidEtherType(ethertype=item.get("ethertype"), values=["IPv4", "IPv6"])
         proto = normalise_protocol(item.get("protocol"))
         pmin, pmax = item.get("port_range_min"), item.get("port_range_max")
-        if proto is None and (pmin is not None or pmax is not None):
-            raise errors.SecurityGroupProtocolRequiredWithPorts()
-        if proto in PORT_PROTOCOLS:
-            if pmin is not None and pmax is None:
-                pmax = pmin
-            if pmin is None and pmax is not None:
-                raise errors.SecurityGroupInvalidPortRange()
-            if pmin is not None:
-                for v in (pmin, pmax):
-                    if not 1 <= v <= 65535:
-                        raise errors.SecurityGroupInvalidPortValue(port=v)
-                if pmin > pmax:
+        for v in (pmin, pmax):      # neutron-lib's converter (convert_validate_port_value)
+            if v is not None and not 0 <= v <= 65535:
+                raise errors.SecurityGroupInvalidPortValue(port=v)
+        if eth == "IPv6":           # legacy IPv6 ICMP names and number are made canonical
+            if proto in ("icmp", "icmpv6"):
+                proto = "ipv6-icmp"
+            elif proto == "1":
+                proto = "58"
+        if pmin is not None or pmax is not None:
+            if proto is None:
+                raise errors.SecurityGroupProtocolRequiredWithPorts()
+            if proto in PORT_PROTOCOLS:
+                if pmin == 0 or pmax == 0:
+                    raise errors.SecurityGroupInvalidPortValue(port=0)
+                if pmin is None or pmax is None or pmin > pmax:
                     raise errors.SecurityGroupInvalidPortRange()
-        elif proto in ICMP_PROTOCOLS:
-            for field, attr, v in (("type", "port_range_min", pmin), ("code", "port_range_max", pmax)):
-                if v is not None and not 0 <= v <= 255:
-                    raise errors.SecurityGroupInvalidIcmpValue(field=field, attr=attr, value=v)
-            if pmin is None and pmax is not None:
-                raise errors.SecurityGroupMissingIcmpType(value=pmax)
-        elif pmin is not None or pmax is not None:
-            raise errors.invalid(f"Invalid protocol {proto} for port range, only supported for TCP, UDP, "
-                                 "UDPLITE, SCTP and DCCP")
+            elif proto in ICMP_PROTOCOLS:
+                for field, attr, v in (("type", "port_range_min", pmin), ("code", "port_range_max", pmax)):
+                    if v is not None and not 0 <= v <= 255:
+                        raise errors.SecurityGroupInvalidIcmpValue(field=field, attr=attr, value=v)
+                if pmin is None and pmax is not None:
+                    raise errors.SecurityGroupMissingIcmpType(value=pmax)
+            else:
+                raise errors.SecurityGroupInvalidProtocolForPort(
+                    protocol=PROTOCOL_NUMBERS.get(proto, proto), valid_port_protocols="DCCP, SCTP, TCP, UDP, UDPLITE")
         prefix = item.get("remote_ip_prefix")
         remote = item.get("remote_group_id")
-        if prefix and remote:
-            raise errors.SecurityGroupRemoteGroupAndRemoteIpPrefix()
         if prefix:
             version = ipaddress.ip_network(prefix, strict=False).version
             if f"IPv{version}" != eth:
                 raise errors.SecurityGroupRuleParameterConflict(ethertype=eth, cidr=prefix)
-        if proto in ("icmp", "1") and eth == "IPv6":
-            raise errors.invalid("Protocol icmp is not supported for ethertype IPv6")
+        if proto in IPV6_ONLY_PROTOCOLS and eth == "IPv4":
+            raise errors.SecurityGroupEthertypeConflictWithProtocol(ethertype=eth, protocol=proto)
+        if prefix and remote:
+            raise errors.SecurityGroupRemoteGroupAndRemoteIpPrefix()
         if remote:
             rg = conn.execute(select(t.security_groups.c.project_id).where(
                 t.security_groups.c.id == remote)).first()
@@ -310,11 +352,13 @@ class SecurityGroupRuleService:
 
     @staticmethod
     def _check_duplicate(conn: Connection, rule: dict[str, Any]) -> None:
+        """Neutron compares rules by a normalised key: a protocol's name and number are
+        the same, and 0.0.0.0/0 or ::/0 is the same as no prefix."""
         c = t.security_group_rules.c
-        conds = [c[k] == v if v is not None else c[k].is_(None) for k, v in rule.items()]
-        dup = conn.execute(select(c.id).where(and_(*conds))).first()
-        if dup:
-            raise errors.SecurityGroupRuleExists(rule_id=dup.id)
+        want = _rule_key(rule)
+        for r in conn.execute(select(t.security_group_rules).where(c.security_group_id == rule["security_group_id"])):
+            if _rule_key(r._mapping) == want:
+                raise errors.SecurityGroupRuleExists(rule_id=r.id)
 
     def delete(self, ctx: RequestContext, uow: UnitOfWork, rule_id: str, if_match: str | None = None) -> None:
         conn = uow.conn
@@ -326,6 +370,7 @@ class SecurityGroupRuleService:
         conn.execute(delete(t.security_group_rules).where(t.security_group_rules.c.id == rule_id))
         common.bump(conn, t.security_groups, sg.id)
         uow.changed("security_group_rule", rule_id, "delete", None, sg.project_id)
+        record_group(uow, sg.id)
 
     def update(self, ctx: RequestContext, uow: UnitOfWork, rule_id: str, changes: dict[str, Any],
                if_match: str | None = None) -> dict[str, Any]:

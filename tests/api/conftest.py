@@ -14,11 +14,11 @@ reader     reader                                       p-demo
 service    service                                      p-service
 =========  ===========================================  =========
 
-Databases: every test gets its own.  Migrating costs ~80 ms, so each test
-module migrates one *template* once and every test clones it: a file copy on
-SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL (when
-``NEUTRINO_TEST_PG_URL`` is set; the module's databases are dropped
-afterwards).  Fixture names are prefixed ``api_`` (besides ``make_api``) so
+Databases: every test starts from an empty, migrated database.  Migrating
+costs ~80 ms, so each test module migrates once: on SQLite a template file
+that every test copies; on PostgreSQL (when ``NEUTRINO_TEST_PG_URL`` is set)
+a database created for the module (dropped afterwards) whose tables are
+truncated before each test.  Fixture names are prefixed ``api_`` (besides ``make_api``) so
 they cannot clash with tests/conftest.py.
 """
 
@@ -71,16 +71,16 @@ def validate_token(token: str) -> AuthInfo:
 # Databases
 # --------------------------------------------------------------------------------------------
 class _TemplateDatabases:
-    """One migrated template per module; ``clone()`` gives each test a fresh copy."""
+    """Per module: SQLite, one migrated template file that each test copies;
+    PostgreSQL, one migrated database whose tables each test truncates."""
 
     def __init__(self, pg_url: str, directory: Path) -> None:
         self.pg_url = pg_url
         self.directory = directory
         self._admin = None
-        self._made: list[str] = []
+        self._name = ""
         self.template = self._make_template()
 
-    # PostgreSQL ------------------------------------------------------------
     def _conn(self) -> Any:
         if self._admin is None:
             import psycopg  # noqa: PLC0415
@@ -88,21 +88,13 @@ class _TemplateDatabases:
             self._admin = psycopg.connect(self.pg_url, autocommit=True)
         return self._admin
 
-    def _pg_name(self) -> str:
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        return f"nta_{worker}_{uuid.uuid4().hex[:12]}"
-
-    def _pg_url_for(self, name: str) -> str:
-        base, _, _ = self.pg_url.rpartition("/")
-        return f"{base}/{name}"
-
-    # both -------------------------------------------------------------------
     def _make_template(self) -> str:
         if self.pg_url:
-            name = self._pg_name()
-            self._conn().execute(f'CREATE DATABASE "{name}" TEMPLATE template0 STRATEGY FILE_COPY')
-            self._made.append(name)
-            url = self._pg_url_for(name)
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            self._name = f"nta_{worker}_{uuid.uuid4().hex[:12]}"
+            self._conn().execute(f'CREATE DATABASE "{self._name}" TEMPLATE template0 STRATEGY FILE_COPY')
+            base, _, _ = self.pg_url.rpartition("/")
+            url = f"{base}/{self._name}"
         else:
             url = f"sqlite:///{self.directory / 'template.db'}"
         db = Database(url)
@@ -111,29 +103,25 @@ class _TemplateDatabases:
         return url
 
     def clone(self, directory: Path) -> str:
+        """A database in the freshly migrated state."""
         if self.pg_url:
-            name = self._pg_name()
-            tmpl = self.template.rpartition("/")[2]
-            self._conn().execute(f'CREATE DATABASE "{name}" TEMPLATE "{tmpl}" STRATEGY FILE_COPY')
-            self._made.append(name)
-            return self._pg_url_for(name)
+            import psycopg  # noqa: PLC0415
+
+            names = ", ".join(f'"{t.name}"' for t in tables.metadata.sorted_tables)
+            with psycopg.connect(self.template, autocommit=True) as conn:
+                conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+            return self.template
         target = directory / f"neutrino-{uuid.uuid4().hex[:8]}.db"
         shutil.copyfile(self.template[len("sqlite:///"):], target)
         return f"sqlite:///{target}"
 
     def drop(self, url: str) -> None:
-        if not self.pg_url:
-            return
-        name = url.rpartition("/")[2]
-        self._conn().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if name in self._made:
-            self._made.remove(name)
+        """Nothing to do per test (the module's database is dropped by ``close``)."""
 
     def close(self) -> None:
-        if self.pg_url:
-            for name in list(self._made):
-                self._conn().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            self._made.clear()
+        if self._name:
+            self._conn().execute(f'DROP DATABASE IF EXISTS "{self._name}" WITH (FORCE)')
+            self._name = ""
         if self._admin is not None:
             self._admin.close()
             self._admin = None
@@ -148,7 +136,7 @@ def api_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Templat
 
 @pytest.fixture
 def api_db_url(api_databases: _TemplateDatabases, tmp_path: Path) -> Iterator[str]:
-    """A fresh, migrated database for this test (SQLite file or PostgreSQL database)."""
+    """A fresh, migrated database for this test (SQLite file, or the module's PostgreSQL database emptied)."""
     url = api_databases.clone(tmp_path)
     yield url
     api_databases.drop(url)

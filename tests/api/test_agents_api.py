@@ -163,7 +163,8 @@ def test_show_filter_and_fields(env):
     assert env.ok(env.req("GET", f"/v2.0/agents/{a['id']}"))["agent"] == a
     listed = env.ok(env.req("GET", "/v2.0/agents", params={"agent_type": "DHCP agent"}))["agents"]
     assert [x["id"] for x in listed] == [a["id"]]
-    hosts = env.ok(env.req("GET", "/v2.0/agents", params={"fields": "host", "sort_key": "host", "sort_dir": "asc"}))["agents"]
+    query = {"fields": "host", "sort_key": "host", "sort_dir": "asc"}
+    hosts = env.ok(env.req("GET", "/v2.0/agents", params=query))["agents"]
     assert hosts == [{"host": "compute1"}, {"host": "net1"}]
     error(env.req("GET", "/v2.0/agents/nope"), 404, "AgentNotFound", "Agent nope could not be found.")
 

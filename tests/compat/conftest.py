@@ -31,7 +31,7 @@ def _port_free(port: int) -> bool:
 def _pick_offset() -> int:
     for _ in range(200):
         off = random.randrange(20000, 40000)
-        if _port_free(9696 + off) and _port_free(5000 + off):
+        if all(_port_free(port + off) for port in (9696, 5000, 8774, 9292)):
             return off
     raise RuntimeError("no free port pair")
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 16:02:27.972367
+Create Date: 2026-11-27 16:18:34.517754
 """
 from alembic import op
 import sqlalchemy as sa
@@ -43,6 +43,32 @@ def upgrade() -> None:
     sa.Column('body', sa.JSON(), nullable=True),
     sa.Column('created_at', sa.String(length=20), nullable=False),
     sa.PrimaryKeyConstraint('revision', name=op.f('pk_changes'))
+    )
+    op.create_table('flavors',
+    sa.Column('id', sa.String(length=255), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('vcpus', sa.Integer(), nullable=False),
+    sa.Column('ram', sa.Integer(), nullable=False),
+    sa.Column('disk', sa.Integer(), nullable=False),
+    sa.Column('ephemeral', sa.Integer(), nullable=False),
+    sa.Column('swap', sa.Integer(), nullable=False),
+    sa.Column('rxtx_factor', sa.Float(), nullable=False),
+    sa.Column('is_public', sa.Boolean(), nullable=False),
+    sa.Column('disabled', sa.Boolean(), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('extra_specs', sa.JSON(), nullable=False),
+    sa.Column('created_at', sa.String(length=20), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_flavors')),
+    sa.UniqueConstraint('name', name=op.f('uq_flavors_name'))
+    )
+    op.create_table('keypairs',
+    sa.Column('user_id', sa.String(length=255), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('type', sa.String(length=16), nullable=False),
+    sa.Column('public_key', sa.Text(), nullable=False),
+    sa.Column('fingerprint', sa.String(length=255), nullable=False),
+    sa.Column('created_at', sa.String(length=20), nullable=False),
+    sa.PrimaryKeyConstraint('user_id', 'name', name=op.f('pk_keypairs'))
     )
     op.create_table('networks',
     sa.Column('id', sa.String(length=36), nullable=False),
@@ -135,6 +161,43 @@ def upgrade() -> None:
     with op.batch_alter_table('security_groups', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_security_groups_name'), ['name'], unique=False)
         batch_op.create_index(batch_op.f('ix_security_groups_project_id'), ['project_id'], unique=False)
+
+    op.create_table('servers',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('project_id', sa.String(length=255), nullable=False),
+    sa.Column('user_id', sa.String(length=255), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('vm_state', sa.String(length=16), nullable=False),
+    sa.Column('task_state', sa.String(length=32), nullable=True),
+    sa.Column('power_state', sa.Integer(), nullable=False),
+    sa.Column('host', sa.String(length=255), nullable=True),
+    sa.Column('availability_zone', sa.String(length=255), nullable=True),
+    sa.Column('image_id', sa.String(length=64), nullable=False),
+    sa.Column('flavor_id', sa.String(length=255), nullable=False),
+    sa.Column('flavor', sa.JSON(), nullable=False),
+    sa.Column('key_name', sa.String(length=255), nullable=True),
+    sa.Column('key_data', sa.Text(), nullable=True),
+    sa.Column('user_data', sa.Text(), nullable=True),
+    sa.Column('meta', sa.JSON(), nullable=False),
+    sa.Column('nics', sa.JSON(), nullable=False),
+    sa.Column('security_groups', sa.JSON(), nullable=False),
+    sa.Column('tags', sa.JSON(), nullable=False),
+    sa.Column('config_drive', sa.Boolean(), nullable=False),
+    sa.Column('access_ipv4', sa.String(length=64), nullable=False),
+    sa.Column('access_ipv6', sa.String(length=64), nullable=False),
+    sa.Column('hostname', sa.String(length=255), nullable=False),
+    sa.Column('fault', sa.JSON(), nullable=True),
+    sa.Column('launched_at', sa.String(length=32), nullable=True),
+    sa.Column('created_at', sa.String(length=20), nullable=False),
+    sa.Column('updated_at', sa.String(length=20), nullable=False),
+    sa.Column('revision_number', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_servers'))
+    )
+    with op.batch_alter_table('servers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_servers_host'), ['host'], unique=False)
+        batch_op.create_index(batch_op.f('ix_servers_project_id'), ['project_id'], unique=False)
 
     op.create_table('tags',
     sa.Column('resource_id', sa.String(length=36), nullable=False),
@@ -423,6 +486,11 @@ def downgrade() -> None:
     op.drop_table('default_security_groups')
     op.drop_table('users')
     op.drop_table('tags')
+    with op.batch_alter_table('servers', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_servers_project_id'))
+        batch_op.drop_index(batch_op.f('ix_servers_host'))
+
+    op.drop_table('servers')
     with op.batch_alter_table('security_groups', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_security_groups_project_id'))
         batch_op.drop_index(batch_op.f('ix_security_groups_name'))
@@ -445,6 +513,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_networks_name'))
 
     op.drop_table('networks')
+    op.drop_table('keypairs')
+    op.drop_table('flavors')
     op.drop_table('changes')
     op.drop_table('agents')
     # ### end Alembic commands ###

@@ -1,0 +1,125 @@
+"""The reconcile loop every agent runs.
+
+    snapshot → reconcile → (changes since R | tick) → reconcile → ...
+
+* Desired state comes from the server's change feed (``DesiredState``):
+  a snapshot on start, then changes since the last revision; a gap or a
+  compacted log means a new snapshot.  Nothing is kept across restarts, so a
+  restarted agent simply starts over (crash-only).
+* ``driver.reconcile(state, changed)`` is called after every feed step and at
+  least every ``tick`` seconds; the driver observes the host, plans and
+  applies (its planner is idempotent, so an unchanged state is cheap).
+* Port status changes the driver returns are reported to the server; the
+  heartbeat (with the driver's ``configurations()``) goes every
+  ``report_interval`` seconds.
+* Errors never end the loop: they are logged and retried with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Protocol
+
+import httpx
+
+from neutrino.feed.client import DesiredState, FeedClient, FeedError
+from neutrino.feed.state import State
+
+LOG = logging.getLogger(__name__)
+
+
+class Driver(Protocol):
+    agent_type: str
+    binary: str
+    topic: str
+    feed_types: tuple[str, ...] | None
+
+    def configurations(self) -> dict[str, Any]: ...
+
+    async def reconcile(self, state: State, changed: bool) -> dict[str, str]:
+        """Make the host match ``state``; return {port_id: "ACTIVE"|"DOWN"} for ports it owns."""
+        ...
+
+
+class AgentLoop:
+    def __init__(self, driver: Driver, client: FeedClient, *, host: str, availability_zone: str | None = None,
+                 report_interval: float = 30.0, tick: float = 2.0) -> None:
+        self.driver = driver
+        self.client = client
+        self.host = host
+        self.availability_zone = availability_zone
+        self.report_interval = report_interval
+        self.tick = tick
+        self.desired = DesiredState(client, driver.feed_types)
+        self.reported: dict[str, str] = {}
+        self.stop = asyncio.Event()
+        self.reconciles = 0
+
+    def _agent_body(self, start: bool) -> dict[str, Any]:
+        body = {"agent_type": self.driver.agent_type, "binary": self.driver.binary, "topic": self.driver.topic,
+                "host": self.host, "configurations": self.driver.configurations()}
+        if self.availability_zone is not None:
+            body["availability_zone"] = self.availability_zone
+        if start:
+            body["start_flag"] = True
+        return body
+
+    async def report(self, start: bool = False) -> None:
+        await self.client.report(self._agent_body(start))
+
+    async def _heartbeats(self) -> None:
+        first = True
+        while not self.stop.is_set():
+            try:
+                await self.report(start=first)
+                first = False
+            except (httpx.HTTPError, FeedError) as exc:
+                LOG.warning("heartbeat failed: %s", exc)
+            try:
+                await asyncio.wait_for(self.stop.wait(), timeout=self.report_interval if not first else 1.0)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _report_status(self, statuses: dict[str, str]) -> None:
+        delta = {pid: st for pid, st in statuses.items() if self.reported.get(pid) != st}
+        if not delta:
+            return
+        await self.client._call("POST", "ports/status", json={"host": self.host, "ports": delta})
+        self.reported.update(delta)
+        for pid in [p for p in self.reported if p not in statuses]:
+            del self.reported[pid]
+
+    async def run(self) -> None:
+        beats = asyncio.create_task(self._heartbeats())
+        backoff = 0.5
+        last_rev: int | None = None
+        try:
+            while not self.stop.is_set():
+                try:
+                    state = await self.desired.poll(timeout=self.tick if last_rev is not None else 0)
+                    changed = state.revision != last_rev
+                    last_rev = state.revision
+                    t0 = time.perf_counter()
+                    statuses = await self.driver.reconcile(state, changed)
+                    self.reconciles += 1
+                    if changed:
+                        LOG.debug("reconciled revision %s in %.1f ms", state.revision,
+                                  (time.perf_counter() - t0) * 1000)
+                    await self._report_status(statuses)
+                    backoff = 0.5
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - crash-only: log, back off, resync
+                    LOG.warning("reconcile failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff,
+                                exc_info=LOG.isEnabledFor(logging.DEBUG))
+                    self.reported.clear()
+                    try:
+                        await asyncio.wait_for(self.stop.wait(), timeout=backoff)
+                    except asyncio.TimeoutError:
+                        pass
+                    backoff = min(backoff * 2, 10.0)
+        finally:
+            beats.cancel()
+            await asyncio.gather(beats, return_exceptions=True)

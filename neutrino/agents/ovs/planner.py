@@ -1,0 +1,470 @@
+"""Pure planner of the OVS L2 agent: desired host + observed OVS -> OVSDB ops + flows.
+
+``plan(cfg, desired, observed, local_vlans)`` decides, without touching the
+host, everything one reconcile pass must do (see ``Plan``).  It is
+convergent: applying the plan and planning again against the new observed
+state eventually yields no OVSDB ops and the same flows.  Because OVS assigns
+ofports, a port created in one pass gets its flows in the next, so a host
+built from nothing needs three passes (ports; flows that name their ofports;
+connecting the physical-bridge patch pair once its drop flows are seen
+installed), and a fourth is a no-op.
+
+Wiring rules (Neutron's, see tables.py for the table layout):
+
+* A VIF is a br-int port with ``external_ids`` ``iface-id`` and
+  ``attached-mac``.  A VIF whose port is desired, on a network this host can
+  provision, and admin-up, is *wired*: access port on the network's local
+  VLAN, ``other_config`` records the network (so local VLANs survive agent
+  restarts), anti-spoofing flows unless port security is off or the port is
+  trusted (``network:*``).  Any other VIF (unknown, unbound, admin-down,
+  unprovisionable network) is *dead*: ``tag=4095`` trunk-only-4095 and an
+  ``in_port`` drop flow.  VIFs without an ofport yet are left alone.
+* Local VLANs: kept for networks still in use, lowest free id for new ones,
+  released when the network has no VIF left on this host.
+* Physical bridges (``bridge_mappings``) must exist (they hold the NIC); the
+  ``int-<br>``/``phy-<br>`` patch pair is created with a dummy peer, gets its
+  drop flows, and is connected only once both drop flows are observed.
+* Tunnels (``tunnel_types`` + ``local_ip``): without l2population a tunnel
+  port to every peer and flooding to all of them; with l2population tunnel
+  ports only to VTEPs named in the fdb of networks in use here, flooding to
+  the VTEPs with a flooding entry, unicast flows per remote MAC and (with
+  ``arp_responder``) ARP replies per remote IPv4 address.
+
+A security-group firewall plugs in as a ``FirewallFlowProvider``: its flows
+are added to br-int, and when it ``provides_anti_spoofing`` the planner's own
+table 24/25 anti-spoofing is left out.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from neutrino.agents.ovs import flows as fl
+from neutrino.agents.ovs import tables as t
+from neutrino.agents.ovs.model import (
+    AgentConfig,
+    DesiredHost,
+    DesiredNetwork,
+    DesiredPort,
+    EnsureBridge,
+    EnsurePatch,
+    EnsureTunnelPort,
+    FlowSpec,
+    ObservedBridge,
+    ObservedPort,
+    ObservedState,
+    OvsdbOp,
+    Plan,
+    PortStatus,
+    RemovePort,
+    SetPortOtherConfig,
+    SetPortTag,
+    WiredPort,
+)
+
+__all__ = [
+    "FirewallFlowProvider",
+    "local_vlans_from_observed",
+    "patch_port_names",
+    "plan",
+    "tunnel_port_name",
+]
+
+DEAD_TRUNKS = (t.DEAD_VLAN,)
+
+
+class FirewallFlowProvider(Protocol):
+    """Seam for the security-group firewall (OVS conntrack tables 71-82)."""
+
+    @property
+    def provides_anti_spoofing(self) -> bool:
+        """True if the firewall's own flows stop MAC/IP/ARP spoofing."""
+        ...
+
+    def flows(self, bridge: str, ports: Sequence[WiredPort]) -> Iterable[FlowSpec]:
+        """All firewall flows for br-int, given every wired port."""
+        ...
+
+
+# --- names -----------------------------------------------------------------------------
+_MAX_PORT_NAME = 15
+
+
+def _bounded(prefix: str, name: str) -> str:
+    full = prefix + name
+    if len(full) <= _MAX_PORT_NAME:
+        return full
+    digest = hashlib.sha1(name.encode()).hexdigest()[:6]
+    return prefix + name[: _MAX_PORT_NAME - len(prefix) - 6] + digest
+
+
+def patch_port_names(phys_bridge: str) -> tuple[str, str]:
+    """(port on br-int, port on the physical bridge): ``int-br-ex``, ``phy-br-ex``."""
+    return _bounded("int-", phys_bridge), _bounded("phy-", phys_bridge)
+
+
+def tunnel_port_name(tunnel_type: str, remote_ip: str) -> str:
+    """``vxlan-c0a8640c`` for 192.168.100.12; IPv6 peers get a hash suffix."""
+    ip = ipaddress.ip_address(remote_ip)
+    if ip.version == 4:
+        return f"{tunnel_type}-{int(ip):08x}"
+    digest = hashlib.blake2b(ip.packed, digest_size=20).digest()
+    suffix = base64.b32encode(digest).decode().lower()
+    return f"{tunnel_type}-{suffix[: _MAX_PORT_NAME - len(tunnel_type) - 1]}"
+
+
+# --- local VLANs -----------------------------------------------------------------------
+def local_vlans_from_observed(observed: ObservedState,
+                              integration_bridge: str = "br-int") -> dict[str, int]:
+    """Recover network -> local VLAN from br-int ``Port other_config`` (agent restart).
+
+    A port counts when ``other_config`` has ``net_uuid`` and ``tag`` and the
+    port really carries that tag; the first port (by name) wins any conflict.
+    """
+    br = observed.bridges.get(integration_bridge)
+    result: dict[str, int] = {}
+    if br is None:
+        return result
+    used: set[int] = set()
+    for port in sorted(br.ports, key=lambda p: p.name):
+        net = port.other_config.get("net_uuid")
+        try:
+            lvid = int(port.other_config.get("tag", ""))
+        except ValueError:
+            continue
+        if (not net or net in result or lvid in used or port.tag != lvid
+                or not t.MIN_VLAN <= lvid <= t.MAX_VLAN):
+            continue
+        result[net] = lvid
+        used.add(lvid)
+    return result
+
+
+def _allocate(in_use: Iterable[str],
+              previous: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
+    """Keep previous ids of networks still in use; lowest free id for the others."""
+    result: dict[str, int] = {}
+    used: set[int] = set()
+    needed = sorted(set(in_use))
+    for net in needed:
+        lvid = previous.get(net)
+        if lvid is not None and t.MIN_VLAN <= lvid <= t.MAX_VLAN and lvid not in used:
+            result[net] = lvid
+            used.add(lvid)
+    free = (v for v in range(t.MIN_VLAN, t.MAX_VLAN + 1) if v not in used)
+    unallocated: list[str] = []
+    for net in needed:
+        if net not in result:
+            lvid = next(free, None)
+            if lvid is None:
+                unallocated.append(net)
+            else:
+                result[net] = lvid
+    return result, unallocated
+
+
+# --- the planner -----------------------------------------------------------------------
+@dataclass
+class _Vif:
+    port: ObservedPort
+    ofport: int
+    desired: DesiredPort | None
+    network: DesiredNetwork | None
+
+
+@dataclass
+class _Acc:
+    """What the pass is building (ops by kind, flows by bridge)."""
+
+    bridges: list[OvsdbOp] = field(default_factory=list)
+    patches: list[OvsdbOp] = field(default_factory=list)
+    tunnels: list[OvsdbOp] = field(default_factory=list)
+    ports: list[OvsdbOp] = field(default_factory=list)
+    removals: list[OvsdbOp] = field(default_factory=list)
+    flows: dict[str, set[FlowSpec]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, bridge: str, specs: Iterable[FlowSpec]) -> None:
+        self.flows.setdefault(bridge, set()).update(specs)
+
+    def ops(self) -> list[OvsdbOp]:
+        return self.bridges + self.patches + self.tunnels + self.ports + self.removals
+
+
+def _tunnels_enabled(cfg: AgentConfig) -> bool:
+    return bool(cfg.tunnel_types) and cfg.local_ip is not None
+
+
+def _provisionable(cfg: AgentConfig, net: DesiredNetwork) -> bool:
+    if net.network_type in t.TUN_TABLE:
+        return (_tunnels_enabled(cfg) and net.network_type in cfg.tunnel_types
+                and net.segmentation_id is not None)
+    if net.network_type == "vlan":
+        return net.physical_network in cfg.bridge_mappings and net.segmentation_id is not None
+    if net.network_type == "flat":
+        return net.physical_network in cfg.bridge_mappings
+    return net.network_type == "local"
+
+
+def _ensure_bridge(acc: _Acc, cfg: AgentConfig, name: str, obs: ObservedBridge | None) -> None:
+    want = EnsureBridge(name, cfg.datapath_type)
+    if (obs is None or obs.datapath_type != want.datapath_type
+            or obs.fail_mode != want.fail_mode
+            or not set(want.protocols) <= set(obs.protocols)):
+        acc.bridges.append(want)
+
+
+def _ensure_patch(acc: _Acc, bridge: str, name: str, peer: str,
+                  obs: ObservedBridge | None) -> None:
+    port = obs.port(name) if obs else None
+    if port is None or port.type != "patch" or port.options.get("peer") != peer:
+        acc.patches.append(EnsurePatch(bridge, name, peer))
+
+
+def _ofport(obs: ObservedBridge | None, name: str) -> int | None:
+    port = obs.port(name) if obs else None
+    return port.ofport if port is not None and port.ready else None
+
+
+def _other_config(net: DesiredNetwork, lvid: int) -> dict[str, str]:
+    return {
+        "net_uuid": net.id,
+        "network_type": net.network_type,
+        "physical_network": str(net.physical_network),
+        "segmentation_id": str(net.segmentation_id),
+        "tag": str(lvid),
+    }
+
+
+def _spoof_pairs(port: DesiredPort) -> list[tuple[str, str]]:
+    """Allowed (MAC, IP-or-CIDR): fixed IPs with the port MAC, then the address pairs."""
+    pairs = [(port.mac, ip) for ip in port.fixed_ips]
+    pairs += [(m or port.mac, ip) for m, ip in port.allowed_address_pairs]
+    return pairs
+
+
+def plan(cfg: AgentConfig, desired: DesiredHost, observed: ObservedState,
+         local_vlans: Mapping[str, int],
+         firewall: FirewallFlowProvider | None = None) -> Plan:
+    """Plan one reconcile pass (pure).
+
+    Args:
+        cfg: the agent configuration.
+        desired: networks, ports bound to this host, tunnel peers, l2pop fdb.
+        observed: OVSDB bridges/ports and installed flows right now.
+        local_vlans: network id -> local VLAN from the previous pass (on start:
+            ``local_vlans_from_observed(observed)``).
+        firewall: optional security-group flow provider.
+
+    Returns:
+        A ``Plan``; ``Plan.flows`` holds the complete flow set of every bridge
+        the agent manages.
+    """
+    acc = _Acc()
+    nets = {n.id: n for n in desired.networks}
+    ports = {p.id: p for p in desired.ports}
+    bridges = observed.bridges
+    int_name = cfg.integration_bridge
+    br_int = bridges.get(int_name)
+
+    _ensure_bridge(acc, cfg, int_name, br_int)
+    acc.add(int_name, fl.int_defaults(int_name))
+    for ttype in cfg.tunnel_types:
+        if ttype not in t.TUN_TABLE:
+            acc.warnings.append(f"unsupported tunnel type {ttype!r} ignored")
+    if cfg.tunnel_types and cfg.local_ip is None:
+        acc.warnings.append("tunnel_types set but local_ip is not: tunnels disabled")
+
+    # VIFs on br-int and the networks they use.
+    vifs: list[_Vif] = []
+    for port in sorted(br_int.ports if br_int else (), key=lambda p: p.name):
+        if not port.is_vif or not port.ready or port.ofport is None:
+            continue
+        dport = ports.get(port.iface_id or "")
+        net = nets.get(dport.network_id) if dport else None
+        if net is not None and not _provisionable(cfg, net):
+            acc.warnings.append(f"network {net.id} ({net.network_type}) cannot be "
+                                f"provisioned on this host")
+            net = None
+        vifs.append(_Vif(port, port.ofport, dport, net))
+    lvids, unallocated = _allocate((v.network.id for v in vifs if v.network), local_vlans)
+    for net_id in unallocated:
+        acc.warnings.append(f"no free local VLAN for network {net_id}")
+
+    status: dict[str, PortStatus] = {p.id: "DOWN" for p in desired.ports}
+    wired: list[WiredPort] = []
+    for vif in vifs:
+        lvid = lvids.get(vif.network.id) if vif.network else None
+        if vif.desired is None or vif.network is None or lvid is None \
+                or not vif.desired.admin_state_up:
+            _plan_dead(acc, int_name, vif)
+            continue
+        wired.append(WiredPort(vif.desired, vif.network, vif.port.name, vif.ofport, lvid))
+        status[vif.desired.id] = "ACTIVE"
+        _plan_wired_port(acc, vif.port, vif.network, lvid)
+    _plan_anti_spoof(acc, int_name, wired, firewall)
+
+    in_use = {n: nets[n] for n in lvids}
+    _plan_physical(acc, cfg, observed, in_use, lvids)
+    _plan_tunnels(acc, cfg, desired, observed, in_use, lvids)
+
+    return Plan(
+        ovsdb_ops=acc.ops(),
+        flows={br: frozenset(specs) for br, specs in acc.flows.items()},
+        local_vlans=lvids,
+        port_status=status,
+        warnings=list(dict.fromkeys(acc.warnings)),
+    )
+
+
+def _plan_dead(acc: _Acc, br: str, vif: _Vif) -> None:
+    p = vif.port
+    if (p.tag, p.vlan_mode, p.trunks) != (t.DEAD_VLAN, "trunk", DEAD_TRUNKS):
+        acc.ports.append(SetPortTag(p.name, t.DEAD_VLAN, "trunk", DEAD_TRUNKS))
+    acc.add(br, [fl.in_port_drop(br, vif.ofport)])
+
+
+def _plan_wired_port(acc: _Acc, p: ObservedPort, net: DesiredNetwork, lvid: int) -> None:
+    if (p.tag, p.vlan_mode, p.trunks) != (lvid, None, ()):
+        acc.ports.append(SetPortTag(p.name, lvid, None, ()))
+    want = _other_config(net, lvid)
+    if any(p.other_config.get(k) != v for k, v in want.items()):
+        acc.ports.append(SetPortOtherConfig(p.name, want))
+
+
+def _plan_anti_spoof(acc: _Acc, br: str, wired: list[WiredPort],
+                     firewall: FirewallFlowProvider | None) -> None:
+    if firewall is not None:
+        acc.add(br, firewall.flows(br, wired))
+        if firewall.provides_anti_spoofing:
+            return
+    for w in wired:
+        if w.port.port_security_enabled and not w.port.trusted:
+            acc.add(br, fl.anti_spoof(br, w.ofport, [w.port.mac], _spoof_pairs(w.port)))
+
+
+def _plan_physical(acc: _Acc, cfg: AgentConfig, observed: ObservedState,
+                   in_use: Mapping[str, DesiredNetwork], lvids: Mapping[str, int]) -> None:
+    int_name = cfg.integration_bridge
+    br_int = observed.bridges.get(int_name)
+    for physnet, br_name in sorted(cfg.bridge_mappings.items()):
+        br = observed.bridges.get(br_name)
+        if br is None:
+            acc.warnings.append(f"bridge {br_name} of physical network {physnet} does not "
+                                f"exist: create it (with its NIC) before starting the agent")
+            continue
+        _ensure_bridge(acc, cfg, br_name, br)
+        acc.add(br_name, fl.phys_defaults(br_name))
+        int_patch, phy_patch = patch_port_names(br_name)
+        int_ofport, phy_ofport = _ofport(br_int, int_patch), _ofport(br, phy_patch)
+        int_drop = fl.in_port_drop(int_name, int_ofport) if int_ofport else None
+        phy_drop = fl.in_port_drop(br_name, phy_ofport) if phy_ofport else None
+        if int_drop:
+            acc.add(int_name, [int_drop])
+        if phy_drop:
+            acc.add(br_name, [phy_drop])
+        # Connect the pair only once traffic from it is known to be dropped by
+        # default (and never disconnect it again).
+        int_port = br_int.port(int_patch) if br_int else None
+        phy_port = br.port(phy_patch)
+        connected = (int_port is not None and int_port.options.get("peer") == phy_patch
+                     and phy_port is not None and phy_port.options.get("peer") == int_patch)
+        drops_seen = (int_drop is not None and phy_drop is not None
+                      and int_drop in observed.flows.get(int_name, frozenset())
+                      and phy_drop in observed.flows.get(br_name, frozenset()))
+        connect = connected or drops_seen
+        _ensure_patch(acc, int_name, int_patch, phy_patch if connect else t.NONEXISTENT_PEER,
+                      br_int)
+        _ensure_patch(acc, br_name, phy_patch, int_patch if connect else t.NONEXISTENT_PEER, br)
+        if int_ofport is None or phy_ofport is None:
+            continue
+        for net_id, net in sorted(in_use.items()):
+            if net.physical_network != physnet or net.network_type not in ("vlan", "flat"):
+                continue
+            lvid = lvids[net_id]
+            acc.add(int_name, [fl.int_provider_in(int_name, int_ofport, net.network_type,
+                                                  net.segmentation_id, lvid)])
+            acc.add(br_name, [fl.phys_provider_out(br_name, phy_ofport, net.network_type,
+                                                   net.segmentation_id, lvid)])
+
+
+def _plan_tunnels(acc: _Acc, cfg: AgentConfig, desired: DesiredHost, observed: ObservedState,
+                  in_use: Mapping[str, DesiredNetwork], lvids: Mapping[str, int]) -> None:
+    if not _tunnels_enabled(cfg):
+        return
+    assert cfg.local_ip is not None
+    int_name, tun_name = cfg.integration_bridge, cfg.tunnel_bridge
+    br_int, br_tun = observed.bridges.get(int_name), observed.bridges.get(tun_name)
+    types = [tt for tt in cfg.tunnel_types if tt in t.TUN_TABLE]
+    arp_responder = cfg.arp_responder and cfg.l2_population
+
+    _ensure_bridge(acc, cfg, tun_name, br_tun)
+    _ensure_patch(acc, int_name, t.INT_PEER_PATCH_PORT, t.TUN_PEER_PATCH_PORT, br_int)
+    _ensure_patch(acc, tun_name, t.TUN_PEER_PATCH_PORT, t.INT_PEER_PATCH_PORT, br_tun)
+    acc.add(tun_name, fl.tun_defaults(tun_name, _ofport(br_tun, t.TUN_PEER_PATCH_PORT),
+                                      arp_responder))
+
+    # Tunnel ports: name -> (type, remote ip).
+    tunnel_nets = {n: net for n, net in in_use.items() if net.network_type in types}
+    fdb = [e for e in desired.fdb
+           if e.network_id in tunnel_nets and e.peer_ip != cfg.local_ip]
+    wanted: dict[str, tuple[str, str]] = {}
+    if cfg.l2_population:
+        for e in fdb:
+            ttype = tunnel_nets[e.network_id].network_type
+            wanted[tunnel_port_name(ttype, e.peer_ip)] = (ttype, e.peer_ip)
+    else:
+        for peer in desired.tunnel_peers:
+            if peer.ip != cfg.local_ip:
+                for ttype in types:
+                    wanted[tunnel_port_name(ttype, peer.ip)] = (ttype, peer.ip)
+
+    ofports: dict[tuple[str, str], int] = {}  # (type, remote ip) -> ofport
+    for name, (ttype, remote) in sorted(wanted.items()):
+        port = br_tun.port(name) if br_tun else None
+        if (port is None or port.type != ttype or port.options.get("remote_ip") != remote
+                or port.options.get("local_ip") != cfg.local_ip):
+            acc.tunnels.append(EnsureTunnelPort(tun_name, name, ttype, remote, cfg.local_ip))
+        elif port.ready and port.ofport is not None:
+            ofports[(ttype, remote)] = port.ofport
+            acc.add(tun_name, [fl.tun_port_in(tun_name, port.ofport, ttype)])
+    for port in br_tun.ports if br_tun else ():
+        if port.type in t.TUNNEL_TYPES and port.name not in wanted:
+            acc.removals.append(RemovePort(tun_name, port.name))
+
+    for net_id, net in sorted(tunnel_nets.items()):
+        lvid, vni, ttype = lvids[net_id], net.segmentation_id, net.network_type
+        assert vni is not None
+        acc.add(tun_name, [fl.tun_to_lv(tun_name, ttype, vni, lvid)])
+        if cfg.l2_population:
+            net_fdb = [e for e in fdb if e.network_id == net_id]
+            flood_to = [ofports[(ttype, e.peer_ip)] for e in net_fdb
+                        if e.is_flooding and (ttype, e.peer_ip) in ofports]
+            seen_macs: set[str] = set()
+            seen_ips: set[str] = set()
+            for e in sorted(net_fdb, key=lambda e: (e.mac, e.ip, e.peer_ip)):
+                ofport = ofports.get((ttype, e.peer_ip))
+                if e.is_flooding or ofport is None:
+                    continue
+                if e.mac not in seen_macs:
+                    seen_macs.add(e.mac)
+                    acc.add(tun_name, [fl.l2pop_unicast(tun_name, lvid, vni, e.mac, ofport)])
+                if arp_responder and _is_ipv4(e.ip) and e.ip not in seen_ips:
+                    seen_ips.add(e.ip)
+                    acc.add(tun_name, [fl.arp_reply(tun_name, lvid, e.mac, e.ip)])
+        else:
+            flood_to = [p for (tt, _), p in ofports.items() if tt == ttype]
+        if flood_to:
+            acc.add(tun_name, [fl.flood(tun_name, lvid, vni, flood_to)])
+
+
+def _is_ipv4(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).version == 4
+    except ValueError:
+        return False

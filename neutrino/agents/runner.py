@@ -1,0 +1,74 @@
+"""Entry point of ``neutrino agent KIND``: wires config, credentials, the feed
+client and the agent's driver into an ``AgentLoop`` and runs it until
+SIGTERM/SIGINT.  Drivers are found in an explicit registry (no plugins)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+import socket
+from typing import Any, Callable
+
+from neutrino.agents.auth import PasswordTokenSource, read_openrc
+from neutrino.agents.loop import AgentLoop
+from neutrino.config import Config
+from neutrino.feed.client import FeedClient
+
+LOG = logging.getLogger(__name__)
+
+#: kind -> "module:factory"; factory(cfg, host) -> Driver
+DRIVERS: dict[str, str] = {
+    "ovs": "neutrino.agents.ovs.agent:make_driver",
+    "compute": "neutrino.agents.compute.agent:make_driver",
+    "dhcp": "neutrino.agents.dhcp.agent:make_driver",
+    "l3": "neutrino.agents.l3.agent:make_driver",
+    "metadata": "neutrino.agents.metadata.agent:make_driver",
+}
+
+
+def host_name(cfg: Config) -> str:
+    return cfg.default.host or socket.gethostname()
+
+
+def server_url(cfg: Config) -> str:
+    if cfg.default.server_url:
+        return cfg.default.server_url
+    host = cfg.default.bind_host
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{host}:{cfg.default.bind_port}"
+
+
+def load_driver(kind: str) -> Callable[..., Any]:
+    try:
+        target = DRIVERS[kind]
+    except KeyError:
+        raise SystemExit(f"unknown agent kind {kind!r}; known: {', '.join(sorted(DRIVERS))}") from None
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+async def run_agent(kind: str, cfg: Config) -> None:
+    host = host_name(cfg)
+    driver = load_driver(kind)(cfg, host)
+    tokens = PasswordTokenSource(read_openrc(cfg.state_dir / "admin-openrc"))
+    async with FeedClient(server_url(cfg), tokens) as client:
+        loop = AgentLoop(driver, client, host=host, availability_zone=cfg.agent.availability_zone,
+                         report_interval=cfg.agent.report_interval, tick=cfg.agent.polling_interval)
+        aio = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            aio.add_signal_handler(sig, loop.stop.set)
+        LOG.info("%s agent on host %s following %s", kind, host, server_url(cfg))
+        try:
+            await loop.run()
+        finally:
+            close = getattr(driver, "close", None)
+            if close is not None:
+                await close()
+
+
+def main(kind: str, cfg: Config) -> None:
+    logging.basicConfig(level=logging.DEBUG if cfg.default.debug else logging.INFO,
+                        format=f"%(asctime)s %(process)d %(levelname)s {kind}-agent %(name)s: %(message)s")
+    asyncio.run(run_agent(kind, cfg))

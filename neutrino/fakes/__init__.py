@@ -1,0 +1,1 @@
+"""Stateful fakes of host subsystems, shipped next to the code they stand in for."""

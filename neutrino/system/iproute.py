@@ -1,0 +1,422 @@
+"""Links, addresses, routes, sysctls and offloads (iproute2, sysctl, ethtool).
+
+Typed values in, argv out: the ``*_argv`` / ``*_cmd`` helpers are pure and
+unit-tested; the verbs run them through a ``Runner`` (default
+``neutrino.system.exec.run``).  Every verb takes ``netns=`` (``None`` = the
+caller's namespace) and uses ``ip -n NS`` rather than a shell.  Verbs named
+``ensure_*``/``remove_*`` are idempotent.  Several ``ip`` commands that belong
+together go through ``batch()`` (one ``ip -batch -`` process, stops at the
+first failure).  Observers (``list_links``, ``get_link``, ``list_addresses``,
+``list_routes``) parse ``ip -j`` output into frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from neutrino.system.errors import CommandFailed, DeviceExists, DeviceNotFound
+from neutrino.system.exec import Runner, run
+
+IFNAMSIZ = 16
+_IFNAME = re.compile(r"^[^\s/:]{1,15}$")
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+#: ``ethtool -K`` features turned off by ``disable_offloads`` by default: what
+#: userspace OVS needs on the namespace end of a veth (it never completes
+#: CHECKSUM_PARTIAL packets read through AF_PACKET).  ``tx off`` also clears TSO.
+DEFAULT_OFFLOADS_OFF = ("rx", "tx")
+
+
+# --------------------------------------------------------------------------
+# Typed values
+# --------------------------------------------------------------------------
+
+def ifname(name: str) -> str:
+    """Return ``name`` if it is a valid Linux interface name (1-15 chars, no blanks, '/', ':')."""
+    if not _IFNAME.match(name):
+        raise ValueError(f"invalid interface name: {name!r}")
+    return name
+
+
+def mac(value: str) -> str:
+    """Normalise a MAC address to lower-case ``aa:bb:cc:dd:ee:ff``."""
+    v = value.strip().lower()
+    if not _MAC.match(v):
+        raise ValueError(f"invalid MAC address: {value!r}")
+    return v
+
+
+def interface(value: str | IPInterface) -> IPInterface:
+    """``"10.0.0.1/24"`` -> ``IPv4Interface``; a bare address gets a host prefix."""
+    return value if isinstance(value, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)) \
+        else ipaddress.ip_interface(value)
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    ifindex: int
+    kind: str | None          # linkinfo kind: "veth", "bridge", "tun", None for lo/physical
+    mtu: int
+    mac: str | None
+    up: bool                  # administratively up (IFF_UP)
+    operstate: str            # "UP", "DOWN", "UNKNOWN", "LOWERLAYERDOWN"
+    master: str | None
+    peer: str | None          # "link": the veth peer's name when it is in the same netns
+    peer_ifindex: int | None  # "link_index": the veth peer's ifindex when it is in another netns
+    link_netnsid: int | None
+    flags: tuple[str, ...]
+
+    @property
+    def carrier(self) -> bool:
+        return "LOWER_UP" in self.flags
+
+
+@dataclass(frozen=True)
+class Address:
+    ifname: str
+    address: IPInterface
+    scope: str
+
+
+@dataclass(frozen=True)
+class Route:
+    dst: str                  # "default" or a CIDR
+    gateway: str | None
+    dev: str | None
+    protocol: str | None
+    scope: str | None
+    prefsrc: str | None
+    table: str
+
+
+# --------------------------------------------------------------------------
+# Pure argv builders
+# --------------------------------------------------------------------------
+
+def ip_argv(*args: str | int, netns: str | None = None, json_out: bool = False,
+            details: bool = False) -> list[str]:
+    argv = ["ip"]
+    if netns:
+        argv += ["-n", netns]
+    if json_out:
+        argv.append("-j")
+    if details:
+        argv.append("-d")
+    return argv + [str(a) for a in args]
+
+
+def veth_cmd(name: str, peer: str, *, peer_netns: str | None = None, mtu: int | None = None,
+             mac_address: str | None = None, peer_mac: str | None = None) -> list[str]:
+    """``link add NAME ... type veth peer name PEER [netns PEER_NS] ...`` (no leading ``ip``)."""
+    cmd = ["link", "add", ifname(name)]
+    if mtu:
+        cmd += ["mtu", str(mtu)]
+    if mac_address:
+        cmd += ["address", mac(mac_address)]
+    cmd += ["type", "veth", "peer", "name", ifname(peer)]
+    if peer_netns:
+        cmd += ["netns", peer_netns]
+    if mtu:
+        cmd += ["mtu", str(mtu)]
+    if peer_mac:
+        cmd += ["address", mac(peer_mac)]
+    return cmd
+
+
+def set_link_cmd(name: str, *, up: bool | None = None, mtu: int | None = None,
+                 mac_address: str | None = None, master: str | None = None,
+                 nomaster: bool = False) -> list[str]:
+    """``link set dev NAME [mtu N] [address MAC] [master BR|nomaster] [up|down]``."""
+    cmd = ["link", "set", "dev", ifname(name)]
+    if mtu is not None:
+        if not 68 <= mtu <= 65535:
+            raise ValueError(f"invalid MTU {mtu}")
+        cmd += ["mtu", str(mtu)]
+    if mac_address is not None:
+        cmd += ["address", mac(mac_address)]
+    if master is not None:
+        cmd += ["master", ifname(master)]
+    elif nomaster:
+        cmd.append("nomaster")
+    if up is not None:
+        cmd.append("up" if up else "down")
+    return cmd
+
+
+def route_cmd(verb: str, dst: str | IPNetwork, *, via: str | IPAddress | None = None,
+              dev: str | None = None, src: str | IPAddress | None = None,
+              metric: int | None = None, table: str | int | None = None) -> list[str]:
+    """``route VERB DST [via GW] [dev DEV] [src SRC] [metric N] [table T]``."""
+    dst_s = "default" if str(dst) == "default" else str(ipaddress.ip_network(dst, strict=False))
+    cmd = ["route", verb, dst_s]
+    if via is not None:
+        cmd += ["via", str(ipaddress.ip_address(via))]
+    if dev is not None:
+        cmd += ["dev", ifname(dev)]
+    if src is not None:
+        cmd += ["src", str(ipaddress.ip_address(src))]
+    if metric is not None:
+        cmd += ["metric", str(metric)]
+    if table is not None:
+        cmd += ["table", str(table)]
+    return cmd
+
+
+def ethtool_offload_argv(dev: str, features: Iterable[str] = DEFAULT_OFFLOADS_OFF,
+                         on: bool = False) -> list[str]:
+    argv = ["ethtool", "-K", ifname(dev)]
+    for feat in features:
+        argv += [feat, "on" if on else "off"]
+    return argv
+
+
+def batch_script(commands: Iterable[Sequence[str | int]]) -> str:
+    """Text for ``ip -batch -``: one command per line, without the leading ``ip``.
+
+    ``ip`` splits batch lines on blanks (with its own quoting rules), so an
+    argument containing whitespace or quotes is refused instead of escaped.
+    """
+    lines = []
+    for cmd in commands:
+        args = [str(a) for a in cmd]
+        if not args:
+            continue
+        for a in args:
+            if not a or re.search(r"[\s\"'\\#]", a):
+                raise ValueError(f"argument not allowed in an ip batch: {a!r}")
+        lines.append(" ".join(args))
+    return "".join(line + "\n" for line in lines)
+
+
+# --------------------------------------------------------------------------
+# Parsers (ip -j output)
+# --------------------------------------------------------------------------
+
+def parse_links(text: str) -> list[Link]:
+    """``ip -j -d link show`` -> ``[Link]``."""
+    out = []
+    for e in json.loads(text or "[]"):
+        info: dict[str, Any] = e.get("linkinfo") or {}
+        out.append(Link(
+            name=e["ifname"], ifindex=int(e["ifindex"]), kind=info.get("info_kind"),
+            mtu=int(e.get("mtu", 0)), mac=e.get("address"),
+            up="UP" in e.get("flags", []), operstate=e.get("operstate", "UNKNOWN"),
+            master=e.get("master"),
+            peer=e.get("link") if isinstance(e.get("link"), str) else None,
+            peer_ifindex=e.get("link_index"), link_netnsid=e.get("link_netnsid"),
+            flags=tuple(e.get("flags", [])),
+        ))
+    return out
+
+
+def parse_addresses(text: str) -> list[Address]:
+    """``ip -j addr show`` -> ``[Address]``."""
+    out = []
+    for e in json.loads(text or "[]"):
+        for a in e.get("addr_info", []):
+            if "local" not in a:
+                continue
+            out.append(Address(ifname=e["ifname"],
+                               address=ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}"),
+                               scope=a.get("scope", "global")))
+    return out
+
+
+def parse_routes(text: str, table: str = "main") -> list[Route]:
+    """``ip -j route show`` -> ``[Route]``."""
+    out = []
+    for e in json.loads(text or "[]"):
+        out.append(Route(dst=e["dst"], gateway=e.get("gateway"), dev=e.get("dev"),
+                         protocol=e.get("protocol"), scope=e.get("scope"),
+                         prefsrc=e.get("prefsrc"), table=str(e.get("table", table))))
+    return out
+
+
+# --------------------------------------------------------------------------
+# Effects
+# --------------------------------------------------------------------------
+
+def batch(commands: Iterable[Sequence[str | int]], *, netns: str | None = None,
+          runner: Runner = run) -> None:
+    """Run several ``ip`` commands in one ``ip -batch -`` process (stops at the first error)."""
+    script = batch_script(commands)
+    if script:
+        runner(ip_argv("-batch", "-", netns=netns), input=script)
+
+
+def list_links(*, netns: str | None = None, runner: Runner = run) -> list[Link]:
+    return parse_links(runner(ip_argv("link", "show", netns=netns, json_out=True,
+                                      details=True)).stdout)
+
+
+def get_link(name: str, *, netns: str | None = None, runner: Runner = run) -> Link | None:
+    """The link called ``name``, or ``None`` if there is none."""
+    try:
+        out = runner(ip_argv("link", "show", "dev", ifname(name), netns=netns, json_out=True,
+                             details=True)).stdout
+    except DeviceNotFound:
+        return None
+    links = parse_links(out)
+    return links[0] if links else None
+
+
+def list_addresses(*, netns: str | None = None, dev: str | None = None,
+                   runner: Runner = run) -> list[Address]:
+    args = ["addr", "show"] + (["dev", ifname(dev)] if dev else [])
+    return parse_addresses(runner(ip_argv(*args, netns=netns, json_out=True)).stdout)
+
+
+def list_routes(*, netns: str | None = None, family: int = 4, table: str = "main",
+                runner: Runner = run) -> list[Route]:
+    argv = ip_argv(f"-{family}", "route", "show", "table", table, netns=netns, json_out=True)
+    return parse_routes(runner(argv).stdout, table)
+
+
+def ensure_veth(name: str, peer: str, *, netns: str | None = None, peer_netns: str | None = None,
+                mtu: int | None = None, mac_address: str | None = None,
+                peer_mac: str | None = None, runner: Runner = run) -> None:
+    """Create veth ``name`` (in ``netns``) with peer ``peer`` (in ``peer_netns``).
+
+    Idempotent: an existing veth called ``name`` is left alone; an existing
+    non-veth device of that name raises ``DeviceExists``.
+    """
+    existing = get_link(name, netns=netns, runner=runner)
+    if existing is None:
+        try:
+            runner(ip_argv(*veth_cmd(name, peer, peer_netns=peer_netns, mtu=mtu,
+                                     mac_address=mac_address, peer_mac=peer_mac), netns=netns))
+            return
+        except DeviceExists:
+            existing = get_link(name, netns=netns, runner=runner)
+    if existing is not None and existing.kind != "veth":
+        raise DeviceExists(ip_argv(*veth_cmd(name, peer), netns=netns), 2,
+                           f"{name} exists and is a {existing.kind or 'non-veth'} device")
+
+
+def ensure_bridge(name: str, *, netns: str | None = None, up: bool = True,
+                  runner: Runner = run) -> None:
+    """Create Linux bridge ``name`` if missing (optionally set it up)."""
+    cmds: list[list[str]] = []
+    if get_link(name, netns=netns, runner=runner) is None:
+        cmds.append(["link", "add", ifname(name), "type", "bridge"])
+    if up:
+        cmds.append(set_link_cmd(name, up=True))
+    batch(cmds, netns=netns, runner=runner)
+
+
+def remove_link(name: str, *, netns: str | None = None, runner: Runner = run) -> None:
+    """Delete link ``name`` (a veth takes its peer with it); no error if it is gone."""
+    try:
+        runner(ip_argv("link", "del", "dev", ifname(name), netns=netns))
+    except DeviceNotFound:
+        pass
+
+
+def set_link(name: str, *, netns: str | None = None, up: bool | None = None,
+             mtu: int | None = None, mac_address: str | None = None, master: str | None = None,
+             nomaster: bool = False, runner: Runner = run) -> None:
+    """Change several attributes of one link with one ``ip link set``."""
+    runner(ip_argv(*set_link_cmd(name, up=up, mtu=mtu, mac_address=mac_address, master=master,
+                                 nomaster=nomaster), netns=netns))
+
+
+def move_link(name: str, to_netns: str, *, netns: str | None = None,
+              runner: Runner = run) -> None:
+    """Move link ``name`` from ``netns`` into ``to_netns`` (it comes up there DOWN).
+
+    Idempotent: if ``name`` is already in ``to_netns`` and not in ``netns``, nothing happens.
+    """
+    try:
+        runner(ip_argv("link", "set", "dev", ifname(name), "netns", to_netns, netns=netns))
+    except DeviceNotFound:
+        if get_link(name, netns=to_netns, runner=runner) is None:
+            raise
+
+
+def ensure_address(dev: str, address: str | IPInterface, *, netns: str | None = None,
+                   runner: Runner = run) -> None:
+    """Assign ``address`` (``ip addr replace``, so a second call is a no-op)."""
+    runner(ip_argv("addr", "replace", str(interface(address)), "dev", ifname(dev), netns=netns))
+
+
+def remove_address(dev: str, address: str | IPInterface, *, netns: str | None = None,
+                   runner: Runner = run) -> None:
+    try:
+        runner(ip_argv("addr", "del", str(interface(address)), "dev", ifname(dev), netns=netns))
+    except DeviceNotFound:
+        pass
+    except CommandFailed as exc:
+        if "Cannot assign requested address" not in exc.stderr:
+            raise
+
+
+def flush_addresses(dev: str, *, netns: str | None = None, family: int | None = None,
+                    runner: Runner = run) -> None:
+    args = ([f"-{family}"] if family else []) + ["addr", "flush", "dev", ifname(dev)]
+    runner(ip_argv(*args, netns=netns))
+
+
+def ensure_route(dst: str | IPNetwork, *, via: str | IPAddress | None = None,
+                 dev: str | None = None, src: str | IPAddress | None = None,
+                 metric: int | None = None, table: str | int | None = None,
+                 netns: str | None = None, runner: Runner = run) -> None:
+    """Add or update a route (``ip route replace``)."""
+    runner(ip_argv(*route_cmd("replace", dst, via=via, dev=dev, src=src, metric=metric,
+                              table=table), netns=netns))
+
+
+def remove_route(dst: str | IPNetwork, *, via: str | IPAddress | None = None,
+                 dev: str | None = None, table: str | int | None = None,
+                 netns: str | None = None, runner: Runner = run) -> None:
+    try:
+        runner(ip_argv(*route_cmd("del", dst, via=via, dev=dev, table=table), netns=netns))
+    except CommandFailed as exc:
+        if "No such process" not in exc.stderr and not isinstance(exc, DeviceNotFound):
+            raise
+
+
+def set_sysctl(key: str, value: str | int, *, netns: str | None = None,
+               runner: Runner = run) -> None:
+    """``sysctl -w key=value`` inside ``netns`` (net.* keys are per namespace)."""
+    if not re.match(r"^[A-Za-z0-9_.\-/]+$", key):
+        raise ValueError(f"invalid sysctl key: {key!r}")
+    runner(["sysctl", "-q", "-w", f"{key}={value}"], netns=netns)
+
+
+def get_sysctl(key: str, *, netns: str | None = None, runner: Runner = run) -> str:
+    return runner(["sysctl", "-n", key], netns=netns).stdout.strip()
+
+
+def disable_offloads(dev: str, *, netns: str | None = None,
+                     features: Iterable[str] = DEFAULT_OFFLOADS_OFF, runner: Runner = run) -> None:
+    """``ethtool -K DEV rx off tx off ...`` inside ``netns``.
+
+    ethtool exits non-zero when nothing could be changed (already off), so that
+    case is accepted; a missing device still raises ``DeviceNotFound``.
+    """
+    try:
+        runner(ethtool_offload_argv(dev, features), netns=netns)
+    except DeviceNotFound:
+        raise
+    except CommandFailed as exc:
+        if "Could not change any device features" not in exc.stderr:
+            raise
+
+
+__all__ = [
+    "Address", "DEFAULT_OFFLOADS_OFF", "IFNAMSIZ", "Link", "Route", "batch", "batch_script",
+    "disable_offloads", "ensure_address", "ensure_bridge", "ensure_route", "ensure_veth",
+    "ethtool_offload_argv", "flush_addresses", "get_link", "get_sysctl", "ifname", "interface",
+    "ip_argv", "list_addresses", "list_links", "list_routes", "mac", "move_link",
+    "parse_addresses", "parse_links", "parse_routes", "remove_address", "remove_link",
+    "remove_route", "route_cmd", "set_link", "set_link_cmd", "set_sysctl", "veth_cmd",
+]

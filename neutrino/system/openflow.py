@@ -1,0 +1,619 @@
+"""OpenFlow flows (ovs-ofctl / ovs-appctl): the ``Flow`` value, its text form, atomic apply.
+
+``Flow`` is a frozen value: ``Flow(table, priority, match, actions, cookie=0,
+...)``.  Its ``match`` is kept in OVS's canonical form (``canonical_match``):
+fields in the order ``ovs-ofctl dump-flows`` prints them, protocol shorthands
+(``tcp`` for ``dl_type=0x0800,nw_proto=6``), OVS's number bases and address
+forms.  So a flow a planner builds compares equal to the same flow dumped
+from the switch, as long as its ``actions`` are also written the way OVS
+prints them for OpenFlow 1.3 (e.g. ``set_field:4097->vlan_vid``, not
+``mod_vlan_vid:1``; ``pop_vlan``, not ``strip_vlan``): actions are compared
+verbatim.
+
+Text forms (the one OVS 3.1 prints with ``dump-flows --no-stats``)::
+
+    cookie=0x1, table=20, hard_timeout=300, priority=1,vlan_tci=0x0001/0x0fff,dl_dst=fa:16:3e:00:00:02 actions=output:3
+    priority=0 actions=drop                     (table 0, cookie 0)
+    table=30, send_flow_rem priority=5,udp,tp_src=68,tp_dst=67 actions=CONTROLLER:65535
+
+``parse_flow(line)`` reads one such line, ``format_flow(flow)`` writes it back
+(``format_flow(parse_flow(x)) == x.strip()`` for OVS's own output), and
+``flow_mod_text(flow)`` writes the ``ovs-ofctl add-flows`` syntax.
+
+``OpenFlow(ovs)`` drives one OVS instance's bridges.  Every change set goes
+through ``ovs-ofctl --bundle`` (an OpenFlow bundle: the switch applies all
+flow mods or none; a flow the switch rejects leaves the tables unchanged).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Sequence
+
+from neutrino.system.ovsdb import Ovs
+
+DEFAULT_PRIORITY = 32768
+PROTOCOL = "OpenFlow13"
+
+# ---------------------------------------------------------------------------
+# Canonical match (mirrors the field order of OVS's match_format(), 3.1)
+# ---------------------------------------------------------------------------
+
+_SHORTHANDS = {
+    # name: (dl_type, nw_proto or None)
+    "ip": (0x0800, None), "icmp": (0x0800, 1), "igmp": (0x0800, 2), "tcp": (0x0800, 6),
+    "udp": (0x0800, 17), "sctp": (0x0800, 132),
+    "ipv6": (0x86DD, None), "icmp6": (0x86DD, 58), "tcp6": (0x86DD, 6), "udp6": (0x86DD, 17),
+    "sctp6": (0x86DD, 132),
+    "arp": (0x0806, None), "rarp": (0x8035, None), "mpls": (0x8847, None),
+    "mplsm": (0x8848, None),
+}
+_SHORTHAND_OF = {v: k for k, v in _SHORTHANDS.items()}
+_PROTO_SHORTHAND_ALWAYS = {0x0800, 0x86DD, 0x0806, 0x8035, 0x8847, 0x8848}
+
+_ALIASES = {
+    "eth_src": "dl_src", "eth_dst": "dl_dst", "eth_type": "dl_type",
+    "ip_src": "nw_src", "ip_dst": "nw_dst", "ipv4_src": "nw_src", "ipv4_dst": "nw_dst",
+    "ip_proto": "nw_proto", "ip_ttl": "nw_ttl",
+    "tcp_src": "tp_src", "tcp_dst": "tp_dst", "udp_src": "tp_src", "udp_dst": "tp_dst",
+    "sctp_src": "tp_src", "sctp_dst": "tp_dst",
+    "icmpv4_type": "icmp_type", "icmpv4_code": "icmp_code",
+    "icmpv6_type": "icmp_type", "icmpv6_code": "icmp_code",
+    "tunnel_id": "tun_id", "tun_ipv4_src": "tun_src", "tun_ipv4_dst": "tun_dst",
+    "nd_sll": "nd_sll", "nd_tll": "nd_tll",
+}
+
+_ORDER: list[str] = [
+    "pkt_mark", "recirc_id", "dp_hash", "conj_id", "skb_priority", "actset_output",
+    "ct_state", "ct_zone", "ct_mark", "ct_label", "ct_nw_src", "ct_ipv6_src", "ct_nw_dst",
+    "ct_ipv6_dst", "ct_nw_proto", "ct_tp_src", "ct_tp_dst", "packet_type",
+    "<proto>",
+    *(f"reg{i}" for i in range(16)),
+    "tun_id", "tun_src", "tun_dst", "tun_ipv6_src", "tun_ipv6_dst", "tun_gbp_id",
+    "tun_gbp_flags", "tun_tos", "tun_ttl", "tun_erspan_ver", "tun_erspan_idx",
+    "tun_erspan_dir", "tun_erspan_hwid", "tun_flags",
+    *(f"tun_metadata{i}" for i in range(64)),
+    "metadata", "in_port", "dl_vlan", "vlan_tci", "dl_vlan_pcp",
+    "dl_vlan1", "vlan_tci1", "dl_vlan_pcp1",
+    "dl_src", "dl_dst", "dl_type",
+    "ipv6_src", "ipv6_dst", "ipv6_label", "arp_spa", "arp_tpa", "nw_src", "nw_dst",
+    "nw_proto", "arp_op", "arp_sha", "arp_tha", "nw_tos", "nw_ecn", "nw_ttl",
+    "mpls_label", "mpls_tc", "mpls_ttl", "mpls_bos", "mpls_lse1", "mpls_lse2", "nw_frag",
+    "icmp_type", "icmp_code", "igmp_type", "igmp_code", "nd_target", "nd_sll", "nd_tll",
+    "tp_src", "tp_dst", "tcp_flags",
+]
+_RANK = {name: i for i, name in enumerate(_ORDER)}
+
+_HEX32 = {"pkt_mark", "recirc_id", "dp_hash", "ct_mark", "skb_priority",
+          *(f"reg{i}" for i in range(16))}
+_HEX64 = {"tun_id", "metadata"}
+_BE16 = {"tp_src", "tp_dst", "icmp_type", "icmp_code", "ct_tp_src", "ct_tp_dst", "tun_gbp_id"}
+_DEC = {"conj_id", "dl_vlan", "dl_vlan_pcp", "nw_proto", "arp_op", "nw_tos", "nw_ecn", "nw_ttl",
+        "ct_nw_proto", "mpls_label", "mpls_tc", "mpls_ttl", "mpls_bos", "ct_zone"}
+_IP4 = {"nw_src", "nw_dst", "arp_spa", "arp_tpa", "tun_src", "tun_dst", "ct_nw_src", "ct_nw_dst"}
+_IP6 = {"ipv6_src", "ipv6_dst", "nd_target", "tun_ipv6_src", "tun_ipv6_dst", "ct_ipv6_src",
+        "ct_ipv6_dst"}
+_MACS = {"dl_src", "dl_dst", "arp_sha", "arp_tha", "nd_sll", "nd_tll"}
+_PORTS = {"in_port", "actset_output"}
+
+_RESERVED_PORTS = {0xFFF8: "IN_PORT", 0xFFF9: "TABLE", 0xFFFA: "NORMAL", 0xFFFB: "FLOOD",
+                   0xFFFC: "ALL", 0xFFFD: "CONTROLLER", 0xFFFE: "LOCAL", 0xFFFF: "ANY"}
+_RESERVED_NAMES = set(_RESERVED_PORTS.values()) | {"NONE"}
+
+_CT_STATE_BITS = ["new", "est", "rel", "rpl", "inv", "trk", "snat", "dnat"]
+_TCP_FLAG_BITS = ["fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr", "ns"]
+
+
+def split_fields(text: str) -> list[str]:
+    """Split ``a=1,b="x,y",c`` on top-level commas (quotes and brackets respected)."""
+    out, cur, depth, quote = [], [], 0, False
+    for ch in text:
+        if quote:
+            cur.append(ch)
+            if ch == '"':
+                quote = False
+            continue
+        if ch == '"':
+            quote = True
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append("".join(cur).strip())
+            cur = []
+            continue
+        cur.append(ch)
+    if cur:
+        out.append("".join(cur).strip())
+    return [f for f in out if f]
+
+
+def _int(text: str) -> int:
+    return int(text, 0)
+
+
+def _masked(value: str) -> tuple[str, str | None]:
+    v, sep, m = value.partition("/")
+    return v, (m if sep else None)
+
+
+def _c_hex(n: int) -> str:
+    """C's ``%#x``: ``0`` for zero, ``0x..`` otherwise (Python's ``#x`` gives ``0x0``)."""
+    return f"{n:#x}" if n else "0"
+
+
+def _fmt_hex_masked(value: str, bits: int) -> str:
+    v, m = _masked(value)
+    full = (1 << bits) - 1
+    out = _c_hex(_int(v))
+    if m is not None and _int(m) != full:
+        out += "/" + _c_hex(_int(m))
+    return out
+
+
+def _fmt_be16(value: str) -> str:
+    v, m = _masked(value)
+    if m is None or _int(m) == 0xFFFF:
+        return str(_int(v))
+    return f"0x{_int(v):x}/0x{_int(m):x}"
+
+
+def _fmt_ip(value: str, v6: bool) -> str | None:
+    """IP (with optional /len or /netmask) the way OVS prints it; None if it matches all."""
+    v, m = _masked(value)
+    bits = 128 if v6 else 32
+    addr = ipaddress.ip_address(v)
+    if m is None:
+        return str(addr)
+    if m.isdigit():
+        mask = ((1 << bits) - 1) ^ ((1 << (bits - int(m))) - 1) if int(m) else 0
+    else:
+        mask = int(ipaddress.ip_address(m))
+    if mask == 0:
+        return None
+    net = int(addr) & mask
+    cls = ipaddress.IPv6Address if v6 else ipaddress.IPv4Address
+    if mask == (1 << bits) - 1:
+        return str(cls(net))
+    inv = ((1 << bits) - 1) ^ mask
+    if inv & (inv + 1) == 0:   # contiguous prefix
+        return f"{cls(net)}/{bits - inv.bit_length()}"
+    return f"{cls(net)}/{cls(mask)}"
+
+
+def _fmt_mac(value: str) -> str | None:
+    v, m = _masked(value.lower())
+    if m is not None and m == "ff:ff:ff:ff:ff:ff":
+        m = None
+    if m == "00:00:00:00:00:00":
+        return None
+    return v if m is None else f"{v}/{m}"
+
+
+def port_text(value: str) -> str:
+    """A port the way OVS prints it: reserved ports by name, names quoted unless alnum."""
+    if value.startswith('"') and value.endswith('"') and len(value) >= 2:
+        value = json.loads(value)
+    elif value.isdigit() or value.lower().startswith("0x"):
+        n = _int(value)
+        return _RESERVED_PORTS.get(n, str(n))
+    if value.upper() in _RESERVED_NAMES:
+        return value.upper()
+    if re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", value):
+        return value
+    return json.dumps(value)
+
+
+def _fmt_flags(value: str, bits: list[str]) -> str:
+    if not value or value[0] not in "+-":
+        return value
+    flags = dict((m.group(2), m.group(1)) for m in re.finditer(r"([+-])([a-z]+)", value))
+    known = [b for b in bits if b in flags]
+    unknown = [b for b in flags if b not in bits]
+    return "".join(f"{flags[b]}{b}" for b in known + unknown)
+
+
+def _normalise_value(key: str, value: str) -> str | None:
+    if key in _HEX32:
+        return _fmt_hex_masked(value, 32)
+    if key in _HEX64:
+        return _fmt_hex_masked(value, 64)
+    if key in _BE16:
+        return _fmt_be16(value)
+    if key in _DEC:
+        v, m = _masked(value)
+        return str(_int(v)) if m is None else value
+    if key in ("vlan_tci", "vlan_tci1"):
+        v, m = _masked(value)
+        if m is None and _int(v) == 0:
+            # NOTE: OpenFlow 1.3 cannot carry an exact "no VLAN" match; OVS
+            # stores and prints it with the VID+CFI mask.
+            m = "0x1fff"
+        return f"0x{_int(v):04x}" + (f"/0x{_int(m):04x}" if m and _int(m) != 0xFFFF else "")
+    if key == "dl_type":
+        return f"0x{_int(value):04x}"
+    if key in _IP4:
+        return _fmt_ip(value, False)
+    if key in _IP6:
+        return _fmt_ip(value, True)
+    if key in _MACS:
+        return _fmt_mac(value)
+    if key in _PORTS:
+        return port_text(value)
+    if key == "ct_state":
+        return _fmt_flags(value, _CT_STATE_BITS)
+    if key == "tcp_flags":
+        return _fmt_flags(value, _TCP_FLAG_BITS)
+    return value
+
+
+def canonical_match(match: str) -> str:
+    """``match`` in the form ``ovs-ofctl dump-flows`` prints it (without ``priority``).
+
+    Normalises field order, protocol shorthands, field aliases (``eth_src`` ->
+    ``dl_src``), number bases and address forms for the fields OVS 3.1 prints;
+    anything it does not know is kept verbatim in its relative position.
+    Idempotent; the identity on OVS's own output.
+    """
+    fields: list[tuple[str, str | None]] = []
+    dl_type: int | None = None
+    proto: int | None = None        # nw_proto, or arp_op for ARP/RARP
+    proto_pos = 0
+    for tok in split_fields(match):
+        key, sep, value = tok.partition("=")
+        key = key.strip()
+        if not sep:
+            if key in _SHORTHANDS:
+                t, p = _SHORTHANDS[key]
+                dl_type = t
+                if p is not None:
+                    proto = p
+            else:
+                fields.append((key, None))
+            continue
+        key = _ALIASES.get(key, key)
+        if key == "priority":
+            raise ValueError("priority belongs in Flow.priority, not in the match")
+        if key == "dl_type":
+            dl_type = _int(value)
+        elif key in ("nw_proto", "arp_op"):
+            proto, proto_pos = _int(value), len(fields)
+        else:
+            fields.append((key, value.strip()))
+    proto_tokens: list[str] = []
+    if dl_type in (0x0806, 0x8035):
+        proto_tokens.append(_SHORTHAND_OF[(dl_type, None)])
+        if proto is not None:
+            fields.insert(proto_pos, ("arp_op", str(proto)))
+    elif dl_type is not None:
+        if proto is not None and (dl_type, proto) in _SHORTHAND_OF:
+            proto_tokens.append(_SHORTHAND_OF[(dl_type, proto)])
+        else:
+            if dl_type in _PROTO_SHORTHAND_ALWAYS:
+                proto_tokens.append(_SHORTHAND_OF[(dl_type, None)])
+            else:
+                fields.append(("dl_type", f"0x{dl_type:04x}"))
+            if proto is not None:
+                fields.insert(proto_pos, ("nw_proto", str(proto)))
+    elif proto is not None:
+        fields.insert(proto_pos, ("nw_proto", str(proto)))
+    out: list[tuple[int, int, str]] = []
+    proto_rank = _RANK["<proto>"]
+    for name in proto_tokens:
+        out.append((proto_rank, 0, name))
+    last_rank = -1
+    for pos, (key, value) in enumerate(fields):
+        rank = _RANK.get(key)
+        if rank is None:
+            rank = last_rank  # unknown field: stay right after its predecessor
+        last_rank = rank
+        if value is None:
+            out.append((rank, pos + 1, key))
+            continue
+        norm = _normalise_value(key, value)
+        if norm is None:
+            continue  # a wildcard-everything value (nw_src=0.0.0.0/0) is no match at all
+        out.append((rank, pos + 1, f"{key}={norm}"))
+    out.sort(key=lambda t: (t[0], t[1]))
+    return ",".join(text for _, _, text in out)
+
+
+# ---------------------------------------------------------------------------
+# Flow value and its text forms
+# ---------------------------------------------------------------------------
+
+FLAG_WORDS = ("send_flow_rem", "check_overlap", "reset_counts", "no_packet_counts",
+              "no_byte_counts", "allow_hidden_fields", "no_readonly_table")
+
+
+@dataclass(frozen=True, order=True)
+class Flow:
+    table: int
+    priority: int
+    match: str
+    actions: str
+    cookie: int = 0
+    idle_timeout: int = 0
+    hard_timeout: int = 0
+    importance: int = 0
+    flags: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.table <= 254:
+            raise ValueError(f"table out of range: {self.table}")
+        if not 0 <= self.priority <= 65535:
+            raise ValueError(f"priority out of range: {self.priority}")
+        if not 0 <= self.cookie < 1 << 64:
+            raise ValueError(f"cookie out of range: {self.cookie}")
+        object.__setattr__(self, "match", canonical_match(self.match))
+        actions = self.actions.strip()
+        object.__setattr__(self, "actions", actions or "drop")
+        unknown = set(self.flags) - set(FLAG_WORDS)
+        if unknown:
+            raise ValueError(f"unknown flow flags: {sorted(unknown)}")
+        object.__setattr__(self, "flags", tuple(f for f in FLAG_WORDS if f in self.flags))
+
+    @property
+    def key(self) -> tuple[int, int, str]:
+        """OpenFlow identity of the flow: (table, priority, match)."""
+        return (self.table, self.priority, self.match)
+
+    def with_cookie(self, cookie: int) -> "Flow":
+        return replace(self, cookie=cookie)
+
+    def __str__(self) -> str:
+        return format_flow(self)
+
+
+def _match_with_priority(flow: Flow) -> str:
+    parts = []
+    if flow.priority != DEFAULT_PRIORITY:
+        parts.append(f"priority={flow.priority}")
+    if flow.match:
+        parts.append(flow.match)
+    return ",".join(parts)
+
+
+def format_flow(flow: Flow) -> str:
+    """The ``dump-flows --no-stats`` line for ``flow`` (without OVS's leading space)."""
+    head = ""
+    if flow.cookie:
+        head += f"cookie={flow.cookie:#x}, "
+    if flow.table:
+        head += f"table={flow.table}, "
+    if flow.idle_timeout:
+        head += f"idle_timeout={flow.idle_timeout}, "
+    if flow.hard_timeout:
+        head += f"hard_timeout={flow.hard_timeout}, "
+    for f in flow.flags:
+        head += f + " "
+    if flow.importance:
+        head += f"importance={flow.importance}, "
+    m = _match_with_priority(flow)
+    return f"{head}{m}{' ' if m else ''}actions={flow.actions}"
+
+
+_HEAD_PROP = re.compile(r"(cookie|duration|table|n_packets|n_bytes|idle_timeout|hard_timeout"
+                        r"|importance|idle_age|hard_age)=([^,\s]*), ")
+_HEAD_FLAG = re.compile(r"(" + "|".join(FLAG_WORDS) + r") ")
+
+
+def parse_flow(line: str) -> Flow:
+    """One ``dump-flows`` line (with or without stats) -> ``Flow``."""
+    text = line.strip()
+    idx = text.find("actions=")
+    if idx < 0:
+        raise ValueError(f"not a flow line: {line!r}")
+    head, actions = text[:idx], text[idx + len("actions="):]
+    props: dict[str, str] = {}
+    flags: list[str] = []
+    pos = 0
+    while True:
+        m = _HEAD_PROP.match(head, pos) or _HEAD_FLAG.match(head, pos)
+        if not m:
+            break
+        if m.re is _HEAD_PROP:
+            props[m.group(1)] = m.group(2)
+        else:
+            flags.append(m.group(1))
+        pos = m.end()
+    match = head[pos:].strip()
+    priority = DEFAULT_PRIORITY
+    fields = split_fields(match)
+    if fields and fields[0].startswith("priority="):
+        priority = int(fields[0].split("=", 1)[1])
+        fields = fields[1:]
+    return Flow(table=int(props.get("table", "0")), priority=priority, match=",".join(fields),
+                actions=actions, cookie=int(props.get("cookie", "0"), 0),
+                idle_timeout=int(props.get("idle_timeout", "0")),
+                hard_timeout=int(props.get("hard_timeout", "0")),
+                importance=int(props.get("importance", "0")), flags=tuple(flags))
+
+
+_MOD_INT_KEYS = ("table", "priority", "idle_timeout", "hard_timeout", "importance")
+
+
+def parse_flow_mod(text: str) -> Flow:
+    """A flow in ovs-ofctl's input syntax (``table=0,priority=1,in_port=1 actions=drop``,
+    fields in any order) -> ``Flow``.  The inverse of ``flow_mod_text``."""
+    idx = text.find("actions=")
+    if idx < 0:
+        raise ValueError(f"flow without actions: {text!r}")
+    head, actions = text[:idx], text[idx + len("actions="):]
+    ints = {"table": 0, "priority": DEFAULT_PRIORITY, "idle_timeout": 0, "hard_timeout": 0,
+            "importance": 0}
+    cookie, flags, match = 0, [], []
+    for tok in split_fields(re.sub(r"\s+", ",", head.strip())):
+        key, sep, value = tok.partition("=")
+        if sep and key in _MOD_INT_KEYS:
+            ints[key] = int(value, 0)
+        elif sep and key == "cookie":
+            cookie = int(value.split("/")[0], 0)
+        elif not sep and key in FLAG_WORDS:
+            flags.append(key)
+        else:
+            match.append(tok)
+    return Flow(table=ints["table"], priority=ints["priority"], match=",".join(match),
+                actions=actions.strip(), cookie=cookie, idle_timeout=ints["idle_timeout"],
+                hard_timeout=ints["hard_timeout"], importance=ints["importance"],
+                flags=tuple(flags))
+
+
+def parse_dump(text: str) -> list[Flow]:
+    """Every flow line of a ``dump-flows`` output (header lines skipped)."""
+    flows = []
+    for line in text.splitlines():
+        s = line.strip()
+        if not s or s.startswith(("OFPST_", "NXST_", "OFPT_")) or "actions=" not in s:
+            continue
+        flows.append(parse_flow(s))
+    return flows
+
+
+def flow_mod_text(flow: Flow, *, with_actions: bool = True) -> str:
+    """``flow`` in ovs-ofctl's flow syntax (``add-flow``/``add-flows``)."""
+    parts = [f"cookie={flow.cookie:#x}", f"table={flow.table}"]
+    if flow.idle_timeout:
+        parts.append(f"idle_timeout={flow.idle_timeout}")
+    if flow.hard_timeout:
+        parts.append(f"hard_timeout={flow.hard_timeout}")
+    parts += list(flow.flags)
+    if flow.importance:
+        parts.append(f"importance={flow.importance}")
+    parts.append(f"priority={flow.priority}")
+    if flow.match:
+        parts.append(flow.match)
+    text = ",".join(parts)
+    return f"{text},actions={flow.actions}" if with_actions else text
+
+
+def delete_strict_text(flow: Flow) -> str:
+    """A ``delete_strict`` bundle line removing exactly ``flow``'s (table, priority, match)."""
+    parts = [f"table={flow.table}", f"priority={flow.priority}"]
+    if flow.match:
+        parts.append(flow.match)
+    return "delete_strict " + ",".join(parts)
+
+
+def bundle_text(add: Iterable[Flow] = (), delete: Iterable[Flow] = (),
+                delete_cookies: Iterable[int] = ()) -> str:
+    """The ``--bundle add-flows`` input: deletions first, then additions (pure)."""
+    lines = [f"delete cookie={c:#x}/-1" for c in delete_cookies]
+    lines += [delete_strict_text(f) for f in delete]
+    lines += ["add " + flow_mod_text(f) for f in add]
+    return "".join(line + "\n" for line in lines)
+
+
+def sort_flows(flows: Iterable[Flow]) -> list[Flow]:
+    """Table ascending, priority descending, then match: a stable, readable order."""
+    return sorted(flows, key=lambda f: (f.table, -f.priority, f.match, f.actions, f.cookie))
+
+
+# ---------------------------------------------------------------------------
+# Driving a switch
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Trace:
+    text: str
+    datapath_actions: str   # the final "Datapath actions: ..." value ("drop" if none)
+
+
+class OpenFlow:
+    """Flow tables of the bridges of one OVS instance (``Ovs`` handle)."""
+
+    def __init__(self, ovs: Ovs, *, protocol: str = PROTOCOL) -> None:
+        self.ovs = ovs
+        self.protocol = protocol
+
+    def ofctl_argv(self, command: str, bridge: str, *args: str, bundle: bool = False,
+                   names: bool = False) -> list[str]:
+        argv = ["ovs-ofctl", "-O", self.protocol, f"--timeout={int(self.ovs.timeout)}"]
+        if bundle:
+            argv.append("--bundle")
+        argv += [command]
+        if command.startswith("dump-"):
+            argv += ["--no-stats", "--names" if names else "--no-names"]
+        return argv + [self.ovs.mgmt(bridge), *args]
+
+    def dump(self, bridge: str, *, table: int | None = None, cookie: int | None = None,
+             names: bool = False) -> list[Flow]:
+        """Current flows of ``bridge`` (``names`` prints port names instead of ofports)."""
+        spec = []
+        if table is not None:
+            spec.append(f"table={table}")
+        if cookie is not None:
+            spec.append(f"cookie={cookie:#x}/-1")
+        argv = self.ofctl_argv("dump-flows", bridge, *([",".join(spec)] if spec else []),
+                               names=names)
+        return parse_dump(self.ovs.run(argv).stdout)
+
+    def apply(self, bridge: str, add: Iterable[Flow] = (), delete: Iterable[Flow] = ()) -> None:
+        """Delete then add flows in ONE bundle (all or nothing).
+
+        ``delete`` removes by (table, priority, match), whatever the cookie; an
+        ``add`` of an existing (table, priority, match) replaces its actions and
+        cookie.  Raises ``FlowSyntaxError`` / ``FlowRejected``; then nothing changed.
+        """
+        self._bundle(bridge, bundle_text(add=add, delete=delete))
+
+    def replace_cookie_flows(self, bridge: str, cookie: int, flows: Iterable[Flow]) -> None:
+        """Atomically make the flows carrying ``cookie`` exactly ``flows`` (re-cookied)."""
+        self._bundle(bridge, bundle_text(add=[f.with_cookie(cookie) for f in flows],
+                                         delete_cookies=[cookie]))
+
+    def delete_flows_except_cookie(self, bridge: str, cookie: int,
+                                   keep: Iterable[int] = ()) -> list[Flow]:
+        """Delete every flow whose cookie is not ``cookie`` (nor in ``keep``): post-resync
+        cleanup of stale flows.  One bundle; returns the deleted flows."""
+        keep_set = {cookie, *keep}
+        stale = [f for f in self.dump(bridge) if f.cookie not in keep_set]
+        if stale:
+            lines = "".join(
+                f"delete_strict cookie={f.cookie:#x}/-1,{delete_strict_text(f)[14:]}\n"
+                for f in stale)
+            self._bundle(bridge, lines)
+        return stale
+
+    def replace_flows(self, bridge: str, flows: Iterable[Flow]) -> None:
+        """Make ``bridge``'s whole flow table exactly ``flows`` (``--bundle replace-flows``)."""
+        text = "".join(flow_mod_text(f) + "\n" for f in flows)
+        self.ovs.run(self.ofctl_argv("replace-flows", bridge, "-", bundle=True), input=text)
+
+    def delete_all(self, bridge: str) -> None:
+        self.ovs.run(self.ofctl_argv("del-flows", bridge, bundle=True))
+
+    def trace(self, bridge: str, flow: str) -> Trace:
+        """``ofproto/trace BRIDGE FLOW`` (e.g. ``in_port=2,dl_src=..,dl_dst=..``): how
+        a packet would be handled.  For diagnostics and tests."""
+        text = self.ovs.appctl("ofproto/trace", bridge, flow)
+        actions = "drop"
+        for line in text.splitlines():
+            if line.startswith("Datapath actions:"):
+                actions = line.split(":", 1)[1].strip()
+        return Trace(text=text, datapath_actions=actions)
+
+    def _bundle(self, bridge: str, text: str) -> None:
+        if text:
+            self.ovs.run(self.ofctl_argv("add-flows", bridge, "-", bundle=True), input=text)
+
+
+def diff(desired: Iterable[Flow], observed: Iterable[Flow]) -> tuple[list[Flow], list[Flow]]:
+    """(to_add, to_delete) taking ``observed`` to ``desired`` (pure; by full equality,
+    so a changed action or cookie is an add that replaces the old flow)."""
+    want = {f.key: f for f in desired}
+    have = {f.key: f for f in observed}
+    add = [f for k, f in want.items() if have.get(k) != f]
+    delete = [f for k, f in have.items() if k not in want]
+    return sort_flows(add), sort_flows(delete)
+
+
+__all__ = [
+    "DEFAULT_PRIORITY", "FLAG_WORDS", "Flow", "OpenFlow", "PROTOCOL", "Trace", "bundle_text",
+    "canonical_match", "delete_strict_text", "diff", "flow_mod_text", "format_flow",
+    "parse_dump", "parse_flow", "parse_flow_mod", "port_text", "sort_flows", "split_fields",
+]
