@@ -41,6 +41,7 @@ class ComputeEnv:
     def __init__(self, db_url: str, tmp_path: Path, overrides: Mapping[tuple[str, str], str] | None = None) -> None:
         self.cfg = config.defaults(tmp_path).with_overrides({**BASE_OVERRIDES, **(overrides or {})})
         self.db = Database(db_url)
+        self._nets = 0
         flavors.seed(self.db)
         deps = make_deps(self.cfg, self.db)
         network_api = make_network_api(deps, validate_token)
@@ -79,6 +80,8 @@ class ComputeEnv:
 
     # --- fixtures --------------------------------------------------------------------------
     def network(self, as_: str = "demo", cidr: str = "10.0.0.0/24", **attrs: Any) -> dict[str, Any]:
+        self._nets += 1
+        attrs.setdefault("name", f"net{self._nets}")
         net = self.ok(self.neutron("POST", "/v2.0/networks", as_, {"network": attrs}), 201)["network"]
         if cidr:
             self.ok(self.neutron("POST", "/v2.0/subnets", as_, {"subnet": {

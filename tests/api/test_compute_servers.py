@@ -143,7 +143,6 @@ def test_networks_by_port_and_fixed_ip(env: ComputeEnv) -> None:
     assert env.call("DELETE", f"servers/{sid}").status_code == 204
     kept = env.ok(env.neutron("GET", f"/v2.0/ports/{port['id']}"))["port"]
     assert kept["device_id"] == "" and kept["device_owner"] == "" and kept["binding:host_id"] == ""
-    assert env.ok(env.neutron("GET", f"/v2.0/ports/{made['id']}").status_code == 404 or True) is not None
     assert env.neutron("GET", f"/v2.0/ports/{made['id']}").status_code == 404
 
 
@@ -185,7 +184,7 @@ def test_create_validation(env: ComputeEnv) -> None:
     bad(400, "badRequest", "valid base 64", user_data="!!!")
     bad(400, "badRequest", "name", name="")
     bad(400, "badRequest", "Additional properties", bogus=1)
-    bad(400, "badRequest", "metadata", metadata={"k": 1})
+    bad(400, "badRequest", "Metadata values", metadata={"k": 1})
     bad(400, "badRequest", f"Network {other['id']} could not be found", networks=[{"uuid": other["id"]}])
     bad(400, "badRequest", "not in proper format", networks=[{"uuid": "not-a-uuid"}])
     bad(400, "badRequest", "requires a subnet", networks=[{"uuid": bare["id"]}])
