@@ -129,6 +129,10 @@ OPTIONS: tuple[Option, ...] = (
     _O("ovs", "bridge_mappings", _dict_str, "", "physnet:bridge pairs (the bridges are created if missing)."),
     _O("ovs", "datapath_type", str, "auto",
        "system, netdev, or auto (system when the openvswitch kernel module is loaded, else netdev)."),
+    _O("ovs", "host_netns", str, "auto",
+       "Namespace this host's OVS and agent-owned devices live in: auto (a private one per state "
+       "directory, so nothing is added to the machine's own namespace), or empty for the root "
+       "namespace.", False),
     _O("ovs", "ovs_rundir", str, "",
        "Run directory of the OVS instance to use (default: a private one in STATE/ovs).", False),
     _O("agent", "tunnel_types", _list, "vxlan", "Tunnel types this host's OVS agent serves."),
@@ -250,6 +254,9 @@ ALL_IN_ONE = {
     ("ml2_type_vlan", "network_vlan_ranges"): "physnet:100:200",
     ("ml2_type_vxlan", "vni_ranges"): "1:1000",
     ("ml2_type_geneve", "vni_ranges"): "1:1000",
+    ("ovs", "bridge_mappings"): "physnet:br-phys",
+    # One host: br-tun exists (no peers yet), so tunnelled networks switch locally.
+    ("ovs", "local_ip"): "127.0.0.1",
 }
 
 

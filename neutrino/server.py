@@ -78,6 +78,9 @@ def build_all_apps(cfg: Config, db: Database) -> tuple[dict[str, Any], TokenProv
     network_api = make_network_api(deps, tokens.validate, auth_uri)
     compute_api = make_compute_api(cfg, db, tokens.validate, deps, auth_uri)
     install_internal(network_api, compute_api.servers)   # /neutrino/v1/servers for compute agents
+    from neutrino.feed.api import PREFIX as FEED_PREFIX
+    network_api.extra_routes[FEED_PREFIX].feed.extra_sources["server"] = (
+        lambda conn: compute_api.servers.agent_list(conn, None))
     return {"identity": identity, "network": build_network_app(network_api),
             "compute": build_compute_app(cfg, db, tokens.validate, api=compute_api),
             "image": build_image_app(tokens.validate, auth_uri)}, tokens

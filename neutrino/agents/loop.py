@@ -53,6 +53,8 @@ class AgentLoop:
         self.report_interval = report_interval
         self.tick = tick
         self.desired = DesiredState(client, driver.feed_types)
+        if hasattr(driver, "client"):
+            driver.client = client  # drivers that report more than port status
         self.reported: dict[str, str] = {}
         self.stop = asyncio.Event()
         self.reconciles = 0
@@ -86,7 +88,7 @@ class AgentLoop:
         delta = {pid: st for pid, st in statuses.items() if self.reported.get(pid) != st}
         if not delta:
             return
-        await self.client._call("POST", "ports/status", json={"host": self.host, "ports": delta})
+        await self.client.post("ports/status", {"host": self.host, "ports": delta})
         self.reported.update(delta)
         for pid in [p for p in self.reported if p not in statuses]:
             del self.reported[pid]

@@ -71,4 +71,5 @@ async def run_agent(kind: str, cfg: Config) -> None:
 def main(kind: str, cfg: Config) -> None:
     logging.basicConfig(level=logging.DEBUG if cfg.default.debug else logging.INFO,
                         format=f"%(asctime)s %(process)d %(levelname)s {kind}-agent %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     asyncio.run(run_agent(kind, cfg))

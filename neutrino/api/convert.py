@@ -18,6 +18,11 @@ _MAC_RE = re.compile(r"^([0-9a-fA-F]{2})([:-]?)([0-9a-fA-F]{2})\2([0-9a-fA-F]{2}
                      r"([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})$")
 
 
+class ConversionError(ValueError):
+    """A value of the wrong type for a boolean or integer attribute (neutron-lib's
+    ``convert_to_boolean``/``convert_to_int``: these also fail for filter values)."""
+
+
 def to_bool(v: Any) -> bool:
     if isinstance(v, bool):
         return v
@@ -25,12 +30,12 @@ def to_bool(v: Any) -> bool:
         return bool(v)
     if isinstance(v, str) and v.strip().lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
         return v.strip().lower() in ("true", "1", "yes", "on")
-    raise ValueError(f"'{v}' cannot be converted to boolean")
+    raise ConversionError(f"'{v}' cannot be converted to boolean")
 
 
 def to_int(v: Any) -> int:
     if isinstance(v, bool):
-        raise ValueError(f"'{v}' is not an integer")
+        raise ConversionError(f"'{v}' is not an integer")
     if isinstance(v, int):
         return v
     if isinstance(v, str):
@@ -40,7 +45,7 @@ def to_int(v: Any) -> int:
             pass
     if isinstance(v, float) and v.is_integer():
         return int(v)
-    raise ValueError(f"'{v}' is not an integer")
+    raise ConversionError(f"'{v}' is not an integer")
 
 
 def string(max_len: int | None = 255) -> Conv:
@@ -138,10 +143,7 @@ def one_of(*choices: Any, nullable: bool = False) -> Conv:
 def int_one_of(*choices: int) -> Conv:
     """An integer (numeric strings accepted, like neutron-lib's convert_to_int) from ``choices``."""
     def conv(v: Any) -> int:
-        try:
-            n = to_int(v)
-        except ValueError:
-            raise ValueError(f"'{v}' is not in {list(choices)}") from None
+        n = to_int(v)
         if n not in choices:
             raise ValueError(f"'{v}' is not in {list(choices)}")
         return n
@@ -152,7 +154,7 @@ def list_of(item: Conv, *, unique: bool = False, what: str = "") -> Conv:
     def conv(v: Any) -> list[Any]:
         if not isinstance(v, list):
             raise ValueError(f"'{v}' is not a list")
-        out = [item(x) for x in v]
+        out = [_nested(item, x) for x in v]
         if unique:
             seen: set[Any] = set()
             for x in out:
@@ -203,8 +205,17 @@ def dict_of(spec: dict[str, Conv], *, required: tuple[str, ...] = ()) -> Conv:
             if key not in v:
                 raise ValueError(f"Validation of dictionary's keys failed. Expected keys: {set(required)} "
                                  f"Provided keys: {set(v)}")
-        return {k: spec[k](x) for k, x in v.items()}
+        return {k: _nested(spec[k], x) for k, x in v.items()}
     return conv
+
+
+def _nested(conv: Conv, v: Any) -> Any:
+    """Convert an element of a list or dict: a type error there is a validation
+    failure of the whole attribute, not a ``ConversionError``."""
+    try:
+        return conv(v)
+    except ConversionError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def nullable(conv: Conv) -> Conv:

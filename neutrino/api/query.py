@@ -13,7 +13,8 @@ from typing import Any, Callable
 from urllib.parse import urlencode
 
 from neutrino.api.resource import Resource
-from neutrino.errors import BadRequest, bad
+from neutrino.api.convert import ConversionError
+from neutrino.errors import BadRequest, bad, invalid
 
 # Query keys that are not attribute filters.
 _RESERVED = {"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse", "tags", "tags-any",
@@ -121,11 +122,11 @@ def _convert_filter(conv: Callable[[Any], Any] | None, name: str, value: str) ->
         return value
     try:
         return conv(value)
+    except ConversionError as exc:
+        # Neutron converts boolean and integer filters (400 when that fails) ...
+        raise invalid(str(exc)) from None
     except ValueError:
-        # Lenient like Neutron: boolean-ish and int-ish strings, else keep the raw string.
-        low = value.lower()
-        if low in ("true", "false"):
-            return low == "true"
+        # ... and only validates the others on create/update: keep the raw string (it matches nothing).
         return value
 
 

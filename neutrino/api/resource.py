@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 from neutrino.api import convert as cv
 from neutrino.api import policy
 from neutrino.context import RequestContext
-from neutrino.errors import bad
+from neutrino.errors import bad, invalid
 
 MISSING: Any = object()
 
@@ -84,6 +84,9 @@ def _convert(res: Resource, attr: Attr, value: Any) -> Any:
         return value
     try:
         return attr.convert(value)
+    except cv.ConversionError as exc:
+        # neutron-lib's convert_to_boolean/convert_to_int raise InvalidInput themselves.
+        raise invalid(str(exc)) from None
     except ValueError as exc:
         reason = str(exc).rstrip(".")
         raise bad(f"Invalid input for {attr.name}. Reason: {reason}.") from None

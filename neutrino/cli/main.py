@@ -384,6 +384,16 @@ def cmd_up(args: argparse.Namespace) -> int:
             log_tail = process.tail(log_path, 40, start=log_start)
             raise CLIError(f"{why}\n--- last lines of {log_path} ---\n{log_tail}\n---")
 
+        if not args.no_agents:
+            from neutrino.cli import host
+            started = host.start(layout, cfg, args.port_offset)
+            if started:
+                print(f"started {', '.join(started)} (private Open vSwitch in {layout.root / 'ovs'})")
+            if host.can_run()[0]:
+                missing = host.wait_alive(layout, eps["network"])
+                if missing:
+                    print(f"warning: not alive yet: {', '.join(missing)} (see {layout.log_dir})")
+
     elapsed = time.monotonic() - t0
     print(f"neutrino is up in {elapsed:.1f} s (server pid {rec.pid})")
     print(f"  Identity API  {eps['identity']}")
@@ -504,6 +514,9 @@ def cmd_down(args: argparse.Namespace) -> int:
     if layout.run_dir.is_dir():
         with _locked(layout):
             stopped_any = _stop_all(layout, args.timeout)
+            from neutrino.cli import host
+            if layout.conf.exists():
+                host.stop(layout, load_config(layout.conf, layout.root), args.purge)
             if args.purge:
                 shutil.rmtree(layout.root)
     else:
@@ -544,6 +557,28 @@ def _stop_all(layout: Layout, timeout: float) -> bool:
     if failed:
         raise CLIError("some processes did not stop; the state is kept")
     return stopped_any
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    layout = _layout(args)
+    cfg = load_config(layout.conf, layout.root, args.port_offset)
+    from neutrino.agents import runner
+    try:
+        runner.main(args.kind, cfg)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    layout = _layout(args)
+    argv = list(args.argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise CLIError("usage: neutrino console SERVER -- COMMAND [ARGS...]")
+    from neutrino.cli import console
+    return console.run(layout, args.server, argv)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -598,7 +633,21 @@ def build_parser() -> argparse.ArgumentParser:
                        "then waits until the APIs answer.")
     p.add_argument("--timeout", type=float, default=START_TIMEOUT, metavar="SECONDS",
                    help="how long to wait for the APIs (default: %(default)s)")
+    p.add_argument("--no-agents", action="store_true",
+                   help="start only the API server (no Open vSwitch, no agents)")
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("agent", parents=[common, offset], help="run one agent in the foreground",
+                       description="Run an agent of this host: ovs, compute (dhcp, l3, metadata later).")
+    p.add_argument("kind", help="ovs | compute")
+    p.set_defaults(func=cmd_agent)
+
+    p = sub.add_parser("console", parents=[common], help="run a command inside an instance",
+                       description="neutrino console SERVER -- ARGV...: run ARGV in the instance's "
+                       "network namespace and return its exit status.")
+    p.add_argument("server", help="server name or id")
+    p.add_argument("argv", nargs=argparse.REMAINDER, help="-- command and arguments")
+    p.set_defaults(func=cmd_console)
 
     p = sub.add_parser("server", parents=[common, offset], help="run the API server in the foreground")
     p.set_defaults(func=cmd_server)

@@ -23,18 +23,22 @@ network API, under ``/neutrino/v1/servers`` (admin or service role; errors in
 the network API's ``NeutronError`` format):
 
 ``GET /neutrino/v1/servers[?host=H]``
-    ``{"revision": R, "servers": [agent view, ...]}``: every server (on host
-    H), read in one snapshot with R, the newest change-feed revision.
-    Following the feed from R (``resource == "server"``) keeps it current.
+    ``{"revision": R, "servers": [expanded agent view, ...]}``: every server
+    (on host H), read in one snapshot with R, the newest change-feed
+    revision.  Following the feed from R keeps it current.
 ``GET /neutrino/v1/servers/{id}``
-    ``{"server": agent view}``; 404 when it does not exist (deleted).
+    ``{"server": expanded agent view}``; 404 when it does not exist (deleted).
+``GET /neutrino/v1/snapshot?resources=server``
+    The feed's snapshot carries servers too (agent views, all hosts).
 ``POST /neutrino/v1/servers/{id}/state`` body ``{"status": "ACTIVE"|"ERROR"|"SHUTOFF",
     "fault": {"message", "code"?, "details"?}?, "host": H?, "power_state": N?}``
     The agent's report: ``200 {"server": agent view}``, a ``server`` update on
     the feed when something changed; 404 for a deleted server (tear it
     down), 409 when ``host`` is not the server's host.
 
-The agent view is documented at ``ServerService.agent_views``.
+The agent view (feed bodies of ``server`` changes, snapshot objects, state
+answers) and its expanded form (the GETs above: plus ``ports``,
+``networks``, ``subnets``) are documented at ``ServerService.agent_views``.
 """
 
 from __future__ import annotations
@@ -493,7 +497,7 @@ class InternalServers:
                 from neutrino.feed import log
                 with log.snapshot_read(db) as conn:
                     revision = log.latest_revision(conn)
-                    return {"revision": revision, "servers": self.servers.agent_list(conn, host)}
+                    return {"revision": revision, "servers": self.servers.agent_list(conn, host, expand=True)}
             return _json(await run_in_threadpool(list_work))
         sid = parts[0]
         if len(parts) == 1:
@@ -508,7 +512,7 @@ class InternalServers:
                     from neutrino.db import tables as t
                     if conn.execute(select(t.servers.c.id).where(t.servers.c.id == sid)).first() is None:
                         raise ServerGone(id=sid)
-                    return {"server": self.servers.agent_view(conn, sid)}
+                    return {"server": self.servers.agent_view(conn, sid, expand=True)}
             return _json(await run_in_threadpool(show_work))
         if len(parts) == 2 and parts[1] == "state":
             if method != "POST":
@@ -524,9 +528,14 @@ class InternalServers:
 
 
 def install_internal(network_api: Any, servers: ServerService) -> InternalServers:
-    """Serve ``INTERNAL_PREFIX`` on the network API, ahead of the feed's ``/neutrino/v1/``."""
+    """Serve ``INTERNAL_PREFIX`` on the network API, ahead of the feed's ``/neutrino/v1/``,
+    and make ``server`` a snapshot type of its change feed (agent views of every server)."""
+    from neutrino.feed.api import PREFIX as FEED_PREFIX
     handler = InternalServers(servers)
     network_api.extra_routes = {INTERNAL_PREFIX: handler, **network_api.extra_routes}
+    feed = getattr(network_api.extra_routes.get(FEED_PREFIX), "feed", None)
+    if feed is not None and hasattr(feed, "extra_sources"):
+        feed.extra_sources["server"] = lambda conn: servers.agent_list(conn, None)
     return handler
 
 

@@ -330,14 +330,43 @@ class ServerService:
         return out
 
     # --- the agent view (change feed bodies and the internal API) ----------------------------
-    def agent_views(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
-        """Everything a compute agent needs to run servers, one dict per row.
+    def agent_views(self, conn: Connection, rows: list[Any], *, expand: bool = False) -> list[dict[str, Any]]:
+        """What a compute agent needs to run servers, one dict per row.
 
-        ``ports`` are the Neutron port dicts (admin view) in NIC order;
-        ``networks``/``subnets`` describe what they attach to (name, MTU;
-        CIDR, gateway, DNS servers, host routes), keyed by id.
+        Only what the server owns: ``port_ids`` (NIC order, as created or
+        taken over; a port deleted since is still listed, the agent skips
+        it), the flavor as it was at create time, the key pair's public key
+        (``key_data``), ``user_data`` (base64 as given), ``metadata``,
+        ``host``, states and ``fault``.  Feed bodies and snapshot objects are
+        exactly this, so a port or subnet change never changes a server's
+        body (the agent follows ``port``/``network``/``subnet`` for those).
+
+        ``expand`` (the internal GET) adds ``ports`` (Neutron admin-view
+        dicts, NIC order), ``networks`` ({id: {id, name, mtu}}) and
+        ``subnets`` ({id: {id, network_id, ip_version, cidr, gateway_ip,
+        enable_dhcp, dns_nameservers, host_routes}}), read now.
         """
-        ids = [r.id for r in rows]
+        out = []
+        for r in rows:
+            img = images.BY_ID.get(r.image_id)
+            out.append({
+                "id": r.id, "name": r.name, "project_id": r.project_id, "user_id": r.user_id,
+                "status": r.status, "vm_state": r.vm_state, "task_state": r.task_state,
+                "power_state": r.power_state, "host": r.host,
+                "availability_zone": r.availability_zone or DEFAULT_AZ, "hostname": r.hostname,
+                "image": {"id": r.image_id, "name": img.name if img else None, "type": img.kind if img else None},
+                "flavor": dict(r.flavor or {}), "key_name": r.key_name, "key_data": r.key_data,
+                "user_data": r.user_data, "metadata": dict(r.meta or {}), "config_drive": r.config_drive,
+                "fault": r.fault, "port_ids": [n["port_id"] for n in (r.nics or [])],
+                "created_at": r.created_at, "updated_at": r.updated_at, "launched_at": r.launched_at,
+                "revision_number": r.revision_number,
+            })
+        if expand:
+            self._expand(conn, out)
+        return out
+
+    def _expand(self, conn: Connection, views: list[dict[str, Any]]) -> None:
+        ids = [v["id"] for v in views]
         port_rows = list(conn.execute(select(t.ports).where(t.ports.c.device_id.in_(ids),
                                                            t.ports.c.device_owner.like("compute:%"))
                                       .order_by(t.ports.c.created_at, t.ports.c.id))) if ids else []
@@ -353,37 +382,25 @@ class ServerService:
                           "host_routes": list(s.host_routes or [])}
                    for s in conn.execute(select(t.subnets).where(t.subnets.c.id.in_(subnet_ids)))} \
             if subnet_ids else {}
-        out = []
-        for r in rows:
-            order = {n["port_id"]: i for i, n in enumerate(r.nics or [])}
-            mine = sorted((p for p in port_dicts if p["device_id"] == r.id),
+        for v in views:
+            order = {pid: i for i, pid in enumerate(v["port_ids"])}
+            mine = sorted((p for p in port_dicts if p["device_id"] == v["id"]),
                           key=lambda p: order.get(p["id"], len(order)))
-            img = images.BY_ID.get(r.image_id)
-            out.append({
-                "id": r.id, "name": r.name, "project_id": r.project_id, "user_id": r.user_id,
-                "status": r.status, "vm_state": r.vm_state, "task_state": r.task_state,
-                "power_state": r.power_state, "host": r.host,
-                "availability_zone": r.availability_zone or DEFAULT_AZ, "hostname": r.hostname,
-                "image": {"id": r.image_id, "name": img.name if img else None, "type": img.kind if img else None},
-                "flavor": dict(r.flavor or {}), "key_name": r.key_name, "key_data": r.key_data,
-                "user_data": r.user_data, "metadata": dict(r.meta or {}), "config_drive": r.config_drive,
-                "fault": r.fault, "ports": mine,
-                "networks": {p["network_id"]: nets[p["network_id"]] for p in mine if p["network_id"] in nets},
-                "subnets": {a["subnet_id"]: subnets[a["subnet_id"]] for p in mine for a in p["fixed_ips"]
-                            if a["subnet_id"] in subnets},
-                "created_at": r.created_at, "updated_at": r.updated_at, "launched_at": r.launched_at,
-                "revision_number": r.revision_number,
-            })
-        return out
+            v["ports"] = mine
+            v["networks"] = {p["network_id"]: nets[p["network_id"]] for p in mine if p["network_id"] in nets}
+            v["subnets"] = {a["subnet_id"]: subnets[a["subnet_id"]] for p in mine for a in p["fixed_ips"]
+                            if a["subnet_id"] in subnets}
 
-    def agent_view(self, conn: Connection, sid: str) -> dict[str, Any]:
-        return self.agent_views(conn, [conn.execute(select(t.servers).where(t.servers.c.id == sid)).one()])[0]
+    def agent_view(self, conn: Connection, sid: str, *, expand: bool = False) -> dict[str, Any]:
+        row = conn.execute(select(t.servers).where(t.servers.c.id == sid)).one()
+        return self.agent_views(conn, [row], expand=expand)[0]
 
-    def agent_list(self, conn: Connection, host: str | None) -> list[dict[str, Any]]:
+    def agent_list(self, conn: Connection, host: str | None, *, expand: bool = False) -> list[dict[str, Any]]:
         stmt = select(t.servers)
         if host is not None:
             stmt = stmt.where(t.servers.c.host == host)
-        return self.agent_views(conn, list(conn.execute(stmt.order_by(t.servers.c.created_at, t.servers.c.id))))
+        return self.agent_views(conn, list(conn.execute(stmt.order_by(t.servers.c.created_at, t.servers.c.id))),
+                                expand=expand)
 
     def _record(self, uow: UnitOfWork, sid: str, action: str) -> dict[str, Any]:
         body = self.agent_view(uow.conn, sid)

@@ -74,6 +74,9 @@ class Feed:
     signal: CommitSignal = field(default_factory=CommitSignal)
     compactor: log.Compactor | None = None
     poll_interval: float = 1.0
+    #: Snapshot sources for feed types served by other APIs (e.g. "server" from
+    #: the compute API): type -> fn(connection) -> admin-view dicts.
+    extra_sources: dict[str, Any] = field(default_factory=dict)
 
     @property
     def db(self) -> Any:
@@ -92,6 +95,8 @@ class Feed:
             name = getattr(getattr(svc, "resource", None), "name", None)
             if name in PLURAL:
                 out[name] = svc
+        for name in self.extra_sources:
+            out.setdefault(name, None)
         return out
 
     # --- snapshot -------------------------------------------------------------------
@@ -101,7 +106,9 @@ class Feed:
         admin = RequestContext.admin()
         with log.snapshot_read(self.db) as conn:
             revision = log.latest_revision(conn)
-            resources = {PLURAL[name]: services[name].list(admin, conn, ListQuery())[0] for name in types}
+            resources = {PLURAL[name]: (self.extra_sources[name](conn) if name in self.extra_sources
+                                        else services[name].list(admin, conn, ListQuery())[0])
+                         for name in types}
         return {"revision": revision, "resources": resources}
 
     # --- changes --------------------------------------------------------------------------

@@ -94,6 +94,10 @@ class FeedClient:
         return await self._call("GET", "changes", params={"since": since, "timeout": timeout, "limit": limit},
                                 timeout=timeout + self._margin)
 
+    async def post(self, path: str, body: Any) -> Any:
+        """POST ``body`` to ``/neutrino/v1/<path>`` (agent reports: port status, server state)."""
+        return await self._call("POST", path, json=body)
+
     async def report(self, agent: dict[str, Any]) -> dict[str, Any]:
         """Heartbeat; returns the agent dict."""
         return (await self._call("POST", "agents/report", json={"agent": agent}))["agent"]

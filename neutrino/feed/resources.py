@@ -18,6 +18,7 @@ PLURAL: dict[str, str] = {
     "security_group": "security_groups",
     "security_group_rule": "security_group_rules",
     "agent": "agents",
+    "server": "servers",
 }
 SINGULAR: dict[str, str] = {v: k for k, v in PLURAL.items()}
 

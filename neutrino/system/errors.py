@@ -23,7 +23,7 @@ Tree::
           │    ├── PortNotFound     "no port named x", no row "x" in table Port
           │    └── RecordExists     "... already exists", "... is actually attached to ..."
           └── OpenFlowError         any ovs-ofctl / ovs-appctl failure
-               ├── SwitchUnreachable  "x is not a bridge or a socket"
+               ├── SwitchUnreachable  "x is not a bridge or a socket", no <br>.mgmt socket
                ├── FlowSyntaxError    rejected by ovs-ofctl before it reached the switch
                └── FlowRejected       OFPT_ERROR from the switch (a bundle is then discarded whole)
 
@@ -44,7 +44,8 @@ class HostError(Exception):
 class CommandNotFound(HostError):
     def __init__(self, argv: Sequence[str]) -> None:
         self.argv = list(argv)
-        super().__init__(f"command not found: {self.argv[0] if self.argv else '?'} (argv {self.argv})")
+        name = self.argv[0] if self.argv else "?"
+        super().__init__(f"command not found: {name} (argv {self.argv})")
 
 
 class CommandTimeout(HostError):
@@ -141,7 +142,8 @@ _RULES: tuple[tuple[tuple[str, ...] | None, re.Pattern[str], type[CommandFailed]
         ("ovs-vsctl", r'no port named|no row "[^"]*" in table Port', PortNotFound),
         ("ovs-vsctl", r'already exists|is actually attached to', RecordExists),
         ("ovs-vsctl", r'', OvsdbError),
-        ("ovs-ofctl", r'is not a bridge or a socket|Connection refused', SwitchUnreachable),
+        ("ovs-ofctl", r'is not a bridge or a socket|Connection refused'
+                      r'|connecting to \S+ \(No such file or directory\)', SwitchUnreachable),
         ("ovs-ofctl", r'OFPT_ERROR|Error OFP|OFPBFC_', FlowRejected),
         ("ovs-ofctl", r'ovs-ofctl: (-|[^:\s]+):\d+: ', FlowSyntaxError),
         ("ovs-ofctl", r'', OpenFlowError),

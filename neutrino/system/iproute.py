@@ -355,7 +355,7 @@ def remove_address(dev: str, address: str | IPInterface, *, netns: str | None = 
     except DeviceNotFound:
         pass
     except CommandFailed as exc:
-        if "Cannot assign requested address" not in exc.stderr:
+        if not re.search(r"Cannot assign requested address|Address not found", exc.stderr):
             raise
 
 

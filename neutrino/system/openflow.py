@@ -31,7 +31,7 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Sequence
+from typing import Iterable
 
 from neutrino.system.ovsdb import Ovs
 
@@ -491,12 +491,18 @@ def flow_mod_text(flow: Flow, *, with_actions: bool = True) -> str:
     return f"{text},actions={flow.actions}" if with_actions else text
 
 
-def delete_strict_text(flow: Flow) -> str:
-    """A ``delete_strict`` bundle line removing exactly ``flow``'s (table, priority, match)."""
+def _strict_spec(flow: Flow) -> str:
     parts = [f"table={flow.table}", f"priority={flow.priority}"]
     if flow.match:
         parts.append(flow.match)
-    return "delete_strict " + ",".join(parts)
+    return ",".join(parts)
+
+
+def delete_strict_text(flow: Flow, *, match_cookie: bool = False) -> str:
+    """A ``delete_strict`` bundle line removing exactly ``flow``'s (table, priority, match);
+    with ``match_cookie`` only if it still carries ``flow.cookie``."""
+    cookie = f"cookie={flow.cookie:#x}/-1," if match_cookie else ""
+    return f"delete_strict {cookie}{_strict_spec(flow)}"
 
 
 def bundle_text(add: Iterable[Flow] = (), delete: Iterable[Flow] = (),
@@ -573,10 +579,8 @@ class OpenFlow:
         keep_set = {cookie, *keep}
         stale = [f for f in self.dump(bridge) if f.cookie not in keep_set]
         if stale:
-            lines = "".join(
-                f"delete_strict cookie={f.cookie:#x}/-1,{delete_strict_text(f)[14:]}\n"
-                for f in stale)
-            self._bundle(bridge, lines)
+            self._bundle(bridge, "".join(delete_strict_text(f, match_cookie=True) + "\n"
+                                         for f in stale))
         return stale
 
     def replace_flows(self, bridge: str, flows: Iterable[Flow]) -> None:

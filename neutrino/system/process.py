@@ -24,13 +24,14 @@ import logging
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from neutrino.system.errors import ProcessError
-from neutrino.system.exec import mapped_errors, netns_argv, run
+from neutrino.system.errors import ProcessError, translate
+from neutrino.system.exec import mapped_errors, netns_argv
 
 LOG = logging.getLogger(__name__)
 UUID_ENV = "NEUTRINO_PROCESS_UUID"
@@ -163,10 +164,19 @@ def start(spec: ProcessSpec, *, timeout: float = 10) -> int:
         return pid
     spec.pidfile.parent.mkdir(parents=True, exist_ok=True)
     env = spec.environment()
+    full = netns_argv(spec.argv, spec.netns)
     if spec.daemonizes:
-        run(spec.argv, netns=spec.netns, env=env, timeout=timeout)
+        # Output goes to a file, not a pipe: a daemon child that keeps the
+        # inherited stdout open must not make us wait for EOF.
+        with tempfile.TemporaryFile() as out, mapped_errors(full, timeout):
+            proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, env={**os.environ, **env},
+                                    cwd=spec.cwd)
+            rc = proc.wait(timeout=timeout)
+            if rc != 0:
+                out.seek(0)
+                raise translate(full, rc, out.read().decode("utf-8", "replace"))
     else:
-        full = netns_argv(spec.argv, spec.netns)
         log = open(spec.log_path, "ab") if spec.log_path else subprocess.DEVNULL
         try:
             with mapped_errors(full, timeout):

@@ -66,9 +66,7 @@ def test_create_schedules_and_wires_ports(env: ComputeEnv) -> None:
     assert body["host"] == "cn1" and body["status"] == "BUILD"
     assert body["key_data"] == kp["public_key"] and body["user_data"] == _ud("#!/bin/sh\n")
     assert body["metadata"] == {"role": "web"} and body["flavor"]["ram"] == 64
-    assert [p["id"] for p in body["ports"]] == [port["id"]]
-    assert body["networks"][net["id"]]["name"] == "private"
-    assert body["subnets"][port["fixed_ips"][0]["subnet_id"]]["cidr"] == "10.0.0.0/24"
+    assert body["port_ids"] == [port["id"]] and "ports" not in body   # ports have their own feed entries
     port_changes = [c for c in env.changes("port") if c["id"] == port["id"]]
     assert port_changes[0]["action"] == "create" and port_changes[0]["body"]["binding:host_id"] == "cn1"
 
@@ -304,13 +302,14 @@ def test_visibility_and_listing(env: ComputeEnv) -> None:
     assert [s["id"] for s in env.ok(env.call("GET", "servers?name=^al"))["servers"]] == [mine]
     assert len(env.ok(env.call("GET", "servers?status=build"))["servers"]) == 2
     assert env.ok(env.call("GET", "servers?status=ACTIVE"))["servers"] == []
-    # Paging: newest first, a next link while pages are full.
+    # Paging: a next link while pages are full (order: created_at, then id, descending).
     page = env.ok(env.call("GET", "servers?limit=1"))
-    assert [s["name"] for s in page["servers"]] == ["beta"]
+    assert len(page["servers"]) == 1
     nxt = page["servers_links"][0]["href"]
     assert "marker=" in nxt
     page2 = env.ok(env.call("GET", nxt.replace("http://testserver", "")))
-    assert [s["name"] for s in page2["servers"]] == ["alpha"]
+    assert sorted(s["name"] for s in page["servers"] + page2["servers"]) == ["alpha", "beta"]
+    assert env.ok(env.call("GET", f"servers?limit=1&marker={page2['servers'][0]['id']}"))["servers"] == []
     fault(env.call("GET", "servers?marker=nope"), 400, "badRequest", "marker")
 
 
@@ -397,7 +396,11 @@ def test_agent_reads_its_servers(env: ComputeEnv) -> None:
     [srv] = body["servers"]
     assert srv["id"] == sid and srv["host"] == "cn1" and srv["key_data"] == kp["public_key"]
     assert srv["user_data"] == _ud("hi") and srv["image"]["name"] == "cirros"
-    assert srv["ports"][0]["binding:host_id"] == "cn1"
+    assert srv["port_ids"] == [srv["ports"][0]["id"]] and srv["ports"][0]["binding:host_id"] == "cn1"
+    net_id = srv["ports"][0]["network_id"]
+    assert srv["networks"][net_id]["name"] == net["name"] and srv["networks"][net_id]["mtu"] == 1450
+    subnet = srv["subnets"][srv["ports"][0]["fixed_ips"][0]["subnet_id"]]
+    assert subnet["cidr"] == "10.0.0.0/24" and subnet["gateway_ip"] == "10.0.0.1"
     assert [s["id"] for s in env.ok(env.neutron("GET", "/neutrino/v1/servers?host=cn2", "service"))["servers"]] \
         == [sid2]
     assert len(env.ok(env.neutron("GET", "/neutrino/v1/servers", "admin"))["servers"]) == 2
@@ -407,3 +410,25 @@ def test_agent_reads_its_servers(env: ComputeEnv) -> None:
     assert env.neutron("GET", f"/neutrino/v1/servers/{sid}", "service").status_code == 404
     # The feed's own routes are unaffected.
     assert env.neutron("GET", "/neutrino/v1/changes?since=0", "service").status_code == 200
+
+
+def test_feed_snapshot_carries_servers(env: ComputeEnv) -> None:
+    """Servers are a snapshot type of the feed; replaying the changes gives the same bodies."""
+    env.agent("cn1")
+    net = env.network()
+    a = env.boot(name="a", networks=[{"uuid": net["id"]}])["server"]["id"]
+    b = env.boot(name="b", networks="none")["server"]["id"]
+    env.report(a, {"status": "ACTIVE", "host": "cn1"})
+    env.call("DELETE", f"servers/{b}")
+    # A port change (the OVS agent setting it ACTIVE) leaves the server's body alone.
+    [port] = env.ports_of(a)
+    env.ok(env.neutron("PUT", f"/v2.0/ports/{port['id']}", "admin", {"port": {"name": "renamed"}}))
+    snap = env.ok(env.neutron("GET", "/neutrino/v1/snapshot?resources=server", "service"))
+    assert [s["id"] for s in snap["resources"]["servers"]] == [a]
+    replayed: dict[str, object] = {}
+    for ch in env.changes("server"):
+        if ch["action"] == "delete":
+            replayed.pop(ch["id"], None)
+        else:
+            replayed[ch["id"]] = ch["body"]
+    assert replayed == {a: snap["resources"]["servers"][0]}

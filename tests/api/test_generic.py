@@ -21,7 +21,7 @@ def test_versions_document_needs_no_token(api):
     (v,) = r.json()["versions"]
     assert v["id"] == "v2.0" and v["status"] == "CURRENT"
     assert v["links"] == [{"rel": "self", "href": "http://testserver/v2.0/"}]
-    for method in ("POST", "PUT", "DELETE", "PATCH"):
+    for method in ("HEAD", "POST", "PUT", "DELETE", "PATCH"):
         assert api.req(method, "/", as_=None).status_code == 405
 
 
@@ -165,8 +165,14 @@ def test_required_attribute_missing(api):
 def test_conversion_errors(api):
     error(api.post("subnets", {"subnet": {"network_id": "not-a-uuid", "ip_version": 4, "cidr": "10.0.0.0/24"}}),
           400, "HTTPBadRequest", "Invalid input for network_id. Reason: 'not-a-uuid' is not a valid UUID.")
-    error(api.post("networks", {"network": {"admin_state_up": "maybe"}}), 400, "HTTPBadRequest",
-          "Invalid input for admin_state_up. Reason: 'maybe' cannot be converted to boolean.")
+    # Boolean and integer conversions fail the way neutron-lib's converters do (InvalidInput).
+    error(api.post("networks", {"network": {"admin_state_up": "maybe"}}), 400, "InvalidInput",
+          "Invalid input for operation: 'maybe' cannot be converted to boolean.")
+    error(api.post("networks", {"network": {"mtu": "big"}}), 400, "InvalidInput",
+          "Invalid input for operation: 'big' is not an integer.")
+    error(api.post("subnets", {"subnet": {"network_id": str(uuid.uuid4()), "ip_version": 5,
+                                          "cidr": "10.0.0.0/24"}}), 400, "HTTPBadRequest",
+          "Invalid input for ip_version. Reason: '5' is not in [4, 6].")
     error(api.post("networks", {"network": {"name": "x" * 256}}), 400, "HTTPBadRequest",
           contains="Invalid input for name. Reason:")
     error(api.post("networks", {"network": {"name": 5}}), 400, "HTTPBadRequest",
@@ -324,6 +330,8 @@ def test_invalid_filter_is_400(api):
     error(api.get("networks?name=a&foo=1&bar=2"), 400, "HTTPBadRequest",
           "['foo', 'bar'] is invalid attribute for filtering")
     # Known but not filterable.
+    error(api.get("networks?shared=maybe"), 400, "InvalidInput",
+          "Invalid input for operation: 'maybe' cannot be converted to boolean.")
     error(api.get("networks?availability_zones=nova"), 400, "HTTPBadRequest",
           "['availability_zones'] is invalid attribute for filtering")
     error(api.get("ports?allowed_address_pairs=x"), 400, "HTTPBadRequest",
@@ -583,3 +591,25 @@ def test_sequence_of_bad_requests_changes_nothing(api):
         assert r.status_code == status, (method, path, body, r.text)
         assert "NeutronError" in r.json()
         assert api.snapshot() == before, (method, path, body)
+
+
+def test_failed_list_creates_no_default_group(api):
+    before = api.snapshot()
+    error(api.get("security-groups?foo=1", as_="other"), 400, "HTTPBadRequest",
+          "['foo'] is invalid attribute for filtering")
+    error(api.get("security-groups?limit=x", as_="other"), 400, "BadRequest")
+    assert api.snapshot() == before
+
+
+def test_extensions(api):
+    body = api.ok(api.get("extensions"))
+    aliases = {e["alias"] for e in body["extensions"]}
+    for alias in ("external-net", "provider", "binding", "port-security", "security-group", "quotas",
+                  "standard-attr-tag", "revision-if-match", "pagination", "sorting", "filter-validation",
+                  "net-mtu", "net-mtu-writable", "allowed-address-pairs", "empty-string-filtering"):
+        assert alias in aliases, alias
+    assert "tag-ports-during-bulk-creation" not in aliases
+    assert "external-gateway-multihoming" not in aliases
+    assert api.ok(api.get("extensions/provider"))["extension"]["alias"] == "provider"
+    assert api.get("extensions/external-gateway-multihoming").status_code == 404
+    assert api.req("POST", "extensions", json={}).status_code == 404

@@ -80,8 +80,8 @@ def test_vlan_provider_validation(api):
     _invalid(api, _provider_body("vlan", None, 10),
              "segmentation_id requires physical_network for VLAN provider network")
     before = api.snapshot()
-    error(api.post("networks", _provider_body("vlan", "physnet", "abc")), 400, "HTTPBadRequest",
-          "Invalid input for provider:segmentation_id. Reason: 'abc' is not an integer.")
+    error(api.post("networks", _provider_body("vlan", "physnet", "abc")), 400, "InvalidInput",
+          "Invalid input for operation: 'abc' is not an integer.")
     assert api.snapshot() == before
 
 

@@ -368,3 +368,20 @@ def test_allowed_address_pairs_need_network_ownership(api):
                   as_="demo"), 403, "PolicyNotAuthorized",
           "(rule:update_port and (rule:update_port:allowed_address_pairs and "
           "(rule:update_port:allowed_address_pairs:ip_address))) is disallowed by policy")
+
+
+def test_member_port_on_an_external_network_is_403(api):
+    ext = api.network(**{"router:external": True})
+    api.subnet(ext["id"], "172.16.0.0/24")
+    error(api.post("ports", {"port": {"network_id": ext["id"]}}, as_="demo"), 403, "PolicyNotAuthorized",
+          "rule:create_port is disallowed by policy")
+
+
+def test_member_device_owner_update_on_a_shared_network(api):
+    shared = api.network(shared=True)
+    api.subnet(shared["id"], "10.0.0.0/24")
+    port = api.port(shared["id"], as_="demo")
+    error(api.put(f"ports/{port['id']}", {"port": {"device_owner": "network:dhcp"}}, as_="demo"), 403,
+          "PolicyNotAuthorized", "(rule:update_port and rule:update_port:device_owner) is disallowed by policy")
+    upd = api.ok(api.put(f"ports/{port['id']}", {"port": {"device_owner": "compute:nova"}}, as_="demo"))["port"]
+    assert upd["device_owner"] == "compute:nova"

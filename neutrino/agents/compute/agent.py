@@ -1,0 +1,156 @@
+"""The compute agent: runs this host's instances as network namespaces.
+
+Follows ``server``, ``port``, ``network`` and ``subnet`` on the change feed,
+plans with ``planner.plan`` and applies with the system adapters:
+
+* ``CreateNamespace``: ``ip netns add vm-<server id>`` (loopback up);
+* ``PlugPort``: veth ``tap<port[:11]>`` / ``eth<N>`` (MAC, MTU; checksum
+  offload off on both ends, which the userspace datapath needs for TCP), the
+  tap end added to br-int with ``iface-id``, ``attached-mac``, ``vm-uuid`` and
+  ``iface-status=active`` — exactly what an OVS agent looks for;
+* ``ConfigureGuest``: once the port is ACTIVE, the guest's addresses, default
+  route and ``/etc/netns/<ns>/resolv.conf``;
+* ``DestroyServer``: the OVS ports, the namespace (its veth ends go with it).
+
+Server state (BUILD → ACTIVE) is reported through ``/neutrino/v1/servers``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from neutrino.agents.compute import planner as pl
+from neutrino.agents.ovs.agent import host_ovs
+from neutrino.config import Config
+from neutrino.feed.state import State
+from neutrino.system import iproute, netns
+from neutrino.system import ovsdb as sysovs
+
+LOG = logging.getLogger(__name__)
+ETC_NETNS = Path("/etc/netns")
+
+
+class ComputeDriver:
+    agent_type = "Compute agent"
+    binary = "neutrino-compute"
+    topic = "compute"
+    feed_types = ("server", "port", "network", "subnet")
+
+    def __init__(self, host: str, ovs: sysovs.Ovs, integration_bridge: str = "br-int",
+                 marks: Path | None = None) -> None:
+        self.host = host
+        self.marks = marks   # one file per instance made here (``down --purge`` removes them)
+        self.ovs = ovs
+        self.bridge = integration_bridge
+        self.ns = ovs.netns          # where the host ends of the veths live (with OVS)
+        self.configured: dict[str, set[str]] = {}   # server id -> configured port ids
+        self.reported: dict[str, str] = {}           # server id -> state reported
+        self.client: Any = None                      # set by the loop owner (FeedClient)
+        self.instances = 0
+
+    def configurations(self) -> dict[str, Any]:
+        return {"instances": self.instances, "integration_bridge": self.bridge}
+
+    # --- observe ------------------------------------------------------------------------
+    def observe(self) -> dict[str, pl.ObservedServer]:
+        names = [n for n in netns.list_netns() if n.startswith(pl.NS_PREFIX)]
+        ovs_state = self.ovs.observe()
+        plugged = {p.name for p in ovs_state.ports_on(self.bridge)}
+        host_links = {link.name for link in iproute.list_links(netns=self.ns)}
+        out = {}
+        for name in names:
+            sid = name[len(pl.NS_PREFIX):]
+            taps = frozenset(t for t in host_links if t.startswith("tap"))
+            out[sid] = pl.ObservedServer(sid, taps, frozenset(plugged),
+                                         frozenset(self.configured.get(sid, set())))
+        return out
+
+    # --- apply -----------------------------------------------------------------------------
+    def apply(self, op: pl.Op) -> None:
+        if isinstance(op, pl.CreateNamespace):
+            if self.marks is not None:
+                self.marks.mkdir(parents=True, exist_ok=True)
+                (self.marks / op.server_id).touch()
+            netns.ensure_netns(pl.netns_name(op.server_id))
+        elif isinstance(op, pl.PlugPort):
+            self._plug(op)
+        elif isinstance(op, pl.ConfigureGuest):
+            self._configure(op)
+        elif isinstance(op, pl.DestroyServer):
+            self._destroy(op)
+
+    def _plug(self, op: pl.PlugPort) -> None:
+        ns = pl.netns_name(op.server_id)
+        tap, guest = pl.tap_name(op.port.port_id), f"eth{op.index}"
+        if iproute.get_link(guest, netns=ns) is None:
+            iproute.remove_link(tap, netns=self.ns)  # a half-made pair from an earlier attempt
+            iproute.ensure_veth(tap, guest, netns=self.ns, peer_netns=ns, mtu=op.port.mtu, peer_mac=op.port.mac)
+        iproute.set_link(tap, netns=self.ns, up=True, mtu=op.port.mtu)
+        iproute.set_link(guest, netns=ns, up=True, mtu=op.port.mtu, mac_address=op.port.mac)
+        iproute.disable_offloads(tap, netns=self.ns)
+        iproute.disable_offloads(guest, netns=ns)
+        self.ovs.transact([sysovs.AddPort(self.bridge, tap, external_ids={
+            "iface-id": op.port.port_id, "attached-mac": op.port.mac, "vm-uuid": op.server_id,
+            "iface-status": "active"})])
+
+    def _configure(self, op: pl.ConfigureGuest) -> None:
+        ns = pl.netns_name(op.server_id)
+        dev = f"eth{op.index}"
+        for addr in op.port.addresses:
+            iproute.ensure_address(dev, addr, netns=ns)
+        if op.port.gateway and op.index == 0:
+            iproute.ensure_route("default", via=op.port.gateway, netns=ns)
+        if op.port.dns:
+            etc = ETC_NETNS / ns
+            etc.mkdir(parents=True, exist_ok=True)
+            (etc / "resolv.conf").write_text("".join(f"nameserver {d}\n" for d in op.port.dns))
+        self.configured.setdefault(op.server_id, set()).add(op.port.port_id)
+
+    def _destroy(self, op: pl.DestroyServer) -> None:
+        ns = pl.netns_name(op.server_id)
+        ovs_ports = [p.name for p in self.ovs.observe().ports_on(self.bridge)
+                     if p.iface and p.iface.external_ids.get("vm-uuid") == op.server_id]
+        if ovs_ports:
+            self.ovs.transact([sysovs.DelPort(name, self.bridge) for name in ovs_ports])
+        for name in ovs_ports:
+            iproute.remove_link(name, netns=self.ns)
+        netns.remove_netns(ns)
+        shutil.rmtree(ETC_NETNS / ns, ignore_errors=True)
+        self.configured.pop(op.server_id, None)
+        self.reported.pop(op.server_id, None)
+        if self.marks is not None:
+            (self.marks / op.server_id).unlink(missing_ok=True)
+
+    # --- the loop's entry point --------------------------------------------------------------
+    def reconcile_sync(self, state: State) -> dict[str, str]:
+        desired = pl.guests_from_state(state.of("server"), state.of("port"), state.of("network"),
+                                       state.of("subnet"), self.host)
+        observed = self.observe()
+        for op in pl.plan(desired, observed):
+            try:
+                self.apply(op)
+            except Exception as exc:  # noqa: BLE001 - one instance's failure must not stop the others
+                LOG.warning("%s failed: %s", type(op).__name__, exc)
+        observed = self.observe()
+        self.instances = len(desired)
+        return {sid: pl.server_state(srv, observed.get(sid)) for sid, srv in desired.items()}
+
+    async def reconcile(self, state: State, changed: bool) -> dict[str, str]:
+        states = await asyncio.to_thread(self.reconcile_sync, state)
+        if self.client is not None:
+            for sid, st in states.items():
+                if st == "ACTIVE" and self.reported.get(sid) != st:
+                    srv = state.get("server", sid) or {}
+                    if srv.get("status") != "ACTIVE":
+                        await self.client.post(f"servers/{sid}/state", {"status": "ACTIVE", "host": self.host})
+                    self.reported[sid] = st
+        return {}
+
+
+def make_driver(cfg: Config, host: str) -> ComputeDriver:
+    return ComputeDriver(host, host_ovs(cfg), cfg.ovs.integration_bridge,
+                         cfg.state_dir / "instances")

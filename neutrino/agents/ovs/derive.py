@@ -1,0 +1,81 @@
+"""Pure: the server's state (as mirrored from the change feed) → what one
+host's OVS agent must wire (``DesiredHost``).
+
+* ports: those bound to this host with ``binding:vif_type == "ovs"``;
+* networks: the networks of those ports (their single segment);
+* tunnel peers: every other Open vSwitch agent that reports a
+  ``tunneling_ip`` (used without l2population);
+* fdb (l2population): for each tunnelled network with ports here, every port
+  of that network bound on another host, behind that host's ``tunneling_ip``,
+  plus one flooding entry per such host — so flooding reaches only hosts that
+  have ports on the network.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from neutrino.agents.ovs.model import (FLOODING_IP, FLOODING_MAC, AgentConfig, DesiredHost, DesiredNetwork,
+                                       DesiredPort, FdbEntry, TunnelPeer)
+
+OVS_AGENT_TYPE = "Open vSwitch agent"
+TUNNEL_TYPES = ("vxlan", "geneve", "gre")
+
+
+def tunnel_ips(agents: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """host -> tunneling_ip of every OVS agent that has one."""
+    out: dict[str, str] = {}
+    for a in agents.values():
+        if a.get("agent_type") != OVS_AGENT_TYPE:
+            continue
+        ip = (a.get("configurations") or {}).get("tunneling_ip")
+        if ip:
+            out[a["host"]] = ip
+    return out
+
+
+def desired_network(net: Mapping[str, Any]) -> DesiredNetwork:
+    return DesiredNetwork(id=net["id"], network_type=net.get("provider:network_type") or "local",
+                          physical_network=net.get("provider:physical_network"),
+                          segmentation_id=net.get("provider:segmentation_id"), mtu=int(net.get("mtu") or 1500))
+
+
+def desired_port(p: Mapping[str, Any]) -> DesiredPort:
+    aaps = tuple((a.get("mac_address"), a["ip_address"]) for a in p.get("allowed_address_pairs") or [])
+    return DesiredPort(id=p["id"], network_id=p["network_id"], mac=p["mac_address"],
+                       fixed_ips=tuple(f["ip_address"] for f in p.get("fixed_ips") or []),
+                       allowed_address_pairs=aaps,
+                       port_security_enabled=bool(p.get("port_security_enabled", True)),
+                       admin_state_up=bool(p.get("admin_state_up", True)),
+                       device_owner=p.get("device_owner") or "")
+
+
+def desired_host(cfg: AgentConfig, ports: Mapping[str, Mapping[str, Any]],
+                 networks: Mapping[str, Mapping[str, Any]],
+                 agents: Mapping[str, Mapping[str, Any]]) -> DesiredHost:
+    mine = [p for p in ports.values()
+            if p.get("binding:host_id") == cfg.host and p.get("binding:vif_type") == "ovs"]
+    net_ids = sorted({p["network_id"] for p in mine if p["network_id"] in networks})
+    nets = tuple(desired_network(networks[n]) for n in net_ids)
+    vteps = tunnel_ips(agents)
+    peers = tuple(TunnelPeer(h, ip) for h, ip in sorted(vteps.items()) if h != cfg.host)
+    fdb: list[FdbEntry] = []
+    if cfg.l2_population:
+        tunnelled = {n.id for n in nets if n.network_type in TUNNEL_TYPES}
+        local_ip = cfg.local_ip
+        flood_seen: set[tuple[str, str]] = set()
+        for p in sorted(ports.values(), key=lambda x: x["id"]):
+            net_id = p.get("network_id")
+            host = p.get("binding:host_id")
+            if net_id not in tunnelled or not host or host == cfg.host:
+                continue
+            ip = vteps.get(host)
+            if ip is None or ip == local_ip:
+                continue
+            if (net_id, ip) not in flood_seen:
+                flood_seen.add((net_id, ip))
+                fdb.append(FdbEntry(net_id, ip, FLOODING_MAC, FLOODING_IP))
+            for f in p.get("fixed_ips") or []:
+                fdb.append(FdbEntry(net_id, ip, p["mac_address"], f["ip_address"]))
+    return DesiredHost(networks=nets, ports=tuple(desired_port(p) for p in sorted(mine, key=lambda x: x["id"])),
+                       tunnel_peers=peers, fdb=tuple(fdb))

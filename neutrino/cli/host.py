@@ -1,0 +1,116 @@
+"""This host's data plane for ``neutrino up``/``down``: a private Open vSwitch
+instance (its own database and sockets under STATE/ovs, never the system
+one) and the agents that run here.  Needs root and the OVS binaries; without
+them only the APIs run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from neutrino.cli import process
+
+AGENTS = ("ovs", "compute")
+
+
+def can_run() -> tuple[bool, str]:
+    if os.geteuid() != 0:
+        return False, "the agents need root"
+    for tool in ("ovs-vswitchd", "ovsdb-server", "ovs-vsctl", "ip"):
+        if shutil.which(tool) is None:
+            return False, f"{tool} is not installed (make install)"
+    return True, ""
+
+
+def private_ovs(cfg: Any) -> Any:
+    from neutrino.agents.ovs.agent import host_netns, ovs_rundir
+    from neutrino.system.ovsdb import PrivateOvs
+    root = cfg.state_dir
+    return PrivateOvs(ovs_rundir(cfg), host_netns(cfg),
+                      uuid=f"neutrino-ovs-{root.resolve().as_posix().replace('/', '_')}")
+
+
+def agent_argv(root: Path, kind: str, port_offset: int) -> list[str]:
+    argv = [sys.executable, "-m", "neutrino.cli.main", "agent", kind, "--state-dir", str(root)]
+    if port_offset:
+        argv += ["--port-offset", str(port_offset)]
+    return argv
+
+
+def start(layout: Any, cfg: Any, port_offset: int) -> list[str]:
+    """Start OVS (if not running) and the agents; returns the names started."""
+    ok, why = can_run()
+    if not ok:
+        print(f"note: agents not started: {why}")
+        return []
+    po = private_ovs(cfg)
+    if po.netns:
+        from neutrino.system import netns
+        netns.ensure_netns(po.netns)
+    if not po.alive():
+        po.start()
+    started = []
+    for kind in AGENTS:
+        name = f"{kind}-agent"
+        pf = layout.pidfile(name)
+        try:
+            rec = pf.read()
+        except process.PidFileError:
+            rec = None
+        if rec is not None and rec.is_alive():
+            continue
+        process.spawn(name, agent_argv(layout.root, kind, port_offset), pidfile=pf,
+                      log_path=layout.log(name), cwd=layout.root, extra={})
+        started.append(name)
+    return started
+
+
+def stop(layout: Any, cfg: Any, purge: bool) -> None:
+    """Stop the private OVS; with ``purge`` also remove its namespace and the
+    instances this state dir made."""
+    from neutrino.system import netns
+    po = private_ovs(cfg)
+    if po.rundir.exists():
+        if purge:
+            po.destroy()
+        else:
+            po.stop()
+    if purge:
+        if po.netns:
+            netns.remove_netns(po.netns)
+        marks = layout.root / "instances"
+        for mark in sorted(marks.glob("*")) if marks.is_dir() else []:
+            netns.remove_netns(f"vm-{mark.name}")
+            shutil.rmtree(Path("/etc/netns") / f"vm-{mark.name}", ignore_errors=True)
+            mark.unlink()
+
+
+AGENT_TYPES = {"ovs": "Open vSwitch agent", "compute": "Compute agent"}
+
+
+def wait_alive(layout: Any, network_url: str, timeout: float = 30.0) -> list[str]:
+    """Wait until this host's agents report alive; returns the agent types still missing."""
+    import time
+
+    import httpx
+
+    from neutrino.agents.auth import read_openrc
+    from neutrino.cli.console import _token
+    want = {AGENT_TYPES[k] for k in AGENTS}
+    token = _token(read_openrc(layout.root / "admin-openrc"))
+    deadline = time.monotonic() + timeout
+    missing = sorted(want)
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(f"{network_url.rstrip('/')}/v2.0/agents", headers={"X-Auth-Token": token}, timeout=5)
+            alive = {a["agent_type"] for a in r.json().get("agents", []) if a.get("alive")}
+            missing = sorted(want - alive)
+        except httpx.HTTPError:
+            pass
+        if not missing:
+            return []
+        time.sleep(0.2)
+    return missing

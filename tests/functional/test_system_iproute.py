@@ -1,0 +1,105 @@
+"""neutrino.system.netns + iproute against the real kernel, inside throwaway namespaces."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from neutrino.system import errors, iproute, netns as netns_mod
+from neutrino.system.exec import run
+
+pytestmark = pytest.mark.root
+
+
+def test_netns_lifecycle_is_idempotent(prefix: str) -> None:
+    name = f"{prefix}-life"
+    try:
+        netns_mod.ensure_netns(name)
+        netns_mod.ensure_netns(name)
+        assert netns_mod.netns_exists(name)
+        assert name in netns_mod.list_netns()
+        lo = iproute.get_link("lo", netns=name)
+        assert lo is not None and lo.up
+        assert netns_mod.netns_pids(name) == []
+    finally:
+        netns_mod.remove_netns(name)
+    netns_mod.remove_netns(name)
+    assert not netns_mod.netns_exists(name)
+    with pytest.raises(errors.NamespaceNotFound):
+        iproute.list_links(netns=name)
+
+
+def test_veth_across_namespaces(netns: str, prefix: str) -> None:
+    other = f"{prefix}-o"
+    netns_mod.ensure_netns(other)
+    try:
+        iproute.ensure_veth("va", "vb", netns=netns, peer_netns=other, mtu=1600)
+        iproute.ensure_veth("va", "vb", netns=netns, peer_netns=other)  # idempotent
+        iproute.set_link("va", netns=netns, up=True, mac_address="fa:16:3e:00:00:0a", mtu=1450)
+        iproute.set_link("vb", netns=other, up=True)
+        va = iproute.get_link("va", netns=netns)
+        vb = iproute.get_link("vb", netns=other)
+        assert va is not None and vb is not None
+        assert (va.kind, va.mtu, va.mac, va.up) == ("veth", 1450, "fa:16:3e:00:00:0a", True)
+        assert vb.mtu == 1600 and va.peer_ifindex == vb.ifindex
+        assert iproute.get_link("vb", netns=netns) is None
+
+        iproute.ensure_address("va", "10.9.0.1/24", netns=netns)
+        iproute.ensure_address("va", "10.9.0.1/24", netns=netns)  # idempotent
+        iproute.ensure_address("vb", "10.9.0.2/24", netns=other)
+        addrs = iproute.list_addresses(netns=netns, dev="va")
+        assert [a.address for a in addrs if a.address.version == 4] == \
+            [ipaddress.ip_interface("10.9.0.1/24")]
+        iproute.ensure_route("10.77.0.0/16", via="10.9.0.2", netns=netns)
+        iproute.ensure_route("10.77.0.0/16", via="10.9.0.2", netns=netns)
+        routes = {r.dst: r for r in iproute.list_routes(netns=netns)}
+        assert routes["10.77.0.0/16"].gateway == "10.9.0.2" and routes["10.77.0.0/16"].dev == "va"
+        iproute.remove_route("10.77.0.0/16", netns=netns)
+        iproute.remove_route("10.77.0.0/16", netns=netns)
+        assert "10.77.0.0/16" not in {r.dst for r in iproute.list_routes(netns=netns)}
+
+        iproute.disable_offloads("vb", netns=other)
+        iproute.disable_offloads("vb", netns=other)  # already off: still fine
+        feats = run(["ethtool", "-k", "vb"], netns=other).stdout
+        assert "tx-checksumming: off" in feats and "rx-checksumming: off" in feats
+
+        iproute.remove_address("va", "10.9.0.1/24", netns=netns)
+        iproute.remove_address("va", "10.9.0.1/24", netns=netns)
+        iproute.flush_addresses("va", netns=netns)
+        assert not [a for a in iproute.list_addresses(netns=netns, dev="va")
+                    if a.address.version == 4]
+
+        iproute.move_link("vb", netns, netns=other)
+        iproute.move_link("vb", netns, netns=other)  # already moved: no-op
+        assert iproute.get_link("vb", netns=netns) is not None
+        iproute.remove_link("va", netns=netns)
+        iproute.remove_link("va", netns=netns)
+        assert iproute.get_link("vb", netns=netns) is None  # the peer went with it
+    finally:
+        netns_mod.remove_netns(other)
+
+
+def test_bridge_batch_sysctl_and_errors(netns: str) -> None:
+    iproute.ensure_bridge("br0", netns=netns)
+    iproute.ensure_bridge("br0", netns=netns)
+    iproute.batch([["link", "add", "d0", "type", "veth", "peer", "name", "d1"],
+                   ["link", "set", "dev", "d0", "master", "br0", "up"],
+                   ["link", "set", "dev", "d1", "up"]], netns=netns)
+    links = {link.name: link for link in iproute.list_links(netns=netns)}
+    assert links["br0"].kind == "bridge" and links["d0"].master == "br0"
+    assert links["d0"].peer == "d1"
+
+    with pytest.raises(errors.DeviceExists):
+        iproute.ensure_veth("br0", "zz", netns=netns)   # exists, but not a veth
+    with pytest.raises(errors.DeviceNotFound):
+        iproute.set_link("nope0", netns=netns, up=True)
+    with pytest.raises(errors.DeviceNotFound):
+        iproute.disable_offloads("nope0", netns=netns)
+    with pytest.raises(errors.CommandFailed):
+        iproute.batch([["link", "set", "dev", "nope0", "up"]], netns=netns)
+
+    iproute.set_sysctl("net.ipv4.ip_forward", 1, netns=netns)
+    assert iproute.get_sysctl("net.ipv4.ip_forward", netns=netns) == "1"
+    iproute.set_sysctl("net.ipv6.conf.all.disable_ipv6", 1, netns=netns)
+    assert iproute.get_sysctl("net.ipv6.conf.all.disable_ipv6", netns=netns) == "1"

@@ -1,0 +1,235 @@
+"""neutrino.system.iproute / netns / exec / errors: argv building, parsing, error mapping."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from pathlib import Path
+
+import pytest
+
+from neutrino.system import errors, iproute, netns
+from neutrino.system.exec import Completed, netns_argv, run
+
+GOLDEN = Path(__file__).parent.parent / "golden"
+
+
+# ---------------------------------------------------------------- exec / errors
+
+def test_netns_argv() -> None:
+    assert netns_argv(["ip", "link"]) == ["ip", "link"]
+    assert netns_argv(["ping", 1], "ns1") == ["ip", "netns", "exec", "ns1", "ping", "1"]
+    with pytest.raises(ValueError):
+        netns_argv([])
+
+
+def test_run_real_commands() -> None:
+    done = run([sys.executable, "-c", "import sys; print(sys.stdin.read().upper())"],
+               input="hi")
+    assert done.rc == 0 and done.stdout == "HI\n"
+    done = run([sys.executable, "-c", "import os; print(os.environ['NX_T'])"],
+               env={"NX_T": "v"})
+    assert done.stdout == "v\n"
+    bad = run([sys.executable, "-c", "import sys; sys.exit(3)"], check=False)
+    assert bad.rc == 3
+    with pytest.raises(errors.CommandFailed) as ei:
+        run([sys.executable, "-c", "import sys; sys.stderr.write('boom'); sys.exit(4)"])
+    assert ei.value.rc == 4 and ei.value.stderr == "boom"
+    with pytest.raises(errors.CommandNotFound):
+        run(["/nonexistent/neutrino-nope"])
+    with pytest.raises(errors.CommandTimeout):
+        run([sys.executable, "-c", "import time; time.sleep(5)"], timeout=0.2)
+
+
+def test_tool_of() -> None:
+    assert errors.tool_of(["ip", "netns", "exec", "ns", "env", "A=1", "ovs-vsctl", "show"]) == \
+        "ovs-vsctl"
+    assert errors.tool_of(["/usr/bin/ovs-ofctl", "dump-flows"]) == "ovs-ofctl"
+    assert errors.tool_of(["ip", "-n", "x", "link"]) == "ip"
+
+
+@pytest.mark.parametrize("argv, stderr, cls", [
+    (["ip", "netns", "exec", "nope", "true"],
+     'Cannot open network namespace "nope": No such file or directory', errors.NamespaceNotFound),
+    (["ip", "-n", "nope", "link"],
+     'Cannot open network namespace "nope": No such file or directory', errors.NamespaceNotFound),
+    (["ip", "netns", "add", "x"],
+     'Cannot create namespace file "/run/netns/x": File exists', errors.NamespaceExists),
+    (["ip", "link", "set", "dev", "nope", "up"], 'Cannot find device "nope"',
+     errors.DeviceNotFound),
+    (["ip", "link", "add", "lo", "type", "dummy"], "RTNETLINK answers: File exists",
+     errors.DeviceExists),
+    (["ip", "addr", "add", "10.0.0.1/24", "dev", "lo"], "Error: ipv4: Address already assigned.",
+     errors.AddressExists),
+    (["ethtool", "-K", "nope", "tx", "off"], "netlink error: no device matches name (offset 24)",
+     errors.DeviceNotFound),
+    (["ovs-vsctl", "add-port", "br-nope", "x"], "ovs-vsctl: no bridge named br-nope",
+     errors.BridgeNotFound),
+    (["ovs-vsctl", "del-port", "nope"], "ovs-vsctl: no port named nope", errors.PortNotFound),
+    (["ovs-vsctl", "set", "port", "nope", "tag=1"], 'ovs-vsctl: no row "nope" in table Port',
+     errors.PortNotFound),
+    (["ovs-vsctl", "--may-exist", "add-port", "br-tun", "tap1"],
+     'ovs-vsctl: "--may-exist add-port br-tun tap1" but tap1 is actually attached to bridge '
+     "br-int", errors.RecordExists),
+    (["ovs-vsctl", "show"],
+     "ovs-vsctl: unix:/x/db.sock: database connection failed (No such file or directory)",
+     errors.OvsdbUnreachable),
+    (["ovs-vsctl", "set", "port", "tap1", "tag=abc"],
+     'ovs-vsctl: "abc" is not a valid integer or range', errors.OvsdbError),
+    (["ovs-ofctl", "dump-flows", "br-nope"], "ovs-ofctl: br-nope is not a bridge or a socket",
+     errors.SwitchUnreachable),
+    (["ovs-ofctl", "dump-flows", "unix:/r/br-x.mgmt"],
+     "ovs-ofctl: connecting to unix:/r/br-x.mgmt (No such file or directory)",
+     errors.SwitchUnreachable),
+    (["ovs-ofctl", "--bundle", "add-flows", "br", "-"], "ovs-ofctl: -:1: unknown action dropx",
+     errors.FlowSyntaxError),
+    (["ovs-ofctl", "--bundle", "add-flows", "br", "-"],
+     "Error OFPBAC_BAD_OUT_GROUP for: OFPT_FLOW_MOD (OF1.3) (xid=0x7): ADD table:9 "
+     "priority=6,ip actions=group:99\nError OFPBFC_MSG_FAILED for: ONFT_BUNDLE_CONTROL",
+     errors.FlowRejected),
+    (["ovs-appctl", "-t", "ovs-vswitchd", "x"], 'ovs-appctl: cannot connect to "/x.ctl"',
+     errors.SwitchUnreachable),
+    (["sysctl", "-w", "net.nope=1"], "sysctl: cannot stat /proc/sys/net/nope", errors.CommandFailed),
+])
+def test_translate(argv: list[str], stderr: str, cls: type) -> None:
+    exc = errors.translate(argv, 1, stderr)
+    assert type(exc) is cls
+    assert isinstance(exc, errors.CommandFailed) and isinstance(exc, errors.HostError)
+    assert exc.argv == argv and exc.rc == 1 and exc.stderr == stderr
+
+
+# ---------------------------------------------------------------- iproute argv
+
+def test_veth_and_link_argv() -> None:
+    assert iproute.veth_cmd("und0", "u-h1", peer_netns="fab", mtu=1600) == [
+        "link", "add", "und0", "mtu", "1600", "type", "veth", "peer", "name", "u-h1",
+        "netns", "fab", "mtu", "1600"]
+    assert iproute.ip_argv(*iproute.veth_cmd("a", "b"), netns="h1") == [
+        "ip", "-n", "h1", "link", "add", "a", "type", "veth", "peer", "name", "b"]
+    assert iproute.set_link_cmd("eth0", up=True, mtu=1450, mac_address="FA:16:3E:00:00:01") == [
+        "link", "set", "dev", "eth0", "mtu", "1450", "address", "fa:16:3e:00:00:01", "up"]
+    assert iproute.set_link_cmd("x", master="br0", up=False) == [
+        "link", "set", "dev", "x", "master", "br0", "down"]
+    assert iproute.set_link_cmd("x", nomaster=True) == ["link", "set", "dev", "x", "nomaster"]
+    assert iproute.ethtool_offload_argv("eth0") == ["ethtool", "-K", "eth0", "rx", "off",
+                                                    "tx", "off"]
+    assert iproute.route_cmd("replace", "10.0.0.5/16", via="10.0.0.1", dev="eth0", metric=5) == [
+        "route", "replace", "10.0.0.0/16", "via", "10.0.0.1", "dev", "eth0", "metric", "5"]
+    assert iproute.route_cmd("del", "default", table=100) == ["route", "del", "default",
+                                                              "table", "100"]
+
+
+@pytest.mark.parametrize("bad", ["", "a" * 16, "a b", "a/b", "a:b"])
+def test_invalid_ifnames(bad: str) -> None:
+    with pytest.raises(ValueError):
+        iproute.ifname(bad)
+
+
+def test_typed_values() -> None:
+    assert iproute.mac("FA:16:3E:AA:BB:CC") == "fa:16:3e:aa:bb:cc"
+    with pytest.raises(ValueError):
+        iproute.mac("fa:16:3e")
+    assert iproute.interface("10.0.0.1/24") == ipaddress.IPv4Interface("10.0.0.1/24")
+    assert iproute.interface("2001:db8::1/64").version == 6
+    with pytest.raises(ValueError):
+        iproute.set_link_cmd("x", mtu=10)
+
+
+def test_batch_script() -> None:
+    assert iproute.batch_script([["link", "add", "br0", "type", "bridge"],
+                                 ["link", "set", "dev", "br0", "up"], []]) == \
+        "link add br0 type bridge\nlink set dev br0 up\n"
+    for bad in ("a b", 'a"', "", "x#y"):
+        with pytest.raises(ValueError):
+            iproute.batch_script([["link", "set", bad]])
+
+
+class Recorder:
+    def __init__(self, stdout: str = "", fail: Exception | None = None) -> None:
+        self.calls: list[dict] = []
+        self.stdout = stdout
+        self.fail = fail
+
+    def __call__(self, argv, *, netns=None, env=None, input=None, timeout=30, check=True):
+        self.calls.append(dict(argv=list(argv), netns=netns, input=input))
+        if self.fail:
+            raise self.fail
+        return Completed(tuple(argv), 0, self.stdout, "")
+
+
+def test_batch_runs_one_process() -> None:
+    rec = Recorder()
+    iproute.batch([["link", "set", "dev", "a", "up"], ["link", "set", "dev", "b", "up"]],
+                  netns="h1", runner=rec)
+    assert rec.calls == [dict(argv=["ip", "-n", "h1", "-batch", "-"], netns=None,
+                              input="link set dev a up\nlink set dev b up\n")]
+    iproute.batch([], runner=rec)
+    assert len(rec.calls) == 1
+
+
+def test_idempotent_removes_swallow_not_found() -> None:
+    nf = errors.DeviceNotFound(["ip"], 1, 'Cannot find device "x"')
+    iproute.remove_link("x", runner=Recorder(fail=nf))
+    iproute.remove_route("10.0.0.0/8", runner=Recorder(
+        fail=errors.CommandFailed(["ip"], 2, "RTNETLINK answers: No such process")))
+    iproute.disable_offloads("x", runner=Recorder(
+        fail=errors.CommandFailed(["ethtool"], 1, "Could not change any device features")))
+    with pytest.raises(errors.DeviceNotFound):
+        iproute.disable_offloads("x", runner=Recorder(fail=nf))
+
+
+# ---------------------------------------------------------------- parsers (golden ip -j)
+
+def test_parse_links_golden() -> None:
+    links = {link.name: link for link in iproute.parse_links((GOLDEN / "ip-link.json").read_text())}
+    und = links["und0"]
+    assert und.kind == "veth" and und.mtu == 1600 and und.up and und.carrier
+    assert und.peer is None and und.peer_ifindex is not None and und.link_netnsid == 0
+    assert links["br-underlay"].kind == "tun"      # netdev internal ports are taps
+    assert links["lo"].kind is None and links["lo"].mac == "00:00:00:00:00:00"
+    assert "ovs-netdev" in links
+
+
+def test_parse_same_netns_veth_peer() -> None:
+    text = ('[{"ifindex":7,"link":"vb","ifname":"va","flags":["BROADCAST","MULTICAST","M-DOWN"],'
+            '"mtu":1500,"operstate":"DOWN","address":"e6:dc:c8:41:bb:2a",'
+            '"linkinfo":{"info_kind":"veth"}}]')
+    (va,) = iproute.parse_links(text)
+    assert va.peer == "vb" and not va.up and va.operstate == "DOWN"
+
+
+def test_parse_addresses_and_routes_golden() -> None:
+    addrs = iproute.parse_addresses((GOLDEN / "ip-addr.json").read_text())
+    assert iproute.Address("br-underlay", ipaddress.ip_interface("192.168.99.1/24"),
+                           "global") in addrs
+    assert all(a.ifname != "ovs-netdev" for a in addrs)
+    routes = iproute.parse_routes((GOLDEN / "ip-route.json").read_text())
+    assert routes[0] == iproute.Route("10.50.0.0/16", "192.168.99.2", "br-underlay", None, None,
+                                      None, "main")
+    assert routes[1].prefsrc == "192.168.99.1" and routes[1].scope == "link"
+    assert iproute.parse_links("") == [] and iproute.parse_routes("") == []
+
+
+# ---------------------------------------------------------------- netns
+
+def test_netns_names_and_list() -> None:
+    assert netns.check_name("nt1-h1") == "nt1-h1"
+    for bad in ("", "../x", "a b", "-x"):
+        with pytest.raises(ValueError):
+            netns.check_name(bad)
+    rec = Recorder(stdout='[{"name":"b"},{"name":"a","id":0}]')
+    assert netns.list_netns(runner=rec) == ["a", "b"]
+    assert netns.list_netns(runner=Recorder(stdout="")) == []
+
+
+def test_ensure_netns_tolerates_exists() -> None:
+    calls: list[list[str]] = []
+
+    def runner(argv, **kw):
+        calls.append(list(argv))
+        if argv[:3] == ["ip", "netns", "add"]:
+            raise errors.NamespaceExists(argv, 1, "File exists")
+        return Completed(tuple(argv), 0, "", "")
+
+    netns.ensure_netns("x1", runner=runner)
+    assert calls == [["ip", "netns", "add", "x1"], ["ip", "-n", "x1", "link", "set", "lo", "up"]]
