@@ -13,7 +13,8 @@ served on ``[compute] bind_port`` (catalog type ``compute``, URL
   ``/flavors/{id}`` (GET, PUT and DELETE admin), ``/flavors/{id}/os-extra_specs[/{key}]``,
   ``/flavors/{id}/os-flavor-access``;
 * ``/v2.1/os-keypairs`` (GET, POST), ``/os-keypairs/{name}`` (GET, DELETE);
-* ``/v2.1/os-availability-zone[/detail]``, ``/v2.1/limits``.
+* ``/v2.1/os-availability-zone[/detail]``, ``/v2.1/limits``;
+* ``GET /v2.1/os-services`` (admin): the compute agents, as ``nova-compute`` services.
 
 A project id after ``/v2.1/`` (old-style URLs) is accepted and ignored.
 Errors are Nova's ``{"itemNotFound": {"message": ..., "code": 404}}``.
@@ -44,31 +45,36 @@ answers) and its expanded form (the GETs above: plus ``ports``,
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
+from urllib.parse import urlencode
 
 import orjson
+from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from neutrino import errors as neutron_errors
-from neutrino.compute import faults, microversion
+from neutrino.compute import faults, microversion, scheduler
 from neutrino.compute.flavors import FlavorService
 from neutrino.compute.keypairs import KeypairService
 from neutrino.compute.microversion import Version
-from neutrino.compute.servers import ServerService
+from neutrino.compute.servers import ServerGone, ServerService
 from neutrino.config import Config
 from neutrino.context import AuthInfo, RequestContext
+from neutrino.db import tables as t
 from neutrino.db.engine import Database
+from neutrino.feed import log
 from neutrino.services.common import Deps
 
 LOG = logging.getLogger(__name__)
 INTERNAL_PREFIX = "/neutrino/v1/servers"
 _AUTH_ERROR = {"error": {"code": 401, "title": "Unauthorized",
                          "message": "The request you have made requires authentication."}}
-_COLLECTIONS = ("servers", "flavors", "os-keypairs", "os-availability-zone", "limits")
+_COLLECTIONS = ("servers", "flavors", "os-keypairs", "os-availability-zone", "limits", "os-services")
 
 
 def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -186,7 +192,6 @@ def _next_link(base: str, path: str, params: dict[str, list[str]], items: list[A
         return []
     if len(items) < limit:
         return []
-    from urllib.parse import urlencode
     q = [(k, v) for k, vs in params.items() if k != "marker" for v in vs] + [("marker", key(items[-1]))]
     return [{"rel": "next", "href": f"{base}{path}?{urlencode(q)}"}]
 
@@ -216,7 +221,7 @@ async def dispatch(api: ComputeApi, request: Request, request_id: str, mv: Versi
     if not parts:
         raise faults.NotFound("The resource could not be found.")
     handler = {"servers": _servers, "flavors": _flavors, "os-keypairs": _keypairs,
-               "os-availability-zone": _zones, "limits": _limits}.get(parts[0])
+               "os-availability-zone": _zones, "limits": _limits, "os-services": _services}.get(parts[0])
     if handler is None:
         raise faults.NotFound("The resource could not be found.")
     return await handler(api, request, ctx, mv, parts[1:], base)
@@ -435,8 +440,6 @@ async def _zones(api: ComputeApi, request: Request, ctx: RequestContext, mv: Ver
         raise faults.NotFound("The resource could not be found.")
     hosts = None
     if rest and ctx.is_admin:
-        from neutrino.compute import scheduler
-
         def work(conn: Any) -> list[Any]:
             return scheduler.live_agents(conn, api.cfg.default.agent_down_time)
         agents = await _read(api, work)
@@ -450,10 +453,6 @@ async def _limits(api: ComputeApi, request: Request, ctx: RequestContext, mv: Ve
                   base: str) -> Response:
     if request.method != "GET" or rest:
         raise faults.NotFound("The resource could not be found.")
-    from sqlalchemy import func, select
-
-    from neutrino.db import tables as t
-
     def work(conn: Any) -> tuple[int, int, int]:
         row = conn.execute(select(func.count(), func.coalesce(func.sum(t.servers.c.flavor["vcpus"].as_integer()), 0),
                                   func.coalesce(func.sum(t.servers.c.flavor["ram"].as_integer()), 0))
@@ -470,6 +469,39 @@ async def _limits(api: ComputeApi, request: Request, ctx: RequestContext, mv: Ve
                          "maxSecurityGroups": -1, "maxSecurityGroupRules": -1, "maxTotalFloatingIps": -1,
                          "totalFloatingIpsUsed": 0, "totalSecurityGroupsUsed": 0})
     return _json({"limits": {"rate": [], "absolute": absolute}})
+
+
+async def _services(api: ComputeApi, request: Request, ctx: RequestContext, mv: Version, rest: list[str],
+                    base: str) -> Response:
+    if rest:
+        raise faults.NotFound("The resource could not be found.")
+    if request.method != "GET":
+        raise faults.MethodNotAllowed()
+    if not ctx.is_admin:
+        raise faults.policy("os_compute_api:os-services:list")
+    params = _params(request)
+    down_time = api.cfg.default.agent_down_time
+
+    def work(conn: Any) -> list[Any]:
+        return list(conn.execute(select(t.agents).where(t.agents.c.agent_type == scheduler.COMPUTE_AGENT)
+                                 .order_by(t.agents.c.host)))
+
+    now = time.time()
+    out = []
+    for a in await _read(api, work):
+        if params.get("host") and a.host not in params["host"]:
+            continue
+        if params.get("binary") and "nova-compute" not in params["binary"]:
+            continue
+        svc = {"id": a.id, "binary": "nova-compute", "host": a.host, "zone": a.availability_zone or "nova",
+               "status": "enabled" if a.admin_state_up else "disabled",
+               "state": "up" if now - a.heartbeat_at <= down_time else "down",
+               "updated_at": a.heartbeat_timestamp.replace(" ", "T"),
+               "disabled_reason": None if a.admin_state_up else "disabled by an administrator"}
+        if mv >= (2, 11):
+            svc["forced_down"] = False
+        out.append(svc)
+    return _json({"services": out})
 
 
 # --- the agents' internal API (on the network API) ---------------------------------------------------
@@ -494,7 +526,6 @@ class InternalServers:
             host = request.query_params.get("host")
 
             def list_work() -> dict[str, Any]:
-                from neutrino.feed import log
                 with log.snapshot_read(db) as conn:
                     revision = log.latest_revision(conn)
                     return {"revision": revision, "servers": self.servers.agent_list(conn, host, expand=True)}
@@ -506,10 +537,6 @@ class InternalServers:
 
             def show_work() -> dict[str, Any]:
                 with db.read() as conn:
-                    from sqlalchemy import select
-
-                    from neutrino.compute.servers import ServerGone
-                    from neutrino.db import tables as t
                     if conn.execute(select(t.servers.c.id).where(t.servers.c.id == sid)).first() is None:
                         raise ServerGone(id=sid)
                     return {"server": self.servers.agent_view(conn, sid, expand=True)}

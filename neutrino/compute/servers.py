@@ -906,6 +906,8 @@ class ServerService:
             raise ServerGone(id=sid)
         if host is not None and row.host != host:
             raise WrongHost(id=sid, host=host, placed=row.host or "no host")
+        if row.host is None and status != "ERROR":
+            raise WrongHost(id=sid, host=host or "any host", placed="no host")
         vm_state, default_power = AGENT_STATES[status]
         values: dict[str, Any] = {"status": status, "vm_state": vm_state, "task_state": None,
                                   "power_state": default_power if power is None else power}

@@ -173,3 +173,13 @@ def test_zones_and_limits(env: ComputeEnv) -> None:
     env.boot(networks="none")
     absolute = env.ok(env.call("GET", "limits"))["limits"]["absolute"]
     assert (absolute["totalInstancesUsed"], absolute["totalCoresUsed"], absolute["totalRAMUsed"]) == (1, 1, 64)
+
+
+def test_compute_services(env: ComputeEnv) -> None:
+    env.agent("cn1")
+    env.agent("cn2", alive=False, up=False)
+    services = env.ok(env.call("GET", "os-services", "admin"))["services"]
+    assert [(s["binary"], s["host"], s["status"], s["state"]) for s in services] == [
+        ("nova-compute", "cn1", "enabled", "up"), ("nova-compute", "cn2", "disabled", "down")]
+    assert [s["host"] for s in env.ok(env.call("GET", "os-services?host=cn2", "admin"))["services"]] == ["cn2"]
+    fault(env.call("GET", "os-services"), 403, "forbidden")

@@ -379,6 +379,8 @@ def test_agent_state_reports(env: ComputeEnv) -> None:
     assert env.report(sid, {"status": "ACTIVE", "extra": 1}).status_code == 400
     assert env.report(sid, {"status": "ACTIVE"}, as_="demo").status_code == 403
     assert env.report("00000000-0000-0000-0000-000000000000", {"status": "ACTIVE"}).status_code == 404
+    unplaced = env.boot(networks="none", availability_zone="nova:nowhere", as_="admin")["server"]["id"]
+    assert env.report(unplaced, {"status": "ACTIVE"}).status_code == 409
     r = env.report(sid, "garbage")
     assert r.status_code == 400 and "NeutronError" in r.json()
 

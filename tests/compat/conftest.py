@@ -73,7 +73,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     offset = _pick_offset()
     env = dict(os.environ)
     cmd = [sys.executable, "-m", "neutrino.cli.main"]
-    subprocess.run([*cmd, "up", "--state-dir", str(state), "--port-offset", str(offset)], check=True,
+    subprocess.run([*cmd, "up", "--no-agents", "--state-dir", str(state), "--port-offset", str(offset)], check=True,
                    env=env, capture_output=True, timeout=120)
     try:
         yield Cloud(state, offset, openrc_env(state / "admin-openrc"), openrc_env(state / "demo-openrc"))

@@ -157,7 +157,7 @@ def test_up_status_down_flow(state: Path, fake_server, capsys) -> None:
     code, out = run(capsys, "status", "--state-dir", str(state))
     assert code == cli.EXIT_NOT_RUNNING, out
 
-    code, out = run(capsys, "up", "--state-dir", str(state))
+    code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state))
     assert code == 0, out
     assert "neutrino is up in" in out
     assert len(fake_server["prepared"]) == 1
@@ -166,7 +166,7 @@ def test_up_status_down_flow(state: Path, fake_server, capsys) -> None:
     assert os.getsid(rec.pid) == rec.pid
     assert "fake server listening" in (state / "log" / "server.log").read_text()
 
-    code, out = run(capsys, "up", "--state-dir", str(state))
+    code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state))
     assert code == 0 and "already running" in out
     assert len(fake_server["prepared"]) == 1
 
@@ -202,7 +202,7 @@ def test_first_up_writes_the_config(tmp_path: Path, fake_server, capsys, monkeyp
         ("DEFAULT", "bind_port"): str(net - 1000), ("identity", "bind_port"): str(ident - 1000)})
     assert d.default.bind_port == 9696
     try:
-        code, out = run(capsys, "up", "--state-dir", str(state), "--port-offset", "1000")
+        code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state), "--port-offset", "1000")
         assert code == 0, out
         assert f"wrote {state / 'neutrino.conf'}" in out
         assert f"http://127.0.0.1:{net}/" in out
@@ -218,7 +218,7 @@ def test_first_up_writes_the_config(tmp_path: Path, fake_server, capsys, monkeyp
 
 def test_up_reports_a_crashing_server(state: Path, fake_server, capsys) -> None:
     fake_server["mode"] = "crash"
-    code, out = run(capsys, "up", "--state-dir", str(state))
+    code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state))
     assert code == 1
     assert "exited with status 7" in out and "fake server: giving up" in out
     assert not (state / "run" / "server.pid").exists()
@@ -226,7 +226,7 @@ def test_up_reports_a_crashing_server(state: Path, fake_server, capsys) -> None:
 
 def test_up_times_out_when_an_api_never_answers(state: Path, fake_server, capsys) -> None:
     fake_server["mode"] = "half"
-    code, out = run(capsys, "up", "--state-dir", str(state), "--timeout", "1.5")
+    code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state), "--timeout", "1.5")
     assert code == 1
     assert "did not answer within 1.5 s (waiting for network)" in out
     assert "fake server listening" in out
@@ -239,20 +239,20 @@ def test_up_refuses_a_taken_port(state: Path, fake_server, capsys) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", cfg.default.bind_port))
         s.listen()
-        code, out = run(capsys, "up", "--state-dir", str(state))
+        code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state))
     assert code == 1 and "already in use" in out
     assert fake_server["prepared"] == []
 
 
 def test_down_after_a_crash_and_status_of_a_dead_server(state: Path, fake_server, capsys) -> None:
-    assert run(capsys, "up", "--state-dir", str(state))[0] == 0
+    assert run(capsys, "up", "--no-agents", "--state-dir", str(state))[0] == 0
     rec = cli.Layout(state).pidfile("server").read()
     os.kill(rec.pid, signal.SIGKILL)
     assert process.wait_for(lambda: not rec.is_alive(), 5)
     code, out = run(capsys, "status", "--state-dir", str(state))
     assert code == cli.EXIT_NOT_RUNNING and "stale pidfile" in out
     # up again cleans the stale pidfile and starts anew
-    code, out = run(capsys, "up", "--state-dir", str(state))
+    code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state))
     assert code == 0, out
     rec2 = cli.Layout(state).pidfile("server").read()
     assert rec2.pid != rec.pid or rec2.start_time != rec.start_time
@@ -267,7 +267,7 @@ def test_status_is_degraded_when_an_api_stops_answering(state: Path, fake_server
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     # A stopped (SIGSTOP) server is alive but does not answer.
     monkeypatch.setattr(cli, "PROBE_TIMEOUT", 0.3)
-    assert run(capsys, "up", "--state-dir", str(state))[0] == 0
+    assert run(capsys, "up", "--no-agents", "--state-dir", str(state))[0] == 0
     rec = cli.Layout(state).pidfile("server").read()
     os.kill(rec.pid, signal.SIGSTOP)
     try:
@@ -308,7 +308,7 @@ HAVE_SERVER = importlib.util.find_spec("neutrino.server") is not None
 
 @pytest.mark.skipif(HAVE_SERVER, reason="neutrino.server exists")
 def test_up_without_a_server_module(state: Path, capsys) -> None:
-    code, out = run(capsys, "up", "--state-dir", str(state))
+    code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state))
     assert code == 1 and "neutrino.server is not part of this build" in out
 
 
@@ -324,7 +324,7 @@ def test_real_server_flow(tmp_path: Path, free_port) -> None:
                               capture_output=True, text=True, timeout=timeout)
 
     try:
-        up = neutrino("up")
+        up = neutrino("up", "--no-agents")
         assert up.returncode == 0, up.stdout + up.stderr
         assert f"http://127.0.0.1:{net}/" in up.stdout
         st = neutrino("status")
