@@ -78,9 +78,11 @@ def stop(layout: Any, cfg: Any, purge: bool) -> None:
             po.destroy()
         else:
             po.stop()
+    # Nothing runs in the host namespace once OVS is stopped; removing it takes
+    # the host ends of the instances' veths with it (`up` plugs them again).
+    if po.netns and netns.netns_exists(po.netns) and not netns.netns_pids(po.netns):
+        netns.remove_netns(po.netns)
     if purge:
-        if po.netns:
-            netns.remove_netns(po.netns)
         marks = layout.root / "instances"
         for mark in sorted(marks.glob("*")) if marks.is_dir() else []:
             netns.remove_netns(f"vm-{mark.name}")

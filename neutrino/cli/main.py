@@ -333,6 +333,14 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"neutrino is already running (server pid {rec.pid}, state in {layout.root})")
             for name, url in eps.items():
                 print(f"  {name:9} {url}")
+            if not args.no_agents and layout.conf.exists():
+                # Crash-only: `up` again restarts whatever part of this host is missing.
+                from neutrino.cli import host
+                cfg = load_config(layout.conf, layout.root, rec.extra.get("port_offset", 0))
+                started = host.start(layout, cfg, rec.extra.get("port_offset", 0))
+                if started:
+                    print(f"restarted {', '.join(started)}")
+                    host.wait_alive(layout, eps["network"])
             return 0
         if rec is not None:
             leftovers = rec.processes()

@@ -440,6 +440,7 @@ async def _zones(api: ComputeApi, request: Request, ctx: RequestContext, mv: Ver
         raise faults.NotFound("The resource could not be found.")
     hosts = None
     if rest and ctx.is_admin:
+
         def work(conn: Any) -> list[Any]:
             return scheduler.live_agents(conn, api.cfg.default.agent_down_time)
         agents = await _read(api, work)
@@ -453,6 +454,7 @@ async def _limits(api: ComputeApi, request: Request, ctx: RequestContext, mv: Ve
                   base: str) -> Response:
     if request.method != "GET" or rest:
         raise faults.NotFound("The resource could not be found.")
+
     def work(conn: Any) -> tuple[int, int, int]:
         row = conn.execute(select(func.count(), func.coalesce(func.sum(t.servers.c.flavor["vcpus"].as_integer()), 0),
                                   func.coalesce(func.sum(t.servers.c.flavor["ram"].as_integer()), 0))

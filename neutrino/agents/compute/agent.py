@@ -56,9 +56,24 @@ class ComputeDriver:
         return {"instances": self.instances, "integration_bridge": self.bridge}
 
     # --- observe ------------------------------------------------------------------------
+    def _owned(self, ovs_state: sysovs.OvsState) -> set[str]:
+        """Ids of the servers this host made: marked in ``marks``, or plugged into our bridge.
+
+        Instance namespaces are machine-wide names, so other hosts' (another
+        state dir's compute agent on the same machine) are visible too; they
+        must be neither observed nor destroyed here.
+        """
+        owned = {p.name for p in self.marks.iterdir()} if self.marks is not None and self.marks.is_dir() else set()
+        for p in ovs_state.ports_on(self.bridge):
+            vm = p.iface.external_ids.get("vm-uuid") if p.iface else None
+            if vm:
+                owned.add(vm)
+        return owned
+
     def observe(self) -> dict[str, pl.ObservedServer]:
-        names = [n for n in netns.list_netns() if n.startswith(pl.NS_PREFIX)]
         ovs_state = self.ovs.observe()
+        owned = self._owned(ovs_state)
+        names = [n for n in netns.list_netns() if n.startswith(pl.NS_PREFIX) and n[len(pl.NS_PREFIX):] in owned]
         plugged = {p.name for p in ovs_state.ports_on(self.bridge)}
         host_links = {link.name for link in iproute.list_links(netns=self.ns)}
         out = {}

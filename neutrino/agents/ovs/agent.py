@@ -134,6 +134,7 @@ class OvsDriver:
         self.ticks = 0
         self.statuses: dict[str, str] = {}
         self.devices = 0
+        self.warnings: list[str] = []
 
     def configurations(self) -> dict[str, Any]:
         c = self.cfg
@@ -141,7 +142,10 @@ class OvsDriver:
                 "tunnel_types": list(c.tunnel_types), "tunneling_ip": c.local_ip or "",
                 "l2_population": c.l2_population, "arp_responder_enabled": c.arp_responder,
                 "enable_distributed_routing": False, "devices": self.devices,
-                "datapath_type": c.datapath_type, "ovs_hybrid_plug": False}
+                "datapath_type": c.datapath_type, "ovs_hybrid_plug": False,
+                # Problems the last pass found (unknown physnet, VLANs exhausted, ...),
+                # visible in `openstack network agent show` instead of only in a log.
+                "errors": list(self.warnings)}
 
     def _managed_bridges(self) -> list[str]:
         brs = [self.cfg.integration_bridge, *self.cfg.bridge_mappings.values()]
@@ -181,7 +185,9 @@ class OvsDriver:
             if not ops and not flow_changes:
                 break
         for w in p.warnings:
-            LOG.warning("%s", w)
+            if w not in self.warnings:
+                LOG.warning("%s", w)
+        self.warnings = list(p.warnings)
         self.local_vlans = dict(p.local_vlans)
         self.statuses = dict(p.port_status)
         self.devices = len(desired.ports)

@@ -1,0 +1,90 @@
+"""Shared helpers of the full-stack tests: a live all-in-one (`neutrino up` with
+its private OVS and agents) and ways to boot instances and check traffic."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openstack
+import pytest
+
+from tests.compat.conftest import openrc_env
+
+NEUTRINO = [sys.executable, "-m", "neutrino.cli.main"]
+
+
+def _free_offset() -> int:
+    for _ in range(100):
+        off = random.randrange(20000, 40000)
+        ok = True
+        for port in (5000 + off, 9696 + off, 8774 + off, 9292 + off):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+        if ok:
+            return off
+    raise RuntimeError("no free ports")
+
+
+def start_aio(tmp_path_factory):  # noqa: ANN001, ANN201
+    state = tmp_path_factory.mktemp("aio")
+    off = _free_offset()
+    subprocess.run([*NEUTRINO, "up", "--state-dir", str(state), "--port-offset", str(off)], check=True,
+                   capture_output=True, timeout=120)
+    try:
+        env = openrc_env(state / "demo-openrc")
+        conn = openstack.connect(auth_url=env["OS_AUTH_URL"], username="demo", password=env["OS_PASSWORD"],
+                                 project_name="demo", user_domain_name="Default", project_domain_name="Default",
+                                 region_name="RegionOne")
+        yield state, conn
+    finally:
+        subprocess.run([*NEUTRINO, "down", "--state-dir", str(state), "--purge"], capture_output=True, timeout=120)
+
+
+def console(state: Path, server: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*NEUTRINO, "console", "--state-dir", str(state), server, "--", *argv],
+                          capture_output=True, text=True, timeout=60)
+
+
+def reaches(state: Path, server: str, dst: str, *, within: float = 20.0, source: str | None = None) -> bool:
+    """Ping until one answer arrives or ``within`` seconds pass (the first packets
+    of a new flow go through userspace OVS's slow path)."""
+    deadline = time.monotonic() + within
+    argv = ["ping", "-c", "1", "-W", "1", *(["-I", source] if source else []), dst]
+    while time.monotonic() < deadline:
+        if console(state, server, *argv).returncode == 0:
+            return True
+    return False
+
+
+def boot(conn, name: str, net_id: str):  # noqa: ANN001, ANN201
+    image = conn.image.find_image("cirros")
+    flavor = conn.compute.find_flavor("m1.nano")
+    return conn.compute.create_server(name=name, image_id=image.id, flavor_id=flavor.id,
+                                      networks=[{"uuid": net_id}])
+
+
+def wait_active(conn, server_id: str, timeout: float = 60) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = conn.compute.get_server(server_id)
+        if s.status == "ACTIVE":
+            return
+        assert s.status != "ERROR", s.fault
+        time.sleep(0.5)
+    raise AssertionError(f"server {server_id} not ACTIVE after {timeout}s")
+
+
+def address(conn, server_id: str) -> str:  # noqa: ANN001
+    port = next(conn.network.ports(device_id=server_id))
+    return port.fixed_ips[0]["ip_address"]
+
+
