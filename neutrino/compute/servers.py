@@ -93,6 +93,10 @@ def host_id(project_id: str, host: str | None) -> str:
     return hashlib.sha224((project_id + host).encode()).hexdigest()
 
 
+#: Network failures Nova reports on the instance (ERROR + fault) rather than
+#: refusing the request: the build is attempted, the network allocation fails.
+BUILD_FAILURES = (neutron_errors.IpAddressGenerationFailure, neutron_errors.MacAddressGenerationFailure)
+
 class ServerService:
     def __init__(self, deps: Deps, flavors: FlavorService, keypairs: KeypairService,
                  ports: PortService | None = None) -> None:
@@ -463,8 +467,17 @@ class ServerService:
             nic_records: list[dict[str, Any]] = []
             if host is not None:
                 placed[host] = placed.get(host, 0) + 1
-                nic_records = self._wire_ports(ctx, uow, sid, host, nics, sg_ids)
-                status, vm_state, task_state, fault = "BUILD", "building", "spawning", None
+                try:
+                    # A savepoint: a port that cannot be made (no free address, ...)
+                    # leaves no half-made ports; the server ends in ERROR with the reason.
+                    with conn.begin_nested():
+                        nic_records = self._wire_ports(ctx, uow, sid, host, nics, sg_ids)
+                    status, vm_state, task_state, fault = "BUILD", "building", "spawning", None
+                except BUILD_FAILURES as exc:
+                    nic_records = []
+                    status, vm_state, task_state = "ERROR", "error", None
+                    fault = {"code": 500, "message": f"Build of instance {sid} aborted: Failed to allocate "
+                             f"the network(s): {exc.msg}", "details": exc.type_name, "created": ts}
             else:
                 status, vm_state, task_state = "ERROR", "error", None
                 fault = {"code": 500, "message": scheduler.NO_VALID_HOST, "details": "", "created": ts}
@@ -788,6 +801,8 @@ class ServerService:
                 }
                 port = self.ports.insert_port(uow, net, item)
                 records.append({"port_id": port["id"], "network_id": net.id, "created": True})
+        except BUILD_FAILURES:
+            raise   # the server is created in ERROR (see create)
         except neutron_errors.NeutronException as exc:
             raise faults.from_neutron(exc) from None
         return records

@@ -88,6 +88,19 @@ def test_no_live_host_means_error_without_ports(env: ComputeEnv) -> None:
     assert env.changes("port") == []
 
 
+def test_no_free_address_means_error_without_ports(env: ComputeEnv) -> None:
+    net = env.network(cidr="10.9.0.0/30")                    # one usable address
+    env.agent("compute-1")
+    first = env.boot(networks=[{"uuid": net["id"]}])["server"]
+    assert env.show(first["id"])["status"] == "BUILD"
+    second = env.boot(networks=[{"uuid": net["id"]}])["server"]
+    s = env.show(second["id"])
+    assert s["status"] == "ERROR"
+    assert "No more IP addresses available" in s["fault"]["message"]
+    assert env.ports_of(second["id"]) == []                  # nothing half-made
+    assert len(env.ports_of(first["id"])) == 1
+
+
 def test_least_loaded_host(env: ComputeEnv) -> None:
     net = env.network()
     env.agent("a", instances=5)

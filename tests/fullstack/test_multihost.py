@@ -107,7 +107,9 @@ def _sid(env: dict, name: str) -> str:
 
 def _ping_captured(cloud: Cloud, env: dict, src: str, dst: str, dev: str, bpf: list[str]) -> list[str]:
     """Ping ``src`` -> ``dst`` (retrying up to 20 s) while tcpdump runs on the fabric's ``dev``."""
-    cap = cloud.fabric.capture(dev, bpf)
+    # --immediate-mode: packets reach tcpdump as they arrive, not when a ring block fills
+    # or times out (a stop right after a fast ping would lose them).
+    cap = cloud.fabric.capture(dev, bpf, extra=("-e", "--immediate-mode"))
     try:
         ok = cloud.reaches(_sid(env, src), env["ip"][dst])
         # One more exchange once the path is warm, so the capture surely holds an echo pair.
