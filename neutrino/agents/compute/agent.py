@@ -23,11 +23,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from neutrino.agents.compute import guest
 from neutrino.agents.compute import planner as pl
 from neutrino.agents.ovs.agent import host_ovs
 from neutrino.config import Config
 from neutrino.feed.state import State
-from neutrino.system import iproute, netns
+from neutrino.system import iproute, netns, process
 from neutrino.system import ovsdb as sysovs
 
 LOG = logging.getLogger(__name__)
@@ -70,7 +71,18 @@ class ComputeDriver:
                 owned.add(vm)
         return owned
 
-    def observe(self) -> dict[str, pl.ObservedServer]:
+    def _guest_dir(self, server_id: str) -> Path:
+        base = self.marks.parent if self.marks is not None else Path("/run/neutrino")
+        return base / "guests" / server_id
+
+    def _dhcp_bound(self, server_id: str, index: int, port: pl.GuestPort) -> bool:
+        """Has the guest's DHCP client configured exactly the port's address?"""
+        want = {a.split("/")[0] for a in port.addresses if ":" not in a}
+        have = {str(a.address.ip) for a in iproute.list_addresses(netns=pl.netns_name(server_id),
+                                                                 dev=f"eth{index}") if a.address.version == 4}
+        return bool(want) and want <= have
+
+    def observe(self, desired: dict[str, pl.GuestServer] | None = None) -> dict[str, pl.ObservedServer]:
         ovs_state = self.ovs.observe()
         owned = self._owned(ovs_state)
         names = [n for n in netns.list_netns() if n.startswith(pl.NS_PREFIX) and n[len(pl.NS_PREFIX):] in owned]
@@ -80,8 +92,16 @@ class ComputeDriver:
         for name in names:
             sid = name[len(pl.NS_PREFIX):]
             taps = frozenset(t for t in host_links if t.startswith("tap"))
-            out[sid] = pl.ObservedServer(sid, taps, frozenset(plugged),
-                                         frozenset(self.configured.get(sid, set())))
+            configured = set(self.configured.get(sid, set()))
+            srv = (desired or {}).get(sid)
+            for i, port in enumerate(srv.ports if srv else ()):
+                if port.dhcp and pl.tap_name(port.port_id) in plugged:
+                    try:
+                        if self._dhcp_bound(sid, i, port):
+                            configured.add(port.port_id)
+                    except Exception:  # noqa: BLE001 - a half-made guest is simply not configured yet
+                        pass
+            out[sid] = pl.ObservedServer(sid, taps, frozenset(plugged), frozenset(configured))
         return out
 
     # --- apply -----------------------------------------------------------------------------
@@ -115,6 +135,9 @@ class ComputeDriver:
     def _configure(self, op: pl.ConfigureGuest) -> None:
         ns = pl.netns_name(op.server_id)
         dev = f"eth{op.index}"
+        if op.port.dhcp:
+            self._start_dhcp_client(op.server_id, ns, dev)
+            return
         for addr in op.port.addresses:
             iproute.ensure_address(dev, addr, netns=ns)
         if op.port.gateway and op.index == 0:
@@ -125,7 +148,31 @@ class ComputeDriver:
             (etc / "resolv.conf").write_text("".join(f"nameserver {d}\n" for d in op.port.dns))
         self.configured.setdefault(op.server_id, set()).add(op.port.port_id)
 
+    def _start_dhcp_client(self, server_id: str, ns: str, dev: str) -> None:
+        run_dir = self._guest_dir(server_id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        script = run_dir / "udhcpc.sh"
+        if not script.exists() or script.read_text() != guest.udhcpc_script():
+            script.write_text(guest.udhcpc_script())
+            script.chmod(0o755)
+        etc = ETC_NETNS / ns
+        etc.mkdir(parents=True, exist_ok=True)
+        (etc / "resolv.conf").touch()   # must exist for `ip netns exec` to bind-mount it
+        spec = guest.udhcpc_spec(ns, dev, run_dir, script, server_id)
+        if not process.alive(spec):
+            process.start(spec)
+
+    def _stop_dhcp_clients(self, server_id: str) -> None:
+        run_dir = self._guest_dir(server_id)
+        if run_dir.is_dir():
+            for pidfile in run_dir.glob("udhcpc-*.pid"):
+                dev = pidfile.stem[len("udhcpc-"):]
+                process.stop(guest.udhcpc_spec(pl.netns_name(server_id), dev, run_dir,
+                                               run_dir / "udhcpc.sh", server_id))
+            shutil.rmtree(run_dir, ignore_errors=True)
+
     def _destroy(self, op: pl.DestroyServer) -> None:
+        self._stop_dhcp_clients(op.server_id)
         ns = pl.netns_name(op.server_id)
         ovs_ports = [p.name for p in self.ovs.observe().ports_on(self.bridge)
                      if p.iface and p.iface.external_ids.get("vm-uuid") == op.server_id]
@@ -142,15 +189,16 @@ class ComputeDriver:
 
     # --- the loop's entry point --------------------------------------------------------------
     def reconcile_sync(self, state: State) -> dict[str, str]:
+        served = frozenset(b["network_id"] for b in state.of("dhcp_binding").values() if b.get("agent_ids"))
         desired = pl.guests_from_state(state.of("server"), state.of("port"), state.of("network"),
-                                       state.of("subnet"), self.host)
-        observed = self.observe()
+                                       state.of("subnet"), self.host, served)
+        observed = self.observe(desired)
         for op in pl.plan(desired, observed):
             try:
                 self.apply(op)
             except Exception as exc:  # noqa: BLE001 - one instance's failure must not stop the others
                 LOG.warning("%s failed: %s", type(op).__name__, exc)
-        observed = self.observe()
+        observed = self.observe(desired)
         self.instances = len(desired)
         return {sid: pl.server_state(srv, observed.get(sid)) for sid, srv in desired.items()}
 

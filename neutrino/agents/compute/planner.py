@@ -37,6 +37,7 @@ class GuestPort:
     gateway: str | None
     status: str                          # the port's status on the server
     dns: tuple[str, ...] = ()
+    dhcp: bool = False                   # an IPv4 subnet of the port has DHCP: the guest runs a client
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,12 @@ def server_state(srv: GuestServer, obs: ObservedServer | None) -> str:
 
 def guests_from_state(servers: Mapping[str, Mapping[str, Any]], ports: Mapping[str, Mapping[str, Any]],
                       networks: Mapping[str, Mapping[str, Any]], subnets: Mapping[str, Mapping[str, Any]],
-                      host: str) -> dict[str, GuestServer]:
-    """The instances this host should run, from the feed's resources."""
+                      host: str, dhcp_served: frozenset[str] | None = None) -> dict[str, GuestServer]:
+    """The instances this host should run, from the feed's resources.
+
+    ``dhcp_served``: networks a DHCP agent serves; a guest uses DHCP only
+    there (elsewhere it is configured statically from its port).
+    """
     out: dict[str, GuestServer] = {}
     for sid, srv in servers.items():
         if srv.get("host") != host or srv.get("status") in ("DELETED", "ERROR"):
@@ -124,17 +129,20 @@ def guests_from_state(servers: Mapping[str, Mapping[str, Any]], ports: Mapping[s
             if p is None:
                 continue
             net = networks.get(p["network_id"], {})
-            addrs, gateway, dns = [], None, []
+            addrs, gateway, dns, dhcp = [], None, [], False
             for f in p.get("fixed_ips", []):
                 sub = subnets.get(f["subnet_id"])
                 if sub is None:
                     continue
+                if sub.get("enable_dhcp") and sub["ip_version"] == 4 and \
+                        dhcp_served is not None and p["network_id"] in dhcp_served:
+                    dhcp = True
                 plen = sub["cidr"].split("/")[1]
                 addrs.append(f"{f['ip_address']}/{plen}")
                 if gateway is None and sub.get("gateway_ip") and sub["ip_version"] == 4:
                     gateway = sub["gateway_ip"]
                 dns.extend(sub.get("dns_nameservers") or [])
             gports.append(GuestPort(pid, p["mac_address"], int(net.get("mtu") or 1500), tuple(addrs), gateway,
-                                    p.get("status", "DOWN"), tuple(dict.fromkeys(dns))))
+                                    p.get("status", "DOWN"), tuple(dict.fromkeys(dns)), dhcp))
         out[sid] = GuestServer(sid, srv.get("name", ""), tuple(gports))
     return out
