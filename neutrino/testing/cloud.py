@@ -345,15 +345,16 @@ class Cloud:
         """Delete every server and wait until the agents removed their namespaces.
 
         Returns the instance namespaces still present after ``timeout``."""
-        for s in self.servers():
+        servers = self.servers()
+        self._instance_ids.update(s["id"] for s in servers)
+        for s in servers:
             r = self.api("DELETE", f"{self.compute_url}/servers/{s['id']}")
             if r.status_code not in (204, 404):
                 LOG.warning("deleting server %s: HTTP %s %s", s["id"], r.status_code, r.text[:200])
         deadline = time.monotonic() + timeout
         while True:
-            ids = {sid for h in self.hosts.values() for sid in h.instances()}
-            self._instance_ids |= ids
-            left = sorted(self.instance_netns(sid) for sid in ids
+            self._instance_ids.update(sid for h in self.hosts.values() for sid in h.instances())
+            left = sorted(self.instance_netns(sid) for sid in self._instance_ids
                           if netns_mod.netns_exists(self.instance_netns(sid)))
             if not left or time.monotonic() >= deadline:
                 return left
@@ -377,17 +378,24 @@ class Cloud:
                     LOG.warning("instances not removed by the agents: %s", left)
             except Exception as exc:  # noqa: BLE001 - keep tearing down
                 errors.append(f"deleting servers: {exc}")
+        elif self._server_started:
+            try:  # no agent to remove them: step 3 does, given their ids
+                self._instance_ids.update(s["id"] for s in self.servers())
+            except Exception:  # noqa: BLE001 - a dead server: the marks still say which
+                pass
         # 2. Agents, by verified pid.
         specs = [s for h in self.hosts.values() for s in h.agents.values()]
         try:
             process.stop_all(specs, timeout=10)
         except Exception as exc:  # noqa: BLE001
             errors.append(f"stopping agents: {exc}")
-        # 3. Instances an agent made and did not remove (its marks say which).
+        # 3. Instances the agents did not remove: those of every server this cloud's API
+        #    listed, and those the agents marked as made (their state dirs' instances/).
         for h in self.hosts.values():
             self._instance_ids.update(h.instances())
-            for sid in h.instances():
-                ns = self.instance_netns(sid)
+        for sid in sorted(self._instance_ids):
+            ns = self.instance_netns(sid)
+            if netns_mod.netns_exists(ns) or (ETC_NETNS / ns).exists():
                 try:
                     for pid in netns_mod.netns_pids(ns) if netns_mod.netns_exists(ns) else []:
                         process.stop_pid(pid, timeout=2)
@@ -411,6 +419,7 @@ class Cloud:
             atexit.unregister(self.teardown)
         except Exception:  # noqa: BLE001
             pass
+        errors += [f"left over: {x}" for x in self.leftovers()]
         if errors:
             raise HostError("cloud teardown incomplete: " + "; ".join(errors))
 
