@@ -13,7 +13,7 @@ from typing import Any
 
 from neutrino.cli import process
 
-AGENTS = ("ovs", "compute")
+AGENTS = ("ovs", "dhcp", "compute")
 
 
 def can_run() -> tuple[bool, str]:
@@ -90,7 +90,7 @@ def stop(layout: Any, cfg: Any, purge: bool) -> None:
             mark.unlink()
 
 
-AGENT_TYPES = {"ovs": "Open vSwitch agent", "compute": "Compute agent"}
+AGENT_TYPES = {"ovs": "Open vSwitch agent", "dhcp": "DHCP agent", "compute": "Compute agent"}
 
 
 def wait_alive(layout: Any, network_url: str, timeout: float = 30.0) -> list[str]:

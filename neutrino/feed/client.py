@@ -94,6 +94,25 @@ class FeedClient:
         return await self._call("GET", "changes", params={"since": since, "timeout": timeout, "limit": limit},
                                 timeout=timeout + self._margin)
 
+    async def api(self, method: str, path: str, body: Any = None, *, ok: tuple[int, ...] = ()) -> Any:
+        """A call to the Neutron API itself (``/v2.0/...``) with the agent's token.
+
+        Raises ``FeedError`` on an error status not listed in ``ok``.
+        """
+        for attempt in (1, 2):
+            headers = {"X-Auth-Token": await self._token_value(), "Accept": "application/json"}
+            resp = await self._http.request(method, path, json=body, headers=headers, timeout=self._margin)
+            if resp.status_code == 401 and attempt == 1 and not isinstance(self._token, str):
+                continue
+            break
+        if resp.status_code >= 400 and resp.status_code not in ok:
+            try:
+                err = resp.json().get("NeutronError", {})
+            except ValueError:
+                err = {}
+            raise FeedError(resp.status_code, err.get("type", ""), err.get("message", resp.text[:200]))
+        return resp.json() if resp.content else None
+
     async def post(self, path: str, body: Any) -> Any:
         """POST ``body`` to ``/neutrino/v1/<path>`` (agent reports: port status, server state)."""
         return await self._call("POST", path, json=body)

@@ -39,7 +39,7 @@ class ComputeDriver:
     agent_type = "Compute agent"
     binary = "neutrino-compute"
     topic = "compute"
-    feed_types = ("server", "port", "network", "subnet")
+    feed_types = ("server", "port", "network", "subnet", "dhcp_binding")
 
     def __init__(self, host: str, ovs: sysovs.Ovs, integration_bridge: str = "br-int",
                  marks: Path | None = None) -> None:

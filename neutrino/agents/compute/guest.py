@@ -27,10 +27,9 @@ case "$1" in
     ;;
   bound|renew)
     if [ -n "$mtu" ]; then ip link set dev "$interface" mtu "$mtu"; fi
+    ip -4 route flush dev "$interface" 2>/dev/null
     ip -4 addr flush dev "$interface"
     ip addr add "$ip/$mask" dev "$interface"
-    ip -4 route flush dev "$interface" 2>/dev/null
-    ip addr add "$ip/$mask" dev "$interface" 2>/dev/null
     if [ -n "$staticroutes" ]; then
       set -- $staticroutes
       while [ $# -ge 2 ]; do

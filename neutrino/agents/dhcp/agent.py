@@ -1,0 +1,224 @@
+"""The DHCP agent: one dnsmasq per network scheduled here, in ``qdhcp-<net>``.
+
+Desired state: the networks whose ``dhcp_binding`` (feed) names this host,
+with their subnets and ports.  The pure planner (``planner.plan``) compares
+them with what this host has (namespaces, conf files, the running dnsmasq's
+command line, the tap's addresses) and returns ops; this module applies
+them.  Ops that need the API (creating or updating the DHCP port, releasing
+it on teardown) run first, in the async part; the rest runs in a thread.
+
+A burst of port changes arrives as one batch of feed changes, so it costs
+one pass and at most one SIGHUP per network; a changed command line (ranges,
+MTU, DNS servers) restarts dnsmasq.  Restarting the agent leaves healthy
+dnsmasqs alone (their files and command line already match); a dnsmasq that
+died is started again on the next pass.
+
+Ownership: a network is this agent's when its conf dir exists under
+``STATE/dhcp`` — several agents (hosts) on one machine never touch each
+other's namespaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from neutrino.agents.dhcp import render
+from neutrino.agents.dhcp.model import DhcpConfig, dhcp_device_id, namespace_name, network_views
+from neutrino.agents.dhcp.planner import (EnsureDhcpPort, EnsureNamespace, ObservedDevice, ObservedDhcp, Op,
+                                          PlugTap, ReleaseLeases, ReloadDnsmasq, RestartDnsmasq, SetAddresses,
+                                          StartDnsmasq, Teardown, UnplugTap, WriteFiles, plan)
+from neutrino.agents.interface import InterfaceDriver
+from neutrino.agents.ovs.agent import host_ovs
+from neutrino.config import Config
+from neutrino.feed.state import State
+from neutrino.system import dnsmasq, iproute, netns
+from neutrino.system.exec import run
+
+LOG = logging.getLogger(__name__)
+FILES = (render.FILE_HOST, render.FILE_ADDN_HOSTS, render.FILE_OPTS, render.FILE_INTERFACE,
+         render.FILE_LEASES)
+
+
+def atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class DhcpDriver:
+    agent_type = "DHCP agent"
+    binary = "neutrino-dhcp-agent"
+    topic = "dhcp_agent"
+    feed_types = ("network", "subnet", "port", "dhcp_binding")
+
+    def __init__(self, cfg: DhcpConfig, iface: InterfaceDriver) -> None:
+        self.cfg = cfg
+        self.iface = iface
+        self.client: Any = None
+        self.counts = {"networks": 0, "subnets": 0, "ports": 0}
+
+    def configurations(self) -> dict[str, Any]:
+        return {"dhcp_driver": "dnsmasq", "dhcp_lease_duration": self.cfg.dhcp_lease_duration,
+                "log_agent_heartbeats": False, **self.counts}
+
+    # --- paths ------------------------------------------------------------------------------
+    def conf_dir(self, net_id: str) -> Path:
+        return Path(self.cfg.conf_dir(net_id))
+
+    def _spec(self, net_id: str, argv: tuple[str, ...] = ("dnsmasq",)) -> Any:
+        return dnsmasq.spec(net_id, argv, self.conf_dir(net_id) / render.FILE_PID, namespace_name(net_id))
+
+    # --- observe ----------------------------------------------------------------------------
+    def observe(self) -> dict[str, ObservedDhcp]:
+        base = Path(self.cfg.state_dir)
+        out: dict[str, ObservedDhcp] = {}
+        if not base.is_dir():
+            return out
+        for d in sorted(p for p in base.iterdir() if p.is_dir()):
+            net_id = d.name
+            ns = namespace_name(net_id)
+            files = {}
+            for name in FILES:
+                f = d / name
+                if f.exists():
+                    files[name] = f.read_text()
+            argv = dnsmasq.running_argv(self._spec(net_id))
+            have_ns = netns.netns_exists(ns)
+            devices: dict[str, ObservedDevice] = {}
+            routes: list[str] = []
+            if have_ns:
+                addrs: dict[str, set[str]] = {}
+                for a in iproute.list_addresses(netns=ns):
+                    if a.ifname != "lo" and not (a.address.version == 6 and a.address.ip.is_link_local
+                                                 and str(a.address) != "fe80::a9fe:a9fe/128"):
+                        addrs.setdefault(a.ifname, set()).add(str(a.address))
+                for link in iproute.list_links(netns=ns):
+                    if link.name != "lo":
+                        devices[link.name] = ObservedDevice(link.name, frozenset(addrs.get(link.name, set())),
+                                                            link.mac, link.mtu)
+                for fam in (4, 6):
+                    routes += [str(r.gateway) for r in iproute.list_routes(netns=ns, family=fam)
+                               if r.dst == "default" and r.gateway is not None]
+            out[net_id] = ObservedDhcp(namespace=have_ns, dnsmasq_alive=argv is not None,
+                                       argv=tuple(argv or ()), files=files, devices=devices,
+                                       default_route=tuple(routes))
+        return out
+
+    # --- apply (host side) ----------------------------------------------------------------------
+    def apply(self, op: Op) -> None:
+        ns = namespace_name(op.network_id)
+        conf = self.conf_dir(op.network_id)
+        if isinstance(op, EnsureNamespace):
+            conf.mkdir(parents=True, exist_ok=True)
+            netns.ensure_netns(ns)
+            iproute.set_sysctl("net.ipv4.ip_nonlocal_bind", 1, netns=ns)
+        elif isinstance(op, UnplugTap):
+            self.iface.unplug(op.device, ns)
+        elif isinstance(op, PlugTap):
+            conf.mkdir(parents=True, exist_ok=True)
+            self.iface.plug(op.device, op.port.id, op.port.mac, op.mtu or 1500, ns)
+        elif isinstance(op, SetAddresses):
+            self.iface.set_addresses(op.device, ns, op.addresses)
+            for fam, gw in ((4, next((g for g in op.default_route if ":" not in g), None)),
+                            (6, next((g for g in op.default_route if ":" in g), None))):
+                if gw:
+                    iproute.ensure_route("default", via=gw, netns=ns)
+                else:
+                    for r in iproute.list_routes(netns=ns, family=fam):
+                        if r.dst == "default":
+                            iproute.remove_route("default", netns=ns, via=r.gateway)
+        elif isinstance(op, WriteFiles):
+            conf.mkdir(parents=True, exist_ok=True)
+            for name, text in op.files.items():
+                atomic_write(conf / name, text)
+        elif isinstance(op, ReleaseLeases):
+            for lease in op.leases:
+                tool = "dhcp_release6" if ":" in lease.ip else "dhcp_release"
+                argv = [tool, op.device, lease.ip, lease.mac] + ([lease.client_id] if lease.client_id else [])
+                run(argv, netns=ns, check=False)
+        elif isinstance(op, StartDnsmasq):
+            dnsmasq.start(self._spec(op.network_id, op.argv))
+        elif isinstance(op, RestartDnsmasq):
+            dnsmasq.stop(self._spec(op.network_id))
+            dnsmasq.start(self._spec(op.network_id, op.argv))
+        elif isinstance(op, ReloadDnsmasq):
+            dnsmasq.reload(self._spec(op.network_id))
+        elif isinstance(op, Teardown):
+            dnsmasq.stop(self._spec(op.network_id))
+            for dev in op.devices:
+                self.iface.unplug(dev, ns)
+            netns.remove_netns(ns)
+            shutil.rmtree(conf, ignore_errors=True)
+
+    def apply_all(self, ops: list[Op]) -> None:
+        for op in ops:
+            try:
+                self.apply(op)
+            except Exception as exc:  # noqa: BLE001 - one network's failure must not stop the others
+                LOG.warning("%s for network %s failed: %s", type(op).__name__, op.network_id, exc)
+
+    # --- apply (API side) ------------------------------------------------------------------------
+    async def _ensure_port(self, op: EnsureDhcpPort, state: State) -> None:
+        device_id = op.device_id or dhcp_device_id(self.cfg.host, op.network_id)
+        mine = [p for p in state.of("port").values() if p.get("device_id") == device_id]
+        fixed = [{"subnet_id": s} for s in op.subnet_ids]
+        if mine:
+            port = mine[0]
+            keep = [f for f in port.get("fixed_ips", []) if f["subnet_id"] in op.subnet_ids]
+            have = {f["subnet_id"] for f in keep}
+            body = {"fixed_ips": keep + [f for f in fixed if f["subnet_id"] not in have],
+                    "binding:host_id": self.cfg.host}
+            await self.client.api("PUT", f"/v2.0/ports/{port['id']}", {"port": body})
+            return
+        net = state.get("network", op.network_id) or {}
+        await self.client.api("POST", "/v2.0/ports", {"port": {
+            "network_id": op.network_id, "device_owner": "network:dhcp", "device_id": device_id,
+            "binding:host_id": self.cfg.host, "fixed_ips": fixed, "project_id": net.get("project_id", ""),
+            "name": ""}})
+
+    async def _release_port(self, net_id: str, state: State) -> None:
+        device_id = dhcp_device_id(self.cfg.host, net_id)
+        for p in [p for p in state.of("port").values() if p.get("device_id") == device_id]:
+            await self.client.api("DELETE", f"/v2.0/ports/{p['id']}", None, ok=(204, 404, 409))
+
+    # --- the loop's entry point ---------------------------------------------------------------------
+    def desired(self, state: State) -> dict[str, Any]:
+        mine = {b["network_id"] for b in state.of("dhcp_binding").values() if self.cfg.host in (b.get("hosts") or [])}
+        nets = {n: state.of("network")[n] for n in mine if n in state.of("network")}
+        return network_views(nets, state.of("subnet"), state.of("port"))
+
+    async def reconcile(self, state: State, changed: bool) -> dict[str, str]:
+        views = self.desired(state)
+        observed = await asyncio.to_thread(self.observe)
+        ops = plan(self.cfg, views, observed)
+        host_ops = []
+        for op in ops:
+            if isinstance(op, EnsureDhcpPort):
+                await self._ensure_port(op, state)   # the port comes back on the feed
+            else:
+                host_ops.append(op)
+                if isinstance(op, Teardown) and op.network_id not in views:
+                    await self._release_port(op.network_id, state)
+        await asyncio.to_thread(self.apply_all, host_ops)
+        self.counts = {"networks": len(views), "subnets": sum(len(v.dhcp_subnets) for v in views.values()),
+                       "ports": sum(len(v.ports) for v in views.values())}
+        return {}
+
+
+def dhcp_config(cfg: Config, host: str) -> DhcpConfig:
+    d = cfg.default
+    return DhcpConfig(host=host, state_dir=str(cfg.state_dir / "dhcp"),
+                      dhcp_lease_duration=d.dhcp_lease_duration, dns_domain=d.dns_domain,
+                      dnsmasq_dns_servers=tuple(d.dnsmasq_dns_servers), dnsmasq_local_resolv=d.dnsmasq_local_resolv,
+                      enable_isolated_metadata=d.enable_isolated_metadata, force_metadata=d.force_metadata,
+                      dhcp_renewal_time=d.dhcp_renewal_time, dhcp_rebinding_time=d.dhcp_rebinding_time,
+                      dnsmasq_lease_max=d.dnsmasq_lease_max)
+
+
+def make_driver(cfg: Config, host: str) -> DhcpDriver:
+    return DhcpDriver(dhcp_config(cfg, host), InterfaceDriver(host_ovs(cfg), cfg.ovs.integration_bridge))
