@@ -149,6 +149,23 @@ OPTIONS: tuple[Option, ...] = (
     _O("compute", "bind_port", int, "8774", "Port of the Compute API.", False),
     _O("image", "bind_host", str, "127.0.0.1", "Address the Image API (Glance v2 subset) listens on.", False),
     _O("image", "bind_port", int, "9292", "Port of the Image API.", False),
+    # --- DHCP (neutron.conf and dhcp_agent.ini [DEFAULT] options, one file) ------------------
+    _O("DEFAULT", "network_auto_schedule", _bool, "true",
+       "A DHCP agent that registers, restarts or revives takes the networks with DHCP subnets "
+       "that have fewer than dhcp_agents_per_network agents."),
+    _O("DEFAULT", "allow_automatic_dhcp_failover", _bool, "true",
+       "Move networks from dead DHCP agents to live ones (checked when a live DHCP agent reports)."),
+    _O("DEFAULT", "dhcp_lease_duration", int, "86400", "DHCP lease time in seconds (-1: infinite)."),
+    _O("DEFAULT", "enable_isolated_metadata", _bool, "false",
+       "Serve metadata (169.254.169.254) from the DHCP namespace of networks with an isolated subnet."),
+    _O("DEFAULT", "force_metadata", _bool, "false",
+       "Serve metadata from the DHCP namespace of every network with DHCP."),
+    _O("DEFAULT", "dnsmasq_dns_servers", _list, "", "Upstream DNS servers dnsmasq forwards to (--server)."),
+    _O("DEFAULT", "dnsmasq_local_resolv", _bool, "false",
+       "Let dnsmasq use the host's resolv.conf (no --no-resolv) when dnsmasq_dns_servers is empty."),
+    _O("DEFAULT", "dhcp_renewal_time", int, "0", "DHCP renewal time T1 in seconds (0: dnsmasq's default)."),
+    _O("DEFAULT", "dhcp_rebinding_time", int, "0", "DHCP rebinding time T2 in seconds (0: dnsmasq's default)."),
+    _O("DEFAULT", "dnsmasq_lease_max", int, "16777216", "Upper bound of --dhcp-lease-max per network."),
 )
 
 _BY_KEY = {(o.section, o.name): o for o in OPTIONS}
@@ -257,6 +274,8 @@ ALL_IN_ONE = {
     ("ovs", "bridge_mappings"): "physnet:br-phys",
     # One host: br-tun exists (no peers yet), so tunnelled networks switch locally.
     ("ovs", "local_ip"): "127.0.0.1",
+    # Networks without a router still get metadata (served from their DHCP namespace).
+    ("DEFAULT", "enable_isolated_metadata"): "true",
 }
 
 

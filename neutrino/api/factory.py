@@ -46,6 +46,8 @@ def make_network_api(deps: Deps, validate_token: Callable[[str], AuthInfo], auth
                      quota_service=QuotaService(deps.cfg), subresources=subresources, auth_uri=auth_uri)
     from neutrino.feed.api import install as install_feed  # /neutrino/v1/: change feed, agent reports
     install_feed(api)
+    from neutrino.services.dhcp_scheduler import install_feed_source  # "dhcp_binding" snapshots
+    install_feed_source(api)
     return api
 
 

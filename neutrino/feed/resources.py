@@ -19,6 +19,9 @@ PLURAL: dict[str, str] = {
     "security_group_rule": "security_group_rules",
     "agent": "agents",
     "server": "servers",
+    # DHCP agents serving a network: {"id"/"network_id": net, "agent_ids": [...], "hosts": [...]}
+    # (neutrino.services.dhcp_scheduler).
+    "dhcp_binding": "dhcp_bindings",
 }
 SINGULAR: dict[str, str] = {v: k for k, v in PLURAL.items()}
 

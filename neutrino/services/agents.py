@@ -11,6 +11,9 @@
 * Scheduling reads: ``/v2.0/agents/{id}/dhcp-networks``,
   ``/v2.0/agents/{id}/l3-routers``, ``/v2.0/networks/{id}/dhcp-agents``,
   ``/v2.0/routers/{id}/l3-agents`` (admin only; lists).
+* DHCP scheduling (writes of ``network_dhcp_agents``) is
+  ``neutrino.services.dhcp_scheduler``; reports, admin-up and DELETE of DHCP
+  agents call into it.
 
 Feed policy for agents (keeps the feed small): a heartbeat records an
 ``agent`` change only when the agent is new (``create``), restarted
@@ -66,6 +69,8 @@ _TRACKED = ("binary", "topic", "availability_zone", "configurations", "resources
 
 class AgentService:
     resource = AGENT
+    #: DHCP scheduling hooks (a ``neutrino.services.dhcp_scheduler.DhcpScheduler``, set by ``register``).
+    dhcp_scheduler: Any = None
 
     def __init__(self, deps: Deps, clock: Callable[[], float] = time.time) -> None:
         self.deps = deps
@@ -110,11 +115,14 @@ class AgentService:
 
     def update(self, ctx: RequestContext, uow: UnitOfWork, agent_id: str, changes: dict[str, Any],
                if_match: str | None = None) -> dict[str, Any]:
-        self.fetch_row(ctx, uow.conn, agent_id)
+        row = self.fetch_row(ctx, uow.conn, agent_id)
         policy.enforce(ctx, "update_agent", {})
         values = {k: changes[k] for k in ("admin_state_up", "description") if k in changes}
         if values:
             uow.conn.execute(update(t.agents).where(t.agents.c.id == agent_id).values(**values))
+        # DHCP scheduling: an agent set admin-up may take unscheduled networks.
+        if self.dhcp_scheduler is not None and values.get("admin_state_up") and not row.admin_state_up:
+            self.dhcp_scheduler.agent_admin_up(uow, agent_id)
         out = self.get(ctx, uow.conn, agent_id)
         uow.changed("agent", agent_id, "update", out)
         return out
@@ -122,8 +130,12 @@ class AgentService:
     def delete(self, ctx: RequestContext, uow: UnitOfWork, agent_id: str, if_match: str | None = None) -> None:
         self.fetch_row(ctx, uow.conn, agent_id)
         policy.enforce(ctx, "delete_agent", {})
+        # DHCP scheduling: the agent's networks are unbound (recorded), then given other live agents.
+        moved = self.dhcp_scheduler.agent_removed(uow, agent_id) if self.dhcp_scheduler is not None else []
         uow.conn.execute(delete(t.agents).where(t.agents.c.id == agent_id))
         uow.changed("agent", agent_id, "delete", None)
+        if moved:
+            self.dhcp_scheduler.after_agent_removed(uow, moved)
 
     # --- the agent side ---------------------------------------------------------------
     def report(self, ctx: RequestContext, uow: UnitOfWork, body: Any) -> dict[str, Any]:
@@ -160,6 +172,9 @@ class AgentService:
             conn.execute(update(t.agents).where(t.agents.c.id == agent_id).values(**values))
             noteworthy = (len(values) > 2 or not self.is_alive(row.heartbeat_at, now))
             action = "update" if noteworthy else ""
+        # DHCP scheduling: a new/restarted/revived DHCP agent takes networks; dead agents' move.
+        if self.dhcp_scheduler is not None and rep["agent_type"] == DHCP_AGENT:
+            self.dhcp_scheduler.agent_reported(uow, agent_id, row, now, rep["start_flag"])
         out = self.to_dict(conn.execute(select(t.agents).where(t.agents.c.id == agent_id)).one(), now)
         if action:
             uow.changed("agent", agent_id, action, out)
@@ -298,6 +313,13 @@ def register(deps: Deps, services: dict[str, Any], subresources: dict[tuple[str,
     """Add ``agents``, ``availability_zones`` and the scheduling sub-resources."""
     agents = AgentService(deps)
     services["agents"] = agents
+    # DHCP scheduling: one scheduler for the agent, network and subnet services, on the agents' clock.
+    from neutrino.services.dhcp_scheduler import DhcpScheduler
+    scheduler = DhcpScheduler(deps, clock=lambda: agents.clock())
+    agents.dhcp_scheduler = scheduler
+    for name in ("networks", "subnets"):
+        if name in services:
+            services[name].dhcp_scheduler = scheduler
     services["availability_zones"] = AvailabilityZoneService(deps)
     agent_exists = _exists_or(t.agents, lambda i: errors.AgentNotFound(id=i))
     subresources[("agents", "dhcp-networks")] = Bindings(

@@ -18,6 +18,7 @@ from neutrino.db.engine import UnitOfWork
 from neutrino.ml2.types import Segment
 from neutrino.services import common, quotas
 from neutrino.services.common import Deps
+from neutrino.services.dhcp_scheduler import hosting_zones
 
 #: Ports removed with their network (they do not block its deletion).
 AUTO_DELETE_OWNERS = ("network:dhcp", "network:distributed", "network:floatingip_agent_gateway")
@@ -33,6 +34,8 @@ def visible_clause(ctx: RequestContext) -> Any:
 
 class NetworkService:
     resource = NETWORK
+    #: DHCP scheduling hooks (``neutrino.services.dhcp_scheduler.DhcpScheduler``, set by the agents service).
+    dhcp_scheduler: Any = None
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
@@ -53,7 +56,12 @@ class NetworkService:
             for g in conn.execute(gq):
                 segs.setdefault(g.network_id, []).append(g)
         tags = common.load_tags(conn, "networks", ids)
-        return [self._dict(r, subnets.get(r.id, []), segs.get(r.id, []), tags.get(r.id, [])) for r in rows]
+        out = [self._dict(r, subnets.get(r.id, []), segs.get(r.id, []), tags.get(r.id, [])) for r in rows]
+        # availability_zones: the zones of the DHCP agents hosting the network (dhcp_scheduler).
+        zones = hosting_zones(conn, ids)
+        for d in out:
+            d["availability_zones"] = zones.get(d["id"], [])
+        return out
 
     @staticmethod
     def _dict(r: Any, subnets: list[str], segs: list[Any], tags: list[str]) -> dict[str, Any]:
@@ -221,6 +229,9 @@ class NetworkService:
             self.deps.types.release(conn, Segment(g.network_type, g.physical_network, g.segmentation_id))
         conn.execute(delete(t.network_segments).where(t.network_segments.c.network_id == net_id))
         conn.execute(delete(t.segment_allocations).where(t.segment_allocations.c.network_id == net_id))
+        # DHCP scheduling: the network's DHCP agent bindings go with it (recorded on the feed).
+        if self.dhcp_scheduler is not None:
+            self.dhcp_scheduler.network_removed(uow, net_id)
         conn.execute(delete(t.networks).where(t.networks.c.id == net_id))
         common.delete_tags(conn, net_id)
         uow.changed("network", net_id, "delete", None, row.project_id)

@@ -22,7 +22,7 @@ from neutrino.db import tables as t
 from neutrino.db.engine import RetryRequest, UnitOfWork
 from neutrino.ipam import allocator
 from neutrino.ml2 import binding
-from neutrino.services import common, quotas
+from neutrino.services import common, dhcp_options, quotas
 from neutrino.services.common import Deps
 from neutrino.services.networks import network_target
 
@@ -177,6 +177,7 @@ class PortService:
         checks this for every non-admin caller).
         """
         conn = uow.conn
+        dhcp_options.check_port(item)   # extra_dhcp_opts / dns_name dnsmasq could not use (dhcp_options)
         rng = self.deps.rng
         owner = item.get("device_owner") or ""
         mac = item.get("mac_address")
@@ -293,6 +294,7 @@ class PortService:
         """Apply validated changes to a port (no policy; in txn)."""
         conn = uow.conn
         port_id = row.id
+        dhcp_options.check_port(changes)   # extra_dhcp_opts / dns_name dnsmasq could not use (dhcp_options)
         values: dict[str, Any] = {}
         for key, col in (("name", "name"), ("description", "description"), ("admin_state_up", "admin_state_up"),
                          ("device_id", "device_id"), ("device_owner", "device_owner"), ("dns_name", "dns_name"),

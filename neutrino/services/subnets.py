@@ -19,7 +19,7 @@ from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
 from neutrino.ipam import pools as ipam
-from neutrino.services import common, quotas
+from neutrino.services import common, dhcp_options, quotas
 from neutrino.services.common import Deps
 from neutrino.services.networks import network_target
 
@@ -35,6 +35,8 @@ def is_auto_address(row: Any) -> bool:
 
 class SubnetService:
     resource = SUBNET
+    #: DHCP scheduling hooks (``neutrino.services.dhcp_scheduler.DhcpScheduler``, set by the agents service).
+    dhcp_scheduler: Any = None
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
@@ -127,6 +129,8 @@ class SubnetService:
             pools = ipam.validate_pools(net_cidr, item["allocation_pools"], gateway)
         else:
             pools = ipam.default_pools(net_cidr, gateway)
+        # What dnsmasq could not render is refused (neutrino.services.dhcp_options).
+        dhcp_options.check_subnet(item.get("id") or "new subnet", gateway, item["host_routes"] or [])
         vals = common.std_values(item, revision=0)
         conn.execute(insert(t.subnets).values(
             **vals, network_id=net.id, ip_version=version, cidr=str(net_cidr), gateway_ip=gateway,
@@ -135,6 +139,9 @@ class SubnetService:
             dns_nameservers=item["dns_nameservers"], host_routes=item["host_routes"],
             service_types=item["service_types"], subnetpool_id=None, segment_id=item.get("segment_id")))
         common.bump(conn, t.networks, net.id)
+        # DHCP scheduling: a DHCP subnet gets its network DHCP agents (recorded with the network below).
+        if self.dhcp_scheduler is not None and item["enable_dhcp"]:
+            self.dhcp_scheduler.network_changed(uow, net.id, record_network=False)
         record_network(self.deps, uow, net.id)
         out = self.get(RequestContext.admin(), conn, vals["id"])
         uow.changed("subnet", vals["id"], "create", out, item["project_id"])
@@ -235,7 +242,13 @@ class SubnetService:
                                           else ipam.validate_pools(net_cidr, pools, gateway))
         elif "gateway_ip" in values and gateway is not None:
             ipam.validate_pools(net_cidr, list(row.allocation_pools), gateway)
+        # What dnsmasq could not render is refused, on the resulting gateway and routes.
+        if "gateway_ip" in values or "host_routes" in values:
+            dhcp_options.check_subnet(subnet_id, gateway, values.get("host_routes", row.host_routes) or [])
         common.bump(conn, t.subnets, subnet_id, values)
+        # DHCP scheduling: enable_dhcp toggled, so the network may gain or lose its DHCP agents.
+        if self.dhcp_scheduler is not None and values.get("enable_dhcp", row.enable_dhcp) != row.enable_dhcp:
+            self.dhcp_scheduler.network_changed(uow, row.network_id)
         out = self.get(RequestContext.admin(), conn, subnet_id)
         uow.changed("subnet", subnet_id, "update", out, row.project_id)
         return out
@@ -263,6 +276,9 @@ class SubnetService:
         conn.execute(delete(t.subnets).where(t.subnets.c.id == subnet_id))
         common.delete_tags(conn, subnet_id)
         common.bump(conn, t.networks, row.network_id)
+        # DHCP scheduling: the network's last DHCP subnet gone means no DHCP agents (network recorded below).
+        if self.dhcp_scheduler is not None and row.enable_dhcp:
+            self.dhcp_scheduler.network_changed(uow, row.network_id, record_network=False)
         record_network(self.deps, uow, row.network_id)
         uow.changed("subnet", subnet_id, "delete", None, row.project_id)
         if touched:

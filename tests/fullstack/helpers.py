@@ -34,8 +34,12 @@ def _free_offset() -> int:
     raise RuntimeError("no free ports")
 
 
-def start_aio(tmp_path_factory):  # noqa: ANN001, ANN201
+def start_aio(tmp_path_factory, overrides: dict | None = None):  # noqa: ANN001, ANN201
+    """`neutrino up` in a fresh state dir (config = all-in-one + ``overrides``); yields (state, demo conn)."""
     state = tmp_path_factory.mktemp("aio")
+    if overrides:
+        from neutrino import config
+        (state / "neutrino.conf").write_text(config.render_ini({**config.ALL_IN_ONE, **overrides}))
     off = _free_offset()
     subprocess.run([*NEUTRINO, "up", "--state-dir", str(state), "--port-offset", str(off)], check=True,
                    capture_output=True, timeout=120)

@@ -202,7 +202,8 @@ class DhcpDriver:
                 await self._ensure_port(op, state)   # the port comes back on the feed
             else:
                 host_ops.append(op)
-                if isinstance(op, Teardown) and op.network_id not in views:
+                if isinstance(op, Teardown):
+                    # Not served here any more (or no DHCP subnet left): give the port back.
                     await self._release_port(op.network_id, state)
         await asyncio.to_thread(self.apply_all, host_ops)
         self.counts = {"networks": len(views), "subnets": sum(len(v.dhcp_subnets) for v in views.values()),

@@ -19,7 +19,7 @@ import logging
 import os
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from neutrino.agents.ovs import derive
 from neutrino.agents.ovs.model import (AgentConfig, EnsureBridge, EnsurePatch, EnsureTunnelPort, FlowSpec,
@@ -30,7 +30,7 @@ from neutrino.agents.ovs.tables import LEARNED_FLOW_COOKIE
 from neutrino.config import Config
 from neutrino.feed.state import State
 from neutrino.system import ovsdb as sysovs
-from neutrino.system.openflow import Flow, OpenFlow, diff
+from neutrino.system.openflow import Flow, OpenFlow, diff, parse_dump
 
 LOG = logging.getLogger(__name__)
 FULL_EVERY = 15
@@ -99,7 +99,9 @@ def to_system_op(op: OvsdbOp) -> list[sysovs.Op]:
     raise TypeError(f"unknown op {op!r}")
 
 
-def observed_state(state: sysovs.OvsState, flows: dict[str, list[Flow]]) -> ObservedState:
+def observed_state(state: sysovs.OvsState, flows: dict[str, list[Flow]],
+                   specs: Mapping[str, Iterable[FlowSpec]] | None = None) -> ObservedState:
+    """The planner's view of OVSDB + flows; ``specs``: the flows already as FlowSpecs (a cache)."""
     bridges = {}
     for name, br in state.bridges.items():
         ports = []
@@ -114,9 +116,10 @@ def observed_state(state: sysovs.OvsState, flows: dict[str, list[Flow]]) -> Obse
                                       trunks=tuple(p.trunks)))
         bridges[name] = ObservedBridge(name=name, datapath_type=br.datapath_type or "system",
                                        fail_mode=br.fail_mode, protocols=tuple(br.protocols), ports=tuple(ports))
-    specs = {b: frozenset(FlowSpec(b, f.table, f.priority, f.match, f.actions) for f in fl)
-             for b, fl in flows.items()}
-    return ObservedState(bridges=bridges, flows=specs)
+    if specs is None:
+        specs = {b: [FlowSpec(b, f.table, f.priority, f.match, f.actions) for f in fl]
+                 for b, fl in flows.items()}
+    return ObservedState(bridges=bridges, flows={b: frozenset(specs[b]) for b in flows})
 
 
 class OvsDriver:
@@ -135,6 +138,12 @@ class OvsDriver:
         self.statuses: dict[str, str] = {}
         self.devices = 0
         self.warnings: list[str] = []
+        # Memos of pure conversions, per bridge, holding only what the last pass saw:
+        # dump-flows line -> (Flow, FlowSpec), planned FlowSpec -> Flow (with this
+        # run's cookie).  Parsing and canonicalising ~14 flows per port dominated a
+        # pass otherwise (bench/l2_bench.py).
+        self._parsed: dict[str, dict[str, list[tuple[Flow, FlowSpec]]]] = {}
+        self._wanted: dict[str, dict[FlowSpec, Flow]] = {}
 
     def configurations(self) -> dict[str, Any]:
         c = self.cfg
@@ -172,8 +181,9 @@ class OvsDriver:
         # port exists, and flows naming them come in the next pass.
         for _ in range(MAX_PASSES):
             sys_state = self.ovs.observe()
-            flows = {b: self.of.dump(b) for b in self._managed_bridges() if b in sys_state.bridges}
-            observed = observed_state(sys_state, flows)
+            dumps = {b: self._dump(b) for b in self._managed_bridges() if b in sys_state.bridges}
+            flows = {b: [f for f, _ in d] for b, d in dumps.items()}
+            observed = observed_state(sys_state, flows, {b: [s for _, s in d] for b, d in dumps.items()})
             if self.local_vlans is None:
                 self.local_vlans = local_vlans_from_observed(observed, self.cfg.integration_bridge)
             p = plan(self.cfg, desired, observed, self.local_vlans)
@@ -193,6 +203,37 @@ class OvsDriver:
         self.devices = len(desired.ports)
         return self.statuses
 
+    def _dump(self, bridge: str) -> list[tuple[Flow, FlowSpec]]:
+        """``self.of.dump(bridge)`` (with each flow's FlowSpec), parsing only the lines
+        the previous dump of the bridge did not have."""
+        text = self.ovs.run(self.of.ofctl_argv("dump-flows", bridge)).stdout
+        seen = self._parsed.get(bridge, {})
+        now: dict[str, list[tuple[Flow, FlowSpec]]] = {}
+        out: list[tuple[Flow, FlowSpec]] = []
+        for line in text.splitlines():
+            parsed = now.get(line)
+            if parsed is None:
+                parsed = seen.get(line)
+                if parsed is None:
+                    parsed = [(f, FlowSpec(bridge, f.table, f.priority, f.match, f.actions))
+                              for f in parse_dump(line)]
+                now[line] = parsed
+            out += parsed
+        self._parsed[bridge] = now
+        return out
+
+    def _desired_flows(self, bridge: str, specs: frozenset[FlowSpec]) -> list[Flow]:
+        """The planned flows of ``bridge`` as ``Flow`` values carrying this run's cookie."""
+        seen = self._wanted.get(bridge, {})
+        now: dict[FlowSpec, Flow] = {}
+        for s in specs:
+            f = seen.get(s)
+            if f is None or f.cookie != self.cookie:
+                f = Flow(s.table, s.priority, s.match, s.actions, cookie=self.cookie)
+            now[s] = f
+        self._wanted[bridge] = now
+        return list(now.values())
+
     def _apply_flows(self, planned: dict[str, frozenset[FlowSpec]], observed: dict[str, list[Flow]]) -> int:
         """Make each bridge's flows the planned set, in one bundle per bridge.
 
@@ -201,7 +242,7 @@ class OvsDriver:
         """
         changes = 0
         for bridge, specs in planned.items():
-            want = [Flow(s.table, s.priority, s.match, s.actions, cookie=self.cookie) for s in specs]
+            want = self._desired_flows(bridge, specs)
             have = [f for f in observed.get(bridge, []) if f.cookie != LEARNED_FLOW_COOKIE]
             add, delete = diff(want, have)
             if add or delete:
