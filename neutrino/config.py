@@ -155,6 +155,10 @@ OPTIONS: tuple[Option, ...] = (
        "that have fewer than dhcp_agents_per_network agents."),
     _O("DEFAULT", "allow_automatic_dhcp_failover", _bool, "true",
        "Move networks from dead DHCP agents to live ones (checked when a live DHCP agent reports)."),
+    _O("DEFAULT", "dhcp_confs", str, "",
+       "Directory of the dnsmasq configuration directories (default: /run/neutrino/dhcp-<id of the "
+       "state directory>; dnsmasq drops to user nobody, so every directory on the path must be "
+       "searchable by others)."),
     _O("DEFAULT", "dhcp_lease_duration", int, "86400", "DHCP lease time in seconds (-1: infinite)."),
     _O("DEFAULT", "enable_isolated_metadata", _bool, "false",
        "Serve metadata (169.254.169.254) from the DHCP namespace of networks with an isolated subnet."),

@@ -78,6 +78,16 @@ def stop(layout: Any, cfg: Any, purge: bool) -> None:
             po.destroy()
         else:
             po.stop()
+    # dnsmasqs of the DHCP agent: stopped with the rest (verified pids only).
+    from neutrino.agents.dhcp.agent import confs_dir
+    from neutrino.agents.dhcp.model import namespace_name
+    from neutrino.system import dnsmasq
+    dhcp = confs_dir(cfg)
+    for d in sorted(dhcp.iterdir()) if dhcp.is_dir() else []:
+        dnsmasq.stop(dnsmasq.spec(d.name, ("dnsmasq",), d / "pid", namespace_name(d.name)))
+        netns.remove_netns(namespace_name(d.name))
+    if purge:
+        shutil.rmtree(dhcp, ignore_errors=True)
     # Nothing runs in the host namespace once OVS is stopped; removing it takes
     # the host ends of the instances' veths with it (`up` plugs them again).
     if po.netns and netns.netns_exists(po.netns) and not netns.netns_pids(po.netns):

@@ -50,7 +50,11 @@ def start_aio(tmp_path_factory, overrides: dict | None = None):  # noqa: ANN001,
                                  region_name="RegionOne")
         yield state, conn
     finally:
-        subprocess.run([*NEUTRINO, "down", "--state-dir", str(state), "--purge"], capture_output=True, timeout=120)
+        if os.environ.get("NEUTRINO_KEEP_FULLSTACK"):   # debugging: keep the cloud and its logs
+            print(f"kept {state}")
+        else:
+            subprocess.run([*NEUTRINO, "down", "--state-dir", str(state), "--purge"], capture_output=True,
+                           timeout=120)
 
 
 def console(state: Path, server: str, *argv: str) -> subprocess.CompletedProcess[str]:

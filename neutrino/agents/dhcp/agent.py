@@ -21,6 +21,7 @@ other's namespaces.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import shutil
@@ -211,9 +212,21 @@ class DhcpDriver:
         return {}
 
 
+def confs_dir(cfg: Config) -> Path:
+    """Where the per-network dnsmasq directories live (see ``[DEFAULT] dhcp_confs``)."""
+    if cfg.default.dhcp_confs:
+        return Path(cfg.default.dhcp_confs)
+    digest = hashlib.sha1(str(cfg.state_dir.resolve()).encode()).hexdigest()[:8]
+    return Path("/run/neutrino") / f"dhcp-{digest}"
+
+
 def dhcp_config(cfg: Config, host: str) -> DhcpConfig:
     d = cfg.default
-    return DhcpConfig(host=host, state_dir=str(cfg.state_dir / "dhcp"),
+    base = confs_dir(cfg)
+    base.mkdir(parents=True, exist_ok=True)
+    for p in (base.parent, base):
+        p.chmod(0o755)   # dnsmasq (user nobody) re-reads its files on SIGHUP
+    return DhcpConfig(host=host, state_dir=str(base),
                       dhcp_lease_duration=d.dhcp_lease_duration, dns_domain=d.dns_domain,
                       dnsmasq_dns_servers=tuple(d.dnsmasq_dns_servers), dnsmasq_local_resolv=d.dnsmasq_local_resolv,
                       enable_isolated_metadata=d.enable_isolated_metadata, force_metadata=d.force_metadata,
