@@ -24,6 +24,7 @@ from neutrino.api import extensions, query
 from neutrino.api.resource import Resource, Shaper, prepare_create, prepare_update, unwrap_create, unwrap_single
 from neutrino.context import AuthInfo, RequestContext
 from neutrino.services.common import Deps
+from neutrino.asgi import handled_lifespan
 
 LOG = logging.getLogger(__name__)
 
@@ -63,15 +64,7 @@ def build_network_app(api: NetworkApi) -> Callable[..., Awaitable[None]]:
     """An ASGI callable serving ``/`` and ``/v2.0/...``."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
+        if await handled_lifespan(scope, receive, send) or scope["type"] != "http":
             return
         request = Request(scope, receive)
         request_id = "req-" + str(uuid.uuid4())

@@ -69,6 +69,7 @@ from neutrino.db import tables as t
 from neutrino.db.engine import Database
 from neutrino.feed import log
 from neutrino.services.common import Deps
+from neutrino.asgi import handled_lifespan
 
 LOG = logging.getLogger(__name__)
 INTERNAL_PREFIX = "/neutrino/v1/servers"
@@ -113,15 +114,7 @@ def build_compute_app(cfg: Config, db: Database, validate_token: Callable[[str],
     capi = api or make_compute_api(cfg, db, validate_token, deps, auth_uri)
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
+        if await handled_lifespan(scope, receive, send) or scope["type"] != "http":
             return
         request = Request(scope, receive)
         request_id = "req-" + str(uuid.uuid4())

@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 from neutrino.compute import images
 from neutrino.context import AuthInfo
+from neutrino.asgi import handled_lifespan
 
 _AUTH_ERROR = {"error": {"code": 401, "title": "Unauthorized",
                          "message": "The request you have made requires authentication."}}
@@ -52,15 +53,7 @@ def _versions(base: str) -> dict[str, Any]:
 
 def build_image_app(validate_token: Callable[[str], AuthInfo], auth_uri: str = "") -> Callable[..., Awaitable[None]]:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
+        if await handled_lifespan(scope, receive, send) or scope["type"] != "http":
             return
         request = Request(scope, receive)
         try:

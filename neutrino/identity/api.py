@@ -135,10 +135,11 @@ class IdentityAPI:
                 roles = store.roles_on_project(conn, user["id"], dp["id"]) if dp and dp["enabled"] else []
                 project = dp if roles else None
             role_ids = {r["name"]: r["id"] for r in store.list_roles(conn)}
-        ttl = self.ttl if expires_at is None else max(1, int(expires_at - time.time()))
+        ttl = self.ttl
         token, info = self.tokens.issue(user["id"], user["name"], project["id"] if project else "",
                                         project["name"] if project else "", [r["name"] for r in roles],
-                                        ttl, domain_id=user["domain_id"])
+                                        ttl, domain_id=user["domain_id"],
+                                        expires_at=int(expires_at) if expires_at is not None else None)
         body = token_view(info, [m for m in ("token", "password") if m in methods], role_ids,
                           None if call.query.get("nocatalog") is not None else self.catalog)
         return json_response(body, 201, {"X-Subject-Token": token})

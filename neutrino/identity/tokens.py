@@ -147,14 +147,16 @@ class TokenProvider:
     # --- issue / validate -------------------------------------------------------------
     def issue(self, user_id: str, user_name: str, project_id: str, project_name: str,
               roles: list[str] | tuple[str, ...], ttl: int, *,
-              domain_id: str = "default") -> tuple[str, AuthInfo]:
-        """Mint a token valid for ``ttl`` seconds; returns it with what it says.
+              domain_id: str = "default", expires_at: int | None = None) -> tuple[str, AuthInfo]:
+        """Mint a token valid for ``ttl`` seconds (or until ``expires_at``, epoch
+        seconds: a rescoped token keeps its parent's expiry); returns it with
+        what it says.
 
         ``project_id`` empty means unscoped (then ``roles`` should be empty).
         """
         now = self._clock()
         issued_ms = int(now * 1000)
-        expires_at = int(now) + int(ttl)
+        expires_at = int(expires_at) if expires_at is not None else int(now) + int(ttl)
         audit_id = secrets.token_urlsafe(16)
         payload = [PAYLOAD_VERSION, user_id, user_name, project_id, project_name, list(roles),
                    expires_at, audit_id, issued_ms, domain_id]
