@@ -290,6 +290,12 @@ class IpAddressAlreadyAllocated(Conflict):
     message = "IP address %(ip)s already allocated in subnet %(subnet_id)s"
 
 
+class PortBindingFailed(Conflict):
+    """Raised by the compute side when no agent on the chosen host can wire a port."""
+    message = ("Binding failed for port %(port_id)s, please check neutron logs for more information "
+               "(no agent on host %(host)s serves network %(net_id)s).")
+
+
 class IpAddressGenerationFailure(Conflict):
     message = "No more IP addresses available on network %(net_id)s."
 

@@ -95,7 +95,8 @@ def host_id(project_id: str, host: str | None) -> str:
 
 #: Network failures Nova reports on the instance (ERROR + fault) rather than
 #: refusing the request: the build is attempted, the network allocation fails.
-BUILD_FAILURES = (neutron_errors.IpAddressGenerationFailure, neutron_errors.MacAddressGenerationFailure)
+BUILD_FAILURES = (neutron_errors.IpAddressGenerationFailure, neutron_errors.MacAddressGenerationFailure,
+                  neutron_errors.PortBindingFailed)
 
 class ServerService:
     def __init__(self, deps: Deps, flavors: FlavorService, keypairs: KeypairService,
@@ -800,6 +801,9 @@ class ServerService:
                     "security_groups": list(sg_ids) if sg_ids is not None else None,
                 }
                 port = self.ports.insert_port(uow, net, item)
+                if port["binding:vif_type"] == "binding_failed":
+                    # Nova's "Binding failed for port": the build is aborted (see create).
+                    raise neutron_errors.PortBindingFailed(port_id=port["id"], host=host, net_id=net.id)
                 records.append({"port_id": port["id"], "network_id": net.id, "created": True})
         except BUILD_FAILURES:
             raise   # the server is created in ERROR (see create)

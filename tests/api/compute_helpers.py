@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -95,7 +95,7 @@ class ComputeEnv:
     def ports_of(self, server_id: str) -> list[dict[str, Any]]:
         return self.ok(self.neutron("GET", f"/v2.0/ports?device_id={server_id}"))["ports"]
 
-    def agent(self, host: str, *, instances: int = 0, alive: bool = True, up: bool = True,
+    def agent(self, host: str, *, instances: int = 0, alive: bool = True, up: bool = True, ovs: bool = True,
               **conf: Any) -> None:
         """A compute agent row (as the compute agent's heartbeat would write it)."""
         now = time.time() if alive else time.time() - 3600
@@ -111,6 +111,16 @@ class ComputeEnv:
                     id=str(uuid.uuid4()), agent_type=COMPUTE_AGENT, binary="neutrino-compute", topic="compute",
                     host=host, created_at=agent_ts(now), started_at=agent_ts(now), description=None,
                     availability_zone=None, resources_synced=None, **values))
+            if ovs:
+                # The host's L2 agent, so ports bound there get vif_type "ovs".
+                uow.conn.execute(delete(tables.agents).where(
+                    tables.agents.c.host == host, tables.agents.c.agent_type == "Open vSwitch agent"))
+                uow.conn.execute(insert(tables.agents).values(
+                    id=str(uuid.uuid4()), agent_type="Open vSwitch agent", binary="neutrino-openvswitch-agent",
+                    topic="N/A", host=host, created_at=agent_ts(now), started_at=agent_ts(now), description=None,
+                    availability_zone=None, resources_synced=None, heartbeat_at=int(now),
+                    heartbeat_timestamp=agent_ts(now), admin_state_up=True,
+                    configurations={"tunnel_types": ["vxlan", "geneve"], "bridge_mappings": {"physnet": "br-phys"}}))
 
     def keypair(self, name: str = "k1", as_: str = "demo") -> dict[str, Any]:
         return self.ok(self.call("POST", "os-keypairs", as_, {"keypair": {"name": name}}), 201)["keypair"]

@@ -101,6 +101,15 @@ def test_no_free_address_means_error_without_ports(env: ComputeEnv) -> None:
     assert len(env.ports_of(first["id"])) == 1
 
 
+def test_unbindable_port_means_error_without_ports(env: ComputeEnv) -> None:
+    net = env.network()
+    env.agent("compute-1", ovs=False)                      # no L2 agent there: the port cannot bind
+    created = env.boot(networks=[{"uuid": net["id"]}])["server"]
+    s = env.show(created["id"])
+    assert s["status"] == "ERROR" and "Binding failed for port" in s["fault"]["message"]
+    assert env.ports_of(created["id"]) == []
+
+
 def test_least_loaded_host(env: ComputeEnv) -> None:
     net = env.network()
     env.agent("a", instances=5)

@@ -47,6 +47,11 @@ def _heartbeat(cloud, host: str) -> dict[str, Any]:  # noqa: ANN001
         "agent_type": "Compute agent", "binary": "neutrino-compute", "topic": "compute", "host": host,
         "configurations": {"instances": 0}}})
     assert status == 200, body
+    # ... and its L2 agent, so the server's port binds (vif_type "ovs") on that host.
+    l2_status, l2 = _internal(cloud, "POST", "/neutrino/v1/agents/report", {"agent": {
+        "agent_type": "Open vSwitch agent", "binary": "neutrino-openvswitch-agent", "topic": "N/A",
+        "host": host, "configurations": {"tunnel_types": ["vxlan"], "bridge_mappings": {"physnet": "br-phys"}}}})
+    assert l2_status == 200, l2
     return body["agent"]
 
 
