@@ -138,7 +138,8 @@ OPTIONS: tuple[Option, ...] = (
     _O("agent", "tunnel_types", _list, "vxlan", "Tunnel types this host's OVS agent serves."),
     _O("agent", "l2_population", _bool, "true", "Use l2population (flood only where ports are)."),
     _O("agent", "arp_responder", _bool, "true", "Answer ARP for remote ports locally (with l2_population)."),
-    _O("agent", "polling_interval", int, "2", "Seconds between full checks of observed state."),
+    _O("agent", "polling_interval", int, "1",
+       "Seconds between checks of the host (Neutron: 2); feed changes are handled at once."),
     _O("agent", "report_interval", int, "30", "Seconds between heartbeats."),
     _O("agent", "availability_zone", str, "nova", "Availability zone of this host's agents."),
     # --- [feed] ----------------------------------------------------------------

@@ -76,6 +76,16 @@ def test_instances_get_exactly_their_port_config(aio):
         return "nameserver 10.40.0.53" in console(state, "dh-a", "cat", "/etc/resolv.conf").stdout
 
     _wait(renewed, timeout=30, what="the new name server after a renewal")
+    # With a router on the subnet, the metadata route points at the router instead.
+    router = conn.network.create_router(name="dh-router")
+    conn.network.add_interface_to_router(router, subnet_id=sub.id)
+
+    def via_router() -> bool:
+        renew(state, a.id)
+        time.sleep(0.5)
+        return "169.254.169.254 via 10.40.0.1" in console(state, "dh-a", "ip", "route").stdout
+
+    _wait(via_router, timeout=30, what="the metadata route through the router")
 
 
 def _probe_lease(state, conn, net, mac: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001

@@ -138,6 +138,7 @@ class OvsDriver:
         self.statuses: dict[str, str] = {}
         self.devices = 0
         self.warnings: list[str] = []
+        self._seen_ports: frozenset[str] = frozenset()
         # Memos of pure conversions, per bridge, holding only what the last pass saw:
         # dump-flows line -> (Flow, FlowSpec), planned FlowSpec -> Flow (with this
         # run's cookie).  Parsing and canonicalising ~14 flows per port dominated a
@@ -168,9 +169,24 @@ class OvsDriver:
         except Exception:  # noqa: BLE001 - a missing bridge or dead vswitchd means "resync"
             return False
 
+    def _ports_unchanged(self) -> bool:
+        """Cheap check between full passes: are br-int's ports the ones the last pass saw?
+
+        A VIF plugged by the compute agent (or unplugged) is a host event, not a
+        feed event: without this, it would wait for the next periodic full pass.
+        """
+        try:
+            ports = frozenset(self.ovs.vsctl("list-ports", self.cfg.integration_bridge).split())
+        except Exception:  # noqa: BLE001 - unreachable OVS means "full pass"
+            return False
+        same = ports == self._seen_ports
+        self._seen_ports = ports
+        return same
+
     def reconcile_sync(self, state: State, changed: bool) -> dict[str, str]:
         self.ticks += 1
-        if not changed and self.local_vlans is not None and self.ticks % FULL_EVERY and self._canary_present():
+        if (not changed and self.local_vlans is not None and self.ticks % FULL_EVERY
+                and self._ports_unchanged() and self._canary_present()):
             return self.statuses
         desired = derive.desired_host(self.cfg, state.of("port"), state.of("network"), state.of("agent"))
         if self.local_vlans is None:
