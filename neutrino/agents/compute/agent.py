@@ -121,14 +121,20 @@ class ComputeDriver:
     def _plug(self, op: pl.PlugPort) -> None:
         ns = pl.netns_name(op.server_id)
         tap, guest = pl.tap_name(op.port.port_id), f"eth{op.index}"
-        if iproute.get_link(guest, netns=ns) is None:
+        recreated = iproute.get_link(guest, netns=ns) is None
+        if recreated:
             iproute.remove_link(tap, netns=self.ns)  # a half-made pair from an earlier attempt
             iproute.ensure_veth(tap, guest, netns=self.ns, peer_netns=ns, mtu=op.port.mtu, peer_mac=op.port.mac)
+            # The guest starts over: its addresses must be configured again.
+            self.configured.get(op.server_id, set()).discard(op.port.port_id)
         iproute.set_link(tap, netns=self.ns, up=True, mtu=op.port.mtu)
         iproute.set_link(guest, netns=ns, up=True, mtu=op.port.mtu, mac_address=op.port.mac)
         iproute.disable_offloads(tap, netns=self.ns)
         iproute.disable_offloads(guest, netns=ns)
-        self.ovs.transact([sysovs.AddPort(self.bridge, tap, external_ids={
+        # A re-created device of the same name is not picked up again by ovs-vswitchd
+        # while its port row stays: replace the row in the same transaction.
+        self.ovs.transact([*([sysovs.DelPort(tap, self.bridge)] if recreated else []),
+                           sysovs.AddPort(self.bridge, tap, external_ids={
             "iface-id": op.port.port_id, "attached-mac": op.port.mac, "vm-uuid": op.server_id,
             "iface-status": "active"})])
 

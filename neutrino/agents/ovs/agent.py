@@ -207,13 +207,16 @@ class OvsDriver:
             ops = [s for op in p.ovsdb_ops for s in to_system_op(op)]
             if ops:
                 self.ovs.transact(ops)
-            flow_changes = self._apply_flows(p.flows, flows)
-            if not ops and not flow_changes:
+            self._apply_flows(p.flows, flows)
+            if not ops:
+                # The bundle made the flows exactly the plan; only new OVSDB rows
+                # (ofports to learn) need another look.
                 break
         for w in p.warnings:
             if w not in self.warnings:
                 LOG.warning("%s", w)
         self.warnings = list(p.warnings)
+        self._seen_ports = frozenset(p_.name for p_ in sys_state.ports_on(self.cfg.integration_bridge))
         self.local_vlans = dict(p.local_vlans)
         self.statuses = dict(p.port_status)
         self.devices = len(desired.ports)
