@@ -1,7 +1,17 @@
 """This host's data plane for ``neutrino up``/``down``: a private Open vSwitch
 instance (its own database and sockets under STATE/ovs, never the system
 one) and the agents that run here.  Needs root and the OVS binaries; without
-them only the APIs run."""
+them only the APIs run.
+
+The lab host: the all-in-one bridges physnet ``physnet`` (its bridge in
+``[ovs] bridge_mappings``, br-phys) to a network namespace ``[lab]
+host_netns`` (default ``lab-host``) holding ``lab0`` with ``[lab] cidr``
+(default 172.16.0.1/24), which plays the lab host / network node gateway -
+never to this machine's own uplink.  A veth ``lab-phys`` (a port of br-phys,
+in the OVS namespace) <-> ``lab0`` (in the lab namespace), checksum offload
+off on both ends (the userspace datapath needs it).  ``down`` removes the
+veth; ``down --purge`` the namespace too.  Several all-in-ones on one
+machine need distinct ``host_netns`` names; an empty name disables it."""
 
 from __future__ import annotations
 
@@ -13,7 +23,11 @@ from typing import Any
 
 from neutrino.cli import process
 
-AGENTS = ("ovs", "dhcp", "compute")
+AGENTS = ("ovs", "dhcp", "l3", "compute")
+#: The lab host's physical network, and the device names of its veth.
+LAB_PHYSNET = "physnet"
+LAB_DEV = "lab0"
+LAB_PORT = "lab-phys"
 
 
 def can_run() -> tuple[bool, str]:
@@ -52,6 +66,7 @@ def start(layout: Any, cfg: Any, port_offset: int) -> list[str]:
         netns.ensure_netns(po.netns)
     if not po.alive():
         po.start()
+    ensure_lab_host(cfg, po)
     started = []
     for kind in AGENTS:
         name = f"{kind}-agent"
@@ -73,6 +88,7 @@ def stop(layout: Any, cfg: Any, purge: bool) -> None:
     instances this state dir made."""
     from neutrino.system import netns
     po = private_ovs(cfg)
+    remove_lab_host(cfg, po, purge)
     if po.rundir.exists():
         if purge:
             po.destroy()
@@ -100,7 +116,71 @@ def stop(layout: Any, cfg: Any, purge: bool) -> None:
             mark.unlink()
 
 
-AGENT_TYPES = {"ovs": "Open vSwitch agent", "dhcp": "DHCP agent", "compute": "Compute agent"}
+def lab_bridge(cfg: Any) -> str | None:
+    """The OVS bridge of the lab host's physnet, or None when there is no lab host."""
+    if not cfg.lab.host_netns:
+        return None
+    return dict(cfg.ovs.bridge_mappings).get(LAB_PHYSNET)
+
+
+def ensure_lab_host(cfg: Any, po: Any) -> bool:
+    """Plug the lab namespace into the physnet bridge of the running private OVS ``po``
+    (idempotent); False when there is no lab host."""
+    from neutrino.agents.ovs.agent import datapath_type
+    from neutrino.system import iproute, netns
+    from neutrino.system import ovsdb as sysovs
+    bridge = lab_bridge(cfg)
+    if bridge is None:
+        return False
+    lab_ns, ovs_netns = cfg.lab.host_netns, po.netns
+    if lab_ns == ovs_netns:
+        raise ValueError(f"[lab] host_netns {lab_ns!r} is the OVS host namespace")
+    netns.ensure_netns(lab_ns)
+    recreated = iproute.get_link(LAB_DEV, netns=lab_ns) is None or \
+        iproute.get_link(LAB_PORT, netns=ovs_netns) is None
+    if recreated:
+        # One end without the other is a leftover: start over with a fresh pair.
+        iproute.remove_link(LAB_PORT, netns=ovs_netns)
+        iproute.remove_link(LAB_DEV, netns=lab_ns)
+        iproute.ensure_veth(LAB_PORT, LAB_DEV, netns=ovs_netns, peer_netns=lab_ns)
+    iproute.set_link(LAB_PORT, netns=ovs_netns, up=True)
+    iproute.set_link(LAB_DEV, netns=lab_ns, up=True)
+    iproute.disable_offloads(LAB_PORT, netns=ovs_netns)
+    iproute.disable_offloads(LAB_DEV, netns=lab_ns)
+    iproute.ensure_address(LAB_DEV, cfg.lab.cidr, netns=lab_ns)
+    # The bridge as the OVS agent makes it (it creates missing mapped bridges
+    # too, and sets fail mode and protocols itself); a re-created device is
+    # picked up only with a fresh port row.
+    po.ovs.transact([
+        sysovs.AddBridge(bridge, datapath_type=datapath_type(cfg.ovs.datapath_type)),
+        *([sysovs.DelPort(LAB_PORT, bridge)] if recreated else []),
+        sysovs.AddPort(bridge, LAB_PORT, external_ids={"neutrino-lab-host": lab_ns})])
+    return True
+
+
+def remove_lab_host(cfg: Any, po: Any, purge: bool) -> None:
+    """Unplug the lab host (the veth and its port row); with ``purge`` remove its namespace."""
+    from neutrino.system import iproute, netns
+    from neutrino.system import ovsdb as sysovs
+    from neutrino.system.errors import HostError
+    bridge = lab_bridge(cfg)
+    if bridge is None:
+        return
+    lab_ns = cfg.lab.host_netns
+    if po.alive():
+        try:
+            po.ovs.transact([sysovs.DelPort(LAB_PORT, bridge)])
+        except HostError:
+            pass
+    if po.netns is None or netns.netns_exists(po.netns):
+        iproute.remove_link(LAB_PORT, netns=po.netns)
+    if netns.netns_exists(lab_ns):
+        iproute.remove_link(LAB_DEV, netns=lab_ns)
+        if purge:
+            netns.remove_netns(lab_ns)
+
+
+AGENT_TYPES = {"ovs": "Open vSwitch agent", "dhcp": "DHCP agent", "l3": "L3 agent", "compute": "Compute agent"}
 
 
 def wait_alive(layout: Any, network_url: str, timeout: float = 30.0) -> list[str]:
