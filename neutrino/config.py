@@ -171,6 +171,18 @@ OPTIONS: tuple[Option, ...] = (
     _O("DEFAULT", "dhcp_renewal_time", int, "0", "DHCP renewal time T1 in seconds (0: dnsmasq's default)."),
     _O("DEFAULT", "dhcp_rebinding_time", int, "0", "DHCP rebinding time T2 in seconds (0: dnsmasq's default)."),
     _O("DEFAULT", "dnsmasq_lease_max", int, "16777216", "Upper bound of --dhcp-lease-max per network."),
+    # --- L3 scheduling (neutron.conf) ------------------------------------------------------------
+    _O("DEFAULT", "router_auto_schedule", _bool, "true",
+       "Schedule routers to a live L3 agent at create; an L3 agent that registers, restarts or "
+       "revives takes the routers without an agent."),
+    _O("DEFAULT", "allow_automatic_l3agent_failover", _bool, "true",
+       "Move routers from dead L3 agents to live ones (checked when a live L3 agent reports; "
+       "Neutron's default is false)."),
+    # --- [lab]: the all-in-one's lab host on physnet `physnet` ----------------------------------
+    _O("lab", "host_netns", str, "lab-host",
+       "Network namespace playing the lab host / network node gateway, bridged to br-phys (physnet "
+       "`physnet`) by `neutrino up`; empty: none.  Never the machine's own namespace.", False),
+    _O("lab", "cidr", str, "172.16.0.1/24", "Address/prefix of the lab host's interface lab0.", False),
 )
 
 _BY_KEY = {(o.section, o.name): o for o in OPTIONS}

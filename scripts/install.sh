@@ -18,7 +18,7 @@ STAMP=$VENV/.neutrino-install-stamp
 REQUIRED=(
     python3 python3-venv python3-dev gcc make
     openvswitch-switch dnsmasq-base dnsmasq-utils haproxy
-    iptables nftables iproute2 conntrack tcpdump curl procps ethtool iputils-ping
+    iptables nftables iproute2 conntrack tcpdump curl procps ethtool iputils-ping iputils-arping
     postgresql
 )
 # Installed when the archive has them, silently skipped otherwise.

@@ -48,6 +48,8 @@ def make_network_api(deps: Deps, validate_token: Callable[[str], AuthInfo], auth
     install_feed(api)
     from neutrino.services.dhcp_scheduler import install_feed_source  # "dhcp_binding" snapshots
     install_feed_source(api)
+    from neutrino.services.l3_scheduler import install_feed_source as install_l3_source  # "l3_binding"
+    install_l3_source(api)
     return api
 
 

@@ -27,6 +27,15 @@ Every route needs a token with the ``admin`` or ``service`` role (else 403
     resources_synced?}}``
     Heartbeat; ``200 {"agent": {...}}`` (see ``neutrino.services.agents``).
 
+``POST /neutrino/v1/ports/status`` body ``{"host": H, "ports": {id: status}}``
+    Port status from the agents of host H (``neutrino.services.port_status``).
+
+``POST /neutrino/v1/floatingips/status`` body ``{"host": H, "floatingips":
+    {id: "ACTIVE"|"DOWN"|"ERROR"}}``
+    Floating IP status from the L3 agent of host H, only for floating IPs
+    whose router is scheduled to an L3 agent on H; ``200 {"changed": [...],
+    "ignored": [...]}`` (``neutrino.services.fip_status``).
+
 The log also carries ``port_forwarding`` records, which snapshots do not
 list: follow port forwardings through the ``port_forwardings`` of floating
 IP bodies (a forwarding change re-records its floating IP).
@@ -197,11 +206,23 @@ async def _port_status(feed: Feed, request: Request, ctx: RequestContext) -> Res
     return _json(await run_in_threadpool(feed.db.run_write, lambda uow: set_statuses(deps, uow, body)))
 
 
+async def _fip_status(feed: Feed, request: Request, ctx: RequestContext) -> Response:
+    from neutrino.services.fip_status import set_statuses
+    raw = await request.body()
+    try:
+        body = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        raise errors.bad("Malformed request body") from None
+    deps = feed.api.deps
+    return _json(await run_in_threadpool(feed.db.run_write, lambda uow: set_statuses(deps, uow, body)))
+
+
 ROUTES: dict[str, dict[str, Handler]] = {
     "snapshot": {"GET": _snapshot},
     "changes": {"GET": _changes},
     "agents/report": {"POST": _report},
     "ports/status": {"POST": _port_status},
+    "floatingips/status": {"POST": _fip_status},
 }
 
 

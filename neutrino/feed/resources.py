@@ -22,6 +22,9 @@ PLURAL: dict[str, str] = {
     # DHCP agents serving a network: {"id"/"network_id": net, "agent_ids": [...], "hosts": [...]}
     # (neutrino.services.dhcp_scheduler).
     "dhcp_binding": "dhcp_bindings",
+    # The L3 agent hosting a router: {"id"/"router_id": router, "agent_ids": [...], "hosts": [...]}
+    # (neutrino.services.l3_scheduler).
+    "l3_binding": "l3_bindings",
 }
 SINGULAR: dict[str, str] = {v: k for k, v in PLURAL.items()}
 

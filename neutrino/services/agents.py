@@ -13,7 +13,8 @@
   ``/v2.0/routers/{id}/l3-agents`` (admin only; lists).
 * DHCP scheduling (writes of ``network_dhcp_agents``) is
   ``neutrino.services.dhcp_scheduler``; reports, admin-up and DELETE of DHCP
-  agents call into it.
+  agents call into it.  L3 scheduling (``router_l3_agents``) is
+  ``neutrino.services.l3_scheduler``, called the same way for L3 agents.
 
 Feed policy for agents (keeps the feed small): a heartbeat records an
 ``agent`` change only when the agent is new (``create``), restarted
@@ -71,6 +72,8 @@ class AgentService:
     resource = AGENT
     #: DHCP scheduling hooks (a ``neutrino.services.dhcp_scheduler.DhcpScheduler``, set by ``register``).
     dhcp_scheduler: Any = None
+    #: L3 scheduling hooks (a ``neutrino.services.l3_scheduler.L3Scheduler``, set by ``register``).
+    l3_scheduler: Any = None
 
     def __init__(self, deps: Deps, clock: Callable[[], float] = time.time) -> None:
         self.deps = deps
@@ -123,6 +126,8 @@ class AgentService:
         # DHCP scheduling: an agent set admin-up may take unscheduled networks.
         if self.dhcp_scheduler is not None and values.get("admin_state_up") and not row.admin_state_up:
             self.dhcp_scheduler.agent_admin_up(uow, agent_id)
+        if self.l3_scheduler is not None and values.get("admin_state_up") and not row.admin_state_up:
+            self.l3_scheduler.agent_admin_up(uow, agent_id)
         out = self.get(ctx, uow.conn, agent_id)
         uow.changed("agent", agent_id, "update", out)
         return out
@@ -132,10 +137,14 @@ class AgentService:
         policy.enforce(ctx, "delete_agent", {})
         # DHCP scheduling: the agent's networks are unbound (recorded), then given other live agents.
         moved = self.dhcp_scheduler.agent_removed(uow, agent_id) if self.dhcp_scheduler is not None else []
+        # L3 scheduling: likewise for the agent's routers.
+        moved_routers = self.l3_scheduler.agent_removed(uow, agent_id) if self.l3_scheduler is not None else []
         uow.conn.execute(delete(t.agents).where(t.agents.c.id == agent_id))
         uow.changed("agent", agent_id, "delete", None)
         if moved:
             self.dhcp_scheduler.after_agent_removed(uow, moved)
+        if moved_routers:
+            self.l3_scheduler.after_agent_removed(uow, moved_routers)
 
     # --- the agent side ---------------------------------------------------------------
     def report(self, ctx: RequestContext, uow: UnitOfWork, body: Any) -> dict[str, Any]:
@@ -175,6 +184,9 @@ class AgentService:
         # DHCP scheduling: a new/restarted/revived DHCP agent takes networks; dead agents' move.
         if self.dhcp_scheduler is not None and rep["agent_type"] == DHCP_AGENT:
             self.dhcp_scheduler.agent_reported(uow, agent_id, row, now, rep["start_flag"])
+        # L3 scheduling: a new/restarted/revived L3 agent takes unscheduled routers; dead agents' move.
+        if self.l3_scheduler is not None and rep["agent_type"] == L3_AGENT:
+            self.l3_scheduler.agent_reported(uow, agent_id, row, now, rep["start_flag"])
         out = self.to_dict(conn.execute(select(t.agents).where(t.agents.c.id == agent_id)).one(), now)
         if action:
             uow.changed("agent", agent_id, action, out)
@@ -320,6 +332,12 @@ def register(deps: Deps, services: dict[str, Any], subresources: dict[tuple[str,
     for name in ("networks", "subnets"):
         if name in services:
             services[name].dhcp_scheduler = scheduler
+    # L3 scheduling: one scheduler for the agent and router services.
+    from neutrino.services.l3_scheduler import L3Scheduler
+    l3 = L3Scheduler(deps, clock=lambda: agents.clock())
+    agents.l3_scheduler = l3
+    if "routers" in services:
+        services["routers"].l3_scheduler = l3
     services["availability_zones"] = AvailabilityZoneService(deps)
     agent_exists = _exists_or(t.agents, lambda i: errors.AgentNotFound(id=i))
     subresources[("agents", "dhcp-networks")] = Bindings(

@@ -95,6 +95,8 @@ def _nexthop_cidrs(conn: Connection, ports: list[Any]) -> tuple[list[Any], set[s
 
 class RouterService:
     resource = ROUTER
+    #: L3 scheduling hooks (``neutrino.services.l3_scheduler.L3Scheduler``, set by the agents service).
+    l3_scheduler: Any = None
 
     def __init__(self, deps: Deps, ports: PortService | None = None) -> None:
         self.deps = deps
@@ -178,6 +180,8 @@ class RouterService:
             row = conn.execute(select(t.routers).where(t.routers.c.id == vals["id"])).one()
             gw_values = self._set_gateway(ctx, uow, row, item["external_gateway_info"], [])
             conn.execute(update(t.routers).where(t.routers.c.id == row.id).values(**gw_values))
+        if self.l3_scheduler is not None:   # before the create record, which then carries the zones
+            self.l3_scheduler.router_created(uow, vals["id"])
         out = self.admin_view(conn, vals["id"])
         uow.changed("router", vals["id"], "create", out, item["project_id"])
         return out
@@ -230,6 +234,8 @@ class RouterService:
         self._clear_gateway(uow, row)
         for p in router_ports(conn, router_id):
             self.ports.remove(uow, p)
+        if self.l3_scheduler is not None:   # records the l3_binding delete
+            self.l3_scheduler.router_removed(uow, router_id)
         conn.execute(delete(t.router_l3_agents).where(t.router_l3_agents.c.router_id == router_id))
         conn.execute(delete(t.routers).where(t.routers.c.id == router_id))
         common.delete_tags(conn, router_id)

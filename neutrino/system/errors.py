@@ -22,10 +22,15 @@ Tree::
           │    ├── BridgeNotFound   "no bridge named x"
           │    ├── PortNotFound     "no port named x", no row "x" in table Port
           │    └── RecordExists     "... already exists", "... is actually attached to ..."
-          └── OpenFlowError         any ovs-ofctl / ovs-appctl failure
-               ├── SwitchUnreachable  "x is not a bridge or a socket", no <br>.mgmt socket
-               ├── FlowSyntaxError    rejected by ovs-ofctl before it reached the switch
-               └── FlowRejected       OFPT_ERROR from the switch (a bundle is then discarded whole)
+          ├── OpenFlowError         any ovs-ofctl / ovs-appctl failure
+          │    ├── SwitchUnreachable  "x is not a bridge or a socket", no <br>.mgmt socket
+          │    ├── FlowSyntaxError    rejected by ovs-ofctl before it reached the switch
+          │    └── FlowRejected       OFPT_ERROR from the switch (a bundle is then discarded whole)
+          ├── IptablesError         any iptables/ip6tables(-save/-restore) failure
+          │    └── IptablesRuleError  a rule/chain rejected ("line N failed", "Error occurred at
+          │                           line: N"); restore is atomic, so nothing was applied
+          ├── ConntrackError        a conntrack failure (not "0 flow entries")
+          └── ArpingError           an arping failure (unknown device: DeviceNotFound)
 
 The ``CommandFailed`` subclasses keep ``argv``, ``rc``, ``stderr`` and
 ``stdout``, so a log line always shows what ran.
@@ -125,6 +130,31 @@ class FlowRejected(OpenFlowError):
     pass
 
 
+class IptablesError(CommandFailed):
+    pass
+
+
+class IptablesRuleError(IptablesError):
+    @property
+    def line(self) -> int | None:
+        """The input line iptables-restore rejected, when it said."""
+        m = re.search(r"line:? (\d+)", self.stderr)
+        return int(m.group(1)) if m else None
+
+
+class ConntrackError(CommandFailed):
+    pass
+
+
+class ArpingError(CommandFailed):
+    pass
+
+
+_IPTABLES = "iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore " \
+            "iptables-nft iptables-legacy iptables-nft-save iptables-nft-restore ip6tables-nft-save " \
+            "ip6tables-nft-restore iptables-legacy-save iptables-legacy-restore ip6tables-legacy-save " \
+            "ip6tables-legacy-restore"
+
 # (tool basenames, space separated, or None for any; stderr regex; class).
 # First match wins,
 # so specific patterns come before the per-tool fallbacks.
@@ -149,6 +179,11 @@ _RULES: tuple[tuple[tuple[str, ...] | None, re.Pattern[str], type[CommandFailed]
         ("ovs-ofctl", r'', OpenFlowError),
         ("ovs-appctl", r'cannot connect to', SwitchUnreachable),
         ("ovs-appctl", r'', OpenFlowError),
+        (_IPTABLES, r'line:? \d+', IptablesRuleError),
+        (_IPTABLES, r'', IptablesError),
+        ("conntrack", r'', ConntrackError),
+        ("arping", r'Device \S+ not available|No such device|Cannot find device', DeviceNotFound),
+        ("arping", r'', ArpingError),
     )
 )
 
@@ -181,7 +216,8 @@ def translate(argv: Sequence[str], rc: int, stderr: str, stdout: str = "") -> Co
 
 
 __all__ = [
-    "AddressExists", "BridgeNotFound", "CommandFailed", "CommandNotFound", "CommandTimeout",
+    "AddressExists", "ArpingError", "BridgeNotFound", "CommandFailed", "CommandNotFound", "CommandTimeout",
+    "ConntrackError", "IptablesError", "IptablesRuleError",
     "DeviceExists", "DeviceNotFound", "FlowRejected", "FlowSyntaxError", "HostError",
     "NamespaceExists", "NamespaceNotFound", "OpenFlowError", "OvsdbError", "OvsdbUnreachable",
     "PortNotFound", "ProcessError", "RecordExists", "SwitchUnreachable", "tool_of", "translate",

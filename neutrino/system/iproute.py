@@ -203,8 +203,12 @@ def batch_script(commands: Iterable[Sequence[str | int]]) -> str:
 
 def parse_links(text: str) -> list[Link]:
     """``ip -j -d link show`` -> ``[Link]``."""
+    return _links(json.loads(text or "[]"))
+
+
+def _links(entries: list[dict[str, Any]]) -> list[Link]:
     out = []
-    for e in json.loads(text or "[]"):
+    for e in entries:
         info: dict[str, Any] = e.get("linkinfo") or {}
         out.append(Link(
             name=e["ifname"], ifindex=int(e["ifindex"]), kind=info.get("info_kind"),
@@ -220,8 +224,12 @@ def parse_links(text: str) -> list[Link]:
 
 def parse_addresses(text: str) -> list[Address]:
     """``ip -j addr show`` -> ``[Address]``."""
+    return _addresses(json.loads(text or "[]"))
+
+
+def _addresses(entries: list[dict[str, Any]]) -> list[Address]:
     out = []
-    for e in json.loads(text or "[]"):
+    for e in entries:
         for a in e.get("addr_info", []):
             if "local" not in a:
                 continue
@@ -233,8 +241,12 @@ def parse_addresses(text: str) -> list[Address]:
 
 def parse_routes(text: str, table: str = "main") -> list[Route]:
     """``ip -j route show`` -> ``[Route]``."""
+    return _routes(json.loads(text or "[]"), table)
+
+
+def _routes(entries: list[dict[str, Any]], table: str = "main") -> list[Route]:
     out = []
-    for e in json.loads(text or "[]"):
+    for e in entries:
         out.append(Route(dst=e["dst"], gateway=e.get("gateway"), dev=e.get("dev"),
                          protocol=e.get("protocol"), scope=e.get("scope"),
                          prefsrc=e.get("prefsrc"), table=str(e.get("table", table))))
@@ -279,6 +291,62 @@ def list_routes(*, netns: str | None = None, family: int = 4, table: str = "main
                 runner: Runner = run) -> list[Route]:
     argv = ip_argv(f"-{family}", "route", "show", "table", table, netns=netns, json_out=True)
     return parse_routes(runner(argv).stdout, table)
+
+
+@dataclass(frozen=True)
+class NetnsView:
+    """Links, addresses and main-table routes of one namespace (``observe_netns``)."""
+
+    links: list[Link]
+    addresses: list[Address]
+    routes4: list[Route]
+    routes6: list[Route]
+
+
+def _route_family(r: Route) -> int:
+    probe = r.gateway if r.dst == "default" and r.gateway else r.dst
+    return 6 if ":" in probe else 4
+
+
+def parse_netns_batch(text: str) -> NetnsView | None:
+    """``ip -j -d -batch -`` output of ``addr show`` + ``route show table all`` (two JSON arrays)
+    -> ``NetnsView``; None when the output is not exactly that."""
+    dec = json.JSONDecoder()
+    parts: list[Any] = []
+    i, n = 0, len(text)
+    try:
+        while True:
+            while i < n and text[i].isspace():
+                i += 1
+            if i >= n:
+                break
+            obj, i = dec.raw_decode(text, i)
+            parts.append(obj)
+    except ValueError:
+        return None
+    if len(parts) != 2 or not all(isinstance(p, list) for p in parts):
+        return None
+    main = [r for r in _routes(parts[1]) if r.table == "main"]
+    routes4: list[Route] = []
+    routes6: list[Route] = []
+    for r in main:
+        (routes6 if _route_family(r) == 6 else routes4).append(r)
+    return NetnsView(_links(parts[0]), _addresses(parts[0]), routes4, routes6)
+
+
+def observe_netns(*, netns: str | None = None, runner: Runner = run) -> NetnsView:
+    """``list_links`` + ``list_addresses`` + ``list_routes`` (IPv4 and IPv6, table main) of
+    ``netns`` from ONE ``ip -j -d -batch -`` process (``addr show`` carries the link attributes
+    too; ``route show table all`` both families, filtered to table main).  Falls back to the
+    four separate commands if the batch output is not what is expected."""
+    out = runner(ip_argv("-batch", "-", netns=netns, json_out=True, details=True),
+                 input="addr show\nroute show table all\n").stdout
+    view = parse_netns_batch(out)
+    if view is not None:
+        return view
+    return NetnsView(list_links(netns=netns, runner=runner), list_addresses(netns=netns, runner=runner),
+                     list_routes(netns=netns, family=4, runner=runner),
+                     list_routes(netns=netns, family=6, runner=runner))
 
 
 def ensure_veth(name: str, peer: str, *, netns: str | None = None, peer_netns: str | None = None,
@@ -413,10 +481,10 @@ def disable_offloads(dev: str, *, netns: str | None = None,
 
 
 __all__ = [
-    "Address", "DEFAULT_OFFLOADS_OFF", "IFNAMSIZ", "Link", "Route", "batch", "batch_script",
+    "Address", "DEFAULT_OFFLOADS_OFF", "IFNAMSIZ", "Link", "NetnsView", "Route", "batch", "batch_script",
     "disable_offloads", "ensure_address", "ensure_bridge", "ensure_route", "ensure_veth",
     "ethtool_offload_argv", "flush_addresses", "get_link", "get_sysctl", "ifname", "interface",
-    "ip_argv", "list_addresses", "list_links", "list_routes", "mac", "move_link",
-    "parse_addresses", "parse_links", "parse_routes", "remove_address", "remove_link",
+    "ip_argv", "list_addresses", "list_links", "list_routes", "mac", "move_link", "observe_netns",
+    "parse_addresses", "parse_links", "parse_netns_batch", "parse_routes", "remove_address", "remove_link",
     "remove_route", "route_cmd", "set_link", "set_link_cmd", "set_sysctl", "veth_cmd",
 ]

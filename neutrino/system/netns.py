@@ -38,11 +38,11 @@ def list_netns(*, runner: Runner = run) -> list[str]:
 
 def ensure_netns(name: str, *, lo_up: bool = True, runner: Runner = run) -> None:
     """Create namespace ``name`` unless it exists; bring its loopback up."""
-    check_name(name)
-    try:
-        runner(["ip", "netns", "add", name])
-    except NamespaceExists:
-        pass
+    if not netns_exists(name):   # (checks the name) skip a doomed `ip netns add` process
+        try:
+            runner(["ip", "netns", "add", name])
+        except NamespaceExists:
+            pass
     if lo_up:
         runner(["ip", "-n", name, "link", "set", "lo", "up"])
 

@@ -251,8 +251,7 @@ def test_l3_scheduling_lists(env):
         pytest.skip("the L3 service is not registered")
     a = report(env, L3)
     r = env.ok(env.req("POST", "/v2.0/routers", "demo", json={"router": {"name": "r1"}}), 201)["router"]
-    with env.db.write() as uow:
-        uow.conn.execute(insert(t.router_l3_agents).values(router_id=r["id"], agent_id=a["id"]))
+    # the router is scheduled to the (only) L3 agent at create (neutrino.services.l3_scheduler)
     routers = env.ok(env.req("GET", f"/v2.0/agents/{a['id']}/l3-routers"))["routers"]
     assert [x["id"] for x in routers] == [r["id"]]
     agents = env.ok(env.req("GET", f"/v2.0/routers/{r['id']}/l3-agents"))["agents"]

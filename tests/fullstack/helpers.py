@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import openstack
@@ -35,11 +36,13 @@ def _free_offset() -> int:
 
 
 def start_aio(tmp_path_factory, overrides: dict | None = None):  # noqa: ANN001, ANN201
-    """`neutrino up` in a fresh state dir (config = all-in-one + ``overrides``); yields (state, demo conn)."""
+    """`neutrino up` in a fresh state dir (config = all-in-one + a unique ``[lab] host_netns`` +
+    ``overrides``); yields (state, demo conn)."""
     state = tmp_path_factory.mktemp("aio")
-    if overrides:
-        from neutrino import config
-        (state / "neutrino.conf").write_text(config.render_ini({**config.ALL_IN_ONE, **overrides}))
+    from neutrino import config
+    # Several all-in-ones may run at once: each gets its own lab host namespace.
+    lab = {("lab", "host_netns"): f"lab-{uuid.uuid4().hex[:8]}"}
+    (state / "neutrino.conf").write_text(config.render_ini({**config.ALL_IN_ONE, **lab, **(overrides or {})}))
     off = _free_offset()
     subprocess.run([*NEUTRINO, "up", "--state-dir", str(state), "--port-offset", str(off)], check=True,
                    capture_output=True, timeout=120)

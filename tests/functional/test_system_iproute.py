@@ -103,3 +103,23 @@ def test_bridge_batch_sysctl_and_errors(netns: str) -> None:
     assert iproute.get_sysctl("net.ipv4.ip_forward", netns=netns) == "1"
     iproute.set_sysctl("net.ipv6.conf.all.disable_ipv6", 1, netns=netns)
     assert iproute.get_sysctl("net.ipv6.conf.all.disable_ipv6", netns=netns) == "1"
+
+
+def test_observe_netns_matches_the_separate_commands(netns: str) -> None:
+    """One `ip -batch` process sees what list_links / list_addresses / list_routes see."""
+    for cmd in (["link", "add", "va", "type", "veth", "peer", "name", "vb"], ["link", "set", "va", "up"],
+                ["link", "set", "vb", "up", "mtu", "1400", "address", "fa:16:3e:00:00:0b"],
+                ["addr", "add", "10.9.0.2/24", "dev", "va"], ["addr", "add", "169.254.169.254/32", "dev", "va"],
+                ["addr", "add", "2001:db8::2/64", "dev", "va", "nodad"],
+                ["route", "add", "default", "via", "10.9.0.1"], ["-6", "route", "add", "default", "via", "2001:db8::1"],
+                ["route", "add", "192.0.2.0/24", "via", "10.9.0.9"]):
+        run(["ip", "-n", netns, *cmd])
+    view = iproute.observe_netns(netns=netns)
+    assert view.links == iproute.list_links(netns=netns)
+    assert view.addresses == iproute.list_addresses(netns=netns)
+
+    def key(routes: list[iproute.Route]) -> list[tuple]:
+        return [(r.dst, r.gateway, r.dev, r.table) for r in routes]
+    assert key(view.routes4) == key(iproute.list_routes(netns=netns, family=4))
+    assert key(view.routes6) == key(iproute.list_routes(netns=netns, family=6))
+    assert ("default", "2001:db8::1") in [(r.dst, r.gateway) for r in view.routes6]

@@ -210,6 +210,49 @@ def test_parse_addresses_and_routes_golden() -> None:
     assert iproute.parse_links("") == [] and iproute.parse_routes("") == []
 
 
+# What `ip -j -d -batch -` prints for "addr show" + "route show table all" in a DHCP namespace
+# (two JSON arrays, one per line; trimmed).
+NETNS_BATCH = (
+    '[{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"mtu":65536,"operstate":"UNKNOWN",'
+    '"address":"00:00:00:00:00:00","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8,'
+    '"scope":"host","label":"lo"}]},{"ifindex":7,"ifname":"tapaaaaaaaa-aa","flags":["BROADCAST","UP",'
+    '"LOWER_UP"],"mtu":1450,"operstate":"UNKNOWN","address":"fa:16:3e:00:00:02","linkinfo":{"info_kind":"tun"},'
+    '"addr_info":[{"family":"inet","local":"10.0.0.2","prefixlen":24,"scope":"global"},{"family":"inet6",'
+    '"local":"2001:db8::2","prefixlen":64,"scope":"global"}]}]\n'
+    '[{"type":"unicast","dst":"default","gateway":"10.0.0.1","dev":"tapaaaaaaaa-aa","table":"main",'
+    '"protocol":"boot","scope":"global","flags":[]},{"type":"unicast","dst":"10.0.0.0/24",'
+    '"dev":"tapaaaaaaaa-aa","table":"main","protocol":"kernel","scope":"link","prefsrc":"10.0.0.2","flags":[]},'
+    '{"type":"local","dst":"10.0.0.2","dev":"tapaaaaaaaa-aa","table":"local","protocol":"kernel",'
+    '"scope":"host","prefsrc":"10.0.0.2","flags":[]},{"type":"unicast","dst":"2001:db8::/64",'
+    '"dev":"tapaaaaaaaa-aa","table":"main","protocol":"kernel","scope":"global","metric":256,"flags":[]},'
+    '{"type":"unicast","dst":"default","gateway":"2001:db8::1","dev":"tapaaaaaaaa-aa","table":"main",'
+    '"protocol":"boot","scope":"global","metric":1024,"flags":[]},{"type":"multicast","dst":"ff00::/8",'
+    '"dev":"tapaaaaaaaa-aa","table":"local","protocol":"kernel","scope":"global","metric":256,"flags":[]}]\n')
+
+
+def test_observe_netns_is_one_batch_process() -> None:
+    rec = Recorder(stdout=NETNS_BATCH)
+    view = iproute.observe_netns(netns="qdhcp-x", runner=rec)
+    assert rec.calls == [dict(argv=["ip", "-n", "qdhcp-x", "-j", "-d", "-batch", "-"], netns=None,
+                              input="addr show\nroute show table all\n")]
+    first, second = NETNS_BATCH.splitlines()
+    assert view.links == iproute.parse_links(first)
+    assert view.addresses == iproute.parse_addresses(first)
+    assert [(r.dst, r.gateway) for r in view.routes4] == [("default", "10.0.0.1"), ("10.0.0.0/24", None)]
+    assert [(r.dst, r.gateway) for r in view.routes6] == [("2001:db8::/64", None), ("default", "2001:db8::1")]
+    assert all(r.table == "main" for r in view.routes4 + view.routes6)
+
+
+def test_observe_netns_falls_back_to_separate_commands() -> None:
+    rec = Recorder(stdout="[]")   # not two arrays: every later command also answers "[]"
+    view = iproute.observe_netns(netns="n1", runner=rec)
+    assert view == iproute.NetnsView([], [], [], [])
+    assert [c["argv"][4:] for c in rec.calls[1:]] == [
+        ["-d", "link", "show"], ["addr", "show"], ["-4", "route", "show", "table", "main"],
+        ["-6", "route", "show", "table", "main"]]
+    assert iproute.parse_netns_batch("[] [] []") is None and iproute.parse_netns_batch("[1") is None
+
+
 # ---------------------------------------------------------------- netns
 
 def test_netns_names_and_list() -> None:

@@ -7,8 +7,10 @@ command line, the tap's addresses) and returns ops; this module applies
 them.  Ops that need the API (creating or updating the DHCP port, releasing
 it on teardown) run first, in the async part; the rest runs in a thread.
 
-A burst of port changes arrives as one batch of feed changes, so it costs
-one pass and at most one SIGHUP per network; a changed command line (ranges,
+Networks are observed and applied in parallel (``WORKERS`` threads; each
+network's ops in their planned order, teardowns before the rest).  A burst
+of port changes arrives as one batch of feed changes, so it costs one pass
+and at most one SIGHUP per network; a changed command line (ranges,
 MTU, DNS servers) restarts dnsmasq.  Restarting the agent leaves healthy
 dnsmasqs alone (their files and command line already match); a dnsmasq that
 died is started again on the next pass.
@@ -25,8 +27,9 @@ import hashlib
 import logging
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from neutrino.agents.dhcp import render
 from neutrino.agents.dhcp.model import DhcpConfig, dhcp_device_id, namespace_name, network_views
@@ -43,6 +46,22 @@ from neutrino.system.exec import run
 LOG = logging.getLogger(__name__)
 FILES = (render.FILE_HOST, render.FILE_ADDN_HOSTS, render.FILE_OPTS, render.FILE_INTERFACE,
          render.FILE_LEASES)
+#: Networks observed / applied at the same time.  The work is external commands and waits
+#: (ovs-vsctl --wait, dnsmasq's pid file), so it overlaps well even on few CPUs; each
+#: network's own ops still run one after the other, in the planned order.
+WORKERS = 16
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _parallel(fn: Callable[[T], R], items: list[T]) -> list[R]:
+    """``[fn(x) for x in items]``, on up to ``WORKERS`` threads (inline for one item)."""
+    if len(items) <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(items)), thread_name_prefix="dhcp") as pool:
+        return list(pool.map(fn, items))
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -77,38 +96,39 @@ class DhcpDriver:
     # --- observe ----------------------------------------------------------------------------
     def observe(self) -> dict[str, ObservedDhcp]:
         base = Path(self.cfg.state_dir)
-        out: dict[str, ObservedDhcp] = {}
         if not base.is_dir():
-            return out
-        for d in sorted(p for p in base.iterdir() if p.is_dir()):
-            net_id = d.name
-            ns = namespace_name(net_id)
-            files = {}
-            for name in FILES:
-                f = d / name
-                if f.exists():
-                    files[name] = f.read_text()
-            argv = dnsmasq.running_argv(self._spec(net_id))
-            have_ns = netns.netns_exists(ns)
-            devices: dict[str, ObservedDevice] = {}
-            routes: list[str] = []
-            if have_ns:
-                addrs: dict[str, set[str]] = {}
-                for a in iproute.list_addresses(netns=ns):
-                    if a.ifname != "lo" and not (a.address.version == 6 and a.address.ip.is_link_local
-                                                 and str(a.address) != "fe80::a9fe:a9fe/128"):
-                        addrs.setdefault(a.ifname, set()).add(str(a.address))
-                for link in iproute.list_links(netns=ns):
-                    if link.name != "lo":
-                        devices[link.name] = ObservedDevice(link.name, frozenset(addrs.get(link.name, set())),
-                                                            link.mac, link.mtu)
-                for fam in (4, 6):
-                    routes += [str(r.gateway) for r in iproute.list_routes(netns=ns, family=fam)
-                               if r.dst == "default" and r.gateway is not None]
-            out[net_id] = ObservedDhcp(namespace=have_ns, dnsmasq_alive=argv is not None,
-                                       argv=tuple(argv or ()), files=files, devices=devices,
-                                       default_route=tuple(routes))
-        return out
+            return {}
+        dirs = sorted(p for p in base.iterdir() if p.is_dir())
+        return dict(zip((d.name for d in dirs), _parallel(self._observe_one, dirs)))
+
+    def _observe_one(self, d: Path) -> ObservedDhcp:
+        net_id = d.name
+        ns = namespace_name(net_id)
+        files = {}
+        for name in FILES:
+            f = d / name
+            if f.exists():
+                files[name] = f.read_text()
+        argv = dnsmasq.running_argv(self._spec(net_id))
+        have_ns = netns.netns_exists(ns)
+        devices: dict[str, ObservedDevice] = {}
+        routes: list[str] = []
+        if have_ns:
+            view = iproute.observe_netns(netns=ns)   # links, addresses, routes: one `ip` process
+            addrs: dict[str, set[str]] = {}
+            for a in view.addresses:
+                if a.ifname != "lo" and not (a.address.version == 6 and a.address.ip.is_link_local
+                                             and str(a.address) != "fe80::a9fe:a9fe/128"):
+                    addrs.setdefault(a.ifname, set()).add(str(a.address))
+            for link in view.links:
+                if link.name != "lo":
+                    devices[link.name] = ObservedDevice(link.name, frozenset(addrs.get(link.name, set())),
+                                                        link.mac, link.mtu)
+            for fam_routes in (view.routes4, view.routes6):
+                routes += [str(r.gateway) for r in fam_routes if r.dst == "default" and r.gateway is not None]
+        return ObservedDhcp(namespace=have_ns, dnsmasq_alive=argv is not None,
+                            argv=tuple(argv or ()), files=files, devices=devices,
+                            default_route=tuple(routes))
 
     # --- apply (host side) ----------------------------------------------------------------------
     def apply(self, op: Op) -> None:
@@ -156,12 +176,30 @@ class DhcpDriver:
             netns.remove_netns(ns)
             shutil.rmtree(conf, ignore_errors=True)
 
-    def apply_all(self, ops: list[Op]) -> None:
+    def _apply_network(self, ops: list[Op]) -> None:
         for op in ops:
             try:
                 self.apply(op)
             except Exception as exc:  # noqa: BLE001 - one network's failure must not stop the others
                 LOG.warning("%s for network %s failed: %s", type(op).__name__, op.network_id, exc)
+
+    def apply_all(self, ops: list[Op]) -> None:
+        """Apply ``ops``: every network's ops in order, networks in parallel; the networks being
+        torn down first (as planned), then the others."""
+        groups: dict[str, list[Op]] = {}
+        for op in ops:
+            groups.setdefault(op.network_id, []).append(op)
+        teardown = [g for g in groups.values() if any(isinstance(op, Teardown) for op in g)]
+        rest = [g for g in groups.values() if not any(isinstance(op, Teardown) for op in g)]
+        if len(rest) > 1 and not os.path.ismount(netns.NETNS_DIR):
+            # The first `ip netns add` on a host makes /run/netns a shared mount point; let
+            # one network do that alone rather than several at once.
+            first = next((g for g in rest if any(isinstance(op, EnsureNamespace) for op in g)), None)
+            if first is not None:
+                self._apply_network(first)
+                rest = [g for g in rest if g is not first]
+        for phase in (teardown, rest):
+            _parallel(self._apply_network, phase)
 
     # --- apply (API side) ------------------------------------------------------------------------
     async def _ensure_port(self, op: EnsureDhcpPort, state: State) -> None:
