@@ -79,6 +79,20 @@ def _serve(state, server: str, proto: str, port: int) -> subprocess.Popen[str]: 
                              code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _serve_lines(state, server: str, port: int) -> subprocess.Popen[str]:  # noqa: ANN001
+    """A TCP server inside an instance that keeps each connection open and echoes lines."""
+    code = (
+        "import socket,threading\n"
+        "s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+        f"s.bind(('0.0.0.0',{port}));s.listen(5)\n"
+        "def h(c):\n"
+        " f=c.makefile('rwb')\n"
+        " for line in f:\n  f.write(b'echo '+line);f.flush()\n"
+        "while True:\n c,a=s.accept();threading.Thread(target=h,args=(c,),daemon=True).start()\n")
+    return subprocess.Popen([*NEUTRINO, "console", "--state-dir", str(state), server, "--", sys.executable, "-c",
+                             code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def _ask(proto: str, ip: str, port: int, within: float = 20.0) -> str:
     """From the lab host: connect (TCP) or send (UDP); returns the answer or ''."""
     code = (
@@ -135,10 +149,34 @@ def test_floating_ip_both_ways_and_disassociation(cloud):
         assert f"IP {fip.floating_ip_address} > 172.16.0.1" in out, out
     finally:
         server.send_signal(signal.SIGTERM)
-    conn.network.update_ip(fip, port_id=None)
-    deadline = time.monotonic() + 20
-    while lab("ping", "-c", "1", "-W", "1", fip.floating_ip_address).returncode == 0:
-        assert time.monotonic() < deadline, "floating IP still answers after disassociation"
+    # An open connection through the floating IP ...
+    lines = _serve_lines(state, "l3-vm", 8081)
+    client_code = (
+        "import socket,sys\n"
+        f"ip='{fip.floating_ip_address}'\n"
+        "for _ in range(100):\n"
+        " try:\n  c=socket.create_connection((ip,8081),timeout=1);break\n"
+        " except OSError:\n  import time;time.sleep(0.2)\n"
+        "f=c.makefile('rwb');c.settimeout(3)\n"
+        "f.write(b'one\\n');f.flush();print(f.readline().decode().strip(),flush=True)\n"
+        "sys.stdin.readline()\n"
+        "try:\n f.write(b'two\\n');f.flush();r=f.readline().decode().strip();print(r or 'cut',flush=True)\n"
+        "except OSError:\n print('cut',flush=True)\n")
+    client = subprocess.Popen(["ip", "netns", "exec", LAB, sys.executable, "-c", client_code], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert client.stdout.readline().strip() == "echo one"
+        # ... is cut when the floating IP is disassociated (rules gone, conntrack flushed).
+        conn.network.update_ip(fip, port_id=None)
+        deadline = time.monotonic() + 20
+        while lab("ping", "-c", "1", "-W", "1", fip.floating_ip_address).returncode == 0:
+            assert time.monotonic() < deadline, "floating IP still answers after disassociation"
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        assert client.stdout.readline().strip() == "cut"
+    finally:
+        client.kill()
+        lines.send_signal(signal.SIGTERM)
     conn.network.delete_ip(fip)
 
 
@@ -191,11 +229,25 @@ def test_l3_agent_restart_keeps_exactly_the_same_rules(cloud):
 
     before = rules()
     assert any("neutron-l3-agent-snat" in r for r in before)
-    pid = json.loads((state / "run" / "l3-agent.pid").read_text())["pid"]
-    os.kill(pid, signal.SIGTERM)
-    time.sleep(1)
-    subprocess.run([*NEUTRINO, "up", "--state-dir", str(state)], check=True, capture_output=True, timeout=120)
-    time.sleep(3)
+    # A running flow (vm -> lab host through SNAT) across the restart.
+    pinger = subprocess.Popen([*NEUTRINO, "console", "--state-dir", str(state), "l3-vm", "--",
+                               "ping", "-i", "0.05", "-c", "120", "-W", "1", "172.16.0.1"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        pid = json.loads((state / "run" / "l3-agent.pid").read_text())["pid"]
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while os.path.exists(f"/proc/{pid}"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        subprocess.run([*NEUTRINO, "up", "--state-dir", str(state)], check=True, capture_output=True, timeout=120)
+        out, _ = pinger.communicate(timeout=60)
+    finally:
+        if pinger.poll() is None:
+            pinger.kill()
+    assert " 0% packet loss" in out, out
+    time.sleep(2)   # let the new agent finish a pass
     after = rules()
     assert after == before and len(after) == len(set(after))
     assert reaches(state, "l3-vm", "172.16.0.1")
