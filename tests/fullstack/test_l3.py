@@ -198,6 +198,25 @@ def test_port_forwarding_tcp_and_udp(cloud):
         udp.send_signal(signal.SIGTERM)
 
 
+def test_extra_routes(cloud):
+    conn, router, vm = cloud["conn"], cloud["router"], cloud["vm"]
+    nexthop = address(conn, vm.id)
+    ns = f"qrouter-{router.id}"
+
+    def routes() -> str:
+        return subprocess.run(["ip", "netns", "exec", ns, "ip", "route"], capture_output=True, text=True).stdout
+
+    conn.network.update_router(router, routes=[{"destination": "192.0.2.0/24", "nexthop": nexthop}])
+    deadline = time.monotonic() + 20
+    while f"192.0.2.0/24 via {nexthop}" not in routes():
+        assert time.monotonic() < deadline, routes()
+        time.sleep(0.3)
+    conn.network.update_router(router, routes=[])
+    while "192.0.2.0/24" in routes():
+        assert time.monotonic() < deadline + 20, routes()
+        time.sleep(0.3)
+
+
 def test_overlapping_cidrs_in_two_projects(cloud):
     state, admin, ext = cloud["state"], cloud["admin"], cloud["ext"]
     net = admin.network.create_network(name="l3-admin-net")

@@ -27,13 +27,15 @@ import hashlib
 import logging
 import os
 import shutil
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from neutrino.agents.dhcp import render
 from neutrino.agents.dhcp.model import DhcpConfig, dhcp_device_id, namespace_name, network_views
-from neutrino.agents.dhcp.planner import (EnsureDhcpPort, EnsureNamespace, ObservedDevice, ObservedDhcp, Op,
+from neutrino.agents.dhcp.planner import (Coalescer, EnsureDhcpPort, EnsureNamespace, ObservedDevice, ObservedDhcp, Op,
                                           PlugTap, ReleaseLeases, ReloadDnsmasq, RestartDnsmasq, SetAddresses,
                                           StartDnsmasq, Teardown, UnplugTap, WriteFiles, plan)
 from neutrino.agents.interface import InterfaceDriver
@@ -50,6 +52,8 @@ FILES = (render.FILE_HOST, render.FILE_ADDN_HOSTS, render.FILE_OPTS, render.FILE
 #: (ovs-vsctl --wait, dnsmasq's pid file), so it overlaps well even on few CPUs; each
 #: network's own ops still run one after the other, in the planned order.
 WORKERS = 16
+#: At most one dnsmasq reload per network per this many seconds (a burst is coalesced).
+RELOAD_INTERVAL = 0.2
 
 
 T = TypeVar("T")
@@ -81,6 +85,9 @@ class DhcpDriver:
         self.iface = iface
         self.client: Any = None
         self.counts = {"networks": 0, "subnets": 0, "ports": 0}
+        self.coalescer: Coalescer[str] = Coalescer(time.monotonic, RELOAD_INTERVAL)
+        self._reload_lock = threading.Lock()
+        self._flusher: asyncio.Task[None] | None = None
 
     def configurations(self) -> dict[str, Any]:
         return {"dhcp_driver": "dnsmasq", "dhcp_lease_duration": self.cfg.dhcp_lease_duration,
@@ -168,7 +175,9 @@ class DhcpDriver:
             dnsmasq.stop(self._spec(op.network_id))
             dnsmasq.start(self._spec(op.network_id, op.argv))
         elif isinstance(op, ReloadDnsmasq):
-            dnsmasq.reload(self._spec(op.network_id))
+            # Coalesced: at most one SIGHUP per network per 200 ms during a burst.
+            with self._reload_lock:
+                self.coalescer.request(op.network_id)
         elif isinstance(op, Teardown):
             dnsmasq.stop(self._spec(op.network_id))
             for dev in op.devices:
@@ -231,6 +240,25 @@ class DhcpDriver:
         nets = {n: state.of("network")[n] for n in mine if n in state.of("network")}
         return network_views(nets, state.of("subnet"), state.of("port"))
 
+    def _flush_reloads(self) -> None:
+        with self._reload_lock:
+            due = self.coalescer.due()
+        for net_id in due:
+            dnsmasq.reload(self._spec(net_id))
+
+    async def _flush_later(self) -> None:
+        """Send the reloads still pending once they are due (a burst's last one included)."""
+        try:
+            while True:
+                with self._reload_lock:
+                    at = self.coalescer.next_due()
+                if at is None:
+                    return
+                await asyncio.sleep(max(0.0, at - time.monotonic()))
+                await asyncio.to_thread(self._flush_reloads)
+        finally:
+            self._flusher = None
+
     async def reconcile(self, state: State, changed: bool) -> dict[str, str]:
         views = self.desired(state)
         observed = await asyncio.to_thread(self.observe)
@@ -245,6 +273,9 @@ class DhcpDriver:
                     # Not served here any more (or no DHCP subnet left): give the port back.
                     await self._release_port(op.network_id, state)
         await asyncio.to_thread(self.apply_all, host_ops)
+        await asyncio.to_thread(self._flush_reloads)
+        if self.coalescer.pending and self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_later())
         self.counts = {"networks": len(views), "subnets": sum(len(v.dhcp_subnets) for v in views.values()),
                        "ports": sum(len(v.ports) for v in views.values())}
         return {}
