@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from neutrino.agents.ovs.agent import host_ovs
 from neutrino.config import Config
 from neutrino.feed.state import State
 from neutrino.system import iproute, netns, process
+from neutrino.system.exec import run
 from neutrino.system import ovsdb as sysovs
 
 LOG = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ class ComputeDriver:
         self.configured: dict[str, set[str]] = {}   # server id -> configured port ids
         self.reported: dict[str, str] = {}           # server id -> state reported
         self.client: Any = None                      # set by the loop owner (FeedClient)
+        self._metadata_tasks: dict[str, asyncio.Task[bool]] = {}
         self.instances = 0
 
     def configurations(self) -> dict[str, Any]:
@@ -217,7 +220,41 @@ class ComputeDriver:
                     if srv.get("status") != "ACTIVE":
                         await self.client.post(f"servers/{sid}/state", {"status": "ACTIVE", "host": self.host})
                     self.reported[sid] = st
+                    if sid not in self._metadata_tasks:
+                        self._metadata_tasks[sid] = asyncio.create_task(
+                            asyncio.to_thread(self.fetch_metadata, sid))
+        for sid in [s for s in self._metadata_tasks if s not in states]:
+            self._metadata_tasks.pop(sid).cancel()
         return {}
+
+    def fetch_metadata(self, server_id: str, attempts: int = 60) -> bool:
+        """The guest's boot-time metadata read (what cloud-init does first): its public
+        key, hostname and user data, kept in its instance directory.  User data is
+        stored, never executed.  Retries while the metadata service is not reachable yet.
+        """
+        ns = pl.netns_name(server_id)
+        out = self._guest_dir(server_id) / "metadata"
+        wanted = {"hostname": "latest/meta-data/hostname",
+                  "openssh-key": "latest/meta-data/public-keys/0/openssh-key",
+                  "user-data": "latest/user-data"}
+        for _ in range(attempts):
+            if not netns.netns_exists(ns):
+                return False
+            got = {}
+            for name, path in wanted.items():
+                r = run(["curl", "-s", "-m", "3", "-o", "-", "-w", "\\n%{http_code}",
+                         f"http://169.254.169.254/{path}"], netns=ns, check=False, timeout=10)
+                body, _, code = r.stdout.rpartition("\n")
+                if code in ("200", "404"):
+                    got[name] = body if code == "200" else None
+            if len(got) == len(wanted) and got["hostname"]:
+                out.mkdir(parents=True, exist_ok=True)
+                for name, body in got.items():
+                    if body is not None:
+                        (out / name).write_text(body)
+                return True
+            time.sleep(1)
+        return False
 
 
 def make_driver(cfg: Config, host: str) -> ComputeDriver:
