@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ class ComputeDriver:
         self.configured: dict[str, set[str]] = {}   # server id -> configured port ids
         self.reported: dict[str, str] = {}           # server id -> state reported
         self.client: Any = None                      # set by the loop owner (FeedClient)
-        self._metadata_tasks: dict[str, asyncio.Task[bool]] = {}
+        self._metadata_readers: dict[str, threading.Thread] = {}
         self.instances = 0
 
     def configurations(self) -> dict[str, Any]:
@@ -220,11 +221,15 @@ class ComputeDriver:
                     if srv.get("status") != "ACTIVE":
                         await self.client.post(f"servers/{sid}/state", {"status": "ACTIVE", "host": self.host})
                     self.reported[sid] = st
-                    if sid not in self._metadata_tasks:
-                        self._metadata_tasks[sid] = asyncio.create_task(
-                            asyncio.to_thread(self.fetch_metadata, sid))
-        for sid in [s for s in self._metadata_tasks if s not in states]:
-            self._metadata_tasks.pop(sid).cancel()
+                    if sid not in self._metadata_readers:
+                        # Its own thread: it may wait a while for the metadata service and
+                        # must not hold up the worker threads reconcile passes use.
+                        reader = threading.Thread(target=self.fetch_metadata, args=(sid,), daemon=True,
+                                                  name=f"metadata-{sid[:8]}")
+                        self._metadata_readers[sid] = reader
+                        reader.start()
+        for sid in [s for s in self._metadata_readers if s not in states]:
+            del self._metadata_readers[sid]   # the reader ends when the namespace is gone
         return {}
 
     def fetch_metadata(self, server_id: str, attempts: int = 60) -> bool:
