@@ -178,6 +178,24 @@ OPTIONS: tuple[Option, ...] = (
     _O("DEFAULT", "allow_automatic_l3agent_failover", _bool, "true",
        "Move routers from dead L3 agents to live ones (checked when a live L3 agent reports; "
        "Neutron's default is false)."),
+    # --- [metadata]: metadata_agent.ini's options (Neutron names; one file, own section) ----------------
+    _O("metadata", "metadata_proxy_socket", str, "",
+       "Unix socket the metadata agent listens on and the haproxy metadata proxies forward to "
+       "(default: STATE/metadata_proxy)."),
+    _O("metadata", "nova_metadata_host", str, "127.0.0.1", "Host of the Nova metadata API."),
+    _O("metadata", "nova_metadata_port", int, "8775", "Port of the Nova metadata API."),
+    _O("metadata", "nova_metadata_protocol", str, "http", "Protocol of the Nova metadata API (http or https)."),
+    _O("metadata", "metadata_proxy_shared_secret", str, "",
+       "Secret shared with the Nova metadata API; signs X-Instance-ID (HMAC-SHA256)."),
+    _O("metadata", "bind_host", str, "127.0.0.1",
+       "Address the metadata API (Nova's metadata handler) listens on.", False),
+    _O("metadata", "bind_port", int, "8775", "Port of the metadata API.", False),
+    _O("metadata", "http_tokens", str, "optional",
+       "IMDSv2 session tokens: optional (requests without X-aws-ec2-metadata-token are served) or "
+       "required (they answer 401).", False),
+    _O("metadata", "dhcp_domain", str, "novalocal",
+       "Domain appended to instance hostnames in metadata (Nova's [api] dhcp_domain; empty: bare "
+       "hostname).", False),
     # --- [lab]: the all-in-one's lab host on physnet `physnet` ----------------------------------
     _O("lab", "host_netns", str, "lab-host",
        "Network namespace playing the lab host / network node gateway, bridged to br-phys (physnet "

@@ -1,6 +1,7 @@
 """The API server process: identity (Keystone v3 subset), network (Neutron
-v2.0), compute (Nova v2.1 subset) and image (Glance v2 subset) APIs served
-from one process, each on its own listening socket.
+v2.0), compute (Nova v2.1 subset), image (Glance v2 subset) and metadata
+(Nova's metadata handler) APIs served from one process, each on its own
+listening socket.
 
 ``prepare(cfg)`` migrates the database and bootstraps identity (idempotent);
 ``run(cfg)`` serves until SIGTERM/SIGINT.
@@ -30,6 +31,7 @@ from neutrino.identity.api import build_identity_app
 from neutrino.identity.bootstrap import bootstrap
 from neutrino.identity.tokens import TokenProvider
 from neutrino.identity.views import default_catalog_endpoints
+from neutrino.metadata.api import build_metadata_app
 
 LOG = logging.getLogger(__name__)
 
@@ -70,7 +72,7 @@ def catalog_endpoints(cfg: Config) -> list[tuple[str, str, str]]:
 
 
 def build_all_apps(cfg: Config, db: Database) -> tuple[dict[str, Any], TokenProvider]:
-    """({"identity", "network", "compute", "image"} -> app, token provider), sharing one database."""
+    """({"identity", "network", "compute", "image", "metadata"} -> app, token provider), sharing one database."""
     tokens = TokenProvider(key_dir(cfg), db)
     identity = build_identity_app(cfg, db, tokens, catalog_endpoints(cfg))
     auth_uri = f"http://{cfg.identity.public_host or cfg.identity.bind_host}:{cfg.identity.bind_port}"
@@ -83,7 +85,8 @@ def build_all_apps(cfg: Config, db: Database) -> tuple[dict[str, Any], TokenProv
         lambda conn: compute_api.servers.agent_list(conn, None))
     return {"identity": identity, "network": build_network_app(network_api),
             "compute": build_compute_app(cfg, db, tokens.validate, api=compute_api),
-            "image": build_image_app(tokens.validate, auth_uri)}, tokens
+            "image": build_image_app(tokens.validate, auth_uri),
+            "metadata": build_metadata_app(cfg, db, compute_api.servers)}, tokens
 
 
 def build_apps(cfg: Config, db: Database) -> tuple[Any, Any, TokenProvider]:
@@ -96,7 +99,8 @@ def bind_all(cfg: Config) -> dict[str, socket.socket]:
     return {"identity": _bind(cfg.identity.bind_host, cfg.identity.bind_port),
             "network": _bind(cfg.default.bind_host, cfg.default.bind_port),
             "compute": _bind(cfg.compute.bind_host, cfg.compute.bind_port),
-            "image": _bind(cfg.image.bind_host, cfg.image.bind_port)}
+            "image": _bind(cfg.image.bind_host, cfg.image.bind_port),
+            "metadata": _bind(cfg.metadata.bind_host, cfg.metadata.bind_port)}
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -23,7 +23,7 @@ from typing import Any
 
 from neutrino.cli import process
 
-AGENTS = ("ovs", "dhcp", "l3", "compute")
+AGENTS = ("ovs", "dhcp", "l3", "metadata", "compute")
 #: The lab host's physical network, and the device names of its veth.
 LAB_PHYSNET = "physnet"
 LAB_DEV = "lab0"
@@ -180,7 +180,8 @@ def remove_lab_host(cfg: Any, po: Any, purge: bool) -> None:
             netns.remove_netns(lab_ns)
 
 
-AGENT_TYPES = {"ovs": "Open vSwitch agent", "dhcp": "DHCP agent", "l3": "L3 agent", "compute": "Compute agent"}
+AGENT_TYPES = {"ovs": "Open vSwitch agent", "dhcp": "DHCP agent", "l3": "L3 agent", "metadata": "Metadata agent",
+               "compute": "Compute agent"}
 
 
 def wait_alive(layout: Any, network_url: str, timeout: float = 30.0) -> list[str]:

@@ -21,6 +21,7 @@ import importlib.util
 import ipaddress
 import logging
 import os
+import secrets
 import shutil
 import socket
 import sys
@@ -123,6 +124,8 @@ def initial_values() -> dict[tuple[str, str], str]:
     values = dict(nconfig.ALL_IN_ONE)
     db = next(o for o in nconfig.OPTIONS if (o.section, o.name) == ("database", "connection"))
     values[("database", "connection")] = db.default
+    # The metadata agent and the metadata API sign/check X-Instance-ID with this.
+    values[("metadata", "metadata_proxy_shared_secret")] = secrets.token_hex(16)
     return values
 
 
@@ -150,6 +153,8 @@ def with_port_offset(cfg: nconfig.Config, offset: int) -> nconfig.Config:
         ("identity", "bind_port"): str(cfg.identity.bind_port + offset),
         ("compute", "bind_port"): str(cfg.compute.bind_port + offset),
         ("image", "bind_port"): str(cfg.image.bind_port + offset),
+        ("metadata", "bind_port"): str(cfg.metadata.bind_port + offset),
+        ("metadata", "nova_metadata_port"): str(cfg.metadata.nova_metadata_port + offset),
     })
 
 
@@ -183,6 +188,8 @@ def validate(cfg: nconfig.Config) -> list[str]:
             d.bind_host == ident.bind_host or "0.0.0.0" in (d.bind_host, ident.bind_host)
             or "::" in (d.bind_host, ident.bind_host)):
         errs.append(f"[DEFAULT] bind_port and [identity] bind_port are both {d.bind_port}")
+    if cfg.metadata.http_tokens not in ("optional", "required"):
+        errs.append(f"[metadata] http_tokens = {cfg.metadata.http_tokens!r}: choose optional or required")
     if d.api_workers < 1:
         errs.append(f"[DEFAULT] api_workers = {d.api_workers}: must be at least 1")
     if d.global_physnet_mtu < 68:

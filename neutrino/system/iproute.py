@@ -460,6 +460,19 @@ def set_sysctl(key: str, value: str | int, *, netns: str | None = None,
     runner(["sysctl", "-q", "-w", f"{key}={value}"], netns=netns)
 
 
+def set_sysctls(pairs: Iterable[tuple[str, str | int]], *, netns: str | None = None,
+                runner: Runner = run) -> None:
+    """Several ``key=value`` in one ``sysctl -w`` process (each is set in order, as by
+    ``set_sysctl``; a failing one raises after the others were tried)."""
+    args = []
+    for key, value in pairs:
+        if not re.match(r"^[A-Za-z0-9_.\-/]+$", key):
+            raise ValueError(f"invalid sysctl key: {key!r}")
+        args.append(f"{key}={value}")
+    if args:
+        runner(["sysctl", "-q", "-w", *args], netns=netns)
+
+
 def get_sysctl(key: str, *, netns: str | None = None, runner: Runner = run) -> str:
     return runner(["sysctl", "-n", key], netns=netns).stdout.strip()
 
@@ -486,5 +499,5 @@ __all__ = [
     "ethtool_offload_argv", "flush_addresses", "get_link", "get_sysctl", "ifname", "interface",
     "ip_argv", "list_addresses", "list_links", "list_routes", "mac", "move_link", "observe_netns",
     "parse_addresses", "parse_links", "parse_netns_batch", "parse_routes", "remove_address", "remove_link",
-    "remove_route", "route_cmd", "set_link", "set_link_cmd", "set_sysctl", "veth_cmd",
+    "remove_route", "route_cmd", "set_link", "set_link_cmd", "set_sysctl", "set_sysctls", "veth_cmd",
 ]

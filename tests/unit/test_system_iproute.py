@@ -167,6 +167,18 @@ def test_batch_runs_one_process() -> None:
     assert len(rec.calls) == 1
 
 
+def test_set_sysctls_is_one_process() -> None:
+    rec = Recorder()
+    iproute.set_sysctls([("net.ipv4.ip_forward", "1"), ("net.ipv4.conf.all.arp_ignore", 1)], netns="q1",
+                        runner=rec)
+    assert rec.calls == [dict(argv=["sysctl", "-q", "-w", "net.ipv4.ip_forward=1",
+                                    "net.ipv4.conf.all.arp_ignore=1"], netns="q1", input=None)]
+    iproute.set_sysctls([], netns="q1", runner=rec)
+    assert len(rec.calls) == 1
+    with pytest.raises(ValueError):
+        iproute.set_sysctls([("a b", 1)], runner=rec)
+
+
 def test_idempotent_removes_swallow_not_found() -> None:
     nf = errors.DeviceNotFound(["ip"], 1, 'Cannot find device "x"')
     iproute.remove_link("x", runner=Recorder(fail=nf))

@@ -39,6 +39,7 @@ from neutrino.agents.dhcp.planner import (Coalescer, EnsureDhcpPort, EnsureNames
                                           PlugTap, ReleaseLeases, ReloadDnsmasq, RestartDnsmasq, SetAddresses,
                                           StartDnsmasq, Teardown, UnplugTap, WriteFiles, plan)
 from neutrino.agents.interface import InterfaceDriver
+from neutrino.agents.metadata import MetadataProxies
 from neutrino.agents.ovs.agent import host_ovs
 from neutrino.config import Config
 from neutrino.feed.state import State
@@ -80,9 +81,10 @@ class DhcpDriver:
     topic = "dhcp_agent"
     feed_types = ("network", "subnet", "port", "dhcp_binding")
 
-    def __init__(self, cfg: DhcpConfig, iface: InterfaceDriver) -> None:
+    def __init__(self, cfg: DhcpConfig, iface: InterfaceDriver, metadata: MetadataProxies | None = None) -> None:
         self.cfg = cfg
         self.iface = iface
+        self.metadata = metadata
         self.client: Any = None
         self.counts = {"networks": 0, "subnets": 0, "ports": 0}
         self.coalescer: Coalescer[str] = Coalescer(time.monotonic, RELOAD_INTERVAL)
@@ -180,6 +182,8 @@ class DhcpDriver:
                 self.coalescer.request(op.network_id)
         elif isinstance(op, Teardown):
             dnsmasq.stop(self._spec(op.network_id))
+            if self.metadata is not None:
+                self.metadata.stop(op.network_id, ns)
             for dev in op.devices:
                 self.iface.unplug(dev, ns)
             netns.remove_netns(ns)
@@ -209,6 +213,24 @@ class DhcpDriver:
                 rest = [g for g in rest if g is not first]
         for phase in (teardown, rest):
             _parallel(self._apply_network, phase)
+
+    def ensure_metadata_proxies(self, views: dict[str, Any]) -> None:
+        """A haproxy metadata proxy in each namespace that serves metadata (see
+        ``render.wants_metadata_proxy``), none in the others.  Idempotent; after the ops."""
+        if self.metadata is None:
+            return
+
+        def one(item: tuple[str, Any]) -> None:
+            net_id, view = item
+            ns = namespace_name(net_id)
+            try:
+                if render.wants_metadata_proxy(self.cfg, view) and netns.netns_exists(ns):
+                    self.metadata.ensure_network(net_id, ns)   # type: ignore[union-attr]
+                elif self.metadata.running(net_id):   # type: ignore[union-attr]
+                    self.metadata.stop(net_id, ns)   # type: ignore[union-attr]
+            except Exception as exc:  # noqa: BLE001 - retried on the next pass
+                LOG.warning("metadata proxy for network %s failed: %s", net_id, exc)
+        _parallel(one, sorted(views.items()))
 
     # --- apply (API side) ------------------------------------------------------------------------
     async def _ensure_port(self, op: EnsureDhcpPort, state: State) -> None:
@@ -273,6 +295,7 @@ class DhcpDriver:
                     # Not served here any more (or no DHCP subnet left): give the port back.
                     await self._release_port(op.network_id, state)
         await asyncio.to_thread(self.apply_all, host_ops)
+        await asyncio.to_thread(self.ensure_metadata_proxies, views)
         await asyncio.to_thread(self._flush_reloads)
         if self.coalescer.pending and self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_later())
@@ -304,4 +327,5 @@ def dhcp_config(cfg: Config, host: str) -> DhcpConfig:
 
 
 def make_driver(cfg: Config, host: str) -> DhcpDriver:
-    return DhcpDriver(dhcp_config(cfg, host), InterfaceDriver(host_ovs(cfg), cfg.ovs.integration_bridge))
+    return DhcpDriver(dhcp_config(cfg, host), InterfaceDriver(host_ovs(cfg), cfg.ovs.integration_bridge),
+                      MetadataProxies.from_config(cfg))

@@ -14,6 +14,13 @@ Why iptables (iptables-restore) and not nftables: the rules are Neutron's
 ``iptables-save``), and iptables-restore replaces a table atomically just as
 ``nft -f`` would; on Debian 12 the iptables tools are the nft-backed ones.
 
+Routers are observed and applied in parallel (``WORKERS`` threads; each
+router's ops in their planned order, teardowns before the rest): the work is
+external commands, which overlap well even on few CPUs.  Gratuitous ARPs are
+sent in the background (``GARP_WORKERS`` threads, one ``arping`` per address,
+as Neutron spawns them): each ``arping`` takes about a second and only speeds
+up neighbours' caches, so a pass does not wait for them.
+
 Ownership: a router is this agent's when it has a marker under
 ``STATE/l3/`` (several hosts' agents may run on one machine in tests).
 """
@@ -23,10 +30,15 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from neutrino.agents.interface import InterfaceDriver
+from neutrino.agents.metadata import MetadataProxies
 from neutrino.agents.l3.model import L3Config, namespace_name, router_views
 from neutrino.agents.l3.planner import (ApplyRules, EnsureNamespace, FlushConntrack, Garp, ObservedDevice,
                                         ObservedRouter, Op, PlugInterface, Route, SetAddresses, SetRoutes, Teardown,
@@ -37,6 +49,61 @@ from neutrino.feed.state import State
 from neutrino.system import arping, conntrack, iproute, iptables, netns
 
 LOG = logging.getLogger(__name__)
+#: Routers observed / applied at the same time (each router's ops stay in order).
+WORKERS = 16
+#: ``arping`` processes at the same time (gratuitous ARPs are sent in the background).
+GARP_WORKERS = 32
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _parallel(fn: Callable[[T], R], items: list[T]) -> list[R]:
+    """``[fn(x) for x in items]``, on up to ``WORKERS`` threads (inline for one item)."""
+    if len(items) <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(items)), thread_name_prefix="l3") as pool:
+        return list(pool.map(fn, items))
+
+
+class _GarpSender:
+    """Gratuitous ARPs in the background: a queue and up to ``GARP_WORKERS`` daemon threads
+    (started on demand; daemons, so a stopping agent never waits for them)."""
+
+    def __init__(self, workers: int = GARP_WORKERS) -> None:
+        self.workers = workers
+        self.queue: queue.Queue[tuple[str, str, str]] = queue.Queue()
+        self.lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+        self.pending = 0
+        self.idle = threading.Condition(self.lock)
+
+    def send(self, device: str, ip: str, ns: str) -> None:
+        with self.lock:
+            self.pending += 1
+            if len(self.threads) < min(self.workers, self.pending):
+                th = threading.Thread(target=self._run, name=f"garp-{len(self.threads)}", daemon=True)
+                self.threads.append(th)
+                th.start()
+        self.queue.put((device, ip, ns))
+
+    def _run(self) -> None:
+        while True:
+            device, ip, ns = self.queue.get()
+            try:
+                arping.garp(device, ip, ns)
+            except Exception as exc:  # noqa: BLE001 - a missed GARP only delays neighbours' ARP
+                LOG.debug("garp %s on %s failed: %s", ip, device, exc)
+            finally:
+                with self.lock:
+                    self.pending -= 1
+                    if not self.pending:
+                        self.idle.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every queued GARP was sent; False on timeout."""
+        with self.lock:
+            return self.idle.wait_for(lambda: not self.pending, timeout)
 
 
 class L3Driver:
@@ -45,13 +112,16 @@ class L3Driver:
     topic = "l3_agent"
     feed_types = ("router", "port", "subnet", "network", "floatingip", "l3_binding")
 
-    def __init__(self, cfg: L3Config, iface: InterfaceDriver, marks: Path) -> None:
+    def __init__(self, cfg: L3Config, iface: InterfaceDriver, marks: Path,
+                 metadata: MetadataProxies | None = None) -> None:
         self.cfg = cfg
         self.iface = iface
         self.marks = marks
+        self.metadata = metadata
         self.client: Any = None
         self.counts = {"routers": 0, "ex_gw_ports": 0, "interfaces": 0, "floating_ips": 0}
         self.reported: dict[str, str] = {}
+        self.garps = _GarpSender()
 
     def configurations(self) -> dict[str, Any]:
         return {"agent_mode": "legacy", "handle_internal_only_routers": True, "interface_driver": "openvswitch",
@@ -59,36 +129,41 @@ class L3Driver:
 
     # --- observe ----------------------------------------------------------------------------
     def observe(self) -> dict[str, ObservedRouter]:
-        out: dict[str, ObservedRouter] = {}
         if not self.marks.is_dir():
-            return out
-        for mark in sorted(self.marks.iterdir()):
-            rid = mark.name
-            ns = namespace_name(rid)
-            if not netns.netns_exists(ns):
-                out[rid] = ObservedRouter(namespace=False)
-                continue
-            addrs: dict[str, set[str]] = {}
-            for a in iproute.list_addresses(netns=ns):
-                if a.ifname != "lo" and not a.address.ip.is_link_local:
-                    addrs.setdefault(a.ifname, set()).add(str(a.address))
-            devices = {link.name: ObservedDevice(link.name, frozenset(addrs.get(link.name, set())), link.mac,
-                                                 link.mtu)
-                       for link in iproute.list_links(netns=ns) if link.name != "lo"}
-            routes = set()
-            for fam in (4, 6):
-                for r in iproute.list_routes(netns=ns, family=fam):
-                    if r.protocol == "kernel" or (r.dst != "default" and
-                                                  ipaddress.ip_network(r.dst, strict=False).is_link_local):
-                        continue
-                    dst = ("0.0.0.0/0" if fam == 4 else "::/0") if r.dst == "default" else r.dst
-                    if "/" not in dst:
-                        dst += "/32" if fam == 4 else "/128"
-                    hops = (r.gateway,) if r.gateway else ()
-                    routes.add(Route(dst, hops, None if hops else r.dev).normalised())
-            out[rid] = ObservedRouter(namespace=True, devices=devices, routes=frozenset(routes),
-                                      iptables=iptables.save(ns))
-        return out
+            return {}
+        rids = sorted(mark.name for mark in self.marks.iterdir())
+        return dict(zip(rids, _parallel(self._observe_one, rids)))
+
+    @staticmethod
+    def _observe_one(rid: str) -> ObservedRouter:
+        ns = namespace_name(rid)
+        if not netns.netns_exists(ns):
+            return ObservedRouter(namespace=False)
+        view = iproute.observe_netns(netns=ns)   # links, addresses, routes: one `ip` process
+        routes4, routes6 = view.routes4, view.routes6
+        if any(r.dst == "default" and not r.gateway for r in routes4):
+            # A default route without gateway does not tell its family in the batch output.
+            routes4, routes6 = iproute.list_routes(netns=ns, family=4), iproute.list_routes(netns=ns, family=6)
+        addrs: dict[str, set[str]] = {}
+        for a in view.addresses:
+            if a.ifname != "lo" and not a.address.ip.is_link_local:
+                addrs.setdefault(a.ifname, set()).add(str(a.address))
+        devices = {link.name: ObservedDevice(link.name, frozenset(addrs.get(link.name, set())), link.mac,
+                                             link.mtu)
+                   for link in view.links if link.name != "lo"}
+        routes = set()
+        for fam, fam_routes in ((4, routes4), (6, routes6)):
+            for r in fam_routes:
+                if r.protocol == "kernel" or (r.dst != "default" and
+                                              ipaddress.ip_network(r.dst, strict=False).is_link_local):
+                    continue
+                dst = ("0.0.0.0/0" if fam == 4 else "::/0") if r.dst == "default" else r.dst
+                if "/" not in dst:
+                    dst += "/32" if fam == 4 else "/128"
+                hops = (r.gateway,) if r.gateway else ()
+                routes.add(Route(dst, hops, None if hops else r.dev).normalised())
+        return ObservedRouter(namespace=True, devices=devices, routes=frozenset(routes),
+                              iptables=iptables.save(ns))
 
     # --- apply ------------------------------------------------------------------------------------
     def apply(self, op: Op) -> None:
@@ -97,8 +172,7 @@ class L3Driver:
             self.marks.mkdir(parents=True, exist_ok=True)
             (self.marks / op.router_id).touch()
             netns.ensure_netns(ns)
-            for key, value in op.sysctls:
-                iproute.set_sysctl(key, value, netns=ns)
+            iproute.set_sysctls(op.sysctls, netns=ns)   # one sysctl process
         elif isinstance(op, PlugInterface):
             self.iface.plug(op.device, op.port_id, op.mac, op.mtu or 1500, ns)
             iproute.disable_offloads(op.device, netns=ns)
@@ -115,12 +189,11 @@ class L3Driver:
                 conntrack.flush(ns, dst=ip)
                 conntrack.flush(ns, src=ip)
         elif isinstance(op, Garp):
-            for ip in op.ips:
-                try:
-                    arping.garp(op.device, ip, ns)
-                except Exception as exc:  # noqa: BLE001 - a missed GARP only delays neighbours' ARP
-                    LOG.debug("garp %s on %s failed: %s", ip, op.device, exc)
+            for ip in op.ips:   # in the background, one arping per address (see _GarpSender)
+                self.garps.send(op.device, ip, ns)
         elif isinstance(op, Teardown):
+            if self.metadata is not None:
+                self.metadata.stop(op.router_id, ns)
             for dev in op.devices:
                 self.iface.unplug(dev, ns)
             netns.remove_netns(ns)
@@ -150,12 +223,44 @@ class L3Driver:
             else:
                 iproute.ensure_route(r.destination, dev=r.device, netns=ns)
 
-    def apply_all(self, ops: list[Op]) -> None:
+    def _apply_router(self, ops: list[Op]) -> None:
         for op in ops:
             try:
                 self.apply(op)
             except Exception as exc:  # noqa: BLE001 - one router's failure must not stop the others
                 LOG.warning("%s for router %s failed: %s", type(op).__name__, op.router_id, exc)
+
+    def apply_all(self, ops: list[Op]) -> None:
+        """Apply ``ops``: every router's ops in order, routers in parallel; the routers being
+        torn down first (as planned), then the others."""
+        groups: dict[str, list[Op]] = {}
+        for op in ops:
+            groups.setdefault(op.router_id, []).append(op)
+        teardown = [g for g in groups.values() if any(isinstance(op, Teardown) for op in g)]
+        rest = [g for g in groups.values() if not any(isinstance(op, Teardown) for op in g)]
+        if len(rest) > 1 and not os.path.ismount(netns.NETNS_DIR):
+            # The first `ip netns add` on a host makes /run/netns a shared mount point; let
+            # one router do that alone rather than several at once.
+            first = next((g for g in rest if any(isinstance(op, EnsureNamespace) for op in g)), None)
+            if first is not None:
+                self._apply_router(first)
+                rest = [g for g in rest if g is not first]
+        for phase in (teardown, rest):
+            _parallel(self._apply_router, phase)
+
+    def ensure_metadata_proxies(self, router_ids: list[str]) -> None:
+        """Keep each router's haproxy metadata proxy running (idempotent; after its ops)."""
+        if self.metadata is None or not self.cfg.enable_metadata_proxy:
+            return
+
+        def one(rid: str) -> None:
+            ns = namespace_name(rid)
+            try:
+                if netns.netns_exists(ns):
+                    self.metadata.ensure_router(rid, ns)   # type: ignore[union-attr]
+            except Exception as exc:  # noqa: BLE001 - retried on the next pass
+                LOG.warning("metadata proxy for router %s failed: %s", rid, exc)
+        _parallel(one, router_ids)
 
     # --- the loop's entry point ----------------------------------------------------------------------
     def desired(self, state: State) -> dict[str, Any]:
@@ -176,12 +281,16 @@ class L3Driver:
 
     async def reconcile(self, state: State, changed: bool) -> dict[str, str]:
         views = self.desired(state)
-        if self.client is not None:
-            await self._bind_ports(views, state)
         observed = await asyncio.to_thread(self.observe)
         ops = plan(self.cfg, views, observed)
         if ops:
             await asyncio.to_thread(self.apply_all, ops)
+        await asyncio.to_thread(self.ensure_metadata_proxies, sorted(views))
+        if self.client is not None:
+            # After plugging: the binding's feed change makes this host's OVS agent wire the
+            # port, which it can do at once only if the device is already on br-int (otherwise
+            # it would wait for its next tick's check of br-int's ports).
+            await self._bind_ports(views, state)
         statuses = floatingip_statuses(views)
         delta = {f: s for f, s in statuses.items()
                  if self.reported.get(f) != s and (state.get("floatingip", f) or {}).get("status") != s}
@@ -201,4 +310,4 @@ def l3_config(cfg: Config, host: str) -> L3Config:
 
 def make_driver(cfg: Config, host: str) -> L3Driver:
     return L3Driver(l3_config(cfg, host), InterfaceDriver(host_ovs(cfg), cfg.ovs.integration_bridge),
-                    cfg.state_dir / "l3")
+                    cfg.state_dir / "l3", MetadataProxies.from_config(cfg))

@@ -1,0 +1,252 @@
+"""The metadata API (the Nova metadata handler's job), served on ``[metadata] bind_port``.
+
+Requests come from the Neutron metadata agent, which identifies the
+instance with headers (trusted only with a valid signature):
+
+``X-Instance-ID``            the server id (exactly one; missing or repeated: 400)
+``X-Tenant-ID``              its project id (exactly one; missing or repeated: 400;
+                             not the server's project: 404)
+``X-Instance-ID-Signature``  hex HMAC-SHA256 of X-Instance-ID keyed with ``[metadata]
+                             metadata_proxy_shared_secret`` (missing: 400; wrong: 403,
+                             compared in constant time)
+``X-Forwarded-For``          the instance's address (``local-ipv4`` when it has no fixed IPv4)
+
+``GET /`` (the EC2 version list) needs none of them.  Unknown server: 404.
+
+IMDSv2 session tokens (not in Nova): ``PUT /latest/api/token`` with
+``X-aws-ec2-metadata-token-ttl-seconds`` (1-21600, else 400) answers a token
+(stateless: expiry + HMAC over instance id and expiry with the shared
+secret, so any replica validates it, and it is good for that instance
+only).  A request carrying ``X-aws-ec2-metadata-token`` with a bad, expired
+or other-instance token answers 401; without one it answers 401 when
+``[metadata] http_tokens = required``.
+
+Methods: GET everywhere, PUT only for the token, POST only for
+``/openstack/<version>/password``; anything else 405.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+import time
+from typing import Any, Awaitable, Callable
+
+from sqlalchemy import select
+from sqlalchemy.exc import NoResultFound
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from neutrino.asgi import handled_lifespan
+from neutrino.config import Config
+from neutrino.db import tables as t
+from neutrino.db.engine import Database
+from neutrino.metadata import tree
+
+LOG = logging.getLogger(__name__)
+
+TOKEN_HEADER = "x-aws-ec2-metadata-token"
+TTL_HEADER = "x-aws-ec2-metadata-token-ttl-seconds"
+MAX_TTL = 21600
+MAX_PASSWORD = 1020
+
+
+def sign_instance_id(secret: str, instance_id: str) -> str:
+    return hmac.new(secret.encode(), instance_id.encode(), hashlib.sha256).hexdigest()
+
+
+def make_token(secret: str, instance_id: str, expires: int) -> str:
+    mac = hmac.new(secret.encode(), f"imdsv2-token\0{instance_id}\0{expires}".encode(), hashlib.sha256)
+    return f"{expires}.{mac.hexdigest()}"
+
+
+def token_valid(secret: str, instance_id: str, token: str, now: float | None = None) -> bool:
+    expires_text, _, _ = token.partition(".")
+    if not expires_text.isdigit() or len(expires_text) > 12:
+        return False
+    expires = int(expires_text)
+    if expires <= (time.time() if now is None else now):
+        return False
+    return hmac.compare_digest(make_token(secret, instance_id, expires).encode(), token.encode())
+
+
+class _Answer(Exception):
+    def __init__(self, status: int, message: str = "", headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            405: "Method Not Allowed", 409: "Conflict", 500: "Internal Server Error"}
+
+
+def _text(status: int, body: str | bytes, content_type: str = tree.TEXT,
+          headers: dict[str, str] | None = None) -> Response:
+    return Response(body, status_code=status, media_type=None,
+                    headers={"content-type": content_type, **(headers or {})})
+
+
+def _error(exc: _Answer) -> Response:
+    reason = _REASONS.get(exc.status, "Error")
+    body = f"{exc.status} {reason}\n\n{exc.message}" if exc.message else f"{exc.status} {reason}"
+    return _text(exc.status, body, headers=exc.headers)
+
+
+class MetadataApi:
+    def __init__(self, cfg: Config, db: Database, servers: Any) -> None:
+        self.cfg, self.db, self.servers = cfg, db, servers
+        self.secret = cfg.metadata.metadata_proxy_shared_secret
+        self.dhcp_domain = cfg.metadata.dhcp_domain
+        self.tokens_required = cfg.metadata.http_tokens == "required"
+        # Passwords posted by instances (Nova keeps them in system metadata; we have no
+        # column for them yet, so they live in this process).
+        self._passwords: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    # --- identity -----------------------------------------------------------------------------
+    def identify(self, request: Request) -> tuple[str, str, str | None]:
+        """(instance id, project id, address) from the signed headers, or a 400/403."""
+        h = request.headers
+        ids, tenants, sigs = h.getlist("x-instance-id"), h.getlist("x-tenant-id"), h.getlist("x-instance-id-signature")
+        if not ids:
+            raise _Answer(400, "X-Instance-ID header is missing from request.")
+        if not sigs:
+            raise _Answer(400, "X-Instance-ID-Signature header is missing from request.")
+        if not tenants:
+            raise _Answer(400, "X-Tenant-ID header is missing from request.")
+        if len(ids) > 1:
+            raise _Answer(400, "Multiple X-Instance-ID headers found within request.")
+        if len(tenants) > 1:
+            raise _Answer(400, "Multiple X-Tenant-ID headers found within request.")
+        instance_id, tenant_id = ids[0], tenants[0]
+        expected = sign_instance_id(self.secret, instance_id)
+        if len(sigs) > 1 or not hmac.compare_digest(expected.encode(), sigs[0].encode()):
+            LOG.warning("X-Instance-ID-Signature mismatch for instance %s", instance_id)
+            raise _Answer(403, "Invalid proxy request signature.")
+        forwarded = h.get("x-forwarded-for")
+        address = forwarded.split(",")[0].strip() if forwarded else None
+        return instance_id, tenant_id, address
+
+    def load(self, instance_id: str, tenant_id: str) -> tree.Instance:
+        if not tree.is_uuid(instance_id):
+            raise _Answer(404)
+        with self.db.read() as conn:
+            try:
+                view = self.servers.agent_view(conn, instance_id, expand=True)
+            except NoResultFound:
+                raise _Answer(404) from None
+            if view["project_id"] != tenant_id:
+                raise _Answer(404)
+            port_ids = [p["id"] for p in view.get("ports") or []]
+            fips: list[str] = []
+            group_names: list[str] = []
+            if port_ids:
+                order = {pid: i for i, pid in enumerate(port_ids)}
+                rows = conn.execute(select(t.floatingips.c.fixed_port_id, t.floatingips.c.floating_ip_address)
+                                    .where(t.floatingips.c.fixed_port_id.in_(port_ids))
+                                    .order_by(t.floatingips.c.created_at, t.floatingips.c.id)).all()
+                fips = [r.floating_ip_address for r in sorted(rows, key=lambda r: order[r.fixed_port_id])]
+                sg_ids = list(dict.fromkeys(g for p in view["ports"] for g in p.get("security_groups") or []))
+                if sg_ids:
+                    names = dict(conn.execute(select(t.security_groups.c.id, t.security_groups.c.name)
+                                              .where(t.security_groups.c.id.in_(sg_ids))).all())
+                    group_names = list(dict.fromkeys(names[g] for g in sg_ids if g in names))
+            if view.get("subnets"):
+                modes = dict(conn.execute(select(t.subnets.c.id, t.subnets.c.ipv6_address_mode)
+                                          .where(t.subnets.c.id.in_(list(view["subnets"])))).all())
+                for sid, sub in view["subnets"].items():
+                    sub.setdefault("ipv6_address_mode", modes.get(sid))
+            key_type = "ssh"
+            if view.get("key_name"):
+                kt = conn.execute(select(t.keypairs.c.type).where(
+                    t.keypairs.c.user_id == view["user_id"], t.keypairs.c.name == view["key_name"])).scalar()
+                key_type = kt or "ssh"
+        with self._lock:
+            password = self._passwords.get(instance_id, "")
+        return tree.instance_from_view(view, floating_ips=fips, security_groups=group_names,
+                                       key_type=key_type, password=password)
+
+    def check_token(self, request: Request, instance_id: str) -> None:
+        tokens = request.headers.getlist(TOKEN_HEADER)
+        if not tokens:
+            if self.tokens_required:
+                raise _Answer(401)
+            return
+        if len(tokens) > 1 or not token_valid(self.secret, instance_id, tokens[0]):
+            raise _Answer(401)
+
+    # --- requests -----------------------------------------------------------------------------
+    async def handle(self, request: Request) -> Response:
+        method = request.method
+        parts = tree.split_path(request.url.path)
+        is_token = parts == ["latest", "api", "token"]
+        is_password = (len(parts) == 3 and parts[0] == "openstack" and parts[2] == "password")
+        allowed = "PUT" if is_token else ("GET, POST" if is_password else "GET")
+        if method not in allowed.split(", "):
+            raise _Answer(405, headers={"Allow": allowed})
+        if method == "GET" and not parts:
+            return _text(200, tree.root_listing())
+        instance_id, tenant_id, address = self.identify(request)
+        inst = await run_in_threadpool(self.load, instance_id, tenant_id)
+        if is_token:
+            return self.issue_token(request, inst.uuid)
+        self.check_token(request, inst.uuid)
+        if method == "POST":
+            return await self.set_password(request, inst, parts[1])
+        try:
+            body, ctype = tree.resolve(inst, request.url.path, dhcp_domain=self.dhcp_domain, address=address)
+        except tree.NotFound:
+            raise _Answer(404) from None
+        return _text(200, body, ctype)
+
+    def issue_token(self, request: Request, instance_id: str) -> Response:
+        ttls = request.headers.getlist(TTL_HEADER)
+        if len(ttls) != 1 or not ttls[0].strip().isdigit() or not 1 <= int(ttls[0]) <= MAX_TTL:
+            raise _Answer(400, f"{TTL_HEADER} must be one integer from 1 to {MAX_TTL}.")
+        ttl = int(ttls[0])
+        token = make_token(self.secret, instance_id, int(time.time()) + ttl)
+        return _text(200, token, headers={TTL_HEADER: str(ttl)})
+
+    async def set_password(self, request: Request, inst: tree.Instance, version: str) -> Response:
+        versions = tree.openstack_versions()
+        real = versions[-1] if version == "latest" else version
+        if real not in versions or real < tree.GRIZZLY:
+            raise _Answer(404)
+        body = await request.body()
+        if len(body) > MAX_PASSWORD:
+            raise _Answer(400, "Request is too large.")
+        with self._lock:
+            if self._passwords.get(inst.uuid):
+                raise _Answer(409, "Password already set.")
+            self._passwords[inst.uuid] = body.decode("utf-8", "replace")
+        return _text(200, "")
+
+
+def build_metadata_app(cfg: Config, db: Database, servers: Any = None) -> Callable[..., Awaitable[None]]:
+    """The metadata API's ASGI app.  ``servers``: a ``ServerService`` (built when not given)."""
+    if servers is None:
+        from neutrino.compute.api import make_compute_api
+
+        def no_tokens(_token: str) -> Any:
+            raise ValueError("the metadata API takes no tokens")
+        servers = make_compute_api(cfg, db, no_tokens).servers
+    api = MetadataApi(cfg, db, servers)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if await handled_lifespan(scope, receive, send) or scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        try:
+            response = await api.handle(request)
+        except _Answer as exc:
+            response = _error(exc)
+        except Exception:  # noqa: BLE001 - never leak a traceback to an instance
+            LOG.exception("metadata request %s %s failed", request.method, request.url.path)
+            response = _error(_Answer(500))
+        await response(scope, receive, send)
+
+    app.api = api  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,138 @@
+"""Instance metadata end to end: an instance asks http://169.254.169.254 and gets
+its own key, user data and network layout — through a router (haproxy in
+qrouter- on 9697) and on an isolated network (haproxy in qdhcp-) — and nobody
+else's; the metadata API refuses unsigned requests; IMDSv2 tokens work; the
+guest keeps what it read at boot."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from neutrino.cli.main import load_config
+from tests.fullstack.helpers import address, console, start_aio, wait_active
+
+pytestmark = [pytest.mark.root,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+              pytest.mark.skipif(subprocess.run(["which", "haproxy"], capture_output=True).returncode,
+                                 reason="haproxy not installed")]
+
+USER_DATA = "#!/bin/sh\necho hello from user data\n"
+MD = "http://169.254.169.254"
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory):
+    for state, conn in start_aio(tmp_path_factory):
+        key = conn.compute.create_keypair(name="md-key")
+        image, flavor = conn.image.find_image("cirros"), conn.compute.find_flavor("m1.nano")
+        routed = conn.network.create_network(name="md-routed")
+        sub = conn.network.create_subnet(network_id=routed.id, ip_version=4, cidr="10.70.0.0/24")
+        router = conn.network.create_router(name="md-router")
+        conn.network.add_interface_to_router(router, subnet_id=sub.id)
+        isolated = conn.network.create_network(name="md-isolated")
+        conn.network.create_subnet(network_id=isolated.id, ip_version=4, cidr="10.71.0.0/24")
+        ud = base64.b64encode(USER_DATA.encode()).decode()
+        servers = {}
+        for name, net in (("md-a", routed), ("md-b", routed), ("md-iso", isolated)):
+            servers[name] = conn.compute.create_server(name=name, image_id=image.id, flavor_id=flavor.id,
+                                                       networks=[{"uuid": net.id}], key_name="md-key",
+                                                       user_data=ud)
+        for s in servers.values():
+            wait_active(conn, s.id)
+        yield {"state": state, "conn": conn, "key": key, "servers": servers}
+
+
+def get(state, server: str, path: str, *headers: str, within: float = 30.0) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
+    """curl from inside the instance, retried while the path is still being set up."""
+    argv = ["curl", "-s", "-m", "3", "-w", "\\n%{http_code}"]
+    for h in headers:
+        argv += ["-H", h]
+    deadline = time.monotonic() + within
+    while True:
+        r = console(state, server, *argv, f"{MD}/{path}")
+        body, _, code = r.stdout.rpartition("\n")
+        r.stdout, r.returncode = body, int(code) if code.isdigit() else 0
+        if r.returncode in (200, 404, 400, 401, 403, 405) or time.monotonic() > deadline:
+            return r
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize("server", ["md-a", "md-iso"])
+def test_instance_reads_its_own_metadata(cloud, server):
+    state, conn, key, srv = cloud["state"], cloud["conn"], cloud["key"], cloud["servers"][server]
+    listing = get(state, server, "1.0/meta-data")
+    assert listing.returncode == 200, listing.stdout
+    keys = listing.stdout.split("\n")
+    for k in ("ami-launch-index", "hostname", "instance-id", "local-ipv4", "public-keys/", "reservation-id"):
+        assert k in keys, keys
+    assert get(state, server, "1.0/meta-data/public-keys/0/openssh-key").stdout.strip() == key.public_key.strip()
+    assert get(state, server, "1.0/user-data").stdout == USER_DATA.rstrip("\n") or \
+        get(state, server, "1.0/user-data").stdout == USER_DATA
+    assert get(state, server, "1.0/meta-data/local-ipv4").stdout == address(conn, srv.id)
+    meta = json.loads(get(state, server, "openstack/latest/meta_data.json").stdout)
+    assert meta["uuid"] == srv.id and meta["name"] == server
+    assert meta["public_keys"] == {"md-key": key.public_key}
+    port = next(conn.network.ports(device_id=srv.id))
+    net = json.loads(get(state, server, "openstack/latest/network_data.json").stdout)
+    assert net["links"][0]["ethernet_mac_address"] == port.mac_address
+    assert net["networks"][0]["network_id"] == port.network_id
+
+
+def test_forged_headers_do_not_change_who_is_asking(cloud):
+    state, servers = cloud["state"], cloud["servers"]
+    other = servers["md-b"].id
+    forged = get(state, "md-a", "openstack/latest/meta_data.json", f"X-Instance-ID: {other}",
+                 f"X-Forwarded-For: {address(cloud['conn'], other)}", "X-Neutron-Router-ID: nope")
+    assert json.loads(forged.stdout)["uuid"] == servers["md-a"].id
+
+
+def test_imdsv2_token_flow(cloud):
+    state = cloud["state"]
+    tok = console(state, "md-a", "curl", "-s", "-m", "3", "-X", "PUT", "-H",
+                  "X-aws-ec2-metadata-token-ttl-seconds: 60", f"{MD}/latest/api/token").stdout
+    assert tok
+    ok = get(state, "md-a", "latest/meta-data/instance-id", f"X-aws-ec2-metadata-token: {tok}")
+    assert ok.returncode == 200 and ok.stdout.startswith("i-")
+    bad = get(state, "md-a", "latest/meta-data/instance-id", "X-aws-ec2-metadata-token: garbage")
+    assert bad.returncode == 401
+
+
+def test_metadata_api_refuses_unsigned_requests(cloud):
+    state = cloud["state"]
+    cfg = load_config(state / "neutrino.conf", state)
+    rec = json.loads((state / "run" / "server.pid").read_text())
+    port = cfg.metadata.bind_port + rec.get("extra", {}).get("port_offset", 0)
+    url = f"http://127.0.0.1:{port}/latest/meta-data/"
+    sid = cloud["servers"]["md-a"].id
+    project = cloud["servers"]["md-a"].project_id
+    assert httpx.get(url, timeout=5).status_code == 400
+    bad = httpx.get(url, timeout=5, headers={"X-Instance-ID": sid, "X-Tenant-ID": project,
+                                              "X-Instance-ID-Signature": "0" * 64})
+    assert bad.status_code == 403
+    sig = hmac.new(cfg.metadata.metadata_proxy_shared_secret.encode(), sid.encode(), hashlib.sha256).hexdigest()
+    good = httpx.get(url, timeout=5, headers={"X-Instance-ID": sid, "X-Tenant-ID": project,
+                                               "X-Instance-ID-Signature": sig})
+    assert good.status_code == 200
+    assert httpx.get(url, timeout=5, headers={"X-Instance-ID": sid, "X-Tenant-ID": "someone-else",
+                                               "X-Instance-ID-Signature": sig}).status_code == 404
+
+
+def test_guest_keeps_what_it_read_at_boot(cloud):
+    state, srv, key = cloud["state"], cloud["servers"]["md-a"], cloud["key"]
+    d = state / "guests" / srv.id / "metadata"
+    deadline = time.monotonic() + 60
+    while not (d / "user-data").exists():
+        assert time.monotonic() < deadline, "the guest did not store its metadata"
+        time.sleep(0.5)
+    assert (d / "openssh-key").read_text().strip() == key.public_key.strip()
+    assert (d / "user-data").read_text().rstrip("\n") == USER_DATA.rstrip("\n")
+    assert (d / "hostname").read_text().startswith("md-a")
