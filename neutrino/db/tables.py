@@ -353,4 +353,6 @@ servers = Table(
     Column("created_at", String(20), nullable=False),
     Column("updated_at", String(20), nullable=False),
     Column("revision_number", BigInteger, nullable=False, default=0),
+    # The password an instance POSTs to the metadata API (once; Nova keeps it in system_metadata).
+    Column("admin_password", Text, nullable=True),
 )

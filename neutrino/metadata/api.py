@@ -34,7 +34,7 @@ import threading
 import time
 from typing import Any, Awaitable, Callable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import NoResultFound
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -103,7 +103,6 @@ class MetadataApi:
         self.tokens_required = cfg.metadata.http_tokens == "required"
         # Passwords posted by instances (Nova keeps them in system metadata; we have no
         # column for them yet, so they live in this process).
-        self._passwords: dict[str, str] = {}
         self._lock = threading.Lock()
 
     # --- identity -----------------------------------------------------------------------------
@@ -164,8 +163,8 @@ class MetadataApi:
                 kt = conn.execute(select(t.keypairs.c.type).where(
                     t.keypairs.c.user_id == view["user_id"], t.keypairs.c.name == view["key_name"])).scalar()
                 key_type = kt or "ssh"
-        with self._lock:
-            password = self._passwords.get(instance_id, "")
+            password = conn.execute(select(t.servers.c.admin_password).where(
+                t.servers.c.id == instance_id)).scalar() or ""
         return tree.instance_from_view(view, floating_ips=fips, security_groups=group_names,
                                        key_type=key_type, password=password)
 
@@ -218,10 +217,16 @@ class MetadataApi:
         body = await request.body()
         if len(body) > MAX_PASSWORD:
             raise _Answer(400, "Request is too large.")
-        with self._lock:
-            if self._passwords.get(inst.uuid):
-                raise _Answer(409, "Password already set.")
-            self._passwords[inst.uuid] = body.decode("utf-8", "replace")
+        password = body.decode("utf-8", "replace")
+
+        def store(uow: Any) -> bool:
+            # Set once, atomically: a second POST (from any replica) finds it set.
+            res = uow.conn.execute(update(t.servers).where(
+                t.servers.c.id == inst.uuid, t.servers.c.admin_password.is_(None)).values(admin_password=password))
+            return res.rowcount == 1
+
+        if not await run_in_threadpool(self.db.run_write, store):
+            raise _Answer(409, "Password already set.")
         return _text(200, "")
 
 

@@ -144,6 +144,10 @@ def test_password_and_methods(env: ComputeEnv) -> None:
     assert c.post("/openstack/latest/password", content=b"enc-pass", headers=h).status_code == 200
     assert c.post("/openstack/latest/password", content=b"again", headers=h).status_code == 409
     assert c.get("/openstack/latest/password", headers=h).text == "enc-pass"
+    # Stored in the database: another server process (a fresh app) sees it and refuses a second set.
+    other = Env(env).client
+    assert other.get("/openstack/latest/password", headers=h).text == "enc-pass"
+    assert other.post("/openstack/latest/password", content=b"again", headers=h).status_code == 409
     assert c.post("/openstack/2012-08-10/password", content=b"x", headers=h).status_code == 404
     for method, path in (("POST", "/latest/meta-data/"), ("DELETE", "/openstack/latest/password"),
                          ("PUT", "/latest/meta-data/"), ("GET", "/latest/api/token"), ("PATCH", "/")):
