@@ -341,8 +341,10 @@ def resync_bench(n_routers: int, budget: float) -> None:
                 asyncio.run(drv.reconcile(st, True))
             dt = time.perf_counter() - t0
             cpu, kids, vswc = time.process_time() - cpu0, children_cpu() - kids0, vsw_cpu() - vsw0
+            ncpu = os.cpu_count() or 1
             print(f"* {label}: **{ms(dt)}**{target}; CPU: agent {ms(cpu)}, commands it ran {ms(kids)}, "
-                  f"ovs-vswitchd {ms(vswc)} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+                  f"ovs-vswitchd {ms(vswc)}: {ms(cpu + kids + vswc)} in all, >= {ms((cpu + kids + vswc) / ncpu)} "
+                  f"of wall time on {ncpu} idle CPUs (load average now {os.getloadavg()[0]:.1f})")
             if steps.n:
                 print(f"  - steps: {steps.text()}")
             print(f"  - ops applied: {ops.total()} ({ops.text() or 'none'})")

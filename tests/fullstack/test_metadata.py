@@ -12,6 +12,7 @@ import hmac
 import json
 import os
 import subprocess
+import sys
 import time
 
 import httpx
@@ -136,3 +137,72 @@ def test_guest_keeps_what_it_read_at_boot(cloud):
     assert (d / "openssh-key").read_text().strip() == key.public_key.strip()
     assert (d / "user-data").read_text().rstrip("\n") == USER_DATA.rstrip("\n")
     assert (d / "hostname").read_text().startswith("md-a")
+
+
+# Sends raw bytes to 169.254.169.254:80 from inside the instance and prints the answer's
+# status code (or "none" when the connection closed without one).  The send may fail
+# half-way (the proxy answers and closes once its buffer is full): what was answered counts.
+_RAW = r"""
+import socket, sys
+data = bytes.fromhex(sys.argv[1]) if sys.argv[1] else b""
+big = int(sys.argv[2])
+data = data.replace(b"@BIG@", b"a" * big)
+for attempt in range(20):
+    s = socket.create_connection(("169.254.169.254", 80), timeout=5)
+    try:
+        s.sendall(data)
+    except OSError:
+        pass
+    buf = b""
+    try:
+        while b"\r\n" not in buf:
+            b = s.recv(4096)
+            if not b:
+                break
+            buf += b
+    except OSError:
+        pass
+    s.close()
+    words = buf.split(b"\r\n", 1)[0].split()
+    if len(words) >= 2 and words[0].startswith(b"HTTP/"):
+        print(words[1].decode()); break
+    import time; time.sleep(0.5)
+else:
+    print("none")
+"""
+
+
+def raw_status(state, server: str, request: bytes, big: int = 0) -> str:  # noqa: ANN001
+    r = console(state, server, sys.executable, "-c", _RAW, request.hex(), str(big))
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+@pytest.mark.parametrize("server", ["md-a", "md-iso"])
+def test_proxy_refuses_oversized_and_malformed_requests(cloud, server):
+    state = cloud["state"]
+    assert get(state, server, "latest/meta-data/instance-id").returncode == 200   # the path is up
+    host = b"Host: 169.254.169.254\r\n"
+    # a 64 KiB request line (URI) and a 64 KiB header: larger than haproxy's buffer
+    assert raw_status(state, server, b"GET /latest/meta-data/@BIG@ HTTP/1.1\r\n" + host + b"\r\n",
+                      64 * 1024) in ("400", "414", "431")
+    assert raw_status(state, server, b"GET /latest/meta-data/instance-id HTTP/1.1\r\n" + host
+                      + b"X-Big: @BIG@\r\n\r\n", 64 * 1024) in ("400", "414", "431")
+    # malformed request lines
+    assert raw_status(state, server, b"THIS IS NOT HTTP\r\n\r\n") == "400"
+    assert raw_status(state, server, b"GET /latest/meta-data/instance-id HTTP/9\r\n" + host + b"\r\n") == "400"
+    assert raw_status(state, server, b"GET\r\n" + host + b"\r\n") == "400"
+    # and a well-formed one still answers on a fresh connection
+    assert raw_status(state, server, b"GET /latest/meta-data/instance-id HTTP/1.1\r\n" + host
+                      + b"Connection: close\r\n\r\n") == "200"
+
+
+@pytest.mark.parametrize("server", ["md-a", "md-iso"])
+def test_only_get_is_allowed_through_the_chain(cloud, server):
+    state = cloud["state"]
+    for method in ("DELETE", "POST"):
+        r = console(state, server, "curl", "-s", "-m", "3", "-o", "/dev/null", "-w", "%{http_code}",
+                    "-X", method, f"{MD}/latest/meta-data/instance-id")
+        assert r.stdout == "405", (method, r.stdout, r.stderr)
+    host = b"Host: 169.254.169.254\r\nConnection: close\r\n\r\n"
+    assert raw_status(state, server, b"DELETE /openstack/latest/meta_data.json HTTP/1.1\r\n" + host) == "405"
