@@ -190,6 +190,8 @@ OPTIONS: tuple[Option, ...] = (
     _O("metadata", "bind_host", str, "127.0.0.1",
        "Address the metadata API (Nova's metadata handler) listens on.", False),
     _O("metadata", "bind_port", int, "8775", "Port of the metadata API.", False),
+    _O("metadata", "metadata_cache_expiration", int, "15",
+       "Seconds an instance's metadata is cached by the metadata API (Nova's [api] option; 0: off).", False),
     _O("metadata", "http_tokens", str, "optional",
        "IMDSv2 session tokens: optional (requests without X-aws-ec2-metadata-token are served) or "
        "required (they answer 401).", False),

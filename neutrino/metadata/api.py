@@ -98,6 +98,7 @@ def _error(exc: _Answer) -> Response:
 class MetadataApi:
     def __init__(self, cfg: Config, db: Database, servers: Any) -> None:
         self.cfg, self.db, self.servers = cfg, db, servers
+        self._cache: dict[str, tuple[float, str, tree.Instance]] = {}
         self.secret = cfg.metadata.metadata_proxy_shared_secret
         self.dhcp_domain = cfg.metadata.dhcp_domain
         self.tokens_required = cfg.metadata.http_tokens == "required"
@@ -130,6 +131,24 @@ class MetadataApi:
         return instance_id, tenant_id, address
 
     def load(self, instance_id: str, tenant_id: str) -> tree.Instance:
+        """The instance's metadata, cached for ``metadata_cache_expiration`` seconds
+        (Nova's behaviour and default: a changed floating IP shows within 15 s)."""
+        ttl = self.cfg.metadata.metadata_cache_expiration
+        now = time.monotonic()
+        hit = self._cache.get(instance_id)
+        if hit is not None and hit[0] > now and hit[1] == tenant_id:
+            return hit[2]
+        inst = self._load(instance_id, tenant_id)
+        if ttl > 0:
+            if len(self._cache) > 10000:
+                self._cache.clear()
+            self._cache[instance_id] = (now + ttl, tenant_id, inst)
+        return inst
+
+    def forget(self, instance_id: str) -> None:
+        self._cache.pop(instance_id, None)
+
+    def _load(self, instance_id: str, tenant_id: str) -> tree.Instance:
         if not tree.is_uuid(instance_id):
             raise _Answer(404)
         with self.db.read() as conn:
@@ -225,7 +244,9 @@ class MetadataApi:
                 t.servers.c.id == inst.uuid, t.servers.c.admin_password.is_(None)).values(admin_password=password))
             return res.rowcount == 1
 
-        if not await run_in_threadpool(self.db.run_write, store):
+        stored = await run_in_threadpool(self.db.run_write, store)
+        self.forget(inst.uuid)
+        if not stored:
             raise _Answer(409, "Password already set.")
         return _text(200, "")
 
