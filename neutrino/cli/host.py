@@ -94,14 +94,24 @@ def stop(layout: Any, cfg: Any, purge: bool) -> None:
             po.destroy()
         else:
             po.stop()
-    # dnsmasqs of the DHCP agent: stopped with the rest (verified pids only).
+    # dnsmasqs and metadata proxies of the DHCP and L3 agents, and their namespaces:
+    # stopped with the rest (verified pids only).
     from neutrino.agents.dhcp.agent import confs_dir
     from neutrino.agents.dhcp.model import namespace_name
+    from neutrino.agents.l3.model import namespace_name as router_namespace
+    from neutrino.agents.metadata import MetadataProxies
     from neutrino.system import dnsmasq
+    proxies = MetadataProxies.from_config(cfg)
     dhcp = confs_dir(cfg)
     for d in sorted(dhcp.iterdir()) if dhcp.is_dir() else []:
         dnsmasq.stop(dnsmasq.spec(d.name, ("dnsmasq",), d / "pid", namespace_name(d.name)))
+        proxies.stop(d.name, namespace_name(d.name))
         netns.remove_netns(namespace_name(d.name))
+    routers = cfg.state_dir / "l3"
+    for mark in sorted(routers.iterdir()) if routers.is_dir() else []:
+        proxies.stop(mark.name, router_namespace(mark.name))
+        netns.remove_netns(router_namespace(mark.name))
+        mark.unlink()
     if purge:
         shutil.rmtree(dhcp, ignore_errors=True)
     # Nothing runs in the host namespace once OVS is stopped; removing it takes

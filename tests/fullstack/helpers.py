@@ -56,8 +56,45 @@ def start_aio(tmp_path_factory, overrides: dict | None = None):  # noqa: ANN001,
         if os.environ.get("NEUTRINO_KEEP_FULLSTACK"):   # debugging: keep the cloud and its logs
             print(f"kept {state}")
         else:
+            ours = _our_namespaces(state)
             subprocess.run([*NEUTRINO, "down", "--state-dir", str(state), "--purge"], capture_output=True,
                            timeout=120)
+            left = ours & set(_netns_list())
+            procs = _our_processes(state)
+            assert not left and not procs, f"down --purge left namespaces {left} and processes {procs}"
+
+
+def _netns_list() -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def _our_namespaces(state: Path) -> set[str]:
+    """The namespaces this all-in-one made: its host and lab namespaces, and one per
+    router, DHCP-served network and instance it recorded."""
+    from neutrino.agents.dhcp.agent import confs_dir
+    from neutrino.agents.ovs.agent import host_netns
+    from neutrino.cli.main import load_config
+    cfg = load_config(state / "neutrino.conf", state)
+    names = {host_netns(cfg), cfg.lab.host_netns}
+    names |= {f"qrouter-{m.name}" for m in (state / "l3").glob("*")}
+    names |= {f"qdhcp-{d.name}" for d in confs_dir(cfg).glob("*")}
+    names |= {f"vm-{m.name}" for m in (state / "instances").glob("*")}
+    return {n for n in names if n}
+
+
+def _our_processes(state: Path) -> list[str]:
+    """Processes whose command line names this state dir (dnsmasq, haproxy, agents, OVS)."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if str(state) in cmd:
+                found.append(f"{d.name}: {cmd[:120]}")
+    return found
 
 
 def console(state: Path, server: str, *argv: str) -> subprocess.CompletedProcess[str]:
