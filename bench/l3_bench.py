@@ -540,6 +540,7 @@ def api_bench(n_fips: int, n_snat: int, budget: float, keep: bool) -> None:
     env = dict(os.environ, NEUTRINO_STATE_DIR=str(state))
     off = free_offset()
     deadline = time.monotonic() + budget
+    routers: list[str] = []
     t0 = time.perf_counter()
     try:
         subprocess.run([*NEUTRINO, "up", "--state-dir", str(state), "--port-offset", str(off)],
@@ -557,6 +558,7 @@ def api_bench(n_fips: int, n_snat: int, budget: float, keep: bool) -> None:
         t1 = time.perf_counter()
         router = api.call("POST", "/routers", {"router": {"name": "l3b-router", "external_gateway_info": {
             "network_id": ext["id"]}}})["router"]
+        routers.append(router["id"])
         api.call("PUT", f"/routers/{router['id']}/add_router_interface", {"subnet_id": sub_id})
         # the SNAT samples' instances boot while the first router comes up
         snat_nets = []
@@ -574,17 +576,37 @@ def api_bench(n_fips: int, n_snat: int, budget: float, keep: bool) -> None:
         print(f"  - the instance reaches the lab host through its router (SNAT): {ok}")
         fip_bench(api, ext["id"], router["id"], port, lab, n_fips, deadline)
         if n_snat and time.monotonic() < deadline:
-            snat_bench(api, ext["id"], snat_nets, deadline)
+            snat_bench(api, ext["id"], snat_nets, deadline, routers)
     finally:
         subprocess.run([*NEUTRINO, "down", "--state-dir", str(state), "--purge"], env=env,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
         if netns_mod.netns_exists(lab):
             print(f"(lab namespace {lab} still there after down --purge: removing it)")
             netns_mod.remove_netns(lab)
+        cleanup_routers(state, routers)
         if not keep:
             shutil.rmtree(state, ignore_errors=True)
         else:
             print(f"(state kept in {state})")
+
+
+def cleanup_routers(state: Path, router_ids: Sequence[str]) -> None:
+    """Remove the qrouter namespaces `down --purge` left (and stop what this state dir's
+    agents left running in them: pids whose command line names the state dir)."""
+    left = [r for r in router_ids if netns_mod.netns_exists(namespace_name(r))]
+    stopped = 0
+    for rid in left:
+        ns = namespace_name(rid)
+        with contextlib.suppress(Exception):
+            for pid in netns_mod.netns_pids(ns):
+                with contextlib.suppress(OSError):
+                    if str(state).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        os.kill(pid, 15)
+                        stopped += 1
+        netns_mod.remove_netns(ns)
+    if left:
+        print(f"(`neutrino down --purge` left {len(left)} of the {len(router_ids)} qrouter namespaces"
+              + (f" and {stopped} processes in them" if stopped else "") + ": removed by the bench)")
 
 
 def fip_bench(api: Api, ext_id: str, router_id: str, port: Mapping[str, Any], lab: str, n: int,
@@ -636,7 +658,8 @@ def fip_bench(api: Api, ext_id: str, router_id: str, port: Mapping[str, Any], la
     print(f"  - disassociate -> no longer answering: p50 {ms(pct(gone, 50))} (probe: one echo, 200 ms wait)")
 
 
-def snat_bench(api: Api, ext_id: str, nets: Sequence[tuple[str, str, str]], deadline: float) -> None:
+def snat_bench(api: Api, ext_id: str, nets: Sequence[tuple[str, str, str]], deadline: float,
+               routers: list[str]) -> None:
     print(f"\n### Router create + gateway + interface -> the instance reaches the lab host (SNAT)\n")
     rows = []
     for i, (nid, sid, vm) in enumerate(nets):
@@ -654,6 +677,7 @@ def snat_bench(api: Api, ext_id: str, nets: Sequence[tuple[str, str, str]], dead
         router = api.call("POST", "/routers", {"router": {"name": f"l3b-snat-{i}", "external_gateway_info": {
             "network_id": ext_id}}})["router"]
         t_post = time.perf_counter() - t0
+        routers.append(router["id"])
         intf = api.call("PUT", f"/routers/{router['id']}/add_router_interface", {"subnet_id": sid})
         t_api = time.perf_counter() - t0
         th.start()
