@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import neutrino.agents.parallel as parallel_mod
 from neutrino.agents.l3 import agent as l3_agent
 from neutrino.agents.l3.agent import L3Driver, _GarpSender
 from neutrino.agents.l3.model import L3Config
@@ -34,7 +35,7 @@ def test_apply_all_keeps_each_routers_order_and_tears_down_first(tmp_path: Path,
             done.append((op.router_id, type(op).__name__))
 
     monkeypatch.setattr(drv, "apply", apply)
-    monkeypatch.setattr(l3_agent.os.path, "ismount", lambda p: True)
+    monkeypatch.setattr(parallel_mod.os.path, "ismount", lambda p: True)
     ops = [Teardown("gone1"), Teardown("gone2")]
     for r in ("r1", "r2", "r3", "r4"):
         ops += [EnsureNamespace(r), SetAddresses(r, "qg-x", ()), ApplyRules(r, "")]

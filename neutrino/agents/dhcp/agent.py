@@ -29,9 +29,8 @@ import os
 import shutil
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 from neutrino.agents.dhcp import render
 from neutrino.agents.dhcp.model import DhcpConfig, dhcp_device_id, namespace_name, network_views
@@ -39,6 +38,7 @@ from neutrino.agents.dhcp.planner import (Coalescer, EnsureDhcpPort, EnsureNames
                                           PlugTap, ReleaseLeases, ReloadDnsmasq, RestartDnsmasq, SetAddresses,
                                           StartDnsmasq, Teardown, UnplugTap, WriteFiles, plan)
 from neutrino.agents.interface import InterfaceDriver
+from neutrino.agents.parallel import apply_grouped, parallel
 from neutrino.agents.metadata import MetadataProxies
 from neutrino.agents.ovs.agent import host_ovs
 from neutrino.config import Config
@@ -52,21 +52,10 @@ FILES = (render.FILE_HOST, render.FILE_ADDN_HOSTS, render.FILE_OPTS, render.FILE
 #: Networks observed / applied at the same time.  The work is external commands and waits
 #: (ovs-vsctl --wait, dnsmasq's pid file), so it overlaps well even on few CPUs; each
 #: network's own ops still run one after the other, in the planned order.
-WORKERS = 16
 #: At most one dnsmasq reload per network per this many seconds (a burst is coalesced).
 RELOAD_INTERVAL = 0.2
 
 
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def _parallel(fn: Callable[[T], R], items: list[T]) -> list[R]:
-    """``[fn(x) for x in items]``, on up to ``WORKERS`` threads (inline for one item)."""
-    if len(items) <= 1:
-        return [fn(x) for x in items]
-    with ThreadPoolExecutor(max_workers=min(WORKERS, len(items)), thread_name_prefix="dhcp") as pool:
-        return list(pool.map(fn, items))
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -108,7 +97,7 @@ class DhcpDriver:
         if not base.is_dir():
             return {}
         dirs = sorted(p for p in base.iterdir() if p.is_dir())
-        return dict(zip((d.name for d in dirs), _parallel(self._observe_one, dirs)))
+        return dict(zip((d.name for d in dirs), parallel(self._observe_one, dirs)))
 
     def _observe_one(self, d: Path) -> ObservedDhcp:
         net_id = d.name
@@ -189,30 +178,11 @@ class DhcpDriver:
             netns.remove_netns(ns)
             shutil.rmtree(conf, ignore_errors=True)
 
-    def _apply_network(self, ops: list[Op]) -> None:
-        for op in ops:
-            try:
-                self.apply(op)
-            except Exception as exc:  # noqa: BLE001 - one network's failure must not stop the others
-                LOG.warning("%s for network %s failed: %s", type(op).__name__, op.network_id, exc)
-
     def apply_all(self, ops: list[Op]) -> None:
-        """Apply ``ops``: every network's ops in order, networks in parallel; the networks being
-        torn down first (as planned), then the others."""
-        groups: dict[str, list[Op]] = {}
-        for op in ops:
-            groups.setdefault(op.network_id, []).append(op)
-        teardown = [g for g in groups.values() if any(isinstance(op, Teardown) for op in g)]
-        rest = [g for g in groups.values() if not any(isinstance(op, Teardown) for op in g)]
-        if len(rest) > 1 and not os.path.ismount(netns.NETNS_DIR):
-            # The first `ip netns add` on a host makes /run/netns a shared mount point; let
-            # one network do that alone rather than several at once.
-            first = next((g for g in rest if any(isinstance(op, EnsureNamespace) for op in g)), None)
-            if first is not None:
-                self._apply_network(first)
-                rest = [g for g in rest if g is not first]
-        for phase in (teardown, rest):
-            _parallel(self._apply_network, phase)
+        """Apply ``ops``: each network's in order, networks in parallel, teardowns first."""
+        apply_grouped(ops, key=lambda op: op.network_id, apply=self.apply,
+                      is_teardown=lambda op: isinstance(op, Teardown),
+                      creates_namespace=lambda op: isinstance(op, EnsureNamespace), what="network")
 
     def ensure_metadata_proxies(self, views: dict[str, Any]) -> None:
         """A haproxy metadata proxy in each namespace that serves metadata (see
@@ -230,7 +200,7 @@ class DhcpDriver:
                     self.metadata.stop(net_id, ns)   # type: ignore[union-attr]
             except Exception as exc:  # noqa: BLE001 - retried on the next pass
                 LOG.warning("metadata proxy for network %s failed: %s", net_id, exc)
-        _parallel(one, sorted(views.items()))
+        parallel(one, sorted(views.items()))
 
     # --- apply (API side) ------------------------------------------------------------------------
     async def _ensure_port(self, op: EnsureDhcpPort, state: State) -> None:

@@ -30,14 +30,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import os
 import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 from neutrino.agents.interface import InterfaceDriver
+from neutrino.agents.parallel import apply_grouped, parallel
 from neutrino.agents.metadata import MetadataProxies
 from neutrino.agents.l3.model import L3Config, namespace_name, router_views
 from neutrino.agents.l3.planner import (ApplyRules, EnsureNamespace, FlushConntrack, Garp, ObservedDevice,
@@ -50,20 +49,9 @@ from neutrino.system import arping, conntrack, iproute, iptables, netns
 
 LOG = logging.getLogger(__name__)
 #: Routers observed / applied at the same time (each router's ops stay in order).
-WORKERS = 16
 #: ``arping`` processes at the same time (gratuitous ARPs are sent in the background).
 GARP_WORKERS = 32
 
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def _parallel(fn: Callable[[T], R], items: list[T]) -> list[R]:
-    """``[fn(x) for x in items]``, on up to ``WORKERS`` threads (inline for one item)."""
-    if len(items) <= 1:
-        return [fn(x) for x in items]
-    with ThreadPoolExecutor(max_workers=min(WORKERS, len(items)), thread_name_prefix="l3") as pool:
-        return list(pool.map(fn, items))
 
 
 class _GarpSender:
@@ -132,7 +120,7 @@ class L3Driver:
         if not self.marks.is_dir():
             return {}
         rids = sorted(mark.name for mark in self.marks.iterdir())
-        return dict(zip(rids, _parallel(self._observe_one, rids)))
+        return dict(zip(rids, parallel(self._observe_one, rids)))
 
     @staticmethod
     def _observe_one(rid: str) -> ObservedRouter:
@@ -223,30 +211,11 @@ class L3Driver:
             else:
                 iproute.ensure_route(r.destination, dev=r.device, netns=ns)
 
-    def _apply_router(self, ops: list[Op]) -> None:
-        for op in ops:
-            try:
-                self.apply(op)
-            except Exception as exc:  # noqa: BLE001 - one router's failure must not stop the others
-                LOG.warning("%s for router %s failed: %s", type(op).__name__, op.router_id, exc)
-
     def apply_all(self, ops: list[Op]) -> None:
-        """Apply ``ops``: every router's ops in order, routers in parallel; the routers being
-        torn down first (as planned), then the others."""
-        groups: dict[str, list[Op]] = {}
-        for op in ops:
-            groups.setdefault(op.router_id, []).append(op)
-        teardown = [g for g in groups.values() if any(isinstance(op, Teardown) for op in g)]
-        rest = [g for g in groups.values() if not any(isinstance(op, Teardown) for op in g)]
-        if len(rest) > 1 and not os.path.ismount(netns.NETNS_DIR):
-            # The first `ip netns add` on a host makes /run/netns a shared mount point; let
-            # one router do that alone rather than several at once.
-            first = next((g for g in rest if any(isinstance(op, EnsureNamespace) for op in g)), None)
-            if first is not None:
-                self._apply_router(first)
-                rest = [g for g in rest if g is not first]
-        for phase in (teardown, rest):
-            _parallel(self._apply_router, phase)
+        """Apply ``ops``: each router's in order, routers in parallel, teardowns first."""
+        apply_grouped(ops, key=lambda op: op.router_id, apply=self.apply,
+                      is_teardown=lambda op: isinstance(op, Teardown),
+                      creates_namespace=lambda op: isinstance(op, EnsureNamespace), what="router")
 
     def ensure_metadata_proxies(self, router_ids: list[str]) -> None:
         """Keep each router's haproxy metadata proxy running (idempotent; after its ops)."""
@@ -260,7 +229,7 @@ class L3Driver:
                     self.metadata.ensure_router(rid, ns)   # type: ignore[union-attr]
             except Exception as exc:  # noqa: BLE001 - retried on the next pass
                 LOG.warning("metadata proxy for router %s failed: %s", rid, exc)
-        _parallel(one, router_ids)
+        parallel(one, router_ids)
 
     # --- the loop's entry point ----------------------------------------------------------------------
     def desired(self, state: State) -> dict[str, Any]:

@@ -1,0 +1,56 @@
+"""Applying one pass's ops for many namespaces at once (DHCP networks, routers).
+
+Each namespace's ops keep their planned order; namespaces run in parallel on up to
+``WORKERS`` threads, the ones being torn down first (as planned).  A failure in one
+namespace is logged and does not stop the others (the next pass retries).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Hashable, Sequence, TypeVar
+
+from neutrino.system import netns
+
+LOG = logging.getLogger(__name__)
+WORKERS = 16
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def parallel(fn: Callable[[T], R], items: Sequence[T], *, name: str = "agent") -> list[R]:
+    """``[fn(x) for x in items]`` on up to ``WORKERS`` threads (inline for one item)."""
+    if len(items) <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(items)), thread_name_prefix=name) as pool:
+        return list(pool.map(fn, items))
+
+
+def apply_grouped(ops: Sequence[Any], *, key: Callable[[Any], Hashable], apply: Callable[[Any], None],
+                  is_teardown: Callable[[Any], bool], creates_namespace: Callable[[Any], bool],
+                  what: str) -> None:
+    """Apply ``ops`` grouped by ``key`` (one group per namespace), as described above."""
+    groups: dict[Hashable, list[Any]] = {}
+    for op in ops:
+        groups.setdefault(key(op), []).append(op)
+
+    def run_group(group: list[Any]) -> None:
+        for op in group:
+            try:
+                apply(op)
+            except Exception as exc:  # noqa: BLE001 - one namespace's failure must not stop the others
+                LOG.warning("%s for %s %s failed: %s", type(op).__name__, what, key(op), exc)
+
+    teardown = [g for g in groups.values() if any(is_teardown(op) for op in g)]
+    rest = [g for g in groups.values() if not any(is_teardown(op) for op in g)]
+    if len(rest) > 1 and not os.path.ismount(netns.NETNS_DIR):
+        # The first `ip netns add` on a host makes /run/netns a shared mount point; let
+        # one namespace do that alone rather than several at once.
+        first = next((g for g in rest if any(creates_namespace(op) for op in g)), None)
+        if first is not None:
+            run_group(first)
+            rest = [g for g in rest if g is not first]
+    for phase in (teardown, rest):
+        parallel(run_group, phase, name=what)
