@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+from _common import read_openrc  # noqa: E402 - bench/ is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 LOAD_SCRIPT = ROOT.parent / "shared" / "bench" / "api_load.py"
@@ -38,15 +39,6 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
-
-
-def read_openrc(path: Path) -> dict[str, str]:
-    env = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export "):
-            k, _, v = line[len("export "):].partition("=")
-            env[k] = v.strip().strip("'\"")
-    return env
 
 
 def token(auth_url: str, env: dict[str, str]) -> str:

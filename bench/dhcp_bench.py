@@ -52,7 +52,6 @@ import ctypes
 import json
 import os
 import random
-import resource
 import select
 import shutil
 import socket
@@ -82,6 +81,7 @@ from neutrino.system import dnsmasq as sysdnsmasq  # noqa: E402
 from neutrino.system import netns as netns_mod  # noqa: E402
 from neutrino.system import ovsdb as sysovs  # noqa: E402
 from neutrino.system import process as sysprocess  # noqa: E402
+from _common import children_cpu, free_offset, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
 
 NEUTRINO = [sys.executable, "-m", "neutrino.cli.main"]
 HOST = "dhcp-bench-host"
@@ -91,14 +91,6 @@ FEED_TYPES = frozenset({"network", "subnet", "port", "dhcp_binding"})
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
-
-def pct(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100)."""
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(p / 100 * len(s) + 0.5)) - 1))
-    return s[k]
 
 
 def ms(seconds: float) -> str:
@@ -131,11 +123,6 @@ def proc_cpu(pid: int | None) -> float:
         return 0.0
     f = raw[raw.rfind(")") + 2:].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
 
 
 def classify(argv: Sequence[str]) -> str:
@@ -631,29 +618,6 @@ class HostFileWatch:
 # --------------------------------------------------------------------------
 # part 2 + 3: through the API (`neutrino up`)
 # --------------------------------------------------------------------------
-
-def free_offset() -> int:
-    for _ in range(100):
-        off = random.randrange(20000, 40000)
-        ok = True
-        for port in (5000 + off, 9696 + off, 8774 + off, 9292 + off):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-        if ok:
-            return off
-    raise RuntimeError("no free port offset")
-
-
-def read_openrc(path: Path) -> dict[str, str]:
-    env = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export "):
-            k, _, v = line[len("export "):].partition("=")
-            env[k] = v.strip().strip("'\"")
-    return env
 
 
 def get_token(env: Mapping[str, str]) -> tuple[str, str]:

@@ -47,10 +47,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import random
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -73,6 +71,7 @@ from neutrino.feed.state import State  # noqa: E402
 from neutrino.system import netns as netns_mod  # noqa: E402
 from neutrino.system import ovsdb as sysovs  # noqa: E402
 from neutrino.system.exec import Completed, run  # noqa: E402
+from _common import free_offset, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
 
 NEUTRINO = [sys.executable, "-m", "neutrino.cli.main"]
 HOST = "l2-bench-host"
@@ -81,14 +80,6 @@ HOST = "l2-bench-host"
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
-
-def pct(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100)."""
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(p / 100 * len(s) + 0.5)) - 1))
-    return s[k]
 
 
 def ms(seconds: float) -> str:
@@ -346,29 +337,6 @@ def resync_bench(n_ports: int, n_nets: int, n_incr: int, budget: float, profile:
 # --------------------------------------------------------------------------
 # part 1: through the API (`neutrino up`)
 # --------------------------------------------------------------------------
-
-def free_offset() -> int:
-    for _ in range(100):
-        off = random.randrange(20000, 40000)
-        ok = True
-        for port in (5000 + off, 9696 + off, 8774 + off, 9292 + off):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-        if ok:
-            return off
-    raise RuntimeError("no free port offset")
-
-
-def read_openrc(path: Path) -> dict[str, str]:
-    env = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export "):
-            k, _, v = line[len("export "):].partition("=")
-            env[k] = v.strip().strip("'\"")
-    return env
 
 
 def get_token(env: Mapping[str, str]) -> str:

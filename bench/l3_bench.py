@@ -51,9 +51,7 @@ import contextlib
 import os
 import random
 import re
-import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -77,6 +75,7 @@ from neutrino.agents.l3.model import L3Config, namespace_name  # noqa: E402
 from neutrino.feed.state import State  # noqa: E402
 from neutrino.system import netns as netns_mod  # noqa: E402
 from neutrino.system import ovsdb as sysovs  # noqa: E402
+from _common import children_cpu, free_offset, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
 
 NEUTRINO = [sys.executable, "-m", "neutrino.cli.main"]
 HOST = "l3-bench-host"
@@ -87,24 +86,11 @@ FEED_TYPES = frozenset({"router", "port", "subnet", "network", "floatingip", "l3
 # helpers
 # --------------------------------------------------------------------------
 
-def pct(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100)."""
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(p / 100 * len(s) + 0.5)) - 1))
-    return s[k]
-
 
 def ms(seconds: float | None) -> str:
     if seconds is None or seconds != seconds:  # nan
         return "n/a"
     return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
-
-
-def children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
 
 
 def classify(argv: Sequence[str]) -> str:
@@ -422,29 +408,6 @@ def resync_bench(n_routers: int, budget: float) -> None:
 # --------------------------------------------------------------------------
 # part 2 + 3: through the API (`neutrino up` with a lab host)
 # --------------------------------------------------------------------------
-
-def free_offset() -> int:
-    for _ in range(100):
-        off = random.randrange(20000, 40000)
-        ok = True
-        for port in (5000 + off, 9696 + off, 8774 + off, 9292 + off):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-        if ok:
-            return off
-    raise RuntimeError("no free port offset")
-
-
-def read_openrc(path: Path) -> dict[str, str]:
-    env = {}
-    for line in path.read_text().splitlines():
-        if line.startswith("export "):
-            k, _, v = line[len("export "):].partition("=")
-            env[k] = v.strip().strip("'\"")
-    return env
 
 
 def get_token(env: Mapping[str, str]) -> str:
