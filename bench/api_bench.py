@@ -89,7 +89,8 @@ def main() -> int:
     state = Path(tempfile.mkdtemp(prefix="neutrino-bench-"))
     env = dict(os.environ, NEUTRINO_STATE_DIR=str(state))
     t0 = time.perf_counter()
-    subprocess.run([*NEUTRINO, "up", "--state-dir", str(state), "--port-offset", str(args.port_offset)],
+    # The API alone: agents would add DHCP ports to the measured networks and share the CPU.
+    subprocess.run([*NEUTRINO, "up", "--no-agents", "--state-dir", str(state), "--port-offset", str(args.port_offset)],
                    check=True, env=env, stdout=subprocess.DEVNULL)
     up_s = time.perf_counter() - t0
     try:
