@@ -20,9 +20,10 @@ REQUIRED=(
     openvswitch-switch dnsmasq-base dnsmasq-utils haproxy
     iptables nftables iproute2 conntrack tcpdump curl procps ethtool iputils-ping iputils-arping
     postgresql
+    busybox udhcpc      # the instances' DHCP client (guests run udhcpc, tests probe with it)
 )
 # Installed when the archive has them, silently skipped otherwise.
-OPTIONAL=(busybox udhcpc)
+OPTIONAL=()
 
 log() { printf 'install: %s\n' "$*" >&2; }
 
