@@ -5,6 +5,7 @@
     neutrino status        what runs, and whether the APIs answer
     neutrino down          stop what ``up`` started (--purge: also delete the state)
     neutrino check-config  validate the configuration file
+    neutrino demo          build the seed's Lab 10 and check it (--clean removes it)
 
 Every subcommand takes ``--state-dir DIR`` (default: $NEUTRINO_STATE_DIR or
 /var/lib/neutrino).  The state directory holds ``neutrino.conf``, the SQLite
@@ -679,6 +680,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=STOP_TIMEOUT, metavar="SECONDS",
                    help="seconds between SIGTERM and SIGKILL (default: %(default)s)")
     p.set_defaults(func=cmd_down)
+
+    from neutrino.cli import demo
+    demo.add_parser(sub, common)
 
     p = sub.add_parser("check-config", parents=[common], help="validate the configuration",
                        description="Load and validate DIR/neutrino.conf (or --config FILE).")
