@@ -33,6 +33,15 @@ def _list(v: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in v.split(",") if x.strip())
 
 
+def _firewall_driver(v: str) -> str:
+    low = v.strip().lower()
+    # Neutron's alias for the native OVS driver is accepted too.
+    low = {"ovs": "openvswitch", "neutron.agent.firewall.noopfirewalldriver": "noop"}.get(low, low)
+    if low not in ("openvswitch", "noop"):
+        raise ValueError(f"{v!r} is not a firewall driver (openvswitch, noop)")
+    return low
+
+
 def _dict_int(v: str) -> Mapping[str, int]:
     out: dict[str, int] = {}
     for item in _list(v):
@@ -81,8 +90,13 @@ OPTIONS: tuple[Option, ...] = (
     _O("DEFAULT", "enable_snat_by_default", _bool, "true", "Default of enable_snat on router gateways."),
     _O("DEFAULT", "debug", _bool, "false", "Log at debug level."),
     _O("DEFAULT", "host", str, "", "Name of this host (default: the machine's hostname)."),
-    _O("DEFAULT", "roles", _list, "all", "Roles of this node: all, controller, network, compute.", False),
-    _O("DEFAULT", "server_url", str, "", "URL of the Neutron API for agents on other hosts.", False),
+    _O("DEFAULT", "roles", _list, "all",
+       "What this node runs (comma-separated): controller (the API servers; database migrations), "
+       "network (DHCP, L3 and metadata agents with the OVS agent; the lab host), compute (OVS and "
+       "compute agents), or all (every role: the all-in-one).  `neutrino up --role` overrides it.", False),
+    _O("DEFAULT", "server_url", str, "",
+       "URL of the Neutron API that this node's agents follow (feed, heartbeats, status), e.g. "
+       "http://controller:9696; empty: this node's own bind_host and bind_port.", False),
     # --- [database] ------------------------------------------------------------
     _O("database", "connection", str, "", "SQLAlchemy URL; empty: SQLite in the state directory."),
     # --- [ml2] ---------------------------------------------------------------
@@ -134,7 +148,9 @@ OPTIONS: tuple[Option, ...] = (
        "directory, so nothing is added to the machine's own namespace), or empty for the root "
        "namespace.", False),
     _O("ovs", "ovs_rundir", str, "",
-       "Run directory of the OVS instance to use (default: a private one in STATE/ovs).", False),
+       "Run directory of an OVS instance run by someone else (the host's own, or a test fabric's): "
+       "`neutrino up` uses it and neither starts nor stops it.  Empty: a private one in STATE/ovs, "
+       "started by `up` and stopped by `down`.", False),
     _O("agent", "tunnel_types", _list, "vxlan", "Tunnel types this host's OVS agent serves."),
     _O("agent", "l2_population", _bool, "true", "Use l2population (flood only where ports are)."),
     _O("agent", "arp_responder", _bool, "true", "Answer ARP for remote ports locally (with l2_population)."),
@@ -142,6 +158,11 @@ OPTIONS: tuple[Option, ...] = (
        "Seconds between checks of the host (Neutron: 2); feed changes are handled at once."),
     _O("agent", "report_interval", int, "30", "Seconds between heartbeats."),
     _O("agent", "availability_zone", str, "nova", "Availability zone of this host's agents."),
+    # --- [securitygroup] -------------------------------------------------------
+    _O("securitygroup", "enable_security_group", _bool, "true",
+       "Enforce security groups on ports with port security (false: anti-spoofing only)."),
+    _O("securitygroup", "firewall_driver", _firewall_driver, "openvswitch",
+       "openvswitch: stateful OVS conntrack firewall (tables 71-94); noop: no filtering."),
     # --- [feed] ----------------------------------------------------------------
     _O("feed", "retention", int, "200000",
        "Change-log rows kept; an agent further behind gets a full snapshot.", False),

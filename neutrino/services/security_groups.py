@@ -15,6 +15,7 @@ from sqlalchemy import and_, delete, insert, or_, select, true
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
+from neutrino.protocols import PROTOCOL_NUMBERS
 from neutrino.api import policy
 from neutrino.api.definitions import SECURITY_GROUP, SECURITY_GROUP_RULE
 from neutrino.api.query import ListQuery
@@ -25,12 +26,6 @@ from neutrino.db.engine import UnitOfWork
 from neutrino.services import common, quotas
 from neutrino.services.common import Deps
 
-PROTOCOL_NUMBERS = {
-    "hopopt": 0, "icmp": 1, "igmp": 2, "ipip": 4, "tcp": 6, "egp": 8, "udp": 17, "ipv6-encap": 41,
-    "ipv6-route": 43, "ipv6-frag": 44, "rsvp": 46, "gre": 47, "esp": 50, "ah": 51, "ipv6-icmp": 58,
-    "icmpv6": 58, "ipv6-nonxt": 59, "ipv6-opts": 60, "ospf": 89, "pgm": 113, "vrrp": 112, "sctp": 132,
-    "udplite": 136, "dccp": 33,
-}
 PORT_PROTOCOLS = ("tcp", "udp", "udplite", "sctp", "dccp", "6", "17", "136", "132", "33")
 #: Protocols that only exist over IPv6 (refused with ethertype IPv4).
 IPV6_ONLY_PROTOCOLS = ("ipv6-encap", "ipv6-frag", "ipv6-icmp", "icmpv6", "ipv6-nonxt", "ipv6-opts", "ipv6-route",

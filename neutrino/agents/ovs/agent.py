@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from neutrino.agents.ovs import derive
+from neutrino.agents.ovs.firewall import ConjIds, OvsFirewall
 from neutrino.agents.ovs.model import (AgentConfig, EnsureBridge, EnsurePatch, EnsureTunnelPort, FlowSpec,
                                        ObservedBridge, ObservedPort, ObservedState, OvsdbOp, RemovePort,
                                        SetPortOtherConfig, SetPortTag)
@@ -126,10 +127,15 @@ class OvsDriver:
     agent_type = derive.OVS_AGENT_TYPE
     binary = "neutrino-openvswitch-agent"
     topic = "N/A"
-    feed_types = ("network", "port", "agent")
+    feed_types = ("network", "port", "agent", "security_group_rule")
 
-    def __init__(self, cfg: AgentConfig, ovs: sysovs.Ovs, cookie: int | None = None) -> None:
+    def __init__(self, cfg: AgentConfig, ovs: sysovs.Ovs, cookie: int | None = None,
+                 firewall_driver: str = "openvswitch") -> None:
         self.cfg = cfg
+        #: "openvswitch": security groups enforced with conntrack; "noop": only
+        #: MAC/IP/ARP anti-spoofing (tables 24/25).
+        self.firewall_driver = firewall_driver
+        self.conj_ids = ConjIds()
         self.ovs = ovs
         self.of = OpenFlow(ovs)
         self.cookie = cookie if cookie is not None else random.getrandbits(63) | 1
@@ -153,6 +159,7 @@ class OvsDriver:
                 "l2_population": c.l2_population, "arp_responder_enabled": c.arp_responder,
                 "enable_distributed_routing": False, "devices": self.devices,
                 "datapath_type": c.datapath_type, "ovs_hybrid_plug": False,
+                "firewall_driver": self.firewall_driver,
                 # Problems the last pass found (unknown physnet, VLANs exhausted, ...),
                 # visible in `openstack network agent show` instead of only in a log.
                 "errors": list(self.warnings)}
@@ -188,7 +195,11 @@ class OvsDriver:
         if (not changed and self.local_vlans is not None and self.ticks % FULL_EVERY
                 and self._ports_unchanged() and self._canary_present()):
             return self.statuses
-        desired = derive.desired_host(self.cfg, state.of("port"), state.of("network"), state.of("agent"))
+        firewall_on = self.firewall_driver == "openvswitch"
+        desired = derive.desired_host(self.cfg, state.of("port"), state.of("network"), state.of("agent"),
+                                      state.of("security_group_rule") if firewall_on else None)
+        firewall = (OvsFirewall(desired.security_groups, desired.group_members, self.conj_ids)
+                    if firewall_on else None)
         if self.local_vlans is None:
             # Physical bridges named in bridge_mappings are created when missing.
             self.ovs.transact([sysovs.AddBridge(b, datapath_type=self.cfg.datapath_type)
@@ -202,7 +213,7 @@ class OvsDriver:
             observed = observed_state(sys_state, flows, {b: [s for _, s in d] for b, d in dumps.items()})
             if self.local_vlans is None:
                 self.local_vlans = local_vlans_from_observed(observed, self.cfg.integration_bridge)
-            p = plan(self.cfg, desired, observed, self.local_vlans)
+            p = plan(self.cfg, desired, observed, self.local_vlans, firewall)
             self.local_vlans = dict(p.local_vlans)
             ops = [s for op in p.ovsdb_ops for s in to_system_op(op)]
             if ops:
@@ -273,5 +284,11 @@ class OvsDriver:
         return await asyncio.to_thread(self.reconcile_sync, state, changed)
 
 
+def firewall_driver(cfg: Config) -> str:
+    """``[securitygroup] firewall_driver`` (``noop`` also when security groups are disabled)."""
+    sg = cfg.securitygroup
+    return sg.firewall_driver if sg.enable_security_group else "noop"
+
+
 def make_driver(cfg: Config, host: str) -> OvsDriver:
-    return OvsDriver(agent_config(cfg, host), host_ovs(cfg))
+    return OvsDriver(agent_config(cfg, host), host_ovs(cfg), firewall_driver=firewall_driver(cfg))

@@ -5,6 +5,8 @@ host's OVS agent must wire (``DesiredHost``).
 * networks: the networks of those ports (their single segment);
 * tunnel peers: every other Open vSwitch agent that reports a
   ``tunneling_ip`` (used without l2population);
+* security groups: the rules of every group of those ports, and the member
+  addresses of every group the rules name as remote group;
 * fdb (l2population): for each tunnelled network with ports here, every port
   of that network bound on another host, behind that host's ``tunneling_ip``,
   plus one flooding entry per such host — so flooding reaches only hosts that
@@ -16,7 +18,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from neutrino.agents.ovs.model import (FLOODING_IP, FLOODING_MAC, AgentConfig, DesiredHost, DesiredNetwork,
-                                       DesiredPort, FdbEntry, TunnelPeer)
+                                       DesiredPort, FdbEntry, SecurityGroupRule, TunnelPeer)
 
 OVS_AGENT_TYPE = "Open vSwitch agent"
 TUNNEL_TYPES = ("vxlan", "geneve", "gre")
@@ -47,12 +49,60 @@ def desired_port(p: Mapping[str, Any]) -> DesiredPort:
                        allowed_address_pairs=aaps,
                        port_security_enabled=bool(p.get("port_security_enabled", True)),
                        admin_state_up=bool(p.get("admin_state_up", True)),
-                       device_owner=p.get("device_owner") or "")
+                       device_owner=p.get("device_owner") or "",
+                       security_groups=tuple(sorted(p.get("security_groups") or ())))
+
+
+def _int_or_none(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def security_group_rule(r: Mapping[str, Any]) -> SecurityGroupRule:
+    return SecurityGroupRule(direction=r["direction"], ethertype=r.get("ethertype") or "IPv4",
+                             protocol=r.get("protocol"), port_range_min=_int_or_none(r.get("port_range_min")),
+                             port_range_max=_int_or_none(r.get("port_range_max")),
+                             remote_ip_prefix=r.get("remote_ip_prefix"), remote_group_id=r.get("remote_group_id"))
+
+
+def security_groups(mine: list[Mapping[str, Any]], ports: Mapping[str, Mapping[str, Any]],
+                    rules: Mapping[str, Mapping[str, Any]]
+                    ) -> tuple[dict[str, tuple[SecurityGroupRule, ...]], dict[str, tuple[str, ...]]]:
+    """(group -> rules, remote group -> member addresses) for the groups of ``mine``.
+
+    Members are every port of the cloud in the group (its fixed IPs and
+    allowed-address-pair addresses): traffic from a member on another network
+    arrives routed, with its own source address.
+    """
+    wanted = {g for p in mine for g in p.get("security_groups") or ()}
+    by_group: dict[str, list[SecurityGroupRule]] = {g: [] for g in wanted}
+    for r in rules.values():
+        g = r.get("security_group_id")
+        if g in by_group:
+            by_group[g].append(security_group_rule(r))
+    group_rules = {g: tuple(sorted(set(rs), key=_rule_key)) for g, rs in sorted(by_group.items())}
+    remotes = {r.remote_group_id for rs in group_rules.values() for r in rs if r.remote_group_id}
+    members: dict[str, set[str]] = {g: set() for g in remotes}
+    if remotes:
+        for p in ports.values():
+            groups = remotes.intersection(p.get("security_groups") or ())
+            if not groups:
+                continue
+            addrs = [f["ip_address"] for f in p.get("fixed_ips") or []]
+            addrs += [a["ip_address"] for a in p.get("allowed_address_pairs") or []]
+            for g in groups:
+                members[g].update(addrs)
+    return group_rules, {g: tuple(sorted(a)) for g, a in sorted(members.items())}
+
+
+def _rule_key(r: SecurityGroupRule) -> tuple[Any, ...]:
+    return tuple("" if v is None else str(v) for v in (r.direction, r.ethertype, r.protocol, r.port_range_min,
+                                                       r.port_range_max, r.remote_ip_prefix, r.remote_group_id))
 
 
 def desired_host(cfg: AgentConfig, ports: Mapping[str, Mapping[str, Any]],
                  networks: Mapping[str, Mapping[str, Any]],
-                 agents: Mapping[str, Mapping[str, Any]]) -> DesiredHost:
+                 agents: Mapping[str, Mapping[str, Any]],
+                 sg_rules: Mapping[str, Mapping[str, Any]] | None = None) -> DesiredHost:
     mine = [p for p in ports.values()
             if p.get("binding:host_id") == cfg.host and p.get("binding:vif_type") == "ovs"]
     net_ids = sorted({p["network_id"] for p in mine if p["network_id"] in networks})
@@ -77,5 +127,6 @@ def desired_host(cfg: AgentConfig, ports: Mapping[str, Mapping[str, Any]],
                 fdb.append(FdbEntry(net_id, ip, FLOODING_MAC, FLOODING_IP))
             for f in p.get("fixed_ips") or []:
                 fdb.append(FdbEntry(net_id, ip, p["mac_address"], f["ip_address"]))
+    group_rules, members = security_groups(mine, ports, sg_rules) if sg_rules is not None else ({}, {})
     return DesiredHost(networks=nets, ports=tuple(desired_port(p) for p in sorted(mine, key=lambda x: x["id"])),
-                       tunnel_peers=peers, fdb=tuple(fdb))
+                       tunnel_peers=peers, fdb=tuple(fdb), security_groups=group_rules, group_members=members)

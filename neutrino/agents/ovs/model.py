@@ -66,11 +66,29 @@ class DesiredPort:
     port_security_enabled: bool = True
     admin_state_up: bool = True
     device_owner: str = ""
+    security_groups: tuple[str, ...] = ()
 
     @property
     def trusted(self) -> bool:
         """DHCP/router ports (``network:*``) are never anti-spoofed or filtered."""
         return self.device_owner.startswith("network:")
+
+
+@dataclass(frozen=True, order=True)
+class SecurityGroupRule:
+    """One security-group rule as the firewall needs it (API field names).
+
+    ``protocol`` is None (any), a name (``tcp``, ``icmp``, ...) or a number as
+    text; for ICMP ``port_range_min``/``max`` are the type and code.
+    """
+
+    direction: str  # "ingress" | "egress"
+    ethertype: str  # "IPv4" | "IPv6"
+    protocol: str | None = None
+    port_range_min: int | None = None
+    port_range_max: int | None = None
+    remote_ip_prefix: str | None = None
+    remote_group_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +124,11 @@ class DesiredHost:
     ports: tuple[DesiredPort, ...] = ()  # ports bound to this host
     tunnel_peers: tuple[TunnelPeer, ...] = ()
     fdb: tuple[FdbEntry, ...] = ()
+    #: Rules of every security group a port here belongs to (group id -> rules).
+    security_groups: Mapping[str, tuple[SecurityGroupRule, ...]] = field(default_factory=dict)
+    #: Addresses (fixed IPs and allowed address pairs, anywhere in the cloud) of the
+    #: members of every group those rules name as ``remote_group_id``.
+    group_members: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 # --- observed state --------------------------------------------------------------------

@@ -13,8 +13,15 @@ br-int::
     24  ARP_SPOOF        allowed ARP SPA / IPv6 NA target per port -> 25, else drop
     25  MAC_SPOOF        allowed (MAC, IPv4/IPv6 source) pairs -> 60; other IP drop;
                          allowed source MAC (non-IP) -> 60; else drop
-    60  TRANSIENT        NORMAL (the OVS firewall's entry flows go here too)
-    71-82, 91-94         reserved for the OVS (conntrack) firewall
+    60  TRANSIENT        firewall entry per port (in_port -> 71 / 73, dst MAC -> 81); else NORMAL
+    71  BASE_EGRESS      firewall: a port's own MAC/IP (anti-spoofing), ARP, ND, DHCP client;
+                         IP -> conntrack lookup -> 72
+    72  RULES_EGRESS     firewall: conntrack state + egress rules -> 73
+    73  ACCEPT_OR_INGRESS  to a filtered port on this host -> its ingress (81); commit new -> 91
+    81  BASE_INGRESS     firewall: ARP, ND, DHCP replies; IP -> conntrack lookup -> 82
+    82  RULES_INGRESS    firewall: conntrack state + ingress rules -> output to the port
+    91  ACCEPTED_EGRESS  -> 94;  92 ACCEPTED_INGRESS, 93 DROPPED: drop;  94: NORMAL
+    (neutrino/agents/ovs/firewall.py has the details)
 
 br-tun::
 
@@ -40,12 +47,16 @@ CANARY = 23
 ARP_SPOOF = 24
 MAC_SPOOF = 25
 TRANSIENT = 60
-#: Reserved for the OVS firewall (a later FirewallFlowProvider).
+# The OVS (conntrack) firewall's tables (neutrino.agents.ovs.firewall).
 BASE_EGRESS = 71
 RULES_EGRESS = 72
 ACCEPT_OR_INGRESS = 73
 BASE_INGRESS = 81
 RULES_INGRESS = 82
+ACCEPTED_EGRESS = 91
+ACCEPTED_INGRESS = 92
+DROPPED = 93
+ACCEPTED_EGRESS_NORMAL = 94
 
 # --- br-tun tables ---------------------------------------------------------------------
 TUN_LOCAL_SWITCHING = 0
