@@ -11,7 +11,13 @@ never to this machine's own uplink.  A veth ``lab-phys`` (a port of br-phys,
 in the OVS namespace) <-> ``lab0`` (in the lab namespace), checksum offload
 off on both ends (the userspace datapath needs it).  ``down`` removes the
 veth; ``down --purge`` the namespace too.  Several all-in-ones on one
-machine need distinct ``host_netns`` names; an empty name disables it."""
+machine need distinct ``host_netns`` names; an empty name disables it.
+
+Roles (``[DEFAULT] roles``, ``neutrino up --role``): a node runs the agents
+of its roles (``ROLE_AGENTS``); the lab host hangs off the node with the
+network role, as the seed's network node holds 172.16.0.1 on its external
+bridge.  With ``[ovs] ovs_rundir`` set, the OVS (and its namespace) belong to
+someone else (the host, a test fabric): used, never started or stopped."""
 
 from __future__ import annotations
 
@@ -24,6 +30,26 @@ from typing import Any
 from neutrino.cli import process
 
 AGENTS = ("ovs", "dhcp", "l3", "metadata", "compute")
+#: The agents each role runs (the seed's node types: "network node", "compute node").
+ROLE_AGENTS = {"controller": (), "network": ("ovs", "dhcp", "l3", "metadata"), "compute": ("ovs", "compute")}
+ROLES = ("controller", "network", "compute")
+
+
+def expand_roles(roles: Any) -> tuple[str, ...]:
+    """``all`` -> every role; otherwise the given ones, in ROLES order."""
+    given = set(roles)
+    return ROLES if "all" in given else tuple(r for r in ROLES if r in given)
+
+
+def agents_for(roles: Any) -> tuple[str, ...]:
+    """The agent kinds of ``roles`` (expanded), in AGENTS order."""
+    kinds = {k for r in expand_roles(roles) for k in ROLE_AGENTS[r]}
+    return tuple(k for k in AGENTS if k in kinds)
+
+
+def external_ovs(cfg: Any) -> bool:
+    """True when ``[ovs] ovs_rundir`` names an OVS someone else runs (never started or stopped here)."""
+    return bool(cfg.ovs.ovs_rundir)
 #: The lab host's physical network, and the device names of its veth.
 LAB_PHYSNET = "physnet"
 LAB_DEV = "lab0"
@@ -54,21 +80,35 @@ def agent_argv(root: Path, kind: str, port_offset: int) -> list[str]:
     return argv
 
 
-def start(layout: Any, cfg: Any, port_offset: int) -> list[str]:
-    """Start OVS (if not running) and the agents; returns the names started."""
+def start(layout: Any, cfg: Any, port_offset: int, kinds: tuple[str, ...] = AGENTS,
+          lab_host: bool = True) -> list[str]:
+    """Start OVS (if not running and ours to run), the lab host (with ``lab_host``) and the
+    agents ``kinds``; returns the names started.  Raises RuntimeError when an external OVS
+    (``[ovs] ovs_rundir``) does not answer."""
     ok, why = can_run()
     if not ok:
         print(f"note: agents not started: {why}")
         return []
+    if not kinds:
+        return []
     po = private_ovs(cfg)
-    if po.netns:
-        from neutrino.system import netns
-        netns.ensure_netns(po.netns)
-    if not po.alive():
-        po.start()
-    ensure_lab_host(cfg, po)
+    if external_ovs(cfg):
+        from neutrino.system.errors import HostError
+        try:
+            po.ovs.vsctl("show", wait=False)
+        except HostError as exc:
+            raise RuntimeError(f"the Open vSwitch in [ovs] ovs_rundir = {cfg.ovs.ovs_rundir} does not answer "
+                               f"(it is not started by neutrino): {exc}") from None
+    else:
+        if po.netns:
+            from neutrino.system import netns
+            netns.ensure_netns(po.netns)
+        if not po.alive():
+            po.start()
+    if lab_host:
+        ensure_lab_host(cfg, po)
     started = []
-    for kind in AGENTS:
+    for kind in kinds:
         name = f"{kind}-agent"
         pf = layout.pidfile(name)
         try:
@@ -89,7 +129,9 @@ def stop(layout: Any, cfg: Any, purge: bool) -> None:
     from neutrino.system import netns
     po = private_ovs(cfg)
     remove_lab_host(cfg, po, purge)
-    if po.rundir.exists():
+    if external_ovs(cfg):
+        pass   # someone else's: left running, bridges and all
+    elif po.rundir.exists():
         if purge:
             po.destroy()
         else:
@@ -116,7 +158,8 @@ def stop(layout: Any, cfg: Any, purge: bool) -> None:
         shutil.rmtree(dhcp, ignore_errors=True)
     # Nothing runs in the host namespace once OVS is stopped; removing it takes
     # the host ends of the instances' veths with it (`up` plugs them again).
-    if po.netns and netns.netns_exists(po.netns) and not netns.netns_pids(po.netns):
+    if not external_ovs(cfg) and po.netns and netns.netns_exists(po.netns) \
+            and not netns.netns_pids(po.netns):
         netns.remove_netns(po.netns)
     if purge:
         marks = layout.root / "instances"
@@ -194,22 +237,25 @@ AGENT_TYPES = {"ovs": "Open vSwitch agent", "dhcp": "DHCP agent", "l3": "L3 agen
                "compute": "Compute agent"}
 
 
-def wait_alive(layout: Any, network_url: str, timeout: float = 30.0) -> list[str]:
-    """Wait until this host's agents report alive; returns the agent types still missing."""
+def wait_alive(layout: Any, network_url: str, timeout: float = 30.0, kinds: tuple[str, ...] = AGENTS,
+               host: str | None = None) -> list[str]:
+    """Wait until the agents ``kinds`` of ``host`` (None: any host) report alive; returns
+    the agent types still missing."""
     import time
 
     import httpx
 
     from neutrino.agents.auth import read_openrc
     from neutrino.cli.console import _token
-    want = {AGENT_TYPES[k] for k in AGENTS}
+    want = {AGENT_TYPES[k] for k in kinds}
     token = _token(read_openrc(layout.root / "admin-openrc"))
     deadline = time.monotonic() + timeout
     missing = sorted(want)
     while time.monotonic() < deadline:
         try:
             r = httpx.get(f"{network_url.rstrip('/')}/v2.0/agents", headers={"X-Auth-Token": token}, timeout=5)
-            alive = {a["agent_type"] for a in r.json().get("agents", []) if a.get("alive")}
+            alive = {a["agent_type"] for a in r.json().get("agents", [])
+                     if a.get("alive") and (host is None or a.get("host") == host)}
             missing = sorted(want - alive)
         except httpx.HTTPError:
             pass

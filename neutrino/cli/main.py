@@ -130,12 +130,14 @@ def initial_values() -> dict[tuple[str, str], str]:
     return values
 
 
-def load_config(path: Path, state_dir: Path, port_offset: int = 0) -> nconfig.Config:
+def load_config(path: Path, state_dir: Path, port_offset: int = 0,
+                overrides: dict[tuple[str, str], str] | None = None) -> nconfig.Config:
     """Load and validate; raises CLIError with every problem found."""
     if not path.exists():
         raise CLIError(f"{path} does not exist (neutrino up writes it on its first run)")
     try:
-        cfg = nconfig.load(path, state_dir=state_dir)
+        cfg = nconfig.load(path, state_dir=state_dir,
+                           overrides=[(sec, name, val) for (sec, name), val in (overrides or {}).items()])
         cfg = with_port_offset(cfg, port_offset)
     except nconfig.ConfigError as exc:
         raise CLIError(f"bad configuration: {exc}") from None
@@ -201,6 +203,11 @@ def validate(cfg: nconfig.Config) -> list[str]:
     if bad_roles or not d.roles:
         errs.append(f"[DEFAULT] roles: {', '.join(bad_roles) or '(empty)'}: "
                     f"choose from {', '.join(_ROLES)}")
+    elif not ({"all", "controller"} & set(d.roles)) and not d.server_url:
+        errs.append(f"[DEFAULT] roles = {','.join(d.roles)} without controller: set [DEFAULT] server_url "
+                    "(the controller's Neutron API, e.g. http://controller:9696)")
+    if d.server_url and not d.server_url.startswith(("http://", "https://")):
+        errs.append(f"[DEFAULT] server_url = {d.server_url!r} is not an http(s) URL")
     unknown = [t for t in ml2.type_drivers if t not in _TYPES]
     if unknown:
         errs.append(f"[ml2] type_drivers: unknown {', '.join(unknown)} (known: {', '.join(_TYPES)})")
@@ -328,94 +335,86 @@ def _fmt_uptime(seconds: float) -> str:
     return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
+def _roles_arg(text: str) -> tuple[str, ...]:
+    roles = nconfig._list(text)
+    bad = [r for r in roles if r not in _ROLES]
+    if bad or not roles:
+        raise CLIError(f"--role {text}: choose from {', '.join(_ROLES)} (comma-separated)")
+    return roles
+
+
+def _write_initial_config(layout: Layout, roles: tuple[str, ...] | None) -> None:
+    values = initial_values()
+    if roles:
+        values[("DEFAULT", "roles")] = ",".join(roles)
+    text = nconfig.render_ini(values)
+    tmp = layout.conf.with_suffix(".conf.tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o640)
+    os.replace(tmp, layout.conf)
+    print(f"wrote {layout.conf}")
+
+
 def cmd_up(args: argparse.Namespace) -> int:
+    from neutrino.cli import host
     t0 = time.monotonic()
     layout = _layout(args)
     layout.root.mkdir(parents=True, exist_ok=True)
     layout.log_dir.mkdir(exist_ok=True)
+    given = _roles_arg(args.role) if args.role else None
     with _locked(layout):
-        pf = layout.pidfile(SERVER)
-        rec = _read_record(pf)
-        if rec is not None and rec.is_alive():
-            eps = rec.extra.get("endpoints", {})
-            print(f"neutrino is already running (server pid {rec.pid}, state in {layout.root})")
-            for name, url in eps.items():
-                print(f"  {name:9} {url}")
-            if not args.no_agents and layout.conf.exists():
-                # Crash-only: `up` again restarts whatever part of this host is missing.
-                from neutrino.cli import host
-                cfg = load_config(layout.conf, layout.root, rec.extra.get("port_offset", 0))
-                started = host.start(layout, cfg, rec.extra.get("port_offset", 0))
-                if started:
-                    print(f"restarted {', '.join(started)}")
-                    host.wait_alive(layout, eps["network"])
-            return 0
-        if rec is not None:
-            leftovers = rec.processes()
-            if leftovers:
-                print(f"cleaning up processes of a crashed server: {process.describe_pids(leftovers)}")
-                process.stop(rec, timeout=5.0)
-            pf.remove()
-
         if not layout.conf.exists():
-            text = nconfig.render_ini(initial_values())
-            tmp = layout.conf.with_suffix(".conf.tmp")
-            tmp.write_text(text)
-            os.chmod(tmp, 0o640)
-            os.replace(tmp, layout.conf)
-            print(f"wrote {layout.conf}")
-        cfg = load_config(layout.conf, layout.root, args.port_offset)
-        eps = endpoints(cfg)
-        for name, url in eps.items():
-            if _port_taken(url):
-                raise CLIError(f"the {name} API address {url} is already in use by another program; "
-                               f"stop it, or move the ports (--port-offset N, or bind_port in {layout.conf})")
-
-        prepare(cfg)
-
-        log_path = layout.log(SERVER)
-        log_path.touch()
-        log_start = log_path.stat().st_size
-        with open(log_path, "a") as fh:
-            fh.write(f"--- neutrino up {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n")
-        proc, rec = process.spawn(SERVER, server_argv(layout, args.port_offset), pidfile=pf,
-                                  log_path=log_path, cwd=layout.root,
-                                  extra={"endpoints": eps, "port_offset": args.port_offset})
-        answered: set[str] = set()
-
-        def ready() -> bool:
-            for name, url in eps.items():
-                if name not in answered and probe(url, timeout=1.0)[0]:
-                    answered.add(name)
-            return len(answered) == len(eps) or proc.poll() is not None
-
-        process.wait_for(ready, args.timeout, interval=0.1)
-        if len(answered) != len(eps):
-            code = proc.poll()
-            why = (f"the server exited with status {code}" if code is not None else
-                   f"the server did not answer within {args.timeout:g} s "
-                   f"(waiting for {', '.join(sorted(set(eps) - answered))})")
-            process.stop(rec, timeout=5.0)
-            pf.remove()
-            log_tail = process.tail(log_path, 40, start=log_start)
-            raise CLIError(f"{why}\n--- last lines of {log_path} ---\n{log_tail}\n---")
-
-        if not args.no_agents:
-            from neutrino.cli import host
-            started = host.start(layout, cfg, args.port_offset)
+            if given is not None and "controller" not in host.expand_roles(given):
+                raise CLIError(f"{layout.conf} does not exist: a node without the controller role needs the "
+                               "controller's configuration with this node's settings ([DEFAULT] host, "
+                               "server_url, [ovs] local_ip...) and the controller's admin-openrc "
+                               "(see docs/multinode.md)")
+            _write_initial_config(layout, given)
+        overrides = {("DEFAULT", "roles"): ",".join(given)} if given else {}
+        cfg = load_config(layout.conf, layout.root, args.port_offset, overrides)
+        roles = host.expand_roles(cfg.default.roles)
+        kinds = () if args.no_agents else host.agents_for(roles)
+        server: _ServerUp | None = None
+        if "controller" in roles:
+            server = _up_controller(layout, cfg, args)
+            if server.already:
+                cfg = load_config(layout.conf, layout.root, server.port_offset, overrides)
+            network_url = server.endpoints["network"]
+        else:
+            network_url = _server_url(cfg)
+            if not (layout.root / "admin-openrc").exists():
+                raise CLIError(f"{layout.root / 'admin-openrc'} is missing: copy it from the controller")
+            if not probe(network_url, timeout=5.0)[0]:
+                raise CLIError(f"the Neutron API at {network_url} ([DEFAULT] server_url) does not answer")
+        offset = server.port_offset if server else args.port_offset
+        if kinds:
+            try:
+                started = host.start(layout, cfg, offset, kinds, lab_host="network" in roles)
+            except RuntimeError as exc:
+                raise CLIError(str(exc)) from None
             if started:
-                print(f"started {', '.join(started)} (private Open vSwitch in {layout.root / 'ovs'})")
-            if host.can_run()[0]:
-                missing = host.wait_alive(layout, eps["network"])
+                verb = "restarted" if server is not None and server.already else "started"
+                print(f"{verb} {', '.join(started)} (Open vSwitch in {host.private_ovs(cfg).rundir})")
+            if host.can_run()[0] and (started or server is None or not server.already):
+                missing = host.wait_alive(layout, network_url, kinds=kinds, host=_host_name(cfg))
                 if missing:
                     print(f"warning: not alive yet: {', '.join(missing)} (see {layout.log_dir})")
+        if server is not None and server.already:
+            return 0
 
     elapsed = time.monotonic() - t0
-    print(f"neutrino is up in {elapsed:.1f} s (server pid {rec.pid})")
+    where = f" (roles: {', '.join(roles)})" if set(roles) != set(host.ROLES) else ""
+    if server is None:
+        print(f"neutrino {', '.join(roles)} node is up in {elapsed:.1f} s{where}: agents "
+              f"{', '.join(kinds) or '(none)'} following {network_url}")
+        print(f"Stop with: {_self_command()} down --state-dir {layout.root}")
+        return 0
+    eps = server.endpoints
+    print(f"neutrino is up in {elapsed:.1f} s (server pid {server.record.pid}){where}")
     print(f"  Identity API  {eps['identity']}")
     print(f"  Network API   {eps['network']}")
     print(f"  config        {layout.conf}")
-    print(f"  log           {log_path}")
+    print(f"  log           {layout.log(SERVER)}")
     creds = [p for p in layout.credential_files() if p.exists()]
     if creds:
         print(f"  credentials   {', '.join(str(p) for p in creds)}")
@@ -427,6 +426,76 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"  {openstack} network list")
     print(f"Stop with: {_self_command()} down --state-dir {layout.root}")
     return 0
+
+
+@dataclass
+class _ServerUp:
+    record: process.PidRecord
+    endpoints: dict[str, str]
+    port_offset: int
+    already: bool          # it was running before this `up`
+
+
+def _host_name(cfg: nconfig.Config) -> str:
+    return cfg.default.host or socket.gethostname()
+
+
+def _server_url(cfg: nconfig.Config) -> str:
+    """Where this node's agents reach the Neutron API (``[DEFAULT] server_url``, else this node's)."""
+    return cfg.default.server_url or endpoints(cfg)["network"]
+
+
+def _up_controller(layout: Layout, cfg: nconfig.Config, args: argparse.Namespace) -> _ServerUp:
+    """Start the API server (its workers) unless it runs; returns once the APIs answer."""
+    pf = layout.pidfile(SERVER)
+    rec = _read_record(pf)
+    if rec is not None and rec.is_alive():
+        eps = rec.extra.get("endpoints", {})
+        print(f"neutrino is already running (server pid {rec.pid}, state in {layout.root})")
+        for name, url in eps.items():
+            print(f"  {name:9} {url}")
+        return _ServerUp(rec, eps, rec.extra.get("port_offset", 0), already=True)
+    if rec is not None:
+        leftovers = rec.processes()
+        if leftovers:
+            print(f"cleaning up processes of a crashed server: {process.describe_pids(leftovers)}")
+            process.stop(rec, timeout=5.0)
+        pf.remove()
+    eps = endpoints(cfg)
+    for name, url in eps.items():
+        if _port_taken(url):
+            raise CLIError(f"the {name} API address {url} is already in use by another program; "
+                           f"stop it, or move the ports (--port-offset N, or bind_port in {layout.conf})")
+
+    prepare(cfg)
+
+    log_path = layout.log(SERVER)
+    log_path.touch()
+    log_start = log_path.stat().st_size
+    with open(log_path, "a") as fh:
+        fh.write(f"--- neutrino up {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n")
+    proc, rec = process.spawn(SERVER, server_argv(layout, args.port_offset), pidfile=pf,
+                              log_path=log_path, cwd=layout.root,
+                              extra={"endpoints": eps, "port_offset": args.port_offset})
+    answered: set[str] = set()
+
+    def ready() -> bool:
+        for name, url in eps.items():
+            if name not in answered and probe(url, timeout=1.0)[0]:
+                answered.add(name)
+        return len(answered) == len(eps) or proc.poll() is not None
+
+    process.wait_for(ready, args.timeout, interval=0.1)
+    if len(answered) != len(eps):
+        code = proc.poll()
+        why = (f"the server exited with status {code}" if code is not None else
+               f"the server did not answer within {args.timeout:g} s "
+               f"(waiting for {', '.join(sorted(set(eps) - answered))})")
+        process.stop(rec, timeout=5.0)
+        pf.remove()
+        log_tail = process.tail(log_path, 40, start=log_start)
+        raise CLIError(f"{why}\n--- last lines of {log_path} ---\n{log_tail}\n---")
+    return _ServerUp(rec, eps, args.port_offset, already=False)
 
 
 def _self_command() -> str:
@@ -490,11 +559,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     srv = next((r for _, r, _ in records if r is not None and r.name == SERVER), None)
     if srv is not None:
         eps = dict(srv.extra.get("endpoints", {}))
-    if not eps and layout.conf.exists():
+    controller = True
+    if layout.conf.exists():
         try:
-            eps = endpoints(load_config(layout.conf, layout.root))
+            cfg = load_config(layout.conf, layout.root)
+            controller = bool({"all", "controller"} & set(cfg.default.roles))
+            if not eps:   # a node without the controller role shows the server its agents follow
+                eps = endpoints(cfg) if controller else {"network": _server_url(cfg)}
         except CLIError:
-            eps = {}
+            pass
     answering = True
     for name, url in eps.items():
         ok, detail = probe(url, timeout=PROBE_TIMEOUT)
@@ -505,7 +578,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     if not any_alive:
         return EXIT_NOT_RUNNING
-    if degraded or not server_alive or not answering:
+    if degraded or (controller and not server_alive) or not answering:
         return EXIT_DEGRADED
     return EXIT_RUNNING
 
@@ -611,6 +684,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         cred, _, host = rest.rpartition("@")
         db = f"{scheme}://{cred.split(':', 1)[0]}:***@{host}" if ":" in cred else db
     print(f"  database      {db}")
+    print(f"  roles         {', '.join(cfg.default.roles)}"
+          + (f" (agents follow {cfg.default.server_url})" if cfg.default.server_url else ""))
     print(f"  network types {', '.join(cfg.ml2.tenant_network_types)} "
           f"(drivers: {', '.join(cfg.ml2.type_drivers)})")
     return 0
@@ -651,6 +726,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how long to wait for the APIs (default: %(default)s)")
     p.add_argument("--no-agents", action="store_true",
                    help="start only the API server (no Open vSwitch, no agents)")
+    p.add_argument("--role", metavar="ROLES",
+                   help="what this node runs, comma-separated: controller (API servers), network "
+                   "(DHCP, L3, metadata and OVS agents; the lab host), compute (OVS and compute agents) "
+                   "or all (default: [DEFAULT] roles, all)")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("agent", parents=[common, offset], help="run one agent in the foreground",

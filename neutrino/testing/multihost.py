@@ -4,9 +4,12 @@ Follows the verified recipe (docs: shared/reference/multihost-ovs.md)::
 
     netns <prefix>-fabric:  Linux bridge <prefix>-und  <- u-<host> ...   underlay (VXLAN, UDP 4789)
                             Linux bridge <prefix>-phy  <- p-<host> ...   physnet (802.1Q / flat)
+                            Linux bridge <prefix>-mgt  <- m-<host> ...   management (HTTP between nodes)
     netns <prefix>-<host>:  ovsdb-server + ovs-vswitchd (netdev), state in <root>/<host>/
                             br-underlay (netdev, standalone) with port und0; VTEP IP on its LOCAL port
                             phy0: the physnet veth, left for the agent's br-phys
+                            mgmt0: the management veth with the host's management address
+                            (only for hosts given ``mgmt_ip``; a host may also run no OVS)
 
 * ``Fabric(prefix, base_dir)``; ``fabric.add_host(name, vtep_ip)`` -> ``Host``
   (``.ovs`` an ``Ovs`` handle, ``.of`` an ``OpenFlow``, ``.netns``, ``.exec(argv)``).
@@ -48,6 +51,7 @@ LOG = logging.getLogger(__name__)
 UNDERLAY_BRIDGE = "br-underlay"
 UNDERLAY_DEV = "und0"
 PHYSNET_DEV = "phy0"
+MGMT_DEV = "mgmt0"
 UNDERLAY_MTU = 1600      # room for 50 bytes of VXLAN around a 1500-byte instance frame
 INSTANCE_DEV = "eth0"
 
@@ -82,25 +86,28 @@ class Host:
     name: str
     netns: str
     rundir: Path
-    daemons: PrivateOvs
+    daemons: PrivateOvs | None          # None: a host without Open vSwitch (a controller)
     vtep: ipaddress.IPv4Interface | None
     underlay_dev: str | None
     physnet_dev: str | None
     instances: dict[str, Instance] = field(default_factory=dict)
     _fabric: "Fabric | None" = field(default=None, repr=False)
+    mgmt: ipaddress.IPv4Interface | None = None
 
     @property
     def ovs(self) -> Ovs:
+        if self.daemons is None:
+            raise HostError(f"host {self.name} runs no Open vSwitch")
         return self.daemons.ovs
 
     @property
     def of(self) -> OpenFlow:
-        return OpenFlow(self.daemons.ovs)
+        return OpenFlow(self.ovs)
 
     @property
     def env(self) -> dict[str, str]:
         """OVS_RUNDIR & co.: give these to anything (an agent) that must reach this host's OVS."""
-        return self.daemons.ovs.env
+        return self.ovs.env if self.daemons is not None else {}
 
     def exec(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
              **kw) -> Completed:
@@ -185,6 +192,7 @@ class Fabric:
         self.netns = f"{prefix}-fabric"
         self.underlay_bridge = f"{prefix}-und"
         self.physnet_bridge = f"{prefix}-phy"
+        self.mgmt_bridge = f"{prefix}-mgt"
         self.underlay_mtu = underlay_mtu
         self.physnet_mtu = physnet_mtu
         self.hosts: dict[str, Host] = {}
@@ -218,7 +226,7 @@ class Fabric:
         self._new_netns_exact(self.netns)
         cmds = []
         for br, mtu in ((self.underlay_bridge, self.underlay_mtu),
-                        (self.physnet_bridge, self.physnet_mtu)):
+                        (self.physnet_bridge, self.physnet_mtu), (self.mgmt_bridge, 1500)):
             cmds.append(["link", "add", br, "mtu", str(mtu), "type", "bridge"])
             cmds.append(["link", "set", "dev", br, "up"])
         iproute.batch(cmds, netns=self.netns)
@@ -235,13 +243,19 @@ class Fabric:
         return self._new_netns_exact(f"{self.prefix}-{name}")
 
     def add_host(self, name: str, vtep_ip: str | ipaddress.IPv4Interface | None = None, *,
-                 physnet: bool = True, seed_neighbors: bool = True) -> Host:
-        """Create host ``name``: netns, private OVS, underlay (if ``vtep_ip``), physnet veth.
+                 physnet: bool = True, seed_neighbors: bool = True,
+                 mgmt_ip: str | ipaddress.IPv4Interface | None = None, ovs: bool = True) -> Host:
+        """Create host ``name``: netns, private OVS (unless ``ovs=False``), underlay (if
+        ``vtep_ip``), physnet veth, management veth (if ``mgmt_ip``).
 
         ``vtep_ip`` like ``"192.168.99.1/24"`` (a bare address gets /24).  With
         ``seed_neighbors`` every host's userspace tunnel ARP cache learns every
         other VTEP's MAC, so the first encapsulated packet is not dropped.
+        ``mgmt_ip`` goes on ``mgmt0``, a plain veth on the fabric's management
+        bridge: the nodes' HTTP (agents -> API server) runs there.
         """
+        if vtep_ip is not None and not ovs:
+            raise ValueError("a VTEP needs Open vSwitch (br-underlay)")
         self.start()
         if name in self.hosts:
             raise HostError(f"host {name} already exists")
@@ -249,12 +263,18 @@ class Fabric:
             raise ValueError(f"host name must be 1-12 alphanumeric chars: {name!r}")
         ns = self._new_netns(name)
         rundir = self.root / name
-        daemons = PrivateOvs(rundir, ns, uuid=f"{self.uuid}-{name}")
-        self._processes += [daemons.ovsdb_server, daemons.vswitchd]
+        daemons = PrivateOvs(rundir, ns, uuid=f"{self.uuid}-{name}") if ovs else None
         host = Host(name=name, netns=ns, rundir=rundir, daemons=daemons, vtep=None,
                     underlay_dev=None, physnet_dev=None, _fabric=self)
         self.hosts[name] = host
-        daemons.start()
+        if daemons is not None:
+            self._processes += [daemons.ovsdb_server, daemons.vswitchd]
+            daemons.start()
+        if mgmt_ip is not None:
+            mgmt = ipaddress.IPv4Interface(mgmt_ip if "/" in str(mgmt_ip) else f"{mgmt_ip}/24")
+            self._wire(host, MGMT_DEV, f"m-{name}", self.mgmt_bridge, 1500)
+            iproute.ensure_address(MGMT_DEV, mgmt, netns=ns)
+            host.mgmt = mgmt
         if vtep_ip is not None:
             vtep = ipaddress.IPv4Interface(vtep_ip if "/" in str(vtep_ip) else f"{vtep_ip}/24")
             self._wire(host, UNDERLAY_DEV, f"u-{name}", self.underlay_bridge, self.underlay_mtu)
@@ -382,5 +402,5 @@ def mesh(fabric: Fabric) -> Iterator[tuple[Host, Host]]:
                 yield a, b
 
 
-__all__ = ["Capture", "Fabric", "Host", "Instance", "PHYSNET_DEV", "UNDERLAY_BRIDGE",
+__all__ = ["Capture", "Fabric", "Host", "Instance", "MGMT_DEV", "PHYSNET_DEV", "UNDERLAY_BRIDGE",
            "UNDERLAY_DEV", "mesh", "vxlan_port_name"]

@@ -113,6 +113,29 @@ def test_demo_again_reuses_everything(aio, first_run):
     assert "created" not in r.stderr, r.stderr
 
 
+def test_the_opened_default_group_is_what_lets_the_lab_host_in(aio, first_run):
+    """With security groups enforced, the floating IP answers the lab host only through the
+    ICMP rule the demo added; a demo run puts a removed rule back."""
+    state, conn = aio
+    out, _ = first_run
+    fip, lab = out["floating_ip"], out["lab_netns"]
+
+    def lab_ping() -> bool:
+        return subprocess.run(["ip", "netns", "exec", lab, "ping", "-n", "-c", "1", "-W", "1", fip],
+                              capture_output=True, timeout=10).returncode == 0
+
+    default = next(conn.network.security_groups(name="default", project_id=conn.current_project_id))
+    icmp = [r for r in default.security_group_rules if r["protocol"] == "icmp" and r["direction"] == "ingress"]
+    assert len(icmp) == 1 and lab_ping()
+    conn.network.delete_security_group_rule(icmp[0]["id"])
+    deadline = time.monotonic() + 30
+    while lab_ping():
+        assert time.monotonic() < deadline, "the lab host still reaches the floating IP without the ICMP rule"
+    r = _demo(state, "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["ok"], r.stderr[-2000:]
+    assert lab_ping()
+
+
 def test_demo_clean_removes_everything_it_made(aio, first_run):
     state, conn = aio
     out, _ = first_run
