@@ -58,10 +58,16 @@ class AgentLoop:
         self.reported: dict[str, str] = {}
         self.stop = asyncio.Event()
         self.reconciles = 0
+        #: The last failed reconcile ("Type: message"), shown in the agent's configurations
+        #: (``openstack network agent show``) until a pass succeeds again.
+        self.last_error: str | None = None
 
     def _agent_body(self, start: bool) -> dict[str, Any]:
+        configurations = dict(self.driver.configurations())
+        if self.last_error:
+            configurations["reconcile_error"] = self.last_error
         body = {"agent_type": self.driver.agent_type, "binary": self.driver.binary, "topic": self.driver.topic,
-                "host": self.host, "configurations": self.driver.configurations()}
+                "host": self.host, "configurations": configurations}
         if self.availability_zone is not None:
             body["availability_zone"] = self.availability_zone
         if start:
@@ -106,6 +112,7 @@ class AgentLoop:
                     t0 = time.perf_counter()
                     statuses = await self.driver.reconcile(state, changed)
                     self.reconciles += 1
+                    self.last_error = None
                     if changed:
                         LOG.debug("reconciled revision %s in %.1f ms", state.revision,
                                   (time.perf_counter() - t0) * 1000)
@@ -117,6 +124,7 @@ class AgentLoop:
                     LOG.warning("reconcile failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff,
                                 exc_info=LOG.isEnabledFor(logging.DEBUG))
                     self.reported.clear()
+                    self.last_error = f"{type(exc).__name__}: {exc}"[:500]
                     try:
                         await asyncio.wait_for(self.stop.wait(), timeout=backoff)
                     except asyncio.TimeoutError:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 
 import openstack
@@ -60,9 +61,14 @@ def test_instance_on_flat_physnet_reaches_the_lab_host(aio):
     vm = boot(conn, "lab-vm", net.id)
     wait_active(conn, vm.id)
     assert reaches(state, "lab-vm", "172.16.0.1", within=40)
-    # and the lab host sees the instance
+    # and the lab host reaches the instance once its security group lets ICMP in
     vm_ip = address(conn, vm.id)
-    assert ns("ping", "-c", "1", "-W", "2", vm_ip).returncode == 0
+    default = conn.network.find_security_group("default", project_id=conn.current_project_id)
+    conn.network.create_security_group_rule(security_group_id=default.id, direction="ingress",
+                                            ethertype="IPv4", protocol="icmp")
+    deadline = time.monotonic() + 20
+    while ns("ping", "-c", "1", "-W", "1", vm_ip).returncode != 0:
+        assert time.monotonic() < deadline, "the lab host cannot ping the instance"
 
 
 def test_up_again_keeps_the_lab_host_and_down_purge_removes_it(tmp_path_factory):

@@ -53,7 +53,11 @@ def test_instances_on_a_vxlan_network_talk_and_networks_are_isolated(aio):
     mac = console(state, "fs-a", "ip", "link", "set", "dev", "eth0", "address", "fa:16:3e:99:99:99")
     assert mac.returncode == 0
     assert not reaches(state, "fs-a", b_ip, within=3)
-    # ... unless port security is off, which lifts all of it.
+    # ... unless port security is off, which lifts all of it.  fs-a then belongs to no
+    # security group, so fs-b's group must let ICMP in from anywhere for the echo to get in.
+    default = conn.network.find_security_group("default", project_id=conn.current_project_id)
+    conn.network.create_security_group_rule(security_group_id=default.id, direction="ingress",
+                                            ethertype="IPv4", protocol="icmp")
     conn.network.update_port(a_port, security_groups=[], port_security_enabled=False,
                              allowed_address_pairs=[])
     assert reaches(state, "fs-a", b_ip)

@@ -199,3 +199,45 @@ def test_follow_yields_on_progress_and_backs_off_on_errors():
 
     assert run(main()) == [1, 2]
     assert sleeps == [0.5, 1.0, 2.0]
+
+
+def test_agent_loop_reports_a_failing_reconcile_and_clears_it_after_a_success():
+    """A pass that fails is retried (crash-only) and the failure is visible in the agent's
+    configurations until a pass succeeds."""
+    from neutrino.agents.loop import AgentLoop
+
+    class Driver:
+        agent_type, binary, topic, feed_types = "Test agent", "neutrino-test-agent", "N/A", ("port",)
+
+        def __init__(self):
+            self.calls = 0
+
+        def configurations(self):
+            return {"devices": 0}
+
+        async def reconcile(self, state, changed):
+            await asyncio.sleep(0.01)  # the scripted feed answers at once: let the test run too
+            self.calls += 1
+            if self.calls == 1:
+                raise RuntimeError("bundle refused by the switch")
+            return {}
+
+    server = FakeServer()
+    server.commit("port", "p1", "create")
+    driver = Driver()
+
+    async def main():
+        loop = AgentLoop(driver, make(server), host="h1", tick=0.05, report_interval=60)
+        task = asyncio.create_task(loop.run())
+        while driver.calls < 1:
+            await asyncio.sleep(0.01)
+        seen = loop._agent_body(False)["configurations"]
+        while driver.calls < 2 or loop.last_error:
+            await asyncio.sleep(0.01)
+        loop.stop.set()
+        await task
+        return seen, loop._agent_body(False)["configurations"]
+
+    failing, healed = run(asyncio.wait_for(main(), 10))
+    assert failing == {"devices": 0, "reconcile_error": "RuntimeError: bundle refused by the switch"}
+    assert healed == {"devices": 0}
