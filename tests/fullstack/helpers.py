@@ -136,3 +136,12 @@ def address(conn, server_id: str) -> str:  # noqa: ANN001
     return port.fixed_ips[0]["ip_address"]
 
 
+
+
+def open_default_group(conn, protocols=("icmp", "tcp", "udp")) -> None:  # noqa: ANN001
+    """Let everything of ``protocols`` into the instances of ``conn``'s project (its default
+    security group admits only the group's own members)."""
+    group = conn.network.find_security_group("default", project_id=conn.current_project_id)
+    for proto in protocols:
+        conn.network.create_security_group_rule(security_group_id=group.id, direction="ingress",
+                                                ethertype="IPv4", protocol=proto)

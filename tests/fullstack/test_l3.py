@@ -17,7 +17,8 @@ import openstack
 import pytest
 
 from tests.compat.conftest import openrc_env
-from tests.fullstack.helpers import NEUTRINO, address, boot, console, reaches, start_aio, wait_active
+from tests.fullstack.helpers import (NEUTRINO, address, boot, console, open_default_group, reaches, start_aio,
+                                     wait_active)
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
@@ -61,6 +62,8 @@ def cloud(tmp_path_factory):
         conn.network.add_interface_to_router(router, subnet_id=sub.id)
         vm = boot(conn, "l3-vm", net.id)
         wait_active(conn, vm.id)
+        # The lab host is outside the instance's security group: let its pings and probes in.
+        open_default_group(conn)
         yield {"state": state, "conn": conn, "admin": admin, "ext": ext, "ext_sub": ext_sub, "net": net,
                "sub": sub, "router": conn.network.get_router(router.id), "vm": vm}
 
