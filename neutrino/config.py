@@ -363,21 +363,50 @@ def describe() -> list[dict[str, Any]]:
     return [dataclasses.asdict(o) | {"type": o.type.__name__} for o in OPTIONS]
 
 
+#: Where Neutron (or Keystone) has a section's options: file and section.
+_NEUTRON_FILES = {
+    "DEFAULT": "neutron.conf [DEFAULT]", "database": "neutron.conf [database]",
+    "quotas": "neutron.conf [quotas]", "ml2": "ml2_conf.ini [ml2]",
+    "ml2_type_flat": "ml2_conf.ini [ml2_type_flat]", "ml2_type_vlan": "ml2_conf.ini [ml2_type_vlan]",
+    "ml2_type_vxlan": "ml2_conf.ini [ml2_type_vxlan]", "ml2_type_geneve": "ml2_conf.ini [ml2_type_geneve]",
+    "token": "keystone.conf [token]", "fernet_tokens": "keystone.conf [fernet_tokens]",
+    "ovs": "openvswitch_agent.ini [ovs]", "agent": "openvswitch_agent.ini [agent]",
+    "securitygroup": "openvswitch_agent.ini [securitygroup]",
+    "metadata": "metadata_agent.ini [DEFAULT]",
+}
+#: [DEFAULT] options that Neutron reads from dhcp_agent.ini.
+_DHCP_AGENT_OPTIONS = frozenset({
+    "dhcp_confs", "enable_isolated_metadata", "force_metadata", "dnsmasq_dns_servers",
+    "dnsmasq_local_resolv", "dhcp_renewal_time", "dhcp_rebinding_time", "dnsmasq_lease_max"})
+
+
+def neutron_location(o: Option) -> str:
+    """Neutron's file and section for ``o`` ("" for an option of our own)."""
+    if not o.neutron_name:
+        return ""
+    if o.section == "DEFAULT" and o.name in _DHCP_AGENT_OPTIONS:
+        return "dhcp_agent.ini [DEFAULT]"
+    return _NEUTRON_FILES.get(o.section, f"[{o.section}]")
+
+
 def reference_markdown() -> str:
     """The configuration reference (docs/configuration.md is this text; a test keeps them equal)."""
     out = ["# Configuration reference", "",
-           "One INI file, `STATE_DIR/neutrino.conf` (written on the first `neutrino up`).",
-           "Section and option names are Neutron's wherever Neutron has the option; options marked",
-           "*neutrino* are our own.  Unknown options and bad values are refused at start",
-           "(`neutrino check-config` validates a file).", ""]
+           "One INI file, `STATE_DIR/neutrino.conf` (written on the first `neutrino up`): every",
+           "option below, its default, and where Neutron (or Keystone) has the same option — Neutron",
+           "spreads them over several files, neutrino keeps Neutron's section and option names in one.",
+           "Options whose Neutron column says *neutrino* are our own.  Unknown options and bad values",
+           "are refused at start (`neutrino check-config` validates a file).  Every node of a",
+           "multi-node set-up reads the same schema ([multinode.md](multinode.md)).", ""]
     section = None
-    for o in OPTIONS:
+    order = list(dict.fromkeys(o.section for o in OPTIONS))   # one table per section
+    for o in sorted(OPTIONS, key=lambda o: order.index(o.section)):
         if o.section != section:
             section = o.section
-            out += ["", f"## [{section}]", "", "| option | default | meaning |", "|---|---|---|"]
-        origin = "" if o.neutron_name else " *(neutrino)*"
+            out += ["", f"## [{section}]", "", "| option | default | Neutron | meaning |", "|---|---|---|---|"]
+        where = f"`{neutron_location(o)}`" if o.neutron_name else "*neutrino*"
         default = o.default if o.default != "" else "(empty)"
-        out.append(f"| `{o.name}` | `{default}` | {o.help}{origin} |")
+        out.append(f"| `{o.name}` | `{default}` | {where} | {o.help} |")
     out += ["", "## All-in-one defaults written by `neutrino up`", ""]
     for (sec, name), val in ALL_IN_ONE.items():
         out.append(f"- `[{sec}] {name} = {val}`")

@@ -560,6 +560,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if srv is not None:
         eps = dict(srv.extra.get("endpoints", {}))
     controller = True
+    cfg = None
     if layout.conf.exists():
         try:
             cfg = load_config(layout.conf, layout.root)
@@ -575,12 +576,28 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{name + ' API':14} {url:34} {'answers (' + detail + ')' if ok else 'no answer: ' + detail}")
         if ok and not any_alive:
             print(f"{'':14} (something answers there, but not a server started by neutrino up)")
+    if cfg is not None and any_alive:
+        _print_where_to_look(cfg)
 
     if not any_alive:
         return EXIT_NOT_RUNNING
     if degraded or (controller and not server_alive) or not answering:
         return EXIT_DEGRADED
     return EXIT_RUNNING
+
+
+def _print_where_to_look(cfg: nconfig.Config) -> None:
+    """How to reach this node's Open vSwitch and lab host (see docs/walkthrough.md)."""
+    from neutrino.cli import host
+    roles = host.expand_roles(cfg.default.roles)
+    if not host.agents_for(roles):
+        return
+    from neutrino.agents.ovs.agent import host_netns, ovs_rundir
+    ns = host_netns(cfg)
+    prefix = f"ip netns exec {ns} " if ns else ""
+    print(f"{'Open vSwitch':14} {prefix}env OVS_RUNDIR={ovs_rundir(cfg)} ovs-vsctl show")
+    if "network" in roles and host.lab_bridge(cfg):
+        print(f"{'lab host':14} {cfg.lab.cidr} on physnet {host.LAB_PHYSNET}: ip netns exec {cfg.lab.host_netns} ...")
 
 
 def _check_purgeable(layout: Layout) -> None:
