@@ -125,10 +125,12 @@ def start(layout: Any, cfg: Any, port_offset: int, kinds: tuple[str, ...] = AGEN
 
 def stop(layout: Any, cfg: Any, purge: bool) -> None:
     """Stop the private OVS; with ``purge`` also remove its namespace and the
-    instances this state dir made."""
+    instances this state dir made.  The lab host is the network node's (``start``
+    plugs it only there): other nodes leave it alone."""
     from neutrino.system import netns
     po = private_ovs(cfg)
-    remove_lab_host(cfg, po, purge)
+    if "network" in expand_roles(cfg.default.roles):
+        remove_lab_host(cfg, po, purge)
     if external_ovs(cfg):
         pass   # someone else's: left running, bridges and all
     elif po.rundir.exists():
