@@ -16,17 +16,20 @@ with their router ports already bound here (so the agent never needs the
 API).  Then ``L3Driver.reconcile(state, True)``:
 
 * cold: nothing exists (qrouter namespaces, qr-/qg- ports, addresses,
-  routes, iptables rulesets, GARPs); target <= 10 s at 100 routers;
+  routes, iptables rulesets; no GARP from a new device, which is isolated
+  until an OVS agent wires it); target <= 10 s at 100 routers;
 * warm: a fresh driver after a simulated agent restart, everything in
-  place: must apply nothing (ops counted) and leave every rule as it was
+  place: must plan nothing (ops counted) and leave every rule as it was
   (``iptables-save`` of every router compared);
 * no-op pass: the feed moved, nothing changed for this host;
 * one floating IP added to one router (the per-change cost at this scale);
 * teardown: the agent loses all routers (then checked: no namespace left).
 
-With a breakdown: wall time per op type, per external command (``ip ...``,
-``ovs-vsctl``, ``iptables-save``, ``arping``...), in ``observe`` and in the
-planner, and CPU of the agent and of the commands it ran.
+With a breakdown: the ops planned (by type), wall time in ``observe``, the
+planner and each step of the executor, wall time per external command
+(``ip ...``, ``ovs-vsctl``, ``iptables-save``, ``ethtool``...; summed over
+threads), and the CPU of the agent, of the commands it ran and of
+ovs-vswitchd (the machine has 2 CPUs: CPU / 2 is a floor for the wall time).
 
 api (``neutrino up`` in a temporary state dir with its own lab host
 namespace on physnet 172.16.0.0/24, 172.16.0.1 = the lab host; the real
@@ -68,7 +71,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from neutrino import config as nconfig  # noqa: E402
-from neutrino.agents.interface import InterfaceDriver  # noqa: E402
+from neutrino.agents import parallel as parallel_mod  # noqa: E402
 from neutrino.agents.l3 import agent as l3_agent  # noqa: E402
 from neutrino.agents.l3.agent import L3Driver  # noqa: E402
 from neutrino.agents.l3.model import L3Config, namespace_name  # noqa: E402
@@ -134,6 +137,9 @@ class Timers:
     def total(self) -> int:
         return sum(self.n.values())
 
+    def counts(self) -> str:
+        return ", ".join(f"{k} {self.n[k]}" for k in sorted(self.n, key=lambda k: -self.n[k]))
+
     def text(self, limit: int = 12) -> str:
         keys = sorted(self.t, key=lambda k: -self.t[k])
         return "; ".join(f"{k} {ms(self.t[k])} ({self.n[k]}x)" for k in keys[:limit])
@@ -141,11 +147,16 @@ class Timers:
 
 @contextlib.contextmanager
 def instrumented(drv: L3Driver, ops: Timers, cmds: Timers, steps: Timers) -> Iterator[None]:
-    """Time, while active: every op the driver applies (by type), every external command
-    (``subprocess.run`` by tool and verb; the background GARP threads' marked), ``observe`` and
-    the planner."""
+    """Count, while active, the ops the planner returns (by type, in ``ops``); time every
+    external command (``subprocess.run`` by tool and verb; the background GARP threads'
+    marked), ``observe``, the planner and the executor's steps (``apply_all``: teardowns,
+    namespaces, devices, then the routers in parallel)."""
     real_run = subprocess.run
-    real_plan, real_observe, real_apply = l3_agent.plan, drv.observe, drv.apply
+    real_plan, real_observe = l3_agent.plan, drv.observe
+    real_steps = {name: getattr(drv, name) for name in ("apply_all", "_teardown_all", "_create_namespaces",
+                                                        "_create_devices")}
+    labels = {"apply_all": "apply (all)", "_teardown_all": "apply: teardowns",
+              "_create_namespaces": "apply: namespaces + sysctls", "_create_devices": "apply: new devices"}
 
     def run(argv: Any, *a: Any, **kw: Any) -> Any:
         t0 = time.perf_counter()
@@ -166,16 +177,25 @@ def instrumented(drv: L3Driver, ops: Timers, cmds: Timers, steps: Timers) -> Ite
                 into.add(label if label else type(a[0]).__name__, time.perf_counter() - t0)
         return wrapper
 
+    def plan(*a: Any, **kw: Any) -> Any:
+        planned = real_plan(*a, **kw)
+        for op in planned:
+            ops.add(type(op).__name__, 0.0)
+        return planned
+
     subprocess.run = run  # type: ignore[assignment]
-    l3_agent.plan = timed(real_plan, "plan (pure)", steps)
+    l3_agent.plan = timed(plan, "plan (pure)", steps)
     drv.observe = timed(real_observe, "observe", steps)  # type: ignore[method-assign]
-    drv.apply = timed(real_apply, "", ops)  # type: ignore[method-assign]
+    for name, fn in real_steps.items():
+        setattr(drv, name, timed(fn, labels[name], steps))
     try:
         yield
     finally:
         subprocess.run = real_run  # type: ignore[misc]
         l3_agent.plan = real_plan
-        del drv.observe, drv.apply
+        del drv.observe
+        for name in real_steps:
+            delattr(drv, name)
 
 
 # --------------------------------------------------------------------------
@@ -304,7 +324,7 @@ def resync_bench(n_routers: int, budget: float) -> None:
         ovs = po.start()
         ovs.transact([sysovs.AddBridge("br-int", datapath_type="netdev")])
         state, router_ids = build_state(n_routers)
-        iface = InterfaceDriver(ovs, "br-int")
+        iface = l3_agent.interface_driver(ovs, "br-int")
         vsw_pid = None
         with contextlib.suppress(Exception):
             vsw_pid = int((tmp / "ovs" / "ovs-vswitchd.pid").read_text().split()[0])
@@ -333,13 +353,13 @@ def resync_bench(n_routers: int, budget: float) -> None:
                   f"of wall time on {ncpu} idle CPUs (load average now {os.getloadavg()[0]:.1f})")
             if steps.n:
                 print(f"  - steps: {steps.text()}")
-            print(f"  - ops applied: {ops.total()} ({ops.text() or 'none'})")
+            print(f"  - ops planned: {ops.total()} ({ops.counts() or 'none'})")
             if cmds.n:
                 print(f"  - external commands: {cmds.total()}, {ms(sum(cmds.t.values()))}: {cmds.text(14)}")
-            workers = getattr(l3_agent, "WORKERS", 1)
-            if (ops.n or cmds.n) and workers > 1:
-                print(f"  - (op and command times are summed over the executor's threads: up to {workers} "
-                      f"routers at a time)")
+            workers = parallel_mod.WORKERS
+            if cmds.n and workers > 1:
+                print(f"  - (command times are summed over the threads: up to {workers} routers at a time, "
+                      f"{l3_agent.GARP_WORKERS} arpings)")
             garps = getattr(drv, "garps", None)
             if garps is not None and garps.pending:
                 n, t1 = garps.pending, time.perf_counter()
@@ -364,7 +384,7 @@ def resync_bench(n_routers: int, budget: float) -> None:
             diff = sum(1 for r in router_ids if before[r] != after[r])
             print(f"  - routers whose rules changed: {diff} of {n_routers}"
                   + (" (OK: identical)" if diff == 0 else " (rules rewritten!)")
-                  + ("" if ops.total() == 0 else f"; ops applied by the warm sync: {ops.total()} (should be 0)"))
+                  + ("" if ops.total() == 0 else f"; ops planned by the warm sync: {ops.total()} (should be 0)"))
             measure("no-op pass (feed moved, nothing changed for this host)", warm, with_rev(state, 2))
         else:
             warm = cold
@@ -382,7 +402,7 @@ def resync_bench(n_routers: int, budget: float) -> None:
             with instrumented(warm, ops, cmds, steps):
                 asyncio.run(warm.reconcile(st, True))
             lat.append(time.perf_counter() - t0)
-            last = f"steps {steps.text()}; ops {ops.text()}; commands {cmds.total()}: {cmds.text(6)}"
+            last = f"steps {steps.text()}; ops {ops.counts()}; commands {cmds.total()}: {cmds.text(6)}"
         if lat:
             print(f"* one floating IP added to one router (reconcile = observe all + plan + apply one router): "
                   f"p50 **{ms(pct(lat, 50))}**, max {ms(max(lat))} ({len(lat)} samples)")

@@ -1,8 +1,11 @@
-"""Applying one pass's ops for many namespaces at once (DHCP networks, routers).
+"""Applying one pass's ops for many namespaces at once.
 
-Each namespace's ops keep their planned order; namespaces run in parallel on up to
-``WORKERS`` threads, the ones being torn down first (as planned).  A failure in one
-namespace is logged and does not stop the others (the next pass retries).
+``parallel`` maps a function over items on up to ``WORKERS`` threads (agents observe and
+apply per namespace: the work is external commands, which overlap well even on few CPUs).
+``apply_grouped`` (the DHCP agent's executor): each namespace's ops keep their planned
+order; namespaces run in parallel, the ones being torn down first (as planned).  A failure
+in one namespace is logged and does not stop the others (the next pass retries).  The L3
+agent has its own executor (shared steps for all routers, then ``parallel``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ unit-tested; the verbs run them through a ``Runner`` (default
 caller's namespace) and uses ``ip -n NS`` rather than a shell.  Verbs named
 ``ensure_*``/``remove_*`` are idempotent.  Several ``ip`` commands that belong
 together go through ``batch()`` (one ``ip -batch -`` process, stops at the
-first failure).  Observers (``list_links``, ``get_link``, ``list_addresses``,
+first failure); ``batch_force()`` runs a whole script (``ip -force -batch -``, one process
+for any number of commands, e.g. everything a router's namespace needs) and returns the
+lines that failed.  Observers (``list_links``, ``get_link``, ``list_addresses``,
 ``list_routes``) parse ``ip -j`` output into frozen dataclasses.
 """
 
@@ -18,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from neutrino.system.errors import CommandFailed, DeviceExists, DeviceNotFound
+from neutrino.system.errors import CommandFailed, DeviceExists, DeviceNotFound, translate
 from neutrino.system.exec import Runner, run
 
 IFNAMSIZ = 16
@@ -96,6 +98,7 @@ class Route:
     scope: str | None
     prefsrc: str | None
     table: str
+    nexthops: tuple[str, ...] = ()   # a multipath route's gateways (then gateway/dev are None)
 
 
 # --------------------------------------------------------------------------
@@ -247,9 +250,10 @@ def parse_routes(text: str, table: str = "main") -> list[Route]:
 def _routes(entries: list[dict[str, Any]], table: str = "main") -> list[Route]:
     out = []
     for e in entries:
+        hops = tuple(h["gateway"] for h in e.get("nexthops") or () if h.get("gateway"))
         out.append(Route(dst=e["dst"], gateway=e.get("gateway"), dev=e.get("dev"),
                          protocol=e.get("protocol"), scope=e.get("scope"),
-                         prefsrc=e.get("prefsrc"), table=str(e.get("table", table))))
+                         prefsrc=e.get("prefsrc"), table=str(e.get("table", table)), nexthops=hops))
     return out
 
 
@@ -263,6 +267,68 @@ def batch(commands: Iterable[Sequence[str | int]], *, netns: str | None = None,
     script = batch_script(commands)
     if script:
         runner(ip_argv("-batch", "-", netns=netns), input=script)
+
+
+@dataclass(frozen=True)
+class BatchFailure:
+    """One failed line of ``ip -force -batch``: its 1-based number, command and error text."""
+
+    line: int
+    command: tuple[str, ...]
+    error: str
+
+    @property
+    def already_gone(self) -> bool:
+        """A deletion (``addr del``, ``route del``, ``link del``) that failed because there was
+        nothing to delete: what a caller that wanted it gone can accept."""
+        return (len(self.command) >= 2 and self.command[1] in ("del", "delete")
+                and _GONE.search(self.error) is not None)
+
+
+_GONE = re.compile(r"No such process|Address not found|Cannot assign requested address|Cannot find device|"
+                   r"No such device")
+_BATCH_FAILED = re.compile(r"^Command failed (?:-|\S+):(\d+)\s*$")
+
+
+def parse_batch_errors(stderr: str, commands: Sequence[Sequence[str | int]]) -> list[BatchFailure]:
+    """``ip -force -batch`` stderr -> the failed lines (``Command failed -:N`` after each
+    line's own error message).  Pure."""
+    out: list[BatchFailure] = []
+    message: list[str] = []
+    cmds = [tuple(str(a) for a in c) for c in commands if c]
+    for text in stderr.splitlines():
+        m = _BATCH_FAILED.match(text.strip())
+        if m is None:
+            message.append(text.strip())
+            continue
+        n = int(m.group(1))
+        cmd = cmds[n - 1] if 0 < n <= len(cmds) else ()
+        out.append(BatchFailure(n, cmd, " ".join(x for x in message if x)))
+        message = []
+    return out
+
+
+def batch_force(commands: Iterable[Sequence[str | int]], *, netns: str | None = None,
+                runner: Runner = run) -> list[BatchFailure]:
+    """Run ``commands`` in ONE ``ip -force -batch -`` process: every line is tried even after
+    a failing one.  Returns the lines that failed (empty: all applied).
+
+    Blocks until ``ip`` exits.  Not transactional: the lines that succeed stay applied.  A
+    failure of the process itself (the namespace does not exist, ``ip`` missing) raises the
+    translated ``CommandFailed`` / ``CommandNotFound``.
+    """
+    cmds = [list(c) for c in commands if c]
+    script = batch_script(cmds)
+    if not script:
+        return []
+    argv = ip_argv("-force", "-batch", "-", netns=netns)
+    done = runner(argv, input=script, check=False)
+    if done.rc == 0:
+        return []
+    failures = parse_batch_errors(done.stderr, cmds)
+    if not failures:
+        raise translate(done.argv, done.rc, done.stderr, done.stdout)
+    return failures
 
 
 def list_links(*, netns: str | None = None, runner: Runner = run) -> list[Link]:
@@ -304,7 +370,8 @@ class NetnsView:
 
 
 def _route_family(r: Route) -> int:
-    probe = r.gateway if r.dst == "default" and r.gateway else r.dst
+    gateway = r.gateway or (r.nexthops[0] if r.nexthops else None)
+    probe = gateway if r.dst == "default" and gateway else r.dst
     return 6 if ":" in probe else 4
 
 
@@ -494,10 +561,11 @@ def disable_offloads(dev: str, *, netns: str | None = None,
 
 
 __all__ = [
-    "Address", "DEFAULT_OFFLOADS_OFF", "IFNAMSIZ", "Link", "NetnsView", "Route", "batch", "batch_script",
-    "disable_offloads", "ensure_address", "ensure_bridge", "ensure_route", "ensure_veth",
-    "ethtool_offload_argv", "flush_addresses", "get_link", "get_sysctl", "ifname", "interface",
+    "Address", "BatchFailure", "DEFAULT_OFFLOADS_OFF", "IFNAMSIZ", "Link", "NetnsView", "Route", "batch",
+    "batch_force", "batch_script", "disable_offloads", "ensure_address", "ensure_bridge", "ensure_route",
+    "ensure_veth", "ethtool_offload_argv", "flush_addresses", "get_link", "get_sysctl", "ifname", "interface",
     "ip_argv", "list_addresses", "list_links", "list_routes", "mac", "move_link", "observe_netns",
-    "parse_addresses", "parse_links", "parse_netns_batch", "parse_routes", "remove_address", "remove_link",
-    "remove_route", "route_cmd", "set_link", "set_link_cmd", "set_sysctl", "set_sysctls", "veth_cmd",
+    "parse_addresses", "parse_batch_errors", "parse_links", "parse_netns_batch", "parse_routes",
+    "remove_address", "remove_link", "remove_route", "route_cmd", "set_link", "set_link_cmd", "set_sysctl",
+    "set_sysctls", "veth_cmd",
 ]

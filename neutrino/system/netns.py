@@ -1,7 +1,11 @@
 """Named network namespaces (``ip netns``): ensure, remove, list, exists, pids.
 
 All verbs are idempotent: ``ensure_netns`` on an existing namespace and
-``remove_netns`` on a missing one succeed.  Removing a namespace destroys the
+``remove_netns`` on a missing one succeed.  ``ensure_netns_all`` /
+``remove_netns_all`` do the same for many namespaces with ONE ``ip -batch``
+process (an agent's full resync creates or deletes a namespace per router or
+network; ``ip netns add`` in batch mode returns to the caller's namespace
+after each line).  Removing a namespace destroys the
 veths/taps/bridges inside it, but the kernel keeps it alive while a process
 still runs in it: stop those first (``netns_pids``).
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Iterable
 
 from neutrino.system.errors import NamespaceExists, NamespaceNotFound
 from neutrino.system.exec import Runner, run
@@ -47,6 +52,39 @@ def ensure_netns(name: str, *, lo_up: bool = True, runner: Runner = run) -> None
         runner(["ip", "-n", name, "link", "set", "lo", "up"])
 
 
+def ensure_netns_all(names: Iterable[str], *, lo_up: bool = True, runner: Runner = run) -> None:
+    """``ensure_netns`` for each of ``names``; the missing ones are created by one
+    ``ip -force -batch -`` process.  With ``lo_up`` each namespace's loopback is brought up
+    (one ``ip`` process per namespace: callers that run a batch in the namespace anyway
+    pass ``False`` and put ``link set dev lo up`` there).
+
+    Idempotent.  A namespace still missing after the batch is retried alone, which raises
+    its error (``NamespaceExists`` races are not errors).
+    """
+    wanted = [check_name(n) for n in dict.fromkeys(names)]
+    missing = [n for n in wanted if not netns_exists(n)]
+    if len(missing) > 1:
+        runner(["ip", "-force", "-batch", "-"], input="".join(f"netns add {n}\n" for n in missing),
+               check=False)
+    for name in missing:
+        if not netns_exists(name):
+            ensure_netns(name, lo_up=False, runner=runner)
+    if lo_up:
+        for name in wanted:
+            runner(["ip", "-n", name, "link", "set", "lo", "up"])
+
+
+def remove_netns_all(names: Iterable[str], *, runner: Runner = run) -> None:
+    """``remove_netns`` for each of ``names``: one ``ip -force -batch -`` process deletes
+    them; one still there afterwards is retried alone (which raises its error)."""
+    present = [n for n in dict.fromkeys(check_name(n) for n in names) if netns_exists(n)]
+    if len(present) > 1:
+        runner(["ip", "-force", "-batch", "-"], input="".join(f"netns delete {n}\n" for n in present),
+               check=False)
+    for name in present:
+        remove_netns(name, runner=runner)
+
+
 def remove_netns(name: str, *, runner: Runner = run) -> None:
     """Delete namespace ``name``; nothing to do if it does not exist."""
     check_name(name)
@@ -67,5 +105,5 @@ def netns_pids(name: str, *, runner: Runner = run) -> list[int]:
     return sorted(int(tok) for tok in out.split())
 
 
-__all__ = ["NETNS_DIR", "check_name", "ensure_netns", "list_netns", "netns_exists", "netns_pids",
-           "remove_netns"]
+__all__ = ["NETNS_DIR", "check_name", "ensure_netns", "ensure_netns_all", "list_netns", "netns_exists",
+           "netns_pids", "remove_netns", "remove_netns_all"]

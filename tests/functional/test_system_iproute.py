@@ -123,3 +123,47 @@ def test_observe_netns_matches_the_separate_commands(netns: str) -> None:
     assert key(view.routes4) == key(iproute.list_routes(netns=netns, family=4))
     assert key(view.routes6) == key(iproute.list_routes(netns=netns, family=6))
     assert ("default", "2001:db8::1") in [(r.dst, r.gateway) for r in view.routes6]
+
+
+def test_batch_force_tries_every_line_and_reports_the_failed_ones(netns: str) -> None:
+    run(["ip", "-n", netns, "link", "add", "va", "type", "veth", "peer", "name", "vb"])
+    failures = iproute.batch_force([
+        ["link", "set", "dev", "va", "mtu", "1400", "up"],
+        ["addr", "del", "10.9.9.9/32", "dev", "va"],            # 2: not there
+        ["addr", "replace", "10.9.0.1/24", "dev", "va"],
+        ["route", "del", "10.1.0.0/16"],                        # 4: not there
+        ["link", "set", "dev", "nope0", "up"],                  # 5: no such device
+        ["route", "replace", "10.2.0.0/16", "nexthop", "via", "10.9.0.7", "nexthop", "via", "10.9.0.8"],
+    ], netns=netns)
+    assert [(f.line, f.already_gone) for f in failures] == [(2, True), (4, True), (5, False)]
+    assert failures[2].command == ("link", "set", "dev", "nope0", "up") and "nope0" in failures[2].error
+    link = iproute.get_link("va", netns=netns)
+    assert link is not None and link.mtu == 1400 and link.up
+    assert [str(a.address) for a in iproute.list_addresses(netns=netns, dev="va") if a.address.version == 4] == [
+        "10.9.0.1/24"]
+    routes = {r.dst: r for r in iproute.list_routes(netns=netns)}
+    assert routes["10.2.0.0/16"].nexthops == ("10.9.0.7", "10.9.0.8")   # multipath, parsed
+    assert iproute.batch_force([["link", "set", "dev", "va", "up"]], netns=netns) == []
+    with pytest.raises(errors.NamespaceNotFound):
+        iproute.batch_force([["link", "set", "dev", "lo", "up"]], netns=f"{netns}-nope")
+
+
+def test_many_namespaces_at_once_are_idempotent(prefix: str) -> None:
+    names = [f"{prefix}-m{i}" for i in range(3)]
+    try:
+        netns_mod.ensure_netns(names[0])
+        netns_mod.ensure_netns_all(names, lo_up=False)
+        netns_mod.ensure_netns_all(names, lo_up=False)
+        assert all(netns_mod.netns_exists(n) for n in names)
+        assert not iproute.get_link("lo", netns=names[1]).up   # type: ignore[union-attr]
+        netns_mod.ensure_netns_all(names[1:])
+        assert iproute.get_link("lo", netns=names[2]).up   # type: ignore[union-attr]
+        # distinct namespaces, not one bound under several names
+        run(["ip", "-n", names[1], "link", "add", "xa", "type", "veth", "peer", "name", "xb"])
+        assert iproute.get_link("xa", netns=names[2]) is None
+        netns_mod.remove_netns_all(names[:2])
+        netns_mod.remove_netns_all(names[:2])
+        assert [netns_mod.netns_exists(n) for n in names] == [False, False, True]
+    finally:
+        netns_mod.remove_netns_all(names)
+    assert not any(netns_mod.netns_exists(n) for n in names)

@@ -5,7 +5,10 @@ A small in-memory "world" holds the feed (API dicts) and the host state
 would.  The host's ``iptables-save`` is simulated the way the kernel prints
 it (header comments, other table order, counters), so the planner's
 comparison is exercised on saved text, not on the rendered text itself.
-Convergence = planning after applying yields no op.
+Convergence = planning after applying yields no op.  ``apply`` plays each op
+the way the executor's one-batch path does (only ``add``/``remove``/``stale``
+and the MAC/MTU of an existing device) and checks that this lands exactly on
+the op's end state (``cidrs``, ``routes()``), which its fallback path sets.
 """
 
 from __future__ import annotations
@@ -145,6 +148,7 @@ class World:
             assert obs is not None and obs.namespace, op
             devices = dict(obs.devices)
             if isinstance(op, PlugInterface):
+                assert op.exists == (op.device in devices), op
                 cur = devices.get(op.device, ObservedDevice(op.device))
                 devices[op.device] = replace(cur, mac=op.mac, mtu=op.mtu)
             elif isinstance(op, UnplugInterface):
@@ -154,9 +158,16 @@ class World:
                                                     if r.device != op.device))
             elif isinstance(op, SetAddresses):
                 assert op.device in devices, op
-                devices[op.device] = replace(devices[op.device], addresses=frozenset(op.cidrs))
+                have = devices[op.device].addresses
+                assert set(op.remove) <= have and not set(op.add) & have, op
+                new = (have - set(op.remove)) | set(op.add)
+                assert new == frozenset(op.cidrs), op   # the diff reaches the end state
+                devices[op.device] = replace(devices[op.device], addresses=new)
             elif isinstance(op, SetRoutes):
-                obs = replace(obs, routes=frozenset(op.routes()))
+                # the kernel may already have dropped a stale route (its device went): fine
+                kept = frozenset(r for r in obs.routes if r.normalised() not in set(op.stale))
+                assert not {r.normalised() for r in kept} - {r.normalised() for r in op.routes()}, op
+                obs = replace(obs, routes=kept | frozenset(op.routes()))
             elif isinstance(op, ApplyRules):
                 obs = replace(obs, iptables=kernel_save(op.text))
             elif isinstance(op, FlushConntrack):
@@ -185,13 +196,16 @@ def test_new_router_with_interface_only() -> None:
     w.add_router()
     w.add_interface()
     ops = w.converge()
-    assert kinds(ops) == ["EnsureNamespace", "PlugInterface", "SetAddresses", "ApplyRules",
-                          "Garp"]
+    # no gratuitous ARP: the new device is isolated (dead VLAN) until the OVS agent wires it
+    assert kinds(ops) == ["EnsureNamespace", "PlugInterface", "SetAddresses", "ApplyRules"]
     assert ops[0] == EnsureNamespace(R1)
     assert ops[0].namespace == f"qrouter-{R1}"
     assert ops[1] == PlugInterface(R1, QR, QR_PORT, "fa:16:3e:bb:bb:bb", 1450, "qr")
-    assert ops[2] == SetAddresses(R1, QR, ("10.0.0.1/24",))
-    assert ops[4] == Garp(R1, QR, ("10.0.0.1",))
+    assert ops[2] == SetAddresses(R1, QR, ("10.0.0.1/24",), add=("10.0.0.1/24",))
+    # an address added later to the (wired) device is announced
+    w.add_port(QR_PORT, NET, "fa:16:3e:bb:bb:bb", [(SUB, "10.0.0.1"), (SUB, "10.0.0.2")],
+               "network:router_interface")
+    assert w.converge()[-1] == Garp(R1, QR, ("10.0.0.2",))
     assert "REDIRECT --to-ports 9697" in ops[3].text  # type: ignore[union-attr]
 
 
@@ -201,14 +215,15 @@ def test_gateway_then_fips_then_removal() -> None:
     w.add_interface()
     ops = w.converge()
     assert PlugInterface(R1, QG, GW_PORT, "fa:16:3e:7e:1c:2d", 1500, "qg") in ops
-    assert SetRoutes(R1, QG, ("172.24.4.1",), ()) in ops
-    assert Garp(R1, QG, ("172.24.4.10",)) in ops
+    assert SetRoutes(R1, QG, ("172.24.4.1",), ()) in ops   # nothing stale in a new namespace
+    assert not any(isinstance(op, Garp) for op in ops)
 
     w.add_fip("fip-1", "172.24.4.50", "10.0.0.5", "vm-1")
     w.add_fip("fip-2", "172.24.4.51", "10.0.0.6", "vm-2")
     ops = w.converge()
     assert kinds(ops) == ["SetAddresses", "ApplyRules", "Garp"]
-    assert ops[0] == SetAddresses(R1, QG, ("172.24.4.10/24", "172.24.4.50/32", "172.24.4.51/32"))
+    assert ops[0] == SetAddresses(R1, QG, ("172.24.4.10/24", "172.24.4.50/32", "172.24.4.51/32"),
+                                  add=("172.24.4.50/32", "172.24.4.51/32"))
     assert ops[2] == Garp(R1, QG, ("172.24.4.50", "172.24.4.51"))
     assert w.flushed == []
     assert set(w.host[R1].floating_ips) == {"172.24.4.50", "172.24.4.51"}
@@ -223,7 +238,7 @@ def test_gateway_then_fips_then_removal() -> None:
     w.fips["fip-2"].update(port_id=None, fixed_ip_address=None, router_id=None)
     ops = w.converge()
     assert kinds(ops) == ["SetAddresses", "ApplyRules", "FlushConntrack"]
-    assert ops[0] == SetAddresses(R1, QG, ("172.24.4.10/24", "172.24.4.50/32"))
+    assert ops[0] == SetAddresses(R1, QG, ("172.24.4.10/24", "172.24.4.50/32"), remove=("172.24.4.51/32",))
     assert ops[2] == FlushConntrack(R1, ("172.24.4.51",))
 
 
@@ -262,7 +277,7 @@ def test_interface_removed_and_mtu_changed() -> None:
     w.networks[NET]["mtu"] = 1400
     ops = w.converge()
     assert ops[0] == UnplugInterface(R1, QR2)
-    assert PlugInterface(R1, QR, QR_PORT, "fa:16:3e:bb:bb:bb", 1400, "qr") in ops
+    assert PlugInterface(R1, QR, QR_PORT, "fa:16:3e:bb:bb:bb", 1400, "qr", exists=True) in ops
     assert "ApplyRules" in kinds(ops)  # scope rules of the removed interface
     assert not any(isinstance(op, SetAddresses) for op in ops)
 
@@ -287,12 +302,15 @@ def test_gateway_removed_and_readded_with_new_ip() -> None:
     w.clear_gateway()
     ops = w.converge()
     assert ops[0] == UnplugInterface(R1, QG)
-    assert SetRoutes(R1, None, (), ()) in ops
+    assert SetRoutes(R1, None, (), (), stale=(Route("0.0.0.0/0", ("172.24.4.1",)),)) in ops
     assert FlushConntrack(R1, ("172.24.4.50",)) in ops
     assert w.host[R1].routes == frozenset()
     w.set_gateway(ip="172.24.4.20")
     ops = w.converge()
-    assert Garp(R1, QG, ("172.24.4.20", "172.24.4.50")) in ops
+    assert PlugInterface(R1, QG, GW_PORT, "fa:16:3e:7e:1c:2d", 1500, "qg") in ops
+    assert not any(isinstance(op, Garp) for op in ops)   # a new device: isolated until wired
+    w.set_gateway(ip="172.24.4.21")   # a new address on the same port (device): announced
+    assert Garp(R1, QG, ("172.24.4.21",)) in w.converge()
 
 
 def test_extra_routes_ecmp_and_onlink_gateway() -> None:
@@ -311,6 +329,7 @@ def test_extra_routes_ecmp_and_onlink_gateway() -> None:
     w.routers[R1]["routes"] = [{"destination": "192.168.0.0/16", "nexthop": "10.0.0.254"}]
     ops = w.converge()
     assert kinds(ops) == ["SetRoutes"]
+    assert ops[0].stale == (Route("192.168.0.0/16", ("10.0.0.253", "10.0.0.254")),)  # type: ignore[union-attr]
 
 
 def test_observed_routes_are_normalised() -> None:
@@ -348,6 +367,7 @@ def test_stale_addresses_and_rules_are_repaired() -> None:
     w.host[R1] = replace(obs, devices=devices, iptables="")
     ops = w.converge()
     assert kinds(ops) == ["SetAddresses", "ApplyRules"]
+    assert ops[0] == SetAddresses(R1, QG, ("172.24.4.10/24",), remove=("172.24.4.77/32",))
 
 
 def test_teardown_when_deleted_or_admin_down() -> None:

@@ -11,32 +11,43 @@ Per router (admin up):
 1. ``EnsureNamespace`` when ``qrouter-<id>`` is missing (lo up + sysctls).
 2. ``UnplugInterface`` for every ``qr-``/``qg-`` device that is no longer
    wanted (other devices are left alone).
-3. ``PlugInterface`` when a wanted device is missing or its MAC/MTU differ.
+3. ``PlugInterface`` when a wanted device is missing (``exists=False``: a
+   new OVS port) or its MAC/MTU differ (``exists=True``: only set them).
 4. ``SetAddresses`` when a device's global addresses differ: a ``qr-`` gets
    its fixed IPs ``<ip>/<prefixlen>``, the ``qg-`` its fixed IPs plus a
-   ``/32`` per configured floating IP.
+   ``/32`` per configured floating IP; ``add``/``remove`` are the difference
+   with what was observed.
 5. ``SetRoutes`` when the namespace's non-connected routes differ: per
    gateway subnet with a gateway IP a default route via it (preceded by an
    on-link ``<gw>/32 dev qg`` route when the gateway lies outside every
    gateway subnet), and the router's extra routes (several nexthops of one
-   destination = one ECMP route).
+   destination = one ECMP route); ``stale`` the observed routes to delete.
 6. ``ApplyRules`` with the whole ruleset when the observed ``iptables-save``
    differs (normal forms compared, see ``render``).
 7. ``FlushConntrack`` for floating IPs whose NAT went away or changed
    (floating IP removed or moved, port forwardings changed): their DNAT
    rules in the observed and desired rulesets differ.
-8. ``Garp`` for IPv4 addresses newly added to a device (gateway IPs, floating
-   IPs, interface IPs).
+8. ``Garp`` for IPv4 addresses newly added to a device that was already
+   there (gateway IPs, floating IPs, interface IPs).  A device plugged in
+   this pass sends none: it stays on the dead VLAN until the OVS agent wires
+   it, so its gratuitous ARPs would reach no one (and a cold resync would
+   spend one ``arping`` per address for nothing).
 
 ``Teardown`` for routers observed here but no longer desired or admin down.
 ``floatingip_statuses`` gives the statuses to report.
+
+The ops carry what the planner saw (``exists``, ``add``/``remove``,
+``stale``), so the executor can apply a whole router with one ``ip`` batch
+without observing again; each op's contract is still its end state (the
+full ``cidrs``, ``routes()``), which an executor may establish by observing
+afresh when the host moved in between.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from neutrino.agents.l3 import render
@@ -189,7 +200,10 @@ class EnsureNamespace:
 @dataclass(frozen=True)
 class PlugInterface:
     """Ensure the OVS internal port ``device`` on br-int (iface-id ``port_id``,
-    attached-mac), in the namespace, with ``mac`` and ``mtu``, up.  Idempotent."""
+    attached-mac), in the namespace, with ``mac`` and ``mtu``, up.  Idempotent.
+
+    ``exists``: the device was observed in the namespace (only its MAC/MTU
+    differ), so no OVS port needs creating."""
 
     router_id: str
     device: str
@@ -197,6 +211,7 @@ class PlugInterface:
     mac: str
     mtu: int
     kind: str  # "qr" | "qg"
+    exists: bool = False
 
 
 @dataclass(frozen=True)
@@ -209,11 +224,16 @@ class UnplugInterface:
 
 @dataclass(frozen=True)
 class SetAddresses:
-    """Make ``device``'s global addresses exactly ``cidrs`` (link-local ones kept)."""
+    """Make ``device``'s global addresses exactly ``cidrs`` (link-local ones kept).
+
+    ``add``: the ``cidrs`` not observed on the device; ``remove``: observed
+    global addresses not in ``cidrs`` (as observed)."""
 
     router_id: str
     device: str
     cidrs: tuple[str, ...]
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -224,7 +244,8 @@ class SetRoutes:
     ``device`` (the ``qg-``); ``onlink``: gateways outside every gateway
     subnet, which get ``<gw>/<32|128> dev <device> scope link`` first;
     ``extra_routes``: the router's ``routes`` (``ip route replace``; several
-    nexthops of one destination as one multipath route).
+    nexthops of one destination as one multipath route); ``stale``: observed
+    routes that are not wanted (normalised), to delete first.
     """
 
     router_id: str
@@ -232,6 +253,7 @@ class SetRoutes:
     default_via: tuple[str, ...]
     extra_routes: tuple[Route, ...]
     onlink: tuple[str, ...] = ()
+    stale: tuple[Route, ...] = ()
 
     def routes(self) -> tuple[Route, ...]:
         out = []
@@ -283,17 +305,17 @@ Op = (EnsureNamespace | PlugInterface | UnplugInterface | SetAddresses | SetRout
 
 
 # --- helpers -----------------------------------------------------------------------------
+def _norm_addr(a: str) -> str | None:
+    """``ip/prefixlen`` in normal form; None for a link-local address."""
+    try:
+        iface = ipaddress.ip_interface(a)
+    except ValueError:
+        return a
+    return None if iface.ip.is_link_local else str(iface)
+
+
 def _norm_addrs(addrs: frozenset[str] | tuple[str, ...]) -> frozenset[str]:
-    out = set()
-    for a in addrs:
-        try:
-            iface = ipaddress.ip_interface(a)
-        except ValueError:
-            out.add(a)
-            continue
-        if not iface.ip.is_link_local:
-            out.add(str(iface))
-    return frozenset(out)
+    return frozenset(n for n in map(_norm_addr, addrs) if n is not None)
 
 
 def desired_addresses(router: RouterView, port: RouterPort) -> tuple[str, ...]:
@@ -389,7 +411,8 @@ def _plan_router(cfg: L3Config, router: RouterView, obs: ObservedRouter) -> list
         cur = obs.devices.get(port.device)
         if (cur is None or (cur.mac is not None and cur.mac.lower() != port.mac)
                 or (cur.mtu is not None and cur.mtu != port.mtu)):
-            ops.append(PlugInterface(rid, port.device, port.id, port.mac, port.mtu, port.kind))
+            ops.append(PlugInterface(rid, port.device, port.id, port.mac, port.mtu, port.kind,
+                                     exists=cur is not None))
 
     garps: list[Garp] = []
     for port in router.ports:
@@ -398,16 +421,20 @@ def _plan_router(cfg: L3Config, router: RouterView, obs: ObservedRouter) -> list
         cidrs = desired_addresses(router, port)
         want = _norm_addrs(cidrs)
         if have != want:
-            ops.append(SetAddresses(rid, port.device, cidrs))
+            add = tuple(c for c in cidrs if _norm_addr(c) not in have)
+            remove = tuple(sorted(a for a in (cur.addresses if cur is not None else ())
+                                  if _norm_addr(a) not in want and _norm_addr(a) is not None))
+            ops.append(SetAddresses(rid, port.device, cidrs, add, remove))
             new = _v4(want - have)
-            if new:
+            if new and cur is not None:   # a new device is isolated until wired: no one to tell
                 garps.append(Garp(rid, port.device, tuple(new)))
 
     routes = desired_routes(router)
     want_routes = frozenset(r.normalised() for r in routes.routes())
     have_routes = frozenset(r.normalised() for r in obs.routes)
     if want_routes != have_routes:
-        ops.append(routes)
+        stale = tuple(sorted(have_routes - want_routes, key=Route.sort_key))
+        ops.append(replace(routes, stale=stale))
 
     text = render.iptables_ruleset(cfg, router)
     if not render.same_ruleset(text, obs.iptables):
