@@ -155,14 +155,16 @@ def timed_runner(timers: Timers) -> Callable[..., Completed]:
 def instrument_planner(timers: Timers) -> Iterator[None]:
     """Time the pure steps the executor runs: the planner, the observed-state conversion,
     parsing of ovs-vsctl / dump-flows output and the flow diff."""
-    from neutrino.system import openflow
+    from neutrino.agents.ovs import derive
+    from neutrino.system.ovsdb_monitor import OvsdbMonitor
     targets = [(ovs_agent, "plan", "planner (pure)"),
                (ovs_agent, "observed_state", "observed_state()"),
-               (ovs_agent, "diff", "flow diff"),
+               (ovs_agent, "flow_changes", "flow diff"),
+               (derive, "desired_host", "derive (feed -> desired)"),
                (sysovs, "parse_state", "parse ovs-vsctl JSON"),
-               (openflow, "parse_dump", "parse dump-flows")]
-    if hasattr(ovs_agent, "parse_dump"):
-        targets.append((ovs_agent, "parse_dump", "parse dump-flows"))
+               (ovs_agent, "dump_entries", "parse dump-flows"),
+               (OvsdbMonitor, "state_and_generation", "OVSDB monitor read"),
+               (OvsdbMonitor, "transact", "OVSDB monitor transact")]
     saved = [(mod, name, getattr(mod, name)) for mod, name, _ in targets]
 
     def wrap(fn: Callable[..., Any], label: str) -> Callable[..., Any]:
@@ -200,14 +202,27 @@ def breakdown(total: float, t: Mapping[str, float], n: Mapping[str, int], extra:
 # part 2 + 3: resync and incremental wiring, in-process
 # --------------------------------------------------------------------------
 
-def make_port(i: int, net_id: str) -> dict[str, Any]:
+DEFAULT_SG = "sg-default"
+
+
+def default_group_rules(sg: str = DEFAULT_SG) -> dict[str, dict[str, Any]]:
+    """The rules of a project's default security group (egress anything, ingress from the group)."""
+    rules = [("egress", "IPv4", None), ("egress", "IPv6", None), ("ingress", "IPv4", sg), ("ingress", "IPv6", sg)]
+    return {f"{sg}-r{i}": {"id": f"{sg}-r{i}", "security_group_id": sg, "direction": d, "ethertype": e,
+                           "protocol": None, "port_range_min": None, "port_range_max": None,
+                           "remote_ip_prefix": None, "remote_group_id": g}
+            for i, (d, e, g) in enumerate(rules)}
+
+
+def make_port(i: int, net_id: str, groups: Sequence[str] = (DEFAULT_SG,), host: str = HOST) -> dict[str, Any]:
     pid = str(uuid.uuid4())
     mac = f"fa:16:3e:{(i >> 16) & 255:02x}:{(i >> 8) & 255:02x}:{i & 255:02x}"
     ip = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{(i & 255) or 1}"
     return {"id": pid, "network_id": net_id, "mac_address": mac,
             "fixed_ips": [{"ip_address": ip, "subnet_id": "sub-" + net_id}],
-            "binding:host_id": HOST, "binding:vif_type": "ovs", "admin_state_up": True,
-            "port_security_enabled": True, "device_owner": "compute:nova", "status": "DOWN"}
+            "binding:host_id": host, "binding:vif_type": "ovs", "admin_state_up": True,
+            "port_security_enabled": True, "device_owner": "compute:nova", "status": "DOWN",
+            "security_groups": list(groups)}
 
 
 def vif_op(port: Mapping[str, Any]) -> sysovs.AddPort:
@@ -215,13 +230,16 @@ def vif_op(port: Mapping[str, Any]) -> sysovs.AddPort:
         "iface-id": port["id"], "attached-mac": port["mac_address"], "iface-status": "active"})
 
 
-def make_state(rev: int, ports: Mapping[str, Any], nets: Mapping[str, Any]) -> State:
-    return State(rev, {"port": dict(ports), "network": dict(nets), "agent": {}},
-                 frozenset({"port", "network", "agent"}))
+def make_state(rev: int, ports: Mapping[str, Any], nets: Mapping[str, Any],
+               rules: Mapping[str, Any] | None = None) -> State:
+    rules = default_group_rules() if rules is None else rules
+    return State(rev, {"port": dict(ports), "network": dict(nets), "agent": {},
+                       "security_group_rule": dict(rules)},
+                 frozenset({"port", "network", "agent", "security_group_rule"}))
 
 
 def flows_per_bridge(drv: OvsDriver) -> str:
-    return ", ".join(f"{b} {len(drv.of.dump(b))}" for b in drv._managed_bridges())
+    return ", ".join(f"{b} {len(drv.of.dump_entries(b))}" for b in drv._managed_bridges())
 
 
 def resync_bench(n_ports: int, n_nets: int, n_incr: int, budget: float, profile: Path | None) -> None:
@@ -231,6 +249,7 @@ def resync_bench(n_ports: int, n_nets: int, n_incr: int, budget: float, profile:
     tmp = Path(tempfile.mkdtemp(prefix="neutrino-l2b-"))
     po = sysovs.PrivateOvs(tmp / "ovs", ns, runner=timed_runner(timers))
     deadline = time.monotonic() + budget
+    drivers: list[OvsDriver] = []
     try:
         netns_mod.ensure_netns(ns)
         ovs = po.start()
@@ -279,19 +298,33 @@ def resync_bench(n_ports: int, n_nets: int, n_incr: int, budget: float, profile:
             return dt
 
         cold = OvsDriver(cfg, ovs)
+        drivers.append(cold)
         measure("cold sync (fresh driver, nothing wired)", lambda: cold.reconcile_sync(state, True),
                 " (target <= 10 s)")
-        print(f"  - flows per bridge after the cold sync: {flows_per_bridge(cold)}")
+        cold.stop()
+        counts = flows_per_bridge(cold)
+        print(f"  - flows per bridge after the cold sync: {counts} "
+              f"(br-int: {int(counts.split(',')[0].split()[1]) / n_ports:.1f} per port)")
         warm = OvsDriver(cfg, ovs)
+        drivers.append(warm)
         measure("warm sync (restarted agent: new driver, new cookie, everything wired)",
                 lambda: warm.reconcile_sync(state, True), " (should be near no-op)")
+        warm.stop()
         same = OvsDriver(cfg, ovs, cookie=warm.cookie)
+        drivers.append(same)
         measure("warm sync with the previous cookie (lower bound of a restart)",
                 lambda: same.reconcile_sync(state, True))
         measure("no-op reconcile (feed moved, nothing changed for this host)",
                 lambda: same.reconcile_sync(make_state(2, ports, nets), True))
         measure("idle tick (feed unchanged: canary check only)",
                 lambda: same.reconcile_sync(make_state(2, ports, nets), False))
+
+        def periodic_full() -> dict[str, str]:
+            same._reread_at = float("-inf")
+            return same.reconcile_sync(make_state(2, ports, nets), False)
+
+        measure(f"periodic full pass (every {ovs_agent.REREAD_EVERY:g} s: flows re-read, nothing to change)",
+                periodic_full)
 
         # part 3: one more port at a time.
         drv = same
@@ -329,6 +362,8 @@ def resync_bench(n_ports: int, n_nets: int, n_incr: int, budget: float, profile:
                   f"p99 {ms(pct(lat, 99))} (target p50 <= 100 ms); agent CPU p50 {ms(pct(cpu_own, 50))}")
             print(f"  - per port: {breakdown(sum(lat), agg.t, agg.n, agg.extra, per=len(lat))}")
     finally:
+        for d in drivers:
+            d.stop()
         po.destroy()
         netns_mod.remove_netns(ns)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -594,7 +629,7 @@ def main() -> int:
         return 2
     t0 = time.monotonic()
     if args.only in (None, "resync"):
-        resync_bench(args.resync_ports, args.networks, args.incremental, budget=90, profile=args.profile)
+        resync_bench(args.resync_ports, args.networks, args.incremental, budget=180, profile=args.profile)
     if args.only in (None, "api"):
         api_bench(args.ports, args.burst, args.servers, budget=200, keep=args.keep)
     print(f"\n(total {time.monotonic() - t0:.0f} s on {os.cpu_count()} CPUs)")

@@ -9,6 +9,11 @@
 * ``driver.reconcile(state, changed)`` is called after every feed step and at
   least every ``tick`` seconds; the driver observes the host, plans and
   applies (its planner is idempotent, so an unchanged state is cheap).
+* A driver may also have ``async host_changed()``, returning when something
+  on the host changed that its next ``reconcile`` should see (the OVS agent:
+  a VIF plugged, seen by its OVSDB monitor).  The loop then reconciles right
+  away with ``changed=False`` instead of waiting for the feed or the tick;
+  the pending feed poll keeps running meanwhile.
 * Port status changes the driver returns are reported to the server; the
   heartbeat (with the driver's ``configurations()``) goes every
   ``report_interval`` seconds.
@@ -58,6 +63,7 @@ class AgentLoop:
         self.reported: dict[str, str] = {}
         self.stop = asyncio.Event()
         self.reconciles = 0
+        self._poll: asyncio.Task[State] | None = None
         #: The last failed reconcile ("Type: message"), shown in the agent's configurations
         #: (``openstack network agent show``) until a pass succeeds again.
         self.last_error: str | None = None
@@ -99,6 +105,28 @@ class AgentLoop:
         for pid in [p for p in self.reported if p not in statuses]:
             del self.reported[pid]
 
+    async def _next_state(self, timeout: float) -> State:
+        """The next feed step; or, if the driver reports a host change first, the
+        current state (the feed poll stays pending for the next call)."""
+        if self._poll is None:
+            self._poll = asyncio.ensure_future(self.desired.poll(timeout=timeout))
+        host_changed = getattr(self.driver, "host_changed", None)
+        if host_changed is not None and self.desired.state is not None:
+            waiter = asyncio.ensure_future(host_changed())
+            try:
+                await asyncio.wait({self._poll, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+                await asyncio.gather(waiter, return_exceptions=True)
+            failed = waiter.done() and not waiter.cancelled() and waiter.exception() is not None
+            if failed:
+                LOG.warning("host_changed() failed: %r; waiting for the feed", waiter.exception())
+            elif not self._poll.done():
+                return self.desired.state
+        poll, self._poll = self._poll, None
+        return await poll
+
     async def run(self) -> None:
         beats = asyncio.create_task(self._heartbeats())
         backoff = 0.5
@@ -106,7 +134,7 @@ class AgentLoop:
         try:
             while not self.stop.is_set():
                 try:
-                    state = await self.desired.poll(timeout=self.tick if last_rev is not None else 0)
+                    state = await self._next_state(timeout=self.tick if last_rev is not None else 0)
                     changed = state.revision != last_rev
                     last_rev = state.revision
                     t0 = time.perf_counter()
@@ -131,5 +159,8 @@ class AgentLoop:
                         pass
                     backoff = min(backoff * 2, 10.0)
         finally:
-            beats.cancel()
-            await asyncio.gather(beats, return_exceptions=True)
+            pending = [t for t in (beats, self._poll) if t is not None]
+            self._poll = None
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)

@@ -350,42 +350,60 @@ def observe_args() -> list[str]:
 def parse_state(text: str) -> OvsState:
     """The output of ``ovs-vsctl <observe_args()>`` -> ``OvsState``."""
     bridge_rows, port_rows, iface_rows, ctl_rows = parse_tables(text)
-    ifaces = {}
-    for r in iface_rows:
-        ofport = _optional(r["ofport"])
-        ifaces[r["_uuid"]] = Interface(
-            name=r["name"], type=r["type"], ofport=ofport, options=r["options"],
-            external_ids=r["external_ids"], other_config=r["other_config"],
-            mac_in_use=_optional(r["mac_in_use"]), link_state=_optional(r["link_state"]),
-            error=_optional(r["error"]))
+    return state_from_rows(bridge_rows, port_rows, iface_rows, ctl_rows)
+
+
+def interface_from_row(r: Mapping[str, Any]) -> Interface:
+    """One decoded Interface row -> ``Interface``."""
+    return Interface(
+        name=r["name"], type=r["type"], ofport=_optional(r["ofport"]), options=r["options"],
+        external_ids=r["external_ids"], other_config=r["other_config"],
+        mac_in_use=_optional(r["mac_in_use"]), link_state=_optional(r["link_state"]),
+        error=_optional(r["error"]))
+
+
+def port_from_row(r: Mapping[str, Any], ifaces: Mapping[str, Interface], bridge: str | None) -> Port:
+    """One decoded Port row -> ``Port`` (``ifaces``: Interface by uuid)."""
+    port_ifaces = tuple(sorted((ifaces[u] for u in _as_list(r["interfaces"]) if u in ifaces),
+                               key=lambda i: i.name))
+    return Port(
+        name=r["name"], bridge=bridge, tag=_optional(r["tag"]),
+        vlan_mode=_optional(r["vlan_mode"]), trunks=tuple(sorted(_as_list(r["trunks"]))),
+        other_config=r["other_config"], external_ids=r["external_ids"],
+        interfaces=port_ifaces)
+
+
+def bridge_from_row(r: Mapping[str, Any], controllers: Mapping[str, str],
+                    port_names: Mapping[str, str]) -> Bridge:
+    """One decoded Bridge row -> ``Bridge`` (``controllers``: target by uuid,
+    ``port_names``: port name by uuid)."""
+    return Bridge(
+        name=r["name"], datapath_type=r["datapath_type"], fail_mode=_optional(r["fail_mode"]),
+        protocols=tuple(sorted(_as_list(r["protocols"]))), other_config=r["other_config"],
+        external_ids=r["external_ids"],
+        controllers=tuple(sorted(controllers[u] for u in _as_list(r["controller"])
+                                 if u in controllers)),
+        ports=tuple(sorted(port_names[u] for u in _as_list(r["ports"]) if u in port_names)))
+
+
+def bridge_of_ports(bridge_rows: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Port uuid -> the name of the bridge whose ``ports`` holds it."""
+    return {pu: r["name"] for r in bridge_rows for pu in _as_list(r["ports"])}
+
+
+def state_from_rows(bridge_rows: Iterable[Mapping[str, Any]], port_rows: Iterable[Mapping[str, Any]],
+                    iface_rows: Iterable[Mapping[str, Any]],
+                    ctl_rows: Iterable[Mapping[str, Any]]) -> OvsState:
+    """Decoded rows (``decode``d column values, ``_uuid`` included; the columns of
+    ``*_COLUMNS``) of Bridge, Port, Interface and Controller -> ``OvsState``."""
+    bridge_rows, port_rows = list(bridge_rows), list(port_rows)
+    ifaces = {r["_uuid"]: interface_from_row(r) for r in iface_rows}
     controllers = {r["_uuid"]: r["target"] for r in ctl_rows}
-    port_bridge: dict[str, str] = {}
-    bridges = {}
-    for r in bridge_rows:
-        for pu in _as_list(r["ports"]):
-            port_bridge[pu] = r["name"]
-        bridges[r["name"]] = r
-    ports = {}
-    for r in port_rows:
-        port_ifaces = tuple(sorted((ifaces[u] for u in _as_list(r["interfaces"]) if u in ifaces),
-                                   key=lambda i: i.name))
-        ports[r["name"]] = Port(
-            name=r["name"], bridge=port_bridge.get(r["_uuid"]), tag=_optional(r["tag"]),
-            vlan_mode=_optional(r["vlan_mode"]), trunks=tuple(sorted(_as_list(r["trunks"]))),
-            other_config=r["other_config"], external_ids=r["external_ids"],
-            interfaces=port_ifaces)
-    uuid_to_port = {r["_uuid"]: r["name"] for r in port_rows}
-    out = {}
-    for name, r in bridges.items():
-        out[name] = Bridge(
-            name=name, datapath_type=r["datapath_type"], fail_mode=_optional(r["fail_mode"]),
-            protocols=tuple(sorted(_as_list(r["protocols"]))), other_config=r["other_config"],
-            external_ids=r["external_ids"],
-            controllers=tuple(sorted(controllers[u] for u in _as_list(r["controller"])
-                                     if u in controllers)),
-            ports=tuple(sorted(uuid_to_port[u] for u in _as_list(r["ports"])
-                               if u in uuid_to_port)))
-    return OvsState(bridges=out, ports=ports)
+    port_bridge = bridge_of_ports(bridge_rows)
+    ports = {r["name"]: port_from_row(r, ifaces, port_bridge.get(r["_uuid"])) for r in port_rows}
+    port_names = {r["_uuid"]: r["name"] for r in port_rows}
+    bridges = {r["name"]: bridge_from_row(r, controllers, port_names) for r in bridge_rows}
+    return OvsState(bridges=bridges, ports=ports)
 
 
 # --------------------------------------------------------------------------
@@ -413,8 +431,22 @@ class Ovs:
         return {"OVS_RUNDIR": d, "OVS_DBDIR": d, "OVS_LOGDIR": d, "OVS_SYSCONFDIR": d}
 
     @property
+    def db_path(self) -> Path:
+        """The ovsdb-server unix socket (reachable from any network namespace)."""
+        return (self.rundir or SYSTEM_RUNDIR) / "db.sock"
+
+    @property
     def db(self) -> str:
-        return f"unix:{(self.rundir or SYSTEM_RUNDIR) / 'db.sock'}"
+        return f"unix:{self.db_path}"
+
+    def vswitchd_pid(self) -> int | None:
+        """The pid in ovs-vswitchd's pidfile if that process is alive, else None (a
+        file read: a cheap way to notice that ovs-vswitchd restarted)."""
+        try:
+            pid = int(((self.rundir or SYSTEM_RUNDIR) / "ovs-vswitchd.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if Path(f"/proc/{pid}").exists() else None
 
     def mgmt(self, bridge: str) -> str:
         """The OpenFlow management socket of ``bridge`` (an ovs-ofctl target)."""
@@ -568,5 +600,6 @@ __all__ = [
     "AddBridge", "AddPort", "Bridge", "ClearColumns", "DelBridge", "DelPort", "Interface", "Op",
     "Ovs", "OvsState", "Port", "PrivateOvs", "RemoveKeys", "SetBridge", "SetColumns",
     "SetController", "SetInterface", "SetPort", "atom", "column_args", "decode", "observe_args",
-    "parse_state", "parse_tables", "transaction_args",
+    "bridge_from_row", "bridge_of_ports", "interface_from_row", "parse_state", "parse_tables",
+    "port_from_row", "state_from_rows", "transaction_args",
 ]

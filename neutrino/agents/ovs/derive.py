@@ -65,7 +65,7 @@ def security_group_rule(r: Mapping[str, Any]) -> SecurityGroupRule:
 
 
 def security_groups(mine: list[Mapping[str, Any]], ports: Mapping[str, Mapping[str, Any]],
-                    rules: Mapping[str, Mapping[str, Any]]
+                    rules: Mapping[str, Mapping[str, Any]], memo: "Memo | None" = None
                     ) -> tuple[dict[str, tuple[SecurityGroupRule, ...]], dict[str, tuple[str, ...]]]:
     """(group -> rules, remote group -> member addresses) for the groups of ``mine``.
 
@@ -73,25 +73,50 @@ def security_groups(mine: list[Mapping[str, Any]], ports: Mapping[str, Mapping[s
     allowed-address-pair addresses): traffic from a member on another network
     arrives routed, with its own source address.
     """
+    memo = memo if memo is not None else Memo()
     wanted = {g for p in mine for g in p.get("security_groups") or ()}
     by_group: dict[str, list[SecurityGroupRule]] = {g: [] for g in wanted}
+    seen_rules: dict[int, tuple[Mapping[str, Any], SecurityGroupRule]] = {}
     for r in rules.values():
         g = r.get("security_group_id")
         if g in by_group:
-            by_group[g].append(security_group_rule(r))
+            hit = memo.rules.get(id(r))
+            if hit is None or hit[0] is not r:
+                hit = (r, security_group_rule(r))
+            seen_rules[id(r)] = hit
+            by_group[g].append(hit[1])
+    memo.rules = seen_rules
     group_rules = {g: tuple(sorted(set(rs), key=_rule_key)) for g, rs in sorted(by_group.items())}
     remotes = {r.remote_group_id for rs in group_rules.values() for r in rs if r.remote_group_id}
     members: dict[str, set[str]] = {g: set() for g in remotes}
+    seen_ports: dict[int, tuple[Mapping[str, Any], frozenset[str], tuple[str, ...]]] = {}
     if remotes:
         for p in ports.values():
-            groups = remotes.intersection(p.get("security_groups") or ())
-            if not groups:
-                continue
-            addrs = [f["ip_address"] for f in p.get("fixed_ips") or []]
-            addrs += [a["ip_address"] for a in p.get("allowed_address_pairs") or []]
-            for g in groups:
-                members[g].update(addrs)
+            hit = memo.members.get(id(p))
+            if hit is None or hit[0] is not p:
+                addrs = [f["ip_address"] for f in p.get("fixed_ips") or []]
+                addrs += [a["ip_address"] for a in p.get("allowed_address_pairs") or []]
+                hit = (p, frozenset(p.get("security_groups") or ()), tuple(addrs))
+            seen_ports[id(p)] = hit
+            if hit[1] and not remotes.isdisjoint(hit[1]):
+                for g in remotes.intersection(hit[1]):
+                    members[g].update(hit[2])
+    memo.members = seen_ports
     return group_rules, {g: tuple(sorted(a)) for g, a in sorted(members.items())}
+
+
+class Memo:
+    """What ``desired_host`` derived from feed bodies it may see again, kept by the
+    caller across calls: the feed state shares unchanged bodies between
+    revisions, so a body is recognised by identity (each entry holds its body,
+    so the id cannot be reused meanwhile).  Only saves work: results are the
+    same without it.  Each call keeps only the entries of bodies it saw."""
+
+    def __init__(self) -> None:
+        self.ports: dict[str, tuple[Mapping[str, Any], DesiredPort]] = {}
+        self.rules: dict[int, tuple[Mapping[str, Any], SecurityGroupRule]] = {}
+        #: id(port body) -> (body, its security groups, its addresses)
+        self.members: dict[int, tuple[Mapping[str, Any], frozenset[str], tuple[str, ...]]] = {}
 
 
 def _rule_key(r: SecurityGroupRule) -> tuple[Any, ...]:
@@ -99,10 +124,31 @@ def _rule_key(r: SecurityGroupRule) -> tuple[Any, ...]:
                                                        r.port_range_max, r.remote_ip_prefix, r.remote_group_id))
 
 
+def _desired_ports(mine: list[Mapping[str, Any]],
+                   memo: dict[str, tuple[Mapping[str, Any], DesiredPort]] | None) -> tuple[DesiredPort, ...]:
+    """``desired_port`` of each body, by id; a body seen before (the same object: the
+    feed state shares unchanged bodies between revisions) is not converted again."""
+    out = []
+    fresh: dict[str, tuple[Mapping[str, Any], DesiredPort]] = {}
+    for p in sorted(mine, key=lambda x: x["id"]):
+        hit = memo.get(p["id"]) if memo is not None else None
+        if hit is None or hit[0] is not p:
+            hit = (p, desired_port(p))
+        fresh[p["id"]] = hit
+        out.append(hit[1])
+    if memo is not None:
+        memo.clear()
+        memo.update(fresh)
+    return tuple(out)
+
+
 def desired_host(cfg: AgentConfig, ports: Mapping[str, Mapping[str, Any]],
                  networks: Mapping[str, Mapping[str, Any]],
                  agents: Mapping[str, Mapping[str, Any]],
-                 sg_rules: Mapping[str, Mapping[str, Any]] | None = None) -> DesiredHost:
+                 sg_rules: Mapping[str, Mapping[str, Any]] | None = None, *,
+                 memo: Memo | None = None) -> DesiredHost:
+    """What this host's agent must wire; ``memo`` (kept by the caller across calls)
+    only saves work, the result is the same without it."""
     mine = [p for p in ports.values()
             if p.get("binding:host_id") == cfg.host and p.get("binding:vif_type") == "ovs"]
     net_ids = sorted({p["network_id"] for p in mine if p["network_id"] in networks})
@@ -127,6 +173,6 @@ def desired_host(cfg: AgentConfig, ports: Mapping[str, Mapping[str, Any]],
                 fdb.append(FdbEntry(net_id, ip, FLOODING_MAC, FLOODING_IP))
             for f in p.get("fixed_ips") or []:
                 fdb.append(FdbEntry(net_id, ip, p["mac_address"], f["ip_address"]))
-    group_rules, members = security_groups(mine, ports, sg_rules) if sg_rules is not None else ({}, {})
-    return DesiredHost(networks=nets, ports=tuple(desired_port(p) for p in sorted(mine, key=lambda x: x["id"])),
+    group_rules, members = security_groups(mine, ports, sg_rules, memo) if sg_rules is not None else ({}, {})
+    return DesiredHost(networks=nets, ports=_desired_ports(mine, memo.ports if memo is not None else None),
                        tunnel_peers=peers, fdb=tuple(fdb), security_groups=group_rules, group_members=members)

@@ -195,9 +195,9 @@ def _defaults(br: str) -> list[FlowSpec]:
 
 
 @functools.lru_cache(maxsize=16384)
-def _unfiltered(br: str, ofport: int, lvid: int) -> tuple[FlowSpec, ...]:
-    return (_flow(br, t.TRANSIENT, PRIO_ENTRY, f"in_port={ofport}",
-                  f"{_regs(ofport, lvid)},resubmit(,{t.ACCEPT_OR_INGRESS})"),)
+def _unfiltered(br: str, ofport: int, lvid: int) -> frozenset[FlowSpec]:
+    return frozenset((_flow(br, t.TRANSIENT, PRIO_ENTRY, f"in_port={ofport}",
+                            f"{_regs(ofport, lvid)},resubmit(,{t.ACCEPT_OR_INGRESS})"),))
 
 
 def _conntrack_flows(br: str, table: int, ofport: int, lvid: int, accept: str) -> list[FlowSpec]:
@@ -220,9 +220,29 @@ _Resolved = tuple[SecurityGroupRule, int | None]
 
 @functools.lru_cache(maxsize=16384)
 def _filtered(br: str, ofport: int, lvid: int, macs: tuple[str, ...], pairs: tuple[tuple[str, str], ...],
-              rules: tuple[_Resolved, ...]) -> tuple[FlowSpec, ...]:
+              rules: tuple[_Resolved, ...]) -> frozenset[FlowSpec]:
     """Every flow of one filtered port (memoised: a pass re-plans all ports, and only
-    the ports whose addresses, network, ofport or rules changed get new flows)."""
+    the ports whose addresses, network, ofport or rules changed get new flows; those
+    are put together from the memoised flows of the port and of each of its rules, so
+    a rule added to a group shared by many ports costs only that rule's flows).
+
+    A frozenset: merging it into the pass's flow set reuses the hashes it stores
+    (hashing ~50k flows again every pass would cost more than the rest of a pass)."""
+    out = list(_port_flows(br, ofport, lvid, macs, pairs))
+    port_dims: dict[tuple[int, int, str], set[int]] = {}  # (table, prio, match) -> conj ids
+    for rule, cid in rules:
+        flows, dims = _rule_flows(br, ofport, rule, cid)
+        out += flows
+        for key in dims:
+            port_dims.setdefault(key, set()).add(cid)  # type: ignore[arg-type]
+    out += [FlowSpec(br, table, prio, m, _conjunctions(cids, 2)) for (table, prio, m), cids in port_dims.items()]
+    return frozenset(out)
+
+
+@functools.lru_cache(maxsize=16384)
+def _port_flows(br: str, ofport: int, lvid: int, macs: tuple[str, ...],
+                pairs: tuple[tuple[str, str], ...]) -> tuple[FlowSpec, ...]:
+    """The flows of one filtered port that do not depend on its rules."""
     reg = f"reg5=0x{ofport:x}"
     regs = _regs(ofport, lvid)
     out = [_flow(br, t.TRANSIENT, PRIO_ENTRY, f"in_port={ofport}", f"{regs},resubmit(,{t.BASE_EGRESS})")]
@@ -242,7 +262,7 @@ def _filtered(br: str, ofport: int, lvid: int, macs: tuple[str, ...], pairs: tup
         out.append(_flow(br, t.BASE_EGRESS, PRIO_IP, f"ipv6,{reg},dl_src={m},ipv6_src={lla(m)}",
                          f"ct(table={t.RULES_EGRESS},zone={ZONE})"))
     for m, ip in pairs:
-        if ipaddress.ip_network(ip, strict=False).version == 4:
+        if _ip_version(ip) == 4:
             out.append(_flow(br, t.BASE_EGRESS, PRIO_EGRESS_ALLOW, f"arp,{reg},dl_src={m},arp_spa={ip}",
                              f"resubmit(,{t.ACCEPTED_EGRESS_NORMAL})"))
             out.append(_flow(br, t.BASE_EGRESS, PRIO_DHCP_CLIENT,
@@ -275,32 +295,146 @@ def _filtered(br: str, ofport: int, lvid: int, macs: tuple[str, ...], pairs: tup
         _flow(br, t.BASE_INGRESS, PRIO_INGRESS_TRACKED, f"ct_state=+trk,{reg}", f"resubmit(,{t.RULES_INGRESS})"),
     ]
     out += _conntrack_flows(br, t.RULES_INGRESS, ofport, lvid, output)
+    return tuple(out)
 
-    port_dims: dict[tuple[int, int, str], set[int]] = {}  # (table, prio, match) -> conj ids
-    for rule, cid in rules:
-        ingress = rule.direction == "ingress"
-        table = t.RULES_INGRESS if ingress else t.RULES_EGRESS
-        accept_new = f"ct(commit,zone={ZONE}),{output}" if ingress else f"resubmit(,{t.ACCEPT_OR_INGRESS})"
-        accept_est = output if ingress else f"resubmit(,{t.ACCEPT_OR_INGRESS})"
-        prio = rule_priority(rule)
-        if cid is None:
-            for m in _rule_matches(rule):
-                out.append(_flow(br, table, prio, f"ct_state={NEW},{m},{reg}", accept_new))
-                out.append(_flow(br, table, prio, f"ct_state={ESTABLISHED},{m},{reg}", accept_est))
-            continue
-        # Remote group: this port's dimension (protocol/ports) and the accepting conj_id flows;
-        # the address dimension is shared by the network's ports (OvsFirewall.flows).
+
+@functools.lru_cache(maxsize=65536)
+def _rule_flows(br: str, ofport: int, rule: SecurityGroupRule,
+                cid: int | None) -> tuple[tuple[FlowSpec, ...], tuple[tuple[int, int, str], ...]]:
+    """One rule of one port: (its flows, the (table, priority, match) of its conjunction
+    dimension, merged per port by ``_filtered`` since rules may share one)."""
+    reg = f"reg5=0x{ofport:x}"
+    output = f"output:{ofport}"
+    ingress = rule.direction == "ingress"
+    table = t.RULES_INGRESS if ingress else t.RULES_EGRESS
+    accept_new = f"ct(commit,zone={ZONE}),{output}" if ingress else f"resubmit(,{t.ACCEPT_OR_INGRESS})"
+    accept_est = output if ingress else f"resubmit(,{t.ACCEPT_OR_INGRESS})"
+    prio = rule_priority(rule)
+    out: list[FlowSpec] = []
+    if cid is None:
         for m in _rule_matches(rule):
-            port_dims.setdefault((table, prio, canonical_match(f"{m},{reg}")), set()).add(cid)
-        eth = "ipv6" if rule.ethertype == "IPv6" else "ip"
-        out.append(_flow(br, table, prio, f"conj_id={cid},ct_state={NEW},{eth},{reg}", accept_new))
-        out.append(_flow(br, table, prio, f"conj_id={cid},ct_state={ESTABLISHED},{eth},{reg}", accept_est))
-    out += [FlowSpec(br, table, prio, m, _conjunctions(cids, 2)) for (table, prio, m), cids in port_dims.items()]
-    return tuple(dict.fromkeys(out))
+            out.append(_flow(br, table, prio, f"ct_state={NEW},{m},{reg}", accept_new))
+            out.append(_flow(br, table, prio, f"ct_state={ESTABLISHED},{m},{reg}", accept_est))
+        return tuple(out), ()
+    # Remote group: this port's dimension (protocol/ports) and the accepting conj_id flows;
+    # the address dimension is shared by the network's ports (OvsFirewall.flows).
+    dims = tuple((table, prio, canonical_match(f"{m},{reg}")) for m in _rule_matches(rule))
+    eth = "ipv6" if rule.ethertype == "IPv6" else "ip"
+    out.append(_flow(br, table, prio, f"conj_id={cid},ct_state={NEW},{eth},{reg}", accept_new))
+    out.append(_flow(br, table, prio, f"conj_id={cid},ct_state={ESTABLISHED},{eth},{reg}", accept_est))
+    return tuple(out), dims
+
+
+@functools.lru_cache(maxsize=65536)
+def _ip_version(addr: str) -> int:
+    return ipaddress.ip_network(addr, strict=False).version
+
+
+@functools.lru_cache(maxsize=65536)
+def _address_match(table: int, lvid: int, addr: str, v6: bool) -> str | None:
+    """The address-dimension match of a remote group member; None if not of that family."""
+    if (_ip_version(addr) == 6) != v6:
+        return None
+    side = "src" if table == t.RULES_INGRESS else "dst"
+    return canonical_match(f"{'ipv6' if v6 else 'ip'},reg6=0x{lvid:x},{'ipv6' if v6 else 'nw'}_{side}={addr}")
+
+
+#: (group, its member addresses, conjunction ids) of every group sharing one address bucket.
+_Bucket = tuple[tuple[str, tuple[str, ...], tuple[int, ...]], ...]
+
+
+class _AddressSets:
+    """The address dimensions of remote-group rules, per (bridge, table, priority,
+    network, family) bucket: one flow per member address, naming every conjunction
+    that uses it.
+
+    Memoised incrementally: when only the member list of a single-group bucket
+    changed since the last call (a port joined or left the group), the flows are
+    the previous ones minus the gone addresses plus the new ones, so a membership
+    change costs O(changed members), not O(members x networks).  Results are
+    exactly those of a computation from scratch (``_address_flows``).
+    """
+
+    MAX_BUCKETS = 4096
+
+    def __init__(self) -> None:
+        #: bucket key -> (groups, flows, canonical match -> how many members give it)
+        self.last: dict[tuple[str, int, int, int, bool],
+                        tuple[_Bucket, frozenset[FlowSpec], dict[str, int]]] = {}
+
+    def flows(self, br: str, table: int, prio: int, lvid: int, v6: bool, groups: _Bucket) -> frozenset[FlowSpec]:
+        key = (br, table, prio, lvid, v6)
+        prev = self.last.get(key)
+        if prev is not None and prev[0] == groups:
+            return prev[1]
+        if (prev is not None and len(groups) == 1 and len(prev[0]) == 1
+                and groups[0][0] == prev[0][0][0] and groups[0][2] == prev[0][0][2]):
+            (_, members, cids), ((_, old_members, _),) = groups[0], prev[0]
+            result, counts = self._update(br, table, prio, lvid, v6, cids, prev[1], dict(prev[2]),
+                                          set(old_members).difference(members),
+                                          set(members).difference(old_members))
+        else:
+            result = _address_flows(br, table, prio, lvid, v6, groups)
+            counts = {}
+            for _, members, _ in groups:
+                for addr in members:
+                    m = _address_match(table, lvid, addr, v6)
+                    if m is not None:
+                        counts[m] = counts.get(m, 0) + 1
+        if len(self.last) >= self.MAX_BUCKETS:
+            self.last.clear()
+        self.last[key] = (groups, result, counts)
+        return result
+
+    @staticmethod
+    def _update(br: str, table: int, prio: int, lvid: int, v6: bool, cids: tuple[int, ...],
+                flows: frozenset[FlowSpec], counts: dict[str, int], gone: set[str], added: set[str]
+                ) -> tuple[frozenset[FlowSpec], dict[str, int]]:
+        actions = _conjunctions(cids, 1)
+        drop: set[FlowSpec] = set()
+        new: set[FlowSpec] = set()
+        for addr in gone:
+            m = _address_match(table, lvid, addr, v6)
+            if m is not None:
+                counts[m] -= 1
+                if not counts[m]:
+                    del counts[m]
+                    drop.add(FlowSpec(br, table, prio, m, actions))
+        for addr in added:
+            m = _address_match(table, lvid, addr, v6)
+            if m is not None:
+                counts[m] = counts.get(m, 0) + 1
+                if counts[m] == 1:
+                    new.add(FlowSpec(br, table, prio, m, actions))
+        return (flows - drop) | new, counts
+
+
+_ADDRESS_SETS = _AddressSets()
+
+
+def _address_flows(br: str, table: int, prio: int, lvid: int, v6: bool, groups: _Bucket) -> frozenset[FlowSpec]:
+    """See ``_AddressSets`` (this is the computation from scratch)."""
+    conj: dict[str, set[int]] = {}
+    for _, members, cids in groups:
+        for addr in members:
+            m = _address_match(table, lvid, addr, v6)
+            if m is not None:
+                conj.setdefault(m, set()).update(cids)
+    return frozenset(FlowSpec(br, table, prio, m, _conjunctions(cids, 1)) for m, cids in conj.items())
 
 
 def _conjunctions(cids: Iterable[int], dimension: int) -> str:
     return ",".join(f"conjunction({c},{dimension}/2)" for c in sorted(cids))
+
+
+@functools.lru_cache(maxsize=16384)
+def _addresses(mac: str, fixed_ips: tuple[str, ...], address_pairs: tuple[tuple[str | None, str], ...]
+               ) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """(allowed MACs, allowed (MAC, IP) pairs) of a port, in a stable order."""
+    pairs = tuple(sorted({(mac.lower(), ip) for ip in fixed_ips}
+                         | {((m or mac).lower(), ip) for m, ip in address_pairs}))
+    macs = tuple(sorted({mac.lower()} | {m for m, _ in pairs}))
+    return macs, pairs
 
 
 class OvsFirewall:
@@ -330,43 +464,38 @@ class OvsFirewall:
         resolved = self._rules.get(port.security_groups)
         if resolved is None:
             rules = sorted({r for g in port.security_groups for r in self.groups.get(g, ())},
-                           key=lambda r: tuple("" if v is None else str(v) for v in r.__dict__.values()))
+                           key=lambda r: tuple("" if v is None else str(v) for v in r))
             resolved = tuple(
                 (r, self.conj_ids.get((r.remote_group_id, r.direction, r.ethertype, rule_priority(r)))
                  if r.remote_group_id else None) for r in rules)
             self._rules[port.security_groups] = resolved
         return resolved
 
-    def flows(self, bridge: str, ports: Sequence[WiredPort]) -> list[FlowSpec]:
-        out = _defaults(bridge)
-        # (table, priority, lvid, group, ethertype) -> conjunction ids using that address set
-        address_sets: dict[tuple[int, int, int, str, str], set[int]] = {}
-        for w in ports:
-            p = w.port
-            if not self.filtered(p):
-                out += _unfiltered(bridge, w.ofport, w.lvid)
+    def flows(self, bridge: str, ports: Sequence[WiredPort]) -> set[FlowSpec]:
+        out = set(_defaults(bridge))
+        # (lvid, the ports' resolved rules) of the filtered ports: the address
+        # dimensions depend only on these, not on the ports themselves.
+        uses: set[tuple[int, tuple[_Resolved, ...]]] = set()
+        resolved = self._rules
+        for p, _, _, ofport, lvid in ports:
+            if not p.port_security_enabled or p.trusted:  # not self.filtered(p), inlined
+                out |= _unfiltered(bridge, ofport, lvid)
                 continue
-            pairs = tuple(sorted({(p.mac.lower(), ip) for ip in p.fixed_ips}
-                                 | {((m or p.mac).lower(), ip) for m, ip in p.allowed_address_pairs}))
-            macs = tuple(sorted({p.mac.lower()} | {m for m, _ in pairs}))
-            rules = self.rules_of(p)
-            out += _filtered(bridge, w.ofport, w.lvid, macs, pairs, rules)
+            rules = resolved.get(p.security_groups) or self.rules_of(p)
+            out |= _filtered(bridge, ofport, lvid, *_addresses(p.mac, p.fixed_ips, p.allowed_address_pairs),
+                             rules)
+            uses.add((lvid, rules))
+        # (table, priority, lvid, v6) -> remote group -> conjunction ids using its addresses
+        buckets: dict[tuple[int, int, int, bool], dict[str, set[int]]] = {}
+        for lvid, rules in uses:
             for rule, cid in rules:
                 if cid is not None:
                     assert rule.remote_group_id is not None
                     table = t.RULES_INGRESS if rule.direction == "ingress" else t.RULES_EGRESS
-                    key = (table, rule_priority(rule), w.lvid, rule.remote_group_id, rule.ethertype)
-                    address_sets.setdefault(key, set()).add(cid)
-        conj: dict[tuple[int, int, str], set[int]] = {}
-        for (table, prio, lvid, group, ethertype), cids in address_sets.items():
-            v6 = ethertype == "IPv6"
-            side = "src" if table == t.RULES_INGRESS else "dst"
-            for addr in self.members.get(group, ()):
-                if (ipaddress.ip_network(addr, strict=False).version == 6) != v6:
-                    continue
-                m = canonical_match(f"{'ipv6' if v6 else 'ip'},reg6=0x{lvid:x},"
-                                    f"{'ipv6' if v6 else 'nw'}_{side}={addr}")
-                conj.setdefault((table, prio, m), set()).update(cids)
-        for (table, prio, m), cids in conj.items():
-            out.append(FlowSpec(bridge, table, prio, m, _conjunctions(cids, 1)))
+                    key = (table, rule_priority(rule), lvid, rule.ethertype == "IPv6")
+                    buckets.setdefault(key, {}).setdefault(rule.remote_group_id, set()).add(cid)
+        for (table, prio, lvid, v6), groups in buckets.items():
+            bucket = tuple(sorted((g, tuple(self.members.get(g, ())), tuple(sorted(cids)))
+                                  for g, cids in groups.items()))
+            out |= _ADDRESS_SETS.flows(bridge, table, prio, lvid, v6, bucket)
         return out

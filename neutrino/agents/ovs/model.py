@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 DatapathType = Literal["system", "netdev"]
 PortStatus = Literal["ACTIVE", "DOWN"]
@@ -74,12 +74,15 @@ class DesiredPort:
         return self.device_owner.startswith("network:")
 
 
-@dataclass(frozen=True, order=True)
-class SecurityGroupRule:
+class SecurityGroupRule(NamedTuple):
     """One security-group rule as the firewall needs it (API field names).
 
     ``protocol`` is None (any), a name (``tcp``, ``icmp``, ...) or a number as
     text; for ICMP ``port_range_min``/``max`` are the type and code.
+
+    A NamedTuple, not a dataclass: rules are hash keys of the firewall's
+    memos, and a tuple hashes and compares in C (a frozen dataclass's
+    ``__hash__``/``__eq__`` run Python code on every lookup).
     """
 
     direction: str  # "ingress" | "egress"
@@ -186,12 +189,16 @@ class ObservedState:
 
 
 # --- outputs: flows --------------------------------------------------------------------
-@dataclass(frozen=True, order=True)
-class FlowSpec:
+class FlowSpec(NamedTuple):
     """One flow as ``ovs-ofctl -O OpenFlow13 dump-flows`` prints it (cookie, stats omitted).
 
     ``match`` is the text after ``priority=N,`` (fields in OVS's print order,
     empty for a match-all flow); ``actions`` the text after ``actions=``.
+
+    A NamedTuple (immutable, ordered by its fields): a br-int with the
+    firewall holds ~50 flows per port, and the agent compares whole flow
+    sets every pass; tuples hash and compare in C, ~10x faster than a frozen
+    dataclass.
     """
 
     bridge: str
@@ -268,8 +275,7 @@ OvsdbOp = (EnsureBridge | EnsurePatch | EnsureTunnelPort | RemovePort | SetPortT
            | SetPortOtherConfig)
 
 
-@dataclass(frozen=True)
-class WiredPort:
+class WiredPort(NamedTuple):
     """A desired port wired on br-int (handed to firewall flow providers)."""
 
     port: DesiredPort

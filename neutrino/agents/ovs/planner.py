@@ -42,7 +42,7 @@ import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from neutrino.agents.ovs import flows as fl
 from neutrino.agents.ovs import tables as t
@@ -169,8 +169,7 @@ def _allocate(in_use: Iterable[str],
 
 
 # --- the planner -----------------------------------------------------------------------
-@dataclass
-class _Vif:
+class _Vif(NamedTuple):
     port: ObservedPort
     ofport: int
     desired: DesiredPort | None
@@ -190,6 +189,7 @@ class _Acc:
     warnings: list[str] = field(default_factory=list)
 
     def add(self, bridge: str, specs: Iterable[FlowSpec]) -> None:
+        # A set/frozenset argument is merged with the hashes it stores.
         self.flows.setdefault(bridge, set()).update(specs)
 
     def ops(self) -> list[OvsdbOp]:
@@ -232,6 +232,7 @@ def _ofport(obs: ObservedBridge | None, name: str) -> int | None:
 
 
 def _other_config(net: DesiredNetwork, lvid: int) -> dict[str, str]:
+    """What a wired port's ``other_config`` records."""
     return {
         "net_uuid": net.id,
         "network_type": net.network_type,
@@ -280,14 +281,16 @@ def plan(cfg: AgentConfig, desired: DesiredHost, observed: ObservedState,
     if cfg.tunnel_types and cfg.local_ip is None:
         acc.warnings.append("tunnel_types set but local_ip is not: tunnels disabled")
 
-    # VIFs on br-int and the networks they use.
+    # VIFs on br-int and the networks they use.  (This loop and the next run for
+    # every port on every pass: they stay free of per-port allocations they can avoid.)
+    provisionable = {n.id: _provisionable(cfg, n) for n in desired.networks}
     vifs: list[_Vif] = []
     for port in sorted(br_int.ports if br_int else (), key=lambda p: p.name):
-        if not port.is_vif or not port.ready or port.ofport is None:
-            continue
-        dport = ports.get(port.iface_id or "")
+        if not port.iface_id or not port.attached_mac or port.ofport is None or port.ofport <= 0:
+            continue  # not a VIF, or no ofport yet
+        dport = ports.get(port.iface_id)
         net = nets.get(dport.network_id) if dport else None
-        if net is not None and not _provisionable(cfg, net):
+        if net is not None and not provisionable[net.id]:
             acc.warnings.append(f"network {net.id} ({net.network_type}) cannot be "
                                 f"provisioned on this host")
             net = None
@@ -298,15 +301,22 @@ def plan(cfg: AgentConfig, desired: DesiredHost, observed: ObservedState,
 
     status: dict[str, PortStatus] = {p.id: "DOWN" for p in desired.ports}
     wired: list[WiredPort] = []
+    other_configs: dict[tuple[str, int], Mapping[str, str]] = {}
     for vif in vifs:
-        lvid = lvids.get(vif.network.id) if vif.network else None
-        if vif.desired is None or vif.network is None or lvid is None \
-                or not vif.desired.admin_state_up:
+        port, ofport, dport, net = vif
+        lvid = lvids.get(net.id) if net is not None else None
+        if dport is None or net is None or lvid is None or not dport.admin_state_up:
             _plan_dead(acc, int_name, vif)
             continue
-        wired.append(WiredPort(vif.desired, vif.network, vif.port.name, vif.ofport, lvid))
-        status[vif.desired.id] = "ACTIVE"
-        _plan_wired_port(acc, vif.port, vif.network, lvid)
+        wired.append(WiredPort(dport, net, port.name, ofport, lvid))
+        status[dport.id] = "ACTIVE"
+        if (port.tag, port.vlan_mode, port.trunks) != (lvid, None, ()):
+            acc.ports.append(SetPortTag(port.name, lvid, None, ()))
+        want = other_configs.get((net.id, lvid))
+        if want is None:
+            want = other_configs[(net.id, lvid)] = _other_config(net, lvid)
+        if not want.items() <= port.other_config.items():
+            acc.ports.append(SetPortOtherConfig(port.name, dict(want)))
     _plan_anti_spoof(acc, int_name, wired, firewall)
 
     in_use = {n: nets[n] for n in lvids}
@@ -327,14 +337,6 @@ def _plan_dead(acc: _Acc, br: str, vif: _Vif) -> None:
     if (p.tag, p.vlan_mode, p.trunks) != (t.DEAD_VLAN, "trunk", DEAD_TRUNKS):
         acc.ports.append(SetPortTag(p.name, t.DEAD_VLAN, "trunk", DEAD_TRUNKS))
     acc.add(br, [fl.in_port_drop(br, vif.ofport)])
-
-
-def _plan_wired_port(acc: _Acc, p: ObservedPort, net: DesiredNetwork, lvid: int) -> None:
-    if (p.tag, p.vlan_mode, p.trunks) != (lvid, None, ()):
-        acc.ports.append(SetPortTag(p.name, lvid, None, ()))
-    want = _other_config(net, lvid)
-    if any(p.other_config.get(k) != v for k, v in want.items()):
-        acc.ports.append(SetPortOtherConfig(p.name, want))
 
 
 def _plan_anti_spoof(acc: _Acc, br: str, wired: list[WiredPort],
