@@ -12,7 +12,12 @@ machine.
 * latency/throughput: from inside one instance per path (`neutrino console SERVER --
   <this python> -c ...`, http.client with keep-alive): N sequential GETs of
   /latest/meta-data/instance-id (p50/p99; targets p99 <= 10 ms), then 4 worker
-  processes for a few seconds (requests/s; target >= 1,000 req/s);
+  processes for a few seconds (requests/s; target >= 1,000 req/s).  The agent
+  replays these answers for as long as the metadata API allows (its
+  Cache-Control); a third run sends an IMDSv2 token with every GET, which the
+  agent never replays, so every request crosses the whole chain.  CPU per
+  request of every process on the path (haproxy, agent, API, ovs-vswitchd, the
+  load generator itself);
 * burst: 20 instances booted at once on the routed network; each one, as soon as it
   is ACTIVE, asks for meta-data/instance-id every 20 ms until it gets a 200: the time
   from its first request to that answer (max over the 20; target <= 1 s);
@@ -49,11 +54,12 @@ PATH = "/latest/meta-data/instance-id"
 # Runs inside the instance (its namespace) with this venv's python.
 LOAD = r"""
 import http.client, json, os, sys, time
-N, SECS, WORKERS, PATH = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+N, SECS, WORKERS, PATH, TOKEN = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+HEADERS = {}
 def conn():
     return http.client.HTTPConnection("169.254.169.254", 80, timeout=5)
 def get(c):
-    c.request("GET", PATH)
+    c.request("GET", PATH, headers=HEADERS)
     r = c.getresponse(); r.read()
     return r.status, r.getheader("Connection", "")
 # wait until the path answers (it may still be being set up)
@@ -65,6 +71,9 @@ while True:
     except OSError: pass
     if time.monotonic() > end: print(json.dumps({"error": "no 200 within 30 s"})); sys.exit(0)
     time.sleep(0.1)
+if TOKEN:   # an IMDSv2 session: every GET carries the token, so none is replayed by the agent
+    c.request("PUT", "/latest/api/token", headers={"X-aws-ec2-metadata-token-ttl-seconds": "600"})
+    r = c.getresponse(); HEADERS["X-aws-ec2-metadata-token"] = r.read().decode()
 lat, errors, reconnects = [], 0, 0
 c = conn()
 for _ in range(N):
@@ -111,6 +120,9 @@ for rfd in pipes:
 for pid in pids: os.waitpid(pid, 0)
 out["conc"] = {"n": sum(r["n"] for r in res), "errors": sum(r["e"] for r in res), "secs": SECS,
                "lat": [x for r in res for x in r["lat"]]}
+import resource
+out["cpu"] = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                 for f in ("ru_utime", "ru_stime"))
 print(json.dumps(out))
 """
 
@@ -148,6 +160,17 @@ def rss_kb(pid: int, field: str = "VmRSS") -> int:
     return 0
 
 
+def pss_kb(pid: int) -> int:
+    """Proportional set size: private pages + each shared page divided by its number of users."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def pids_matching(needle: str) -> list[int]:
     out = []
     for p in Path("/proc").iterdir():
@@ -162,7 +185,7 @@ def pids_matching(needle: str) -> list[int]:
     return out
 
 
-def load_path(state: Path, label: str, server: str, n: int, secs: float) -> None:
+def load_path(state: Path, label: str, server: str, n: int, secs: float, token: bool = False) -> None:
     t0 = time.perf_counter()
     ps = procs(state)
     idle0 = {k: cpu_s(p) for k, p in ps.items()}
@@ -170,7 +193,7 @@ def load_path(state: Path, label: str, server: str, n: int, secs: float) -> None
     idle = {k: (cpu_s(p) - idle0[k]) / 2 for k, p in ps.items()}
     t0 = time.perf_counter()
     cpu0 = {k: cpu_s(p) for k, p in ps.items()}
-    r = console(state, server, sys.executable, "-c", LOAD, str(n), str(secs), "4", PATH,
+    r = console(state, server, sys.executable, "-c", LOAD, str(n), str(secs), "4", PATH, "1" if token else "",
                 timeout=60 + n * 0.05 + secs)
     try:
         out = json.loads(r.stdout.strip().splitlines()[-1])
@@ -182,7 +205,8 @@ def load_path(state: Path, label: str, server: str, n: int, secs: float) -> None
         return
     lat = out["lat"]
     c = out["conc"]
-    print(f"* {label}: {len(lat)} sequential keep-alive GETs {PATH}: p50 **{pct(lat, 50) * 1000:.2f} ms**"
+    what = f"GETs {PATH}" + (" with an IMDSv2 token" if token else "")
+    print(f"* {label}: {len(lat)} sequential keep-alive {what}: p50 **{pct(lat, 50) * 1000:.2f} ms**"
           f", p90 {pct(lat, 90) * 1000:.2f} ms, p99 **{pct(lat, 99) * 1000:.2f} ms**, max "
           f"{max(lat) * 1000:.1f} ms (target p99 <= 10 ms); {len(lat) / sum(lat):.0f} req/s sequential; "
           f"errors {out['errors']}, reconnects {out['reconnects']}")
@@ -191,10 +215,13 @@ def load_path(state: Path, label: str, server: str, n: int, secs: float) -> None
           f"(target >= 1,000), p50 {pct(cl, 50) * 1000:.2f} ms, p99 {pct(cl, 99) * 1000:.2f} ms, "
           f"errors {c['errors']} (wall {time.perf_counter() - t0:.1f} s incl. console start)")
     total, wall = len(lat) + c["n"], time.perf_counter() - t0
-    used = {k: cpu_s(p) - cpu0[k] - idle[k] * wall for k, p in ps.items()}
+    used = {k: max(0.0, cpu_s(p) - cpu0[k] - idle[k] * wall) for k, p in ps.items() if cpu0[k] or cpu_s(p)}
+    used = {k: v for k, v in used.items() if not k.startswith("haproxy") or v > 0.01}   # the other path's proxy
+    used["load generator"] = out.get("cpu", 0.0)
     print("  - CPU per request over both phases (idle background subtracted): " + ", ".join(
-        f"{k} {max(0.0, v) / total * 1e6:.0f} us" for k, v in used.items())
-        + f"; the load generator and `neutrino console` share the same {os.cpu_count()} CPUs")
+        f"{k} {v / total * 1e6:.0f} us" for k, v in used.items())
+        + f"; sum {sum(used.values()) / total * 1e6:.0f} us (the {os.cpu_count()} CPUs give "
+          f"{os.cpu_count() * 1e6:.0f} us per second)")
 
 
 def burst(state: Path, api: Api, net_id: str, n: int) -> None:
@@ -233,8 +260,8 @@ def burst(state: Path, api: Api, net_id: str, n: int) -> None:
           f"p50 {ms(pct(list(active_at.values()), 50))}, max {ms(max(active_at.values(), default=float('nan')))}; "
           f"metadata answered (from the first POST): max "
           f"{ms(max((r.get('done', 0) for r in results.values()), default=float('nan')))}")
-    print(f"  - note: 'first request' is made from the instance's namespace via `ip netns exec` "
-          f"as soon as the API says ACTIVE")
+    print("  - note: 'first request' is made from the instance's namespace via `ip netns exec` "
+          "as soon as the API says ACTIVE")
 
 
 def cpu_s(pid: int) -> float:
@@ -247,7 +274,8 @@ def cpu_s(pid: int) -> float:
 
 
 def procs(state: Path) -> dict[str, int]:
-    """haproxy (per uuid prefix), metadata agent and the API server, by pid."""
+    """haproxy (per uuid prefix), metadata agent, the API server and ovs-vswitchd (the instances'
+    packets cross its userspace datapath), by pid."""
     out: dict[str, int] = {}
     pids_dir = state / "external" / "pids"
     for pf in sorted(pids_dir.glob("*.pid.haproxy")) if pids_dir.exists() else []:
@@ -257,13 +285,16 @@ def procs(state: Path) -> dict[str, int]:
         out["metadata agent"] = pid
     with contextlib.suppress(OSError, ValueError, KeyError):
         out["API server"] = int(json.loads((state / "run" / "server.pid").read_text())["pid"])
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        out["ovs-vswitchd"] = int((state / "ovs" / "ovs-vswitchd.pid").read_text().split()[0])
     return out
 
 
 def hops(state: Path, off: int, server_id: str, project_id: str, router_id: str, n: int) -> None:
     """The same GET, sequential, from the host to each hop: the metadata API (signed, keep-alive),
-    the metadata agent's unix socket (a new connection per request, as haproxy's
-    http-server-close does)."""
+    the metadata agent's unix socket (keep-alive, as haproxy uses it: answers it replays, and
+    answers it fetches because the request carries an IMDSv2 token; and a new connection per
+    request); CPU per request of the agent and the API for each."""
     import hashlib
     import hmac
     import http.client
@@ -278,8 +309,11 @@ def hops(state: Path, off: int, server_id: str, project_id: str, router_id: str,
                    hashlib.sha256).hexdigest()
     h = {"X-Instance-ID": server_id, "X-Tenant-ID": project_id, "X-Instance-ID-Signature": sig}
 
+    ps = procs(state)
+
     def run(label: str, make: Any, headers: dict[str, str], reuse: bool) -> None:
         lat, bad = [], 0
+        cpu0 = {k: cpu_s(ps[k]) for k in ("metadata agent", "API server") if k in ps}
         c = make()
         for _ in range(n):
             t0 = time.perf_counter()
@@ -292,8 +326,9 @@ def hops(state: Path, off: int, server_id: str, project_id: str, router_id: str,
             if not reuse:
                 c.close()
             lat.append(time.perf_counter() - t0)
+        cpu = ", ".join(f"{k} {(cpu_s(ps[k]) - v) / n * 1e6:.0f} us" for k, v in cpu0.items())
         print(f"* {label}: p50 {pct(lat, 50) * 1000:.2f} ms, p99 {pct(lat, 99) * 1000:.2f} ms, "
-              f"{len(lat) / sum(lat):.0f} req/s" + (f", {bad} not 200" if bad else ""))
+              f"{len(lat) / sum(lat):.0f} req/s; CPU per request: {cpu}" + (f", {bad} not 200" if bad else ""))
 
     run(f"metadata API (127.0.0.1:{port}, signed, keep-alive)",
         lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=5), h, True)
@@ -303,9 +338,16 @@ def hops(state: Path, off: int, server_id: str, project_id: str, router_id: str,
             self.sock = socketmod.socket(socketmod.AF_UNIX, socketmod.SOCK_STREAM)
             self.sock.settimeout(5)
             self.sock.connect(socket_path(cfg))
+    from neutrino.metadata.api import make_token
     ip = ADDRESSES.get(server_id, "")
-    run("metadata agent (unix socket, new connection per request, X-Forwarded-For + X-Neutron-Router-ID)",
-        lambda: UnixConn("localhost"), {"X-Forwarded-For": ip, "X-Neutron-Router-ID": router_id}, False)
+    token = make_token(cfg.metadata.metadata_proxy_shared_secret, server_id, int(time.time()) + 600)
+    agent_h = {"X-Forwarded-For": ip, "X-Neutron-Router-ID": router_id}
+    run("metadata agent (unix socket, keep-alive, X-Forwarded-For + X-Neutron-Router-ID; replayed)",
+        lambda: UnixConn("localhost"), agent_h, True)
+    for reuse in (True, False):
+        run(f"metadata agent (unix socket, {'keep-alive' if reuse else 'new connection per request'}, "
+            f"+ X-aws-ec2-metadata-token: fetched from the API)", lambda: UnixConn("localhost"),
+            {**agent_h, "X-aws-ec2-metadata-token": token}, reuse)
 
 
 ADDRESSES: dict[str, str] = {}
@@ -325,7 +367,8 @@ def memory(state: Path) -> None:
         rows.append((kind, pf.name.split(".")[0][:8], pid, rss_kb(pid), rss_kb(pid, "RssAnon")))
     for kind, u, pid, kb, anon in rows:
         print(f"* haproxy ({kind} {u}, pid {pid}): **{kb / 1024:.1f} MB** (target <= 5 MB); private "
-              f"(RssAnon) {anon / 1024:.1f} MB, the rest is shared library pages")
+              f"(RssAnon) {anon / 1024:.1f} MB, the rest is pages of the haproxy binary and shared "
+              f"libraries, shared with every other haproxy; PSS {pss_kb(pid) / 1024:.1f} MB")
     agents = pids_matching(f"agent metadata --state-dir {state}")
     for pid in agents:
         print(f"* metadata agent (pid {pid}): **{rss_kb(pid) / 1024:.1f} MB** "
@@ -368,6 +411,8 @@ def main() -> int:
         load_path(state, "through the router (qrouter- haproxy on 9697)", vm_r, args.requests, args.seconds)
         load_path(state, "isolated network (qdhcp- haproxy on 169.254.169.254:80)", vm_i, args.requests,
                   args.seconds)
+        load_path(state, "through the router, every request to the metadata API (the agent replays no "
+                  "request carrying a token)", vm_r, max(1, args.requests // 4), args.seconds, token=True)
         port = api.call("GET", f"/ports?device_id={vm_r}")["ports"][0]
         ADDRESSES[vm_r] = port["fixed_ips"][0]["ip_address"]
         hops(state, off, vm_r, port["project_id"], router["id"], min(args.requests, 1000))

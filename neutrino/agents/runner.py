@@ -68,8 +68,16 @@ async def run_agent(kind: str, cfg: Config) -> None:
                 await close()
 
 
+#: Agents whose event loop is uvloop: the metadata agent serves HTTP on its unix socket, where
+#: uvloop costs ~30 % less CPU per request than the default loop (bench/metadata_bench.py).
+UVLOOP_AGENTS = frozenset({"metadata"})
+
+
 def main(kind: str, cfg: Config) -> None:
     logging.basicConfig(level=logging.DEBUG if cfg.default.debug else logging.INFO,
                         format=f"%(asctime)s %(process)d %(levelname)s {kind}-agent %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
+    if kind in UVLOOP_AGENTS:
+        import uvloop
+        uvloop.install()
     asyncio.run(run_agent(kind, cfg))

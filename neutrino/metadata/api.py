@@ -23,22 +23,32 @@ or other-instance token answers 401; without one it answers 401 when
 
 Methods: GET everywhere, PUT only for the token, POST only for
 ``/openstack/<version>/password``; anything else 405.
+
+Cost per request: this is a bare ASGI app (no request/response objects);
+an instance's metadata is loaded from the database once per
+``metadata_cache_expiration`` (in a worker thread) and served from memory
+in the event loop until then, together with the answers already rendered
+for it (by path and address; never ``meta_data.json``, whose
+``random_seed`` is new on every request).  Everything cached is keyed by
+the signed instance id and checked against its project.  GET answers say
+with ``Cache-Control: max-age=N`` how much longer this process would give
+the same answer (``no-store`` for ``meta_data.json`` and ``password``); the
+metadata agent replays them for at most that long.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
-import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import NoResultFound
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import Response
 
 from neutrino.asgi import handled_lifespan
 from neutrino.config import Config
@@ -54,6 +64,7 @@ MAX_TTL = 21600
 MAX_PASSWORD = 1020
 
 
+@functools.lru_cache(maxsize=4096)
 def sign_instance_id(secret: str, instance_id: str) -> str:
     return hmac.new(secret.encode(), instance_id.encode(), hashlib.sha256).hexdigest()
 
@@ -81,35 +92,94 @@ class _Answer(Exception):
 
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 409: "Conflict", 500: "Internal Server Error"}
+#: Rendered answers kept per cached instance (distinct paths x addresses); beyond, start over.
+MAX_RENDERED = 256
+#: Answers the metadata agent must not replay: new on every request (random_seed), or changed
+#: by the instance's own POST (the agent does not see it drop this process's cache entry).
+NOT_REPLAYABLE = frozenset({"meta_data.json", "password"})
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: bytes
+    content_type: str = tree.TEXT
+    headers: tuple[tuple[str, str], ...] = ()
+
+    async def send(self, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        headers = [(b"content-type", self.content_type.encode("latin-1")),
+                   (b"content-length", str(len(self.body)).encode()),
+                   *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers)]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 def _text(status: int, body: str | bytes, content_type: str = tree.TEXT,
-          headers: dict[str, str] | None = None) -> Response:
-    return Response(body, status_code=status, media_type=None,
-                    headers={"content-type": content_type, **(headers or {})})
+          headers: dict[str, str] | None = None) -> _Reply:
+    return _Reply(status, body.encode("utf-8") if isinstance(body, str) else body, content_type,
+                  tuple((headers or {}).items()))
 
 
-def _error(exc: _Answer) -> Response:
+def _error(exc: _Answer) -> _Reply:
     reason = _REASONS.get(exc.status, "Error")
     body = f"{exc.status} {reason}\n\n{exc.message}" if exc.message else f"{exc.status} {reason}"
     return _text(exc.status, body, headers=exc.headers)
 
 
+class _Request:
+    """What the handlers read of an ASGI request: method, path, headers (all values per name)."""
+
+    __slots__ = ("method", "path", "headers", "_receive")
+
+    def __init__(self, scope: dict[str, Any], receive: Any) -> None:
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        headers: dict[str, list[str]] = {}
+        for k, v in scope["headers"]:
+            headers.setdefault(k.decode("latin-1").lower(), []).append(v.decode("latin-1"))
+        self.headers = headers
+        self._receive = receive
+
+    def getlist(self, name: str) -> list[str]:
+        return self.headers.get(name, [])
+
+    def get(self, name: str) -> str | None:
+        values = self.headers.get(name)
+        return values[0] if values else None
+
+    async def body(self) -> bytes:
+        chunks = []
+        while True:
+            msg = await self._receive()
+            if msg["type"] != "http.request":
+                break
+            chunks.append(msg.get("body", b""))
+            if not msg.get("more_body"):
+                break
+        return b"".join(chunks)
+
+
+@dataclass
+class _Cached:
+    expires: float
+    tenant_id: str
+    instance: tree.Instance
+    #: (path segments, address) -> rendered GET answer
+    rendered: dict[tuple[tuple[str, ...], str | None], tuple[bytes, str]]
+
+
 class MetadataApi:
     def __init__(self, cfg: Config, db: Database, servers: Any) -> None:
         self.cfg, self.db, self.servers = cfg, db, servers
-        self._cache: dict[str, tuple[float, str, tree.Instance]] = {}
+        self._cache: dict[str, _Cached] = {}
         self.secret = cfg.metadata.metadata_proxy_shared_secret
         self.dhcp_domain = cfg.metadata.dhcp_domain
         self.tokens_required = cfg.metadata.http_tokens == "required"
-        # Passwords posted by instances (Nova keeps them in system metadata; we have no
-        # column for them yet, so they live in this process).
-        self._lock = threading.Lock()
 
     # --- identity -----------------------------------------------------------------------------
-    def identify(self, request: Request) -> tuple[str, str, str | None]:
+    def identify(self, request: _Request) -> tuple[str, str, str | None]:
         """(instance id, project id, address) from the signed headers, or a 400/403."""
-        h = request.headers
+        h = request
         ids, tenants, sigs = h.getlist("x-instance-id"), h.getlist("x-tenant-id"), h.getlist("x-instance-id-signature")
         if not ids:
             raise _Answer(400, "X-Instance-ID header is missing from request.")
@@ -130,20 +200,30 @@ class MetadataApi:
         address = forwarded.split(",")[0].strip() if forwarded else None
         return instance_id, tenant_id, address
 
+    def cached(self, instance_id: str, tenant_id: str) -> _Cached | None:
+        """The cache entry of this instance if it is fresh and of this project (no I/O)."""
+        hit = self._cache.get(instance_id)
+        if hit is not None and hit.expires > time.monotonic() and hit.tenant_id == tenant_id:
+            return hit
+        return None
+
     def load(self, instance_id: str, tenant_id: str) -> tree.Instance:
         """The instance's metadata, cached for ``metadata_cache_expiration`` seconds
-        (Nova's behaviour and default: a changed floating IP shows within 15 s)."""
+        (Nova's behaviour and default: a changed floating IP shows within 15 s).
+        Blocking (database) on a miss."""
+        return self._entry(instance_id, tenant_id).instance
+
+    def _entry(self, instance_id: str, tenant_id: str) -> _Cached:
+        hit = self.cached(instance_id, tenant_id)
+        if hit is not None:
+            return hit
         ttl = self.cfg.metadata.metadata_cache_expiration
-        now = time.monotonic()
-        hit = self._cache.get(instance_id)
-        if hit is not None and hit[0] > now and hit[1] == tenant_id:
-            return hit[2]
-        inst = self._load(instance_id, tenant_id)
+        entry = _Cached(time.monotonic() + ttl, tenant_id, self._load(instance_id, tenant_id), {})
         if ttl > 0:
             if len(self._cache) > 10000:
                 self._cache.clear()
-            self._cache[instance_id] = (now + ttl, tenant_id, inst)
-        return inst
+            self._cache[instance_id] = entry
+        return entry
 
     def forget(self, instance_id: str) -> None:
         self._cache.pop(instance_id, None)
@@ -187,8 +267,8 @@ class MetadataApi:
         return tree.instance_from_view(view, floating_ips=fips, security_groups=group_names,
                                        key_type=key_type, password=password)
 
-    def check_token(self, request: Request, instance_id: str) -> None:
-        tokens = request.headers.getlist(TOKEN_HEADER)
+    def check_token(self, request: _Request, instance_id: str) -> None:
+        tokens = request.getlist(TOKEN_HEADER)
         if not tokens:
             if self.tokens_required:
                 raise _Answer(401)
@@ -197,9 +277,9 @@ class MetadataApi:
             raise _Answer(401)
 
     # --- requests -----------------------------------------------------------------------------
-    async def handle(self, request: Request) -> Response:
+    async def handle(self, request: _Request) -> _Reply:
         method = request.method
-        parts = tree.split_path(request.url.path)
+        parts = tree.split_path(request.path)
         is_token = parts == ["latest", "api", "token"]
         is_password = (len(parts) == 3 and parts[0] == "openstack" and parts[2] == "password")
         allowed = "PUT" if is_token else ("GET, POST" if is_password else "GET")
@@ -208,27 +288,47 @@ class MetadataApi:
         if method == "GET" and not parts:
             return _text(200, tree.root_listing())
         instance_id, tenant_id, address = self.identify(request)
-        inst = await run_in_threadpool(self.load, instance_id, tenant_id)
+        entry = self.cached(instance_id, tenant_id) or await run_in_threadpool(self._entry, instance_id, tenant_id)
+        inst = entry.instance
         if is_token:
             return self.issue_token(request, inst.uuid)
         self.check_token(request, inst.uuid)
         if method == "POST":
             return await self.set_password(request, inst, parts[1])
-        try:
-            body, ctype = tree.resolve(inst, request.url.path, dhcp_domain=self.dhcp_domain, address=address)
-        except tree.NotFound:
-            raise _Answer(404) from None
-        return _text(200, body, ctype)
+        return self.render(entry, parts, request.path, address)
 
-    def issue_token(self, request: Request, instance_id: str) -> Response:
-        ttls = request.headers.getlist(TTL_HEADER)
+    def render(self, entry: _Cached, parts: list[str], path: str, address: str | None) -> _Reply:
+        """A GET answer, from the rendered ones of this cache entry when it is there.
+
+        ``Cache-Control: max-age=N`` tells the metadata agent for how long the same request of
+        this instance would get the same answer here (the rest of this entry's life), so an
+        answer it replays is never older than one served from here; ``no-store`` marks the
+        answers that change on every request or on an instance's own POST."""
+        key = (tuple(parts), address)
+        hit = entry.rendered.get(key)
+        if hit is None:
+            try:
+                body, ctype = tree.resolve(entry.instance, path, dhcp_domain=self.dhcp_domain, address=address)
+            except tree.NotFound:
+                raise _Answer(404) from None
+            hit = (body.encode("utf-8") if isinstance(body, str) else body, ctype)
+            if parts[-1] != "meta_data.json":      # random_seed: new on every request
+                if len(entry.rendered) >= MAX_RENDERED:
+                    entry.rendered.clear()
+                entry.rendered[key] = hit
+        left = int(entry.expires - time.monotonic())
+        replayable = left >= 1 and key in entry.rendered and parts[-1] not in NOT_REPLAYABLE
+        return _Reply(200, hit[0], hit[1], (("Cache-Control", f"max-age={left}" if replayable else "no-store"),))
+
+    def issue_token(self, request: _Request, instance_id: str) -> _Reply:
+        ttls = request.getlist(TTL_HEADER)
         if len(ttls) != 1 or not ttls[0].strip().isdigit() or not 1 <= int(ttls[0]) <= MAX_TTL:
             raise _Answer(400, f"{TTL_HEADER} must be one integer from 1 to {MAX_TTL}.")
         ttl = int(ttls[0])
         token = make_token(self.secret, instance_id, int(time.time()) + ttl)
         return _text(200, token, headers={TTL_HEADER: str(ttl)})
 
-    async def set_password(self, request: Request, inst: tree.Instance, version: str) -> Response:
+    async def set_password(self, request: _Request, inst: tree.Instance, version: str) -> _Reply:
         versions = tree.openstack_versions()
         real = versions[-1] if version == "latest" else version
         if real not in versions or real < tree.GRIZZLY:
@@ -264,15 +364,15 @@ def build_metadata_app(cfg: Config, db: Database, servers: Any = None) -> Callab
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if await handled_lifespan(scope, receive, send) or scope["type"] != "http":
             return
-        request = Request(scope, receive)
+        request = _Request(scope, receive)
         try:
             response = await api.handle(request)
         except _Answer as exc:
             response = _error(exc)
         except Exception:  # noqa: BLE001 - never leak a traceback to an instance
-            LOG.exception("metadata request %s %s failed", request.method, request.url.path)
+            LOG.exception("metadata request %s %s failed", request.method, request.path)
             response = _error(_Answer(500))
-        await response(scope, receive, send)
+        await response.send(send)
 
     app.api = api  # type: ignore[attr-defined]
     return app

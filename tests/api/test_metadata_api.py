@@ -23,10 +23,11 @@ SECRET = "s3cret"
 
 
 class Env:
-    def __init__(self, compute: ComputeEnv, tokens: str = "optional") -> None:
+    def __init__(self, compute: ComputeEnv, tokens: str = "optional", cache_expiration: str = "15") -> None:
         self.compute = compute
         cfg = compute.cfg.with_overrides({("metadata", "metadata_proxy_shared_secret"): SECRET,
-                                          ("metadata", "http_tokens"): tokens})
+                                          ("metadata", "http_tokens"): tokens,
+                                          ("metadata", "metadata_cache_expiration"): cache_expiration})
         self.client = TestClient(build_metadata_app(cfg, compute.db, compute.compute_api.servers),
                                  raise_server_exceptions=False)
 
@@ -186,3 +187,36 @@ def test_imdsv2_tokens(env: ComputeEnv) -> None:
         assert bare == (200 if tokens == "optional" else 401)
         assert md.get("/openstack/latest/meta_data.json", sid).status_code == bare
         assert md.client.get("/").status_code == 200          # the version list needs nothing
+
+
+def test_answers_from_the_cache_stay_per_instance_and_project(env: ComputeEnv) -> None:
+    """Served from memory after the first load, an answer still needs the right project; the
+    rendered answers are per instance and per address; meta_data.json is never replayed."""
+    sid, port, _ = _boot(env)
+    bare = env.boot(name="vm2", networks="none")["server"]["id"]       # no fixed IP: local-ipv4 = address
+    md = Env(env)
+    assert md.get("/latest/meta-data/instance-id", sid).text == f"i-{sid[:8]}"
+    assert md.get("/latest/meta-data/instance-id", sid, project="p-other").status_code == 404
+    assert md.get("/latest/meta-data/instance-id", bare).text == f"i-{bare[:8]}"
+    assert md.get("/latest/meta-data/local-ipv4", bare, X_Forwarded_For="10.9.0.1").text == "10.9.0.1"
+    assert md.get("/latest/meta-data/local-ipv4", bare, X_Forwarded_For="10.9.0.2").text == "10.9.0.2"
+    assert md.get("/latest/meta-data/local-ipv4", sid).text == port["fixed_ips"][0]["ip_address"]
+    seeds = {md.get("/openstack/latest/meta_data.json", sid).json()["random_seed"] for _ in range(3)}
+    assert len(seeds) == 3
+    # a password set through the API shows at once (the cache entry is dropped)
+    h = {"X-Instance-ID": sid, "X-Tenant-ID": "p-demo", "X-Instance-ID-Signature": sign_instance_id(SECRET, sid)}
+    assert md.client.get("/openstack/latest/password", headers=h).text == ""
+    assert md.client.post("/openstack/latest/password", content=b"pw", headers=h).status_code == 200
+    assert md.client.get("/openstack/latest/password", headers=h).text == "pw"
+
+
+def test_cache_control_tells_the_agent_what_it_may_replay(env: ComputeEnv) -> None:
+    sid, _, _ = _boot(env)
+    md = Env(env)
+    first = md.get("/latest/meta-data/instance-id", sid).headers["cache-control"]
+    assert first.startswith("max-age=") and 1 <= int(first.split("=")[1]) <= 15   # the entry's remaining life
+    for path in ("/openstack/latest/meta_data.json", "/openstack/latest/password"):
+        assert md.get(path, sid).headers["cache-control"] == "no-store"
+    assert "cache-control" not in md.get("/nope", sid).headers
+    off = Env(env, cache_expiration="0")
+    assert off.get("/latest/meta-data/instance-id", sid).headers["cache-control"] == "no-store"

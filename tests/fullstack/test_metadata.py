@@ -1,8 +1,9 @@
 """Instance metadata end to end: an instance asks http://169.254.169.254 and gets
 its own key, user data and network layout — through a router (haproxy in
 qrouter- on 9697) and on an isolated network (haproxy in qdhcp-) — and nobody
-else's; the metadata API refuses unsigned requests; IMDSv2 tokens work; the
-guest keeps what it read at boot."""
+else's, also when instances behind one proxy ask at the same time over
+kept-alive connections; the metadata API refuses unsigned requests; IMDSv2
+tokens work; the guest keeps what it read at boot."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import httpx
 import pytest
 
 from neutrino.cli.main import load_config
-from tests.fullstack.helpers import address, console, start_aio, wait_active
+from tests.fullstack.helpers import NEUTRINO, address, console, start_aio, wait_active
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
@@ -94,6 +95,49 @@ def test_forged_headers_do_not_change_who_is_asking(cloud):
     forged = get(state, "md-a", "openstack/latest/meta_data.json", f"X-Instance-ID: {other}",
                  f"X-Forwarded-For: {address(cloud['conn'], other)}", "X-Neutron-Router-ID: nope")
     assert json.loads(forged.stdout)["uuid"] == servers["md-a"].id
+
+
+# Runs inside an instance: n GETs of meta_data.json on one kept-alive connection; prints how
+# many answers were not this instance's (or not 200).
+_OWN = r"""
+import http.client, json, sys
+want, n = sys.argv[1], int(sys.argv[2])
+c = http.client.HTTPConnection("169.254.169.254", 80, timeout=10)
+wrong = 0
+for i in range(n):
+    path = "/openstack/latest/meta_data.json" if i % 2 else "/latest/meta-data/instance-id"
+    c.request("GET", path)
+    r = c.getresponse()
+    body = r.read()
+    if r.status != 200:
+        wrong += 1
+    elif i % 2 and json.loads(body)["uuid"] != want:
+        wrong += 1
+    elif not i % 2 and body.decode() != "i-" + want[:8]:
+        wrong += 1
+print(wrong)
+"""
+
+
+def test_concurrent_instances_behind_one_proxy_get_their_own(cloud):
+    """md-a and md-b ask through the same router proxy at the same time: haproxy may carry
+    requests of both over the same kept-alive connection to the agent, and the agent resolves
+    each request on its own headers."""
+    state, servers = cloud["state"], cloud["servers"]
+    procs = {name: subprocess.Popen([*NEUTRINO, "console", "--state-dir", str(state), name, "--",
+                                     sys.executable, "-c", _OWN, servers[name].id, "300"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for name in ("md-a", "md-b")}
+    try:
+        out = {name: p.communicate(timeout=120) for name, p in procs.items()}
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for name, (stdout, stderr) in out.items():
+        assert procs[name].returncode == 0, stderr
+        assert stdout.strip() == "0", (name, stdout, stderr)
 
 
 def test_imdsv2_token_flow(cloud):

@@ -65,6 +65,16 @@ def test_router_headers_and_bind() -> None:
     assert "    option forwardfor\n" in text
     assert f"    pidfile     /var/lib/neutrino/external/pids/{RID}.pid.haproxy\n" in text
     assert "    maxconn     1024\n" in text
+    assert "    nbthread    1\n" in text
+
+
+def test_memory_and_keep_alive_settings() -> None:
+    """The proxy keeps its connections to the agent alive (no per-request connect/close) and does
+    not load the CA store for haproxy's internal HTTP client (~0.9 MB per namespace)."""
+    for case in CASES.values():
+        text = h.render(case)
+        assert "http-server-close" not in text and "httpclose" not in text
+        assert "\n    httpclient.ssl.verify none\n" in text.split("\ndefaults\n")[0]
 
 
 def test_network_headers_and_bind() -> None:

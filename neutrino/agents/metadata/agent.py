@@ -2,11 +2,13 @@
 
 Serves the unix socket ``[metadata] metadata_proxy_socket`` (default
 ``STATE/metadata_proxy``) that the haproxy metadata proxies of routers and
-networks forward to, with uvicorn in the agent's own event loop.  The ports
+networks forward to, in the agent's own event loop (``server``: a small
+HTTP/1.1 server with keep-alive, ``wire``: its strict framing).  The ports
 come from the change feed and are indexed in memory on every change
 (``proxy.PortIndex``), so a request is answered without asking the server.
 The request handling (resolution, signature, forwarding to Nova at
-``nova_metadata_host:nova_metadata_port``) is in ``proxy``.
+``nova_metadata_host:nova_metadata_port`` over kept-alive connections,
+``upstream``) is in ``proxy``.
 
 The socket's mode is 0644 (Neutron's ``deduce`` for a proxy running as the
 agent's user): only root can connect, so an unprivileged local process
@@ -15,37 +17,27 @@ cannot pose as the proxy.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 import socket
 from pathlib import Path
-from typing import Any, Iterator
-
-import httpx
+from typing import Any
 
 from neutrino.agents.metadata import socket_path
-from neutrino.agents.metadata.proxy import MetadataApp, PortIndex
+from neutrino.agents.metadata.proxy import MetadataProxy, PortIndex
+from neutrino.agents.metadata.server import MetadataServer
+from neutrino.agents.metadata.upstream import Upstream
 from neutrino.config import Config
 from neutrino.feed.state import State
 
 LOG = logging.getLogger(__name__)
 SOCKET_MODE = 0o644
 BACKLOG = 4096
-
-
-def _uvicorn_server(app: Any) -> Any:
-    import uvicorn
-
-    class _Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:   # the agent loop owns SIGTERM/SIGINT
-            yield
-
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, backlog=BACKLOG,
-                            server_header=False, timeout_keep_alive=30)
-    return _Server(config)
+#: haproxy keeps its connections to the agent alive and closes the idle ones itself within
+#: seconds (it halves its idle pool every 5 s); the agent closes one only after this long, so it
+#: never closes a connection at the moment haproxy sends a request on it.
+IDLE_TIMEOUT = 600.0
 
 
 def bind_unix(path: str, mode: int = SOCKET_MODE) -> socket.socket:
@@ -70,14 +62,13 @@ class MetadataDriver:
     feed_types = ("port",)
 
     def __init__(self, socket: str, nova_host: str, nova_port: int, secret: str, *, protocol: str = "http",
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 upstream: Upstream | None = None) -> None:
         self.socket = socket
         self.nova_host = nova_host
         self.nova_port = nova_port
         host = f"[{nova_host}]" if ":" in nova_host else nova_host
-        self.app = MetadataApp(f"{protocol}://{host}:{nova_port}", secret, transport=transport)
-        self._server: Any = None
-        self._task: asyncio.Task[None] | None = None
+        self.app = MetadataProxy(f"{protocol}://{host}:{nova_port}", secret, upstream=upstream)
+        self._server = MetadataServer(self.app.handle, idle_timeout=IDLE_TIMEOUT)
         self._sock: socket.socket | None = None
 
     def configurations(self) -> dict[str, Any]:
@@ -85,34 +76,26 @@ class MetadataDriver:
                 "nova_metadata_port": self.nova_port, "log_agent_heartbeats": False}
 
     async def start(self) -> None:
-        """Serve the socket (idempotent; restarts a server that ended)."""
-        if self._task is not None and not self._task.done():
+        """Serve the socket (idempotent; serves it again if it was removed)."""
+        if self._server.serving and Path(self.socket).is_socket():
             return
-        if self._task is not None and self._task.done() and self._task.exception() is not None:
-            LOG.warning("metadata socket server ended: %s", self._task.exception())
+        if self._server.serving:
+            LOG.warning("metadata socket %s disappeared: binding it again", self.socket)
+            await self._server.close()
+        if self._sock is not None:
+            self._sock.close()
         self._sock = bind_unix(self.socket)
-        self._server = _uvicorn_server(self.app)
-        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]), name="metadata-socket")
-        for _ in range(200):
-            if self._server.started or self._task.done():
-                break
-            await asyncio.sleep(0.01)
-        if self._task.done():
-            self._task.result()   # raise the reason it did not start
+        await self._server.start(self._sock)
         LOG.info("metadata agent listening on %s, forwarding to %s", self.socket, self.app.nova_url)
 
     async def reconcile(self, state: State, changed: bool) -> dict[str, str]:
-        if changed or self._task is None:
+        if changed or not self._server.serving:
             self.app.index = PortIndex.build(state.of("port").values())
         await self.start()
         return {}
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._task, timeout=5)
+        await self._server.close()
         if self._sock is not None:
             self._sock.close()
         with contextlib.suppress(FileNotFoundError):

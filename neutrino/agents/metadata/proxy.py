@@ -2,9 +2,10 @@
 
 ``PortIndex`` is built from the feed's ports (kept in memory, so a request
 needs no server round trip): the networks of each router (its interface
-ports) and the ports by (network, IP) and (network, MAC).  ``MetadataApp``
-is the ASGI application served on the unix socket the haproxy proxies
-forward to (reference §5.3):
+ports) and the ports by (network, IP) and (network, MAC).
+``MetadataProxy.handle`` answers each request that the agent's server
+(``server.py``, on the unix socket the haproxy proxies forward to) reads
+(reference §5.3):
 
 1. ``X-Forwarded-For`` = the VM's address (the last value: haproxy's own,
    it also deletes client copies); IPv4-mapped IPv6 becomes IPv4; an IPv6
@@ -18,22 +19,33 @@ forward to (reference §5.3):
    ``X-Forwarded-For``, ``X-Instance-ID``, ``X-Tenant-ID`` and
    ``X-Instance-ID-Signature`` (hex HMAC-SHA256 of the instance id with
    ``metadata_proxy_shared_secret``).  Headers a client sent under those
-   names are never passed on: the outgoing headers are built from scratch.
+   names are never passed on: the outgoing headers are built from scratch
+   (only the IMDSv2 token headers are copied).  The request goes over a
+   kept-alive connection of ``upstream.Upstream``.
 6. 200 ⇒ body and Nova's Content-Type; 400/403/404/409/500/502/503/504 ⇒
    the same code; a connection error ⇒ 503; any other code ⇒ 500.
+7. Replay (``cache.AnswerCache``): a GET without body, query or IMDSv2
+   token header, answered 200 with ``Cache-Control: max-age=N``, is
+   answered again from memory for the same (instance, project, address,
+   target) for at most N seconds, the time the metadata API itself would
+   give the same answer.  Everything else (tokens, PUT, POST, answers
+   marked ``no-store`` such as ``meta_data.json`` and ``password``) always
+   goes to the API.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
-import httpx
-from neutrino.asgi import handled_lifespan
+from neutrino.agents.metadata.cache import AnswerCache
+from neutrino.agents.metadata.upstream import Upstream, UpstreamError
+from neutrino.agents.metadata.wire import Request
 
 LOG = logging.getLogger(__name__)
 
@@ -43,8 +55,10 @@ PASSED_CODES = frozenset({400, 403, 404, 409, 500, 502, 503, 504})
 TIMEOUT = 60.0
 
 
+@functools.lru_cache(maxsize=4096)
 def sign(secret: str, instance_id: str) -> str:
-    """``X-Instance-ID-Signature``: hex HMAC-SHA256 of the instance id, keyed with the shared secret."""
+    """``X-Instance-ID-Signature``: hex HMAC-SHA256 of the instance id, keyed with the shared secret
+    (memoised: the same instances ask again and again)."""
     return hmac.new(secret.encode("utf-8"), instance_id.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
@@ -73,7 +87,13 @@ def remote_of(forwarded_for: str | None) -> Remote | None:
     """Parse ``X-Forwarded-For`` (its last value: the one the proxy added)."""
     if not forwarded_for:
         return None
-    value = forwarded_for.split(",")[-1].strip()
+    return _remote(forwarded_for.rpartition(",")[2].strip())
+
+
+@functools.lru_cache(maxsize=4096)
+def _remote(value: str) -> Remote | None:
+    # Memoised: the same few addresses ask again and again, and parsing is most of
+    # what resolving a request costs.
     try:
         ip = ipaddress.ip_address(value)
     except ValueError:
@@ -160,86 +180,72 @@ def resolve(index: PortIndex, headers: Mapping[str, str]) -> tuple[str, str, str
     return instance, project, client_ip
 
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+class MetadataProxy:
+    """Resolve the instance, sign, forward to the metadata API, map the answer.
 
-
-class MetadataApp:
-    """ASGI app: resolve the instance, sign, forward to Nova, map the answer."""
+    ``handle`` is the ``server.MetadataServer`` handler; ``index`` is
+    replaced whole by the agent on every feed change (requests in flight
+    keep the one they started with).
+    """
 
     def __init__(self, nova_url: str, secret: str, *, index: PortIndex | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None, timeout: float = TIMEOUT) -> None:
+                 upstream: Upstream | None = None, timeout: float = TIMEOUT,
+                 cache: AnswerCache | None = None) -> None:
         self.nova_url = nova_url.rstrip("/")
         self.secret = secret
         self.index = index or PortIndex()
-        self.client = httpx.AsyncClient(transport=transport, timeout=timeout)
+        self.upstream = upstream or Upstream(self.nova_url, timeout=timeout)
+        self.cache = AnswerCache() if cache is None else cache
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.upstream.aclose()
 
-    @staticmethod
-    async def _body(receive: Receive) -> bytes:
-        chunks = []
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                break
-            chunks.append(msg.get("body", b""))
-            if not msg.get("more_body"):
-                break
-        return b"".join(chunks)
+    async def handle(self, req: Request) -> tuple[int, bytes, str]:
+        # Repeated headers: X-Forwarded-For keeps every value (the last one counts), the others
+        # keep the last (haproxy's set-header leaves exactly one X-Neutron-*-ID).
+        headers = dict(req.headers)
+        if len(headers) != len(req.headers):
+            forwarded = req.get_all("x-forwarded-for")
+            if len(forwarded) > 1:
+                headers["x-forwarded-for"] = ", ".join(forwarded)
+        return await self.forward(req.method, req.target, req.body, headers)
 
-    @staticmethod
-    async def _answer(send: Send, status: int, body: bytes = b"", content_type: str = "text/plain") -> None:
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", content_type.encode("latin-1")),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
-
-    async def forward(self, method: str, path: str, query: str, body: bytes,
+    async def forward(self, method: str, target: str, body: bytes,
                       headers: Mapping[str, str]) -> tuple[int, bytes, str]:
-        """(status, body, content type) to send back for one request."""
+        """(status, body, content type) to send back for one request (``headers``: lower-case names)."""
         try:
             instance, project, client_ip = resolve(self.index, headers)
         except LookupError_ as exc:
             LOG.info("metadata request refused (%d): %s", exc.status, exc)
             return exc.status, b"", "text/plain"
-        out = {"X-Forwarded-For": client_ip, "X-Instance-ID": instance, "X-Tenant-ID": project,
-               "X-Instance-ID-Signature": sign(self.secret, instance)}
+        replay = (method == "GET" and not body and "?" not in target
+                  and not any(name.lower() in headers for name in IMDS_HEADERS))
+        key = (instance, project, client_ip, target)
+        if replay and (hit := self.cache.get(key)) is not None:
+            return hit
+        out = [("X-Forwarded-For", client_ip), ("X-Instance-ID", instance), ("X-Tenant-ID", project),
+               ("X-Instance-ID-Signature", sign(self.secret, instance))]
         # IMDSv2 session tokens pass through: they are bound to the instance by the
         # metadata API itself, so a forged one can only fail.
         for name in IMDS_HEADERS:
-            if name.lower() in headers:
-                out[name] = headers[name.lower()]
-        url = f"{self.nova_url}{path}" + (f"?{query}" if query else "")
+            value = headers.get(name.lower())
+            if value is not None:
+                out.append((name, value))
         try:
-            r = await self.client.request(method, url, content=body or None, headers=out)
-        except httpx.HTTPError as exc:
+            r = await self.upstream.request(method, target, out, body)
+        except UpstreamError as exc:
             LOG.warning("metadata API unreachable at %s: %s", self.nova_url, exc)
             return 503, b"", "text/plain"
-        if r.status_code == 200:
-            return 200, r.content, r.headers.get("content-type", "text/plain")
-        if r.status_code in (401, 405):   # IMDSv2 refusals and wrong methods keep their meaning
-            return r.status_code, r.content, r.headers.get("content-type", "text/plain")
-        if r.status_code == 403:
+        ctype = r.headers.get("content-type", "text/plain")
+        if r.status == 200:
+            if replay:
+                self.cache.put(key, r.body, ctype, r.headers.get("cache-control"))
+            return 200, r.body, ctype
+        if r.status in (401, 405):   # IMDSv2 refusals and wrong methods keep their meaning
+            return r.status, r.body, ctype
+        if r.status == 403:
             LOG.warning("the metadata API refused instance %s: shared secrets do not match?", instance)
-        if r.status_code in PASSED_CODES:
-            return r.status_code, b"", "text/plain"
-        LOG.warning("unexpected status %d from the metadata API", r.status_code)
+        if r.status in PASSED_CODES:
+            return r.status, b"", "text/plain"
+        LOG.warning("unexpected status %d from the metadata API", r.status)
         return 500, b"", "text/plain"
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if await handled_lifespan(scope, receive, send) or scope["type"] != "http":
-            return
-        headers: dict[str, str] = {}
-        for k, v in scope.get("headers", ()):
-            name, value = k.decode("latin-1").lower(), v.decode("latin-1")
-            # Repeated headers: X-Forwarded-For keeps every value (the last one counts), the
-            # X-Neutron-* ones keep the last (haproxy's set-header leaves exactly one).
-            headers[name] = f"{headers[name]}, {value}" if name == "x-forwarded-for" and name in headers else value
-        body = await self._body(receive)
-        query = scope.get("query_string", b"").decode("latin-1")
-        path = scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0] or scope.get("path", "/")
-        status, out, ctype = await self.forward(scope["method"], path, query, body, headers)
-        await self._answer(send, status, out, ctype)
