@@ -11,6 +11,7 @@ from neutrino.system.openflow import Flow, OpenFlow, canonical_match, parse_flow
 from neutrino.system.ovsdb import (
     AddBridge, AddPort, ClearColumns, DelBridge, DelPort, Ovs, PrivateOvs, RemoveKeys, SetPort,
 )
+from neutrino.system.ovsdb_monitor import OvsdbMonitor
 
 pytestmark = pytest.mark.root
 
@@ -200,4 +201,40 @@ def test_vswitchd_restart_loses_flows_keeps_ports(tmp_path: Path, netns: str) ->
         assert of.dump("br-int") == []   # the canary is gone: an agent must resync
         assert ovs.observe().ports["t1"].ofport == ofport
     finally:
+        inst.destroy()
+
+
+def test_monitor_mirrors_ovsdb_and_applies_column_updates(tmp_path: Path, netns: str) -> None:
+    """The OVSDB monitor's state is what ``ovs-vsctl list`` shows, after every kind of
+    change; its transactions wait for ovs-vswitchd; it reports a lost server."""
+    inst = PrivateOvs(tmp_path / "ovs", netns)
+    mon = None
+    try:
+        ovs = inst.start()
+        mon = OvsdbMonitor(ovs).start()
+        ovs.transact(_ops())
+        assert mon.state() == ovs.observe()
+        gen = mon.generation
+        mon.transact([SetPort("tapa", tag=7, other_config={"tag": "7"}),
+                      ClearColumns("Port", "tapa", ("vlan_mode", "trunks"))])
+        tapa = mon.state().ports["tapa"]
+        assert (tapa.tag, tapa.vlan_mode, tapa.trunks) == (7, None, ())
+        assert tapa.other_config == {"net_uuid": "net-1", "tag": "7"}
+        assert mon.changes_since(gen) == {("Port", "tapa")}
+        assert mon.state() == ovs.observe()
+        assert int(ovs.vsctl("get", "Open_vSwitch", ".", "cur_cfg")) == ovs.next_cfg()   # waited for vswitchd
+        with pytest.raises(errors.PortNotFound):
+            mon.transact([SetPort("tapa", tag=8), SetPort("nope", tag=8)])
+        assert mon.state().ports["tapa"].tag == 7
+        ovs.transact([AddPort("br-int", "tapb", type="internal"), DelPort("vxlan-c0a86302")])
+        state = mon.state()
+        assert state == ovs.observe() and state.ports["tapb"].ofport > 0
+        assert state.ports["tapa"] is mon.state().ports["tapa"]
+        inst.stop()
+        with pytest.raises(errors.OvsdbUnreachable):
+            mon.state()
+        assert not mon.alive
+    finally:
+        if mon is not None:
+            mon.close()
         inst.destroy()

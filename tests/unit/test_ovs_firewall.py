@@ -198,3 +198,56 @@ def test_derive_collects_groups_rules_and_members() -> None:
     assert set(d.security_groups) == {"a"}       # only the groups of this host's ports
     assert d.security_groups["a"][0].remote_group_id == "b"
     assert d.group_members == {"b": ("10.0.0.2", "10.0.5.0/24")}
+
+
+def test_incremental_address_sets_equal_a_computation_from_scratch() -> None:
+    """The address dimension is updated from the previous pass when only a group's
+    members changed; whatever the sequence of changes (addresses that canonicalise to
+    the same match included), the flows are those computed from scratch."""
+    from neutrino.agents.ovs.firewall import _address_flows, _AddressSets
+
+    rng = random.Random(7)
+    pool = [f"10.0.{i // 250}.{i % 250 + 1}" for i in range(40)] + ["10.0.0.1/32", "10.0.0.0/30", "10.0.0.2/30",
+                                                                     "fd00::1", "fd00::1/128", "fd00::/64"]
+    sets = _AddressSets()
+    members = tuple(rng.sample(pool, 10))
+    for step in range(300):
+        if step % 50 == 49:    # now and then the conjunction ids change too
+            cids: tuple[int, ...] = (8, 9)
+        else:
+            cids = (8,)
+        k = rng.randrange(4)
+        if k == 0 and members:
+            members = tuple(m for m in members if m != rng.choice(members))
+        elif k == 1:
+            members = tuple(sorted({*members, rng.choice(pool)}))
+        elif k == 2:
+            members = tuple(rng.sample(pool, rng.randrange(len(pool))))
+        for v6 in (False, True):
+            bucket = (("sg", members, cids),)
+            got = sets.flows("br-int", 82, 70, 3, v6, bucket)
+            assert got == _address_flows("br-int", 82, 70, 3, v6, bucket), (step, members)
+
+
+def test_derive_memo_gives_the_same_result_and_follows_changed_bodies() -> None:
+    cfg = AgentConfig("h1")
+    nets = {"n": {"id": "n", "provider:network_type": "vxlan", "provider:segmentation_id": 5}}
+
+    def body(i: int, ip: str, groups: list[str]) -> dict:
+        return {"id": f"p{i}", "network_id": "n", "mac_address": f"fa:16:3e:00:00:{i:02x}",
+                "binding:host_id": "h1", "binding:vif_type": "ovs", "fixed_ips": [{"ip_address": ip}],
+                "security_groups": groups}
+
+    rules = {"r": {"id": "r", "security_group_id": "a", "direction": "ingress", "ethertype": "IPv4",
+                   "remote_group_id": "a"}}
+    ports = {f"p{i}": body(i, f"10.0.0.{i}", ["a"]) for i in range(1, 5)}
+    memo = derive.Memo()
+    first = derive.desired_host(cfg, ports, nets, {}, rules, memo=memo)
+    assert first == derive.desired_host(cfg, ports, nets, {}, rules)
+    ports = {**ports, "p2": body(2, "10.0.0.22", ["a"]), "p5": body(5, "10.0.0.5", ["b"])}
+    del ports["p3"]
+    second = derive.desired_host(cfg, ports, nets, {}, rules, memo=memo)
+    assert second == derive.desired_host(cfg, ports, nets, {}, rules)
+    assert second.group_members == {"a": ("10.0.0.1", "10.0.0.22", "10.0.0.4")}
+    assert second.ports[0] is first.ports[0]          # p1's body did not change: same value
+    assert set(memo.ports) == {"p1", "p2", "p4", "p5"}

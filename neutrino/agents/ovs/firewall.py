@@ -38,6 +38,16 @@ flow per port accepts; a membership change touches only the address flows.
 Ports without port security, and trusted ports (``network:*``: DHCP,
 routers) are not filtered: their traffic enters at table 73 (so it still
 reaches a filtered port only through that port's ingress rules).
+
+Cost: the planner asks for every port's flows on every pass (~50-200 per
+port), so everything is memoised on its inputs: a port's rule-independent
+flows, each rule's flows for a port, their union per port (a frozenset, whose
+stored hashes make merging it into the pass's flow set cheap), and the
+address dimension of each remote group per network, which is updated from
+the previous pass when only the group's members changed.  A rule added to a
+group recomputes that rule's flows for the group's ports; a member joining
+computes one address flow per network.  The flows are exactly those a
+computation from scratch gives (tested).
 """
 
 from __future__ import annotations
@@ -228,20 +238,22 @@ def _filtered(br: str, ofport: int, lvid: int, macs: tuple[str, ...], pairs: tup
 
     A frozenset: merging it into the pass's flow set reuses the hashes it stores
     (hashing ~50k flows again every pass would cost more than the rest of a pass)."""
-    out = list(_port_flows(br, ofport, lvid, macs, pairs))
+    parts = [_port_flows(br, ofport, lvid, macs, pairs)]
     port_dims: dict[tuple[int, int, str], set[int]] = {}  # (table, prio, match) -> conj ids
     for rule, cid in rules:
         flows, dims = _rule_flows(br, ofport, rule, cid)
-        out += flows
+        parts.append(flows)
         for key in dims:
             port_dims.setdefault(key, set()).add(cid)  # type: ignore[arg-type]
-    out += [FlowSpec(br, table, prio, m, _conjunctions(cids, 2)) for (table, prio, m), cids in port_dims.items()]
-    return frozenset(out)
+    parts.append(frozenset(FlowSpec(br, table, prio, m, _conjunctions(cids, 2))
+                           for (table, prio, m), cids in port_dims.items()))
+    # A union of frozensets reuses the hashes they store.
+    return frozenset().union(*parts)
 
 
 @functools.lru_cache(maxsize=16384)
 def _port_flows(br: str, ofport: int, lvid: int, macs: tuple[str, ...],
-                pairs: tuple[tuple[str, str], ...]) -> tuple[FlowSpec, ...]:
+                pairs: tuple[tuple[str, str], ...]) -> frozenset[FlowSpec]:
     """The flows of one filtered port that do not depend on its rules."""
     reg = f"reg5=0x{ofport:x}"
     regs = _regs(ofport, lvid)
@@ -295,12 +307,12 @@ def _port_flows(br: str, ofport: int, lvid: int, macs: tuple[str, ...],
         _flow(br, t.BASE_INGRESS, PRIO_INGRESS_TRACKED, f"ct_state=+trk,{reg}", f"resubmit(,{t.RULES_INGRESS})"),
     ]
     out += _conntrack_flows(br, t.RULES_INGRESS, ofport, lvid, output)
-    return tuple(out)
+    return frozenset(out)
 
 
 @functools.lru_cache(maxsize=65536)
 def _rule_flows(br: str, ofport: int, rule: SecurityGroupRule,
-                cid: int | None) -> tuple[tuple[FlowSpec, ...], tuple[tuple[int, int, str], ...]]:
+                cid: int | None) -> tuple[frozenset[FlowSpec], tuple[tuple[int, int, str], ...]]:
     """One rule of one port: (its flows, the (table, priority, match) of its conjunction
     dimension, merged per port by ``_filtered`` since rules may share one)."""
     reg = f"reg5=0x{ofport:x}"
@@ -315,14 +327,14 @@ def _rule_flows(br: str, ofport: int, rule: SecurityGroupRule,
         for m in _rule_matches(rule):
             out.append(_flow(br, table, prio, f"ct_state={NEW},{m},{reg}", accept_new))
             out.append(_flow(br, table, prio, f"ct_state={ESTABLISHED},{m},{reg}", accept_est))
-        return tuple(out), ()
+        return frozenset(out), ()
     # Remote group: this port's dimension (protocol/ports) and the accepting conj_id flows;
     # the address dimension is shared by the network's ports (OvsFirewall.flows).
     dims = tuple((table, prio, canonical_match(f"{m},{reg}")) for m in _rule_matches(rule))
     eth = "ipv6" if rule.ethertype == "IPv6" else "ip"
     out.append(_flow(br, table, prio, f"conj_id={cid},ct_state={NEW},{eth},{reg}", accept_new))
     out.append(_flow(br, table, prio, f"conj_id={cid},ct_state={ESTABLISHED},{eth},{reg}", accept_est))
-    return tuple(out), dims
+    return frozenset(out), dims
 
 
 @functools.lru_cache(maxsize=65536)

@@ -33,6 +33,11 @@ Wiring rules (Neutron's, see tables.py for the table layout):
 A security-group firewall plugs in as a ``FirewallFlowProvider``: its flows
 are added to br-int, and when it ``provides_anti_spoofing`` the planner's own
 table 24/25 anti-spoofing is left out.
+
+The agent plans every pass for every port (the plan is the complete flow
+set), so the per-port loops avoid work they can: flow builders are memoised,
+and a provider returning a set (of memoised frozensets) lets the flow sets be
+merged with the hashes they store.
 """
 
 from __future__ import annotations
