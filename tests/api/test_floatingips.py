@@ -193,9 +193,11 @@ def test_association_errors(api):
     fid = fip["id"]
     port = topo.port
     address = port["fixed_ips"][0]["ip_address"]
-    error(api.put(f"floatingips/{fid}", {"floatingip": {"port_id": port["id"], "fixed_ip_address": "10.0.0.254"}},
+    # An address of the subnet that is not the port's (its own is picked at random).
+    other = "10.0.0.254" if address != "10.0.0.254" else "10.0.0.253"
+    error(api.put(f"floatingips/{fid}", {"floatingip": {"port_id": port["id"], "fixed_ip_address": other}},
                   "demo"), 400, "BadRequest",
-          f"Bad floatingip request: Port {port['id']} does not have fixed ip 10.0.0.254.")
+          f"Bad floatingip request: Port {port['id']} does not have fixed ip {other}.")
     error(api.put(f"floatingips/{fid}", {"floatingip": {"fixed_ip_address": address}}, "demo"), 400, "BadRequest",
           "Bad floatingip request: fixed_ip_address cannot be specified without a port_id.")
     missing = "00000000-0000-0000-0000-000000000002"
