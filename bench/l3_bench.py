@@ -551,6 +551,11 @@ def api_bench(n_fips: int, n_snat: int, budget: float, keep: bool) -> None:
         vm = api.boot("l3b-vm", net_id)
         st = api.wait_active(vm, 60)
         port = api.call("GET", f"/ports?device_id={vm}")["ports"][0]
+        # The lab host is outside the instance's security group (which admits only its members):
+        # let its pings in.
+        for sg in port.get("security_groups") or []:
+            api.call("POST", "/security-group-rules", {"security_group_rule": {
+                "security_group_id": sg, "direction": "ingress", "ethertype": "IPv4", "protocol": "icmp"}})
         print(f"setup: external network + tenant network + router + {1 + n_snat} instances booted in "
               f"{ms(time.perf_counter() - t1)} (instance {st})")
         if st != "ACTIVE":

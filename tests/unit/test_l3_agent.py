@@ -13,6 +13,7 @@ Also: gratuitous ARPs in the background, observation from one ``ip`` batch.
 from __future__ import annotations
 
 import ipaddress
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from neutrino.agents.l3.agent import L3Driver, _GarpSender, ip_commands
 from neutrino.agents.l3.model import L3Config, RouterView, gateway_name, internal_name, namespace_name, router_views
 from neutrino.agents.l3.planner import (ApplyRules, Garp, PlugInterface, Route, SetAddresses, SetRoutes, Teardown,
                                         plan)
+from neutrino.feed.state import State
 from neutrino.system import errors, iproute
 
 CFG = L3Config(host="h1")
@@ -299,6 +301,10 @@ class FakeIface:
 @pytest.fixture
 def host(monkeypatch: pytest.MonkeyPatch) -> FakeHost:
     h = FakeHost()
+
+    def forbidden(argv: Any, *a: Any, **kw: Any) -> None:
+        raise AssertionError(f"a unit test ran a real command: {argv}")
+    monkeypatch.setattr(subprocess, "run", forbidden)
     for name in ("batch_force", "batch", "set_sysctls", "list_addresses", "ensure_address", "remove_address",
                  "list_routes", "ensure_route", "remove_route", "observe_netns"):
         monkeypatch.setattr(l3_agent.iproute, name, getattr(h, name))
@@ -313,6 +319,16 @@ def host(monkeypatch: pytest.MonkeyPatch) -> FakeHost:
 
 # --- feed-shaped routers -----------------------------------------------------------------------
 def _routers(n: int, *, fips: int = 1, extra: list[dict[str, str]] | None = None) -> dict[str, RouterView]:
+    f = _feed(n, fips=fips, extra=extra)
+    return router_views(f["router"], f["port"], f["subnet"], f["network"], f["floatingip"], CFG)
+
+
+def _state(feed: dict[str, Any], rev: int = 1) -> State:
+    feed = {**feed, "l3_binding": {r: {"id": r, "router_id": r, "hosts": [CFG.host]} for r in feed["router"]}}
+    return State(rev, feed, frozenset(feed))
+
+
+def _feed(n: int, *, fips: int = 1, extra: list[dict[str, str]] | None = None) -> dict[str, Any]:
     nets = {"ext": {"id": "ext", "mtu": 1500}}
     subs = {"ext-sub": {"id": "ext-sub", "network_id": "ext", "cidr": "172.24.0.0/16", "ip_version": 4,
                         "gateway_ip": "172.24.0.1"}}
@@ -340,7 +356,7 @@ def _routers(n: int, *, fips: int = 1, extra: list[dict[str, str]] | None = None
             fipd[f"fip-{i}-{k}"] = {"id": f"fip-{i}-{k}", "floating_ip_address": f"172.24.2{k}.{i + 1}",
                                     "router_id": rid, "port_id": f"vm-{i}-{k}", "fixed_ip_address": f"10.{i}.0.{10 + k}",
                                     "port_forwardings": []}
-    return router_views(routers, ports, subs, nets, fipd, CFG)
+    return {"router": routers, "port": ports, "subnet": subs, "network": nets, "floatingip": fipd}
 
 
 def _driver(tmp_path: Path, host: FakeHost) -> L3Driver:
@@ -493,6 +509,59 @@ def test_one_routers_failure_does_not_stop_its_next_ops_or_others(tmp_path: Path
     assert all(host.ns[namespace_name(r)].iptables for r in sorted(views)[1:])
     monkeypatch.setattr(l3_agent.iptables, "restore", host.restore)
     assert [type(op).__name__ for op in plan(CFG, views, drv.observe())] == ["ApplyRules"]
+
+
+def test_passes_look_only_at_changed_or_failed_routers_between_full_ones(tmp_path: Path, host: FakeHost,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    feed = _feed(3)
+    rids = sorted(feed["router"])
+    drv = _driver(tmp_path, host)
+    clock = [1000.0]
+    monkeypatch.setattr(l3_agent.time, "monotonic", lambda: clock[0])
+
+    def reconcile(feed: dict[str, Any]) -> list[str | None]:
+        host.calls.clear()
+        asyncio.run(drv.reconcile(_state(feed), True))
+        return sorted({ns for w, ns in host.calls if w == "iptables-save"}, key=str)
+
+    assert reconcile(feed) == []                   # first pass: full (nothing to observe yet)
+    assert set(drv.applied) == set(rids)
+    clock[0] += 1
+    assert reconcile(feed) == [] and host.calls == []      # nothing changed: no command at all
+    # one floating IP more on the second router: only that one is observed and changed
+    feed["floatingip"]["fip-1-9"] = {**feed["floatingip"]["fip-1-0"], "id": "fip-1-9",
+                                     "floating_ip_address": "172.24.29.2", "fixed_ip_address": "10.1.0.99"}
+    clock[0] += 1
+    assert reconcile(feed) == [namespace_name(rids[1])]
+    assert "172.24.29.2/32" in host.ns[namespace_name(rids[1])].devices[
+        drv.applied[rids[1]].gateway.device].addrs   # type: ignore[union-attr]
+    # a failing router is retried by the next pass even though its view did not change again
+    feed["floatingip"]["fip-2-9"] = {**feed["floatingip"]["fip-2-0"], "id": "fip-2-9",
+                                     "floating_ip_address": "172.24.29.3", "fixed_ip_address": "10.2.0.99"}
+    host.fail_once.add(f"addr replace 172.24.29.3/32 dev {drv.applied[rids[2]].gateway.device}")  # type: ignore[union-attr]
+    with monkeypatch.context() as m:   # ... and its op-by-op fallback too
+        m.setattr(drv.iface, "set_addresses", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
+        clock[0] += 1
+        assert reconcile(feed) == [namespace_name(rids[2])] and drv.retry == {rids[2]}
+    clock[0] += 1
+    assert reconcile(feed) == [namespace_name(rids[2])] and drv.retry == set()
+    clock[0] += 1
+    assert reconcile(feed) == []
+    # drift behind the agent's back is repaired by the next full pass
+    st = host.ns[namespace_name(rids[0])]
+    st.iptables = ""
+    clock[0] += 1
+    reconcile(feed)
+    assert st.iptables == ""
+    clock[0] += drv.FULL_SYNC_INTERVAL
+    assert reconcile(feed) == [namespace_name(r) for r in rids]
+    assert st.iptables != ""
+    # a router removed from the feed is torn down by an incremental pass
+    del feed["router"][rids[0]]
+    clock[0] += 1
+    assert reconcile(feed) == [namespace_name(rids[0])]
+    assert namespace_name(rids[0]) not in host.ns and rids[0] not in drv.applied
 
 
 def test_ip_commands() -> None:
