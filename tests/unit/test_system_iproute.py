@@ -167,6 +167,68 @@ def test_batch_runs_one_process() -> None:
     assert len(rec.calls) == 1
 
 
+class BatchRecorder(Recorder):
+    """``ip -force -batch``: fails the lines given with their error text (``ip``'s output form)."""
+
+    def __init__(self, errors_by_line: dict[int, str], rc: int = 1, stderr: str | None = None) -> None:
+        super().__init__()
+        self.errors_by_line, self.rc, self.stderr = errors_by_line, rc, stderr
+
+    def __call__(self, argv, *, netns=None, env=None, input=None, timeout=30, check=True):
+        self.calls.append(dict(argv=list(argv), netns=netns, input=input, check=check))
+        err = self.stderr if self.stderr is not None else "".join(
+            f"{text}\nCommand failed -:{n}\n" for n, text in sorted(self.errors_by_line.items()))
+        return Completed(tuple(argv), self.rc if err else 0, "", err)
+
+
+def test_batch_force_is_one_process_and_reports_the_failed_lines() -> None:
+    cmds = [["link", "set", "dev", "a", "up"], ["addr", "del", "10.0.0.9/32", "dev", "a"],
+            ["route", "del", "10.1.0.0/16"], ["link", "set", "dev", "nope", "up"], ["link", "del", "dev", "b"]]
+    rec = BatchRecorder({2: "Error: ipv4: Address not found.", 3: "RTNETLINK answers: No such process",
+                         4: 'Cannot find device "nope"', 5: "RTNETLINK answers: Operation not permitted"})
+    failures = iproute.batch_force(cmds, netns="q1", runner=rec)
+    assert rec.calls == [dict(argv=["ip", "-n", "q1", "-force", "-batch", "-"], netns=None, check=False,
+                              input="".join(" ".join(c) + "\n" for c in cmds))]
+    assert [(f.line, f.command, f.already_gone) for f in failures] == [
+        (2, tuple(cmds[1]), True), (3, tuple(cmds[2]), True), (4, tuple(cmds[3]), False), (5, tuple(cmds[4]), False)]
+    assert failures[2].error == 'Cannot find device "nope"'
+    assert iproute.batch_force(cmds, runner=BatchRecorder({})) == []
+    assert iproute.batch_force([], runner=rec) == [] and len(rec.calls) == 1
+    with pytest.raises(errors.NamespaceNotFound):   # the process itself failed: no line to blame
+        iproute.batch_force(cmds, netns="gone", runner=BatchRecorder(
+            {}, rc=1, stderr='Cannot open network namespace "gone": No such file or directory'))
+
+
+def test_parse_batch_errors_keeps_multiline_messages() -> None:
+    stderr = "RTNETLINK answers: File exists\nmore detail\nCommand failed -:2\nError: x\nCommand failed -:7\n"
+    out = iproute.parse_batch_errors(stderr, [["a", "b"], ["link", "add", "x"]])
+    assert [(f.line, f.command, f.error) for f in out] == [
+        (2, ("link", "add", "x"), "RTNETLINK answers: File exists more detail"), (7, (), "Error: x")]
+
+
+def test_multipath_routes_are_parsed() -> None:
+    routes = iproute.parse_routes('[{"dst":"192.168.0.0/16","flags":[],"nexthops":[{"gateway":"10.0.0.253",'
+                                  '"dev":"qr-1","weight":1,"flags":[]},{"gateway":"10.0.0.254","dev":"qr-1",'
+                                  '"weight":1,"flags":[]}]},{"dst":"default","gateway":"10.0.0.1","dev":"qr-1"}]')
+    assert [(r.dst, r.gateway, r.dev, r.nexthops) for r in routes] == [
+        ("192.168.0.0/16", None, None, ("10.0.0.253", "10.0.0.254")), ("default", "10.0.0.1", "qr-1", ())]
+
+
+def test_many_namespaces_in_one_process() -> None:
+    rec = Recorder()
+    names = ["nt-unit-nonexistent-a", "nt-unit-nonexistent-b"]
+    netns.ensure_netns_all(names, lo_up=False, runner=rec)
+    assert rec.calls[0] == dict(argv=["ip", "-force", "-batch", "-"], netns=None,
+                                input="netns add nt-unit-nonexistent-a\nnetns add nt-unit-nonexistent-b\n")
+    # (the recorder made nothing: each is then tried alone, which raises its real error)
+    assert [c["argv"] for c in rec.calls[1:]] == [["ip", "netns", "add", n] for n in names]
+    with pytest.raises(ValueError):
+        netns.ensure_netns_all(["bad name"], runner=rec)
+    rec = Recorder()
+    netns.remove_netns_all(names, runner=rec)   # none exists: nothing to run
+    assert rec.calls == []
+
+
 def test_set_sysctls_is_one_process() -> None:
     rec = Recorder()
     iproute.set_sysctls([("net.ipv4.ip_forward", "1"), ("net.ipv4.conf.all.arp_ignore", 1)], netns="q1",
