@@ -21,7 +21,8 @@ API).  Then ``L3Driver.reconcile(state, True)``:
 * warm: a fresh driver after a simulated agent restart, everything in
   place: must plan nothing (ops counted) and leave every rule as it was
   (``iptables-save`` of every router compared);
-* no-op pass: the feed moved, nothing changed for this host;
+* no-op pass: the feed moved, nothing changed for this host (an incremental
+  pass: no router to look at);
 * one floating IP added to one router (the per-change cost at this scale);
 * teardown: the agent loses all routers (then checked: no namespace left).
 
@@ -404,7 +405,8 @@ def resync_bench(n_routers: int, budget: float) -> None:
             lat.append(time.perf_counter() - t0)
             last = f"steps {steps.text()}; ops {ops.counts()}; commands {cmds.total()}: {cmds.text(6)}"
         if lat:
-            print(f"* one floating IP added to one router (reconcile = observe all + plan + apply one router): "
+            print(f"* one floating IP added to one router (an incremental pass: that router observed, planned, "
+                  f"applied): "
                   f"p50 **{ms(pct(lat, 50))}**, max {ms(max(lat))} ({len(lat)} samples)")
             print(f"  - last one: {last}")
 
