@@ -284,26 +284,17 @@ def canonical_match(match: str) -> str:
     proto: int | None = None        # nw_proto, or arp_op for ARP/RARP
     proto_pos = 0
     for tok in split_fields(match):
-        key, sep, value = tok.partition("=")
-        key = key.strip()
-        if not sep:
-            if key in _SHORTHANDS:
-                t, p = _SHORTHANDS[key]
-                dl_type = t
-                if p is not None:
-                    proto = p
-            else:
-                fields.append((key, None))
-            continue
-        key = _ALIASES.get(key, key)
-        if key == "priority":
-            raise ValueError("priority belongs in Flow.priority, not in the match")
-        if key == "dl_type":
-            dl_type = _int(value)
-        elif key in ("nw_proto", "arp_op"):
-            proto, proto_pos = _int(value), len(fields)
+        kind, key, value, number = _token(tok)
+        if kind == "shorthand":
+            dl_type, p = _SHORTHANDS[key]
+            if p is not None:
+                proto = p
+        elif kind == "dl_type":
+            dl_type = number
+        elif kind == "proto":
+            proto, proto_pos = number, len(fields)
         else:
-            fields.append((key, value.strip()))
+            fields.append((key, value))
     proto_tokens: list[str] = []
     if dl_type in (0x0806, 0x8035):
         proto_tokens.append(_SHORTHAND_OF[(dl_type, None)])
@@ -338,8 +329,26 @@ def canonical_match(match: str) -> str:
         if norm is None:
             continue  # a wildcard-everything value (nw_src=0.0.0.0/0) is no match at all
         out.append((rank, pos + 1, f"{key}={norm}"))
-    out.sort(key=lambda t: (t[0], t[1]))
+    out.sort()  # by (rank, position): positions are unique
     return ",".join(text for _, _, text in out)
+
+
+@functools.lru_cache(maxsize=65536)
+def _token(tok: str) -> tuple[str, str, str | None, int]:
+    """One match token, classified: (kind, key, value, number), kind one of
+    ``shorthand`` (``tcp``...), ``dl_type``, ``proto`` (nw_proto / arp_op), ``field``."""
+    key, sep, value = tok.partition("=")
+    key = key.strip()
+    if not sep:
+        return ("shorthand" if key in _SHORTHANDS else "field"), key, None, 0
+    key = _ALIASES.get(key, key)
+    if key == "priority":
+        raise ValueError("priority belongs in Flow.priority, not in the match")
+    if key == "dl_type":
+        return "dl_type", key, None, _int(value)
+    if key in ("nw_proto", "arp_op"):
+        return "proto", key, None, _int(value)
+    return "field", key, value.strip(), 0
 
 
 # ---------------------------------------------------------------------------
