@@ -108,7 +108,14 @@ class InterfaceDriver:
         """Make ``name`` exist in ``namespace`` (created there if missing) with ``mac``/``mtu``,
         up.  Idempotent; blocks for the few commands it runs; raises the adapters' errors."""
         netns.ensure_netns(namespace)
-        if iproute.get_link(name, netns=namespace) is None:
+        present = iproute.get_link(name, netns=namespace) is not None
+        if present and not self.veth and iproute.get_link(name, netns=self.host_netns) is not None:
+            # An internal port outlived its ovs-vswitchd (kill -9, restart): nothing is behind
+            # that device any more, and the new vswitchd made a device of that name in its own
+            # namespace.  Start over with a fresh port.
+            iproute.remove_link(name, netns=namespace)
+            present = False
+        if not present:
             if self.veth:
                 tap = tap_name(name)
                 self.ovs.transact(self._port_ops(name, port_id, mac))   # port first (module docstring)
@@ -126,6 +133,14 @@ class InterfaceDriver:
             except DeviceNotFound:
                 pass   # not one of our veths (an internal port plugged by an older agent)
         iproute.set_link(name, netns=namespace, mac_address=mac, mtu=mtu, up=True)
+
+    def orphaned(self) -> set[str]:
+        """Names whose device in an agent namespace is dead: internal ports that outlived their
+        ovs-vswitchd (a restarted one re-creates a device of each name in its own namespace, so
+        a name there is one).  Always empty for veths, which survive ovs-vswitchd.  One ``ip``."""
+        if self.veth:
+            return set()
+        return {link.name for link in iproute.list_links(netns=self.host_netns)}
 
     def create_all(self, ports: Sequence[NewPort]) -> list[NewPort]:
         """Make the OVS ports of ``ports`` (devices missing from their namespaces), then the devices.

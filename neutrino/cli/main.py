@@ -89,6 +89,12 @@ class Layout:
     def credential_files(self) -> list[Path]:
         return [self.root / n for n in ("admin-openrc", "demo-openrc", "clouds.yaml")]
 
+    @property
+    def port_offset_file(self) -> Path:
+        """The ``--port-offset`` of the last ``up`` (kept by ``down``): the credential files
+        name those ports, so a later ``up`` without the option (after a crash) uses it again."""
+        return self.run_dir / "port-offset"
+
 
 def _layout(args: argparse.Namespace) -> Layout:
     return Layout(Path(args.state_dir).expanduser().absolute())
@@ -343,6 +349,25 @@ def _roles_arg(text: str) -> tuple[str, ...]:
     return roles
 
 
+def _port_offset(layout: Layout, given: int | None) -> int:
+    """``given``, else the offset the state dir was last brought up with (0 if never); remembered."""
+    path = layout.port_offset_file
+    if given is None:
+        try:
+            return int(path.read_text().strip())
+        except (OSError, ValueError):
+            return 0
+    try:
+        remembered = int(path.read_text().strip())
+    except (OSError, ValueError):
+        remembered = None
+    if remembered != given:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(f"{given}\n")
+        os.replace(tmp, path)
+    return given
+
+
 def _write_initial_config(layout: Layout, roles: tuple[str, ...] | None) -> None:
     values = initial_values()
     if roles:
@@ -363,6 +388,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     layout.log_dir.mkdir(exist_ok=True)
     given = _roles_arg(args.role) if args.role else None
     with _locked(layout):
+        args.port_offset = _port_offset(layout, args.port_offset)
         if not layout.conf.exists():
             if given is not None and "controller" not in host.expand_roles(given):
                 raise CLIError(f"{layout.conf} does not exist: a node without the controller role needs the "
@@ -735,12 +761,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"neutrino {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("up", parents=[common, offset], help="start the service in the background",
+    p = sub.add_parser("up", parents=[common], help="start the service in the background",
                        description="Start the service in the background.  The first run writes "
                        "DIR/neutrino.conf; every run applies migrations and the identity bootstrap, "
                        "then waits until the APIs answer.")
     p.add_argument("--timeout", type=float, default=START_TIMEOUT, metavar="SECONDS",
                    help="how long to wait for the APIs (default: %(default)s)")
+    p.add_argument("--port-offset", type=int, default=None, metavar="N",
+                   help="add N to both API ports (to run beside another instance; default: the offset "
+                   "of this state dir's last up, else 0)")
     p.add_argument("--no-agents", action="store_true",
                    help="start only the API server (no Open vSwitch, no agents)")
     p.add_argument("--role", metavar="ROLES",

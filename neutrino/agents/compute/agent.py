@@ -86,6 +86,13 @@ class ComputeDriver:
                                                                  dev=f"eth{index}") if a.address.version == 4}
         return bool(want) and want <= have
 
+    def _dhcp_client_runs(self, server_id: str, index: int) -> bool:
+        """Does the guest's DHCP client for ``eth<index>`` run?  (After a crash the address it
+        configured is still there, but nothing renews it: it must be started again.)"""
+        run_dir = self._guest_dir(server_id)
+        return process.alive(guest.udhcpc_spec(pl.netns_name(server_id), f"eth{index}", run_dir,
+                                               run_dir / "udhcpc.sh", server_id))
+
     def observe(self, desired: dict[str, pl.GuestServer] | None = None) -> dict[str, pl.ObservedServer]:
         ovs_state = self.ovs.observe()
         owned = self._owned(ovs_state)
@@ -101,7 +108,7 @@ class ComputeDriver:
             for i, port in enumerate(srv.ports if srv else ()):
                 if port.dhcp and pl.tap_name(port.port_id) in plugged:
                     try:
-                        if self._dhcp_bound(sid, i, port):
+                        if self._dhcp_bound(sid, i, port) and self._dhcp_client_runs(sid, i):
                             configured.add(port.port_id)
                     except Exception:  # noqa: BLE001 - a half-made guest is simply not configured yet
                         pass

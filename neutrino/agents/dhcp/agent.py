@@ -30,7 +30,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import AbstractSet, Any
 
 from neutrino.agents.dhcp import render
 from neutrino.agents.dhcp.model import DhcpConfig, dhcp_device_id, namespace_name, network_views
@@ -97,9 +97,10 @@ class DhcpDriver:
         if not base.is_dir():
             return {}
         dirs = sorted(p for p in base.iterdir() if p.is_dir())
-        return dict(zip((d.name for d in dirs), parallel(self._observe_one, dirs)))
+        orphans = self.iface.orphaned() if dirs else set()
+        return dict(zip((d.name for d in dirs), parallel(lambda d: self._observe_one(d, orphans), dirs)))
 
-    def _observe_one(self, d: Path) -> ObservedDhcp:
+    def _observe_one(self, d: Path, orphans: AbstractSet[str] = frozenset()) -> ObservedDhcp:
         net_id = d.name
         ns = namespace_name(net_id)
         files = {}
@@ -119,7 +120,7 @@ class DhcpDriver:
                                              and str(a.address) != "fe80::a9fe:a9fe/128"):
                     addrs.setdefault(a.ifname, set()).add(str(a.address))
             for link in view.links:
-                if link.name != "lo":
+                if link.name != "lo" and link.name not in orphans:   # a dead tap: plugged again
                     devices[link.name] = ObservedDevice(link.name, frozenset(addrs.get(link.name, set())),
                                                         link.mac, link.mtu)
             for fam_routes in (view.routes4, view.routes6):
