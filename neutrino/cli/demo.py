@@ -8,9 +8,9 @@ subnet), the key pair ``demo-key`` and a user-data file (both in
 ``STATE/demo/``), the default security group opened for ICMP and SSH
 (ingress), ``demo-instance-1`` and ``-2`` on the VXLAN network,
 ``demo-instance-3`` on the flat network, and a floating IP on
-``demo-instance-1``.  Instance ports get the instance's host name as
-``dns_name`` (what Nova does when Neutron has DNS integration), so neighbours
-resolve each other by name.
+``demo-instance-1``.  The compute API gives each instance's port the
+instance's host name as ``dns_name`` (as Nova does when Neutron has DNS
+integration), so neighbours resolve each other by name.
 
 Idempotent: what exists (by name) is reused; what the demo itself created is
 recorded in ``STATE/demo/created.json``, and ``--clean`` deletes exactly that.
@@ -426,9 +426,6 @@ def build(layout: Any, cfg: Any, progress: Progress, boot_timeout: float) -> Lab
         (files / "user-data").write_text(USER_DATA)
         ids = _ensure_servers(demo, created, progress, {VXLAN_NET: net["id"], FLAT_NET: flat["id"]}, USER_DATA)
         ports = {name: _port_of(demo, sid) for name, sid in ids.items()}
-        for name, port in ports.items():
-            if port.get("dns_name") != name:   # as Nova does with DNS integration
-                ports[name] = demo.net("PUT", f"/ports/{port['id']}", {"port": {"dns_name": name}})["port"]
         fip = _ensure_fip(demo, created, progress, flat, ports["demo-instance-1"])
         _lab_http(layout, lab_netns)
         servers = _wait_active(admin, progress, ids, boot_timeout)

@@ -10,9 +10,9 @@ Lifecycle::
 Everything a create does happens in one unit of work: the server row, its
 ports (created through the network services with ``device_owner``
 ``compute:nova``, ``device_id`` the server id, ``binding:host_id`` the chosen
-host, in the caller's project; ports given by id are taken over) and the
-change-feed entries (``port`` and ``server``).  Delete removes the ports it
-created, releases the ports it took over (device and binding cleared),
+host, ``dns_name`` the server's hostname, in the caller's project; ports given
+by id are taken over) and the change-feed entries (``port`` and ``server``).  Delete removes the ports it
+created, releases the ports it took over (device, binding, dns_name cleared),
 deletes the row and records a ``server`` delete on the feed; the agent
 tears the instance down when it sees it.
 
@@ -465,6 +465,7 @@ class ServerService:
             name = req["name"] if count == 1 else f"{req['name']}-{index + 1}"
             host = scheduler.pick_host(conn, agent_down, forced=req["forced_host"], extra=placed)
             ts = now_iso()
+            hostname = hostname_for(name, sid)
             nic_records: list[dict[str, Any]] = []
             if host is not None:
                 placed[host] = placed.get(host, 0) + 1
@@ -472,7 +473,7 @@ class ServerService:
                     # A savepoint: a port that cannot be made (no free address, ...)
                     # leaves no half-made ports; the server ends in ERROR with the reason.
                     with conn.begin_nested():
-                        nic_records = self._wire_ports(ctx, uow, sid, host, nics, sg_ids)
+                        nic_records = self._wire_ports(ctx, uow, sid, host, hostname, nics, sg_ids)
                     status, vm_state, task_state, fault = "BUILD", "building", "spawning", None
                 except BUILD_FAILURES as exc:
                     nic_records = []
@@ -490,7 +491,7 @@ class ServerService:
                 key_name=req["key_name"], key_data=key_data, user_data=req["user_data"], meta=req["metadata"],
                 nics=nic_records, security_groups=req["security_groups"] or [], tags=req["tags"],
                 config_drive=req["config_drive"], access_ipv4=req["access_ipv4"], access_ipv6=req["access_ipv6"],
-                hostname=hostname_for(name, sid), fault=fault, launched_at=None, created_at=ts, updated_at=ts,
+                hostname=hostname, fault=fault, launched_at=None, created_at=ts, updated_at=ts,
                 revision_number=1))
             self._record(uow, sid, "create")
             ids.append(sid)
@@ -777,19 +778,29 @@ class ServerService:
             out.append(rows[0].id)
         return list(dict.fromkeys(out))
 
-    def _wire_ports(self, ctx: RequestContext, uow: UnitOfWork, sid: str, host: str,
+    def _wire_ports(self, ctx: RequestContext, uow: UnitOfWork, sid: str, host: str, hostname: str,
                     nics: list[dict[str, Any]], sg_ids: list[str] | None) -> list[dict[str, Any]]:
-        """Create or take over the server's ports, bound to ``host``; returns the NIC records."""
+        """Create or take over the server's ports, bound to ``host``; returns the NIC records.
+
+        Every port gets the server's ``hostname`` as ``dns_name``, as Nova does when Neutron
+        has the ``dns-integration`` extension (neutrino always has it): the DHCP agent's
+        host files then name the instance, so its neighbours resolve it.  A port given by id
+        whose ``dns_name`` is already something else is refused (Nova's PortNotUsableDNS)."""
         conn = uow.conn
         records = []
         try:
             for nic in nics:
                 if "port" in nic:
                     row = nic["port"]
+                    if row.dns_name and row.dns_name != hostname:
+                        raise faults.BadRequest(
+                            f"Port {row.id} not usable for instance {sid}. Value {row.dns_name} assigned to "
+                            f"dns_name attribute does not match instance's hostname {hostname}")
                     net = network_target(conn, row.network_id)
                     current = self.ports.dicts(conn, [row])[0]
                     port = self.ports.apply_update(uow, row, net, current, {
-                        "device_id": sid, "device_owner": DEVICE_OWNER, "binding:host_id": host})
+                        "device_id": sid, "device_owner": DEVICE_OWNER, "binding:host_id": host,
+                        "dns_name": hostname})
                     records.append({"port_id": port["id"], "network_id": row.network_id, "created": False})
                     continue
                 net = nic["network"]
@@ -797,7 +808,7 @@ class ServerService:
                 item: dict[str, Any] = {
                     "network_id": net.id, "project_id": ctx.project_id, "name": "", "admin_state_up": True,
                     "device_owner": DEVICE_OWNER, "device_id": sid, "binding:host_id": host,
-                    "fixed_ips": [{"ip_address": nic["fixed_ip"]}] if nic.get("fixed_ip") else None,
+                    "dns_name": hostname, "fixed_ips": [{"ip_address": nic["fixed_ip"]}] if nic.get("fixed_ip") else None,
                     "security_groups": list(sg_ids) if sg_ids is not None else None,
                 }
                 port = self.ports.insert_port(uow, net, item)
@@ -885,7 +896,8 @@ class ServerService:
         uow.changed("server", sid, "delete", None, row.project_id)
 
     def release_ports(self, uow: UnitOfWork, row: Any) -> None:
-        """Delete the ports the server created; clear device and binding of the ones it took over."""
+        """Delete the ports the server created; clear device, binding and ``dns_name`` of the ones
+        it took over."""
         conn = uow.conn
         created = {n["port_id"] for n in (row.nics or []) if n.get("created")}
         ports = conn.execute(select(t.ports).where(t.ports.c.device_id == row.id,
@@ -897,7 +909,8 @@ class ServerService:
                 net = network_target(conn, p.network_id)
                 current = self.ports.dicts(conn, [p])[0]
                 self.ports.apply_update(uow, p, net, current,
-                                        {"device_id": "", "device_owner": "", "binding:host_id": ""})
+                                        {"device_id": "", "device_owner": "", "binding:host_id": "",
+                                         "dns_name": ""})
 
     # ============================================================================== agent reports
     def set_state(self, uow: UnitOfWork, sid: str, body: Any) -> dict[str, Any]:

@@ -166,6 +166,57 @@ def test_networks_by_port_and_fixed_ip(env: ComputeEnv) -> None:
     assert env.neutron("GET", f"/v2.0/ports/{made['id']}").status_code == 404
 
 
+def test_ports_get_the_hostname_as_dns_name(env: ComputeEnv) -> None:
+    """As Nova with Neutron's dns-integration: the port's dns_name is the server's hostname
+    (lowercase, other characters than letters, digits and hyphens replaced, at most 63), so
+    the DHCP agent's host files name the instance."""
+    env.agent("cn1")
+    net = env.network()
+    sid = env.boot(name="vm1", networks=[{"uuid": net["id"]}])["server"]["id"]
+    [port] = env.ports_of(sid)
+    ip = port["fixed_ips"][0]["ip_address"]
+    assert port["dns_name"] == "vm1"
+    assert port["dns_assignment"] == [{"ip_address": ip, "hostname": "vm1", "fqdn": "vm1.openstacklocal."}]
+    # The feed carries it to the DHCP agent.
+    assert env.changes("port")[-1]["body"]["dns_name"] == "vm1"
+
+    cases = {"Web Server_01.example": "web-server-01-example", "--Ünïcode--": "n-code",
+             "x" * 70 + "-y": "x" * 63, "!!!": None}
+    for name, want in cases.items():
+        sid = env.boot(name=name, networks=[{"uuid": net["id"]}])["server"]["id"]
+        [port] = env.ports_of(sid)
+        hostname = env.show(sid, "admin")["OS-EXT-SRV-ATTR:hostname"]
+        assert port["dns_name"] == hostname == (want or f"server-{sid}"), name
+    # Several servers of one request: each its own name.
+    env.boot(name="Web", networks=[{"uuid": net["id"]}], min_count=2, max_count=2)
+    names = {s["name"]: s["id"] for s in env.ok(env.call("GET", "servers"))["servers"]}
+    assert [env.ports_of(names[n])[0]["dns_name"] for n in ("Web-1", "Web-2")] == ["web-1", "web-2"]
+    # A rename keeps the hostname (as in Nova): the port's dns_name stays.
+    env.ok(env.call("PUT", f"servers/{names['Web-1']}", json={"server": {"name": "other"}}))
+    assert env.ports_of(names["Web-1"])[0]["dns_name"] == "web-1"
+
+
+def test_a_given_port_takes_the_hostname_and_gives_it_back(env: ComputeEnv) -> None:
+    env.agent("cn1")
+    net = env.network()
+    port = env.port(net["id"])
+    assert port["dns_name"] == ""
+    sid = env.boot(name="My VM", networks=[{"port": port["id"]}])["server"]["id"]
+    assert env.ok(env.neutron("GET", f"/v2.0/ports/{port['id']}"))["port"]["dns_name"] == "my-vm"
+    assert env.call("DELETE", f"servers/{sid}").status_code == 204
+    assert env.ok(env.neutron("GET", f"/v2.0/ports/{port['id']}"))["port"]["dns_name"] == ""
+    # A port already named for the same hostname is fine; another name is refused (Nova's
+    # PortNotUsableDNS), and nothing is made.
+    named = env.port(net["id"], dns_name="db")
+    fault(env.call("POST", "servers", "demo", {"server": {
+        "name": "web", "imageRef": CIRROS, "flavorRef": "42", "networks": [{"port": named["id"]}]}}),
+        400, "badRequest", "does not match instance's hostname web")
+    assert env.ok(env.neutron("GET", f"/v2.0/ports/{named['id']}"))["port"]["device_id"] == ""
+    assert not [s for s in env.ok(env.call("GET", "servers"))["servers"] if s["name"] == "web"]
+    sid = env.boot(name="DB", networks=[{"port": named["id"]}])["server"]["id"]
+    assert env.ok(env.neutron("GET", f"/v2.0/ports/{named['id']}"))["port"]["device_id"] == sid
+
+
 def test_auto_none_and_missing_networks(env: ComputeEnv) -> None:
     env.agent("cn1")
     fault(env.call("POST", "servers", "demo", {"server": {"name": "x", "imageRef": CIRROS, "flavorRef": "42"}}),

@@ -64,8 +64,8 @@ def test_instances_get_exactly_their_port_config(aio):
     # No dns_nameservers on the subnet: the DHCP port is the name server ...
     resolv = console(state, "dh-a", "cat", "/etc/resolv.conf").stdout
     assert f"nameserver {dhcp_ip}" in resolv
-    # ... and it resolves the neighbour's name.
-    hosts = console(state, "dh-a", "getent", "ahostsv4", f"host-{b_ip.replace('.', '-')}")
+    # ... and it resolves the neighbour's name (its port's dns_name, set by the compute API).
+    hosts = console(state, "dh-a", "getent", "ahostsv4", "dh-b")
     assert hosts.returncode == 0 and b_ip in hosts.stdout, hosts.stdout + hosts.stderr
     assert reaches(state, "dh-a", b_ip)
     # A changed DNS server reaches the instance on its next renewal.
