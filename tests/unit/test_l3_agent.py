@@ -285,10 +285,13 @@ class FakeIface:
 
     def unplug(self, name: str, namespace: str | None = None) -> None:
         self.host._call("unplug", namespace)
-        self.unplug_all([name])
+        self._drop([name])
 
     def unplug_all(self, names: Sequence[str]) -> None:
         self.host._call("ovs-vsctl", None)
+        self._drop(names)
+
+    def _drop(self, names: Sequence[str]) -> None:
         for name in names:
             self.host.ovs_ports.discard(name)
             for st in self.host.ns.values():
@@ -485,6 +488,19 @@ def test_teardown_in_bulk_before_the_other_routers(tmp_path: Path, host: FakeHos
     assert sorted(p.name for p in (tmp_path / "l3").iterdir()) == sorted(keep)
     assert not any(p.device in host.ovs_ports for r in gone for p in views[r].ports)
     assert plan(CFG, keep, drv.observe()) == []
+
+
+def test_teardown_falls_back_to_each_router_when_the_ports_cannot_go_at_once(
+        tmp_path: Path, host: FakeHost, monkeypatch: pytest.MonkeyPatch) -> None:
+    views = _routers(2)
+    drv = _driver(tmp_path, host)
+    _pass(drv, views)
+    ops = plan(CFG, {}, drv.observe())
+    monkeypatch.setattr(drv.iface, "unplug_all", lambda names: (_ for _ in ()).throw(
+        errors.OvsdbError(["ovs-vsctl"], 1, "ovs-vsctl: transaction error")))
+    assert drv.apply_all(ops) == set()          # each router's own teardown did it
+    assert host.count("unplug") == 4 and host.ns == {} and host.ovs_ports == set()
+    assert not list((tmp_path / "l3").iterdir())
 
 
 def test_one_routers_failure_does_not_stop_its_next_ops_or_others(tmp_path: Path, host: FakeHost,

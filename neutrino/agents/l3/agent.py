@@ -308,13 +308,15 @@ class L3Driver:
 
     def _teardown_all(self, ops: list[Teardown]) -> None:
         """Every ``Teardown`` at once: metadata proxies, one OVSDB transaction, one namespace
-        batch; a router whose namespace is still there after that goes through ``apply``."""
+        batch; a router whose namespace is still there after that goes through ``apply``.  The
+        namespaces go only once their ports are deleted (a namespace gone is the record that
+        its router is done with; an OVS port left behind would never be noticed)."""
         if self.metadata is not None:
             metadata = self.metadata
             parallel(lambda op: self._attempt("stop metadata proxy", op.router_id, metadata.stop, op.router_id,
                                               namespace_name(op.router_id)), ops, name="router")
-        _logged("delete router ports", "", self.iface.unplug_all, [d for op in ops for d in op.devices])
-        _logged("delete namespaces", "", netns.remove_netns_all, [namespace_name(op.router_id) for op in ops])
+        if _logged("delete router ports", "", self.iface.unplug_all, [d for op in ops for d in op.devices]):
+            _logged("delete namespaces", "", netns.remove_netns_all, [namespace_name(op.router_id) for op in ops])
         left = []
         for op in ops:
             if netns.netns_exists(namespace_name(op.router_id)):
