@@ -39,7 +39,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -51,8 +51,8 @@ from neutrino.system import iproute  # noqa: E402
 from neutrino.system import netns as netns_mod  # noqa: E402
 from neutrino.system import ovsdb as sysovs  # noqa: E402
 from _common import pct  # noqa: E402 - bench/ is on sys.path
-from l2_bench import (DEFAULT_SG, Timers, breakdown, default_group_rules, instrument_planner,  # noqa: E402
-                      make_port, ms, timed_runner, vif_op)
+from l2_bench import (DEFAULT_SG, Timers, breakdown, default_group_rules, flow_count,  # noqa: E402
+                      instrument_planner, make_port, ms, stop, timed_runner, vif_op, vswitchd_cpu)
 
 HOST = "fw-bench-host"
 TYPES = frozenset({"port", "network", "agent", "security_group_rule"})
@@ -91,15 +91,6 @@ def fifty_rules(group: str) -> dict[str, dict[str, Any]]:
         out[rid] = rule(rid, group, d, e, p, lo, hi, prefix, remote)
     assert len(out) == 50, len(out)
     return out
-
-
-def vswitchd_cpu(rundir: Path) -> float:
-    try:
-        pid = int((rundir / "ovs-vswitchd.pid").read_text().split()[0])
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return float("nan")
 
 
 def children_cpu() -> float:
@@ -161,7 +152,7 @@ def rules_bench(n_ports: int, n_nets: int, repeat: int) -> None:
             return dt, cpu
 
         def flows_per_port(label: str) -> None:
-            count = len(drv.of.dump_entries("br-int"))
+            count = flow_count(drv, "br-int")
             print(f"* flows on br-int with {label}: {count} ({count / n_ports:.1f} per port)")
 
         measure("cold sync, default group", lambda: drv.reconcile_sync(state(), True))
@@ -207,7 +198,7 @@ def rules_bench(n_ports: int, n_nets: int, repeat: int) -> None:
         measure("rule removed from the 50-rule group", lambda: drv.reconcile_sync(state(), True))
     finally:
         if drv is not None:
-            drv.stop()
+            stop(drv)
         po.destroy()
         netns_mod.remove_netns(ns)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -297,7 +288,7 @@ def throughput_bench(seconds: float, rounds: int) -> None:
                 drv = OvsDriver(cfg, ovs, firewall_driver=driver)
                 drivers.append(drv)
                 statuses = drv.reconcile_sync(st, True)
-                drv.stop()
+                stop(drv)
                 assert set(statuses.values()) == {"ACTIVE"}, statuses
                 ping = subprocess.run(["ip", "netns", "exec", vm_ns[0], "ping", "-c", "3", "-i", "0.2", "-W", "2",
                                        "10.77.0.2"], capture_output=True, text=True)
@@ -315,7 +306,7 @@ def throughput_bench(seconds: float, rounds: int) -> None:
               f"best: {max(results['openvswitch']):.0f} / {max(results['noop']):.0f} MB/s")
     finally:
         for d in drivers:
-            d.stop()
+            stop(d)
         po.destroy()
         for ns in (*vm_ns, ovs_ns):
             netns_mod.remove_netns(ns)
