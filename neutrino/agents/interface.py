@@ -43,6 +43,7 @@ notice.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence, TypeVar
 
@@ -164,10 +165,33 @@ class InterfaceDriver:
                 lines += [iproute.veth_cmd(tap, p.name, peer_netns=p.namespace, mtu=p.mtu, peer_mac=p.mac),
                           iproute.set_link_cmd(tap, up=True)]
             failed = {(f.line + 1) // 2 for f in iproute.batch_force(lines, netns=self.host_netns)}
+            self._settle_taps([tap_name(p.name) for i, p in enumerate(todo, 1) if i not in failed])
         else:
             moves = [["link", "set", "dev", iproute.ifname(p.name), "netns", p.namespace] for p in todo]
             failed = {f.line for f in iproute.batch_force(moves, netns=self.host_netns)}
         return missing + [p for i, p in enumerate(todo, 1) if i in failed]
+
+    def _settle_taps(self, taps: Sequence[str], timeout: float = 5.0) -> None:
+        """Bring the OVS ends of new veths up once ovs-vswitchd has opened them.
+
+        ovs-vswitchd opens a port's device asynchronously when it appears and rewrites the
+        device's flags while doing so (read, add PROMISC, write back): an ``up`` of ours that
+        lands in between is lost and the port stays down.  So wait until every tap shows
+        PROMISC (opened), then set the ones that are down up again (one batch).
+        """
+        if not taps:
+            return
+        deadline = time.monotonic() + timeout
+        links: dict[str, iproute.Link] = {}
+        while True:
+            links = {link.name: link for link in iproute.list_links(netns=self.host_netns)}
+            opened = all(t in links and "PROMISC" in links[t].flags for t in taps)
+            if opened or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        down = [t for t in taps if t in links and not links[t].up]
+        if down:
+            iproute.batch_force([iproute.set_link_cmd(t, up=True) for t in down], netns=self.host_netns)
 
     def finish(self, name: str, namespace: str) -> None:
         """What a device made by ``create_all`` still needs in its namespace: for a veth end,
