@@ -110,9 +110,14 @@ def _kill_everything(state: Path) -> dict[int, tuple[str, str]]:
         time.sleep(0.2)
 
 
+#: Short-lived commands the agents run (a GARP's arping lasts ~2 s): not daemons.
+TRANSIENT = {"arping", "ip", "ethtool", "conntrack", "iptables-restore", "iptables-save", "ovs-vsctl",
+             "ovs-ofctl", "sysctl"}
+
+
 def _daemons(state: Path) -> collections.Counter:
-    """(kind, namespace) -> how many run."""
-    return collections.Counter(_ours(state).values())
+    """(kind, namespace) -> how many run (daemons only, not the agents' passing commands)."""
+    return collections.Counter(v for v in _ours(state).values() if v[0] not in TRANSIENT)
 
 
 def _cookies(state: Path) -> set[int]:
