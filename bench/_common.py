@@ -1,7 +1,9 @@
-"""Helpers the benchmarks share (percentiles, CPU time, free ports, openrc files)."""
+"""Helpers the benchmarks share (percentiles, durations, command kinds, CPU time, free ports,
+openrc files)."""
 
 from __future__ import annotations
 
+import os
 import random
 import resource
 import socket
@@ -16,6 +18,37 @@ def pct(values: Sequence[float], p: float) -> float:
     s = sorted(values)
     k = max(0, min(len(s) - 1, int(round(p / 100 * len(s) + 0.5)) - 1))
     return s[k]
+
+
+def ms(seconds: float | None) -> str:
+    """A duration for a report: ``12 ms`` below 10 s, else ``12.3 s``; ``n/a`` for None/NaN."""
+    if seconds is None or seconds != seconds:  # nan
+        return "n/a"
+    return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
+
+
+def command_kind(argv: Sequence[object]) -> str:
+    """What a command is, for a breakdown: ``ip -n NS -j addr show`` -> ``ip addr show``,
+    ``ip netns exec NS sysctl ...`` -> ``sysctl``, ``ip -batch -`` -> ``ip -batch``."""
+    a = [str(x) for x in argv]
+    if a[:3] == ["ip", "netns", "exec"] and len(a) > 4:
+        a = a[4:]
+    tool = os.path.basename(a[0])
+    if tool != "ip":
+        return tool
+    words, i = [], 1
+    while i < len(a) and len(words) < 2:
+        if a[i] in ("-n", "-netns"):
+            i += 2
+            continue
+        if a[i].startswith("-"):
+            if a[i] == "-batch":
+                return "ip -batch"
+            i += 1
+            continue
+        words.append(a[i])
+        i += 1
+    return " ".join(["ip", *words])
 
 
 def children_cpu() -> float:

@@ -81,7 +81,7 @@ from neutrino.system import dnsmasq as sysdnsmasq  # noqa: E402
 from neutrino.system import netns as netns_mod  # noqa: E402
 from neutrino.system import ovsdb as sysovs  # noqa: E402
 from neutrino.system import process as sysprocess  # noqa: E402
-from _common import children_cpu, free_offset, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
+from _common import children_cpu, command_kind, free_offset, ms, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
 
 NEUTRINO = [sys.executable, "-m", "neutrino.cli.main"]
 HOST = "dhcp-bench-host"
@@ -92,11 +92,6 @@ FEED_TYPES = frozenset({"network", "subnet", "port", "dhcp_binding"})
 # helpers
 # --------------------------------------------------------------------------
 
-
-def ms(seconds: float) -> str:
-    if seconds != seconds:  # nan
-        return "n/a"
-    return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
 
 
 def mem_kb(pid: int) -> tuple[int, int]:
@@ -124,28 +119,6 @@ def proc_cpu(pid: int | None) -> float:
     f = raw[raw.rfind(")") + 2:].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
-
-def classify(argv: Sequence[str]) -> str:
-    """``ip -n NS -j addr show`` -> ``ip addr show``; ``ip netns exec NS sysctl ...`` -> ``sysctl``."""
-    a = [str(x) for x in argv]
-    if a[:3] == ["ip", "netns", "exec"] and len(a) > 4:
-        a = a[4:]
-    tool = os.path.basename(a[0])
-    if tool != "ip":
-        return tool
-    words, i = [], 1
-    while i < len(a) and len(words) < 2:
-        if a[i] in ("-n", "-netns"):
-            i += 2
-            continue
-        if a[i].startswith("-"):
-            if a[i] == "-batch":
-                return "ip -batch"
-            i += 1
-            continue
-        words.append(a[i])
-        i += 1
-    return " ".join(["ip", *words])
 
 
 class Timers:
@@ -182,7 +155,7 @@ def instrumented(drv: DhcpDriver, ops: Timers, cmds: Timers, steps: Timers) -> I
         try:
             return real_run(argv, *a, **kw)
         finally:
-            cmds.add(classify(argv), time.perf_counter() - t0)
+            cmds.add(command_kind(argv), time.perf_counter() - t0)
 
     def timed(fn: Callable[..., Any], label: str, into: Timers) -> Callable[..., Any]:
         def wrapper(*a: Any, **kw: Any) -> Any:

@@ -79,7 +79,7 @@ from neutrino.agents.l3.model import L3Config, namespace_name  # noqa: E402
 from neutrino.feed.state import State  # noqa: E402
 from neutrino.system import netns as netns_mod  # noqa: E402
 from neutrino.system import ovsdb as sysovs  # noqa: E402
-from _common import children_cpu, free_offset, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
+from _common import children_cpu, command_kind, free_offset, ms, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
 
 NEUTRINO = [sys.executable, "-m", "neutrino.cli.main"]
 HOST = "l3-bench-host"
@@ -91,35 +91,6 @@ FEED_TYPES = frozenset({"router", "port", "subnet", "network", "floatingip", "l3
 # --------------------------------------------------------------------------
 
 
-def ms(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds:  # nan
-        return "n/a"
-    return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
-
-
-def classify(argv: Sequence[str]) -> str:
-    """``ip -n NS -j addr show`` -> ``ip addr show``; ``ip netns exec NS sysctl ...`` -> ``sysctl``."""
-    a = [str(x) for x in argv]
-    if a[:3] == ["ip", "netns", "exec"] and len(a) > 4:
-        a = a[4:]
-    tool = os.path.basename(a[0])
-    if tool == "ovs-vsctl":
-        return "ovs-vsctl"
-    if tool != "ip":
-        return tool
-    words, i = [], 1
-    while i < len(a) and len(words) < 2:
-        if a[i] in ("-n", "-netns"):
-            i += 2
-            continue
-        if a[i].startswith("-"):
-            if a[i] == "-batch":
-                return "ip -batch"
-            i += 1
-            continue
-        words.append(a[i])
-        i += 1
-    return " ".join(["ip", *words])
 
 
 class Timers:
@@ -164,7 +135,7 @@ def instrumented(drv: L3Driver, ops: Timers, cmds: Timers, steps: Timers) -> Ite
         try:
             return real_run(argv, *a, **kw)
         finally:
-            kind = classify(argv)
+            kind = command_kind(argv)
             if threading.current_thread().name.startswith("garp"):
                 kind += " (background)"
             cmds.add(kind, time.perf_counter() - t0)
