@@ -4,11 +4,13 @@ openrc files)."""
 from __future__ import annotations
 
 import os
-import random
 import resource
-import socket
+import threading
+from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
+
+from neutrino.testing.ports import free_port_offset as free_offset  # noqa: F401 - re-exported
 
 
 def pct(values: Sequence[float], p: float) -> float:
@@ -51,24 +53,40 @@ def command_kind(argv: Sequence[object]) -> str:
     return " ".join(["ip", *words])
 
 
+class Timers:
+    """Wall time and counts per kind of work (thread-safe: agents apply in threads)."""
+
+    def __init__(self) -> None:
+        self.t: dict[str, float] = defaultdict(float)
+        self.n: dict[str, int] = defaultdict(int)
+        self.lock = threading.Lock()
+
+    def add(self, kind: str, seconds: float) -> None:
+        with self.lock:
+            self.t[kind] += seconds
+            self.n[kind] += 1
+
+    def reset(self) -> None:
+        self.t.clear()
+        self.n.clear()
+
+    def total(self) -> int:
+        return sum(self.n.values())
+
+    def counts(self) -> str:
+        return ", ".join(f"{k} {self.n[k]}" for k in sorted(self.n, key=lambda k: -self.n[k]))
+
+    def text(self, keys: Sequence[str] | None = None, limit: int = 12) -> str:
+        """The slowest kinds first: ``ip addr add 120 ms (40x); ...``."""
+        keys = list(keys) if keys is not None else sorted(self.t, key=lambda k: -self.t[k])
+        return "; ".join(f"{k} {ms(self.t[k])} ({self.n[k]}x)" for k in keys[:limit])
+
+
 def children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
 
 
-def free_offset() -> int:
-    for _ in range(100):
-        off = random.randrange(20000, 40000)
-        ok = True
-        for port in (5000 + off, 9696 + off, 8774 + off, 9292 + off):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-        if ok:
-            return off
-    raise RuntimeError("no free port offset")
 
 
 def read_openrc(path: Path) -> dict[str, str]:

@@ -62,7 +62,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -81,7 +80,7 @@ from neutrino.system import dnsmasq as sysdnsmasq  # noqa: E402
 from neutrino.system import netns as netns_mod  # noqa: E402
 from neutrino.system import ovsdb as sysovs  # noqa: E402
 from neutrino.system import process as sysprocess  # noqa: E402
-from _common import children_cpu, command_kind, free_offset, ms, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
+from _common import Timers, children_cpu, command_kind, free_offset, ms, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
 
 NEUTRINO = [sys.executable, "-m", "neutrino.cli.main"]
 HOST = "dhcp-bench-host"
@@ -120,27 +119,6 @@ def proc_cpu(pid: int | None) -> float:
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
-
-class Timers:
-    """Wall time and counts per kind of work."""
-
-    def __init__(self) -> None:
-        self.t: dict[str, float] = defaultdict(float)
-        self.n: dict[str, int] = defaultdict(int)
-        self.lock = threading.Lock()
-
-    def add(self, kind: str, seconds: float) -> None:
-        with self.lock:
-            self.t[kind] += seconds
-            self.n[kind] += 1
-
-    def reset(self) -> None:
-        self.t.clear()
-        self.n.clear()
-
-    def text(self, keys: Sequence[str] | None = None, limit: int = 12) -> str:
-        keys = list(keys) if keys is not None else sorted(self.t, key=lambda k: -self.t[k])
-        return "; ".join(f"{k} {ms(self.t[k])} ({self.n[k]}x)" for k in keys[:limit])
 
 
 @contextlib.contextmanager

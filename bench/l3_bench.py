@@ -62,7 +62,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -79,7 +78,7 @@ from neutrino.agents.l3.model import L3Config, namespace_name  # noqa: E402
 from neutrino.feed.state import State  # noqa: E402
 from neutrino.system import netns as netns_mod  # noqa: E402
 from neutrino.system import ovsdb as sysovs  # noqa: E402
-from _common import children_cpu, command_kind, free_offset, ms, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
+from _common import Timers, children_cpu, command_kind, free_offset, ms, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
 
 NEUTRINO = [sys.executable, "-m", "neutrino.cli.main"]
 HOST = "l3-bench-host"
@@ -92,29 +91,6 @@ FEED_TYPES = frozenset({"router", "port", "subnet", "network", "floatingip", "l3
 
 
 
-
-class Timers:
-    """Wall time and counts per kind of work (thread-safe)."""
-
-    def __init__(self) -> None:
-        self.t: dict[str, float] = defaultdict(float)
-        self.n: dict[str, int] = defaultdict(int)
-        self.lock = threading.Lock()
-
-    def add(self, kind: str, seconds: float) -> None:
-        with self.lock:
-            self.t[kind] += seconds
-            self.n[kind] += 1
-
-    def total(self) -> int:
-        return sum(self.n.values())
-
-    def counts(self) -> str:
-        return ", ".join(f"{k} {self.n[k]}" for k in sorted(self.n, key=lambda k: -self.n[k]))
-
-    def text(self, limit: int = 12) -> str:
-        keys = sorted(self.t, key=lambda k: -self.t[k])
-        return "; ".join(f"{k} {ms(self.t[k])} ({self.n[k]}x)" for k in keys[:limit])
 
 
 @contextlib.contextmanager
@@ -327,7 +303,7 @@ def resync_bench(n_routers: int, budget: float) -> None:
                 print(f"  - steps: {steps.text()}")
             print(f"  - ops planned: {ops.total()} ({ops.counts() or 'none'})")
             if cmds.n:
-                print(f"  - external commands: {cmds.total()}, {ms(sum(cmds.t.values()))}: {cmds.text(14)}")
+                print(f"  - external commands: {cmds.total()}, {ms(sum(cmds.t.values()))}: {cmds.text(limit=14)}")
             workers = parallel_mod.WORKERS
             if cmds.n and workers > 1:
                 print(f"  - (command times are summed over the threads: up to {workers} routers at a time, "
@@ -374,7 +350,7 @@ def resync_bench(n_routers: int, budget: float) -> None:
             with instrumented(warm, ops, cmds, steps):
                 asyncio.run(warm.reconcile(st, True))
             lat.append(time.perf_counter() - t0)
-            last = f"steps {steps.text()}; ops {ops.counts()}; commands {cmds.total()}: {cmds.text(6)}"
+            last = f"steps {steps.text()}; ops {ops.counts()}; commands {cmds.total()}: {cmds.text(limit=6)}"
         if lat:
             print(f"* one floating IP added to one router (an incremental pass: that router observed, planned, "
                   f"applied): "

@@ -4,8 +4,6 @@ its private OVS and agents) and ways to boot instances and check traffic."""
 from __future__ import annotations
 
 import os
-import random
-import socket
 import subprocess
 import sys
 import time
@@ -15,24 +13,10 @@ from pathlib import Path
 import openstack
 import pytest
 
+from neutrino.testing.ports import free_port_offset
 from tests.compat.conftest import openrc_env
 
 NEUTRINO = [sys.executable, "-m", "neutrino.cli.main"]
-
-
-def _free_offset() -> int:
-    for _ in range(100):
-        off = random.randrange(20000, 40000)
-        ok = True
-        for port in (5000 + off, 9696 + off, 8774 + off, 9292 + off):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-        if ok:
-            return off
-    raise RuntimeError("no free ports")
 
 
 def start_aio(tmp_path_factory, overrides: dict | None = None):  # noqa: ANN001, ANN201
@@ -43,7 +27,7 @@ def start_aio(tmp_path_factory, overrides: dict | None = None):  # noqa: ANN001,
     # Several all-in-ones may run at once: each gets its own lab host namespace.
     lab = {("lab", "host_netns"): f"lab-{uuid.uuid4().hex[:8]}"}
     (state / "neutrino.conf").write_text(config.render_ini({**config.ALL_IN_ONE, **lab, **(overrides or {})}))
-    off = _free_offset()
+    off = free_port_offset()
     subprocess.run([*NEUTRINO, "up", "--state-dir", str(state), "--port-offset", str(off)], check=True,
                    capture_output=True, timeout=120)
     try:

@@ -13,6 +13,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -238,7 +239,11 @@ def test_unsupported_ops_send_nothing(monitor: OvsdbMonitor, server: FakeOvsdb) 
 
 def test_server_echo_is_answered(monitor: OvsdbMonitor, server: FakeOvsdb) -> None:
     server.send({"method": "echo", "params": ["probe"], "id": "echo"})
-    monitor.sync()
+    # The reader thread answers; our own sync() echo may overtake that answer, so wait for it.
+    deadline = time.monotonic() + 5
+    while not server.replies and time.monotonic() < deadline:
+        monitor.sync()
+        time.sleep(0.01)
     assert server.replies == [{"result": ["probe"], "error": None, "id": "echo"}]
 
 
