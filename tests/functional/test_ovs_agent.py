@@ -5,6 +5,7 @@ everything after ovs-vswitchd restarts."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from neutrino.agents.ovs.agent import OvsDriver
 from neutrino.agents.ovs.model import AgentConfig, FlowSpec
+from neutrino.agents.ovs.vif_hint import local_vlan_hint
 from neutrino.feed.state import State
 from neutrino.system.openflow import OpenFlow
 from neutrino.system.ovsdb import AddBridge, AddPort, PrivateOvs
@@ -84,6 +86,35 @@ def test_plugged_vif_wakes_the_agent_and_a_vswitchd_restart_is_repaired(tmp_path
         drv.reconcile_sync(state(2, 3), True)
         assert drv.full_passes == passes + 1
         assert installed(of, "br-int", drv.cookie) == drv._installed["br-int"]
+    finally:
+        if drv is not None:
+            drv.stop()
+        inst.destroy()
+
+
+def test_a_vif_plugged_with_the_hint_costs_the_agent_no_ovsdb_write(tmp_path: Path, netns: str) -> None:
+    """The compute agent reads the network's local VLAN from a wired sibling (vif_hint) and
+    plugs with it; the agent's pass is then flows only.  No sibling, no hint."""
+    inst = PrivateOvs(tmp_path / "ovs", netns)
+    drv = None
+    try:
+        ovs = inst.start()
+        ovs.transact([AddBridge("br-int", datapath_type="netdev"), vif(1)])
+        assert local_vlan_hint(ovs, "net-1") is None          # nothing wired yet
+        drv = OvsDriver(CFG, ovs)
+        assert drv.reconcile_sync(state(1, 2), True)["port-1"] == "ACTIVE"
+        hint = local_vlan_hint(ovs, "net-1")
+        assert hint is not None and hint[0] == drv.local_vlans["net-1"]
+        assert hint[1]["net_uuid"] == "net-1" and hint[1]["tag"] == str(hint[0])
+        assert local_vlan_hint(ovs, "net-2") is None
+        tag, other_config = hint
+        ovs.transact([replace(vif(2), tag=tag, other_config=other_config)])
+        writes: list[list[Any]] = []
+        real = drv._transact
+        drv._transact = lambda ops: writes.append(ops) or real(ops)  # type: ignore[method-assign]
+        assert drv.reconcile_sync(state(2, 2), True)["port-2"] == "ACTIVE"
+        assert writes == []
+        assert ovs.observe().ports["tap2"].tag == tag
     finally:
         if drv is not None:
             drv.stop()

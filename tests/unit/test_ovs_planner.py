@@ -603,3 +603,28 @@ def test_all_planned_flows_are_understood_by_the_fake() -> None:
     tun = p.flows["br-tun"]
     assert sum(f.table == t.ARP_RESPONDER and f.priority == 1 for f in tun) == 1
     assert sum(f.table == t.UCAST_TO_TUN and f.priority == 2 for f in tun) == 1
+
+
+def test_a_vif_is_let_in_only_once_wired_whatever_its_tag() -> None:
+    """Table 0 drops traffic of ports the agent has not wired: a VIF plugged with its
+    network's local VLAN already set (vif_hint) sends nothing until its flows are in."""
+    fake = make_host((PORT_A.id, MAC_A), (PORT_B.id, MAC_B))
+    p = converge(fake, CFG, DesiredHost((NET_X,), (PORT_A, PORT_B)))
+    lvid = p.local_vlans["net-x"]
+    hinted = replace(PORT_A, id="port-h", mac=MAC_U)
+    # as the compute agent plugs it: the network's local VLAN set before any pass
+    fake.add_port("br-int", tap("port-h"), iface_id="port-h", attached_mac=MAC_U, tag=lvid)
+    assert fake.reaches("br-int", broadcast(MAC_U), in_port=tap("port-h")) == set()
+    p = converge(fake, CFG, DesiredHost((NET_X,), (PORT_A, PORT_B, hinted)), p.local_vlans)
+    assert p.port_status["port-h"] == "ACTIVE"
+    assert fake.reaches("br-int", broadcast(MAC_U), in_port=tap("port-h")) >= {tap("port-a"), tap("port-b")}
+
+
+def test_the_hinted_vif_needs_no_ovsdb_write() -> None:
+    fake = make_host((PORT_A.id, MAC_A))
+    p = converge(fake, CFG, DesiredHost((NET_X,), (PORT_A,)))
+    a = fake.port(tap("port-a"))
+    fake.add_port("br-int", tap("port-b"), iface_id="port-b", attached_mac=MAC_B, tag=a.tag,
+                  other_config=dict(a.other_config))
+    nxt = plan(CFG, DesiredHost((NET_X,), (PORT_A, PORT_B)), fake.observed(), p.local_vlans)
+    assert nxt.ovsdb_ops == [] and nxt.port_status["port-b"] == "ACTIVE"

@@ -28,6 +28,7 @@ from typing import Any
 from neutrino.agents.compute import guest
 from neutrino.agents.compute import planner as pl
 from neutrino.agents.ovs.agent import host_ovs
+from neutrino.agents.ovs.vif_hint import local_vlan_hint
 from neutrino.config import Config
 from neutrino.feed.state import State
 from neutrino.system import iproute, netns, process
@@ -142,10 +143,15 @@ class ComputeDriver:
         iproute.set_link(guest, netns=ns, up=True, mtu=op.port.mtu, mac_address=op.port.mac)
         iproute.disable_offloads(tap, netns=self.ns)
         iproute.disable_offloads(guest, netns=ns)
+        # The network's local VLAN on this host, when the OVS agent already has one, goes
+        # into the same transaction: the agent then only installs flows (vif_hint).
+        hint = local_vlan_hint(self.ovs, op.port.network_id) if op.port.network_id else None
+        tag, other_config = hint if hint else (None, {})
         # A re-created device of the same name is not picked up again by ovs-vswitchd
         # while its port row stays: replace the row in the same transaction.
         self.ovs.transact([*([sysovs.DelPort(tap, self.bridge)] if recreated else []),
-                           sysovs.AddPort(self.bridge, tap, external_ids={
+                           sysovs.AddPort(self.bridge, tap, tag=tag, other_config=other_config,
+                                          external_ids={
             "iface-id": op.port.port_id, "attached-mac": op.port.mac, "vm-uuid": op.server_id,
             "iface-status": "active"})])
 

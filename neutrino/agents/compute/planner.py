@@ -38,6 +38,7 @@ class GuestPort:
     status: str                          # the port's status on the server
     dns: tuple[str, ...] = ()
     dhcp: bool = False                   # an IPv4 subnet of the port has DHCP: the guest runs a client
+    network_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ def guests_from_state(servers: Mapping[str, Mapping[str, Any]], ports: Mapping[s
                     gateway = sub["gateway_ip"]
                 dns.extend(sub.get("dns_nameservers") or [])
             gports.append(GuestPort(pid, p["mac_address"], int(net.get("mtu") or 1500), tuple(addrs), gateway,
-                                    p.get("status", "DOWN"), tuple(dict.fromkeys(dns)), dhcp))
+                                    p.get("status", "DOWN"), tuple(dict.fromkeys(dns)), dhcp,
+                                    p.get("network_id") or ""))
         out[sid] = GuestServer(sid, srv.get("name", ""), tuple(gports))
     return out

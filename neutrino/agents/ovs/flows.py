@@ -88,10 +88,11 @@ def _goto(table: int) -> str:
 
 # --- br-int ----------------------------------------------------------------------------
 def int_defaults(br: str) -> list[FlowSpec]:
-    """Dead-VLAN drop, default jump to NORMAL, canary, spoof-table defaults."""
+    """Dead-VLAN drop, default drop in table 0 (Neutron jumps to 60 here: ports are let in
+    one by one, ``in_port_allow``), NORMAL in table 60, canary, spoof-table defaults."""
     return [
         _flow(br, t.INT_LOCAL_SWITCHING, t.PRIO_DEAD_VLAN, match(dl_vlan=t.DEAD_VLAN), "drop"),
-        _flow(br, t.INT_LOCAL_SWITCHING, t.PRIO_DEFAULT, "", _goto(t.TRANSIENT)),
+        _flow(br, t.INT_LOCAL_SWITCHING, t.PRIO_DEFAULT, "", "drop"),
         _flow(br, t.CANARY, t.PRIO_DEFAULT, "", "drop"),
         _flow(br, t.ARP_SPOOF, t.PRIO_DEFAULT, "", "drop"),
         # Neutron relies on table-miss here; explicit so OF1.0 connections do not
@@ -99,6 +100,17 @@ def int_defaults(br: str) -> list[FlowSpec]:
         _flow(br, t.MAC_SPOOF, t.PRIO_DEFAULT, "", "drop"),
         _flow(br, t.TRANSIENT, t.PRIO_NORMAL, "", "NORMAL"),
     ]
+
+
+@functools.lru_cache(maxsize=8192)
+def in_port_allow(br: str, ofport: int) -> FlowSpec:
+    """Let traffic from ``ofport`` (a wired VIF, patch-tun) into the pipeline (table 0 -> 60).
+
+    Table 0 drops what no flow lets in, so a VIF plugged with its network's local
+    VLAN already set (``neutrino.agents.ovs.vif_hint``) sends nothing before the agent
+    has installed its firewall and anti-spoofing flows along with this one.
+    """
+    return _flow(br, t.INT_LOCAL_SWITCHING, t.PRIO_PORT_ALLOW, match(in_port=ofport), _goto(t.TRANSIENT))
 
 
 def in_port_drop(br: str, ofport: int, table: int = 0) -> FlowSpec:

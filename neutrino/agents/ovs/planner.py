@@ -306,6 +306,7 @@ def plan(cfg: AgentConfig, desired: DesiredHost, observed: ObservedState,
 
     status: dict[str, PortStatus] = {p.id: "DOWN" for p in desired.ports}
     wired: list[WiredPort] = []
+    allow: list[FlowSpec] = []
     other_configs: dict[tuple[str, int], Mapping[str, str]] = {}
     for vif in vifs:
         port, ofport, dport, net = vif
@@ -314,6 +315,7 @@ def plan(cfg: AgentConfig, desired: DesiredHost, observed: ObservedState,
             _plan_dead(acc, int_name, vif)
             continue
         wired.append(WiredPort(dport, net, port.name, ofport, lvid))
+        allow.append(fl.in_port_allow(int_name, ofport))
         status[dport.id] = "ACTIVE"
         if (port.tag, port.vlan_mode, port.trunks) != (lvid, None, ()):
             acc.ports.append(SetPortTag(port.name, lvid, None, ()))
@@ -322,6 +324,7 @@ def plan(cfg: AgentConfig, desired: DesiredHost, observed: ObservedState,
             want = other_configs[(net.id, lvid)] = _other_config(net, lvid)
         if not want.items() <= port.other_config.items():
             acc.ports.append(SetPortOtherConfig(port.name, dict(want)))
+    acc.add(int_name, allow)
     _plan_anti_spoof(acc, int_name, wired, firewall)
 
     in_use = {n: nets[n] for n in lvids}
@@ -413,6 +416,9 @@ def _plan_tunnels(acc: _Acc, cfg: AgentConfig, desired: DesiredHost, observed: O
     _ensure_bridge(acc, cfg, tun_name, br_tun)
     _ensure_patch(acc, int_name, t.INT_PEER_PATCH_PORT, t.TUN_PEER_PATCH_PORT, br_int)
     _ensure_patch(acc, tun_name, t.TUN_PEER_PATCH_PORT, t.INT_PEER_PATCH_PORT, br_tun)
+    patch_tun = _ofport(br_int, t.INT_PEER_PATCH_PORT)
+    if patch_tun is not None:
+        acc.add(int_name, [fl.in_port_allow(int_name, patch_tun)])
     acc.add(tun_name, fl.tun_defaults(tun_name, _ofport(br_tun, t.TUN_PEER_PATCH_PORT),
                                       arp_responder))
 

@@ -8,7 +8,9 @@ table 60 does ``NORMAL`` at priority 3.
 br-int::
 
     0   LOCAL_SWITCHING  dead VLAN drop, per-port drop (dead ports, phys patches),
-                         provider VLAN -> local VLAN, anti-spoof jumps, else -> 60
+                         provider VLAN -> local VLAN, anti-spoof jumps, wired VIFs and
+                         patch-tun -> 60, else drop (a port the agent has not wired yet
+                         sends nothing, whatever its tag)
     23  CANARY           one drop flow; an empty table 23 means OVS restarted
     24  ARP_SPOOF        allowed ARP SPA / IPv6 NA target per port -> 25, else drop
     25  MAC_SPOOF        allowed (MAC, IPv4/IPv6 source) pairs -> 60; other IP drop;
@@ -87,7 +89,8 @@ PRIO_ARP_SPOOF_JUMP = 10      # arp / icmp6 NA from a protected port -> 24
 PRIO_MAC_SPOOF_JUMP = 9       # anything else from a protected port -> 25
 PRIO_PROVIDER_IN = 3          # int-<br>: segmentation id -> local VLAN
 PRIO_PORT_DROP = 2            # dead VIF ports, and all other traffic from int-<br>
-PRIO_DEFAULT = 0
+PRIO_PORT_ALLOW = 1           # a wired VIF / patch-tun -> 60
+PRIO_DEFAULT = 0              # anything else: drop
 # br-int tables 24 / 25
 PRIO_SPOOF_ALLOW = 2          # 24: allowed SPA / NA target; 25: allowed source MAC
 PRIO_IP_ALLOW = 4             # 25: allowed (MAC, IP source) pairs
