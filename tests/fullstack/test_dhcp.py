@@ -8,8 +8,10 @@ import signal
 import subprocess
 import time
 
+import openstack
 import pytest
 
+from tests.compat.conftest import openrc_env
 from tests.fullstack.helpers import address, boot, console, reaches, start_aio, wait_active
 
 pytestmark = [pytest.mark.root,
@@ -90,14 +92,22 @@ def test_instances_get_exactly_their_port_config(aio):
 
 
 def _probe_lease(state, conn, net, mac: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
-    """Run a one-shot DHCP client with ``mac`` on ``net`` from a namespace of the test's own."""
+    """Run a one-shot DHCP client with ``mac`` on ``net`` from a namespace of the test's own.
+
+    br-int lets in only ports the OVS agent has wired, so the probe's veth is the VIF of a
+    port of its own (bound to this host, port security off: it may send with any MAC)."""
+    from neutrino.agents.runner import host_name
     from neutrino.cli.host import private_ovs
     from neutrino.cli.main import load_config
     from neutrino.system import ovsdb as sysovs
-    ovs = private_ovs(load_config(state / "neutrino.conf", state)).ovs
-    a = next(conn.compute.servers(name="dh-a"))
-    a_port = next(conn.network.ports(device_id=a.id))
-    tag = ovs.get("Port", f"tap{a_port.id[:11]}", "tag")   # the network's local VLAN on this host
+    cfg = load_config(state / "neutrino.conf", state)
+    ovs = private_ovs(cfg).ovs
+    env = openrc_env(state / "admin-openrc")   # binding:host_id is the admin's to set
+    admin = openstack.connect(auth_url=env["OS_AUTH_URL"], username="admin", password=env["OS_PASSWORD"],
+                              project_name="admin", user_domain_name="Default", project_domain_name="Default",
+                              region_name="RegionOne")
+    vif = admin.network.create_port(network_id=net.id, name="dh-probe", port_security_enabled=False,
+                                    binding_host_id=host_name(cfg), device_owner="compute:probe")
     probe = "dh-probe"
     subprocess.run(["ip", "netns", "add", probe], check=True)
     try:
@@ -108,12 +118,15 @@ def _probe_lease(state, conn, net, mac: str) -> subprocess.CompletedProcess[str]
         for ns, dev in ((probe, "eth0"), (ovs.netns, "dhprobe0")):
             subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "rx", "off"],
                            capture_output=True)
-        ovs.transact([sysovs.AddPort("br-int", "dhprobe0", tag=int(tag))])
+        ovs.transact([sysovs.AddPort("br-int", "dhprobe0", external_ids={
+            "iface-id": vif.id, "attached-mac": vif.mac_address, "iface-status": "active"})])
+        _wait(lambda: admin.network.get_port(vif.id).status == "ACTIVE", 20, "the probe port wired")
         return subprocess.run(["ip", "netns", "exec", probe, "busybox", "udhcpc", "-i", "eth0", "-n", "-q",
                                "-t", "4", "-T", "1", "-s", "/bin/true"], capture_output=True, text=True, timeout=30)
     finally:
         ovs.transact([sysovs.DelPort("dhprobe0", "br-int")])
         subprocess.run(["ip", "netns", "del", probe], check=False)
+        admin.network.delete_port(vif.id)
 
 
 def test_only_macs_with_a_port_get_a_lease(aio):
