@@ -19,6 +19,15 @@ from tests.compat.conftest import openrc_env
 NEUTRINO = [sys.executable, "-m", "neutrino.cli.main"]
 
 
+def openrc_connect(openrc: Path):  # noqa: ANN201
+    """An openstacksdk connection as the user of an openrc file that ``neutrino up`` wrote
+    (``STATE/admin-openrc``, ``STATE/demo-openrc``)."""
+    env = openrc_env(openrc)
+    return openstack.connect(auth_url=env["OS_AUTH_URL"], username=env["OS_USERNAME"],
+                             password=env["OS_PASSWORD"], project_name=env["OS_PROJECT_NAME"],
+                             user_domain_name="Default", project_domain_name="Default", region_name="RegionOne")
+
+
 def start_aio(tmp_path_factory, overrides: dict | None = None):  # noqa: ANN001, ANN201
     """`neutrino up` in a fresh state dir (config = all-in-one + a unique ``[lab] host_netns`` +
     ``overrides``); yields (state, demo conn)."""
@@ -31,11 +40,7 @@ def start_aio(tmp_path_factory, overrides: dict | None = None):  # noqa: ANN001,
     subprocess.run([*NEUTRINO, "up", "--state-dir", str(state), "--port-offset", str(off)], check=True,
                    capture_output=True, timeout=120)
     try:
-        env = openrc_env(state / "demo-openrc")
-        conn = openstack.connect(auth_url=env["OS_AUTH_URL"], username="demo", password=env["OS_PASSWORD"],
-                                 project_name="demo", user_domain_name="Default", project_domain_name="Default",
-                                 region_name="RegionOne")
-        yield state, conn
+        yield state, openrc_connect(state / "demo-openrc")
     finally:
         if os.environ.get("NEUTRINO_KEEP_FULLSTACK"):   # debugging: keep the cloud and its logs
             print(f"kept {state}")

@@ -8,11 +8,9 @@ import signal
 import subprocess
 import time
 
-import openstack
 import pytest
 
-from tests.compat.conftest import openrc_env
-from tests.fullstack.helpers import address, boot, console, reaches, start_aio, wait_active
+from tests.fullstack.helpers import address, boot, console, openrc_connect, reaches, start_aio, wait_active
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
@@ -102,10 +100,7 @@ def _probe_lease(state, conn, net, mac: str) -> subprocess.CompletedProcess[str]
     from neutrino.system import ovsdb as sysovs
     cfg = load_config(state / "neutrino.conf", state)
     ovs = private_ovs(cfg).ovs
-    env = openrc_env(state / "admin-openrc")   # binding:host_id is the admin's to set
-    admin = openstack.connect(auth_url=env["OS_AUTH_URL"], username="admin", password=env["OS_PASSWORD"],
-                              project_name="admin", user_domain_name="Default", project_domain_name="Default",
-                              region_name="RegionOne")
+    admin = openrc_connect(state / "admin-openrc")   # binding:host_id is the admin's to set
     vif = admin.network.create_port(network_id=net.id, name="dh-probe", port_security_enabled=False,
                                     binding_host_id=host_name(cfg), device_owner="compute:probe")
     probe = "dh-probe"

@@ -17,12 +17,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 
-import openstack
 import pytest
 
 from neutrino.agents.compute.planner import netns_name
-from tests.compat.conftest import openrc_env
-from tests.fullstack.helpers import address, boot, start_aio, wait_active
+from tests.fullstack.helpers import address, boot, openrc_connect, start_aio, wait_active
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
@@ -158,11 +156,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     state, demo = next(gen)
     c = None
     try:
-        env = openrc_env(state / "admin-openrc")
-        admin = openstack.connect(auth_url=env["OS_AUTH_URL"], username=env["OS_USERNAME"],
-                                  password=env["OS_PASSWORD"], project_name=env["OS_PROJECT_NAME"],
-                                  user_domain_name="Default", project_domain_name="Default",
-                                  region_name="RegionOne")
+        admin = openrc_connect(state / "admin-openrc")
         net = admin.network.create_network(name="fw-flat", provider_network_type="flat",
                                            provider_physical_network="physnet", is_shared=True)
         admin.network.create_subnet(network_id=net.id, ip_version=4, cidr="172.16.0.0/24", gateway_ip=LAB_IP,

@@ -13,11 +13,9 @@ import sys
 import time
 import uuid
 
-import openstack
 import pytest
 
-from tests.compat.conftest import openrc_env
-from tests.fullstack.helpers import (NEUTRINO, address, boot, console, open_default_group, reaches, start_aio,
+from tests.fullstack.helpers import (NEUTRINO, address, boot, console, open_default_group, openrc_connect, reaches, start_aio,
                                      wait_active)
 
 pytestmark = [pytest.mark.root,
@@ -41,10 +39,7 @@ def lab_reaches(ip: str, within: float = 20.0) -> bool:
 
 
 def admin_conn(state):  # noqa: ANN001, ANN201
-    env = openrc_env(state / "admin-openrc")
-    return openstack.connect(auth_url=env["OS_AUTH_URL"], username="admin", password=env["OS_PASSWORD"],
-                             project_name="admin", user_domain_name="Default", project_domain_name="Default",
-                             region_name="RegionOne")
+    return openrc_connect(state / "admin-openrc")
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,10 @@ import subprocess
 import time
 import uuid
 
-import openstack
 import pytest
 
 from neutrino.system import netns
-from tests.compat.conftest import openrc_env
-from tests.fullstack.helpers import NEUTRINO, address, boot, reaches, start_aio, wait_active
+from tests.fullstack.helpers import NEUTRINO, address, boot, openrc_connect, reaches, start_aio, wait_active
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
@@ -31,10 +29,7 @@ def aio(tmp_path_factory):
 
 
 def admin(state):
-    env = openrc_env(state / "admin-openrc")
-    return openstack.connect(auth_url=env["OS_AUTH_URL"], username=env["OS_USERNAME"], password=env["OS_PASSWORD"],
-                             project_name=env["OS_PROJECT_NAME"], user_domain_name="Default",
-                             project_domain_name="Default", region_name="RegionOne")
+    return openrc_connect(state / "admin-openrc")
 
 
 def ns(*argv: str) -> subprocess.CompletedProcess[str]:
