@@ -52,7 +52,8 @@ from neutrino.system import netns as netns_mod  # noqa: E402
 from neutrino.system import ovsdb as sysovs  # noqa: E402
 from _common import pct  # noqa: E402 - bench/ is on sys.path
 from l2_bench import (DEFAULT_SG, Timers, breakdown, default_group_rules, flow_count,  # noqa: E402
-                      instrument_planner, make_port, ms, stop, timed_runner, vif_op, vswitchd_cpu)
+                      instrument_planner, make_port, ms, stop, timed_runner, vif_op, vswitchd_cpu,
+                      vxlan_networks)
 
 HOST = "fw-bench-host"
 TYPES = frozenset({"port", "network", "agent", "security_group_rule"})
@@ -113,11 +114,7 @@ def rules_bench(n_ports: int, n_nets: int, repeat: int) -> None:
         netns_mod.ensure_netns(ns)
         ovs = po.start()
         cfg = AgentConfig(host=HOST, local_ip="127.0.0.1", tunnel_types=("vxlan",), datapath_type="netdev")
-        nets = {}
-        for i in range(n_nets):
-            nid = str(uuid.uuid4())
-            nets[nid] = {"id": nid, "provider:network_type": "vxlan", "provider:physical_network": None,
-                         "provider:segmentation_id": 2000 + i, "mtu": 1450}
+        nets = vxlan_networks(n_nets, first_vni=2000)
         net_ids = list(nets)
         ports: dict[str, Any] = {}
         for i in range(n_ports):

@@ -279,6 +279,16 @@ def default_group_rules(sg: str = DEFAULT_SG) -> dict[str, dict[str, Any]]:
             for i, (d, e, g) in enumerate(rules)}
 
 
+def vxlan_networks(n: int, first_vni: int) -> dict[str, dict[str, Any]]:
+    """``n`` VXLAN networks (feed bodies) with VNIs from ``first_vni``, by id."""
+    nets = {}
+    for i in range(n):
+        nid = str(uuid.uuid4())
+        nets[nid] = {"id": nid, "provider:network_type": "vxlan", "provider:physical_network": None,
+                     "provider:segmentation_id": first_vni + i, "mtu": 1450}
+    return nets
+
+
 def make_port(i: int, net_id: str, groups: Sequence[str] = (DEFAULT_SG,), host: str = HOST) -> dict[str, Any]:
     pid = str(uuid.uuid4())
     mac = f"fa:16:3e:{(i >> 16) & 255:02x}:{(i >> 8) & 255:02x}:{i & 255:02x}"
@@ -333,11 +343,7 @@ def resync_bench(n_ports: int, n_nets: int, n_incr: int, budget: float, profile:
         ovs = po.start()
         cfg = AgentConfig(host=HOST, bridge_mappings={"physnet": "br-phys"}, local_ip="127.0.0.1",
                           tunnel_types=("vxlan",), datapath_type="netdev")
-        nets = {}
-        for i in range(n_nets):
-            nid = str(uuid.uuid4())
-            nets[nid] = {"id": nid, "provider:network_type": "vxlan", "provider:physical_network": None,
-                         "provider:segmentation_id": 1000 + i, "mtu": 1450}
+        nets = vxlan_networks(n_nets, first_vni=1000)
         net_ids = list(nets)
         ports: dict[str, Any] = {}
         for i in range(n_ports):
