@@ -2,14 +2,15 @@
 # Run the test suite, tier by tier.
 #
 #   scripts/test.sh                    every tier
-#   scripts/test.sh TIER [PYTEST ARGS] one tier: unit, api, compat, other, pg
+#   scripts/test.sh TIER [PYTEST ARGS] one tier: unit, api, security, compat, other, pg
 #
 # Tiers:
 #   unit    tests/unit                        parallel (xdist)
 #   api     tests/api, SQLite                 parallel
+#   security tests/security (audit findings, cross-project, fuzzing), SQLite  parallel
 #   compat  tests/compat (openstack CLI/SDK)  parallel, one file per worker
 #   other   everything else under tests/      serial (root, namespaces, OVS...)
-#   pg      tests/api + tests marked postgres, against a throwaway PostgreSQL
+#   pg      tests/api + tests/security + tests marked postgres, against a throwaway PostgreSQL
 #           (scripts/pg-test.sh)              parallel
 #
 # Environment: NEUTRINO_TEST_JOBS (xdist workers, default 2; 0 = no xdist).
@@ -71,18 +72,20 @@ tier() {
             has_tests tests/unit && run_tier unit -- tests/unit $(xdist load) "$@" ;;
         api)
             has_tests tests/api && run_tier api -- tests/api $(xdist load) "$@" ;;
+        security)
+            has_tests tests/security && run_tier security -- tests/security $(xdist load) "$@" ;;
         compat)
             has_tests tests/compat && run_tier compat -- tests/compat $(xdist loadfile) "$@" ;;
         other)
             local others
             others=$(find tests -name 'test_*.py' -not -path 'tests/unit/*' -not -path 'tests/api/*' \
-                     -not -path 'tests/compat/*' -print -quit)
+                     -not -path 'tests/compat/*' -not -path 'tests/security/*' -print -quit)
             [ -n "$others" ] && run_tier other -- tests --ignore=tests/unit --ignore=tests/api \
-                --ignore=tests/compat "$@" ;;
+                --ignore=tests/compat --ignore=tests/security "$@" ;;
         pg)
             run_tier pg bash "$ROOT/scripts/pg-test.sh" -- tests --pg-pass $(xdist load) "$@" ;;
         *)
-            echo "test.sh: unknown tier $name (unit, api, compat, other, pg)" >&2
+            echo "test.sh: unknown tier $name (unit, api, security, compat, other, pg)" >&2
             exit 2 ;;
     esac
     return 0
@@ -92,7 +95,7 @@ T0=$(date +%s)
 if [ $# -gt 0 ]; then
     tier "$@"
 else
-    for t in unit api compat other pg; do tier "$t"; done
+    for t in unit api security compat other pg; do tier "$t"; done
 fi
 
 echo

@@ -8,7 +8,7 @@ Markers (declared in pyproject.toml):
 * ``compat``: runs the real openstack CLI / openstacksdk.
 
 ``--pg-pass`` keeps only the tests that exercise the database layer: those
-under tests/api and those marked ``postgres`` (scripts/test.sh runs them a
+under tests/api and tests/security and those marked ``postgres`` (scripts/test.sh runs them a
 second time that way, against PostgreSQL).
 
 Fixtures:
@@ -40,18 +40,19 @@ TESTS = Path(__file__).parent
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--pg-pass", action="store_true",
-                     help="run only tests/api and tests marked postgres (against $NEUTRINO_TEST_PG_URL)")
+                     help="run only tests/api, tests/security and tests marked postgres (against $NEUTRINO_TEST_PG_URL)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     is_root = os.geteuid() == 0
     have_pg = bool(os.environ.get(PG_URL_ENV))
-    api_dir = TESTS / "api"
+    db_dirs = (TESTS / "api", TESTS / "security")
     if config.getoption("--pg-pass"):
         keep, drop = [], []
         for item in items:
-            in_api = api_dir in Path(str(item.fspath)).parents
-            (keep if in_api or item.get_closest_marker("postgres") else drop).append(item)
+            parents = Path(str(item.fspath)).parents
+            in_db_tier = any(d in parents for d in db_dirs)
+            (keep if in_db_tier or item.get_closest_marker("postgres") else drop).append(item)
         if drop:
             config.hook.pytest_deselected(items=drop)
             items[:] = keep
