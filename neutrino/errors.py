@@ -15,6 +15,7 @@ Tree (status in brackets)::
      ├── NotAllowed [405]  HTTPMethodNotAllowed
      ├── Conflict [409]  InUse, OverQuota, IpAddressGenerationFailure, ...
      ├── PreconditionFailed [412]  RevisionNumberConstraintFailed
+     ├── HTTPRequestEntityTooLarge [413]
      ├── NotImplementedError [501]
      └── ServiceUnavailable [503]  NoNetworkAvailable
 """
@@ -258,6 +259,11 @@ class PortInUse(InUse):
                "has an attached device %(device_id)s.")
 
 
+class DeviceIDNotOwnedByTenant(Conflict):
+    message = ("The following device_id %(device_id)s is not owned by your tenant or matches another "
+               "tenants router.")
+
+
 class ServicePortInUse(InUse):
     message = "Port %(port_id)s cannot be deleted directly via the port API: %(reason)s."
 
@@ -399,10 +405,16 @@ class InvalidSharedSetting(Conflict):
     message = "Unable to reconfigure sharing settings for network %(network)s. Multiple projects are using it."
 
 
-# --- 412 / 501 / 503 ----------------------------------------------------------
+# --- 412 / 413 / 501 / 503 ----------------------------------------------------
 class RevisionNumberConstraintFailed(NeutronException):
     status = 412
     message = "Constrained to %(expected)s, but current revision is %(current)s"
+
+
+class HTTPRequestEntityTooLarge(NeutronException):
+    """A request body over ``[oslo_middleware] max_request_body_size`` (``neutrino.api.limits``)."""
+    status = 413
+    message = "Request is too large."
 
 
 class NotImplementedFeature(NeutronException):
@@ -418,6 +430,20 @@ class ServiceUnavailable(NeutronException):
 
 class NoNetworkAvailable(ServiceUnavailable):
     message = "Unable to create the network. No project network is available for allocation."
+
+
+#: Longest part of a client's value that an error message repeats (``echo``).
+ECHO_LIMIT = 100
+
+
+def echo(value: Any, limit: int = ECHO_LIMIT) -> str:
+    """``str(value)`` for an error message, cut to ``limit`` characters plus "...".
+
+    Messages that repeat what the client sent use this, so an error is never
+    larger than a bounded multiple of its template, whatever the input.
+    """
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def bad(msg: str) -> HTTPBadRequest:

@@ -174,6 +174,9 @@ RULES: dict[str, Check] = {
     "update_router:distributed": ADMIN_ONLY,
     "update_router:ha": ADMIN_ONLY,
     "get_router:distributed": ADMIN_ONLY,
+    # The router's own port records travel to the agents on the feed; API answers never carry them.
+    "get_router:gw_port_id": service,
+    "get_router:interface_port_ids": service,
     "get_router:ha": ADMIN_ONLY,
     # floating IPs and port forwardings (policy keyed on the FIP owner)
     "create_floatingip": ADMIN_OR_PM,

@@ -45,6 +45,7 @@ from neutrino.compute.microversion import Version
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
+from neutrino.ipam import addresses
 from neutrino.services import quotas
 from neutrino.services.common import Deps
 from neutrino.services.networks import network_target
@@ -201,12 +202,16 @@ class ServerService:
         ids = [r.id for r in rows]
         if not ids:
             return {}
+        # A server's ports are those of its own project that name it (as Nova only uses a port
+        # of the instance's project): a port elsewhere that names the server is not its NIC.
+        projects = {r.id: r.project_id for r in rows}
         p = t.ports
-        port_rows = conn.execute(select(p.c.id, p.c.device_id, p.c.network_id, p.c.mac_address, p.c.created_at,
-                                        t.networks.c.name.label("network_name"))
+        port_rows = conn.execute(select(p.c.id, p.c.device_id, p.c.project_id, p.c.network_id, p.c.mac_address,
+                                        p.c.created_at, t.networks.c.name.label("network_name"))
                                  .join(t.networks, t.networks.c.id == p.c.network_id)
                                  .where(p.c.device_id.in_(ids), p.c.device_owner.like("compute:%"))
                                  .order_by(p.c.created_at, p.c.id)).all()
+        port_rows = [r for r in port_rows if r.project_id == projects[r.device_id]]
         port_ids = [r.id for r in port_rows]
         ips: dict[str, list[dict[str, Any]]] = {}
         fips: dict[str, list[dict[str, Any]]] = {}
@@ -389,7 +394,7 @@ class ServerService:
             if subnet_ids else {}
         for v in views:
             order = {pid: i for i, pid in enumerate(v["port_ids"])}
-            mine = sorted((p for p in port_dicts if p["device_id"] == v["id"]),
+            mine = sorted((p for p in port_dicts if p["device_id"] == v["id"] and p["project_id"] == v["project_id"]),
                           key=lambda p: order.get(p["id"], len(order)))
             v["ports"] = mine
             v["networks"] = {p["network_id"]: nets[p["network_id"]] for p in mine if p["network_id"] in nets}
@@ -529,13 +534,14 @@ class ServerService:
         for key in ("accessIPv4", "accessIPv6"):
             v = s.get(key) or ""
             if v:
-                try:
-                    ok = ipaddress.ip_address(v).version == (4 if key == "accessIPv4" else 6)
+                try:   # strict: no IPv6 scope id, blanks or control characters (issue 13)
+                    ok = addresses.parse_ip(v).version == (4 if key == "accessIPv4" else 6)
                 except (ValueError, TypeError):
                     ok = False
                 if not ok:
                     raise faults.BadRequest(f"Invalid input for field/attribute {key}. Value: {v}. "
                                             f"{v!r} is not a '{'ipv4' if key == 'accessIPv4' else 'ipv6'}'")
+                v = addresses.canonical_ip(v)
             req[key.replace("IPv", "_ipv")] = v
         req["config_drive"] = self._config_drive(s.get("config_drive"))
         desc = s.get("description")
@@ -696,8 +702,8 @@ class ServerService:
             if not isinstance(uid, str) or not _UUID_RE.match(uid):
                 raise faults.BadRequest(f"Bad networks format: network uuid is not in proper format ({uid})")
             if fixed is not None:
-                try:
-                    ipaddress.ip_address(fixed)
+                try:   # strict and canonical: the allocator compares addresses as stored text
+                    fixed = addresses.canonical_ip(fixed)
                 except (ValueError, TypeError):
                     raise faults.BadRequest(f"Invalid fixed IP address ({fixed})") from None
             out.append({"uuid": uid, "fixed_ip": fixed})
@@ -811,6 +817,11 @@ class ServerService:
                     "dns_name": hostname, "fixed_ips": [{"ip_address": nic["fixed_ip"]}] if nic.get("fixed_ip") else None,
                     "security_groups": list(sg_ids) if sg_ids is not None else None,
                 }
+                # Nova creates the port with the caller's own token, so Neutron's port policy is the
+                # caller's (e.g. a fixed IP on a shared network it does not own is 403); only the
+                # binding is set with Nova's service credentials.
+                self.ports.authorize_create(ctx, conn, net, {k: v for k, v in item.items()
+                                                             if not k.startswith("binding:")})
                 port = self.ports.insert_port(uow, net, item)
                 if port["binding:vif_type"] == "binding_failed":
                     # Nova's "Binding failed for port": the build is aborted (see create).
@@ -852,7 +863,7 @@ class ServerService:
                 v = s[key] or ""
                 if v:
                     try:
-                        ipaddress.ip_address(v)
+                        v = addresses.canonical_ip(v)   # strict: no scope id, blanks or controls
                     except (ValueError, TypeError):
                         raise faults.BadRequest(f"Invalid input for field/attribute {key}. Value: {v}.") from None
                 values[col] = v

@@ -81,6 +81,18 @@ revoked_tokens = Table(
     Column("expires_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=False, index=True),
 )
+#: Failed password logins (neutrino.identity.throttle), shared by every API process.
+#: ``subject``: the user id, or ``?`` + a digest of the name asked for when there is no such
+#: user; ``source``: the client address (throttling), or "" for the user's consecutive
+#: failures from anywhere (Keystone's lockout).  ``last_failure``: epoch seconds.
+login_failures = Table(
+    "login_failures", metadata,
+    Column("subject", String(64), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("last_failure", Float, nullable=False, index=True),
+    PrimaryKeyConstraint("subject", "source"),
+)
 
 # --- L2 -----------------------------------------------------------------------------
 networks = Table(
@@ -279,6 +291,16 @@ router_l3_agents = Table(
     Column("router_id", UUID, ForeignKey("routers.id", ondelete="CASCADE"), nullable=False),
     Column("agent_id", UUID, ForeignKey("agents.id", ondelete="CASCADE"), nullable=False, index=True),
     PrimaryKeyConstraint("router_id", "agent_id"),
+)
+#: The ports a router owns (its gateway and its interfaces), written by the router service
+#: only.  A port's ``device_id``/``device_owner`` are what the port's owner says; this table
+#: is what the router says, and everything that decides what a router connects reads it.
+router_ports = Table(
+    "router_ports", metadata,
+    Column("router_id", UUID, ForeignKey("routers.id", ondelete="CASCADE"), nullable=False),
+    Column("port_id", UUID, ForeignKey("ports.id", ondelete="CASCADE"), nullable=False, unique=True),
+    Column("port_type", String(255), nullable=False),
+    PrimaryKeyConstraint("router_id", "port_id"),
 )
 
 # --- change feed --------------------------------------------------------------------------------

@@ -76,10 +76,15 @@ def find_router_for_fip(conn: Connection, port: Any, subnet: Any, ext_net_id: st
     A router whose interface address is the subnet's gateway IP wins;
     otherwise the oldest match.  None: 404 ExternalGatewayForFloatingIPNotFound.
     """
+    # Routers and their ports as the routers recorded them (router_ports), never by device_id.
     intf, gw, ips = t.ports.alias("intf"), t.ports.alias("gw"), t.ip_allocations
+    rp_intf, rp_gw = t.router_ports.alias("rp_intf"), t.router_ports.alias("rp_gw")
     rows = conn.execute(
-        select(intf.c.device_id, ips.c.ip_address)
-        .select_from(intf.join(ips, ips.c.port_id == intf.c.id).join(gw, gw.c.device_id == intf.c.device_id))
+        select(rp_intf.c.router_id, ips.c.ip_address)
+        .select_from(intf.join(rp_intf, rp_intf.c.port_id == intf.c.id)
+                     .join(ips, ips.c.port_id == intf.c.id)
+                     .join(rp_gw, rp_gw.c.router_id == rp_intf.c.router_id)
+                     .join(gw, gw.c.id == rp_gw.c.port_id))
         .where(and_(intf.c.network_id == port.network_id, intf.c.device_owner.in_(INTERFACE_OWNERS),
                     ips.c.subnet_id == subnet.id, gw.c.network_id == ext_net_id,
                     gw.c.device_owner == ROUTER_GW))

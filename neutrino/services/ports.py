@@ -42,6 +42,27 @@ def random_mac(base_mac: str, rng: random.Random) -> str:
     return ":".join(base + [f"{rng.randrange(256):02x}" for _ in range(3)])
 
 
+def check_device_id(ctx: RequestContext, conn: Connection, device_id: str | None, project_id: str) -> None:
+    """A caller without the admin or service role may name as ``device_id`` only a router or a
+    server of the port's own project (Neutron's DeviceIDNotOwnedByTenant, which Neutron applies
+    to routers; servers get the same rule here).  Other values (free text, ids of nothing) pass:
+    they connect the port to nothing."""
+    if not device_id or ctx.is_admin or ctx.is_service:
+        return
+    for table in (t.routers, t.servers):
+        owner = conn.execute(select(table.c.project_id).where(table.c.id == device_id)).scalar()
+        if owner is not None and owner != project_id:
+            raise errors.DeviceIDNotOwnedByTenant(device_id=device_id)
+
+
+def owned_by_service(conn: Connection, row: Any) -> bool:
+    """Whether a port with a service owner really is that service's: one of a router's recorded
+    ports, or a floating IP's own port.  A port that only says so in its owner fields is not."""
+    if common.exists(conn, t.router_ports, t.router_ports.c.port_id == row.id):
+        return True
+    return common.exists(conn, t.floatingips, t.floatingips.c.floating_port_id == row.id)
+
+
 def _port_select() -> Any:
     return select(t.ports)
 
@@ -163,11 +184,19 @@ class PortService:
         if net is None or not (ctx.is_admin or ctx.is_service or net.project_id == ctx.project_id or
                                net.shared or net.external):
             raise errors.NetworkNotFound(net_id=item["network_id"])
-        target = dict(item, **{"network:project_id": net.project_id, "network:shared": net.shared})
-        policy.enforce(ctx, "create_port", target, attr_rules(PORT, "create", item, creating=True))
+        self.authorize_create(ctx, conn, net, item)
         quotas.check(self.deps.cfg, conn, item["project_id"], "port")
         port = self.insert_port(uow, net, item, admin=ctx.is_admin)
         return port
+
+    @staticmethod
+    def authorize_create(ctx: RequestContext, conn: Connection, net: Any, item: dict[str, Any]) -> None:
+        """``create_port`` policy (with its attribute rules) and the device_id ownership rule, for
+        ``ctx`` creating ``item`` on ``net``: every path that makes a port for a caller, the port API
+        and the compute API's server create, goes through here."""
+        target = dict(item, **{"network:project_id": net.project_id, "network:shared": net.shared})
+        policy.enforce(ctx, "create_port", target, attr_rules(PORT, "create", item, creating=True))
+        check_device_id(ctx, conn, item.get("device_id"), item["project_id"])
 
     def insert_port(self, uow: UnitOfWork, net: Any, item: dict[str, Any], *,
                     status: str = "DOWN", record: bool = True, admin: bool = True) -> dict[str, Any]:
@@ -286,6 +315,8 @@ class PortService:
         if "device_owner" in changes:
             target["device_owner"] = changes["device_owner"]
         policy.enforce(ctx, "update_port", target, attr_rules(PORT, "update", changes, creating=False))
+        if "device_id" in changes or "device_owner" in changes:
+            check_device_id(ctx, conn, changes.get("device_id", row.device_id), row.project_id)
         common.check_if_match(if_match, row.revision_number)
         return self.apply_update(uow, row, net, current, changes, admin=ctx.is_admin)
 
@@ -388,7 +419,7 @@ class PortService:
         policy.enforce(ctx, "delete_port", {"project_id": row.project_id, "network:project_id": net.project_id,
                                             "device_owner": row.device_owner})
         common.check_if_match(if_match, row.revision_number)
-        if row.device_owner in SERVICE_OWNERS:
+        if row.device_owner in SERVICE_OWNERS and owned_by_service(conn, row):
             raise errors.ServicePortInUse(port_id=port_id, reason=f"has device owner {row.device_owner}")
         self.remove(uow, row)
 

@@ -39,7 +39,8 @@ from neutrino.db.engine import UnitOfWork
 from neutrino.ipam import pools as ipam
 from neutrino.services.networks import network_target
 from neutrino.services.routers import (INTERFACE_OWNERS, ROUTER_INTF, ROUTER_INTF_DVR, RouterService,
-                                       port_addresses, router_bad, router_ports, subnet_rows)
+                                       port_addresses, record_router_port, router_bad, router_ports,
+                                       subnet_rows)
 from neutrino.services.subnets import SubnetService
 
 
@@ -116,6 +117,7 @@ def _add_by_subnet(svc: RouterService, ctx: RequestContext, uow: UnitOfWork, row
         "project_id": row.project_id, "name": "", "network_id": net.id, "admin_state_up": True,
         "device_id": row.id, "device_owner": owner, "fixed_ips": [fixed], "security_groups": [],
         "port_security_enabled": False})
+    record_router_port(conn, row.id, port["id"], owner)
     return port, [subnet]
 
 
@@ -135,6 +137,7 @@ def _add_by_port(svc: RouterService, ctx: RequestContext, uow: UnitOfWork, row: 
     net = network_target(conn, prow.network_id)
     port = svc.ports.apply_update(uow, prow, net, svc.ports.dicts(conn, [prow])[0],
                                   {"device_id": row.id, "device_owner": owner})
+    record_router_port(conn, row.id, prow.id, owner)
     if any(ipaddress.ip_address(ip).version == 6 for _, ip in addrs):
         for other in router_ports(conn, row.id, network_id=prow.network_id):
             if other.id != prow.id and any(ipaddress.ip_address(ip).version == 6

@@ -58,11 +58,36 @@ def router_bad(msg: str) -> errors.BadRequest:
 
 def router_ports(conn: Connection, router_id: str, owners: tuple[str, ...] = (ROUTER_GW, *INTERFACE_OWNERS),
                  network_id: str | None = None) -> list[Any]:
-    """The router's port rows (gateway and interfaces), oldest first."""
-    stmt = select(t.ports).where(and_(t.ports.c.device_id == router_id, t.ports.c.device_owner.in_(owners)))
+    """The router's port rows (gateway and interfaces), oldest first.
+
+    The router's own records (``router_ports``) decide, never a port's
+    ``device_id``: any project may write that on its own ports."""
+    rp = t.router_ports
+    stmt = select(t.ports).join(rp, rp.c.port_id == t.ports.c.id).where(
+        and_(rp.c.router_id == router_id, t.ports.c.device_owner.in_(owners)))
     if network_id is not None:
         stmt = stmt.where(t.ports.c.network_id == network_id)
     return list(conn.execute(stmt.order_by(t.ports.c.created_at, t.ports.c.id)))
+
+
+def record_router_port(conn: Connection, router_id: str, port_id: str, port_type: str) -> None:
+    """Make ``port_id`` one of the router's ports (its gateway or an interface)."""
+    if not common.exists(conn, t.router_ports, t.router_ports.c.port_id == port_id):
+        conn.execute(insert(t.router_ports).values(router_id=router_id, port_id=port_id, port_type=port_type))
+
+
+def owned_port_ids(conn: Connection, router_ids: list[str]) -> dict[str, list[str]]:
+    """Router id -> the ids of the interface ports it owns, sorted (the gateway is ``gw_port_id``)."""
+    out: dict[str, list[str]] = {r: [] for r in router_ids}
+    if router_ids:
+        rp = t.router_ports
+        q = select(rp.c.router_id, rp.c.port_id).where(rp.c.port_type != ROUTER_GW)
+        if len(router_ids) <= 400:
+            q = q.where(rp.c.router_id.in_(router_ids))
+        for rid, pid in conn.execute(q.order_by(rp.c.port_id)):
+            if rid in out:
+                out[rid].append(pid)
+    return out
 
 
 def port_addresses(conn: Connection, port_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
@@ -135,8 +160,16 @@ class RouterService:
                 if az:
                     zones.setdefault(rid, set()).add(az)
         tags = common.load_tags(conn, "routers", ids)
-        return [self._dict(r, gw_ips.get(r.gw_port_id or "", []), sorted(zones.get(r.id, ())),
-                           tags.get(r.id, [])) for r in rows]
+        owned = owned_port_ids(conn, ids)
+        out = []
+        for r in rows:
+            d = self._dict(r, gw_ips.get(r.gw_port_id or "", []), sorted(zones.get(r.id, ())), tags.get(r.id, []))
+            # The router's own records, for the agents (the feed's admin view): stripped from API
+            # answers by the get_router:gw_port_id / get_router:interface_port_ids rules.
+            d["gw_port_id"] = r.gw_port_id
+            d["interface_port_ids"] = owned.get(r.id, [])
+            out.append(d)
+        return out
 
     @staticmethod
     def _dict(r: Any, gw_ips: list[tuple[str, str]], zones: list[str], tags: list[str]) -> dict[str, Any]:
@@ -289,6 +322,7 @@ class RouterService:
                 "project_id": "", "name": "", "network_id": net.id, "admin_state_up": True,
                 "device_id": row.id, "device_owner": ROUTER_GW, "fixed_ips": ext_ips or None,
                 "security_groups": [], "port_security_enabled": False})
+            record_router_port(conn, row.id, port["id"], ROUTER_GW)
             values.update(gw_port_id=port["id"], gw_network_id=net.id)
         return values
 

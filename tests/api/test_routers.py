@@ -26,7 +26,9 @@ def test_cli_router_create(api):
     assert body["project_id"] == body["tenant_id"] == "p-demo" and body["revision_number"] == 1
     admin_view = api.show("routers", "router", body["id"])
     assert set(admin_view) == ROUTER_KEYS and admin_view["distributed"] is False and admin_view["ha"] is False
-    assert changes(api, "router", body["id"]) == [(body["id"], "create", admin_view)]
+    # The feed's body is the admin view plus the router's own port records, for the agents.
+    assert changes(api, "router", body["id"]) == [
+        (body["id"], "create", {**admin_view, "gw_port_id": None, "interface_port_ids": []})]
 
 
 def test_show_list_update_delete(api):

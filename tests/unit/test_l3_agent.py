@@ -347,6 +347,7 @@ def _feed(n: int, *, fips: int = 1, extra: list[dict[str, str]] | None = None) -
         subs[sub] = {"id": sub, "network_id": net, "cidr": f"10.{i}.0.0/24", "ip_version": 4,
                      "gateway_ip": f"10.{i}.0.1"}
         routers[rid] = {"id": rid, "admin_state_up": True, "routes": extra or [],
+                        "gw_port_id": gw, "interface_port_ids": [qr],
                         "external_gateway_info": {"network_id": "ext", "enable_snat": True, "external_fixed_ips": [
                             {"subnet_id": "ext-sub", "ip_address": f"172.24.1.{i + 1}"}]}}
         ports[gw] = {"id": gw, "network_id": "ext", "mac_address": f"fa:16:3e:01:00:{i:02x}", "device_id": rid,

@@ -129,6 +129,11 @@ class World:
 
     # planning
     def desired(self) -> dict[str, Any]:
+        # The server's records of each router's ports (router_ports), as an honest server keeps them.
+        for rid, r in self.routers.items():
+            mine = [d for d in self.ports.values() if d["device_id"] == rid]
+            r["gw_port_id"] = next((d["id"] for d in mine if d["device_owner"] == "network:router_gateway"), None)
+            r["interface_port_ids"] = sorted(d["id"] for d in mine if d["device_owner"] != "network:router_gateway")
         return router_views(self.routers, self.ports, self.subnets, self.networks, self.fips,
                             self.cfg)
 

@@ -67,7 +67,9 @@ def api_router(gateway: bool = True, enable_snat: bool | None = True,
         if enable_snat is not None:
             gw["enable_snat"] = enable_snat
     d = {"id": ROUTER, "name": "r", "admin_state_up": True, "status": "ACTIVE",
-         "external_gateway_info": gw, "routes": routes or [], "distributed": False, "ha": False}
+         "external_gateway_info": gw, "routes": routes or [], "distributed": False, "ha": False,
+         # the router's own records (the server's router_ports), as the feed's admin view has them
+         "gw_port_id": GW_PORT, "interface_port_ids": [QR_PORT, QR_PORT2]}
     d.update(kw)
     return d
 
@@ -367,7 +369,8 @@ def test_router_view_from_feed() -> None:
                           admin_state_up=False))
     ports.append(api_port("eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee", NET, "fa:16:3e:ee:ee:ee",
                           [(SUB, "10.0.0.10")], "network:router_interface", device_id="other"))
-    _, r = _view(api_router(), ports, [], False)
+    records = [QR_PORT, QR_PORT2, "dddddddd-dddd-4ddd-8ddd-dddddddddddd", "eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee"]
+    _, r = _view(api_router(interface_port_ids=records), ports, [], False)
     assert r.namespace == namespace_name(ROUTER) == f"qrouter-{ROUTER}"
     assert [p.device for p in r.interfaces] == ["qr-bbbbbbbb-bb", "qr-cccccccc-cc"]
     assert [p.mtu for p in r.interfaces] == [1450, 1400]
@@ -376,6 +379,22 @@ def test_router_view_from_feed() -> None:
     assert r.gateway is not None and r.gateway.device == "qg-7e1c2d3e-4f"
     assert r.gateway.mtu == 1500 and r.gateway_ip == "172.24.4.10"
     assert r.enable_snat
+
+
+def test_ports_that_only_claim_the_router_are_not_its_ports() -> None:
+    """Another project's ports naming the router (device_id) with router owners: the router's
+    records (gateway_port_id, interface_port_ids) decide, so neither becomes an interface, and the
+    claimed gateway, though its id sorts first, does not replace the real one."""
+    ports = router_ports()
+    ports.append(api_port("00000000-0000-4000-8000-000000000001", NET2, "fa:16:3e:00:00:01",
+                          [(SUB2, "10.1.0.1")], "network:router_interface", project_id="intruder"))
+    ports.append(api_port("00000000-0000-4000-8000-000000000002", NET2, "fa:16:3e:00:00:02",
+                          [(SUB2, "10.1.0.2")], "network:router_gateway", project_id="intruder"))
+    _, r = _view(api_router(), ports, [], False)
+    assert [p.id for p in r.interfaces] == [QR_PORT]
+    assert r.gateway is not None and r.gateway.id == GW_PORT
+    views = router_views([api_router()], ports, api_subnets(), api_networks(), [])
+    assert [p.id for p in views[ROUTER].interfaces] == [QR_PORT] and views[ROUTER].gateway.id == GW_PORT
 
 
 def test_gateway_port_ignored_without_gateway_info_and_snat_default() -> None:

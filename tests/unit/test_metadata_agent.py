@@ -44,7 +44,8 @@ PORTS = [
     port("gw", "ext", "172.16.0.10", ROUTER, "network:router_gateway"),  # not an interface network
     port("v6", NET_C, "2001:db8::5", "vm-6", mac="fa:16:3e:12:34:56"),
 ]
-INDEX = PortIndex.build(PORTS)
+ROUTERS = [{"id": ROUTER, "gw_port_id": "gw", "interface_port_ids": ["ri-a", "ri-b"]}]
+INDEX = PortIndex.build(PORTS, ROUTERS)
 
 
 def hdrs(**kw: str) -> dict[str, str]:
@@ -54,6 +55,16 @@ def hdrs(**kw: str) -> dict[str, str]:
 # --- resolution ------------------------------------------------------------------------------
 def test_router_networks_are_its_interfaces_only() -> None:
     assert INDEX.router_networks == {ROUTER: {NET_A, NET_B}}
+
+
+def test_a_port_that_only_claims_a_router_adds_no_network_to_it() -> None:
+    """Another project's port naming the router as its device (owner network:router_interface)
+    is not one of the router's interfaces: the router's own records decide."""
+    claimed = port("intruder", NET_C, "10.9.0.1", ROUTER, "network:router_interface", project="proj-9")
+    idx = PortIndex.build([*PORTS, claimed], ROUTERS)
+    assert idx.router_networks == {ROUTER: {NET_A, NET_B}}
+    # 10.0.0.5 is vm-1 on NET_A and vm-3 on NET_C: were NET_C the router's, this would be ambiguous.
+    assert resolve(idx, hdrs(x_neutron_router_id=ROUTER, x_forwarded_for="10.0.0.5"))[0] == "vm-1"
 
 
 @pytest.mark.parametrize("h, want", [
@@ -309,11 +320,12 @@ def test_errors_are_never_replayed(nova: Nova) -> None:
 
 # --- the driver: feed → index, the unix socket --------------------------------------------------
 class FakeState:
-    def __init__(self, ports: list[dict[str, Any]]) -> None:
+    def __init__(self, ports: list[dict[str, Any]], routers: list[dict[str, Any]] = ROUTERS) -> None:
         self.ports = {p["id"]: p for p in ports}
+        self.routers = {r["id"]: r for r in routers}
 
     def of(self, rtype: str) -> dict[str, Any]:
-        return self.ports if rtype == "port" else {}
+        return {"port": self.ports, "router": self.routers}.get(rtype, {})
 
 
 def driver(sock: Path, nova: Nova, secret: str = "s3cret") -> MetadataDriver:
@@ -363,7 +375,7 @@ def test_driver_serves_the_unix_socket(tmp_path: Path, nova: Nova) -> None:
     async def go() -> list[int]:
         drv = driver(sock, nova)
         assert drv.configurations()["metadata_proxy_socket"] == str(sock)
-        assert drv.agent_type == "Metadata agent" and drv.feed_types == ("port",)
+        assert drv.agent_type == "Metadata agent" and drv.feed_types == ("port", "router")
         await drv.reconcile(FakeState(PORTS), True)
         assert sock.is_socket() and (sock.stat().st_mode & 0o777) == 0o644
         (r1,) = await exchange(sock, get("/latest/meta-data/", X_Neutron_Router_ID=ROUTER, X_Forwarded_For="10.0.0.5"))

@@ -6,11 +6,16 @@ needs it, built by ``router_view`` from the feed's Neutron API admin views:
 
 * the router (``admin_state_up``, ``external_gateway_info`` with
   ``enable_snat``, ``routes``);
-* its ``network:router_interface`` ports (``device_id`` = router id, admin up
-  only) -> ``interfaces`` (``qr-`` devices), each fixed IP with the prefix
-  length of its subnet and the subnets' CIDR/gateway;
+* its ``network:router_interface`` ports -> ``interfaces`` (``qr-`` devices,
+  admin up only), each fixed IP with the prefix length of its subnet and the
+  subnets' CIDR/gateway;
 * its ``network:router_gateway`` port -> ``gateway`` (``qg-`` device), only
   while the router has ``external_gateway_info``;
+
+A router's ports are the ones the router itself records: ``gw_port_id`` and
+``interface_port_ids`` of its admin view (the server's ``router_ports``).  A
+port's ``device_id`` and ``device_owner`` are written by the port's owner, so
+they only have to agree; they never add a port to a router.
 * the floating IPs whose ``router_id`` is the router: associated ones (a
   ``port_id`` and ``fixed_ip_address``) and port-forwarding-only ones (no
   port, a non-empty ``port_forwardings`` list);
@@ -314,16 +319,17 @@ def router_view(router: Mapping[str, Any],
     enable_snat = default_snat
     if gw_info is not None and gw_info.get("enable_snat") is not None:
         enable_snat = bool(gw_info["enable_snat"])
+    owned = frozenset(router.get("interface_port_ids") or ())
+    gw_port_id = router.get("gw_port_id") or None
     interfaces, gateway = [], None
     for p in _values(ports):
         if p.get("device_id") != rid:
             continue
         owner = p.get("device_owner")
-        if owner == DEVICE_OWNER_ROUTER_INTF and p.get("admin_state_up", True):
+        if owner == DEVICE_OWNER_ROUTER_INTF and p.get("id") in owned and p.get("admin_state_up", True):
             interfaces.append(_port(p, "qr", subs, nets))
-        elif owner == DEVICE_OWNER_ROUTER_GW and gw_info is not None:
-            if gateway is None or p["id"] < gateway.id:
-                gateway = _port(p, "qg", subs, nets)
+        elif owner == DEVICE_OWNER_ROUTER_GW and gw_info is not None and p.get("id") == gw_port_id:
+            gateway = _port(p, "qg", subs, nets)
     interfaces.sort(key=lambda p: p.id)
     fips = [f for f in (_floating_ip(d) for d in _values(floatingips) if d.get("router_id") == rid)
             if f is not None]
@@ -344,10 +350,13 @@ def router_views(routers: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str
     """``router_view`` for every router given (those scheduled to this agent), by id."""
     rlist = _values(routers)
     ids = {r["id"] for r in rlist}
+    owner_of = {pid: r["id"] for r in rlist
+                for pid in (r.get("gw_port_id"), *(r.get("interface_port_ids") or ())) if pid}
     by_router_ports: dict[str, list[Mapping[str, Any]]] = {}
     for p in _values(ports):
-        if p.get("device_id") in ids:
-            by_router_ports.setdefault(p["device_id"], []).append(p)
+        rid = owner_of.get(p.get("id", ""))
+        if rid is not None:
+            by_router_ports.setdefault(rid, []).append(p)
     by_router_fips: dict[str, list[Mapping[str, Any]]] = {}
     for f in _values(floatingips):
         if f.get("router_id") in ids:

@@ -10,9 +10,12 @@ The request handling (resolution, signature, forwarding to Nova at
 ``nova_metadata_host:nova_metadata_port`` over kept-alive connections,
 ``upstream``) is in ``proxy``.
 
-The socket's mode is 0644 (Neutron's ``deduce`` for a proxy running as the
-agent's user): only root can connect, so an unprivileged local process
-cannot pose as the proxy.
+The proxies run unprivileged (``[metadata] metadata_proxy_user`` /
+``metadata_proxy_group``): the socket is mode 0660 with the proxies' group,
+and its directory (the default one, ``/run/neutrino/metadata-<id>/``) mode
+0710 with that group, so root and the proxies can connect and no other local
+process can pose as a proxy.  Without a group (``group=None``) the socket is
+0644: root only (Neutron's ``deduce`` for a proxy running as the agent's user).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from neutrino.agents.metadata import socket_path
+from neutrino.agents.metadata import group_id, proxy_identity, socket_path
 from neutrino.agents.metadata.proxy import MetadataProxy, PortIndex
 from neutrino.agents.metadata.server import MetadataServer
 from neutrino.agents.metadata.upstream import Upstream
@@ -33,6 +36,10 @@ from neutrino.feed.state import State
 
 LOG = logging.getLogger(__name__)
 SOCKET_MODE = 0o644
+#: With the proxies' group: the group may connect (write), others may not.
+GROUP_SOCKET_MODE = 0o660
+#: The socket's own directory: the group may enter it (not list it).
+GROUP_DIR_MODE = 0o710
 BACKLOG = 4096
 #: haproxy keeps its connections to the agent alive and closes the idle ones itself within
 #: seconds (it halves its idle pool every 5 s); the agent closes one only after this long, so it
@@ -40,15 +47,36 @@ BACKLOG = 4096
 IDLE_TIMEOUT = 600.0
 
 
-def bind_unix(path: str, mode: int = SOCKET_MODE) -> socket.socket:
-    """A listening unix socket at ``path`` (a stale socket file is replaced)."""
+def bind_unix(path: str, mode: int = SOCKET_MODE, *, gid: int | None = None,
+              own_dir: bool = False) -> socket.socket:
+    """A listening unix socket at ``path`` (a stale socket file is replaced).
+
+    With ``gid``: the socket gets that group and mode ``GROUP_SOCKET_MODE``; with
+    ``own_dir`` too, its directory (ours alone) gets that group and ``GROUP_DIR_MODE``.
+    The socket is bound under umask 077 and opened up only after its group is set, so
+    it is never connectable by others in between."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
+    if own_dir:
+        os.chown(p.parent, -1, gid if gid is not None else -1)
+        os.chmod(p.parent, GROUP_DIR_MODE if gid is not None else 0o700)
+        for parent in p.parent.parents:   # /run/neutrino: searchable, as for dnsmasq's files
+            if parent == Path("/run"):
+                break
+            if parent.stat().st_mode & 0o011 != 0o011:
+                os.chmod(parent, parent.stat().st_mode | 0o111)
     with contextlib.suppress(FileNotFoundError):
         if p.is_socket():
             p.unlink()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(str(p))
+    old_umask = os.umask(0o077)
+    try:
+        sock.bind(str(p))
+    finally:
+        os.umask(old_umask)
+    if gid is not None:
+        os.chown(p, -1, gid)
+        mode = GROUP_SOCKET_MODE
     os.chmod(p, mode)
     sock.listen(BACKLOG)
     sock.setblocking(False)
@@ -59,11 +87,12 @@ class MetadataDriver:
     agent_type = "Metadata agent"
     binary = "neutrino-metadata-agent"
     topic = "N/A"
-    feed_types = ("port",)
+    feed_types = ("port", "router")
 
     def __init__(self, socket: str, nova_host: str, nova_port: int, secret: str, *, protocol: str = "http",
-                 upstream: Upstream | None = None) -> None:
+                 upstream: Upstream | None = None, gid: int | None = None, own_dir: bool = False) -> None:
         self.socket = socket
+        self.gid, self.own_dir = gid, own_dir
         self.nova_host = nova_host
         self.nova_port = nova_port
         host = f"[{nova_host}]" if ":" in nova_host else nova_host
@@ -84,13 +113,13 @@ class MetadataDriver:
             await self._server.close()
         if self._sock is not None:
             self._sock.close()
-        self._sock = bind_unix(self.socket)
+        self._sock = bind_unix(self.socket, gid=self.gid, own_dir=self.own_dir)
         await self._server.start(self._sock)
         LOG.info("metadata agent listening on %s, forwarding to %s", self.socket, self.app.nova_url)
 
     async def reconcile(self, state: State, changed: bool) -> dict[str, str]:
         if changed or not self._server.serving:
-            self.app.index = PortIndex.build(state.of("port").values())
+            self.app.index = PortIndex.build(state.of("port").values(), state.of("router").values())
         await self.start()
         return {}
 
@@ -106,5 +135,7 @@ class MetadataDriver:
 
 def make_driver(cfg: Config, host: str) -> MetadataDriver:
     md = cfg.metadata
+    _user, group = proxy_identity(cfg)
     return MetadataDriver(socket_path(cfg), md.nova_metadata_host, md.nova_metadata_port,
-                          md.metadata_proxy_shared_secret, protocol=md.nova_metadata_protocol)
+                          md.metadata_proxy_shared_secret, protocol=md.nova_metadata_protocol,
+                          gid=group_id(group), own_dir=not md.metadata_proxy_socket)

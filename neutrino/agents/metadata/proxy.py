@@ -1,8 +1,10 @@
 """The metadata agent's request handling: who is asking, and forwarding to Nova.
 
-``PortIndex`` is built from the feed's ports (kept in memory, so a request
-needs no server round trip): the networks of each router (its interface
-ports) and the ports by (network, IP) and (network, MAC).
+``PortIndex`` is built from the feed's ports and routers (kept in memory, so
+a request needs no server round trip): the networks of each router (the
+interface ports the router records, ``interface_port_ids``: a port's own
+``device_id`` never adds a network to a router) and the ports by (network,
+IP) and (network, MAC).
 ``MetadataProxy.handle`` answers each request that the agent's server
 (``server.py``, on the unix socket the haproxy proxies forward to) reads
 (reference §5.3):
@@ -116,14 +118,17 @@ class PortIndex:
     router_networks: dict[str, set[str]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, ports: Iterable[Mapping[str, Any]]) -> "PortIndex":
+    def build(cls, ports: Iterable[Mapping[str, Any]],
+              routers: Iterable[Mapping[str, Any]] = ()) -> "PortIndex":
         idx = cls()
+        router_of = {pid: r["id"] for r in routers for pid in r.get("interface_port_ids") or ()}
         for p in ports:
             net = p.get("network_id")
             if not net:
                 continue
-            if p.get("device_owner") in ROUTER_INTERFACE_OWNERS and p.get("device_id"):
-                idx.router_networks.setdefault(p["device_id"], set()).add(net)
+            rid = router_of.get(p.get("id", ""))
+            if rid is not None and p.get("device_owner") in ROUTER_INTERFACE_OWNERS and p.get("device_id") == rid:
+                idx.router_networks.setdefault(rid, set()).add(net)
             for f in p.get("fixed_ips") or ():
                 ip = f.get("ip_address")
                 if ip:
