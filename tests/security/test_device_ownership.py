@@ -200,3 +200,25 @@ def test_migration_records_only_the_routers_own_ports(api: Api) -> None:
         rows = {(r.port_id, r.port_type) for r in conn.execute(select(tables.router_ports))}
     assert rows == {(want["gw_port_id"], "network:router_gateway")} | {
         (pid, "network:router_interface") for pid in want["interface_port_ids"]}
+
+
+# --- the DHCP agent's own port ------------------------------------------------------------------
+def test_dhcp_agent_takes_over_only_its_own_port_on_that_network() -> None:
+    """A project can write this host's DHCP device_id for another network on a port of its own
+    network; the DHCP agent must neither update that port with the other network's subnets (which
+    would fail for ever, leaving that network without DHCP) nor delete it."""
+    from neutrino.agents.dhcp.agent import _own_dhcp_ports
+    from neutrino.agents.dhcp.model import dhcp_device_id
+    from neutrino.feed.state import State
+
+    did = dhcp_device_id("host-1", "net-admin")
+    ports = {
+        "decoy": {"id": "decoy", "network_id": "net-demo", "device_owner": "network:dhcp", "device_id": did},
+        "fake-owner": {"id": "fake-owner", "network_id": "net-admin", "device_owner": "compute:nova",
+                       "device_id": did},
+        "real": {"id": "real", "network_id": "net-admin", "device_owner": "network:dhcp", "device_id": did},
+    }
+    feed = {"port": ports}
+    state = State(1, feed, frozenset(feed))
+    assert [p["id"] for p in _own_dhcp_ports(state, "net-admin", did)] == ["real"]
+    assert _own_dhcp_ports(state, "net-demo", dhcp_device_id("host-1", "net-demo")) == []

@@ -59,9 +59,17 @@ RELOAD_INTERVAL = 0.2
 
 
 def atomic_write(path: Path, text: str) -> None:
+    """Replace ``path`` with mode 0644: dnsmasq re-reads it as user nobody (the agents' umask is 077)."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
+
+
+def _conf_mkdir(conf: Path) -> None:
+    """A network's dnsmasq directory, mode 0755 (searchable by dnsmasq's user, whatever the umask)."""
+    conf.mkdir(parents=True, exist_ok=True)
+    conf.chmod(0o755)
 
 
 class DhcpDriver:
@@ -134,13 +142,13 @@ class DhcpDriver:
         ns = namespace_name(op.network_id)
         conf = self.conf_dir(op.network_id)
         if isinstance(op, EnsureNamespace):
-            conf.mkdir(parents=True, exist_ok=True)
+            _conf_mkdir(conf)
             netns.ensure_netns(ns)
             iproute.set_sysctl("net.ipv4.ip_nonlocal_bind", 1, netns=ns)
         elif isinstance(op, UnplugTap):
             self.iface.unplug(op.device, ns)
         elif isinstance(op, PlugTap):
-            conf.mkdir(parents=True, exist_ok=True)
+            _conf_mkdir(conf)
             self.iface.plug(op.device, op.port.id, op.port.mac, op.mtu or 1500, ns)
         elif isinstance(op, SetAddresses):
             self.iface.set_addresses(op.device, ns, op.addresses)
@@ -153,7 +161,7 @@ class DhcpDriver:
                         if r.dst == "default":
                             iproute.remove_route("default", netns=ns, via=r.gateway)
         elif isinstance(op, WriteFiles):
-            conf.mkdir(parents=True, exist_ok=True)
+            _conf_mkdir(conf)
             for name, text in op.files.items():
                 atomic_write(conf / name, text)
         elif isinstance(op, ReleaseLeases):
@@ -206,7 +214,7 @@ class DhcpDriver:
     # --- apply (API side) ------------------------------------------------------------------------
     async def _ensure_port(self, op: EnsureDhcpPort, state: State) -> None:
         device_id = op.device_id or dhcp_device_id(self.cfg.host, op.network_id)
-        mine = [p for p in state.of("port").values() if p.get("device_id") == device_id]
+        mine = _own_dhcp_ports(state, op.network_id, device_id)
         fixed = [{"subnet_id": s} for s in op.subnet_ids]
         if mine:
             port = mine[0]
@@ -223,8 +231,7 @@ class DhcpDriver:
             "name": ""}})
 
     async def _release_port(self, net_id: str, state: State) -> None:
-        device_id = dhcp_device_id(self.cfg.host, net_id)
-        for p in [p for p in state.of("port").values() if p.get("device_id") == device_id]:
+        for p in _own_dhcp_ports(state, net_id, dhcp_device_id(self.cfg.host, net_id)):
             await self.client.api("DELETE", f"/v2.0/ports/{p['id']}", None, ok=(204, 404, 409))
 
     # --- the loop's entry point ---------------------------------------------------------------------
@@ -300,3 +307,12 @@ def dhcp_config(cfg: Config, host: str) -> DhcpConfig:
 def make_driver(cfg: Config, host: str) -> DhcpDriver:
     return DhcpDriver(dhcp_config(cfg, host), InterfaceDriver(host_ovs(cfg), cfg.ovs.integration_bridge),
                       MetadataProxies.from_config(cfg))
+
+
+def _own_dhcp_ports(state: State, network_id: str, device_id: str) -> list[dict[str, Any]]:
+    """This host's DHCP ports on ``network_id``: owner ``network:dhcp``, our device id, and on that
+    network.  Any project can write a DHCP-like ``device_id`` on a port of its own network; such a
+    port is never taken over (updated with another network's subnets) nor deleted."""
+    return [p for p in state.of("port").values()
+            if p.get("device_id") == device_id and p.get("network_id") == network_id
+            and p.get("device_owner") == "network:dhcp"]
