@@ -120,7 +120,8 @@ RULES: dict[str, Check] = {
     "get_subnet": any_of(pr, shared, external, admin, nor, service),
     "get_subnet:segment_id": ADMIN_ONLY,
     # ports
-    "create_port": any_of(admin, service, nom, shared),
+    # A port on a shared network is a write: members only (readers of any project may read, never create).
+    "create_port": any_of(admin, service, nom, lambda c, t: c.has("member") and shared(c, t)),
     "create_port:device_owner": any_of(not_network_device, admin, service, nom),
     "create_port:mac_address": ADMIN_SVC_NOM,
     "create_port:fixed_ips": any_of(admin, service, nom, shared),

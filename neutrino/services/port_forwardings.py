@@ -13,6 +13,10 @@ descriptions and port ranges):
   ``internal_port_id``, whose subnet a router connects to the floating
   network.  Overlapping ranges on the same floating IP/protocol, or on the
   same internal address/protocol -> 400 (Neutron raises BadRequest).
+* ``internal_port_id`` must name a port the caller may see (else 404
+  PortNotFound, on create and update), checked before anything else about
+  that port: the other checks' messages would describe another project's
+  port (its floating IP, its forwardings).
 * A floating IP with a ``port_id`` cannot get forwardings (409
   FloatingIPPortAlreadyAssociated), nor can a port that has a floating IP
   (409 PortHasBindingFloatingIP).  The first forwarding sets the floating
@@ -126,6 +130,9 @@ class PortForwardingService:
         conn = uow.conn
         fip = self.fips.fetch_row(ctx, conn, parent_id)
         policy.enforce(ctx, "create_floatingip_port_forwarding", {"project_id": fip.project_id})
+        # A port the caller cannot see is a 404 before any check that would describe it
+        # (its floating IP, its other forwardings).
+        self.fips.ports.fetch_row(ctx, conn, item["internal_port_id"])
         internal, external = _side(item, "internal", None), _side(item, "external", None)
         self._check_relation(internal[0], external[0])
         pf = dict(item)
@@ -154,6 +161,7 @@ class PortForwardingService:
         row = self._row(conn, fip.id, pf_id)
         req = dict(changes)
         if req.get("internal_port_id"):
+            self.fips.ports.fetch_row(ctx, conn, req["internal_port_id"])   # hidden: 404 first (as create)
             self._check_port_has_fip(conn, req["internal_port_id"],
                                      req.get("internal_ip_address") or row.internal_ip_address)
         current_int = ((row.internal_port_start, row.internal_port_end),

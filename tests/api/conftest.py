@@ -4,15 +4,16 @@
 migrated database, services) behind a Starlette ``TestClient`` whose fake
 tokens map to fixed identities:
 
-=========  ===========================================  =========
-token      roles                                        project
-=========  ===========================================  =========
-admin      admin, manager, member, reader               p-admin
-demo       member, reader                               p-demo
-other      member, reader                               p-other
-reader     reader                                       p-demo
-service    service                                      p-service
-=========  ===========================================  =========
+============  ===========================================  =========
+token         roles                                        project
+============  ===========================================  =========
+admin         admin, manager, member, reader               p-admin
+demo          member, reader                               p-demo
+other         member, reader                               p-other
+reader        reader                                       p-demo
+other-reader  reader                                       p-other
+service       service                                      p-service
+============  ===========================================  =========
 
 Databases: every test starts from an empty, migrated database.  Migrating
 costs ~80 ms, so each test module migrates once: on SQLite a template file
@@ -55,6 +56,7 @@ IDENTITIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "demo": ("u-demo", "p-demo", ("member", "reader")),
     "other": ("u-other", "p-other", ("member", "reader")),
     "reader": ("u-reader", "p-demo", ("reader",)),
+    "other-reader": ("u-other-reader", "p-other", ("reader",)),
     "service": ("u-service", "p-service", ("service",)),
 }
 

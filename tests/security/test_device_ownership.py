@@ -222,3 +222,14 @@ def test_dhcp_agent_takes_over_only_its_own_port_on_that_network() -> None:
     state = State(1, feed, frozenset(feed))
     assert [p["id"] for p in _own_dhcp_ports(state, "net-admin", did)] == ["real"]
     assert _own_dhcp_ports(state, "net-demo", dhcp_device_id("host-1", "net-demo")) == []
+
+
+def test_a_reader_cannot_create_a_port_on_a_shared_network(api: Api) -> None:
+    """create_port is a write: a project's reader may see a shared network but not plug into it."""
+    net = api.network(shared=True)
+    api.subnet(net["id"], "10.0.0.0/24")
+    before = api.snapshot()
+    error(api.post("ports", {"port": {"network_id": net["id"]}}, as_="reader"), 403, "PolicyNotAuthorized")
+    error(api.post("ports", {"port": {"network_id": net["id"]}}, as_="other-reader"), 403, "PolicyNotAuthorized")
+    assert api.snapshot() == before
+    api.port(net["id"], as_="demo")      # a member may
