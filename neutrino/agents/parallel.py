@@ -4,8 +4,9 @@
 apply per namespace: the work is external commands, which overlap well even on few CPUs).
 ``apply_grouped`` (the DHCP agent's executor): each namespace's ops keep their planned
 order; namespaces run in parallel, the ones being torn down first (as planned).  A failure
-in one namespace is logged and does not stop the others (the next pass retries).  The L3
-agent has its own executor (shared steps for all routers, then ``parallel``).
+in one namespace is logged, ends that namespace's ops for the pass (the next ones were
+planned to follow it) and is returned; it never stops the others (the next pass retries).
+The L3 agent has its own executor (shared steps for all routers, then ``parallel``).
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ def parallel(fn: Callable[[T], R], items: Sequence[T], *, name: str = "agent") -
 
 def apply_grouped(ops: Sequence[Any], *, key: Callable[[Any], Hashable], apply: Callable[[Any], None],
                   is_teardown: Callable[[Any], bool], creates_namespace: Callable[[Any], bool],
-                  what: str) -> None:
-    """Apply ``ops`` grouped by ``key`` (one group per namespace), as described above."""
+                  what: str) -> dict[Hashable, str]:
+    """Apply ``ops`` grouped by ``key`` (one group per namespace), as described above.
+    Returns key -> what failed, for the groups where an op failed."""
     groups: dict[Hashable, list[Any]] = {}
     for op in ops:
         groups.setdefault(key(op), []).append(op)
+    failed: dict[Hashable, str] = {}
 
     def run_group(group: list[Any]) -> None:
         for op in group:
@@ -45,6 +48,8 @@ def apply_grouped(ops: Sequence[Any], *, key: Callable[[Any], Hashable], apply: 
                 apply(op)
             except Exception as exc:  # noqa: BLE001 - one namespace's failure must not stop the others
                 LOG.warning("%s for %s %s failed: %s", type(op).__name__, what, key(op), exc)
+                failed[key(op)] = f"{type(op).__name__} failed: {str(exc)[:200]}"
+                return
 
     teardown = [g for g in groups.values() if any(is_teardown(op) for op in g)]
     rest = [g for g in groups.values() if not any(is_teardown(op) for op in g)]
@@ -57,3 +62,4 @@ def apply_grouped(ops: Sequence[Any], *, key: Callable[[Any], Hashable], apply: 
             rest = [g for g in rest if g is not first]
     for phase in (teardown, rest):
         parallel(run_group, phase, name=what)
+    return failed

@@ -7,10 +7,12 @@ it as ``Invalid input for <attr>. Reason: <reason>.``
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import uuid
 from typing import Any, Callable
+
+from neutrino.errors import echo
+from neutrino.ipam import addresses
 
 Conv = Callable[[Any], Any]
 
@@ -30,12 +32,12 @@ def to_bool(v: Any) -> bool:
         return bool(v)
     if isinstance(v, str) and v.strip().lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
         return v.strip().lower() in ("true", "1", "yes", "on")
-    raise ConversionError(f"'{v}' cannot be converted to boolean")
+    raise ConversionError(f"'{echo(v)}' cannot be converted to boolean")
 
 
 def to_int(v: Any) -> int:
     if isinstance(v, bool):
-        raise ConversionError(f"'{v}' is not an integer")
+        raise ConversionError(f"'{echo(v)}' is not an integer")
     if isinstance(v, int):
         return v
     if isinstance(v, str):
@@ -45,15 +47,17 @@ def to_int(v: Any) -> int:
             pass
     if isinstance(v, float) and v.is_integer():
         return int(v)
-    raise ConversionError(f"'{v}' is not an integer")
+    raise ConversionError(f"'{echo(v)}' is not an integer")
 
 
 def string(max_len: int | None = 255) -> Conv:
     def conv(v: Any) -> str:
         if not isinstance(v, str):
-            raise ValueError(f"'{v}' is not a valid string")
+            raise ValueError(f"'{echo(v)}' is not a valid string")
         if max_len is not None and len(v) > max_len:
-            raise ValueError(f"'{v}' exceeds maximum length of {max_len}")
+            raise ValueError(f"'{echo(v)}' exceeds maximum length of {max_len}")
+        if "\x00" in v:     # no field has a use for NUL, and PostgreSQL cannot store it in text
+            raise ValueError(f"'{echo(v)}' contains a NUL character")
         return v
     return conv
 
@@ -68,7 +72,7 @@ def uuid_str(v: Any) -> str:
 
 
 def _fail_uuid(v: Any) -> str:
-    raise ValueError(f"'{v}' is not a valid UUID")
+    raise ValueError(f"'{echo(v)}' is not a valid UUID")
 
 
 def uuid_or_none(v: Any) -> str | None:
@@ -82,20 +86,21 @@ def mac(v: Any) -> str:
             octets = [m.group(i) for i in (1, 3, 4, 5, 6, 7)]
             norm = ":".join(o.lower() for o in octets)
             if norm in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"):
-                raise ValueError(f"'{v}' is not a valid MAC address")
+                raise ValueError(f"'{echo(v)}' is not a valid MAC address")
             if int(octets[0], 16) & 1:
-                raise ValueError(f"'{v}' is not a valid MAC address")
+                raise ValueError(f"'{echo(v)}' is not a valid MAC address")
             return norm
-    raise ValueError(f"'{v}' is not a valid MAC address")
+    raise ValueError(f"'{echo(v)}' is not a valid MAC address")
 
 
 def ip(v: Any) -> str:
-    if isinstance(v, str):
-        try:
-            return str(ipaddress.ip_address(v.strip()))
-        except ValueError:
-            pass
-    raise ValueError(f"'{v}' is not a valid IP address")
+    """An IP address in canonical text; scope ids (``%...``), blanks and control
+    characters are refused (``neutrino.ipam.addresses``)."""
+    try:
+        return str(addresses.parse_ip(v))
+    except ValueError:
+        pass
+    raise ValueError(f"'{echo(v)}' is not a valid IP address")
 
 
 def ip_or_none(v: Any) -> str | None:
@@ -104,23 +109,20 @@ def ip_or_none(v: Any) -> str | None:
 
 def cidr_keep_host(v: Any) -> str:
     """A CIDR as given (host bits kept), with a missing prefix made /32 or /128."""
-    if isinstance(v, str):
-        try:
-            iface = ipaddress.ip_interface(v.strip())
-            return str(iface)
-        except ValueError:
-            pass
-    raise ValueError(f"'{v}' is not a valid IP subnet")
+    try:
+        return str(addresses.parse_interface(v))
+    except ValueError:
+        pass
+    raise ValueError(f"'{echo(v)}' is not a valid IP subnet")
 
 
 def subnet_cidr(v: Any) -> str:
     """A subnet CIDR, canonical (host bits masked)."""
-    if isinstance(v, str):
-        try:
-            return str(ipaddress.ip_network(v.strip(), strict=False))
-        except ValueError:
-            pass
-    raise ValueError(f"'{v}' is not a valid IP subnet")
+    try:
+        return str(addresses.parse_network(v))
+    except ValueError:
+        pass
+    raise ValueError(f"'{echo(v)}' is not a valid IP subnet")
 
 
 def ip_or_cidr(v: Any) -> str:
@@ -135,7 +137,7 @@ def one_of(*choices: Any, nullable: bool = False) -> Conv:
         if v is None and nullable:
             return None
         if v not in choices:
-            raise ValueError(f"'{v}' is not in {list(choices)}")
+            raise ValueError(f"'{echo(v)}' is not in {list(choices)}")
         return v
     return conv
 
@@ -145,7 +147,7 @@ def int_one_of(*choices: int) -> Conv:
     def conv(v: Any) -> int:
         n = to_int(v)
         if n not in choices:
-            raise ValueError(f"'{v}' is not in {list(choices)}")
+            raise ValueError(f"'{echo(v)}' is not in {list(choices)}")
         return n
     return conv
 
@@ -153,14 +155,14 @@ def int_one_of(*choices: int) -> Conv:
 def list_of(item: Conv, *, unique: bool = False, what: str = "") -> Conv:
     def conv(v: Any) -> list[Any]:
         if not isinstance(v, list):
-            raise ValueError(f"'{v}' is not a list")
+            raise ValueError(f"'{echo(v)}' is not a list")
         out = [_nested(item, x) for x in v]
         if unique:
             seen: set[Any] = set()
             for x in out:
                 key = repr(x)
                 if key in seen:
-                    raise ValueError(f"Duplicate {what or 'item'} '{x}'")
+                    raise ValueError(f"Duplicate {what or 'item'} '{echo(x)}'")
                 seen.add(key)
         return out
     return conv
@@ -185,7 +187,7 @@ def fixed_ips(item: Conv) -> Conv:
 
 def dict_value(v: Any) -> dict[str, Any]:
     if not isinstance(v, dict):
-        raise ValueError(f"'{v}' is not a dictionary")
+        raise ValueError(f"'{echo(v)}' is not a dictionary")
     return v
 
 
@@ -197,10 +199,10 @@ def dict_of(spec: dict[str, Conv], *, required: tuple[str, ...] = ()) -> Conv:
     """A dict with known keys converted by ``spec``; unknown keys rejected."""
     def conv(v: Any) -> dict[str, Any]:
         if not isinstance(v, dict):
-            raise ValueError(f"'{v}' is not a dictionary")
+            raise ValueError(f"'{echo(v)}' is not a dictionary")
         unknown = sorted(set(v) - set(spec))
         if unknown:
-            raise ValueError(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
+            raise ValueError(f"Unrecognized attribute(s) '{echo(', '.join(map(str, unknown)))}'")
         for key in required:
             if key not in v:
                 raise ValueError(f"Validation of dictionary's keys failed. Expected keys: {set(required)} "
@@ -234,8 +236,8 @@ def in_range(lo: int, hi: int, conv: Conv = to_int) -> Conv:
 
 
 def tag(v: Any) -> str:
-    if not isinstance(v, str) or not v or len(v) > 255 or "," in v:
-        raise ValueError(f"'{v}' is not a valid tag")
+    if not isinstance(v, str) or not v or len(v) > 255 or "," in v or "\x00" in v:
+        raise ValueError(f"'{echo(v)}' is not a valid tag")
     return v
 
 

@@ -930,10 +930,11 @@ class ServerService:
             raise neutron_errors.bad("Body must be an object")
         unknown = sorted(set(body) - {"status", "fault", "host", "power_state"})
         if unknown:
-            raise neutron_errors.bad(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
+            raise neutron_errors.bad(f"Unrecognized attribute(s) '{neutron_errors.echo(', '.join(unknown))}'")
         status = body.get("status")
-        if status not in AGENT_STATES:
-            raise neutron_errors.bad(f"Invalid status {status!r}: one of {', '.join(AGENT_STATES)}")
+        if not isinstance(status, str) or status not in AGENT_STATES:    # a list or dict is not hashable
+            raise neutron_errors.bad(f"Invalid status {neutron_errors.echo(repr(status))}: one of "
+                                     f"{', '.join(AGENT_STATES)}")
         fault = body.get("fault")
         if fault is not None and not isinstance(fault, dict):
             raise neutron_errors.bad("'fault' must be an object")

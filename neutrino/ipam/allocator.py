@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from neutrino import errors
 from neutrino.db import tables as t
+from neutrino.ipam import addresses
 from neutrino.ipam import pools as ipam
 
 AUTO_ADDRESS_MODES = ("slaac", "dhcpv6-stateless")
@@ -68,6 +69,19 @@ def pick_address(conn: Connection, subnet: Any, owner: str, rng: random.Random,
     return None if got is None else str(mk(got))
 
 
+def _requested_address(addr: Any) -> str | None:
+    """A requested address in canonical text: addresses are stored and compared as
+    text (the primary key of ``ip_allocations``), so ``2001:db8::0005`` must become
+    ``2001:db8::5`` before any comparison.  The API converts at the edge already;
+    this covers internal callers.  Scope ids, blanks and controls are refused."""
+    if addr is None:
+        return None
+    try:
+        return addresses.canonical_ip(addr)
+    except ValueError:
+        raise errors.bad(f"Invalid input for fixed_ips. Reason: '{addr}' is not a valid IP address.") from None
+
+
 def allocate(conn: Connection, network_id: str, requested: list[dict[str, Any]] | None, *, mac: str,
              owner: str, rng: random.Random, subnets: list[Any] | None = None) -> list[tuple[str, str]]:
     """Resolve a port's fixed IPs into [(subnet_id, ip_address)], not yet inserted.
@@ -106,7 +120,7 @@ def allocate(conn: Connection, network_id: str, requested: list[dict[str, Any]] 
 
     seen_ips: set[str] = set()
     for req in requested:
-        sid, addr = req.get("subnet_id"), req.get("ip_address")
+        sid, addr = req.get("subnet_id"), _requested_address(req.get("ip_address"))
         if addr is not None:
             if addr in seen_ips:
                 raise errors.bad(f"Invalid input for fixed_ips. Reason: Duplicate IP address '{addr}'.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from neutrino.api import convert as cv
+from neutrino.errors import echo
 
 
 def _fails(conv, value, reason=None, exc=ValueError):
@@ -69,12 +70,18 @@ def test_mac_fails(value):
 
 
 @pytest.mark.parametrize("value,expect", [("10.0.0.1", "10.0.0.1"), ("2001:DB8:0::0001", "2001:db8::1"),
-                                          ("2001:db8:1:0:0:0:0:1", "2001:db8:1::1"), (" 10.0.0.2 ", "10.0.0.2")])
+                                          ("2001:db8:1:0:0:0:0:1", "2001:db8:1::1"),
+                                          ("::FFFF:10.0.0.2", "::ffff:a00:2")])
 def test_ip(value, expect):
     assert cv.ip(value) == expect
 
 
-@pytest.mark.parametrize("value", ["10.0.0.256", "10.0.0.0/24", "x", 5, None])
+@pytest.mark.parametrize("value", ["10.0.0.256", "10.0.0.0/24", "x", 5, None,
+                                   # blanks and controls around an address (Neutron: "contains whitespace")
+                                   " 10.0.0.2 ", "10.0.0.2\n", "\t10.0.0.2", "10.0.0.2\x00", "10.0.\u00a00.2",
+                                   # IPv6 scope ids: Python's ipaddress takes any text after '%'
+                                   "fe80::1%eth0", "fe80::1%a\nb", "fe80::1%a,b c", "fe80::1%", "2001:db8::1%1",
+                                   "\uff11\uff10.0.0.2"])
 def test_ip_fails(value):
     _fails(cv.ip, value, f"'{value}' is not a valid IP address")
 
@@ -90,7 +97,10 @@ def test_cidr_keep_host(value, expect):
     assert cv.cidr_keep_host(value) == expect
 
 
-@pytest.mark.parametrize("value", ["10.0.0.0/33", "x", "10.0.0/24", 5])
+@pytest.mark.parametrize("value", ["10.0.0.0/33", "x", "10.0.0/24", 5, None,
+                                   "fe80::%eth0/64", "fe80::1%x/64", "fe80::/64%x", "fe80::%a\nb/64",
+                                   "fe80::%a,b c/64", " 10.0.0.0/24", "10.0.0.0/24 ", "10.0.0.0/24\n",
+                                   "10.0.0.0/ 24", "10.0.0.0 /24", "10.0.0.0/+24", "10.0.0.0/24\x00"])
 def test_cidr_fails(value):
     _fails(cv.cidr_keep_host, value, f"'{value}' is not a valid IP subnet")
     _fails(cv.subnet_cidr, value, f"'{value}' is not a valid IP subnet")
@@ -104,7 +114,10 @@ def test_subnet_cidr_masks_host_bits():
 def test_ip_or_cidr():
     assert cv.ip_or_cidr("10.0.0.1") == "10.0.0.1"
     assert cv.ip_or_cidr("10.0.1.0/24") == "10.0.1.0/24"
+    assert cv.ip_or_cidr("2001:DB8::0005") == "2001:db8::5"
     _fails(cv.ip_or_cidr, "nope")
+    for bad in ("fe80::1%eth0", "fe80::1%x/64", "fe80::1%a\nb", "10.0.0.1 "):
+        _fails(cv.ip_or_cidr, bad)
 
 
 def test_one_of_and_int_one_of():
@@ -165,7 +178,7 @@ def test_tag(value, ok):
     if ok:
         assert cv.tag(value) == value
     else:
-        _fails(cv.tag, value, f"'{value}' is not a valid tag")
+        _fails(cv.tag, value, f"'{echo(value)}' is not a valid tag")     # long values are cut (errors.echo)
 
 
 def test_dict_value():

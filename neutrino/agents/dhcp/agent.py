@@ -18,6 +18,12 @@ died is started again on the next pass.
 Ownership: a network is this agent's when its conf dir exists under
 ``STATE/dhcp`` — several agents (hosts) on one machine never touch each
 other's namespaces.
+
+One bad network never blocks the others: a network that cannot be observed is
+left out of the pass, one whose view is held or whose planning fails gets no
+op (see the planner), an API call (its DHCP port) or a host op that fails ends
+only that network's ops.  What happened is in ``configurations()`` as
+``reconcile_error`` (``network <id>: ...``) until a pass goes through.
 """
 
 from __future__ import annotations
@@ -87,10 +93,13 @@ class DhcpDriver:
         self.coalescer: Coalescer[str] = Coalescer(time.monotonic, RELOAD_INTERVAL)
         self._reload_lock = threading.Lock()
         self._flusher: asyncio.Task[None] | None = None
+        #: network id -> what went wrong with it in the last pass (see the module doc).
+        self.problems: dict[str, list[str]] = {}
 
     def configurations(self) -> dict[str, Any]:
         return {"dhcp_driver": "dnsmasq", "dhcp_lease_duration": self.cfg.dhcp_lease_duration,
-                "log_agent_heartbeats": False, **self.counts}
+                "log_agent_heartbeats": False, **self.counts,
+                **({"reconcile_error": problem_report(self.problems)} if self.problems else {})}
 
     # --- paths ------------------------------------------------------------------------------
     def conf_dir(self, net_id: str) -> Path:
@@ -100,13 +109,29 @@ class DhcpDriver:
         return dnsmasq.spec(net_id, argv, self.conf_dir(net_id) / render.FILE_PID, namespace_name(net_id))
 
     # --- observe ----------------------------------------------------------------------------
-    def observe(self) -> dict[str, ObservedDhcp]:
+    def observe(self, failed: dict[str, str] | None = None) -> dict[str, ObservedDhcp]:
+        """Every network of this agent as the host has it; one that cannot be observed is
+        left out (and named in ``failed``), so the pass leaves it alone."""
         base = Path(self.cfg.state_dir)
         if not base.is_dir():
             return {}
         dirs = sorted(p for p in base.iterdir() if p.is_dir())
         orphans = self.iface.orphaned() if dirs else set()
-        return dict(zip((d.name for d in dirs), parallel(lambda d: self._observe_one(d, orphans), dirs)))
+
+        def one(d: Path) -> ObservedDhcp | str:
+            try:
+                return self._observe_one(d, orphans)
+            except Exception as exc:  # noqa: BLE001 - one network must not stop the others
+                LOG.warning("observing network %s failed: %s", d.name, exc)
+                return f"not observed ({type(exc).__name__}: {str(exc)[:200]})"
+        out = {}
+        for d, got in zip(dirs, parallel(one, dirs)):
+            if isinstance(got, str):
+                if failed is not None:
+                    failed[d.name] = got
+            else:
+                out[d.name] = got
+        return out
 
     def _observe_one(self, d: Path, orphans: AbstractSet[str] = frozenset()) -> ObservedDhcp:
         net_id = d.name
@@ -187,11 +212,12 @@ class DhcpDriver:
             netns.remove_netns(ns)
             shutil.rmtree(conf, ignore_errors=True)
 
-    def apply_all(self, ops: list[Op]) -> None:
-        """Apply ``ops``: each network's in order, networks in parallel, teardowns first."""
-        apply_grouped(ops, key=lambda op: op.network_id, apply=self.apply,
-                      is_teardown=lambda op: isinstance(op, Teardown),
-                      creates_namespace=lambda op: isinstance(op, EnsureNamespace), what="network")
+    def apply_all(self, ops: list[Op]) -> dict[str, str]:
+        """Apply ``ops``: each network's in order, networks in parallel, teardowns first.
+        Returns network id -> what failed (that network's later ops were not run)."""
+        return apply_grouped(ops, key=lambda op: op.network_id, apply=self.apply,  # type: ignore[return-value]
+                             is_teardown=lambda op: isinstance(op, Teardown),
+                             creates_namespace=lambda op: isinstance(op, EnsureNamespace), what="network")
 
     def ensure_metadata_proxies(self, views: dict[str, Any]) -> None:
         """A haproxy metadata proxy in each namespace that serves metadata (see
@@ -238,7 +264,7 @@ class DhcpDriver:
     def desired(self, state: State) -> dict[str, Any]:
         mine = {b["network_id"] for b in state.of("dhcp_binding").values() if self.cfg.host in (b.get("hosts") or [])}
         nets = {n: state.of("network")[n] for n in mine if n in state.of("network")}
-        return network_views(nets, state.of("subnet"), state.of("port"))
+        return network_views(nets, state.of("subnet"), state.of("port"), self.cfg.host)
 
     def _flush_reloads(self) -> None:
         with self._reload_lock:
@@ -261,18 +287,30 @@ class DhcpDriver:
 
     async def reconcile(self, state: State, changed: bool) -> dict[str, str]:
         views = self.desired(state)
-        observed = await asyncio.to_thread(self.observe)
-        ops = plan(self.cfg, views, observed)
+        unobserved: dict[str, str] = {}
+        observed = await asyncio.to_thread(self.observe, unobserved)
+        # A network the host could not show is left alone this pass (neither planned nor torn down).
+        problems: dict[str, list[str]] = {nid: [why] for nid, why in unobserved.items()}
+        ops = plan(self.cfg, {n: v for n, v in views.items() if n not in unobserved}, observed, problems)
         host_ops = []
         for op in ops:
-            if isinstance(op, EnsureDhcpPort):
-                await self._ensure_port(op, state)   # the port comes back on the feed
-            else:
-                host_ops.append(op)
+            try:
+                if isinstance(op, EnsureDhcpPort):
+                    await self._ensure_port(op, state)   # the port comes back on the feed
+                    continue
                 if isinstance(op, Teardown):
-                    # Not served here any more (or no DHCP subnet left): give the port back.
+                    # Not served here any more (or no DHCP subnet left): give the port back
+                    # first (if that fails, the teardown waits for the next pass).
                     await self._release_port(op.network_id, state)
-        await asyncio.to_thread(self.apply_all, host_ops)
+            except Exception as exc:  # noqa: BLE001 - one network's API call must not stop the others
+                LOG.warning("%s for network %s failed: %s", type(op).__name__, op.network_id, exc)
+                problems.setdefault(op.network_id, []).append(f"{type(op).__name__} failed: {str(exc)[:200]}")
+                continue
+            host_ops.append(op)
+        failed = await asyncio.to_thread(self.apply_all, host_ops)
+        for nid, why in failed.items():
+            problems.setdefault(nid, []).append(why)
+        self.problems = problems
         await asyncio.to_thread(self.ensure_metadata_proxies, views)
         await asyncio.to_thread(self._flush_reloads)
         if self.coalescer.pending and self._flusher is None:
@@ -280,6 +318,12 @@ class DhcpDriver:
         self.counts = {"networks": len(views), "subnets": sum(len(v.dhcp_subnets) for v in views.values()),
                        "ports": sum(len(v.ports) for v in views.values())}
         return {}
+
+
+def problem_report(problems: dict[str, list[str]], limit: int = 500) -> str:
+    """``network <id>: <what>; ...`` (bounded), for ``reconcile_error``."""
+    text = "; ".join(f"network {nid}: {', '.join(whats)}" for nid, whats in sorted(problems.items()))
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def confs_dir(cfg: Config) -> Path:

@@ -11,16 +11,29 @@ CIDRs as plain text.  Ports and subnets are kept in a stable order (ports by
 first address, then id; subnets in the network's ``subnets`` order, then by
 id) so that the same state renders byte-identical files whatever order the
 feed delivered it in.
+
+Values that dnsmasq's files carry are checked strictly when a view is built
+(``port_problem``, ``subnet_problem``): addresses are addresses
+(``neutrino.ipam.addresses``: no IPv6 scope id, blank or control character),
+and nothing that ends up as one field of a hosts or opts line holds a comma,
+a blank or a control character.  A port that fails is left out of its
+network's view (no DHCP entries) and named in ``NetworkView.problems``; a
+subnet that fails (or this host's own DHCP port) ``hold``s the whole network:
+the planner leaves it as it is on the host and reports it.  Other networks
+are never affected.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import posixpath
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from neutrino.ipam import addresses
 
 __all__ = [
     "DEVICE_OWNER_DHCP",
@@ -42,6 +55,8 @@ __all__ = [
     "namespace_name",
     "network_view",
     "network_views",
+    "port_problem",
+    "subnet_problem",
     "tap_name",
 ]
 
@@ -219,6 +234,10 @@ class NetworkView:
     admin_state_up: bool = True
     subnets: tuple[SubnetView, ...] = ()
     ports: tuple[PortView, ...] = ()
+    #: What was left out of this view (or why it is held), for the agent's report.
+    problems: tuple[str, ...] = ()
+    #: A subnet or this host's DHCP port cannot be rendered: leave the network as it is.
+    held: bool = False
 
     def subnet(self, subnet_id: str) -> SubnetView | None:
         for s in self.subnets:
@@ -243,6 +262,91 @@ class NetworkView:
             if p.device_id == device_id:
                 return p
         return None
+
+
+# --- strict checks of what goes into dnsmasq's files ------------------------------------
+#: One field of a hosts/opts line: no comma (the field separator), blank or control character.
+_FIELD = re.compile(r"[^\s,\x00-\x1f\x7f]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
+
+
+def _shown(value: object) -> str:
+    """A value for a report (bounded: it may be anything a tenant sent)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def is_field(value: object) -> bool:
+    """``value`` can be one field of a dnsmasq hosts or opts line."""
+    return isinstance(value, str) and _FIELD.fullmatch(value) is not None
+
+
+def port_problem(port: PortView) -> str | None:
+    """Why ``port`` cannot be written into dnsmasq's files, or None (pure)."""
+    if not is_field(port.id):
+        return f"id {_shown(port.id)} cannot be a tag"
+    if not _MAC.fullmatch(port.mac):
+        return f"MAC address {_shown(port.mac)} is not a MAC address"
+    for f in port.fixed_ips:
+        if not addresses.is_ip(f.ip_address):
+            return f"fixed IP {_shown(f.ip_address)} is not an IP address"
+    for d in port.dns_assignment:
+        if not (is_field(d.hostname) and (not d.fqdn or is_field(d.fqdn))):
+            return f"DNS name {_shown(d.fqdn or d.hostname)} cannot be a host name"
+    for o in port.extra_dhcp_opts:
+        if not is_field(o.opt_name):
+            return f"DHCP option name {_shown(o.opt_name)} cannot be an option"
+        if o.opt_value is not None and (_CONTROL.search(o.opt_value)
+                                        or (o.opt_name == "client-id" and not is_field(o.opt_value))):
+            return f"DHCP option value {_shown(o.opt_value)} cannot be written"
+    return None
+
+
+def subnet_problem(sub: SubnetView) -> str | None:
+    """Why ``sub`` cannot be rendered (its addresses, routes, id), or None (pure)."""
+    if not is_field(sub.id):
+        return f"id {_shown(sub.id)} cannot be a tag"
+    try:
+        if addresses.parse_network(sub.cidr).version != sub.ip_version:
+            return f"cidr {_shown(sub.cidr)} is not IPv{sub.ip_version}"
+    except ValueError:
+        return f"cidr {_shown(sub.cidr)} is not a prefix"
+    for what, value in (("gateway_ip", sub.gateway_ip), *(("dns_nameservers", ns) for ns in sub.dns_nameservers),
+                        *(("host_routes nexthop", r.nexthop) for r in sub.host_routes)):
+        if value is not None and not addresses.is_ip(value):
+            return f"{what} {_shown(value)} is not an IP address"
+    for r in sub.host_routes:
+        if not addresses.is_ip_or_network(r.destination):
+            return f"host_routes destination {_shown(r.destination)} is not a prefix"
+    return None
+
+
+def _checked(net: NetworkView, host: str | None) -> NetworkView:
+    """``net`` without the ports that fail ``port_problem``, held if a subnet (or, with
+    ``host``, that host's DHCP port) fails; what was done is in ``problems``."""
+    problems = list(net.problems)
+    held = net.held
+    for s in net.subnets:
+        why = subnet_problem(s)
+        if why:
+            problems.append(f"subnet {s.id}: {why}; network left as it is")
+            held = True
+    ports = []
+    own = dhcp_device_id(host, net.id) if host is not None else None
+    for p in net.ports:
+        why = port_problem(p)
+        if why is None:
+            ports.append(p)
+            continue
+        if p.device_owner == DEVICE_OWNER_DHCP and (own is None or p.device_id == own):
+            problems.append(f"DHCP port {p.id}: {why}; network left as it is")
+            held = True
+        else:
+            problems.append(f"port {p.id}: {why}; no DHCP entries for it")
+    if not problems:
+        return net
+    return NetworkView(net.id, net.mtu, net.admin_state_up, net.subnets, tuple(ports), tuple(problems), held)
 
 
 # --- building views from the feed's API dicts ------------------------------------------
@@ -313,9 +417,23 @@ def _subnet(d: Mapping[str, Any], ports: Iterable[PortView]) -> SubnetView:
 
 def network_view(network: Mapping[str, Any],
                  subnets: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
-                 ports: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]]
-                 ) -> NetworkView:
-    """The view of ``network`` from API dicts; subnets/ports of other networks are ignored."""
+                 ports: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+                 host: str | None = None) -> NetworkView:
+    """The view of ``network`` from API dicts; subnets/ports of other networks are ignored.
+
+    Checked (``_checked``): ports that cannot be rendered are left out, a subnet (or
+    ``host``'s DHCP port; any DHCP port without ``host``) that cannot be holds it.
+    A network whose dicts cannot even be read is a held view of its id."""
+    try:
+        return _checked(_network_view(network, subnets, ports), host)
+    except (KeyError, TypeError, ValueError) as exc:
+        return NetworkView(str(network.get("id")), problems=(f"cannot be read ({type(exc).__name__}: "
+                                                             f"{_shown(str(exc))})",), held=True)
+
+
+def _network_view(network: Mapping[str, Any],
+                  subnets: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+                  ports: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]]) -> NetworkView:
     net_id = network["id"]
     pviews = tuple(sorted((_port(p) for p in _values(ports) if p.get("network_id") == net_id),
                           key=_port_order))
@@ -329,8 +447,8 @@ def network_view(network: Mapping[str, Any],
 
 def network_views(networks: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
                   subnets: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
-                  ports: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]]
-                  ) -> dict[str, NetworkView]:
+                  ports: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+                  host: str | None = None) -> dict[str, NetworkView]:
     """``network_view`` for every network given, keyed by network id (one pass over ports)."""
     by_net_sub: dict[str, list[Mapping[str, Any]]] = {}
     by_net_port: dict[str, list[Mapping[str, Any]]] = {}
@@ -338,6 +456,6 @@ def network_views(networks: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[s
         by_net_sub.setdefault(s.get("network_id", ""), []).append(s)
     for p in _values(ports):
         by_net_port.setdefault(p.get("network_id", ""), []).append(p)
-    return {n["id"]: network_view(n, by_net_sub.get(n["id"], []), by_net_port.get(n["id"], []))
+    return {n["id"]: network_view(n, by_net_sub.get(n["id"], []), by_net_port.get(n["id"], []), host)
             for n in _values(networks)}
 

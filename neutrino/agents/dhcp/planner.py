@@ -28,12 +28,18 @@ Per network with at least one DHCP-enabled subnet (and admin up):
 ``Teardown`` for networks observed here but no longer desired, admin-down,
 or without a DHCP-enabled subnet.
 
+One network never blocks another: a network whose view is ``held`` (a subnet
+or this host's DHCP port cannot be rendered, see ``model``) gets no op at
+all, not even a teardown, and a network whose planning fails likewise; both
+are reported through ``problems`` with the entries the renderers skipped.
+
 ``Coalescer`` rate-limits reloads during bursts of port events.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
@@ -70,6 +76,8 @@ __all__ = [
     "host_file_leases",
     "plan",
 ]
+
+LOG = logging.getLogger(__name__)
 
 #: Files dnsmasq re-reads on SIGHUP.
 RELOAD_FILES = frozenset({render.FILE_HOST, render.FILE_ADDN_HOSTS, render.FILE_OPTS})
@@ -242,12 +250,14 @@ Op = (EnsureDhcpPort | EnsureNamespace | UnplugTap | PlugTap | SetAddresses | Wr
 
 
 # --- helpers -----------------------------------------------------------------------------
-def desired_files(cfg: DhcpConfig, net: NetworkView, dhcp_port: PortView) -> dict[str, str]:
-    """The compared conf files: ``host``, ``addn_hosts``, ``opts``, ``interface`` (not ``leases``)."""
+def desired_files(cfg: DhcpConfig, net: NetworkView, dhcp_port: PortView,
+                  skipped: list[str] | None = None) -> dict[str, str]:
+    """The compared conf files: ``host``, ``addn_hosts``, ``opts``, ``interface`` (not ``leases``);
+    lines the renderers refused are named in ``skipped``."""
     return {
-        render.FILE_HOST: render.hosts_file(cfg, net),
-        render.FILE_ADDN_HOSTS: render.addn_hosts_file(cfg, net),
-        render.FILE_OPTS: render.opts_file(cfg, net),
+        render.FILE_HOST: render.hosts_file(cfg, net, skipped),
+        render.FILE_ADDN_HOSTS: render.addn_hosts_file(cfg, net, skipped),
+        render.FILE_OPTS: render.opts_file(cfg, net, skipped),
         render.FILE_INTERFACE: tap_name(dhcp_port.id),
     }
 
@@ -325,7 +335,8 @@ def _port_ready(net: NetworkView, port: PortView | None) -> bool:
 
 
 # --- the planner -------------------------------------------------------------------------
-def _plan_network(cfg: DhcpConfig, net: NetworkView, obs: ObservedDhcp) -> list[Op]:
+def _plan_network(cfg: DhcpConfig, net: NetworkView, obs: ObservedDhcp,
+                  skipped: list[str] | None = None) -> list[Op]:
     ops: list[Op] = []
     if not obs.namespace:
         ops.append(EnsureNamespace(net.id))
@@ -348,12 +359,12 @@ def _plan_network(cfg: DhcpConfig, net: NetworkView, obs: ObservedDhcp) -> list[
             or _norm_ips(obs.default_route) != _norm_ips(route)):
         ops.append(SetAddresses(net.id, dev, addrs, route))
 
-    files = desired_files(cfg, net, port)
+    files = desired_files(cfg, net, port, skipped)
     changed = {k: v for k, v in files.items() if obs.files.get(k) != v}
-    argv = tuple(render.dnsmasq_argv(cfg, net, port))
+    argv = tuple(render.dnsmasq_argv(cfg, net, port, skipped=skipped))
     if not obs.dnsmasq_alive or tuple(obs.argv) != argv:
         changed[render.FILE_LEASES] = render.leases_file(
-            cfg, net, obs.files.get(render.FILE_LEASES, ""))
+            cfg, net, obs.files.get(render.FILE_LEASES, ""), skipped)
         ops.append(WriteFiles(net.id, changed))
         ops.append(StartDnsmasq(net.id, argv) if not obs.dnsmasq_alive
                    else RestartDnsmasq(net.id, argv))
@@ -374,25 +385,41 @@ def _wanted(net: NetworkView) -> bool:
 
 
 def plan(cfg: DhcpConfig, desired: Mapping[str, NetworkView],
-         observed: Mapping[str, ObservedDhcp]) -> list[Op]:
+         observed: Mapping[str, ObservedDhcp], problems: dict[str, list[str]] | None = None) -> list[Op]:
     """All ops for this pass: teardowns first, then each network (sorted by id).
 
     ``desired`` holds only networks scheduled to this agent; ``observed``
     every network with a namespace, conf dir or dnsmasq on this host.
+    ``problems`` (if given) gets, per network, what was left out or why the
+    network was left alone (held, or its planning failed).
     """
+    found: dict[str, list[str]] = {}
     ops: list[Op] = []
     for nid in sorted(observed):
         net = desired.get(nid)
-        if net is None or not _wanted(net):
+        if net is None or (not _wanted(net) and not net.held):
             ops.append(Teardown(nid, tuple(sorted(observed[nid].devices))))
     for nid in sorted(desired):
         net = desired[nid]
+        if net.problems:
+            found.setdefault(nid, []).extend(net.problems)
+        if net.held:
+            continue
         if not _wanted(net):
             # Our port may outlive the namespace (e.g. agent restarted meanwhile).
             if nid not in observed and net.dhcp_port(cfg.host) is not None:
                 ops.append(Teardown(nid))
             continue
-        ops += _plan_network(cfg, net, observed.get(nid, ObservedDhcp()))
+        skipped: list[str] = []
+        try:
+            ops += _plan_network(cfg, net, observed.get(nid, ObservedDhcp()), skipped)
+        except Exception as exc:  # noqa: BLE001 - one network's data must not stop the others
+            LOG.warning("planning network %s failed: %r", nid, exc)
+            skipped.append(f"not planned ({type(exc).__name__}: {str(exc)[:120]}); left as it is")
+        if skipped:
+            found.setdefault(nid, []).extend(skipped)
+    if problems is not None:
+        problems.update(found)
     return ops
 
 

@@ -24,12 +24,22 @@ files in ``<state_dir>/<network id>/``:
 Ports whose owner is in ``HOSTS_EXCLUDED_OWNERS`` (the DHCP ports themselves,
 floating IPs, HA and OVN metadata ports) get no entries; router interface
 and gateway ports do.
+
+No line carries a field dnsmasq would read as more than one (issue 13): every
+field of a hosts, addn_hosts, leases or opts line and of a ``--dhcp-range``
+is checked (``model.is_field``: no comma, blank or control character), and an
+extra DHCP option's value (a dnsmasq value list, commas allowed) has no
+control character.  A line that fails is not written; the renderers that
+take ``skipped`` append why to it (the planner reports it).  The views are
+checked when built (``model.port_problem``/``subnet_problem``), so this is a
+second line of defence that should never trigger.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import posixpath
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -40,6 +50,7 @@ from neutrino.agents.dhcp.model import (
     NetworkView,
     PortView,
     SubnetView,
+    is_field,
 )
 from neutrino.agents.dhcp.model import tap_name as _tap_name
 
@@ -87,6 +98,23 @@ CLIENT_ID = "client-id"
 DHCPV6_HOST_TAG = "tag:dhcpv6"
 _MIN_V6_PREFIX = 64  # dnsmasq cannot serve DHCPv6 ranges on shorter prefixes
 _ANY4 = "0.0.0.0"
+
+
+# --- the line guard ----------------------------------------------------------------------
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _safe(what: str, fields: list[str], skipped: list[str] | None, value: str | None = None) -> bool:
+    """``fields`` may each be one field of a line (and ``value``, a dnsmasq value list,
+    has no control character); else the line is skipped and ``skipped`` says why."""
+    bad = next((f for f in fields if not is_field(f)), None)
+    if bad is None and (value is None or not _CONTROL.search(value)):
+        return True
+    if skipped is not None:
+        shown = repr(bad if bad is not None else value)
+        skipped.append(f"{what} not written: {shown if len(shown) <= 60 else shown[:57] + '...'} "
+                       "cannot be a dnsmasq field")
+    return False
 
 
 # --- host iteration --------------------------------------------------------------------
@@ -143,7 +171,7 @@ def _tagged(port: PortView) -> bool:
 
 
 # --- host / addn_hosts / leases ----------------------------------------------------------
-def hosts_file(cfg: DhcpConfig, net: NetworkView) -> str:
+def hosts_file(cfg: DhcpConfig, net: NetworkView, skipped: list[str] | None = None) -> str:
     """The ``--dhcp-hostsfile``: one line per port address on a DHCP-enabled subnet.
 
     Line shapes (``set:port-<id>`` only for ports with extra DHCP options
@@ -162,7 +190,8 @@ def hosts_file(cfg: DhcpConfig, net: NetworkView) -> str:
     for port in _served_ports(net):
         hosts = _port_hosts(cfg, net, port)
         tag = f"set:port-{port.id}" if _tagged(port) else None
-        if tag and any(h.subnet.stateless for h in hosts):
+        if tag and any(h.subnet.stateless for h in hosts) and _safe(f"hosts line of port {port.id}",
+                                                                    [port.mac, tag], skipped):
             lines.append(f"{port.mac},{tag}")
         for h in hosts:
             if h.subnet.stateless or not h.subnet.dhcp_served:
@@ -177,17 +206,19 @@ def hosts_file(cfg: DhcpConfig, net: NetworkView) -> str:
                 fields += [h.fqdn, h.ip]
             if tag:
                 fields.append(tag)
-            lines.append(",".join(fields))
+            if _safe(f"hosts line of port {port.id}", fields, skipped):
+                lines.append(",".join(fields))
     return "".join(line + "\n" for line in lines)
 
 
-def addn_hosts_file(cfg: DhcpConfig, net: NetworkView) -> str:
+def addn_hosts_file(cfg: DhcpConfig, net: NetworkView, skipped: list[str] | None = None) -> str:
     """The ``--addn-hosts`` file: ``<ip>\\t<fqdn> <hostname>`` per port address (FQDN first for PTR).
 
     Every address on a DHCP-enabled subnet is listed, SLAAC ones included.
     """
     return "".join(f"{h.ip}\t{h.fqdn} {h.hostname}\n"
-                   for port in _served_ports(net) for h in _port_hosts(cfg, net, port))
+                   for port in _served_ports(net) for h in _port_hosts(cfg, net, port)
+                   if _safe(f"addn_hosts line of port {port.id}", [h.ip, h.fqdn, h.hostname], skipped))
 
 
 def _is_ipv6_lease(line: str) -> bool:
@@ -200,7 +231,7 @@ def _is_ipv6_lease(line: str) -> bool:
         return False
 
 
-def leases_file(cfg: DhcpConfig, net: NetworkView, existing: str = "") -> str:
+def leases_file(cfg: DhcpConfig, net: NetworkView, existing: str = "", skipped: list[str] | None = None) -> str:
     """The bootstrap ``--dhcp-leasefile``, written just before dnsmasq (re)starts.
 
     ``0 <mac> <ip> * *`` per port IPv4 address on a DHCP-enabled subnet
@@ -213,7 +244,7 @@ def leases_file(cfg: DhcpConfig, net: NetworkView, existing: str = "") -> str:
     """
     lines = [f"0 {port.mac} {h.ip} * *"
              for port in _served_ports(net) for h in _port_hosts(cfg, net, port)
-             if h.subnet.ip_version == 4]
+             if h.subnet.ip_version == 4 and _safe(f"lease of port {port.id}", [port.mac, h.ip], skipped)]
     lines += [line for line in existing.splitlines()
               if line.startswith("duid ") or _is_ipv6_lease(line)]
     return "".join(line + "\n" for line in lines)
@@ -228,7 +259,12 @@ def _opt_key(name: str, version: int) -> str:
 
 
 def _opt_line(tag: str, name: str, version: int, values: list[str]) -> str:
-    return ",".join([tag, _opt_key(name, version), *values])
+    """One opts line; ``_Unsafe`` if a field could be read as more than one."""
+    fields = [tag, _opt_key(name, version), *values]
+    bad = next((f for f in fields if not is_field(f)), None)
+    if bad is not None:
+        raise _Unsafe(bad)
+    return ",".join(fields)
 
 
 def _addr(ip: str, version: int) -> str:
@@ -312,7 +348,21 @@ def _ipv4_routes(cfg: DhcpConfig, net: NetworkView,
     return routes, gateway
 
 
-def _subnet_opts(cfg: DhcpConfig, net: NetworkView, sub: SubnetView) -> list[str]:
+class _Unsafe(ValueError):
+    """A field that cannot be one field of an opts line (``_opt_line``)."""
+
+
+def _subnet_opts(cfg: DhcpConfig, net: NetworkView, sub: SubnetView,
+                 skipped: list[str] | None = None) -> list[str]:
+    """The subnet's option lines; none at all if any field of them is unsafe."""
+    try:
+        return _checked_subnet_opts(cfg, net, sub)
+    except _Unsafe as exc:
+        _safe(f"opts lines of subnet {sub.id}", [exc.args[0]], skipped)
+        return []
+
+
+def _checked_subnet_opts(cfg: DhcpConfig, net: NetworkView, sub: SubnetView) -> list[str]:
     tag = f"tag:subnet-{sub.id}"
     v = sub.ip_version
     out = []
@@ -332,14 +382,17 @@ def _subnet_opts(cfg: DhcpConfig, net: NetworkView, sub: SubnetView) -> list[str
     return out
 
 
-def _port_opts(cfg: DhcpConfig, net: NetworkView, port: PortView) -> list[str]:
+def _port_opts(cfg: DhcpConfig, net: NetworkView, port: PortView, skipped: list[str] | None = None) -> list[str]:
     versions = {h.subnet.ip_version for h in _port_hosts(cfg, net, port)}
-    return [_opt_line(f"tag:port-{port.id}", name, v, [value])
+    tag = f"tag:port-{port.id}"
+    # The value is the option's own dnsmasq value list (commas separate its items).
+    return [f"{tag},{_opt_key(name, v)},{value}"
             for name, value, v in _active_opts(port)
-            if name != CLIENT_ID and v in versions]
+            if name != CLIENT_ID and v in versions
+            and _safe(f"opts line of port {port.id}", [tag, _opt_key(name, v)], skipped, value)]
 
 
-def opts_file(cfg: DhcpConfig, net: NetworkView) -> str:
+def opts_file(cfg: DhcpConfig, net: NetworkView, skipped: list[str] | None = None) -> str:
     """The ``--dhcp-optsfile``: per-subnet options, then per-port extra options.
 
     For each DHCP-enabled subnet that dnsmasq serves (not SLAAC), in order:
@@ -360,9 +413,9 @@ def opts_file(cfg: DhcpConfig, net: NetworkView) -> str:
     lines: list[str] = []
     for sub in net.subnets:
         if sub.enable_dhcp and sub.dhcp_served:
-            lines += _subnet_opts(cfg, net, sub)
+            lines += _subnet_opts(cfg, net, sub, skipped)
     for port in _served_ports(net):
-        lines += _port_opts(cfg, net, port)
+        lines += _port_opts(cfg, net, port, skipped)
     return "\n".join(lines)
 
 
@@ -376,7 +429,7 @@ def _lease(cfg: DhcpConfig) -> str:
     return "infinite" if cfg.dhcp_lease_duration == -1 else f"{cfg.dhcp_lease_duration}s"
 
 
-def dhcp_ranges(cfg: DhcpConfig, net: NetworkView) -> list[str]:
+def dhcp_ranges(cfg: DhcpConfig, net: NetworkView, skipped: list[str] | None = None) -> list[str]:
     """Values of ``--dhcp-range``, one per subnet dnsmasq serves::
 
         set:subnet-<id>,10.0.0.0,static,255.255.255.0,86400s      (IPv4: netmask)
@@ -388,7 +441,9 @@ def dhcp_ranges(cfg: DhcpConfig, net: NetworkView) -> list[str]:
     for s in _ranged_subnets(net):
         cidr = ipaddress.ip_network(s.cidr, strict=False)
         mask = str(cidr.netmask) if s.ip_version == 4 else str(cidr.prefixlen)
-        out.append(f"set:subnet-{s.id},{cidr.network_address},static,{mask},{_lease(cfg)}")
+        fields = [f"set:subnet-{s.id}", str(cidr.network_address), "static", mask, _lease(cfg)]
+        if _safe(f"--dhcp-range of subnet {s.id}", fields, skipped):
+            out.append(",".join(fields))
     return out
 
 
@@ -400,7 +455,8 @@ def lease_max(cfg: DhcpConfig, net: NetworkView) -> int:
 
 
 def dnsmasq_argv(cfg: DhcpConfig, net: NetworkView, dhcp_port: PortView | None = None,
-                 conf_dir: str | None = None, tap_name: str | None = None) -> list[str]:
+                 conf_dir: str | None = None, tap_name: str | None = None,
+                 skipped: list[str] | None = None) -> list[str]:
     """The dnsmasq command line (run inside ``qdhcp-<net>``), in Neutron's order::
 
         dnsmasq --no-hosts [--no-resolv] --pid-file=<dir>/pid --dhcp-hostsfile=<dir>/host
@@ -438,7 +494,7 @@ def dnsmasq_argv(cfg: DhcpConfig, net: NetworkView, dhcp_port: PortView | None =
         dev = tap_name or (_tap_name(dhcp_port.id) if dhcp_port is not None else None)
         if dev:
             argv.append(f"--bridge-interface={dev},tap*")
-    argv += [f"--dhcp-range={r}" for r in dhcp_ranges(cfg, net)]
+    argv += [f"--dhcp-range={r}" for r in dhcp_ranges(cfg, net, skipped)]
     if net.mtu > 0:
         argv.append(f"--dhcp-option-force=option:mtu,{net.mtu}")
     argv.append(f"--dhcp-lease-max={lease_max(cfg, net)}")

@@ -47,6 +47,13 @@ every ``L3Driver.FULL_SYNC_INTERVAL`` seconds and after a restart.
 
 Ownership: a router is this agent's when it has a marker under
 ``STATE/l3/`` (several hosts' agents may run on one machine in tests).
+
+One bad router never blocks the others: a router whose view cannot be built,
+whose namespace cannot be observed or whose planning fails is left as it is
+this pass (and retried by the next one, like a router some op of which
+failed), and a failed binding of one of its ports stops nothing else.  What
+happened is in ``configurations()`` as ``reconcile_error`` (``router <id>:
+...``) until a pass goes through.
 """
 
 from __future__ import annotations
@@ -151,23 +158,43 @@ class L3Driver:
         self.retry: set[str] = set()                # routers whose last pass failed
         self.full_sync_at: float | None = None      # time.monotonic() of the last full pass
         self._failed: set[str] = set()
+        self._errors: dict[str, str] = {}           # router -> the first failure of this pass's ops
         self._lock = threading.Lock()
+        #: router -> what went wrong with it in the last pass (see the module doc).
+        self.problems: dict[str, str] = {}
 
     def configurations(self) -> dict[str, Any]:
         return {"agent_mode": "legacy", "handle_internal_only_routers": True, "interface_driver": "openvswitch",
-                "log_agent_heartbeats": False, "extensions": ["port_forwarding"], **self.counts}
+                "log_agent_heartbeats": False, "extensions": ["port_forwarding"], **self.counts,
+                **({"reconcile_error": problem_report(self.problems)} if self.problems else {})}
 
     # --- observe ----------------------------------------------------------------------------
-    def observe(self, router_ids: Iterable[str] | None = None) -> dict[str, ObservedRouter]:
+    def observe(self, router_ids: Iterable[str] | None = None,
+                failed: dict[str, str] | None = None) -> dict[str, ObservedRouter]:
         """The routers of this agent (a mark each) as the host has them; only those of
-        ``router_ids`` if given.  Two commands per router, routers in parallel."""
+        ``router_ids`` if given.  Two commands per router, routers in parallel.  A router
+        that cannot be observed is left out (and named in ``failed``)."""
         if not self.marks.is_dir():
             return {}
         rids = sorted(mark.name for mark in self.marks.iterdir())
         if router_ids is not None:
             only = set(router_ids)
             rids = [r for r in rids if r in only]
-        return dict(zip(rids, parallel(self._observe_one, rids)))
+
+        def one(rid: str) -> ObservedRouter | str:
+            try:
+                return self._observe_one(rid)
+            except Exception as exc:  # noqa: BLE001 - one router must not stop the others
+                LOG.warning("observing router %s failed: %s", rid, exc)
+                return f"not observed ({type(exc).__name__}: {str(exc)[:200]})"
+        out = {}
+        for rid, got in zip(rids, parallel(one, rids)):
+            if isinstance(got, str):
+                if failed is not None:
+                    failed[rid] = got
+            else:
+                out[rid] = got
+        return out
 
     @staticmethod
     def _observe_one(rid: str) -> ObservedRouter:
@@ -252,10 +279,12 @@ class L3Driver:
                 iproute.ensure_route(r.destination, dev=r.device, netns=ns)
 
     def _attempt(self, what: str, rid: str, fn: Any, *args: Any, **kw: Any) -> None:
-        """``_logged``, remembering ``rid`` as failed in this pass."""
-        if not _logged(what, rid, fn, *args, **kw):
+        """``_logged``, remembering ``rid`` as failed in this pass (and its first failure)."""
+        error = _tried(what, rid, fn, *args, **kw)
+        if error is not None:
             with self._lock:
                 self._failed.add(rid)
+                self._errors.setdefault(rid, f"{what} failed: {error}")
 
     def apply_all(self, ops: list[Op]) -> set[str]:
         """Apply one pass's ``ops`` with shared steps for all routers (module docstring).
@@ -266,6 +295,7 @@ class L3Driver:
         some op of which failed.
         """
         self._failed = set()
+        self._errors = {}
         self._apply_all(ops)
         return set(self._failed)
 
@@ -400,21 +430,39 @@ class L3Driver:
         parallel(one, router_ids)
 
     # --- the loop's entry point ----------------------------------------------------------------------
-    def desired(self, state: State) -> dict[str, Any]:
+    def desired(self, state: State, failed: dict[str, str] | None = None) -> dict[str, Any]:
+        """The views of this agent's routers; a router whose view cannot be built is left
+        out (and named in ``failed``): built all at once, then one by one if that fails."""
         mine = {b["router_id"] for b in state.of("l3_binding").values() if self.cfg.host in (b.get("hosts") or [])}
         routers = {r: state.of("router")[r] for r in mine if r in state.of("router")}
-        return router_views(routers, state.of("port"), state.of("subnet"), state.of("network"),
-                            state.of("floatingip"), self.cfg)
+        rest = (state.of("port"), state.of("subnet"), state.of("network"), state.of("floatingip"), self.cfg)
+        try:
+            return router_views(routers, *rest)
+        except Exception:  # noqa: BLE001 - find the router(s) at fault below
+            pass
+        views = {}
+        for rid, router in sorted(routers.items()):
+            try:
+                views.update(router_views({rid: router}, *rest))
+            except Exception as exc:  # noqa: BLE001 - one router's data must not stop the others
+                LOG.warning("router %s cannot be read: %r", rid, exc)
+                if failed is not None:
+                    failed[rid] = f"cannot be read ({type(exc).__name__}: {str(exc)[:160]}); left as it is"
+        return views
 
-    async def _bind_ports(self, views: dict[str, Any], state: State) -> None:
+    async def _bind_ports(self, views: dict[str, Any], state: State, problems: dict[str, str]) -> None:
         """Router ports are bound to the host of the agent that runs the router
-        (so this host's OVS agent wires them)."""
-        for view in views.values():
+        (so this host's OVS agent wires them); a failure is the router's problem only."""
+        for rid, view in views.items():
             for port in view.ports:
                 p = state.get("port", port.id) or {}
                 if p and p.get("binding:host_id") != self.cfg.host:
-                    await self.client.api("PUT", f"/v2.0/ports/{port.id}",
-                                          {"port": {"binding:host_id": self.cfg.host}}, ok=(404,))
+                    try:
+                        await self.client.api("PUT", f"/v2.0/ports/{port.id}",
+                                              {"port": {"binding:host_id": self.cfg.host}}, ok=(404,))
+                    except Exception as exc:  # noqa: BLE001 - retried on the next pass
+                        LOG.warning("binding port %s of router %s failed: %s", port.id, rid, exc)
+                        problems.setdefault(rid, f"binding port {port.id} failed: {str(exc)[:160]}")
 
     def scope(self, views: Mapping[str, RouterView], now: float) -> list[str] | None:
         """The routers this pass looks at: None (all of them, observed afresh) on the first
@@ -426,14 +474,27 @@ class L3Driver:
                       | (self.applied.keys() - views.keys()) | self.retry)
 
     async def reconcile(self, state: State, changed: bool) -> dict[str, str]:
-        views = self.desired(state)
+        # router -> what went wrong; such a router is left as it is this pass and retried.
+        problems: dict[str, str] = {}
+        views = self.desired(state, problems)
+        unreadable = set(problems)
         now = time.monotonic()
         scope = self.scope(views, now)
+        if scope is not None:
+            scope = sorted(set(scope) | unreadable)
         if scope is None or scope:
-            observed = await asyncio.to_thread(self.observe, scope)
-            want = views if scope is None else {r: views[r] for r in scope if r in views}
-            ops = plan(self.cfg, want, observed)
+            observed = await asyncio.to_thread(self.observe, scope, problems)
+            # Not planned: routers not observed (planning would start them from nothing) or not
+            # read (planning would tear them down).
+            skip = set(problems)
+            observed = {r: o for r, o in observed.items() if r not in unreadable}
+            want = {r: v for r, v in (views if scope is None else {r: views[r] for r in scope if r in views}).items()
+                    if r not in skip}
+            ops = plan(self.cfg, want, observed, problems)
             failed = await asyncio.to_thread(self.apply_all, ops) if ops else set()
+            for rid in failed:
+                problems.setdefault(rid, self._errors.get(rid, "some op failed"))
+            failed |= set(problems)
             if scope is None:
                 self.applied, self.full_sync_at = {}, now
             for rid in views if scope is None else scope:
@@ -447,7 +508,8 @@ class L3Driver:
             # After plugging: the binding's feed change makes this host's OVS agent wire the
             # port, which it can do at once only if the device is already on br-int (otherwise
             # it would wait for its next tick's check of br-int's ports).
-            await self._bind_ports(views, state)
+            await self._bind_ports(views, state, problems)
+        self.problems = {r: why for r, why in problems.items()}
         statuses = floatingip_statuses(views)
         delta = {f: s for f, s in statuses.items()
                  if self.reported.get(f) != s and (state.get("floatingip", f) or {}).get("status") != s}
@@ -481,12 +543,23 @@ def _new_port(op: PlugInterface) -> NewPort:
 
 def _logged(what: str, rid: str, fn: Any, *args: Any, **kw: Any) -> bool:
     """``fn(*args, **kw)``; a failure is logged (the next pass retries), never raised: False."""
+    return _tried(what, rid, fn, *args, **kw) is None
+
+
+def _tried(what: str, rid: str, fn: Any, *args: Any, **kw: Any) -> str | None:
+    """``_logged``, returning None or the failure (bounded) instead of True/False."""
     try:
         fn(*args, **kw)
-        return True
+        return None
     except Exception as exc:  # noqa: BLE001 - one router's failure must not stop the others
         LOG.warning("%s for router %s failed: %s", what, rid or "(all)", exc)
-        return False
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def problem_report(problems: Mapping[str, str], limit: int = 500) -> str:
+    """``router <id>: <what>; ...`` (bounded), for ``reconcile_error``."""
+    text = "; ".join(f"router {rid}: {why}" for rid, why in sorted(problems.items()))
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _route_lines(r: Route, verb: str) -> list[str]:

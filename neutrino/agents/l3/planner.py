@@ -36,6 +36,10 @@ Per router (admin up):
 ``Teardown`` for routers observed here but no longer desired or admin down.
 ``floatingip_statuses`` gives the statuses to report.
 
+One router never blocks another: a router whose planning fails (a value its
+rules or routes cannot be made of) gets no op this pass and is named in
+``problems``; the others are planned as usual.
+
 The ops carry what the planner saw (``exists``, ``add``/``remove``,
 ``stale``), so the executor can apply a whole router with one ``ip`` batch
 without observing again; each op's contract is still its end state (the
@@ -46,6 +50,7 @@ afresh when the host moved in between.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -59,6 +64,8 @@ from neutrino.agents.l3.model import (
     RouterView,
     namespace_name,
 )
+
+LOG = logging.getLogger(__name__)
 
 __all__ = [
     "ApplyRules",
@@ -449,11 +456,13 @@ def _plan_router(cfg: L3Config, router: RouterView, obs: ObservedRouter) -> list
 
 
 def plan(cfg: L3Config, desired: Mapping[str, RouterView],
-         observed: Mapping[str, ObservedRouter]) -> list[Op]:
+         observed: Mapping[str, ObservedRouter], problems: dict[str, str] | None = None) -> list[Op]:
     """All ops for this pass: teardowns first, then each router (sorted by id).
 
     ``desired`` holds only routers scheduled to this agent; ``observed`` every
-    router with a ``qrouter-`` namespace on this host.
+    router with a ``qrouter-`` namespace on this host.  A router whose planning
+    raises gets no op (``problems``, if given, says why) and the others are
+    planned as usual.
     """
     ops: list[Op] = []
     for rid in sorted(observed):
@@ -463,7 +472,12 @@ def plan(cfg: L3Config, desired: Mapping[str, RouterView],
     for rid in sorted(desired):
         router = desired[rid]
         if router.admin_state_up:
-            ops += _plan_router(cfg, router, observed.get(rid, ObservedRouter()))
+            try:
+                ops += _plan_router(cfg, router, observed.get(rid, ObservedRouter()))
+            except Exception as exc:  # noqa: BLE001 - one router's data must not stop the others
+                LOG.warning("planning router %s failed: %r", rid, exc)
+                if problems is not None:
+                    problems[rid] = f"not planned ({type(exc).__name__}: {str(exc)[:160]}); left as it is"
     return ops
 
 

@@ -113,6 +113,9 @@ def pf_chain(pf: PortForwarding) -> str:
 
 
 # --- rule building ---------------------------------------------------------------------
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 class _Builder:
     """Chains and rules per table; ``$name`` in rule text expands to the wrapped chain."""
 
@@ -133,6 +136,11 @@ class _Builder:
         """Append ``text`` to the wrapped chain ``chain`` (full name if not ``wrap``)."""
         if wrap:
             chain = wrapped(chain)
+        if _CONTROL.search(text) or _CONTROL.search(chain):
+            # A value with a newline would be a line of its own in iptables-restore's input
+            # (another rule, another table).  Refused: the router's planning fails, it is left
+            # as it is and reported (planner.plan), the other routers are not affected.
+            raise ValueError(f"iptables rule with a control character refused: {text[:80]!r}")
         text = re.sub(r"\$([A-Za-z0-9_-]+)", lambda m: wrapped(m.group(1)), text)
         self.rules[table].setdefault(chain, []).append(text)
 

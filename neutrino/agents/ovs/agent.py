@@ -34,6 +34,20 @@ A pass is planned when the feed moved or the host's OVSDB rows changed (a VIF
 plugged or unplugged); ``host_changed()`` lets the agent loop wake up for the
 latter instead of waiting for its next tick.  Other ticks only check the
 canary.
+
+Fail closed per port.  A bundle is all or nothing, so one flow the switch (or
+``ovs-ofctl``) rejects would leave every port of the host unprogrammed.  When
+br-int's bundle is rejected, the agent applies the flows no single port owns
+(with the deletions), then each wired port's own flows (``planner.port_flows``)
+in bundles split in halves until the rejected ports are found (a few bundles
+for one bad port among a thousand).  Those ports are planned again as isolated
+(``plan(..., isolated=...)``: dead VIF, no table-0 allow flow, status
+``ERROR``) and named in ``configurations()["reconcile_error"]``, while every
+other port is programmed.  A port stays isolated while its desired value and
+rules are unchanged, until the next full pass tries it again.  A rejected
+bundle that no port explains (the shared flows themselves) fails the pass as
+before.  The planner never builds flows for a port whose MAC or addresses are
+not strictly addresses (``planner.port_problem``): isolated without trying.
 """
 
 from __future__ import annotations
@@ -52,13 +66,13 @@ from neutrino.agents.ovs.firewall import ConjIds, OvsFirewall
 from neutrino.agents.ovs.model import (AgentConfig, DesiredHost, EnsureBridge, EnsurePatch, EnsureTunnelPort,
                                        FlowSpec, ObservedBridge, ObservedPort, ObservedState, OvsdbOp,
                                        RemovePort, SetPortOtherConfig, SetPortTag)
-from neutrino.agents.ovs.planner import local_vlans_from_observed, plan
+from neutrino.agents.ovs.planner import local_vlans_from_observed, plan, port_flows
 from neutrino.agents.ovs.tables import LEARNED_FLOW_COOKIE
 from neutrino.config import Config
 from neutrino.feed.state import State
 from neutrino.system import ovsdb as sysovs
-from neutrino.system.errors import HostError
-from neutrino.system.openflow import OpenFlow, dump_entries
+from neutrino.system.errors import FlowRejected, FlowSyntaxError, HostError
+from neutrino.system.openflow import OpenFlow, UnsafeFlowText, dump_entries
 from neutrino.system.ovsdb_monitor import OvsdbMonitor, Unsupported
 
 LOG = logging.getLogger(__name__)
@@ -72,6 +86,11 @@ REREAD_EVERY = 60.0
 MONITOR_MAX_OPS = 256
 #: Ops that create or remove rows: ovs-vswitchd assigns ofports the next pass needs.
 STRUCTURAL_OPS = (EnsureBridge, EnsurePatch, EnsureTunnelPort, RemovePort)
+#: A bundle ovs-ofctl or the switch refused, or that was refused before ovs-ofctl ran
+#: (a flow text holding a line break): nothing of it applied.
+FLOWS_REJECTED = (FlowSyntaxError, FlowRejected, UnsafeFlowText)
+#: Length bound of the ``reconcile_error`` the driver reports.
+REPORT_MAX = 500
 
 
 def datapath_type(setting: str) -> str:
@@ -236,6 +255,11 @@ class OvsDriver:
         self._lines: dict[str, tuple[frozenset[FlowSpec], frozenset[str]]] = {}
         self._port_memo = derive.Memo()
         self._desired: tuple[State, DesiredHost, OvsFirewall | None] | None = None
+        #: port id -> (what its flows were built from, why): ports whose flows the
+        #: switch rejected, kept isolated until that changes or a full pass retries.
+        self._rejected: dict[str, tuple[Any, str]] = {}
+        #: port id -> why it is isolated (the last pass's ``Plan.port_errors``).
+        self.port_errors: dict[str, str] = {}
 
     def configurations(self) -> dict[str, Any]:
         c = self.cfg
@@ -247,7 +271,13 @@ class OvsDriver:
                 "firewall_driver": self.firewall_driver,
                 # Problems the last pass found (unknown physnet, VLANs exhausted, ...),
                 # visible in `openstack network agent show` instead of only in a log.
-                "errors": list(self.warnings)}
+                "errors": list(self.warnings),
+                **({"reconcile_error": self.port_report()} if self.port_errors else {})}
+
+    def port_report(self) -> str:
+        """The isolated ports and why, one ``port <id>: <why>`` each (bounded)."""
+        text = "; ".join(f"port {pid}: {why}" for pid, why in sorted(self.port_errors.items()))
+        return text if len(text) <= REPORT_MAX else text[:REPORT_MAX - 3] + "..."
 
     def _managed_bridges(self) -> list[str]:
         brs = [self.cfg.integration_bridge, *self.cfg.bridge_mappings.values()]
@@ -407,10 +437,13 @@ class OvsDriver:
         if full:
             self.full_passes += 1
             self._vswitchd_pid = self.ovs.vswitchd_pid()
+            self._rejected.clear()   # rejected ports are tried again
         reread = full
         # A fresh host converges in a few passes: OVS assigns ofports only after a
         # port exists, and flows naming them come in the next pass.
-        for _ in range(MAX_PASSES):
+        budget = MAX_PASSES
+        while budget > 0:
+            budget -= 1
             sys_state, generation = self._observe()
             dumped: dict[str, list[tuple[FlowSpec, int]]] = {}
             for b in self._managed_bridges():
@@ -424,11 +457,13 @@ class OvsDriver:
             observed = observed_state(sys_state, flows, self._obs_memo)
             if self.local_vlans is None:
                 self.local_vlans = local_vlans_from_observed(observed, self.cfg.integration_bridge)
-            p = plan(self.cfg, desired, observed, self.local_vlans, firewall)
+            p = plan(self.cfg, desired, observed, self.local_vlans, firewall, self._isolated(desired))
             self.local_vlans = dict(p.local_vlans)
             ops = [s for op in p.ovsdb_ops for s in to_system_op(op)]
             written = self._transact(ops) if ops else set()
-            self._apply_flows(p.flows, dumped)
+            if not self._apply_or_isolate(p, dumped, desired, firewall):
+                budget = max(budget, 1)   # plan again, with the rejected ports isolated
+                continue
             reread = False
             if not any(isinstance(op, STRUCTURAL_OPS) for op in p.ovsdb_ops):
                 # Column updates change nothing the next plan depends on; only new
@@ -442,6 +477,9 @@ class OvsDriver:
             if w not in self.warnings:
                 LOG.warning("%s", w)
         self.warnings = list(p.warnings)
+        for pid in p.port_errors.keys() - self.port_errors.keys():
+            LOG.warning("port %s isolated: %s", pid, p.port_errors[pid])
+        self.port_errors = dict(p.port_errors)
         self.statuses = dict(p.port_status)
         self.devices = len(desired.ports)
         return self.statuses
@@ -512,13 +550,103 @@ class OvsDriver:
                 d = self._dump(bridge)  # a bridge this pass created
             add, delete = flow_changes(want, have, d, cookie=self.cookie)
             if add or delete:
-                self.of.apply_canonical(bridge, self.cookie, add, delete)
+                try:
+                    self.of.apply_canonical(bridge, self.cookie, add, delete)
+                except FLOWS_REJECTED as exc:
+                    exc.bridge = bridge  # type: ignore[attr-defined]  # for _apply_or_isolate
+                    raise
                 changes += len(add) + len(delete)
             self._installed[bridge] = want
         return changes
 
     async def reconcile(self, state: State, changed: bool) -> dict[str, str]:
         return await asyncio.to_thread(self.reconcile_sync, state, changed)
+
+    # ---- fail closed per port ----------------------------------------------------------------
+    @staticmethod
+    def _fingerprint(desired: DesiredHost, port: Any) -> Any:
+        """What a port's own flows are built from besides its ofport: the port and its rules."""
+        return port, tuple(desired.security_groups.get(g, ()) for g in port.security_groups)
+
+    def _isolated(self, desired: DesiredHost) -> dict[str, str]:
+        """The rejected ports still built from the same values (the others are forgotten)."""
+        if not self._rejected:
+            return {}
+        ports = {p.id: p for p in desired.ports if p.id in self._rejected}
+        out = {}
+        for pid, (fp, why) in list(self._rejected.items()):
+            if pid in ports and self._fingerprint(desired, ports[pid]) == fp:
+                out[pid] = why
+            else:
+                del self._rejected[pid]
+        return out
+
+    def _apply_or_isolate(self, p: Any, dumped: Mapping[str, list[tuple[FlowSpec, int]]],
+                          desired: DesiredHost, firewall: OvsFirewall | None) -> bool:
+        """Apply the plan's flows; False when br-int's bundle was rejected and ports
+        were found responsible (now in ``_rejected``; the caller plans again).  Raises
+        when the rejection is not a port's (or another bridge's bundle failed)."""
+        br_int = self.cfg.integration_bridge
+        try:
+            self._apply_flows(p.flows, dumped)
+            return True
+        except FLOWS_REJECTED as exc:
+            if getattr(exc, "bridge", None) != br_int or not p.wired:
+                raise
+            owned = {w.port.id: port_flows(self.cfg, w, firewall) for w in p.wired}
+            self._installed.pop(br_int, None)   # partly applied below: re-read next time
+            rejected = self._find_rejected(br_int, p.flows[br_int], dumped.get(br_int), owned, exc)
+            if not rejected:
+                raise   # every part went through on its own: no port to blame, the pass fails
+        ports = {dp.id: dp for dp in desired.ports}
+        for pid, why in rejected.items():
+            self._rejected[pid] = (self._fingerprint(desired, ports[pid]), why)
+        return False
+
+    def _find_rejected(self, bridge: str, want: frozenset[FlowSpec], dumped: list[tuple[FlowSpec, int]] | None,
+                       owned: Mapping[str, frozenset[FlowSpec]], exc: Exception) -> dict[str, str]:
+        """Apply ``want`` in parts and return the ports whose own flows the switch rejects
+        (port id -> why).  First the flows nobody owns with every deletion (if that is
+        rejected, no port is to blame: ``exc`` is raised again), then the ports' flows in
+        bundles halved until each rejected bundle is one port's: O(k log n) bundles for k
+        bad ports among n.  What is accepted stays applied."""
+        have = None if dumped is not None else self._installed.get(bridge)
+        if dumped is None and have is None:
+            dumped = self._dump(bridge)
+        add, delete = flow_changes(want, have, dumped, cookie=self.cookie)
+        mine = {pid: flows & add for pid, flows in sorted(owned.items())}
+        mine = {pid: flows for pid, flows in mine.items() if flows}
+        shared = add.difference(*mine.values()) if mine else add
+        try:
+            self.of.apply_canonical(bridge, self.cookie, shared, delete)
+        except FLOWS_REJECTED:
+            raise exc from None
+        bad: dict[str, str] = {}
+
+        def search(ids: list[str]) -> None:
+            try:
+                self.of.apply_canonical(bridge, self.cookie, set().union(*(mine[i] for i in ids)), ())
+                return
+            except FLOWS_REJECTED as err:
+                if len(ids) == 1:
+                    bad[ids[0]] = _rejection(err)
+                    return
+            half = len(ids) // 2
+            search(ids[:half])
+            search(ids[half:])
+
+        if mine:
+            search(list(mine))
+        return bad
+
+
+def _rejection(err: Exception) -> str:
+    """Why a port's flows were rejected, for the report (the tool's first error line, bounded)."""
+    lines = [x.strip() for x in str(getattr(err, "stderr", "") or err).splitlines() if x.strip()]
+    detail = lines[0] if lines else type(err).__name__
+    if len(detail) > 160:
+        detail = detail[:157] + "..."
+    return f"flows rejected by the switch ({detail})"
 
 
 def firewall_driver(cfg: Config) -> str:

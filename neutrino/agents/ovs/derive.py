@@ -11,17 +11,41 @@ host's OVS agent must wire (``DesiredHost``).
   of that network bound on another host, behind that host's ``tunneling_ip``,
   plus one flooding entry per such host — so flooding reaches only hosts that
   have ports on the network.
+
+Values that go into flows are checked strictly here (``neutrino.ipam.addresses``:
+no IPv6 scope id, blank or control character): a rule whose remote prefix is
+not a prefix is left out (the group then allows less, never more), and so are
+a member address, a peer's tunnel IP or an fdb entry that is not an address;
+``DesiredHost.problems`` says what was left out.  (Ports themselves are
+checked by the planner, which isolates them: ``planner.port_problem``.)
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
+import re
+
 from neutrino.agents.ovs.model import (FLOODING_IP, FLOODING_MAC, AgentConfig, DesiredHost, DesiredNetwork,
                                        DesiredPort, FdbEntry, SecurityGroupRule, TunnelPeer)
+from neutrino.ipam import addresses
 
 OVS_AGENT_TYPE = "Open vSwitch agent"
 TUNNEL_TYPES = ("vxlan", "geneve", "gre")
+_MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def rule_problem(rule: SecurityGroupRule) -> str | None:
+    """Why ``rule`` cannot become flows (its remote prefix is not a prefix), or None."""
+    prefix = rule.remote_ip_prefix
+    if prefix is not None and not addresses.is_ip_or_network(prefix):
+        return f"remote_ip_prefix {_shown(prefix)} is not an IP prefix"
+    return None
 
 
 def tunnel_ips(agents: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
@@ -65,26 +89,32 @@ def security_group_rule(r: Mapping[str, Any]) -> SecurityGroupRule:
 
 
 def security_groups(mine: list[Mapping[str, Any]], ports: Mapping[str, Mapping[str, Any]],
-                    rules: Mapping[str, Mapping[str, Any]], memo: "Memo | None" = None
+                    rules: Mapping[str, Mapping[str, Any]], memo: "Memo | None" = None,
+                    problems: list[str] | None = None
                     ) -> tuple[dict[str, tuple[SecurityGroupRule, ...]], dict[str, tuple[str, ...]]]:
     """(group -> rules, remote group -> member addresses) for the groups of ``mine``.
 
     Members are every port of the cloud in the group (its fixed IPs and
     allowed-address-pair addresses): traffic from a member on another network
-    arrives routed, with its own source address.
+    arrives routed, with its own source address.  Rules and member addresses
+    that are not strictly addresses are left out (``problems`` names the rules).
     """
     memo = memo if memo is not None else Memo()
     wanted = {g for p in mine for g in p.get("security_groups") or ()}
     by_group: dict[str, list[SecurityGroupRule]] = {g: [] for g in wanted}
-    seen_rules: dict[int, tuple[Mapping[str, Any], SecurityGroupRule]] = {}
+    seen_rules: dict[int, tuple[Mapping[str, Any], SecurityGroupRule, str | None]] = {}
     for r in rules.values():
         g = r.get("security_group_id")
         if g in by_group:
             hit = memo.rules.get(id(r))
             if hit is None or hit[0] is not r:
-                hit = (r, security_group_rule(r))
+                rule = security_group_rule(r)
+                hit = (r, rule, rule_problem(rule))
             seen_rules[id(r)] = hit
-            by_group[g].append(hit[1])
+            if hit[2] is None:
+                by_group[g].append(hit[1])
+            elif problems is not None:
+                problems.append(f"security group rule {r.get('id')} left out: {hit[2]}")
     memo.rules = seen_rules
     group_rules = {g: tuple(sorted(set(rs), key=_rule_key)) for g, rs in sorted(by_group.items())}
     remotes = {r.remote_group_id for rs in group_rules.values() for r in rs if r.remote_group_id}
@@ -96,7 +126,10 @@ def security_groups(mine: list[Mapping[str, Any]], ports: Mapping[str, Mapping[s
             if hit is None or hit[0] is not p:
                 addrs = [f["ip_address"] for f in p.get("fixed_ips") or []]
                 addrs += [a["ip_address"] for a in p.get("allowed_address_pairs") or []]
-                hit = (p, frozenset(p.get("security_groups") or ()), tuple(addrs))
+                # A member address that is not one would make the network's shared
+                # address-set flow (and so the whole bundle) fail: left out.
+                hit = (p, frozenset(p.get("security_groups") or ()),
+                       tuple(a for a in addrs if addresses.is_ip_or_network(a)))
             seen_ports[id(p)] = hit
             if hit[1] and not remotes.isdisjoint(hit[1]):
                 for g in remotes.intersection(hit[1]):
@@ -114,7 +147,8 @@ class Memo:
 
     def __init__(self) -> None:
         self.ports: dict[str, tuple[Mapping[str, Any], DesiredPort]] = {}
-        self.rules: dict[int, tuple[Mapping[str, Any], SecurityGroupRule]] = {}
+        #: id(rule body) -> (body, the rule, why it is left out or None)
+        self.rules: dict[int, tuple[Mapping[str, Any], SecurityGroupRule, str | None]] = {}
         #: id(port body) -> (body, its security groups, its addresses)
         self.members: dict[int, tuple[Mapping[str, Any], frozenset[str], tuple[str, ...]]] = {}
 
@@ -153,7 +187,12 @@ def desired_host(cfg: AgentConfig, ports: Mapping[str, Mapping[str, Any]],
             if p.get("binding:host_id") == cfg.host and p.get("binding:vif_type") == "ovs"]
     net_ids = sorted({p["network_id"] for p in mine if p["network_id"] in networks})
     nets = tuple(desired_network(networks[n]) for n in net_ids)
+    problems: list[str] = []
     vteps = tunnel_ips(agents)
+    for h, ip in sorted(vteps.items()):
+        if not addresses.is_ip(ip):
+            problems.append(f"tunneling_ip {_shown(ip)} of host {_shown(h)} is not an IP address: no tunnel")
+            del vteps[h]
     peers = tuple(TunnelPeer(h, ip) for h, ip in sorted(vteps.items()) if h != cfg.host)
     fdb: list[FdbEntry] = []
     if cfg.l2_population:
@@ -171,8 +210,14 @@ def desired_host(cfg: AgentConfig, ports: Mapping[str, Mapping[str, Any]],
             if (net_id, ip) not in flood_seen:
                 flood_seen.add((net_id, ip))
                 fdb.append(FdbEntry(net_id, ip, FLOODING_MAC, FLOODING_IP))
+            mac = p.get("mac_address")
+            if not (isinstance(mac, str) and _MAC.fullmatch(mac)):
+                continue   # no forwarding entry (it would be a flow ovs-ofctl rejects)
             for f in p.get("fixed_ips") or []:
-                fdb.append(FdbEntry(net_id, ip, p["mac_address"], f["ip_address"]))
-    group_rules, members = security_groups(mine, ports, sg_rules, memo) if sg_rules is not None else ({}, {})
+                if addresses.is_ip(f["ip_address"]):
+                    fdb.append(FdbEntry(net_id, ip, mac, f["ip_address"]))
+    group_rules, members = (security_groups(mine, ports, sg_rules, memo, problems) if sg_rules is not None
+                            else ({}, {}))
     return DesiredHost(networks=nets, ports=_desired_ports(mine, memo.ports if memo is not None else None),
-                       tunnel_peers=peers, fdb=tuple(fdb), security_groups=group_rules, group_members=members)
+                       tunnel_peers=peers, fdb=tuple(fdb), security_groups=group_rules, group_members=members,
+                       problems=tuple(problems))

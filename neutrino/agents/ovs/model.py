@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 DatapathType = Literal["system", "netdev"]
-PortStatus = Literal["ACTIVE", "DOWN"]
+PortStatus = Literal["ACTIVE", "DOWN", "ERROR"]
 
 #: l2population "flooding entry": include this VTEP in the network's flood list.
 FLOODING_MAC = "00:00:00:00:00:00"
@@ -132,6 +132,9 @@ class DesiredHost:
     #: Addresses (fixed IPs and allowed address pairs, anywhere in the cloud) of the
     #: members of every group those rules name as ``remote_group_id``.
     group_members: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: What ``derive`` left out because a value could not be put into a flow (a rule's
+    #: remote prefix, a member address, a peer's tunnel IP, an fdb entry); for the report.
+    problems: tuple[str, ...] = ()
 
 
 # --- observed state --------------------------------------------------------------------
@@ -294,8 +297,12 @@ class Plan:
       the bridge's flows (of the agent's cookie) equal to it and deletes the
       rest.  Apply the OVSDB ops first, then the flows.
     * ``local_vlans``: network id -> local VLAN id after this pass.
-    * ``port_status``: desired port id -> "ACTIVE" | "DOWN".
+    * ``port_status``: desired port id -> "ACTIVE" | "DOWN" | "ERROR".
     * ``warnings``: configuration problems the agent should log.
+    * ``port_errors``: port id -> why it is isolated (status ERROR, its VIF dead:
+      an address or MAC no flow can carry, or flows the switch rejected).
+    * ``wired``: the ports wired on br-int, for ``planner.port_flows`` (which flows
+      are whose when the switch rejects a bundle).
     """
 
     ovsdb_ops: list[OvsdbOp] = field(default_factory=list)
@@ -303,3 +310,5 @@ class Plan:
     local_vlans: dict[str, int] = field(default_factory=dict)
     port_status: dict[str, PortStatus] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    port_errors: dict[str, str] = field(default_factory=dict)
+    wired: tuple[WiredPort, ...] = ()

@@ -34,6 +34,14 @@ A security-group firewall plugs in as a ``FirewallFlowProvider``: its flows
 are added to br-int, and when it ``provides_anti_spoofing`` the planner's own
 table 24/25 anti-spoofing is left out.
 
+Fail closed, per port: a desired port whose MAC or addresses are not strictly
+a MAC and IP addresses/prefixes (``port_problem``: an IPv6 scope id, blanks,
+anything ``ovs-ofctl`` could reject or read as more than one value) is never
+given flows: its VIF is dead (no table-0 allow flow, so br-int's default drop
+applies), its status ``ERROR`` and the reason in ``Plan.port_errors``.  The
+same holds for the ports the executor names in ``isolated`` (their flows were
+rejected by the switch; ``port_flows`` tells it which flows are whose).
+
 The agent plans every pass for every port (the plan is the complete flow
 set), so the per-port loops avoid work they can: flow builders are memoised,
 and a provider returning a set (of memoised frozensets) lets the flow sets be
@@ -43,8 +51,10 @@ merged with the hashes they store.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
@@ -71,12 +81,15 @@ from neutrino.agents.ovs.model import (
     SetPortTag,
     WiredPort,
 )
+from neutrino.ipam import addresses
 
 __all__ = [
     "FirewallFlowProvider",
     "local_vlans_from_observed",
     "patch_port_names",
     "plan",
+    "port_flows",
+    "port_problem",
     "tunnel_port_name",
 ]
 
@@ -254,9 +267,79 @@ def _spoof_pairs(port: DesiredPort) -> list[tuple[str, str]]:
     return pairs
 
 
+_MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
+
+
+def _shown(value: object) -> str:
+    """A value for a report line (bounded: it may be anything a tenant sent)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@functools.lru_cache(maxsize=16384)
+def _address_problem(mac: str, fixed_ips: tuple[str, ...],
+                     pairs: tuple[tuple[str | None, str], ...]) -> str | None:
+    if not isinstance(mac, str) or not _MAC.fullmatch(mac):
+        return f"MAC address {_shown(mac)} is not a MAC address"
+    for ip in fixed_ips:
+        if not addresses.is_ip(ip):
+            return f"fixed IP {_shown(ip)} is not an IP address"
+    for m, ip in pairs:
+        if m and not (isinstance(m, str) and _MAC.fullmatch(m)):
+            return f"allowed address pair MAC {_shown(m)} is not a MAC address"
+        if not addresses.is_ip_or_network(ip):
+            return f"allowed address pair {_shown(ip)} is not an IP address or prefix"
+    return None
+
+
+def port_problem(port: DesiredPort) -> str | None:
+    """Why no flow may be built for ``port``, or None (pure, memoised).
+
+    Its MAC and those of its address pairs must be ``xx:xx:xx:xx:xx:xx``, its
+    fixed IPs addresses and its pairs' IPs addresses or prefixes, all strictly
+    (``neutrino.ipam.addresses``: no IPv6 scope id, blank or control character).
+    The API refuses anything else; this keeps a value stored before it did (or
+    arriving some other way) from reaching ``ovs-ofctl``.
+    """
+    return _address_problem(port.mac, port.fixed_ips, port.allowed_address_pairs)
+
+
+def port_flows(cfg: AgentConfig, wired: WiredPort,
+               firewall: FirewallFlowProvider | None = None) -> frozenset[FlowSpec]:
+    """The br-int flows that belong to ``wired`` alone (pure): its table-0 allow
+    flow and its firewall (or anti-spoofing) flows.  Flows shared by several
+    ports (defaults, the address sets of remote groups) are nobody's.  Without
+    these flows the port sends nothing (table 0 drops by default); the executor
+    applies them port by port when the switch rejects a bridge's bundle.
+    """
+    br = cfg.integration_bridge
+    out = {fl.in_port_allow(br, wired.ofport)}
+    if firewall is not None:
+        own = getattr(firewall, "port_flows", None)
+        if own is not None:
+            out.update(own(br, wired))
+        if firewall.provides_anti_spoofing:
+            return frozenset(out)
+    p = wired.port
+    if p.port_security_enabled and not p.trusted:
+        out.update(fl.anti_spoof(br, wired.ofport, [p.mac], _spoof_pairs(p)))
+    return frozenset(out)
+
+
+def _port_errors(desired: DesiredHost, isolated: Mapping[str, str]) -> dict[str, str]:
+    """port id -> why it gets no flows (``isolated`` by the executor, or ``port_problem``)."""
+    out: dict[str, str] = {}
+    for p in desired.ports:
+        why = isolated.get(p.id) or port_problem(p)
+        if why:
+            out[p.id] = why
+    return out
+
+
 def plan(cfg: AgentConfig, desired: DesiredHost, observed: ObservedState,
          local_vlans: Mapping[str, int],
-         firewall: FirewallFlowProvider | None = None) -> Plan:
+         firewall: FirewallFlowProvider | None = None,
+         isolated: Mapping[str, str] | None = None) -> Plan:
     """Plan one reconcile pass (pure).
 
     Args:
@@ -266,6 +349,8 @@ def plan(cfg: AgentConfig, desired: DesiredHost, observed: ObservedState,
         local_vlans: network id -> local VLAN from the previous pass (on start:
             ``local_vlans_from_observed(observed)``).
         firewall: optional security-group flow provider.
+        isolated: port id -> reason: ports to keep dead whatever they are (the
+            executor's list of ports whose flows the switch rejected).
 
     Returns:
         A ``Plan``; ``Plan.flows`` holds the complete flow set of every bridge
@@ -274,6 +359,8 @@ def plan(cfg: AgentConfig, desired: DesiredHost, observed: ObservedState,
     acc = _Acc()
     nets = {n.id: n for n in desired.networks}
     ports = {p.id: p for p in desired.ports}
+    port_errors = _port_errors(desired, isolated or {})
+    acc.warnings.extend(desired.problems)
     bridges = observed.bridges
     int_name = cfg.integration_bridge
     br_int = bridges.get(int_name)
@@ -294,7 +381,7 @@ def plan(cfg: AgentConfig, desired: DesiredHost, observed: ObservedState,
         if not port.iface_id or not port.attached_mac or port.ofport is None or port.ofport <= 0:
             continue  # not a VIF, or no ofport yet
         dport = ports.get(port.iface_id)
-        net = nets.get(dport.network_id) if dport else None
+        net = nets.get(dport.network_id) if dport and dport.id not in port_errors else None
         if net is not None and not provisionable[net.id]:
             acc.warnings.append(f"network {net.id} ({net.network_type}) cannot be "
                                 f"provisioned on this host")
@@ -326,6 +413,8 @@ def plan(cfg: AgentConfig, desired: DesiredHost, observed: ObservedState,
             acc.ports.append(SetPortOtherConfig(port.name, dict(want)))
     acc.add(int_name, allow)
     _plan_anti_spoof(acc, int_name, wired, firewall)
+    for pid in port_errors:
+        status[pid] = "ERROR"
 
     in_use = {n: nets[n] for n in lvids}
     _plan_physical(acc, cfg, observed, in_use, lvids)
@@ -337,6 +426,8 @@ def plan(cfg: AgentConfig, desired: DesiredHost, observed: ObservedState,
         local_vlans=lvids,
         port_status=status,
         warnings=list(dict.fromkeys(acc.warnings)),
+        port_errors=port_errors,
+        wired=tuple(wired),
     )
 
 
