@@ -97,6 +97,27 @@ OPTIONS: tuple[Option, ...] = (
     _O("DEFAULT", "server_url", str, "",
        "URL of the Neutron API that this node's agents follow (feed, heartbeats, status), e.g. "
        "http://controller:9696; empty: this node's own bind_host and bind_port.", False),
+    # --- request limits of every API the server serves (neutrino.api.limits) ----------
+    _O("oslo_middleware", "max_request_body_size", int, "114688",
+       "Largest request body in bytes, on every API (413 beyond it, read no further); the agents' "
+       "routes under /neutrino/v1/ have max_agent_request_body_size instead."),
+    _O("DEFAULT", "max_agent_request_body_size", int, "16777216",
+       "Largest request body in bytes on the agents' routes (/neutrino/v1/: port status batches "
+       "of a whole host, agent reports); the body is read only after the token is checked.", False),
+    _O("DEFAULT", "client_header_timeout", int, "20",
+       "Seconds a client has to send a request line and headers, from connecting (or from a "
+       "keep-alive request's first byte): else 408 and the connection is closed.  A connection "
+       "that sends nothing is closed after the same time.", False),
+    _O("DEFAULT", "client_socket_timeout", int, "60",
+       "Seconds a request body may stall (no bytes received) before 408 and the connection is "
+       "closed; 0: no bound (Neutron's default: 900).", True),
+    _O("DEFAULT", "max_request_header_size", int, "65536",
+       "Largest request line plus headers in bytes (431 beyond it).", False),
+    _O("DEFAULT", "max_connections", int, "1000",
+       "Open connections per API and server process over which a request is answered 503 and its "
+       "connection closed (0: no bound).  Agents hold one long-poll connection each.", False),
+    _O("DEFAULT", "max_allocation_pools", int, "1000",
+       "Most allocation pools per subnet (400 beyond it).", False),
     # --- [database] ------------------------------------------------------------
     _O("database", "connection", str, "", "SQLAlchemy URL; empty: SQLite in the state directory."),
     # --- [ml2] ---------------------------------------------------------------
@@ -134,6 +155,18 @@ OPTIONS: tuple[Option, ...] = (
     _O("identity", "public_host", str, "", "Host name put into catalog URLs (default: bind_host).", False),
     _O("token", "expiration", int, "3600", "Token lifetime in seconds (Keystone's [token] expiration)."),
     _O("fernet_tokens", "key_repository", str, "", "Directory of Fernet keys (default: STATE/fernet-keys)."),
+    _O("identity", "login_throttle_failures", int, "5",
+       "Failed password logins of one user from one client address let through before that address "
+       "is throttled for that user (0: no throttling).  Other addresses are not affected.", False),
+    _O("identity", "login_throttle_delay", int, "1",
+       "Seconds a throttled address waits after its first failure over login_throttle_failures; the "
+       "wait doubles with each further failure (refused meanwhile with 429).", False),
+    _O("identity", "login_throttle_max_delay", int, "300", "Cap of the throttling wait in seconds.", False),
+    _O("security_compliance", "lockout_failure_attempts", int, "0",
+       "Consecutive failed logins (from anywhere) after which a user is locked (401 \"The account is "
+       "locked\") for lockout_duration; 0: never."),
+    _O("security_compliance", "lockout_duration", int, "1800",
+       "Seconds a locked user stays locked (0: until an admin sets the user enabled again)."),
     # --- agents (openvswitch_agent.ini / [AGENT] names) -----------------------
     _O("ovs", "integration_bridge", str, "br-int", "Integration bridge."),
     _O("ovs", "tunnel_bridge", str, "br-tun", "Tunnel bridge."),
@@ -202,7 +235,15 @@ OPTIONS: tuple[Option, ...] = (
     # --- [metadata]: metadata_agent.ini's options (Neutron names; one file, own section) ----------------
     _O("metadata", "metadata_proxy_socket", str, "",
        "Unix socket the metadata agent listens on and the haproxy metadata proxies forward to "
-       "(default: STATE/metadata_proxy)."),
+       "(default: /run/neutrino/metadata-<id of the state directory>/metadata_proxy, in a directory "
+       "only root and metadata_proxy_group may enter).  The socket is mode 0660, group "
+       "metadata_proxy_group: every directory on its path must be searchable by that group."),
+    _O("metadata", "metadata_proxy_user", str, "",
+       "User the haproxy metadata proxies run as once they have bound their addresses (empty: "
+       "haproxy if that user exists, else nobody; Neutron: the agent's user)."),
+    _O("metadata", "metadata_proxy_group", str, "",
+       "Group of the haproxy metadata proxies; only it (and root) may connect to the metadata socket "
+       "(empty: the primary group of metadata_proxy_user)."),
     _O("metadata", "nova_metadata_host", str, "127.0.0.1", "Host of the Nova metadata API."),
     _O("metadata", "nova_metadata_port", int, "8775", "Port of the Nova metadata API."),
     _O("metadata", "nova_metadata_protocol", str, "http", "Protocol of the Nova metadata API (http or https)."),
@@ -366,10 +407,12 @@ def describe() -> list[dict[str, Any]]:
 #: Where Neutron (or Keystone) has a section's options: file and section.
 _NEUTRON_FILES = {
     "DEFAULT": "neutron.conf [DEFAULT]", "database": "neutron.conf [database]",
+    "oslo_middleware": "neutron.conf [oslo_middleware]",
     "quotas": "neutron.conf [quotas]", "ml2": "ml2_conf.ini [ml2]",
     "ml2_type_flat": "ml2_conf.ini [ml2_type_flat]", "ml2_type_vlan": "ml2_conf.ini [ml2_type_vlan]",
     "ml2_type_vxlan": "ml2_conf.ini [ml2_type_vxlan]", "ml2_type_geneve": "ml2_conf.ini [ml2_type_geneve]",
     "token": "keystone.conf [token]", "fernet_tokens": "keystone.conf [fernet_tokens]",
+    "security_compliance": "keystone.conf [security_compliance]",
     "ovs": "openvswitch_agent.ini [ovs]", "agent": "openvswitch_agent.ini [agent]",
     "securitygroup": "openvswitch_agent.ini [securitygroup]",
     "metadata": "metadata_agent.ini [DEFAULT]",

@@ -176,6 +176,10 @@ class SubnetNotFound(NotFound):
     message = "Subnet %(subnet_id)s could not be found."
 
 
+class SubnetPoolNotFound(NotFound):
+    message = "Subnet pool %(subnetpool_id)s could not be found."
+
+
 class PortNotFound(NotFound):
     message = "Port %(port_id)s could not be found."
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import uvicorn
 
+from neutrino.api import limits
 from neutrino.api.app import build_network_app
 from neutrino.api.factory import make_deps, make_network_api
 from neutrino.compute import flavors as compute_flavors
@@ -45,17 +46,24 @@ def open_database(cfg: Config) -> Database:
 
 
 def prepare(cfg: Config) -> dict[str, Any]:
-    """Create the state dir, migrate the schema, bootstrap identity.  Idempotent."""
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    db = open_database(cfg)
+    """Create the state dir (mode 0700), migrate the schema, bootstrap identity.  Idempotent.
+
+    Runs under umask 077 (restored afterwards): the database, the keys and the
+    credential files it creates are the owner's alone."""
+    old_umask = os.umask(0o077)
     try:
-        upgrade(db.engine)
-        TokenProvider(key_dir(cfg))  # creates the key repository on first use
-        out = bootstrap(cfg, db, cfg.state_dir)
-        compute_flavors.seed(db)     # the default flavors, into an empty table only
-        return out
+        cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        db = open_database(cfg)
+        try:
+            upgrade(db.engine)
+            TokenProvider(key_dir(cfg))  # creates the key repository on first use
+            out = bootstrap(cfg, db, cfg.state_dir)
+            compute_flavors.seed(db)     # the default flavors, into an empty table only
+            return out
+        finally:
+            db.dispose()
     finally:
-        db.dispose()
+        os.umask(old_umask)
 
 
 def _catalog_host(host: str) -> str:
@@ -83,10 +91,32 @@ def build_all_apps(cfg: Config, db: Database) -> tuple[dict[str, Any], TokenProv
     from neutrino.feed.api import PREFIX as FEED_PREFIX
     network_api.extra_routes[FEED_PREFIX].feed.extra_sources["server"] = (
         lambda conn: compute_api.servers.agent_list(conn, None))
-    return {"identity": identity, "network": build_network_app(network_api),
+    apps = {"identity": identity, "network": build_network_app(network_api),
             "compute": build_compute_app(cfg, db, tokens.validate, api=compute_api),
             "image": build_image_app(tokens.validate, auth_uri),
-            "metadata": build_metadata_app(cfg, db, compute_api.servers)}, tokens
+            "metadata": build_metadata_app(cfg, db, compute_api.servers)}
+    return {name: guard(cfg, name, app) for name, app in apps.items()}, tokens
+
+
+def guard(cfg: Config, name: str, app: Any) -> limits.RequestGuard:
+    """``app`` (the API called ``name``) behind the request body bound and NUL refusal.
+
+    The agents' routes (``/neutrino/v1/``, network API) get their own, larger
+    bound; metadata bodies are raw text (a password), not JSON.
+    """
+    from neutrino.feed.api import PREFIX as FEED_PREFIX
+    larger = ((FEED_PREFIX, cfg.default.max_agent_request_body_size),) if name == "network" else ()
+    return limits.RequestGuard(app, limits.RENDERERS[name], cfg.oslo_middleware.max_request_body_size,
+                               larger=larger, json_bodies=name != "metadata")
+
+
+def http_protocol(cfg: Config, name: str) -> type:
+    """The uvicorn HTTP protocol of the API called ``name``: header and body timeouts,
+    header size and connection bounds (``neutrino.api.limits.http_protocol``)."""
+    d = cfg.default
+    return limits.http_protocol(limits.RENDERERS[name], header_timeout=d.client_header_timeout,
+                                body_timeout=d.client_socket_timeout, max_header_size=d.max_request_header_size,
+                                max_connections=d.max_connections)
 
 
 def build_apps(cfg: Config, db: Database) -> tuple[Any, Any, TokenProvider]:
@@ -128,7 +158,7 @@ async def serve(cfg: Config, sockets: dict[str, socket.socket] | None = None) ->
     servers = []
     for name, app in apps.items():
         conf = uvicorn.Config(app, log_level=level, access_log=cfg.default.debug, lifespan="off",
-                              timeout_keep_alive=75, http="httptools", loop="uvloop")
+                              timeout_keep_alive=75, http=http_protocol(cfg, name), loop="uvloop")
         servers.append((uvicorn.Server(conf), socks[name]))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -161,6 +191,7 @@ def run(cfg: Config) -> None:
     """
     logging.basicConfig(level=logging.DEBUG if cfg.default.debug else logging.INFO,
                         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    os.umask(0o077)   # files the server creates (SQLite -wal/-shm, keys) are the owner's alone
     socks = bind_all(cfg)
     workers = max(1, cfg.default.api_workers)
     children: list[int] = []

@@ -58,6 +58,7 @@ class NetworkApi:
     quota_service: Any = None
     auth_uri: str = ""
     subresources: dict[tuple[str, str], Any] = field(default_factory=dict)   # (collection, sub) -> service
+    openapi_doc: bytes = field(default=b"", repr=False, compare=False)    # built on first GET, then kept
 
 
 def build_network_app(api: NetworkApi) -> Callable[..., Awaitable[None]]:
@@ -96,6 +97,8 @@ def _base_url(request: Request) -> str:
 async def dispatch(api: NetworkApi, request: Request, request_id: str) -> Response:
     path = request.url.path
     method = request.method
+    if "\x00" in request.scope["path"]:    # no id has one, and PostgreSQL cannot compare it (issue 13)
+        raise errors.bad("NUL characters are not allowed in a request.")
     if path == "/":
         if method != "GET":
             raise errors.HTTPMethodNotAllowed()
@@ -103,6 +106,8 @@ async def dispatch(api: NetworkApi, request: Request, request_id: str) -> Respon
             {"rel": "self", "href": f"{_base_url(request)}/v2.0/"}]}]})
     if path in ("/healthcheck", "/healthcheck/"):
         return Response("OK", media_type="text/plain")
+    if path == "/v2.0/openapi.json":     # public, like "/": the published contract, the same for everyone
+        return _openapi(api, method)
     for prefix, handler in api.extra_routes.items():
         if path.startswith(prefix):
             return await handler(api, request, await _context(api, request, request_id))
@@ -114,6 +119,8 @@ async def dispatch(api: NetworkApi, request: Request, request_id: str) -> Respon
         rest = rest[:-5]
     parts = [p for p in rest.split("/") if p]
     if not parts:
+        if method != "GET":
+            raise errors.HTTPMethodNotAllowed()
         return JSONResponse({"resources": [
             {"name": r[:-1], "collection": r, "links": [{"rel": "self", "href": f"{_base_url(request)}/v2.0/{r}"}]}
             for r in ("networks", "subnets", "subnetpools", "ports")]})
@@ -303,6 +310,16 @@ async def _subresource(api: NetworkApi, request: Request, ctx: RequestContext, s
     raise errors.HTTPMethodNotAllowed()
 
 
+def _openapi(api: NetworkApi, method: str) -> Response:
+    """``GET /v2.0/openapi.json``: the OpenAPI document of this API (``neutrino.api.openapi``)."""
+    from neutrino.api import openapi
+    if method != "GET":
+        raise errors.HTTPMethodNotAllowed()
+    if not api.openapi_doc:
+        api.openapi_doc = openapi.render(openapi.document(api))
+    return Response(api.openapi_doc, media_type="application/json")
+
+
 def _extensions(method: str, parts: list[str]) -> Response:
     if method != "GET":
         raise errors.HTTPNotFound()
@@ -341,7 +358,7 @@ async def _quotas(api: NetworkApi, request: Request, ctx: RequestContext, parts:
                 return qs.list(ctx, conn)
         return JSONResponse(await run_in_threadpool(list_work))
     project = parts[1]
-    if project == "tenant" and len(parts) == 2:
+    if project == "tenant" and len(parts) == 2 and method == "GET":   # else the project named "tenant"
         return JSONResponse({"tenant": {"tenant_id": ctx.project_id}})
     if len(parts) == 3 and method == "GET" and parts[2] in ("default", "details"):
         fn = qs.show_default if parts[2] == "default" else qs.details

@@ -13,8 +13,20 @@ from typing import Any, Callable
 from urllib.parse import urlencode
 
 from neutrino.api.resource import Resource
-from neutrino.api.convert import ConversionError
-from neutrino.errors import BadRequest, bad, invalid
+from neutrino.api.convert import ConversionError, to_int
+from neutrino.errors import BadRequest, bad, echo, invalid
+
+#: Filters on integer values (columns or dict fields) -> the bits of their
+#: signed column.  Their values must be integers (else 400, as neutron-lib's
+#: ``convert_to_int``); one that fails the attribute's own validation
+#: (``ip_version=7``) is kept as an integer, and one the column cannot hold is
+#: dropped: either matches nothing.  A unit test keeps this in step with the
+#: integer columns.
+INTEGER_FILTERS: dict[str, int] = {
+    "revision_number": 64, "mtu": 32, "ip_version": 32, "port_range_min": 32, "port_range_max": 32,
+    "provider:segmentation_id": 32, "external_port": 32, "internal_port": 32}
+#: A filter value that can match nothing (dropped from ``ListQuery.filters``).
+_NOTHING: Any = object()
 
 # Query keys that are not attribute filters.
 _RESERVED = {"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse", "tags", "tags-any",
@@ -45,7 +57,7 @@ def _to_bool_param(v: str) -> bool:
         return True
     if low in ("false", "0", "no", "off"):
         return False
-    raise bad(f"'{v}' cannot be converted to boolean")
+    raise bad(f"'{echo(v)}' cannot be converted to boolean")
 
 
 def parse_list_query(res: Resource, params: list[tuple[str, str]], *,
@@ -53,6 +65,8 @@ def parse_list_query(res: Resource, params: list[tuple[str, str]], *,
     q = ListQuery()
     grouped: dict[str, list[str]] = {}
     for k, v in params:
+        if "\x00" in k or "\x00" in v:     # nothing matches it, and PostgreSQL cannot even compare it
+            raise bad(f"Invalid query parameter '{echo(k)}': NUL characters are not allowed")
         grouped.setdefault(k, []).append(v)
 
     if "fields" in grouped:
@@ -68,10 +82,13 @@ def parse_list_query(res: Resource, params: list[tuple[str, str]], *,
         if attr is None or not attr.filter:
             bad_filters.append(key)
             continue
-        conv = [_convert_filter(attr.convert, attr.name, v) for v in values]
-        q.filters[key] = conv
+        if key in INTEGER_FILTERS:
+            converted = [_integer_filter(attr.convert, INTEGER_FILTERS[key], v) for v in values]
+        else:
+            converted = [_convert_filter(attr.convert, attr.name, v) for v in values]
+        q.filters[key] = [v for v in converted if v is not _NOTHING]
     if bad_filters:
-        raise bad(f"{bad_filters} is invalid attribute for filtering")
+        raise bad(f"{echo(bad_filters)} is invalid attribute for filtering")
 
     keys, dirs = grouped.get("sort_key", []), grouped.get("sort_dir", [])
     if keys or dirs:
@@ -79,10 +96,10 @@ def parse_list_query(res: Resource, params: list[tuple[str, str]], *,
             raise bad("The number of sort_keys and sort_dirs must be same")
         invalid = [k for k in keys if not (res.by_name.get(k) and res.by_name[k].sort)]
         if invalid:
-            raise bad(f"{invalid} is invalid attribute for sort_keys")
+            raise bad(f"{echo(invalid)} is invalid attribute for sort_keys")
         bad_dirs = [d for d in dirs if d not in ("asc", "desc")]
         if bad_dirs:
-            raise bad(f"{bad_dirs} is invalid value for sort_dirs, valid value is 'asc' and 'desc'")
+            raise bad(f"{echo(bad_dirs)} is invalid value for sort_dirs, valid value is 'asc' and 'desc'")
         q.sorts = [(k, d == "asc") for k, d in zip(keys, dirs)]
 
     if "limit" in grouped:
@@ -93,7 +110,7 @@ def parse_list_query(res: Resource, params: list[tuple[str, str]], *,
                 raise ValueError
         except ValueError:
             raise BadRequest(resource="limit", msg=f"Limit must be an integer 0 or greater and "
-                                                   f"not '{raw}'") from None
+                                                   f"not '{echo(raw)}'") from None
         if max_limit > 0 and (lim == 0 or lim > max_limit):
             lim = max_limit
         q.limit = lim
@@ -116,8 +133,6 @@ def parse_list_query(res: Resource, params: list[tuple[str, str]], *,
 
 
 def _convert_filter(conv: Callable[[Any], Any] | None, name: str, value: str) -> Any:
-    if value == "":
-        return ""
     if conv is None:
         return value
     try:
@@ -128,6 +143,20 @@ def _convert_filter(conv: Callable[[Any], Any] | None, name: str, value: str) ->
     except ValueError:
         # ... and only validates the others on create/update: keep the raw string (it matches nothing).
         return value
+
+
+def _integer_filter(conv: Callable[[Any], Any] | None, bits: int, value: str) -> Any:
+    """A filter value of an integer attribute (see ``INTEGER_FILTERS``)."""
+    try:
+        number = to_int(value)
+    except ConversionError as exc:
+        raise invalid(str(exc)) from None
+    if not -(2 ** (bits - 1)) <= number < 2 ** (bits - 1):
+        return _NOTHING
+    try:
+        return conv(number) if conv is not None else number
+    except ValueError:
+        return number
 
 
 def _matches(obj: dict[str, Any], key: str, values: list[Any]) -> bool:

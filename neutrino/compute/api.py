@@ -58,6 +58,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from neutrino import errors as neutron_errors
+from neutrino.api import limits
 from neutrino.compute import faults, microversion, scheduler
 from neutrino.compute.flavors import FlavorService
 from neutrino.compute.keypairs import KeypairService
@@ -163,14 +164,19 @@ async def _body(request: Request) -> Any:
     if not raw:
         return None
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise faults.BadRequest("Malformed request body") from None
+    if limits.contains_nul(body):       # PostgreSQL cannot store NUL in text; no field needs it
+        raise faults.BadRequest(limits.NUL_REFUSED)
+    return body
 
 
 def _params(request: Request) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for k, v in request.query_params.multi_items():
+        if "\x00" in k or "\x00" in v:
+            raise faults.BadRequest(limits.NUL_REFUSED)
         out.setdefault(k, []).append(v)
     return out
 

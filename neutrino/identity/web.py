@@ -19,28 +19,31 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from neutrino.api import limits
 from neutrino.context import AuthInfo
 from neutrino.identity.tokens import TokenError, TokenProvider
 
 LOG = logging.getLogger(__name__)
 
 TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-          405: "Method Not Allowed", 409: "Conflict", 500: "Internal Server Error",
-          501: "Not Implemented"}
+          405: "Method Not Allowed", 409: "Conflict", 429: "Too Many Requests",
+          500: "Internal Server Error", 501: "Not Implemented"}
 UNAUTHORIZED = "The request you have made requires authentication."
 
 
 class KeystoneError(Exception):
     """An error response; ``code`` is the HTTP status."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.code, self.message = code, message
+        self.code, self.message, self.headers = code, message, dict(headers or {})
 
     def response(self) -> Response:
-        headers = {"WWW-Authenticate": 'Keystone uri="/v3"'} if self.code == 401 else None
+        headers = dict(self.headers)
+        if self.code == 401:
+            headers["WWW-Authenticate"] = 'Keystone uri="/v3"'
         return json_response({"error": {"code": self.code, "title": TITLES.get(self.code, "Error"),
-                                        "message": self.message}}, self.code, headers)
+                                        "message": self.message}}, self.code, headers or None)
 
 
 def unauthorized(message: str = UNAUTHORIZED) -> KeystoneError:
@@ -137,6 +140,10 @@ def endpoint(fn: Handler, tokens: TokenProvider, *, authed: bool = True
                         body = orjson.loads(raw)
                     except orjson.JSONDecodeError as exc:
                         raise bad_request("Malformed JSON in request body.") from exc
+            # PostgreSQL cannot store or compare NUL in text, and no identity field needs it.
+            if limits.contains_nul(body) or "\x00" in request.scope["path"] or \
+                    any("\x00" in k or "\x00" in v for k, v in request.query_params.multi_items()):
+                raise bad_request(limits.NUL_REFUSED)
             return await run_in_threadpool(fn, Call(request, auth, body))
         except KeystoneError as exc:
             return exc.response()

@@ -54,8 +54,19 @@ def pool_ranges(pools: Iterable[dict[str, str]]) -> list[Range]:
     return [(int(ipaddress.ip_address(p["start"])), int(ipaddress.ip_address(p["end"]))) for p in pools]
 
 
-def validate_pools(net: Net, pools: list[dict[str, str]], gateway: str | None) -> list[dict[str, str]]:
-    """Check supplied pools: parse, order, bounds, overlap, gateway.  Returns canonical pools."""
+#: Default bound on the number of pools of one subnet (``[DEFAULT] max_allocation_pools``).
+MAX_POOLS = 1000
+
+
+def validate_pools(net: Net, pools: list[dict[str, str]], gateway: str | None,
+                   max_pools: int = MAX_POOLS) -> list[dict[str, str]]:
+    """Check supplied pools: count, parse, order, bounds, overlap, gateway.  Returns canonical pools.
+
+    O(n log n) in the number of pools (overlaps by one sort and sweep), and
+    more than ``max_pools`` pools are refused before any is looked at.
+    """
+    if len(pools) > max_pools:
+        raise errors.invalid(f"Too many allocation pools: {len(pools)}; a subnet may have at most {max_pools}")
     out: list[dict[str, str]] = []
     parsed: list[Range] = []
     lo, hi = usable_bounds(net)
@@ -72,17 +83,36 @@ def validate_pools(net: Net, pools: list[dict[str, str]], gateway: str | None) -
             raise errors.OutOfBoundsAllocationPool(pool=f"{s}-{e}", subnet_cidr=str(net))
         parsed.append((int(s), int(e)))
         out.append({"start": str(s), "end": str(e)})
-    for i, a in enumerate(parsed):
-        for b in parsed[i + 1:]:
-            if a[0] <= b[1] and b[0] <= a[1]:
-                raise errors.OverlappingAllocationPools(
-                    pool_1=_fmt(a, net.version), pool_2=_fmt(b, net.version), subnet_cidr=str(net))
+    clash = first_overlap(parsed)
+    if clash is not None:
+        a, b = parsed[clash[0]], parsed[clash[1]]
+        raise errors.OverlappingAllocationPools(
+            pool_1=_fmt(a, net.version), pool_2=_fmt(b, net.version), subnet_cidr=str(net))
     if gateway is not None:
         g = int(ipaddress.ip_address(gateway))
         for r in parsed:
             if r[0] <= g <= r[1]:
                 raise errors.GatewayConflictWithAllocationPools(ip_address=gateway, pool=_fmt(r, net.version))
     return out
+
+
+def first_overlap(ranges: list[Range]) -> tuple[int, int] | None:
+    """Indexes (i < j) of two ranges that share an address, or None; O(n log n).
+
+    Sorted by start, a range overlaps an earlier one exactly when it starts at
+    or before the largest end seen so far, so one sweep finds a pair (the one
+    whose later range starts first).
+    """
+    order = sorted(range(len(ranges)), key=lambda i: ranges[i])
+    reach = -1                      # largest end so far, and the range it belongs to
+    holder = -1
+    for i in order:
+        start, end = ranges[i]
+        if start <= reach:
+            return (min(holder, i), max(holder, i))
+        if end > reach:
+            reach, holder = end, i
+    return None
 
 
 def _fmt(r: Range, version: int) -> str:

@@ -34,6 +34,12 @@ ENCAP_OVERHEAD = {"vxlan": 30, "gre": 22}
 IP_HEADER = {4: 20, 6: 40}
 MAX_VLAN = 4094
 MAX_VNI = 2 ** 24 - 1
+#: GRE keys are 32 bits, but ``network_segments.segmentation_id`` is a signed 32-bit column.
+MAX_GRE_ID = 2 ** 31 - 1
+#: Largest segmentation id of each tunnel type.  The smallest is 0: like Neutron, provider
+#: tunnel ids are not checked against the pool, only against what the wire can carry
+#: (a VNI past 24 bits would be cut and land in another network).
+MAX_TUNNEL_ID = {"vxlan": MAX_VNI, "geneve": MAX_VNI, "gre": MAX_GRE_ID}
 
 
 @dataclass(frozen=True)
@@ -243,6 +249,9 @@ class TunnelTypeDriver:
     def validate_provider_segment(self, seg: Segment) -> Segment:
         if seg.physical_network:
             raise _bad(f"provider:physical_network specified for {self.name} network")
+        top = MAX_TUNNEL_ID.get(self.name, MAX_VNI)
+        if seg.segmentation_id is not None and not 0 <= seg.segmentation_id <= top:
+            raise _bad(f"segmentation_id out of range (0 through {top})")
         return seg
 
     def reserve_provider_segment(self, conn: Connection, seg: Segment, network_id: str) -> None:

@@ -10,7 +10,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Table, and_, delete, insert, select, update
+from sqlalchemy import Table, and_, delete, false, insert, select, update
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
@@ -122,7 +122,10 @@ def push_filters(stmt: Any, table: Table, res: Resource, q: ListQuery,
         if not col_name or col_name not in table.c:
             continue
         col = table.c[col_name]
-        stmt = stmt.where(col.in_(values)) if len(values) > 1 else stmt.where(col == values[0])
+        if not values:          # every value given was one the column cannot hold (query.INTEGER_FILTERS)
+            stmt = stmt.where(false())
+        else:
+            stmt = stmt.where(col.in_(values)) if len(values) > 1 else stmt.where(col == values[0])
         pushed.add(name)
     return stmt, pushed
 

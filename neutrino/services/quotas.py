@@ -20,6 +20,8 @@ COUNTED: dict[str, Table] = {
     "floatingip": t.floatingips, "security_group": t.security_groups,
     "security_group_rule": t.security_group_rules,
 }
+#: Largest quota limit (the ``quotas.limit`` column is a 32-bit integer).
+MAX_LIMIT = 2 ** 31 - 1
 ORDER = ("network", "subnet", "subnetpool", "port", "router_route", "router", "floatingip", "rbac_policy",
          "security_group", "security_group_rule")
 
@@ -101,16 +103,20 @@ class QuotaService:
         known = set(ORDER)
         unknown = [k for k in req if k not in known]
         if unknown:
-            raise errors.bad(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
+            raise errors.bad(f"Unrecognized attribute(s) '{errors.echo(', '.join(unknown))}'")
         conn = uow.conn
         for name, raw in req.items():
             try:
                 value = int(raw)
-            except (TypeError, ValueError):
-                raise errors.bad(f"Invalid input for {name}. Reason: '{raw}' is not an integer.") from None
+            except (TypeError, ValueError, OverflowError):     # OverflowError: a float like 1e400
+                raise errors.bad(f"Invalid input for {name}. Reason: '{errors.echo(raw)}' is not an "
+                                 "integer.") from None
             if value < -1:
-                raise errors.bad(f"Invalid input for {name}. Reason: '{value}' is smaller than "
+                raise errors.bad(f"Invalid input for {name}. Reason: '{errors.echo(value)}' is smaller than "
                                  "minimum of -1.")
+            if value > MAX_LIMIT:   # the column is a 32-bit integer (neutron-lib: DB_INTEGER_MAX_VALUE)
+                raise errors.bad(f"Invalid input for {name}. Reason: '{errors.echo(value)}' is too large - "
+                                 f"must be no larger than '{MAX_LIMIT}'.")
             if not force and value >= 0 and usage(conn, project_id, name) > value:
                 raise errors.InvalidQuotaValue(unders=[name])
             conn.execute(delete(t.quotas).where(and_(t.quotas.c.project_id == project_id,

@@ -40,6 +40,7 @@ class SubnetService:
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
+        self._max_pools = deps.cfg.default.max_allocation_pools
 
     # --- reading -------------------------------------------------------------------------
     @staticmethod
@@ -99,8 +100,12 @@ class SubnetService:
         if item.get("cidr") and item.get("prefixlen") is not None:
             raise errors.bad("cidr and prefixlen must not be supplied together")
         if not item.get("cidr"):
-            if item.get("subnetpool_id") or item.get("use_default_subnetpool"):
-                raise errors.NotImplementedFeature(msg="Subnet pools are not supported")
+            # No subnet pool exists here (the API has none): Neutron's answers for a missing pool.
+            if item.get("subnetpool_id"):
+                raise errors.SubnetPoolNotFound(subnetpool_id=item["subnetpool_id"])
+            if item.get("use_default_subnetpool"):
+                raise errors.BadRequest(resource="subnets",
+                                        msg=f"No default subnetpool found for IPv{item['ip_version']}")
             raise errors.BadRequest(resource="subnets",
                                     msg="a subnetpool must be specified in the absence of a cidr")
         net_cidr = ipaddress.ip_network(item["cidr"], strict=False)
@@ -126,7 +131,7 @@ class SubnetService:
                 raise errors.invalid(f"Requested subnet with cidr: {net_cidr} for network: {net.id} "
                                      "overlaps with another subnet")
         if item.get("allocation_pools") is not None:
-            pools = ipam.validate_pools(net_cidr, item["allocation_pools"], gateway)
+            pools = ipam.validate_pools(net_cidr, item["allocation_pools"], gateway, self._max_pools)
         else:
             pools = ipam.default_pools(net_cidr, gateway)
         # What dnsmasq could not render is refused (neutrino.services.dhcp_options).
@@ -239,9 +244,10 @@ class SubnetService:
         if "allocation_pools" in changes:
             pools = changes["allocation_pools"]
             values["allocation_pools"] = (ipam.default_pools(net_cidr, gateway) if pools is None
-                                          else ipam.validate_pools(net_cidr, pools, gateway))
+                                          else ipam.validate_pools(net_cidr, pools, gateway, self._max_pools))
         elif "gateway_ip" in values and gateway is not None:
-            ipam.validate_pools(net_cidr, list(row.allocation_pools), gateway)
+            # The stored pools were valid when set: the count bound is not re-applied to them.
+            ipam.validate_pools(net_cidr, list(row.allocation_pools), gateway, len(row.allocation_pools))
         # What dnsmasq could not render is refused, on the resulting gateway and routes.
         if "gateway_ip" in values or "host_routes" in values:
             dhcp_options.check_subnet(subnet_id, gateway, values.get("host_routes", row.host_routes) or [])

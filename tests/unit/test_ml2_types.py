@@ -86,6 +86,9 @@ def test_vlan_validation():
 def test_tunnel_and_local_validation():
     vx = TunnelTypeDriver("vxlan", [(1, 10)], 30, 1500, 0, 4)
     assert vx.validate_provider_segment(Segment("vxlan", None, 0)).segmentation_id == 0
+    assert vx.validate_provider_segment(Segment("vxlan", None, 2 ** 24 - 1)).segmentation_id == 2 ** 24 - 1
+    for bad in (-1, 2 ** 24):                # a VNI has 24 bits (issue 13: -1 was accepted)
+        _invalid(vx, Segment("vxlan", None, bad), "segmentation_id out of range (0 through 16777215)")
     _invalid(vx, Segment("vxlan", "physnet", 1), "provider:physical_network specified for vxlan network")
     loc = LocalTypeDriver()
     assert loc.validate_provider_segment(Segment("local")) == Segment("local")
