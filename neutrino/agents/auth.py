@@ -1,5 +1,11 @@
 """Agent credentials: a token source that logs in to the identity API and
-renews the token before it expires (or when the server answers 401)."""
+renews the token before it expires (or when the server answers 401).
+
+The agents log in as the service user the identity bootstrap creates
+(``neutron`` in project ``service``, only role ``service``), whose password
+is in ``STATE/agent-openrc`` (mode 0600): the file a network or compute node
+gets from the controller.  Never the cloud admin's ``admin-openrc``.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,25 @@ class Credentials:
     project_name: str
     user_domain: str = "Default"
     project_domain: str = "Default"
+
+
+#: The agents' credentials in the state directory (written by ``neutrino.identity.bootstrap``).
+AGENT_OPENRC = "agent-openrc"
+
+
+class MissingCredentials(Exception):
+    """The state directory has no agent credentials."""
+
+
+def agent_credentials(state_dir: Path | str) -> Credentials:
+    """The agents' service user from ``STATE/agent-openrc``; ``MissingCredentials`` without it."""
+    path = Path(state_dir) / AGENT_OPENRC
+    try:
+        return read_openrc(path)
+    except FileNotFoundError:
+        raise MissingCredentials(f"{path} is missing: the agents log in with the service user's credentials "
+                                 "that the controller's `neutrino up` writes there (copy it from the "
+                                 "controller, see docs/multinode.md)") from None
 
 
 def read_openrc(path: Path) -> Credentials:

@@ -11,7 +11,7 @@ import signal
 import socket
 from typing import Any, Callable
 
-from neutrino.agents.auth import PasswordTokenSource, read_openrc
+from neutrino.agents.auth import PasswordTokenSource, agent_credentials
 from neutrino.agents.loop import AgentLoop
 from neutrino.config import Config
 from neutrino.feed.client import FeedClient
@@ -51,8 +51,8 @@ def load_driver(kind: str) -> Callable[..., Any]:
 
 async def run_agent(kind: str, cfg: Config) -> None:
     host = host_name(cfg)
+    tokens = PasswordTokenSource(agent_credentials(cfg.state_dir))   # the service user, never the admin
     driver = load_driver(kind)(cfg, host)
-    tokens = PasswordTokenSource(read_openrc(cfg.state_dir / "admin-openrc"))
     async with FeedClient(server_url(cfg), tokens) as client:
         loop = AgentLoop(driver, client, host=host, availability_zone=cfg.agent.availability_zone,
                          report_interval=cfg.agent.report_interval, tick=cfg.agent.polling_interval)

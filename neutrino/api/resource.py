@@ -97,7 +97,9 @@ def _project(ctx: RequestContext, body: dict[str, Any], *, creating: bool) -> No
     if pid is not None and tid is not None and pid != tid:
         raise bad("'project_id' and 'tenant_id' do not match")
     project = pid if pid is not None else tid
-    if project is not None and not ctx.is_admin and project != ctx.project_id:
+    # The service role too: the DHCP agent (service user, not admin) makes a network's DHCP
+    # port in the network owner's project; policy still decides what the service role may create.
+    if project is not None and not (ctx.is_admin or ctx.is_service) and project != ctx.project_id:
         raise bad("Specifying 'project_id' other than the authenticated project in request is not "
                   "allowed for the current user.")
     if creating:

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from neutrino.agents.auth import read_openrc
+from neutrino.agents.auth import AGENT_OPENRC, read_openrc
 from neutrino.agents.compute.planner import netns_name
 from neutrino.system.exec import netns_argv
 from neutrino.system.netns import netns_exists
@@ -35,7 +35,11 @@ def find_server(layout: Any, ref: str) -> dict[str, Any] | None:
         url = layout.pidfile(SERVER).read().extra["endpoints"]["network"].rstrip("/")
     except Exception:  # noqa: BLE001 - not running via `up`: use the configuration
         url = endpoints(load_config(layout.conf, layout.root))["network"].rstrip("/")
-    creds = read_openrc(layout.root / "admin-openrc")
+    # The agents' service user may read the compute agents' endpoint; a compute node (where
+    # the instance's namespace is) has only its credentials.  The admin's on a controller
+    # that predates them.
+    path = layout.root / AGENT_OPENRC
+    creds = read_openrc(path if path.exists() else layout.root / "admin-openrc")
     r = httpx.get(f"{url}/neutrino/v1/servers", headers={"X-Auth-Token": _token(creds)}, timeout=30)
     r.raise_for_status()
     body = r.json()
@@ -62,4 +66,6 @@ def run(layout: Any, ref: str, argv: list[str]) -> int:
     if server.get("status") != "ACTIVE" or not netns_exists(ns):
         print(f"error: server {ref!r} is not running (status {server.get('status')})", file=sys.stderr)
         return 1
-    return subprocess.call(netns_argv(argv, ns))
+    from neutrino.cli.filemodes import original_umask
+    # The user's command gets the user's umask, not the private one of neutrino's own files.
+    return subprocess.call(netns_argv(argv, ns), umask=original_umask())

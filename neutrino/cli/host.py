@@ -143,9 +143,9 @@ def stop(layout: Any, cfg: Any, purge: bool) -> None:
     from neutrino.agents.dhcp.agent import confs_dir
     from neutrino.agents.dhcp.model import namespace_name
     from neutrino.agents.l3.model import namespace_name as router_namespace
-    from neutrino.agents.metadata import MetadataProxies
+    from neutrino.agents.metadata import MetadataProxies, default_socket_dir, socket_path
     from neutrino.system import dnsmasq
-    proxies = MetadataProxies.from_config(cfg)
+    proxies = MetadataProxies(cfg.state_dir, socket_path(cfg))   # stopping needs no user or group
     dhcp = confs_dir(cfg)
     for d in sorted(dhcp.iterdir()) if dhcp.is_dir() else []:
         dnsmasq.stop(dnsmasq.spec(d.name, ("dnsmasq",), d / "pid", namespace_name(d.name)))
@@ -158,6 +158,8 @@ def stop(layout: Any, cfg: Any, purge: bool) -> None:
         mark.unlink()
     if purge:
         shutil.rmtree(dhcp, ignore_errors=True)
+        if not cfg.metadata.metadata_proxy_socket:
+            shutil.rmtree(default_socket_dir(cfg.state_dir), ignore_errors=True)
     # Nothing runs in the host namespace once OVS is stopped; removing it takes
     # the host ends of the instances' veths with it (`up` plugs them again).
     if not external_ovs(cfg) and po.netns and netns.netns_exists(po.netns) \
@@ -242,21 +244,23 @@ AGENT_TYPES = {"ovs": "Open vSwitch agent", "dhcp": "DHCP agent", "l3": "L3 agen
 def wait_alive(layout: Any, network_url: str, timeout: float = 30.0, kinds: tuple[str, ...] = AGENTS,
                host: str | None = None) -> list[str]:
     """Wait until the agents ``kinds`` of ``host`` (None: any host) report alive; returns
-    the agent types still missing."""
+    the agent types still missing.  Asks as the agents do (their service user, the
+    feed's snapshot of agents): a node other than the controller has no admin credentials."""
     import time
 
     import httpx
 
-    from neutrino.agents.auth import read_openrc
+    from neutrino.agents.auth import agent_credentials
     from neutrino.cli.console import _token
     want = {AGENT_TYPES[k] for k in kinds}
-    token = _token(read_openrc(layout.root / "admin-openrc"))
+    token = _token(agent_credentials(layout.root))
     deadline = time.monotonic() + timeout
     missing = sorted(want)
     while time.monotonic() < deadline:
         try:
-            r = httpx.get(f"{network_url.rstrip('/')}/v2.0/agents", headers={"X-Auth-Token": token}, timeout=5)
-            alive = {a["agent_type"] for a in r.json().get("agents", [])
+            r = httpx.get(f"{network_url.rstrip('/')}/neutrino/v1/snapshot", params={"resources": "agent"},
+                          headers={"X-Auth-Token": token}, timeout=5)
+            alive = {a["agent_type"] for a in r.json().get("resources", {}).get("agents", [])
                      if a.get("alive") and (host is None or a.get("host") == host)}
             missing = sorted(want - alive)
         except httpx.HTTPError:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from neutrino import config as nconfig
-from neutrino.cli import process
+from neutrino.cli import filemodes, process
 
 DEFAULT_STATE_DIR = "/var/lib/neutrino"
 SERVER = "server"
@@ -104,7 +104,7 @@ def _layout(args: argparse.Namespace) -> Layout:
 def _locked(layout: Layout, timeout: float = 60.0) -> Iterator[None]:
     """Serialize up/down on one state directory."""
     layout.run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -244,6 +244,22 @@ def validate(cfg: nconfig.Config) -> list[str]:
         errs.append(f"[database] connection = {url!r}: only sqlite:/// and postgresql:// URLs")
     if cfg.feed.retention < 1:
         errs.append("[feed] retention must be positive")
+    errs += _unreachable_in_state_dir(cfg)
+    return errs
+
+
+def _unreachable_in_state_dir(cfg: nconfig.Config) -> list[str]:
+    """Paths that unprivileged daemons must reach cannot be in the state directory (mode 0700)."""
+    state = cfg.state_dir.absolute()
+    errs = []
+    md = cfg.metadata
+    proxy_socket = md.metadata_proxy_socket if md.metadata_proxy_user not in ("root", "0") else ""
+    for sec, name, path, who in (("DEFAULT", "dhcp_confs", cfg.default.dhcp_confs, "dnsmasq (user nobody)"),
+                                 ("metadata", "metadata_proxy_socket", proxy_socket,
+                                  "the haproxy metadata proxies (metadata_proxy_user)")):
+        if path and (Path(path).absolute() == state or state in Path(path).absolute().parents):
+            errs.append(f"[{sec}] {name} = {path} is inside the state directory, which only its owner "
+                        f"may enter: {who} could not reach it")
     return errs
 
 
@@ -374,18 +390,33 @@ def _write_initial_config(layout: Layout, roles: tuple[str, ...] | None) -> None
         values[("DEFAULT", "roles")] = ",".join(roles)
     text = nconfig.render_ini(values)
     tmp = layout.conf.with_suffix(".conf.tmp")
-    tmp.write_text(text)
-    os.chmod(tmp, 0o640)
+    # It holds the metadata secret (and maybe a database password): owner only.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o600)
     os.replace(tmp, layout.conf)
     print(f"wrote {layout.conf}")
+
+
+def _repair_modes(cfg: nconfig.Config) -> None:
+    """Make the state directory (and the key repository, the SQLite files) private again,
+    saying what had to change (see ``neutrino.cli.filemodes``)."""
+    fixed = filemodes.repair(filemodes.private_paths(cfg))
+    if fixed:
+        print(f"repaired the modes of {len(fixed)} file(s) readable by other users:")
+        for fix in fixed[:20]:
+            print(f"  {fix}")
+        if len(fixed) > 20:
+            print(f"  ... and {len(fixed) - 20} more")
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     from neutrino.cli import host
     t0 = time.monotonic()
     layout = _layout(args)
-    layout.root.mkdir(parents=True, exist_ok=True)
-    layout.log_dir.mkdir(exist_ok=True)
+    layout.root.mkdir(parents=True, exist_ok=True, mode=filemodes.DIR_MODE)   # an old one: _repair_modes
+    layout.log_dir.mkdir(exist_ok=True, mode=filemodes.DIR_MODE)
     given = _roles_arg(args.role) if args.role else None
     with _locked(layout):
         args.port_offset = _port_offset(layout, args.port_offset)
@@ -393,11 +424,12 @@ def cmd_up(args: argparse.Namespace) -> int:
             if given is not None and "controller" not in host.expand_roles(given):
                 raise CLIError(f"{layout.conf} does not exist: a node without the controller role needs the "
                                "controller's configuration with this node's settings ([DEFAULT] host, "
-                               "server_url, [ovs] local_ip...) and the controller's admin-openrc "
+                               "server_url, [ovs] local_ip...) and the controller's agent-openrc "
                                "(see docs/multinode.md)")
             _write_initial_config(layout, given)
         overrides = {("DEFAULT", "roles"): ",".join(given)} if given else {}
         cfg = load_config(layout.conf, layout.root, args.port_offset, overrides)
+        _repair_modes(cfg)
         roles = host.expand_roles(cfg.default.roles)
         kinds = () if args.no_agents else host.agents_for(roles)
         server: _ServerUp | None = None
@@ -408,11 +440,18 @@ def cmd_up(args: argparse.Namespace) -> int:
             network_url = server.endpoints["network"]
         else:
             network_url = _server_url(cfg)
-            if not (layout.root / "admin-openrc").exists():
-                raise CLIError(f"{layout.root / 'admin-openrc'} is missing: copy it from the controller")
+            from neutrino.agents.auth import AGENT_OPENRC
+            if kinds and not (layout.root / AGENT_OPENRC).exists():
+                raise CLIError(f"{layout.root / AGENT_OPENRC} is missing: copy it from the controller "
+                               "(the agents' service user; a node other than the controller needs no "
+                               "admin-openrc)")
             if not probe(network_url, timeout=5.0)[0]:
                 raise CLIError(f"the Neutron API at {network_url} ([DEFAULT] server_url) does not answer")
         offset = server.port_offset if server else args.port_offset
+        if kinds and server is not None and not (layout.root / "agent-openrc").exists():
+            # The running server's bootstrap predates the agents' service user.
+            raise CLIError(f"{layout.root / 'agent-openrc'} is missing: the server that runs was started "
+                           "by an older neutrino; restart it (neutrino down, then neutrino up)")
         if kinds:
             try:
                 started = host.start(layout, cfg, offset, kinds, lab_host="network" in roles)
@@ -695,10 +734,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
     layout = _layout(args)
     cfg = load_config(layout.conf, layout.root, args.port_offset)
     from neutrino.agents import runner
+    from neutrino.agents.auth import MissingCredentials
     try:
         runner.main(args.kind, cfg)
     except KeyboardInterrupt:
         pass
+    except MissingCredentials as exc:
+        raise CLIError(str(exc)) from None
     return 0
 
 
@@ -817,6 +859,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # What neutrino (and the daemons it starts) creates is its owner's alone: the state
+    # directory holds password hashes, keys and user data (neutrino.cli.filemodes).
+    # (Given back on return, for callers in the same process: tests.)
+    previous_umask = filemodes.private_umask()
+    try:
+        return _main(argv)
+    finally:
+        os.umask(previous_umask)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

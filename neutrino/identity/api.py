@@ -11,6 +11,13 @@ existing token, keeping its expiry).  Scope: a project by id or by name plus
 domain; without a scope the user's ``default_project_id`` is used when the
 user has a role there, otherwise the token is unscoped.  Any failure is a 401
 with Keystone's body, never a hint which part was wrong.
+
+Password guessing (``neutrino.identity.throttle``): failed password logins are
+counted per user and client address; past ``[identity]
+login_throttle_failures`` that address is refused (429, ``Retry-After``)
+for a wait that doubles with each failure.  With ``[security_compliance]
+lockout_failure_attempts`` a user is locked (401 "The account is locked for
+user: <id>.") after that many consecutive failures from anywhere.
 """
 
 from __future__ import annotations
@@ -32,10 +39,12 @@ from neutrino.identity import store
 from neutrino.identity.passwords import hash_password, verify_password
 from neutrino.identity.resources import Resources
 from neutrino.identity.roles import Roles
+from neutrino.identity.throttle import (AccountLocked, LoginGuard, LoginThrottled, ThrottlePolicy,
+                                        retry_after_header, subject_of)
 from neutrino.identity.tokens import TokenError, TokenProvider
 from neutrino.identity.views import (Endpoint, build_catalog, collection, default_catalog_endpoints,
                                      token_view, version)
-from neutrino.identity.web import (Call, bad_request, endpoint, forbidden, json_response,
+from neutrino.identity.web import (Call, KeystoneError, bad_request, endpoint, forbidden, json_response,
                                    no_content, not_found, unauthorized)
 
 __all__ = ["build_identity_app", "default_catalog_endpoints", "IdentityAPI"]
@@ -57,6 +66,7 @@ class IdentityAPI:
         self.region = cfg.identity.region
         self.endpoints = list(catalog_endpoints)
         self.catalog = build_catalog(self.endpoints, self.region)
+        self.guard = LoginGuard(db, ThrottlePolicy.from_config(cfg))
 
     # --- discovery ----------------------------------------------------------------------
     async def versions(self, request: Request) -> Response:
@@ -66,9 +76,12 @@ class IdentityAPI:
         return json_response({"version": version(str(request.base_url))})
 
     # --- tokens ---------------------------------------------------------------------------
-    def _password_user(self, ref: Any) -> dict:
+    def _password_user(self, ref: Any, address: str | None) -> dict:
+        """The user a password login names, if the password is right and the login is not
+        throttled or locked (``address``: the client's, what throttling is keyed on)."""
         if not isinstance(ref, dict) or not isinstance(ref.get("password"), str):
             raise unauthorized()
+        dom = None
         with self.db.read() as conn:
             if ref.get("id"):
                 user = store.get_user(conn, str(ref["id"]))
@@ -77,9 +90,22 @@ class IdentityAPI:
                 user = store.find_user(conn, str(ref["name"]), dom) if dom else None
             else:
                 raise bad_request("Expecting to find id or name in user.")
+        asked = ref.get("id") or ref.get("name")
+        who = f"{user['name']} ({user['id']})" if user else f"{str(asked)[:64]!r} (no such user)"
+        try:
+            seen = self.guard.check(subject_of(user, asked, dom), address, who)
+        except LoginThrottled as exc:
+            raise KeystoneError(429, f"Too many failed logins of this user from {address or 'your address'}: try again in "
+                                     f"{retry_after_header(exc.retry_after)} seconds.",
+                                {"Retry-After": retry_after_header(exc.retry_after)}) from None
+        except AccountLocked as exc:
+            raise unauthorized(str(exc)) from None
         ok = verify_password(ref["password"], user["password_hash"] if user else _dummy_hash())
+        if not ok:
+            self.guard.failed(seen, who)
         if not ok or user is None or not user["enabled"]:
             raise unauthorized()
+        self.guard.succeeded(seen)
         return user
 
     def _scope_project(self, conn, scope: Any) -> dict | None:  # noqa: ANN001
@@ -108,7 +134,9 @@ class IdentityAPI:
         expires_at = None
         if "password" in methods:
             pw = ident.get("password")
-            user = self._password_user(pw.get("user") if isinstance(pw, dict) else None)
+            client = call.request.client
+            user = self._password_user(pw.get("user") if isinstance(pw, dict) else None,
+                                       client.host if client else None)
         elif "token" in methods:
             ref = ident.get("token")
             try:
@@ -248,4 +276,6 @@ def build_identity_app(cfg: Config, db: Database, tokens: TokenProvider,
     api = IdentityAPI(cfg, db, tokens,
                       default_catalog_endpoints(cfg) if catalog_endpoints is None else catalog_endpoints)
     routes = api.routes() + Resources(db, tokens, api.ttl).routes() + Roles(db, tokens, api.ttl).routes()
-    return Starlette(routes=routes)
+    app = Starlette(routes=routes)
+    app.state.login_guard = api.guard   # for operators' tools and tests (its clock, its policy)
+    return app

@@ -2,14 +2,17 @@
 
 ``bootstrap(cfg, db, state_dir)`` ensures, in the ``default`` domain:
 
-* roles ``admin``, ``manager``, ``member``, ``reader``;
-* projects ``admin`` and ``demo``;
-* user ``admin`` with role ``admin`` on project ``admin`` and user ``demo``
-  with role ``member`` on project ``demo`` (random passwords);
+* roles ``admin``, ``manager``, ``member``, ``reader``, ``service``;
+* projects ``admin``, ``demo`` and ``service``;
+* user ``admin`` with role ``admin`` on project ``admin``, user ``demo``
+  with role ``member`` on project ``demo``, and the agents' service user
+  ``neutron`` with only role ``service`` on project ``service`` (random
+  passwords);
 
-and writes, if missing, ``STATE/admin-openrc``, ``STATE/demo-openrc`` and
-``STATE/clouds.yaml`` (clouds ``admin`` and ``demo``; JSON, which is YAML),
-all mode 0600.
+and writes, if missing, ``STATE/admin-openrc``, ``STATE/demo-openrc``,
+``STATE/agent-openrc`` (the agents' credentials: what a network or compute
+node gets instead of the admin's) and ``STATE/clouds.yaml`` (clouds
+``admin`` and ``demo``; JSON, which is YAML), all mode 0600.
 
 Passwords are never changed once set: they are read back from those files.
 Only when a user exists but none of the files knows its password (files
@@ -36,9 +39,14 @@ from neutrino.identity.passwords import hash_password
 
 LOG = logging.getLogger(__name__)
 
-ROLES = ("admin", "manager", "member", "reader")
-#: cloud name -> (user, project, role)
-ACCOUNTS = {"admin": ("admin", "admin", "admin"), "demo": ("demo", "demo", "member")}
+ROLES = ("admin", "manager", "member", "reader", "service")
+#: account -> (user, project, role); each has ``STATE/<account>-openrc``.
+ACCOUNTS = {"admin": ("admin", "admin", "admin"), "demo": ("demo", "demo", "member"),
+            "agent": ("neutron", "service", "service")}
+#: The accounts in clouds.yaml (people's clouds; the agents read agent-openrc).
+CLOUDS = ("admin", "demo")
+#: The agents' credentials file (``neutrino.agents.auth.agent_credentials`` reads it).
+AGENT_OPENRC = "agent-openrc"
 
 
 def auth_url(cfg: Config) -> str:
@@ -62,7 +70,8 @@ def _openrc(url: str, region: str, user: str, password: str, project: str) -> st
 
 def _clouds(url: str, region: str, passwords: dict[str, str]) -> str:
     clouds = {}
-    for cloud, (user, project, _role) in ACCOUNTS.items():
+    for cloud in CLOUDS:
+        user, project, _role = ACCOUNTS[cloud]
         clouds[cloud] = {"auth": {"auth_url": url, "username": user, "password": passwords[cloud],
                                   "project_name": project, "user_domain_name": "Default",
                                   "project_domain_name": "Default"},
@@ -85,7 +94,7 @@ def _read_clouds(path: Path) -> dict[str, str]:
     try:
         clouds = orjson.loads(path.read_bytes())["clouds"]
         return {name: c["auth"]["password"] for name, c in clouds.items()
-                if isinstance(c.get("auth", {}).get("password"), str)}
+                if name in CLOUDS and isinstance(c.get("auth", {}).get("password"), str)}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
 
@@ -95,7 +104,18 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
+    os.chmod(tmp, 0o600)   # whatever the umask
     os.replace(tmp, path)
+
+
+def _ensure_private(path: Path) -> None:
+    """A credential file kept from an earlier run is made owner-only again."""
+    try:
+        if path.stat().st_mode & 0o077:
+            LOG.warning("%s was readable by other users; making it mode 0600", path)
+            os.chmod(path, 0o600)
+    except FileNotFoundError:
+        pass
 
 
 def _ensure_rows(db: Database, hashes: dict[str, str]) -> dict[str, Any]:
@@ -139,7 +159,8 @@ def bootstrap(cfg: Config, db: Database, state_dir: Path | str) -> dict[str, Any
     url, region = auth_url(cfg), cfg.identity.region
     files = {c: state / f"{c}-openrc" for c in ACCOUNTS}
     clouds_path = state / "clouds.yaml"
-    with open(state / ".bootstrap.lock", "a") as lock:
+    lock_fd = os.open(state / ".bootstrap.lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(lock_fd, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         known = _read_clouds(clouds_path)
         for cloud, path in files.items():
@@ -165,9 +186,11 @@ def bootstrap(cfg: Config, db: Database, state_dir: Path | str) -> dict[str, Any
                 user, project, _role = ACCOUNTS[cloud]
                 _write_private(path, _openrc(url, region, user, passwords[cloud], project))
                 written.append(str(path))
-        if reset or not clouds_path.exists():
+        if any(c in CLOUDS for c in reset) or not clouds_path.exists():
             _write_private(clouds_path, _clouds(url, region, passwords))
             written.append(str(clouds_path))
+        for path in (*files.values(), clouds_path):
+            _ensure_private(path)
     out.update(auth_url=url, written=written, reset=reset,
                **{f"{c}_password": pw for c, pw in passwords.items()})
     return out

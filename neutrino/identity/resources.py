@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from neutrino.db.engine import Database
-from neutrino.identity import store
+from neutrino.identity import store, throttle
 from neutrino.identity.passwords import hash_password, verify_password
 from neutrino.identity.tokens import TokenProvider
 from neutrino.identity.views import collection, domain_view, project_view, user_view
@@ -271,6 +271,8 @@ class Resources(ResourceBase):
             if other is not None and other["id"] != uid:
                 raise conflict("user", detail)
             store.update_user(conn, uid, values)
+            if pw_hash is not None or values.get("enabled") is True:
+                throttle.forget_user(conn, uid)   # unlocks, as Keystone does on enable
             return store.get_user(conn, uid)
 
         row = self._write(write, "user", detail)
@@ -301,6 +303,7 @@ class Resources(ResourceBase):
         def write(conn):  # noqa: ANN001, ANN202
             if not store.delete_user(conn, uid):
                 raise not_found("user", uid)
+            throttle.forget_user(conn, uid)
 
         self._write(write, "user", uid)
         self._revoke("u", uid)

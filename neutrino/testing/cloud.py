@@ -15,7 +15,7 @@
 Each host gets a state directory holding ``neutrino.conf`` (the server's
 configuration, so the same ML2 options and API ports, plus ``[DEFAULT] host``
 / ``server_url`` and the host's ``[ovs]`` and ``[agent]`` options) and a copy of
-``admin-openrc``.  Instances the compute agents boot are the usual
+``agent-openrc`` (the agents' service user; hosts get no admin credentials).  Instances the compute agents boot are the usual
 ``vm-<server id>`` namespaces, their host ends in the host's namespace.
 
 ``Cloud(base_dir).start()`` (or ``with Cloud(...) as cloud``) returns once
@@ -246,7 +246,7 @@ class Cloud:
         host = CloudHost(name=name, node=node, state_dir=state)
         self.hosts[name] = host
         (state / "neutrino.conf").write_text(self.host_config(host))
-        shutil.copy2(self.admin_openrc, state / "admin-openrc")
+        shutil.copy2(self.server_dir / "agent-openrc", state / "agent-openrc")
         return host
 
     def host_config(self, host: CloudHost) -> str:

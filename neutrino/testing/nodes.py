@@ -27,7 +27,7 @@ directory and ``neutrino.conf``:
   http://<controller>:9696``, ``[metadata] nova_metadata_host = <controller>``,
   ``[ovs] host_netns / ovs_rundir`` (the fabric's OVS: ``up`` uses it and
   never stops it), ``local_ip`` (VTEP), ``bridge_mappings = physnet:br-phys``;
-  the controller's ``admin-openrc`` copied in.
+  the controller's ``agent-openrc`` (the agents' service user) copied in.
 
 The test process stays in the machine's namespace: ``call_in(node, fn)`` runs
 ``fn`` on a thread moved into the node's network namespace (the API is only
@@ -201,7 +201,7 @@ class Nodes:
             t3 = time.monotonic()
             others = [n for n in self.nodes.values() if n is not ctl]
             for n in others:
-                shutil.copy2(ctl.state_dir / "admin-openrc", n.state_dir / "admin-openrc")
+                shutil.copy2(ctl.state_dir / "agent-openrc", n.state_dir / "agent-openrc")
                 self._write_config(n)
             with ThreadPoolExecutor(max(1, len(others))) as pool:
                 list(pool.map(self._up, others))

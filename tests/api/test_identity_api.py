@@ -222,7 +222,7 @@ def test_project_user_role_flow(env):
         "code": 404, "title": "Not Found", "message": "Could not find project: X."}}
     assert [x["id"] for x in env.call("GET", "/v3/projects?name=X", adm, 200).json()["projects"]] == [p["id"]]
     assert env.call("GET", f"/v3/projects/{p['id']}", adm, 200).json()["project"]["name"] == "X"
-    assert len(env.call("GET", "/v3/projects", adm, 200).json()["projects"]) == 3
+    assert len(env.call("GET", "/v3/projects", adm, 200).json()["projects"]) == 4   # admin, demo, service (the agents), X
     upd = env.call("PATCH", f"/v3/projects/{p['id']}", adm, 200, json={"project": {"description": "new"}})
     assert upd.json()["project"]["description"] == "new"
 
@@ -293,7 +293,7 @@ def test_project_user_role_flow(env):
 def test_roles_create_list_delete(env):
     adm = env.admin()
     names = [r["name"] for r in env.call("GET", "/v3/roles", adm, 200).json()["roles"]]
-    assert names == ["admin", "manager", "member", "reader"]
+    assert names == ["admin", "manager", "member", "reader", "service"]
     r = env.call("POST", "/v3/roles", adm, 201, json={"role": {"name": "custom"}}).json()["role"]
     assert r["name"] == "custom" and r["domain_id"] is None
     env.call("POST", "/v3/roles", adm, 409, json={"role": {"name": "custom"}})
@@ -344,7 +344,7 @@ def test_member_is_forbidden_admin_operations(env):
     env.call("GET", "/v3/domains/default", demo, 200)
     env.call("GET", "/v3/regions", demo, 200)
     # Nothing was created.
-    assert [p["name"] for p in env.call("GET", "/v3/projects", env.admin(), 200).json()["projects"]] == ["admin", "demo"]
+    assert [p["name"] for p in env.call("GET", "/v3/projects", env.admin(), 200).json()["projects"]] == ["admin", "demo", "service"]
 
 
 def test_domains(env):

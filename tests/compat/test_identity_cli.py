@@ -79,7 +79,7 @@ def test_openstack_cli_identity_flow(server):
     _osc(env, "role", "add", "--project", "X", "--user", "U", "member")
     listing = _osc(env, "project", "list", "-f", "value", "-c", "ID", "-c", "Name")
     assert f"{pid} X" in listing.splitlines()
-    assert {line.split()[1] for line in listing.splitlines()} == {"X", "admin", "demo"}
+    assert {line.split()[1] for line in listing.splitlines()} == {"X", "admin", "demo", "service"}
     ra = _osc(env, "role", "assignment", "list", "--user", "U", "--project", "X", "--names",
               "-f", "value", "-c", "Role", "-c", "User", "-c", "Project")
     assert ra.split() == ["member", "U@Default", "X@Default"]

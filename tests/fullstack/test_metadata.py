@@ -171,6 +171,46 @@ def test_metadata_api_refuses_unsigned_requests(cloud):
                                                "X-Instance-ID-Signature": sig}).status_code == 404
 
 
+def _haproxies(state) -> dict[int, list[int]]:  # noqa: ANN001
+    """pid -> (real, effective, saved, fs uid) of this cloud's metadata proxies."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            argv = open(f"/proc/{d}/cmdline", "rb").read().split(b"\0")
+            status = open(f"/proc/{d}/status").read()
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"haproxy") and any(str(state).encode() in a for a in argv):
+            out[int(d)] = [int(x) for x in next(ln for ln in status.splitlines() if ln.startswith("Uid:")).split()[1:]]
+    return out
+
+
+def test_proxies_run_unprivileged_and_only_they_reach_the_socket(cloud):
+    """Finding 12 (issue 13): the haproxy metadata proxies (one per router, one per isolated
+    network here) drop root once bound; they still reach the agent's socket (the tests above),
+    which is mode 0660 in a 0710 directory, both of the proxies' group."""
+    import grp
+    import pwd
+    import stat
+
+    from neutrino.agents.metadata import proxy_identity, socket_path
+    state = cloud["state"]
+    cfg = load_config(state / "neutrino.conf", state)
+    user, group = proxy_identity(cfg)
+    uid, gid = pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid
+    procs = _haproxies(state)
+    assert len(procs) >= 2, procs
+    assert all(uids == [uid] * 4 for uids in procs.values()), (user, procs)
+    sock = socket_path(cfg)
+    st, dst = os.stat(sock), os.stat(os.path.dirname(sock))
+    assert (stat.S_IMODE(st.st_mode), st.st_gid) == (0o660, gid)
+    assert (stat.S_IMODE(dst.st_mode), dst.st_gid) == (0o710, gid)
+    # The state directory is the owner's alone.
+    assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
+
+
 def test_guest_keeps_what_it_read_at_boot(cloud):
     state, srv, key = cloud["state"], cloud["servers"]["md-a"], cloud["key"]
     d = state / "guests" / srv.id / "metadata"

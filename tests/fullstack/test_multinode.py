@@ -95,6 +95,8 @@ def test_each_node_runs_the_agents_of_its_role(nodes: Nodes) -> None:
         if n is not ctl:
             assert not (n.state_dir / "run" / "server.pid").exists()
             assert "server_url" in (n.state_dir / "neutrino.conf").read_text()
+            # Its agents log in as the service user; the admin's password is not on the node.
+            assert (n.state_dir / "agent-openrc").exists() and not (n.state_dir / "admin-openrc").exists()
     # Two API server processes (api_workers = 2) behind one address.
     rec = cli_process.PidFile(ctl.state_dir / "run" / "server.pid").read()
     assert len(rec.processes()) == 2, rec.processes()

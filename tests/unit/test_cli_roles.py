@@ -59,7 +59,7 @@ def test_up_role_refuses_an_agent_node_without_its_configuration(tmp_path: Path,
     state = tmp_path / "compute1"
     assert cli.main(["up", "--role", "compute", "--state-dir", str(state)]) == 1
     err = capsys.readouterr().err
-    assert "does not exist" in err and "server_url" in err and "admin-openrc" in err
+    assert "does not exist" in err and "server_url" in err and "agent-openrc" in err
     assert not (state / "neutrino.conf").exists()
 
 
@@ -75,8 +75,8 @@ def test_up_agent_node_needs_the_controllers_credentials_and_server(tmp_path: Pa
             ("DEFAULT", "server_url"): f"http://127.0.0.1:{free_port()}"}
     (state / "neutrino.conf").write_text(nconfig.render_ini(vals))
     assert cli.main(["up", "--state-dir", str(state)]) == 1
-    assert "admin-openrc is missing" in capsys.readouterr().err
-    (state / "admin-openrc").write_text("export OS_AUTH_URL=http://127.0.0.1:1/v3\n")
+    assert "agent-openrc is missing" in capsys.readouterr().err
+    (state / "agent-openrc").write_text("export OS_AUTH_URL=http://127.0.0.1:1/v3\n")
     assert cli.main(["up", "--state-dir", str(state)]) == 1
     assert "does not answer" in capsys.readouterr().err
     assert not list((state / "run").glob("*.pid"))    # nothing was started

@@ -52,8 +52,8 @@ def _password_ok(db, user, password):
 def test_first_run_creates_everything(env):
     cfg, db, state = env
     res = bootstrap(cfg, db, state)
-    assert _counts(db) == {"projects": 2, "users": 2, "roles": 4, "role_assignments": 2}
-    assert set(res["role_ids"]) == {"admin", "manager", "member", "reader"}
+    assert _counts(db) == {"projects": 3, "users": 3, "roles": 5, "role_assignments": 3}
+    assert set(res["role_ids"]) == {"admin", "manager", "member", "reader", "service"}
     with db.read() as conn:
         assert [r["role_name"] for r in store.list_assignments(conn, user_id=res["admin_user_id"],
                                                                project_id=res["admin_project_id"])] == ["admin"]
@@ -70,7 +70,7 @@ def test_first_run_creates_everything(env):
     assert clouds["demo"]["auth"]["password"] == res["demo_password"]
     assert clouds["admin"]["auth"]["project_name"] == "admin"
     assert clouds["admin"]["region_name"] == "RegionX"
-    for name in ("admin-openrc", "demo-openrc", "clouds.yaml"):
+    for name in ("admin-openrc", "demo-openrc", "agent-openrc", "clouds.yaml"):
         assert stat.S_IMODE((state / name).stat().st_mode) == 0o600
     assert _password_ok(db, "admin", res["admin_password"])
     assert _password_ok(db, "demo", res["demo_password"])
@@ -86,7 +86,7 @@ def test_second_run_changes_nothing(env):
     for key in ("admin_password", "demo_password", "admin_user_id", "demo_project_id", "role_ids"):
         assert second[key] == first[key]
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in state.iterdir()} == before
-    assert _counts(db) == {"projects": 2, "users": 2, "roles": 4, "role_assignments": 2}
+    assert _counts(db) == {"projects": 3, "users": 3, "roles": 5, "role_assignments": 3}
 
 
 def test_missing_files_are_rewritten_with_the_same_passwords(env):

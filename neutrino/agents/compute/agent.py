@@ -18,6 +18,7 @@ Server state (BUILD → ACTIVE) is reported through ``/neutrino/v1/servers``.
 from __future__ import annotations
 
 import asyncio
+import os
 import logging
 import shutil
 import threading
@@ -166,21 +167,18 @@ class ComputeDriver:
         if op.port.gateway and op.index == 0:
             iproute.ensure_route("default", via=op.port.gateway, netns=ns)
         if op.port.dns:
-            etc = ETC_NETNS / ns
-            etc.mkdir(parents=True, exist_ok=True)
-            (etc / "resolv.conf").write_text("".join(f"nameserver {d}\n" for d in op.port.dns))
+            _write_public(ETC_NETNS / ns / "resolv.conf", "".join(f"nameserver {d}\n" for d in op.port.dns))
         self.configured.setdefault(op.server_id, set()).add(op.port.port_id)
 
     def _start_dhcp_client(self, server_id: str, ns: str, dev: str) -> None:
         run_dir = self._guest_dir(server_id)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         script = run_dir / "udhcpc.sh"
         if not script.exists() or script.read_text() != guest.udhcpc_script():
-            script.write_text(guest.udhcpc_script())
-            script.chmod(0o755)
-        etc = ETC_NETNS / ns
-        etc.mkdir(parents=True, exist_ok=True)
-        (etc / "resolv.conf").touch()   # must exist for `ip netns exec` to bind-mount it
+            _write_private(script, guest.udhcpc_script(), 0o700)   # run by root's udhcpc
+        resolv = ETC_NETNS / ns / "resolv.conf"
+        if not resolv.exists():   # must exist for `ip netns exec` to bind-mount it
+            _write_public(resolv, "")
         spec = guest.udhcpc_spec(ns, dev, run_dir, script, server_id)
         if not process.alive(spec):
             process.start(spec)
@@ -266,13 +264,32 @@ class ComputeDriver:
                 if code in ("200", "404"):
                     got[name] = body if code == "200" else None
             if len(got) == len(wanted) and got["hostname"]:
-                out.mkdir(parents=True, exist_ok=True)
+                out.mkdir(parents=True, exist_ok=True, mode=0o700)
                 for name, body in got.items():
-                    if body is not None:
-                        (out / name).write_text(body)
+                    if body is not None:   # user data may hold secrets: owner only
+                        _write_private(out / name, body)
                 return True
             time.sleep(1)
         return False
+
+
+def _write_private(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write ``path`` readable by its owner only (``mode``), whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(path, mode)
+
+
+def _write_public(path: Path, text: str) -> None:
+    """Write ``path`` mode 0644 in a 0755 directory: what every process of the instance's
+    namespace reads (``/etc/netns/<ns>/resolv.conf`` becomes its ``/etc/resolv.conf``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o755)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(path, 0o644)
 
 
 def make_driver(cfg: Config, host: str) -> ComputeDriver:

@@ -25,7 +25,11 @@ differences, all for cost per namespace and per request
 Files (Neutron's layout): ``STATE/ns-metadata-proxy/<uuid>.conf`` and the
 pidfile ``STATE/external/pids/<uuid>.pid.haproxy``; the command is
 ``haproxy -f <conf>`` run in the namespace.  The process is recognised by
-the uuid in its command line (the conf path).
+the uuid in its command line (the conf path).  haproxy reads the
+configuration, binds and writes its pidfile as root, then switches to the
+``user``/``group`` of the configuration (``MetadataProxies`` passes the
+unprivileged ``[metadata] metadata_proxy_user``/``_group``; the builders
+here default to the agent's own user, as Neutron does).
 """
 
 from __future__ import annotations
