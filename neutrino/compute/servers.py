@@ -110,7 +110,7 @@ class ServerService:
     # ============================================================================== reading
     def fetch(self, ctx: RequestContext, conn: Connection, sid: str) -> Any:
         row = conn.execute(select(t.servers).where(t.servers.c.id == sid)).first()
-        if row is None or not (ctx.is_admin or ctx.is_service or row.project_id == ctx.project_id):
+        if row is None or not (ctx.is_admin or row.project_id == ctx.project_id):
             raise faults.NotFound(f"Instance {sid} could not be found.")
         return row
 
@@ -118,7 +118,7 @@ class ServerService:
         """Rows matching Nova's list filters, sorted, one page (limit/marker)."""
         s = t.servers.c
         stmt = select(t.servers)
-        privileged = ctx.is_admin or ctx.is_service
+        privileged = ctx.is_admin   # Nova's API: the agents' service role is no admin here
         all_tenants = "all_tenants" in params and (params["all_tenants"][-1] == "" or
                                                   _truthy(params["all_tenants"][-1]))
         if all_tenants and not privileged:
@@ -719,7 +719,7 @@ class ServerService:
     def _resolve_networks(self, ctx: RequestContext, conn: Connection, nets: Any,
                           legacy: bool) -> list[dict[str, Any]]:
         """[{"network": row} | {"port": row}] in request order."""
-        privileged = ctx.is_admin or ctx.is_service
+        privileged = ctx.is_admin   # Nova's API: the agents' service role is no admin here
         if nets == "none":
             return []
         if nets == "auto":
@@ -767,7 +767,7 @@ class ServerService:
         out = []
         for name in names:
             q = select(sg.id, sg.project_id).where(or_(sg.id == name, sg.name == name))
-            if not (ctx.is_admin or ctx.is_service):
+            if not ctx.is_admin:
                 q = q.where(sg.project_id == ctx.project_id)
             rows = conn.execute(q).all()
             by_id = [r for r in rows if r.id == name]

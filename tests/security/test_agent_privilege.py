@@ -208,3 +208,18 @@ def test_metadata_proxies_run_unprivileged(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="metadata_proxy_user"):
         MetadataProxies.from_config(cfg.with_overrides({("metadata", "metadata_proxy_user"): "no-such-user-x"}))
 
+
+
+def test_the_service_role_has_no_admin_rights_in_the_compute_api(compute_env) -> None:
+    """Agents never call Nova's API; their service role must not see or act on every project's
+    servers there (it keeps its internal /neutrino/v1/servers routes)."""
+    env = compute_env
+    env.agent("cn1")
+    net = env.network(as_="demo")
+    sid = env.boot(as_="demo", networks=[{"uuid": net["id"]}])["server"]["id"]
+    assert env.call("GET", f"servers/{sid}", "service").status_code == 404
+    assert env.call("DELETE", f"servers/{sid}", "service").status_code == 404
+    assert env.call("GET", "servers?all_tenants=1", "service").status_code == 403
+    assert env.ok(env.call("GET", "servers", "service"))["servers"] == []
+    assert env.ok(env.neutron("GET", f"/neutrino/v1/servers/{sid}", "service"))
+    assert env.show(sid)["status"] == "BUILD"
