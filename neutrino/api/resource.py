@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 from neutrino.api import convert as cv
 from neutrino.api import policy
 from neutrino.context import RequestContext
-from neutrino.errors import bad, invalid
+from neutrino.errors import bad, echo, invalid
 
 MISSING: Any = object()
 
@@ -157,7 +157,7 @@ def prepare_create(ctx: RequestContext, res: Resource, item: dict[str, Any],
     _project(ctx, dict(item), creating=False)
     unknown = [k for k in item if k not in res.by_name and k not in extras]
     if unknown:
-        raise bad(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
+        raise bad(f"Unrecognized attribute(s) '{echo(', '.join(unknown))}'")
     for attr in res.attrs:
         if attr.name in item:
             if not attr.post:
@@ -184,7 +184,7 @@ def prepare_update(ctx: RequestContext, res: Resource, item: dict[str, Any],
     extras = set(extra_keys)
     unknown = [k for k in item if k not in res.by_name and k not in extras]
     if unknown:
-        raise bad(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
+        raise bad(f"Unrecognized attribute(s) '{echo(', '.join(unknown))}'")
     out: dict[str, Any] = {}
     for k, v in item.items():
         attr = res.by_name.get(k)

@@ -89,3 +89,11 @@ def test_admin_still_sees_every_port(api, world):
     err = error(api.post(f"floatingips/{world['fip']['id']}/port_forwardings", _pf(world["o_port"]), "admin"),
                 409, "PortHasBindingFloatingIP")
     assert world["o_fip"]["id"] in err["message"]
+
+
+def test_unknown_attribute_names_are_echoed_bounded(api) -> None:
+    """A body with a huge unknown key: the 400 repeats at most a bounded part of it."""
+    key = "k" * 50_000
+    r = api.post("networks", {"network": {key: 1}}, as_="demo")
+    assert r.status_code == 400, r.text
+    assert len(r.json()["NeutronError"]["message"]) < 300
