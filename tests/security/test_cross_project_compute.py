@@ -32,7 +32,7 @@ from neutrino.db import tables
 from neutrino.metadata.api import build_metadata_app, make_token, sign_instance_id
 from tests.api.compute_helpers import CIRROS, ComputeEnv, fault
 from tests.api.conftest import error
-from tests.security.test_cross_project import Unchanged
+from tests.security.test_cross_project import Unchanged, _fill
 
 STRANGERS = ("other", "other-reader")
 SECRET = "cross-project-secret"
@@ -186,16 +186,6 @@ def test_boot_naming_demo_objects_fails(world: World, server: dict[str, Any], st
         resp = env.call("POST", "servers", "other", {"server": {
             "name": "intruder", "imageRef": CIRROS, "flavorRef": "42", **_fill(server, world.ids)}})
         fault(resp, status, {400: "badRequest", 403: "forbidden"}[status], message)
-
-
-def _fill(template: Any, ids: dict[str, str]) -> Any:
-    if isinstance(template, str):
-        return template.format(**ids)
-    if isinstance(template, dict):
-        return {k: _fill(v, ids) for k, v in template.items()}
-    if isinstance(template, list):
-        return [_fill(v, ids) for v in template]
-    return template
 
 
 @pytest.mark.parametrize(("method", "path", "body"), [

@@ -117,14 +117,19 @@ def test_router_port_records_follow_interfaces_and_gateway(api: Api) -> None:
 
 
 # --- servers (findings 2 and 4) ---------------------------------------------------------------
+def _others_server(env: ComputeEnv) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """(other's network, a server of other's on it, that server's addresses)."""
+    env.agent("cn1")
+    theirs = env.network(as_="other", cidr="10.5.0.0/24")
+    sid = env.boot(as_="other", networks=[{"uuid": theirs["id"]}])["server"]["id"]
+    return theirs, sid, env.show(sid, as_="other")["addresses"]
+
+
 def test_a_member_cannot_attach_a_port_to_another_projects_server(compute_env: ComputeEnv) -> None:
     """Finding 2: device_owner compute:nova + another project's server id is 409, on create and
     update, and the server's addresses do not change."""
     env = compute_env
-    env.agent("cn1")
-    theirs = env.network(as_="other", cidr="10.5.0.0/24")
-    sid = env.boot(as_="other", networks=[{"uuid": theirs["id"]}])["server"]["id"]
-    addresses = env.show(sid, as_="other")["addresses"]
+    theirs, sid, addresses = _others_server(env)
     net = env.network(as_="demo")
     r = env.neutron("POST", "/v2.0/ports", "demo", {"port": {"network_id": net["id"], "device_owner": "compute:nova",
                                                              "device_id": sid}})
@@ -140,10 +145,7 @@ def test_a_server_lists_only_its_own_projects_ports(compute_env: ComputeEnv) -> 
     """Finding 2, defence in depth: a port of another project naming the server (such as one made
     before this rule, or by an admin) is not in the server's addresses or in network_data.json."""
     env = compute_env
-    env.agent("cn1")
-    theirs = env.network(as_="other", cidr="10.5.0.0/24")
-    sid = env.boot(as_="other", networks=[{"uuid": theirs["id"]}])["server"]["id"]
-    addresses = env.show(sid, as_="other")["addresses"]
+    theirs, sid, addresses = _others_server(env)
     net = env.network(as_="demo")
     env.port(net["id"], as_="admin", project_id="p-demo", device_owner="compute:nova", device_id=sid)
     assert env.show(sid, as_="other")["addresses"] == addresses
