@@ -206,6 +206,8 @@ async def _list(api: NetworkApi, request: Request, ctx: RequestContext, svc: Any
     params = _params(request)
     q = query.parse_list_query(res, params, special=getattr(svc, "special_filters", ("fixed_ips",)),
                                max_limit=api.deps.cfg.default.pagination_max_limit)
+    if res.attr("id") is None:      # nothing to page by (availability zones): the whole list, no links
+        q.limit, q.marker = 0, None
     if hasattr(svc, "prepare_list"):
         await run_in_threadpool(svc.prepare_list, ctx)
 

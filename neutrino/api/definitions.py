@@ -130,7 +130,7 @@ PORT = Resource("port", "ports", (
          column="network_id"),
     Attr("admin_state_up", post=True, put=True, default=True, convert=_bool, filter=True, sort=True,
          column="admin_state_up"),
-    Attr("mac_address", post=True, put=True, default=None, convert=cv.nullable(cv.mac), filter=True,
+    Attr("mac_address", post=True, put=True, default=None, convert=cv.mac, filter=True,
          sort=True, column="mac_address"),
     Attr("fixed_ips", post=True, put=True, default=None, convert=cv.nullable(cv.fixed_ips(_fixed_ip)),
          filter=True),
@@ -141,7 +141,7 @@ PORT = Resource("port", "ports", (
     Attr("status", filter=True, sort=True, column="status"),
     Attr("security_groups", post=True, put=True, default=None, convert=cv.nullable(cv.list_of(cv.uuid_str)),
          filter=True),
-    Attr("port_security_enabled", post=True, put=True, default=None, convert=cv.nullable(_bool),
+    Attr("port_security_enabled", post=True, put=True, default=None, convert=_bool,   # left out: the network's
          filter=True, column="port_security_enabled"),
     Attr("allowed_address_pairs", post=True, put=True, default=list, convert=cv.list_of(_aap)),
     Attr("extra_dhcp_opts", post=True, put=True, default=list, convert=cv.list_of(_dhcp_opt)),

@@ -75,10 +75,10 @@ def validate_pools(net: Net, pools: list[dict[str, str]], gateway: str | None,
             s, e = ipaddress.ip_address(p["start"]), ipaddress.ip_address(p["end"])
         except (KeyError, ValueError, TypeError):
             raise errors.InvalidAllocationPool(pool=p) from None
+        if s.version != net.version or e.version != net.version:   # before s > e: mixed versions don't compare
+            raise errors.InvalidAllocationPool(pool=f"{s}-{e}")
         if s > e:
             raise errors.InvalidAllocationPool(pool=p)
-        if s.version != net.version or e.version != net.version:
-            raise errors.InvalidAllocationPool(pool=f"{s}-{e}")
         if int(s) < lo or int(e) > hi:
             raise errors.OutOfBoundsAllocationPool(pool=f"{s}-{e}", subnet_cidr=str(net))
         parsed.append((int(s), int(e)))

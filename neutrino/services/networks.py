@@ -112,7 +112,7 @@ class NetworkService:
             if any(item.get(k) is not None for k in ("provider:network_type", "provider:physical_network",
                                                     "provider:segmentation_id")):
                 raise errors.SegmentsSetInConjunctionWithProviders()
-            raise errors.NotImplementedFeature(msg="Multi-segment (multi-provider) networks are not supported")
+            raise errors.invalid("Multi-segment (multi-provider) networks are not supported")
         conn = uow.conn
         types = self.deps.types
         seg = types.provider_segment(item)
