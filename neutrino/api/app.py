@@ -244,6 +244,9 @@ async def _create(api: NetworkApi, request: Request, ctx: RequestContext, svc: A
     raw_items, bulk = unwrap_create(res, body)
     extra = getattr(svc, "extra_post_keys", ())
     items = [prepare_create(ctx, res, it, extra) for it in raw_items]
+    precheck = getattr(svc, "precheck_create", None)
+    if precheck is not None:
+        await run_in_threadpool(_prechecked, api, lambda conn: [precheck(ctx, conn, it) for it in items])
 
     def work(uow: Any) -> list[dict[str, Any]]:
         return [svc.create(ctx, uow, it) for it in items]
@@ -260,9 +263,19 @@ async def _update(api: NetworkApi, request: Request, ctx: RequestContext, svc: A
     body = await _json(request)
     changes = prepare_update(ctx, res, unwrap_single(res, body), getattr(svc, "extra_put_keys", ()))
     if_match = request.headers.get("if-match")
+    precheck = getattr(svc, "precheck_update", None)
+    if precheck is not None:
+        await run_in_threadpool(_prechecked, api, lambda conn: precheck(ctx, conn, obj_id, changes))
     obj = await run_in_threadpool(api.deps.db.run_write,
                                   lambda uow: svc.update(ctx, uow, obj_id, changes, if_match))
     return JSONResponse({res.key: Shaper(ctx, res)(obj)})
+
+
+def _prechecked(api: NetworkApi, check: Callable[[Any], Any]) -> None:
+    """Run a service's checks that need only reads (``precheck_create`` / ``precheck_update``) on a
+    read connection, before the write transaction, so costly validation never holds the write lock."""
+    with api.deps.db.read() as conn:
+        check(conn)
 
 
 async def _delete(api: NetworkApi, request: Request, ctx: RequestContext, svc: Any, obj_id: str) -> Response:

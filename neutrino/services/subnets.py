@@ -42,6 +42,25 @@ class SubnetService:
         self.deps = deps
         self._max_pools = deps.cfg.default.max_allocation_pools
 
+    # --- checks before the write transaction ---------------------------------------------
+    def precheck_create(self, ctx: RequestContext, conn: Connection, item: dict[str, Any]) -> None:
+        """Allocation pools checked on a read connection, before the write transaction: a long or
+        bad pool list is refused without holding the write lock (the transaction checks again,
+        against the gateway, at bounded cost)."""
+        if item.get("allocation_pools") and item.get("cidr"):
+            ipam.validate_pools(ipaddress.ip_network(item["cidr"], strict=False), item["allocation_pools"],
+                                None, self._max_pools)
+
+    def precheck_update(self, ctx: RequestContext, conn: Connection, subnet_id: str,
+                        changes: dict[str, Any]) -> None:
+        """``precheck_create`` for an update: the pools against the subnet's CIDR."""
+        if changes.get("allocation_pools"):
+            cidr = conn.execute(select(t.subnets.c.cidr).where(and_(t.subnets.c.id == subnet_id,
+                                                                     self._visible(ctx)))).scalar()
+            if cidr is not None:
+                ipam.validate_pools(ipaddress.ip_network(cidr), changes["allocation_pools"], None,
+                                    self._max_pools)
+
     # --- reading -------------------------------------------------------------------------
     @staticmethod
     def _visible(ctx: RequestContext) -> Any:

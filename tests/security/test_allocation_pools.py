@@ -111,3 +111,34 @@ def test_validate_pools_refuses_too_many_before_parsing():
         ipam.validate_pools(ipaddress.ip_network("10.0.0.0/24"), junk, None, max_pools=4)
     with pytest.raises(errors.InvalidAllocationPool):
         ipam.validate_pools(ipaddress.ip_network("10.0.0.0/24"), junk, None, max_pools=5)
+
+
+@pytest.mark.parametrize("action", ["create", "update"])
+def test_bad_pools_are_refused_without_the_write_lock(api, action):
+    """Pools are validated on a read connection before the write transaction: with every writer
+    blocked (the write lock held), a bad pool list is still answered at once, so it can never make
+    other writers wait."""
+    import threading
+
+    net = api.network(as_="demo")
+    sub = api.subnet(net["id"], "10.0.0.0/16", as_="demo")
+    if action == "create":
+        pools = _pools(900, "10.1.0.0") + [{"start": "10.1.0.1", "end": "10.1.0.2"}]   # overlaps the first
+        send = lambda: api.post("subnets", {"subnet": {"network_id": net["id"], "cidr": "10.1.0.0/16",  # noqa: E731
+                                                       "ip_version": 4, "allocation_pools": pools}}, as_="demo")
+    else:
+        pools = _pools(900) + [{"start": "10.0.0.1", "end": "10.0.0.2"}]
+        send = lambda: api.put(f"subnets/{sub['id']}", {"subnet": {"allocation_pools": pools}},  # noqa: E731
+                               as_="demo")
+    got: list = []
+    api.db._write_lock.acquire()
+    try:
+        t = threading.Thread(target=lambda: got.append(send()), daemon=True)
+        t.start()
+        t.join(10)
+        answered = not t.is_alive()
+    finally:
+        api.db._write_lock.release()
+    t.join(30)
+    assert answered, "the request waited for the write lock"
+    error(got[0], 409, "OverlappingAllocationPools")
