@@ -334,7 +334,9 @@ class Fabric:
         deadline = time.monotonic() + timeout
         while "listening on" not in (log_path.read_text(errors="replace")
                                      if log_path.exists() else ""):
-            if not process.alive(spec):
+            # Asked twice: while ``ip netns exec`` execs tcpdump, /proc/<pid>/environ (where the
+            # process's uuid is) can read empty for a moment, and one such read is no exit.
+            if not process.alive(spec) and (time.sleep(0.1) or not process.alive(spec)):
                 raise HostError(f"tcpdump on {dev} exited: {log_path.read_text(errors='replace')}")
             if time.monotonic() > deadline:
                 raise HostError(f"tcpdump on {dev} did not start listening")
