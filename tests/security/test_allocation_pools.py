@@ -120,6 +120,8 @@ def test_bad_pools_are_refused_without_the_write_lock(api, action):
     other writers wait."""
     import threading
 
+    if not api.db.is_sqlite:
+        pytest.skip("PostgreSQL has no single write lock: writers lock only the rows they touch")
     net = api.network(as_="demo")
     sub = api.subnet(net["id"], "10.0.0.0/16", as_="demo")
     if action == "create":
