@@ -97,7 +97,7 @@ def ip(v: Any) -> str:
     """An IP address in canonical text; scope ids (``%...``), blanks and control
     characters are refused (``neutrino.ipam.addresses``)."""
     try:
-        return str(addresses.parse_ip(v))
+        return addresses.canonical_ip(v)
     except ValueError:
         pass
     raise ValueError(f"'{echo(v)}' is not a valid IP address")

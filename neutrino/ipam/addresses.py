@@ -66,14 +66,6 @@ def is_ip(v: Any) -> bool:
     return True
 
 
-def is_canonical_ip(v: Any) -> bool:
-    """``v`` is an address in its canonical text (what the API stores)."""
-    try:
-        return str(parse_ip(v)) == v
-    except ValueError:
-        return False
-
-
 def is_ip_or_network(v: Any) -> bool:
     """An address or a prefix (allowed address pairs, remote prefixes, group members)."""
     try:
@@ -83,5 +75,5 @@ def is_ip_or_network(v: Any) -> bool:
     return True
 
 
-__all__ = ["Address", "Interface", "Network", "canonical_ip", "is_canonical_ip", "is_ip", "is_ip_or_network",
+__all__ = ["Address", "Interface", "Network", "canonical_ip", "is_ip", "is_ip_or_network",
            "parse_interface", "parse_ip", "parse_network"]
