@@ -208,6 +208,16 @@ class AgentNotFound(NotFound):
     message = "Agent %(id)s could not be found."
 
 
+# Manual scheduling (dhcp_agent_scheduler / l3_agent_scheduler): an agent of the wrong type
+# (or admin-down) is "not found" for the purpose, as Neutron has it.
+class InvalidDHCPAgent(AgentNotFound):
+    message = "Agent %(id)s is not a valid DHCP Agent or has been disabled"
+
+
+class InvalidL3Agent(AgentNotFound):
+    message = "Agent %(id)s is not a L3 Agent or has been disabled"
+
+
 class ExtensionNotFound(NotFound):
     message = "Extension with alias %(alias)s does not exist."
 
@@ -246,6 +256,22 @@ class Conflict(NeutronException):
 
 class InUse(Conflict):
     message = "The resource is in use."
+
+
+class NetworkHostedByDHCPAgent(Conflict):
+    message = "The network %(network_id)s has been already hosted by the DHCP Agent %(agent_id)s."
+
+
+class NetworkNotHostedByDhcpAgent(Conflict):
+    message = "The network %(network_id)s is not hosted by the DHCP agent %(agent_id)s."
+
+
+class RouterHostedByL3Agent(Conflict):
+    message = "The router %(router_id)s has been already hosted by the L3 Agent %(agent_id)s."
+
+
+class RouterNotHostedByL3Agent(Conflict):
+    message = "The router %(router_id)s is not hosted by L3 agent %(agent_id)s."
 
 
 class NetworkInUse(InUse):
@@ -294,6 +320,10 @@ class SecurityGroupDefaultAlreadyExists(InUse):
 
 class SecurityGroupRuleExists(InUse):
     message = "Security group rule already exists. Rule id is %(rule_id)s."
+
+
+class SecurityGroupConflict(Conflict):
+    message = "Error %(reason)s while attempting the operation."
 
 
 class IpAddressAlreadyAllocated(Conflict):
@@ -345,6 +375,17 @@ class TunnelIdInUse(InUse):
 
 class OverQuota(Conflict):
     message = "Quota exceeded for resources: %(overs)s."
+
+
+class NetworkMTUSubnetConflict(Conflict):
+    """A network MTU below the minimum of an IP version its subnets use (68 for IPv4,
+    1280 for IPv6), on subnet create or MTU update."""
+    message = ("Network MTU %(mtu)s is too small for IPv%(ip_version)s subnets: the minimum "
+               "is %(minimum)s.")
+
+
+#: The smallest MTU an IP version works with (RFC 791, RFC 8200).
+MIN_MTU = {4: 68, 6: 1280}
 
 
 class InvalidQuotaValue(Conflict):
@@ -481,3 +522,153 @@ class RouterInterfaceInUseByRoute(InUse):
 
 class PortForwardingNotSupportFilterField(BadRequest):
     message = "Port Forwarding filter %(filter)s is not supported."
+
+
+# --- subnet pools and address scopes (neutrino.services.subnetpools) ------------
+class EmptySubnetPoolPrefixList(BadRequest):
+    message = "Empty subnet pool prefix list."
+
+
+class PrefixVersionMismatch(BadRequest):
+    message = "Cannot mix IPv4 and IPv6 prefixes in a subnet pool."
+
+
+class UnsupportedMinSubnetPoolPrefix(BadRequest):
+    message = "Prefix '%(prefix)s' not supported in IPv%(version)s pool."
+
+
+class IllegalSubnetPoolPrefixBounds(BadRequest):
+    message = ("Illegal prefix bounds: %(prefix_type)s=%(prefixlen)s, "
+               "%(base_prefix_type)s=%(base_prefixlen)s.")
+
+
+class IllegalSubnetPoolPrefixUpdate(BadRequest):
+    message = "Illegal update to prefixes: %(msg)s."
+
+
+class IllegalSubnetPoolAssociationToAddressScope(BadRequest):
+    message = ("Illegal subnetpool association: subnetpool %(subnetpool_id)s cannot be associated with "
+               "address scope %(address_scope_id)s.")
+
+
+class IllegalSubnetPoolIpVersionAssociationToAddressScope(BadRequest):
+    message = ("Illegal subnetpool association: subnetpool %(subnetpool_id)s cannot associate with address "
+               "scope %(address_scope_id)s because subnetpool ip_version is not %(ip_version)s.")
+
+
+class IllegalSubnetPoolUpdate(BadRequest):
+    message = "Illegal subnetpool update : %(reason)s."
+
+
+class MinPrefixSubnetAllocationError(BadRequest):
+    message = ("Unable to allocate subnet with prefix length %(prefixlen)s, minimum allowed prefix is "
+               "%(min_prefixlen)s.")
+
+
+class MaxPrefixSubnetAllocationError(BadRequest):
+    message = ("Unable to allocate subnet with prefix length %(prefixlen)s, maximum allowed prefix is "
+               "%(max_prefixlen)s.")
+
+
+class SubnetPoolDeleteError(BadRequest):
+    message = "Unable to delete subnet pool: %(reason)s."
+
+
+class NetworkSubnetPoolAffinityError(BadRequest):
+    message = "Subnets hosted on the same network must be allocated from the same subnet pool."
+
+
+class NetworkAddressScopeAffinityError(BadRequest):
+    message = ("Subnets of the same address family hosted on the same network must all participate in the "
+               "same address scope.")
+
+
+class AddressScopeNotFound(NotFound):
+    message = "Address scope %(address_scope_id)s could not be found."
+
+
+class SubnetPoolQuotaExceeded(OverQuota):
+    message = "Per-tenant subnet pool prefix quota exceeded."
+
+
+class AddressScopePrefixConflict(Conflict):
+    message = ("Failed to associate address scope: subnetpools within an address scope must have unique "
+               "prefixes.")
+
+
+class AddressScopeInUse(InUse):
+    message = ("Unable to complete operation on address scope %(address_scope_id)s. There are one or more "
+               "subnet pools in use on the address scope.")
+
+
+class AddressScopeUpdateError(BadRequest):
+    message = "Unable to update address scope %(address_scope_id)s : %(reason)s."
+
+
+class SubnetAllocationError(NeutronException):
+    """Neutron answers 500 here (its base class is not mapped to a client error)."""
+    message = "Failed to allocate subnet: %(reason)s."
+
+
+# --- trunks (neutrino.services.trunks) ----------------------------------------------
+class TrunkNotFound(NotFound):
+    message = "Trunk %(trunk_id)s could not be found."
+
+
+class SubPortNotFound(NotFound):
+    message = "SubPort %(port_id)s on trunk %(trunk_id)s could not be found."
+
+
+class TrunkPortInUse(InUse):
+    message = "Port %(port_id)s is in use by another trunk."
+
+
+class ParentPortInUse(InUse):
+    message = "Port %(port_id)s is currently in use and is not eligible for use as a parent port."
+
+
+class DuplicateSubPort(InUse):
+    message = ("segmentation_type %(segmentation_type)s and segmentation_id %(segmentation_id)s already "
+               "in use on trunk %(trunk_id)s.")
+
+
+class SubPortMtuGreaterThanTrunkPortMtu(Conflict):
+    message = "MTU %(port_mtu)s of subport %(port_id)s cannot be greater than MTU %(trunk_mtu)s of trunk %(trunk_id)s."
+
+
+class PortInUseAsTrunkParent(InUse):
+    message = "Port %(port_id)s is currently a parent port for trunk %(trunk_id)s."
+
+
+class PortInUseAsSubPort(InUse):
+    message = "Port %(port_id)s is currently a subport for trunk %(trunk_id)s."
+
+
+class TrunkInUse(InUse):
+    message = "Trunk %(trunk_id)s is currently in use."
+
+
+class TrunkDisabled(Conflict):
+    message = "Trunk %(trunk_id)s is currently disabled."
+
+
+class TrunkInErrorState(Conflict):
+    message = "Trunk %(trunk_id)s is in error state. Attempt to resolve the error condition before proceeding."
+
+
+# --- RBAC policies (neutrino.services.rbac) ---------------------------------------------------
+class RbacPolicyNotFound(NotFound):
+    message = "RBAC policy of type %(object_type)s with ID %(id)s not found"
+
+
+class RbacPolicyInUse(Conflict):
+    message = ("RBAC policy on object %(object_id)s cannot be removed because other objects depend on "
+               "it.\nDetails: %(details)s")
+
+
+class DuplicateRbacPolicy(Conflict):
+    message = "An RBAC policy already exists with those values."
+
+
+class InvalidActionForType(InvalidInput):
+    message = "Invalid action '%(action)s' for object type '%(object_type)s'. Valid actions: %(valid_actions)s"

@@ -97,13 +97,16 @@ class AgentLoop:
                 pass
 
     async def _report_status(self, statuses: dict[str, str]) -> None:
+        # Forget ports the driver no longer reports first: one that comes back (a trunk
+        # subport removed and added again, a port unbound and bound again) was set DOWN by
+        # the server meanwhile, so its status must be reported again even if unchanged here.
+        for pid in [p for p in self.reported if p not in statuses]:
+            del self.reported[pid]
         delta = {pid: st for pid, st in statuses.items() if self.reported.get(pid) != st}
         if not delta:
             return
         await self.client.post("ports/status", {"host": self.host, "ports": delta})
         self.reported.update(delta)
-        for pid in [p for p in self.reported if p not in statuses]:
-            del self.reported[pid]
 
     async def _next_state(self, timeout: float) -> State:
         """The next feed step; or, if the driver reports a host change first, the

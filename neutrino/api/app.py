@@ -30,7 +30,8 @@ LOG = logging.getLogger(__name__)
 
 #: Collections whose objects carry tags (the /tags sub-API).
 TAGGABLE = {"networks": "networks", "subnets": "subnets", "ports": "ports", "routers": "routers",
-            "floatingips": "floatingips", "security-groups": "security-groups"}
+            "floatingips": "floatingips", "security-groups": "security-groups",
+            "subnetpools": "subnetpools", "trunks": "trunks"}
 _AUTH_ERROR = {"error": {"code": 401, "title": "Unauthorized",
                          "message": "The request you have made requires authentication."}}
 
@@ -39,7 +40,12 @@ class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        try:
+            return orjson.dumps(content)
+        except orjson.JSONEncodeError:
+            # orjson stops at 64-bit integers; IPv6 address counts (IP availability) go beyond.
+            import json
+            return json.dumps(content, separators=(",", ":")).encode()
 
 
 def error_response(exc: errors.NeutronException, request_id: str) -> Response:
@@ -153,6 +159,12 @@ async def dispatch(api: NetworkApi, request: Request, request_id: str) -> Respon
     subsvc = api.subresources.get((coll, sub))
     if subsvc is not None:
         return await _subresource(api, request, ctx, subsvc, obj_id, parts[3] if len(parts) > 3 else None)
+    reads = getattr(svc, "member_reads", {})     # GET member actions (trunks' get_subports)
+    if len(parts) == 3 and sub in reads and method == "GET":
+        def read_work() -> Any:
+            with api.deps.db.read() as conn:
+                return reads[sub](ctx, conn, obj_id)
+        return JSONResponse(await run_in_threadpool(read_work))
     actions = getattr(svc, "member_actions", {})
     if len(parts) == 3 and sub in actions:
         if method != "PUT":
@@ -304,6 +316,10 @@ async def _subresource(api: NetworkApi, request: Request, ctx: RequestContext, s
                 return [shaper(o) for o in items]
 
             return JSONResponse({res.plural_key: await run_in_threadpool(list_work)})
+        if method == "POST" and hasattr(svc, "create_raw"):   # a body that is not the resource's envelope
+            body = await _json(request)
+            await run_in_threadpool(db.run_write, lambda uow: svc.create_raw(ctx, uow, parent_id, body))
+            return Response(b"null", status_code=201, media_type="application/json")
         if method == "POST":
             item = prepare_create(ctx, res, unwrap_single(res, await _json(request)))
             obj = await run_in_threadpool(db.run_write, lambda uow: svc.create(ctx, uow, parent_id, item))

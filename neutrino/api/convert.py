@@ -85,9 +85,9 @@ def mac(v: Any) -> str:
         if m:
             octets = [m.group(i) for i in (1, 3, 4, 5, 6, 7)]
             norm = ":".join(o.lower() for o in octets)
+            # Neutron refuses only these two; multicast MACs (low bit of the first octet set,
+            # e.g. 11:22:33:44:55:66) are valid, and an admin may set them.
             if norm in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"):
-                raise ValueError(f"'{echo(v)}' is not a valid MAC address")
-            if int(octets[0], 16) & 1:
                 raise ValueError(f"'{echo(v)}' is not a valid MAC address")
             return norm
     raise ValueError(f"'{echo(v)}' is not a valid MAC address")

@@ -56,6 +56,28 @@ def _check_port_range(v: object) -> str:
 def _pf_port(v: object) -> int:
     return cv.to_int(_check_port_range(v))
 
+
+def _group_id(v: object) -> str:
+    """A security group named by a rule's ``remote_group_id`` or in a port's
+    ``security_groups``: any string (at most 255 characters, no NUL) reaches the
+    service, which answers an unknown or malformed id with 404
+    SecurityGroupNotFound, as Neutron; a UUID is made canonical.  Other types
+    are 400.  The service only compares the string with stored ids."""
+    text = cv.string(255)(v)
+    try:
+        return cv.uuid_str(text)
+    except ValueError:
+        return text
+
+
+def _protocol(v: object) -> str:
+    """A rule's ``protocol``: a name or number as a string, or a JSON integer
+    (``17``), which becomes the string ``"17"`` as in Neutron.  The service
+    checks the value (0-255 or a known name)."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = str(v)
+    return cv.string(40)(v)
+
 NETWORK = Resource("network", "networks", (
     *std_attrs(),
     Attr("admin_state_up", post=True, put=True, default=True, convert=_bool, filter=True, sort=True,
@@ -114,12 +136,14 @@ SUBNET = Resource("subnet", "subnets", (
     Attr("segment_id", post=True, put=True, default=None, convert=cv.uuid_or_none, filter=True,
          column="segment_id"),
     Attr("service_types", post=True, put=True, default=list, convert=cv.list_of(cv.string(255))),
-    Attr("router:external", filter=True),
+    Attr("router:external", convert=_bool, filter=True),
+    # A filter only (hidden, as in Neutron): a subnet is shared when its network is.
+    Attr("shared", convert=_bool, visible=False, filter=True),
     Attr("dns_publish_fixed_ip", visible=False),
 ))
 
 def _port_std_attrs() -> list[Attr]:
-    """Ports accept ``tags`` in POST (tag-ports-during-bulk-creation's attribute) and drop them."""
+    """Ports accept ``tags`` in POST, single and bulk (tag-ports-during-bulk-creation); they are stored."""
     return [Attr("tags", post=True, default=None, convert=cv.nullable(cv.list_of(cv.tag)))
             if a.name == "tags" else a for a in std_attrs()]
 
@@ -139,7 +163,7 @@ PORT = Resource("port", "ports", (
     Attr("device_owner", post=True, put=True, default="", convert=cv.string(255), filter=True, sort=True,
          column="device_owner"),
     Attr("status", filter=True, sort=True, column="status"),
-    Attr("security_groups", post=True, put=True, default=None, convert=cv.nullable(cv.list_of(cv.uuid_str)),
+    Attr("security_groups", post=True, put=True, default=None, convert=cv.nullable(cv.list_of(_group_id)),
          filter=True),
     Attr("port_security_enabled", post=True, put=True, default=None, convert=_bool,   # left out: the network's
          filter=True, column="port_security_enabled"),
@@ -159,6 +183,7 @@ PORT = Resource("port", "ports", (
     Attr("dns_domain"),
     Attr("ip_allocation"),
     Attr("propagate_uplink_status", post=True, put=True, default=False, convert=_bool),
+    Attr("trunk_details"),      # trunk-details: on a trunk's parent port only
 ))
 
 ROUTER = Resource("router", "routers", (
@@ -215,6 +240,57 @@ PORT_FORWARDING = Resource("port_forwarding", "port_forwardings", (
     Attr("tenant_id", post=True, default=None, convert=cv.string(255)),
 ), policy_name="floatingip_port_forwarding")
 
+def subports(v: object) -> list[dict[str, object]]:
+    """A trunk's ``sub_ports`` (neutron-lib's ``type:subports``): a list of dicts with a unique
+    ``port_id``; ``segmentation_type`` and ``segmentation_id`` go together (a dict holding only
+    ``port_id`` is what ``remove_subports`` takes), and no two entries share a segmentation."""
+    if not isinstance(v, list):
+        raise ValueError(f"Invalid data format for subports: '{v}' is not a list")
+    ids: set[str] = set()
+    seen: set[tuple[object, int]] = set()
+    out: list[dict[str, object]] = []
+    for sp in v:
+        if not isinstance(sp, dict):
+            raise ValueError(f"Invalid data format for subport: '{sp}' is not a dict")
+        unknown = sorted(set(sp) - {"port_id", "segmentation_type", "segmentation_id"})
+        if unknown:
+            raise ValueError(f"Unrecognized attribute(s) '{', '.join(map(str, unknown))}'")
+        if "port_id" not in sp:
+            raise ValueError("A valid port UUID must be specified")
+        try:
+            port_id = cv.uuid_str(sp["port_id"])
+        except ValueError:
+            raise ValueError(f"Invalid UUID for subport: '{sp['port_id']}'") from None
+        if port_id in ids:
+            raise ValueError(f"Non unique UUID for subport: '{port_id}'")
+        ids.add(port_id)
+        item: dict[str, object] = {"port_id": port_id}
+        seg_type, seg_id = sp.get("segmentation_type"), sp.get("segmentation_id")
+        if len(sp) > 1:
+            if not seg_type or seg_id is None:
+                raise ValueError(f"Invalid subport details '{sp}': missing segmentation information. Must "
+                                 f"specify both segmentation_id and segmentation_type")
+            try:
+                seg_id = cv.to_int(seg_id)
+            except ValueError:
+                raise ValueError(f"Invalid segmentation_id '{seg_id}' for subport '{port_id}'") from None
+            if (seg_type, seg_id) in seen:
+                raise ValueError(f"Segmentation ID '{seg_id}' for '{port_id}' is not unique")
+            seen.add((seg_type, seg_id))
+            item.update(segmentation_type=seg_type, segmentation_id=seg_id)
+        out.append(item)
+    return out
+
+
+TRUNK = Resource("trunk", "trunks", (
+    *std_attrs(),
+    Attr("admin_state_up", post=True, put=True, default=True, convert=_bool, filter=True, sort=True,
+         column="admin_state_up"),
+    Attr("status", filter=True, sort=True, column="status"),
+    Attr("port_id", post=True, default=MISSING, convert=cv.uuid_str, filter=True, sort=True, column="port_id"),
+    Attr("sub_ports", post=True, default=list, convert=subports),
+))
+
 SECURITY_GROUP = Resource("security_group", "security-groups", (
     *std_attrs(),
     Attr("stateful", post=True, put=True, default=True, convert=_bool, filter=True, sort=True,
@@ -231,7 +307,7 @@ SECURITY_GROUP_RULE = Resource("security_group_rule", "security-group-rules", (
          sort=True, column="direction"),
     Attr("ethertype", post=True, default="IPv4", convert=cv.string(8), filter=True, sort=True,
          column="ethertype"),
-    Attr("protocol", post=True, default=None, convert=cv.nullable(cv.string(40)), filter=True, sort=True,
+    Attr("protocol", post=True, default=None, convert=cv.nullable(_protocol), filter=True, sort=True,
          column="protocol"),
     Attr("port_range_min", post=True, default=None, convert=cv.nullable(cv.to_int), filter=True, sort=True,
          column="port_range_min"),
@@ -239,7 +315,7 @@ SECURITY_GROUP_RULE = Resource("security_group_rule", "security-group-rules", (
          column="port_range_max"),
     Attr("remote_ip_prefix", post=True, default=None, convert=cv.nullable(cv.cidr_keep_host), filter=True,
          sort=True, column="remote_ip_prefix"),
-    Attr("remote_group_id", post=True, default=None, convert=cv.uuid_or_none, filter=True, sort=True,
+    Attr("remote_group_id", post=True, default=None, convert=cv.nullable(_group_id), filter=True, sort=True,
          column="remote_group_id"),
     Attr("remote_address_group_id", post=True, default=None, convert=cv.uuid_or_none, filter=True),
     Attr("normalized_cidr", filter=True),
@@ -263,5 +339,37 @@ AGENT = Resource("agent", "agents", (
     Attr("resources_synced", filter=True),
 ))
 
-ALL = (NETWORK, SUBNET, PORT, ROUTER, FLOATINGIP, SECURITY_GROUP, SECURITY_GROUP_RULE, AGENT)
+_prefixlen = cv.in_range(0, 128)
+
+SUBNETPOOL = Resource("subnetpool", "subnetpools", (
+    # ``name`` is required for subnet pools (neutron-lib gives it no default).
+    *[Attr("name", post=True, put=True, default=MISSING, convert=cv.string(255), filter=True, sort=True,
+           column="name") if a.name == "name" else a for a in std_attrs()],
+    Attr("prefixes", post=True, put=True, default=MISSING, convert=cv.list_of(cv.subnet_cidr)),
+    Attr("default_prefixlen", post=True, put=True, default=None, convert=cv.nullable(_prefixlen), filter=True,
+         sort=True, column="default_prefixlen"),
+    Attr("min_prefixlen", post=True, put=True, default=None, convert=cv.nullable(_prefixlen), filter=True,
+         sort=True, column="min_prefixlen"),
+    Attr("max_prefixlen", post=True, put=True, default=None, convert=cv.nullable(_prefixlen), filter=True,
+         sort=True, column="max_prefixlen"),
+    Attr("default_quota", post=True, put=True, default=None, convert=cv.nullable(cv.in_range(0, 2 ** 31 - 1)),
+         filter=True, sort=True, column="default_quota"),
+    Attr("ip_version", filter=True, sort=True, column="ip_version"),
+    Attr("shared", post=True, default=False, convert=_bool, filter=True, sort=True, column="shared"),
+    Attr("is_default", post=True, put=True, default=False, convert=_bool, filter=True, sort=True,
+         column="is_default"),
+    Attr("address_scope_id", post=True, put=True, default=None, convert=cv.uuid_or_none, filter=True,
+         sort=True, column="address_scope_id"),
+))
+
+ADDRESS_SCOPE = Resource("address_scope", "address-scopes", (
+    *std_attrs(),
+    Attr("ip_version", post=True, default=MISSING, convert=cv.int_one_of(4, 6), filter=True, sort=True,
+         column="ip_version"),
+    Attr("shared", post=True, put=True, default=False, convert=_bool, filter=True, sort=True, column="shared"),
+))
+
+ALL = (NETWORK, SUBNET, PORT, ROUTER, FLOATINGIP, SECURITY_GROUP, SECURITY_GROUP_RULE, AGENT, SUBNETPOOL,
+       ADDRESS_SCOPE)
+ALL = (*ALL, TRUNK)
 BY_COLLECTION = {r.collection: r for r in ALL}

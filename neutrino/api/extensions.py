@@ -8,6 +8,7 @@ _UPDATED = "2026-11-27T00:00:00-00:00"
 
 #: alias -> (name, description).  Only what is implemented end to end.
 EXTENSIONS: dict[str, tuple[str, str]] = {
+    "address-scope": ("Address scope", "Address scopes extension."),
     "agent": ("agent", "The agent management extension."),
     "allowed-address-pairs": ("Allowed Address Pairs", "Provides allowed address pairs"),
     "availability_zone": ("Availability Zone", "The availability zone extension."),
@@ -39,6 +40,10 @@ EXTENSIONS: dict[str, tuple[str, str]] = {
     "quotas": ("Quota management support", "Expose functions for quotas management per project"),
     "quota_details": ("Quota details management support", "Expose functions for quotas usage statistics per project"),
     "quota-check-limit-default": ("Quota engine limit check (default)", "Checks the resource usage limit when the quota is updated"),
+    "rbac-policies": ("RBAC Policies", "Allows creation and modification of policies that control tenant access to resources."),
+    "rbac-address-scope": ("Add address_scope type to RBAC", "Add address_scope type to RBAC"),
+    "rbac-subnetpool": ("Add subnetpool type to RBAC", "Add subnetpool type to RBAC"),
+    "rbac-security-groups": ("Add security_group type to network RBAC", "Add security_group type to network RBAC"),
     "revision-if-match": ("If-Match constraints based on revision_number", "Extension indicating that If-Match based on revision_number is supported."),
     "router": ("Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway."),
     "router_availability_zone": ("Router Availability Zone", "Availability zone support for router."),
@@ -51,7 +56,13 @@ EXTENSIONS: dict[str, tuple[str, str]] = {
     "standard-attr-tag": ("Tag support for resources with standard attribute: subnet, trunk, network_segment_range, router, network, policy, subnetpool, port, security_group, floatingip", "Enables to set tag on resources with standard attribute."),
     "standard-attr-timestamp": ("Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes."),
     "stateful-security-group": ("Stateful security group", "Indicates if the security group is stateful or not"),
+    "subnet_allocation": ("Subnet Allocation", "Enables allocation of subnets from a subnet pool"),
+    "service-type": ("Neutron Service Type Management", "API for retrieving service providers for Neutron advanced services"),
+    "network-ip-availability": ("Network IP Availability", "Provides IP availability data for each network and subnet."),
+    "tag-ports-during-bulk-creation": ("Tag Ports During Bulk Creation", "Allow to tag ports during bulk creation"),
     "subnet-external-network": ("Subnet External Network", "Informs if the subnet is associated to an external network."),
+    "trunk": ("Trunk Extension", "Provides support for trunk ports"),
+    "trunk-details": ("Trunk port details", "Expose trunk port details"),
     "tag-creation": ("Tag creation extension", "Allow to create multiple tags."),
 }
 

@@ -32,16 +32,26 @@ def make_network_api(deps: Deps, validate_token: Callable[[str], AuthInfo], auth
         "security-group-rules": SecurityGroupRuleService(deps),
     }
     subresources: dict[tuple[str, str], Any] = {}
+    from neutrino.services.subnetpools import register as register_subnetpools
+    register_subnetpools(deps, services)     # subnetpools, address-scopes
     try:  # L3 services (routers, floating IPs, port forwardings)
         from neutrino.services.l3 import register as register_l3
         register_l3(deps, services, subresources)
     except ImportError:
         pass
+    from neutrino.services.trunks import register as register_trunks   # trunks (trunk, trunk-details)
+    register_trunks(deps, services)
+    from neutrino.services.rbac import register_service as register_rbac   # rbac-policies
+    register_rbac(deps, services)
     try:  # agents, availability zones, scheduling
         from neutrino.services.agents import register as register_agents
         register_agents(deps, services, subresources)
     except ImportError:
         pass
+    from neutrino.services.ip_availability import register as register_ip_availability
+    register_ip_availability(deps, services)         # /v2.0/network-ip-availabilities
+    from neutrino.services.service_providers import register as register_service_providers
+    register_service_providers(deps, services)       # /v2.0/service-providers
     api = NetworkApi(deps=deps, services=services, validate_token=validate_token,
                      quota_service=QuotaService(deps.cfg), subresources=subresources, auth_uri=auth_uri)
     from neutrino.feed.api import install as install_feed  # /neutrino/v1/: change feed, agent reports

@@ -46,8 +46,10 @@ LIMITED_OPS: dict[Any, tuple[str, ...]] = {
     "agents": ("list", "show", "update", "delete"),           # agents register through reports
     "availability_zones": ("list",),
     "security-group-rules": ("list", "create", "show", "delete"),   # rules are immutable
-    ("agents", "dhcp-networks"): ("list",),
-    ("agents", "l3-routers"): ("list",),
+    ("agents", "dhcp-networks"): ("list",),      # + POST {"network_id"} / DELETE: _Builder.scheduling
+    ("agents", "l3-routers"): ("list",),         # + POST {"router_id"} / DELETE
+    "network-ip-availabilities": ("list", "show"),
+    "service-providers": ("list",),
     ("networks", "dhcp-agents"): ("list",),
     ("routers", "l3-agents"): ("list",),
 }
@@ -100,6 +102,14 @@ def _local_schemas() -> dict[Callable[..., Any], dict[str, Any]]:
         definitions._routes: {"type": "array", "items": route, "uniqueItems": True, "nullable": True},
         definitions._check_port_range: _PORT_RANGE,
         definitions._pf_port: {"type": "integer", "minimum": 0, "maximum": 65535},
+        # Any string: an unknown or malformed group id is a 404, not a 400.
+        definitions._group_id: {"type": "string", "maxLength": 255},
+        definitions._protocol: {"anyOf": [{"type": "string", "maxLength": 40},
+                                          {"type": "integer", "minimum": 0, "maximum": 255}]},
+        definitions.subports: {"type": "array", "items": {
+            "type": "object", "required": ["port_id"], "additionalProperties": False,
+            "properties": {"port_id": _UUID, "segmentation_type": {"type": "string", "enum": ["vlan"]},
+                           "segmentation_id": {"type": "integer", "minimum": 1, "maximum": 4094}}}},
     }
 
 
@@ -403,6 +413,32 @@ class _Builder:
             "responses": {**_ok(200, "The result.", {"type": "object"}), **_errors(400, 403, 404, 409)}})
 
 
+    def scheduling(self, prefix: str, parent: dict[str, Any], child_col: str, child: str) -> None:
+        """Scheduling by hand: ``POST prefix`` with ``{child_col: id}`` (201, body ``null``) and
+        ``DELETE prefix/{child_col}``, admin only (``Bindings.create_raw`` / ``delete``)."""
+        tag = "agents"
+        self.add(prefix, "post", {
+            "operationId": _op_id("add", child, "to", "agent"), "tags": [tag],
+            "summary": f"Schedule a {child} to the agent.", "parameters": [parent],
+            "requestBody": {"required": True, "content": _json_content({
+                "type": "object", "required": [child_col], "additionalProperties": False,
+                "properties": {child_col: _UUID}})},
+            "responses": {**_ok(201, "Scheduled (body: null).", {"nullable": True}),
+                          **_errors(400, 403, 404, 409)}})
+        self.add(f"{prefix}/{{{child_col}}}", "delete", {
+            "operationId": _op_id("remove", child, "from", "agent"), "tags": [tag],
+            "summary": f"Remove a {child} from the agent.",
+            "parameters": [parent, _path_param(child_col, f"The {child}'s id.", _UUID)],
+            "responses": {**_ok(204, "Removed.", None), **_errors(403, 404, 409)}})
+
+    def read_action(self, res: Resource, prefix: str, name: str) -> None:
+        """A member read: ``GET prefix/{id}/name`` (trunks' ``get_subports``)."""
+        self.add(f"{prefix}/{{{res.name}_id}}/{name}", "get", {
+            "operationId": _op_id(name), "tags": [res.collection], "summary": f"The {name} query.",
+            "parameters": [_id_param(res)],
+            "responses": {**_ok(200, "The result.", {"type": "object"}), **_errors(403, 404)}})
+
+
 def _camel(name: str) -> str:
     return "".join(p[:1].upper() + p[1:] for p in name.replace("-", "_").split("_"))
 
@@ -412,7 +448,12 @@ def _action_bodies() -> dict[str, dict[str, Any]]:
     interface = {"type": "object", "minProperties": 1, "additionalProperties": False,
                  "properties": {"subnet_id": _UUID, "port_id": _UUID}}
     routes = _wrapped("router", _wrapped("routes", converter_schema(definitions.route_list)))
-    return {"add_router_interface": interface, "remove_router_interface": interface,
+    subports = _wrapped("sub_ports", {"type": "array", "items": {
+        "type": "object", "required": ["port_id"], "additionalProperties": False,
+        "properties": {"port_id": _UUID, "segmentation_type": {"type": "string", "enum": ["vlan"]},
+                       "segmentation_id": {"type": "integer", "minimum": 1, "maximum": 4094}}}})
+    return {"add_subports": subports, "remove_subports": subports,
+            "add_router_interface": interface, "remove_router_interface": interface,
             "add_extraroutes": routes, "remove_extraroutes": routes}
 
 
@@ -521,6 +562,8 @@ def document(api: Any) -> dict[str, Any]:
             b.tags(res, prefix)
         for name in getattr(svc, "member_actions", {}):
             b.action(res, prefix, name, actions.get(name, {"type": "object"}))
+        for name in getattr(svc, "member_reads", {}):
+            b.read_action(res, prefix, name)
     for (coll, sub), subsvc in api.subresources.items():
         parent_res: Resource = api.services[coll].resource
         sub_res: Resource = subsvc.resource
@@ -528,6 +571,9 @@ def document(api: Any) -> dict[str, Any]:
                      prefix=f"/v2.0/{coll}/{{{parent_res.name}_id}}/{sub}", tag=coll,
                      parent=[_id_param(parent_res)], bulk=False, if_match=False,
                      names=(parent_res.name, sub), name=(parent_res.name, sub_res.name))
+        if getattr(subsvc, "writable", None) is not None:
+            b.scheduling(f"/v2.0/{coll}/{{{parent_res.name}_id}}/{sub}", _id_param(parent_res),
+                         subsvc.child_col, sub_res.name)
     if api.quota_service is not None:
         _quotas(b)
     return {

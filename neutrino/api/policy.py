@@ -197,6 +197,14 @@ RULES: dict[str, Check] = {
     "create_security_group_rule": any_of(admin, sg_owner_member),
     "delete_security_group_rule": any_of(admin, sg_owner_member),
     "get_security_group_rule": any_of(admin, sg_owner_reader, pr),
+    # trunks (Neutron's: owner or admin)
+    "create_trunk": ADMIN_OR_PM,
+    "update_trunk": ADMIN_OR_PM,
+    "delete_trunk": ADMIN_OR_PM,
+    "get_trunk": any_of(admin, pr, service),
+    "add_subports": ADMIN_OR_PM,
+    "remove_subports": ADMIN_OR_PM,
+    "get_subports": any_of(admin, pr, service),
     # agents, quotas, availability zones
     "get_agent": ADMIN_ONLY,
     "update_agent": ADMIN_ONLY,
@@ -205,6 +213,20 @@ RULES: dict[str, Check] = {
     "update_quota": ADMIN_ONLY,
     "delete_quota": ADMIN_ONLY,
     "get_availability_zone": reader,
+    # network IP availability, service providers, scheduling by hand
+    "get_network_ip_availability": ADMIN_ONLY,
+    "get_service_provider": reader,
+    "create_dhcp-network": ADMIN_ONLY,
+    "delete_dhcp-network": ADMIN_ONLY,
+    "create_l3-router": ADMIN_ONLY,
+    "delete_l3-router": ADMIN_ONLY,
+    # RBAC policies: members manage their project's policies; only admins target every project ('*').
+    "create_rbac_policy": ADMIN_OR_PM,
+    "create_rbac_policy:target_tenant": any_of(admin, lambda c, t: t.get("target_tenant") != "*"),
+    "update_rbac_policy": ADMIN_OR_PM,
+    "update_rbac_policy:target_tenant": any_of(admin, lambda c, t: t.get("target_tenant") != "*" and pm(c, t)),
+    "get_rbac_policy": ADMIN_OR_PR,
+    "delete_rbac_policy": ADMIN_OR_PM,
 }
 
 # Attributes with a per-attribute rule, by resource: the attribute layer
@@ -216,6 +238,24 @@ for _action in ("create", "update"):
         RULES[f"{_action}_network:{_attr}"] = ADMIN_ONLY
 for _attr in ("provider:network_type", "provider:physical_network", "provider:segmentation_id", "segments"):
     RULES[f"get_network:{_attr}"] = ADMIN_ONLY
+
+# Subnet pools and address scopes: owner or admin; shared ones readable by all; only admins
+# share them or mark a default pool.
+RULES.update({
+    "create_subnetpool": ADMIN_OR_PM,
+    "create_subnetpool:shared": ADMIN_ONLY,
+    "create_subnetpool:is_default": ADMIN_ONLY,
+    "get_subnetpool": any_of(admin, pr, shared),
+    "update_subnetpool": ADMIN_OR_PM,
+    "update_subnetpool:is_default": ADMIN_ONLY,
+    "delete_subnetpool": ADMIN_OR_PM,
+    "create_address_scope": ADMIN_OR_PM,
+    "create_address_scope:shared": ADMIN_ONLY,
+    "get_address_scope": any_of(admin, pr, shared),
+    "update_address_scope": ADMIN_OR_PM,
+    "update_address_scope:shared": ADMIN_ONLY,
+    "delete_address_scope": ADMIN_OR_PM,
+})
 
 
 def check(ctx: RequestContext, rule: str, target: Target) -> bool:

@@ -24,7 +24,8 @@ from neutrino.errors import BadRequest, bad, echo, invalid
 #: integer columns.
 INTEGER_FILTERS: dict[str, int] = {
     "revision_number": 64, "mtu": 32, "ip_version": 32, "port_range_min": 32, "port_range_max": 32,
-    "provider:segmentation_id": 32, "external_port": 32, "internal_port": 32}
+    "provider:segmentation_id": 32, "external_port": 32, "internal_port": 32,
+    "default_prefixlen": 32, "min_prefixlen": 32, "max_prefixlen": 32, "default_quota": 32}
 #: A filter value that can match nothing (dropped from ``ListQuery.filters``).
 _NOTHING: Any = object()
 
@@ -227,13 +228,27 @@ def paginate(q: ListQuery, items: list[dict[str, Any]], *, base_url: str,
             page = items[pos + 1:pos + 1 + q.limit]
     else:
         page = items[-q.limit:] if q.page_reverse else items[:q.limit]
-    links: list[dict[str, str]] = []
+    return page, page_links(q, page, base_url=base_url, params=params)
+
+
+def page_links(q: ListQuery, page: list[dict[str, Any]], *, base_url: str,
+               params: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """Neutron's ``*_links`` of one page (both directions, any marker):
+
+    * ``next`` unless a forward page came back short; it repeats the query with
+      ``marker=<last id>`` and without ``page_reverse``;
+    * ``previous`` unless a reverse page came back short; it repeats the query with
+      ``marker=<first id>&page_reverse=True``.  The first page has one too.
+
+    On an empty page the link carries no marker (as Neutron: the other end of the list)."""
     keep = [(k, v) for k, v in params if k not in ("marker", "page_reverse")]
-    if page:
-        full = len(page) >= q.limit
-        if full or q.page_reverse:
-            links.append({"rel": "next",
-                          "href": f"{base_url}?{urlencode(keep + [('marker', page[-1]['id'])])}"})
-        if full or not q.page_reverse:
-            links.append({"rel": "previous", "href": f"{base_url}?{urlencode(keep + [('marker', page[0]['id']), ('page_reverse', 'True')])}"})
-    return page, links
+    short = len(page) < q.limit
+    links: list[dict[str, str]] = []
+    if not (short and not q.page_reverse):
+        marker = [("marker", page[-1]["id"])] if page else []
+        links.append({"rel": "next", "href": f"{base_url}?{urlencode(keep + marker)}"})
+    if not (short and q.page_reverse):
+        marker = [("marker", page[0]["id"])] if page else []
+        links.append({"rel": "previous",
+                      "href": f"{base_url}?{urlencode(keep + marker + [('page_reverse', 'True')])}"})
+    return links

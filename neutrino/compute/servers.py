@@ -46,7 +46,7 @@ from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
 from neutrino.ipam import addresses
-from neutrino.services import quotas
+from neutrino.services import quotas, rbac
 from neutrino.services.common import Deps
 from neutrino.services.networks import network_target
 from neutrino.services.ports import PortService
@@ -752,10 +752,11 @@ class ServerService:
                 continue
             net = network_target(conn, req["uuid"])
             visible = net is not None and (privileged or net.project_id == ctx.project_id or net.shared
-                                           or net.external)
+                                           or rbac.granted(conn, "network", net.id, ctx.project_id,
+                                                           rbac.NETWORK_ACCESS))
             if not visible:
                 raise faults.BadRequest(f"Network {req['uuid']} could not be found.")
-            if net.external and not net.shared and not privileged:
+            if net.external and not privileged and not rbac.network_shared_with(conn, ctx, net):
                 raise faults.Forbidden(f"It is not allowed to create an interface on external network {net.id}")
             self._network_usable(ctx, conn, net)
             out.append({"network": net, "fixed_ip": req.get("fixed_ip")})

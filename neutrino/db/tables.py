@@ -181,6 +181,26 @@ port_security_groups = Table(
     PrimaryKeyConstraint("port_id", "security_group_id"),
 )
 
+# --- subnet pools and address scopes (neutrino.services.subnetpools) -------------------------
+address_scopes = Table(
+    "address_scopes", metadata, *_std(),
+    Column("ip_version", Integer, nullable=False),
+    Column("shared", Boolean, nullable=False, default=False),
+)
+subnetpools = Table(
+    "subnetpools", metadata, *_std(),
+    Column("ip_version", Integer, nullable=False),
+    # Compacted CIDRs (no two overlap or merge), sorted by address.
+    Column("prefixes", JSON, nullable=False),
+    Column("default_prefixlen", Integer, nullable=False),
+    Column("min_prefixlen", Integer, nullable=False),
+    Column("max_prefixlen", Integer, nullable=False),
+    Column("default_quota", Integer, nullable=True),
+    Column("shared", Boolean, nullable=False, default=False),
+    Column("is_default", Boolean, nullable=False, default=False),
+    Column("address_scope_id", UUID, nullable=True, index=True),
+)
+
 # --- L3 --------------------------------------------------------------------------------
 routers = Table(
     "routers", metadata, *_std(),
@@ -223,6 +243,24 @@ port_forwardings = Table(
     UniqueConstraint("floatingip_id", "protocol", "external_port_start"),
 )
 
+# --- trunks (neutrino.services.trunks) ----------------------------------------------------------
+#: One trunk per parent port; a port is the subport of at most one trunk, and a
+#: (segmentation type, id) names at most one subport of a trunk.
+trunks = Table(
+    "trunks", metadata, *_std(),
+    Column("admin_state_up", Boolean, nullable=False, default=True),
+    Column("status", String(16), nullable=False, default="DOWN"),
+    Column("port_id", UUID, ForeignKey("ports.id", ondelete="CASCADE"), nullable=False, unique=True),
+)
+subports = Table(
+    "subports", metadata,
+    Column("port_id", UUID, ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True),
+    Column("trunk_id", UUID, ForeignKey("trunks.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("segmentation_type", String(32), nullable=False),
+    Column("segmentation_id", Integer, nullable=False),
+    UniqueConstraint("trunk_id", "segmentation_type", "segmentation_id"),
+)
+
 # --- security groups -------------------------------------------------------------------
 security_groups = Table(
     "security_groups", metadata, *_std(),
@@ -245,6 +283,22 @@ security_group_rules = Table(
     Column("port_range_max", Integer, nullable=True),
     Column("remote_ip_prefix", String(64), nullable=True),
     Column("remote_group_id", UUID, ForeignKey("security_groups.id", ondelete="CASCADE"), nullable=True),
+)
+
+# --- RBAC policies (neutrino.services.rbac) -------------------------------------------------------
+#: One row per (object, action, target project); ``target_project`` is a project id or ``*``.
+#: The unique key also serves the lookups by object; ``ix_rbac_policies_target`` serves the
+#: visibility subqueries ("objects of this type shared with project P or with everyone").
+rbac_policies = Table(
+    "rbac_policies", metadata,
+    Column("id", UUID, primary_key=True),
+    Column("project_id", String(255), nullable=False, index=True),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", UUID, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target_project", String(255), nullable=False),
+    UniqueConstraint("object_type", "object_id", "action", "target_project"),
+    Index("ix_rbac_policies_target", "target_project", "object_type", "action", "object_id"),
 )
 
 # --- cross-cutting ----------------------------------------------------------------------------
@@ -291,6 +345,16 @@ router_l3_agents = Table(
     Column("router_id", UUID, ForeignKey("routers.id", ondelete="CASCADE"), nullable=False),
     Column("agent_id", UUID, ForeignKey("agents.id", ondelete="CASCADE"), nullable=False, index=True),
     PrimaryKeyConstraint("router_id", "agent_id"),
+)
+#: Networks / routers an admin took off an agent by hand (migration 0008): automatic scheduling
+#: leaves them alone until an admin schedules them again (dhcp_scheduler / l3_scheduler).
+dhcp_unscheduled_networks = Table(
+    "dhcp_unscheduled_networks", metadata,
+    Column("network_id", UUID, ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True),
+)
+l3_unscheduled_routers = Table(
+    "l3_unscheduled_routers", metadata,
+    Column("router_id", UUID, ForeignKey("routers.id", ondelete="CASCADE"), primary_key=True),
 )
 #: The ports a router owns (its gateway and its interfaces), written by the router service
 #: only.  A port's ``device_id``/``device_owner`` are what the port's owner says; this table

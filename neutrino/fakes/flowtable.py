@@ -37,6 +37,7 @@ from typing import Any
 from neutrino.agents.ovs.model import (
     EnsureBridge,
     EnsurePatch,
+    EnsureTrunkPatch,
     EnsureTunnelPort,
     FlowSpec,
     ObservedBridge,
@@ -401,6 +402,13 @@ class FakeFlowTable:
                 br.protocols = tuple(dict.fromkeys(br.protocols + op.protocols))
             elif isinstance(op, EnsurePatch):
                 self._ensure_port(op.bridge, op.name, "patch").options["peer"] = op.peer
+            elif isinstance(op, EnsureTrunkPatch):
+                port = self._ensure_port(op.bridge, op.name, "patch")
+                port.options["peer"] = op.peer
+                port.tag, port.vlan_mode, port.trunks = op.tag, op.vlan_mode, tuple(op.trunks)
+                if op.external_ids:
+                    port.iface_id = op.external_ids.get("iface-id")
+                    port.attached_mac = op.external_ids.get("attached-mac")
             elif isinstance(op, EnsureTunnelPort):
                 port = self._ensure_port(op.bridge, op.name, op.type)
                 port.options.update(remote_ip=op.remote_ip, local_ip=op.local_ip,

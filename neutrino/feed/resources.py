@@ -17,6 +17,9 @@ PLURAL: dict[str, str] = {
     "floatingip": "floatingips",
     "security_group": "security_groups",
     "security_group_rule": "security_group_rules",
+    "trunk": "trunks",
+    "subnetpool": "subnetpools",
+    "address_scope": "address_scopes",
     "agent": "agents",
     "server": "servers",
     # DHCP agents serving a network: {"id"/"network_id": net, "agent_ids": [...], "hosts": [...]}

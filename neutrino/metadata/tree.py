@@ -232,7 +232,21 @@ def _dns(subnet: dict[str, Any]) -> list[dict[str, str]]:
     return [{"type": "dns", "address": a} for a in subnet.get("dns_nameservers") or []]
 
 
+def _mtu(value: Any) -> int | None:
+    """A network's MTU as an int (None if absent or not a positive number)."""
+    try:
+        mtu = int(value)
+    except (TypeError, ValueError):
+        return None
+    return mtu if mtu > 0 else None
+
+
 def network_data_json(inst: Instance) -> dict[str, Any]:
+    """Nova's ``network_data.json``: ``links`` (one per port with an address here, with its
+    network's ``mtu``), ``networks`` (per port, its first subnet of each IP version: a DHCP
+    one as ``ipv4_dhcp``, a static one with address, routes and the subnet's DNS
+    ``services``) and the top-level ``services``: every DNS server of the ports' subnets
+    (``dns_nameservers``), once each, by port, IPv4 subnets before IPv6 ones."""
     links: list[dict[str, Any]] = []
     networks: list[dict[str, Any]] = []
     services: list[dict[str, str]] = []
@@ -243,11 +257,11 @@ def network_data_json(inst: Instance) -> dict[str, Any]:
         subnet_ids = list(dict.fromkeys(a["subnet_id"] for a in ips))
         link_id = "tap" + port["id"][:11]
         vif_type = port.get("binding:vif_type") or ""
-        has_dhcp = any(inst.subnets[s].get("enable_dhcp") for s in subnet_ids)
         net = inst.networks.get(port["network_id"]) or {}
+        # The network's MTU whether or not DHCP also announces it (as current Nova): IPv6 and
+        # static configurations have no other source.  None only when it is unknown.
         links.append({"id": link_id, "vif_id": port["id"], "type": vif_type if vif_type in LINK_TYPES else "phy",
-                      "mtu": None if has_dhcp else net.get("mtu"),
-                      "ethernet_mac_address": port["mac_address"]})
+                      "mtu": _mtu(net.get("mtu")), "ethernet_mac_address": port["mac_address"]})
         for version in (4, 6):
             first = next((a for a in ips if inst.subnets[a["subnet_id"]]["ip_version"] == version), None)
             if first is None:
@@ -264,7 +278,8 @@ def network_data_json(inst: Instance) -> dict[str, Any]:
             networks.append({"id": nid, "type": kind, "link": link_id, "ip_address": first["ip_address"],
                              "netmask": _netmask(subnet["cidr"]), "routes": _routes(subnet),
                              "network_id": port["network_id"], "services": _dns(subnet)})
-        for s in subnet_ids:
+        # IPv4 subnets first, as in ``networks`` (the port's fixed IPs come in no set order)
+        for s in sorted(subnet_ids, key=lambda sid: inst.subnets[sid]["ip_version"]):
             for svc in _dns(inst.subnets[s]):
                 if svc not in services:
                     services.append(svc)

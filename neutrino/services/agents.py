@@ -10,7 +10,9 @@
   admin-up (liveness does not count, as in Neutron).
 * Scheduling reads: ``/v2.0/agents/{id}/dhcp-networks``,
   ``/v2.0/agents/{id}/l3-routers``, ``/v2.0/networks/{id}/dhcp-agents``,
-  ``/v2.0/routers/{id}/l3-agents`` (admin only; lists).
+  ``/v2.0/routers/{id}/l3-agents`` (admin only; lists).  The first two also
+  take ``POST {"network_id"|"router_id": ...}`` and ``DELETE .../{id}``
+  (scheduling by hand, admin only; see the schedulers).
 * DHCP scheduling (writes of ``network_dhcp_agents``) is
   ``neutrino.services.dhcp_scheduler``; reports, admin-up and DELETE of DHCP
   agents call into it.  L3 scheduling (``router_l3_agents``) is
@@ -268,10 +270,14 @@ class AvailabilityZoneService:
 
 @dataclasses.dataclass
 class Bindings:
-    """A read-only scheduling list: the children bound to one parent through ``table``.
+    """A scheduling list: the children bound to one parent through ``table``.
 
     ``check_parent(conn, parent_id)`` raises the parent's NotFound;
     ``children`` is the service listing the child resource (admin view).
+    With ``add``/``remove`` (agent side only) it is also writable, as Neutron:
+    ``POST`` with ``{<child_col>: id}`` binds (201, body ``null``), ``DELETE
+    .../<child id>`` unbinds (204); ``add(uow, agent_row, child_id)`` and
+    ``remove(uow, agent_id, child_id)`` raise the scheduler's errors.
     """
 
     resource: Resource
@@ -281,6 +287,10 @@ class Bindings:
     child_col: str
     check_parent: Callable[[Connection, str], None]
     children: Callable[[], Any]
+    #: (agent type, InvalidXAgent class, create rule, delete rule) for writable lists.
+    writable: tuple[str, Any, str, str] | None = None
+    add: Callable[[UnitOfWork, Any, str], None] | None = None
+    remove: Callable[[UnitOfWork, str, str], None] | None = None
 
     def list(self, ctx: RequestContext, conn: Connection, parent_id: str,
              q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
@@ -307,11 +317,37 @@ class Bindings:
     def create(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         raise errors.HTTPMethodNotAllowed()
 
+    def create_raw(self, ctx: RequestContext, uow: UnitOfWork, parent_id: str, body: Any) -> None:
+        """``POST``: bind the child named in ``{<child_col>: id}`` to agent ``parent_id`` (admin only)."""
+        if self.writable is None or self.add is None:
+            raise errors.HTTPMethodNotAllowed()
+        agent_type, invalid, create_rule, _ = self.writable
+        policy.enforce(ctx, create_rule, {})
+        if not isinstance(body, dict) or self.child_col not in body:
+            raise errors.bad(f"Unable to find '{self.child_col}' in request body")
+        unknown = sorted(set(body) - {self.child_col})
+        if unknown:
+            raise errors.bad(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
+        try:
+            child_id = cv.uuid_str(body[self.child_col])
+        except ValueError as exc:
+            raise errors.bad(f"Invalid input for {self.child_col}. Reason: {exc}.") from None
+        self.check_parent(uow.conn, parent_id)
+        agent = uow.conn.execute(select(t.agents).where(t.agents.c.id == parent_id)).one()
+        if agent.agent_type != agent_type or not agent.admin_state_up:
+            raise invalid(id=parent_id)
+        self.add(uow, agent, child_id)
+
     def update(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         raise errors.HTTPMethodNotAllowed()
 
-    def delete(self, *args: Any, **kwargs: Any) -> None:
-        raise errors.HTTPMethodNotAllowed()
+    def delete(self, ctx: RequestContext, uow: UnitOfWork, parent_id: str, child_id: str) -> None:
+        """``DELETE .../<child id>``: unbind the child from agent ``parent_id`` (admin only)."""
+        if self.writable is None or self.remove is None:
+            raise errors.HTTPMethodNotAllowed()
+        policy.enforce(ctx, self.writable[3], {})
+        self.check_parent(uow.conn, parent_id)
+        self.remove(uow, parent_id, child_id)
 
 
 def _exists_or(table: Any, exc: Callable[[str], errors.NeutronException]) -> Callable[[Connection, str], None]:
@@ -342,10 +378,15 @@ def register(deps: Deps, services: dict[str, Any], subresources: dict[tuple[str,
     agent_exists = _exists_or(t.agents, lambda i: errors.AgentNotFound(id=i))
     subresources[("agents", "dhcp-networks")] = Bindings(
         NETWORK, "get_dhcp-networks", t.network_dhcp_agents, "agent_id", "network_id", agent_exists,
-        lambda: services.get("networks"))
+        lambda: services.get("networks"),
+        writable=(DHCP_AGENT, errors.InvalidDHCPAgent, "create_dhcp-network", "delete_dhcp-network"),
+        add=lambda uow, agent, net_id: scheduler.add_by_hand(uow, agent.id, net_id),
+        remove=scheduler.remove_by_hand)
     subresources[("agents", "l3-routers")] = Bindings(
         ROUTER, "get_l3-routers", t.router_l3_agents, "agent_id", "router_id", agent_exists,
-        lambda: services.get("routers"))
+        lambda: services.get("routers"),
+        writable=(L3_AGENT, errors.InvalidL3Agent, "create_l3-router", "delete_l3-router"),
+        add=l3.add_by_hand, remove=l3.remove_by_hand)
     subresources[("networks", "dhcp-agents")] = Bindings(
         AGENT, "get_dhcp-agents", t.network_dhcp_agents, "network_id", "agent_id",
         _exists_or(t.networks, lambda i: errors.NetworkNotFound(net_id=i)), lambda: agents)

@@ -18,10 +18,16 @@ already refused by the attribute layer.)
 
 Ports (``check_port``, create and update):
 
-* ``extra_dhcp_opts``: ``opt_name`` must be an option dnsmasq knows for the
+* ``extra_dhcp_opts``: ``opt_name`` is an option dnsmasq knows for the
   option's ``ip_version`` (``KNOWN_V4``/``KNOWN_V6``, the lists printed by
   ``dnsmasq --help dhcp`` / ``--help dhcp6``; any case, as dnsmasq), a number (IPv4 1-254, IPv6
-  1-65535) or ``client-id``; the same option (name or number) only once per
+  1-65535), ``client-id``, or any other *option token* (``OPT_TOKEN``: 1-64
+  letters, digits, ``_``, ``-``, ``.``, ``+``, starting with a letter, digit or
+  ``_``; so no blank, comma, colon, ``=``, quote, newline or NUL).  Neutron
+  accepts names dnsmasq does not know (``test_option_1``); so do we, but the
+  DHCP agent leaves such an option out of dnsmasq's files (``renderable``)
+  and the port shows it in ``binding:vif_details`` as ``dhcp_opts_left_out``
+  (``left_out``).  The same option (name or number) only once per
   IP version; ``opt_value`` without control characters (a newline would
   split the opts file line) and with balanced double quotes; for options
   whose values are addresses (router, dns-server, ntp-server, ...) every
@@ -74,6 +80,9 @@ _LOWER_V6 = {k.lower(): v for k, v in KNOWN_V6.items()}
 #: Not a dnsmasq option: the DHCP agent puts it into the hosts file (``id:<client id>``).
 CLIENT_ID = "client-id"
 
+#: An option name dnsmasq does not know is still accepted when it matches this (see the module doc):
+#: it can never be read as more than one field of an opts line, nor as ``tag:``/``option:`` syntax.
+OPT_TOKEN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -125,20 +134,36 @@ def check_extra_dhcp_opts(opts: list[dict[str, Any]]) -> None:
                 raise _bad_opt(opt, "a client-id must not contain commas, blanks or control characters")
         else:
             code = option_code(name, version)
-            if code is None:
+            if code is None and (not OPT_TOKEN.fullmatch(name) or name.isdigit()):
                 known = "IPv4 1-254" if version == 4 else "IPv6 1-65535"
-                raise _bad_opt(opt, f"'{name}' is not a DHCP option dnsmasq knows for IPv{version} "
-                                    f"(use a name from 'dnsmasq --help dhcp{'6' if version == 6 else ''}' "
-                                    f"or an option number, {known})")
+                raise _bad_opt(opt, f"'{name}' is not a DHCP option name (1-64 letters, digits, '_', '-', "
+                                    "'.' or '+', not starting with '-', '.' or '+') nor an option number, "
+                                    f"{known}")
             if value is not None:
                 _check_value(opt, code, version, value)
-        key = (code if code is not None else name, version)
+        key = (code if code is not None else name.lower(), version)
         if key in seen:
             raise _bad_opt(opt, f"option '{name}' is given more than once for IPv{version}")
         seen.add(key)
 
 
-def _check_value(opt: dict[str, Any], code: int, version: int, value: str) -> None:
+def renderable(name: str, version: int) -> bool:
+    """Whether the DHCP agent writes option ``name`` of IP ``version`` into dnsmasq's files
+    (``client-id`` goes into the hosts file; a name dnsmasq does not know is left out)."""
+    return name == CLIENT_ID or option_code(name, version) is not None
+
+
+def left_out(opts: Iterable[dict[str, Any]]) -> list[str]:
+    """``name/ipv<version>`` of each option with a value the DHCP agent leaves out, in order (pure)."""
+    out = []
+    for opt in opts:
+        version = int(opt.get("ip_version") or 4)
+        if opt.get("opt_value") is not None and not renderable(str(opt["opt_name"]), version):
+            out.append(f"{opt['opt_name']}/ipv{version}")
+    return out
+
+
+def _check_value(opt: dict[str, Any], code: int | None, version: int, value: str) -> None:
     if _CONTROL.search(value):
         raise _bad_opt(opt, "opt_value must not contain newlines or other control characters")
     if value.count('"') % 2:
@@ -185,5 +210,5 @@ def check_dns_name(name: str) -> None:
                          f"Reason: {reason}.")
 
 
-__all__ = ["ADDRESS_V4", "ADDRESS_V6", "CLIENT_ID", "KNOWN_V4", "KNOWN_V6", "check_dns_name",
-           "check_extra_dhcp_opts", "check_port", "check_subnet", "option_code"]
+__all__ = ["ADDRESS_V4", "ADDRESS_V6", "CLIENT_ID", "KNOWN_V4", "KNOWN_V6", "OPT_TOKEN", "check_dns_name",
+           "check_extra_dhcp_opts", "check_port", "check_subnet", "left_out", "option_code", "renderable"]

@@ -17,6 +17,15 @@ alive (heartbeat within ``agent_down_time``) and admin-up:
   ``agent_down_time`` after this server process started (until then every
   agent would look dead after a server outage).
 
+By hand (``POST /v2.0/agents/{id}/dhcp-networks``, ``DELETE .../{network_id}``;
+``add_by_hand`` / ``remove_by_hand``): an admin binds a network to an
+admin-up DHCP agent whether or not it wants DHCP and whatever
+``dhcp_agents_per_network`` says, or unbinds it.  A network an admin took
+off an agent is *held* (``dhcp_unscheduled_networks``): automatic scheduling
+(new DHCP subnets, agents that register, restart, revive or are set admin-up,
+agent deletion) leaves it alone until an admin binds it again; only failover
+from dead agents still moves its remaining bindings.
+
 A network that no longer wants DHCP (last DHCP subnet deleted or turned off)
 is unbound from all its agents; a deleted network loses its bindings
 (``network_removed``).  Agents already bound are kept when the setting is
@@ -52,6 +61,7 @@ from typing import Any, Callable, Iterable
 from sqlalchemy import and_, delete, exists, func, insert, select, true
 from sqlalchemy.engine import Connection
 
+from neutrino import errors
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
@@ -61,6 +71,7 @@ DHCP_AGENT = "DHCP agent"
 FEED_TYPE = "dhcp_binding"
 
 _nda = t.network_dhcp_agents
+_held = t.dhcp_unscheduled_networks
 
 
 # --- reads shared with the network view and the feed --------------------------------------------
@@ -167,6 +178,11 @@ class DhcpScheduler:
                                            .order_by(_nda.c.agent_id))]
 
     @staticmethod
+    def _is_held(conn: Connection, net_id: str) -> bool:
+        """An admin took the network off an agent: automatic scheduling leaves it alone."""
+        return conn.execute(select(_held.c.network_id).where(_held.c.network_id == net_id)).first() is not None
+
+    @staticmethod
     def _pick(candidates: list[Any], loads: dict[str, int], hints: list[str], bound: list[str],
               zones_used: set[str], count: int) -> list[str]:
         """Choose ``count`` agents: unused zone first, then least loaded, host, id."""
@@ -224,7 +240,7 @@ class DhcpScheduler:
             self._apply(uow, net, [], bound, record_network=record_network)
             return
         missing = self.per_network - len(bound)
-        if missing <= 0:
+        if missing <= 0 or self._is_held(conn, net_id):
             return
         candidates = self._candidates(conn, self.clock())
         loads = {a.id: a.load for a in candidates}
@@ -285,7 +301,8 @@ class DhcpScheduler:
             .correlate(t.networks).scalar_subquery()
         has_dhcp = exists().where(and_(t.subnets.c.network_id == t.networks.c.id, t.subnets.c.enable_dhcp == true()))
         mine = exists().where(and_(_nda.c.network_id == t.networks.c.id, _nda.c.agent_id == agent.id))
-        rows = conn.execute(select(t.networks.c.id).where(and_(has_dhcp, ~mine, count < per))
+        held = exists().where(_held.c.network_id == t.networks.c.id)
+        rows = conn.execute(select(t.networks.c.id).where(and_(has_dhcp, ~mine, ~held, count < per))
                             .order_by(t.networks.c.id)).all()
         for (net_id,) in rows:
             net = self._lock_network(conn, net_id)
@@ -296,6 +313,29 @@ class DhcpScheduler:
             if agent.id in bound or len(bound) >= per:
                 continue
             self._apply(uow, net, [agent.id], [], record_network=True)
+
+    def add_by_hand(self, uow: UnitOfWork, agent_id: str, net_id: str) -> None:
+        """An admin binds ``net_id`` to DHCP agent ``agent_id`` (checked by the caller: an admin-up DHCP
+        agent, an existing network); ``NetworkHostedByDHCPAgent`` when it is already; releases a hold."""
+        conn = uow.conn
+        net = self._lock_network(conn, net_id)
+        if net is None:
+            raise errors.NetworkNotFound(net_id=net_id)
+        if agent_id in self._bound(conn, net_id):
+            raise errors.NetworkHostedByDHCPAgent(network_id=net_id, agent_id=agent_id)
+        conn.execute(delete(_held).where(_held.c.network_id == net_id))
+        self._apply(uow, net, [agent_id], [], record_network=True)
+
+    def remove_by_hand(self, uow: UnitOfWork, agent_id: str, net_id: str) -> None:
+        """An admin unbinds ``net_id`` from ``agent_id`` (``NetworkNotHostedByDhcpAgent`` when it is not
+        bound there); the network is then held (see the module doc)."""
+        conn = uow.conn
+        net = self._lock_network(conn, net_id)
+        if net is None or agent_id not in self._bound(conn, net_id):
+            raise errors.NetworkNotHostedByDhcpAgent(network_id=net_id, agent_id=agent_id)
+        if not self._is_held(conn, net_id):
+            conn.execute(insert(_held).values(network_id=net_id))
+        self._apply(uow, net, [], [agent_id], record_network=True)
 
     def fail_over(self, uow: UnitOfWork, now: float) -> None:
         """Move networks off dead DHCP agents onto live ones.

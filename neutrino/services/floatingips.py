@@ -17,7 +17,10 @@ Contracts (Neutron's behaviour):
   network (else 404 ExternalGatewayForFloatingIPNotFound); one floating IP
   per fixed IP and external network (409 FloatingIPPortAlreadyAssociated);
   not while the floating IP has port forwardings (409
-  FipInUseByPortForwarding).  ``{"port_id": null}`` disassociates.
+  FipInUseByPortForwarding).  ``{"port_id": null}`` disassociates, and so does
+  an empty update body (``{"floatingip": {}}``, Neutron's "blank update");
+  other attributes without ``port_id`` keep the association.  Asking for the
+  association a floating IP already has is a no-op.
 * Delete removes the floating IP port (409 while port forwardings exist).
 * Every write records a ``floatingip`` change carrying the admin view.
 """
@@ -202,6 +205,10 @@ class FloatingIPService:
         common.check_if_match(if_match, row.revision_number)
         state = FipState(row.id, row.project_id, row.floating_network_id, row.floating_ip_address,
                          row.fixed_port_id, row.router_id)
+        if not changes:
+            # Neutron's "blank update": an empty body clears the association (a body with
+            # other attributes and no port_id keeps it).
+            changes = {"port_id": None}
         port_id, fixed_ip, router_id = self._association(ctx, conn, changes, state)
         if changes.get("port_id") and common.exists(conn, t.port_forwardings,
                                                     t.port_forwardings.c.floatingip_id == fip_id):
@@ -244,8 +251,8 @@ class FloatingIPService:
             raise fip_bad("fixed_ip_address cannot be specified without a port_id")
         if req.get("port_id"):
             port_id, fixed_ip, router_id = self._assoc_data(ctx, conn, req, fip)
-            if port_id == fip.fixed_port_id:
-                return port_id, fixed_ip, router_id
+            if port_id == fip.fixed_port_id and fixed_ip == self._fixed_ip_of(conn, fip.id):
+                return port_id, fixed_ip, router_id     # the association it already has: a no-op
             if common.exists(conn, t.floatingips, t.floatingips.c.fixed_port_id == port_id,
                              t.floatingips.c.floating_network_id == fip.floating_network_id,
                              t.floatingips.c.fixed_ip_address == fixed_ip):
@@ -257,6 +264,10 @@ class FloatingIPService:
         if not fip.fixed_port_id and fip.router_id:      # held by its port forwardings
             router_id = fip.router_id
         return port_id, fixed_ip, router_id
+
+    @staticmethod
+    def _fixed_ip_of(conn: Connection, fip_id: str) -> str | None:
+        return conn.execute(select(t.floatingips.c.fixed_ip_address).where(t.floatingips.c.id == fip_id)).scalar()
 
     def _assoc_data(self, ctx: RequestContext, conn: Connection, req: dict[str, Any],
                     fip: FipState) -> tuple[str, str, str]:

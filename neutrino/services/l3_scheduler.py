@@ -18,6 +18,15 @@ within ``agent_down_time``), admin-up and in agent mode ``legacy`` or
   ``agent_down_time`` after this server process started (until then every
   agent would look dead after a server outage).
 
+By hand (``POST /v2.0/agents/{id}/l3-routers``, ``DELETE .../{router_id}``;
+``add_by_hand`` / ``remove_by_hand``): an admin binds a router to an
+admin-up L3 agent in a hosting mode (a router hosted by another agent: 409
+``RouterHostedByL3Agent``; by this one: nothing to do), or unbinds it.  A
+router an admin took off its agent is *held* (``l3_unscheduled_routers``):
+automatic scheduling takes only routers that were never hosted, or whose
+agent is dead or deleted, and leaves a held router alone until an admin
+binds it again.
+
 A deleted router loses its binding (``router_removed``).  Router ``status``
 is not touched (it stays ``ACTIVE``, as in Neutron's legacy routers).
 
@@ -49,6 +58,7 @@ from typing import Any, Callable, Iterable
 from sqlalchemy import and_, delete, exists, insert, select, true, func
 from sqlalchemy.engine import Connection
 
+from neutrino import errors
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
@@ -62,6 +72,7 @@ HOSTING_MODES = ("legacy", "dvr_snat")
 AGENTS_PER_ROUTER = 1
 
 _rla = t.router_l3_agents
+_held = t.l3_unscheduled_routers
 
 
 # --- reads shared with the feed and the FIP status endpoint --------------------------------------
@@ -264,7 +275,8 @@ class L3Scheduler:
             return
         conn = uow.conn
         bound = exists().where(_rla.c.router_id == t.routers.c.id)
-        rows = conn.execute(select(t.routers.c.id).where(~bound).order_by(t.routers.c.id)).all()
+        held = exists().where(_held.c.router_id == t.routers.c.id)
+        rows = conn.execute(select(t.routers.c.id).where(and_(~bound, ~held)).order_by(t.routers.c.id)).all()
         for (router_id,) in rows:
             router = self._lock_router(conn, router_id)
             if router is None or (router.availability_zone_hints and
@@ -273,6 +285,35 @@ class L3Scheduler:
             if self._bound(conn, router_id):       # re-read under the lock
                 continue
             self._apply(uow, router, [agent.id], [], record_router=True)
+
+    def add_by_hand(self, uow: UnitOfWork, agent: Any, router_id: str) -> None:
+        """An admin binds ``router_id`` to L3 agent row ``agent`` (an admin-up L3 agent, checked by the
+        caller); releases a hold.  ``RouterNotFound``, ``InvalidL3Agent`` (not a hosting mode),
+        ``RouterHostedByL3Agent`` (another agent hosts it)."""
+        conn = uow.conn
+        router = self._lock_router(conn, router_id)
+        if router is None:
+            raise errors.RouterNotFound(router_id=router_id)
+        if _mode(agent) not in HOSTING_MODES:
+            raise errors.InvalidL3Agent(id=agent.id)
+        bound = self._bound(conn, router_id)
+        if agent.id in bound:
+            return
+        if len(bound) >= AGENTS_PER_ROUTER:
+            raise errors.RouterHostedByL3Agent(router_id=router_id, agent_id=bound[0])
+        conn.execute(delete(_held).where(_held.c.router_id == router_id))
+        self._apply(uow, router, [agent.id], [], record_router=True)
+
+    def remove_by_hand(self, uow: UnitOfWork, agent_id: str, router_id: str) -> None:
+        """An admin unbinds ``router_id`` from ``agent_id`` (``RouterNotHostedByL3Agent`` when it is not
+        bound there); the router is then held (see the module doc)."""
+        conn = uow.conn
+        router = self._lock_router(conn, router_id)
+        if router is None or agent_id not in self._bound(conn, router_id):
+            raise errors.RouterNotHostedByL3Agent(router_id=router_id, agent_id=agent_id)
+        if conn.execute(select(_held.c.router_id).where(_held.c.router_id == router_id)).first() is None:
+            conn.execute(insert(_held).values(router_id=router_id))
+        self._apply(uow, router, [], [agent_id], record_router=True)
 
     def fail_over(self, uow: UnitOfWork, now: float) -> None:
         """Move routers off dead L3 agents onto live ones (a binding stays until a replacement exists)."""

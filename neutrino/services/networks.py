@@ -16,7 +16,7 @@ from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
 from neutrino.ml2.types import Segment
-from neutrino.services import common, quotas
+from neutrino.services import common, quotas, rbac
 from neutrino.services.common import Deps
 from neutrino.services.dhcp_scheduler import hosting_zones
 
@@ -25,11 +25,12 @@ AUTO_DELETE_OWNERS = ("network:dhcp", "network:distributed", "network:floatingip
 
 
 def visible_clause(ctx: RequestContext) -> Any:
-    """Networks a caller may read: own, shared or external (admin: all)."""
+    """Networks a caller may read: own, or shared / external for its project or for every
+    project by an RBAC policy (``neutrino.services.rbac``; admin: all)."""
     if ctx.is_admin:
         return true()
     return or_(t.networks.c.project_id == ctx.project_id, t.networks.c.shared == true(),
-               t.networks.c.external == true())
+               t.networks.c.id.in_(rbac.accessible_ids("network", ctx.project_id, rbac.NETWORK_ACCESS)))
 
 
 class NetworkService:
@@ -59,8 +60,13 @@ class NetworkService:
         out = [self._dict(r, subnets.get(r.id, []), segs.get(r.id, []), tags.get(r.id, [])) for r in rows]
         # availability_zones: the zones of the DHCP agents hosting the network (dhcp_scheduler).
         zones = hosting_zones(conn, ids)
+        # ipv4/ipv6_address_scope: the address scope of the pools of the network's subnets.
+        from neutrino.services.subnetpools import network_address_scopes
+        scopes = network_address_scopes(conn, ids)
         for d in out:
             d["availability_zones"] = zones.get(d["id"], [])
+            d["ipv4_address_scope"] = scopes.get(d["id"], {}).get(4)
+            d["ipv6_address_scope"] = scopes.get(d["id"], {}).get(6)
         return out
 
     @staticmethod
@@ -96,13 +102,17 @@ class NetworkService:
         return row
 
     def get(self, ctx: RequestContext, conn: Connection, net_id: str) -> dict[str, Any]:
-        return self._rows_to_dicts(conn, [self.fetch_row(ctx, conn, net_id)])[0]
+        out = self._rows_to_dicts(conn, [self.fetch_row(ctx, conn, net_id)])
+        rbac.mark_shared(conn, ctx, "network", out)     # "shared" means shared with the caller
+        return out[0]
 
     def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
         stmt = select(t.networks).where(visible_clause(ctx))
         stmt, pushed = common.push_filters(stmt, t.networks, NETWORK, q)
         rows = list(conn.execute(stmt.order_by(t.networks.c.created_at, t.networks.c.id)))
-        return self._rows_to_dicts(conn, rows), pushed
+        out = self._rows_to_dicts(conn, rows)
+        rbac.mark_shared(conn, ctx, "network", out)     # "shared" means shared with the caller
+        return out, pushed
 
     # --- writing --------------------------------------------------------------------------
     def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
@@ -125,6 +135,10 @@ class NetworkService:
             port_security_enabled=item["port_security_enabled"], dns_domain=item["dns_domain"],
             availability_zone_hints=item["availability_zone_hints"]))
         seg = types.reserve_network_segment(conn, net_id, seg, item["router:external"])
+        # shared / router:external stand for wildcard RBAC policies (neutrino.services.rbac).
+        rbac.set_wildcard(conn, "network", net_id, vals["project_id"], rbac.ACCESS_SHARED, item["shared"])
+        rbac.set_wildcard(conn, "network", net_id, vals["project_id"], rbac.ACCESS_EXTERNAL,
+                          item["router:external"])
         max_mtu = types.network_mtu([seg])
         mtu = item["mtu"] or max_mtu
         if max_mtu and mtu > max_mtu:       # no maximum known (0): any MTU, as in Neutron
@@ -160,16 +174,23 @@ class NetworkService:
                     t.ports.c.device_owner == "network:router_gateway"):
                 raise errors.ExternalNetworkInUse(net_id=net_id)
             values["external"] = changes["router:external"]
+            if changes["router:external"]:      # the wildcard policy; false drops every external policy
+                rbac.set_wildcard(conn, "network", net_id, row.project_id, rbac.ACCESS_EXTERNAL, True)
+            else:
+                rbac.remove_action(conn, "network", net_id, rbac.ACCESS_EXTERNAL)
         if "shared" in changes and changes["shared"] != row.shared:
             if not changes["shared"]:
-                others = conn.execute(select(t.ports.c.id).where(and_(
+                # Projects using the network, other than its owner and those it is shared with
+                # by a policy of their own, would lose it.
+                users = {p for p, in conn.execute(select(t.ports.c.project_id).where(and_(
                     t.ports.c.network_id == net_id, t.ports.c.project_id != row.project_id,
-                    t.ports.c.project_id != "", ~t.ports.c.device_owner.like("network:%")))).first()
-                other_subnet = conn.execute(select(t.subnets.c.id).where(and_(
-                    t.subnets.c.network_id == net_id, t.subnets.c.project_id != row.project_id))).first()
-                if others or other_subnet:
+                    t.ports.c.project_id != "", ~t.ports.c.device_owner.like("network:%"))).distinct())}
+                users |= {p for p, in conn.execute(select(t.subnets.c.project_id).where(and_(
+                    t.subnets.c.network_id == net_id, t.subnets.c.project_id != row.project_id)).distinct())}
+                if users - rbac.targets(conn, "network", net_id, rbac.ACCESS_SHARED):
                     raise errors.InvalidSharedSetting(network=row.name or net_id)
             values["shared"] = changes["shared"]
+            rbac.set_wildcard(conn, "network", net_id, row.project_id, rbac.ACCESS_SHARED, changes["shared"])
         if "mtu" in changes:
             segs = [Segment(g.network_type, g.physical_network, g.segmentation_id)
                     for g in conn.execute(select(t.network_segments).where(
@@ -178,6 +199,11 @@ class NetworkService:
             mtu = changes["mtu"] or max_mtu
             if max_mtu and mtu > max_mtu:
                 raise errors.invalid(f"Requested MTU is too big, maximum is {max_mtu}")
+            for (version,) in conn.execute(select(t.subnets.c.ip_version).where(
+                    t.subnets.c.network_id == net_id).distinct().order_by(t.subnets.c.ip_version)):
+                if mtu < errors.MIN_MTU[version]:     # its subnets' IP versions need at least this
+                    raise errors.NetworkMTUSubnetConflict(mtu=mtu, ip_version=version,
+                                                          minimum=errors.MIN_MTU[version])
             values["mtu"] = mtu
         common.bump(conn, t.networks, net_id, values)
         out = self.get(RequestContext.admin(), conn, net_id)
@@ -212,6 +238,8 @@ class NetworkService:
         row = self.fetch_row(ctx, conn, net_id)
         policy.enforce(ctx, "delete_network", {"project_id": row.project_id})
         common.check_if_match(if_match, row.revision_number)
+        if row.external:
+            release_unused_floating_ips(self.deps, uow, net_id)
         blocking = [r.id for r in conn.execute(select(t.ports.c.id).where(and_(
             t.ports.c.network_id == net_id, t.ports.c.device_owner.notin_(AUTO_DELETE_OWNERS))))]
         if blocking:
@@ -232,9 +260,23 @@ class NetworkService:
         # DHCP scheduling: the network's DHCP agent bindings go with it (recorded on the feed).
         if self.dhcp_scheduler is not None:
             self.dhcp_scheduler.network_removed(uow, net_id)
+        rbac.object_deleted(conn, "network", net_id)
         conn.execute(delete(t.networks).where(t.networks.c.id == net_id))
         common.delete_tags(conn, net_id)
         uow.changed("network", net_id, "delete", None, row.project_id)
+
+
+def release_unused_floating_ips(deps: Deps, uow: UnitOfWork, net_id: str) -> None:
+    """Deleting an external network first deletes its floating IPs that serve nothing: neither
+    associated with a port nor held by a router for port forwardings (Neutron does the same,
+    whoever owns them).  Those left keep their ports, which then block the deletion."""
+    from neutrino.services.floatingips import FloatingIPService     # it imports this module
+    fips = t.floatingips.c
+    unused = [r.id for r in uow.conn.execute(select(fips.id).where(and_(
+        fips.floating_network_id == net_id, fips.fixed_port_id.is_(None), fips.router_id.is_(None))))]
+    svc = FloatingIPService(deps)
+    for fip_id in unused:
+        svc.delete(RequestContext.admin(), uow, fip_id)
 
 
 def network_target(conn: Connection, net_id: str) -> Any:

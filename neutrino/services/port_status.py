@@ -42,5 +42,7 @@ def set_statuses(deps: Deps, uow: UnitOfWork, body: Any) -> dict[str, Any]:
         svc = PortService(deps)
         for d in svc.dicts(conn, list(conn.execute(select(t.ports).where(t.ports.c.id.in_(changed))))):
             uow.changed("port", d["id"], "update", d, d["project_id"])
+        from neutrino.services.trunks import on_ports_status
+        on_ports_status(uow, changed)     # trunks of these ports follow their status
     found = {r.id for r in rows}
     return {"changed": changed, "ignored": [p for p in wanted if p not in found]}

@@ -22,7 +22,7 @@ from neutrino.db import tables as t
 from neutrino.db.engine import RetryRequest, UnitOfWork
 from neutrino.ipam import allocator
 from neutrino.ml2 import binding
-from neutrino.services import common, dhcp_options, quotas
+from neutrino.services import common, dhcp_options, quotas, rbac
 from neutrino.services.common import Deps
 from neutrino.services.networks import network_target
 
@@ -103,7 +103,11 @@ class PortService:
         domain = self.deps.cfg.default.dns_domain
         out = [self._dict(r, ips.get(r.id, []), sorted(sgs.get(r.id, [])), tags.get(r.id, []), domain)
                for r in rows]
+        from neutrino.services.trunks import trunk_details   # trunk-details: on trunk parents only
+        details = trunk_details(conn, ids)
         for d in out:
+            if d["id"] in details:
+                d["trunk_details"] = details[d["id"]]
             self.cache.put(d["id"], d["revision_number"], d)
         return out
 
@@ -137,7 +141,7 @@ class PortService:
             "allowed_address_pairs": list(r.allowed_address_pairs), "extra_dhcp_opts": list(r.extra_dhcp_opts),
             "security_groups": sgs, "description": r.description, "binding:vnic_type": r.binding_vnic_type,
             "binding:profile": dict(r.binding_profile), "binding:host_id": r.binding_host_id,
-            "binding:vif_type": r.binding_vif_type, "binding:vif_details": dict(r.binding_vif_details),
+            "binding:vif_type": r.binding_vif_type, "binding:vif_details": _vif_details(r),
             "port_security_enabled": r.port_security_enabled, "dns_name": r.dns_name,
             "dns_assignment": dns, "dns_domain": "", "ip_allocation": "immediate",
             "propagate_uplink_status": False, "tags": tags, "created_at": r.created_at,
@@ -160,16 +164,11 @@ class PortService:
     def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
         stmt, pushed = common.push_filters(self._visible_stmt(ctx, t.ports.c.id, t.ports.c.revision_number),
                                            t.ports, PORT, q)
-        for raw in q.special.get("fixed_ips", []):
-            key, _, value = raw.partition("=")
-            col = {"ip_address": t.ip_allocations.c.ip_address,
-                   "subnet_id": t.ip_allocations.c.subnet_id}.get(key)
-            if col is None:
-                raise errors.bad(f"Invalid fixed_ips filter '{raw}'")
-            stmt = stmt.where(t.ports.c.id.in_(select(t.ip_allocations.c.port_id).where(col == value)))
+        if q.special.get("fixed_ips"):
+            stmt = stmt.where(t.ports.c.id.in_(fixed_ips_filter(q.special["fixed_ips"])))
         for sub in q.special.get("ip_address_substr", []):
             stmt = stmt.where(t.ports.c.id.in_(select(t.ip_allocations.c.port_id).where(
-                t.ip_allocations.c.ip_address.contains(sub))))
+                t.ip_allocations.c.ip_address.contains(sub, autoescape=True))))
         if "security_groups" in q.filters:
             stmt = stmt.where(t.ports.c.id.in_(select(t.port_security_groups.c.port_id).where(
                 t.port_security_groups.c.security_group_id.in_(q.filters["security_groups"]))))
@@ -181,8 +180,7 @@ class PortService:
     def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
         conn = uow.conn
         net = network_target(conn, item["network_id"])
-        if net is None or not (ctx.is_admin or ctx.is_service or net.project_id == ctx.project_id or
-                               net.shared or net.external):
+        if net is None or not rbac.network_reachable(conn, ctx, net):
             raise errors.NetworkNotFound(net_id=item["network_id"])
         self.authorize_create(ctx, conn, net, item)
         quotas.check(self.deps.cfg, conn, item["project_id"], "port")
@@ -194,7 +192,8 @@ class PortService:
         """``create_port`` policy (with its attribute rules) and the device_id ownership rule, for
         ``ctx`` creating ``item`` on ``net``: every path that makes a port for a caller, the port API
         and the compute API's server create, goes through here."""
-        target = dict(item, **{"network:project_id": net.project_id, "network:shared": net.shared})
+        target = dict(item, **{"network:project_id": net.project_id,
+                               "network:shared": rbac.network_shared_with(conn, ctx, net)})
         policy.enforce(ctx, "create_port", target, attr_rules(PORT, "create", item, creating=True))
         check_device_id(ctx, conn, item.get("device_id"), item["project_id"])
 
@@ -230,11 +229,14 @@ class PortService:
             raise errors.AddressPairAndPortSecurityRequired()
         if sgs is None:
             sgs = []
-            if pse and fixed and not is_network_device(owner) and item["project_id"]:
+            # The project's default group, with or without an address (as ML2 now does).
+            if pse and not is_network_device(owner) and item["project_id"]:
                 from neutrino.services.security_groups import ensure_default_group
                 sgs = [ensure_default_group(uow, item["project_id"])]
         elif sgs:
-            if not pse or not fixed:
+            # Only port security off forbids groups: a port without an address may carry them
+            # (Neutron dropped its "and an IP address" condition; the message keeps the old text).
+            if not pse:
                 raise errors.PortSecurityAndIPRequiredForSecurityGroups()
             self._check_groups(conn, sgs, item["project_id"], admin)
         vals = common.std_values(item, revision=1)
@@ -253,6 +255,9 @@ class PortService:
         if sgs:
             conn.execute(insert(t.port_security_groups),
                          [{"port_id": port_id, "security_group_id": g} for g in sgs])
+        if item.get("tags"):        # tag-ports-during-bulk-creation (single and bulk POST)
+            _check_tag_count(item["tags"])
+            common.set_tags(conn, "ports", port_id, item["tags"])
         out = self.dicts(conn, [conn.execute(select(t.ports).where(t.ports.c.id == port_id)).one()])[0]
         if record:
             uow.changed("port", port_id, "create", out, item["project_id"])
@@ -290,12 +295,22 @@ class PortService:
 
     @staticmethod
     def _check_groups(conn: Connection, sgs: list[str], project_id: str, admin: bool = True) -> None:
-        rows = {r.id: r for r in conn.execute(select(t.security_groups.c.id, t.security_groups.c.project_id)
-                                              .where(t.security_groups.c.id.in_(sgs)))}
+        """Every group exists and is usable by the port's project (404 otherwise; any
+        string may come here, see ``definitions._group_id``), and the groups are all
+        stateful or all stateless (409, as Neutron: one port, one firewall mode)."""
+        rows = {r.id: r for r in conn.execute(
+            select(t.security_groups.c.id, t.security_groups.c.project_id, t.security_groups.c.stateful)
+            .where(t.security_groups.c.id.in_(sgs)))}
+        # Groups of other projects: only those shared with the port's project (RBAC).
+        foreign = [g for g in rows if not (admin or not project_id or rows[g].project_id == project_id)]
+        usable = rbac.group_usable(conn, foreign, project_id)
         missing = [g for g in dict.fromkeys(sgs)
-                   if g not in rows or not (admin or not project_id or rows[g].project_id == project_id)]
+                   if g not in rows or (g in foreign and g not in usable)]
         if missing:
-            raise errors.SecurityGroupNotFound(id=", ".join(missing))
+            raise errors.SecurityGroupNotFound(id=errors.echo(", ".join(missing), limit=2000))
+        if len({bool(rows[g].stateful) for g in sgs}) > 1:
+            raise errors.SecurityGroupConflict(
+                reason="Cannot apply both stateful and stateless security groups on the same port at the same time")
 
     def _bind(self, conn: Connection, net_id: str, host: str) -> tuple[str, dict[str, Any]]:
         if not host:
@@ -311,7 +326,8 @@ class PortService:
         row = self.fetch_row(ctx, conn, port_id)
         net = network_target(conn, row.network_id)
         current = self.dicts(conn, [row])[0]
-        target = dict(current, **{"network:project_id": net.project_id, "network:shared": net.shared})
+        target = dict(current, **{"network:project_id": net.project_id,
+                                  "network:shared": rbac.network_shared_with(conn, ctx, net)})
         if "device_owner" in changes:
             target["device_owner"] = changes["device_owner"]
         policy.enforce(ctx, "update_port", target, attr_rules(PORT, "update", changes, creating=False))
@@ -364,9 +380,7 @@ class PortService:
                 raise errors.PortSecurityAndIPRequiredForSecurityGroups()
             if sgs:
                 raise errors.PortSecurityPortHasSecurityGroup()
-        if "security_groups" in changes and sgs:
-            if not fixed:
-                raise errors.PortSecurityAndIPRequiredForSecurityGroups()
+        if "security_groups" in changes and sgs:     # with or without addresses (see insert_port)
             self._check_groups(conn, sgs, row.project_id, admin)
         if "security_groups" in changes:
             conn.execute(delete(t.port_security_groups).where(t.port_security_groups.c.port_id == port_id))
@@ -379,6 +393,9 @@ class PortService:
             values["binding_vif_type"], values["binding_vif_details"] = self._bind(conn, net.id, host)
             values["status"] = "DOWN"
         common.bump(conn, t.ports, port_id, values)
+        if "binding_host_id" in values:     # a trunk's subports follow their parent's host
+            from neutrino.services.trunks import on_parent_rebound
+            on_parent_rebound(self.deps, uow, port_id, values["binding_host_id"])
         out = self.dicts(conn, [conn.execute(select(t.ports).where(t.ports.c.id == port_id)).one()])[0]
         uow.changed("port", port_id, "update", out, row.project_id)
         return out
@@ -421,6 +438,8 @@ class PortService:
         common.check_if_match(if_match, row.revision_number)
         if row.device_owner in SERVICE_OWNERS and owned_by_service(conn, row):
             raise errors.ServicePortInUse(port_id=port_id, reason=f"has device owner {row.device_owner}")
+        from neutrino.services.trunks import check_port_delete
+        check_port_delete(conn, port_id)     # 409 for a trunk's parent or subport
         self.remove(uow, row)
 
     def remove(self, uow: UnitOfWork, row: Any) -> None:
@@ -440,6 +459,27 @@ class PortService:
         if fips:
             from neutrino.services.floatingips import record_fip_changes
             record_fip_changes(self.deps, uow, [f.id for f in fips])
+
+
+def fixed_ips_filter(raw_values: list[str]) -> Any:
+    """The ids of ports matching ``fixed_ips=<key>=<value>`` filters, as Neutron reads them: keys
+    ``ip_address``, ``subnet_id`` and ``ip_address_substr`` (ip-substring-filtering); values of one
+    key are alternatives, different keys must hold for the same address.  Another key is 400."""
+    wanted: dict[str, list[str]] = {}
+    for raw in raw_values:
+        key, sep, value = raw.partition("=")
+        if not sep or key not in ("ip_address", "subnet_id", "ip_address_substr"):
+            raise errors.bad(f"Invalid fixed_ips filter '{errors.echo(raw)}'")
+        wanted.setdefault(key, []).append(value)
+    ips = t.ip_allocations.c
+    conds = []
+    if "ip_address" in wanted:
+        conds.append(ips.ip_address.in_(wanted["ip_address"]))
+    if "subnet_id" in wanted:
+        conds.append(ips.subnet_id.in_(wanted["subnet_id"]))
+    if "ip_address_substr" in wanted:   # a substring, not a pattern: % and _ match themselves
+        conds.append(or_(*[ips.ip_address.contains(v, autoescape=True) for v in wanted["ip_address_substr"]]))
+    return select(ips.port_id).where(and_(*conds))
 
 
 def record_port_changes(deps: Deps, uow: UnitOfWork, port_ids: Iterable[str]) -> None:
@@ -469,6 +509,22 @@ def add_gateway_addresses_for_subnet(deps: Deps, uow: UnitOfWork, subnet: dict[s
         PortService._insert_ips(conn, p.id, p.network_id, got, start=len(n))
     if gw_ports:
         record_port_changes(deps, uow, [p.id for p in gw_ports])
+
+
+def _check_tag_count(tags: list[str]) -> None:
+    from neutrino.services.tags import MAX_TAGS
+    if len(set(tags)) > MAX_TAGS:
+        raise errors.bad(f"Invalid input for tags. Reason: more than {MAX_TAGS} tags.")
+
+
+def _vif_details(r: Any) -> dict[str, Any]:
+    """The binding's details, plus ``dhcp_opts_left_out`` (``name/ipv4``...) when the port has extra DHCP
+    options the DHCP agent leaves out of dnsmasq's files (names dnsmasq does not know; ``dhcp_options``)."""
+    details = dict(r.binding_vif_details)
+    skipped = dhcp_options.left_out(r.extra_dhcp_opts or ())
+    if skipped:
+        details["dhcp_opts_left_out"] = skipped
+    return details
 
 
 __all__ = ["PortService", "RetryRequest", "record_port_changes", "add_gateway_addresses_for_subnet"]

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from neutrino import errors
 from neutrino.api import policy
+from neutrino.api.convert import ConversionError, to_bool
 from neutrino.config import Config
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
@@ -18,7 +19,8 @@ from neutrino.db.engine import UnitOfWork
 COUNTED: dict[str, Table] = {
     "network": t.networks, "subnet": t.subnets, "port": t.ports, "router": t.routers,
     "floatingip": t.floatingips, "security_group": t.security_groups,
-    "security_group_rule": t.security_group_rules,
+    "security_group_rule": t.security_group_rules, "subnetpool": t.subnetpools,
+    "rbac_policy": t.rbac_policies,
 }
 #: Largest quota limit (the ``quotas.limit`` column is a 32-bit integer).
 MAX_LIMIT = 2 ** 31 - 1
@@ -55,6 +57,24 @@ def check(cfg: Config, conn: Connection, project_id: str, resource: str, delta: 
         return
     if usage(conn, project_id, resource) + delta > limit:
         raise errors.OverQuota(overs=[resource])
+
+
+def _limit_value(name: str, raw: Any) -> int:
+    """A quota limit from a request: an integer (JSON number without a fraction, or digits in a
+    string); booleans, fractions and anything else are 400 (range checks are the caller's)."""
+    value: int | None = None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, float) and raw.is_integer():
+        value = int(raw)
+    elif isinstance(raw, str):
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            value = None
+    if value is None:
+        raise errors.bad(f"Invalid input for {name}. Reason: '{errors.echo(raw)}' is not an integer.")
+    return value
 
 
 class QuotaService:
@@ -98,27 +118,29 @@ class QuotaService:
         if not isinstance(body, dict) or not isinstance(body.get("quota"), dict):
             raise errors.bad("Unable to find 'quota' in request body")
         req = dict(body["quota"])
-        force = bool(req.pop("force", False))
-        req.pop("check_limit", None)
+        try:
+            force = to_bool(req.pop("force", False))
+        except ConversionError as exc:
+            raise errors.bad(f"Invalid input for force. Reason: {exc}.") from None
+        req.pop("check_limit", None)    # accepted and ignored: the check is the default (quota-check-limit-default)
         known = set(ORDER)
         unknown = [k for k in req if k not in known]
         if unknown:
             raise errors.bad(f"Unrecognized attribute(s) '{errors.echo(', '.join(unknown))}'")
         conn = uow.conn
         for name, raw in req.items():
-            try:
-                value = int(raw)
-            except (TypeError, ValueError, OverflowError):     # OverflowError: a float like 1e400
-                raise errors.bad(f"Invalid input for {name}. Reason: '{errors.echo(raw)}' is not an "
-                                 "integer.") from None
+            value = _limit_value(name, raw)
             if value < -1:
                 raise errors.bad(f"Invalid input for {name}. Reason: '{errors.echo(value)}' is smaller than "
                                  "minimum of -1.")
             if value > MAX_LIMIT:   # the column is a 32-bit integer (neutron-lib: DB_INTEGER_MAX_VALUE)
                 raise errors.bad(f"Invalid input for {name}. Reason: '{errors.echo(value)}' is too large - "
                                  f"must be no larger than '{MAX_LIMIT}'.")
-            if not force and value >= 0 and usage(conn, project_id, name) > value:
-                raise errors.InvalidQuotaValue(unders=[name])
+            if not force and value >= 0:         # -1 (unlimited) is never checked
+                used = usage(conn, project_id, name)
+                if used > value:
+                    raise errors.bad(f"Quota limit {value} for {name} must be greater than or equal to "
+                                     f"already used {used}")
             conn.execute(delete(t.quotas).where(and_(t.quotas.c.project_id == project_id,
                                                      t.quotas.c.resource == name)))
             conn.execute(insert(t.quotas).values(project_id=project_id, resource=name, limit=value))

@@ -23,7 +23,7 @@ from neutrino.api.resource import attr_rules
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
-from neutrino.services import common, quotas
+from neutrino.services import common, quotas, rbac
 from neutrino.services.common import Deps
 
 PORT_PROTOCOLS = ("tcp", "udp", "udplite", "sctp", "dccp", "6", "17", "136", "132", "33")
@@ -79,6 +79,12 @@ def record_group(uow: UnitOfWork, sg_id: str, action: str = "update", *, with_ru
         for rule in out["security_group_rules"]:
             uow.changed("security_group_rule", rule["id"], "create", rule, row.project_id)
     return out
+
+
+def _is_default_name(name: str) -> bool:
+    """Neutron's name check (``type:name_not_default``): "default" in any case is
+    reserved for the project's default group, on create and on rename alike."""
+    return name.lower() == "default"
 
 
 def normalise_protocol(proto: str | None) -> str | None:
@@ -137,7 +143,8 @@ class SecurityGroupService:
 
     @staticmethod
     def _visible(ctx: RequestContext) -> Any:
-        return true() if ctx.is_admin else t.security_groups.c.project_id == ctx.project_id
+        """Own groups and those shared with the caller's project (RBAC; admin: all)."""
+        return rbac.visible_clause(ctx, "security_group", t.security_groups)
 
     def dicts(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
         return group_dicts(conn, rows)
@@ -150,21 +157,31 @@ class SecurityGroupService:
         return row
 
     def get(self, ctx: RequestContext, conn: Connection, sg_id: str) -> dict[str, Any]:
-        return self.dicts(conn, [self.fetch_row(ctx, conn, sg_id)])[0]
+        out = self.dicts(conn, [self.fetch_row(ctx, conn, sg_id)])
+        rbac.mark_shared(conn, ctx, "security_group", out)     # "shared": shared with the caller
+        return out[0]
 
     def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
         stmt, pushed = common.push_filters(select(t.security_groups).where(self._visible(ctx)),
                                            t.security_groups, SECURITY_GROUP, q)
         rows = list(conn.execute(stmt.order_by(t.security_groups.c.created_at, t.security_groups.c.id)))
-        return self.dicts(conn, rows), pushed
+        out = self.dicts(conn, rows)
+        rbac.mark_shared(conn, ctx, "security_group", out)
+        return out, pushed
 
     def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
         policy.enforce(ctx, "create_security_group", item)
-        if item["name"] == "default":
+        if _is_default_name(item["name"]):
             ensure_default_group(uow, item["project_id"])
             raise errors.SecurityGroupDefaultAlreadyExists()
-        ensure_default_group(uow, item["project_id"])
+        # As Neutron (whose API layer reserves quota before the plugin runs): the
+        # group quota is checked before the project's default group is created, so
+        # that implicit group is not held against this request.
         quotas.check(self.deps.cfg, uow.conn, item["project_id"], "security_group")
+        ensure_default_group(uow, item["project_id"])
+        # The new group's seeded rules count against the rule quota.
+        seeded = sum(1 for _, _, self_remote in DEFAULT_GROUP_RULES if not self_remote)
+        quotas.check(self.deps.cfg, uow.conn, item["project_id"], "security_group_rule", delta=seeded)
         sg_id = _create_group(uow, item["project_id"], item["name"], item["description"], item["stateful"], False)
         return record_group(uow, sg_id, "create", with_rules=True)
 
@@ -173,8 +190,14 @@ class SecurityGroupService:
         row = self.fetch_row(ctx, uow.conn, sg_id)
         policy.enforce(ctx, "update_security_group", {"project_id": row.project_id})
         common.check_if_match(if_match, row.revision_number)
+        if "stateful" in changes and changes["stateful"] != row.stateful and common.exists(
+                uow.conn, t.port_security_groups, t.port_security_groups.c.security_group_id == sg_id):
+            # Ports' firewalls are built for one mode; Neutron refuses the switch while in use.
+            raise errors.SecurityGroupInUse(id=sg_id)
         if row.name == "default" and "name" in changes:
             raise errors.SecurityGroupCannotUpdateDefault()
+        if "name" in changes and _is_default_name(changes["name"]):
+            raise errors.SecurityGroupDefaultAlreadyExists()
         values = {k: changes[k] for k in ("name", "description", "stateful") if k in changes}
         common.bump(uow.conn, t.security_groups, sg_id, values)
         out = self.get(RequestContext.admin(), uow.conn, sg_id)
@@ -197,6 +220,7 @@ class SecurityGroupService:
         conn.execute(delete(t.default_security_groups).where(t.default_security_groups.c.security_group_id == sg_id))
         conn.execute(delete(t.security_group_rules).where(or_(rc.security_group_id == sg_id,
                                                               rc.remote_group_id == sg_id)))
+        rbac.object_deleted(conn, "security_group", sg_id)
         conn.execute(delete(t.security_groups).where(t.security_groups.c.id == sg_id))
         common.delete_tags(conn, sg_id)
         for r in gone:
@@ -276,7 +300,8 @@ class SecurityGroupRuleService:
         conn = uow.conn
         sg = conn.execute(select(t.security_groups).where(
             t.security_groups.c.id == item["security_group_id"])).first()
-        if sg is None or not (ctx.is_admin or sg.project_id == ctx.project_id):
+        if sg is None or not (ctx.is_admin or sg.project_id == ctx.project_id or
+                              rbac.granted(conn, "security_group", sg.id, ctx.project_id)):
             raise errors.SecurityGroupNotFound(id=item["security_group_id"])
         policy.enforce(ctx, "create_security_group_rule",
                        dict(item, **{"security_group:project_id": sg.project_id}))

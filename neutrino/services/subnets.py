@@ -19,7 +19,7 @@ from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
 from neutrino.ipam import pools as ipam
-from neutrino.services import common, dhcp_options, quotas
+from neutrino.services import common, dhcp_options, quotas, rbac, subnetpools
 from neutrino.services.common import Deps
 from neutrino.services.networks import network_target
 
@@ -55,8 +55,10 @@ class SubnetService:
                         changes: dict[str, Any]) -> None:
         """``precheck_create`` for an update: the pools against the subnet's CIDR."""
         if changes.get("allocation_pools"):
-            cidr = conn.execute(select(t.subnets.c.cidr).where(and_(t.subnets.c.id == subnet_id,
-                                                                     self._visible(ctx)))).scalar()
+            # Joined to its network: the visibility clause reads both tables.
+            cidr = conn.execute(select(t.subnets.c.cidr).join(
+                t.networks, t.networks.c.id == t.subnets.c.network_id).where(
+                    and_(t.subnets.c.id == subnet_id, self._visible(ctx)))).scalar()
             if cidr is not None:
                 ipam.validate_pools(ipaddress.ip_network(cidr), changes["allocation_pools"], None,
                                     self._max_pools)
@@ -67,7 +69,8 @@ class SubnetService:
         if ctx.is_admin:
             return true()
         return or_(t.subnets.c.project_id == ctx.project_id, t.networks.c.project_id == ctx.project_id,
-                   t.networks.c.shared == true(), t.networks.c.external == true())
+                   t.networks.c.shared == true(),       # on a network shared / external for the caller (RBAC)
+                   t.networks.c.id.in_(rbac.accessible_ids("network", ctx.project_id, rbac.NETWORK_ACCESS)))
 
     def _select(self, ctx: RequestContext) -> Any:
         return select(t.subnets, t.networks.c.external.label("net_external")).join(
@@ -103,6 +106,9 @@ class SubnetService:
         if "router:external" in q.filters:
             stmt = stmt.where(t.networks.c.external.in_([bool(v) for v in q.filters["router:external"]]))
             pushed.add("router:external")
+        if "shared" in q.filters:     # the network's sharing (Neutron's hidden subnet filter)
+            stmt = stmt.where(t.networks.c.shared.in_([bool(v) for v in q.filters["shared"]]))
+            pushed.add("shared")
         rows = list(conn.execute(stmt.order_by(t.subnets.c.created_at, t.subnets.c.id)))
         return self._dicts(conn, rows), pushed
 
@@ -110,7 +116,7 @@ class SubnetService:
     def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
         conn = uow.conn
         net = network_target(conn, item["network_id"])
-        if net is None or not (ctx.is_admin or net.project_id == ctx.project_id or net.shared or net.external):
+        if net is None or not rbac.network_reachable(conn, ctx, net):
             raise errors.NetworkNotFound(net_id=item["network_id"])
         target = dict(item, **{"network:project_id": net.project_id})
         policy.enforce(ctx, "create_subnet", target, attr_rules(SUBNET, "create", item, creating=True))
@@ -118,13 +124,9 @@ class SubnetService:
         given = item["__given__"]
         if item.get("cidr") and item.get("prefixlen") is not None:
             raise errors.bad("cidr and prefixlen must not be supplied together")
+        # A subnet pool (given, or the default one) allocates the CIDR (neutrino.services.subnetpools).
+        pool = subnetpools.pool_for_subnet(ctx, conn, item, net)
         if not item.get("cidr"):
-            # No subnet pool exists here (the API has none): Neutron's answers for a missing pool.
-            if item.get("subnetpool_id"):
-                raise errors.SubnetPoolNotFound(subnetpool_id=item["subnetpool_id"])
-            if item.get("use_default_subnetpool"):
-                raise errors.BadRequest(resource="subnets",
-                                        msg=f"No default subnetpool found for IPv{item['ip_version']}")
             raise errors.BadRequest(resource="subnets",
                                     msg="a subnetpool must be specified in the absence of a cidr")
         net_cidr = ipaddress.ip_network(item["cidr"], strict=False)
@@ -139,12 +141,13 @@ class SubnetService:
                 raise errors.invalid("Subnet has a prefix length that is incompatible with DHCP service enabled")
             if net_cidr.is_multicast or net_cidr.is_loopback:
                 raise errors.invalid("Multicast or loopback IP subnet is not supported if enable_dhcp is True")
-        gateway = item["gateway_ip"] if "gateway_ip" in given else ipam.default_gateway(net_cidr)
+        gateway = item["gateway_ip"] if "gateway_ip" in given else (
+            subnetpools.pool_gateway(str(net_cidr)) if pool is not None else ipam.default_gateway(net_cidr))
         if gateway is not None:
             self._validate_gateway(net_cidr, gateway)
         self._validate_dns_routes(item, version, item.get("id") or "new subnet")
-        if net.mtu < (68 if version == 4 else 1280):
-            raise errors.invalid(f"Network MTU {net.mtu} is too small for IPv{version}")
+        if net.mtu < errors.MIN_MTU[version]:
+            raise errors.NetworkMTUSubnetConflict(mtu=net.mtu, ip_version=version, minimum=errors.MIN_MTU[version])
         for other in conn.execute(select(t.subnets.c.cidr).where(t.subnets.c.network_id == net.id)):
             if ipaddress.ip_network(other.cidr).overlaps(net_cidr):
                 raise errors.invalid(f"Requested subnet with cidr: {net_cidr} for network: {net.id} "
@@ -161,7 +164,8 @@ class SubnetService:
             enable_dhcp=item["enable_dhcp"], ipv6_ra_mode=item["ipv6_ra_mode"],
             ipv6_address_mode=item["ipv6_address_mode"], allocation_pools=pools,
             dns_nameservers=item["dns_nameservers"], host_routes=item["host_routes"],
-            service_types=item["service_types"], subnetpool_id=None, segment_id=item.get("segment_id")))
+            service_types=item["service_types"], subnetpool_id=pool.id if pool is not None else None,
+            segment_id=item.get("segment_id")))
         common.bump(conn, t.networks, net.id)
         # DHCP scheduling: a DHCP subnet gets its network DHCP agents (recorded with the network below).
         if self.dhcp_scheduler is not None and item["enable_dhcp"]:

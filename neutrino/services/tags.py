@@ -80,7 +80,8 @@ def handle(deps: Deps, ctx: RequestContext, svc: Any, rtype: str, obj_id: str, m
             else:
                 raise errors.HTTPMethodNotAllowed()
         table = {"networks": t.networks, "subnets": t.subnets, "ports": t.ports, "routers": t.routers,
-                 "floatingips": t.floatingips, "security-groups": t.security_groups}[rtype]
+                 "floatingips": t.floatingips, "security-groups": t.security_groups,
+                 "subnetpools": t.subnetpools, "trunks": t.trunks}[rtype]
         common.bump(conn, table, obj_id)
         obj = svc.get(RequestContext.admin(), conn, obj_id)
         uow.changed(svc.resource.name, obj_id, "update", obj, row.project_id)

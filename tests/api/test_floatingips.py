@@ -264,4 +264,6 @@ def test_fip_port_cannot_be_deleted_directly(api):
     port = _fip_port(api, fip)
     error(api.delete(f"ports/{port['id']}"), 409, "ServicePortInUse",
           f"Port {port['id']} cannot be deleted directly via the port API: has device owner network:floatingip.")
-    error(api.delete(f"networks/{net['id']}"), 409, "NetworkInUse")
+    # Deleting the network releases the unassociated floating IP with its port (issue 14).
+    assert api.delete(f"networks/{net['id']}").status_code == 204
+    error(api.get(f"floatingips/{fip['id']}"), 404, "FloatingIPNotFound")

@@ -608,7 +608,6 @@ def test_extensions(api):
                   "standard-attr-tag", "revision-if-match", "pagination", "sorting", "filter-validation",
                   "net-mtu", "net-mtu-writable", "allowed-address-pairs", "empty-string-filtering"):
         assert alias in aliases, alias
-    assert "tag-ports-during-bulk-creation" not in aliases
     assert "external-gateway-multihoming" not in aliases
     assert api.ok(api.get("extensions/provider"))["extension"]["alias"] == "provider"
     assert api.get("extensions/external-gateway-multihoming").status_code == 404

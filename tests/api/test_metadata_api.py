@@ -127,7 +127,7 @@ def test_openstack_tree(env: ComputeEnv) -> None:
     assert r.headers["content-type"].startswith("text/plain")
     nd = json.loads(r.text)
     assert nd["links"][0]["ethernet_mac_address"] == port["mac_address"]
-    assert nd["links"][0]["vif_id"] == port["id"] and nd["links"][0]["mtu"] is None   # DHCP subnet
+    assert nd["links"][0]["vif_id"] == port["id"] and nd["links"][0]["mtu"] == 1450   # the network's MTU
     assert nd["networks"][0]["type"] == "ipv4_dhcp" and nd["networks"][0]["network_id"] == port["network_id"]
     assert md.get("/openstack/latest/user_data", sid).content == b"#!/bin/sh\necho hi\n"
     assert md.get("/openstack/latest/vendor_data.json", sid).json() == {}
@@ -220,3 +220,26 @@ def test_cache_control_tells_the_agent_what_it_may_replay(env: ComputeEnv) -> No
     assert "cache-control" not in md.get("/nope", sid).headers
     off = Env(env, cache_expiration="0")
     assert off.get("/latest/meta-data/instance-id", sid).headers["cache-control"] == "no-store"
+
+
+def test_network_data_mtu_and_dns_from_the_network_and_subnets(env: ComputeEnv) -> None:
+    """``network_data.json``: the link's MTU is the network's (also after an update), the DNS
+    services are the subnets' ``dns_nameservers`` (top level and per static network)."""
+    env.agent("cn1")
+    net = env.network(name="dns-net", cidr="", mtu=1400)
+    env.ok(env.neutron("POST", "/v2.0/subnets", "demo", {"subnet": {
+        "network_id": net["id"], "cidr": "10.9.0.0/24", "ip_version": 4,
+        "dns_nameservers": ["10.9.0.53", "9.9.9.9"]}}), 201)
+    env.ok(env.neutron("POST", "/v2.0/subnets", "demo", {"subnet": {
+        "network_id": net["id"], "cidr": "fd09::/64", "ip_version": 6, "dns_nameservers": ["fd09::53"]}}), 201)
+    sid = env.boot(name="vm-dns", networks=[{"uuid": net["id"]}])["server"]["id"]
+    md = Env(env, cache_expiration="0")
+    nd = json.loads(md.get("/openstack/latest/network_data.json", sid).text)
+    assert [link["mtu"] for link in nd["links"]] == [1400]
+    assert nd["services"] == [{"type": "dns", "address": a} for a in ("10.9.0.53", "9.9.9.9", "fd09::53")]
+    [v4, v6] = nd["networks"]
+    assert v4["type"] == "ipv4_dhcp" and "services" not in v4
+    assert v6["type"] == "ipv6" and v6["services"] == [{"type": "dns", "address": "fd09::53"}]
+    env.ok(env.neutron("PUT", f"/v2.0/networks/{net['id']}", "demo", {"network": {"mtu": 1300}}))
+    nd = json.loads(md.get("/openstack/latest/network_data.json", sid).text)
+    assert [link["mtu"] for link in nd["links"]] == [1300]

@@ -292,4 +292,4 @@ def test_subnet_needs_a_large_enough_mtu(api):
     api.subnet(net["id"], "10.0.0.0/24", as_="demo")
     r = api.post("subnets", {"subnet": {"network_id": net["id"], "ip_version": 6, "cidr": "fd00::/64"}},
                  as_="demo")
-    error(r, 400, "InvalidInput")
+    error(r, 409, "NetworkMTUSubnetConflict")      # a 409 (issue 14)

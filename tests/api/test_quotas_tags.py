@@ -62,7 +62,8 @@ def test_enforcement_and_limit_below_usage(api):
     error(api.post("networks", {"network": {}}, as_="demo"), 409, "OverQuota",
           "Quota exceeded for resources: ['network'].")
     assert api.snapshot() == before
-    error(api.put("quotas/p-demo", {"quota": {"network": 1}}), 409, "InvalidQuotaValue")
+    error(api.put("quotas/p-demo", {"quota": {"network": 1}}), 400, "HTTPBadRequest",
+          "Quota limit 1 for network must be greater than or equal to already used 2")
     assert api.snapshot() == before
     assert api.ok(api.put("quotas/p-demo", {"quota": {"network": 1, "force": True}}))["quota"]["network"] == 1
     assert api.ok(api.put("quotas/p-demo", {"quota": {"network": 5, "check_limit": True}}))["quota"]["network"] == 5

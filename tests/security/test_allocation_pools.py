@@ -144,3 +144,16 @@ def test_bad_pools_are_refused_without_the_write_lock(api, action):
     t.join(30)
     assert answered, "the request waited for the write lock"
     error(got[0], 409, "OverlappingAllocationPools")
+
+
+def test_another_projects_subnet_is_not_found_before_its_pools_are_checked(api):
+    """The pools pre-check reads the subnet joined to its network: for a caller who cannot
+    see the subnet it finds nothing, so the answer is 404 (not a 400 telling that the pools
+    do not fit the hidden subnet's CIDR), and nothing changes."""
+    net = api.network(as_="demo")
+    sub = api.subnet(net["id"], "10.9.0.0/24", as_="demo")
+    api.network(as_="other")                  # the caller owns a network: it must not make demo's subnet visible
+    before = api.snapshot()
+    error(api.put(f"subnets/{sub['id']}", {"subnet": {"allocation_pools": [
+        {"start": "192.168.0.2", "end": "192.168.0.9"}]}}, as_="other"), 404, "SubnetNotFound")
+    assert api.snapshot() == before

@@ -79,3 +79,24 @@ def test_host_change_reconciles_without_waiting_for_the_feed() -> None:
     calls, polls, answered = asyncio.run(asyncio.wait_for(main(), 30))
     assert calls == [(1, True), (1, False), (2, True)]
     assert polls == 1 and answered == 1           # the same long-poll carried over the wake-up
+
+
+def test_a_port_that_leaves_and_comes_back_is_reported_again() -> None:
+    """A trunk subport removed and added back (or a port unbound and bound again) was set DOWN by
+    the server meanwhile: the same status from the driver must be posted again."""
+    posted: list[dict[str, str]] = []
+
+    class Recorder(Feed):
+        async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+            posted.append(dict(body["ports"]))
+            return {}
+
+    loop = AgentLoop(Driver(), Recorder(), host="h1", tick=3600, report_interval=3600)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        await loop._report_status({"a": "ACTIVE", "b": "ACTIVE"})
+        await loop._report_status({"a": "ACTIVE"})                # b left; nothing new to say
+        await loop._report_status({"a": "ACTIVE", "b": "ACTIVE"})  # b is back
+
+    asyncio.run(main())
+    assert posted == [{"a": "ACTIVE", "b": "ACTIVE"}, {"b": "ACTIVE"}]

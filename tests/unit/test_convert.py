@@ -58,12 +58,14 @@ def test_uuid():
 @pytest.mark.parametrize("value,expect", [("fa:16:3e:00:00:01", "fa:16:3e:00:00:01"),
                                           ("FA:16:3E:AB:CD:EF", "fa:16:3e:ab:cd:ef"),
                                           ("FA-16-3E-00-00-01", "fa:16:3e:00:00:01"),
-                                          ("fa163e000001", "fa:16:3e:00:00:01")])
+                                          ("fa163e000001", "fa:16:3e:00:00:01"),
+                                          ("11:22:33:44:55:66", "11:22:33:44:55:66"),     # multicast
+                                          ("01:00:5E:00:00:01", "01:00:5e:00:00:01")])
 def test_mac(value, expect):
     assert cv.mac(value) == expect
 
 
-@pytest.mark.parametrize("value", ["00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01", "fa:16:3e:00:00",
+@pytest.mark.parametrize("value", ["00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", "FF:FF:FF:FF:FF:FF", "fa:16:3e:00:00",
                                    "fa:16-3e:00:00:01", "zz:16:3e:00:00:01", 5])
 def test_mac_fails(value):
     _fails(cv.mac, value, f"'{value}' is not a valid MAC address")

@@ -32,6 +32,7 @@ from neutrino.agents.l3.planner import (
     Route,
     SetAddresses,
     SetRoutes,
+    SetSysctls,
     Teardown,
     UnplugInterface,
     floatingip_statuses,
@@ -88,6 +89,7 @@ class World:
         self.host: dict[str, ObservedRouter] = {}
         self.flushed: list[tuple[str, tuple[str, ...]]] = []
         self.garps: list[tuple[str, tuple[str, ...]]] = []
+        self.sysctls: dict[str, dict[str, str]] = {}   # router -> its namespace's sysctls
 
     # feed edits
     def add_router(self, rid: str = R1, gateway: bool = False, enable_snat: bool = True) -> None:
@@ -146,9 +148,11 @@ class World:
             obs = self.host.get(rid)
             if isinstance(op, EnsureNamespace):
                 self.host[rid] = ObservedRouter(namespace=True)
+                self.sysctls[rid] = dict(op.sysctls)
                 continue
             if isinstance(op, Teardown):
                 self.host.pop(rid, None)
+                self.sysctls.pop(rid, None)
                 continue
             assert obs is not None and obs.namespace, op
             devices = dict(obs.devices)
@@ -175,6 +179,8 @@ class World:
                 obs = replace(obs, routes=kept | frozenset(op.routes()))
             elif isinstance(op, ApplyRules):
                 obs = replace(obs, iptables=kernel_save(op.text))
+            elif isinstance(op, SetSysctls):
+                self.sysctls.setdefault(rid, {}).update(op.sysctls)
             elif isinstance(op, FlushConntrack):
                 self.flushed.append((rid, op.ips))
             elif isinstance(op, Garp):
@@ -375,7 +381,7 @@ def test_stale_addresses_and_rules_are_repaired() -> None:
     assert ops[0] == SetAddresses(R1, QG, ("172.24.4.10/24",), remove=("172.24.4.77/32",))
 
 
-def test_teardown_when_deleted_or_admin_down() -> None:
+def test_teardown_when_deleted_not_when_admin_down() -> None:
     w = World()
     w.add_router(gateway=True)
     w.add_interface()
@@ -383,10 +389,13 @@ def test_teardown_when_deleted_or_admin_down() -> None:
     w.add_interface(QR_PORT2, NET2, SUB2, "10.1.0.1", rid=R2)
     w.converge()
     assert set(w.host) == {R1, R2}
-    w.routers[R1]["admin_state_up"] = False
+    w.routers[R1]["admin_state_up"] = False   # kept, forwarding nothing (test_l3_admin_down)
     del w.routers[R2]
     ops = w.converge()
-    assert ops == [Teardown(R1, (QG, QR)), Teardown(R2, (QR2,))]
+    assert ops[0] == Teardown(R2, (QR2,)) and not any(isinstance(op, Teardown) for op in ops[1:])
+    assert set(w.host) == {R1} and set(w.host[R1].devices) == {QG, QR}
+    del w.routers[R1]
+    assert w.converge() == [Teardown(R1, (QG, QR))]
     assert w.host == {}
     assert w.plan() == []
 

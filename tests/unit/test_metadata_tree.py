@@ -140,7 +140,7 @@ def test_meta_data_json() -> None:
 
 def test_network_data_json() -> None:
     nd = json.loads(get(inst(), "/openstack/latest/network_data.json"))
-    assert nd["links"] == [{"id": "tapabcdef01-23", "vif_id": PORT, "type": "ovs", "mtu": None,
+    assert nd["links"] == [{"id": "tapabcdef01-23", "vif_id": PORT, "type": "ovs", "mtu": 1450,
                             "ethernet_mac_address": "fa:16:3e:11:22:33"}]
     assert nd["networks"] == [
         {"id": "network0", "type": "ipv4_dhcp", "link": "tapabcdef01-23", "network_id": NET},
@@ -162,6 +162,34 @@ def test_network_data_json() -> None:
         "netmask": "255.255.255.0", "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "10.0.0.1"}],
         "network_id": NET, "services": [{"type": "dns", "address": "8.8.8.8"}]}
     assert json.loads(get(inst(ports=[]), "/openstack/latest/network_data.json")) == {}
+
+
+def test_network_data_mtu_and_dns_of_every_port() -> None:
+    """Each link has its network's MTU (DHCP or not; None when unknown); the top-level DNS
+    services are every subnet's ``dns_nameservers`` once, by port, IPv4 subnets first."""
+    net2, port2, sub2 = "22222222-2222-3333-4444-555555555555", "bcdef012-2345-6789-abcd-ef0123456789", "bbbb"
+    i = inst()
+    i.ports.append({"id": port2, "network_id": net2, "mac_address": "fa:16:3e:44:55:66", "binding:vif_type": "ovs",
+                    "fixed_ips": [{"subnet_id": sub2, "ip_address": "192.168.5.9"}]})
+    i.networks[net2] = {"id": net2, "name": "jumbo", "mtu": 8950}
+    i.subnets[sub2] = {"id": sub2, "network_id": net2, "ip_version": 4, "cidr": "192.168.5.0/24",
+                       "gateway_ip": None, "enable_dhcp": False, "dns_nameservers": ["192.168.5.53", "8.8.8.8"],
+                       "host_routes": []}
+    nd = json.loads(get(i, "/openstack/latest/network_data.json"))
+    assert [(link["vif_id"], link["mtu"]) for link in nd["links"]] == [(PORT, 1450), (port2, 8950)]
+    assert nd["services"] == [{"type": "dns", "address": a} for a in ("8.8.8.8", "fd00::53", "192.168.5.53")]
+    assert nd["networks"][2] == {
+        "id": "network2", "type": "ipv4", "link": "tapbcdef012-23", "ip_address": "192.168.5.9",
+        "netmask": "255.255.255.0", "routes": [], "network_id": net2,
+        "services": [{"type": "dns", "address": "192.168.5.53"}, {"type": "dns", "address": "8.8.8.8"}]}
+    i.ports[0]["fixed_ips"].reverse()   # the IPv6 address first: same order
+    assert json.loads(get(i, "/openstack/latest/network_data.json"))["services"] == nd["services"]
+    # no DNS server anywhere: empty services; an unknown MTU: null
+    bare = inst(networks={})
+    for sub in bare.subnets.values():
+        sub["dns_nameservers"] = []
+    nd = json.loads(get(bare, "/openstack/latest/network_data.json"))
+    assert nd["services"] == [] and nd["links"][0]["mtu"] is None and nd["networks"][1]["services"] == []
 
 
 def test_instance_from_view() -> None:

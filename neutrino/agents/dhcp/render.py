@@ -53,6 +53,8 @@ from neutrino.agents.dhcp.model import (
     is_field,
 )
 from neutrino.agents.dhcp.model import tap_name as _tap_name
+# The option tables the API validates with (pure data and functions, no server state).
+from neutrino.services.dhcp_options import renderable
 
 __all__ = [
     "FILE_ADDN_HOSTS",
@@ -153,9 +155,11 @@ def _port_hosts(cfg: DhcpConfig, net: NetworkView, port: PortView) -> list[_Host
 
 
 def _active_opts(port: PortView) -> list[tuple[str, str, int]]:
-    """(name, value, ip_version) of the port's extra DHCP options that have a value."""
+    """(name, value, ip_version) of the port's extra DHCP options that have a value and that dnsmasq
+    knows: an option name the API accepted but dnsmasq does not know is left out (dnsmasq cannot parse
+    such a line); the API shows it on the port (``binding:vif_details.dhcp_opts_left_out``)."""
     return [(o.opt_name, o.opt_value, o.ip_version)
-            for o in port.extra_dhcp_opts if o.opt_value is not None]
+            for o in port.extra_dhcp_opts if o.opt_value is not None and renderable(o.opt_name, o.ip_version)]
 
 
 def _client_id(port: PortView, version: int) -> str | None:

@@ -73,8 +73,8 @@ from neutrino.agents.parallel import parallel
 from neutrino.agents.metadata import MetadataProxies
 from neutrino.agents.l3.model import L3Config, RouterView, namespace_name, router_views
 from neutrino.agents.l3.planner import (ApplyRules, EnsureNamespace, FlushConntrack, Garp, ObservedDevice,
-                                        ObservedRouter, Op, PlugInterface, Route, SetAddresses, SetRoutes, Teardown,
-                                        UnplugInterface, floatingip_statuses, plan)
+                                        ObservedRouter, Op, PlugInterface, Route, SetAddresses, SetRoutes,
+                                        SetSysctls, Teardown, UnplugInterface, floatingip_statuses, plan)
 from neutrino.agents.ovs.agent import host_ovs
 from neutrino.config import Config
 from neutrino.feed.state import State
@@ -226,6 +226,8 @@ class L3Driver:
             (self.marks / op.router_id).touch()
             netns.ensure_netns(ns)
             iproute.set_sysctls(op.sysctls, netns=ns)   # one sysctl process
+        elif isinstance(op, SetSysctls):
+            iproute.set_sysctls(op.sysctls, netns=ns)
         elif isinstance(op, PlugInterface):
             self.iface.plug(op.device, op.port_id, op.mac, op.mtu or 1500, ns)
         elif isinstance(op, UnplugInterface):
@@ -415,9 +417,15 @@ class L3Driver:
             if isinstance(op, PlugInterface):
                 self._attempt("finish device", rid, self.iface.finish, op.device, ns)
 
-    def ensure_metadata_proxies(self, router_ids: list[str]) -> None:
-        """Keep each router's haproxy metadata proxy running (idempotent; after its ops)."""
-        if self.metadata is None or not self.cfg.enable_metadata_proxy:
+    def ensure_metadata_proxies(self, router_ids: list[str], down: Iterable[str] = ()) -> None:
+        """Keep each router's haproxy metadata proxy running (idempotent; after its ops), and
+        stop the proxies of the routers ``down`` (administratively down: no metadata)."""
+        if self.metadata is None:
+            return
+        for rid in down:
+            if self.metadata.running(rid):   # a pidfile read: no process started
+                _logged("stop metadata proxy", rid, self.metadata.stop, rid, namespace_name(rid))
+        if not self.cfg.enable_metadata_proxy:
             return
 
         def one(rid: str) -> None:
@@ -503,7 +511,8 @@ class L3Driver:
                 else:
                     self.applied.pop(rid, None)
             self.retry = failed
-        await asyncio.to_thread(self.ensure_metadata_proxies, sorted(views))
+        await asyncio.to_thread(self.ensure_metadata_proxies, sorted(r for r, v in views.items() if v.admin_state_up),
+                                sorted(r for r, v in views.items() if not v.admin_state_up))
         if self.client is not None:
             # After plugging: the binding's feed change makes this host's OVS agent wire the
             # port, which it can do at once only if the device is already on br-int (otherwise

@@ -19,7 +19,8 @@ they only have to agree; they never add a port to a router.
 * the floating IPs whose ``router_id`` is the router: associated ones (a
   ``port_id`` and ``fixed_ip_address``) and port-forwarding-only ones (no
   port, a non-empty ``port_forwardings`` list);
-* network MTUs (a port's MTU is its network's).
+* network MTUs (a port's MTU is its network's) and IPv4 address scopes (a port's scope is its
+  network's ``ipv4_address_scope``: the scope of the pools its subnets came from).
 
 Everything is kept in a stable order (ports by id, floating IPs by address,
 forwardings by protocol/external port/id, routes by destination) so the same
@@ -137,6 +138,8 @@ class RouterPort:
     mtu: int = 1500
     fixed_ips: tuple[RouterIp, ...] = ()
     subnets: tuple[RouterSubnet, ...] = ()
+    #: The IPv4 address scope of the port's network (its subnets' pools), None outside any scope.
+    address_scope: str | None = None
 
     @property
     def device(self) -> str:
@@ -264,8 +267,10 @@ def _port(d: Mapping[str, Any], kind: str, subnets: Mapping[str, Mapping[str, An
     ips.sort(key=lambda i: (_ip_key(i.ip_address), i.subnet_id))
     net_d = networks.get(d.get("network_id", "")) or {}
     mtu = int(net_d.get("mtu") or 0) or 1500
+    scope = net_d.get("ipv4_address_scope") or None
     return RouterPort(d["id"], kind, str(d.get("mac_address", "")).lower(), d.get("network_id") or "",
-                      mtu, tuple(ips), tuple(subs[k] for k in sorted(subs)))
+                      mtu, tuple(ips), tuple(subs[k] for k in sorted(subs)),
+                      str(scope) if scope is not None else None)
 
 
 def _port_range(pf: Mapping[str, Any], side: str) -> tuple[int, int] | None:

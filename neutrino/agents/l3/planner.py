@@ -6,9 +6,10 @@
 they must run.  It is convergent: once the ops are applied, planning against
 the new observed state yields no op (tested with an in-memory host).
 
-Per router (admin up):
+Per router (one that is administratively down: see below):
 
-1. ``EnsureNamespace`` when ``qrouter-<id>`` is missing (lo up + sysctls).
+1. ``EnsureNamespace`` when ``qrouter-<id>`` is missing (lo up + sysctls);
+   ``SetSysctls`` when it is there but the router's admin state changed.
 2. ``UnplugInterface`` for every ``qr-``/``qg-`` device that is no longer
    wanted (other devices are left alone).
 3. ``PlugInterface`` when a wanted device is missing (``exists=False``: a
@@ -33,7 +34,19 @@ Per router (admin up):
    it, so its gratuitous ARPs would reach no one (and a cold resync would
    spend one ``arping`` per address for nothing).
 
-``Teardown`` for routers observed here but no longer desired or admin down.
+``Teardown`` for routers observed here but no longer desired.
+
+A router that is administratively down keeps its namespace and its plugged
+``qr-``/``qg-`` devices (so the L2 agent wires their ports and reports them
+ACTIVE, as clients wait for), but forwards nothing: its devices carry no
+address (nothing answers ARP for its gateway or floating IPs), the namespace
+has no route, forwarding is off (``ADMIN_DOWN_SYSCTLS``) and its ruleset is
+the admin-down one (no NAT, INPUT and FORWARD dropped; no metadata redirect,
+and the agent runs no metadata proxy for it).  ``SetSysctls`` switches
+forwarding when the mode changes: the mode the host is in is read from the
+observed ruleset (``render.is_admin_down_ruleset``), which ``ApplyRules``
+writes after the sysctls, so an interrupted switch is redone by the next pass.
+
 ``floatingip_statuses`` gives the statuses to report.
 
 One router never blocks another: a router whose planning fails (a value its
@@ -79,6 +92,7 @@ __all__ = [
     "Route",
     "SetAddresses",
     "SetRoutes",
+    "SetSysctls",
     "Teardown",
     "UnplugInterface",
     "desired_addresses",
@@ -190,6 +204,8 @@ ROUTER_SYSCTLS: tuple[tuple[str, str], ...] = (
     ("net.netfilter.nf_conntrack_tcp_be_liberal", "1"),
 )
 IPV6_SYSCTLS: tuple[tuple[str, str], ...] = (("net.ipv6.conf.all.forwarding", "1"),)
+#: The forwarding sysctls that differ for a router that is administratively down.
+_FORWARDING = frozenset({"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"})
 
 
 @dataclass(frozen=True)
@@ -202,6 +218,15 @@ class EnsureNamespace:
     @property
     def namespace(self) -> str:
         return namespace_name(self.router_id)
+
+
+@dataclass(frozen=True)
+class SetSysctls:
+    """``sysctl -w`` each of ``sysctls`` in the router's namespace (forwarding on or off when
+    the router's admin state changed)."""
+
+    router_id: str
+    sysctls: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -307,8 +332,8 @@ class Teardown:
     devices: tuple[str, ...] = ()
 
 
-Op = (EnsureNamespace | PlugInterface | UnplugInterface | SetAddresses | SetRoutes | ApplyRules
-      | FlushConntrack | Garp | Teardown)
+Op = (EnsureNamespace | SetSysctls | PlugInterface | UnplugInterface | SetAddresses | SetRoutes
+      | ApplyRules | FlushConntrack | Garp | Teardown)
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -326,7 +351,10 @@ def _norm_addrs(addrs: frozenset[str] | tuple[str, ...]) -> frozenset[str]:
 
 
 def desired_addresses(router: RouterView, port: RouterPort) -> tuple[str, ...]:
-    """``qr``: its fixed IPs; ``qg``: its fixed IPs then each configured FIP as ``/32``."""
+    """``qr``: its fixed IPs; ``qg``: its fixed IPs then each configured FIP as ``/32``;
+    none on a router that is administratively down."""
+    if not router.admin_state_up:
+        return ()
     cidrs = list(port.cidrs)
     if port.kind == "qg":
         seen = {str(ipaddress.ip_interface(c).ip) for c in cidrs}
@@ -338,7 +366,9 @@ def desired_addresses(router: RouterView, port: RouterPort) -> tuple[str, ...]:
 
 
 def desired_routes(router: RouterView) -> SetRoutes:
-    """The routes the router's namespace should hold."""
+    """The routes the router's namespace should hold (none while it is administratively down)."""
+    if not router.admin_state_up:
+        return SetRoutes(router.id, None, (), ())
     gw = router.gateway
     default_via: list[str] = []
     onlink: list[str] = []
@@ -400,8 +430,12 @@ def _v4(cidrs: frozenset[str]) -> list[str]:
 
 
 def _sysctls(router: RouterView) -> tuple[tuple[str, str], ...]:
+    """The namespace's sysctls; forwarding off while the router is administratively down."""
     v6 = any(ip.version == 6 for p in router.ports for ip in p.fixed_ips)
-    return ROUTER_SYSCTLS + (IPV6_SYSCTLS if v6 else ())
+    sysctls = ROUTER_SYSCTLS + (IPV6_SYSCTLS if v6 else ())
+    if router.admin_state_up:
+        return sysctls
+    return tuple((k, "0" if k in _FORWARDING else v) for k, v in sysctls)
 
 
 # --- the planner -------------------------------------------------------------------------
@@ -410,6 +444,10 @@ def _plan_router(cfg: L3Config, router: RouterView, obs: ObservedRouter) -> list
     rid = router.id
     if not obs.namespace:
         ops.append(EnsureNamespace(rid, _sysctls(router)))
+    elif render.is_admin_down_ruleset(obs.iptables) == router.admin_state_up:
+        # The admin state changed since the rules were applied: forwarding first (off before
+        # the addresses go, on before the rules that record the new mode are written).
+        ops.append(SetSysctls(rid, tuple(kv for kv in _sysctls(router) if kv[0] in _FORWARDING)))
     wanted = {p.device: p for p in router.ports}
     for name in sorted(obs.devices):
         if name not in wanted and name.startswith((INTERNAL_PREFIX, GATEWAY_PREFIX)):
@@ -466,18 +504,16 @@ def plan(cfg: L3Config, desired: Mapping[str, RouterView],
     """
     ops: list[Op] = []
     for rid in sorted(observed):
-        router = desired.get(rid)
-        if router is None or not router.admin_state_up:
+        if rid not in desired:
             ops.append(Teardown(rid, tuple(sorted(observed[rid].devices))))
     for rid in sorted(desired):
         router = desired[rid]
-        if router.admin_state_up:
-            try:
-                ops += _plan_router(cfg, router, observed.get(rid, ObservedRouter()))
-            except Exception as exc:  # noqa: BLE001 - one router's data must not stop the others
-                LOG.warning("planning router %s failed: %r", rid, exc)
-                if problems is not None:
-                    problems[rid] = f"not planned ({type(exc).__name__}: {str(exc)[:160]}); left as it is"
+        try:
+            ops += _plan_router(cfg, router, observed.get(rid, ObservedRouter()))
+        except Exception as exc:  # noqa: BLE001 - one router's data must not stop the others
+            LOG.warning("planning router %s failed: %r", rid, exc)
+            if problems is not None:
+                problems[rid] = f"not planned ({type(exc).__name__}: {str(exc)[:160]}); left as it is"
     return ops
 
 

@@ -13,7 +13,9 @@ Chains follow Neutron's ``IptablesManager`` wrapping for the binary
 ``neutron-l3-agent-<CHAIN>``; extra wrapped chains are
 ``neutron-l3-agent-<name[:11]>`` (``snat``, ``float-snat``, ``fip-pf``,
 ``pf-<id[:8]>``, ``mark``, ``scope``, ``floatingip``, ``local``); the shared
-chains are ``neutron-filter-top`` and ``neutron-postrouting-bottom``.
+chains are ``neutron-filter-top`` and ``neutron-postrouting-bottom``.  A router
+that is administratively down gets a ruleset of its own instead: no NAT, and
+``filter`` INPUT and FORWARD jump to ``neutron-l3-agent-admin-down`` (DROP).
 
 Canonical form.  The text is written exactly as ``iptables-save`` (legacy
 and nf_tables back ends, 1.8.x) prints the same rules back, so that
@@ -42,6 +44,7 @@ what a fresh namespace shows.  IPv6 (``ip6tables``) is not rendered yet.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from collections.abc import Iterable, Mapping
@@ -50,6 +53,7 @@ from dataclasses import dataclass, field
 from neutrino.agents.l3.model import FloatingIp, L3Config, PortForwarding, RouterView
 
 __all__ = [
+    "ADMIN_DOWN_CHAIN",
     "BUILTIN_CHAINS",
     "EXTERNAL_INGRESS_MARK",
     "METADATA_CIDR",
@@ -61,6 +65,8 @@ __all__ = [
     "Ruleset",
     "empty_table",
     "iptables_ruleset",
+    "scope_marks",
+    "is_admin_down_ruleset",
     "normalise",
     "parse_iptables_save",
     "pf_chain",
@@ -72,13 +78,17 @@ WRAP = "neutron-l3-agent"
 FILTER_TOP = "neutron-filter-top"
 POSTROUTING_BOTTOM = "neutron-postrouting-bottom"
 SNAT_COMMENT = "Perform source NAT on outgoing traffic."
+#: The wrapped chain of an administratively down router (INPUT and FORWARD jump to it: DROP).
+ADMIN_DOWN_CHAIN = "admin-down"
+ADMIN_DOWN_COMMENT = "Router is administratively down."
 
 MARK_MASK = "0xffff"
 METADATA_MARK = "0x1"
 EXTERNAL_INGRESS_MARK = "0x2"
 SCOPE_MASK = "0xffff0000"
-#: Address-scope mark of "no scope" (first id 1024 << 16): no address scopes are modelled yet,
-#: so every interface carries this one.
+#: Address-scope marks (upper 16 bits): "no scope" is id 1024 (``0x4000000``), the router's
+#: scopes (sorted by id) take 1025, 1026, ... (``scope_marks``).
+NOSCOPE_ID = 1024
 NOSCOPE_MARK = "0x4000000"
 METADATA_CIDR = "169.254.169.254/32"
 METADATA_PORT = 80
@@ -232,11 +242,39 @@ def _metadata(b: _Builder, cfg: L3Config) -> None:
     b.rule("filter", "INPUT", f"{_proto_match('tcp')} --dport {cfg.metadata_port} -j DROP")
 
 
+def scope_marks(router: RouterView) -> dict[str | None, str]:
+    """``value/mask`` of each address scope on the router's ports (None: no scope), stable for a
+    given set of scopes whatever the order of the ports."""
+    scopes = sorted({p.address_scope for p in router.ports if p.address_scope})
+    ids = {None: NOSCOPE_ID, **{s: NOSCOPE_ID + 1 + i for i, s in enumerate(scopes)}}
+    return {s: f"{hex(n << 16)}/{SCOPE_MASK}" for s, n in ids.items()}
+
+
+def _scope_of_ip(router: RouterView, ip: str | None) -> str | None:
+    """The address scope of the router interface whose subnet holds ``ip`` (None if none does)."""
+    if not ip:
+        return None
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    for port in router.interfaces:
+        for sub in port.subnets:
+            net = ipaddress.ip_network(sub.cidr, strict=False)
+            if addr.version == net.version and addr in net:
+                return port.address_scope
+    return None
+
+
 def _gateway(b: _Builder, cfg: L3Config, router: RouterView) -> None:
     gw, gw_ip = router.gateway, router.gateway_ip
     if gw is None or gw_ip is None:
         return
     qg = gw.device
+    if gw.address_scope is not None:
+        # Traffic that entered from a port of the external network's address scope (its scope
+        # mark saved in the connection) is routed as it is: no SNAT within an address scope.
+        b.rule("nat", "snat", f"-o {qg} -m connmark --mark {scope_marks(router)[gw.address_scope]} -j ACCEPT")
     if router.enable_snat:
         b.rule("nat", "snat", f"-o {qg} {_snat_target(cfg, gw_ip)}")
         b.rule("nat", "snat", f"-m mark ! --mark {EXTERNAL_INGRESS_MARK}/{MARK_MASK} "
@@ -248,14 +286,32 @@ def _gateway(b: _Builder, cfg: L3Config, router: RouterView) -> None:
 
 
 def _address_scopes(b: _Builder, router: RouterView) -> None:
-    """Every port in "no scope": mark ingress by interface, drop egress from another scope."""
-    scope = f"{NOSCOPE_MARK}/{SCOPE_MASK}"
+    """Mark ingress with the port's address scope; a port only sends what came from its own scope
+    (replies carry the scope of the connection's first packet, restored from its connmark).
+    Floating IPs whose fixed address is in another scope than the external network get the fixed
+    side's mark inbound and the external one outbound (Neutron's ``floatingip``/``float-snat``)."""
+    marks = scope_marks(router)
     for port in router.ports:
-        b.rule("mangle", "scope", f"-i {port.device} -j MARK --set-xmark {scope}")
+        b.rule("mangle", "scope", f"-i {port.device} -j MARK --set-xmark {marks[port.address_scope]}")
     for port in router.ports:
         if port.kind == "qg" and router.enable_snat:
             continue  # SNATed traffic may leave whatever its scope
-        b.rule("filter", "scope", f"-o {port.device} -m mark ! --mark {scope} -j DROP")
+        b.rule("filter", "scope", f"-o {port.device} -m mark ! --mark {marks[port.address_scope]} -j DROP")
+    gw = router.gateway
+    if gw is None or router.gateway_ip is None:
+        return
+    for fip in router.active_floating_ips:
+        inside = fip.fixed_ip_address or next((pf.internal_ip_address for pf in fip.port_forwardings), None)
+        fixed_scope = _scope_of_ip(router, inside)
+        if fixed_scope == gw.address_scope:
+            continue
+        b.rule("mangle", "floatingip",
+               f"-d {fip.floating_ip_address}/32 -j MARK --set-xmark {marks[fixed_scope]}")
+        if fip.fixed_ip_address:
+            b.rule("mangle", "FORWARD", f"-s {fip.fixed_ip_address}/32 -j $float-snat")
+    if any(_scope_of_ip(router, f.fixed_ip_address) != gw.address_scope
+           for f in router.active_floating_ips if f.fixed_ip_address):
+        b.rule("mangle", "float-snat", f"-o {gw.device} -j MARK --set-xmark {marks[gw.address_scope]}")
 
 
 def _floating_ips(b: _Builder, cfg: L3Config, fips: Iterable[FloatingIp]) -> None:
@@ -280,9 +336,33 @@ def _floating_ips(b: _Builder, cfg: L3Config, fips: Iterable[FloatingIp]) -> Non
                                  f"-j DNAT --to-destination {_pf_destination(pf)}")
 
 
+def _admin_down(b: _Builder, cfg: L3Config) -> None:
+    """An administratively down router: no NAT, no metadata redirect; everything that would
+    be routed through the namespace or delivered to it is dropped (``ADMIN_DOWN_CHAIN``)."""
+    chain = b.chain("filter", ADMIN_DOWN_CHAIN)
+    b.builtin("filter", "INPUT", f"-j {chain}")
+    b.builtin("filter", "FORWARD", f"-j {chain}")
+    comment = f'-m comment --comment "{ADMIN_DOWN_COMMENT}" ' if cfg.comment_iptables_rules else ""
+    b.builtin("filter", chain, f"{comment}-j DROP")
+
+
+def is_admin_down_ruleset(text: str) -> bool:
+    """True if ``text`` (rendered or ``iptables-save`` output) is an admin-down ruleset: its
+    ``filter`` table has the ``ADMIN_DOWN_CHAIN``.  The planner reads the router's mode
+    (forwarding on or off) from the rules it last applied."""
+    table = parse_iptables_save(text).get("filter")
+    return table is not None and any(c == wrapped(ADMIN_DOWN_CHAIN) for c, _ in table.chains)
+
+
 def iptables_ruleset(cfg: L3Config, router: RouterView) -> str:
-    """The complete ``iptables-restore`` input (IPv4) for ``router``'s namespace."""
+    """The complete ``iptables-restore`` input (IPv4) for ``router``'s namespace.
+
+    A router that is administratively down gets the admin-down ruleset (``_admin_down``)
+    instead, whatever its gateway and floating IPs."""
     b = _Builder()
+    if not router.admin_state_up:
+        _admin_down(b, cfg)
+        return b.render()
     _base(b, cfg)
     _metadata(b, cfg)
     _gateway(b, cfg, router)

@@ -63,7 +63,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from neutrino.agents.ovs import derive
 from neutrino.agents.ovs.firewall import ConjIds, OvsFirewall
-from neutrino.agents.ovs.model import (AgentConfig, DesiredHost, EnsureBridge, EnsurePatch, EnsureTunnelPort,
+from neutrino.agents.ovs.model import (AgentConfig, DesiredHost, EnsureBridge, EnsurePatch, EnsureTrunkPatch,
+                                       EnsureTunnelPort,
                                        FlowSpec, ObservedBridge, ObservedPort, ObservedState, OvsdbOp,
                                        RemovePort, SetPortOtherConfig, SetPortTag)
 from neutrino.agents.ovs.planner import local_vlans_from_observed, plan, port_flows
@@ -85,7 +86,7 @@ REREAD_EVERY = 60.0
 #: Larger OVSDB op lists (a cold start) go through ovs-vsctl, not the monitor's connection.
 MONITOR_MAX_OPS = 256
 #: Ops that create or remove rows: ovs-vswitchd assigns ofports the next pass needs.
-STRUCTURAL_OPS = (EnsureBridge, EnsurePatch, EnsureTunnelPort, RemovePort)
+STRUCTURAL_OPS = (EnsureBridge, EnsurePatch, EnsureTunnelPort, RemovePort, EnsureTrunkPatch)
 #: A bundle ovs-ofctl or the switch refused, or that was refused before ovs-ofctl ran
 #: (a flow text holding a line break): nothing of it applied.
 FLOWS_REJECTED = (FlowSyntaxError, FlowRejected, UnsafeFlowText)
@@ -132,6 +133,10 @@ def to_system_op(op: OvsdbOp) -> list[sysovs.Op]:
                                  protocols=op.protocols)]
     if isinstance(op, EnsurePatch):
         return [sysovs.AddPort(op.bridge, op.name, type="patch", options={"peer": op.peer})]
+    if isinstance(op, EnsureTrunkPatch):
+        return [sysovs.AddPort(op.bridge, op.name, type="patch", options={"peer": op.peer},
+                               external_ids=dict(op.external_ids), tag=op.tag, vlan_mode=op.vlan_mode,
+                               trunks=tuple(op.trunks) or None)]
     if isinstance(op, EnsureTunnelPort):
         return [sysovs.AddPort(op.bridge, op.name, type=op.type, options={
             "remote_ip": op.remote_ip, "local_ip": op.local_ip, "in_key": "flow", "out_key": "flow",
@@ -220,7 +225,7 @@ class OvsDriver:
     agent_type = derive.OVS_AGENT_TYPE
     binary = "neutrino-openvswitch-agent"
     topic = "N/A"
-    feed_types = ("network", "port", "agent", "security_group_rule")
+    feed_types = ("network", "port", "agent", "security_group_rule", "security_group")
 
     def __init__(self, cfg: AgentConfig, ovs: sysovs.Ovs, cookie: int | None = None,
                  firewall_driver: str = "openvswitch", *, monitor: bool = True,
@@ -421,7 +426,8 @@ class OvsDriver:
         firewall_on = self.firewall_driver == "openvswitch"
         desired = derive.desired_host(self.cfg, state.of("port"), state.of("network"), state.of("agent"),
                                       state.of("security_group_rule") if firewall_on else None,
-                                      memo=self._port_memo)
+                                      memo=self._port_memo,
+                                      sg_groups=state.of("security_group") if firewall_on else None)
         firewall = (OvsFirewall(desired.security_groups, desired.group_members, self.conj_ids)
                     if firewall_on else None)
         self._desired = (state, desired, firewall)

@@ -22,12 +22,13 @@ checked by the planner, which isolates them: ``planner.port_problem``.)
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Mapping
 
 import re
 
 from neutrino.agents.ovs.model import (FLOODING_IP, FLOODING_MAC, AgentConfig, DesiredHost, DesiredNetwork,
-                                       DesiredPort, FdbEntry, SecurityGroupRule, TunnelPeer)
+                                       DesiredPort, DesiredTrunk, FdbEntry, SecurityGroupRule, TunnelPeer)
 from neutrino.ipam import addresses
 
 OVS_AGENT_TYPE = "Open vSwitch agent"
@@ -176,13 +177,49 @@ def _desired_ports(mine: list[Mapping[str, Any]],
     return tuple(out)
 
 
+def stateless_groups(groups: Mapping[str, Mapping[str, Any]] | None) -> frozenset[str]:
+    """Ids of the groups whose ``stateful`` is false (a group not seen is stateful)."""
+    if not groups:
+        return frozenset()
+    return frozenset(g["id"] for g in groups.values() if g.get("stateful") is False)
+
+
+def _with_modes(ports: tuple[DesiredPort, ...], stateless: frozenset[str]) -> tuple[DesiredPort, ...]:
+    """Mark the ports that are in a stateless group.  The API keeps a port's groups
+    all of one mode; should they ever be mixed, the port is stateless, which lets
+    through less (no reply is allowed without a rule), never more."""
+    if not stateless:
+        return ports
+    return tuple(replace(p, stateful=False) if stateless.intersection(p.security_groups) else p for p in ports)
+
+
+def desired_trunks(mine: list[Mapping[str, Any]]) -> tuple[DesiredTrunk, ...]:
+    """The trunks of this host's parent ports (their ``trunk_details``): VLAN subports whose
+    segmentation id is an integer 1..4094 (anything else is left out: it carries nothing)."""
+    out = []
+    for p in sorted(mine, key=lambda x: x["id"]):
+        details = p.get("trunk_details")
+        if not isinstance(details, Mapping):
+            continue
+        subs = []
+        for sp in details.get("sub_ports") or ():
+            seg = sp.get("segmentation_id")
+            if (sp.get("segmentation_type") == "vlan" and isinstance(seg, int) and not isinstance(seg, bool)
+                    and 1 <= seg <= 4094 and isinstance(sp.get("port_id"), str)):
+                subs.append((sp["port_id"], seg))
+        out.append(DesiredTrunk(p["id"], tuple(sorted(subs, key=lambda x: x[1]))))
+    return tuple(out)
+
+
 def desired_host(cfg: AgentConfig, ports: Mapping[str, Mapping[str, Any]],
                  networks: Mapping[str, Mapping[str, Any]],
                  agents: Mapping[str, Mapping[str, Any]],
                  sg_rules: Mapping[str, Mapping[str, Any]] | None = None, *,
-                 memo: Memo | None = None) -> DesiredHost:
+                 memo: Memo | None = None,
+                 sg_groups: Mapping[str, Mapping[str, Any]] | None = None) -> DesiredHost:
     """What this host's agent must wire; ``memo`` (kept by the caller across calls)
-    only saves work, the result is the same without it."""
+    only saves work, the result is the same without it.  ``sg_groups`` (the
+    security groups, for their ``stateful``) matters only with ``sg_rules``."""
     mine = [p for p in ports.values()
             if p.get("binding:host_id") == cfg.host and p.get("binding:vif_type") == "ovs"]
     net_ids = sorted({p["network_id"] for p in mine if p["network_id"] in networks})
@@ -218,6 +255,9 @@ def desired_host(cfg: AgentConfig, ports: Mapping[str, Mapping[str, Any]],
                     fdb.append(FdbEntry(net_id, ip, mac, f["ip_address"]))
     group_rules, members = (security_groups(mine, ports, sg_rules, memo, problems) if sg_rules is not None
                             else ({}, {}))
-    return DesiredHost(networks=nets, ports=_desired_ports(mine, memo.ports if memo is not None else None),
+    desired_ports = _desired_ports(mine, memo.ports if memo is not None else None)
+    if sg_rules is not None:
+        desired_ports = _with_modes(desired_ports, stateless_groups(sg_groups))
+    return DesiredHost(networks=nets, ports=desired_ports,
                        tunnel_peers=peers, fdb=tuple(fdb), security_groups=group_rules, group_members=members,
-                       problems=tuple(problems))
+                       problems=tuple(problems), trunks=desired_trunks(mine))

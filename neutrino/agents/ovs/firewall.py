@@ -35,6 +35,16 @@ dimension (``reg6=L`` + source/destination address, shared by every port of
 the network), the port's protocol/port match the other, and a ``conj_id``
 flow per port accepts; a membership change touches only the address flows.
 
+Stateless ports (every group of the port has ``stateful: false``) keep the
+anti-spoofing and ARP/ND/DHCP flows, but their IP skips conntrack: table 71
+sends it to 72 and table 81 to 82 without ``ct()``, their rules are single
+flows matching any conntrack state (accept: 73, or output:P), and tables
+72/82 have no state flows for them, so nothing passes without a rule: a
+stateless group needs rules for both directions of a conversation, and no
+conntrack entry is created for the port's traffic.  The one exception: a new
+connection from a stateful port on this host to a stateless one is committed
+at table 73 (priority 105), so that the stateful side recognises the replies.
+
 Ports without port security, and trusted ports (``network:*``: DHCP,
 routers) are not filtered: their traffic enters at table 73 (so it still
 reaches a filtered port only through that port's ingress rules).
@@ -79,6 +89,7 @@ PRIO_EGRESS_DROP = 10       # 71: anything else from the port
 PRIO_CT_STATE = 50          # 72/82: invalid, marked, replies and related
 PRIO_CT_OTHER = 40          # 72/82: no rule: mark established ones, drop the rest
 PRIO_LOCAL_DST = 100        # 73: to a filtered port on this host
+PRIO_LOCAL_DST_COMMIT = 105  # 73: a new connection to a stateless port here: commit, then as above
 PRIO_COMMIT = 90            # 73: commit new accepted connections
 PRIO_ACCEPT = 80            # 73: anything else accepted -> NORMAL
 PRIO_INGRESS_BASE = 100     # 81: ARP / ND to the port
@@ -230,7 +241,7 @@ _Resolved = tuple[SecurityGroupRule, int | None]
 
 @functools.lru_cache(maxsize=16384)
 def _filtered(br: str, ofport: int, lvid: int, macs: tuple[str, ...], pairs: tuple[tuple[str, str], ...],
-              rules: tuple[_Resolved, ...]) -> frozenset[FlowSpec]:
+              rules: tuple[_Resolved, ...], stateful: bool = True) -> frozenset[FlowSpec]:
     """Every flow of one filtered port (memoised: a pass re-plans all ports, and only
     the ports whose addresses, network, ofport or rules changed get new flows; those
     are put together from the memoised flows of the port and of each of its rules, so
@@ -238,10 +249,11 @@ def _filtered(br: str, ofport: int, lvid: int, macs: tuple[str, ...], pairs: tup
 
     A frozenset: merging it into the pass's flow set reuses the hashes it stores
     (hashing ~50k flows again every pass would cost more than the rest of a pass)."""
-    parts = [_port_flows(br, ofport, lvid, macs, pairs)]
+    parts = [_port_flows(br, ofport, lvid, macs, pairs) if stateful
+             else _stateless_port_flows(br, ofport, lvid, macs, pairs)]
     port_dims: dict[tuple[int, int, str], set[int]] = {}  # (table, prio, match) -> conj ids
     for rule, cid in rules:
-        flows, dims = _rule_flows(br, ofport, rule, cid)
+        flows, dims = _rule_flows(br, ofport, rule, cid) if stateful else _stateless_rule_flows(br, ofport, rule, cid)
         parts.append(flows)
         for key in dims:
             port_dims.setdefault(key, set()).add(cid)  # type: ignore[arg-type]
@@ -308,6 +320,54 @@ def _port_flows(br: str, ofport: int, lvid: int, macs: tuple[str, ...],
     ]
     out += _conntrack_flows(br, t.RULES_INGRESS, ofport, lvid, output)
     return frozenset(out)
+
+
+@functools.lru_cache(maxsize=16384)
+def _stateless_port_flows(br: str, ofport: int, lvid: int, macs: tuple[str, ...],
+                          pairs: tuple[tuple[str, str], ...]) -> frozenset[FlowSpec]:
+    """``_port_flows`` of a port whose groups are stateless: the same anti-spoofing
+    and ARP/ND/DHCP handling, but IP goes to the rule tables without a conntrack
+    lookup (no ``ct()``, so no conntrack entry), and there is no connection-state
+    handling there: a packet passes only if a rule matches it, replies included.
+
+    A connection that a stateful port on this host opens to this port is
+    committed on the way (table 73): the stateful side's ingress would otherwise
+    see this port's replies as new connections."""
+    to_rules = f"resubmit(,{t.RULES_EGRESS})"
+    out = []
+    for f in _port_flows(br, ofport, lvid, macs, pairs):
+        if f.table in (t.RULES_EGRESS, t.RULES_INGRESS):
+            continue                                        # the conntrack state flows
+        if f.table == t.BASE_EGRESS and f.actions.startswith("ct(table="):
+            f = f._replace(actions=to_rules)
+        elif f.table == t.BASE_INGRESS and "ct_state=" in f.match:
+            continue                                        # replaced below
+        out.append(f)
+    reg = f"reg5=0x{ofport:x}"
+    for eth in ("ip", "ipv6"):
+        out.append(_flow(br, t.BASE_INGRESS, PRIO_INGRESS_CT, f"{eth},{reg}", f"resubmit(,{t.RULES_INGRESS})"))
+        for m in macs:
+            out.append(_flow(br, t.ACCEPT_OR_INGRESS, PRIO_LOCAL_DST_COMMIT,
+                             f"ct_state={NEW},{eth},reg6=0x{lvid:x},dl_dst={m}",
+                             f"ct(commit,zone={ZONE}),set_field:0x{ofport:x}->reg5,resubmit(,{t.BASE_INGRESS})"))
+    return frozenset(out)
+
+
+@functools.lru_cache(maxsize=65536)
+def _stateless_rule_flows(br: str, ofport: int, rule: SecurityGroupRule,
+                          cid: int | None) -> tuple[frozenset[FlowSpec], tuple[tuple[int, int, str], ...]]:
+    """``_rule_flows`` of a stateless port: one flow per match, whatever the
+    packet's conntrack state, accepting without a commit."""
+    reg = f"reg5=0x{ofport:x}"
+    ingress = rule.direction == "ingress"
+    table = t.RULES_INGRESS if ingress else t.RULES_EGRESS
+    accept = f"output:{ofport}" if ingress else f"resubmit(,{t.ACCEPT_OR_INGRESS})"
+    prio = rule_priority(rule)
+    if cid is None:
+        return frozenset(_flow(br, table, prio, f"{m},{reg}", accept) for m in _rule_matches(rule)), ()
+    dims = tuple((table, prio, canonical_match(f"{m},{reg}")) for m in _rule_matches(rule))
+    eth = "ipv6" if rule.ethertype == "IPv6" else "ip"
+    return frozenset((_flow(br, table, prio, f"conj_id={cid},{eth},{reg}", accept),)), dims
 
 
 @functools.lru_cache(maxsize=65536)
@@ -490,7 +550,7 @@ class OvsFirewall:
         if not self.filtered(p):
             return _unfiltered(bridge, ofport, lvid)
         return _filtered(bridge, ofport, lvid, *_addresses(p.mac, p.fixed_ips, p.allowed_address_pairs),
-                         self.rules_of(p))
+                         self.rules_of(p), p.stateful)
 
     def flows(self, bridge: str, ports: Sequence[WiredPort]) -> set[FlowSpec]:
         out = set(_defaults(bridge))
@@ -504,7 +564,7 @@ class OvsFirewall:
                 continue
             rules = resolved.get(p.security_groups) or self.rules_of(p)
             out |= _filtered(bridge, ofport, lvid, *_addresses(p.mac, p.fixed_ips, p.allowed_address_pairs),
-                             rules)
+                             rules, p.stateful)
             uses.add((lvid, rules))
         # (table, priority, lvid, v6) -> remote group -> conjunction ids using its addresses
         buckets: dict[tuple[int, int, int, bool], dict[str, set[int]]] = {}

@@ -130,6 +130,26 @@ def int_provider_in(br: str, int_ofport: int, network_type: str,
                  f"{vlan_vid(lvid)},{_goto(t.TRANSIENT)}")
 
 
+def trunk_from_parent(br: str, parent_ofport: int, vlan: int, peer_ofport: int) -> FlowSpec:
+    """A trunk parent's frame tagged ``vlan``: untagged into its subport's ``spi-`` patch, so it
+    enters br-int again on the subport's ``spt-`` VIF (its local VLAN, firewall, anti-spoofing)."""
+    return _flow(br, t.INT_LOCAL_SWITCHING, t.PRIO_TRUNK_SUBPORT, match(in_port=parent_ofport, dl_vlan=vlan),
+                 f"pop_vlan,output:{peer_ofport}")
+
+
+def trunk_to_parent(br: str, peer_ofport: int, vlan: int, parent_ofport: int) -> FlowSpec:
+    """What br-int sends to a subport (out of its ``spt-`` VIF, in at ``spi-``): tagged ``vlan``,
+    out of the trunk parent's VIF."""
+    return _flow(br, t.INT_LOCAL_SWITCHING, t.PRIO_TRUNK_SUBPORT, match(in_port=peer_ofport),
+                 f"push_vlan:0x8100,{vlan_vid(vlan)},output:{parent_ofport}")
+
+
+def trunk_tagged_drop(br: str, parent_ofport: int) -> FlowSpec:
+    """A trunk parent's tagged frame of no subport's VLAN goes nowhere."""
+    return _flow(br, t.INT_LOCAL_SWITCHING, t.PRIO_TRUNK_TAGGED_DROP,
+                 match(in_port=parent_ofport, vlan_tci="0x1000/0x1000"), "drop")
+
+
 def lla(mac_address: str) -> str:
     """The EUI-64 IPv6 link-local address of a MAC (fe80::f816:3eff:fe11:2233)."""
     octets = [int(b, 16) for b in mac_address.split(":")]

@@ -67,6 +67,9 @@ class DesiredPort:
     admin_state_up: bool = True
     device_owner: str = ""
     security_groups: tuple[str, ...] = ()
+    #: False when the port's groups are stateless: its firewall then matches rules
+    #: without conntrack and lets nothing through without a rule (not even replies).
+    stateful: bool = True
 
     @property
     def trusted(self) -> bool:
@@ -120,6 +123,18 @@ class FdbEntry:
 
 
 @dataclass(frozen=True)
+class DesiredTrunk:
+    """A trunk whose parent port is bound to this host: its subports as (port id, VLAN id).
+
+    The parent's VIF is the instance's interface; frames it sends tagged with a
+    subport's VLAN are that subport's, and the subport's frames reach it tagged
+    (see ``planner``: trunk patch ports)."""
+
+    parent_id: str
+    subports: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class DesiredHost:
     """Everything the server wants on one host."""
 
@@ -135,6 +150,8 @@ class DesiredHost:
     #: What ``derive`` left out because a value could not be put into a flow (a rule's
     #: remote prefix, a member address, a peer's tunnel IP, an fdb entry); for the report.
     problems: tuple[str, ...] = ()
+    #: Trunks whose parent port is bound here (``trunk_details`` of the parent ports).
+    trunks: tuple[DesiredTrunk, ...] = ()
 
 
 # --- observed state --------------------------------------------------------------------
@@ -274,8 +291,23 @@ class SetPortOtherConfig:
     other_config: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class EnsureTrunkPatch:
+    """A patch port of a trunk subport pair on br-int (created or updated), with its Port
+    VLAN columns and Interface ``external_ids`` (``iface-id``/``attached-mac`` make the
+    ``spt-`` end the subport's VIF)."""
+
+    bridge: str
+    name: str
+    peer: str
+    tag: int
+    vlan_mode: str
+    trunks: tuple[int, ...] = ()
+    external_ids: Mapping[str, str] = field(default_factory=dict)
+
+
 OvsdbOp = (EnsureBridge | EnsurePatch | EnsureTunnelPort | RemovePort | SetPortTag
-           | SetPortOtherConfig)
+           | SetPortOtherConfig | EnsureTrunkPatch)
 
 
 class WiredPort(NamedTuple):

@@ -68,6 +68,7 @@ from neutrino.agents.ovs.model import (
     DesiredPort,
     EnsureBridge,
     EnsurePatch,
+    EnsureTrunkPatch,
     EnsureTunnelPort,
     FlowSpec,
     ObservedBridge,
@@ -411,6 +412,12 @@ def plan(cfg: AgentConfig, desired: DesiredHost, observed: ObservedState,
             want = other_configs[(net.id, lvid)] = _other_config(net, lvid)
         if not want.items() <= port.other_config.items():
             acc.ports.append(SetPortOtherConfig(port.name, dict(want)))
+    unwired = _plan_trunks(acc, int_name, desired, br_int, wired)
+    if unwired:     # subport VIFs not (yet, or any more) attached through their wired parent
+        gone = {fl.in_port_allow(int_name, w.ofport) for w in wired if w.port.id in unwired}
+        wired = [w for w in wired if w.port.id not in unwired]
+        allow = [f for f in allow if f not in gone]
+        status.update({pid: "DOWN" for pid in unwired})
     acc.add(int_name, allow)
     _plan_anti_spoof(acc, int_name, wired, firewall)
     for pid in port_errors:
@@ -429,6 +436,70 @@ def plan(cfg: AgentConfig, desired: DesiredHost, observed: ObservedState,
         port_errors=port_errors,
         wired=tuple(wired),
     )
+
+
+def trunk_port_names(subport_id: str) -> tuple[str, str]:
+    """(subport VIF, its peer) on br-int: ``spt-``/``spi-`` + the first 11 characters of the id."""
+    return t.SUBPORT_VIF_PREFIX + subport_id[:11], t.SUBPORT_PEER_PREFIX + subport_id[:11]
+
+
+def _plan_trunks(acc: _Acc, br: str, desired: DesiredHost, br_int: ObservedBridge | None,
+                 wired: Sequence[WiredPort]) -> set[str]:
+    """Trunks: each subport of a trunk whose parent is wired gets a patch pair on br-int.
+
+    ``spt-<id>`` is the subport's VIF (``iface-id``/``attached-mac``), wired like any VIF
+    (local VLAN, table-0 allow, firewall or anti-spoofing); it is created dead (VLAN 4095)
+    so nothing reaches it before that.  Its peer ``spi-<id>`` is an access port of the dead
+    VLAN, so ``NORMAL`` never outputs to it; two table-0 flows join it to the parent's VIF:
+    the parent's frames tagged with the subport's VLAN go untagged into ``spi-`` (and come
+    out of ``spt-`` into the pipeline), and frames entering from ``spi-`` leave the parent
+    tagged.  Other tagged frames from a parent are dropped.  Patch ports of subports no
+    wired parent carries are removed.
+
+    Returns the ids of subport VIFs wired by the caller that must not be (their parent is
+    not wired, or their peer has no ofport yet): their status is DOWN, they get no flows.
+    """
+    by_id = {w.port.id: w for w in wired}
+    ports = {p.id: p for p in desired.ports}
+    wanted: set[str] = set()
+    attached: set[str] = set()
+    for trunk in desired.trunks:
+        parent = by_id.get(trunk.parent_id)
+        if parent is None:
+            continue
+        acc.add(br, [fl.trunk_tagged_drop(br, parent.ofport)])
+        for sub_id, vlan in trunk.subports:
+            sub = ports.get(sub_id)
+            if sub is None or not t.MIN_VLAN <= vlan <= t.MAX_VLAN or port_problem(sub):
+                continue
+            vif, peer = trunk_port_names(sub_id)
+            wanted.update((vif, peer))
+            _ensure_trunk_patches(acc, br, br_int, vif, peer, sub)
+            peer_ofport = _ofport(br_int, peer)
+            sub_wired = by_id.get(sub_id)
+            if peer_ofport is None or sub_wired is None or sub_wired.name != vif:
+                continue
+            attached.add(sub_id)
+            acc.add(br, [fl.trunk_from_parent(br, parent.ofport, vlan, peer_ofport),
+                         fl.trunk_to_parent(br, peer_ofport, vlan, parent.ofport)])
+    for port in br_int.ports if br_int else ():
+        if port.name.startswith((t.SUBPORT_VIF_PREFIX, t.SUBPORT_PEER_PREFIX)) and port.name not in wanted:
+            acc.removals.append(RemovePort(br, port.name))
+    return {w.port.id for w in wired if w.name.startswith(t.SUBPORT_VIF_PREFIX) and w.port.id not in attached}
+
+
+def _ensure_trunk_patches(acc: _Acc, br: str, br_int: ObservedBridge | None, vif: str, peer: str,
+                          sub: DesiredPort) -> None:
+    """Create (or repair) a subport's patch pair; a VIF end created or repaired starts dead."""
+    obs_vif = br_int.port(vif) if br_int else None
+    if (obs_vif is None or obs_vif.type != "patch" or obs_vif.options.get("peer") != peer
+            or obs_vif.iface_id != sub.id or obs_vif.attached_mac != sub.mac):
+        acc.patches.append(EnsureTrunkPatch(br, vif, peer, t.DEAD_VLAN, "trunk", DEAD_TRUNKS,
+                                            {"iface-id": sub.id, "attached-mac": sub.mac}))
+    obs_peer = br_int.port(peer) if br_int else None
+    if (obs_peer is None or obs_peer.type != "patch" or obs_peer.options.get("peer") != vif
+            or (obs_peer.tag, obs_peer.vlan_mode) != (t.DEAD_VLAN, "access")):
+        acc.patches.append(EnsureTrunkPatch(br, peer, vif, t.DEAD_VLAN, "access"))
 
 
 def _plan_dead(acc: _Acc, br: str, vif: _Vif) -> None:

@@ -7,7 +7,8 @@ table 60 does ``NORMAL`` at priority 3.
 
 br-int::
 
-    0   LOCAL_SWITCHING  dead VLAN drop, per-port drop (dead ports, phys patches),
+    0   LOCAL_SWITCHING  trunk parents' tagged frames <-> their subports' spi- patches,
+                         dead VLAN drop, per-port drop (dead ports, phys patches),
                          provider VLAN -> local VLAN, anti-spoof jumps, wired VIFs and
                          patch-tun -> 60, else drop (a port the agent has not wired yet
                          sends nothing, whatever its tag)
@@ -87,6 +88,8 @@ PHYS_LOCAL_SWITCHING = 0
 PRIO_DEAD_VLAN = 65535
 PRIO_ARP_SPOOF_JUMP = 10      # arp / icmp6 NA from a protected port -> 24
 PRIO_MAC_SPOOF_JUMP = 9       # anything else from a protected port -> 25
+PRIO_TRUNK_SUBPORT = 12       # trunk parent, VLAN V -> its subport's spi- patch; spi- -> parent tagged V
+PRIO_TRUNK_TAGGED_DROP = 11   # any other tagged frame from a trunk parent
 PRIO_PROVIDER_IN = 3          # int-<br>: segmentation id -> local VLAN
 PRIO_PORT_DROP = 2            # dead VIF ports, and all other traffic from int-<br>
 PRIO_PORT_ALLOW = 1           # a wired VIF / patch-tun -> 60
@@ -123,5 +126,9 @@ LEARNED_FLOW_COOKIE = 0x4E4C  # "NL"
 #: Peer of a physical-bridge patch port until its drop flows are installed.
 NONEXISTENT_PEER = "nonexistent-peer"
 INT_PEER_PATCH_PORT = "patch-tun"   # on br-int
+#: Name prefixes of a trunk subport's patch pair on br-int: ``spt-`` is the subport's VIF,
+#: ``spi-`` its peer, which carries the subport's frames to and from the parent's VIF.
+SUBPORT_VIF_PREFIX = "spt-"
+SUBPORT_PEER_PREFIX = "spi-"
 TUN_PEER_PATCH_PORT = "patch-int"   # on br-tun
 VXLAN_UDP_PORT = 4789

@@ -14,8 +14,21 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    # Networks / routers an admin took off an agent by hand: automatic scheduling leaves them alone.
+    op.create_table('dhcp_unscheduled_networks',
+    sa.Column('network_id', sa.String(length=36), nullable=False),
+    sa.ForeignKeyConstraint(['network_id'], ['networks.id'],
+                            name=op.f('fk_dhcp_unscheduled_networks_network_id_networks'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('network_id', name=op.f('pk_dhcp_unscheduled_networks'))
+    )
+    op.create_table('l3_unscheduled_routers',
+    sa.Column('router_id', sa.String(length=36), nullable=False),
+    sa.ForeignKeyConstraint(['router_id'], ['routers.id'],
+                            name=op.f('fk_l3_unscheduled_routers_router_id_routers'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('router_id', name=op.f('pk_l3_unscheduled_routers'))
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table('l3_unscheduled_routers')
+    op.drop_table('dhcp_unscheduled_networks')
