@@ -234,14 +234,10 @@ def parse_report(body: Any) -> dict[str, Any]:
     return out
 
 
-class AvailabilityZoneService:
+class AvailabilityZoneService(common.ReadOnlyService):
     """``GET /v2.0/availability_zones`` (filters ``name``, ``resource``, ``state``)."""
 
     resource = AVAILABILITY_ZONE
-    special_filters = ()
-
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
 
     def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
         policy.enforce(ctx, "get_availability_zone", {})
@@ -254,18 +250,6 @@ class AvailabilityZoneService:
                 up[key] = up.get(key, False) or bool(admin_up)
         return [{"name": name, "resource": res, "state": "available" if ok else "unavailable"}
                 for (name, res), ok in sorted(up.items())], set()
-
-    def get(self, ctx: RequestContext, conn: Connection, name: str) -> dict[str, Any]:
-        raise errors.HTTPNotFound()
-
-    def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
-        raise errors.HTTPMethodNotAllowed()
-
-    def update(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        raise errors.HTTPMethodNotAllowed()
-
-    def delete(self, *args: Any, **kwargs: Any) -> None:
-        raise errors.HTTPMethodNotAllowed()
 
 
 @dataclasses.dataclass

@@ -160,3 +160,26 @@ class VersionedCache:
 
 def exists(conn: Connection, table: Table, *conds: Any) -> bool:
     return conn.execute(select(1).select_from(table).where(and_(*conds)).limit(1)).first() is not None
+
+
+class ReadOnlyService:
+    """Base of the collections a client may only read (availability zones, IP availability,
+    service providers): writes are 405, and ``get`` is 404 unless the collection has members
+    one can show."""
+
+    special_filters: tuple[str, ...] = ()
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def get(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise errors.HTTPNotFound()
+
+    def create(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise errors.HTTPMethodNotAllowed()
+
+    def update(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise errors.HTTPMethodNotAllowed()
+
+    def delete(self, *args: Any, **kwargs: Any) -> None:
+        raise errors.HTTPMethodNotAllowed()

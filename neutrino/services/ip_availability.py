@@ -37,8 +37,7 @@ from neutrino.api.query import ListQuery
 from neutrino.api.resource import Attr, Resource
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
-from neutrino.db.engine import UnitOfWork
-from neutrino.services.common import Deps
+from neutrino.services.common import Deps, ReadOnlyService
 
 NETWORK_IP_AVAILABILITY = Resource("network_ip_availability", "network-ip-availabilities", (
     Attr("network_id", convert=cv.uuid_str, filter=True, sort=True),
@@ -67,14 +66,11 @@ def _ip_versions(values: list[str]) -> set[int]:
     return out
 
 
-class IpAvailabilityService:
-    """``GET`` list and show; everything else 405/404 (Neutron allows nothing else)."""
+class IpAvailabilityService(ReadOnlyService):
+    """``GET`` list and show; writes are 405 (Neutron allows nothing else)."""
 
     resource = NETWORK_IP_AVAILABILITY
     special_filters = ("ip_version",)
-
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
 
     def _build(self, conn: Connection, net_ids: list[str] | None, versions: set[int]) -> list[dict[str, Any]]:
         nets = select(t.networks.c.id, t.networks.c.name, t.networks.c.project_id)
@@ -117,15 +113,6 @@ class IpAvailabilityService:
         if not found:
             raise errors.NetworkNotFound(net_id=net_id)
         return found[0]
-
-    def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
-        raise errors.HTTPMethodNotAllowed()
-
-    def update(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        raise errors.HTTPMethodNotAllowed()
-
-    def delete(self, *args: Any, **kwargs: Any) -> None:
-        raise errors.HTTPMethodNotAllowed()
 
 
 def register(deps: Deps, services: dict[str, Any]) -> None:

@@ -14,13 +14,12 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from neutrino import errors
 from neutrino.api import convert as cv
 from neutrino.api import policy
 from neutrino.api.query import ListQuery
 from neutrino.api.resource import Attr, Resource
 from neutrino.context import RequestContext
-from neutrino.services.common import Deps
+from neutrino.services.common import Deps, ReadOnlyService
 
 SERVICE_PROVIDER = Resource("service_provider", "service-providers", (
     Attr("service_type", convert=cv.string(255), filter=True, sort=True),
@@ -34,28 +33,12 @@ PROVIDERS: tuple[tuple[str, str, bool], ...] = (
 )
 
 
-class ServiceProviderService:
+class ServiceProviderService(ReadOnlyService):
     resource = SERVICE_PROVIDER
-    special_filters = ()
-
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
 
     def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
         policy.enforce(ctx, "get_service_provider", {})
         return [{"service_type": st, "name": name, "default": default} for st, name, default in PROVIDERS], set()
-
-    def get(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        raise errors.HTTPNotFound()
-
-    def create(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        raise errors.HTTPMethodNotAllowed()
-
-    def update(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        raise errors.HTTPMethodNotAllowed()
-
-    def delete(self, *args: Any, **kwargs: Any) -> None:
-        raise errors.HTTPMethodNotAllowed()
 
 
 def register(deps: Deps, services: dict[str, Any]) -> None:
