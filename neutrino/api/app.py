@@ -226,7 +226,7 @@ async def _list(api: NetworkApi, request: Request, ctx: RequestContext, svc: Any
     def work() -> tuple[list[dict[str, Any]], Any]:
         with api.deps.db.read() as conn:
             items, pushed = svc.list(ctx, conn, q)
-        items = query.apply(q, items, pushed=pushed)
+        items = query.apply(q, items, pushed=pushed, sort_values=getattr(svc, "sort_values", None))
         page, links = query.paginate(q, items, base_url=f"{_base_url(request)}{request.url.path}",
                                      params=params, collection=res.plural_key)
         shaper = Shaper(ctx, res, q.fields)

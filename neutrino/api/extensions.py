@@ -57,6 +57,7 @@ EXTENSIONS: dict[str, tuple[str, str]] = {
     "standard-attr-timestamp": ("Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes."),
     "stateful-security-group": ("Stateful security group", "Indicates if the security group is stateful or not"),
     "subnet_allocation": ("Subnet Allocation", "Enables allocation of subnets from a subnet pool"),
+    "subnetpool-prefix-ops": ("Subnet Pool Prefix Operations", "Provides support for adjusting the prefix list of subnet pools"),
     "service-type": ("Neutron Service Type Management", "API for retrieving service providers for Neutron advanced services"),
     "network-ip-availability": ("Network IP Availability", "Provides IP availability data for each network and subnet."),
     "tag-ports-during-bulk-creation": ("Tag Ports During Bulk Creation", "Allow to tag ports during bulk creation"),

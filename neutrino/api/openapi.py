@@ -452,9 +452,12 @@ def _action_bodies() -> dict[str, dict[str, Any]]:
         "type": "object", "required": ["port_id"], "additionalProperties": False,
         "properties": {"port_id": _UUID, "segmentation_type": {"type": "string", "enum": ["vlan"]},
                        "segmentation_id": {"type": "integer", "minimum": 1, "maximum": 4094}}}})
+    prefixes = _wrapped("prefixes", {"type": "array", "minItems": 1, "items": {"type": "string"},
+                                     "description": "CIDRs of the pool's IP version."})
     return {"add_subports": subports, "remove_subports": subports,
             "add_router_interface": interface, "remove_router_interface": interface,
-            "add_extraroutes": routes, "remove_extraroutes": routes}
+            "add_extraroutes": routes, "remove_extraroutes": routes,
+            "add_prefixes": prefixes, "remove_prefixes": prefixes}
 
 
 def _quotas(b: _Builder) -> None:

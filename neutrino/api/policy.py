@@ -249,6 +249,8 @@ RULES.update({
     "update_subnetpool": ADMIN_OR_PM,
     "update_subnetpool:is_default": ADMIN_ONLY,
     "delete_subnetpool": ADMIN_OR_PM,
+    "add_prefixes": ADMIN_OR_PM,           # subnetpool-prefix-ops
+    "remove_prefixes": ADMIN_OR_PM,
     "create_address_scope": ADMIN_OR_PM,
     "create_address_scope:shared": ADMIN_ONLY,
     "get_address_scope": any_of(admin, pr, shared),

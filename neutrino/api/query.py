@@ -170,8 +170,12 @@ def _matches(obj: dict[str, Any], key: str, values: list[Any]) -> bool:
 
 
 def apply(q: ListQuery, items: list[dict[str, Any]], *, pushed: set[str],
-          tags_of: Callable[[dict[str, Any]], list[str]] | None = None) -> list[dict[str, Any]]:
-    """Filter (what SQL did not), then sort and paginate."""
+          tags_of: Callable[[dict[str, Any]], list[str]] | None = None,
+          sort_values: dict[str, Callable[[Any], Any]] | None = None) -> list[dict[str, Any]]:
+    """Filter (what SQL did not), then sort and paginate.
+
+    ``sort_values`` maps a sort key to the function giving its sort value, for attributes whose
+    wire value does not sort as the stored one (subnet pools' prefix lengths: ``"8"`` < ``"24"``)."""
     for key, values in q.filters.items():
         if key in pushed:
             continue
@@ -197,7 +201,9 @@ def apply(q: ListQuery, items: list[dict[str, Any]], *, pushed: set[str],
     if q.limit and not any(k == "id" for k, _ in sorts):
         sorts.append(("id", True))
     for key, asc in reversed(sorts):
-        items.sort(key=lambda o, k=key: _sort_key(o.get(k)), reverse=not asc)
+        conv = (sort_values or {}).get(key)
+        items.sort(key=lambda o, k=key, c=conv: _sort_key(o.get(k) if c is None or o.get(k) is None
+                                                          else c(o[k])), reverse=not asc)
     return items
 
 

@@ -381,17 +381,7 @@ class ServerService:
                                                            t.ports.c.device_owner.like("compute:%"))
                                       .order_by(t.ports.c.created_at, t.ports.c.id))) if ids else []
         port_dicts = self.ports.dicts(conn, port_rows) if port_rows else []
-        net_ids = sorted({p["network_id"] for p in port_dicts})
-        subnet_ids = sorted({a["subnet_id"] for p in port_dicts for a in p["fixed_ips"]})
-        nets = {n.id: {"id": n.id, "name": n.name, "mtu": n.mtu}
-                for n in conn.execute(select(t.networks.c.id, t.networks.c.name, t.networks.c.mtu)
-                                      .where(t.networks.c.id.in_(net_ids)))} if net_ids else {}
-        subnets = {s.id: {"id": s.id, "network_id": s.network_id, "ip_version": s.ip_version, "cidr": s.cidr,
-                          "gateway_ip": s.gateway_ip, "enable_dhcp": s.enable_dhcp,
-                          "dns_nameservers": list(s.dns_nameservers or []),
-                          "host_routes": list(s.host_routes or [])}
-                   for s in conn.execute(select(t.subnets).where(t.subnets.c.id.in_(subnet_ids)))} \
-            if subnet_ids else {}
+        nets, subnets = network_context(conn, port_dicts)
         for v in views:
             order = {pid: i for i, pid in enumerate(v["port_ids"])}
             mine = sorted((p for p in port_dicts if p["device_id"] == v["id"] and p["project_id"] == v["project_id"]),
@@ -982,4 +972,22 @@ class WrongHost(neutron_errors.Conflict):
     message = "Server %(id)s is placed on %(placed)s, not on %(host)s."
 
 
-__all__ = ["ServerService", "DEVICE_OWNER", "hostname_for", "host_id"]
+__all__ = ["ServerService", "DEVICE_OWNER", "hostname_for", "host_id", "network_context"]
+
+
+def network_context(conn: Connection, port_dicts: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The networks and subnets of ``port_dicts``, as the expanded agent view shows them:
+    ``({id: {id, name, mtu}}, {id: {id, network_id, ip_version, cidr, gateway_ip, enable_dhcp,
+    dns_nameservers, host_routes}})`` (also used for trunk subports by the metadata API)."""
+    net_ids = sorted({p["network_id"] for p in port_dicts})
+    subnet_ids = sorted({a["subnet_id"] for p in port_dicts for a in p["fixed_ips"]})
+    nets = {n.id: {"id": n.id, "name": n.name, "mtu": n.mtu}
+            for n in conn.execute(select(t.networks.c.id, t.networks.c.name, t.networks.c.mtu)
+                                  .where(t.networks.c.id.in_(net_ids)))} if net_ids else {}
+    subnets = {s.id: {"id": s.id, "network_id": s.network_id, "ip_version": s.ip_version, "cidr": s.cidr,
+                      "gateway_ip": s.gateway_ip, "enable_dhcp": s.enable_dhcp,
+                      "dns_nameservers": list(s.dns_nameservers or []),
+                      "host_routes": list(s.host_routes or [])}
+               for s in conn.execute(select(t.subnets).where(t.subnets.c.id.in_(subnet_ids)))} \
+        if subnet_ids else {}
+    return nets, subnets

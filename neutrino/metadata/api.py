@@ -51,6 +51,7 @@ from sqlalchemy.exc import NoResultFound
 from starlette.concurrency import run_in_threadpool
 
 from neutrino.asgi import handled_lifespan
+from neutrino.compute.servers import network_context
 from neutrino.config import Config
 from neutrino.db import tables as t
 from neutrino.db.engine import Database
@@ -252,6 +253,7 @@ class MetadataApi:
                     names = dict(conn.execute(select(t.security_groups.c.id, t.security_groups.c.name)
                                               .where(t.security_groups.c.id.in_(sg_ids))).all())
                     group_names = list(dict.fromkeys(names[g] for g in sg_ids if g in names))
+            subports = self._trunk_subports(conn, view)
             if view.get("subnets"):
                 modes = dict(conn.execute(select(t.subnets.c.id, t.subnets.c.ipv6_address_mode)
                                           .where(t.subnets.c.id.in_(list(view["subnets"])))).all())
@@ -265,7 +267,22 @@ class MetadataApi:
             password = conn.execute(select(t.servers.c.admin_password).where(
                 t.servers.c.id == instance_id)).scalar() or ""
         return tree.instance_from_view(view, floating_ips=fips, security_groups=group_names,
-                                       key_type=key_type, password=password)
+                                       key_type=key_type, password=password, subports=subports)
+
+    def _trunk_subports(self, conn: Any, view: dict[str, Any]) -> list[dict[str, Any]]:
+        """The port dicts of the subports of the instance's trunk parents (their ``trunk_details``),
+        with their networks and subnets added to the view's (``network_data.json`` lists them
+        as VLAN links)."""
+        ids = [s["port_id"] for p in view.get("ports") or []
+               for s in (p.get("trunk_details") or {}).get("sub_ports") or []]
+        if not ids:
+            return []
+        rows = list(conn.execute(select(t.ports).where(t.ports.c.id.in_(ids))))
+        ports = self.servers.ports.dicts(conn, rows) if rows else []
+        nets, subnets = network_context(conn, ports)
+        view["networks"] = {**nets, **(view.get("networks") or {})}
+        view["subnets"] = {**subnets, **(view.get("subnets") or {})}
+        return ports
 
     def check_token(self, request: _Request, instance_id: str) -> None:
         tokens = request.getlist(TOKEN_HEADER)

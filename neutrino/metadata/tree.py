@@ -64,6 +64,9 @@ class Instance:
     ports: list[dict[str, Any]] = field(default_factory=list)
     networks: dict[str, dict[str, Any]] = field(default_factory=dict)
     subnets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Trunk subports of the trunk parents among ``ports``: {port id: Neutron port dict}
+    # (their networks and subnets are in ``networks``/``subnets`` too)
+    subports: dict[str, dict[str, Any]] = field(default_factory=dict)
     password: str = ""
     vendor_data: dict[str, Any] = field(default_factory=dict)
 
@@ -79,8 +82,9 @@ def decode_user_data(raw: str | None) -> bytes | None:
 
 def instance_from_view(view: dict[str, Any], *, floating_ips: list[str] | None = None,
                        security_groups: list[str] | None = None, key_type: str = "ssh",
-                       password: str = "") -> Instance:
-    """An ``Instance`` from ``ServerService.agent_view(..., expand=True)``."""
+                       password: str = "", subports: list[dict[str, Any]] | None = None) -> Instance:
+    """An ``Instance`` from ``ServerService.agent_view(..., expand=True)`` (and the port dicts of
+    its trunk subports, whose networks and subnets the view's maps must hold as well)."""
     flavor = view.get("flavor") or {}
     return Instance(
         uuid=view["id"], name=view["name"], hostname=view.get("hostname") or view["name"],
@@ -91,7 +95,8 @@ def instance_from_view(view: dict[str, Any], *, floating_ips: list[str] | None =
         user_data=decode_user_data(view.get("user_data")), meta=dict(view.get("metadata") or {}),
         security_groups=list(security_groups or []), floating_ips=list(floating_ips or []),
         ports=list(view.get("ports") or []), networks=dict(view.get("networks") or {}),
-        subnets=dict(view.get("subnets") or {}), password=password)
+        subnets=dict(view.get("subnets") or {}), subports={p["id"]: p for p in subports or []},
+        password=password)
 
 
 # --- formatting -------------------------------------------------------------------------------
@@ -241,20 +246,76 @@ def _mtu(value: Any) -> int | None:
     return mtu if mtu > 0 else None
 
 
+def _port_networks(inst: Instance, port: dict[str, Any], ips: list[dict[str, Any]], link_id: str,
+                   networks: list[dict[str, Any]], services: list[dict[str, str]]) -> None:
+    """Append a port's ``networks`` entries (its first subnet of each IP version: a DHCP IPv4 one
+    as ``ipv4_dhcp``, a static one with address, routes and DNS ``services``) and add its
+    subnets' DNS servers to the top-level ``services`` (IPv4 subnets first, once each)."""
+    for version in (4, 6):
+        first = next((a for a in ips if inst.subnets[a["subnet_id"]]["ip_version"] == version), None)
+        if first is None:
+            continue
+        subnet = inst.subnets[first["subnet_id"]]
+        nid = f"network{len(networks)}"
+        if version == 4 and subnet.get("enable_dhcp"):
+            networks.append({"id": nid, "type": "ipv4_dhcp", "link": link_id, "network_id": port["network_id"]})
+            continue
+        kind = f"ipv{version}"
+        if version == 6 and subnet.get("ipv6_address_mode"):
+            kind = f"ipv6_{subnet['ipv6_address_mode']}"
+        networks.append({"id": nid, "type": kind, "link": link_id, "ip_address": first["ip_address"],
+                         "netmask": _netmask(subnet["cidr"]), "routes": _routes(subnet),
+                         "network_id": port["network_id"], "services": _dns(subnet)})
+    # IPv4 subnets first, as in ``networks`` (the port's fixed IPs come in no set order)
+    subnet_ids = list(dict.fromkeys(a["subnet_id"] for a in ips))
+    for s in sorted(subnet_ids, key=lambda sid: inst.subnets[sid]["ip_version"]):
+        for svc in _dns(inst.subnets[s]):
+            if svc not in services:
+                services.append(svc)
+
+
+def _addressed(inst: Instance, port: dict[str, Any]) -> list[dict[str, Any]]:
+    """The port's fixed IPs on subnets the instance's view knows."""
+    return [a for a in port.get("fixed_ips") or [] if a["subnet_id"] in inst.subnets]
+
+
+def _vlan_links(inst: Instance, parent: dict[str, Any], parent_link: str, links: list[dict[str, Any]],
+                networks: list[dict[str, Any]], services: list[dict[str, str]]) -> None:
+    """The VLAN links of a trunk parent's subports (those with an address here), by
+    segmentation id: ``{"id", "vif_id", "type": "vlan", "mtu", "vlan_link": <parent's link>,
+    "vlan_id": <segmentation id>, "vlan_mac_address", "neutron_port_id"}``, each followed by
+    the subport's ``networks`` entries on that link, so a guest (cloud-init) creates the VLAN
+    interface on the parent's NIC and configures it."""
+    subs = [s for s in (parent.get("trunk_details") or {}).get("sub_ports") or []
+            if s.get("segmentation_type", "vlan") == "vlan" and s["port_id"] in inst.subports]
+    for sub in sorted(subs, key=lambda s: int(s["segmentation_id"])):
+        port = inst.subports[sub["port_id"]]
+        ips = _addressed(inst, port)
+        if not ips:
+            continue
+        link_id = "tap" + port["id"][:11]
+        net = inst.networks.get(port["network_id"]) or {}
+        links.append({"id": link_id, "vif_id": port["id"], "type": "vlan", "mtu": _mtu(net.get("mtu")),
+                      "vlan_link": parent_link, "vlan_id": int(sub["segmentation_id"]),
+                      "vlan_mac_address": port.get("mac_address") or sub.get("mac_address"),
+                      "neutron_port_id": port["id"]})
+        _port_networks(inst, port, ips, link_id, networks, services)
+
+
 def network_data_json(inst: Instance) -> dict[str, Any]:
     """Nova's ``network_data.json``: ``links`` (one per port with an address here, with its
-    network's ``mtu``), ``networks`` (per port, its first subnet of each IP version: a DHCP
-    one as ``ipv4_dhcp``, a static one with address, routes and the subnet's DNS
-    ``services``) and the top-level ``services``: every DNS server of the ports' subnets
-    (``dns_nameservers``), once each, by port, IPv4 subnets before IPv6 ones."""
+    network's ``mtu``; after a trunk parent's link, a ``vlan`` link per subport), ``networks``
+    (per port, its first subnet of each IP version: a DHCP one as ``ipv4_dhcp``, a static one
+    with address, routes and the subnet's DNS ``services``) and the top-level ``services``:
+    every DNS server of the ports' subnets (``dns_nameservers``), once each, by port, IPv4
+    subnets before IPv6 ones."""
     links: list[dict[str, Any]] = []
     networks: list[dict[str, Any]] = []
     services: list[dict[str, str]] = []
     for port in inst.ports:
-        ips = [a for a in port.get("fixed_ips") or [] if a["subnet_id"] in inst.subnets]
+        ips = _addressed(inst, port)
         if not ips:
             continue
-        subnet_ids = list(dict.fromkeys(a["subnet_id"] for a in ips))
         link_id = "tap" + port["id"][:11]
         vif_type = port.get("binding:vif_type") or ""
         net = inst.networks.get(port["network_id"]) or {}
@@ -262,27 +323,8 @@ def network_data_json(inst: Instance) -> dict[str, Any]:
         # static configurations have no other source.  None only when it is unknown.
         links.append({"id": link_id, "vif_id": port["id"], "type": vif_type if vif_type in LINK_TYPES else "phy",
                       "mtu": _mtu(net.get("mtu")), "ethernet_mac_address": port["mac_address"]})
-        for version in (4, 6):
-            first = next((a for a in ips if inst.subnets[a["subnet_id"]]["ip_version"] == version), None)
-            if first is None:
-                continue
-            subnet = inst.subnets[first["subnet_id"]]
-            nid = f"network{len(networks)}"
-            if version == 4 and subnet.get("enable_dhcp"):
-                networks.append({"id": nid, "type": "ipv4_dhcp", "link": link_id,
-                                 "network_id": port["network_id"]})
-                continue
-            kind = f"ipv{version}"
-            if version == 6 and subnet.get("ipv6_address_mode"):
-                kind = f"ipv6_{subnet['ipv6_address_mode']}"
-            networks.append({"id": nid, "type": kind, "link": link_id, "ip_address": first["ip_address"],
-                             "netmask": _netmask(subnet["cidr"]), "routes": _routes(subnet),
-                             "network_id": port["network_id"], "services": _dns(subnet)})
-        # IPv4 subnets first, as in ``networks`` (the port's fixed IPs come in no set order)
-        for s in sorted(subnet_ids, key=lambda sid: inst.subnets[sid]["ip_version"]):
-            for svc in _dns(inst.subnets[s]):
-                if svc not in services:
-                    services.append(svc)
+        _port_networks(inst, port, ips, link_id, networks, services)
+        _vlan_links(inst, port, link_id, links, networks, services)
     if not links:
         return {}
     return {"links": links, "networks": networks, "services": services}

@@ -21,6 +21,7 @@ from sqlalchemy import and_, delete, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
+from neutrino.api import convert as cv
 from neutrino.api import policy
 from neutrino.api.definitions import ADDRESS_SCOPE, SUBNETPOOL
 from neutrino.api.query import ListQuery
@@ -232,8 +233,13 @@ def _bounds(version: int, min_len: int | None, default_len: int | None, max_len:
 class SubnetPoolService:
     resource = SUBNETPOOL
 
+    #: Prefix lengths are strings on the wire (as Neutron's): sort them as numbers.
+    sort_values = {"default_prefixlen": int, "min_prefixlen": int, "max_prefixlen": int}
+
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
+        # subnetpool-prefix-ops: PUT /subnetpools/{id}/add_prefixes and .../remove_prefixes
+        self.member_actions = {"add_prefixes": self.add_prefixes, "remove_prefixes": self.remove_prefixes}
 
     def fetch_row(self, ctx: RequestContext, conn: Connection, pool_id: str) -> Any:
         return _pool_row(ctx, conn, pool_id)
@@ -322,6 +328,12 @@ class SubnetPoolService:
         policy.enforce(ctx, "update_subnetpool", _pool_dict(row, []),
                        attr_rules(SUBNETPOOL, "update", changes, creating=False))
         common.check_if_match(if_match, row.revision_number)
+        return self._apply_update(ctx, uow, row, changes)
+
+    def _apply_update(self, ctx: RequestContext, uow: UnitOfWork, row: Any,
+                      changes: dict[str, Any]) -> dict[str, Any]:
+        """An authorised update of pool ``row`` (Neutron's update_subnetpool): checks, write, feed."""
+        conn, pool_id = uow.conn, row.id
         values: dict[str, Any] = {k: changes[k] for k in ("name", "description", "default_quota")
                                   if k in changes}
         prefixes = list(row.prefixes)
@@ -362,6 +374,53 @@ class SubnetPoolService:
         out = self.get(RequestContext.admin(), conn, pool_id)
         uow.changed("subnetpool", pool_id, "update", out, row.project_id)
         return out
+
+    # --- subnetpool-prefix-ops ------------------------------------------------------------
+    def _action_row(self, ctx: RequestContext, uow: UnitOfWork, pool_id: str, body: Any,
+                    action: str) -> tuple[Any, list[str]]:
+        """The pool (locked against concurrent allocations) and the action's validated prefixes.
+
+        The body is ``{"prefixes": [CIDR, ...]}`` with at least one prefix (Neutron: 400
+        "Request body contains invalid data" otherwise)."""
+        if not isinstance(body, dict) or not isinstance(body.get("prefixes"), list) or not body["prefixes"]:
+            raise errors.bad("Request body contains invalid data")
+        try:
+            given = [cv.subnet_cidr(p) for p in body["prefixes"]]
+        except ValueError as exc:
+            raise errors.bad(f"Invalid input for prefixes. Reason: {str(exc).rstrip('.')}.") from None
+        row = self.fetch_row(ctx, uow.conn, pool_id)
+        policy.enforce(ctx, action, _pool_dict(row, []))
+        _lock_pool(uow.conn, pool_id)
+        return row, given
+
+    def add_prefixes(self, ctx: RequestContext, uow: UnitOfWork, pool_id: str, body: Any) -> dict[str, Any]:
+        """``PUT /subnetpools/{id}/add_prefixes`` -> ``{"prefixes": [the pool's, compacted]}``.
+
+        As Neutron, an update of ``prefixes`` to the union: the same checks (IP version, no
+        overlap with other pools of the address scope, not in someone else's shared scope)."""
+        row, given = self._action_row(ctx, uow, pool_id, body, "add_prefixes")
+        out = self._apply_update(ctx, uow, row, {"prefixes": [*row.prefixes, *given]})
+        return {"prefixes": out["prefixes"]}
+
+    def remove_prefixes(self, ctx: RequestContext, uow: UnitOfWork, pool_id: str, body: Any) -> dict[str, Any]:
+        """``PUT /subnetpools/{id}/remove_prefixes`` -> ``{"prefixes": [what is left, compacted]}``.
+
+        Prefixes sharing no address with the pool change nothing.  Refused (400
+        IllegalSubnetPoolPrefixUpdate) while a subnet allocated from the pool has an address
+        in a removed range, as Neutron."""
+        row, given = self._action_row(ctx, uow, pool_id, body, "remove_prefixes")
+        current = list(row.prefixes)
+        if not px.overlaps(current, given):
+            return {"prefixes": current}
+        used = [c for c, in uow.conn.execute(select(t.subnets.c.cidr).where(t.subnets.c.subnetpool_id == pool_id))]
+        if px.overlaps(used, given):
+            raise errors.IllegalSubnetPoolPrefixUpdate(
+                msg="One or more the prefixes to be removed is in use by a subnet")
+        left = px.free_ranges(current, given)
+        common.bump(uow.conn, t.subnetpools, pool_id, {"prefixes": [str(n) for n in left]})
+        out = self.get(RequestContext.admin(), uow.conn, pool_id)
+        uow.changed("subnetpool", pool_id, "update", out, row.project_id)
+        return {"prefixes": out["prefixes"]}
 
     def delete(self, ctx: RequestContext, uow: UnitOfWork, pool_id: str, if_match: str | None = None) -> None:
         conn = uow.conn

@@ -279,3 +279,125 @@ def test_network_pool_affinity(api):
 def test_extensions_listed(api):
     aliases = {e["alias"] for e in api.ok(api.get("extensions", "demo"))["extensions"]}
     assert {"subnet_allocation", "default-subnetpools", "address-scope"} <= aliases
+
+
+# --- subnetpool-prefix-ops: add_prefixes / remove_prefixes ----------------------------------
+def add_prefixes(api, pool_id, prefixes, as_="demo"):
+    return api.put(f"subnetpools/{pool_id}/add_prefixes", {"prefixes": prefixes}, as_)
+
+
+def remove_prefixes(api, pool_id, prefixes, as_="demo"):
+    return api.put(f"subnetpools/{pool_id}/remove_prefixes", {"prefixes": prefixes}, as_)
+
+
+def test_add_prefixes_merges_and_answers_the_list(api):
+    p = pool(api, prefixes=["10.10.0.0/24"], default_prefixlen=24)
+    net = api.network("demo")
+    api.ok(pool_subnet(api, net["id"], p["id"]), 201)
+    error(pool_subnet(api, net["id"], p["id"]), 500, "SubnetAllocationError")     # the pool is full
+    out = api.ok(add_prefixes(api, p["id"], ["10.10.1.0/24", "10.30.0.0/24"]))
+    assert out == {"prefixes": ["10.10.0.0/23", "10.30.0.0/24"]}
+    shown = api.show("subnetpools", "subnetpool", p["id"], "demo")
+    assert shown["prefixes"] == out["prefixes"] and shown["revision_number"] == 1
+    # The added space is allocated from at once.
+    assert api.ok(pool_subnet(api, net["id"], p["id"]), 201)["subnet"]["cidr"] == "10.10.1.0/24"
+    # Prefixes already in the pool change nothing but are accepted.
+    assert api.ok(add_prefixes(api, p["id"], ["10.10.0.128/25"]))["prefixes"] == out["prefixes"]
+
+
+def test_prefix_actions_validate_like_create(api):
+    p = pool(api, prefixes=["10.10.0.0/24"])
+    before = api.snapshot()
+    for action in ("add_prefixes", "remove_prefixes"):
+        for body in (None, {}, {"prefixes": []}, {"prefixes": "10.0.0.0/8"}, ["10.0.0.0/8"]):
+            error(api.put(f"subnetpools/{p['id']}/{action}", body, "demo"), 400, "HTTPBadRequest",
+                  "Request body contains invalid data")
+        error(api.put(f"subnetpools/{p['id']}/{action}", {"prefixes": ["nonsense"]}, "demo"), 400,
+              "HTTPBadRequest", "Invalid input for prefixes. Reason: 'nonsense' is not a valid IP subnet.")
+        error(api.post(f"subnetpools/{p['id']}/{action}", {"prefixes": ["10.0.0.0/8"]}, "demo"), 405,
+              "HTTPMethodNotAllowed")
+    error(add_prefixes(api, p["id"], ["2001:db8::/64"]), 400, "PrefixVersionMismatch",
+          "Cannot mix IPv4 and IPv6 prefixes in a subnet pool.")
+    error(add_prefixes(api, p["id"], ["10.20.0.0/24", "2001:db8::/64"]), 400, "PrefixVersionMismatch")
+    error(add_prefixes(api, "9a8b1c5e-0000-4000-8000-000000000000", ["10.0.0.0/8"]), 404, "SubnetPoolNotFound")
+    assert api.snapshot() == before
+
+
+def test_prefix_actions_policy(api):
+    mine = pool(api, "demo", name="mine")
+    shared = pool(api, "admin", name="shared", prefixes=["172.16.0.0/16"], shared=True)
+    for action in ("add_prefixes", "remove_prefixes"):
+        error(api.put(f"subnetpools/{mine['id']}/{action}", {"prefixes": ["10.99.0.0/24"]}, "other"), 404,
+              "SubnetPoolNotFound")
+        error(api.put(f"subnetpools/{shared['id']}/{action}", {"prefixes": ["172.17.0.0/24"]}, "demo"), 403,
+              "PolicyNotAuthorized", contains=f"rule:{action}")
+        # The owner project's reader sees the pool but may not change it.
+        error(api.put(f"subnetpools/{mine['id']}/{action}", {"prefixes": ["10.99.0.0/24"]}, "reader"), 403,
+              "PolicyNotAuthorized")
+    # Admins act on anyone's pool.
+    assert api.ok(add_prefixes(api, mine["id"], ["10.99.0.0/24"], "admin"))["prefixes"] == \
+        ["10.10.0.0/16", "10.99.0.0/24"]
+
+
+def test_add_prefixes_keeps_address_scopes_unique(api):
+    s4 = api.create("address-scopes", "address_scope", "demo", name="s4", ip_version=4)
+    a = pool(api, name="a", prefixes=["10.10.0.0/16"], address_scope_id=s4["id"])
+    b = pool(api, name="b", prefixes=["10.20.0.0/16"], address_scope_id=s4["id"])
+    error(add_prefixes(api, b["id"], ["10.10.5.0/24"]), 409, "AddressScopePrefixConflict")
+    assert api.ok(add_prefixes(api, b["id"], ["10.21.0.0/16"]))["prefixes"] == ["10.20.0.0/15"]
+    # A pool in another project's shared scope cannot be changed by its owner (as updates).
+    shared = api.create("address-scopes", "address_scope", "admin", name="sh", ip_version=4, shared=True)
+    c = pool(api, name="c", prefixes=["10.40.0.0/16"], address_scope_id=shared["id"])
+    error(add_prefixes(api, c["id"], ["10.41.0.0/16"]), 400, "IllegalSubnetPoolUpdate")
+    assert a["address_scope_id"] == s4["id"]
+
+
+def test_remove_prefixes(api):
+    p = pool(api, prefixes=["10.10.0.0/16", "10.30.0.0/24"])
+    net = api.network("demo")
+    sub = api.ok(pool_subnet(api, net["id"], p["id"], prefixlen=24), 201)["subnet"]
+    assert sub["cidr"] == "10.30.0.0/24"            # best fit: the smallest free range
+    # A range holding an allocated subnet cannot go (nor any prefix overlapping it).
+    for gone in (["10.30.0.0/24"], ["10.30.0.128/25"], ["10.0.0.0/8"]):
+        error(remove_prefixes(api, p["id"], gone), 400, "IllegalSubnetPoolPrefixUpdate",
+              "Illegal update to prefixes: One or more the prefixes to be removed is in use by a subnet.")
+    # Part of a prefix: the rest stays, compacted.
+    out = api.ok(remove_prefixes(api, p["id"], ["10.10.128.0/17", "10.10.64.0/18"]))
+    assert out == {"prefixes": ["10.10.0.0/18", "10.30.0.0/24"]}
+    shown = api.show("subnetpools", "subnetpool", p["id"], "demo")
+    assert shown["prefixes"] == out["prefixes"] and shown["revision_number"] == 1
+    # Addresses not in the pool: nothing changes (no new revision).
+    assert api.ok(remove_prefixes(api, p["id"], ["192.168.0.0/24", "2001:db8::/64"]))["prefixes"] == \
+        out["prefixes"]
+    assert api.show("subnetpools", "subnetpool", p["id"], "demo")["revision_number"] == 1
+    # The removed space is no longer allocated from.
+    error(pool_subnet(api, net["id"], p["id"], cidr="10.10.128.0/24"), 500, "SubnetAllocationError")
+    # Once the subnet is gone its prefix can be removed too.
+    api.ok(api.delete(f"subnets/{sub['id']}", "demo"), 204)
+    assert api.ok(remove_prefixes(api, p["id"], ["10.30.0.0/24"]))["prefixes"] == ["10.10.0.0/18"]
+
+
+def test_sorting_by_prefix_lengths_is_numeric(api):
+    # As strings ("8", "12", "24") these would sort "12" < "24" < "8".
+    for name, prefix, (lo, default, hi) in (("p8", "10.0.0.0/8", (8, 8, 32)),
+                                            ("p24", "192.168.0.0/16", (16, 24, 28)),
+                                            ("p12", "172.16.0.0/12", (10, 12, 30))):
+        pool(api, name=name, prefixes=[prefix], min_prefixlen=lo, default_prefixlen=default, max_prefixlen=hi)
+
+    def names(q):
+        return [p["name"] for p in api.list("subnetpools", "demo", q)]
+    assert names("sort_key=default_prefixlen&sort_dir=asc") == ["p8", "p12", "p24"]
+    assert names("sort_key=default_prefixlen&sort_dir=desc") == ["p24", "p12", "p8"]
+    assert names("sort_key=min_prefixlen&sort_dir=asc") == ["p8", "p12", "p24"]
+    assert names("sort_key=max_prefixlen&sort_dir=desc") == ["p8", "p12", "p24"]
+    # Pagination follows the same order.
+    first = api.ok(api.get("subnetpools?sort_key=default_prefixlen&sort_dir=asc&limit=2", "demo"))
+    assert [p["name"] for p in first["subnetpools"]] == ["p8", "p12"]
+    marker = first["subnetpools"][-1]["id"]
+    rest = api.ok(api.get(f"subnetpools?sort_key=default_prefixlen&sort_dir=asc&limit=2&marker={marker}", "demo"))
+    assert [p["name"] for p in rest["subnetpools"]] == ["p24"]
+
+
+def test_prefix_ops_extension_listed(api):
+    aliases = {e["alias"] for e in api.ok(api.get("extensions", "demo"))["extensions"]}
+    assert "subnetpool-prefix-ops" in aliases

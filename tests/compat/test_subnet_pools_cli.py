@@ -86,3 +86,31 @@ def test_member_pool_and_sdk(cloud):
     finally:
         conn.close()
     cloud.osc("demo", "subnet", "pool", "delete", "my-pool")
+
+
+def test_prefix_actions_over_raw_http_then_cli(cloud):
+    """openstacksdk has no call for subnetpool-prefix-ops: its session sends the actions; the CLI
+    sees the result and grows the pool with ``set --pool-prefix`` (an update of ``prefixes``)."""
+    pool = _json(cloud.osc("demo", "subnet", "pool", "create", "--pool-prefix", "192.168.110.0/24",
+                           "ops-pool", "-f", "json"))
+    conn = openstack.connect(auth_url=cloud.demo["OS_AUTH_URL"], project_name=cloud.demo["OS_PROJECT_NAME"],
+                             username=cloud.demo["OS_USERNAME"], password=cloud.demo["OS_PASSWORD"],
+                             user_domain_name=cloud.demo.get("OS_USER_DOMAIN_NAME", "Default"),
+                             project_domain_name=cloud.demo.get("OS_PROJECT_DOMAIN_NAME", "Default"))
+    try:
+        exts = {e.alias for e in conn.network.extensions()}
+        assert "subnetpool-prefix-ops" in exts
+        added = conn.network.put(f"/subnetpools/{pool['id']}/add_prefixes",
+                                 json={"prefixes": ["192.168.111.0/24"]})
+        assert added.status_code == 200 and added.json() == {"prefixes": ["192.168.110.0/23"]}
+        removed = conn.network.put(f"/subnetpools/{pool['id']}/remove_prefixes",
+                                   json={"prefixes": ["192.168.110.0/24"]})
+        assert removed.status_code == 200 and removed.json() == {"prefixes": ["192.168.111.0/24"]}
+    finally:
+        conn.close()
+    shown = _json(cloud.osc("demo", "subnet", "pool", "show", "ops-pool", "-f", "json"))
+    assert shown["prefixes"] == ["192.168.111.0/24"]
+    cloud.osc("demo", "subnet", "pool", "set", "--pool-prefix", "192.168.112.0/24", "ops-pool")
+    shown = _json(cloud.osc("demo", "subnet", "pool", "show", "ops-pool", "-f", "json"))
+    assert sorted(shown["prefixes"]) == ["192.168.111.0/24", "192.168.112.0/24"]
+    cloud.osc("demo", "subnet", "pool", "delete", "ops-pool")

@@ -200,3 +200,79 @@ def test_instance_from_view() -> None:
     i = tree.instance_from_view(view, floating_ips=["1.2.3.4"])
     assert (i.hostname, i.availability_zone, i.flavor_name, i.user_data) == ("vm-1", "az1", "m1.nano", b"hello")
     assert i.floating_ips == ["1.2.3.4"] and i.meta == {"a": "b"}
+
+
+# --- trunk subports as VLAN links --------------------------------------------------------------
+SUBPORT_A = "5ab00000-0000-4000-8000-00000000000a"
+SUBPORT_B = "5ab00000-0000-4000-8000-00000000000b"
+SUBPORT_C = "5ab00000-0000-4000-8000-00000000000c"
+NET_A = "22222222-0000-0000-0000-00000000000a"
+NET_B = "22222222-0000-0000-0000-00000000000b"
+SUB_A = "bbbbbbbb-0000-0000-0000-00000000000a"
+SUB_B = "bbbbbbbb-0000-0000-0000-00000000000b"
+
+
+def trunk_inst() -> Instance:
+    """``inst()`` whose port is a trunk parent with subports on VLAN 200 (static IPv4 with DNS),
+    VLAN 101 (DHCP) and VLAN 300 (no address: no link)."""
+    base = inst()
+    parent = dict(base.ports[0])
+    parent["trunk_details"] = {"trunk_id": "7e000000-0000-4000-8000-000000000001", "sub_ports": [
+        {"segmentation_id": 200, "segmentation_type": "vlan", "port_id": SUBPORT_B, "mac_address": "fa:16:3e:00:00:0b"},
+        {"segmentation_id": 101, "segmentation_type": "vlan", "port_id": SUBPORT_A, "mac_address": "fa:16:3e:00:00:0a"},
+        {"segmentation_id": 300, "segmentation_type": "vlan", "port_id": SUBPORT_C, "mac_address": "fa:16:3e:00:00:0c"},
+    ]}
+    subports = [
+        {"id": SUBPORT_A, "network_id": NET_A, "mac_address": "fa:16:3e:00:00:0a", "binding:vif_type": "ovs",
+         "fixed_ips": [{"subnet_id": SUB_A, "ip_address": "192.168.101.5"}]},
+        {"id": SUBPORT_B, "network_id": NET_B, "mac_address": "fa:16:3e:00:00:0b", "binding:vif_type": "ovs",
+         "fixed_ips": [{"subnet_id": SUB_B, "ip_address": "192.168.200.5"}]},
+        {"id": SUBPORT_C, "network_id": NET_B, "mac_address": "fa:16:3e:00:00:0c", "fixed_ips": []},
+    ]
+    networks = {**base.networks, NET_A: {"id": NET_A, "name": "a", "mtu": 1400},
+                NET_B: {"id": NET_B, "name": "b", "mtu": 1500}}
+    subnets = {**base.subnets,
+               SUB_A: {"id": SUB_A, "network_id": NET_A, "ip_version": 4, "cidr": "192.168.101.0/24",
+                       "gateway_ip": "192.168.101.1", "enable_dhcp": True, "dns_nameservers": ["8.8.8.8"],
+                       "host_routes": []},
+               SUB_B: {"id": SUB_B, "network_id": NET_B, "ip_version": 4, "cidr": "192.168.200.0/24",
+                       "gateway_ip": None, "enable_dhcp": False, "dns_nameservers": ["192.168.200.53"],
+                       "host_routes": [{"destination": "10.99.0.0/16", "nexthop": "192.168.200.1"}]}}
+    return inst(ports=[parent], networks=networks, subnets=subnets,
+                subports={p["id"]: p for p in subports})
+
+
+def test_network_data_lists_trunk_subports_as_vlan_links() -> None:
+    nd = json.loads(get(trunk_inst(), "/openstack/latest/network_data.json"))
+    parent_link = "tap" + PORT[:11]
+    assert [link["id"] for link in nd["links"]] == [parent_link, "tap" + SUBPORT_A[:11], "tap" + SUBPORT_B[:11]]
+    assert nd["links"][0]["type"] == "ovs"
+    assert nd["links"][1] == {"id": "tap" + SUBPORT_A[:11], "vif_id": SUBPORT_A, "type": "vlan", "mtu": 1400,
+                              "vlan_link": parent_link, "vlan_id": 101, "vlan_mac_address": "fa:16:3e:00:00:0a",
+                              "neutron_port_id": SUBPORT_A}
+    assert nd["links"][2]["vlan_id"] == 200 and nd["links"][2]["mtu"] == 1500
+    assert nd["links"][2]["vlan_mac_address"] == "fa:16:3e:00:00:0b"
+    # The parent's networks, then each subport's, on its VLAN link.
+    assert [(n["id"], n["type"], n["link"]) for n in nd["networks"]] == [
+        ("network0", "ipv4_dhcp", parent_link), ("network1", "ipv6_slaac", parent_link),
+        ("network2", "ipv4_dhcp", "tap" + SUBPORT_A[:11]), ("network3", "ipv4", "tap" + SUBPORT_B[:11])]
+    assert nd["networks"][2]["network_id"] == NET_A
+    assert nd["networks"][3] == {"id": "network3", "type": "ipv4", "link": "tap" + SUBPORT_B[:11],
+                                 "ip_address": "192.168.200.5", "netmask": "255.255.255.0",
+                                 "routes": [{"network": "10.99.0.0", "netmask": "255.255.0.0",
+                                             "gateway": "192.168.200.1"}],
+                                 "network_id": NET_B, "services": [{"type": "dns", "address": "192.168.200.53"}]}
+    # DNS servers of the subports' subnets join the top-level services, once each.
+    assert nd["services"] == [{"type": "dns", "address": "8.8.8.8"}, {"type": "dns", "address": "fd00::53"},
+                              {"type": "dns", "address": "192.168.200.53"}]
+
+
+def test_network_data_vlan_links_need_a_known_subport() -> None:
+    # Subports the view did not load (e.g. deleted since) and a parent without an address are left out.
+    i = trunk_inst()
+    i.subports = {}
+    nd = json.loads(get(i, "/openstack/latest/network_data.json"))
+    assert [link["type"] for link in nd["links"]] == ["ovs"]
+    i = trunk_inst()
+    i.ports = [dict(i.ports[0], fixed_ips=[])]
+    assert json.loads(get(i, "/openstack/latest/network_data.json")) == {}
