@@ -18,7 +18,8 @@ _pool = cv.dict_of({"start": cv.ip, "end": cv.ip}, required=("start", "end"))
 _route = cv.dict_of({"destination": cv.subnet_cidr, "nexthop": cv.ip}, required=("destination", "nexthop"))
 _aap = cv.dict_of({"ip_address": cv.ip_or_cidr, "mac_address": cv.mac}, required=("ip_address",))
 _dhcp_opt = cv.dict_of({"opt_name": cv.string(255), "opt_value": cv.nullable(cv.string(255)),
-                        "ip_version": cv.one_of(4, 6, "4", "6")}, required=("opt_name",))
+                        "ip_version": cv.int_one_of(4, 6)},   # an int, as Neutron
+                       required=("opt_name", "opt_value"))   # opt_value may be null, not missing (neutron-lib)
 _ext_gw_dict = cv.dict_of({"network_id": cv.uuid_str, "enable_snat": cv.to_bool,
                            "external_fixed_ips": cv.list_of(_fixed_ip)}, required=("network_id",))
 
@@ -168,7 +169,8 @@ PORT = Resource("port", "ports", (
     Attr("port_security_enabled", post=True, put=True, default=None, convert=_bool,   # left out: the network's
          filter=True, column="port_security_enabled"),
     Attr("allowed_address_pairs", post=True, put=True, default=list, convert=cv.list_of(_aap)),
-    Attr("extra_dhcp_opts", post=True, put=True, default=list, convert=cv.list_of(_dhcp_opt)),
+    Attr("extra_dhcp_opts", post=True, put=True, default=list,   # null: none (create), no change (update)
+         convert=cv.nullable(cv.list_of(_dhcp_opt))),
     Attr("binding:host_id", post=True, put=True, default="", convert=cv.string(255), filter=True,
          column="binding_host_id"),
     Attr("binding:profile", post=True, put=True, default=dict, convert=cv.dict_value),

@@ -25,17 +25,35 @@ Ports (``check_port``, create and update):
   letters, digits, ``_``, ``-``, ``.``, ``+``, starting with a letter, digit or
   ``_``; so no blank, comma, colon, ``=``, quote, newline or NUL).  Neutron
   accepts names dnsmasq does not know (``test_option_1``); so do we, but the
-  DHCP agent leaves such an option out of dnsmasq's files (``renderable``)
+  DHCP agent leaves such an option out of dnsmasq's files (``placements``)
   and the port shows it in ``binding:vif_details`` as ``dhcp_opts_left_out``
   (``left_out``).  The same option (name or number) only once per
   IP version; ``opt_value`` without control characters (a newline would
   split the opts file line) and with balanced double quotes; for options
   whose values are addresses (router, dns-server, ntp-server, ...) every
-  comma-separated item an address of the option's IP version; a
-  ``client-id`` without commas or blanks (it goes into a hosts-file line);
+  comma-separated item an address, all of the option's IP version or all of
+  the other one (Neutron does not check values against ``ip_version``, and
+  clients send ``server-ip-address: 2015::badd`` without one, i.e. as IPv4);
+  a ``client-id`` without commas or blanks (it goes into a hosts-file line);
 * ``dns_name`` (hostnames in the hosts files): empty or DNS labels
   (letters, digits, hyphens; 1-63 characters, no leading/trailing hyphen)
   joined by dots, at most 255 characters.
+
+Where the DHCP agent puts each option (``placements``, shared by the agent's
+renderer and the API's ``left_out``): an address option whose addresses are
+of the other IP version (``cross_version``) is served as the option of the
+same name of that version when dnsmasq knows one (``dns-server``,
+``ntp-server``, ``nis-server``, ``nis+-server``, ``sip-server``) and the port
+does not set that option itself; otherwise (``server-ip-address``,
+``router``, ``sntp-server``, ...) it is left out and listed like an unknown
+name.  dnsmasq refuses an IPv4 option with an IPv6 address ("bad IP
+address"), so such a line is never written.
+
+How a port keeps its options (``stored``, ``merged``; as Neutron): every kept entry has an
+``ip_version`` (4 when not given) and a value; a create drops entries with a null ``opt_value``; an
+update merges the given entries into the port's options by ``(opt_name, ip_version)`` (a null
+``opt_value`` removes one) and leaves the others alone, so ``openstack port set
+--extra-dhcp-option`` can send only the options it names.
 """
 
 from __future__ import annotations
@@ -75,6 +93,7 @@ KNOWN_V6: dict[str, int] = {
 ADDRESS_V4 = frozenset({1, 3, 6, 7, 9, 16, 21, 32, 33, 41, 42, 44, 45, 48, 49, 65, 68, 69, 70, 71, 74, 150,
                         255})
 ADDRESS_V6 = frozenset({22, 23, 27, 28, 31})
+_ADDRESS = {4: ADDRESS_V4, 6: ADDRESS_V6}
 _LOWER_V4 = {k.lower(): v for k, v in KNOWN_V4.items()}
 _LOWER_V6 = {k.lower(): v for k, v in KNOWN_V6.items()}
 #: Not a dnsmasq option: the DHCP agent puts it into the hosts file (``id:<client id>``).
@@ -123,7 +142,12 @@ def option_code(name: str, version: int) -> int | None:
 
 
 def check_extra_dhcp_opts(opts: list[dict[str, Any]]) -> None:
+    """Refuse what dnsmasq could not use (see the module doc); no I/O.  The same option (name or
+    number, any case) twice per IP version is refused among entries with a value; entries without
+    one (removals in an update, ``merged``) may only not repeat the exact ``(opt_name, ip_version)``,
+    so ``[{mtu: null}, {MTU: 9}]`` renames an option in one update."""
     seen: set[tuple[Any, int]] = set()
+    exact: set[tuple[str, int]] = set()
     for opt in opts:
         name = opt["opt_name"]
         version = int(opt.get("ip_version") or 4)
@@ -142,25 +166,95 @@ def check_extra_dhcp_opts(opts: list[dict[str, Any]]) -> None:
             if value is not None:
                 _check_value(opt, code, version, value)
         key = (code if code is not None else name.lower(), version)
-        if key in seen:
+        if (key in seen and value is not None) or (name, version) in exact:
             raise _bad_opt(opt, f"option '{name}' is given more than once for IPv{version}")
-        seen.add(key)
+        exact.add((name, version))
+        if value is not None:
+            seen.add(key)
 
 
-def renderable(name: str, version: int) -> bool:
-    """Whether the DHCP agent writes option ``name`` of IP ``version`` into dnsmasq's files
-    (``client-id`` goes into the hosts file; a name dnsmasq does not know is left out)."""
-    return name == CLIENT_ID or option_code(name, version) is not None
+def cross_version(name: str, version: int, value: str) -> bool:
+    """Whether ``value`` of address option ``name`` (IPv``version``) lists addresses of the other IP
+    version only (the API accepts that; see the module doc); pure."""
+    code = None if name == CLIENT_ID else option_code(name, version)
+    return code in _ADDRESS.get(version, ()) and _addresses(value, 10 - version)
+
+
+def placements(opts: Iterable[tuple[str, str | None, int]]) -> tuple[list[tuple[str, str, int]], list[str]]:
+    """Where the DHCP agent puts a port's extra DHCP options ``(name, value, ip_version)``; pure.
+
+    Returns ``(served, left_out)``.  ``served`` lists ``(name, value, version)`` as dnsmasq gets them,
+    in the given order; ``version`` is the other one for a ``cross_version`` value, moved to the
+    same-named option of that version.  ``left_out`` lists ``name/ipv<version>`` (as given) of the
+    options with a value that are not served: names dnsmasq does not know; ``cross_version`` values
+    whose name dnsmasq does not know for the other version (or is a number: codes differ per version),
+    or whose target option the port also sets itself; and, as a second line of defence, address
+    options whose value dnsmasq would refuse as "bad IP address".  Options without a value (null
+    ``opt_value``) are in neither list.
+    """
+    given = [(str(name), value, int(version or 4)) for name, value, version in opts if value is not None]
+    own = {(option_code(n, v), v) for n, val, v in given if n != CLIENT_ID and _as_given(n, v, val)}
+    served: list[tuple[str, str, int]] = []
+    out: list[str] = []
+    for name, value, version in given:
+        target = version
+        if version not in _ADDRESS:   # the API allows 4 and 6 only
+            out.append(f"{name}/ipv{version}")
+            continue
+        if name != CLIENT_ID and not _as_given(name, version, value):
+            target = 10 - version
+            code = None if name.isdigit() else option_code(name, target)
+            if not cross_version(name, version, value) or code is None or (code, target) in own:
+                out.append(f"{name}/ipv{version}")
+                continue
+        served.append((name, value, target))
+    return served, out
+
+
+def _as_given(name: str, version: int, value: str) -> bool:
+    """dnsmasq takes option ``name`` of IPv``version`` with ``value`` (not ``client-id``)."""
+    code = option_code(name, version)
+    return code is not None and (code not in _ADDRESS.get(version, ()) or _addresses(value, version))
+
+
+def _addresses(value: str, version: int) -> bool:
+    """``value`` is a comma-separated list of IPv``version`` addresses."""
+    return all(_is_address(item.strip(), version) for item in value.split(","))
+
+
+def stored(opts: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A port's options as kept and shown (``opt_name``, ``opt_value``, ``ip_version``), in order;
+    pure.  ``ip_version`` is always there (4 when not given); an entry without a value (null
+    ``opt_value``) is dropped, as Neutron stores no such option on create."""
+    return [{"opt_name": o["opt_name"], "opt_value": o["opt_value"], "ip_version": int(o.get("ip_version") or 4)}
+            for o in opts if o.get("opt_value") is not None]
+
+
+def merged(current: Iterable[dict[str, Any]], given: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The options a port update leaves on the port, as Neutron merges them; pure.
+
+    Each given entry is matched to a current option by ``(opt_name, ip_version)`` (exact name; a
+    missing ``ip_version`` is 4): with a value it replaces the value, with a null ``opt_value`` (or
+    none) it removes the option; unmatched, with a value it is added at the end, without one it is
+    ignored.  Options not mentioned stay.  ``given`` empty changes nothing.  The result is
+    ``stored`` form; the caller checks it (``check_extra_dhcp_opts``) like a new list.
+    """
+    out = {(o["opt_name"], o["ip_version"]): o for o in stored(current)}
+    for opt in given:
+        key = (opt["opt_name"], int(opt.get("ip_version") or 4))
+        if opt.get("opt_value") is None:
+            out.pop(key, None)
+        elif key in out:
+            out[key] = dict(out[key], opt_value=opt["opt_value"])
+        else:
+            out[key] = {"opt_name": key[0], "opt_value": opt["opt_value"], "ip_version": key[1]}
+    return list(out.values())
 
 
 def left_out(opts: Iterable[dict[str, Any]]) -> list[str]:
-    """``name/ipv<version>`` of each option with a value the DHCP agent leaves out, in order (pure)."""
-    out = []
-    for opt in opts:
-        version = int(opt.get("ip_version") or 4)
-        if opt.get("opt_value") is not None and not renderable(str(opt["opt_name"]), version):
-            out.append(f"{opt['opt_name']}/ipv{version}")
-    return out
+    """``name/ipv<version>`` of each option with a value the DHCP agent leaves out, in order
+    (``placements``; pure)."""
+    return placements((o["opt_name"], o.get("opt_value"), int(o.get("ip_version") or 4)) for o in opts)[1]
 
 
 def _check_value(opt: dict[str, Any], code: int | None, version: int, value: str) -> None:
@@ -169,13 +263,19 @@ def _check_value(opt: dict[str, Any], code: int | None, version: int, value: str
     if value.count('"') % 2:
         raise _bad_opt(opt, "opt_value has an unbalanced double quote")
     if code in (ADDRESS_V4 if version == 4 else ADDRESS_V6):
-        for item in value.split(","):
-            if not _is_address(item.strip(), version):
-                raise _bad_opt(opt, f"'{item.strip()}' is not an IPv{version} address "
-                                    f"(option '{opt['opt_name']}' takes a comma-separated list of addresses)")
+        items = [item.strip() for item in value.split(",")]
+        bad = next((item for item in items if not (_is_address(item, 4) or _is_address(item, 6))), None)
+        if bad is not None:
+            raise _bad_opt(opt, f"'{bad}' is not an IPv{version} address, nor an IPv{10 - version} address "
+                                f"(option '{opt['opt_name']}' takes a comma-separated list of addresses)")
+        if not (all(_is_address(item, version) for item in items)
+                or all(_is_address(item, 10 - version) for item in items)):
+            raise _bad_opt(opt, f"option '{opt['opt_name']}' mixes IPv4 and IPv6 addresses; give all of "
+                                "one IP version")
 
 
 def _is_address(text: str, version: int) -> bool:
+    """``text`` is an IPv``version`` address without a zone (IPv6 optionally in brackets)."""
     if version == 6 and text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
     try:
@@ -211,4 +311,5 @@ def check_dns_name(name: str) -> None:
 
 
 __all__ = ["ADDRESS_V4", "ADDRESS_V6", "CLIENT_ID", "KNOWN_V4", "KNOWN_V6", "OPT_TOKEN", "check_dns_name",
-           "check_extra_dhcp_opts", "check_port", "check_subnet", "left_out", "option_code", "renderable"]
+           "check_extra_dhcp_opts", "check_port", "check_subnet", "cross_version", "left_out", "merged",
+           "option_code", "placements", "stored"]

@@ -138,7 +138,8 @@ class PortService:
             "id": r.id, "name": r.name, "network_id": r.network_id, "tenant_id": r.project_id,
             "mac_address": r.mac_address, "admin_state_up": r.admin_state_up, "status": r.status,
             "device_id": r.device_id, "device_owner": r.device_owner, "fixed_ips": fixed_ips,
-            "allowed_address_pairs": list(r.allowed_address_pairs), "extra_dhcp_opts": list(r.extra_dhcp_opts),
+            "allowed_address_pairs": list(r.allowed_address_pairs),
+            "extra_dhcp_opts": dhcp_options.stored(r.extra_dhcp_opts),   # with ip_version, as Neutron
             "security_groups": sgs, "description": r.description, "binding:vnic_type": r.binding_vnic_type,
             "binding:profile": dict(r.binding_profile), "binding:host_id": r.binding_host_id,
             "binding:vif_type": r.binding_vif_type, "binding:vif_details": _vif_details(r),
@@ -247,7 +248,8 @@ class PortService:
             **vals, network_id=net.id, mac_address=mac, admin_state_up=item.get("admin_state_up", True),
             status=status, device_id=item.get("device_id") or "", device_owner=owner,
             port_security_enabled=pse, allowed_address_pairs=aaps,
-            extra_dhcp_opts=item.get("extra_dhcp_opts") or [], dns_name=item.get("dns_name") or "",
+            extra_dhcp_opts=dhcp_options.stored(item.get("extra_dhcp_opts") or ()),   # null values dropped
+            dns_name=item.get("dns_name") or "",
             binding_host_id=host, binding_profile=item.get("binding:profile") or {},
             binding_vnic_type=item.get("binding:vnic_type") or "normal", binding_vif_type=vif_type,
             binding_vif_details=details))
@@ -345,10 +347,14 @@ class PortService:
         values: dict[str, Any] = {}
         for key, col in (("name", "name"), ("description", "description"), ("admin_state_up", "admin_state_up"),
                          ("device_id", "device_id"), ("device_owner", "device_owner"), ("dns_name", "dns_name"),
-                         ("extra_dhcp_opts", "extra_dhcp_opts"), ("binding:profile", "binding_profile"),
-                         ("binding:vnic_type", "binding_vnic_type")):
+                         ("binding:profile", "binding_profile"), ("binding:vnic_type", "binding_vnic_type")):
             if key in changes:
                 values[col] = changes[key]
+        if changes.get("extra_dhcp_opts"):
+            # Merged into the port's options, as Neutron (null or [] changes nothing; dhcp_options.merged).
+            opts = dhcp_options.merged(current["extra_dhcp_opts"], changes["extra_dhcp_opts"])
+            dhcp_options.check_extra_dhcp_opts(opts)   # e.g. 'MTU' added next to an existing 'mtu'
+            values["extra_dhcp_opts"] = opts
         mac = row.mac_address
         if "mac_address" in changes and changes["mac_address"] != row.mac_address:
             if row.binding_vif_type in BOUND:

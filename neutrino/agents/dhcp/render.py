@@ -54,7 +54,7 @@ from neutrino.agents.dhcp.model import (
 )
 from neutrino.agents.dhcp.model import tap_name as _tap_name
 # The option tables the API validates with (pure data and functions, no server state).
-from neutrino.services.dhcp_options import renderable
+from neutrino.services.dhcp_options import placements
 
 __all__ = [
     "FILE_ADDN_HOSTS",
@@ -155,11 +155,12 @@ def _port_hosts(cfg: DhcpConfig, net: NetworkView, port: PortView) -> list[_Host
 
 
 def _active_opts(port: PortView) -> list[tuple[str, str, int]]:
-    """(name, value, ip_version) of the port's extra DHCP options that have a value and that dnsmasq
-    knows: an option name the API accepted but dnsmasq does not know is left out (dnsmasq cannot parse
-    such a line); the API shows it on the port (``binding:vif_details.dhcp_opts_left_out``)."""
-    return [(o.opt_name, o.opt_value, o.ip_version)
-            for o in port.extra_dhcp_opts if o.opt_value is not None and renderable(o.opt_name, o.ip_version)]
+    """(name, value, ip_version) of the port's extra DHCP options as dnsmasq gets them
+    (``dhcp_options.placements``): an option the API accepted but dnsmasq could not parse (a name it
+    does not know, an IPv6 address for an IPv4 option without a DHCPv6 twin, ...) is left out, and the
+    API shows it on the port (``binding:vif_details.dhcp_opts_left_out``); an address option given
+    with addresses of the other IP version is served as that version's option of the same name."""
+    return placements((o.opt_name, o.opt_value, o.ip_version) for o in port.extra_dhcp_opts)[0]
 
 
 def _client_id(port: PortView, version: int) -> str | None:
