@@ -35,6 +35,15 @@ Ports (``check_port``, create and update):
   the other one (Neutron does not check values against ``ip_version``, and
   clients send ``server-ip-address: 2015::badd`` without one, i.e. as IPv4);
   a ``client-id`` without commas or blanks (it goes into a hosts-file line);
+* blank values (``""`` or only spaces), as neutron-lib's key specs: allowed only for the
+  options named exactly ``router`` and ``classless-static-route`` (``BLANK_ALLOWED``; not their
+  numbers nor other spellings), any ``ip_version``; any other blank ``opt_value`` or ``opt_name`` is
+  400 ``No valid key specs matched for: {...}``.  A blank option means "send no such option": the
+  DHCP agent writes the option without data (``tag:port-P,option:router``), which dnsmasq takes as
+  "do not send the router option it sends by default"; the port's tag outranks the subnet's, so the
+  subnet's gateway is not sent to that port.  (A trailing comma, ``option:router,``, is refused by
+  dnsmasq as "bad IP address", so the agent never writes one.)  ``router`` has no DHCPv6 option, so a
+  blank ``router`` with ``ip_version: 6`` is accepted and left out like any unknown name;
 * ``dns_name`` (hostnames in the hosts files): empty or DNS labels
   (letters, digits, hyphens; 1-63 characters, no leading/trailing hyphen)
   joined by dots, at most 255 characters.
@@ -98,6 +107,9 @@ _LOWER_V4 = {k.lower(): v for k, v in KNOWN_V4.items()}
 _LOWER_V6 = {k.lower(): v for k, v in KNOWN_V6.items()}
 #: Not a dnsmasq option: the DHCP agent puts it into the hosts file (``id:<client id>``).
 CLIENT_ID = "client-id"
+#: The only option names whose ``opt_value`` may be blank (neutron-lib's VALID_BLANK_EXTRA_DHCP_OPTS;
+#: exact names): a blank value tells dnsmasq not to send the option (see the module doc).
+BLANK_ALLOWED = ("router", "classless-static-route")
 
 #: An option name dnsmasq does not know is still accepted when it matches this (see the module doc):
 #: it can never be read as more than one field of an opts line, nor as ``tag:``/``option:`` syntax.
@@ -152,6 +164,9 @@ def check_extra_dhcp_opts(opts: list[dict[str, Any]]) -> None:
         name = opt["opt_name"]
         version = int(opt.get("ip_version") or 4)
         value = opt.get("opt_value")
+        if is_blank(name) or (value is not None and is_blank(value) and name not in BLANK_ALLOWED):
+            # neutron-lib's wording: no key spec (blank-able name, or non-blank name and value) matched.
+            raise errors.invalid(f"No valid key specs matched for: {opt}")
         if name == CLIENT_ID:
             code: int | None = None
             if value is not None and (re.search(r"[\s,]", value) or _CONTROL.search(value)):
@@ -186,7 +201,8 @@ def placements(opts: Iterable[tuple[str, str | None, int]]) -> tuple[list[tuple[
     Returns ``(served, left_out)``.  ``served`` lists ``(name, value, version)`` as dnsmasq gets them,
     in the given order; ``version`` is the other one for a ``cross_version`` value, moved to the
     same-named option of that version.  ``left_out`` lists ``name/ipv<version>`` (as given) of the
-    options with a value that are not served: names dnsmasq does not know; ``cross_version`` values
+    options with a value that are not served: names dnsmasq does not know (a blank value of a known
+    option is served as given: the option without data, ``is_blank``); ``cross_version`` values
     whose name dnsmasq does not know for the other version (or is a number: codes differ per version),
     or whose target option the port also sets itself; and, as a second line of defence, address
     options whose value dnsmasq would refuse as "bad IP address".  Options without a value (null
@@ -212,9 +228,17 @@ def placements(opts: Iterable[tuple[str, str | None, int]]) -> tuple[list[tuple[
 
 
 def _as_given(name: str, version: int, value: str) -> bool:
-    """dnsmasq takes option ``name`` of IPv``version`` with ``value`` (not ``client-id``)."""
+    """dnsmasq takes option ``name`` of IPv``version`` with ``value`` (not ``client-id``); a blank
+    value is the option without data, which dnsmasq takes for every option it knows."""
     code = option_code(name, version)
-    return code is not None and (code not in _ADDRESS.get(version, ()) or _addresses(value, version))
+    return code is not None and (code not in _ADDRESS.get(version, ()) or is_blank(value)
+                                 or _addresses(value, version))
+
+
+def is_blank(value: str) -> bool:
+    """``value`` is empty or only spaces (neutron-lib's "blank string"); the DHCP agent writes an
+    option with a blank value without data."""
+    return not value.strip(" ")
 
 
 def _addresses(value: str, version: int) -> bool:
@@ -262,7 +286,7 @@ def _check_value(opt: dict[str, Any], code: int | None, version: int, value: str
         raise _bad_opt(opt, "opt_value must not contain newlines or other control characters")
     if value.count('"') % 2:
         raise _bad_opt(opt, "opt_value has an unbalanced double quote")
-    if code in (ADDRESS_V4 if version == 4 else ADDRESS_V6):
+    if code in (ADDRESS_V4 if version == 4 else ADDRESS_V6) and not is_blank(value):
         items = [item.strip() for item in value.split(",")]
         bad = next((item for item in items if not (_is_address(item, 4) or _is_address(item, 6))), None)
         if bad is not None:
@@ -310,6 +334,6 @@ def check_dns_name(name: str) -> None:
                          f"Reason: {reason}.")
 
 
-__all__ = ["ADDRESS_V4", "ADDRESS_V6", "CLIENT_ID", "KNOWN_V4", "KNOWN_V6", "OPT_TOKEN", "check_dns_name",
-           "check_extra_dhcp_opts", "check_port", "check_subnet", "cross_version", "left_out", "merged",
-           "option_code", "placements", "stored"]
+__all__ = ["ADDRESS_V4", "ADDRESS_V6", "BLANK_ALLOWED", "CLIENT_ID", "KNOWN_V4", "KNOWN_V6", "OPT_TOKEN",
+           "check_dns_name", "check_extra_dhcp_opts", "check_port", "check_subnet", "cross_version", "is_blank",
+           "left_out", "merged", "option_code", "placements", "stored"]

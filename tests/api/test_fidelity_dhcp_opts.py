@@ -5,6 +5,8 @@
   are option tokens, and the port shows that the DHCP agent leaves them out
   (``binding:vif_details.dhcp_opts_left_out``, admin view);
 * names that are not tokens and values with control characters stay 400.
+* blank values only for ``router`` and ``classless-static-route`` ("send no such option"),
+  any other blank value or name 400 with neutron-lib's message.
 """
 
 from __future__ import annotations
@@ -293,3 +295,57 @@ def test_opt_value_may_be_null_but_not_missing(api, net):
         error(api.req(method, path, "demo", json=body), 400, "HTTPBadRequest",
               contains="Validation of dictionary's keys failed")
     assert api.show("ports", "port", port["id"], "demo")["extra_dhcp_opts"] == BASE[:1]
+
+
+# --- blank values: only router and classless-static-route, meaning "send no such option" -------------
+BLANKS = [_opt("router", ""), _opt("classless-static-route", "")]
+
+
+def test_blank_router_and_classless_static_route_round_trip(api, net):
+    port = api.port(net["id"], "demo", extra_dhcp_opts=BLANKS + [_opt("router", "", 6)])
+    want = BLANKS + [_opt("router", "", 6)]
+    assert port["extra_dhcp_opts"] == want
+    assert api.show("ports", "port", port["id"], "demo")["extra_dhcp_opts"] == want
+    assert api.list("ports", "demo", query=f"id={port['id']}")[0]["extra_dhcp_opts"] == want
+    # dnsmasq has no DHCPv6 router option: that one is left out, the IPv4 ones are served
+    assert api.show("ports", "port", port["id"])["binding:vif_details"]["dhcp_opts_left_out"] == ["router/ipv6"]
+    # a value replaces the blank and a blank the value (merge by name and ip_version)
+    upd = _put_opts(api, port["id"], [{"opt_name": "router", "opt_value": "10.0.0.9"}])
+    assert upd["extra_dhcp_opts"][0] == _opt("router", "10.0.0.9")
+    upd = _put_opts(api, port["id"], [{"opt_name": "router", "opt_value": ""},
+                                      {"opt_name": "router", "opt_value": None, "ip_version": 6}])
+    assert upd["extra_dhcp_opts"] == BLANKS
+    assert "dhcp_opts_left_out" not in api.show("ports", "port", port["id"])["binding:vif_details"]
+
+
+@pytest.mark.parametrize("opt", [{"opt_name": "bootfile-name", "opt_value": ""},
+                                 {"opt_name": "bootfile-name", "opt_value": "   "},
+                                 {"opt_name": "3", "opt_value": ""}, {"opt_name": "Router", "opt_value": ""},
+                                 {"opt_name": "test_option_1", "opt_value": "", "ip_version": 6},
+                                 {"opt_name": "", "opt_value": "x"}])
+def test_other_blank_values_are_refused_as_neutron(api, net, opt):
+    port = api.port(net["id"], "demo", extra_dhcp_opts=BASE[:1])
+    before = api.snapshot()
+    want = f"Invalid input for operation: No valid key specs matched for: {opt}."
+    error(api.post("ports", {"port": {"network_id": net["id"], "extra_dhcp_opts": [opt]}}, "demo"), 400,
+          "InvalidInput", want)
+    error(api.put(f"ports/{port['id']}", {"port": {"extra_dhcp_opts": [opt]}}, "demo"), 400, "InvalidInput", want)
+    assert api.snapshot() == before
+
+
+def test_a_blank_router_reaches_dnsmasq_as_an_option_without_data(api, net):
+    """The feed body of the port carries the blank, and the DHCP agent's renderer writes
+    ``option:router`` with no data and no comma (dnsmasq: send no router to this port)."""
+    since = api.ok(api.get("/neutrino/v1/changes?since=0&limit=10000"))["revision"]
+    port = api.port(net["id"], "demo", extra_dhcp_opts=BLANKS)
+    changes = api.ok(api.get(f"/neutrino/v1/changes?since={since}&limit=10000"))["changes"]
+    body = [c for c in changes if c["resource"] == "port" and c["id"] == port["id"]][-1]["body"]
+    assert body["extra_dhcp_opts"] == BLANKS
+    from neutrino.agents.dhcp import render
+    from neutrino.agents.dhcp.model import DhcpConfig, network_view
+    subnets = api.list("subnets", query=f"network_id={net['id']}")
+    lines = render.opts_file(DhcpConfig("host-1"), network_view(api.show("networks", "network", net["id"]),
+                                                                  subnets, [body])).splitlines()
+    assert f"tag:port-{port['id']},option:router" in lines
+    assert f"tag:port-{port['id']},option:classless-static-route" in lines
+    assert not any(line.endswith(",") for line in lines)

@@ -54,7 +54,7 @@ from neutrino.agents.dhcp.model import (
 )
 from neutrino.agents.dhcp.model import tap_name as _tap_name
 # The option tables the API validates with (pure data and functions, no server state).
-from neutrino.services.dhcp_options import placements
+from neutrino.services.dhcp_options import is_blank, placements
 
 __all__ = [
     "FILE_ADDN_HOSTS",
@@ -390,8 +390,11 @@ def _checked_subnet_opts(cfg: DhcpConfig, net: NetworkView, sub: SubnetView) -> 
 def _port_opts(cfg: DhcpConfig, net: NetworkView, port: PortView, skipped: list[str] | None = None) -> list[str]:
     versions = {h.subnet.ip_version for h in _port_hosts(cfg, net, port)}
     tag = f"tag:port-{port.id}"
-    # The value is the option's own dnsmasq value list (commas separate its items).
-    return [f"{tag},{_opt_key(name, v)},{value}"
+    # The value is the option's own dnsmasq value list (commas separate its items).  A blank value
+    # (only router and classless-static-route may have one: "send no such option") is written as the
+    # option without data and without a comma: dnsmasq then omits the option, whereas it refuses
+    # ``option:router,`` ("bad IP address") and would skip the line.
+    return [f"{tag},{_opt_key(name, v)}" if is_blank(value) else f"{tag},{_opt_key(name, v)},{value}"
             for name, value, v in _active_opts(port)
             if name != CLIENT_ID and v in versions
             and _safe(f"opts line of port {port.id}", [tag, _opt_key(name, v)], skipped, value)]
