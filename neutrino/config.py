@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, get_type_hints
 
 
 class ConfigError(ValueError):
@@ -271,44 +271,286 @@ _BY_KEY = {(o.section, o.name): o for o in OPTIONS}
 
 
 class Section(Mapping[str, Any]):
-    """Read-only view of one section; options are attributes too."""
+    """One section's options: typed attributes, and a read-only mapping by option name.
 
-    def __init__(self, values: dict[str, Any]) -> None:
-        self._values = MappingProxyType(values)
+    Each subclass below is a frozen dataclass whose fields are exactly the options
+    ``OPTIONS`` declares for its section, typed as their parsers return them, so a
+    misspelt option is an error for the type checker (``tests/unit/test_config.py``
+    checks that the classes and ``OPTIONS`` agree).  The mapping view serves generic
+    code (``Config.with_overrides``).
+    """
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError as exc:
-            raise AttributeError(name) from exc
+    # Declared (set on every subclass by @dataclass) so that ``dataclasses.fields`` types.
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(self))
 
     def __getitem__(self, key: str) -> Any:
-        return self._values[key]
+        if key not in self._names():
+            raise KeyError(key)
+        return getattr(self, key)
 
-    def __iter__(self):  # type: ignore[override]
-        return iter(self._values)
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
 
     def __len__(self) -> int:
-        return len(self._values)
+        return len(self._names())
+
+
+# One class per section, its fields in the order of OPTIONS (parsers: str, int, _bool -> bool,
+# _list -> tuple[str, ...], _dict_int -> Mapping[str, int], _dict_str -> Mapping[str, str]).
+
+@dataclass(frozen=True)
+class DefaultSection(Section):
+    """[DEFAULT]"""
+    bind_host: str
+    bind_port: int
+    api_workers: int
+    global_physnet_mtu: int
+    base_mac: str
+    dns_domain: str
+    agent_down_time: int
+    dhcp_agents_per_network: int
+    max_dns_nameservers: int
+    max_subnet_host_routes: int
+    max_allowed_address_pair: int
+    pagination_max_limit: int
+    enable_snat_by_default: bool
+    debug: bool
+    host: str
+    roles: tuple[str, ...]
+    server_url: str
+    max_agent_request_body_size: int
+    client_header_timeout: int
+    client_socket_timeout: int
+    max_request_header_size: int
+    max_connections: int
+    max_allocation_pools: int
+    network_auto_schedule: bool
+    allow_automatic_dhcp_failover: bool
+    dhcp_confs: str
+    dhcp_lease_duration: int
+    enable_isolated_metadata: bool
+    force_metadata: bool
+    dnsmasq_dns_servers: tuple[str, ...]
+    dnsmasq_local_resolv: bool
+    dhcp_renewal_time: int
+    dhcp_rebinding_time: int
+    dnsmasq_lease_max: int
+    router_auto_schedule: bool
+    allow_automatic_l3agent_failover: bool
+
+
+@dataclass(frozen=True)
+class OsloMiddlewareSection(Section):
+    """[oslo_middleware]"""
+    max_request_body_size: int
+
+
+@dataclass(frozen=True)
+class DatabaseSection(Section):
+    """[database]"""
+    connection: str
+
+
+@dataclass(frozen=True)
+class Ml2Section(Section):
+    """[ml2]"""
+    type_drivers: tuple[str, ...]
+    tenant_network_types: tuple[str, ...]
+    mechanism_drivers: tuple[str, ...]
+    extension_drivers: tuple[str, ...]
+    path_mtu: int
+    physical_network_mtus: Mapping[str, int]
+    overlay_ip_version: int
+    external_network_type: str
+
+
+@dataclass(frozen=True)
+class Ml2TypeFlatSection(Section):
+    """[ml2_type_flat]"""
+    flat_networks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Ml2TypeVlanSection(Section):
+    """[ml2_type_vlan]"""
+    network_vlan_ranges: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Ml2TypeVxlanSection(Section):
+    """[ml2_type_vxlan]"""
+    vni_ranges: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Ml2TypeGeneveSection(Section):
+    """[ml2_type_geneve]"""
+    vni_ranges: tuple[str, ...]
+    max_header_size: int
+
+
+@dataclass(frozen=True)
+class QuotasSection(Section):
+    """[quotas]"""
+    default_quota: int
+    quota_network: int
+    quota_subnet: int
+    quota_port: int
+    quota_router: int
+    quota_floatingip: int
+    quota_security_group: int
+    quota_security_group_rule: int
+    quota_rbac_policy: int
+    quota_router_route: int
+    quota_subnetpool: int
+
+
+@dataclass(frozen=True)
+class IdentitySection(Section):
+    """[identity]"""
+    bind_host: str
+    bind_port: int
+    region: str
+    public_host: str
+    login_throttle_failures: int
+    login_throttle_delay: int
+    login_throttle_max_delay: int
+
+
+@dataclass(frozen=True)
+class TokenSection(Section):
+    """[token]"""
+    expiration: int
+
+
+@dataclass(frozen=True)
+class FernetTokensSection(Section):
+    """[fernet_tokens]"""
+    key_repository: str
+
+
+@dataclass(frozen=True)
+class SecurityComplianceSection(Section):
+    """[security_compliance]"""
+    lockout_failure_attempts: int
+    lockout_duration: int
+
+
+@dataclass(frozen=True)
+class OvsSection(Section):
+    """[ovs]"""
+    integration_bridge: str
+    tunnel_bridge: str
+    int_peer_patch_port: str
+    tun_peer_patch_port: str
+    local_ip: str
+    bridge_mappings: Mapping[str, str]
+    datapath_type: str
+    host_netns: str
+    ovs_rundir: str
+
+
+@dataclass(frozen=True)
+class AgentSection(Section):
+    """[agent]"""
+    tunnel_types: tuple[str, ...]
+    l2_population: bool
+    arp_responder: bool
+    polling_interval: int
+    report_interval: int
+    availability_zone: str
+
+
+@dataclass(frozen=True)
+class SecuritygroupSection(Section):
+    """[securitygroup]"""
+    enable_security_group: bool
+    firewall_driver: str
+
+
+@dataclass(frozen=True)
+class FeedSection(Section):
+    """[feed]"""
+    retention: int
+
+
+@dataclass(frozen=True)
+class ComputeSection(Section):
+    """[compute]"""
+    bind_host: str
+    bind_port: int
+
+
+@dataclass(frozen=True)
+class ImageSection(Section):
+    """[image]"""
+    bind_host: str
+    bind_port: int
+
+
+@dataclass(frozen=True)
+class MetadataSection(Section):
+    """[metadata]"""
+    metadata_proxy_socket: str
+    metadata_proxy_user: str
+    metadata_proxy_group: str
+    nova_metadata_host: str
+    nova_metadata_port: int
+    nova_metadata_protocol: str
+    metadata_proxy_shared_secret: str
+    bind_host: str
+    bind_port: int
+    metadata_cache_expiration: int
+    http_tokens: str
+    dhcp_domain: str
+
+
+@dataclass(frozen=True)
+class LabSection(Section):
+    """[lab]"""
+    host_netns: str
+    cidr: str
 
 
 @dataclass(frozen=True)
 class Config:
-    """A validated, frozen configuration.  ``state_dir`` is where files live."""
+    """A validated, frozen configuration: one typed attribute per section, named as the
+    INI section (``default`` is [DEFAULT]).  ``state_dir`` is where files live."""
 
     state_dir: Path
-    sections: Mapping[str, Section]
+    default: DefaultSection
+    oslo_middleware: OsloMiddlewareSection
+    database: DatabaseSection
+    ml2: Ml2Section
+    ml2_type_flat: Ml2TypeFlatSection
+    ml2_type_vlan: Ml2TypeVlanSection
+    ml2_type_vxlan: Ml2TypeVxlanSection
+    ml2_type_geneve: Ml2TypeGeneveSection
+    quotas: QuotasSection
+    identity: IdentitySection
+    token: TokenSection
+    fernet_tokens: FernetTokensSection
+    security_compliance: SecurityComplianceSection
+    ovs: OvsSection
+    agent: AgentSection
+    securitygroup: SecuritygroupSection
+    feed: FeedSection
+    compute: ComputeSection
+    image: ImageSection
+    metadata: MetadataSection
+    lab: LabSection
 
-    def __getattr__(self, name: str) -> Section:
-        key = "DEFAULT" if name == "default" else name
-        try:
-            return self.sections[key]
-        except KeyError as exc:
-            raise AttributeError(name) from exc
+    @property
+    def sections(self) -> Mapping[str, Section]:
+        """Every section by its INI name ("DEFAULT", "ml2", ...)."""
+        return MappingProxyType({ini: getattr(self, attr) for ini, attr in _SECTION_ATTRS.items()})
 
     @property
     def database_url(self) -> str:
-        return self.sections["database"].connection or f"sqlite:///{self.state_dir / 'neutrino.db'}"
+        return self.database.connection or f"sqlite:///{self.state_dir / 'neutrino.db'}"
 
     def with_overrides(self, overrides: Mapping[tuple[str, str], str]) -> "Config":
         raw = {(s, k): v for s, sec in self.sections.items() for k, v in sec.items()}
@@ -316,6 +558,14 @@ class Config:
         for key, text in overrides.items():
             parsed[key] = _parse(key, text)
         return _build(self.state_dir, parsed)
+
+
+#: INI section name -> ``Config`` attribute, and -> its typed class (from Config's fields).
+_SECTION_ATTRS: Mapping[str, str] = MappingProxyType({
+    ("DEFAULT" if f.name == "default" else f.name): f.name
+    for f in dataclasses.fields(Config) if f.name != "state_dir"})
+_SECTION_TYPES: Mapping[str, type[Section]] = MappingProxyType({
+    ini: get_type_hints(Config)[attr] for ini, attr in _SECTION_ATTRS.items()})
 
 
 def _parse(key: tuple[str, str], text: str) -> Any:
@@ -329,10 +579,12 @@ def _parse(key: tuple[str, str], text: str) -> Any:
 
 
 def _build(state_dir: Path, values: dict[tuple[str, str], Any]) -> Config:
-    sections: dict[str, dict[str, Any]] = {}
+    """A ``Config`` of ``values``, which hold every option (by (section, name)) parsed."""
+    by_section: dict[str, dict[str, Any]] = {ini: {} for ini in _SECTION_TYPES}
     for (sec, name), val in values.items():
-        sections.setdefault(sec, {})[name] = val
-    return Config(Path(state_dir), MappingProxyType({k: Section(v) for k, v in sections.items()}))
+        by_section[sec][name] = val
+    sections: dict[str, Any] = {_SECTION_ATTRS[ini]: cls(**by_section[ini]) for ini, cls in _SECTION_TYPES.items()}
+    return Config(Path(state_dir), **sections)
 
 
 def defaults(state_dir: Path | str) -> Config:

@@ -28,6 +28,8 @@ from neutrino.compute.image_api import build_image_app
 from neutrino.config import Config
 from neutrino.db.engine import Database
 from neutrino.db.migrate import upgrade
+from neutrino.feed.api import PREFIX as FEED_PREFIX
+from neutrino.feed.publisher import open_feed
 from neutrino.identity.api import build_identity_app
 from neutrino.identity.bootstrap import bootstrap
 from neutrino.identity.tokens import TokenProvider
@@ -85,12 +87,12 @@ def build_all_apps(cfg: Config, db: Database) -> tuple[dict[str, Any], TokenProv
     identity = build_identity_app(cfg, db, tokens, catalog_endpoints(cfg))
     auth_uri = f"http://{cfg.identity.public_host or cfg.identity.bind_host}:{cfg.identity.bind_port}"
     deps = make_deps(cfg, db)
-    network_api = make_network_api(deps, tokens.validate, auth_uri)
+    # The change feed: built once here, then handed to the network API (which serves it and
+    # registers the network services' snapshot sources) and to the compute side ("server").
+    feed = open_feed(db, cfg.feed.retention)
+    network_api = make_network_api(deps, tokens.validate, auth_uri, feed=feed)
     compute_api = make_compute_api(cfg, db, tokens.validate, deps, auth_uri)
-    install_internal(network_api, compute_api.servers)   # /neutrino/v1/servers for compute agents
-    from neutrino.feed.api import PREFIX as FEED_PREFIX
-    network_api.extra_routes[FEED_PREFIX].feed.extra_sources["server"] = (
-        lambda conn: compute_api.servers.agent_list(conn, None))
+    install_internal(network_api, compute_api.servers, feed)   # /neutrino/v1/servers for compute agents
     apps = {"identity": identity, "network": build_network_app(network_api),
             "compute": build_compute_app(cfg, db, tokens.validate, api=compute_api),
             "image": build_image_app(tokens.validate, auth_uri),
@@ -104,7 +106,6 @@ def guard(cfg: Config, name: str, app: Any) -> limits.RequestGuard:
     The agents' routes (``/neutrino/v1/``, network API) get their own, larger
     bound; metadata bodies are raw text (a password), not JSON.
     """
-    from neutrino.feed.api import PREFIX as FEED_PREFIX
     larger = ((FEED_PREFIX, cfg.default.max_agent_request_body_size),) if name == "network" else ()
     return limits.RequestGuard(app, limits.RENDERERS[name], cfg.oslo_middleware.max_request_body_size,
                                larger=larger, json_bodies=name != "metadata")

@@ -5,11 +5,20 @@ from __future__ import annotations
 import random
 from typing import Any, Callable
 
+from sqlalchemy.engine import Connection
+
 from neutrino.api.app import NetworkApi, build_network_app
+from neutrino.api.query import ListQuery
 from neutrino.config import Config
-from neutrino.context import AuthInfo
+from neutrino.context import AuthInfo, RequestContext
 from neutrino.db.engine import Database
+from neutrino.feed.api import install as install_feed
+from neutrino.feed.publisher import Feed, Source, open_feed
+from neutrino.feed.resources import PLURAL
 from neutrino.ml2.manager import TypeManager
+from neutrino.services import (agents, dhcp_scheduler, ip_availability, l3, l3_scheduler, rbac, service_providers,
+                               subnetpools, trunks)
+from neutrino.services.agent_reports import AgentReports
 from neutrino.services.common import Deps
 from neutrino.services.networks import NetworkService
 from neutrino.services.ports import PortService
@@ -23,7 +32,15 @@ def make_deps(cfg: Config, db: Database, rng: random.Random | None = None) -> De
     return Deps(cfg=cfg, db=db, types=TypeManager(cfg, rng), rng=rng)
 
 
-def make_network_api(deps: Deps, validate_token: Callable[[str], AuthInfo], auth_uri: str = "") -> NetworkApi:
+def make_network_api(deps: Deps, validate_token: Callable[[str], AuthInfo], auth_uri: str = "",
+                     feed: Feed | None = None) -> NetworkApi:
+    """The network API with every service registered, serving ``feed`` under ``/neutrino/v1/``.
+
+    ``feed`` is the process's change feed (``neutrino.server`` builds it);
+    without one (tests, tools) the API gets a feed of its own on ``deps.db``.
+    The services publish into it: each feed type's snapshot source is
+    registered here.
+    """
     services: dict[str, Any] = {
         "networks": NetworkService(deps),
         "subnets": SubnetService(deps),
@@ -32,35 +49,32 @@ def make_network_api(deps: Deps, validate_token: Callable[[str], AuthInfo], auth
         "security-group-rules": SecurityGroupRuleService(deps),
     }
     subresources: dict[tuple[str, str], Any] = {}
-    from neutrino.services.subnetpools import register as register_subnetpools
-    register_subnetpools(deps, services)     # subnetpools, address-scopes
-    try:  # L3 services (routers, floating IPs, port forwardings)
-        from neutrino.services.l3 import register as register_l3
-        register_l3(deps, services, subresources)
-    except ImportError:
-        pass
-    from neutrino.services.trunks import register as register_trunks   # trunks (trunk, trunk-details)
-    register_trunks(deps, services)
-    from neutrino.services.rbac import register_service as register_rbac   # rbac-policies
-    register_rbac(deps, services)
-    try:  # agents, availability zones, scheduling
-        from neutrino.services.agents import register as register_agents
-        register_agents(deps, services, subresources)
-    except ImportError:
-        pass
-    from neutrino.services.ip_availability import register as register_ip_availability
-    register_ip_availability(deps, services)         # /v2.0/network-ip-availabilities
-    from neutrino.services.service_providers import register as register_service_providers
-    register_service_providers(deps, services)       # /v2.0/service-providers
+    subnetpools.register(deps, services)                 # subnetpools, address-scopes
+    l3.register(deps, services, subresources)            # routers, floating IPs, port forwardings
+    trunks.register(deps, services)                      # trunks (trunk, trunk-details)
+    rbac.register_service(deps, services)                # rbac-policies
+    agents.register(deps, services, subresources)        # agents, availability zones, scheduling
+    ip_availability.register(deps, services)             # /v2.0/network-ip-availabilities
+    service_providers.register(deps, services)           # /v2.0/service-providers
     api = NetworkApi(deps=deps, services=services, validate_token=validate_token,
                      quota_service=QuotaService(deps.cfg), subresources=subresources, auth_uri=auth_uri)
-    from neutrino.feed.api import install as install_feed  # /neutrino/v1/: change feed, agent reports
-    install_feed(api)
-    from neutrino.services.dhcp_scheduler import install_feed_source  # "dhcp_binding" snapshots
-    install_feed_source(api)
-    from neutrino.services.l3_scheduler import install_feed_source as install_l3_source  # "l3_binding"
-    install_l3_source(api)
+    if feed is None:
+        feed = open_feed(deps.db, deps.cfg.feed.retention)
+    for svc in services.values():   # the network resources on the feed, in registration order
+        resource = getattr(getattr(svc, "resource", None), "name", None)
+        if resource in PLURAL:
+            feed.add_source(resource, _service_source(svc))
+    dhcp_scheduler.install_feed_source(feed)     # "dhcp_binding" snapshots
+    l3_scheduler.install_feed_source(feed)       # "l3_binding" snapshots
+    install_feed(api, feed, AgentReports(deps, services.get("agents")))  # /neutrino/v1/: feed, agent reports
     return api
+
+
+def _service_source(svc: Any) -> Source:
+    """A snapshot source listing every object of ``svc`` in the admin view."""
+    def source(conn: Connection) -> list[dict[str, Any]]:
+        return svc.list(RequestContext.admin(), conn, ListQuery())[0]
+    return source
 
 
 def make_network_app(deps: Deps, validate_token: Callable[[str], AuthInfo], auth_uri: str = "") -> Any:

@@ -16,6 +16,7 @@ import httpx
 
 from neutrino.agents.auth import AGENT_OPENRC, read_openrc
 from neutrino.agents.compute.planner import netns_name
+from neutrino.cli.layout import SERVER, endpoints, load_config
 from neutrino.system.exec import netns_argv
 from neutrino.system.netns import netns_exists
 
@@ -30,7 +31,6 @@ def _token(creds: Any) -> str:
 
 
 def find_server(layout: Any, ref: str) -> dict[str, Any] | None:
-    from neutrino.cli.main import SERVER, endpoints, load_config
     try:  # the running server's endpoints (they include a --port-offset)
         url = layout.pidfile(SERVER).read().extra["endpoints"]["network"].rstrip("/")
     except Exception:  # noqa: BLE001 - not running via `up`: use the configuration

@@ -45,6 +45,7 @@ import httpx
 
 from neutrino.agents.auth import Credentials, read_openrc
 from neutrino.cli import process
+from neutrino.cli.layout import DEFAULT_STATE_DIR, CLIError, layout_of, load_config, self_command
 
 FLAT_NET, FLAT_SUBNET = "flat-network", "flat-subnet"
 VXLAN_NET, VXLAN_SUBNET = "vxlan-network", "vxlan-subnet"
@@ -651,14 +652,12 @@ def clean(layout: Any, progress: Progress, timeout: float = 60.0) -> list[str]:
 
 def _command(layout: Any, sub: str) -> str:
     """How a user runs ``neutrino SUB`` on this state dir."""
-    from neutrino.cli.main import DEFAULT_STATE_DIR, _self_command
     state = "" if layout.root == Path(DEFAULT_STATE_DIR) else f" --state-dir {shlex.quote(str(layout.root))}"
-    return f"{_self_command()} {sub}{state}"
+    return f"{self_command()} {sub}{state}"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from neutrino.cli.main import CLIError, _layout, load_config
-    layout = _layout(args)
+    layout = layout_of(args)
     if not (layout.root / "admin-openrc").exists():
         raise CLIError(f"no cloud in {layout.root} (run neutrino up first, or pass --state-dir)")
     cfg = load_config(layout.conf, layout.root)

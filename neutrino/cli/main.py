@@ -19,7 +19,6 @@ import contextlib
 import errno
 import fcntl
 import importlib.util
-import ipaddress
 import logging
 import os
 import secrets
@@ -34,10 +33,11 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from neutrino import config as nconfig
-from neutrino.cli import filemodes, process
+from neutrino.cli import console, demo, filemodes, host, process
+from neutrino.cli.layout import (DEFAULT_STATE_DIR, SERVER, CLIError, Layout, endpoints, layout_of, load_config,
+                                 self_command)
+from neutrino.config_checks import ROLE_CHOICES
 
-DEFAULT_STATE_DIR = "/var/lib/neutrino"
-SERVER = "server"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 PROBE_TIMEOUT = 2.0  # seconds `status` waits for an API to answer
@@ -48,57 +48,9 @@ EXIT_DEGRADED = 1
 EXIT_NOT_RUNNING = 3
 
 
-class CLIError(Exception):
-    """An error reported to the user as ``error: <message>`` (no traceback)."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 # --------------------------------------------------------------------------
-# The state directory
+# The state directory (Layout, CLIError: neutrino.cli.layout)
 # --------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Layout:
-    root: Path
-
-    @property
-    def conf(self) -> Path:
-        return self.root / "neutrino.conf"
-
-    @property
-    def log_dir(self) -> Path:
-        return self.root / "log"
-
-    @property
-    def run_dir(self) -> Path:
-        return self.root / "run"
-
-    @property
-    def lock(self) -> Path:
-        return self.run_dir / "neutrino.lock"
-
-    def log(self, name: str) -> Path:
-        return self.log_dir / f"{name}.log"
-
-    def pidfile(self, name: str) -> process.PidFile:
-        return process.PidFile(self.run_dir / f"{name}.pid")
-
-    def credential_files(self) -> list[Path]:
-        return [self.root / n for n in ("admin-openrc", "demo-openrc", "clouds.yaml")]
-
-    @property
-    def port_offset_file(self) -> Path:
-        """The ``--port-offset`` of the last ``up`` (kept by ``down``): the credential files
-        name those ports, so a later ``up`` without the option (after a crash) uses it again."""
-        return self.run_dir / "port-offset"
-
-
-def _layout(args: argparse.Namespace) -> Layout:
-    return Layout(Path(args.state_dir).expanduser().absolute())
-
 
 @contextlib.contextmanager
 def _locked(layout: Layout, timeout: float = 60.0) -> Iterator[None]:
@@ -136,154 +88,9 @@ def initial_values() -> dict[tuple[str, str], str]:
     return values
 
 
-def load_config(path: Path, state_dir: Path, port_offset: int = 0,
-                overrides: dict[tuple[str, str], str] | None = None) -> nconfig.Config:
-    """Load and validate; raises CLIError with every problem found."""
-    if not path.exists():
-        raise CLIError(f"{path} does not exist (neutrino up writes it on its first run)")
-    try:
-        cfg = nconfig.load(path, state_dir=state_dir,
-                           overrides=[(sec, name, val) for (sec, name), val in (overrides or {}).items()])
-        cfg = with_port_offset(cfg, port_offset)
-    except nconfig.ConfigError as exc:
-        raise CLIError(f"bad configuration: {exc}") from None
-    problems = validate(cfg)
-    if problems:
-        raise CLIError("bad configuration in {}:\n  {}".format(path, "\n  ".join(problems)))
-    return cfg
-
-
-def with_port_offset(cfg: nconfig.Config, offset: int) -> nconfig.Config:
-    """``cfg`` with every API port moved by ``offset`` (for running several instances)."""
-    if not offset:
-        return cfg
-    return cfg.with_overrides({
-        ("DEFAULT", "bind_port"): str(cfg.default.bind_port + offset),
-        ("identity", "bind_port"): str(cfg.identity.bind_port + offset),
-        ("compute", "bind_port"): str(cfg.compute.bind_port + offset),
-        ("image", "bind_port"): str(cfg.image.bind_port + offset),
-        ("metadata", "bind_port"): str(cfg.metadata.bind_port + offset),
-        ("metadata", "nova_metadata_port"): str(cfg.metadata.nova_metadata_port + offset),
-    })
-
-
-_TYPES = ("local", "flat", "vlan", "vxlan", "geneve")
-_ROLES = ("all", "controller", "network", "compute")
-
-
-def _check_range(text: str, lo: int, hi: int) -> str | None:
-    a, sep, b = text.partition(":")
-    try:
-        low, high = int(a), int(b)
-    except ValueError:
-        return f"{text!r} is not min:max"
-    if not sep or not (lo <= low <= high <= hi):
-        return f"{text!r} is not a range within {lo}:{hi}"
-    return None
-
-
-def validate(cfg: nconfig.Config) -> list[str]:
-    """Cross-option checks that the schema's per-option types cannot express."""
-    errs: list[str] = []
-    d, ident, ml2 = cfg.default, cfg.identity, cfg.ml2
-    for sec, opt in (("DEFAULT", d), ("identity", ident)):
-        if not 1 <= opt.bind_port <= 65535:
-            errs.append(f"[{sec}] bind_port = {opt.bind_port} is not a TCP port")
-        try:
-            ipaddress.ip_address(opt.bind_host)
-        except ValueError:
-            errs.append(f"[{sec}] bind_host = {opt.bind_host!r} is not an IP address")
-    if d.bind_port == ident.bind_port and (
-            d.bind_host == ident.bind_host or "0.0.0.0" in (d.bind_host, ident.bind_host)
-            or "::" in (d.bind_host, ident.bind_host)):
-        errs.append(f"[DEFAULT] bind_port and [identity] bind_port are both {d.bind_port}")
-    if cfg.metadata.http_tokens not in ("optional", "required"):
-        errs.append(f"[metadata] http_tokens = {cfg.metadata.http_tokens!r}: choose optional or required")
-    if d.api_workers < 1:
-        errs.append(f"[DEFAULT] api_workers = {d.api_workers}: must be at least 1")
-    if d.global_physnet_mtu < 68:
-        errs.append(f"[DEFAULT] global_physnet_mtu = {d.global_physnet_mtu} is too small")
-    if d.agent_down_time < 1:
-        errs.append("[DEFAULT] agent_down_time must be positive")
-    bad_roles = [r for r in d.roles if r not in _ROLES]
-    if bad_roles or not d.roles:
-        errs.append(f"[DEFAULT] roles: {', '.join(bad_roles) or '(empty)'}: "
-                    f"choose from {', '.join(_ROLES)}")
-    elif not ({"all", "controller"} & set(d.roles)) and not d.server_url:
-        errs.append(f"[DEFAULT] roles = {','.join(d.roles)} without controller: set [DEFAULT] server_url "
-                    "(the controller's Neutron API, e.g. http://controller:9696)")
-    if d.server_url and not d.server_url.startswith(("http://", "https://")):
-        errs.append(f"[DEFAULT] server_url = {d.server_url!r} is not an http(s) URL")
-    unknown = [t for t in ml2.type_drivers if t not in _TYPES]
-    if unknown:
-        errs.append(f"[ml2] type_drivers: unknown {', '.join(unknown)} (known: {', '.join(_TYPES)})")
-    missing = [t for t in ml2.tenant_network_types if t not in ml2.type_drivers]
-    if missing:
-        errs.append(f"[ml2] tenant_network_types: {', '.join(missing)} not in type_drivers")
-    if ml2.overlay_ip_version not in (4, 6):
-        errs.append(f"[ml2] overlay_ip_version = {ml2.overlay_ip_version}: must be 4 or 6")
-    if ml2.external_network_type and ml2.external_network_type not in ml2.type_drivers:
-        errs.append(f"[ml2] external_network_type = {ml2.external_network_type} not in type_drivers")
-    for sec in ("ml2_type_vxlan", "ml2_type_geneve"):
-        for r in getattr(cfg, sec).vni_ranges:
-            msg = _check_range(r, 1, 2**24 - 1)
-            if msg:
-                errs.append(f"[{sec}] vni_ranges: {msg}")
-    for entry in cfg.ml2_type_vlan.network_vlan_ranges:
-        physnet, sep, rng = entry.partition(":")
-        if not physnet:
-            errs.append(f"[ml2_type_vlan] network_vlan_ranges: {entry!r} has no physnet")
-        elif sep:
-            msg = _check_range(rng, 1, 4094)
-            if msg:
-                errs.append(f"[ml2_type_vlan] network_vlan_ranges: {physnet}: {msg}")
-    if cfg.token.expiration < 1:
-        errs.append("[token] expiration must be positive")
-    url = cfg.database.connection
-    if url and not url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
-        errs.append(f"[database] connection = {url!r}: only sqlite:/// and postgresql:// URLs")
-    if cfg.feed.retention < 1:
-        errs.append("[feed] retention must be positive")
-    errs += _unreachable_in_state_dir(cfg)
-    return errs
-
-
-def _unreachable_in_state_dir(cfg: nconfig.Config) -> list[str]:
-    """Paths that unprivileged daemons must reach cannot be in the state directory (mode 0700)."""
-    state = cfg.state_dir.absolute()
-    errs = []
-    md = cfg.metadata
-    proxy_socket = md.metadata_proxy_socket if md.metadata_proxy_user not in ("root", "0") else ""
-    for sec, name, path, who in (("DEFAULT", "dhcp_confs", cfg.default.dhcp_confs, "dnsmasq (user nobody)"),
-                                 ("metadata", "metadata_proxy_socket", proxy_socket,
-                                  "the haproxy metadata proxies (metadata_proxy_user)")):
-        if path and (Path(path).absolute() == state or state in Path(path).absolute().parents):
-            errs.append(f"[{sec}] {name} = {path} is inside the state directory, which only its owner "
-                        f"may enter: {who} could not reach it")
-    return errs
-
-
 # --------------------------------------------------------------------------
-# Endpoints
+# Probes
 # --------------------------------------------------------------------------
-
-def _client_host(bind_host: str) -> str:
-    """Where a local client reaches a server bound to ``bind_host``."""
-    if bind_host in ("", "0.0.0.0"):
-        return "127.0.0.1"
-    if bind_host == "::":
-        return "[::1]"
-    if ":" in bind_host:
-        return f"[{bind_host}]"
-    return bind_host
-
-
-def endpoints(cfg: nconfig.Config) -> dict[str, str]:
-    return {
-        "identity": f"http://{_client_host(cfg.identity.bind_host)}:{cfg.identity.bind_port}/v3",
-        "network": f"http://{_client_host(cfg.default.bind_host)}:{cfg.default.bind_port}/",
-    }
-
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
 
@@ -359,9 +166,9 @@ def _fmt_uptime(seconds: float) -> str:
 
 def _roles_arg(text: str) -> tuple[str, ...]:
     roles = nconfig._list(text)
-    bad = [r for r in roles if r not in _ROLES]
+    bad = [r for r in roles if r not in ROLE_CHOICES]
     if bad or not roles:
-        raise CLIError(f"--role {text}: choose from {', '.join(_ROLES)} (comma-separated)")
+        raise CLIError(f"--role {text}: choose from {', '.join(ROLE_CHOICES)} (comma-separated)")
     return roles
 
 
@@ -412,9 +219,8 @@ def _repair_modes(cfg: nconfig.Config) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from neutrino.cli import host
     t0 = time.monotonic()
-    layout = _layout(args)
+    layout = layout_of(args)
     layout.root.mkdir(parents=True, exist_ok=True, mode=filemodes.DIR_MODE)   # an old one: _repair_modes
     layout.log_dir.mkdir(exist_ok=True, mode=filemodes.DIR_MODE)
     given = _roles_arg(args.role) if args.role else None
@@ -472,7 +278,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if server is None:
         print(f"neutrino {', '.join(roles)} node is up in {elapsed:.1f} s{where}: agents "
               f"{', '.join(kinds) or '(none)'} following {network_url}")
-        print(f"Stop with: {_self_command()} down --state-dir {layout.root}")
+        print(f"Stop with: {self_command()} down --state-dir {layout.root}")
         return 0
     eps = server.endpoints
     print(f"neutrino is up in {elapsed:.1f} s (server pid {server.record.pid}){where}")
@@ -489,7 +295,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             print("Try:")
             print(f"  . {openrc}")
             print(f"  {openstack} network list")
-    print(f"Stop with: {_self_command()} down --state-dir {layout.root}")
+    print(f"Stop with: {self_command()} down --state-dir {layout.root}")
     return 0
 
 
@@ -563,17 +369,8 @@ def _up_controller(layout: Layout, cfg: nconfig.Config, args: argparse.Namespace
     return _ServerUp(rec, eps, args.port_offset, already=False)
 
 
-def _self_command() -> str:
-    """How the user runs this command: `neutrino` if PATH finds this one, else its full path."""
-    mine = Path(sys.executable).parent / "neutrino"
-    found = shutil.which("neutrino")
-    if found and mine.exists() and Path(found).resolve() == mine.resolve():
-        return "neutrino"
-    return str(mine) if mine.exists() else "neutrino"
-
-
 def cmd_server(args: argparse.Namespace) -> int:
-    layout = _layout(args)
+    layout = layout_of(args)
     cfg = load_config(layout.conf, layout.root, args.port_offset)
     server = _server_module()
     logging.basicConfig(level=logging.DEBUG if cfg.default.debug else logging.INFO,
@@ -586,7 +383,7 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    layout = _layout(args)
+    layout = layout_of(args)
     records: list[tuple[process.PidFile, process.PidRecord | None, str]] = []
     for pf in process.pidfiles(layout.run_dir):
         try:
@@ -653,7 +450,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _print_where_to_look(cfg: nconfig.Config) -> None:
     """How to reach this node's Open vSwitch and lab host (see docs/walkthrough.md)."""
-    from neutrino.cli import host
     roles = host.expand_roles(cfg.default.roles)
     if not host.agents_for(roles):
         return
@@ -675,7 +471,7 @@ def _check_purgeable(layout: Layout) -> None:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    layout = _layout(args)
+    layout = layout_of(args)
     if not layout.root.exists():
         print(f"neutrino is not running (no {layout.root})")
         return 0
@@ -685,7 +481,6 @@ def cmd_down(args: argparse.Namespace) -> int:
     if layout.run_dir.is_dir():
         with _locked(layout):
             stopped_any = _stop_all(layout, args.timeout)
-            from neutrino.cli import host
             if layout.conf.exists():
                 host.stop(layout, load_config(layout.conf, layout.root), args.purge)
             if args.purge:
@@ -731,7 +526,7 @@ def _stop_all(layout: Layout, timeout: float) -> bool:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    layout = _layout(args)
+    layout = layout_of(args)
     cfg = load_config(layout.conf, layout.root, args.port_offset)
     from neutrino.agents import runner
     from neutrino.agents.auth import MissingCredentials
@@ -745,18 +540,17 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
-    layout = _layout(args)
+    layout = layout_of(args)
     argv = list(args.argv)
     if argv and argv[0] == "--":
         argv = argv[1:]
     if not argv:
         raise CLIError("usage: neutrino console SERVER -- COMMAND [ARGS...]")
-    from neutrino.cli import console
     return console.run(layout, args.server, argv)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    layout = _layout(args)
+    layout = layout_of(args)
     path = Path(args.config) if args.config else layout.conf
     cfg = load_config(path, layout.root)
     eps = endpoints(cfg)
@@ -848,7 +642,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between SIGTERM and SIGKILL (default: %(default)s)")
     p.set_defaults(func=cmd_down)
 
-    from neutrino.cli import demo
     demo.add_parser(sub, common)
 
     p = sub.add_parser("check-config", parents=[common], help="validate the configuration",

@@ -19,7 +19,7 @@ served on ``[compute] bind_port`` (catalog type ``compute``, URL
 A project id after ``/v2.1/`` (old-style URLs) is accepted and ignored.
 Errors are Nova's ``{"itemNotFound": {"message": ..., "code": 404}}``.
 
-``install_internal(network_api, servers)`` adds the agent side to the
+``install_internal(network_api, servers, feed)`` adds the agent side to the
 network API, under ``/neutrino/v1/servers`` (admin or service role; errors in
 the network API's ``NeutronError`` format):
 
@@ -39,7 +39,7 @@ the network API's ``NeutronError`` format):
 
 The agent view (feed bodies of ``server`` changes, snapshot objects, state
 answers) and its expanded form (the GETs above: plus ``ports``,
-``networks``, ``subnets``) are documented at ``ServerService.agent_views``.
+``networks``, ``subnets``) are documented at ``server_views.agent_view`` and ``server_views.expand``.
 """
 
 from __future__ import annotations
@@ -59,16 +59,17 @@ from starlette.responses import Response
 
 from neutrino import errors as neutron_errors
 from neutrino.api import limits
-from neutrino.compute import faults, microversion, scheduler
+from neutrino.compute import faults, microversion, scheduler, server_views
 from neutrino.compute.flavors import FlavorService
 from neutrino.compute.keypairs import KeypairService
 from neutrino.compute.microversion import Version
-from neutrino.compute.servers import ServerGone, ServerService
+from neutrino.compute.server_service import ServerGone, ServerService
 from neutrino.config import Config
 from neutrino.context import AuthInfo, RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import Database
 from neutrino.feed import log
+from neutrino.feed.publisher import Feed
 from neutrino.services.common import Deps
 from neutrino.asgi import handled_lifespan
 
@@ -251,7 +252,7 @@ async def _servers(api: ComputeApi, request: Request, ctx: RequestContext, mv: V
                 rows = svc.list(ctx, conn, params)
                 if detail:
                     return svc.views(ctx, conn, rows, mv, base), rows
-                return [{"id": r.id, "name": r.name, "links": svc.links(base, r.id)} for r in rows], rows
+                return [{"id": r.id, "name": r.name, "links": server_views.links(base, r.id)} for r in rows], rows
 
             items, rows = await _read(api, list_work)
             body: dict[str, Any] = {"servers": items}
@@ -555,15 +556,13 @@ class InternalServers:
         raise neutron_errors.HTTPNotFound()
 
 
-def install_internal(network_api: Any, servers: ServerService) -> InternalServers:
+def install_internal(network_api: Any, servers: ServerService, feed: Feed) -> InternalServers:
     """Serve ``INTERNAL_PREFIX`` on the network API, ahead of the feed's ``/neutrino/v1/``,
-    and make ``server`` a snapshot type of its change feed (agent views of every server)."""
-    from neutrino.feed.api import PREFIX as FEED_PREFIX
+    and make ``server`` a snapshot type of ``feed``, the change feed that API serves
+    (agent views of every server)."""
     handler = InternalServers(servers)
     network_api.extra_routes = {INTERNAL_PREFIX: handler, **network_api.extra_routes}
-    feed = getattr(network_api.extra_routes.get(FEED_PREFIX), "feed", None)
-    if feed is not None and hasattr(feed, "extra_sources"):
-        feed.extra_sources["server"] = lambda conn: servers.agent_list(conn, None)
+    feed.add_source("server", lambda conn: servers.agent_list(conn, None))
     return handler
 
 

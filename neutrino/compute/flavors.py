@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from neutrino.compute import faults
 from neutrino.compute.microversion import Version
+from neutrino.compute.validate import member, no_extra, page
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import Database, UnitOfWork
@@ -128,18 +129,18 @@ class FlavorService:
         col = cols[sort_key]
         rows = list(conn.execute(stmt.order_by(col.desc() if sort_dir == "desc" else col.asc(),
                                                t.flavors.c.id)))
-        return _page(rows, params, lambda r: r.id, "flavor")
+        return page(rows, params, lambda r: r.id, "flavor")
 
     # --- writes (admin) ----------------------------------------------------------------------
     def create(self, ctx: RequestContext, uow: UnitOfWork, body: Any, mv: Version) -> Any:
         if not ctx.is_admin:
             raise faults.policy("os_compute_api:os-flavor-manage:create")
-        f = _body(body, "flavor")
+        f = member(body, "flavor")
         allowed = {"name", "id", "ram", "vcpus", "disk", "OS-FLV-EXT-DATA:ephemeral", "swap", "rxtx_factor",
                    "os-flavor-access:is_public"}
         if mv >= (2, 55):
             allowed.add("description")
-        _no_extra(f, allowed)
+        no_extra(f, allowed)
         name = f.get("name")
         if not isinstance(name, str) or not 1 <= len(name) <= 255 or _NAME_BAD.search(name):
             raise faults.BadRequest("Invalid input for field/attribute name. Value: "
@@ -175,8 +176,8 @@ class FlavorService:
             raise faults.MethodNotAllowed()
         if not ctx.is_admin:
             raise faults.policy("os_compute_api:os-flavor-manage:update")
-        f = _body(body, "flavor")
-        _no_extra(f, {"description"})
+        f = member(body, "flavor")
+        no_extra(f, {"description"})
         if "description" not in f:
             raise faults.BadRequest("'description' is a required property")
         desc = f["description"]
@@ -198,7 +199,7 @@ class FlavorService:
         if not ctx.is_admin:
             raise faults.policy("os_compute_api:os-flavor-extra-specs:" + ("update" if key else "create"))
         if key is None:
-            specs = _body(body, "extra_specs")
+            specs = member(body, "extra_specs")
         else:
             if not isinstance(body, dict) or len(body) != 1 or key not in body:
                 raise faults.BadRequest("Request body and URI mismatch")
@@ -226,22 +227,7 @@ class FlavorService:
         uow.conn.execute(update(t.flavors).where(t.flavors.c.id == fid).values(extra_specs=specs))
 
 
-# --- helpers shared by the compute services ---------------------------------------------------
-def _body(body: Any, key: str) -> dict[str, Any]:
-    if not isinstance(body, dict) or not isinstance(body.get(key), dict):
-        raise faults.BadRequest(f"Invalid input for field/attribute {key}. Value: {body}. "
-                                f"'{key}' is a required property")
-    return body[key]
-
-
-def _no_extra(d: dict[str, Any], allowed: set[str]) -> None:
-    extra = sorted(set(d) - allowed)
-    if extra:
-        were = "was" if len(extra) == 1 else "were"
-        raise faults.BadRequest("Additional properties are not allowed ("
-                                f"{', '.join(repr(x) for x in extra)} {were} unexpected)")
-
-
+# --- flavor field checks ----------------------------------------------------------------------
 def _int(d: dict[str, Any], key: str, minimum: int, default: int | None = None) -> int:
     if key not in d or d[key] is None:
         if default is not None:
@@ -278,23 +264,3 @@ def _bool(v: Any, key: str) -> bool:
     if isinstance(v, str) and v.lower() in ("true", "false", "1", "0", "yes", "no", "on", "off"):
         return v.lower() in ("true", "1", "yes", "on")
     raise faults.BadRequest(f"Invalid input for field/attribute {key}. Value: {v}. {v!r} is not a boolean")
-
-
-def _page(items: list[Any], params: dict[str, list[str]], key: Any, what: str) -> list[Any]:
-    """Nova's limit/marker paging over already sorted ``items``."""
-    marker = (params.get("marker") or [None])[-1]
-    if marker:
-        ids = [key(x) for x in items]
-        if marker not in ids:
-            raise faults.BadRequest(f"marker [{marker}] not found")
-        items = items[ids.index(marker) + 1:]
-    if "limit" in params:
-        try:
-            limit = int(params["limit"][-1])
-        except ValueError:
-            raise faults.BadRequest(f"Invalid input for query parameters limit. Value: "
-                                    f"{params['limit'][-1]}. Not an integer") from None
-        if limit < 0:
-            raise faults.BadRequest("limit must be >= 0")
-        items = items[:limit]
-    return items

@@ -23,8 +23,8 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import delete, func, insert, select
 
 from neutrino.compute import faults
-from neutrino.compute.flavors import _body, _no_extra, _page
 from neutrino.compute.microversion import Version
+from neutrino.compute.validate import member, no_extra, page
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import Database, UnitOfWork
@@ -118,18 +118,18 @@ class KeypairService:
     def list(self, conn: Any, user_id: str, params: dict[str, list[str]]) -> list[Any]:
         rows = list(conn.execute(select(t.keypairs).where(t.keypairs.c.user_id == user_id)
                                  .order_by(t.keypairs.c.name)))
-        return _page(rows, params, lambda r: r.name, "keypair")
+        return page(rows, params, lambda r: r.name, "keypair")
 
     # --- writes ---------------------------------------------------------------------------------
     def create(self, ctx: RequestContext, uow: UnitOfWork, body: Any, mv: Version) -> dict[str, Any]:
         """Import or generate; returns the create response's ``keypair`` dict."""
-        k = _body(body, "keypair")
+        k = member(body, "keypair")
         allowed = {"name", "public_key"}
         if mv >= (2, 2):
             allowed.add("type")
         if mv >= (2, 10):
             allowed.add("user_id")
-        _no_extra(k, allowed)
+        no_extra(k, allowed)
         name = k.get("name")
         if not isinstance(name, str):
             raise faults.BadRequest("Invalid input for field/attribute keypair. 'name' is a required property")

@@ -49,6 +49,7 @@ from neutrino.agents.ovs.model import (
     SetPortOtherConfig,
     SetPortTag,
 )
+from neutrino.system.oftext import SHORTHANDS, split_fields
 
 __all__ = [
     "FakeFlowError",
@@ -174,8 +175,9 @@ class _Bridge:
 
 
 # --- flow parsing ----------------------------------------------------------------------
-_V4_PROTOS = {"ip": None, "icmp": 1, "tcp": 6, "udp": 17}
-_V6_PROTOS = {"ipv6": None, "icmp6": 58, "tcp6": 6, "udp6": 17}
+# The protocol keywords the fake interprets (of OVS's ``SHORTHANDS``) -> their nw_proto.
+_V4_PROTOS = {k: SHORTHANDS[k][1] for k in ("ip", "icmp", "tcp", "udp")}
+_V6_PROTOS = {k: SHORTHANDS[k][1] for k in ("ipv6", "icmp6", "tcp6", "udp6")}
 _NXM = {  # move:/load: field names -> Packet attributes
     "NXM_OF_ETH_SRC": "eth_src", "NXM_OF_ETH_DST": "eth_dst",
     "NXM_NX_ARP_SHA": "arp_sha", "NXM_NX_ARP_THA": "arp_tha",
@@ -262,7 +264,7 @@ def _parse_match(text: str) -> list[Pred]:
     family: str | None = None
     proto: str | None = None
     fields: dict[str, str] = {}
-    for item in filter(None, text.split(",")):
+    for item in split_fields(text):
         if "=" not in item:
             if proto is not None:
                 raise FakeFlowError(f"two protocol keywords in {text!r}")

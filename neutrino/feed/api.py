@@ -40,6 +40,12 @@ The log also carries ``port_forwarding`` records, which snapshots do not
 list: follow port forwardings through the ``port_forwardings`` of floating
 IP bodies (a forwarding change re-records its floating IP).
 
+Wiring: this module is HTTP only.  The ``Feed`` it serves comes from
+``neutrino.feed.publisher`` (built once per process by ``neutrino.server``),
+and the three report routes call an injected ``AgentReports``
+(``neutrino.services.agent_reports``): ``install(api, feed, reports)``.
+It imports no service module.
+
 Planned, not implemented: ``host=`` on snapshot and changes, returning only
 what one host needs.  Revisions stay global, so a filtered ``changes`` still
 returns the last revision examined and the client's position advances over
@@ -48,9 +54,7 @@ changes it did not receive.  Until then ``host=`` answers 501.
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -58,85 +62,32 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from neutrino import errors
-from neutrino.api.query import ListQuery
 from neutrino.context import RequestContext
 from neutrino.feed import log
-from neutrino.feed.resources import PLURAL
-from neutrino.feed.signal import CommitSignal
+from neutrino.feed.publisher import Feed
 
 PREFIX = "/neutrino/v1/"
 MAX_TIMEOUT = 60.0
 DEFAULT_LIMIT = 1000
 
-Handler = Callable[["Feed", Request, RequestContext], Awaitable[Response]]
+Handler = Callable[["FeedHandler", Request, RequestContext], Awaitable[Response]]
 
 
 def _json(content: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code=status, media_type="application/json")
 
 
-@dataclass
-class Feed:
-    """The feed endpoints' state: the API they serve, the commit signal, the compactor."""
-
-    api: Any                                    # neutrino.api.app.NetworkApi
-    signal: CommitSignal = field(default_factory=CommitSignal)
-    compactor: log.Compactor | None = None
-    poll_interval: float = 1.0
-    #: Snapshot sources for feed types served by other APIs (e.g. "server" from
-    #: the compute API): type -> fn(connection) -> admin-view dicts.
-    extra_sources: dict[str, Any] = field(default_factory=dict)
+class Reports(Protocol):
+    """What the report routes call (``neutrino.services.agent_reports.AgentReports``); blocking."""
 
     @property
-    def db(self) -> Any:
-        return self.api.deps.db
+    def takes_heartbeats(self) -> bool: ...
 
-    def on_commit(self, revision: int) -> None:
-        """Commit listener (any thread): wake long-polls, maybe compact."""
-        self.signal.notify(revision)
-        if self.compactor is not None:
-            self.compactor.maybe_run()
+    def heartbeat(self, ctx: RequestContext, body: Any) -> dict[str, Any]: ...
 
-    def services_by_type(self) -> dict[str, Any]:
-        """Feed resource type -> registered service (only types the feed knows)."""
-        out = {}
-        for svc in self.api.services.values():
-            name = getattr(getattr(svc, "resource", None), "name", None)
-            if name in PLURAL:
-                out[name] = svc
-        for name in self.extra_sources:
-            out.setdefault(name, None)
-        return out
+    def port_statuses(self, body: Any) -> dict[str, Any]: ...
 
-    # --- snapshot -------------------------------------------------------------------
-    def snapshot(self, types: list[str]) -> dict[str, Any]:
-        """Blocking: R and the objects of ``types``, all from one database snapshot."""
-        services = self.services_by_type()
-        admin = RequestContext.admin()
-        with log.snapshot_read(self.db) as conn:
-            revision = log.latest_revision(conn)
-            resources = {PLURAL[name]: (self.extra_sources[name](conn) if name in self.extra_sources
-                                        else services[name].list(admin, conn, ListQuery())[0])
-                         for name in types}
-        return {"revision": revision, "resources": resources}
-
-    # --- changes --------------------------------------------------------------------------
-    def read_changes(self, since: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
-        """Blocking: one read of the log (raises ``ChangesGone``)."""
-        with self.db.read() as conn:
-            return log.read_changes(conn, since, limit)
-
-    async def wait_changes(self, since: int, timeout: float, limit: int) -> dict[str, Any]:
-        """Long-poll: return as soon as there is something after ``since`` or at ``timeout``."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            generation = self.signal.generation
-            revision, changes = await run_in_threadpool(self.read_changes, since, limit)
-            remaining = deadline - loop.time()
-            if changes or revision != since or remaining <= 0:
-                return {"revision": revision, "changes": changes}
-            await self.signal.wait(generation, min(self.poll_interval, remaining))
+    def fip_statuses(self, body: Any) -> dict[str, Any]: ...
 
 
 def _int_param(request: Request, name: str, default: int | None, lo: int, hi: int | None = None) -> int:
@@ -159,18 +110,19 @@ def _no_host(request: Request) -> None:
         raise errors.NotImplementedFeature(msg="The host filter of the change feed is not implemented yet")
 
 
-async def _snapshot(feed: Feed, request: Request, ctx: RequestContext) -> Response:
+async def _snapshot(h: FeedHandler, request: Request, ctx: RequestContext) -> Response:
     _no_host(request)
-    known = feed.services_by_type()
+    feed = h.feed
+    known = feed.types()
     raw = [x.strip() for v in request.query_params.getlist("resources") for x in v.split(",") if x.strip()]
     unknown = [x for x in raw if x not in known]
     if unknown:
         raise errors.bad(f"Unknown feed resource(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    types = list(dict.fromkeys(raw)) or list(known)
+    types = list(dict.fromkeys(raw)) or known
     return _json(await run_in_threadpool(feed.snapshot, types))
 
 
-async def _changes(feed: Feed, request: Request, ctx: RequestContext) -> Response:
+async def _changes(h: FeedHandler, request: Request, ctx: RequestContext) -> Response:
     _no_host(request)
     since = _int_param(request, "since", None, 0)
     limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, log.MAX_LIMIT)
@@ -179,42 +131,33 @@ async def _changes(feed: Feed, request: Request, ctx: RequestContext) -> Respons
         timeout = min(MAX_TIMEOUT, max(0.0, float(raw_timeout)))
     except ValueError:
         raise errors.bad(f"Invalid value for 'timeout': '{raw_timeout}' is not a number") from None
-    return _json(await feed.wait_changes(since, timeout, limit))
+    return _json(await h.feed.wait_changes(since, timeout, limit))
 
 
-async def _report(feed: Feed, request: Request, ctx: RequestContext) -> Response:
-    svc = feed.api.services.get("agents")
-    if svc is None:
+async def _json_body(request: Request) -> Any:
+    """The request's JSON body (None when empty); 400 when malformed."""
+    raw = await request.body()
+    try:
+        return orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        raise errors.bad("Malformed request body") from None
+
+
+async def _report(h: FeedHandler, request: Request, ctx: RequestContext) -> Response:
+    if not h.reports.takes_heartbeats:
         raise errors.HTTPNotFound()
-    raw = await request.body()
-    try:
-        body = orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError:
-        raise errors.bad("Malformed request body") from None
-    result = await run_in_threadpool(feed.db.run_write, lambda uow: svc.report(ctx, uow, body))
-    return _json(result)
+    body = await _json_body(request)
+    return _json(await run_in_threadpool(h.reports.heartbeat, ctx, body))
 
 
-async def _port_status(feed: Feed, request: Request, ctx: RequestContext) -> Response:
-    from neutrino.services.port_status import set_statuses
-    raw = await request.body()
-    try:
-        body = orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError:
-        raise errors.bad("Malformed request body") from None
-    deps = feed.api.deps
-    return _json(await run_in_threadpool(feed.db.run_write, lambda uow: set_statuses(deps, uow, body)))
+async def _port_status(h: FeedHandler, request: Request, ctx: RequestContext) -> Response:
+    body = await _json_body(request)
+    return _json(await run_in_threadpool(h.reports.port_statuses, body))
 
 
-async def _fip_status(feed: Feed, request: Request, ctx: RequestContext) -> Response:
-    from neutrino.services.fip_status import set_statuses
-    raw = await request.body()
-    try:
-        body = orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError:
-        raise errors.bad("Malformed request body") from None
-    deps = feed.api.deps
-    return _json(await run_in_threadpool(feed.db.run_write, lambda uow: set_statuses(deps, uow, body)))
+async def _fip_status(h: FeedHandler, request: Request, ctx: RequestContext) -> Response:
+    body = await _json_body(request)
+    return _json(await run_in_threadpool(h.reports.fip_statuses, body))
 
 
 ROUTES: dict[str, dict[str, Handler]] = {
@@ -227,10 +170,13 @@ ROUTES: dict[str, dict[str, Handler]] = {
 
 
 class FeedHandler:
-    """The ``extra_routes`` handler for ``PREFIX``; ``feed`` is reachable for tests and wiring."""
+    """The ``extra_routes`` handler for ``PREFIX``: serves ``feed`` and passes reports to ``reports``.
 
-    def __init__(self, feed: Feed) -> None:
+    ``feed`` is reachable for tests."""
+
+    def __init__(self, feed: Feed, reports: Reports) -> None:
         self.feed = feed
+        self.reports = reports
 
     async def __call__(self, api: Any, request: Request, ctx: RequestContext) -> Response:
         if not (ctx.is_admin or ctx.is_service):
@@ -241,21 +187,14 @@ class FeedHandler:
         handler = methods.get(request.method)
         if handler is None:
             raise errors.HTTPMethodNotAllowed()
-        return await handler(self.feed, request, ctx)
+        return await handler(self, request, ctx)
 
 
-def install(api: Any, *, compact_interval: float = 30.0) -> Feed:
-    """Serve ``/neutrino/v1/`` on ``api`` and become its database's commit listener.
-
-    The listener (``Feed.on_commit``) may run a compaction, itself a write:
-    ``Database`` calls listeners after the committing unit has released its
-    connection and write lock.
-    """
-    db = api.deps.db
-    feed = Feed(api, compactor=log.Compactor(db, api.deps.cfg.feed.retention, interval=compact_interval))
-    db.set_commit_listener(feed.on_commit)
-    api.extra_routes[PREFIX] = FeedHandler(feed)
-    return feed
+def install(api: Any, feed: Feed, reports: Reports) -> FeedHandler:
+    """Serve ``feed`` and the agents' ``reports`` under ``PREFIX`` on ``api`` (a ``NetworkApi``)."""
+    handler = FeedHandler(feed, reports)
+    api.extra_routes[PREFIX] = handler
+    return handler
 
 
-__all__ = ["DEFAULT_LIMIT", "Feed", "FeedHandler", "MAX_TIMEOUT", "PREFIX", "ROUTES", "install"]
+__all__ = ["DEFAULT_LIMIT", "FeedHandler", "MAX_TIMEOUT", "PREFIX", "ROUTES", "Reports", "install"]

@@ -51,7 +51,7 @@ from sqlalchemy.exc import NoResultFound
 from starlette.concurrency import run_in_threadpool
 
 from neutrino.asgi import handled_lifespan
-from neutrino.compute.servers import network_context
+from neutrino.compute.server_service import network_context
 from neutrino.config import Config
 from neutrino.db import tables as t
 from neutrino.db.engine import Database

@@ -3,8 +3,9 @@
 * ``/v2.0/agents`` (admin only): list (others get ``200 {"agents": []}``),
   show (others: 404), PUT ``admin_state_up``/``description``, DELETE.
 * ``report`` is the agent side (``POST /neutrino/v1/agents/report``, see
-  ``neutrino.feed.api``): upsert by ``(agent_type, host)``, refresh the
-  heartbeat, and set ``started_at`` when ``start_flag`` is true.
+  ``neutrino.feed.api`` and ``neutrino.services.agent_reports``): upsert by
+  ``(agent_type, host)``, refresh the heartbeat, and set ``started_at`` when
+  ``start_flag`` is true.
 * ``/v2.0/availability_zones``: built from DHCP agents (``network``) and L3
   agents (``router``); a zone is ``available`` when any of its agents is
   admin-up (liveness does not count, as in Neutron).
@@ -50,6 +51,8 @@ from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
 from neutrino.services import common
 from neutrino.services.common import Deps
+from neutrino.services.dhcp_scheduler import DhcpScheduler
+from neutrino.services.l3_scheduler import L3Scheduler
 from neutrino.timeutil import agent_ts
 
 DHCP_AGENT = "DHCP agent"
@@ -346,14 +349,12 @@ def register(deps: Deps, services: dict[str, Any], subresources: dict[tuple[str,
     agents = AgentService(deps)
     services["agents"] = agents
     # DHCP scheduling: one scheduler for the agent, network and subnet services, on the agents' clock.
-    from neutrino.services.dhcp_scheduler import DhcpScheduler
     scheduler = DhcpScheduler(deps, clock=lambda: agents.clock())
     agents.dhcp_scheduler = scheduler
     for name in ("networks", "subnets"):
         if name in services:
             services[name].dhcp_scheduler = scheduler
     # L3 scheduling: one scheduler for the agent and router services.
-    from neutrino.services.l3_scheduler import L3Scheduler
     l3 = L3Scheduler(deps, clock=lambda: agents.clock())
     agents.l3_scheduler = l3
     if "routers" in services:

@@ -65,6 +65,7 @@ from neutrino import errors
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
+from neutrino.feed.publisher import Feed
 from neutrino.services.common import Deps
 
 DHCP_AGENT = "DHCP agent"
@@ -118,12 +119,9 @@ def snapshot_bindings(conn: Connection) -> list[dict[str, Any]]:
     return list(_bodies(_binding_rows(conn, None)).values())
 
 
-def install_feed_source(network_api: Any) -> None:
-    """Make ``dhcp_binding`` a snapshot type of the network API's change feed."""
-    from neutrino.feed.api import PREFIX
-    feed = getattr(network_api.extra_routes.get(PREFIX), "feed", None)
-    if feed is not None:
-        feed.extra_sources[FEED_TYPE] = snapshot_bindings
+def install_feed_source(feed: Feed) -> None:
+    """Make ``dhcp_binding`` a snapshot type of ``feed`` (the process's change feed, passed in by the factory)."""
+    feed.add_source(FEED_TYPE, snapshot_bindings)
 
 
 # --- the scheduler ---------------------------------------------------------------------------------
@@ -221,6 +219,7 @@ class DhcpScheduler:
             action = "delete" if after is None else ("create" if before is None else "update")
             uow.changed(FEED_TYPE, net.id, action, after, net.project_id)
         if record_network and hosting_zones(conn, [net.id]).get(net.id, []) != zones_before:
+            # In function: networks imports this module (a network's view shows its DHCP agents' zones).
             from neutrino.services.networks import NetworkService
             body = NetworkService(self.deps).get(RequestContext.admin(), conn, net.id)
             uow.changed("network", net.id, "update", body, net.project_id)
@@ -381,7 +380,7 @@ class DhcpScheduler:
 
     def _zone_changed(self, uow: UnitOfWork, agent_id: str) -> None:
         """An agent reported another availability zone: the views of its networks changed."""
-        from neutrino.services.networks import NetworkService
+        from neutrino.services.networks import NetworkService   # in function: networks imports this module
         conn = uow.conn
         svc = NetworkService(self.deps)
         for (net_id,) in conn.execute(select(_nda.c.network_id).where(_nda.c.agent_id == agent_id)

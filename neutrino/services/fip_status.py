@@ -19,6 +19,8 @@ from neutrino import errors
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
 from neutrino.services.common import Deps
+from neutrino.services.floatingips import FloatingIPService
+from neutrino.services.l3_scheduler import routers_on_host
 
 STATUSES = ("ACTIVE", "DOWN", "ERROR")
 
@@ -34,13 +36,11 @@ def set_statuses(deps: Deps, uow: UnitOfWork, body: Any) -> dict[str, Any]:
         raise errors.bad(f"Invalid floating IP status {bad[0]!r}; valid: {', '.join(STATUSES)}")
     if not wanted:
         return {"changed": [], "ignored": []}
-    from neutrino.services.l3_scheduler import routers_on_host
     conn = uow.conn
     mine = routers_on_host(conn, host)
     rows = [r for r in conn.execute(select(t.floatingips.c.id, t.floatingips.c.status, t.floatingips.c.router_id)
                                     .where(t.floatingips.c.id.in_(list(wanted))).order_by(t.floatingips.c.id))
             if r.router_id in mine]
-    from neutrino.services.floatingips import FloatingIPService
     svc = FloatingIPService(deps)
     changed = []
     for r in rows:

@@ -62,7 +62,9 @@ from neutrino import errors
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
+from neutrino.feed.publisher import Feed
 from neutrino.services.common import Deps
+from neutrino.services.routers import RouterService
 
 L3_AGENT = "L3 agent"
 FEED_TYPE = "l3_binding"
@@ -112,12 +114,9 @@ def routers_on_host(conn: Connection, host: str) -> set[str]:
             t.agents.c.agent_type == L3_AGENT, t.agents.c.host == host)))}
 
 
-def install_feed_source(network_api: Any) -> None:
-    """Make ``l3_binding`` a snapshot type of the network API's change feed."""
-    from neutrino.feed.api import PREFIX
-    feed = getattr(network_api.extra_routes.get(PREFIX), "feed", None)
-    if feed is not None:
-        feed.extra_sources[FEED_TYPE] = snapshot_bindings
+def install_feed_source(feed: Feed) -> None:
+    """Make ``l3_binding`` a snapshot type of ``feed`` (the process's change feed, passed in by the factory)."""
+    feed.add_source(FEED_TYPE, snapshot_bindings)
 
 
 def _mode(agent: Any) -> str:
@@ -198,7 +197,6 @@ class L3Scheduler:
             self._record_router(uow, router.id)
 
     def _record_router(self, uow: UnitOfWork, router_id: str) -> None:
-        from neutrino.services.routers import RouterService
         body = RouterService(self.deps).admin_view(uow.conn, router_id)
         uow.changed("router", router_id, "update", body, body["project_id"])
 

@@ -17,6 +17,8 @@ from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
 from neutrino.services import common
 from neutrino.services.common import Deps
+from neutrino.services.ports import PortService
+from neutrino.services.trunks import on_ports_status
 
 STATUSES = ("ACTIVE", "DOWN", "ERROR", "BUILD")
 
@@ -38,11 +40,9 @@ def set_statuses(deps: Deps, uow: UnitOfWork, body: Any) -> dict[str, Any]:
             common.bump(conn, t.ports, r.id, {"status": wanted[r.id]})
             changed.append(r.id)
     if changed:
-        from neutrino.services.ports import PortService
         svc = PortService(deps)
         for d in svc.dicts(conn, list(conn.execute(select(t.ports).where(t.ports.c.id.in_(changed))))):
             uow.changed("port", d["id"], "update", d, d["project_id"])
-        from neutrino.services.trunks import on_ports_status
         on_ports_status(uow, changed)     # trunks of these ports follow their status
     found = {r.id for r in rows}
     return {"changed": changed, "ignored": [p for p in wanted if p not in found]}

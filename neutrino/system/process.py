@@ -189,13 +189,22 @@ def start(spec: ProcessSpec, *, timeout: float = 10) -> int:
         tmp = spec.pidfile.with_name(spec.pidfile.name + ".tmp")
         tmp.write_text(f"{proc.pid}\n")
         tmp.replace(spec.pidfile)
-    if not _wait_for(lambda: pid_of(spec) is not None, timeout):
+    # The pid is kept from the check that found it: asked again, a process that is
+    # exec'ing (``ip netns exec`` becoming tcpdump) can show an empty environment for a
+    # moment, and that moment is no reason to fail a start that succeeded.
+    found: list[int] = []
+
+    def up() -> bool:
+        pid = pid_of(spec)
+        if pid is not None:
+            found.append(pid)
+        return pid is not None
+
+    if not _wait_for(up, timeout):
         raise ProcessError(f"{spec.argv[0]} did not come up within {timeout}s "
                            f"(pidfile {spec.pidfile}: {read_pidfile(spec.pidfile)})")
-    pid = pid_of(spec)
-    assert pid is not None
-    LOG.debug("started %s pid %d", spec.argv[0], pid)
-    return pid
+    LOG.debug("started %s pid %d", spec.argv[0], found[0])
+    return found[0]
 
 
 def _reap(pid: int) -> None:

@@ -12,7 +12,7 @@ Follows the verified recipe (docs: shared/reference/multihost-ovs.md)::
                             (only for hosts given ``mgmt_ip``; a host may also run no OVS)
 
 * ``Fabric(prefix, base_dir)``; ``fabric.add_host(name, vtep_ip)`` -> ``Host``
-  (``.ovs`` an ``Ovs`` handle, ``.of`` an ``OpenFlow``, ``.netns``, ``.exec(argv)``).
+  (``.ovs`` an ``Ovs`` handle, ``.of`` an ``OpenFlowTool``, ``.netns``, ``.exec(argv)``).
   One host is fine too (an all-in-one node with its own private OVS, never
   the system one).
 * ``host.plug(...)`` makes an "instance" namespace wired to a bridge port
@@ -43,8 +43,8 @@ from typing import Iterator, Mapping, Sequence
 from neutrino.system import iproute, netns as netns_mod, process
 from neutrino.system.errors import HostError
 from neutrino.system.exec import Completed, run
-from neutrino.system.openflow import OpenFlow
 from neutrino.system.ovsdb import AddBridge, AddPort, Ovs, PrivateOvs
+from neutrino.testing.openflow import OpenFlowTool
 
 LOG = logging.getLogger(__name__)
 
@@ -101,8 +101,8 @@ class Host:
         return self.daemons.ovs
 
     @property
-    def of(self) -> OpenFlow:
-        return OpenFlow(self.ovs)
+    def of(self) -> OpenFlowTool:
+        return OpenFlowTool(self.ovs)
 
     @property
     def env(self) -> dict[str, str]:

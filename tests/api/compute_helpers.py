@@ -30,6 +30,7 @@ from neutrino.compute.images import IMAGES
 from neutrino.compute.scheduler import COMPUTE_AGENT
 from neutrino.db import tables
 from neutrino.db.engine import Database
+from neutrino.feed.publisher import open_feed
 from neutrino.timeutil import agent_ts
 from tests.api.conftest import BASE_OVERRIDES, validate_token
 
@@ -44,9 +45,10 @@ class ComputeEnv:
         self._nets = 0
         flavors.seed(self.db)
         deps = make_deps(self.cfg, self.db)
-        network_api = make_network_api(deps, validate_token)
+        feed = open_feed(self.db, self.cfg.feed.retention)
+        network_api = make_network_api(deps, validate_token, feed=feed)
         self.compute_api = make_compute_api(self.cfg, self.db, validate_token, deps)
-        install_internal(network_api, self.compute_api.servers)
+        install_internal(network_api, self.compute_api.servers, feed)
         self.net = TestClient(build_network_app(network_api), raise_server_exceptions=False)
         self.nova = TestClient(build_compute_app(self.cfg, self.db, validate_token, api=self.compute_api),
                                raise_server_exceptions=False)

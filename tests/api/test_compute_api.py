@@ -152,7 +152,7 @@ def test_image_api(env: ComputeEnv) -> None:
 
 # --- wiring ----------------------------------------------------------------------------------------------
 def test_catalog_and_port_offset(tmp_path: Path) -> None:
-    from neutrino.cli.main import with_port_offset
+    from neutrino.cli.layout import with_port_offset
     from neutrino.server import catalog_endpoints
 
     cfg = config.defaults(tmp_path)

@@ -15,7 +15,7 @@ import pytest
 from neutrino.agents.ovs.tables import LEARNED_FLOW_COOKIE
 from neutrino.cli.host import private_ovs
 from neutrino.cli.main import load_config
-from neutrino.system.openflow import OpenFlow
+from neutrino.testing.openflow import OpenFlowTool
 from tests.fullstack.helpers import NEUTRINO, address, boot, reaches, start_aio, wait_active
 
 pytestmark = [pytest.mark.root,
@@ -44,7 +44,7 @@ def _agent_pid(state) -> int:  # noqa: ANN001
 
 def _ofctl(state):  # noqa: ANN001, ANN202
     cfg = load_config(state / "neutrino.conf", state)
-    return OpenFlow(private_ovs(cfg).ovs)
+    return OpenFlowTool(private_ovs(cfg).ovs)
 
 
 def _up(state) -> None:  # noqa: ANN001
@@ -105,7 +105,7 @@ def test_kill_9_then_restart_leaves_no_stale_flows(pair):
     os.kill(pid, signal.SIGKILL)
     _wait_gone(pid)
     # A flow a crashed run might have left behind (its cookie is not the next run's).
-    from neutrino.system.openflow import Flow
+    from neutrino.system.oftext import Flow
     of.apply("br-int", add=[Flow(60, 7, "dl_dst=fa:16:3e:de:ad:00", "drop", cookie=0xDEAD)])
     assert 0xDEAD in _cookies(state)
     _up(state)

@@ -8,7 +8,8 @@ desired flows compare equal to ``OpenFlow.dump()``.
 
 from __future__ import annotations
 
-from neutrino.system.openflow import Flow, parse_flow_mod, sort_flows
+from neutrino.system.oftext import Flow
+from neutrino.testing.openflow import parse_flow_mod, sort_flows
 from neutrino.system.ovsdb import AddBridge, AddPort
 from neutrino.testing.multihost import PHYSNET_DEV, Host, vxlan_port_name
 

@@ -15,9 +15,9 @@ import pytest
 
 from neutrino.system import iproute, netns as netns_mod, process
 from neutrino.system.exec import run
-from neutrino.system.openflow import sort_flows
 from neutrino.system.ovsdb import AddBridge, DelBridge
 from neutrino.testing.multihost import Fabric, Host, vxlan_port_name
+from neutrino.testing.openflow import sort_flows
 from tests.functional import _topology as topo
 
 pytestmark = pytest.mark.root

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from neutrino.agents.ovs.model import FlowSpec
-from neutrino.system.openflow import Flow, OpenFlow, parse_dump
+from neutrino.system.oftext import Flow, parse_dump
 from neutrino.system.ovsdb import AddBridge, Ovs
+from neutrino.testing.openflow import OpenFlowTool
 
 pytestmark = pytest.mark.root
 
@@ -24,7 +25,7 @@ def test_firewall_flows_round_trip_through_ovs(private_ovs: Ovs) -> None:
     planned = [FlowSpec("br-int", f.table, f.priority, f.match, f.actions)
                for f in parse_dump(GOLDEN.read_text())]
     assert len(planned) > 100
-    of = OpenFlow(ovs)
+    of = OpenFlowTool(ovs)
     want = [Flow(s.table, s.priority, s.match, s.actions, cookie=0x77) for s in planned]
     of.apply("br-int", add=want)
     dumped = {(f.table, f.priority, f.match, f.actions) for f in of.dump("br-int")}

@@ -16,9 +16,10 @@ import pytest
 from neutrino.agents.ovs.agent import OvsDriver
 from neutrino.agents.ovs.model import AgentConfig
 from neutrino.feed.state import State
-from neutrino.system.openflow import Flow, OpenFlow, parse_dump
+from neutrino.system.oftext import Flow, parse_dump
 from neutrino.system.ovsdb import AddBridge, Ovs
 from neutrino.testing.multihost import Fabric, Host
+from neutrino.testing.openflow import OpenFlowTool
 
 pytestmark = pytest.mark.root
 
@@ -109,6 +110,6 @@ def test_stateless_flows_round_trip_through_ovs(private_ovs: Ovs) -> None:
     private_ovs.transact([AddBridge("br-int", datapath_type="netdev", fail_mode="secure",
                                     protocols=("OpenFlow10", "OpenFlow13", "OpenFlow14"))])
     planned = {(f.table, f.priority, f.match, f.actions) for f in parse_dump(golden.read_text())}
-    of = OpenFlow(private_ovs)
+    of = OpenFlowTool(private_ovs)
     of.apply("br-int", add=[Flow(*p, cookie=0x77) for p in planned])
     assert {(f.table, f.priority, f.match, f.actions) for f in of.dump("br-int")} == planned

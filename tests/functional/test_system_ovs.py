@@ -1,4 +1,4 @@
-"""neutrino.system.ovsdb + openflow against a private userspace OVS in a namespace."""
+"""neutrino.system.ovsdb + openflow (+ testing.openflow) against a private userspace OVS in a namespace."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 
 from neutrino.system import errors, iproute, process
-from neutrino.system.openflow import Flow, OpenFlow, canonical_match, parse_flow_mod, sort_flows
+from neutrino.system.oftext import Flow, canonical_match
 from neutrino.system.ovsdb import (
     AddBridge, AddPort, ClearColumns, DelBridge, DelPort, Ovs, PrivateOvs, RemoveKeys, SetPort,
 )
 from neutrino.system.ovsdb_monitor import OvsdbMonitor
+from neutrino.testing.openflow import OpenFlowTool, parse_flow_mod, sort_flows
 
 pytestmark = pytest.mark.root
 
@@ -114,7 +115,7 @@ def test_flows_round_trip_and_canonical_text(private_ovs: Ovs) -> None:
                             protocols=PROTOCOLS),
                   AddPort("br-misc", "m1", type="internal"),
                   AddPort("br-misc", "m2", type="internal")])
-    of = OpenFlow(ovs)
+    of = OpenFlowTool(ovs)
     rows = [ln.split("\t")[0] for ln in (GOLDEN / "ofctl-canonical.tsv").read_text().splitlines()]
     written = [parse_flow_mod(r) for r in rows]
     of.apply("br-misc", add=written)
@@ -132,7 +133,7 @@ def test_bundle_is_atomic(private_ovs: Ovs) -> None:
     ovs = private_ovs
     ovs.transact([AddBridge("br-int", datapath_type="netdev", fail_mode="secure",
                             protocols=PROTOCOLS)])
-    of = OpenFlow(ovs)
+    of = OpenFlowTool(ovs)
     base = [Flow(0, 0, "", "NORMAL", cookie=0x10), Flow(23, 0, "", "drop", cookie=0x10)]
     of.apply("br-int", add=base)
     before = sort_flows(of.dump("br-int"))
@@ -155,7 +156,7 @@ def test_cookie_replace_and_stale_cleanup(private_ovs: Ovs) -> None:
     ovs = private_ovs
     ovs.transact([AddBridge("br-int", datapath_type="netdev", fail_mode="secure",
                             protocols=PROTOCOLS)])
-    of = OpenFlow(ovs)
+    of = OpenFlowTool(ovs)
     old = [Flow(0, 0, "", "NORMAL"), Flow(0, 2, "in_port=5", "drop"),
            Flow(24, 0, "", "drop")]
     of.replace_cookie_flows("br-int", 0xA, old)
@@ -192,7 +193,7 @@ def test_vswitchd_restart_loses_flows_keeps_ports(tmp_path: Path, netns: str) ->
         ovs = inst.start()
         ovs.transact([AddBridge("br-int", datapath_type="netdev", fail_mode="secure",
                                 protocols=PROTOCOLS), AddPort("br-int", "t1", type="internal")])
-        of = OpenFlow(ovs)
+        of = OpenFlowTool(ovs)
         of.apply("br-int", add=[Flow(23, 0, "", "drop")])
         ofport = ovs.observe().ports["t1"].ofport
         old_pid = process.pid_of(inst.vswitchd)

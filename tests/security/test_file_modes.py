@@ -21,6 +21,7 @@ import pytest
 
 from neutrino import config as nconfig
 from neutrino.cli import main as cli
+from neutrino.config_checks import validate
 
 PRIVATE = ("neutrino.db", "admin-openrc", "demo-openrc", "agent-openrc", "clouds.yaml", "neutrino.conf")
 
@@ -216,7 +217,7 @@ def test_paths_unprivileged_daemons_need_cannot_be_in_the_state_dir(tmp_path: Pa
     cfg = nconfig.defaults(tmp_path).with_overrides({
         ("DEFAULT", "dhcp_confs"): str(tmp_path / "dhcp"),
         ("metadata", "metadata_proxy_socket"): str(tmp_path / "md.sock")})
-    errs = " ".join(cli.validate(cfg))
+    errs = " ".join(validate(cfg))
     assert "[DEFAULT] dhcp_confs" in errs and "[metadata] metadata_proxy_socket" in errs
     outside = cfg.with_overrides({("DEFAULT", "dhcp_confs"): "/run/x", ("metadata", "metadata_proxy_user"): "root"})
-    assert "inside the state directory" not in " ".join(cli.validate(outside))
+    assert "inside the state directory" not in " ".join(validate(outside))

@@ -19,13 +19,15 @@ from pathlib import Path
 import pytest
 
 from neutrino import config as nconfig
+from neutrino import config_checks
+from neutrino.cli import layout
 from neutrino.cli import main as cli
 from neutrino.cli import process
 
 FAKE_SERVER = textwrap.dedent("""
     import http.server, sys, threading
     from neutrino import config
-    from neutrino.cli.main import with_port_offset
+    from neutrino.cli.layout import with_port_offset
 
     state, offset, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     if mode == "crash":
@@ -116,11 +118,11 @@ def test_initial_config_is_valid(tmp_path: Path) -> None:
     cfg = cli.load_config(path, tmp_path)
     assert cfg.ml2_type_vxlan.vni_ranges == ("1:1000",)
     assert cfg.database_url == f"sqlite:///{tmp_path / 'neutrino.db'}"
-    assert cli.validate(cfg) == []
-    moved = cli.with_port_offset(cfg, 100)
+    assert config_checks.validate(cfg) == []
+    moved = layout.with_port_offset(cfg, 100)
     assert (moved.default.bind_port, moved.identity.bind_port) == (9796, 5100)
-    assert cli.endpoints(moved) == {"identity": "http://127.0.0.1:5100/v3",
-                                    "network": "http://127.0.0.1:9796/"}
+    assert layout.endpoints(moved) == {"identity": "http://127.0.0.1:5100/v3",
+                                       "network": "http://127.0.0.1:9796/"}
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from neutrino import config as nconfig
+from neutrino.config_checks import validate
 from neutrino.cli import host
 from neutrino.cli import main as cli
 
@@ -40,14 +41,14 @@ def _cfg(tmp_path: Path, **values: str) -> nconfig.Config:
 
 
 def test_a_node_without_the_controller_role_needs_server_url(tmp_path: Path) -> None:
-    errs = cli.validate(_cfg(tmp_path, DEFAULT__roles="compute"))
+    errs = validate(_cfg(tmp_path, DEFAULT__roles="compute"))
     assert any("server_url" in e for e in errs), errs
     ok = _cfg(tmp_path, DEFAULT__roles="compute", DEFAULT__server_url="http://192.0.2.11:9696")
-    assert cli.validate(ok) == []
+    assert validate(ok) == []
     assert cli._server_url(ok) == "http://192.0.2.11:9696"
     bad = _cfg(tmp_path, DEFAULT__roles="network", DEFAULT__server_url="controller:9696")
-    assert any("not an http(s) URL" in e for e in cli.validate(bad))
-    assert any("choose from" in e for e in cli.validate(_cfg(tmp_path, DEFAULT__roles="storage")))
+    assert any("not an http(s) URL" in e for e in validate(bad))
+    assert any("choose from" in e for e in validate(_cfg(tmp_path, DEFAULT__roles="storage")))
 
 
 def test_server_url_defaults_to_this_nodes_api(tmp_path: Path) -> None:

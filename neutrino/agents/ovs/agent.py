@@ -73,7 +73,8 @@ from neutrino.config import Config
 from neutrino.feed.state import State
 from neutrino.system import ovsdb as sysovs
 from neutrino.system.errors import FlowRejected, FlowSyntaxError, HostError
-from neutrino.system.openflow import OpenFlow, UnsafeFlowText, dump_entries
+from neutrino.system.oftext import UnsafeFlowText, dump_entries
+from neutrino.system.openflow import OpenFlow
 from neutrino.system.ovsdb_monitor import OvsdbMonitor, Unsupported
 
 LOG = logging.getLogger(__name__)

@@ -71,7 +71,7 @@ from neutrino.agents.ovs import tables as t
 from neutrino.agents.ovs.flows import lla
 from neutrino.agents.ovs.model import DesiredPort, FlowSpec, SecurityGroupRule, WiredPort
 from neutrino.protocols import protocol_number
-from neutrino.system.openflow import canonical_match
+from neutrino.system.oftext import canonical_match
 
 __all__ = ["ConjIds", "OvsFirewall", "port_masks", "rule_priority"]
 

@@ -22,16 +22,18 @@ from collections.abc import Iterable
 
 from neutrino.agents.ovs import tables as t
 from neutrino.agents.ovs.model import FlowSpec
+from neutrino.system.oftext import MATCH_FIELD_ORDER
 
 _PROTOCOLS = ("arp", "rarp", "ip", "ipv6", "icmp", "icmp6", "tcp", "tcp6", "udp", "udp6")
-#: OVS's print order (lib/match.c ``match_format``) for the fields we use.
-_FIELD_ORDER = (
+#: The match fields the builders use, ranked in OVS's print order (lib/match.c
+#: ``match_format``), which ``oftext.MATCH_FIELD_ORDER`` holds for every field.
+_FIELDS = (
     "reg5", "reg6", "tun_id", "in_port", "dl_vlan", "vlan_tci", "dl_src", "dl_dst",
     "ipv6_src", "ipv6_dst", "arp_spa", "arp_tpa", "nw_src", "nw_dst",
     "arp_op", "arp_sha", "arp_tha", "icmp_type", "icmp_code", "nd_target",
     "tp_src", "tp_dst",
 )
-_RANK = {name: i for i, name in enumerate(_FIELD_ORDER)}
+_RANK = {name: MATCH_FIELD_ORDER.index(name) for name in _FIELDS}
 
 UNICAST_MASK = "00:00:00:00:00:00/01:00:00:00:00:00"
 MULTICAST_MASK = "01:00:00:00:00:00/01:00:00:00:00:00"
