@@ -103,6 +103,19 @@ def proc_environ(pid: int) -> dict[str, str]:
     return env
 
 
+def _environ_settled(pid: int) -> dict[str, str]:
+    """``proc_environ`` of one process, asked again for a moment while it reads empty: during
+    an exec (``ip netns exec`` becoming the daemon) the kernel shows no environment, and our
+    processes always have one."""
+    env = proc_environ(pid)
+    for delay in (0.005, 0.02, 0.05):
+        if env or not is_running(pid):
+            break
+        time.sleep(delay)
+        env = proc_environ(pid)
+    return env
+
+
 def read_pidfile(path: Path) -> int | None:
     try:
         text = Path(path).read_text().strip()
@@ -127,7 +140,7 @@ def is_ours(spec: ProcessSpec, pid: int) -> bool:
     if spec.uuid:
         if any(spec.uuid in arg for arg in cmdline):
             return True
-        return proc_environ(pid).get(UUID_ENV) == spec.uuid
+        return _environ_settled(pid).get(UUID_ENV) == spec.uuid
     exe = os.path.basename(spec.argv[0])
     return bool(cmdline) and os.path.basename(cmdline[0]).startswith(exe)
 

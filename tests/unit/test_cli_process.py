@@ -70,7 +70,10 @@ def test_spawn_records_a_daemon_in_its_own_session(tmp_path: Path) -> None:
         assert rec.is_alive()
         assert rec.start_time == process.proc_start_time(proc.pid)
         assert os.getsid(proc.pid) == proc.pid  # new session
-        env = process.proc_environ(proc.pid)
+        # Read once the child has exec'd: during the exec its environment reads empty.
+        deadline = time.monotonic() + 5
+        while not (env := process.proc_environ(proc.pid)) and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert env[process.TOKEN_ENV] == rec.token
         assert process.find_by_token(rec.token) == [proc.pid]
         assert rec.processes() == [proc.pid]
