@@ -75,6 +75,7 @@ from neutrino.agents.dhcp import render  # noqa: E402
 from neutrino.agents.dhcp.agent import DhcpDriver  # noqa: E402
 from neutrino.agents.dhcp.model import DhcpConfig, dhcp_device_id, namespace_name, tap_name  # noqa: E402
 from neutrino.agents.interface import InterfaceDriver  # noqa: E402
+from neutrino.system.host import SystemHost  # noqa: E402
 from neutrino.feed.state import State  # noqa: E402
 from neutrino.system import dnsmasq as sysdnsmasq  # noqa: E402
 from neutrino.system import netns as netns_mod  # noqa: E402
@@ -217,7 +218,8 @@ def resync_bench(n_nets: int, per_net: int, budget: float) -> None:
         ovs = po.start()
         ovs.transact([sysovs.AddBridge("br-int", datapath_type="netdev")])
         state, net_ids = build_state(n_nets, per_net)
-        iface = InterfaceDriver(ovs, "br-int")
+        host = SystemHost(ovs)
+        iface = InterfaceDriver(host, "br-int")
 
         def measure(label: str, drv: DhcpDriver, st: State, target: str = "") -> float:
             ops, cmds, steps = Timers(), Timers(), Timers()
@@ -242,7 +244,7 @@ def resync_bench(n_nets: int, per_net: int, budget: float) -> None:
                       f"networks at a time)")
             return dt
 
-        cold = DhcpDriver(cfg, iface)
+        cold = DhcpDriver(cfg, iface, host=host)
         measure("cold sync (fresh driver, nothing exists)", cold, state, " (target <= 15 s)")
         pids = dnsmasq_pids(cold, net_ids)
         up = [p for p in pids.values() if p is not None]
@@ -252,7 +254,7 @@ def resync_bench(n_nets: int, per_net: int, budget: float) -> None:
               f"{sum(m[1] for m in mem) / max(1, len(mem)) / 1024:.2f} MB "
               f"(total PSS {sum(m[1] for m in mem) / 1024:.0f} MB)")
 
-        warm = DhcpDriver(cfg, iface)
+        warm = DhcpDriver(cfg, iface, host=host)
         measure("warm sync (agent restarted: fresh driver, everything in place)", warm, state,
                 " (should be near no-op)")
         after = dnsmasq_pids(warm, net_ids)

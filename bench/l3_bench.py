@@ -74,6 +74,7 @@ from neutrino import config as nconfig  # noqa: E402
 from neutrino.agents import parallel as parallel_mod  # noqa: E402
 from neutrino.agents.l3 import agent as l3_agent  # noqa: E402
 from neutrino.agents.l3.agent import L3Driver  # noqa: E402
+from neutrino.system.host import SystemHost  # noqa: E402
 from neutrino.agents.l3.model import L3Config, namespace_name  # noqa: E402
 from neutrino.feed.state import State  # noqa: E402
 from neutrino.system import netns as netns_mod  # noqa: E402
@@ -272,7 +273,8 @@ def resync_bench(n_routers: int, budget: float) -> None:
         ovs = po.start()
         ovs.transact([sysovs.AddBridge("br-int", datapath_type="netdev")])
         state, router_ids = build_state(n_routers)
-        iface = l3_agent.interface_driver(ovs, "br-int")
+        host = SystemHost(ovs)
+        iface = l3_agent.interface_driver(host, "br-int")
         vsw_pid = None
         with contextlib.suppress(Exception):
             vsw_pid = int((tmp / "ovs" / "ovs-vswitchd.pid").read_text().split()[0])
@@ -316,7 +318,7 @@ def resync_bench(n_routers: int, budget: float) -> None:
                       + (f"all sent {ms(time.perf_counter() - t1)} later" if done else "not all sent after 60 s"))
             return dt, ops
 
-        cold = L3Driver(cfg, iface, marks)
+        cold = L3Driver(cfg, iface, marks, host=host)
         measure("cold sync (fresh driver, nothing exists)", cold, state, " (target <= 10 s)")
         made = sum(1 for r in router_ids if netns_mod.netns_exists(namespace_name(r)))
         print(f"  - router namespaces: {made}/{n_routers}; counts reported: {cold.counts}")
@@ -325,7 +327,7 @@ def resync_bench(n_routers: int, budget: float) -> None:
         print(f"  - iptables rules: {n_rules} in all, {n_rules / max(1, n_routers):.0f} per router")
 
         if time.monotonic() < deadline:
-            warm = L3Driver(cfg, iface, marks)
+            warm = L3Driver(cfg, iface, marks, host=host)
             _, ops = measure("warm sync (agent restarted: fresh driver, everything in place)", warm, state,
                              " (must apply nothing)")
             after = rules_of(router_ids)

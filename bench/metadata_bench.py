@@ -351,7 +351,7 @@ def hops(state: Path, off: int, server_id: str, project_id: str, router_id: str,
             self.sock = socketmod.socket(socketmod.AF_UNIX, socketmod.SOCK_STREAM)
             self.sock.settimeout(5)
             self.sock.connect(socket_path(cfg))
-    from neutrino.metadata.api import make_token
+    from neutrino.metadata.app import make_token
     ip = ADDRESSES.get(server_id, "")
     token = make_token(cfg.metadata.metadata_proxy_shared_secret, server_id, int(time.time()) + 600)
     agent_h = {"X-Forwarded-For": ip, "X-Neutron-Router-ID": router_id}

@@ -23,18 +23,18 @@ from neutrino.api import limits
 from neutrino.api.app import build_network_app
 from neutrino.api.factory import make_deps, make_network_api
 from neutrino.compute import flavors as compute_flavors
-from neutrino.compute.api import build_compute_app, install_internal, make_compute_api
-from neutrino.compute.image_api import build_image_app
+from neutrino.compute.app import build_compute_app, install_internal, make_compute_api
+from neutrino.compute.image_app import build_image_app
 from neutrino.config import Config
 from neutrino.db.engine import Database
 from neutrino.db.migrate import upgrade
-from neutrino.feed.api import PREFIX as FEED_PREFIX
+from neutrino.feed.routes import PREFIX as FEED_PREFIX
 from neutrino.feed.publisher import open_feed
-from neutrino.identity.api import build_identity_app
+from neutrino.identity.app import build_identity_app
 from neutrino.identity.bootstrap import bootstrap
 from neutrino.identity.tokens import TokenProvider
 from neutrino.identity.views import default_catalog_endpoints
-from neutrino.metadata.api import build_metadata_app
+from neutrino.metadata.app import build_metadata_app
 
 LOG = logging.getLogger(__name__)
 

@@ -47,9 +47,10 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence, TypeVar
 
-from neutrino.system import iproute, netns
+from neutrino.system import iproute
 from neutrino.system import ovsdb as sysovs
 from neutrino.system.errors import DeviceNotFound
+from neutrino.system.host import Host
 
 DEAD_VLAN = 4095
 #: Ports per OVSDB transaction in ``create_all`` / ``unplug_all`` (bounds the ovs-vsctl argv).
@@ -87,10 +88,13 @@ def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
 
 
 class InterfaceDriver:
-    def __init__(self, ovs: sysovs.Ovs, bridge: str = "br-int", *, veth: bool = False) -> None:
-        self.ovs = ovs
+    """Plugs agent-owned ports on ``host`` (its OVS: ``host.ovs``) into ``bridge``."""
+
+    def __init__(self, host: Host, bridge: str = "br-int", *, veth: bool = False) -> None:
+        self.host = host
+        self.ovs = host.ovs
         self.bridge = bridge
-        self.host_netns = ovs.netns
+        self.host_netns = host.ovs.netns
         self.veth = veth
 
     def ovs_port_name(self, name: str) -> str:
@@ -108,32 +112,32 @@ class InterfaceDriver:
     def plug(self, name: str, port_id: str, mac: str, mtu: int, namespace: str) -> None:
         """Make ``name`` exist in ``namespace`` (created there if missing) with ``mac``/``mtu``,
         up.  Idempotent; blocks for the few commands it runs; raises the adapters' errors."""
-        netns.ensure_netns(namespace)
-        present = iproute.get_link(name, netns=namespace) is not None
-        if present and not self.veth and iproute.get_link(name, netns=self.host_netns) is not None:
+        self.host.ensure_netns(namespace)
+        present = self.host.get_link(name, netns=namespace) is not None
+        if present and not self.veth and self.host.get_link(name, netns=self.host_netns) is not None:
             # An internal port outlived its ovs-vswitchd (kill -9, restart): nothing is behind
             # that device any more, and the new vswitchd made a device of that name in its own
             # namespace.  Start over with a fresh port.
-            iproute.remove_link(name, netns=namespace)
+            self.host.remove_link(name, netns=namespace)
             present = False
         if not present:
             if self.veth:
                 tap = tap_name(name)
                 self.ovs.transact(self._port_ops(name, port_id, mac))   # port first (module docstring)
-                iproute.remove_link(tap, netns=self.host_netns)   # an end left over elsewhere
-                iproute.ensure_veth(tap, name, netns=self.host_netns, peer_netns=namespace, mtu=mtu,
+                self.host.remove_link(tap, netns=self.host_netns)   # an end left over elsewhere
+                self.host.ensure_veth(tap, name, netns=self.host_netns, peer_netns=namespace, mtu=mtu,
                                     peer_mac=mac)
-                iproute.set_link(tap, netns=self.host_netns, up=True)
+                self.host.set_link(tap, netns=self.host_netns, up=True)
                 self.finish(name, namespace)
             else:
                 self.ovs.transact(self._port_ops(name, port_id, mac))
-                iproute.move_link(name, namespace, netns=self.host_netns)
+                self.host.move_link(name, namespace, netns=self.host_netns)
         elif self.veth:
             try:
-                iproute.set_link(tap_name(name), netns=self.host_netns, mtu=mtu)   # both ends' MTU
+                self.host.set_link(tap_name(name), netns=self.host_netns, mtu=mtu)   # both ends' MTU
             except DeviceNotFound:
                 pass   # not one of our veths (an internal port plugged by an older agent)
-        iproute.set_link(name, netns=namespace, mac_address=mac, mtu=mtu, up=True)
+        self.host.set_link(name, netns=namespace, mac_address=mac, mtu=mtu, up=True)
 
     def orphaned(self) -> set[str]:
         """Names whose device in an agent namespace is dead: internal ports that outlived their
@@ -141,7 +145,7 @@ class InterfaceDriver:
         a name there is one).  Always empty for veths, which survive ovs-vswitchd.  One ``ip``."""
         if self.veth:
             return set()
-        return {link.name for link in iproute.list_links(netns=self.host_netns)}
+        return {link.name for link in self.host.list_links(netns=self.host_netns)}
 
     def create_all(self, ports: Sequence[NewPort]) -> list[NewPort]:
         """Make the OVS ports of ``ports`` (devices missing from their namespaces), then the devices.
@@ -156,7 +160,7 @@ class InterfaceDriver:
         for chunk in _chunks(ports):
             self.ovs.transact([op for p in chunk for op in self._port_ops(p.name, p.port_id, p.mac)])
         # `ip -batch` gives up entirely on a line naming a missing namespace: leave those out.
-        missing = [p for p in ports if not netns.netns_exists(p.namespace)]
+        missing = [p for p in ports if not self.host.netns_exists(p.namespace)]
         todo = [p for p in ports if p not in missing]
         if self.veth:
             lines = []
@@ -164,11 +168,11 @@ class InterfaceDriver:
                 tap = tap_name(p.name)
                 lines += [iproute.veth_cmd(tap, p.name, peer_netns=p.namespace, mtu=p.mtu, peer_mac=p.mac),
                           iproute.set_link_cmd(tap, up=True)]
-            failed = {(f.line + 1) // 2 for f in iproute.batch_force(lines, netns=self.host_netns)}
+            failed = {(f.line + 1) // 2 for f in self.host.ip_batch_force(lines, netns=self.host_netns)}
             self._settle_taps([tap_name(p.name) for i, p in enumerate(todo, 1) if i not in failed])
         else:
             moves = [["link", "set", "dev", iproute.ifname(p.name), "netns", p.namespace] for p in todo]
-            failed = {f.line for f in iproute.batch_force(moves, netns=self.host_netns)}
+            failed = {f.line for f in self.host.ip_batch_force(moves, netns=self.host_netns)}
         return missing + [p for i, p in enumerate(todo, 1) if i in failed]
 
     def _settle_taps(self, taps: Sequence[str], timeout: float = 5.0) -> None:
@@ -184,20 +188,20 @@ class InterfaceDriver:
         deadline = time.monotonic() + timeout
         links: dict[str, iproute.Link] = {}
         while True:
-            links = {link.name: link for link in iproute.list_links(netns=self.host_netns)}
+            links = {link.name: link for link in self.host.list_links(netns=self.host_netns)}
             opened = all(t in links and "PROMISC" in links[t].flags for t in taps)
             if opened or time.monotonic() > deadline:
                 break
             time.sleep(0.02)
         down = [t for t in taps if t in links and not links[t].up]
         if down:
-            iproute.batch_force([iproute.set_link_cmd(t, up=True) for t in down], netns=self.host_netns)
+            self.host.ip_batch_force([iproute.set_link_cmd(t, up=True) for t in down], netns=self.host_netns)
 
     def finish(self, name: str, namespace: str) -> None:
         """What a device made by ``create_all`` still needs in its namespace: for a veth end,
         checksum offload off (one ``ethtool``); nothing for an internal port."""
         if self.veth:
-            iproute.disable_offloads(name, netns=namespace, features=VETH_OFFLOADS_OFF)
+            self.host.disable_offloads(name, netns=namespace, features=VETH_OFFLOADS_OFF)
 
     @staticmethod
     def link_command(name: str, mac: str, mtu: int) -> list[str]:
@@ -207,8 +211,8 @@ class InterfaceDriver:
     def unplug(self, name: str, namespace: str | None = None) -> None:
         """Delete device ``name``'s OVS port(s) and the device (a veth takes its peer along)."""
         self.ovs.transact([sysovs.DelPort(n, self.bridge) for n in sorted({name, self.ovs_port_name(name)})])
-        if namespace and netns.netns_exists(namespace):
-            iproute.remove_link(name, netns=namespace)
+        if namespace and self.host.netns_exists(namespace):
+            self.host.remove_link(name, netns=namespace)
 
     def unplug_all(self, names: Iterable[str]) -> None:
         """Delete the OVS ports of devices ``names`` (missing ones are fine), one transaction
@@ -220,16 +224,15 @@ class InterfaceDriver:
         for chunk in _chunks(ports):
             self.ovs.transact([sysovs.DelPort(n, self.bridge) for n in chunk])
 
-    @staticmethod
-    def set_addresses(name: str, namespace: str, cidrs: Iterable[str]) -> None:
+    def set_addresses(self, name: str, namespace: str, cidrs: Iterable[str]) -> None:
         """Make the device's global addresses exactly ``cidrs`` (link-local ones are kept)."""
         want = {str(c) for c in cidrs}
-        have = {str(a.address) for a in iproute.list_addresses(netns=namespace, dev=name)
+        have = {str(a.address) for a in self.host.list_addresses(netns=namespace, dev=name)
                 if not a.address.ip.is_link_local or str(a.address) in want}
         for extra in sorted(have - want):
-            iproute.remove_address(name, extra, netns=namespace)
+            self.host.remove_address(name, extra, netns=namespace)
         for missing in sorted(want - have):
-            iproute.ensure_address(name, missing, netns=namespace)
+            self.host.ensure_address(name, missing, netns=namespace)
 
 
 __all__ = ["CHUNK", "DEAD_VLAN", "InterfaceDriver", "NewPort", "VETH_OFFLOADS_OFF", "device_name", "tap_name"]

@@ -12,11 +12,8 @@ The L3 agent has its own executor (shared steps for all routers, then ``parallel
 from __future__ import annotations
 
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Hashable, Sequence, TypeVar
-
-from neutrino.system import netns
 
 LOG = logging.getLogger(__name__)
 WORKERS = 16
@@ -34,9 +31,10 @@ def parallel(fn: Callable[[T], R], items: Sequence[T], *, name: str = "agent") -
 
 def apply_grouped(ops: Sequence[Any], *, key: Callable[[Any], Hashable], apply: Callable[[Any], None],
                   is_teardown: Callable[[Any], bool], creates_namespace: Callable[[Any], bool],
-                  what: str) -> dict[Hashable, str]:
+                  netns_dir_mounted: Callable[[], bool], what: str) -> dict[Hashable, str]:
     """Apply ``ops`` grouped by ``key`` (one group per namespace), as described above.
-    Returns key -> what failed, for the groups where an op failed."""
+    ``netns_dir_mounted`` is ``Host.netns_dir_mounted``.  Returns key -> what failed, for the
+    groups where an op failed."""
     groups: dict[Hashable, list[Any]] = {}
     for op in ops:
         groups.setdefault(key(op), []).append(op)
@@ -53,7 +51,7 @@ def apply_grouped(ops: Sequence[Any], *, key: Callable[[Any], Hashable], apply: 
 
     teardown = [g for g in groups.values() if any(is_teardown(op) for op in g)]
     rest = [g for g in groups.values() if not any(is_teardown(op) for op in g)]
-    if len(rest) > 1 and not os.path.ismount(netns.NETNS_DIR):
+    if len(rest) > 1 and not netns_dir_mounted():
         # The first `ip netns add` on a host makes /run/netns a shared mount point; let
         # one namespace do that alone rather than several at once.
         first = next((g for g in rest if any(creates_namespace(op) for op in g)), None)

@@ -1,6 +1,10 @@
 """Entry point of ``neutrino agent KIND``: wires config, credentials, the feed
 client and the agent's driver into an ``AgentLoop`` and runs it until
-SIGTERM/SIGINT.  Drivers are found in an explicit registry (no plugins)."""
+SIGTERM/SIGINT.  Drivers are found in an explicit registry (no plugins).
+
+This is where the real machine is built: ``system_host`` (a ``SystemHost`` over this
+host's OVS) is handed to the driver's factory, and the executors change the machine
+only through it (tests hand them ``neutrino.fakes.host.FakeHost``)."""
 
 from __future__ import annotations
 
@@ -13,12 +17,14 @@ from typing import Any, Callable
 
 from neutrino.agents.auth import PasswordTokenSource, agent_credentials
 from neutrino.agents.loop import AgentLoop
+from neutrino.agents.ovs.agent import host_ovs
 from neutrino.config import Config
 from neutrino.feed.client import FeedClient
+from neutrino.system.host import SystemHost
 
 LOG = logging.getLogger(__name__)
 
-#: kind -> "module:factory"; factory(cfg, host) -> Driver
+#: kind -> "module:factory"; factory(cfg, host_name, host: Host) -> Driver
 DRIVERS: dict[str, str] = {
     "ovs": "neutrino.agents.ovs.agent:make_driver",
     "compute": "neutrino.agents.compute.agent:make_driver",
@@ -40,6 +46,11 @@ def server_url(cfg: Config) -> str:
     return f"http://{host}:{cfg.default.bind_port}"
 
 
+def system_host(cfg: Config) -> SystemHost:
+    """The machine the agents run on: the system adapters, with this host's OVS."""
+    return SystemHost(host_ovs(cfg))
+
+
 def load_driver(kind: str) -> Callable[..., Any]:
     try:
         target = DRIVERS[kind]
@@ -52,7 +63,7 @@ def load_driver(kind: str) -> Callable[..., Any]:
 async def run_agent(kind: str, cfg: Config) -> None:
     host = host_name(cfg)
     tokens = PasswordTokenSource(agent_credentials(cfg.state_dir))   # the service user, never the admin
-    driver = load_driver(kind)(cfg, host)
+    driver = load_driver(kind)(cfg, host, system_host(cfg))
     async with FeedClient(server_url(cfg), tokens) as client:
         loop = AgentLoop(driver, client, host=host, availability_zone=cfg.agent.availability_zone,
                          report_interval=cfg.agent.report_interval, tick=cfg.agent.polling_interval)

@@ -20,8 +20,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from neutrino import errors
-from neutrino.api import extensions, query
-from neutrino.api.resource import Resource, Shaper, prepare_create, prepare_update, unwrap_create, unwrap_single
+from neutrino.api import extensions
+from neutrino.resources import query
+from neutrino.resources.resource import Resource, Shaper, prepare_create, prepare_update, unwrap_create, unwrap_single
 from neutrino.context import AuthInfo, RequestContext
 from neutrino.services.common import Deps
 from neutrino.asgi import handled_lifespan

@@ -8,11 +8,11 @@ from typing import Any, Callable
 from sqlalchemy.engine import Connection
 
 from neutrino.api.app import NetworkApi, build_network_app
-from neutrino.api.query import ListQuery
+from neutrino.resources.query import ListQuery
 from neutrino.config import Config
 from neutrino.context import AuthInfo, RequestContext
 from neutrino.db.engine import Database
-from neutrino.feed.api import install as install_feed
+from neutrino.feed.routes import install as install_feed
 from neutrino.feed.publisher import Feed, Source, open_feed
 from neutrino.feed.resources import PLURAL
 from neutrino.ml2.manager import TypeManager

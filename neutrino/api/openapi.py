@@ -4,7 +4,7 @@
 sub-collections, member actions, the tags sub-API, quotas, extensions) and
 describes each operation from the resource's ``Attr``s: what may be POSTed
 and PUT, which keys are required, which may be filtered and sorted on, and a
-JSON schema per attribute derived from its converter (``neutrino.api.convert``).
+JSON schema per attribute derived from its converter (``neutrino.resources.convert``).
 A converter this module does not know gets the permissive schema ``{}``.
 
 The document is served at ``GET /v2.0/openapi.json`` without a token (it is
@@ -29,9 +29,10 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from neutrino.api import convert as cv
-from neutrino.api import definitions, extensions
-from neutrino.api.resource import MISSING, Attr, Resource
+from neutrino.api import extensions
+from neutrino.resources import convert as cv
+from neutrino.resources import definitions
+from neutrino.resources.resource import MISSING, Attr, Resource
 
 #: Where the document is served (no token needed).
 OPENAPI_PATH = "/v2.0/openapi.json"
@@ -74,7 +75,7 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain_schemas() -> dict[Callable[..., Any], dict[str, Any]]:
-    """Converters that are plain functions of ``neutrino.api.convert``."""
+    """Converters that are plain functions of ``neutrino.resources.convert``."""
     return {
         cv.to_bool: {"type": "boolean"},
         cv.to_int: {"type": "integer"},
@@ -94,7 +95,7 @@ def _plain_schemas() -> dict[Callable[..., Any], dict[str, Any]]:
 
 
 def _local_schemas() -> dict[Callable[..., Any], dict[str, Any]]:
-    """Converters defined next to the attribute maps (``neutrino.api.definitions``)."""
+    """Converters defined next to the attribute maps (``neutrino.resources.definitions``)."""
     ext_gw = converter_schema(definitions._ext_gw_dict)
     route = converter_schema(definitions._route)
     return {

@@ -144,8 +144,11 @@ def stop(layout: Any, cfg: Any, purge: bool) -> None:
     from neutrino.agents.dhcp.model import namespace_name
     from neutrino.agents.l3.model import namespace_name as router_namespace
     from neutrino.agents.metadata import MetadataProxies, default_socket_dir, socket_path
+    from neutrino.agents.ovs.agent import host_ovs
     from neutrino.system import dnsmasq
-    proxies = MetadataProxies(cfg.state_dir, socket_path(cfg))   # stopping needs no user or group
+    from neutrino.system.host import SystemHost
+    # stopping needs no user or group
+    proxies = MetadataProxies(cfg.state_dir, socket_path(cfg), host=SystemHost(host_ovs(cfg)))
     dhcp = confs_dir(cfg)
     for d in sorted(dhcp.iterdir()) if dhcp.is_dir() else []:
         dnsmasq.stop(dnsmasq.spec(d.name, ("dnsmasq",), d / "pid", namespace_name(d.name)))

@@ -3,8 +3,8 @@
 ``open_feed(db, retention)`` is the one constructor: ``neutrino.server``
 builds one ``Feed`` per process and hands it to whoever publishes into it
 (``neutrino.api.factory`` registers the network services' snapshot sources
-and the schedulers' ``dhcp_binding``/``l3_binding``; ``neutrino.compute.api``
-registers ``server``).  ``neutrino.feed.api`` serves it over HTTP.
+and the schedulers' ``dhcp_binding``/``l3_binding``; ``neutrino.compute.app``
+registers ``server``).  ``neutrino.feed.routes`` serves it over HTTP.
 
 This module imports no service and no HTTP module: publishers hand it plain
 functions ``fn(connection) -> [admin-view dict, ...]``.

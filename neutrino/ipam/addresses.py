@@ -10,7 +10,7 @@ whitespace, no control character), and its canonical text is
 stored in the database and compared everywhere.
 
 Every parser raises ``ValueError`` for anything else; the API layer turns
-that into Neutron's ``Invalid input for <attr>`` (``neutrino.api.convert``),
+that into Neutron's ``Invalid input for <attr>`` (``neutrino.resources.convert``),
 agents skip (and report) what fails here.
 """
 

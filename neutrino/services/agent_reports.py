@@ -1,7 +1,7 @@
 """What the agents report to the server: heartbeats, port status, floating IP status.
 
 The agents post these to the network API under ``/neutrino/v1/``
-(``neutrino.feed.api`` parses the JSON bodies and checks the caller's role);
+(``neutrino.feed.routes`` parses the JSON bodies and checks the caller's role);
 this service runs each report as one write unit:
 
 - ``heartbeat``: ``{"agent": {...}}``, upsert of the agent row

@@ -3,7 +3,7 @@
 * ``/v2.0/agents`` (admin only): list (others get ``200 {"agents": []}``),
   show (others: 404), PUT ``admin_state_up``/``description``, DELETE.
 * ``report`` is the agent side (``POST /neutrino/v1/agents/report``, see
-  ``neutrino.feed.api`` and ``neutrino.services.agent_reports``): upsert by
+  ``neutrino.feed.routes`` and ``neutrino.services.agent_reports``): upsert by
   ``(agent_type, host)``, refresh the heartbeat, and set ``started_at`` when
   ``start_flag`` is true.
 * ``/v2.0/availability_zones``: built from DHCP agents (``network``) and L3
@@ -41,11 +41,11 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
-from neutrino.api import convert as cv
-from neutrino.api import policy
-from neutrino.api.definitions import AGENT, NETWORK, ROUTER
-from neutrino.api.query import ListQuery
-from neutrino.api.resource import Attr, Resource
+from neutrino.resources import convert as cv
+from neutrino.resources import policy
+from neutrino.resources.definitions import AGENT, NETWORK, ROUTER
+from neutrino.resources.query import ListQuery
+from neutrino.resources.resource import Attr, Resource
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork

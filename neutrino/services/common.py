@@ -14,8 +14,8 @@ from sqlalchemy import Table, and_, delete, false, insert, select, update
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
-from neutrino.api.query import ListQuery
-from neutrino.api.resource import Resource
+from neutrino.resources.query import ListQuery
+from neutrino.resources.resource import Resource
 from neutrino.config import Config
 from neutrino.db import tables as t
 from neutrino.db.engine import Database

@@ -31,10 +31,10 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
-from neutrino.api import convert as cv
-from neutrino.api import policy
-from neutrino.api.query import ListQuery
-from neutrino.api.resource import Attr, Resource
+from neutrino.resources import convert as cv
+from neutrino.resources import policy
+from neutrino.resources.query import ListQuery
+from neutrino.resources.resource import Attr, Resource
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.services.common import Deps, ReadOnlyService

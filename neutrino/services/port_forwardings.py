@@ -37,9 +37,9 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
-from neutrino.api import policy
-from neutrino.api.definitions import PORT_FORWARDING
-from neutrino.api.query import ListQuery
+from neutrino.resources import policy
+from neutrino.resources.definitions import PORT_FORWARDING
+from neutrino.resources.query import ListQuery
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork

@@ -13,10 +13,10 @@ from sqlalchemy import and_, delete, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
-from neutrino.api import policy
-from neutrino.api.definitions import PORT
-from neutrino.api.query import ListQuery
-from neutrino.api.resource import attr_rules
+from neutrino.resources import policy
+from neutrino.resources.definitions import PORT
+from neutrino.resources.query import ListQuery
+from neutrino.resources.resource import attr_rules
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import RetryRequest, UnitOfWork

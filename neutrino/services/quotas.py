@@ -8,8 +8,8 @@ from sqlalchemy import Table, and_, delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
-from neutrino.api import policy
-from neutrino.api.convert import ConversionError, to_bool
+from neutrino.resources import policy
+from neutrino.resources.convert import ConversionError, to_bool
 from neutrino.config import Config
 from neutrino.context import RequestContext
 from neutrino.db import tables as t

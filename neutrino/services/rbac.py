@@ -44,10 +44,10 @@ from sqlalchemy import Table, and_, delete, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
-from neutrino.api import convert as cv
-from neutrino.api import policy
-from neutrino.api.query import ListQuery
-from neutrino.api.resource import MISSING, Attr, Resource, attr_rules
+from neutrino.resources import convert as cv
+from neutrino.resources import policy
+from neutrino.resources.query import ListQuery
+from neutrino.resources.resource import MISSING, Attr, Resource, attr_rules
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork

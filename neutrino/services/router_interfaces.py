@@ -31,8 +31,8 @@ from typing import Any
 from sqlalchemy import select
 
 from neutrino import errors
-from neutrino.api import convert as cv
-from neutrino.api import policy
+from neutrino.resources import convert as cv
+from neutrino.resources import policy
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork

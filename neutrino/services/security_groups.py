@@ -15,11 +15,11 @@ from sqlalchemy import and_, delete, insert, or_, select, true
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
-from neutrino.protocols import PROTOCOL_NUMBERS
-from neutrino.api import policy
-from neutrino.api.definitions import SECURITY_GROUP, SECURITY_GROUP_RULE
-from neutrino.api.query import ListQuery
-from neutrino.api.resource import attr_rules
+from neutrino.ip_protocols import PROTOCOL_NUMBERS
+from neutrino.resources import policy
+from neutrino.resources.definitions import SECURITY_GROUP, SECURITY_GROUP_RULE
+from neutrino.resources.query import ListQuery
+from neutrino.resources.resource import attr_rules
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork

@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from neutrino.api import convert as cv
-from neutrino.api import policy
-from neutrino.api.query import ListQuery
-from neutrino.api.resource import Attr, Resource
+from neutrino.resources import convert as cv
+from neutrino.resources import policy
+from neutrino.resources.query import ListQuery
+from neutrino.resources.resource import Attr, Resource
 from neutrino.context import RequestContext
 from neutrino.services.common import Deps, ReadOnlyService
 

@@ -21,11 +21,11 @@ from sqlalchemy import and_, delete, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
-from neutrino.api import convert as cv
-from neutrino.api import policy
-from neutrino.api.definitions import ADDRESS_SCOPE, SUBNETPOOL
-from neutrino.api.query import ListQuery
-from neutrino.api.resource import attr_rules
+from neutrino.resources import convert as cv
+from neutrino.resources import policy
+from neutrino.resources.definitions import ADDRESS_SCOPE, SUBNETPOOL
+from neutrino.resources.query import ListQuery
+from neutrino.resources.resource import attr_rules
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import and_, delete, insert
 
 from neutrino import errors
-from neutrino.api import convert as cv
-from neutrino.api import policy
+from neutrino.resources import convert as cv
+from neutrino.resources import policy
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.services import common

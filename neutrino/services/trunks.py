@@ -45,10 +45,10 @@ from sqlalchemy import and_, delete, insert, select, true
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
-from neutrino.api import policy
-from neutrino.api.definitions import TRUNK, subports as parse_subports
-from neutrino.api.query import ListQuery
-from neutrino.api.resource import attr_rules
+from neutrino.resources import policy
+from neutrino.resources.definitions import TRUNK, subports as parse_subports
+from neutrino.resources.query import ListQuery
+from neutrino.resources.resource import attr_rules
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork

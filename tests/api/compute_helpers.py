@@ -24,8 +24,8 @@ from neutrino import config
 from neutrino.api.app import build_network_app
 from neutrino.api.factory import make_deps, make_network_api
 from neutrino.compute import flavors
-from neutrino.compute.api import build_compute_app, install_internal, make_compute_api
-from neutrino.compute.image_api import build_image_app
+from neutrino.compute.app import build_compute_app, install_internal, make_compute_api
+from neutrino.compute.image_app import build_image_app
 from neutrino.compute.images import IMAGES
 from neutrino.compute.scheduler import COMPUTE_AGENT
 from neutrino.db import tables

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import insert
 
 from neutrino.db import tables as t
-from neutrino.feed.api import PREFIX
+from neutrino.feed.routes import PREFIX
 from tests.api.conftest import error
 from tests.api.test_feed_api import FeedEnv, make_env  # noqa: F401 - fixture
 

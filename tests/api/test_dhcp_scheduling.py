@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from neutrino.db import tables as t
-from neutrino.feed.api import PREFIX
+from neutrino.feed.routes import PREFIX
 from neutrino.feed.state import apply_changes, comparable, from_snapshot
 from tests.api.conftest import error
 from tests.api.test_feed_api import FeedEnv, make_env  # noqa: F401 - fixture

@@ -23,7 +23,7 @@ from neutrino.api.factory import make_deps, make_network_api
 from neutrino.db import tables as t
 from neutrino.db.engine import Database
 from neutrino.feed import log
-from neutrino.feed.api import PREFIX
+from neutrino.feed.routes import PREFIX
 from tests.api.conftest import BASE_OVERRIDES, error, validate_token
 
 with warnings.catch_warnings():

@@ -18,7 +18,8 @@ from neutrino.agents.l3 import render
 from neutrino.agents.l3.agent import L3Driver
 from neutrino.agents.l3.model import L3Config
 from neutrino.agents.l3.planner import EnsureNamespace, PlugInterface, SetAddresses, SetRoutes, Teardown, plan
-from neutrino.feed.api import PREFIX
+from neutrino.fakes.host import FakeHost
+from neutrino.feed.routes import PREFIX
 from neutrino.feed.state import from_snapshot
 from tests.api.test_dhcp_scheduling import DOWN, T0
 from tests.api.test_feed_api import make_env  # noqa: F401 - fixture
@@ -56,7 +57,7 @@ def test_a_router_created_down_is_active_scheduled_and_planned_with_plugged_port
     assert env.hosts_of(r["id"]) == [HOST]
     # The L3 agent on that host, from the server's feed: the router is served, not torn down.
     cfg = L3Config(HOST)
-    driver = L3Driver(cfg, None, tmp_path / "l3")  # type: ignore[arg-type]
+    driver = L3Driver(cfg, None, tmp_path / "l3", host=FakeHost())  # type: ignore[arg-type]
     views = driver.desired(from_snapshot(env.snapshot()))
     assert set(views) == {r["id"]} and views[r["id"]].admin_state_up is False
     ops = plan(cfg, views, {})

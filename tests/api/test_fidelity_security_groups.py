@@ -257,7 +257,7 @@ def test_stateless_group_shown_and_filterable(api):
 def test_uuid_ids_unchanged():
     # The canonical form the converter produces is the one ids are stored in.
     u = uuid.uuid4()
-    from neutrino.api.definitions import _group_id
+    from neutrino.resources.definitions import _group_id
     assert _group_id(str(u).upper()) == str(u)
     assert _group_id(u.hex) == str(u)
     assert _group_id("not-a-uuid") == "not-a-uuid"

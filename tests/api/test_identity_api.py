@@ -1,4 +1,4 @@
-"""Keystone v3 subset served by neutrino.identity.api, in-process."""
+"""Keystone v3 subset served by neutrino.identity.app, in-process."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from neutrino.config import defaults
 from neutrino.db.engine import Database
 from neutrino.db.migrate import upgrade
-from neutrino.identity.api import build_identity_app
+from neutrino.identity.app import build_identity_app
 from neutrino.identity.bootstrap import bootstrap
 from neutrino.identity.tokens import TokenProvider, TokenRevoked
 

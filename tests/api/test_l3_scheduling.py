@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from neutrino.db import tables as t
-from neutrino.feed.api import PREFIX
+from neutrino.feed.routes import PREFIX
 from neutrino.feed.state import apply_changes, comparable, from_snapshot
 from tests.api.test_dhcp_scheduling import DOWN, T0, Env
 from tests.api.test_feed_api import make_env  # noqa: F401 - fixture

@@ -1,4 +1,4 @@
-"""The metadata API (neutrino.metadata.api), in process, over servers booted through the compute API."""
+"""The metadata API (neutrino.metadata.app), in process, over servers booted through the compute API."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 from neutrino.db import tables
-from neutrino.metadata.api import build_metadata_app, make_token, sign_instance_id
+from neutrino.metadata.app import build_metadata_app, make_token, sign_instance_id
 from tests.api.compute_helpers import ComputeEnv
 
 SECRET = "s3cret"

@@ -13,6 +13,7 @@ from neutrino.agents.interface import DEAD_VLAN, InterfaceDriver, NewPort, tap_n
 from neutrino.system import iproute, netns as netns_mod
 from neutrino.system import ovsdb as sysovs
 from neutrino.system.exec import run
+from neutrino.system.host import SystemHost
 
 pytestmark = pytest.mark.root
 
@@ -48,7 +49,7 @@ def _ofport(ovs: sysovs.Ovs, port: str, within: float = 5.0) -> int:
 
 
 def test_veth_ports_are_made_in_their_namespaces_without_moves(bridge: sysovs.Ovs, spaces: list[str]) -> None:
-    drv = InterfaceDriver(bridge, "br-int", veth=True)
+    drv = InterfaceDriver(SystemHost(bridge), "br-int", veth=True)
     ports = _ports(spaces)
     assert drv.create_all(ports) == []
     for p in ports:
@@ -89,7 +90,7 @@ def test_veth_ports_are_made_in_their_namespaces_without_moves(bridge: sysovs.Ov
 
 
 def test_a_port_whose_device_cannot_be_made_is_returned(bridge: sysovs.Ovs, spaces: list[str]) -> None:
-    drv = InterfaceDriver(bridge, "br-int", veth=True)
+    drv = InterfaceDriver(SystemHost(bridge), "br-int", veth=True)
     ports = _ports(spaces)
     gone = NewPort("qr-zzaa-bbbbbb", "zzaabbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb", "fa:16:3e:00:00:7f", 1450,
                    f"{spaces[0]}-gone")
@@ -100,7 +101,7 @@ def test_a_port_whose_device_cannot_be_made_is_returned(bridge: sysovs.Ovs, spac
 
 
 def test_internal_ports_many_at_once_and_one_by_one(bridge: sysovs.Ovs, spaces: list[str]) -> None:
-    drv = InterfaceDriver(bridge, "br-int")
+    drv = InterfaceDriver(SystemHost(bridge), "br-int")
     ports = _ports(spaces)[:2]
     assert drv.create_all(ports) == []
     for p in ports:

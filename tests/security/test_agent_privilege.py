@@ -192,8 +192,9 @@ def test_metadata_proxies_run_unprivileged(tmp_path: Path) -> None:
 
     from neutrino.agents.metadata import MetadataProxies, socket_path
     from neutrino.agents.metadata import haproxy as conf
+    from neutrino.fakes.host import FakeHost
     cfg = nconfig.defaults(tmp_path)
-    proxies = MetadataProxies.from_config(cfg)
+    proxies = MetadataProxies.from_config(cfg, FakeHost())
     expect = "haproxy" if any(p.pw_name == "haproxy" for p in pwd.getpwall()) else "nobody"
     assert proxies.user == expect and proxies.user != "root"
     text = conf.render(conf.router_conf(tmp_path, "r1", proxies.socket, user=proxies.user, group=proxies.group))
@@ -203,10 +204,11 @@ def test_metadata_proxies_run_unprivileged(tmp_path: Path) -> None:
     assert not socket_path(cfg).startswith(str(tmp_path)) and socket_path(cfg).startswith("/run/neutrino/")
     custom = cfg.with_overrides({("metadata", "metadata_proxy_user"): "nobody",
                                  ("metadata", "metadata_proxy_group"): "nogroup"})
-    assert (MetadataProxies.from_config(custom).user, MetadataProxies.from_config(custom).group) == \
+    assert (MetadataProxies.from_config(custom, FakeHost()).user, MetadataProxies.from_config(custom, FakeHost()).group) == \
         ("nobody", "nogroup")
     with pytest.raises(ValueError, match="metadata_proxy_user"):
-        MetadataProxies.from_config(cfg.with_overrides({("metadata", "metadata_proxy_user"): "no-such-user-x"}))
+        MetadataProxies.from_config(cfg.with_overrides({("metadata", "metadata_proxy_user"): "no-such-user-x"}),
+                                    FakeHost())
 
 
 

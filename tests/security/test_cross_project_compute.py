@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy import select
 
 from neutrino.db import tables
-from neutrino.metadata.api import build_metadata_app, make_token, sign_instance_id
+from neutrino.metadata.app import build_metadata_app, make_token, sign_instance_id
 from tests.api.compute_helpers import CIRROS, ComputeEnv, fault
 from tests.api.conftest import error
 from tests.security.test_cross_project import Unchanged, _fill

@@ -155,20 +155,26 @@ def test_repair_covers_a_key_repository_and_database_outside_the_state_dir(tmp_p
     assert mode(keys) == 0o700 and mode(db) == 0o600
 
 
-def test_guest_metadata_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_guest_metadata_is_private(tmp_path: Path) -> None:
     """The compute agent keeps what the guest read at boot (user data may hold secrets) 0600."""
-    from neutrino.agents.compute import agent as compute
+    from typing import Sequence
 
-    class Done:
-        def __init__(self, body: str) -> None:
-            self.stdout = f"{body}\n200"
+    from neutrino.agents.compute import agent as compute
+    from neutrino.fakes.host import FakeHost, Ns
+    from neutrino.system.exec import Completed
 
     bodies = {"hostname": "vm1", "openssh-key": "ssh-ed25519 AAAA", "user-data": "password: hunter2"}
-    monkeypatch.setattr(compute.netns, "netns_exists", lambda ns: True)
-    # curl in the guest's namespace: the answer by the URL's last part.
-    monkeypatch.setattr(compute, "run", lambda argv, **kw: Done(bodies[argv[-1].rsplit("/", 1)[-1]]))
-    drv = compute.ComputeDriver.__new__(compute.ComputeDriver)
-    drv.marks = tmp_path / "state" / "instances"
+
+    class Guest(FakeHost):
+        """curl in the guest's namespace: the answer by the URL's last part."""
+
+        def run(self, argv: Sequence[str], *, netns: str | None = None, check: bool = True,
+                timeout: float = 30) -> Completed:
+            return Completed(tuple(argv), 0, f"{bodies[argv[-1].rsplit('/', 1)[-1]]}\n200", "")
+
+    host = Guest()
+    host.ns["vm-sid-1"] = Ns()
+    drv = compute.ComputeDriver("h1", host, marks=tmp_path / "state" / "instances")
     old = os.umask(0o022)
     try:
         assert drv.fetch_metadata("sid-1", attempts=1)

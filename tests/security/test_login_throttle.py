@@ -17,7 +17,7 @@ import pytest
 from neutrino.config import defaults
 from neutrino.db.engine import Database
 from neutrino.db.migrate import upgrade
-from neutrino.identity.api import build_identity_app
+from neutrino.identity.app import build_identity_app
 from neutrino.identity.bootstrap import bootstrap
 from neutrino.identity.tokens import TokenProvider
 

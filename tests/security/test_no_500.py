@@ -23,11 +23,12 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from neutrino import config
-from neutrino.api import definitions, limits, query
-from neutrino.api.resource import Resource
+from neutrino.api import limits
+from neutrino.resources import definitions, query
+from neutrino.resources.resource import Resource
 from neutrino.db import tables
 from neutrino.db.engine import Database
-from neutrino.identity.api import build_identity_app
+from neutrino.identity.app import build_identity_app
 from neutrino.identity.tokens import TokenProvider
 from tests.api.conftest import error
 from tests.api.compute_helpers import ComputeEnv, fault

@@ -1,10 +1,10 @@
-"""Attribute converters (neutrino.api.convert): canonical values and Neutron's reasons."""
+"""Attribute converters (neutrino.resources.convert): canonical values and Neutron's reasons."""
 
 from __future__ import annotations
 
 import pytest
 
-from neutrino.api import convert as cv
+from neutrino.resources import convert as cv
 from neutrino.errors import echo
 
 

@@ -25,6 +25,7 @@ from neutrino.agents.dhcp.agent import DhcpDriver
 from neutrino.agents.dhcp.model import (DhcpConfig, DnsName, ExtraDhcpOpt, FixedIp, HostRoute, NetworkView,
                                         PortView, SubnetView, dhcp_device_id, network_views)
 from neutrino.agents.dhcp.planner import ObservedDhcp, Teardown, desired_files, plan
+from neutrino.fakes.host import FakeHost
 from neutrino.feed.state import State
 from tests.unit.test_dhcp_planner import HOST, NET, NET2, S4, VM2_PORT, VM_PORT, World, routed_world
 
@@ -151,7 +152,7 @@ def test_apply_grouped_stops_a_failing_namespace_only_and_says_why() -> None:
 
     failed = parallel.apply_grouped([("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2)], key=lambda op: op[0],
                                     apply=apply, is_teardown=lambda op: False, creates_namespace=lambda op: False,
-                                    what="network")
+                                    netns_dir_mounted=lambda: True, what="network")
     assert sorted(done) == [("a", 1), ("b", 1), ("b", 2)]
     assert list(failed) == ["a"] and "boom" in failed["a"]
 
@@ -173,7 +174,7 @@ class _Client:
 def test_the_driver_keeps_serving_other_networks_and_reports_the_failing_one(tmp_path: Any) -> None:
     net_a, net_b, net_c = (f"{c * 8}-0000-4000-8000-000000000000" for c in "abc")
     cfg = DhcpConfig(HOST, state_dir=str(tmp_path))
-    drv = DhcpDriver(cfg, iface=None, metadata=None)   # type: ignore[arg-type]
+    drv = DhcpDriver(cfg, iface=None, metadata=None, host=FakeHost())   # type: ignore[arg-type]
     drv.client = _Client(net_a)
     applied: list[Any] = []
 

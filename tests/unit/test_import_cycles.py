@@ -166,7 +166,7 @@ def test_allowed_cycles_still_exist() -> None:
     assert [c for c in ALLOWED_CYCLES if c not in present] == []
 
 
-@pytest.mark.parametrize("module", ["neutrino.feed.api", "neutrino.feed.publisher"])
+@pytest.mark.parametrize("module", ["neutrino.feed.routes", "neutrino.feed.publisher"])
 def test_the_feed_server_side_imports_no_service_even_inside_functions(module: str) -> None:
     """The feed gets its publishers and report handlers injected; it never reaches up into services."""
     graph = import_graph(ROOT, inside_functions=True)
@@ -176,12 +176,12 @@ def test_the_feed_server_side_imports_no_service_even_inside_functions(module: s
 def test_no_service_imports_the_feed_http_side_even_inside_functions() -> None:
     """Services get the feed passed in (``neutrino.feed.publisher.Feed``), not looked up by URL prefix."""
     graph = import_graph(ROOT, inside_functions=True)
-    users = sorted(m for m, deps in graph.items() if m.startswith("neutrino.services") and "neutrino.feed.api" in deps)
+    users = sorted(m for m, deps in graph.items() if m.startswith("neutrino.services") and "neutrino.feed.routes" in deps)
     assert users == []
 
 
 def test_the_feed_is_off_every_cycle_even_counting_imports_inside_functions() -> None:
-    """The former circle ran feed.api -> port_status/fip_status -> ... -> schedulers -> feed.api."""
+    """The former circle ran feed.routes (then feed/api.py) -> port_status/fip_status -> ... -> schedulers -> back."""
     tangled = [c for c in cycles(import_graph(ROOT, inside_functions=True))
                if any(m.startswith("neutrino.feed") for m in c)]
     assert tangled == []

@@ -14,7 +14,6 @@ import asyncio
 from pathlib import Path
 import pytest
 
-from neutrino.agents.l3 import agent as l3_agent
 from neutrino.agents.l3 import render
 from neutrino.agents.l3.model import L3Config, namespace_name
 from neutrino.agents.l3.planner import (
@@ -209,15 +208,13 @@ class FakeMetadata:
         return rid in self.running_ids
 
 
-def test_agent_switches_a_router_down_and_up(tmp_path: Path, host: FakeHost,  # noqa: F811
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_agent_switches_a_router_down_and_up(tmp_path: Path, host: FakeHost) -> None:  # noqa: F811
     feed = _feed(2)
     rids = sorted(feed["router"])
-    drv = _driver(tmp_path, host)
+    clock = [1000.0]
+    drv = _driver(tmp_path, host, clock=lambda: clock[0])
     md = FakeMetadata()
     drv.metadata = md   # type: ignore[assignment]
-    clock = [1000.0]
-    monkeypatch.setattr(l3_agent.time, "monotonic", lambda: clock[0])
 
     def reconcile() -> None:
         clock[0] += 1

@@ -1,9 +1,9 @@
-"""L3 agent executor against an in-memory host (no host access: the adapters are replaced).
+"""L3 agent executor against an in-memory host (``neutrino.fakes.host.FakeHost``, injected).
 
-``FakeHost`` plays the kernel and OVS the way the adapters see them: namespaces
+The fake host plays the kernel and OVS the way the adapters see them: namespaces
 holding devices (MAC, MTU, up, addresses), routes and an iptables ruleset; ``ip``
 batch lines are interpreted (a deletion of something absent fails as ``ip`` does)
-and every adapter call is recorded as one process.  The tests drive the real
+and every call is recorded as one process.  The tests drive the real
 planner and the real ``observe`` through it: a pass converges (planning again
 yields nothing), costs a fixed number of processes per router plus a few shared
 ones, falls back op by op when a batch line fails, and tears down in bulk.
@@ -16,254 +16,43 @@ import ipaddress
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import pytest
 
 from neutrino.agents.interface import InterfaceDriver, NewPort
-from neutrino.agents.l3 import agent as l3_agent
 from neutrino.agents.l3.agent import L3Driver, _GarpSender, ip_commands
 from neutrino.agents.l3.model import L3Config, RouterView, gateway_name, internal_name, namespace_name, router_views
 from neutrino.agents.l3.planner import (ApplyRules, Garp, PlugInterface, Route, SetAddresses, SetRoutes, Teardown,
                                         plan)
+from neutrino.fakes.host import Dev, FakeHost, Ns
 from neutrino.feed.state import State
 from neutrino.system import errors, iproute
 
 CFG = L3Config(host="h1")
 
 
-# --- the in-memory host ----------------------------------------------------------------------
-@dataclass
-class Dev:
-    mac: str = "02:00:00:00:00:01"
-    mtu: int = 1500
-    up: bool = False
-    addrs: set[str] = field(default_factory=set)
-
-
-@dataclass
-class Ns:
-    devices: dict[str, Dev] = field(default_factory=dict)
-    routes: dict[str, Route] = field(default_factory=dict)   # by destination ("replace" semantics)
-    iptables: str = ""
-    sysctls: dict[str, str] = field(default_factory=dict)
-    lo_up: bool = False
-
-
-def _route_from_args(args: Sequence[str]) -> Route:
-    dst, hops, dev = args[0], [], None
-    rest = list(args[1:])
-    while rest:
-        word = rest.pop(0)
-        if word == "via":
-            hops.append(rest.pop(0))
-        elif word == "dev":
-            dev = rest.pop(0)
-    return Route("0.0.0.0/0" if dst == "default" else dst, tuple(hops), dev).normalised()
-
-
-class FakeHost:
-    def __init__(self) -> None:
-        self.ns: dict[str, Ns] = {}
-        self.ovs_ports: set[str] = set()
-        self.calls: list[tuple[str, str | None]] = []   # (what, namespace): one per process
-        self.fail_once: set[str] = set()                 # batch lines that fail once (not deletions)
-        self.lock = threading.Lock()
-
-    def count(self, what: str) -> int:
-        return sum(1 for w, _ in self.calls if w == what)
-
-    def _call(self, what: str, ns: str | None = None) -> None:
-        with self.lock:
-            self.calls.append((what, ns))
-
-    def _ns(self, name: str | None) -> Ns:
-        if name not in self.ns:
-            raise errors.NamespaceNotFound(["ip", "-n", str(name)], 1, "Cannot open network namespace")
-        return self.ns[name]  # type: ignore[index]
-
-    # ip lines (batch and single commands)
-    def line(self, st: Ns, cmd: Sequence[str]) -> str | None:
-        """Apply one ``ip`` command; its error text, or None."""
-        key = " ".join(cmd)
-        if key in self.fail_once:
-            self.fail_once.discard(key)
-            return "RTNETLINK answers: Operation not permitted"
-        obj, verb = cmd[0], cmd[1]
-        if obj == "link" and verb == "set":
-            name = cmd[3]
-            if name == "lo":
-                st.lo_up = True
-                return None
-            dev = st.devices.get(name)
-            if dev is None:
-                return f'Cannot find device "{name}"'
-            rest = list(cmd[4:])
-            while rest:
-                word = rest.pop(0)
-                if word == "address":
-                    dev.mac = rest.pop(0)
-                elif word == "mtu":
-                    dev.mtu = int(rest.pop(0))
-                elif word == "up":
-                    dev.up = True
-            return None
-        if obj == "addr":
-            addr, name = str(ipaddress.ip_interface(cmd[2])), cmd[4]
-            dev = st.devices.get(name)
-            if dev is None:
-                return f'Cannot find device "{name}"'
-            if verb == "del":
-                if addr not in dev.addrs:
-                    return "Error: ipv4: Address not found."
-                dev.addrs.discard(addr)
-            else:
-                dev.addrs.add(addr)
-            return None
-        if obj == "route":
-            r = _route_from_args(cmd[2:])
-            if r.device is not None and r.device not in st.devices:
-                return f'Cannot find device "{r.device}"'
-            have = st.routes.get(r.destination)
-            if verb == "del":
-                if have is None or (r.nexthops and have.nexthops != r.nexthops):
-                    return "RTNETLINK answers: No such process"
-                del st.routes[r.destination]
-            else:
-                st.routes[r.destination] = r
-            return None
-        raise AssertionError(cmd)
-
-    def _must(self, ns: str | None, cmd: Sequence[str]) -> None:
-        err = self.line(self._ns(ns), [str(c) for c in cmd])
-        if err:
-            raise errors.CommandFailed(["ip", *cmd], 2, err)
-
-    # neutrino.system.iproute
-    def batch_force(self, lines: Sequence[Sequence[str]], *, netns: str | None = None) -> list[iproute.BatchFailure]:
-        self._call("ip -batch", netns)
-        st = self._ns(netns)
-        out = []
-        for i, cmd in enumerate(lines, 1):
-            err = self.line(st, cmd)
-            if err:
-                out.append(iproute.BatchFailure(i, tuple(cmd), err))
-        return out
-
-    def batch(self, cmds: Sequence[Sequence[str]], *, netns: str | None = None) -> None:
-        self._call("ip -batch", netns)
-        for cmd in cmds:
-            self._must(netns, cmd)
-
-    def set_sysctls(self, pairs: Sequence[tuple[str, str]], *, netns: str | None = None) -> None:
-        self._call("sysctl", netns)
-        self._ns(netns).sysctls.update(dict(pairs))
-
-    def list_addresses(self, *, netns: str | None = None, dev: str | None = None) -> list[iproute.Address]:
-        self._call("ip addr show", netns)
-        return [iproute.Address(name, ipaddress.ip_interface(a), "global")
-                for name, d in self._ns(netns).devices.items() if dev in (None, name) for a in sorted(d.addrs)]
-
-    def ensure_address(self, dev: str, address: str, *, netns: str | None = None) -> None:
-        self._call("ip addr replace", netns)
-        self._must(netns, ["addr", "replace", address, "dev", dev])
-
-    def remove_address(self, dev: str, address: str, *, netns: str | None = None) -> None:
-        self._call("ip addr del", netns)
-        self.line(self._ns(netns), ["addr", "del", address, "dev", dev])
-
-    def _iproute_routes(self, netns: str | None, family: int | None = None) -> list[iproute.Route]:
-        out = []
-        for r in self._ns(netns).routes.values():
-            net = ipaddress.ip_network(r.destination)
-            if family not in (None, net.version):
-                continue
-            dst = "default" if r.is_default else r.destination
-            gw = r.nexthops[0] if len(r.nexthops) == 1 else None
-            many = r.nexthops if len(r.nexthops) > 1 else ()
-            out.append(iproute.Route(dst, gw, r.device, "boot", None, None, "main", many))
-        return out
-
-    def list_routes(self, *, netns: str | None = None, family: int = 4) -> list[iproute.Route]:
-        self._call("ip route show", netns)
-        return self._iproute_routes(netns, family)
-
-    def ensure_route(self, dst: str, *, via: str | None = None, dev: str | None = None,
-                     netns: str | None = None) -> None:
-        self._call("ip route replace", netns)
-        self._must(netns, ["route", "replace", dst, *(["via", via] if via else []), *(["dev", dev] if dev else [])])
-
-    def remove_route(self, dst: str, *, via: str | None = None, netns: str | None = None) -> None:
-        self._call("ip route del", netns)
-        self.line(self._ns(netns), ["route", "del", dst, *(["via", via] if via else [])])
-
-    def observe_netns(self, *, netns: str | None = None) -> iproute.NetnsView:
-        self._call("ip -batch", netns)
-        st = self._ns(netns)
-        links = [iproute.Link("lo", 1, None, 65536, "00:00:00:00:00:00", st.lo_up, "UNKNOWN", None, None, None,
-                              None, ())]
-        addrs = []
-        for i, (name, d) in enumerate(sorted(st.devices.items()), 2):
-            links.append(iproute.Link(name, i, "tun", d.mtu, d.mac, d.up, "UP", None, None, None, None, ()))
-            addrs += [iproute.Address(name, ipaddress.ip_interface(a), "global") for a in sorted(d.addrs)]
-        routes = self._iproute_routes(netns)
-        v4 = [r for r in routes if ":" not in (r.gateway or r.dst)]
-        return iproute.NetnsView(links, addrs, v4, [r for r in routes if r not in v4])
-
-    # neutrino.system.netns
-    def netns_exists(self, name: str) -> bool:
-        return name in self.ns
-
-    def ensure_netns(self, name: str, *, lo_up: bool = True) -> None:
-        self._call("ip netns add", None)
-        self.ns.setdefault(name, Ns(lo_up=lo_up))
-
-    def ensure_netns_all(self, names: Sequence[str], *, lo_up: bool = True) -> None:
-        self._call("ip -batch", None)
-        for name in names:
-            self.ns.setdefault(name, Ns(lo_up=lo_up))
-
-    def remove_netns(self, name: str) -> None:
-        self._call("ip netns delete", None)
-        self.ns.pop(name, None)
-
-    def remove_netns_all(self, names: Sequence[str]) -> None:
-        self._call("ip -batch", None)
-        for name in names:
-            self.ns.pop(name, None)
-
-    # neutrino.system.iptables
-    def save(self, ns: str) -> str:
-        self._call("iptables-save", ns)
-        return self._ns(ns).iptables
-
-    def restore(self, text: str, ns: str) -> None:
-        self._call("iptables-restore", ns)
-        self._ns(ns).iptables = text
-
-    def find(self, device: str) -> str | None:
-        return next((n for n, st in self.ns.items() if device in st.devices), None)
-
-
+# --- the in-memory host: neutrino.fakes.host.FakeHost ----------------------------------------
 class FakeIface:
-    """``InterfaceDriver`` on the fake host (OVS ports are names; devices appear in a namespace)."""
+    """``InterfaceDriver`` on the fake host, one process per plug (OVS ports are names in
+    ``ports``; devices appear in a namespace)."""
 
     link_command = staticmethod(InterfaceDriver.link_command)
-    set_addresses = staticmethod(InterfaceDriver.set_addresses)
+    set_addresses = InterfaceDriver.set_addresses   # on ``self.host``, as the real one
 
     def __init__(self, host: FakeHost) -> None:
         self.host = host
+        self.ports: set[str] = set()
         self.fail_create = False
         self.finished: set[str] = set()
 
     def create_all(self, ports: Sequence[NewPort]) -> list[NewPort]:
-        self.host._call("ovs-vsctl", None)
+        self.host.call("ovs-vsctl", None)
         if self.fail_create:
             raise errors.OvsdbError(["ovs-vsctl"], 1, "ovs-vsctl: transaction error")
-        self.host.ovs_ports.update(p.name for p in ports)
-        self.host._call("ip -batch", None)
+        self.ports.update(p.name for p in ports)
+        self.host.call("ip -batch", None)
         failed = [p for p in ports if p.namespace not in self.host.ns]
         for p in ports:
             if p not in failed:
@@ -271,29 +60,29 @@ class FakeIface:
         return failed
 
     def finish(self, name: str, namespace: str) -> None:
-        self.host._call("ethtool", namespace)
+        self.host.call("ethtool", namespace)
         assert name in self.host.ns[namespace].devices
         self.finished.add(name)
 
     def plug(self, name: str, port_id: str, mac: str, mtu: int, namespace: str) -> None:
-        self.host._call("plug", namespace)
+        self.host.call("plug", namespace)
         st = self.host.ns.setdefault(namespace, Ns(lo_up=True))
         if name not in st.devices:
             self.finished.add(name)   # plug finishes the devices it makes
-        self.host.ovs_ports.add(name)
+        self.ports.add(name)
         st.devices[name] = Dev(mac, mtu, True, st.devices.get(name, Dev()).addrs)
 
     def unplug(self, name: str, namespace: str | None = None) -> None:
-        self.host._call("unplug", namespace)
+        self.host.call("unplug", namespace)
         self._drop([name])
 
     def unplug_all(self, names: Sequence[str]) -> None:
-        self.host._call("ovs-vsctl", None)
+        self.host.call("ovs-vsctl", None)
         self._drop(names)
 
     def _drop(self, names: Sequence[str]) -> None:
         for name in names:
-            self.host.ovs_ports.discard(name)
+            self.ports.discard(name)
             for st in self.host.ns.values():
                 if st.devices.pop(name, None) is not None:
                     # the kernel drops the routes through a deleted device
@@ -303,21 +92,11 @@ class FakeIface:
 
 @pytest.fixture
 def host(monkeypatch: pytest.MonkeyPatch) -> FakeHost:
-    h = FakeHost()
-
+    """The fake host; a real command (a path that bypassed it) fails the test."""
     def forbidden(argv: Any, *a: Any, **kw: Any) -> None:
         raise AssertionError(f"a unit test ran a real command: {argv}")
     monkeypatch.setattr(subprocess, "run", forbidden)
-    for name in ("batch_force", "batch", "set_sysctls", "list_addresses", "ensure_address", "remove_address",
-                 "list_routes", "ensure_route", "remove_route", "observe_netns"):
-        monkeypatch.setattr(l3_agent.iproute, name, getattr(h, name))
-    for name in ("netns_exists", "ensure_netns", "ensure_netns_all", "remove_netns", "remove_netns_all"):
-        monkeypatch.setattr(l3_agent.netns, name, getattr(h, name))
-    monkeypatch.setattr(l3_agent.iptables, "save", h.save)
-    monkeypatch.setattr(l3_agent.iptables, "restore", h.restore)
-    monkeypatch.setattr(l3_agent.conntrack, "flush", lambda ns, dst=None, src=None: h._call("conntrack", ns))
-    monkeypatch.setattr(l3_agent.arping, "garp", lambda dev, ip, ns: h._call("arping", ns))
-    return h
+    return FakeHost()
 
 
 # --- feed-shaped routers -----------------------------------------------------------------------
@@ -363,8 +142,8 @@ def _feed(n: int, *, fips: int = 1, extra: list[dict[str, str]] | None = None) -
     return {"router": routers, "port": ports, "subnet": subs, "network": nets, "floatingip": fipd}
 
 
-def _driver(tmp_path: Path, host: FakeHost) -> L3Driver:
-    return L3Driver(CFG, FakeIface(host), tmp_path / "l3")  # type: ignore[arg-type]
+def _driver(tmp_path: Path, host: FakeHost, clock: Callable[[], float] = time.monotonic) -> L3Driver:
+    return L3Driver(CFG, FakeIface(host), tmp_path / "l3", host=host, clock=clock)  # type: ignore[arg-type]
 
 
 def _pass(drv: L3Driver, views: dict[str, RouterView]) -> list[Any]:
@@ -487,7 +266,7 @@ def test_teardown_in_bulk_before_the_other_routers(tmp_path: Path, host: FakeHos
     assert [w for w, _ in host.calls[:2]] == ["ovs-vsctl", "ip -batch"] and host.count("ovs-vsctl") == 2
     assert set(host.ns) == {namespace_name(r) for r in keep}
     assert sorted(p.name for p in (tmp_path / "l3").iterdir()) == sorted(keep)
-    assert not any(p.device in host.ovs_ports for r in gone for p in views[r].ports)
+    assert not any(p.device in drv.iface.ports for r in gone for p in views[r].ports)
     assert plan(CFG, keep, drv.observe()) == []
 
 
@@ -500,7 +279,7 @@ def test_teardown_falls_back_to_each_router_when_the_ports_cannot_go_at_once(
     monkeypatch.setattr(drv.iface, "unplug_all", lambda names: (_ for _ in ()).throw(
         errors.OvsdbError(["ovs-vsctl"], 1, "ovs-vsctl: transaction error")))
     assert drv.apply_all(ops) == set()          # each router's own teardown did it
-    assert host.count("unplug") == 4 and host.ns == {} and host.ovs_ports == set()
+    assert host.count("unplug") == 4 and host.ns == {} and drv.iface.ports == set()
     assert not list((tmp_path / "l3").iterdir())
 
 
@@ -511,12 +290,8 @@ def test_one_routers_failure_does_not_stop_its_next_ops_or_others(tmp_path: Path
     views = _routers(3, fips=2)   # one more floating IP each: addresses, rules, a GARP
     bad = namespace_name(sorted(views)[0])
 
-    def restore(text: str, ns: str) -> None:
-        if ns == bad:
-            raise errors.IptablesError(["iptables-restore"], 1, "iptables-restore: line 3 failed")
-        host.restore(text, ns)
-
-    monkeypatch.setattr(l3_agent.iptables, "restore", restore)
+    host.faults[("iptables-restore", bad)] = errors.IptablesError(["iptables-restore"], 1,
+                                                                  "iptables-restore: line 3 failed")
     host.calls.clear()
     ops = _pass(drv, views)
     assert [type(op).__name__ for op in ops if op.router_id == sorted(views)[0]] == [
@@ -524,7 +299,7 @@ def test_one_routers_failure_does_not_stop_its_next_ops_or_others(tmp_path: Path
     assert drv.garps.wait(5)
     assert [ns for w, ns in host.calls if w == "arping"].count(bad) == 1   # its GARP still went
     assert all(host.ns[namespace_name(r)].iptables for r in sorted(views)[1:])
-    monkeypatch.setattr(l3_agent.iptables, "restore", host.restore)
+    del host.faults[("iptables-restore", bad)]
     assert [type(op).__name__ for op in plan(CFG, views, drv.observe())] == ["ApplyRules"]
 
 
@@ -533,9 +308,8 @@ def test_passes_look_only_at_changed_or_failed_routers_between_full_ones(tmp_pat
     import asyncio
     feed = _feed(3)
     rids = sorted(feed["router"])
-    drv = _driver(tmp_path, host)
     clock = [1000.0]
-    monkeypatch.setattr(l3_agent.time, "monotonic", lambda: clock[0])
+    drv = _driver(tmp_path, host, clock=lambda: clock[0])
 
     def reconcile(feed: dict[str, Any]) -> list[str | None]:
         host.calls.clear()
@@ -598,18 +372,25 @@ def test_ip_commands() -> None:
         ip_commands(ApplyRules("r", ""))
 
 
-def test_garps_are_sent_in_the_background(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    release = threading.Event()
-    sent: list[tuple[str, str, str | None]] = []
+class _SlowGarps(FakeHost):
+    """A host whose ``arping`` waits for ``release`` (and fails for 10.0.0.9)."""
 
-    def garp(dev: str, ip: str, netns: str | None = None) -> None:
-        release.wait(5)
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.sent: list[tuple[str, str, str | None]] = []
+
+    def garp(self, dev: str, ip: str, netns: str | None = None) -> None:
+        self.release.wait(5)
         if ip == "10.0.0.9":
             raise RuntimeError("no such device")
-        sent.append((dev, ip, netns))
+        self.sent.append((dev, ip, netns))
 
-    monkeypatch.setattr(l3_agent.arping, "garp", garp)
-    drv = L3Driver(CFG, None, tmp_path / "l3")  # type: ignore[arg-type]
+
+def test_garps_are_sent_in_the_background(tmp_path: Path) -> None:
+    host = _SlowGarps()
+    release, sent = host.release, host.sent
+    drv = L3Driver(CFG, None, tmp_path / "l3", host=host)  # type: ignore[arg-type]
     t0 = time.monotonic()
     drv.apply(Garp("r1", "qg-1", ("172.24.4.10", "172.24.4.11", "10.0.0.9")))
     assert time.monotonic() - t0 < 1 and drv.garps.pending == 3     # the pass did not wait
@@ -619,10 +400,9 @@ def test_garps_are_sent_in_the_background(tmp_path: Path, monkeypatch: pytest.Mo
     assert sorted(sent) == [("qg-1", "172.24.4.10", "qrouter-r1"), ("qg-1", "172.24.4.11", "qrouter-r1")]
 
 
-def test_garp_sender_bounds_its_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_garp_sender_bounds_its_threads() -> None:
     release = threading.Event()
-    monkeypatch.setattr(l3_agent.arping, "garp", lambda *a, **k: release.wait(5))
-    sender = _GarpSender(workers=3)
+    sender = _GarpSender(lambda *a: release.wait(5) and None, workers=3)
     for i in range(10):
         sender.send("qg-1", f"10.0.0.{i}", "ns")
     assert len(sender.threads) == 3 and all(t.daemon for t in sender.threads)
@@ -646,16 +426,36 @@ def _view(routes4: list[iproute.Route], routes6: list[iproute.Route]) -> iproute
     return iproute.NetnsView([lo, link], addrs, routes4, routes6)
 
 
-def test_observe_one_router_from_one_ip_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+class _ShownHost(FakeHost):
+    """A host whose namespace ``qrouter-r1`` shows ``view`` (as ``ip``'s batch output gives it),
+    ``routes`` per family and ``ruleset``; ``listed`` records the families asked."""
+
+    def __init__(self, view: iproute.NetnsView, ruleset: str = "",
+                 routes: dict[int, list[iproute.Route]] | None = None) -> None:
+        super().__init__()
+        self.ns["qrouter-r1"] = Ns()
+        self.view, self.ruleset, self.routes, self.listed = view, ruleset, routes, []
+
+    def observe_netns(self, *, netns: str | None = None) -> iproute.NetnsView:
+        return self.view
+
+    def list_routes(self, *, netns: str | None = None, family: int = 4) -> list[iproute.Route]:
+        if self.routes is None:
+            pytest.fail("no fallback expected")
+        self.listed.append(family)
+        return self.routes[family]
+
+    def iptables_save(self, netns: str | None = None) -> str:
+        return self.ruleset
+
+
+def test_observe_one_router_from_one_ip_batch(tmp_path: Path) -> None:
     view = _view([_route("default", "172.24.4.1"), _route("172.24.4.0/24", proto="kernel"),
                   _route("10.9.0.0/16", "172.24.4.7"),
                   _route("192.168.0.0/16", None, None, hops=("10.0.0.254", "10.0.0.253"))],
                  [_route("fe80::/64", proto="kernel")])
-    monkeypatch.setattr(l3_agent.netns, "netns_exists", lambda ns: True)
-    monkeypatch.setattr(l3_agent.iproute, "observe_netns", lambda netns: view)
-    monkeypatch.setattr(l3_agent.iproute, "list_routes", lambda **kw: pytest.fail("no fallback expected"))
-    monkeypatch.setattr(l3_agent.iptables, "save", lambda ns: "*nat\nCOMMIT\n")
-    obs = L3Driver._observe_one("r1")
+    host = _ShownHost(view, "*nat\nCOMMIT\n")
+    obs = L3Driver(CFG, None, tmp_path, host=host)._observe_one("r1")  # type: ignore[arg-type]
     assert obs.namespace and set(obs.devices) == {"qg-1"}
     assert obs.devices["qg-1"].addresses == frozenset({"172.24.4.5/24"})
     assert obs.devices["qg-1"].mac == "fa:16:3e:00:00:01" and obs.devices["qg-1"].mtu == 1500
@@ -664,27 +464,18 @@ def test_observe_one_router_from_one_ip_batch(monkeypatch: pytest.MonkeyPatch) -
     assert obs.iptables == "*nat\nCOMMIT\n"
 
 
-def test_observe_default_route_without_gateway_asks_each_family(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_observe_default_route_without_gateway_asks_each_family(tmp_path: Path) -> None:
     # In the batch output a gateway-less default route has no family: list them per family instead.
-    view = _view([_route("default")], [])
-    asked: list[int] = []
-
-    def list_routes(*, netns: str, family: int) -> list[iproute.Route]:
-        asked.append(family)
-        return [] if family == 4 else [_route("default")]
-
-    monkeypatch.setattr(l3_agent.netns, "netns_exists", lambda ns: True)
-    monkeypatch.setattr(l3_agent.iproute, "observe_netns", lambda netns: view)
-    monkeypatch.setattr(l3_agent.iproute, "list_routes", list_routes)
-    monkeypatch.setattr(l3_agent.iptables, "save", lambda ns: "")
-    obs = L3Driver._observe_one("r1")
-    assert asked == [4, 6]
+    host = _ShownHost(_view([_route("default")], []), routes={4: [], 6: [_route("default")]})
+    obs = L3Driver(CFG, None, tmp_path, host=host)._observe_one("r1")  # type: ignore[arg-type]
+    assert host.listed == [4, 6]
     assert obs.routes == frozenset({Route("::/0", (), "qg-1")})
 
 
-def test_observe_without_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(l3_agent.netns, "netns_exists", lambda ns: False)
-    assert not L3Driver._observe_one("r1").namespace
+def test_observe_without_namespace(tmp_path: Path) -> None:
+    host = FakeHost()
+    assert not L3Driver(CFG, None, tmp_path, host=host)._observe_one("r1").namespace  # type: ignore[arg-type]
+    assert host.calls == []   # nothing to ask the namespace
 
 
 def test_device_names_are_the_models() -> None:

@@ -14,9 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pytest
 
-from neutrino.agents.l3 import agent as l3_agent
 from neutrino.agents.l3.model import namespace_name
 from neutrino.agents.l3.planner import plan
 from neutrino.system import errors
@@ -62,31 +60,22 @@ def test_a_router_whose_view_cannot_be_built_is_left_as_it_is(tmp_path: Path, ho
     assert rids[0] in drv.retry
 
 
-def test_a_router_that_cannot_be_observed_or_applied_does_not_stop_the_others(tmp_path: Path, host: FakeHost,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_router_that_cannot_be_observed_or_applied_does_not_stop_the_others(tmp_path: Path,
+                                                                          host: FakeHost) -> None:
     feed = _feed(4)
     rids = sorted(feed["router"])
-    drv = _driver(tmp_path, host)
+    clock = [1000.0]
+    drv = _driver(tmp_path, host, clock=lambda: clock[0])
     _reconcile(drv, feed)
-    real = drv._observe_one
-
-    def observe_one(rid: str) -> Any:
-        if rid == rids[1]:
-            raise errors.IptablesError(["iptables-save"], 1, "iptables-save: cannot open")
-        return real(rid)
-
-    def restore(text: str, ns: str) -> None:
-        if ns == namespace_name(rids[2]):
-            raise errors.IptablesError(["iptables-restore"], 1, "iptables-restore: line 3 failed")
-        host.restore(text, ns)
-
-    monkeypatch.setattr(drv, "_observe_one", observe_one)
-    monkeypatch.setattr(l3_agent.iptables, "restore", restore)
+    host.faults[("iptables-save", namespace_name(rids[1]))] = errors.IptablesError(
+        ["iptables-save"], 1, "iptables-save: cannot open")
+    host.faults[("iptables-restore", namespace_name(rids[2]))] = errors.IptablesError(
+        ["iptables-restore"], 1, "iptables-restore: line 3 failed")
     for i in range(4):   # a new floating IP on every router
         feed["floatingip"][f"fip-{i}-9"] = {**feed["floatingip"][f"fip-{i}-0"], "id": f"fip-{i}-9",
                                             "floating_ip_address": f"172.24.29.{i + 1}",
                                             "fixed_ip_address": f"10.{i}.0.99"}
-    monkeypatch.setattr(drv, "FULL_SYNC_INTERVAL", 0.0)   # a full pass: every router observed
+    clock[0] += drv.FULL_SYNC_INTERVAL   # a full pass: every router observed
     _reconcile(drv, feed, 2)
     for i in (0, 3):
         assert f"172.24.29.{i + 1}" in host.ns[namespace_name(rids[i])].iptables
@@ -98,8 +87,8 @@ def test_a_router_that_cannot_be_observed_or_applied_does_not_stop_the_others(tm
     assert rids[0] not in report and rids[3] not in report
     assert drv.retry == {rids[1], rids[2]}
     # Once the host behaves, the next pass serves them and the report is gone.
-    monkeypatch.setattr(drv, "_observe_one", real)
-    monkeypatch.setattr(l3_agent.iptables, "restore", host.restore)
+    host.faults.clear()
+    clock[0] += drv.FULL_SYNC_INTERVAL
     _reconcile(drv, feed, 3)
     assert all(f"172.24.29.{i + 1}" in host.ns[namespace_name(rids[i])].iptables for i in range(4))
     assert "reconcile_error" not in drv.configurations()

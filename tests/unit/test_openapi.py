@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from neutrino.api import convert as cv
-from neutrino.api import definitions, openapi
+from neutrino.api import openapi
+from neutrino.resources import convert as cv
+from neutrino.resources import definitions
 
 ROOT = Path(__file__).resolve().parents[2]
 

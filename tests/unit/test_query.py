@@ -1,4 +1,4 @@
-"""List-query parsing, filtering, sorting and pagination (neutrino.api.query), pure."""
+"""List-query parsing, filtering, sorting and pagination (neutrino.resources.query), pure."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from neutrino import errors
-from neutrino.api import query
-from neutrino.api.definitions import NETWORK, PORT
+from neutrino.resources import query
+from neutrino.resources.definitions import NETWORK, PORT
 
 
 def parse(params, res=NETWORK, **kw):

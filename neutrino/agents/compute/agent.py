@@ -13,6 +13,8 @@ plans with ``planner.plan`` and applies with the system adapters:
 * ``DestroyServer``: the OVS ports, the namespace (its veth ends go with it).
 
 Server state (BUILD → ACTIVE) is reported through ``/neutrino/v1/servers``.
+The machine (namespaces, links, processes, OVS) is changed only through the
+``Host`` the driver is given.
 """
 
 from __future__ import annotations
@@ -28,13 +30,11 @@ from typing import Any
 
 from neutrino.agents.compute import guest
 from neutrino.agents.compute import planner as pl
-from neutrino.agents.ovs.agent import host_ovs
 from neutrino.agents.ovs.vif_hint import local_vlan_hint
 from neutrino.config import Config
 from neutrino.feed.state import State
-from neutrino.system import iproute, netns, process
-from neutrino.system.exec import run
 from neutrino.system import ovsdb as sysovs
+from neutrino.system.host import Host
 
 LOG = logging.getLogger(__name__)
 ETC_NETNS = Path("/etc/netns")
@@ -46,13 +46,14 @@ class ComputeDriver:
     topic = "compute"
     feed_types = ("server", "port", "network", "subnet", "dhcp_binding")
 
-    def __init__(self, host: str, ovs: sysovs.Ovs, integration_bridge: str = "br-int",
+    def __init__(self, host: str, system: Host, integration_bridge: str = "br-int",
                  marks: Path | None = None) -> None:
-        self.host = host
+        self.host = host             # this host's name (``binding:host_id``)
+        self.system = system         # the machine it changes
         self.marks = marks   # one file per instance made here (``down --purge`` removes them)
-        self.ovs = ovs
+        self.ovs = system.ovs
         self.bridge = integration_bridge
-        self.ns = ovs.netns          # where the host ends of the veths live (with OVS)
+        self.ns = self.ovs.netns     # where the host ends of the veths live (with OVS)
         self.configured: dict[str, set[str]] = {}   # server id -> configured port ids
         self.reported: dict[str, str] = {}           # server id -> state reported
         self.client: Any = None                      # set by the loop owner (FeedClient)
@@ -84,7 +85,7 @@ class ComputeDriver:
     def _dhcp_bound(self, server_id: str, index: int, port: pl.GuestPort) -> bool:
         """Has the guest's DHCP client configured exactly the port's address?"""
         want = {a.split("/")[0] for a in port.addresses if ":" not in a}
-        have = {str(a.address.ip) for a in iproute.list_addresses(netns=pl.netns_name(server_id),
+        have = {str(a.address.ip) for a in self.system.list_addresses(netns=pl.netns_name(server_id),
                                                                  dev=f"eth{index}") if a.address.version == 4}
         return bool(want) and want <= have
 
@@ -92,15 +93,15 @@ class ComputeDriver:
         """Does the guest's DHCP client for ``eth<index>`` run?  (After a crash the address it
         configured is still there, but nothing renews it: it must be started again.)"""
         run_dir = self._guest_dir(server_id)
-        return process.alive(guest.udhcpc_spec(pl.netns_name(server_id), f"eth{index}", run_dir,
+        return self.system.process_alive(guest.udhcpc_spec(pl.netns_name(server_id), f"eth{index}", run_dir,
                                                run_dir / "udhcpc.sh", server_id))
 
     def observe(self, desired: dict[str, pl.GuestServer] | None = None) -> dict[str, pl.ObservedServer]:
         ovs_state = self.ovs.observe()
         owned = self._owned(ovs_state)
-        names = [n for n in netns.list_netns() if n.startswith(pl.NS_PREFIX) and n[len(pl.NS_PREFIX):] in owned]
+        names = [n for n in self.system.list_netns() if n.startswith(pl.NS_PREFIX) and n[len(pl.NS_PREFIX):] in owned]
         plugged = {p.name for p in ovs_state.ports_on(self.bridge)}
-        host_links = {link.name for link in iproute.list_links(netns=self.ns)}
+        host_links = {link.name for link in self.system.list_links(netns=self.ns)}
         out = {}
         for name in names:
             sid = name[len(pl.NS_PREFIX):]
@@ -123,7 +124,7 @@ class ComputeDriver:
             if self.marks is not None:
                 self.marks.mkdir(parents=True, exist_ok=True)
                 (self.marks / op.server_id).touch()
-            netns.ensure_netns(pl.netns_name(op.server_id))
+            self.system.ensure_netns(pl.netns_name(op.server_id))
         elif isinstance(op, pl.PlugPort):
             self._plug(op)
         elif isinstance(op, pl.ConfigureGuest):
@@ -134,16 +135,16 @@ class ComputeDriver:
     def _plug(self, op: pl.PlugPort) -> None:
         ns = pl.netns_name(op.server_id)
         tap, guest = pl.tap_name(op.port.port_id), f"eth{op.index}"
-        recreated = iproute.get_link(guest, netns=ns) is None
+        recreated = self.system.get_link(guest, netns=ns) is None
         if recreated:
-            iproute.remove_link(tap, netns=self.ns)  # a half-made pair from an earlier attempt
-            iproute.ensure_veth(tap, guest, netns=self.ns, peer_netns=ns, mtu=op.port.mtu, peer_mac=op.port.mac)
+            self.system.remove_link(tap, netns=self.ns)  # a half-made pair from an earlier attempt
+            self.system.ensure_veth(tap, guest, netns=self.ns, peer_netns=ns, mtu=op.port.mtu, peer_mac=op.port.mac)
             # The guest starts over: its addresses must be configured again.
             self.configured.get(op.server_id, set()).discard(op.port.port_id)
-        iproute.set_link(tap, netns=self.ns, up=True, mtu=op.port.mtu)
-        iproute.set_link(guest, netns=ns, up=True, mtu=op.port.mtu, mac_address=op.port.mac)
-        iproute.disable_offloads(tap, netns=self.ns)
-        iproute.disable_offloads(guest, netns=ns)
+        self.system.set_link(tap, netns=self.ns, up=True, mtu=op.port.mtu)
+        self.system.set_link(guest, netns=ns, up=True, mtu=op.port.mtu, mac_address=op.port.mac)
+        self.system.disable_offloads(tap, netns=self.ns)
+        self.system.disable_offloads(guest, netns=ns)
         # The network's local VLAN on this host, when the OVS agent already has one, goes
         # into the same transaction: the agent then only installs flows (vif_hint).
         hint = local_vlan_hint(self.ovs, op.port.network_id) if op.port.network_id else None
@@ -163,9 +164,9 @@ class ComputeDriver:
             self._start_dhcp_client(op.server_id, ns, dev)
             return
         for addr in op.port.addresses:
-            iproute.ensure_address(dev, addr, netns=ns)
+            self.system.ensure_address(dev, addr, netns=ns)
         if op.port.gateway and op.index == 0:
-            iproute.ensure_route("default", via=op.port.gateway, netns=ns)
+            self.system.ensure_route("default", via=op.port.gateway, netns=ns)
         if op.port.dns:
             _write_public(ETC_NETNS / ns / "resolv.conf", "".join(f"nameserver {d}\n" for d in op.port.dns))
         self.configured.setdefault(op.server_id, set()).add(op.port.port_id)
@@ -180,15 +181,15 @@ class ComputeDriver:
         if not resolv.exists():   # must exist for `ip netns exec` to bind-mount it
             _write_public(resolv, "")
         spec = guest.udhcpc_spec(ns, dev, run_dir, script, server_id)
-        if not process.alive(spec):
-            process.start(spec)
+        if not self.system.process_alive(spec):
+            self.system.process_start(spec)
 
     def _stop_dhcp_clients(self, server_id: str) -> None:
         run_dir = self._guest_dir(server_id)
         if run_dir.is_dir():
             for pidfile in run_dir.glob("udhcpc-*.pid"):
                 dev = pidfile.stem[len("udhcpc-"):]
-                process.stop(guest.udhcpc_spec(pl.netns_name(server_id), dev, run_dir,
+                self.system.process_stop(guest.udhcpc_spec(pl.netns_name(server_id), dev, run_dir,
                                                run_dir / "udhcpc.sh", server_id))
             shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -200,8 +201,8 @@ class ComputeDriver:
         if ovs_ports:
             self.ovs.transact([sysovs.DelPort(name, self.bridge) for name in ovs_ports])
         for name in ovs_ports:
-            iproute.remove_link(name, netns=self.ns)
-        netns.remove_netns(ns)
+            self.system.remove_link(name, netns=self.ns)
+        self.system.remove_netns(ns)
         shutil.rmtree(ETC_NETNS / ns, ignore_errors=True)
         self.configured.pop(op.server_id, None)
         self.reported.pop(op.server_id, None)
@@ -254,11 +255,11 @@ class ComputeDriver:
                   "openssh-key": "latest/meta-data/public-keys/0/openssh-key",
                   "user-data": "latest/user-data"}
         for _ in range(attempts):
-            if not netns.netns_exists(ns):
+            if not self.system.netns_exists(ns):
                 return False
             got = {}
             for name, path in wanted.items():
-                r = run(["curl", "-s", "-m", "3", "-o", "-", "-w", "\\n%{http_code}",
+                r = self.system.run(["curl", "-s", "-m", "3", "-o", "-", "-w", "\\n%{http_code}",
                          f"http://169.254.169.254/{path}"], netns=ns, check=False, timeout=10)
                 body, _, code = r.stdout.rpartition("\n")
                 if code in ("200", "404"):
@@ -292,6 +293,6 @@ def _write_public(path: Path, text: str) -> None:
     os.chmod(path, 0o644)
 
 
-def make_driver(cfg: Config, host: str) -> ComputeDriver:
-    return ComputeDriver(host, host_ovs(cfg), cfg.ovs.integration_bridge,
+def make_driver(cfg: Config, host_name: str, host: Host) -> ComputeDriver:
+    return ComputeDriver(host_name, host, cfg.ovs.integration_bridge,
                          cfg.state_dir / "instances")

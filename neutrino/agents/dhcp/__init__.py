@@ -1,4 +1,5 @@
-"""DHCP agent: pure model, dnsmasq renderers and planner (the executor lives elsewhere)."""
+"""DHCP agent: pure model (``model``), dnsmasq renderers (``render``) and planner (``planner``),
+exported here; the executor (``agent``) applies a plan to this host's ``qdhcp-`` namespaces."""
 
 from neutrino.agents.dhcp.model import (
     DhcpConfig,

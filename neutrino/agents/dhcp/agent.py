@@ -46,11 +46,10 @@ from neutrino.agents.dhcp.planner import (Coalescer, EnsureDhcpPort, EnsureNames
 from neutrino.agents.interface import InterfaceDriver
 from neutrino.agents.parallel import apply_grouped, parallel
 from neutrino.agents.metadata import MetadataProxies
-from neutrino.agents.ovs.agent import host_ovs
 from neutrino.config import Config
 from neutrino.feed.state import State
-from neutrino.system import dnsmasq, iproute, netns
-from neutrino.system.exec import run
+from neutrino.system import dnsmasq
+from neutrino.system.host import Host
 
 LOG = logging.getLogger(__name__)
 FILES = (render.FILE_HOST, render.FILE_ADDN_HOSTS, render.FILE_OPTS, render.FILE_INTERFACE,
@@ -79,13 +78,17 @@ def _conf_mkdir(conf: Path) -> None:
 
 
 class DhcpDriver:
+    """The DHCP agent's driver for the reconcile loop; changes the machine only through ``host``."""
+
     agent_type = "DHCP agent"
     binary = "neutrino-dhcp-agent"
     topic = "dhcp_agent"
     feed_types = ("network", "subnet", "port", "dhcp_binding")
 
-    def __init__(self, cfg: DhcpConfig, iface: InterfaceDriver, metadata: MetadataProxies | None = None) -> None:
+    def __init__(self, cfg: DhcpConfig, iface: InterfaceDriver, metadata: MetadataProxies | None = None, *,
+                 host: Host) -> None:
         self.cfg = cfg
+        self.host = host
         self.iface = iface
         self.metadata = metadata
         self.client: Any = None
@@ -141,12 +144,12 @@ class DhcpDriver:
             f = d / name
             if f.exists():
                 files[name] = f.read_text()
-        argv = dnsmasq.running_argv(self._spec(net_id))
-        have_ns = netns.netns_exists(ns)
+        argv = self.host.process_argv(self._spec(net_id))
+        have_ns = self.host.netns_exists(ns)
         devices: dict[str, ObservedDevice] = {}
         routes: list[str] = []
         if have_ns:
-            view = iproute.observe_netns(netns=ns)   # links, addresses, routes: one `ip` process
+            view = self.host.observe_netns(netns=ns)   # links, addresses, routes: one `ip` process
             addrs: dict[str, set[str]] = {}
             for a in view.addresses:
                 if a.ifname != "lo" and not (a.address.version == 6 and a.address.ip.is_link_local
@@ -168,8 +171,8 @@ class DhcpDriver:
         conf = self.conf_dir(op.network_id)
         if isinstance(op, EnsureNamespace):
             _conf_mkdir(conf)
-            netns.ensure_netns(ns)
-            iproute.set_sysctl("net.ipv4.ip_nonlocal_bind", 1, netns=ns)
+            self.host.ensure_netns(ns)
+            self.host.set_sysctl("net.ipv4.ip_nonlocal_bind", 1, netns=ns)
         elif isinstance(op, UnplugTap):
             self.iface.unplug(op.device, ns)
         elif isinstance(op, PlugTap):
@@ -180,11 +183,11 @@ class DhcpDriver:
             for fam, gw in ((4, next((g for g in op.default_route if ":" not in g), None)),
                             (6, next((g for g in op.default_route if ":" in g), None))):
                 if gw:
-                    iproute.ensure_route("default", via=gw, netns=ns)
+                    self.host.ensure_route("default", via=gw, netns=ns)
                 else:
-                    for r in iproute.list_routes(netns=ns, family=fam):
+                    for r in self.host.list_routes(netns=ns, family=fam):
                         if r.dst == "default":
-                            iproute.remove_route("default", netns=ns, via=r.gateway)
+                            self.host.remove_route("default", netns=ns, via=r.gateway)
         elif isinstance(op, WriteFiles):
             _conf_mkdir(conf)
             for name, text in op.files.items():
@@ -193,23 +196,23 @@ class DhcpDriver:
             for lease in op.leases:
                 tool = "dhcp_release6" if ":" in lease.ip else "dhcp_release"
                 argv = [tool, op.device, lease.ip, lease.mac] + ([lease.client_id] if lease.client_id else [])
-                run(argv, netns=ns, check=False)
+                self.host.run(argv, netns=ns, check=False)
         elif isinstance(op, StartDnsmasq):
-            dnsmasq.start(self._spec(op.network_id, op.argv))
+            self.host.process_start(self._spec(op.network_id, op.argv))
         elif isinstance(op, RestartDnsmasq):
-            dnsmasq.stop(self._spec(op.network_id))
-            dnsmasq.start(self._spec(op.network_id, op.argv))
+            self.host.process_stop(self._spec(op.network_id))
+            self.host.process_start(self._spec(op.network_id, op.argv))
         elif isinstance(op, ReloadDnsmasq):
             # Coalesced: at most one SIGHUP per network per 200 ms during a burst.
             with self._reload_lock:
                 self.coalescer.request(op.network_id)
         elif isinstance(op, Teardown):
-            dnsmasq.stop(self._spec(op.network_id))
+            self.host.process_stop(self._spec(op.network_id))
             if self.metadata is not None:
                 self.metadata.stop(op.network_id, ns)
             for dev in op.devices:
                 self.iface.unplug(dev, ns)
-            netns.remove_netns(ns)
+            self.host.remove_netns(ns)
             shutil.rmtree(conf, ignore_errors=True)
 
     def apply_all(self, ops: list[Op]) -> dict[str, str]:
@@ -217,7 +220,8 @@ class DhcpDriver:
         Returns network id -> what failed (that network's later ops were not run)."""
         return apply_grouped(ops, key=lambda op: op.network_id, apply=self.apply,  # type: ignore[return-value]
                              is_teardown=lambda op: isinstance(op, Teardown),
-                             creates_namespace=lambda op: isinstance(op, EnsureNamespace), what="network")
+                             creates_namespace=lambda op: isinstance(op, EnsureNamespace),
+                             netns_dir_mounted=self.host.netns_dir_mounted, what="network")
 
     def ensure_metadata_proxies(self, views: dict[str, Any]) -> None:
         """A haproxy metadata proxy in each namespace that serves metadata (see
@@ -229,7 +233,7 @@ class DhcpDriver:
             net_id, view = item
             ns = namespace_name(net_id)
             try:
-                if render.wants_metadata_proxy(self.cfg, view) and netns.netns_exists(ns):
+                if render.wants_metadata_proxy(self.cfg, view) and self.host.netns_exists(ns):
                     self.metadata.ensure_network(net_id, ns)   # type: ignore[union-attr]
                 elif self.metadata.running(net_id):   # type: ignore[union-attr]
                     self.metadata.stop(net_id, ns)   # type: ignore[union-attr]
@@ -270,7 +274,7 @@ class DhcpDriver:
         with self._reload_lock:
             due = self.coalescer.due()
         for net_id in due:
-            dnsmasq.reload(self._spec(net_id))
+            self.host.process_reload(self._spec(net_id))
 
     async def _flush_later(self) -> None:
         """Send the reloads still pending once they are due (a burst's last one included)."""
@@ -348,9 +352,9 @@ def dhcp_config(cfg: Config, host: str) -> DhcpConfig:
                       dnsmasq_lease_max=d.dnsmasq_lease_max)
 
 
-def make_driver(cfg: Config, host: str) -> DhcpDriver:
-    return DhcpDriver(dhcp_config(cfg, host), InterfaceDriver(host_ovs(cfg), cfg.ovs.integration_bridge),
-                      MetadataProxies.from_config(cfg))
+def make_driver(cfg: Config, host_name: str, host: Host) -> DhcpDriver:
+    return DhcpDriver(dhcp_config(cfg, host_name), InterfaceDriver(host, cfg.ovs.integration_bridge),
+                      MetadataProxies.from_config(cfg, host), host=host)
 
 
 def _own_dhcp_ports(state: State, network_id: str, device_id: str) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""L3 agent (legacy routers): pure model, iptables renderer and planner (the executor lives elsewhere)."""
+"""L3 agent (legacy routers): pure model (``model``), iptables renderer (``render``) and planner
+(``planner``), exported here; the executor (``agent``) applies a plan to ``qrouter-`` namespaces."""
 
 from neutrino.agents.l3.model import (
     ExtraRoute,

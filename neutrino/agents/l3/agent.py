@@ -66,7 +66,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from neutrino.agents.interface import InterfaceDriver, NewPort
 from neutrino.agents.parallel import parallel
@@ -75,10 +75,10 @@ from neutrino.agents.l3.model import L3Config, RouterView, namespace_name, route
 from neutrino.agents.l3.planner import (ApplyRules, EnsureNamespace, FlushConntrack, Garp, ObservedDevice,
                                         ObservedRouter, Op, PlugInterface, Route, SetAddresses, SetRoutes,
                                         SetSysctls, Teardown, UnplugInterface, floatingip_statuses, plan)
-from neutrino.agents.ovs.agent import host_ovs
 from neutrino.config import Config
 from neutrino.feed.state import State
-from neutrino.system import arping, conntrack, iproute, iptables, netns
+from neutrino.system import iproute
+from neutrino.system.host import Host
 
 LOG = logging.getLogger(__name__)
 #: ``arping`` processes at the same time (gratuitous ARPs are sent in the background).
@@ -89,9 +89,11 @@ _BATCHED = (PlugInterface, SetAddresses, SetRoutes)
 
 class _GarpSender:
     """Gratuitous ARPs in the background: a queue and up to ``GARP_WORKERS`` daemon threads
-    (started on demand; daemons, so a stopping agent never waits for them)."""
+    (started on demand; daemons, so a stopping agent never waits for them), each GARP sent
+    by ``garp(device, ip, namespace)`` (``Host.garp``)."""
 
-    def __init__(self, workers: int = GARP_WORKERS) -> None:
+    def __init__(self, garp: Callable[[str, str, str], None], workers: int = GARP_WORKERS) -> None:
+        self.garp = garp
         self.workers = workers
         self.queue: queue.Queue[tuple[str, str, str]] = queue.Queue()
         self.lock = threading.Lock()
@@ -112,7 +114,7 @@ class _GarpSender:
         while True:
             device, ip, ns = self.queue.get()
             try:
-                arping.garp(device, ip, ns)
+                self.garp(device, ip, ns)
             except Exception as exc:  # noqa: BLE001 - a missed GARP only delays neighbours' ARP
                 LOG.debug("garp %s on %s failed: %s", ip, device, exc)
             finally:
@@ -135,6 +137,9 @@ class L3Driver:
     ``FULL_SYNC_INTERVAL`` seconds (and on the first pass, e.g. after a restart) every router
     is observed afresh, which also repairs what was changed behind the agent's back.  An
     idle pass thus costs no command at all (100 routers: 200 commands otherwise).
+
+    The machine is changed only through ``host``; ``clock`` (``time.monotonic``) times the
+    full passes.
     """
 
     #: Seconds between passes that observe every router.
@@ -145,18 +150,21 @@ class L3Driver:
     feed_types = ("router", "port", "subnet", "network", "floatingip", "l3_binding")
 
     def __init__(self, cfg: L3Config, iface: InterfaceDriver, marks: Path,
-                 metadata: MetadataProxies | None = None) -> None:
+                 metadata: MetadataProxies | None = None, *, host: Host,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
+        self.host = host
+        self.clock = clock
         self.iface = iface
         self.marks = marks
         self.metadata = metadata
         self.client: Any = None
         self.counts = {"routers": 0, "ex_gw_ports": 0, "interfaces": 0, "floating_ips": 0}
         self.reported: dict[str, str] = {}
-        self.garps = _GarpSender()
+        self.garps = _GarpSender(host.garp)
         self.applied: dict[str, RouterView] = {}   # router -> the view the host matched after a pass
         self.retry: set[str] = set()                # routers whose last pass failed
-        self.full_sync_at: float | None = None      # time.monotonic() of the last full pass
+        self.full_sync_at: float | None = None      # self.clock() of the last full pass
         self._failed: set[str] = set()
         self._errors: dict[str, str] = {}           # router -> the first failure of this pass's ops
         self._lock = threading.Lock()
@@ -196,16 +204,15 @@ class L3Driver:
                 out[rid] = got
         return out
 
-    @staticmethod
-    def _observe_one(rid: str) -> ObservedRouter:
+    def _observe_one(self, rid: str) -> ObservedRouter:
         ns = namespace_name(rid)
-        if not netns.netns_exists(ns):
+        if not self.host.netns_exists(ns):
             return ObservedRouter(namespace=False)
-        view = iproute.observe_netns(netns=ns)   # links, addresses, routes: one `ip` process
+        view = self.host.observe_netns(netns=ns)   # links, addresses, routes: one `ip` process
         routes4, routes6 = view.routes4, view.routes6
         if any(r.dst == "default" and not r.gateway and not r.nexthops for r in routes4):
             # A default route without gateway does not tell its family in the batch output.
-            routes4, routes6 = iproute.list_routes(netns=ns, family=4), iproute.list_routes(netns=ns, family=6)
+            routes4, routes6 = self.host.list_routes(netns=ns, family=4), self.host.list_routes(netns=ns, family=6)
         addrs: dict[str, set[str]] = {}
         for a in view.addresses:
             if a.ifname != "lo" and not a.address.ip.is_link_local:
@@ -216,7 +223,7 @@ class L3Driver:
         routes = {route for fam, fam_routes in ((4, routes4), (6, routes6)) for r in fam_routes
                   if (route := _planner_route(r, fam)) is not None}
         return ObservedRouter(namespace=True, devices=devices, routes=frozenset(routes),
-                              iptables=iptables.save(ns))
+                              iptables=self.host.iptables_save(ns))
 
     # --- apply ------------------------------------------------------------------------------------
     def apply(self, op: Op) -> None:
@@ -224,10 +231,10 @@ class L3Driver:
         if isinstance(op, EnsureNamespace):
             self.marks.mkdir(parents=True, exist_ok=True)
             (self.marks / op.router_id).touch()
-            netns.ensure_netns(ns)
-            iproute.set_sysctls(op.sysctls, netns=ns)   # one sysctl process
+            self.host.ensure_netns(ns)
+            self.host.set_sysctls(op.sysctls, netns=ns)   # one sysctl process
         elif isinstance(op, SetSysctls):
-            iproute.set_sysctls(op.sysctls, netns=ns)
+            self.host.set_sysctls(op.sysctls, netns=ns)
         elif isinstance(op, PlugInterface):
             self.iface.plug(op.device, op.port_id, op.mac, op.mtu or 1500, ns)
         elif isinstance(op, UnplugInterface):
@@ -237,11 +244,11 @@ class L3Driver:
         elif isinstance(op, SetRoutes):
             self._set_routes(ns, op)
         elif isinstance(op, ApplyRules):
-            iptables.restore(op.text, ns)
+            self.host.iptables_restore(op.text, ns)
         elif isinstance(op, FlushConntrack):
             for ip in op.ips:
-                conntrack.flush(ns, dst=ip)
-                conntrack.flush(ns, src=ip)
+                self.host.conntrack_flush(ns, dst=ip)
+                self.host.conntrack_flush(ns, src=ip)
         elif isinstance(op, Garp):
             for ip in op.ips:   # in the background, one arping per address (see _GarpSender)
                 self.garps.send(op.device, ip, ns)
@@ -250,35 +257,34 @@ class L3Driver:
                 self.metadata.stop(op.router_id, ns)
             for dev in op.devices:
                 self.iface.unplug(dev, ns)
-            netns.remove_netns(ns)
+            self.host.remove_netns(ns)
             (self.marks / op.router_id).unlink(missing_ok=True)
 
     def _ensure_namespace(self, op: EnsureNamespace) -> None:
         """The namespace part of ``EnsureNamespace`` once its mark and (normally) the namespace
         itself exist (``apply_all`` creates them for all routers at once): sysctls."""
         ns = op.namespace
-        if not netns.netns_exists(ns):
-            netns.ensure_netns(ns, lo_up=False)
-        iproute.set_sysctls(op.sysctls, netns=ns)   # one sysctl process
+        if not self.host.netns_exists(ns):
+            self.host.ensure_netns(ns, lo_up=False)
+        self.host.set_sysctls(op.sysctls, netns=ns)   # one sysctl process
 
-    @staticmethod
-    def _set_routes(ns: str, op: SetRoutes) -> None:
+    def _set_routes(self, ns: str, op: SetRoutes) -> None:
         want = [r.normalised() for r in op.routes()]
         want_set = set(want)
         for fam in (4, 6):
-            for r in iproute.list_routes(netns=ns, family=fam):
+            for r in self.host.list_routes(netns=ns, family=fam):
                 have = _planner_route(r, fam)
                 if have is not None and have not in want_set:
-                    iproute.remove_route(have.destination, via=r.gateway, netns=ns)
+                    self.host.remove_route(have.destination, via=r.gateway, netns=ns)
         for r in want:
             if r.nexthops:
                 if len(r.nexthops) == 1:
-                    iproute.ensure_route(r.destination, via=r.nexthops[0], netns=ns)
+                    self.host.ensure_route(r.destination, via=r.nexthops[0], netns=ns)
                 else:
-                    iproute.batch([["route", "replace", r.destination,
+                    self.host.ip_batch([["route", "replace", r.destination,
                                     *[w for h in r.nexthops for w in ("nexthop", "via", h)]]], netns=ns)
             else:
-                iproute.ensure_route(r.destination, dev=r.device, netns=ns)
+                self.host.ensure_route(r.destination, dev=r.device, netns=ns)
 
     def _attempt(self, what: str, rid: str, fn: Any, *args: Any, **kw: Any) -> None:
         """``_logged``, remembering ``rid`` as failed in this pass (and its first failure)."""
@@ -327,11 +333,11 @@ class L3Driver:
         self.marks.mkdir(parents=True, exist_ok=True)
         for op in ops:
             (self.marks / op.router_id).touch()
-        _logged("create namespaces", "", netns.ensure_netns_all, [op.namespace for op in ops], lo_up=False)
+        _logged("create namespaces", "", self.host.ensure_netns_all, [op.namespace for op in ops], lo_up=False)
 
         def sysctls(op: EnsureNamespace) -> str | None:
             try:
-                iproute.set_sysctls(op.sysctls, netns=op.namespace)
+                self.host.set_sysctls(op.sysctls, netns=op.namespace)
                 return op.router_id
             except Exception as exc:  # noqa: BLE001 - retried with the router's other ops
                 LOG.debug("sysctls of router %s: %s", op.router_id, exc)
@@ -348,10 +354,10 @@ class L3Driver:
             parallel(lambda op: self._attempt("stop metadata proxy", op.router_id, metadata.stop, op.router_id,
                                               namespace_name(op.router_id)), ops, name="router")
         if _logged("delete router ports", "", self.iface.unplug_all, [d for op in ops for d in op.devices]):
-            _logged("delete namespaces", "", netns.remove_netns_all, [namespace_name(op.router_id) for op in ops])
+            _logged("delete namespaces", "", self.host.remove_netns_all, [namespace_name(op.router_id) for op in ops])
         left = []
         for op in ops:
-            if netns.netns_exists(namespace_name(op.router_id)):
+            if self.host.netns_exists(namespace_name(op.router_id)):
                 left.append(op)
             else:
                 (self.marks / op.router_id).unlink(missing_ok=True)
@@ -404,7 +410,7 @@ class L3Driver:
         if not lines:
             return
         try:
-            failures = [f for f in iproute.batch_force(lines, netns=ns) if not f.already_gone]
+            failures = [f for f in self.host.ip_batch_force(lines, netns=ns) if not f.already_gone]
             why = "; ".join(f"{' '.join(f.command)}: {f.error}" for f in failures[:3])
         except Exception as exc:  # noqa: BLE001 - retried op by op below
             failures, why = [exc], str(exc)  # type: ignore[list-item]
@@ -431,7 +437,7 @@ class L3Driver:
         def one(rid: str) -> None:
             ns = namespace_name(rid)
             try:
-                if netns.netns_exists(ns):
+                if self.host.netns_exists(ns):
                     self.metadata.ensure_router(rid, ns)   # type: ignore[union-attr]
             except Exception as exc:  # noqa: BLE001 - retried on the next pass
                 LOG.warning("metadata proxy for router %s failed: %s", rid, exc)
@@ -486,7 +492,7 @@ class L3Driver:
         problems: dict[str, str] = {}
         views = self.desired(state, problems)
         unreadable = set(problems)
-        now = time.monotonic()
+        now = self.clock()
         scope = self.scope(views, now)
         if scope is not None:
             scope = sorted(set(scope) | unreadable)
@@ -600,11 +606,11 @@ def l3_config(cfg: Config, host: str) -> L3Config:
     return L3Config(host=host, enable_snat_by_default=cfg.default.enable_snat_by_default)
 
 
-def interface_driver(ovs: Any, bridge: str) -> InterfaceDriver:
+def interface_driver(host: Host, bridge: str) -> InterfaceDriver:
     """Router ports are veth pairs (no device moves between namespaces: see ``interface``)."""
-    return InterfaceDriver(ovs, bridge, veth=True)
+    return InterfaceDriver(host, bridge, veth=True)
 
 
-def make_driver(cfg: Config, host: str) -> L3Driver:
-    return L3Driver(l3_config(cfg, host), interface_driver(host_ovs(cfg), cfg.ovs.integration_bridge),
-                    cfg.state_dir / "l3", MetadataProxies.from_config(cfg))
+def make_driver(cfg: Config, host_name: str, host: Host) -> L3Driver:
+    return L3Driver(l3_config(cfg, host_name), interface_driver(host, cfg.ovs.integration_bridge),
+                    cfg.state_dir / "l3", MetadataProxies.from_config(cfg, host), host=host)

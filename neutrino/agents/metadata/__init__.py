@@ -21,11 +21,12 @@ from __future__ import annotations
 import grp
 import hashlib
 import pwd
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from neutrino.agents.metadata import haproxy as conf
+from neutrino.system.host import Host
 
 #: Where the default socket directories live (as the DHCP agent's dnsmasq directories).
 RUN_ROOT = Path("/run/neutrino")
@@ -92,21 +93,23 @@ def group_id(name: str) -> int | None:
 
 @dataclass
 class MetadataProxies:
+    """The haproxy metadata proxies of one agent's namespaces, run on ``host``."""
+
     state_dir: Path
     socket: str
     debug: bool = False
     #: The unprivileged user and group haproxy switches to (None: the agent's own, as Neutron).
     user: str | None = None
     group: str | None = None
+    host: Host = field(kw_only=True)
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "MetadataProxies":
+    def from_config(cls, cfg: Any, host: Host) -> "MetadataProxies":
         user, group = proxy_identity(cfg)
-        return cls(Path(cfg.state_dir), socket_path(cfg), bool(cfg.default.debug), user, group)
+        return cls(Path(cfg.state_dir), socket_path(cfg), bool(cfg.default.debug), user, group, host=host)
 
     def _ensure(self, c: conf.ProxyConf, ns: str) -> str:
-        from neutrino.system import haproxy
-        return haproxy.ensure(conf.spec(self.state_dir, c, ns), conf.conf_path(self.state_dir, c.uuid),
+        return self.host.haproxy_ensure(conf.spec(self.state_dir, c, ns), conf.conf_path(self.state_dir, c.uuid),
                               conf.render(c))
 
     def ensure_router(self, router_id: str, ns: str) -> str:
@@ -118,11 +121,9 @@ class MetadataProxies:
                                               user=self.user, group=self.group, v6_interface=v6_interface), ns)
 
     def stop(self, uuid: str, ns: str | None = None) -> None:
-        from neutrino.system import haproxy
         c = conf.router_conf(self.state_dir, uuid, self.socket)   # only pidfile + uuid matter
-        haproxy.stop(conf.spec(self.state_dir, c, ns or None), conf.conf_path(self.state_dir, uuid))
+        self.host.haproxy_stop(conf.spec(self.state_dir, c, ns or None), conf.conf_path(self.state_dir, uuid))
 
     def running(self, uuid: str) -> bool:
-        from neutrino.system import haproxy
         c = conf.router_conf(self.state_dir, uuid, self.socket)
-        return haproxy.alive(conf.spec(self.state_dir, c, None))
+        return self.host.haproxy_alive(conf.spec(self.state_dir, c, None))

@@ -33,6 +33,7 @@ from neutrino.agents.metadata.server import MetadataServer
 from neutrino.agents.metadata.upstream import Upstream
 from neutrino.config import Config
 from neutrino.feed.state import State
+from neutrino.system.host import Host
 
 LOG = logging.getLogger(__name__)
 SOCKET_MODE = 0o644
@@ -133,7 +134,10 @@ class MetadataDriver:
         await self.app.aclose()
 
 
-def make_driver(cfg: Config, host: str) -> MetadataDriver:
+def make_driver(cfg: Config, host_name: str, host: Host) -> MetadataDriver:
+    """The metadata agent changes nothing on the machine (it serves its socket and keeps its
+    port index in memory): ``host`` is not used.  The proxies it serves are run by the L3
+    and DHCP agents through their ``MetadataProxies`` on their ``Host``."""
     md = cfg.metadata
     _user, group = proxy_identity(cfg)
     return MetadataDriver(socket_path(cfg), md.nova_metadata_host, md.nova_metadata_port,

@@ -1,4 +1,6 @@
-"""OVS L2 agent: pure model, flow builders and planner (the executor lives elsewhere)."""
+"""OVS L2 agent: pure model (``model``), desired state from the feed (``derive``), flow builders
+(``flows``, ``firewall``, table ids in ``tables``) and planner (``planner``), exported here; the
+executor (``agent``) applies a plan through the ``Ovs`` it is given."""
 
 from neutrino.agents.ovs.model import (
     AgentConfig,

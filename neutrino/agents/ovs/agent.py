@@ -73,6 +73,7 @@ from neutrino.config import Config
 from neutrino.feed.state import State
 from neutrino.system import ovsdb as sysovs
 from neutrino.system.errors import FlowRejected, FlowSyntaxError, HostError
+from neutrino.system.host import Host
 from neutrino.system.oftext import UnsafeFlowText, dump_entries
 from neutrino.system.openflow import OpenFlow
 from neutrino.system.ovsdb_monitor import OvsdbMonitor, Unsupported
@@ -247,6 +248,8 @@ class OvsDriver:
         self.warnings: list[str] = []
         #: Passes that re-read every bridge's flows (observability, tests).
         self.full_passes = 0
+        #: Flow dumps parsed by re-reads (those of a bridge unchanged since the memory are not).
+        self.dumps_parsed = 0
         self._use_monitor = monitor
         self._monitor: OvsdbMonitor | None = None
         self._seen_generation = -1
@@ -520,6 +523,7 @@ class OvsDriver:
                 lines.discard(line)  # the reply header
             if lines == self._dump_lines(bridge, installed):
                 return None
+        self.dumps_parsed += 1
         return [(FlowSpec(bridge, e.table, e.priority, e.match, e.actions), e.cookie)
                 for e in dump_entries(text)]
 
@@ -662,5 +666,7 @@ def firewall_driver(cfg: Config) -> str:
     return sg.firewall_driver if sg.enable_security_group else "noop"
 
 
-def make_driver(cfg: Config, host: str) -> OvsDriver:
-    return OvsDriver(agent_config(cfg, host), host_ovs(cfg), firewall_driver=firewall_driver(cfg))
+def make_driver(cfg: Config, host_name: str, host: Host) -> OvsDriver:
+    """The OVS agent acts on its own ``Ovs`` (the same switch as ``host.ovs``, with the whole
+    of OVSDB and OpenFlow the agent needs); ``host`` is not used."""
+    return OvsDriver(agent_config(cfg, host_name), host_ovs(cfg), firewall_driver=firewall_driver(cfg))

@@ -70,7 +70,7 @@ from dataclasses import dataclass, field
 from neutrino.agents.ovs import tables as t
 from neutrino.agents.ovs.flows import lla
 from neutrino.agents.ovs.model import DesiredPort, FlowSpec, SecurityGroupRule, WiredPort
-from neutrino.protocols import protocol_number
+from neutrino.ip_protocols import protocol_number
 from neutrino.system.oftext import canonical_match
 
 __all__ = ["ConjIds", "OvsFirewall", "port_masks", "rule_priority"]

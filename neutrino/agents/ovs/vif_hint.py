@@ -22,6 +22,7 @@ from typing import Any
 
 from neutrino.system import ovsdb as sysovs
 from neutrino.system.errors import HostError
+from neutrino.system.host import HostOvs
 
 __all__ = ["find_args", "hint_from_rows", "local_vlan_hint"]
 
@@ -46,7 +47,7 @@ def hint_from_rows(rows: Iterable[Mapping[str, Any]], network_id: str
     return None
 
 
-def local_vlan_hint(ovs: sysovs.Ovs, network_id: str) -> tuple[int, dict[str, str]] | None:
+def local_vlan_hint(ovs: HostOvs, network_id: str) -> tuple[int, dict[str, str]] | None:
     """The hint for a new VIF on ``network_id``, read from OVSDB; None when the network has no
     wired port on this host yet (the agent allocates a VLAN then) or OVSDB cannot be read."""
     try:

@@ -371,7 +371,7 @@ class MetadataApi:
 def build_metadata_app(cfg: Config, db: Database, servers: Any = None) -> Callable[..., Awaitable[None]]:
     """The metadata API's ASGI app.  ``servers``: a ``ServerService`` (built when not given)."""
     if servers is None:
-        from neutrino.compute.api import make_compute_api
+        from neutrino.compute.app import make_compute_api
 
         def no_tokens(_token: str) -> Any:
             raise ValueError("the metadata API takes no tokens")

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from neutrino.api import convert as cv
-from neutrino.api import policy
+from neutrino.resources import convert as cv
+from neutrino.resources import policy
 from neutrino.context import RequestContext
 from neutrino.errors import bad, echo, invalid
 

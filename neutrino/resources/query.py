@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlencode
 
-from neutrino.api.resource import Resource
-from neutrino.api.convert import ConversionError, to_int
+from neutrino.resources.resource import Resource
+from neutrino.resources.convert import ConversionError, to_int
 from neutrino.errors import BadRequest, bad, echo, invalid
 
 #: Filters on integer values (columns or dict fields) -> the bits of their

@@ -7,8 +7,8 @@ has behaviour.
 
 from __future__ import annotations
 
-from neutrino.api import convert as cv
-from neutrino.api.resource import MISSING, Attr, Resource, std_attrs
+from neutrino.resources import convert as cv
+from neutrino.resources.resource import MISSING, Attr, Resource, std_attrs
 
 _name = cv.string(255)
 _bool = cv.to_bool
