@@ -32,9 +32,7 @@ from __future__ import annotations
 import atexit
 import configparser
 import logging
-import random
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -51,6 +49,7 @@ from neutrino.system.errors import HostError
 from neutrino.system.exec import Completed, run
 from neutrino.system.ovsdb import AddBridge, AddPort
 from neutrino.testing.multihost import PHYSNET_DEV, Fabric, Host
+from neutrino.testing.ports import free_port_offset
 
 LOG = logging.getLogger(__name__)
 
@@ -62,23 +61,6 @@ PHYS_BRIDGE = "br-phys"
 INSTANCE_PREFIX = "vm-"
 ETC_NETNS = Path("/etc/netns")
 _PORTS = {"DEFAULT": 9696, "identity": 5000, "compute": 8774, "image": 9292}
-
-
-def free_port_offset(lo: int = 20000, hi: int = 40000) -> int:
-    """An offset N such that every API port + N is free on 127.0.0.1."""
-    for _ in range(200):
-        off = random.randrange(lo, hi)
-        ok = True
-        for port in _PORTS.values():
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port + off))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return off
-    raise RuntimeError("no free API ports")
 
 
 def token(openrc: Path) -> str:

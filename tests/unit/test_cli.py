@@ -338,3 +338,20 @@ def test_real_server_flow(tmp_path: Path, free_port) -> None:
     assert neutrino("status").returncode == cli.EXIT_NOT_RUNNING
     assert neutrino("down", "--purge").returncode == 0
     assert not state.exists()
+
+
+def test_free_port_offsets_cover_every_port_up_moves_and_stay_below_the_ephemeral_range() -> None:
+    """``neutrino.testing.ports`` checks exactly the ports ``--port-offset`` moves, and picks
+    offsets that keep them out of the range the kernel gives outgoing connections."""
+    from neutrino import config as nconfig
+    from neutrino.cli.layout import with_port_offset
+    from neutrino.testing import ports
+
+    base = nconfig.defaults("/tmp/unused")
+    moved = with_port_offset(base, 1)
+    changed = {value for sec, opts in base.sections.items() for opt, value in opts.items()
+               if moved.sections[sec][opt] != value}
+    assert changed == set(ports.BASE_PORTS)
+    for _ in range(20):
+        off = ports.free_port_offset()
+        assert max(ports.BASE_PORTS) + off < ports.ephemeral_low()
