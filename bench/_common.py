@@ -7,8 +7,8 @@ import os
 import resource
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from neutrino.testing.ports import free_port_offset as free_offset  # noqa: F401 - re-exported
 
@@ -87,12 +87,10 @@ def children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-
-
 def read_openrc(path: Path) -> dict[str, str]:
     env = {}
     for line in path.read_text().splitlines():
         if line.startswith("export "):
-            k, _, v = line[len("export "):].partition("=")
+            k, _, v = line[len("export ") :].partition("=")
             env[k] = v.strip().strip("'\"")
     return env

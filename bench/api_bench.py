@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 
 import httpx
-from _common import read_openrc  # noqa: E402 - bench/ is on sys.path
+from _common import read_openrc
 
 ROOT = Path(__file__).resolve().parent.parent
 LOAD_SCRIPT = ROOT.parent / "shared" / "bench" / "api_load.py"
@@ -42,9 +42,17 @@ def rss_mb(pid: int) -> float:
 
 
 def token(auth_url: str, env: dict[str, str]) -> str:
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": env["OS_USERNAME"], "domain": {"name": "Default"}, "password": env["OS_PASSWORD"]}}},
-        "scope": {"project": {"name": env["OS_PROJECT_NAME"], "domain": {"name": "Default"}}}}}
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {"name": env["OS_USERNAME"], "domain": {"name": "Default"}, "password": env["OS_PASSWORD"]}
+                },
+            },
+            "scope": {"project": {"name": env["OS_PROJECT_NAME"], "domain": {"name": "Default"}}},
+        }
+    }
     r = httpx.post(f"{auth_url}/auth/tokens", json=body, timeout=30)
     r.raise_for_status()
     return r.headers["X-Subject-Token"]
@@ -58,14 +66,17 @@ def list_scaling(net_url: str, tok: str, sizes: list[int]) -> list[tuple[int, fl
         proj = "scale-" + uuid.uuid4().hex[:8]
         c.put(f"/v2.0/quotas/{proj}", json={"quota": {"port": -1, "network": -1, "subnet": -1}})
         net = c.post("/v2.0/networks", json={"network": {"name": "scale", "project_id": proj}}).json()["network"]
-        c.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4, "cidr": "10.8.0.0/16",
-                                                 "project_id": proj}})
+        c.post(
+            "/v2.0/subnets",
+            json={"subnet": {"network_id": net["id"], "ip_version": 4, "cidr": "10.8.0.0/16", "project_id": proj}},
+        )
         have = 0
         for n in sizes:
             while have < n:
                 batch = min(100, n - have)
-                r = c.post("/v2.0/ports", json={"ports": [{"network_id": net["id"], "project_id": proj}
-                                                          for _ in range(batch)]})
+                r = c.post(
+                    "/v2.0/ports", json={"ports": [{"network_id": net["id"], "project_id": proj} for _ in range(batch)]}
+                )
                 r.raise_for_status()
                 have += batch
             lat = []
@@ -90,8 +101,12 @@ def main() -> int:
     env = dict(os.environ, NEUTRINO_STATE_DIR=str(state))
     t0 = time.perf_counter()
     # The API alone: agents would add DHCP ports to the measured networks and share the CPU.
-    subprocess.run([*NEUTRINO, "up", "--no-agents", "--state-dir", str(state), "--port-offset", str(args.port_offset)],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [*NEUTRINO, "up", "--no-agents", "--state-dir", str(state), "--port-offset", str(args.port_offset)],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     up_s = time.perf_counter() - t0
     try:
         pid = int(json.loads((state / "run" / "server.pid").read_text())["pid"])
@@ -101,13 +116,35 @@ def main() -> int:
         tok = token(auth_url, openrc)
         project = "load-" + uuid.uuid4().hex[:8]
         # The load creates 2 x --ports ports in one project: lift its quotas first.
-        httpx.put(f"{net_url}/v2.0/quotas/{project}", headers={"X-Auth-Token": tok},
-                  json={"quota": {"port": -1, "network": -1, "subnet": -1}}, timeout=30).raise_for_status()
+        httpx.put(
+            f"{net_url}/v2.0/quotas/{project}",
+            headers={"X-Auth-Token": tok},
+            json={"quota": {"port": -1, "network": -1, "subnet": -1}},
+            timeout=30,
+        ).raise_for_status()
         rss_before = rss_mb(pid)
         out_json = state / "load.json"
-        subprocess.run([sys.executable, str(LOAD_SCRIPT), "--base-url", net_url, "--token", tok,
-                        "--project", project, "--n-ports", str(args.ports), "--n-networks", str(args.networks),
-                        "--cpu-pids", str(pid), "--json-out", str(out_json)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(LOAD_SCRIPT),
+                "--base-url",
+                net_url,
+                "--token",
+                tok,
+                "--project",
+                project,
+                "--n-ports",
+                str(args.ports),
+                "--n-networks",
+                str(args.networks),
+                "--cpu-pids",
+                str(pid),
+                "--json-out",
+                str(out_json),
+            ],
+            check=True,
+        )
         scaling = list_scaling(net_url, tok, [250, 500, 1000, 2000])
         print("\n# GET /v2.0/ports latency by number of ports (p50 of 7)\n")
         print("| ports | p50_ms | ms per 1,000 ports |")

@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import free_offset  # noqa: E402
+from bench._common import free_offset
 
 NEUTRINO = [sys.executable, "-m", "neutrino.cli.main"]
 
@@ -49,10 +49,12 @@ def _run(argv: list[str], timeout: float = 300) -> tuple[float, subprocess.Compl
 
 
 def _agents_alive(state: Path) -> int:
-    from neutrino.cli.host import AGENT_TYPES, AGENTS
-    from neutrino.cli.console import _token
-    from neutrino.agents.auth import read_openrc
     import httpx
+
+    from neutrino.agents.auth import read_openrc
+    from neutrino.cli.console import _token
+    from neutrino.cli.host import AGENT_TYPES, AGENTS
+
     rec = json.loads((state / "run" / "server.pid").read_text())
     url = rec["extra"]["endpoints"]["network"].rstrip("/")
     tok = _token(read_openrc(state / "admin-openrc"))
@@ -63,6 +65,7 @@ def _agents_alive(state: Path) -> int:
 
 def aio_run(base: Path) -> dict[str, float]:
     from neutrino import config
+
     state = base / f"aio-{uuid.uuid4().hex[:6]}"
     state.mkdir()
     lab = f"lab-b{uuid.uuid4().hex[:6]}"
@@ -96,6 +99,7 @@ def aio_run(base: Path) -> dict[str, float]:
 
 def multinode_run(base: Path) -> dict[str, float]:
     from neutrino.testing.nodes import Nodes
+
     out: dict[str, float] = {}
     nodes = Nodes(base / f"mn-{uuid.uuid4().hex[:6]}")
     try:
@@ -145,15 +149,19 @@ def main() -> int:
             runs = []
             for i in range(args.runs):
                 runs.append(aio_run(base))
-                print(f"aio run {i + 1}: up {runs[-1]['up_until_alive']:.1f} s, demo {runs[-1]['demo']:.1f} s",
-                      file=sys.stderr)
+                print(
+                    f"aio run {i + 1}: up {runs[-1]['up_until_alive']:.1f} s, demo {runs[-1]['demo']:.1f} s",
+                    file=sys.stderr,
+                )
             _report("all-in-one", runs, {"up_until_alive": "[target <= 10 s]", "demo": "[target <= 30 s]"})
         if args.only in (None, "multinode"):
             runs = []
             for i in range(args.runs):
                 runs.append(multinode_run(base))
-                print(f"multinode run {i + 1}: up {runs[-1]['four_nodes_up']:.1f} s, demo {runs[-1]['demo']:.1f} s",
-                      file=sys.stderr)
+                print(
+                    f"multinode run {i + 1}: up {runs[-1]['four_nodes_up']:.1f} s, demo {runs[-1]['demo']:.1f} s",
+                    file=sys.stderr,
+                )
             _report("four nodes (controller, network, compute1, compute2)", runs, {})
     return 0
 

@@ -62,26 +62,28 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import Timers, children_cpu, command_kind, free_offset, ms, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
+
 from neutrino.agents.dhcp import agent as dhcp_agent  # noqa: E402
 from neutrino.agents.dhcp import render  # noqa: E402
 from neutrino.agents.dhcp.agent import DhcpDriver  # noqa: E402
 from neutrino.agents.dhcp.model import DhcpConfig, dhcp_device_id, namespace_name, tap_name  # noqa: E402
 from neutrino.agents.interface import InterfaceDriver  # noqa: E402
-from neutrino.system.host import SystemHost  # noqa: E402
 from neutrino.feed.state import State  # noqa: E402
 from neutrino.system import dnsmasq as sysdnsmasq  # noqa: E402
 from neutrino.system import netns as netns_mod  # noqa: E402
 from neutrino.system import ovsdb as sysovs  # noqa: E402
 from neutrino.system import process as sysprocess  # noqa: E402
-from _common import Timers, children_cpu, command_kind, free_offset, ms, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
+from neutrino.system.host import SystemHost  # noqa: E402
 
 NEUTRINO = [sys.executable, "-m", "neutrino.cli.main"]
 HOST = "dhcp-bench-host"
@@ -91,7 +93,6 @@ FEED_TYPES = frozenset({"network", "subnet", "port", "dhcp_binding"})
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
-
 
 
 def mem_kb(pid: int) -> tuple[int, int]:
@@ -116,10 +117,8 @@ def proc_cpu(pid: int | None) -> float:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return 0.0
-    f = raw[raw.rfind(")") + 2:].split()
+    f = raw[raw.rfind(")") + 2 :].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-
-
 
 
 @contextlib.contextmanager
@@ -143,6 +142,7 @@ def instrumented(drv: DhcpDriver, ops: Timers, cmds: Timers, steps: Timers) -> I
                 return fn(*a, **kw)
             finally:
                 into.add(label if label else type(a[0]).__name__, time.perf_counter() - t0)
+
         return wrapper
 
     subprocess.run = run  # type: ignore[assignment]
@@ -161,6 +161,7 @@ def instrumented(drv: DhcpDriver, ops: Timers, cmds: Timers, steps: Timers) -> I
 # part 1: full resync, in-process
 # --------------------------------------------------------------------------
 
+
 def build_state(n_nets: int, per_net: int, rev: int = 1) -> tuple[State, list[str]]:
     nets: dict[str, Any] = {}
     subnets: dict[str, Any] = {}
@@ -172,28 +173,51 @@ def build_state(n_nets: int, per_net: int, rev: int = 1) -> tuple[State, list[st
         nonlocal mac_seq
         mac_seq += 1
         pid = str(uuid.uuid4())
-        ports[pid] = {"id": pid, "network_id": nid, "project_id": "bench",
-                      "mac_address": f"fa:16:3e:{(mac_seq >> 16) & 255:02x}:{(mac_seq >> 8) & 255:02x}:"
-                                     f"{mac_seq & 255:02x}",
-                      "fixed_ips": [{"subnet_id": sid, "ip_address": ip}], "device_owner": owner,
-                      "device_id": device_id, "admin_state_up": True, "binding:host_id": "",
-                      "extra_dhcp_opts": [], "dns_assignment": []}
+        ports[pid] = {
+            "id": pid,
+            "network_id": nid,
+            "project_id": "bench",
+            "mac_address": f"fa:16:3e:{(mac_seq >> 16) & 255:02x}:{(mac_seq >> 8) & 255:02x}:{mac_seq & 255:02x}",
+            "fixed_ips": [{"subnet_id": sid, "ip_address": ip}],
+            "device_owner": owner,
+            "device_id": device_id,
+            "admin_state_up": True,
+            "binding:host_id": "",
+            "extra_dhcp_opts": [],
+            "dns_assignment": [],
+        }
 
     for i in range(n_nets):
         nid, sid = str(uuid.uuid4()), str(uuid.uuid4())
         base = f"10.{100 + i // 256}.{i % 256}"
-        nets[nid] = {"id": nid, "name": f"dhb-{i}", "mtu": 1450, "admin_state_up": True, "subnets": [sid],
-                     "project_id": "bench", "status": "ACTIVE"}
-        subnets[sid] = {"id": sid, "network_id": nid, "ip_version": 4, "cidr": f"{base}.0/24",
-                        "gateway_ip": f"{base}.1", "enable_dhcp": True, "dns_nameservers": [],
-                        "host_routes": [], "ipv6_address_mode": None, "ipv6_ra_mode": None,
-                        "segment_id": None, "project_id": "bench"}
+        nets[nid] = {
+            "id": nid,
+            "name": f"dhb-{i}",
+            "mtu": 1450,
+            "admin_state_up": True,
+            "subnets": [sid],
+            "project_id": "bench",
+            "status": "ACTIVE",
+        }
+        subnets[sid] = {
+            "id": sid,
+            "network_id": nid,
+            "ip_version": 4,
+            "cidr": f"{base}.0/24",
+            "gateway_ip": f"{base}.1",
+            "enable_dhcp": True,
+            "dns_nameservers": [],
+            "host_routes": [],
+            "ipv6_address_mode": None,
+            "ipv6_ra_mode": None,
+            "segment_id": None,
+            "project_id": "bench",
+        }
         port(nid, sid, f"{base}.2", "network:dhcp", dhcp_device_id(HOST, nid))
         for k in range(per_net):
             port(nid, sid, f"{base}.{10 + k}", "compute:nova", str(uuid.uuid4()))
         bindings[nid] = {"id": nid, "network_id": nid, "agent_ids": ["bench-agent"], "hosts": [HOST]}
-    state = State(rev, {"network": nets, "subnet": subnets, "port": ports, "dhcp_binding": bindings},
-                  FEED_TYPES)
+    state = State(rev, {"network": nets, "subnet": subnets, "port": ports, "dhcp_binding": bindings}, FEED_TYPES)
     return state, list(nets)
 
 
@@ -208,7 +232,7 @@ def resync_bench(n_nets: int, per_net: int, budget: float) -> None:
     confs = tmp / "dhcp"
     confs.mkdir()
     for p in (tmp, confs):
-        p.chmod(0o755)   # dnsmasq drops privileges and re-reads its files as nobody
+        p.chmod(0o755)  # dnsmasq drops privileges and re-reads its files as nobody
     po = sysovs.PrivateOvs(tmp / "ovs", ns)
     net_ids: list[str] = []
     cfg = DhcpConfig(host=HOST, state_dir=str(confs), enable_isolated_metadata=True)
@@ -230,18 +254,24 @@ def resync_bench(n_nets: int, per_net: int, budget: float) -> None:
                 asyncio.run(drv.reconcile(st, True))
             dt = time.perf_counter() - t0
             cpu, kids, vswc = time.process_time() - cpu0, children_cpu() - kids0, proc_cpu(vsw) - vsw0
-            print(f"* {label}: **{ms(dt)}**{target}; CPU: agent {ms(cpu)}, commands it ran {ms(kids)}, "
-                  f"ovs-vswitchd {ms(vswc)} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+            print(
+                f"* {label}: **{ms(dt)}**{target}; CPU: agent {ms(cpu)}, commands it ran {ms(kids)}, "
+                f"ovs-vswitchd {ms(vswc)} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+            )
             if steps.n:
                 print(f"  - steps: {steps.text()}")
             print(f"  - ops applied: {sum(ops.n.values())} ({ops.text() or 'none'})")
             if cmds.n:
-                print(f"  - external commands (besides dnsmasq): {sum(cmds.n.values())}, "
-                      f"{ms(sum(cmds.t.values()))}: {cmds.text()}")
+                print(
+                    f"  - external commands (besides dnsmasq): {sum(cmds.n.values())}, "
+                    f"{ms(sum(cmds.t.values()))}: {cmds.text()}"
+                )
             workers = getattr(dhcp_agent, "WORKERS", 1)
             if (ops.n or cmds.n) and workers > 1:
-                print(f"  - (op and command times are summed over the executor's threads: up to {workers} "
-                      f"networks at a time)")
+                print(
+                    f"  - (op and command times are summed over the executor's threads: up to {workers} "
+                    f"networks at a time)"
+                )
             return dt
 
         cold = DhcpDriver(cfg, iface, host=host)
@@ -249,18 +279,23 @@ def resync_bench(n_nets: int, per_net: int, budget: float) -> None:
         pids = dnsmasq_pids(cold, net_ids)
         up = [p for p in pids.values() if p is not None]
         mem = [mem_kb(p) for p in up]
-        print(f"  - dnsmasqs running: {len(up)}/{n_nets}; memory per dnsmasq: RSS mean "
-              f"{sum(m[0] for m in mem) / max(1, len(mem)) / 1024:.2f} MB, PSS mean "
-              f"{sum(m[1] for m in mem) / max(1, len(mem)) / 1024:.2f} MB "
-              f"(total PSS {sum(m[1] for m in mem) / 1024:.0f} MB)")
+        print(
+            f"  - dnsmasqs running: {len(up)}/{n_nets}; memory per dnsmasq: RSS mean "
+            f"{sum(m[0] for m in mem) / max(1, len(mem)) / 1024:.2f} MB, PSS mean "
+            f"{sum(m[1] for m in mem) / max(1, len(mem)) / 1024:.2f} MB "
+            f"(total PSS {sum(m[1] for m in mem) / 1024:.0f} MB)"
+        )
 
         warm = DhcpDriver(cfg, iface, host=host)
-        measure("warm sync (agent restarted: fresh driver, everything in place)", warm, state,
-                " (should be near no-op)")
+        measure(
+            "warm sync (agent restarted: fresh driver, everything in place)", warm, state, " (should be near no-op)"
+        )
         after = dnsmasq_pids(warm, net_ids)
         changed = sum(1 for n in net_ids if pids[n] != after[n])
-        print(f"  - dnsmasq pids changed by the warm sync: {changed} of {n_nets}"
-              + (" (OK: none restarted)" if changed == 0 else " (restarted healthy dnsmasqs!)"))
+        print(
+            f"  - dnsmasq pids changed by the warm sync: {changed} of {n_nets}"
+            + (" (OK: none restarted)" if changed == 0 else " (restarted healthy dnsmasqs!)")
+        )
         measure("no-op pass (feed moved, nothing changed for this host)", warm, build_rev(state, 2))
 
         # one more port on one network: the cost of one feed change at this scale
@@ -276,12 +311,16 @@ def resync_bench(n_nets: int, per_net: int, budget: float) -> None:
                 asyncio.run(warm.reconcile(st, True))
             lat.append(time.perf_counter() - t0)
         if lat:
-            print(f"* one port added on one network (reconcile = observe all + write host + SIGHUP): "
-                  f"p50 **{ms(pct(lat, 50))}**, max {ms(max(lat))} ({len(lat)} samples); last one: "
-                  f"{steps.text()}; ops {ops.text()}")
+            print(
+                f"* one port added on one network (reconcile = observe all + write host + SIGHUP): "
+                f"p50 **{ms(pct(lat, 50))}**, max {ms(max(lat))} ({len(lat)} samples); last one: "
+                f"{steps.text()}; ops {ops.text()}"
+            )
         final = dnsmasq_pids(warm, net_ids)
-        print(f"  - dnsmasq pids changed since the cold sync: "
-              f"{sum(1 for n in net_ids if pids[n] != final[n])} of {n_nets}")
+        print(
+            f"  - dnsmasq pids changed since the cold sync: "
+            f"{sum(1 for n in net_ids if pids[n] != final[n])} of {n_nets}"
+        )
 
         empty = State(st.revision + 1, {t: {} for t in FEED_TYPES}, FEED_TYPES)
         measure("teardown (every network unscheduled from this host)", warm, empty)
@@ -289,8 +328,7 @@ def resync_bench(n_nets: int, per_net: int, budget: float) -> None:
         # Safety net: whatever the bench created goes, verified pids only.
         for nid in net_ids:
             with contextlib.suppress(Exception):
-                sysdnsmasq.stop(sysdnsmasq.spec(nid, ("dnsmasq",), confs / nid / render.FILE_PID,
-                                                namespace_name(nid)))
+                sysdnsmasq.stop(sysdnsmasq.spec(nid, ("dnsmasq",), confs / nid / render.FILE_PID, namespace_name(nid)))
             with contextlib.suppress(Exception):
                 netns_mod.remove_netns(namespace_name(nid))
         po.destroy()
@@ -308,9 +346,15 @@ def add_port(state: State, net_id: str, host_octet: int) -> State:
     pid = str(uuid.uuid4())
     mac = "fa:16:3f:%02x:%02x:%02x" % tuple(random.randrange(256) for _ in range(3))
     ports = dict(state.of("port"))
-    ports[pid] = {"id": pid, "network_id": net_id, "mac_address": mac, "device_owner": "compute:nova",
-                  "device_id": str(uuid.uuid4()), "admin_state_up": True,
-                  "fixed_ips": [{"subnet_id": sub["id"], "ip_address": f"{base}.{host_octet}"}]}
+    ports[pid] = {
+        "id": pid,
+        "network_id": net_id,
+        "mac_address": mac,
+        "device_owner": "compute:nova",
+        "device_id": str(uuid.uuid4()),
+        "admin_state_up": True,
+        "fixed_ips": [{"subnet_id": sub["id"], "ip_address": f"{base}.{host_octet}"}],
+    }
     return State(state.revision + 1, {**state.objects, "port": ports}, state.types)
 
 
@@ -344,8 +388,7 @@ def _ip_checksum(hdr: bytes) -> int:
     return ~s & 0xFFFF
 
 
-def dhcp_frame(mac: str, xid: int, msg_type: int, requested: str | None = None,
-               server: str | None = None) -> bytes:
+def dhcp_frame(mac: str, xid: int, msg_type: int, requested: str | None = None, server: str | None = None) -> bytes:
     """A broadcast DHCPDISCOVER (1) / DHCPREQUEST (3) from ``mac`` (broadcast flag set)."""
     hw = bytes.fromhex(mac.replace(":", ""))
     opts = bytes([53, 1, msg_type])
@@ -354,12 +397,32 @@ def dhcp_frame(mac: str, xid: int, msg_type: int, requested: str | None = None,
     if server:
         opts += bytes([54, 4]) + socket.inet_aton(server)
     opts += bytes([55, 4, 1, 3, 6, 15, 255])
-    bootp = struct.pack("!BBBBIHH4s4s4s4s16s64s128sI", 1, 1, 6, 0, xid, 0, 0x8000, b"\0" * 4, b"\0" * 4,
-                        b"\0" * 4, b"\0" * 4, hw + b"\0" * 10, b"", b"", 0x63825363) + opts
+    bootp = (
+        struct.pack(
+            "!BBBBIHH4s4s4s4s16s64s128sI",
+            1,
+            1,
+            6,
+            0,
+            xid,
+            0,
+            0x8000,
+            b"\0" * 4,
+            b"\0" * 4,
+            b"\0" * 4,
+            b"\0" * 4,
+            hw + b"\0" * 10,
+            b"",
+            b"",
+            0x63825363,
+        )
+        + opts
+    )
     bootp += b"\0" * max(0, 300 - len(bootp))
     udp = struct.pack("!HHHH", 68, 67, 8 + len(bootp), 0) + bootp
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), random.randrange(65536), 0, 64, 17, 0,
-                     b"\0" * 4, b"\xff" * 4)
+    ip = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), random.randrange(65536), 0, 64, 17, 0, b"\0" * 4, b"\xff" * 4
+    )
     ip = ip[:10] + struct.pack("!H", _ip_checksum(ip)) + ip[12:]
     return b"\xff" * 6 + hw + b"\x08\x00" + ip + udp
 
@@ -372,17 +435,17 @@ def parse_reply(frame: bytes) -> tuple[int, int, str, str | None] | None:
     if struct.unpack_from("!H", frame, udp + 2)[0] != 68:
         return None
     b = udp + 8
-    if frame[b] != 2 or frame[b + 236:b + 240] != b"\x63\x82\x53\x63":
+    if frame[b] != 2 or frame[b + 236 : b + 240] != b"\x63\x82\x53\x63":
         return None
     xid = struct.unpack_from("!I", frame, b + 4)[0]
-    yiaddr = socket.inet_ntoa(frame[b + 16:b + 20])
+    yiaddr = socket.inet_ntoa(frame[b + 16 : b + 20])
     i, mtype, server = b + 240, 0, None
     while i < len(frame) and frame[i] != 255:
         if frame[i] == 0:
             i += 1
             continue
         code, ln = frame[i], frame[i + 1]
-        val = frame[i + 2:i + 2 + ln]
+        val = frame[i + 2 : i + 2 + ln]
         if code == 53 and ln:
             mtype = val[0]
         elif code == 54 and ln == 4:
@@ -402,14 +465,33 @@ class DhcpProbe:
         self.sock: socket.socket | None = None
         subprocess.run(["ip", "netns", "add", self.ns], check=True)
         try:
-            subprocess.run(["ip", "link", "add", self.dev, "netns", ovs.netns or "1", "type", "veth", "peer",
-                            "name", "eth0", "netns", self.ns], check=True)
+            subprocess.run(
+                [
+                    "ip",
+                    "link",
+                    "add",
+                    self.dev,
+                    "netns",
+                    ovs.netns or "1",
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "eth0",
+                    "netns",
+                    self.ns,
+                ],
+                check=True,
+            )
             subprocess.run(["ip", "-n", self.ns, "link", "set", "eth0", "up"], check=True)
-            subprocess.run(["ip", *(["-n", ovs.netns] if ovs.netns else []), "link", "set", self.dev, "up"],
-                           check=True)
+            subprocess.run(["ip", *(["-n", ovs.netns] if ovs.netns else []), "link", "set", self.dev, "up"], check=True)
             for ns, dev in ((self.ns, "eth0"), (ovs.netns, self.dev)):
-                subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "rx", "off"]
-                               if ns else ["ethtool", "-K", dev, "tx", "off", "rx", "off"], capture_output=True)
+                subprocess.run(
+                    ["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "rx", "off"]
+                    if ns
+                    else ["ethtool", "-K", dev, "tx", "off", "rx", "off"],
+                    capture_output=True,
+                )
             ovs.transact([sysovs.AddPort(bridge, self.dev, tag=tag)])
             with in_netns(self.ns):
                 self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
@@ -418,8 +500,9 @@ class DhcpProbe:
             self.close()
             raise
 
-    def lease(self, mac: str, want_ip: str, t0: float, timeout: float = 10.0,
-              every: float = 0.05) -> tuple[float | None, float | None, int]:
+    def lease(
+        self, mac: str, want_ip: str, t0: float, timeout: float = 10.0, every: float = 0.05
+    ) -> tuple[float | None, float | None, int]:
         """DISCOVER every ``every`` s until an OFFER of ``want_ip``, then REQUEST until ACK.
         Returns (OFFER time, ACK time, DISCOVERs sent), times relative to ``t0``."""
         assert self.sock is not None
@@ -486,16 +569,19 @@ class HostFileWatch:
         self.fan = _libc.fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK, os.O_RDONLY)
         if self.fan < 0:
             raise OSError(ctypes.get_errno(), "fanotify_init")
-        _libc.fanotify_mark.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint64, ctypes.c_int,
-                                        ctypes.c_char_p]
-        if _libc.fanotify_mark(self.fan, FAN_MARK_ADD, FAN_OPEN | FAN_EVENT_ON_CHILD, AT_FDCWD,
-                               str(conf_dir).encode()) != 0:
+        _libc.fanotify_mark.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint64, ctypes.c_int, ctypes.c_char_p]
+        if (
+            _libc.fanotify_mark(self.fan, FAN_MARK_ADD, FAN_OPEN | FAN_EVENT_ON_CHILD, AT_FDCWD, str(conf_dir).encode())
+            != 0
+        ):
             raise OSError(ctypes.get_errno(), "fanotify_mark")
         self._ino = None
         self._seen_write: set[str] = set()
         self._poll_once()
-        self.threads = [threading.Thread(target=self._poll, daemon=True),
-                        threading.Thread(target=self._fanotify, daemon=True)]
+        self.threads = [
+            threading.Thread(target=self._poll, daemon=True),
+            threading.Thread(target=self._fanotify, daemon=True),
+        ]
         for th in self.threads:
             th.start()
 
@@ -574,9 +660,17 @@ class HostFileWatch:
 
 
 def get_token(env: Mapping[str, str]) -> tuple[str, str]:
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": env["OS_USERNAME"], "domain": {"name": "Default"}, "password": env["OS_PASSWORD"]}}},
-        "scope": {"project": {"name": env["OS_PROJECT_NAME"], "domain": {"name": "Default"}}}}}
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {"name": env["OS_USERNAME"], "domain": {"name": "Default"}, "password": env["OS_PASSWORD"]}
+                },
+            },
+            "scope": {"project": {"name": env["OS_PROJECT_NAME"], "domain": {"name": "Default"}}},
+        }
+    }
     r = httpx.post(f"{env['OS_AUTH_URL'].rstrip('/')}/auth/tokens", json=body, timeout=30)
     r.raise_for_status()
     return r.headers["X-Subject-Token"], r.json()["token"]["project"]["id"]
@@ -595,12 +689,12 @@ def wait_for(pred: Callable[[], Any], timeout: float, step: float = 0.02) -> Any
 class DhcpNet:
     """A network + DHCP subnet through the API, waited for until dnsmasq runs and its tap is wired."""
 
-    def __init__(self, c: httpx.Client, ovs: sysovs.Ovs, confs: Path, name: str, cidr: str,
-                 wired: bool = True) -> None:
+    def __init__(self, c: httpx.Client, ovs: sysovs.Ovs, confs: Path, name: str, cidr: str, wired: bool = True) -> None:
         t0 = time.perf_counter()
         self.net = c.post("/v2.0/networks", json={"network": {"name": name}}).json()["network"]
-        c.post("/v2.0/subnets", json={"subnet": {"network_id": self.net["id"], "ip_version": 4, "cidr": cidr}}
-               ).raise_for_status()
+        c.post(
+            "/v2.0/subnets", json={"subnet": {"network_id": self.net["id"], "ip_version": 4, "cidr": cidr}}
+        ).raise_for_status()
         self.id = self.net["id"]
         self.conf = confs / self.id
         spec = sysdnsmasq.spec(self.id, ("dnsmasq",), self.conf / render.FILE_PID, namespace_name(self.id))
@@ -608,12 +702,12 @@ class DhcpNet:
         self.dnsmasq_s = time.perf_counter() - t0
 
         def tag() -> int | None:
-            ports = c.get("/v2.0/ports", params={"network_id": self.id, "device_owner": "network:dhcp"}
-                          ).json()["ports"]
+            ports = c.get("/v2.0/ports", params={"network_id": self.id, "device_owner": "network:dhcp"}).json()["ports"]
             if not ports:
                 return None
             t = ovs.get("Port", tap_name(ports[0]["id"]), "tag")
             return t if isinstance(t, int) and t != 4095 else None
+
         self.tag = wait_for(tag, 40, 0.05) if wired else None
         self.ready_s = time.perf_counter() - t0
 
@@ -628,23 +722,30 @@ def api_bench(n_lease: int, n_burst: int, bulk: int, budget: float, keep: bool) 
     probe = watch = None
     try:
         t0 = time.perf_counter()
-        subprocess.run([*NEUTRINO, "up", "--state-dir", str(state), "--port-offset", str(off)],
-                       check=True, env=env, stdout=subprocess.DEVNULL, timeout=120)
+        subprocess.run(
+            [*NEUTRINO, "up", "--state-dir", str(state), "--port-offset", str(off)],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            timeout=120,
+        )
         print(f"`neutrino up` (until the agents report alive): {ms(time.perf_counter() - t0)}")
         from neutrino.agents.ovs.agent import host_ovs
         from neutrino.cli.main import load_config
+
         cfg = load_config(state / "neutrino.conf", state, off)
         ovs = host_ovs(cfg)
         confs = dhcp_agent.confs_dir(cfg)
         tok, project = get_token(read_openrc(state / "admin-openrc"))
         c = httpx.Client(base_url=f"http://127.0.0.1:{9696 + off}", headers={"X-Auth-Token": tok}, timeout=60)
-        c.put(f"/v2.0/quotas/{project}", json={"quota": {"port": -1, "network": -1, "subnet": -1}}
-              ).raise_for_status()
+        c.put(f"/v2.0/quotas/{project}", json={"quota": {"port": -1, "network": -1, "subnet": -1}}).raise_for_status()
 
         # ---- part 2: port create -> lease, one port at a time ----
         net = DhcpNet(c, ovs, confs, "dhb-lease", "10.93.0.0/24")
-        print(f"* network + subnet create -> dnsmasq running: {ms(net.dnsmasq_s)}; -> its tap wired by the "
-              f"OVS agent: {ms(net.ready_s)}")
+        print(
+            f"* network + subnet create -> dnsmasq running: {ms(net.dnsmasq_s)}; -> its tap wired by the "
+            f"OVS agent: {ms(net.ready_s)}"
+        )
         if net.pid is None or net.tag is None:
             print("  (DHCP not ready: no lease figures)")
             return
@@ -664,25 +765,32 @@ def api_bench(n_lease: int, n_burst: int, bulk: int, budget: float, keep: bool) 
             offer, ack, sent = probe.lease(mac, ip, t0)
             wr = watch.written.get(mac)
             rd = watch.read.get(mac)
-            rows.append((t_post, None if wr is None else wr - t0, None if rd is None else rd - t0, offer, ack,
-                         sent))
-            time.sleep(0.2)   # let the agent go idle between ports
+            rows.append((t_post, None if wr is None else wr - t0, None if rd is None else rd - t0, offer, ack, sent))
+            time.sleep(0.2)  # let the agent go idle between ports
         if rows:
+
             def col(k: int) -> list[float]:
                 return [r[k] for r in rows if r[k] is not None]
 
             def line(name: str, k: int) -> str:
                 v = col(k)
                 miss = len(rows) - len(v)
-                return (f"{name} p50 **{ms(pct(v, 50))}**, p99 {ms(pct(v, 99))}, max {ms(max(v, default=float('nan')))}"
-                        + (f" ({miss} never)" if miss else ""))
-            print(f"\n### Port create -> lease available, one port at a time ({len(rows)} ports, "
-                  f"times from just before the POST)\n")
+                return (
+                    f"{name} p50 **{ms(pct(v, 50))}**, p99 {ms(pct(v, 99))}, max {ms(max(v, default=float('nan')))}"
+                    + (f" ({miss} never)" if miss else "")
+                )
+
+            print(
+                f"\n### Port create -> lease available, one port at a time ({len(rows)} ports, "
+                f"times from just before the POST)\n"
+            )
             print(f"* POST /v2.0/ports answered: {line('', 0).strip()}")
             print(f"* MAC in the network's host file (written by the agent): {line('', 1).strip()}")
             print(f"* dnsmasq re-read a host file holding it (its SIGHUP handled): {line('', 2).strip()}")
-            print(f"* probe client got the OFFER of the port's address: {line('', 3).strip()}"
-                  f" (DISCOVER every 50 ms; {sum(r[5] for r in rows) / len(rows):.1f} sent per port)")
+            print(
+                f"* probe client got the OFFER of the port's address: {line('', 3).strip()}"
+                f" (DISCOVER every 50 ms; {sum(r[5] for r in rows) / len(rows):.1f} sent per port)"
+            )
             print(f"* probe client got the ACK (lease available): {line('', 4).strip()}")
         watch.close()
         watch = None
@@ -720,16 +828,24 @@ def api_bench(n_lease: int, n_burst: int, bulk: int, budget: float, keep: bool) 
             lag_w = [watch.written[m] - created[m] for m in created if m in watch.written]
             window = t_end - t_start
             print(f"\n### Burst: {n_burst} ports created on one network, bulk POSTs of {bulk} back to back\n")
-            print(f"* the {len(post_lat)} bulk POSTs took {ms(t_posted - t_start)} in all "
-                  f"(p50 {ms(pct(post_lat, 50))} each) = {n_burst / (t_posted - t_start):.0f} ports/s created")
-            print(f"* all {n_burst} in a host file dnsmasq has read: {ms(window)} after the first POST = "
-                  f"**{n_burst / window:.0f} port changes/s** (target >= 100/s)"
-                  + ("" if done else f"; only {len(lag)} of {n_burst} within 60 s"))
-            print(f"* host file written {len(writes)} times, re-read by dnsmasq (SIGHUPs handled) "
-                  f"{len(reloads)} times in {ms(window)} = **{len(reloads) / window:.1f} reloads/s**")
-            print(f"* port created (its bulk POST answered) -> dnsmasq has it: p50 **{ms(pct(lag, 50))}**, "
-                  f"p99 **{ms(pct(lag, 99))}**, max {ms(max(lag, default=float('nan')))}; "
-                  f"{sum(1 for x in lag if x > 1)} of {len(lag)} took > 1 s (target: within 1 s)")
+            print(
+                f"* the {len(post_lat)} bulk POSTs took {ms(t_posted - t_start)} in all "
+                f"(p50 {ms(pct(post_lat, 50))} each) = {n_burst / (t_posted - t_start):.0f} ports/s created"
+            )
+            print(
+                f"* all {n_burst} in a host file dnsmasq has read: {ms(window)} after the first POST = "
+                f"**{n_burst / window:.0f} port changes/s** (target >= 100/s)"
+                + ("" if done else f"; only {len(lag)} of {n_burst} within 60 s")
+            )
+            print(
+                f"* host file written {len(writes)} times, re-read by dnsmasq (SIGHUPs handled) "
+                f"{len(reloads)} times in {ms(window)} = **{len(reloads) / window:.1f} reloads/s**"
+            )
+            print(
+                f"* port created (its bulk POST answered) -> dnsmasq has it: p50 **{ms(pct(lag, 50))}**, "
+                f"p99 **{ms(pct(lag, 99))}**, max {ms(max(lag, default=float('nan')))}; "
+                f"{sum(1 for x in lag if x > 1)} of {len(lag)} took > 1 s (target: within 1 s)"
+            )
             print(f"  - -> in the host file (agent wrote it): p50 {ms(pct(lag_w, 50))}, p99 {ms(pct(lag_w, 99))}")
             mem = mem_kb(net.pid)
             print(f"* that dnsmasq with {n_burst} hosts: RSS {mem[0] / 1024:.1f} MB, PSS {mem[1] / 1024:.1f} MB")
@@ -742,8 +858,13 @@ def api_bench(n_lease: int, n_burst: int, bulk: int, budget: float, keep: bool) 
             watch.close()
         if probe is not None:
             probe.close()
-        subprocess.run([*NEUTRINO, "down", "--state-dir", str(state), "--purge"], env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        subprocess.run(
+            [*NEUTRINO, "down", "--state-dir", str(state), "--purge"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
         if not keep:
             shutil.rmtree(state, ignore_errors=True)
         else:
@@ -758,6 +879,7 @@ def agent_pid_of(state: Path, name: str) -> int | None:
 
 
 # --------------------------------------------------------------------------
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -38,11 +38,29 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import pct  # noqa: E402 - bench/ is on sys.path
+from l2_bench import (
+    DEFAULT_SG,
+    Timers,
+    breakdown,
+    default_group_rules,
+    flow_count,
+    instrument_planner,
+    make_port,
+    ms,
+    stop,
+    timed_runner,
+    vif_op,
+    vswitchd_cpu,
+    vxlan_networks,
+)
 
 from neutrino.agents.ovs.agent import OvsDriver  # noqa: E402
 from neutrino.agents.ovs.model import AgentConfig  # noqa: E402
@@ -50,21 +68,33 @@ from neutrino.feed.state import State  # noqa: E402
 from neutrino.system import iproute  # noqa: E402
 from neutrino.system import netns as netns_mod  # noqa: E402
 from neutrino.system import ovsdb as sysovs  # noqa: E402
-from _common import pct  # noqa: E402 - bench/ is on sys.path
-from l2_bench import (DEFAULT_SG, Timers, breakdown, default_group_rules, flow_count,  # noqa: E402
-                      instrument_planner, make_port, ms, stop, timed_runner, vif_op, vswitchd_cpu,
-                      vxlan_networks)
 
 HOST = "fw-bench-host"
 TYPES = frozenset({"port", "network", "agent", "security_group_rule"})
 
 
-def rule(rid: str, group: str, direction: str, ethertype: str = "IPv4", protocol: str | None = None,
-         lo: int | None = None, hi: int | None = None, prefix: str | None = None,
-         remote: str | None = None) -> dict[str, Any]:
-    return {"id": rid, "security_group_id": group, "direction": direction, "ethertype": ethertype,
-            "protocol": protocol, "port_range_min": lo, "port_range_max": hi, "remote_ip_prefix": prefix,
-            "remote_group_id": remote}
+def rule(
+    rid: str,
+    group: str,
+    direction: str,
+    ethertype: str = "IPv4",
+    protocol: str | None = None,
+    lo: int | None = None,
+    hi: int | None = None,
+    prefix: str | None = None,
+    remote: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": rid,
+        "security_group_id": group,
+        "direction": direction,
+        "ethertype": ethertype,
+        "protocol": protocol,
+        "port_range_min": lo,
+        "port_range_max": hi,
+        "remote_ip_prefix": prefix,
+        "remote_group_id": remote,
+    }
 
 
 def fifty_rules(group: str) -> dict[str, dict[str, Any]]:
@@ -74,8 +104,18 @@ def fifty_rules(group: str) -> dict[str, dict[str, Any]]:
     specs: list[tuple[Any, ...]] = []
     for i, port in enumerate((22, 80, 443, 3306, 5432, 6379, 8080, 9090, 11211, 27017)):
         specs.append(("ingress", "IPv4", "tcp", port, port, f"172.16.{i}.0/24", None))
-    for i, (lo, hi) in enumerate(((1000, 1999), (3000, 3100), (5000, 5005), (6000, 6999), (8000, 8099),
-                                  (10000, 10999), (20000, 20100), (30000, 30009))):
+    for i, (lo, hi) in enumerate(
+        (
+            (1000, 1999),
+            (3000, 3100),
+            (5000, 5005),
+            (6000, 6999),
+            (8000, 8099),
+            (10000, 10999),
+            (20000, 20100),
+            (30000, 30009),
+        )
+    ):
         specs.append(("ingress", "IPv4", "tcp" if i % 2 else "udp", lo, hi, "0.0.0.0/0", None))
     for i, port in enumerate((53, 123, 161, 514, 1812, 4789, 5353, 6081)):
         specs.append(("ingress", "IPv4", "udp", port, port, f"10.{100 + i}.0.0/16", None))
@@ -103,6 +143,7 @@ def children_cpu() -> float:
 # rules: rule change, membership change, flows per port
 # --------------------------------------------------------------------------
 
+
 def rules_bench(n_ports: int, n_nets: int, repeat: int) -> None:
     print(f"\n## Security-group changes at {n_ports} ports on {n_nets} networks (in-process agent)\n")
     timers = Timers()
@@ -123,14 +164,15 @@ def rules_bench(n_ports: int, n_nets: int, repeat: int) -> None:
         ovs.transact([sysovs.AddBridge("br-int", datapath_type="netdev")])
         plist = list(ports.values())
         for s in range(0, n_ports, 250):
-            ovs.transact([vif_op(p) for p in plist[s:s + 250]])
+            ovs.transact([vif_op(p) for p in plist[s : s + 250]])
         rules = default_group_rules()
         rev = [0]
 
         def state() -> State:
             rev[0] += 1
-            return State(rev[0], {"port": dict(ports), "network": nets, "agent": {},
-                                  "security_group_rule": dict(rules)}, TYPES)
+            return State(
+                rev[0], {"port": dict(ports), "network": nets, "agent": {}, "security_group_rule": dict(rules)}, TYPES
+            )
 
         drv = OvsDriver(cfg, ovs)
 
@@ -143,8 +185,10 @@ def rules_bench(n_ports: int, n_nets: int, repeat: int) -> None:
             dt = time.perf_counter() - t0
             cpu = time.process_time() - c0
             t, n, extra = timers.snapshot()
-            print(f"* {label}: **{ms(dt)}**{target}; CPU: agent {ms(cpu)}, ovs tools "
-                  f"{ms(children_cpu() - k0)}, ovs-vswitchd {ms(vswitchd_cpu(tmp / 'ovs') - v0)}")
+            print(
+                f"* {label}: **{ms(dt)}**{target}; CPU: agent {ms(cpu)}, ovs tools "
+                f"{ms(children_cpu() - k0)}, ovs-vswitchd {ms(vswitchd_cpu(tmp / 'ovs') - v0)}"
+            )
             print(f"  - {breakdown(dt, t, n, extra)}")
             return dt, cpu
 
@@ -161,8 +205,13 @@ def rules_bench(n_ports: int, n_nets: int, repeat: int) -> None:
         for k in range(repeat):
             rid = f"bench-http-{k}"
             rules[rid] = rule(rid, DEFAULT_SG, "ingress", "IPv4", "tcp", 8000 + k, 8000 + k, "0.0.0.0/0")
-            add_lat.append(measure(f"rule added to the group of all {n_ports} ports (#{k + 1})",
-                                   lambda: drv.reconcile_sync(state(), True), " (target <= 1 s)")[0])
+            add_lat.append(
+                measure(
+                    f"rule added to the group of all {n_ports} ports (#{k + 1})",
+                    lambda: drv.reconcile_sync(state(), True),
+                    " (target <= 1 s)",
+                )[0]
+            )
             del rules[rid]
             del_lat.append(measure(f"rule removed (#{k + 1})", lambda: drv.reconcile_sync(state(), True))[0])
         print(f"* rule change p50: added {ms(pct(add_lat, 50))}, removed {ms(pct(del_lat, 50))}")
@@ -174,11 +223,11 @@ def rules_bench(n_ports: int, n_nets: int, repeat: int) -> None:
             remote = make_port(n_ports + 100 + k, net_ids[0], host="elsewhere")
             remote["fixed_ips"] = [{"ip_address": f"192.168.{k}.7"}]
             ports[remote["id"]] = remote
-            join_lat.append(measure(f"remote port joins the group (#{k + 1})",
-                                    lambda: drv.reconcile_sync(state(), True))[0])
+            join_lat.append(
+                measure(f"remote port joins the group (#{k + 1})", lambda: drv.reconcile_sync(state(), True))[0]
+            )
             del ports[remote["id"]]
-            leave_lat.append(measure(f"remote port leaves (#{k + 1})",
-                                     lambda: drv.reconcile_sync(state(), True))[0])
+            leave_lat.append(measure(f"remote port leaves (#{k + 1})", lambda: drv.reconcile_sync(state(), True))[0])
         print(f"* membership change p50: join {ms(pct(join_lat, 50))}, leave {ms(pct(leave_lat, 50))}")
 
         # The same ports in a 50-rule group.
@@ -230,12 +279,16 @@ c.close()
 
 def transfer(src_ns: str, dst_ns: str, dst_ip: str, seconds: float, port: int = 5201) -> float:
     """MB/s of one TCP bulk transfer from ``src_ns`` to ``dst_ip`` in ``dst_ns``."""
-    rx = subprocess.Popen(["ip", "netns", "exec", dst_ns, sys.executable, "-c", RECEIVER, str(port)],
-                          stdout=subprocess.PIPE, text=True)
+    rx = subprocess.Popen(
+        ["ip", "netns", "exec", dst_ns, sys.executable, "-c", RECEIVER, str(port)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert rx.stdout is not None and rx.stdout.readline().strip() == "ready"
-        subprocess.run(["ip", "netns", "exec", src_ns, sys.executable, "-c", SENDER, dst_ip, str(port),
-                        str(seconds)], check=True, timeout=seconds + 60)
+        subprocess.run(
+            ["ip", "netns", "exec", src_ns, sys.executable, "-c", SENDER, dst_ip, str(port), str(seconds)],
+            check=True,
+            timeout=seconds + 60,
+        )
         out, _ = rx.communicate(timeout=60)
         n, dt = out.split()
         return int(n) / float(dt) / 1e6
@@ -258,8 +311,13 @@ def throughput_bench(seconds: float, rounds: int) -> None:
         ovs = po.start()
         ovs.transact([sysovs.AddBridge("br-int", datapath_type="netdev")])
         cfg = AgentConfig(host=HOST, datapath_type="netdev")
-        net = {"id": "fwt-net", "provider:network_type": "local", "provider:physical_network": None,
-               "provider:segmentation_id": None, "mtu": 1500}
+        net = {
+            "id": "fwt-net",
+            "provider:network_type": "local",
+            "provider:physical_network": None,
+            "provider:segmentation_id": None,
+            "mtu": 1500,
+        }
         ports = {}
         for i, ns in enumerate(vm_ns, start=1):
             p = make_port(i, net["id"], host=HOST)
@@ -273,10 +331,20 @@ def throughput_bench(seconds: float, rounds: int) -> None:
             iproute.disable_offloads(tap, netns=ovs_ns)
             iproute.disable_offloads("eth0", netns=ns)
             iproute.ensure_address("eth0", f"10.77.0.{i}/24", netns=ns)
-            ovs.transact([sysovs.AddPort("br-int", tap, external_ids={
-                "iface-id": p["id"], "attached-mac": p["mac_address"], "iface-status": "active"})])
-        st = State(1, {"port": ports, "network": {net["id"]: net}, "agent": {},
-                       "security_group_rule": default_group_rules()}, TYPES)
+            ovs.transact(
+                [
+                    sysovs.AddPort(
+                        "br-int",
+                        tap,
+                        external_ids={"iface-id": p["id"], "attached-mac": p["mac_address"], "iface-status": "active"},
+                    )
+                ]
+            )
+        st = State(
+            1,
+            {"port": ports, "network": {net["id"]: net}, "agent": {}, "security_group_rule": default_group_rules()},
+            TYPES,
+        )
         results: dict[str, list[float]] = {"openvswitch": [], "noop": []}
         vcpu: dict[str, list[float]] = {"openvswitch": [], "noop": []}
         for r in range(rounds):
@@ -287,20 +355,27 @@ def throughput_bench(seconds: float, rounds: int) -> None:
                 statuses = drv.reconcile_sync(st, True)
                 stop(drv)
                 assert set(statuses.values()) == {"ACTIVE"}, statuses
-                ping = subprocess.run(["ip", "netns", "exec", vm_ns[0], "ping", "-c", "3", "-i", "0.2", "-W", "2",
-                                       "10.77.0.2"], capture_output=True, text=True)
+                ping = subprocess.run(
+                    ["ip", "netns", "exec", vm_ns[0], "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.77.0.2"],
+                    capture_output=True,
+                    text=True,
+                )
                 if ping.returncode != 0:
                     print(f"  ({driver}: ping failed: {ping.stdout.strip().splitlines()[-1:]})")
                 v0 = vswitchd_cpu(tmp / "ovs")
                 mbs = transfer(vm_ns[0], vm_ns[1], "10.77.0.2", seconds)
                 results[driver].append(mbs)
                 vcpu[driver].append((vswitchd_cpu(tmp / "ovs") - v0) / seconds)
-                print(f"* round {r + 1}, firewall_driver = {driver}: {mbs:.0f} MB/s "
-                      f"(ovs-vswitchd {100 * vcpu[driver][-1]:.0f} % of a CPU, "
-                      f"{vcpu[driver][-1] * 1000 / mbs:.1f} CPU s per GB)")
+                print(
+                    f"* round {r + 1}, firewall_driver = {driver}: {mbs:.0f} MB/s "
+                    f"(ovs-vswitchd {100 * vcpu[driver][-1]:.0f} % of a CPU, "
+                    f"{vcpu[driver][-1] * 1000 / mbs:.1f} CPU s per GB)"
+                )
         fw, noop = pct(results["openvswitch"], 50), pct(results["noop"], 50)
-        print(f"* median: openvswitch **{fw:.0f} MB/s**, noop **{noop:.0f} MB/s**, ratio **{fw / noop:.2f}**; "
-              f"best: {max(results['openvswitch']):.0f} / {max(results['noop']):.0f} MB/s")
+        print(
+            f"* median: openvswitch **{fw:.0f} MB/s**, noop **{noop:.0f} MB/s**, ratio **{fw / noop:.2f}**; "
+            f"best: {max(results['openvswitch']):.0f} / {max(results['noop']):.0f} MB/s"
+        )
     finally:
         for d in drivers:
             stop(d)
@@ -327,8 +402,10 @@ def main() -> int:
         rules_bench(args.ports, args.networks, args.repeat)
     if args.only in (None, "throughput"):
         throughput_bench(args.seconds, args.rounds)
-    print(f"\n(total {time.monotonic() - t0:.0f} s on {os.cpu_count()} CPUs; load average "
-          f"{os.getloadavg()[0]:.1f} at the end)")
+    print(
+        f"\n(total {time.monotonic() - t0:.0f} s on {os.cpu_count()} CPUs; load average "
+        f"{os.getloadavg()[0]:.1f} at the end)"
+    )
     return 0
 
 

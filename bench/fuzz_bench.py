@@ -38,7 +38,7 @@ from neutrino.db.migrate import upgrade  # noqa: E402
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from tests.api.conftest import BASE_OVERRIDES, Api  # noqa: E402
+    from tests.api.conftest import BASE_OVERRIDES, Api
 from tests.security.fuzz_helpers import NEGATIVE, POSITIVE, Fuzzer, Problem, Stats  # noqa: E402
 
 MODES = {"positive": POSITIVE, "negative": NEGATIVE}
@@ -48,6 +48,7 @@ def fresh_api(workdir: Path, round_no: int, db_url: str) -> Api:
     """An API on an empty, migrated database (a new SQLite file, or ``db_url`` emptied)."""
     if db_url:
         from neutrino.db import tables  # noqa: PLC0415
+
         db = Database(db_url)
         with db.engine.begin() as conn:
             tables.metadata.drop_all(conn)
@@ -69,8 +70,7 @@ def merge(total: Stats, part: Stats) -> None:
 
 
 def print_stats(stats: Stats, seconds: float, rounds: int) -> None:
-    print(f"\n{stats.total} requests in {seconds:.0f} s ({stats.total / max(seconds, 1e-9):.0f}/s), "
-          f"{rounds} round(s)")
+    print(f"\n{stats.total} requests in {seconds:.0f} s ({stats.total / max(seconds, 1e-9):.0f}/s), {rounds} round(s)")
     print("\nby status code:")
     for status, n in sorted(stats.by_status.items()):
         print(f"  {status}  {n:7d}")
@@ -126,16 +126,25 @@ def main() -> int:
             api = fresh_api(Path(tmp), rounds, args.db_url)
             fuzzer = Fuzzer(api)
             try:
-                fuzzer.run(roles, modes, args.examples, rng_seed=args.seed + rounds, deadline=deadline,
-                           only=lambda op_id: args.only in op_id)
+                fuzzer.run(
+                    roles,
+                    modes,
+                    args.examples,
+                    rng_seed=args.seed + rounds,
+                    deadline=deadline,
+                    only=lambda op_id: args.only in op_id,
+                )
             finally:
                 fuzzer.close()
                 api.close()
             merge(total, fuzzer.stats)
             problems += fuzzer.problems
             rounds += 1
-            print(f"round {rounds}: {fuzzer.stats.total} requests, {len(fuzzer.problems)} problem(s), "
-                  f"{time.monotonic() - t0:.0f} s", flush=True)
+            print(
+                f"round {rounds}: {fuzzer.stats.total} requests, {len(fuzzer.problems)} problem(s), "
+                f"{time.monotonic() - t0:.0f} s",
+                flush=True,
+            )
     print_stats(total, time.monotonic() - t0, rounds)
     print_problems(problems, args.show)
     return 1 if problems else 0

@@ -43,7 +43,6 @@ Targets (/work/shared/reference/user-pains.md goal 1): port ready p50 <= 1 s,
 p99 <= 3 s at 50 concurrent boots (Nova waits up to 300 s for vif-plugged).
 """
 
-
 from __future__ import annotations
 
 import argparse
@@ -58,13 +57,16 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import free_offset, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
 
 from neutrino.agents.ovs import agent as ovs_agent  # noqa: E402
 from neutrino.agents.ovs.agent import OvsDriver  # noqa: E402
@@ -74,7 +76,6 @@ from neutrino.feed.state import State  # noqa: E402
 from neutrino.system import netns as netns_mod  # noqa: E402
 from neutrino.system import ovsdb as sysovs  # noqa: E402
 from neutrino.system.exec import Completed, run  # noqa: E402
-from _common import free_offset, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
 
 NEUTRINO = [sys.executable, "-m", "neutrino.cli.main"]
 HOST = "l2-bench-host"
@@ -115,6 +116,7 @@ def vswitchd_floor(ovs: sysovs.Ovs, rundir: Path, ns: str, samples: int = 6) -> 
     """The best any agent could do at this size: a VIF is plugged (``ovs-vsctl add-port``
     returns) and one flow bundle (a single trivial flow) is sent at once, with no planning
     at all; plus the main-thread work ovs-vswitchd still had to do for the plug alone."""
+
     def settle() -> float:
         """Main-thread ms until it has been (nearly) idle for 100 ms."""
         start = last = vswitchd_main_ms(rundir)
@@ -133,14 +135,20 @@ def vswitchd_floor(ovs: sysovs.Ovs, rundir: Path, ns: str, samples: int = 6) -> 
         settle()
         ovs.transact([sysovs.AddPort("br-int", f"floorb{i}", type="internal")])
         t0 = time.perf_counter()
-        run(["ovs-ofctl", "-O", "OpenFlow14", "--bundle", "add-flows", ovs.mgmt("br-int"), "-"],
-            netns=ns, env=ovs.env, input=f"table=99,priority={i + 1},actions=drop\n")
+        run(
+            ["ovs-ofctl", "-O", "OpenFlow14", "--bundle", "add-flows", ovs.mgmt("br-int"), "-"],
+            netns=ns,
+            env=ovs.env,
+            input=f"table=99,priority={i + 1},actions=drop\n",
+        )
         best.append(time.perf_counter() - t0)
-    print(f"* floor, ovs-vswitchd alone (p50 of {samples}): a one-flow bundle sent the moment "
-          f"`ovs-vsctl add-port` returns completes after **{ms(pct(best, 50))}** (no agent, no "
-          f"planning); ovs-vswitchd's main thread is still busy {pct(after_plug, 50):.0f} ms with "
-          f"the plug when ovs-vsctl returns.  Any change (port or flow) makes it rebuild its "
-          f"translation state over every port of the bridge")
+    print(
+        f"* floor, ovs-vswitchd alone (p50 of {samples}): a one-flow bundle sent the moment "
+        f"`ovs-vsctl add-port` returns completes after **{ms(pct(best, 50))}** (no agent, no "
+        f"planning); ovs-vswitchd's main thread is still busy {pct(after_plug, 50):.0f} ms with "
+        f"the plug when ovs-vsctl returns.  Any change (port or flow) makes it rebuild its "
+        f"translation state over every port of the bridge"
+    )
 
 
 class Cpu:
@@ -158,9 +166,9 @@ class Cpu:
 
     def text(self) -> str:
         vs = vswitchd_cpu(self.rundir) - self.vswitchd
-        return (f"CPU: agent {ms(time.process_time() - self.own)}, "
-                f"ovs tools {ms(self._children() - self.tools)}"
-                + (f", ovs-vswitchd {ms(vs)}" if vs == vs else ""))
+        return f"CPU: agent {ms(time.process_time() - self.own)}, ovs tools {ms(self._children() - self.tools)}" + (
+            f", ovs-vswitchd {ms(vs)}" if vs == vs else ""
+        )
 
 
 class Timers:
@@ -208,6 +216,7 @@ def timed_runner(timers: Timers) -> Callable[..., Completed]:
         elif kind == "ovs-ofctl bundle" and kw.get("input"):
             timers.extra["flow mods sent"] += kw["input"].count("\n")
         return done
+
     return runner
 
 
@@ -216,18 +225,21 @@ def instrument_planner(timers: Timers) -> Iterator[None]:
     """Time the pure steps the executor runs: the planner, the observed-state conversion,
     parsing of ovs-vsctl / dump-flows output and the flow diff."""
     from neutrino.agents.ovs import derive
+
     try:
         from neutrino.system.ovsdb_monitor import OvsdbMonitor
     except ImportError:  # an older agent
-        OvsdbMonitor = None  # noqa: N806
-    targets = [(ovs_agent, "plan", "planner (pure)"),
-               (ovs_agent, "observed_state", "observed_state()"),
-               (ovs_agent, "flow_changes", "flow diff"),
-               (derive, "desired_host", "derive (feed -> desired)"),
-               (sysovs, "parse_state", "parse ovs-vsctl JSON"),
-               (ovs_agent, "dump_entries", "parse dump-flows"),
-               (OvsdbMonitor, "state_and_generation", "OVSDB monitor read"),
-               (OvsdbMonitor, "transact", "OVSDB monitor transact")]
+        OvsdbMonitor = None
+    targets = [
+        (ovs_agent, "plan", "planner (pure)"),
+        (ovs_agent, "observed_state", "observed_state()"),
+        (ovs_agent, "flow_changes", "flow diff"),
+        (derive, "desired_host", "derive (feed -> desired)"),
+        (sysovs, "parse_state", "parse ovs-vsctl JSON"),
+        (ovs_agent, "dump_entries", "parse dump-flows"),
+        (OvsdbMonitor, "state_and_generation", "OVSDB monitor read"),
+        (OvsdbMonitor, "transact", "OVSDB monitor transact"),
+    ]
     # (Missing targets are skipped, so the bench also runs against older agents.)
     targets = [(mod, name, label) for mod, name, label in targets if mod is not None and hasattr(mod, name)]
     saved = [(mod, name, getattr(mod, name)) for mod, name, _ in targets]
@@ -239,6 +251,7 @@ def instrument_planner(timers: Timers) -> Iterator[None]:
                 return fn(*a, **kw)
             finally:
                 timers.add(label, time.perf_counter() - t0)
+
         return timed
 
     for mod, name, label in targets:
@@ -250,8 +263,9 @@ def instrument_planner(timers: Timers) -> Iterator[None]:
             setattr(mod, name, fn)
 
 
-def breakdown(total: float, t: Mapping[str, float], n: Mapping[str, int], extra: Mapping[str, int],
-              per: int = 1) -> str:
+def breakdown(
+    total: float, t: Mapping[str, float], n: Mapping[str, int], extra: Mapping[str, int], per: int = 1
+) -> str:
     parts = []
     accounted = 0.0
     for kind in sorted(t, key=lambda k: -t[k]):
@@ -273,10 +287,20 @@ DEFAULT_SG = "sg-default"
 def default_group_rules(sg: str = DEFAULT_SG) -> dict[str, dict[str, Any]]:
     """The rules of a project's default security group (egress anything, ingress from the group)."""
     rules = [("egress", "IPv4", None), ("egress", "IPv6", None), ("ingress", "IPv4", sg), ("ingress", "IPv6", sg)]
-    return {f"{sg}-r{i}": {"id": f"{sg}-r{i}", "security_group_id": sg, "direction": d, "ethertype": e,
-                           "protocol": None, "port_range_min": None, "port_range_max": None,
-                           "remote_ip_prefix": None, "remote_group_id": g}
-            for i, (d, e, g) in enumerate(rules)}
+    return {
+        f"{sg}-r{i}": {
+            "id": f"{sg}-r{i}",
+            "security_group_id": sg,
+            "direction": d,
+            "ethertype": e,
+            "protocol": None,
+            "port_range_min": None,
+            "port_range_max": None,
+            "remote_ip_prefix": None,
+            "remote_group_id": g,
+        }
+        for i, (d, e, g) in enumerate(rules)
+    }
 
 
 def vxlan_networks(n: int, first_vni: int) -> dict[str, dict[str, Any]]:
@@ -284,8 +308,13 @@ def vxlan_networks(n: int, first_vni: int) -> dict[str, dict[str, Any]]:
     nets = {}
     for i in range(n):
         nid = str(uuid.uuid4())
-        nets[nid] = {"id": nid, "provider:network_type": "vxlan", "provider:physical_network": None,
-                     "provider:segmentation_id": first_vni + i, "mtu": 1450}
+        nets[nid] = {
+            "id": nid,
+            "provider:network_type": "vxlan",
+            "provider:physical_network": None,
+            "provider:segmentation_id": first_vni + i,
+            "mtu": 1450,
+        }
     return nets
 
 
@@ -293,27 +322,43 @@ def make_port(i: int, net_id: str, groups: Sequence[str] = (DEFAULT_SG,), host: 
     pid = str(uuid.uuid4())
     mac = f"fa:16:3e:{(i >> 16) & 255:02x}:{(i >> 8) & 255:02x}:{i & 255:02x}"
     ip = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{(i & 255) or 1}"
-    return {"id": pid, "network_id": net_id, "mac_address": mac,
-            "fixed_ips": [{"ip_address": ip, "subnet_id": "sub-" + net_id}],
-            "binding:host_id": host, "binding:vif_type": "ovs", "admin_state_up": True,
-            "port_security_enabled": True, "device_owner": "compute:nova", "status": "DOWN",
-            "security_groups": list(groups)}
+    return {
+        "id": pid,
+        "network_id": net_id,
+        "mac_address": mac,
+        "fixed_ips": [{"ip_address": ip, "subnet_id": "sub-" + net_id}],
+        "binding:host_id": host,
+        "binding:vif_type": "ovs",
+        "admin_state_up": True,
+        "port_security_enabled": True,
+        "device_owner": "compute:nova",
+        "status": "DOWN",
+        "security_groups": list(groups),
+    }
 
 
 def vif_op(port: Mapping[str, Any], hint: tuple[int, dict[str, str]] | None = None) -> sysovs.AddPort:
     """The VIF as the compute agent plugs it: with the network's local VLAN when ``hint``."""
     tag, other_config = hint if hint else (None, {})
-    return sysovs.AddPort("br-int", "tap" + port["id"][:11], type="internal", tag=tag,
-                          other_config=other_config, external_ids={
-        "iface-id": port["id"], "attached-mac": port["mac_address"], "iface-status": "active"})
+    return sysovs.AddPort(
+        "br-int",
+        "tap" + port["id"][:11],
+        type="internal",
+        tag=tag,
+        other_config=other_config,
+        external_ids={"iface-id": port["id"], "attached-mac": port["mac_address"], "iface-status": "active"},
+    )
 
 
-def make_state(rev: int, ports: Mapping[str, Any], nets: Mapping[str, Any],
-               rules: Mapping[str, Any] | None = None) -> State:
+def make_state(
+    rev: int, ports: Mapping[str, Any], nets: Mapping[str, Any], rules: Mapping[str, Any] | None = None
+) -> State:
     rules = default_group_rules() if rules is None else rules
-    return State(rev, {"port": dict(ports), "network": dict(nets), "agent": {},
-                       "security_group_rule": dict(rules)},
-                 frozenset({"port", "network", "agent", "security_group_rule"}))
+    return State(
+        rev,
+        {"port": dict(ports), "network": dict(nets), "agent": {}, "security_group_rule": dict(rules)},
+        frozenset({"port", "network", "agent", "security_group_rule"}),
+    )
 
 
 def flow_count(drv: OvsDriver, bridge: str) -> int:
@@ -341,8 +386,13 @@ def resync_bench(n_ports: int, n_nets: int, n_incr: int, budget: float, profile:
     try:
         netns_mod.ensure_netns(ns)
         ovs = po.start()
-        cfg = AgentConfig(host=HOST, bridge_mappings={"physnet": "br-phys"}, local_ip="127.0.0.1",
-                          tunnel_types=("vxlan",), datapath_type="netdev")
+        cfg = AgentConfig(
+            host=HOST,
+            bridge_mappings={"physnet": "br-phys"},
+            local_ip="127.0.0.1",
+            tunnel_types=("vxlan",),
+            datapath_type="netdev",
+        )
         nets = vxlan_networks(n_nets, first_vni=1000)
         net_ids = list(nets)
         ports: dict[str, Any] = {}
@@ -353,9 +403,11 @@ def resync_bench(n_ports: int, n_nets: int, n_incr: int, budget: float, profile:
         ovs.transact([sysovs.AddBridge("br-int", datapath_type="netdev")])
         plist = list(ports.values())
         for s in range(0, n_ports, 250):
-            ovs.transact([vif_op(p) for p in plist[s:s + 250]])
-        print(f"setup: {n_ports} VIFs added in {ms(time.perf_counter() - t0)} "
-              f"({(n_ports + 249) // 250} ovs-vsctl transactions)")
+            ovs.transact([vif_op(p) for p in plist[s : s + 250]])
+        print(
+            f"setup: {n_ports} VIFs added in {ms(time.perf_counter() - t0)} "
+            f"({(n_ports + 249) // 250} ovs-vsctl transactions)"
+        )
         state = make_state(1, ports, nets)
 
         def measure(label: str, fn: Callable[[], dict[str, str]], target: str = "") -> float:
@@ -363,6 +415,7 @@ def resync_bench(n_ports: int, n_nets: int, n_incr: int, budget: float, profile:
             prof = None
             if profile is not None:
                 import cProfile
+
                 prof = cProfile.Profile()
                 prof.enable()
             cpu = Cpu(tmp / "ovs")
@@ -383,39 +436,55 @@ def resync_bench(n_ports: int, n_nets: int, n_incr: int, budget: float, profile:
 
         cold = OvsDriver(cfg, ovs)
         drivers.append(cold)
-        measure("cold sync (fresh driver, nothing wired)", lambda: cold.reconcile_sync(state, True),
-                " (target <= 10 s)")
+        measure(
+            "cold sync (fresh driver, nothing wired)", lambda: cold.reconcile_sync(state, True), " (target <= 10 s)"
+        )
         stop(cold)
         counts = flows_per_bridge(cold)
-        print(f"  - flows per bridge after the cold sync: {counts} "
-              f"(br-int: {int(counts.split(',')[0].split()[1]) / n_ports:.1f} per port)")
+        print(
+            f"  - flows per bridge after the cold sync: {counts} "
+            f"(br-int: {int(counts.split(',')[0].split()[1]) / n_ports:.1f} per port)"
+        )
         warm = OvsDriver(cfg, ovs)
         drivers.append(warm)
-        measure("warm sync (restarted agent: new driver, new cookie, everything wired)",
-                lambda: warm.reconcile_sync(state, True), " (should be near no-op)")
+        measure(
+            "warm sync (restarted agent: new driver, new cookie, everything wired)",
+            lambda: warm.reconcile_sync(state, True),
+            " (should be near no-op)",
+        )
         stop(warm)
         same = OvsDriver(cfg, ovs, cookie=warm.cookie)
         drivers.append(same)
-        measure("warm sync with the previous cookie (lower bound of a restart)",
-                lambda: same.reconcile_sync(state, True))
-        measure("no-op reconcile (feed moved, nothing changed for this host)",
-                lambda: same.reconcile_sync(make_state(2, ports, nets), True))
-        measure("idle tick (feed unchanged: canary check only)",
-                lambda: same.reconcile_sync(make_state(2, ports, nets), False))
+        measure(
+            "warm sync with the previous cookie (lower bound of a restart)", lambda: same.reconcile_sync(state, True)
+        )
+        measure(
+            "no-op reconcile (feed moved, nothing changed for this host)",
+            lambda: same.reconcile_sync(make_state(2, ports, nets), True),
+        )
+        measure(
+            "idle tick (feed unchanged: canary check only)",
+            lambda: same.reconcile_sync(make_state(2, ports, nets), False),
+        )
 
         if hasattr(ovs_agent, "REREAD_EVERY"):
+
             def periodic_full() -> dict[str, str]:
                 same._reread_at = float("-inf")
                 return same.reconcile_sync(make_state(2, ports, nets), False)
 
-            measure(f"periodic full pass (every {ovs_agent.REREAD_EVERY:g} s: flows re-read, nothing to "
-                    "change)", periodic_full)
+            measure(
+                f"periodic full pass (every {ovs_agent.REREAD_EVERY:g} s: flows re-read, nothing to change)",
+                periodic_full,
+            )
 
         # part 3: one more port at a time, plugged as neutrino's compute agent plugs it (with
         # the network's local VLAN, vif_hint), then bare (as os-vif does: the agent writes it).
         rev = 3
-        for hinted, how in ((True, "plugged with its local VLAN (compute agent)"),
-                            (False, "plugged bare (the agent writes tag and other_config)")):
+        for hinted, how in (
+            (True, "plugged with its local VLAN (compute agent)"),
+            (False, "plugged bare (the agent writes tag and other_config)"),
+        ):
             lat: list[float] = []
             cpu_own: list[float] = []
             cpu_vswitchd: list[float] = []
@@ -427,14 +496,14 @@ def resync_bench(n_ports: int, n_nets: int, n_incr: int, budget: float, profile:
                 p = make_port(len(ports) + 1, net_ids[k % n_nets])
                 ports[p["id"]] = p
                 hint = local_vlan_hint(ovs, p["network_id"]) if hinted else None
-                ovs.transact([vif_op(p, hint)])   # the VIF is plugged ...
+                ovs.transact([vif_op(p, hint)])  # the VIF is plugged ...
                 st = make_state(rev, ports, nets)
                 rev += 1
                 timers.reset()
                 c0, v0 = time.process_time(), vswitchd_cpu(tmp / "ovs")
                 t0 = time.perf_counter()
                 with instrument_planner(timers):
-                    statuses = same.reconcile_sync(st, True)   # ... and the agent wires it
+                    statuses = same.reconcile_sync(st, True)  # ... and the agent wires it
                 lat.append(time.perf_counter() - t0)
                 cpu_own.append(time.process_time() - c0)
                 cpu_vswitchd.append(vswitchd_cpu(tmp / "ovs") - v0)
@@ -447,11 +516,12 @@ def resync_bench(n_ports: int, n_nets: int, n_incr: int, budget: float, profile:
                 for kind, v in extra.items():
                     agg.extra[kind] += v
             if lat:
-                print(f"\n## Incremental wiring of one more port at {n_ports} ports, {how} "
-                      f"({len(lat)} samples)\n")
-                print(f"* reconcile after one port + VIF added: p50 **{ms(pct(lat, 50))}**, "
-                      f"p99 {ms(pct(lat, 99))} (target p50 <= 100 ms); CPU p50: agent "
-                      f"{ms(pct(cpu_own, 50))}, ovs-vswitchd {ms(pct(cpu_vswitchd, 50))}")
+                print(f"\n## Incremental wiring of one more port at {n_ports} ports, {how} ({len(lat)} samples)\n")
+                print(
+                    f"* reconcile after one port + VIF added: p50 **{ms(pct(lat, 50))}**, "
+                    f"p99 {ms(pct(lat, 99))} (target p50 <= 100 ms); CPU p50: agent "
+                    f"{ms(pct(cpu_own, 50))}, ovs-vswitchd {ms(pct(cpu_vswitchd, 50))}"
+                )
                 print(f"  - per port: {breakdown(sum(lat), agg.t, agg.n, agg.extra, per=len(lat))}")
         if time.monotonic() < deadline:
             vswitchd_floor(ovs, tmp / "ovs", ns)
@@ -469,9 +539,17 @@ def resync_bench(n_ports: int, n_nets: int, n_incr: int, budget: float, profile:
 
 
 def get_token(env: Mapping[str, str]) -> str:
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": env["OS_USERNAME"], "domain": {"name": "Default"}, "password": env["OS_PASSWORD"]}}},
-        "scope": {"project": {"name": env["OS_PROJECT_NAME"], "domain": {"name": "Default"}}}}}
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {"name": env["OS_USERNAME"], "domain": {"name": "Default"}, "password": env["OS_PASSWORD"]}
+                },
+            },
+            "scope": {"project": {"name": env["OS_PROJECT_NAME"], "domain": {"name": "Default"}}},
+        }
+    }
     r = httpx.post(f"{env['OS_AUTH_URL'].rstrip('/')}/auth/tokens", json=body, timeout=30)
     r.raise_for_status()
     return r.headers["X-Subject-Token"]
@@ -492,8 +570,7 @@ class FeedWatch:
     def _run(self) -> None:
         while not self.stop.is_set():
             try:
-                body = self.c.get("/neutrino/v1/changes", params={"since": self.rev, "timeout": 1},
-                                  timeout=15).json()
+                body = self.c.get("/neutrino/v1/changes", params={"since": self.rev, "timeout": 1}, timeout=15).json()
             except httpx.HTTPError:
                 time.sleep(0.1)
                 continue
@@ -531,10 +608,16 @@ def api_bench(n_ports: int, n_burst: int, n_servers: int, budget: float, keep: b
     deadline = time.monotonic() + budget
     feed = None
     try:
-        subprocess.run([*NEUTRINO, "up", "--state-dir", str(state), "--port-offset", str(off)],
-                       check=True, env=env, stdout=subprocess.DEVNULL, timeout=120)
+        subprocess.run(
+            [*NEUTRINO, "up", "--state-dir", str(state), "--port-offset", str(off)],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            timeout=120,
+        )
         print(f"`neutrino up` (until the agents report alive): {ms(time.perf_counter() - t0)}")
         from neutrino.cli.main import load_config
+
         cfg = load_config(state / "neutrino.conf", state, off)
         ovs = ovs_agent.host_ovs(cfg)
         admin = read_openrc(state / "admin-openrc")
@@ -544,8 +627,9 @@ def api_bench(n_ports: int, n_burst: int, n_servers: int, budget: float, keep: b
         agents = c.get("/v2.0/agents").json()["agents"]
         host = next(a["host"] for a in agents if a["agent_type"] == "Open vSwitch agent")
         net = c.post("/v2.0/networks", json={"network": {"name": "l2b-net"}}).json()["network"]
-        c.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4,
-                                                 "cidr": "10.77.0.0/16"}}).raise_for_status()
+        c.post(
+            "/v2.0/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4, "cidr": "10.77.0.0/16"}}
+        ).raise_for_status()
         feed = FeedWatch(net_url, tok)
         seq = 0
 
@@ -554,16 +638,34 @@ def api_bench(n_ports: int, n_burst: int, n_servers: int, budget: float, keep: b
             nonlocal seq
             seq += 1
             t0 = time.perf_counter()
-            r = c.post("/v2.0/ports", json={"port": {"network_id": net["id"], "binding:host_id": host,
-                                                     "device_owner": "compute:l2bench",
-                                                     "device_id": f"l2b-{seq}"}})
+            r = c.post(
+                "/v2.0/ports",
+                json={
+                    "port": {
+                        "network_id": net["id"],
+                        "binding:host_id": host,
+                        "device_owner": "compute:l2bench",
+                        "device_id": f"l2b-{seq}",
+                    }
+                },
+            )
             r.raise_for_status()
             port = r.json()["port"]
             t1 = time.perf_counter()
-            ovs.transact([sysovs.AddPort(cfg.ovs.integration_bridge, "tap" + port["id"][:11],
-                                         type="internal", external_ids={
-                                             "iface-id": port["id"], "attached-mac": port["mac_address"],
-                                             "iface-status": "active"})])
+            ovs.transact(
+                [
+                    sysovs.AddPort(
+                        cfg.ovs.integration_bridge,
+                        "tap" + port["id"][:11],
+                        type="internal",
+                        external_ids={
+                            "iface-id": port["id"],
+                            "attached-mac": port["mac_address"],
+                            "iface-status": "active",
+                        },
+                    )
+                ]
+            )
             return port["id"], t0, t1 - t0, time.perf_counter() - t1
 
         def report(title: str, rows: list[tuple[str, float, float, float]], limit: float) -> None:
@@ -571,16 +673,20 @@ def api_bench(n_ports: int, n_burst: int, n_servers: int, budget: float, keep: b
             missed = len(rows) - len(lat)
             slow = sum(1 for x in lat if x > 3)
             print(f"\n### {title}\n")
-            print(f"* POST /v2.0/ports (binding:host_id set): p50 {ms(pct([r[2] for r in rows], 50))}, "
-                  f"p99 {ms(pct([r[2] for r in rows], 99))}; VIF plug (ovs-vsctl add-port): "
-                  f"p50 {ms(pct([r[3] for r in rows], 50))}")
-            print(f"* create -> ACTIVE on the feed: p50 **{ms(pct(lat, 50))}**, p90 {ms(pct(lat, 90))}, "
-                  f"p99 **{ms(pct(lat, 99))}**, max {ms(max(lat, default=float('nan')))} "
-                  f"(target p50 <= 1 s, p99 <= 3 s); {slow} of {len(lat)} took > 3 s"
-                  + (f"; {missed} not ACTIVE within {limit:g} s" if missed else ""))
+            print(
+                f"* POST /v2.0/ports (binding:host_id set): p50 {ms(pct([r[2] for r in rows], 50))}, "
+                f"p99 {ms(pct([r[2] for r in rows], 99))}; VIF plug (ovs-vsctl add-port): "
+                f"p50 {ms(pct([r[3] for r in rows], 50))}"
+            )
+            print(
+                f"* create -> ACTIVE on the feed: p50 **{ms(pct(lat, 50))}**, p90 {ms(pct(lat, 90))}, "
+                f"p99 **{ms(pct(lat, 99))}**, max {ms(max(lat, default=float('nan')))} "
+                f"(target p50 <= 1 s, p99 <= 3 s); {slow} of {len(lat)} took > 3 s"
+                + (f"; {missed} not ACTIVE within {limit:g} s" if missed else "")
+            )
 
         # ---- one port at a time ----
-        per_port = 35.0   # > FULL_EVERY x polling_interval (30 s): a missed VIF is picked up by then
+        per_port = 35.0  # > FULL_EVERY x polling_interval (30 s): a missed VIF is picked up by then
         rows = []
         seq_end = time.monotonic() + 60
         for i in range(n_ports):
@@ -596,8 +702,9 @@ def api_bench(n_ports: int, n_burst: int, n_servers: int, budget: float, keep: b
         if n_burst:
             rows = [create_and_plug() for _ in range(n_burst)]
             feed.wait_active([r[0] for r in rows], 35)
-            report(f"Same, {n_burst} ports created and plugged back to back (like {n_burst} concurrent boots)",
-                   rows, 35)
+            report(
+                f"Same, {n_burst} ports created and plugged back to back (like {n_burst} concurrent boots)", rows, 35
+            )
 
         # ---- servers: create -> ACTIVE -> first ping from a neighbour ----
         if n_servers:
@@ -605,8 +712,13 @@ def api_bench(n_ports: int, n_burst: int, n_servers: int, budget: float, keep: b
     finally:
         if feed is not None:
             feed.close()
-        subprocess.run([*NEUTRINO, "down", "--state-dir", str(state), "--purge"], env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        subprocess.run(
+            [*NEUTRINO, "down", "--state-dir", str(state), "--purge"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
         if not keep:
             shutil.rmtree(state, ignore_errors=True)
         else:
@@ -621,14 +733,19 @@ def server_bench(off: int, tok: str, n: int, deadline: float, feed: FeedWatch) -
     image = next(i["id"] for i in images if i["name"] == "cirros")
     flavor = next(f["id"] for f in nova.get("/flavors").json()["flavors"] if f["name"] == "m1.nano")
     net = neutron.post("/v2.0/networks", json={"network": {"name": "l2b-srv"}}).json()["network"]
-    neutron.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4,
-                                                   "cidr": "10.78.0.0/24"}}).raise_for_status()
+    neutron.post(
+        "/v2.0/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4, "cidr": "10.78.0.0/24"}}
+    ).raise_for_status()
     lock = threading.Lock()
 
     def boot(name: str) -> str:
         with lock:
-            r = nova.post("/servers", json={"server": {"name": name, "imageRef": image, "flavorRef": flavor,
-                                                       "networks": [{"uuid": net["id"]}]}})
+            r = nova.post(
+                "/servers",
+                json={
+                    "server": {"name": name, "imageRef": image, "flavorRef": flavor, "networks": [{"uuid": net["id"]}]}
+                },
+            )
         r.raise_for_status()
         return r.json()["server"]["id"]
 
@@ -649,8 +766,27 @@ def server_bench(off: int, tok: str, n: int, deadline: float, feed: FeedWatch) -
 
     def first_ping(src: str, dst: str, timeout: float) -> str:
         # One echo every 50 ms until the first answer (or the deadline); "" when answered.
-        r = subprocess.run(["ip", "netns", "exec", f"vm-{src}", "ping", "-n", "-q", "-c", "1", "-i", "0.05",
-                            "-w", str(int(timeout)), dst], capture_output=True, text=True, timeout=timeout + 5)
+        r = subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                f"vm-{src}",
+                "ping",
+                "-n",
+                "-q",
+                "-c",
+                "1",
+                "-i",
+                "0.05",
+                "-w",
+                str(int(timeout)),
+                dst,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout + 5,
+        )
         if r.returncode == 0:
             return ""
         tail = r.stdout.strip().splitlines()[-1:] + r.stderr.strip().splitlines()[-1:]
@@ -663,9 +799,11 @@ def server_bench(off: int, tok: str, n: int, deadline: float, feed: FeedWatch) -
     st = wait_active(neighbour, 35)
     t1 = time.perf_counter()
     pa = feed.active_at.get(nport)
-    print(f"* the neighbour (first server on the network, alone): create -> port ACTIVE "
-          f"{ms(pa - t0) if pa else 'never'}, -> server ACTIVE {ms(t1 - t0)}"
-          + ("" if st == "ACTIVE" else f" (status {st}: no server figures)"))
+    print(
+        f"* the neighbour (first server on the network, alone): create -> port ACTIVE "
+        f"{ms(pa - t0) if pa else 'never'}, -> server ACTIVE {ms(t1 - t0)}"
+        + ("" if st == "ACTIVE" else f" (status {st}: no server figures)")
+    )
     if st != "ACTIVE" or time.monotonic() + 50 > deadline:
         return
     results: dict[int, tuple[float | None, float | None, str]] = {}
@@ -696,15 +834,20 @@ def server_bench(off: int, tok: str, n: int, deadline: float, feed: FeedWatch) -
     active = [r[0] for r in results.values() if r[0] is not None]
     pinged = [r[1] for r in results.values() if r[1] is not None]
     errors = [r[2] for r in results.values() if r[2]]
-    print(f"* {n} servers booted at once: create -> port ACTIVE (OVS agent) p50 {ms(pct(port_active, 50))}, "
-          f"max {ms(max(port_active, default=float('nan')))}; create -> server ACTIVE (port ACTIVE + guest "
-          f"configured) p50 **{ms(pct(active, 50))}**, max {ms(max(active, default=float('nan')))}")
-    print(f"* create -> first ping answered from the neighbour: p50 **{ms(pct(pinged, 50))}**, "
-          f"max {ms(max(pinged, default=float('nan')))}"
-          + (f"; {len(errors)} failed ({'; '.join(sorted(set(errors))[:3])})" if errors else ""))
+    print(
+        f"* {n} servers booted at once: create -> port ACTIVE (OVS agent) p50 {ms(pct(port_active, 50))}, "
+        f"max {ms(max(port_active, default=float('nan')))}; create -> server ACTIVE (port ACTIVE + guest "
+        f"configured) p50 **{ms(pct(active, 50))}**, max {ms(max(active, default=float('nan')))}"
+    )
+    print(
+        f"* create -> first ping answered from the neighbour: p50 **{ms(pct(pinged, 50))}**, "
+        f"max {ms(max(pinged, default=float('nan')))}"
+        + (f"; {len(errors)} failed ({'; '.join(sorted(set(errors))[:3])})" if errors else "")
+    )
 
 
 # --------------------------------------------------------------------------
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

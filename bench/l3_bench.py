@@ -62,24 +62,26 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import Timers, children_cpu, command_kind, free_offset, ms, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
+
 from neutrino import config as nconfig  # noqa: E402
 from neutrino.agents import parallel as parallel_mod  # noqa: E402
 from neutrino.agents.l3 import agent as l3_agent  # noqa: E402
 from neutrino.agents.l3.agent import L3Driver  # noqa: E402
-from neutrino.system.host import SystemHost  # noqa: E402
 from neutrino.agents.l3.model import L3Config, namespace_name  # noqa: E402
 from neutrino.feed.state import State  # noqa: E402
 from neutrino.system import netns as netns_mod  # noqa: E402
 from neutrino.system import ovsdb as sysovs  # noqa: E402
-from _common import Timers, children_cpu, command_kind, free_offset, ms, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
+from neutrino.system.host import SystemHost  # noqa: E402
 
 NEUTRINO = [sys.executable, "-m", "neutrino.cli.main"]
 HOST = "l3-bench-host"
@@ -91,9 +93,6 @@ FEED_TYPES = frozenset({"router", "port", "subnet", "network", "floatingip", "l3
 # --------------------------------------------------------------------------
 
 
-
-
-
 @contextlib.contextmanager
 def instrumented(drv: L3Driver, ops: Timers, cmds: Timers, steps: Timers) -> Iterator[None]:
     """Count, while active, the ops the planner returns (by type, in ``ops``); time every
@@ -102,10 +101,15 @@ def instrumented(drv: L3Driver, ops: Timers, cmds: Timers, steps: Timers) -> Ite
     namespaces, devices, then the routers in parallel)."""
     real_run = subprocess.run
     real_plan, real_observe = l3_agent.plan, drv.observe
-    real_steps = {name: getattr(drv, name) for name in ("apply_all", "_teardown_all", "_create_namespaces",
-                                                        "_create_devices")}
-    labels = {"apply_all": "apply (all)", "_teardown_all": "apply: teardowns",
-              "_create_namespaces": "apply: namespaces + sysctls", "_create_devices": "apply: new devices"}
+    real_steps = {
+        name: getattr(drv, name) for name in ("apply_all", "_teardown_all", "_create_namespaces", "_create_devices")
+    }
+    labels = {
+        "apply_all": "apply (all)",
+        "_teardown_all": "apply: teardowns",
+        "_create_namespaces": "apply: namespaces + sysctls",
+        "_create_devices": "apply: new devices",
+    }
 
     def run(argv: Any, *a: Any, **kw: Any) -> Any:
         t0 = time.perf_counter()
@@ -124,6 +128,7 @@ def instrumented(drv: L3Driver, ops: Timers, cmds: Timers, steps: Timers) -> Ite
                 return fn(*a, **kw)
             finally:
                 into.add(label if label else type(a[0]).__name__, time.perf_counter() - t0)
+
         return wrapper
 
     def plan(*a: Any, **kw: Any) -> Any:
@@ -151,6 +156,7 @@ def instrumented(drv: L3Driver, ops: Timers, cmds: Timers, steps: Timers) -> Ite
 # part 1: full resync, in-process
 # --------------------------------------------------------------------------
 
+
 def _mac(seq: int) -> str:
     return f"fa:16:3e:{(seq >> 16) & 255:02x}:{(seq >> 8) & 255:02x}:{seq & 255:02x}"
 
@@ -169,17 +175,38 @@ def build_state(n_routers: int, rev: int = 1) -> tuple[State, list[str]]:
         nonlocal seq
         seq += 1
         pid = str(uuid.uuid4())
-        ports[pid] = {"id": pid, "network_id": nid, "project_id": "bench", "mac_address": _mac(seq),
-                      "fixed_ips": [{"subnet_id": sid, "ip_address": ip}], "device_owner": owner,
-                      "device_id": device_id, "admin_state_up": True, "binding:host_id": HOST,
-                      "status": "ACTIVE"}
+        ports[pid] = {
+            "id": pid,
+            "network_id": nid,
+            "project_id": "bench",
+            "mac_address": _mac(seq),
+            "fixed_ips": [{"subnet_id": sid, "ip_address": ip}],
+            "device_owner": owner,
+            "device_id": device_id,
+            "admin_state_up": True,
+            "binding:host_id": HOST,
+            "status": "ACTIVE",
+        }
         return ports[pid]
 
     ext, ext_sub = str(uuid.uuid4()), str(uuid.uuid4())
-    nets[ext] = {"id": ext, "name": "l3b-ext", "mtu": 1500, "admin_state_up": True, "router:external": True,
-                 "subnets": [ext_sub], "provider:network_type": "flat", "provider:physical_network": "physnet"}
-    subnets[ext_sub] = {"id": ext_sub, "network_id": ext, "ip_version": 4, "cidr": "172.24.0.0/16",
-                        "gateway_ip": "172.24.0.1"}
+    nets[ext] = {
+        "id": ext,
+        "name": "l3b-ext",
+        "mtu": 1500,
+        "admin_state_up": True,
+        "router:external": True,
+        "subnets": [ext_sub],
+        "provider:network_type": "flat",
+        "provider:physical_network": "physnet",
+    }
+    subnets[ext_sub] = {
+        "id": ext_sub,
+        "network_id": ext,
+        "ip_version": 4,
+        "cidr": "172.24.0.0/16",
+        "gateway_ip": "172.24.0.1",
+    }
     ext_seq = 10
 
     def ext_ip() -> str:
@@ -190,26 +217,60 @@ def build_state(n_routers: int, rev: int = 1) -> tuple[State, list[str]]:
     for r in range(n_routers):
         rid = str(uuid.uuid4())
         gw = port(ext, ext_sub, ext_ip(), "network:router_gateway", rid)
-        routers[rid] = {"id": rid, "name": f"l3b-{r}", "admin_state_up": True, "status": "ACTIVE",
-                        "routes": [], "project_id": "bench",
-                        "external_gateway_info": {"network_id": ext, "enable_snat": True,
-                                                  "external_fixed_ips": gw["fixed_ips"]}}
+        routers[rid] = {
+            "id": rid,
+            "name": f"l3b-{r}",
+            "admin_state_up": True,
+            "status": "ACTIVE",
+            "routes": [],
+            "project_id": "bench",
+            "external_gateway_info": {"network_id": ext, "enable_snat": True, "external_fixed_ips": gw["fixed_ips"]},
+        }
         bindings[rid] = {"id": rid, "router_id": rid, "agent_ids": ["bench-agent"], "hosts": [HOST]}
         for k in range(2):
             nid, sid = str(uuid.uuid4()), str(uuid.uuid4())
             base = f"10.{100 + k}.{r}" if r < 256 else f"10.{110 + 2 * (r // 256) + k}.{r % 256}"
-            nets[nid] = {"id": nid, "name": f"l3b-{r}-{k}", "mtu": 1450, "admin_state_up": True,
-                         "subnets": [sid], "provider:network_type": "vxlan"}
-            subnets[sid] = {"id": sid, "network_id": nid, "ip_version": 4, "cidr": f"{base}.0/24",
-                            "gateway_ip": f"{base}.1"}
+            nets[nid] = {
+                "id": nid,
+                "name": f"l3b-{r}-{k}",
+                "mtu": 1450,
+                "admin_state_up": True,
+                "subnets": [sid],
+                "provider:network_type": "vxlan",
+            }
+            subnets[sid] = {
+                "id": sid,
+                "network_id": nid,
+                "ip_version": 4,
+                "cidr": f"{base}.0/24",
+                "gateway_ip": f"{base}.1",
+            }
             port(nid, sid, f"{base}.1", "network:router_interface", rid)
             vm = port(nid, sid, f"{base}.10", "compute:nova", str(uuid.uuid4()))
             fid = str(uuid.uuid4())
-            fips[fid] = {"id": fid, "floating_ip_address": ext_ip(), "floating_network_id": ext,
-                         "router_id": rid, "port_id": vm["id"], "fixed_ip_address": f"{base}.10",
-                         "status": "DOWN", "port_forwardings": [], "project_id": "bench"}
-    state = State(rev, {"network": nets, "subnet": subnets, "port": ports, "router": routers,
-                        "floatingip": fips, "l3_binding": bindings}, FEED_TYPES)
+            fips[fid] = {
+                "id": fid,
+                "floating_ip_address": ext_ip(),
+                "floating_network_id": ext,
+                "router_id": rid,
+                "port_id": vm["id"],
+                "fixed_ip_address": f"{base}.10",
+                "status": "DOWN",
+                "port_forwardings": [],
+                "project_id": "bench",
+            }
+    state = State(
+        rev,
+        {
+            "network": nets,
+            "subnet": subnets,
+            "port": ports,
+            "router": routers,
+            "floatingip": fips,
+            "l3_binding": bindings,
+        },
+        FEED_TYPES,
+    )
     return state, list(routers)
 
 
@@ -220,21 +281,35 @@ def with_rev(state: State, rev: int) -> State:
 def add_fip(state: State, router_id: str) -> State:
     """One more floating IP on ``router_id`` (its instance port on the router's first subnet)."""
     ports = dict(state.of("port"))
-    intf = next(p for p in ports.values()
-                if p["device_id"] == router_id and p["device_owner"] == "network:router_interface")
+    intf = next(
+        p for p in ports.values() if p["device_id"] == router_id and p["device_owner"] == "network:router_interface"
+    )
     sid = intf["fixed_ips"][0]["subnet_id"]
     base = intf["fixed_ips"][0]["ip_address"].rsplit(".", 1)[0]
     host = random.randrange(100, 250)
     pid = str(uuid.uuid4())
-    ports[pid] = {"id": pid, "network_id": intf["network_id"], "mac_address": _mac(random.randrange(1 << 20)),
-                  "fixed_ips": [{"subnet_id": sid, "ip_address": f"{base}.{host}"}],
-                  "device_owner": "compute:nova", "device_id": str(uuid.uuid4()), "admin_state_up": True}
+    ports[pid] = {
+        "id": pid,
+        "network_id": intf["network_id"],
+        "mac_address": _mac(random.randrange(1 << 20)),
+        "fixed_ips": [{"subnet_id": sid, "ip_address": f"{base}.{host}"}],
+        "device_owner": "compute:nova",
+        "device_id": str(uuid.uuid4()),
+        "admin_state_up": True,
+    }
     used = {f["floating_ip_address"] for f in state.of("floatingip").values()}
     ip = next(f"172.24.200.{i}" for i in range(2, 250) if f"172.24.200.{i}" not in used)
     fid = str(uuid.uuid4())
     fips = dict(state.of("floatingip"))
-    fips[fid] = {"id": fid, "floating_ip_address": ip, "router_id": router_id, "port_id": pid,
-                 "fixed_ip_address": f"{base}.{host}", "status": "DOWN", "port_forwardings": []}
+    fips[fid] = {
+        "id": fid,
+        "floating_ip_address": ip,
+        "router_id": router_id,
+        "port_id": pid,
+        "fixed_ip_address": f"{base}.{host}",
+        "status": "DOWN",
+        "port_forwardings": [],
+    }
     return State(state.revision + 1, {**state.objects, "port": ports, "floatingip": fips}, state.types)
 
 
@@ -246,8 +321,7 @@ def rules_of(router_ids: Sequence[str]) -> dict[str, list[str]]:
         if not netns_mod.netns_exists(ns):
             out[rid] = []
             continue
-        text = subprocess.run(["ip", "netns", "exec", ns, "iptables-save"], capture_output=True,
-                              text=True).stdout
+        text = subprocess.run(["ip", "netns", "exec", ns, "iptables-save"], capture_output=True, text=True).stdout
         table, rows = "", []
         for line in text.splitlines():
             if line.startswith("*"):
@@ -259,8 +333,9 @@ def rules_of(router_ids: Sequence[str]) -> dict[str, list[str]]:
 
 
 def resync_bench(n_routers: int, budget: float) -> None:
-    print(f"\n## L3 agent resync, {n_routers} routers x (gateway + 2 interfaces + 2 floating IPs) "
-          f"(in-process, no API)\n")
+    print(
+        f"\n## L3 agent resync, {n_routers} routers x (gateway + 2 interfaces + 2 floating IPs) (in-process, no API)\n"
+    )
     ns = "l3b-" + uuid.uuid4().hex[:6]
     tmp = Path(tempfile.mkdtemp(prefix="neutrino-l3b-"))
     po = sysovs.PrivateOvs(tmp / "ovs", ns)
@@ -286,7 +361,7 @@ def resync_bench(n_routers: int, budget: float) -> None:
                 raw = Path(f"/proc/{vsw_pid}/stat").read_text()
             except OSError:
                 return 0.0
-            f = raw[raw.rfind(")") + 2:].split()
+            f = raw[raw.rfind(")") + 2 :].split()
             return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
         def measure(label: str, drv: L3Driver, st: State, target: str = "") -> tuple[float, Timers]:
@@ -298,9 +373,11 @@ def resync_bench(n_routers: int, budget: float) -> None:
             dt = time.perf_counter() - t0
             cpu, kids, vswc = time.process_time() - cpu0, children_cpu() - kids0, vsw_cpu() - vsw0
             ncpu = os.cpu_count() or 1
-            print(f"* {label}: **{ms(dt)}**{target}; CPU: agent {ms(cpu)}, commands it ran {ms(kids)}, "
-                  f"ovs-vswitchd {ms(vswc)}: {ms(cpu + kids + vswc)} in all, >= {ms((cpu + kids + vswc) / ncpu)} "
-                  f"of wall time on {ncpu} idle CPUs (load average now {os.getloadavg()[0]:.1f})")
+            print(
+                f"* {label}: **{ms(dt)}**{target}; CPU: agent {ms(cpu)}, commands it ran {ms(kids)}, "
+                f"ovs-vswitchd {ms(vswc)}: {ms(cpu + kids + vswc)} in all, >= {ms((cpu + kids + vswc) / ncpu)} "
+                f"of wall time on {ncpu} idle CPUs (load average now {os.getloadavg()[0]:.1f})"
+            )
             if steps.n:
                 print(f"  - steps: {steps.text()}")
             print(f"  - ops planned: {ops.total()} ({ops.counts() or 'none'})")
@@ -308,14 +385,18 @@ def resync_bench(n_routers: int, budget: float) -> None:
                 print(f"  - external commands: {cmds.total()}, {ms(sum(cmds.t.values()))}: {cmds.text(limit=14)}")
             workers = parallel_mod.WORKERS
             if cmds.n and workers > 1:
-                print(f"  - (command times are summed over the threads: up to {workers} routers at a time, "
-                      f"{l3_agent.GARP_WORKERS} arpings)")
+                print(
+                    f"  - (command times are summed over the threads: up to {workers} routers at a time, "
+                    f"{l3_agent.GARP_WORKERS} arpings)"
+                )
             garps = getattr(drv, "garps", None)
             if garps is not None and garps.pending:
                 n, t1 = garps.pending, time.perf_counter()
                 done = garps.wait(60)
-                print(f"  - gratuitous ARPs still queued or being sent (background) when the pass returned: {n}; "
-                      + (f"all sent {ms(time.perf_counter() - t1)} later" if done else "not all sent after 60 s"))
+                print(
+                    f"  - gratuitous ARPs still queued or being sent (background) when the pass returned: {n}; "
+                    + (f"all sent {ms(time.perf_counter() - t1)} later" if done else "not all sent after 60 s")
+                )
             return dt, ops
 
         cold = L3Driver(cfg, iface, marks, host=host)
@@ -328,13 +409,16 @@ def resync_bench(n_routers: int, budget: float) -> None:
 
         if time.monotonic() < deadline:
             warm = L3Driver(cfg, iface, marks, host=host)
-            _, ops = measure("warm sync (agent restarted: fresh driver, everything in place)", warm, state,
-                             " (must apply nothing)")
+            _, ops = measure(
+                "warm sync (agent restarted: fresh driver, everything in place)", warm, state, " (must apply nothing)"
+            )
             after = rules_of(router_ids)
             diff = sum(1 for r in router_ids if before[r] != after[r])
-            print(f"  - routers whose rules changed: {diff} of {n_routers}"
-                  + (" (OK: identical)" if diff == 0 else " (rules rewritten!)")
-                  + ("" if ops.total() == 0 else f"; ops planned by the warm sync: {ops.total()} (should be 0)"))
+            print(
+                f"  - routers whose rules changed: {diff} of {n_routers}"
+                + (" (OK: identical)" if diff == 0 else " (rules rewritten!)")
+                + ("" if ops.total() == 0 else f"; ops planned by the warm sync: {ops.total()} (should be 0)")
+            )
             measure("no-op pass (feed moved, nothing changed for this host)", warm, with_rev(state, 2))
         else:
             warm = cold
@@ -354,18 +438,22 @@ def resync_bench(n_routers: int, budget: float) -> None:
             lat.append(time.perf_counter() - t0)
             last = f"steps {steps.text()}; ops {ops.counts()}; commands {cmds.total()}: {cmds.text(limit=6)}"
         if lat:
-            print(f"* one floating IP added to one router (an incremental pass: that router observed, planned, "
-                  f"applied): "
-                  f"p50 **{ms(pct(lat, 50))}**, max {ms(max(lat))} ({len(lat)} samples)")
+            print(
+                f"* one floating IP added to one router (an incremental pass: that router observed, planned, "
+                f"applied): "
+                f"p50 **{ms(pct(lat, 50))}**, max {ms(max(lat))} ({len(lat)} samples)"
+            )
             print(f"  - last one: {last}")
 
         empty = State(st.revision + 1, {**st.objects, "l3_binding": {}}, st.types)
         measure("teardown (every router unscheduled from this host)", warm, empty)
         left = [r for r in router_ids if netns_mod.netns_exists(namespace_name(r))]
         ports_left = [p for p in ovs.vsctl("list-ports", "br-int").split() if p.startswith(("qr-", "qg-"))]
-        print(f"  - left after teardown: {len(left)} qrouter namespaces, {len(ports_left)} qr-/qg- OVS ports, "
-              f"{len(list(marks.iterdir())) if marks.is_dir() else 0} marks"
-              + (" (OK: clean)" if not left and not ports_left else ""))
+        print(
+            f"  - left after teardown: {len(left)} qrouter namespaces, {len(ports_left)} qr-/qg- OVS ports, "
+            f"{len(list(marks.iterdir())) if marks.is_dir() else 0} marks"
+            + (" (OK: clean)" if not left and not ports_left else "")
+        )
     finally:
         # Safety net: whatever the bench created goes.
         for rid in router_ids:
@@ -382,9 +470,17 @@ def resync_bench(n_routers: int, budget: float) -> None:
 
 
 def get_token(env: Mapping[str, str]) -> str:
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": env["OS_USERNAME"], "domain": {"name": "Default"}, "password": env["OS_PASSWORD"]}}},
-        "scope": {"project": {"name": env["OS_PROJECT_NAME"], "domain": {"name": "Default"}}}}}
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {"name": env["OS_USERNAME"], "domain": {"name": "Default"}, "password": env["OS_PASSWORD"]}
+                },
+            },
+            "scope": {"project": {"name": env["OS_PROJECT_NAME"], "domain": {"name": "Default"}}},
+        }
+    }
     r = httpx.post(f"{env['OS_AUTH_URL'].rstrip('/')}/auth/tokens", json=body, timeout=30)
     r.raise_for_status()
     return r.headers["X-Subject-Token"]
@@ -392,8 +488,12 @@ def get_token(env: Mapping[str, str]) -> str:
 
 def first_ping(argv_prefix: Sequence[str], dst: str, timeout: float) -> tuple[bool, float]:
     """One echo every 50 ms until the first answer or ``timeout``; (answered, when it ended)."""
-    r = subprocess.run([*argv_prefix, "ping", "-n", "-q", "-c", "1", "-i", "0.05", "-w", str(max(1, int(timeout))),
-                        dst], capture_output=True, text=True, timeout=timeout + 10)
+    r = subprocess.run(
+        [*argv_prefix, "ping", "-n", "-q", "-c", "1", "-i", "0.05", "-w", str(max(1, int(timeout))), dst],
+        capture_output=True,
+        text=True,
+        timeout=timeout + 10,
+    )
     return r.returncode == 0, time.perf_counter()
 
 
@@ -402,8 +502,9 @@ class AddrWatch:
 
     def __init__(self, ns: str) -> None:
         self.seen: dict[str, float] = {}
-        self.proc = subprocess.Popen(["ip", "-n", ns, "-o", "monitor", "address"], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
+        self.proc = subprocess.Popen(
+            ["ip", "-n", ns, "-o", "monitor", "address"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -443,11 +544,15 @@ class Api:
     def boot(self, name: str, net_id: str) -> str:
         images = httpx.get(f"{self.glance}/images", headers=self.h, timeout=30).json()["images"]
         image = next(i["id"] for i in images if i["name"] == "cirros")
-        flavor = next(f["id"] for f in self.call("GET", "/flavors", client=self.nova)["flavors"]
-                      if f["name"] == "m1.nano")
-        return self.call("POST", "/servers", {"server": {"name": name, "imageRef": image, "flavorRef": flavor,
-                                                         "networks": [{"uuid": net_id}]}},
-                         client=self.nova)["server"]["id"]
+        flavor = next(
+            f["id"] for f in self.call("GET", "/flavors", client=self.nova)["flavors"] if f["name"] == "m1.nano"
+        )
+        return self.call(
+            "POST",
+            "/servers",
+            {"server": {"name": name, "imageRef": image, "flavorRef": flavor, "networks": [{"uuid": net_id}]}},
+            client=self.nova,
+        )["server"]["id"]
 
     def wait_active(self, sid: str, timeout: float) -> str:
         end = time.monotonic() + timeout
@@ -461,8 +566,9 @@ class Api:
 
     def network(self, name: str, cidr: str) -> tuple[str, str]:
         net = self.call("POST", "/networks", {"network": {"name": name}})["network"]
-        sub = self.call("POST", "/subnets", {"subnet": {"network_id": net["id"], "ip_version": 4,
-                                                        "cidr": cidr}})["subnet"]
+        sub = self.call("POST", "/subnets", {"subnet": {"network_id": net["id"], "ip_version": 4, "cidr": cidr}})[
+            "subnet"
+        ]
         return net["id"], sub["id"]
 
 
@@ -477,21 +583,49 @@ def api_bench(n_fips: int, n_snat: int, budget: float, keep: bool) -> None:
     routers: list[str] = []
     t0 = time.perf_counter()
     try:
-        subprocess.run([*NEUTRINO, "up", "--state-dir", str(state), "--port-offset", str(off)],
-                       check=True, env=env, stdout=subprocess.DEVNULL, timeout=120)
-        print(f"`neutrino up` (until the agents report alive): {ms(time.perf_counter() - t0)}; "
-              f"lab host namespace {lab} (172.16.0.1)")
+        subprocess.run(
+            [*NEUTRINO, "up", "--state-dir", str(state), "--port-offset", str(off)],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            timeout=120,
+        )
+        print(
+            f"`neutrino up` (until the agents report alive): {ms(time.perf_counter() - t0)}; "
+            f"lab host namespace {lab} (172.16.0.1)"
+        )
         api = Api(off, get_token(read_openrc(state / "admin-openrc")))
-        ext = api.call("POST", "/networks", {"network": {
-            "name": "l3b-ext", "shared": True, "router:external": True, "provider:network_type": "flat",
-            "provider:physical_network": "physnet"}})["network"]
-        api.call("POST", "/subnets", {"subnet": {
-            "network_id": ext["id"], "ip_version": 4, "cidr": "172.16.0.0/24", "gateway_ip": "172.16.0.1",
-            "allocation_pools": [{"start": "172.16.0.2", "end": "172.16.0.250"}]}})
+        ext = api.call(
+            "POST",
+            "/networks",
+            {
+                "network": {
+                    "name": "l3b-ext",
+                    "shared": True,
+                    "router:external": True,
+                    "provider:network_type": "flat",
+                    "provider:physical_network": "physnet",
+                }
+            },
+        )["network"]
+        api.call(
+            "POST",
+            "/subnets",
+            {
+                "subnet": {
+                    "network_id": ext["id"],
+                    "ip_version": 4,
+                    "cidr": "172.16.0.0/24",
+                    "gateway_ip": "172.16.0.1",
+                    "allocation_pools": [{"start": "172.16.0.2", "end": "172.16.0.250"}],
+                }
+            },
+        )
         net_id, sub_id = api.network("l3b-net", "10.61.0.0/24")
         t1 = time.perf_counter()
-        router = api.call("POST", "/routers", {"router": {"name": "l3b-router", "external_gateway_info": {
-            "network_id": ext["id"]}}})["router"]
+        router = api.call(
+            "POST", "/routers", {"router": {"name": "l3b-router", "external_gateway_info": {"network_id": ext["id"]}}}
+        )["router"]
         routers.append(router["id"])
         api.call("PUT", f"/routers/{router['id']}/add_router_interface", {"subnet_id": sub_id})
         # the SNAT samples' instances boot while the first router comes up
@@ -505,10 +639,22 @@ def api_bench(n_fips: int, n_snat: int, budget: float, keep: bool) -> None:
         # The lab host is outside the instance's security group (which admits only its members):
         # let its pings in.
         for sg in port.get("security_groups") or []:
-            api.call("POST", "/security-group-rules", {"security_group_rule": {
-                "security_group_id": sg, "direction": "ingress", "ethertype": "IPv4", "protocol": "icmp"}})
-        print(f"setup: external network + tenant network + router + {1 + n_snat} instances booted in "
-              f"{ms(time.perf_counter() - t1)} (instance {st})")
+            api.call(
+                "POST",
+                "/security-group-rules",
+                {
+                    "security_group_rule": {
+                        "security_group_id": sg,
+                        "direction": "ingress",
+                        "ethertype": "IPv4",
+                        "protocol": "icmp",
+                    }
+                },
+            )
+        print(
+            f"setup: external network + tenant network + router + {1 + n_snat} instances booted in "
+            f"{ms(time.perf_counter() - t1)} (instance {st})"
+        )
         if st != "ACTIVE":
             return
         ok, _ = first_ping(["ip", "netns", "exec", f"vm-{vm}"], "172.16.0.1", 30)
@@ -517,8 +663,13 @@ def api_bench(n_fips: int, n_snat: int, budget: float, keep: bool) -> None:
         if n_snat and time.monotonic() < deadline:
             snat_bench(api, ext["id"], snat_nets, deadline, routers)
     finally:
-        subprocess.run([*NEUTRINO, "down", "--state-dir", str(state), "--purge"], env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        subprocess.run(
+            [*NEUTRINO, "down", "--state-dir", str(state), "--purge"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
         if netns_mod.netns_exists(lab):
             print(f"(lab namespace {lab} still there after down --purge: removing it)")
             netns_mod.remove_netns(lab)
@@ -544,12 +695,16 @@ def cleanup_routers(state: Path, router_ids: Sequence[str]) -> None:
                         stopped += 1
         netns_mod.remove_netns(ns)
     if left:
-        print(f"(`neutrino down --purge` left {len(left)} of the {len(router_ids)} qrouter namespaces"
-              + (f" and {stopped} processes in them" if stopped else "") + ": removed by the bench)")
+        print(
+            f"(`neutrino down --purge` left {len(left)} of the {len(router_ids)} qrouter namespaces"
+            + (f" and {stopped} processes in them" if stopped else "")
+            + ": removed by the bench)"
+        )
 
 
-def fip_bench(api: Api, ext_id: str, router_id: str, port: Mapping[str, Any], lab: str, n: int,
-              deadline: float) -> None:
+def fip_bench(
+    api: Api, ext_id: str, router_id: str, port: Mapping[str, Any], lab: str, n: int, deadline: float
+) -> None:
     print(f"\n### Floating IP associate -> reachable from the lab host ({n} associations)\n")
     watch = AddrWatch(namespace_name(router_id))
     lab_ns = ["ip", "netns", "exec", lab]
@@ -581,25 +736,34 @@ def fip_bench(api: Api, ext_id: str, router_id: str, port: Mapping[str, Any], la
             api.call("PUT", f"/floatingips/{fip['id']}", {"floatingip": {"port_id": None}})
             end = time.monotonic() + 10
             while time.monotonic() < end:
-                if subprocess.run([*lab_ns, "ping", "-n", "-q", "-c", "1", "-W", "0.2", ip],
-                                  capture_output=True).returncode != 0:
+                if (
+                    subprocess.run(
+                        [*lab_ns, "ping", "-n", "-q", "-c", "1", "-W", "0.2", ip], capture_output=True
+                    ).returncode
+                    != 0
+                ):
                     gone.append(time.perf_counter() - t3)
                     break
             api.call("DELETE", f"/floatingips/{fip['id']}")
     finally:
         watch.close()
-    print(f"* PUT port_id -> first echo answered from the lab host: p50 **{ms(pct(reach, 50))}**, "
-          f"p90 {ms(pct(reach, 90))}, p99 **{ms(pct(reach, 99))}**, max {ms(max(reach, default=float('nan')))} "
-          f"(target p50 <= 500 ms); {len(addresses)} distinct addresses"
-          + (f"; {missed} not reachable within 15 s" if missed else ""))
-    print(f"  - PUT answered: p50 {ms(pct(put, 50))}; the /32 on the router's qg- device: p50 "
-          f"{ms(pct(on_qg, 50))}, p99 {ms(pct(on_qg, 99))} (agent: feed -> observe -> plan -> addresses)")
+    print(
+        f"* PUT port_id -> first echo answered from the lab host: p50 **{ms(pct(reach, 50))}**, "
+        f"p90 {ms(pct(reach, 90))}, p99 **{ms(pct(reach, 99))}**, max {ms(max(reach, default=float('nan')))} "
+        f"(target p50 <= 500 ms); {len(addresses)} distinct addresses"
+        + (f"; {missed} not reachable within 15 s" if missed else "")
+    )
+    print(
+        f"  - PUT answered: p50 {ms(pct(put, 50))}; the /32 on the router's qg- device: p50 "
+        f"{ms(pct(on_qg, 50))}, p99 {ms(pct(on_qg, 99))} (agent: feed -> observe -> plan -> addresses)"
+    )
     print(f"  - disassociate -> no longer answering: p50 {ms(pct(gone, 50))} (probe: one echo, 200 ms wait)")
 
 
-def snat_bench(api: Api, ext_id: str, nets: Sequence[tuple[str, str, str]], deadline: float,
-               routers: list[str]) -> None:
-    print(f"\n### Router create + gateway + interface -> the instance reaches the lab host (SNAT)\n")
+def snat_bench(
+    api: Api, ext_id: str, nets: Sequence[tuple[str, str, str]], deadline: float, routers: list[str]
+) -> None:
+    print("\n### Router create + gateway + interface -> the instance reaches the lab host (SNAT)\n")
     rows = []
     for i, (nid, sid, vm) in enumerate(nets):
         if time.monotonic() + 40 > deadline:
@@ -610,11 +774,13 @@ def snat_bench(api: Api, ext_id: str, nets: Sequence[tuple[str, str, str]], dead
             continue
         gw_ip = api.call("GET", f"/subnets/{sid}")["subnet"]["gateway_ip"]
         result: list[Any] = []
-        th = threading.Thread(target=lambda: result.append(
-            first_ping(["ip", "netns", "exec", f"vm-{vm}"], "172.16.0.1", 30)))
+        th = threading.Thread(
+            target=lambda: result.append(first_ping(["ip", "netns", "exec", f"vm-{vm}"], "172.16.0.1", 30))
+        )
         t0 = time.perf_counter()
-        router = api.call("POST", "/routers", {"router": {"name": f"l3b-snat-{i}", "external_gateway_info": {
-            "network_id": ext_id}}})["router"]
+        router = api.call(
+            "POST", "/routers", {"router": {"name": f"l3b-snat-{i}", "external_gateway_info": {"network_id": ext_id}}}
+        )["router"]
         t_post = time.perf_counter() - t0
         routers.append(router["id"])
         intf = api.call("PUT", f"/routers/{router['id']}/add_router_interface", {"subnet_id": sid})
@@ -639,18 +805,25 @@ def snat_bench(api: Api, ext_id: str, nets: Sequence[tuple[str, str, str]], dead
         ok, t2 = result[0]
         rows.append({"post": t_post, "api": t_api, **stamps, "done": t2 - t0 if ok else None})
     done = [r["done"] for r in rows if r["done"] is not None]
-    print(f"* POST router (with gateway) + PUT add_router_interface -> first echo from 172.16.0.1 answered: "
-          + ", ".join(ms(r["done"]) for r in rows) + f" (p50 **{ms(pct(done, 50))}**)"
-          + (f"; {len(rows) - len(done)} never within 30 s" if len(done) < len(rows) else ""))
+    print(
+        "* POST router (with gateway) + PUT add_router_interface -> first echo from 172.16.0.1 answered: "
+        + ", ".join(ms(r["done"]) for r in rows)
+        + f" (p50 **{ms(pct(done, 50))}**)"
+        + (f"; {len(rows) - len(done)} never within 30 s" if len(done) < len(rows) else "")
+    )
 
     def col(key: str) -> str:
         return ", ".join(ms(r.get(key)) for r in rows)
-    print(f"  - from the POST: router created {col('post')}; interface added (both API calls done) {col('api')}; "
-          f"qrouter namespace {col('ns')}; interface address in it {col('qr')}; interface port ACTIVE "
-          f"(OVS agent wired it) {col('active')} (polled every 50 ms)")
+
+    print(
+        f"  - from the POST: router created {col('post')}; interface added (both API calls done) {col('api')}; "
+        f"qrouter namespace {col('ns')}; interface address in it {col('qr')}; interface port ACTIVE "
+        f"(OVS agent wired it) {col('active')} (polled every 50 ms)"
+    )
 
 
 # --------------------------------------------------------------------------
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -25,9 +25,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -37,17 +38,22 @@ import httptools  # noqa: E402
 
 from neutrino.agents.metadata import wire  # noqa: E402
 
-REQUEST = (b"GET /latest/meta-data/instance-id HTTP/1.1\r\n"
-           b"Host: 169.254.169.254\r\nUser-Agent: cloud-init/23.1\r\nAccept: */*\r\n"
-           b"Accept-Encoding: gzip, deflate\r\n"
-           b"X-Forwarded-For: 10.0.0.5\r\nX-Neutron-Router-ID: 6f1e1a4c-8a3b-4b9b-9d7e-0f2a1c3d4e5f\r\n\r\n")
-RESPONSE = (b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 36\r\n"
-            b"cache-control: max-age=14\r\ndate: Mon, 07 Dec 2026 23:00:00 GMT\r\nserver: uvicorn\r\n\r\n"
-            b"0c7b7b5e-3c3a-4d8e-9a55-3f1d2b1e6a11")
+REQUEST = (
+    b"GET /latest/meta-data/instance-id HTTP/1.1\r\n"
+    b"Host: 169.254.169.254\r\nUser-Agent: cloud-init/23.1\r\nAccept: */*\r\n"
+    b"Accept-Encoding: gzip, deflate\r\n"
+    b"X-Forwarded-For: 10.0.0.5\r\nX-Neutron-Router-ID: 6f1e1a4c-8a3b-4b9b-9d7e-0f2a1c3d4e5f\r\n\r\n"
+)
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 36\r\n"
+    b"cache-control: max-age=14\r\ndate: Mon, 07 Dec 2026 23:00:00 GMT\r\nserver: uvicorn\r\n\r\n"
+    b"0c7b7b5e-3c3a-4d8e-9a55-3f1d2b1e6a11"
+)
 BODY = b"0c7b7b5e-3c3a-4d8e-9a55-3f1d2b1e6a11"
 
 
 # ---- request parsing, one connection, N requests --------------------------------------------------
+
 
 def ours_requests(n: int, render: bool) -> int:
     reader = wire.RequestReader()
@@ -69,7 +75,7 @@ def h11_requests(n: int, render: bool) -> int:
         conn.receive_data(REQUEST)
         ev = conn.next_event()
         assert isinstance(ev, h11.Request), ev
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in ev.headers]   # already lower-case
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in ev.headers]  # already lower-case
         body = b""
         while True:
             ev2 = conn.next_event()
@@ -80,12 +86,13 @@ def h11_requests(n: int, render: bool) -> int:
         wire.Request(ev.method.decode(), ev.target.decode(), "HTTP/" + ev.http_version.decode(), headers, body)
         got += 1
         # h11 only reads the next request once this one is answered
-        conn.send(h11.Response(status_code=200, headers=[("Content-Type", "text/plain"),
-                                                        ("Content-Length", str(len(BODY)))]))
+        conn.send(
+            h11.Response(status_code=200, headers=[("Content-Type", "text/plain"), ("Content-Length", str(len(BODY)))])
+        )
         conn.send(h11.Data(data=BODY))
         conn.send(h11.EndOfMessage())
         conn.start_next_cycle()
-    del render   # h11 always renders (it cannot go on otherwise)
+    del render  # h11 always renders (it cannot go on otherwise)
     return got
 
 
@@ -97,7 +104,7 @@ class _HttptoolsRequest:
         self.headers: list[tuple[str, str]] = []
         self.body = b""
         self.done: list[wire.Request] = []
-        self.parser: Any = None     # the httptools parser calling us back (set by the caller)
+        self.parser: Any = None  # the httptools parser calling us back (set by the caller)
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -110,9 +117,16 @@ class _HttptoolsRequest:
 
     def on_message_complete(self) -> None:
         p = self.parser
-        self.done.append(wire.Request(p.get_method().decode(), self.url.decode(),
-                                      "HTTP/" + p.get_http_version(), self.headers, self.body,
-                                      keep_alive=p.should_keep_alive()))
+        self.done.append(
+            wire.Request(
+                p.get_method().decode(),
+                self.url.decode(),
+                "HTTP/" + p.get_http_version(),
+                self.headers,
+                self.body,
+                keep_alive=p.should_keep_alive(),
+            )
+        )
         self.url, self.headers, self.body = b"", [], b""
 
 
@@ -132,6 +146,7 @@ def httptools_requests(n: int, render: bool) -> int:
 
 # ---- response parsing (agent <- metadata API) --------------------------------------------------------
 
+
 def ours_responses(n: int) -> int:
     got = 0
     for _ in range(n):
@@ -144,8 +159,9 @@ def h11_responses(n: int) -> int:
     got = 0
     for _ in range(n):
         conn = h11.Connection(h11.CLIENT)
-        conn.send(h11.Request(method="GET", target="/latest/meta-data/instance-id",
-                              headers=[("Host", "127.0.0.1:8775")]))
+        conn.send(
+            h11.Request(method="GET", target="/latest/meta-data/instance-id", headers=[("Host", "127.0.0.1:8775")])
+        )
         conn.send(h11.EndOfMessage())
         conn.receive_data(RESPONSE)
         ev = conn.next_event()
@@ -249,16 +265,27 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     n, rep = args.requests, args.repeat
-    print(f"h11 {version('h11')}, httptools {version('httptools')} (llhttp), python {sys.version.split()[0]}; "
-          f"{n} messages x {rep}, best run")
+    print(
+        f"h11 {version('h11')}, httptools {version('httptools')} (llhttp), python {sys.version.split()[0]}; "
+        f"{n} messages x {rep}, best run"
+    )
     cases = [
-        ("request", {"ours (wire.py)": lambda k: ours_requests(k, False),
-                     "httptools": lambda k: httptools_requests(k, False)}),
-        ("request + render 200", {"ours (wire.py)": lambda k: ours_requests(k, True),
-                                  "h11": lambda k: h11_requests(k, True),
-                                  "httptools + ours render": lambda k: httptools_requests(k, True)}),
-        ("response from the API", {"ours (wire.py)": ours_responses, "h11": h11_responses,
-                                   "httptools": httptools_responses}),
+        (
+            "request",
+            {"ours (wire.py)": lambda k: ours_requests(k, False), "httptools": lambda k: httptools_requests(k, False)},
+        ),
+        (
+            "request + render 200",
+            {
+                "ours (wire.py)": lambda k: ours_requests(k, True),
+                "h11": lambda k: h11_requests(k, True),
+                "httptools + ours render": lambda k: httptools_requests(k, True),
+            },
+        ),
+        (
+            "response from the API",
+            {"ours (wire.py)": ours_responses, "h11": h11_responses, "httptools": httptools_responses},
+        ),
     ]
     for title, fns in cases:
         print(f"\n{title}:")
@@ -269,8 +296,10 @@ def main() -> None:
             print(f"  {name:26} {s * 1e6:6.1f} us/msg  {1 / s:9,.0f} msg/s  ({s / base:4.2f}x ours)")
     print(f"\nstrictness (malformed requests wire.py refuses):\n  {'':22} {'ours':>8} {'h11':>8} {'httptools':>10}")
     for name, data in BAD.items():
-        print(f"  {name:22} {refuses(_ours_one, data):>8} {refuses(_h11_one, data):>8} "
-              f"{refuses(_httptools_one, data):>10}")
+        print(
+            f"  {name:22} {refuses(_ours_one, data):>8} {refuses(_h11_one, data):>8} "
+            f"{refuses(_httptools_one, data):>10}"
+        )
 
 
 if __name__ == "__main__":

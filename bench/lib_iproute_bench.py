@@ -43,12 +43,37 @@ from neutrino.system import iproute  # noqa: E402
 from neutrino.system.iproute import Address, Link, NetnsView, Route  # noqa: E402
 
 # net/if.h bits, in the order iproute2 prints them (print_link_flags)
-_FLAGS = [(0x8, "LOOPBACK"), (0x2, "BROADCAST"), (0x10, "POINTOPOINT"), (0x1000, "MULTICAST"),
-          (0x80, "NOARP"), (0x200, "ALLMULTI"), (0x100, "PROMISC"), (0x20, "NOTRAILERS"), (0x4, "DEBUG"),
-          (0x8000, "DYNAMIC"), (0x4000, "AUTOMEDIA"), (0x2000, "PORTSEL"), (0x400, "MASTER"),
-          (0x800, "SLAVE"), (0x1, "UP"), (0x10000, "LOWER_UP"), (0x20000, "DORMANT"), (0x40000, "ECHO")]
-_PROTO = {0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static", 16: "dhcp", 18: "keepalived",
-          186: "bgp", 188: "ospf"}
+_FLAGS = [
+    (0x8, "LOOPBACK"),
+    (0x2, "BROADCAST"),
+    (0x10, "POINTOPOINT"),
+    (0x1000, "MULTICAST"),
+    (0x80, "NOARP"),
+    (0x200, "ALLMULTI"),
+    (0x100, "PROMISC"),
+    (0x20, "NOTRAILERS"),
+    (0x4, "DEBUG"),
+    (0x8000, "DYNAMIC"),
+    (0x4000, "AUTOMEDIA"),
+    (0x2000, "PORTSEL"),
+    (0x400, "MASTER"),
+    (0x800, "SLAVE"),
+    (0x1, "UP"),
+    (0x10000, "LOWER_UP"),
+    (0x20000, "DORMANT"),
+    (0x40000, "ECHO"),
+]
+_PROTO = {
+    0: "unspec",
+    1: "redirect",
+    2: "kernel",
+    3: "boot",
+    4: "static",
+    16: "dhcp",
+    18: "keepalived",
+    186: "bgp",
+    188: "ospf",
+}
 _SCOPE = {0: "global", 200: "site", 253: "link", 254: "host", 255: "nowhere"}
 
 
@@ -64,29 +89,54 @@ def view_from_netlink(links: list[Any], addrs: list[Any], routes: list[Any]) -> 
     out_links = []
     for m in links:
         link, netnsid = m.get("link"), m.get("link_netnsid")
-        out_links.append(Link(
-            name=m.get("ifname"), ifindex=m["index"], kind=m.get(("linkinfo", "kind")),
-            mtu=m.get("mtu") or 0, mac=m.get("address"), up=bool(m["flags"] & 0x1),
-            operstate=m.get("operstate") or "UNKNOWN",
-            master=names.get(m.get("master")) if m.get("master") else None,
-            peer=names.get(link) if link and netnsid is None else None,
-            peer_ifindex=link if link and (netnsid is not None or link not in names) else None,
-            link_netnsid=netnsid, flags=_flags(m["flags"])))
-    out_addrs = [Address(ifname=names[a["index"]],
-                         address=ipaddress.ip_interface(f"{a.get('local') or a.get('address')}/{a['prefixlen']}"),
-                         scope=_SCOPE.get(a["scope"], str(a["scope"]))) for a in addrs]
+        out_links.append(
+            Link(
+                name=m.get("ifname"),
+                ifindex=m["index"],
+                kind=m.get(("linkinfo", "kind")),
+                mtu=m.get("mtu") or 0,
+                mac=m.get("address"),
+                up=bool(m["flags"] & 0x1),
+                operstate=m.get("operstate") or "UNKNOWN",
+                master=names.get(m.get("master")) if m.get("master") else None,
+                peer=names.get(link) if link and netnsid is None else None,
+                peer_ifindex=link if link and (netnsid is not None or link not in names) else None,
+                link_netnsid=netnsid,
+                flags=_flags(m["flags"]),
+            )
+        )
+    out_addrs = [
+        Address(
+            ifname=names[a["index"]],
+            address=ipaddress.ip_interface(f"{a.get('local') or a.get('address')}/{a['prefixlen']}"),
+            scope=_SCOPE.get(a["scope"], str(a["scope"])),
+        )
+        for a in addrs
+    ]
     r4: list[Route] = []
     r6: list[Route] = []
     for r in routes:
-        if r.get("table") != 254 or r["type"] != 1:     # main table, unicast
+        if r.get("table") != 254 or r["type"] != 1:  # main table, unicast
             continue
         full = 32 if r["family"] == 2 else 128
-        dst = "default" if r["dst_len"] == 0 else r.get("dst") if r["dst_len"] == full \
+        dst = (
+            "default"
+            if r["dst_len"] == 0
+            else r.get("dst")
+            if r["dst_len"] == full
             else f"{r.get('dst')}/{r['dst_len']}"
+        )
         hops = tuple(h.get("gateway") for h in r.get("multipath") or () if h.get("gateway"))
-        route = Route(dst=dst, gateway=r.get("gateway"), dev=names.get(r.get("oif")),
-                      protocol=_PROTO.get(r["proto"], str(r["proto"])), scope=_SCOPE.get(r["scope"]),
-                      prefsrc=r.get("prefsrc"), table="main", nexthops=hops)
+        route = Route(
+            dst=dst,
+            gateway=r.get("gateway"),
+            dev=names.get(r.get("oif")),
+            protocol=_PROTO.get(r["proto"], str(r["proto"])),
+            scope=_SCOPE.get(r["scope"]),
+            prefsrc=r.get("prefsrc"),
+            table="main",
+            nexthops=hops,
+        )
         (r6 if r["family"] == 10 else r4).append(route)
     return NetnsView(out_links, out_addrs, r4, r6)
 
@@ -97,23 +147,28 @@ def read_pyroute2(ip: IPRoute) -> NetnsView:
 
 def same(a: NetnsView, b: NetnsView) -> bool:
     key = lambda x: repr(x)  # noqa: E731 - order-insensitive comparison of dataclasses
-    return (a.links == b.links and sorted(a.addresses, key=key) == sorted(b.addresses, key=key)
-            and sorted(a.routes4, key=key) == sorted(b.routes4, key=key)
-            and sorted(a.routes6, key=key) == sorted(b.routes6, key=key))
+    return (
+        a.links == b.links
+        and sorted(a.addresses, key=key) == sorted(b.addresses, key=key)
+        and sorted(a.routes4, key=key) == sorted(b.routes4, key=key)
+        and sorted(a.routes6, key=key) == sorted(b.routes6, key=key)
+    )
 
 
 def build(ns: str, i: int) -> None:
     """A router-like namespace (see the module docstring)."""
     subprocess.run(["ip", "netns", "add", ns], check=True)
     a, b = i // 250, i % 250
-    script = (f"link set lo up\n"
-              f"link add qg-{i} type veth peer name qg-{i}-p\nlink add qr-{i} type veth peer name qr-{i}-p\n"
-              f"link set qg-{i} up\nlink set qg-{i}-p up\nlink set qr-{i} up\nlink set qr-{i}-p up\n"
-              f"addr add 172.24.{a}.{b + 1}/16 dev qg-{i}\n"
-              + "".join(f"addr add 172.{25 + k}.{a}.{b + 1}/32 dev qg-{i}\n" for k in range(5))
-              + f"addr add 10.{a}.{b}.1/24 dev qr-{i}\naddr add fd00:{i:x}::1/64 dev qr-{i} nodad\n"
-              f"route add default via 172.24.0.254\n"
-              + "".join(f"route add 192.168.{k}.0/24 via 10.{a}.{b}.{10 + k}\n" for k in range(3)))
+    script = (
+        f"link set lo up\n"
+        f"link add qg-{i} type veth peer name qg-{i}-p\nlink add qr-{i} type veth peer name qr-{i}-p\n"
+        f"link set qg-{i} up\nlink set qg-{i}-p up\nlink set qr-{i} up\nlink set qr-{i}-p up\n"
+        f"addr add 172.24.{a}.{b + 1}/16 dev qg-{i}\n"
+        + "".join(f"addr add 172.{25 + k}.{a}.{b + 1}/32 dev qg-{i}\n" for k in range(5))
+        + f"addr add 10.{a}.{b}.1/24 dev qr-{i}\naddr add fd00:{i:x}::1/64 dev qr-{i} nodad\n"
+        f"route add default via 172.24.0.254\n"
+        + "".join(f"route add 192.168.{k}.0/24 via 10.{a}.{b}.{10 + k}\n" for k in range(3))
+    )
     subprocess.run(["ip", "-n", ns, "-batch", "-"], input=script, text=True, check=True)
 
 
@@ -158,8 +213,10 @@ def main() -> None:
         else:
             print("views: identical in every namespace (addresses and routes compared as sets)")
         n = len(names)
-        print(f"  per namespace: {len(ours[names[0]].links)} links, {len(ours[names[0]].addresses)} addresses, "
-              f"{len(ours[names[0]].routes4)} + {len(ours[names[0]].routes6)} routes")
+        print(
+            f"  per namespace: {len(ours[names[0]].links)} links, {len(ours[names[0]].addresses)} addresses, "
+            f"{len(ours[names[0]].routes4)} + {len(ours[names[0]].routes6)} routes"
+        )
 
         def run_ours() -> None:
             for ns in names:
@@ -178,18 +235,24 @@ def main() -> None:
 
         results: dict[str, list[tuple[float, float, float]]] = {}
         for _ in range(args.repeat):
-            for label, fn in (("ours (ip -j -batch)", run_ours), ("pyroute2 cold", run_cold),
-                              ("pyroute2 warm sockets", run_warm)):
+            for label, fn in (
+                ("ours (ip -j -batch)", run_ours),
+                ("pyroute2 cold", run_cold),
+                ("pyroute2 warm sockets", run_warm),
+            ):
                 _, wall, cpu, kids = timed(fn)
                 results.setdefault(label, []).append((wall, cpu, kids))
-        print(f"\nread all {n} namespaces (median of {args.repeat}):\n"
-              f"  {'':24} {'wall':>9} {'per ns':>9} {'CPU here':>9} {'CPU children':>12}")
+        print(
+            f"\nread all {n} namespaces (median of {args.repeat}):\n"
+            f"  {'':24} {'wall':>9} {'per ns':>9} {'CPU here':>9} {'CPU children':>12}"
+        )
         for label, runs in results.items():
             wall = statistics.median(r[0] for r in runs)
             cpu = statistics.median(r[1] for r in runs)
             kids = statistics.median(r[2] for r in runs)
-            print(f"  {label:24} {wall * 1000:7.0f}ms {wall / n * 1000:7.2f}ms {cpu * 1000:7.0f}ms "
-                  f"{kids * 1000:10.0f}ms")
+            print(
+                f"  {label:24} {wall * 1000:7.0f}ms {wall / n * 1000:7.2f}ms {cpu * 1000:7.0f}ms {kids * 1000:10.0f}ms"
+            )
     finally:
         for ip in sockets:
             ip.close()

@@ -31,8 +31,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -48,11 +49,21 @@ def populate(ovs: sysovs.Ovs, n: int) -> None:
     """One bridge and ``n`` ports with their Interface external_ids, 250 ports per transaction."""
     ovs.transact([sysovs.AddBridge(BRIDGE)], wait=False)
     for start in range(0, n, 250):
-        ops = [sysovs.AddPort(BRIDGE, f"tap{i:05d}", type="internal", tag=1 + i % 10,
-                              external_ids={"iface-id": str(uuid.uuid4()),
-                                            "attached-mac": f"fa:16:3e:00:{i >> 8 & 255:02x}:{i & 255:02x}",
-                                            "iface-status": "active", "vm-uuid": str(uuid.uuid4())})
-               for i in range(start, min(n, start + 250))]
+        ops = [
+            sysovs.AddPort(
+                BRIDGE,
+                f"tap{i:05d}",
+                type="internal",
+                tag=1 + i % 10,
+                external_ids={
+                    "iface-id": str(uuid.uuid4()),
+                    "attached-mac": f"fa:16:3e:00:{i >> 8 & 255:02x}:{i & 255:02x}",
+                    "iface-status": "active",
+                    "vm-uuid": str(uuid.uuid4()),
+                },
+            )
+            for i in range(start, min(n, start + 250))
+        ]
         ovs.transact(ops, wait=False)
 
 
@@ -74,13 +85,14 @@ def _bench_value(state: sysovs.OvsState) -> str | None:
 
 # ---- ours ---------------------------------------------------------------------------------------
 
+
 def bench_ours(ovs: sysovs.Ovs, n: int) -> dict[str, float]:
     mon, wall, cpu = timed(lambda: OvsdbMonitor(ovs).start())
     try:
         mon.sync()
         _, swall, _ = timed(mon.state)
         state = mon.state()
-        assert len(state.ports) == n + 1, len(state.ports)   # + the bridge's own port
+        assert len(state.ports) == n + 1, len(state.ports)  # + the bridge's own port
         lat = []
         for k in range(20):
             value = f"ours-{k}"
@@ -96,8 +108,10 @@ def bench_ours(ovs: sysovs.Ovs, n: int) -> dict[str, float]:
 
 # ---- the ovs package's IDL --------------------------------------------------------------------------
 
+
 def _idl(remote: str) -> Any:
     import ovs.db.idl
+
     helper = ovs.db.idl.SchemaHelper(location=str(sysovs.VSWITCH_SCHEMA))
     for table, columns in MONITORED.items():
         helper.register_columns(table, list(columns))
@@ -106,6 +120,7 @@ def _idl(remote: str) -> Any:
 
 def _idl_run_until(idl: Any, done: Callable[[], bool], timeout: float = 30) -> None:
     import ovs.poller
+
     deadline = time.monotonic() + timeout
     while True:
         idl.run()
@@ -125,14 +140,15 @@ def _idl_rows(idl: Any, table: str, columns: tuple[str, ...]) -> list[dict[str, 
     for row in idl.tables[table].rows.values():
         r = {"_uuid": str(row.uuid)}
         for c in columns:
-            r[c] = sysovs.decode(row._data[c].to_json())   # the wire form, as our monitor sees it
+            r[c] = sysovs.decode(row._data[c].to_json())  # the wire form, as our monitor sees it
         out.append(r)
     return out
 
 
 def idl_state(idl: Any) -> sysovs.OvsState:
-    return sysovs.state_from_rows(*(_idl_rows(idl, t, MONITORED[t])
-                                    for t in ("Bridge", "Port", "Interface", "Controller")))
+    return sysovs.state_from_rows(
+        *(_idl_rows(idl, t, MONITORED[t]) for t in ("Bridge", "Port", "Interface", "Controller"))
+    )
 
 
 def bench_idl(ovs: sysovs.Ovs, n: int) -> dict[str, float]:
@@ -140,10 +156,11 @@ def bench_idl(ovs: sysovs.Ovs, n: int) -> dict[str, float]:
         idl = _idl(ovs.db)
         _idl_run_until(idl, lambda: idl.has_ever_connected() and len(idl.tables["Interface"].rows) >= n + 1)
         return idl
+
     idl, wall, cpu = timed(connect)
     try:
         state, swall, _ = timed(lambda: idl_state(idl))
-        assert len(state.ports) == n + 1, len(state.ports)   # + the bridge's own port
+        assert len(state.ports) == n + 1, len(state.ports)  # + the bridge's own port
         lat = []
         row = next(r for r in idl.tables["Interface"].rows.values() if r.name == "tap00007")
         for k in range(20):
@@ -159,6 +176,7 @@ def bench_idl(ovs: sysovs.Ovs, n: int) -> dict[str, float]:
 
 # ---- ovsdbapp -----------------------------------------------------------------------------------
 
+
 def bench_ovsdbapp(ovs: sysovs.Ovs, n: int) -> dict[str, float]:
     from ovsdbapp.backend.ovs_idl import connection
     from ovsdbapp.schema.open_vswitch import impl_idl
@@ -168,15 +186,17 @@ def bench_ovsdbapp(ovs: sysovs.Ovs, n: int) -> dict[str, float]:
         conn = connection.Connection(idl, timeout=30)
         # Backend keeps ONE connection per class (the first one given); each round needs its own.
         impl_idl.OvsdbIdl._ovsdb_connection = None
-        api = impl_idl.OvsdbIdl(conn)        # starts the connection thread, waits for the contents
+        api = impl_idl.OvsdbIdl(conn)  # starts the connection thread, waits for the contents
         rows = api.db_list("Interface", columns=["name", "external_ids"]).execute(check_error=True)
         assert len(rows) == n + 1, len(rows)
         return conn, api
+
     (conn, api), wall, cpu = timed(connect)
     try:
         # ovsdbapp's read path is db_list (dicts per row); the state built from its IDL as above
-        _, lwall, _ = timed(lambda: api.db_list("Interface", columns=list(MONITORED["Interface"]))
-                            .execute(check_error=True))
+        _, lwall, _ = timed(
+            lambda: api.db_list("Interface", columns=list(MONITORED["Interface"])).execute(check_error=True)
+        )
         state, swall, _ = timed(lambda: idl_state(conn.idl))
         assert len(state.ports) == n + 1, (len(state.ports), {t: len(conn.idl.tables[t].rows) for t in MONITORED})
         lat = []
@@ -184,12 +204,10 @@ def bench_ovsdbapp(ovs: sysovs.Ovs, n: int) -> dict[str, float]:
             value = f"app-{k}"
             set_ext(ovs, "tap00007", value)
             t1 = time.perf_counter()
-            while api.db_get("Interface", "tap00007", "external_ids").execute(check_error=True) \
-                    .get("bench") != value:
+            while api.db_get("Interface", "tap00007", "external_ids").execute(check_error=True).get("bench") != value:
                 time.sleep(0.0005)
             lat.append(time.perf_counter() - t1)
-        return {"initial": wall, "initial_cpu": cpu, "state": swall, "db_list": lwall,
-                "update": statistics.median(lat)}
+        return {"initial": wall, "initial_cpu": cpu, "state": swall, "db_list": lwall, "update": statistics.median(lat)}
     finally:
         conn.stop()
 
@@ -209,15 +227,20 @@ def main() -> None:
     import ovs.json
     import ovs.version
     import ovsdbapp
+
     try:
-        import ovs._json  # noqa: F401 - only its presence matters
+        import ovs._json
+
         parser = "C"
     except ImportError:
         parser = "pure Python"
     from importlib.metadata import version
+
     server = subprocess.run(["ovsdb-server", "--version"], capture_output=True, text=True).stdout
-    print(f"ovs (python) {version('ovs')} [{parser} JSON parser], ovsdbapp {version('ovsdbapp')}, "
-          f"{server.splitlines()[0]}, python {sys.version.split()[0]}")
+    print(
+        f"ovs (python) {version('ovs')} [{parser} JSON parser], ovsdbapp {version('ovsdbapp')}, "
+        f"{server.splitlines()[0]}, python {sys.version.split()[0]}"
+    )
     del ovs, ovsdbapp
 
     with tempfile.TemporaryDirectory(prefix="neutrino-libovsdb-") as tmp:
@@ -233,18 +256,27 @@ def main() -> None:
             print(f"{args.ports} ports on {BRIDGE} in {time.perf_counter() - t0:.1f} s")
             rows: dict[str, list[dict[str, float]]] = {}
             for _ in range(args.repeat):
-                for name, fn in (("ours (ovsdb_monitor)", bench_ours), ("ovs IDL", bench_idl),
-                                 ("ovsdbapp", bench_ovsdbapp), ("ovs-vsctl list", bench_vsctl)):
+                for name, fn in (
+                    ("ours (ovsdb_monitor)", bench_ours),
+                    ("ovs IDL", bench_idl),
+                    ("ovsdbapp", bench_ovsdbapp),
+                    ("ovs-vsctl list", bench_vsctl),
+                ):
                     rows.setdefault(name, []).append(fn(ovs, args.ports))
-            print(f"\n{'client':22} {'initial':>9} {'init CPU':>9} {'to state':>9} {'update':>9}  (median of "
-                  f"{args.repeat}; update: median of 20)")
+            print(
+                f"\n{'client':22} {'initial':>9} {'init CPU':>9} {'to state':>9} {'update':>9}  (median of "
+                f"{args.repeat}; update: median of 20)"
+            )
             for name, runs in rows.items():
+
                 def med(key: str) -> str:
                     vals = [r[key] for r in runs if key in r]
                     return f"{statistics.median(vals) * 1000:7.1f}ms" if vals else f"{'-':>9}"
+
                 extra = f"   db_list {med('db_list')}" if "db_list" in runs[0] else ""
-                print(f"{name:22} {med('initial'):>9} {med('initial_cpu'):>9} {med('state'):>9} "
-                      f"{med('update'):>9}{extra}")
+                print(
+                    f"{name:22} {med('initial'):>9} {med('initial_cpu'):>9} {med('state'):>9} {med('update'):>9}{extra}"
+                )
         finally:
             process.stop(priv.ovsdb_server)
 

@@ -22,16 +22,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
-from _common import read_openrc  # noqa: E402 - bench/ is on sys.path
+from _common import read_openrc
 
 from neutrino import config, server
 
-API_PORTS = {("identity", "bind_port"), ("DEFAULT", "bind_port"), ("compute", "bind_port"),
-             ("image", "bind_port"), ("metadata", "bind_port")}
+API_PORTS = {
+    ("identity", "bind_port"),
+    ("DEFAULT", "bind_port"),
+    ("compute", "bind_port"),
+    ("image", "bind_port"),
+    ("metadata", "bind_port"),
+}
 
 
 def free_port() -> int:
@@ -50,14 +55,20 @@ def rss_mb(pid: int) -> float:
 
 def start(state: Path, body_limit: int) -> tuple[subprocess.Popen, dict[tuple[str, str], int]]:
     ports = {key: free_port() for key in API_PORTS}
-    values = {**config.ALL_IN_ONE, **{k: str(v) for k, v in ports.items()},
-              ("oslo_middleware", "max_request_body_size"): str(body_limit),
-              ("DEFAULT", "client_header_timeout"): "10"}
+    values = {
+        **config.ALL_IN_ONE,
+        **{k: str(v) for k, v in ports.items()},
+        ("oslo_middleware", "max_request_body_size"): str(body_limit),
+        ("DEFAULT", "client_header_timeout"): "10",
+    }
     (state / "neutrino.conf").write_text(config.render_ini(values))
     cfg = config.load(state / "neutrino.conf", state)
     server.prepare(cfg)
-    proc = subprocess.Popen([sys.executable, "-m", "neutrino.cli.main", "server", "--state-dir", str(state)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "neutrino.cli.main", "server", "--state-dir", str(state)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -85,35 +96,47 @@ def body_bound(pid: int, identity: str, mb: int) -> None:
         try:
             r = httpx.post(f"{identity}/v3/auth/tokens", content=big_body(mb), headers=headers, timeout=120)
             answer = f"{r.status_code} {r.text[:80]}"
-        except httpx.HTTPError as exc:        # the server closed the connection after answering
+        except httpx.HTTPError as exc:  # the server closed the connection after answering
             answer = f"connection closed by the server ({type(exc).__name__})"
-        print(f"* {how}: {answer} after {time.perf_counter() - t0:.2f} s; "
-              f"server RSS after: {rss_mb(pid):.0f} MB")
+        print(f"* {how}: {answer} after {time.perf_counter() - t0:.2f} s; server RSS after: {rss_mb(pid):.0f} MB")
 
 
 def pools(n: int, step: int = 4) -> list[dict[str, str]]:
     base = int(ipaddress.ip_address("10.0.0.0"))
-    return [{"start": str(ipaddress.ip_address(base + 2 + step * i)),
-             "end": str(ipaddress.ip_address(base + 3 + step * i))} for i in range(n)]
+    return [
+        {"start": str(ipaddress.ip_address(base + 2 + step * i)), "end": str(ipaddress.ip_address(base + 3 + step * i))}
+        for i in range(n)
+    ]
 
 
 def pool_bound(state: Path, identity: str, network: str, n: int) -> None:
     env = read_openrc(state / "admin-openrc")
-    auth = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": env["OS_USERNAME"], "domain": {"id": "default"}, "password": env["OS_PASSWORD"]}}},
-        "scope": {"project": {"name": env["OS_PROJECT_NAME"], "domain": {"id": "default"}}}}}
+    auth = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {"name": env["OS_USERNAME"], "domain": {"id": "default"}, "password": env["OS_PASSWORD"]}
+                },
+            },
+            "scope": {"project": {"name": env["OS_PROJECT_NAME"], "domain": {"id": "default"}}},
+        }
+    }
     token = httpx.post(f"{identity}/v3/auth/tokens", json=auth).headers["X-Subject-Token"]
     c = httpx.Client(base_url=network, headers={"X-Auth-Token": token}, timeout=120)
     print("\n## Allocation pools\n")
     limit = config.defaults("/").default.max_allocation_pools
     for count in (n, limit):
         net = c.post("/v2.0/networks", json={"network": {"name": f"pools-{count}"}}).json()["network"]
-        body = {"subnet": {"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/8",
-                           "allocation_pools": pools(count)}}
+        body = {
+            "subnet": {"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/8", "allocation_pools": pools(count)}
+        }
         t0 = time.perf_counter()
         r = c.post("/v2.0/subnets", json=body)
-        print(f"* {count} pools: {r.status_code} in {(time.perf_counter() - t0) * 1000:.0f} ms "
-              f"{'' if r.status_code < 300 else r.json()['NeutronError']['message'][:90]}")
+        print(
+            f"* {count} pools: {r.status_code} in {(time.perf_counter() - t0) * 1000:.0f} ms "
+            f"{'' if r.status_code < 300 else r.json()['NeutronError']['message'][:90]}"
+        )
 
 
 def slow_client(network_port: int) -> None:
@@ -140,8 +163,10 @@ def main() -> None:
         try:
             identity = f"http://127.0.0.1:{ports[('identity', 'bind_port')]}"
             network = f"http://127.0.0.1:{ports[('DEFAULT', 'bind_port')]}"
-            print(f"# Request limits (server pid {proc.pid}; max_request_body_size raised to "
-                  f"{max(114688, 64 * args.pools)} for the pools)")
+            print(
+                f"# Request limits (server pid {proc.pid}; max_request_body_size raised to "
+                f"{max(114688, 64 * args.pools)} for the pools)"
+            )
             body_bound(proc.pid, identity, args.body_mb)
             pool_bound(state, identity, network, args.pools)
             slow_client(ports[("DEFAULT", "bind_port")])

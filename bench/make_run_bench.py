@@ -46,17 +46,23 @@ sys.path.insert(0, str(ROOT))
 
 from bench._common import free_offset  # noqa: E402
 
-TARGET = 180.0   # seconds, issue 8: make run on a fresh machine
+TARGET = 180.0  # seconds, issue 8: make run on a fresh machine
 #: Config options that carry the API ports (what ``neutrino up --port-offset`` moves).
-PORT_OPTIONS = (("DEFAULT", "bind_port"), ("identity", "bind_port"), ("compute", "bind_port"),
-                ("image", "bind_port"), ("metadata", "bind_port"), ("metadata", "nova_metadata_port"))
+PORT_OPTIONS = (
+    ("DEFAULT", "bind_port"),
+    ("identity", "bind_port"),
+    ("compute", "bind_port"),
+    ("image", "bind_port"),
+    ("metadata", "bind_port"),
+    ("metadata", "nova_metadata_port"),
+)
 #: install.sh / neutrino up lines that end a phase (the phase's name, the line's start).
-MARKS = (("packages", "install: Debian packages"), ("venv", "install: pip install"),
-         ("pip", "install: done in"))
+MARKS = (("packages", "install: Debian packages"), ("venv", "install: pip install"), ("pip", "install: done in"))
 
 
 def _conf(offset: int) -> str:
     from neutrino import config
+
     defaults = {(o.section, o.name): o.default for o in config.OPTIONS}
     values = {**config.ALL_IN_ONE, ("lab", "host_netns"): f"lab-m{uuid.uuid4().hex[:6]}"}
     for key in PORT_OPTIONS:
@@ -68,20 +74,29 @@ def one_run(tmp: Path) -> dict[str, float]:
     out: dict[str, float] = {}
     clone, state = tmp / "neutrino", tmp / "state"
     t = time.monotonic()
-    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(clone)], check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        ["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(clone)], check=True, capture_output=True, timeout=300
+    )
     out["git_clone"] = time.monotonic() - t
     state.mkdir()
     (state / "neutrino.conf").write_text(_conf(free_offset()))
     neutrino = clone / ".venv" / "bin" / "neutrino"
     # A clean environment for make: no venv of ours on PATH, no state dir of another cloud.
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "NEUTRINO_STATE_DIR", "NEUTRINO_VENV")}
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
-                                  if not p.startswith(str(ROOT / ".venv")))
+    env["PATH"] = os.pathsep.join(
+        p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(str(ROOT / ".venv"))
+    )
     try:
         t0 = time.monotonic()
-        proc = subprocess.Popen(["make", "run", f"STATE_DIR={state}"], cwd=clone, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            ["make", "run", f"STATE_DIR={state}"],
+            cwd=clone,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         lines: list[tuple[float, str]] = []
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -105,8 +120,13 @@ def one_run(tmp: Path) -> dict[str, float]:
         if "install: Debian packages: all installed" not in text:
             out["apt_ran"] = 1.0
         t = time.monotonic()
-        r = subprocess.run([str(neutrino), "demo", "--json", "--state-dir", str(state)], capture_output=True,
-                           text=True, timeout=600, env=env)
+        r = subprocess.run(
+            [str(neutrino), "demo", "--json", "--state-dir", str(state)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
         out["demo"] = time.monotonic() - t
         res = json.loads(r.stdout) if r.stdout.strip() else {}
         if r.returncode != 0 or not res.get("ok"):
@@ -116,8 +136,9 @@ def one_run(tmp: Path) -> dict[str, float]:
     finally:
         t = time.monotonic()
         down = [str(neutrino)] if neutrino.exists() else [sys.executable, "-m", "neutrino.cli.main"]
-        r = subprocess.run([*down, "down", "--purge", "--state-dir", str(state)], capture_output=True, text=True,
-                           timeout=300, env=env)
+        r = subprocess.run(
+            [*down, "down", "--purge", "--state-dir", str(state)], capture_output=True, text=True, timeout=300, env=env
+        )
         if r.returncode != 0:
             print(f"warning: down --purge failed: {r.stderr[-2000:]}", file=sys.stderr)
         out["down_purge"] = time.monotonic() - t
@@ -142,9 +163,15 @@ def main() -> int:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         print(f"run {i + 1}: make run {runs[-1]['make_run']:.1f} s + demo {runs[-1]['demo']:.1f} s", file=sys.stderr)
-    notes = {"total": f"[target <= {TARGET:.0f} s on a fresh machine]", "packages": "(apt: check only)",
-             "venv": "(python -m venv)", "pip": "(pip install -e .[test])", "up": "(neutrino up, agents alive)",
-             "up_itself": "(as neutrino up reports it)", "git_clone": "(not in the total)"}
+    notes = {
+        "total": f"[target <= {TARGET:.0f} s on a fresh machine]",
+        "packages": "(apt: check only)",
+        "venv": "(python -m venv)",
+        "pip": "(pip install -e .[test])",
+        "up": "(neutrino up, agents alive)",
+        "up_itself": "(as neutrino up reports it)",
+        "git_clone": "(not in the total)",
+    }
     print(f"\nmake run from a fresh git clone, then neutrino demo until green ({len(runs)} run(s); seconds)")
     print("The Debian packages were already installed on this machine: apt was only checked, not run;")
     print("a fresh machine adds their download and installation.")

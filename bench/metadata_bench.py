@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from l3_bench import Api, free_offset, get_token, ms, pct, read_openrc  # noqa: E402
+
 from neutrino import config as nconfig  # noqa: E402
 from neutrino.system import netns as netns_mod  # noqa: E402
 
@@ -146,8 +147,12 @@ print(json.dumps({"t": None, "tries": tries, "last": str(last)}))
 
 
 def console(state: Path, server: str, *argv: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*NEUTRINO, "console", "--state-dir", str(state), server, "--", *argv],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [*NEUTRINO, "console", "--state-dir", str(state), server, "--", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def rss_kb(pid: int, field: str = "VmRSS") -> int:
@@ -202,12 +207,23 @@ def load_path(state: Path, label: str, server: str, n: int, secs: float, token: 
     t0 = time.perf_counter()
     ps = procs(state)
     idle0 = {k: cpu_s(p) for k, p in ps.items()}
-    time.sleep(2)   # background CPU (feed, reports) to subtract
+    time.sleep(2)  # background CPU (feed, reports) to subtract
     idle = {k: (cpu_s(p) - idle0[k]) / 2 for k, p in ps.items()}
     t0 = time.perf_counter()
     cpu0 = {k: cpu_s(p) for k, p in ps.items()}
-    r = console(state, server, sys.executable, "-c", LOAD, str(n), str(secs), "4", PATH, "1" if token else "",
-                timeout=60 + n * 0.05 + secs)
+    r = console(
+        state,
+        server,
+        sys.executable,
+        "-c",
+        LOAD,
+        str(n),
+        str(secs),
+        "4",
+        PATH,
+        "1" if token else "",
+        timeout=60 + n * 0.05 + secs,
+    )
     try:
         out = json.loads(r.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -219,22 +235,28 @@ def load_path(state: Path, label: str, server: str, n: int, secs: float, token: 
     lat = out["lat"]
     c = out["conc"]
     what = f"GETs {PATH}" + (" with an IMDSv2 token" if token else "")
-    print(f"* {label}: {len(lat)} sequential keep-alive {what}: p50 **{pct(lat, 50) * 1000:.2f} ms**"
-          f", p90 {pct(lat, 90) * 1000:.2f} ms, p99 **{pct(lat, 99) * 1000:.2f} ms**, max "
-          f"{max(lat) * 1000:.1f} ms (target p99 <= 10 ms); {len(lat) / sum(lat):.0f} req/s sequential; "
-          f"errors {out['errors']}, reconnects {out['reconnects']}")
+    print(
+        f"* {label}: {len(lat)} sequential keep-alive {what}: p50 **{pct(lat, 50) * 1000:.2f} ms**"
+        f", p90 {pct(lat, 90) * 1000:.2f} ms, p99 **{pct(lat, 99) * 1000:.2f} ms**, max "
+        f"{max(lat) * 1000:.1f} ms (target p99 <= 10 ms); {len(lat) / sum(lat):.0f} req/s sequential; "
+        f"errors {out['errors']}, reconnects {out['reconnects']}"
+    )
     cl = c["lat"]
-    print(f"  - 4 concurrent keep-alive clients for {c['secs']:.0f} s: **{c['n'] / c['secs']:.0f} req/s** "
-          f"(target >= 1,000), p50 {pct(cl, 50) * 1000:.2f} ms, p99 {pct(cl, 99) * 1000:.2f} ms, "
-          f"errors {c['errors']} (wall {time.perf_counter() - t0:.1f} s incl. console start)")
+    print(
+        f"  - 4 concurrent keep-alive clients for {c['secs']:.0f} s: **{c['n'] / c['secs']:.0f} req/s** "
+        f"(target >= 1,000), p50 {pct(cl, 50) * 1000:.2f} ms, p99 {pct(cl, 99) * 1000:.2f} ms, "
+        f"errors {c['errors']} (wall {time.perf_counter() - t0:.1f} s incl. console start)"
+    )
     total, wall = len(lat) + c["n"], time.perf_counter() - t0
     used = {k: max(0.0, cpu_s(p) - cpu0[k] - idle[k] * wall) for k, p in ps.items() if cpu0[k] or cpu_s(p)}
-    used = {k: v for k, v in used.items() if not k.startswith("haproxy") or v > 0.01}   # the other path's proxy
+    used = {k: v for k, v in used.items() if not k.startswith("haproxy") or v > 0.01}  # the other path's proxy
     used["load generator"] = out.get("cpu", 0.0)
-    print("  - CPU per request over both phases (idle background subtracted): " + ", ".join(
-        f"{k} {v / total * 1e6:.0f} us" for k, v in used.items())
+    print(
+        "  - CPU per request over both phases (idle background subtracted): "
+        + ", ".join(f"{k} {v / total * 1e6:.0f} us" for k, v in used.items())
         + f"; sum {sum(used.values()) / total * 1e6:.0f} us (the {os.cpu_count()} CPUs give "
-          f"{os.cpu_count() * 1e6:.0f} us per second)")
+        f"{os.cpu_count() * 1e6:.0f} us per second)"
+    )
 
 
 def burst(state: Path, api: Api, net_id: str, n: int) -> None:
@@ -251,8 +273,12 @@ def burst(state: Path, api: Api, net_id: str, n: int) -> None:
         if st != "ACTIVE":
             results[sid] = {"t": None, "last": st}
             return
-        r = subprocess.run(["ip", "netns", "exec", f"vm-{sid}", sys.executable, "-c", FIRST, PATH],
-                           capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            ["ip", "netns", "exec", f"vm-{sid}", sys.executable, "-c", FIRST, PATH],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         try:
             results[sid] = json.loads(r.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -266,15 +292,21 @@ def burst(state: Path, api: Api, net_id: str, n: int) -> None:
         th.join(120)
     ts = [r["t"] for r in results.values() if r.get("t") is not None]
     failed = [r for r in results.values() if r.get("t") is None]
-    print(f"* first request -> 200: max **{ms(max(ts, default=float('nan')))}** (target <= 1 s), "
-          f"p50 {ms(pct(ts, 50))}; requests needed: max {max((r.get('tries', 0) for r in results.values()), default=0)}"
-          + (f"; {len(failed)} never answered: {failed[:3]}" if failed else ""))
-    print(f"  - {n} POSTs took {ms(t_post)}; ACTIVE (from the first POST, polled every 200 ms): "
-          f"p50 {ms(pct(list(active_at.values()), 50))}, max {ms(max(active_at.values(), default=float('nan')))}; "
-          f"metadata answered (from the first POST): max "
-          f"{ms(max((r.get('done', 0) for r in results.values()), default=float('nan')))}")
-    print("  - note: 'first request' is made from the instance's namespace via `ip netns exec` "
-          "as soon as the API says ACTIVE")
+    print(
+        f"* first request -> 200: max **{ms(max(ts, default=float('nan')))}** (target <= 1 s), "
+        f"p50 {ms(pct(ts, 50))}; requests needed: max {max((r.get('tries', 0) for r in results.values()), default=0)}"
+        + (f"; {len(failed)} never answered: {failed[:3]}" if failed else "")
+    )
+    print(
+        f"  - {n} POSTs took {ms(t_post)}; ACTIVE (from the first POST, polled every 200 ms): "
+        f"p50 {ms(pct(list(active_at.values()), 50))}, max {ms(max(active_at.values(), default=float('nan')))}; "
+        f"metadata answered (from the first POST): max "
+        f"{ms(max((r.get('done', 0) for r in results.values()), default=float('nan')))}"
+    )
+    print(
+        "  - note: 'first request' is made from the instance's namespace via `ip netns exec` "
+        "as soon as the API says ACTIVE"
+    )
 
 
 def cpu_s(pid: int) -> float:
@@ -282,7 +314,7 @@ def cpu_s(pid: int) -> float:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return 0.0
-    f = raw[raw.rfind(")") + 2:].split()
+    f = raw[raw.rfind(")") + 2 :].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -315,11 +347,11 @@ def hops(state: Path, off: int, server_id: str, project_id: str, router_id: str,
 
     from neutrino.agents.metadata import socket_path
     from neutrino.cli.main import load_config
+
     print(f"\n## Per hop ({n} sequential GETs {PATH} from the host)\n")
     cfg = load_config(state / "neutrino.conf", state)
     port = cfg.metadata.bind_port + off
-    sig = hmac.new(cfg.metadata.metadata_proxy_shared_secret.encode(), server_id.encode(),
-                   hashlib.sha256).hexdigest()
+    sig = hmac.new(cfg.metadata.metadata_proxy_shared_secret.encode(), server_id.encode(), hashlib.sha256).hexdigest()
     h = {"X-Instance-ID": server_id, "X-Tenant-ID": project_id, "X-Instance-ID-Signature": sig}
 
     ps = procs(state)
@@ -340,27 +372,43 @@ def hops(state: Path, off: int, server_id: str, project_id: str, router_id: str,
                 c.close()
             lat.append(time.perf_counter() - t0)
         cpu = ", ".join(f"{k} {(cpu_s(ps[k]) - v) / n * 1e6:.0f} us" for k, v in cpu0.items())
-        print(f"* {label}: p50 {pct(lat, 50) * 1000:.2f} ms, p99 {pct(lat, 99) * 1000:.2f} ms, "
-              f"{len(lat) / sum(lat):.0f} req/s; CPU per request: {cpu}" + (f", {bad} not 200" if bad else ""))
+        print(
+            f"* {label}: p50 {pct(lat, 50) * 1000:.2f} ms, p99 {pct(lat, 99) * 1000:.2f} ms, "
+            f"{len(lat) / sum(lat):.0f} req/s; CPU per request: {cpu}" + (f", {bad} not 200" if bad else "")
+        )
 
-    run(f"metadata API (127.0.0.1:{port}, signed, keep-alive)",
-        lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=5), h, True)
+    run(
+        f"metadata API (127.0.0.1:{port}, signed, keep-alive)",
+        lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=5),
+        h,
+        True,
+    )
 
     class UnixConn(http.client.HTTPConnection):
         def connect(self) -> None:
             self.sock = socketmod.socket(socketmod.AF_UNIX, socketmod.SOCK_STREAM)
             self.sock.settimeout(5)
             self.sock.connect(socket_path(cfg))
+
     from neutrino.metadata.app import make_token
+
     ip = ADDRESSES.get(server_id, "")
     token = make_token(cfg.metadata.metadata_proxy_shared_secret, server_id, int(time.time()) + 600)
     agent_h = {"X-Forwarded-For": ip, "X-Neutron-Router-ID": router_id}
-    run("metadata agent (unix socket, keep-alive, X-Forwarded-For + X-Neutron-Router-ID; replayed)",
-        lambda: UnixConn("localhost"), agent_h, True)
+    run(
+        "metadata agent (unix socket, keep-alive, X-Forwarded-For + X-Neutron-Router-ID; replayed)",
+        lambda: UnixConn("localhost"),
+        agent_h,
+        True,
+    )
     for reuse in (True, False):
-        run(f"metadata agent (unix socket, {'keep-alive' if reuse else 'new connection per request'}, "
-            f"+ X-aws-ec2-metadata-token: fetched from the API)", lambda: UnixConn("localhost"),
-            {**agent_h, "X-aws-ec2-metadata-token": token}, reuse)
+        run(
+            f"metadata agent (unix socket, {'keep-alive' if reuse else 'new connection per request'}, "
+            f"+ X-aws-ec2-metadata-token: fetched from the API)",
+            lambda: UnixConn("localhost"),
+            {**agent_h, "X-aws-ec2-metadata-token": token},
+            reuse,
+        )
 
 
 ADDRESSES: dict[str, str] = {}
@@ -385,18 +433,24 @@ def memory(state: Path) -> None:
         kind = "router" if "9697" in (conf.read_text() if conf.exists() else "") else "network"
         rows.append((kind, pf.name.split(".")[0][:8], pid, uss_kb(pid), pss_kb(pid), rss_kb(pid)))
     for kind, u, pid, uss, pss, rss in rows:
-        print(f"* haproxy ({kind} {u}, pid {pid}): unique (USS) **{uss / 1024:.1f} MB**, "
-              f"PSS **{pss / 1024:.1f} MB** (target <= 5 MB); RSS {rss / 1024:.1f} MB, of which "
-              f"{(rss - uss) / 1024:.1f} MB are shared pages of the binary and its libraries")
+        print(
+            f"* haproxy ({kind} {u}, pid {pid}): unique (USS) **{uss / 1024:.1f} MB**, "
+            f"PSS **{pss / 1024:.1f} MB** (target <= 5 MB); RSS {rss / 1024:.1f} MB, of which "
+            f"{(rss - uss) / 1024:.1f} MB are shared pages of the binary and its libraries"
+        )
     if rows:
         n = len(rows)
-        print(f"* all {n} proxies together: {sum(r[4] for r in rows) / 1024:.1f} MB (sum of PSS), "
-              f"{sum(r[4] for r in rows) / 1024 / n:.1f} MB per proxy; one more proxy adds its USS, "
-              f"~{max(r[3] for r in rows) / 1024:.1f} MB")
+        print(
+            f"* all {n} proxies together: {sum(r[4] for r in rows) / 1024:.1f} MB (sum of PSS), "
+            f"{sum(r[4] for r in rows) / 1024 / n:.1f} MB per proxy; one more proxy adds its USS, "
+            f"~{max(r[3] for r in rows) / 1024:.1f} MB"
+        )
     agents = pids_matching(f"agent metadata --state-dir {state}")
     for pid in agents:
-        print(f"* metadata agent (pid {pid}): **{rss_kb(pid) / 1024:.1f} MB** "
-              f"(private {rss_kb(pid, 'RssAnon') / 1024:.1f} MB)")
+        print(
+            f"* metadata agent (pid {pid}): **{rss_kb(pid) / 1024:.1f} MB** "
+            f"(private {rss_kb(pid, 'RssAnon') / 1024:.1f} MB)"
+        )
     if not agents:
         print("* metadata agent: process not found")
 
@@ -419,8 +473,13 @@ def main() -> int:
     off = free_offset()
     try:
         t0 = time.perf_counter()
-        subprocess.run([*NEUTRINO, "up", "--state-dir", str(state), "--port-offset", str(off)],
-                       check=True, env=env, stdout=subprocess.DEVNULL, timeout=120)
+        subprocess.run(
+            [*NEUTRINO, "up", "--state-dir", str(state), "--port-offset", str(off)],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            timeout=120,
+        )
         print(f"`neutrino up`: {ms(time.perf_counter() - t0)}")
         api = Api(off, get_token(read_openrc(state / "demo-openrc")))
         routed, routed_sub = api.network("mdb-routed", "10.72.0.0/24")
@@ -430,13 +489,20 @@ def main() -> int:
         vm_r, vm_i = api.boot("mdb-routed-vm", routed), api.boot("mdb-iso-vm", isolated)
         for sid in (vm_r, vm_i):
             print(f"instance {sid[:8]}: {api.wait_active(sid, 60)}")
-        print(f"\n## Latency and throughput from inside an instance ({os.cpu_count()} CPUs, "
-              f"load generator in the same machine)\n")
+        print(
+            f"\n## Latency and throughput from inside an instance ({os.cpu_count()} CPUs, "
+            f"load generator in the same machine)\n"
+        )
         load_path(state, "through the router (qrouter- haproxy on 9697)", vm_r, args.requests, args.seconds)
-        load_path(state, "isolated network (qdhcp- haproxy on 169.254.169.254:80)", vm_i, args.requests,
-                  args.seconds)
-        load_path(state, "through the router, every request to the metadata API (the agent replays no "
-                  "request carrying a token)", vm_r, max(1, args.requests // 4), args.seconds, token=True)
+        load_path(state, "isolated network (qdhcp- haproxy on 169.254.169.254:80)", vm_i, args.requests, args.seconds)
+        load_path(
+            state,
+            "through the router, every request to the metadata API (the agent replays no request carrying a token)",
+            vm_r,
+            max(1, args.requests // 4),
+            args.seconds,
+            token=True,
+        )
         port = api.call("GET", f"/ports?device_id={vm_r}")["ports"][0]
         ADDRESSES[vm_r] = port["fixed_ips"][0]["ip_address"]
         hops(state, off, vm_r, port["project_id"], router["id"], min(args.requests, 1000))
@@ -445,8 +511,13 @@ def main() -> int:
             burst(state, api, routed, args.burst)
             memory(state)
     finally:
-        subprocess.run([*NEUTRINO, "down", "--state-dir", str(state), "--purge"], env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        subprocess.run(
+            [*NEUTRINO, "down", "--state-dir", str(state), "--purge"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
         if netns_mod.netns_exists(lab):
             print(f"(lab namespace {lab} still there after down --purge: removing it)")
             netns_mod.remove_netns(lab)
@@ -454,8 +525,10 @@ def main() -> int:
             print(f"(state kept in {state})")
         else:
             shutil.rmtree(state, ignore_errors=True)
-    print(f"\n(total {time.monotonic() - t_start:.0f} s on {os.cpu_count()} CPUs; load average at the end "
-          f"{os.getloadavg()[0]:.1f}: anything else running on this machine skews every figure)")
+    print(
+        f"\n(total {time.monotonic() - t_start:.0f} s on {os.cpu_count()} CPUs; load average at the end "
+        f"{os.getloadavg()[0]:.1f}: anything else running on this machine skews every figure)"
+    )
     return 0
 
 

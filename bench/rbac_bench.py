@@ -83,17 +83,35 @@ def populate(c: Client, n: int) -> list[str]:
     ids: list[str] = []
     while len(ids) < n:
         batch = min(100, n - len(ids))
-        made = c.call("POST", "networks", body={"networks": [
-            {"name": f"net-{len(ids) + i}", "project_id": "p-demo"} for i in range(batch)]}, ok=201)
+        made = c.call(
+            "POST",
+            "networks",
+            body={"networks": [{"name": f"net-{len(ids) + i}", "project_id": "p-demo"} for i in range(batch)]},
+            ok=201,
+        )
         ids += [x["id"] for x in made["networks"]]
     return ids
 
 
 def share_all(c: Client, ids: list[str]) -> None:
     for i in range(0, len(ids), 100):
-        c.call("POST", "rbac-policies", "demo", body={"rbac_policies": [
-            {"object_type": "network", "object_id": nid, "action": "access_as_shared", "target_tenant": "p-other"}
-            for nid in ids[i:i + 100]]}, ok=201)
+        c.call(
+            "POST",
+            "rbac-policies",
+            "demo",
+            body={
+                "rbac_policies": [
+                    {
+                        "object_type": "network",
+                        "object_id": nid,
+                        "action": "access_as_shared",
+                        "target_tenant": "p-other",
+                    }
+                    for nid in ids[i : i + 100]
+                ]
+            },
+            ok=201,
+        )
 
 
 def main() -> int:
@@ -112,15 +130,18 @@ def main() -> int:
         t0 = time.perf_counter()
         ids = populate(c, n)
         setup_s = time.perf_counter() - t0
-        for token in ("demo", "admin"):           # warm caches and the connection pool
+        for token in ("demo", "admin"):  # warm caches and the connection pool
             c.timed_list(token, n, 1)
         before = {"demo": c.timed_list("demo", n, args.reps), "admin": c.timed_list("admin", n, args.reps)}
         c.timed_list("other", 0, 1)
         t0 = time.perf_counter()
         share_all(c, ids)
         share_s = time.perf_counter() - t0
-        after = {"demo": c.timed_list("demo", n, args.reps), "admin": c.timed_list("admin", n, args.reps),
-                 "other": c.timed_list("other", n, args.reps)}
+        after = {
+            "demo": c.timed_list("demo", n, args.reps),
+            "admin": c.timed_list("admin", n, args.reps),
+            "other": c.timed_list("other", n, args.reps),
+        }
         policies = len(c.call("GET", "rbac-policies")["rbac_policies"])
         db.dispose()
 
@@ -128,10 +149,11 @@ def main() -> int:
     print(f"setup: {n} networks in {setup_s:.1f} s, {policies} RBAC policies in {share_s:.1f} s\n")
     print("| caller | without RBAC policies | with them | ratio (target <= 2.0) |")
     print("|---|---|---|---|")
-    rows = (("demo (owner, non-admin)", before["demo"], after["demo"]),
-            ("other (sees them through the policies; baseline: the owner's listing)", before["demo"],
-             after["other"]),
-            ("admin", before["admin"], after["admin"]))
+    rows = (
+        ("demo (owner, non-admin)", before["demo"], after["demo"]),
+        ("other (sees them through the policies; baseline: the owner's listing)", before["demo"], after["other"]),
+        ("admin", before["admin"], after["admin"]),
+    )
     for name, b, a in rows:
         print(f"| {name} | {b * 1000:.0f} ms | {a * 1000:.0f} ms | {a / b:.2f} |")
     return 0

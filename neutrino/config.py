@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, get_type_hints
+from typing import Any, ClassVar, get_type_hints
 
 
 class ConfigError(ValueError):
@@ -90,40 +91,85 @@ OPTIONS: tuple[Option, ...] = (
     _O("DEFAULT", "enable_snat_by_default", _bool, "true", "Default of enable_snat on router gateways."),
     _O("DEFAULT", "debug", _bool, "false", "Log at debug level."),
     _O("DEFAULT", "host", str, "", "Name of this host (default: the machine's hostname)."),
-    _O("DEFAULT", "roles", _list, "all",
-       "What this node runs (comma-separated): controller (the API servers; database migrations), "
-       "network (DHCP, L3 and metadata agents with the OVS agent; the lab host), compute (OVS and "
-       "compute agents), or all (every role: the all-in-one).  `neutrino up --role` overrides it.", False),
-    _O("DEFAULT", "server_url", str, "",
-       "URL of the Neutron API that this node's agents follow (feed, heartbeats, status), e.g. "
-       "http://controller:9696; empty: this node's own bind_host and bind_port.", False),
+    _O(
+        "DEFAULT",
+        "roles",
+        _list,
+        "all",
+        "What this node runs (comma-separated): controller (the API servers; database migrations), "
+        "network (DHCP, L3 and metadata agents with the OVS agent; the lab host), compute (OVS and "
+        "compute agents), or all (every role: the all-in-one).  `neutrino up --role` overrides it.",
+        False,
+    ),
+    _O(
+        "DEFAULT",
+        "server_url",
+        str,
+        "",
+        "URL of the Neutron API that this node's agents follow (feed, heartbeats, status), e.g. "
+        "http://controller:9696; empty: this node's own bind_host and bind_port.",
+        False,
+    ),
     # --- request limits of every API the server serves (neutrino.api.limits) ----------
-    _O("oslo_middleware", "max_request_body_size", int, "114688",
-       "Largest request body in bytes, on every API (413 beyond it, read no further); the agents' "
-       "routes under /neutrino/v1/ have max_agent_request_body_size instead."),
-    _O("DEFAULT", "max_agent_request_body_size", int, "16777216",
-       "Largest request body in bytes on the agents' routes (/neutrino/v1/: port status batches "
-       "of a whole host, agent reports); the body is read only after the token is checked.", False),
-    _O("DEFAULT", "client_header_timeout", int, "20",
-       "Seconds a client has to send a request line and headers, from connecting (or from a "
-       "keep-alive request's first byte): else 408 and the connection is closed.  A connection "
-       "that sends nothing is closed after the same time.", False),
-    _O("DEFAULT", "client_socket_timeout", int, "60",
-       "Seconds a request body may stall (no bytes received) before 408 and the connection is "
-       "closed; 0: no bound (Neutron's default: 900).", True),
-    _O("DEFAULT", "max_request_header_size", int, "65536",
-       "Largest request line plus headers in bytes (431 beyond it).", False),
-    _O("DEFAULT", "max_connections", int, "1000",
-       "Open connections per API and server process over which a request is answered 503 and its "
-       "connection closed (0: no bound).  Agents hold one long-poll connection each.", False),
-    _O("DEFAULT", "max_allocation_pools", int, "1000",
-       "Most allocation pools per subnet (400 beyond it).", False),
+    _O(
+        "oslo_middleware",
+        "max_request_body_size",
+        int,
+        "114688",
+        "Largest request body in bytes, on every API (413 beyond it, read no further); the agents' "
+        "routes under /neutrino/v1/ have max_agent_request_body_size instead.",
+    ),
+    _O(
+        "DEFAULT",
+        "max_agent_request_body_size",
+        int,
+        "16777216",
+        "Largest request body in bytes on the agents' routes (/neutrino/v1/: port status batches "
+        "of a whole host, agent reports); the body is read only after the token is checked.",
+        False,
+    ),
+    _O(
+        "DEFAULT",
+        "client_header_timeout",
+        int,
+        "20",
+        "Seconds a client has to send a request line and headers, from connecting (or from a "
+        "keep-alive request's first byte): else 408 and the connection is closed.  A connection "
+        "that sends nothing is closed after the same time.",
+        False,
+    ),
+    _O(
+        "DEFAULT",
+        "client_socket_timeout",
+        int,
+        "60",
+        "Seconds a request body may stall (no bytes received) before 408 and the connection is "
+        "closed; 0: no bound (Neutron's default: 900).",
+        True,
+    ),
+    _O(
+        "DEFAULT",
+        "max_request_header_size",
+        int,
+        "65536",
+        "Largest request line plus headers in bytes (431 beyond it).",
+        False,
+    ),
+    _O(
+        "DEFAULT",
+        "max_connections",
+        int,
+        "1000",
+        "Open connections per API and server process over which a request is answered 503 and its "
+        "connection closed (0: no bound).  Agents hold one long-poll connection each.",
+        False,
+    ),
+    _O("DEFAULT", "max_allocation_pools", int, "1000", "Most allocation pools per subnet (400 beyond it).", False),
     # --- [database] ------------------------------------------------------------
     _O("database", "connection", str, "", "SQLAlchemy URL; empty: SQLite in the state directory."),
     # --- [ml2] ---------------------------------------------------------------
     _O("ml2", "type_drivers", _list, "local,flat,vlan,vxlan,geneve", "Network type drivers to load."),
-    _O("ml2", "tenant_network_types", _list, "vxlan",
-       "Ordered network types to allocate project networks from."),
+    _O("ml2", "tenant_network_types", _list, "vxlan", "Ordered network types to allocate project networks from."),
     _O("ml2", "mechanism_drivers", _list, "openvswitch,l2population", "Mechanism drivers."),
     _O("ml2", "extension_drivers", _list, "port_security,dns", "Extension drivers."),
     _O("ml2", "path_mtu", int, "0", "Maximum IP packet size on the overlay path (0: global_physnet_mtu)."),
@@ -131,8 +177,13 @@ OPTIONS: tuple[Option, ...] = (
     _O("ml2", "overlay_ip_version", int, "4", "IP version of the tunnel underlay (4 or 6)."),
     _O("ml2", "external_network_type", str, "", "Type for external networks created without provider attributes."),
     _O("ml2_type_flat", "flat_networks", _list, "*", "Physical networks usable for flat networks ('*' = any)."),
-    _O("ml2_type_vlan", "network_vlan_ranges", _list, "",
-       "physnet[:min:max] entries; a bare physnet means VLANs 1-4094."),
+    _O(
+        "ml2_type_vlan",
+        "network_vlan_ranges",
+        _list,
+        "",
+        "physnet[:min:max] entries; a bare physnet means VLANs 1-4094.",
+    ),
     _O("ml2_type_vxlan", "vni_ranges", _list, "", "min:max VNI ranges for project VXLAN networks."),
     _O("ml2_type_geneve", "vni_ranges", _list, "", "min:max VNI ranges for project Geneve networks."),
     _O("ml2_type_geneve", "max_header_size", int, "30", "Geneve encapsulation header size."),
@@ -155,18 +206,40 @@ OPTIONS: tuple[Option, ...] = (
     _O("identity", "public_host", str, "", "Host name put into catalog URLs (default: bind_host).", False),
     _O("token", "expiration", int, "3600", "Token lifetime in seconds (Keystone's [token] expiration)."),
     _O("fernet_tokens", "key_repository", str, "", "Directory of Fernet keys (default: STATE/fernet-keys)."),
-    _O("identity", "login_throttle_failures", int, "5",
-       "Failed password logins of one user from one client address let through before that address "
-       "is throttled for that user (0: no throttling).  Other addresses are not affected.", False),
-    _O("identity", "login_throttle_delay", int, "1",
-       "Seconds a throttled address waits after its first failure over login_throttle_failures; the "
-       "wait doubles with each further failure (refused meanwhile with 429).", False),
+    _O(
+        "identity",
+        "login_throttle_failures",
+        int,
+        "5",
+        "Failed password logins of one user from one client address let through before that address "
+        "is throttled for that user (0: no throttling).  Other addresses are not affected.",
+        False,
+    ),
+    _O(
+        "identity",
+        "login_throttle_delay",
+        int,
+        "1",
+        "Seconds a throttled address waits after its first failure over login_throttle_failures; the "
+        "wait doubles with each further failure (refused meanwhile with 429).",
+        False,
+    ),
     _O("identity", "login_throttle_max_delay", int, "300", "Cap of the throttling wait in seconds.", False),
-    _O("security_compliance", "lockout_failure_attempts", int, "0",
-       "Consecutive failed logins (from anywhere) after which a user is locked (401 \"The account is "
-       "locked\") for lockout_duration; 0: never."),
-    _O("security_compliance", "lockout_duration", int, "1800",
-       "Seconds a locked user stays locked (0: until an admin sets the user enabled again)."),
+    _O(
+        "security_compliance",
+        "lockout_failure_attempts",
+        int,
+        "0",
+        "Consecutive failed logins (from anywhere) after which a user is locked (401 \"The account is "
+        "locked\") for lockout_duration; 0: never.",
+    ),
+    _O(
+        "security_compliance",
+        "lockout_duration",
+        int,
+        "1800",
+        "Seconds a locked user stays locked (0: until an admin sets the user enabled again).",
+    ),
     # --- agents (openvswitch_agent.ini / [AGENT] names) -----------------------
     _O("ovs", "integration_bridge", str, "br-int", "Integration bridge."),
     _O("ovs", "tunnel_bridge", str, "br-tun", "Tunnel bridge."),
@@ -174,96 +247,218 @@ OPTIONS: tuple[Option, ...] = (
     _O("ovs", "tun_peer_patch_port", str, "patch-int", "Patch port on the tunnel bridge to the integration bridge."),
     _O("ovs", "local_ip", str, "", "This host's tunnel endpoint (VTEP) address; required for tunnels."),
     _O("ovs", "bridge_mappings", _dict_str, "", "physnet:bridge pairs (the bridges are created if missing)."),
-    _O("ovs", "datapath_type", str, "auto",
-       "system, netdev, or auto (system when the openvswitch kernel module is loaded, else netdev)."),
-    _O("ovs", "host_netns", str, "auto",
-       "Namespace this host's OVS and agent-owned devices live in: auto (a private one per state "
-       "directory, so nothing is added to the machine's own namespace), or empty for the root "
-       "namespace.", False),
-    _O("ovs", "ovs_rundir", str, "",
-       "Run directory of an OVS instance run by someone else (the host's own, or a test fabric's): "
-       "`neutrino up` uses it and neither starts nor stops it.  Empty: a private one in STATE/ovs, "
-       "started by `up` and stopped by `down`.", False),
+    _O(
+        "ovs",
+        "datapath_type",
+        str,
+        "auto",
+        "system, netdev, or auto (system when the openvswitch kernel module is loaded, else netdev).",
+    ),
+    _O(
+        "ovs",
+        "host_netns",
+        str,
+        "auto",
+        "Namespace this host's OVS and agent-owned devices live in: auto (a private one per state "
+        "directory, so nothing is added to the machine's own namespace), or empty for the root "
+        "namespace.",
+        False,
+    ),
+    _O(
+        "ovs",
+        "ovs_rundir",
+        str,
+        "",
+        "Run directory of an OVS instance run by someone else (the host's own, or a test fabric's): "
+        "`neutrino up` uses it and neither starts nor stops it.  Empty: a private one in STATE/ovs, "
+        "started by `up` and stopped by `down`.",
+        False,
+    ),
     _O("agent", "tunnel_types", _list, "vxlan", "Tunnel types this host's OVS agent serves."),
     _O("agent", "l2_population", _bool, "true", "Use l2population (flood only where ports are)."),
     _O("agent", "arp_responder", _bool, "true", "Answer ARP for remote ports locally (with l2_population)."),
-    _O("agent", "polling_interval", int, "1",
-       "Seconds between checks of the host (Neutron: 2); feed changes are handled at once."),
+    _O(
+        "agent",
+        "polling_interval",
+        int,
+        "1",
+        "Seconds between checks of the host (Neutron: 2); feed changes are handled at once.",
+    ),
     _O("agent", "report_interval", int, "30", "Seconds between heartbeats."),
     _O("agent", "availability_zone", str, "nova", "Availability zone of this host's agents."),
     # --- [securitygroup] -------------------------------------------------------
-    _O("securitygroup", "enable_security_group", _bool, "true",
-       "Enforce security groups on ports with port security (false: anti-spoofing only)."),
-    _O("securitygroup", "firewall_driver", _firewall_driver, "openvswitch",
-       "openvswitch: stateful OVS conntrack firewall (tables 71-94); noop: no filtering."),
+    _O(
+        "securitygroup",
+        "enable_security_group",
+        _bool,
+        "true",
+        "Enforce security groups on ports with port security (false: anti-spoofing only).",
+    ),
+    _O(
+        "securitygroup",
+        "firewall_driver",
+        _firewall_driver,
+        "openvswitch",
+        "openvswitch: stateful OVS conntrack firewall (tables 71-94); noop: no filtering.",
+    ),
     # --- [feed] ----------------------------------------------------------------
-    _O("feed", "retention", int, "200000",
-       "Change-log rows kept; an agent further behind gets a full snapshot.", False),
+    _O(
+        "feed", "retention", int, "200000", "Change-log rows kept; an agent further behind gets a full snapshot.", False
+    ),
     # --- [compute] / [image]: the Nova v2.1 and Glance v2 subsets --------------------------
     _O("compute", "bind_host", str, "127.0.0.1", "Address the Compute API (Nova v2.1 subset) listens on.", False),
     _O("compute", "bind_port", int, "8774", "Port of the Compute API.", False),
     _O("image", "bind_host", str, "127.0.0.1", "Address the Image API (Glance v2 subset) listens on.", False),
     _O("image", "bind_port", int, "9292", "Port of the Image API.", False),
     # --- DHCP (neutron.conf and dhcp_agent.ini [DEFAULT] options, one file) ------------------
-    _O("DEFAULT", "network_auto_schedule", _bool, "true",
-       "A DHCP agent that registers, restarts or revives takes the networks with DHCP subnets "
-       "that have fewer than dhcp_agents_per_network agents."),
-    _O("DEFAULT", "allow_automatic_dhcp_failover", _bool, "true",
-       "Move networks from dead DHCP agents to live ones (checked when a live DHCP agent reports)."),
-    _O("DEFAULT", "dhcp_confs", str, "",
-       "Directory of the dnsmasq configuration directories (default: /run/neutrino/dhcp-<id of the "
-       "state directory>; dnsmasq drops to user nobody, so every directory on the path must be "
-       "searchable by others)."),
+    _O(
+        "DEFAULT",
+        "network_auto_schedule",
+        _bool,
+        "true",
+        "A DHCP agent that registers, restarts or revives takes the networks with DHCP subnets "
+        "that have fewer than dhcp_agents_per_network agents.",
+    ),
+    _O(
+        "DEFAULT",
+        "allow_automatic_dhcp_failover",
+        _bool,
+        "true",
+        "Move networks from dead DHCP agents to live ones (checked when a live DHCP agent reports).",
+    ),
+    _O(
+        "DEFAULT",
+        "dhcp_confs",
+        str,
+        "",
+        "Directory of the dnsmasq configuration directories (default: /run/neutrino/dhcp-<id of the "
+        "state directory>; dnsmasq drops to user nobody, so every directory on the path must be "
+        "searchable by others).",
+    ),
     _O("DEFAULT", "dhcp_lease_duration", int, "86400", "DHCP lease time in seconds (-1: infinite)."),
-    _O("DEFAULT", "enable_isolated_metadata", _bool, "false",
-       "Serve metadata (169.254.169.254) from the DHCP namespace of networks with an isolated subnet."),
-    _O("DEFAULT", "force_metadata", _bool, "false",
-       "Serve metadata from the DHCP namespace of every network with DHCP."),
+    _O(
+        "DEFAULT",
+        "enable_isolated_metadata",
+        _bool,
+        "false",
+        "Serve metadata (169.254.169.254) from the DHCP namespace of networks with an isolated subnet.",
+    ),
+    _O(
+        "DEFAULT",
+        "force_metadata",
+        _bool,
+        "false",
+        "Serve metadata from the DHCP namespace of every network with DHCP.",
+    ),
     _O("DEFAULT", "dnsmasq_dns_servers", _list, "", "Upstream DNS servers dnsmasq forwards to (--server)."),
-    _O("DEFAULT", "dnsmasq_local_resolv", _bool, "false",
-       "Let dnsmasq use the host's resolv.conf (no --no-resolv) when dnsmasq_dns_servers is empty."),
+    _O(
+        "DEFAULT",
+        "dnsmasq_local_resolv",
+        _bool,
+        "false",
+        "Let dnsmasq use the host's resolv.conf (no --no-resolv) when dnsmasq_dns_servers is empty.",
+    ),
     _O("DEFAULT", "dhcp_renewal_time", int, "0", "DHCP renewal time T1 in seconds (0: dnsmasq's default)."),
     _O("DEFAULT", "dhcp_rebinding_time", int, "0", "DHCP rebinding time T2 in seconds (0: dnsmasq's default)."),
     _O("DEFAULT", "dnsmasq_lease_max", int, "16777216", "Upper bound of --dhcp-lease-max per network."),
     # --- L3 scheduling (neutron.conf) ------------------------------------------------------------
-    _O("DEFAULT", "router_auto_schedule", _bool, "true",
-       "Schedule routers to a live L3 agent at create; an L3 agent that registers, restarts or "
-       "revives takes the routers without an agent."),
-    _O("DEFAULT", "allow_automatic_l3agent_failover", _bool, "true",
-       "Move routers from dead L3 agents to live ones (checked when a live L3 agent reports; "
-       "Neutron's default is false)."),
+    _O(
+        "DEFAULT",
+        "router_auto_schedule",
+        _bool,
+        "true",
+        "Schedule routers to a live L3 agent at create; an L3 agent that registers, restarts or "
+        "revives takes the routers without an agent.",
+    ),
+    _O(
+        "DEFAULT",
+        "allow_automatic_l3agent_failover",
+        _bool,
+        "true",
+        "Move routers from dead L3 agents to live ones (checked when a live L3 agent reports; "
+        "Neutron's default is false).",
+    ),
     # --- [metadata]: metadata_agent.ini's options (Neutron names; one file, own section) ----------------
-    _O("metadata", "metadata_proxy_socket", str, "",
-       "Unix socket the metadata agent listens on and the haproxy metadata proxies forward to "
-       "(default: /run/neutrino/metadata-<id of the state directory>/metadata_proxy, in a directory "
-       "only root and metadata_proxy_group may enter).  The socket is mode 0660, group "
-       "metadata_proxy_group: every directory on its path must be searchable by that group."),
-    _O("metadata", "metadata_proxy_user", str, "",
-       "User the haproxy metadata proxies run as once they have bound their addresses (empty: "
-       "haproxy if that user exists, else nobody; Neutron: the agent's user)."),
-    _O("metadata", "metadata_proxy_group", str, "",
-       "Group of the haproxy metadata proxies; only it (and root) may connect to the metadata socket "
-       "(empty: the primary group of metadata_proxy_user)."),
+    _O(
+        "metadata",
+        "metadata_proxy_socket",
+        str,
+        "",
+        "Unix socket the metadata agent listens on and the haproxy metadata proxies forward to "
+        "(default: /run/neutrino/metadata-<id of the state directory>/metadata_proxy, in a directory "
+        "only root and metadata_proxy_group may enter).  The socket is mode 0660, group "
+        "metadata_proxy_group: every directory on its path must be searchable by that group.",
+    ),
+    _O(
+        "metadata",
+        "metadata_proxy_user",
+        str,
+        "",
+        "User the haproxy metadata proxies run as once they have bound their addresses (empty: "
+        "haproxy if that user exists, else nobody; Neutron: the agent's user).",
+    ),
+    _O(
+        "metadata",
+        "metadata_proxy_group",
+        str,
+        "",
+        "Group of the haproxy metadata proxies; only it (and root) may connect to the metadata socket "
+        "(empty: the primary group of metadata_proxy_user).",
+    ),
     _O("metadata", "nova_metadata_host", str, "127.0.0.1", "Host of the Nova metadata API."),
     _O("metadata", "nova_metadata_port", int, "8775", "Port of the Nova metadata API."),
     _O("metadata", "nova_metadata_protocol", str, "http", "Protocol of the Nova metadata API (http or https)."),
-    _O("metadata", "metadata_proxy_shared_secret", str, "",
-       "Secret shared with the Nova metadata API; signs X-Instance-ID (HMAC-SHA256)."),
-    _O("metadata", "bind_host", str, "127.0.0.1",
-       "Address the metadata API (Nova's metadata handler) listens on.", False),
+    _O(
+        "metadata",
+        "metadata_proxy_shared_secret",
+        str,
+        "",
+        "Secret shared with the Nova metadata API; signs X-Instance-ID (HMAC-SHA256).",
+    ),
+    _O(
+        "metadata",
+        "bind_host",
+        str,
+        "127.0.0.1",
+        "Address the metadata API (Nova's metadata handler) listens on.",
+        False,
+    ),
     _O("metadata", "bind_port", int, "8775", "Port of the metadata API.", False),
-    _O("metadata", "metadata_cache_expiration", int, "15",
-       "Seconds an instance's metadata is cached by the metadata API (Nova's [api] option; 0: off).", False),
-    _O("metadata", "http_tokens", str, "optional",
-       "IMDSv2 session tokens: optional (requests without X-aws-ec2-metadata-token are served) or "
-       "required (they answer 401).", False),
-    _O("metadata", "dhcp_domain", str, "novalocal",
-       "Domain appended to instance hostnames in metadata (Nova's [api] dhcp_domain; empty: bare "
-       "hostname).", False),
+    _O(
+        "metadata",
+        "metadata_cache_expiration",
+        int,
+        "15",
+        "Seconds an instance's metadata is cached by the metadata API (Nova's [api] option; 0: off).",
+        False,
+    ),
+    _O(
+        "metadata",
+        "http_tokens",
+        str,
+        "optional",
+        "IMDSv2 session tokens: optional (requests without X-aws-ec2-metadata-token are served) or "
+        "required (they answer 401).",
+        False,
+    ),
+    _O(
+        "metadata",
+        "dhcp_domain",
+        str,
+        "novalocal",
+        "Domain appended to instance hostnames in metadata (Nova's [api] dhcp_domain; empty: bare hostname).",
+        False,
+    ),
     # --- [lab]: the all-in-one's lab host on physnet `physnet` ----------------------------------
-    _O("lab", "host_netns", str, "lab-host",
-       "Network namespace playing the lab host / network node gateway, bridged to br-phys (physnet "
-       "`physnet`) by `neutrino up`; empty: none.  Never the machine's own namespace.", False),
+    _O(
+        "lab",
+        "host_netns",
+        str,
+        "lab-host",
+        "Network namespace playing the lab host / network node gateway, bridged to br-phys (physnet "
+        "`physnet`) by `neutrino up`; empty: none.  Never the machine's own namespace.",
+        False,
+    ),
     _O("lab", "cidr", str, "172.16.0.1/24", "Address/prefix of the lab host's interface lab0.", False),
 )
 
@@ -301,9 +496,11 @@ class Section(Mapping[str, Any]):
 # One class per section, its fields in the order of OPTIONS (parsers: str, int, _bool -> bool,
 # _list -> tuple[str, ...], _dict_int -> Mapping[str, int], _dict_str -> Mapping[str, str]).
 
+
 @dataclass(frozen=True)
 class DefaultSection(Section):
     """[DEFAULT]"""
+
     bind_host: str
     bind_port: int
     api_workers: int
@@ -345,18 +542,21 @@ class DefaultSection(Section):
 @dataclass(frozen=True)
 class OsloMiddlewareSection(Section):
     """[oslo_middleware]"""
+
     max_request_body_size: int
 
 
 @dataclass(frozen=True)
 class DatabaseSection(Section):
     """[database]"""
+
     connection: str
 
 
 @dataclass(frozen=True)
 class Ml2Section(Section):
     """[ml2]"""
+
     type_drivers: tuple[str, ...]
     tenant_network_types: tuple[str, ...]
     mechanism_drivers: tuple[str, ...]
@@ -370,24 +570,28 @@ class Ml2Section(Section):
 @dataclass(frozen=True)
 class Ml2TypeFlatSection(Section):
     """[ml2_type_flat]"""
+
     flat_networks: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Ml2TypeVlanSection(Section):
     """[ml2_type_vlan]"""
+
     network_vlan_ranges: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Ml2TypeVxlanSection(Section):
     """[ml2_type_vxlan]"""
+
     vni_ranges: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Ml2TypeGeneveSection(Section):
     """[ml2_type_geneve]"""
+
     vni_ranges: tuple[str, ...]
     max_header_size: int
 
@@ -395,6 +599,7 @@ class Ml2TypeGeneveSection(Section):
 @dataclass(frozen=True)
 class QuotasSection(Section):
     """[quotas]"""
+
     default_quota: int
     quota_network: int
     quota_subnet: int
@@ -411,6 +616,7 @@ class QuotasSection(Section):
 @dataclass(frozen=True)
 class IdentitySection(Section):
     """[identity]"""
+
     bind_host: str
     bind_port: int
     region: str
@@ -423,18 +629,21 @@ class IdentitySection(Section):
 @dataclass(frozen=True)
 class TokenSection(Section):
     """[token]"""
+
     expiration: int
 
 
 @dataclass(frozen=True)
 class FernetTokensSection(Section):
     """[fernet_tokens]"""
+
     key_repository: str
 
 
 @dataclass(frozen=True)
 class SecurityComplianceSection(Section):
     """[security_compliance]"""
+
     lockout_failure_attempts: int
     lockout_duration: int
 
@@ -442,6 +651,7 @@ class SecurityComplianceSection(Section):
 @dataclass(frozen=True)
 class OvsSection(Section):
     """[ovs]"""
+
     integration_bridge: str
     tunnel_bridge: str
     int_peer_patch_port: str
@@ -456,6 +666,7 @@ class OvsSection(Section):
 @dataclass(frozen=True)
 class AgentSection(Section):
     """[agent]"""
+
     tunnel_types: tuple[str, ...]
     l2_population: bool
     arp_responder: bool
@@ -467,6 +678,7 @@ class AgentSection(Section):
 @dataclass(frozen=True)
 class SecuritygroupSection(Section):
     """[securitygroup]"""
+
     enable_security_group: bool
     firewall_driver: str
 
@@ -474,12 +686,14 @@ class SecuritygroupSection(Section):
 @dataclass(frozen=True)
 class FeedSection(Section):
     """[feed]"""
+
     retention: int
 
 
 @dataclass(frozen=True)
 class ComputeSection(Section):
     """[compute]"""
+
     bind_host: str
     bind_port: int
 
@@ -487,6 +701,7 @@ class ComputeSection(Section):
 @dataclass(frozen=True)
 class ImageSection(Section):
     """[image]"""
+
     bind_host: str
     bind_port: int
 
@@ -494,6 +709,7 @@ class ImageSection(Section):
 @dataclass(frozen=True)
 class MetadataSection(Section):
     """[metadata]"""
+
     metadata_proxy_socket: str
     metadata_proxy_user: str
     metadata_proxy_group: str
@@ -511,6 +727,7 @@ class MetadataSection(Section):
 @dataclass(frozen=True)
 class LabSection(Section):
     """[lab]"""
+
     host_netns: str
     cidr: str
 
@@ -552,7 +769,7 @@ class Config:
     def database_url(self) -> str:
         return self.database.connection or f"sqlite:///{self.state_dir / 'neutrino.db'}"
 
-    def with_overrides(self, overrides: Mapping[tuple[str, str], str]) -> "Config":
+    def with_overrides(self, overrides: Mapping[tuple[str, str], str]) -> Config:
         raw = {(s, k): v for s, sec in self.sections.items() for k, v in sec.items()}
         parsed = dict(raw)
         for key, text in overrides.items():
@@ -561,11 +778,16 @@ class Config:
 
 
 #: INI section name -> ``Config`` attribute, and -> its typed class (from Config's fields).
-_SECTION_ATTRS: Mapping[str, str] = MappingProxyType({
-    ("DEFAULT" if f.name == "default" else f.name): f.name
-    for f in dataclasses.fields(Config) if f.name != "state_dir"})
-_SECTION_TYPES: Mapping[str, type[Section]] = MappingProxyType({
-    ini: get_type_hints(Config)[attr] for ini, attr in _SECTION_ATTRS.items()})
+_SECTION_ATTRS: Mapping[str, str] = MappingProxyType(
+    {
+        ("DEFAULT" if f.name == "default" else f.name): f.name
+        for f in dataclasses.fields(Config)
+        if f.name != "state_dir"
+    }
+)
+_SECTION_TYPES: Mapping[str, type[Section]] = MappingProxyType(
+    {ini: get_type_hints(Config)[attr] for ini, attr in _SECTION_ATTRS.items()}
+)
 
 
 def _parse(key: tuple[str, str], text: str) -> Any:
@@ -592,8 +814,9 @@ def defaults(state_dir: Path | str) -> Config:
     return _build(Path(state_dir), {(o.section, o.name): o.type(o.default) for o in OPTIONS})
 
 
-def load(path: Path | str, state_dir: Path | str | None = None,
-         overrides: Iterable[tuple[str, str, str]] = ()) -> Config:
+def load(
+    path: Path | str, state_dir: Path | str | None = None, overrides: Iterable[tuple[str, str, str]] = ()
+) -> Config:
     """Parse ``path`` against the schema.
 
     Raises ``ConfigError`` for unknown sections or options and for values that
@@ -658,21 +881,36 @@ def describe() -> list[dict[str, Any]]:
 
 #: Where Neutron (or Keystone) has a section's options: file and section.
 _NEUTRON_FILES = {
-    "DEFAULT": "neutron.conf [DEFAULT]", "database": "neutron.conf [database]",
+    "DEFAULT": "neutron.conf [DEFAULT]",
+    "database": "neutron.conf [database]",
     "oslo_middleware": "neutron.conf [oslo_middleware]",
-    "quotas": "neutron.conf [quotas]", "ml2": "ml2_conf.ini [ml2]",
-    "ml2_type_flat": "ml2_conf.ini [ml2_type_flat]", "ml2_type_vlan": "ml2_conf.ini [ml2_type_vlan]",
-    "ml2_type_vxlan": "ml2_conf.ini [ml2_type_vxlan]", "ml2_type_geneve": "ml2_conf.ini [ml2_type_geneve]",
-    "token": "keystone.conf [token]", "fernet_tokens": "keystone.conf [fernet_tokens]",
+    "quotas": "neutron.conf [quotas]",
+    "ml2": "ml2_conf.ini [ml2]",
+    "ml2_type_flat": "ml2_conf.ini [ml2_type_flat]",
+    "ml2_type_vlan": "ml2_conf.ini [ml2_type_vlan]",
+    "ml2_type_vxlan": "ml2_conf.ini [ml2_type_vxlan]",
+    "ml2_type_geneve": "ml2_conf.ini [ml2_type_geneve]",
+    "token": "keystone.conf [token]",
+    "fernet_tokens": "keystone.conf [fernet_tokens]",
     "security_compliance": "keystone.conf [security_compliance]",
-    "ovs": "openvswitch_agent.ini [ovs]", "agent": "openvswitch_agent.ini [agent]",
+    "ovs": "openvswitch_agent.ini [ovs]",
+    "agent": "openvswitch_agent.ini [agent]",
     "securitygroup": "openvswitch_agent.ini [securitygroup]",
     "metadata": "metadata_agent.ini [DEFAULT]",
 }
 #: [DEFAULT] options that Neutron reads from dhcp_agent.ini.
-_DHCP_AGENT_OPTIONS = frozenset({
-    "dhcp_confs", "enable_isolated_metadata", "force_metadata", "dnsmasq_dns_servers",
-    "dnsmasq_local_resolv", "dhcp_renewal_time", "dhcp_rebinding_time", "dnsmasq_lease_max"})
+_DHCP_AGENT_OPTIONS = frozenset(
+    {
+        "dhcp_confs",
+        "enable_isolated_metadata",
+        "force_metadata",
+        "dnsmasq_dns_servers",
+        "dnsmasq_local_resolv",
+        "dhcp_renewal_time",
+        "dhcp_rebinding_time",
+        "dnsmasq_lease_max",
+    }
+)
 
 
 def neutron_location(o: Option) -> str:
@@ -686,15 +924,19 @@ def neutron_location(o: Option) -> str:
 
 def reference_markdown() -> str:
     """The configuration reference (docs/configuration.md is this text; a test keeps them equal)."""
-    out = ["# Configuration reference", "",
-           "One INI file, `STATE_DIR/neutrino.conf` (written on the first `neutrino up`): every",
-           "option below, its default, and where Neutron (or Keystone) has the same option — Neutron",
-           "spreads them over several files, neutrino keeps Neutron's section and option names in one.",
-           "Options whose Neutron column says *neutrino* are our own.  Unknown options and bad values",
-           "are refused at start (`neutrino check-config` validates a file).  Every node of a",
-           "multi-node set-up reads the same schema ([multinode.md](multinode.md)).", ""]
+    out = [
+        "# Configuration reference",
+        "",
+        "One INI file, `STATE_DIR/neutrino.conf` (written on the first `neutrino up`): every",
+        "option below, its default, and where Neutron (or Keystone) has the same option — Neutron",
+        "spreads them over several files, neutrino keeps Neutron's section and option names in one.",
+        "Options whose Neutron column says *neutrino* are our own.  Unknown options and bad values",
+        "are refused at start (`neutrino check-config` validates a file).  Every node of a",
+        "multi-node set-up reads the same schema ([multinode.md](multinode.md)).",
+        "",
+    ]
     section = None
-    order = list(dict.fromkeys(o.section for o in OPTIONS))   # one table per section
+    order = list(dict.fromkeys(o.section for o in OPTIONS))  # one table per section
     for o in sorted(OPTIONS, key=lambda o: order.index(o.section)):
         if o.section != section:
             section = o.section

@@ -35,8 +35,10 @@ def validate(cfg: Config) -> list[str]:
     """Every cross-option problem of ``cfg``, one message each ([] when it can be used)."""
     errs: list[str] = []
     d, ident, ml2 = cfg.default, cfg.identity, cfg.ml2
-    for sec, bind_host, bind_port in (("DEFAULT", d.bind_host, d.bind_port),
-                                      ("identity", ident.bind_host, ident.bind_port)):
+    for sec, bind_host, bind_port in (
+        ("DEFAULT", d.bind_host, d.bind_port),
+        ("identity", ident.bind_host, ident.bind_port),
+    ):
         if not 1 <= bind_port <= 65535:
             errs.append(f"[{sec}] bind_port = {bind_port} is not a TCP port")
         try:
@@ -44,8 +46,10 @@ def validate(cfg: Config) -> list[str]:
         except ValueError:
             errs.append(f"[{sec}] bind_host = {bind_host!r} is not an IP address")
     if d.bind_port == ident.bind_port and (
-            d.bind_host == ident.bind_host or "0.0.0.0" in (d.bind_host, ident.bind_host)
-            or "::" in (d.bind_host, ident.bind_host)):
+        d.bind_host == ident.bind_host
+        or "0.0.0.0" in (d.bind_host, ident.bind_host)
+        or "::" in (d.bind_host, ident.bind_host)
+    ):
         errs.append(f"[DEFAULT] bind_port and [identity] bind_port are both {d.bind_port}")
     if cfg.metadata.http_tokens not in ("optional", "required"):
         errs.append(f"[metadata] http_tokens = {cfg.metadata.http_tokens!r}: choose optional or required")
@@ -57,11 +61,12 @@ def validate(cfg: Config) -> list[str]:
         errs.append("[DEFAULT] agent_down_time must be positive")
     bad_roles = [r for r in d.roles if r not in ROLE_CHOICES]
     if bad_roles or not d.roles:
-        errs.append(f"[DEFAULT] roles: {', '.join(bad_roles) or '(empty)'}: "
-                    f"choose from {', '.join(ROLE_CHOICES)}")
+        errs.append(f"[DEFAULT] roles: {', '.join(bad_roles) or '(empty)'}: choose from {', '.join(ROLE_CHOICES)}")
     elif not ({"all", "controller"} & set(d.roles)) and not d.server_url:
-        errs.append(f"[DEFAULT] roles = {','.join(d.roles)} without controller: set [DEFAULT] server_url "
-                    "(the controller's Neutron API, e.g. http://controller:9696)")
+        errs.append(
+            f"[DEFAULT] roles = {','.join(d.roles)} without controller: set [DEFAULT] server_url "
+            "(the controller's Neutron API, e.g. http://controller:9696)"
+        )
     if d.server_url and not d.server_url.startswith(("http://", "https://")):
         errs.append(f"[DEFAULT] server_url = {d.server_url!r} is not an http(s) URL")
     unknown = [t for t in ml2.type_drivers if t not in TYPE_DRIVERS]
@@ -74,8 +79,10 @@ def validate(cfg: Config) -> list[str]:
         errs.append(f"[ml2] overlay_ip_version = {ml2.overlay_ip_version}: must be 4 or 6")
     if ml2.external_network_type and ml2.external_network_type not in ml2.type_drivers:
         errs.append(f"[ml2] external_network_type = {ml2.external_network_type} not in type_drivers")
-    for sec, ranges in (("ml2_type_vxlan", cfg.ml2_type_vxlan.vni_ranges),
-                        ("ml2_type_geneve", cfg.ml2_type_geneve.vni_ranges)):
+    for sec, ranges in (
+        ("ml2_type_vxlan", cfg.ml2_type_vxlan.vni_ranges),
+        ("ml2_type_geneve", cfg.ml2_type_geneve.vni_ranges),
+    ):
         for r in ranges:
             msg = _check_range(r, 1, 2**24 - 1)
             if msg:
@@ -105,10 +112,13 @@ def _unreachable_in_state_dir(cfg: Config) -> list[str]:
     errs = []
     md = cfg.metadata
     proxy_socket = md.metadata_proxy_socket if md.metadata_proxy_user not in ("root", "0") else ""
-    for sec, name, path, who in (("DEFAULT", "dhcp_confs", cfg.default.dhcp_confs, "dnsmasq (user nobody)"),
-                                 ("metadata", "metadata_proxy_socket", proxy_socket,
-                                  "the haproxy metadata proxies (metadata_proxy_user)")):
+    for sec, name, path, who in (
+        ("DEFAULT", "dhcp_confs", cfg.default.dhcp_confs, "dnsmasq (user nobody)"),
+        ("metadata", "metadata_proxy_socket", proxy_socket, "the haproxy metadata proxies (metadata_proxy_user)"),
+    ):
         if path and (Path(path).absolute() == state or state in Path(path).absolute().parents):
-            errs.append(f"[{sec}] {name} = {path} is inside the state directory, which only its owner "
-                        f"may enter: {who} could not reach it")
+            errs.append(
+                f"[{sec}] {name} = {path} is inside the state directory, which only its owner "
+                f"may enter: {who} could not reach it"
+            )
     return errs

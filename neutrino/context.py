@@ -13,8 +13,8 @@ class AuthInfo:
     user_name: str
     project_id: str
     project_name: str
-    roles: tuple[str, ...]          # role names, implied roles expanded
-    expires_at: float               # epoch seconds
+    roles: tuple[str, ...]  # role names, implied roles expanded
+    expires_at: float  # epoch seconds
     audit_id: str
     issued_at: float = 0.0
     domain_id: str = "default"
@@ -41,19 +41,17 @@ class RequestContext:
         return role in self.roles
 
     @classmethod
-    def admin(cls, project_id: str = "", request_id: str = "") -> "RequestContext":
+    def admin(cls, project_id: str = "", request_id: str = "") -> RequestContext:
         """An internal admin context (agents, bootstrap, tests)."""
-        return cls("neutrino", project_id, frozenset({"admin", "manager", "member", "reader", "service"}),
-                   request_id)
+        return cls("neutrino", project_id, frozenset({"admin", "manager", "member", "reader", "service"}), request_id)
 
     @classmethod
-    def from_auth(cls, auth: AuthInfo, request_id: str = "") -> "RequestContext":
+    def from_auth(cls, auth: AuthInfo, request_id: str = "") -> RequestContext:
         return cls(auth.user_id, auth.project_id, frozenset(auth.roles), request_id)
 
 
 #: Keystone's default implied roles: admin ⇒ manager ⇒ member ⇒ reader.
-IMPLIED_ROLES = {"admin": ("manager", "member", "reader"), "manager": ("member", "reader"),
-                 "member": ("reader",)}
+IMPLIED_ROLES = {"admin": ("manager", "member", "reader"), "manager": ("member", "reader"), "member": ("reader",)}
 
 
 def expand_roles(names: list[str] | tuple[str, ...] | set[str]) -> tuple[str, ...]:

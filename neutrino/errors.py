@@ -77,13 +77,13 @@ class InvalidIpForSubnet(BadRequest):
 
 
 class DNSNameServersExhausted(BadRequest):
-    message = ("Unable to complete operation for %(subnet_id)s. The number of DNS nameservers "
-               "exceeds the limit %(quota)s.")
+    message = (
+        "Unable to complete operation for %(subnet_id)s. The number of DNS nameservers exceeds the limit %(quota)s."
+    )
 
 
 class HostRoutesExhausted(BadRequest):
-    message = ("Unable to complete operation for %(subnet_id)s. The number of host routes "
-               "exceeds the limit %(quota)s.")
+    message = "Unable to complete operation for %(subnet_id)s. The number of host routes exceeds the limit %(quota)s."
 
 
 class AllowedAddressPairExhausted(BadRequest):
@@ -95,8 +95,7 @@ class SegmentsSetInConjunctionWithProviders(BadRequest):
 
 
 class PortSecurityAndIPRequiredForSecurityGroups(BadRequest):
-    message = ("Port security must be enabled and port must have an IP address in order to use "
-               "security groups.")
+    message = "Port security must be enabled and port must have an IP address in order to use security groups."
 
 
 class SecurityGroupRuleInvalidProtocol(BadRequest):
@@ -124,8 +123,7 @@ class SecurityGroupRuleParameterConflict(BadRequest):
 
 
 class SecurityGroupInvalidProtocolForPort(BadRequest):
-    message = ("Invalid protocol %(protocol)s for port range, only supported for %(valid_port_protocols)s "
-               "protocols.")
+    message = "Invalid protocol %(protocol)s for port range, only supported for %(valid_port_protocols)s protocols."
 
 
 class SecurityGroupEthertypeConflictWithProtocol(BadRequest):
@@ -235,8 +233,10 @@ class RouterInterfaceNotFoundForSubnet(NotFound):
 
 
 class ExternalGatewayForFloatingIPNotFound(NotFound):
-    message = ("External network %(external_network_id)s is not reachable from subnet %(subnet_id)s.  "
-               "Therefore, cannot associate Port %(port_id)s with a Floating IP.")
+    message = (
+        "External network %(external_network_id)s is not reachable from subnet %(subnet_id)s.  "
+        "Therefore, cannot associate Port %(port_id)s with a Floating IP."
+    )
 
 
 class ProjectNotFound(NotFound):
@@ -275,23 +275,28 @@ class RouterNotHostedByL3Agent(Conflict):
 
 
 class NetworkInUse(InUse):
-    message = ("Unable to complete operation on network %(net_id)s. There are one or more ports still "
-               "in use on the network, id for these ports is: %(port_ids)s.")
+    message = (
+        "Unable to complete operation on network %(net_id)s. There are one or more ports still "
+        "in use on the network, id for these ports is: %(port_ids)s."
+    )
 
 
 class SubnetInUse(InUse):
-    message = ("Unable to complete operation on subnet %(subnet_id)s: One or more ports have an IP "
-               "allocation from this subnet.")
+    message = (
+        "Unable to complete operation on subnet %(subnet_id)s: One or more ports have an IP "
+        "allocation from this subnet."
+    )
 
 
 class PortInUse(InUse):
-    message = ("Unable to complete operation on port %(port_id)s for network %(net_id)s. Port already "
-               "has an attached device %(device_id)s.")
+    message = (
+        "Unable to complete operation on port %(port_id)s for network %(net_id)s. Port already "
+        "has an attached device %(device_id)s."
+    )
 
 
 class DeviceIDNotOwnedByTenant(Conflict):
-    message = ("The following device_id %(device_id)s is not owned by your tenant or matches another "
-               "tenants router.")
+    message = "The following device_id %(device_id)s is not owned by your tenant or matches another tenants router."
 
 
 class ServicePortInUse(InUse):
@@ -332,8 +337,11 @@ class IpAddressAlreadyAllocated(Conflict):
 
 class PortBindingFailed(Conflict):
     """Raised by the compute side when no agent on the chosen host can wire a port."""
-    message = ("Binding failed for port %(port_id)s, please check neutron logs for more information "
-               "(no agent on host %(host)s serves network %(net_id)s).")
+
+    message = (
+        "Binding failed for port %(port_id)s, please check neutron logs for more information "
+        "(no agent on host %(host)s serves network %(net_id)s)."
+    )
 
 
 class IpAddressGenerationFailure(Conflict):
@@ -365,8 +373,7 @@ class FlatNetworkInUse(InUse):
 
 
 class VlanIdInUse(InUse):
-    message = ("Unable to create the network. The VLAN %(vlan_id)s on physical network "
-               "%(physical_network)s is in use.")
+    message = "Unable to create the network. The VLAN %(vlan_id)s on physical network %(physical_network)s is in use."
 
 
 class TunnelIdInUse(InUse):
@@ -380,8 +387,8 @@ class OverQuota(Conflict):
 class NetworkMTUSubnetConflict(Conflict):
     """A network MTU below the minimum of an IP version its subnets use (68 for IPv4,
     1280 for IPv6), on subnet create or MTU update."""
-    message = ("Network MTU %(mtu)s is too small for IPv%(ip_version)s subnets: the minimum "
-               "is %(minimum)s.")
+
+    message = "Network MTU %(mtu)s is too small for IPv%(ip_version)s subnets: the minimum is %(minimum)s."
 
 
 #: The smallest MTU an IP version works with (RFC 791, RFC 8200).
@@ -393,8 +400,10 @@ class InvalidQuotaValue(Conflict):
 
 
 class PortSecurityPortHasSecurityGroup(InUse):
-    message = ("Port has security group associated. Cannot disable port security or IP address until "
-               "security group is removed.")
+    message = (
+        "Port has security group associated. Cannot disable port security or IP address until "
+        "security group is removed."
+    )
 
 
 class AddressPairAndPortSecurityRequired(Conflict):
@@ -406,24 +415,32 @@ class DuplicateAddressPairInRequest(BadRequest):
 
 
 class PortBound(InUse):
-    message = ("Unable to complete operation on port %(port_id)s, port is already bound, port type: "
-               "%(vif_type)s, old_mac %(old_mac)s, new_mac %(new_mac)s.")
+    message = (
+        "Unable to complete operation on port %(port_id)s, port is already bound, port type: "
+        "%(vif_type)s, old_mac %(old_mac)s, new_mac %(new_mac)s."
+    )
 
 
 class RouterExternalGatewayInUseByFloatingIp(InUse):
-    message = ("Gateway cannot be updated for router %(router_id)s, since a gateway to external network "
-               "%(net_id)s is required by one or more floating IPs.")
+    message = (
+        "Gateway cannot be updated for router %(router_id)s, since a gateway to external network "
+        "%(net_id)s is required by one or more floating IPs."
+    )
 
 
 class RouterInterfaceInUseByFloatingIP(InUse):
-    message = ("Router interface for subnet %(subnet_id)s on router %(router_id)s cannot be deleted, as it "
-               "is required by one or more floating IPs.")
+    message = (
+        "Router interface for subnet %(subnet_id)s on router %(router_id)s cannot be deleted, as it "
+        "is required by one or more floating IPs."
+    )
 
 
 class FloatingIPPortAlreadyAssociated(InUse):
-    message = ("Cannot associate floating IP %(floating_ip_address)s (%(fip_id)s) with port %(port_id)s "
-               "using fixed IP %(fixed_ip)s, as that fixed IP already has a floating IP on external "
-               "network %(net_id)s.")
+    message = (
+        "Cannot associate floating IP %(floating_ip_address)s (%(fip_id)s) with port %(port_id)s "
+        "using fixed IP %(fixed_ip)s, as that fixed IP already has a floating IP on external "
+        "network %(net_id)s."
+    )
 
 
 class FipInUseByPortForwarding(InUse):
@@ -431,19 +448,23 @@ class FipInUseByPortForwarding(InUse):
 
 
 class PortHasBindingFloatingIP(InUse):
-    message = ("Cannot create port forwarding to floating IP %(floating_ip_address)s (%(fip_id)s) with "
-               "port %(port_id)s using fixed IP %(fixed_ip)s, as that port already has a binding "
-               "floating IP.")
+    message = (
+        "Cannot create port forwarding to floating IP %(floating_ip_address)s (%(fip_id)s) with "
+        "port %(port_id)s using fixed IP %(fixed_ip)s, as that port already has a binding "
+        "floating IP."
+    )
 
 
 class PortForwardingCollision(Conflict):
-    message = ("A duplicate port forwarding entry with same attributes already exists, conflicting "
-               "values are %(conflict)s")
+    message = (
+        "A duplicate port forwarding entry with same attributes already exists, conflicting values are %(conflict)s"
+    )
 
 
 class ExternalNetworkInUse(InUse):
-    message = ("External network %(net_id)s cannot be updated to be made non-external, since it has "
-               "existing gateway ports.")
+    message = (
+        "External network %(net_id)s cannot be updated to be made non-external, since it has existing gateway ports."
+    )
 
 
 class InvalidSharedSetting(Conflict):
@@ -458,6 +479,7 @@ class RevisionNumberConstraintFailed(NeutronException):
 
 class HTTPRequestEntityTooLarge(NeutronException):
     """A request body over ``[oslo_middleware] max_request_body_size`` (``neutrino.api.limits``)."""
+
     status = 413
     message = "Request is too large."
 
@@ -507,8 +529,7 @@ class ExternalIpAddressExhausted(BadRequest):
 
 
 class RoutesExhausted(BadRequest):
-    message = ("Unable to complete operation for %(router_id)s. The number of routes exceeds the "
-               "maximum %(quota)s.")
+    message = "Unable to complete operation for %(router_id)s. The number of routes exceeds the maximum %(quota)s."
 
 
 class SubnetMismatchForPort(BadRequest):
@@ -516,8 +537,10 @@ class SubnetMismatchForPort(BadRequest):
 
 
 class RouterInterfaceInUseByRoute(InUse):
-    message = ("Router interface for subnet %(subnet_id)s on router %(router_id)s cannot be deleted, as it "
-               "is required by one or more routes.")
+    message = (
+        "Router interface for subnet %(subnet_id)s on router %(router_id)s cannot be deleted, as it "
+        "is required by one or more routes."
+    )
 
 
 class PortForwardingNotSupportFilterField(BadRequest):
@@ -538,8 +561,7 @@ class UnsupportedMinSubnetPoolPrefix(BadRequest):
 
 
 class IllegalSubnetPoolPrefixBounds(BadRequest):
-    message = ("Illegal prefix bounds: %(prefix_type)s=%(prefixlen)s, "
-               "%(base_prefix_type)s=%(base_prefixlen)s.")
+    message = "Illegal prefix bounds: %(prefix_type)s=%(prefixlen)s, %(base_prefix_type)s=%(base_prefixlen)s."
 
 
 class IllegalSubnetPoolPrefixUpdate(BadRequest):
@@ -547,13 +569,17 @@ class IllegalSubnetPoolPrefixUpdate(BadRequest):
 
 
 class IllegalSubnetPoolAssociationToAddressScope(BadRequest):
-    message = ("Illegal subnetpool association: subnetpool %(subnetpool_id)s cannot be associated with "
-               "address scope %(address_scope_id)s.")
+    message = (
+        "Illegal subnetpool association: subnetpool %(subnetpool_id)s cannot be associated with "
+        "address scope %(address_scope_id)s."
+    )
 
 
 class IllegalSubnetPoolIpVersionAssociationToAddressScope(BadRequest):
-    message = ("Illegal subnetpool association: subnetpool %(subnetpool_id)s cannot associate with address "
-               "scope %(address_scope_id)s because subnetpool ip_version is not %(ip_version)s.")
+    message = (
+        "Illegal subnetpool association: subnetpool %(subnetpool_id)s cannot associate with address "
+        "scope %(address_scope_id)s because subnetpool ip_version is not %(ip_version)s."
+    )
 
 
 class IllegalSubnetPoolUpdate(BadRequest):
@@ -561,13 +587,11 @@ class IllegalSubnetPoolUpdate(BadRequest):
 
 
 class MinPrefixSubnetAllocationError(BadRequest):
-    message = ("Unable to allocate subnet with prefix length %(prefixlen)s, minimum allowed prefix is "
-               "%(min_prefixlen)s.")
+    message = "Unable to allocate subnet with prefix length %(prefixlen)s, minimum allowed prefix is %(min_prefixlen)s."
 
 
 class MaxPrefixSubnetAllocationError(BadRequest):
-    message = ("Unable to allocate subnet with prefix length %(prefixlen)s, maximum allowed prefix is "
-               "%(max_prefixlen)s.")
+    message = "Unable to allocate subnet with prefix length %(prefixlen)s, maximum allowed prefix is %(max_prefixlen)s."
 
 
 class SubnetPoolDeleteError(BadRequest):
@@ -579,8 +603,9 @@ class NetworkSubnetPoolAffinityError(BadRequest):
 
 
 class NetworkAddressScopeAffinityError(BadRequest):
-    message = ("Subnets of the same address family hosted on the same network must all participate in the "
-               "same address scope.")
+    message = (
+        "Subnets of the same address family hosted on the same network must all participate in the same address scope."
+    )
 
 
 class AddressScopeNotFound(NotFound):
@@ -592,13 +617,14 @@ class SubnetPoolQuotaExceeded(OverQuota):
 
 
 class AddressScopePrefixConflict(Conflict):
-    message = ("Failed to associate address scope: subnetpools within an address scope must have unique "
-               "prefixes.")
+    message = "Failed to associate address scope: subnetpools within an address scope must have unique prefixes."
 
 
 class AddressScopeInUse(InUse):
-    message = ("Unable to complete operation on address scope %(address_scope_id)s. There are one or more "
-               "subnet pools in use on the address scope.")
+    message = (
+        "Unable to complete operation on address scope %(address_scope_id)s. There are one or more "
+        "subnet pools in use on the address scope."
+    )
 
 
 class AddressScopeUpdateError(BadRequest):
@@ -607,6 +633,7 @@ class AddressScopeUpdateError(BadRequest):
 
 class SubnetAllocationError(NeutronException):
     """Neutron answers 500 here (its base class is not mapped to a client error)."""
+
     message = "Failed to allocate subnet: %(reason)s."
 
 
@@ -628,8 +655,10 @@ class ParentPortInUse(InUse):
 
 
 class DuplicateSubPort(InUse):
-    message = ("segmentation_type %(segmentation_type)s and segmentation_id %(segmentation_id)s already "
-               "in use on trunk %(trunk_id)s.")
+    message = (
+        "segmentation_type %(segmentation_type)s and segmentation_id %(segmentation_id)s already "
+        "in use on trunk %(trunk_id)s."
+    )
 
 
 class SubPortMtuGreaterThanTrunkPortMtu(Conflict):
@@ -662,8 +691,10 @@ class RbacPolicyNotFound(NotFound):
 
 
 class RbacPolicyInUse(Conflict):
-    message = ("RBAC policy on object %(object_id)s cannot be removed because other objects depend on "
-               "it.\nDetails: %(details)s")
+    message = (
+        "RBAC policy on object %(object_id)s cannot be removed because other objects depend on "
+        "it.\nDetails: %(details)s"
+    )
 
 
 class DuplicateRbacPolicy(Conflict):

@@ -28,8 +28,8 @@ from neutrino.compute.image_app import build_image_app
 from neutrino.config import Config
 from neutrino.db.engine import Database
 from neutrino.db.migrate import upgrade
-from neutrino.feed.routes import PREFIX as FEED_PREFIX
 from neutrino.feed.publisher import open_feed
+from neutrino.feed.routes import PREFIX as FEED_PREFIX
 from neutrino.identity.app import build_identity_app
 from neutrino.identity.bootstrap import bootstrap
 from neutrino.identity.tokens import TokenProvider
@@ -60,7 +60,7 @@ def prepare(cfg: Config) -> dict[str, Any]:
             upgrade(db.engine)
             TokenProvider(key_dir(cfg))  # creates the key repository on first use
             out = bootstrap(cfg, db, cfg.state_dir)
-            compute_flavors.seed(db)     # the default flavors, into an empty table only
+            compute_flavors.seed(db)  # the default flavors, into an empty table only
             return out
         finally:
             db.dispose()
@@ -76,9 +76,11 @@ def _catalog_host(host: str) -> str:
 def catalog_endpoints(cfg: Config) -> list[tuple[str, str, str]]:
     """Identity and network (``default_catalog_endpoints``), compute (``/v2.1``) and image."""
     pub = cfg.identity.public_host
-    return [*default_catalog_endpoints(cfg),
-            ("compute", "nova", f"http://{_catalog_host(pub or cfg.compute.bind_host)}:{cfg.compute.bind_port}/v2.1"),
-            ("image", "glance", f"http://{_catalog_host(pub or cfg.image.bind_host)}:{cfg.image.bind_port}")]
+    return [
+        *default_catalog_endpoints(cfg),
+        ("compute", "nova", f"http://{_catalog_host(pub or cfg.compute.bind_host)}:{cfg.compute.bind_port}/v2.1"),
+        ("image", "glance", f"http://{_catalog_host(pub or cfg.image.bind_host)}:{cfg.image.bind_port}"),
+    ]
 
 
 def build_all_apps(cfg: Config, db: Database) -> tuple[dict[str, Any], TokenProvider]:
@@ -92,11 +94,14 @@ def build_all_apps(cfg: Config, db: Database) -> tuple[dict[str, Any], TokenProv
     feed = open_feed(db, cfg.feed.retention)
     network_api = make_network_api(deps, tokens.validate, auth_uri, feed=feed)
     compute_api = make_compute_api(cfg, db, tokens.validate, deps, auth_uri)
-    install_internal(network_api, compute_api.servers, feed)   # /neutrino/v1/servers for compute agents
-    apps = {"identity": identity, "network": build_network_app(network_api),
-            "compute": build_compute_app(cfg, db, tokens.validate, api=compute_api),
-            "image": build_image_app(tokens.validate, auth_uri),
-            "metadata": build_metadata_app(cfg, db, compute_api.servers)}
+    install_internal(network_api, compute_api.servers, feed)  # /neutrino/v1/servers for compute agents
+    apps = {
+        "identity": identity,
+        "network": build_network_app(network_api),
+        "compute": build_compute_app(cfg, db, tokens.validate, api=compute_api),
+        "image": build_image_app(tokens.validate, auth_uri),
+        "metadata": build_metadata_app(cfg, db, compute_api.servers),
+    }
     return {name: guard(cfg, name, app) for name, app in apps.items()}, tokens
 
 
@@ -107,17 +112,26 @@ def guard(cfg: Config, name: str, app: Any) -> limits.RequestGuard:
     bound; metadata bodies are raw text (a password), not JSON.
     """
     larger = ((FEED_PREFIX, cfg.default.max_agent_request_body_size),) if name == "network" else ()
-    return limits.RequestGuard(app, limits.RENDERERS[name], cfg.oslo_middleware.max_request_body_size,
-                               larger=larger, json_bodies=name != "metadata")
+    return limits.RequestGuard(
+        app,
+        limits.RENDERERS[name],
+        cfg.oslo_middleware.max_request_body_size,
+        larger=larger,
+        json_bodies=name != "metadata",
+    )
 
 
 def http_protocol(cfg: Config, name: str) -> type:
     """The uvicorn HTTP protocol of the API called ``name``: header and body timeouts,
     header size and connection bounds (``neutrino.api.limits.http_protocol``)."""
     d = cfg.default
-    return limits.http_protocol(limits.RENDERERS[name], header_timeout=d.client_header_timeout,
-                                body_timeout=d.client_socket_timeout, max_header_size=d.max_request_header_size,
-                                max_connections=d.max_connections)
+    return limits.http_protocol(
+        limits.RENDERERS[name],
+        header_timeout=d.client_header_timeout,
+        body_timeout=d.client_socket_timeout,
+        max_header_size=d.max_request_header_size,
+        max_connections=d.max_connections,
+    )
 
 
 def build_apps(cfg: Config, db: Database) -> tuple[Any, Any, TokenProvider]:
@@ -127,11 +141,13 @@ def build_apps(cfg: Config, db: Database) -> tuple[Any, Any, TokenProvider]:
 
 
 def bind_all(cfg: Config) -> dict[str, socket.socket]:
-    return {"identity": _bind(cfg.identity.bind_host, cfg.identity.bind_port),
-            "network": _bind(cfg.default.bind_host, cfg.default.bind_port),
-            "compute": _bind(cfg.compute.bind_host, cfg.compute.bind_port),
-            "image": _bind(cfg.image.bind_host, cfg.image.bind_port),
-            "metadata": _bind(cfg.metadata.bind_host, cfg.metadata.bind_port)}
+    return {
+        "identity": _bind(cfg.identity.bind_host, cfg.identity.bind_port),
+        "network": _bind(cfg.default.bind_host, cfg.default.bind_port),
+        "compute": _bind(cfg.compute.bind_host, cfg.compute.bind_port),
+        "image": _bind(cfg.image.bind_host, cfg.image.bind_port),
+        "metadata": _bind(cfg.metadata.bind_host, cfg.metadata.bind_port),
+    }
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -158,8 +174,15 @@ async def serve(cfg: Config, sockets: dict[str, socket.socket] | None = None) ->
     level = "debug" if cfg.default.debug else "warning"
     servers = []
     for name, app in apps.items():
-        conf = uvicorn.Config(app, log_level=level, access_log=cfg.default.debug, lifespan="off",
-                              timeout_keep_alive=75, http=http_protocol(cfg, name), loop="uvloop")
+        conf = uvicorn.Config(
+            app,
+            log_level=level,
+            access_log=cfg.default.debug,
+            lifespan="off",
+            timeout_keep_alive=75,
+            http=http_protocol(cfg, name),
+            loop="uvloop",
+        )
         servers.append((uvicorn.Server(conf), socks[name]))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -180,6 +203,7 @@ def _run(main: Any) -> None:
     # servers in our own loop, so that loop is the one to make a uvloop (about a third less
     # CPU per request than the default loop: bench/metadata_bench.py).
     import uvloop
+
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main)
 
@@ -190,9 +214,11 @@ def run(cfg: Config) -> None:
     With ``[DEFAULT] api_workers`` > 1, the sockets are bound once and
     that many worker processes serve them (one database, consistent state).
     """
-    logging.basicConfig(level=logging.DEBUG if cfg.default.debug else logging.INFO,
-                        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
-    os.umask(0o077)   # files the server creates (SQLite -wal/-shm, keys) are the owner's alone
+    logging.basicConfig(
+        level=logging.DEBUG if cfg.default.debug else logging.INFO,
+        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
+    )
+    os.umask(0o077)  # files the server creates (SQLite -wal/-shm, keys) are the owner's alone
     socks = bind_all(cfg)
     workers = max(1, cfg.default.api_workers)
     children: list[int] = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def now_iso() -> str:
@@ -13,5 +13,5 @@ def now_iso() -> str:
 
 def agent_ts(epoch: float | None = None) -> str:
     """Agent form: ``2026-11-27 14:26:09.423089`` (UTC, microseconds, no zone)."""
-    dt = datetime.fromtimestamp(time.time() if epoch is None else epoch, tz=timezone.utc)
+    dt = datetime.fromtimestamp(time.time() if epoch is None else epoch, tz=UTC)
     return dt.strftime("%Y-%m-%d %H:%M:%S.%f")

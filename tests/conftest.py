@@ -29,8 +29,8 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -39,8 +39,11 @@ TESTS = Path(__file__).parent
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--pg-pass", action="store_true",
-                     help="run only tests/api, tests/security and tests marked postgres (against $NEUTRINO_TEST_PG_URL)")
+    parser.addoption(
+        "--pg-pass",
+        action="store_true",
+        help="run only tests/api, tests/security and tests marked postgres (against $NEUTRINO_TEST_PG_URL)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -92,6 +95,7 @@ def free_port() -> Callable[[], int]:
 # --------------------------------------------------------------------------
 # Databases
 # --------------------------------------------------------------------------
+
 
 class _Databases:
     """Creates fresh databases: SQLite files, or databases on the test PostgreSQL."""

@@ -20,7 +20,7 @@ import httpx
 
 @dataclass(frozen=True)
 class Credentials:
-    auth_url: str          # .../v3
+    auth_url: str  # .../v3
     username: str
     password: str
     project_name: str
@@ -42,9 +42,11 @@ def agent_credentials(state_dir: Path | str) -> Credentials:
     try:
         return read_openrc(path)
     except FileNotFoundError:
-        raise MissingCredentials(f"{path} is missing: the agents log in with the service user's credentials "
-                                 "that the controller's `neutrino up` writes there (copy it from the "
-                                 "controller, see docs/multinode.md)") from None
+        raise MissingCredentials(
+            f"{path} is missing: the agents log in with the service user's credentials "
+            "that the controller's `neutrino up` writes there (copy it from the "
+            "controller, see docs/multinode.md)"
+        ) from None
 
 
 def read_openrc(path: Path) -> Credentials:
@@ -55,15 +57,22 @@ def read_openrc(path: Path) -> Credentials:
         if parts and parts[0] == "export" and len(parts) > 1:
             key, _, val = parts[1].partition("=")
             env[key] = val
-    return Credentials(env["OS_AUTH_URL"], env["OS_USERNAME"], env["OS_PASSWORD"], env["OS_PROJECT_NAME"],
-                       env.get("OS_USER_DOMAIN_NAME", "Default"), env.get("OS_PROJECT_DOMAIN_NAME", "Default"))
+    return Credentials(
+        env["OS_AUTH_URL"],
+        env["OS_USERNAME"],
+        env["OS_PASSWORD"],
+        env["OS_PROJECT_NAME"],
+        env.get("OS_USER_DOMAIN_NAME", "Default"),
+        env.get("OS_PROJECT_DOMAIN_NAME", "Default"),
+    )
 
 
 class PasswordTokenSource:
     """Async callable returning a valid token; one login at a time."""
 
-    def __init__(self, creds: Credentials, transport: httpx.AsyncBaseTransport | None = None,
-                 renew_before: float = 300.0) -> None:
+    def __init__(
+        self, creds: Credentials, transport: httpx.AsyncBaseTransport | None = None, renew_before: float = 300.0
+    ) -> None:
         self.creds = creds
         self._transport = transport
         self._renew_before = renew_before
@@ -82,9 +91,17 @@ class PasswordTokenSource:
 
     async def _login(self) -> tuple[str, float]:
         c = self.creds
-        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-            "name": c.username, "domain": {"name": c.user_domain}, "password": c.password}}},
-            "scope": {"project": {"name": c.project_name, "domain": {"name": c.project_domain}}}}}
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {"name": c.username, "domain": {"name": c.user_domain}, "password": c.password}
+                    },
+                },
+                "scope": {"project": {"name": c.project_name, "domain": {"name": c.project_domain}}},
+            }
+        }
         async with httpx.AsyncClient(transport=self._transport, timeout=30) as http:
             resp = await http.post(f"{c.auth_url.rstrip('/')}/auth/tokens", json=body)
             resp.raise_for_status()

@@ -44,8 +44,9 @@ notice.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence, TypeVar
+from typing import TypeVar
 
 from neutrino.system import iproute
 from neutrino.system import ovsdb as sysovs
@@ -62,7 +63,7 @@ T = TypeVar("T")
 
 def device_name(prefix: str, port_id: str) -> str:
     """``tap``/``qr-``/``qg-`` + the first characters of the port id (14 chars in all)."""
-    return f"{prefix}{port_id[:14 - len(prefix)]}"
+    return f"{prefix}{port_id[: 14 - len(prefix)]}"
 
 
 def tap_name(name: str) -> str:
@@ -84,7 +85,7 @@ class NewPort:
 
 def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
 class InterfaceDriver:
@@ -104,10 +105,18 @@ class InterfaceDriver:
     def _port_ops(self, name: str, port_id: str, mac: str) -> list[sysovs.Op]:
         """Delete whatever port of that name exists, add it fresh (isolated): one device, clean."""
         port = self.ovs_port_name(name)
-        return [sysovs.DelPort(port, self.bridge),
-                sysovs.AddPort(self.bridge, port, type=None if self.veth else "internal", tag=DEAD_VLAN,
-                               vlan_mode="trunk", trunks=(DEAD_VLAN,),
-                               external_ids={"iface-id": port_id, "attached-mac": mac, "iface-status": "active"})]
+        return [
+            sysovs.DelPort(port, self.bridge),
+            sysovs.AddPort(
+                self.bridge,
+                port,
+                type=None if self.veth else "internal",
+                tag=DEAD_VLAN,
+                vlan_mode="trunk",
+                trunks=(DEAD_VLAN,),
+                external_ids={"iface-id": port_id, "attached-mac": mac, "iface-status": "active"},
+            ),
+        ]
 
     def plug(self, name: str, port_id: str, mac: str, mtu: int, namespace: str) -> None:
         """Make ``name`` exist in ``namespace`` (created there if missing) with ``mac``/``mtu``,
@@ -123,10 +132,9 @@ class InterfaceDriver:
         if not present:
             if self.veth:
                 tap = tap_name(name)
-                self.ovs.transact(self._port_ops(name, port_id, mac))   # port first (module docstring)
-                self.host.remove_link(tap, netns=self.host_netns)   # an end left over elsewhere
-                self.host.ensure_veth(tap, name, netns=self.host_netns, peer_netns=namespace, mtu=mtu,
-                                    peer_mac=mac)
+                self.ovs.transact(self._port_ops(name, port_id, mac))  # port first (module docstring)
+                self.host.remove_link(tap, netns=self.host_netns)  # an end left over elsewhere
+                self.host.ensure_veth(tap, name, netns=self.host_netns, peer_netns=namespace, mtu=mtu, peer_mac=mac)
                 self.host.set_link(tap, netns=self.host_netns, up=True)
                 self.finish(name, namespace)
             else:
@@ -134,9 +142,9 @@ class InterfaceDriver:
                 self.host.move_link(name, namespace, netns=self.host_netns)
         elif self.veth:
             try:
-                self.host.set_link(tap_name(name), netns=self.host_netns, mtu=mtu)   # both ends' MTU
+                self.host.set_link(tap_name(name), netns=self.host_netns, mtu=mtu)  # both ends' MTU
             except DeviceNotFound:
-                pass   # not one of our veths (an internal port plugged by an older agent)
+                pass  # not one of our veths (an internal port plugged by an older agent)
         self.host.set_link(name, netns=namespace, mac_address=mac, mtu=mtu, up=True)
 
     def orphaned(self) -> set[str]:
@@ -166,8 +174,10 @@ class InterfaceDriver:
             lines = []
             for p in todo:
                 tap = tap_name(p.name)
-                lines += [iproute.veth_cmd(tap, p.name, peer_netns=p.namespace, mtu=p.mtu, peer_mac=p.mac),
-                          iproute.set_link_cmd(tap, up=True)]
+                lines += [
+                    iproute.veth_cmd(tap, p.name, peer_netns=p.namespace, mtu=p.mtu, peer_mac=p.mac),
+                    iproute.set_link_cmd(tap, up=True),
+                ]
             failed = {(f.line + 1) // 2 for f in self.host.ip_batch_force(lines, netns=self.host_netns)}
             self._settle_taps([tap_name(p.name) for i, p in enumerate(todo, 1) if i not in failed])
         else:
@@ -227,8 +237,11 @@ class InterfaceDriver:
     def set_addresses(self, name: str, namespace: str, cidrs: Iterable[str]) -> None:
         """Make the device's global addresses exactly ``cidrs`` (link-local ones are kept)."""
         want = {str(c) for c in cidrs}
-        have = {str(a.address) for a in self.host.list_addresses(netns=namespace, dev=name)
-                if not a.address.ip.is_link_local or str(a.address) in want}
+        have = {
+            str(a.address)
+            for a in self.host.list_addresses(netns=namespace, dev=name)
+            if not a.address.ip.is_link_local or str(a.address) in want
+        }
         for extra in sorted(have - want):
             self.host.remove_address(name, extra, netns=namespace)
         for missing in sorted(want - have):

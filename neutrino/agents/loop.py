@@ -49,8 +49,16 @@ class Driver(Protocol):
 
 
 class AgentLoop:
-    def __init__(self, driver: Driver, client: FeedClient, *, host: str, availability_zone: str | None = None,
-                 report_interval: float = 30.0, tick: float = 2.0) -> None:
+    def __init__(
+        self,
+        driver: Driver,
+        client: FeedClient,
+        *,
+        host: str,
+        availability_zone: str | None = None,
+        report_interval: float = 30.0,
+        tick: float = 2.0,
+    ) -> None:
         self.driver = driver
         self.client = client
         self.host = host
@@ -72,8 +80,13 @@ class AgentLoop:
         configurations = dict(self.driver.configurations())
         if self.last_error:
             configurations["reconcile_error"] = self.last_error
-        body = {"agent_type": self.driver.agent_type, "binary": self.driver.binary, "topic": self.driver.topic,
-                "host": self.host, "configurations": configurations}
+        body = {
+            "agent_type": self.driver.agent_type,
+            "binary": self.driver.binary,
+            "topic": self.driver.topic,
+            "host": self.host,
+            "configurations": configurations,
+        }
         if self.availability_zone is not None:
             body["availability_zone"] = self.availability_zone
         if start:
@@ -93,7 +106,7 @@ class AgentLoop:
                 LOG.warning("heartbeat failed: %s", exc)
             try:
                 await asyncio.wait_for(self.stop.wait(), timeout=self.report_interval if not first else 1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def _report_status(self, statuses: dict[str, str]) -> None:
@@ -145,20 +158,26 @@ class AgentLoop:
                     self.reconciles += 1
                     self.last_error = None
                     if changed:
-                        LOG.debug("reconciled revision %s in %.1f ms", state.revision,
-                                  (time.perf_counter() - t0) * 1000)
+                        LOG.debug(
+                            "reconciled revision %s in %.1f ms", state.revision, (time.perf_counter() - t0) * 1000
+                        )
                     await self._report_status(statuses)
                     backoff = 0.5
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - crash-only: log, back off, resync
-                    LOG.warning("reconcile failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff,
-                                exc_info=LOG.isEnabledFor(logging.DEBUG))
+                except Exception as exc:
+                    LOG.warning(
+                        "reconcile failed (%s: %s); retrying in %.1fs",
+                        type(exc).__name__,
+                        exc,
+                        backoff,
+                        exc_info=LOG.isEnabledFor(logging.DEBUG),
+                    )
                     self.reported.clear()
                     self.last_error = f"{type(exc).__name__}: {exc}"[:500]
                     try:
                         await asyncio.wait_for(self.stop.wait(), timeout=backoff)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
                     backoff = min(backoff * 2, 10.0)
         finally:

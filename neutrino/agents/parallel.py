@@ -12,8 +12,9 @@ The L3 agent has its own executor (shared steps for all routers, then ``parallel
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Hashable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 LOG = logging.getLogger(__name__)
 WORKERS = 16
@@ -29,9 +30,16 @@ def parallel(fn: Callable[[T], R], items: Sequence[T], *, name: str = "agent") -
         return list(pool.map(fn, items))
 
 
-def apply_grouped(ops: Sequence[Any], *, key: Callable[[Any], Hashable], apply: Callable[[Any], None],
-                  is_teardown: Callable[[Any], bool], creates_namespace: Callable[[Any], bool],
-                  netns_dir_mounted: Callable[[], bool], what: str) -> dict[Hashable, str]:
+def apply_grouped(
+    ops: Sequence[Any],
+    *,
+    key: Callable[[Any], Hashable],
+    apply: Callable[[Any], None],
+    is_teardown: Callable[[Any], bool],
+    creates_namespace: Callable[[Any], bool],
+    netns_dir_mounted: Callable[[], bool],
+    what: str,
+) -> dict[Hashable, str]:
     """Apply ``ops`` grouped by ``key`` (one group per namespace), as described above.
     ``netns_dir_mounted`` is ``Host.netns_dir_mounted``.  Returns key -> what failed, for the
     groups where an op failed."""

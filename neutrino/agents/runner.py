@@ -13,7 +13,8 @@ import importlib
 import logging
 import signal
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from neutrino.agents.auth import PasswordTokenSource, agent_credentials
 from neutrino.agents.loop import AgentLoop
@@ -62,11 +63,17 @@ def load_driver(kind: str) -> Callable[..., Any]:
 
 async def run_agent(kind: str, cfg: Config) -> None:
     host = host_name(cfg)
-    tokens = PasswordTokenSource(agent_credentials(cfg.state_dir))   # the service user, never the admin
+    tokens = PasswordTokenSource(agent_credentials(cfg.state_dir))  # the service user, never the admin
     driver = load_driver(kind)(cfg, host, system_host(cfg))
     async with FeedClient(server_url(cfg), tokens) as client:
-        loop = AgentLoop(driver, client, host=host, availability_zone=cfg.agent.availability_zone,
-                         report_interval=cfg.agent.report_interval, tick=cfg.agent.polling_interval)
+        loop = AgentLoop(
+            driver,
+            client,
+            host=host,
+            availability_zone=cfg.agent.availability_zone,
+            report_interval=cfg.agent.report_interval,
+            tick=cfg.agent.polling_interval,
+        )
         aio = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             aio.add_signal_handler(sig, loop.stop.set)
@@ -85,10 +92,13 @@ UVLOOP_AGENTS = frozenset({"metadata"})
 
 
 def main(kind: str, cfg: Config) -> None:
-    logging.basicConfig(level=logging.DEBUG if cfg.default.debug else logging.INFO,
-                        format=f"%(asctime)s %(process)d %(levelname)s {kind}-agent %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if cfg.default.debug else logging.INFO,
+        format=f"%(asctime)s %(process)d %(levelname)s {kind}-agent %(name)s: %(message)s",
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     if kind in UVLOOP_AGENTS:
         import uvloop
+
         uvloop.install()
     asyncio.run(run_agent(kind, cfg))

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -21,20 +22,28 @@ from starlette.responses import Response
 
 from neutrino import errors
 from neutrino.api import extensions
+from neutrino.asgi import handled_lifespan
+from neutrino.context import AuthInfo, RequestContext
 from neutrino.resources import query
 from neutrino.resources.resource import Resource, Shaper, prepare_create, prepare_update, unwrap_create, unwrap_single
-from neutrino.context import AuthInfo, RequestContext
 from neutrino.services.common import Deps
-from neutrino.asgi import handled_lifespan
 
 LOG = logging.getLogger(__name__)
 
 #: Collections whose objects carry tags (the /tags sub-API).
-TAGGABLE = {"networks": "networks", "subnets": "subnets", "ports": "ports", "routers": "routers",
-            "floatingips": "floatingips", "security-groups": "security-groups",
-            "subnetpools": "subnetpools", "trunks": "trunks"}
-_AUTH_ERROR = {"error": {"code": 401, "title": "Unauthorized",
-                         "message": "The request you have made requires authentication."}}
+TAGGABLE = {
+    "networks": "networks",
+    "subnets": "subnets",
+    "ports": "ports",
+    "routers": "routers",
+    "floatingips": "floatingips",
+    "security-groups": "security-groups",
+    "subnetpools": "subnetpools",
+    "trunks": "trunks",
+}
+_AUTH_ERROR = {
+    "error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}
+}
 
 
 class JSONResponse(Response):
@@ -46,6 +55,7 @@ class JSONResponse(Response):
         except orjson.JSONEncodeError:
             # orjson stops at 64-bit integers; IPv6 address counts (IP availability) go beyond.
             import json
+
             return json.dumps(content, separators=(",", ":")).encode()
 
 
@@ -59,13 +69,13 @@ class NetworkApi:
     """Everything the handlers need; built by ``build_network_app``."""
 
     deps: Deps
-    services: dict[str, Any]                     # collection -> service
+    services: dict[str, Any]  # collection -> service
     validate_token: Callable[[str], AuthInfo]
     extra_routes: dict[str, Callable[..., Awaitable[Response]]] = field(default_factory=dict)
     quota_service: Any = None
     auth_uri: str = ""
-    subresources: dict[tuple[str, str], Any] = field(default_factory=dict)   # (collection, sub) -> service
-    openapi_doc: bytes = field(default=b"", repr=False, compare=False)    # built on first GET, then kept
+    subresources: dict[tuple[str, str], Any] = field(default_factory=dict)  # (collection, sub) -> service
+    openapi_doc: bytes = field(default=b"", repr=False, compare=False)  # built on first GET, then kept
 
 
 def build_network_app(api: NetworkApi) -> Callable[..., Awaitable[None]]:
@@ -79,16 +89,23 @@ def build_network_app(api: NetworkApi) -> Callable[..., Awaitable[None]]:
         try:
             response = await dispatch(api, request, request_id)
         except _Unauthorized:
-            response = JSONResponse(_AUTH_ERROR, status_code=401, headers={
-                "WWW-Authenticate": f"Keystone uri=\"{api.auth_uri}\""})
+            response = JSONResponse(
+                _AUTH_ERROR, status_code=401, headers={"WWW-Authenticate": f"Keystone uri=\"{api.auth_uri}\""}
+            )
         except errors.NeutronException as exc:
             response = error_response(exc, request_id)
-        except Exception:  # noqa: BLE001 - the API never leaks a traceback
+        except Exception:
             LOG.exception("request %s %s failed", request.method, request.url.path)
-            response = JSONResponse({"NeutronError": {
-                "type": "HTTPInternalServerError",
-                "message": "Request Failed: internal server error while processing your request.",
-                "detail": ""}}, status_code=500)
+            response = JSONResponse(
+                {
+                    "NeutronError": {
+                        "type": "HTTPInternalServerError",
+                        "message": "Request Failed: internal server error while processing your request.",
+                        "detail": "",
+                    }
+                },
+                status_code=500,
+            )
         response.headers.setdefault("x-openstack-request-id", request_id)
         await response(scope, receive, send)
 
@@ -104,16 +121,25 @@ def _base_url(request: Request) -> str:
 async def dispatch(api: NetworkApi, request: Request, request_id: str) -> Response:
     path = request.url.path
     method = request.method
-    if "\x00" in request.scope["path"]:    # no id has one, and PostgreSQL cannot compare it (issue 13)
+    if "\x00" in request.scope["path"]:  # no id has one, and PostgreSQL cannot compare it (issue 13)
         raise errors.bad("NUL characters are not allowed in a request.")
     if path == "/":
         if method != "GET":
             raise errors.HTTPMethodNotAllowed()
-        return JSONResponse({"versions": [{"id": "v2.0", "status": "CURRENT", "links": [
-            {"rel": "self", "href": f"{_base_url(request)}/v2.0/"}]}]})
+        return JSONResponse(
+            {
+                "versions": [
+                    {
+                        "id": "v2.0",
+                        "status": "CURRENT",
+                        "links": [{"rel": "self", "href": f"{_base_url(request)}/v2.0/"}],
+                    }
+                ]
+            }
+        )
     if path in ("/healthcheck", "/healthcheck/"):
         return Response("OK", media_type="text/plain")
-    if path == "/v2.0/openapi.json":     # public, like "/": the published contract, the same for everyone
+    if path == "/v2.0/openapi.json":  # public, like "/": the published contract, the same for everyone
         return _openapi(api, method)
     for prefix, handler in api.extra_routes.items():
         if path.startswith(prefix):
@@ -121,16 +147,25 @@ async def dispatch(api: NetworkApi, request: Request, request_id: str) -> Respon
     if not path.startswith("/v2.0/"):
         raise errors.HTTPNotFound()
     ctx = await _context(api, request, request_id)
-    rest = path[len("/v2.0/"):]
+    rest = path[len("/v2.0/") :]
     if rest.endswith(".json"):
         rest = rest[:-5]
     parts = [p for p in rest.split("/") if p]
     if not parts:
         if method != "GET":
             raise errors.HTTPMethodNotAllowed()
-        return JSONResponse({"resources": [
-            {"name": r[:-1], "collection": r, "links": [{"rel": "self", "href": f"{_base_url(request)}/v2.0/{r}"}]}
-            for r in ("networks", "subnets", "subnetpools", "ports")]})
+        return JSONResponse(
+            {
+                "resources": [
+                    {
+                        "name": r[:-1],
+                        "collection": r,
+                        "links": [{"rel": "self", "href": f"{_base_url(request)}/v2.0/{r}"}],
+                    }
+                    for r in ("networks", "subnets", "subnetpools", "ports")
+                ]
+            }
+        )
     coll = parts[0]
     if coll == "extensions":
         return _extensions(method, parts)
@@ -160,11 +195,13 @@ async def dispatch(api: NetworkApi, request: Request, request_id: str) -> Respon
     subsvc = api.subresources.get((coll, sub))
     if subsvc is not None:
         return await _subresource(api, request, ctx, subsvc, obj_id, parts[3] if len(parts) > 3 else None)
-    reads = getattr(svc, "member_reads", {})     # GET member actions (trunks' get_subports)
+    reads = getattr(svc, "member_reads", {})  # GET member actions (trunks' get_subports)
     if len(parts) == 3 and sub in reads and method == "GET":
+
         def read_work() -> Any:
             with api.deps.db.read() as conn:
                 return reads[sub](ctx, conn, obj_id)
+
         return JSONResponse(await run_in_threadpool(read_work))
     actions = getattr(svc, "member_actions", {})
     if len(parts) == 3 and sub in actions:
@@ -200,7 +237,7 @@ async def _json(request: Request) -> Any:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise errors.bad("Body contains invalid data") from None
-    if body is None:            # a literal ``null`` (an empty body is None too, but is reported differently)
+    if body is None:  # a literal ``null`` (an empty body is None too, but is reported differently)
         raise errors.bad("Body contains invalid data")
     return body
 
@@ -217,9 +254,13 @@ def _fields(request: Request) -> list[str] | None:
 async def _list(api: NetworkApi, request: Request, ctx: RequestContext, svc: Any, coll: str) -> Response:
     res: Resource = svc.resource
     params = _params(request)
-    q = query.parse_list_query(res, params, special=getattr(svc, "special_filters", ("fixed_ips",)),
-                               max_limit=api.deps.cfg.default.pagination_max_limit)
-    if res.attr("id") is None:      # nothing to page by (availability zones): the whole list, no links
+    q = query.parse_list_query(
+        res,
+        params,
+        special=getattr(svc, "special_filters", ("fixed_ips",)),
+        max_limit=api.deps.cfg.default.pagination_max_limit,
+    )
+    if res.attr("id") is None:  # nothing to page by (availability zones): the whole list, no links
         q.limit, q.marker = 0, None
     if hasattr(svc, "prepare_list"):
         await run_in_threadpool(svc.prepare_list, ctx)
@@ -228,8 +269,9 @@ async def _list(api: NetworkApi, request: Request, ctx: RequestContext, svc: Any
         with api.deps.db.read() as conn:
             items, pushed = svc.list(ctx, conn, q)
         items = query.apply(q, items, pushed=pushed, sort_values=getattr(svc, "sort_values", None))
-        page, links = query.paginate(q, items, base_url=f"{_base_url(request)}{request.url.path}",
-                                     params=params, collection=res.plural_key)
+        page, links = query.paginate(
+            q, items, base_url=f"{_base_url(request)}{request.url.path}", params=params, collection=res.plural_key
+        )
         shaper = Shaper(ctx, res, q.fields)
         return [shaper(o) for o in page], links
 
@@ -279,8 +321,7 @@ async def _update(api: NetworkApi, request: Request, ctx: RequestContext, svc: A
     precheck = getattr(svc, "precheck_update", None)
     if precheck is not None:
         await run_in_threadpool(_prechecked, api, lambda conn: precheck(ctx, conn, obj_id, changes))
-    obj = await run_in_threadpool(api.deps.db.run_write,
-                                  lambda uow: svc.update(ctx, uow, obj_id, changes, if_match))
+    obj = await run_in_threadpool(api.deps.db.run_write, lambda uow: svc.update(ctx, uow, obj_id, changes, if_match))
     return JSONResponse({res.key: Shaper(ctx, res)(obj)})
 
 
@@ -299,8 +340,9 @@ async def _delete(api: NetworkApi, request: Request, ctx: RequestContext, svc: A
     return Response(status_code=204)
 
 
-async def _subresource(api: NetworkApi, request: Request, ctx: RequestContext, svc: Any, parent_id: str,
-                       sub_id: str | None) -> Response:
+async def _subresource(
+    api: NetworkApi, request: Request, ctx: RequestContext, svc: Any, parent_id: str, sub_id: str | None
+) -> Response:
     res: Resource = svc.resource
     method = request.method
     db = api.deps.db
@@ -317,7 +359,7 @@ async def _subresource(api: NetworkApi, request: Request, ctx: RequestContext, s
                 return [shaper(o) for o in items]
 
             return JSONResponse({res.plural_key: await run_in_threadpool(list_work)})
-        if method == "POST" and hasattr(svc, "create_raw"):   # a body that is not the resource's envelope
+        if method == "POST" and hasattr(svc, "create_raw"):  # a body that is not the resource's envelope
             body = await _json(request)
             await run_in_threadpool(db.run_write, lambda uow: svc.create_raw(ctx, uow, parent_id, body))
             return Response(b"null", status_code=201, media_type="application/json")
@@ -327,9 +369,11 @@ async def _subresource(api: NetworkApi, request: Request, ctx: RequestContext, s
             return JSONResponse({res.key: Shaper(ctx, res)(obj)}, status_code=201)
         raise errors.HTTPMethodNotAllowed()
     if method == "GET":
+
         def show_work() -> dict[str, Any]:
             with db.read() as conn:
                 return svc.get(ctx, conn, parent_id, sub_id)
+
         obj = await run_in_threadpool(show_work)
         return JSONResponse({res.key: Shaper(ctx, res, _fields(request))(obj)})
     if method == "PUT":
@@ -345,6 +389,7 @@ async def _subresource(api: NetworkApi, request: Request, ctx: RequestContext, s
 def _openapi(api: NetworkApi, method: str) -> Response:
     """``GET /v2.0/openapi.json``: the OpenAPI document of this API (``neutrino.api.openapi``)."""
     from neutrino.api import openapi
+
     if method != "GET":
         raise errors.HTTPMethodNotAllowed()
     if not api.openapi_doc:
@@ -363,9 +408,11 @@ def _extensions(method: str, parts: list[str]) -> Response:
     return JSONResponse({"extension": extensions.extension_dict(alias)})
 
 
-async def _tags(api: NetworkApi, request: Request, ctx: RequestContext, svc: Any, coll: str, obj_id: str,
-                tag: str | None) -> Response:
+async def _tags(
+    api: NetworkApi, request: Request, ctx: RequestContext, svc: Any, coll: str, obj_id: str, tag: str | None
+) -> Response:
     from neutrino.services import tags as tagsvc
+
     method = request.method
     body = await _json(request) if method in ("PUT", "POST") and tag is None else None
     result = await run_in_threadpool(tagsvc.handle, api.deps, ctx, svc, TAGGABLE[coll], obj_id, method, tag, body)
@@ -388,9 +435,10 @@ async def _quotas(api: NetworkApi, request: Request, ctx: RequestContext, parts:
         def list_work() -> dict[str, Any]:
             with db.read() as conn:
                 return qs.list(ctx, conn)
+
         return JSONResponse(await run_in_threadpool(list_work))
     project = parts[1]
-    if project == "tenant" and len(parts) == 2 and method == "GET":   # else the project named "tenant"
+    if project == "tenant" and len(parts) == 2 and method == "GET":  # else the project named "tenant"
         return JSONResponse({"tenant": {"tenant_id": ctx.project_id}})
     if len(parts) == 3 and method == "GET" and parts[2] in ("default", "details"):
         fn = qs.show_default if parts[2] == "default" else qs.details
@@ -398,13 +446,16 @@ async def _quotas(api: NetworkApi, request: Request, ctx: RequestContext, parts:
         def sub_work() -> dict[str, Any]:
             with db.read() as conn:
                 return fn(ctx, conn, project)
+
         return JSONResponse(await run_in_threadpool(sub_work))
     if len(parts) != 2:
         raise errors.HTTPNotFound()
     if method == "GET":
+
         def show_work() -> dict[str, Any]:
             with db.read() as conn:
                 return qs.show(ctx, conn, project)
+
         return JSONResponse(await run_in_threadpool(show_work))
     if method == "PUT":
         body = await _json(request)

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from neutrino.api.app import NetworkApi, build_network_app
-from neutrino.resources.query import ListQuery
 from neutrino.config import Config
 from neutrino.context import AuthInfo, RequestContext
 from neutrino.db.engine import Database
-from neutrino.feed.routes import install as install_feed
 from neutrino.feed.publisher import Feed, Source, open_feed
 from neutrino.feed.resources import PLURAL
+from neutrino.feed.routes import install as install_feed
 from neutrino.ml2.manager import TypeManager
-from neutrino.services import (agents, dhcp_scheduler, ip_availability, l3, l3_scheduler, rbac, service_providers,
-                               subnetpools, trunks)
+from neutrino.resources.query import ListQuery
+from neutrino.services import (
+    agents,
+    dhcp_scheduler,
+    ip_availability,
+    l3,
+    l3_scheduler,
+    rbac,
+    service_providers,
+    subnetpools,
+    trunks,
+)
 from neutrino.services.agent_reports import AgentReports
 from neutrino.services.common import Deps
 from neutrino.services.networks import NetworkService
@@ -32,8 +42,9 @@ def make_deps(cfg: Config, db: Database, rng: random.Random | None = None) -> De
     return Deps(cfg=cfg, db=db, types=TypeManager(cfg, rng), rng=rng)
 
 
-def make_network_api(deps: Deps, validate_token: Callable[[str], AuthInfo], auth_uri: str = "",
-                     feed: Feed | None = None) -> NetworkApi:
+def make_network_api(
+    deps: Deps, validate_token: Callable[[str], AuthInfo], auth_uri: str = "", feed: Feed | None = None
+) -> NetworkApi:
     """The network API with every service registered, serving ``feed`` under ``/neutrino/v1/``.
 
     ``feed`` is the process's change feed (``neutrino.server`` builds it);
@@ -49,31 +60,39 @@ def make_network_api(deps: Deps, validate_token: Callable[[str], AuthInfo], auth
         "security-group-rules": SecurityGroupRuleService(deps),
     }
     subresources: dict[tuple[str, str], Any] = {}
-    subnetpools.register(deps, services)                 # subnetpools, address-scopes
-    l3.register(deps, services, subresources)            # routers, floating IPs, port forwardings
-    trunks.register(deps, services)                      # trunks (trunk, trunk-details)
-    rbac.register_service(deps, services)                # rbac-policies
-    agents.register(deps, services, subresources)        # agents, availability zones, scheduling
-    ip_availability.register(deps, services)             # /v2.0/network-ip-availabilities
-    service_providers.register(deps, services)           # /v2.0/service-providers
-    api = NetworkApi(deps=deps, services=services, validate_token=validate_token,
-                     quota_service=QuotaService(deps.cfg), subresources=subresources, auth_uri=auth_uri)
+    subnetpools.register(deps, services)  # subnetpools, address-scopes
+    l3.register(deps, services, subresources)  # routers, floating IPs, port forwardings
+    trunks.register(deps, services)  # trunks (trunk, trunk-details)
+    rbac.register_service(deps, services)  # rbac-policies
+    agents.register(deps, services, subresources)  # agents, availability zones, scheduling
+    ip_availability.register(deps, services)  # /v2.0/network-ip-availabilities
+    service_providers.register(deps, services)  # /v2.0/service-providers
+    api = NetworkApi(
+        deps=deps,
+        services=services,
+        validate_token=validate_token,
+        quota_service=QuotaService(deps.cfg),
+        subresources=subresources,
+        auth_uri=auth_uri,
+    )
     if feed is None:
         feed = open_feed(deps.db, deps.cfg.feed.retention)
-    for svc in services.values():   # the network resources on the feed, in registration order
+    for svc in services.values():  # the network resources on the feed, in registration order
         resource = getattr(getattr(svc, "resource", None), "name", None)
         if resource in PLURAL:
             feed.add_source(resource, _service_source(svc))
-    dhcp_scheduler.install_feed_source(feed)     # "dhcp_binding" snapshots
-    l3_scheduler.install_feed_source(feed)       # "l3_binding" snapshots
+    dhcp_scheduler.install_feed_source(feed)  # "dhcp_binding" snapshots
+    l3_scheduler.install_feed_source(feed)  # "l3_binding" snapshots
     install_feed(api, feed, AgentReports(deps, services.get("agents")))  # /neutrino/v1/: feed, agent reports
     return api
 
 
 def _service_source(svc: Any) -> Source:
     """A snapshot source listing every object of ``svc`` in the admin view."""
+
     def source(conn: Connection) -> list[dict[str, Any]]:
         return svc.list(RequestContext.admin(), conn, ListQuery())[0]
+
     return source
 
 

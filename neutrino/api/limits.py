@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import orjson
 
@@ -57,8 +58,13 @@ BUSY = "Too many connections; retry later."
 
 _JSON = "application/json"
 #: Neutron's exception type names for the statuses produced here.
-_NEUTRON_TYPES = {400: "HTTPBadRequest", 408: "HTTPRequestTimeout", 413: "HTTPRequestEntityTooLarge",
-                  431: "HTTPRequestHeaderFieldsTooLarge", 503: "HTTPServiceUnavailable"}
+_NEUTRON_TYPES = {
+    400: "HTTPBadRequest",
+    408: "HTTPRequestTimeout",
+    413: "HTTPRequestEntityTooLarge",
+    431: "HTTPRequestHeaderFieldsTooLarge",
+    503: "HTTPServiceUnavailable",
+}
 #: Titles as Keystone and Glance print them (http.client's older phrase for 413).
 _TITLES = {413: "Request Entity Too Large"}
 
@@ -68,8 +74,9 @@ def _title(status: int) -> str:
 
 
 def _neutron(status: int, message: str) -> tuple[bytes, str]:
-    return orjson.dumps({"NeutronError": {"type": _NEUTRON_TYPES.get(status, "HTTPError"), "message": message,
-                                          "detail": ""}}), _JSON
+    return orjson.dumps(
+        {"NeutronError": {"type": _NEUTRON_TYPES.get(status, "HTTPError"), "message": message, "detail": ""}}
+    ), _JSON
 
 
 def _keystone(status: int, message: str) -> tuple[bytes, str]:
@@ -89,24 +96,39 @@ def _text(status: int, message: str) -> tuple[bytes, str]:
 
 
 #: API name (as in ``neutrino.server.build_all_apps``) -> its error format.
-RENDERERS: dict[str, Render] = {"identity": _keystone, "network": _neutron, "compute": _nova, "image": _glance,
-                                "metadata": _text}
+RENDERERS: dict[str, Render] = {
+    "identity": _keystone,
+    "network": _neutron,
+    "compute": _nova,
+    "image": _glance,
+    "metadata": _text,
+}
 
 
 def response_bytes(render: Render, status: int, message: str) -> bytes:
     """A complete HTTP/1.1 response that closes the connection (for the protocol layer)."""
     body, ctype = render(status, message)
-    head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: {ctype}\r\n"
-            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: {ctype}\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
     return head.encode("latin-1") + body
 
 
 async def send_error(send: Any, render: Render, status: int, message: str) -> None:
     """Send a whole error response through ASGI ``send``, asking the server to close the connection."""
     body, ctype = render(status, message)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", ctype.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -155,12 +177,12 @@ class NulScanner:
     backslashes before them)."""
 
     _ESCAPE = re.compile(rb"\\u0000")
-    _KEEP = 5                           # len(b"\\u0000") - 1
+    _KEEP = 5  # len(b"\\u0000") - 1
 
     def __init__(self, json: bool = True) -> None:
         self.json = json
         self._tail = b""
-        self._run = 0                   # backslashes right before ``_tail``
+        self._run = 0  # backslashes right before ``_tail``
 
     def feed(self, chunk: bytes) -> bool:
         """True when the body so far contains a NUL."""
@@ -217,7 +239,7 @@ def _content_length(scope: dict[str, Any]) -> int | None:
             try:
                 return int(value)
             except ValueError:
-                return None         # the HTTP parser refuses such requests itself
+                return None  # the HTTP parser refuses such requests itself
     return None
 
 
@@ -229,8 +251,15 @@ def _url_has_nul(scope: dict[str, Any]) -> bool:
 class RequestGuard:
     """ASGI middleware: body size bound and NUL refusal (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, render: Render, max_body: int, *,
-                 larger: tuple[tuple[str, int], ...] = (), json_bodies: bool = True) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        render: Render,
+        max_body: int,
+        *,
+        larger: tuple[tuple[str, int], ...] = (),
+        json_bodies: bool = True,
+    ) -> None:
         self.app = app
         self.render = render
         self.max_body = max_body
@@ -274,8 +303,9 @@ class RequestGuard:
 
 
 # --- the HTTP protocol layer (uvicorn) ----------------------------------------------------------------
-def http_protocol(render: Render, *, header_timeout: float, body_timeout: float, max_header_size: int,
-                  max_connections: int) -> type:
+def http_protocol(
+    render: Render, *, header_timeout: float, body_timeout: float, max_header_size: int, max_connections: int
+) -> type:
     """A uvicorn ``HttpToolsProtocol`` with the limits of the module docstring.
 
     ``body_timeout`` or ``max_connections`` 0: that bound is off.  Pass the
@@ -291,8 +321,8 @@ def http_protocol(render: Render, *, header_timeout: float, body_timeout: float,
             super().__init__(*args, **kwargs)
             self._served_app = self.app
             self._deadline: asyncio.TimerHandle | None = None
-            self._in_head = False       # a request's first byte seen, its headers not yet complete
-            self._in_body = False       # headers complete, body not yet complete
+            self._in_head = False  # a request's first byte seen, its headers not yet complete
+            self._in_body = False  # headers complete, body not yet complete
             self._head_bytes = 0
 
         # -- deadlines ------------------------------------------------------------------------------
@@ -311,14 +341,14 @@ def http_protocol(render: Render, *, header_timeout: float, body_timeout: float,
             if self.transport.is_closing():
                 return
             if self._in_body and self.flow.read_paused:
-                self._arm(body_timeout)     # we are not reading: not the client's delay
+                self._arm(body_timeout)  # we are not reading: not the client's delay
                 return
             if self._in_head:
                 self._refuse(408, HEADER_TIMEOUT)
             elif self._in_body and self.cycle is not None and not self.cycle.response_started:
                 self._refuse(408, BODY_TIMEOUT)
             else:
-                self.transport.close()      # idle since connecting, or a body nobody waits for
+                self.transport.close()  # idle since connecting, or a body nobody waits for
 
         def _refuse(self, status: int, message: str) -> None:
             self.transport.write(response_bytes(render, status, message))
@@ -327,7 +357,7 @@ def http_protocol(render: Render, *, header_timeout: float, body_timeout: float,
         # -- protocol callbacks ------------------------------------------------------------------------
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._arm(header_timeout)       # a new connection must send its request in time
+            self._arm(header_timeout)  # a new connection must send its request in time
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
@@ -344,14 +374,15 @@ def http_protocol(render: Render, *, header_timeout: float, body_timeout: float,
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self._in_head, self._head_bytes = True, 0
-            if self._deadline is None:      # a keep-alive request (a new connection is armed already)
+            if self._deadline is None:  # a keep-alive request (a new connection is armed already)
                 self._arm(header_timeout)
 
         def on_headers_complete(self) -> None:
             self._in_head, self._in_body = False, True
             self._arm(body_timeout)
-            busy_now = max_connections > 0 and (len(self.connections) > max_connections or
-                                                len(self.tasks) >= max_connections)
+            busy_now = max_connections > 0 and (
+                len(self.connections) > max_connections or len(self.tasks) >= max_connections
+            )
             self.app = busy if busy_now else self._served_app
             super().on_headers_complete()
 

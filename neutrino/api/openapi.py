@@ -26,8 +26,9 @@ import argparse
 import inspect
 import json
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from neutrino.api import extensions
 from neutrino.resources import convert as cv
@@ -44,11 +45,11 @@ API_VERSION = "2.0"
 ALL_OPS = ("list", "create", "show", "update", "delete")
 #: Collections and sub-collections that serve fewer (the others answer 405 or 404).
 LIMITED_OPS: dict[Any, tuple[str, ...]] = {
-    "agents": ("list", "show", "update", "delete"),           # agents register through reports
+    "agents": ("list", "show", "update", "delete"),  # agents register through reports
     "availability_zones": ("list",),
-    "security-group-rules": ("list", "create", "show", "delete"),   # rules are immutable
-    ("agents", "dhcp-networks"): ("list",),      # + POST {"network_id"} / DELETE: _Builder.scheduling
-    ("agents", "l3-routers"): ("list",),         # + POST {"router_id"} / DELETE
+    "security-group-rules": ("list", "create", "show", "delete"),  # rules are immutable
+    ("agents", "dhcp-networks"): ("list",),  # + POST {"network_id"} / DELETE: _Builder.scheduling
+    ("agents", "l3-routers"): ("list",),  # + POST {"router_id"} / DELETE
     "network-ip-availabilities": ("list", "show"),
     "service-providers": ("list",),
     ("networks", "dhcp-agents"): ("list",),
@@ -105,12 +106,22 @@ def _local_schemas() -> dict[Callable[..., Any], dict[str, Any]]:
         definitions._pf_port: {"type": "integer", "minimum": 0, "maximum": 65535},
         # Any string: an unknown or malformed group id is a 404, not a 400.
         definitions._group_id: {"type": "string", "maxLength": 255},
-        definitions._protocol: {"anyOf": [{"type": "string", "maxLength": 40},
-                                          {"type": "integer", "minimum": 0, "maximum": 255}]},
-        definitions.subports: {"type": "array", "items": {
-            "type": "object", "required": ["port_id"], "additionalProperties": False,
-            "properties": {"port_id": _UUID, "segmentation_type": {"type": "string", "enum": ["vlan"]},
-                           "segmentation_id": {"type": "integer", "minimum": 1, "maximum": 4094}}}},
+        definitions._protocol: {
+            "anyOf": [{"type": "string", "maxLength": 40}, {"type": "integer", "minimum": 0, "maximum": 255}]
+        },
+        definitions.subports: {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["port_id"],
+                "additionalProperties": False,
+                "properties": {
+                    "port_id": _UUID,
+                    "segmentation_type": {"type": "string", "enum": ["vlan"]},
+                    "segmentation_id": {"type": "integer", "minimum": 1, "maximum": 4094},
+                },
+            },
+        },
     }
 
 
@@ -162,8 +173,11 @@ def converter_schema(conv: Callable[..., Any] | None) -> dict[str, Any]:
     if name == "fixed_ips":
         return converter_schema(env["inner"])
     if name == "dict_of":
-        out = {"type": "object", "properties": {k: converter_schema(c) for k, c in env["spec"].items()},
-               "additionalProperties": False}
+        out = {
+            "type": "object",
+            "properties": {k: converter_schema(c) for k, c in env["spec"].items()},
+            "additionalProperties": False,
+        }
         if env.get("required"):
             out["required"] = list(env["required"])
         return out
@@ -211,8 +225,13 @@ def _wrapped(key: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _path_param(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "description": description,
-            "schema": schema or {"type": "string"}}
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
 
 
 def _id_param(res: Resource) -> dict[str, Any]:
@@ -225,16 +244,27 @@ def _param_ref(name: str) -> dict[str, Any]:
 
 def _common_params() -> dict[str, Any]:
     """Parameters shared by many operations (``components/parameters``)."""
+
     def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
         return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
     out = {
-        "IfMatch": {"name": "If-Match", "in": "header", "required": False,
-                    "description": "Only act when the object's revision is this one (revision-if-match).",
-                    "schema": {"type": "string", "pattern": "^revision_number=[0-9]+$"}},
-        "SortDir": {"name": "sort_dir", "in": "query", "required": False, "style": "form", "explode": True,
-                    "description": "One direction per sort_key.",
-                    "schema": {"type": "array", "items": {"type": "string", "enum": ["asc", "desc"]}}},
+        "IfMatch": {
+            "name": "If-Match",
+            "in": "header",
+            "required": False,
+            "description": "Only act when the object's revision is this one (revision-if-match).",
+            "schema": {"type": "string", "pattern": "^revision_number=[0-9]+$"},
+        },
+        "SortDir": {
+            "name": "sort_dir",
+            "in": "query",
+            "required": False,
+            "style": "form",
+            "explode": True,
+            "description": "One direction per sort_key.",
+            "schema": {"type": "array", "items": {"type": "string", "enum": ["asc", "desc"]}},
+        },
         "Limit": query("limit", {"type": "integer", "minimum": 0}, "Page size."),
         "Marker": query("marker", _UUID, "Id of the last object seen."),
         "PageReverse": query("page_reverse", {"type": "boolean"}, "Page backwards."),
@@ -253,8 +283,15 @@ def _list_params(res: Resource, special: Iterable[str], *, taggable: bool) -> li
     sortable = [a.name for a in res.attrs if a.sort]
 
     def many(name: str, items: dict[str, Any], description: str) -> dict[str, Any]:
-        return {"name": name, "in": "query", "required": False, "description": description,
-                "style": "form", "explode": True, "schema": {"type": "array", "items": items}}
+        return {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": description,
+            "style": "form",
+            "explode": True,
+            "schema": {"type": "array", "items": items},
+        }
 
     params = [many("fields", {"type": "string", "enum": visible}, "Return only these attributes.")]
     for attr in res.attrs:
@@ -317,10 +354,21 @@ class _Builder:
         if updatable:
             self.schemas.setdefault(f"{base}Update", _body_schema(res, creating=False))
 
-    def collection(self, res: Resource, ops: Sequence[str], *, prefix: str, tag: str,
-                   parent: list[dict[str, Any]], special: Iterable[str] = (), taggable: bool = False,
-                   bulk: bool = True, if_match: bool = True, names: Sequence[str] = (),
-                   name: Sequence[str] = ()) -> None:
+    def collection(
+        self,
+        res: Resource,
+        ops: Sequence[str],
+        *,
+        prefix: str,
+        tag: str,
+        parent: list[dict[str, Any]],
+        special: Iterable[str] = (),
+        taggable: bool = False,
+        bulk: bool = True,
+        if_match: bool = True,
+        names: Sequence[str] = (),
+        name: Sequence[str] = (),
+    ) -> None:
         """list/create on ``prefix``, show/update/delete on ``prefix/{id}``.
 
         ``names``/``name``: the words of the operation ids (default: the
@@ -334,43 +382,93 @@ class _Builder:
         names = list(names or [res.plural_key])
         name = list(name or [res.name])
         if "list" in ops:
-            self.add(prefix, "get", {
-                "operationId": _op_id("list", *names), "tags": [tag], "summary": f"List {res.plural_key}.",
-                "parameters": [*parent, *_list_params(res, special, taggable=taggable)],
-                "responses": {**_ok(200, "The visible objects.", {
-                    "type": "object", "required": [res.plural_key],
-                    "properties": {res.plural_key: {"type": "array", "items": _ref(base)},
-                                   f"{res.plural_key}_links": {"type": "array", "items": {"type": "object"}}}}),
-                    **_errors(400, 403, 404)}})
+            self.add(
+                prefix,
+                "get",
+                {
+                    "operationId": _op_id("list", *names),
+                    "tags": [tag],
+                    "summary": f"List {res.plural_key}.",
+                    "parameters": [*parent, *_list_params(res, special, taggable=taggable)],
+                    "responses": {
+                        **_ok(
+                            200,
+                            "The visible objects.",
+                            {
+                                "type": "object",
+                                "required": [res.plural_key],
+                                "properties": {
+                                    res.plural_key: {"type": "array", "items": _ref(base)},
+                                    f"{res.plural_key}_links": {"type": "array", "items": {"type": "object"}},
+                                },
+                            },
+                        ),
+                        **_errors(400, 403, 404),
+                    },
+                },
+            )
         if "create" in ops:
             single = _wrapped(res.key, _ref(f"{base}Create"))
             body = single
             if bulk:
-                body = {"oneOf": [single, _wrapped(res.plural_key, {
-                    "type": "array", "minItems": 1, "items": _ref(f"{base}Create")})]}
-            self.add(prefix, "post", {
-                "operationId": _op_id("create", *name), "tags": [tag], "summary": f"Create a {res.name}"
-                + (" (or several, in the bulk form)." if bulk else "."),
-                "parameters": list(parent),
-                "requestBody": {"required": True, "content": _json_content(body)},
-                "responses": {**_ok(201, "Created.", {"type": "object"}), **_errors(400, 403, 404, 409)}})
+                body = {
+                    "oneOf": [
+                        single,
+                        _wrapped(res.plural_key, {"type": "array", "minItems": 1, "items": _ref(f"{base}Create")}),
+                    ]
+                }
+            self.add(
+                prefix,
+                "post",
+                {
+                    "operationId": _op_id("create", *name),
+                    "tags": [tag],
+                    "summary": f"Create a {res.name}" + (" (or several, in the bulk form)." if bulk else "."),
+                    "parameters": list(parent),
+                    "requestBody": {"required": True, "content": _json_content(body)},
+                    "responses": {**_ok(201, "Created.", {"type": "object"}), **_errors(400, 403, 404, 409)},
+                },
+            )
         if "show" in ops:
-            self.add(member, "get", {
-                "operationId": _op_id("show", *name), "tags": [tag], "summary": f"Show a {res.name}.",
-                "parameters": [*ident, _list_params(res, (), taggable=False)[0]],
-                "responses": {**_ok(200, "The object.", one), **_errors(400, 403, 404)}})
+            self.add(
+                member,
+                "get",
+                {
+                    "operationId": _op_id("show", *name),
+                    "tags": [tag],
+                    "summary": f"Show a {res.name}.",
+                    "parameters": [*ident, _list_params(res, (), taggable=False)[0]],
+                    "responses": {**_ok(200, "The object.", one), **_errors(400, 403, 404)},
+                },
+            )
         if "update" in ops:
-            self.add(member, "put", {
-                "operationId": _op_id("update", *name), "tags": [tag], "summary": f"Update a {res.name}.",
-                "parameters": [*ident, *([_param_ref("IfMatch")] if if_match else [])],
-                "requestBody": {"required": True, "content": _json_content(
-                    _wrapped(res.key, _ref(f"{base}Update")))},
-                "responses": {**_ok(200, "The updated object.", one), **_errors(400, 403, 404, 409, 412)}})
+            self.add(
+                member,
+                "put",
+                {
+                    "operationId": _op_id("update", *name),
+                    "tags": [tag],
+                    "summary": f"Update a {res.name}.",
+                    "parameters": [*ident, *([_param_ref("IfMatch")] if if_match else [])],
+                    "requestBody": {
+                        "required": True,
+                        "content": _json_content(_wrapped(res.key, _ref(f"{base}Update"))),
+                    },
+                    "responses": {**_ok(200, "The updated object.", one), **_errors(400, 403, 404, 409, 412)},
+                },
+            )
         if "delete" in ops:
-            self.add(member, "delete", {
-                "operationId": _op_id("delete", *name), "tags": [tag], "summary": f"Delete a {res.name}.",
-                "parameters": [*ident, *([_param_ref("IfMatch")] if if_match else [])],
-                "responses": {**_ok(204, "Deleted.", None), **_errors(400, 403, 404, 409, 412)}})
+            self.add(
+                member,
+                "delete",
+                {
+                    "operationId": _op_id("delete", *name),
+                    "tags": [tag],
+                    "summary": f"Delete a {res.name}.",
+                    "parameters": [*ident, *([_param_ref("IfMatch")] if if_match else [])],
+                    "responses": {**_ok(204, "Deleted.", None), **_errors(400, 403, 404, 409, 412)},
+                },
+            )
 
     def tags(self, res: Resource, prefix: str) -> None:
         """The tags sub-API of one collection."""
@@ -380,64 +478,153 @@ class _Builder:
         tag_list = _wrapped("tags", {"type": "array", "items": converter_schema(cv.tag), "maxItems": 50})
         body = {"required": True, "content": _json_content(tag_list)}
         group = "tags"
-        self.add(member, "get", {"operationId": _op_id("list", res.name, "tags"), "tags": [group],
-                                 "summary": f"The tags of a {res.name}.", "parameters": ident,
-                                 "responses": {**_ok(200, "Its tags.", tag_list), **_errors(404)}})
-        self.add(member, "put", {"operationId": _op_id("replace", res.name, "tags"), "tags": [group],
-                                 "summary": f"Replace the tags of a {res.name}.", "parameters": ident,
-                                 "requestBody": body,
-                                 "responses": {**_ok(200, "The new tags.", tag_list), **_errors(400, 403, 404)}})
-        self.add(member, "post", {"operationId": _op_id("add", res.name, "tags"), "tags": [group],
-                                  "summary": f"Add tags to a {res.name}.", "parameters": ident,
-                                  "requestBody": body,
-                                  "responses": {**_ok(200, "The new tags.", tag_list), **_errors(400, 403, 404)}})
-        self.add(member, "delete", {"operationId": _op_id("remove_all", res.name, "tags"), "tags": [group],
-                                    "summary": f"Remove every tag of a {res.name}.", "parameters": ident,
-                                    "responses": {**_ok(204, "Removed.", None), **_errors(403, 404)}})
+        self.add(
+            member,
+            "get",
+            {
+                "operationId": _op_id("list", res.name, "tags"),
+                "tags": [group],
+                "summary": f"The tags of a {res.name}.",
+                "parameters": ident,
+                "responses": {**_ok(200, "Its tags.", tag_list), **_errors(404)},
+            },
+        )
+        self.add(
+            member,
+            "put",
+            {
+                "operationId": _op_id("replace", res.name, "tags"),
+                "tags": [group],
+                "summary": f"Replace the tags of a {res.name}.",
+                "parameters": ident,
+                "requestBody": body,
+                "responses": {**_ok(200, "The new tags.", tag_list), **_errors(400, 403, 404)},
+            },
+        )
+        self.add(
+            member,
+            "post",
+            {
+                "operationId": _op_id("add", res.name, "tags"),
+                "tags": [group],
+                "summary": f"Add tags to a {res.name}.",
+                "parameters": ident,
+                "requestBody": body,
+                "responses": {**_ok(200, "The new tags.", tag_list), **_errors(400, 403, 404)},
+            },
+        )
+        self.add(
+            member,
+            "delete",
+            {
+                "operationId": _op_id("remove_all", res.name, "tags"),
+                "tags": [group],
+                "summary": f"Remove every tag of a {res.name}.",
+                "parameters": ident,
+                "responses": {**_ok(204, "Removed.", None), **_errors(403, 404)},
+            },
+        )
         one = f"{member}/{{tag}}"
-        self.add(one, "get", {"operationId": _op_id("check", res.name, "tag"), "tags": [group],
-                              "summary": f"Whether a {res.name} has a tag.", "parameters": [*ident, tag_param],
-                              "responses": {**_ok(204, "It has.", None), **_errors(404)}})
-        self.add(one, "put", {"operationId": _op_id("add", res.name, "tag"), "tags": [group],
-                              "summary": f"Add one tag to a {res.name}.", "parameters": [*ident, tag_param],
-                              "responses": {**_ok(201, "Added.", None), **_errors(400, 403, 404)}})
-        self.add(one, "delete", {"operationId": _op_id("remove", res.name, "tag"), "tags": [group],
-                                 "summary": f"Remove one tag of a {res.name}.", "parameters": [*ident, tag_param],
-                                 "responses": {**_ok(204, "Removed.", None), **_errors(400, 403, 404)}})
+        self.add(
+            one,
+            "get",
+            {
+                "operationId": _op_id("check", res.name, "tag"),
+                "tags": [group],
+                "summary": f"Whether a {res.name} has a tag.",
+                "parameters": [*ident, tag_param],
+                "responses": {**_ok(204, "It has.", None), **_errors(404)},
+            },
+        )
+        self.add(
+            one,
+            "put",
+            {
+                "operationId": _op_id("add", res.name, "tag"),
+                "tags": [group],
+                "summary": f"Add one tag to a {res.name}.",
+                "parameters": [*ident, tag_param],
+                "responses": {**_ok(201, "Added.", None), **_errors(400, 403, 404)},
+            },
+        )
+        self.add(
+            one,
+            "delete",
+            {
+                "operationId": _op_id("remove", res.name, "tag"),
+                "tags": [group],
+                "summary": f"Remove one tag of a {res.name}.",
+                "parameters": [*ident, tag_param],
+                "responses": {**_ok(204, "Removed.", None), **_errors(400, 403, 404)},
+            },
+        )
 
     def action(self, res: Resource, prefix: str, name: str, body: dict[str, Any]) -> None:
         """A member action: ``PUT prefix/{id}/name``."""
-        self.add(f"{prefix}/{{{res.name}_id}}/{name}", "put", {
-            "operationId": _op_id(name), "tags": [res.collection], "summary": f"The {name} action.",
-            "parameters": [_id_param(res)],
-            "requestBody": {"required": True, "content": _json_content(body)},
-            "responses": {**_ok(200, "The result.", {"type": "object"}), **_errors(400, 403, 404, 409)}})
-
+        self.add(
+            f"{prefix}/{{{res.name}_id}}/{name}",
+            "put",
+            {
+                "operationId": _op_id(name),
+                "tags": [res.collection],
+                "summary": f"The {name} action.",
+                "parameters": [_id_param(res)],
+                "requestBody": {"required": True, "content": _json_content(body)},
+                "responses": {**_ok(200, "The result.", {"type": "object"}), **_errors(400, 403, 404, 409)},
+            },
+        )
 
     def scheduling(self, prefix: str, parent: dict[str, Any], child_col: str, child: str) -> None:
         """Scheduling by hand: ``POST prefix`` with ``{child_col: id}`` (201, body ``null``) and
         ``DELETE prefix/{child_col}``, admin only (``Bindings.create_raw`` / ``delete``)."""
         tag = "agents"
-        self.add(prefix, "post", {
-            "operationId": _op_id("add", child, "to", "agent"), "tags": [tag],
-            "summary": f"Schedule a {child} to the agent.", "parameters": [parent],
-            "requestBody": {"required": True, "content": _json_content({
-                "type": "object", "required": [child_col], "additionalProperties": False,
-                "properties": {child_col: _UUID}})},
-            "responses": {**_ok(201, "Scheduled (body: null).", {"nullable": True}),
-                          **_errors(400, 403, 404, 409)}})
-        self.add(f"{prefix}/{{{child_col}}}", "delete", {
-            "operationId": _op_id("remove", child, "from", "agent"), "tags": [tag],
-            "summary": f"Remove a {child} from the agent.",
-            "parameters": [parent, _path_param(child_col, f"The {child}'s id.", _UUID)],
-            "responses": {**_ok(204, "Removed.", None), **_errors(403, 404, 409)}})
+        self.add(
+            prefix,
+            "post",
+            {
+                "operationId": _op_id("add", child, "to", "agent"),
+                "tags": [tag],
+                "summary": f"Schedule a {child} to the agent.",
+                "parameters": [parent],
+                "requestBody": {
+                    "required": True,
+                    "content": _json_content(
+                        {
+                            "type": "object",
+                            "required": [child_col],
+                            "additionalProperties": False,
+                            "properties": {child_col: _UUID},
+                        }
+                    ),
+                },
+                "responses": {**_ok(201, "Scheduled (body: null).", {"nullable": True}), **_errors(400, 403, 404, 409)},
+            },
+        )
+        self.add(
+            f"{prefix}/{{{child_col}}}",
+            "delete",
+            {
+                "operationId": _op_id("remove", child, "from", "agent"),
+                "tags": [tag],
+                "summary": f"Remove a {child} from the agent.",
+                "parameters": [parent, _path_param(child_col, f"The {child}'s id.", _UUID)],
+                "responses": {**_ok(204, "Removed.", None), **_errors(403, 404, 409)},
+            },
+        )
 
     def read_action(self, res: Resource, prefix: str, name: str) -> None:
         """A member read: ``GET prefix/{id}/name`` (trunks' ``get_subports``)."""
-        self.add(f"{prefix}/{{{res.name}_id}}/{name}", "get", {
-            "operationId": _op_id(name), "tags": [res.collection], "summary": f"The {name} query.",
-            "parameters": [_id_param(res)],
-            "responses": {**_ok(200, "The result.", {"type": "object"}), **_errors(403, 404)}})
+        self.add(
+            f"{prefix}/{{{res.name}_id}}/{name}",
+            "get",
+            {
+                "operationId": _op_id(name),
+                "tags": [res.collection],
+                "summary": f"The {name} query.",
+                "parameters": [_id_param(res)],
+                "responses": {**_ok(200, "The result.", {"type": "object"}), **_errors(403, 404)},
+            },
+        )
 
 
 def _camel(name: str) -> str:
@@ -446,100 +633,243 @@ def _camel(name: str) -> str:
 
 def _action_bodies() -> dict[str, dict[str, Any]]:
     """Request bodies of the member actions this module knows (others: any object)."""
-    interface = {"type": "object", "minProperties": 1, "additionalProperties": False,
-                 "properties": {"subnet_id": _UUID, "port_id": _UUID}}
+    interface = {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": {"subnet_id": _UUID, "port_id": _UUID},
+    }
     routes = _wrapped("router", _wrapped("routes", converter_schema(definitions.route_list)))
-    subports = _wrapped("sub_ports", {"type": "array", "items": {
-        "type": "object", "required": ["port_id"], "additionalProperties": False,
-        "properties": {"port_id": _UUID, "segmentation_type": {"type": "string", "enum": ["vlan"]},
-                       "segmentation_id": {"type": "integer", "minimum": 1, "maximum": 4094}}}})
-    prefixes = _wrapped("prefixes", {"type": "array", "minItems": 1, "items": {"type": "string"},
-                                     "description": "CIDRs of the pool's IP version."})
-    return {"add_subports": subports, "remove_subports": subports,
-            "add_router_interface": interface, "remove_router_interface": interface,
-            "add_extraroutes": routes, "remove_extraroutes": routes,
-            "add_prefixes": prefixes, "remove_prefixes": prefixes}
+    subports = _wrapped(
+        "sub_ports",
+        {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["port_id"],
+                "additionalProperties": False,
+                "properties": {
+                    "port_id": _UUID,
+                    "segmentation_type": {"type": "string", "enum": ["vlan"]},
+                    "segmentation_id": {"type": "integer", "minimum": 1, "maximum": 4094},
+                },
+            },
+        },
+    )
+    prefixes = _wrapped(
+        "prefixes",
+        {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "CIDRs of the pool's IP version."},
+    )
+    return {
+        "add_subports": subports,
+        "remove_subports": subports,
+        "add_router_interface": interface,
+        "remove_router_interface": interface,
+        "add_extraroutes": routes,
+        "remove_extraroutes": routes,
+        "add_prefixes": prefixes,
+        "remove_prefixes": prefixes,
+    }
 
 
 def _quotas(b: _Builder) -> None:
     from neutrino.services.quotas import ORDER  # noqa: PLC0415 - a service constant, read here only
+
     prefix = "/v2.0/quotas"
     project = _path_param("project_id", "A project's id.")
     limits = {"type": "object", "properties": {name: {"type": "integer"} for name in ORDER}}
     quota = _wrapped("quota", limits)
-    update = {"type": "object", "additionalProperties": False,
-              "properties": {**{name: {"type": "integer", "minimum": -1} for name in ORDER},
-                             "force": {"type": "boolean"}, "check_limit": {"type": "boolean"}}}
-    b.add(prefix, "get", {"operationId": "list_quotas", "tags": ["quotas"],
-                          "summary": "Projects with quotas that differ from the defaults.",
-                          "responses": {**_ok(200, "The quotas.", {"type": "object", "required": ["quotas"],
-                                                                     "properties": {"quotas": {"type": "array"}}}),
-                                        **_errors(403)}})
-    b.add(f"{prefix}/tenant", "get", {"operationId": "show_quota_tenant", "tags": ["quotas"],
-                                      "summary": "The caller's project id.",
-                                      "responses": {**_ok(200, "The project.", {"type": "object"}), **_errors()}})
-    b.add(f"{prefix}/{{project_id}}", "get", {"operationId": "show_quota", "tags": ["quotas"],
-                                              "summary": "A project's limits.", "parameters": [project],
-                                              "responses": {**_ok(200, "The limits.", quota), **_errors(403)}})
-    b.add(f"{prefix}/{{project_id}}", "put", {"operationId": "update_quota", "tags": ["quotas"],
-                                              "summary": "Set a project's limits (admin).",
-                                              "parameters": [project],
-                                              "requestBody": {"required": True, "content": _json_content(
-                                                  _wrapped("quota", update))},
-                                              "responses": {**_ok(200, "The limits.", quota),
-                                                            **_errors(400, 403, 409)}})
-    b.add(f"{prefix}/{{project_id}}", "delete", {"operationId": "delete_quota", "tags": ["quotas"],
-                                                 "summary": "Reset a project's limits (admin).",
-                                                 "parameters": [project],
-                                                 "responses": {**_ok(204, "Reset.", None), **_errors(403)}})
+    update = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            **{name: {"type": "integer", "minimum": -1} for name in ORDER},
+            "force": {"type": "boolean"},
+            "check_limit": {"type": "boolean"},
+        },
+    }
+    b.add(
+        prefix,
+        "get",
+        {
+            "operationId": "list_quotas",
+            "tags": ["quotas"],
+            "summary": "Projects with quotas that differ from the defaults.",
+            "responses": {
+                **_ok(
+                    200,
+                    "The quotas.",
+                    {"type": "object", "required": ["quotas"], "properties": {"quotas": {"type": "array"}}},
+                ),
+                **_errors(403),
+            },
+        },
+    )
+    b.add(
+        f"{prefix}/tenant",
+        "get",
+        {
+            "operationId": "show_quota_tenant",
+            "tags": ["quotas"],
+            "summary": "The caller's project id.",
+            "responses": {**_ok(200, "The project.", {"type": "object"}), **_errors()},
+        },
+    )
+    b.add(
+        f"{prefix}/{{project_id}}",
+        "get",
+        {
+            "operationId": "show_quota",
+            "tags": ["quotas"],
+            "summary": "A project's limits.",
+            "parameters": [project],
+            "responses": {**_ok(200, "The limits.", quota), **_errors(403)},
+        },
+    )
+    b.add(
+        f"{prefix}/{{project_id}}",
+        "put",
+        {
+            "operationId": "update_quota",
+            "tags": ["quotas"],
+            "summary": "Set a project's limits (admin).",
+            "parameters": [project],
+            "requestBody": {"required": True, "content": _json_content(_wrapped("quota", update))},
+            "responses": {**_ok(200, "The limits.", quota), **_errors(400, 403, 409)},
+        },
+    )
+    b.add(
+        f"{prefix}/{{project_id}}",
+        "delete",
+        {
+            "operationId": "delete_quota",
+            "tags": ["quotas"],
+            "summary": "Reset a project's limits (admin).",
+            "parameters": [project],
+            "responses": {**_ok(204, "Reset.", None), **_errors(403)},
+        },
+    )
     for sub, what in (("default", "The default limits."), ("details", "Limits with usage.")):
-        b.add(f"{prefix}/{{project_id}}/{sub}", "get", {
-            "operationId": f"show_quota_{sub}", "tags": ["quotas"], "summary": what, "parameters": [project],
-            "responses": {**_ok(200, what, {"type": "object"}), **_errors(403)}})
+        b.add(
+            f"{prefix}/{{project_id}}/{sub}",
+            "get",
+            {
+                "operationId": f"show_quota_{sub}",
+                "tags": ["quotas"],
+                "summary": what,
+                "parameters": [project],
+                "responses": {**_ok(200, what, {"type": "object"}), **_errors(403)},
+            },
+        )
 
 
 def _general(b: _Builder) -> None:
     public: list[dict[str, Any]] = []
-    b.add("/", "get", {"operationId": "list_api_versions", "tags": ["general"], "security": public,
-                       "summary": "The API versions.",
-                       "responses": _ok(200, "The versions.", {"type": "object", "required": ["versions"]})})
-    b.add("/v2.0/", "get", {"operationId": "list_resources", "tags": ["general"],
-                            "summary": "The core resources.",
-                            "responses": {**_ok(200, "The resources.", {"type": "object"}), **_errors()}})
-    b.add(OPENAPI_PATH, "get", {"operationId": "show_openapi", "tags": ["general"], "security": public,
-                                "summary": "This document.",
-                                "responses": _ok(200, "The OpenAPI document.", {"type": "object"})})
-    b.add("/v2.0/extensions", "get", {
-        "operationId": "list_extensions", "tags": ["extensions"], "summary": "The extensions served.",
-        "responses": {**_ok(200, "The extensions.", {"type": "object", "required": ["extensions"]}),
-                      **_errors()}})
-    b.add("/v2.0/extensions/{alias}", "get", {
-        "operationId": "show_extension", "tags": ["extensions"], "summary": "One extension.",
-        "parameters": [_path_param("alias", "The extension's alias.",
-                                   {"type": "string", "enum": sorted(extensions.EXTENSIONS)})],
-        "responses": {**_ok(200, "The extension.", {"type": "object", "required": ["extension"]}),
-                      **_errors(404)}})
+    b.add(
+        "/",
+        "get",
+        {
+            "operationId": "list_api_versions",
+            "tags": ["general"],
+            "security": public,
+            "summary": "The API versions.",
+            "responses": _ok(200, "The versions.", {"type": "object", "required": ["versions"]}),
+        },
+    )
+    b.add(
+        "/v2.0/",
+        "get",
+        {
+            "operationId": "list_resources",
+            "tags": ["general"],
+            "summary": "The core resources.",
+            "responses": {**_ok(200, "The resources.", {"type": "object"}), **_errors()},
+        },
+    )
+    b.add(
+        OPENAPI_PATH,
+        "get",
+        {
+            "operationId": "show_openapi",
+            "tags": ["general"],
+            "security": public,
+            "summary": "This document.",
+            "responses": _ok(200, "The OpenAPI document.", {"type": "object"}),
+        },
+    )
+    b.add(
+        "/v2.0/extensions",
+        "get",
+        {
+            "operationId": "list_extensions",
+            "tags": ["extensions"],
+            "summary": "The extensions served.",
+            "responses": {**_ok(200, "The extensions.", {"type": "object", "required": ["extensions"]}), **_errors()},
+        },
+    )
+    b.add(
+        "/v2.0/extensions/{alias}",
+        "get",
+        {
+            "operationId": "show_extension",
+            "tags": ["extensions"],
+            "summary": "One extension.",
+            "parameters": [
+                _path_param(
+                    "alias", "The extension's alias.", {"type": "string", "enum": sorted(extensions.EXTENSIONS)}
+                )
+            ],
+            "responses": {**_ok(200, "The extension.", {"type": "object", "required": ["extension"]}), **_errors(404)},
+        },
+    )
 
 
 def _components(b: _Builder) -> dict[str, Any]:
-    error = {"type": "object", "required": ["NeutronError"], "additionalProperties": False,
-             "properties": {"NeutronError": {
-                 "type": "object", "required": ["type", "message", "detail"], "additionalProperties": False,
-                 "properties": {"type": {"type": "string", "description": "The exception's name."},
-                                "message": {"type": "string"}, "detail": {"type": "string"}}}}}
-    auth_error = {"type": "object", "required": ["error"], "properties": {"error": {
-        "type": "object", "required": ["code", "title", "message"],
-        "properties": {"code": {"type": "integer"}, "title": {"type": "string"}, "message": {"type": "string"}}}}}
+    error = {
+        "type": "object",
+        "required": ["NeutronError"],
+        "additionalProperties": False,
+        "properties": {
+            "NeutronError": {
+                "type": "object",
+                "required": ["type", "message", "detail"],
+                "additionalProperties": False,
+                "properties": {
+                    "type": {"type": "string", "description": "The exception's name."},
+                    "message": {"type": "string"},
+                    "detail": {"type": "string"},
+                },
+            }
+        },
+    }
+    auth_error = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "title", "message"],
+                "properties": {"code": {"type": "integer"}, "title": {"type": "string"}, "message": {"type": "string"}},
+            }
+        },
+    }
     return {
-        "securitySchemes": {"keystone": {"type": "apiKey", "in": "header", "name": "X-Auth-Token",
-                                         "description": "A Keystone v3 token (POST /v3/auth/tokens)."}},
+        "securitySchemes": {
+            "keystone": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-Auth-Token",
+                "description": "A Keystone v3 token (POST /v3/auth/tokens).",
+            }
+        },
         "parameters": _common_params(),
         "schemas": {"NeutronError": error, "AuthError": auth_error, **dict(sorted(b.schemas.items()))},
         "responses": {
-            "Error": {"description": "A rejected request; nothing was changed.",
-                      "content": _json_content(_ERROR_REF)},
-            "Unauthorized": {"description": "No token, or an invalid or expired one.",
-                             "content": _json_content(_ref("AuthError"))},
+            "Error": {"description": "A rejected request; nothing was changed.", "content": _json_content(_ERROR_REF)},
+            "Unauthorized": {
+                "description": "No token, or an invalid or expired one.",
+                "content": _json_content(_ref("AuthError")),
+            },
         },
     }
 
@@ -559,9 +889,16 @@ def document(api: Any) -> dict[str, Any]:
         res: Resource = svc.resource
         prefix = f"/v2.0/{coll}"
         ops = LIMITED_OPS.get(coll, ALL_OPS)
-        b.collection(res, ops, prefix=prefix, tag=coll, parent=[],
-                     special=getattr(svc, "special_filters", ("fixed_ips",)), taggable=coll in TAGGABLE,
-                     bulk=True)
+        b.collection(
+            res,
+            ops,
+            prefix=prefix,
+            tag=coll,
+            parent=[],
+            special=getattr(svc, "special_filters", ("fixed_ips",)),
+            taggable=coll in TAGGABLE,
+            bulk=True,
+        )
         if coll in TAGGABLE:
             b.tags(res, prefix)
         for name in getattr(svc, "member_actions", {}):
@@ -571,20 +908,31 @@ def document(api: Any) -> dict[str, Any]:
     for (coll, sub), subsvc in api.subresources.items():
         parent_res: Resource = api.services[coll].resource
         sub_res: Resource = subsvc.resource
-        b.collection(sub_res, LIMITED_OPS.get((coll, sub), ALL_OPS),
-                     prefix=f"/v2.0/{coll}/{{{parent_res.name}_id}}/{sub}", tag=coll,
-                     parent=[_id_param(parent_res)], bulk=False, if_match=False,
-                     names=(parent_res.name, sub), name=(parent_res.name, sub_res.name))
+        b.collection(
+            sub_res,
+            LIMITED_OPS.get((coll, sub), ALL_OPS),
+            prefix=f"/v2.0/{coll}/{{{parent_res.name}_id}}/{sub}",
+            tag=coll,
+            parent=[_id_param(parent_res)],
+            bulk=False,
+            if_match=False,
+            names=(parent_res.name, sub),
+            name=(parent_res.name, sub_res.name),
+        )
         if getattr(subsvc, "writable", None) is not None:
-            b.scheduling(f"/v2.0/{coll}/{{{parent_res.name}_id}}/{sub}", _id_param(parent_res),
-                         subsvc.child_col, sub_res.name)
+            b.scheduling(
+                f"/v2.0/{coll}/{{{parent_res.name}_id}}/{sub}", _id_param(parent_res), subsvc.child_col, sub_res.name
+            )
     if api.quota_service is not None:
         _quotas(b)
     return {
         "openapi": "3.0.3",
-        "info": {"title": "Neutrino networking API (Neutron v2.0)", "version": API_VERSION,
-                 "description": "Generated from the attribute maps by neutrino.api.openapi; "
-                                "every rejected request answers a NeutronError and changes nothing."},
+        "info": {
+            "title": "Neutrino networking API (Neutron v2.0)",
+            "version": API_VERSION,
+            "description": "Generated from the attribute maps by neutrino.api.openapi; "
+            "every rejected request answers a NeutronError and changes nothing.",
+        },
         "servers": [{"url": "/"}],
         "security": [{"keystone": []}],
         "paths": b.paths,
@@ -609,8 +957,9 @@ def reference_api() -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m neutrino.api.openapi",
-                                     description="Write (or check) the OpenAPI document of the network API.")
+    parser = argparse.ArgumentParser(
+        prog="python -m neutrino.api.openapi", description="Write (or check) the OpenAPI document of the network API."
+    )
     root = Path(__file__).resolve().parents[2]
     parser.add_argument("--output", default=str(root / DOC_FILE), help="file to write, '-' for stdout")
     parser.add_argument("--check", action="store_true", help="exit 1 when the file differs from the code")

@@ -22,9 +22,17 @@ from neutrino.system.netns import netns_exists
 
 
 def _token(creds: Any) -> str:
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": creds.username, "domain": {"name": creds.user_domain}, "password": creds.password}}},
-        "scope": {"project": {"name": creds.project_name, "domain": {"name": creds.project_domain}}}}}
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {"name": creds.username, "domain": {"name": creds.user_domain}, "password": creds.password}
+                },
+            },
+            "scope": {"project": {"name": creds.project_name, "domain": {"name": creds.project_domain}}},
+        }
+    }
     r = httpx.post(f"{creds.auth_url.rstrip('/')}/auth/tokens", json=body, timeout=30)
     r.raise_for_status()
     return r.headers["X-Subject-Token"]
@@ -67,5 +75,6 @@ def run(layout: Any, ref: str, argv: list[str]) -> int:
         print(f"error: server {ref!r} is not running (status {server.get('status')})", file=sys.stderr)
         return 1
     from neutrino.cli.filemodes import original_umask
+
     # The user's command gets the user's umask, not the private one of neutrino's own files.
     return subprocess.call(netns_argv(argv, ns), umask=original_umask())

@@ -36,10 +36,11 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 
@@ -85,36 +86,56 @@ class DemoError(Exception):
 # The APIs, as one user
 # --------------------------------------------------------------------------
 
+
 class Api:
     """Password login for one openrc file; requests to the catalog's endpoints."""
 
     def __init__(self, creds: Credentials, timeout: float = 30.0) -> None:
-        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-            "name": creds.username, "domain": {"name": creds.user_domain}, "password": creds.password}}},
-            "scope": {"project": {"name": creds.project_name, "domain": {"name": creds.project_domain}}}}}
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {
+                            "name": creds.username,
+                            "domain": {"name": creds.user_domain},
+                            "password": creds.password,
+                        }
+                    },
+                },
+                "scope": {"project": {"name": creds.project_name, "domain": {"name": creds.project_domain}}},
+            }
+        }
         self.http = httpx.Client(timeout=timeout, trust_env=False)
         try:
             r = self.http.post(f"{creds.auth_url.rstrip('/')}/auth/tokens", json=body)
         except httpx.HTTPError as exc:
-            raise DemoError(f"cannot reach the identity API at {creds.auth_url}: {exc} (is neutrino up?)") \
-                from None
+            raise DemoError(f"cannot reach the identity API at {creds.auth_url}: {exc} (is neutrino up?)") from None
         if r.status_code != 201:
             raise DemoError(f"login as {creds.username} failed: HTTP {r.status_code} {r.text[:200]}")
         tok = r.json()["token"]
         self.token = r.headers["X-Subject-Token"]
         self.project_id = tok["project"]["id"]
         self.user = creds.username
-        self.urls = {s["type"]: next(e["url"] for e in s["endpoints"] if e["interface"] == "public")
-                     for s in tok.get("catalog", [])}
+        self.urls = {
+            s["type"]: next(e["url"] for e in s["endpoints"] if e["interface"] == "public")
+            for s in tok.get("catalog", [])
+        }
         for kind in ("network", "compute", "image"):
             if kind not in self.urls:
                 raise DemoError(f"the catalog has no {kind} endpoint")
 
-    def call(self, method: str, service: str, path: str, body: Any = None,
-             ok: tuple[int, ...] = (200, 201, 202, 204), **params: Any) -> Any:
+    def call(
+        self,
+        method: str,
+        service: str,
+        path: str,
+        body: Any = None,
+        ok: tuple[int, ...] = (200, 201, 202, 204),
+        **params: Any,
+    ) -> Any:
         url = self.urls[service].rstrip("/") + path
-        r = self.http.request(method, url, json=body, params=params or None,
-                              headers={"X-Auth-Token": self.token})
+        r = self.http.request(method, url, json=body, params=params or None, headers={"X-Auth-Token": self.token})
         if r.status_code not in ok:
             raise DemoError(f"{method} {path} as {self.user}: HTTP {r.status_code} {r.text[:300]}")
         return r.json() if r.content and r.headers.get("content-type", "").startswith("application/json") else None
@@ -135,14 +156,16 @@ class Api:
 # What the demo built
 # --------------------------------------------------------------------------
 
+
 @dataclass
 class Created:
     """``STATE/demo/created.json``: (kind, id) of every object the demo created."""
+
     path: Path
     items: list[list[str]] = field(default_factory=list)
 
     @classmethod
-    def load(cls, path: Path) -> "Created":
+    def load(cls, path: Path) -> Created:
         try:
             return cls(path, [list(x) for x in json.loads(path.read_text())])
         except (OSError, ValueError):
@@ -165,14 +188,15 @@ class Created:
 @dataclass
 class Lab:
     """The resources of the demo, as the checks need them."""
+
     flat: dict[str, Any]
     flat_subnet: dict[str, Any]
     net: dict[str, Any]
     subnet: dict[str, Any]
     router: dict[str, Any]
     key: dict[str, Any]
-    servers: dict[str, dict[str, Any]]           # name -> server (admin view: host included)
-    ports: dict[str, dict[str, Any]]             # name -> its port
+    servers: dict[str, dict[str, Any]]  # name -> server (admin view: host included)
+    ports: dict[str, dict[str, Any]]  # name -> its port
     fip: dict[str, Any]
     user_data: str
     lab_netns: str
@@ -186,15 +210,32 @@ class Lab:
         return self.router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
 
     def summary(self) -> dict[str, Any]:
-        return {"lab_netns": self.lab_netns, "lab_ip": self.lab_ip, "router_gateway_ip": self.gateway_ip,
-                "router_id": self.router["id"], "floating_ip": self.fip["floating_ip_address"],
-                "networks": {n["name"]: {"id": n["id"], "type": n.get("provider:network_type"),
-                                         "segmentation_id": n.get("provider:segmentation_id"), "mtu": n.get("mtu")}
-                             for n in (self.flat, self.net)},
-                "servers": {name: {"id": s["id"], "status": s["status"],
-                                   "host": s.get("OS-EXT-SRV-ATTR:host"), "ip": self.ip(name),
-                                   "mac": self.ports[name]["mac_address"]}
-                            for name, s in self.servers.items()}}
+        return {
+            "lab_netns": self.lab_netns,
+            "lab_ip": self.lab_ip,
+            "router_gateway_ip": self.gateway_ip,
+            "router_id": self.router["id"],
+            "floating_ip": self.fip["floating_ip_address"],
+            "networks": {
+                n["name"]: {
+                    "id": n["id"],
+                    "type": n.get("provider:network_type"),
+                    "segmentation_id": n.get("provider:segmentation_id"),
+                    "mtu": n.get("mtu"),
+                }
+                for n in (self.flat, self.net)
+            },
+            "servers": {
+                name: {
+                    "id": s["id"],
+                    "status": s["status"],
+                    "host": s.get("OS-EXT-SRV-ATTR:host"),
+                    "ip": self.ip(name),
+                    "mac": self.ports[name]["mac_address"],
+                }
+                for name, s in self.servers.items()
+            },
+        }
 
 
 class Progress:
@@ -225,7 +266,7 @@ class Progress:
         if self.tty:
             sys.stderr.write(f"\r\033[K{line}")
             self._open = True
-        elif now - self._last >= 1.0:   # a log file gets at most one such line a second
+        elif now - self._last >= 1.0:  # a log file gets at most one such line a second
             sys.stderr.write(line + "\n")
             self._last = now
         sys.stderr.flush()
@@ -235,8 +276,17 @@ class Progress:
 # Building it (idempotent)
 # --------------------------------------------------------------------------
 
-def _ensure(api: Api, created: Created, progress: Progress, collection: str, kind: str, name: str,
-            body: dict[str, Any], **filters: Any) -> dict[str, Any]:
+
+def _ensure(
+    api: Api,
+    created: Created,
+    progress: Progress,
+    collection: str,
+    kind: str,
+    name: str,
+    body: dict[str, Any],
+    **filters: Any,
+) -> dict[str, Any]:
     found = api.first(collection, name=name, **filters)
     if found is not None:
         progress.say(f"{kind} {name}: exists ({found['id']})")
@@ -253,30 +303,56 @@ def _open_default_group(demo: Api, created: Created, progress: Progress) -> None
     if sg is None:
         raise DemoError("the demo project has no default security group")
     want = [("icmp", None, None), ("tcp", 22, 22)]
-    have = {(r.get("protocol"), r.get("port_range_min"), r.get("port_range_max"))
-            for r in sg.get("security_group_rules", [])
-            if r["direction"] == "ingress" and r["ethertype"] == "IPv4"
-            and r.get("remote_ip_prefix") in ("0.0.0.0/0", None) and r.get("remote_group_id") is None}
+    have = {
+        (r.get("protocol"), r.get("port_range_min"), r.get("port_range_max"))
+        for r in sg.get("security_group_rules", [])
+        if r["direction"] == "ingress"
+        and r["ethertype"] == "IPv4"
+        and r.get("remote_ip_prefix") in ("0.0.0.0/0", None)
+        and r.get("remote_group_id") is None
+    }
     for proto, lo, hi in want:
         if (proto, lo, hi) in have:
             continue
-        rule = demo.net("POST", "/security-group-rules", {"security_group_rule": {
-            "security_group_id": sg["id"], "direction": "ingress", "ethertype": "IPv4", "protocol": proto,
-            "port_range_min": lo, "port_range_max": hi, "remote_ip_prefix": "0.0.0.0/0",
-            "description": DESCRIPTION}}, ok=(201, 409))
+        rule = demo.net(
+            "POST",
+            "/security-group-rules",
+            {
+                "security_group_rule": {
+                    "security_group_id": sg["id"],
+                    "direction": "ingress",
+                    "ethertype": "IPv4",
+                    "protocol": proto,
+                    "port_range_min": lo,
+                    "port_range_max": hi,
+                    "remote_ip_prefix": "0.0.0.0/0",
+                    "description": DESCRIPTION,
+                }
+            },
+            ok=(201, 409),
+        )
         if rule is not None and "security_group_rule" in rule:
             created.add("security_group_rule", rule["security_group_rule"]["id"])
     progress.say("security group default: ingress ICMP and TCP 22 open")
 
 
-def _ensure_router(demo: Api, created: Created, progress: Progress, flat: dict[str, Any],
-                   subnet: dict[str, Any]) -> dict[str, Any]:
-    router = _ensure(demo, created, progress, "routers", "router", ROUTER,
-                     {"external_gateway_info": {"network_id": flat["id"]}, "description": DESCRIPTION},
-                     project_id=demo.project_id)
+def _ensure_router(
+    demo: Api, created: Created, progress: Progress, flat: dict[str, Any], subnet: dict[str, Any]
+) -> dict[str, Any]:
+    router = _ensure(
+        demo,
+        created,
+        progress,
+        "routers",
+        "router",
+        ROUTER,
+        {"external_gateway_info": {"network_id": flat["id"]}, "description": DESCRIPTION},
+        project_id=demo.project_id,
+    )
     if (router.get("external_gateway_info") or {}).get("network_id") != flat["id"]:
-        router = demo.net("PUT", f"/routers/{router['id']}",
-                          {"router": {"external_gateway_info": {"network_id": flat["id"]}}})["router"]
+        router = demo.net(
+            "PUT", f"/routers/{router['id']}", {"router": {"external_gateway_info": {"network_id": flat["id"]}}}
+        )["router"]
         progress.say(f"router {ROUTER}: gateway set on {FLAT_NET}")
     ifaces = demo.net("GET", "/ports", device_id=router["id"], network_id=subnet["network_id"])["ports"]
     if not any(ip["subnet_id"] == subnet["id"] for p in ifaces for ip in p["fixed_ips"]):
@@ -307,8 +383,9 @@ def _servers(api: Api, names: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _ensure_servers(demo: Api, created: Created, progress: Progress, nets: dict[str, str],
-                    user_data: str) -> dict[str, str]:
+def _ensure_servers(
+    demo: Api, created: Created, progress: Progress, nets: dict[str, str], user_data: str
+) -> dict[str, str]:
     names = [n for n, _ in INSTANCES]
     have = _servers(demo, names)
     image = demo.call("GET", "image", "/v2/images", name=IMAGE)["images"]
@@ -326,9 +403,16 @@ def _ensure_servers(demo: Api, created: Created, progress: Progress, nets: dict[
             ids[name] = s["id"]
             progress.say(f"server {name}: exists ({s['status']})")
             continue
-        body = {"server": {"name": name, "imageRef": image[0]["id"], "flavorRef": flavor["id"],
-                           "networks": [{"uuid": nets[net]}], "key_name": KEY,
-                           "user_data": base64.b64encode(user_data.encode()).decode()}}
+        body = {
+            "server": {
+                "name": name,
+                "imageRef": image[0]["id"],
+                "flavorRef": flavor["id"],
+                "networks": [{"uuid": nets[net]}],
+                "key_name": KEY,
+                "user_data": base64.b64encode(user_data.encode()).decode(),
+            }
+        }
         sid = demo.call("POST", "compute", "/servers", body)["server"]["id"]
         created.add("server", sid)
         ids[name] = sid
@@ -343,20 +427,25 @@ def _wait_active(admin: Api, progress: Progress, ids: dict[str, str], timeout: f
         servers = {name: admin.call("GET", "compute", f"/servers/{sid}")["server"] for name, sid in ids.items()}
         failed = {n: s for n, s in servers.items() if s["status"] == "ERROR"}
         if failed:
-            raise DemoError("; ".join(f"{n} is in ERROR: {(s.get('fault') or {}).get('message')}"
-                                      for n, s in failed.items()))
+            raise DemoError(
+                "; ".join(f"{n} is in ERROR: {(s.get('fault') or {}).get('message')}" for n, s in failed.items())
+            )
         active = sorted(n for n, s in servers.items() if s["status"] == "ACTIVE")
         if len(active) == len(ids):
-            progress.say(f"instances ACTIVE: {len(ids)}/{len(ids)}; " + ", ".join(
-                f"{n} on {s.get('OS-EXT-SRV-ATTR:host')}" for n, s in sorted(servers.items())))
+            progress.say(
+                f"instances ACTIVE: {len(ids)}/{len(ids)}; "
+                + ", ".join(f"{n} on {s.get('OS-EXT-SRV-ATTR:host')}" for n, s in sorted(servers.items()))
+            )
             return servers
         line = f"instances ACTIVE: {len(active)}/{len(ids)}" + (f" ({', '.join(active)})" if active else "")
         if line != last:
             progress.update(line)
             last = line
         if time.monotonic() > deadline:
-            raise DemoError(f"instances not ACTIVE after {timeout:g} s: "
-                            f"{sorted(set(ids) - set(active))} (see the compute agent's log)")
+            raise DemoError(
+                f"instances not ACTIVE after {timeout:g} s: "
+                f"{sorted(set(ids) - set(active))} (see the compute agent's log)"
+            )
         time.sleep(0.3)
 
 
@@ -367,14 +456,18 @@ def _port_of(api: Api, server_id: str) -> dict[str, Any]:
     return ports[0]
 
 
-def _ensure_fip(demo: Api, created: Created, progress: Progress, flat: dict[str, Any],
-                port: dict[str, Any]) -> dict[str, Any]:
+def _ensure_fip(
+    demo: Api, created: Created, progress: Progress, flat: dict[str, Any], port: dict[str, Any]
+) -> dict[str, Any]:
     fip = demo.first("floatingips", port_id=port["id"])
     if fip is not None:
         progress.say(f"floating IP {fip['floating_ip_address']}: exists")
         return fip
-    fip = demo.net("POST", "/floatingips", {"floatingip": {
-        "floating_network_id": flat["id"], "port_id": port["id"], "description": DESCRIPTION}})["floatingip"]
+    fip = demo.net(
+        "POST",
+        "/floatingips",
+        {"floatingip": {"floating_network_id": flat["id"], "port_id": port["id"], "description": DESCRIPTION}},
+    )["floatingip"]
     created.add("floatingip", fip["id"])
     progress.say(f"floating IP {fip['floating_ip_address']}: created on demo-instance-1")
     return fip
@@ -390,13 +483,20 @@ def _lab_http(layout: Any, lab_netns: str) -> None:
     if rec is not None and rec.is_alive():
         return
     argv = ["ip", "netns", "exec", lab_netns, sys.executable, "-c", LAB_HTTP_CODE, str(LAB_HTTP_PORT)]
-    process.spawn(LAB_HTTP, argv, pidfile=pf, log_path=layout.log(LAB_HTTP), cwd=layout.root,
-                  extra={"netns": lab_netns, "port": LAB_HTTP_PORT})
+    process.spawn(
+        LAB_HTTP,
+        argv,
+        pidfile=pf,
+        log_path=layout.log(LAB_HTTP),
+        cwd=layout.root,
+        extra={"netns": lab_netns, "port": LAB_HTTP_PORT},
+    )
 
 
 def build(layout: Any, cfg: Any, progress: Progress, boot_timeout: float) -> Lab:
     """Create (or find) everything; returns once every instance is ACTIVE."""
     from neutrino.system.netns import netns_exists
+
     lab_netns, lab_if = cfg.lab.host_netns, ipaddress.ip_interface(cfg.lab.cidr)
     if not lab_netns:
         raise DemoError("there is no lab host ([lab] host_netns is empty)")
@@ -408,18 +508,58 @@ def build(layout: Any, cfg: Any, progress: Progress, boot_timeout: float) -> Lab
     admin = Api(read_openrc(layout.root / "admin-openrc"))
     demo = Api(read_openrc(layout.root / "demo-openrc"))
     try:
-        flat = _ensure(admin, created, progress, "networks", "network", FLAT_NET, {
-            "shared": True, "router:external": True, "provider:network_type": "flat",
-            "provider:physical_network": PHYSNET, "description": DESCRIPTION})
-        flat_sub = _ensure(admin, created, progress, "subnets", "subnet", FLAT_SUBNET, {
-            "network_id": flat["id"], "ip_version": 4, "cidr": str(lab_if.network),
-            "gateway_ip": str(lab_if.ip), "description": DESCRIPTION}, network_id=flat["id"])
+        flat = _ensure(
+            admin,
+            created,
+            progress,
+            "networks",
+            "network",
+            FLAT_NET,
+            {
+                "shared": True,
+                "router:external": True,
+                "provider:network_type": "flat",
+                "provider:physical_network": PHYSNET,
+                "description": DESCRIPTION,
+            },
+        )
+        flat_sub = _ensure(
+            admin,
+            created,
+            progress,
+            "subnets",
+            "subnet",
+            FLAT_SUBNET,
+            {
+                "network_id": flat["id"],
+                "ip_version": 4,
+                "cidr": str(lab_if.network),
+                "gateway_ip": str(lab_if.ip),
+                "description": DESCRIPTION,
+            },
+            network_id=flat["id"],
+        )
         _open_default_group(demo, created, progress)
-        net = _ensure(demo, created, progress, "networks", "network", VXLAN_NET,
-                      {"description": DESCRIPTION}, project_id=demo.project_id)
-        sub = _ensure(demo, created, progress, "subnets", "subnet", VXLAN_SUBNET, {
-            "network_id": net["id"], "ip_version": 4, "cidr": VXLAN_CIDR, "description": DESCRIPTION},
-            network_id=net["id"])
+        net = _ensure(
+            demo,
+            created,
+            progress,
+            "networks",
+            "network",
+            VXLAN_NET,
+            {"description": DESCRIPTION},
+            project_id=demo.project_id,
+        )
+        sub = _ensure(
+            demo,
+            created,
+            progress,
+            "subnets",
+            "subnet",
+            VXLAN_SUBNET,
+            {"network_id": net["id"], "ip_version": 4, "cidr": VXLAN_CIDR, "description": DESCRIPTION},
+            network_id=net["id"],
+        )
         # The router interface before the instances boot: their first lease then already
         # routes 169.254.169.254 via the router (not via the DHCP port of an isolated subnet).
         router = _ensure_router(demo, created, progress, flat, sub)
@@ -431,10 +571,20 @@ def build(layout: Any, cfg: Any, progress: Progress, boot_timeout: float) -> Lab
         _lab_http(layout, lab_netns)
         servers = _wait_active(admin, progress, ids, boot_timeout)
         router = demo.net("GET", f"/routers/{router['id']}")["router"]
-        return Lab(flat=admin.net("GET", f"/networks/{flat['id']}")["network"], flat_subnet=flat_sub,
-                   net=admin.net("GET", f"/networks/{net['id']}")["network"], subnet=sub, router=router,
-                   key=key, servers=servers, ports=ports, fip=fip, user_data=USER_DATA,
-                   lab_netns=lab_netns, lab_ip=str(lab_if.ip))
+        return Lab(
+            flat=admin.net("GET", f"/networks/{flat['id']}")["network"],
+            flat_subnet=flat_sub,
+            net=admin.net("GET", f"/networks/{net['id']}")["network"],
+            subnet=sub,
+            router=router,
+            key=key,
+            servers=servers,
+            ports=ports,
+            fip=fip,
+            user_data=USER_DATA,
+            lab_netns=lab_netns,
+            lab_ip=str(lab_if.ip),
+        )
     finally:
         admin.close()
         demo.close()
@@ -444,10 +594,11 @@ def build(layout: Any, cfg: Any, progress: Progress, boot_timeout: float) -> Lab
 # Checks
 # --------------------------------------------------------------------------
 
+
 @dataclass
 class Check:
     name: str
-    command: str                       # what a user types to see it
+    command: str  # what a user types to see it
     probe: Callable[[], tuple[bool, str]]
     ok: bool = False
     detail: str = ""
@@ -456,8 +607,7 @@ class Check:
 
 def _in(netns: str, argv: list[str], timeout: float = 10) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(["ip", "netns", "exec", netns, *argv], capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(["ip", "netns", "exec", netns, *argv], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return subprocess.CompletedProcess(argv, 124, "", "timed out")
 
@@ -473,6 +623,7 @@ def _retry(probe: Callable[[], tuple[bool, str]], deadline: float) -> tuple[bool
 def plan_checks(lab: Lab, console: str, lab_cmd: str) -> list[Check]:
     """The checks (pure: nothing runs until a probe is called)."""
     from neutrino.agents.compute.planner import netns_name
+
     ns = {name: netns_name(s["id"]) for name, s in lab.servers.items()}
     one, two, three = "demo-instance-1", "demo-instance-2", "demo-instance-3"
     prefix = ipaddress.ip_network(lab.subnet["cidr"]).prefixlen
@@ -484,18 +635,21 @@ def plan_checks(lab: Lab, console: str, lab_cmd: str) -> list[Check]:
             r = _in(ns[name], ["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
             want = f"{lab.ip(name)}/{plen}"
             return want in r.stdout, want if want in r.stdout else f"eth0 has: {r.stdout.split()[3:4] or r.stderr}"
+
         return probe
 
     def ping(name: str, dst: str) -> Callable[[], tuple[bool, str]]:
         def probe() -> tuple[bool, str]:
             r = _in(ns[name], ["ping", "-n", "-c", "1", "-W", "1", dst], timeout=5)
             return r.returncode == 0, "answers" if r.returncode == 0 else "no answer"
+
         return probe
 
     def lab_ping(dst: str) -> Callable[[], tuple[bool, str]]:
         def probe() -> tuple[bool, str]:
             r = _in(lab.lab_netns, ["ping", "-n", "-c", "1", "-W", "1", dst], timeout=5)
             return r.returncode == 0, "answers" if r.returncode == 0 else "no answer"
+
         return probe
 
     def resolves(name: str, other: str) -> Callable[[], tuple[bool, str]]:
@@ -503,6 +657,7 @@ def plan_checks(lab: Lab, console: str, lab_cmd: str) -> list[Check]:
             r = _in(ns[name], ["getent", "hosts", other])
             got = r.stdout.split()[:1]
             return got == [lab.ip(other)], f"{other} -> {got[0] if got else '(nothing)'}"
+
         return probe
 
     def fetch(name: str, path: str, want: str) -> Callable[[], tuple[bool, str]]:
@@ -510,6 +665,7 @@ def plan_checks(lab: Lab, console: str, lab_cmd: str) -> list[Check]:
             r = _in(ns[name], ["curl", "-s", "-m", "3", f"{METADATA}/{path}"])
             ok = r.stdout.strip() == want.strip()
             return ok, "matches" if ok else f"got {r.stdout.strip()[:40]!r}"
+
         return probe
 
     def snat() -> tuple[bool, str]:
@@ -518,23 +674,44 @@ def plan_checks(lab: Lab, console: str, lab_cmd: str) -> list[Check]:
         return seen == gw, f"the lab host sees {seen or '(nothing)'} (router gateway {gw})"
 
     return [
-        Check(f"DHCP lease: {one} has {lab.ip(one)}/{prefix}", f"{console} {one} -- ip -4 addr show eth0",
-              lease(one, prefix)),
-        Check(f"DHCP lease: {three} has {lab.ip(three)} on {FLAT_NET}", f"{console} {three} -- ip -4 addr show eth0",
-              lease(three, ipaddress.ip_network(lab.flat_subnet["cidr"]).prefixlen)),
-        Check(f"{one} -> {two} ({lab.ip(two)}), VXLAN", f"{console} {one} -- ping -c1 {lab.ip(two)}",
-              ping(one, lab.ip(two))),
+        Check(
+            f"DHCP lease: {one} has {lab.ip(one)}/{prefix}",
+            f"{console} {one} -- ip -4 addr show eth0",
+            lease(one, prefix),
+        ),
+        Check(
+            f"DHCP lease: {three} has {lab.ip(three)} on {FLAT_NET}",
+            f"{console} {three} -- ip -4 addr show eth0",
+            lease(three, ipaddress.ip_network(lab.flat_subnet["cidr"]).prefixlen),
+        ),
+        Check(
+            f"{one} -> {two} ({lab.ip(two)}), VXLAN",
+            f"{console} {one} -- ping -c1 {lab.ip(two)}",
+            ping(one, lab.ip(two)),
+        ),
         Check(f"DNS: {one} resolves {two}", f"{console} {one} -- getent hosts {two}", resolves(one, two)),
-        Check("metadata: openssh-key", f"{console} {one} -- curl -s {METADATA}/1.0/meta-data/public-keys/0/openssh-key",
-              fetch(one, "1.0/meta-data/public-keys/0/openssh-key", lab.key["public_key"])),
-        Check("metadata: user-data", f"{console} {one} -- curl -s {METADATA}/1.0/user-data",
-              fetch(one, "1.0/user-data", lab.user_data)),
+        Check(
+            "metadata: openssh-key",
+            f"{console} {one} -- curl -s {METADATA}/1.0/meta-data/public-keys/0/openssh-key",
+            fetch(one, "1.0/meta-data/public-keys/0/openssh-key", lab.key["public_key"]),
+        ),
+        Check(
+            "metadata: user-data",
+            f"{console} {one} -- curl -s {METADATA}/1.0/user-data",
+            fetch(one, "1.0/user-data", lab.user_data),
+        ),
         Check(f"SNAT: {two} -> lab host {lab.lab_ip} from {gw}", f"{console} {two} -- curl -s {url}", snat),
         Check(f"floating IP {fip} ({one}) from the lab host", f"{lab_cmd} ping -c1 {fip}", lab_ping(fip)),
-        Check(f"{three} -> lab host {lab.lab_ip}, flat network", f"{console} {three} -- ping -c1 {lab.lab_ip}",
-              ping(three, lab.lab_ip)),
-        Check(f"metadata on {FLAT_NET} (from the DHCP namespace)",
-              f"{console} {three} -- curl -s {METADATA}/1.0/user-data", fetch(three, "1.0/user-data", lab.user_data)),
+        Check(
+            f"{three} -> lab host {lab.lab_ip}, flat network",
+            f"{console} {three} -- ping -c1 {lab.lab_ip}",
+            ping(three, lab.lab_ip),
+        ),
+        Check(
+            f"metadata on {FLAT_NET} (from the DHCP namespace)",
+            f"{console} {three} -- curl -s {METADATA}/1.0/user-data",
+            fetch(three, "1.0/user-data", lab.user_data),
+        ),
     ]
 
 
@@ -569,10 +746,12 @@ def render_table(checks: list[Check]) -> str:
 # --clean
 # --------------------------------------------------------------------------
 
+
 def clean(layout: Any, progress: Progress, timeout: float = 60.0) -> list[str]:
     """Delete what the demo created (newest first, by kind); returns what could not be deleted."""
     from neutrino.agents.compute.planner import netns_name
     from neutrino.system.netns import netns_exists
+
     files = layout.root / "demo"
     created = Created.load(files / "created.json")
     problems: list[str] = []
@@ -591,6 +770,7 @@ def clean(layout: Any, progress: Progress, timeout: float = 60.0) -> list[str]:
         return problems
     admin = Api(read_openrc(layout.root / "admin-openrc"))
     try:
+
         def delete(path: str, what: str, service: str = "network") -> None:
             prefix = "/v2.0" if service == "network" else ""
             try:
@@ -607,10 +787,8 @@ def clean(layout: Any, progress: Progress, timeout: float = 60.0) -> list[str]:
         for rid in created.ids("router"):
             router = admin.net("GET", f"/routers/{rid}", ok=(200, 404))
             if router and "router" in router:
-                for p in admin.net("GET", "/ports", device_id=rid,
-                                   device_owner="network:router_interface")["ports"]:
-                    admin.net("PUT", f"/routers/{rid}/remove_router_interface", {"port_id": p["id"]},
-                              ok=(200, 404))
+                for p in admin.net("GET", "/ports", device_id=rid, device_owner="network:router_interface")["ports"]:
+                    admin.net("PUT", f"/routers/{rid}/remove_router_interface", {"port_id": p["id"]}, ok=(200, 404))
             delete(f"/routers/{rid}", f"router {rid}")
         for sid in reversed(created.ids("subnet")):
             delete(f"/subnets/{sid}", f"subnet {sid}")
@@ -629,8 +807,11 @@ def clean(layout: Any, progress: Progress, timeout: float = 60.0) -> list[str]:
         admin.close()
     # The agents remove the namespaces of instances, routers and DHCP-served networks
     # (those on this machine show up here; on other hosts they are their agents' business).
-    namespaces = [netns_name(s) for s in servers] + [f"qrouter-{r}" for r in created.ids("router")] \
+    namespaces = (
+        [netns_name(s) for s in servers]
+        + [f"qrouter-{r}" for r in created.ids("router")]
         + [f"qdhcp-{n}" for n in created.ids("network")]
+    )
     deadline = time.monotonic() + timeout
     while True:
         left = [ns for ns in namespaces if netns_exists(ns)]
@@ -649,6 +830,7 @@ def clean(layout: Any, progress: Progress, timeout: float = 60.0) -> list[str]:
 # --------------------------------------------------------------------------
 # The subcommand
 # --------------------------------------------------------------------------
+
 
 def _command(layout: Any, sub: str) -> str:
     """How a user runs ``neutrino SUB`` on this state dir."""
@@ -678,35 +860,70 @@ def cmd_demo(args: argparse.Namespace) -> int:
     total = time.monotonic() - progress.t0
     failed = [c for c in checks if not c.ok]
     if args.json:
-        print(json.dumps({"seconds": round(total, 2), "ok": not failed, **lab.summary(),
-                          "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail, "command": c.command,
-                                      "seconds": round(c.seconds, 2)} for c in checks]}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "seconds": round(total, 2),
+                    "ok": not failed,
+                    **lab.summary(),
+                    "checks": [
+                        {
+                            "name": c.name,
+                            "ok": c.ok,
+                            "detail": c.detail,
+                            "command": c.command,
+                            "seconds": round(c.seconds, 2),
+                        }
+                        for c in checks
+                    ],
+                },
+                indent=1,
+            )
+        )
     else:
         print()
         for name, s in sorted(lab.servers.items()):
             extra = f", floating IP {lab.fip['floating_ip_address']}" if name == "demo-instance-1" else ""
             print(f"{name}: {s['status']} on {s.get('OS-EXT-SRV-ATTR:host')}, {lab.ip(name)}{extra}")
-        print(f"router {ROUTER}: gateway {lab.gateway_ip} on {FLAT_NET}; lab host {lab.lab_ip} "
-              f"(namespace {lab.lab_netns})")
+        print(
+            f"router {ROUTER}: gateway {lab.gateway_ip} on {FLAT_NET}; lab host {lab.lab_ip} "
+            f"(namespace {lab.lab_netns})"
+        )
         print()
         print(render_table(checks))
         print()
-        print(f"{len(checks) - len(failed)}/{len(checks)} checks passed in {total:.1f} s; "
-              f"remove the demo with: {_command(layout, 'demo')} --clean")
+        print(
+            f"{len(checks) - len(failed)}/{len(checks)} checks passed in {total:.1f} s; "
+            f"remove the demo with: {_command(layout, 'demo')} --clean"
+        )
     return 1 if failed else 0
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("demo", parents=[common], help="build the seed's Lab 10 and check it works",
-                       description="Build the seed's Lab 10 on the running cloud (as admin and the demo "
-                       "user: flat external network to the lab host, VXLAN network, router, three "
-                       "instances, a floating IP, key pair, user data, ICMP and SSH open) and print a "
-                       "table of checks, each with the command to see it yourself.  Idempotent.  Exit "
-                       "status 1 if a check fails.")
+    p = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="build the seed's Lab 10 and check it works",
+        description="Build the seed's Lab 10 on the running cloud (as admin and the demo "
+        "user: flat external network to the lab host, VXLAN network, router, three "
+        "instances, a floating IP, key pair, user data, ICMP and SSH open) and print a "
+        "table of checks, each with the command to see it yourself.  Idempotent.  Exit "
+        "status 1 if a check fails.",
+    )
     p.add_argument("--clean", action="store_true", help="remove everything the demo created")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--boot-timeout", type=float, default=120.0, metavar="SECONDS",
-                   help="how long instances may take to become ACTIVE (default: %(default)s)")
-    p.add_argument("--check-timeout", type=float, default=60.0, metavar="SECONDS",
-                   help="how long each check is retried (default: %(default)s)")
+    p.add_argument(
+        "--boot-timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long instances may take to become ACTIVE (default: %(default)s)",
+    )
+    p.add_argument(
+        "--check-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long each check is retried (default: %(default)s)",
+    )
     p.set_defaults(func=cmd_demo)

@@ -23,9 +23,9 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 LOG = logging.getLogger(__name__)
 
@@ -121,13 +121,13 @@ def sqlite_files(database_url: str) -> list[Path]:
     prefix = "sqlite:///"
     if not database_url.startswith(prefix):
         return []
-    db = Path(database_url[len(prefix):].split("?", 1)[0])
+    db = Path(database_url[len(prefix) :].split("?", 1)[0])
     if not db.name:
         return []
     return [db, *(db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
 
 
-def private_paths(cfg) -> list[Path]:  # noqa: ANN001
+def private_paths(cfg) -> list[Path]:
     """What ``repair`` checks for a configuration: the state directory, the Fernet key
     repository and the SQLite database (each only once, wherever it is)."""
     state = Path(cfg.state_dir)

@@ -50,6 +50,8 @@ def agents_for(roles: Any) -> tuple[str, ...]:
 def external_ovs(cfg: Any) -> bool:
     """True when ``[ovs] ovs_rundir`` names an OVS someone else runs (never started or stopped here)."""
     return bool(cfg.ovs.ovs_rundir)
+
+
 #: The lab host's physical network, and the device names of its veth.
 LAB_PHYSNET = "physnet"
 LAB_DEV = "lab0"
@@ -68,9 +70,11 @@ def can_run() -> tuple[bool, str]:
 def private_ovs(cfg: Any) -> Any:
     from neutrino.agents.ovs.agent import host_netns, ovs_rundir
     from neutrino.system.ovsdb import PrivateOvs
+
     root = cfg.state_dir
-    return PrivateOvs(ovs_rundir(cfg), host_netns(cfg),
-                      uuid=f"neutrino-ovs-{root.resolve().as_posix().replace('/', '_')}")
+    return PrivateOvs(
+        ovs_rundir(cfg), host_netns(cfg), uuid=f"neutrino-ovs-{root.resolve().as_posix().replace('/', '_')}"
+    )
 
 
 def agent_argv(root: Path, kind: str, port_offset: int) -> list[str]:
@@ -80,8 +84,7 @@ def agent_argv(root: Path, kind: str, port_offset: int) -> list[str]:
     return argv
 
 
-def start(layout: Any, cfg: Any, port_offset: int, kinds: tuple[str, ...] = AGENTS,
-          lab_host: bool = True) -> list[str]:
+def start(layout: Any, cfg: Any, port_offset: int, kinds: tuple[str, ...] = AGENTS, lab_host: bool = True) -> list[str]:
     """Start OVS (if not running and ours to run), the lab host (with ``lab_host``) and the
     agents ``kinds``; returns the names started.  Raises RuntimeError when an external OVS
     (``[ovs] ovs_rundir``) does not answer."""
@@ -94,14 +97,18 @@ def start(layout: Any, cfg: Any, port_offset: int, kinds: tuple[str, ...] = AGEN
     po = private_ovs(cfg)
     if external_ovs(cfg):
         from neutrino.system.errors import HostError
+
         try:
             po.ovs.vsctl("show", wait=False)
         except HostError as exc:
-            raise RuntimeError(f"the Open vSwitch in [ovs] ovs_rundir = {cfg.ovs.ovs_rundir} does not answer "
-                               f"(it is not started by neutrino): {exc}") from None
+            raise RuntimeError(
+                f"the Open vSwitch in [ovs] ovs_rundir = {cfg.ovs.ovs_rundir} does not answer "
+                f"(it is not started by neutrino): {exc}"
+            ) from None
     else:
         if po.netns:
             from neutrino.system import netns
+
             netns.ensure_netns(po.netns)
         if not po.alive():
             po.start()
@@ -117,8 +124,14 @@ def start(layout: Any, cfg: Any, port_offset: int, kinds: tuple[str, ...] = AGEN
             rec = None
         if rec is not None and rec.is_alive():
             continue
-        process.spawn(name, agent_argv(layout.root, kind, port_offset), pidfile=pf,
-                      log_path=layout.log(name), cwd=layout.root, extra={})
+        process.spawn(
+            name,
+            agent_argv(layout.root, kind, port_offset),
+            pidfile=pf,
+            log_path=layout.log(name),
+            cwd=layout.root,
+            extra={},
+        )
         started.append(name)
     return started
 
@@ -128,11 +141,12 @@ def stop(layout: Any, cfg: Any, purge: bool) -> None:
     instances this state dir made.  The lab host is the network node's (``start``
     plugs it only there): other nodes leave it alone."""
     from neutrino.system import netns
+
     po = private_ovs(cfg)
     if "network" in expand_roles(cfg.default.roles):
         remove_lab_host(cfg, po, purge)
     if external_ovs(cfg):
-        pass   # someone else's: left running, bridges and all
+        pass  # someone else's: left running, bridges and all
     elif po.rundir.exists():
         if purge:
             po.destroy()
@@ -147,6 +161,7 @@ def stop(layout: Any, cfg: Any, purge: bool) -> None:
     from neutrino.agents.ovs.agent import host_ovs
     from neutrino.system import dnsmasq
     from neutrino.system.host import SystemHost
+
     # stopping needs no user or group
     proxies = MetadataProxies(cfg.state_dir, socket_path(cfg), host=SystemHost(host_ovs(cfg)))
     dhcp = confs_dir(cfg)
@@ -165,8 +180,7 @@ def stop(layout: Any, cfg: Any, purge: bool) -> None:
             shutil.rmtree(default_socket_dir(cfg.state_dir), ignore_errors=True)
     # Nothing runs in the host namespace once OVS is stopped; removing it takes
     # the host ends of the instances' veths with it (`up` plugs them again).
-    if not external_ovs(cfg) and po.netns and netns.netns_exists(po.netns) \
-            and not netns.netns_pids(po.netns):
+    if not external_ovs(cfg) and po.netns and netns.netns_exists(po.netns) and not netns.netns_pids(po.netns):
         netns.remove_netns(po.netns)
     if purge:
         marks = layout.root / "instances"
@@ -189,6 +203,7 @@ def ensure_lab_host(cfg: Any, po: Any) -> bool:
     from neutrino.agents.ovs.agent import datapath_type
     from neutrino.system import iproute, netns
     from neutrino.system import ovsdb as sysovs
+
     bridge = lab_bridge(cfg)
     if bridge is None:
         return False
@@ -196,8 +211,7 @@ def ensure_lab_host(cfg: Any, po: Any) -> bool:
     if lab_ns == ovs_netns:
         raise ValueError(f"[lab] host_netns {lab_ns!r} is the OVS host namespace")
     netns.ensure_netns(lab_ns)
-    recreated = iproute.get_link(LAB_DEV, netns=lab_ns) is None or \
-        iproute.get_link(LAB_PORT, netns=ovs_netns) is None
+    recreated = iproute.get_link(LAB_DEV, netns=lab_ns) is None or iproute.get_link(LAB_PORT, netns=ovs_netns) is None
     if recreated:
         # One end without the other is a leftover: start over with a fresh pair.
         iproute.remove_link(LAB_PORT, netns=ovs_netns)
@@ -211,10 +225,13 @@ def ensure_lab_host(cfg: Any, po: Any) -> bool:
     # The bridge as the OVS agent makes it (it creates missing mapped bridges
     # too, and sets fail mode and protocols itself); a re-created device is
     # picked up only with a fresh port row.
-    po.ovs.transact([
-        sysovs.AddBridge(bridge, datapath_type=datapath_type(cfg.ovs.datapath_type)),
-        *([sysovs.DelPort(LAB_PORT, bridge)] if recreated else []),
-        sysovs.AddPort(bridge, LAB_PORT, external_ids={"neutrino-lab-host": lab_ns})])
+    po.ovs.transact(
+        [
+            sysovs.AddBridge(bridge, datapath_type=datapath_type(cfg.ovs.datapath_type)),
+            *([sysovs.DelPort(LAB_PORT, bridge)] if recreated else []),
+            sysovs.AddPort(bridge, LAB_PORT, external_ids={"neutrino-lab-host": lab_ns}),
+        ]
+    )
     return True
 
 
@@ -223,6 +240,7 @@ def remove_lab_host(cfg: Any, po: Any, purge: bool) -> None:
     from neutrino.system import iproute, netns
     from neutrino.system import ovsdb as sysovs
     from neutrino.system.errors import HostError
+
     bridge = lab_bridge(cfg)
     if bridge is None:
         return
@@ -240,12 +258,18 @@ def remove_lab_host(cfg: Any, po: Any, purge: bool) -> None:
             netns.remove_netns(lab_ns)
 
 
-AGENT_TYPES = {"ovs": "Open vSwitch agent", "dhcp": "DHCP agent", "l3": "L3 agent", "metadata": "Metadata agent",
-               "compute": "Compute agent"}
+AGENT_TYPES = {
+    "ovs": "Open vSwitch agent",
+    "dhcp": "DHCP agent",
+    "l3": "L3 agent",
+    "metadata": "Metadata agent",
+    "compute": "Compute agent",
+}
 
 
-def wait_alive(layout: Any, network_url: str, timeout: float = 30.0, kinds: tuple[str, ...] = AGENTS,
-               host: str | None = None) -> list[str]:
+def wait_alive(
+    layout: Any, network_url: str, timeout: float = 30.0, kinds: tuple[str, ...] = AGENTS, host: str | None = None
+) -> list[str]:
     """Wait until the agents ``kinds`` of ``host`` (None: any host) report alive; returns
     the agent types still missing.  Asks as the agents do (their service user, the
     feed's snapshot of agents): a node other than the controller has no admin credentials."""
@@ -255,16 +279,24 @@ def wait_alive(layout: Any, network_url: str, timeout: float = 30.0, kinds: tupl
 
     from neutrino.agents.auth import agent_credentials
     from neutrino.cli.console import _token
+
     want = {AGENT_TYPES[k] for k in kinds}
     token = _token(agent_credentials(layout.root))
     deadline = time.monotonic() + timeout
     missing = sorted(want)
     while time.monotonic() < deadline:
         try:
-            r = httpx.get(f"{network_url.rstrip('/')}/neutrino/v1/snapshot", params={"resources": "agent"},
-                          headers={"X-Auth-Token": token}, timeout=5)
-            alive = {a["agent_type"] for a in r.json().get("resources", {}).get("agents", [])
-                     if a.get("alive") and (host is None or a.get("host") == host)}
+            r = httpx.get(
+                f"{network_url.rstrip('/')}/neutrino/v1/snapshot",
+                params={"resources": "agent"},
+                headers={"X-Auth-Token": token},
+                timeout=5,
+            )
+            alive = {
+                a["agent_type"]
+                for a in r.json().get("resources", {}).get("agents", [])
+                if a.get("alive") and (host is None or a.get("host") == host)
+            }
             missing = sorted(want - alive)
         except httpx.HTTPError:
             pass

@@ -76,14 +76,17 @@ def layout_of(args: argparse.Namespace) -> Layout:
 # Configuration
 # --------------------------------------------------------------------------
 
-def load_config(path: Path, state_dir: Path, port_offset: int = 0,
-                overrides: dict[tuple[str, str], str] | None = None) -> nconfig.Config:
+
+def load_config(
+    path: Path, state_dir: Path, port_offset: int = 0, overrides: dict[tuple[str, str], str] | None = None
+) -> nconfig.Config:
     """Load and validate; raises CLIError with every problem found."""
     if not path.exists():
         raise CLIError(f"{path} does not exist (neutrino up writes it on its first run)")
     try:
-        cfg = nconfig.load(path, state_dir=state_dir,
-                           overrides=[(sec, name, val) for (sec, name), val in (overrides or {}).items()])
+        cfg = nconfig.load(
+            path, state_dir=state_dir, overrides=[(sec, name, val) for (sec, name), val in (overrides or {}).items()]
+        )
         cfg = with_port_offset(cfg, port_offset)
     except nconfig.ConfigError as exc:
         raise CLIError(f"bad configuration: {exc}") from None
@@ -97,19 +100,22 @@ def with_port_offset(cfg: nconfig.Config, offset: int) -> nconfig.Config:
     """``cfg`` with every API port moved by ``offset`` (for running several instances)."""
     if not offset:
         return cfg
-    return cfg.with_overrides({
-        ("DEFAULT", "bind_port"): str(cfg.default.bind_port + offset),
-        ("identity", "bind_port"): str(cfg.identity.bind_port + offset),
-        ("compute", "bind_port"): str(cfg.compute.bind_port + offset),
-        ("image", "bind_port"): str(cfg.image.bind_port + offset),
-        ("metadata", "bind_port"): str(cfg.metadata.bind_port + offset),
-        ("metadata", "nova_metadata_port"): str(cfg.metadata.nova_metadata_port + offset),
-    })
+    return cfg.with_overrides(
+        {
+            ("DEFAULT", "bind_port"): str(cfg.default.bind_port + offset),
+            ("identity", "bind_port"): str(cfg.identity.bind_port + offset),
+            ("compute", "bind_port"): str(cfg.compute.bind_port + offset),
+            ("image", "bind_port"): str(cfg.image.bind_port + offset),
+            ("metadata", "bind_port"): str(cfg.metadata.bind_port + offset),
+            ("metadata", "nova_metadata_port"): str(cfg.metadata.nova_metadata_port + offset),
+        }
+    )
 
 
 # --------------------------------------------------------------------------
 # Endpoints
 # --------------------------------------------------------------------------
+
 
 def _client_host(bind_host: str) -> str:
     """Where a local client reaches a server bound to ``bind_host``."""

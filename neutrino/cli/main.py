@@ -28,14 +28,22 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from neutrino import config as nconfig
 from neutrino.cli import console, demo, filemodes, host, process
-from neutrino.cli.layout import (DEFAULT_STATE_DIR, SERVER, CLIError, Layout, endpoints, layout_of, load_config,
-                                 self_command)
+from neutrino.cli.layout import (
+    DEFAULT_STATE_DIR,
+    SERVER,
+    CLIError,
+    Layout,
+    endpoints,
+    layout_of,
+    load_config,
+    self_command,
+)
 from neutrino.config_checks import ROLE_CHOICES
 
 START_TIMEOUT = 30.0
@@ -51,6 +59,7 @@ EXIT_NOT_RUNNING = 3
 # --------------------------------------------------------------------------
 # The state directory (Layout, CLIError: neutrino.cli.layout)
 # --------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def _locked(layout: Layout, timeout: float = 60.0) -> Iterator[None]:
@@ -77,6 +86,7 @@ def _locked(layout: Layout, timeout: float = 60.0) -> Iterator[None]:
 # --------------------------------------------------------------------------
 # Configuration
 # --------------------------------------------------------------------------
+
 
 def initial_values() -> dict[tuple[str, str], str]:
     """What ``up`` writes into a new neutrino.conf."""
@@ -122,6 +132,7 @@ def _port_taken(url: str) -> bool:
 # Hooks into the server (replaced by the tests' fake server)
 # --------------------------------------------------------------------------
 
+
 def _server_module():
     if importlib.util.find_spec("neutrino.server") is None:
         raise CLIError("neutrino.server is not part of this build yet: there is no API server to run")
@@ -145,6 +156,7 @@ def server_argv(layout: Layout, port_offset: int) -> list[str]:
 # --------------------------------------------------------------------------
 # Subcommands
 # --------------------------------------------------------------------------
+
 
 def _read_record(pf: process.PidFile) -> process.PidRecord | None:
     try:
@@ -221,17 +233,19 @@ def _repair_modes(cfg: nconfig.Config) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     layout = layout_of(args)
-    layout.root.mkdir(parents=True, exist_ok=True, mode=filemodes.DIR_MODE)   # an old one: _repair_modes
+    layout.root.mkdir(parents=True, exist_ok=True, mode=filemodes.DIR_MODE)  # an old one: _repair_modes
     layout.log_dir.mkdir(exist_ok=True, mode=filemodes.DIR_MODE)
     given = _roles_arg(args.role) if args.role else None
     with _locked(layout):
         args.port_offset = _port_offset(layout, args.port_offset)
         if not layout.conf.exists():
             if given is not None and "controller" not in host.expand_roles(given):
-                raise CLIError(f"{layout.conf} does not exist: a node without the controller role needs the "
-                               "controller's configuration with this node's settings ([DEFAULT] host, "
-                               "server_url, [ovs] local_ip...) and the controller's agent-openrc "
-                               "(see docs/multinode.md)")
+                raise CLIError(
+                    f"{layout.conf} does not exist: a node without the controller role needs the "
+                    "controller's configuration with this node's settings ([DEFAULT] host, "
+                    "server_url, [ovs] local_ip...) and the controller's agent-openrc "
+                    "(see docs/multinode.md)"
+                )
             _write_initial_config(layout, given)
         overrides = {("DEFAULT", "roles"): ",".join(given)} if given else {}
         cfg = load_config(layout.conf, layout.root, args.port_offset, overrides)
@@ -247,17 +261,22 @@ def cmd_up(args: argparse.Namespace) -> int:
         else:
             network_url = _server_url(cfg)
             from neutrino.agents.auth import AGENT_OPENRC
+
             if kinds and not (layout.root / AGENT_OPENRC).exists():
-                raise CLIError(f"{layout.root / AGENT_OPENRC} is missing: copy it from the controller "
-                               "(the agents' service user; a node other than the controller needs no "
-                               "admin-openrc)")
+                raise CLIError(
+                    f"{layout.root / AGENT_OPENRC} is missing: copy it from the controller "
+                    "(the agents' service user; a node other than the controller needs no "
+                    "admin-openrc)"
+                )
             if not probe(network_url, timeout=5.0)[0]:
                 raise CLIError(f"the Neutron API at {network_url} ([DEFAULT] server_url) does not answer")
         offset = server.port_offset if server else args.port_offset
         if kinds and server is not None and not (layout.root / "agent-openrc").exists():
             # The running server's bootstrap predates the agents' service user.
-            raise CLIError(f"{layout.root / 'agent-openrc'} is missing: the server that runs was started "
-                           "by an older neutrino; restart it (neutrino down, then neutrino up)")
+            raise CLIError(
+                f"{layout.root / 'agent-openrc'} is missing: the server that runs was started "
+                "by an older neutrino; restart it (neutrino down, then neutrino up)"
+            )
         if kinds:
             try:
                 started = host.start(layout, cfg, offset, kinds, lab_host="network" in roles)
@@ -276,8 +295,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - t0
     where = f" (roles: {', '.join(roles)})" if set(roles) != set(host.ROLES) else ""
     if server is None:
-        print(f"neutrino {', '.join(roles)} node is up in {elapsed:.1f} s{where}: agents "
-              f"{', '.join(kinds) or '(none)'} following {network_url}")
+        print(
+            f"neutrino {', '.join(roles)} node is up in {elapsed:.1f} s{where}: agents "
+            f"{', '.join(kinds) or '(none)'} following {network_url}"
+        )
         print(f"Stop with: {self_command()} down --state-dir {layout.root}")
         return 0
     eps = server.endpoints
@@ -304,7 +325,7 @@ class _ServerUp:
     record: process.PidRecord
     endpoints: dict[str, str]
     port_offset: int
-    already: bool          # it was running before this `up`
+    already: bool  # it was running before this `up`
 
 
 def _host_name(cfg: nconfig.Config) -> str:
@@ -335,8 +356,10 @@ def _up_controller(layout: Layout, cfg: nconfig.Config, args: argparse.Namespace
     eps = endpoints(cfg)
     for name, url in eps.items():
         if _port_taken(url):
-            raise CLIError(f"the {name} API address {url} is already in use by another program; "
-                           f"stop it, or move the ports (--port-offset N, or bind_port in {layout.conf})")
+            raise CLIError(
+                f"the {name} API address {url} is already in use by another program; "
+                f"stop it, or move the ports (--port-offset N, or bind_port in {layout.conf})"
+            )
 
     prepare(cfg)
 
@@ -345,9 +368,14 @@ def _up_controller(layout: Layout, cfg: nconfig.Config, args: argparse.Namespace
     log_start = log_path.stat().st_size
     with open(log_path, "a") as fh:
         fh.write(f"--- neutrino up {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n")
-    proc, rec = process.spawn(SERVER, server_argv(layout, args.port_offset), pidfile=pf,
-                              log_path=log_path, cwd=layout.root,
-                              extra={"endpoints": eps, "port_offset": args.port_offset})
+    proc, rec = process.spawn(
+        SERVER,
+        server_argv(layout, args.port_offset),
+        pidfile=pf,
+        log_path=log_path,
+        cwd=layout.root,
+        extra={"endpoints": eps, "port_offset": args.port_offset},
+    )
     answered: set[str] = set()
 
     def ready() -> bool:
@@ -359,9 +387,12 @@ def _up_controller(layout: Layout, cfg: nconfig.Config, args: argparse.Namespace
     process.wait_for(ready, args.timeout, interval=0.1)
     if len(answered) != len(eps):
         code = proc.poll()
-        why = (f"the server exited with status {code}" if code is not None else
-               f"the server did not answer within {args.timeout:g} s "
-               f"(waiting for {', '.join(sorted(set(eps) - answered))})")
+        why = (
+            f"the server exited with status {code}"
+            if code is not None
+            else f"the server did not answer within {args.timeout:g} s "
+            f"(waiting for {', '.join(sorted(set(eps) - answered))})"
+        )
         process.stop(rec, timeout=5.0)
         pf.remove()
         log_tail = process.tail(log_path, 40, start=log_start)
@@ -373,8 +404,10 @@ def cmd_server(args: argparse.Namespace) -> int:
     layout = layout_of(args)
     cfg = load_config(layout.conf, layout.root, args.port_offset)
     server = _server_module()
-    logging.basicConfig(level=logging.DEBUG if cfg.default.debug else logging.INFO,
-                        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if cfg.default.debug else logging.INFO,
+        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
+    )
     try:
         server.run(cfg)
     except KeyboardInterrupt:
@@ -427,7 +460,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         try:
             cfg = load_config(layout.conf, layout.root)
             controller = bool({"all", "controller"} & set(cfg.default.roles))
-            if not eps:   # a node without the controller role shows the server its agents follow
+            if not eps:  # a node without the controller role shows the server its agents follow
                 eps = endpoints(cfg) if controller else {"network": _server_url(cfg)}
         except CLIError:
             pass
@@ -454,6 +487,7 @@ def _print_where_to_look(cfg: nconfig.Config) -> None:
     if not host.agents_for(roles):
         return
     from neutrino.agents.ovs.agent import host_netns, ovs_rundir
+
     ns = host_netns(cfg)
     prefix = f"ip netns exec {ns} " if ns else ""
     print(f"{'Open vSwitch':14} {prefix}env OVS_RUNDIR={ovs_rundir(cfg)} ovs-vsctl show")
@@ -530,6 +564,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     cfg = load_config(layout.conf, layout.root, args.port_offset)
     from neutrino.agents import runner
     from neutrino.agents.auth import MissingCredentials
+
     try:
         runner.main(args.kind, cfg)
     except KeyboardInterrupt:
@@ -563,16 +598,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         cred, _, host = rest.rpartition("@")
         db = f"{scheme}://{cred.split(':', 1)[0]}:***@{host}" if ":" in cred else db
     print(f"  database      {db}")
-    print(f"  roles         {', '.join(cfg.default.roles)}"
-          + (f" (agents follow {cfg.default.server_url})" if cfg.default.server_url else ""))
-    print(f"  network types {', '.join(cfg.ml2.tenant_network_types)} "
-          f"(drivers: {', '.join(cfg.ml2.type_drivers)})")
+    print(
+        f"  roles         {', '.join(cfg.default.roles)}"
+        + (f" (agents follow {cfg.default.server_url})" if cfg.default.server_url else "")
+    )
+    print(f"  network types {', '.join(cfg.ml2.tenant_network_types)} (drivers: {', '.join(cfg.ml2.type_drivers)})")
     return 0
 
 
 # --------------------------------------------------------------------------
 # Parser
 # --------------------------------------------------------------------------
+
 
 def _version() -> str:
     from importlib import metadata  # noqa: PLC0415
@@ -585,43 +622,76 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--state-dir", metavar="DIR",
-                        default=os.environ.get("NEUTRINO_STATE_DIR") or DEFAULT_STATE_DIR,
-                        help="state directory (default: $NEUTRINO_STATE_DIR or %(default)s)")
+    common.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        default=os.environ.get("NEUTRINO_STATE_DIR") or DEFAULT_STATE_DIR,
+        help="state directory (default: $NEUTRINO_STATE_DIR or %(default)s)",
+    )
     offset = argparse.ArgumentParser(add_help=False)
-    offset.add_argument("--port-offset", type=int, default=0, metavar="N",
-                        help="add N to both API ports (to run beside another instance)")
+    offset.add_argument(
+        "--port-offset",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N to both API ports (to run beside another instance)",
+    )
 
-    parser = argparse.ArgumentParser(prog="neutrino", description="A lightweight, Neutron-compatible "
-                                     "virtual networking service.")
+    parser = argparse.ArgumentParser(
+        prog="neutrino", description="A lightweight, Neutron-compatible virtual networking service."
+    )
     parser.add_argument("--version", action="version", version=f"neutrino {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("up", parents=[common], help="start the service in the background",
-                       description="Start the service in the background.  The first run writes "
-                       "DIR/neutrino.conf; every run applies migrations and the identity bootstrap, "
-                       "then waits until the APIs answer.")
-    p.add_argument("--timeout", type=float, default=START_TIMEOUT, metavar="SECONDS",
-                   help="how long to wait for the APIs (default: %(default)s)")
-    p.add_argument("--port-offset", type=int, default=None, metavar="N",
-                   help="add N to both API ports (to run beside another instance; default: the offset "
-                   "of this state dir's last up, else 0)")
-    p.add_argument("--no-agents", action="store_true",
-                   help="start only the API server (no Open vSwitch, no agents)")
-    p.add_argument("--role", metavar="ROLES",
-                   help="what this node runs, comma-separated: controller (API servers), network "
-                   "(DHCP, L3, metadata and OVS agents; the lab host), compute (OVS and compute agents) "
-                   "or all (default: [DEFAULT] roles, all)")
+    p = sub.add_parser(
+        "up",
+        parents=[common],
+        help="start the service in the background",
+        description="Start the service in the background.  The first run writes "
+        "DIR/neutrino.conf; every run applies migrations and the identity bootstrap, "
+        "then waits until the APIs answer.",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=START_TIMEOUT,
+        metavar="SECONDS",
+        help="how long to wait for the APIs (default: %(default)s)",
+    )
+    p.add_argument(
+        "--port-offset",
+        type=int,
+        default=None,
+        metavar="N",
+        help="add N to both API ports (to run beside another instance; default: the offset "
+        "of this state dir's last up, else 0)",
+    )
+    p.add_argument("--no-agents", action="store_true", help="start only the API server (no Open vSwitch, no agents)")
+    p.add_argument(
+        "--role",
+        metavar="ROLES",
+        help="what this node runs, comma-separated: controller (API servers), network "
+        "(DHCP, L3, metadata and OVS agents; the lab host), compute (OVS and compute agents) "
+        "or all (default: [DEFAULT] roles, all)",
+    )
     p.set_defaults(func=cmd_up)
 
-    p = sub.add_parser("agent", parents=[common, offset], help="run one agent in the foreground",
-                       description="Run an agent of this host: ovs, compute (dhcp, l3, metadata later).")
+    p = sub.add_parser(
+        "agent",
+        parents=[common, offset],
+        help="run one agent in the foreground",
+        description="Run an agent of this host: ovs, compute (dhcp, l3, metadata later).",
+    )
     p.add_argument("kind", help="ovs | compute")
     p.set_defaults(func=cmd_agent)
 
-    p = sub.add_parser("console", parents=[common], help="run a command inside an instance",
-                       description="neutrino console SERVER -- ARGV...: run ARGV in the instance's "
-                       "network namespace and return its exit status.")
+    p = sub.add_parser(
+        "console",
+        parents=[common],
+        help="run a command inside an instance",
+        description="neutrino console SERVER -- ARGV...: run ARGV in the instance's "
+        "network namespace and return its exit status.",
+    )
     p.add_argument("server", help="server name or id")
     p.add_argument("argv", nargs=argparse.REMAINDER, help="-- command and arguments")
     p.set_defaults(func=cmd_console)
@@ -629,23 +699,40 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("server", parents=[common, offset], help="run the API server in the foreground")
     p.set_defaults(func=cmd_server)
 
-    p = sub.add_parser("status", parents=[common], help="show what runs and whether the APIs answer",
-                       description="Exit status: 0 running, 1 running but unhealthy (an API does not "
-                       "answer or a process died), 3 not running.")
+    p = sub.add_parser(
+        "status",
+        parents=[common],
+        help="show what runs and whether the APIs answer",
+        description="Exit status: 0 running, 1 running but unhealthy (an API does not "
+        "answer or a process died), 3 not running.",
+    )
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("down", parents=[common], help="stop what `up` started",
-                       description="SIGTERM to every process `up` started (verified to be ours), "
-                       "SIGKILL after --timeout.  Safe to run twice and after a crash.")
+    p = sub.add_parser(
+        "down",
+        parents=[common],
+        help="stop what `up` started",
+        description="SIGTERM to every process `up` started (verified to be ours), "
+        "SIGKILL after --timeout.  Safe to run twice and after a crash.",
+    )
     p.add_argument("--purge", action="store_true", help="also delete the state directory")
-    p.add_argument("--timeout", type=float, default=STOP_TIMEOUT, metavar="SECONDS",
-                   help="seconds between SIGTERM and SIGKILL (default: %(default)s)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=STOP_TIMEOUT,
+        metavar="SECONDS",
+        help="seconds between SIGTERM and SIGKILL (default: %(default)s)",
+    )
     p.set_defaults(func=cmd_down)
 
     demo.add_parser(sub, common)
 
-    p = sub.add_parser("check-config", parents=[common], help="validate the configuration",
-                       description="Load and validate DIR/neutrino.conf (or --config FILE).")
+    p = sub.add_parser(
+        "check-config",
+        parents=[common],
+        help="validate the configuration",
+        description="Load and validate DIR/neutrino.conf (or --config FILE).",
+    )
     p.add_argument("--config", metavar="FILE", help="the file to check (default: DIR/neutrino.conf)")
     p.set_defaults(func=cmd_check_config)
     return parser

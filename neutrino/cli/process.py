@@ -20,9 +20,10 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 TOKEN_ENV = "NEUTRINO_INSTANCE_TOKEN"
 PROC = Path("/proc")
@@ -31,6 +32,7 @@ PROC = Path("/proc")
 # --------------------------------------------------------------------------
 # /proc
 # --------------------------------------------------------------------------
+
 
 def _stat_fields(pid: int) -> list[str] | None:
     """Fields of /proc/<pid>/stat after the command name (field 3 first)."""
@@ -41,7 +43,7 @@ def _stat_fields(pid: int) -> list[str] | None:
     except OSError:
         return None
     # The command name is in parentheses and may itself contain ') '.
-    return raw[raw.rfind(b")") + 2:].decode("ascii", "replace").split()
+    return raw[raw.rfind(b")") + 2 :].decode("ascii", "replace").split()
 
 
 def proc_start_time(pid: int) -> int | None:
@@ -114,6 +116,7 @@ def find_by_token(token: str) -> list[int]:
 # Pidfiles
 # --------------------------------------------------------------------------
 
+
 @dataclass
 class PidRecord:
     """What a pidfile says about one daemon."""
@@ -142,15 +145,19 @@ class PidRecord:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "PidRecord":
+    def from_json(cls, text: str) -> PidRecord:
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        return cls(name=str(data["name"]), pid=int(data["pid"]),
-                   start_time=int(data["start_time"]), token=str(data["token"]),
-                   argv=[str(a) for a in data.get("argv", [])],
-                   started_at=float(data.get("started_at", 0.0)),
-                   extra=dict(data.get("extra", {})))
+        return cls(
+            name=str(data["name"]),
+            pid=int(data["pid"]),
+            start_time=int(data["start_time"]),
+            token=str(data["token"]),
+            argv=[str(a) for a in data.get("argv", [])],
+            started_at=float(data.get("started_at", 0.0)),
+            extra=dict(data.get("extra", {})),
+        )
 
 
 class PidFileError(Exception):
@@ -208,9 +215,17 @@ def pidfiles(run_dir: Path | str) -> list[PidFile]:
 # Starting and stopping
 # --------------------------------------------------------------------------
 
-def spawn(name: str, argv: Sequence[str], *, pidfile: PidFile, log_path: Path | str,
-          cwd: Path | str = "/", env: Mapping[str, str] | None = None,
-          extra: Mapping[str, Any] | None = None) -> tuple[subprocess.Popen, PidRecord]:
+
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    *,
+    pidfile: PidFile,
+    log_path: Path | str,
+    cwd: Path | str = "/",
+    env: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> tuple[subprocess.Popen, PidRecord]:
     """Start ``argv`` as a daemon in a new session and record it in ``pidfile``.
 
     stdin is /dev/null, stdout and stderr are appended to ``log_path``.  The
@@ -225,15 +240,29 @@ def spawn(name: str, argv: Sequence[str], *, pidfile: PidFile, log_path: Path | 
     child_env[TOKEN_ENV] = token
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     with open(log_path, "ab", buffering=0) as log:
-        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, cwd=str(cwd), env=child_env,
-                                start_new_session=True, close_fds=True)
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=str(cwd),
+            env=child_env,
+            start_new_session=True,
+            close_fds=True,
+        )
     start = proc_start_time(proc.pid)
     if start is None:  # exited (and was reaped) already
         proc.wait()
         start = -1
-    rec = PidRecord(name=name, pid=proc.pid, start_time=start, token=token,
-                    argv=list(argv), started_at=time.time(), extra=dict(extra or {}))
+    rec = PidRecord(
+        name=name,
+        pid=proc.pid,
+        start_time=start,
+        token=token,
+        argv=list(argv),
+        started_at=time.time(),
+        extra=dict(extra or {}),
+    )
     pidfile.write(rec)
     return proc, rec
 
@@ -241,8 +270,8 @@ def spawn(name: str, argv: Sequence[str], *, pidfile: PidFile, log_path: Path | 
 @dataclass
 class StopResult:
     name: str
-    was_running: bool          # the recorded daemon or one of its children ran
-    killed: bool = False       # SIGKILL was needed
+    was_running: bool  # the recorded daemon or one of its children ran
+    killed: bool = False  # SIGKILL was needed
     pids: list[int] = field(default_factory=list)
     remaining: list[int] = field(default_factory=list)  # still alive afterwards (bad)
 
@@ -254,8 +283,7 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def stop(rec: PidRecord, *, timeout: float = 10.0, kill_wait: float = 5.0,
-         poll: float = 0.05) -> StopResult:
+def stop(rec: PidRecord, *, timeout: float = 10.0, kill_wait: float = 5.0, poll: float = 0.05) -> StopResult:
     """Stop the daemon ``rec`` describes, and whatever it left behind.
 
     SIGTERM goes to the daemon (it is expected to stop its own workers); if

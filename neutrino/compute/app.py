@@ -47,8 +47,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson
@@ -59,6 +60,7 @@ from starlette.responses import Response
 
 from neutrino import errors as neutron_errors
 from neutrino.api import limits
+from neutrino.asgi import handled_lifespan
 from neutrino.compute import faults, microversion, scheduler, server_views
 from neutrino.compute.flavors import FlavorService
 from neutrino.compute.keypairs import KeypairService
@@ -71,12 +73,12 @@ from neutrino.db.engine import Database
 from neutrino.feed import log
 from neutrino.feed.publisher import Feed
 from neutrino.services.common import Deps
-from neutrino.asgi import handled_lifespan
 
 LOG = logging.getLogger(__name__)
 INTERNAL_PREFIX = "/neutrino/v1/servers"
-_AUTH_ERROR = {"error": {"code": 401, "title": "Unauthorized",
-                         "message": "The request you have made requires authentication."}}
+_AUTH_ERROR = {
+    "error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}
+}
 _COLLECTIONS = ("servers", "flavors", "os-keypairs", "os-availability-zone", "limits", "os-services")
 
 
@@ -99,19 +101,26 @@ class ComputeApi:
     auth_uri: str = ""
 
 
-def make_compute_api(cfg: Config, db: Database, validate_token: Callable[[str], AuthInfo],
-                     deps: Deps | None = None, auth_uri: str = "") -> ComputeApi:
+def make_compute_api(
+    cfg: Config, db: Database, validate_token: Callable[[str], AuthInfo], deps: Deps | None = None, auth_uri: str = ""
+) -> ComputeApi:
     if deps is None:
         from neutrino.api.factory import make_deps
+
         deps = make_deps(cfg, db)
     flavors = FlavorService(db)
     keypairs = KeypairService(db)
     return ComputeApi(cfg, db, validate_token, ServerService(deps, flavors, keypairs), flavors, keypairs, auth_uri)
 
 
-def build_compute_app(cfg: Config, db: Database, validate_token: Callable[[str], AuthInfo],
-                      deps: Deps | None = None, auth_uri: str = "",
-                      api: ComputeApi | None = None) -> Callable[..., Awaitable[None]]:
+def build_compute_app(
+    cfg: Config,
+    db: Database,
+    validate_token: Callable[[str], AuthInfo],
+    deps: Deps | None = None,
+    auth_uri: str = "",
+    api: ComputeApi | None = None,
+) -> Callable[..., Awaitable[None]]:
     """The Compute API's ASGI app (``api`` given: serve that one, else build it)."""
     capi = api or make_compute_api(cfg, db, validate_token, deps, auth_uri)
 
@@ -130,10 +139,17 @@ def build_compute_app(cfg: Config, db: Database, validate_token: Callable[[str],
             response = _json(exc.body(), exc.status)
         except neutron_errors.NeutronException as exc:
             response = _json(faults.from_neutron(exc).body(), exc.status)
-        except Exception:  # noqa: BLE001 - the API never leaks a traceback
+        except Exception:
             LOG.exception("request %s %s failed", request.method, request.url.path)
-            response = _json({"computeFault": {"message": "Unexpected API Error. Please report this at "
-                                               "the neutrino issue tracker.", "code": 500}}, 500)
+            response = _json(
+                {
+                    "computeFault": {
+                        "message": "Unexpected API Error. Please report this at the neutrino issue tracker.",
+                        "code": 500,
+                    }
+                },
+                500,
+            )
         response.headers.setdefault("x-openstack-request-id", request_id)
         response.headers.setdefault("x-compute-request-id", request_id)
         for k, v in microversion.response_headers(mv).items():
@@ -168,7 +184,7 @@ async def _body(request: Request) -> Any:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise faults.BadRequest("Malformed request body") from None
-    if limits.contains_nul(body):       # PostgreSQL cannot store NUL in text; no field needs it
+    if limits.contains_nul(body):  # PostgreSQL cannot store NUL in text; no field needs it
         raise faults.BadRequest(limits.NUL_REFUSED)
     return body
 
@@ -213,15 +229,21 @@ async def dispatch(api: ComputeApi, request: Request, request_id: str, mv: Versi
     if not path.startswith("/v2.1/"):
         raise faults.NotFound("The resource could not be found.")
     ctx = _context(api, request, request_id)
-    parts = [p for p in path[len("/v2.1/"):].split("/") if p]
+    parts = [p for p in path[len("/v2.1/") :].split("/") if p]
     if len(parts) > 1 and parts[0] not in _COLLECTIONS and parts[1] in _COLLECTIONS:
-        parts = parts[1:]          # /v2.1/{project_id}/servers/... (old-style URL)
+        parts = parts[1:]  # /v2.1/{project_id}/servers/... (old-style URL)
     if parts and parts[-1].endswith(".json"):
         parts[-1] = parts[-1][:-5]
     if not parts:
         raise faults.NotFound("The resource could not be found.")
-    handler = {"servers": _servers, "flavors": _flavors, "os-keypairs": _keypairs,
-               "os-availability-zone": _zones, "limits": _limits, "os-services": _services}.get(parts[0])
+    handler = {
+        "servers": _servers,
+        "flavors": _flavors,
+        "os-keypairs": _keypairs,
+        "os-availability-zone": _zones,
+        "limits": _limits,
+        "os-services": _services,
+    }.get(parts[0])
     if handler is None:
         raise faults.NotFound("The resource could not be found.")
     return await handler(api, request, ctx, mv, parts[1:], base)
@@ -231,6 +253,7 @@ def _read(api: ComputeApi, fn: Callable[[Any], Any]) -> Awaitable[Any]:
     def work() -> Any:
         with api.db.read() as conn:
             return fn(conn)
+
     return run_in_threadpool(work)
 
 
@@ -239,8 +262,9 @@ def _write(api: ComputeApi, fn: Callable[[Any], Any]) -> Awaitable[Any]:
 
 
 # --- servers -----------------------------------------------------------------------------------
-async def _servers(api: ComputeApi, request: Request, ctx: RequestContext, mv: Version, rest: list[str],
-                   base: str) -> Response:
+async def _servers(
+    api: ComputeApi, request: Request, ctx: RequestContext, mv: Version, rest: list[str], base: str
+) -> Response:
     svc = api.servers
     method = request.method
     if not rest or rest == ["detail"]:
@@ -268,7 +292,7 @@ async def _servers(api: ComputeApi, request: Request, ctx: RequestContext, mv: V
                 row = svc.fetch(ctx, conn, ids[0])
                 view = svc.views(ctx, conn, [row], mv, base)[0]
                 view["adminPass"] = admin_pass
-                if not view.get("security_groups"):   # no ports (yet): what was asked for
+                if not view.get("security_groups"):  # no ports (yet): what was asked for
                     view["security_groups"] = [{"name": g} for g in (row.security_groups or ["default"])]
                 return view
 
@@ -277,13 +301,15 @@ async def _servers(api: ComputeApi, request: Request, ctx: RequestContext, mv: V
     sid = rest[0]
     if len(rest) == 1:
         if method == "GET":
-            return _json({"server": await _read(api, lambda c: svc.views(ctx, c, [svc.fetch(ctx, c, sid)],
-                                                                         mv, base)[0])})
+            return _json(
+                {"server": await _read(api, lambda c: svc.views(ctx, c, [svc.fetch(ctx, c, sid)], mv, base)[0])}
+            )
         if method == "PUT":
             payload = await _body(request)
             await _write(api, lambda uow: svc.update(ctx, uow, sid, payload, mv))
-            return _json({"server": await _read(api, lambda c: svc.views(ctx, c, [svc.fetch(ctx, c, sid)],
-                                                                         mv, base)[0])})
+            return _json(
+                {"server": await _read(api, lambda c: svc.views(ctx, c, [svc.fetch(ctx, c, sid)], mv, base)[0])}
+            )
         if method == "DELETE":
             await _write(api, lambda uow: svc.delete(ctx, uow, sid))
             return Response(status_code=204)
@@ -299,8 +325,7 @@ async def _servers(api: ComputeApi, request: Request, ctx: RequestContext, mv: V
     raise faults.NotFound("The resource could not be found.")
 
 
-async def _metadata(api: ComputeApi, request: Request, ctx: RequestContext, sid: str,
-                    key: str | None) -> Response:
+async def _metadata(api: ComputeApi, request: Request, ctx: RequestContext, sid: str, key: str | None) -> Response:
     svc = api.servers
     method = request.method
     if key is None:
@@ -311,8 +336,9 @@ async def _metadata(api: ComputeApi, request: Request, ctx: RequestContext, sid:
             payload = await _body(request)
             if not isinstance(payload, dict) or not isinstance(payload.get("metadata"), dict):
                 raise faults.BadRequest("Malformed request body: 'metadata' is a required property")
-            md = await _write(api, lambda uow: svc.set_metadata(ctx, uow, sid, payload["metadata"],
-                                                                 replace=method == "PUT"))
+            md = await _write(
+                api, lambda uow: svc.set_metadata(ctx, uow, sid, payload["metadata"], replace=method == "PUT")
+            )
             return _json({"metadata": md})
         raise faults.MethodNotAllowed()
     if method == "GET":
@@ -338,8 +364,9 @@ async def _metadata(api: ComputeApi, request: Request, ctx: RequestContext, sid:
 
 
 # --- flavors -----------------------------------------------------------------------------------
-async def _flavors(api: ComputeApi, request: Request, ctx: RequestContext, mv: Version, rest: list[str],
-                   base: str) -> Response:
+async def _flavors(
+    api: ComputeApi, request: Request, ctx: RequestContext, mv: Version, rest: list[str], base: str
+) -> Response:
     svc = api.flavors
     method = request.method
     if not rest or rest == ["detail"]:
@@ -399,8 +426,9 @@ async def _flavors(api: ComputeApi, request: Request, ctx: RequestContext, mv: V
 
 
 # --- key pairs ------------------------------------------------------------------------------------
-async def _keypairs(api: ComputeApi, request: Request, ctx: RequestContext, mv: Version, rest: list[str],
-                    base: str) -> Response:
+async def _keypairs(
+    api: ComputeApi, request: Request, ctx: RequestContext, mv: Version, rest: list[str], base: str
+) -> Response:
     svc = api.keypairs
     method = request.method
     params = _params(request)
@@ -434,8 +462,9 @@ async def _keypairs(api: ComputeApi, request: Request, ctx: RequestContext, mv: 
 
 
 # --- availability zones, limits ----------------------------------------------------------------------
-async def _zones(api: ComputeApi, request: Request, ctx: RequestContext, mv: Version, rest: list[str],
-                 base: str) -> Response:
+async def _zones(
+    api: ComputeApi, request: Request, ctx: RequestContext, mv: Version, rest: list[str], base: str
+) -> Response:
     if request.method != "GET" or rest not in ([], ["detail"]):
         raise faults.NotFound("The resource could not be found.")
     hosts = None
@@ -443,38 +472,64 @@ async def _zones(api: ComputeApi, request: Request, ctx: RequestContext, mv: Ver
 
         def work(conn: Any) -> list[Any]:
             return scheduler.live_agents(conn, api.cfg.default.agent_down_time)
+
         agents = await _read(api, work)
-        hosts = {a.host: {"nova-compute": {"available": True, "active": True,
-                                           "updated_at": a.heartbeat_timestamp}} for a in agents}
-    return _json({"availabilityZoneInfo": [{"zoneName": "nova", "zoneState": {"available": True},
-                                            "hosts": hosts}]})
+        hosts = {
+            a.host: {"nova-compute": {"available": True, "active": True, "updated_at": a.heartbeat_timestamp}}
+            for a in agents
+        }
+    return _json({"availabilityZoneInfo": [{"zoneName": "nova", "zoneState": {"available": True}, "hosts": hosts}]})
 
 
-async def _limits(api: ComputeApi, request: Request, ctx: RequestContext, mv: Version, rest: list[str],
-                  base: str) -> Response:
+async def _limits(
+    api: ComputeApi, request: Request, ctx: RequestContext, mv: Version, rest: list[str], base: str
+) -> Response:
     if request.method != "GET" or rest:
         raise faults.NotFound("The resource could not be found.")
 
     def work(conn: Any) -> tuple[int, int, int]:
-        row = conn.execute(select(func.count(), func.coalesce(func.sum(t.servers.c.flavor["vcpus"].as_integer()), 0),
-                                  func.coalesce(func.sum(t.servers.c.flavor["ram"].as_integer()), 0))
-                           .where(t.servers.c.project_id == ctx.project_id)).one()
+        row = conn.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(t.servers.c.flavor["vcpus"].as_integer()), 0),
+                func.coalesce(func.sum(t.servers.c.flavor["ram"].as_integer()), 0),
+            ).where(t.servers.c.project_id == ctx.project_id)
+        ).one()
         return int(row[0]), int(row[1]), int(row[2])
 
     n, cores, ram = await _read(api, work)
-    absolute = {"maxTotalInstances": -1, "maxTotalCores": -1, "maxTotalRAMSize": -1,
-                "maxServerMeta": 128, "maxTotalKeypairs": 100, "maxServerGroups": -1,
-                "maxServerGroupMembers": -1, "totalInstancesUsed": n, "totalCoresUsed": cores,
-                "totalRAMUsed": ram, "totalServerGroupsUsed": 0}
+    absolute = {
+        "maxTotalInstances": -1,
+        "maxTotalCores": -1,
+        "maxTotalRAMSize": -1,
+        "maxServerMeta": 128,
+        "maxTotalKeypairs": 100,
+        "maxServerGroups": -1,
+        "maxServerGroupMembers": -1,
+        "totalInstancesUsed": n,
+        "totalCoresUsed": cores,
+        "totalRAMUsed": ram,
+        "totalServerGroupsUsed": 0,
+    }
     if mv < (2, 36):
-        absolute.update({"maxImageMeta": 128, "maxPersonality": 5, "maxPersonalitySize": 10240,
-                         "maxSecurityGroups": -1, "maxSecurityGroupRules": -1, "maxTotalFloatingIps": -1,
-                         "totalFloatingIpsUsed": 0, "totalSecurityGroupsUsed": 0})
+        absolute.update(
+            {
+                "maxImageMeta": 128,
+                "maxPersonality": 5,
+                "maxPersonalitySize": 10240,
+                "maxSecurityGroups": -1,
+                "maxSecurityGroupRules": -1,
+                "maxTotalFloatingIps": -1,
+                "totalFloatingIpsUsed": 0,
+                "totalSecurityGroupsUsed": 0,
+            }
+        )
     return _json({"limits": {"rate": [], "absolute": absolute}})
 
 
-async def _services(api: ComputeApi, request: Request, ctx: RequestContext, mv: Version, rest: list[str],
-                    base: str) -> Response:
+async def _services(
+    api: ComputeApi, request: Request, ctx: RequestContext, mv: Version, rest: list[str], base: str
+) -> Response:
     if rest:
         raise faults.NotFound("The resource could not be found.")
     if request.method != "GET":
@@ -485,8 +540,11 @@ async def _services(api: ComputeApi, request: Request, ctx: RequestContext, mv: 
     down_time = api.cfg.default.agent_down_time
 
     def work(conn: Any) -> list[Any]:
-        return list(conn.execute(select(t.agents).where(t.agents.c.agent_type == scheduler.COMPUTE_AGENT)
-                                 .order_by(t.agents.c.host)))
+        return list(
+            conn.execute(
+                select(t.agents).where(t.agents.c.agent_type == scheduler.COMPUTE_AGENT).order_by(t.agents.c.host)
+            )
+        )
 
     now = time.time()
     out = []
@@ -495,11 +553,16 @@ async def _services(api: ComputeApi, request: Request, ctx: RequestContext, mv: 
             continue
         if params.get("binary") and "nova-compute" not in params["binary"]:
             continue
-        svc = {"id": a.id, "binary": "nova-compute", "host": a.host, "zone": a.availability_zone or "nova",
-               "status": "enabled" if a.admin_state_up else "disabled",
-               "state": "up" if now - a.heartbeat_at <= down_time else "down",
-               "updated_at": a.heartbeat_timestamp.replace(" ", "T"),
-               "disabled_reason": None if a.admin_state_up else "disabled by an administrator"}
+        svc = {
+            "id": a.id,
+            "binary": "nova-compute",
+            "host": a.host,
+            "zone": a.availability_zone or "nova",
+            "status": "enabled" if a.admin_state_up else "disabled",
+            "state": "up" if now - a.heartbeat_at <= down_time else "down",
+            "updated_at": a.heartbeat_timestamp.replace(" ", "T"),
+            "disabled_reason": None if a.admin_state_up else "disabled by an administrator",
+        }
         if mv >= (2, 11):
             svc["forced_down"] = False
         out.append(svc)
@@ -516,7 +579,7 @@ class InternalServers:
     async def __call__(self, api: Any, request: Request, ctx: RequestContext) -> Response:
         if not (ctx.is_admin or ctx.is_service):
             raise neutron_errors.PolicyNotAuthorized(action="rule:neutrino_servers")
-        rest = request.url.path[len(INTERNAL_PREFIX):]
+        rest = request.url.path[len(INTERNAL_PREFIX) :]
         if rest and not rest.startswith("/"):
             raise neutron_errors.HTTPNotFound()
         parts = [p for p in rest.split("/") if p]
@@ -531,6 +594,7 @@ class InternalServers:
                 with log.snapshot_read(db) as conn:
                     revision = log.latest_revision(conn)
                     return {"revision": revision, "servers": self.servers.agent_list(conn, host, expand=True)}
+
             return _json(await run_in_threadpool(list_work))
         sid = parts[0]
         if len(parts) == 1:
@@ -542,6 +606,7 @@ class InternalServers:
                     if conn.execute(select(t.servers.c.id).where(t.servers.c.id == sid)).first() is None:
                         raise ServerGone(id=sid)
                     return {"server": self.servers.agent_view(conn, sid, expand=True)}
+
             return _json(await run_in_threadpool(show_work))
         if len(parts) == 2 and parts[1] == "state":
             if method != "POST":
@@ -566,5 +631,11 @@ def install_internal(network_api: Any, servers: ServerService, feed: Feed) -> In
     return handler
 
 
-__all__ = ["ComputeApi", "INTERNAL_PREFIX", "InternalServers", "build_compute_app", "install_internal",
-           "make_compute_api"]
+__all__ = [
+    "ComputeApi",
+    "INTERNAL_PREFIX",
+    "InternalServers",
+    "build_compute_app",
+    "install_internal",
+    "make_compute_api",
+]

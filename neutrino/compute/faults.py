@@ -10,9 +10,20 @@ from typing import Any
 from neutrino import errors as neutron_errors
 
 #: HTTP status -> the key Nova wraps its error in.
-FAULT_NAMES = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound",
-               405: "badMethod", 406: "notAcceptable", 409: "conflictingRequest", 413: "overLimit",
-               415: "badMediaType", 429: "overLimit", 501: "notImplemented", 503: "serviceUnavailable"}
+FAULT_NAMES = {
+    400: "badRequest",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "itemNotFound",
+    405: "badMethod",
+    406: "notAcceptable",
+    409: "conflictingRequest",
+    413: "overLimit",
+    415: "badMediaType",
+    429: "overLimit",
+    501: "notImplemented",
+    503: "serviceUnavailable",
+}
 
 
 class ComputeError(Exception):

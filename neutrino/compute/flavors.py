@@ -46,15 +46,32 @@ def seed(db: Database) -> int:
     Safe to run from several processes at once (a racing insert is retried
     and then finds the table filled).
     """
+
     def work(uow: UnitOfWork) -> int:
         if uow.conn.execute(select(t.flavors.c.id).limit(1)).first() is not None:
             return 0
         ts = now_iso()
-        uow.conn.execute(insert(t.flavors), [
-            {"id": fid, "name": name, "vcpus": vcpus, "ram": ram, "disk": disk, "ephemeral": 0, "swap": 0,
-             "rxtx_factor": 1.0, "is_public": True, "disabled": False, "description": None,
-             "extra_specs": {}, "created_at": ts}
-            for fid, name, vcpus, ram, disk in DEFAULT_FLAVORS])
+        uow.conn.execute(
+            insert(t.flavors),
+            [
+                {
+                    "id": fid,
+                    "name": name,
+                    "vcpus": vcpus,
+                    "ram": ram,
+                    "disk": disk,
+                    "ephemeral": 0,
+                    "swap": 0,
+                    "rxtx_factor": 1.0,
+                    "is_public": True,
+                    "disabled": False,
+                    "description": None,
+                    "extra_specs": {},
+                    "created_at": ts,
+                }
+                for fid, name, vcpus, ram, disk in DEFAULT_FLAVORS
+            ],
+        )
         return len(DEFAULT_FLAVORS)
 
     return db.run_write(work)
@@ -72,15 +89,26 @@ class FlavorService:
     # --- views -------------------------------------------------------------------------
     @staticmethod
     def links(base: str, fid: str) -> list[dict[str, str]]:
-        return [{"rel": "self", "href": f"{base}/v2.1/flavors/{fid}"},
-                {"rel": "bookmark", "href": f"{base}/flavors/{fid}"}]
+        return [
+            {"rel": "self", "href": f"{base}/v2.1/flavors/{fid}"},
+            {"rel": "bookmark", "href": f"{base}/flavors/{fid}"},
+        ]
 
     def view(self, row: Any, mv: Version, base: str, detail: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {"id": row.id, "name": row.name}
         if detail:
-            out.update({"ram": row.ram, "disk": row.disk, "vcpus": row.vcpus, "swap": _swap(row, mv),
-                        "OS-FLV-EXT-DATA:ephemeral": row.ephemeral, "OS-FLV-DISABLED:disabled": row.disabled,
-                        "rxtx_factor": row.rxtx_factor, "os-flavor-access:is_public": row.is_public})
+            out.update(
+                {
+                    "ram": row.ram,
+                    "disk": row.disk,
+                    "vcpus": row.vcpus,
+                    "swap": _swap(row, mv),
+                    "OS-FLV-EXT-DATA:ephemeral": row.ephemeral,
+                    "OS-FLV-DISABLED:disabled": row.disabled,
+                    "rxtx_factor": row.rxtx_factor,
+                    "os-flavor-access:is_public": row.is_public,
+                }
+            )
         if mv >= (2, 55):
             out["description"] = row.description
         if detail and mv >= (2, 61):
@@ -91,8 +119,16 @@ class FlavorService:
     @staticmethod
     def embedded(row: Any) -> dict[str, Any]:
         """What a server keeps of its flavor (shown from 2.47 on, and given to the agent)."""
-        return {"id": row.id, "name": row.name, "vcpus": row.vcpus, "ram": row.ram, "disk": row.disk,
-                "ephemeral": row.ephemeral, "swap": row.swap, "extra_specs": dict(row.extra_specs or {})}
+        return {
+            "id": row.id,
+            "name": row.name,
+            "vcpus": row.vcpus,
+            "ram": row.ram,
+            "disk": row.disk,
+            "ephemeral": row.ephemeral,
+            "swap": row.swap,
+            "extra_specs": dict(row.extra_specs or {}),
+        }
 
     # --- reading -------------------------------------------------------------------------
     def find(self, ctx: RequestContext, conn: Connection, fid: str) -> Any:
@@ -117,18 +153,26 @@ class FlavorService:
                     raise faults.BadRequest(f"Invalid {key} filter [{params[key][-1]}]") from None
         sort_key = (params.get("sort_key") or ["flavorid"])[-1]
         sort_dir = (params.get("sort_dir") or ["asc"])[-1]
-        cols = {"flavorid": t.flavors.c.id, "id": t.flavors.c.id, "name": t.flavors.c.name,
-                "memory_mb": t.flavors.c.ram, "ram": t.flavors.c.ram, "vcpus": t.flavors.c.vcpus,
-                "root_gb": t.flavors.c.disk, "disk": t.flavors.c.disk, "swap": t.flavors.c.swap,
-                "ephemeral_gb": t.flavors.c.ephemeral, "rxtx_factor": t.flavors.c.rxtx_factor,
-                "created_at": t.flavors.c.created_at}
+        cols = {
+            "flavorid": t.flavors.c.id,
+            "id": t.flavors.c.id,
+            "name": t.flavors.c.name,
+            "memory_mb": t.flavors.c.ram,
+            "ram": t.flavors.c.ram,
+            "vcpus": t.flavors.c.vcpus,
+            "root_gb": t.flavors.c.disk,
+            "disk": t.flavors.c.disk,
+            "swap": t.flavors.c.swap,
+            "ephemeral_gb": t.flavors.c.ephemeral,
+            "rxtx_factor": t.flavors.c.rxtx_factor,
+            "created_at": t.flavors.c.created_at,
+        }
         if sort_key not in cols:
             raise faults.BadRequest(f"Invalid sort_key {sort_key}")
         if sort_dir not in ("asc", "desc"):
             raise faults.BadRequest(f"Invalid sort_dir {sort_dir}")
         col = cols[sort_key]
-        rows = list(conn.execute(stmt.order_by(col.desc() if sort_dir == "desc" else col.asc(),
-                                               t.flavors.c.id)))
+        rows = list(conn.execute(stmt.order_by(col.desc() if sort_dir == "desc" else col.asc(), t.flavors.c.id)))
         return page(rows, params, lambda r: r.id, "flavor")
 
     # --- writes (admin) ----------------------------------------------------------------------
@@ -136,29 +180,49 @@ class FlavorService:
         if not ctx.is_admin:
             raise faults.policy("os_compute_api:os-flavor-manage:create")
         f = member(body, "flavor")
-        allowed = {"name", "id", "ram", "vcpus", "disk", "OS-FLV-EXT-DATA:ephemeral", "swap", "rxtx_factor",
-                   "os-flavor-access:is_public"}
+        allowed = {
+            "name",
+            "id",
+            "ram",
+            "vcpus",
+            "disk",
+            "OS-FLV-EXT-DATA:ephemeral",
+            "swap",
+            "rxtx_factor",
+            "os-flavor-access:is_public",
+        }
         if mv >= (2, 55):
             allowed.add("description")
         no_extra(f, allowed)
         name = f.get("name")
         if not isinstance(name, str) or not 1 <= len(name) <= 255 or _NAME_BAD.search(name):
-            raise faults.BadRequest("Invalid input for field/attribute name. Value: "
-                                    f"{name}. 'name' must be a non-empty string without leading or "
-                                    "trailing whitespace, at most 255 characters")
+            raise faults.BadRequest(
+                "Invalid input for field/attribute name. Value: "
+                f"{name}. 'name' must be a non-empty string without leading or "
+                "trailing whitespace, at most 255 characters"
+            )
         fid = f.get("id")
         if fid is None or fid == "auto":
             fid = str(uuid.uuid4())
         elif not isinstance(fid, str) or not 1 <= len(fid) <= 255 or not _ID_RE.match(fid):
-            raise faults.BadRequest(f"Invalid input for field/attribute id. Value: {fid}. "
-                                    "'id' must be a string of letters, digits, '.', '_', '-' and spaces")
-        vals = {"id": fid, "name": name,
-                "ram": _int(f, "ram", 1), "vcpus": _int(f, "vcpus", 1), "disk": _int(f, "disk", 0),
-                "ephemeral": _int(f, "OS-FLV-EXT-DATA:ephemeral", 0, default=0),
-                "swap": 0 if f.get("swap") in (None, "") else _int(f, "swap", 0),
-                "rxtx_factor": _float(f, "rxtx_factor", 1.0),
-                "is_public": _bool(f.get("os-flavor-access:is_public", True), "os-flavor-access:is_public"),
-                "disabled": False, "extra_specs": {}, "created_at": now_iso()}
+            raise faults.BadRequest(
+                f"Invalid input for field/attribute id. Value: {fid}. "
+                "'id' must be a string of letters, digits, '.', '_', '-' and spaces"
+            )
+        vals = {
+            "id": fid,
+            "name": name,
+            "ram": _int(f, "ram", 1),
+            "vcpus": _int(f, "vcpus", 1),
+            "disk": _int(f, "disk", 0),
+            "ephemeral": _int(f, "OS-FLV-EXT-DATA:ephemeral", 0, default=0),
+            "swap": 0 if f.get("swap") in (None, "") else _int(f, "swap", 0),
+            "rxtx_factor": _float(f, "rxtx_factor", 1.0),
+            "is_public": _bool(f.get("os-flavor-access:is_public", True), "os-flavor-access:is_public"),
+            "disabled": False,
+            "extra_specs": {},
+            "created_at": now_iso(),
+        }
         desc = f.get("description")
         if desc is not None and (not isinstance(desc, str) or len(desc) > 65535):
             raise faults.BadRequest("Invalid input for field/attribute description.")
@@ -193,8 +257,9 @@ class FlavorService:
         self.find(ctx, uow.conn, fid)
         uow.conn.execute(delete(t.flavors).where(t.flavors.c.id == fid))
 
-    def set_extra_specs(self, ctx: RequestContext, uow: UnitOfWork, fid: str, body: Any,
-                        key: str | None = None) -> dict[str, str]:
+    def set_extra_specs(
+        self, ctx: RequestContext, uow: UnitOfWork, fid: str, body: Any, key: str | None = None
+    ) -> dict[str, str]:
         """POST os-extra_specs (merge) or PUT os-extra_specs/{key} (one key); returns what was set."""
         if not ctx.is_admin:
             raise faults.policy("os_compute_api:os-flavor-extra-specs:" + ("update" if key else "create"))
@@ -208,8 +273,9 @@ class FlavorService:
             if not _SPEC_KEY_RE.match(k):
                 raise faults.BadRequest(f"Invalid input for field/attribute extra_specs. Key {k!r} is invalid")
             if isinstance(v, bool) or not isinstance(v, (str, int, float)) or len(str(v)) > 255:
-                raise faults.BadRequest(f"Invalid input for field/attribute {k}. Value must be a string "
-                                        "of at most 255 characters")
+                raise faults.BadRequest(
+                    f"Invalid input for field/attribute {k}. Value must be a string of at most 255 characters"
+                )
         row = self.find(ctx, uow.conn, fid)
         merged = dict(row.extra_specs or {})
         merged.update({k: str(v) for k, v in specs.items()})
@@ -241,8 +307,10 @@ def _int(d: dict[str, Any], key: str, minimum: int, default: int | None = None) 
     except (TypeError, ValueError):
         n = None
     if n is None or not minimum <= n <= _INT_MAX:
-        raise faults.BadRequest(f"Invalid input for field/attribute {key}. Value: {v}. "
-                                f"{key} must be an integer between {minimum} and {_INT_MAX}")
+        raise faults.BadRequest(
+            f"Invalid input for field/attribute {key}. Value: {v}. "
+            f"{key} must be an integer between {minimum} and {_INT_MAX}"
+        )
     return n
 
 
@@ -253,8 +321,9 @@ def _float(d: dict[str, Any], key: str, default: float) -> float:
     except (TypeError, ValueError):
         x = -1.0
     if not 0 < x <= 3.40282e38:
-        raise faults.BadRequest(f"Invalid input for field/attribute {key}. Value: {v}. "
-                                f"{key} must be a number greater than 0")
+        raise faults.BadRequest(
+            f"Invalid input for field/attribute {key}. Value: {v}. {key} must be a number greater than 0"
+        )
     return x
 
 

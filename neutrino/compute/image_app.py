@@ -14,19 +14,21 @@ Everything else that would change an image answers 403: images are built in.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from neutrino.asgi import handled_lifespan
 from neutrino.compute import images
 from neutrino.context import AuthInfo
-from neutrino.asgi import handled_lifespan
 
-_AUTH_ERROR = {"error": {"code": 401, "title": "Unauthorized",
-                         "message": "The request you have made requires authentication."}}
+_AUTH_ERROR = {
+    "error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}
+}
 _TITLES = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed"}
 _FILTERS = ("name", "id", "status", "visibility", "disk_format", "container_format")
 
@@ -44,9 +46,18 @@ def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None
 
 def _versions(base: str) -> dict[str, Any]:
     out = []
-    for vid, status in (("v2.9", "CURRENT"), ("v2.8", "SUPPORTED"), ("v2.7", "SUPPORTED"), ("v2.6", "SUPPORTED"),
-                        ("v2.5", "SUPPORTED"), ("v2.4", "SUPPORTED"), ("v2.3", "SUPPORTED"),
-                        ("v2.2", "SUPPORTED"), ("v2.1", "SUPPORTED"), ("v2.0", "SUPPORTED")):
+    for vid, status in (
+        ("v2.9", "CURRENT"),
+        ("v2.8", "SUPPORTED"),
+        ("v2.7", "SUPPORTED"),
+        ("v2.6", "SUPPORTED"),
+        ("v2.5", "SUPPORTED"),
+        ("v2.4", "SUPPORTED"),
+        ("v2.3", "SUPPORTED"),
+        ("v2.2", "SUPPORTED"),
+        ("v2.1", "SUPPORTED"),
+        ("v2.0", "SUPPORTED"),
+    ):
         out.append({"id": vid, "status": status, "links": [{"rel": "self", "href": f"{base}/v2/"}]})
     return {"versions": out}
 
@@ -61,8 +72,9 @@ def build_image_app(validate_token: Callable[[str], AuthInfo], auth_uri: str = "
         except _Unauthorized:
             response = _json(_AUTH_ERROR, 401, {"WWW-Authenticate": f"Keystone uri=\"{auth_uri}\""})
         except ImageError as exc:
-            response = _json({"code": exc.status, "title": _TITLES.get(exc.status, "Error"),
-                              "message": exc.message}, exc.status)
+            response = _json(
+                {"code": exc.status, "title": _TITLES.get(exc.status, "Error"), "message": exc.message}, exc.status
+            )
         response.headers.setdefault("x-openstack-request-id", "req-" + str(uuid.uuid4()))
         await response(scope, receive, send)
 
@@ -98,7 +110,7 @@ def dispatch(request: Request, validate_token: Callable[[str], AuthInfo]) -> Res
         validate_token(token)
     except Exception:  # noqa: BLE001 - any invalid token is a 401
         raise _Unauthorized() from None
-    parts = [p for p in path[len("/v2"):].split("/") if p]
+    parts = [p for p in path[len("/v2") :].split("/") if p]
     if parts[:1] == ["schemas"] and method == "GET" and len(parts) == 2 and parts[1] in ("image", "images"):
         return _json({"name": parts[1], "properties": {}, "additionalProperties": {"type": "string"}})
     if parts[:1] != ["images"]:
@@ -152,7 +164,7 @@ def _list(request: Request, base: str) -> Response:
         ids = [i["id"] for i in items]
         if marker not in ids:
             raise ImageError(400, f"marker [{marker}] not found")
-        items = items[ids.index(marker) + 1:]
+        items = items[ids.index(marker) + 1 :]
     body: dict[str, Any] = {"first": "/v2/images", "schema": "/v2/schemas/images"}
     if "limit" in params:
         try:

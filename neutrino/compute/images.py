@@ -32,13 +32,30 @@ class Image:
     def view(self) -> dict[str, Any]:
         """Glance v2's image dict (custom properties are top-level keys, as in Glance)."""
         return {
-            "id": self.id, "name": self.name, "status": "active", "visibility": "public",
-            "protected": True, "os_hidden": False, "owner": None, "container_format": "bare",
-            "disk_format": "raw", "min_disk": self.min_disk, "min_ram": self.min_ram, "size": 0,
-            "virtual_size": None, "checksum": None, "os_hash_algo": None, "os_hash_value": None,
-            "tags": [], "created_at": CREATED, "updated_at": CREATED,
-            "self": f"/v2/images/{self.id}", "file": f"/v2/images/{self.id}/file",
-            "schema": "/v2/schemas/image", "neutrino_image_type": self.kind, **self.properties,
+            "id": self.id,
+            "name": self.name,
+            "status": "active",
+            "visibility": "public",
+            "protected": True,
+            "os_hidden": False,
+            "owner": None,
+            "container_format": "bare",
+            "disk_format": "raw",
+            "min_disk": self.min_disk,
+            "min_ram": self.min_ram,
+            "size": 0,
+            "virtual_size": None,
+            "checksum": None,
+            "os_hash_algo": None,
+            "os_hash_value": None,
+            "tags": [],
+            "created_at": CREATED,
+            "updated_at": CREATED,
+            "self": f"/v2/images/{self.id}",
+            "file": f"/v2/images/{self.id}/file",
+            "schema": "/v2/schemas/image",
+            "neutrino_image_type": self.kind,
+            **self.properties,
         }
 
 

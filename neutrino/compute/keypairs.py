@@ -42,7 +42,7 @@ def _colon_hex(digest: bytes) -> str:
 def ssh_fingerprint(public_key: str) -> str:
     """MD5 colon-hex of the key blob of an OpenSSH public key line (ValueError if invalid)."""
     data = public_key.strip().encode()
-    serialization.load_ssh_public_key(data)   # validates
+    serialization.load_ssh_public_key(data)  # validates
     parts = data.split()
     if len(parts) < 2:
         raise ValueError("not an OpenSSH public key")
@@ -50,21 +50,21 @@ def ssh_fingerprint(public_key: str) -> str:
         blob = base64.b64decode(parts[1], validate=True)
     except binascii.Error as exc:
         raise ValueError(str(exc)) from None
-    return _colon_hex(hashlib.md5(blob).digest())  # noqa: S324 - the fingerprint format, not security
+    return _colon_hex(hashlib.md5(blob).digest())
 
 
 def x509_fingerprint(pem: str) -> str:
     cert = x509.load_pem_x509_certificate(pem.encode())
-    return _colon_hex(cert.fingerprint(hashes.SHA1()))  # noqa: S303 - the fingerprint format
+    return _colon_hex(cert.fingerprint(hashes.SHA1()))
 
 
 def generate_ssh(comment: str = "Generated-by-Neutrino") -> tuple[str, str]:
     """(OpenSSH public key line, PEM private key) of a new RSA 2048 key."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                           serialization.PublicFormat.OpenSSH).decode()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    ).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
     return f"{public} {comment}\n", private
 
 
@@ -72,12 +72,20 @@ def generate_x509(user_id: str) -> tuple[str, str]:
     """(PEM certificate, PEM private key): self-signed for ``user_id``, valid ten years."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, user_id or "neutrino")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=3650)).sign(key, hashes.SHA256()))
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption()).decode()
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    ).decode()
     return cert.public_bytes(serialization.Encoding.PEM).decode(), private
 
 
@@ -103,21 +111,26 @@ class KeypairService:
         if mv >= (2, 2):
             out["type"] = row.type
         if full:
-            out.update({"user_id": row.user_id, "created_at": row.created_at, "updated_at": None,
-                        "deleted": False, "deleted_at": None})
+            out.update(
+                {
+                    "user_id": row.user_id,
+                    "created_at": row.created_at,
+                    "updated_at": None,
+                    "deleted": False,
+                    "deleted_at": None,
+                }
+            )
         return out
 
     # --- reading ------------------------------------------------------------------------------
     def get(self, conn: Any, user_id: str, name: str) -> Any:
-        row = conn.execute(select(t.keypairs).where(t.keypairs.c.user_id == user_id,
-                                                    t.keypairs.c.name == name)).first()
+        row = conn.execute(select(t.keypairs).where(t.keypairs.c.user_id == user_id, t.keypairs.c.name == name)).first()
         if row is None:
             raise faults.NotFound(f"Keypair {name} not found for user {user_id}")
         return row
 
     def list(self, conn: Any, user_id: str, params: dict[str, list[str]]) -> list[Any]:
-        rows = list(conn.execute(select(t.keypairs).where(t.keypairs.c.user_id == user_id)
-                                 .order_by(t.keypairs.c.name)))
+        rows = list(conn.execute(select(t.keypairs).where(t.keypairs.c.user_id == user_id).order_by(t.keypairs.c.name)))
         return page(rows, params, lambda r: r.name, "keypair")
 
     # --- writes ---------------------------------------------------------------------------------
@@ -137,8 +150,9 @@ class KeypairService:
             raise faults.BadRequest("Keypair data is invalid: Keypair name contains unsafe characters")
         ktype = k.get("type", "ssh")
         if ktype not in TYPES:
-            raise faults.BadRequest(f"Invalid input for field/attribute type. Value: {ktype}. "
-                                    f"{ktype!r} is not one of ['ssh', 'x509']")
+            raise faults.BadRequest(
+                f"Invalid input for field/attribute type. Value: {ktype}. {ktype!r} is not one of ['ssh', 'x509']"
+            )
         user_id = self.owner(ctx, k.get("user_id"), mv, "create")
         public = k.get("public_key")
         private = None
@@ -151,15 +165,20 @@ class KeypairService:
         except (ValueError, TypeError, NotImplementedError):
             raise faults.BadRequest("Keypair data is invalid: failed to generate fingerprint") from None
         conn = uow.conn
-        count = conn.execute(select(func.count()).select_from(t.keypairs)
-                             .where(t.keypairs.c.user_id == user_id)).scalar_one()
+        count = conn.execute(
+            select(func.count()).select_from(t.keypairs).where(t.keypairs.c.user_id == user_id)
+        ).scalar_one()
         if count >= MAX_PER_USER:
             raise faults.Forbidden("Quota exceeded, too many key pairs.")
-        if conn.execute(select(t.keypairs.c.name).where(t.keypairs.c.user_id == user_id,
-                                                        t.keypairs.c.name == name)).first():
+        if conn.execute(
+            select(t.keypairs.c.name).where(t.keypairs.c.user_id == user_id, t.keypairs.c.name == name)
+        ).first():
             raise faults.Conflict(f"Key pair '{name}' already exists.")
-        conn.execute(insert(t.keypairs).values(user_id=user_id, name=name, type=ktype, public_key=public,
-                                               fingerprint=fingerprint, created_at=now_iso()))
+        conn.execute(
+            insert(t.keypairs).values(
+                user_id=user_id, name=name, type=ktype, public_key=public, fingerprint=fingerprint, created_at=now_iso()
+            )
+        )
         out = self.view(self.get(conn, user_id, name), mv)
         out["user_id"] = user_id
         if private is not None:

@@ -8,7 +8,8 @@ no header means 2.1.  A version outside [MIN, MAX] is answered with 406.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from neutrino.compute import faults
 
@@ -22,7 +23,7 @@ HEADERS = ("OpenStack-API-Version", "X-OpenStack-Nova-API-Version")
 class Version(tuple):
     """``(major, minor)``; compares with plain tuples: ``mv >= (2, 47)``."""
 
-    def __new__(cls, major: int, minor: int) -> "Version":
+    def __new__(cls, major: int, minor: int) -> Version:
         return super().__new__(cls, (major, minor))
 
     def __str__(self) -> str:
@@ -39,8 +40,7 @@ def _parse(text: str) -> Version:
         return Version(*MAX)
     m = _VERSION_RE.match(text)
     if m is None:
-        raise faults.BadRequest(f"API Version String {text} is of invalid format. Must be of format "
-                                "MajorNum.MinorNum.")
+        raise faults.BadRequest(f"API Version String {text} is of invalid format. Must be of format MajorNum.MinorNum.")
     major, minor = m.groups()
     return Version(int(major), int(minor))
 
@@ -60,23 +60,34 @@ def requested(headers: Mapping[str, str]) -> Version:
         return Version(*MIN)
     v = _parse(raw)
     if not MIN <= v <= MAX:
-        raise faults.NotAcceptable(f"Version {fmt(v)} is not supported by the API. Minimum is {fmt(MIN)} "
-                                   f"and maximum is {fmt(MAX)}.")
+        raise faults.NotAcceptable(
+            f"Version {fmt(v)} is not supported by the API. Minimum is {fmt(MIN)} and maximum is {fmt(MAX)}."
+        )
     return v
 
 
 def response_headers(v: tuple[int, int]) -> dict[str, str]:
-    return {"OpenStack-API-Version": f"compute {fmt(v)}", "X-OpenStack-Nova-API-Version": fmt(v),
-            "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version"}
+    return {
+        "OpenStack-API-Version": f"compute {fmt(v)}",
+        "X-OpenStack-Nova-API-Version": fmt(v),
+        "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version",
+    }
 
 
 def version_doc(base: str) -> dict[str, Any]:
     """The v2.1 version document (``GET /v2.1``)."""
-    return {"id": "v2.1", "status": "CURRENT", "version": fmt(MAX), "min_version": fmt(MIN), "updated": UPDATED,
-            "links": [{"rel": "self", "href": f"{base}/v2.1/"},
-                      {"rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"}],
-            "media-types": [{"base": "application/json",
-                             "type": "application/vnd.openstack.compute+json;version=2.1"}]}
+    return {
+        "id": "v2.1",
+        "status": "CURRENT",
+        "version": fmt(MAX),
+        "min_version": fmt(MIN),
+        "updated": UPDATED,
+        "links": [
+            {"rel": "self", "href": f"{base}/v2.1/"},
+            {"rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"},
+        ],
+        "media-types": [{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}],
+    }
 
 
 def versions_doc(base: str) -> dict[str, Any]:

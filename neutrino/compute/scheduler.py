@@ -44,14 +44,22 @@ def host_is_up(conn: Connection, host: str, agent_down_time: int, now: float | N
 
 def load(conn: Connection) -> dict[str, int]:
     """Servers per host that occupy it."""
-    q = (select(t.servers.c.host, func.count()).where(t.servers.c.host.is_not(None),
-                                                      t.servers.c.status.in_(_PLACED))
-         .group_by(t.servers.c.host))
+    q = (
+        select(t.servers.c.host, func.count())
+        .where(t.servers.c.host.is_not(None), t.servers.c.status.in_(_PLACED))
+        .group_by(t.servers.c.host)
+    )
     return {h: n for h, n in conn.execute(q)}
 
 
-def pick_host(conn: Connection, agent_down_time: int, *, forced: str | None = None,
-              now: float | None = None, extra: dict[str, int] | None = None) -> str | None:
+def pick_host(
+    conn: Connection,
+    agent_down_time: int,
+    *,
+    forced: str | None = None,
+    now: float | None = None,
+    extra: dict[str, int] | None = None,
+) -> str | None:
     """The host for one more server, or None when no host can take it.
 
     ``forced`` restricts the choice to that host (admin ``nova:HOST``);

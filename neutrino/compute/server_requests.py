@@ -17,7 +17,7 @@ import re
 import secrets
 import string
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from neutrino import errors as neutron_errors
@@ -37,16 +37,46 @@ NOSTATE, RUNNING, SHUTDOWN = 0, 1, 4
 AGENT_STATES = {"ACTIVE": ("active", RUNNING), "ERROR": ("error", NOSTATE), "SHUTOFF": ("stopped", SHUTDOWN)}
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 _TAG_BAD = re.compile(r"[/,]")
-_CREATE_KEYS = {"name", "imageRef", "flavorRef", "key_name", "user_data", "metadata", "networks",
-                "security_groups", "availability_zone", "config_drive", "adminPass", "accessIPv4",
-                "accessIPv6", "OS-DCF:diskConfig", "min_count", "max_count", "return_reservation_id",
-                "block_device_mapping", "block_device_mapping_v2", "personality"}
+_CREATE_KEYS = {
+    "name",
+    "imageRef",
+    "flavorRef",
+    "key_name",
+    "user_data",
+    "metadata",
+    "networks",
+    "security_groups",
+    "availability_zone",
+    "config_drive",
+    "adminPass",
+    "accessIPv4",
+    "accessIPv6",
+    "OS-DCF:diskConfig",
+    "min_count",
+    "max_count",
+    "return_reservation_id",
+    "block_device_mapping",
+    "block_device_mapping_v2",
+    "personality",
+}
 #: Sort keys of the list -> column of ``servers``.
-_SORT_COLUMNS = {"created_at": "created_at", "updated_at": "updated_at", "display_name": "name",
-                 "name": "name", "uuid": "id", "vm_state": "vm_state", "task_state": "task_state",
-                 "power_state": "power_state", "host": "host", "project_id": "project_id",
-                 "user_id": "user_id", "key_name": "key_name", "launched_at": "launched_at",
-                 "display_description": "description", "availability_zone": "availability_zone"}
+_SORT_COLUMNS = {
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "display_name": "name",
+    "name": "name",
+    "uuid": "id",
+    "vm_state": "vm_state",
+    "task_state": "task_state",
+    "power_state": "power_state",
+    "host": "host",
+    "project_id": "project_id",
+    "user_id": "user_id",
+    "key_name": "key_name",
+    "launched_at": "launched_at",
+    "display_description": "description",
+    "availability_zone": "availability_zone",
+}
 
 #: A requested network: ``{"port": id}`` or ``{"uuid": network id, "fixed_ip": canonical address | None}``.
 NetworkRequest = dict[str, Any]
@@ -61,6 +91,7 @@ class CreateRequest:
     2.37 a missing or empty list): then no usable network means no NIC, not
     an error.  ``max_count`` is already capped at ``MAX_COUNT``.
     """
+
     name: str
     image_ref: str
     flavor_ref: str
@@ -86,6 +117,7 @@ class StateReport:
     """A checked agent report: the new ``status`` with the ``vm_state`` and
     ``power_state`` it sets (the reported power state when given), the
     reported ``fault`` (``None`` or an object) and ``host`` (``None``: any)."""
+
     status: str
     vm_state: str
     power_state: int
@@ -105,7 +137,7 @@ def truthy(v: str) -> bool:
 
 def usec_now() -> str:
     """Now, UTC, with microseconds (Nova's ``launched_at``)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def hostname_for(name: str, fallback: str) -> str:
@@ -134,7 +166,7 @@ def iso_filter(raw: str, key: str) -> str:
     except ValueError:
         raise faults.BadRequest(f"Invalid filter field: {key}.") from None
     if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc)
+        dt = dt.astimezone(UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -176,8 +208,10 @@ def parse_create(body: Any, mv: Version, *, admin: bool) -> CreateRequest:
     req: dict[str, Any] = {}
     name = s.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 255:
-        raise faults.BadRequest("Invalid input for field/attribute name. Value: "
-                                f"{name}. 'name' must be a non-empty string of at most 255 characters")
+        raise faults.BadRequest(
+            "Invalid input for field/attribute name. Value: "
+            f"{name}. 'name' must be a non-empty string of at most 255 characters"
+        )
     req["name"] = name
     boot_image = check_bdms(s)
     for key, out in (("imageRef", "image_ref"), ("flavorRef", "flavor_ref")):
@@ -198,19 +232,22 @@ def parse_create(body: Any, mv: Version, *, admin: bool) -> CreateRequest:
     req["user_data"] = user_data(s.get("user_data"))
     req["metadata"] = check_metadata(s.get("metadata", {}))
     req["admin_pass"] = s.get("adminPass") or "".join(
-        secrets.choice(string.ascii_letters + string.digits) for _ in range(12))
+        secrets.choice(string.ascii_letters + string.digits) for _ in range(12)
+    )
     if not isinstance(req["admin_pass"], str):
         raise faults.BadRequest("Invalid input for field/attribute adminPass.")
     for key in ("accessIPv4", "accessIPv6"):
         v = s.get(key) or ""
         if v:
-            try:   # strict: no IPv6 scope id, blanks or control characters (issue 13)
+            try:  # strict: no IPv6 scope id, blanks or control characters (issue 13)
                 ok = addresses.parse_ip(v).version == (4 if key == "accessIPv4" else 6)
             except (ValueError, TypeError):
                 ok = False
             if not ok:
-                raise faults.BadRequest(f"Invalid input for field/attribute {key}. Value: {v}. "
-                                        f"{v!r} is not a '{'ipv4' if key == 'accessIPv4' else 'ipv6'}'")
+                raise faults.BadRequest(
+                    f"Invalid input for field/attribute {key}. Value: {v}. "
+                    f"{v!r} is not a '{'ipv4' if key == 'accessIPv4' else 'ipv6'}'"
+                )
             v = addresses.canonical_ip(v)
         req[key.replace("IPv", "_ipv")] = v
     req["config_drive"] = config_drive(s.get("config_drive"))
@@ -219,8 +256,11 @@ def parse_create(body: Any, mv: Version, *, admin: bool) -> CreateRequest:
         raise faults.BadRequest("Invalid input for field/attribute description.")
     req["description"] = desc
     tags = s.get("tags", [])
-    if not isinstance(tags, list) or len(tags) > 50 or any(
-            not isinstance(x, str) or not 1 <= len(x) <= 60 or _TAG_BAD.search(x) for x in tags):
+    if (
+        not isinstance(tags, list)
+        or len(tags) > 50
+        or any(not isinstance(x, str) or not 1 <= len(x) <= 60 or _TAG_BAD.search(x) for x in tags)
+    ):
         raise faults.BadRequest("Invalid input for field/attribute tags.")
     req["tags"] = list(dict.fromkeys(tags))
     req["max_count"] = _count(s)
@@ -229,8 +269,7 @@ def parse_create(body: Any, mv: Version, *, admin: bool) -> CreateRequest:
     # networks
     if "networks" not in s:
         if mv >= (2, 37):
-            raise faults.BadRequest("Invalid input for field/attribute server. 'networks' is a required "
-                                    "property")
+            raise faults.BadRequest("Invalid input for field/attribute server. 'networks' is a required property")
         req["networks"], req["legacy_networks"] = "auto", True
     else:
         req["networks"], req["legacy_networks"] = parse_networks(s["networks"], mv), False
@@ -239,8 +278,9 @@ def parse_create(body: Any, mv: Version, *, admin: bool) -> CreateRequest:
     groups = s.get("security_groups")
     names: list[str] = []
     if groups is not None:
-        if not isinstance(groups, list) or any(not isinstance(g, dict) or not isinstance(g.get("name"), str)
-                                               or not g["name"] for g in groups):
+        if not isinstance(groups, list) or any(
+            not isinstance(g, dict) or not isinstance(g.get("name"), str) or not g["name"] for g in groups
+        ):
             raise faults.BadRequest("Invalid input for field/attribute security_groups.")
         names = list(dict.fromkeys(g["name"] for g in groups))
     req["security_groups"] = names
@@ -262,8 +302,9 @@ def _count(s: dict[str, Any]) -> int:
     if counts[0] > counts[1]:
         raise faults.BadRequest("min_count must be <= max_count")
     if counts[0] > MAX_COUNT:
-        raise faults.Forbidden(f"Quota exceeded for instances: Requested {counts[0]}, "
-                               f"but the limit per request is {MAX_COUNT}")
+        raise faults.Forbidden(
+            f"Quota exceeded for instances: Requested {counts[0]}, but the limit per request is {MAX_COUNT}"
+        )
     return min(counts[1], MAX_COUNT)
 
 
@@ -308,8 +349,10 @@ def check_bdms(s: dict[str, Any]) -> str | None:
             raise faults.BadRequest("Invalid input for field/attribute block_device_mapping_v2.")
         src, dst = b.get("source_type", "image"), b.get("destination_type", "local")
         if dst != "local" or src not in ("image", "blank"):
-            raise faults.BadRequest("Volumes are not supported: block devices must be local "
-                                    "(source_type image or blank, destination_type local)")
+            raise faults.BadRequest(
+                "Volumes are not supported: block devices must be local "
+                "(source_type image or blank, destination_type local)"
+            )
         if src == "image" and str(b.get("boot_index", "")) == "0":
             boot = b.get("uuid")
     return boot if isinstance(boot, str) else None
@@ -322,8 +365,10 @@ def user_data(v: Any) -> str | None:
     if not isinstance(v, str):
         raise faults.BadRequest("Invalid input for field/attribute user_data.")
     if len(v) > MAX_USER_DATA:
-        raise faults.BadRequest(f"User data too large. User data must be no larger than {MAX_USER_DATA} "
-                                f"bytes once base64 encoded. Your data is {len(v)} bytes")
+        raise faults.BadRequest(
+            f"User data too large. User data must be no larger than {MAX_USER_DATA} "
+            f"bytes once base64 encoded. Your data is {len(v)} bytes"
+        )
     try:
         base64.b64decode(v, validate=True)
     except (binascii.Error, ValueError):
@@ -345,18 +390,23 @@ def check_metadata(md: Any) -> dict[str, str]:
     """A copy of ``md``, which must map 1-255 character keys to strings of at most 255
     characters, with at most ``MAX_METADATA`` items (403 beyond, as Nova's quota)."""
     if not isinstance(md, dict):
-        raise faults.BadRequest("Invalid input for field/attribute metadata. Value: "
-                                f"{md}. {md!r} is not of type 'object'")
+        raise faults.BadRequest(
+            f"Invalid input for field/attribute metadata. Value: {md}. {md!r} is not of type 'object'"
+        )
     for k, v in md.items():
         if not isinstance(k, str) or not 1 <= len(k) <= 255:
-            raise faults.BadRequest("Invalid input for field/attribute metadata. Metadata keys must be "
-                                    "strings of 1 to 255 characters")
+            raise faults.BadRequest(
+                "Invalid input for field/attribute metadata. Metadata keys must be strings of 1 to 255 characters"
+            )
         if not isinstance(v, str) or len(v) > 255:
-            raise faults.BadRequest(f"Invalid input for field/attribute {k}. Metadata values must be "
-                                    "strings of at most 255 characters")
+            raise faults.BadRequest(
+                f"Invalid input for field/attribute {k}. Metadata values must be strings of at most 255 characters"
+            )
     if len(md) > MAX_METADATA:
-        raise faults.Forbidden(f"Quota exceeded for metadata_items: Requested {len(md)}, but already used "
-                               f"0 of {MAX_METADATA} metadata_items")
+        raise faults.Forbidden(
+            f"Quota exceeded for metadata_items: Requested {len(md)}, but already used "
+            f"0 of {MAX_METADATA} metadata_items"
+        )
     return dict(md)
 
 
@@ -365,8 +415,9 @@ def parse_networks(nets: Any, mv: Version) -> Literal["auto", "none"] | list[Net
     if isinstance(nets, str):
         if nets in ("auto", "none") and mv >= (2, 37):
             return "auto" if nets == "auto" else "none"
-        raise faults.BadRequest(f"Invalid input for field/attribute networks. Value: {nets}. "
-                                f"{nets!r} is not of type 'array'")
+        raise faults.BadRequest(
+            f"Invalid input for field/attribute networks. Value: {nets}. {nets!r} is not of type 'array'"
+        )
     if not isinstance(nets, list):
         raise faults.BadRequest(f"Invalid input for field/attribute networks. Value: {nets}.")
     out: list[NetworkRequest] = []
@@ -385,7 +436,7 @@ def parse_networks(nets: Any, mv: Version) -> Literal["auto", "none"] | list[Net
         if not isinstance(uid, str) or not _UUID_RE.match(uid):
             raise faults.BadRequest(f"Bad networks format: network uuid is not in proper format ({uid})")
         if fixed is not None:
-            try:   # strict and canonical: the allocator compares addresses as stored text
+            try:  # strict and canonical: the allocator compares addresses as stored text
                 fixed = addresses.canonical_ip(fixed)
             except (ValueError, TypeError):
                 raise faults.BadRequest(f"Invalid fixed IP address ({fixed})") from None
@@ -422,7 +473,7 @@ def update_values(s: dict[str, Any]) -> dict[str, Any]:
             v = s[key] or ""
             if v:
                 try:
-                    v = addresses.canonical_ip(v)   # strict: no scope id, blanks or controls
+                    v = addresses.canonical_ip(v)  # strict: no scope id, blanks or controls
                 except (ValueError, TypeError):
                     raise faults.BadRequest(f"Invalid input for field/attribute {key}. Value: {v}.") from None
             values[col] = v
@@ -438,9 +489,10 @@ def parse_state_report(body: Any) -> StateReport:
     if unknown:
         raise neutron_errors.bad(f"Unrecognized attribute(s) '{neutron_errors.echo(', '.join(unknown))}'")
     status = body.get("status")
-    if not isinstance(status, str) or status not in AGENT_STATES:    # a list or dict is not hashable
-        raise neutron_errors.bad(f"Invalid status {neutron_errors.echo(repr(status))}: one of "
-                                 f"{', '.join(AGENT_STATES)}")
+    if not isinstance(status, str) or status not in AGENT_STATES:  # a list or dict is not hashable
+        raise neutron_errors.bad(
+            f"Invalid status {neutron_errors.echo(repr(status))}: one of {', '.join(AGENT_STATES)}"
+        )
     fault = body.get("fault")
     if fault is not None and not isinstance(fault, dict):
         raise neutron_errors.bad("'fault' must be an object")
@@ -451,5 +503,6 @@ def parse_state_report(body: Any) -> StateReport:
     if power is not None and (not isinstance(power, int) or isinstance(power, bool) or not 0 <= power <= 7):
         raise neutron_errors.bad("'power_state' must be an integer 0-7")
     vm_state, default_power = AGENT_STATES[status]
-    return StateReport(status=status, vm_state=vm_state, power_state=default_power if power is None else power,
-                       fault=fault, host=host)
+    return StateReport(
+        status=status, vm_state=vm_state, power_state=default_power if power is None else power, fault=fault, host=host
+    )

@@ -33,8 +33,7 @@ from sqlalchemy import delete, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
 
 from neutrino import errors as neutron_errors
-from neutrino.compute import faults, images, scheduler
-from neutrino.compute import server_requests, server_views
+from neutrino.compute import faults, images, scheduler, server_requests, server_views
 from neutrino.compute.flavors import FlavorService
 from neutrino.compute.keypairs import KeypairService
 from neutrino.compute.microversion import Version
@@ -53,15 +52,19 @@ DEVICE_OWNER = "compute:nova"
 
 #: Network failures Nova reports on the instance (ERROR + fault) rather than
 #: refusing the request: the build is attempted, the network allocation fails.
-BUILD_FAILURES = (neutron_errors.IpAddressGenerationFailure, neutron_errors.MacAddressGenerationFailure,
-                  neutron_errors.PortBindingFailed)
+BUILD_FAILURES = (
+    neutron_errors.IpAddressGenerationFailure,
+    neutron_errors.MacAddressGenerationFailure,
+    neutron_errors.PortBindingFailed,
+)
 
 
 class ServerService:
     """Servers in the database, their ports and their change-feed entries (see the module docstring)."""
 
-    def __init__(self, deps: Deps, flavors: FlavorService, keypairs: KeypairService,
-                 ports: PortService | None = None) -> None:
+    def __init__(
+        self, deps: Deps, flavors: FlavorService, keypairs: KeypairService, ports: PortService | None = None
+    ) -> None:
         self.deps = deps
         self.flavors = flavors
         self.keypairs = keypairs
@@ -78,7 +81,7 @@ class ServerService:
         """Rows matching Nova's list filters, sorted, one page (limit/marker)."""
         s = t.servers.c
         stmt = select(t.servers)
-        privileged = ctx.is_admin   # Nova's API: the agents' service role is no admin here
+        privileged = ctx.is_admin  # Nova's API: the agents' service role is no admin here
         all_tenants = server_requests.all_tenants(params)
         if all_tenants and not privileged:
             raise faults.policy("os_compute_api:servers:index:get_all_tenants")
@@ -88,10 +91,16 @@ class ServerService:
         elif not (privileged and all_tenants):
             stmt = stmt.where(s.project_id == ctx.project_id)
         if "deleted" in params and server_requests.truthy(params["deleted"][-1]):
-            return []           # deleted servers are gone, not kept
-        for key, col in (("user_id", s.user_id), ("flavor", s.flavor_id), ("image", s.image_id),
-                         ("key_name", s.key_name), ("vm_state", s.vm_state), ("task_state", s.task_state),
-                         ("uuid", s.id)):
+            return []  # deleted servers are gone, not kept
+        for key, col in (
+            ("user_id", s.user_id),
+            ("flavor", s.flavor_id),
+            ("image", s.image_id),
+            ("key_name", s.key_name),
+            ("vm_state", s.vm_state),
+            ("task_state", s.task_state),
+            ("uuid", s.id),
+        ):
             vals = as_list(params, key)
             if vals:
                 stmt = stmt.where(col.in_(vals))
@@ -117,9 +126,17 @@ class ServerService:
         ip_res = [(k, server_requests.filter_regex(v)) for k in ("ip", "ip6") for v in as_list(params, k)]
         if ip_res:
             nets = self.network_info(conn, rows)
-            rows = [r for r in rows if any(
-                rx.search(a["ip_address"]) for k, rx in ip_res for p in nets.get(r.id, [])
-                for a in p["fixed_ips"] if (a["version"] == 4) == (k == "ip"))]
+            rows = [
+                r
+                for r in rows
+                if any(
+                    rx.search(a["ip_address"])
+                    for k, rx in ip_res
+                    for p in nets.get(r.id, [])
+                    for a in p["fixed_ips"]
+                    if (a["version"] == 4) == (k == "ip")
+                )
+            ]
         return page(rows, params, lambda r: r.id, "server")
 
     # --- network facts for views ---------------------------------------------------------
@@ -134,46 +151,64 @@ class ServerService:
         # of the instance's project): a port elsewhere that names the server is not its NIC.
         projects = {r.id: r.project_id for r in rows}
         p = t.ports
-        port_rows = conn.execute(select(p.c.id, p.c.device_id, p.c.project_id, p.c.network_id, p.c.mac_address,
-                                        p.c.created_at, t.networks.c.name.label("network_name"))
-                                 .join(t.networks, t.networks.c.id == p.c.network_id)
-                                 .where(p.c.device_id.in_(ids), p.c.device_owner.like("compute:%"))
-                                 .order_by(p.c.created_at, p.c.id)).all()
+        port_rows = conn.execute(
+            select(
+                p.c.id,
+                p.c.device_id,
+                p.c.project_id,
+                p.c.network_id,
+                p.c.mac_address,
+                p.c.created_at,
+                t.networks.c.name.label("network_name"),
+            )
+            .join(t.networks, t.networks.c.id == p.c.network_id)
+            .where(p.c.device_id.in_(ids), p.c.device_owner.like("compute:%"))
+            .order_by(p.c.created_at, p.c.id)
+        ).all()
         port_rows = [r for r in port_rows if r.project_id == projects[r.device_id]]
         port_ids = [r.id for r in port_rows]
         ips: dict[str, list[dict[str, Any]]] = {}
         fips: dict[str, list[dict[str, Any]]] = {}
         sgs: dict[str, list[str]] = {}
         if port_ids:
-            for pid, sid, ip in conn.execute(select(t.ip_allocations.c.port_id, t.ip_allocations.c.subnet_id,
-                                                    t.ip_allocations.c.ip_address)
-                                             .where(t.ip_allocations.c.port_id.in_(port_ids))
-                                             .order_by(t.ip_allocations.c.port_id, t.ip_allocations.c.position)):
-                ips.setdefault(pid, []).append({"ip_address": ip, "subnet_id": sid,
-                                                "version": ipaddress.ip_address(ip).version})
-            for pid, fip, fixed in conn.execute(select(t.floatingips.c.fixed_port_id,
-                                                       t.floatingips.c.floating_ip_address,
-                                                       t.floatingips.c.fixed_ip_address)
-                                                .where(t.floatingips.c.fixed_port_id.in_(port_ids))
-                                                .order_by(t.floatingips.c.floating_ip_address)):
-                fips.setdefault(pid, []).append({"ip_address": fip, "fixed_ip_address": fixed,
-                                                 "version": ipaddress.ip_address(fip).version})
-            for pid, name in conn.execute(select(t.port_security_groups.c.port_id, t.security_groups.c.name)
-                                          .join(t.security_groups, t.security_groups.c.id ==
-                                                t.port_security_groups.c.security_group_id)
-                                          .where(t.port_security_groups.c.port_id.in_(port_ids))
-                                          .order_by(t.security_groups.c.name)):
+            for pid, sid, ip in conn.execute(
+                select(t.ip_allocations.c.port_id, t.ip_allocations.c.subnet_id, t.ip_allocations.c.ip_address)
+                .where(t.ip_allocations.c.port_id.in_(port_ids))
+                .order_by(t.ip_allocations.c.port_id, t.ip_allocations.c.position)
+            ):
+                ips.setdefault(pid, []).append(
+                    {"ip_address": ip, "subnet_id": sid, "version": ipaddress.ip_address(ip).version}
+                )
+            for pid, fip, fixed in conn.execute(
+                select(
+                    t.floatingips.c.fixed_port_id, t.floatingips.c.floating_ip_address, t.floatingips.c.fixed_ip_address
+                )
+                .where(t.floatingips.c.fixed_port_id.in_(port_ids))
+                .order_by(t.floatingips.c.floating_ip_address)
+            ):
+                fips.setdefault(pid, []).append(
+                    {"ip_address": fip, "fixed_ip_address": fixed, "version": ipaddress.ip_address(fip).version}
+                )
+            for pid, name in conn.execute(
+                select(t.port_security_groups.c.port_id, t.security_groups.c.name)
+                .join(t.security_groups, t.security_groups.c.id == t.port_security_groups.c.security_group_id)
+                .where(t.port_security_groups.c.port_id.in_(port_ids))
+                .order_by(t.security_groups.c.name)
+            ):
                 sgs.setdefault(pid, []).append(name)
         return server_views.nics_in_order(rows, port_rows, ips, fips, sgs)
 
     # --- the API view -----------------------------------------------------------------------
-    def views(self, ctx: RequestContext, conn: Connection, rows: list[Any], mv: Version,
-              base: str) -> list[dict[str, Any]]:
+    def views(
+        self, ctx: RequestContext, conn: Connection, rows: list[Any], mv: Version, base: str
+    ) -> list[dict[str, Any]]:
         """Nova's detailed views of ``rows`` as ``ctx`` may see them (``server_views.server_view``)."""
         nets = self.network_info(conn, rows)
         status_of_host = self._host_status(conn, rows) if (ctx.is_admin and mv >= (2, 16)) else {}
-        return [server_views.server_view(r, nets.get(r.id, []), mv, base, admin=ctx.is_admin,
-                                  host_status=status_of_host) for r in rows]
+        return [
+            server_views.server_view(r, nets.get(r.id, []), mv, base, admin=ctx.is_admin, host_status=status_of_host)
+            for r in rows
+        ]
 
     def _host_status(self, conn: Connection, rows: list[Any]) -> dict[str, str]:
         live = {a.host for a in scheduler.live_agents(conn, self.deps.cfg.default.agent_down_time)}
@@ -193,9 +228,17 @@ class ServerService:
 
     def _expand(self, conn: Connection, agent_views: list[dict[str, Any]]) -> None:
         ids = [v["id"] for v in agent_views]
-        port_rows = list(conn.execute(select(t.ports).where(t.ports.c.device_id.in_(ids),
-                                                           t.ports.c.device_owner.like("compute:%"))
-                                      .order_by(t.ports.c.created_at, t.ports.c.id))) if ids else []
+        port_rows = (
+            list(
+                conn.execute(
+                    select(t.ports)
+                    .where(t.ports.c.device_id.in_(ids), t.ports.c.device_owner.like("compute:%"))
+                    .order_by(t.ports.c.created_at, t.ports.c.id)
+                )
+            )
+            if ids
+            else []
+        )
         port_dicts = self.ports.dicts(conn, port_rows) if port_rows else []
         nets, subnets = network_context(conn, port_dicts)
         server_views.expand(agent_views, port_dicts, nets, subnets)
@@ -208,8 +251,9 @@ class ServerService:
         stmt = select(t.servers)
         if host is not None:
             stmt = stmt.where(t.servers.c.host == host)
-        return self.agent_views(conn, list(conn.execute(stmt.order_by(t.servers.c.created_at, t.servers.c.id))),
-                                expand=expand)
+        return self.agent_views(
+            conn, list(conn.execute(stmt.order_by(t.servers.c.created_at, t.servers.c.id))), expand=expand
+        )
 
     def _record(self, uow: UnitOfWork, sid: str, action: str) -> dict[str, Any]:
         body = self.agent_view(uow.conn, sid)
@@ -238,8 +282,9 @@ class ServerService:
             raise faults.BadRequest("Flavor's memory or disk is too small for requested image.")
         key_data = None
         if req.key_name is not None:
-            kp = conn.execute(select(t.keypairs).where(t.keypairs.c.user_id == ctx.user_id,
-                                                       t.keypairs.c.name == req.key_name)).first()
+            kp = conn.execute(
+                select(t.keypairs).where(t.keypairs.c.user_id == ctx.user_id, t.keypairs.c.name == req.key_name)
+            ).first()
             if kp is None:
                 raise faults.BadRequest("Invalid key_name provided.")
             key_data = kp.public_key
@@ -269,21 +314,49 @@ class ServerService:
                 except BUILD_FAILURES as exc:
                     nic_records = []
                     status, vm_state, task_state = "ERROR", "error", None
-                    fault = {"code": 500, "message": f"Build of instance {sid} aborted: Failed to allocate "
-                             f"the network(s): {exc.msg}", "details": exc.type_name, "created": ts}
+                    fault = {
+                        "code": 500,
+                        "message": f"Build of instance {sid} aborted: Failed to allocate the network(s): {exc.msg}",
+                        "details": exc.type_name,
+                        "created": ts,
+                    }
             else:
                 status, vm_state, task_state = "ERROR", "error", None
                 fault = {"code": 500, "message": scheduler.NO_VALID_HOST, "details": "", "created": ts}
-            conn.execute(insert(t.servers).values(
-                id=sid, project_id=ctx.project_id, user_id=ctx.user_id, name=name,
-                description=req.description, status=status, vm_state=vm_state, task_state=task_state,
-                power_state=NOSTATE, host=host, availability_zone=req.availability_zone,
-                image_id=image.id, flavor_id=flavor.id, flavor=self.flavors.embedded(flavor),
-                key_name=req.key_name, key_data=key_data, user_data=req.user_data, meta=req.metadata,
-                nics=nic_records, security_groups=req.security_groups or [], tags=req.tags,
-                config_drive=req.config_drive, access_ipv4=req.access_ipv4, access_ipv6=req.access_ipv6,
-                hostname=hostname, fault=fault, launched_at=None, created_at=ts, updated_at=ts,
-                revision_number=1))
+            conn.execute(
+                insert(t.servers).values(
+                    id=sid,
+                    project_id=ctx.project_id,
+                    user_id=ctx.user_id,
+                    name=name,
+                    description=req.description,
+                    status=status,
+                    vm_state=vm_state,
+                    task_state=task_state,
+                    power_state=NOSTATE,
+                    host=host,
+                    availability_zone=req.availability_zone,
+                    image_id=image.id,
+                    flavor_id=flavor.id,
+                    flavor=self.flavors.embedded(flavor),
+                    key_name=req.key_name,
+                    key_data=key_data,
+                    user_data=req.user_data,
+                    meta=req.metadata,
+                    nics=nic_records,
+                    security_groups=req.security_groups or [],
+                    tags=req.tags,
+                    config_drive=req.config_drive,
+                    access_ipv4=req.access_ipv4,
+                    access_ipv6=req.access_ipv6,
+                    hostname=hostname,
+                    fault=fault,
+                    launched_at=None,
+                    created_at=ts,
+                    updated_at=ts,
+                    revision_number=1,
+                )
+            )
             self._record(uow, sid, "create")
             ids.append(sid)
         return ids, req.admin_pass
@@ -295,19 +368,23 @@ class ServerService:
         if has_subnet is None:
             raise faults.BadRequest(f"Network {net.id} requires a subnet in order to boot instances on.")
 
-    def _resolve_networks(self, ctx: RequestContext, conn: Connection,
-                          request: CreateRequest) -> list[dict[str, Any]]:
+    def _resolve_networks(self, ctx: RequestContext, conn: Connection, request: CreateRequest) -> list[dict[str, Any]]:
         """The requested NICs, checked against what ``ctx`` may use: ``[{"network": row, "fixed_ip":
         address | None} | {"port": row}]`` in request order."""
         nets, legacy = request.networks, request.legacy_networks
-        privileged = ctx.is_admin   # Nova's API: the agents' service role is no admin here
+        privileged = ctx.is_admin  # Nova's API: the agents' service role is no admin here
         if nets == "none":
             return []
         if nets == "auto":
             n = t.networks.c
-            rows = conn.execute(select(t.networks).where(
-                or_(n.project_id == ctx.project_id, n.shared == true()), n.external.is_(False) | n.shared.is_(True))
-                .where(n.id.in_(select(t.subnets.c.network_id))).order_by(n.created_at, n.id)).all()
+            rows = conn.execute(
+                select(t.networks)
+                .where(
+                    or_(n.project_id == ctx.project_id, n.shared == true()), n.external.is_(False) | n.shared.is_(True)
+                )
+                .where(n.id.in_(select(t.subnets.c.network_id)))
+                .order_by(n.created_at, n.id)
+            ).all()
             if len(rows) > 1:
                 raise faults.Conflict("Multiple possible networks found, use a Network ID to be more specific.")
             if not rows:
@@ -325,16 +402,20 @@ class ServerService:
                     raise faults.BadRequest(f"Port id {pid} could not be found.")
                 if row.device_id or pid in seen_ports:
                     raise faults.Conflict(f"Port {pid} is still in use.")
-                if not conn.execute(select(t.ip_allocations.c.ip_address)
-                                    .where(t.ip_allocations.c.port_id == pid).limit(1)).first():
+                if not conn.execute(
+                    select(t.ip_allocations.c.ip_address).where(t.ip_allocations.c.port_id == pid).limit(1)
+                ).first():
                     raise faults.BadRequest(f"Port {pid} requires a FixedIP in order to be used.")
                 seen_ports.add(pid)
                 out.append({"port": row})
                 continue
             net = network_target(conn, req["uuid"])
-            visible = net is not None and (privileged or net.project_id == ctx.project_id or net.shared
-                                           or rbac.granted(conn, "network", net.id, ctx.project_id,
-                                                           rbac.NETWORK_ACCESS))
+            visible = net is not None and (
+                privileged
+                or net.project_id == ctx.project_id
+                or net.shared
+                or rbac.granted(conn, "network", net.id, ctx.project_id, rbac.NETWORK_ACCESS)
+            )
             if not visible:
                 raise faults.BadRequest(f"Network {req['uuid']} could not be found.")
             if net.external and not privileged and not rbac.network_shared_with(conn, ctx, net):
@@ -361,13 +442,22 @@ class ServerService:
             if not rows:
                 raise faults.BadRequest(f"Security group {name} not found.")
             if len(rows) > 1:
-                raise faults.Conflict(f"Multiple security groups found matching '{name}'. Use an ID to be "
-                                      "more specific.")
+                raise faults.Conflict(
+                    f"Multiple security groups found matching '{name}'. Use an ID to be more specific."
+                )
             out.append(rows[0].id)
         return list(dict.fromkeys(out))
 
-    def _wire_ports(self, ctx: RequestContext, uow: UnitOfWork, sid: str, host: str, hostname: str,
-                    nics: list[dict[str, Any]], sg_ids: list[str] | None) -> list[dict[str, Any]]:
+    def _wire_ports(
+        self,
+        ctx: RequestContext,
+        uow: UnitOfWork,
+        sid: str,
+        host: str,
+        hostname: str,
+        nics: list[dict[str, Any]],
+        sg_ids: list[str] | None,
+    ) -> list[dict[str, Any]]:
         """Create or take over the server's ports, bound to ``host``; returns the NIC records.
 
         Every port gets the server's ``hostname`` as ``dns_name``, as Nova does when Neutron
@@ -383,34 +473,46 @@ class ServerService:
                     if row.dns_name and row.dns_name != hostname:
                         raise faults.BadRequest(
                             f"Port {row.id} not usable for instance {sid}. Value {row.dns_name} assigned to "
-                            f"dns_name attribute does not match instance's hostname {hostname}")
+                            f"dns_name attribute does not match instance's hostname {hostname}"
+                        )
                     net = network_target(conn, row.network_id)
                     current = self.ports.dicts(conn, [row])[0]
-                    port = self.ports.apply_update(uow, row, net, current, {
-                        "device_id": sid, "device_owner": DEVICE_OWNER, "binding:host_id": host,
-                        "dns_name": hostname})
+                    port = self.ports.apply_update(
+                        uow,
+                        row,
+                        net,
+                        current,
+                        {"device_id": sid, "device_owner": DEVICE_OWNER, "binding:host_id": host, "dns_name": hostname},
+                    )
                     records.append({"port_id": port["id"], "network_id": row.network_id, "created": False})
                     continue
                 net = nic["network"]
                 quotas.check(self.deps.cfg, conn, ctx.project_id, "port")
                 item: dict[str, Any] = {
-                    "network_id": net.id, "project_id": ctx.project_id, "name": "", "admin_state_up": True,
-                    "device_owner": DEVICE_OWNER, "device_id": sid, "binding:host_id": host,
-                    "dns_name": hostname, "fixed_ips": [{"ip_address": nic["fixed_ip"]}] if nic.get("fixed_ip") else None,
+                    "network_id": net.id,
+                    "project_id": ctx.project_id,
+                    "name": "",
+                    "admin_state_up": True,
+                    "device_owner": DEVICE_OWNER,
+                    "device_id": sid,
+                    "binding:host_id": host,
+                    "dns_name": hostname,
+                    "fixed_ips": [{"ip_address": nic["fixed_ip"]}] if nic.get("fixed_ip") else None,
                     "security_groups": list(sg_ids) if sg_ids is not None else None,
                 }
                 # Nova creates the port with the caller's own token, so Neutron's port policy is the
                 # caller's (e.g. a fixed IP on a shared network it does not own is 403); only the
                 # binding is set with Nova's service credentials.
-                self.ports.authorize_create(ctx, conn, net, {k: v for k, v in item.items()
-                                                             if not k.startswith("binding:")})
+                self.ports.authorize_create(
+                    ctx, conn, net, {k: v for k, v in item.items() if not k.startswith("binding:")}
+                )
                 port = self.ports.insert_port(uow, net, item)
                 if port["binding:vif_type"] == "binding_failed":
                     # Nova's "Binding failed for port": the build is aborted (see create).
                     raise neutron_errors.PortBindingFailed(port_id=port["id"], host=host, net_id=net.id)
                 records.append({"port_id": port["id"], "network_id": net.id, "created": True})
         except BUILD_FAILURES:
-            raise   # the server is created in ERROR (see create)
+            raise  # the server is created in ERROR (see create)
         except neutron_errors.NeutronException as exc:
             raise faults.from_neutron(exc) from None
         return records
@@ -437,8 +539,9 @@ class ServerService:
         self._record(uow, sid, "update")
 
     # --- metadata ---------------------------------------------------------------------------------
-    def set_metadata(self, ctx: RequestContext, uow: UnitOfWork, sid: str, md: dict[str, str],
-                     replace: bool) -> dict[str, str]:
+    def set_metadata(
+        self, ctx: RequestContext, uow: UnitOfWork, sid: str, md: dict[str, str], replace: bool
+    ) -> dict[str, str]:
         row = self.fetch(ctx, uow.conn, sid)
         self._check_write(ctx, row, "update")
         md = server_requests.check_metadata(md)
@@ -470,17 +573,18 @@ class ServerService:
         it took over."""
         conn = uow.conn
         created = {n["port_id"] for n in (row.nics or []) if n.get("created")}
-        ports = conn.execute(select(t.ports).where(t.ports.c.device_id == row.id,
-                                                   t.ports.c.device_owner.like("compute:%"))).all()
+        ports = conn.execute(
+            select(t.ports).where(t.ports.c.device_id == row.id, t.ports.c.device_owner.like("compute:%"))
+        ).all()
         for p in ports:
             if p.id in created:
                 self.ports.remove(uow, p)
             else:
                 net = network_target(conn, p.network_id)
                 current = self.ports.dicts(conn, [p])[0]
-                self.ports.apply_update(uow, p, net, current,
-                                        {"device_id": "", "device_owner": "", "binding:host_id": "",
-                                         "dns_name": ""})
+                self.ports.apply_update(
+                    uow, p, net, current, {"device_id": "", "device_owner": "", "binding:host_id": "", "dns_name": ""}
+                )
 
     # ============================================================================== agent reports
     def set_state(self, uow: UnitOfWork, sid: str, body: Any) -> dict[str, Any]:
@@ -495,20 +599,28 @@ class ServerService:
             raise WrongHost(id=sid, host=host, placed=row.host or "no host")
         if row.host is None and status != "ERROR":
             raise WrongHost(id=sid, host=host or "any host", placed="no host")
-        values: dict[str, Any] = {"status": status, "vm_state": report.vm_state, "task_state": None,
-                                  "power_state": report.power_state}
+        values: dict[str, Any] = {
+            "status": status,
+            "vm_state": report.vm_state,
+            "task_state": None,
+            "power_state": report.power_state,
+        }
         if status == "ERROR":
             f = fault or {}
             code = f.get("code", 500)
-            values["fault"] = {"code": code if isinstance(code, int) else 500,
-                               "message": str(f.get("message") or "Unknown error")[:255],
-                               "details": str(f.get("details") or ""), "created": now_iso()}
+            values["fault"] = {
+                "code": code if isinstance(code, int) else 500,
+                "message": str(f.get("message") or "Unknown error")[:255],
+                "details": str(f.get("details") or ""),
+                "created": now_iso(),
+            }
         else:
             values["fault"] = None
         if status == "ACTIVE" and row.launched_at is None:
             values["launched_at"] = server_requests.usec_now()
-        same = all(getattr(row, k) == v for k, v in values.items() if k != "fault") and \
-            (status != "ERROR" or (row.fault or {}).get("message") == values["fault"]["message"])
+        same = all(getattr(row, k) == v for k, v in values.items() if k != "fault") and (
+            status != "ERROR" or (row.fault or {}).get("message") == values["fault"]["message"]
+        )
         if same:
             return self.agent_view(conn, sid)
         self._bump(uow, sid, values)
@@ -529,13 +641,31 @@ def network_context(conn: Connection, port_dicts: list[dict[str, Any]]) -> tuple
     dns_nameservers, host_routes}})`` (also used for trunk subports by the metadata API)."""
     net_ids = sorted({p["network_id"] for p in port_dicts})
     subnet_ids = sorted({a["subnet_id"] for p in port_dicts for a in p["fixed_ips"]})
-    nets = {n.id: {"id": n.id, "name": n.name, "mtu": n.mtu}
-            for n in conn.execute(select(t.networks.c.id, t.networks.c.name, t.networks.c.mtu)
-                                  .where(t.networks.c.id.in_(net_ids)))} if net_ids else {}
-    subnets = {s.id: {"id": s.id, "network_id": s.network_id, "ip_version": s.ip_version, "cidr": s.cidr,
-                      "gateway_ip": s.gateway_ip, "enable_dhcp": s.enable_dhcp,
-                      "dns_nameservers": list(s.dns_nameservers or []),
-                      "host_routes": list(s.host_routes or [])}
-               for s in conn.execute(select(t.subnets).where(t.subnets.c.id.in_(subnet_ids)))} \
-        if subnet_ids else {}
+    nets = (
+        {
+            n.id: {"id": n.id, "name": n.name, "mtu": n.mtu}
+            for n in conn.execute(
+                select(t.networks.c.id, t.networks.c.name, t.networks.c.mtu).where(t.networks.c.id.in_(net_ids))
+            )
+        }
+        if net_ids
+        else {}
+    )
+    subnets = (
+        {
+            s.id: {
+                "id": s.id,
+                "network_id": s.network_id,
+                "ip_version": s.ip_version,
+                "cidr": s.cidr,
+                "gateway_ip": s.gateway_ip,
+                "enable_dhcp": s.enable_dhcp,
+                "dns_nameservers": list(s.dns_nameservers or []),
+                "host_routes": list(s.host_routes or []),
+            }
+            for s in conn.execute(select(t.subnets).where(t.subnets.c.id.in_(subnet_ids)))
+        }
+        if subnet_ids
+        else {}
+    )
     return nets, subnets

@@ -11,7 +11,8 @@ version}], security_groups: [names]}``.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from neutrino.compute import images
 from neutrino.compute.microversion import Version
@@ -26,8 +27,7 @@ def host_id(project_id: str, host: str | None) -> str:
 
 
 def links(base: str, sid: str) -> list[dict[str, str]]:
-    return [{"rel": "self", "href": f"{base}/v2.1/servers/{sid}"},
-            {"rel": "bookmark", "href": f"{base}/servers/{sid}"}]
+    return [{"rel": "self", "href": f"{base}/v2.1/servers/{sid}"}, {"rel": "bookmark", "href": f"{base}/servers/{sid}"}]
 
 
 def addresses(ports: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -36,25 +36,49 @@ def addresses(ports: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     for p in ports:
         entries = out.setdefault(p["network_name"] or p["network_id"], [])
         for a in p["fixed_ips"]:
-            entries.append({"version": a["version"], "addr": a["ip_address"], "OS-EXT-IPS:type": "fixed",
-                            "OS-EXT-IPS-MAC:mac_addr": p["mac_address"]})
+            entries.append(
+                {
+                    "version": a["version"],
+                    "addr": a["ip_address"],
+                    "OS-EXT-IPS:type": "fixed",
+                    "OS-EXT-IPS-MAC:mac_addr": p["mac_address"],
+                }
+            )
         for f in p["floating_ips"]:
-            entries.append({"version": f["version"], "addr": f["ip_address"], "OS-EXT-IPS:type": "floating",
-                            "OS-EXT-IPS-MAC:mac_addr": p["mac_address"]})
+            entries.append(
+                {
+                    "version": f["version"],
+                    "addr": f["ip_address"],
+                    "OS-EXT-IPS:type": "floating",
+                    "OS-EXT-IPS-MAC:mac_addr": p["mac_address"],
+                }
+            )
     return out
 
 
-def nics_in_order(rows: Iterable[Any], port_rows: Iterable[Any], ips: dict[str, list[dict[str, Any]]],
-                  fips: dict[str, list[dict[str, Any]]], sgs: dict[str, list[str]]) -> dict[str, list[dict[str, Any]]]:
+def nics_in_order(
+    rows: Iterable[Any],
+    port_rows: Iterable[Any],
+    ips: dict[str, list[dict[str, Any]]],
+    fips: dict[str, list[dict[str, Any]]],
+    sgs: dict[str, list[str]],
+) -> dict[str, list[dict[str, Any]]]:
     """Per server id of ``rows``: its ports (``port_rows``: id, device_id, network_id, network_name,
     mac_address) with their fixed IPs, floating IPs and security group names by port id, in the
     server's NIC order (ports it no longer lists last, in ``port_rows`` order)."""
     by_server: dict[str, list[dict[str, Any]]] = {}
     for r in port_rows:
-        by_server.setdefault(r.device_id, []).append({
-            "id": r.id, "network_id": r.network_id, "network_name": r.network_name,
-            "mac_address": r.mac_address, "fixed_ips": ips.get(r.id, []), "floating_ips": fips.get(r.id, []),
-            "security_groups": sgs.get(r.id, [])})
+        by_server.setdefault(r.device_id, []).append(
+            {
+                "id": r.id,
+                "network_id": r.network_id,
+                "network_name": r.network_name,
+                "mac_address": r.mac_address,
+                "fixed_ips": ips.get(r.id, []),
+                "floating_ips": fips.get(r.id, []),
+                "security_groups": sgs.get(r.id, []),
+            }
+        )
     out = {}
     for row in rows:
         ports = by_server.get(row.id, [])
@@ -65,30 +89,56 @@ def nics_in_order(rows: Iterable[Any], port_rows: Iterable[Any], ips: dict[str, 
 
 
 # ============================================================================== the API view
-def server_view(r: Any, ports: list[dict[str, Any]], mv: Version, base: str, *, admin: bool,
-                host_status: dict[str, str] | None = None) -> dict[str, Any]:
+def server_view(
+    r: Any,
+    ports: list[dict[str, Any]],
+    mv: Version,
+    base: str,
+    *,
+    admin: bool,
+    host_status: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Nova's detailed server view at microversion ``mv``; ``admin`` adds the ``OS-EXT-SRV-ATTR``
     fields and fault details; ``host_status``: host -> ``UP``/``DOWN`` (2.16, admins)."""
     flavor = dict(r.flavor or {})
     if mv >= (2, 47):
         flavor_view: dict[str, Any] = {
-            "vcpus": flavor.get("vcpus"), "ram": flavor.get("ram"), "disk": flavor.get("disk"),
-            "ephemeral": flavor.get("ephemeral", 0), "swap": flavor.get("swap", 0),
-            "original_name": flavor.get("name"), "extra_specs": dict(flavor.get("extra_specs") or {})}
+            "vcpus": flavor.get("vcpus"),
+            "ram": flavor.get("ram"),
+            "disk": flavor.get("disk"),
+            "ephemeral": flavor.get("ephemeral", 0),
+            "swap": flavor.get("swap", 0),
+            "original_name": flavor.get("name"),
+            "extra_specs": dict(flavor.get("extra_specs") or {}),
+        }
     else:
         flavor_view = {"id": r.flavor_id, "links": [{"rel": "bookmark", "href": f"{base}/flavors/{r.flavor_id}"}]}
     out: dict[str, Any] = {
-        "id": r.id, "name": r.name, "status": r.status, "tenant_id": r.project_id, "user_id": r.user_id,
-        "metadata": dict(r.meta or {}), "hostId": host_id(r.project_id, r.host),
+        "id": r.id,
+        "name": r.name,
+        "status": r.status,
+        "tenant_id": r.project_id,
+        "user_id": r.user_id,
+        "metadata": dict(r.meta or {}),
+        "hostId": host_id(r.project_id, r.host),
         "image": {"id": r.image_id, "links": [{"rel": "bookmark", "href": f"{base}/images/{r.image_id}"}]},
-        "flavor": flavor_view, "created": r.created_at, "updated": r.updated_at,
-        "addresses": addresses(ports), "accessIPv4": r.access_ipv4, "accessIPv6": r.access_ipv6,
-        "links": links(base, r.id), "OS-DCF:diskConfig": "MANUAL",
+        "flavor": flavor_view,
+        "created": r.created_at,
+        "updated": r.updated_at,
+        "addresses": addresses(ports),
+        "accessIPv4": r.access_ipv4,
+        "accessIPv6": r.access_ipv6,
+        "links": links(base, r.id),
+        "OS-DCF:diskConfig": "MANUAL",
         "OS-EXT-AZ:availability_zone": r.availability_zone or DEFAULT_AZ,
-        "config_drive": "True" if r.config_drive else "", "key_name": r.key_name,
-        "OS-SRV-USG:launched_at": r.launched_at, "OS-SRV-USG:terminated_at": None,
-        "OS-EXT-STS:task_state": r.task_state, "OS-EXT-STS:vm_state": r.vm_state,
-        "OS-EXT-STS:power_state": r.power_state, "os-extended-volumes:volumes_attached": [],
+        "config_drive": "True" if r.config_drive else "",
+        "key_name": r.key_name,
+        "OS-SRV-USG:launched_at": r.launched_at,
+        "OS-SRV-USG:terminated_at": None,
+        "OS-EXT-STS:task_state": r.task_state,
+        "OS-EXT-STS:vm_state": r.vm_state,
+        "OS-EXT-STS:power_state": r.power_state,
+        "os-extended-volumes:volumes_attached": [],
     }
     if r.status in ("BUILD", "ACTIVE"):
         out["progress"] = 0
@@ -100,10 +150,17 @@ def server_view(r: Any, ports: list[dict[str, Any]], mv: Version, base: str, *, 
         out["OS-EXT-SRV-ATTR:hypervisor_hostname"] = r.host
         out["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{r.id[:8]}"
         if mv >= (2, 3):
-            out.update({"OS-EXT-SRV-ATTR:reservation_id": f"r-{r.id[:8]}",
-                        "OS-EXT-SRV-ATTR:launch_index": 0, "OS-EXT-SRV-ATTR:hostname": r.hostname,
-                        "OS-EXT-SRV-ATTR:kernel_id": "", "OS-EXT-SRV-ATTR:ramdisk_id": "",
-                        "OS-EXT-SRV-ATTR:root_device_name": None, "OS-EXT-SRV-ATTR:user_data": r.user_data})
+            out.update(
+                {
+                    "OS-EXT-SRV-ATTR:reservation_id": f"r-{r.id[:8]}",
+                    "OS-EXT-SRV-ATTR:launch_index": 0,
+                    "OS-EXT-SRV-ATTR:hostname": r.hostname,
+                    "OS-EXT-SRV-ATTR:kernel_id": "",
+                    "OS-EXT-SRV-ATTR:ramdisk_id": "",
+                    "OS-EXT-SRV-ATTR:root_device_name": None,
+                    "OS-EXT-SRV-ATTR:user_data": r.user_data,
+                }
+            )
     if mv >= (2, 9):
         out["locked"] = False
     if admin and mv >= (2, 16):
@@ -119,8 +176,11 @@ def server_view(r: Any, ports: list[dict[str, Any]], mv: Version, base: str, *, 
     if mv >= (2, 73):
         out["locked_reason"] = None
     if r.status == "ERROR" and r.fault:
-        fault = {"code": r.fault.get("code", 500), "created": r.fault.get("created", r.updated_at),
-                 "message": r.fault.get("message", "")}
+        fault = {
+            "code": r.fault.get("code", 500),
+            "created": r.fault.get("created", r.updated_at),
+            "message": r.fault.get("message", ""),
+        }
         if admin or fault["code"] != 500:
             fault["details"] = r.fault.get("details", "")
         out["fault"] = fault
@@ -141,21 +201,36 @@ def agent_view(r: Any) -> dict[str, Any]:
     """
     img = images.BY_ID.get(r.image_id)
     return {
-        "id": r.id, "name": r.name, "project_id": r.project_id, "user_id": r.user_id,
-        "status": r.status, "vm_state": r.vm_state, "task_state": r.task_state,
-        "power_state": r.power_state, "host": r.host,
-        "availability_zone": r.availability_zone or DEFAULT_AZ, "hostname": r.hostname,
+        "id": r.id,
+        "name": r.name,
+        "project_id": r.project_id,
+        "user_id": r.user_id,
+        "status": r.status,
+        "vm_state": r.vm_state,
+        "task_state": r.task_state,
+        "power_state": r.power_state,
+        "host": r.host,
+        "availability_zone": r.availability_zone or DEFAULT_AZ,
+        "hostname": r.hostname,
         "image": {"id": r.image_id, "name": img.name if img else None, "type": img.kind if img else None},
-        "flavor": dict(r.flavor or {}), "key_name": r.key_name, "key_data": r.key_data,
-        "user_data": r.user_data, "metadata": dict(r.meta or {}), "config_drive": r.config_drive,
-        "fault": r.fault, "port_ids": [n["port_id"] for n in (r.nics or [])],
-        "created_at": r.created_at, "updated_at": r.updated_at, "launched_at": r.launched_at,
+        "flavor": dict(r.flavor or {}),
+        "key_name": r.key_name,
+        "key_data": r.key_data,
+        "user_data": r.user_data,
+        "metadata": dict(r.meta or {}),
+        "config_drive": r.config_drive,
+        "fault": r.fault,
+        "port_ids": [n["port_id"] for n in (r.nics or [])],
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+        "launched_at": r.launched_at,
         "revision_number": r.revision_number,
     }
 
 
-def expand(views: list[dict[str, Any]], port_dicts: list[dict[str, Any]], nets: dict[str, Any],
-           subnets: dict[str, Any]) -> None:
+def expand(
+    views: list[dict[str, Any]], port_dicts: list[dict[str, Any]], nets: dict[str, Any], subnets: dict[str, Any]
+) -> None:
     """Add to each agent view (in place) ``ports`` (its own of ``port_dicts``, Neutron admin-view
     dicts, in NIC order), ``networks`` ({id: {id, name, mtu}}) and ``subnets`` ({id: {id,
     network_id, ip_version, cidr, gateway_ip, enable_dhcp, dns_nameservers, host_routes}}) from
@@ -163,9 +238,12 @@ def expand(views: list[dict[str, Any]], port_dicts: list[dict[str, Any]], nets: 
     names the server and is in the server's project."""
     for v in views:
         order = {pid: i for i, pid in enumerate(v["port_ids"])}
-        mine = sorted((p for p in port_dicts if p["device_id"] == v["id"] and p["project_id"] == v["project_id"]),
-                      key=lambda p: order.get(p["id"], len(order)))
+        mine = sorted(
+            (p for p in port_dicts if p["device_id"] == v["id"] and p["project_id"] == v["project_id"]),
+            key=lambda p: order.get(p["id"], len(order)),
+        )
         v["ports"] = mine
         v["networks"] = {p["network_id"]: nets[p["network_id"]] for p in mine if p["network_id"] in nets}
-        v["subnets"] = {a["subnet_id"]: subnets[a["subnet_id"]] for p in mine for a in p["fixed_ips"]
-                        if a["subnet_id"] in subnets}
+        v["subnets"] = {
+            a["subnet_id"]: subnets[a["subnet_id"]] for p in mine for a in p["fixed_ips"] if a["subnet_id"] in subnets
+        }

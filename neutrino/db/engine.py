@@ -23,8 +23,9 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import create_engine, event, insert, text
@@ -52,12 +53,17 @@ def _json_dumps(value: Any) -> str:
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:
     """Build an engine for ``url`` with our connection settings."""
     if url.startswith("sqlite"):
-        eng = create_engine(url, json_serializer=_json_dumps, json_deserializer=orjson.loads,
-                            connect_args={"check_same_thread": False, "timeout": 30},
-                            pool_size=pool_size, max_overflow=16)
+        eng = create_engine(
+            url,
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=pool_size,
+            max_overflow=16,
+        )
 
         @event.listens_for(eng, "connect")
-        def _on_connect(dbapi_conn, _rec):  # noqa: ANN001
+        def _on_connect(dbapi_conn, _rec):
             # Take over transaction control from pysqlite so BEGIN is ours.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
@@ -74,9 +80,15 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
 
         return eng
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, json_serializer=_json_dumps, json_deserializer=orjson.loads,
-                         pool_size=pool_size, max_overflow=16, pool_pre_ping=True)
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return create_engine(
+        url,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
+        pool_size=pool_size,
+        max_overflow=16,
+        pool_pre_ping=True,
+    )
 
 
 @dataclass
@@ -96,8 +108,9 @@ class UnitOfWork:
     changes: list[Change] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
-    def changed(self, resource: str, resource_id: str, action: str,
-                body: dict[str, Any] | None, project_id: str = "") -> None:
+    def changed(
+        self, resource: str, resource_id: str, action: str, body: dict[str, Any] | None, project_id: str = ""
+    ) -> None:
         """Record a change for the feed (written at commit, in commit order)."""
         self.changes.append(Change(resource, resource_id, action, project_id, body))
 
@@ -148,9 +161,16 @@ class Database:
         ts = now_iso()
         last = None
         for ch in uow.changes:
-            res = uow.conn.execute(insert(tables.changes).values(
-                resource=ch.resource, resource_id=ch.resource_id, action=ch.action,
-                project_id=ch.project_id or "", body=ch.body, created_at=ts))
+            res = uow.conn.execute(
+                insert(tables.changes).values(
+                    resource=ch.resource,
+                    resource_id=ch.resource_id,
+                    action=ch.action,
+                    project_id=ch.project_id or "",
+                    body=ch.body,
+                    created_at=ts,
+                )
+            )
             last = res.inserted_primary_key[0]
         return last
 
@@ -182,5 +202,6 @@ class Database:
 def _is_transient(exc: DBAPIError) -> bool:
     msg = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
     code = getattr(exc.orig, "sqlstate", None)
-    return (code in ("40001", "40P01") or "database is locked" in msg
-            or "deadlock" in msg or "could not serialize" in msg)
+    return (
+        code in ("40001", "40P01") or "database is locked" in msg or "deadlock" in msg or "could not serialize" in msg
+    )

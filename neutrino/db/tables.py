@@ -12,8 +12,22 @@ form the API returns, so they sort and compare as strings.
 
 from __future__ import annotations
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, Float, ForeignKey, Index, Integer, MetaData,
-                        PrimaryKeyConstraint, String, Table, Text, UniqueConstraint)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -43,7 +57,8 @@ def _std(with_name: bool = True) -> list[Column]:
 
 # --- identity -------------------------------------------------------------------
 projects = Table(
-    "projects", metadata,
+    "projects",
+    metadata,
     Column("id", String(64), primary_key=True),
     Column("name", String(64), nullable=False),
     Column("domain_id", String(64), nullable=False, default="default"),
@@ -52,7 +67,8 @@ projects = Table(
     UniqueConstraint("domain_id", "name"),
 )
 users = Table(
-    "users", metadata,
+    "users",
+    metadata,
     Column("id", String(64), primary_key=True),
     Column("name", String(255), nullable=False),
     Column("domain_id", String(64), nullable=False, default="default"),
@@ -64,19 +80,22 @@ users = Table(
     UniqueConstraint("domain_id", "name"),
 )
 roles = Table(
-    "roles", metadata,
+    "roles",
+    metadata,
     Column("id", String(64), primary_key=True),
     Column("name", String(255), nullable=False, unique=True),
 )
 role_assignments = Table(
-    "role_assignments", metadata,
+    "role_assignments",
+    metadata,
     Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("project_id", String(64), ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
     Column("role_id", String(64), ForeignKey("roles.id", ondelete="CASCADE"), nullable=False),
     PrimaryKeyConstraint("user_id", "project_id", "role_id"),
 )
 revoked_tokens = Table(
-    "revoked_tokens", metadata,
+    "revoked_tokens",
+    metadata,
     Column("audit_id", String(64), primary_key=True),
     Column("expires_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=False, index=True),
@@ -86,7 +105,8 @@ revoked_tokens = Table(
 #: user; ``source``: the client address (throttling), or "" for the user's consecutive
 #: failures from anywhere (Keystone's lockout).  ``last_failure``: epoch seconds.
 login_failures = Table(
-    "login_failures", metadata,
+    "login_failures",
+    metadata,
     Column("subject", String(64), nullable=False),
     Column("source", String(64), nullable=False),
     Column("failures", Integer, nullable=False),
@@ -96,7 +116,9 @@ login_failures = Table(
 
 # --- L2 -----------------------------------------------------------------------------
 networks = Table(
-    "networks", metadata, *_std(),
+    "networks",
+    metadata,
+    *_std(),
     Column("admin_state_up", Boolean, nullable=False, default=True),
     Column("status", String(16), nullable=False, default="ACTIVE"),
     Column("shared", Boolean, nullable=False, default=False),
@@ -108,7 +130,8 @@ networks = Table(
     Column("availability_zone_hints", JSON, nullable=False, default=list),
 )
 network_segments = Table(
-    "network_segments", metadata,
+    "network_segments",
+    metadata,
     Column("id", UUID, primary_key=True),
     Column("network_id", UUID, ForeignKey("networks.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("network_type", String(32), nullable=False),
@@ -117,7 +140,8 @@ network_segments = Table(
     Column("segment_index", Integer, nullable=False, default=0),
 )
 segment_allocations = Table(
-    "segment_allocations", metadata,
+    "segment_allocations",
+    metadata,
     # One row per allocated (type, physnet, id); flat networks use id 0.
     Column("network_type", String(32), nullable=False),
     Column("physical_network", String(64), nullable=False, default=""),
@@ -127,7 +151,9 @@ segment_allocations = Table(
 )
 
 subnets = Table(
-    "subnets", metadata, *_std(),
+    "subnets",
+    metadata,
+    *_std(),
     Column("network_id", UUID, ForeignKey("networks.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("ip_version", Integer, nullable=False),
     Column("cidr", String(64), nullable=False),
@@ -144,7 +170,9 @@ subnets = Table(
 )
 
 ports = Table(
-    "ports", metadata, *_std(),
+    "ports",
+    metadata,
+    *_std(),
     Column("network_id", UUID, ForeignKey("networks.id", ondelete="CASCADE"), nullable=False),
     Column("mac_address", String(32), nullable=False),
     Column("admin_state_up", Boolean, nullable=False, default=True),
@@ -164,7 +192,8 @@ ports = Table(
     Index("ix_ports_network_owner", "network_id", "device_owner"),
 )
 ip_allocations = Table(
-    "ip_allocations", metadata,
+    "ip_allocations",
+    metadata,
     Column("subnet_id", UUID, ForeignKey("subnets.id", ondelete="CASCADE"), nullable=False),
     Column("ip_address", String(64), nullable=False),
     Column("port_id", UUID, ForeignKey("ports.id", ondelete="CASCADE"), nullable=False, index=True),
@@ -174,21 +203,25 @@ ip_allocations = Table(
     PrimaryKeyConstraint("subnet_id", "ip_address"),
 )
 port_security_groups = Table(
-    "port_security_groups", metadata,
+    "port_security_groups",
+    metadata,
     Column("port_id", UUID, ForeignKey("ports.id", ondelete="CASCADE"), nullable=False),
-    Column("security_group_id", UUID, ForeignKey("security_groups.id", ondelete="CASCADE"),
-           nullable=False, index=True),
+    Column("security_group_id", UUID, ForeignKey("security_groups.id", ondelete="CASCADE"), nullable=False, index=True),
     PrimaryKeyConstraint("port_id", "security_group_id"),
 )
 
 # --- subnet pools and address scopes (neutrino.services.subnetpools) -------------------------
 address_scopes = Table(
-    "address_scopes", metadata, *_std(),
+    "address_scopes",
+    metadata,
+    *_std(),
     Column("ip_version", Integer, nullable=False),
     Column("shared", Boolean, nullable=False, default=False),
 )
 subnetpools = Table(
-    "subnetpools", metadata, *_std(),
+    "subnetpools",
+    metadata,
+    *_std(),
     Column("ip_version", Integer, nullable=False),
     # Compacted CIDRs (no two overlap or merge), sorted by address.
     Column("prefixes", JSON, nullable=False),
@@ -203,7 +236,9 @@ subnetpools = Table(
 
 # --- L3 --------------------------------------------------------------------------------
 routers = Table(
-    "routers", metadata, *_std(),
+    "routers",
+    metadata,
+    *_std(),
     Column("admin_state_up", Boolean, nullable=False, default=True),
     Column("status", String(16), nullable=False, default="ACTIVE"),
     Column("gw_network_id", UUID, nullable=True),
@@ -216,7 +251,9 @@ routers = Table(
     Column("availability_zone_hints", JSON, nullable=False),
 )
 floatingips = Table(
-    "floatingips", metadata, *_std(with_name=False),
+    "floatingips",
+    metadata,
+    *_std(with_name=False),
     Column("floating_network_id", UUID, ForeignKey("networks.id"), nullable=False),
     Column("floating_ip_address", String(64), nullable=False),
     Column("floating_port_id", UUID, nullable=False),
@@ -228,10 +265,10 @@ floatingips = Table(
     Column("dns_domain", String(255), nullable=False, default=""),
 )
 port_forwardings = Table(
-    "port_forwardings", metadata,
+    "port_forwardings",
+    metadata,
     Column("id", UUID, primary_key=True),
-    Column("floatingip_id", UUID, ForeignKey("floatingips.id", ondelete="CASCADE"), nullable=False,
-           index=True),
+    Column("floatingip_id", UUID, ForeignKey("floatingips.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("protocol", String(8), nullable=False),
     Column("internal_port_id", UUID, ForeignKey("ports.id", ondelete="CASCADE"), nullable=False),
     Column("internal_ip_address", String(64), nullable=False),
@@ -247,13 +284,16 @@ port_forwardings = Table(
 #: One trunk per parent port; a port is the subport of at most one trunk, and a
 #: (segmentation type, id) names at most one subport of a trunk.
 trunks = Table(
-    "trunks", metadata, *_std(),
+    "trunks",
+    metadata,
+    *_std(),
     Column("admin_state_up", Boolean, nullable=False, default=True),
     Column("status", String(16), nullable=False, default="DOWN"),
     Column("port_id", UUID, ForeignKey("ports.id", ondelete="CASCADE"), nullable=False, unique=True),
 )
 subports = Table(
-    "subports", metadata,
+    "subports",
+    metadata,
     Column("port_id", UUID, ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True),
     Column("trunk_id", UUID, ForeignKey("trunks.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("segmentation_type", String(32), nullable=False),
@@ -263,19 +303,22 @@ subports = Table(
 
 # --- security groups -------------------------------------------------------------------
 security_groups = Table(
-    "security_groups", metadata, *_std(),
+    "security_groups",
+    metadata,
+    *_std(),
     Column("stateful", Boolean, nullable=False, default=True),
 )
 default_security_groups = Table(
-    "default_security_groups", metadata,
+    "default_security_groups",
+    metadata,
     Column("project_id", String(255), primary_key=True),
-    Column("security_group_id", UUID, ForeignKey("security_groups.id", ondelete="CASCADE"),
-           nullable=False),
+    Column("security_group_id", UUID, ForeignKey("security_groups.id", ondelete="CASCADE"), nullable=False),
 )
 security_group_rules = Table(
-    "security_group_rules", metadata, *_std(with_name=False),
-    Column("security_group_id", UUID, ForeignKey("security_groups.id", ondelete="CASCADE"),
-           nullable=False, index=True),
+    "security_group_rules",
+    metadata,
+    *_std(with_name=False),
+    Column("security_group_id", UUID, ForeignKey("security_groups.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("direction", String(8), nullable=False),
     Column("ethertype", String(8), nullable=False),
     Column("protocol", String(40), nullable=True),
@@ -290,7 +333,8 @@ security_group_rules = Table(
 #: The unique key also serves the lookups by object; ``ix_rbac_policies_target`` serves the
 #: visibility subqueries ("objects of this type shared with project P or with everyone").
 rbac_policies = Table(
-    "rbac_policies", metadata,
+    "rbac_policies",
+    metadata,
     Column("id", UUID, primary_key=True),
     Column("project_id", String(255), nullable=False, index=True),
     Column("object_type", String(32), nullable=False),
@@ -303,21 +347,24 @@ rbac_policies = Table(
 
 # --- cross-cutting ----------------------------------------------------------------------------
 tags = Table(
-    "tags", metadata,
+    "tags",
+    metadata,
     Column("resource_id", UUID, nullable=False),
     Column("tag", String(255), nullable=False),
     Column("resource_type", String(32), nullable=False),
     PrimaryKeyConstraint("resource_id", "tag"),
 )
 quotas = Table(
-    "quotas", metadata,
+    "quotas",
+    metadata,
     Column("project_id", String(255), nullable=False),
     Column("resource", String(64), nullable=False),
     Column("limit", Integer, nullable=False),
     PrimaryKeyConstraint("project_id", "resource"),
 )
 agents = Table(
-    "agents", metadata,
+    "agents",
+    metadata,
     Column("id", UUID, primary_key=True),
     Column("agent_type", String(255), nullable=False),
     Column("binary", String(255), nullable=False),
@@ -335,13 +382,15 @@ agents = Table(
     UniqueConstraint("agent_type", "host"),
 )
 network_dhcp_agents = Table(
-    "network_dhcp_agents", metadata,
+    "network_dhcp_agents",
+    metadata,
     Column("network_id", UUID, ForeignKey("networks.id", ondelete="CASCADE"), nullable=False),
     Column("agent_id", UUID, ForeignKey("agents.id", ondelete="CASCADE"), nullable=False, index=True),
     PrimaryKeyConstraint("network_id", "agent_id"),
 )
 router_l3_agents = Table(
-    "router_l3_agents", metadata,
+    "router_l3_agents",
+    metadata,
     Column("router_id", UUID, ForeignKey("routers.id", ondelete="CASCADE"), nullable=False),
     Column("agent_id", UUID, ForeignKey("agents.id", ondelete="CASCADE"), nullable=False, index=True),
     PrimaryKeyConstraint("router_id", "agent_id"),
@@ -349,18 +398,21 @@ router_l3_agents = Table(
 #: Networks / routers an admin took off an agent by hand (migration 0008): automatic scheduling
 #: leaves them alone until an admin schedules them again (dhcp_scheduler / l3_scheduler).
 dhcp_unscheduled_networks = Table(
-    "dhcp_unscheduled_networks", metadata,
+    "dhcp_unscheduled_networks",
+    metadata,
     Column("network_id", UUID, ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True),
 )
 l3_unscheduled_routers = Table(
-    "l3_unscheduled_routers", metadata,
+    "l3_unscheduled_routers",
+    metadata,
     Column("router_id", UUID, ForeignKey("routers.id", ondelete="CASCADE"), primary_key=True),
 )
 #: The ports a router owns (its gateway and its interfaces), written by the router service
 #: only.  A port's ``device_id``/``device_owner`` are what the port's owner says; this table
 #: is what the router says, and everything that decides what a router connects reads it.
 router_ports = Table(
-    "router_ports", metadata,
+    "router_ports",
+    metadata,
     Column("router_id", UUID, ForeignKey("routers.id", ondelete="CASCADE"), nullable=False),
     Column("port_id", UUID, ForeignKey("ports.id", ondelete="CASCADE"), nullable=False, unique=True),
     Column("port_type", String(255), nullable=False),
@@ -369,7 +421,8 @@ router_ports = Table(
 
 # --- change feed --------------------------------------------------------------------------------
 changes = Table(
-    "changes", metadata,
+    "changes",
+    metadata,
     # Monotonic; commit order equals revision order (see neutrino.feed.log).
     Column("revision", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("resource", String(32), nullable=False),
@@ -382,14 +435,15 @@ changes = Table(
 
 # --- compute (the Nova/Glance subset, neutrino.compute) ------------------------------------------
 flavors = Table(
-    "flavors", metadata,
+    "flavors",
+    metadata,
     Column("id", String(255), primary_key=True),
     Column("name", String(255), nullable=False, unique=True),
     Column("vcpus", Integer, nullable=False),
-    Column("ram", Integer, nullable=False),                 # MiB
-    Column("disk", Integer, nullable=False),                # GiB
+    Column("ram", Integer, nullable=False),  # MiB
+    Column("disk", Integer, nullable=False),  # GiB
     Column("ephemeral", Integer, nullable=False, default=0),
-    Column("swap", Integer, nullable=False, default=0),     # MiB
+    Column("swap", Integer, nullable=False, default=0),  # MiB
     Column("rxtx_factor", Float, nullable=False, default=1.0),
     Column("is_public", Boolean, nullable=False, default=True),
     Column("disabled", Boolean, nullable=False, default=False),
@@ -398,7 +452,8 @@ flavors = Table(
     Column("created_at", String(20), nullable=False),
 )
 keypairs = Table(
-    "keypairs", metadata,
+    "keypairs",
+    metadata,
     Column("user_id", String(255), nullable=False),
     Column("name", String(255), nullable=False),
     Column("type", String(16), nullable=False, default="ssh"),
@@ -408,13 +463,14 @@ keypairs = Table(
     PrimaryKeyConstraint("user_id", "name"),
 )
 servers = Table(
-    "servers", metadata,
+    "servers",
+    metadata,
     Column("id", UUID, primary_key=True),
     Column("project_id", String(255), nullable=False, index=True),
     Column("user_id", String(255), nullable=False),
     Column("name", String(255), nullable=False),
     Column("description", Text, nullable=True),
-    Column("status", String(16), nullable=False),           # BUILD, ACTIVE, ERROR, SHUTOFF
+    Column("status", String(16), nullable=False),  # BUILD, ACTIVE, ERROR, SHUTOFF
     Column("vm_state", String(16), nullable=False),
     Column("task_state", String(32), nullable=True),
     Column("power_state", Integer, nullable=False, default=0),
@@ -422,13 +478,13 @@ servers = Table(
     Column("availability_zone", String(255), nullable=True),
     Column("image_id", String(64), nullable=False),
     Column("flavor_id", String(255), nullable=False),
-    Column("flavor", JSON, nullable=False),                 # the flavor as it was at create time
+    Column("flavor", JSON, nullable=False),  # the flavor as it was at create time
     Column("key_name", String(255), nullable=True),
-    Column("key_data", Text, nullable=True),                # the key pair's public key
-    Column("user_data", Text, nullable=True),               # base64, as given
-    Column("meta", JSON, nullable=False),                   # the server's metadata (key -> value)
-    Column("nics", JSON, nullable=False),                   # [{port_id, network_id, created}] in request order
-    Column("security_groups", JSON, nullable=False),        # requested group names/ids
+    Column("key_data", Text, nullable=True),  # the key pair's public key
+    Column("user_data", Text, nullable=True),  # base64, as given
+    Column("meta", JSON, nullable=False),  # the server's metadata (key -> value)
+    Column("nics", JSON, nullable=False),  # [{port_id, network_id, created}] in request order
+    Column("security_groups", JSON, nullable=False),  # requested group names/ids
     Column("tags", JSON, nullable=False),
     Column("config_drive", Boolean, nullable=False, default=False),
     Column("access_ipv4", String(64), nullable=False, default=""),

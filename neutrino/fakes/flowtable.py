@@ -106,31 +106,46 @@ def ethernet(src: str, dst: str, eth_type: int = 0x88B5) -> Packet:
 
 
 def arp_request(src_mac: str, spa: str, tpa: str) -> Packet:
-    return Packet(src_mac, BROADCAST, ETH_ARP, arp_op=1, arp_spa=spa, arp_tpa=tpa,
-                  arp_sha=src_mac, arp_tha=ZERO_MAC)
+    return Packet(src_mac, BROADCAST, ETH_ARP, arp_op=1, arp_spa=spa, arp_tpa=tpa, arp_sha=src_mac, arp_tha=ZERO_MAC)
 
 
-def ipv4(src_mac: str, dst_mac: str, src: str, dst: str, proto: int = 1,
-         tp_src: int | None = None, tp_dst: int | None = None) -> Packet:
-    return Packet(src_mac, dst_mac, ETH_IP, src=src, dst=dst, proto=proto,
-                  tp_src=tp_src, tp_dst=tp_dst,
-                  icmp_type=8 if proto == 1 else None, icmp_code=0 if proto == 1 else None)
+def ipv4(
+    src_mac: str, dst_mac: str, src: str, dst: str, proto: int = 1, tp_src: int | None = None, tp_dst: int | None = None
+) -> Packet:
+    return Packet(
+        src_mac,
+        dst_mac,
+        ETH_IP,
+        src=src,
+        dst=dst,
+        proto=proto,
+        tp_src=tp_src,
+        tp_dst=tp_dst,
+        icmp_type=8 if proto == 1 else None,
+        icmp_code=0 if proto == 1 else None,
+    )
 
 
 def dhcp_discover(src_mac: str) -> Packet:
     return ipv4(src_mac, BROADCAST, "0.0.0.0", "255.255.255.255", 17, 68, 67)
 
 
-def ipv6(src_mac: str, dst_mac: str, src: str, dst: str, proto: int = 17,
-         tp_src: int | None = 1000, tp_dst: int | None = 2000) -> Packet:
-    return Packet(src_mac, dst_mac, ETH_IPV6, src=src, dst=dst, proto=proto,
-                  tp_src=tp_src, tp_dst=tp_dst)
+def ipv6(
+    src_mac: str,
+    dst_mac: str,
+    src: str,
+    dst: str,
+    proto: int = 17,
+    tp_src: int | None = 1000,
+    tp_dst: int | None = 2000,
+) -> Packet:
+    return Packet(src_mac, dst_mac, ETH_IPV6, src=src, dst=dst, proto=proto, tp_src=tp_src, tp_dst=tp_dst)
 
 
-def icmp6(src_mac: str, dst_mac: str, src: str, dst: str, icmp_type: int,
-          nd_target: str | None = None) -> Packet:
-    return Packet(src_mac, dst_mac, ETH_IPV6, src=src, dst=dst, proto=58,
-                  icmp_type=icmp_type, icmp_code=0, nd_target=nd_target)
+def icmp6(src_mac: str, dst_mac: str, src: str, dst: str, icmp_type: int, nd_target: str | None = None) -> Packet:
+    return Packet(
+        src_mac, dst_mac, ETH_IPV6, src=src, dst=dst, proto=58, icmp_type=icmp_type, icmp_code=0, nd_target=nd_target
+    )
 
 
 @dataclass(frozen=True)
@@ -179,14 +194,24 @@ class _Bridge:
 _V4_PROTOS = {k: SHORTHANDS[k][1] for k in ("ip", "icmp", "tcp", "udp")}
 _V6_PROTOS = {k: SHORTHANDS[k][1] for k in ("ipv6", "icmp6", "tcp6", "udp6")}
 _NXM = {  # move:/load: field names -> Packet attributes
-    "NXM_OF_ETH_SRC": "eth_src", "NXM_OF_ETH_DST": "eth_dst",
-    "NXM_NX_ARP_SHA": "arp_sha", "NXM_NX_ARP_THA": "arp_tha",
-    "NXM_OF_ARP_SPA": "arp_spa", "NXM_OF_ARP_TPA": "arp_tpa",
+    "NXM_OF_ETH_SRC": "eth_src",
+    "NXM_OF_ETH_DST": "eth_dst",
+    "NXM_NX_ARP_SHA": "arp_sha",
+    "NXM_NX_ARP_THA": "arp_tha",
+    "NXM_OF_ARP_SPA": "arp_spa",
+    "NXM_OF_ARP_TPA": "arp_tpa",
     "NXM_NX_TUN_ID": "tun_id",
 }
-_SET_FIELDS = {"tun_id": "tun_id", "arp_op": "arp_op", "arp_sha": "arp_sha",
-               "arp_spa": "arp_spa", "arp_tha": "arp_tha", "arp_tpa": "arp_tpa",
-               "eth_src": "eth_src", "eth_dst": "eth_dst"}
+_SET_FIELDS = {
+    "tun_id": "tun_id",
+    "arp_op": "arp_op",
+    "arp_sha": "arp_sha",
+    "arp_spa": "arp_spa",
+    "arp_tha": "arp_tha",
+    "arp_tpa": "arp_tpa",
+    "eth_src": "eth_src",
+    "eth_dst": "eth_dst",
+}
 
 Pred = Callable[[Packet, int], bool]
 
@@ -226,6 +251,7 @@ def _mac_pred(attr: str, value: str) -> Pred:
 
     def pred(p: Packet, _: int) -> bool:
         return (int(str(getattr(p, attr)).replace(":", ""), 16) & m) == (v & m)
+
     return pred
 
 
@@ -238,6 +264,7 @@ def _net_pred(attr: str, value: str) -> Pred:
             return False
         ip = ipaddress.ip_address(addr)
         return ip.version == net.version and ip in net
+
     return pred
 
 
@@ -256,6 +283,7 @@ def _vlan_tci_pred(value: str) -> Pred:
     def pred(p: Packet, _: int) -> bool:
         tci = 0 if p.vlan is None else (0x1000 | p.vlan)
         return (tci & mask) == (val & mask)
+
     return pred
 
 
@@ -284,9 +312,18 @@ def _parse_match(text: str) -> list[Pred]:
             continue
         key, value = item.split("=", 1)
         fields[key] = value
-    needs = {"arp_spa": "arp", "arp_tpa": "arp", "arp_op": "arp", "arp_sha": "arp",
-             "arp_tha": "arp", "nw_src": "ip", "nw_dst": "ip", "ipv6_src": "ipv6",
-             "ipv6_dst": "ipv6", "nd_target": "ipv6"}
+    needs = {
+        "arp_spa": "arp",
+        "arp_tpa": "arp",
+        "arp_op": "arp",
+        "arp_sha": "arp",
+        "arp_tha": "arp",
+        "nw_src": "ip",
+        "nw_dst": "ip",
+        "ipv6_src": "ipv6",
+        "ipv6_dst": "ipv6",
+        "nd_target": "ipv6",
+    }
     for key, value in fields.items():
         if key in needs and needs[key] != family:
             raise FakeFlowError(f"{key} needs {needs[key]} in {text!r}")
@@ -322,8 +359,18 @@ def _parse_match(text: str) -> list[Pred]:
 
 
 _SIMPLE_ACTIONS = ("drop", "NORMAL", "IN_PORT", "pop_vlan", "strip_vlan")
-_PREFIXED_ACTIONS = ("output:", "goto_table:", "resubmit(,", "push_vlan:", "set_field:",
-                     "mod_vlan_vid:", "set_tunnel:", "move:", "load:", "learn(")
+_PREFIXED_ACTIONS = (
+    "output:",
+    "goto_table:",
+    "resubmit(,",
+    "push_vlan:",
+    "set_field:",
+    "mod_vlan_vid:",
+    "set_tunnel:",
+    "move:",
+    "load:",
+    "learn(",
+)
 
 
 def _parse_flow(spec: FlowSpec) -> _Flow:
@@ -352,16 +399,27 @@ class FakeFlowTable:
         self.trace: list[str] = []  # flows hit by the last outputs() call
 
     # OVSDB -------------------------------------------------------------------------
-    def add_bridge(self, name: str, datapath_type: str = "system",
-                   fail_mode: str | None = None, protocols: tuple[str, ...] = ()) -> None:
+    def add_bridge(
+        self, name: str, datapath_type: str = "system", fail_mode: str | None = None, protocols: tuple[str, ...] = ()
+    ) -> None:
         if name not in self.bridges:
             self.bridges[name] = _Bridge(name, datapath_type, fail_mode, protocols)
 
-    def add_port(self, bridge: str, name: str, *, type: str = "",
-                 iface_id: str | None = None, attached_mac: str | None = None,
-                 tag: int | None = None, vlan_mode: str | None = None,
-                 trunks: tuple[int, ...] = (), other_config: dict[str, str] | None = None,
-                 options: dict[str, str] | None = None, ofport: int | None = None) -> int:
+    def add_port(
+        self,
+        bridge: str,
+        name: str,
+        *,
+        type: str = "",
+        iface_id: str | None = None,
+        attached_mac: str | None = None,
+        tag: int | None = None,
+        vlan_mode: str | None = None,
+        trunks: tuple[int, ...] = (),
+        other_config: dict[str, str] | None = None,
+        options: dict[str, str] | None = None,
+        ofport: int | None = None,
+    ) -> int:
         """Add a port (``add-port``); returns its ofport (next free one unless given)."""
         br = self.bridges[bridge]
         if self._find_port(name) is not None:
@@ -369,8 +427,18 @@ class FakeFlowTable:
         if ofport is None:
             used = {p.ofport for p in br.ports.values()}
             ofport = next(i for i in range(1, 65280) if i not in used)
-        br.ports[name] = _Port(name, ofport, type, iface_id, attached_mac, tag, vlan_mode,
-                               trunks, dict(other_config or {}), dict(options or {}))
+        br.ports[name] = _Port(
+            name,
+            ofport,
+            type,
+            iface_id,
+            attached_mac,
+            tag,
+            vlan_mode,
+            trunks,
+            dict(other_config or {}),
+            dict(options or {}),
+        )
         return ofport
 
     def del_port(self, name: str) -> None:
@@ -413,8 +481,9 @@ class FakeFlowTable:
                     port.attached_mac = op.external_ids.get("attached-mac")
             elif isinstance(op, EnsureTunnelPort):
                 port = self._ensure_port(op.bridge, op.name, op.type)
-                port.options.update(remote_ip=op.remote_ip, local_ip=op.local_ip,
-                                    in_key="flow", out_key="flow", df_default="true")
+                port.options.update(
+                    remote_ip=op.remote_ip, local_ip=op.local_ip, in_key="flow", out_key="flow", df_default="true"
+                )
             elif isinstance(op, RemovePort):
                 self.bridges[op.bridge].ports.pop(op.name, None)
             elif isinstance(op, SetPortTag):
@@ -440,8 +509,7 @@ class FakeFlowTable:
                 raise FakeFlowError(f"flow for {spec.bridge} given to {bridge}: {spec.text}")
             key = (spec.table, spec.priority, spec.match)
             if key in parsed:
-                raise FakeFlowError(f"two flows with one match: {spec.text} / "
-                                    f"{parsed[key].spec.text}")
+                raise FakeFlowError(f"two flows with one match: {spec.text} / {parsed[key].spec.text}")
             parsed[key] = _parse_flow(spec)
         self.bridges[bridge].flows = list(parsed.values())
 
@@ -455,11 +523,26 @@ class FakeFlowTable:
         """What an OVSDB/dump-flows observer would report now."""
         bridges = {
             name: ObservedBridge(
-                name, br.datapath_type, br.fail_mode, br.protocols,
-                tuple(ObservedPort(p.name, p.ofport, p.iface_id, p.attached_mac, p.tag,
-                                   dict(p.other_config), p.type, dict(p.options),
-                                   p.vlan_mode, p.trunks)
-                      for p in sorted(br.ports.values(), key=lambda p: p.ofport)))
+                name,
+                br.datapath_type,
+                br.fail_mode,
+                br.protocols,
+                tuple(
+                    ObservedPort(
+                        p.name,
+                        p.ofport,
+                        p.iface_id,
+                        p.attached_mac,
+                        p.tag,
+                        dict(p.other_config),
+                        p.type,
+                        dict(p.options),
+                        p.vlan_mode,
+                        p.trunks,
+                    )
+                    for p in sorted(br.ports.values(), key=lambda p: p.ofport)
+                ),
+            )
             for name, br in self.bridges.items()
         }
         flows = {name: self.flows(name) for name in self.bridges}
@@ -478,15 +561,13 @@ class FakeFlowTable:
         """Names of the ports where the packet leaves the host."""
         return {o.port for o in self.outputs(bridge, packet, in_port=in_port)}
 
-    def _ingress(self, br: _Bridge, in_port: int, pkt: Packet, out: list[Output],
-                 hops: int) -> None:
+    def _ingress(self, br: _Bridge, in_port: int, pkt: Packet, out: list[Output], hops: int) -> None:
         if hops > _MAX_HOPS:
             raise FakeFlowError("forwarding loop")
         self._table(br, 0, in_port, pkt, out, hops)
 
     def _lookup(self, br: _Bridge, table: int, in_port: int, pkt: Packet) -> _Flow | None:
-        hits = [f for f in br.flows + br.learned
-                if f.spec.table == table and all(p(pkt, in_port) for p in f.preds)]
+        hits = [f for f in br.flows + br.learned if f.spec.table == table and all(p(pkt, in_port) for p in f.preds)]
         if not hits:
             return None
         top = max(f.spec.priority for f in hits)
@@ -495,8 +576,7 @@ class FakeFlowTable:
             raise FakeFlowError("ambiguous match: " + " | ".join(f.spec.text for f in best))
         return best[0]
 
-    def _table(self, br: _Bridge, table: int, in_port: int, pkt: Packet,
-               out: list[Output], hops: int) -> Packet:
+    def _table(self, br: _Bridge, table: int, in_port: int, pkt: Packet, out: list[Output], hops: int) -> Packet:
         flow = self._lookup(br, table, in_port, pkt)
         if flow is None:
             self.trace.append(f"{br.name} table={table} miss -> drop")
@@ -504,8 +584,7 @@ class FakeFlowTable:
         self.trace.append(f"{br.name} {flow.spec.text}")
         return self._run(br, flow, in_port, pkt, out, hops)
 
-    def _run(self, br: _Bridge, flow: _Flow, in_port: int, pkt: Packet,
-             out: list[Output], hops: int) -> Packet:
+    def _run(self, br: _Bridge, flow: _Flow, in_port: int, pkt: Packet, out: list[Output], hops: int) -> Packet:
         for action in flow.actions:
             if action == "drop":
                 return pkt
@@ -520,8 +599,7 @@ class FakeFlowTable:
             elif action.startswith("goto_table:"):
                 return self._table(br, _int(action.split(":", 1)[1]), in_port, pkt, out, hops)
             elif action.startswith("resubmit(,"):
-                pkt = self._table(br, _int(action[len("resubmit(,"):-1]), in_port, pkt,
-                                  out, hops)
+                pkt = self._table(br, _int(action[len("resubmit(,") : -1]), in_port, pkt, out, hops)
             elif action.startswith("learn("):
                 self._learn(br, action, in_port, pkt)
             else:
@@ -570,7 +648,7 @@ class FakeFlowTable:
         table, priority = 0, 0
         match: list[str] = []
         acts: list[str] = []
-        for item in _split_top(action[len("learn("):-1]):
+        for item in _split_top(action[len("learn(") : -1]):
             if item.startswith("table="):
                 table = _int(item.split("=")[1])
             elif item.startswith("priority="):
@@ -591,8 +669,7 @@ class FakeFlowTable:
                 raise FakeFlowError(f"unsupported learn spec {item!r}")
         spec = FlowSpec(br.name, table, priority, ",".join(match), ",".join(acts))
         key = (table, priority, spec.match)
-        br.learned = [f for f in br.learned
-                      if (f.spec.table, f.spec.priority, f.spec.match) != key]
+        br.learned = [f for f in br.learned if (f.spec.table, f.spec.priority, f.spec.match) != key]
         br.learned.append(_parse_flow(spec))
 
     def _emit(self, br: _Bridge, ofport: int, pkt: Packet, out: list[Output], hops: int) -> None:
@@ -606,13 +683,11 @@ class FakeFlowTable:
         if found is None:
             return  # peer missing: the patch port is down
         peer_br, peer = found
-        if (peer.type != "patch" or peer.options.get("peer") != port.name
-                or peer_br.datapath_type != br.datapath_type):
+        if peer.type != "patch" or peer.options.get("peer") != port.name or peer_br.datapath_type != br.datapath_type:
             return
         self._ingress(peer_br, peer.ofport, pkt, out, hops + 1)
 
-    def _normal(self, br: _Bridge, in_port: int, pkt: Packet, out: list[Output],
-                hops: int) -> None:
+    def _normal(self, br: _Bridge, in_port: int, pkt: Packet, out: list[Output], hops: int) -> None:
         inp = br.by_ofport(in_port)
         if inp is None:
             return

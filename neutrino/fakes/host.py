@@ -24,7 +24,6 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from neutrino.system import errors, iproute
 from neutrino.system import ovsdb as sysovs
@@ -64,7 +63,7 @@ class Ns:
     """A network namespace's state."""
 
     devices: dict[str, Dev] = field(default_factory=dict)
-    routes: dict[str, RouteEntry] = field(default_factory=dict)   # by destination ("replace" semantics)
+    routes: dict[str, RouteEntry] = field(default_factory=dict)  # by destination ("replace" semantics)
     iptables: str = ""
     sysctls: dict[str, str] = field(default_factory=dict)
     lo_up: bool = False
@@ -97,7 +96,7 @@ class FakeOvs:
 
     netns: str | None = None
 
-    def __init__(self, host: "FakeHost") -> None:
+    def __init__(self, host: FakeHost) -> None:
         self.host = host
         self.ports: dict[str, sysovs.Port] = {}
 
@@ -119,8 +118,16 @@ class FakeOvs:
                         if self.host.find(op.name) is None:
                             self.host.root.devices.setdefault(op.name, Dev())
                 iface = sysovs.Interface(op.name, op.type or "", None, {}, dict(op.external_ids), {}, None, None, None)
-                self.ports[op.name] = sysovs.Port(op.name, op.bridge, op.tag, op.vlan_mode, tuple(op.trunks or ()),
-                                                  dict(op.other_config), {}, (iface,))
+                self.ports[op.name] = sysovs.Port(
+                    op.name,
+                    op.bridge,
+                    op.tag,
+                    op.vlan_mode,
+                    tuple(op.trunks or ()),
+                    dict(op.other_config),
+                    {},
+                    (iface,),
+                )
             else:
                 raise NotImplementedError(f"FakeOvs does not apply {type(op).__name__}")
 
@@ -141,15 +148,15 @@ class FakeHost:
         self.ns: dict[str, Ns] = {}
         self.root = Ns(lo_up=True)
         self.ovs = FakeOvs(self)
-        self.calls: list[tuple[str, str | None]] = []   # (what, namespace): one per process
-        self.fail_once: set[str] = set()                 # ip lines that fail once (not deletions)
+        self.calls: list[tuple[str, str | None]] = []  # (what, namespace): one per process
+        self.fail_once: set[str] = set()  # ip lines that fail once (not deletions)
         self.faults: dict[tuple[str, str | None], Exception] = {}
         self.processes: dict[str, tuple[str, ...]] = {}  # uuid -> argv of what runs
-        self.reloads: list[str] = []                     # uuids SIGHUPed
-        self.haproxy: dict[str, str] = {}                # uuid -> configuration text
-        self.commands: list[tuple[tuple[str, ...], str | None]] = []   # one-off commands (argv, namespace)
+        self.reloads: list[str] = []  # uuids SIGHUPed
+        self.haproxy: dict[str, str] = {}  # uuid -> configuration text
+        self.commands: list[tuple[tuple[str, ...], str | None]] = []  # one-off commands (argv, namespace)
         self.garps: list[tuple[str, str, str | None]] = []
-        self.flushed: list[tuple[str | None, str | None, str | None]] = []   # conntrack (ns, dst, src)
+        self.flushed: list[tuple[str | None, str | None, str | None]] = []  # conntrack (ns, dst, src)
         self.mounted = True
         self.lock = threading.RLock()
 
@@ -211,7 +218,7 @@ class FakeHost:
                     target = self._ns(rest.pop(0))
                     target.devices[name] = st.devices.pop(name)
             return None
-        if obj == "link" and verb == "add":   # veth_cmd: link add NAME [mtu M] type veth peer name P ...
+        if obj == "link" and verb == "add":  # veth_cmd: link add NAME [mtu M] type veth peer name P ...
             return self._add_veth(st, list(cmd[2:]))
         if obj == "addr":
             addr, name = str(ipaddress.ip_interface(cmd[2])), cmd[4]
@@ -269,7 +276,7 @@ class FakeHost:
     def _drop_device(st: Ns, name: str) -> None:
         if st.devices.pop(name, None) is not None:
             for dst in [d for d, r in st.routes.items() if r.device == name]:
-                del st.routes[dst]   # the kernel drops the routes through a deleted device
+                del st.routes[dst]  # the kernel drops the routes through a deleted device
 
     # --- namespaces ---------------------------------------------------------------------------
     def netns_exists(self, name: str) -> bool:
@@ -306,11 +313,26 @@ class FakeHost:
 
     # --- links ------------------------------------------------------------------------------------
     def _links(self, st: Ns) -> list[iproute.Link]:
-        links = [iproute.Link("lo", 1, None, 65536, "00:00:00:00:00:00", st.lo_up, "UNKNOWN", None, None, None,
-                              None, ())]
+        links = [
+            iproute.Link("lo", 1, None, 65536, "00:00:00:00:00:00", st.lo_up, "UNKNOWN", None, None, None, None, ())
+        ]
         for i, (name, d) in enumerate(sorted(st.devices.items()), 2):
-            links.append(iproute.Link(name, i, "tun", d.mtu, d.mac, d.up, "UP" if d.up else "DOWN", None, None,
-                                      None, None, ("UP", "PROMISC") if d.up else ("PROMISC",)))
+            links.append(
+                iproute.Link(
+                    name,
+                    i,
+                    "tun",
+                    d.mtu,
+                    d.mac,
+                    d.up,
+                    "UP" if d.up else "DOWN",
+                    None,
+                    None,
+                    None,
+                    None,
+                    ("UP", "PROMISC") if d.up else ("PROMISC",),
+                )
+            )
         return links
 
     def list_links(self, *, netns: str | None = None) -> list[iproute.Link]:
@@ -321,16 +343,31 @@ class FakeHost:
         self.call("ip link show", netns)
         return next((link for link in self._links(self._ns(netns)) if link.name == name), None)
 
-    def ensure_veth(self, name: str, peer: str, *, netns: str | None = None, peer_netns: str | None = None,
-                    mtu: int | None = None, peer_mac: str | None = None) -> None:
+    def ensure_veth(
+        self,
+        name: str,
+        peer: str,
+        *,
+        netns: str | None = None,
+        peer_netns: str | None = None,
+        mtu: int | None = None,
+        peer_mac: str | None = None,
+    ) -> None:
         self.call("ip link add", netns)
         st = self._ns(netns)
         if name in st.devices:
             return
         self._must(netns, iproute.veth_cmd(name, peer, peer_netns=peer_netns, mtu=mtu, peer_mac=peer_mac))
 
-    def set_link(self, name: str, *, netns: str | None = None, up: bool | None = None, mtu: int | None = None,
-                 mac_address: str | None = None) -> None:
+    def set_link(
+        self,
+        name: str,
+        *,
+        netns: str | None = None,
+        up: bool | None = None,
+        mtu: int | None = None,
+        mac_address: str | None = None,
+    ) -> None:
         self.call("ip link set", netns)
         if name not in self._ns(netns).devices and name != "lo":
             raise errors.DeviceNotFound(["ip", "link", "set", name], 1, f'Cannot find device "{name}"')
@@ -345,8 +382,9 @@ class FakeHost:
         with self.lock:
             self._drop_device(self._ns(netns), name)
 
-    def disable_offloads(self, dev: str, *, netns: str | None = None,
-                         features: Iterable[str] = iproute.DEFAULT_OFFLOADS_OFF) -> None:
+    def disable_offloads(
+        self, dev: str, *, netns: str | None = None, features: Iterable[str] = iproute.DEFAULT_OFFLOADS_OFF
+    ) -> None:
         self.call("ethtool", netns)
         d = self._ns(netns).devices.get(dev)
         if d is None:
@@ -356,9 +394,12 @@ class FakeHost:
     # --- addresses ----------------------------------------------------------------------------------
     def list_addresses(self, *, netns: str | None = None, dev: str | None = None) -> list[iproute.Address]:
         self.call("ip addr show", netns)
-        return [iproute.Address(name, ipaddress.ip_interface(a), "global")
-                for name, d in sorted(self._ns(netns).devices.items()) if dev in (None, name)
-                for a in sorted(d.addrs)]
+        return [
+            iproute.Address(name, ipaddress.ip_interface(a), "global")
+            for name, d in sorted(self._ns(netns).devices.items())
+            if dev in (None, name)
+            for a in sorted(d.addrs)
+        ]
 
     def ensure_address(self, dev: str, address: str, *, netns: str | None = None) -> None:
         self.call("ip addr replace", netns)
@@ -385,8 +426,9 @@ class FakeHost:
         self.call("ip route show", netns)
         return self._routes(netns, family)
 
-    def ensure_route(self, dst: str, *, via: str | None = None, dev: str | None = None,
-                     netns: str | None = None) -> None:
+    def ensure_route(
+        self, dst: str, *, via: str | None = None, dev: str | None = None, netns: str | None = None
+    ) -> None:
         self.call("ip route replace", netns)
         self._must(netns, ["route", "replace", dst, *(["via", via] if via else []), *(["dev", dev] if dev else [])])
 
@@ -397,8 +439,11 @@ class FakeHost:
     def observe_netns(self, *, netns: str | None = None) -> iproute.NetnsView:
         self.call("ip -batch", netns)
         st = self._ns(netns)
-        addrs = [iproute.Address(name, ipaddress.ip_interface(a), "global")
-                 for name, d in sorted(st.devices.items()) for a in sorted(d.addrs)]
+        addrs = [
+            iproute.Address(name, ipaddress.ip_interface(a), "global")
+            for name, d in sorted(st.devices.items())
+            for a in sorted(d.addrs)
+        ]
         routes = self._routes(netns)
         v4 = [r for r in routes if ":" not in (r.gateway or r.dst) and not any(":" in h for h in r.nexthops)]
         return iproute.NetnsView(self._links(st), addrs, v4, [r for r in routes if r not in v4])
@@ -408,8 +453,9 @@ class FakeHost:
         for cmd in commands:
             self._must(netns, cmd)
 
-    def ip_batch_force(self, commands: Sequence[Sequence[str]], *,
-                       netns: str | None = None) -> list[iproute.BatchFailure]:
+    def ip_batch_force(
+        self, commands: Sequence[Sequence[str]], *, netns: str | None = None
+    ) -> list[iproute.BatchFailure]:
         self.call("ip -batch", netns)
         st = self._ns(netns)
         out = []
@@ -457,7 +503,7 @@ class FakeHost:
     def process_start(self, spec: ProcessSpec) -> int:
         self.call(spec.argv[0], spec.netns)
         if spec.netns is not None:
-            self._ns(spec.netns)   # a process cannot start in a missing namespace
+            self._ns(spec.netns)  # a process cannot start in a missing namespace
         with self.lock:
             self.processes[self._key(spec)] = spec.argv
         return 1000 + len(self.processes)
@@ -494,8 +540,9 @@ class FakeHost:
     def haproxy_alive(self, spec: ProcessSpec) -> bool:
         return self.process_alive(spec)
 
-    def run(self, argv: Sequence[str], *, netns: str | None = None, check: bool = True,
-            timeout: float = 30) -> Completed:
+    def run(
+        self, argv: Sequence[str], *, netns: str | None = None, check: bool = True, timeout: float = 30
+    ) -> Completed:
         self.call(argv[0], netns)
         with self.lock:
             self.commands.append((tuple(argv), netns))
@@ -503,7 +550,6 @@ class FakeHost:
 
     def __repr__(self) -> str:
         return f"FakeHost({len(self.ns)} namespaces, {len(self.processes)} processes)"
-
 
 
 def as_host(fake: FakeHost) -> Host:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
 
 import httpx
 
@@ -44,14 +45,19 @@ class ChangesGone(FeedError):
 class FeedClient:
     """Client of the agent API at ``base_url`` (the network API root, e.g. ``http://ctl:9696``)."""
 
-    def __init__(self, base_url: str, token: TokenSource, transport: httpx.AsyncBaseTransport | None = None,
-                 *, timeout_margin: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: TokenSource,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        timeout_margin: float = 10.0,
+    ) -> None:
         self._token = token
         self._margin = timeout_margin
-        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), transport=transport,
-                                       timeout=timeout_margin)
+        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), transport=transport, timeout=timeout_margin)
 
-    async def __aenter__(self) -> "FeedClient":
+    async def __aenter__(self) -> FeedClient:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -66,12 +72,25 @@ class FeedClient:
         value = self._token()
         return await value if inspect.isawaitable(value) else value
 
-    async def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                    json: Any = None, timeout: float | None = None) -> Any:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
         for attempt in (1, 2):
             headers = {"X-Auth-Token": await self._token_value(), "Accept": "application/json"}
-            resp = await self._http.request(method, f"/neutrino/v1/{path}", params=params, json=json,
-                                            headers=headers, timeout=timeout or self._margin)
+            resp = await self._http.request(
+                method,
+                f"/neutrino/v1/{path}",
+                params=params,
+                json=json,
+                headers=headers,
+                timeout=timeout or self._margin,
+            )
             if resp.status_code == 401 and attempt == 1 and not isinstance(self._token, str):
                 continue  # the token source may hand out a fresh token
             break
@@ -91,8 +110,12 @@ class FeedClient:
 
     async def changes(self, since: int, timeout: float = 0, limit: int = 1000) -> dict[str, Any]:
         """``{"revision": L, "changes": [...]}`` after ``since``; may wait ``timeout`` s. Raises ``ChangesGone``."""
-        return await self._call("GET", "changes", params={"since": since, "timeout": timeout, "limit": limit},
-                                timeout=timeout + self._margin)
+        return await self._call(
+            "GET",
+            "changes",
+            params={"since": since, "timeout": timeout, "limit": limit},
+            timeout=timeout + self._margin,
+        )
 
     async def api(self, method: str, path: str, body: Any = None, *, ok: tuple[int, ...] = ()) -> Any:
         """A call to the Neutron API itself (``/v2.0/...``) with the agent's token.
@@ -129,14 +152,21 @@ class DesiredState:
     state to resume from (its revision is where following starts).
     """
 
-    def __init__(self, client: FeedClient, types: Iterable[str] | None = None, state: State | None = None,
-                 *, limit: int = 1000, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        client: FeedClient,
+        types: Iterable[str] | None = None,
+        state: State | None = None,
+        *,
+        limit: int = 1000,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
         self.client = client
         self.types = list(types) if types is not None else None
         self.state = state
         self.limit = limit
         self.sleep = sleep
-        self.snapshots = 0          # how many full snapshots were taken (observability, tests)
+        self.snapshots = 0  # how many full snapshots were taken (observability, tests)
 
     async def resync(self) -> State:
         """Replace the state with a fresh snapshot."""
@@ -167,8 +197,9 @@ class DesiredState:
             if state.revision == before:
                 return state
 
-    async def follow(self, timeout: float = 30, *, backoff: float = 1.0,
-                     max_backoff: float = 30.0) -> AsyncIterator[State]:
+    async def follow(
+        self, timeout: float = 30, *, backoff: float = 1.0, max_backoff: float = 30.0
+    ) -> AsyncIterator[State]:
         """Yield the state whenever it moves (first: right after the initial sync).
 
         Network and server errors are retried with exponential backoff; the

@@ -19,7 +19,8 @@ import contextlib
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
@@ -38,8 +39,10 @@ class ChangesGone(errors.NeutronException):
     """The requested revision is no longer (or not yet) in the log: take a snapshot."""
 
     status = 410
-    message = ("Changes since revision %(since)s are not available (retained revisions: "
-               "%(oldest)s to %(latest)s); take a snapshot.")
+    message = (
+        "Changes since revision %(since)s are not available (retained revisions: "
+        "%(oldest)s to %(latest)s); take a snapshot."
+    )
 
 
 @contextlib.contextmanager
@@ -68,12 +71,19 @@ def bounds(conn: Connection) -> tuple[int, int]:
 
 
 def _change_dict(row: Any) -> dict[str, Any]:
-    return {"revision": row.revision, "resource": row.resource, "id": row.resource_id,
-            "action": row.action, "project_id": row.project_id, "body": row.body}
+    return {
+        "revision": row.revision,
+        "resource": row.resource,
+        "id": row.resource_id,
+        "action": row.action,
+        "project_id": row.project_id,
+        "body": row.body,
+    }
 
 
-def read_changes(conn: Connection, since: int, limit: int,
-                 keep: Callable[[dict[str, Any]], bool] | None = None) -> tuple[int, list[dict[str, Any]]]:
+def read_changes(
+    conn: Connection, since: int, limit: int, keep: Callable[[dict[str, Any]], bool] | None = None
+) -> tuple[int, list[dict[str, Any]]]:
     """Changes with revision > ``since``, oldest first, at most ``limit`` examined.
 
     Returns ``(revision, changes)``: ``revision`` is the last revision
@@ -85,8 +95,9 @@ def read_changes(conn: Connection, since: int, limit: int,
     oldest, latest = bounds(conn)
     if since > latest or (oldest and since < oldest - 1):
         raise ChangesGone(since=since, oldest=oldest, latest=latest)
-    rows = conn.execute(select(t.changes).where(t.changes.c.revision > since)
-                        .order_by(t.changes.c.revision).limit(limit)).all()
+    rows = conn.execute(
+        select(t.changes).where(t.changes.c.revision > since).order_by(t.changes.c.revision).limit(limit)
+    ).all()
     out = [_change_dict(r) for r in rows]
     if keep is not None:
         out = [c for c in out if keep(c)]
@@ -118,8 +129,9 @@ class Compactor:
     on a later commit.
     """
 
-    def __init__(self, db: Database, retention: int, *, interval: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, db: Database, retention: int, *, interval: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.db = db
         self.retention = retention
         self.interval = interval
@@ -134,12 +146,20 @@ class Compactor:
         try:
             self._next = now + self.interval
             return compact(self.db, self.retention)
-        except Exception:  # noqa: BLE001 - a failed compaction is retried later
+        except Exception:
             LOG.warning("change-log compaction failed; will retry", exc_info=True)
             return 0
         finally:
             self._lock.release()
 
 
-__all__ = ["MAX_LIMIT", "ChangesGone", "Compactor", "bounds", "compact", "latest_revision",
-           "read_changes", "snapshot_read"]
+__all__ = [
+    "MAX_LIMIT",
+    "ChangesGone",
+    "Compactor",
+    "bounds",
+    "compact",
+    "latest_revision",
+    "read_changes",
+    "snapshot_read",
+]

@@ -13,8 +13,9 @@ functions ``fn(connection) -> [admin-view dict, ...]``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool

@@ -54,7 +54,8 @@ changes it did not receive.  Until then ``host=`` answers 501.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -181,7 +182,7 @@ class FeedHandler:
     async def __call__(self, api: Any, request: Request, ctx: RequestContext) -> Response:
         if not (ctx.is_admin or ctx.is_service):
             raise errors.PolicyNotAuthorized(action="rule:neutrino_feed")
-        methods = ROUTES.get(request.url.path[len(PREFIX):].strip("/"))
+        methods = ROUTES.get(request.url.path[len(PREFIX) :].strip("/"))
         if methods is None:
             raise errors.HTTPNotFound()
         handler = methods.get(request.method)

@@ -18,8 +18,9 @@ and networks keeps only those.  Pure: no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import orjson
 
@@ -46,11 +47,12 @@ class State:
 
     def to_json(self) -> bytes:
         """Serialise (for an agent that saves its position across restarts)."""
-        return orjson.dumps({"revision": self.revision, "types": sorted(self.types),
-                             "objects": {k: v for k, v in self.objects.items()}})
+        return orjson.dumps(
+            {"revision": self.revision, "types": sorted(self.types), "objects": {k: v for k, v in self.objects.items()}}
+        )
 
     @classmethod
-    def from_json(cls, raw: bytes | str) -> "State":
+    def from_json(cls, raw: bytes | str) -> State:
         data = orjson.loads(raw)
         return cls(data["revision"], data["objects"], frozenset(data["types"]))
 

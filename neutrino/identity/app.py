@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import secrets
-import time
 from typing import Any
 
 from starlette.applications import Starlette
@@ -39,13 +38,27 @@ from neutrino.identity import store
 from neutrino.identity.passwords import hash_password, verify_password
 from neutrino.identity.resources import Resources
 from neutrino.identity.roles import Roles
-from neutrino.identity.throttle import (AccountLocked, LoginGuard, LoginThrottled, ThrottlePolicy,
-                                        retry_after_header, subject_of)
+from neutrino.identity.throttle import (
+    AccountLocked,
+    LoginGuard,
+    LoginThrottled,
+    ThrottlePolicy,
+    retry_after_header,
+    subject_of,
+)
 from neutrino.identity.tokens import TokenError, TokenProvider
-from neutrino.identity.views import (Endpoint, build_catalog, collection, default_catalog_endpoints,
-                                     token_view, version)
-from neutrino.identity.web import (Call, KeystoneError, bad_request, endpoint, forbidden, json_response,
-                                   no_content, not_found, unauthorized)
+from neutrino.identity.views import Endpoint, build_catalog, collection, default_catalog_endpoints, token_view, version
+from neutrino.identity.web import (
+    Call,
+    KeystoneError,
+    bad_request,
+    endpoint,
+    forbidden,
+    json_response,
+    no_content,
+    not_found,
+    unauthorized,
+)
 
 __all__ = ["build_identity_app", "default_catalog_endpoints", "IdentityAPI"]
 
@@ -59,8 +72,7 @@ def _dummy_hash() -> str:
 class IdentityAPI:
     """Token and catalog handlers (see module docstring)."""
 
-    def __init__(self, cfg: Config, db: Database, tokens: TokenProvider,
-                 catalog_endpoints: list[Endpoint]) -> None:
+    def __init__(self, cfg: Config, db: Database, tokens: TokenProvider, catalog_endpoints: list[Endpoint]) -> None:
         self.cfg, self.db, self.tokens = cfg, db, tokens
         self.ttl = int(cfg.token.expiration)
         self.region = cfg.identity.region
@@ -95,9 +107,12 @@ class IdentityAPI:
         try:
             seen = self.guard.check(subject_of(user, asked, dom), address, who)
         except LoginThrottled as exc:
-            raise KeystoneError(429, f"Too many failed logins of this user from {address or 'your address'}: try again in "
-                                     f"{retry_after_header(exc.retry_after)} seconds.",
-                                {"Retry-After": retry_after_header(exc.retry_after)}) from None
+            raise KeystoneError(
+                429,
+                f"Too many failed logins of this user from {address or 'your address'}: try again in "
+                f"{retry_after_header(exc.retry_after)} seconds.",
+                {"Retry-After": retry_after_header(exc.retry_after)},
+            ) from None
         except AccountLocked as exc:
             raise unauthorized(str(exc)) from None
         ok = verify_password(ref["password"], user["password_hash"] if user else _dummy_hash())
@@ -108,7 +123,7 @@ class IdentityAPI:
         self.guard.succeeded(seen)
         return user
 
-    def _scope_project(self, conn, scope: Any) -> dict | None:  # noqa: ANN001
+    def _scope_project(self, conn, scope: Any) -> dict | None:
         if scope is None or scope == "unscoped":
             return None
         if not isinstance(scope, dict) or not isinstance(scope.get("project"), dict):
@@ -135,8 +150,9 @@ class IdentityAPI:
         if "password" in methods:
             pw = ident.get("password")
             client = call.request.client
-            user = self._password_user(pw.get("user") if isinstance(pw, dict) else None,
-                                       client.host if client else None)
+            user = self._password_user(
+                pw.get("user") if isinstance(pw, dict) else None, client.host if client else None
+            )
         elif "token" in methods:
             ref = ident.get("token")
             try:
@@ -164,12 +180,22 @@ class IdentityAPI:
                 project = dp if roles else None
             role_ids = {r["name"]: r["id"] for r in store.list_roles(conn)}
         ttl = self.ttl
-        token, info = self.tokens.issue(user["id"], user["name"], project["id"] if project else "",
-                                        project["name"] if project else "", [r["name"] for r in roles],
-                                        ttl, domain_id=user["domain_id"],
-                                        expires_at=int(expires_at) if expires_at is not None else None)
-        body = token_view(info, [m for m in ("token", "password") if m in methods], role_ids,
-                          None if call.query.get("nocatalog") is not None else self.catalog)
+        token, info = self.tokens.issue(
+            user["id"],
+            user["name"],
+            project["id"] if project else "",
+            project["name"] if project else "",
+            [r["name"] for r in roles],
+            ttl,
+            domain_id=user["domain_id"],
+            expires_at=int(expires_at) if expires_at is not None else None,
+        )
+        body = token_view(
+            info,
+            [m for m in ("token", "password") if m in methods],
+            role_ids,
+            None if call.query.get("nocatalog") is not None else self.catalog,
+        )
         return json_response(body, 201, {"X-Subject-Token": token})
 
     def _subject(self, call: Call) -> AuthInfo:
@@ -191,8 +217,9 @@ class IdentityAPI:
             return Response(status_code=200, headers={"X-Subject-Token": call.request.headers["x-subject-token"]})
         with self.db.read() as conn:
             role_ids = {r["name"]: r["id"] for r in store.list_roles(conn)}
-        body = token_view(subject, ["password"], role_ids,
-                          None if call.query.get("nocatalog") is not None else self.catalog)
+        body = token_view(
+            subject, ["password"], role_ids, None if call.query.get("nocatalog") is not None else self.catalog
+        )
         return json_response(body, 200, {"X-Subject-Token": call.request.headers["x-subject-token"]})
 
     def revoke_token(self, call: Call) -> Response:
@@ -209,17 +236,34 @@ class IdentityAPI:
 
     # The catalog is read-only: services, endpoints and the region come from configuration.
     def _services(self, base: str) -> list[dict[str, Any]]:
-        return [{"id": s["id"], "type": s["type"], "name": s["name"], "enabled": True, "description": "",
-                 "links": {"self": f"{base}v3/services/{s['id']}"}} for s in self.catalog]
+        return [
+            {
+                "id": s["id"],
+                "type": s["type"],
+                "name": s["name"],
+                "enabled": True,
+                "description": "",
+                "links": {"self": f"{base}v3/services/{s['id']}"},
+            }
+            for s in self.catalog
+        ]
 
     def _endpoints(self, base: str) -> list[dict[str, Any]]:
-        return [{**e, "service_id": s["id"], "enabled": True,
-                 "links": {"self": f"{base}v3/endpoints/{e['id']}"}}
-                for s in self.catalog for e in s["endpoints"]]
+        return [
+            {**e, "service_id": s["id"], "enabled": True, "links": {"self": f"{base}v3/endpoints/{e['id']}"}}
+            for s in self.catalog
+            for e in s["endpoints"]
+        ]
 
     def _regions(self, base: str) -> list[dict[str, Any]]:
-        return [{"id": self.region, "description": "", "parent_region_id": None,
-                 "links": {"self": f"{base}v3/regions/{self.region}"}}]
+        return [
+            {
+                "id": self.region,
+                "description": "",
+                "parent_region_id": None,
+                "links": {"self": f"{base}v3/regions/{self.region}"},
+            }
+        ]
 
     def _listing(self, call: Call, kind: str, filters: tuple[str, ...]) -> Response:
         if kind != "regions":  # regions are public in Keystone's policy
@@ -260,22 +304,26 @@ class IdentityAPI:
             Route("/v3/services", endpoint(self.list_services, t), methods=["GET"]),
             Route("/v3/endpoints", endpoint(self.list_endpoints, t), methods=["GET"]),
             Route("/v3/regions", endpoint(self.list_regions, t), methods=["GET"]),
-            *[Route(f"/v3/{kind}/{{id}}", endpoint(functools.partial(self._showing, kind=kind), t),
-                    methods=["GET"]) for kind in ("services", "endpoints", "regions")],
+            *[
+                Route(f"/v3/{kind}/{{id}}", endpoint(functools.partial(self._showing, kind=kind), t), methods=["GET"])
+                for kind in ("services", "endpoints", "regions")
+            ],
         ]
 
 
-def build_identity_app(cfg: Config, db: Database, tokens: TokenProvider,
-                       catalog_endpoints: list[Endpoint] | None = None) -> Starlette:
+def build_identity_app(
+    cfg: Config, db: Database, tokens: TokenProvider, catalog_endpoints: list[Endpoint] | None = None
+) -> Starlette:
     """The Keystone v3 subset as a Starlette app.
 
     ``catalog_endpoints``: ``(service_type, service_name, url)`` entries of the
     catalog; None means ``default_catalog_endpoints(cfg)`` (identity and
     network).  ``tokens`` should share ``db`` so revocations are recorded.
     """
-    api = IdentityAPI(cfg, db, tokens,
-                      default_catalog_endpoints(cfg) if catalog_endpoints is None else catalog_endpoints)
+    api = IdentityAPI(
+        cfg, db, tokens, default_catalog_endpoints(cfg) if catalog_endpoints is None else catalog_endpoints
+    )
     routes = api.routes() + Resources(db, tokens, api.ttl).routes() + Roles(db, tokens, api.ttl).routes()
     app = Starlette(routes=routes)
-    app.state.login_guard = api.guard   # for operators' tools and tests (its clock, its policy)
+    app.state.login_guard = api.guard  # for operators' tools and tests (its clock, its policy)
     return app

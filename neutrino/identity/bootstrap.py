@@ -41,8 +41,11 @@ LOG = logging.getLogger(__name__)
 
 ROLES = ("admin", "manager", "member", "reader", "service")
 #: account -> (user, project, role); each has ``STATE/<account>-openrc``.
-ACCOUNTS = {"admin": ("admin", "admin", "admin"), "demo": ("demo", "demo", "member"),
-            "agent": ("neutron", "service", "service")}
+ACCOUNTS = {
+    "admin": ("admin", "admin", "admin"),
+    "demo": ("demo", "demo", "member"),
+    "agent": ("neutron", "service", "service"),
+}
 #: The accounts in clouds.yaml (people's clouds; the agents read agent-openrc).
 CLOUDS = ("admin", "demo")
 #: The agents' credentials file (``neutrino.agents.auth.agent_credentials`` reads it).
@@ -59,10 +62,17 @@ def auth_url(cfg: Config) -> str:
 
 
 def _openrc(url: str, region: str, user: str, password: str, project: str) -> str:
-    env = {"OS_AUTH_URL": url, "OS_USERNAME": user, "OS_PASSWORD": password,
-           "OS_PROJECT_NAME": project, "OS_USER_DOMAIN_NAME": "Default",
-           "OS_PROJECT_DOMAIN_NAME": "Default", "OS_IDENTITY_API_VERSION": "3",
-           "OS_REGION_NAME": region, "OS_INTERFACE": "public"}
+    env = {
+        "OS_AUTH_URL": url,
+        "OS_USERNAME": user,
+        "OS_PASSWORD": password,
+        "OS_PROJECT_NAME": project,
+        "OS_USER_DOMAIN_NAME": "Default",
+        "OS_PROJECT_DOMAIN_NAME": "Default",
+        "OS_IDENTITY_API_VERSION": "3",
+        "OS_REGION_NAME": region,
+        "OS_INTERFACE": "public",
+    }
     lines = [f"# Neutrino credentials: user {user}, project {project}."]
     lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
     return "\n".join(lines) + "\n"
@@ -72,10 +82,19 @@ def _clouds(url: str, region: str, passwords: dict[str, str]) -> str:
     clouds = {}
     for cloud in CLOUDS:
         user, project, _role = ACCOUNTS[cloud]
-        clouds[cloud] = {"auth": {"auth_url": url, "username": user, "password": passwords[cloud],
-                                  "project_name": project, "user_domain_name": "Default",
-                                  "project_domain_name": "Default"},
-                         "region_name": region, "interface": "public", "identity_api_version": 3}
+        clouds[cloud] = {
+            "auth": {
+                "auth_url": url,
+                "username": user,
+                "password": passwords[cloud],
+                "project_name": project,
+                "user_domain_name": "Default",
+                "project_domain_name": "Default",
+            },
+            "region_name": region,
+            "interface": "public",
+            "identity_api_version": 3,
+        }
     return orjson.dumps({"clouds": clouds}, option=orjson.OPT_INDENT_2).decode() + "\n"
 
 
@@ -93,8 +112,11 @@ def _read_openrc(path: Path) -> str | None:
 def _read_clouds(path: Path) -> dict[str, str]:
     try:
         clouds = orjson.loads(path.read_bytes())["clouds"]
-        return {name: c["auth"]["password"] for name, c in clouds.items()
-                if name in CLOUDS and isinstance(c.get("auth", {}).get("password"), str)}
+        return {
+            name: c["auth"]["password"]
+            for name, c in clouds.items()
+            if name in CLOUDS and isinstance(c.get("auth", {}).get("password"), str)
+        }
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
 
@@ -104,7 +126,7 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
-    os.chmod(tmp, 0o600)   # whatever the umask
+    os.chmod(tmp, 0o600)  # whatever the umask
     os.replace(tmp, path)
 
 
@@ -122,7 +144,7 @@ def _ensure_rows(db: Database, hashes: dict[str, str]) -> dict[str, Any]:
     """Create what is missing; ``hashes`` (cloud -> hash) are set on users
     created or reset.  Returns the ids."""
 
-    def write(uow) -> dict[str, Any]:  # noqa: ANN001
+    def write(uow) -> dict[str, Any]:
         conn = uow.conn
         role_ids = {}
         for name in ROLES:
@@ -130,14 +152,30 @@ def _ensure_rows(db: Database, hashes: dict[str, str]) -> dict[str, Any]:
             role_ids[name] = row["id"]
         out: dict[str, Any] = {"role_ids": role_ids}
         for cloud, (user, project, role) in ACCOUNTS.items():
-            p = store.find_project(conn, project) or store.create_project(conn, {
-                "id": store.new_id(), "name": project, "domain_id": "default",
-                "description": f"Bootstrap project {project}", "enabled": True})
+            p = store.find_project(conn, project) or store.create_project(
+                conn,
+                {
+                    "id": store.new_id(),
+                    "name": project,
+                    "domain_id": "default",
+                    "description": f"Bootstrap project {project}",
+                    "enabled": True,
+                },
+            )
             u = store.find_user(conn, user)
             if u is None:
-                u = store.create_user(conn, {"id": store.new_id(), "name": user, "domain_id": "default",
-                                             "password_hash": hashes[cloud], "enabled": True,
-                                             "default_project_id": p["id"], "description": ""})
+                u = store.create_user(
+                    conn,
+                    {
+                        "id": store.new_id(),
+                        "name": user,
+                        "domain_id": "default",
+                        "password_hash": hashes[cloud],
+                        "enabled": True,
+                        "default_project_id": p["id"],
+                        "description": "",
+                    },
+                )
             elif cloud in hashes:
                 store.update_user(conn, u["id"], {"password_hash": hashes[cloud]})
             store.add_assignment(conn, u["id"], p["id"], role_ids[role])
@@ -191,6 +229,5 @@ def bootstrap(cfg: Config, db: Database, state_dir: Path | str) -> dict[str, Any
             written.append(str(clouds_path))
         for path in (*files.values(), clouds_path):
             _ensure_private(path)
-    out.update(auth_url=url, written=written, reset=reset,
-               **{f"{c}_password": pw for c, pw in passwords.items()})
+    out.update(auth_url=url, written=written, reset=reset, **{f"{c}_password": pw for c, pw in passwords.items()})
     return out

@@ -31,8 +31,7 @@ def _unb64(text: str) -> bytes:
 
 
 def _derive(password: str, salt: bytes, log2_n: int, r: int, p: int, dklen: int) -> bytes:
-    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=1 << log2_n, r=r, p=p,
-                          dklen=dklen, maxmem=_MAXMEM)
+    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=1 << log2_n, r=r, p=p, dklen=dklen, maxmem=_MAXMEM)
 
 
 def hash_password(password: str, *, log2_n: int = LOG2_N, r: int = R, p: int = P) -> str:

@@ -12,7 +12,8 @@ revokes the tokens scoped to it.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
@@ -23,8 +24,17 @@ from neutrino.identity import store, throttle
 from neutrino.identity.passwords import hash_password, verify_password
 from neutrino.identity.tokens import TokenProvider
 from neutrino.identity.views import collection, domain_view, project_view, user_view
-from neutrino.identity.web import (Call, KeystoneError, bad_request, conflict, endpoint, forbidden,
-                                   json_response, no_content, not_found)
+from neutrino.identity.web import (
+    Call,
+    KeystoneError,
+    bad_request,
+    conflict,
+    endpoint,
+    forbidden,
+    json_response,
+    no_content,
+    not_found,
+)
 
 _TRUE = ("1", "true", "yes", "on")
 
@@ -75,19 +85,19 @@ class ResourceBase:
         except IntegrityError as exc:
             raise conflict(kind, detail) from exc
 
-    def _project(self, conn, project_id: str) -> dict:  # noqa: ANN001
+    def _project(self, conn, project_id: str) -> dict:
         p = store.get_project(conn, project_id)
         if p is None:
             raise not_found("project", project_id)
         return p
 
-    def _user(self, conn, user_id: str) -> dict:  # noqa: ANN001
+    def _user(self, conn, user_id: str) -> dict:
         u = store.get_user(conn, user_id)
         if u is None:
             raise not_found("user", user_id)
         return u
 
-    def _role(self, conn, role_id: str) -> dict:  # noqa: ANN001
+    def _role(self, conn, role_id: str) -> dict:
         r = store.get_role(conn, role_id)
         if r is None:
             raise not_found("role", role_id)
@@ -121,12 +131,17 @@ class Resources(ResourceBase):
         q = call.query
         enabled = q.get("enabled")
         with self.db.read() as conn:
-            rows = store.list_projects(conn, name=q.get("name"), domain_id=q.get("domain_id"),
-                                       enabled=None if enabled is None else enabled.lower() in _TRUE)
+            rows = store.list_projects(
+                conn,
+                name=q.get("name"),
+                domain_id=q.get("domain_id"),
+                enabled=None if enabled is None else enabled.lower() in _TRUE,
+            )
         if q.get("parent_id") not in (None, "default") or q.get("is_domain", "false").lower() in _TRUE:
             rows = []
-        return json_response(collection("projects", [project_view(p, call.base) for p in rows],
-                                        f"{call.base}v3/projects"))
+        return json_response(
+            collection("projects", [project_view(p, call.base) for p in rows], f"{call.base}v3/projects")
+        )
 
     def get_project(self, call: Call) -> Response:
         pid = call.path["project_id"]
@@ -146,12 +161,16 @@ class Resources(ResourceBase):
             raise KeystoneError(501, "The action you have requested has not been implemented.")
         if body.get("parent_id") not in (None, dom):
             raise not_found("project", str(body["parent_id"]))
-        values = {"id": store.new_id(), "name": name, "domain_id": dom,
-                  "description": _str(body, "description") or "",
-                  "enabled": True if _bool(body, "enabled") is None else body["enabled"]}
+        values = {
+            "id": store.new_id(),
+            "name": name,
+            "domain_id": dom,
+            "description": _str(body, "description") or "",
+            "enabled": True if _bool(body, "enabled") is None else body["enabled"],
+        }
         detail = f"Duplicate entry found with name {name} at domain ID {dom}"
 
-        def write(conn):  # noqa: ANN001, ANN202
+        def write(conn):
             if store.find_project(conn, name, dom) is not None:
                 raise conflict("project", detail)
             return store.create_project(conn, values)
@@ -171,7 +190,7 @@ class Resources(ResourceBase):
             values["enabled"] = body["enabled"]
         detail = f"Duplicate entry found with name {values.get('name')} at domain ID default"
 
-        def write(conn):  # noqa: ANN001, ANN202
+        def write(conn):
             p = self._project(conn, pid)
             other = store.find_project(conn, values["name"], p["domain_id"]) if "name" in values else None
             if other is not None and other["id"] != pid:
@@ -188,7 +207,7 @@ class Resources(ResourceBase):
         call.require_admin("delete_project")
         pid = call.path["project_id"]
 
-        def write(conn):  # noqa: ANN001, ANN202
+        def write(conn):
             if not store.delete_project(conn, pid):
                 raise not_found("project", pid)
 
@@ -202,10 +221,13 @@ class Resources(ResourceBase):
         q = call.query
         enabled = q.get("enabled")
         with self.db.read() as conn:
-            rows = store.list_users(conn, name=q.get("name"), domain_id=q.get("domain_id"),
-                                    enabled=None if enabled is None else enabled.lower() in _TRUE)
-        return json_response(collection("users", [user_view(u, call.base) for u in rows],
-                                        f"{call.base}v3/users"))
+            rows = store.list_users(
+                conn,
+                name=q.get("name"),
+                domain_id=q.get("domain_id"),
+                enabled=None if enabled is None else enabled.lower() in _TRUE,
+            )
+        return json_response(collection("users", [user_view(u, call.base) for u in rows], f"{call.base}v3/users"))
 
     def _self_or_admin(self, call: Call, action: str) -> str:
         uid = call.path["user_id"]
@@ -220,7 +242,7 @@ class Resources(ResourceBase):
         self._self_or_admin(call, "get_user")
         return json_response({"user": user_view(user, call.base)})
 
-    def _user_values(self, body: dict, conn) -> dict[str, Any]:  # noqa: ANN001
+    def _user_values(self, body: dict, conn) -> dict[str, Any]:
         values: dict[str, Any] = {}
         if "name" in body:
             values["name"] = _str(body, "name", required=True)
@@ -245,9 +267,16 @@ class Resources(ResourceBase):
         pw_hash = hash_password(password) if password is not None else None
         detail = f"Duplicate entry found with name {name} at domain ID {dom}"
 
-        def write(conn):  # noqa: ANN001, ANN202
-            values = {"id": store.new_id(), "name": name, "domain_id": dom, "password_hash": pw_hash,
-                      "enabled": True, "description": "", **self._user_values(body, conn)}
+        def write(conn):
+            values = {
+                "id": store.new_id(),
+                "name": name,
+                "domain_id": dom,
+                "password_hash": pw_hash,
+                "enabled": True,
+                "description": "",
+                **self._user_values(body, conn),
+            }
             if store.find_user(conn, name, dom) is not None:
                 raise conflict("user", detail)
             return store.create_user(conn, values)
@@ -262,7 +291,7 @@ class Resources(ResourceBase):
         pw_hash = hash_password(password) if password is not None else None
         detail = f"Duplicate entry found with name {body.get('name')} at domain ID default"
 
-        def write(conn):  # noqa: ANN001, ANN202
+        def write(conn):
             u = self._user(conn, uid)
             values = self._user_values(body, conn)
             if pw_hash is not None:
@@ -272,7 +301,7 @@ class Resources(ResourceBase):
                 raise conflict("user", detail)
             store.update_user(conn, uid, values)
             if pw_hash is not None or values.get("enabled") is True:
-                throttle.forget_user(conn, uid)   # unlocks, as Keystone does on enable
+                throttle.forget_user(conn, uid)  # unlocks, as Keystone does on enable
             return store.get_user(conn, uid)
 
         row = self._write(write, "user", detail)
@@ -300,7 +329,7 @@ class Resources(ResourceBase):
         call.require_admin("delete_user")
         uid = call.path["user_id"]
 
-        def write(conn):  # noqa: ANN001, ANN202
+        def write(conn):
             if not store.delete_user(conn, uid):
                 raise not_found("user", uid)
             throttle.forget_user(conn, uid)
@@ -314,15 +343,17 @@ class Resources(ResourceBase):
         with self.db.read() as conn:
             self._user(conn, uid)
             rows = [p for p in store.projects_of_user(conn, uid) if p["enabled"]]
-        return json_response(collection("projects", [project_view(p, call.base) for p in rows],
-                                        f"{call.base}v3/users/{uid}/projects"))
+        return json_response(
+            collection("projects", [project_view(p, call.base) for p in rows], f"{call.base}v3/users/{uid}/projects")
+        )
 
     def auth_projects(self, call: Call) -> Response:
         assert call.auth is not None
         with self.db.read() as conn:
             rows = [p for p in store.projects_of_user(conn, call.auth.user_id) if p["enabled"]]
-        return json_response(collection("projects", [project_view(p, call.base) for p in rows],
-                                        f"{call.base}v3/auth/projects"))
+        return json_response(
+            collection("projects", [project_view(p, call.base) for p in rows], f"{call.base}v3/auth/projects")
+        )
 
     def user_groups(self, call: Call) -> Response:
         uid = self._self_or_admin(call, "list_groups_for_user")

@@ -15,8 +15,7 @@ from sqlalchemy.engine import Connection
 
 from neutrino.db.tables import projects, role_assignments, roles, users
 
-DEFAULT_DOMAIN = {"id": "default", "name": "Default", "description": "The default domain",
-                  "enabled": True}
+DEFAULT_DOMAIN = {"id": "default", "name": "Default", "description": "The default domain", "enabled": True}
 
 Row = dict[str, Any]
 
@@ -38,16 +37,16 @@ def resolve_domain(ref: dict | None) -> str | None:
     return None
 
 
-def _one(conn: Connection, q) -> Row | None:  # noqa: ANN001
+def _one(conn: Connection, q) -> Row | None:
     row = conn.execute(q).mappings().first()
     return dict(row) if row is not None else None
 
 
-def _all(conn: Connection, q) -> list[Row]:  # noqa: ANN001
+def _all(conn: Connection, q) -> list[Row]:
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def _filtered(table, filters: dict[str, Any]):  # noqa: ANN001, ANN202
+def _filtered(table, filters: dict[str, Any]):
     q = select(table)
     for col, val in filters.items():
         if val is not None:
@@ -61,8 +60,7 @@ def get_project(conn: Connection, project_id: str) -> Row | None:
 
 
 def find_project(conn: Connection, name: str, domain_id: str = "default") -> Row | None:
-    return _one(conn, select(projects).where(projects.c.name == name,
-                                             projects.c.domain_id == domain_id))
+    return _one(conn, select(projects).where(projects.c.name == name, projects.c.domain_id == domain_id))
 
 
 def list_projects(conn: Connection, **filters: Any) -> list[Row]:
@@ -139,22 +137,36 @@ def delete_role(conn: Connection, role_id: str) -> bool:
 def roles_on_project(conn: Connection, user_id: str, project_id: str) -> list[Row]:
     """Roles (``id``, ``name``) directly assigned to the user on the project."""
     ra = role_assignments
-    q = (select(roles.c.id, roles.c.name).join(ra, ra.c.role_id == roles.c.id)
-         .where(ra.c.user_id == user_id, ra.c.project_id == project_id).order_by(roles.c.name))
+    q = (
+        select(roles.c.id, roles.c.name)
+        .join(ra, ra.c.role_id == roles.c.id)
+        .where(ra.c.user_id == user_id, ra.c.project_id == project_id)
+        .order_by(roles.c.name)
+    )
     return _all(conn, q)
 
 
-def list_assignments(conn: Connection, user_id: str | None = None, project_id: str | None = None,
-                     role_id: str | None = None) -> list[Row]:
+def list_assignments(
+    conn: Connection, user_id: str | None = None, project_id: str | None = None, role_id: str | None = None
+) -> list[Row]:
     """Assignments with names: keys user_id, user_name, user_domain_id, project_id,
     project_name, project_domain_id, role_id, role_name."""
     ra = role_assignments
-    q = (select(ra.c.user_id, users.c.name.label("user_name"), users.c.domain_id.label("user_domain_id"),
-                ra.c.project_id, projects.c.name.label("project_name"),
-                projects.c.domain_id.label("project_domain_id"), ra.c.role_id,
-                roles.c.name.label("role_name"))
-         .join(users, users.c.id == ra.c.user_id).join(projects, projects.c.id == ra.c.project_id)
-         .join(roles, roles.c.id == ra.c.role_id))
+    q = (
+        select(
+            ra.c.user_id,
+            users.c.name.label("user_name"),
+            users.c.domain_id.label("user_domain_id"),
+            ra.c.project_id,
+            projects.c.name.label("project_name"),
+            projects.c.domain_id.label("project_domain_id"),
+            ra.c.role_id,
+            roles.c.name.label("role_name"),
+        )
+        .join(users, users.c.id == ra.c.user_id)
+        .join(projects, projects.c.id == ra.c.project_id)
+        .join(roles, roles.c.id == ra.c.role_id)
+    )
     for col, val in (("user_id", user_id), ("project_id", project_id), ("role_id", role_id)):
         if val is not None:
             q = q.where(ra.c[col] == val)
@@ -163,21 +175,30 @@ def list_assignments(conn: Connection, user_id: str | None = None, project_id: s
 
 def has_assignment(conn: Connection, user_id: str, project_id: str, role_id: str) -> bool:
     ra = role_assignments
-    return conn.execute(select(ra.c.role_id).where(and_(
-        ra.c.user_id == user_id, ra.c.project_id == project_id, ra.c.role_id == role_id))).first() is not None
+    return (
+        conn.execute(
+            select(ra.c.role_id).where(
+                and_(ra.c.user_id == user_id, ra.c.project_id == project_id, ra.c.role_id == role_id)
+            )
+        ).first()
+        is not None
+    )
 
 
 def add_assignment(conn: Connection, user_id: str, project_id: str, role_id: str) -> None:
     """Idempotent."""
     if not has_assignment(conn, user_id, project_id, role_id):
-        conn.execute(insert(role_assignments).values(user_id=user_id, project_id=project_id,
-                                                     role_id=role_id))
+        conn.execute(insert(role_assignments).values(user_id=user_id, project_id=project_id, role_id=role_id))
 
 
 def remove_assignment(conn: Connection, user_id: str, project_id: str, role_id: str) -> bool:
     ra = role_assignments
-    return conn.execute(delete(ra).where(ra.c.user_id == user_id, ra.c.project_id == project_id,
-                                         ra.c.role_id == role_id)).rowcount > 0
+    return (
+        conn.execute(
+            delete(ra).where(ra.c.user_id == user_id, ra.c.project_id == project_id, ra.c.role_id == role_id)
+        ).rowcount
+        > 0
+    )
 
 
 def projects_of_user(conn: Connection, user_id: str) -> list[Row]:

@@ -32,8 +32,9 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import delete, select, update
 
@@ -79,11 +80,15 @@ class ThrottlePolicy:
     lockout_duration: float = 1800.0
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "ThrottlePolicy":
+    def from_config(cls, cfg: Any) -> ThrottlePolicy:
         ident, sc = cfg.identity, cfg.security_compliance
-        return cls(max(0, ident.login_throttle_failures), max(0.0, float(ident.login_throttle_delay)),
-                   max(0.0, float(ident.login_throttle_max_delay)), max(0, sc.lockout_failure_attempts),
-                   max(0.0, float(sc.lockout_duration)))
+        return cls(
+            max(0, ident.login_throttle_failures),
+            max(0.0, float(ident.login_throttle_delay)),
+            max(0.0, float(ident.login_throttle_max_delay)),
+            max(0, sc.lockout_failure_attempts),
+            max(0.0, float(sc.lockout_duration)),
+        )
 
     def wait(self, failures: int) -> float:
         """Seconds an address must wait after its last failure, having failed ``failures`` times."""
@@ -143,19 +148,32 @@ class LoginGuard:
             return _Seen(subject, source, False)
         now = self.clock()
         with self.db.read() as conn:
-            rows = {r.source: r for r in conn.execute(select(_t).where(
-                _t.c.subject == subject, _t.c.source.in_((source, ANY_SOURCE))))}
+            rows = {
+                r.source: r
+                for r in conn.execute(select(_t).where(_t.c.subject == subject, _t.c.source.in_((source, ANY_SOURCE))))
+            }
         mine, anywhere = rows.get(source), rows.get(ANY_SOURCE)
         if mine is not None and now - mine.last_failure < FORGET_AFTER:
             ready_at = mine.last_failure + self.policy.wait(mine.failures)
             if now < ready_at:
-                self._log_refusal(subject, source, f"login throttled: user {who} from {source} after "
-                                  f"{mine.failures} failed logins; refused for {ready_at - now:.0f} s more")
+                self._log_refusal(
+                    subject,
+                    source,
+                    f"login throttled: user {who} from {source} after "
+                    f"{mine.failures} failed logins; refused for {ready_at - now:.0f} s more",
+                )
                 raise LoginThrottled(ready_at - now)
-        if anywhere is not None and not subject.startswith("?") and \
-                self.policy.locked(anywhere.failures, anywhere.last_failure, now):
-            self._log_refusal(subject, ANY_SOURCE, f"login refused: user {who} is locked after "
-                              f"{anywhere.failures} consecutive failed logins (this attempt from {source})")
+        if (
+            anywhere is not None
+            and not subject.startswith("?")
+            and self.policy.locked(anywhere.failures, anywhere.last_failure, now)
+        ):
+            self._log_refusal(
+                subject,
+                ANY_SOURCE,
+                f"login refused: user {who} is locked after "
+                f"{anywhere.failures} consecutive failed logins (this attempt from {source})",
+            )
             raise AccountLocked(subject)
         return _Seen(subject, source, bool(rows))
 
@@ -184,21 +202,28 @@ class LoginGuard:
         def write(uow: Any) -> dict[str, int]:
             counts = {}
             for source in keys:
-                row = uow.conn.execute(select(_t.c.failures, _t.c.last_failure).where(
-                    _t.c.subject == seen.subject, _t.c.source == source)).first()
+                row = uow.conn.execute(
+                    select(_t.c.failures, _t.c.last_failure).where(_t.c.subject == seen.subject, _t.c.source == source)
+                ).first()
                 if row is None:
-                    uow.conn.execute(_t.insert().values(subject=seen.subject, source=source, failures=1,
-                                                        last_failure=now))
+                    uow.conn.execute(
+                        _t.insert().values(subject=seen.subject, source=source, failures=1, last_failure=now)
+                    )
                     counts[source] = 1
                     continue
                 expired = now - row.last_failure >= FORGET_AFTER or (
-                    source == ANY_SOURCE and self.policy.lockout_duration
+                    source == ANY_SOURCE
+                    and self.policy.lockout_duration
                     and row.failures >= self.policy.lockout_attempts
-                    and now >= row.last_failure + self.policy.lockout_duration)
+                    and now >= row.last_failure + self.policy.lockout_duration
+                )
                 counts[source] = 1 if expired else row.failures + 1
                 # failures + 1 in SQL: concurrent failures in other API processes all count.
-                uow.conn.execute(update(_t).where(_t.c.subject == seen.subject, _t.c.source == source)
-                                 .values(failures=1 if expired else _t.c.failures + 1, last_failure=now))
+                uow.conn.execute(
+                    update(_t)
+                    .where(_t.c.subject == seen.subject, _t.c.source == source)
+                    .values(failures=1 if expired else _t.c.failures + 1, last_failure=now)
+                )
             if purge:
                 uow.conn.execute(delete(_t).where(_t.c.last_failure < now - FORGET_AFTER))
             return counts
@@ -208,22 +233,37 @@ class LoginGuard:
             self._next_purge = now + PURGE_INTERVAL
         n = counts.get(seen.source, 0)
         if self.policy.failures and n >= self.policy.failures:
-            LOG.warning("failed login %d of user %s from %s: that address waits %.0f s before its next try",
-                        n, who, seen.source, self.policy.wait(n))
+            LOG.warning(
+                "failed login %d of user %s from %s: that address waits %.0f s before its next try",
+                n,
+                who,
+                seen.source,
+                self.policy.wait(n),
+            )
         total = counts.get(ANY_SOURCE, 0)
         if self.policy.lockout_attempts and total == self.policy.lockout_attempts:
-            how_long = (f"for {self.policy.lockout_duration:.0f} s" if self.policy.lockout_duration
-                        else "until an admin enables it")
-            LOG.warning("user %s locked %s after %d consecutive failed logins (the last from %s)",
-                        who, how_long, total, seen.source)
+            how_long = (
+                f"for {self.policy.lockout_duration:.0f} s"
+                if self.policy.lockout_duration
+                else "until an admin enables it"
+            )
+            LOG.warning(
+                "user %s locked %s after %d consecutive failed logins (the last from %s)",
+                who,
+                how_long,
+                total,
+                seen.source,
+            )
 
     def succeeded(self, seen: _Seen) -> None:
         """A successful login clears this address's count and the user's consecutive count."""
         if not seen.stored:
             return
-        self.db.run_write(lambda uow: uow.conn.execute(delete(_t).where(
-            _t.c.subject == seen.subject, _t.c.source.in_((seen.source, ANY_SOURCE)))))
-
+        self.db.run_write(
+            lambda uow: uow.conn.execute(
+                delete(_t).where(_t.c.subject == seen.subject, _t.c.source.in_((seen.source, ANY_SOURCE)))
+            )
+        )
 
 
 def forget_user(conn: Any, user_id: str) -> None:

@@ -39,8 +39,9 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import orjson
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -86,9 +87,15 @@ class TokenProvider:
     ``RuntimeError`` and validation checks no revocation list.
     """
 
-    def __init__(self, key_dir: Path | str, db: "Database | None" = None, *,
-                 cache_size: int = 4096, refresh_interval: float = 1.0,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        key_dir: Path | str,
+        db: Database | None = None,
+        *,
+        cache_size: int = 4096,
+        refresh_interval: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.key_dir = Path(key_dir)
         self.db = db
         self.cache_size = cache_size
@@ -97,8 +104,8 @@ class TokenProvider:
         self._fernet = self._load_keys()
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, tuple[AuthInfo, int]] = OrderedDict()
-        self._revoked: dict[str, int] = {}     # audit id -> expires_at (s)
-        self._subjects: dict[str, int] = {}    # "u:id" / "p:id" -> revoked_at (ms)
+        self._revoked: dict[str, int] = {}  # audit id -> expires_at (s)
+        self._subjects: dict[str, int] = {}  # "u:id" / "p:id" -> revoked_at (ms)
         self._refresh_lock = threading.Lock()
         self._next_refresh = 0.0
         self._next_full = 0.0
@@ -145,9 +152,18 @@ class TokenProvider:
         self._fernet = self._load_keys()
 
     # --- issue / validate -------------------------------------------------------------
-    def issue(self, user_id: str, user_name: str, project_id: str, project_name: str,
-              roles: list[str] | tuple[str, ...], ttl: int, *,
-              domain_id: str = "default", expires_at: int | None = None) -> tuple[str, AuthInfo]:
+    def issue(
+        self,
+        user_id: str,
+        user_name: str,
+        project_id: str,
+        project_name: str,
+        roles: list[str] | tuple[str, ...],
+        ttl: int,
+        *,
+        domain_id: str = "default",
+        expires_at: int | None = None,
+    ) -> tuple[str, AuthInfo]:
         """Mint a token valid for ``ttl`` seconds (or until ``expires_at``, epoch
         seconds: a rescoped token keeps its parent's expiry); returns it with
         what it says.
@@ -158,8 +174,18 @@ class TokenProvider:
         issued_ms = int(now * 1000)
         expires_at = int(expires_at) if expires_at is not None else int(now) + int(ttl)
         audit_id = secrets.token_urlsafe(16)
-        payload = [PAYLOAD_VERSION, user_id, user_name, project_id, project_name, list(roles),
-                   expires_at, audit_id, issued_ms, domain_id]
+        payload = [
+            PAYLOAD_VERSION,
+            user_id,
+            user_name,
+            project_id,
+            project_name,
+            list(roles),
+            expires_at,
+            audit_id,
+            issued_ms,
+            domain_id,
+        ]
         token = self._fernet.encrypt(orjson.dumps(payload)).decode().rstrip("=")
         auth = self._auth_from(payload)
         self._remember(token, auth, issued_ms)
@@ -167,9 +193,17 @@ class TokenProvider:
 
     @staticmethod
     def _auth_from(p: list) -> AuthInfo:
-        return AuthInfo(user_id=p[1], user_name=p[2], project_id=p[3], project_name=p[4],
-                        roles=expand_roles(p[5]), expires_at=float(p[6]), audit_id=p[7],
-                        issued_at=p[8] / 1000.0, domain_id=p[9])
+        return AuthInfo(
+            user_id=p[1],
+            user_name=p[2],
+            project_id=p[3],
+            project_name=p[4],
+            roles=expand_roles(p[5]),
+            expires_at=float(p[6]),
+            audit_id=p[7],
+            issued_at=p[8] / 1000.0,
+            domain_id=p[9],
+        )
 
     def _remember(self, token: str, auth: AuthInfo, issued_ms: int) -> None:
         with self._lock:
@@ -236,8 +270,9 @@ class TokenProvider:
             now = self._clock()
             full = full or now >= self._next_full
             start_ms = int(now * 1000)
-            q = select(tables.revoked_tokens.c.audit_id, tables.revoked_tokens.c.expires_at,
-                       tables.revoked_tokens.c.revoked_at)
+            q = select(
+                tables.revoked_tokens.c.audit_id, tables.revoked_tokens.c.expires_at, tables.revoked_tokens.c.revoked_at
+            )
             if full:
                 q = q.where(tables.revoked_tokens.c.expires_at > int(now))
             else:
@@ -245,7 +280,7 @@ class TokenProvider:
             try:
                 with self.db.read() as conn:
                     rows = conn.execute(q).all()
-            except Exception:  # noqa: BLE001 - keep validating with the set we have
+            except Exception:
                 LOG.exception("could not refresh token revocations")
                 self._next_refresh = now + self.refresh_interval
                 return
@@ -288,12 +323,12 @@ class TokenProvider:
         t = tables.revoked_tokens
         purge = self._clock() >= self._next_purge
 
-        def write(uow) -> None:  # noqa: ANN001
-            res = uow.conn.execute(update(t).where(t.c.audit_id == key)
-                                   .values(expires_at=expires_at, revoked_at=revoked_at))
+        def write(uow) -> None:
+            res = uow.conn.execute(
+                update(t).where(t.c.audit_id == key).values(expires_at=expires_at, revoked_at=revoked_at)
+            )
             if res.rowcount == 0:
-                uow.conn.execute(t.insert().values(audit_id=key, expires_at=expires_at,
-                                                   revoked_at=revoked_at))
+                uow.conn.execute(t.insert().values(audit_id=key, expires_at=expires_at, revoked_at=revoked_at))
             if purge:
                 uow.conn.execute(delete(t).where(t.c.expires_at < int(self._clock()) - 60))
 

@@ -11,8 +11,9 @@ and parses the JSON body, authenticates the caller from ``X-Auth-Token``
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -25,9 +26,17 @@ from neutrino.identity.tokens import TokenError, TokenProvider
 
 LOG = logging.getLogger(__name__)
 
-TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-          405: "Method Not Allowed", 409: "Conflict", 429: "Too Many Requests",
-          500: "Internal Server Error", 501: "Not Implemented"}
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+}
 UNAUTHORIZED = "The request you have made requires authentication."
 
 
@@ -42,8 +51,11 @@ class KeystoneError(Exception):
         headers = dict(self.headers)
         if self.code == 401:
             headers["WWW-Authenticate"] = 'Keystone uri="/v3"'
-        return json_response({"error": {"code": self.code, "title": TITLES.get(self.code, "Error"),
-                                        "message": self.message}}, self.code, headers or None)
+        return json_response(
+            {"error": {"code": self.code, "title": TITLES.get(self.code, "Error"), "message": self.message}},
+            self.code,
+            headers or None,
+        )
 
 
 def unauthorized(message: str = UNAUTHORIZED) -> KeystoneError:
@@ -59,9 +71,12 @@ def not_found(kind: str, ident: str) -> KeystoneError:
 
 
 def bad_request(message: str) -> KeystoneError:
-    return KeystoneError(400, f"{message} The server could not comply with the request since it is "
-                              "either malformed or otherwise incorrect. The client is assumed to be "
-                              "in error.")
+    return KeystoneError(
+        400,
+        f"{message} The server could not comply with the request since it is "
+        "either malformed or otherwise incorrect. The client is assumed to be "
+        "in error.",
+    )
 
 
 def conflict(kind: str, detail: str) -> KeystoneError:
@@ -89,7 +104,7 @@ class Call:
         return self.request.path_params
 
     @property
-    def query(self):  # noqa: ANN201
+    def query(self):
         return self.request.query_params
 
     @property
@@ -117,8 +132,7 @@ class Call:
 Handler = Callable[[Call], Response]
 
 
-def endpoint(fn: Handler, tokens: TokenProvider, *, authed: bool = True
-             ) -> Callable[[Request], Awaitable[Response]]:
+def endpoint(fn: Handler, tokens: TokenProvider, *, authed: bool = True) -> Callable[[Request], Awaitable[Response]]:
     """Wrap ``fn`` as a Starlette endpoint (see module docstring)."""
 
     async def run(request: Request) -> Response:
@@ -141,15 +155,19 @@ def endpoint(fn: Handler, tokens: TokenProvider, *, authed: bool = True
                     except orjson.JSONDecodeError as exc:
                         raise bad_request("Malformed JSON in request body.") from exc
             # PostgreSQL cannot store or compare NUL in text, and no identity field needs it.
-            if limits.contains_nul(body) or "\x00" in request.scope["path"] or \
-                    any("\x00" in k or "\x00" in v for k, v in request.query_params.multi_items()):
+            if (
+                limits.contains_nul(body)
+                or "\x00" in request.scope["path"]
+                or any("\x00" in k or "\x00" in v for k, v in request.query_params.multi_items())
+            ):
                 raise bad_request(limits.NUL_REFUSED)
             return await run_in_threadpool(fn, Call(request, auth, body))
         except KeystoneError as exc:
             return exc.response()
-        except Exception:  # noqa: BLE001
+        except Exception:
             LOG.exception("identity request %s %s failed", request.method, request.url.path)
-            return KeystoneError(500, "An unexpected error prevented the server from fulfilling "
-                                      "your request.").response()
+            return KeystoneError(
+                500, "An unexpected error prevented the server from fulfilling your request."
+            ).response()
 
     return run

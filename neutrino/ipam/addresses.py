@@ -75,5 +75,14 @@ def is_ip_or_network(v: Any) -> bool:
     return True
 
 
-__all__ = ["Address", "Interface", "Network", "canonical_ip", "is_ip", "is_ip_or_network",
-           "parse_interface", "parse_ip", "parse_network"]
+__all__ = [
+    "Address",
+    "Interface",
+    "Network",
+    "canonical_ip",
+    "is_ip",
+    "is_ip_or_network",
+    "parse_interface",
+    "parse_ip",
+    "parse_network",
+]

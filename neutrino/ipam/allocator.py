@@ -29,18 +29,31 @@ PROBE_THRESHOLD = 4096
 
 
 def subnet_is_auto(s: Any) -> bool:
-    return s.ip_version == 6 and (s.ipv6_address_mode in AUTO_ADDRESS_MODES or
-                                  (s.ipv6_ra_mode in AUTO_ADDRESS_MODES and s.ipv6_address_mode is None))
+    return s.ip_version == 6 and (
+        s.ipv6_address_mode in AUTO_ADDRESS_MODES
+        or (s.ipv6_ra_mode in AUTO_ADDRESS_MODES and s.ipv6_address_mode is None)
+    )
 
 
 def network_subnets(conn: Connection, network_id: str) -> list[Any]:
-    return list(conn.execute(select(t.subnets).where(t.subnets.c.network_id == network_id)
-                             .order_by(t.subnets.c.created_at, t.subnets.c.id)))
+    return list(
+        conn.execute(
+            select(t.subnets)
+            .where(t.subnets.c.network_id == network_id)
+            .order_by(t.subnets.c.created_at, t.subnets.c.id)
+        )
+    )
 
 
 def _is_used(conn: Connection, subnet_id: str, address: str) -> bool:
-    return conn.execute(select(1).select_from(t.ip_allocations).where(and_(
-        t.ip_allocations.c.subnet_id == subnet_id, t.ip_allocations.c.ip_address == address))).first() is not None
+    return (
+        conn.execute(
+            select(1)
+            .select_from(t.ip_allocations)
+            .where(and_(t.ip_allocations.c.subnet_id == subnet_id, t.ip_allocations.c.ip_address == address))
+        ).first()
+        is not None
+    )
 
 
 def _used_ints(conn: Connection, subnet_id: str) -> set[int]:
@@ -48,8 +61,7 @@ def _used_ints(conn: Connection, subnet_id: str) -> set[int]:
     return {int(ipaddress.ip_address(r[0])) for r in rows}
 
 
-def pick_address(conn: Connection, subnet: Any, owner: str, rng: random.Random,
-                 taken_here: set[str]) -> str | None:
+def pick_address(conn: Connection, subnet: Any, owner: str, rng: random.Random, taken_here: set[str]) -> str | None:
     """Choose a free address in ``subnet`` for a port owned by ``owner``."""
     version = subnet.ip_version
     ranges = ipam.pool_ranges(subnet.allocation_pools)
@@ -82,8 +94,16 @@ def _requested_address(addr: Any) -> str | None:
         raise errors.bad(f"Invalid input for fixed_ips. Reason: '{addr}' is not a valid IP address.") from None
 
 
-def allocate(conn: Connection, network_id: str, requested: list[dict[str, Any]] | None, *, mac: str,
-             owner: str, rng: random.Random, subnets: list[Any] | None = None) -> list[tuple[str, str]]:
+def allocate(
+    conn: Connection,
+    network_id: str,
+    requested: list[dict[str, Any]] | None,
+    *,
+    mac: str,
+    owner: str,
+    rng: random.Random,
+    subnets: list[Any] | None = None,
+) -> list[tuple[str, str]]:
     """Resolve a port's fixed IPs into [(subnet_id, ip_address)], not yet inserted.
 
     Raises Neutron's errors: InvalidIpForNetwork, InvalidIpForSubnet,
@@ -128,12 +148,20 @@ def allocate(conn: Connection, network_id: str, requested: list[dict[str, Any]] 
         if sid is not None:
             s = by_id.get(sid)
             if s is None:
-                raise errors.invalid(f"Failed to create port on network {network_id}, because fixed_ips "
-                                     f"included invalid subnet {sid}")
+                raise errors.invalid(
+                    f"Failed to create port on network {network_id}, because fixed_ips included invalid subnet {sid}"
+                )
         elif addr is not None:
             # Neutron: the first subnet on which the address is a valid host address.
-            s = next((x for x in subnets if ipam.in_subnet(ipaddress.ip_network(x.cidr), addr) and
-                      ipam.valid_host_address(ipaddress.ip_network(x.cidr), addr)), None)
+            s = next(
+                (
+                    x
+                    for x in subnets
+                    if ipam.in_subnet(ipaddress.ip_network(x.cidr), addr)
+                    and ipam.valid_host_address(ipaddress.ip_network(x.cidr), addr)
+                ),
+                None,
+            )
             if s is None:
                 raise errors.InvalidIpForNetwork(ip_address=addr)
         else:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from neutrino import errors
 
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
-Range = tuple[int, int]          # inclusive integer bounds
+Range = tuple[int, int]  # inclusive integer bounds
 
 #: How many of the lowest free addresses a random choice picks from (Neutron: 1000).
 RANDOM_WINDOW = 1000
@@ -58,8 +58,9 @@ def pool_ranges(pools: Iterable[dict[str, str]]) -> list[Range]:
 MAX_POOLS = 1000
 
 
-def validate_pools(net: Net, pools: list[dict[str, str]], gateway: str | None,
-                   max_pools: int = MAX_POOLS) -> list[dict[str, str]]:
+def validate_pools(
+    net: Net, pools: list[dict[str, str]], gateway: str | None, max_pools: int = MAX_POOLS
+) -> list[dict[str, str]]:
     """Check supplied pools: count, parse, order, bounds, overlap, gateway.  Returns canonical pools.
 
     O(n log n) in the number of pools (overlaps by one sort and sweep), and
@@ -75,7 +76,7 @@ def validate_pools(net: Net, pools: list[dict[str, str]], gateway: str | None,
             s, e = ipaddress.ip_address(p["start"]), ipaddress.ip_address(p["end"])
         except (KeyError, ValueError, TypeError):
             raise errors.InvalidAllocationPool(pool=p) from None
-        if s.version != net.version or e.version != net.version:   # before s > e: mixed versions don't compare
+        if s.version != net.version or e.version != net.version:  # before s > e: mixed versions don't compare
             raise errors.InvalidAllocationPool(pool=f"{s}-{e}")
         if s > e:
             raise errors.InvalidAllocationPool(pool=p)
@@ -87,7 +88,8 @@ def validate_pools(net: Net, pools: list[dict[str, str]], gateway: str | None,
     if clash is not None:
         a, b = parsed[clash[0]], parsed[clash[1]]
         raise errors.OverlappingAllocationPools(
-            pool_1=_fmt(a, net.version), pool_2=_fmt(b, net.version), subnet_cidr=str(net))
+            pool_1=_fmt(a, net.version), pool_2=_fmt(b, net.version), subnet_cidr=str(net)
+        )
     if gateway is not None:
         g = int(ipaddress.ip_address(gateway))
         for r in parsed:
@@ -104,7 +106,7 @@ def first_overlap(ranges: list[Range]) -> tuple[int, int] | None:
     whose later range starts first).
     """
     order = sorted(range(len(ranges)), key=lambda i: ranges[i])
-    reach = -1                      # largest end so far, and the range it belongs to
+    reach = -1  # largest end so far, and the range it belongs to
     holder = -1
     for i in order:
         start, end = ranges[i]
@@ -148,8 +150,13 @@ def random_free(ranges: list[Range], used: set[int], rng: random.Random) -> int 
     return None
 
 
-def probe_free(ranges: list[Range], is_used: Callable[[int], bool], rng: random.Random,
-               tries: int = 16, window: int | None = RANDOM_WINDOW) -> int | None:
+def probe_free(
+    ranges: list[Range],
+    is_used: Callable[[int], bool],
+    rng: random.Random,
+    tries: int = 16,
+    window: int | None = RANDOM_WINDOW,
+) -> int | None:
     """Random probing inside the pools; for large, sparsely used subnets.
 
     With ``window``, only the first ``window`` addresses of the pools are

@@ -48,8 +48,10 @@ QUOTA_UNIT = {4: 32, 6: 64}
 
 
 def _nets(cidrs: Iterable[str | Network]) -> list[Network]:
-    return [c if isinstance(c, (ipaddress.IPv4Network, ipaddress.IPv6Network))
-            else ipaddress.ip_network(c, strict=False) for c in cidrs]
+    return [
+        c if isinstance(c, (ipaddress.IPv4Network, ipaddress.IPv6Network)) else ipaddress.ip_network(c, strict=False)
+        for c in cidrs
+    ]
 
 
 def compact(cidrs: Iterable[str | Network]) -> list[str]:
@@ -89,8 +91,8 @@ def free_ranges(prefixes: Iterable[str | Network], used: Iterable[str | Network]
         for f in free:
             if f.version != u.version or not f.overlaps(u):
                 nxt.append(f)
-            elif u.subnet_of(f):    # type: ignore[arg-type]
-                nxt.extend(f.address_exclude(u))   # type: ignore[arg-type]
+            elif u.subnet_of(f):  # type: ignore[arg-type]
+                nxt.extend(f.address_exclude(u))  # type: ignore[arg-type]
             # else f lies inside u: all of it is used
         free = nxt
     return list(ipaddress.collapse_addresses(free)) if free else []
@@ -110,8 +112,10 @@ def first_free(prefixes: Iterable[str | Network], used: Iterable[str | Network],
 def specific_fits(prefixes: Iterable[str | Network], used: Iterable[str | Network], cidr: str | Network) -> bool:
     """True if ``cidr`` lies wholly in one free range of the pool."""
     want = _nets([cidr])[0]
-    return any(f.version == want.version and want.subnet_of(f)   # type: ignore[arg-type]
-               for f in free_ranges(prefixes, used))
+    return any(
+        f.version == want.version and want.subnet_of(f)  # type: ignore[arg-type]
+        for f in free_ranges(prefixes, used)
+    )
 
 
 def quota_units(cidr: str | Network) -> int:

@@ -43,8 +43,9 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import NoResultFound
@@ -91,8 +92,15 @@ class _Answer(Exception):
         self.status, self.message, self.headers = status, message, headers or {}
 
 
-_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-            405: "Method Not Allowed", 409: "Conflict", 500: "Internal Server Error"}
+_REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    500: "Internal Server Error",
+}
 #: Rendered answers kept per cached instance (distinct paths x addresses); beyond, start over.
 MAX_RENDERED = 256
 #: Answers the metadata agent must not replay: new on every request (random_seed), or changed
@@ -108,17 +116,21 @@ class _Reply:
     headers: tuple[tuple[str, str], ...] = ()
 
     async def send(self, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
-        headers = [(b"content-type", self.content_type.encode("latin-1")),
-                   (b"content-length", str(len(self.body)).encode()),
-                   *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers)]
+        headers = [
+            (b"content-type", self.content_type.encode("latin-1")),
+            (b"content-length", str(len(self.body)).encode()),
+            *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers),
+        ]
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body})
 
 
-def _text(status: int, body: str | bytes, content_type: str = tree.TEXT,
-          headers: dict[str, str] | None = None) -> _Reply:
-    return _Reply(status, body.encode("utf-8") if isinstance(body, str) else body, content_type,
-                  tuple((headers or {}).items()))
+def _text(
+    status: int, body: str | bytes, content_type: str = tree.TEXT, headers: dict[str, str] | None = None
+) -> _Reply:
+    return _Reply(
+        status, body.encode("utf-8") if isinstance(body, str) else body, content_type, tuple((headers or {}).items())
+    )
 
 
 def _error(exc: _Answer) -> _Reply:
@@ -244,37 +256,60 @@ class MetadataApi:
             group_names: list[str] = []
             if port_ids:
                 order = {pid: i for i, pid in enumerate(port_ids)}
-                rows = conn.execute(select(t.floatingips.c.fixed_port_id, t.floatingips.c.floating_ip_address)
-                                    .where(t.floatingips.c.fixed_port_id.in_(port_ids))
-                                    .order_by(t.floatingips.c.created_at, t.floatingips.c.id)).all()
+                rows = conn.execute(
+                    select(t.floatingips.c.fixed_port_id, t.floatingips.c.floating_ip_address)
+                    .where(t.floatingips.c.fixed_port_id.in_(port_ids))
+                    .order_by(t.floatingips.c.created_at, t.floatingips.c.id)
+                ).all()
                 fips = [r.floating_ip_address for r in sorted(rows, key=lambda r: order[r.fixed_port_id])]
                 sg_ids = list(dict.fromkeys(g for p in view["ports"] for g in p.get("security_groups") or []))
                 if sg_ids:
-                    names = dict(conn.execute(select(t.security_groups.c.id, t.security_groups.c.name)
-                                              .where(t.security_groups.c.id.in_(sg_ids))).all())
+                    names = dict(
+                        conn.execute(
+                            select(t.security_groups.c.id, t.security_groups.c.name).where(
+                                t.security_groups.c.id.in_(sg_ids)
+                            )
+                        ).all()
+                    )
                     group_names = list(dict.fromkeys(names[g] for g in sg_ids if g in names))
             subports = self._trunk_subports(conn, view)
             if view.get("subnets"):
-                modes = dict(conn.execute(select(t.subnets.c.id, t.subnets.c.ipv6_address_mode)
-                                          .where(t.subnets.c.id.in_(list(view["subnets"])))).all())
+                modes = dict(
+                    conn.execute(
+                        select(t.subnets.c.id, t.subnets.c.ipv6_address_mode).where(
+                            t.subnets.c.id.in_(list(view["subnets"]))
+                        )
+                    ).all()
+                )
                 for sid, sub in view["subnets"].items():
                     sub.setdefault("ipv6_address_mode", modes.get(sid))
             key_type = "ssh"
             if view.get("key_name"):
-                kt = conn.execute(select(t.keypairs.c.type).where(
-                    t.keypairs.c.user_id == view["user_id"], t.keypairs.c.name == view["key_name"])).scalar()
+                kt = conn.execute(
+                    select(t.keypairs.c.type).where(
+                        t.keypairs.c.user_id == view["user_id"], t.keypairs.c.name == view["key_name"]
+                    )
+                ).scalar()
                 key_type = kt or "ssh"
-            password = conn.execute(select(t.servers.c.admin_password).where(
-                t.servers.c.id == instance_id)).scalar() or ""
-        return tree.instance_from_view(view, floating_ips=fips, security_groups=group_names,
-                                       key_type=key_type, password=password, subports=subports)
+            password = (
+                conn.execute(select(t.servers.c.admin_password).where(t.servers.c.id == instance_id)).scalar() or ""
+            )
+        return tree.instance_from_view(
+            view,
+            floating_ips=fips,
+            security_groups=group_names,
+            key_type=key_type,
+            password=password,
+            subports=subports,
+        )
 
     def _trunk_subports(self, conn: Any, view: dict[str, Any]) -> list[dict[str, Any]]:
         """The port dicts of the subports of the instance's trunk parents (their ``trunk_details``),
         with their networks and subnets added to the view's (``network_data.json`` lists them
         as VLAN links)."""
-        ids = [s["port_id"] for p in view.get("ports") or []
-               for s in (p.get("trunk_details") or {}).get("sub_ports") or []]
+        ids = [
+            s["port_id"] for p in view.get("ports") or [] for s in (p.get("trunk_details") or {}).get("sub_ports") or []
+        ]
         if not ids:
             return []
         rows = list(conn.execute(select(t.ports).where(t.ports.c.id.in_(ids))))
@@ -298,7 +333,7 @@ class MetadataApi:
         method = request.method
         parts = tree.split_path(request.path)
         is_token = parts == ["latest", "api", "token"]
-        is_password = (len(parts) == 3 and parts[0] == "openstack" and parts[2] == "password")
+        is_password = len(parts) == 3 and parts[0] == "openstack" and parts[2] == "password"
         allowed = "PUT" if is_token else ("GET, POST" if is_password else "GET")
         if method not in allowed.split(", "):
             raise _Answer(405, headers={"Allow": allowed})
@@ -329,7 +364,7 @@ class MetadataApi:
             except tree.NotFound:
                 raise _Answer(404) from None
             hit = (body.encode("utf-8") if isinstance(body, str) else body, ctype)
-            if parts[-1] != "meta_data.json":      # random_seed: new on every request
+            if parts[-1] != "meta_data.json":  # random_seed: new on every request
                 if len(entry.rendered) >= MAX_RENDERED:
                     entry.rendered.clear()
                 entry.rendered[key] = hit
@@ -357,8 +392,11 @@ class MetadataApi:
 
         def store(uow: Any) -> bool:
             # Set once, atomically: a second POST (from any replica) finds it set.
-            res = uow.conn.execute(update(t.servers).where(
-                t.servers.c.id == inst.uuid, t.servers.c.admin_password.is_(None)).values(admin_password=password))
+            res = uow.conn.execute(
+                update(t.servers)
+                .where(t.servers.c.id == inst.uuid, t.servers.c.admin_password.is_(None))
+                .values(admin_password=password)
+            )
             return res.rowcount == 1
 
         stored = await run_in_threadpool(self.db.run_write, store)
@@ -375,6 +413,7 @@ def build_metadata_app(cfg: Config, db: Database, servers: Any = None) -> Callab
 
         def no_tokens(_token: str) -> Any:
             raise ValueError("the metadata API takes no tokens")
+
         servers = make_compute_api(cfg, db, no_tokens).servers
     api = MetadataApi(cfg, db, servers)
 
@@ -386,7 +425,7 @@ def build_metadata_app(cfg: Config, db: Database, servers: Any = None) -> Callab
             response = await api.handle(request)
         except _Answer as exc:
             response = _error(exc)
-        except Exception:  # noqa: BLE001 - never leak a traceback to an instance
+        except Exception:
             LOG.exception("metadata request %s %s failed", request.method, request.path)
             response = _error(_Answer(500))
         await response.send(send)

@@ -18,23 +18,32 @@ import ipaddress
 import os
 import posixpath
 import uuid as uuidlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
 TEXT = "text/plain; charset=UTF-8"
 JSON = "application/json"
 
-EC2_VERSIONS = ("1.0", "2007-01-19", "2007-03-01", "2007-08-29", "2007-10-10", "2007-12-15",
-                "2008-02-01", "2008-09-01", "2009-04-04")
+EC2_VERSIONS = (
+    "1.0",
+    "2007-01-19",
+    "2007-03-01",
+    "2007-08-29",
+    "2007-10-10",
+    "2007-12-15",
+    "2008-02-01",
+    "2008-09-01",
+    "2009-04-04",
+)
 
 FOLSOM, GRIZZLY, HAVANA, LIBERTY = "2012-08-10", "2013-04-04", "2013-10-17", "2015-10-15"
 NEWTON_ONE, NEWTON_TWO, OCATA, ROCKY = "2016-06-30", "2016-10-06", "2017-02-22", "2018-08-27"
 VICTORIA, EPOXY = "2020-10-14", "2025-04-04"
-OPENSTACK_VERSIONS = (FOLSOM, GRIZZLY, HAVANA, LIBERTY, NEWTON_ONE, NEWTON_TWO, OCATA, ROCKY,
-                      VICTORIA, EPOXY)
+OPENSTACK_VERSIONS = (FOLSOM, GRIZZLY, HAVANA, LIBERTY, NEWTON_ONE, NEWTON_TWO, OCATA, ROCKY, VICTORIA, EPOXY)
 
 LINK_TYPES = frozenset({"bridge", "dvs", "hw_veb", "hyperv", "ovs", "tap", "vhostuser", "vif"})
 
@@ -47,7 +56,7 @@ class NotFound(Exception):
 class Instance:
     uuid: str
     name: str
-    hostname: str                     # bare (no domain)
+    hostname: str  # bare (no domain)
     project_id: str
     availability_zone: str
     flavor_name: str
@@ -80,23 +89,39 @@ def decode_user_data(raw: str | None) -> bytes | None:
         return raw.encode()
 
 
-def instance_from_view(view: dict[str, Any], *, floating_ips: list[str] | None = None,
-                       security_groups: list[str] | None = None, key_type: str = "ssh",
-                       password: str = "", subports: list[dict[str, Any]] | None = None) -> Instance:
+def instance_from_view(
+    view: dict[str, Any],
+    *,
+    floating_ips: list[str] | None = None,
+    security_groups: list[str] | None = None,
+    key_type: str = "ssh",
+    password: str = "",
+    subports: list[dict[str, Any]] | None = None,
+) -> Instance:
     """An ``Instance`` from ``ServerService.agent_view(..., expand=True)`` (and the port dicts of
     its trunk subports, whose networks and subnets the view's maps must hold as well)."""
     flavor = view.get("flavor") or {}
     return Instance(
-        uuid=view["id"], name=view["name"], hostname=view.get("hostname") or view["name"],
-        project_id=view["project_id"], availability_zone=view.get("availability_zone") or "nova",
+        uuid=view["id"],
+        name=view["name"],
+        hostname=view.get("hostname") or view["name"],
+        project_id=view["project_id"],
+        availability_zone=view.get("availability_zone") or "nova",
         flavor_name=flavor.get("original_name") or flavor.get("name") or "",
         image_id=(view.get("image") or {}).get("id") or "",
-        key_name=view.get("key_name"), key_data=view.get("key_data"), key_type=key_type or "ssh",
-        user_data=decode_user_data(view.get("user_data")), meta=dict(view.get("metadata") or {}),
-        security_groups=list(security_groups or []), floating_ips=list(floating_ips or []),
-        ports=list(view.get("ports") or []), networks=dict(view.get("networks") or {}),
-        subnets=dict(view.get("subnets") or {}), subports={p["id"]: p for p in subports or []},
-        password=password)
+        key_name=view.get("key_name"),
+        key_data=view.get("key_data"),
+        key_type=key_type or "ssh",
+        user_data=decode_user_data(view.get("user_data")),
+        meta=dict(view.get("metadata") or {}),
+        security_groups=list(security_groups or []),
+        floating_ips=list(floating_ips or []),
+        ports=list(view.get("ports") or []),
+        networks=dict(view.get("networks") or {}),
+        subnets=dict(view.get("subnets") or {}),
+        subports={p["id"]: p for p in subports or []},
+        password=password,
+    )
 
 
 # --- formatting -------------------------------------------------------------------------------
@@ -195,8 +220,9 @@ def _os_at_least(required: str, requested: str) -> bool:
     return requested >= required
 
 
-def meta_data_json(inst: Instance, version: str, *, dhcp_domain: str,
-                   random_bytes: Callable[[int], bytes] = os.urandom) -> dict[str, Any]:
+def meta_data_json(
+    inst: Instance, version: str, *, dhcp_domain: str, random_bytes: Callable[[int], bytes] = os.urandom
+) -> dict[str, Any]:
     md: dict[str, Any] = {"uuid": inst.uuid}
     if inst.meta:
         md["meta"] = dict(inst.meta)
@@ -212,7 +238,7 @@ def meta_data_json(inst: Instance, version: str, *, dhcp_domain: str,
     if _os_at_least(LIBERTY, version):
         md["project_id"] = inst.project_id
     if _os_at_least(NEWTON_ONE, version):
-        md["devices"] = []            # no tagged devices
+        md["devices"] = []  # no tagged devices
     if _os_at_least(VICTORIA, version):
         md["dedicated_cpus"] = []
     return md
@@ -246,8 +272,14 @@ def _mtu(value: Any) -> int | None:
     return mtu if mtu > 0 else None
 
 
-def _port_networks(inst: Instance, port: dict[str, Any], ips: list[dict[str, Any]], link_id: str,
-                   networks: list[dict[str, Any]], services: list[dict[str, str]]) -> None:
+def _port_networks(
+    inst: Instance,
+    port: dict[str, Any],
+    ips: list[dict[str, Any]],
+    link_id: str,
+    networks: list[dict[str, Any]],
+    services: list[dict[str, str]],
+) -> None:
     """Append a port's ``networks`` entries (its first subnet of each IP version: a DHCP IPv4 one
     as ``ipv4_dhcp``, a static one with address, routes and DNS ``services``) and add its
     subnets' DNS servers to the top-level ``services`` (IPv4 subnets first, once each)."""
@@ -263,9 +295,18 @@ def _port_networks(inst: Instance, port: dict[str, Any], ips: list[dict[str, Any
         kind = f"ipv{version}"
         if version == 6 and subnet.get("ipv6_address_mode"):
             kind = f"ipv6_{subnet['ipv6_address_mode']}"
-        networks.append({"id": nid, "type": kind, "link": link_id, "ip_address": first["ip_address"],
-                         "netmask": _netmask(subnet["cidr"]), "routes": _routes(subnet),
-                         "network_id": port["network_id"], "services": _dns(subnet)})
+        networks.append(
+            {
+                "id": nid,
+                "type": kind,
+                "link": link_id,
+                "ip_address": first["ip_address"],
+                "netmask": _netmask(subnet["cidr"]),
+                "routes": _routes(subnet),
+                "network_id": port["network_id"],
+                "services": _dns(subnet),
+            }
+        )
     # IPv4 subnets first, as in ``networks`` (the port's fixed IPs come in no set order)
     subnet_ids = list(dict.fromkeys(a["subnet_id"] for a in ips))
     for s in sorted(subnet_ids, key=lambda sid: inst.subnets[sid]["ip_version"]):
@@ -279,15 +320,24 @@ def _addressed(inst: Instance, port: dict[str, Any]) -> list[dict[str, Any]]:
     return [a for a in port.get("fixed_ips") or [] if a["subnet_id"] in inst.subnets]
 
 
-def _vlan_links(inst: Instance, parent: dict[str, Any], parent_link: str, links: list[dict[str, Any]],
-                networks: list[dict[str, Any]], services: list[dict[str, str]]) -> None:
+def _vlan_links(
+    inst: Instance,
+    parent: dict[str, Any],
+    parent_link: str,
+    links: list[dict[str, Any]],
+    networks: list[dict[str, Any]],
+    services: list[dict[str, str]],
+) -> None:
     """The VLAN links of a trunk parent's subports (those with an address here), by
     segmentation id: ``{"id", "vif_id", "type": "vlan", "mtu", "vlan_link": <parent's link>,
     "vlan_id": <segmentation id>, "vlan_mac_address", "neutron_port_id"}``, each followed by
     the subport's ``networks`` entries on that link, so a guest (cloud-init) creates the VLAN
     interface on the parent's NIC and configures it."""
-    subs = [s for s in (parent.get("trunk_details") or {}).get("sub_ports") or []
-            if s.get("segmentation_type", "vlan") == "vlan" and s["port_id"] in inst.subports]
+    subs = [
+        s
+        for s in (parent.get("trunk_details") or {}).get("sub_ports") or []
+        if s.get("segmentation_type", "vlan") == "vlan" and s["port_id"] in inst.subports
+    ]
     for sub in sorted(subs, key=lambda s: int(s["segmentation_id"])):
         port = inst.subports[sub["port_id"]]
         ips = _addressed(inst, port)
@@ -295,10 +345,18 @@ def _vlan_links(inst: Instance, parent: dict[str, Any], parent_link: str, links:
             continue
         link_id = "tap" + port["id"][:11]
         net = inst.networks.get(port["network_id"]) or {}
-        links.append({"id": link_id, "vif_id": port["id"], "type": "vlan", "mtu": _mtu(net.get("mtu")),
-                      "vlan_link": parent_link, "vlan_id": int(sub["segmentation_id"]),
-                      "vlan_mac_address": port.get("mac_address") or sub.get("mac_address"),
-                      "neutron_port_id": port["id"]})
+        links.append(
+            {
+                "id": link_id,
+                "vif_id": port["id"],
+                "type": "vlan",
+                "mtu": _mtu(net.get("mtu")),
+                "vlan_link": parent_link,
+                "vlan_id": int(sub["segmentation_id"]),
+                "vlan_mac_address": port.get("mac_address") or sub.get("mac_address"),
+                "neutron_port_id": port["id"],
+            }
+        )
         _port_networks(inst, port, ips, link_id, networks, services)
 
 
@@ -321,8 +379,15 @@ def network_data_json(inst: Instance) -> dict[str, Any]:
         net = inst.networks.get(port["network_id"]) or {}
         # The network's MTU whether or not DHCP also announces it (as current Nova): IPv6 and
         # static configurations have no other source.  None only when it is unknown.
-        links.append({"id": link_id, "vif_id": port["id"], "type": vif_type if vif_type in LINK_TYPES else "phy",
-                      "mtu": _mtu(net.get("mtu")), "ethernet_mac_address": port["mac_address"]})
+        links.append(
+            {
+                "id": link_id,
+                "vif_id": port["id"],
+                "type": vif_type if vif_type in LINK_TYPES else "phy",
+                "mtu": _mtu(net.get("mtu")),
+                "ethernet_mac_address": port["mac_address"],
+            }
+        )
         _port_networks(inst, port, ips, link_id, networks, services)
         _vlan_links(inst, port, link_id, links, networks, services)
     if not links:
@@ -357,8 +422,9 @@ def split_path(raw: str) -> list[str]:
     return [p for p in path.split("/") if p]
 
 
-def resolve(inst: Instance, raw_path: str, *, dhcp_domain: str, address: str | None = None,
-            today: date | None = None) -> tuple[str | bytes, str]:
+def resolve(
+    inst: Instance, raw_path: str, *, dhcp_domain: str, address: str | None = None, today: date | None = None
+) -> tuple[str | bytes, str]:
     """(body, content type) for ``GET raw_path``; raises ``NotFound``."""
     parts = split_path(raw_path)
     if not parts:
@@ -377,8 +443,9 @@ def resolve(inst: Instance, raw_path: str, *, dhcp_domain: str, address: str | N
     return listing(data), TEXT
 
 
-def _resolve_openstack(inst: Instance, parts: list[str], dhcp_domain: str,
-                       today: date | None) -> tuple[str | bytes, str]:
+def _resolve_openstack(
+    inst: Instance, parts: list[str], dhcp_domain: str, today: date | None
+) -> tuple[str | bytes, str]:
     versions = openstack_versions(today)
     if not parts:
         return listing(versions + ["latest"]), TEXT

@@ -21,8 +21,15 @@ UNBOUND, FAILED, OVS = "unbound", "binding_failed", "ovs"
 
 
 def vif_details(datapath_type: str = "system", bridge_name: str = "br-int") -> dict[str, Any]:
-    return {"connectivity": "l2", "port_filter": True, "ovs_hybrid_plug": False, "ovs_create_tap": True,
-            "datapath_type": datapath_type, "bridge_name": bridge_name, "bound_drivers": {"0": "openvswitch"}}
+    return {
+        "connectivity": "l2",
+        "port_filter": True,
+        "ovs_hybrid_plug": False,
+        "ovs_create_tap": True,
+        "datapath_type": datapath_type,
+        "bridge_name": bridge_name,
+        "bound_drivers": {"0": "openvswitch"},
+    }
 
 
 def agent_serves(configurations: dict[str, Any], network_type: str, physnet: str | None) -> bool:
@@ -34,16 +41,18 @@ def agent_serves(configurations: dict[str, Any], network_type: str, physnet: str
     return network_type in (configurations.get("tunnel_types") or [])
 
 
-def bind(conn: Connection, host: str, segment: Any, agent_down_time: int,
-         now: float | None = None) -> tuple[str, dict[str, Any]]:
+def bind(
+    conn: Connection, host: str, segment: Any, agent_down_time: int, now: float | None = None
+) -> tuple[str, dict[str, Any]]:
     """Return (vif_type, vif_details) for a port on ``host`` and ``segment`` (a row or None)."""
     if not host:
         return UNBOUND, {}
     if segment is None:
         return FAILED, {}
     now = time.time() if now is None else now
-    rows = conn.execute(select(t.agents).where(and_(t.agents.c.host == host,
-                                                    t.agents.c.agent_type == OVS_AGENT_TYPE))).all()
+    rows = conn.execute(
+        select(t.agents).where(and_(t.agents.c.host == host, t.agents.c.agent_type == OVS_AGENT_TYPE))
+    ).all()
     for a in rows:
         if not a.admin_state_up or now - a.heartbeat_at > agent_down_time:
             continue

@@ -15,9 +15,18 @@ from sqlalchemy.engine import Connection
 from neutrino import errors
 from neutrino.config import Config
 from neutrino.db import tables as t
-from neutrino.ml2.types import (ENCAP_OVERHEAD, MAX_VNI, FlatTypeDriver, LocalTypeDriver, Segment,
-                                TunnelTypeDriver, TypeDriver, VlanTypeDriver, parse_ranges,
-                                parse_vlan_ranges)
+from neutrino.ml2.types import (
+    ENCAP_OVERHEAD,
+    MAX_VNI,
+    FlatTypeDriver,
+    LocalTypeDriver,
+    Segment,
+    TunnelTypeDriver,
+    TypeDriver,
+    VlanTypeDriver,
+    parse_ranges,
+    parse_vlan_ranges,
+)
 
 KNOWN_TYPES = ("local", "flat", "vlan", "vxlan", "geneve", "gre")
 
@@ -35,19 +44,31 @@ class TypeManager:
             if name == "flat":
                 self.drivers[name] = FlatTypeDriver(cfg.ml2_type_flat.flat_networks, gmtu, pmtus)
             elif name == "vlan":
-                self.drivers[name] = VlanTypeDriver(parse_vlan_ranges(cfg.ml2_type_vlan.network_vlan_ranges),
-                                                    gmtu, pmtus)
+                self.drivers[name] = VlanTypeDriver(
+                    parse_vlan_ranges(cfg.ml2_type_vlan.network_vlan_ranges), gmtu, pmtus
+                )
             elif name == "vxlan":
                 self.drivers[name] = TunnelTypeDriver(
-                    "vxlan", parse_ranges(cfg.ml2_type_vxlan.vni_ranges, 1, MAX_VNI, "VNI"),
-                    ENCAP_OVERHEAD["vxlan"], gmtu, ml2.path_mtu, ml2.overlay_ip_version)
+                    "vxlan",
+                    parse_ranges(cfg.ml2_type_vxlan.vni_ranges, 1, MAX_VNI, "VNI"),
+                    ENCAP_OVERHEAD["vxlan"],
+                    gmtu,
+                    ml2.path_mtu,
+                    ml2.overlay_ip_version,
+                )
             elif name == "geneve":
                 self.drivers[name] = TunnelTypeDriver(
-                    "geneve", parse_ranges(cfg.ml2_type_geneve.vni_ranges, 1, MAX_VNI, "VNI"),
-                    cfg.ml2_type_geneve.max_header_size, gmtu, ml2.path_mtu, ml2.overlay_ip_version)
+                    "geneve",
+                    parse_ranges(cfg.ml2_type_geneve.vni_ranges, 1, MAX_VNI, "VNI"),
+                    cfg.ml2_type_geneve.max_header_size,
+                    gmtu,
+                    ml2.path_mtu,
+                    ml2.overlay_ip_version,
+                )
             elif name == "gre":
-                self.drivers[name] = TunnelTypeDriver("gre", [], ENCAP_OVERHEAD["gre"], gmtu, ml2.path_mtu,
-                                                      ml2.overlay_ip_version)
+                self.drivers[name] = TunnelTypeDriver(
+                    "gre", [], ENCAP_OVERHEAD["gre"], gmtu, ml2.path_mtu, ml2.overlay_ip_version
+                )
             elif name == "local":
                 self.drivers[name] = LocalTypeDriver()
             else:
@@ -74,8 +95,9 @@ class TypeManager:
             raise errors.invalid(f"network_type value '{ntype}' not supported")
         return driver.validate_provider_segment(Segment(ntype, physnet or None, seg_id))
 
-    def reserve_network_segment(self, conn: Connection, network_id: str, seg: Segment | None,
-                                external: bool) -> Segment:
+    def reserve_network_segment(
+        self, conn: Connection, network_id: str, seg: Segment | None, external: bool
+    ) -> Segment:
         """Reserve the requested segment, or allocate a project one.  In txn."""
         if seg is None and external and self.external_type:
             seg = self.provider_segment({"provider:network_type": self.external_type})
@@ -98,9 +120,16 @@ class TypeManager:
                     break
             else:
                 raise errors.NoNetworkAvailable()
-        conn.execute(insert(t.network_segments).values(
-            id=str(uuid.uuid4()), network_id=network_id, network_type=seg.network_type,
-            physical_network=seg.physical_network, segmentation_id=seg.segmentation_id, segment_index=0))
+        conn.execute(
+            insert(t.network_segments).values(
+                id=str(uuid.uuid4()),
+                network_id=network_id,
+                network_type=seg.network_type,
+                physical_network=seg.physical_network,
+                segmentation_id=seg.segmentation_id,
+                segment_index=0,
+            )
+        )
         return seg
 
     def release(self, conn: Connection, seg: Segment) -> None:

@@ -33,9 +33,9 @@ from neutrino.db import tables as t
 ENCAP_OVERHEAD = {"vxlan": 30, "gre": 22}
 IP_HEADER = {4: 20, 6: 40}
 MAX_VLAN = 4094
-MAX_VNI = 2 ** 24 - 1
+MAX_VNI = 2**24 - 1
 #: GRE keys are 32 bits, but ``network_segments.segmentation_id`` is a signed 32-bit column.
-MAX_GRE_ID = 2 ** 31 - 1
+MAX_GRE_ID = 2**31 - 1
 #: Largest segmentation id of each tunnel type.  The smallest is 0: like Neutron, provider
 #: tunnel ids are not checked against the pool, only against what the wire can carry
 #: (a VNI past 24 bits would be cut and land in another network).
@@ -54,8 +54,7 @@ class TypeDriver(Protocol):
 
     def validate_provider_segment(self, seg: Segment) -> Segment: ...
     def reserve_provider_segment(self, conn: Connection, seg: Segment, network_id: str) -> None: ...
-    def allocate_tenant_segment(self, conn: Connection, network_id: str,
-                                rng: random.Random) -> Segment | None: ...
+    def allocate_tenant_segment(self, conn: Connection, network_id: str, rng: random.Random) -> Segment | None: ...
     def release_segment(self, conn: Connection, seg: Segment) -> None: ...
     def get_mtu(self, physnet: str | None) -> int: ...
 
@@ -113,29 +112,47 @@ def pick_free(ranges: list[tuple[int, int]], taken: set[int], rng: random.Random
 
 
 def _taken(conn: Connection, ntype: str, physnet: str) -> set[int]:
-    rows = conn.execute(select(t.segment_allocations.c.segmentation_id).where(and_(
-        t.segment_allocations.c.network_type == ntype,
-        t.segment_allocations.c.physical_network == physnet)))
+    rows = conn.execute(
+        select(t.segment_allocations.c.segmentation_id).where(
+            and_(t.segment_allocations.c.network_type == ntype, t.segment_allocations.c.physical_network == physnet)
+        )
+    )
     return {r[0] for r in rows}
 
 
 def _exists(conn: Connection, ntype: str, physnet: str, seg_id: int) -> bool:
-    return conn.execute(select(t.segment_allocations.c.network_id).where(and_(
-        t.segment_allocations.c.network_type == ntype,
-        t.segment_allocations.c.physical_network == physnet,
-        t.segment_allocations.c.segmentation_id == seg_id))).first() is not None
+    return (
+        conn.execute(
+            select(t.segment_allocations.c.network_id).where(
+                and_(
+                    t.segment_allocations.c.network_type == ntype,
+                    t.segment_allocations.c.physical_network == physnet,
+                    t.segment_allocations.c.segmentation_id == seg_id,
+                )
+            )
+        ).first()
+        is not None
+    )
 
 
 def _insert(conn: Connection, ntype: str, physnet: str, seg_id: int, network_id: str) -> None:
-    conn.execute(insert(t.segment_allocations).values(
-        network_type=ntype, physical_network=physnet, segmentation_id=seg_id, network_id=network_id))
+    conn.execute(
+        insert(t.segment_allocations).values(
+            network_type=ntype, physical_network=physnet, segmentation_id=seg_id, network_id=network_id
+        )
+    )
 
 
 def _release(conn: Connection, ntype: str, physnet: str, seg_id: int) -> None:
-    conn.execute(delete(t.segment_allocations).where(and_(
-        t.segment_allocations.c.network_type == ntype,
-        t.segment_allocations.c.physical_network == physnet,
-        t.segment_allocations.c.segmentation_id == seg_id)))
+    conn.execute(
+        delete(t.segment_allocations).where(
+            and_(
+                t.segment_allocations.c.network_type == ntype,
+                t.segment_allocations.c.physical_network == physnet,
+                t.segment_allocations.c.segmentation_id == seg_id,
+            )
+        )
+    )
 
 
 def _bad(msg: str) -> errors.InvalidInput:
@@ -188,8 +205,9 @@ class FlatTypeDriver(_PhysMtu):
 class VlanTypeDriver(_PhysMtu):
     name = "vlan"
 
-    def __init__(self, vlan_ranges: dict[str, list[tuple[int, int]]], global_mtu: int,
-                 physnet_mtus: dict[str, int]) -> None:
+    def __init__(
+        self, vlan_ranges: dict[str, list[tuple[int, int]]], global_mtu: int, physnet_mtus: dict[str, int]
+    ) -> None:
         super().__init__(global_mtu, physnet_mtus)
         self.ranges = vlan_ranges
 
@@ -237,8 +255,15 @@ class VlanTypeDriver(_PhysMtu):
 class TunnelTypeDriver:
     """VXLAN and Geneve (and GRE if configured): no physnet, an id from a pool."""
 
-    def __init__(self, name: str, ranges: list[tuple[int, int]], overhead: int, global_mtu: int,
-                 path_mtu: int, overlay_ip_version: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        ranges: list[tuple[int, int]],
+        overhead: int,
+        global_mtu: int,
+        path_mtu: int,
+        overlay_ip_version: int,
+    ) -> None:
         self.name = name
         self.ranges = ranges
         self.overhead = overhead

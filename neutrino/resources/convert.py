@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from neutrino.errors import echo
 from neutrino.ipam import addresses
 
 Conv = Callable[[Any], Any]
 
-_MAC_RE = re.compile(r"^([0-9a-fA-F]{2})([:-]?)([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2"
-                     r"([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})$")
+_MAC_RE = re.compile(
+    r"^([0-9a-fA-F]{2})([:-]?)([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2"
+    r"([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})$"
+)
 
 
 class ConversionError(ValueError):
@@ -56,9 +59,10 @@ def string(max_len: int | None = 255) -> Conv:
             raise ValueError(f"'{echo(v)}' is not a valid string")
         if max_len is not None and len(v) > max_len:
             raise ValueError(f"'{echo(v)}' exceeds maximum length of {max_len}")
-        if "\x00" in v:     # no field has a use for NUL, and PostgreSQL cannot store it in text
+        if "\x00" in v:  # no field has a use for NUL, and PostgreSQL cannot store it in text
             raise ValueError(f"'{echo(v)}' contains a NUL character")
         return v
+
     return conv
 
 
@@ -139,16 +143,19 @@ def one_of(*choices: Any, nullable: bool = False) -> Conv:
         if v not in choices:
             raise ValueError(f"'{echo(v)}' is not in {list(choices)}")
         return v
+
     return conv
 
 
 def int_one_of(*choices: int) -> Conv:
     """An integer (numeric strings accepted, like neutron-lib's convert_to_int) from ``choices``."""
+
     def conv(v: Any) -> int:
         n = to_int(v)
         if n not in choices:
             raise ValueError(f"'{echo(v)}' is not in {list(choices)}")
         return n
+
     return conv
 
 
@@ -165,6 +172,7 @@ def list_of(item: Conv, *, unique: bool = False, what: str = "") -> Conv:
                     raise ValueError(f"Duplicate {what or 'item'} '{echo(x)}'")
                 seen.add(key)
         return out
+
     return conv
 
 
@@ -182,6 +190,7 @@ def fixed_ips(item: Conv) -> Conv:
                     raise ValueError(f"Duplicate IP address '{addr}'")
                 seen.add(addr)
         return out
+
     return conv
 
 
@@ -197,6 +206,7 @@ def dict_or_none(v: Any) -> dict[str, Any] | None:
 
 def dict_of(spec: dict[str, Conv], *, required: tuple[str, ...] = ()) -> Conv:
     """A dict with known keys converted by ``spec``; unknown keys rejected."""
+
     def conv(v: Any) -> dict[str, Any]:
         if not isinstance(v, dict):
             raise ValueError(f"'{echo(v)}' is not a dictionary")
@@ -205,9 +215,11 @@ def dict_of(spec: dict[str, Conv], *, required: tuple[str, ...] = ()) -> Conv:
             raise ValueError(f"Unrecognized attribute(s) '{echo(', '.join(map(str, unknown)))}'")
         for key in required:
             if key not in v:
-                raise ValueError(f"Validation of dictionary's keys failed. Expected keys: {set(required)} "
-                                 f"Provided keys: {set(v)}")
+                raise ValueError(
+                    f"Validation of dictionary's keys failed. Expected keys: {set(required)} Provided keys: {set(v)}"
+                )
         return {k: _nested(spec[k], x) for k, x in v.items()}
+
     return conv
 
 
@@ -223,6 +235,7 @@ def _nested(conv: Conv, v: Any) -> Any:
 def nullable(conv: Conv) -> Conv:
     def inner(v: Any) -> Any:
         return None if v is None else conv(v)
+
     return inner
 
 
@@ -232,6 +245,7 @@ def in_range(lo: int, hi: int, conv: Conv = to_int) -> Conv:
         if not lo <= n <= hi:
             raise ValueError(f"'{n}' is not in range {lo} through {hi}")
         return n
+
     return inner
 
 

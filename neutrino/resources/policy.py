@@ -16,7 +16,8 @@ Engine semantics (they decide 403 vs 404 and must match Neutron):
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from neutrino.context import RequestContext
 from neutrino.errors import PolicyNotAuthorized
@@ -73,6 +74,7 @@ def external(c: RequestContext, t: Target) -> bool:
 def any_of(*checks: Check) -> Check:
     def check(c: RequestContext, t: Target) -> bool:
         return any(ch(c, t) for ch in checks)
+
     return check
 
 
@@ -231,8 +233,15 @@ RULES: dict[str, Check] = {
 
 # Attributes with a per-attribute rule, by resource: the attribute layer
 # checks exactly these (Neutron's ``enforce_policy``).
-_NETWORK_ADMIN_ATTRS = ("shared", "router:external", "is_default", "segments",
-                        "provider:network_type", "provider:physical_network", "provider:segmentation_id")
+_NETWORK_ADMIN_ATTRS = (
+    "shared",
+    "router:external",
+    "is_default",
+    "segments",
+    "provider:network_type",
+    "provider:physical_network",
+    "provider:segmentation_id",
+)
 for _action in ("create", "update"):
     for _attr in _NETWORK_ADMIN_ATTRS:
         RULES[f"{_action}_network:{_attr}"] = ADMIN_ONLY
@@ -241,23 +250,25 @@ for _attr in ("provider:network_type", "provider:physical_network", "provider:se
 
 # Subnet pools and address scopes: owner or admin; shared ones readable by all; only admins
 # share them or mark a default pool.
-RULES.update({
-    "create_subnetpool": ADMIN_OR_PM,
-    "create_subnetpool:shared": ADMIN_ONLY,
-    "create_subnetpool:is_default": ADMIN_ONLY,
-    "get_subnetpool": any_of(admin, pr, shared),
-    "update_subnetpool": ADMIN_OR_PM,
-    "update_subnetpool:is_default": ADMIN_ONLY,
-    "delete_subnetpool": ADMIN_OR_PM,
-    "add_prefixes": ADMIN_OR_PM,           # subnetpool-prefix-ops
-    "remove_prefixes": ADMIN_OR_PM,
-    "create_address_scope": ADMIN_OR_PM,
-    "create_address_scope:shared": ADMIN_ONLY,
-    "get_address_scope": any_of(admin, pr, shared),
-    "update_address_scope": ADMIN_OR_PM,
-    "update_address_scope:shared": ADMIN_ONLY,
-    "delete_address_scope": ADMIN_OR_PM,
-})
+RULES.update(
+    {
+        "create_subnetpool": ADMIN_OR_PM,
+        "create_subnetpool:shared": ADMIN_ONLY,
+        "create_subnetpool:is_default": ADMIN_ONLY,
+        "get_subnetpool": any_of(admin, pr, shared),
+        "update_subnetpool": ADMIN_OR_PM,
+        "update_subnetpool:is_default": ADMIN_ONLY,
+        "delete_subnetpool": ADMIN_OR_PM,
+        "add_prefixes": ADMIN_OR_PM,  # subnetpool-prefix-ops
+        "remove_prefixes": ADMIN_OR_PM,
+        "create_address_scope": ADMIN_OR_PM,
+        "create_address_scope:shared": ADMIN_ONLY,
+        "get_address_scope": any_of(admin, pr, shared),
+        "update_address_scope": ADMIN_OR_PM,
+        "update_address_scope:shared": ADMIN_ONLY,
+        "delete_address_scope": ADMIN_OR_PM,
+    }
+)
 
 
 def check(ctx: RequestContext, rule: str, target: Target) -> bool:
@@ -266,8 +277,9 @@ def check(ctx: RequestContext, rule: str, target: Target) -> bool:
     return True if fn is None else fn(ctx, target)
 
 
-def enforce(ctx: RequestContext, action: str, target: Target,
-            attr_rules: list[tuple[str, list[str]]] | None = None) -> None:
+def enforce(
+    ctx: RequestContext, action: str, target: Target, attr_rules: list[tuple[str, list[str]]] | None = None
+) -> None:
     """Check ``action`` and its attribute rules; raise ``PolicyNotAuthorized``.
 
     ``attr_rules`` lists (attribute rule, [sub-key rules]) in body order.

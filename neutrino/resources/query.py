@@ -8,13 +8,14 @@ Pure: no database, no HTTP objects (the URL parts are passed in).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlencode
 
-from neutrino.resources.resource import Resource
-from neutrino.resources.convert import ConversionError, to_int
 from neutrino.errors import BadRequest, bad, echo, invalid
+from neutrino.resources.convert import ConversionError, to_int
+from neutrino.resources.resource import Resource
 
 #: Filters on integer values (columns or dict fields) -> the bits of their
 #: signed column.  Their values must be integers (else 400, as neutron-lib's
@@ -23,15 +24,38 @@ from neutrino.errors import BadRequest, bad, echo, invalid
 #: dropped: either matches nothing.  A unit test keeps this in step with the
 #: integer columns.
 INTEGER_FILTERS: dict[str, int] = {
-    "revision_number": 64, "mtu": 32, "ip_version": 32, "port_range_min": 32, "port_range_max": 32,
-    "provider:segmentation_id": 32, "external_port": 32, "internal_port": 32,
-    "default_prefixlen": 32, "min_prefixlen": 32, "max_prefixlen": 32, "default_quota": 32}
+    "revision_number": 64,
+    "mtu": 32,
+    "ip_version": 32,
+    "port_range_min": 32,
+    "port_range_max": 32,
+    "provider:segmentation_id": 32,
+    "external_port": 32,
+    "internal_port": 32,
+    "default_prefixlen": 32,
+    "min_prefixlen": 32,
+    "max_prefixlen": 32,
+    "default_quota": 32,
+}
 #: A filter value that can match nothing (dropped from ``ListQuery.filters``).
 _NOTHING: Any = object()
 
 # Query keys that are not attribute filters.
-_RESERVED = {"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse", "tags", "tags-any",
-             "not-tags", "not-tags-any", "changed_since", "ip_address_substr", "verbose"}
+_RESERVED = {
+    "fields",
+    "sort_key",
+    "sort_dir",
+    "limit",
+    "marker",
+    "page_reverse",
+    "tags",
+    "tags-any",
+    "not-tags",
+    "not-tags-any",
+    "changed_since",
+    "ip_address_substr",
+    "verbose",
+}
 
 
 @dataclass
@@ -39,7 +63,7 @@ class ListQuery:
     fields: list[str] | None = None
     #: attribute -> accepted values (converted); OR within, AND across.
     filters: dict[str, list[Any]] = field(default_factory=dict)
-    sorts: list[tuple[str, bool]] = field(default_factory=list)   # (key, ascending)
+    sorts: list[tuple[str, bool]] = field(default_factory=list)  # (key, ascending)
     limit: int = 0
     marker: str | None = None
     page_reverse: bool = False
@@ -61,12 +85,13 @@ def _to_bool_param(v: str) -> bool:
     raise bad(f"'{echo(v)}' cannot be converted to boolean")
 
 
-def parse_list_query(res: Resource, params: list[tuple[str, str]], *,
-                     special: tuple[str, ...] = (), max_limit: int = -1) -> ListQuery:
+def parse_list_query(
+    res: Resource, params: list[tuple[str, str]], *, special: tuple[str, ...] = (), max_limit: int = -1
+) -> ListQuery:
     q = ListQuery()
     grouped: dict[str, list[str]] = {}
     for k, v in params:
-        if "\x00" in k or "\x00" in v:     # nothing matches it, and PostgreSQL cannot even compare it
+        if "\x00" in k or "\x00" in v:  # nothing matches it, and PostgreSQL cannot even compare it
             raise bad(f"Invalid query parameter '{echo(k)}': NUL characters are not allowed")
         grouped.setdefault(k, []).append(v)
 
@@ -110,8 +135,9 @@ def parse_list_query(res: Resource, params: list[tuple[str, str]], *,
             if lim < 0:
                 raise ValueError
         except ValueError:
-            raise BadRequest(resource="limit", msg=f"Limit must be an integer 0 or greater and "
-                                                   f"not '{echo(raw)}'") from None
+            raise BadRequest(
+                resource="limit", msg=f"Limit must be an integer 0 or greater and not '{echo(raw)}'"
+            ) from None
         if max_limit > 0 and (lim == 0 or lim > max_limit):
             lim = max_limit
         q.limit = lim
@@ -122,8 +148,12 @@ def parse_list_query(res: Resource, params: list[tuple[str, str]], *,
     if "page_reverse" in grouped:
         q.page_reverse = _to_bool_param(grouped["page_reverse"][-1])
 
-    for key, target in (("tags", q.tags_all), ("tags-any", q.tags_any),
-                        ("not-tags", q.not_tags_all), ("not-tags-any", q.not_tags_any)):
+    for key, target in (
+        ("tags", q.tags_all),
+        ("tags-any", q.tags_any),
+        ("not-tags", q.not_tags_all),
+        ("not-tags-any", q.not_tags_any),
+    ):
         for v in grouped.get(key, []):
             target.extend(t for t in v.split(",") if t)
     if "changed_since" in grouped:
@@ -169,9 +199,14 @@ def _matches(obj: dict[str, Any], key: str, values: list[Any]) -> bool:
     return have in values
 
 
-def apply(q: ListQuery, items: list[dict[str, Any]], *, pushed: set[str],
-          tags_of: Callable[[dict[str, Any]], list[str]] | None = None,
-          sort_values: dict[str, Callable[[Any], Any]] | None = None) -> list[dict[str, Any]]:
+def apply(
+    q: ListQuery,
+    items: list[dict[str, Any]],
+    *,
+    pushed: set[str],
+    tags_of: Callable[[dict[str, Any]], list[str]] | None = None,
+    sort_values: dict[str, Callable[[Any], Any]] | None = None,
+) -> list[dict[str, Any]]:
     """Filter (what SQL did not), then sort and paginate.
 
     ``sort_values`` maps a sort key to the function giving its sort value, for attributes whose
@@ -202,8 +237,10 @@ def apply(q: ListQuery, items: list[dict[str, Any]], *, pushed: set[str],
         sorts.append(("id", True))
     for key, asc in reversed(sorts):
         conv = (sort_values or {}).get(key)
-        items.sort(key=lambda o, k=key, c=conv: _sort_key(o.get(k) if c is None or o.get(k) is None
-                                                          else c(o[k])), reverse=not asc)
+        items.sort(
+            key=lambda o, k=key, c=conv: _sort_key(o.get(k) if c is None or o.get(k) is None else c(o[k])),
+            reverse=not asc,
+        )
     return items
 
 
@@ -217,8 +254,9 @@ def _sort_key(v: Any) -> tuple[int, Any]:
     return (2, str(v))
 
 
-def paginate(q: ListQuery, items: list[dict[str, Any]], *, base_url: str,
-             params: list[tuple[str, str]], collection: str) -> tuple[list[dict[str, Any]], list[dict[str, str]] | None]:
+def paginate(
+    q: ListQuery, items: list[dict[str, Any]], *, base_url: str, params: list[tuple[str, str]], collection: str
+) -> tuple[list[dict[str, Any]], list[dict[str, str]] | None]:
     """Cut one page by marker/limit and build Neutron's ``*_links``."""
     if not q.limit:
         return items, None
@@ -229,16 +267,17 @@ def paginate(q: ListQuery, items: list[dict[str, Any]], *, base_url: str,
         except ValueError:
             return [], []
         if q.page_reverse:
-            page = items[max(0, pos - q.limit):pos]
+            page = items[max(0, pos - q.limit) : pos]
         else:
-            page = items[pos + 1:pos + 1 + q.limit]
+            page = items[pos + 1 : pos + 1 + q.limit]
     else:
-        page = items[-q.limit:] if q.page_reverse else items[:q.limit]
+        page = items[-q.limit :] if q.page_reverse else items[: q.limit]
     return page, page_links(q, page, base_url=base_url, params=params)
 
 
-def page_links(q: ListQuery, page: list[dict[str, Any]], *, base_url: str,
-               params: list[tuple[str, str]]) -> list[dict[str, str]]:
+def page_links(
+    q: ListQuery, page: list[dict[str, Any]], *, base_url: str, params: list[tuple[str, str]]
+) -> list[dict[str, str]]:
     """Neutron's ``*_links`` of one page (both directions, any marker):
 
     * ``next`` unless a forward page came back short; it repeats the query with
@@ -255,6 +294,5 @@ def page_links(q: ListQuery, page: list[dict[str, Any]], *, base_url: str,
         links.append({"rel": "next", "href": f"{base_url}?{urlencode(keep + marker)}"})
     if not (short and q.page_reverse):
         marker = [("marker", page[0]["id"])] if page else []
-        links.append({"rel": "previous",
-                      "href": f"{base_url}?{urlencode(keep + marker + [('page_reverse', 'True')])}"})
+        links.append({"rel": "previous", "href": f"{base_url}?{urlencode(keep + marker + [('page_reverse', 'True')])}"})
     return links

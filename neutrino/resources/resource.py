@@ -9,13 +9,14 @@ per-attribute read policy).  Pure: no database, no HTTP.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from neutrino.resources import convert as cv
-from neutrino.resources import policy
 from neutrino.context import RequestContext
 from neutrino.errors import bad, echo, invalid
+from neutrino.resources import convert as cv
+from neutrino.resources import policy
 
 MISSING: Any = object()
 
@@ -25,7 +26,7 @@ class Attr:
     name: str
     post: bool = False
     put: bool = False
-    default: Any = MISSING          # MISSING + post => required
+    default: Any = MISSING  # MISSING + post => required
     convert: Callable[[Any], Any] | None = None
     visible: bool = True
     filter: bool = False
@@ -36,11 +37,11 @@ class Attr:
 
 @dataclass(frozen=True)
 class Resource:
-    name: str                       # "network"
-    collection: str                 # "networks" (URL path segment)
+    name: str  # "network"
+    collection: str  # "networks" (URL path segment)
     attrs: tuple[Attr, ...]
-    plural_key: str = ""            # JSON key of lists, default collection with '-' -> '_'
-    policy_name: str = ""           # default: name
+    plural_key: str = ""  # JSON key of lists, default collection with '-' -> '_'
+    policy_name: str = ""  # default: name
     by_name: dict[str, Attr] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -62,20 +63,46 @@ def std_attrs(*, name: bool = True, description_put: bool = True, sort_project: 
     """The standard attributes every Neutron resource carries."""
     out = [
         Attr("id", convert=cv.uuid_str, filter=True, sort=True, column="id"),
-        Attr("project_id", post=True, default=None, convert=cv.string(255), filter=True,
-             sort=sort_project, column="project_id"),
-        Attr("tenant_id", post=True, default=None, convert=cv.string(255), filter=True,
-             sort=sort_project, column="project_id"),
-        Attr("description", post=True, put=description_put, default="", convert=cv.string(255),
-             filter=True, sort=True, column="description"),
+        Attr(
+            "project_id",
+            post=True,
+            default=None,
+            convert=cv.string(255),
+            filter=True,
+            sort=sort_project,
+            column="project_id",
+        ),
+        Attr(
+            "tenant_id",
+            post=True,
+            default=None,
+            convert=cv.string(255),
+            filter=True,
+            sort=sort_project,
+            column="project_id",
+        ),
+        Attr(
+            "description",
+            post=True,
+            put=description_put,
+            default="",
+            convert=cv.string(255),
+            filter=True,
+            sort=True,
+            column="description",
+        ),
         Attr("created_at", filter=True, sort=True, column="created_at"),
         Attr("updated_at", filter=True, sort=True, column="updated_at"),
         Attr("revision_number", filter=True, sort=True, column="revision_number"),
         Attr("tags", filter=False),
     ]
     if name:
-        out.insert(1, Attr("name", post=True, put=True, default="", convert=cv.string(255), filter=True,
-                           sort=True, column="name"))
+        out.insert(
+            1,
+            Attr(
+                "name", post=True, put=True, default="", convert=cv.string(255), filter=True, sort=True, column="name"
+            ),
+        )
     return out
 
 
@@ -100,15 +127,17 @@ def _project(ctx: RequestContext, body: dict[str, Any], *, creating: bool) -> No
     # The service role too: the DHCP agent (service user, not admin) makes a network's DHCP
     # port in the network owner's project; policy still decides what the service role may create.
     if project is not None and not (ctx.is_admin or ctx.is_service) and project != ctx.project_id:
-        raise bad("Specifying 'project_id' other than the authenticated project in request is not "
-                  "allowed for the current user.")
+        raise bad(
+            "Specifying 'project_id' other than the authenticated project in request is not "
+            "allowed for the current user."
+        )
     if creating:
         project = project if project is not None else ctx.project_id
         body["project_id"] = body["tenant_id"] = project
 
 
 def unwrap_single(res: Resource, body: Any) -> dict[str, Any]:
-    if body is None:            # an empty body: Neutron reports the missing resource key
+    if body is None:  # an empty body: Neutron reports the missing resource key
         body = {}
     if not isinstance(body, dict):
         raise bad("Body contains invalid data")
@@ -122,7 +151,7 @@ def unwrap_single(res: Resource, body: Any) -> dict[str, Any]:
 
 def unwrap_create(res: Resource, body: Any) -> tuple[list[dict[str, Any]], bool]:
     """Return (items, is_bulk) from a create body (single or bulk form)."""
-    if body is None:            # an empty body: Neutron reports the missing resource key
+    if body is None:  # an empty body: Neutron reports the missing resource key
         body = {}
     if not isinstance(body, dict):
         raise bad("Body contains invalid data")
@@ -143,8 +172,9 @@ def unwrap_create(res: Resource, body: Any) -> tuple[list[dict[str, Any]], bool]
     return [unwrap_single(res, body)], False
 
 
-def prepare_create(ctx: RequestContext, res: Resource, item: dict[str, Any],
-                   extra_keys: Iterable[str] = ()) -> dict[str, Any]:
+def prepare_create(
+    ctx: RequestContext, res: Resource, item: dict[str, Any], extra_keys: Iterable[str] = ()
+) -> dict[str, Any]:
     """Validate a POST item: unknown keys, required, not-postable, conversion.
 
     Returns a dict with every postable attribute (defaults filled in) and
@@ -178,8 +208,9 @@ def prepare_create(ctx: RequestContext, res: Resource, item: dict[str, Any],
     return out
 
 
-def prepare_update(ctx: RequestContext, res: Resource, item: dict[str, Any],
-                   extra_keys: Iterable[str] = ()) -> dict[str, Any]:
+def prepare_update(
+    ctx: RequestContext, res: Resource, item: dict[str, Any], extra_keys: Iterable[str] = ()
+) -> dict[str, Any]:
     """Validate a PUT item; returns only the keys given, converted."""
     extras = set(extra_keys)
     unknown = [k for k in item if k not in res.by_name and k not in extras]
@@ -197,8 +228,7 @@ def prepare_update(ctx: RequestContext, res: Resource, item: dict[str, Any],
     return out
 
 
-def attr_rules(res: Resource, action: str, body: dict[str, Any], *,
-               creating: bool) -> list[tuple[str, list[str]]]:
+def attr_rules(res: Resource, action: str, body: dict[str, Any], *, creating: bool) -> list[tuple[str, list[str]]]:
     """The per-attribute policy rules a body triggers (see ``policy``)."""
     out: list[tuple[str, list[str]]] = []
     given = body.get("__given__", frozenset(body))
@@ -234,8 +264,9 @@ class Shaper:
 
     def __init__(self, ctx: RequestContext, res: Resource, fields: list[str] | None = None) -> None:
         prefix = f"get_{res.policy_name}:"
-        self.strip = frozenset(rule[len(prefix):] for rule in policy.RULES
-                               if rule.startswith(prefix) and not policy.check(ctx, rule, {}))
+        self.strip = frozenset(
+            rule[len(prefix) :] for rule in policy.RULES if rule.startswith(prefix) and not policy.check(ctx, rule, {})
+        )
         self.fields = [f for f in fields if f not in self.strip] if fields else None
 
     def __call__(self, obj: dict[str, Any]) -> dict[str, Any]:

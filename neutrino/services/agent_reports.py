@@ -40,7 +40,7 @@ class AgentReports:
         """Record one agent heartbeat; returns ``{"agent": {...}}``."""
         agents = self.agents
         if agents is None:
-            raise RuntimeError("no agent service registered")   # callers check takes_heartbeats first
+            raise RuntimeError("no agent service registered")  # callers check takes_heartbeats first
         return self.deps.db.run_write(lambda uow: agents.report(ctx, uow, body))
 
     def port_statuses(self, body: Any) -> dict[str, Any]:

@@ -35,20 +35,21 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
+from neutrino.context import RequestContext
+from neutrino.db import tables as t
+from neutrino.db.engine import UnitOfWork
 from neutrino.resources import convert as cv
 from neutrino.resources import policy
 from neutrino.resources.definitions import AGENT, NETWORK, ROUTER
 from neutrino.resources.query import ListQuery
 from neutrino.resources.resource import Attr, Resource
-from neutrino.context import RequestContext
-from neutrino.db import tables as t
-from neutrino.db.engine import UnitOfWork
 from neutrino.services import common
 from neutrino.services.common import Deps
 from neutrino.services.dhcp_scheduler import DhcpScheduler
@@ -61,14 +62,26 @@ L3_AGENT = "L3 agent"
 AZ_RESOURCE = {DHCP_AGENT: "network", L3_AGENT: "router"}
 DEFAULT_AZ = "nova"
 
-AVAILABILITY_ZONE = Resource("availability_zone", "availability_zones", (
-    Attr("name", filter=True, sort=True),
-    Attr("resource", filter=True, sort=True),
-    Attr("state", filter=True, sort=True),
-))
+AVAILABILITY_ZONE = Resource(
+    "availability_zone",
+    "availability_zones",
+    (
+        Attr("name", filter=True, sort=True),
+        Attr("resource", filter=True, sort=True),
+        Attr("state", filter=True, sort=True),
+    ),
+)
 
-_REPORT_KEYS = {"agent_type", "binary", "topic", "host", "configurations", "availability_zone",
-                "start_flag", "resources_synced"}
+_REPORT_KEYS = {
+    "agent_type",
+    "binary",
+    "topic",
+    "host",
+    "configurations",
+    "availability_zone",
+    "start_flag",
+    "resources_synced",
+}
 #: Reported fields whose change puts the agent on the feed.
 _TRACKED = ("binary", "topic", "availability_zone", "configurations", "resources_synced")
 
@@ -88,11 +101,20 @@ class AgentService:
     def to_dict(self, r: Any, now: float | None = None) -> dict[str, Any]:
         now = self.clock() if now is None else now
         return {
-            "id": r.id, "agent_type": r.agent_type, "binary": r.binary, "topic": r.topic, "host": r.host,
-            "admin_state_up": r.admin_state_up, "created_at": r.created_at, "started_at": r.started_at,
-            "heartbeat_timestamp": r.heartbeat_timestamp, "description": r.description,
-            "resources_synced": r.resources_synced, "availability_zone": r.availability_zone,
-            "alive": self.is_alive(r.heartbeat_at, now), "configurations": dict(r.configurations or {}),
+            "id": r.id,
+            "agent_type": r.agent_type,
+            "binary": r.binary,
+            "topic": r.topic,
+            "host": r.host,
+            "admin_state_up": r.admin_state_up,
+            "created_at": r.created_at,
+            "started_at": r.started_at,
+            "heartbeat_timestamp": r.heartbeat_timestamp,
+            "description": r.description,
+            "resources_synced": r.resources_synced,
+            "availability_zone": r.availability_zone,
+            "alive": self.is_alive(r.heartbeat_at, now),
+            "configurations": dict(r.configurations or {}),
         }
 
     def is_alive(self, heartbeat_at: float, now: float) -> bool:
@@ -121,8 +143,9 @@ class AgentService:
     def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
         raise errors.HTTPMethodNotAllowed()
 
-    def update(self, ctx: RequestContext, uow: UnitOfWork, agent_id: str, changes: dict[str, Any],
-               if_match: str | None = None) -> dict[str, Any]:
+    def update(
+        self, ctx: RequestContext, uow: UnitOfWork, agent_id: str, changes: dict[str, Any], if_match: str | None = None
+    ) -> dict[str, Any]:
         row = self.fetch_row(ctx, uow.conn, agent_id)
         policy.enforce(ctx, "update_agent", {})
         values = {k: changes[k] for k in ("admin_state_up", "description") if k in changes}
@@ -165,15 +188,29 @@ class AgentService:
         now = self.clock()
         ts = agent_ts(now)
         conn = uow.conn
-        row = conn.execute(select(t.agents).where(and_(t.agents.c.agent_type == rep["agent_type"],
-                                                       t.agents.c.host == rep["host"]))).first()
+        row = conn.execute(
+            select(t.agents).where(and_(t.agents.c.agent_type == rep["agent_type"], t.agents.c.host == rep["host"]))
+        ).first()
         if row is None:
             agent_id = common.new_id()
-            conn.execute(insert(t.agents).values(
-                id=agent_id, agent_type=rep["agent_type"], binary=rep["binary"], topic=rep["topic"],
-                host=rep["host"], admin_state_up=True, created_at=ts, started_at=ts, heartbeat_at=int(now),
-                heartbeat_timestamp=ts, description=None, availability_zone=rep["availability_zone"],
-                configurations=rep["configurations"], resources_synced=rep.get("resources_synced")))
+            conn.execute(
+                insert(t.agents).values(
+                    id=agent_id,
+                    agent_type=rep["agent_type"],
+                    binary=rep["binary"],
+                    topic=rep["topic"],
+                    host=rep["host"],
+                    admin_state_up=True,
+                    created_at=ts,
+                    started_at=ts,
+                    heartbeat_at=int(now),
+                    heartbeat_timestamp=ts,
+                    description=None,
+                    availability_zone=rep["availability_zone"],
+                    configurations=rep["configurations"],
+                    resources_synced=rep.get("resources_synced"),
+                )
+            )
             action = "create"
         else:
             agent_id = row.id
@@ -184,7 +221,7 @@ class AgentService:
             if rep["start_flag"]:
                 values["started_at"] = ts
             conn.execute(update(t.agents).where(t.agents.c.id == agent_id).values(**values))
-            noteworthy = (len(values) > 2 or not self.is_alive(row.heartbeat_at, now))
+            noteworthy = len(values) > 2 or not self.is_alive(row.heartbeat_at, now)
             action = "update" if noteworthy else ""
         # DHCP scheduling: a new/restarted/revived DHCP agent takes networks; dead agents' move.
         if self.dhcp_scheduler is not None and rep["agent_type"] == DHCP_AGENT:
@@ -245,14 +282,19 @@ class AvailabilityZoneService(common.ReadOnlyService):
     def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
         policy.enforce(ctx, "get_availability_zone", {})
         up: dict[tuple[str, str], bool] = {}
-        rows = conn.execute(select(t.agents.c.availability_zone, t.agents.c.agent_type, t.agents.c.admin_state_up)
-                            .where(t.agents.c.agent_type.in_(list(AZ_RESOURCE)))).all()
+        rows = conn.execute(
+            select(t.agents.c.availability_zone, t.agents.c.agent_type, t.agents.c.admin_state_up).where(
+                t.agents.c.agent_type.in_(list(AZ_RESOURCE))
+            )
+        ).all()
         for az, agent_type, admin_up in rows:
             if az:
                 key = (az, AZ_RESOURCE[agent_type])
                 up[key] = up.get(key, False) or bool(admin_up)
-        return [{"name": name, "resource": res, "state": "available" if ok else "unavailable"}
-                for (name, res), ok in sorted(up.items())], set()
+        return [
+            {"name": name, "resource": res, "state": "available" if ok else "unavailable"}
+            for (name, res), ok in sorted(up.items())
+        ], set()
 
 
 @dataclasses.dataclass
@@ -279,13 +321,18 @@ class Bindings:
     add: Callable[[UnitOfWork, Any, str], None] | None = None
     remove: Callable[[UnitOfWork, str, str], None] | None = None
 
-    def list(self, ctx: RequestContext, conn: Connection, parent_id: str,
-             q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
+    def list(
+        self, ctx: RequestContext, conn: Connection, parent_id: str, q: ListQuery
+    ) -> tuple[list[dict[str, Any]], set[str]]:
         if not ctx.is_admin:  # Neutron's default for every scheduling API: admin only
             raise errors.PolicyNotAuthorized(action=f"rule:{self.rule}")
         self.check_parent(conn, parent_id)
-        ids = [r[0] for r in conn.execute(select(self.table.c[self.child_col]).where(
-            self.table.c[self.parent_col] == parent_id))]
+        ids = [
+            r[0]
+            for r in conn.execute(
+                select(self.table.c[self.child_col]).where(self.table.c[self.parent_col] == parent_id)
+            )
+        ]
         svc = self.children()
         if svc is None or not ids:
             return [], set()
@@ -341,6 +388,7 @@ def _exists_or(table: Any, exc: Callable[[str], errors.NeutronException]) -> Cal
     def check(conn: Connection, obj_id: str) -> None:
         if not common.exists(conn, table, table.c.id == obj_id):
             raise exc(obj_id)
+
     return check
 
 
@@ -362,22 +410,47 @@ def register(deps: Deps, services: dict[str, Any], subresources: dict[tuple[str,
     services["availability_zones"] = AvailabilityZoneService(deps)
     agent_exists = _exists_or(t.agents, lambda i: errors.AgentNotFound(id=i))
     subresources[("agents", "dhcp-networks")] = Bindings(
-        NETWORK, "get_dhcp-networks", t.network_dhcp_agents, "agent_id", "network_id", agent_exists,
+        NETWORK,
+        "get_dhcp-networks",
+        t.network_dhcp_agents,
+        "agent_id",
+        "network_id",
+        agent_exists,
         lambda: services.get("networks"),
         writable=(DHCP_AGENT, errors.InvalidDHCPAgent, "create_dhcp-network", "delete_dhcp-network"),
         add=lambda uow, agent, net_id: scheduler.add_by_hand(uow, agent.id, net_id),
-        remove=scheduler.remove_by_hand)
+        remove=scheduler.remove_by_hand,
+    )
     subresources[("agents", "l3-routers")] = Bindings(
-        ROUTER, "get_l3-routers", t.router_l3_agents, "agent_id", "router_id", agent_exists,
+        ROUTER,
+        "get_l3-routers",
+        t.router_l3_agents,
+        "agent_id",
+        "router_id",
+        agent_exists,
         lambda: services.get("routers"),
         writable=(L3_AGENT, errors.InvalidL3Agent, "create_l3-router", "delete_l3-router"),
-        add=l3.add_by_hand, remove=l3.remove_by_hand)
+        add=l3.add_by_hand,
+        remove=l3.remove_by_hand,
+    )
     subresources[("networks", "dhcp-agents")] = Bindings(
-        AGENT, "get_dhcp-agents", t.network_dhcp_agents, "network_id", "agent_id",
-        _exists_or(t.networks, lambda i: errors.NetworkNotFound(net_id=i)), lambda: agents)
+        AGENT,
+        "get_dhcp-agents",
+        t.network_dhcp_agents,
+        "network_id",
+        "agent_id",
+        _exists_or(t.networks, lambda i: errors.NetworkNotFound(net_id=i)),
+        lambda: agents,
+    )
     subresources[("routers", "l3-agents")] = Bindings(
-        AGENT, "get_l3-agents", t.router_l3_agents, "router_id", "agent_id",
-        _exists_or(t.routers, lambda i: errors.RouterNotFound(router_id=i)), lambda: agents)
+        AGENT,
+        "get_l3-agents",
+        t.router_l3_agents,
+        "router_id",
+        "agent_id",
+        _exists_or(t.routers, lambda i: errors.RouterNotFound(router_id=i)),
+        lambda: agents,
+    )
 
 
 __all__ = ["AVAILABILITY_ZONE", "AgentService", "AvailabilityZoneService", "Bindings", "parse_report", "register"]

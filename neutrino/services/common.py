@@ -4,25 +4,25 @@ revision bumps, ``If-Match`` and the service dependencies bundle.
 
 from __future__ import annotations
 
+import random
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import Table, and_, delete, false, insert, select, update
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
-from neutrino.resources.query import ListQuery
-from neutrino.resources.resource import Resource
 from neutrino.config import Config
 from neutrino.db import tables as t
 from neutrino.db.engine import Database
 from neutrino.ml2.manager import TypeManager
+from neutrino.resources.query import ListQuery
+from neutrino.resources.resource import Resource
 from neutrino.timeutil import now_iso
-
-import random
 
 
 @dataclass
@@ -42,9 +42,14 @@ def new_id() -> str:
 def std_values(item: dict[str, Any], *, revision: int = 0, with_name: bool = True) -> dict[str, Any]:
     """Column values of the standard attributes for an insert."""
     ts = now_iso()
-    vals = {"id": item.get("id") or new_id(), "project_id": item.get("project_id") or "",
-            "description": item.get("description") or "", "created_at": ts, "updated_at": ts,
-            "revision_number": revision}
+    vals = {
+        "id": item.get("id") or new_id(),
+        "project_id": item.get("project_id") or "",
+        "description": item.get("description") or "",
+        "created_at": ts,
+        "updated_at": ts,
+        "revision_number": revision,
+    }
     if with_name:
         vals["name"] = item.get("name") or ""
     return vals
@@ -52,8 +57,13 @@ def std_values(item: dict[str, Any], *, revision: int = 0, with_name: bool = Tru
 
 def std_tail(row: Any, tags: list[str]) -> dict[str, Any]:
     """The trailing standard attributes of a response dict, in Neutron's order."""
-    return {"description": row.description, "tags": tags, "created_at": row.created_at,
-            "updated_at": row.updated_at, "revision_number": row.revision_number}
+    return {
+        "description": row.description,
+        "tags": tags,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "revision_number": row.revision_number,
+    }
 
 
 def bump(conn: Connection, table: Table, obj_id: str, values: dict[str, Any] | None = None) -> None:
@@ -101,8 +111,7 @@ def set_tags(conn: Connection, resource_type: str, rid: str, tags: Iterable[str]
     conn.execute(delete(t.tags).where(t.tags.c.resource_id == rid))
     uniq = sorted(set(tags))
     if uniq:
-        conn.execute(insert(t.tags), [{"resource_id": rid, "tag": x, "resource_type": resource_type}
-                                      for x in uniq])
+        conn.execute(insert(t.tags), [{"resource_id": rid, "tag": x, "resource_type": resource_type} for x in uniq])
     return uniq
 
 
@@ -111,8 +120,9 @@ def delete_tags(conn: Connection, rid: str) -> None:
 
 
 # --- SQL filter push-down ----------------------------------------------------------------
-def push_filters(stmt: Any, table: Table, res: Resource, q: ListQuery,
-                 renames: dict[str, str] | None = None) -> tuple[Any, set[str]]:
+def push_filters(
+    stmt: Any, table: Table, res: Resource, q: ListQuery, renames: dict[str, str] | None = None
+) -> tuple[Any, set[str]]:
     """Add WHERE clauses for filters that map to a column; return (stmt, pushed names)."""
     pushed: set[str] = set()
     renames = renames or {}
@@ -122,7 +132,7 @@ def push_filters(stmt: Any, table: Table, res: Resource, q: ListQuery,
         if not col_name or col_name not in table.c:
             continue
         col = table.c[col_name]
-        if not values:          # every value given was one the column cannot hold (query.INTEGER_FILTERS)
+        if not values:  # every value given was one the column cannot hold (query.INTEGER_FILTERS)
             stmt = stmt.where(false())
         else:
             stmt = stmt.where(col.in_(values)) if len(values) > 1 else stmt.where(col == values[0])

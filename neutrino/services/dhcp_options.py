@@ -69,38 +69,96 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from neutrino import errors
 
 #: IPv4 options dnsmasq 2.90 knows by name (``dnsmasq --help dhcp``): name -> code.
 KNOWN_V4: dict[str, int] = {
-    "netmask": 1, "time-offset": 2, "router": 3, "dns-server": 6, "log-server": 7, "lpr-server": 9,
-    "boot-file-size": 13, "domain-name": 15, "swap-server": 16, "root-path": 17, "extension-path": 18,
-    "ip-forward-enable": 19, "non-local-source-routing": 20, "policy-filter": 21,
-    "max-datagram-reassembly": 22, "default-ttl": 23, "mtu": 26, "all-subnets-local": 27,
-    "router-discovery": 31, "router-solicitation": 32, "static-route": 33, "trailer-encapsulation": 34,
-    "arp-timeout": 35, "ethernet-encap": 36, "tcp-ttl": 37, "tcp-keepalive": 38, "nis-domain": 40,
-    "nis-server": 41, "ntp-server": 42, "netbios-ns": 44, "netbios-dd": 45, "netbios-nodetype": 46,
-    "netbios-scope": 47, "x-windows-fs": 48, "x-windows-dm": 49, "T1": 58, "T2": 59, "vendor-class": 60,
-    "nis+-domain": 64, "nis+-server": 65, "tftp-server": 66, "bootfile-name": 67, "mobile-ip-home": 68,
-    "smtp-server": 69, "pop3-server": 70, "nntp-server": 71, "irc-server": 74, "user-class": 77,
-    "rapid-commit": 80, "client-arch": 93, "client-interface-id": 94, "client-machine-id": 97,
-    "posix-timezone": 100, "tzdb-timezone": 101, "ipv6-only": 108, "domain-search": 119, "sip-server": 120,
-    "classless-static-route": 121, "vendor-id-encap": 125, "tftp-server-address": 150,
+    "netmask": 1,
+    "time-offset": 2,
+    "router": 3,
+    "dns-server": 6,
+    "log-server": 7,
+    "lpr-server": 9,
+    "boot-file-size": 13,
+    "domain-name": 15,
+    "swap-server": 16,
+    "root-path": 17,
+    "extension-path": 18,
+    "ip-forward-enable": 19,
+    "non-local-source-routing": 20,
+    "policy-filter": 21,
+    "max-datagram-reassembly": 22,
+    "default-ttl": 23,
+    "mtu": 26,
+    "all-subnets-local": 27,
+    "router-discovery": 31,
+    "router-solicitation": 32,
+    "static-route": 33,
+    "trailer-encapsulation": 34,
+    "arp-timeout": 35,
+    "ethernet-encap": 36,
+    "tcp-ttl": 37,
+    "tcp-keepalive": 38,
+    "nis-domain": 40,
+    "nis-server": 41,
+    "ntp-server": 42,
+    "netbios-ns": 44,
+    "netbios-dd": 45,
+    "netbios-nodetype": 46,
+    "netbios-scope": 47,
+    "x-windows-fs": 48,
+    "x-windows-dm": 49,
+    "T1": 58,
+    "T2": 59,
+    "vendor-class": 60,
+    "nis+-domain": 64,
+    "nis+-server": 65,
+    "tftp-server": 66,
+    "bootfile-name": 67,
+    "mobile-ip-home": 68,
+    "smtp-server": 69,
+    "pop3-server": 70,
+    "nntp-server": 71,
+    "irc-server": 74,
+    "user-class": 77,
+    "rapid-commit": 80,
+    "client-arch": 93,
+    "client-interface-id": 94,
+    "client-machine-id": 97,
+    "posix-timezone": 100,
+    "tzdb-timezone": 101,
+    "ipv6-only": 108,
+    "domain-search": 119,
+    "sip-server": 120,
+    "classless-static-route": 121,
+    "vendor-id-encap": 125,
+    "tftp-server-address": 150,
     "server-ip-address": 255,
 }
 #: IPv6 options dnsmasq 2.90 knows by name (``dnsmasq --help dhcp6``): name -> code.
 KNOWN_V6: dict[str, int] = {
-    "sip-server-domain": 21, "sip-server": 22, "dns-server": 23, "domain-search": 24, "nis-server": 27,
-    "nis+-server": 28, "nis-domain": 29, "nis+-domain": 30, "sntp-server": 31,
-    "information-refresh-time": 32, "posix-timezone": 41, "tzdb-timezone": 42, "ntp-server": 56,
-    "bootfile-url": 59, "bootfile-param": 60,
+    "sip-server-domain": 21,
+    "sip-server": 22,
+    "dns-server": 23,
+    "domain-search": 24,
+    "nis-server": 27,
+    "nis+-server": 28,
+    "nis-domain": 29,
+    "nis+-domain": 30,
+    "sntp-server": 31,
+    "information-refresh-time": 32,
+    "posix-timezone": 41,
+    "tzdb-timezone": 42,
+    "ntp-server": 56,
+    "bootfile-url": 59,
+    "bootfile-param": 60,
 }
 #: Option codes whose values dnsmasq parses as address lists ("bad IP address" otherwise;
 #: found by running ``dnsmasq --test`` on each known option with a non-address value).
-ADDRESS_V4 = frozenset({1, 3, 6, 7, 9, 16, 21, 32, 33, 41, 42, 44, 45, 48, 49, 65, 68, 69, 70, 71, 74, 150,
-                        255})
+ADDRESS_V4 = frozenset({1, 3, 6, 7, 9, 16, 21, 32, 33, 41, 42, 44, 45, 48, 49, 65, 68, 69, 70, 71, 74, 150, 255})
 ADDRESS_V6 = frozenset({22, 23, 27, 28, 31})
 _ADDRESS = {4: ADDRESS_V4, 6: ADDRESS_V6}
 _LOWER_V4 = {k.lower(): v for k, v in KNOWN_V4.items()}
@@ -133,7 +191,8 @@ def check_subnet(subnet_id: str, gateway_ip: str | None, host_routes: Iterable[d
             raise errors.invalid(
                 f"Subnet {subnet_id} has gateway_ip {gateway_ip}: the host route {dest} via "
                 f"{route['nexthop']} would be a second default route. Remove the host route, "
-                "or set gateway_ip to null to make it the default route")
+                "or set gateway_ip to null to make it the default route"
+            )
 
 
 # --- ports -----------------------------------------------------------------------------------
@@ -150,7 +209,7 @@ def option_code(name: str, version: int) -> int | None:
     if name.isdigit() and name.isascii():
         code = int(name)
         return code if (1 <= code <= 254 if version == 4 else 1 <= code <= 65535) else None
-    return (_LOWER_V4 if version == 4 else _LOWER_V6).get(name.lower())   # dnsmasq ignores case
+    return (_LOWER_V4 if version == 4 else _LOWER_V6).get(name.lower())  # dnsmasq ignores case
 
 
 def check_extra_dhcp_opts(opts: list[dict[str, Any]]) -> None:
@@ -175,9 +234,12 @@ def check_extra_dhcp_opts(opts: list[dict[str, Any]]) -> None:
             code = option_code(name, version)
             if code is None and (not OPT_TOKEN.fullmatch(name) or name.isdigit()):
                 known = "IPv4 1-254" if version == 4 else "IPv6 1-65535"
-                raise _bad_opt(opt, f"'{name}' is not a DHCP option name (1-64 letters, digits, '_', '-', "
-                                    "'.' or '+', not starting with '-', '.' or '+') nor an option number, "
-                                    f"{known}")
+                raise _bad_opt(
+                    opt,
+                    f"'{name}' is not a DHCP option name (1-64 letters, digits, '_', '-', "
+                    "'.' or '+', not starting with '-', '.' or '+') nor an option number, "
+                    f"{known}",
+                )
             if value is not None:
                 _check_value(opt, code, version, value)
         key = (code if code is not None else name.lower(), version)
@@ -214,7 +276,7 @@ def placements(opts: Iterable[tuple[str, str | None, int]]) -> tuple[list[tuple[
     out: list[str] = []
     for name, value, version in given:
         target = version
-        if version not in _ADDRESS:   # the API allows 4 and 6 only
+        if version not in _ADDRESS:  # the API allows 4 and 6 only
             out.append(f"{name}/ipv{version}")
             continue
         if name != CLIENT_ID and not _as_given(name, version, value):
@@ -231,8 +293,7 @@ def _as_given(name: str, version: int, value: str) -> bool:
     """dnsmasq takes option ``name`` of IPv``version`` with ``value`` (not ``client-id``); a blank
     value is the option without data, which dnsmasq takes for every option it knows."""
     code = option_code(name, version)
-    return code is not None and (code not in _ADDRESS.get(version, ()) or is_blank(value)
-                                 or _addresses(value, version))
+    return code is not None and (code not in _ADDRESS.get(version, ()) or is_blank(value) or _addresses(value, version))
 
 
 def is_blank(value: str) -> bool:
@@ -250,8 +311,11 @@ def stored(opts: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """A port's options as kept and shown (``opt_name``, ``opt_value``, ``ip_version``), in order;
     pure.  ``ip_version`` is always there (4 when not given); an entry without a value (null
     ``opt_value``) is dropped, as Neutron stores no such option on create."""
-    return [{"opt_name": o["opt_name"], "opt_value": o["opt_value"], "ip_version": int(o.get("ip_version") or 4)}
-            for o in opts if o.get("opt_value") is not None]
+    return [
+        {"opt_name": o["opt_name"], "opt_value": o["opt_value"], "ip_version": int(o.get("ip_version") or 4)}
+        for o in opts
+        if o.get("opt_value") is not None
+    ]
 
 
 def merged(current: Iterable[dict[str, Any]], given: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -290,12 +354,15 @@ def _check_value(opt: dict[str, Any], code: int | None, version: int, value: str
         items = [item.strip() for item in value.split(",")]
         bad = next((item for item in items if not (_is_address(item, 4) or _is_address(item, 6))), None)
         if bad is not None:
-            raise _bad_opt(opt, f"'{bad}' is not an IPv{version} address, nor an IPv{10 - version} address "
-                                f"(option '{opt['opt_name']}' takes a comma-separated list of addresses)")
-        if not (all(_is_address(item, version) for item in items)
-                or all(_is_address(item, 10 - version) for item in items)):
-            raise _bad_opt(opt, f"option '{opt['opt_name']}' mixes IPv4 and IPv6 addresses; give all of "
-                                "one IP version")
+            raise _bad_opt(
+                opt,
+                f"'{bad}' is not an IPv{version} address, nor an IPv{10 - version} address "
+                f"(option '{opt['opt_name']}' takes a comma-separated list of addresses)",
+            )
+        if not (
+            all(_is_address(item, version) for item in items) or all(_is_address(item, 10 - version) for item in items)
+        ):
+            raise _bad_opt(opt, f"option '{opt['opt_name']}' mixes IPv4 and IPv6 addresses; give all of one IP version")
 
 
 def _is_address(text: str, version: int) -> bool:
@@ -325,15 +392,33 @@ def check_dns_name(name: str) -> None:
     else:
         bad = [label for label in labels if not _LABEL.match(label)]
         if bad:
-            reason = (f"'{bad[0]}' is not a valid DNS label: 1 to 63 letters, digits or hyphens, "
-                      "not starting or ending with a hyphen")
+            reason = (
+                f"'{bad[0]}' is not a valid DNS label: 1 to 63 letters, digits or hyphens, "
+                "not starting or ending with a hyphen"
+            )
         elif name.endswith(".") and labels[-1].isdigit():
             reason = "The top level domain of an FQDN cannot be all numeric"
     if reason:
-        raise errors.bad(f"Invalid input for dns_name. Reason: '{name}' not a valid PQDN or FQDN. "
-                         f"Reason: {reason}.")
+        raise errors.bad(f"Invalid input for dns_name. Reason: '{name}' not a valid PQDN or FQDN. Reason: {reason}.")
 
 
-__all__ = ["ADDRESS_V4", "ADDRESS_V6", "BLANK_ALLOWED", "CLIENT_ID", "KNOWN_V4", "KNOWN_V6", "OPT_TOKEN",
-           "check_dns_name", "check_extra_dhcp_opts", "check_port", "check_subnet", "cross_version", "is_blank",
-           "left_out", "merged", "option_code", "placements", "stored"]
+__all__ = [
+    "ADDRESS_V4",
+    "ADDRESS_V6",
+    "BLANK_ALLOWED",
+    "CLIENT_ID",
+    "KNOWN_V4",
+    "KNOWN_V6",
+    "OPT_TOKEN",
+    "check_dns_name",
+    "check_extra_dhcp_opts",
+    "check_port",
+    "check_subnet",
+    "cross_version",
+    "is_blank",
+    "left_out",
+    "merged",
+    "option_code",
+    "placements",
+    "stored",
+]

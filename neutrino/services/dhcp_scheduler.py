@@ -56,7 +56,8 @@ view, so the network is recorded too whenever that list changes.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, insert, select, true
 from sqlalchemy.engine import Connection
@@ -80,8 +81,12 @@ def hosting_zones(conn: Connection, net_ids: list[str]) -> dict[str, list[str]]:
     """network id -> sorted availability zones of the DHCP agents bound to it."""
     if not net_ids:
         return {}
-    q = (select(_nda.c.network_id, t.agents.c.availability_zone).distinct()
-         .join(t.agents, t.agents.c.id == _nda.c.agent_id).where(t.agents.c.availability_zone.is_not(None)))
+    q = (
+        select(_nda.c.network_id, t.agents.c.availability_zone)
+        .distinct()
+        .join(t.agents, t.agents.c.id == _nda.c.agent_id)
+        .where(t.agents.c.availability_zone.is_not(None))
+    )
     if len(net_ids) <= 400:
         q = q.where(_nda.c.network_id.in_(net_ids))
     out: dict[str, list[str]] = {}
@@ -91,9 +96,11 @@ def hosting_zones(conn: Connection, net_ids: list[str]) -> dict[str, list[str]]:
 
 
 def _binding_rows(conn: Connection, net_ids: list[str] | None) -> list[Any]:
-    q = (select(_nda.c.network_id, _nda.c.agent_id, t.agents.c.host)
-         .join(t.agents, t.agents.c.id == _nda.c.agent_id)
-         .order_by(_nda.c.network_id, t.agents.c.host, _nda.c.agent_id))
+    q = (
+        select(_nda.c.network_id, _nda.c.agent_id, t.agents.c.host)
+        .join(t.agents, t.agents.c.id == _nda.c.agent_id)
+        .order_by(_nda.c.network_id, t.agents.c.host, _nda.c.agent_id)
+    )
     if net_ids is not None:
         q = q.where(_nda.c.network_id.in_(net_ids))
     return list(conn.execute(q))
@@ -102,8 +109,9 @@ def _binding_rows(conn: Connection, net_ids: list[str] | None) -> list[Any]:
 def _bodies(rows: Iterable[Any]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
-        body = out.setdefault(r.network_id, {"id": r.network_id, "network_id": r.network_id,
-                                             "agent_ids": [], "hosts": []})
+        body = out.setdefault(
+            r.network_id, {"id": r.network_id, "network_id": r.network_id, "agent_ids": [], "hosts": []}
+        )
         body["agent_ids"].append(r.agent_id)
         body["hosts"].append(r.host)
     return out
@@ -145,12 +153,24 @@ class DhcpScheduler:
 
     def _candidates(self, conn: Connection, now: float) -> list[Any]:
         """Live, admin-up DHCP agents with their load (bound networks)."""
-        load = (select(func.count()).select_from(_nda).where(_nda.c.agent_id == t.agents.c.id)
-                .correlate(t.agents).scalar_subquery())
-        return list(conn.execute(select(t.agents.c.id, t.agents.c.host, t.agents.c.availability_zone,
-                                        load.label("load")).where(and_(
-            t.agents.c.agent_type == DHCP_AGENT, t.agents.c.admin_state_up == true(),
-            t.agents.c.heartbeat_at >= self._dead_before(now)))))
+        load = (
+            select(func.count())
+            .select_from(_nda)
+            .where(_nda.c.agent_id == t.agents.c.id)
+            .correlate(t.agents)
+            .scalar_subquery()
+        )
+        return list(
+            conn.execute(
+                select(t.agents.c.id, t.agents.c.host, t.agents.c.availability_zone, load.label("load")).where(
+                    and_(
+                        t.agents.c.agent_type == DHCP_AGENT,
+                        t.agents.c.admin_state_up == true(),
+                        t.agents.c.heartbeat_at >= self._dead_before(now),
+                    )
+                )
+            )
+        )
 
     @staticmethod
     def _lock_network(conn: Connection, net_id: str) -> Any:
@@ -161,19 +181,29 @@ class DhcpScheduler:
         network without conflicting with the key-share locks of concurrent
         inserts that reference the network (subnets, ports), which would deadlock.
         """
-        return conn.execute(select(t.networks.c.id, t.networks.c.project_id,
-                                   t.networks.c.availability_zone_hints)
-                            .where(t.networks.c.id == net_id).with_for_update(key_share=True)).first()
+        return conn.execute(
+            select(t.networks.c.id, t.networks.c.project_id, t.networks.c.availability_zone_hints)
+            .where(t.networks.c.id == net_id)
+            .with_for_update(key_share=True)
+        ).first()
 
     @staticmethod
     def _wants_dhcp(conn: Connection, net_id: str) -> bool:
-        return conn.execute(select(t.subnets.c.id).where(and_(
-            t.subnets.c.network_id == net_id, t.subnets.c.enable_dhcp == true())).limit(1)).first() is not None
+        return (
+            conn.execute(
+                select(t.subnets.c.id)
+                .where(and_(t.subnets.c.network_id == net_id, t.subnets.c.enable_dhcp == true()))
+                .limit(1)
+            ).first()
+            is not None
+        )
 
     @staticmethod
     def _bound(conn: Connection, net_id: str) -> list[str]:
-        return [r[0] for r in conn.execute(select(_nda.c.agent_id).where(_nda.c.network_id == net_id)
-                                           .order_by(_nda.c.agent_id))]
+        return [
+            r[0]
+            for r in conn.execute(select(_nda.c.agent_id).where(_nda.c.network_id == net_id).order_by(_nda.c.agent_id))
+        ]
 
     @staticmethod
     def _is_held(conn: Connection, net_id: str) -> bool:
@@ -181,8 +211,14 @@ class DhcpScheduler:
         return conn.execute(select(_held.c.network_id).where(_held.c.network_id == net_id)).first() is not None
 
     @staticmethod
-    def _pick(candidates: list[Any], loads: dict[str, int], hints: list[str], bound: list[str],
-              zones_used: set[str], count: int) -> list[str]:
+    def _pick(
+        candidates: list[Any],
+        loads: dict[str, int],
+        hints: list[str],
+        bound: list[str],
+        zones_used: set[str],
+        count: int,
+    ) -> list[str]:
         """Choose ``count`` agents: unused zone first, then least loaded, host, id."""
         pool = [a for a in candidates if a.id not in bound and (not hints or a.availability_zone in hints)]
         chosen: list[str] = []
@@ -198,8 +234,7 @@ class DhcpScheduler:
         return chosen
 
     # --- applying a change (with its feed records) ------------------------------------------------
-    def _apply(self, uow: UnitOfWork, net: Any, add: list[str], remove: list[str], *,
-               record_network: bool) -> None:
+    def _apply(self, uow: UnitOfWork, net: Any, add: list[str], remove: list[str], *, record_network: bool) -> None:
         if not add and not remove:
             return
         conn = uow.conn
@@ -211,8 +246,9 @@ class DhcpScheduler:
             conn.execute(insert(_nda), [{"network_id": net.id, "agent_id": a} for a in add])
         self._record(uow, net, before, zones_before, record_network=record_network)
 
-    def _record(self, uow: UnitOfWork, net: Any, before: dict[str, Any] | None, zones_before: list[str], *,
-                record_network: bool) -> None:
+    def _record(
+        self, uow: UnitOfWork, net: Any, before: dict[str, Any] | None, zones_before: list[str], *, record_network: bool
+    ) -> None:
         conn = uow.conn
         after = binding_body(conn, net.id)
         if after != before:
@@ -221,6 +257,7 @@ class DhcpScheduler:
         if record_network and hosting_zones(conn, [net.id]).get(net.id, []) != zones_before:
             # In function: networks imports this module (a network's view shows its DHCP agents' zones).
             from neutrino.services.networks import NetworkService
+
             body = NetworkService(self.deps).get(RequestContext.admin(), conn, net.id)
             uow.changed("network", net.id, "update", body, net.project_id)
 
@@ -256,8 +293,12 @@ class DhcpScheduler:
     def agent_removed(self, uow: UnitOfWork, agent_id: str) -> list[str]:
         """Before an agent is deleted: unbind its networks; returns them (see ``after_agent_removed``)."""
         conn = uow.conn
-        nets = [r[0] for r in conn.execute(select(_nda.c.network_id).where(_nda.c.agent_id == agent_id)
-                                           .order_by(_nda.c.network_id))]
+        nets = [
+            r[0]
+            for r in conn.execute(
+                select(_nda.c.network_id).where(_nda.c.agent_id == agent_id).order_by(_nda.c.network_id)
+            )
+        ]
         for net_id in nets:
             net = self._lock_network(conn, net_id)
             if net is not None:
@@ -269,8 +310,7 @@ class DhcpScheduler:
         for net_id in net_ids:
             self.network_changed(uow, net_id)
 
-    def agent_reported(self, uow: UnitOfWork, agent_id: str, before: Any, now: float,
-                       start_flag: bool) -> None:
+    def agent_reported(self, uow: UnitOfWork, agent_id: str, before: Any, now: float, start_flag: bool) -> None:
         """After a heartbeat of any agent (``before``: its row before the report, None when new)."""
         conn = uow.conn
         agent = conn.execute(select(t.agents).where(t.agents.c.id == agent_id)).one()
@@ -288,27 +328,38 @@ class DhcpScheduler:
     def agent_admin_up(self, uow: UnitOfWork, agent_id: str) -> None:
         """An admin set a DHCP agent admin-up: it may take unscheduled networks at once."""
         agent = uow.conn.execute(select(t.agents).where(t.agents.c.id == agent_id)).first()
-        if (agent is not None and agent.agent_type == DHCP_AGENT and self.deps.cfg.default.network_auto_schedule
-                and agent.heartbeat_at >= self._dead_before(self.clock())):
+        if (
+            agent is not None
+            and agent.agent_type == DHCP_AGENT
+            and self.deps.cfg.default.network_auto_schedule
+            and agent.heartbeat_at >= self._dead_before(self.clock())
+        ):
             self.auto_schedule(uow, agent)
 
     def auto_schedule(self, uow: UnitOfWork, agent: Any) -> None:
         """Bind ``agent`` to every network that wants DHCP, has too few agents and admits its zone."""
         conn = uow.conn
         per = self.per_network
-        count = select(func.count()).select_from(_nda).where(_nda.c.network_id == t.networks.c.id) \
-            .correlate(t.networks).scalar_subquery()
+        count = (
+            select(func.count())
+            .select_from(_nda)
+            .where(_nda.c.network_id == t.networks.c.id)
+            .correlate(t.networks)
+            .scalar_subquery()
+        )
         has_dhcp = exists().where(and_(t.subnets.c.network_id == t.networks.c.id, t.subnets.c.enable_dhcp == true()))
         mine = exists().where(and_(_nda.c.network_id == t.networks.c.id, _nda.c.agent_id == agent.id))
         held = exists().where(_held.c.network_id == t.networks.c.id)
-        rows = conn.execute(select(t.networks.c.id).where(and_(has_dhcp, ~mine, ~held, count < per))
-                            .order_by(t.networks.c.id)).all()
+        rows = conn.execute(
+            select(t.networks.c.id).where(and_(has_dhcp, ~mine, ~held, count < per)).order_by(t.networks.c.id)
+        ).all()
         for (net_id,) in rows:
             net = self._lock_network(conn, net_id)
-            if net is None or (net.availability_zone_hints and
-                               agent.availability_zone not in net.availability_zone_hints):
+            if net is None or (
+                net.availability_zone_hints and agent.availability_zone not in net.availability_zone_hints
+            ):
                 continue
-            bound = self._bound(conn, net_id)      # re-read under the lock
+            bound = self._bound(conn, net_id)  # re-read under the lock
             if agent.id in bound or len(bound) >= per:
                 continue
             self._apply(uow, net, [agent.id], [], record_network=True)
@@ -347,10 +398,12 @@ class DhcpScheduler:
         if now - self.started <= cfg.agent_down_time:
             return
         conn = uow.conn
-        dead = conn.execute(select(_nda.c.network_id, _nda.c.agent_id).join(
-            t.agents, t.agents.c.id == _nda.c.agent_id).where(and_(
-                t.agents.c.agent_type == DHCP_AGENT, t.agents.c.heartbeat_at < self._dead_before(now)))
-            .order_by(_nda.c.network_id, _nda.c.agent_id)).all()
+        dead = conn.execute(
+            select(_nda.c.network_id, _nda.c.agent_id)
+            .join(t.agents, t.agents.c.id == _nda.c.agent_id)
+            .where(and_(t.agents.c.agent_type == DHCP_AGENT, t.agents.c.heartbeat_at < self._dead_before(now)))
+            .order_by(_nda.c.network_id, _nda.c.agent_id)
+        ).all()
         if not dead:
             return
         candidates = self._candidates(conn, now)
@@ -363,7 +416,7 @@ class DhcpScheduler:
             net = self._lock_network(conn, net_id)
             if net is None or not self._wants_dhcp(conn, net_id):
                 continue
-            bound = self._bound(conn, net_id)                 # re-read under the lock
+            bound = self._bound(conn, net_id)  # re-read under the lock
             live_bound = [a for a in bound if a in live]
             gone = [a for a in bound if a not in live and self._is_dead(conn, a, now)]
             if not gone:
@@ -371,7 +424,7 @@ class DhcpScheduler:
             wanted = max(0, min(len(gone), self.per_network - len(live_bound)))
             zones_used = {live[a].availability_zone for a in live_bound}
             add = self._pick(candidates, loads, list(net.availability_zone_hints or []), bound, zones_used, wanted)
-            remove = gone if len(live_bound) + len(add) >= self.per_network else gone[:len(add)]
+            remove = gone if len(live_bound) + len(add) >= self.per_network else gone[: len(add)]
             self._apply(uow, net, add, remove, record_network=True)
 
     def _is_dead(self, conn: Connection, agent_id: str, now: float) -> bool:
@@ -380,14 +433,23 @@ class DhcpScheduler:
 
     def _zone_changed(self, uow: UnitOfWork, agent_id: str) -> None:
         """An agent reported another availability zone: the views of its networks changed."""
-        from neutrino.services.networks import NetworkService   # in function: networks imports this module
+        from neutrino.services.networks import NetworkService  # in function: networks imports this module
+
         conn = uow.conn
         svc = NetworkService(self.deps)
-        for (net_id,) in conn.execute(select(_nda.c.network_id).where(_nda.c.agent_id == agent_id)
-                                      .order_by(_nda.c.network_id)).all():
+        for (net_id,) in conn.execute(
+            select(_nda.c.network_id).where(_nda.c.agent_id == agent_id).order_by(_nda.c.network_id)
+        ).all():
             body = svc.get(RequestContext.admin(), conn, net_id)
             uow.changed("network", net_id, "update", body, body["project_id"])
 
 
-__all__ = ["DHCP_AGENT", "FEED_TYPE", "DhcpScheduler", "binding_body", "hosting_zones", "install_feed_source",
-           "snapshot_bindings"]
+__all__ = [
+    "DHCP_AGENT",
+    "FEED_TYPE",
+    "DhcpScheduler",
+    "binding_body",
+    "hosting_zones",
+    "install_feed_source",
+    "snapshot_bindings",
+]

@@ -27,8 +27,12 @@ STATUSES = ("ACTIVE", "DOWN", "ERROR")
 
 def set_statuses(deps: Deps, uow: UnitOfWork, body: Any) -> dict[str, Any]:
     """Apply ``{"host": H, "floatingips": {id: status}}``; returns what changed and what was ignored."""
-    if (not isinstance(body, dict) or not isinstance(body.get("floatingips"), dict)
-            or not isinstance(body.get("host"), str) or not body["host"]):
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("floatingips"), dict)
+        or not isinstance(body.get("host"), str)
+        or not body["host"]
+    ):
         raise errors.bad("Body must be {\"host\": <host>, \"floatingips\": {<floating IP id>: <status>}}")
     host, wanted = body["host"], body["floatingips"]
     bad = [s for s in wanted.values() if s not in STATUSES]
@@ -38,9 +42,15 @@ def set_statuses(deps: Deps, uow: UnitOfWork, body: Any) -> dict[str, Any]:
         return {"changed": [], "ignored": []}
     conn = uow.conn
     mine = routers_on_host(conn, host)
-    rows = [r for r in conn.execute(select(t.floatingips.c.id, t.floatingips.c.status, t.floatingips.c.router_id)
-                                    .where(t.floatingips.c.id.in_(list(wanted))).order_by(t.floatingips.c.id))
-            if r.router_id in mine]
+    rows = [
+        r
+        for r in conn.execute(
+            select(t.floatingips.c.id, t.floatingips.c.status, t.floatingips.c.router_id)
+            .where(t.floatingips.c.id.in_(list(wanted)))
+            .order_by(t.floatingips.c.id)
+        )
+        if r.router_id in mine
+    ]
     svc = FloatingIPService(deps)
     changed = []
     for r in rows:

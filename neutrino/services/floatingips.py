@@ -28,20 +28,21 @@ Contracts (Neutron's behaviour):
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import and_, delete, insert, select, true
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
+from neutrino.context import RequestContext
+from neutrino.db import tables as t
+from neutrino.db.engine import UnitOfWork
 from neutrino.resources import policy
 from neutrino.resources.definitions import FLOATINGIP
 from neutrino.resources.query import ListQuery
 from neutrino.resources.resource import attr_rules
-from neutrino.context import RequestContext
-from neutrino.db import tables as t
-from neutrino.db.engine import UnitOfWork
 from neutrino.services import common, quotas
 from neutrino.services.common import Deps
 from neutrino.services.networks import NetworkService
@@ -84,21 +85,31 @@ def find_router_for_fip(conn: Connection, port: Any, subnet: Any, ext_net_id: st
     rp_intf, rp_gw = t.router_ports.alias("rp_intf"), t.router_ports.alias("rp_gw")
     rows = conn.execute(
         select(rp_intf.c.router_id, ips.c.ip_address)
-        .select_from(intf.join(rp_intf, rp_intf.c.port_id == intf.c.id)
-                     .join(ips, ips.c.port_id == intf.c.id)
-                     .join(rp_gw, rp_gw.c.router_id == rp_intf.c.router_id)
-                     .join(gw, gw.c.id == rp_gw.c.port_id))
-        .where(and_(intf.c.network_id == port.network_id, intf.c.device_owner.in_(INTERFACE_OWNERS),
-                    ips.c.subnet_id == subnet.id, gw.c.network_id == ext_net_id,
-                    gw.c.device_owner == ROUTER_GW))
-        .order_by(intf.c.created_at, intf.c.id)).all()
+        .select_from(
+            intf.join(rp_intf, rp_intf.c.port_id == intf.c.id)
+            .join(ips, ips.c.port_id == intf.c.id)
+            .join(rp_gw, rp_gw.c.router_id == rp_intf.c.router_id)
+            .join(gw, gw.c.id == rp_gw.c.port_id)
+        )
+        .where(
+            and_(
+                intf.c.network_id == port.network_id,
+                intf.c.device_owner.in_(INTERFACE_OWNERS),
+                ips.c.subnet_id == subnet.id,
+                gw.c.network_id == ext_net_id,
+                gw.c.device_owner == ROUTER_GW,
+            )
+        )
+        .order_by(intf.c.created_at, intf.c.id)
+    ).all()
     for router_id, address in rows:
         if address == subnet.gateway_ip:
             return router_id
     if rows:
         return rows[0][0]
-    raise errors.ExternalGatewayForFloatingIPNotFound(subnet_id=subnet.id, external_network_id=ext_net_id,
-                                                      port_id=port.id)
+    raise errors.ExternalGatewayForFloatingIPNotFound(
+        subnet_id=subnet.id, external_network_id=ext_net_id, port_id=port.id
+    )
 
 
 class FloatingIPService:
@@ -115,8 +126,7 @@ class FloatingIPService:
         return true() if ctx.is_admin else t.floatingips.c.project_id == ctx.project_id
 
     def fetch_row(self, ctx: RequestContext, conn: Connection, fip_id: str) -> Any:
-        row = conn.execute(select(t.floatingips).where(and_(t.floatingips.c.id == fip_id,
-                                                            self._visible(ctx)))).first()
+        row = conn.execute(select(t.floatingips).where(and_(t.floatingips.c.id == fip_id, self._visible(ctx)))).first()
         if row is None:
             raise errors.FloatingIPNotFound(floatingip_id=fip_id)
         return row
@@ -124,32 +134,46 @@ class FloatingIPService:
     def dicts(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
         ids = [r.id for r in rows]
         port_ids = sorted({r.fixed_port_id for r in rows if r.fixed_port_id})
-        ports = {p.id: p for p in conn.execute(select(t.ports).where(t.ports.c.id.in_(port_ids)))} \
-            if port_ids else {}
+        ports = {p.id: p for p in conn.execute(select(t.ports).where(t.ports.c.id.in_(port_ids)))} if port_ids else {}
         pfs: dict[str, list[dict[str, Any]]] = {}
         if ids:
-            q = select(t.port_forwardings).order_by(t.port_forwardings.c.external_port_start,
-                                                    t.port_forwardings.c.id)
+            q = select(t.port_forwardings).order_by(t.port_forwardings.c.external_port_start, t.port_forwardings.c.id)
             if len(ids) <= 400:
                 q = q.where(t.port_forwardings.c.floatingip_id.in_(ids))
             for pf in conn.execute(q):
                 pfs.setdefault(pf.floatingip_id, []).append(pf_summary(pf))
         tags = common.load_tags(conn, "floatingips", ids)
-        return [self._dict(r, ports.get(r.fixed_port_id or ""), pfs.get(r.id, []), tags.get(r.id, []))
-                for r in rows]
+        return [self._dict(r, ports.get(r.fixed_port_id or ""), pfs.get(r.id, []), tags.get(r.id, [])) for r in rows]
 
     @staticmethod
     def _dict(r: Any, port: Any, pfs: list[dict[str, Any]], tags: list[str]) -> dict[str, Any]:
         details = None
         if port is not None:
-            details = {"name": port.name, "network_id": port.network_id, "mac_address": port.mac_address,
-                       "admin_state_up": port.admin_state_up, "status": port.status,
-                       "device_id": port.device_id, "device_owner": port.device_owner}
-        d = {"id": r.id, "tenant_id": r.project_id, "floating_ip_address": r.floating_ip_address,
-             "floating_network_id": r.floating_network_id, "router_id": r.router_id, "port_id": r.fixed_port_id,
-             "fixed_ip_address": r.fixed_ip_address, "status": r.status, "project_id": r.project_id,
-             "port_details": details, "dns_domain": r.dns_domain, "dns_name": r.dns_name,
-             "port_forwardings": pfs, "qos_policy_id": None}
+            details = {
+                "name": port.name,
+                "network_id": port.network_id,
+                "mac_address": port.mac_address,
+                "admin_state_up": port.admin_state_up,
+                "status": port.status,
+                "device_id": port.device_id,
+                "device_owner": port.device_owner,
+            }
+        d = {
+            "id": r.id,
+            "tenant_id": r.project_id,
+            "floating_ip_address": r.floating_ip_address,
+            "floating_network_id": r.floating_network_id,
+            "router_id": r.router_id,
+            "port_id": r.fixed_port_id,
+            "fixed_ip_address": r.fixed_ip_address,
+            "status": r.status,
+            "project_id": r.project_id,
+            "port_details": details,
+            "dns_domain": r.dns_domain,
+            "dns_name": r.dns_name,
+            "port_forwardings": pfs,
+            "qos_policy_id": None,
+        }
         d.update(common.std_tail(r, tags))
         return d
 
@@ -160,8 +184,9 @@ class FloatingIPService:
         return self.get(RequestContext.admin(), conn, fip_id)
 
     def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
-        stmt, pushed = common.push_filters(select(t.floatingips).where(self._visible(ctx)), t.floatingips,
-                                           FLOATINGIP, q)
+        stmt, pushed = common.push_filters(
+            select(t.floatingips).where(self._visible(ctx)), t.floatingips, FLOATINGIP, q
+        )
         rows = list(conn.execute(stmt.order_by(t.floatingips.c.created_at, t.floatingips.c.id)))
         return self.dicts(conn, rows), pushed
 
@@ -177,41 +202,72 @@ class FloatingIPService:
         if not common.exists(conn, t.subnets, t.subnets.c.network_id == net_id, t.subnets.c.ip_version == 4):
             raise fip_bad(f"Network {net_id} does not contain any IPv4 subnet")
         fip_id = common.new_id()
-        wanted = {k: v for k, v in (("subnet_id", item.get("subnet_id")),
-                                    ("ip_address", item.get("floating_ip_address"))) if v is not None}
-        port = self.ports.insert_port(uow, net, {
-            "project_id": "", "name": "", "network_id": net_id, "admin_state_up": True, "device_id": fip_id,
-            "device_owner": FIP_OWNER, "fixed_ips": [wanted] if wanted else None}, status="N/A")
+        wanted = {
+            k: v
+            for k, v in (("subnet_id", item.get("subnet_id")), ("ip_address", item.get("floating_ip_address")))
+            if v is not None
+        }
+        port = self.ports.insert_port(
+            uow,
+            net,
+            {
+                "project_id": "",
+                "name": "",
+                "network_id": net_id,
+                "admin_state_up": True,
+                "device_id": fip_id,
+                "device_owner": FIP_OWNER,
+                "fixed_ips": [wanted] if wanted else None,
+            },
+            status="N/A",
+        )
         v4 = [f["ip_address"] for f in port["fixed_ips"] if is_v4(f["ip_address"])]
         if not v4:
             raise errors.ExternalIpAddressExhausted(net_id=net_id)
         state = FipState(fip_id, item["project_id"], net_id, v4[0])
         port_id, fixed_ip, router_id = self._association(ctx, conn, item, state)
         vals = common.std_values(dict(item, id=fip_id), revision=0, with_name=False)
-        conn.execute(insert(t.floatingips).values(
-            **vals, floating_network_id=net_id, floating_ip_address=v4[0], floating_port_id=port["id"],
-            fixed_port_id=port_id, fixed_ip_address=fixed_ip, router_id=router_id, status="DOWN",
-            dns_name=item.get("dns_name") or "", dns_domain=item.get("dns_domain") or ""))
+        conn.execute(
+            insert(t.floatingips).values(
+                **vals,
+                floating_network_id=net_id,
+                floating_ip_address=v4[0],
+                floating_port_id=port["id"],
+                fixed_port_id=port_id,
+                fixed_ip_address=fixed_ip,
+                router_id=router_id,
+                status="DOWN",
+                dns_name=item.get("dns_name") or "",
+                dns_domain=item.get("dns_domain") or "",
+            )
+        )
         out = self.admin_view(conn, fip_id)
         uow.changed("floatingip", fip_id, "create", out, item["project_id"])
         return out
 
-    def update(self, ctx: RequestContext, uow: UnitOfWork, fip_id: str, changes: dict[str, Any],
-               if_match: str | None = None) -> dict[str, Any]:
+    def update(
+        self, ctx: RequestContext, uow: UnitOfWork, fip_id: str, changes: dict[str, Any], if_match: str | None = None
+    ) -> dict[str, Any]:
         conn = uow.conn
         row = self.fetch_row(ctx, conn, fip_id)
-        policy.enforce(ctx, "update_floatingip", self.dicts(conn, [row])[0],
-                       attr_rules(FLOATINGIP, "update", changes, creating=False))
+        policy.enforce(
+            ctx,
+            "update_floatingip",
+            self.dicts(conn, [row])[0],
+            attr_rules(FLOATINGIP, "update", changes, creating=False),
+        )
         common.check_if_match(if_match, row.revision_number)
-        state = FipState(row.id, row.project_id, row.floating_network_id, row.floating_ip_address,
-                         row.fixed_port_id, row.router_id)
+        state = FipState(
+            row.id, row.project_id, row.floating_network_id, row.floating_ip_address, row.fixed_port_id, row.router_id
+        )
         if not changes:
             # Neutron's "blank update": an empty body clears the association (a body with
             # other attributes and no port_id keeps it).
             changes = {"port_id": None}
         port_id, fixed_ip, router_id = self._association(ctx, conn, changes, state)
-        if changes.get("port_id") and common.exists(conn, t.port_forwardings,
-                                                    t.port_forwardings.c.floatingip_id == fip_id):
+        if changes.get("port_id") and common.exists(
+            conn, t.port_forwardings, t.port_forwardings.c.floatingip_id == fip_id
+        ):
             raise errors.FipInUseByPortForwarding(id=fip_id)
         values = {"fixed_port_id": port_id, "fixed_ip_address": fixed_ip, "router_id": router_id}
         if "description" in changes:
@@ -243,8 +299,9 @@ class FloatingIPService:
         return out
 
     # --- association ------------------------------------------------------------------------
-    def _association(self, ctx: RequestContext, conn: Connection, req: dict[str, Any],
-                     fip: FipState) -> tuple[str | None, str | None, str | None]:
+    def _association(
+        self, ctx: RequestContext, conn: Connection, req: dict[str, Any], fip: FipState
+    ) -> tuple[str | None, str | None, str | None]:
         """(port_id, fixed_ip_address, router_id) a request leaves the floating IP with."""
         port_id = fixed_ip = router_id = None
         if req.get("fixed_ip_address") and not req.get("port_id"):
@@ -252,16 +309,24 @@ class FloatingIPService:
         if req.get("port_id"):
             port_id, fixed_ip, router_id = self._assoc_data(ctx, conn, req, fip)
             if port_id == fip.fixed_port_id and fixed_ip == self._fixed_ip_of(conn, fip.id):
-                return port_id, fixed_ip, router_id     # the association it already has: a no-op
-            if common.exists(conn, t.floatingips, t.floatingips.c.fixed_port_id == port_id,
-                             t.floatingips.c.floating_network_id == fip.floating_network_id,
-                             t.floatingips.c.fixed_ip_address == fixed_ip):
+                return port_id, fixed_ip, router_id  # the association it already has: a no-op
+            if common.exists(
+                conn,
+                t.floatingips,
+                t.floatingips.c.fixed_port_id == port_id,
+                t.floatingips.c.floating_network_id == fip.floating_network_id,
+                t.floatingips.c.fixed_ip_address == fixed_ip,
+            ):
                 raise errors.FloatingIPPortAlreadyAssociated(
-                    port_id=port_id, fip_id=fip.id, floating_ip_address=fip.floating_ip_address,
-                    fixed_ip=fixed_ip, net_id=fip.floating_network_id)
+                    port_id=port_id,
+                    fip_id=fip.id,
+                    floating_ip_address=fip.floating_ip_address,
+                    fixed_ip=fixed_ip,
+                    net_id=fip.floating_network_id,
+                )
         if "port_id" not in req and fip.fixed_port_id:
             port_id, fixed_ip, router_id = self._assoc_data(ctx, conn, dict(req, port_id=fip.fixed_port_id), fip)
-        if not fip.fixed_port_id and fip.router_id:      # held by its port forwardings
+        if not fip.fixed_port_id and fip.router_id:  # held by its port forwardings
             router_id = fip.router_id
         return port_id, fixed_ip, router_id
 
@@ -269,20 +334,22 @@ class FloatingIPService:
     def _fixed_ip_of(conn: Connection, fip_id: str) -> str | None:
         return conn.execute(select(t.floatingips.c.fixed_ip_address).where(t.floatingips.c.id == fip_id)).scalar()
 
-    def _assoc_data(self, ctx: RequestContext, conn: Connection, req: dict[str, Any],
-                    fip: FipState) -> tuple[str, str, str]:
+    def _assoc_data(
+        self, ctx: RequestContext, conn: Connection, req: dict[str, Any], fip: FipState
+    ) -> tuple[str, str, str]:
         port = self.ports.fetch_row(ctx, conn, req["port_id"])
         if port.project_id != fip.project_id and not ctx.is_admin:
-            raise fip_bad(f"Cannot process floating IP association with Port {port.id}, since that port is "
-                          "owned by a different tenant")
+            raise fip_bad(
+                f"Cannot process floating IP association with Port {port.id}, since that port is "
+                "owned by a different tenant"
+            )
         if port.device_owner == DHCP_OWNER:
-            raise fip_bad("Port %(id)s is unable to be assigned a floating IP")   # sic: Neutron's text
+            raise fip_bad("Port %(id)s is unable to be assigned a floating IP")  # sic: Neutron's text
         addrs = port_addresses(conn, [port.id])[port.id]
         fixed = req.get("fixed_ip_address")
         if fixed:
             if not is_v4(fixed):
-                raise fip_bad(f"Cannot process floating IP association with {fixed}, since that is not an "
-                              "IPv4 address")
+                raise fip_bad(f"Cannot process floating IP association with {fixed}, since that is not an IPv4 address")
             subnet_id = next((s for s, ip in addrs if ip == fixed), None)
             if subnet_id is None:
                 raise fip_bad(f"Port {port.id} does not have fixed ip {fixed}")
@@ -291,8 +358,10 @@ class FloatingIPService:
             if not v4:
                 raise fip_bad(f"Cannot add floating IP to port {port.id} that has no fixed IPv4 addresses")
             if len(v4) > 1:
-                raise fip_bad(f"Port {port.id} has multiple fixed IPv4 addresses.  Must provide a specific "
-                              "IPv4 address when assigning a floating IP")
+                raise fip_bad(
+                    f"Port {port.id} has multiple fixed IPv4 addresses.  Must provide a specific "
+                    "IPv4 address when assigning a floating IP"
+                )
             subnet_id, fixed = v4[0]
         subnet = conn.execute(select(t.subnets).where(t.subnets.c.id == subnet_id)).one()
         return port.id, fixed, find_router_for_fip(conn, port, subnet, fip.floating_network_id)
@@ -300,8 +369,12 @@ class FloatingIPService:
 
 def pf_summary(pf: Any) -> dict[str, Any]:
     """A port forwarding as embedded in its floating IP (``expose-port-forwarding-in-fip``)."""
-    d: dict[str, Any] = {"id": pf.id, "protocol": pf.protocol, "internal_ip_address": pf.internal_ip_address,
-                         "internal_port_id": pf.internal_port_id}
+    d: dict[str, Any] = {
+        "id": pf.id,
+        "protocol": pf.protocol,
+        "internal_ip_address": pf.internal_ip_address,
+        "internal_port_id": pf.internal_port_id,
+    }
     if pf.internal_port_start == pf.internal_port_end:
         d["internal_port"] = pf.internal_port_start
     if pf.external_port_start == pf.external_port_end:

@@ -31,23 +31,27 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
+from neutrino.context import RequestContext
+from neutrino.db import tables as t
 from neutrino.resources import convert as cv
 from neutrino.resources import policy
 from neutrino.resources.query import ListQuery
 from neutrino.resources.resource import Attr, Resource
-from neutrino.context import RequestContext
-from neutrino.db import tables as t
 from neutrino.services.common import Deps, ReadOnlyService
 
-NETWORK_IP_AVAILABILITY = Resource("network_ip_availability", "network-ip-availabilities", (
-    Attr("network_id", convert=cv.uuid_str, filter=True, sort=True),
-    Attr("network_name", convert=cv.string(255), filter=True, sort=True),
-    Attr("project_id", convert=cv.string(255), filter=True, sort=True),
-    Attr("tenant_id", convert=cv.string(255), filter=True, sort=True),
-    Attr("total_ips"),
-    Attr("used_ips"),
-    Attr("subnet_ip_availability"),
-))
+NETWORK_IP_AVAILABILITY = Resource(
+    "network_ip_availability",
+    "network-ip-availabilities",
+    (
+        Attr("network_id", convert=cv.uuid_str, filter=True, sort=True),
+        Attr("network_name", convert=cv.string(255), filter=True, sort=True),
+        Attr("project_id", convert=cv.string(255), filter=True, sort=True),
+        Attr("tenant_id", convert=cv.string(255), filter=True, sort=True),
+        Attr("total_ips"),
+        Attr("used_ips"),
+        Attr("subnet_ip_availability"),
+    ),
+)
 
 _RULE = "get_network_ip_availability"
 
@@ -74,8 +78,14 @@ class IpAvailabilityService(ReadOnlyService):
 
     def _build(self, conn: Connection, net_ids: list[str] | None, versions: set[int]) -> list[dict[str, Any]]:
         nets = select(t.networks.c.id, t.networks.c.name, t.networks.c.project_id)
-        subs = select(t.subnets.c.id, t.subnets.c.network_id, t.subnets.c.name, t.subnets.c.cidr,
-                      t.subnets.c.ip_version, t.subnets.c.allocation_pools)
+        subs = select(
+            t.subnets.c.id,
+            t.subnets.c.network_id,
+            t.subnets.c.name,
+            t.subnets.c.cidr,
+            t.subnets.c.ip_version,
+            t.subnets.c.allocation_pools,
+        )
         used = select(t.ip_allocations.c.subnet_id, func.count()).group_by(t.ip_allocations.c.subnet_id)
         if net_ids is not None:
             nets = nets.where(t.networks.c.id.in_(net_ids))
@@ -86,17 +96,32 @@ class IpAvailabilityService(ReadOnlyService):
         for s in conn.execute(subs.order_by(t.subnets.c.network_id, t.subnets.c.id)):
             if versions and s.ip_version not in versions:
                 continue
-            by_net.setdefault(s.network_id, []).append({
-                "subnet_id": s.id, "subnet_name": s.name, "cidr": s.cidr, "ip_version": s.ip_version,
-                "total_ips": pool_size(list(s.allocation_pools or [])), "used_ips": counts.get(s.id, 0)})
+            by_net.setdefault(s.network_id, []).append(
+                {
+                    "subnet_id": s.id,
+                    "subnet_name": s.name,
+                    "cidr": s.cidr,
+                    "ip_version": s.ip_version,
+                    "total_ips": pool_size(list(s.allocation_pools or [])),
+                    "used_ips": counts.get(s.id, 0),
+                }
+            )
         out = []
         for n in conn.execute(nets.order_by(t.networks.c.id)):
             subnets = by_net.get(n.id, [])
             if versions and not subnets:
                 continue
-            out.append({"network_id": n.id, "network_name": n.name, "project_id": n.project_id,
-                        "tenant_id": n.project_id, "total_ips": sum(s["total_ips"] for s in subnets),
-                        "used_ips": sum(s["used_ips"] for s in subnets), "subnet_ip_availability": subnets})
+            out.append(
+                {
+                    "network_id": n.id,
+                    "network_name": n.name,
+                    "project_id": n.project_id,
+                    "tenant_id": n.project_id,
+                    "total_ips": sum(s["total_ips"] for s in subnets),
+                    "used_ips": sum(s["used_ips"] for s in subnets),
+                    "subnet_ip_availability": subnets,
+                }
+            )
         return out
 
     def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
@@ -108,7 +133,7 @@ class IpAvailabilityService(ReadOnlyService):
 
     def get(self, ctx: RequestContext, conn: Connection, net_id: str) -> dict[str, Any]:
         if not policy.check(ctx, _RULE, {}):
-            raise errors.HTTPNotFound()       # as Neutron: do not tell others what exists
+            raise errors.HTTPNotFound()  # as Neutron: do not tell others what exists
         found = self._build(conn, [net_id], set())
         if not found:
             raise errors.NetworkNotFound(net_id=net_id)

@@ -53,13 +53,13 @@ recorded too whenever that list changes.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from sqlalchemy import and_, delete, exists, insert, select, true, func
+from sqlalchemy import and_, delete, exists, func, insert, select, true
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
-from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
 from neutrino.feed.publisher import Feed
@@ -79,9 +79,11 @@ _held = t.l3_unscheduled_routers
 
 # --- reads shared with the feed and the FIP status endpoint --------------------------------------
 def _binding_rows(conn: Connection, router_ids: list[str] | None) -> list[Any]:
-    q = (select(_rla.c.router_id, _rla.c.agent_id, t.agents.c.host)
-         .join(t.agents, t.agents.c.id == _rla.c.agent_id)
-         .order_by(_rla.c.router_id, t.agents.c.host, _rla.c.agent_id))
+    q = (
+        select(_rla.c.router_id, _rla.c.agent_id, t.agents.c.host)
+        .join(t.agents, t.agents.c.id == _rla.c.agent_id)
+        .order_by(_rla.c.router_id, t.agents.c.host, _rla.c.agent_id)
+    )
     if router_ids is not None:
         q = q.where(_rla.c.router_id.in_(router_ids))
     return list(conn.execute(q))
@@ -90,8 +92,7 @@ def _binding_rows(conn: Connection, router_ids: list[str] | None) -> list[Any]:
 def _bodies(rows: Iterable[Any]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
-        body = out.setdefault(r.router_id, {"id": r.router_id, "router_id": r.router_id,
-                                            "agent_ids": [], "hosts": []})
+        body = out.setdefault(r.router_id, {"id": r.router_id, "router_id": r.router_id, "agent_ids": [], "hosts": []})
         body["agent_ids"].append(r.agent_id)
         body["hosts"].append(r.host)
     return out
@@ -109,9 +110,14 @@ def snapshot_bindings(conn: Connection) -> list[dict[str, Any]]:
 
 def routers_on_host(conn: Connection, host: str) -> set[str]:
     """Ids of the routers scheduled to an L3 agent on ``host``."""
-    return {r[0] for r in conn.execute(select(_rla.c.router_id).join(
-        t.agents, t.agents.c.id == _rla.c.agent_id).where(and_(
-            t.agents.c.agent_type == L3_AGENT, t.agents.c.host == host)))}
+    return {
+        r[0]
+        for r in conn.execute(
+            select(_rla.c.router_id)
+            .join(t.agents, t.agents.c.id == _rla.c.agent_id)
+            .where(and_(t.agents.c.agent_type == L3_AGENT, t.agents.c.host == host))
+        )
+    }
 
 
 def install_feed_source(feed: Feed) -> None:
@@ -138,28 +144,52 @@ class L3Scheduler:
 
     def _candidates(self, conn: Connection, now: float) -> list[Any]:
         """Live, admin-up L3 agents in a hosting mode, with their load (bound routers)."""
-        load = (select(func.count()).select_from(_rla).where(_rla.c.agent_id == t.agents.c.id)
-                .correlate(t.agents).scalar_subquery())
-        rows = conn.execute(select(t.agents.c.id, t.agents.c.host, t.agents.c.availability_zone,
-                                   t.agents.c.configurations, load.label("load")).where(and_(
-                                       t.agents.c.agent_type == L3_AGENT, t.agents.c.admin_state_up == true(),
-                                       t.agents.c.heartbeat_at >= self._dead_before(now)))).all()
+        load = (
+            select(func.count())
+            .select_from(_rla)
+            .where(_rla.c.agent_id == t.agents.c.id)
+            .correlate(t.agents)
+            .scalar_subquery()
+        )
+        rows = conn.execute(
+            select(
+                t.agents.c.id,
+                t.agents.c.host,
+                t.agents.c.availability_zone,
+                t.agents.c.configurations,
+                load.label("load"),
+            ).where(
+                and_(
+                    t.agents.c.agent_type == L3_AGENT,
+                    t.agents.c.admin_state_up == true(),
+                    t.agents.c.heartbeat_at >= self._dead_before(now),
+                )
+            )
+        ).all()
         return [r for r in rows if _mode(r) in HOSTING_MODES]
 
     @staticmethod
     def _lock_router(conn: Connection, router_id: str) -> Any:
         """The router row (id, project, zone hints), locked for this transaction; None if gone."""
-        return conn.execute(select(t.routers.c.id, t.routers.c.project_id, t.routers.c.availability_zone_hints)
-                            .where(t.routers.c.id == router_id).with_for_update(key_share=True)).first()
+        return conn.execute(
+            select(t.routers.c.id, t.routers.c.project_id, t.routers.c.availability_zone_hints)
+            .where(t.routers.c.id == router_id)
+            .with_for_update(key_share=True)
+        ).first()
 
     @staticmethod
     def _bound(conn: Connection, router_id: str) -> list[str]:
-        return [r[0] for r in conn.execute(select(_rla.c.agent_id).where(_rla.c.router_id == router_id)
-                                           .order_by(_rla.c.agent_id))]
+        return [
+            r[0]
+            for r in conn.execute(
+                select(_rla.c.agent_id).where(_rla.c.router_id == router_id).order_by(_rla.c.agent_id)
+            )
+        ]
 
     @staticmethod
-    def _pick(candidates: list[Any], loads: dict[str, int], hints: list[str], bound: list[str],
-              count: int) -> list[str]:
+    def _pick(
+        candidates: list[Any], loads: dict[str, int], hints: list[str], bound: list[str], count: int
+    ) -> list[str]:
         pool = [a for a in candidates if a.id not in bound and (not hints or a.availability_zone in hints)]
         chosen: list[str] = []
         for _ in range(count):
@@ -173,13 +203,19 @@ class L3Scheduler:
 
     @staticmethod
     def _zones(conn: Connection, router_id: str) -> list[str]:
-        return sorted({r[0] for r in conn.execute(select(t.agents.c.availability_zone).join(
-            _rla, _rla.c.agent_id == t.agents.c.id).where(and_(
-                _rla.c.router_id == router_id, t.agents.c.availability_zone.is_not(None))))})
+        return sorted(
+            {
+                r[0]
+                for r in conn.execute(
+                    select(t.agents.c.availability_zone)
+                    .join(_rla, _rla.c.agent_id == t.agents.c.id)
+                    .where(and_(_rla.c.router_id == router_id, t.agents.c.availability_zone.is_not(None)))
+                )
+            }
+        )
 
     # --- applying a change (with its feed records) ------------------------------------------------
-    def _apply(self, uow: UnitOfWork, router: Any, add: list[str], remove: list[str], *,
-               record_router: bool) -> None:
+    def _apply(self, uow: UnitOfWork, router: Any, add: list[str], remove: list[str], *, record_router: bool) -> None:
         if not add and not remove:
             return
         conn = uow.conn
@@ -229,8 +265,12 @@ class L3Scheduler:
     def agent_removed(self, uow: UnitOfWork, agent_id: str) -> list[str]:
         """Before an agent is deleted: unbind its routers; returns them (see ``after_agent_removed``)."""
         conn = uow.conn
-        routers = [r[0] for r in conn.execute(select(_rla.c.router_id).where(_rla.c.agent_id == agent_id)
-                                              .order_by(_rla.c.router_id))]
+        routers = [
+            r[0]
+            for r in conn.execute(
+                select(_rla.c.router_id).where(_rla.c.agent_id == agent_id).order_by(_rla.c.router_id)
+            )
+        ]
         for router_id in routers:
             router = self._lock_router(conn, router_id)
             if router is not None:
@@ -242,8 +282,7 @@ class L3Scheduler:
         for router_id in router_ids:
             self._schedule(uow, router_id, record_router=True)
 
-    def agent_reported(self, uow: UnitOfWork, agent_id: str, before: Any, now: float,
-                       start_flag: bool) -> None:
+    def agent_reported(self, uow: UnitOfWork, agent_id: str, before: Any, now: float, start_flag: bool) -> None:
         """After a heartbeat of any agent (``before``: its row before the report, None when new)."""
         conn = uow.conn
         agent = conn.execute(select(t.agents).where(t.agents.c.id == agent_id)).one()
@@ -251,8 +290,9 @@ class L3Scheduler:
             return
         cfg = self.deps.cfg.default
         if before is not None and before.availability_zone != agent.availability_zone:
-            for (router_id,) in conn.execute(select(_rla.c.router_id).where(_rla.c.agent_id == agent_id)
-                                             .order_by(_rla.c.router_id)).all():
+            for (router_id,) in conn.execute(
+                select(_rla.c.router_id).where(_rla.c.agent_id == agent_id).order_by(_rla.c.router_id)
+            ).all():
                 self._record_router(uow, router_id)
         if cfg.allow_automatic_l3agent_failover:
             self.fail_over(uow, now)
@@ -263,8 +303,12 @@ class L3Scheduler:
     def agent_admin_up(self, uow: UnitOfWork, agent_id: str) -> None:
         """An admin set an L3 agent admin-up: it may take unscheduled routers at once."""
         agent = uow.conn.execute(select(t.agents).where(t.agents.c.id == agent_id)).first()
-        if (agent is not None and agent.agent_type == L3_AGENT and self.deps.cfg.default.router_auto_schedule
-                and agent.heartbeat_at >= self._dead_before(self.clock())):
+        if (
+            agent is not None
+            and agent.agent_type == L3_AGENT
+            and self.deps.cfg.default.router_auto_schedule
+            and agent.heartbeat_at >= self._dead_before(self.clock())
+        ):
             self.auto_schedule(uow, agent)
 
     def auto_schedule(self, uow: UnitOfWork, agent: Any) -> None:
@@ -277,10 +321,11 @@ class L3Scheduler:
         rows = conn.execute(select(t.routers.c.id).where(and_(~bound, ~held)).order_by(t.routers.c.id)).all()
         for (router_id,) in rows:
             router = self._lock_router(conn, router_id)
-            if router is None or (router.availability_zone_hints and
-                                  agent.availability_zone not in router.availability_zone_hints):
+            if router is None or (
+                router.availability_zone_hints and agent.availability_zone not in router.availability_zone_hints
+            ):
                 continue
-            if self._bound(conn, router_id):       # re-read under the lock
+            if self._bound(conn, router_id):  # re-read under the lock
                 continue
             self._apply(uow, router, [agent.id], [], record_router=True)
 
@@ -318,10 +363,12 @@ class L3Scheduler:
         if now - self.started <= self.deps.cfg.default.agent_down_time:
             return
         conn = uow.conn
-        dead = conn.execute(select(_rla.c.router_id, _rla.c.agent_id).join(
-            t.agents, t.agents.c.id == _rla.c.agent_id).where(and_(
-                t.agents.c.agent_type == L3_AGENT, t.agents.c.heartbeat_at < self._dead_before(now)))
-            .order_by(_rla.c.router_id, _rla.c.agent_id)).all()
+        dead = conn.execute(
+            select(_rla.c.router_id, _rla.c.agent_id)
+            .join(t.agents, t.agents.c.id == _rla.c.agent_id)
+            .where(and_(t.agents.c.agent_type == L3_AGENT, t.agents.c.heartbeat_at < self._dead_before(now)))
+            .order_by(_rla.c.router_id, _rla.c.agent_id)
+        ).all()
         if not dead:
             return
         candidates = self._candidates(conn, now)
@@ -332,14 +379,14 @@ class L3Scheduler:
             router = self._lock_router(conn, router_id)
             if router is None:
                 continue
-            bound = self._bound(conn, router_id)                 # re-read under the lock
+            bound = self._bound(conn, router_id)  # re-read under the lock
             live_bound = [a for a in bound if a in live]
             gone = [a for a in bound if a not in live and self._is_dead(conn, a, now)]
             if not gone:
                 continue
             wanted = max(0, min(len(gone), AGENTS_PER_ROUTER - len(live_bound)))
             add = self._pick(candidates, loads, list(router.availability_zone_hints or []), bound, wanted)
-            remove = gone if len(live_bound) + len(add) >= AGENTS_PER_ROUTER else gone[:len(add)]
+            remove = gone if len(live_bound) + len(add) >= AGENTS_PER_ROUTER else gone[: len(add)]
             self._apply(uow, router, add, remove, record_router=True)
 
     def _is_dead(self, conn: Connection, agent_id: str, now: float) -> bool:
@@ -347,5 +394,12 @@ class L3Scheduler:
         return hb is not None and hb < self._dead_before(now)
 
 
-__all__ = ["FEED_TYPE", "L3_AGENT", "L3Scheduler", "binding_body", "install_feed_source", "routers_on_host",
-           "snapshot_bindings"]
+__all__ = [
+    "FEED_TYPE",
+    "L3_AGENT",
+    "L3Scheduler",
+    "binding_body",
+    "install_feed_source",
+    "routers_on_host",
+    "snapshot_bindings",
+]

@@ -37,12 +37,12 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
-from neutrino.resources import policy
-from neutrino.resources.definitions import PORT_FORWARDING
-from neutrino.resources.query import ListQuery
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
+from neutrino.resources import policy
+from neutrino.resources.definitions import PORT_FORWARDING
+from neutrino.resources.query import ListQuery
 from neutrino.services import common
 from neutrino.services.common import Deps
 from neutrino.services.floatingips import FloatingIPService, find_router_for_fip, is_v4
@@ -61,12 +61,17 @@ def pf_bad(msg: str) -> errors.BadRequest:
 def pf_dict(pf: Any) -> dict[str, Any]:
     int_single = pf.internal_port_start == pf.internal_port_end
     ext_single = pf.external_port_start == pf.external_port_end
-    return {"id": pf.id, "external_port": pf.external_port_start if ext_single else None,
-            "protocol": pf.protocol, "internal_port_id": pf.internal_port_id,
-            "internal_ip_address": pf.internal_ip_address,
-            "internal_port": pf.internal_port_start if int_single else None, "description": pf.description,
-            "external_port_range": f"{pf.external_port_start}:{pf.external_port_end}",
-            "internal_port_range": f"{pf.internal_port_start}:{pf.internal_port_end}"}
+    return {
+        "id": pf.id,
+        "external_port": pf.external_port_start if ext_single else None,
+        "protocol": pf.protocol,
+        "internal_port_id": pf.internal_port_id,
+        "internal_ip_address": pf.internal_ip_address,
+        "internal_port": pf.internal_port_start if int_single else None,
+        "description": pf.description,
+        "external_port_range": f"{pf.external_port_start}:{pf.external_port_end}",
+        "internal_port_range": f"{pf.internal_port_start}:{pf.internal_port_end}",
+    }
 
 
 def _span(single: int | None, text: str | None) -> tuple[Span, str] | None:
@@ -105,20 +110,27 @@ class PortForwardingService:
     # --- reading ------------------------------------------------------------------------
     @staticmethod
     def _row(conn: Connection, fip_id: str, pf_id: str) -> Any:
-        row = conn.execute(select(t.port_forwardings).where(and_(
-            t.port_forwardings.c.id == pf_id, t.port_forwardings.c.floatingip_id == fip_id))).first()
+        row = conn.execute(
+            select(t.port_forwardings).where(
+                and_(t.port_forwardings.c.id == pf_id, t.port_forwardings.c.floatingip_id == fip_id)
+            )
+        ).first()
         if row is None:
             raise errors.PortForwardingNotFound(id=pf_id)
         return row
 
-    def list(self, ctx: RequestContext, conn: Connection, parent_id: str,
-             q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
+    def list(
+        self, ctx: RequestContext, conn: Connection, parent_id: str, q: ListQuery
+    ) -> tuple[list[dict[str, Any]], set[str]]:
         self.fips.fetch_row(ctx, conn, parent_id)
         for name in UNSUPPORTED_FILTERS:
             if name in q.filters:
                 raise errors.PortForwardingNotSupportFilterField(filter=name)
-        rows = conn.execute(select(t.port_forwardings).where(t.port_forwardings.c.floatingip_id == parent_id)
-                            .order_by(t.port_forwardings.c.external_port_start, t.port_forwardings.c.id))
+        rows = conn.execute(
+            select(t.port_forwardings)
+            .where(t.port_forwardings.c.floatingip_id == parent_id)
+            .order_by(t.port_forwardings.c.external_port_start, t.port_forwardings.c.id)
+        )
         return [pf_dict(r) for r in rows], set()
 
     def get(self, ctx: RequestContext, conn: Connection, parent_id: str, pf_id: str) -> dict[str, Any]:
@@ -140,49 +152,75 @@ class PortForwardingService:
         self._check_port_has_fip(conn, pf["internal_port_id"], pf["internal_ip_address"])
         if fip.fixed_port_id:
             raise errors.FloatingIPPortAlreadyAssociated(
-                port_id=pf["internal_port_id"], fip_id=fip.id, floating_ip_address=fip.floating_ip_address,
-                fixed_ip=pf["internal_ip_address"], net_id=fip.floating_network_id)
+                port_id=pf["internal_port_id"],
+                fip_id=fip.id,
+                floating_ip_address=fip.floating_ip_address,
+                fixed_ip=pf["internal_ip_address"],
+                net_id=fip.floating_network_id,
+            )
         router_id = self._router_for(ctx, conn, pf, fip)
         self._check_router_match(conn, fip, router_id, pf, internal[0])
         pf_id = common.new_id()
-        conn.execute(insert(t.port_forwardings).values(
-            id=pf_id, floatingip_id=fip.id, protocol=pf["protocol"], internal_port_id=pf["internal_port_id"],
-            internal_ip_address=pf["internal_ip_address"], internal_port_start=internal[0][0],
-            internal_port_end=internal[0][1], external_port_start=external[0][0],
-            external_port_end=external[0][1], description=pf.get("description") or ""))
+        conn.execute(
+            insert(t.port_forwardings).values(
+                id=pf_id,
+                floatingip_id=fip.id,
+                protocol=pf["protocol"],
+                internal_port_id=pf["internal_port_id"],
+                internal_ip_address=pf["internal_ip_address"],
+                internal_port_start=internal[0][0],
+                internal_port_end=internal[0][1],
+                external_port_start=external[0][0],
+                external_port_end=external[0][1],
+                description=pf.get("description") or "",
+            )
+        )
         self.fips.touch(uow, fip.id, None if fip.router_id else {"router_id": router_id})
         return self._record(uow, fip, pf_id, "create")
 
-    def update(self, ctx: RequestContext, uow: UnitOfWork, parent_id: str, pf_id: str,
-               changes: dict[str, Any]) -> dict[str, Any]:
+    def update(
+        self, ctx: RequestContext, uow: UnitOfWork, parent_id: str, pf_id: str, changes: dict[str, Any]
+    ) -> dict[str, Any]:
         conn = uow.conn
         fip = self.fips.fetch_row(ctx, conn, parent_id)
         policy.enforce(ctx, "update_floatingip_port_forwarding", {"project_id": fip.project_id})
         row = self._row(conn, fip.id, pf_id)
         req = dict(changes)
         if req.get("internal_port_id"):
-            self.fips.ports.fetch_row(ctx, conn, req["internal_port_id"])   # hidden: 404 first (as create)
-            self._check_port_has_fip(conn, req["internal_port_id"],
-                                     req.get("internal_ip_address") or row.internal_ip_address)
-        current_int = ((row.internal_port_start, row.internal_port_end),
-                       f"{row.internal_port_start}:{row.internal_port_end}")
-        current_ext = ((row.external_port_start, row.external_port_end),
-                       f"{row.external_port_start}:{row.external_port_end}")
+            self.fips.ports.fetch_row(ctx, conn, req["internal_port_id"])  # hidden: 404 first (as create)
+            self._check_port_has_fip(
+                conn, req["internal_port_id"], req.get("internal_ip_address") or row.internal_ip_address
+            )
+        current_int = (
+            (row.internal_port_start, row.internal_port_end),
+            f"{row.internal_port_start}:{row.internal_port_end}",
+        )
+        current_ext = (
+            (row.external_port_start, row.external_port_end),
+            f"{row.external_port_start}:{row.external_port_end}",
+        )
         internal, external = _side(req, "internal", current_int), _side(req, "external", current_ext)
         self._check_relation(internal[0], external[0])
         if req.get("internal_port_id") and req["internal_port_id"] != row.internal_port_id:
             router_id = self._router_for(ctx, conn, req, fip)
-            self._check_router_match(conn, fip, router_id, {**req, "internal_port_id": req["internal_port_id"]},
-                                     internal[0])
-        pf = {"protocol": req.get("protocol") or row.protocol,
-              "internal_port_id": req.get("internal_port_id") or row.internal_port_id,
-              "internal_ip_address": req.get("internal_ip_address") or row.internal_ip_address}
+            self._check_router_match(
+                conn, fip, router_id, {**req, "internal_port_id": req["internal_port_id"]}, internal[0]
+            )
+        pf = {
+            "protocol": req.get("protocol") or row.protocol,
+            "internal_port_id": req.get("internal_port_id") or row.internal_port_id,
+            "internal_ip_address": req.get("internal_ip_address") or row.internal_ip_address,
+        }
         self._check_update(conn, fip, pf_id, pf, internal[0], external[0])
-        if any(k in changes for k in ("internal_port", "internal_port_range", "external_port",
-                                      "external_port_range")):
+        if any(k in changes for k in ("internal_port", "internal_port_range", "external_port", "external_port_range")):
             self._check_collisions(conn, fip.id, pf, internal, external, exclude=pf_id)
-        values = dict(pf, internal_port_start=internal[0][0], internal_port_end=internal[0][1],
-                      external_port_start=external[0][0], external_port_end=external[0][1])
+        values = dict(
+            pf,
+            internal_port_start=internal[0][0],
+            internal_port_end=internal[0][1],
+            external_port_start=external[0][0],
+            external_port_end=external[0][1],
+        )
         if "description" in changes:
             values["description"] = changes["description"] or ""
         conn.execute(update(t.port_forwardings).where(t.port_forwardings.c.id == pf_id).values(**values))
@@ -207,32 +245,58 @@ class PortForwardingService:
     def _check_relation(internal: Span, external: Span) -> None:
         int_len, ext_len = internal[1] - internal[0], external[1] - external[0]
         if int_len > 0 and int_len != ext_len:
-            raise pf_bad("Invalid ranges of internal and/or external ports. The relation between internal and "
-                         "external ports must be N-N or 1-N")
+            raise pf_bad(
+                "Invalid ranges of internal and/or external ports. The relation between internal and "
+                "external ports must be N-N or 1-N"
+            )
 
     @staticmethod
-    def _check_collisions(conn: Connection, fip_id: str, pf: dict[str, Any], internal: tuple[Span, str],
-                          external: tuple[Span, str], exclude: str | None) -> None:
+    def _check_collisions(
+        conn: Connection,
+        fip_id: str,
+        pf: dict[str, Any],
+        internal: tuple[Span, str],
+        external: tuple[Span, str],
+        exclude: str | None,
+    ) -> None:
         c = t.port_forwardings.c
-        checks = (("internal_port_range", internal, and_(c.internal_port_id == pf["internal_port_id"],
-                                                          c.protocol == pf["protocol"],
-                                                          c.internal_ip_address == pf["internal_ip_address"]),
-                   c.internal_port_start, c.internal_port_end),
-                  ("external_port_range", external, and_(c.floatingip_id == fip_id, c.protocol == pf["protocol"]),
-                   c.external_port_start, c.external_port_end))
+        checks = (
+            (
+                "internal_port_range",
+                internal,
+                and_(
+                    c.internal_port_id == pf["internal_port_id"],
+                    c.protocol == pf["protocol"],
+                    c.internal_ip_address == pf["internal_ip_address"],
+                ),
+                c.internal_port_start,
+                c.internal_port_end,
+            ),
+            (
+                "external_port_range",
+                external,
+                and_(c.floatingip_id == fip_id, c.protocol == pf["protocol"]),
+                c.external_port_start,
+                c.external_port_end,
+            ),
+        )
         for key, (span, text), cond, start, end in checks:
             for other in conn.execute(select(c.id, start, end).where(cond).order_by(c.id)):
                 if other.id != exclude and max(span[0], other[1]) <= min(span[1], other[2]):
-                    raise pf_bad(f"There is a port collision with the {key}. The following ranges collides: "
-                                 f"{other[1]}:{other[2]} and {text}")
+                    raise pf_bad(
+                        f"There is a port collision with the {key}. The following ranges collides: "
+                        f"{other[1]}:{other[2]} and {text}"
+                    )
 
     @staticmethod
     def _check_port_has_fip(conn: Connection, port_id: str, fixed_ip: str) -> None:
-        bound = conn.execute(select(t.floatingips).where(t.floatingips.c.fixed_port_id == port_id)
-                             .order_by(t.floatingips.c.created_at)).first()
+        bound = conn.execute(
+            select(t.floatingips).where(t.floatingips.c.fixed_port_id == port_id).order_by(t.floatingips.c.created_at)
+        ).first()
         if bound is not None:
-            raise errors.PortHasBindingFloatingIP(floating_ip_address=bound.floating_ip_address, fip_id=bound.id,
-                                                  port_id=port_id, fixed_ip=fixed_ip)
+            raise errors.PortHasBindingFloatingIP(
+                floating_ip_address=bound.floating_ip_address, fip_id=bound.id, port_id=port_id, fixed_ip=fixed_ip
+            )
 
     def _router_for(self, ctx: RequestContext, conn: Connection, pf: dict[str, Any], fip: Any) -> str:
         """The router serving ``pf``; fills in ``internal_ip_address`` when missing."""
@@ -246,52 +310,80 @@ class PortForwardingService:
         else:
             subnet_id = next((s for s, ip in v4 if ip == wanted), "")
             if not subnet_id:
-                raise pf_bad(f"Requested internal IP address {wanted} is not suitable for internal neutron port "
-                             f"{port.id}, as its fixed_ips are {_fixed_ips_text(v4)}")
+                raise pf_bad(
+                    f"Requested internal IP address {wanted} is not suitable for internal neutron port "
+                    f"{port.id}, as its fixed_ips are {_fixed_ips_text(v4)}"
+                )
         subnet = conn.execute(select(t.subnets).where(t.subnets.c.id == subnet_id)).one()
         try:
             return find_router_for_fip(conn, port, subnet, fip.floating_network_id)
         except errors.ExternalGatewayForFloatingIPNotFound:
-            raise pf_bad(f"External network {fip.floating_network_id} is not reachable from subnet {subnet_id}. "
-                         f"Cannot set Port forwarding for port {port.id} with Floating IP {fip.id}") from None
+            raise pf_bad(
+                f"External network {fip.floating_network_id} is not reachable from subnet {subnet_id}. "
+                f"Cannot set Port forwarding for port {port.id} with Floating IP {fip.id}"
+            ) from None
 
     @staticmethod
-    def _check_router_match(conn: Connection, fip: Any, router_id: str, pf: dict[str, Any],
-                            internal: Span) -> None:
+    def _check_router_match(conn: Connection, fip: Any, router_id: str, pf: dict[str, Any], internal: Span) -> None:
         if not fip.router_id or fip.router_id == router_id:
             return
         c = t.port_forwardings.c
         single = internal[0] if internal[0] == internal[1] else None
-        same = conn.execute(select(c.id).where(and_(
-            c.floatingip_id == fip.id, c.internal_ip_address == pf["internal_ip_address"],
-            c.internal_port_start == single, c.internal_port_end == single))).first()
+        same = conn.execute(
+            select(c.id).where(
+                and_(
+                    c.floatingip_id == fip.id,
+                    c.internal_ip_address == pf["internal_ip_address"],
+                    c.internal_port_start == single,
+                    c.internal_port_end == single,
+                )
+            )
+        ).first()
         if same is not None:
-            raise pf_bad(f"Floating IP {fip.id} with params: internal_ip_address: {pf['internal_ip_address']}, "
-                         f"internal_port: {single} already exists")
-        raise pf_bad(f"The Floating IP {fip.id} had been set on router {fip.router_id}, the internal Neutron port "
-                     f"{pf['internal_port_id']} can not reach it")
+            raise pf_bad(
+                f"Floating IP {fip.id} with params: internal_ip_address: {pf['internal_ip_address']}, "
+                f"internal_port: {single} already exists"
+            )
+        raise pf_bad(
+            f"The Floating IP {fip.id} had been set on router {fip.router_id}, the internal Neutron port "
+            f"{pf['internal_port_id']} can not reach it"
+        )
 
     @staticmethod
-    def _check_update(conn: Connection, fip: Any, pf_id: str, pf: dict[str, Any], internal: Span,
-                      external: Span) -> None:
+    def _check_update(
+        conn: Connection, fip: Any, pf_id: str, pf: dict[str, Any], internal: Span, external: Span
+    ) -> None:
         addrs = port_addresses(conn, [pf["internal_port_id"]])[pf["internal_port_id"]]
         if pf["internal_ip_address"] not in {ip for _, ip in addrs}:
-            raise pf_bad("The internal IP does not correspond to an address on the internal port, which has "
-                         f"fixed_ips {_fixed_ips_text(addrs)}")
+            raise pf_bad(
+                "The internal IP does not correspond to an address on the internal port, which has "
+                f"fixed_ips {_fixed_ips_text(addrs)}"
+            )
         c = t.port_forwardings.c
-        for other in conn.execute(select(t.port_forwardings).where(and_(
-                c.floatingip_id == fip.id, c.protocol == pf["protocol"], c.id != pf_id)).order_by(c.id)):
+        for other in conn.execute(
+            select(t.port_forwardings)
+            .where(and_(c.floatingip_id == fip.id, c.protocol == pf["protocol"], c.id != pf_id))
+            .order_by(c.id)
+        ):
             if external[0] == external[1] and (other.external_port_start, other.external_port_end) == external:
                 conflict = {"floating_ip_address": fip.floating_ip_address, "external_port": external[0]}
-            elif (internal[0] == internal[1] and other.internal_port_id == pf["internal_port_id"]
-                  and other.internal_ip_address == pf["internal_ip_address"]
-                  and (other.internal_port_start, other.internal_port_end) == internal):
-                conflict = {"internal_port_id": other.internal_port_id,
-                            "internal_ip_address": other.internal_ip_address, "internal_port": internal[0]}
+            elif (
+                internal[0] == internal[1]
+                and other.internal_port_id == pf["internal_port_id"]
+                and other.internal_ip_address == pf["internal_ip_address"]
+                and (other.internal_port_start, other.internal_port_end) == internal
+            ):
+                conflict = {
+                    "internal_port_id": other.internal_port_id,
+                    "internal_ip_address": other.internal_ip_address,
+                    "internal_port": internal[0],
+                }
             else:
                 continue
-            raise pf_bad(f"Another port forwarding entry with the same attributes already exists, conflicting "
-                         f"values are {conflict}")
+            raise pf_bad(
+                f"Another port forwarding entry with the same attributes already exists, conflicting "
+                f"values are {conflict}"
+            )
 
 
 def remove_forwardings(fips: FloatingIPService, uow: UnitOfWork, pf_ids: list[str]) -> None:
@@ -306,8 +398,9 @@ def remove_forwardings(fips: FloatingIPService, uow: UnitOfWork, pf_ids: list[st
         return
     conn.execute(delete(t.port_forwardings).where(c.id.in_([r.id for r in rows])))
     for fip_id in sorted({r.floatingip_id for r in rows}):
-        left = conn.execute(select(func.count()).select_from(t.port_forwardings)
-                            .where(c.floatingip_id == fip_id)).scalar_one()
+        left = conn.execute(
+            select(func.count()).select_from(t.port_forwardings).where(c.floatingip_id == fip_id)
+        ).scalar_one()
         out = fips.touch(uow, fip_id, None if left else {"router_id": None})
         for r in rows:
             if r.floatingip_id == fip_id:
@@ -317,8 +410,11 @@ def remove_forwardings(fips: FloatingIPService, uow: UnitOfWork, pf_ids: list[st
 def release_port_forwardings(deps: Deps, uow: UnitOfWork, port_id: str, keep_ips: set[str] | None = None) -> None:
     """Hook for port deletion/re-addressing (Neutron's PF port callbacks): drop the
     forwardings to ``port_id`` whose internal address is not in ``keep_ips``."""
-    rows = uow.conn.execute(select(t.port_forwardings.c.id, t.port_forwardings.c.internal_ip_address).where(
-        t.port_forwardings.c.internal_port_id == port_id)).all()
+    rows = uow.conn.execute(
+        select(t.port_forwardings.c.id, t.port_forwardings.c.internal_ip_address).where(
+            t.port_forwardings.c.internal_port_id == port_id
+        )
+    ).all()
     doomed = [r.id for r in rows if keep_ips is None or r.internal_ip_address not in keep_ips]
     if doomed:
         remove_forwardings(FloatingIPService(deps), uow, doomed)

@@ -32,8 +32,11 @@ def set_statuses(deps: Deps, uow: UnitOfWork, body: Any) -> dict[str, Any]:
     if bad:
         raise errors.bad(f"Invalid port status {bad[0]!r}; valid: {', '.join(STATUSES)}")
     conn = uow.conn
-    rows = conn.execute(select(t.ports.c.id, t.ports.c.status, t.ports.c.project_id).where(and_(
-        t.ports.c.id.in_(list(wanted)), t.ports.c.binding_host_id == host))).all()
+    rows = conn.execute(
+        select(t.ports.c.id, t.ports.c.status, t.ports.c.project_id).where(
+            and_(t.ports.c.id.in_(list(wanted)), t.ports.c.binding_host_id == host)
+        )
+    ).all()
     changed = []
     for r in rows:
         if r.status != wanted[r.id]:
@@ -43,6 +46,6 @@ def set_statuses(deps: Deps, uow: UnitOfWork, body: Any) -> dict[str, Any]:
         svc = PortService(deps)
         for d in svc.dicts(conn, list(conn.execute(select(t.ports).where(t.ports.c.id.in_(changed))))):
             uow.changed("port", d["id"], "update", d, d["project_id"])
-        on_ports_status(uow, changed)     # trunks of these ports follow their status
+        on_ports_status(uow, changed)  # trunks of these ports follow their status
     found = {r.id for r in rows}
     return {"changed": changed, "ignored": [p for p in wanted if p not in found]}

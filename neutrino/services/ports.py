@@ -7,29 +7,35 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import and_, delete, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
-from neutrino.resources import policy
-from neutrino.resources.definitions import PORT
-from neutrino.resources.query import ListQuery
-from neutrino.resources.resource import attr_rules
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import RetryRequest, UnitOfWork
 from neutrino.ipam import allocator
 from neutrino.ml2 import binding
+from neutrino.resources import policy
+from neutrino.resources.definitions import PORT
+from neutrino.resources.query import ListQuery
+from neutrino.resources.resource import attr_rules
 from neutrino.services import common, dhcp_options, quotas, rbac
 from neutrino.services.common import Deps
 from neutrino.services.networks import network_target
 
 #: Ports that only their owning service may delete (ServicePortInUse).
-SERVICE_OWNERS = ("network:router_interface", "network:router_interface_distributed",
-                  "network:router_gateway", "network:floatingip", "network:router_centralized_snat",
-                  "network:ha_router_replicated_interface")
+SERVICE_OWNERS = (
+    "network:router_interface",
+    "network:router_interface_distributed",
+    "network:router_gateway",
+    "network:floatingip",
+    "network:router_centralized_snat",
+    "network:ha_router_replicated_interface",
+)
 BOUND = ("ovs", "bridge", "other", "vhostuser", "distributed")
 
 
@@ -81,16 +87,17 @@ class PortService:
         if ctx.is_admin or ctx.is_service:
             return base.where(true())
         return base.join(t.networks, t.networks.c.id == t.ports.c.network_id).where(
-            or_(t.ports.c.project_id == ctx.project_id, t.networks.c.project_id == ctx.project_id))
+            or_(t.ports.c.project_id == ctx.project_id, t.networks.c.project_id == ctx.project_id)
+        )
 
     def dicts(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
         ids = [r.id for r in rows]
         ips: dict[str, list[dict[str, str]]] = {}
         sgs: dict[str, list[str]] = {}
         if ids:
-            iq = select(t.ip_allocations.c.port_id, t.ip_allocations.c.subnet_id,
-                        t.ip_allocations.c.ip_address).order_by(t.ip_allocations.c.port_id,
-                                                                t.ip_allocations.c.position)
+            iq = select(
+                t.ip_allocations.c.port_id, t.ip_allocations.c.subnet_id, t.ip_allocations.c.ip_address
+            ).order_by(t.ip_allocations.c.port_id, t.ip_allocations.c.position)
             gq = select(t.port_security_groups.c.port_id, t.port_security_groups.c.security_group_id)
             if len(ids) <= 400:
                 iq = iq.where(t.ip_allocations.c.port_id.in_(ids))
@@ -101,9 +108,9 @@ class PortService:
                 sgs.setdefault(pid, []).append(sg)
         tags = common.load_tags(conn, "ports", ids)
         domain = self.deps.cfg.default.dns_domain
-        out = [self._dict(r, ips.get(r.id, []), sorted(sgs.get(r.id, [])), tags.get(r.id, []), domain)
-               for r in rows]
-        from neutrino.services.trunks import trunk_details   # trunk-details: on trunk parents only
+        out = [self._dict(r, ips.get(r.id, []), sorted(sgs.get(r.id, [])), tags.get(r.id, []), domain) for r in rows]
+        from neutrino.services.trunks import trunk_details  # trunk-details: on trunk parents only
+
         details = trunk_details(conn, ids)
         for d in out:
             if d["id"] in details:
@@ -122,31 +129,48 @@ class PortService:
             else:
                 found[k.id] = hit
         for i in range(0, len(missing), 500):
-            chunk = missing[i:i + 500]
+            chunk = missing[i : i + 500]
             for d in self.dicts(conn, list(conn.execute(select(t.ports).where(t.ports.c.id.in_(chunk))))):
                 found[d["id"]] = d
         return [found[k.id] for k in keys if k.id in found]
 
     @staticmethod
-    def _dict(r: Any, fixed_ips: list[dict[str, str]], sgs: list[str], tags: list[str],
-              domain: str) -> dict[str, Any]:
+    def _dict(r: Any, fixed_ips: list[dict[str, str]], sgs: list[str], tags: list[str], domain: str) -> dict[str, Any]:
         dns = []
         for f in fixed_ips:
             host = r.dns_name or "host-" + f["ip_address"].replace(".", "-").replace(":", "-")
             dns.append({"ip_address": f["ip_address"], "hostname": host, "fqdn": f"{host}.{domain}."})
         return {
-            "id": r.id, "name": r.name, "network_id": r.network_id, "tenant_id": r.project_id,
-            "mac_address": r.mac_address, "admin_state_up": r.admin_state_up, "status": r.status,
-            "device_id": r.device_id, "device_owner": r.device_owner, "fixed_ips": fixed_ips,
+            "id": r.id,
+            "name": r.name,
+            "network_id": r.network_id,
+            "tenant_id": r.project_id,
+            "mac_address": r.mac_address,
+            "admin_state_up": r.admin_state_up,
+            "status": r.status,
+            "device_id": r.device_id,
+            "device_owner": r.device_owner,
+            "fixed_ips": fixed_ips,
             "allowed_address_pairs": list(r.allowed_address_pairs),
-            "extra_dhcp_opts": dhcp_options.stored(r.extra_dhcp_opts),   # with ip_version, as Neutron
-            "security_groups": sgs, "description": r.description, "binding:vnic_type": r.binding_vnic_type,
-            "binding:profile": dict(r.binding_profile), "binding:host_id": r.binding_host_id,
-            "binding:vif_type": r.binding_vif_type, "binding:vif_details": _vif_details(r),
-            "port_security_enabled": r.port_security_enabled, "dns_name": r.dns_name,
-            "dns_assignment": dns, "dns_domain": "", "ip_allocation": "immediate",
-            "propagate_uplink_status": False, "tags": tags, "created_at": r.created_at,
-            "updated_at": r.updated_at, "revision_number": r.revision_number, "project_id": r.project_id,
+            "extra_dhcp_opts": dhcp_options.stored(r.extra_dhcp_opts),  # with ip_version, as Neutron
+            "security_groups": sgs,
+            "description": r.description,
+            "binding:vnic_type": r.binding_vnic_type,
+            "binding:profile": dict(r.binding_profile),
+            "binding:host_id": r.binding_host_id,
+            "binding:vif_type": r.binding_vif_type,
+            "binding:vif_details": _vif_details(r),
+            "port_security_enabled": r.port_security_enabled,
+            "dns_name": r.dns_name,
+            "dns_assignment": dns,
+            "dns_domain": "",
+            "ip_allocation": "immediate",
+            "propagate_uplink_status": False,
+            "tags": tags,
+            "created_at": r.created_at,
+            "updated_at": r.updated_at,
+            "revision_number": r.revision_number,
+            "project_id": r.project_id,
         }
 
     def fetch_row(self, ctx: RequestContext, conn: Connection, port_id: str) -> Any:
@@ -156,23 +180,35 @@ class PortService:
         return row
 
     def get(self, ctx: RequestContext, conn: Connection, port_id: str) -> dict[str, Any]:
-        key = conn.execute(self._visible_stmt(ctx, t.ports.c.id, t.ports.c.revision_number).where(
-            t.ports.c.id == port_id)).first()
+        key = conn.execute(
+            self._visible_stmt(ctx, t.ports.c.id, t.ports.c.revision_number).where(t.ports.c.id == port_id)
+        ).first()
         if key is None:
             raise errors.PortNotFound(port_id=port_id)
         return self.cached_dicts(conn, [key])[0]
 
     def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
-        stmt, pushed = common.push_filters(self._visible_stmt(ctx, t.ports.c.id, t.ports.c.revision_number),
-                                           t.ports, PORT, q)
+        stmt, pushed = common.push_filters(
+            self._visible_stmt(ctx, t.ports.c.id, t.ports.c.revision_number), t.ports, PORT, q
+        )
         if q.special.get("fixed_ips"):
             stmt = stmt.where(t.ports.c.id.in_(fixed_ips_filter(q.special["fixed_ips"])))
         for sub in q.special.get("ip_address_substr", []):
-            stmt = stmt.where(t.ports.c.id.in_(select(t.ip_allocations.c.port_id).where(
-                t.ip_allocations.c.ip_address.contains(sub, autoescape=True))))
+            stmt = stmt.where(
+                t.ports.c.id.in_(
+                    select(t.ip_allocations.c.port_id).where(
+                        t.ip_allocations.c.ip_address.contains(sub, autoescape=True)
+                    )
+                )
+            )
         if "security_groups" in q.filters:
-            stmt = stmt.where(t.ports.c.id.in_(select(t.port_security_groups.c.port_id).where(
-                t.port_security_groups.c.security_group_id.in_(q.filters["security_groups"]))))
+            stmt = stmt.where(
+                t.ports.c.id.in_(
+                    select(t.port_security_groups.c.port_id).where(
+                        t.port_security_groups.c.security_group_id.in_(q.filters["security_groups"])
+                    )
+                )
+            )
             pushed.add("security_groups")
         keys = list(conn.execute(stmt.order_by(t.ports.c.created_at, t.ports.c.id)))
         return self.cached_dicts(conn, keys), pushed
@@ -193,20 +229,29 @@ class PortService:
         """``create_port`` policy (with its attribute rules) and the device_id ownership rule, for
         ``ctx`` creating ``item`` on ``net``: every path that makes a port for a caller, the port API
         and the compute API's server create, goes through here."""
-        target = dict(item, **{"network:project_id": net.project_id,
-                               "network:shared": rbac.network_shared_with(conn, ctx, net)})
+        target = dict(
+            item, **{"network:project_id": net.project_id, "network:shared": rbac.network_shared_with(conn, ctx, net)}
+        )
         policy.enforce(ctx, "create_port", target, attr_rules(PORT, "create", item, creating=True))
         check_device_id(ctx, conn, item.get("device_id"), item["project_id"])
 
-    def insert_port(self, uow: UnitOfWork, net: Any, item: dict[str, Any], *,
-                    status: str = "DOWN", record: bool = True, admin: bool = True) -> dict[str, Any]:
+    def insert_port(
+        self,
+        uow: UnitOfWork,
+        net: Any,
+        item: dict[str, Any],
+        *,
+        status: str = "DOWN",
+        record: bool = True,
+        admin: bool = True,
+    ) -> dict[str, Any]:
         """Create a port row with its addresses and groups (no policy; in txn).
 
         ``admin=False``: the groups must belong to the port's project (Neutron
         checks this for every non-admin caller).
         """
         conn = uow.conn
-        dhcp_options.check_port(item)   # extra_dhcp_opts / dns_name dnsmasq could not use (dhcp_options)
+        dhcp_options.check_port(item)  # extra_dhcp_opts / dns_name dnsmasq could not use (dhcp_options)
         rng = self.deps.rng
         owner = item.get("device_owner") or ""
         mac = item.get("mac_address")
@@ -233,6 +278,7 @@ class PortService:
             # The project's default group, with or without an address (as ML2 now does).
             if pse and not is_network_device(owner) and item["project_id"]:
                 from neutrino.services.security_groups import ensure_default_group
+
                 sgs = [ensure_default_group(uow, item["project_id"])]
         elif sgs:
             # Only port security off forbids groups: a port without an address may carry them
@@ -244,20 +290,30 @@ class PortService:
         port_id = vals["id"]
         host = item.get("binding:host_id") or ""
         vif_type, details = self._bind(conn, net.id, host)
-        conn.execute(insert(t.ports).values(
-            **vals, network_id=net.id, mac_address=mac, admin_state_up=item.get("admin_state_up", True),
-            status=status, device_id=item.get("device_id") or "", device_owner=owner,
-            port_security_enabled=pse, allowed_address_pairs=aaps,
-            extra_dhcp_opts=dhcp_options.stored(item.get("extra_dhcp_opts") or ()),   # null values dropped
-            dns_name=item.get("dns_name") or "",
-            binding_host_id=host, binding_profile=item.get("binding:profile") or {},
-            binding_vnic_type=item.get("binding:vnic_type") or "normal", binding_vif_type=vif_type,
-            binding_vif_details=details))
+        conn.execute(
+            insert(t.ports).values(
+                **vals,
+                network_id=net.id,
+                mac_address=mac,
+                admin_state_up=item.get("admin_state_up", True),
+                status=status,
+                device_id=item.get("device_id") or "",
+                device_owner=owner,
+                port_security_enabled=pse,
+                allowed_address_pairs=aaps,
+                extra_dhcp_opts=dhcp_options.stored(item.get("extra_dhcp_opts") or ()),  # null values dropped
+                dns_name=item.get("dns_name") or "",
+                binding_host_id=host,
+                binding_profile=item.get("binding:profile") or {},
+                binding_vnic_type=item.get("binding:vnic_type") or "normal",
+                binding_vif_type=vif_type,
+                binding_vif_details=details,
+            )
+        )
         self._insert_ips(conn, port_id, net.id, fixed)
         if sgs:
-            conn.execute(insert(t.port_security_groups),
-                         [{"port_id": port_id, "security_group_id": g} for g in sgs])
-        if item.get("tags"):        # tag-ports-during-bulk-creation (single and bulk POST)
+            conn.execute(insert(t.port_security_groups), [{"port_id": port_id, "security_group_id": g} for g in sgs])
+        if item.get("tags"):  # tag-ports-during-bulk-creation (single and bulk POST)
             _check_tag_count(item["tags"])
             common.set_tags(conn, "ports", port_id, item["tags"])
         out = self.dicts(conn, [conn.execute(select(t.ports).where(t.ports.c.id == port_id)).one()])[0]
@@ -266,19 +322,22 @@ class PortService:
         return out
 
     @staticmethod
-    def _insert_ips(conn: Connection, port_id: str, net_id: str, fixed: list[tuple[str, str]],
-                    start: int = 0) -> None:
+    def _insert_ips(conn: Connection, port_id: str, net_id: str, fixed: list[tuple[str, str]], start: int = 0) -> None:
         if fixed:
-            conn.execute(insert(t.ip_allocations), [
-                {"subnet_id": s, "ip_address": a, "port_id": port_id, "network_id": net_id, "position": start + i}
-                for i, (s, a) in enumerate(fixed)])
+            conn.execute(
+                insert(t.ip_allocations),
+                [
+                    {"subnet_id": s, "ip_address": a, "port_id": port_id, "network_id": net_id, "position": start + i}
+                    for i, (s, a) in enumerate(fixed)
+                ],
+            )
 
     def _normalise_aaps(self, aaps: list[dict[str, Any]], mac: str) -> list[dict[str, str]]:
         limit = self.deps.cfg.default.max_allowed_address_pair
         if len(aaps) > limit:
             raise errors.AllowedAddressPairExhausted(quota=limit)
         raw_seen: set[tuple[Any, str]] = set()
-        for p in aaps:              # neutron-lib compares the pairs as given (mac may be absent)
+        for p in aaps:  # neutron-lib compares the pairs as given (mac may be absent)
             key = (p.get("mac_address"), p["ip_address"])
             if key in raw_seen:
                 raise errors.DuplicateAddressPairInRequest(mac_address=key[0], ip_address=key[1])
@@ -300,36 +359,47 @@ class PortService:
         """Every group exists and is usable by the port's project (404 otherwise; any
         string may come here, see ``definitions._group_id``), and the groups are all
         stateful or all stateless (409, as Neutron: one port, one firewall mode)."""
-        rows = {r.id: r for r in conn.execute(
-            select(t.security_groups.c.id, t.security_groups.c.project_id, t.security_groups.c.stateful)
-            .where(t.security_groups.c.id.in_(sgs)))}
+        rows = {
+            r.id: r
+            for r in conn.execute(
+                select(t.security_groups.c.id, t.security_groups.c.project_id, t.security_groups.c.stateful).where(
+                    t.security_groups.c.id.in_(sgs)
+                )
+            )
+        }
         # Groups of other projects: only those shared with the port's project (RBAC).
         foreign = [g for g in rows if not (admin or not project_id or rows[g].project_id == project_id)]
         usable = rbac.group_usable(conn, foreign, project_id)
-        missing = [g for g in dict.fromkeys(sgs)
-                   if g not in rows or (g in foreign and g not in usable)]
+        missing = [g for g in dict.fromkeys(sgs) if g not in rows or (g in foreign and g not in usable)]
         if missing:
             raise errors.SecurityGroupNotFound(id=errors.echo(", ".join(missing), limit=2000))
         if len({bool(rows[g].stateful) for g in sgs}) > 1:
             raise errors.SecurityGroupConflict(
-                reason="Cannot apply both stateful and stateless security groups on the same port at the same time")
+                reason="Cannot apply both stateful and stateless security groups on the same port at the same time"
+            )
 
     def _bind(self, conn: Connection, net_id: str, host: str) -> tuple[str, dict[str, Any]]:
         if not host:
             return binding.UNBOUND, {}
-        seg = conn.execute(select(t.network_segments).where(t.network_segments.c.network_id == net_id)
-                           .order_by(t.network_segments.c.segment_index)).first()
+        seg = conn.execute(
+            select(t.network_segments)
+            .where(t.network_segments.c.network_id == net_id)
+            .order_by(t.network_segments.c.segment_index)
+        ).first()
         return binding.bind(conn, host, seg, self.deps.cfg.default.agent_down_time)
 
     # --- update ----------------------------------------------------------------------------------
-    def update(self, ctx: RequestContext, uow: UnitOfWork, port_id: str, changes: dict[str, Any],
-               if_match: str | None = None) -> dict[str, Any]:
+    def update(
+        self, ctx: RequestContext, uow: UnitOfWork, port_id: str, changes: dict[str, Any], if_match: str | None = None
+    ) -> dict[str, Any]:
         conn = uow.conn
         row = self.fetch_row(ctx, conn, port_id)
         net = network_target(conn, row.network_id)
         current = self.dicts(conn, [row])[0]
-        target = dict(current, **{"network:project_id": net.project_id,
-                                  "network:shared": rbac.network_shared_with(conn, ctx, net)})
+        target = dict(
+            current,
+            **{"network:project_id": net.project_id, "network:shared": rbac.network_shared_with(conn, ctx, net)},
+        )
         if "device_owner" in changes:
             target["device_owner"] = changes["device_owner"]
         policy.enforce(ctx, "update_port", target, attr_rules(PORT, "update", changes, creating=False))
@@ -338,28 +408,47 @@ class PortService:
         common.check_if_match(if_match, row.revision_number)
         return self.apply_update(uow, row, net, current, changes, admin=ctx.is_admin)
 
-    def apply_update(self, uow: UnitOfWork, row: Any, net: Any, current: dict[str, Any],
-                     changes: dict[str, Any], *, admin: bool = True) -> dict[str, Any]:
+    def apply_update(
+        self,
+        uow: UnitOfWork,
+        row: Any,
+        net: Any,
+        current: dict[str, Any],
+        changes: dict[str, Any],
+        *,
+        admin: bool = True,
+    ) -> dict[str, Any]:
         """Apply validated changes to a port (no policy; in txn)."""
         conn = uow.conn
         port_id = row.id
-        dhcp_options.check_port(changes)   # extra_dhcp_opts / dns_name dnsmasq could not use (dhcp_options)
+        dhcp_options.check_port(changes)  # extra_dhcp_opts / dns_name dnsmasq could not use (dhcp_options)
         values: dict[str, Any] = {}
-        for key, col in (("name", "name"), ("description", "description"), ("admin_state_up", "admin_state_up"),
-                         ("device_id", "device_id"), ("device_owner", "device_owner"), ("dns_name", "dns_name"),
-                         ("binding:profile", "binding_profile"), ("binding:vnic_type", "binding_vnic_type")):
+        for key, col in (
+            ("name", "name"),
+            ("description", "description"),
+            ("admin_state_up", "admin_state_up"),
+            ("device_id", "device_id"),
+            ("device_owner", "device_owner"),
+            ("dns_name", "dns_name"),
+            ("binding:profile", "binding_profile"),
+            ("binding:vnic_type", "binding_vnic_type"),
+        ):
             if key in changes:
                 values[col] = changes[key]
         if changes.get("extra_dhcp_opts"):
             # Merged into the port's options, as Neutron (null or [] changes nothing; dhcp_options.merged).
             opts = dhcp_options.merged(current["extra_dhcp_opts"], changes["extra_dhcp_opts"])
-            dhcp_options.check_extra_dhcp_opts(opts)   # e.g. 'MTU' added next to an existing 'mtu'
+            dhcp_options.check_extra_dhcp_opts(opts)  # e.g. 'MTU' added next to an existing 'mtu'
             values["extra_dhcp_opts"] = opts
         mac = row.mac_address
         if "mac_address" in changes and changes["mac_address"] != row.mac_address:
             if row.binding_vif_type in BOUND:
-                raise errors.PortBound(port_id=port_id, vif_type=row.binding_vif_type, old_mac=row.mac_address,
-                                       new_mac=changes["mac_address"])
+                raise errors.PortBound(
+                    port_id=port_id,
+                    vif_type=row.binding_vif_type,
+                    old_mac=row.mac_address,
+                    new_mac=changes["mac_address"],
+                )
             mac = changes["mac_address"]
             if common.exists(conn, t.ports, t.ports.c.network_id == net.id, t.ports.c.mac_address == mac):
                 raise errors.MacAddressInUse(net_id=net.id, mac=mac)
@@ -368,6 +457,7 @@ class PortService:
         if "fixed_ips" in changes:
             fixed = self._update_ips(conn, row, net, current, changes["fixed_ips"] or [], mac)
             from neutrino.services.port_forwardings import release_port_forwardings
+
             release_port_forwardings(self.deps, uow, port_id, keep_ips={f["ip_address"] for f in fixed})
         pse = changes.get("port_security_enabled", row.port_security_enabled)
         sgs = changes["security_groups"] if "security_groups" in changes else current["security_groups"]
@@ -386,36 +476,41 @@ class PortService:
                 raise errors.PortSecurityAndIPRequiredForSecurityGroups()
             if sgs:
                 raise errors.PortSecurityPortHasSecurityGroup()
-        if "security_groups" in changes and sgs:     # with or without addresses (see insert_port)
+        if "security_groups" in changes and sgs:  # with or without addresses (see insert_port)
             self._check_groups(conn, sgs, row.project_id, admin)
         if "security_groups" in changes:
             conn.execute(delete(t.port_security_groups).where(t.port_security_groups.c.port_id == port_id))
             if sgs:
-                conn.execute(insert(t.port_security_groups),
-                             [{"port_id": port_id, "security_group_id": g} for g in dict.fromkeys(sgs)])
+                conn.execute(
+                    insert(t.port_security_groups),
+                    [{"port_id": port_id, "security_group_id": g} for g in dict.fromkeys(sgs)],
+                )
         if "binding:host_id" in changes and changes["binding:host_id"] != row.binding_host_id:
             host = changes["binding:host_id"]
             values["binding_host_id"] = host
             values["binding_vif_type"], values["binding_vif_details"] = self._bind(conn, net.id, host)
             values["status"] = "DOWN"
         common.bump(conn, t.ports, port_id, values)
-        if "binding_host_id" in values:     # a trunk's subports follow their parent's host
+        if "binding_host_id" in values:  # a trunk's subports follow their parent's host
             from neutrino.services.trunks import on_parent_rebound
+
             on_parent_rebound(self.deps, uow, port_id, values["binding_host_id"])
         out = self.dicts(conn, [conn.execute(select(t.ports).where(t.ports.c.id == port_id)).one()])[0]
         uow.changed("port", port_id, "update", out, row.project_id)
         return out
 
-    def _update_ips(self, conn: Connection, row: Any, net: Any, current: dict[str, Any],
-                    wanted: list[dict[str, Any]], mac: str) -> list[dict[str, str]]:
+    def _update_ips(
+        self, conn: Connection, row: Any, net: Any, current: dict[str, Any], wanted: list[dict[str, Any]], mac: str
+    ) -> list[dict[str, str]]:
         """Make the port's addresses the complete ``wanted`` set; keep those that stay."""
         have = {(f["subnet_id"], f["ip_address"]) for f in current["fixed_ips"]}
         keep: list[tuple[str, str]] = []
         new_reqs: list[dict[str, Any]] = []
         for w in wanted:
             addr = w.get("ip_address")
-            match = next((h for h in have if h[1] == addr and (w.get("subnet_id") in (None, h[0]))), None) \
-                if addr else None
+            match = (
+                next((h for h in have if h[1] == addr and (w.get("subnet_id") in (None, h[0]))), None) if addr else None
+            )
             if match:
                 keep.append(match)
             else:
@@ -424,13 +519,17 @@ class PortService:
         # (Neutron only removes automatic addresses when asked explicitly).
         named = {w.get("subnet_id") for w in wanted}
         auto = {s.id for s in allocator.network_subnets(conn, net.id) if allocator.subnet_is_auto(s)}
-        for h in sorted(have - set(keep), key=lambda f: current["fixed_ips"].index(
-                {"subnet_id": f[0], "ip_address": f[1]})):
+        for h in sorted(
+            have - set(keep), key=lambda f: current["fixed_ips"].index({"subnet_id": f[0], "ip_address": f[1]})
+        ):
             if h[0] in auto and h[0] not in named:
                 keep.append(h)
         conn.execute(delete(t.ip_allocations).where(t.ip_allocations.c.port_id == row.id))
-        added = allocator.allocate(conn, net.id, new_reqs, mac=mac, owner=row.device_owner, rng=self.deps.rng) \
-            if new_reqs else []
+        added = (
+            allocator.allocate(conn, net.id, new_reqs, mac=mac, owner=row.device_owner, rng=self.deps.rng)
+            if new_reqs
+            else []
+        )
         self._insert_ips(conn, row.id, net.id, keep + added)
         return [{"subnet_id": s, "ip_address": a} for s, a in keep + added]
 
@@ -439,13 +538,17 @@ class PortService:
         conn = uow.conn
         row = self.fetch_row(ctx, conn, port_id)
         net = network_target(conn, row.network_id)
-        policy.enforce(ctx, "delete_port", {"project_id": row.project_id, "network:project_id": net.project_id,
-                                            "device_owner": row.device_owner})
+        policy.enforce(
+            ctx,
+            "delete_port",
+            {"project_id": row.project_id, "network:project_id": net.project_id, "device_owner": row.device_owner},
+        )
         common.check_if_match(if_match, row.revision_number)
         if row.device_owner in SERVICE_OWNERS and owned_by_service(conn, row):
             raise errors.ServicePortInUse(port_id=port_id, reason=f"has device owner {row.device_owner}")
         from neutrino.services.trunks import check_port_delete
-        check_port_delete(conn, port_id)     # 409 for a trunk's parent or subport
+
+        check_port_delete(conn, port_id)  # 409 for a trunk's parent or subport
         self.remove(uow, row)
 
     def remove(self, uow: UnitOfWork, row: Any) -> None:
@@ -453,17 +556,23 @@ class PortService:
         forwardings to it); in txn."""
         conn = uow.conn
         from neutrino.services.port_forwardings import release_port_forwardings
+
         release_port_forwardings(self.deps, uow, row.id)
-        fips = conn.execute(select(t.floatingips.c.id, t.floatingips.c.project_id).where(
-            t.floatingips.c.fixed_port_id == row.id)).all()
+        fips = conn.execute(
+            select(t.floatingips.c.id, t.floatingips.c.project_id).where(t.floatingips.c.fixed_port_id == row.id)
+        ).all()
         for fip in fips:
-            conn.execute(update(t.floatingips).where(t.floatingips.c.id == fip.id).values(
-                fixed_port_id=None, fixed_ip_address=None, router_id=None))
+            conn.execute(
+                update(t.floatingips)
+                .where(t.floatingips.c.id == fip.id)
+                .values(fixed_port_id=None, fixed_ip_address=None, router_id=None)
+            )
         conn.execute(delete(t.ports).where(t.ports.c.id == row.id))
         common.delete_tags(conn, row.id)
         uow.changed("port", row.id, "delete", None, row.project_id)
         if fips:
             from neutrino.services.floatingips import record_fip_changes
+
             record_fip_changes(self.deps, uow, [f.id for f in fips])
 
 
@@ -483,7 +592,7 @@ def fixed_ips_filter(raw_values: list[str]) -> Any:
         conds.append(ips.ip_address.in_(wanted["ip_address"]))
     if "subnet_id" in wanted:
         conds.append(ips.subnet_id.in_(wanted["subnet_id"]))
-    if "ip_address_substr" in wanted:   # a substring, not a pattern: % and _ match themselves
+    if "ip_address_substr" in wanted:  # a substring, not a pattern: % and _ match themselves
         conds.append(or_(*[ips.ip_address.contains(v, autoescape=True) for v in wanted["ip_address_substr"]]))
     return select(ips.port_id).where(and_(*conds))
 
@@ -503,14 +612,19 @@ def add_gateway_addresses_for_subnet(deps: Deps, uow: UnitOfWork, subnet: dict[s
     conn = uow.conn
     if subnet["ip_version"] != 4 and subnet.get("ipv6_address_mode") is None:
         return
-    gw_ports = conn.execute(select(t.ports).where(and_(t.ports.c.network_id == subnet["network_id"],
-                                                       t.ports.c.device_owner == "network:router_gateway"))).all()
+    gw_ports = conn.execute(
+        select(t.ports).where(
+            and_(t.ports.c.network_id == subnet["network_id"], t.ports.c.device_owner == "network:router_gateway")
+        )
+    ).all()
     for p in gw_ports:
-        if common.exists(conn, t.ip_allocations, t.ip_allocations.c.port_id == p.id,
-                         t.ip_allocations.c.subnet_id == subnet["id"]):
+        if common.exists(
+            conn, t.ip_allocations, t.ip_allocations.c.port_id == p.id, t.ip_allocations.c.subnet_id == subnet["id"]
+        ):
             continue
-        got = allocator.allocate(conn, p.network_id, [{"subnet_id": subnet["id"]}], mac=p.mac_address,
-                                 owner=p.device_owner, rng=deps.rng)
+        got = allocator.allocate(
+            conn, p.network_id, [{"subnet_id": subnet["id"]}], mac=p.mac_address, owner=p.device_owner, rng=deps.rng
+        )
         n = conn.execute(select(t.ip_allocations.c.position).where(t.ip_allocations.c.port_id == p.id)).all()
         PortService._insert_ips(conn, p.id, p.network_id, got, start=len(n))
     if gw_ports:
@@ -519,6 +633,7 @@ def add_gateway_addresses_for_subnet(deps: Deps, uow: UnitOfWork, subnet: dict[s
 
 def _check_tag_count(tags: list[str]) -> None:
     from neutrino.services.tags import MAX_TAGS
+
     if len(set(tags)) > MAX_TAGS:
         raise errors.bad(f"Invalid input for tags. Reason: more than {MAX_TAGS} tags.")
 

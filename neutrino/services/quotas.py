@@ -8,24 +8,39 @@ from sqlalchemy import Table, and_, delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
-from neutrino.resources import policy
-from neutrino.resources.convert import ConversionError, to_bool
 from neutrino.config import Config
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
+from neutrino.resources import policy
+from neutrino.resources.convert import ConversionError, to_bool
 
 #: Quota resource name -> (table, extra condition or None)
 COUNTED: dict[str, Table] = {
-    "network": t.networks, "subnet": t.subnets, "port": t.ports, "router": t.routers,
-    "floatingip": t.floatingips, "security_group": t.security_groups,
-    "security_group_rule": t.security_group_rules, "subnetpool": t.subnetpools,
+    "network": t.networks,
+    "subnet": t.subnets,
+    "port": t.ports,
+    "router": t.routers,
+    "floatingip": t.floatingips,
+    "security_group": t.security_groups,
+    "security_group_rule": t.security_group_rules,
+    "subnetpool": t.subnetpools,
     "rbac_policy": t.rbac_policies,
 }
 #: Largest quota limit (the ``quotas.limit`` column is a 32-bit integer).
-MAX_LIMIT = 2 ** 31 - 1
-ORDER = ("network", "subnet", "subnetpool", "port", "router_route", "router", "floatingip", "rbac_policy",
-         "security_group", "security_group_rule")
+MAX_LIMIT = 2**31 - 1
+ORDER = (
+    "network",
+    "subnet",
+    "subnetpool",
+    "port",
+    "router_route",
+    "router",
+    "floatingip",
+    "rbac_policy",
+    "security_group",
+    "security_group_rule",
+)
 
 
 def defaults(cfg: Config) -> dict[str, int]:
@@ -44,8 +59,7 @@ def usage(conn: Connection, project_id: str, resource: str) -> int:
     table = COUNTED.get(resource)
     if table is None:
         return 0
-    return conn.execute(select(func.count()).select_from(table).where(
-        table.c.project_id == project_id)).scalar_one()
+    return conn.execute(select(func.count()).select_from(table).where(table.c.project_id == project_id)).scalar_one()
 
 
 def check(cfg: Config, conn: Connection, project_id: str, resource: str, delta: int = 1) -> None:
@@ -99,8 +113,7 @@ class QuotaService:
     def details(self, ctx: RequestContext, conn: Connection, project_id: str) -> dict[str, Any]:
         self._authorize_read(ctx, project_id)
         lim = limits(self.cfg, conn, project_id)
-        return {"quota": {k: {"limit": v, "used": usage(conn, project_id, k), "reserved": 0}
-                          for k, v in lim.items()}}
+        return {"quota": {k: {"limit": v, "used": usage(conn, project_id, k), "reserved": 0} for k, v in lim.items()}}
 
     def list(self, ctx: RequestContext, conn: Connection) -> dict[str, Any]:
         projects = sorted({r[0] for r in conn.execute(select(t.quotas.c.project_id))})
@@ -122,7 +135,7 @@ class QuotaService:
             force = to_bool(req.pop("force", False))
         except ConversionError as exc:
             raise errors.bad(f"Invalid input for force. Reason: {exc}.") from None
-        req.pop("check_limit", None)    # accepted and ignored: the check is the default (quota-check-limit-default)
+        req.pop("check_limit", None)  # accepted and ignored: the check is the default (quota-check-limit-default)
         known = set(ORDER)
         unknown = [k for k in req if k not in known]
         if unknown:
@@ -131,18 +144,21 @@ class QuotaService:
         for name, raw in req.items():
             value = _limit_value(name, raw)
             if value < -1:
-                raise errors.bad(f"Invalid input for {name}. Reason: '{errors.echo(value)}' is smaller than "
-                                 "minimum of -1.")
-            if value > MAX_LIMIT:   # the column is a 32-bit integer (neutron-lib: DB_INTEGER_MAX_VALUE)
-                raise errors.bad(f"Invalid input for {name}. Reason: '{errors.echo(value)}' is too large - "
-                                 f"must be no larger than '{MAX_LIMIT}'.")
-            if not force and value >= 0:         # -1 (unlimited) is never checked
+                raise errors.bad(
+                    f"Invalid input for {name}. Reason: '{errors.echo(value)}' is smaller than minimum of -1."
+                )
+            if value > MAX_LIMIT:  # the column is a 32-bit integer (neutron-lib: DB_INTEGER_MAX_VALUE)
+                raise errors.bad(
+                    f"Invalid input for {name}. Reason: '{errors.echo(value)}' is too large - "
+                    f"must be no larger than '{MAX_LIMIT}'."
+                )
+            if not force and value >= 0:  # -1 (unlimited) is never checked
                 used = usage(conn, project_id, name)
                 if used > value:
-                    raise errors.bad(f"Quota limit {value} for {name} must be greater than or equal to "
-                                     f"already used {used}")
-            conn.execute(delete(t.quotas).where(and_(t.quotas.c.project_id == project_id,
-                                                     t.quotas.c.resource == name)))
+                    raise errors.bad(
+                        f"Quota limit {value} for {name} must be greater than or equal to already used {used}"
+                    )
+            conn.execute(delete(t.quotas).where(and_(t.quotas.c.project_id == project_id, t.quotas.c.resource == name)))
             conn.execute(insert(t.quotas).values(project_id=project_id, resource=name, limit=value))
         return {"quota": limits(self.cfg, conn, project_id)}
 

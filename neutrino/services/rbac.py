@@ -37,20 +37,21 @@ Behaviour (Neutron's):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from sqlalchemy import Table, and_, delete, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
+from neutrino.context import RequestContext
+from neutrino.db import tables as t
+from neutrino.db.engine import UnitOfWork
 from neutrino.resources import convert as cv
 from neutrino.resources import policy
 from neutrino.resources.query import ListQuery
 from neutrino.resources.resource import MISSING, Attr, Resource, attr_rules
-from neutrino.context import RequestContext
-from neutrino.db import tables as t
-from neutrino.db.engine import UnitOfWork
 from neutrino.services import common, quotas
 from neutrino.services.common import Deps
 
@@ -65,51 +66,56 @@ _rp = t.rbac_policies.c
 
 # --- object types ----------------------------------------------------------------------------------
 def _values(conn: Connection, stmt: Any) -> set[str]:
-    return {v for v, in conn.execute(stmt) if v is not None}
+    return {v for (v,) in conn.execute(stmt) if v is not None}
 
 
 def _network_users(conn: Connection, object_id: str, action: str) -> tuple[set[str], str]:
     """Projects whose ports (shared) or routers and floating IPs (external) are on the network."""
     if action == ACCESS_SHARED:
         users = _values(conn, select(t.ports.c.project_id).where(t.ports.c.network_id == object_id).distinct())
-        return users, (f"Unable to reconfigure sharing settings for network {object_id}. "
-                       "Multiple projects are using it.")
+        return users, (
+            f"Unable to reconfigure sharing settings for network {object_id}. Multiple projects are using it."
+        )
     users = _values(conn, select(t.routers.c.project_id).where(t.routers.c.gw_network_id == object_id).distinct())
-    users |= _values(conn, select(t.floatingips.c.project_id).where(
-        t.floatingips.c.floating_network_id == object_id).distinct())
-    return users, ("There are routers or floating IPs attached to this network that depend on this policy "
-                   "for access.")
+    users |= _values(
+        conn, select(t.floatingips.c.project_id).where(t.floatingips.c.floating_network_id == object_id).distinct()
+    )
+    return users, ("There are routers or floating IPs attached to this network that depend on this policy for access.")
 
 
 def _group_users(conn: Connection, object_id: str, action: str) -> tuple[set[str], str]:
     """Projects with ports that carry the security group."""
-    users = _values(conn, select(t.ports.c.project_id).join(
-        t.port_security_groups, t.port_security_groups.c.port_id == t.ports.c.id).where(
-        t.port_security_groups.c.security_group_id == object_id).distinct())
+    users = _values(
+        conn,
+        select(t.ports.c.project_id)
+        .join(t.port_security_groups, t.port_security_groups.c.port_id == t.ports.c.id)
+        .where(t.port_security_groups.c.security_group_id == object_id)
+        .distinct(),
+    )
     return users, ""
 
 
 def _address_scope_users(conn: Connection, object_id: str, action: str) -> tuple[set[str], str]:
     """Projects with subnet pools in the address scope."""
-    return _values(conn, select(t.subnetpools.c.project_id).where(
-        t.subnetpools.c.address_scope_id == object_id).distinct()), ""
+    return _values(
+        conn, select(t.subnetpools.c.project_id).where(t.subnetpools.c.address_scope_id == object_id).distinct()
+    ), ""
 
 
 def _subnetpool_users(conn: Connection, object_id: str, action: str) -> tuple[set[str], str]:
     """Projects with subnets allocated from the pool."""
-    return _values(conn, select(t.subnets.c.project_id).where(
-        t.subnets.c.subnetpool_id == object_id).distinct()), ""
+    return _values(conn, select(t.subnets.c.project_id).where(t.subnets.c.subnetpool_id == object_id).distinct()), ""
 
 
 @dataclass(frozen=True)
 class ObjectType:
     """How one kind of object takes part in RBAC."""
 
-    name: str                                       # "network" (the API's object_type)
-    table: Table                                    # has ``id`` and ``project_id``
-    actions: tuple[str, ...]                        # valid actions, in Neutron's order
+    name: str  # "network" (the API's object_type)
+    table: Table  # has ``id`` and ``project_id``
+    actions: tuple[str, ...]  # valid actions, in Neutron's order
     not_found: Callable[[str], errors.NeutronException]
-    noun: str                                       # "networks" in "... policies on networks they do not own"
+    noun: str  # "networks" in "... policies on networks they do not own"
     #: (conn, object id, action) -> (projects using the object through that access, details text)
     users: Callable[[Connection, str, str], tuple[set[str], str]]
     #: action -> boolean column of ``table`` that mirrors "a wildcard policy exists" (``shared``).
@@ -128,35 +134,77 @@ def register(otype: ObjectType) -> None:
     OBJECT_TYPES[otype.name] = otype
 
 
-register(ObjectType("network", t.networks, (ACCESS_EXTERNAL, ACCESS_SHARED),
-                    lambda i: errors.NetworkNotFound(net_id=i), "networks", _network_users,
-                    wildcard_flags={ACCESS_SHARED: "shared"}, sticky_flags={ACCESS_EXTERNAL: "external"}))
-register(ObjectType("security_group", t.security_groups, (ACCESS_SHARED,),
-                    lambda i: errors.SecurityGroupNotFound(id=i), "objects", _group_users))
+register(
+    ObjectType(
+        "network",
+        t.networks,
+        (ACCESS_EXTERNAL, ACCESS_SHARED),
+        lambda i: errors.NetworkNotFound(net_id=i),
+        "networks",
+        _network_users,
+        wildcard_flags={ACCESS_SHARED: "shared"},
+        sticky_flags={ACCESS_EXTERNAL: "external"},
+    )
+)
+register(
+    ObjectType(
+        "security_group",
+        t.security_groups,
+        (ACCESS_SHARED,),
+        lambda i: errors.SecurityGroupNotFound(id=i),
+        "objects",
+        _group_users,
+    )
+)
 
 
 def _pool_scope_reachable(conn: Connection, pool: Any, target: str) -> None:
     """A pool in an address scope may only be shared with projects that may use the scope."""
     if not pool.address_scope_id:
         return
-    scope_owner = conn.execute(select(t.address_scopes.c.project_id).where(
-        t.address_scopes.c.id == pool.address_scope_id)).scalar()
+    scope_owner = conn.execute(
+        select(t.address_scopes.c.project_id).where(t.address_scopes.c.id == pool.address_scope_id)
+    ).scalar()
     targets = [WILDCARD] if target == WILDCARD else [WILDCARD, target]
     if scope_owner == target or common.exists(
-            conn, t.rbac_policies, _rp.object_type == "address_scope", _rp.object_id == pool.address_scope_id,
-            _rp.action == ACCESS_SHARED, _rp.target_project.in_(targets)):
+        conn,
+        t.rbac_policies,
+        _rp.object_type == "address_scope",
+        _rp.object_id == pool.address_scope_id,
+        _rp.action == ACCESS_SHARED,
+        _rp.target_project.in_(targets),
+    ):
         return
-    raise errors.invalid(f"Failed to create RBAC policy on object {pool.id} because target project doesn't "
-                         "have access to associated address scope")
+    raise errors.invalid(
+        f"Failed to create RBAC policy on object {pool.id} because target project doesn't "
+        "have access to associated address scope"
+    )
 
 
 # Address scopes and subnet pools: their ``shared`` column mirrors the wildcard policy.
-register(ObjectType("address_scope", t.address_scopes, (ACCESS_SHARED,),
-                    lambda i: errors.AddressScopeNotFound(address_scope_id=i), "objects",
-                    _address_scope_users, wildcard_flags={ACCESS_SHARED: "shared"}))
-register(ObjectType("subnetpool", t.subnetpools, (ACCESS_SHARED,),
-                    lambda i: errors.SubnetPoolNotFound(subnetpool_id=i), "objects", _subnetpool_users,
-                    wildcard_flags={ACCESS_SHARED: "shared"}, check_create=_pool_scope_reachable))
+register(
+    ObjectType(
+        "address_scope",
+        t.address_scopes,
+        (ACCESS_SHARED,),
+        lambda i: errors.AddressScopeNotFound(address_scope_id=i),
+        "objects",
+        _address_scope_users,
+        wildcard_flags={ACCESS_SHARED: "shared"},
+    )
+)
+register(
+    ObjectType(
+        "subnetpool",
+        t.subnetpools,
+        (ACCESS_SHARED,),
+        lambda i: errors.SubnetPoolNotFound(subnetpool_id=i),
+        "objects",
+        _subnetpool_users,
+        wildcard_flags={ACCESS_SHARED: "shared"},
+        check_create=_pool_scope_reachable,
+    )
+)
 
 
 # --- visibility helpers (used by the object services) ------------------------------------------------
@@ -165,26 +213,38 @@ def accessible_ids(object_type: str, project_id: str, actions: Iterable[str] = (
     any of ``actions``.  Uncorrelated, served by ``ix_rbac_policies_target``."""
     targets = [WILDCARD, project_id] if project_id else [WILDCARD]
     acts = list(actions)
-    cond = and_(_rp.target_project.in_(targets), _rp.object_type == object_type,
-                _rp.action.in_(acts) if len(acts) > 1 else _rp.action == acts[0])
+    cond = and_(
+        _rp.target_project.in_(targets),
+        _rp.object_type == object_type,
+        _rp.action.in_(acts) if len(acts) > 1 else _rp.action == acts[0],
+    )
     return select(_rp.object_id).where(cond)
 
 
-def visible_clause(ctx: RequestContext, object_type: str, table: Table,
-                   actions: Iterable[str] = (ACCESS_SHARED,)) -> Any:
+def visible_clause(
+    ctx: RequestContext, object_type: str, table: Table, actions: Iterable[str] = (ACCESS_SHARED,)
+) -> Any:
     """Rows of ``table`` the caller may read: own, or granted by a policy (admin: all)."""
     if ctx.is_admin:
         return true()
-    return or_(table.c.project_id == ctx.project_id,
-               table.c.id.in_(accessible_ids(object_type, ctx.project_id, actions)))
+    return or_(
+        table.c.project_id == ctx.project_id, table.c.id.in_(accessible_ids(object_type, ctx.project_id, actions))
+    )
 
 
-def granted(conn: Connection, object_type: str, object_id: str, project_id: str,
-            actions: Iterable[str] = (ACCESS_SHARED,)) -> bool:
+def granted(
+    conn: Connection, object_type: str, object_id: str, project_id: str, actions: Iterable[str] = (ACCESS_SHARED,)
+) -> bool:
     """Whether a policy grants ``project_id`` (or everyone) one of ``actions`` on the object."""
     targets = [WILDCARD, project_id] if project_id else [WILDCARD]
-    return common.exists(conn, t.rbac_policies, _rp.object_type == object_type, _rp.object_id == object_id,
-                         _rp.action.in_(list(actions)), _rp.target_project.in_(targets))
+    return common.exists(
+        conn,
+        t.rbac_policies,
+        _rp.object_type == object_type,
+        _rp.object_id == object_id,
+        _rp.action.in_(list(actions)),
+        _rp.target_project.in_(targets),
+    )
 
 
 def shared_ids(conn: Connection, object_type: str, ids: list[str], project_id: str) -> set[str]:
@@ -195,7 +255,7 @@ def shared_ids(conn: Connection, object_type: str, ids: list[str], project_id: s
     if len(ids) <= 400:
         stmt = stmt.where(_rp.object_id.in_(ids))
     wanted = set(ids)
-    return {i for i, in conn.execute(stmt) if i in wanted}
+    return {i for (i,) in conn.execute(stmt) if i in wanted}
 
 
 def mark_shared(conn: Connection, ctx: RequestContext, object_type: str, dicts: list[dict[str, Any]]) -> None:
@@ -232,37 +292,72 @@ def set_wildcard(conn: Connection, object_type: str, object_id: str, owner: str,
     """Create (``on``) or remove the wildcard policy that an object attribute stands for
     (``shared``, ``router:external``); no checks (the caller made them), in txn."""
     if not on:
-        conn.execute(delete(t.rbac_policies).where(and_(
-            _rp.object_type == object_type, _rp.object_id == object_id, _rp.action == action,
-            _rp.target_project == WILDCARD)))
+        conn.execute(
+            delete(t.rbac_policies).where(
+                and_(
+                    _rp.object_type == object_type,
+                    _rp.object_id == object_id,
+                    _rp.action == action,
+                    _rp.target_project == WILDCARD,
+                )
+            )
+        )
         return
-    if not common.exists(conn, t.rbac_policies, _rp.object_type == object_type, _rp.object_id == object_id,
-                         _rp.action == action, _rp.target_project == WILDCARD):
-        conn.execute(insert(t.rbac_policies).values(
-            id=common.new_id(), project_id=owner or "", object_type=object_type, object_id=object_id,
-            action=action, target_project=WILDCARD))
+    if not common.exists(
+        conn,
+        t.rbac_policies,
+        _rp.object_type == object_type,
+        _rp.object_id == object_id,
+        _rp.action == action,
+        _rp.target_project == WILDCARD,
+    ):
+        conn.execute(
+            insert(t.rbac_policies).values(
+                id=common.new_id(),
+                project_id=owner or "",
+                object_type=object_type,
+                object_id=object_id,
+                action=action,
+                target_project=WILDCARD,
+            )
+        )
 
 
 def remove_action(conn: Connection, object_type: str, object_id: str, action: str) -> None:
     """Remove every policy of one action on an object (``router:external=false``)."""
-    conn.execute(delete(t.rbac_policies).where(and_(
-        _rp.object_type == object_type, _rp.object_id == object_id, _rp.action == action)))
+    conn.execute(
+        delete(t.rbac_policies).where(
+            and_(_rp.object_type == object_type, _rp.object_id == object_id, _rp.action == action)
+        )
+    )
 
 
 def object_deleted(conn: Connection, object_type: str, object_id: str) -> None:
     """Drop the policies of a deleted object (in txn)."""
-    conn.execute(delete(t.rbac_policies).where(and_(_rp.object_type == object_type,
-                                                   _rp.object_id == object_id)))
+    conn.execute(delete(t.rbac_policies).where(and_(_rp.object_type == object_type, _rp.object_id == object_id)))
 
 
 def targets(conn: Connection, object_type: str, object_id: str, action: str) -> set[str]:
     """The projects (and ``*``) that policies grant ``action`` on the object."""
-    return {p for p, in conn.execute(select(_rp.target_project).where(and_(
-        _rp.object_type == object_type, _rp.object_id == object_id, _rp.action == action)))}
+    return {
+        p
+        for (p,) in conn.execute(
+            select(_rp.target_project).where(
+                and_(_rp.object_type == object_type, _rp.object_id == object_id, _rp.action == action)
+            )
+        )
+    }
 
 
-def _check_release(conn: Connection, otype: ObjectType, row: Any, action: str, target: str,
-                   new_target: str | None, policy_id: str | None) -> None:
+def _check_release(
+    conn: Connection,
+    otype: ObjectType,
+    row: Any,
+    action: str,
+    target: str,
+    new_target: str | None,
+    policy_id: str | None,
+) -> None:
     """Refuse ``target`` (a project or ``*``) losing ``action`` on the object while it uses the
     object and no other policy covers it.  ``new_target``: the policy moves there (an update).
 
@@ -270,9 +365,19 @@ def _check_release(conn: Connection, otype: ObjectType, row: Any, action: str, t
     and floating IP ports)."""
     if target == row.project_id or new_target == WILDCARD:
         return
-    others = {p for p, in conn.execute(select(_rp.target_project).where(and_(
-        _rp.object_type == otype.name, _rp.object_id == row.id, _rp.action == action,
-        _rp.id != (policy_id or ""))))}
+    others = {
+        p
+        for (p,) in conn.execute(
+            select(_rp.target_project).where(
+                and_(
+                    _rp.object_type == otype.name,
+                    _rp.object_id == row.id,
+                    _rp.action == action,
+                    _rp.id != (policy_id or ""),
+                )
+            )
+        )
+    }
     if target != WILDCARD and WILDCARD in others:
         return
     users, details = otype.users(conn, row.id, action)
@@ -282,8 +387,7 @@ def _check_release(conn: Connection, otype: ObjectType, row: Any, action: str, t
     else:
         stranded = users & {target}
     if stranded:
-        raise errors.RbacPolicyInUse(object_id=row.id,
-                                     details=details or f"project_id={sorted(stranded)[0]}")
+        raise errors.RbacPolicyInUse(object_id=row.id, details=details or f"project_id={sorted(stranded)[0]}")
 
 
 # --- the API resource --------------------------------------------------------------------------------
@@ -295,26 +399,45 @@ def _object_type(v: Any) -> str:
     return text
 
 
-RBAC_POLICY = Resource("rbac_policy", "rbac-policies", (
-    Attr("id", convert=cv.uuid_str, filter=True, sort=True, column="id"),
-    Attr("object_type", post=True, default=None, convert=_object_type, filter=True, sort=True,
-         column="object_type"),
-    Attr("object_id", post=True, default=MISSING, convert=cv.uuid_str, filter=True, sort=True,
-         column="object_id"),
-    Attr("target_tenant", post=True, put=True, default=MISSING, convert=cv.string(255), filter=True,
-         sort=True, column="target_project"),
-    Attr("project_id", post=True, default=None, convert=cv.string(255), filter=True, sort=True,
-         column="project_id"),
-    Attr("tenant_id", post=True, default=None, convert=cv.string(255), filter=True, sort=True,
-         column="project_id"),
-    Attr("action", post=True, default=MISSING, convert=cv.string(255), filter=True, sort=True,
-         column="action"),
-), plural_key="rbac_policies")
+RBAC_POLICY = Resource(
+    "rbac_policy",
+    "rbac-policies",
+    (
+        Attr("id", convert=cv.uuid_str, filter=True, sort=True, column="id"),
+        Attr(
+            "object_type", post=True, default=None, convert=_object_type, filter=True, sort=True, column="object_type"
+        ),
+        Attr("object_id", post=True, default=MISSING, convert=cv.uuid_str, filter=True, sort=True, column="object_id"),
+        Attr(
+            "target_tenant",
+            post=True,
+            put=True,
+            default=MISSING,
+            convert=cv.string(255),
+            filter=True,
+            sort=True,
+            column="target_project",
+        ),
+        Attr(
+            "project_id", post=True, default=None, convert=cv.string(255), filter=True, sort=True, column="project_id"
+        ),
+        Attr("tenant_id", post=True, default=None, convert=cv.string(255), filter=True, sort=True, column="project_id"),
+        Attr("action", post=True, default=MISSING, convert=cv.string(255), filter=True, sort=True, column="action"),
+    ),
+    plural_key="rbac_policies",
+)
 
 
 def policy_dict(r: Any) -> dict[str, Any]:
-    return {"id": r.id, "project_id": r.project_id, "tenant_id": r.project_id, "object_type": r.object_type,
-            "object_id": r.object_id, "action": r.action, "target_tenant": r.target_project}
+    return {
+        "id": r.id,
+        "project_id": r.project_id,
+        "tenant_id": r.project_id,
+        "object_type": r.object_type,
+        "object_id": r.object_id,
+        "action": r.action,
+        "target_tenant": r.target_project,
+    }
 
 
 class RbacPolicyService:
@@ -339,8 +462,9 @@ class RbacPolicyService:
         return policy_dict(self.fetch_row(ctx, conn, policy_id))
 
     def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
-        stmt, pushed = common.push_filters(select(t.rbac_policies).where(self._visible(ctx)), t.rbac_policies,
-                                           RBAC_POLICY, q)
+        stmt, pushed = common.push_filters(
+            select(t.rbac_policies).where(self._visible(ctx)), t.rbac_policies, RBAC_POLICY, q
+        )
         rows = conn.execute(stmt.order_by(_rp.object_type, _rp.object_id, _rp.action, _rp.target_project))
         return [policy_dict(r) for r in rows], pushed
 
@@ -359,8 +483,14 @@ class RbacPolicyService:
 
     @staticmethod
     def _check_duplicate(conn: Connection, otype: str, object_id: str, action: str, target: str) -> None:
-        if common.exists(conn, t.rbac_policies, _rp.object_type == otype, _rp.object_id == object_id,
-                         _rp.action == action, _rp.target_project == target):
+        if common.exists(
+            conn,
+            t.rbac_policies,
+            _rp.object_type == otype,
+            _rp.object_id == object_id,
+            _rp.action == action,
+            _rp.target_project == target,
+        ):
             raise errors.DuplicateRbacPolicy()
 
     def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
@@ -372,26 +502,37 @@ class RbacPolicyService:
         row = self._object(ctx, conn, otype, item["object_id"])
         action, target = item["action"], item["target_tenant"]
         if action not in otype.actions:
-            raise errors.InvalidActionForType(action=action, object_type=otype.name,
-                                              valid_actions=str(otype.actions))
+            raise errors.InvalidActionForType(action=action, object_type=otype.name, valid_actions=str(otype.actions))
         self._check_duplicate(conn, otype.name, row.id, action, target)
         if otype.check_create is not None:
             otype.check_create(conn, row, target)
         quotas.check(self.deps.cfg, conn, item["project_id"], "rbac_policy")
         policy_id = common.new_id()
-        conn.execute(insert(t.rbac_policies).values(
-            id=policy_id, project_id=item["project_id"] or "", object_type=otype.name, object_id=row.id,
-            action=action, target_project=target))
+        conn.execute(
+            insert(t.rbac_policies).values(
+                id=policy_id,
+                project_id=item["project_id"] or "",
+                object_type=otype.name,
+                object_id=row.id,
+                action=action,
+                target_project=target,
+            )
+        )
         self._object_changed(uow, otype, row.id, action)
         return self.get(RequestContext.admin(), conn, policy_id)
 
-    def update(self, ctx: RequestContext, uow: UnitOfWork, policy_id: str, changes: dict[str, Any],
-               if_match: str | None = None) -> dict[str, Any]:
+    def update(
+        self, ctx: RequestContext, uow: UnitOfWork, policy_id: str, changes: dict[str, Any], if_match: str | None = None
+    ) -> dict[str, Any]:
         conn = uow.conn
         row = self.fetch_row(ctx, conn, policy_id)
         current = policy_dict(row)
-        policy.enforce(ctx, "update_rbac_policy", dict(current, **changes),
-                       attr_rules(RBAC_POLICY, "update", changes, creating=False))
+        policy.enforce(
+            ctx,
+            "update_rbac_policy",
+            dict(current, **changes),
+            attr_rules(RBAC_POLICY, "update", changes, creating=False),
+        )
         target = changes.get("target_tenant", row.target_project)
         if target == row.target_project:
             return current
@@ -400,8 +541,9 @@ class RbacPolicyService:
             raise errors.RbacPolicyNotFound(id=policy_id, object_type=row.object_type)
         obj = conn.execute(select(otype.table).where(otype.table.c.id == row.object_id)).one()
         if not ctx.is_admin and obj.project_id != ctx.project_id:
-            raise errors.RbacPolicyInUse(object_id=obj.id, details=(
-                f"Only admins can manipulate policies on {otype.noun} they do not own."))
+            raise errors.RbacPolicyInUse(
+                object_id=obj.id, details=(f"Only admins can manipulate policies on {otype.noun} they do not own.")
+            )
         _check_release(conn, otype, obj, row.action, row.target_project, target, row.id)
         self._check_duplicate(conn, otype.name, obj.id, row.action, target)
         conn.execute(update(t.rbac_policies).where(_rp.id == policy_id).values(target_project=target))
@@ -413,8 +555,11 @@ class RbacPolicyService:
         row = self.fetch_row(ctx, conn, policy_id)
         policy.enforce(ctx, "delete_rbac_policy", policy_dict(row))
         otype = OBJECT_TYPES.get(row.object_type)
-        obj = None if otype is None else conn.execute(
-            select(otype.table).where(otype.table.c.id == row.object_id)).first()
+        obj = (
+            None
+            if otype is None
+            else conn.execute(select(otype.table).where(otype.table.c.id == row.object_id)).first()
+        )
         if otype is not None and obj is not None:
             _check_release(conn, otype, obj, row.action, row.target_project, None, row.id)
         conn.execute(delete(t.rbac_policies).where(_rp.id == policy_id))
@@ -429,12 +574,18 @@ class RbacPolicyService:
         values: dict[str, Any] = {}
         col = otype.wildcard_flags.get(action)
         if col is not None:
-            values[col] = common.exists(conn, t.rbac_policies, _rp.object_type == otype.name,
-                                        _rp.object_id == object_id, _rp.action == action,
-                                        _rp.target_project == WILDCARD)
+            values[col] = common.exists(
+                conn,
+                t.rbac_policies,
+                _rp.object_type == otype.name,
+                _rp.object_id == object_id,
+                _rp.action == action,
+                _rp.target_project == WILDCARD,
+            )
         col = otype.sticky_flags.get(action)
-        if col is not None and common.exists(conn, t.rbac_policies, _rp.object_type == otype.name,
-                                             _rp.object_id == object_id, _rp.action == action):
+        if col is not None and common.exists(
+            conn, t.rbac_policies, _rp.object_type == otype.name, _rp.object_id == object_id, _rp.action == action
+        ):
             values[col] = True
         if "revision_number" in otype.table.c:
             common.bump(conn, otype.table, object_id, values)
@@ -445,15 +596,19 @@ class RbacPolicyService:
     def _record(self, uow: UnitOfWork, otype: ObjectType, object_id: str) -> None:
         if otype.name == "network":
             from neutrino.services.networks import NetworkService
+
             out = NetworkService(self.deps).get(RequestContext.admin(), uow.conn, object_id)
             uow.changed("network", object_id, "update", out, out["project_id"])
         elif otype.name == "security_group":
             from neutrino.services.security_groups import record_group
+
             record_group(uow, object_id)
         elif otype.name in ("subnetpool", "address_scope"):
             from neutrino.services import subnetpools
-            svc = (subnetpools.SubnetPoolService if otype.name == "subnetpool"
-                   else subnetpools.AddressScopeService)(self.deps)
+
+            svc = (subnetpools.SubnetPoolService if otype.name == "subnetpool" else subnetpools.AddressScopeService)(
+                self.deps
+            )
             body = svc.get(RequestContext.admin(), uow.conn, object_id)
             uow.changed(otype.name, object_id, "update", body, body["project_id"])
 

@@ -31,16 +31,24 @@ from typing import Any
 from sqlalchemy import select
 
 from neutrino import errors
-from neutrino.resources import convert as cv
-from neutrino.resources import policy
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
 from neutrino.ipam import pools as ipam
+from neutrino.resources import convert as cv
+from neutrino.resources import policy
 from neutrino.services.networks import network_target
-from neutrino.services.routers import (INTERFACE_OWNERS, ROUTER_INTF, ROUTER_INTF_DVR, RouterService,
-                                       port_addresses, record_router_port, router_bad, router_ports,
-                                       subnet_rows)
+from neutrino.services.routers import (
+    INTERFACE_OWNERS,
+    ROUTER_INTF,
+    ROUTER_INTF_DVR,
+    RouterService,
+    port_addresses,
+    record_router_port,
+    router_bad,
+    router_ports,
+    subnet_rows,
+)
 from neutrino.services.subnets import SubnetService
 
 
@@ -62,26 +70,34 @@ def _interface_info(body: Any, *, removal: bool) -> bool:
 
 
 def _result(router_id: str, port: dict[str, Any], subnet_id: str | None, subnet_ids: list[str]) -> dict[str, Any]:
-    return {"id": router_id, "project_id": port["project_id"], "port_id": port["id"],
-            "network_id": port["network_id"], "subnet_id": subnet_id, "subnet_ids": subnet_ids}
+    return {
+        "id": router_id,
+        "project_id": port["project_id"],
+        "port_id": port["id"],
+        "network_id": port["network_id"],
+        "subnet_id": subnet_id,
+        "subnet_ids": subnet_ids,
+    }
 
 
 def _check_address_mode(subnet: Any) -> None:
     if subnet.ip_version == 6 and subnet.ipv6_ra_mode is None and subnet.ipv6_address_mode is not None:
-        raise router_bad(f"IPv6 subnet {subnet.id} configured to receive RAs from an external router cannot "
-                         "be added to Neutron Router")
+        raise router_bad(
+            f"IPv6 subnet {subnet.id} configured to receive RAs from an external router cannot "
+            "be added to Neutron Router"
+        )
 
 
-def _authorized_router(svc: RouterService, ctx: RequestContext, uow: UnitOfWork, router_id: str,
-                       action: str) -> Any:
+def _authorized_router(svc: RouterService, ctx: RequestContext, uow: UnitOfWork, router_id: str, action: str) -> Any:
     row = svc.fetch_row(ctx, uow.conn, router_id)
     policy.enforce(ctx, action, svc.dicts(uow.conn, [row])[0])
     return row
 
 
 # --- add ------------------------------------------------------------------------------------------
-def add_interface(svc: RouterService, ctx: RequestContext, uow: UnitOfWork, router_id: str,
-                  body: Any) -> dict[str, Any]:
+def add_interface(
+    svc: RouterService, ctx: RequestContext, uow: UnitOfWork, router_id: str, body: Any
+) -> dict[str, Any]:
     """PUT /routers/{id}/add_router_interface."""
     row = _authorized_router(svc, ctx, uow, router_id, "add_router_interface")
     owner = ROUTER_INTF_DVR if row.distributed else ROUTER_INTF
@@ -93,15 +109,17 @@ def add_interface(svc: RouterService, ctx: RequestContext, uow: UnitOfWork, rout
     return _result(row.id, port, subnets[-1].id, [s.id for s in subnets])
 
 
-def _add_by_subnet(svc: RouterService, ctx: RequestContext, uow: UnitOfWork, row: Any, subnet_id: str,
-                   owner: str) -> tuple[dict[str, Any], list[Any]]:
+def _add_by_subnet(
+    svc: RouterService, ctx: RequestContext, uow: UnitOfWork, row: Any, subnet_id: str, owner: str
+) -> tuple[dict[str, Any], list[Any]]:
     conn = uow.conn
     subnet = SubnetService(svc.deps).fetch_row(ctx, conn, subnet_id)
     if not subnet.gateway_ip:
         raise router_bad("Subnet for router interface must have a gateway IP")
     if subnet.project_id != ctx.project_id and not ctx.is_admin:
-        raise router_bad(f"Cannot add interface to router because subnet {subnet_id} is not owned by project "
-                         "making the request")
+        raise router_bad(
+            f"Cannot add interface to router because subnet {subnet_id} is not owned by project making the request"
+        )
     _check_address_mode(subnet)
     svc._check_duplicate_subnets(conn, row.id, [subnet])
     fixed = {"ip_address": subnet.gateway_ip, "subnet_id": subnet.id}
@@ -113,16 +131,28 @@ def _add_by_subnet(svc: RouterService, ctx: RequestContext, uow: UnitOfWork, row
                 current = svc.ports.dicts(conn, [p])[0]
                 wanted = [dict(f) for f in current["fixed_ips"]] + [fixed]
                 return svc.ports.apply_update(uow, p, net, current, {"fixed_ips": wanted}), [subnet]
-    port = svc.ports.insert_port(uow, net, {
-        "project_id": row.project_id, "name": "", "network_id": net.id, "admin_state_up": True,
-        "device_id": row.id, "device_owner": owner, "fixed_ips": [fixed], "security_groups": [],
-        "port_security_enabled": False})
+    port = svc.ports.insert_port(
+        uow,
+        net,
+        {
+            "project_id": row.project_id,
+            "name": "",
+            "network_id": net.id,
+            "admin_state_up": True,
+            "device_id": row.id,
+            "device_owner": owner,
+            "fixed_ips": [fixed],
+            "security_groups": [],
+            "port_security_enabled": False,
+        },
+    )
     record_router_port(conn, row.id, port["id"], owner)
     return port, [subnet]
 
 
-def _add_by_port(svc: RouterService, ctx: RequestContext, uow: UnitOfWork, row: Any, port_id: str,
-                 owner: str) -> tuple[dict[str, Any], list[Any]]:
+def _add_by_port(
+    svc: RouterService, ctx: RequestContext, uow: UnitOfWork, row: Any, port_id: str, owner: str
+) -> tuple[dict[str, Any], list[Any]]:
     conn = uow.conn
     prow = svc.ports.fetch_row(ctx, conn, port_id)
     if prow.device_id != "":
@@ -135,34 +165,40 @@ def _add_by_port(svc: RouterService, ctx: RequestContext, uow: UnitOfWork, row: 
     for s in subnets:
         _check_address_mode(s)
     net = network_target(conn, prow.network_id)
-    port = svc.ports.apply_update(uow, prow, net, svc.ports.dicts(conn, [prow])[0],
-                                  {"device_id": row.id, "device_owner": owner})
+    port = svc.ports.apply_update(
+        uow, prow, net, svc.ports.dicts(conn, [prow])[0], {"device_id": row.id, "device_owner": owner}
+    )
     record_router_port(conn, row.id, prow.id, owner)
     if any(ipaddress.ip_address(ip).version == 6 for _, ip in addrs):
         for other in router_ports(conn, row.id, network_id=prow.network_id):
-            if other.id != prow.id and any(ipaddress.ip_address(ip).version == 6
-                                           for _, ip in port_addresses(conn, [other.id])[other.id]):
-                raise router_bad(f"Router already contains IPv6 port {other.id} belonging to network id "
-                                 f"{other.network_id}. Only one IPv6 port from the same network subnet can be "
-                                 "connected to a router")
+            if other.id != prow.id and any(
+                ipaddress.ip_address(ip).version == 6 for _, ip in port_addresses(conn, [other.id])[other.id]
+            ):
+                raise router_bad(
+                    f"Router already contains IPv6 port {other.id} belonging to network id "
+                    f"{other.network_id}. Only one IPv6 port from the same network subnet can be "
+                    "connected to a router"
+                )
     svc._check_duplicate_subnets(conn, row.id, subnets, exclude_port=prow.id)
     if len([s for s in subnets if s.ip_version == 4]) > 1:
         raise router_bad("Cannot have multiple IPv4 subnets on router port")
     if not ctx.is_admin:
         for sid, ip in addrs:
             s = by_id[sid]
-            in_pool = any(lo <= int(ipaddress.ip_address(ip)) <= hi
-                          for lo, hi in ipam.pool_ranges(s.allocation_pools))
+            in_pool = any(lo <= int(ipaddress.ip_address(ip)) <= hi for lo, hi in ipam.pool_ranges(s.allocation_pools))
             if not in_pool and s.project_id != ctx.project_id:
-                raise router_bad(f"Cannot add interface to router because specified port {prow.id} has an IP "
-                                 f"address out of the allocation pool of subnet {sid}, which is not owned by "
-                                 "the project making the request")
+                raise router_bad(
+                    f"Cannot add interface to router because specified port {prow.id} has an IP "
+                    f"address out of the allocation pool of subnet {sid}, which is not owned by "
+                    "the project making the request"
+                )
     return port, subnets
 
 
 # --- remove ---------------------------------------------------------------------------------------
-def remove_interface(svc: RouterService, ctx: RequestContext, uow: UnitOfWork, router_id: str,
-                     body: Any) -> dict[str, Any]:
+def remove_interface(
+    svc: RouterService, ctx: RequestContext, uow: UnitOfWork, router_id: str, body: Any
+) -> dict[str, Any]:
     """PUT /routers/{id}/remove_router_interface."""
     row = _authorized_router(svc, ctx, uow, router_id, "remove_router_interface")
     if _interface_info(body, removal=True):
@@ -173,8 +209,9 @@ def remove_interface(svc: RouterService, ctx: RequestContext, uow: UnitOfWork, r
     return _result(row.id, port, subnets[0].id if subnets else None, [s.id for s in subnets])
 
 
-def _remove_by_port(svc: RouterService, uow: UnitOfWork, row: Any, port_id: str,
-                    subnet_id: str | None) -> tuple[dict[str, Any], list[Any]]:
+def _remove_by_port(
+    svc: RouterService, uow: UnitOfWork, row: Any, port_id: str, subnet_id: str | None
+) -> tuple[dict[str, Any], list[Any]]:
     conn = uow.conn
     prow = next((p for p in router_ports(conn, row.id, INTERFACE_OWNERS) if p.id == port_id), None)
     if prow is None:
@@ -191,8 +228,9 @@ def _remove_by_port(svc: RouterService, uow: UnitOfWork, row: Any, port_id: str,
     return port, subnets
 
 
-def _remove_by_subnet(svc: RouterService, ctx: RequestContext, uow: UnitOfWork, row: Any,
-                      subnet_id: str) -> tuple[dict[str, Any], list[Any]]:
+def _remove_by_subnet(
+    svc: RouterService, ctx: RequestContext, uow: UnitOfWork, row: Any, subnet_id: str
+) -> tuple[dict[str, Any], list[Any]]:
     conn = uow.conn
     subnet = SubnetService(svc.deps).fetch_row(ctx, conn, subnet_id)
     ports = router_ports(conn, row.id, INTERFACE_OWNERS, network_id=subnet.network_id)
@@ -221,14 +259,17 @@ def confirm_not_in_use(conn: Any, router: Any, subnet: Any) -> None:
         addr = ipaddress.ip_address(ip)
         return addr.version == cidr.version and addr in cidr
 
-    on_subnet = {r[0] for r in conn.execute(select(t.ip_allocations.c.port_id).where(
-        t.ip_allocations.c.subnet_id == subnet.id))}
+    on_subnet = {
+        r[0] for r in conn.execute(select(t.ip_allocations.c.port_id).where(t.ip_allocations.c.subnet_id == subnet.id))
+    }
     fips = list(conn.execute(select(t.floatingips).where(t.floatingips.c.router_id == router.id)))
     if fips:
-        pfs = conn.execute(select(t.port_forwardings).where(
-            t.port_forwardings.c.floatingip_id.in_([f.id for f in fips])))
-        if any(inside(pf.internal_ip_address) and pf.internal_port_id in on_subnet for pf in pfs) or \
-                any(inside(f.fixed_ip_address) and f.fixed_port_id in on_subnet for f in fips):
+        pfs = conn.execute(
+            select(t.port_forwardings).where(t.port_forwardings.c.floatingip_id.in_([f.id for f in fips]))
+        )
+        if any(inside(pf.internal_ip_address) and pf.internal_port_id in on_subnet for pf in pfs) or any(
+            inside(f.fixed_ip_address) and f.fixed_port_id in on_subnet for f in fips
+        ):
             raise errors.RouterInterfaceInUseByFloatingIP(router_id=router.id, subnet_id=subnet.id)
     if any(inside(r["nexthop"]) for r in router.routes):
         raise errors.RouterInterfaceInUseByRoute(router_id=router.id, subnet_id=subnet.id)

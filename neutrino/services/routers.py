@@ -31,13 +31,13 @@ from sqlalchemy import and_, delete, insert, select, true, update
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
+from neutrino.context import RequestContext
+from neutrino.db import tables as t
+from neutrino.db.engine import UnitOfWork
 from neutrino.resources import policy
 from neutrino.resources.definitions import ROUTER, route_list
 from neutrino.resources.query import ListQuery
 from neutrino.resources.resource import attr_rules
-from neutrino.context import RequestContext
-from neutrino.db import tables as t
-from neutrino.db.engine import UnitOfWork
 from neutrino.services import common, quotas
 from neutrino.services.common import Deps
 from neutrino.services.networks import NetworkService
@@ -56,15 +56,22 @@ def router_bad(msg: str) -> errors.BadRequest:
     return errors.BadRequest(resource="router", msg=msg)
 
 
-def router_ports(conn: Connection, router_id: str, owners: tuple[str, ...] = (ROUTER_GW, *INTERFACE_OWNERS),
-                 network_id: str | None = None) -> list[Any]:
+def router_ports(
+    conn: Connection,
+    router_id: str,
+    owners: tuple[str, ...] = (ROUTER_GW, *INTERFACE_OWNERS),
+    network_id: str | None = None,
+) -> list[Any]:
     """The router's port rows (gateway and interfaces), oldest first.
 
     The router's own records (``router_ports``) decide, never a port's
     ``device_id``: any project may write that on its own ports."""
     rp = t.router_ports
-    stmt = select(t.ports).join(rp, rp.c.port_id == t.ports.c.id).where(
-        and_(rp.c.router_id == router_id, t.ports.c.device_owner.in_(owners)))
+    stmt = (
+        select(t.ports)
+        .join(rp, rp.c.port_id == t.ports.c.id)
+        .where(and_(rp.c.router_id == router_id, t.ports.c.device_owner.in_(owners)))
+    )
     if network_id is not None:
         stmt = stmt.where(t.ports.c.network_id == network_id)
     return list(conn.execute(stmt.order_by(t.ports.c.created_at, t.ports.c.id)))
@@ -94,10 +101,11 @@ def port_addresses(conn: Connection, port_ids: list[str]) -> dict[str, list[tupl
     """port id -> [(subnet_id, ip_address)] in the port's order."""
     out: dict[str, list[tuple[str, str]]] = {p: [] for p in port_ids}
     if port_ids:
-        rows = conn.execute(select(t.ip_allocations.c.port_id, t.ip_allocations.c.subnet_id,
-                                   t.ip_allocations.c.ip_address)
-                            .where(t.ip_allocations.c.port_id.in_(port_ids))
-                            .order_by(t.ip_allocations.c.port_id, t.ip_allocations.c.position))
+        rows = conn.execute(
+            select(t.ip_allocations.c.port_id, t.ip_allocations.c.subnet_id, t.ip_allocations.c.ip_address)
+            .where(t.ip_allocations.c.port_id.in_(port_ids))
+            .order_by(t.ip_allocations.c.port_id, t.ip_allocations.c.position)
+        )
         for pid, sid, ip in rows:
             out[pid].append((sid, ip))
     return out
@@ -106,8 +114,11 @@ def port_addresses(conn: Connection, port_ids: list[str]) -> dict[str, list[tupl
 def subnet_rows(conn: Connection, subnet_ids: list[str]) -> list[Any]:
     if not subnet_ids:
         return []
-    return list(conn.execute(select(t.subnets).where(t.subnets.c.id.in_(subnet_ids))
-                             .order_by(t.subnets.c.created_at, t.subnets.c.id)))
+    return list(
+        conn.execute(
+            select(t.subnets).where(t.subnets.c.id.in_(subnet_ids)).order_by(t.subnets.c.created_at, t.subnets.c.id)
+        )
+    )
 
 
 def _nexthop_cidrs(conn: Connection, ports: list[Any]) -> tuple[list[Any], set[str]]:
@@ -128,6 +139,7 @@ class RouterService:
         self.ports = ports or PortService(deps)
         self.networks = NetworkService(deps)
         from neutrino.services import router_interfaces as ri
+
         self.member_actions = {
             "add_router_interface": lambda ctx, uow, rid, body: ri.add_interface(self, ctx, uow, rid, body),
             "remove_router_interface": lambda ctx, uow, rid, body: ri.remove_interface(self, ctx, uow, rid, body),
@@ -141,8 +153,7 @@ class RouterService:
         return true() if ctx.is_admin else t.routers.c.project_id == ctx.project_id
 
     def fetch_row(self, ctx: RequestContext, conn: Connection, router_id: str) -> Any:
-        row = conn.execute(select(t.routers).where(and_(t.routers.c.id == router_id,
-                                                        self._visible(ctx)))).first()
+        row = conn.execute(select(t.routers).where(and_(t.routers.c.id == router_id, self._visible(ctx)))).first()
         if row is None:
             raise errors.RouterNotFound(router_id=router_id)
         return row
@@ -153,7 +164,8 @@ class RouterService:
         zones: dict[str, set[str]] = {}
         if ids:
             q = select(t.router_l3_agents.c.router_id, t.agents.c.availability_zone).join(
-                t.agents, t.agents.c.id == t.router_l3_agents.c.agent_id)
+                t.agents, t.agents.c.id == t.router_l3_agents.c.agent_id
+            )
             if len(ids) <= 400:
                 q = q.where(t.router_l3_agents.c.router_id.in_(ids))
             for rid, az in conn.execute(q):
@@ -175,14 +187,25 @@ class RouterService:
     def _dict(r: Any, gw_ips: list[tuple[str, str]], zones: list[str], tags: list[str]) -> dict[str, Any]:
         gw = None
         if r.gw_port_id:
-            gw = {"network_id": r.gw_network_id,
-                  "external_fixed_ips": [{"subnet_id": s, "ip_address": ip} for s, ip in gw_ips],
-                  "enable_snat": r.enable_snat}
-        d = {"id": r.id, "name": r.name, "tenant_id": r.project_id, "admin_state_up": r.admin_state_up,
-             "status": r.status, "external_gateway_info": gw, "availability_zones": zones,
-             "availability_zone_hints": list(r.availability_zone_hints or []),
-             "routes": [dict(x) for x in r.routes], "flavor_id": r.flavor_id, "distributed": r.distributed,
-             "ha": r.ha}
+            gw = {
+                "network_id": r.gw_network_id,
+                "external_fixed_ips": [{"subnet_id": s, "ip_address": ip} for s, ip in gw_ips],
+                "enable_snat": r.enable_snat,
+            }
+        d = {
+            "id": r.id,
+            "name": r.name,
+            "tenant_id": r.project_id,
+            "admin_state_up": r.admin_state_up,
+            "status": r.status,
+            "external_gateway_info": gw,
+            "availability_zones": zones,
+            "availability_zone_hints": list(r.availability_zone_hints or []),
+            "routes": [dict(x) for x in r.routes],
+            "flavor_id": r.flavor_id,
+            "distributed": r.distributed,
+            "ha": r.ha,
+        }
         d.update(common.std_tail(r, tags))
         d["project_id"] = r.project_id
         return d
@@ -204,45 +227,60 @@ class RouterService:
         policy.enforce(ctx, "create_router", item, attr_rules(ROUTER, "create", item, creating=True))
         quotas.check(self.deps.cfg, conn, item["project_id"], "router")
         vals = common.std_values(item, revision=1)
-        conn.execute(insert(t.routers).values(
-            **vals, admin_state_up=item["admin_state_up"], status="ACTIVE", gw_network_id=None, gw_port_id=None,
-            enable_snat=self.deps.cfg.default.enable_snat_by_default, routes=[],
-            distributed=item["distributed"], ha=item["ha"], flavor_id=item["flavor_id"],
-            availability_zone_hints=item["availability_zone_hints"]))
+        conn.execute(
+            insert(t.routers).values(
+                **vals,
+                admin_state_up=item["admin_state_up"],
+                status="ACTIVE",
+                gw_network_id=None,
+                gw_port_id=None,
+                enable_snat=self.deps.cfg.default.enable_snat_by_default,
+                routes=[],
+                distributed=item["distributed"],
+                ha=item["ha"],
+                flavor_id=item["flavor_id"],
+                availability_zone_hints=item["availability_zone_hints"],
+            )
+        )
         if item["external_gateway_info"]:
             row = conn.execute(select(t.routers).where(t.routers.c.id == vals["id"])).one()
             gw_values = self._set_gateway(ctx, uow, row, item["external_gateway_info"], [])
             conn.execute(update(t.routers).where(t.routers.c.id == row.id).values(**gw_values))
-        if self.l3_scheduler is not None:   # before the create record, which then carries the zones
+        if self.l3_scheduler is not None:  # before the create record, which then carries the zones
             self.l3_scheduler.router_created(uow, vals["id"])
         out = self.admin_view(conn, vals["id"])
         uow.changed("router", vals["id"], "create", out, item["project_id"])
         return out
 
-    def update(self, ctx: RequestContext, uow: UnitOfWork, router_id: str, changes: dict[str, Any],
-               if_match: str | None = None) -> dict[str, Any]:
+    def update(
+        self, ctx: RequestContext, uow: UnitOfWork, router_id: str, changes: dict[str, Any], if_match: str | None = None
+    ) -> dict[str, Any]:
         conn = uow.conn
         row = self.fetch_row(ctx, conn, router_id)
-        policy.enforce(ctx, "update_router", self.dicts(conn, [row])[0],
-                       attr_rules(ROUTER, "update", changes, creating=False))
+        policy.enforce(
+            ctx, "update_router", self.dicts(conn, [row])[0], attr_rules(ROUTER, "update", changes, creating=False)
+        )
         common.check_if_match(if_match, row.revision_number)
         return self.apply_update(ctx, uow, row, changes)
 
-    def apply_update(self, ctx: RequestContext, uow: UnitOfWork, row: Any,
-                     changes: dict[str, Any]) -> dict[str, Any]:
+    def apply_update(self, ctx: RequestContext, uow: UnitOfWork, row: Any, changes: dict[str, Any]) -> dict[str, Any]:
         """Apply validated changes (no policy); records the change."""
         conn = uow.conn
         values = {k: changes[k] for k in ("name", "description", "admin_state_up") if k in changes}
         admin_up = changes.get("admin_state_up", row.admin_state_up)
         if "ha" in changes and changes["ha"] != row.ha:
             if admin_up:
-                raise router_bad("Cannot change HA attribute of active routers. Please set router "
-                                 "admin_state_up to False prior to upgrade")
+                raise router_bad(
+                    "Cannot change HA attribute of active routers. Please set router "
+                    "admin_state_up to False prior to upgrade"
+                )
             values["ha"] = changes["ha"]
         if "distributed" in changes and changes["distributed"] != row.distributed:
             if changes["distributed"] and admin_up:
-                raise router_bad("Cannot upgrade active router to distributed. Please set router "
-                                 "admin_state_up to False prior to upgrade")
+                raise router_bad(
+                    "Cannot upgrade active router to distributed. Please set router "
+                    "admin_state_up to False prior to upgrade"
+                )
             values["distributed"] = changes["distributed"]
         routes = list(row.routes)
         if "routes" in changes:
@@ -267,7 +305,7 @@ class RouterService:
         self._clear_gateway(uow, row)
         for p in router_ports(conn, router_id):
             self.ports.remove(uow, p)
-        if self.l3_scheduler is not None:   # records the l3_binding delete
+        if self.l3_scheduler is not None:  # records the l3_binding delete
             self.l3_scheduler.router_removed(uow, router_id)
         conn.execute(delete(t.router_l3_agents).where(t.router_l3_agents.c.router_id == router_id))
         conn.execute(delete(t.routers).where(t.routers.c.id == router_id))
@@ -282,8 +320,9 @@ class RouterService:
         return out
 
     # --- external gateway ------------------------------------------------------------------
-    def _set_gateway(self, ctx: RequestContext, uow: UnitOfWork, row: Any, info: dict[str, Any] | None,
-                     routes: list[dict[str, str]]) -> dict[str, Any]:
+    def _set_gateway(
+        self, ctx: RequestContext, uow: UnitOfWork, row: Any, info: dict[str, Any] | None, routes: list[dict[str, str]]
+    ) -> dict[str, Any]:
         """Make the gateway match ``info``; returns the router column values to store."""
         conn = uow.conn
         net_id = info.get("network_id") if info else None
@@ -295,8 +334,13 @@ class RouterService:
             net = self.networks.fetch_row(ctx, conn, net_id)
             if not net.external:
                 raise router_bad(f"Network {net_id} is not an external network")
-            gw_subnets = list(conn.execute(select(t.subnets).where(t.subnets.c.network_id == net_id)
-                                           .order_by(t.subnets.c.created_at, t.subnets.c.id)))
+            gw_subnets = list(
+                conn.execute(
+                    select(t.subnets)
+                    .where(t.subnets.c.network_id == net_id)
+                    .order_by(t.subnets.c.created_at, t.subnets.c.id)
+                )
+            )
             gateways = {s.gateway_ip for s in gw_subnets if s.gateway_ip}
             for ext in ext_ips:
                 if ext.get("ip_address") in gateways:
@@ -306,8 +350,9 @@ class RouterService:
             cidrs, ips = _nexthop_cidrs(conn, others)
             cidrs += [ipaddress.ip_network(s.cidr) for s in gw_subnets]
             self._check_nexthops(routes, cidrs, ips)
-        values: dict[str, Any] = {"enable_snat": (info or {}).get("enable_snat",
-                                                                   self.deps.cfg.default.enable_snat_by_default)}
+        values: dict[str, Any] = {
+            "enable_snat": (info or {}).get("enable_snat", self.deps.cfg.default.enable_snat_by_default)
+        }
         if gw is not None and net_id == gw.network_id:
             if self._ext_ips_changed(conn, gw, ext_ips):
                 current = self.ports.dicts(conn, [gw])[0]
@@ -318,10 +363,21 @@ class RouterService:
             values.update(gw_port_id=None, gw_network_id=None)
         if net is not None:
             self._check_duplicate_subnets(conn, row.id, gw_subnets)
-            port = self.ports.insert_port(uow, net, {
-                "project_id": "", "name": "", "network_id": net.id, "admin_state_up": True,
-                "device_id": row.id, "device_owner": ROUTER_GW, "fixed_ips": ext_ips or None,
-                "security_groups": [], "port_security_enabled": False})
+            port = self.ports.insert_port(
+                uow,
+                net,
+                {
+                    "project_id": "",
+                    "name": "",
+                    "network_id": net.id,
+                    "admin_state_up": True,
+                    "device_id": row.id,
+                    "device_owner": ROUTER_GW,
+                    "fixed_ips": ext_ips or None,
+                    "security_groups": [],
+                    "port_security_enabled": False,
+                },
+            )
             record_router_port(conn, row.id, port["id"], ROUTER_GW)
             values.update(gw_port_id=port["id"], gw_network_id=net.id)
         return values
@@ -349,12 +405,12 @@ class RouterService:
         if common.exists(uow.conn, t.floatingips, t.floatingips.c.router_id == row.id):
             raise errors.RouterExternalGatewayInUseByFloatingIp(router_id=row.id, net_id=gw.network_id)
         self.ports.remove(uow, gw)
-        uow.conn.execute(update(t.routers).where(t.routers.c.id == row.id).values(gw_port_id=None,
-                                                                                 gw_network_id=None))
+        uow.conn.execute(update(t.routers).where(t.routers.c.id == row.id).values(gw_port_id=None, gw_network_id=None))
 
     @staticmethod
-    def _check_duplicate_subnets(conn: Connection, router_id: str, new_subnets: list[Any],
-                                 exclude_port: str | None = None) -> None:
+    def _check_duplicate_subnets(
+        conn: Connection, router_id: str, new_subnets: list[Any], exclude_port: str | None = None
+    ) -> None:
         """Neutron's "already has a port on subnet" / overlapping-CIDR checks for a new connection."""
         new_ids = {s.id for s in new_subnets}
         ports = [p for p in router_ports(conn, router_id) if p.id != exclude_port]
@@ -365,16 +421,18 @@ class RouterService:
                 if sid in new_ids:
                     raise router_bad(f"Router already has a port on subnet {sid}")
                 if p.device_owner == ROUTER_GW:
-                    existing += [r.id for r in conn.execute(select(t.subnets.c.id).where(
-                        t.subnets.c.network_id == p.network_id))]
+                    existing += [
+                        r.id for r in conn.execute(select(t.subnets.c.id).where(t.subnets.c.network_id == p.network_id))
+                    ]
                 else:
                     existing.append(sid)
         for old in subnet_rows(conn, sorted(set(existing))):
             old_net = ipaddress.ip_network(old.cidr)
             for new in new_subnets:
                 if old_net.overlaps(ipaddress.ip_network(new.cidr)):
-                    raise router_bad(f"Cidr {new.cidr} of subnet {new.id} overlaps with cidr {old.cidr} "
-                                     f"of subnet {old.id}")
+                    raise router_bad(
+                        f"Cidr {new.cidr} of subnet {new.id} overlaps with cidr {old.cidr} of subnet {old.id}"
+                    )
 
     # --- extra routes -----------------------------------------------------------------------
     def validate_routes(self, conn: Connection, row: Any, routes: list[dict[str, str]]) -> None:
@@ -393,13 +451,13 @@ class RouterService:
             if route["nexthop"] in ips:
                 raise errors.InvalidRoutes(routes=routes, reason="the nexthop is used by router")
 
-    def _routes_action(self, ctx: RequestContext, uow: UnitOfWork, router_id: str, body: Any,
-                       action: str) -> dict[str, Any]:
+    def _routes_action(
+        self, ctx: RequestContext, uow: UnitOfWork, router_id: str, body: Any, action: str
+    ) -> dict[str, Any]:
         conn = uow.conn
         row = self.fetch_row(ctx, conn, router_id)
         policy.enforce(ctx, action, self.dicts(conn, [row])[0])
-        if not isinstance(body, dict) or not isinstance(body.get("router"), dict) or \
-                "routes" not in body["router"]:
+        if not isinstance(body, dict) or not isinstance(body.get("router"), dict) or "routes" not in body["router"]:
             raise errors.bad("Unable to find 'routes' in request body")
         try:
             given = route_list(body["router"]["routes"])
@@ -416,7 +474,6 @@ class RouterService:
         """PUT /routers/{id}/add_extraroutes {"router": {"routes": [...]}} -> {"router": {...}}."""
         return self._routes_action(ctx, uow, router_id, body, "add_extraroutes")
 
-    def remove_extraroutes(self, ctx: RequestContext, uow: UnitOfWork, router_id: str,
-                           body: Any) -> dict[str, Any]:
+    def remove_extraroutes(self, ctx: RequestContext, uow: UnitOfWork, router_id: str, body: Any) -> dict[str, Any]:
         """PUT /routers/{id}/remove_extraroutes; routes not present are ignored."""
         return self._routes_action(ctx, uow, router_id, body, "remove_extraroutes")

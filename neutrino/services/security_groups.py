@@ -11,55 +11,86 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, true
+from sqlalchemy import and_, delete, insert, or_, select
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
+from neutrino.context import RequestContext
+from neutrino.db import tables as t
+from neutrino.db.engine import UnitOfWork
 from neutrino.ip_protocols import PROTOCOL_NUMBERS
 from neutrino.resources import policy
 from neutrino.resources.definitions import SECURITY_GROUP, SECURITY_GROUP_RULE
 from neutrino.resources.query import ListQuery
 from neutrino.resources.resource import attr_rules
-from neutrino.context import RequestContext
-from neutrino.db import tables as t
-from neutrino.db.engine import UnitOfWork
 from neutrino.services import common, quotas, rbac
 from neutrino.services.common import Deps
 
 PORT_PROTOCOLS = ("tcp", "udp", "udplite", "sctp", "dccp", "6", "17", "136", "132", "33")
 #: Protocols that only exist over IPv6 (refused with ethertype IPv4).
-IPV6_ONLY_PROTOCOLS = ("ipv6-encap", "ipv6-frag", "ipv6-icmp", "icmpv6", "ipv6-nonxt", "ipv6-opts", "ipv6-route",
-                       "41", "44", "58", "59", "60", "43")
+IPV6_ONLY_PROTOCOLS = (
+    "ipv6-encap",
+    "ipv6-frag",
+    "ipv6-icmp",
+    "icmpv6",
+    "ipv6-nonxt",
+    "ipv6-opts",
+    "ipv6-route",
+    "41",
+    "44",
+    "58",
+    "59",
+    "60",
+    "43",
+)
 ICMP_PROTOCOLS = ("icmp", "icmpv6", "ipv6-icmp", "1", "58")
 
 #: Neutron's seeded default-group rule templates: (direction, ethertype, remote is the group itself).
-DEFAULT_GROUP_RULES = (("egress", "IPv4", False), ("egress", "IPv6", False),
-                       ("ingress", "IPv4", True), ("ingress", "IPv6", True))
+DEFAULT_GROUP_RULES = (
+    ("egress", "IPv4", False),
+    ("egress", "IPv6", False),
+    ("ingress", "IPv4", True),
+    ("ingress", "IPv6", True),
+)
 
 
-def _rule_values(sg_id: str, project_id: str, direction: str, ethertype: str,
-                 remote_group_id: str | None = None) -> dict[str, Any]:
+def _rule_values(
+    sg_id: str, project_id: str, direction: str, ethertype: str, remote_group_id: str | None = None
+) -> dict[str, Any]:
     vals = common.std_values({"project_id": project_id}, with_name=False)
-    vals.update(security_group_id=sg_id, direction=direction, ethertype=ethertype, protocol=None,
-                port_range_min=None, port_range_max=None, remote_ip_prefix=None, remote_group_id=remote_group_id)
+    vals.update(
+        security_group_id=sg_id,
+        direction=direction,
+        ethertype=ethertype,
+        protocol=None,
+        port_range_min=None,
+        port_range_max=None,
+        remote_ip_prefix=None,
+        remote_group_id=remote_group_id,
+    )
     return vals
 
 
-def _create_group(uow: UnitOfWork, project_id: str, name: str, description: str, stateful: bool,
-                  default: bool) -> str:
+def _create_group(uow: UnitOfWork, project_id: str, name: str, description: str, stateful: bool, default: bool) -> str:
     vals = common.std_values({"project_id": project_id, "name": name, "description": description}, revision=1)
     uow.conn.execute(insert(t.security_groups).values(**vals, stateful=stateful))
     sg_id = vals["id"]
-    rules = [_rule_values(sg_id, project_id, d, e, sg_id if self_remote else None)
-             for d, e, self_remote in DEFAULT_GROUP_RULES if default or not self_remote]
+    rules = [
+        _rule_values(sg_id, project_id, d, e, sg_id if self_remote else None)
+        for d, e, self_remote in DEFAULT_GROUP_RULES
+        if default or not self_remote
+    ]
     uow.conn.execute(insert(t.security_group_rules), rules)
     return sg_id
 
 
 def ensure_default_group(uow: UnitOfWork, project_id: str) -> str:
     """The project's default group id, creating it (and its rules) if missing; in txn."""
-    row = uow.conn.execute(select(t.default_security_groups.c.security_group_id).where(
-        t.default_security_groups.c.project_id == project_id)).first()
+    row = uow.conn.execute(
+        select(t.default_security_groups.c.security_group_id).where(
+            t.default_security_groups.c.project_id == project_id
+        )
+    ).first()
     if row:
         return row[0]
     sg_id = _create_group(uow, project_id, "default", "Default security group", True, True)
@@ -98,8 +129,7 @@ def normalise_protocol(proto: str | None) -> str | None:
     try:
         n = int(p)
     except ValueError:
-        raise errors.SecurityGroupRuleInvalidProtocol(
-            protocol=proto, values=sorted(PROTOCOL_NUMBERS)) from None
+        raise errors.SecurityGroupRuleInvalidProtocol(protocol=proto, values=sorted(PROTOCOL_NUMBERS)) from None
     if not 0 <= n <= 255:
         raise errors.SecurityGroupRuleInvalidProtocol(protocol=proto, values=sorted(PROTOCOL_NUMBERS))
     return str(n)
@@ -118,10 +148,20 @@ def group_dicts(conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
     tags = common.load_tags(conn, "security-groups", ids)
     out = []
     for r in rows:
-        d = {"id": r.id, "name": r.name, "stateful": r.stateful, "tenant_id": r.project_id,
-             "description": r.description, "shared": False, "security_group_rules": rules.get(r.id, []),
-             "tags": tags.get(r.id, []), "created_at": r.created_at, "updated_at": r.updated_at,
-             "revision_number": r.revision_number, "project_id": r.project_id}
+        d = {
+            "id": r.id,
+            "name": r.name,
+            "stateful": r.stateful,
+            "tenant_id": r.project_id,
+            "description": r.description,
+            "shared": False,
+            "security_group_rules": rules.get(r.id, []),
+            "tags": tags.get(r.id, []),
+            "created_at": r.created_at,
+            "updated_at": r.updated_at,
+            "revision_number": r.revision_number,
+            "project_id": r.project_id,
+        }
         out.append(d)
     return out
 
@@ -136,8 +176,9 @@ class SecurityGroupService:
         """Listing groups creates the caller's default group (as Neutron does)."""
         if ctx.project_id:
             with self.deps.db.read() as conn:
-                if conn.execute(select(t.default_security_groups).where(
-                        t.default_security_groups.c.project_id == ctx.project_id)).first():
+                if conn.execute(
+                    select(t.default_security_groups).where(t.default_security_groups.c.project_id == ctx.project_id)
+                ).first():
                     return
             self.deps.db.run_write(lambda uow: ensure_default_group(uow, ctx.project_id))
 
@@ -150,20 +191,22 @@ class SecurityGroupService:
         return group_dicts(conn, rows)
 
     def fetch_row(self, ctx: RequestContext, conn: Connection, sg_id: str) -> Any:
-        row = conn.execute(select(t.security_groups).where(and_(t.security_groups.c.id == sg_id,
-                                                                self._visible(ctx)))).first()
+        row = conn.execute(
+            select(t.security_groups).where(and_(t.security_groups.c.id == sg_id, self._visible(ctx)))
+        ).first()
         if row is None:
             raise errors.SecurityGroupNotFound(id=sg_id)
         return row
 
     def get(self, ctx: RequestContext, conn: Connection, sg_id: str) -> dict[str, Any]:
         out = self.dicts(conn, [self.fetch_row(ctx, conn, sg_id)])
-        rbac.mark_shared(conn, ctx, "security_group", out)     # "shared": shared with the caller
+        rbac.mark_shared(conn, ctx, "security_group", out)  # "shared": shared with the caller
         return out[0]
 
     def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
-        stmt, pushed = common.push_filters(select(t.security_groups).where(self._visible(ctx)),
-                                           t.security_groups, SECURITY_GROUP, q)
+        stmt, pushed = common.push_filters(
+            select(t.security_groups).where(self._visible(ctx)), t.security_groups, SECURITY_GROUP, q
+        )
         rows = list(conn.execute(stmt.order_by(t.security_groups.c.created_at, t.security_groups.c.id)))
         out = self.dicts(conn, rows)
         rbac.mark_shared(conn, ctx, "security_group", out)
@@ -185,13 +228,17 @@ class SecurityGroupService:
         sg_id = _create_group(uow, item["project_id"], item["name"], item["description"], item["stateful"], False)
         return record_group(uow, sg_id, "create", with_rules=True)
 
-    def update(self, ctx: RequestContext, uow: UnitOfWork, sg_id: str, changes: dict[str, Any],
-               if_match: str | None = None) -> dict[str, Any]:
+    def update(
+        self, ctx: RequestContext, uow: UnitOfWork, sg_id: str, changes: dict[str, Any], if_match: str | None = None
+    ) -> dict[str, Any]:
         row = self.fetch_row(ctx, uow.conn, sg_id)
         policy.enforce(ctx, "update_security_group", {"project_id": row.project_id})
         common.check_if_match(if_match, row.revision_number)
-        if "stateful" in changes and changes["stateful"] != row.stateful and common.exists(
-                uow.conn, t.port_security_groups, t.port_security_groups.c.security_group_id == sg_id):
+        if (
+            "stateful" in changes
+            and changes["stateful"] != row.stateful
+            and common.exists(uow.conn, t.port_security_groups, t.port_security_groups.c.security_group_id == sg_id)
+        ):
             # Ports' firewalls are built for one mode; Neutron refuses the switch while in use.
             raise errors.SecurityGroupInUse(id=sg_id)
         if row.name == "default" and "name" in changes:
@@ -215,11 +262,15 @@ class SecurityGroupService:
         if common.exists(conn, t.port_security_groups, t.port_security_groups.c.security_group_id == sg_id):
             raise errors.SecurityGroupInUse(id=sg_id)
         rc = t.security_group_rules.c
-        gone = conn.execute(select(rc.id, rc.security_group_id, rc.project_id).where(
-            or_(rc.security_group_id == sg_id, rc.remote_group_id == sg_id))).all()
+        gone = conn.execute(
+            select(rc.id, rc.security_group_id, rc.project_id).where(
+                or_(rc.security_group_id == sg_id, rc.remote_group_id == sg_id)
+            )
+        ).all()
         conn.execute(delete(t.default_security_groups).where(t.default_security_groups.c.security_group_id == sg_id))
-        conn.execute(delete(t.security_group_rules).where(or_(rc.security_group_id == sg_id,
-                                                              rc.remote_group_id == sg_id)))
+        conn.execute(
+            delete(t.security_group_rules).where(or_(rc.security_group_id == sg_id, rc.remote_group_id == sg_id))
+        )
         rbac.object_deleted(conn, "security_group", sg_id)
         conn.execute(delete(t.security_groups).where(t.security_groups.c.id == sg_id))
         common.delete_tags(conn, sg_id)
@@ -239,27 +290,54 @@ def _rule_key(rule: Any) -> tuple[Any, ...]:
     prefix = rule["remote_ip_prefix"]
     if prefix in ("0.0.0.0/0", "::/0"):
         prefix = None
-    return (rule["direction"], rule["ethertype"], rule["port_range_max"], rule["port_range_min"], proto,
-            rule["remote_group_id"], prefix)
+    return (
+        rule["direction"],
+        rule["ethertype"],
+        rule["port_range_max"],
+        rule["port_range_min"],
+        proto,
+        rule["remote_group_id"],
+        prefix,
+    )
 
 
 def _default_ids(conn: Connection, ids: set[str]) -> set[str]:
     if not ids:
         return set()
-    return {r[0] for r in conn.execute(select(t.default_security_groups.c.security_group_id).where(
-        t.default_security_groups.c.security_group_id.in_(list(ids))))}
+    return {
+        r[0]
+        for r in conn.execute(
+            select(t.default_security_groups.c.security_group_id).where(
+                t.default_security_groups.c.security_group_id.in_(list(ids))
+            )
+        )
+    }
 
 
 def rule_dict(r: Any, tags: list[str], in_default: bool) -> dict[str, Any]:
     prefix = r.remote_ip_prefix
     normalized = str(ipaddress.ip_network(prefix, strict=False)) if prefix else None
-    return {"id": r.id, "tenant_id": r.project_id, "security_group_id": r.security_group_id,
-            "ethertype": r.ethertype, "direction": r.direction, "protocol": r.protocol,
-            "port_range_min": r.port_range_min, "port_range_max": r.port_range_max,
-            "remote_ip_prefix": prefix, "remote_address_group_id": None, "normalized_cidr": normalized,
-            "remote_group_id": r.remote_group_id, "belongs_to_default_sg": in_default,
-            "description": r.description, "tags": tags, "created_at": r.created_at,
-            "updated_at": r.updated_at, "revision_number": r.revision_number, "project_id": r.project_id}
+    return {
+        "id": r.id,
+        "tenant_id": r.project_id,
+        "security_group_id": r.security_group_id,
+        "ethertype": r.ethertype,
+        "direction": r.direction,
+        "protocol": r.protocol,
+        "port_range_min": r.port_range_min,
+        "port_range_max": r.port_range_max,
+        "remote_ip_prefix": prefix,
+        "remote_address_group_id": None,
+        "normalized_cidr": normalized,
+        "remote_group_id": r.remote_group_id,
+        "belongs_to_default_sg": in_default,
+        "description": r.description,
+        "tags": tags,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+        "revision_number": r.revision_number,
+        "project_id": r.project_id,
+    }
 
 
 class SecurityGroupRuleService:
@@ -272,9 +350,9 @@ class SecurityGroupRuleService:
     def _stmt(ctx: RequestContext) -> Any:
         stmt = select(t.security_group_rules)
         if not ctx.is_admin:
-            stmt = stmt.join(t.security_groups,
-                             t.security_groups.c.id == t.security_group_rules.c.security_group_id).where(
-                t.security_groups.c.project_id == ctx.project_id)
+            stmt = stmt.join(
+                t.security_groups, t.security_groups.c.id == t.security_group_rules.c.security_group_id
+            ).where(t.security_groups.c.project_id == ctx.project_id)
         return stmt
 
     def dicts(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
@@ -298,13 +376,14 @@ class SecurityGroupRuleService:
 
     def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
         conn = uow.conn
-        sg = conn.execute(select(t.security_groups).where(
-            t.security_groups.c.id == item["security_group_id"])).first()
-        if sg is None or not (ctx.is_admin or sg.project_id == ctx.project_id or
-                              rbac.granted(conn, "security_group", sg.id, ctx.project_id)):
+        sg = conn.execute(select(t.security_groups).where(t.security_groups.c.id == item["security_group_id"])).first()
+        if sg is None or not (
+            ctx.is_admin
+            or sg.project_id == ctx.project_id
+            or rbac.granted(conn, "security_group", sg.id, ctx.project_id)
+        ):
             raise errors.SecurityGroupNotFound(id=item["security_group_id"])
-        policy.enforce(ctx, "create_security_group_rule",
-                       dict(item, **{"security_group:project_id": sg.project_id}))
+        policy.enforce(ctx, "create_security_group_rule", dict(item, **{"security_group:project_id": sg.project_id}))
         rule = self.validate(ctx, conn, item)
         quotas.check(self.deps.cfg, conn, sg.project_id, "security_group_rule")
         self._check_duplicate(conn, rule)
@@ -326,10 +405,10 @@ class SecurityGroupRuleService:
             raise errors.SecurityGroupRuleInvalidEtherType(ethertype=item.get("ethertype"), values=["IPv4", "IPv6"])
         proto = normalise_protocol(item.get("protocol"))
         pmin, pmax = item.get("port_range_min"), item.get("port_range_max")
-        for v in (pmin, pmax):      # neutron-lib's converter (convert_validate_port_value)
+        for v in (pmin, pmax):  # neutron-lib's converter (convert_validate_port_value)
             if v is not None and not 0 <= v <= 65535:
                 raise errors.SecurityGroupInvalidPortValue(port=v)
-        if eth == "IPv6":           # legacy IPv6 ICMP names and number are made canonical
+        if eth == "IPv6":  # legacy IPv6 ICMP names and number are made canonical
             if proto in ("icmp", "icmpv6"):
                 proto = "ipv6-icmp"
             elif proto == "1":
@@ -350,7 +429,8 @@ class SecurityGroupRuleService:
                     raise errors.SecurityGroupMissingIcmpType(value=pmax)
             else:
                 raise errors.SecurityGroupInvalidProtocolForPort(
-                    protocol=PROTOCOL_NUMBERS.get(proto, proto), valid_port_protocols="DCCP, SCTP, TCP, UDP, UDPLITE")
+                    protocol=PROTOCOL_NUMBERS.get(proto, proto), valid_port_protocols="DCCP, SCTP, TCP, UDP, UDPLITE"
+                )
         prefix = item.get("remote_ip_prefix")
         remote = item.get("remote_group_id")
         if prefix:
@@ -362,13 +442,19 @@ class SecurityGroupRuleService:
         if prefix and remote:
             raise errors.SecurityGroupRemoteGroupAndRemoteIpPrefix()
         if remote:
-            rg = conn.execute(select(t.security_groups.c.project_id).where(
-                t.security_groups.c.id == remote)).first()
+            rg = conn.execute(select(t.security_groups.c.project_id).where(t.security_groups.c.id == remote)).first()
             if rg is None or not (ctx.is_admin or rg.project_id == ctx.project_id):
                 raise errors.SecurityGroupNotFound(id=remote)
-        return {"security_group_id": item["security_group_id"], "direction": item["direction"],
-                "ethertype": eth, "protocol": proto, "port_range_min": pmin, "port_range_max": pmax,
-                "remote_ip_prefix": prefix, "remote_group_id": remote}
+        return {
+            "security_group_id": item["security_group_id"],
+            "direction": item["direction"],
+            "ethertype": eth,
+            "protocol": proto,
+            "port_range_min": pmin,
+            "port_range_max": pmax,
+            "remote_ip_prefix": prefix,
+            "remote_group_id": remote,
+        }
 
     @staticmethod
     def _check_duplicate(conn: Connection, rule: dict[str, Any]) -> None:
@@ -384,16 +470,20 @@ class SecurityGroupRuleService:
         conn = uow.conn
         row = self.fetch_row(ctx, conn, rule_id)
         sg = conn.execute(select(t.security_groups).where(t.security_groups.c.id == row.security_group_id)).one()
-        policy.enforce(ctx, "delete_security_group_rule", {"security_group:project_id": sg.project_id,
-                                                           "project_id": row.project_id})
+        policy.enforce(
+            ctx,
+            "delete_security_group_rule",
+            {"security_group:project_id": sg.project_id, "project_id": row.project_id},
+        )
         common.check_if_match(if_match, row.revision_number)
         conn.execute(delete(t.security_group_rules).where(t.security_group_rules.c.id == rule_id))
         common.bump(conn, t.security_groups, sg.id)
         uow.changed("security_group_rule", rule_id, "delete", None, sg.project_id)
         record_group(uow, sg.id)
 
-    def update(self, ctx: RequestContext, uow: UnitOfWork, rule_id: str, changes: dict[str, Any],
-               if_match: str | None = None) -> dict[str, Any]:
+    def update(
+        self, ctx: RequestContext, uow: UnitOfWork, rule_id: str, changes: dict[str, Any], if_match: str | None = None
+    ) -> dict[str, Any]:
         raise errors.HTTPMethodNotAllowed()
 
 

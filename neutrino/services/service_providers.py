@@ -14,23 +14,25 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from neutrino.context import RequestContext
 from neutrino.resources import convert as cv
 from neutrino.resources import policy
 from neutrino.resources.query import ListQuery
 from neutrino.resources.resource import Attr, Resource
-from neutrino.context import RequestContext
 from neutrino.services.common import Deps, ReadOnlyService
 
-SERVICE_PROVIDER = Resource("service_provider", "service-providers", (
-    Attr("service_type", convert=cv.string(255), filter=True, sort=True),
-    Attr("name", convert=cv.string(255), filter=True, sort=True),
-    Attr("default", convert=cv.to_bool, filter=True, sort=True),
-))
+SERVICE_PROVIDER = Resource(
+    "service_provider",
+    "service-providers",
+    (
+        Attr("service_type", convert=cv.string(255), filter=True, sort=True),
+        Attr("name", convert=cv.string(255), filter=True, sort=True),
+        Attr("default", convert=cv.to_bool, filter=True, sort=True),
+    ),
+)
 
 #: (service_type, name, default): what this server implements.
-PROVIDERS: tuple[tuple[str, str, bool], ...] = (
-    ("L3_ROUTER_NAT", "single_node", True),
-)
+PROVIDERS: tuple[tuple[str, str, bool], ...] = (("L3_ROUTER_NAT", "single_node", True),)
 
 
 class ServiceProviderService(ReadOnlyService):

@@ -21,20 +21,26 @@ from sqlalchemy import and_, delete, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
+from neutrino.context import RequestContext
+from neutrino.db import tables as t
+from neutrino.db.engine import UnitOfWork
+from neutrino.ipam import prefixes as px
 from neutrino.resources import convert as cv
 from neutrino.resources import policy
 from neutrino.resources.definitions import ADDRESS_SCOPE, SUBNETPOOL
 from neutrino.resources.query import ListQuery
 from neutrino.resources.resource import attr_rules
-from neutrino.context import RequestContext
-from neutrino.db import tables as t
-from neutrino.db.engine import UnitOfWork
-from neutrino.ipam import prefixes as px
 from neutrino.services import common, quotas, rbac
 from neutrino.services.common import Deps
 
-__all__ = ["AddressScopeService", "SubnetPoolService", "network_address_scopes", "pool_for_subnet",
-           "pool_visible_clause", "scope_visible_clause"]
+__all__ = [
+    "AddressScopeService",
+    "SubnetPoolService",
+    "network_address_scopes",
+    "pool_for_subnet",
+    "pool_visible_clause",
+    "scope_visible_clause",
+]
 
 
 # --- visibility ----------------------------------------------------------------------------
@@ -42,16 +48,22 @@ def pool_visible_clause(ctx: RequestContext) -> Any:
     """Subnet pools a caller may read and use: own or shared (admin: all)."""
     if ctx.is_admin:
         return true()
-    return or_(t.subnetpools.c.project_id == ctx.project_id, t.subnetpools.c.shared == true(),
-               t.subnetpools.c.id.in_(rbac.accessible_ids("subnetpool", ctx.project_id)))   # RBAC
+    return or_(
+        t.subnetpools.c.project_id == ctx.project_id,
+        t.subnetpools.c.shared == true(),
+        t.subnetpools.c.id.in_(rbac.accessible_ids("subnetpool", ctx.project_id)),
+    )  # RBAC
 
 
 def scope_visible_clause(ctx: RequestContext) -> Any:
     """Address scopes a caller may read and use: own or shared (admin: all)."""
     if ctx.is_admin:
         return true()
-    return or_(t.address_scopes.c.project_id == ctx.project_id, t.address_scopes.c.shared == true(),
-               t.address_scopes.c.id.in_(rbac.accessible_ids("address_scope", ctx.project_id)))   # RBAC
+    return or_(
+        t.address_scopes.c.project_id == ctx.project_id,
+        t.address_scopes.c.shared == true(),
+        t.address_scopes.c.id.in_(rbac.accessible_ids("address_scope", ctx.project_id)),
+    )  # RBAC
 
 
 # --- network view ----------------------------------------------------------------------------
@@ -63,9 +75,11 @@ def network_address_scopes(conn: Connection, net_ids: Iterable[str]) -> dict[str
     ids = list(net_ids)
     if not ids:
         return {}
-    q = select(t.subnets.c.network_id, t.subnets.c.ip_version, t.subnetpools.c.address_scope_id).join(
-        t.subnetpools, t.subnetpools.c.id == t.subnets.c.subnetpool_id).where(
-        t.subnetpools.c.address_scope_id.is_not(None))
+    q = (
+        select(t.subnets.c.network_id, t.subnets.c.ip_version, t.subnetpools.c.address_scope_id)
+        .join(t.subnetpools, t.subnetpools.c.id == t.subnets.c.subnetpool_id)
+        .where(t.subnetpools.c.address_scope_id.is_not(None))
+    )
     if len(ids) <= 400:
         q = q.where(t.subnets.c.network_id.in_(ids))
     out: dict[str, dict[int, str]] = {}
@@ -77,8 +91,10 @@ def network_address_scopes(conn: Connection, net_ids: Iterable[str]) -> dict[str
 def _record_networks_of_pool(deps: Deps, uow: UnitOfWork, pool_id: str) -> None:
     """Put the networks holding subnets of ``pool_id`` on the feed (their address scope changed)."""
     from neutrino.services.subnets import record_network
-    nets = sorted({r[0] for r in uow.conn.execute(select(t.subnets.c.network_id).where(
-        t.subnets.c.subnetpool_id == pool_id))})
+
+    nets = sorted(
+        {r[0] for r in uow.conn.execute(select(t.subnets.c.network_id).where(t.subnets.c.subnetpool_id == pool_id))}
+    )
     for nid in nets:
         common.bump(uow.conn, t.networks, nid)
         record_network(deps, uow, nid)
@@ -86,17 +102,22 @@ def _record_networks_of_pool(deps: Deps, uow: UnitOfWork, pool_id: str) -> None:
 
 # --- subnet creation -----------------------------------------------------------------------
 def _pool_row(ctx: RequestContext, conn: Connection, pool_id: str) -> Any:
-    row = conn.execute(select(t.subnetpools).where(and_(t.subnetpools.c.id == pool_id,
-                                                        pool_visible_clause(ctx)))).first()
+    row = conn.execute(
+        select(t.subnetpools).where(and_(t.subnetpools.c.id == pool_id, pool_visible_clause(ctx)))
+    ).first()
     if row is None:
         raise errors.SubnetPoolNotFound(subnetpool_id=pool_id)
     return row
 
 
 def _default_pool(ctx: RequestContext, conn: Connection, version: int) -> Any:
-    return conn.execute(select(t.subnetpools).where(and_(
-        t.subnetpools.c.is_default == true(), t.subnetpools.c.ip_version == version,
-        pool_visible_clause(ctx))).order_by(t.subnetpools.c.created_at)).first()
+    return conn.execute(
+        select(t.subnetpools)
+        .where(
+            and_(t.subnetpools.c.is_default == true(), t.subnetpools.c.ip_version == version, pool_visible_clause(ctx))
+        )
+        .order_by(t.subnetpools.c.created_at)
+    ).first()
 
 
 def _check_network_affinity(conn: Connection, net_id: str, version: int, pool: Any) -> None:
@@ -104,9 +125,11 @@ def _check_network_affinity(conn: Connection, net_id: str, version: int, pool: A
 
     A network whose subnets of that version are in an address scope takes only pools of that
     scope; without a scope, all its subnets of one version come from one pool or from none."""
-    others = conn.execute(select(t.subnets.c.subnetpool_id, t.subnetpools.c.address_scope_id).outerjoin(
-        t.subnetpools, t.subnetpools.c.id == t.subnets.c.subnetpool_id).where(and_(
-            t.subnets.c.network_id == net_id, t.subnets.c.ip_version == version))).all()
+    others = conn.execute(
+        select(t.subnets.c.subnetpool_id, t.subnetpools.c.address_scope_id)
+        .outerjoin(t.subnetpools, t.subnetpools.c.id == t.subnets.c.subnetpool_id)
+        .where(and_(t.subnets.c.network_id == net_id, t.subnets.c.ip_version == version))
+    ).all()
     network_scope = next((o.address_scope_id for o in others if o.address_scope_id), None)
     if pool is None:
         if any(o.subnetpool_id for o in others):
@@ -123,15 +146,22 @@ def _check_network_affinity(conn: Connection, net_id: str, version: int, pool: A
 def _lock_pool(conn: Connection, pool_id: str) -> None:
     """Serialise allocations from one pool: a no-op update takes the pool row's write lock
     (PostgreSQL); a second allocator waits, then reads the first one's subnet."""
-    conn.execute(update(t.subnetpools).where(t.subnetpools.c.id == pool_id).values(
-        ip_version=t.subnetpools.c.ip_version))
+    conn.execute(
+        update(t.subnetpools).where(t.subnetpools.c.id == pool_id).values(ip_version=t.subnetpools.c.ip_version)
+    )
 
 
 def _check_quota(conn: Connection, pool: Any, project_id: str, cidr: str) -> None:
     if pool.default_quota is None:
         return
-    used = sum(px.quota_units(c) for c, in conn.execute(select(t.subnets.c.cidr).where(and_(
-        t.subnets.c.subnetpool_id == pool.id, t.subnets.c.project_id == project_id))))
+    used = sum(
+        px.quota_units(c)
+        for (c,) in conn.execute(
+            select(t.subnets.c.cidr).where(
+                and_(t.subnets.c.subnetpool_id == pool.id, t.subnets.c.project_id == project_id)
+            )
+        )
+    )
     if used + px.quota_units(cidr) > pool.default_quota:
         raise errors.SubnetPoolQuotaExceeded()
 
@@ -148,8 +178,9 @@ def pool_for_subnet(ctx: RequestContext, conn: Connection, item: dict[str, Any],
     if item.get("cidr") and ipaddress.ip_network(item["cidr"], strict=False).version != version:
         raise errors.invalid(f"cidr '{item['cidr']}' does not match the ip_version '{version}'")
     if pool_id and item.get("use_default_subnetpool"):
-        raise errors.BadRequest(resource="subnets",
-                                msg="subnetpool_id and use_default_subnetpool cannot both be specified")
+        raise errors.BadRequest(
+            resource="subnets", msg="subnetpool_id and use_default_subnetpool cannot both be specified"
+        )
     if pool_id:
         pool = _pool_row(ctx, conn, pool_id)
     elif item.get("use_default_subnetpool"):
@@ -160,17 +191,19 @@ def pool_for_subnet(ctx: RequestContext, conn: Connection, item: dict[str, Any],
         _check_network_affinity(conn, net.id, version, None)
         return None
     if pool.ip_version != version:
-        raise errors.BadRequest(resource="subnets", msg=f"Cannot allocate IPv{version} subnet from "
-                                                        f"IPv{pool.ip_version} subnet pool")
+        raise errors.BadRequest(
+            resource="subnets", msg=f"Cannot allocate IPv{version} subnet from IPv{pool.ip_version} subnet pool"
+        )
     _check_network_affinity(conn, net.id, version, pool)
     _lock_pool(conn, pool.id)
-    used = [c for c, in conn.execute(select(t.subnets.c.cidr).where(t.subnets.c.subnetpool_id == pool.id))]
+    used = [c for (c,) in conn.execute(select(t.subnets.c.cidr).where(t.subnets.c.subnetpool_id == pool.id))]
     if item.get("cidr"):
         want = ipaddress.ip_network(item["cidr"], strict=False)
         _check_prefixlen(pool, want.prefixlen)
         if want.version != pool.ip_version or not px.specific_fits(pool.prefixes, used, want):
             raise errors.SubnetAllocationError(
-                reason="Cannot allocate requested subnet from the available set of prefixes")
+                reason="Cannot allocate requested subnet from the available set of prefixes"
+            )
         _check_quota(conn, pool, item["project_id"], str(want))
         return pool
     prefixlen = item.get("prefixlen")
@@ -200,11 +233,21 @@ def pool_gateway(cidr: str) -> str:
 # --- subnet pools ------------------------------------------------------------------------------
 def _pool_dict(r: Any, tags: list[str]) -> dict[str, Any]:
     """The API view; prefix lengths are strings, as Neutron answers them."""
-    d = {"id": r.id, "name": r.name, "tenant_id": r.project_id, "project_id": r.project_id,
-         "prefixes": list(r.prefixes), "min_prefixlen": str(r.min_prefixlen),
-         "max_prefixlen": str(r.max_prefixlen), "default_prefixlen": str(r.default_prefixlen),
-         "default_quota": r.default_quota, "ip_version": r.ip_version, "shared": r.shared,
-         "is_default": r.is_default, "address_scope_id": r.address_scope_id}
+    d = {
+        "id": r.id,
+        "name": r.name,
+        "tenant_id": r.project_id,
+        "project_id": r.project_id,
+        "prefixes": list(r.prefixes),
+        "min_prefixlen": str(r.min_prefixlen),
+        "max_prefixlen": str(r.max_prefixlen),
+        "default_prefixlen": str(r.default_prefixlen),
+        "default_quota": r.default_quota,
+        "ip_version": r.ip_version,
+        "shared": r.shared,
+        "is_default": r.is_default,
+        "address_scope_id": r.address_scope_id,
+    }
     d.update(common.std_tail(r, tags))
     return d
 
@@ -225,8 +268,9 @@ def _bounds(version: int, min_len: int | None, default_len: int | None, max_len:
     b = px.Bounds(lo, lo if default_len is None else default_len, hi)
     problem = b.problem(version)
     if problem is not None:
-        raise errors.IllegalSubnetPoolPrefixBounds(prefix_type=problem[0], prefixlen=problem[1],
-                                                   base_prefix_type=problem[2], base_prefixlen=problem[3])
+        raise errors.IllegalSubnetPoolPrefixBounds(
+            prefix_type=problem[0], prefixlen=problem[1], base_prefix_type=problem[2], base_prefixlen=problem[3]
+        )
     return b
 
 
@@ -250,12 +294,13 @@ class SubnetPoolService:
 
     def get(self, ctx: RequestContext, conn: Connection, pool_id: str) -> dict[str, Any]:
         out = self._dicts(conn, [self.fetch_row(ctx, conn, pool_id)])
-        rbac.mark_shared(conn, ctx, "subnetpool", out)     # "shared": shared with the caller (RBAC)
+        rbac.mark_shared(conn, ctx, "subnetpool", out)  # "shared": shared with the caller (RBAC)
         return out[0]
 
     def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
-        stmt, pushed = common.push_filters(select(t.subnetpools).where(pool_visible_clause(ctx)),
-                                           t.subnetpools, SUBNETPOOL, q)
+        stmt, pushed = common.push_filters(
+            select(t.subnetpools).where(pool_visible_clause(ctx)), t.subnetpools, SUBNETPOOL, q
+        )
         rows = list(conn.execute(stmt.order_by(t.subnetpools.c.created_at, t.subnetpools.c.id)))
         out = self._dicts(conn, rows)
         rbac.mark_shared(conn, ctx, "subnetpool", out)
@@ -268,12 +313,20 @@ class SubnetPoolService:
         if pool_id:
             cond.append(t.subnetpools.c.id != pool_id)
         if common.exists(conn, t.subnetpools, *cond):
-            raise errors.invalid("A default subnetpool for this IP family has already been set. Only one "
-                                 "default may exist per IP family")
+            raise errors.invalid(
+                "A default subnetpool for this IP family has already been set. Only one default may exist per IP family"
+            )
 
     @staticmethod
-    def _check_scope(ctx: RequestContext, conn: Connection, scope_id: str | None, pool_id: str,
-                     version: int, prefixes: list[str], rescoping: bool = True) -> None:
+    def _check_scope(
+        ctx: RequestContext,
+        conn: Connection,
+        scope_id: str | None,
+        pool_id: str,
+        version: int,
+        prefixes: list[str],
+        rescoping: bool = True,
+    ) -> None:
         """The scope is usable by the caller, of the pool's IP version, and no other pool in it
         shares an address with this one; re-scoping (``rescoping``) must not split a network's
         subnets between scopes."""
@@ -282,20 +335,29 @@ class SubnetPoolService:
         scope = conn.execute(select(t.address_scopes).where(t.address_scopes.c.id == scope_id)).first()
         if scope is None:
             raise errors.AddressScopeNotFound(address_scope_id=scope_id)
-        visible = conn.execute(select(t.address_scopes.c.id).where(and_(
-            t.address_scopes.c.id == scope_id, scope_visible_clause(ctx)))).first()
+        visible = conn.execute(
+            select(t.address_scopes.c.id).where(and_(t.address_scopes.c.id == scope_id, scope_visible_clause(ctx)))
+        ).first()
         if visible is None:
-            raise errors.IllegalSubnetPoolAssociationToAddressScope(subnetpool_id=pool_id,
-                                                                    address_scope_id=scope_id)
+            raise errors.IllegalSubnetPoolAssociationToAddressScope(subnetpool_id=pool_id, address_scope_id=scope_id)
         if scope.ip_version != version:
             raise errors.IllegalSubnetPoolIpVersionAssociationToAddressScope(
-                subnetpool_id=pool_id, address_scope_id=scope_id, ip_version=scope.ip_version)
+                subnetpool_id=pool_id, address_scope_id=scope_id, ip_version=scope.ip_version
+            )
         nets = select(t.subnets.c.network_id).where(t.subnets.c.subnetpool_id == pool_id)
-        if rescoping and common.exists(conn, t.subnets, t.subnets.c.network_id.in_(nets), t.subnets.c.ip_version == version,
-                         or_(t.subnets.c.subnetpool_id.is_(None), t.subnets.c.subnetpool_id != pool_id)):
+        if rescoping and common.exists(
+            conn,
+            t.subnets,
+            t.subnets.c.network_id.in_(nets),
+            t.subnets.c.ip_version == version,
+            or_(t.subnets.c.subnetpool_id.is_(None), t.subnets.c.subnetpool_id != pool_id),
+        ):
             raise errors.NetworkAddressScopeAffinityError()
-        for other in conn.execute(select(t.subnetpools.c.prefixes).where(and_(
-                t.subnetpools.c.address_scope_id == scope_id, t.subnetpools.c.id != pool_id))):
+        for other in conn.execute(
+            select(t.subnetpools.c.prefixes).where(
+                and_(t.subnetpools.c.address_scope_id == scope_id, t.subnetpools.c.id != pool_id)
+            )
+        ):
             if px.overlaps(other.prefixes, prefixes):
                 raise errors.AddressScopePrefixConflict()
 
@@ -311,31 +373,41 @@ class SubnetPoolService:
         if item["is_default"]:
             self._check_default_unique(conn, version, None)
         self._check_scope(ctx, conn, item["address_scope_id"], vals["id"], version, prefixes)
-        conn.execute(insert(t.subnetpools).values(
-            **vals, ip_version=version, prefixes=prefixes, default_prefixlen=b.default_prefixlen,
-            min_prefixlen=b.min_prefixlen, max_prefixlen=b.max_prefixlen, default_quota=item["default_quota"],
-            shared=item["shared"], is_default=item["is_default"], address_scope_id=item["address_scope_id"]))
+        conn.execute(
+            insert(t.subnetpools).values(
+                **vals,
+                ip_version=version,
+                prefixes=prefixes,
+                default_prefixlen=b.default_prefixlen,
+                min_prefixlen=b.min_prefixlen,
+                max_prefixlen=b.max_prefixlen,
+                default_quota=item["default_quota"],
+                shared=item["shared"],
+                is_default=item["is_default"],
+                address_scope_id=item["address_scope_id"],
+            )
+        )
         # shared=true is the wildcard RBAC policy (neutrino.services.rbac)
         rbac.set_wildcard(conn, "subnetpool", vals["id"], vals["project_id"], rbac.ACCESS_SHARED, item["shared"])
         out = self.get(RequestContext.admin(), conn, vals["id"])
         uow.changed("subnetpool", vals["id"], "create", out, item["project_id"])
         return out
 
-    def update(self, ctx: RequestContext, uow: UnitOfWork, pool_id: str, changes: dict[str, Any],
-               if_match: str | None = None) -> dict[str, Any]:
+    def update(
+        self, ctx: RequestContext, uow: UnitOfWork, pool_id: str, changes: dict[str, Any], if_match: str | None = None
+    ) -> dict[str, Any]:
         conn = uow.conn
         row = self.fetch_row(ctx, conn, pool_id)
-        policy.enforce(ctx, "update_subnetpool", _pool_dict(row, []),
-                       attr_rules(SUBNETPOOL, "update", changes, creating=False))
+        policy.enforce(
+            ctx, "update_subnetpool", _pool_dict(row, []), attr_rules(SUBNETPOOL, "update", changes, creating=False)
+        )
         common.check_if_match(if_match, row.revision_number)
         return self._apply_update(ctx, uow, row, changes)
 
-    def _apply_update(self, ctx: RequestContext, uow: UnitOfWork, row: Any,
-                      changes: dict[str, Any]) -> dict[str, Any]:
+    def _apply_update(self, ctx: RequestContext, uow: UnitOfWork, row: Any, changes: dict[str, Any]) -> dict[str, Any]:
         """An authorised update of pool ``row`` (Neutron's update_subnetpool): checks, write, feed."""
         conn, pool_id = uow.conn, row.id
-        values: dict[str, Any] = {k: changes[k] for k in ("name", "description", "default_quota")
-                                  if k in changes}
+        values: dict[str, Any] = {k: changes[k] for k in ("name", "description", "default_quota") if k in changes}
         prefixes = list(row.prefixes)
         if "prefixes" in changes:
             new = changes["prefixes"]
@@ -344,28 +416,40 @@ class SubnetPoolService:
             if _prefix_version(new) != row.ip_version:
                 raise errors.PrefixVersionMismatch()
             if not px.covers(new, prefixes):
-                raise errors.IllegalSubnetPoolPrefixUpdate(msg="Existing prefixes must be a subset of the new "
-                                                               "prefixes")
+                raise errors.IllegalSubnetPoolPrefixUpdate(msg="Existing prefixes must be a subset of the new prefixes")
             prefixes = values["prefixes"] = px.compact(new)
         if any(k in changes for k in ("min_prefixlen", "default_prefixlen", "max_prefixlen")):
-            b = _bounds(row.ip_version, changes.get("min_prefixlen", row.min_prefixlen),
-                        changes.get("default_prefixlen", row.default_prefixlen),
-                        changes.get("max_prefixlen", row.max_prefixlen))
-            values.update(min_prefixlen=b.min_prefixlen, default_prefixlen=b.default_prefixlen,
-                          max_prefixlen=b.max_prefixlen)
+            b = _bounds(
+                row.ip_version,
+                changes.get("min_prefixlen", row.min_prefixlen),
+                changes.get("default_prefixlen", row.default_prefixlen),
+                changes.get("max_prefixlen", row.max_prefixlen),
+            )
+            values.update(
+                min_prefixlen=b.min_prefixlen, default_prefixlen=b.default_prefixlen, max_prefixlen=b.max_prefixlen
+            )
         if changes.get("is_default") and not row.is_default:
             self._check_default_unique(conn, row.ip_version, pool_id)
         if "is_default" in changes:
             values["is_default"] = changes["is_default"]
-        if row.address_scope_id and not ctx.is_admin and not common.exists(
-                conn, t.address_scopes, t.address_scopes.c.id == row.address_scope_id,
-                t.address_scopes.c.project_id == ctx.project_id):
+        if (
+            row.address_scope_id
+            and not ctx.is_admin
+            and not common.exists(
+                conn,
+                t.address_scopes,
+                t.address_scopes.c.id == row.address_scope_id,
+                t.address_scopes.c.project_id == ctx.project_id,
+            )
+        ):
             raise errors.IllegalSubnetPoolUpdate(
                 reason=f"subnetpool {pool_id} cannot be updated when associated with shared address scope "
-                       f"{row.address_scope_id}")
+                f"{row.address_scope_id}"
+            )
         scope_id = changes.get("address_scope_id", row.address_scope_id)
-        self._check_scope(ctx, conn, scope_id, pool_id, row.ip_version, prefixes,
-                          rescoping=scope_id != row.address_scope_id)
+        self._check_scope(
+            ctx, conn, scope_id, pool_id, row.ip_version, prefixes, rescoping=scope_id != row.address_scope_id
+        )
         if "address_scope_id" in changes:
             values["address_scope_id"] = scope_id
         common.bump(conn, t.subnetpools, pool_id, values)
@@ -376,8 +460,9 @@ class SubnetPoolService:
         return out
 
     # --- subnetpool-prefix-ops ------------------------------------------------------------
-    def _action_row(self, ctx: RequestContext, uow: UnitOfWork, pool_id: str, body: Any,
-                    action: str) -> tuple[Any, list[str]]:
+    def _action_row(
+        self, ctx: RequestContext, uow: UnitOfWork, pool_id: str, body: Any, action: str
+    ) -> tuple[Any, list[str]]:
         """The pool (locked against concurrent allocations) and the action's validated prefixes.
 
         The body is ``{"prefixes": [CIDR, ...]}`` with at least one prefix (Neutron: 400
@@ -412,10 +497,11 @@ class SubnetPoolService:
         current = list(row.prefixes)
         if not px.overlaps(current, given):
             return {"prefixes": current}
-        used = [c for c, in uow.conn.execute(select(t.subnets.c.cidr).where(t.subnets.c.subnetpool_id == pool_id))]
+        used = [c for (c,) in uow.conn.execute(select(t.subnets.c.cidr).where(t.subnets.c.subnetpool_id == pool_id))]
         if px.overlaps(used, given):
             raise errors.IllegalSubnetPoolPrefixUpdate(
-                msg="One or more the prefixes to be removed is in use by a subnet")
+                msg="One or more the prefixes to be removed is in use by a subnet"
+            )
         left = px.free_ranges(current, given)
         common.bump(uow.conn, t.subnetpools, pool_id, {"prefixes": [str(n) for n in left]})
         out = self.get(RequestContext.admin(), uow.conn, pool_id)
@@ -437,9 +523,18 @@ class SubnetPoolService:
 
 # --- address scopes ------------------------------------------------------------------------------
 def _scope_dict(r: Any) -> dict[str, Any]:
-    return {"id": r.id, "name": r.name, "tenant_id": r.project_id, "project_id": r.project_id,
-            "shared": r.shared, "ip_version": r.ip_version, "description": r.description,
-            "created_at": r.created_at, "updated_at": r.updated_at, "revision_number": r.revision_number}
+    return {
+        "id": r.id,
+        "name": r.name,
+        "tenant_id": r.project_id,
+        "project_id": r.project_id,
+        "shared": r.shared,
+        "ip_version": r.ip_version,
+        "description": r.description,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+        "revision_number": r.revision_number,
+    }
 
 
 class AddressScopeService:
@@ -449,47 +544,51 @@ class AddressScopeService:
         self.deps = deps
 
     def fetch_row(self, ctx: RequestContext, conn: Connection, scope_id: str) -> Any:
-        row = conn.execute(select(t.address_scopes).where(and_(t.address_scopes.c.id == scope_id,
-                                                               scope_visible_clause(ctx)))).first()
+        row = conn.execute(
+            select(t.address_scopes).where(and_(t.address_scopes.c.id == scope_id, scope_visible_clause(ctx)))
+        ).first()
         if row is None:
             raise errors.AddressScopeNotFound(address_scope_id=scope_id)
         return row
 
     def get(self, ctx: RequestContext, conn: Connection, scope_id: str) -> dict[str, Any]:
         out = [_scope_dict(self.fetch_row(ctx, conn, scope_id))]
-        rbac.mark_shared(conn, ctx, "address_scope", out)     # "shared": shared with the caller (RBAC)
+        rbac.mark_shared(conn, ctx, "address_scope", out)  # "shared": shared with the caller (RBAC)
         return out[0]
 
     def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
-        stmt, pushed = common.push_filters(select(t.address_scopes).where(scope_visible_clause(ctx)),
-                                           t.address_scopes, ADDRESS_SCOPE, q)
+        stmt, pushed = common.push_filters(
+            select(t.address_scopes).where(scope_visible_clause(ctx)), t.address_scopes, ADDRESS_SCOPE, q
+        )
         rows = list(conn.execute(stmt.order_by(t.address_scopes.c.created_at, t.address_scopes.c.id)))
         out = [_scope_dict(r) for r in rows]
         rbac.mark_shared(conn, ctx, "address_scope", out)
         return out, pushed
 
     def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
-        policy.enforce(ctx, "create_address_scope", item,
-                       attr_rules(ADDRESS_SCOPE, "create", item, creating=True))
+        policy.enforce(ctx, "create_address_scope", item, attr_rules(ADDRESS_SCOPE, "create", item, creating=True))
         vals = common.std_values(item, revision=0)
-        uow.conn.execute(insert(t.address_scopes).values(**vals, ip_version=item["ip_version"],
-                                                         shared=item["shared"]))
-        rbac.set_wildcard(uow.conn, "address_scope", vals["id"], vals["project_id"], rbac.ACCESS_SHARED,
-                          item["shared"])     # shared=true is the wildcard RBAC policy
+        uow.conn.execute(insert(t.address_scopes).values(**vals, ip_version=item["ip_version"], shared=item["shared"]))
+        rbac.set_wildcard(
+            uow.conn, "address_scope", vals["id"], vals["project_id"], rbac.ACCESS_SHARED, item["shared"]
+        )  # shared=true is the wildcard RBAC policy
         out = self.get(RequestContext.admin(), uow.conn, vals["id"])
         uow.changed("address_scope", vals["id"], "create", out, item["project_id"])
         return out
 
-    def update(self, ctx: RequestContext, uow: UnitOfWork, scope_id: str, changes: dict[str, Any],
-               if_match: str | None = None) -> dict[str, Any]:
+    def update(
+        self, ctx: RequestContext, uow: UnitOfWork, scope_id: str, changes: dict[str, Any], if_match: str | None = None
+    ) -> dict[str, Any]:
         conn = uow.conn
         row = self.fetch_row(ctx, conn, scope_id)
-        policy.enforce(ctx, "update_address_scope", _scope_dict(row),
-                       attr_rules(ADDRESS_SCOPE, "update", changes, creating=False))
+        policy.enforce(
+            ctx, "update_address_scope", _scope_dict(row), attr_rules(ADDRESS_SCOPE, "update", changes, creating=False)
+        )
         common.check_if_match(if_match, row.revision_number)
         if row.shared and changes.get("shared") is False:
-            raise errors.AddressScopeUpdateError(address_scope_id=scope_id,
-                                                 reason="Shared address scope can't be unshared")
+            raise errors.AddressScopeUpdateError(
+                address_scope_id=scope_id, reason="Shared address scope can't be unshared"
+            )
         values = {k: changes[k] for k in ("name", "description", "shared") if k in changes}
         if changes.get("shared"):
             rbac.set_wildcard(conn, "address_scope", scope_id, row.project_id, rbac.ACCESS_SHARED, True)
@@ -514,4 +613,3 @@ def register(deps: Deps, services: dict[str, Any]) -> None:
     """Add ``subnetpools`` and ``address-scopes`` (called by ``neutrino.api.factory``)."""
     services["subnetpools"] = SubnetPoolService(deps)
     services["address-scopes"] = AddressScopeService(deps)
-

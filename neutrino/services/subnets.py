@@ -11,14 +11,14 @@ from sqlalchemy import and_, delete, insert, or_, select, true
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
-from neutrino.resources import policy
-from neutrino.resources.definitions import SUBNET
-from neutrino.resources.query import ListQuery
-from neutrino.resources.resource import attr_rules
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
 from neutrino.ipam import pools as ipam
+from neutrino.resources import policy
+from neutrino.resources.definitions import SUBNET
+from neutrino.resources.query import ListQuery
+from neutrino.resources.resource import attr_rules
 from neutrino.services import common, dhcp_options, quotas, rbac, subnetpools
 from neutrino.services.common import Deps
 from neutrino.services.networks import network_target
@@ -29,8 +29,11 @@ AUTO_DELETE_OWNERS = ("network:dhcp", "network:distributed")
 
 
 def is_auto_address(row: Any) -> bool:
-    return row.ipv6_address_mode in AUTO_ADDRESS_MODES or row.ipv6_ra_mode in AUTO_ADDRESS_MODES and \
-        row.ipv6_address_mode is None
+    return (
+        row.ipv6_address_mode in AUTO_ADDRESS_MODES
+        or row.ipv6_ra_mode in AUTO_ADDRESS_MODES
+        and row.ipv6_address_mode is None
+    )
 
 
 class SubnetService:
@@ -48,33 +51,40 @@ class SubnetService:
         bad pool list is refused without holding the write lock (the transaction checks again,
         against the gateway, at bounded cost)."""
         if item.get("allocation_pools") and item.get("cidr"):
-            ipam.validate_pools(ipaddress.ip_network(item["cidr"], strict=False), item["allocation_pools"],
-                                None, self._max_pools)
+            ipam.validate_pools(
+                ipaddress.ip_network(item["cidr"], strict=False), item["allocation_pools"], None, self._max_pools
+            )
 
-    def precheck_update(self, ctx: RequestContext, conn: Connection, subnet_id: str,
-                        changes: dict[str, Any]) -> None:
+    def precheck_update(self, ctx: RequestContext, conn: Connection, subnet_id: str, changes: dict[str, Any]) -> None:
         """``precheck_create`` for an update: the pools against the subnet's CIDR."""
         if changes.get("allocation_pools"):
             # Joined to its network: the visibility clause reads both tables.
-            cidr = conn.execute(select(t.subnets.c.cidr).join(
-                t.networks, t.networks.c.id == t.subnets.c.network_id).where(
-                    and_(t.subnets.c.id == subnet_id, self._visible(ctx)))).scalar()
+            cidr = conn.execute(
+                select(t.subnets.c.cidr)
+                .join(t.networks, t.networks.c.id == t.subnets.c.network_id)
+                .where(and_(t.subnets.c.id == subnet_id, self._visible(ctx)))
+            ).scalar()
             if cidr is not None:
-                ipam.validate_pools(ipaddress.ip_network(cidr), changes["allocation_pools"], None,
-                                    self._max_pools)
+                ipam.validate_pools(ipaddress.ip_network(cidr), changes["allocation_pools"], None, self._max_pools)
 
     # --- reading -------------------------------------------------------------------------
     @staticmethod
     def _visible(ctx: RequestContext) -> Any:
         if ctx.is_admin:
             return true()
-        return or_(t.subnets.c.project_id == ctx.project_id, t.networks.c.project_id == ctx.project_id,
-                   t.networks.c.shared == true(),       # on a network shared / external for the caller (RBAC)
-                   t.networks.c.id.in_(rbac.accessible_ids("network", ctx.project_id, rbac.NETWORK_ACCESS)))
+        return or_(
+            t.subnets.c.project_id == ctx.project_id,
+            t.networks.c.project_id == ctx.project_id,
+            t.networks.c.shared == true(),  # on a network shared / external for the caller (RBAC)
+            t.networks.c.id.in_(rbac.accessible_ids("network", ctx.project_id, rbac.NETWORK_ACCESS)),
+        )
 
     def _select(self, ctx: RequestContext) -> Any:
-        return select(t.subnets, t.networks.c.external.label("net_external")).join(
-            t.networks, t.networks.c.id == t.subnets.c.network_id).where(self._visible(ctx))
+        return (
+            select(t.subnets, t.networks.c.external.label("net_external"))
+            .join(t.networks, t.networks.c.id == t.subnets.c.network_id)
+            .where(self._visible(ctx))
+        )
 
     def _dicts(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
         tags = common.load_tags(conn, "subnets", [r.id for r in rows])
@@ -82,13 +92,26 @@ class SubnetService:
 
     @staticmethod
     def _dict(r: Any, tags: list[str]) -> dict[str, Any]:
-        d = {"id": r.id, "name": r.name, "tenant_id": r.project_id, "project_id": r.project_id,
-             "network_id": r.network_id, "ip_version": r.ip_version, "subnetpool_id": r.subnetpool_id,
-             "enable_dhcp": r.enable_dhcp, "ipv6_ra_mode": r.ipv6_ra_mode,
-             "ipv6_address_mode": r.ipv6_address_mode, "gateway_ip": r.gateway_ip, "cidr": r.cidr,
-             "allocation_pools": list(r.allocation_pools), "host_routes": list(r.host_routes),
-             "dns_nameservers": list(r.dns_nameservers), "router:external": bool(r.net_external),
-             "segment_id": r.segment_id, "service_types": list(r.service_types)}
+        d = {
+            "id": r.id,
+            "name": r.name,
+            "tenant_id": r.project_id,
+            "project_id": r.project_id,
+            "network_id": r.network_id,
+            "ip_version": r.ip_version,
+            "subnetpool_id": r.subnetpool_id,
+            "enable_dhcp": r.enable_dhcp,
+            "ipv6_ra_mode": r.ipv6_ra_mode,
+            "ipv6_address_mode": r.ipv6_address_mode,
+            "gateway_ip": r.gateway_ip,
+            "cidr": r.cidr,
+            "allocation_pools": list(r.allocation_pools),
+            "host_routes": list(r.host_routes),
+            "dns_nameservers": list(r.dns_nameservers),
+            "router:external": bool(r.net_external),
+            "segment_id": r.segment_id,
+            "service_types": list(r.service_types),
+        }
         d.update(common.std_tail(r, tags))
         return d
 
@@ -106,7 +129,7 @@ class SubnetService:
         if "router:external" in q.filters:
             stmt = stmt.where(t.networks.c.external.in_([bool(v) for v in q.filters["router:external"]]))
             pushed.add("router:external")
-        if "shared" in q.filters:     # the network's sharing (Neutron's hidden subnet filter)
+        if "shared" in q.filters:  # the network's sharing (Neutron's hidden subnet filter)
             stmt = stmt.where(t.networks.c.shared.in_([bool(v) for v in q.filters["shared"]]))
             pushed.add("shared")
         rows = list(conn.execute(stmt.order_by(t.subnets.c.created_at, t.subnets.c.id)))
@@ -127,8 +150,7 @@ class SubnetService:
         # A subnet pool (given, or the default one) allocates the CIDR (neutrino.services.subnetpools).
         pool = subnetpools.pool_for_subnet(ctx, conn, item, net)
         if not item.get("cidr"):
-            raise errors.BadRequest(resource="subnets",
-                                    msg="a subnetpool must be specified in the absence of a cidr")
+            raise errors.BadRequest(resource="subnets", msg="a subnetpool must be specified in the absence of a cidr")
         net_cidr = ipaddress.ip_network(item["cidr"], strict=False)
         version = item["ip_version"]
         if net_cidr.version != version:
@@ -141,8 +163,11 @@ class SubnetService:
                 raise errors.invalid("Subnet has a prefix length that is incompatible with DHCP service enabled")
             if net_cidr.is_multicast or net_cidr.is_loopback:
                 raise errors.invalid("Multicast or loopback IP subnet is not supported if enable_dhcp is True")
-        gateway = item["gateway_ip"] if "gateway_ip" in given else (
-            subnetpools.pool_gateway(str(net_cidr)) if pool is not None else ipam.default_gateway(net_cidr))
+        gateway = (
+            item["gateway_ip"]
+            if "gateway_ip" in given
+            else (subnetpools.pool_gateway(str(net_cidr)) if pool is not None else ipam.default_gateway(net_cidr))
+        )
         if gateway is not None:
             self._validate_gateway(net_cidr, gateway)
         self._validate_dns_routes(item, version, item.get("id") or "new subnet")
@@ -150,8 +175,9 @@ class SubnetService:
             raise errors.NetworkMTUSubnetConflict(mtu=net.mtu, ip_version=version, minimum=errors.MIN_MTU[version])
         for other in conn.execute(select(t.subnets.c.cidr).where(t.subnets.c.network_id == net.id)):
             if ipaddress.ip_network(other.cidr).overlaps(net_cidr):
-                raise errors.invalid(f"Requested subnet with cidr: {net_cidr} for network: {net.id} "
-                                     "overlaps with another subnet")
+                raise errors.invalid(
+                    f"Requested subnet with cidr: {net_cidr} for network: {net.id} overlaps with another subnet"
+                )
         if item.get("allocation_pools") is not None:
             pools = ipam.validate_pools(net_cidr, item["allocation_pools"], gateway, self._max_pools)
         else:
@@ -159,13 +185,24 @@ class SubnetService:
         # What dnsmasq could not render is refused (neutrino.services.dhcp_options).
         dhcp_options.check_subnet(item.get("id") or "new subnet", gateway, item["host_routes"] or [])
         vals = common.std_values(item, revision=0)
-        conn.execute(insert(t.subnets).values(
-            **vals, network_id=net.id, ip_version=version, cidr=str(net_cidr), gateway_ip=gateway,
-            enable_dhcp=item["enable_dhcp"], ipv6_ra_mode=item["ipv6_ra_mode"],
-            ipv6_address_mode=item["ipv6_address_mode"], allocation_pools=pools,
-            dns_nameservers=item["dns_nameservers"], host_routes=item["host_routes"],
-            service_types=item["service_types"], subnetpool_id=pool.id if pool is not None else None,
-            segment_id=item.get("segment_id")))
+        conn.execute(
+            insert(t.subnets).values(
+                **vals,
+                network_id=net.id,
+                ip_version=version,
+                cidr=str(net_cidr),
+                gateway_ip=gateway,
+                enable_dhcp=item["enable_dhcp"],
+                ipv6_ra_mode=item["ipv6_ra_mode"],
+                ipv6_address_mode=item["ipv6_address_mode"],
+                allocation_pools=pools,
+                dns_nameservers=item["dns_nameservers"],
+                host_routes=item["host_routes"],
+                service_types=item["service_types"],
+                subnetpool_id=pool.id if pool is not None else None,
+                segment_id=item.get("segment_id"),
+            )
+        )
         common.bump(conn, t.networks, net.id)
         # DHCP scheduling: a DHCP subnet gets its network DHCP agents (recorded with the network below).
         if self.dhcp_scheduler is not None and item["enable_dhcp"]:
@@ -175,6 +212,7 @@ class SubnetService:
         uow.changed("subnet", vals["id"], "create", out, item["project_id"])
         if net.external:
             from neutrino.services.ports import add_gateway_addresses_for_subnet
+
             add_gateway_addresses_for_subnet(self.deps, uow, out)
         return out
 
@@ -187,23 +225,29 @@ class SubnetService:
                     raise errors.invalid(f"{key} is not valid when ip_version is 4")
             return
         if (ra or addr) and not item.get("enable_dhcp", True):
-            raise errors.invalid("ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set "
-                                 "to False")
+            raise errors.invalid("ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False")
         if ra and addr and ra != addr:
-            raise errors.invalid(f"ipv6_ra_mode set to '{ra}' with ipv6_address_mode set to '{addr}' is not "
-                                 "valid. If both attributes are set, they must be the same value")
-        if (addr in AUTO_ADDRESS_MODES or (ra in AUTO_ADDRESS_MODES and addr is None)) and \
-                net_cidr.prefixlen != 64:
-            raise errors.invalid(f"Invalid CIDR {net_cidr} for IPv6 address mode. OpenStack uses the EUI-64 "
-                                 "address format, which requires the prefix to be /64")
+            raise errors.invalid(
+                f"ipv6_ra_mode set to '{ra}' with ipv6_address_mode set to '{addr}' is not "
+                "valid. If both attributes are set, they must be the same value"
+            )
+        if (addr in AUTO_ADDRESS_MODES or (ra in AUTO_ADDRESS_MODES and addr is None)) and net_cidr.prefixlen != 64:
+            raise errors.invalid(
+                f"Invalid CIDR {net_cidr} for IPv6 address mode. OpenStack uses the EUI-64 "
+                "address format, which requires the prefix to be /64"
+            )
 
     @staticmethod
     def _validate_gateway(net_cidr: Any, gateway: str) -> None:
         gw = ipaddress.ip_address(gateway)
         if gw.version != net_cidr.version:
             raise errors.invalid("Gateway is not valid on subnet")
-        if gw in net_cidr and net_cidr.version == 4 and net_cidr.prefixlen < 31 and \
-                gw in (net_cidr.network_address, net_cidr.broadcast_address):
+        if (
+            gw in net_cidr
+            and net_cidr.version == 4
+            and net_cidr.prefixlen < 31
+            and gw in (net_cidr.network_address, net_cidr.broadcast_address)
+        ):
             raise errors.invalid("Gateway is not valid on subnet")
 
     def _validate_dns_routes(self, item: dict[str, Any], version: int, subnet_id: str) -> None:
@@ -220,13 +264,16 @@ class SubnetService:
             if len(routes) > d.max_subnet_host_routes:
                 raise errors.HostRoutesExhausted(subnet_id=subnet_id, quota=d.max_subnet_host_routes)
             for r in routes:
-                if ipaddress.ip_network(r["destination"]).version != version or \
-                        ipaddress.ip_address(r["nexthop"]).version != version:
+                if (
+                    ipaddress.ip_network(r["destination"]).version != version
+                    or ipaddress.ip_address(r["nexthop"]).version != version
+                ):
                     raise errors.invalid(f"Invalid route {r} for ip_version {version}")
 
     # --- update / delete ----------------------------------------------------------------------
-    def update(self, ctx: RequestContext, uow: UnitOfWork, subnet_id: str, changes: dict[str, Any],
-               if_match: str | None = None) -> dict[str, Any]:
+    def update(
+        self, ctx: RequestContext, uow: UnitOfWork, subnet_id: str, changes: dict[str, Any], if_match: str | None = None
+    ) -> dict[str, Any]:
         conn = uow.conn
         row = self.fetch_row(ctx, conn, subnet_id)
         net = network_target(conn, row.network_id)
@@ -240,10 +287,10 @@ class SubnetService:
                 values[key] = changes[key]
         if "enable_dhcp" in changes:
             if not changes["enable_dhcp"] and (row.ipv6_ra_mode or row.ipv6_address_mode):
-                raise errors.invalid("ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set "
-                                     "to False")
-            if changes["enable_dhcp"] and ((row.ip_version == 4 and net_cidr.prefixlen > 30) or
-                                           (row.ip_version == 6 and net_cidr.prefixlen > 126)):
+                raise errors.invalid("ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False")
+            if changes["enable_dhcp"] and (
+                (row.ip_version == 4 and net_cidr.prefixlen > 30) or (row.ip_version == 6 and net_cidr.prefixlen > 126)
+            ):
                 raise errors.invalid("Subnet has a prefix length that is incompatible with DHCP service enabled")
             values["enable_dhcp"] = changes["enable_dhcp"]
         self._validate_dns_routes(changes, row.ip_version, subnet_id)
@@ -256,18 +303,27 @@ class SubnetService:
             if gateway is not None:
                 self._validate_gateway(net_cidr, gateway)
             if row.gateway_ip:
-                user = conn.execute(select(t.ip_allocations.c.port_id).join(
-                    t.ports, t.ports.c.id == t.ip_allocations.c.port_id).where(and_(
-                        t.ip_allocations.c.subnet_id == subnet_id,
-                        t.ip_allocations.c.ip_address == row.gateway_ip,
-                        t.ports.c.device_owner.like("network:router_interface%")))).first()
+                user = conn.execute(
+                    select(t.ip_allocations.c.port_id)
+                    .join(t.ports, t.ports.c.id == t.ip_allocations.c.port_id)
+                    .where(
+                        and_(
+                            t.ip_allocations.c.subnet_id == subnet_id,
+                            t.ip_allocations.c.ip_address == row.gateway_ip,
+                            t.ports.c.device_owner.like("network:router_interface%"),
+                        )
+                    )
+                ).first()
                 if user:
                     raise errors.GatewayIpInUse(ip_address=row.gateway_ip, port_id=user.port_id)
             values["gateway_ip"] = gateway
         if "allocation_pools" in changes:
             pools = changes["allocation_pools"]
-            values["allocation_pools"] = (ipam.default_pools(net_cidr, gateway) if pools is None
-                                          else ipam.validate_pools(net_cidr, pools, gateway, self._max_pools))
+            values["allocation_pools"] = (
+                ipam.default_pools(net_cidr, gateway)
+                if pools is None
+                else ipam.validate_pools(net_cidr, pools, gateway, self._max_pools)
+            )
         elif "gateway_ip" in values and gateway is not None:
             # The stored pools were valid when set: the count bound is not re-applied to them.
             ipam.validate_pools(net_cidr, list(row.allocation_pools), gateway, len(row.allocation_pools))
@@ -288,10 +344,11 @@ class SubnetService:
         net = network_target(conn, row.network_id)
         policy.enforce(ctx, "delete_subnet", {"project_id": row.project_id, "network:project_id": net.project_id})
         common.check_if_match(if_match, row.revision_number)
-        allocs = conn.execute(select(t.ip_allocations.c.port_id, t.ip_allocations.c.ip_address,
-                                     t.ports.c.device_owner).join(
-            t.ports, t.ports.c.id == t.ip_allocations.c.port_id).where(
-            t.ip_allocations.c.subnet_id == subnet_id)).all()
+        allocs = conn.execute(
+            select(t.ip_allocations.c.port_id, t.ip_allocations.c.ip_address, t.ports.c.device_owner)
+            .join(t.ports, t.ports.c.id == t.ip_allocations.c.port_id)
+            .where(t.ip_allocations.c.subnet_id == subnet_id)
+        ).all()
         auto_address = is_auto_address(row)
         for a in allocs:
             owner = a.device_owner or ""
@@ -312,11 +369,13 @@ class SubnetService:
         uow.changed("subnet", subnet_id, "delete", None, row.project_id)
         if touched:
             from neutrino.services.ports import record_port_changes
+
             record_port_changes(self.deps, uow, touched)
 
 
 def record_network(deps: Deps, uow: UnitOfWork, net_id: str) -> None:
     """Put a network on the change feed after its subnets changed (its view lists them); in txn."""
     from neutrino.services.networks import NetworkService
+
     net = NetworkService(deps).get(RequestContext.admin(), uow.conn, net_id)
     uow.changed("network", net_id, "update", net, net["project_id"])

@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import and_, delete, insert
 
 from neutrino import errors
-from neutrino.resources import convert as cv
-from neutrino.resources import policy
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
+from neutrino.resources import convert as cv
+from neutrino.resources import policy
 from neutrino.services import common
 from neutrino.services.common import Deps
 
@@ -33,8 +33,9 @@ def _tag_list(body: Any) -> list[str]:
     return tags
 
 
-def handle(deps: Deps, ctx: RequestContext, svc: Any, rtype: str, obj_id: str, method: str,
-           tag: str | None, body: Any) -> tuple[int, Any] | None:
+def handle(
+    deps: Deps, ctx: RequestContext, svc: Any, rtype: str, obj_id: str, method: str, tag: str | None, body: Any
+) -> tuple[int, Any] | None:
     """Serve one tags request; returns (status, payload) or None for 204."""
     if method == "GET":
         with deps.db.read() as conn:
@@ -79,9 +80,16 @@ def handle(deps: Deps, ctx: RequestContext, svc: Any, rtype: str, obj_id: str, m
                 new = None
             else:
                 raise errors.HTTPMethodNotAllowed()
-        table = {"networks": t.networks, "subnets": t.subnets, "ports": t.ports, "routers": t.routers,
-                 "floatingips": t.floatingips, "security-groups": t.security_groups,
-                 "subnetpools": t.subnetpools, "trunks": t.trunks}[rtype]
+        table = {
+            "networks": t.networks,
+            "subnets": t.subnets,
+            "ports": t.ports,
+            "routers": t.routers,
+            "floatingips": t.floatingips,
+            "security-groups": t.security_groups,
+            "subnetpools": t.subnetpools,
+            "trunks": t.trunks,
+        }[rtype]
         common.bump(conn, table, obj_id)
         obj = svc.get(RequestContext.admin(), conn, obj_id)
         uow.changed(svc.resource.name, obj_id, "update", obj, row.project_id)

@@ -39,19 +39,21 @@ Contracts (Neutron's trunk plugin with its Open vSwitch driver):
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import and_, delete, insert, select, true
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
-from neutrino.resources import policy
-from neutrino.resources.definitions import TRUNK, subports as parse_subports
-from neutrino.resources.query import ListQuery
-from neutrino.resources.resource import attr_rules
 from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
+from neutrino.resources import policy
+from neutrino.resources.definitions import TRUNK
+from neutrino.resources.definitions import subports as parse_subports
+from neutrino.resources.query import ListQuery
+from neutrino.resources.resource import attr_rules
 from neutrino.services import common
 from neutrino.services.common import Deps
 
@@ -86,11 +88,26 @@ def trunk_details(conn: Connection, port_ids: list[str]) -> dict[str, dict[str, 
         return {}
     subs = subports_of(conn, list(parents.values()))
     sub_ids = [s.port_id for rows in subs.values() for s in rows]
-    macs = {r[0]: r[1] for r in conn.execute(select(t.ports.c.id, t.ports.c.mac_address)
-                                             .where(t.ports.c.id.in_(sub_ids)))} if sub_ids else {}
-    return {pid: {"trunk_id": tid, "sub_ports": [
-        {"segmentation_id": s.segmentation_id, "segmentation_type": s.segmentation_type, "port_id": s.port_id,
-         "mac_address": macs.get(s.port_id)} for s in subs[tid]]} for pid, tid in parents.items()}
+    macs = (
+        {r[0]: r[1] for r in conn.execute(select(t.ports.c.id, t.ports.c.mac_address).where(t.ports.c.id.in_(sub_ids)))}
+        if sub_ids
+        else {}
+    )
+    return {
+        pid: {
+            "trunk_id": tid,
+            "sub_ports": [
+                {
+                    "segmentation_id": s.segmentation_id,
+                    "segmentation_type": s.segmentation_type,
+                    "port_id": s.port_id,
+                    "mac_address": macs.get(s.port_id),
+                }
+                for s in subs[tid]
+            ],
+        }
+        for pid, tid in parents.items()
+    }
 
 
 def check_port_delete(conn: Connection, port_id: str) -> None:
@@ -122,6 +139,7 @@ class TrunkService:
 
     def __init__(self, deps: Deps, ports: Any = None) -> None:
         from neutrino.services.ports import PortService
+
         self.deps = deps
         self.ports = ports or PortService(deps)
         self.member_actions = {"add_subports": self.add_subports, "remove_subports": self.remove_subports}
@@ -169,17 +187,20 @@ class TrunkService:
             raise errors.ParentPortInUse(port_id=parent.id)
         vals = common.std_values(item, revision=1)
         wanted = self._check_subports(ctx, conn, vals["id"], parent, item["project_id"], item["sub_ports"])
-        conn.execute(insert(t.trunks).values(**vals, admin_state_up=item["admin_state_up"], status="DOWN",
-                                             port_id=parent.id))
+        conn.execute(
+            insert(t.trunks).values(**vals, admin_state_up=item["admin_state_up"], status="DOWN", port_id=parent.id)
+        )
         self._attach(uow, vals["id"], parent, wanted)
         return self._changed(uow, vals["id"], "create", parent.id)
 
-    def update(self, ctx: RequestContext, uow: UnitOfWork, trunk_id: str, changes: dict[str, Any],
-               if_match: str | None = None) -> dict[str, Any]:
+    def update(
+        self, ctx: RequestContext, uow: UnitOfWork, trunk_id: str, changes: dict[str, Any], if_match: str | None = None
+    ) -> dict[str, Any]:
         conn = uow.conn
         row = self.fetch_row(ctx, conn, trunk_id)
-        policy.enforce(ctx, "update_trunk", {"project_id": row.project_id},
-                       attr_rules(TRUNK, "update", changes, creating=False))
+        policy.enforce(
+            ctx, "update_trunk", {"project_id": row.project_id}, attr_rules(TRUNK, "update", changes, creating=False)
+        )
         common.check_if_match(if_match, row.revision_number)
         if row.status == "ERROR":
             raise errors.TrunkInErrorState(trunk_id=row.id)
@@ -242,16 +263,25 @@ class TrunkService:
             raise errors.PortNotFound(port_id=port_id)
         return row
 
-    def _check_subports(self, ctx: RequestContext, conn: Connection, trunk_id: str, parent: Any,
-                        project_id: str, given: list[dict[str, Any]]) -> list[tuple[Any, dict[str, Any]]]:
+    def _check_subports(
+        self,
+        ctx: RequestContext,
+        conn: Connection,
+        trunk_id: str,
+        parent: Any,
+        project_id: str,
+        given: list[dict[str, Any]],
+    ) -> list[tuple[Any, dict[str, Any]]]:
         """(port row, subport) of each requested subport, checked in Neutron's order."""
         mtus = {r[0]: r[1] for r in conn.execute(select(t.networks.c.id, t.networks.c.mtu))}
         used = {(s.segmentation_type, s.segmentation_id) for s in subports_of(conn, [trunk_id])[trunk_id]}
         out = []
         for sp in given:
             if "segmentation_type" not in sp:
-                raise errors.invalid(f"Invalid subport details '{sp}': missing segmentation information. Must "
-                                     f"specify both segmentation_id and segmentation_type")
+                raise errors.invalid(
+                    f"Invalid subport details '{sp}': missing segmentation information. Must "
+                    f"specify both segmentation_id and segmentation_type"
+                )
             if sp["segmentation_type"] not in SEGMENTATION_TYPES:
                 raise errors.invalid(f"Unknown segmentation_type '{sp['segmentation_type']}'")
             if not MIN_VLAN <= sp["segmentation_id"] <= MAX_VLAN:
@@ -266,9 +296,12 @@ class TrunkService:
             if key in used:
                 raise errors.DuplicateSubPort(segmentation_type=key[0], segmentation_id=key[1], trunk_id=trunk_id)
             if (mtus.get(port.network_id) or 0) > (mtus.get(parent.network_id) or 0):
-                raise errors.SubPortMtuGreaterThanTrunkPortMtu(port_id=port.id, port_mtu=mtus.get(port.network_id),
-                                                               trunk_id=trunk_id,
-                                                               trunk_mtu=mtus.get(parent.network_id))
+                raise errors.SubPortMtuGreaterThanTrunkPortMtu(
+                    port_id=port.id,
+                    port_mtu=mtus.get(port.network_id),
+                    trunk_id=trunk_id,
+                    trunk_mtu=mtus.get(parent.network_id),
+                )
             out.append((port, sp))
         return out
 
@@ -277,12 +310,24 @@ class TrunkService:
         conn = uow.conn
         if not wanted:
             return
-        conn.execute(insert(t.subports), [
-            {"port_id": p.id, "trunk_id": trunk_id, "segmentation_type": sp["segmentation_type"],
-             "segmentation_id": sp["segmentation_id"]} for p, sp in wanted])
+        conn.execute(
+            insert(t.subports),
+            [
+                {
+                    "port_id": p.id,
+                    "trunk_id": trunk_id,
+                    "segmentation_type": sp["segmentation_type"],
+                    "segmentation_id": sp["segmentation_id"],
+                }
+                for p, sp in wanted
+            ],
+        )
         for port, _ in wanted:
-            self._set_port(uow, port.id, {"device_owner": SUBPORT_OWNER, "device_id": trunk_id,
-                                          "binding:host_id": parent.binding_host_id})
+            self._set_port(
+                uow,
+                port.id,
+                {"device_owner": SUBPORT_OWNER, "device_id": trunk_id, "binding:host_id": parent.binding_host_id},
+            )
 
     def _detach(self, uow: UnitOfWork, port_ids: list[str]) -> None:
         """Forget these subports and hand their ports back (no owner, no device, unbound)."""
@@ -295,6 +340,7 @@ class TrunkService:
 
     def _set_port(self, uow: UnitOfWork, port_id: str, changes: dict[str, Any]) -> None:
         from neutrino.services.networks import network_target
+
         conn = uow.conn
         row = conn.execute(select(t.ports).where(t.ports.c.id == port_id)).one()
         net = network_target(conn, row.network_id)
@@ -304,6 +350,7 @@ class TrunkService:
     def _touch_parent(self, uow: UnitOfWork, port_id: str) -> None:
         """Re-record the parent port: its ``trunk_details`` changed."""
         from neutrino.services.ports import record_port_changes
+
         if common.exists(uow.conn, t.ports, t.ports.c.id == port_id):
             record_port_changes(self.deps, uow, [port_id])
 
@@ -324,8 +371,15 @@ def trunk_dicts(conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
     tags = common.load_tags(conn, "trunks", ids)
     out = []
     for r in rows:
-        d = {"id": r.id, "name": r.name, "tenant_id": r.project_id, "admin_state_up": r.admin_state_up,
-             "status": r.status, "port_id": r.port_id, "sub_ports": [_subport_dict(s) for s in subs[r.id]]}
+        d = {
+            "id": r.id,
+            "name": r.name,
+            "tenant_id": r.project_id,
+            "admin_state_up": r.admin_state_up,
+            "status": r.status,
+            "port_id": r.port_id,
+            "sub_ports": [_subport_dict(s) for s in subs[r.id]],
+        }
         d.update(common.std_tail(r, tags.get(r.id, [])))
         d["project_id"] = r.project_id
         out.append(d)
@@ -355,8 +409,9 @@ def refresh_status(uow: UnitOfWork, trunk_ids: list[str], *, record: bool = True
     rows = list(conn.execute(select(t.trunks).where(t.trunks.c.id.in_(trunk_ids))))
     subs = subports_of(conn, [r.id for r in rows])
     port_ids = [r.port_id for r in rows] + [s.port_id for ss in subs.values() for s in ss]
-    status = {r[0]: r[1] for r in conn.execute(select(t.ports.c.id, t.ports.c.status)
-                                               .where(t.ports.c.id.in_(port_ids)))}
+    status = {
+        r[0]: r[1] for r in conn.execute(select(t.ports.c.id, t.ports.c.status).where(t.ports.c.id.in_(port_ids)))
+    }
     for r in rows:
         new = _status(status.get(r.port_id, "DOWN"), (status.get(s.port_id, "DOWN") for s in subs[r.id]))
         if new != r.status:
@@ -397,5 +452,12 @@ def register(deps: Deps, services: dict[str, Any]) -> None:
     services["trunks"] = TrunkService(deps, services.get("ports"))
 
 
-__all__ = ["TrunkService", "check_port_delete", "on_parent_rebound", "on_ports_status", "refresh_status",
-           "register", "trunk_details"]
+__all__ = [
+    "TrunkService",
+    "check_port_delete",
+    "on_parent_rebound",
+    "on_ports_status",
+    "refresh_status",
+    "register",
+    "trunk_details",
+]

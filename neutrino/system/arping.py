@@ -17,8 +17,9 @@ def garp_argv(dev: str, ip: str, *, count: int = 1, reply: bool = False, deadlin
     return ["arping", "-A" if reply else "-U", "-I", dev, "-c", str(count), "-w", str(deadline), ip]
 
 
-def garp(dev: str, ip: str, netns: str | None = None, *, count: int = 1, reply: bool = False,
-         runner: Runner = run) -> None:
+def garp(
+    dev: str, ip: str, netns: str | None = None, *, count: int = 1, reply: bool = False, runner: Runner = run
+) -> None:
     done = runner(garp_argv(dev, ip, count=count, reply=reply), netns=netns, check=False)
     if done.rc not in (0, 1):
         raise translate(done.argv, done.rc, done.stderr, done.stdout)

@@ -18,8 +18,9 @@ from neutrino.system.exec import Runner, run
 _DELETED = re.compile(r"(\d+) flow entries have been deleted")
 
 
-def flush_argv(dst: str | None = None, src: str | None = None, *, zone: int | None = None,
-               family: int | None = None) -> list[str]:
+def flush_argv(
+    dst: str | None = None, src: str | None = None, *, zone: int | None = None, family: int | None = None
+) -> list[str]:
     """The argv of one ``conntrack -D`` (pure); the family follows the addresses unless given."""
     if family is None:
         addr = dst or src
@@ -34,8 +35,15 @@ def flush_argv(dst: str | None = None, src: str | None = None, *, zone: int | No
     return argv
 
 
-def flush(netns: str | None = None, dst: str | None = None, src: str | None = None, *,
-          zone: int | None = None, family: int | None = None, runner: Runner = run) -> int:
+def flush(
+    netns: str | None = None,
+    dst: str | None = None,
+    src: str | None = None,
+    *,
+    zone: int | None = None,
+    family: int | None = None,
+    runner: Runner = run,
+) -> int:
     """Delete the matching entries; returns the number deleted."""
     done = runner(flush_argv(dst, src, zone=zone, family=family), netns=netns, check=False)
     m = _DELETED.search(done.stderr) or _DELETED.search(done.stdout)

@@ -11,8 +11,8 @@ its command line, which needs a restart).
 from __future__ import annotations
 
 import signal
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from neutrino.system import process
 from neutrino.system.process import ProcessSpec

@@ -39,7 +39,7 @@ The ``CommandFailed`` subclasses keep ``argv``, ``rc``, ``stderr`` and
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 
 class HostError(Exception):
@@ -150,10 +150,12 @@ class ArpingError(CommandFailed):
     pass
 
 
-_IPTABLES = "iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore " \
-            "iptables-nft iptables-legacy iptables-nft-save iptables-nft-restore ip6tables-nft-save " \
-            "ip6tables-nft-restore iptables-legacy-save iptables-legacy-restore ip6tables-legacy-save " \
-            "ip6tables-legacy-restore"
+_IPTABLES = (
+    "iptables ip6tables iptables-save ip6tables-save iptables-restore ip6tables-restore "
+    "iptables-nft iptables-legacy iptables-nft-save iptables-nft-restore ip6tables-nft-save "
+    "ip6tables-nft-restore iptables-legacy-save iptables-legacy-restore ip6tables-legacy-save "
+    "ip6tables-legacy-restore"
+)
 
 # (tool basenames, space separated, or None for any; stderr regex; class).
 # First match wins,
@@ -163,8 +165,12 @@ _RULES: tuple[tuple[tuple[str, ...] | None, re.Pattern[str], type[CommandFailed]
     for tool, pattern, cls in (
         (None, r'Cannot open network namespace', NamespaceNotFound),
         ("ip", r'Cannot create namespace file .*File exists', NamespaceExists),
-        ("ip ethtool sysctl tcpdump", r'Cannot find device|Device "[^"]*" does not exist'
-               r'|no device matches name|No such device', DeviceNotFound),
+        (
+            "ip ethtool sysctl tcpdump",
+            r'Cannot find device|Device "[^"]*" does not exist'
+            r'|no device matches name|No such device',
+            DeviceNotFound,
+        ),
         ("ip", r'Address already assigned', AddressExists),
         ("ip", r'RTNETLINK answers: File exists', DeviceExists),
         ("ovs-vsctl", r'database connection failed', OvsdbUnreachable),
@@ -172,8 +178,12 @@ _RULES: tuple[tuple[tuple[str, ...] | None, re.Pattern[str], type[CommandFailed]
         ("ovs-vsctl", r'no port named|no row "[^"]*" in table Port', PortNotFound),
         ("ovs-vsctl", r'already exists|is actually attached to', RecordExists),
         ("ovs-vsctl", r'', OvsdbError),
-        ("ovs-ofctl", r'is not a bridge or a socket|Connection refused'
-                      r'|connecting to \S+ \(No such file or directory\)', SwitchUnreachable),
+        (
+            "ovs-ofctl",
+            r'is not a bridge or a socket|Connection refused'
+            r'|connecting to \S+ \(No such file or directory\)',
+            SwitchUnreachable,
+        ),
         ("ovs-ofctl", r'OFPT_ERROR|Error OFP|OFPBFC_', FlowRejected),
         ("ovs-ofctl", r'ovs-ofctl: (-|[^:\s]+):\d+: ', FlowSyntaxError),
         ("ovs-ofctl", r'', OpenFlowError),
@@ -216,9 +226,29 @@ def translate(argv: Sequence[str], rc: int, stderr: str, stdout: str = "") -> Co
 
 
 __all__ = [
-    "AddressExists", "ArpingError", "BridgeNotFound", "CommandFailed", "CommandNotFound", "CommandTimeout",
-    "ConntrackError", "IptablesError", "IptablesRuleError",
-    "DeviceExists", "DeviceNotFound", "FlowRejected", "FlowSyntaxError", "HostError",
-    "NamespaceExists", "NamespaceNotFound", "OpenFlowError", "OvsdbError", "OvsdbUnreachable",
-    "PortNotFound", "ProcessError", "RecordExists", "SwitchUnreachable", "tool_of", "translate",
+    "AddressExists",
+    "ArpingError",
+    "BridgeNotFound",
+    "CommandFailed",
+    "CommandNotFound",
+    "CommandTimeout",
+    "ConntrackError",
+    "IptablesError",
+    "IptablesRuleError",
+    "DeviceExists",
+    "DeviceNotFound",
+    "FlowRejected",
+    "FlowSyntaxError",
+    "HostError",
+    "NamespaceExists",
+    "NamespaceNotFound",
+    "OpenFlowError",
+    "OvsdbError",
+    "OvsdbUnreachable",
+    "PortNotFound",
+    "ProcessError",
+    "RecordExists",
+    "SwitchUnreachable",
+    "tool_of",
+    "translate",
 ]

@@ -17,9 +17,10 @@ import logging
 import os
 import re
 import subprocess
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Mapping, Protocol, Sequence
+from typing import Protocol
 
 from neutrino.system.errors import CommandNotFound, CommandTimeout, translate
 
@@ -38,9 +39,16 @@ class Completed:
 
 
 class Runner(Protocol):
-    def __call__(self, argv: Sequence[str], *, netns: str | None = None,
-                 env: Mapping[str, str] | None = None, input: str | None = None,
-                 timeout: float = 30, check: bool = True) -> Completed: ...
+    def __call__(
+        self,
+        argv: Sequence[str],
+        *,
+        netns: str | None = None,
+        env: Mapping[str, str] | None = None,
+        input: str | None = None,
+        timeout: float = 30,
+        check: bool = True,
+    ) -> Completed: ...
 
 
 def netns_argv(argv: Sequence[str], netns: str | None = None) -> list[str]:
@@ -62,8 +70,15 @@ def mapped_errors(argv: Sequence[str], timeout: float) -> Iterator[None]:
         raise CommandTimeout(argv, timeout) from exc
 
 
-def run(argv: Sequence[str], *, netns: str | None = None, env: Mapping[str, str] | None = None,
-        input: str | None = None, timeout: float = 30, check: bool = True) -> Completed:
+def run(
+    argv: Sequence[str],
+    *,
+    netns: str | None = None,
+    env: Mapping[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 30,
+    check: bool = True,
+) -> Completed:
     """Run ``argv`` and wait for it.
 
     Blocks for at most ``timeout`` seconds (``CommandTimeout`` after that; the
@@ -75,9 +90,16 @@ def run(argv: Sequence[str], *, netns: str | None = None, env: Mapping[str, str]
     proc_env = {**os.environ, **env} if env else None
     LOG.debug("run %s%s", " ".join(full), f" env={dict(env)}" if env else "")
     with mapped_errors(full, timeout):
-        proc = subprocess.run(full, input=input, capture_output=True, text=True, env=proc_env,
-                              timeout=timeout, check=False,
-                              stdin=None if input is not None else subprocess.DEVNULL)
+        proc = subprocess.run(
+            full,
+            input=input,
+            capture_output=True,
+            text=True,
+            env=proc_env,
+            timeout=timeout,
+            check=False,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
     done = Completed(tuple(full), proc.returncode, proc.stdout, proc.stderr)
     if netns and proc.returncode != 0 and _EXEC_FAILED.match(proc.stderr):
         # ``ip netns exec`` itself could not exec the program: not installed.

@@ -24,6 +24,7 @@ LOG = logging.getLogger(__name__)
 def _same(old: str | None, new: str) -> bool:
     def strip(t: str) -> list[str]:
         return [ln for ln in t.splitlines() if not ln.strip().startswith("pidfile")]
+
     return old is not None and strip(old) == strip(new)
 
 

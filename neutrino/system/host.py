@@ -80,18 +80,34 @@ class Host(Protocol):
 
     def get_link(self, name: str, *, netns: str | None = None) -> iproute.Link | None: ...
 
-    def ensure_veth(self, name: str, peer: str, *, netns: str | None = None, peer_netns: str | None = None,
-                    mtu: int | None = None, peer_mac: str | None = None) -> None: ...
+    def ensure_veth(
+        self,
+        name: str,
+        peer: str,
+        *,
+        netns: str | None = None,
+        peer_netns: str | None = None,
+        mtu: int | None = None,
+        peer_mac: str | None = None,
+    ) -> None: ...
 
-    def set_link(self, name: str, *, netns: str | None = None, up: bool | None = None, mtu: int | None = None,
-                 mac_address: str | None = None) -> None: ...
+    def set_link(
+        self,
+        name: str,
+        *,
+        netns: str | None = None,
+        up: bool | None = None,
+        mtu: int | None = None,
+        mac_address: str | None = None,
+    ) -> None: ...
 
     def move_link(self, name: str, to_netns: str, *, netns: str | None = None) -> None: ...
 
     def remove_link(self, name: str, *, netns: str | None = None) -> None: ...
 
-    def disable_offloads(self, dev: str, *, netns: str | None = None,
-                         features: Iterable[str] = iproute.DEFAULT_OFFLOADS_OFF) -> None: ...
+    def disable_offloads(
+        self, dev: str, *, netns: str | None = None, features: Iterable[str] = iproute.DEFAULT_OFFLOADS_OFF
+    ) -> None: ...
 
     def list_addresses(self, *, netns: str | None = None, dev: str | None = None) -> list[iproute.Address]: ...
 
@@ -101,8 +117,9 @@ class Host(Protocol):
 
     def list_routes(self, *, netns: str | None = None, family: int = 4) -> list[iproute.Route]: ...
 
-    def ensure_route(self, dst: str, *, via: str | None = None, dev: str | None = None,
-                     netns: str | None = None) -> None: ...
+    def ensure_route(
+        self, dst: str, *, via: str | None = None, dev: str | None = None, netns: str | None = None
+    ) -> None: ...
 
     def remove_route(self, dst: str, *, via: str | None = None, netns: str | None = None) -> None: ...
 
@@ -110,8 +127,9 @@ class Host(Protocol):
         """All ``commands`` in one ``ip -batch`` (the first failure raises)."""
         ...
 
-    def ip_batch_force(self, commands: Sequence[Sequence[str]], *,
-                       netns: str | None = None) -> list[iproute.BatchFailure]:
+    def ip_batch_force(
+        self, commands: Sequence[Sequence[str]], *, netns: str | None = None
+    ) -> list[iproute.BatchFailure]:
         """All ``commands`` in one ``ip -force -batch``; the lines that failed."""
         ...
 
@@ -153,8 +171,9 @@ class Host(Protocol):
 
     def haproxy_alive(self, spec: ProcessSpec) -> bool: ...
 
-    def run(self, argv: Sequence[str], *, netns: str | None = None, check: bool = True,
-            timeout: float = 30) -> Completed:
+    def run(
+        self, argv: Sequence[str], *, netns: str | None = None, check: bool = True, timeout: float = 30
+    ) -> Completed:
         """One command (argv, never a shell string) in ``netns``, waited for."""
         ...
 
@@ -204,12 +223,27 @@ class SystemHost:
     def get_link(self, name: str, *, netns: str | None = None) -> iproute.Link | None:
         return iproute.get_link(name, netns=netns)
 
-    def ensure_veth(self, name: str, peer: str, *, netns: str | None = None, peer_netns: str | None = None,
-                    mtu: int | None = None, peer_mac: str | None = None) -> None:
+    def ensure_veth(
+        self,
+        name: str,
+        peer: str,
+        *,
+        netns: str | None = None,
+        peer_netns: str | None = None,
+        mtu: int | None = None,
+        peer_mac: str | None = None,
+    ) -> None:
         iproute.ensure_veth(name, peer, netns=netns, peer_netns=peer_netns, mtu=mtu, peer_mac=peer_mac)
 
-    def set_link(self, name: str, *, netns: str | None = None, up: bool | None = None, mtu: int | None = None,
-                 mac_address: str | None = None) -> None:
+    def set_link(
+        self,
+        name: str,
+        *,
+        netns: str | None = None,
+        up: bool | None = None,
+        mtu: int | None = None,
+        mac_address: str | None = None,
+    ) -> None:
         iproute.set_link(name, netns=netns, up=up, mtu=mtu, mac_address=mac_address)
 
     def move_link(self, name: str, to_netns: str, *, netns: str | None = None) -> None:
@@ -218,8 +252,9 @@ class SystemHost:
     def remove_link(self, name: str, *, netns: str | None = None) -> None:
         iproute.remove_link(name, netns=netns)
 
-    def disable_offloads(self, dev: str, *, netns: str | None = None,
-                         features: Iterable[str] = iproute.DEFAULT_OFFLOADS_OFF) -> None:
+    def disable_offloads(
+        self, dev: str, *, netns: str | None = None, features: Iterable[str] = iproute.DEFAULT_OFFLOADS_OFF
+    ) -> None:
         iproute.disable_offloads(dev, netns=netns, features=features)
 
     def list_addresses(self, *, netns: str | None = None, dev: str | None = None) -> list[iproute.Address]:
@@ -234,8 +269,9 @@ class SystemHost:
     def list_routes(self, *, netns: str | None = None, family: int = 4) -> list[iproute.Route]:
         return iproute.list_routes(netns=netns, family=family)
 
-    def ensure_route(self, dst: str, *, via: str | None = None, dev: str | None = None,
-                     netns: str | None = None) -> None:
+    def ensure_route(
+        self, dst: str, *, via: str | None = None, dev: str | None = None, netns: str | None = None
+    ) -> None:
         iproute.ensure_route(dst, via=via, dev=dev, netns=netns)
 
     def remove_route(self, dst: str, *, via: str | None = None, netns: str | None = None) -> None:
@@ -244,8 +280,9 @@ class SystemHost:
     def ip_batch(self, commands: Sequence[Sequence[str]], *, netns: str | None = None) -> None:
         iproute.batch(commands, netns=netns)
 
-    def ip_batch_force(self, commands: Sequence[Sequence[str]], *,
-                       netns: str | None = None) -> list[iproute.BatchFailure]:
+    def ip_batch_force(
+        self, commands: Sequence[Sequence[str]], *, netns: str | None = None
+    ) -> list[iproute.BatchFailure]:
         return iproute.batch_force(commands, netns=netns)
 
     def set_sysctl(self, key: str, value: str | int, *, netns: str | None = None) -> None:
@@ -292,6 +329,7 @@ class SystemHost:
     def haproxy_alive(self, spec: ProcessSpec) -> bool:
         return haproxy.alive(spec)
 
-    def run(self, argv: Sequence[str], *, netns: str | None = None, check: bool = True,
-            timeout: float = 30) -> Completed:
+    def run(
+        self, argv: Sequence[str], *, netns: str | None = None, check: bool = True, timeout: float = 30
+    ) -> Completed:
         return run(argv, netns=netns, check=check, timeout=timeout)

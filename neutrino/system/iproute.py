@@ -17,8 +17,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from neutrino.system.errors import CommandFailed, DeviceExists, DeviceNotFound, translate
 from neutrino.system.exec import Runner, run
@@ -41,6 +42,7 @@ DEFAULT_OFFLOADS_OFF = ("rx", "tx")
 # Typed values
 # --------------------------------------------------------------------------
 
+
 def ifname(name: str) -> str:
     """Return ``name`` if it is a valid Linux interface name (1-15 chars, no blanks, '/', ':')."""
     if not _IFNAME.match(name):
@@ -58,21 +60,24 @@ def mac(value: str) -> str:
 
 def interface(value: str | IPInterface) -> IPInterface:
     """``"10.0.0.1/24"`` -> ``IPv4Interface``; a bare address gets a host prefix."""
-    return value if isinstance(value, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)) \
+    return (
+        value
+        if isinstance(value, (ipaddress.IPv4Interface, ipaddress.IPv6Interface))
         else ipaddress.ip_interface(value)
+    )
 
 
 @dataclass(frozen=True)
 class Link:
     name: str
     ifindex: int
-    kind: str | None          # linkinfo kind: "veth", "bridge", "tun", None for lo/physical
+    kind: str | None  # linkinfo kind: "veth", "bridge", "tun", None for lo/physical
     mtu: int
     mac: str | None
-    up: bool                  # administratively up (IFF_UP)
-    operstate: str            # "UP", "DOWN", "UNKNOWN", "LOWERLAYERDOWN"
+    up: bool  # administratively up (IFF_UP)
+    operstate: str  # "UP", "DOWN", "UNKNOWN", "LOWERLAYERDOWN"
     master: str | None
-    peer: str | None          # "link": the veth peer's name when it is in the same netns
+    peer: str | None  # "link": the veth peer's name when it is in the same netns
     peer_ifindex: int | None  # "link_index": the veth peer's ifindex when it is in another netns
     link_netnsid: int | None
     flags: tuple[str, ...]
@@ -91,22 +96,22 @@ class Address:
 
 @dataclass(frozen=True)
 class Route:
-    dst: str                  # "default" or a CIDR
+    dst: str  # "default" or a CIDR
     gateway: str | None
     dev: str | None
     protocol: str | None
     scope: str | None
     prefsrc: str | None
     table: str
-    nexthops: tuple[str, ...] = ()   # a multipath route's gateways (then gateway/dev are None)
+    nexthops: tuple[str, ...] = ()  # a multipath route's gateways (then gateway/dev are None)
 
 
 # --------------------------------------------------------------------------
 # Pure argv builders
 # --------------------------------------------------------------------------
 
-def ip_argv(*args: str | int, netns: str | None = None, json_out: bool = False,
-            details: bool = False) -> list[str]:
+
+def ip_argv(*args: str | int, netns: str | None = None, json_out: bool = False, details: bool = False) -> list[str]:
     argv = ["ip"]
     if netns:
         argv += ["-n", netns]
@@ -117,8 +122,15 @@ def ip_argv(*args: str | int, netns: str | None = None, json_out: bool = False,
     return argv + [str(a) for a in args]
 
 
-def veth_cmd(name: str, peer: str, *, peer_netns: str | None = None, mtu: int | None = None,
-             mac_address: str | None = None, peer_mac: str | None = None) -> list[str]:
+def veth_cmd(
+    name: str,
+    peer: str,
+    *,
+    peer_netns: str | None = None,
+    mtu: int | None = None,
+    mac_address: str | None = None,
+    peer_mac: str | None = None,
+) -> list[str]:
     """``link add NAME ... type veth peer name PEER [netns PEER_NS] ...`` (no leading ``ip``)."""
     cmd = ["link", "add", ifname(name)]
     if mtu:
@@ -135,9 +147,15 @@ def veth_cmd(name: str, peer: str, *, peer_netns: str | None = None, mtu: int | 
     return cmd
 
 
-def set_link_cmd(name: str, *, up: bool | None = None, mtu: int | None = None,
-                 mac_address: str | None = None, master: str | None = None,
-                 nomaster: bool = False) -> list[str]:
+def set_link_cmd(
+    name: str,
+    *,
+    up: bool | None = None,
+    mtu: int | None = None,
+    mac_address: str | None = None,
+    master: str | None = None,
+    nomaster: bool = False,
+) -> list[str]:
     """``link set dev NAME [mtu N] [address MAC] [master BR|nomaster] [up|down]``."""
     cmd = ["link", "set", "dev", ifname(name)]
     if mtu is not None:
@@ -155,9 +173,16 @@ def set_link_cmd(name: str, *, up: bool | None = None, mtu: int | None = None,
     return cmd
 
 
-def route_cmd(verb: str, dst: str | IPNetwork, *, via: str | IPAddress | None = None,
-              dev: str | None = None, src: str | IPAddress | None = None,
-              metric: int | None = None, table: str | int | None = None) -> list[str]:
+def route_cmd(
+    verb: str,
+    dst: str | IPNetwork,
+    *,
+    via: str | IPAddress | None = None,
+    dev: str | None = None,
+    src: str | IPAddress | None = None,
+    metric: int | None = None,
+    table: str | int | None = None,
+) -> list[str]:
     """``route VERB DST [via GW] [dev DEV] [src SRC] [metric N] [table T]``."""
     dst_s = "default" if str(dst) == "default" else str(ipaddress.ip_network(dst, strict=False))
     cmd = ["route", verb, dst_s]
@@ -174,8 +199,7 @@ def route_cmd(verb: str, dst: str | IPNetwork, *, via: str | IPAddress | None = 
     return cmd
 
 
-def ethtool_offload_argv(dev: str, features: Iterable[str] = DEFAULT_OFFLOADS_OFF,
-                         on: bool = False) -> list[str]:
+def ethtool_offload_argv(dev: str, features: Iterable[str] = DEFAULT_OFFLOADS_OFF, on: bool = False) -> list[str]:
     argv = ["ethtool", "-K", ifname(dev)]
     for feat in features:
         argv += [feat, "on" if on else "off"]
@@ -204,6 +228,7 @@ def batch_script(commands: Iterable[Sequence[str | int]]) -> str:
 # Parsers (ip -j output)
 # --------------------------------------------------------------------------
 
+
 def parse_links(text: str) -> list[Link]:
     """``ip -j -d link show`` -> ``[Link]``."""
     return _links(json.loads(text or "[]"))
@@ -213,15 +238,22 @@ def _links(entries: list[dict[str, Any]]) -> list[Link]:
     out = []
     for e in entries:
         info: dict[str, Any] = e.get("linkinfo") or {}
-        out.append(Link(
-            name=e["ifname"], ifindex=int(e["ifindex"]), kind=info.get("info_kind"),
-            mtu=int(e.get("mtu", 0)), mac=e.get("address"),
-            up="UP" in e.get("flags", []), operstate=e.get("operstate", "UNKNOWN"),
-            master=e.get("master"),
-            peer=e.get("link") if isinstance(e.get("link"), str) else None,
-            peer_ifindex=e.get("link_index"), link_netnsid=e.get("link_netnsid"),
-            flags=tuple(e.get("flags", [])),
-        ))
+        out.append(
+            Link(
+                name=e["ifname"],
+                ifindex=int(e["ifindex"]),
+                kind=info.get("info_kind"),
+                mtu=int(e.get("mtu", 0)),
+                mac=e.get("address"),
+                up="UP" in e.get("flags", []),
+                operstate=e.get("operstate", "UNKNOWN"),
+                master=e.get("master"),
+                peer=e.get("link") if isinstance(e.get("link"), str) else None,
+                peer_ifindex=e.get("link_index"),
+                link_netnsid=e.get("link_netnsid"),
+                flags=tuple(e.get("flags", [])),
+            )
+        )
     return out
 
 
@@ -236,9 +268,13 @@ def _addresses(entries: list[dict[str, Any]]) -> list[Address]:
         for a in e.get("addr_info", []):
             if "local" not in a:
                 continue
-            out.append(Address(ifname=e["ifname"],
-                               address=ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}"),
-                               scope=a.get("scope", "global")))
+            out.append(
+                Address(
+                    ifname=e["ifname"],
+                    address=ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}"),
+                    scope=a.get("scope", "global"),
+                )
+            )
     return out
 
 
@@ -251,9 +287,18 @@ def _routes(entries: list[dict[str, Any]], table: str = "main") -> list[Route]:
     out = []
     for e in entries:
         hops = tuple(h["gateway"] for h in e.get("nexthops") or () if h.get("gateway"))
-        out.append(Route(dst=e["dst"], gateway=e.get("gateway"), dev=e.get("dev"),
-                         protocol=e.get("protocol"), scope=e.get("scope"),
-                         prefsrc=e.get("prefsrc"), table=str(e.get("table", table)), nexthops=hops))
+        out.append(
+            Route(
+                dst=e["dst"],
+                gateway=e.get("gateway"),
+                dev=e.get("dev"),
+                protocol=e.get("protocol"),
+                scope=e.get("scope"),
+                prefsrc=e.get("prefsrc"),
+                table=str(e.get("table", table)),
+                nexthops=hops,
+            )
+        )
     return out
 
 
@@ -261,8 +306,8 @@ def _routes(entries: list[dict[str, Any]], table: str = "main") -> list[Route]:
 # Effects
 # --------------------------------------------------------------------------
 
-def batch(commands: Iterable[Sequence[str | int]], *, netns: str | None = None,
-          runner: Runner = run) -> None:
+
+def batch(commands: Iterable[Sequence[str | int]], *, netns: str | None = None, runner: Runner = run) -> None:
     """Run several ``ip`` commands in one ``ip -batch -`` process (stops at the first error)."""
     script = batch_script(commands)
     if script:
@@ -281,12 +326,13 @@ class BatchFailure:
     def already_gone(self) -> bool:
         """A deletion (``addr del``, ``route del``, ``link del``) that failed because there was
         nothing to delete: what a caller that wanted it gone can accept."""
-        return (len(self.command) >= 2 and self.command[1] in ("del", "delete")
-                and _GONE.search(self.error) is not None)
+        return len(self.command) >= 2 and self.command[1] in ("del", "delete") and _GONE.search(self.error) is not None
 
 
-_GONE = re.compile(r"No such process|Address not found|Cannot assign requested address|Cannot find device|"
-                   r"No such device")
+_GONE = re.compile(
+    r"No such process|Address not found|Cannot assign requested address|Cannot find device|"
+    r"No such device"
+)
 _BATCH_FAILED = re.compile(r"^Command failed (?:-|\S+):(\d+)\s*$")
 
 
@@ -308,8 +354,9 @@ def parse_batch_errors(stderr: str, commands: Sequence[Sequence[str | int]]) -> 
     return out
 
 
-def batch_force(commands: Iterable[Sequence[str | int]], *, netns: str | None = None,
-                runner: Runner = run) -> list[BatchFailure]:
+def batch_force(
+    commands: Iterable[Sequence[str | int]], *, netns: str | None = None, runner: Runner = run
+) -> list[BatchFailure]:
     """Run ``commands`` in ONE ``ip -force -batch -`` process: every line is tried even after
     a failing one.  Returns the lines that failed (empty: all applied).
 
@@ -332,29 +379,25 @@ def batch_force(commands: Iterable[Sequence[str | int]], *, netns: str | None = 
 
 
 def list_links(*, netns: str | None = None, runner: Runner = run) -> list[Link]:
-    return parse_links(runner(ip_argv("link", "show", netns=netns, json_out=True,
-                                      details=True)).stdout)
+    return parse_links(runner(ip_argv("link", "show", netns=netns, json_out=True, details=True)).stdout)
 
 
 def get_link(name: str, *, netns: str | None = None, runner: Runner = run) -> Link | None:
     """The link called ``name``, or ``None`` if there is none."""
     try:
-        out = runner(ip_argv("link", "show", "dev", ifname(name), netns=netns, json_out=True,
-                             details=True)).stdout
+        out = runner(ip_argv("link", "show", "dev", ifname(name), netns=netns, json_out=True, details=True)).stdout
     except DeviceNotFound:
         return None
     links = parse_links(out)
     return links[0] if links else None
 
 
-def list_addresses(*, netns: str | None = None, dev: str | None = None,
-                   runner: Runner = run) -> list[Address]:
+def list_addresses(*, netns: str | None = None, dev: str | None = None, runner: Runner = run) -> list[Address]:
     args = ["addr", "show"] + (["dev", ifname(dev)] if dev else [])
     return parse_addresses(runner(ip_argv(*args, netns=netns, json_out=True)).stdout)
 
 
-def list_routes(*, netns: str | None = None, family: int = 4, table: str = "main",
-                runner: Runner = run) -> list[Route]:
+def list_routes(*, netns: str | None = None, family: int = 4, table: str = "main", runner: Runner = run) -> list[Route]:
     argv = ip_argv(f"-{family}", "route", "show", "table", table, netns=netns, json_out=True)
     return parse_routes(runner(argv).stdout, table)
 
@@ -406,19 +449,31 @@ def observe_netns(*, netns: str | None = None, runner: Runner = run) -> NetnsVie
     ``netns`` from ONE ``ip -j -d -batch -`` process (``addr show`` carries the link attributes
     too; ``route show table all`` both families, filtered to table main).  Falls back to the
     four separate commands if the batch output is not what is expected."""
-    out = runner(ip_argv("-batch", "-", netns=netns, json_out=True, details=True),
-                 input="addr show\nroute show table all\n").stdout
+    out = runner(
+        ip_argv("-batch", "-", netns=netns, json_out=True, details=True), input="addr show\nroute show table all\n"
+    ).stdout
     view = parse_netns_batch(out)
     if view is not None:
         return view
-    return NetnsView(list_links(netns=netns, runner=runner), list_addresses(netns=netns, runner=runner),
-                     list_routes(netns=netns, family=4, runner=runner),
-                     list_routes(netns=netns, family=6, runner=runner))
+    return NetnsView(
+        list_links(netns=netns, runner=runner),
+        list_addresses(netns=netns, runner=runner),
+        list_routes(netns=netns, family=4, runner=runner),
+        list_routes(netns=netns, family=6, runner=runner),
+    )
 
 
-def ensure_veth(name: str, peer: str, *, netns: str | None = None, peer_netns: str | None = None,
-                mtu: int | None = None, mac_address: str | None = None,
-                peer_mac: str | None = None, runner: Runner = run) -> None:
+def ensure_veth(
+    name: str,
+    peer: str,
+    *,
+    netns: str | None = None,
+    peer_netns: str | None = None,
+    mtu: int | None = None,
+    mac_address: str | None = None,
+    peer_mac: str | None = None,
+    runner: Runner = run,
+) -> None:
     """Create veth ``name`` (in ``netns``) with peer ``peer`` (in ``peer_netns``).
 
     Idempotent: an existing veth called ``name`` is left alone; an existing
@@ -427,18 +482,24 @@ def ensure_veth(name: str, peer: str, *, netns: str | None = None, peer_netns: s
     existing = get_link(name, netns=netns, runner=runner)
     if existing is None:
         try:
-            runner(ip_argv(*veth_cmd(name, peer, peer_netns=peer_netns, mtu=mtu,
-                                     mac_address=mac_address, peer_mac=peer_mac), netns=netns))
+            runner(
+                ip_argv(
+                    *veth_cmd(name, peer, peer_netns=peer_netns, mtu=mtu, mac_address=mac_address, peer_mac=peer_mac),
+                    netns=netns,
+                )
+            )
             return
         except DeviceExists:
             existing = get_link(name, netns=netns, runner=runner)
     if existing is not None and existing.kind != "veth":
-        raise DeviceExists(ip_argv(*veth_cmd(name, peer), netns=netns), 2,
-                           f"{name} exists and is a {existing.kind or 'non-veth'} device")
+        raise DeviceExists(
+            ip_argv(*veth_cmd(name, peer), netns=netns),
+            2,
+            f"{name} exists and is a {existing.kind or 'non-veth'} device",
+        )
 
 
-def ensure_bridge(name: str, *, netns: str | None = None, up: bool = True,
-                  runner: Runner = run) -> None:
+def ensure_bridge(name: str, *, netns: str | None = None, up: bool = True, runner: Runner = run) -> None:
     """Create Linux bridge ``name`` if missing (optionally set it up)."""
     cmds: list[list[str]] = []
     if get_link(name, netns=netns, runner=runner) is None:
@@ -456,16 +517,26 @@ def remove_link(name: str, *, netns: str | None = None, runner: Runner = run) ->
         pass
 
 
-def set_link(name: str, *, netns: str | None = None, up: bool | None = None,
-             mtu: int | None = None, mac_address: str | None = None, master: str | None = None,
-             nomaster: bool = False, runner: Runner = run) -> None:
+def set_link(
+    name: str,
+    *,
+    netns: str | None = None,
+    up: bool | None = None,
+    mtu: int | None = None,
+    mac_address: str | None = None,
+    master: str | None = None,
+    nomaster: bool = False,
+    runner: Runner = run,
+) -> None:
     """Change several attributes of one link with one ``ip link set``."""
-    runner(ip_argv(*set_link_cmd(name, up=up, mtu=mtu, mac_address=mac_address, master=master,
-                                 nomaster=nomaster), netns=netns))
+    runner(
+        ip_argv(
+            *set_link_cmd(name, up=up, mtu=mtu, mac_address=mac_address, master=master, nomaster=nomaster), netns=netns
+        )
+    )
 
 
-def move_link(name: str, to_netns: str, *, netns: str | None = None,
-              runner: Runner = run) -> None:
+def move_link(name: str, to_netns: str, *, netns: str | None = None, runner: Runner = run) -> None:
     """Move link ``name`` from ``netns`` into ``to_netns`` (it comes up there DOWN).
 
     Idempotent: if ``name`` is already in ``to_netns`` and not in ``netns``, nothing happens.
@@ -477,14 +548,12 @@ def move_link(name: str, to_netns: str, *, netns: str | None = None,
             raise
 
 
-def ensure_address(dev: str, address: str | IPInterface, *, netns: str | None = None,
-                   runner: Runner = run) -> None:
+def ensure_address(dev: str, address: str | IPInterface, *, netns: str | None = None, runner: Runner = run) -> None:
     """Assign ``address`` (``ip addr replace``, so a second call is a no-op)."""
     runner(ip_argv("addr", "replace", str(interface(address)), "dev", ifname(dev), netns=netns))
 
 
-def remove_address(dev: str, address: str | IPInterface, *, netns: str | None = None,
-                   runner: Runner = run) -> None:
+def remove_address(dev: str, address: str | IPInterface, *, netns: str | None = None, runner: Runner = run) -> None:
     try:
         runner(ip_argv("addr", "del", str(interface(address)), "dev", ifname(dev), netns=netns))
     except DeviceNotFound:
@@ -494,24 +563,35 @@ def remove_address(dev: str, address: str | IPInterface, *, netns: str | None = 
             raise
 
 
-def flush_addresses(dev: str, *, netns: str | None = None, family: int | None = None,
-                    runner: Runner = run) -> None:
+def flush_addresses(dev: str, *, netns: str | None = None, family: int | None = None, runner: Runner = run) -> None:
     args = ([f"-{family}"] if family else []) + ["addr", "flush", "dev", ifname(dev)]
     runner(ip_argv(*args, netns=netns))
 
 
-def ensure_route(dst: str | IPNetwork, *, via: str | IPAddress | None = None,
-                 dev: str | None = None, src: str | IPAddress | None = None,
-                 metric: int | None = None, table: str | int | None = None,
-                 netns: str | None = None, runner: Runner = run) -> None:
+def ensure_route(
+    dst: str | IPNetwork,
+    *,
+    via: str | IPAddress | None = None,
+    dev: str | None = None,
+    src: str | IPAddress | None = None,
+    metric: int | None = None,
+    table: str | int | None = None,
+    netns: str | None = None,
+    runner: Runner = run,
+) -> None:
     """Add or update a route (``ip route replace``)."""
-    runner(ip_argv(*route_cmd("replace", dst, via=via, dev=dev, src=src, metric=metric,
-                              table=table), netns=netns))
+    runner(ip_argv(*route_cmd("replace", dst, via=via, dev=dev, src=src, metric=metric, table=table), netns=netns))
 
 
-def remove_route(dst: str | IPNetwork, *, via: str | IPAddress | None = None,
-                 dev: str | None = None, table: str | int | None = None,
-                 netns: str | None = None, runner: Runner = run) -> None:
+def remove_route(
+    dst: str | IPNetwork,
+    *,
+    via: str | IPAddress | None = None,
+    dev: str | None = None,
+    table: str | int | None = None,
+    netns: str | None = None,
+    runner: Runner = run,
+) -> None:
     try:
         runner(ip_argv(*route_cmd("del", dst, via=via, dev=dev, table=table), netns=netns))
     except CommandFailed as exc:
@@ -519,16 +599,14 @@ def remove_route(dst: str | IPNetwork, *, via: str | IPAddress | None = None,
             raise
 
 
-def set_sysctl(key: str, value: str | int, *, netns: str | None = None,
-               runner: Runner = run) -> None:
+def set_sysctl(key: str, value: str | int, *, netns: str | None = None, runner: Runner = run) -> None:
     """``sysctl -w key=value`` inside ``netns`` (net.* keys are per namespace)."""
     if not re.match(r"^[A-Za-z0-9_.\-/]+$", key):
         raise ValueError(f"invalid sysctl key: {key!r}")
     runner(["sysctl", "-q", "-w", f"{key}={value}"], netns=netns)
 
 
-def set_sysctls(pairs: Iterable[tuple[str, str | int]], *, netns: str | None = None,
-                runner: Runner = run) -> None:
+def set_sysctls(pairs: Iterable[tuple[str, str | int]], *, netns: str | None = None, runner: Runner = run) -> None:
     """Several ``key=value`` in one ``sysctl -w`` process (each is set in order, as by
     ``set_sysctl``; a failing one raises after the others were tried)."""
     args = []
@@ -544,8 +622,9 @@ def get_sysctl(key: str, *, netns: str | None = None, runner: Runner = run) -> s
     return runner(["sysctl", "-n", key], netns=netns).stdout.strip()
 
 
-def disable_offloads(dev: str, *, netns: str | None = None,
-                     features: Iterable[str] = DEFAULT_OFFLOADS_OFF, runner: Runner = run) -> None:
+def disable_offloads(
+    dev: str, *, netns: str | None = None, features: Iterable[str] = DEFAULT_OFFLOADS_OFF, runner: Runner = run
+) -> None:
     """``ethtool -K DEV rx off tx off ...`` inside ``netns``.
 
     ethtool exits non-zero when nothing could be changed (already off), so that
@@ -561,11 +640,46 @@ def disable_offloads(dev: str, *, netns: str | None = None,
 
 
 __all__ = [
-    "Address", "BatchFailure", "DEFAULT_OFFLOADS_OFF", "IFNAMSIZ", "Link", "NetnsView", "Route", "batch",
-    "batch_force", "batch_script", "disable_offloads", "ensure_address", "ensure_bridge", "ensure_route",
-    "ensure_veth", "ethtool_offload_argv", "flush_addresses", "get_link", "get_sysctl", "ifname", "interface",
-    "ip_argv", "list_addresses", "list_links", "list_routes", "mac", "move_link", "observe_netns",
-    "parse_addresses", "parse_batch_errors", "parse_links", "parse_netns_batch", "parse_routes",
-    "remove_address", "remove_link", "remove_route", "route_cmd", "set_link", "set_link_cmd", "set_sysctl",
-    "set_sysctls", "veth_cmd",
+    "Address",
+    "BatchFailure",
+    "DEFAULT_OFFLOADS_OFF",
+    "IFNAMSIZ",
+    "Link",
+    "NetnsView",
+    "Route",
+    "batch",
+    "batch_force",
+    "batch_script",
+    "disable_offloads",
+    "ensure_address",
+    "ensure_bridge",
+    "ensure_route",
+    "ensure_veth",
+    "ethtool_offload_argv",
+    "flush_addresses",
+    "get_link",
+    "get_sysctl",
+    "ifname",
+    "interface",
+    "ip_argv",
+    "list_addresses",
+    "list_links",
+    "list_routes",
+    "mac",
+    "move_link",
+    "observe_netns",
+    "parse_addresses",
+    "parse_batch_errors",
+    "parse_links",
+    "parse_netns_batch",
+    "parse_routes",
+    "remove_address",
+    "remove_link",
+    "remove_route",
+    "route_cmd",
+    "set_link",
+    "set_link_cmd",
+    "set_sysctl",
+    "set_sysctls",
+    "veth_cmd",
 ]

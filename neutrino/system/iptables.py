@@ -33,8 +33,14 @@ def _tool(ipv6: bool, what: str) -> str:
     return f"{'ip6tables' if ipv6 else 'iptables'}-{what}"
 
 
-def save(netns: str | None = None, *, ipv6: bool = False, table: str | None = None,
-         counters: bool = False, runner: Runner = run) -> str:
+def save(
+    netns: str | None = None,
+    *,
+    ipv6: bool = False,
+    table: str | None = None,
+    counters: bool = False,
+    runner: Runner = run,
+) -> str:
     """The namespace's current ruleset (``iptables-save`` text, "#" comment lines kept)."""
     argv = [_tool(ipv6, "save")]
     if table:
@@ -44,8 +50,15 @@ def save(netns: str | None = None, *, ipv6: bool = False, table: str | None = No
     return runner(argv, netns=netns).stdout
 
 
-def restore(text: str, netns: str | None = None, *, ipv6: bool = False, noflush: bool = False,
-            counters: bool = False, runner: Runner = run) -> None:
+def restore(
+    text: str,
+    netns: str | None = None,
+    *,
+    ipv6: bool = False,
+    noflush: bool = False,
+    counters: bool = False,
+    runner: Runner = run,
+) -> None:
     """Apply ``text`` (iptables-save format) in one atomic ``iptables-restore`` run."""
     argv = [_tool(ipv6, "restore")]
     if noflush:
@@ -78,7 +91,7 @@ def rules(text: str) -> dict[str, list[str]]:
             out.setdefault(table, [])
         elif table is not None:
             if line.startswith(":"):
-                line = " ".join(line.split()[:2])        # drop [packets:bytes]
+                line = " ".join(line.split()[:2])  # drop [packets:bytes]
             out[table].append(line)
     return out
 

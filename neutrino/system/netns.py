@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from neutrino.system.errors import NamespaceExists, NamespaceNotFound
 from neutrino.system.exec import Runner, run
@@ -43,7 +43,7 @@ def list_netns(*, runner: Runner = run) -> list[str]:
 
 def ensure_netns(name: str, *, lo_up: bool = True, runner: Runner = run) -> None:
     """Create namespace ``name`` unless it exists; bring its loopback up."""
-    if not netns_exists(name):   # (checks the name) skip a doomed `ip netns add` process
+    if not netns_exists(name):  # (checks the name) skip a doomed `ip netns add` process
         try:
             runner(["ip", "netns", "add", name])
         except NamespaceExists:
@@ -64,8 +64,7 @@ def ensure_netns_all(names: Iterable[str], *, lo_up: bool = True, runner: Runner
     wanted = [check_name(n) for n in dict.fromkeys(names)]
     missing = [n for n in wanted if not netns_exists(n)]
     if len(missing) > 1:
-        runner(["ip", "-force", "-batch", "-"], input="".join(f"netns add {n}\n" for n in missing),
-               check=False)
+        runner(["ip", "-force", "-batch", "-"], input="".join(f"netns add {n}\n" for n in missing), check=False)
     for name in missing:
         if not netns_exists(name):
             ensure_netns(name, lo_up=False, runner=runner)
@@ -79,8 +78,7 @@ def remove_netns_all(names: Iterable[str], *, runner: Runner = run) -> None:
     them; one still there afterwards is retried alone (which raises its error)."""
     present = [n for n in dict.fromkeys(check_name(n) for n in names) if netns_exists(n)]
     if len(present) > 1:
-        runner(["ip", "-force", "-batch", "-"], input="".join(f"netns delete {n}\n" for n in present),
-               check=False)
+        runner(["ip", "-force", "-batch", "-"], input="".join(f"netns delete {n}\n" for n in present), check=False)
     for name in present:
         remove_netns(name, runner=runner)
 
@@ -105,5 +103,14 @@ def netns_pids(name: str, *, runner: Runner = run) -> list[int]:
     return sorted(int(tok) for tok in out.split())
 
 
-__all__ = ["NETNS_DIR", "check_name", "ensure_netns", "ensure_netns_all", "list_netns", "netns_exists",
-           "netns_pids", "remove_netns", "remove_netns_all"]
+__all__ = [
+    "NETNS_DIR",
+    "check_name",
+    "ensure_netns",
+    "ensure_netns_all",
+    "list_netns",
+    "netns_exists",
+    "netns_pids",
+    "remove_netns",
+    "remove_netns_all",
+]

@@ -49,8 +49,9 @@ import functools
 import ipaddress
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Iterable, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 DEFAULT_PRIORITY = 32768
 
@@ -61,46 +62,130 @@ DEFAULT_PRIORITY = 32768
 
 _SHORTHANDS = {
     # name: (dl_type, nw_proto or None)
-    "ip": (0x0800, None), "icmp": (0x0800, 1), "igmp": (0x0800, 2), "tcp": (0x0800, 6),
-    "udp": (0x0800, 17), "sctp": (0x0800, 132),
-    "ipv6": (0x86DD, None), "icmp6": (0x86DD, 58), "tcp6": (0x86DD, 6), "udp6": (0x86DD, 17),
+    "ip": (0x0800, None),
+    "icmp": (0x0800, 1),
+    "igmp": (0x0800, 2),
+    "tcp": (0x0800, 6),
+    "udp": (0x0800, 17),
+    "sctp": (0x0800, 132),
+    "ipv6": (0x86DD, None),
+    "icmp6": (0x86DD, 58),
+    "tcp6": (0x86DD, 6),
+    "udp6": (0x86DD, 17),
     "sctp6": (0x86DD, 132),
-    "arp": (0x0806, None), "rarp": (0x8035, None), "mpls": (0x8847, None),
+    "arp": (0x0806, None),
+    "rarp": (0x8035, None),
+    "mpls": (0x8847, None),
     "mplsm": (0x8848, None),
 }
 _SHORTHAND_OF = {v: k for k, v in _SHORTHANDS.items()}
 _PROTO_SHORTHAND_ALWAYS = {0x0800, 0x86DD, 0x0806, 0x8035, 0x8847, 0x8848}
 
 _ALIASES = {
-    "eth_src": "dl_src", "eth_dst": "dl_dst", "eth_type": "dl_type",
-    "ip_src": "nw_src", "ip_dst": "nw_dst", "ipv4_src": "nw_src", "ipv4_dst": "nw_dst",
-    "ip_proto": "nw_proto", "ip_ttl": "nw_ttl",
-    "tcp_src": "tp_src", "tcp_dst": "tp_dst", "udp_src": "tp_src", "udp_dst": "tp_dst",
-    "sctp_src": "tp_src", "sctp_dst": "tp_dst",
-    "icmpv4_type": "icmp_type", "icmpv4_code": "icmp_code",
-    "icmpv6_type": "icmp_type", "icmpv6_code": "icmp_code",
-    "tunnel_id": "tun_id", "tun_ipv4_src": "tun_src", "tun_ipv4_dst": "tun_dst",
-    "nd_sll": "nd_sll", "nd_tll": "nd_tll",
+    "eth_src": "dl_src",
+    "eth_dst": "dl_dst",
+    "eth_type": "dl_type",
+    "ip_src": "nw_src",
+    "ip_dst": "nw_dst",
+    "ipv4_src": "nw_src",
+    "ipv4_dst": "nw_dst",
+    "ip_proto": "nw_proto",
+    "ip_ttl": "nw_ttl",
+    "tcp_src": "tp_src",
+    "tcp_dst": "tp_dst",
+    "udp_src": "tp_src",
+    "udp_dst": "tp_dst",
+    "sctp_src": "tp_src",
+    "sctp_dst": "tp_dst",
+    "icmpv4_type": "icmp_type",
+    "icmpv4_code": "icmp_code",
+    "icmpv6_type": "icmp_type",
+    "icmpv6_code": "icmp_code",
+    "tunnel_id": "tun_id",
+    "tun_ipv4_src": "tun_src",
+    "tun_ipv4_dst": "tun_dst",
+    "nd_sll": "nd_sll",
+    "nd_tll": "nd_tll",
 }
 
 _ORDER: list[str] = [
-    "pkt_mark", "recirc_id", "dp_hash", "conj_id", "skb_priority", "actset_output",
-    "ct_state", "ct_zone", "ct_mark", "ct_label", "ct_nw_src", "ct_ipv6_src", "ct_nw_dst",
-    "ct_ipv6_dst", "ct_nw_proto", "ct_tp_src", "ct_tp_dst", "packet_type",
+    "pkt_mark",
+    "recirc_id",
+    "dp_hash",
+    "conj_id",
+    "skb_priority",
+    "actset_output",
+    "ct_state",
+    "ct_zone",
+    "ct_mark",
+    "ct_label",
+    "ct_nw_src",
+    "ct_ipv6_src",
+    "ct_nw_dst",
+    "ct_ipv6_dst",
+    "ct_nw_proto",
+    "ct_tp_src",
+    "ct_tp_dst",
+    "packet_type",
     "<proto>",
     *(f"reg{i}" for i in range(16)),
-    "tun_id", "tun_src", "tun_dst", "tun_ipv6_src", "tun_ipv6_dst", "tun_gbp_id",
-    "tun_gbp_flags", "tun_tos", "tun_ttl", "tun_erspan_ver", "tun_erspan_idx",
-    "tun_erspan_dir", "tun_erspan_hwid", "tun_flags",
+    "tun_id",
+    "tun_src",
+    "tun_dst",
+    "tun_ipv6_src",
+    "tun_ipv6_dst",
+    "tun_gbp_id",
+    "tun_gbp_flags",
+    "tun_tos",
+    "tun_ttl",
+    "tun_erspan_ver",
+    "tun_erspan_idx",
+    "tun_erspan_dir",
+    "tun_erspan_hwid",
+    "tun_flags",
     *(f"tun_metadata{i}" for i in range(64)),
-    "metadata", "in_port", "dl_vlan", "vlan_tci", "dl_vlan_pcp",
-    "dl_vlan1", "vlan_tci1", "dl_vlan_pcp1",
-    "dl_src", "dl_dst", "dl_type",
-    "ipv6_src", "ipv6_dst", "ipv6_label", "arp_spa", "arp_tpa", "nw_src", "nw_dst",
-    "nw_proto", "arp_op", "arp_sha", "arp_tha", "nw_tos", "nw_ecn", "nw_ttl",
-    "mpls_label", "mpls_tc", "mpls_ttl", "mpls_bos", "mpls_lse1", "mpls_lse2", "nw_frag",
-    "icmp_type", "icmp_code", "igmp_type", "igmp_code", "nd_target", "nd_sll", "nd_tll",
-    "tp_src", "tp_dst", "tcp_flags",
+    "metadata",
+    "in_port",
+    "dl_vlan",
+    "vlan_tci",
+    "dl_vlan_pcp",
+    "dl_vlan1",
+    "vlan_tci1",
+    "dl_vlan_pcp1",
+    "dl_src",
+    "dl_dst",
+    "dl_type",
+    "ipv6_src",
+    "ipv6_dst",
+    "ipv6_label",
+    "arp_spa",
+    "arp_tpa",
+    "nw_src",
+    "nw_dst",
+    "nw_proto",
+    "arp_op",
+    "arp_sha",
+    "arp_tha",
+    "nw_tos",
+    "nw_ecn",
+    "nw_ttl",
+    "mpls_label",
+    "mpls_tc",
+    "mpls_ttl",
+    "mpls_bos",
+    "mpls_lse1",
+    "mpls_lse2",
+    "nw_frag",
+    "icmp_type",
+    "icmp_code",
+    "igmp_type",
+    "igmp_code",
+    "nd_target",
+    "nd_sll",
+    "nd_tll",
+    "tp_src",
+    "tp_dst",
+    "tcp_flags",
 ]
 _RANK = {name: i for i, name in enumerate(_ORDER)}
 
@@ -110,20 +195,40 @@ MATCH_FIELD_ORDER: tuple[str, ...] = tuple(_ORDER)
 #: Protocol shorthand -> (dl_type, nw_proto or None), e.g. ``tcp`` -> (0x0800, 6).
 SHORTHANDS: dict[str, tuple[int, int | None]] = _SHORTHANDS
 
-_HEX32 = {"pkt_mark", "recirc_id", "dp_hash", "ct_mark", "skb_priority",
-          *(f"reg{i}" for i in range(16))}
+_HEX32 = {"pkt_mark", "recirc_id", "dp_hash", "ct_mark", "skb_priority", *(f"reg{i}" for i in range(16))}
 _HEX64 = {"tun_id", "metadata"}
 _BE16 = {"tp_src", "tp_dst", "icmp_type", "icmp_code", "ct_tp_src", "ct_tp_dst", "tun_gbp_id"}
-_DEC = {"conj_id", "dl_vlan", "dl_vlan_pcp", "nw_proto", "arp_op", "nw_tos", "nw_ecn", "nw_ttl",
-        "ct_nw_proto", "mpls_label", "mpls_tc", "mpls_ttl", "mpls_bos", "ct_zone"}
+_DEC = {
+    "conj_id",
+    "dl_vlan",
+    "dl_vlan_pcp",
+    "nw_proto",
+    "arp_op",
+    "nw_tos",
+    "nw_ecn",
+    "nw_ttl",
+    "ct_nw_proto",
+    "mpls_label",
+    "mpls_tc",
+    "mpls_ttl",
+    "mpls_bos",
+    "ct_zone",
+}
 _IP4 = {"nw_src", "nw_dst", "arp_spa", "arp_tpa", "tun_src", "tun_dst", "ct_nw_src", "ct_nw_dst"}
-_IP6 = {"ipv6_src", "ipv6_dst", "nd_target", "tun_ipv6_src", "tun_ipv6_dst", "ct_ipv6_src",
-        "ct_ipv6_dst"}
+_IP6 = {"ipv6_src", "ipv6_dst", "nd_target", "tun_ipv6_src", "tun_ipv6_dst", "ct_ipv6_src", "ct_ipv6_dst"}
 _MACS = {"dl_src", "dl_dst", "arp_sha", "arp_tha", "nd_sll", "nd_tll"}
 _PORTS = {"in_port", "actset_output"}
 
-_RESERVED_PORTS = {0xFFF8: "IN_PORT", 0xFFF9: "TABLE", 0xFFFA: "NORMAL", 0xFFFB: "FLOOD",
-                   0xFFFC: "ALL", 0xFFFD: "CONTROLLER", 0xFFFE: "LOCAL", 0xFFFF: "ANY"}
+_RESERVED_PORTS = {
+    0xFFF8: "IN_PORT",
+    0xFFF9: "TABLE",
+    0xFFFA: "NORMAL",
+    0xFFFB: "FLOOD",
+    0xFFFC: "ALL",
+    0xFFFD: "CONTROLLER",
+    0xFFFE: "LOCAL",
+    0xFFFF: "ANY",
+}
 _RESERVED_NAMES = set(_RESERVED_PORTS.values()) | {"NONE"}
 
 _CT_STATE_BITS = ["new", "est", "rel", "rpl", "inv", "trk", "snat", "dnat"]
@@ -208,7 +313,7 @@ def _fmt_ip(value: str, v6: bool) -> str | None:
     if mask == (1 << bits) - 1:
         return str(cls(net))
     inv = ((1 << bits) - 1) ^ mask
-    if inv & (inv + 1) == 0:   # contiguous prefix
+    if inv & (inv + 1) == 0:  # contiguous prefix
         return f"{cls(net)}/{bits - inv.bit_length()}"
     return f"{cls(net)}/{cls(mask)}"
 
@@ -293,7 +398,7 @@ def canonical_match(match: str) -> str:
     """
     fields: list[tuple[str, str | None]] = []
     dl_type: int | None = None
-    proto: int | None = None        # nw_proto, or arp_op for ARP/RARP
+    proto: int | None = None  # nw_proto, or arp_op for ARP/RARP
     proto_pos = 0
     for tok in split_fields(match):
         kind, key, value, number = _token(tok)
@@ -367,8 +472,15 @@ def _token(tok: str) -> tuple[str, str, str | None, int]:
 # Flow value and its text forms
 # ---------------------------------------------------------------------------
 
-FLAG_WORDS = ("send_flow_rem", "check_overlap", "reset_counts", "no_packet_counts",
-              "no_byte_counts", "allow_hidden_fields", "no_readonly_table")
+FLAG_WORDS = (
+    "send_flow_rem",
+    "check_overlap",
+    "reset_counts",
+    "no_packet_counts",
+    "no_byte_counts",
+    "allow_hidden_fields",
+    "no_readonly_table",
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -403,7 +515,7 @@ class Flow:
         """OpenFlow identity of the flow: (table, priority, match)."""
         return (self.table, self.priority, self.match)
 
-    def with_cookie(self, cookie: int) -> "Flow":
+    def with_cookie(self, cookie: int) -> Flow:
         return replace(self, cookie=cookie)
 
     def __str__(self) -> str:
@@ -438,8 +550,10 @@ def format_flow(flow: Flow) -> str:
     return f"{head}{m}{' ' if m else ''}actions={flow.actions}"
 
 
-_HEAD_PROP = re.compile(r"(cookie|duration|table|n_packets|n_bytes|idle_timeout|hard_timeout"
-                        r"|importance|idle_age|hard_age)=([^,\s]*), ")
+_HEAD_PROP = re.compile(
+    r"(cookie|duration|table|n_packets|n_bytes|idle_timeout|hard_timeout"
+    r"|importance|idle_age|hard_age)=([^,\s]*), "
+)
 _HEAD_FLAG = re.compile(r"(" + "|".join(FLAG_WORDS) + r") ")
 
 
@@ -449,7 +563,7 @@ def parse_flow(line: str) -> Flow:
     idx = text.find("actions=")
     if idx < 0:
         raise ValueError(f"not a flow line: {line!r}")
-    head, actions = text[:idx], text[idx + len("actions="):]
+    head, actions = text[:idx], text[idx + len("actions=") :]
     props: dict[str, str] = {}
     flags: list[str] = []
     pos = 0
@@ -468,11 +582,17 @@ def parse_flow(line: str) -> Flow:
     if fields and fields[0].startswith("priority="):
         priority = int(fields[0].split("=", 1)[1])
         fields = fields[1:]
-    return Flow(table=int(props.get("table", "0")), priority=priority, match=",".join(fields),
-                actions=actions, cookie=int(props.get("cookie", "0"), 0),
-                idle_timeout=int(props.get("idle_timeout", "0")),
-                hard_timeout=int(props.get("hard_timeout", "0")),
-                importance=int(props.get("importance", "0")), flags=tuple(flags))
+    return Flow(
+        table=int(props.get("table", "0")),
+        priority=priority,
+        match=",".join(fields),
+        actions=actions,
+        cookie=int(props.get("cookie", "0"), 0),
+        idle_timeout=int(props.get("idle_timeout", "0")),
+        hard_timeout=int(props.get("hard_timeout", "0")),
+        importance=int(props.get("importance", "0")),
+        flags=tuple(flags),
+    )
 
 
 def parse_dump(text: str) -> list[Flow]:
@@ -497,8 +617,17 @@ class DumpedFlow(NamedTuple):
 
 
 _FAST_HEAD = re.compile(r"(?:cookie=(0x[0-9a-f]+), )?(?:table=(\d+), )?(?:priority=(\d+)(?:,|(?= )))?")
-_SLOW_HEAD = ("idle_timeout=", "hard_timeout=", "importance=", "duration=", "n_packets=", "n_bytes=",
-              "idle_age=", "hard_age=", *(f + " " for f in FLAG_WORDS))
+_SLOW_HEAD = (
+    "idle_timeout=",
+    "hard_timeout=",
+    "importance=",
+    "duration=",
+    "n_packets=",
+    "n_bytes=",
+    "idle_age=",
+    "hard_age=",
+    *(f + " " for f in FLAG_WORDS),
+)
 
 
 def dump_entries(text: str) -> list[DumpedFlow]:
@@ -525,9 +654,15 @@ def dump_entries(text: str) -> list[DumpedFlow]:
             append(DumpedFlow(f.cookie, f.table, f.priority, f.match, f.actions))
             continue
         cookie, table, prio = m.groups()
-        append(DumpedFlow(int(cookie, 16) if cookie else 0, int(table) if table else 0,
-                          int(prio) if prio else DEFAULT_PRIORITY, rest.strip(),
-                          s[idx + 8:]))
+        append(
+            DumpedFlow(
+                int(cookie, 16) if cookie else 0,
+                int(table) if table else 0,
+                int(prio) if prio else DEFAULT_PRIORITY,
+                rest.strip(),
+                s[idx + 8 :],
+            )
+        )
     return out
 
 
@@ -544,13 +679,13 @@ class FlowText(Protocol):
     def actions(self) -> str: ...
 
 
-def canonical_bundle_text(cookie: int, add: Iterable[FlowText] = (),
-                          delete: Iterable[FlowText] = ()) -> str:
+def canonical_bundle_text(cookie: int, add: Iterable[FlowText] = (), delete: Iterable[FlowText] = ()) -> str:
     """The ``ovs-ofctl --bundle add-flows`` input for flows already in canonical form:
     deletions (by table, priority and match) first, then additions stamped with ``cookie``.
     Lines come sorted (table, priority descending, match), so the text is
     deterministic whatever order the flows came in.  ``UnsafeFlowText`` if a
     flow's text holds a line break or NUL (it would be more than one flow mod)."""
+
     def order(f: FlowText) -> tuple[int, int, str, str]:
         return (f.table, -f.priority, f.match, f.actions)
 
@@ -578,7 +713,21 @@ def one_line_each(text: str, lines: int) -> str:
 
 
 __all__ = [
-    "DEFAULT_PRIORITY", "FLAG_WORDS", "MATCH_FIELD_ORDER", "SHORTHANDS", "DumpedFlow", "Flow",
-    "FlowText", "UnsafeFlowText", "canonical_bundle_text", "canonical_match", "dump_entries",
-    "format_flow", "one_line_each", "parse_dump", "parse_flow", "port_text", "split_fields",
+    "DEFAULT_PRIORITY",
+    "FLAG_WORDS",
+    "MATCH_FIELD_ORDER",
+    "SHORTHANDS",
+    "DumpedFlow",
+    "Flow",
+    "FlowText",
+    "UnsafeFlowText",
+    "canonical_bundle_text",
+    "canonical_match",
+    "dump_entries",
+    "format_flow",
+    "one_line_each",
+    "parse_dump",
+    "parse_flow",
+    "port_text",
+    "split_fields",
 ]

@@ -13,7 +13,7 @@ br-int) or ``dump`` (``Flow`` values).  Whole-table writes, cookie swaps and
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from neutrino.system.oftext import DumpedFlow, Flow, FlowText, canonical_bundle_text, dump_entries, parse_dump
 from neutrino.system.ovsdb import Ovs
@@ -30,8 +30,15 @@ class OpenFlow:
         self.ovs = ovs
         self.protocol = protocol
 
-    def ofctl_argv(self, command: str, bridge: str, *args: str, bundle: bool = False,
-                   names: bool = False, timeout: float | None = None) -> list[str]:
+    def ofctl_argv(
+        self,
+        command: str,
+        bridge: str,
+        *args: str,
+        bundle: bool = False,
+        names: bool = False,
+        timeout: float | None = None,
+    ) -> list[str]:
         t = self.ovs.timeout if timeout is None else timeout
         argv = ["ovs-ofctl", "-O", self.protocol, f"--timeout={int(t)}"]
         if bundle:
@@ -41,20 +48,21 @@ class OpenFlow:
             argv += ["--no-stats", "--names" if names else "--no-names"]
         return argv + [self.ovs.mgmt(bridge), *args]
 
-    def dump(self, bridge: str, *, table: int | None = None, cookie: int | None = None,
-             names: bool = False) -> list[Flow]:
+    def dump(
+        self, bridge: str, *, table: int | None = None, cookie: int | None = None, names: bool = False
+    ) -> list[Flow]:
         """Current flows of ``bridge`` (``names`` prints port names instead of ofports)."""
         spec = []
         if table is not None:
             spec.append(f"table={table}")
         if cookie is not None:
             spec.append(f"cookie={cookie:#x}/-1")
-        argv = self.ofctl_argv("dump-flows", bridge, *([",".join(spec)] if spec else []),
-                               names=names)
+        argv = self.ofctl_argv("dump-flows", bridge, *([",".join(spec)] if spec else []), names=names)
         return parse_dump(self.ovs.run(argv).stdout)
 
-    def apply_canonical(self, bridge: str, cookie: int, add: Iterable[FlowText] = (),
-                        delete: Iterable[FlowText] = ()) -> None:
+    def apply_canonical(
+        self, bridge: str, cookie: int, add: Iterable[FlowText] = (), delete: Iterable[FlowText] = ()
+    ) -> None:
         """Delete then add flows already in canonical form (``canonical_bundle_text``) in ONE
         bundle, additions carrying ``cookie``: all or nothing.  ``delete`` removes by (table,
         priority, match), whatever the cookie; an ``add`` of an existing (table, priority,
@@ -71,8 +79,9 @@ class OpenFlow:
             # ovs-vswitchd needs ~0.1-0.5 ms per flow mod (more with conjunctions, on a
             # busy machine): a resync of a big br-int must not hit the plain timeout.
             timeout = self.ovs.timeout + text.count("\n") * BUNDLE_SECONDS_PER_FLOW
-            self.ovs.run(self.ofctl_argv("add-flows", bridge, "-", bundle=True, timeout=timeout),
-                         input=text, timeout=timeout + 5)
+            self.ovs.run(
+                self.ofctl_argv("add-flows", bridge, "-", bundle=True, timeout=timeout), input=text, timeout=timeout + 5
+            )
 
 
 __all__ = ["BUNDLE_SECONDS_PER_FLOW", "OpenFlow", "PROTOCOL"]

@@ -28,9 +28,10 @@ from __future__ import annotations
 import json
 import shutil
 import uuid as uuidlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence, Union
+from typing import Any, Union
 
 from neutrino.system import process
 from neutrino.system.exec import Completed, Runner, run
@@ -45,6 +46,7 @@ Value = Union[Scalar, Sequence[Scalar], Mapping[str, Scalar], None]
 # --------------------------------------------------------------------------
 # Value syntax (ovs-vsctl "Database Values")
 # --------------------------------------------------------------------------
+
 
 def atom(value: Scalar) -> str:
     """One OVSDB atom in ovs-vsctl syntax: strings always double-quoted (JSON escapes)."""
@@ -85,9 +87,11 @@ def _set(table: str, record: str, columns: Mapping[str, Value]) -> list[str]:
 # Ops
 # --------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class AddBridge:
     """``--may-exist add-br`` + the given Bridge columns (None = leave as is)."""
+
     name: str
     datapath_type: str | None = None
     fail_mode: str | None = None
@@ -96,13 +100,14 @@ class AddBridge:
     external_ids: Mapping[str, str] = field(default_factory=dict)
 
     def commands(self) -> list[list[str]]:
-        cols: dict[str, Value] = {"datapath_type": self.datapath_type,
-                                  "fail_mode": self.fail_mode,
-                                  "protocols": self.protocols,
-                                  "other_config": dict(self.other_config) or None,
-                                  "external_ids": dict(self.external_ids) or None}
-        return [c for c in (["--may-exist", "add-br", self.name],
-                            _set("Bridge", self.name, cols)) if c]
+        cols: dict[str, Value] = {
+            "datapath_type": self.datapath_type,
+            "fail_mode": self.fail_mode,
+            "protocols": self.protocols,
+            "other_config": dict(self.other_config) or None,
+            "external_ids": dict(self.external_ids) or None,
+        }
+        return [c for c in (["--may-exist", "add-br", self.name], _set("Bridge", self.name, cols)) if c]
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,7 @@ class AddPort:
 
     A port of that name already on *another* bridge is an error (``RecordExists``).
     """
+
     bridge: str
     name: str
     type: str | None = None
@@ -131,14 +137,26 @@ class AddPort:
     other_config: Mapping[str, str] = field(default_factory=dict)
 
     def commands(self) -> list[list[str]]:
-        port: dict[str, Value] = {"tag": self.tag, "vlan_mode": self.vlan_mode,
-                                  "trunks": self.trunks,
-                                  "other_config": dict(self.other_config) or None}
-        iface: dict[str, Value] = {"type": self.type, "options": dict(self.options) or None,
-                                   "external_ids": dict(self.external_ids) or None}
-        return [c for c in (["--may-exist", "add-port", self.bridge, self.name],
-                            _set("Port", self.name, port),
-                            _set("Interface", self.name, iface)) if c]
+        port: dict[str, Value] = {
+            "tag": self.tag,
+            "vlan_mode": self.vlan_mode,
+            "trunks": self.trunks,
+            "other_config": dict(self.other_config) or None,
+        }
+        iface: dict[str, Value] = {
+            "type": self.type,
+            "options": dict(self.options) or None,
+            "external_ids": dict(self.external_ids) or None,
+        }
+        return [
+            c
+            for c in (
+                ["--may-exist", "add-port", self.bridge, self.name],
+                _set("Port", self.name, port),
+                _set("Interface", self.name, iface),
+            )
+            if c
+        ]
 
 
 @dataclass(frozen=True)
@@ -153,6 +171,7 @@ class DelPort:
 @dataclass(frozen=True)
 class SetColumns:
     """``set TABLE RECORD col=value ...`` (maps merged per key)."""
+
     table: str
     record: str
     columns: Mapping[str, Value]
@@ -162,21 +181,22 @@ class SetColumns:
         return [cmd] if cmd else []
 
 
-def SetBridge(name: str, **columns: Value) -> SetColumns:  # noqa: N802 - reads like an op class
+def SetBridge(name: str, **columns: Value) -> SetColumns:
     return SetColumns("Bridge", name, columns)
 
 
-def SetPort(name: str, **columns: Value) -> SetColumns:  # noqa: N802
+def SetPort(name: str, **columns: Value) -> SetColumns:
     return SetColumns("Port", name, columns)
 
 
-def SetInterface(name: str, **columns: Value) -> SetColumns:  # noqa: N802
+def SetInterface(name: str, **columns: Value) -> SetColumns:
     return SetColumns("Interface", name, columns)
 
 
 @dataclass(frozen=True)
 class ClearColumns:
     """``clear TABLE RECORD col ...``: empty set/map columns (e.g. tag, trunks)."""
+
     table: str
     record: str
     columns: tuple[str, ...]
@@ -188,6 +208,7 @@ class ClearColumns:
 @dataclass(frozen=True)
 class RemoveKeys:
     """``remove TABLE RECORD column key ...``: drop keys from a map column."""
+
     table: str
     record: str
     column: str
@@ -196,8 +217,7 @@ class RemoveKeys:
     def commands(self) -> list[list[str]]:
         if not self.keys:
             return []
-        return [["--if-exists", "remove", self.table, self.record, self.column,
-                 *(atom(k) for k in self.keys)]]
+        return [["--if-exists", "remove", self.table, self.record, self.column, *(atom(k) for k in self.keys)]]
 
 
 @dataclass(frozen=True)
@@ -207,6 +227,7 @@ class SetController:
     NOTE: adding the first / removing the last controller makes ovs-vswitchd
     flush the bridge's flows; set controllers before installing flows.
     """
+
     bridge: str
     targets: tuple[str, ...] = ()
 
@@ -216,8 +237,7 @@ class SetController:
         return [["del-controller", self.bridge]]
 
 
-Op = Union[AddBridge, DelBridge, AddPort, DelPort, SetColumns, ClearColumns, RemoveKeys,
-           SetController]
+Op = Union[AddBridge, DelBridge, AddPort, DelPort, SetColumns, ClearColumns, RemoveKeys, SetController]
 
 
 def transaction_args(ops: Iterable[Op]) -> list[str]:
@@ -233,11 +253,12 @@ def transaction_args(ops: Iterable[Op]) -> list[str]:
 # Observed state
 # --------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Interface:
     name: str
-    type: str                      # "" = system (AF_PACKET for netdev), "internal", "patch", "vxlan" ...
-    ofport: int | None             # None = not assigned yet; -1 = failed
+    type: str  # "" = system (AF_PACKET for netdev), "internal", "patch", "vxlan" ...
+    ofport: int | None  # None = not assigned yet; -1 = failed
     options: dict[str, str]
     external_ids: dict[str, str]
     other_config: dict[str, str]
@@ -280,7 +301,7 @@ class Bridge:
     other_config: dict[str, str]
     external_ids: dict[str, str]
     controllers: tuple[str, ...]
-    ports: tuple[str, ...]         # port names, sorted
+    ports: tuple[str, ...]  # port names, sorted
 
 
 @dataclass(frozen=True)
@@ -330,21 +351,53 @@ def parse_tables(text: str) -> list[list[dict[str, Any]]]:
     return tables
 
 
-BRIDGE_COLUMNS = ("name", "datapath_type", "fail_mode", "protocols", "other_config",
-                  "external_ids", "controller", "ports")
-PORT_COLUMNS = ("_uuid", "name", "tag", "vlan_mode", "trunks", "other_config", "external_ids",
-                "interfaces")
-INTERFACE_COLUMNS = ("_uuid", "name", "type", "ofport", "options", "external_ids", "other_config",
-                     "mac_in_use", "link_state", "error")
+BRIDGE_COLUMNS = (
+    "name",
+    "datapath_type",
+    "fail_mode",
+    "protocols",
+    "other_config",
+    "external_ids",
+    "controller",
+    "ports",
+)
+PORT_COLUMNS = ("_uuid", "name", "tag", "vlan_mode", "trunks", "other_config", "external_ids", "interfaces")
+INTERFACE_COLUMNS = (
+    "_uuid",
+    "name",
+    "type",
+    "ofport",
+    "options",
+    "external_ids",
+    "other_config",
+    "mac_in_use",
+    "link_state",
+    "error",
+)
 CONTROLLER_COLUMNS = ("_uuid", "target")
 
 
 def observe_args() -> list[str]:
-    return ["--format=json", "--data=json",
-            "--", f"--columns={','.join(BRIDGE_COLUMNS)}", "list", "Bridge",
-            "--", f"--columns={','.join(PORT_COLUMNS)}", "list", "Port",
-            "--", f"--columns={','.join(INTERFACE_COLUMNS)}", "list", "Interface",
-            "--", f"--columns={','.join(CONTROLLER_COLUMNS)}", "list", "Controller"]
+    return [
+        "--format=json",
+        "--data=json",
+        "--",
+        f"--columns={','.join(BRIDGE_COLUMNS)}",
+        "list",
+        "Bridge",
+        "--",
+        f"--columns={','.join(PORT_COLUMNS)}",
+        "list",
+        "Port",
+        "--",
+        f"--columns={','.join(INTERFACE_COLUMNS)}",
+        "list",
+        "Interface",
+        "--",
+        f"--columns={','.join(CONTROLLER_COLUMNS)}",
+        "list",
+        "Controller",
+    ]
 
 
 def parse_state(text: str) -> OvsState:
@@ -356,34 +409,46 @@ def parse_state(text: str) -> OvsState:
 def interface_from_row(r: Mapping[str, Any]) -> Interface:
     """One decoded Interface row -> ``Interface``."""
     return Interface(
-        name=r["name"], type=r["type"], ofport=_optional(r["ofport"]), options=r["options"],
-        external_ids=r["external_ids"], other_config=r["other_config"],
-        mac_in_use=_optional(r["mac_in_use"]), link_state=_optional(r["link_state"]),
-        error=_optional(r["error"]))
+        name=r["name"],
+        type=r["type"],
+        ofport=_optional(r["ofport"]),
+        options=r["options"],
+        external_ids=r["external_ids"],
+        other_config=r["other_config"],
+        mac_in_use=_optional(r["mac_in_use"]),
+        link_state=_optional(r["link_state"]),
+        error=_optional(r["error"]),
+    )
 
 
 def port_from_row(r: Mapping[str, Any], ifaces: Mapping[str, Interface], bridge: str | None) -> Port:
     """One decoded Port row -> ``Port`` (``ifaces``: Interface by uuid)."""
-    port_ifaces = tuple(sorted((ifaces[u] for u in _as_list(r["interfaces"]) if u in ifaces),
-                               key=lambda i: i.name))
+    port_ifaces = tuple(sorted((ifaces[u] for u in _as_list(r["interfaces"]) if u in ifaces), key=lambda i: i.name))
     return Port(
-        name=r["name"], bridge=bridge, tag=_optional(r["tag"]),
-        vlan_mode=_optional(r["vlan_mode"]), trunks=tuple(sorted(_as_list(r["trunks"]))),
-        other_config=r["other_config"], external_ids=r["external_ids"],
-        interfaces=port_ifaces)
+        name=r["name"],
+        bridge=bridge,
+        tag=_optional(r["tag"]),
+        vlan_mode=_optional(r["vlan_mode"]),
+        trunks=tuple(sorted(_as_list(r["trunks"]))),
+        other_config=r["other_config"],
+        external_ids=r["external_ids"],
+        interfaces=port_ifaces,
+    )
 
 
-def bridge_from_row(r: Mapping[str, Any], controllers: Mapping[str, str],
-                    port_names: Mapping[str, str]) -> Bridge:
+def bridge_from_row(r: Mapping[str, Any], controllers: Mapping[str, str], port_names: Mapping[str, str]) -> Bridge:
     """One decoded Bridge row -> ``Bridge`` (``controllers``: target by uuid,
     ``port_names``: port name by uuid)."""
     return Bridge(
-        name=r["name"], datapath_type=r["datapath_type"], fail_mode=_optional(r["fail_mode"]),
-        protocols=tuple(sorted(_as_list(r["protocols"]))), other_config=r["other_config"],
+        name=r["name"],
+        datapath_type=r["datapath_type"],
+        fail_mode=_optional(r["fail_mode"]),
+        protocols=tuple(sorted(_as_list(r["protocols"]))),
+        other_config=r["other_config"],
         external_ids=r["external_ids"],
-        controllers=tuple(sorted(controllers[u] for u in _as_list(r["controller"])
-                                 if u in controllers)),
-        ports=tuple(sorted(port_names[u] for u in _as_list(r["ports"]) if u in port_names)))
+        controllers=tuple(sorted(controllers[u] for u in _as_list(r["controller"]) if u in controllers)),
+        ports=tuple(sorted(port_names[u] for u in _as_list(r["ports"]) if u in port_names)),
+    )
 
 
 def bridge_of_ports(bridge_rows: Iterable[Mapping[str, Any]]) -> dict[str, str]:
@@ -391,9 +456,12 @@ def bridge_of_ports(bridge_rows: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     return {pu: r["name"] for r in bridge_rows for pu in _as_list(r["ports"])}
 
 
-def state_from_rows(bridge_rows: Iterable[Mapping[str, Any]], port_rows: Iterable[Mapping[str, Any]],
-                    iface_rows: Iterable[Mapping[str, Any]],
-                    ctl_rows: Iterable[Mapping[str, Any]]) -> OvsState:
+def state_from_rows(
+    bridge_rows: Iterable[Mapping[str, Any]],
+    port_rows: Iterable[Mapping[str, Any]],
+    iface_rows: Iterable[Mapping[str, Any]],
+    ctl_rows: Iterable[Mapping[str, Any]],
+) -> OvsState:
     """Decoded rows (``decode``d column values, ``_uuid`` included; the columns of
     ``*_COLUMNS``) of Bridge, Port, Interface and Controller -> ``OvsState``."""
     bridge_rows, port_rows = list(bridge_rows), list(port_rows)
@@ -410,11 +478,13 @@ def state_from_rows(bridge_rows: Iterable[Mapping[str, Any]], port_rows: Iterabl
 # The instance handle
 # --------------------------------------------------------------------------
 
+
 class Ovs:
     """Handle on one OVS instance (see module docstring).  Cheap; holds no connection."""
 
-    def __init__(self, rundir: Path | str | None = None, netns: str | None = None, *,
-                 runner: Runner = run, timeout: float = 10) -> None:
+    def __init__(
+        self, rundir: Path | str | None = None, netns: str | None = None, *, runner: Runner = run, timeout: float = 10
+    ) -> None:
         self.rundir = Path(rundir) if rundir is not None else None
         self.netns = netns
         self.runner = runner
@@ -452,12 +522,18 @@ class Ovs:
         """The OpenFlow management socket of ``bridge`` (an ovs-ofctl target)."""
         return f"unix:{(self.rundir or SYSTEM_RUNDIR) / f'{bridge}.mgmt'}"
 
-    def run(self, argv: Sequence[str], *, input: str | None = None, check: bool = True,
-            timeout: float | None = None) -> Completed:
+    def run(
+        self, argv: Sequence[str], *, input: str | None = None, check: bool = True, timeout: float | None = None
+    ) -> Completed:
         """Run an OVS tool against this instance (its netns and env)."""
-        return self.runner(list(argv), netns=self.netns, env=self.env, input=input,
-                           timeout=timeout if timeout is not None else self.timeout + 5,
-                           check=check)
+        return self.runner(
+            list(argv),
+            netns=self.netns,
+            env=self.env,
+            input=input,
+            timeout=timeout if timeout is not None else self.timeout + 5,
+            check=check,
+        )
 
     # ---- ovs-vsctl -------------------------------------------------------
 
@@ -494,8 +570,15 @@ class Ovs:
 
     def get(self, table: str, record: str, column: str) -> Any:
         """One column of one record, decoded from JSON."""
-        out = self.vsctl("--format=json", "--data=json", "--", f"--columns={column}", "find",
-                         table, f"_uuid={record}" if _is_uuid(record) else f"name={atom(record)}")
+        out = self.vsctl(
+            "--format=json",
+            "--data=json",
+            "--",
+            f"--columns={column}",
+            "find",
+            table,
+            f"_uuid={record}" if _is_uuid(record) else f"name={atom(record)}",
+        )
         rows = parse_tables(out)[0]
         return rows[0][column] if rows else None
 
@@ -506,8 +589,7 @@ class Ovs:
 
     def appctl(self, *args: str, target: str = "ovs-vswitchd") -> str:
         """``ovs-appctl -t TARGET ...`` (TARGET resolved through OVS_RUNDIR's pidfile)."""
-        return self.run(["ovs-appctl", f"--timeout={int(self.timeout)}", "-t", target,
-                         *args]).stdout
+        return self.run(["ovs-appctl", f"--timeout={int(self.timeout)}", "-t", target, *args]).stdout
 
     def set_tunnel_neighbor(self, bridge: str, ip: str, mac_address: str) -> None:
         """Seed the userspace tunnel ARP cache (``tnl/neigh/set``) so the first packet is not lost."""
@@ -526,6 +608,7 @@ def _is_uuid(text: str) -> bool:
 # A private instance: ovsdb-server + ovs-vswitchd in a netns with a rundir
 # --------------------------------------------------------------------------
 
+
 class PrivateOvs:
     """One private OVS (its own conf.db, sockets, logs and pidfiles under ``rundir``).
 
@@ -537,8 +620,15 @@ class PrivateOvs:
     resurrect old bridges).  Never uses ``--mlockall``.
     """
 
-    def __init__(self, rundir: Path | str, netns: str | None, *, uuid: str | None = None,
-                 log_level: str = "info", runner: Runner = run) -> None:
+    def __init__(
+        self,
+        rundir: Path | str,
+        netns: str | None,
+        *,
+        uuid: str | None = None,
+        log_level: str = "info",
+        runner: Runner = run,
+    ) -> None:
         self.rundir = Path(rundir)
         self.netns = netns
         self.uuid = uuid or f"neutrino-ovs-{uuidlib.uuid4()}"
@@ -549,17 +639,28 @@ class PrivateOvs:
     def _spec(self, name: str, argv: list[str]) -> process.ProcessSpec:
         d = self.rundir
         return process.ProcessSpec(
-            argv=tuple(argv + [f"--pidfile={d / f'{name}.pid'}", f"--log-file={d / f'{name}.log'}",
-                               "-vconsole:off", f"-vfile:{self.log_level}", "--no-chdir",
-                               "--detach"]),
-            pidfile=d / f"{name}.pid", netns=self.netns, env=self.ovs.env, uuid=self.uuid,
-            daemonizes=True)
+            argv=tuple(
+                argv
+                + [
+                    f"--pidfile={d / f'{name}.pid'}",
+                    f"--log-file={d / f'{name}.log'}",
+                    "-vconsole:off",
+                    f"-vfile:{self.log_level}",
+                    "--no-chdir",
+                    "--detach",
+                ]
+            ),
+            pidfile=d / f"{name}.pid",
+            netns=self.netns,
+            env=self.ovs.env,
+            uuid=self.uuid,
+            daemonizes=True,
+        )
 
     @property
     def ovsdb_server(self) -> process.ProcessSpec:
         d = self.rundir
-        return self._spec("ovsdb-server", ["ovsdb-server", str(d / "conf.db"),
-                                           f"--remote=punix:{d / 'db.sock'}"])
+        return self._spec("ovsdb-server", ["ovsdb-server", str(d / "conf.db"), f"--remote=punix:{d / 'db.sock'}"])
 
     @property
     def vswitchd(self) -> process.ProcessSpec:
@@ -576,8 +677,7 @@ class PrivateOvs:
         return self.ovs
 
     def pids(self) -> list[int]:
-        return [p for p in (process.pid_of(self.vswitchd), process.pid_of(self.ovsdb_server))
-                if p is not None]
+        return [p for p in (process.pid_of(self.vswitchd), process.pid_of(self.ovsdb_server)) if p is not None]
 
     def alive(self) -> bool:
         return process.alive(self.ovsdb_server) and process.alive(self.vswitchd)
@@ -597,9 +697,34 @@ class PrivateOvs:
 
 
 __all__ = [
-    "AddBridge", "AddPort", "Bridge", "ClearColumns", "DelBridge", "DelPort", "Interface", "Op",
-    "Ovs", "OvsState", "Port", "PrivateOvs", "RemoveKeys", "SetBridge", "SetColumns",
-    "SetController", "SetInterface", "SetPort", "atom", "column_args", "decode", "observe_args",
-    "bridge_from_row", "bridge_of_ports", "interface_from_row", "parse_state", "parse_tables",
-    "port_from_row", "state_from_rows", "transaction_args",
+    "AddBridge",
+    "AddPort",
+    "Bridge",
+    "ClearColumns",
+    "DelBridge",
+    "DelPort",
+    "Interface",
+    "Op",
+    "Ovs",
+    "OvsState",
+    "Port",
+    "PrivateOvs",
+    "RemoveKeys",
+    "SetBridge",
+    "SetColumns",
+    "SetController",
+    "SetInterface",
+    "SetPort",
+    "atom",
+    "column_args",
+    "decode",
+    "observe_args",
+    "bridge_from_row",
+    "bridge_of_ports",
+    "interface_from_row",
+    "parse_state",
+    "parse_tables",
+    "port_from_row",
+    "state_from_rows",
+    "transaction_args",
 ]

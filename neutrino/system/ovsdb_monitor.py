@@ -42,10 +42,27 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from neutrino.system.errors import BridgeNotFound, OvsdbError, OvsdbUnreachable, PortNotFound
-from neutrino.system.ovsdb import (BRIDGE_COLUMNS, CONTROLLER_COLUMNS, INTERFACE_COLUMNS, PORT_COLUMNS,
-                                   Bridge, ClearColumns, Interface, Op, Ovs, OvsState, Port, RemoveKeys,
-                                   SetColumns, _as_list, bridge_from_row, bridge_of_ports, decode,
-                                   interface_from_row, port_from_row)
+from neutrino.system.ovsdb import (
+    BRIDGE_COLUMNS,
+    CONTROLLER_COLUMNS,
+    INTERFACE_COLUMNS,
+    PORT_COLUMNS,
+    Bridge,
+    ClearColumns,
+    Interface,
+    Op,
+    Ovs,
+    OvsState,
+    Port,
+    RemoveKeys,
+    SetColumns,
+    _as_list,
+    bridge_from_row,
+    bridge_of_ports,
+    decode,
+    interface_from_row,
+    port_from_row,
+)
 
 __all__ = ["OvsdbMonitor", "Unsupported", "jsonrpc_operations"]
 
@@ -66,12 +83,15 @@ _HOST_TABLES = ("Bridge", "Port", "Interface", "Controller")
 #: Columns ``transact`` may write, by kind (vswitch.ovsschema): "map" columns take
 #: per-key merges, "set" columns (optional values included) can be cleared.
 _COLUMN_KINDS: dict[str, dict[str, str]] = {
-    "Bridge": {"other_config": "map", "external_ids": "map", "fail_mode": "set", "protocols": "set",
-               "datapath_type": "atom"},
-    "Port": {"other_config": "map", "external_ids": "map", "tag": "set", "vlan_mode": "set",
-             "trunks": "set"},
-    "Interface": {"other_config": "map", "external_ids": "map", "options": "map", "type": "atom",
-                  "mtu_request": "set"},
+    "Bridge": {
+        "other_config": "map",
+        "external_ids": "map",
+        "fail_mode": "set",
+        "protocols": "set",
+        "datapath_type": "atom",
+    },
+    "Port": {"other_config": "map", "external_ids": "map", "tag": "set", "vlan_mode": "set", "trunks": "set"},
+    "Interface": {"other_config": "map", "external_ids": "map", "options": "map", "type": "atom", "mtu_request": "set"},
 }
 
 
@@ -138,23 +158,45 @@ def jsonrpc_operations(ops: Iterable[Op]) -> list[dict[str, Any]]:
             if any(k == "atom" for k in kinds.values()):
                 raise Unsupported(f"cannot clear {table}.{op.columns}")
             where = [["name", "==", record]]
-            body = [{"op": "update", "table": table, "where": where,
-                     "row": {c: [k, []] for c, k in kinds.items()}}] if op.columns else []
+            body = (
+                [{"op": "update", "table": table, "where": where, "row": {c: [k, []] for c, k in kinds.items()}}]
+                if op.columns
+                else []
+            )
         elif isinstance(op, RemoveKeys):
             table, record = op.table, op.record
             if _columns(table, [op.column])[op.column] != "map":
                 raise Unsupported(f"{table}.{op.column} is not a map")
             where = [["name", "==", record]]
-            body = [{"op": "mutate", "table": table, "where": where,
-                     "mutations": [[op.column, "delete", ["set", list(op.keys)]]]}] if op.keys else []
+            body = (
+                [
+                    {
+                        "op": "mutate",
+                        "table": table,
+                        "where": where,
+                        "mutations": [[op.column, "delete", ["set", list(op.keys)]]],
+                    }
+                ]
+                if op.keys
+                else []
+            )
             # ``--if-exists remove``: a missing record is fine, so no existence check.
             out += body
             continue
         else:
             raise Unsupported(type(op).__name__)
         if body:
-            out.append({"op": "wait", "table": table, "where": where, "columns": ["name"],
-                        "until": "!=", "rows": [], "timeout": 0})
+            out.append(
+                {
+                    "op": "wait",
+                    "table": table,
+                    "where": where,
+                    "columns": ["name"],
+                    "until": "!=",
+                    "rows": [],
+                    "timeout": 0,
+                }
+            )
             out += body
     return out
 
@@ -191,9 +233,9 @@ class OvsdbMonitor:
         self._iface_objs: dict[str, Interface] = {}
         self._port_objs: dict[str, Port] = {}
         self._bridge_objs: dict[str, Bridge] = {}
-        self._port_bridge: dict[str, str] = {}      # port uuid -> bridge name
+        self._port_bridge: dict[str, str] = {}  # port uuid -> bridge name
         self._port_ifaces: dict[str, list[str]] = {}  # port uuid -> interface uuids
-        self._iface_port: dict[str, str] = {}       # interface uuid -> port uuid
+        self._iface_port: dict[str, str] = {}  # interface uuid -> port uuid
         self._dirty_ifaces: set[str] = set()
         self._dirty_ports: set[str] = set()
         self._dirty_bridges = True
@@ -204,7 +246,7 @@ class OvsdbMonitor:
         return f"OvsdbMonitor({self.ovs.db_path}, alive={self._alive})"
 
     # ---- connection ------------------------------------------------------------
-    def start(self) -> "OvsdbMonitor":
+    def start(self) -> OvsdbMonitor:
         """Connect and load the initial contents (blocks up to ``timeout``); returns self."""
         path = str(self.ovs.db_path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -220,8 +262,7 @@ class OvsdbMonitor:
         self._thread = threading.Thread(target=self._reader, name="ovsdb-monitor", daemon=True)
         self._thread.start()
         try:
-            self._request("monitor", [DATABASE, MONITOR_ID,
-                                      {t: {"columns": list(c)} for t, c in MONITORED.items()}])
+            self._request("monitor", [DATABASE, MONITOR_ID, {t: {"columns": list(c)} for t, c in MONITORED.items()}])
         except BaseException:
             self.close()
             raise
@@ -309,13 +350,11 @@ class OvsdbMonitor:
         if self._dirty_bridges:
             controllers = {u: r["target"] for u, r in t["Controller"].items()}
             port_names = {u: r["name"] for u, r in t["Port"].items()}
-            self._bridge_objs = {r["name"]: bridge_from_row(r, controllers, port_names)
-                                 for r in t["Bridge"].values()}
+            self._bridge_objs = {r["name"]: bridge_from_row(r, controllers, port_names) for r in t["Bridge"].values()}
         self._dirty_ifaces = set()
         self._dirty_ports = set()
         self._dirty_bridges = False
-        return OvsState(bridges=dict(self._bridge_objs),
-                        ports={p.name: p for p in self._port_objs.values()})
+        return OvsState(bridges=dict(self._bridge_objs), ports={p.name: p for p in self._port_objs.values()})
 
     def changes_since(self, generation: int) -> set[tuple[str, str]] | None:
         """(table, row name) of the Bridge/Port/Interface/Controller rows updated after
@@ -339,9 +378,10 @@ class OvsdbMonitor:
         if not operations:
             return
         if wait:
-            operations += [{"op": "mutate", "table": "Open_vSwitch", "where": [],
-                            "mutations": [["next_cfg", "+=", 1]]},
-                           {"op": "select", "table": "Open_vSwitch", "where": [], "columns": ["next_cfg"]}]
+            operations += [
+                {"op": "mutate", "table": "Open_vSwitch", "where": [], "mutations": [["next_cfg", "+=", 1]]},
+                {"op": "select", "table": "Open_vSwitch", "where": [], "columns": ["next_cfg"]},
+            ]
         reply = self._request("transact", [DATABASE, *operations])
         results = reply.get("result") or []
         for op, res in zip(operations, results):
@@ -349,8 +389,13 @@ class OvsdbMonitor:
                 argv = ["ovsdb-transact", str(self.ovs.db_path)]
                 if op["op"] == "wait":
                     record = op["where"][0][2]
-                    cls = PortNotFound if op["table"] == "Port" else BridgeNotFound \
-                        if op["table"] == "Bridge" else OvsdbError
+                    cls = (
+                        PortNotFound
+                        if op["table"] == "Port"
+                        else BridgeNotFound
+                        if op["table"] == "Bridge"
+                        else OvsdbError
+                    )
                     raise cls(argv, 1, f'no row "{record}" in table {op["table"]}')
                 raise OvsdbError(argv, 1, f"{res['error']}: {res.get('details', '')}")
         if len(results) < len(operations):
@@ -362,8 +407,11 @@ class OvsdbMonitor:
             if not self._alive:
                 raise OvsdbUnreachable(["ovsdb-monitor", str(self.ovs.db_path)], 1, "connection lost")
             if not ok:
-                raise OvsdbError(["ovsdb-transact", str(self.ovs.db_path)], 1,
-                                 f"timed out waiting for ovs-vswitchd to apply next_cfg {target}")
+                raise OvsdbError(
+                    ["ovsdb-transact", str(self.ovs.db_path)],
+                    1,
+                    f"timed out waiting for ovs-vswitchd to apply next_cfg {target}",
+                )
 
     # ---- JSON-RPC plumbing -------------------------------------------------------
     def _send(self, msg: Mapping[str, Any]) -> None:
@@ -427,7 +475,7 @@ class OvsdbMonitor:
                 buf = buf[pos:]
         except OSError:
             pass
-        except Exception:  # noqa: BLE001 - a protocol surprise ends the monitor, loudly
+        except Exception:
             LOG.exception("OVSDB monitor on %s failed", self.ovs.db_path)
         finally:
             self._dead()
@@ -470,8 +518,13 @@ class OvsdbMonitor:
                             row[col] = decode(value)
                         store[uuid] = row
                     if table in _HOST_TABLES:
-                        name = (old or {}).get("name") or (new or {}).get("name") \
-                            or (old or {}).get("target") or (new or {}).get("target") or uuid
+                        name = (
+                            (old or {}).get("name")
+                            or (new or {}).get("name")
+                            or (old or {}).get("target")
+                            or (new or {}).get("target")
+                            or uuid
+                        )
                         self._log.append((gen, table, str(name)))
                     if table == "Interface":
                         self._dirty_ifaces.add(uuid)

@@ -26,9 +26,9 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from neutrino.system.errors import ProcessError, translate
 from neutrino.system.exec import mapped_errors, netns_argv
@@ -67,13 +67,14 @@ class ProcessSpec:
 # /proc
 # --------------------------------------------------------------------------
 
+
 def proc_state(pid: int) -> str | None:
     """One-letter state from /proc/<pid>/stat (R, S, Z, ...), None if there is no such pid."""
     try:
         raw = (PROC / str(pid) / "stat").read_bytes()
     except OSError:
         return None
-    rest = raw[raw.rfind(b")") + 2:].split()
+    rest = raw[raw.rfind(b")") + 2 :].split()
     return rest[0].decode() if rest else None
 
 
@@ -131,6 +132,7 @@ def read_pidfile(path: Path) -> int | None:
 # Spec verbs
 # --------------------------------------------------------------------------
 
+
 def is_ours(spec: ProcessSpec, pid: int) -> bool:
     """Does running ``pid`` belong to ``spec``?  (uuid in cmdline or environ; without a uuid,
     the same executable name in argv[0])."""
@@ -182,9 +184,14 @@ def start(spec: ProcessSpec, *, timeout: float = 10) -> int:
         # Output goes to a file, not a pipe: a daemon child that keeps the
         # inherited stdout open must not make us wait for EOF.
         with tempfile.TemporaryFile() as out, mapped_errors(full, timeout):
-            proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, env={**os.environ, **env},
-                                    cwd=spec.cwd)
+            proc = subprocess.Popen(
+                full,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **env},
+                cwd=spec.cwd,
+            )
             rc = proc.wait(timeout=timeout)
             if rc != 0:
                 out.seek(0)
@@ -193,9 +200,15 @@ def start(spec: ProcessSpec, *, timeout: float = 10) -> int:
         log = open(spec.log_path, "ab") if spec.log_path else subprocess.DEVNULL
         try:
             with mapped_errors(full, timeout):
-                proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=log,
-                                        stderr=subprocess.STDOUT, env={**os.environ, **env},
-                                        cwd=spec.cwd, start_new_session=True)
+                proc = subprocess.Popen(
+                    full,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, **env},
+                    cwd=spec.cwd,
+                    start_new_session=True,
+                )
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()
@@ -214,8 +227,9 @@ def start(spec: ProcessSpec, *, timeout: float = 10) -> int:
         return pid is not None
 
     if not _wait_for(up, timeout):
-        raise ProcessError(f"{spec.argv[0]} did not come up within {timeout}s "
-                           f"(pidfile {spec.pidfile}: {read_pidfile(spec.pidfile)})")
+        raise ProcessError(
+            f"{spec.argv[0]} did not come up within {timeout}s (pidfile {spec.pidfile}: {read_pidfile(spec.pidfile)})"
+        )
     LOG.debug("started %s pid %d", spec.argv[0], found[0])
     return found[0]
 
@@ -257,7 +271,7 @@ def stop_pid(pid: int, *, timeout: float = 5) -> None:
         raise ProcessError(f"pid {pid} survived SIGKILL")
 
 
-def stop_all(specs: "list[ProcessSpec] | tuple[ProcessSpec, ...]", *, timeout: float = 5) -> None:
+def stop_all(specs: list[ProcessSpec] | tuple[ProcessSpec, ...], *, timeout: float = 5) -> None:
     """Stop several processes in parallel: SIGTERM every verified pid first, then wait
     (SIGKILL stragglers).  Pidfiles are removed.  Idempotent."""
     pids = [pid for pid in (pid_of(s) for s in specs) if pid is not None]
@@ -290,6 +304,20 @@ def stop(spec: ProcessSpec, *, timeout: float = 5) -> None:
         pass
 
 
-__all__ = ["ProcessSpec", "UUID_ENV", "alive", "is_ours", "is_running", "pid_of",
-           "proc_cmdline", "proc_environ", "proc_state", "read_pidfile", "signal_pid", "start",
-           "stop", "stop_all", "stop_pid"]
+__all__ = [
+    "ProcessSpec",
+    "UUID_ENV",
+    "alive",
+    "is_ours",
+    "is_running",
+    "pid_of",
+    "proc_cmdline",
+    "proc_environ",
+    "proc_state",
+    "read_pidfile",
+    "signal_pid",
+    "start",
+    "stop",
+    "stop_all",
+    "stop_pid",
+]

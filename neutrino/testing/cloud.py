@@ -37,14 +37,16 @@ import subprocess
 import sys
 import time
 import uuid as uuidlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import httpx
 
 from neutrino.agents.auth import read_openrc
-from neutrino.system import netns as netns_mod, process
+from neutrino.system import netns as netns_mod
+from neutrino.system import process
 from neutrino.system.errors import HostError
 from neutrino.system.exec import Completed, run
 from neutrino.system.ovsdb import AddBridge, AddPort
@@ -66,9 +68,15 @@ _PORTS = {"DEFAULT": 9696, "identity": 5000, "compute": 8774, "image": 9292}
 def token(openrc: Path) -> str:
     """A project-scoped token for the credentials of an openrc file."""
     c = read_openrc(openrc)
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": c.username, "domain": {"name": c.user_domain}, "password": c.password}}},
-        "scope": {"project": {"name": c.project_name, "domain": {"name": c.project_domain}}}}}
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {"user": {"name": c.username, "domain": {"name": c.user_domain}, "password": c.password}},
+            },
+            "scope": {"project": {"name": c.project_name, "domain": {"name": c.project_domain}}},
+        }
+    }
     r = httpx.post(f"{c.auth_url.rstrip('/')}/auth/tokens", json=body, timeout=30)
     r.raise_for_status()
     return r.headers["X-Subject-Token"]
@@ -77,8 +85,9 @@ def token(openrc: Path) -> str:
 @dataclass
 class CloudHost:
     """One simulated host: its fabric host (netns + private OVS) and its agents."""
+
     name: str
-    node: Host                      # the fabric's host: .netns, .ovs, .of, .vtep
+    node: Host  # the fabric's host: .netns, .ovs, .of, .vtep
     state_dir: Path
     agents: dict[str, process.ProcessSpec] = field(default_factory=dict)
 
@@ -106,10 +115,16 @@ class CloudHost:
 class Cloud:
     """One API server and ``hosts`` (name -> VTEP address) with ovs + compute agents each."""
 
-    def __init__(self, base_dir: Path | str, hosts: Sequence[tuple[str, str]] = DEFAULT_HOSTS, *,
-                 prefix: str | None = None, agents: Sequence[str] = ("ovs", "compute"),
-                 agent_options: Mapping[tuple[str, str], str] | None = None,
-                 alive_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_dir: Path | str,
+        hosts: Sequence[tuple[str, str]] = DEFAULT_HOSTS,
+        *,
+        prefix: str | None = None,
+        agents: Sequence[str] = ("ovs", "compute"),
+        agent_options: Mapping[tuple[str, str], str] | None = None,
+        alive_timeout: float = 30.0,
+    ) -> None:
         self.base = Path(base_dir)
         self.host_specs = list(hosts)
         self.prefix = prefix or "nc" + uuidlib.uuid4().hex[:5]
@@ -125,8 +140,8 @@ class Cloud:
         self._started = False
         self._torn_down = False
         self._token: tuple[str, float] | None = None
-        self._server_record: Any = None        # neutrino.cli.process.PidRecord of the API server
-        self._instance_ids: set[str] = set()   # every instance an agent made (for leftovers())
+        self._server_record: Any = None  # neutrino.cli.process.PidRecord of the API server
+        self._instance_ids: set[str] = set()  # every instance an agent made (for leftovers())
         #: instance namespaces the agents had not removed when teardown gave up waiting
         self.not_removed_by_agents: list[str] = []
         self.timings: dict[str, float] = {}
@@ -165,19 +180,25 @@ class Cloud:
         import openstack  # noqa: PLC0415 - only the tests need openstacksdk
 
         c = read_openrc(self.server_dir / f"{user}-openrc")
-        return openstack.connect(auth_url=c.auth_url, username=c.username, password=c.password,
-                                 project_name=c.project_name, user_domain_name=c.user_domain,
-                                 project_domain_name=c.project_domain, region_name="RegionOne")
+        return openstack.connect(
+            auth_url=c.auth_url,
+            username=c.username,
+            password=c.password,
+            project_name=c.project_name,
+            user_domain_name=c.user_domain,
+            project_domain_name=c.project_domain,
+            region_name="RegionOne",
+        )
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
-    def __enter__(self) -> "Cloud":
+    def __enter__(self) -> Cloud:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.teardown()
 
-    def start(self) -> "Cloud":
+    def start(self) -> Cloud:
         if self._started:
             return self
         if self._torn_down:
@@ -206,12 +227,24 @@ class Cloud:
         self.server_dir.mkdir(parents=True, exist_ok=True)
         for attempt in range(3):
             self.offset = free_port_offset()
-            proc = subprocess.run([*NEUTRINO, "up", "--no-agents", "--state-dir", str(self.server_dir),
-                                   "--port-offset", str(self.offset)], capture_output=True, text=True,
-                                  timeout=120)
+            proc = subprocess.run(
+                [
+                    *NEUTRINO,
+                    "up",
+                    "--no-agents",
+                    "--state-dir",
+                    str(self.server_dir),
+                    "--port-offset",
+                    str(self.offset),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             self._server_started = True
             if proc.returncode == 0:
                 from neutrino.cli.process import PidFile  # noqa: PLC0415
+
                 self._server_record = PidFile(self.server_dir / "run" / "server.pid").read()
                 return
             if "already in use" not in proc.stderr or attempt == 2:
@@ -220,8 +253,7 @@ class Cloud:
     def _add_host(self, name: str, vtep: str) -> CloudHost:
         node = self.fabric.add_host(name, vtep)
         # The physical bridge exists, with the physnet veth in it, before the agent starts.
-        node.ovs.transact([AddBridge(PHYS_BRIDGE, datapath_type="netdev"),
-                           AddPort(PHYS_BRIDGE, PHYSNET_DEV)])
+        node.ovs.transact([AddBridge(PHYS_BRIDGE, datapath_type="netdev"), AddPort(PHYS_BRIDGE, PHYSNET_DEV)])
         state = self.hosts_dir / name
         (state / "log").mkdir(parents=True, exist_ok=True)
         (state / "run").mkdir(parents=True, exist_ok=True)
@@ -266,7 +298,9 @@ class Cloud:
                 argv=(*NEUTRINO, "agent", kind, "--state-dir", str(host.state_dir)),
                 pidfile=host.state_dir / "run" / f"{kind}-agent.pid",
                 uuid=f"{self.fabric.uuid}-{host.name}-{kind}",
-                log_path=host.state_dir / "log" / f"{kind}-agent.log", cwd=host.state_dir)
+                log_path=host.state_dir / "log" / f"{kind}-agent.log",
+                cwd=host.state_dir,
+            )
             host.agents[kind] = spec
             process.start(spec)
 
@@ -288,11 +322,11 @@ class Cloud:
         deadline = time.monotonic() + timeout
         missing = self.missing_agents()
         while missing:
-            dead = [f"{h.name}/{k}" for h in self.hosts.values() for k, s in h.agents.items()
-                    if not process.alive(s)]
+            dead = [f"{h.name}/{k}" for h in self.hosts.values() for k, s in h.agents.items() if not process.alive(s)]
             if dead or time.monotonic() > deadline:
-                logs = "\n".join(f"--- {h.name} {k} ---\n{h.log(k)[-3000:]}"
-                                 for h in self.hosts.values() for k in h.agents)
+                logs = "\n".join(
+                    f"--- {h.name} {k} ---\n{h.log(k)[-3000:]}" for h in self.hosts.values() for k in h.agents
+                )
                 raise HostError(f"agents not alive after {timeout:g}s: {missing} (exited: {dead})\n{logs}")
             time.sleep(0.2)
             missing = self.missing_agents()
@@ -336,8 +370,11 @@ class Cloud:
         deadline = time.monotonic() + timeout
         while True:
             self._instance_ids.update(sid for h in self.hosts.values() for sid in h.instances())
-            left = sorted(self.instance_netns(sid) for sid in self._instance_ids
-                          if netns_mod.netns_exists(self.instance_netns(sid)))
+            left = sorted(
+                self.instance_netns(sid)
+                for sid in self._instance_ids
+                if netns_mod.netns_exists(self.instance_netns(sid))
+            )
             if not left or time.monotonic() >= deadline:
                 return left
             time.sleep(0.2)
@@ -387,8 +424,12 @@ class Cloud:
                     errors.append(f"removing {ns}: {exc}")
         # 4. The API server and its state.
         if self._server_started:
-            proc = subprocess.run([*NEUTRINO, "down", "--purge", "--state-dir", str(self.server_dir)],
-                                  capture_output=True, text=True, timeout=60)
+            proc = subprocess.run(
+                [*NEUTRINO, "down", "--purge", "--state-dir", str(self.server_dir)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             if proc.returncode != 0:
                 errors.append(f"neutrino down --purge: {proc.stderr.strip()}")
         # 5. The fabric: host OVS daemons, namespaces, its directory.
@@ -409,11 +450,13 @@ class Cloud:
         """What of this cloud still exists (empty after a clean teardown)."""
         out = list(self.fabric.leftovers())
         for h in self.hosts.values():
-            out += [f"pid {process.pid_of(s)} ({h.name} {k} agent)" for k, s in h.agents.items()
-                    if process.alive(s)]
+            out += [f"pid {process.pid_of(s)} ({h.name} {k} agent)" for k, s in h.agents.items() if process.alive(s)]
             self._instance_ids.update(h.instances())
-        out += [f"netns {self.instance_netns(sid)}" for sid in sorted(self._instance_ids)
-                if netns_mod.netns_exists(self.instance_netns(sid))]
+        out += [
+            f"netns {self.instance_netns(sid)}"
+            for sid in sorted(self._instance_ids)
+            if netns_mod.netns_exists(self.instance_netns(sid))
+        ]
         rec = self._server_record
         if rec is not None and rec.processes():
             out.append(f"API server pids {rec.processes()}")
@@ -423,5 +466,4 @@ class Cloud:
         return out
 
 
-__all__ = ["AGENT_TYPES", "Cloud", "CloudHost", "DEFAULT_HOSTS", "PHYSNET", "PHYS_BRIDGE",
-           "free_port_offset", "token"]
+__all__ = ["AGENT_TYPES", "Cloud", "CloudHost", "DEFAULT_HOSTS", "PHYSNET", "PHYS_BRIDGE", "free_port_offset", "token"]

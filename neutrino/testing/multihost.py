@@ -36,11 +36,12 @@ import logging
 import shutil
 import time
 import uuid as uuidlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
-from neutrino.system import iproute, netns as netns_mod, process
+from neutrino.system import iproute, process
+from neutrino.system import netns as netns_mod
 from neutrino.system.errors import HostError
 from neutrino.system.exec import Completed, run
 from neutrino.system.ovsdb import AddBridge, AddPort, Ovs, PrivateOvs
@@ -52,17 +53,18 @@ UNDERLAY_BRIDGE = "br-underlay"
 UNDERLAY_DEV = "und0"
 PHYSNET_DEV = "phy0"
 MGMT_DEV = "mgmt0"
-UNDERLAY_MTU = 1600      # room for 50 bytes of VXLAN around a 1500-byte instance frame
+UNDERLAY_MTU = 1600  # room for 50 bytes of VXLAN around a 1500-byte instance frame
 INSTANCE_DEV = "eth0"
 
 
 @dataclass
 class Instance:
     """A namespace standing in for a VM / DHCP / router port."""
+
     name: str
     netns: str
-    dev: str                 # the device inside ``netns``
-    port: str                # the OVS port name on the host's bridge
+    dev: str  # the device inside ``netns``
+    port: str  # the OVS port name on the host's bridge
     bridge: str
     mac: str | None
     ip: ipaddress.IPv4Interface | ipaddress.IPv6Interface | None
@@ -70,15 +72,22 @@ class Instance:
     def exec(self, argv: Sequence[str], **kw) -> Completed:
         return run(argv, netns=self.netns, **kw)
 
-    def ping(self, dst: str, *, count: int = 1, timeout: float = 2, check: bool = True,
-             size: int | None = None, dont_fragment: bool = False) -> Completed:
+    def ping(
+        self,
+        dst: str,
+        *,
+        count: int = 1,
+        timeout: float = 2,
+        check: bool = True,
+        size: int | None = None,
+        dont_fragment: bool = False,
+    ) -> Completed:
         argv = ["ping", "-n", "-c", str(count), "-W", str(timeout), "-i", "0.2"]
         if size is not None:
             argv += ["-s", str(size)]
         if dont_fragment:
             argv += ["-M", "do"]
-        return run(argv + [dst], netns=self.netns, check=check,
-                   timeout=count * (timeout + 0.5) + 5)
+        return run(argv + [dst], netns=self.netns, check=check, timeout=count * (timeout + 0.5) + 5)
 
 
 @dataclass
@@ -86,12 +95,12 @@ class Host:
     name: str
     netns: str
     rundir: Path
-    daemons: PrivateOvs | None          # None: a host without Open vSwitch (a controller)
+    daemons: PrivateOvs | None  # None: a host without Open vSwitch (a controller)
     vtep: ipaddress.IPv4Interface | None
     underlay_dev: str | None
     physnet_dev: str | None
     instances: dict[str, Instance] = field(default_factory=dict)
-    _fabric: "Fabric | None" = field(default=None, repr=False)
+    _fabric: Fabric | None = field(default=None, repr=False)
     mgmt: ipaddress.IPv4Interface | None = None
 
     @property
@@ -109,8 +118,7 @@ class Host:
         """OVS_RUNDIR & co.: give these to anything (an agent) that must reach this host's OVS."""
         return self.ovs.env if self.daemons is not None else {}
 
-    def exec(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
-             **kw) -> Completed:
+    def exec(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, **kw) -> Completed:
         """Run ``argv`` in this host's namespace with its OVS environment."""
         return run(argv, netns=self.netns, env={**self.env, **(env or {})}, **kw)
 
@@ -120,10 +128,19 @@ class Host:
             raise HostError(f"{self.name}: {UNDERLAY_BRIDGE} has no MAC yet")
         return link.mac
 
-    def plug(self, name: str, *, bridge: str = "br-int", port: str | None = None,
-             ip: str | None = None, mac: str | None = None, mtu: int | None = None,
-             tag: int | None = None, external_ids: Mapping[str, str] | None = None,
-             kind: str = "veth") -> Instance:
+    def plug(
+        self,
+        name: str,
+        *,
+        bridge: str = "br-int",
+        port: str | None = None,
+        ip: str | None = None,
+        mac: str | None = None,
+        mtu: int | None = None,
+        tag: int | None = None,
+        external_ids: Mapping[str, str] | None = None,
+        kind: str = "veth",
+    ) -> Instance:
         """Create instance namespace ``<prefix>-<name>`` attached to ``bridge``.
 
         ``kind="veth"``: veth ``port`` (host ns, on the bridge) <-> ``eth0``
@@ -140,20 +157,24 @@ class Host:
             iproute.ensure_veth(port, INSTANCE_DEV, netns=self.netns, peer_netns=ns)
             iproute.set_link(port, netns=self.netns, up=True)
             iproute.disable_offloads(INSTANCE_DEV, netns=ns)
-            self.ovs.transact([AddPort(bridge, port, tag=tag,
-                                       external_ids=dict(external_ids or {}))])
+            self.ovs.transact([AddPort(bridge, port, tag=tag, external_ids=dict(external_ids or {}))])
         elif kind == "internal":
-            self.ovs.transact([AddPort(bridge, port, type="internal", tag=tag,
-                                       external_ids=dict(external_ids or {}))])
+            self.ovs.transact([AddPort(bridge, port, type="internal", tag=tag, external_ids=dict(external_ids or {}))])
             iproute.move_link(port, ns, netns=self.netns)
         else:
             raise ValueError(f"unknown port kind {kind!r}")
         iproute.set_link(dev, netns=ns, mac_address=mac, mtu=mtu, up=True)
         if ip:
             iproute.ensure_address(dev, ip, netns=ns)
-        inst = Instance(name=name, netns=ns, dev=dev, port=port, bridge=bridge,
-                        mac=mac.lower() if mac else None,
-                        ip=iproute.interface(ip) if ip else None)
+        inst = Instance(
+            name=name,
+            netns=ns,
+            dev=dev,
+            port=port,
+            bridge=bridge,
+            mac=mac.lower() if mac else None,
+            ip=iproute.interface(ip) if ip else None,
+        )
         self.instances[name] = inst
         return inst
 
@@ -161,6 +182,7 @@ class Host:
 @dataclass
 class Capture:
     """A running tcpdump (text output, ``-nn -e -l``) in some namespace."""
+
     spec: process.ProcessSpec
     log_path: Path
 
@@ -174,17 +196,16 @@ class Capture:
             text = self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return []
-        skip = ("listening on", "tcpdump:", "packets captured", "packets received",
-                "packets dropped")
-        return [ln for ln in text.splitlines()
-                if ln.strip() and not any(s in ln for s in skip)]
+        skip = ("listening on", "tcpdump:", "packets captured", "packets received", "packets dropped")
+        return [ln for ln in text.splitlines() if ln.strip() and not any(s in ln for s in skip)]
 
 
 class Fabric:
     """The fabric namespace and the hosts attached to it (see module docstring)."""
 
-    def __init__(self, prefix: str, base_dir: Path | str, *, underlay_mtu: int = UNDERLAY_MTU,
-                 physnet_mtu: int = 1500) -> None:
+    def __init__(
+        self, prefix: str, base_dir: Path | str, *, underlay_mtu: int = UNDERLAY_MTU, physnet_mtu: int = 1500
+    ) -> None:
         if not prefix or len(prefix) > 8 or not prefix.replace("-", "").isalnum():
             raise ValueError(f"prefix must be 1-8 alphanumeric chars: {prefix!r}")
         self.prefix = prefix
@@ -197,7 +218,7 @@ class Fabric:
         self.physnet_mtu = physnet_mtu
         self.hosts: dict[str, Host] = {}
         self.uuid = f"neutrino-fabric-{prefix}-{uuidlib.uuid4().hex[:12]}"
-        self._namespaces: list[str] = []      # every netns we created, in creation order
+        self._namespaces: list[str] = []  # every netns we created, in creation order
         self._processes: list[process.ProcessSpec] = []
         self._started = False
         self._torn_down = False
@@ -205,14 +226,14 @@ class Fabric:
 
     # ---- lifecycle --------------------------------------------------------
 
-    def __enter__(self) -> "Fabric":
+    def __enter__(self) -> Fabric:
         self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.teardown()
 
-    def start(self) -> "Fabric":
+    def start(self) -> Fabric:
         if self._started:
             return self
         if self._torn_down:
@@ -225,8 +246,11 @@ class Fabric:
         self._created_root = True
         self._new_netns_exact(self.netns)
         cmds = []
-        for br, mtu in ((self.underlay_bridge, self.underlay_mtu),
-                        (self.physnet_bridge, self.physnet_mtu), (self.mgmt_bridge, 1500)):
+        for br, mtu in (
+            (self.underlay_bridge, self.underlay_mtu),
+            (self.physnet_bridge, self.physnet_mtu),
+            (self.mgmt_bridge, 1500),
+        ):
             cmds.append(["link", "add", br, "mtu", str(mtu), "type", "bridge"])
             cmds.append(["link", "set", "dev", br, "up"])
         iproute.batch(cmds, netns=self.netns)
@@ -242,9 +266,16 @@ class Fabric:
     def _new_netns(self, name: str) -> str:
         return self._new_netns_exact(f"{self.prefix}-{name}")
 
-    def add_host(self, name: str, vtep_ip: str | ipaddress.IPv4Interface | None = None, *,
-                 physnet: bool = True, seed_neighbors: bool = True,
-                 mgmt_ip: str | ipaddress.IPv4Interface | None = None, ovs: bool = True) -> Host:
+    def add_host(
+        self,
+        name: str,
+        vtep_ip: str | ipaddress.IPv4Interface | None = None,
+        *,
+        physnet: bool = True,
+        seed_neighbors: bool = True,
+        mgmt_ip: str | ipaddress.IPv4Interface | None = None,
+        ovs: bool = True,
+    ) -> Host:
         """Create host ``name``: netns, private OVS (unless ``ovs=False``), underlay (if
         ``vtep_ip``), physnet veth, management veth (if ``mgmt_ip``).
 
@@ -264,8 +295,16 @@ class Fabric:
         ns = self._new_netns(name)
         rundir = self.root / name
         daemons = PrivateOvs(rundir, ns, uuid=f"{self.uuid}-{name}") if ovs else None
-        host = Host(name=name, netns=ns, rundir=rundir, daemons=daemons, vtep=None,
-                    underlay_dev=None, physnet_dev=None, _fabric=self)
+        host = Host(
+            name=name,
+            netns=ns,
+            rundir=rundir,
+            daemons=daemons,
+            vtep=None,
+            underlay_dev=None,
+            physnet_dev=None,
+            _fabric=self,
+        )
         self.hosts[name] = host
         if daemons is not None:
             self._processes += [daemons.ovsdb_server, daemons.vswitchd]
@@ -278,8 +317,9 @@ class Fabric:
         if vtep_ip is not None:
             vtep = ipaddress.IPv4Interface(vtep_ip if "/" in str(vtep_ip) else f"{vtep_ip}/24")
             self._wire(host, UNDERLAY_DEV, f"u-{name}", self.underlay_bridge, self.underlay_mtu)
-            host.ovs.transact([AddBridge(UNDERLAY_BRIDGE, datapath_type="netdev"),
-                               AddPort(UNDERLAY_BRIDGE, UNDERLAY_DEV)])
+            host.ovs.transact(
+                [AddBridge(UNDERLAY_BRIDGE, datapath_type="netdev"), AddPort(UNDERLAY_BRIDGE, UNDERLAY_DEV)]
+            )
             iproute.ensure_address(UNDERLAY_BRIDGE, vtep, netns=ns)
             iproute.set_link(UNDERLAY_BRIDGE, netns=ns, up=True)
             host.vtep = vtep
@@ -316,8 +356,15 @@ class Fabric:
         """Run ``argv`` in the fabric namespace."""
         return run(argv, netns=self.netns, **kw)
 
-    def capture(self, dev: str, bpf: Sequence[str] = (), *, netns: str | None = None,
-                extra: Sequence[str] = ("-e",), timeout: float = 5) -> Capture:
+    def capture(
+        self,
+        dev: str,
+        bpf: Sequence[str] = (),
+        *,
+        netns: str | None = None,
+        extra: Sequence[str] = ("-e",),
+        timeout: float = 5,
+    ) -> Capture:
         """Start tcpdump on ``dev`` (in the fabric netns unless ``netns``); returns
         once it is listening.  ``Capture.stop()`` returns the packet lines."""
         self.start()
@@ -327,13 +374,15 @@ class Fabric:
         log_path = cap_dir / f"{n}-{dev}.txt"
         spec = process.ProcessSpec(
             argv=("tcpdump", "-i", dev, "-nn", "-l", "-U", *extra, *bpf),
-            pidfile=cap_dir / f"{n}-{dev}.pid", netns=netns or self.netns,
-            uuid=f"{self.uuid}-cap{n}", log_path=log_path)
+            pidfile=cap_dir / f"{n}-{dev}.pid",
+            netns=netns or self.netns,
+            uuid=f"{self.uuid}-cap{n}",
+            log_path=log_path,
+        )
         self._processes.append(spec)
         process.start(spec, timeout=timeout)
         deadline = time.monotonic() + timeout
-        while "listening on" not in (log_path.read_text(errors="replace")
-                                     if log_path.exists() else ""):
+        while "listening on" not in (log_path.read_text(errors="replace") if log_path.exists() else ""):
             # Asked twice: while ``ip netns exec`` execs tcpdump, /proc/<pid>/environ (where the
             # process's uuid is) can read empty for a moment, and one such read is no exit.
             if not process.alive(spec) and (time.sleep(0.1) or not process.alive(spec)):
@@ -383,8 +432,7 @@ class Fabric:
     def leftovers(self) -> list[str]:
         """What of this fabric still exists (empty after a clean teardown)."""
         out = [f"netns {ns}" for ns in self._namespaces if netns_mod.netns_exists(ns)]
-        out += [f"pid {process.read_pidfile(s.pidfile)} ({s.argv[0]})"
-                for s in self._processes if process.alive(s)]
+        out += [f"pid {process.read_pidfile(s.pidfile)} ({s.argv[0]})" for s in self._processes if process.alive(s)]
         if self.root.exists():
             out.append(f"dir {self.root}")
         return out
@@ -404,5 +452,15 @@ def mesh(fabric: Fabric) -> Iterator[tuple[Host, Host]]:
                 yield a, b
 
 
-__all__ = ["Capture", "Fabric", "Host", "Instance", "MGMT_DEV", "PHYSNET_DEV", "UNDERLAY_BRIDGE",
-           "UNDERLAY_DEV", "mesh", "vxlan_port_name"]
+__all__ = [
+    "Capture",
+    "Fabric",
+    "Host",
+    "Instance",
+    "MGMT_DEV",
+    "PHYSNET_DEV",
+    "UNDERLAY_BRIDGE",
+    "UNDERLAY_DEV",
+    "mesh",
+    "vxlan_port_name",
+]

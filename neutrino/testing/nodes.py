@@ -48,10 +48,11 @@ import sys
 import threading
 import time
 import uuid as uuidlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -72,7 +73,7 @@ class NodeSpec:
     name: str
     role: str
     mgmt_ip: str
-    vtep_ip: str | None = None      # None: no OVS on this node
+    vtep_ip: str | None = None  # None: no OVS on this node
 
 
 #: The seed's "separate network node" layout.
@@ -82,8 +83,11 @@ SEED_LAYOUT = (
     NodeSpec("compute1", "compute", "192.168.1.21/24", "192.168.2.21/24"),
     NodeSpec("compute2", "compute", "192.168.1.22/24", "192.168.2.22/24"),
 )
-AGENT_TYPES = {"network": {"Open vSwitch agent", "DHCP agent", "L3 agent", "Metadata agent"},
-               "compute": {"Open vSwitch agent", "Compute agent"}, "controller": set()}
+AGENT_TYPES = {
+    "network": {"Open vSwitch agent", "DHCP agent", "L3 agent", "Metadata agent"},
+    "compute": {"Open vSwitch agent", "Compute agent"},
+    "controller": set(),
+}
 
 T = TypeVar("T")
 _CLONE_NEWNET = 0x40000000
@@ -146,13 +150,20 @@ class Node:
 class Nodes:
     """The nodes of ``layout`` on one fabric, each running ``neutrino up --role``."""
 
-    def __init__(self, base_dir: Path | str, layout: tuple[NodeSpec, ...] = SEED_LAYOUT, *,
-                 prefix: str | None = None, database: str = "auto", api_workers: int = 2,
-                 options: dict[tuple[str, str], str] | None = None) -> None:
+    def __init__(
+        self,
+        base_dir: Path | str,
+        layout: tuple[NodeSpec, ...] = SEED_LAYOUT,
+        *,
+        prefix: str | None = None,
+        database: str = "auto",
+        api_workers: int = 2,
+        options: dict[tuple[str, str], str] | None = None,
+    ) -> None:
         self.base = Path(base_dir)
         self.layout = layout
         self.prefix = prefix or "nn" + uuidlib.uuid4().hex[:5]
-        self.want_database = database            # auto | postgresql | sqlite
+        self.want_database = database  # auto | postgresql | sqlite
         self.api_workers = api_workers
         self.options = dict(options or {})
         self.fabric = Fabric(self.prefix, self.base)
@@ -176,13 +187,13 @@ class Nodes:
 
     # ---- lifecycle -------------------------------------------------------------------------
 
-    def __enter__(self) -> "Nodes":
+    def __enter__(self) -> Nodes:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.teardown()
 
-    def start(self) -> "Nodes":
+    def start(self) -> Nodes:
         if self._started:
             return self
         self._started = True
@@ -216,7 +227,7 @@ class Nodes:
     def _add(self, spec: NodeSpec) -> Node:
         ovs = spec.vtep_ip is not None
         host = self.fabric.add_host(spec.name, spec.vtep_ip, physnet=ovs, mgmt_ip=spec.mgmt_ip, ovs=ovs)
-        if ovs:   # the physical bridge with its wire exists before the agents start
+        if ovs:  # the physical bridge with its wire exists before the agents start
             host.ovs.transact([AddBridge(PHYS_BRIDGE, datapath_type="netdev"), AddPort(PHYS_BRIDGE, PHYSNET_DEV)])
         state = self.base / "nodes" / spec.name
         (state / "log").mkdir(parents=True, exist_ok=True)
@@ -237,19 +248,23 @@ class Nodes:
     def config_values(self, node: Node) -> dict[tuple[str, str], str]:
         """The ``neutrino.conf`` values of ``node`` (see the module docstring)."""
         from neutrino.cli.main import initial_values
+
         ctl = self.controller
         values = initial_values()
         ctl_conf = ctl.state_dir / "neutrino.conf"
-        if node is not ctl and ctl_conf.exists():   # the controller's secret, for the metadata agent
+        if node is not ctl and ctl_conf.exists():  # the controller's secret, for the metadata agent
             from neutrino.config import load
+
             secret = load(ctl_conf).metadata.metadata_proxy_shared_secret
             values[("metadata", "metadata_proxy_shared_secret")] = secret
-        values.update({
-            ("DEFAULT", "roles"): node.spec.role,
-            ("DEFAULT", "host"): node.name,
-            ("metadata", "nova_metadata_host"): ctl.mgmt_ip,
-            ("lab", "host_netns"): self.lab_netns,
-        })
+        values.update(
+            {
+                ("DEFAULT", "roles"): node.spec.role,
+                ("DEFAULT", "host"): node.name,
+                ("metadata", "nova_metadata_host"): ctl.mgmt_ip,
+                ("lab", "host_netns"): self.lab_netns,
+            }
+        )
         if node is ctl:
             for sec in ("DEFAULT", "identity", "compute", "image", "metadata"):
                 values[(sec, "bind_host")] = ctl.mgmt_ip
@@ -257,19 +272,22 @@ class Nodes:
             values[("database", "connection")] = self.database
         else:
             values.pop(("database", "connection"), None)
-            values.update({
-                ("DEFAULT", "server_url"): self.network_url,
-                ("ovs", "host_netns"): node.netns,
-                ("ovs", "ovs_rundir"): str(node.host.rundir),
-                ("ovs", "local_ip"): node.vtep_ip or "",
-                ("ovs", "bridge_mappings"): f"physnet:{PHYS_BRIDGE}",
-                ("ovs", "datapath_type"): "netdev",
-            })
+            values.update(
+                {
+                    ("DEFAULT", "server_url"): self.network_url,
+                    ("ovs", "host_netns"): node.netns,
+                    ("ovs", "ovs_rundir"): str(node.host.rundir),
+                    ("ovs", "local_ip"): node.vtep_ip or "",
+                    ("ovs", "bridge_mappings"): f"physnet:{PHYS_BRIDGE}",
+                    ("ovs", "datapath_type"): "netdev",
+                }
+            )
         values.update(self.options)
         return values
 
     def _write_config(self, node: Node) -> None:
         from neutrino.config import render_ini
+
         (node.state_dir / "neutrino.conf").write_text(render_ini(self.config_values(node)))
 
     def command(self, node: str, *argv: str) -> list[str]:
@@ -279,16 +297,24 @@ class Nodes:
     def neutrino(self, node: str, sub: str, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         """``neutrino SUB --state-dir <node's> ARGS`` in ``node``'s namespace."""
         n = self.nodes[node]
-        return subprocess.run(self.command(node, *NEUTRINO, sub, "--state-dir", str(n.state_dir), *args),
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            self.command(node, *NEUTRINO, sub, "--state-dir", str(n.state_dir), *args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def _up(self, node: Node) -> None:
         r = self.neutrino(node.name, "up", "--role", node.spec.role)
         if r.returncode != 0 or "warning: not alive" in r.stdout:
-            logs = "\n".join(f"--- {node.name} {p.stem} ---\n{p.read_text(errors='replace')[-2500:]}"
-                             for p in sorted((node.state_dir / "log").glob("*.log")))
-            raise HostError(f"neutrino up --role {node.spec.role} on {node.name} failed ({r.returncode}):\n"
-                            f"{r.stdout}\n{r.stderr}\n{logs}")
+            logs = "\n".join(
+                f"--- {node.name} {p.stem} ---\n{p.read_text(errors='replace')[-2500:]}"
+                for p in sorted((node.state_dir / "log").glob("*.log"))
+            )
+            raise HostError(
+                f"neutrino up --role {node.spec.role} on {node.name} failed ({r.returncode}):\n"
+                f"{r.stdout}\n{r.stderr}\n{logs}"
+            )
 
     # ---- the API (on the management network) ---------------------------------------------------
 
@@ -298,12 +324,21 @@ class Nodes:
     def admin_token(self) -> str:
         def login() -> str:
             c = read_openrc(self.controller.state_dir / "admin-openrc")
-            body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-                "name": c.username, "domain": {"name": c.user_domain}, "password": c.password}}},
-                "scope": {"project": {"name": c.project_name, "domain": {"name": c.project_domain}}}}}
+            body = {
+                "auth": {
+                    "identity": {
+                        "methods": ["password"],
+                        "password": {
+                            "user": {"name": c.username, "domain": {"name": c.user_domain}, "password": c.password}
+                        },
+                    },
+                    "scope": {"project": {"name": c.project_name, "domain": {"name": c.project_domain}}},
+                }
+            }
             r = httpx.post(f"{c.auth_url.rstrip('/')}/auth/tokens", json=body, timeout=30)
             r.raise_for_status()
             return r.headers["X-Subject-Token"]
+
         return self.call_in(self.controller.name, login)
 
     def api(self, method: str, path: str, *, token: str | None = None, **kw: Any) -> httpx.Response:
@@ -313,6 +348,7 @@ class Nodes:
 
         def go() -> httpx.Response:
             return httpx.request(method, url, headers={"X-Auth-Token": tok}, timeout=30, **kw)
+
         return self.call_in(self.controller.name, go)
 
     def missing_agents(self) -> list[str]:
@@ -343,6 +379,7 @@ class Nodes:
             if conf.exists():
                 from neutrino.agents.dhcp.agent import confs_dir
                 from neutrino.config import load
+
                 self._namespaces_seen |= {f"qdhcp-{d.name}" for d in confs_dir(load(conf)).glob("*")}
 
     def teardown(self) -> None:
@@ -353,6 +390,7 @@ class Nodes:
         self._torn_down = True
         errors: list[str] = []
         self._record_namespaces()
+
         def down(n: Node) -> None:
             if not (n.state_dir / "neutrino.conf").exists() or not netns_mod.netns_exists(n.netns):
                 return
@@ -364,13 +402,13 @@ class Nodes:
                 errors.append(f"down --purge on {n.name} timed out")
 
         agent_nodes = [n for n in self.nodes.values() if n.spec.role != "controller"]
-        with ThreadPoolExecutor(max(1, len(agent_nodes))) as pool:   # the agent nodes at once,
+        with ThreadPoolExecutor(max(1, len(agent_nodes))) as pool:  # the agent nodes at once,
             list(pool.map(down, agent_nodes))
-        for n in self.nodes.values():                                # then the controller
+        for n in self.nodes.values():  # then the controller
             if n.spec.role == "controller":
                 down(n)
         try:
-            self.fabric.teardown()      # kills whatever still runs in the nodes' namespaces
+            self.fabric.teardown()  # kills whatever still runs in the nodes' namespaces
         except Exception as exc:  # noqa: BLE001 - keep tearing down
             errors.append(str(exc))
         for ns in sorted(self._namespaces_seen):

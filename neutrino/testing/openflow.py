@@ -10,8 +10,8 @@ the helpers here.  Pure text functions first, then the runner subclass.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from neutrino.system.oftext import DEFAULT_PRIORITY, FLAG_WORDS, Flow, one_line_each, split_fields
 from neutrino.system.openflow import OpenFlow
@@ -25,9 +25,8 @@ def parse_flow_mod(text: str) -> Flow:
     idx = text.find("actions=")
     if idx < 0:
         raise ValueError(f"flow without actions: {text!r}")
-    head, actions = text[:idx], text[idx + len("actions="):]
-    ints = {"table": 0, "priority": DEFAULT_PRIORITY, "idle_timeout": 0, "hard_timeout": 0,
-            "importance": 0}
+    head, actions = text[:idx], text[idx + len("actions=") :]
+    ints = {"table": 0, "priority": DEFAULT_PRIORITY, "idle_timeout": 0, "hard_timeout": 0, "importance": 0}
     cookie, flags, match = 0, [], []
     for tok in split_fields(re.sub(r"\s+", ",", head.strip())):
         key, sep, value = tok.partition("=")
@@ -39,10 +38,17 @@ def parse_flow_mod(text: str) -> Flow:
             flags.append(key)
         else:
             match.append(tok)
-    return Flow(table=ints["table"], priority=ints["priority"], match=",".join(match),
-                actions=actions.strip(), cookie=cookie, idle_timeout=ints["idle_timeout"],
-                hard_timeout=ints["hard_timeout"], importance=ints["importance"],
-                flags=tuple(flags))
+    return Flow(
+        table=ints["table"],
+        priority=ints["priority"],
+        match=",".join(match),
+        actions=actions.strip(),
+        cookie=cookie,
+        idle_timeout=ints["idle_timeout"],
+        hard_timeout=ints["hard_timeout"],
+        importance=ints["importance"],
+        flags=tuple(flags),
+    )
 
 
 def flow_mod_text(flow: Flow, *, with_actions: bool = True) -> str:
@@ -76,8 +82,7 @@ def delete_strict_text(flow: Flow, *, match_cookie: bool = False) -> str:
     return f"delete_strict {cookie}{_strict_spec(flow)}"
 
 
-def bundle_text(add: Iterable[Flow] = (), delete: Iterable[Flow] = (),
-                delete_cookies: Iterable[int] = ()) -> str:
+def bundle_text(add: Iterable[Flow] = (), delete: Iterable[Flow] = (), delete_cookies: Iterable[int] = ()) -> str:
     """The ``--bundle add-flows`` input: deletions first, then additions (pure)."""
     lines = [f"delete cookie={c:#x}/-1" for c in delete_cookies]
     lines += [delete_strict_text(f) for f in delete]
@@ -105,7 +110,7 @@ class Trace:
     """An ``ofproto/trace`` result: its full text and the datapath actions it ends with."""
 
     text: str
-    datapath_actions: str   # the final "Datapath actions: ..." value ("drop" if none)
+    datapath_actions: str  # the final "Datapath actions: ..." value ("drop" if none)
 
 
 class OpenFlowTool(OpenFlow):
@@ -122,18 +127,15 @@ class OpenFlowTool(OpenFlow):
 
     def replace_cookie_flows(self, bridge: str, cookie: int, flows: Iterable[Flow]) -> None:
         """Atomically make the flows carrying ``cookie`` exactly ``flows`` (re-cookied)."""
-        self._bundle(bridge, bundle_text(add=[f.with_cookie(cookie) for f in flows],
-                                         delete_cookies=[cookie]))
+        self._bundle(bridge, bundle_text(add=[f.with_cookie(cookie) for f in flows], delete_cookies=[cookie]))
 
-    def delete_flows_except_cookie(self, bridge: str, cookie: int,
-                                   keep: Iterable[int] = ()) -> list[Flow]:
+    def delete_flows_except_cookie(self, bridge: str, cookie: int, keep: Iterable[int] = ()) -> list[Flow]:
         """Delete every flow whose cookie is not ``cookie`` (nor in ``keep``): post-resync
         cleanup of stale flows.  One bundle; returns the deleted flows."""
         keep_set = {cookie, *keep}
         stale = [f for f in self.dump(bridge) if f.cookie not in keep_set]
         if stale:
-            self._bundle(bridge, "".join(delete_strict_text(f, match_cookie=True) + "\n"
-                                         for f in stale))
+            self._bundle(bridge, "".join(delete_strict_text(f, match_cookie=True) + "\n" for f in stale))
         return stale
 
     def replace_flows(self, bridge: str, flows: Iterable[Flow]) -> None:
@@ -155,5 +157,13 @@ class OpenFlowTool(OpenFlow):
         return Trace(text=text, datapath_actions=actions)
 
 
-__all__ = ["OpenFlowTool", "Trace", "bundle_text", "delete_strict_text", "diff", "flow_mod_text",
-           "parse_flow_mod", "sort_flows"]
+__all__ = [
+    "OpenFlowTool",
+    "Trace",
+    "bundle_text",
+    "delete_strict_text",
+    "diff",
+    "flow_mod_text",
+    "parse_flow_mod",
+    "sort_flows",
+]

@@ -34,8 +34,10 @@ def server_bin() -> Path | None:
     env = os.environ.get("NEUTRINO_PG_BIN")
     if env:
         return Path(env) if (Path(env) / "initdb").exists() else None
-    dirs = sorted(Path("/usr/lib/postgresql").glob("*/bin"),
-                  key=lambda p: [int(x) if x.isdigit() else 0 for x in p.parent.name.split(".")])
+    dirs = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: [int(x) if x.isdigit() else 0 for x in p.parent.name.split(".")],
+    )
     dirs = [d for d in dirs if (d / "initdb").exists()]
     return dirs[-1] if dirs else None
 
@@ -48,7 +50,7 @@ class Postgres:
         self._started = False
 
     @classmethod
-    def find(cls) -> "Postgres | None":
+    def find(cls) -> Postgres | None:
         """A cluster to start, or None (no server binaries, no ``postgres`` user, not root)."""
         bindir = server_bin()
         if bindir is None or os.geteuid() != 0:
@@ -69,8 +71,9 @@ class Postgres:
         return f"postgresql://{DB_USER}@/{DB_NAME}?host={self.dir}"
 
     def _as_owner(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["runuser", "-u", self.os_user, "--", *argv], capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(
+            ["runuser", "-u", self.os_user, "--", *argv], capture_output=True, text=True, timeout=timeout
+        )
 
     def start(self) -> str:
         """initdb + start + createdb; returns the SQLAlchemy URL.  Raises RuntimeError."""
@@ -79,18 +82,39 @@ class Postgres:
         pw = pwd.getpwnam(self.os_user)
         os.chown(self.dir, pw.pw_uid, pw.pw_gid)
         os.chmod(self.dir, 0o700)
-        r = self._as_owner(str(self.bindir / "initdb"), "-D", str(self.data), "-U", DB_USER, "--auth=trust",
-                           "-E", "UTF8", "--locale=C", "--no-sync")
+        r = self._as_owner(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            DB_USER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
         if r.returncode != 0:
             raise RuntimeError(f"initdb failed: {r.stdout}{r.stderr}")
         with open(self.data / "postgresql.conf", "a") as fh:
-            fh.write("\n# neutrino.testing.postgres: throwaway, unix socket only\n"
-                     "listen_addresses = ''\n"
-                     f"unix_socket_directories = '{self.dir}'\n"
-                     "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
-                     "max_connections = 200\nlog_min_messages = warning\n")
-        r = self._as_owner(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "server.log"),
-                           "-w", "-t", "60", "start")
+            fh.write(
+                "\n# neutrino.testing.postgres: throwaway, unix socket only\n"
+                "listen_addresses = ''\n"
+                f"unix_socket_directories = '{self.dir}'\n"
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                "max_connections = 200\nlog_min_messages = warning\n"
+            )
+        r = self._as_owner(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.dir / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         if r.returncode != 0:
             log = (self.dir / "server.log").read_text(errors="replace") if (self.dir / "server.log").exists() else ""
             raise RuntimeError(f"pg_ctl start failed: {r.stdout}{r.stderr}\n{log[-2000:]}")

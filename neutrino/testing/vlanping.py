@@ -59,8 +59,9 @@ def arp(op: int, sha: bytes, spa: str, tha: bytes, tpa: str) -> bytes:
 def icmp_echo(src: str, dst: str, ident: int, seq: int) -> bytes:
     body = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"neutrino-vlanping"
     body = body[:2] + struct.pack("!H", _checksum(body)) + body[4:]
-    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), seq, 0, 64, 1, 0,
-                         socket.inet_aton(src), socket.inet_aton(dst))
+    header = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), seq, 0, 64, 1, 0, socket.inet_aton(src), socket.inet_aton(dst)
+    )
     header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
     return header + body
 
@@ -78,7 +79,7 @@ def receive(sock: socket.socket) -> tuple[int | None, bytes, bytes] | None:
         return None
     src, (eth_type,) = data[6:12], struct.unpack("!H", data[12:14])
     payload = data[14:]
-    if eth_type == ETH_P_8021Q and len(data) >= 18:        # the tag left in the frame
+    if eth_type == ETH_P_8021Q and len(data) >= 18:  # the tag left in the frame
         vlan = struct.unpack("!H", data[14:16])[0] & 0xFFF
         eth_type = struct.unpack("!H", data[16:18])[0]
         payload = data[18:]
@@ -122,8 +123,12 @@ def ping(dev: str, vlan: int, mac: str, ip: str, dst: str, count: int, timeout: 
                 sock.send(frame(pkt[8:14], own, vlan, ETH_P_ARP, arp(2, own, ip, pkt[8:14], spa)))
         elif eth_type == ETH_P_IP and len(pkt) >= 28 and pkt[9] == 1:
             hl = (pkt[0] & 0x0F) * 4
-            if (socket.inet_ntoa(pkt[12:16]) == dst and socket.inet_ntoa(pkt[16:20]) == ip
-                    and pkt[hl] == 0 and struct.unpack("!H", pkt[hl + 4:hl + 6])[0] == ident):
+            if (
+                socket.inet_ntoa(pkt[12:16]) == dst
+                and socket.inet_ntoa(pkt[16:20]) == ip
+                and pkt[hl] == 0
+                and struct.unpack("!H", pkt[hl + 4 : hl + 6])[0] == ident
+            ):
                 print(f"reply from {dst} on VLAN {vlan} (from {src.hex(':')})")
                 return True
     return False

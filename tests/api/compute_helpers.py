@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 import uuid
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
@@ -50,8 +51,9 @@ class ComputeEnv:
         self.compute_api = make_compute_api(self.cfg, self.db, validate_token, deps)
         install_internal(network_api, self.compute_api.servers, feed)
         self.net = TestClient(build_network_app(network_api), raise_server_exceptions=False)
-        self.nova = TestClient(build_compute_app(self.cfg, self.db, validate_token, api=self.compute_api),
-                               raise_server_exceptions=False)
+        self.nova = TestClient(
+            build_compute_app(self.cfg, self.db, validate_token, api=self.compute_api), raise_server_exceptions=False
+        )
         self.glance = TestClient(build_image_app(validate_token), raise_server_exceptions=False)
         for c in (self.net, self.nova, self.glance):
             c.__enter__()
@@ -62,8 +64,15 @@ class ComputeEnv:
         self.db.dispose()
 
     # --- raw requests ---------------------------------------------------------------------
-    def call(self, method: str, path: str, as_: str | None = "demo", json: Any = None, mv: str | None = MAX_MV,
-             headers: Mapping[str, str] | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        as_: str | None = "demo",
+        json: Any = None,
+        mv: str | None = MAX_MV,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
         h = dict(headers or {})
         if as_ is not None:
             h["X-Auth-Token"] = as_
@@ -86,43 +95,85 @@ class ComputeEnv:
         attrs.setdefault("name", f"net{self._nets}")
         net = self.ok(self.neutron("POST", "/v2.0/networks", as_, {"network": attrs}), 201)["network"]
         if cidr:
-            self.ok(self.neutron("POST", "/v2.0/subnets", as_, {"subnet": {
-                "network_id": net["id"], "cidr": cidr, "ip_version": 6 if ":" in cidr else 4}}), 201)
+            self.ok(
+                self.neutron(
+                    "POST",
+                    "/v2.0/subnets",
+                    as_,
+                    {"subnet": {"network_id": net["id"], "cidr": cidr, "ip_version": 6 if ":" in cidr else 4}},
+                ),
+                201,
+            )
         return net
 
     def port(self, network_id: str, as_: str = "demo", **attrs: Any) -> dict[str, Any]:
-        return self.ok(self.neutron("POST", "/v2.0/ports", as_, {"port": {"network_id": network_id, **attrs}}),
-                       201)["port"]
+        return self.ok(self.neutron("POST", "/v2.0/ports", as_, {"port": {"network_id": network_id, **attrs}}), 201)[
+            "port"
+        ]
 
     def ports_of(self, server_id: str) -> list[dict[str, Any]]:
         return self.ok(self.neutron("GET", f"/v2.0/ports?device_id={server_id}"))["ports"]
 
-    def agent(self, host: str, *, instances: int = 0, alive: bool = True, up: bool = True, ovs: bool = True,
-              **conf: Any) -> None:
+    def agent(
+        self, host: str, *, instances: int = 0, alive: bool = True, up: bool = True, ovs: bool = True, **conf: Any
+    ) -> None:
         """A compute agent row (as the compute agent's heartbeat would write it)."""
         now = time.time() if alive else time.time() - 3600
         with self.db.write() as uow:
-            existing = uow.conn.execute(select(tables.agents.c.id).where(
-                tables.agents.c.host == host, tables.agents.c.agent_type == COMPUTE_AGENT)).first()
-            values = {"heartbeat_at": int(now), "heartbeat_timestamp": agent_ts(now), "admin_state_up": up,
-                      "configurations": {"instances": instances, **conf}}
+            existing = uow.conn.execute(
+                select(tables.agents.c.id).where(
+                    tables.agents.c.host == host, tables.agents.c.agent_type == COMPUTE_AGENT
+                )
+            ).first()
+            values = {
+                "heartbeat_at": int(now),
+                "heartbeat_timestamp": agent_ts(now),
+                "admin_state_up": up,
+                "configurations": {"instances": instances, **conf},
+            }
             if existing:
                 uow.conn.execute(update(tables.agents).where(tables.agents.c.id == existing.id).values(**values))
             else:
-                uow.conn.execute(insert(tables.agents).values(
-                    id=str(uuid.uuid4()), agent_type=COMPUTE_AGENT, binary="neutrino-compute", topic="compute",
-                    host=host, created_at=agent_ts(now), started_at=agent_ts(now), description=None,
-                    availability_zone=None, resources_synced=None, **values))
+                uow.conn.execute(
+                    insert(tables.agents).values(
+                        id=str(uuid.uuid4()),
+                        agent_type=COMPUTE_AGENT,
+                        binary="neutrino-compute",
+                        topic="compute",
+                        host=host,
+                        created_at=agent_ts(now),
+                        started_at=agent_ts(now),
+                        description=None,
+                        availability_zone=None,
+                        resources_synced=None,
+                        **values,
+                    )
+                )
             if ovs:
                 # The host's L2 agent, so ports bound there get vif_type "ovs".
-                uow.conn.execute(delete(tables.agents).where(
-                    tables.agents.c.host == host, tables.agents.c.agent_type == "Open vSwitch agent"))
-                uow.conn.execute(insert(tables.agents).values(
-                    id=str(uuid.uuid4()), agent_type="Open vSwitch agent", binary="neutrino-openvswitch-agent",
-                    topic="N/A", host=host, created_at=agent_ts(now), started_at=agent_ts(now), description=None,
-                    availability_zone=None, resources_synced=None, heartbeat_at=int(now),
-                    heartbeat_timestamp=agent_ts(now), admin_state_up=True,
-                    configurations={"tunnel_types": ["vxlan", "geneve"], "bridge_mappings": {"physnet": "br-phys"}}))
+                uow.conn.execute(
+                    delete(tables.agents).where(
+                        tables.agents.c.host == host, tables.agents.c.agent_type == "Open vSwitch agent"
+                    )
+                )
+                uow.conn.execute(
+                    insert(tables.agents).values(
+                        id=str(uuid.uuid4()),
+                        agent_type="Open vSwitch agent",
+                        binary="neutrino-openvswitch-agent",
+                        topic="N/A",
+                        host=host,
+                        created_at=agent_ts(now),
+                        started_at=agent_ts(now),
+                        description=None,
+                        availability_zone=None,
+                        resources_synced=None,
+                        heartbeat_at=int(now),
+                        heartbeat_timestamp=agent_ts(now),
+                        admin_state_up=True,
+                        configurations={"tunnel_types": ["vxlan", "geneve"], "bridge_mappings": {"physnet": "br-phys"}},
+                    )
+                )
 
     def keypair(self, name: str = "k1", as_: str = "demo") -> dict[str, Any]:
         return self.ok(self.call("POST", "os-keypairs", as_, {"keypair": {"name": name}}), 201)["keypair"]

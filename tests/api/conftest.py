@@ -31,8 +31,9 @@ import shutil
 import time
 import uuid
 import warnings
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -65,7 +66,7 @@ BASE_OVERRIDES: dict[tuple[str, str], str] = dict(config.ALL_IN_ONE)
 
 
 def validate_token(token: str) -> AuthInfo:
-    user, project, roles = IDENTITIES[token]   # KeyError -> 401
+    user, project, roles = IDENTITIES[token]  # KeyError -> 401
     return AuthInfo(user, user, project, project, roles, time.time() + 3600, "audit-" + token)
 
 
@@ -114,7 +115,7 @@ class _TemplateDatabases:
                 conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
             return self.template
         target = directory / f"neutrino-{uuid.uuid4().hex[:8]}.db"
-        shutil.copyfile(self.template[len("sqlite:///"):], target)
+        shutil.copyfile(self.template[len("sqlite:///") :], target)
         return f"sqlite:///{target}"
 
     def drop(self, url: str) -> None:
@@ -160,13 +161,20 @@ class Api:
         self.client.__enter__()
 
     # raw requests -----------------------------------------------------------
-    def req(self, method: str, path: str, as_: str | None = "admin", json: Any = None,
-            headers: Mapping[str, str] | None = None, **kw: Any) -> Any:
+    def req(
+        self,
+        method: str,
+        path: str,
+        as_: str | None = "admin",
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        **kw: Any,
+    ) -> Any:
         h = dict(headers or {})
         if as_ is not None:
             h["X-Auth-Token"] = as_
         if path.startswith("http://testserver"):
-            path = path[len("http://testserver"):]
+            path = path[len("http://testserver") :]
         elif not path.startswith("/"):
             path = "/v2.0/" + path
         return self.client.request(method, path, json=json, headers=h, **kw)
@@ -204,8 +212,9 @@ class Api:
     def sg(self, as_: str = "admin", **attrs: Any) -> dict[str, Any]:
         return self.create("security-groups", "security_group", as_, **attrs)
 
-    def net_with_subnet(self, cidr: str = "10.0.0.0/24", as_: str = "demo",
-                        **subnet_attrs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    def net_with_subnet(
+        self, cidr: str = "10.0.0.0/24", as_: str = "demo", **subnet_attrs: Any
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         net = self.network(as_)
         return net, self.subnet(net["id"], cidr, as_, **subnet_attrs)
 
@@ -231,8 +240,9 @@ class Api:
         self.db.dispose()
 
 
-def error(resp: Any, status: int, type_: str, message: str | None = None, *,
-          contains: str | None = None) -> dict[str, Any]:
+def error(
+    resp: Any, status: int, type_: str, message: str | None = None, *, contains: str | None = None
+) -> dict[str, Any]:
     """Assert a NeutronError response; returns the error dict."""
     assert resp.status_code == status, (resp.status_code, resp.text)
     body = resp.json()
@@ -252,8 +262,12 @@ def make_api(api_db_url: str, tmp_path: Path) -> Iterator[Callable[..., Api]]:
     """``api = make_api({("ml2", "path_mtu"): "9000"}, rng=...)``: build an API (one per test)."""
     made: list[Api] = []
 
-    def make(overrides: Mapping[tuple[str, str], str] | None = None, *, rng: random.Random | None = None,
-             db_url: str | None = None) -> Api:
+    def make(
+        overrides: Mapping[tuple[str, str], str] | None = None,
+        *,
+        rng: random.Random | None = None,
+        db_url: str | None = None,
+    ) -> Api:
         cfg = config.defaults(tmp_path).with_overrides({**BASE_OVERRIDES, **(overrides or {})})
         db = Database(db_url or api_db_url)
         api = Api(cfg, db, rng)

@@ -15,16 +15,37 @@ from sqlalchemy import select
 
 from neutrino.db import tables
 
-FLAT_NET_BODY = {"network": {"provider:network_type": "flat", "shared": True, "provider:physical_network": "physnet",
-                             "name": "flat-network", "admin_state_up": True, "router:external": True}}
+FLAT_NET_BODY = {
+    "network": {
+        "provider:network_type": "flat",
+        "shared": True,
+        "provider:physical_network": "physnet",
+        "name": "flat-network",
+        "admin_state_up": True,
+        "router:external": True,
+    }
+}
 
 
 def external_network(api: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """reference §10.1 + §10.2, exactly as OSC sends them."""
     net = api.ok(api.post("networks", FLAT_NET_BODY), 201)["network"]
-    sub = api.ok(api.post("subnets", {"subnet": {
-        "ip_version": 4, "cidr": "172.16.0.0/24", "allocation_pools": [{"start": "172.16.0.2", "end": "172.16.0.10"}],
-        "network_id": net["id"], "name": "flat-subnet", "enable_dhcp": True}}), 201)["subnet"]
+    sub = api.ok(
+        api.post(
+            "subnets",
+            {
+                "subnet": {
+                    "ip_version": 4,
+                    "cidr": "172.16.0.0/24",
+                    "allocation_pools": [{"start": "172.16.0.2", "end": "172.16.0.10"}],
+                    "network_id": net["id"],
+                    "name": "flat-subnet",
+                    "enable_dhcp": True,
+                }
+            },
+        ),
+        201,
+    )["subnet"]
     return net, sub
 
 
@@ -83,5 +104,6 @@ def topology(api: Any, as_: str = "demo", cidr: str = "10.0.0.0/24") -> Topology
 
 
 def floating_ip(api: Any, net_id: str, as_: str = "demo", **attrs: Any) -> dict[str, Any]:
-    return api.ok(api.post("floatingips", {"floatingip": {"floating_network_id": net_id, **attrs}}, as_),
-                  201)["floatingip"]
+    return api.ok(api.post("floatingips", {"floatingip": {"floating_network_id": net_id, **attrs}}, as_), 201)[
+        "floatingip"
+    ]

@@ -13,17 +13,45 @@ from tests.api.conftest import error
 from tests.api.test_feed_api import FeedEnv, make_env  # noqa: F401 - fixture
 
 AGENT_TS = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$")
-FIELDS = ["id", "agent_type", "binary", "topic", "host", "admin_state_up", "created_at", "started_at",
-          "heartbeat_timestamp", "description", "resources_synced", "availability_zone", "alive",
-          "configurations"]
-T0 = 1_790_000_000.0       # 2026-09-21 ...
+FIELDS = [
+    "id",
+    "agent_type",
+    "binary",
+    "topic",
+    "host",
+    "admin_state_up",
+    "created_at",
+    "started_at",
+    "heartbeat_timestamp",
+    "description",
+    "resources_synced",
+    "availability_zone",
+    "alive",
+    "configurations",
+]
+T0 = 1_790_000_000.0  # 2026-09-21 ...
 
-OVS = {"agent_type": "Open vSwitch agent", "binary": "neutron-openvswitch-agent", "topic": "N/A",
-       "host": "compute1", "configurations": {"bridge_mappings": {"physnet": "br-ex"}}}
-DHCP = {"agent_type": "DHCP agent", "binary": "neutron-dhcp-agent", "topic": "dhcp_agent", "host": "net1",
-        "configurations": {"networks": 0}}
-L3 = {"agent_type": "L3 agent", "binary": "neutron-l3-agent", "topic": "l3_agent", "host": "net1",
-      "configurations": {"routers": 0}}
+OVS = {
+    "agent_type": "Open vSwitch agent",
+    "binary": "neutron-openvswitch-agent",
+    "topic": "N/A",
+    "host": "compute1",
+    "configurations": {"bridge_mappings": {"physnet": "br-ex"}},
+}
+DHCP = {
+    "agent_type": "DHCP agent",
+    "binary": "neutron-dhcp-agent",
+    "topic": "dhcp_agent",
+    "host": "net1",
+    "configurations": {"networks": 0},
+}
+L3 = {
+    "agent_type": "L3 agent",
+    "binary": "neutron-l3-agent",
+    "topic": "l3_agent",
+    "host": "net1",
+    "configurations": {"routers": 0},
+}
 
 
 class Clock:
@@ -108,7 +136,7 @@ def test_restart_configuration_change_and_revival_are_on_the_feed(env):
     assert changes[1]["body"]["configurations"] == {"bridge_mappings": {}}
     assert changes[2]["body"]["resources_synced"] is True
 
-    env.clock.now += 76                                   # agent_down_time is 75 s
+    env.clock.now += 76  # agent_down_time is 75 s
     (dead,) = env.ok(env.req("GET", "/v2.0/agents"))["agents"]
     assert dead["alive"] is False
     rev = head(env)
@@ -125,24 +153,28 @@ def test_agent_down_time_is_configurable(make_env):  # noqa: F811
     assert env.ok(env.req("GET", f"/v2.0/agents/{a['id']}"))["agent"]["alive"] is False
 
 
-@pytest.mark.parametrize("body, message", [
-    (None, "Unable to find 'agent' in request body"),
-    ({"agent": "x"}, "Unable to find 'agent' in request body"),
-    ({"agent": {**DHCP, "host": ""}}, "Invalid input for host. Reason: a non-empty string is required."),
-    ({"agent": {k: v for k, v in DHCP.items() if k != "binary"}},
-     "Invalid input for binary. Reason: a non-empty string is required."),
-    ({"agent": {**DHCP, "color": "red"}}, "Unrecognized attribute(s) 'color'"),
-    ({"agent": {**DHCP, "configurations": []}}, "Invalid input for configurations. Reason: not a dictionary."),
-    ({"agent": {**DHCP, "start_flag": "maybe"}}, "Invalid input. Reason: 'maybe' cannot be converted to boolean."),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (None, "Unable to find 'agent' in request body"),
+        ({"agent": "x"}, "Unable to find 'agent' in request body"),
+        ({"agent": {**DHCP, "host": ""}}, "Invalid input for host. Reason: a non-empty string is required."),
+        (
+            {"agent": {k: v for k, v in DHCP.items() if k != "binary"}},
+            "Invalid input for binary. Reason: a non-empty string is required.",
+        ),
+        ({"agent": {**DHCP, "color": "red"}}, "Unrecognized attribute(s) 'color'"),
+        ({"agent": {**DHCP, "configurations": []}}, "Invalid input for configurations. Reason: not a dictionary."),
+        ({"agent": {**DHCP, "start_flag": "maybe"}}, "Invalid input. Reason: 'maybe' cannot be converted to boolean."),
+    ],
+)
 def test_report_validation(env, body, message):
     error(env.req("POST", f"{PREFIX}agents/report", json=body), 400, "HTTPBadRequest", message)
     assert env.ok(env.req("GET", "/v2.0/agents"))["agents"] == []
 
 
 def test_malformed_report_body(env):
-    error(env.req("POST", f"{PREFIX}agents/report", content=b"{nope"), 400, "HTTPBadRequest",
-          "Malformed request body")
+    error(env.req("POST", f"{PREFIX}agents/report", content=b"{nope"), 400, "HTTPBadRequest", "Malformed request body")
 
 
 # --- admin API ------------------------------------------------------------------------------------------
@@ -152,8 +184,12 @@ def test_members_see_no_agents(env):
         assert env.ok(env.req("GET", "/v2.0/agents", who)) == {"agents": []}
         msg = f"Agent {a['id']} could not be found."
         error(env.req("GET", f"/v2.0/agents/{a['id']}", who), 404, "AgentNotFound", msg)
-        error(env.req("PUT", f"/v2.0/agents/{a['id']}", who, json={"agent": {"description": "x"}}), 404,
-              "AgentNotFound", msg)
+        error(
+            env.req("PUT", f"/v2.0/agents/{a['id']}", who, json={"agent": {"description": "x"}}),
+            404,
+            "AgentNotFound",
+            msg,
+        )
         error(env.req("DELETE", f"/v2.0/agents/{a['id']}", who), 404, "AgentNotFound", msg)
 
 
@@ -172,15 +208,23 @@ def test_show_filter_and_fields(env):
 def test_update_admin_state_and_description(env):
     a = report(env, DHCP)
     rev = head(env)
-    b = env.ok(env.req("PUT", f"/v2.0/agents/{a['id']}",
-                       json={"agent": {"admin_state_up": False, "description": "maintenance"}}))["agent"]
+    b = env.ok(
+        env.req(
+            "PUT", f"/v2.0/agents/{a['id']}", json={"agent": {"admin_state_up": False, "description": "maintenance"}}
+        )
+    )["agent"]
     assert b["admin_state_up"] is False and b["description"] == "maintenance"
-    assert {k: v for k, v in b.items() if k not in ("admin_state_up", "description")} == \
-        {k: v for k, v in a.items() if k not in ("admin_state_up", "description")}
+    assert {k: v for k, v in b.items() if k not in ("admin_state_up", "description")} == {
+        k: v for k, v in a.items() if k not in ("admin_state_up", "description")
+    }
     (c,) = agent_changes(env, rev)
     assert c["action"] == "update" and c["body"] == b
-    error(env.req("PUT", f"/v2.0/agents/{a['id']}", json={"agent": {"host": "x"}}), 400, "HTTPBadRequest",
-          "Cannot update read-only attribute host")
+    error(
+        env.req("PUT", f"/v2.0/agents/{a['id']}", json={"agent": {"host": "x"}}),
+        400,
+        "HTTPBadRequest",
+        "Cannot update read-only attribute host",
+    )
     error(env.req("PUT", f"/v2.0/agents/{a['id']}", json={"agent": {"alive": False}}), 400, "HTTPBadRequest")
 
 
@@ -190,7 +234,7 @@ def test_delete_agent(env):
     assert env.req("DELETE", f"/v2.0/agents/{a['id']}").status_code == 204
     error(env.req("GET", f"/v2.0/agents/{a['id']}"), 404, "AgentNotFound")
     assert [(c["action"], c["id"]) for c in agent_changes(env, rev)] == [("delete", a["id"])]
-    assert report(env, DHCP)["id"] != a["id"]      # a new report registers it again
+    assert report(env, DHCP)["id"] != a["id"]  # a new report registers it again
 
 
 def test_agents_cannot_be_created_through_the_api(env):
@@ -210,16 +254,19 @@ def test_availability_zones_come_from_dhcp_and_l3_agents(env):
     l3 = report(env, L3, availability_zone="az2")
     report(env, {**L3, "host": "net2"}, availability_zone="az2")
     azs = env.ok(env.req("GET", "/v2.0/availability_zones", "demo"))["availability_zones"]
-    assert azs == [{"name": "az2", "resource": "router", "state": "available"},
-                   {"name": "nova", "resource": "network", "state": "available"}]
+    assert azs == [
+        {"name": "az2", "resource": "router", "state": "available"},
+        {"name": "nova", "resource": "network", "state": "available"},
+    ]
     env.ok(env.req("PUT", f"/v2.0/agents/{l3['id']}", json={"agent": {"admin_state_up": False}}))
     assert env.ok(env.req("GET", "/v2.0/availability_zones"))["availability_zones"][0]["state"] == "available"
     other = env.ok(env.req("GET", "/v2.0/agents", params={"host": "net2", "agent_type": "L3 agent"}))["agents"][0]
     env.ok(env.req("PUT", f"/v2.0/agents/{other['id']}", json={"agent": {"admin_state_up": False}}))
     routers = env.ok(env.req("GET", "/v2.0/availability_zones", params={"resource": "router"}))
     assert routers == {"availability_zones": [{"name": "az2", "resource": "router", "state": "unavailable"}]}
-    assert env.ok(env.req("GET", "/v2.0/availability_zones", params={"state": "available"}))[
-        "availability_zones"] == [{"name": "nova", "resource": "network", "state": "available"}]
+    assert env.ok(env.req("GET", "/v2.0/availability_zones", params={"state": "available"}))["availability_zones"] == [
+        {"name": "nova", "resource": "network", "state": "available"}
+    ]
 
 
 # --- scheduling reads ----------------------------------------------------------------------------------------
@@ -232,15 +279,18 @@ def test_dhcp_scheduling_lists(env):
     nets = env.ok(env.req("GET", f"/v2.0/agents/{a['id']}/dhcp-networks"))["networks"]
     assert [n["id"] for n in nets] == [net["id"]]
     assert nets[0]["provider:network_type"] == "vxlan"
-    assert env.ok(env.req("GET", f"/v2.0/agents/{a['id']}/dhcp-networks",
-                          params={"name": "other"}))["networks"] == []
+    assert env.ok(env.req("GET", f"/v2.0/agents/{a['id']}/dhcp-networks", params={"name": "other"}))["networks"] == []
     agents = env.ok(env.req("GET", f"/v2.0/networks/{net['id']}/dhcp-agents"))["agents"]
     assert [x["id"] for x in agents] == [a["id"]] and list(agents[0]) == FIELDS
     other = report(env, L3)
     assert env.ok(env.req("GET", f"/v2.0/agents/{other['id']}/dhcp-networks"))["networks"] == []
 
-    error(env.req("GET", f"/v2.0/agents/{a['id']}/dhcp-networks", "demo"), 403, "PolicyNotAuthorized",
-          "rule:get_dhcp-networks is disallowed by policy")
+    error(
+        env.req("GET", f"/v2.0/agents/{a['id']}/dhcp-networks", "demo"),
+        403,
+        "PolicyNotAuthorized",
+        "rule:get_dhcp-networks is disallowed by policy",
+    )
     error(env.req("GET", f"/v2.0/networks/{net['id']}/dhcp-agents", "demo"), 403, "PolicyNotAuthorized")
     error(env.req("GET", "/v2.0/agents/nope/dhcp-networks"), 404, "AgentNotFound")
     error(env.req("GET", "/v2.0/networks/nope/dhcp-agents"), 404, "NetworkNotFound")

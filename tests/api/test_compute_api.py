@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -26,7 +26,7 @@ def env(api_db_url: str, tmp_path: Path) -> Iterator[ComputeEnv]:
 
 def _md5_fingerprint(public_line: str) -> str:
     blob = base64.b64decode(public_line.split()[1])
-    return ":".join(f"{b:02x}" for b in hashlib.md5(blob).digest())  # noqa: S324
+    return ":".join(f"{b:02x}" for b in hashlib.md5(blob).digest())
 
 
 # --- flavors ------------------------------------------------------------------------------------
@@ -42,40 +42,75 @@ def test_default_flavors(env: ComputeEnv) -> None:
     assert old["swap"] == "" and "description" not in old and "extra_specs" not in old
     brief = env.ok(env.call("GET", "flavors"))["flavors"][0]
     assert set(brief) == {"id", "name", "links", "description"}
-    assert flavors.seed(env.db) == 0                              # seeded once only
+    assert flavors.seed(env.db) == 0  # seeded once only
     fault(env.call("GET", "flavors/m1.nano"), 404, "itemNotFound")  # by id only (clients then list)
 
 
 def test_flavor_admin_writes(env: ComputeEnv) -> None:
-    body = {"flavor": {"name": "custom", "vcpus": 2, "ram": 256, "disk": 2, "id": None,
-                       "os-flavor-access:is_public": True, "rxtx_factor": 1.0, "swap": 0,
-                       "OS-FLV-EXT-DATA:ephemeral": 0, "description": "mine"}}
+    body = {
+        "flavor": {
+            "name": "custom",
+            "vcpus": 2,
+            "ram": 256,
+            "disk": 2,
+            "id": None,
+            "os-flavor-access:is_public": True,
+            "rxtx_factor": 1.0,
+            "swap": 0,
+            "OS-FLV-EXT-DATA:ephemeral": 0,
+            "description": "mine",
+        }
+    }
     fault(env.call("POST", "flavors", "demo", body), 403, "forbidden", "os-flavor-manage:create")
     made = env.ok(env.call("POST", "flavors", "admin", body))["flavor"]
     assert made["name"] == "custom" and made["description"] == "mine" and len(made["id"]) == 36
     fault(env.call("POST", "flavors", "admin", body), 409, "conflictingRequest", "already exists")
-    fault(env.call("POST", "flavors", "admin", {"flavor": {"name": "x", "vcpus": 0, "ram": 1, "disk": 1}}),
-          400, "badRequest")
-    fault(env.call("POST", "flavors", "admin", {"flavor": {"name": "y", "vcpus": 1, "ram": 1, "disk": 1,
-                                                             "id": "42"}}), 409, "conflictingRequest")
+    fault(
+        env.call("POST", "flavors", "admin", {"flavor": {"name": "x", "vcpus": 0, "ram": 1, "disk": 1}}),
+        400,
+        "badRequest",
+    )
+    fault(
+        env.call("POST", "flavors", "admin", {"flavor": {"name": "y", "vcpus": 1, "ram": 1, "disk": 1, "id": "42"}}),
+        409,
+        "conflictingRequest",
+    )
     fid = made["id"]
-    specs = env.ok(env.call("POST", f"flavors/{fid}/os-extra_specs", "admin",
-                            {"extra_specs": {"hw:cpu_policy": "shared"}}))
+    specs = env.ok(
+        env.call("POST", f"flavors/{fid}/os-extra_specs", "admin", {"extra_specs": {"hw:cpu_policy": "shared"}})
+    )
     assert specs == {"extra_specs": {"hw:cpu_policy": "shared"}}
     fault(env.call("POST", f"flavors/{fid}/os-extra_specs", "demo", {"extra_specs": {"a": "b"}}), 403, "forbidden")
     assert env.ok(env.call("GET", f"flavors/{fid}"))["flavor"]["extra_specs"] == {"hw:cpu_policy": "shared"}
     assert env.ok(env.call("GET", f"flavors/{fid}/os-extra_specs/hw:cpu_policy")) == {"hw:cpu_policy": "shared"}
     assert env.call("DELETE", f"flavors/{fid}/os-extra_specs/hw:cpu_policy", "admin").status_code == 202
-    assert env.ok(env.call("PUT", f"flavors/{fid}", "admin", {"flavor": {"description": "new"}}))["flavor"][
-        "description"] == "new"
+    assert (
+        env.ok(env.call("PUT", f"flavors/{fid}", "admin", {"flavor": {"description": "new"}}))["flavor"]["description"]
+        == "new"
+    )
     fault(env.call("DELETE", f"flavors/{fid}", "demo"), 403, "forbidden")
     assert env.call("DELETE", f"flavors/{fid}", "admin").status_code == 202
     fault(env.call("GET", f"flavors/{fid}"), 404, "itemNotFound")
 
 
 def test_private_flavors_are_admin_only(env: ComputeEnv) -> None:
-    env.ok(env.call("POST", "flavors", "admin", {"flavor": {
-        "name": "secret", "vcpus": 1, "ram": 64, "disk": 1, "id": "s1", "os-flavor-access:is_public": False}}))
+    env.ok(
+        env.call(
+            "POST",
+            "flavors",
+            "admin",
+            {
+                "flavor": {
+                    "name": "secret",
+                    "vcpus": 1,
+                    "ram": 64,
+                    "disk": 1,
+                    "id": "s1",
+                    "os-flavor-access:is_public": False,
+                }
+            },
+        )
+    )
     assert "secret" not in {f["name"] for f in env.ok(env.call("GET", "flavors"))["flavors"]}
     fault(env.call("GET", "flavors/s1"), 404, "itemNotFound")
     names = {f["name"] for f in env.ok(env.call("GET", "flavors/detail?is_public=None", "admin"))["flavors"]}
@@ -91,26 +126,41 @@ def test_keypair_generate(env: ComputeEnv) -> None:
     assert kp["public_key"].startswith("ssh-rsa ") and kp["type"] == "ssh" and kp["user_id"] == "u-demo"
     assert kp["fingerprint"] == _md5_fingerprint(kp["public_key"])
     key = serialization.load_pem_private_key(kp["private_key"].encode(), None)
-    assert key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH) \
-        .decode() == " ".join(kp["public_key"].split()[:2])
+    assert key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    ).decode() == " ".join(kp["public_key"].split()[:2])
     shown = env.ok(env.call("GET", "os-keypairs/gen"))["keypair"]
     assert "private_key" not in shown and shown["fingerprint"] == kp["fingerprint"]
     assert shown["user_id"] == "u-demo"
     listed = env.ok(env.call("GET", "os-keypairs"))["keypairs"]
-    assert listed == [{"keypair": {"name": "gen", "public_key": kp["public_key"],
-                                   "fingerprint": kp["fingerprint"], "type": "ssh"}}]
+    assert listed == [
+        {"keypair": {"name": "gen", "public_key": kp["public_key"], "fingerprint": kp["fingerprint"], "type": "ssh"}}
+    ]
 
 
 def test_keypair_import_and_errors(env: ComputeEnv) -> None:
-    pub = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode() + " me@host"
+    pub = (
+        ed25519.Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+        + " me@host"
+    )
     made = env.ok(env.call("POST", "os-keypairs", json={"keypair": {"name": "imp", "public_key": pub}}), 201)
     kp = made["keypair"]
     assert "private_key" not in kp and kp["public_key"] == pub and kp["fingerprint"] == _md5_fingerprint(pub)
-    fault(env.call("POST", "os-keypairs", json={"keypair": {"name": "imp", "public_key": pub}}),
-          409, "conflictingRequest", "already exists")
-    fault(env.call("POST", "os-keypairs", json={"keypair": {"name": "bad", "public_key": "ssh-rsa nope"}}),
-          400, "badRequest", "failed to generate fingerprint")
+    fault(
+        env.call("POST", "os-keypairs", json={"keypair": {"name": "imp", "public_key": pub}}),
+        409,
+        "conflictingRequest",
+        "already exists",
+    )
+    fault(
+        env.call("POST", "os-keypairs", json={"keypair": {"name": "bad", "public_key": "ssh-rsa nope"}}),
+        400,
+        "badRequest",
+        "failed to generate fingerprint",
+    )
     fault(env.call("POST", "os-keypairs", json={"keypair": {"name": "a/b"}}), 400, "badRequest", "unsafe")
     fault(env.call("POST", "os-keypairs", json={"keypair": {"name": "t", "type": "dsa"}}), 400, "badRequest")
     x = env.ok(env.call("POST", "os-keypairs", json={"keypair": {"name": "cert", "type": "x509"}}), 201)["keypair"]
@@ -167,7 +217,8 @@ def test_catalog_and_port_offset(tmp_path: Path) -> None:
 def test_zones_and_limits(env: ComputeEnv) -> None:
     env.agent("cn1")
     assert env.ok(env.call("GET", "os-availability-zone"))["availabilityZoneInfo"] == [
-        {"zoneName": "nova", "zoneState": {"available": True}, "hosts": None}]
+        {"zoneName": "nova", "zoneState": {"available": True}, "hosts": None}
+    ]
     detail = env.ok(env.call("GET", "os-availability-zone/detail", "admin"))["availabilityZoneInfo"][0]
     assert list(detail["hosts"]) == ["cn1"]
     env.boot(networks="none")
@@ -180,6 +231,8 @@ def test_compute_services(env: ComputeEnv) -> None:
     env.agent("cn2", alive=False, up=False)
     services = env.ok(env.call("GET", "os-services", "admin"))["services"]
     assert [(s["binary"], s["host"], s["status"], s["state"]) for s in services] == [
-        ("nova-compute", "cn1", "enabled", "up"), ("nova-compute", "cn2", "disabled", "down")]
+        ("nova-compute", "cn1", "enabled", "up"),
+        ("nova-compute", "cn2", "disabled", "down"),
+    ]
     assert [s["host"] for s in env.ok(env.call("GET", "os-services?host=cn2", "admin"))["services"]] == ["cn2"]
     fault(env.call("GET", "os-services"), 403, "forbidden")

@@ -4,8 +4,8 @@ and the compute agents' internal API (state reports, per-host reads, feed)."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from sqlalchemy import insert
@@ -32,8 +32,13 @@ def test_create_schedules_and_wires_ports(env: ComputeEnv) -> None:
     env.agent("cn1")
     net = env.network(name="private")
     kp = env.keypair("k1")
-    created = env.boot(name="vm1", networks=[{"uuid": net["id"]}], key_name="k1", user_data=_ud("#!/bin/sh\n"),
-                       metadata={"role": "web"})["server"]
+    created = env.boot(
+        name="vm1",
+        networks=[{"uuid": net["id"]}],
+        key_name="k1",
+        user_data=_ud("#!/bin/sh\n"),
+        metadata={"role": "web"},
+    )["server"]
     sid = created["id"]
     assert created["status"] == "BUILD" and created["adminPass"]
     assert created["OS-EXT-STS:vm_state"] == "building" and created["OS-EXT-STS:task_state"] == "spawning"
@@ -47,16 +52,30 @@ def test_create_schedules_and_wires_ports(env: ComputeEnv) -> None:
     assert s["name"] == "vm1" and s["status"] == "BUILD" and s["tenant_id"] == "p-demo"
     assert s["user_id"] == "u-demo" and s["key_name"] == "k1" and s["metadata"] == {"role": "web"}
     assert s["image"]["id"] == CIRROS
-    assert s["flavor"] == {"vcpus": 1, "ram": 64, "disk": 1, "ephemeral": 0, "swap": 0,
-                           "original_name": "m1.nano", "extra_specs": {}}
-    assert s["addresses"] == {"private": [{
-        "version": 4, "addr": port["fixed_ips"][0]["ip_address"], "OS-EXT-IPS:type": "fixed",
-        "OS-EXT-IPS-MAC:mac_addr": port["mac_address"]}]}
+    assert s["flavor"] == {
+        "vcpus": 1,
+        "ram": 64,
+        "disk": 1,
+        "ephemeral": 0,
+        "swap": 0,
+        "original_name": "m1.nano",
+        "extra_specs": {},
+    }
+    assert s["addresses"] == {
+        "private": [
+            {
+                "version": 4,
+                "addr": port["fixed_ips"][0]["ip_address"],
+                "OS-EXT-IPS:type": "fixed",
+                "OS-EXT-IPS-MAC:mac_addr": port["mac_address"],
+            }
+        ]
+    }
     assert s["security_groups"] == [{"name": "default"}]
     assert s["OS-EXT-AZ:availability_zone"] == "nova" and s["accessIPv4"] == "" and s["config_drive"] == ""
     assert s["progress"] == 0 and s["OS-EXT-STS:power_state"] == 0 and s["hostId"]
     assert "fault" not in s
-    assert "OS-EXT-SRV-ATTR:host" not in s                   # admin only
+    assert "OS-EXT-SRV-ATTR:host" not in s  # admin only
     assert env.show(sid, "admin")["OS-EXT-SRV-ATTR:host"] == "cn1"
 
     # The feed: the port, then the server with everything the agent needs.
@@ -66,7 +85,7 @@ def test_create_schedules_and_wires_ports(env: ComputeEnv) -> None:
     assert body["host"] == "cn1" and body["status"] == "BUILD"
     assert body["key_data"] == kp["public_key"] and body["user_data"] == _ud("#!/bin/sh\n")
     assert body["metadata"] == {"role": "web"} and body["flavor"]["ram"] == 64
-    assert body["port_ids"] == [port["id"]] and "ports" not in body   # ports have their own feed entries
+    assert body["port_ids"] == [port["id"]] and "ports" not in body  # ports have their own feed entries
     port_changes = [c for c in env.changes("port") if c["id"] == port["id"]]
     assert port_changes[0]["action"] == "create" and port_changes[0]["body"]["binding:host_id"] == "cn1"
 
@@ -79,7 +98,7 @@ def test_no_live_host_means_error_without_ports(env: ComputeEnv) -> None:
     s = env.show(created["id"])
     assert s["status"] == "ERROR" and s["OS-EXT-STS:vm_state"] == "error"
     assert s["fault"]["code"] == 500 and s["fault"]["message"] == NO_VALID_HOST
-    assert "details" not in s["fault"]                       # details of 500 faults: admin only
+    assert "details" not in s["fault"]  # details of 500 faults: admin only
     assert "details" in env.show(created["id"], "admin")["fault"]
     assert s["hostId"] == "" and s["addresses"] == {}
     assert env.ports_of(created["id"]) == []
@@ -89,7 +108,7 @@ def test_no_live_host_means_error_without_ports(env: ComputeEnv) -> None:
 
 
 def test_no_free_address_means_error_without_ports(env: ComputeEnv) -> None:
-    net = env.network(cidr="10.9.0.0/30")                    # one usable address
+    net = env.network(cidr="10.9.0.0/30")  # one usable address
     env.agent("compute-1")
     first = env.boot(networks=[{"uuid": net["id"]}])["server"]
     assert env.show(first["id"])["status"] == "BUILD"
@@ -97,13 +116,13 @@ def test_no_free_address_means_error_without_ports(env: ComputeEnv) -> None:
     s = env.show(second["id"])
     assert s["status"] == "ERROR"
     assert "No more IP addresses available" in s["fault"]["message"]
-    assert env.ports_of(second["id"]) == []                  # nothing half-made
+    assert env.ports_of(second["id"]) == []  # nothing half-made
     assert len(env.ports_of(first["id"])) == 1
 
 
 def test_unbindable_port_means_error_without_ports(env: ComputeEnv) -> None:
     net = env.network()
-    env.agent("compute-1", ovs=False)                      # no L2 agent there: the port cannot bind
+    env.agent("compute-1", ovs=False)  # no L2 agent there: the port cannot bind
     created = env.boot(networks=[{"uuid": net["id"]}])["server"]
     s = env.show(created["id"])
     assert s["status"] == "ERROR" and "Binding failed for port" in s["fault"]["message"]
@@ -120,7 +139,7 @@ def test_least_loaded_host(env: ComputeEnv) -> None:
         hosts.append(env.show(sid, "admin")["OS-EXT-SRV-ATTR:host"])
     # Tie on placed servers: the agent reporting fewer instances wins.
     assert hosts == ["b", "a", "b", "a"]
-    env.agent("c", max_instances=0)                           # full: never chosen
+    env.agent("c", max_instances=0)  # full: never chosen
     sid = env.boot(name="more", networks=[{"uuid": net["id"]}])["server"]["id"]
     assert env.show(sid, "admin")["OS-EXT-SRV-ATTR:host"] in ("a", "b")
 
@@ -134,12 +153,43 @@ def test_forced_host_is_admin_only(env: ComputeEnv) -> None:
     sid = env.boot("admin", networks=[{"uuid": net["id"]}], host="a")["server"]["id"]
     assert env.show(sid, "admin")["OS-EXT-SRV-ATTR:host"] == "a"
     demo_net = env.network()
-    fault(env.call("POST", "servers", "demo", {"server": {
-        "name": "x", "imageRef": CIRROS, "flavorRef": "42", "networks": [{"uuid": demo_net["id"]}],
-        "availability_zone": "nova:a"}}), 403, "forbidden")
-    fault(env.call("POST", "servers", "demo", {"server": {
-        "name": "x", "imageRef": CIRROS, "flavorRef": "42", "networks": "none", "availability_zone": "az9"}}),
-        400, "badRequest", "availability zone")
+    fault(
+        env.call(
+            "POST",
+            "servers",
+            "demo",
+            {
+                "server": {
+                    "name": "x",
+                    "imageRef": CIRROS,
+                    "flavorRef": "42",
+                    "networks": [{"uuid": demo_net["id"]}],
+                    "availability_zone": "nova:a",
+                }
+            },
+        ),
+        403,
+        "forbidden",
+    )
+    fault(
+        env.call(
+            "POST",
+            "servers",
+            "demo",
+            {
+                "server": {
+                    "name": "x",
+                    "imageRef": CIRROS,
+                    "flavorRef": "42",
+                    "networks": "none",
+                    "availability_zone": "az9",
+                }
+            },
+        ),
+        400,
+        "badRequest",
+        "availability zone",
+    )
 
 
 def test_networks_by_port_and_fixed_ip(env: ComputeEnv) -> None:
@@ -154,11 +204,19 @@ def test_networks_by_port_and_fixed_ip(env: ComputeEnv) -> None:
     made = next(p for p in ports if p["id"] != port["id"])
     assert made["fixed_ips"][0]["ip_address"] == "10.0.0.50"
     addrs = env.show(sid)["addresses"][net["name"]]
-    assert [a["addr"] for a in addrs] == [taken["fixed_ips"][0]["ip_address"], "10.0.0.50"]   # request order
+    assert [a["addr"] for a in addrs] == [taken["fixed_ips"][0]["ip_address"], "10.0.0.50"]  # request order
     # A port in use cannot be given again.
-    fault(env.call("POST", "servers", "demo", {"server": {
-        "name": "x", "imageRef": CIRROS, "flavorRef": "42", "networks": [{"port": port["id"]}]}}),
-        409, "conflictingRequest", "still in use")
+    fault(
+        env.call(
+            "POST",
+            "servers",
+            "demo",
+            {"server": {"name": "x", "imageRef": CIRROS, "flavorRef": "42", "networks": [{"port": port["id"]}]}},
+        ),
+        409,
+        "conflictingRequest",
+        "still in use",
+    )
     # Delete: the created port goes, the given one stays, released.
     assert env.call("DELETE", f"servers/{sid}").status_code == 204
     kept = env.ok(env.neutron("GET", f"/v2.0/ports/{port['id']}"))["port"]
@@ -180,8 +238,12 @@ def test_ports_get_the_hostname_as_dns_name(env: ComputeEnv) -> None:
     # The feed carries it to the DHCP agent.
     assert env.changes("port")[-1]["body"]["dns_name"] == "vm1"
 
-    cases = {"Web Server_01.example": "web-server-01-example", "--Ünïcode--": "n-code",
-             "x" * 70 + "-y": "x" * 63, "!!!": None}
+    cases = {
+        "Web Server_01.example": "web-server-01-example",
+        "--Ünïcode--": "n-code",
+        "x" * 70 + "-y": "x" * 63,
+        "!!!": None,
+    }
     for name, want in cases.items():
         sid = env.boot(name=name, networks=[{"uuid": net["id"]}])["server"]["id"]
         [port] = env.ports_of(sid)
@@ -208,9 +270,17 @@ def test_a_given_port_takes_the_hostname_and_gives_it_back(env: ComputeEnv) -> N
     # A port already named for the same hostname is fine; another name is refused (Nova's
     # PortNotUsableDNS), and nothing is made.
     named = env.port(net["id"], dns_name="db")
-    fault(env.call("POST", "servers", "demo", {"server": {
-        "name": "web", "imageRef": CIRROS, "flavorRef": "42", "networks": [{"port": named["id"]}]}}),
-        400, "badRequest", "does not match instance's hostname web")
+    fault(
+        env.call(
+            "POST",
+            "servers",
+            "demo",
+            {"server": {"name": "web", "imageRef": CIRROS, "flavorRef": "42", "networks": [{"port": named["id"]}]}},
+        ),
+        400,
+        "badRequest",
+        "does not match instance's hostname web",
+    )
     assert env.ok(env.neutron("GET", f"/v2.0/ports/{named['id']}"))["port"]["device_id"] == ""
     assert not [s for s in env.ok(env.call("GET", "servers"))["servers"] if s["name"] == "web"]
     sid = env.boot(name="DB", networks=[{"port": named["id"]}])["server"]["id"]
@@ -219,10 +289,22 @@ def test_a_given_port_takes_the_hostname_and_gives_it_back(env: ComputeEnv) -> N
 
 def test_auto_none_and_missing_networks(env: ComputeEnv) -> None:
     env.agent("cn1")
-    fault(env.call("POST", "servers", "demo", {"server": {"name": "x", "imageRef": CIRROS, "flavorRef": "42"}}),
-          400, "badRequest", "'networks' is a required property")
-    fault(env.call("POST", "servers", "demo", {"server": {"name": "x", "imageRef": CIRROS, "flavorRef": "42",
-                                                          "networks": "auto"}}), 400, "badRequest")
+    fault(
+        env.call("POST", "servers", "demo", {"server": {"name": "x", "imageRef": CIRROS, "flavorRef": "42"}}),
+        400,
+        "badRequest",
+        "'networks' is a required property",
+    )
+    fault(
+        env.call(
+            "POST",
+            "servers",
+            "demo",
+            {"server": {"name": "x", "imageRef": CIRROS, "flavorRef": "42", "networks": "auto"}},
+        ),
+        400,
+        "badRequest",
+    )
     net = env.network()
     sid = env.boot(networks="auto")["server"]["id"]
     assert [p["network_id"] for p in env.ports_of(sid)] == [net["id"]]
@@ -232,9 +314,17 @@ def test_auto_none_and_missing_networks(env: ComputeEnv) -> None:
     sid = env.boot(mv="2.1")["server"]["id"]
     assert [p["network_id"] for p in env.ports_of(sid)] == [net["id"]]
     env.network(cidr="10.9.0.0/24")
-    fault(env.call("POST", "servers", "demo", {"server": {"name": "x", "imageRef": CIRROS, "flavorRef": "42",
-                                                          "networks": "auto"}}),
-          409, "conflictingRequest", "Multiple possible networks")
+    fault(
+        env.call(
+            "POST",
+            "servers",
+            "demo",
+            {"server": {"name": "x", "imageRef": CIRROS, "flavorRef": "42", "networks": "auto"}},
+        ),
+        409,
+        "conflictingRequest",
+        "Multiple possible networks",
+    )
 
 
 def test_create_validation(env: ComputeEnv) -> None:
@@ -263,30 +353,52 @@ def test_create_validation(env: ComputeEnv) -> None:
     bad(400, "badRequest", "Invalid fixed IP", networks=[{"uuid": net["id"], "fixed_ip": "nope"}])
     bad(400, "badRequest", "not a valid IP", networks=[{"uuid": net["id"], "fixed_ip": "10.1.0.5"}])
     bad(400, "badRequest", "Security group nogroup not found", security_groups=[{"name": "nogroup"}])
-    bad(400, "badRequest", "Volumes are not supported",
-        block_device_mapping_v2=[{"source_type": "volume", "destination_type": "volume", "uuid": CIRROS}])
-    fault(env.call("POST", "servers", "reader", {"server": {
-        "name": "x", "imageRef": CIRROS, "flavorRef": "42", "networks": "none"}}), 403, "forbidden")
+    bad(
+        400,
+        "badRequest",
+        "Volumes are not supported",
+        block_device_mapping_v2=[{"source_type": "volume", "destination_type": "volume", "uuid": CIRROS}],
+    )
+    fault(
+        env.call(
+            "POST",
+            "servers",
+            "reader",
+            {"server": {"name": "x", "imageRef": CIRROS, "flavorRef": "42", "networks": "none"}},
+        ),
+        403,
+        "forbidden",
+    )
     fault(env.call("POST", "servers", "demo", {"nope": {}}), 400, "badRequest")
     fault(env.call("POST", "servers", "demo", None), 400, "badRequest")
-    assert env.changes() == before                              # nothing half-done
+    assert env.changes() == before  # nothing half-done
 
 
 def test_image_given_as_block_device(env: ComputeEnv) -> None:
     """OSC sends the image both as imageRef and as a local block device."""
     env.agent("cn1")
     net = env.network()
-    sid = env.boot(networks=[{"uuid": net["id"]}], block_device_mapping_v2=[{
-        "uuid": CIRROS, "boot_index": 0, "source_type": "image", "destination_type": "local",
-        "delete_on_termination": True}])["server"]["id"]
+    sid = env.boot(
+        networks=[{"uuid": net["id"]}],
+        block_device_mapping_v2=[
+            {
+                "uuid": CIRROS,
+                "boot_index": 0,
+                "source_type": "image",
+                "destination_type": "local",
+                "delete_on_termination": True,
+            }
+        ],
+    )["server"]["id"]
     assert env.show(sid)["image"]["id"] == CIRROS
 
 
 def test_security_groups_by_name(env: ComputeEnv) -> None:
     env.agent("cn1")
     net = env.network()
-    sg = env.ok(env.neutron("POST", "/v2.0/security-groups", "demo", {"security_group": {"name": "web"}}),
-                201)["security_group"]
+    sg = env.ok(env.neutron("POST", "/v2.0/security-groups", "demo", {"security_group": {"name": "web"}}), 201)[
+        "security_group"
+    ]
     sid = env.boot(networks=[{"uuid": net["id"]}], security_groups=[{"name": "web"}])["server"]["id"]
     assert env.ports_of(sid)[0]["security_groups"] == [sg["id"]]
     assert env.show(sid)["security_groups"] == [{"name": "web"}]
@@ -310,14 +422,28 @@ def test_floating_ips_in_addresses(env: ComputeEnv) -> None:
     fip_port = env.port(ext["id"], "admin")
     with env.db.write() as uow:
         ts = now_iso()
-        uow.conn.execute(insert(tables.floatingips).values(
-            id="f0000000-0000-0000-0000-000000000001", project_id="p-demo", description="", created_at=ts,
-            updated_at=ts, revision_number=0, floating_network_id=ext["id"], floating_ip_address="172.24.4.77",
-            floating_port_id=fip_port["id"], fixed_port_id=port["id"],
-            fixed_ip_address=port["fixed_ips"][0]["ip_address"], router_id=None, status="ACTIVE"))
+        uow.conn.execute(
+            insert(tables.floatingips).values(
+                id="f0000000-0000-0000-0000-000000000001",
+                project_id="p-demo",
+                description="",
+                created_at=ts,
+                updated_at=ts,
+                revision_number=0,
+                floating_network_id=ext["id"],
+                floating_ip_address="172.24.4.77",
+                floating_port_id=fip_port["id"],
+                fixed_port_id=port["id"],
+                fixed_ip_address=port["fixed_ips"][0]["ip_address"],
+                router_id=None,
+                status="ACTIVE",
+            )
+        )
     addrs = env.show(sid)["addresses"][net["name"]]
     assert [(a["addr"], a["OS-EXT-IPS:type"]) for a in addrs] == [
-        (port["fixed_ips"][0]["ip_address"], "fixed"), ("172.24.4.77", "floating")]
+        (port["fixed_ips"][0]["ip_address"], "fixed"),
+        ("172.24.4.77", "floating"),
+    ]
     assert addrs[1]["OS-EXT-IPS-MAC:mac_addr"] == port["mac_address"]
 
 
@@ -325,7 +451,7 @@ def test_floating_ips_in_addresses(env: ComputeEnv) -> None:
 def test_microversion_shapes(env: ComputeEnv) -> None:
     env.agent("cn1")
     sid = env.boot(networks="none", description="d")["server"]["id"]
-    old = env.show(sid, mv=None)   # no header: 2.1
+    old = env.show(sid, mv=None)  # no header: 2.1
     assert set(old["flavor"]) == {"id", "links"} and old["flavor"]["id"] == "42"
     for key in ("locked", "description", "tags", "server_groups"):
         assert key not in old
@@ -367,8 +493,9 @@ def test_visibility_and_listing(env: ComputeEnv) -> None:
     # Admin: own project unless all_tenants, but may show anything.
     assert [s["id"] for s in env.ok(env.call("GET", "servers", "admin"))["servers"]] == [admins]
     assert len(env.ok(env.call("GET", "servers/detail?all_tenants=1", "admin"))["servers"]) == 4
-    assert [s["name"] for s in env.ok(env.call("GET", "servers?all_tenants=1&project_id=p-other",
-                                               "admin"))["servers"]] == ["gamma"]
+    assert [
+        s["name"] for s in env.ok(env.call("GET", "servers?all_tenants=1&project_id=p-other", "admin"))["servers"]
+    ] == ["gamma"]
     assert env.show(theirs, "admin")["name"] == "gamma"
     assert env.ok(env.call("GET", "servers/detail?all_tenants=1&host=cn1", "admin"))["servers"]
     # Filters: name is a regular expression, status is case-insensitive.
@@ -389,16 +516,18 @@ def test_visibility_and_listing(env: ComputeEnv) -> None:
 def test_update_and_metadata(env: ComputeEnv) -> None:
     env.agent("cn1")
     sid = env.boot(networks="none", metadata={"a": "1"})["server"]["id"]
-    assert env.ok(env.call("PUT", f"servers/{sid}", json={"server": {"name": "renamed"}}))["server"]["name"] == \
-        "renamed"
-    assert env.ok(env.call("POST", f"servers/{sid}/metadata", json={"metadata": {"b": "2"}}))["metadata"] == \
-        {"a": "1", "b": "2"}
+    assert (
+        env.ok(env.call("PUT", f"servers/{sid}", json={"server": {"name": "renamed"}}))["server"]["name"] == "renamed"
+    )
+    assert env.ok(env.call("POST", f"servers/{sid}/metadata", json={"metadata": {"b": "2"}}))["metadata"] == {
+        "a": "1",
+        "b": "2",
+    }
     assert env.ok(env.call("GET", f"servers/{sid}/metadata/b")) == {"meta": {"b": "2"}}
     assert env.ok(env.call("PUT", f"servers/{sid}/metadata/c", json={"meta": {"c": "3"}})) == {"meta": {"c": "3"}}
     assert env.call("DELETE", f"servers/{sid}/metadata/a").status_code == 204
     fault(env.call("DELETE", f"servers/{sid}/metadata/a"), 404, "itemNotFound")
-    assert env.ok(env.call("PUT", f"servers/{sid}/metadata", json={"metadata": {"z": "9"}}))["metadata"] == \
-        {"z": "9"}
+    assert env.ok(env.call("PUT", f"servers/{sid}/metadata", json={"metadata": {"z": "9"}}))["metadata"] == {"z": "9"}
     assert env.show(sid)["metadata"] == {"z": "9"}
     fault(env.call("PUT", f"servers/{sid}", "reader", {"server": {"name": "x"}}), 403, "forbidden")
     fault(env.call("PUT", f"servers/{sid}", "other", {"server": {"name": "x"}}), 404, "itemNotFound")
@@ -417,7 +546,9 @@ def test_delete(env: ComputeEnv) -> None:
     assert env.ports_of(sid) == []
     tail = env.changes()[-2:]
     assert [(c["resource"], c["id"], c["action"]) for c in tail] == [
-        ("port", port["id"], "delete"), ("server", sid, "delete")]
+        ("port", port["id"], "delete"),
+        ("server", sid, "delete"),
+    ]
     assert tail[1]["body"] is None
     fault(env.call("DELETE", f"servers/{sid}"), 404, "itemNotFound")
 
@@ -437,7 +568,7 @@ def test_agent_state_reports(env: ComputeEnv) -> None:
     assert s["OS-SRV-USG:launched_at"]
     n = len(env.changes("server"))
     assert env.report(sid, {"status": "ACTIVE", "host": "cn1"}).status_code == 200
-    assert len(env.changes("server")) == n                    # nothing changed, nothing recorded
+    assert len(env.changes("server")) == n  # nothing changed, nothing recorded
 
     r = env.report(sid, {"status": "ERROR", "fault": {"message": "namespace setup failed", "details": "trace"}})
     assert r.status_code == 200
@@ -463,7 +594,7 @@ def test_agent_reads_its_servers(env: ComputeEnv) -> None:
     net = env.network()
     kp = env.keypair("k1")
     sid = env.boot(networks=[{"uuid": net["id"]}], key_name="k1", user_data=_ud("hi"))["server"]["id"]
-    env.agent("cn2", instances=-1)   # reports fewer instances: takes the next server
+    env.agent("cn2", instances=-1)  # reports fewer instances: takes the next server
     sid2 = env.boot(networks="none")["server"]["id"]
 
     body = env.ok(env.neutron("GET", "/neutrino/v1/servers?host=cn1", "service"))
@@ -476,8 +607,9 @@ def test_agent_reads_its_servers(env: ComputeEnv) -> None:
     assert srv["networks"][net_id]["name"] == net["name"] and srv["networks"][net_id]["mtu"] == 1450
     subnet = srv["subnets"][srv["ports"][0]["fixed_ips"][0]["subnet_id"]]
     assert subnet["cidr"] == "10.0.0.0/24" and subnet["gateway_ip"] == "10.0.0.1"
-    assert [s["id"] for s in env.ok(env.neutron("GET", "/neutrino/v1/servers?host=cn2", "service"))["servers"]] \
-        == [sid2]
+    assert [s["id"] for s in env.ok(env.neutron("GET", "/neutrino/v1/servers?host=cn2", "service"))["servers"]] == [
+        sid2
+    ]
     assert len(env.ok(env.neutron("GET", "/neutrino/v1/servers", "admin"))["servers"]) == 2
     assert env.ok(env.neutron("GET", f"/neutrino/v1/servers/{sid}", "service"))["server"]["id"] == sid
     assert env.neutron("GET", "/neutrino/v1/servers", "demo").status_code == 403

@@ -27,8 +27,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _db_rows(api):
     with api.db.read() as conn:
-        ips = [tuple(r) for r in conn.execute(select(tables.ip_allocations.c.subnet_id,
-                                                     tables.ip_allocations.c.ip_address))]
+        ips = [
+            tuple(r)
+            for r in conn.execute(select(tables.ip_allocations.c.subnet_id, tables.ip_allocations.c.ip_address))
+        ]
         macs = [tuple(r) for r in conn.execute(select(tables.ports.c.network_id, tables.ports.c.mac_address))]
     return ips, macs
 
@@ -60,8 +62,9 @@ def _run_threads(n, fn):
 
 
 def test_threads_create_ports_on_a_small_subnet(api):
-    net, sub = api.net_with_subnet("10.0.0.0/24", as_="admin",
-                                   allocation_pools=[{"start": "10.0.0.10", "end": "10.0.0.19"}])
+    net, sub = api.net_with_subnet(
+        "10.0.0.0/24", as_="admin", allocation_pools=[{"start": "10.0.0.10", "end": "10.0.0.19"}]
+    )
     n = 16
     results = _run_threads(n, lambda i: api.post("ports", {"port": {"network_id": net["id"], "name": f"p{i}"}}))
     codes = Counter(r.status_code for r in results)
@@ -69,8 +72,10 @@ def test_threads_create_ports_on_a_small_subnet(api):
     for r in results:
         if r.status_code == 409:
             assert r.json()["NeutronError"] == {
-                "type": "IpAddressGenerationFailure", "detail": "",
-                "message": f"No more IP addresses available on network {net['id']}."}
+                "type": "IpAddressGenerationFailure",
+                "detail": "",
+                "message": f"No more IP addresses available on network {net['id']}.",
+            }
     got = sorted(r.json()["port"]["fixed_ips"][0]["ip_address"] for r in results if r.status_code == 201)
     assert got == sorted(f"10.0.0.{i}" for i in range(10, 20))
     _assert_unique(api, 10)
@@ -94,15 +99,16 @@ def test_threads_with_colliding_macs(make_api):
 
 
 def test_threads_bulk_and_explicit_addresses(api):
-    net, sub = api.net_with_subnet("10.0.0.0/24", as_="admin",
-                                   allocation_pools=[{"start": "10.0.0.10", "end": "10.0.0.29"}])
+    net, sub = api.net_with_subnet(
+        "10.0.0.0/24", as_="admin", allocation_pools=[{"start": "10.0.0.10", "end": "10.0.0.29"}]
+    )
     # Everyone asks for the same explicit address: exactly one wins.
-    results = _run_threads(8, lambda i: api.post("ports", {"port": {
-        "network_id": net["id"], "fixed_ips": [{"ip_address": "10.0.0.100"}]}}))
+    results = _run_threads(
+        8, lambda i: api.post("ports", {"port": {"network_id": net["id"], "fixed_ips": [{"ip_address": "10.0.0.100"}]}})
+    )
     codes = Counter(r.status_code for r in results)
     assert codes == {201: 1, 409: 7}
-    assert {r.json()["NeutronError"]["type"] for r in results if r.status_code == 409} == \
-        {"IpAddressAlreadyAllocated"}
+    assert {r.json()["NeutronError"]["type"] for r in results if r.status_code == 409} == {"IpAddressAlreadyAllocated"}
     # Bulk creates of 4 ports each: 20 addresses -> 5 batches succeed, the rest fail atomically.
     results = _run_threads(8, lambda i: api.post("ports", {"ports": [{"network_id": net["id"]}] * 4}))
     codes = Counter(r.status_code for r in results)
@@ -141,14 +147,22 @@ print(json.dumps(out), flush=True)
 
 
 def test_processes_create_ports_on_one_database(api, api_db_url, tmp_path):
-    net, sub = api.net_with_subnet("10.0.0.0/24", as_="admin",
-                                   allocation_pools=[{"start": "10.0.0.10", "end": "10.0.0.29"}])
+    net, sub = api.net_with_subnet(
+        "10.0.0.0/24", as_="admin", allocation_pools=[{"start": "10.0.0.10", "end": "10.0.0.29"}]
+    )
     go = tmp_path / "go"
     overrides = json.dumps({f"{s}/{k}": v for (s, k), v in BASE_OVERRIDES.items()})
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONWARNINGS="ignore")
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, api_db_url, str(tmp_path), net["id"], "10", str(go),
-                               overrides], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-             for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, api_db_url, str(tmp_path), net["id"], "10", str(go), overrides],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(3)
+    ]
     try:
         for p in procs:
             assert p.stdout.readline().strip() == "ready", p.stderr.read()

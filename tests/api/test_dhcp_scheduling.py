@@ -20,7 +20,7 @@ from tests.api.conftest import error
 from tests.api.test_feed_api import FeedEnv, make_env  # noqa: F401 - fixture
 
 T0 = 1_790_000_000.0
-DOWN = 75   # agent_down_time
+DOWN = 75  # agent_down_time
 
 
 class Clock:
@@ -40,16 +40,23 @@ class Env:
         self.agents = fe.napi.services["agents"]
         self.agents.clock = self.clock
         self.scheduler = self.agents.dhcp_scheduler
-        self.scheduler.started = T0 - 10 * DOWN     # the server has been up for a while
+        self.scheduler.started = T0 - 10 * DOWN  # the server has been up for a while
 
     def __getattr__(self, name):
         return getattr(self.fe, name)
 
     def report(self, host: str, agent_type: str = "DHCP agent", **extra) -> dict:
         binary = {"DHCP agent": "neutron-dhcp-agent", "L3 agent": "neutron-l3-agent"}.get(
-            agent_type, "neutron-openvswitch-agent")
-        body = {"agent_type": agent_type, "binary": binary, "topic": "dhcp_agent", "host": host,
-                "configurations": {}, **extra}
+            agent_type, "neutron-openvswitch-agent"
+        )
+        body = {
+            "agent_type": agent_type,
+            "binary": binary,
+            "topic": "dhcp_agent",
+            "host": host,
+            "configurations": {},
+            **extra,
+        }
         return self.ok(self.req("POST", f"{PREFIX}agents/report", json={"agent": body}))["agent"]
 
     def subnet(self, net_id: str, cidr: str, as_: str = "demo", **attrs) -> dict:
@@ -72,8 +79,9 @@ class Env:
         return self.changes(0)["revision"]
 
     def bindings(self, since: int = 0) -> list[tuple[str, str, dict | None]]:
-        return [(c["action"], c["id"], c["body"]) for c in self.changes(since)["changes"]
-                if c["resource"] == "dhcp_binding"]
+        return [
+            (c["action"], c["id"], c["body"]) for c in self.changes(since)["changes"] if c["resource"] == "dhcp_binding"
+        ]
 
     def rows(self) -> list[tuple[str, str]]:
         with self.db.read() as conn:
@@ -84,6 +92,7 @@ class Env:
 def make(make_env):  # noqa: F811
     def build(overrides=None) -> Env:
         return Env(make_env(overrides))
+
     return build
 
 
@@ -94,8 +103,12 @@ def env(make) -> Env:
 
 def body(net_id: str, *agents: dict) -> dict:
     agents = sorted(agents, key=lambda a: (a["host"], a["id"]))
-    return {"id": net_id, "network_id": net_id, "agent_ids": [a["id"] for a in agents],
-            "hosts": [a["host"] for a in agents]}
+    return {
+        "id": net_id,
+        "network_id": net_id,
+        "agent_ids": [a["id"] for a in agents],
+        "hosts": [a["host"] for a in agents],
+    }
 
 
 # --- scheduling at subnet create -------------------------------------------------------------------
@@ -134,28 +147,27 @@ def test_two_agents_least_loaded_first(env):
     n1 = env.net_with_subnet("10.0.1.0/24")
     n2 = env.net_with_subnet("10.0.2.0/24")
     n3 = env.net_with_subnet("10.0.3.0/24")
-    assert env.hosts_of(n1["id"]) == ["net1"]     # tie: host order
-    assert env.hosts_of(n2["id"]) == ["net2"]     # least loaded
+    assert env.hosts_of(n1["id"]) == ["net1"]  # tie: host order
+    assert env.hosts_of(n2["id"]) == ["net2"]  # least loaded
     assert env.hosts_of(n3["id"]) == ["net1"]
     nets = env.ok(env.req("GET", f"/v2.0/agents/{a1['id']}/dhcp-networks"))["networks"]
     assert sorted(n["id"] for n in nets) == sorted([n1["id"], n3["id"]])
-    assert [n["id"] for n in env.ok(env.req("GET", f"/v2.0/agents/{a2['id']}/dhcp-networks"))["networks"]] == \
-        [n2["id"]]
+    assert [n["id"] for n in env.ok(env.req("GET", f"/v2.0/agents/{a2['id']}/dhcp-networks"))["networks"]] == [n2["id"]]
 
 
 def test_dhcp_agents_per_network_two(make):
     env = make({("DEFAULT", "dhcp_agents_per_network"): "2"})
     a1 = env.report("net1")
     net = env.net_with_subnet()
-    assert env.hosts_of(net["id"]) == ["net1"]            # only one agent exists
+    assert env.hosts_of(net["id"]) == ["net1"]  # only one agent exists
     rev = env.head()
-    a2 = env.report("net2")                                # a new agent takes the network too
+    a2 = env.report("net2")  # a new agent takes the network too
     assert env.hosts_of(net["id"]) == ["net1", "net2"]
     assert env.bindings(rev) == [("update", net["id"], body(net["id"], a1, a2))]
     env.report("net3")
-    assert env.hosts_of(net["id"]) == ["net1", "net2"]     # already has two
+    assert env.hosts_of(net["id"]) == ["net1", "net2"]  # already has two
     n2 = env.net_with_subnet("10.0.9.0/24")
-    assert env.hosts_of(n2["id"]) == ["net1", "net3"]      # net3 (idle) first, then net1 (tie with net2: host)
+    assert env.hosts_of(n2["id"]) == ["net1", "net3"]  # net3 (idle) first, then net1 (tie with net2: host)
 
 
 def test_dead_and_admin_down_agents_are_not_chosen(env):
@@ -164,7 +176,7 @@ def test_dead_and_admin_down_agents_are_not_chosen(env):
     env.ok(env.req("PUT", f"/v2.0/agents/{a['id']}", json={"agent": {"admin_state_up": False}}))
     n1 = env.net_with_subnet("10.0.1.0/24")
     assert env.hosts_of(n1["id"]) == ["net2"]
-    env.clock.now += DOWN + 1                              # both dead
+    env.clock.now += DOWN + 1  # both dead
     n2 = env.net_with_subnet("10.0.2.0/24")
     assert env.hosts_of(n2["id"]) == []
 
@@ -232,7 +244,7 @@ def test_new_dhcp_agent_takes_unscheduled_networks(env):
     assert env.show_net(net["id"])["availability_zones"] == ["nova"]
     rev = env.head()
     env.clock.now += 30
-    env.report("net1")                                     # a plain heartbeat
+    env.report("net1")  # a plain heartbeat
     assert env.bindings(rev) == []
 
 
@@ -241,16 +253,16 @@ def test_network_auto_schedule_off(make):
     net = env.net_with_subnet("10.0.1.0/24")
     env.report("net1", start_flag=True)
     assert env.hosts_of(net["id"]) == []
-    n2 = env.net_with_subnet("10.0.2.0/24")              # scheduling on subnet create still happens
+    n2 = env.net_with_subnet("10.0.2.0/24")  # scheduling on subnet create still happens
     assert env.hosts_of(n2["id"]) == ["net1"]
 
 
 def test_revived_or_restarted_agent_takes_networks(env):
     env.report("net1")
-    env.clock.now += DOWN + 1                              # net1 dead
+    env.clock.now += DOWN + 1  # net1 dead
     net = env.net_with_subnet()
     assert env.hosts_of(net["id"]) == []
-    env.report("net1")                                     # back: takes it
+    env.report("net1")  # back: takes it
     assert env.hosts_of(net["id"]) == ["net1"]
 
     env.ok(env.req("DELETE", f"/v2.0/networks/{net['id']}", "demo"), 204)
@@ -261,9 +273,9 @@ def test_revived_or_restarted_agent_takes_networks(env):
     n2 = env.net_with_subnet("10.0.5.0/24")
     assert env.hosts_of(n2["id"]) == []
     env.ok(env.req("PUT", f"/v2.0/agents/{other['id']}", json={"agent": {"admin_state_up": True}}))
-    assert env.hosts_of(n2["id"]) == ["net1"]              # admin-up takes it at once
+    assert env.hosts_of(n2["id"]) == ["net1"]  # admin-up takes it at once
     env.ok(env.req("DELETE", f"/v2.0/agents/{other['id']}"), 204)
-    assert env.hosts_of(n2["id"]) == []                    # no live admin-up agent left
+    assert env.hosts_of(n2["id"]) == []  # no live admin-up agent left
     env.ok(env.req("PUT", f"/v2.0/agents/{a2['id']}", json={"agent": {"admin_state_up": True}}))
     assert env.hosts_of(n2["id"]) == ["net2"]
 
@@ -272,13 +284,13 @@ def test_restart_flag_takes_networks(env):
     a = env.report("net1")
     env.ok(env.req("PUT", f"/v2.0/agents/{a['id']}", json={"agent": {"admin_state_up": False}}))
     net = env.net_with_subnet()
-    with env.db.write() as uow:                            # admin-up behind the API's back
+    with env.db.write() as uow:  # admin-up behind the API's back
         uow.conn.execute(t.agents.update().values(admin_state_up=True))
     env.clock.now += 10
-    env.report("net1")                                     # a plain heartbeat takes nothing
+    env.report("net1")  # a plain heartbeat takes nothing
     assert env.hosts_of(net["id"]) == []
     env.clock.now += 10
-    env.report("net1", start_flag=True)                    # a restart does
+    env.report("net1", start_flag=True)  # a restart does
     assert env.hosts_of(net["id"]) == ["net1"]
 
 
@@ -294,16 +306,16 @@ def _two_agents_network(env: Env) -> tuple[dict, dict, dict]:
 def test_dead_agents_networks_move_when_another_agent_reports(env):
     a1, a2, net = _two_agents_network(env)
     env.clock.now += 60
-    env.report("net2")                                     # net1 last seen 60 s ago: alive
+    env.report("net2")  # net1 last seen 60 s ago: alive
     assert env.hosts_of(net["id"]) == ["net1"]
     env.clock.now += 30
     rev = env.head()
-    env.report("net2")                                     # net1 last seen 90 s ago: dead
+    env.report("net2")  # net1 last seen 90 s ago: dead
     assert env.hosts_of(net["id"]) == ["net2"]
     assert env.bindings(rev) == [("update", net["id"], body(net["id"], a2))]
     env.clock.now += 10
     rev = env.head()
-    env.report("net1")                                     # back: nothing to take (net2 serves it)
+    env.report("net1")  # back: nothing to take (net2 serves it)
     assert env.hosts_of(net["id"]) == ["net2"] and env.bindings(rev) == []
 
 
@@ -317,7 +329,7 @@ def test_failover_keeps_the_binding_without_a_live_replacement(env):
 
 def test_failover_waits_agent_down_time_after_server_start(env):
     a1, a2, net = _two_agents_network(env)
-    env.scheduler.started = env.clock.now + 30             # as if this server just started
+    env.scheduler.started = env.clock.now + 30  # as if this server just started
     env.clock.now += DOWN + 15
     env.report("net2")
     assert env.hosts_of(net["id"]) == ["net1"]
@@ -344,7 +356,7 @@ def test_failover_with_two_agents_per_network(make):
     a3 = env.report("net3")
     env.report("net2")
     env.clock.now += 30
-    env.report("net3")                                     # net1 dead: replaced by net3
+    env.report("net3")  # net1 dead: replaced by net3
     assert env.hosts_of(net["id"]) == ["net2", "net3"]
     assert env.rows() == sorted([(net["id"], a2["id"]), (net["id"], a3["id"])])
     assert a1["id"] not in {r[1] for r in env.rows()}
@@ -370,14 +382,16 @@ def test_zones_spread_and_hints(make):
     env.report("a2", availability_zone="az1")
     env.report("b1", availability_zone="az2")
     net = env.net_with_subnet("10.0.1.0/24")
-    assert env.hosts_of(net["id"]) == ["a1", "b1"]         # one agent per zone first
+    assert env.hosts_of(net["id"]) == ["a1", "b1"]  # one agent per zone first
     assert env.show_net(net["id"])["availability_zones"] == ["az1", "az2"]
     hinted = env.net_with_subnet("10.0.2.0/24", availability_zone_hints=["az1"])
     assert env.hosts_of(hinted["id"]) == ["a1", "a2"]
     assert env.show_net(hinted["id"])["availability_zones"] == ["az1"]
     azs = env.ok(env.req("GET", "/v2.0/availability_zones", params={"resource": "network"}))["availability_zones"]
-    assert azs == [{"name": "az1", "resource": "network", "state": "available"},
-                   {"name": "az2", "resource": "network", "state": "available"}]
+    assert azs == [
+        {"name": "az1", "resource": "network", "state": "available"},
+        {"name": "az2", "resource": "network", "state": "available"},
+    ]
 
 
 def test_hints_limit_auto_schedule(env):
@@ -415,7 +429,7 @@ def test_snapshot_holds_the_bindings_and_the_feed_converges(make):
     env.ok(env.req("DELETE", f"/v2.0/networks/{n2['id']}", "demo"), 204)
     snap = env.snapshot()
     got = snap["resources"]["dhcp_bindings"]
-    (only,) = got                                          # n2 deleted, n3 has no DHCP
+    (only,) = got  # n2 deleted, n3 has no DHCP
     assert only["id"] == only["network_id"] == n1["id"]
     # a3 replaced one of the dead agents; the other dead one stays until a second live agent exists
     assert a3["id"] in only["agent_ids"] and len(only["agent_ids"]) == 2
@@ -432,23 +446,52 @@ def test_bindings_are_admin_scheduling_reads_only(env):
     net = env.net_with_subnet()
     error(env.req("GET", f"/v2.0/networks/{net['id']}/dhcp-agents", "demo"), 403, "PolicyNotAuthorized")
     error(env.req("GET", f"/v2.0/agents/{a['id']}/dhcp-networks", "demo"), 403, "PolicyNotAuthorized")
-    assert env.ok(env.req("GET", f"/v2.0/agents/{a['id']}/dhcp-networks", params={"fields": "id"}))[
-        "networks"] == [{"id": net["id"]}]
+    assert env.ok(env.req("GET", f"/v2.0/agents/{a['id']}/dhcp-networks", params={"fields": "id"}))["networks"] == [
+        {"id": net["id"]}
+    ]
 
 
 # --- concurrency --------------------------------------------------------------------------------------
 def test_concurrent_subnet_creates_bind_once(make_env, api_db_url):  # noqa: F811
-    e1, e2 = make_env(), make_env(db_url=api_db_url)      # two server processes on one database
-    e1.ok(e1.req("POST", f"{PREFIX}agents/report", json={"agent": {
-        "agent_type": "DHCP agent", "binary": "neutron-dhcp-agent", "topic": "dhcp_agent", "host": "net1"}}))
-    e1.ok(e1.req("POST", f"{PREFIX}agents/report", json={"agent": {
-        "agent_type": "DHCP agent", "binary": "neutron-dhcp-agent", "topic": "dhcp_agent", "host": "net2"}}))
+    e1, e2 = make_env(), make_env(db_url=api_db_url)  # two server processes on one database
+    e1.ok(
+        e1.req(
+            "POST",
+            f"{PREFIX}agents/report",
+            json={
+                "agent": {
+                    "agent_type": "DHCP agent",
+                    "binary": "neutron-dhcp-agent",
+                    "topic": "dhcp_agent",
+                    "host": "net1",
+                }
+            },
+        )
+    )
+    e1.ok(
+        e1.req(
+            "POST",
+            f"{PREFIX}agents/report",
+            json={
+                "agent": {
+                    "agent_type": "DHCP agent",
+                    "binary": "neutron-dhcp-agent",
+                    "topic": "dhcp_agent",
+                    "host": "net2",
+                }
+            },
+        )
+    )
     net = e1.network()
     failures: list[str] = []
 
     def work(fe: FeedEnv, i: int) -> None:
-        r = fe.req("POST", "/v2.0/subnets", "demo", json={"subnet": {
-            "network_id": net["id"], "cidr": f"10.0.{i}.0/24", "ip_version": 4}})
+        r = fe.req(
+            "POST",
+            "/v2.0/subnets",
+            "demo",
+            json={"subnet": {"network_id": net["id"], "cidr": f"10.0.{i}.0/24", "ip_version": 4}},
+        )
         if r.status_code != 201:
             failures.append(r.text)
 

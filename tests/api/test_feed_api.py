@@ -94,8 +94,9 @@ def latest(env: FeedEnv) -> int:
 @pytest.mark.parametrize("path", ["snapshot", "changes?since=0", "agents/report"])
 def test_feed_needs_admin_or_service(env, path):
     for who in ("demo", "reader"):
-        error(env.req("GET", PREFIX + path, who), 403, "PolicyNotAuthorized",
-              "rule:neutrino_feed is disallowed by policy")
+        error(
+            env.req("GET", PREFIX + path, who), 403, "PolicyNotAuthorized", "rule:neutrino_feed is disallowed by policy"
+        )
     assert env.client.get(PREFIX + path).status_code == 401
 
 
@@ -113,14 +114,21 @@ def test_unknown_path_and_wrong_method(env):
 # --- snapshot ----------------------------------------------------------------------------------------
 def test_snapshot_holds_admin_views_of_everything(env):
     net = env.network(name="n1")
-    sub = env.ok(env.req("POST", "/v2.0/subnets", "demo", json={"subnet": {
-        "network_id": net["id"], "cidr": "10.0.0.0/24", "ip_version": 4}}), 201)["subnet"]
+    sub = env.ok(
+        env.req(
+            "POST",
+            "/v2.0/subnets",
+            "demo",
+            json={"subnet": {"network_id": net["id"], "cidr": "10.0.0.0/24", "ip_version": 4}},
+        ),
+        201,
+    )["subnet"]
     port = env.ok(env.req("POST", "/v2.0/ports", "demo", json={"port": {"network_id": net["id"]}}), 201)["port"]
     snap = env.snapshot()
     res = snap["resources"]
     assert {"networks", "subnets", "ports", "security_groups", "security_group_rules", "agents"} <= set(res)
     assert [n["id"] for n in res["networks"]] == [net["id"]]
-    assert res["networks"][0]["provider:network_type"] == "vxlan"     # admin view, not the member's
+    assert res["networks"][0]["provider:network_type"] == "vxlan"  # admin view, not the member's
     assert [s["id"] for s in res["subnets"]] == [sub["id"]]
     (p,) = res["ports"]
     assert p["id"] == port["id"] and "binding:vif_type" in p
@@ -135,8 +143,12 @@ def test_snapshot_resource_selection(env):
     assert set(snap["resources"]) == {"networks", "ports"}
     repeated = env.ok(env.req("GET", f"{PREFIX}snapshot?resources=network&resources=subnet"))
     assert set(repeated["resources"]) == {"networks", "subnets"}
-    error(env.req("GET", f"{PREFIX}snapshot?resources=network,bogus"), 400, "HTTPBadRequest",
-          contains="Unknown feed resource(s): bogus")
+    error(
+        env.req("GET", f"{PREFIX}snapshot?resources=network,bogus"),
+        400,
+        "HTTPBadRequest",
+        contains="Unknown feed resource(s): bogus",
+    )
     error(env.req("GET", f"{PREFIX}snapshot?host=h1"), 501, "NotImplementedError")
 
 
@@ -158,8 +170,12 @@ def test_snapshot_is_consistent_with_its_revision_under_concurrent_writes(env):
         stop.set()
         th.join()
     with env.db.read() as conn:
-        created = {r.resource_id: r.revision for r in conn.execute(
-            select(t.changes).where(t.changes.c.resource == "network", t.changes.c.action == "create"))}
+        created = {
+            r.resource_id: r.revision
+            for r in conn.execute(
+                select(t.changes).where(t.changes.c.resource == "network", t.changes.c.action == "create")
+            )
+        }
     assert len({s["revision"] for s in snaps}) > 1
     for s in snaps:
         have = {n["id"] for n in s["resources"]["networks"]}
@@ -183,7 +199,10 @@ def test_revisions_strictly_increase_and_changes_since_r_are_exactly_the_later_c
     later = env.changes(r1)
     assert [c["revision"] for c in later["changes"]] == [r for r in revs if r > r1]
     assert [(c["resource"], c["id"], c["action"]) for c in later["changes"] if c["resource"] == "network"] == [
-        ("network", n2["id"], "create"), ("network", n1["id"], "update"), ("network", n2["id"], "delete")]
+        ("network", n2["id"], "create"),
+        ("network", n1["id"], "update"),
+        ("network", n2["id"], "delete"),
+    ]
     upd = next(c for c in later["changes"] if c["action"] == "update")
     assert upd["body"]["name"] == "a2" and upd["project_id"] == "p-demo"
     assert next(c for c in later["changes"] if c["action"] == "delete")["body"] is None
@@ -201,14 +220,17 @@ def test_limit_cuts_the_batch_and_the_revision_says_where(env):
     assert first["changes"] + rest["changes"] == full
 
 
-@pytest.mark.parametrize("query, message", [
-    ("", "Missing parameter 'since'"),
-    ("since=x", "Invalid value for 'since': 'x' is not an integer"),
-    ("since=-1", "Invalid value for 'since': -1 is out of range"),
-    ("since=0&limit=0", "Invalid value for 'limit': 0 is out of range"),
-    ("since=0&limit=10001", "Invalid value for 'limit': 10001 is out of range"),
-    ("since=0&timeout=soon", "Invalid value for 'timeout': 'soon' is not a number"),
-])
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("", "Missing parameter 'since'"),
+        ("since=x", "Invalid value for 'since': 'x' is not an integer"),
+        ("since=-1", "Invalid value for 'since': -1 is out of range"),
+        ("since=0&limit=0", "Invalid value for 'limit': 0 is out of range"),
+        ("since=0&limit=10001", "Invalid value for 'limit': 10001 is out of range"),
+        ("since=0&timeout=soon", "Invalid value for 'timeout': 'soon' is not a number"),
+    ],
+)
 def test_changes_parameter_errors(env, query, message):
     error(env.req("GET", f"{PREFIX}changes?{query}"), 400, "HTTPBadRequest", message)
 
@@ -218,21 +240,20 @@ def test_long_poll_wakes_on_a_commit_during_the_wait(env):
 
     async def main():
         async with env.async_client() as c:
+
             async def commit_later():
                 await asyncio.sleep(0.3)
-                r = await c.post("/v2.0/networks", json={"network": {"name": "late"}},
-                                 headers={"X-Auth-Token": "demo"})
+                r = await c.post("/v2.0/networks", json={"network": {"name": "late"}}, headers={"X-Auth-Token": "demo"})
                 assert r.status_code == 201
 
             t0 = time.monotonic()
             task = asyncio.create_task(commit_later())
-            r = await c.get(f"{PREFIX}changes", params={"since": r0, "timeout": 10},
-                            headers={"X-Auth-Token": "admin"})
+            r = await c.get(f"{PREFIX}changes", params={"since": r0, "timeout": 10}, headers={"X-Auth-Token": "admin"})
             waited = time.monotonic() - t0
             await task
             return r.json(), waited
 
-    env.feed.poll_interval = 30     # only the in-process commit signal can wake it this fast
+    env.feed.poll_interval = 30  # only the in-process commit signal can wake it this fast
     body, waited = asyncio.run(main())
     assert 0.25 < waited < 1.0
     assert any(c["resource"] == "network" and c["body"]["name"] == "late" for c in body["changes"])
@@ -290,7 +311,7 @@ def test_compaction_then_410_for_revisions_no_longer_retained(env):
     assert newest == top
     err = error(env.req("GET", f"{PREFIX}changes?since=0"), 410, "ChangesGone")
     assert f"retained revisions: {oldest} to {top}" in err["message"]
-    assert env.changes(oldest - 1)["changes"][0]["revision"] == oldest   # the boundary is still served
+    assert env.changes(oldest - 1)["changes"][0]["revision"] == oldest  # the boundary is still served
     error(env.req("GET", f"{PREFIX}changes?since={top + 1}"), 410, "ChangesGone")  # from a reset database
 
 
@@ -313,10 +334,10 @@ def test_compactor_runs_after_commits_at_most_once_per_interval(make_env):
     with env.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(t.changes)).scalar() > 2
     now[0] += 31
-    env.network()                   # this commit triggers the compaction
+    env.network()  # this commit triggers the compaction
     with env.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(t.changes)).scalar() == 2
     for _ in range(3):
-        env.network()               # not due again yet
+        env.network()  # not due again yet
     with env.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(t.changes)).scalar() > 2

@@ -30,8 +30,11 @@ from neutrino.feed.state import State, comparable, from_snapshot
 from tests.api.test_feed_api import FeedEnv, make_env  # noqa: F401 - fixture
 
 ACTORS = ("demo", "other", "admin")
-AGENTS = [("DHCP agent", "neutron-dhcp-agent", "dhcp_agent"), ("L3 agent", "neutron-l3-agent", "l3_agent"),
-          ("Open vSwitch agent", "neutron-openvswitch-agent", "N/A")]
+AGENTS = [
+    ("DHCP agent", "neutron-dhcp-agent", "dhcp_agent"),
+    ("L3 agent", "neutron-l3-agent", "l3_agent"),
+    ("Open vSwitch agent", "neutron-openvswitch-agent", "N/A"),
+]
 
 
 class World:
@@ -41,7 +44,7 @@ class World:
         self.http = http
         self.rng = rng
         self.with_l3 = with_l3
-        self.ids: dict[str, list[tuple[str, str]]] = {}   # kind -> [(id, owner)]
+        self.ids: dict[str, list[tuple[str, str]]] = {}  # kind -> [(id, owner)]
         self.cidr = 0
         self.agent_ids: list[str] = []
 
@@ -61,24 +64,65 @@ class World:
         self.ids[kind] = [x for x in self.ids.get(kind, []) if x[0] != obj_id]
 
     async def step(self) -> None:
-        ops = [self.net_create, self.net_update, self.net_delete, self.subnet_create, self.subnet_update,
-               self.subnet_delete, self.port_create, self.port_create, self.port_update, self.port_delete,
-               self.sg_create, self.sg_update, self.sg_delete, self.rule_create, self.rule_delete, self.tag,
-               self.agent_report, self.agent_report, self.agent_update, self.agent_delete]
+        ops = [
+            self.net_create,
+            self.net_update,
+            self.net_delete,
+            self.subnet_create,
+            self.subnet_update,
+            self.subnet_delete,
+            self.port_create,
+            self.port_create,
+            self.port_update,
+            self.port_delete,
+            self.sg_create,
+            self.sg_update,
+            self.sg_delete,
+            self.rule_create,
+            self.rule_delete,
+            self.tag,
+            self.agent_report,
+            self.agent_report,
+            self.agent_update,
+            self.agent_delete,
+        ]
         if self.with_l3:
-            ops += [self.router_create, self.router_update, self.router_delete, self.router_gateway,
-                    self.router_interface, self.router_interface, self.fip_create, self.fip_associate,
-                    self.fip_delete]
+            ops += [
+                self.router_create,
+                self.router_update,
+                self.router_delete,
+                self.router_gateway,
+                self.router_interface,
+                self.router_interface,
+                self.fip_create,
+                self.fip_associate,
+                self.fip_delete,
+            ]
         await self.rng.choice(ops)()
 
     async def setup(self) -> None:
         """An admin-owned shared external network with a subnet (for gateways and floating IPs)."""
-        out = await self.call("POST", "/v2.0/networks", "admin", {"network": {
-            "name": "ext", "router:external": True, "shared": True, "provider:network_type": "flat",
-            "provider:physical_network": "physnet"}})
+        out = await self.call(
+            "POST",
+            "/v2.0/networks",
+            "admin",
+            {
+                "network": {
+                    "name": "ext",
+                    "router:external": True,
+                    "shared": True,
+                    "provider:network_type": "flat",
+                    "provider:physical_network": "physnet",
+                }
+            },
+        )
         self.ext_net = out["network"]["id"]
-        await self.call("POST", "/v2.0/subnets", "admin", {"subnet": {
-            "network_id": self.ext_net, "ip_version": 4, "cidr": "172.16.0.0/24"}})
+        await self.call(
+            "POST",
+            "/v2.0/subnets",
+            "admin",
+            {"subnet": {"network_id": self.ext_net, "ip_version": 4, "cidr": "172.16.0.0/24"}},
+        )
 
     # networks, subnets, ports ---------------------------------------------------------
     async def net_create(self) -> None:
@@ -92,15 +136,20 @@ class World:
 
     async def net_update(self) -> None:
         if p := self.pick("network"):
-            body = self.rng.choice([{"name": "renamed"}, {"admin_state_up": self.rng.random() < 0.5},
-                                    {"description": f"d{self.rng.randrange(9)}"}])
+            body = self.rng.choice(
+                [
+                    {"name": "renamed"},
+                    {"admin_state_up": self.rng.random() < 0.5},
+                    {"description": f"d{self.rng.randrange(9)}"},
+                ]
+            )
             await self.call("PUT", f"/v2.0/networks/{p[0]}", p[1], {"network": body})
 
     async def net_delete(self) -> None:
         if p := self.pick("network"):
             r = await self.http.delete(f"/v2.0/networks/{p[0]}", headers={"X-Auth-Token": p[1]})
             assert r.status_code in (204, 404, 409), r.text
-            if r.status_code == 204 and self.rng.random() < 0.5:     # sometimes keep stale ids around
+            if r.status_code == 204 and self.rng.random() < 0.5:  # sometimes keep stale ids around
                 self.forget("network", p[0])
 
     async def subnet_create(self) -> None:
@@ -157,8 +206,12 @@ class World:
 
     async def rule_create(self) -> None:
         if p := self.pick("sg"):
-            body: dict[str, Any] = {"security_group_id": p[0], "direction": self.rng.choice(["ingress", "egress"]),
-                                    "protocol": "tcp", "port_range_min": self.rng.randrange(1, 2000)}
+            body: dict[str, Any] = {
+                "security_group_id": p[0],
+                "direction": self.rng.choice(["ingress", "egress"]),
+                "protocol": "tcp",
+                "port_range_min": self.rng.randrange(1, 2000),
+            }
             if (other := self.pick("sg")) and other[1] == p[1] and self.rng.random() < 0.4:
                 body["remote_group_id"] = other[0]
             out = await self.call("POST", "/v2.0/security-group-rules", p[1], {"security_group_rule": body})
@@ -177,17 +230,27 @@ class World:
     # agents ------------------------------------------------------------------------------------
     async def agent_report(self) -> None:
         agent_type, binary, topic = self.rng.choice(AGENTS)
-        body = {"agent_type": agent_type, "binary": binary, "topic": topic,
-                "host": f"host{self.rng.randrange(3)}", "configurations": {"n": self.rng.randrange(3)},
-                "start_flag": self.rng.random() < 0.2}
-        out = await self.call("POST", "/neutrino/v1/agents/report", self.rng.choice(["admin", "service"]),
-                              {"agent": body})
+        body = {
+            "agent_type": agent_type,
+            "binary": binary,
+            "topic": topic,
+            "host": f"host{self.rng.randrange(3)}",
+            "configurations": {"n": self.rng.randrange(3)},
+            "start_flag": self.rng.random() < 0.2,
+        }
+        out = await self.call(
+            "POST", "/neutrino/v1/agents/report", self.rng.choice(["admin", "service"]), {"agent": body}
+        )
         self.agent_ids.append(out["agent"]["id"])
 
     async def agent_update(self) -> None:
         if self.agent_ids:
-            await self.call("PUT", f"/v2.0/agents/{self.rng.choice(self.agent_ids)}", "admin",
-                            {"agent": {"admin_state_up": self.rng.random() < 0.5, "description": "x"}})
+            await self.call(
+                "PUT",
+                f"/v2.0/agents/{self.rng.choice(self.agent_ids)}",
+                "admin",
+                {"agent": {"admin_state_up": self.rng.random() < 0.5, "description": "x"}},
+            )
 
     async def agent_delete(self) -> None:
         if self.agent_ids and self.rng.random() < 0.3:
@@ -216,8 +279,9 @@ class World:
     async def router_interface(self) -> None:
         if self.rng.random() < 0.4 and (att := self.pick("iface")):
             router_id, subnet_id = att[0].split(":")
-            await self.call("PUT", f"/v2.0/routers/{router_id}/remove_router_interface", att[1],
-                            {"subnet_id": subnet_id})
+            await self.call(
+                "PUT", f"/v2.0/routers/{router_id}/remove_router_interface", att[1], {"subnet_id": subnet_id}
+            )
             self.forget("iface", att[0])
         elif (p := self.pick("router")) and (sub := self.pick("subnet")) and p[1] == sub[1]:
             if await self.call("PUT", f"/v2.0/routers/{p[0]}/add_router_interface", p[1], {"subnet_id": sub[0]}):
@@ -264,7 +328,7 @@ async def scenario(env: FeedEnv, seed: int, steps: int, compact: bool) -> None:
         world = World(http, rng, "routers" in env.napi.services)
         if world.with_l3:
             await world.setup()
-        for _ in range(5):          # some state before the followers start
+        for _ in range(5):  # some state before the followers start
             await world.step()
 
         stepper = DesiredState(FeedClient(base, "admin", transport))
@@ -288,7 +352,7 @@ async def scenario(env: FeedEnv, seed: int, steps: int, compact: bool) -> None:
                 if compact:
                     for _ in range(10):
                         await world.net_create()
-                    assert log.compact(env.db, 3) > 0   # the stepper's position is gone now
+                    assert log.compact(env.db, 3) > 0  # the stepper's position is gone now
         await stepper.catch_up()
 
         snap = from_snapshot((await http.get("/neutrino/v1/snapshot", headers={"X-Auth-Token": "admin"})).json())

@@ -15,27 +15,52 @@ def _avail(api, query: str = "", as_: str = "admin") -> list[dict]:
 
 def test_counts_pools_and_allocations(api):
     net = api.network(name="n1")
-    s4 = api.subnet(net["id"], "10.0.0.0/24", name="v4")                      # pool .2-.254: 253
-    s6 = api.subnet(net["id"], "2001:db8::/120", name="v6", ipv6_address_mode="dhcpv6-stateful",
-                    ipv6_ra_mode="dhcpv6-stateful")                         # :: gateway, pool ::1-::ff
-    api.port(net["id"])                                                       # one v4 + one v6 address
+    s4 = api.subnet(net["id"], "10.0.0.0/24", name="v4")  # pool .2-.254: 253
+    s6 = api.subnet(
+        net["id"], "2001:db8::/120", name="v6", ipv6_address_mode="dhcpv6-stateful", ipv6_ra_mode="dhcpv6-stateful"
+    )  # :: gateway, pool ::1-::ff
+    api.port(net["id"])  # one v4 + one v6 address
     api.port(net["id"], fixed_ips=[{"subnet_id": s4["id"]}])
     body = api.show("network-ip-availabilities", "network_ip_availability", net["id"])
     assert body == {
-        "network_id": net["id"], "network_name": "n1", "project_id": "p-admin", "tenant_id": "p-admin",
-        "total_ips": 253 + 255, "used_ips": 3,
-        "subnet_ip_availability": sorted([
-            {"subnet_id": s4["id"], "subnet_name": "v4", "cidr": "10.0.0.0/24", "ip_version": 4,
-             "total_ips": 253, "used_ips": 2},
-            {"subnet_id": s6["id"], "subnet_name": "v6", "cidr": "2001:db8::/120", "ip_version": 6,
-             "total_ips": 255, "used_ips": 1}], key=lambda s: s["subnet_id"])}
+        "network_id": net["id"],
+        "network_name": "n1",
+        "project_id": "p-admin",
+        "tenant_id": "p-admin",
+        "total_ips": 253 + 255,
+        "used_ips": 3,
+        "subnet_ip_availability": sorted(
+            [
+                {
+                    "subnet_id": s4["id"],
+                    "subnet_name": "v4",
+                    "cidr": "10.0.0.0/24",
+                    "ip_version": 4,
+                    "total_ips": 253,
+                    "used_ips": 2,
+                },
+                {
+                    "subnet_id": s6["id"],
+                    "subnet_name": "v6",
+                    "cidr": "2001:db8::/120",
+                    "ip_version": 6,
+                    "total_ips": 255,
+                    "used_ips": 1,
+                },
+            ],
+            key=lambda s: s["subnet_id"],
+        ),
+    }
 
 
 def test_pools_and_addresses_outside_them(api):
     net = api.network()
-    sub = api.subnet(net["id"], "10.1.0.0/24", allocation_pools=[
-        {"start": "10.1.0.10", "end": "10.1.0.19"}, {"start": "10.1.0.100", "end": "10.1.0.104"}])
-    api.port(net["id"], fixed_ips=[{"subnet_id": sub["id"], "ip_address": "10.1.0.200"}])   # outside the pools
+    sub = api.subnet(
+        net["id"],
+        "10.1.0.0/24",
+        allocation_pools=[{"start": "10.1.0.10", "end": "10.1.0.19"}, {"start": "10.1.0.100", "end": "10.1.0.104"}],
+    )
+    api.port(net["id"], fixed_ips=[{"subnet_id": sub["id"], "ip_address": "10.1.0.200"}])  # outside the pools
     (got,) = _avail(api, f"network_id={net['id']}")
     assert (got["total_ips"], got["used_ips"]) == (15, 1)
 
@@ -46,8 +71,8 @@ def test_big_ipv6_totals_are_exact(api):
     api.subnet(net["id"], "2001:db8:2::/64", ipv6_address_mode="dhcpv6-stateful", ipv6_ra_mode="dhcpv6-stateful")
     (got,) = _avail(api, f"network_id={net['id']}")
     sizes = [s["total_ips"] for s in got["subnet_ip_availability"]]
-    assert sizes == [2 ** 64 - 1] * 2                       # all but the gateway (::)
-    assert got["total_ips"] == 2 ** 65 - 2                  # beyond 64 bits, still exact
+    assert sizes == [2**64 - 1] * 2  # all but the gateway (::)
+    assert got["total_ips"] == 2**65 - 2  # beyond 64 bits, still exact
 
 
 def test_network_without_subnets_and_filters(api):
@@ -76,8 +101,7 @@ def test_admin_only(api):
     assert _avail(api, as_="demo") == []
     error(api.get(f"network-ip-availabilities/{net['id']}", "demo"), 404, "HTTPNotFound")
     error(api.get("network-ip-availabilities/0c8d3a3e-0000-4000-8000-000000000009"), 404, "NetworkNotFound")
-    assert api.req("POST", "network-ip-availabilities",
-                   json={"network_ip_availability": {}}).status_code in (400, 405)
+    assert api.req("POST", "network-ip-availabilities", json={"network_ip_availability": {}}).status_code in (400, 405)
     assert api.req("DELETE", f"network-ip-availabilities/{net['id']}").status_code == 405
     aliases = {e["alias"] for e in api.ok(api.get("extensions"))["extensions"]}
     assert {"network-ip-availability", "service-type", "tag-ports-during-bulk-creation"} <= aliases

@@ -33,7 +33,7 @@ def test_delete_external_network_blocked_by_a_router_gateway(api):
     before = api.snapshot()
     err = error(api.delete(f"networks/{ext}"), 409, "NetworkInUse")
     assert "There are one or more ports still in use on the network" in err["message"]
-    assert api.snapshot() == before                        # nothing deleted, not even the free floating IP
+    assert api.snapshot() == before  # nothing deleted, not even the free floating IP
     assert api.show("floatingips", "floatingip", free["id"])["id"] == free["id"]
     assert api.show("floatingips", "floatingip", used["id"])["port_id"] == topo.port["id"]
 
@@ -55,9 +55,22 @@ def test_only_floating_ips_serving_nothing_are_released(api):
     used = floating_ip(api, ext, port_id=topo.port["id"])
     held = floating_ip(api, ext)
     target = api.port(topo.net["id"], "demo")
-    api.ok(api.post(f"floatingips/{held['id']}/port_forwardings", {"port_forwarding": {
-        "protocol": "tcp", "internal_ip_address": target["fixed_ips"][0]["ip_address"], "internal_port": 22,
-        "internal_port_id": target["id"], "external_port": 2222}}, "demo"), 201)
+    api.ok(
+        api.post(
+            f"floatingips/{held['id']}/port_forwardings",
+            {
+                "port_forwarding": {
+                    "protocol": "tcp",
+                    "internal_ip_address": target["fixed_ips"][0]["ip_address"],
+                    "internal_port": 22,
+                    "internal_port_id": target["id"],
+                    "external_port": 2222,
+                }
+            },
+            "demo",
+        ),
+        201,
+    )
     api.db.run_write(lambda uow: release_unused_floating_ips(api.deps, uow, ext))
     assert {f["id"] for f in api.list("floatingips")} == {used["id"], held["id"]}
     assert free["id"] not in {p["device_id"] for p in api.list("ports", "admin", f"network_id={ext}")}
@@ -111,11 +124,15 @@ def test_moving_to_another_address_of_the_same_port_checks_that_address(api):
     a = floating_ip(api, topo.ext_net["id"], port_id=port["id"], fixed_ip_address=first)
     b = floating_ip(api, topo.ext_net["id"], port_id=port["id"], fixed_ip_address=second)
     # a may not take the address b already has, even though a is on the same port
-    error(api.put(f"floatingips/{a['id']}", {"floatingip": {"port_id": port["id"], "fixed_ip_address": second}},
-                  "demo"), 409, "FloatingIPPortAlreadyAssociated")
+    error(
+        api.put(f"floatingips/{a['id']}", {"floatingip": {"port_id": port["id"], "fixed_ip_address": second}}, "demo"),
+        409,
+        "FloatingIPPortAlreadyAssociated",
+    )
     api.ok(api.put(f"floatingips/{b['id']}", {"floatingip": {"port_id": None}}, "demo"))
-    out = api.ok(api.put(f"floatingips/{a['id']}", {"floatingip": {"port_id": port["id"],
-                                                                   "fixed_ip_address": second}}, "demo"))
+    out = api.ok(
+        api.put(f"floatingips/{a['id']}", {"floatingip": {"port_id": port["id"], "fixed_ip_address": second}}, "demo")
+    )
     assert out["floatingip"]["fixed_ip_address"] == second
 
 
@@ -138,12 +155,10 @@ def test_router_distributed_and_ha_as_neutron_shows_them(api, as_):
     if as_ == "demo":
         mine = api.show("routers", "router", r["id"], "demo")
         assert "distributed" not in mine and "ha" not in mine
-        assert api.ok(api.get(f"routers/{r['id']}?fields=ha&fields=name", "demo"))["router"] == {
-            "name": "demo-router"}
+        assert api.ok(api.get(f"routers/{r['id']}?fields=ha&fields=name", "demo"))["router"] == {"name": "demo-router"}
 
 
 def test_admin_created_router_echoes_the_attributes(api):
-    created = api.ok(api.post("routers", {"router": {"name": "r", "distributed": False, "ha": False}}),
-                     201)["router"]
+    created = api.ok(api.post("routers", {"router": {"name": "r", "distributed": False, "ha": False}}), 201)["router"]
     assert created["distributed"] is False and created["ha"] is False
     error(api.post("routers", {"router": {"name": "r", "ha": True}}, "demo"), 403, "PolicyNotAuthorized")

@@ -50,28 +50,28 @@ def test_reverse_pages_walk_back_to_the_start(api):
     while True:
         seen = _names(body) + seen
         links = _links(body)
-        assert "next" in links                               # a reverse page always links forward
+        assert "next" in links  # a reverse page always links forward
         if body["networks"]:
             assert _q(links["next"])["marker"] == [body["networks"][-1]["id"]]
-        else:                                                # an empty page: back to the start
+        else:  # an empty page: back to the start
             assert "marker" not in _q(links["next"])
         if "previous" not in links:
             break
         assert _q(links["previous"])["page_reverse"] == ["True"]
         body = api.ok(api.get(links["previous"]))
     assert seen == list("abcdef")
-    assert len(body["networks"]) < 2                         # only a short page has no "previous"
+    assert len(body["networks"]) < 2  # only a short page has no "previous"
 
 
 def test_last_forward_page_has_no_next(api):
     ids = _networks(api, "abcde")
     body = api.ok(api.get(f"networks?limit=2&sort_key=name&sort_dir=asc&marker={ids['c']}"))
     assert _names(body) == ["d", "e"]
-    assert set(_links(body)) == {"next", "previous"}         # a full page: the next one may be empty
+    assert set(_links(body)) == {"next", "previous"}  # a full page: the next one may be empty
     body = api.ok(api.get(_links(body)["next"]))
     assert body["networks"] == []
     links = _links(body)
-    assert set(links) == {"previous"}                        # as Neutron: no marker on an empty page
+    assert set(links) == {"previous"}  # as Neutron: no marker on an empty page
     assert "marker" not in _q(links["previous"]) and _q(links["previous"])["page_reverse"] == ["True"]
     body = api.ok(api.get(f"networks?limit=2&sort_key=name&sort_dir=asc&marker={ids['d']}"))
     assert _names(body) == ["e"] and set(_links(body)) == {"previous"}
@@ -105,7 +105,7 @@ def test_subnets_filtered_by_shared(api):
     private = api.network("demo")
     s1 = api.subnet(shared["id"], "10.0.0.0/24")
     s2 = api.subnet(private["id"], "10.1.0.0/24", "demo")
-    ids = lambda q, as_="admin": {s["id"] for s in api.list("subnets", as_, q)}   # noqa: E731
+    ids = lambda q, as_="admin": {s["id"] for s in api.list("subnets", as_, q)}  # noqa: E731
     assert ids("shared=True") == {s1["id"]}
     assert ids("shared=true&shared=1") == {s1["id"]}
     assert ids("shared=False") == {s2["id"]}
@@ -125,8 +125,13 @@ def test_subnets_filtered_by_shared(api):
 def test_subnet_shared_filter_errors(api):
     error(api.get("subnets?shared=maybe"), 400, "InvalidInput", contains="'maybe' cannot be converted to boolean")
     net = api.network()
-    error(api.post("subnets", {"subnet": {"network_id": net["id"], "cidr": "10.0.0.0/24", "ip_version": 4,
-                                          "shared": True}}), 400, "HTTPBadRequest")
+    error(
+        api.post(
+            "subnets", {"subnet": {"network_id": net["id"], "cidr": "10.0.0.0/24", "ip_version": 4, "shared": True}}
+        ),
+        400,
+        "HTTPBadRequest",
+    )
 
 
 def test_subnets_filtered_by_router_external_value(api):

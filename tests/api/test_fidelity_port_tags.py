@@ -11,9 +11,13 @@ def test_single_and_bulk_create_keep_tags(api):
     one = api.port(net["id"], "demo", tags=["red", "blue"])
     assert one["tags"] == ["blue", "red"]
     assert api.show("ports", "port", one["id"], "demo")["tags"] == ["blue", "red"]
-    body = {"ports": [{"network_id": net["id"], "name": "a", "tags": ["red"]},
-                      {"network_id": net["id"], "name": "b", "tags": ["green", "red"]},
-                      {"network_id": net["id"], "name": "c"}]}
+    body = {
+        "ports": [
+            {"network_id": net["id"], "name": "a", "tags": ["red"]},
+            {"network_id": net["id"], "name": "b", "tags": ["green", "red"]},
+            {"network_id": net["id"], "name": "c"},
+        ]
+    }
     made = api.ok(api.post("ports", body, "demo"), 201)["ports"]
     assert [p["tags"] for p in made] == [["red"], ["green", "red"], []]
     red = {p["id"] for p in api.list("ports", "demo", "tags=red")}
@@ -38,6 +42,10 @@ def test_bad_tags_create_nothing(api):
     for tags in (["a,b"], ["x" * 256], "red", [1]):
         body = {"ports": [{"network_id": net["id"], "tags": ["fine"]}, {"network_id": net["id"], "tags": tags}]}
         error(api.post("ports", body, "demo"), 400, "HTTPBadRequest", contains="Invalid input for tags")
-    error(api.post("ports", {"port": {"network_id": net["id"], "tags": [f"t{i}" for i in range(51)]}}, "demo"),
-          400, "HTTPBadRequest", contains="more than 50 tags")
+    error(
+        api.post("ports", {"port": {"network_id": net["id"], "tags": [f"t{i}" for i in range(51)]}}, "demo"),
+        400,
+        "HTTPBadRequest",
+        contains="more than 50 tags",
+    )
     assert api.snapshot() == before

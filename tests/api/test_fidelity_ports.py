@@ -10,7 +10,7 @@ from tests.api.conftest import error
 
 # --- security groups without an address -------------------------------------------------------------
 def test_port_without_subnet_may_carry_security_groups(api):
-    net = api.network("demo")                                   # no subnet: the port gets no address
+    net = api.network("demo")  # no subnet: the port gets no address
     sg = api.sg("demo", name="web")
     p = api.port(net["id"], "demo", security_groups=[sg["id"]])
     assert p["fixed_ips"] == [] and p["security_groups"] == [sg["id"]] and p["port_security_enabled"] is True
@@ -52,14 +52,23 @@ def test_port_security_off_still_forbids_groups_without_address(api):
     net = api.network("demo")
     sg = api.sg("demo", name="web")
     before = api.snapshot()
-    error(api.post("ports", {"port": {"network_id": net["id"], "port_security_enabled": False,
-                                      "security_groups": [sg["id"]]}}, "demo"), 400,
-          "PortSecurityAndIPRequiredForSecurityGroups",
-          "Port security must be enabled and port must have an IP address in order to use security groups.")
+    error(
+        api.post(
+            "ports",
+            {"port": {"network_id": net["id"], "port_security_enabled": False, "security_groups": [sg["id"]]}},
+            "demo",
+        ),
+        400,
+        "PortSecurityAndIPRequiredForSecurityGroups",
+        "Port security must be enabled and port must have an IP address in order to use security groups.",
+    )
     assert api.snapshot() == before
     p = api.port(net["id"], "demo", port_security_enabled=False)
-    error(api.put(f"ports/{p['id']}", {"port": {"security_groups": [sg["id"]]}}, "demo"), 400,
-          "PortSecurityAndIPRequiredForSecurityGroups")
+    error(
+        api.put(f"ports/{p['id']}", {"port": {"security_groups": [sg["id"]]}}, "demo"),
+        400,
+        "PortSecurityAndIPRequiredForSecurityGroups",
+    )
 
 
 def test_unowned_group_on_addressless_port_is_still_refused(api):
@@ -71,8 +80,9 @@ def test_unowned_group_on_addressless_port_is_still_refused(api):
 
 # --- fixed_ips filters -----------------------------------------------------------------------------
 def _ports_with(api, net, sub, addresses):
-    return {a: api.port(net["id"], "admin", fixed_ips=[{"subnet_id": sub["id"], "ip_address": a}])["id"]
-            for a in addresses}
+    return {
+        a: api.port(net["id"], "admin", fixed_ips=[{"subnet_id": sub["id"], "ip_address": a}])["id"] for a in addresses
+    }
 
 
 def _ids(api, query):
@@ -92,14 +102,22 @@ def test_fixed_ips_ip_address_substr(api):
     assert _ids(api, "fixed_ips=ip_address_substr=10_0") == set()
     # several values of one key are alternatives
     assert _ids(api, "fixed_ips=ip_address_substr=.15&fixed_ips=ip_address_substr=1.0.5") == {
-        ports["10.0.0.15"], ports["10.1.0.5"]}
+        ports["10.0.0.15"],
+        ports["10.1.0.5"],
+    }
 
 
 def test_fixed_ips_keys_combined(api):
     net, sub = api.net_with_subnet("10.0.0.0/24", "admin")
     sub2 = api.subnet(net["id"], "10.2.0.0/24")
-    a = api.port(net["id"], "admin", fixed_ips=[{"subnet_id": sub["id"], "ip_address": "10.0.0.7"},
-                                                {"subnet_id": sub2["id"], "ip_address": "10.2.0.9"}])["id"]
+    a = api.port(
+        net["id"],
+        "admin",
+        fixed_ips=[
+            {"subnet_id": sub["id"], "ip_address": "10.0.0.7"},
+            {"subnet_id": sub2["id"], "ip_address": "10.2.0.9"},
+        ],
+    )["id"]
     b = api.port(net["id"], "admin", fixed_ips=[{"subnet_id": sub2["id"], "ip_address": "10.2.0.7"}])["id"]
     c = api.port(net["id"], "admin", fixed_ips=[{"subnet_id": sub["id"], "ip_address": "10.0.0.8"}])["id"]
     assert _ids(api, f"fixed_ips=subnet_id={sub2['id']}") == {a, b}
@@ -124,9 +142,14 @@ def test_ip_substring_filtering_is_announced(api):
 
 
 # --- MAC addresses ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("mac,shown", [("11:22:33:44:55:66", "11:22:33:44:55:66"),
-                                       ("01:00:5E:00:00:FB", "01:00:5e:00:00:fb"),
-                                       ("fa-16-3e-00-00-09", "fa:16:3e:00:00:09")])
+@pytest.mark.parametrize(
+    "mac,shown",
+    [
+        ("11:22:33:44:55:66", "11:22:33:44:55:66"),
+        ("01:00:5E:00:00:FB", "01:00:5e:00:00:fb"),
+        ("fa-16-3e-00-00-09", "fa:16:3e:00:00:09"),
+    ],
+)
 def test_admin_sets_unicast_or_multicast_mac(api, mac, shown):
     net, _ = api.net_with_subnet("10.0.0.0/24", "admin")
     p = api.port(net["id"], "admin", mac_address=mac)
@@ -138,9 +161,22 @@ def test_admin_sets_unicast_or_multicast_mac(api, mac, shown):
     error(api.post("ports", {"port": {"network_id": net["id"], "mac_address": shown}}), 409, "MacAddressInUse")
 
 
-@pytest.mark.parametrize("mac", ["00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", "FF:FF:FF:FF:FF:FF",
-                                 "11:22:33:44:55", "11:22:33:44:55:6g", "11:22:33:44:55:66:77"])
+@pytest.mark.parametrize(
+    "mac",
+    [
+        "00:00:00:00:00:00",
+        "ff:ff:ff:ff:ff:ff",
+        "FF:FF:FF:FF:FF:FF",
+        "11:22:33:44:55",
+        "11:22:33:44:55:6g",
+        "11:22:33:44:55:66:77",
+    ],
+)
 def test_invalid_macs_are_400(api, mac):
     net = api.network()
-    error(api.post("ports", {"port": {"network_id": net["id"], "mac_address": mac}}), 400, "HTTPBadRequest",
-          f"Invalid input for mac_address. Reason: '{mac}' is not a valid MAC address.")
+    error(
+        api.post("ports", {"port": {"network_id": net["id"], "mac_address": mac}}),
+        400,
+        "HTTPBadRequest",
+        f"Invalid input for mac_address. Reason: '{mac}' is not a valid MAC address.",
+    )

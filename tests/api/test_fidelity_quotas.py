@@ -6,27 +6,34 @@ import pytest
 
 from tests.api.conftest import error
 
-MAX = 2 ** 31 - 1
+MAX = 2**31 - 1
 
 
 # --- quota values ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("value,reason", [
-    (-2, "'-2' is smaller than minimum of -1."),
-    (-100, "'-100' is smaller than minimum of -1."),
-    (MAX + 1, f"'{MAX + 1}' is too large - must be no larger than '{MAX}'."),
-    (2 ** 40, f"'{2 ** 40}' is too large - must be no larger than '{MAX}'."),
-    ("abc", "'abc' is not an integer."),
-    ("1.5", "'1.5' is not an integer."),
-    (1.5, "'1.5' is not an integer."),
-    (True, "'True' is not an integer."),
-    (None, "'None' is not an integer."),
-    ([], "'[]' is not an integer."),
-    ({}, "'{}' is not an integer."),
-])
+@pytest.mark.parametrize(
+    "value,reason",
+    [
+        (-2, "'-2' is smaller than minimum of -1."),
+        (-100, "'-100' is smaller than minimum of -1."),
+        (MAX + 1, f"'{MAX + 1}' is too large - must be no larger than '{MAX}'."),
+        (2**40, f"'{2**40}' is too large - must be no larger than '{MAX}'."),
+        ("abc", "'abc' is not an integer."),
+        ("1.5", "'1.5' is not an integer."),
+        (1.5, "'1.5' is not an integer."),
+        (True, "'True' is not an integer."),
+        (None, "'None' is not an integer."),
+        ([], "'[]' is not an integer."),
+        ({}, "'{}' is not an integer."),
+    ],
+)
 def test_invalid_quota_values_are_400(api, value, reason):
     before = api.snapshot()
-    error(api.put("quotas/p-demo", {"quota": {"network": value}}), 400, "HTTPBadRequest",
-          f"Invalid input for network. Reason: {reason}")
+    error(
+        api.put("quotas/p-demo", {"quota": {"network": value}}),
+        400,
+        "HTTPBadRequest",
+        f"Invalid input for network. Reason: {reason}",
+    )
     assert api.snapshot() == before
 
 
@@ -40,14 +47,26 @@ def test_lowering_below_usage_is_400_with_neutrons_message(api):
     for _ in range(3):
         api.network("demo")
     before = api.snapshot()
-    error(api.put("quotas/p-demo", {"quota": {"network": 2}}), 400, "HTTPBadRequest",
-          "Quota limit 2 for network must be greater than or equal to already used 3")
-    error(api.put("quotas/p-demo", {"quota": {"network": 0}}), 400, "HTTPBadRequest",
-          "Quota limit 0 for network must be greater than or equal to already used 3")
+    error(
+        api.put("quotas/p-demo", {"quota": {"network": 2}}),
+        400,
+        "HTTPBadRequest",
+        "Quota limit 2 for network must be greater than or equal to already used 3",
+    )
+    error(
+        api.put("quotas/p-demo", {"quota": {"network": 0}}),
+        400,
+        "HTTPBadRequest",
+        "Quota limit 0 for network must be greater than or equal to already used 3",
+    )
     # check_limit is accepted and ignored: the check happens anyway
     for flag in (True, False, "true"):
-        error(api.put("quotas/p-demo", {"quota": {"network": 1, "check_limit": flag}}), 400, "HTTPBadRequest",
-              "Quota limit 1 for network must be greater than or equal to already used 3")
+        error(
+            api.put("quotas/p-demo", {"quota": {"network": 1, "check_limit": flag}}),
+            400,
+            "HTTPBadRequest",
+            "Quota limit 1 for network must be greater than or equal to already used 3",
+        )
     # one resource below usage refuses the whole request
     error(api.put("quotas/p-demo", {"quota": {"port": 5, "network": 1}}), 400, "HTTPBadRequest")
     assert api.snapshot() == before
@@ -68,13 +87,21 @@ def test_force_skips_the_usage_check(api, force):
 @pytest.mark.parametrize("force", [False, "false", 0])
 def test_force_false_checks(api, force):
     api.network("demo")
-    error(api.put("quotas/p-demo", {"quota": {"network": 0, "force": force}}), 400, "HTTPBadRequest",
-          "Quota limit 0 for network must be greater than or equal to already used 1")
+    error(
+        api.put("quotas/p-demo", {"quota": {"network": 0, "force": force}}),
+        400,
+        "HTTPBadRequest",
+        "Quota limit 0 for network must be greater than or equal to already used 1",
+    )
 
 
 def test_force_must_be_a_boolean(api):
-    error(api.put("quotas/p-demo", {"quota": {"network": 1, "force": "perhaps"}}), 400, "HTTPBadRequest",
-          contains="'perhaps' cannot be converted to boolean")
+    error(
+        api.put("quotas/p-demo", {"quota": {"network": 1, "force": "perhaps"}}),
+        400,
+        "HTTPBadRequest",
+        contains="'perhaps' cannot be converted to boolean",
+    )
 
 
 def test_usage_counts_only_the_projects_own_resources(api):
@@ -88,14 +115,19 @@ def test_quota_check_limit_default_is_announced(api):
 
 
 # --- MTU -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("mtu,cidr,version,minimum", [(67, "10.0.0.0/24", 4, 68), (1279, "2001:db8::/64", 6, 1280),
-                                                      (1000, "2001:db8::/64", 6, 1280)])
+@pytest.mark.parametrize(
+    "mtu,cidr,version,minimum",
+    [(67, "10.0.0.0/24", 4, 68), (1279, "2001:db8::/64", 6, 1280), (1000, "2001:db8::/64", 6, 1280)],
+)
 def test_subnet_on_a_network_whose_mtu_is_too_small_is_409(api, mtu, cidr, version, minimum):
     net = api.network(mtu=mtu)
     before = api.snapshot()
-    error(api.post("subnets", {"subnet": {"network_id": net["id"], "cidr": cidr, "ip_version": version}}), 409,
-          "NetworkMTUSubnetConflict",
-          f"Network MTU {mtu} is too small for IPv{version} subnets: the minimum is {minimum}.")
+    error(
+        api.post("subnets", {"subnet": {"network_id": net["id"], "cidr": cidr, "ip_version": version}}),
+        409,
+        "NetworkMTUSubnetConflict",
+        f"Network MTU {mtu} is too small for IPv{version} subnets: the minimum is {minimum}.",
+    )
     assert api.snapshot() == before
 
 
@@ -109,16 +141,27 @@ def test_mtu_update_below_the_minimum_of_existing_subnets_is_409(api):
     net = api.network()
     api.subnet(net["id"], "10.0.0.0/24")
     before = api.snapshot()
-    error(api.put(f"networks/{net['id']}", {"network": {"mtu": 67}}), 409, "NetworkMTUSubnetConflict",
-          "Network MTU 67 is too small for IPv4 subnets: the minimum is 68.")
+    error(
+        api.put(f"networks/{net['id']}", {"network": {"mtu": 67}}),
+        409,
+        "NetworkMTUSubnetConflict",
+        "Network MTU 67 is too small for IPv4 subnets: the minimum is 68.",
+    )
     assert api.snapshot() == before
     assert api.ok(api.put(f"networks/{net['id']}", {"network": {"mtu": 1000}}))["network"]["mtu"] == 1000
-    error(api.post("subnets", {"subnet": {"network_id": net["id"], "cidr": "2001:db8::/64", "ip_version": 6}}),
-          409, "NetworkMTUSubnetConflict")
+    error(
+        api.post("subnets", {"subnet": {"network_id": net["id"], "cidr": "2001:db8::/64", "ip_version": 6}}),
+        409,
+        "NetworkMTUSubnetConflict",
+    )
     api.ok(api.put(f"networks/{net['id']}", {"network": {"mtu": 1400}}))
     api.subnet(net["id"], "2001:db8::/64")
-    error(api.put(f"networks/{net['id']}", {"network": {"mtu": 1279}}), 409, "NetworkMTUSubnetConflict",
-          "Network MTU 1279 is too small for IPv6 subnets: the minimum is 1280.")
+    error(
+        api.put(f"networks/{net['id']}", {"network": {"mtu": 1279}}),
+        409,
+        "NetworkMTUSubnetConflict",
+        "Network MTU 1279 is too small for IPv6 subnets: the minimum is 1280.",
+    )
     assert api.ok(api.put(f"networks/{net['id']}", {"network": {"mtu": 1280}}))["network"]["mtu"] == 1280
 
 

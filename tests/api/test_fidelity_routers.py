@@ -64,13 +64,13 @@ def test_a_router_created_down_is_active_scheduled_and_planned_with_plugged_port
     assert isinstance(ops[0], EnsureNamespace) and dict(ops[0].sysctls)["net.ipv4.ip_forward"] == "0"
     assert sorted(op.port_id for op in ops if isinstance(op, PlugInterface)) == sorted(p["id"] for p in ports)
     assert not any(isinstance(op, (SetAddresses, SetRoutes, Teardown)) for op in ops)
-    assert render.is_admin_down_ruleset(ops[-1].text)   # type: ignore[union-attr]
+    assert render.is_admin_down_ruleset(ops[-1].text)  # type: ignore[union-attr]
 
 
 def test_interface_status_reported_by_the_l2_agent_sticks_whatever_the_admin_state(env):
     r, ports = _down_router_with_two_interfaces(env)
     ids = [p["id"] for p in ports]
-    for pid in ids:   # what the L3 agent does for the ports of its routers
+    for pid in ids:  # what the L3 agent does for the ports of its routers
         env.ok(env.req("PUT", f"/v2.0/ports/{pid}", json={"port": {"binding:host_id": HOST}}))
     got = env.ok(env.req("POST", f"{PREFIX}ports/status", json={"host": HOST, "ports": {i: "ACTIVE" for i in ids}}))
     assert sorted(got["changed"]) == sorted(ids)

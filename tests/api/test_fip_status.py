@@ -12,9 +12,18 @@ URL = "/neutrino/v1/floatingips/status"
 
 
 def _report(api, host, agent_type="L3 agent"):
-    r = api.post("/neutrino/v1/agents/report", {"agent": {
-        "agent_type": agent_type, "binary": "neutron-l3-agent", "topic": "l3_agent", "host": host,
-        "configurations": {"agent_mode": "legacy"}}})
+    r = api.post(
+        "/neutrino/v1/agents/report",
+        {
+            "agent": {
+                "agent_type": agent_type,
+                "binary": "neutron-l3-agent",
+                "topic": "l3_agent",
+                "host": host,
+                "configurations": {"agent_mode": "legacy"},
+            }
+        },
+    )
     assert r.status_code == 200, r.text
     return r.json()["agent"]
 
@@ -66,8 +75,12 @@ def test_unassociated_fip_is_ignored(api):
 
 def test_bad_bodies_and_members_refused(api):
     _, fip = _fip(api)
-    for bad in ({"host": "net1", "floatingips": {fip["id"]: "BUILD"}}, {"floatingips": {}},
-                {"host": "net1", "floatingips": []}, [1]):
+    for bad in (
+        {"host": "net1", "floatingips": {fip["id"]: "BUILD"}},
+        {"floatingips": {}},
+        {"host": "net1", "floatingips": []},
+        [1],
+    ):
         r = api.post(URL, bad)
         assert r.status_code == 400 and r.json()["NeutronError"]["type"] == "HTTPBadRequest", bad
     r = api.post(URL, {"host": "net1", "floatingips": {fip["id"]: "ACTIVE"}}, "demo")

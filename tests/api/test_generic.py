@@ -28,8 +28,11 @@ def test_versions_document_needs_no_token(api):
 def test_v2_root_lists_core_resources(api):
     body = api.ok(api.get("/v2.0/"))
     assert [r["collection"] for r in body["resources"]] == ["networks", "subnets", "subnetpools", "ports"]
-    assert body["resources"][0] == {"name": "network", "collection": "networks",
-                                    "links": [{"rel": "self", "href": "http://testserver/v2.0/networks"}]}
+    assert body["resources"][0] == {
+        "name": "network",
+        "collection": "networks",
+        "links": [{"rel": "self", "href": "http://testserver/v2.0/networks"}],
+    }
 
 
 def test_v2_without_slash_and_unknown_collection_are_404(api):
@@ -41,8 +44,9 @@ def test_v2_without_slash_and_unknown_collection_are_404(api):
 def test_missing_or_invalid_token_is_401(api, token):
     r = api.get("networks", as_=token)
     assert r.status_code == 401
-    assert r.json() == {"error": {"code": 401, "title": "Unauthorized",
-                                  "message": "The request you have made requires authentication."}}
+    assert r.json() == {
+        "error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}
+    }
     assert r.headers["www-authenticate"].startswith("Keystone uri=")
 
 
@@ -64,8 +68,9 @@ def test_crud_envelopes_and_codes(api):
     assert upd["revision_number"] == net["revision_number"] + 1
     r = api.delete(f"networks/{net['id']}", as_="demo")
     assert r.status_code == 204 and r.content == b""
-    error(api.get(f"networks/{net['id']}", as_="demo"), 404, "NetworkNotFound",
-          f"Network {net['id']} could not be found.")
+    error(
+        api.get(f"networks/{net['id']}", as_="demo"), 404, "NetworkNotFound", f"Network {net['id']} could not be found."
+    )
 
 
 def test_unknown_object_messages_use_the_literal_name(api):
@@ -83,10 +88,16 @@ def test_delete_with_body_is_400(api):
     assert api.get(f"networks/{net['id']}").status_code == 200
 
 
-@pytest.mark.parametrize("method,path", [
-    ("PATCH", "networks"), ("PUT", "networks"), ("DELETE", "networks"),
-    ("PATCH", "networks/{id}"), ("POST", "networks/{id}"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("PATCH", "networks"),
+        ("PUT", "networks"),
+        ("DELETE", "networks"),
+        ("PATCH", "networks/{id}"),
+        ("POST", "networks/{id}"),
+    ],
+)
 def test_unsupported_methods_are_405(api, method, path):
     net = api.network()
     r = api.req(method, path.format(id=net["id"]), json={"network": {}})
@@ -121,8 +132,12 @@ def test_empty_body_or_missing_resource_key(api):
     for raw in (b"", b"{}", b'{"net": {}}'):
         r = api.req("POST", "networks", content=raw)
         error(r, 400, "HTTPBadRequest", "Unable to find 'network' in request body")
-    error(api.put(f"networks/{net['id']}", {"subnet": {}}), 400, "HTTPBadRequest",
-          "Unable to find 'network' in request body")
+    error(
+        api.put(f"networks/{net['id']}", {"subnet": {}}),
+        400,
+        "HTTPBadRequest",
+        "Unable to find 'network' in request body",
+    )
     error(api.post("networks", {"network": "x"}), 400, "HTTPBadRequest", "Body contains invalid data")
 
 
@@ -131,58 +146,121 @@ def test_unknown_attributes(api):
     r = api.post("networks", {"network": {"name": "x", "foo": 1, "bar": 2}})
     error(r, 400, "HTTPBadRequest", "Unrecognized attribute(s) 'foo, bar'")
     net = api.network()
-    error(api.put(f"networks/{net['id']}", {"network": {"foo": 1}}), 400, "HTTPBadRequest",
-          "Unrecognized attribute(s) 'foo'")
+    error(
+        api.put(f"networks/{net['id']}", {"network": {"foo": 1}}),
+        400,
+        "HTTPBadRequest",
+        "Unrecognized attribute(s) 'foo'",
+    )
     assert api.list("networks") == [net]
 
 
 def test_read_only_and_not_postable_attributes(api):
-    error(api.post("networks", {"network": {"status": "DOWN"}}), 400, "HTTPBadRequest",
-          "Attribute 'status' not allowed in POST")
-    error(api.post("networks", {"network": {"id": str(uuid.uuid4())}}), 400, "HTTPBadRequest",
-          "Attribute 'id' not allowed in POST")
-    error(api.post("networks", {"network": {"tags": ["a"]}}), 400, "HTTPBadRequest",
-          "Attribute 'tags' not allowed in POST")
+    error(
+        api.post("networks", {"network": {"status": "DOWN"}}),
+        400,
+        "HTTPBadRequest",
+        "Attribute 'status' not allowed in POST",
+    )
+    error(
+        api.post("networks", {"network": {"id": str(uuid.uuid4())}}),
+        400,
+        "HTTPBadRequest",
+        "Attribute 'id' not allowed in POST",
+    )
+    error(
+        api.post("networks", {"network": {"tags": ["a"]}}),
+        400,
+        "HTTPBadRequest",
+        "Attribute 'tags' not allowed in POST",
+    )
     net = api.network()
-    for attr, value in (("id", str(uuid.uuid4())), ("status", "DOWN"), ("project_id", "p-x"),
-                        ("tenant_id", "p-x"), ("availability_zone_hints", []), ("revision_number", 3)):
-        error(api.put(f"networks/{net['id']}", {"network": {attr: value}}), 400, "HTTPBadRequest",
-              f"Cannot update read-only attribute {attr}")
+    for attr, value in (
+        ("id", str(uuid.uuid4())),
+        ("status", "DOWN"),
+        ("project_id", "p-x"),
+        ("tenant_id", "p-x"),
+        ("availability_zone_hints", []),
+        ("revision_number", 3),
+    ):
+        error(
+            api.put(f"networks/{net['id']}", {"network": {attr: value}}),
+            400,
+            "HTTPBadRequest",
+            f"Cannot update read-only attribute {attr}",
+        )
     assert api.show("networks", "network", net["id"]) == net
 
 
 def test_required_attribute_missing(api):
     net = api.network()
-    error(api.post("subnets", {"subnet": {"cidr": "10.0.0.0/24"}}), 400, "HTTPBadRequest",
-          "Failed to parse request. Required attribute 'ip_version' not specified")
-    error(api.post("subnets", {"subnet": {"ip_version": 4, "cidr": "10.0.0.0/24"}}), 400, "HTTPBadRequest",
-          "Failed to parse request. Required attribute 'network_id' not specified")
+    error(
+        api.post("subnets", {"subnet": {"cidr": "10.0.0.0/24"}}),
+        400,
+        "HTTPBadRequest",
+        "Failed to parse request. Required attribute 'ip_version' not specified",
+    )
+    error(
+        api.post("subnets", {"subnet": {"ip_version": 4, "cidr": "10.0.0.0/24"}}),
+        400,
+        "HTTPBadRequest",
+        "Failed to parse request. Required attribute 'network_id' not specified",
+    )
     # Required attributes are checked before values are converted.
-    error(api.post("subnets", {"subnet": {"network_id": net["id"], "cidr": "nonsense"}}), 400,
-          "HTTPBadRequest", "Failed to parse request. Required attribute 'ip_version' not specified")
+    error(
+        api.post("subnets", {"subnet": {"network_id": net["id"], "cidr": "nonsense"}}),
+        400,
+        "HTTPBadRequest",
+        "Failed to parse request. Required attribute 'ip_version' not specified",
+    )
 
 
 def test_conversion_errors(api):
-    error(api.post("subnets", {"subnet": {"network_id": "not-a-uuid", "ip_version": 4, "cidr": "10.0.0.0/24"}}),
-          400, "HTTPBadRequest", "Invalid input for network_id. Reason: 'not-a-uuid' is not a valid UUID.")
+    error(
+        api.post("subnets", {"subnet": {"network_id": "not-a-uuid", "ip_version": 4, "cidr": "10.0.0.0/24"}}),
+        400,
+        "HTTPBadRequest",
+        "Invalid input for network_id. Reason: 'not-a-uuid' is not a valid UUID.",
+    )
     # Boolean and integer conversions fail the way neutron-lib's converters do (InvalidInput).
-    error(api.post("networks", {"network": {"admin_state_up": "maybe"}}), 400, "InvalidInput",
-          "Invalid input for operation: 'maybe' cannot be converted to boolean.")
-    error(api.post("networks", {"network": {"mtu": "big"}}), 400, "InvalidInput",
-          "Invalid input for operation: 'big' is not an integer.")
-    error(api.post("subnets", {"subnet": {"network_id": str(uuid.uuid4()), "ip_version": 5,
-                                          "cidr": "10.0.0.0/24"}}), 400, "HTTPBadRequest",
-          "Invalid input for ip_version. Reason: '5' is not in [4, 6].")
-    error(api.post("networks", {"network": {"name": "x" * 256}}), 400, "HTTPBadRequest",
-          contains="Invalid input for name. Reason:")
-    error(api.post("networks", {"network": {"name": 5}}), 400, "HTTPBadRequest",
-          "Invalid input for name. Reason: '5' is not a valid string.")
+    error(
+        api.post("networks", {"network": {"admin_state_up": "maybe"}}),
+        400,
+        "InvalidInput",
+        "Invalid input for operation: 'maybe' cannot be converted to boolean.",
+    )
+    error(
+        api.post("networks", {"network": {"mtu": "big"}}),
+        400,
+        "InvalidInput",
+        "Invalid input for operation: 'big' is not an integer.",
+    )
+    error(
+        api.post("subnets", {"subnet": {"network_id": str(uuid.uuid4()), "ip_version": 5, "cidr": "10.0.0.0/24"}}),
+        400,
+        "HTTPBadRequest",
+        "Invalid input for ip_version. Reason: '5' is not in [4, 6].",
+    )
+    error(
+        api.post("networks", {"network": {"name": "x" * 256}}),
+        400,
+        "HTTPBadRequest",
+        contains="Invalid input for name. Reason:",
+    )
+    error(
+        api.post("networks", {"network": {"name": 5}}),
+        400,
+        "HTTPBadRequest",
+        "Invalid input for name. Reason: '5' is not a valid string.",
+    )
 
 
 def test_lenient_converters(api):
-    net = api.network(admin_state_up="False", shared="true", **{"provider:network_type": "vlan",
-                                                                 "provider:physical_network": "physnet",
-                                                                 "provider:segmentation_id": "101"})
+    net = api.network(
+        admin_state_up="False",
+        shared="true",
+        **{"provider:network_type": "vlan", "provider:physical_network": "physnet", "provider:segmentation_id": "101"},
+    )
     assert net["admin_state_up"] is False and net["shared"] is True
     assert net["provider:segmentation_id"] == 101
     sub = api.subnet(net["id"], "10.0.0.5/24", ip_version="4")
@@ -196,15 +274,19 @@ def test_project_id_rules(api):
     n = api.network(as_="demo", tenant_id="p-demo")
     assert n["project_id"] == n["tenant_id"] == "p-demo"
     before = api.snapshot()
-    error(api.post("networks", {"network": {"project_id": "p-demo", "tenant_id": "p-x"}}, as_="demo"), 400,
-          "HTTPBadRequest", "'project_id' and 'tenant_id' do not match")
-    msg = ("Specifying 'project_id' other than the authenticated project in request is not allowed for "
-           "the current user.")
+    error(
+        api.post("networks", {"network": {"project_id": "p-demo", "tenant_id": "p-x"}}, as_="demo"),
+        400,
+        "HTTPBadRequest",
+        "'project_id' and 'tenant_id' do not match",
+    )
+    msg = "Specifying 'project_id' other than the authenticated project in request is not allowed for the current user."
     error(api.post("networks", {"network": {"project_id": "p-other"}}, as_="demo"), 400, "HTTPBadRequest", msg)
     error(api.post("networks", {"network": {"tenant_id": "p-other"}}, as_="demo"), 400, "HTTPBadRequest", msg)
     # The project check comes before the unknown-attribute check.
-    error(api.post("networks", {"network": {"project_id": "p-other", "foo": 1}}, as_="demo"), 400,
-          "HTTPBadRequest", msg)
+    error(
+        api.post("networks", {"network": {"project_id": "p-other", "foo": 1}}, as_="demo"), 400, "HTTPBadRequest", msg
+    )
     assert api.snapshot() == before
     # Admin may create for any project; the owner then sees it.
     n = api.network(project_id="p-other", name="for-other")
@@ -236,8 +318,12 @@ def test_bulk_empty_list(api):
 def test_bulk_create_is_atomic_on_plugin_error(api):
     api.network(**{"provider:network_type": "flat", "provider:physical_network": "physnet"})
     before = api.snapshot()
-    body = {"networks": [{"name": "b3"}, {"name": "b4", "provider:network_type": "flat",
-                                          "provider:physical_network": "physnet"}]}
+    body = {
+        "networks": [
+            {"name": "b3"},
+            {"name": "b4", "provider:network_type": "flat", "provider:physical_network": "physnet"},
+        ]
+    }
     error(api.post("networks", body), 409, "FlatNetworkInUse")
     assert api.snapshot() == before
     assert "b3" not in [n["name"] for n in api.list("networks")]
@@ -245,8 +331,12 @@ def test_bulk_create_is_atomic_on_plugin_error(api):
 
 def test_bulk_create_is_atomic_on_validation_error(api):
     before = api.snapshot()
-    error(api.post("networks", {"networks": [{"name": "ok"}, {"name": "bad", "foo": 1}]}), 400,
-          "HTTPBadRequest", "Unrecognized attribute(s) 'foo'")
+    error(
+        api.post("networks", {"networks": [{"name": "ok"}, {"name": "bad", "foo": 1}]}),
+        400,
+        "HTTPBadRequest",
+        "Unrecognized attribute(s) 'foo'",
+    )
     assert api.snapshot() == before
 
 
@@ -293,15 +383,25 @@ def test_repeated_filter_keys_are_ored_and_different_keys_anded(api):
     assert got == [t1["id"]]
 
 
-@pytest.mark.parametrize("query,expect", [
-    ("shared=1", {"shared"}), ("shared=True", {"shared"}), ("shared=true", {"shared"}),
-    ("shared=0", {"plain", "ext"}), ("shared=False", {"plain", "ext"}),
-    ("router%3Aexternal=True", {"ext"}), ("router:external=False", {"plain", "shared"}),
-    ("mtu=1450", {"plain", "shared", "ext"}), ("mtu=1400", set()),
-    ("admin_state_up=true", {"plain", "shared", "ext"}),
-    ("name=", set()), ("name=plain", {"plain"}), ("description=d", {"ext"}),
-    ("status=ACTIVE", {"plain", "shared", "ext"}),
-])
+@pytest.mark.parametrize(
+    "query,expect",
+    [
+        ("shared=1", {"shared"}),
+        ("shared=True", {"shared"}),
+        ("shared=true", {"shared"}),
+        ("shared=0", {"plain", "ext"}),
+        ("shared=False", {"plain", "ext"}),
+        ("router%3Aexternal=True", {"ext"}),
+        ("router:external=False", {"plain", "shared"}),
+        ("mtu=1450", {"plain", "shared", "ext"}),
+        ("mtu=1400", set()),
+        ("admin_state_up=true", {"plain", "shared", "ext"}),
+        ("name=", set()),
+        ("name=plain", {"plain"}),
+        ("description=d", {"ext"}),
+        ("status=ACTIVE", {"plain", "shared", "ext"}),
+    ],
+)
 def test_filter_value_conversion(api, query, expect):
     api.network(name="plain")
     api.network(name="shared", shared=True)
@@ -327,15 +427,31 @@ def test_filter_on_list_attribute(api):
 def test_invalid_filter_is_400(api):
     before = api.snapshot()
     error(api.get("networks?foo=1"), 400, "HTTPBadRequest", "['foo'] is invalid attribute for filtering")
-    error(api.get("networks?name=a&foo=1&bar=2"), 400, "HTTPBadRequest",
-          "['foo', 'bar'] is invalid attribute for filtering")
+    error(
+        api.get("networks?name=a&foo=1&bar=2"),
+        400,
+        "HTTPBadRequest",
+        "['foo', 'bar'] is invalid attribute for filtering",
+    )
     # Known but not filterable.
-    error(api.get("networks?shared=maybe"), 400, "InvalidInput",
-          "Invalid input for operation: 'maybe' cannot be converted to boolean.")
-    error(api.get("networks?availability_zones=nova"), 400, "HTTPBadRequest",
-          "['availability_zones'] is invalid attribute for filtering")
-    error(api.get("ports?allowed_address_pairs=x"), 400, "HTTPBadRequest",
-          "['allowed_address_pairs'] is invalid attribute for filtering")
+    error(
+        api.get("networks?shared=maybe"),
+        400,
+        "InvalidInput",
+        "Invalid input for operation: 'maybe' cannot be converted to boolean.",
+    )
+    error(
+        api.get("networks?availability_zones=nova"),
+        400,
+        "HTTPBadRequest",
+        "['availability_zones'] is invalid attribute for filtering",
+    )
+    error(
+        api.get("ports?allowed_address_pairs=x"),
+        400,
+        "HTTPBadRequest",
+        "['allowed_address_pairs'] is invalid attribute for filtering",
+    )
     assert api.snapshot() == before
 
 
@@ -354,21 +470,37 @@ def test_sorting(api):
     assert names("sort_key=name&sort_dir=desc") == ["c", "b", "a"]
     api.network(name="a", admin_state_up=False)
     got = api.list("networks", query="sort_key=name&sort_dir=asc&sort_key=admin_state_up&sort_dir=asc")
-    assert [(n["name"], n["admin_state_up"]) for n in got] == [("a", False), ("a", True), ("b", True),
-                                                               ("c", True)]
+    assert [(n["name"], n["admin_state_up"]) for n in got] == [("a", False), ("a", True), ("b", True), ("c", True)]
 
 
 def test_sorting_errors(api):
-    error(api.get("networks?sort_key=name&sort_key=id&sort_dir=asc"), 400, "HTTPBadRequest",
-          "The number of sort_keys and sort_dirs must be same")
-    error(api.get("networks?sort_key=name"), 400, "HTTPBadRequest",
-          "The number of sort_keys and sort_dirs must be same")
-    error(api.get("networks?sort_key=foo&sort_dir=asc"), 400, "HTTPBadRequest",
-          "['foo'] is invalid attribute for sort_keys")
-    error(api.get("networks?sort_key=subnets&sort_dir=asc"), 400, "HTTPBadRequest",
-          "['subnets'] is invalid attribute for sort_keys")
-    error(api.get("networks?sort_key=name&sort_dir=up"), 400, "HTTPBadRequest",
-          "['up'] is invalid value for sort_dirs, valid value is 'asc' and 'desc'")
+    error(
+        api.get("networks?sort_key=name&sort_key=id&sort_dir=asc"),
+        400,
+        "HTTPBadRequest",
+        "The number of sort_keys and sort_dirs must be same",
+    )
+    error(
+        api.get("networks?sort_key=name"), 400, "HTTPBadRequest", "The number of sort_keys and sort_dirs must be same"
+    )
+    error(
+        api.get("networks?sort_key=foo&sort_dir=asc"),
+        400,
+        "HTTPBadRequest",
+        "['foo'] is invalid attribute for sort_keys",
+    )
+    error(
+        api.get("networks?sort_key=subnets&sort_dir=asc"),
+        400,
+        "HTTPBadRequest",
+        "['subnets'] is invalid attribute for sort_keys",
+    )
+    error(
+        api.get("networks?sort_key=name&sort_dir=up"),
+        400,
+        "HTTPBadRequest",
+        "['up'] is invalid value for sort_dirs, valid value is 'asc' and 'desc'",
+    )
 
 
 # --- pagination (§2.6) --------------------------------------------------------------------------------
@@ -388,7 +520,7 @@ def test_pagination_forward_with_links(api):
     page = [n["name"] for n in body["networks"]]
     assert page == ["a", "b"]
     links = _links(body)
-    assert set(links) == {"next", "previous"}          # the first page carries "previous" too
+    assert set(links) == {"next", "previous"}  # the first page carries "previous" too
     path, q = _query(links["next"])
     assert path == "/v2.0/networks"
     assert q["marker"] == [body["networks"][-1]["id"]] and q["limit"] == ["2"] and "page_reverse" not in q
@@ -403,7 +535,7 @@ def test_pagination_forward_with_links(api):
         seen += [n["name"] for n in body["networks"]]
         href = _links(body).get("next")
     assert seen == list("abcde")
-    assert "previous" in _links(body)                   # the last (short) page has only "previous"
+    assert "previous" in _links(body)  # the last (short) page has only "previous"
     assert len(body["networks"]) == 1
 
 
@@ -427,8 +559,12 @@ def test_pagination_limits(api):
     assert "networks_links" not in api.ok(api.get("networks"))
     assert api.ok(api.get(f"networks?limit=2&marker={uuid.uuid4()}"))["networks"] == []
     for bad in ("abc", "-1", "1.5"):
-        error(api.get(f"networks?limit={bad}"), 400, "BadRequest",
-              f"Bad limit request: Limit must be an integer 0 or greater and not '{bad}'.")
+        error(
+            api.get(f"networks?limit={bad}"),
+            400,
+            "BadRequest",
+            f"Bad limit request: Limit must be an integer 0 or greater and not '{bad}'.",
+        )
 
 
 def test_pagination_max_limit_caps(make_api):
@@ -443,8 +579,7 @@ def test_pagination_max_limit_caps(make_api):
 def test_if_match_on_update_and_delete(api):
     net = api.network()
     rev = net["revision_number"]
-    ok = api.put(f"networks/{net['id']}", {"network": {"name": "a"}},
-                 headers={"If-Match": f"revision_number={rev}"})
+    ok = api.put(f"networks/{net['id']}", {"network": {"name": "a"}}, headers={"If-Match": f"revision_number={rev}"})
     assert ok.status_code == 200 and ok.json()["network"]["revision_number"] == rev + 1
     before = api.snapshot()
     r = api.put(f"networks/{net['id']}", {"network": {"name": "b"}}, headers={"If-Match": f"revision_number={rev}"})
@@ -453,8 +588,12 @@ def test_if_match_on_update_and_delete(api):
     error(r, 412, "RevisionNumberConstraintFailed")
     msg = "Revision number etag must be in the format of revision_number=<int>"
     for bad in ("revision_number=x", "rev=1", "revision_number=1, revision_number=2"):
-        error(api.put(f"networks/{net['id']}", {"network": {"name": "c"}}, headers={"If-Match": bad}), 400,
-              "HTTPBadRequest", msg)
+        error(
+            api.put(f"networks/{net['id']}", {"network": {"name": "c"}}, headers={"If-Match": bad}),
+            400,
+            "HTTPBadRequest",
+            msg,
+        )
     assert api.snapshot() == before
     r = api.delete(f"networks/{net['id']}", headers={"If-Match": f"revision_number={rev + 1}"})
     assert r.status_code == 204
@@ -464,8 +603,11 @@ def test_if_match_on_ports_and_subnets(api):
     net, sub = api.net_with_subnet(as_="admin")
     port = api.port(net["id"])
     for coll, key, obj in (("subnets", "subnet", sub), ("ports", "port", port)):
-        r = api.put(f"{coll}/{obj['id']}", {key: {"name": "x"}},
-                    headers={"If-Match": f"revision_number={obj['revision_number'] + 5}"})
+        r = api.put(
+            f"{coll}/{obj['id']}",
+            {key: {"name": "x"}},
+            headers={"If-Match": f"revision_number={obj['revision_number'] + 5}"},
+        )
         error(r, 412, "RevisionNumberConstraintFailed")
 
 
@@ -479,7 +621,7 @@ def test_private_network_of_another_project_is_hidden(api):
     error(api.delete(f"networks/{net['id']}", as_="other"), 404, "NetworkNotFound", msg)
     assert api.list("networks", "other") == []
     assert api.snapshot() == before
-    assert api.show("networks", "network", net["id"])["id"] == net["id"]   # admin sees everything
+    assert api.show("networks", "network", net["id"])["id"] == net["id"]  # admin sees everything
 
 
 def test_visible_but_not_owned_network_is_403(api):
@@ -488,10 +630,18 @@ def test_visible_but_not_owned_network_is_403(api):
     before = api.snapshot()
     for net in (shared, ext):
         assert api.show("networks", "network", net["id"], "demo")["id"] == net["id"]
-        error(api.put(f"networks/{net['id']}", {"network": {"name": "x"}}, as_="demo"), 403,
-              "PolicyNotAuthorized", "rule:update_network is disallowed by policy")
-        error(api.delete(f"networks/{net['id']}", as_="demo"), 403, "PolicyNotAuthorized",
-              "rule:delete_network is disallowed by policy")
+        error(
+            api.put(f"networks/{net['id']}", {"network": {"name": "x"}}, as_="demo"),
+            403,
+            "PolicyNotAuthorized",
+            "rule:update_network is disallowed by policy",
+        )
+        error(
+            api.delete(f"networks/{net['id']}", as_="demo"),
+            403,
+            "PolicyNotAuthorized",
+            "rule:delete_network is disallowed by policy",
+        )
     assert {n["id"] for n in api.list("networks", "demo")} == {shared["id"], ext["id"]}
     assert api.snapshot() == before
 
@@ -526,35 +676,72 @@ def test_reader_can_read_but_not_write(api):
     assert [p["id"] for p in api.list("ports", "reader")] == [port["id"]]
     assert [s["id"] for s in api.list("subnets", "reader")] == [sub["id"]]
     before = api.snapshot()
-    error(api.post("networks", {"network": {"name": "r"}}, as_="reader"), 403, "PolicyNotAuthorized",
-          "rule:create_network is disallowed by policy")
-    error(api.post("ports", {"port": {"network_id": net["id"]}}, as_="reader"), 403, "PolicyNotAuthorized",
-          "rule:create_port is disallowed by policy")
-    error(api.post("subnets", {"subnet": {"network_id": net["id"], "ip_version": 4, "cidr": "10.1.0.0/24"}},
-                   as_="reader"), 403, "PolicyNotAuthorized", "rule:create_subnet is disallowed by policy")
-    error(api.post("security-groups", {"security_group": {"name": "r"}}, as_="reader"), 403,
-          "PolicyNotAuthorized", "rule:create_security_group is disallowed by policy")
-    error(api.put(f"networks/{net['id']}", {"network": {"name": "x"}}, as_="reader"), 403,
-          "PolicyNotAuthorized", "rule:update_network is disallowed by policy")
-    error(api.delete(f"ports/{port['id']}", as_="reader"), 403, "PolicyNotAuthorized",
-          "rule:delete_port is disallowed by policy")
+    error(
+        api.post("networks", {"network": {"name": "r"}}, as_="reader"),
+        403,
+        "PolicyNotAuthorized",
+        "rule:create_network is disallowed by policy",
+    )
+    error(
+        api.post("ports", {"port": {"network_id": net["id"]}}, as_="reader"),
+        403,
+        "PolicyNotAuthorized",
+        "rule:create_port is disallowed by policy",
+    )
+    error(
+        api.post(
+            "subnets", {"subnet": {"network_id": net["id"], "ip_version": 4, "cidr": "10.1.0.0/24"}}, as_="reader"
+        ),
+        403,
+        "PolicyNotAuthorized",
+        "rule:create_subnet is disallowed by policy",
+    )
+    error(
+        api.post("security-groups", {"security_group": {"name": "r"}}, as_="reader"),
+        403,
+        "PolicyNotAuthorized",
+        "rule:create_security_group is disallowed by policy",
+    )
+    error(
+        api.put(f"networks/{net['id']}", {"network": {"name": "x"}}, as_="reader"),
+        403,
+        "PolicyNotAuthorized",
+        "rule:update_network is disallowed by policy",
+    )
+    error(
+        api.delete(f"ports/{port['id']}", as_="reader"),
+        403,
+        "PolicyNotAuthorized",
+        "rule:delete_port is disallowed by policy",
+    )
     assert api.snapshot() == before
 
 
 def test_create_with_admin_only_attribute_is_403(api):
     before = api.snapshot()
-    error(api.post("networks", {"network": {"provider:network_type": "vlan"}}, as_="demo"), 403,
-          "PolicyNotAuthorized", "(rule:create_network and rule:create_network:provider:network_type) "
-          "is disallowed by policy")
-    error(api.post("networks", {"network": {"shared": True, "router:external": True}}, as_="demo"), 403,
-          "PolicyNotAuthorized", "((rule:create_network and rule:create_network:shared) and "
-          "rule:create_network:router:external) is disallowed by policy")
+    error(
+        api.post("networks", {"network": {"provider:network_type": "vlan"}}, as_="demo"),
+        403,
+        "PolicyNotAuthorized",
+        "(rule:create_network and rule:create_network:provider:network_type) is disallowed by policy",
+    )
+    error(
+        api.post("networks", {"network": {"shared": True, "router:external": True}}, as_="demo"),
+        403,
+        "PolicyNotAuthorized",
+        "((rule:create_network and rule:create_network:shared) and "
+        "rule:create_network:router:external) is disallowed by policy",
+    )
     assert api.snapshot() == before
     # Values equal to the default do not count on create ...
     net = api.network(as_="demo", shared=False, **{"router:external": False})
     # ... but any present attribute counts on update.
-    error(api.put(f"networks/{net['id']}", {"network": {"shared": False}}, as_="demo"), 403,
-          "PolicyNotAuthorized", "(rule:update_network and rule:update_network:shared) is disallowed by policy")
+    error(
+        api.put(f"networks/{net['id']}", {"network": {"shared": False}}, as_="demo"),
+        403,
+        "PolicyNotAuthorized",
+        "(rule:update_network and rule:update_network:shared) is disallowed by policy",
+    )
 
 
 # --- bad input changes nothing ------------------------------------------------------------------------
@@ -570,10 +757,21 @@ def test_sequence_of_bad_requests_changes_nothing(api):
         ("POST", "networks", {"network": {"provider:network_type": "flat"}}, 403),
         ("POST", "subnets", {"subnet": {"network_id": n, "ip_version": 4, "cidr": "10.0.0.128/25"}}, 400),
         ("POST", "subnets", {"subnet": {"network_id": n, "ip_version": 6, "cidr": "10.1.0.0/24"}}, 400),
-        ("POST", "subnets", {"subnet": {"network_id": n, "ip_version": 4, "cidr": "10.1.0.0/24",
-                                        "gateway_ip": "10.1.0.5",
-                                        "allocation_pools": [{"start": "10.1.0.2", "end": "10.1.0.10"}]}}, 409),
-        ("POST", "ports", {"port": {"network_id": n}}, 409),                    # pool exhausted
+        (
+            "POST",
+            "subnets",
+            {
+                "subnet": {
+                    "network_id": n,
+                    "ip_version": 4,
+                    "cidr": "10.1.0.0/24",
+                    "gateway_ip": "10.1.0.5",
+                    "allocation_pools": [{"start": "10.1.0.2", "end": "10.1.0.10"}],
+                }
+            },
+            409,
+        ),
+        ("POST", "ports", {"port": {"network_id": n}}, 409),  # pool exhausted
         ("POST", "ports", {"port": {"network_id": n, "fixed_ips": [{"ip_address": "10.0.0.10"}]}}, 409),
         ("POST", "ports", {"port": {"network_id": n, "fixed_ips": [{"ip_address": "10.9.0.5"}]}}, 400),
         ("POST", "ports", {"port": {"network_id": n, "mac_address": port["mac_address"]}}, 409),
@@ -595,8 +793,12 @@ def test_sequence_of_bad_requests_changes_nothing(api):
 
 def test_failed_list_creates_no_default_group(api):
     before = api.snapshot()
-    error(api.get("security-groups?foo=1", as_="other"), 400, "HTTPBadRequest",
-          "['foo'] is invalid attribute for filtering")
+    error(
+        api.get("security-groups?foo=1", as_="other"),
+        400,
+        "HTTPBadRequest",
+        "['foo'] is invalid attribute for filtering",
+    )
     error(api.get("security-groups?limit=x", as_="other"), 400, "BadRequest")
     assert api.snapshot() == before
 
@@ -604,9 +806,23 @@ def test_failed_list_creates_no_default_group(api):
 def test_extensions(api):
     body = api.ok(api.get("extensions"))
     aliases = {e["alias"] for e in body["extensions"]}
-    for alias in ("external-net", "provider", "binding", "port-security", "security-group", "quotas",
-                  "standard-attr-tag", "revision-if-match", "pagination", "sorting", "filter-validation",
-                  "net-mtu", "net-mtu-writable", "allowed-address-pairs", "empty-string-filtering"):
+    for alias in (
+        "external-net",
+        "provider",
+        "binding",
+        "port-security",
+        "security-group",
+        "quotas",
+        "standard-attr-tag",
+        "revision-if-match",
+        "pagination",
+        "sorting",
+        "filter-validation",
+        "net-mtu",
+        "net-mtu-writable",
+        "allowed-address-pairs",
+        "empty-string-filtering",
+    ):
         assert alias in aliases, alias
     assert "external-gateway-multihoming" not in aliases
     assert api.ok(api.get("extensions/provider"))["extension"]["alias"] == "provider"

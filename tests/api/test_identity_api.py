@@ -17,8 +17,9 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-UNAUTHORIZED = {"error": {"code": 401, "title": "Unauthorized",
-                          "message": "The request you have made requires authentication."}}
+UNAUTHORIZED = {
+    "error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}
+}
 
 
 class Env:
@@ -31,8 +32,14 @@ class Env:
         self.client = TestClient(build_identity_app(self.cfg, self.db, self.tokens, catalog))
 
     def auth(self, user, password, project=None, *, status=201, **extra):
-        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-            "name": user, "domain": {"name": "Default"}, "password": password}}}}}
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {"user": {"name": user, "domain": {"name": "Default"}, "password": password}},
+                }
+            }
+        }
         if project is not None:
             body["auth"]["scope"] = {"project": {"name": project, "domain": {"id": "default"}}}
         body["auth"].update(extra)
@@ -80,10 +87,17 @@ def test_password_auth_project_scoped(env):
     tok = r.json()["token"]
     assert r.headers["X-Subject-Token"].startswith("gAAAAA")
     assert tok["methods"] == ["password"]
-    assert tok["user"] == {"id": env.boot["admin_user_id"], "name": "admin",
-                           "domain": {"id": "default", "name": "Default"}, "password_expires_at": None}
-    assert tok["project"] == {"id": env.boot["admin_project_id"], "name": "admin",
-                              "domain": {"id": "default", "name": "Default"}}
+    assert tok["user"] == {
+        "id": env.boot["admin_user_id"],
+        "name": "admin",
+        "domain": {"id": "default", "name": "Default"},
+        "password_expires_at": None,
+    }
+    assert tok["project"] == {
+        "id": env.boot["admin_project_id"],
+        "name": "admin",
+        "domain": {"id": "default", "name": "Default"},
+    }
     ids = env.boot["role_ids"]
     assert tok["roles"] == [{"id": ids[n], "name": n} for n in ("admin", "manager", "member", "reader")]
     assert tok["expires_at"].endswith("Z") and tok["issued_at"] < tok["expires_at"]
@@ -106,12 +120,20 @@ def test_catalog(env):
 
 
 def test_custom_catalog_endpoints(tmp_path):
-    e = Env(tmp_path, catalog=[("identity", "keystone", "http://h:5000/v3"),
-                               ("network", "neutron", "http://h:9696"), ("compute", "nova", "http://h:8774/v2.1"),
-                               ("image", "glance", "http://h:9292")])
+    e = Env(
+        tmp_path,
+        catalog=[
+            ("identity", "keystone", "http://h:5000/v3"),
+            ("network", "neutron", "http://h:9696"),
+            ("compute", "nova", "http://h:8774/v2.1"),
+            ("image", "glance", "http://h:9292"),
+        ],
+    )
     cat = e.auth("admin", e.boot["admin_password"], "admin").json()["token"]["catalog"]
     assert [(s["type"], s["name"], s["endpoints"][0]["url"]) for s in cat][2:] == [
-        ("compute", "nova", "http://h:8774/v2.1"), ("image", "glance", "http://h:9292")]
+        ("compute", "nova", "http://h:8774/v2.1"),
+        ("image", "glance", "http://h:9292"),
+    ]
     tok = e.admin()
     assert len(e.call("GET", "/v3/endpoints", tok, 200).json()["endpoints"]) == 12
     services = e.call("GET", "/v3/services?type=image", tok, 200).json()["services"]
@@ -120,9 +142,15 @@ def test_custom_catalog_endpoints(tmp_path):
     e.db.dispose()
 
 
-@pytest.mark.parametrize("user,password,project", [
-    ("admin", "wrong", "admin"), ("nobody", "x", "admin"), ("demo", None, "admin"),
-    ("admin", None, "no-such-project")])
+@pytest.mark.parametrize(
+    "user,password,project",
+    [
+        ("admin", "wrong", "admin"),
+        ("nobody", "x", "admin"),
+        ("demo", None, "admin"),
+        ("admin", None, "no-such-project"),
+    ],
+)
 def test_auth_failures_are_401(env, user, password, project):
     if password is None:
         password = env.boot[f"{user}_password"]
@@ -133,16 +161,31 @@ def test_auth_failures_are_401(env, user, password, project):
 
 def test_auth_variants(env):
     pw = env.boot["admin_password"]
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "id": env.boot["admin_user_id"], "password": pw}}},
-        "scope": {"project": {"id": env.boot["demo_project_id"]}}}}
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {"user": {"id": env.boot["admin_user_id"], "password": pw}},
+            },
+            "scope": {"project": {"id": env.boot["demo_project_id"]}},
+        }
+    }
     # admin has no role on demo
     assert env.client.post("/v3/auth/tokens", json=body).status_code == 401
     body["auth"]["scope"]["project"]["id"] = env.boot["admin_project_id"]
     assert env.client.post("/v3/auth/tokens", json=body).status_code == 201
     # Unknown domain
-    r = env.client.post("/v3/auth/tokens", json={"auth": {"identity": {"methods": ["password"], "password": {
-        "user": {"name": "admin", "domain": {"name": "other"}, "password": pw}}}}})
+    r = env.client.post(
+        "/v3/auth/tokens",
+        json={
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {"user": {"name": "admin", "domain": {"name": "other"}, "password": pw}},
+                }
+            }
+        },
+    )
     assert r.status_code == 401
     # No scope: the default project (bootstrap sets it).
     r = env.auth("admin", pw)
@@ -153,24 +196,42 @@ def test_auth_variants(env):
     # Malformed bodies
     assert env.client.post("/v3/auth/tokens", content=b"{nope").status_code == 400
     assert env.client.post("/v3/auth/tokens", json={"auth": {}}).status_code == 400
-    assert env.client.post("/v3/auth/tokens?nocatalog", json={"auth": {"identity": {
-        "methods": ["password"], "password": {"user": {"name": "admin", "domain": {"id": "default"},
-                                                      "password": pw}}}}}).status_code == 201
+    assert (
+        env.client.post(
+            "/v3/auth/tokens?nocatalog",
+            json={
+                "auth": {
+                    "identity": {
+                        "methods": ["password"],
+                        "password": {"user": {"name": "admin", "domain": {"id": "default"}, "password": pw}},
+                    }
+                }
+            },
+        ).status_code
+        == 201
+    )
 
 
 def test_token_method_rescopes(env):
     pw = env.boot["admin_password"]
     unscoped = env.auth("admin", pw, scope="unscoped")
     exp = unscoped.json()["token"]["expires_at"]
-    r = env.client.post("/v3/auth/tokens", json={"auth": {
-        "identity": {"methods": ["token"], "token": {"id": unscoped.headers["X-Subject-Token"]}},
-        "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}})
+    r = env.client.post(
+        "/v3/auth/tokens",
+        json={
+            "auth": {
+                "identity": {"methods": ["token"], "token": {"id": unscoped.headers["X-Subject-Token"]}},
+                "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}},
+            }
+        },
+    )
     assert r.status_code == 201
     tok = r.json()["token"]
     assert tok["project"]["name"] == "admin" and tok["methods"] == ["token"]
-    assert tok["expires_at"] == exp                     # a rescoped token keeps its parent's expiry
-    r = env.client.post("/v3/auth/tokens", json={"auth": {
-        "identity": {"methods": ["token"], "token": {"id": "bogus"}}}})
+    assert tok["expires_at"] == exp  # a rescoped token keeps its parent's expiry
+    r = env.client.post(
+        "/v3/auth/tokens", json={"auth": {"identity": {"methods": ["token"], "token": {"id": "bogus"}}}}
+    )
     assert r.status_code == 401
 
 
@@ -185,18 +246,20 @@ def test_validate_head_and_revoke(env):
     assert "catalog" not in env.client.get("/v3/auth/tokens?nocatalog", headers=h).json()["token"]
     assert env.client.head("/v3/auth/tokens", headers=h).status_code == 200
     # A member may validate only its own token.
-    assert env.client.get("/v3/auth/tokens", headers={"X-Auth-Token": demo,
-                                                      "X-Subject-Token": admin}).status_code == 403
-    assert env.client.get("/v3/auth/tokens", headers={"X-Auth-Token": demo,
-                                                      "X-Subject-Token": demo}).status_code == 200
+    assert (
+        env.client.get("/v3/auth/tokens", headers={"X-Auth-Token": demo, "X-Subject-Token": admin}).status_code == 403
+    )
+    assert env.client.get("/v3/auth/tokens", headers={"X-Auth-Token": demo, "X-Subject-Token": demo}).status_code == 200
     # Invalid subject 404, invalid caller 401.
-    assert env.client.get("/v3/auth/tokens", headers={"X-Auth-Token": admin,
-                                                      "X-Subject-Token": "junk"}).status_code == 404
+    assert (
+        env.client.get("/v3/auth/tokens", headers={"X-Auth-Token": admin, "X-Subject-Token": "junk"}).status_code == 404
+    )
     r = env.client.get("/v3/auth/tokens", headers={"X-Auth-Token": "junk", "X-Subject-Token": demo})
     assert r.status_code == 401 and r.json() == UNAUTHORIZED
     # Revoke (self-service)
-    assert env.client.delete("/v3/auth/tokens", headers={"X-Auth-Token": demo,
-                                                         "X-Subject-Token": demo}).status_code == 204
+    assert (
+        env.client.delete("/v3/auth/tokens", headers={"X-Auth-Token": demo, "X-Subject-Token": demo}).status_code == 204
+    )
     assert env.call("GET", "/v3/auth/catalog", demo).status_code == 401
     assert env.client.head("/v3/auth/tokens", headers=h).status_code == 404
     # Another replica sharing key dir and database sees the revocation (within ~1 s).
@@ -214,20 +277,36 @@ def test_missing_or_bad_caller_token(env):
 
 def test_project_user_role_flow(env):
     adm = env.admin()
-    p = env.call("POST", "/v3/projects", adm, 201, json={"project": {"name": "X", "description": "d"}}).json()["project"]
-    assert (p["name"], p["domain_id"], p["enabled"], p["is_domain"], p["description"]) == ("X", "default", True, False, "d")
+    p = env.call("POST", "/v3/projects", adm, 201, json={"project": {"name": "X", "description": "d"}}).json()[
+        "project"
+    ]
+    assert (p["name"], p["domain_id"], p["enabled"], p["is_domain"], p["description"]) == (
+        "X",
+        "default",
+        True,
+        False,
+        "d",
+    )
     r = env.call("POST", "/v3/projects", adm, 409, json={"project": {"name": "X"}})
     assert r.json()["error"]["title"] == "Conflict"
-    assert env.call("GET", "/v3/projects/X", adm, 404).json() == {"error": {
-        "code": 404, "title": "Not Found", "message": "Could not find project: X."}}
+    assert env.call("GET", "/v3/projects/X", adm, 404).json() == {
+        "error": {"code": 404, "title": "Not Found", "message": "Could not find project: X."}
+    }
     assert [x["id"] for x in env.call("GET", "/v3/projects?name=X", adm, 200).json()["projects"]] == [p["id"]]
     assert env.call("GET", f"/v3/projects/{p['id']}", adm, 200).json()["project"]["name"] == "X"
-    assert len(env.call("GET", "/v3/projects", adm, 200).json()["projects"]) == 4   # admin, demo, service (the agents), X
+    assert (
+        len(env.call("GET", "/v3/projects", adm, 200).json()["projects"]) == 4
+    )  # admin, demo, service (the agents), X
     upd = env.call("PATCH", f"/v3/projects/{p['id']}", adm, 200, json={"project": {"description": "new"}})
     assert upd.json()["project"]["description"] == "new"
 
-    u = env.call("POST", "/v3/users", adm, 201, json={"user": {
-        "name": "U", "password": "P", "default_project_id": p["id"], "enabled": True}}).json()["user"]
+    u = env.call(
+        "POST",
+        "/v3/users",
+        adm,
+        201,
+        json={"user": {"name": "U", "password": "P", "default_project_id": p["id"], "enabled": True}},
+    ).json()["user"]
     assert "password" not in u and "password_hash" not in u and u["default_project_id"] == p["id"]
     env.call("POST", "/v3/users", adm, 409, json={"user": {"name": "U", "password": "P"}})
     assert [x["name"] for x in env.call("GET", "/v3/users?name=U", adm, 200).json()["users"]] == ["U"]
@@ -242,15 +321,21 @@ def test_project_user_role_flow(env):
     env.call("PUT", grant, adm, 204)
     env.call("PUT", grant, adm, 204)  # idempotent
     env.call("HEAD", grant, adm, 204)
-    assert [r["name"] for r in env.call("GET", f"/v3/projects/{p['id']}/users/{u['id']}/roles", adm, 200)
-            .json()["roles"]] == ["member"]
+    assert [
+        r["name"] for r in env.call("GET", f"/v3/projects/{p['id']}/users/{u['id']}/roles", adm, 200).json()["roles"]
+    ] == ["member"]
 
-    ra = env.call("GET", f"/v3/role_assignments?user.id={u['id']}&scope.project.id={p['id']}&include_names=True",
-                  adm, 200).json()["role_assignments"]
-    assert ra == [{"role": {"id": rid, "name": "member"},
-                   "user": {"id": u["id"], "name": "U", "domain": {"id": "default", "name": "Default"}},
-                   "scope": {"project": {"id": p["id"], "name": "X", "domain": {"id": "default", "name": "Default"}}},
-                   "links": {"assignment": f"http://testserver{grant}"}}]
+    ra = env.call(
+        "GET", f"/v3/role_assignments?user.id={u['id']}&scope.project.id={p['id']}&include_names=True", adm, 200
+    ).json()["role_assignments"]
+    assert ra == [
+        {
+            "role": {"id": rid, "name": "member"},
+            "user": {"id": u["id"], "name": "U", "domain": {"id": "default", "name": "Default"}},
+            "scope": {"project": {"id": p["id"], "name": "X", "domain": {"id": "default", "name": "Default"}}},
+            "links": {"assignment": f"http://testserver{grant}"},
+        }
+    ]
     eff = env.call("GET", f"/v3/role_assignments?user.id={u['id']}&effective", adm, 200).json()["role_assignments"]
     assert sorted(a["role"]["id"] for a in eff) == sorted([rid, env.boot["role_ids"]["reader"]])
 
@@ -274,10 +359,16 @@ def test_project_user_role_flow(env):
     env.call("PATCH", f"/v3/users/{u['id']}", adm, 200, json={"user": {"password": "P2"}})
     env.auth("U", "P", "X", status=401)
     utok = env.token("U", "P2", "X")
-    env.call("POST", f"/v3/users/{u['id']}/password", utok, 401,
-             json={"user": {"password": "P3", "original_password": "wrong"}})
-    env.call("POST", f"/v3/users/{u['id']}/password", utok, 204,
-             json={"user": {"password": "P3", "original_password": "P2"}})
+    env.call(
+        "POST",
+        f"/v3/users/{u['id']}/password",
+        utok,
+        401,
+        json={"user": {"password": "P3", "original_password": "wrong"}},
+    )
+    env.call(
+        "POST", f"/v3/users/{u['id']}/password", utok, 204, json={"user": {"password": "P3", "original_password": "P2"}}
+    )
     env.call("GET", f"/v3/users/{u['id']}", utok, 401)
     utok = env.token("U", "P3", "X")
 
@@ -302,8 +393,11 @@ def test_roles_create_list_delete(env):
     env.call("GET", f"/v3/roles/{r['id']}", adm, 404)
     env.call("DELETE", f"/v3/roles/{r['id']}", adm, 404)
     pid, uid = env.boot["demo_project_id"], env.boot["demo_user_id"]
-    for path in (f"/v3/projects/{pid}/users/{uid}/roles/nope", f"/v3/projects/{pid}/users/nope/roles/{r['id']}",
-                 f"/v3/projects/nope/users/{uid}/roles/{env.boot['role_ids']['reader']}"):
+    for path in (
+        f"/v3/projects/{pid}/users/{uid}/roles/nope",
+        f"/v3/projects/{pid}/users/nope/roles/{r['id']}",
+        f"/v3/projects/nope/users/{uid}/roles/{env.boot['role_ids']['reader']}",
+    ):
         assert env.call("PUT", path, adm, 404).json()["error"]["message"].startswith("Could not find ")
 
 
@@ -322,16 +416,26 @@ def test_disabled_user_and_project(env):
 
 def test_member_is_forbidden_admin_operations(env):
     demo = env.demo()
-    forbidden = [("GET", "/v3/projects", None), ("POST", "/v3/projects", {"project": {"name": "Y"}}),
-                 ("GET", "/v3/users", None), ("POST", "/v3/users", {"user": {"name": "V"}}),
-                 ("GET", "/v3/roles", None), ("POST", "/v3/roles", {"role": {"name": "r"}}),
-                 ("GET", "/v3/role_assignments", None), ("GET", "/v3/endpoints", None),
-                 ("DELETE", f"/v3/projects/{env.boot['admin_project_id']}", None),
-                 ("DELETE", f"/v3/users/{env.boot['admin_user_id']}", None),
-                 ("GET", f"/v3/projects/{env.boot['admin_project_id']}", None),
-                 ("GET", f"/v3/users/{env.boot['admin_user_id']}", None),
-                 ("PUT", f"/v3/projects/{env.boot['demo_project_id']}/users/{env.boot['demo_user_id']}"
-                         f"/roles/{env.boot['role_ids']['admin']}", None)]
+    forbidden = [
+        ("GET", "/v3/projects", None),
+        ("POST", "/v3/projects", {"project": {"name": "Y"}}),
+        ("GET", "/v3/users", None),
+        ("POST", "/v3/users", {"user": {"name": "V"}}),
+        ("GET", "/v3/roles", None),
+        ("POST", "/v3/roles", {"role": {"name": "r"}}),
+        ("GET", "/v3/role_assignments", None),
+        ("GET", "/v3/endpoints", None),
+        ("DELETE", f"/v3/projects/{env.boot['admin_project_id']}", None),
+        ("DELETE", f"/v3/users/{env.boot['admin_user_id']}", None),
+        ("GET", f"/v3/projects/{env.boot['admin_project_id']}", None),
+        ("GET", f"/v3/users/{env.boot['admin_user_id']}", None),
+        (
+            "PUT",
+            f"/v3/projects/{env.boot['demo_project_id']}/users/{env.boot['demo_user_id']}"
+            f"/roles/{env.boot['role_ids']['admin']}",
+            None,
+        ),
+    ]
     for method, path, body in forbidden:
         r = env.call(method, path, demo, json=body)
         assert r.status_code == 403, (method, path, r.text)
@@ -344,7 +448,11 @@ def test_member_is_forbidden_admin_operations(env):
     env.call("GET", "/v3/domains/default", demo, 200)
     env.call("GET", "/v3/regions", demo, 200)
     # Nothing was created.
-    assert [p["name"] for p in env.call("GET", "/v3/projects", env.admin(), 200).json()["projects"]] == ["admin", "demo", "service"]
+    assert [p["name"] for p in env.call("GET", "/v3/projects", env.admin(), 200).json()["projects"]] == [
+        "admin",
+        "demo",
+        "service",
+    ]
 
 
 def test_domains(env):

@@ -33,8 +33,9 @@ class L3Env(Env):
         return sorted(a["host"] for a in agents)
 
     def bindings(self, since: int = 0) -> list[tuple[str, str, dict | None]]:  # type: ignore[override]
-        return [(c["action"], c["id"], c["body"]) for c in self.changes(since)["changes"]
-                if c["resource"] == "l3_binding"]
+        return [
+            (c["action"], c["id"], c["body"]) for c in self.changes(since)["changes"] if c["resource"] == "l3_binding"
+        ]
 
     def rows(self) -> list[tuple[str, str]]:  # type: ignore[override]
         with self.db.read() as conn:
@@ -51,12 +52,16 @@ def env(make_env) -> L3Env:  # noqa: F811
 
 def body(router_id: str, *agents: dict) -> dict:
     agents = sorted(agents, key=lambda a: (a["host"], a["id"]))
-    return {"id": router_id, "router_id": router_id, "agent_ids": [a["id"] for a in agents],
-            "hosts": [a["host"] for a in agents]}
+    return {
+        "id": router_id,
+        "router_id": router_id,
+        "agent_ids": [a["id"] for a in agents],
+        "hosts": [a["host"] for a in agents],
+    }
 
 
 def test_router_without_l3_agent_stays_unscheduled_and_active(env):
-    env.report("net1")                          # a DHCP agent does not host routers
+    env.report("net1")  # a DHCP agent does not host routers
     r = env.router()
     assert r["status"] == "ACTIVE" and r["availability_zones"] == []
     assert env.rows() == [] and env.bindings() == []
@@ -81,8 +86,8 @@ def test_least_loaded_agent_first(env):
     env.l3("net1")
     env.l3("net2")
     r1, r2, r3 = env.router(), env.router(), env.router()
-    assert env.hosts_of(r1["id"]) == ["net1"]     # tie: host order
-    assert env.hosts_of(r2["id"]) == ["net2"]     # least loaded
+    assert env.hosts_of(r1["id"]) == ["net1"]  # tie: host order
+    assert env.hosts_of(r2["id"]) == ["net2"]  # least loaded
     assert env.hosts_of(r3["id"]) == ["net1"]
 
 
@@ -108,9 +113,9 @@ def test_new_agent_picks_up_unscheduled_routers(env):
     a = env.l3("net1")
     assert env.hosts_of(r1["id"]) == ["net1"] and env.hosts_of(r2["id"]) == ["net1"]
     got = env.bindings(rev)
-    assert sorted(got, key=lambda x: x[1]) == sorted([("create", r1["id"], body(r1["id"], a)),
-                                                      ("create", r2["id"], body(r2["id"], a))],
-                                                     key=lambda x: x[1])
+    assert sorted(got, key=lambda x: x[1]) == sorted(
+        [("create", r1["id"], body(r1["id"], a)), ("create", r2["id"], body(r2["id"], a))], key=lambda x: x[1]
+    )
     # routers are recorded with their new zones
     routers = [c for c in env.changes(rev)["changes"] if c["resource"] == "router"]
     assert {c["id"] for c in routers} == {r1["id"], r2["id"]}
@@ -125,7 +130,7 @@ def test_failover_from_dead_agent(env):
     r = env.router()
     a2 = env.l3("net2")
     assert env.hosts_of(r["id"]) == ["net1"]
-    env.clock.now += DOWN + 1                   # net1 dies; net2 keeps reporting
+    env.clock.now += DOWN + 1  # net1 dies; net2 keeps reporting
     rev = env.head()
     env.l3("net2")
     assert env.hosts_of(r["id"]) == ["net2"]
@@ -140,9 +145,9 @@ def test_no_failover_without_live_replacement_or_right_after_start(env):
     env.l3("net1")
     r = env.router()
     env.clock.now += DOWN + 1
-    env.report("net9")                          # a DHCP agent reporting changes nothing
+    env.report("net9")  # a DHCP agent reporting changes nothing
     assert env.hosts_of(r["id"]) == ["net1"]
-    env.l3s.started = env.clock.now             # server just (re)started: no failover yet
+    env.l3s.started = env.clock.now  # server just (re)started: no failover yet
     env.l3("net2")
     assert env.hosts_of(r["id"]) == ["net1"]
 
@@ -220,8 +225,14 @@ def test_l3_binding_is_a_snapshot_type(env):
     env.l3("net1")
     r = env.router()
     snap = env.snapshot()
-    assert snap["resources"]["l3_bindings"] == [{"id": r["id"], "router_id": r["id"],
-                                                 "agent_ids": snap["resources"]["l3_bindings"][0]["agent_ids"],
-                                                 "hosts": ["net1"]}]
-    assert env.ok(env.req("GET", f"{PREFIX}snapshot", params={"resources": "l3_binding"}))["resources"].keys() \
-        == {"l3_bindings"}
+    assert snap["resources"]["l3_bindings"] == [
+        {
+            "id": r["id"],
+            "router_id": r["id"],
+            "agent_ids": snap["resources"]["l3_bindings"][0]["agent_ids"],
+            "hosts": ["net1"],
+        }
+    ]
+    assert env.ok(env.req("GET", f"{PREFIX}snapshot", params={"resources": "l3_binding"}))["resources"].keys() == {
+        "l3_bindings"
+    }

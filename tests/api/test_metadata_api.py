@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import insert
@@ -25,15 +26,25 @@ SECRET = "s3cret"
 class Env:
     def __init__(self, compute: ComputeEnv, tokens: str = "optional", cache_expiration: str = "15") -> None:
         self.compute = compute
-        cfg = compute.cfg.with_overrides({("metadata", "metadata_proxy_shared_secret"): SECRET,
-                                          ("metadata", "http_tokens"): tokens,
-                                          ("metadata", "metadata_cache_expiration"): cache_expiration})
-        self.client = TestClient(build_metadata_app(cfg, compute.db, compute.compute_api.servers),
-                                 raise_server_exceptions=False)
+        cfg = compute.cfg.with_overrides(
+            {
+                ("metadata", "metadata_proxy_shared_secret"): SECRET,
+                ("metadata", "http_tokens"): tokens,
+                ("metadata", "metadata_cache_expiration"): cache_expiration,
+            }
+        )
+        self.client = TestClient(
+            build_metadata_app(cfg, compute.db, compute.compute_api.servers), raise_server_exceptions=False
+        )
 
     def get(self, path: str, sid: str, project: str = "p-demo", method: str = "GET", **headers: str) -> Any:
-        h = {"X-Instance-ID": sid, "X-Tenant-ID": project, "X-Instance-ID-Signature": sign_instance_id(SECRET, sid),
-             "X-Forwarded-For": "10.0.0.99", **{k.replace("_", "-"): v for k, v in headers.items()}}
+        h = {
+            "X-Instance-ID": sid,
+            "X-Tenant-ID": project,
+            "X-Instance-ID-Signature": sign_instance_id(SECRET, sid),
+            "X-Forwarded-For": "10.0.0.99",
+            **{k.replace("_", "-"): v for k, v in headers.items()},
+        }
         return self.client.request(method, path, headers=h)
 
 
@@ -48,8 +59,13 @@ def _boot(env: ComputeEnv) -> tuple[str, dict[str, Any], dict[str, Any]]:
     env.agent("cn1")
     net = env.network(name="private")
     kp = env.keypair("k1")
-    sid = env.boot(name="vm1", networks=[{"uuid": net["id"]}], key_name="k1", metadata={"role": "web"},
-                   user_data=base64.b64encode(b"#!/bin/sh\necho hi\n").decode())["server"]["id"]
+    sid = env.boot(
+        name="vm1",
+        networks=[{"uuid": net["id"]}],
+        key_name="k1",
+        metadata={"role": "web"},
+        user_data=base64.b64encode(b"#!/bin/sh\necho hi\n").decode(),
+    )["server"]["id"]
     [port] = env.ports_of(sid)
     return sid, port, kp
 
@@ -61,9 +77,11 @@ def test_headers_signature_and_project(env: ComputeEnv) -> None:
     r = c.get("/")
     assert r.status_code == 200 and r.text.split("\n")[-1] == "latest" and r.text.startswith("1.0\n")
     good = {"X-Instance-ID": sid, "X-Tenant-ID": "p-demo", "X-Instance-ID-Signature": sign_instance_id(SECRET, sid)}
-    for missing, message in (("X-Instance-ID", "X-Instance-ID header is missing"),
-                             ("X-Tenant-ID", "X-Tenant-ID header is missing"),
-                             ("X-Instance-ID-Signature", "X-Instance-ID-Signature header is missing")):
+    for missing, message in (
+        ("X-Instance-ID", "X-Instance-ID header is missing"),
+        ("X-Tenant-ID", "X-Tenant-ID header is missing"),
+        ("X-Instance-ID-Signature", "X-Instance-ID-Signature header is missing"),
+    ):
         r = c.get("/latest/meta-data/", headers={k: v for k, v in good.items() if k != missing})
         assert r.status_code == 400 and message in r.text, r.text
     r = c.get("/latest/meta-data/", headers=[*good.items(), ("X-Tenant-ID", "p-demo")])
@@ -82,12 +100,23 @@ def test_ec2_tree(env: ComputeEnv) -> None:
     ext = env.network("admin", cidr="172.24.4.0/24", **{"router:external": True})
     fip_port = env.port(ext["id"], "admin")
     with env.db.write() as uow:
-        uow.conn.execute(insert(tables.floatingips).values(
-            id="f0000000-0000-0000-0000-000000000001", project_id="p-demo", description="",
-            created_at="2026-01-01T00:00:00Z", updated_at="2026-01-01T00:00:00Z", revision_number=0,
-            floating_network_id=ext["id"], floating_ip_address="172.24.4.77", floating_port_id=fip_port["id"],
-            fixed_port_id=port["id"], fixed_ip_address=port["fixed_ips"][0]["ip_address"], router_id=None,
-            status="ACTIVE"))
+        uow.conn.execute(
+            insert(tables.floatingips).values(
+                id="f0000000-0000-0000-0000-000000000001",
+                project_id="p-demo",
+                description="",
+                created_at="2026-01-01T00:00:00Z",
+                updated_at="2026-01-01T00:00:00Z",
+                revision_number=0,
+                floating_network_id=ext["id"],
+                floating_ip_address="172.24.4.77",
+                floating_port_id=fip_port["id"],
+                fixed_port_id=port["id"],
+                fixed_ip_address=port["fixed_ips"][0]["ip_address"],
+                router_id=None,
+                status="ACTIVE",
+            )
+        )
     md = Env(env)
     r = md.get("/latest/", sid)
     assert (r.status_code, r.text) == (200, "meta-data/\nuser-data")
@@ -115,7 +144,8 @@ def test_openstack_tree(env: ComputeEnv) -> None:
     versions = md.get("/openstack", sid).text.split("\n")
     assert versions[0] == "2012-08-10" and versions[-1] == "latest"
     assert md.get("/openstack/latest", sid).text == (
-        "meta_data.json\nuser_data\npassword\nvendor_data.json\nnetwork_data.json\nvendor_data2.json")
+        "meta_data.json\nuser_data\npassword\nvendor_data.json\nnetwork_data.json\nvendor_data2.json"
+    )
     r = md.get("/openstack/latest/meta_data.json", sid)
     assert r.headers["content-type"] == "application/json"
     meta = r.json()
@@ -127,7 +157,7 @@ def test_openstack_tree(env: ComputeEnv) -> None:
     assert r.headers["content-type"].startswith("text/plain")
     nd = json.loads(r.text)
     assert nd["links"][0]["ethernet_mac_address"] == port["mac_address"]
-    assert nd["links"][0]["vif_id"] == port["id"] and nd["links"][0]["mtu"] == 1450   # the network's MTU
+    assert nd["links"][0]["vif_id"] == port["id"] and nd["links"][0]["mtu"] == 1450  # the network's MTU
     assert nd["networks"][0]["type"] == "ipv4_dhcp" and nd["networks"][0]["network_id"] == port["network_id"]
     assert md.get("/openstack/latest/user_data", sid).content == b"#!/bin/sh\necho hi\n"
     assert md.get("/openstack/latest/vendor_data.json", sid).json() == {}
@@ -150,8 +180,13 @@ def test_password_and_methods(env: ComputeEnv) -> None:
     assert other.get("/openstack/latest/password", headers=h).text == "enc-pass"
     assert other.post("/openstack/latest/password", content=b"again", headers=h).status_code == 409
     assert c.post("/openstack/2012-08-10/password", content=b"x", headers=h).status_code == 404
-    for method, path in (("POST", "/latest/meta-data/"), ("DELETE", "/openstack/latest/password"),
-                         ("PUT", "/latest/meta-data/"), ("GET", "/latest/api/token"), ("PATCH", "/")):
+    for method, path in (
+        ("POST", "/latest/meta-data/"),
+        ("DELETE", "/openstack/latest/password"),
+        ("PUT", "/latest/meta-data/"),
+        ("GET", "/latest/api/token"),
+        ("PATCH", "/"),
+    ):
         r = c.request(method, path, headers=h)
         assert r.status_code == 405, (method, path)
         assert r.headers["allow"]
@@ -165,35 +200,35 @@ def test_imdsv2_tokens(env: ComputeEnv) -> None:
         # TTL header missing or out of range: 400
         assert md.get("/latest/api/token", sid, method="PUT").status_code == 400
         for ttl in ("0", "21601", "x", "-5"):
-            assert md.get("/latest/api/token", sid, method="PUT",
-                          **{"X-aws-ec2-metadata-token-ttl-seconds": ttl}).status_code == 400
+            assert (
+                md.get(
+                    "/latest/api/token", sid, method="PUT", **{"X-aws-ec2-metadata-token-ttl-seconds": ttl}
+                ).status_code
+                == 400
+            )
         r = md.get("/latest/api/token", sid, method="PUT", **{"X-aws-ec2-metadata-token-ttl-seconds": "60"})
         assert r.status_code == 200 and r.headers["x-aws-ec2-metadata-token-ttl-seconds"] == "60"
         token = r.text
         ok = md.get("/latest/meta-data/hostname", sid, **{"X-aws-ec2-metadata-token": token})
         assert (ok.status_code, ok.text) == (200, "vm1.novalocal")
         # bound to the instance; forged and expired tokens
-        assert md.get("/latest/meta-data/hostname", other,
-                      **{"X-aws-ec2-metadata-token": token}).status_code == 401
+        assert md.get("/latest/meta-data/hostname", other, **{"X-aws-ec2-metadata-token": token}).status_code == 401
         forged = token[:-1] + ("1" if token[-1] == "0" else "0")
-        assert md.get("/latest/meta-data/hostname", sid,
-                      **{"X-aws-ec2-metadata-token": forged}).status_code == 401
-        assert md.get("/latest/meta-data/hostname", sid,
-                      **{"X-aws-ec2-metadata-token": "junk"}).status_code == 401
+        assert md.get("/latest/meta-data/hostname", sid, **{"X-aws-ec2-metadata-token": forged}).status_code == 401
+        assert md.get("/latest/meta-data/hostname", sid, **{"X-aws-ec2-metadata-token": "junk"}).status_code == 401
         expired = make_token(SECRET, sid, 1000)
-        assert md.get("/latest/meta-data/hostname", sid,
-                      **{"X-aws-ec2-metadata-token": expired}).status_code == 401
+        assert md.get("/latest/meta-data/hostname", sid, **{"X-aws-ec2-metadata-token": expired}).status_code == 401
         bare = md.get("/latest/meta-data/hostname", sid).status_code
         assert bare == (200 if tokens == "optional" else 401)
         assert md.get("/openstack/latest/meta_data.json", sid).status_code == bare
-        assert md.client.get("/").status_code == 200          # the version list needs nothing
+        assert md.client.get("/").status_code == 200  # the version list needs nothing
 
 
 def test_answers_from_the_cache_stay_per_instance_and_project(env: ComputeEnv) -> None:
     """Served from memory after the first load, an answer still needs the right project; the
     rendered answers are per instance and per address; meta_data.json is never replayed."""
     sid, port, _ = _boot(env)
-    bare = env.boot(name="vm2", networks="none")["server"]["id"]       # no fixed IP: local-ipv4 = address
+    bare = env.boot(name="vm2", networks="none")["server"]["id"]  # no fixed IP: local-ipv4 = address
     md = Env(env)
     assert md.get("/latest/meta-data/instance-id", sid).text == f"i-{sid[:8]}"
     assert md.get("/latest/meta-data/instance-id", sid, project="p-other").status_code == 404
@@ -214,7 +249,7 @@ def test_cache_control_tells_the_agent_what_it_may_replay(env: ComputeEnv) -> No
     sid, _, _ = _boot(env)
     md = Env(env)
     first = md.get("/latest/meta-data/instance-id", sid).headers["cache-control"]
-    assert first.startswith("max-age=") and 1 <= int(first.split("=")[1]) <= 15   # the entry's remaining life
+    assert first.startswith("max-age=") and 1 <= int(first.split("=")[1]) <= 15  # the entry's remaining life
     for path in ("/openstack/latest/meta_data.json", "/openstack/latest/password"):
         assert md.get(path, sid).headers["cache-control"] == "no-store"
     assert "cache-control" not in md.get("/nope", sid).headers
@@ -227,11 +262,38 @@ def test_network_data_mtu_and_dns_from_the_network_and_subnets(env: ComputeEnv) 
     services are the subnets' ``dns_nameservers`` (top level and per static network)."""
     env.agent("cn1")
     net = env.network(name="dns-net", cidr="", mtu=1400)
-    env.ok(env.neutron("POST", "/v2.0/subnets", "demo", {"subnet": {
-        "network_id": net["id"], "cidr": "10.9.0.0/24", "ip_version": 4,
-        "dns_nameservers": ["10.9.0.53", "9.9.9.9"]}}), 201)
-    env.ok(env.neutron("POST", "/v2.0/subnets", "demo", {"subnet": {
-        "network_id": net["id"], "cidr": "fd09::/64", "ip_version": 6, "dns_nameservers": ["fd09::53"]}}), 201)
+    env.ok(
+        env.neutron(
+            "POST",
+            "/v2.0/subnets",
+            "demo",
+            {
+                "subnet": {
+                    "network_id": net["id"],
+                    "cidr": "10.9.0.0/24",
+                    "ip_version": 4,
+                    "dns_nameservers": ["10.9.0.53", "9.9.9.9"],
+                }
+            },
+        ),
+        201,
+    )
+    env.ok(
+        env.neutron(
+            "POST",
+            "/v2.0/subnets",
+            "demo",
+            {
+                "subnet": {
+                    "network_id": net["id"],
+                    "cidr": "fd09::/64",
+                    "ip_version": 6,
+                    "dns_nameservers": ["fd09::53"],
+                }
+            },
+        ),
+        201,
+    )
     sid = env.boot(name="vm-dns", networks=[{"uuid": net["id"]}])["server"]["id"]
     md = Env(env, cache_expiration="0")
     nd = json.loads(md.get("/openstack/latest/network_data.json", sid).text)

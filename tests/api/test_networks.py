@@ -4,11 +4,34 @@ from __future__ import annotations
 
 from tests.api.conftest import error
 
-ADMIN_KEY_ORDER = ["id", "name", "tenant_id", "project_id", "admin_state_up", "mtu", "status", "subnets", "shared",
-                   "port_security_enabled", "dns_domain", "router:external", "provider:network_type",
-                   "provider:physical_network", "provider:segmentation_id", "is_default",
-                   "availability_zone_hints", "availability_zones", "ipv4_address_scope", "ipv6_address_scope",
-                   "description", "l2_adjacency", "tags", "created_at", "updated_at", "revision_number"]
+ADMIN_KEY_ORDER = [
+    "id",
+    "name",
+    "tenant_id",
+    "project_id",
+    "admin_state_up",
+    "mtu",
+    "status",
+    "subnets",
+    "shared",
+    "port_security_enabled",
+    "dns_domain",
+    "router:external",
+    "provider:network_type",
+    "provider:physical_network",
+    "provider:segmentation_id",
+    "is_default",
+    "availability_zone_hints",
+    "availability_zones",
+    "ipv4_address_scope",
+    "ipv6_address_scope",
+    "description",
+    "l2_adjacency",
+    "tags",
+    "created_at",
+    "updated_at",
+    "revision_number",
+]
 
 
 def test_member_create_defaults(api):
@@ -18,7 +41,7 @@ def test_member_create_defaults(api):
     assert net["admin_state_up"] is True and net["status"] == "ACTIVE"
     assert net["shared"] is False and net["router:external"] is False and net["is_default"] is False
     assert net["port_security_enabled"] is True
-    assert net["mtu"] == 1450                       # vxlan project network
+    assert net["mtu"] == 1450  # vxlan project network
     assert net["subnets"] == [] and net["tags"] == [] and net["description"] == ""
     assert net["availability_zone_hints"] == [] and net["availability_zones"] == []
     assert net["ipv4_address_scope"] is None and net["ipv6_address_scope"] is None
@@ -28,16 +51,27 @@ def test_member_create_defaults(api):
 
 
 def test_admin_create_key_order(api):
-    net = api.network(shared=True, **{"provider:network_type": "flat", "provider:physical_network": "physnet",
-                                      "router:external": True}, name="flat-network")
+    net = api.network(
+        shared=True,
+        **{"provider:network_type": "flat", "provider:physical_network": "physnet", "router:external": True},
+        name="flat-network",
+    )
     assert list(net) == ADMIN_KEY_ORDER
     assert net["provider:network_type"] == "flat" and net["provider:physical_network"] == "physnet"
     assert net["provider:segmentation_id"] is None and net["mtu"] == 1500
 
 
 def test_osc_network_create_body(api):
-    body = {"network": {"provider:network_type": "flat", "shared": True, "provider:physical_network": "physnet",
-                        "name": "flat-network", "admin_state_up": True, "router:external": True}}
+    body = {
+        "network": {
+            "provider:network_type": "flat",
+            "shared": True,
+            "provider:physical_network": "physnet",
+            "name": "flat-network",
+            "admin_state_up": True,
+            "router:external": True,
+        }
+    }
     r = api.post("networks", body)
     assert r.status_code == 201
     net = r.json()["network"]
@@ -49,23 +83,48 @@ def test_osc_network_create_body(api):
 
 def test_update_fields_and_revision(api):
     net = api.network(as_="demo")
-    upd = api.ok(api.put(f"networks/{net['id']}", {"network": {"name": "x", "description": "d",
-                                                                "admin_state_up": False,
-                                                                "port_security_enabled": False,
-                                                                "dns_domain": "example.org."}}, as_="demo"))
+    upd = api.ok(
+        api.put(
+            f"networks/{net['id']}",
+            {
+                "network": {
+                    "name": "x",
+                    "description": "d",
+                    "admin_state_up": False,
+                    "port_security_enabled": False,
+                    "dns_domain": "example.org.",
+                }
+            },
+            as_="demo",
+        )
+    )
     n = upd["network"]
-    assert (n["name"], n["description"], n["admin_state_up"], n["port_security_enabled"], n["dns_domain"]) == \
-        ("x", "d", False, False, "example.org.")
+    assert (n["name"], n["description"], n["admin_state_up"], n["port_security_enabled"], n["dns_domain"]) == (
+        "x",
+        "d",
+        False,
+        False,
+        "example.org.",
+    )
     assert n["revision_number"] == 2 and n["updated_at"] >= net["updated_at"]
     assert api.show("networks", "network", net["id"], "demo") == n
 
 
 def test_member_cannot_set_admin_attributes(api):
     before = api.snapshot()
-    for attr, value in (("shared", True), ("router:external", True), ("is_default", True),
-                        ("provider:physical_network", "physnet"), ("provider:segmentation_id", 5)):
-        error(api.post("networks", {"network": {attr: value}}, as_="demo"), 403, "PolicyNotAuthorized",
-              f"(rule:create_network and rule:create_network:{attr}) is disallowed by policy")
+    for attr, value in (
+        ("shared", True),
+        ("router:external", True),
+        ("is_default", True),
+        ("provider:physical_network", "physnet"),
+        ("provider:segmentation_id", 5),
+    ):
+        error(
+            api.post("networks", {"network": {attr: value}}, as_="demo"),
+            403,
+            "PolicyNotAuthorized",
+            f"(rule:create_network and rule:create_network:{attr}) is disallowed by policy",
+        )
     assert api.snapshot() == before
 
 
@@ -77,8 +136,12 @@ def test_admin_shared_network_usable_by_members(api):
     port = api.port(net["id"], as_="other")
     assert port["project_id"] == "p-other"
     # Subnets need network ownership, even on shared networks (visible -> 403).
-    error(api.post("subnets", {"subnet": {"network_id": net["id"], "ip_version": 4, "cidr": "10.6.0.0/24"}},
-                   as_="other"), 403, "PolicyNotAuthorized", "rule:create_subnet is disallowed by policy")
+    error(
+        api.post("subnets", {"subnet": {"network_id": net["id"], "ip_version": 4, "cidr": "10.6.0.0/24"}}, as_="other"),
+        403,
+        "PolicyNotAuthorized",
+        "rule:create_subnet is disallowed by policy",
+    )
 
 
 def test_subnets_listed_on_network(api):
@@ -96,10 +159,12 @@ def test_delete_blocked_by_user_port(api):
     p2 = api.port(net["id"], as_="demo", device_owner="compute:nova")
     before = api.snapshot()
     err = error(api.delete(f"networks/{net['id']}", as_="demo"), 409, "NetworkInUse")
-    prefix = (f"Unable to complete operation on network {net['id']}. There are one or more ports still in use "
-              "on the network, id for these ports is: ")
+    prefix = (
+        f"Unable to complete operation on network {net['id']}. There are one or more ports still in use "
+        "on the network, id for these ports is: "
+    )
     assert err["message"].startswith(prefix) and err["message"].endswith(".")
-    assert set(err["message"][len(prefix):-1].split(",")) == {p1["id"], p2["id"]}
+    assert set(err["message"][len(prefix) : -1].split(",")) == {p1["id"], p2["id"]}
     assert api.snapshot() == before
 
 
@@ -126,8 +191,12 @@ def test_shared_off_blocked_while_other_projects_use_it(api):
     api.subnet(net["id"], "10.0.0.0/24")
     port = api.port(net["id"], as_="other")
     before = api.snapshot()
-    error(api.put(f"networks/{net['id']}", {"network": {"shared": False}}), 409, "InvalidSharedSetting",
-          "Unable to reconfigure sharing settings for network sh. Multiple projects are using it.")
+    error(
+        api.put(f"networks/{net['id']}", {"network": {"shared": False}}),
+        409,
+        "InvalidSharedSetting",
+        "Unable to reconfigure sharing settings for network sh. Multiple projects are using it.",
+    )
     assert api.snapshot() == before
     api.ok(api.delete(f"ports/{port['id']}", as_="other"), 204)
     assert api.ok(api.put(f"networks/{net['id']}", {"network": {"shared": False}}))["network"]["shared"] is False
@@ -138,10 +207,18 @@ def test_mtu_may_only_be_lowered(api):
     net = api.network(as_="demo", mtu=1400)
     assert net["mtu"] == 1400
     before = api.snapshot()
-    error(api.post("networks", {"network": {"mtu": 1451}}, as_="demo"), 400, "InvalidInput",
-          "Invalid input for operation: Requested MTU is too big, maximum is 1450.")
-    error(api.put(f"networks/{net['id']}", {"network": {"mtu": 9000}}, as_="demo"), 400, "InvalidInput",
-          "Invalid input for operation: Requested MTU is too big, maximum is 1450.")
+    error(
+        api.post("networks", {"network": {"mtu": 1451}}, as_="demo"),
+        400,
+        "InvalidInput",
+        "Invalid input for operation: Requested MTU is too big, maximum is 1450.",
+    )
+    error(
+        api.put(f"networks/{net['id']}", {"network": {"mtu": 9000}}, as_="demo"),
+        400,
+        "InvalidInput",
+        "Invalid input for operation: Requested MTU is too big, maximum is 1450.",
+    )
     assert api.snapshot() == before
     assert api.ok(api.put(f"networks/{net['id']}", {"network": {"mtu": 1450}}, as_="demo"))["network"]["mtu"] == 1450
     assert api.ok(api.put(f"networks/{net['id']}", {"network": {"mtu": 1300}}, as_="demo"))["network"]["mtu"] == 1300
@@ -152,10 +229,14 @@ def test_network_quota(make_api):
     api.network(as_="demo")
     api.network(as_="demo")
     before = api.snapshot()
-    error(api.post("networks", {"network": {}}, as_="demo"), 409, "OverQuota",
-          "Quota exceeded for resources: ['network'].")
+    error(
+        api.post("networks", {"network": {}}, as_="demo"),
+        409,
+        "OverQuota",
+        "Quota exceeded for resources: ['network'].",
+    )
     assert api.snapshot() == before
-    api.network(as_="other")     # per project
+    api.network(as_="other")  # per project
 
 
 def test_external_network_subnets_visible_to_members(api):

@@ -28,8 +28,9 @@ def test_create_defaults(api):
     (fip,) = port["fixed_ips"]
     assert fip["subnet_id"] == sub["id"] and list(fip) == ["subnet_id", "ip_address"]
     host = "host-" + fip["ip_address"].replace(".", "-")
-    assert port["dns_assignment"] == [{"ip_address": fip["ip_address"], "hostname": host,
-                                       "fqdn": f"{host}.openstacklocal."}]
+    assert port["dns_assignment"] == [
+        {"ip_address": fip["ip_address"], "hostname": host, "fqdn": f"{host}.openstacklocal."}
+    ]
     assert port["ip_allocation"] == "immediate" and port["tags"] == []
 
 
@@ -45,11 +46,22 @@ def test_osc_port_list_query(api):
     api.subnet(net["id"], "172.16.0.0/24", allocation_pools=[{"start": "172.16.0.2", "end": "172.16.0.10"}])
     dhcp = api.port(net["id"], device_owner="network:dhcp")
     api.port(net["id"], device_owner="compute:nova")
-    q = (f"device_owner=network%3Adhcp&fields=id&fields=name&fields=mac_address&fields=fixed_ips&fields=status"
-         f"&network_id={net['id']}")
+    q = (
+        f"device_owner=network%3Adhcp&fields=id&fields=name&fields=mac_address&fields=fixed_ips&fields=status"
+        f"&network_id={net['id']}"
+    )
     body = api.ok(api.get(f"ports?{q}"))
-    assert body == {"ports": [{"id": dhcp["id"], "name": "", "mac_address": dhcp["mac_address"],
-                               "fixed_ips": dhcp["fixed_ips"], "status": "DOWN"}]}
+    assert body == {
+        "ports": [
+            {
+                "id": dhcp["id"],
+                "name": "",
+                "mac_address": dhcp["mac_address"],
+                "fixed_ips": dhcp["fixed_ips"],
+                "status": "DOWN",
+            }
+        ]
+    }
     assert dhcp["fixed_ips"][0]["ip_address"] == "172.16.0.2"
 
 
@@ -77,12 +89,19 @@ def test_mac_address(api):
     p = api.port(net["id"], mac_address="FA-16-3E-00-00-01")
     assert p["mac_address"] == "fa:16:3e:00:00:01"
     before = api.snapshot()
-    error(api.post("ports", {"port": {"network_id": net["id"], "mac_address": "fa:16:3e:00:00:01"}}), 409,
-          "MacAddressInUse", f"Unable to complete operation for network {net['id']}. The mac address "
-                             "fa:16:3e:00:00:01 is in use.")
-    for bad in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", "zz:16:3e:00:00:01"):   # multicast is fine (issue 14)
-        error(api.post("ports", {"port": {"network_id": net["id"], "mac_address": bad}}), 400, "HTTPBadRequest",
-              f"Invalid input for mac_address. Reason: '{bad}' is not a valid MAC address.")
+    error(
+        api.post("ports", {"port": {"network_id": net["id"], "mac_address": "fa:16:3e:00:00:01"}}),
+        409,
+        "MacAddressInUse",
+        f"Unable to complete operation for network {net['id']}. The mac address fa:16:3e:00:00:01 is in use.",
+    )
+    for bad in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", "zz:16:3e:00:00:01"):  # multicast is fine (issue 14)
+        error(
+            api.post("ports", {"port": {"network_id": net["id"], "mac_address": bad}}),
+            400,
+            "HTTPBadRequest",
+            f"Invalid input for mac_address. Reason: '{bad}' is not a valid MAC address.",
+        )
     assert api.snapshot() == before
     other = api.network()
     assert api.port(other["id"], mac_address="fa:16:3e:00:00:01")["mac_address"] == "fa:16:3e:00:00:01"
@@ -96,23 +115,44 @@ def test_mac_address(api):
 def test_update_basic_attributes(api):
     net, _ = api.net_with_subnet()
     port = api.port(net["id"], as_="demo")
-    upd = api.ok(api.put(f"ports/{port['id']}", {"port": {"name": "p", "description": "d",
-                                                           "admin_state_up": False, "device_id": "vm",
-                                                           "device_owner": "compute:nova", "dns_name": "vm1"}},
-                         as_="demo"))["port"]
-    assert (upd["name"], upd["description"], upd["admin_state_up"], upd["device_id"], upd["device_owner"]) == \
-        ("p", "d", False, "vm", "compute:nova")
+    upd = api.ok(
+        api.put(
+            f"ports/{port['id']}",
+            {
+                "port": {
+                    "name": "p",
+                    "description": "d",
+                    "admin_state_up": False,
+                    "device_id": "vm",
+                    "device_owner": "compute:nova",
+                    "dns_name": "vm1",
+                }
+            },
+            as_="demo",
+        )
+    )["port"]
+    assert (upd["name"], upd["description"], upd["admin_state_up"], upd["device_id"], upd["device_owner"]) == (
+        "p",
+        "d",
+        False,
+        "vm",
+        "compute:nova",
+    )
     assert upd["dns_assignment"][0]["hostname"] == "vm1"
     assert upd["revision_number"] == 2 and upd["fixed_ips"] == port["fixed_ips"]
     for attr in ("network_id", "status", "id", "binding:vif_type"):
-        error(api.put(f"ports/{port['id']}", {"port": {attr: "x"}}, as_="demo"), 400, "HTTPBadRequest",
-              f"Cannot update read-only attribute {attr}")
+        error(
+            api.put(f"ports/{port['id']}", {"port": {attr: "x"}}, as_="demo"),
+            400,
+            "HTTPBadRequest",
+            f"Cannot update read-only attribute {attr}",
+        )
 
 
 def test_port_tags_in_post_are_stored(api):
     net, _ = api.net_with_subnet()
     port = api.port(net["id"], as_="demo", tags=["a"])
-    assert port["tags"] == ["a"]    # tag-ports-during-bulk-creation: tests/api/test_fidelity_port_tags.py
+    assert port["tags"] == ["a"]  # tag-ports-during-bulk-creation: tests/api/test_fidelity_port_tags.py
 
 
 # --- policy (§6.2) ---------------------------------------------------------------------------------
@@ -121,45 +161,77 @@ def test_member_on_foreign_networks(api):
     shared = api.network(shared=True)
     sub = api.subnet(shared["id"], "10.0.0.0/24")
     before = api.snapshot()
-    error(api.post("ports", {"port": {"network_id": private["id"]}}, as_="demo"), 404, "NetworkNotFound",
-          f"Network {private['id']} could not be found.")
+    error(
+        api.post("ports", {"port": {"network_id": private["id"]}}, as_="demo"),
+        404,
+        "NetworkNotFound",
+        f"Network {private['id']} could not be found.",
+    )
     cases = [
-        ({"fixed_ips": [{"ip_address": "10.0.0.5"}]},
-         "(rule:create_port and (rule:create_port:fixed_ips and (rule:create_port:fixed_ips:ip_address)))"),
+        (
+            {"fixed_ips": [{"ip_address": "10.0.0.5"}]},
+            "(rule:create_port and (rule:create_port:fixed_ips and (rule:create_port:fixed_ips:ip_address)))",
+        ),
         ({"mac_address": "fa:16:3e:00:00:09"}, "(rule:create_port and rule:create_port:mac_address)"),
         ({"device_owner": "network:dhcp"}, "(rule:create_port and rule:create_port:device_owner)"),
         ({"port_security_enabled": False}, "(rule:create_port and rule:create_port:port_security_enabled)"),
         ({"binding:host_id": "h1"}, "(rule:create_port and rule:create_port:binding:host_id)"),
-        ({"allowed_address_pairs": [{"ip_address": "10.0.0.9"}]},
-         "(rule:create_port and (rule:create_port:allowed_address_pairs and "
-         "(rule:create_port:allowed_address_pairs:ip_address)))"),
-        ({"mac_address": "fa:16:3e:00:00:09", "binding:host_id": "h1"},
-         "((rule:create_port and rule:create_port:mac_address) and rule:create_port:binding:host_id)"),
+        (
+            {"allowed_address_pairs": [{"ip_address": "10.0.0.9"}]},
+            "(rule:create_port and (rule:create_port:allowed_address_pairs and "
+            "(rule:create_port:allowed_address_pairs:ip_address)))",
+        ),
+        (
+            {"mac_address": "fa:16:3e:00:00:09", "binding:host_id": "h1"},
+            "((rule:create_port and rule:create_port:mac_address) and rule:create_port:binding:host_id)",
+        ),
     ]
     for attrs, rule in cases:
-        error(api.post("ports", {"port": dict(network_id=shared["id"], **attrs)}, as_="demo"), 403,
-              "PolicyNotAuthorized", f"{rule} is disallowed by policy")
+        error(
+            api.post("ports", {"port": dict(network_id=shared["id"], **attrs)}, as_="demo"),
+            403,
+            "PolicyNotAuthorized",
+            f"{rule} is disallowed by policy",
+        )
     assert api.snapshot() == before
     # Allowed on a shared network: a plain port, a subnet choice, a compute owner, vnic type.
-    p = api.port(shared["id"], as_="demo", fixed_ips=[{"subnet_id": sub["id"]}], device_owner="compute:nova",
-                 **{"binding:vnic_type": "direct"})
+    p = api.port(
+        shared["id"],
+        as_="demo",
+        fixed_ips=[{"subnet_id": sub["id"]}],
+        device_owner="compute:nova",
+        **{"binding:vnic_type": "direct"},
+    )
     assert p["binding:vnic_type"] == "direct"
 
 
 def test_network_owner_may_choose_addresses_and_macs(api):
     net, sub = api.net_with_subnet()
-    p = api.port(net["id"], as_="demo", fixed_ips=[{"ip_address": "10.0.0.9"}], mac_address="fa:16:3e:00:00:09",
-                 device_owner="network:dhcp", port_security_enabled=False)
+    p = api.port(
+        net["id"],
+        as_="demo",
+        fixed_ips=[{"ip_address": "10.0.0.9"}],
+        mac_address="fa:16:3e:00:00:09",
+        device_owner="network:dhcp",
+        port_security_enabled=False,
+    )
     assert p["fixed_ips"][0]["ip_address"] == "10.0.0.9"
     # ... but neither binding host nor profile.
-    error(api.post("ports", {"port": {"network_id": net["id"], "binding:host_id": "h"}}, as_="demo"), 403,
-          "PolicyNotAuthorized")
+    error(
+        api.post("ports", {"port": {"network_id": net["id"], "binding:host_id": "h"}}, as_="demo"),
+        403,
+        "PolicyNotAuthorized",
+    )
 
 
 def test_binding_profile_needs_the_service_role(api):
     net, _ = api.net_with_subnet(as_="admin")
-    error(api.post("ports", {"port": {"network_id": net["id"], "binding:profile": {"foo": "bar"}}}), 403,
-          "PolicyNotAuthorized", "(rule:create_port and rule:create_port:binding:profile) is disallowed by policy")
+    error(
+        api.post("ports", {"port": {"network_id": net["id"], "binding:profile": {"foo": "bar"}}}),
+        403,
+        "PolicyNotAuthorized",
+        "(rule:create_port and rule:create_port:binding:profile) is disallowed by policy",
+    )
     p = api.port(net["id"], as_="service", **{"binding:profile": {"foo": "bar"}})
     assert p["binding:profile"] == {"foo": "bar"}
     p = api.port(net["id"], **{"binding:host_id": "compute-1"})
@@ -167,8 +239,8 @@ def test_binding_profile_needs_the_service_role(api):
 
 
 def test_port_visibility(api):
-    net, _ = api.net_with_subnet()                              # owned by p-demo
-    theirs = api.port(net["id"], project_id="p-other")          # admin creates a p-other port there
+    net, _ = api.net_with_subnet()  # owned by p-demo
+    theirs = api.port(net["id"], project_id="p-other")  # admin creates a p-other port there
     assert theirs["project_id"] == "p-other"
     # The network owner sees it (role:reader and network_owner), the port owner too.
     assert [p["id"] for p in api.list("ports", "demo")] == [theirs["id"]]
@@ -186,8 +258,12 @@ def test_port_visibility(api):
 def test_network_owner_may_delete_but_not_update_foreign_ports(api):
     net, _ = api.net_with_subnet()
     theirs = api.port(net["id"], project_id="p-other")
-    error(api.put(f"ports/{theirs['id']}", {"port": {"name": "x"}}, as_="demo"), 403, "PolicyNotAuthorized",
-          "rule:update_port is disallowed by policy")
+    error(
+        api.put(f"ports/{theirs['id']}", {"port": {"name": "x"}}, as_="demo"),
+        403,
+        "PolicyNotAuthorized",
+        "rule:update_port is disallowed by policy",
+    )
     api.ok(api.delete(f"ports/{theirs['id']}", as_="demo"), 204)
 
 
@@ -198,12 +274,18 @@ def test_service_ports_cannot_be_deleted_directly(api):
     router = api.create("routers", "router", external_gateway_info={"network_id": ext["id"]})
     intf = api.ok(api.put(f"routers/{router['id']}/add_router_interface", {"subnet_id": sub["id"]}))
     fip = api.create("floatingips", "floatingip", floating_network_id=ext["id"])
-    by_owner = {"network:router_interface": intf["port_id"],
-                "network:router_gateway": api.list("ports", query=f"device_owner=network:router_gateway")[0]["id"],
-                "network:floatingip": api.list("ports", query=f"device_id={fip['id']}")[0]["id"]}
+    by_owner = {
+        "network:router_interface": intf["port_id"],
+        "network:router_gateway": api.list("ports", query="device_owner=network:router_gateway")[0]["id"],
+        "network:floatingip": api.list("ports", query=f"device_id={fip['id']}")[0]["id"],
+    }
     for owner, pid in by_owner.items():
-        error(api.delete(f"ports/{pid}"), 409, "ServicePortInUse",
-              f"Port {pid} cannot be deleted directly via the port API: has device owner {owner}.")
+        error(
+            api.delete(f"ports/{pid}"),
+            409,
+            "ServicePortInUse",
+            f"Port {pid} cannot be deleted directly via the port API: has device owner {owner}.",
+        )
     # Ports that only say they belong to a service (as Neutron: a stale router port) can go.
     for owner in by_owner:
         p = api.port(net["id"], device_owner=owner, device_id="r1")
@@ -217,8 +299,12 @@ def test_port_quota(make_api):
     net, _ = api.net_with_subnet()
     api.port(net["id"], as_="demo")
     before = api.snapshot()
-    error(api.post("ports", {"ports": [{"network_id": net["id"]}, {"network_id": net["id"]}]}, as_="demo"), 409,
-          "OverQuota", "Quota exceeded for resources: ['port'].")
+    error(
+        api.post("ports", {"ports": [{"network_id": net["id"]}, {"network_id": net["id"]}]}, as_="demo"),
+        409,
+        "OverQuota",
+        "Quota exceeded for resources: ['port'].",
+    )
     assert api.snapshot() == before
     api.port(net["id"], as_="demo")
     error(api.post("ports", {"port": {"network_id": net["id"]}}, as_="demo"), 409, "OverQuota")
@@ -230,41 +316,62 @@ def test_osc_disable_port_security(api):
     port = api.port(net["id"], as_="demo")
     assert port["security_groups"]
     before = api.snapshot()
-    error(api.put(f"ports/{port['id']}", {"port": {"port_security_enabled": False}}, as_="demo"), 409,
-          "PortSecurityPortHasSecurityGroup", "Port has security group associated. Cannot disable port security "
-                                              "or IP address until security group is removed.")
+    error(
+        api.put(f"ports/{port['id']}", {"port": {"port_security_enabled": False}}, as_="demo"),
+        409,
+        "PortSecurityPortHasSecurityGroup",
+        "Port has security group associated. Cannot disable port security "
+        "or IP address until security group is removed.",
+    )
     assert api.snapshot() == before
-    r = api.put(f"ports/{port['id']}", {"port": {"security_groups": [], "port_security_enabled": False}},
-                as_="demo")
+    r = api.put(f"ports/{port['id']}", {"port": {"security_groups": [], "port_security_enabled": False}}, as_="demo")
     upd = api.ok(r)["port"]
     assert upd["security_groups"] == [] and upd["port_security_enabled"] is False
     # Groups cannot come back while port security is off.
     sg = port["security_groups"][0]
     before = api.snapshot()
-    error(api.put(f"ports/{port['id']}", {"port": {"security_groups": [sg]}}, as_="demo"), 400,
-          "PortSecurityAndIPRequiredForSecurityGroups", "Port security must be enabled and port must have an IP "
-                                                        "address in order to use security groups.")
-    error(api.put(f"ports/{port['id']}", {"port": {"allowed_address_pairs": [{"ip_address": "10.0.0.99"}]}},
-                  as_="demo"), 409, "AddressPairAndPortSecurityRequired",
-          "Port Security must be enabled in order to have allowed address pairs on a port.")
+    error(
+        api.put(f"ports/{port['id']}", {"port": {"security_groups": [sg]}}, as_="demo"),
+        400,
+        "PortSecurityAndIPRequiredForSecurityGroups",
+        "Port security must be enabled and port must have an IP address in order to use security groups.",
+    )
+    error(
+        api.put(f"ports/{port['id']}", {"port": {"allowed_address_pairs": [{"ip_address": "10.0.0.99"}]}}, as_="demo"),
+        409,
+        "AddressPairAndPortSecurityRequired",
+        "Port Security must be enabled in order to have allowed address pairs on a port.",
+    )
     assert api.snapshot() == before
-    upd = api.ok(api.put(f"ports/{port['id']}", {"port": {"port_security_enabled": True, "security_groups": [sg]}},
-                         as_="demo"))["port"]
+    upd = api.ok(
+        api.put(f"ports/{port['id']}", {"port": {"port_security_enabled": True, "security_groups": [sg]}}, as_="demo")
+    )["port"]
     assert upd["security_groups"] == [sg] and upd["port_security_enabled"] is True
 
 
 def test_disable_port_security_with_groups_in_the_same_request(api):
     net, _ = api.net_with_subnet()
     port = api.port(net["id"], as_="demo")
-    r = api.put(f"ports/{port['id']}", {"port": {"port_security_enabled": False,
-                                                 "security_groups": port["security_groups"]}}, as_="demo")
+    r = api.put(
+        f"ports/{port['id']}",
+        {"port": {"port_security_enabled": False, "security_groups": port["security_groups"]}},
+        as_="demo",
+    )
     error(r, 400, "PortSecurityAndIPRequiredForSecurityGroups")
 
 
 def test_osc_create_without_port_security(api):
     net, _ = api.net_with_subnet()
-    body = {"port": {"network_id": net["id"], "security_groups": [], "port_security_enabled": False,
-                     "mac_address": "fa:16:3e:00:00:07", "binding:vnic_type": "direct", "name": "p"}}
+    body = {
+        "port": {
+            "network_id": net["id"],
+            "security_groups": [],
+            "port_security_enabled": False,
+            "mac_address": "fa:16:3e:00:00:07",
+            "binding:vnic_type": "direct",
+            "name": "p",
+        }
+    }
     p = api.ok(api.post("ports", body, as_="demo"), 201)["port"]
     assert p["port_security_enabled"] is False and p["security_groups"] == []
     assert p["mac_address"] == "fa:16:3e:00:00:07"
@@ -280,12 +387,30 @@ def test_create_port_security_combinations(api):
     p = api.port(net["id"], as_="demo", security_groups=[sg["id"]])
     assert p["security_groups"] == [sg["id"]]
     before = api.snapshot()
-    error(api.post("ports", {"port": {"network_id": net["id"], "port_security_enabled": False,
-                                      "security_groups": [sg["id"]]}}, as_="demo"), 400,
-          "PortSecurityAndIPRequiredForSecurityGroups")
-    error(api.post("ports", {"port": {"network_id": net["id"], "port_security_enabled": False,
-                                      "allowed_address_pairs": [{"ip_address": "10.0.0.9"}]}}, as_="demo"), 409,
-          "AddressPairAndPortSecurityRequired")
+    error(
+        api.post(
+            "ports",
+            {"port": {"network_id": net["id"], "port_security_enabled": False, "security_groups": [sg["id"]]}},
+            as_="demo",
+        ),
+        400,
+        "PortSecurityAndIPRequiredForSecurityGroups",
+    )
+    error(
+        api.post(
+            "ports",
+            {
+                "port": {
+                    "network_id": net["id"],
+                    "port_security_enabled": False,
+                    "allowed_address_pairs": [{"ip_address": "10.0.0.9"}],
+                }
+            },
+            as_="demo",
+        ),
+        409,
+        "AddressPairAndPortSecurityRequired",
+    )
     assert api.snapshot() == before
 
 
@@ -302,15 +427,26 @@ def test_security_groups_of_other_projects(api):
     net, _ = api.net_with_subnet()
     theirs = api.sg(as_="other", name="theirs")
     before = api.snapshot()
-    error(api.post("ports", {"port": {"network_id": net["id"], "security_groups": [theirs["id"]]}}, as_="demo"),
-          404, "SecurityGroupNotFound", f"Security group {theirs['id']} does not exist")
+    error(
+        api.post("ports", {"port": {"network_id": net["id"], "security_groups": [theirs["id"]]}}, as_="demo"),
+        404,
+        "SecurityGroupNotFound",
+        f"Security group {theirs['id']} does not exist",
+    )
     port = api.port(net["id"], as_="demo")
     before = api.snapshot()
-    error(api.put(f"ports/{port['id']}", {"port": {"security_groups": [theirs["id"]]}}, as_="demo"), 404,
-          "SecurityGroupNotFound")
+    error(
+        api.put(f"ports/{port['id']}", {"port": {"security_groups": [theirs["id"]]}}, as_="demo"),
+        404,
+        "SecurityGroupNotFound",
+    )
     missing = "11111111-2222-3333-4444-555555555555"
-    error(api.put(f"ports/{port['id']}", {"port": {"security_groups": [missing]}}, as_="demo"), 404,
-          "SecurityGroupNotFound", f"Security group {missing} does not exist")
+    error(
+        api.put(f"ports/{port['id']}", {"port": {"security_groups": [missing]}}, as_="demo"),
+        404,
+        "SecurityGroupNotFound",
+        f"Security group {missing} does not exist",
+    )
     assert api.snapshot() == before
     # Admin may attach any group.
     p = api.port(net["id"], security_groups=[theirs["id"]])
@@ -325,8 +461,12 @@ def test_osc_add_security_group(api):
     upd = api.ok(api.put(f"ports/{port['id']}", {"port": {"security_groups": new}}, as_="demo"))["port"]
     assert sorted(upd["security_groups"]) == sorted(new)
     # In use now.
-    error(api.delete(f"security-groups/{web['id']}", as_="demo"), 409, "SecurityGroupInUse",
-          f"Security Group {web['id']} in use.")
+    error(
+        api.delete(f"security-groups/{web['id']}", as_="demo"),
+        409,
+        "SecurityGroupInUse",
+        f"Security Group {web['id']} in use.",
+    )
 
 
 def test_network_device_ports_get_no_default_group(api):
@@ -338,30 +478,49 @@ def test_network_device_ports_get_no_default_group(api):
 # --- allowed address pairs (§4.3) ------------------------------------------------------------------------
 def test_allowed_address_pairs(api):
     net, _ = api.net_with_subnet()
-    port = api.port(net["id"], as_="demo", mac_address="fa:16:3e:00:00:05",
-                    allowed_address_pairs=[{"ip_address": "10.0.0.200"},
-                                           {"ip_address": "10.0.1.0/24", "mac_address": "FA:16:3E:00:00:99"}])
+    port = api.port(
+        net["id"],
+        as_="demo",
+        mac_address="fa:16:3e:00:00:05",
+        allowed_address_pairs=[
+            {"ip_address": "10.0.0.200"},
+            {"ip_address": "10.0.1.0/24", "mac_address": "FA:16:3E:00:00:99"},
+        ],
+    )
     assert port["allowed_address_pairs"] == [
         {"ip_address": "10.0.0.200", "mac_address": "fa:16:3e:00:00:05"},
-        {"ip_address": "10.0.1.0/24", "mac_address": "fa:16:3e:00:00:99"}]
-    upd = api.ok(api.put(f"ports/{port['id']}", {"port": {"allowed_address_pairs": [{"ip_address": "::1"}]}},
-                         as_="demo"))["port"]
+        {"ip_address": "10.0.1.0/24", "mac_address": "fa:16:3e:00:00:99"},
+    ]
+    upd = api.ok(
+        api.put(f"ports/{port['id']}", {"port": {"allowed_address_pairs": [{"ip_address": "::1"}]}}, as_="demo")
+    )["port"]
     assert upd["allowed_address_pairs"] == [{"ip_address": "::1", "mac_address": "fa:16:3e:00:00:05"}]
     upd = api.ok(api.put(f"ports/{port['id']}", {"port": {"allowed_address_pairs": []}}, as_="demo"))["port"]
     assert upd["allowed_address_pairs"] == []
 
 
-@pytest.mark.parametrize("pairs,status,type_,msg", [
-    ([{"ip_address": "224.0.0.5"}], 400, None, None),
-    ([{"ip_address": "ff02::1"}], 400, None, None),
-    ([{"ip_address": "10.0.0.5"}, {"ip_address": "10.0.0.5"}], 400, "DuplicateAddressPairInRequest",
-     "Request contains duplicate address pair: mac_address None ip_address 10.0.0.5."),
-    ([{"ip_address": f"10.0.0.{i}"} for i in range(11)], 400, "AllowedAddressPairExhausted",
-     "The number of allowed address pair exceeds the maximum 10."),
-    ([{"mac_address": "fa:16:3e:00:00:01"}], 400, None, None),
-    ([{"ip_address": "10.0.0.5", "foo": 1}], 400, None, None),
-    ([{"ip_address": "nope"}], 400, None, None),
-])
+@pytest.mark.parametrize(
+    "pairs,status,type_,msg",
+    [
+        ([{"ip_address": "224.0.0.5"}], 400, None, None),
+        ([{"ip_address": "ff02::1"}], 400, None, None),
+        (
+            [{"ip_address": "10.0.0.5"}, {"ip_address": "10.0.0.5"}],
+            400,
+            "DuplicateAddressPairInRequest",
+            "Request contains duplicate address pair: mac_address None ip_address 10.0.0.5.",
+        ),
+        (
+            [{"ip_address": f"10.0.0.{i}"} for i in range(11)],
+            400,
+            "AllowedAddressPairExhausted",
+            "The number of allowed address pair exceeds the maximum 10.",
+        ),
+        ([{"mac_address": "fa:16:3e:00:00:01"}], 400, None, None),
+        ([{"ip_address": "10.0.0.5", "foo": 1}], 400, None, None),
+        ([{"ip_address": "nope"}], 400, None, None),
+    ],
+)
 def test_allowed_address_pairs_validation(api, pairs, status, type_, msg):
     net, _ = api.net_with_subnet()
     before = api.snapshot()
@@ -375,24 +534,35 @@ def test_allowed_address_pairs_need_network_ownership(api):
     shared = api.network(shared=True)
     api.subnet(shared["id"], "10.0.0.0/24")
     port = api.port(shared["id"], as_="demo")
-    error(api.put(f"ports/{port['id']}", {"port": {"allowed_address_pairs": [{"ip_address": "10.0.0.9"}]}},
-                  as_="demo"), 403, "PolicyNotAuthorized",
-          "(rule:update_port and (rule:update_port:allowed_address_pairs and "
-          "(rule:update_port:allowed_address_pairs:ip_address))) is disallowed by policy")
+    error(
+        api.put(f"ports/{port['id']}", {"port": {"allowed_address_pairs": [{"ip_address": "10.0.0.9"}]}}, as_="demo"),
+        403,
+        "PolicyNotAuthorized",
+        "(rule:update_port and (rule:update_port:allowed_address_pairs and "
+        "(rule:update_port:allowed_address_pairs:ip_address))) is disallowed by policy",
+    )
 
 
 def test_member_port_on_an_external_network_is_403(api):
     ext = api.network(**{"router:external": True})
     api.subnet(ext["id"], "172.16.0.0/24")
-    error(api.post("ports", {"port": {"network_id": ext["id"]}}, as_="demo"), 403, "PolicyNotAuthorized",
-          "rule:create_port is disallowed by policy")
+    error(
+        api.post("ports", {"port": {"network_id": ext["id"]}}, as_="demo"),
+        403,
+        "PolicyNotAuthorized",
+        "rule:create_port is disallowed by policy",
+    )
 
 
 def test_member_device_owner_update_on_a_shared_network(api):
     shared = api.network(shared=True)
     api.subnet(shared["id"], "10.0.0.0/24")
     port = api.port(shared["id"], as_="demo")
-    error(api.put(f"ports/{port['id']}", {"port": {"device_owner": "network:dhcp"}}, as_="demo"), 403,
-          "PolicyNotAuthorized", "(rule:update_port and rule:update_port:device_owner) is disallowed by policy")
+    error(
+        api.put(f"ports/{port['id']}", {"port": {"device_owner": "network:dhcp"}}, as_="demo"),
+        403,
+        "PolicyNotAuthorized",
+        "(rule:update_port and rule:update_port:device_owner) is disallowed by policy",
+    )
     upd = api.ok(api.put(f"ports/{port['id']}", {"port": {"device_owner": "compute:nova"}}, as_="demo"))["port"]
     assert upd["device_owner"] == "compute:nova"

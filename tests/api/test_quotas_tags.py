@@ -6,8 +6,18 @@ import pytest
 
 from tests.api.conftest import error
 
-DEFAULTS = {"network": 100, "subnet": 100, "subnetpool": -1, "port": 500, "router_route": 30, "router": 10,
-            "floatingip": 50, "rbac_policy": 10, "security_group": 10, "security_group_rule": 100}
+DEFAULTS = {
+    "network": 100,
+    "subnet": 100,
+    "subnetpool": -1,
+    "port": 500,
+    "router_route": 30,
+    "router": 10,
+    "floatingip": 50,
+    "rbac_policy": 10,
+    "security_group": 10,
+    "security_group_rule": 100,
+}
 
 
 # --- quotas ------------------------------------------------------------------------------------------
@@ -19,11 +29,16 @@ def test_show_own_quota_as_member(api):
 
 def test_other_projects_quota_is_forbidden(api):
     error(api.get("quotas/p-other", as_="demo"), 403, "PolicyNotAuthorized", "rule:get_quota is disallowed by policy")
-    error(api.put("quotas/p-demo", {"quota": {"network": 1}}, as_="demo"), 403, "PolicyNotAuthorized",
-          "rule:update_quota is disallowed by policy")
-    error(api.delete("quotas/p-demo", as_="demo"), 403, "PolicyNotAuthorized",
-          "rule:delete_quota is disallowed by policy")
-    assert api.ok(api.get("quotas/p-other")) == {"quota": DEFAULTS}        # admin
+    error(
+        api.put("quotas/p-demo", {"quota": {"network": 1}}, as_="demo"),
+        403,
+        "PolicyNotAuthorized",
+        "rule:update_quota is disallowed by policy",
+    )
+    error(
+        api.delete("quotas/p-demo", as_="demo"), 403, "PolicyNotAuthorized", "rule:delete_quota is disallowed by policy"
+    )
+    assert api.ok(api.get("quotas/p-other")) == {"quota": DEFAULTS}  # admin
 
 
 def test_quotas_from_config(make_api):
@@ -47,8 +62,12 @@ def test_update_list_and_delete(api):
 def test_update_validation(api):
     before = api.snapshot()
     error(api.put("quotas/p-demo", {"quota": {"foo": 1}}), 400, "HTTPBadRequest", "Unrecognized attribute(s) 'foo'")
-    error(api.put("quotas/p-demo", {"quota": {"network": "x"}}), 400, "HTTPBadRequest",
-          "Invalid input for network. Reason: 'x' is not an integer.")
+    error(
+        api.put("quotas/p-demo", {"quota": {"network": "x"}}),
+        400,
+        "HTTPBadRequest",
+        "Invalid input for network. Reason: 'x' is not an integer.",
+    )
     error(api.put("quotas/p-demo", {"quota": {"network": -2}}), 400, "HTTPBadRequest")
     error(api.put("quotas/p-demo", {"network": 1}), 400, "HTTPBadRequest", "Unable to find 'quota' in request body")
     assert api.snapshot() == before
@@ -59,11 +78,19 @@ def test_enforcement_and_limit_below_usage(api):
     api.network(as_="demo")
     api.network(as_="demo")
     before = api.snapshot()
-    error(api.post("networks", {"network": {}}, as_="demo"), 409, "OverQuota",
-          "Quota exceeded for resources: ['network'].")
+    error(
+        api.post("networks", {"network": {}}, as_="demo"),
+        409,
+        "OverQuota",
+        "Quota exceeded for resources: ['network'].",
+    )
     assert api.snapshot() == before
-    error(api.put("quotas/p-demo", {"quota": {"network": 1}}), 400, "HTTPBadRequest",
-          "Quota limit 1 for network must be greater than or equal to already used 2")
+    error(
+        api.put("quotas/p-demo", {"quota": {"network": 1}}),
+        400,
+        "HTTPBadRequest",
+        "Quota limit 1 for network must be greater than or equal to already used 2",
+    )
     assert api.snapshot() == before
     assert api.ok(api.put("quotas/p-demo", {"quota": {"network": 1, "force": True}}))["quota"]["network"] == 1
     assert api.ok(api.put("quotas/p-demo", {"quota": {"network": 5, "check_limit": True}}))["quota"]["network"] == 5
@@ -76,8 +103,9 @@ def test_enforcement_and_limit_below_usage(api):
 def test_bulk_counts_the_whole_batch(api):
     api.ok(api.put("quotas/p-demo", {"quota": {"network": 2}}))
     before = api.snapshot()
-    error(api.post("networks", {"networks": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}, as_="demo"), 409,
-          "OverQuota")
+    error(
+        api.post("networks", {"networks": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}, as_="demo"), 409, "OverQuota"
+    )
     assert api.snapshot() == before
 
 
@@ -111,8 +139,10 @@ def tagged(api):
     return {"networks": net, "subnets": sub, "ports": port, "security-groups": sg}
 
 
-@pytest.mark.parametrize("coll,key", [("networks", "network"), ("subnets", "subnet"), ("ports", "port"),
-                                      ("security-groups", "security_group")])
+@pytest.mark.parametrize(
+    "coll,key",
+    [("networks", "network"), ("subnets", "subnet"), ("ports", "port"), ("security-groups", "security_group")],
+)
 def test_tags_lifecycle(api, tagged, coll, key):
     obj = tagged[coll]
     base = f"{coll}/{obj['id']}/tags"
@@ -121,7 +151,7 @@ def test_tags_lifecycle(api, tagged, coll, key):
     assert api.ok(api.post(base, {"tags": ["c"]}, as_="demo")) == {"tags": ["a", "b", "c"]}
     r = api.put(f"{base}/d", None, as_="demo")
     assert r.status_code == 201 and r.content == b"null"
-    assert api.put(f"{base}/d", None, as_="demo").status_code == 201        # idempotent
+    assert api.put(f"{base}/d", None, as_="demo").status_code == 201  # idempotent
     assert api.get(f"{base}/d", as_="demo").status_code == 204
     error(api.get(f"{base}/nope", as_="demo"), 404, "TagNotFound", "Tag nope could not be found.")
     shown = api.show(coll, key, obj["id"], "demo")
@@ -137,8 +167,14 @@ def test_tags_validation(api, tagged):
     base = f"networks/{tagged['networks']['id']}/tags"
     api.ok(api.put(base, {"tags": ["keep"]}, as_="demo"))
     before = api.snapshot()
-    for body in ({"tags": "a"}, {"tags": [""]}, {"tags": ["x" * 256]}, {"tags": [1]}, {"nottags": []},
-                 {"tags": [f"t{i}" for i in range(51)]}):
+    for body in (
+        {"tags": "a"},
+        {"tags": [""]},
+        {"tags": ["x" * 256]},
+        {"tags": [1]},
+        {"nottags": []},
+        {"tags": [f"t{i}" for i in range(51)]},
+    ):
         error(api.put(base, body, as_="demo"), 400, "HTTPBadRequest")
     error(api.put(f"{base}/{'x' * 256}", None, as_="demo"), 400, "HTTPBadRequest")
     assert api.snapshot() == before
@@ -150,8 +186,12 @@ def test_tags_of_invisible_or_foreign_objects(api, tagged):
     error(api.put(f"networks/{net['id']}/tags", {"tags": ["x"]}, as_="other"), 404, "NetworkNotFound")
     shared = api.network(shared=True)
     assert api.ok(api.get(f"networks/{shared['id']}/tags", as_="demo")) == {"tags": []}
-    error(api.put(f"networks/{shared['id']}/tags", {"tags": ["x"]}, as_="demo"), 403, "PolicyNotAuthorized",
-          "rule:update_network is disallowed by policy")
+    error(
+        api.put(f"networks/{shared['id']}/tags", {"tags": ["x"]}, as_="demo"),
+        403,
+        "PolicyNotAuthorized",
+        "rule:update_network is disallowed by policy",
+    )
     error(api.put(f"networks/{net['id']}/tags/x", None, as_="reader"), 403, "PolicyNotAuthorized")
     error(api.get("networks/00000000-0000-0000-0000-000000000000/tags"), 404, "NetworkNotFound")
 

@@ -14,8 +14,15 @@ from tests.api.l3_helpers import external_network, router, set_gateway
 THIRD = "p-third"
 
 
-def rbac(api: Any, object_id: str, target: str, as_: str = "demo", action: str = "access_as_shared",
-         object_type: str = "network", **extra: Any) -> dict[str, Any]:
+def rbac(
+    api: Any,
+    object_id: str,
+    target: str,
+    as_: str = "demo",
+    action: str = "access_as_shared",
+    object_type: str = "network",
+    **extra: Any,
+) -> dict[str, Any]:
     body = {"object_type": object_type, "object_id": object_id, "action": action, "target_tenant": target, **extra}
     return api.ok(api.post("rbac-policies", {"rbac_policy": body}, as_), 201)["rbac_policy"]
 
@@ -28,8 +35,15 @@ def names(items: list[dict[str, Any]]) -> set[str]:
 def test_create_show_list_and_fields(api):
     net = api.network("demo", name="n1")
     pol = rbac(api, net["id"], "p-other")
-    assert pol == {"id": pol["id"], "project_id": "p-demo", "tenant_id": "p-demo", "object_type": "network",
-                   "object_id": net["id"], "action": "access_as_shared", "target_tenant": "p-other"}
+    assert pol == {
+        "id": pol["id"],
+        "project_id": "p-demo",
+        "tenant_id": "p-demo",
+        "object_type": "network",
+        "object_id": net["id"],
+        "action": "access_as_shared",
+        "target_tenant": "p-other",
+    }
     assert api.show("rbac-policies", "rbac_policy", pol["id"], "demo") == pol
     assert api.list("rbac-policies", "demo") == [pol]
     assert api.list("rbac-policies", "demo", f"object_id={net['id']}&target_tenant=p-other") == [pol]
@@ -42,11 +56,15 @@ def test_create_show_list_and_fields(api):
 def test_policies_are_visible_to_their_project_and_admins_only(api):
     net = api.network("demo")
     pol = rbac(api, net["id"], "p-other")
-    assert api.list("rbac-policies", "other") == []       # the target does not see it
-    error(api.get(f"rbac-policies/{pol['id']}", "other"), 404, "RbacPolicyNotFound",
-          f"RBAC policy of type unknown with ID {pol['id']} not found")
+    assert api.list("rbac-policies", "other") == []  # the target does not see it
+    error(
+        api.get(f"rbac-policies/{pol['id']}", "other"),
+        404,
+        "RbacPolicyNotFound",
+        f"RBAC policy of type unknown with ID {pol['id']} not found",
+    )
     assert names(api.list("rbac-policies", "admin")) == {pol["id"]}
-    assert api.list("rbac-policies", "reader") == [pol]    # a reader of the owning project reads
+    assert api.list("rbac-policies", "reader") == [pol]  # a reader of the owning project reads
     error(api.delete(f"rbac-policies/{pol['id']}", "reader"), 403, "PolicyNotAuthorized")
     error(api.delete(f"rbac-policies/{pol['id']}", "other"), 404, "RbacPolicyNotFound")
 
@@ -59,17 +77,33 @@ def test_validation(api):
         b = {k: v for k, v in dict(body, **changes).items() if v is not None}
         return api.post("rbac-policies", {"rbac_policy": b}, "demo")
 
-    error(post(object_type="router"), 400, "InvalidInput",
-          "Invalid input for operation: 'router' is not a valid RBAC object type.")
-    error(post(action="access_as_owner"), 400, "InvalidActionForType",
-          "Invalid action 'access_as_owner' for object type 'network'. Valid actions: "
-          "('access_as_external', 'access_as_shared')")
-    error(post(target_tenant=None), 400, "HTTPBadRequest",
-          "Failed to parse request. Required attribute 'target_tenant' not specified")
+    error(
+        post(object_type="router"),
+        400,
+        "InvalidInput",
+        "Invalid input for operation: 'router' is not a valid RBAC object type.",
+    )
+    error(
+        post(action="access_as_owner"),
+        400,
+        "InvalidActionForType",
+        "Invalid action 'access_as_owner' for object type 'network'. Valid actions: "
+        "('access_as_external', 'access_as_shared')",
+    )
+    error(
+        post(target_tenant=None),
+        400,
+        "HTTPBadRequest",
+        "Failed to parse request. Required attribute 'target_tenant' not specified",
+    )
     error(post(object_id="nope"), 400, "HTTPBadRequest", contains="object_id")
     error(post(target_project="p-x"), 400, "HTTPBadRequest", "Unrecognized attribute(s) 'target_project'")
-    error(post(object_id="0b1a9a4e-7a0a-4a55-9d53-1c1a6c0e0f00"), 400, "InvalidInput",
-          "Invalid input for operation: Network 0b1a9a4e-7a0a-4a55-9d53-1c1a6c0e0f00 could not be found.")
+    error(
+        post(object_id="0b1a9a4e-7a0a-4a55-9d53-1c1a6c0e0f00"),
+        400,
+        "InvalidInput",
+        "Invalid input for operation: Network 0b1a9a4e-7a0a-4a55-9d53-1c1a6c0e0f00 could not be found.",
+    )
     # The type is case-insensitive (Neutron's converter).
     assert api.ok(post(object_type=" Network "), 201)["rbac_policy"]["object_type"] == "network"
     error(post(), 409, "DuplicateRbacPolicy", "An RBAC policy already exists with those values.")
@@ -77,29 +111,95 @@ def test_validation(api):
 
 def test_wildcard_is_admin_only_and_owner_only(api):
     net = api.network("demo")
-    error(api.post("rbac-policies", {"rbac_policy": {
-        "object_type": "network", "object_id": net["id"], "action": "access_as_shared", "target_tenant": "*"}},
-        "demo"), 403, "PolicyNotAuthorized",
-        "(rule:create_rbac_policy and rule:create_rbac_policy:target_tenant) is disallowed by policy")
+    error(
+        api.post(
+            "rbac-policies",
+            {
+                "rbac_policy": {
+                    "object_type": "network",
+                    "object_id": net["id"],
+                    "action": "access_as_shared",
+                    "target_tenant": "*",
+                }
+            },
+            "demo",
+        ),
+        403,
+        "PolicyNotAuthorized",
+        "(rule:create_rbac_policy and rule:create_rbac_policy:target_tenant) is disallowed by policy",
+    )
     # Another project cannot share what it does not own: invisible objects read as not found,
     # visible ones get Neutron's ownership message.
-    error(api.post("rbac-policies", {"rbac_policy": {
-        "object_type": "network", "object_id": net["id"], "action": "access_as_shared",
-        "target_tenant": "p-other"}}, "other"), 400, "InvalidInput",
-        f"Invalid input for operation: Network {net['id']} could not be found.")
+    error(
+        api.post(
+            "rbac-policies",
+            {
+                "rbac_policy": {
+                    "object_type": "network",
+                    "object_id": net["id"],
+                    "action": "access_as_shared",
+                    "target_tenant": "p-other",
+                }
+            },
+            "other",
+        ),
+        400,
+        "InvalidInput",
+        f"Invalid input for operation: Network {net['id']} could not be found.",
+    )
     rbac(api, net["id"], "p-other")
-    error(api.post("rbac-policies", {"rbac_policy": {
-        "object_type": "network", "object_id": net["id"], "action": "access_as_shared",
-        "target_tenant": THIRD}}, "other"), 400, "InvalidInput",
-        "Invalid input for operation: Only admins can manipulate policies on networks they do not own.")
+    error(
+        api.post(
+            "rbac-policies",
+            {
+                "rbac_policy": {
+                    "object_type": "network",
+                    "object_id": net["id"],
+                    "action": "access_as_shared",
+                    "target_tenant": THIRD,
+                }
+            },
+            "other",
+        ),
+        400,
+        "InvalidInput",
+        "Invalid input for operation: Only admins can manipulate policies on networks they do not own.",
+    )
     # Nor create one in another project's name.
-    error(api.post("rbac-policies", {"rbac_policy": {
-        "object_type": "network", "object_id": net["id"], "action": "access_as_shared",
-        "target_tenant": THIRD, "project_id": "p-other"}}, "demo"), 400, "HTTPBadRequest")
+    error(
+        api.post(
+            "rbac-policies",
+            {
+                "rbac_policy": {
+                    "object_type": "network",
+                    "object_id": net["id"],
+                    "action": "access_as_shared",
+                    "target_tenant": THIRD,
+                    "project_id": "p-other",
+                }
+            },
+            "demo",
+        ),
+        400,
+        "HTTPBadRequest",
+    )
     # Readers cannot create.
-    error(api.post("rbac-policies", {"rbac_policy": {
-        "object_type": "network", "object_id": net["id"], "action": "access_as_shared",
-        "target_tenant": THIRD}}, "reader"), 403, "PolicyNotAuthorized")
+    error(
+        api.post(
+            "rbac-policies",
+            {
+                "rbac_policy": {
+                    "object_type": "network",
+                    "object_id": net["id"],
+                    "action": "access_as_shared",
+                    "target_tenant": THIRD,
+                }
+            },
+            "reader",
+        ),
+        403,
+        "PolicyNotAuthorized",
+    )
     # The admin may share anyone's network with everyone.
     pol = rbac(api, net["id"], "*", "admin")
     assert pol["project_id"] == "p-admin"
@@ -114,27 +214,34 @@ def test_shared_with_one_project(api):
     error(api.post("ports", {"port": {"network_id": net["id"]}}, "other"), 404, "NetworkNotFound")
     rbac(api, net["id"], "p-other")
     seen = api.show("networks", "network", net["id"], "other")
-    assert seen["shared"] is True                                       # shared with the caller
-    assert api.show("networks", "network", net["id"], "demo")["shared"] is False   # not with everyone
+    assert seen["shared"] is True  # shared with the caller
+    assert api.show("networks", "network", net["id"], "demo")["shared"] is False  # not with everyone
     assert api.show("networks", "network", net["id"], "admin")["shared"] is False
     assert net["id"] in names(api.list("networks", "other"))
-    assert net["id"] in names(api.list("networks", "other", "shared=False"))   # the filter is the wildcard
+    assert net["id"] in names(api.list("networks", "other", "shared=False"))  # the filter is the wildcard
     assert net["id"] not in names(api.list("networks", "other", "shared=True"))
     assert sub["id"] in names(api.list("subnets", "other"))
     # The target may plug ports into it (on the network's subnet), not create subnets.
     port = api.port(net["id"], "other")
     assert port["project_id"] == "p-other" and port["fixed_ips"][0]["subnet_id"] == sub["id"]
-    error(api.post("subnets", {"subnet": {"network_id": net["id"], "cidr": "10.1.0.0/24", "ip_version": 4}},
-                   "other"), 403, "PolicyNotAuthorized")
+    error(
+        api.post("subnets", {"subnet": {"network_id": net["id"], "cidr": "10.1.0.0/24", "ip_version": 4}}, "other"),
+        403,
+        "PolicyNotAuthorized",
+    )
     # ... nor choose addresses (that stays the owner's), like on any shared network.
-    error(api.post("ports", {"port": {"network_id": net["id"], "fixed_ips": [{"ip_address": "10.0.0.50"}]}},
-                   "other"), 403, "PolicyNotAuthorized")
+    error(
+        api.post("ports", {"port": {"network_id": net["id"], "fixed_ips": [{"ip_address": "10.0.0.50"}]}}, "other"),
+        403,
+        "PolicyNotAuthorized",
+    )
     # Nor change or delete the network.
     error(api.put(f"networks/{net['id']}", {"network": {"name": "x"}}, "other"), 403, "PolicyNotAuthorized")
 
 
 def test_third_project_sees_nothing(api, monkeypatch):
     from tests.api import conftest
+
     monkeypatch.setitem(conftest.IDENTITIES, "third", ("u-third", THIRD, ("member", "reader")))
     net, sub = api.net_with_subnet("10.0.0.0/24", "demo")
     rbac(api, net["id"], "p-other")
@@ -148,11 +255,13 @@ def test_deleting_the_policy_is_refused_while_the_target_has_ports(api):
     pol = rbac(api, net["id"], "p-other")
     port = api.port(net["id"], "other")
     err = error(api.delete(f"rbac-policies/{pol['id']}", "demo"), 409, "RbacPolicyInUse")
-    assert err["message"].startswith(f"RBAC policy on object {net['id']} cannot be removed because other "
-                                     "objects depend on it.\nDetails: ")
+    assert err["message"].startswith(
+        f"RBAC policy on object {net['id']} cannot be removed because other objects depend on it.\nDetails: "
+    )
     # Retargeting it away from the project using it is refused too.
-    error(api.put(f"rbac-policies/{pol['id']}", {"rbac_policy": {"target_tenant": THIRD}}, "demo"),
-          409, "RbacPolicyInUse")
+    error(
+        api.put(f"rbac-policies/{pol['id']}", {"rbac_policy": {"target_tenant": THIRD}}, "demo"), 409, "RbacPolicyInUse"
+    )
     # A wildcard policy covers the project: then the targeted one may go.
     wild = rbac(api, net["id"], "*", "admin")
     api.ok(api.delete(f"rbac-policies/{pol['id']}", "demo"), 204)
@@ -167,17 +276,28 @@ def test_deleting_the_policy_is_refused_while_the_target_has_ports(api):
 def test_update_target(api):
     net, _ = api.net_with_subnet("10.0.0.0/24", "demo")
     pol = rbac(api, net["id"], "p-other")
-    moved = api.ok(api.put(f"rbac-policies/{pol['id']}", {"rbac_policy": {"target_tenant": THIRD}},
-                           "demo"))["rbac_policy"]
+    moved = api.ok(api.put(f"rbac-policies/{pol['id']}", {"rbac_policy": {"target_tenant": THIRD}}, "demo"))[
+        "rbac_policy"
+    ]
     assert moved == dict(pol, target_tenant=THIRD)
     error(api.get(f"networks/{net['id']}", "other"), 404, "NetworkNotFound")
-    error(api.put(f"rbac-policies/{pol['id']}", {"rbac_policy": {"target_tenant": "*"}}, "demo"),
-          403, "PolicyNotAuthorized")
-    error(api.put(f"rbac-policies/{pol['id']}", {"rbac_policy": {"action": "access_as_external"}}, "demo"),
-          400, "HTTPBadRequest", "Cannot update read-only attribute action")
+    error(
+        api.put(f"rbac-policies/{pol['id']}", {"rbac_policy": {"target_tenant": "*"}}, "demo"),
+        403,
+        "PolicyNotAuthorized",
+    )
+    error(
+        api.put(f"rbac-policies/{pol['id']}", {"rbac_policy": {"action": "access_as_external"}}, "demo"),
+        400,
+        "HTTPBadRequest",
+        "Cannot update read-only attribute action",
+    )
     other = rbac(api, net["id"], "p-other")
-    error(api.put(f"rbac-policies/{other['id']}", {"rbac_policy": {"target_tenant": THIRD}}, "demo"),
-          409, "DuplicateRbacPolicy")
+    error(
+        api.put(f"rbac-policies/{other['id']}", {"rbac_policy": {"target_tenant": THIRD}}, "demo"),
+        409,
+        "DuplicateRbacPolicy",
+    )
 
 
 def test_self_sharing_is_allowed_and_never_in_use(api):
@@ -191,8 +311,7 @@ def test_self_sharing_is_allowed_and_never_in_use(api):
 def test_shared_attribute_is_the_wildcard_policy(api):
     net = api.network("admin", shared=True)
     pols = api.list("rbac-policies", "admin", f"object_id={net['id']}")
-    assert [(p["action"], p["target_tenant"], p["project_id"]) for p in pols] == \
-        [("access_as_shared", "*", "p-admin")]
+    assert [(p["action"], p["target_tenant"], p["project_id"]) for p in pols] == [("access_as_shared", "*", "p-admin")]
     assert net["id"] in names(api.list("networks", "demo", "shared=True"))
     # Deleting the wildcard unshares.
     api.ok(api.delete(f"rbac-policies/{pols[0]['id']}", "admin"), 204)
@@ -212,7 +331,7 @@ def test_unsharing_keeps_projects_with_their_own_policy(api):
     error(api.put(f"networks/{net['id']}", {"network": {"shared": False}}), 409, "InvalidSharedSetting")
     wild = api.list("rbac-policies", "admin", f"object_id={net['id']}")[0]
     error(api.delete(f"rbac-policies/{wild['id']}"), 409, "RbacPolicyInUse")
-    rbac(api, net["id"], "p-demo", "admin")          # demo keeps access of its own
+    rbac(api, net["id"], "p-demo", "admin")  # demo keeps access of its own
     api.ok(api.put(f"networks/{net['id']}", {"network": {"shared": False}}))
     assert api.show("networks", "network", net["id"], "demo")["shared"] is True
 
@@ -228,9 +347,22 @@ def test_quota(make_api):
     api = make_api({("quotas", "quota_rbac_policy"): "1"})
     net = api.network("demo")
     rbac(api, net["id"], "p-other")
-    error(api.post("rbac-policies", {"rbac_policy": {
-        "object_type": "network", "object_id": net["id"], "action": "access_as_shared",
-        "target_tenant": THIRD}}, "demo"), 409, "OverQuota")
+    error(
+        api.post(
+            "rbac-policies",
+            {
+                "rbac_policy": {
+                    "object_type": "network",
+                    "object_id": net["id"],
+                    "action": "access_as_shared",
+                    "target_tenant": THIRD,
+                }
+            },
+            "demo",
+        ),
+        409,
+        "OverQuota",
+    )
     usage = api.ok(api.get("quotas/p-demo/details", "demo"))["quota"]["rbac_policy"]
     assert usage["used"] == 1
 
@@ -246,8 +378,11 @@ def _private_external(api: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 def test_external_for_one_project(api):
     net, sub = _private_external(api)
     r = router(api, "demo")
-    error(api.put(f"routers/{r['id']}", {"router": {"external_gateway_info": {"network_id": net["id"]}}}, "demo"),
-          404, "NetworkNotFound")
+    error(
+        api.put(f"routers/{r['id']}", {"router": {"external_gateway_info": {"network_id": net["id"]}}}, "demo"),
+        404,
+        "NetworkNotFound",
+    )
     pol = rbac(api, net["id"], "p-demo", "admin", action="access_as_external")
     shown = api.show("networks", "network", net["id"], "demo")
     assert shown["router:external"] is True and shown["shared"] is False
@@ -257,8 +392,7 @@ def test_external_for_one_project(api):
     gw = set_gateway(api, r["id"], net["id"], "demo")
     assert gw["external_gateway_info"]["network_id"] == net["id"]
     assert net["id"] not in names(api.list("networks", "other"))
-    error(api.post("floatingips", {"floatingip": {"floating_network_id": net["id"]}}, "other"),
-          404, "NetworkNotFound")
+    error(api.post("floatingips", {"floatingip": {"floating_network_id": net["id"]}}, "other"), 404, "NetworkNotFound")
     # A project that only sees it as external cannot plug ports into it.
     error(api.post("ports", {"port": {"network_id": net["id"]}}, "demo"), 403, "PolicyNotAuthorized")
     # The router's gateway depends on the policy.
@@ -302,11 +436,23 @@ def test_wildcard_external_removal_checks_routers_without_their_own_policy(api):
 
 def test_external_action_is_for_networks_only(api):
     sg = api.sg("demo", name="web")
-    error(api.post("rbac-policies", {"rbac_policy": {
-        "object_type": "security_group", "object_id": sg["id"], "action": "access_as_external",
-        "target_tenant": "p-other"}}, "demo"), 400, "InvalidActionForType",
-        "Invalid action 'access_as_external' for object type 'security_group'. "
-        "Valid actions: ('access_as_shared',)")
+    error(
+        api.post(
+            "rbac-policies",
+            {
+                "rbac_policy": {
+                    "object_type": "security_group",
+                    "object_id": sg["id"],
+                    "action": "access_as_external",
+                    "target_tenant": "p-other",
+                }
+            },
+            "demo",
+        ),
+        400,
+        "InvalidActionForType",
+        "Invalid action 'access_as_external' for object type 'security_group'. Valid actions: ('access_as_shared',)",
+    )
 
 
 def test_router_interface_of_target_counts_as_use(api):

@@ -8,9 +8,18 @@ from tests.api.conftest import error
 
 
 def share(api: Any, object_type: str, object_id: str, target: str, as_: str = "demo") -> Any:
-    return api.post("rbac-policies", {"rbac_policy": {
-        "object_type": object_type, "object_id": object_id, "action": "access_as_shared",
-        "target_tenant": target}}, as_)
+    return api.post(
+        "rbac-policies",
+        {
+            "rbac_policy": {
+                "object_type": object_type,
+                "object_id": object_id,
+                "action": "access_as_shared",
+                "target_tenant": target,
+            }
+        },
+        as_,
+    )
 
 
 def pool(api: Any, as_: str = "demo", **attrs: Any) -> dict[str, Any]:
@@ -29,13 +38,19 @@ def test_pool_shared_with_one_project(api):
     assert p["id"] in {x["id"] for x in api.list("subnetpools", "other")}
     # The target allocates a subnet from it on its own network.
     net = api.network("other")
-    sub = api.ok(api.post("subnets", {"subnet": {"network_id": net["id"], "subnetpool_id": p["id"],
-                                                 "ip_version": 4}}, "other"), 201)["subnet"]
+    sub = api.ok(
+        api.post("subnets", {"subnet": {"network_id": net["id"], "subnetpool_id": p["id"], "ip_version": 4}}, "other"),
+        201,
+    )["subnet"]
     assert sub["cidr"] == "10.10.0.0/24" and sub["subnetpool_id"] == p["id"]
     # Its subnet depends on the policy.
-    error(api.delete(f"rbac-policies/{pol['id']}", "demo"), 409, "RbacPolicyInUse",
-          f"RBAC policy on object {p['id']} cannot be removed because other objects depend on it.\n"
-          "Details: project_id=p-other")
+    error(
+        api.delete(f"rbac-policies/{pol['id']}", "demo"),
+        409,
+        "RbacPolicyInUse",
+        f"RBAC policy on object {p['id']} cannot be removed because other objects depend on it.\n"
+        "Details: project_id=p-other",
+    )
     api.ok(api.delete(f"subnets/{sub['id']}", "other"), 204)
     api.ok(api.delete(f"rbac-policies/{pol['id']}", "demo"), 204)
     error(api.get(f"subnetpools/{p['id']}", "other"), 404, "SubnetPoolNotFound")
@@ -56,9 +71,13 @@ def test_address_scope_sharing_and_pool_in_scope(api):
     scope = api.create("address-scopes", "address_scope", "demo", name="s", ip_version=4)
     p = pool(api, address_scope_id=scope["id"])
     # A pool in a scope may only be shared with projects that may use the scope.
-    error(share(api, "subnetpool", p["id"], "p-other"), 400, "InvalidInput",
-          f"Invalid input for operation: Failed to create RBAC policy on object {p['id']} because target "
-          "project doesn't have access to associated address scope.")
+    error(
+        share(api, "subnetpool", p["id"], "p-other"),
+        400,
+        "InvalidInput",
+        f"Invalid input for operation: Failed to create RBAC policy on object {p['id']} because target "
+        "project doesn't have access to associated address scope.",
+    )
     error(api.get(f"address-scopes/{scope['id']}", "other"), 404, "AddressScopeNotFound")
     spol = api.ok(share(api, "address_scope", scope["id"], "p-other"), 201)["rbac_policy"]
     seen = api.show("address-scopes", "address_scope", scope["id"], "other")
@@ -84,7 +103,11 @@ def test_shared_scope_attribute_and_deletes(api):
 
 def test_pool_owner_only_and_extensions(api):
     p = pool(api)
-    error(share(api, "subnetpool", p["id"], "p-admin", "other"), 400, "InvalidInput",
-          f"Invalid input for operation: Subnet pool {p['id']} could not be found.")
+    error(
+        share(api, "subnetpool", p["id"], "p-admin", "other"),
+        400,
+        "InvalidInput",
+        f"Invalid input for operation: Subnet pool {p['id']} could not be found.",
+    )
     aliases = {e["alias"] for e in api.ok(api.get("extensions"))["extensions"]}
     assert {"rbac-policies", "rbac-security-groups", "rbac-subnetpool", "rbac-address-scope"} <= aliases

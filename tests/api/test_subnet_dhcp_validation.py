@@ -32,24 +32,49 @@ def refused(api, method: str, path: str, body: dict, type_: str, *, contains: st
 def test_default_host_route_with_gateway_is_refused_on_update(api, net_sub):
     net, sub = net_sub
     route = [{"destination": "0.0.0.0/0", "nexthop": "10.0.0.9"}]
-    refused(api, "PUT", f"subnets/{sub['id']}", {"subnet": {"host_routes": route}}, "InvalidInput",
-            contains=f"Subnet {sub['id']} has gateway_ip 10.0.0.1: the host route 0.0.0.0/0 via 10.0.0.9")
+    refused(
+        api,
+        "PUT",
+        f"subnets/{sub['id']}",
+        {"subnet": {"host_routes": route}},
+        "InvalidInput",
+        contains=f"Subnet {sub['id']} has gateway_ip 10.0.0.1: the host route 0.0.0.0/0 via 10.0.0.9",
+    )
     # with the gateway removed in the same request, the route becomes the default route: fine
-    out = api.ok(api.put(f"subnets/{sub['id']}", {"subnet": {"host_routes": route, "gateway_ip": None}},
-                         "demo"))["subnet"]
+    out = api.ok(api.put(f"subnets/{sub['id']}", {"subnet": {"host_routes": route, "gateway_ip": None}}, "demo"))[
+        "subnet"
+    ]
     assert out["gateway_ip"] is None and out["host_routes"] == route
     # setting a gateway again while the default route is there is refused as well
-    refused(api, "PUT", f"subnets/{sub['id']}", {"subnet": {"gateway_ip": "10.0.0.1"}}, "InvalidInput",
-            contains="would be a second default route")
+    refused(
+        api,
+        "PUT",
+        f"subnets/{sub['id']}",
+        {"subnet": {"gateway_ip": "10.0.0.1"}},
+        "InvalidInput",
+        contains="would be a second default route",
+    )
 
 
 def test_default_host_route_with_gateway_is_refused_on_create(api):
     net = api.network("demo")
-    body = {"subnet": {"network_id": net["id"], "cidr": "10.0.0.0/24", "ip_version": 4,
-                       "host_routes": [{"destination": "0.0.0.0/0", "nexthop": "10.0.0.9"}]}}
+    body = {
+        "subnet": {
+            "network_id": net["id"],
+            "cidr": "10.0.0.0/24",
+            "ip_version": 4,
+            "host_routes": [{"destination": "0.0.0.0/0", "nexthop": "10.0.0.9"}],
+        }
+    }
     refused(api, "POST", "subnets", body, "InvalidInput", contains="would be a second default route")
-    body6 = {"subnet": {"network_id": net["id"], "cidr": "2001:db8::/64", "ip_version": 6,
-                        "host_routes": [{"destination": "::/0", "nexthop": "2001:db8::9"}]}}
+    body6 = {
+        "subnet": {
+            "network_id": net["id"],
+            "cidr": "2001:db8::/64",
+            "ip_version": 6,
+            "host_routes": [{"destination": "::/0", "nexthop": "2001:db8::9"}],
+        }
+    }
     refused(api, "POST", "subnets", body6, "InvalidInput", contains="host route ::/0 via 2001:db8::9")
     ok = dict(body["subnet"], gateway_ip=None)
     assert api.ok(api.post("subnets", {"subnet": ok}, "demo"), 201)["subnet"]["gateway_ip"] is None
@@ -57,30 +82,62 @@ def test_default_host_route_with_gateway_is_refused_on_create(api):
 
 def test_duplicate_host_routes_are_refused(api, net_sub):
     net, sub = net_sub
-    routes = [{"destination": "10.1.0.0/16", "nexthop": "10.0.0.9"},
-              {"destination": "10.1.0.0/16", "nexthop": "10.0.0.9"}]
-    refused(api, "PUT", f"subnets/{sub['id']}", {"subnet": {"host_routes": routes}}, "HTTPBadRequest",
-            contains="Invalid input for host_routes. Reason: Duplicate hostroute")
+    routes = [
+        {"destination": "10.1.0.0/16", "nexthop": "10.0.0.9"},
+        {"destination": "10.1.0.0/16", "nexthop": "10.0.0.9"},
+    ]
+    refused(
+        api,
+        "PUT",
+        f"subnets/{sub['id']}",
+        {"subnet": {"host_routes": routes}},
+        "HTTPBadRequest",
+        contains="Invalid input for host_routes. Reason: Duplicate hostroute",
+    )
     same_dest = [routes[0], {"destination": "10.1.0.0/16", "nexthop": "10.0.0.8"}]
-    assert len(api.ok(api.put(f"subnets/{sub['id']}", {"subnet": {"host_routes": same_dest}}, "demo"))[
-        "subnet"]["host_routes"]) == 2
+    assert (
+        len(
+            api.ok(api.put(f"subnets/{sub['id']}", {"subnet": {"host_routes": same_dest}}, "demo"))["subnet"][
+                "host_routes"
+            ]
+        )
+        == 2
+    )
 
 
 def test_attribute_layer_refusals_still_leave_nothing(api, net_sub):
     net, sub = net_sub
-    refused(api, "PUT", f"subnets/{sub['id']}", {"subnet": {"dns_nameservers": ["dns.example"]}},
-            "HTTPBadRequest", contains="is not a valid IP address")
-    refused(api, "PUT", f"subnets/{sub['id']}",
-            {"subnet": {"host_routes": [{"destination": "10.1.0.0/16", "nexthop": "gw"}]}},
-            "HTTPBadRequest", contains="'gw' is not a valid IP address")
+    refused(
+        api,
+        "PUT",
+        f"subnets/{sub['id']}",
+        {"subnet": {"dns_nameservers": ["dns.example"]}},
+        "HTTPBadRequest",
+        contains="is not a valid IP address",
+    )
+    refused(
+        api,
+        "PUT",
+        f"subnets/{sub['id']}",
+        {"subnet": {"host_routes": [{"destination": "10.1.0.0/16", "nexthop": "gw"}]}},
+        "HTTPBadRequest",
+        contains="'gw' is not a valid IP address",
+    )
 
 
 def test_good_subnet_updates_pass(api, net_sub):
     net, sub = net_sub
-    routes = [{"destination": "10.1.0.0/16", "nexthop": "10.0.0.9"},
-              {"destination": "169.254.169.254/32", "nexthop": "10.0.0.2"}]
-    out = api.ok(api.put(f"subnets/{sub['id']}", {"subnet": {
-        "host_routes": routes, "dns_nameservers": ["8.8.8.8"], "gateway_ip": None}}, "demo"))["subnet"]
+    routes = [
+        {"destination": "10.1.0.0/16", "nexthop": "10.0.0.9"},
+        {"destination": "169.254.169.254/32", "nexthop": "10.0.0.2"},
+    ]
+    out = api.ok(
+        api.put(
+            f"subnets/{sub['id']}",
+            {"subnet": {"host_routes": routes, "dns_nameservers": ["8.8.8.8"], "gateway_ip": None}},
+            "demo",
+        )
+    )["subnet"]
     assert out["host_routes"] == routes and out["gateway_ip"] is None
 
 
@@ -145,37 +202,70 @@ BAD_OPTS = [
 def test_bad_extra_dhcp_opts_are_refused(api, net_sub, opt, reason):
     net, _ = net_sub
     port = api.port(net["id"], "demo", extra_dhcp_opts=GOOD_OPTS[:1])
-    refused(api, "PUT", f"ports/{port['id']}", {"port": {"extra_dhcp_opts": [GOOD_OPTS[1], opt]}}, "InvalidInput",
-            contains=reason)
+    refused(
+        api,
+        "PUT",
+        f"ports/{port['id']}",
+        {"port": {"extra_dhcp_opts": [GOOD_OPTS[1], opt]}},
+        "InvalidInput",
+        contains=reason,
+    )
     err = error(api.put(f"ports/{port['id']}", {"port": {"extra_dhcp_opts": [opt]}}, "demo"), 400, "InvalidInput")
     assert err["message"].startswith("Invalid input for operation: Invalid extra_dhcp_opt {")
-    refused(api, "POST", "ports", {"port": {"network_id": net["id"], "extra_dhcp_opts": [opt]}}, "InvalidInput",
-            contains=reason)
+    refused(
+        api,
+        "POST",
+        "ports",
+        {"port": {"network_id": net["id"], "extra_dhcp_opts": [opt]}},
+        "InvalidInput",
+        contains=reason,
+    )
     assert api.show("ports", "port", port["id"])["extra_dhcp_opts"] == [dict(GOOD_OPTS[0], ip_version=4)]
 
 
 def test_duplicate_options_are_refused(api, net_sub):
     net, _ = net_sub
-    for opts in ([{"opt_name": "router", "opt_value": "10.0.0.1"}, {"opt_name": "router", "opt_value": "10.0.0.2"}],
-                 [{"opt_name": "router", "opt_value": "10.0.0.1"}, {"opt_name": "3", "opt_value": "10.0.0.2"}],
-                 [{"opt_name": "mtu", "opt_value": "1400"}, {"opt_name": "MTU", "opt_value": "1300"}]):
-        refused(api, "POST", "ports", {"port": {"network_id": net["id"], "extra_dhcp_opts": opts}}, "InvalidInput",
-                contains="is given more than once for IPv4")
-    both = [{"opt_name": "dns-server", "opt_value": "8.8.8.8", "ip_version": 4},
-            {"opt_name": "dns-server", "opt_value": "2001:db8::53", "ip_version": 6}]
+    for opts in (
+        [{"opt_name": "router", "opt_value": "10.0.0.1"}, {"opt_name": "router", "opt_value": "10.0.0.2"}],
+        [{"opt_name": "router", "opt_value": "10.0.0.1"}, {"opt_name": "3", "opt_value": "10.0.0.2"}],
+        [{"opt_name": "mtu", "opt_value": "1400"}, {"opt_name": "MTU", "opt_value": "1300"}],
+    ):
+        refused(
+            api,
+            "POST",
+            "ports",
+            {"port": {"network_id": net["id"], "extra_dhcp_opts": opts}},
+            "InvalidInput",
+            contains="is given more than once for IPv4",
+        )
+    both = [
+        {"opt_name": "dns-server", "opt_value": "8.8.8.8", "ip_version": 4},
+        {"opt_name": "dns-server", "opt_value": "2001:db8::53", "ip_version": 6},
+    ]
     assert api.port(net["id"], "demo", extra_dhcp_opts=both)["extra_dhcp_opts"] == both
 
 
 # --- ports: dns_name -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["a b", "a,b", "vm_1", "-vm", "vm-", "a..b", "a\nb", "x" * 64,
-                                  "host.123."])
+@pytest.mark.parametrize("name", ["a b", "a,b", "vm_1", "-vm", "vm-", "a..b", "a\nb", "x" * 64, "host.123."])
 def test_bad_dns_names_are_refused(api, net_sub, name):
     net, _ = net_sub
     port = api.port(net["id"], "demo", dns_name="vm1")
-    refused(api, "PUT", f"ports/{port['id']}", {"port": {"dns_name": name}}, "HTTPBadRequest",
-            contains="Invalid input for dns_name. Reason: ")
-    refused(api, "POST", "ports", {"port": {"network_id": net["id"], "dns_name": name}}, "HTTPBadRequest",
-            contains="not a valid PQDN or FQDN")
+    refused(
+        api,
+        "PUT",
+        f"ports/{port['id']}",
+        {"port": {"dns_name": name}},
+        "HTTPBadRequest",
+        contains="Invalid input for dns_name. Reason: ",
+    )
+    refused(
+        api,
+        "POST",
+        "ports",
+        {"port": {"network_id": net["id"], "dns_name": name}},
+        "HTTPBadRequest",
+        contains="not a valid PQDN or FQDN",
+    )
 
 
 @pytest.mark.parametrize("name", ["vm1", "VM-1", "web.internal", "a" * 63, "vm1.example.org.", ""])

@@ -9,9 +9,9 @@ import shlex
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -73,8 +73,13 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     offset = _pick_offset()
     env = dict(os.environ)
     cmd = [sys.executable, "-m", "neutrino.cli.main"]
-    subprocess.run([*cmd, "up", "--no-agents", "--state-dir", str(state), "--port-offset", str(offset)], check=True,
-                   env=env, capture_output=True, timeout=120)
+    subprocess.run(
+        [*cmd, "up", "--no-agents", "--state-dir", str(state), "--port-offset", str(offset)],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
     try:
         yield Cloud(state, offset, openrc_env(state / "admin-openrc"), openrc_env(state / "demo-openrc"))
     finally:

@@ -24,17 +24,20 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _STATE: dict[str, Any] = {}
 
 
-def _json(proc) -> Any:  # noqa: ANN001
+def _json(proc) -> Any:
     return json.loads(proc.stdout)
 
 
-def _internal(cloud, method: str, path: str, body: Any = None) -> tuple[int, Any]:  # noqa: ANN001
+def _internal(cloud, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     """An admin call to the network API's /neutrino/v1 routes (the compute agent's side)."""
     if "token" not in _STATE:
         _STATE["token"] = cloud.osc("admin", "token", "issue", "-f", "value", "-c", "id").stdout.strip()
-    req = urllib.request.Request(f"{cloud.network_url}{path}", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"X-Auth-Token": _STATE["token"], "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{cloud.network_url}{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"X-Auth-Token": _STATE["token"], "Content-Type": "application/json"},
+    )
     try:
         with _OPENER.open(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read() or b"null")
@@ -42,20 +45,42 @@ def _internal(cloud, method: str, path: str, body: Any = None) -> tuple[int, Any
         return exc.code, json.loads(exc.read() or b"null")
 
 
-def _heartbeat(cloud, host: str) -> dict[str, Any]:  # noqa: ANN001
-    status, body = _internal(cloud, "POST", "/neutrino/v1/agents/report", {"agent": {
-        "agent_type": "Compute agent", "binary": "neutrino-compute", "topic": "compute", "host": host,
-        "configurations": {"instances": 0}}})
+def _heartbeat(cloud, host: str) -> dict[str, Any]:
+    status, body = _internal(
+        cloud,
+        "POST",
+        "/neutrino/v1/agents/report",
+        {
+            "agent": {
+                "agent_type": "Compute agent",
+                "binary": "neutrino-compute",
+                "topic": "compute",
+                "host": host,
+                "configurations": {"instances": 0},
+            }
+        },
+    )
     assert status == 200, body
     # ... and its L2 agent, so the server's port binds (vif_type "ovs") on that host.
-    l2_status, l2 = _internal(cloud, "POST", "/neutrino/v1/agents/report", {"agent": {
-        "agent_type": "Open vSwitch agent", "binary": "neutrino-openvswitch-agent", "topic": "N/A",
-        "host": host, "configurations": {"tunnel_types": ["vxlan"], "bridge_mappings": {"physnet": "br-phys"}}}})
+    l2_status, l2 = _internal(
+        cloud,
+        "POST",
+        "/neutrino/v1/agents/report",
+        {
+            "agent": {
+                "agent_type": "Open vSwitch agent",
+                "binary": "neutrino-openvswitch-agent",
+                "topic": "N/A",
+                "host": host,
+                "configurations": {"tunnel_types": ["vxlan"], "bridge_mappings": {"physnet": "br-phys"}},
+            }
+        },
+    )
     assert l2_status == 200, l2
     return body["agent"]
 
 
-def _only_fake_compute_host(cloud) -> None:  # noqa: ANN001
+def _only_fake_compute_host(cloud) -> None:
     """Disable compute agents other than the fake one (``up`` may start a real one as root)."""
     for a in _json(cloud.osc("admin", "network", "agent", "list", "-f", "json")):
         if a["Agent Type"] == "Compute agent" and a["Host"] != "compute-1":
@@ -73,8 +98,24 @@ def test_flavors(cloud):
     names = {f["Name"]: f for f in _json(cloud.osc("demo", "flavor", "list", "-f", "json"))}
     assert {"m1.nano", "m1.tiny", "m1.small"} <= set(names)
     assert (names["m1.nano"]["VCPUs"], names["m1.nano"]["RAM"], names["m1.nano"]["Disk"]) == (1, 64, 1)
-    made = _json(cloud.osc("admin", "flavor", "create", "--vcpus", "2", "--ram", "128", "--disk", "1",
-                           "--property", "hw:cpu_policy=shared", "m1.custom", "-f", "json"))
+    made = _json(
+        cloud.osc(
+            "admin",
+            "flavor",
+            "create",
+            "--vcpus",
+            "2",
+            "--ram",
+            "128",
+            "--disk",
+            "1",
+            "--property",
+            "hw:cpu_policy=shared",
+            "m1.custom",
+            "-f",
+            "json",
+        )
+    )
     assert made["name"] == "m1.custom" and made["vcpus"] == 2 and made["ram"] == 128
     shown = _json(cloud.osc("demo", "flavor", "show", "m1.custom", "-f", "json"))
     assert shown["properties"] == {"hw:cpu_policy": "shared"}
@@ -85,11 +126,11 @@ def test_flavors(cloud):
 
 def test_keypair_create_and_list(cloud):
     proc = cloud.osc("demo", "keypair", "create", "demo-key")
-    assert "PRIVATE KEY-----" in proc.stdout              # printed once, never stored
+    assert "PRIVATE KEY-----" in proc.stdout  # printed once, never stored
     listed = _json(cloud.osc("demo", "keypair", "list", "-f", "json"))
     assert [k["Name"] for k in listed] == ["demo-key"] and listed[0]["Type"] == "ssh"
     assert ":" in listed[0]["Fingerprint"]
-    assert _json(cloud.osc("admin", "keypair", "list", "-f", "json")) == []     # per user
+    assert _json(cloud.osc("admin", "keypair", "list", "-f", "json")) == []  # per user
 
 
 def test_server_create(cloud, tmp_path: Path):
@@ -99,9 +140,26 @@ def test_server_create(cloud, tmp_path: Path):
     _only_fake_compute_host(cloud)
     user_data = tmp_path / "user-data"
     user_data.write_text("#!/bin/sh\necho hello\n")
-    out = _json(cloud.osc("demo", "server", "create", "--network", "vm-net", "--key-name", "demo-key",
-                          "--image", "cirros", "--flavor", "m1.nano", "--user-data", str(user_data), "vm1",
-                          "-f", "json"))
+    out = _json(
+        cloud.osc(
+            "demo",
+            "server",
+            "create",
+            "--network",
+            "vm-net",
+            "--key-name",
+            "demo-key",
+            "--image",
+            "cirros",
+            "--flavor",
+            "m1.nano",
+            "--user-data",
+            str(user_data),
+            "vm1",
+            "-f",
+            "json",
+        )
+    )
     assert out["name"] == "vm1" and out["status"] == "BUILD"
     assert out["key_name"] == "demo-key" and out["adminPass"]
     assert out["image"].startswith("cirros (")
@@ -123,9 +181,11 @@ def test_server_list_and_show(cloud):
     sid = _STATE["server"]
     listed = _json(cloud.osc("demo", "server", "list", "-f", "json"))
     assert [(s["Name"], s["Status"], s["Image"], s["Flavor"]) for s in listed] == [
-        ("vm1", "BUILD", "cirros", "m1.nano")]
-    status, body = _internal(cloud, "POST", f"/neutrino/v1/servers/{sid}/state",
-                             {"status": "ACTIVE", "host": "compute-1"})
+        ("vm1", "BUILD", "cirros", "m1.nano")
+    ]
+    status, body = _internal(
+        cloud, "POST", f"/neutrino/v1/servers/{sid}/state", {"status": "ACTIVE", "host": "compute-1"}
+    )
     assert status == 200 and body["server"]["status"] == "ACTIVE"
     shown = _json(cloud.osc("demo", "server", "show", "vm1", "-f", "json"))
     assert shown["status"] == "ACTIVE" and shown["OS-EXT-STS:power_state"] == 1
@@ -140,8 +200,22 @@ def test_no_live_compute_host_means_error(cloud):
     agent = _heartbeat(cloud, "compute-1")
     cloud.osc("admin", "network", "agent", "set", "--disable", agent["id"])
     try:
-        out = _json(cloud.osc("demo", "server", "create", "--network", "vm-net", "--image", "cirros",
-                              "--flavor", "m1.nano", "vm-unplaced", "-f", "json"))
+        out = _json(
+            cloud.osc(
+                "demo",
+                "server",
+                "create",
+                "--network",
+                "vm-net",
+                "--image",
+                "cirros",
+                "--flavor",
+                "m1.nano",
+                "vm-unplaced",
+                "-f",
+                "json",
+            )
+        )
     finally:
         cloud.osc("admin", "network", "agent", "set", "--enable", agent["id"])
     assert out["status"] == "ERROR"
@@ -156,4 +230,4 @@ def test_server_delete(cloud):
     assert _json(cloud.osc("demo", "server", "list", "-f", "json")) == []
     assert _json(cloud.osc("admin", "port", "list", "--device-id", sid, "-f", "json")) == []
     status, _ = _internal(cloud, "POST", f"/neutrino/v1/servers/{sid}/state", {"status": "ACTIVE"})
-    assert status == 404                                  # the agent tears it down
+    assert status == 404  # the agent tears it down

@@ -12,24 +12,36 @@ import pytest
 pytestmark = pytest.mark.compat
 
 
-def _json(proc) -> object:  # noqa: ANN001
+def _json(proc) -> object:
     return json.loads(proc.stdout)
 
 
-def _report(cloud, host: str, agent_type: str, binary: str) -> None:  # noqa: ANN001
+def _report(cloud, host: str, agent_type: str, binary: str) -> None:
     token = cloud.osc("admin", "token", "issue", "-f", "value", "-c", "id").stdout.strip()
-    body = {"agent": {"agent_type": agent_type, "binary": binary, "host": host, "topic": "x",
-                      "configurations": {}}}
-    req = urllib.request.Request(f"{cloud.network_url}/neutrino/v1/agents/report", method="POST",
-                                 data=json.dumps(body).encode(), headers={
-                                     "X-Auth-Token": token, "Content-Type": "application/json"})
+    body = {"agent": {"agent_type": agent_type, "binary": binary, "host": host, "topic": "x", "configurations": {}}}
+    req = urllib.request.Request(
+        f"{cloud.network_url}/neutrino/v1/agents/report",
+        method="POST",
+        data=json.dumps(body).encode(),
+        headers={"X-Auth-Token": token, "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert resp.status == 200
 
 
-def _agent_id(cloud, agent_type: str) -> str:  # noqa: ANN001
-    agents = _json(cloud.osc("admin", "network", "agent", "list", "--agent-type",
-                             "dhcp" if agent_type == "DHCP agent" else "l3", "-f", "json"))
+def _agent_id(cloud, agent_type: str) -> str:
+    agents = _json(
+        cloud.osc(
+            "admin",
+            "network",
+            "agent",
+            "list",
+            "--agent-type",
+            "dhcp" if agent_type == "DHCP agent" else "l3",
+            "-f",
+            "json",
+        )
+    )
     return agents[0]["ID"]
 
 
@@ -51,7 +63,7 @@ def test_dhcp_network_add_list_remove(cloud):
 
 def test_l3_router_add_list_remove(cloud):
     router = _json(cloud.osc("admin", "router", "create", "cli-sched-router", "-f", "json"))["id"]
-    _report(cloud, "cli-net1", "L3 agent", "neutron-l3-agent")      # takes the unscheduled router
+    _report(cloud, "cli-net1", "L3 agent", "neutron-l3-agent")  # takes the unscheduled router
     agent = _agent_id(cloud, "L3 agent")
     listed = _json(cloud.osc("admin", "network", "agent", "list", "--router", router, "-f", "json"))
     assert [a["ID"] for a in listed] == [agent]
@@ -66,8 +78,18 @@ def test_l3_router_add_list_remove(cloud):
 
 def test_ip_availability_list_and_show(cloud):
     net = _json(cloud.osc("admin", "network", "create", "cli-avail-net", "-f", "json"))["id"]
-    cloud.osc("admin", "subnet", "create", "--network", net, "--subnet-range", "10.78.0.0/24",
-              "--allocation-pool", "start=10.78.0.10,end=10.78.0.19", "cli-avail-sub")
+    cloud.osc(
+        "admin",
+        "subnet",
+        "create",
+        "--network",
+        net,
+        "--subnet-range",
+        "10.78.0.0/24",
+        "--allocation-pool",
+        "start=10.78.0.10,end=10.78.0.19",
+        "cli-avail-sub",
+    )
     cloud.osc("admin", "port", "create", "--network", net, "cli-avail-port")
     rows = _json(cloud.osc("admin", "ip", "availability", "list", "--ip-version", "4", "-f", "json"))
     (row,) = [r for r in rows if r["Network ID"] == net]
@@ -84,8 +106,11 @@ def test_service_provider_list(cloud):
 
 def test_port_create_with_tags(cloud):
     net = _json(cloud.osc("demo", "network", "create", "cli-tag-net", "-f", "json"))["id"]
-    port = _json(cloud.osc("demo", "port", "create", "--network", net, "--tag", "red", "--tag", "blue",
-                           "cli-tag-port", "-f", "json"))
+    port = _json(
+        cloud.osc(
+            "demo", "port", "create", "--network", net, "--tag", "red", "--tag", "blue", "cli-tag-port", "-f", "json"
+        )
+    )
     assert sorted(port["tags"]) == ["blue", "red"]
     listed = _json(cloud.osc("demo", "port", "list", "--tags", "red", "-f", "json"))
     assert [p["ID"] for p in listed] == [port["id"]]

@@ -13,15 +13,21 @@ import pytest
 pytestmark = pytest.mark.compat
 
 
-def _json(proc) -> object:  # noqa: ANN001
+def _json(proc) -> object:
     return json.loads(proc.stdout)
 
 
-def _sdk(cloud, who: str = "demo"):  # noqa: ANN001, ANN202
+def _sdk(cloud, who: str = "demo"):
     env = cloud.demo if who == "demo" else cloud.admin
-    return openstack.connect(auth_url=env["OS_AUTH_URL"], username=who, password=env["OS_PASSWORD"],
-                             project_name=who, user_domain_name="Default", project_domain_name="Default",
-                             region_name="RegionOne")
+    return openstack.connect(
+        auth_url=env["OS_AUTH_URL"],
+        username=who,
+        password=env["OS_PASSWORD"],
+        project_name=who,
+        user_domain_name="Default",
+        project_domain_name="Default",
+        region_name="RegionOne",
+    )
 
 
 def test_quota_below_usage_needs_force(cloud):
@@ -41,8 +47,11 @@ def test_quota_below_usage_needs_force(cloud):
 def test_security_group_on_a_port_without_address(cloud):
     cloud.osc("demo", "network", "create", "bare-net")
     cloud.osc("demo", "security", "group", "create", "bare-sg")
-    port = _json(cloud.osc("demo", "port", "create", "--network", "bare-net", "--security-group", "bare-sg",
-                           "bare-port", "-f", "json"))
+    port = _json(
+        cloud.osc(
+            "demo", "port", "create", "--network", "bare-net", "--security-group", "bare-sg", "bare-port", "-f", "json"
+        )
+    )
     assert port["fixed_ips"] in ([], None, "")
     sg = _json(cloud.osc("demo", "security", "group", "show", "bare-sg", "-f", "json"))
     assert port["security_group_ids"] == [sg["id"]]
@@ -52,8 +61,20 @@ def test_security_group_on_a_port_without_address(cloud):
 
 def test_admin_sets_a_multicast_mac(cloud):
     cloud.osc("admin", "network", "create", "mac-net")
-    port = _json(cloud.osc("admin", "port", "create", "--network", "mac-net", "--mac-address",
-                           "11:22:33:44:55:66", "mac-port", "-f", "json"))
+    port = _json(
+        cloud.osc(
+            "admin",
+            "port",
+            "create",
+            "--network",
+            "mac-net",
+            "--mac-address",
+            "11:22:33:44:55:66",
+            "mac-port",
+            "-f",
+            "json",
+        )
+    )
     assert port["mac_address"] == "11:22:33:44:55:66"
     cloud.osc("admin", "port", "delete", "mac-port")
     cloud.osc("admin", "network", "delete", "mac-net")
@@ -61,8 +82,7 @@ def test_admin_sets_a_multicast_mac(cloud):
 
 def test_external_network_with_a_free_floating_ip_is_deleted(cloud):
     cloud.osc("admin", "network", "create", "--external", "gone-ext")
-    cloud.osc("admin", "subnet", "create", "--network", "gone-ext", "--subnet-range", "198.51.100.0/24",
-              "gone-ext-sub")
+    cloud.osc("admin", "subnet", "create", "--network", "gone-ext", "--subnet-range", "198.51.100.0/24", "gone-ext-sub")
     fip = _json(cloud.osc("demo", "floating", "ip", "create", "gone-ext", "-f", "json"))
     cloud.osc("admin", "network", "delete", "gone-ext")
     proc = cloud.osc("demo", "floating", "ip", "show", fip["id"], ok=False)
@@ -83,8 +103,11 @@ def test_openstacksdk_pages_through_links(cloud):
     conn = _sdk(cloud)
     made = [conn.network.create_network(name=f"page-{i}") for i in range(5)]
     try:
-        got = [n.name for n in conn.network.networks(limit=2, sort_key="name", sort_dir="asc")
-               if n.name.startswith("page-")]
+        got = [
+            n.name
+            for n in conn.network.networks(limit=2, sort_key="name", sort_dir="asc")
+            if n.name.startswith("page-")
+        ]
         assert got == [f"page-{i}" for i in range(5)]
         subnet = conn.network.create_subnet(network_id=made[0].id, ip_version=4, cidr="10.77.0.0/24")
         port = conn.network.create_port(network_id=made[0].id, fixed_ips=[{"ip_address": "10.77.0.77"}])

@@ -22,8 +22,7 @@ from neutrino.identity.bootstrap import bootstrap
 from neutrino.identity.tokens import TokenProvider
 
 OPENSTACK = Path(sys.executable).parent / "openstack"
-pytestmark = [pytest.mark.compat,
-              pytest.mark.skipif(not OPENSTACK.exists(), reason="openstack CLI not installed")]
+pytestmark = [pytest.mark.compat, pytest.mark.skipif(not OPENSTACK.exists(), reason="openstack CLI not installed")]
 
 
 def _free_port() -> int:
@@ -74,14 +73,30 @@ def test_openstack_cli_identity_flow(server):
     tok = _osc(env, "token", "issue", "-f", "value", "-c", "id", "-c", "project_id").split()
     assert tok[0].startswith("gAAAAA") and len(tok[1]) == 32
     pid = _osc(env, "project", "create", "X", "-f", "value", "-c", "id").strip()
-    uid = _osc(env, "user", "create", "--password", "P", "--project", "X", "U",
-               "-f", "value", "-c", "id").strip()
+    uid = _osc(env, "user", "create", "--password", "P", "--project", "X", "U", "-f", "value", "-c", "id").strip()
     _osc(env, "role", "add", "--project", "X", "--user", "U", "member")
     listing = _osc(env, "project", "list", "-f", "value", "-c", "ID", "-c", "Name")
     assert f"{pid} X" in listing.splitlines()
     assert {line.split()[1] for line in listing.splitlines()} == {"X", "admin", "demo", "service"}
-    ra = _osc(env, "role", "assignment", "list", "--user", "U", "--project", "X", "--names",
-              "-f", "value", "-c", "Role", "-c", "User", "-c", "Project")
+    ra = _osc(
+        env,
+        "role",
+        "assignment",
+        "list",
+        "--user",
+        "U",
+        "--project",
+        "X",
+        "--names",
+        "-f",
+        "value",
+        "-c",
+        "Role",
+        "-c",
+        "User",
+        "-c",
+        "Project",
+    )
     assert ra.split() == ["member", "U@Default", "X@Default"]
     # The new user can log in to its project.
     user_env = {**env, "OS_USERNAME": "U", "OS_PASSWORD": "P", "OS_PROJECT_NAME": "X"}

@@ -14,13 +14,27 @@ import yaml
 pytestmark = pytest.mark.compat
 
 
-def _json(proc) -> dict:  # noqa: ANN001
+def _json(proc) -> dict:
     return json.loads(proc.stdout)
 
 
 def test_admin_creates_flat_external_network(cloud):
-    out = _json(cloud.osc("admin", "network", "create", "--share", "--external", "--provider-network-type", "flat",
-                          "--provider-physical-network", "physnet", "flat-network", "-f", "json"))
+    out = _json(
+        cloud.osc(
+            "admin",
+            "network",
+            "create",
+            "--share",
+            "--external",
+            "--provider-network-type",
+            "flat",
+            "--provider-physical-network",
+            "physnet",
+            "flat-network",
+            "-f",
+            "json",
+        )
+    )
     assert out["name"] == "flat-network"
     assert out["provider:network_type"] == "flat"
     assert out["provider:physical_network"] == "physnet"
@@ -29,9 +43,23 @@ def test_admin_creates_flat_external_network(cloud):
 
 
 def test_subnet_create_with_pool(cloud):
-    out = _json(cloud.osc("admin", "subnet", "create", "--dhcp", "--subnet-range", "172.16.0.0/24", "--network",
-                          "flat-network", "--allocation-pool", "start=172.16.0.2,end=172.16.0.10", "flat-subnet",
-                          "-f", "json"))
+    out = _json(
+        cloud.osc(
+            "admin",
+            "subnet",
+            "create",
+            "--dhcp",
+            "--subnet-range",
+            "172.16.0.0/24",
+            "--network",
+            "flat-network",
+            "--allocation-pool",
+            "start=172.16.0.2,end=172.16.0.10",
+            "flat-subnet",
+            "-f",
+            "json",
+        )
+    )
     assert out["cidr"] == "172.16.0.0/24"
     assert out["gateway_ip"] == "172.16.0.1"
     assert out["allocation_pools"] == [{"start": "172.16.0.2", "end": "172.16.0.10"}]
@@ -88,8 +116,11 @@ def test_port_set_no_security_group_disable_port_security(cloud):
 def test_port_list_filters_and_value_format(cloud):
     cloud.osc("admin", "port", "create", "--network", "flat-network", "--device-owner", "network:dhcp", "dhcp-port")
     cloud.osc("admin", "port", "create", "--network", "flat-network", "other-port")
-    lines = cloud.osc("admin", "port", "list", "--device-owner", "network:dhcp", "--network", "flat-network",
-                      "-f", "value").stdout.strip().splitlines()
+    lines = (
+        cloud.osc("admin", "port", "list", "--device-owner", "network:dhcp", "--network", "flat-network", "-f", "value")
+        .stdout.strip()
+        .splitlines()
+    )
     assert len(lines) == 1
     port_id, name, mac, rest = lines[0].split(" ", 3)
     fixed, status = rest.rsplit(" ", 1)
@@ -117,8 +148,7 @@ def test_router_gateway_interface_and_floating_ip(cloud):
     assert gw["external_fixed_ips"][0]["ip_address"].startswith("172.16.0.")
     owners = cloud.osc("admin", "port", "list", "--router", "demo-router", "-f", "value", "-c", "ID").stdout.split()
     assert len(owners) == 2  # the gateway and the interface
-    fip = _json(cloud.osc("demo", "floating", "ip", "create", "--subnet", "flat-subnet", "flat-network",
-                          "-f", "json"))
+    fip = _json(cloud.osc("demo", "floating", "ip", "create", "--subnet", "flat-subnet", "flat-network", "-f", "json"))
     assert fip["floating_ip_address"].startswith("172.16.0.")
     target = _json(cloud.osc("demo", "port", "create", "--network", "demo-net", "fip-target", "-f", "json"))
     cloud.osc("demo", "floating", "ip", "set", "--port", "fip-target", fip["id"])
@@ -127,16 +157,30 @@ def test_router_gateway_interface_and_floating_ip(cloud):
     assert after["fixed_ip_address"] == target["fixed_ips"][0]["ip_address"]
     assert after["router_id"] == router["id"]
     # A member may not choose the external address of its gateway.
-    proc = cloud.osc("demo", "router", "set", "--external-gateway", "flat-network", "--fixed-ip",
-                     "subnet=flat-subnet,ip-address=172.16.0.9", "demo-router", ok=False)
+    proc = cloud.osc(
+        "demo",
+        "router",
+        "set",
+        "--external-gateway",
+        "flat-network",
+        "--fixed-ip",
+        "subnet=flat-subnet,ip-address=172.16.0.9",
+        "demo-router",
+        ok=False,
+    )
     assert "ForbiddenException: 403" in proc.stderr
 
 
 def test_openstacksdk_roundtrip(cloud):
-    conn = openstack.connect(auth_url=cloud.demo["OS_AUTH_URL"], username="demo",
-                             password=cloud.demo["OS_PASSWORD"], project_name="demo",
-                             user_domain_name="Default", project_domain_name="Default",
-                             region_name="RegionOne")
+    conn = openstack.connect(
+        auth_url=cloud.demo["OS_AUTH_URL"],
+        username="demo",
+        password=cloud.demo["OS_PASSWORD"],
+        project_name="demo",
+        user_domain_name="Default",
+        project_domain_name="Default",
+        region_name="RegionOne",
+    )
     net = conn.network.create_network(name="sdk-net")
     sub = conn.network.create_subnet(network_id=net.id, ip_version=4, cidr="192.168.50.0/24", name="sdk-sub")
     port = conn.network.create_port(network_id=net.id, name="sdk-port")

@@ -12,11 +12,11 @@ pytestmark = pytest.mark.compat
 STATE: dict[str, str] = {}
 
 
-def _json(proc) -> dict:  # noqa: ANN001
+def _json(proc) -> dict:
     return json.loads(proc.stdout)
 
 
-def _project_id(cloud, name: str) -> str:  # noqa: ANN001
+def _project_id(cloud, name: str) -> str:
     return cloud.osc("admin", "project", "show", name, "-f", "value", "-c", "id").stdout.strip()
 
 
@@ -27,8 +27,23 @@ def test_share_a_network_with_one_project(cloud):
     cloud.osc("admin", "subnet", "create", "--subnet-range", "10.77.0.0/24", "--network", "rbac-net", "rbac-sub")
     STATE["net"] = net["id"]
     assert cloud.osc("demo", "network", "show", "rbac-net", ok=False).returncode != 0
-    pol = _json(cloud.osc("admin", "network", "rbac", "create", "--target-project", STATE["demo"],
-                          "--action", "access_as_shared", "--type", "network", "rbac-net", "-f", "json"))
+    pol = _json(
+        cloud.osc(
+            "admin",
+            "network",
+            "rbac",
+            "create",
+            "--target-project",
+            STATE["demo"],
+            "--action",
+            "access_as_shared",
+            "--type",
+            "network",
+            "rbac-net",
+            "-f",
+            "json",
+        )
+    )
     assert pol["object_id"] == net["id"] and pol["object_type"] == "network"
     assert pol["action"] == "access_as_shared" and pol["target_project_id"] == STATE["demo"]
     assert pol["project_id"] == STATE["admin"]
@@ -74,14 +89,39 @@ def test_delete_refused_while_in_use_then_set_and_delete(cloud):
 
 
 def test_all_projects_and_external(cloud):
-    pol = _json(cloud.osc("admin", "network", "rbac", "create", "--target-all-projects", "--action",
-                          "access_as_external", "--type", "network", "rbac-net", "-f", "json"))
+    pol = _json(
+        cloud.osc(
+            "admin",
+            "network",
+            "rbac",
+            "create",
+            "--target-all-projects",
+            "--action",
+            "access_as_external",
+            "--type",
+            "network",
+            "rbac-net",
+            "-f",
+            "json",
+        )
+    )
     assert pol["target_project_id"] == "*"
     seen = _json(cloud.osc("demo", "network", "show", STATE["net"], "-f", "json"))
     assert seen["router:external"] is True and seen["shared"] is False
     # A member may not target every project.
-    proc = cloud.osc("demo", "network", "rbac", "create", "--target-all-projects", "--action", "access_as_shared",
-                     "--type", "network", STATE["net"], ok=False)
+    proc = cloud.osc(
+        "demo",
+        "network",
+        "rbac",
+        "create",
+        "--target-all-projects",
+        "--action",
+        "access_as_shared",
+        "--type",
+        "network",
+        STATE["net"],
+        ok=False,
+    )
     assert proc.returncode != 0
     cloud.osc("admin", "network", "rbac", "delete", pol["id"])
 
@@ -89,14 +129,32 @@ def test_all_projects_and_external(cloud):
 def test_share_a_security_group(cloud):
     sg = _json(cloud.osc("admin", "security", "group", "create", "shared-sg", "-f", "json"))
     assert sg["id"] not in {g["ID"] for g in _json(cloud.osc("demo", "security", "group", "list", "-f", "json"))}
-    pol = _json(cloud.osc("admin", "network", "rbac", "create", "--target-project", STATE["demo"],
-                          "--action", "access_as_shared", "--type", "security_group", "shared-sg", "-f", "json"))
+    pol = _json(
+        cloud.osc(
+            "admin",
+            "network",
+            "rbac",
+            "create",
+            "--target-project",
+            STATE["demo"],
+            "--action",
+            "access_as_shared",
+            "--type",
+            "security_group",
+            "shared-sg",
+            "-f",
+            "json",
+        )
+    )
     assert pol["object_type"] == "security_group" and pol["object_id"] == sg["id"]
     assert sg["id"] in {g["ID"] for g in _json(cloud.osc("demo", "security", "group", "list", "-f", "json"))}
     cloud.osc("demo", "network", "create", "sg-net")
     cloud.osc("demo", "subnet", "create", "--subnet-range", "10.78.0.0/24", "--network", "sg-net", "sg-sub")
-    port = _json(cloud.osc("demo", "port", "create", "--network", "sg-net", "--security-group", sg["id"],
-                           "sg-port", "-f", "json"))
+    port = _json(
+        cloud.osc(
+            "demo", "port", "create", "--network", "sg-net", "--security-group", sg["id"], "sg-port", "-f", "json"
+        )
+    )
     assert port["security_group_ids"] == [sg["id"]]
     proc = cloud.osc("admin", "network", "rbac", "delete", pol["id"], ok=False)
     assert proc.returncode != 0 and "cannot be removed because other objects depend on it" in proc.stderr

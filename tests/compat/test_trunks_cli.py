@@ -10,12 +10,12 @@ import pytest
 pytestmark = pytest.mark.compat
 
 
-def _json(proc) -> dict:  # noqa: ANN001
+def _json(proc) -> dict:
     return json.loads(proc.stdout)
 
 
 @pytest.fixture(scope="module")
-def ports(cloud):  # noqa: ANN001, ANN201
+def ports(cloud):
     """Networks A and B of the demo project, a parent port on A and two subport candidates on B."""
     for net, cidr in (("trunk-a", "10.61.0.0/24"), ("trunk-b", "10.62.0.0/24")):
         cloud.osc("demo", "network", "create", net)
@@ -27,12 +27,25 @@ def ports(cloud):  # noqa: ANN001, ANN201
 
 
 def test_trunk_create_with_subport(cloud, ports):
-    out = _json(cloud.osc("demo", "network", "trunk", "create", "--parent-port", "parent", "--subport",
-                          "port=sub1,segmentation-type=vlan,segmentation-id=101", "trunk1", "-f", "json"))
+    out = _json(
+        cloud.osc(
+            "demo",
+            "network",
+            "trunk",
+            "create",
+            "--parent-port",
+            "parent",
+            "--subport",
+            "port=sub1,segmentation-type=vlan,segmentation-id=101",
+            "trunk1",
+            "-f",
+            "json",
+        )
+    )
     assert out["name"] == "trunk1" and out["port_id"] == ports["parent"]["id"]
     assert out["status"] == "DOWN"
     subs = out["sub_ports"]
-    if isinstance(subs, str):      # older clients print the list as text
+    if isinstance(subs, str):  # older clients print the list as text
         assert ports["sub1"]["id"] in subs and "101" in subs
     else:
         assert subs == [{"port_id": ports["sub1"]["id"], "segmentation_type": "vlan", "segmentation_id": 101}]
@@ -54,15 +67,25 @@ def test_trunk_list_and_show(cloud, ports):
 
 
 def test_trunk_set_and_unset_subport(cloud, ports):
-    cloud.osc("demo", "network", "trunk", "set", "--subport",
-              "port=sub2,segmentation-type=vlan,segmentation-id=102", "trunk1")
+    cloud.osc(
+        "demo", "network", "trunk", "set", "--subport", "port=sub2,segmentation-type=vlan,segmentation-id=102", "trunk1"
+    )
     rows = _json(cloud.osc("demo", "network", "subport", "list", "--trunk", "trunk1", "-f", "json"))
     assert sorted((r["Port"], r["Segmentation ID"]) for r in rows) == sorted(
-        [(ports["sub1"]["id"], 101), (ports["sub2"]["id"], 102)])
+        [(ports["sub1"]["id"], 101), (ports["sub2"]["id"], 102)]
+    )
     # The same segmentation id again is refused (409 DuplicateSubPort).
     extra = _json(cloud.osc("demo", "port", "create", "--network", "trunk-b", "sub3", "-f", "json"))
-    proc = cloud.osc("demo", "network", "trunk", "set", "--subport",
-                     "port=sub3,segmentation-type=vlan,segmentation-id=102", "trunk1", ok=False)
+    proc = cloud.osc(
+        "demo",
+        "network",
+        "trunk",
+        "set",
+        "--subport",
+        "port=sub3,segmentation-type=vlan,segmentation-id=102",
+        "trunk1",
+        ok=False,
+    )
     assert proc.returncode != 0 and "already in use" in proc.stderr
     cloud.osc("demo", "network", "trunk", "unset", "--subport", "sub2", "trunk1")
     rows = _json(cloud.osc("demo", "network", "subport", "list", "--trunk", "trunk1", "-f", "json"))
@@ -81,13 +104,15 @@ def test_sdk_drives_trunks(cloud, ports):
     import openstack
 
     from tests.fullstack.helpers import openrc_connect
+
     conn = openrc_connect(cloud.state_dir / "demo-openrc")
     trunk = conn.network.find_trunk("trunk1")
     assert trunk is not None and trunk.port_id == ports["parent"]["id"]
     subs = conn.network.get_trunk_subports(trunk)
     assert [s["port_id"] for s in subs["sub_ports"]] == [ports["sub1"]["id"]]
-    conn.network.add_trunk_subports(trunk, [{"port_id": ports["sub2"]["id"], "segmentation_type": "vlan",
-                                             "segmentation_id": 202}])
+    conn.network.add_trunk_subports(
+        trunk, [{"port_id": ports["sub2"]["id"], "segmentation_type": "vlan", "segmentation_id": 202}]
+    )
     assert len(conn.network.get_trunk_subports(trunk)["sub_ports"]) == 2
     conn.network.delete_trunk_subports(trunk, [{"port_id": ports["sub2"]["id"]}])
     assert len(conn.network.get_trunk_subports(trunk)["sub_ports"]) == 1

@@ -14,10 +14,13 @@ import pytest
 
 from tests.fullstack.helpers import address, boot, open_default_group, openrc_connect, reaches, start_aio, wait_active
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-              pytest.mark.skipif(subprocess.run(["which", "iptables-restore"], capture_output=True).returncode,
-                                 reason="iptables not installed")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(
+        subprocess.run(["which", "iptables-restore"], capture_output=True).returncode, reason="iptables not installed"
+    ),
+]
 
 LAB = f"lab-{uuid.uuid4().hex[:6]}"
 
@@ -31,16 +34,31 @@ def cloud(tmp_path_factory):
     for state, conn in start_aio(tmp_path_factory, {("lab", "host_netns"): LAB}):
         admin = openrc_connect(state / "admin-openrc")
         scope = admin.network.create_address_scope(name="public-scope", ip_version=4, is_shared=True)
-        ext_pool = admin.network.create_subnet_pool(name="ext-pool", prefixes=["172.16.0.0/24"],
-                                                    address_scope_id=scope.id, is_shared=True)
-        in_pool = admin.network.create_subnet_pool(name="routed-pool", prefixes=["10.60.0.0/16"],
-                                                   default_prefix_length=24, address_scope_id=scope.id,
-                                                   is_shared=True)
-        ext = admin.network.create_network(name="as-ext", is_shared=True, is_router_external=True,
-                                           provider_network_type="flat", provider_physical_network="physnet")
-        admin.network.create_subnet(network_id=ext.id, ip_version=4, cidr="172.16.0.0/24",
-                                    subnet_pool_id=ext_pool.id, gateway_ip="172.16.0.1",
-                                    allocation_pools=[{"start": "172.16.0.2", "end": "172.16.0.50"}])
+        ext_pool = admin.network.create_subnet_pool(
+            name="ext-pool", prefixes=["172.16.0.0/24"], address_scope_id=scope.id, is_shared=True
+        )
+        in_pool = admin.network.create_subnet_pool(
+            name="routed-pool",
+            prefixes=["10.60.0.0/16"],
+            default_prefix_length=24,
+            address_scope_id=scope.id,
+            is_shared=True,
+        )
+        ext = admin.network.create_network(
+            name="as-ext",
+            is_shared=True,
+            is_router_external=True,
+            provider_network_type="flat",
+            provider_physical_network="physnet",
+        )
+        admin.network.create_subnet(
+            network_id=ext.id,
+            ip_version=4,
+            cidr="172.16.0.0/24",
+            subnet_pool_id=ext_pool.id,
+            gateway_ip="172.16.0.1",
+            allocation_pools=[{"start": "172.16.0.2", "end": "172.16.0.50"}],
+        )
         routed = conn.network.create_network(name="as-routed")
         routed_sub = conn.network.create_subnet(network_id=routed.id, ip_version=4, subnet_pool_id=in_pool.id)
         natted = conn.network.create_network(name="as-natted")
@@ -59,15 +77,44 @@ def cloud(tmp_path_factory):
         # of the same address scope would); the unscoped 10.70.0.0/24 stays unknown to it.
         r = lab("ip", "route", "replace", "10.60.0.0/16", "via", gw_ip)
         assert r.returncode == 0, r.stderr
-        yield {"state": state, "conn": conn, "admin": admin, "scope": scope, "routed_sub": routed_sub,
-               "gw_ip": gw_ip, "vm_routed": vm_routed, "vm_natted": vm_natted, "routed": routed}
+        yield {
+            "state": state,
+            "conn": conn,
+            "admin": admin,
+            "scope": scope,
+            "routed_sub": routed_sub,
+            "gw_ip": gw_ip,
+            "vm_routed": vm_routed,
+            "vm_natted": vm_natted,
+            "routed": routed,
+        }
 
 
-def _source_seen_by_lab(state, server: str) -> str:  # noqa: ANN001
+def _source_seen_by_lab(state, server: str) -> str:
     """The source address of the instance's ping as the lab host's interface sees it."""
-    cap = subprocess.Popen(["ip", "netns", "exec", LAB, "tcpdump", "-lnni", "lab0", "-c", "1", "icmp",
-                            "and", "icmp[icmptype] == icmp-echo", "and", "dst", "host", "172.16.0.1"],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    cap = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            LAB,
+            "tcpdump",
+            "-lnni",
+            "lab0",
+            "-c",
+            "1",
+            "icmp",
+            "and",
+            "icmp[icmptype] == icmp-echo",
+            "and",
+            "dst",
+            "host",
+            "172.16.0.1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         time.sleep(0.5)
         assert reaches(state, server, "172.16.0.1"), f"{server} does not reach the lab host"

@@ -25,11 +25,17 @@ from neutrino.cli.main import load_config
 from neutrino.system.openflow import OpenFlow
 from tests.fullstack.helpers import NEUTRINO, _our_namespaces, start_aio
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-              pytest.mark.skipif(any(subprocess.run(["which", b], capture_output=True).returncode
-                                     for b in ("ovs-vswitchd", "dnsmasq", "haproxy", "iptables-restore", "curl")),
-                                 reason="Open vSwitch / dnsmasq / haproxy / iptables / curl not installed")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(
+        any(
+            subprocess.run(["which", b], capture_output=True).returncode
+            for b in ("ovs-vswitchd", "dnsmasq", "haproxy", "iptables-restore", "curl")
+        ),
+        reason="Open vSwitch / dnsmasq / haproxy / iptables / curl not installed",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +44,9 @@ def aio(tmp_path_factory):
 
 
 def _demo(state: Path) -> tuple[dict, subprocess.CompletedProcess[str]]:
-    r = subprocess.run([*NEUTRINO, "demo", "--state-dir", str(state), "--json"], capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run(
+        [*NEUTRINO, "demo", "--state-dir", str(state), "--json"], capture_output=True, text=True, timeout=300
+    )
     assert r.stdout, r.stderr[-3000:]
     return json.loads(r.stdout), r
 
@@ -86,7 +93,7 @@ def _what(argv: list[str]) -> str:
     """A daemon's kind: ``agent ovs``, ``server``, ``dnsmasq``, ``ovs-vswitchd``..."""
     if "neutrino.cli.main" in argv:
         i = argv.index("neutrino.cli.main")
-        return " ".join(argv[i + 1:i + 3]) if argv[i + 1:i + 2] == ["agent"] else argv[i + 1]
+        return " ".join(argv[i + 1 : i + 3]) if argv[i + 1 : i + 2] == ["agent"] else argv[i + 1]
     if argv[:3] == ["ip", "netns", "exec"]:
         argv = argv[4:]
     return os.path.basename(argv[0]) if argv else "?"
@@ -111,8 +118,17 @@ def _kill_everything(state: Path) -> dict[int, tuple[str, str]]:
 
 
 #: Short-lived commands the agents run (a GARP's arping lasts ~2 s): not daemons.
-TRANSIENT = {"arping", "ip", "ethtool", "conntrack", "iptables-restore", "iptables-save", "ovs-vsctl",
-             "ovs-ofctl", "sysctl"}
+TRANSIENT = {
+    "arping",
+    "ip",
+    "ethtool",
+    "conntrack",
+    "iptables-restore",
+    "iptables-save",
+    "ovs-vsctl",
+    "ovs-ofctl",
+    "sysctl",
+}
 
 
 def _daemons(state: Path) -> collections.Counter:
@@ -135,8 +151,19 @@ def test_up_after_kill_9_of_everything_converges(aio):
 
     killed = _kill_everything(state)
     kinds = collections.Counter(what for what, _ in killed.values())
-    for what in ("server", "agent ovs", "agent dhcp", "agent l3", "agent metadata", "agent compute",
-                 "ovsdb-server", "ovs-vswitchd", "dnsmasq", "haproxy", "udhcpc"):
+    for what in (
+        "server",
+        "agent ovs",
+        "agent dhcp",
+        "agent l3",
+        "agent metadata",
+        "agent compute",
+        "ovsdb-server",
+        "ovs-vswitchd",
+        "dnsmasq",
+        "haproxy",
+        "udhcpc",
+    ):
         assert kinds[what], (what, kinds)
     assert kinds["dnsmasq"] == 2 and kinds["udhcpc"] == 3, kinds
     assert lab_http in killed, (lab_http, killed)
@@ -147,7 +174,7 @@ def test_up_after_kill_9_of_everything_converges(aio):
 
     after, r = _demo(state)
     assert r.returncode == 0 and after["ok"], ([c for c in after["checks"] if not c["ok"]], r.stderr[-3000:])
-    assert "created" not in r.stderr, r.stderr        # the same cloud: nothing had to be made again
+    assert "created" not in r.stderr, r.stderr  # the same cloud: nothing had to be made again
     for key in ("servers", "floating_ip", "router_id", "router_gateway_ip", "networks"):
         assert after[key] == before[key], (key, before[key], after[key])
     assert sorted(c["name"] for c in after["checks"]) == sorted(c["name"] for c in before["checks"])

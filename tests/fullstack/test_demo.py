@@ -18,16 +18,23 @@ from neutrino.cli import demo as demo_mod
 from neutrino.system import netns
 from tests.fullstack.helpers import NEUTRINO, start_aio
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-              pytest.mark.skipif(any(subprocess.run(["which", b], capture_output=True).returncode
-                                     for b in ("ovs-vswitchd", "dnsmasq", "haproxy", "iptables-restore", "curl")),
-                                 reason="Open vSwitch / dnsmasq / haproxy / iptables / curl not installed")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(
+        any(
+            subprocess.run(["which", b], capture_output=True).returncode
+            for b in ("ovs-vswitchd", "dnsmasq", "haproxy", "iptables-restore", "curl")
+        ),
+        reason="Open vSwitch / dnsmasq / haproxy / iptables / curl not installed",
+    ),
+]
 
 
 def _demo(state: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*NEUTRINO, "demo", "--state-dir", str(state), *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [*NEUTRINO, "demo", "--state-dir", str(state), *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,23 +56,35 @@ def test_demo_builds_lab10_and_every_check_passes(aio, first_run):
     failed = [c for c in out["checks"] if not c["ok"]]
     assert r.returncode == 0 and out["ok"] and not failed, (failed, r.stderr[-3000:])
     names = " | ".join(c["name"] for c in out["checks"])
-    for what in ("DHCP lease", "demo-instance-1 -> demo-instance-2", "DNS: demo-instance-1 resolves demo-instance-2",
-                 "metadata: openssh-key", "metadata: user-data", "SNAT", "floating IP", "flat network"):
+    for what in (
+        "DHCP lease",
+        "demo-instance-1 -> demo-instance-2",
+        "DNS: demo-instance-1 resolves demo-instance-2",
+        "metadata: openssh-key",
+        "metadata: user-data",
+        "SNAT",
+        "floating IP",
+        "flat network",
+    ):
         assert what in names, names
     # What was built is the seed's topology.
     assert out["networks"]["flat-network"]["type"] == "flat"
     assert out["networks"]["vxlan-network"]["type"] == "vxlan" and out["networks"]["vxlan-network"]["mtu"] == 1450
     servers = {s.name: s for s in conn.compute.servers()}
-    assert {n: servers[n].status for n in ("demo-instance-1", "demo-instance-2", "demo-instance-3")} == \
-        dict.fromkeys(("demo-instance-1", "demo-instance-2", "demo-instance-3"), "ACTIVE")
+    assert {n: servers[n].status for n in ("demo-instance-1", "demo-instance-2", "demo-instance-3")} == dict.fromkeys(
+        ("demo-instance-1", "demo-instance-2", "demo-instance-3"), "ACTIVE"
+    )
     assert servers["demo-instance-1"].key_name == "demo-key"
     fip = next(conn.network.ips(floating_ip_address=out["floating_ip"]))
     assert fip.fixed_ip_address == out["servers"]["demo-instance-1"]["ip"]
     router = conn.network.find_router("demo-router")
     assert router.external_gateway_info["network_id"] == out["networks"]["flat-network"]["id"]
     default = next(conn.network.security_groups(name="default", project_id=conn.current_project_id))
-    ingress = {(r["protocol"], r["port_range_min"]) for r in default.security_group_rules
-               if r["direction"] == "ingress" and r["remote_ip_prefix"] == "0.0.0.0/0"}
+    ingress = {
+        (r["protocol"], r["port_range_min"])
+        for r in default.security_group_rules
+        if r["direction"] == "ingress" and r["remote_ip_prefix"] == "0.0.0.0/0"
+    }
     assert {("icmp", None), ("tcp", 22)} <= ingress
     # The lab host's server logged the router's gateway address as the client (SNAT).
     log = (state / "log" / f"{demo_mod.LAB_HTTP}.log").read_text()
@@ -76,9 +95,9 @@ def test_the_printed_commands_show_what_the_checks_claim(aio, first_run):
     state, conn = aio
     out, _ = first_run
     ip = {n: s["ip"] for n, s in out["servers"].items()}
-    assert (state / "demo" / "demo-key").stat().st_mode & 0o077 == 0     # the private key, for ssh -i
+    assert (state / "demo" / "demo-key").stat().st_mode & 0o077 == 0  # the private key, for ssh -i
     public_key = conn.compute.get_keypair("demo-key").public_key.strip()
-    expect = {   # a substring of the command's output, per check name prefix
+    expect = {  # a substring of the command's output, per check name prefix
         "demo-instance-1 -> demo-instance-2": "1 received",
         "DNS: demo-instance-1 resolves demo-instance-2": ip["demo-instance-2"],
         "metadata: openssh-key": public_key,
@@ -121,8 +140,12 @@ def test_the_opened_default_group_is_what_lets_the_lab_host_in(aio, first_run):
     fip, lab = out["floating_ip"], out["lab_netns"]
 
     def lab_ping() -> bool:
-        return subprocess.run(["ip", "netns", "exec", lab, "ping", "-n", "-c", "1", "-W", "1", fip],
-                              capture_output=True, timeout=10).returncode == 0
+        return (
+            subprocess.run(
+                ["ip", "netns", "exec", lab, "ping", "-n", "-c", "1", "-W", "1", fip], capture_output=True, timeout=10
+            ).returncode
+            == 0
+        )
 
     default = next(conn.network.security_groups(name="default", project_id=conn.current_project_id))
     icmp = [r for r in default.security_group_rules if r["protocol"] == "icmp" and r["direction"] == "ingress"]
@@ -155,10 +178,14 @@ def test_demo_clean_removes_everything_it_made(aio, first_run):
         assert conn.network.find_network(name) is None
     assert conn.compute.find_keypair("demo-key") is None
     default = next(conn.network.security_groups(name="default", project_id=conn.current_project_id))
-    assert not [r for r in default.security_group_rules if r["remote_ip_prefix"] == "0.0.0.0/0"
-                and r["direction"] == "ingress"]
-    ours = {f"vm-{s['id']}" for s in out["servers"].values()} | {f"qrouter-{out['router_id']}"} | \
-        {f"qdhcp-{n['id']}" for n in out["networks"].values()}
+    assert not [
+        r for r in default.security_group_rules if r["remote_ip_prefix"] == "0.0.0.0/0" and r["direction"] == "ingress"
+    ]
+    ours = (
+        {f"vm-{s['id']}" for s in out["servers"].values()}
+        | {f"qrouter-{out['router_id']}"}
+        | {f"qdhcp-{n['id']}" for n in out["networks"].values()}
+    )
     assert not ours & set(netns.list_netns())
     # Nothing left to clean: a second --clean is a no-op.
     again = _demo(state, "--clean")

@@ -12,17 +12,21 @@ import pytest
 
 from tests.fullstack.helpers import address, boot, console, openrc_connect, reaches, start_aio, wait_active
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-              pytest.mark.skipif(subprocess.run(["which", "dnsmasq"], capture_output=True).returncode,
-                                 reason="dnsmasq not installed")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(
+        subprocess.run(["which", "dnsmasq"], capture_output=True).returncode, reason="dnsmasq not installed"
+    ),
+]
+
 
 @pytest.fixture(scope="module")
 def aio(tmp_path_factory):
     yield from start_aio(tmp_path_factory)
 
 
-def renew(state, server_id: str) -> None:  # noqa: ANN001
+def renew(state, server_id: str) -> None:
     """Make the guest's DHCP client renew now (busybox udhcpc: SIGUSR1), as its
     renewal timer would at half the lease time."""
     pid = int((state / "guests" / server_id / "udhcpc-eth0.pid").read_text())
@@ -33,7 +37,7 @@ def _netns() -> str:
     return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
 
 
-def _wait(pred, timeout: float = 30, what: str = "") -> None:  # noqa: ANN001
+def _wait(pred, timeout: float = 30, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not pred():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -43,8 +47,12 @@ def _wait(pred, timeout: float = 30, what: str = "") -> None:  # noqa: ANN001
 def test_instances_get_exactly_their_port_config(aio):
     state, conn = aio
     net = conn.network.create_network(name="dh-net")
-    sub = conn.network.create_subnet(network_id=net.id, ip_version=4, cidr="10.40.0.0/24",
-                                     host_routes=[{"destination": "192.0.2.0/24", "nexthop": "10.40.0.254"}])
+    sub = conn.network.create_subnet(
+        network_id=net.id,
+        ip_version=4,
+        cidr="10.40.0.0/24",
+        host_routes=[{"destination": "192.0.2.0/24", "nexthop": "10.40.0.254"}],
+    )
     a, b = boot(conn, "dh-a", net.id), boot(conn, "dh-b", net.id)
     for s in (a, b):
         wait_active(conn, s.id)
@@ -89,7 +97,7 @@ def test_instances_get_exactly_their_port_config(aio):
     _wait(via_router, timeout=30, what="the metadata route through the router")
 
 
-def _probe_lease(state, conn, net, mac: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
+def _probe_lease(state, conn, net, mac: str) -> subprocess.CompletedProcess[str]:
     """Run a one-shot DHCP client with ``mac`` on ``net`` from a namespace of the test's own.
 
     br-int lets in only ports the OVS agent has wired, so the probe's veth is the VIF of a
@@ -98,26 +106,77 @@ def _probe_lease(state, conn, net, mac: str) -> subprocess.CompletedProcess[str]
     from neutrino.cli.host import private_ovs
     from neutrino.cli.main import load_config
     from neutrino.system import ovsdb as sysovs
+
     cfg = load_config(state / "neutrino.conf", state)
     ovs = private_ovs(cfg).ovs
-    admin = openrc_connect(state / "admin-openrc")   # binding:host_id is the admin's to set
-    vif = admin.network.create_port(network_id=net.id, name="dh-probe", port_security_enabled=False,
-                                    binding_host_id=host_name(cfg), device_owner="compute:probe")
+    admin = openrc_connect(state / "admin-openrc")  # binding:host_id is the admin's to set
+    vif = admin.network.create_port(
+        network_id=net.id,
+        name="dh-probe",
+        port_security_enabled=False,
+        binding_host_id=host_name(cfg),
+        device_owner="compute:probe",
+    )
     probe = "dh-probe"
     subprocess.run(["ip", "netns", "add", probe], check=True)
     try:
-        subprocess.run(["ip", "link", "add", "dhprobe0", "netns", ovs.netns, "type", "veth", "peer", "name",
-                        "eth0", "netns", probe], check=True)
+        subprocess.run(
+            [
+                "ip",
+                "link",
+                "add",
+                "dhprobe0",
+                "netns",
+                ovs.netns,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                probe,
+            ],
+            check=True,
+        )
         subprocess.run(["ip", "-n", probe, "link", "set", "eth0", "address", mac, "up"], check=True)
         subprocess.run(["ip", "-n", ovs.netns, "link", "set", "dhprobe0", "up"], check=True)
         for ns, dev in ((probe, "eth0"), (ovs.netns, "dhprobe0")):
-            subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "rx", "off"],
-                           capture_output=True)
-        ovs.transact([sysovs.AddPort("br-int", "dhprobe0", external_ids={
-            "iface-id": vif.id, "attached-mac": vif.mac_address, "iface-status": "active"})])
+            subprocess.run(
+                ["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "rx", "off"], capture_output=True
+            )
+        ovs.transact(
+            [
+                sysovs.AddPort(
+                    "br-int",
+                    "dhprobe0",
+                    external_ids={"iface-id": vif.id, "attached-mac": vif.mac_address, "iface-status": "active"},
+                )
+            ]
+        )
         _wait(lambda: admin.network.get_port(vif.id).status == "ACTIVE", 20, "the probe port wired")
-        return subprocess.run(["ip", "netns", "exec", probe, "busybox", "udhcpc", "-i", "eth0", "-n", "-q",
-                               "-t", "4", "-T", "1", "-s", "/bin/true"], capture_output=True, text=True, timeout=30)
+        return subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                probe,
+                "busybox",
+                "udhcpc",
+                "-i",
+                "eth0",
+                "-n",
+                "-q",
+                "-t",
+                "4",
+                "-T",
+                "1",
+                "-s",
+                "/bin/true",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     finally:
         ovs.transact([sysovs.DelPort("dhprobe0", "br-int")])
         subprocess.run(["ip", "netns", "del", probe], check=False)
@@ -131,7 +190,7 @@ def test_only_macs_with_a_port_get_a_lease(aio):
     port = conn.network.create_port(network_id=net.id, name="dh-control")
     want = port.fixed_ips[0]["ip_address"]
     deadline = time.monotonic() + 20
-    while True:   # the DHCP agent adds the port's host entry from the feed
+    while True:  # the DHCP agent adds the port's host entry from the feed
         got = _probe_lease(state, conn, net, port.mac_address)
         if got.returncode == 0 or time.monotonic() > deadline:
             break

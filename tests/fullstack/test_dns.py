@@ -28,10 +28,13 @@ import pytest
 
 from tests.fullstack.helpers import NEUTRINO, address, boot, console, start_aio, wait_active
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-              pytest.mark.skipif(subprocess.run(["which", "dnsmasq"], capture_output=True).returncode,
-                                 reason="dnsmasq not installed")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(
+        subprocess.run(["which", "dnsmasq"], capture_output=True).returncode, reason="dnsmasq not installed"
+    ),
+]
 
 WWW = "www.example.test"
 WWW_IP = "192.0.2.80"
@@ -90,13 +93,13 @@ class Lab:
 
     state: Path
     conn: object
-    net: object                         # the network of set-up A / B
-    upstream_ip: str                    # ns1's address on ``net``
-    log: Path                           # the upstream's query log
+    net: object  # the network of set-up A / B
+    upstream_ip: str  # ns1's address on ``net``
+    log: Path  # the upstream's query log
     proc: subprocess.Popen | None = None
     pidfile: Path | None = None
-    cleanup: list[Path] = field(default_factory=list)   # files/dirs under /etc/netns we made
-    clients: dict[str, str] = field(default_factory=dict)   # client instances: name -> server id
+    cleanup: list[Path] = field(default_factory=list)  # files/dirs under /etc/netns we made
+    clients: dict[str, str] = field(default_factory=dict)  # client instances: name -> server id
 
     def queries(self) -> list[tuple[str, str]]:
         """(source ip, qname) of every query the upstream has seen."""
@@ -105,7 +108,7 @@ class Lab:
         return [(f[0], f[1]) for f in (line.split() for line in self.log.read_text().splitlines()) if len(f) >= 2]
 
 
-def _wait(pred, timeout: float = 30, what: str = ""):  # noqa: ANN001, ANN202
+def _wait(pred, timeout: float = 30, what: str = ""):
     deadline = time.monotonic() + timeout
     while True:
         got = pred()
@@ -115,39 +118,64 @@ def _wait(pred, timeout: float = 30, what: str = ""):  # noqa: ANN001, ANN202
         time.sleep(0.3)
 
 
-def _dns_group(conn):  # noqa: ANN001, ANN202
+def _dns_group(conn):
     """A security group letting DNS queries in (the DHCP port and other networks' clients ask ns1)."""
     sg = conn.network.create_security_group(name="dns-in")
     for proto in ("udp", "tcp"):
-        conn.network.create_security_group_rule(security_group_id=sg.id, direction="ingress", ethertype="IPv4",
-                                                protocol=proto, port_range_min=53, port_range_max=53,
-                                                remote_ip_prefix="0.0.0.0/0")
+        conn.network.create_security_group_rule(
+            security_group_id=sg.id,
+            direction="ingress",
+            ethertype="IPv4",
+            protocol=proto,
+            port_range_min=53,
+            port_range_max=53,
+            remote_ip_prefix="0.0.0.0/0",
+        )
     return sg
 
 
-def _ns_port(conn, net, subnet, ip: str, sg, **kw):  # noqa: ANN001, ANN202
+def _ns_port(conn, net, subnet, ip: str, sg, **kw):
     default = next(conn.network.security_groups(name="default", project_id=conn.current_project_id))
-    return conn.network.create_port(network_id=net.id, fixed_ips=[{"subnet_id": subnet.id, "ip_address": ip}],
-                                    security_group_ids=[default.id, sg.id], **kw)
+    return conn.network.create_port(
+        network_id=net.id,
+        fixed_ips=[{"subnet_id": subnet.id, "ip_address": ip}],
+        security_group_ids=[default.id, sg.id],
+        **kw,
+    )
 
 
-def _start_upstream(lab: Lab, tmp: Path, ports: list, clients: dict[str, str]) -> None:  # noqa: ANN001
+def _start_upstream(lab: Lab, tmp: Path, ports: list, clients: dict[str, str]) -> None:
     """Boot ns1 on ``ports`` and the ``clients`` ({name: network id}) together, then
     run the responder inside ns1 (through `neutrino console`)."""
     conn = lab.conn
     image, flavor = conn.image.find_image("cirros"), conn.compute.find_flavor("m1.nano")
-    ns1 = conn.compute.create_server(name="ns1", image_id=image.id, flavor_id=flavor.id,
-                                     networks=[{"port": p.id} for p in ports])
+    ns1 = conn.compute.create_server(
+        name="ns1", image_id=image.id, flavor_id=flavor.id, networks=[{"port": p.id} for p in ports]
+    )
     lab.clients = {name: boot(conn, name, net_id).id for name, net_id in clients.items()}
-    for sid in (ns1.id, *lab.clients.values()):          # they come up in parallel
+    for sid in (ns1.id, *lab.clients.values()):  # they come up in parallel
         wait_active(conn, sid)
     script = tmp / "responder.py"
     script.write_text(RESPONDER)
     lab.pidfile = tmp / "responder.pid"
-    err = open(tmp / "responder.err", "w")  # noqa: SIM115
-    lab.proc = subprocess.Popen([*NEUTRINO, "console", "--state-dir", str(lab.state), "ns1", "--",
-                                 sys.executable, str(script), str(lab.pidfile), str(lab.log)],
-                                stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+    err = open(tmp / "responder.err", "w")
+    lab.proc = subprocess.Popen(
+        [
+            *NEUTRINO,
+            "console",
+            "--state-dir",
+            str(lab.state),
+            "ns1",
+            "--",
+            sys.executable,
+            str(script),
+            str(lab.pidfile),
+            str(lab.log),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=err,
+        stderr=err,
+    )
     err.close()
 
     def listening() -> bool:
@@ -172,9 +200,10 @@ def _stop_upstream(lab: Lab) -> None:
         lab.proc.wait(timeout=10)
 
 
-def _dhcp_ip(conn, net) -> str:  # noqa: ANN001
-    port = _wait(lambda: next(conn.network.ports(network_id=net.id, device_owner="network:dhcp"), None),
-                 what="the DHCP port")
+def _dhcp_ip(conn, net) -> str:
+    port = _wait(
+        lambda: next(conn.network.ports(network_id=net.id, device_owner="network:dhcp"), None), what="the DHCP port"
+    )
     return port.fixed_ips[0]["ip_address"]
 
 
@@ -207,8 +236,8 @@ def _resolve(state: Path, server: str, name: str, within: float = 15) -> str:
 
 def _local_names_resolve(lab: Lab, client: str, client_ip: str) -> None:
     """The instances' own names are answered by dnsmasq, never asked upstream."""
-    assert client_ip in _resolve(lab.state, client, client)    # the compute API set its port's dns_name
-    assert lab.upstream_ip in _resolve(lab.state, client, "ns1")          # ns1's port has dns_name "ns1"
+    assert client_ip in _resolve(lab.state, client, client)  # the compute API set its port's dns_name
+    assert lab.upstream_ip in _resolve(lab.state, client, "ns1")  # ns1's port has dns_name "ns1"
     assert lab.upstream_ip in _resolve(lab.state, client, "ns1.openstacklocal")
     asked = {q for _, q in lab.queries()}
     assert not any(q.startswith((client, "ns1")) for q in asked), asked
@@ -227,16 +256,23 @@ def lab_a(tmp_path_factory):
         sub = conn.network.create_subnet(network_id=lab.net.id, ip_version=4, cidr="10.61.0.0/24")
         # Set-up C's network: its subnet hands ns1's address there straight to the instances.
         net_c = conn.network.create_network(name="dns-c")
-        sub_c = conn.network.create_subnet(network_id=net_c.id, ip_version=4, cidr="10.63.0.0/24",
-                                           dns_nameservers=["10.63.0.53"])
-        ports = [_ns_port(conn, lab.net, sub, "10.61.0.53", sg, dns_name="ns1"),
-                 _ns_port(conn, net_c, sub_c, "10.63.0.53", sg)]
-        _start_upstream(lab, tmp, ports,          # ns1 is on both networks
-                        {"dns-a1": lab.net.id, "dns-c1": net_c.id})
+        sub_c = conn.network.create_subnet(
+            network_id=net_c.id, ip_version=4, cidr="10.63.0.0/24", dns_nameservers=["10.63.0.53"]
+        )
+        ports = [
+            _ns_port(conn, lab.net, sub, "10.61.0.53", sg, dns_name="ns1"),
+            _ns_port(conn, net_c, sub_c, "10.63.0.53", sg),
+        ]
+        _start_upstream(
+            lab,
+            tmp,
+            ports,  # ns1 is on both networks
+            {"dns-a1": lab.net.id, "dns-c1": net_c.id},
+        )
         yield lab
     finally:
         _stop_upstream(lab)
-        aio.close()                               # neutrino down --purge
+        aio.close()  # neutrino down --purge
 
 
 def test_dnsmasq_dns_servers_forwards_to_the_configured_server(lab_a):
@@ -288,13 +324,14 @@ def lab_b(tmp_path_factory):
         (d / "resolv.conf").write_text("nameserver 10.62.0.53\n")
         lab.cleanup.append(d / "resolv.conf")
         sub = conn.network.create_subnet(network_id=lab.net.id, ip_version=4, cidr="10.62.0.0/24")
-        _start_upstream(lab, tmp, [_ns_port(conn, lab.net, sub, "10.62.0.53", sg, dns_name="ns1")],
-                        {"dns-b1": lab.net.id})
+        _start_upstream(
+            lab, tmp, [_ns_port(conn, lab.net, sub, "10.62.0.53", sg, dns_name="ns1")], {"dns-b1": lab.net.id}
+        )
         yield lab
     finally:
         _stop_upstream(lab)
-        aio.close()                               # neutrino down --purge
-        for p in reversed(lab.cleanup):           # the file, its directory, /etc/netns if we made it
+        aio.close()  # neutrino down --purge
+        for p in reversed(lab.cleanup):  # the file, its directory, /etc/netns if we made it
             if p.is_dir():
                 p.rmdir()
             else:

@@ -22,10 +22,13 @@ import pytest
 from neutrino.agents.compute.planner import netns_name
 from tests.fullstack.helpers import address, boot, openrc_connect, start_aio, wait_active
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-              pytest.mark.skipif(subprocess.run(["which", "ovs-vswitchd"], capture_output=True).returncode,
-                                 reason="Open vSwitch not installed")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(
+        subprocess.run(["which", "ovs-vswitchd"], capture_output=True).returncode, reason="Open vSwitch not installed"
+    ),
+]
 
 LAB = f"lab-f{uuid.uuid4().hex[:6]}"
 LAB_IP = "172.16.0.1"
@@ -118,7 +121,7 @@ def blocked(check: Callable[[], bool], within: float = 20.0) -> bool:
 
 
 class Cloud:
-    def __init__(self, state, admin, demo) -> None:  # noqa: ANN001
+    def __init__(self, state, admin, demo) -> None:
         self.state, self.admin, self.demo = state, admin, demo
         self.servers: dict[str, tuple[str, str, str]] = {}  # name -> (server id, ip, namespace)
         self.procs: list[subprocess.Popen[str]] = []
@@ -136,17 +139,20 @@ class Cloud:
     def ns(self, name: str) -> str:
         return self.servers[name][2]
 
-    def port(self, name: str):  # noqa: ANN201
+    def port(self, name: str):
         return next(self.demo.network.ports(device_id=self.servers[name][0]))
 
     def serve(self, name: str) -> None:
         specs = [f"tcp:{p}" for p in TCP_PORTS] + [f"udp:{p}" for p in UDP_PORTS]
-        proc = subprocess.Popen(["ip", "netns", "exec", self.ns(name), sys.executable, "-c", ECHO_SERVER, *specs],
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns(name), sys.executable, "-c", ECHO_SERVER, *specs],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.procs.append(proc)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
 
-    def rule(self, group_id: str, **kw) -> str:  # noqa: ANN003
+    def rule(self, group_id: str, **kw) -> str:
         return self.demo.network.create_security_group_rule(security_group_id=group_id, **kw).id
 
 
@@ -157,10 +163,16 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     c = None
     try:
         admin = openrc_connect(state / "admin-openrc")
-        net = admin.network.create_network(name="fw-flat", provider_network_type="flat",
-                                           provider_physical_network="physnet", is_shared=True)
-        admin.network.create_subnet(network_id=net.id, ip_version=4, cidr="172.16.0.0/24", gateway_ip=LAB_IP,
-                                    allocation_pools=[{"start": "172.16.0.100", "end": "172.16.0.150"}])
+        net = admin.network.create_network(
+            name="fw-flat", provider_network_type="flat", provider_physical_network="physnet", is_shared=True
+        )
+        admin.network.create_subnet(
+            network_id=net.id,
+            ip_version=4,
+            cidr="172.16.0.0/24",
+            gateway_ip=LAB_IP,
+            allocation_pools=[{"start": "172.16.0.100", "end": "172.16.0.150"}],
+        )
         c = Cloud(state, admin, demo)
         c.default = demo.network.find_security_group("default", project_id=demo.current_project_id).id
         for name in ("vm1", "vm2"):
@@ -193,8 +205,9 @@ def test_default_group_lets_members_talk_and_blocks_the_outside(cloud: Cloud) ->
 def test_icmp_and_ssh_rules_open_and_removing_them_closes(cloud: Cloud) -> None:
     vm1 = cloud.ip("vm1")
     icmp = cloud.rule(cloud.default, direction="ingress", ethertype="IPv4", protocol="icmp")
-    ssh = cloud.rule(cloud.default, direction="ingress", ethertype="IPv4", protocol="tcp",
-                     port_range_min=22, port_range_max=22)
+    ssh = cloud.rule(
+        cloud.default, direction="ingress", ethertype="IPv4", protocol="tcp", port_range_min=22, port_range_max=22
+    )
     try:
         assert eventually(lambda: ping(LAB, vm1))
         assert eventually(lambda: probe(LAB, "tcp", vm1, 22))
@@ -209,19 +222,33 @@ def test_icmp_and_ssh_rules_open_and_removing_them_closes(cloud: Cloud) -> None:
 def test_prefix_port_range_udp_and_icmp_type(cloud: Cloud) -> None:
     vm1 = cloud.ip("vm1")
     rules = [
-        cloud.rule(cloud.default, direction="ingress", ethertype="IPv4", protocol="tcp",
-                   port_range_min=8000, port_range_max=8080, remote_ip_prefix=f"{LAB_IP}/32"),
-        cloud.rule(cloud.default, direction="ingress", ethertype="IPv4", protocol="udp",
-                   port_range_min=5000, port_range_max=5010),
-        cloud.rule(cloud.default, direction="ingress", ethertype="IPv4", protocol="icmp",
-                   port_range_min=13, port_range_max=0),  # timestamp requests only, not echo
+        cloud.rule(
+            cloud.default,
+            direction="ingress",
+            ethertype="IPv4",
+            protocol="tcp",
+            port_range_min=8000,
+            port_range_max=8080,
+            remote_ip_prefix=f"{LAB_IP}/32",
+        ),
+        cloud.rule(
+            cloud.default,
+            direction="ingress",
+            ethertype="IPv4",
+            protocol="udp",
+            port_range_min=5000,
+            port_range_max=5010,
+        ),
+        cloud.rule(
+            cloud.default, direction="ingress", ethertype="IPv4", protocol="icmp", port_range_min=13, port_range_max=0
+        ),  # timestamp requests only, not echo
     ]
     try:
         assert eventually(lambda: probe(LAB, "tcp", vm1, 8080))
-        assert not probe(LAB, "tcp", vm1, 8081)       # outside the range
+        assert not probe(LAB, "tcp", vm1, 8081)  # outside the range
         assert probe(LAB, "udp", vm1, 5005)
-        assert not probe(LAB, "udp", vm1, 5011)       # outside the range
-        assert not ping(LAB, vm1)                     # echo is not type 13
+        assert not probe(LAB, "udp", vm1, 5011)  # outside the range
+        assert not ping(LAB, vm1)  # echo is not type 13
     finally:
         for r in rules:
             cloud.demo.network.delete_security_group_rule(r)
@@ -234,8 +261,15 @@ def test_remote_group_membership_is_followed(cloud: Cloud) -> None:
     demo = cloud.demo
     srv = demo.network.create_security_group(name=f"srv-{uuid.uuid4().hex[:4]}")
     cli = demo.network.create_security_group(name=f"cli-{uuid.uuid4().hex[:4]}")
-    cloud.rule(srv.id, direction="ingress", ethertype="IPv4", protocol="tcp", port_range_min=8080,
-               port_range_max=8080, remote_group_id=cli.id)
+    cloud.rule(
+        srv.id,
+        direction="ingress",
+        ethertype="IPv4",
+        protocol="tcp",
+        port_range_min=8080,
+        port_range_max=8080,
+        remote_group_id=cli.id,
+    )
     p1, p2 = cloud.port("vm1"), cloud.port("vm2")
     vm1 = cloud.ip("vm1")
     try:
@@ -259,14 +293,14 @@ def test_egress_rules_restrict_outgoing_traffic(cloud: Cloud) -> None:
     demo = cloud.demo
     out = demo.network.create_security_group(name=f"out-{uuid.uuid4().hex[:4]}")
     for r in list(demo.network.security_group_rules(security_group_id=out.id)):
-        demo.network.delete_security_group_rule(r)   # a new group allows all egress: take that away
+        demo.network.delete_security_group_rule(r)  # a new group allows all egress: take that away
     p2 = cloud.port("vm2")
     try:
         demo.network.update_port(p2, security_group_ids=[out.id])
         assert blocked(lambda: ping(cloud.ns("vm2"), LAB_IP))
         assert not probe(cloud.ns("vm2"), "tcp", cloud.ip("vm1"), 8080)
         cloud.rule(out.id, direction="egress", ethertype="IPv4", protocol="icmp")
-        assert eventually(lambda: ping(cloud.ns("vm2"), LAB_IP))   # the reply comes back in
+        assert eventually(lambda: ping(cloud.ns("vm2"), LAB_IP))  # the reply comes back in
         assert not probe(cloud.ns("vm2"), "tcp", cloud.ip("vm1"), 8080)
     finally:
         demo.network.update_port(p2, security_group_ids=[cloud.default])
@@ -275,11 +309,16 @@ def test_egress_rules_restrict_outgoing_traffic(cloud: Cloud) -> None:
 
 def test_live_connection_survives_unrelated_changes_and_dies_with_its_rule(cloud: Cloud) -> None:
     vm1 = cloud.ip("vm1")
-    ssh = cloud.rule(cloud.default, direction="ingress", ethertype="IPv4", protocol="tcp",
-                     port_range_min=22, port_range_max=22)
+    ssh = cloud.rule(
+        cloud.default, direction="ingress", ethertype="IPv4", protocol="tcp", port_range_min=22, port_range_max=22
+    )
     assert eventually(lambda: probe(LAB, "tcp", vm1, 22))
-    holder = subprocess.Popen(["ip", "netns", "exec", LAB, sys.executable, "-c", HOLDER, vm1, "22"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        ["ip", "netns", "exec", LAB, sys.executable, "-c", HOLDER, vm1, "22"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     cloud.procs.append(holder)
     assert holder.stdin is not None and holder.stdout is not None
     assert holder.stdout.readline().strip() == "connected"
@@ -290,8 +329,9 @@ def test_live_connection_survives_unrelated_changes_and_dies_with_its_rule(cloud
         return holder.stdout.readline().strip() == "ok"
 
     assert exchange()
-    other = cloud.rule(cloud.default, direction="ingress", ethertype="IPv4", protocol="udp",
-                       port_range_min=5011, port_range_max=5011)
+    other = cloud.rule(
+        cloud.default, direction="ingress", ethertype="IPv4", protocol="udp", port_range_min=5011, port_range_max=5011
+    )
     assert eventually(lambda: probe(LAB, "udp", vm1, 5011))  # the unrelated rule is applied
     assert exchange(), "an unrelated rule change cut a live connection"
     cloud.demo.network.delete_security_group_rule(other)

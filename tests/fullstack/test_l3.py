@@ -15,13 +15,24 @@ import uuid
 
 import pytest
 
-from tests.fullstack.helpers import (NEUTRINO, address, boot, console, open_default_group, openrc_connect, reaches, start_aio,
-                                     wait_active)
+from tests.fullstack.helpers import (
+    NEUTRINO,
+    address,
+    boot,
+    open_default_group,
+    openrc_connect,
+    reaches,
+    start_aio,
+    wait_active,
+)
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-              pytest.mark.skipif(subprocess.run(["which", "iptables-restore"], capture_output=True).returncode,
-                                 reason="iptables not installed")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(
+        subprocess.run(["which", "iptables-restore"], capture_output=True).returncode, reason="iptables not installed"
+    ),
+]
 
 LAB = f"lab-{uuid.uuid4().hex[:6]}"
 
@@ -38,7 +49,7 @@ def lab_reaches(ip: str, within: float = 20.0) -> bool:
     return False
 
 
-def admin_conn(state):  # noqa: ANN001, ANN201
+def admin_conn(state):
     return openrc_connect(state / "admin-openrc")
 
 
@@ -46,11 +57,20 @@ def admin_conn(state):  # noqa: ANN001, ANN201
 def cloud(tmp_path_factory):
     for state, conn in start_aio(tmp_path_factory, {("lab", "host_netns"): LAB}):
         admin = admin_conn(state)
-        ext = admin.network.create_network(name="l3-ext", is_shared=True, is_router_external=True,
-                                           provider_network_type="flat", provider_physical_network="physnet")
-        ext_sub = admin.network.create_subnet(network_id=ext.id, ip_version=4, cidr="172.16.0.0/24",
-                                              gateway_ip="172.16.0.1",
-                                              allocation_pools=[{"start": "172.16.0.2", "end": "172.16.0.50"}])
+        ext = admin.network.create_network(
+            name="l3-ext",
+            is_shared=True,
+            is_router_external=True,
+            provider_network_type="flat",
+            provider_physical_network="physnet",
+        )
+        ext_sub = admin.network.create_subnet(
+            network_id=ext.id,
+            ip_version=4,
+            cidr="172.16.0.0/24",
+            gateway_ip="172.16.0.1",
+            allocation_pools=[{"start": "172.16.0.2", "end": "172.16.0.50"}],
+        )
         net = conn.network.create_network(name="l3-net")
         sub = conn.network.create_subnet(network_id=net.id, ip_version=4, cidr="10.50.0.0/24")
         router = conn.network.create_router(name="l3-router", external_gateway_info={"network_id": ext.id})
@@ -59,25 +79,41 @@ def cloud(tmp_path_factory):
         wait_active(conn, vm.id)
         # The lab host is outside the instance's security group: let its pings and probes in.
         open_default_group(conn)
-        yield {"state": state, "conn": conn, "admin": admin, "ext": ext, "ext_sub": ext_sub, "net": net,
-               "sub": sub, "router": conn.network.get_router(router.id), "vm": vm}
+        yield {
+            "state": state,
+            "conn": conn,
+            "admin": admin,
+            "ext": ext,
+            "ext_sub": ext_sub,
+            "net": net,
+            "sub": sub,
+            "router": conn.network.get_router(router.id),
+            "vm": vm,
+        }
 
 
-def _serve(state, server: str, proto: str, port: int) -> subprocess.Popen[str]:  # noqa: ANN001
+def _serve(state, server: str, proto: str, port: int) -> subprocess.Popen[str]:
     """A one-line TCP/UDP echo server inside an instance (our own python, run in its namespace)."""
     code = (
         "import socket,sys\n"
         f"s=socket.socket(socket.AF_INET,socket.SOCK_{'STREAM' if proto == 'tcp' else 'DGRAM'})\n"
         "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
         f"s.bind(('0.0.0.0',{port}))\n"
-        + ("s.listen(5)\nwhile True:\n c,a=s.accept();c.sendall(b'hello '+a[0].encode());c.close()\n"
-           if proto == "tcp" else
-           "while True:\n d,a=s.recvfrom(100);s.sendto(b'hello '+a[0].encode(),a)\n"))
-    return subprocess.Popen([*NEUTRINO, "console", "--state-dir", str(state), server, "--", sys.executable, "-c",
-                             code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        + (
+            "s.listen(5)\nwhile True:\n c,a=s.accept();c.sendall(b'hello '+a[0].encode());c.close()\n"
+            if proto == "tcp"
+            else "while True:\n d,a=s.recvfrom(100);s.sendto(b'hello '+a[0].encode(),a)\n"
+        )
+    )
+    return subprocess.Popen(
+        [*NEUTRINO, "console", "--state-dir", str(state), server, "--", sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
-def _serve_lines(state, server: str, port: int) -> subprocess.Popen[str]:  # noqa: ANN001
+def _serve_lines(state, server: str, port: int) -> subprocess.Popen[str]:
     """A TCP server inside an instance that keeps each connection open and echoes lines."""
     code = (
         "import socket,threading\n"
@@ -86,9 +122,14 @@ def _serve_lines(state, server: str, port: int) -> subprocess.Popen[str]:  # noq
         "def h(c):\n"
         " f=c.makefile('rwb')\n"
         " for line in f:\n  f.write(b'echo '+line);f.flush()\n"
-        "while True:\n c,a=s.accept();threading.Thread(target=h,args=(c,),daemon=True).start()\n")
-    return subprocess.Popen([*NEUTRINO, "console", "--state-dir", str(state), server, "--", sys.executable, "-c",
-                             code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        "while True:\n c,a=s.accept();threading.Thread(target=h,args=(c,),daemon=True).start()\n"
+    )
+    return subprocess.Popen(
+        [*NEUTRINO, "console", "--state-dir", str(state), server, "--", sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _ask(proto: str, ip: str, port: int, within: float = 20.0) -> str:
@@ -96,8 +137,12 @@ def _ask(proto: str, ip: str, port: int, within: float = 20.0) -> str:
     code = (
         "import socket,sys\n"
         f"s=socket.socket(socket.AF_INET,socket.SOCK_{'STREAM' if proto == 'tcp' else 'DGRAM'});s.settimeout(1)\n"
-        + (f"s.connect(('{ip}',{port}));print(s.recv(100).decode())\n" if proto == "tcp" else
-           f"s.sendto(b'x',('{ip}',{port}));print(s.recv(100).decode())\n"))
+        + (
+            f"s.connect(('{ip}',{port}));print(s.recv(100).decode())\n"
+            if proto == "tcp"
+            else f"s.sendto(b'x',('{ip}',{port}));print(s.recv(100).decode())\n"
+        )
+    )
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         r = lab(sys.executable, "-c", code)
@@ -110,9 +155,12 @@ def _ask(proto: str, ip: str, port: int, within: float = 20.0) -> str:
 def test_snat_to_the_lab_host_uses_the_router_gateway_address(cloud):
     state, router = cloud["state"], cloud["router"]
     gw_ip = router.external_gateway_info["external_fixed_ips"][0]["ip_address"]
-    srv = subprocess.Popen(["ip", "netns", "exec", LAB, "tcpdump", "-lni", "lab0", "-c", "1", "icmp",
-                            "and", "dst", "host", "172.16.0.1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                           text=True)
+    srv = subprocess.Popen(
+        ["ip", "netns", "exec", LAB, "tcpdump", "-lni", "lab0", "-c", "1", "icmp", "and", "dst", "host", "172.16.0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         time.sleep(0.5)
         assert reaches(state, "l3-vm", "172.16.0.1")
@@ -138,9 +186,27 @@ def test_floating_ip_both_ways_and_disassociation(cloud):
         # TCP in through the floating IP; the instance sees the lab host's address.
         assert _ask("tcp", fip.floating_ip_address, 8080) == "hello 172.16.0.1"
         # The instance's own traffic leaves with the floating IP.
-        cap = subprocess.Popen(["ip", "netns", "exec", LAB, "tcpdump", "-lni", "lab0", "-c", "1", "icmp", "and",
-                                "dst", "host", "172.16.0.1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True)
+        cap = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                LAB,
+                "tcpdump",
+                "-lni",
+                "lab0",
+                "-c",
+                "1",
+                "icmp",
+                "and",
+                "dst",
+                "host",
+                "172.16.0.1",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         time.sleep(0.5)
         assert reaches(state, "l3-vm", "172.16.0.1")
         out, _ = cap.communicate(timeout=10)
@@ -159,9 +225,15 @@ def test_floating_ip_both_ways_and_disassociation(cloud):
         "f.write(b'one\\n');f.flush();print(f.readline().decode().strip(),flush=True)\n"
         "sys.stdin.readline()\n"
         "try:\n f.write(b'two\\n');f.flush();r=f.readline().decode().strip();print(r or 'cut',flush=True)\n"
-        "except OSError:\n print('cut',flush=True)\n")
-    client = subprocess.Popen(["ip", "netns", "exec", LAB, sys.executable, "-c", client_code], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        "except OSError:\n print('cut',flush=True)\n"
+    )
+    client = subprocess.Popen(
+        ["ip", "netns", "exec", LAB, sys.executable, "-c", client_code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert client.stdout.readline().strip() == "echo one"
         # ... is cut when the floating IP is disassociated (rules gone, conntrack flushed).
@@ -184,9 +256,14 @@ def test_port_forwarding_tcp_and_udp(cloud):
     ip = address(conn, vm.id)
     fip = conn.network.create_ip(floating_network_id=ext.id)
     for proto, ext_port, int_port in (("tcp", 2222, 8022), ("udp", 5353, 8053)):
-        conn.network.create_port_forwarding(floatingip_id=fip.id, protocol=proto, internal_port_id=port.id,
-                                            internal_ip_address=ip, internal_port=int_port,
-                                            external_port=ext_port)
+        conn.network.create_port_forwarding(
+            floatingip_id=fip.id,
+            protocol=proto,
+            internal_port_id=port.id,
+            internal_ip_address=ip,
+            internal_port=int_port,
+            external_port=ext_port,
+        )
     tcp, udp = _serve(state, "l3-vm", "tcp", 8022), _serve(state, "l3-vm", "udp", 8053)
     try:
         assert _ask("tcp", fip.floating_ip_address, 2222) == "hello 172.16.0.1"
@@ -222,11 +299,12 @@ def test_overlapping_cidrs_in_two_projects(cloud):
     router = admin.network.create_router(name="l3-admin-router", external_gateway_info={"network_id": ext.id})
     admin.network.add_interface_to_router(router, subnet_id=sub.id)
     image, flavor = admin.image.find_image("cirros"), admin.compute.find_flavor("m1.nano")
-    vm = admin.compute.create_server(name="l3-admin-vm", image_id=image.id, flavor_id=flavor.id,
-                                     networks=[{"uuid": net.id}])
+    vm = admin.compute.create_server(
+        name="l3-admin-vm", image_id=image.id, flavor_id=flavor.id, networks=[{"uuid": net.id}]
+    )
     wait_active(admin, vm.id)
-    assert reaches(state, "l3-admin-vm", "172.16.0.1")     # through its own router
-    assert reaches(state, "l3-vm", "172.16.0.1")           # the demo project's still works
+    assert reaches(state, "l3-admin-vm", "172.16.0.1")  # through its own router
+    assert reaches(state, "l3-vm", "172.16.0.1")  # the demo project's still works
 
 
 def test_l3_agent_restart_keeps_exactly_the_same_rules(cloud):
@@ -247,9 +325,27 @@ def test_l3_agent_restart_keeps_exactly_the_same_rules(cloud):
     before = rules()
     assert any("neutron-l3-agent-snat" in r for r in before)
     # A running flow (vm -> lab host through SNAT) across the restart.
-    pinger = subprocess.Popen([*NEUTRINO, "console", "--state-dir", str(state), "l3-vm", "--",
-                               "ping", "-i", "0.05", "-c", "120", "-W", "1", "172.16.0.1"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pinger = subprocess.Popen(
+        [
+            *NEUTRINO,
+            "console",
+            "--state-dir",
+            str(state),
+            "l3-vm",
+            "--",
+            "ping",
+            "-i",
+            "0.05",
+            "-c",
+            "120",
+            "-W",
+            "1",
+            "172.16.0.1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(1)
         pid = json.loads((state / "run" / "l3-agent.pid").read_text())["pid"]
@@ -264,7 +360,7 @@ def test_l3_agent_restart_keeps_exactly_the_same_rules(cloud):
         if pinger.poll() is None:
             pinger.kill()
     assert " 0% packet loss" in out, out
-    time.sleep(2)   # let the new agent finish a pass
+    time.sleep(2)  # let the new agent finish a pass
     after = rules()
     assert after == before and len(after) == len(set(after))
     assert reaches(state, "l3-vm", "172.16.0.1")
@@ -274,7 +370,8 @@ def test_removing_interface_and_router_cleans_up(cloud):
     admin = cloud["admin"]
     router = admin.network.find_router("l3-admin-router")
     sub = admin.network.find_subnet("l3-admin-net", ignore_missing=True) or next(
-        admin.network.subnets(network_id=admin.network.find_network("l3-admin-net").id))
+        admin.network.subnets(network_id=admin.network.find_network("l3-admin-net").id)
+    )
     ns = f"qrouter-{router.id}"
     vm = admin.compute.find_server("l3-admin-vm")
     admin.compute.delete_server(vm)

@@ -15,10 +15,13 @@ import pytest
 from neutrino.system import netns
 from tests.fullstack.helpers import NEUTRINO, address, boot, openrc_connect, reaches, start_aio, wait_active
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-              pytest.mark.skipif(subprocess.run(["which", "ovs-vswitchd"], capture_output=True).returncode,
-                                 reason="Open vSwitch not installed")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(
+        subprocess.run(["which", "ovs-vswitchd"], capture_output=True).returncode, reason="Open vSwitch not installed"
+    ),
+]
 
 LAB_NS = f"lab-t{uuid.uuid4().hex[:6]}"
 
@@ -48,19 +51,29 @@ def test_lab_namespace_holds_the_gateway(aio):
 def test_instance_on_flat_physnet_reaches_the_lab_host(aio):
     state, _demo = aio
     conn = admin(state)
-    net = conn.network.create_network(name="lab-flat", provider_network_type="flat",
-                                      provider_physical_network="physnet", is_router_external=True,
-                                      is_shared=True)
-    conn.network.create_subnet(network_id=net.id, ip_version=4, cidr="172.16.0.0/24", gateway_ip="172.16.0.1",
-                               allocation_pools=[{"start": "172.16.0.100", "end": "172.16.0.150"}])
+    net = conn.network.create_network(
+        name="lab-flat",
+        provider_network_type="flat",
+        provider_physical_network="physnet",
+        is_router_external=True,
+        is_shared=True,
+    )
+    conn.network.create_subnet(
+        network_id=net.id,
+        ip_version=4,
+        cidr="172.16.0.0/24",
+        gateway_ip="172.16.0.1",
+        allocation_pools=[{"start": "172.16.0.100", "end": "172.16.0.150"}],
+    )
     vm = boot(conn, "lab-vm", net.id)
     wait_active(conn, vm.id)
     assert reaches(state, "lab-vm", "172.16.0.1", within=40)
     # and the lab host reaches the instance once its security group lets ICMP in
     vm_ip = address(conn, vm.id)
     default = conn.network.find_security_group("default", project_id=conn.current_project_id)
-    conn.network.create_security_group_rule(security_group_id=default.id, direction="ingress",
-                                            ethertype="IPv4", protocol="icmp")
+    conn.network.create_security_group_rule(
+        security_group_id=default.id, direction="ingress", ethertype="IPv4", protocol="icmp"
+    )
     deadline = time.monotonic() + 20
     while ns("ping", "-c", "1", "-W", "1", vm_ip).returncode != 0:
         assert time.monotonic() < deadline, "the lab host cannot ping the instance"
@@ -74,16 +87,20 @@ def test_up_again_keeps_the_lab_host_and_down_purge_removes_it(tmp_path_factory)
         assert netns.netns_exists(lab)
         up = subprocess.run([*NEUTRINO, "up", "--state-dir", str(state)], capture_output=True, text=True, timeout=120)
         assert up.returncode == 0, up.stderr
-        out = subprocess.run(["ip", "netns", "exec", lab, "ip", "-o", "addr", "show", "dev", "lab0"],
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            ["ip", "netns", "exec", lab, "ip", "-o", "addr", "show", "dev", "lab0"], capture_output=True, text=True
+        )
         assert "172.16.5.1/24" in out.stdout
-        down = subprocess.run([*NEUTRINO, "down", "--state-dir", str(state)], capture_output=True, text=True,
-                              timeout=120)
+        down = subprocess.run(
+            [*NEUTRINO, "down", "--state-dir", str(state)], capture_output=True, text=True, timeout=120
+        )
         assert down.returncode == 0, down.stderr
-        assert subprocess.run(["ip", "netns", "exec", lab, "ip", "link", "show", "lab0"],
-                              capture_output=True).returncode != 0     # veth gone, namespace kept
+        assert (
+            subprocess.run(["ip", "netns", "exec", lab, "ip", "link", "show", "lab0"], capture_output=True).returncode
+            != 0
+        )  # veth gone, namespace kept
         assert netns.netns_exists(lab)
     finally:
-        for _ in gen:      # `down --purge`
+        for _ in gen:  # `down --purge`
             pass
     assert not netns.netns_exists(lab)

@@ -22,10 +22,13 @@ import pytest
 from neutrino.cli.main import load_config
 from tests.fullstack.helpers import NEUTRINO, address, console, start_aio, wait_active
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-              pytest.mark.skipif(subprocess.run(["which", "haproxy"], capture_output=True).returncode,
-                                 reason="haproxy not installed")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(
+        subprocess.run(["which", "haproxy"], capture_output=True).returncode, reason="haproxy not installed"
+    ),
+]
 
 USER_DATA = "#!/bin/sh\necho hello from user data\n"
 MD = "http://169.254.169.254"
@@ -45,15 +48,20 @@ def cloud(tmp_path_factory):
         ud = base64.b64encode(USER_DATA.encode()).decode()
         servers = {}
         for name, net in (("md-a", routed), ("md-b", routed), ("md-iso", isolated)):
-            servers[name] = conn.compute.create_server(name=name, image_id=image.id, flavor_id=flavor.id,
-                                                       networks=[{"uuid": net.id}], key_name="md-key",
-                                                       user_data=ud)
+            servers[name] = conn.compute.create_server(
+                name=name,
+                image_id=image.id,
+                flavor_id=flavor.id,
+                networks=[{"uuid": net.id}],
+                key_name="md-key",
+                user_data=ud,
+            )
         for s in servers.values():
             wait_active(conn, s.id)
         yield {"state": state, "conn": conn, "key": key, "servers": servers}
 
 
-def get(state, server: str, path: str, *headers: str, within: float = 30.0) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
+def get(state, server: str, path: str, *headers: str, within: float = 30.0) -> subprocess.CompletedProcess[str]:
     """curl from inside the instance, retried while the path is still being set up."""
     argv = ["curl", "-s", "-m", "3", "-w", "\\n%{http_code}"]
     for h in headers:
@@ -77,8 +85,10 @@ def test_instance_reads_its_own_metadata(cloud, server):
     for k in ("ami-launch-index", "hostname", "instance-id", "local-ipv4", "public-keys/", "reservation-id"):
         assert k in keys, keys
     assert get(state, server, "1.0/meta-data/public-keys/0/openssh-key").stdout.strip() == key.public_key.strip()
-    assert get(state, server, "1.0/user-data").stdout == USER_DATA.rstrip("\n") or \
-        get(state, server, "1.0/user-data").stdout == USER_DATA
+    assert (
+        get(state, server, "1.0/user-data").stdout == USER_DATA.rstrip("\n")
+        or get(state, server, "1.0/user-data").stdout == USER_DATA
+    )
     assert get(state, server, "1.0/meta-data/local-ipv4").stdout == address(conn, srv.id)
     meta = json.loads(get(state, server, "openstack/latest/meta_data.json").stdout)
     assert meta["uuid"] == srv.id and meta["name"] == server
@@ -92,8 +102,14 @@ def test_instance_reads_its_own_metadata(cloud, server):
 def test_forged_headers_do_not_change_who_is_asking(cloud):
     state, servers = cloud["state"], cloud["servers"]
     other = servers["md-b"].id
-    forged = get(state, "md-a", "openstack/latest/meta_data.json", f"X-Instance-ID: {other}",
-                 f"X-Forwarded-For: {address(cloud['conn'], other)}", "X-Neutron-Router-ID: nope")
+    forged = get(
+        state,
+        "md-a",
+        "openstack/latest/meta_data.json",
+        f"X-Instance-ID: {other}",
+        f"X-Forwarded-For: {address(cloud['conn'], other)}",
+        "X-Neutron-Router-ID: nope",
+    )
     assert json.loads(forged.stdout)["uuid"] == servers["md-a"].id
 
 
@@ -124,10 +140,27 @@ def test_concurrent_instances_behind_one_proxy_get_their_own(cloud):
     requests of both over the same kept-alive connection to the agent, and the agent resolves
     each request on its own headers."""
     state, servers = cloud["state"], cloud["servers"]
-    procs = {name: subprocess.Popen([*NEUTRINO, "console", "--state-dir", str(state), name, "--",
-                                     sys.executable, "-c", _OWN, servers[name].id, "300"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for name in ("md-a", "md-b")}
+    procs = {
+        name: subprocess.Popen(
+            [
+                *NEUTRINO,
+                "console",
+                "--state-dir",
+                str(state),
+                name,
+                "--",
+                sys.executable,
+                "-c",
+                _OWN,
+                servers[name].id,
+                "300",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("md-a", "md-b")
+    }
     try:
         out = {name: p.communicate(timeout=120) for name, p in procs.items()}
     finally:
@@ -142,8 +175,19 @@ def test_concurrent_instances_behind_one_proxy_get_their_own(cloud):
 
 def test_imdsv2_token_flow(cloud):
     state = cloud["state"]
-    tok = console(state, "md-a", "curl", "-s", "-m", "3", "-X", "PUT", "-H",
-                  "X-aws-ec2-metadata-token-ttl-seconds: 60", f"{MD}/latest/api/token").stdout
+    tok = console(
+        state,
+        "md-a",
+        "curl",
+        "-s",
+        "-m",
+        "3",
+        "-X",
+        "PUT",
+        "-H",
+        "X-aws-ec2-metadata-token-ttl-seconds: 60",
+        f"{MD}/latest/api/token",
+    ).stdout
     assert tok
     ok = get(state, "md-a", "latest/meta-data/instance-id", f"X-aws-ec2-metadata-token: {tok}")
     assert ok.returncode == 200 and ok.stdout.startswith("i-")
@@ -160,18 +204,26 @@ def test_metadata_api_refuses_unsigned_requests(cloud):
     sid = cloud["servers"]["md-a"].id
     project = cloud["servers"]["md-a"].project_id
     assert httpx.get(url, timeout=5).status_code == 400
-    bad = httpx.get(url, timeout=5, headers={"X-Instance-ID": sid, "X-Tenant-ID": project,
-                                              "X-Instance-ID-Signature": "0" * 64})
+    bad = httpx.get(
+        url, timeout=5, headers={"X-Instance-ID": sid, "X-Tenant-ID": project, "X-Instance-ID-Signature": "0" * 64}
+    )
     assert bad.status_code == 403
     sig = hmac.new(cfg.metadata.metadata_proxy_shared_secret.encode(), sid.encode(), hashlib.sha256).hexdigest()
-    good = httpx.get(url, timeout=5, headers={"X-Instance-ID": sid, "X-Tenant-ID": project,
-                                               "X-Instance-ID-Signature": sig})
+    good = httpx.get(
+        url, timeout=5, headers={"X-Instance-ID": sid, "X-Tenant-ID": project, "X-Instance-ID-Signature": sig}
+    )
     assert good.status_code == 200
-    assert httpx.get(url, timeout=5, headers={"X-Instance-ID": sid, "X-Tenant-ID": "someone-else",
-                                               "X-Instance-ID-Signature": sig}).status_code == 404
+    assert (
+        httpx.get(
+            url,
+            timeout=5,
+            headers={"X-Instance-ID": sid, "X-Tenant-ID": "someone-else", "X-Instance-ID-Signature": sig},
+        ).status_code
+        == 404
+    )
 
 
-def _haproxies(state) -> dict[int, list[int]]:  # noqa: ANN001
+def _haproxies(state) -> dict[int, list[int]]:
     """pid -> (real, effective, saved, fs uid) of this cloud's metadata proxies."""
     out = {}
     for d in os.listdir("/proc"):
@@ -196,6 +248,7 @@ def test_proxies_run_unprivileged_and_only_they_reach_the_socket(cloud):
     import stat
 
     from neutrino.agents.metadata import proxy_identity, socket_path
+
     state = cloud["state"]
     cfg = load_config(state / "neutrino.conf", state)
     user, group = proxy_identity(cfg)
@@ -256,7 +309,7 @@ else:
 """
 
 
-def raw_status(state, server: str, request: bytes, big: int = 0) -> str:  # noqa: ANN001
+def raw_status(state, server: str, request: bytes, big: int = 0) -> str:
     r = console(state, server, sys.executable, "-c", _RAW, request.hex(), str(big))
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()
@@ -265,28 +318,49 @@ def raw_status(state, server: str, request: bytes, big: int = 0) -> str:  # noqa
 @pytest.mark.parametrize("server", ["md-a", "md-iso"])
 def test_proxy_refuses_oversized_and_malformed_requests(cloud, server):
     state = cloud["state"]
-    assert get(state, server, "latest/meta-data/instance-id").returncode == 200   # the path is up
+    assert get(state, server, "latest/meta-data/instance-id").returncode == 200  # the path is up
     host = b"Host: 169.254.169.254\r\n"
     # a 64 KiB request line (URI) and a 64 KiB header: larger than haproxy's buffer
-    assert raw_status(state, server, b"GET /latest/meta-data/@BIG@ HTTP/1.1\r\n" + host + b"\r\n",
-                      64 * 1024) in ("400", "414", "431")
-    assert raw_status(state, server, b"GET /latest/meta-data/instance-id HTTP/1.1\r\n" + host
-                      + b"X-Big: @BIG@\r\n\r\n", 64 * 1024) in ("400", "414", "431")
+    assert raw_status(state, server, b"GET /latest/meta-data/@BIG@ HTTP/1.1\r\n" + host + b"\r\n", 64 * 1024) in (
+        "400",
+        "414",
+        "431",
+    )
+    assert raw_status(
+        state, server, b"GET /latest/meta-data/instance-id HTTP/1.1\r\n" + host + b"X-Big: @BIG@\r\n\r\n", 64 * 1024
+    ) in ("400", "414", "431")
     # malformed request lines
     assert raw_status(state, server, b"THIS IS NOT HTTP\r\n\r\n") == "400"
     assert raw_status(state, server, b"GET /latest/meta-data/instance-id HTTP/9\r\n" + host + b"\r\n") == "400"
     assert raw_status(state, server, b"GET\r\n" + host + b"\r\n") == "400"
     # and a well-formed one still answers on a fresh connection
-    assert raw_status(state, server, b"GET /latest/meta-data/instance-id HTTP/1.1\r\n" + host
-                      + b"Connection: close\r\n\r\n") == "200"
+    assert (
+        raw_status(
+            state, server, b"GET /latest/meta-data/instance-id HTTP/1.1\r\n" + host + b"Connection: close\r\n\r\n"
+        )
+        == "200"
+    )
 
 
 @pytest.mark.parametrize("server", ["md-a", "md-iso"])
 def test_only_get_is_allowed_through_the_chain(cloud, server):
     state = cloud["state"]
     for method in ("DELETE", "POST"):
-        r = console(state, server, "curl", "-s", "-m", "3", "-o", "/dev/null", "-w", "%{http_code}",
-                    "-X", method, f"{MD}/latest/meta-data/instance-id")
+        r = console(
+            state,
+            server,
+            "curl",
+            "-s",
+            "-m",
+            "3",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            method,
+            f"{MD}/latest/meta-data/instance-id",
+        )
         assert r.stdout == "405", (method, r.stdout, r.stderr)
     host = b"Host: 169.254.169.254\r\nConnection: close\r\n\r\n"
     assert raw_status(state, server, b"DELETE /openstack/latest/meta_data.json HTTP/1.1\r\n" + host) == "405"

@@ -22,27 +22,35 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from neutrino.agents.ovs.planner import tunnel_port_name
 from neutrino.agents.ovs.tables import FLOOD_TO_TUN, PRIO_L2POP_UCAST, UCAST_TO_TUN
-from neutrino.system import netns as netns_mod, process
+from neutrino.system import netns as netns_mod
+from neutrino.system import process
 from neutrino.testing.cloud import NEUTRINO, Cloud
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-              pytest.mark.skipif(any(shutil.which(b) is None for b in
-                                     ("ovs-vswitchd", "ovsdb-server", "tcpdump", "ip", "ping")),
-                                 reason="Open vSwitch / iproute2 / tcpdump not installed")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(
+        any(shutil.which(b) is None for b in ("ovs-vswitchd", "ovsdb-server", "tcpdump", "ip", "ping")),
+        reason="Open vSwitch / iproute2 / tcpdump not installed",
+    ),
+]
 
 LAYOUT = {  # server -> (network, host)
-    "vx1": ("mh-vx", "compute1"), "vx2": ("mh-vx", "compute2"), "iso": ("mh-iso", "compute2"),
-    "vl1": ("mh-vlan", "compute1"), "vl2": ("mh-vlan", "compute2"),
-    "fl1": ("mh-flat", "compute1"), "fl2": ("mh-flat", "compute2"),
+    "vx1": ("mh-vx", "compute1"),
+    "vx2": ("mh-vx", "compute2"),
+    "iso": ("mh-iso", "compute2"),
+    "vl1": ("mh-vlan", "compute1"),
+    "vl2": ("mh-vlan", "compute2"),
+    "fl1": ("mh-flat", "compute1"),
+    "fl2": ("mh-flat", "compute2"),
 }
 
 
@@ -63,23 +71,42 @@ def env(cloud: Cloud) -> dict:
     nets = {
         "mh-vx": conn.network.create_network(name="mh-vx"),
         "mh-iso": conn.network.create_network(name="mh-iso"),
-        "mh-vlan": conn.network.create_network(name="mh-vlan", provider_network_type="vlan",
-                                               provider_physical_network="physnet",
-                                               provider_segmentation_id=150),
-        "mh-flat": conn.network.create_network(name="mh-flat", provider_network_type="flat",
-                                               provider_physical_network="physnet"),
+        "mh-vlan": conn.network.create_network(
+            name="mh-vlan",
+            provider_network_type="vlan",
+            provider_physical_network="physnet",
+            provider_segmentation_id=150,
+        ),
+        "mh-flat": conn.network.create_network(
+            name="mh-flat", provider_network_type="flat", provider_physical_network="physnet"
+        ),
     }
-    for name, cidr, pool in (("mh-vx", "10.31.0.0/24", (10, 49)), ("mh-iso", "10.31.0.0/24", (50, 89)),
-                             ("mh-vlan", "10.32.0.0/24", (10, 49)), ("mh-flat", "10.32.0.0/24", (50, 89))):
+    for name, cidr, pool in (
+        ("mh-vx", "10.31.0.0/24", (10, 49)),
+        ("mh-iso", "10.31.0.0/24", (50, 89)),
+        ("mh-vlan", "10.32.0.0/24", (10, 49)),
+        ("mh-flat", "10.32.0.0/24", (50, 89)),
+    ):
         base = cidr.rsplit(".", 1)[0]
-        conn.network.create_subnet(network_id=nets[name].id, ip_version=4, cidr=cidr, name=name,
-                                   allocation_pools=[{"start": f"{base}.{pool[0]}", "end": f"{base}.{pool[1]}"}])
+        conn.network.create_subnet(
+            network_id=nets[name].id,
+            ip_version=4,
+            cidr=cidr,
+            name=name,
+            allocation_pools=[{"start": f"{base}.{pool[0]}", "end": f"{base}.{pool[1]}"}],
+        )
     image = conn.image.find_image("cirros")
     flavor = conn.compute.find_flavor("m1.nano")
-    servers = {name: conn.compute.create_server(name=name, image_id=image.id, flavor_id=flavor.id,
-                                                networks=[{"uuid": nets[net].id}],
-                                                availability_zone=f"nova:{host}")
-               for name, (net, host) in LAYOUT.items()}
+    servers = {
+        name: conn.compute.create_server(
+            name=name,
+            image_id=image.id,
+            flavor_id=flavor.id,
+            networks=[{"uuid": nets[net].id}],
+            availability_zone=f"nova:{host}",
+        )
+        for name, (net, host) in LAYOUT.items()
+    }
     deadline = time.monotonic() + 40
     pending = set(servers)
     while pending:
@@ -92,13 +119,18 @@ def env(cloud: Cloud) -> dict:
                 pending.discard(name)
         if pending:
             assert time.monotonic() < deadline, f"not ACTIVE: {sorted(pending)}\n" + "\n".join(
-                f"--- {h.name} {k} ---\n{h.log(k)[-2000:]}" for h in cloud.hosts.values() for k in h.agents)
+                f"--- {h.name} {k} ---\n{h.log(k)[-2000:]}" for h in cloud.hosts.values() for k in h.agents
+            )
             time.sleep(0.3)
     ports = {name: next(conn.network.ports(device_id=s.id)) for name, s in servers.items()}
-    return {"conn": conn, "nets": {n: conn.network.get_network(net.id) for n, net in nets.items()},
-            "servers": servers, "ports": ports,
-            "ip": {n: p.fixed_ips[0]["ip_address"] for n, p in ports.items()},
-            "mac": {n: p.mac_address for n, p in ports.items()}}
+    return {
+        "conn": conn,
+        "nets": {n: conn.network.get_network(net.id) for n, net in nets.items()},
+        "servers": servers,
+        "ports": ports,
+        "ip": {n: p.fixed_ips[0]["ip_address"] for n, p in ports.items()},
+        "mac": {n: p.mac_address for n, p in ports.items()},
+    }
 
 
 def _sid(env: dict, name: str) -> str:
@@ -131,14 +163,32 @@ def test_vxlan_across_hosts_with_l2population(cloud: Cloud, env: dict) -> None:
     fab = cloud.fabric
     lines = _ping_captured(cloud, env, "vx1", "vx2", fab.underlay_bridge, ["udp", "port", "4789"])
     c1, c2 = cloud.hosts["compute1"], cloud.hosts["compute2"]
-    assert any(f"{c1.vtep_ip}." in ln and f"> {c2.vtep_ip}.4789: VXLAN" in ln and f"vni {vni}" in ln
-               for ln in lines), lines
+    assert any(f"{c1.vtep_ip}." in ln and f"> {c2.vtep_ip}.4789: VXLAN" in ln and f"vni {vni}" in ln for ln in lines), (
+        lines
+    )
     assert any(f"{env['ip']['vx1']} > {env['ip']['vx2']}: ICMP echo request" in ln for ln in lines), lines
     assert any(f"{env['ip']['vx2']} > {env['ip']['vx1']}: ICMP echo reply" in ln for ln in lines), lines
     # `neutrino console` reaches the same instance through the API server's state dir.
-    r = subprocess.run([*NEUTRINO, "console", "--state-dir", str(cloud.server_dir), "vx1", "--",
-                        "ping", "-n", "-c", "1", "-W", "2", env["ip"]["vx2"]],
-                       capture_output=True, text=True, timeout=30)
+    r = subprocess.run(
+        [
+            *NEUTRINO,
+            "console",
+            "--state-dir",
+            str(cloud.server_dir),
+            "vx1",
+            "--",
+            "ping",
+            "-n",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            env["ip"]["vx2"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
     # l2population: on each host, br-tun floods the network's traffic only to the other
@@ -153,16 +203,22 @@ def test_vxlan_across_hosts_with_l2population(cloud: Cloud, env: dict) -> None:
         assert len(net_floods) == 1 and _outputs(net_floods[0].actions) == {to_there}, floods
         # mh-iso has a port on compute2 only: nobody floods it anywhere.
         assert not [f for f in floods if f"set_field:{iso_vni:#x}->tun_id" in f.actions], floods
-        ucast = [f for f in here.node.of.dump("br-tun", table=UCAST_TO_TUN)
-                 if f.priority == PRIO_L2POP_UCAST and f"dl_dst={env['mac'][remote]}" in f.match]
+        ucast = [
+            f
+            for f in here.node.of.dump("br-tun", table=UCAST_TO_TUN)
+            if f.priority == PRIO_L2POP_UCAST and f"dl_dst={env['mac'][remote]}" in f.match
+        ]
         assert len(ucast) == 1 and _outputs(ucast[0].actions) == {to_there}, ucast
         assert f"set_field:{vni:#x}->tun_id" in ucast[0].actions
 
 
 def test_vlan_provider_network_across_hosts_is_tagged_on_the_wire(cloud: Cloud, env: dict) -> None:
     net = env["nets"]["mh-vlan"]
-    assert (net.provider_network_type, net.provider_physical_network, net.provider_segmentation_id) == \
-        ("vlan", "physnet", 150)
+    assert (net.provider_network_type, net.provider_physical_network, net.provider_segmentation_id) == (
+        "vlan",
+        "physnet",
+        150,
+    )
     lines = _ping_captured(cloud, env, "vl1", "vl2", cloud.fabric.physnet_bridge, [])
     echo = [ln for ln in lines if f"{env['ip']['vl1']} > {env['ip']['vl2']}: ICMP echo request" in ln]
     assert echo and all("802.1Q" in ln and "vlan 150," in ln for ln in echo), lines
@@ -201,7 +257,7 @@ def test_teardown_removes_everything(cloud: Cloud, env: dict) -> None:
     t0 = time.monotonic()
     cloud.teardown()
     assert time.monotonic() - t0 < 20
-    assert cloud.not_removed_by_agents == []     # the compute agents removed their instances
+    assert cloud.not_removed_by_agents == []  # the compute agents removed their instances
     assert cloud.leftovers() == []
     assert not ours & set(netns_mod.list_netns())
     assert not any(process.is_running(p) for p in ovs_pids + agent_pids if p is not None)

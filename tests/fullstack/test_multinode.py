@@ -19,8 +19,8 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator
 
 import httpx
 import pytest
@@ -30,13 +30,17 @@ from neutrino.system import netns as netns_mod
 from neutrino.testing.nodes import AGENT_TYPES, Nodes
 from neutrino.testing.postgres import Postgres
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-              pytest.mark.skipif(any(shutil.which(b) is None for b in
-                                     ("ovs-vswitchd", "dnsmasq", "haproxy", "iptables-restore", "tcpdump", "nsenter",
-                                      "curl")),
-                                 reason="Open vSwitch / dnsmasq / haproxy / iptables / tcpdump / nsenter / curl "
-                                        "not installed")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(
+        any(
+            shutil.which(b) is None
+            for b in ("ovs-vswitchd", "dnsmasq", "haproxy", "iptables-restore", "tcpdump", "nsenter", "curl")
+        ),
+        reason="Open vSwitch / dnsmasq / haproxy / iptables / tcpdump / nsenter / curl not installed",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -61,20 +65,23 @@ def demo(nodes: Nodes) -> dict:
 def _ping(server_id: str, dst: str, within: float = 20) -> bool:
     deadline = time.monotonic() + within
     while True:
-        r = subprocess.run(["ip", "netns", "exec", f"vm-{server_id}", "ping", "-n", "-c", "1", "-W", "1", dst],
-                           capture_output=True, timeout=10)
+        r = subprocess.run(
+            ["ip", "netns", "exec", f"vm-{server_id}", "ping", "-n", "-c", "1", "-W", "1", dst],
+            capture_output=True,
+            timeout=10,
+        )
         if r.returncode == 0:
             return True
         if time.monotonic() > deadline:
             return False
 
 
-def _captured(nodes: Nodes, dev: str, bpf: list[str], traffic) -> list[str]:  # noqa: ANN001
+def _captured(nodes: Nodes, dev: str, bpf: list[str], traffic) -> list[str]:
     """tcpdump on the fabric's ``dev`` while ``traffic()`` runs (it must return True)."""
     cap = nodes.fabric.capture(dev, bpf, extra=("-e", "--immediate-mode"))
     try:
         ok = traffic()
-        ok = traffic() and ok     # once more on a warm path, so the capture surely holds a pair
+        ok = traffic() and ok  # once more on a warm path, so the capture surely holds a pair
     finally:
         lines = cap.stop()
     assert ok, "the traffic did not get through"
@@ -131,8 +138,7 @@ def test_east_west_traffic_crosses_the_tunnel_between_the_computes(nodes: Nodes,
     s1, s2 = demo["servers"]["demo-instance-1"], demo["servers"]["demo-instance-2"]
     vtep = {n.name: n.vtep_ip for n in nodes.nodes.values()}
     vni = demo["networks"]["vxlan-network"]["segmentation_id"]
-    lines = _captured(nodes, nodes.fabric.underlay_bridge, ["udp", "port", "4789"],
-                      lambda: _ping(s1["id"], s2["ip"]))
+    lines = _captured(nodes, nodes.fabric.underlay_bridge, ["udp", "port", "4789"], lambda: _ping(s1["id"], s2["ip"]))
     a, b = vtep[s1["host"]], vtep[s2["host"]]
     assert any(f"{a}." in ln and f"> {b}.4789: VXLAN" in ln and f"vni {vni}" in ln for ln in lines), lines
     assert any(f"{s1['ip']} > {s2['ip']}: ICMP echo request" in ln for ln in lines), lines
@@ -149,8 +155,7 @@ def test_north_south_traffic_crosses_the_network_node(nodes: Nodes, demo: dict) 
     vtep = {n.name: n.vtep_ip for n in nodes.nodes.values()}
     lab_ip, fip = demo["lab_ip"], demo["floating_ip"]
     # Out: demo-instance-2 -> the lab host goes over the tunnel to the network node's router.
-    lines = _captured(nodes, nodes.fabric.underlay_bridge, ["udp", "port", "4789"],
-                      lambda: _ping(s2["id"], lab_ip))
+    lines = _captured(nodes, nodes.fabric.underlay_bridge, ["udp", "port", "4789"], lambda: _ping(s2["id"], lab_ip))
     assert any(f"{vtep[s2['host']]}." in ln and f"> {vtep['network']}.4789: VXLAN" in ln for ln in lines), lines
     assert any(f"{s2['ip']} > {lab_ip}: ICMP echo request" in ln for ln in lines), lines
 
@@ -158,8 +163,14 @@ def test_north_south_traffic_crosses_the_network_node(nodes: Nodes, demo: dict) 
     def lab_pings_fip() -> bool:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if subprocess.run(["ip", "netns", "exec", demo["lab_netns"], "ping", "-n", "-c", "1", "-W", "1", fip],
-                              capture_output=True, timeout=10).returncode == 0:
+            if (
+                subprocess.run(
+                    ["ip", "netns", "exec", demo["lab_netns"], "ping", "-n", "-c", "1", "-W", "1", fip],
+                    capture_output=True,
+                    timeout=10,
+                ).returncode
+                == 0
+            ):
                 return True
         return False
 
@@ -183,9 +194,12 @@ def test_several_api_workers_serve_one_database(nodes: Nodes) -> None:
 
     def exercise() -> tuple[list[str], list[int], set[int]]:
         def create(i: int) -> str:
-            with httpx.Client(timeout=30) as c:   # one connection per request
-                r = c.post(f"{url}/v2.0/networks", headers={"X-Auth-Token": token},
-                           json={"network": {"name": f"mn-workers-{i}"}})
+            with httpx.Client(timeout=30) as c:  # one connection per request
+                r = c.post(
+                    f"{url}/v2.0/networks",
+                    headers={"X-Auth-Token": token},
+                    json={"network": {"name": f"mn-workers-{i}"}},
+                )
                 r.raise_for_status()
                 return r.json()["network"]["id"]
 
@@ -196,8 +210,9 @@ def test_several_api_workers_serve_one_database(nodes: Nodes) -> None:
             with httpx.Client(timeout=30) as c:
                 codes.append(c.get(f"{url}/v2.0/networks/{nid}", headers={"X-Auth-Token": token}).status_code)
             with httpx.Client(timeout=30) as c:
-                listed = c.get(f"{url}/v2.0/networks", params={"fields": "id"},
-                               headers={"X-Auth-Token": token}).json()["networks"]
+                listed = c.get(f"{url}/v2.0/networks", params={"fields": "id"}, headers={"X-Auth-Token": token}).json()[
+                    "networks"
+                ]
                 counts.add(len(set(ids) & {n["id"] for n in listed}))
         for nid in ids:
             with httpx.Client(timeout=30) as c:

@@ -18,10 +18,13 @@ from neutrino.cli.main import load_config
 from neutrino.testing.openflow import OpenFlowTool
 from tests.fullstack.helpers import NEUTRINO, address, boot, reaches, start_aio, wait_active
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-              pytest.mark.skipif(subprocess.run(["which", "ovs-vswitchd"], capture_output=True).returncode,
-                                 reason="Open vSwitch not installed")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(
+        subprocess.run(["which", "ovs-vswitchd"], capture_output=True).returncode, reason="Open vSwitch not installed"
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +41,16 @@ def pair(tmp_path_factory):
         yield state, conn, b_ip
 
 
-def _agent_pid(state) -> int:  # noqa: ANN001
+def _agent_pid(state) -> int:
     return json.loads((state / "run" / "ovs-agent.pid").read_text())["pid"]
 
 
-def _ofctl(state):  # noqa: ANN001, ANN202
+def _ofctl(state):
     cfg = load_config(state / "neutrino.conf", state)
     return OpenFlowTool(private_ovs(cfg).ovs)
 
 
-def _up(state) -> None:  # noqa: ANN001
+def _up(state) -> None:
     subprocess.run([*NEUTRINO, "up", "--state-dir", str(state)], check=True, capture_output=True, timeout=120)
 
 
@@ -62,11 +65,11 @@ def _wait_gone(pid: int, timeout: float = 15) -> None:
     raise AssertionError(f"process {pid} did not exit")
 
 
-def _cookies(state, bridge: str = "br-int") -> set[int]:  # noqa: ANN001
+def _cookies(state, bridge: str = "br-int") -> set[int]:
     return {f.cookie for f in _ofctl(state).dump(bridge)} - {LEARNED_FLOW_COOKIE}
 
 
-def _converged(state, timeout: float = 30) -> set[int]:  # noqa: ANN001
+def _converged(state, timeout: float = 30) -> set[int]:
     """Wait until br-int carries exactly one agent cookie again."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -80,22 +83,40 @@ def _converged(state, timeout: float = 30) -> set[int]:  # noqa: ANN001
 def test_agent_restart_loses_no_packet(pair):
     state, _, b_ip = pair
     before = _converged(state)
-    pinger = subprocess.Popen([*NEUTRINO, "console", "--state-dir", str(state), "rs-a", "--",
-                               "ping", "-i", "0.05", "-c", "120", "-W", "1", b_ip],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pinger = subprocess.Popen(
+        [
+            *NEUTRINO,
+            "console",
+            "--state-dir",
+            str(state),
+            "rs-a",
+            "--",
+            "ping",
+            "-i",
+            "0.05",
+            "-c",
+            "120",
+            "-W",
+            "1",
+            b_ip,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(1.0)
         pid = _agent_pid(state)
         os.kill(pid, signal.SIGTERM)
         _wait_gone(pid)
-        _up(state)                       # restarts the missing agent
+        _up(state)  # restarts the missing agent
         out, _ = pinger.communicate(timeout=60)
     finally:
         if pinger.poll() is None:
             pinger.kill()
     assert " 0% packet loss" in out, out
     after = _converged(state)
-    assert after != before               # the new run re-stamped every flow with its own cookie
+    assert after != before  # the new run re-stamped every flow with its own cookie
 
 
 def test_kill_9_then_restart_leaves_no_stale_flows(pair):
@@ -106,6 +127,7 @@ def test_kill_9_then_restart_leaves_no_stale_flows(pair):
     _wait_gone(pid)
     # A flow a crashed run might have left behind (its cookie is not the next run's).
     from neutrino.system.oftext import Flow
+
     of.apply("br-int", add=[Flow(60, 7, "dl_dst=fa:16:3e:de:ad:00", "drop", cookie=0xDEAD)])
     assert 0xDEAD in _cookies(state)
     _up(state)

@@ -17,13 +17,24 @@ import uuid
 
 import pytest
 
-from tests.fullstack.helpers import address, boot, console, open_default_group, openrc_connect, reaches, start_aio, \
-    wait_active
+from tests.fullstack.helpers import (
+    address,
+    boot,
+    console,
+    open_default_group,
+    openrc_connect,
+    reaches,
+    start_aio,
+    wait_active,
+)
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-              pytest.mark.skipif(subprocess.run(["which", "iptables-restore"], capture_output=True).returncode,
-                                 reason="iptables not installed")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(
+        subprocess.run(["which", "iptables-restore"], capture_output=True).returncode, reason="iptables not installed"
+    ),
+]
 
 LAB = f"lab-{uuid.uuid4().hex[:6]}"
 LAB_IP = "172.16.0.1"
@@ -31,11 +42,15 @@ MD = "http://169.254.169.254/openstack"
 
 
 def lab_pings(ip: str) -> bool:
-    return subprocess.run(["ip", "netns", "exec", LAB, "ping", "-c", "1", "-W", "1", ip],
-                          capture_output=True, timeout=30).returncode == 0
+    return (
+        subprocess.run(
+            ["ip", "netns", "exec", LAB, "ping", "-c", "1", "-W", "1", ip], capture_output=True, timeout=30
+        ).returncode
+        == 0
+    )
 
 
-def metadata_code(state, server: str) -> str:  # noqa: ANN001
+def metadata_code(state, server: str) -> str:
     """The HTTP status of a metadata GET from inside ``server`` ("000": no answer)."""
     r = console(state, server, "curl", "-s", "-o", "/dev/null", "-m", "3", "-w", "%{http_code}", MD)
     return r.stdout.strip()[-3:]
@@ -45,16 +60,27 @@ def metadata_code(state, server: str) -> str:  # noqa: ANN001
 def cloud(tmp_path_factory):
     for state, conn in start_aio(tmp_path_factory, {("lab", "host_netns"): LAB}):
         admin = openrc_connect(state / "admin-openrc")
-        ext = admin.network.create_network(name="ad-ext", is_shared=True, is_router_external=True,
-                                           provider_network_type="flat", provider_physical_network="physnet")
-        admin.network.create_subnet(network_id=ext.id, ip_version=4, cidr="172.16.0.0/24", gateway_ip=LAB_IP,
-                                    allocation_pools=[{"start": "172.16.0.2", "end": "172.16.0.50"}])
+        ext = admin.network.create_network(
+            name="ad-ext",
+            is_shared=True,
+            is_router_external=True,
+            provider_network_type="flat",
+            provider_physical_network="physnet",
+        )
+        admin.network.create_subnet(
+            network_id=ext.id,
+            ip_version=4,
+            cidr="172.16.0.0/24",
+            gateway_ip=LAB_IP,
+            allocation_pools=[{"start": "172.16.0.2", "end": "172.16.0.50"}],
+        )
         net_a = conn.network.create_network(name="ad-a")
         sub_a = conn.network.create_subnet(network_id=net_a.id, ip_version=4, cidr="10.61.0.0/24")
         net_b = conn.network.create_network(name="ad-b")
         sub_b = conn.network.create_subnet(network_id=net_b.id, ip_version=4, cidr="10.62.0.0/24")
-        router = conn.network.create_router(name="ad-router", is_admin_state_up=False,
-                                            external_gateway_info={"network_id": ext.id})
+        router = conn.network.create_router(
+            name="ad-router", is_admin_state_up=False, external_gateway_info={"network_id": ext.id}
+        )
         assert router.is_admin_state_up is False
         conn.network.add_interface_to_router(router, subnet_id=sub_a.id)
         conn.network.add_interface_to_router(router, subnet_id=sub_b.id)
@@ -64,16 +90,15 @@ def cloud(tmp_path_factory):
         open_default_group(conn)
         port_a = next(conn.network.ports(device_id=vm_a.id))
         fip = conn.network.create_ip(floating_network_id=ext.id, port_id=port_a.id)
-        yield {"state": state, "conn": conn, "router": router, "fip": fip,
-               "ip_b": address(conn, vm_b.id)}
+        yield {"state": state, "conn": conn, "router": router, "fip": fip, "ip_b": address(conn, vm_b.id)}
 
 
-def _set_admin_state(cloud, up: bool) -> None:  # noqa: ANN001
+def _set_admin_state(cloud, up: bool) -> None:
     conn, router = cloud["conn"], cloud["router"]
     assert conn.network.update_router(router, is_admin_state_up=up).is_admin_state_up is up
 
 
-def _fip_status(cloud, want: str, within: float = 30) -> None:  # noqa: ANN001
+def _fip_status(cloud, want: str, within: float = 30) -> None:
     conn, fip = cloud["conn"], cloud["fip"]
     deadline = time.monotonic() + within
     while (status := conn.network.get_ip(fip.id).status) != want:
@@ -81,18 +106,21 @@ def _fip_status(cloud, want: str, within: float = 30) -> None:  # noqa: ANN001
         time.sleep(0.5)
 
 
-def _forwards_nothing(cloud) -> None:  # noqa: ANN001
+def _forwards_nothing(cloud) -> None:
     """Nothing passes the router: checked after the agents had time to apply the state."""
     state, fip, ip_b = cloud["state"], cloud["fip"].floating_ip_address, cloud["ip_b"]
     _fip_status(cloud, "DOWN")
     ns = f"qrouter-{cloud['router'].id}"
-    deadline = time.monotonic() + 30   # the L3 agent's pass: the admin-down rules are in place
-    while "neutron-l3-agent-admin-down" not in subprocess.run(
-            ["ip", "netns", "exec", ns, "iptables-save"], capture_output=True, text=True).stdout:
+    deadline = time.monotonic() + 30  # the L3 agent's pass: the admin-down rules are in place
+    while (
+        "neutron-l3-agent-admin-down"
+        not in subprocess.run(["ip", "netns", "exec", ns, "iptables-save"], capture_output=True, text=True).stdout
+    ):
         assert time.monotonic() < deadline, "router rules not switched to admin-down"
         time.sleep(0.5)
-    forwarding = subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-n", "net.ipv4.ip_forward"],
-                                capture_output=True, text=True).stdout.strip()
+    forwarding = subprocess.run(
+        ["ip", "netns", "exec", ns, "sysctl", "-n", "net.ipv4.ip_forward"], capture_output=True, text=True
+    ).stdout.strip()
     assert forwarding == "0"
     for _ in range(3):
         assert console(state, "ad-vm-a", "ping", "-c", "1", "-W", "1", ip_b).returncode != 0, "routed"
@@ -101,12 +129,12 @@ def _forwards_nothing(cloud) -> None:  # noqa: ANN001
         assert metadata_code(state, "ad-vm-a") != "200", "metadata served"
 
 
-def _forwards_everything(cloud) -> None:  # noqa: ANN001
+def _forwards_everything(cloud) -> None:
     state, fip, ip_b = cloud["state"], cloud["fip"].floating_ip_address, cloud["ip_b"]
-    assert reaches(state, "ad-vm-a", ip_b, within=40)   # routed between the networks
-    assert reaches(state, "ad-vm-b", LAB_IP)            # SNAT to the lab host
+    assert reaches(state, "ad-vm-a", ip_b, within=40)  # routed between the networks
+    assert reaches(state, "ad-vm-b", LAB_IP)  # SNAT to the lab host
     deadline = time.monotonic() + 30
-    while not lab_pings(fip):                            # the floating IP, from outside
+    while not lab_pings(fip):  # the floating IP, from outside
         assert time.monotonic() < deadline, "floating IP does not answer"
     _fip_status(cloud, "ACTIVE")
     deadline = time.monotonic() + 30
@@ -138,6 +166,6 @@ def test_up_restores_everything_and_down_stops_it_again(cloud):
     _forwards_nothing(cloud)
     conn, router = cloud["conn"], cloud["router"]
     ports = list(conn.network.ports(device_id=router.id, device_owner="network:router_interface"))
-    assert [p.status for p in ports] == ["ACTIVE", "ACTIVE"]   # still wired
+    assert [p.status for p in ports] == ["ACTIVE", "ACTIVE"]  # still wired
     _set_admin_state(cloud, True)
     _forwards_everything(cloud)

@@ -12,11 +12,13 @@ import pytest
 
 from tests.fullstack.helpers import address, boot, console, reaches, start_aio, wait_active
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-              pytest.mark.skipif(subprocess.run(["which", "ovs-vswitchd"], capture_output=True).returncode,
-                                 reason="Open vSwitch not installed")]
-
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(
+        subprocess.run(["which", "ovs-vswitchd"], capture_output=True).returncode, reason="Open vSwitch not installed"
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +58,10 @@ def test_instances_on_a_vxlan_network_talk_and_networks_are_isolated(aio):
     # ... unless port security is off, which lifts all of it.  fs-a then belongs to no
     # security group, so fs-b's group must let ICMP in from anywhere for the echo to get in.
     default = conn.network.find_security_group("default", project_id=conn.current_project_id)
-    conn.network.create_security_group_rule(security_group_id=default.id, direction="ingress",
-                                            ethertype="IPv4", protocol="icmp")
-    conn.network.update_port(a_port, security_groups=[], port_security_enabled=False,
-                             allowed_address_pairs=[])
+    conn.network.create_security_group_rule(
+        security_group_id=default.id, direction="ingress", ethertype="IPv4", protocol="icmp"
+    )
+    conn.network.update_port(a_port, security_groups=[], port_security_enabled=False, allowed_address_pairs=[])
     assert reaches(state, "fs-a", b_ip)
     # Deleting a server removes its namespace.
     conn.compute.delete_server(c.id)

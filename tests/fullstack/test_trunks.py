@@ -16,18 +16,20 @@ import time
 
 import pytest
 
-from tests.fullstack.helpers import (address, boot, console, open_default_group, reaches, start_aio,
-                                     wait_active)
+from tests.fullstack.helpers import address, boot, console, open_default_group, reaches, start_aio, wait_active
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-              pytest.mark.skipif(subprocess.run(["which", "ovs-vswitchd"], capture_output=True).returncode,
-                                 reason="Open vSwitch not installed")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
+    pytest.mark.skipif(
+        subprocess.run(["which", "ovs-vswitchd"], capture_output=True).returncode, reason="Open vSwitch not installed"
+    ),
+]
 
 VLAN = 101
 
 
-def _wait(predicate, timeout: float = 30.0, what: str = "") -> None:  # noqa: ANN001
+def _wait(predicate, timeout: float = 30.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -36,14 +38,31 @@ def _wait(predicate, timeout: float = 30.0, what: str = "") -> None:  # noqa: AN
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _vlan_ping(state, server: str, mac: str, ip: str, dst: str, timeout: float = 4.0) -> bool:  # noqa: ANN001
-    proc = console(state, server, sys.executable, "-m", "neutrino.testing.vlanping", "--dev", "eth0",
-                   "--vlan", str(VLAN), "--mac", mac, "--ip", ip, "--dst", dst, "--timeout", str(timeout))
+def _vlan_ping(state, server: str, mac: str, ip: str, dst: str, timeout: float = 4.0) -> bool:
+    proc = console(
+        state,
+        server,
+        sys.executable,
+        "-m",
+        "neutrino.testing.vlanping",
+        "--dev",
+        "eth0",
+        "--vlan",
+        str(VLAN),
+        "--mac",
+        mac,
+        "--ip",
+        ip,
+        "--dst",
+        dst,
+        "--timeout",
+        str(timeout),
+    )
     return proc.returncode == 0
 
 
 @pytest.fixture(scope="module")
-def cloud(tmp_path_factory):  # noqa: ANN001, ANN201
+def cloud(tmp_path_factory):
     for state, conn in start_aio(tmp_path_factory):
         open_default_group(conn, ("icmp",))
         net_a = conn.network.create_network(name="trunk-a")
@@ -52,20 +71,32 @@ def cloud(tmp_path_factory):  # noqa: ANN001, ANN201
         conn.network.create_subnet(network_id=net_b.id, ip_version=4, cidr="10.82.0.0/24")
         parent = conn.network.create_port(network_id=net_a.id, name="trunk-parent")
         sub = conn.network.create_port(network_id=net_b.id, name="trunk-sub", mac_address=parent.mac_address)
-        trunk = conn.network.create_trunk(name="trunk", port_id=parent.id, sub_ports=[
-            {"port_id": sub.id, "segmentation_type": "vlan", "segmentation_id": VLAN}])
+        trunk = conn.network.create_trunk(
+            name="trunk",
+            port_id=parent.id,
+            sub_ports=[{"port_id": sub.id, "segmentation_type": "vlan", "segmentation_id": VLAN}],
+        )
         image = conn.image.find_image("cirros")
         flavor = conn.compute.find_flavor("m1.nano")
-        vm = conn.compute.create_server(name="trunk-vm", image_id=image.id, flavor_id=flavor.id,
-                                        networks=[{"port": parent.id}])
+        vm = conn.compute.create_server(
+            name="trunk-vm", image_id=image.id, flavor_id=flavor.id, networks=[{"port": parent.id}]
+        )
         peer_a, peer_b = boot(conn, "peer-a", net_a.id), boot(conn, "peer-b", net_b.id)
         for s in (vm, peer_a, peer_b):
             wait_active(conn, s.id)
-        yield {"state": state, "conn": conn, "trunk": trunk, "parent": parent, "sub": sub, "vm": vm,
-               "peer_a": address(conn, peer_a.id), "peer_b": address(conn, peer_b.id)}
+        yield {
+            "state": state,
+            "conn": conn,
+            "trunk": trunk,
+            "parent": parent,
+            "sub": sub,
+            "vm": vm,
+            "peer_a": address(conn, peer_a.id),
+            "peer_b": address(conn, peer_b.id),
+        }
 
 
-def test_trunk_and_subport_become_active(cloud):  # noqa: ANN001
+def test_trunk_and_subport_become_active(cloud):
     conn = cloud["conn"]
     _wait(lambda: conn.network.get_trunk(cloud["trunk"].id).status == "ACTIVE", what="trunk ACTIVE")
     assert conn.network.get_port(cloud["sub"].id).status == "ACTIVE"
@@ -74,7 +105,7 @@ def test_trunk_and_subport_become_active(cloud):  # noqa: ANN001
     assert parent.trunk_details["sub_ports"][0]["segmentation_id"] == VLAN
 
 
-def test_instance_reaches_both_networks(cloud):  # noqa: ANN001
+def test_instance_reaches_both_networks(cloud):
     state, vm, sub = cloud["state"], cloud["vm"].id, cloud["sub"]
     # Network A, untagged, through the parent.
     assert reaches(state, vm, cloud["peer_a"])
@@ -89,19 +120,22 @@ def test_instance_reaches_both_networks(cloud):  # noqa: ANN001
     assert sub.mac_address in neigh, neigh
 
 
-def test_removing_the_subport_stops_network_b(cloud):  # noqa: ANN001
+def test_removing_the_subport_stops_network_b(cloud):
     conn, state, vm, sub = cloud["conn"], cloud["state"], cloud["vm"].id, cloud["sub"]
     ip = sub.fixed_ips[0]["ip_address"]
     conn.network.delete_trunk_subports(cloud["trunk"], [{"port_id": sub.id}])
-    _wait(lambda: not _vlan_ping(state, vm, sub.mac_address, ip, cloud["peer_b"], timeout=2.0),
-          what="VLAN 101 traffic to stop")
-    for _ in range(3):   # stays stopped
+    _wait(
+        lambda: not _vlan_ping(state, vm, sub.mac_address, ip, cloud["peer_b"], timeout=2.0),
+        what="VLAN 101 traffic to stop",
+    )
+    for _ in range(3):  # stays stopped
         assert not _vlan_ping(state, vm, sub.mac_address, ip, cloud["peer_b"], timeout=2.0)
-    assert reaches(state, vm, cloud["peer_a"])         # the parent is untouched
+    assert reaches(state, vm, cloud["peer_a"])  # the parent is untouched
     assert conn.network.get_port(sub.id).status == "DOWN"
     # Adding it back restores it.
-    conn.network.add_trunk_subports(cloud["trunk"], [{"port_id": sub.id, "segmentation_type": "vlan",
-                                                      "segmentation_id": VLAN}])
+    conn.network.add_trunk_subports(
+        cloud["trunk"], [{"port_id": sub.id, "segmentation_type": "vlan", "segmentation_id": VLAN}]
+    )
     deadline = time.monotonic() + 30
     while not _vlan_ping(state, vm, sub.mac_address, ip, cloud["peer_b"]):
         assert time.monotonic() < deadline, "VLAN 101 not restored"

@@ -9,9 +9,9 @@ desired flows compare equal to ``OpenFlow.dump()``.
 from __future__ import annotations
 
 from neutrino.system.oftext import Flow
-from neutrino.testing.openflow import parse_flow_mod, sort_flows
 from neutrino.system.ovsdb import AddBridge, AddPort
 from neutrino.testing.multihost import PHYSNET_DEV, Host, vxlan_port_name
+from neutrino.testing.openflow import parse_flow_mod, sort_flows
 
 PROTOCOLS = ("OpenFlow10", "OpenFlow13")
 VNI = 100
@@ -26,22 +26,37 @@ def secure_bridge(name: str) -> AddBridge:
 
 def tunnel_ops(host: Host, peers: list[Host]) -> list:
     """br-int + br-tun + patch pair + one vxlan port per peer (key=flow)."""
-    ops = [secure_bridge("br-int"), secure_bridge("br-tun"),
-           AddPort("br-int", "patch-tun", type="patch", options={"peer": "patch-int"}),
-           AddPort("br-tun", "patch-int", type="patch", options={"peer": "patch-tun"})]
+    ops = [
+        secure_bridge("br-int"),
+        secure_bridge("br-tun"),
+        AddPort("br-int", "patch-tun", type="patch", options={"peer": "patch-int"}),
+        AddPort("br-tun", "patch-int", type="patch", options={"peer": "patch-tun"}),
+    ]
     for peer in peers:
-        ops.append(AddPort("br-tun", vxlan_port_name(peer.vtep.ip), type="vxlan",
-                           options={"remote_ip": str(peer.vtep.ip), "local_ip": str(host.vtep.ip),
-                                    "in_key": "flow", "out_key": "flow",
-                                    "df_default": "true"}))
+        ops.append(
+            AddPort(
+                "br-tun",
+                vxlan_port_name(peer.vtep.ip),
+                type="vxlan",
+                options={
+                    "remote_ip": str(peer.vtep.ip),
+                    "local_ip": str(host.vtep.ip),
+                    "in_key": "flow",
+                    "out_key": "flow",
+                    "df_default": "true",
+                },
+            )
+        )
     return ops
 
 
 def physnet_ops() -> list:
-    return [secure_bridge("br-phys"),
-            AddPort("br-phys", PHYSNET_DEV),
-            AddPort("br-int", "int-br-phys", type="patch", options={"peer": "phy-br-phys"}),
-            AddPort("br-phys", "phy-br-phys", type="patch", options={"peer": "int-br-phys"})]
+    return [
+        secure_bridge("br-phys"),
+        AddPort("br-phys", PHYSNET_DEV),
+        AddPort("br-int", "int-br-phys", type="patch", options={"peer": "phy-br-phys"}),
+        AddPort("br-phys", "phy-br-phys", type="patch", options={"peer": "int-br-phys"}),
+    ]
 
 
 def _flows(lines: list[str]) -> list[Flow]:
@@ -72,13 +87,11 @@ def br_tun_flows(ofports: dict[str, int], peers: list[Host]) -> list[Flow]:
 
 
 def br_int_flows(ofports: dict[str, int], physnet: bool) -> list[Flow]:
-    lines = ["table=0,priority=0 actions=NORMAL",
-             "table=23,priority=0 actions=drop"]
+    lines = ["table=0,priority=0 actions=NORMAL", "table=23,priority=0 actions=drop"]
     if physnet:
         p = ofports["int-br-phys"]
         lines += [
-            f"table=0,priority=3,in_port={p},dl_vlan={VLAN_ID} "
-            f"actions=set_field:{4096 + LVID_VLAN}->vlan_vid,NORMAL",
+            f"table=0,priority=3,in_port={p},dl_vlan={VLAN_ID} actions=set_field:{4096 + LVID_VLAN}->vlan_vid,NORMAL",
             f"table=0,priority=3,in_port={p},vlan_tci=0x0000/0x1fff "
             f"actions=push_vlan:0x8100,set_field:{4096 + LVID_FLAT}->vlan_vid,NORMAL",
             f"table=0,priority=2,in_port={p} actions=drop",
@@ -88,18 +101,18 @@ def br_int_flows(ofports: dict[str, int], physnet: bool) -> list[Flow]:
 
 def br_phys_flows(ofports: dict[str, int]) -> list[Flow]:
     p = ofports["phy-br-phys"]
-    return _flows([
-        f"table=0,priority=4,in_port={p},dl_vlan={LVID_VLAN} "
-        f"actions=set_field:{4096 + VLAN_ID}->vlan_vid,NORMAL",
-        f"table=0,priority=4,in_port={p},dl_vlan={LVID_FLAT} actions=pop_vlan,NORMAL",
-        f"table=0,priority=2,in_port={p} actions=drop",
-        "table=0,priority=0 actions=NORMAL",
-    ])
+    return _flows(
+        [
+            f"table=0,priority=4,in_port={p},dl_vlan={LVID_VLAN} actions=set_field:{4096 + VLAN_ID}->vlan_vid,NORMAL",
+            f"table=0,priority=4,in_port={p},dl_vlan={LVID_FLAT} actions=pop_vlan,NORMAL",
+            f"table=0,priority=2,in_port={p} actions=drop",
+            "table=0,priority=0 actions=NORMAL",
+        ]
+    )
 
 
 def ofports(host: Host) -> dict[str, int]:
-    return {name: port.ofport for name, port in host.ovs.observe().ports.items()
-            if port.ofport is not None}
+    return {name: port.ofport for name, port in host.ovs.observe().ports.items() if port.ofport is not None}
 
 
 def build(host: Host, peers: list[Host], *, physnet: bool = True) -> dict[str, list[Flow]]:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -28,8 +28,18 @@ from neutrino.system import netns as netns_mod
 from neutrino.system.ovsdb import Ovs, PrivateOvs
 from neutrino.testing.multihost import Fabric
 
-REQUIRED_BINARIES = ("ip", "ovs-vswitchd", "ovsdb-server", "ovsdb-tool", "ovs-vsctl",
-                     "ovs-ofctl", "ovs-appctl", "tcpdump", "ethtool", "ping")
+REQUIRED_BINARIES = (
+    "ip",
+    "ovs-vswitchd",
+    "ovsdb-server",
+    "ovsdb-tool",
+    "ovs-vsctl",
+    "ovs-ofctl",
+    "ovs-appctl",
+    "tcpdump",
+    "ethtool",
+    "ping",
+)
 _missing = [b for b in REQUIRED_BINARIES if shutil.which(b) is None]
 
 

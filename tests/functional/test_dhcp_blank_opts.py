@@ -11,8 +11,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -20,9 +20,10 @@ from neutrino.agents.dhcp import render
 from neutrino.agents.dhcp.model import DhcpConfig, NetworkView, network_view
 from tests.unit.test_dhcp_render import HOST, S4, api_network, api_subnet, dhcp_port, vm_port
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(not (shutil.which("dnsmasq") and shutil.which("busybox")),
-                                 reason="needs dnsmasq and busybox")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(not (shutil.which("dnsmasq") and shutil.which("busybox")), reason="needs dnsmasq and busybox"),
+]
 
 PLAIN = ("4f2a1b3c-9d8e-4a5b-8c7d-00000000000a", "fa:16:3e:00:00:0a", "10.0.0.10")
 NO_ROUTER = ("4f2a1b3c-9d8e-4a5b-8c7d-00000000000b", "fa:16:3e:00:00:0b", "10.0.0.11")
@@ -34,14 +35,21 @@ SCRIPT = """#!/bin/sh
 
 
 def _network() -> NetworkView:
-    sub = api_subnet(S4, "10.0.0.0/24", "10.0.0.1",
-                     host_routes=[{"destination": "192.0.2.0/24", "nexthop": "10.0.0.254"}])
+    sub = api_subnet(
+        S4, "10.0.0.0/24", "10.0.0.1", host_routes=[{"destination": "192.0.2.0/24", "nexthop": "10.0.0.254"}]
+    )
     blank = {"opt_name": "router", "opt_value": ""}
-    ports = [dhcp_port([(S4, "10.0.0.2")]),
-             vm_port([(S4, PLAIN[2])], pid=PLAIN[0], mac=PLAIN[1]),
-             vm_port([(S4, NO_ROUTER[2])], pid=NO_ROUTER[0], mac=NO_ROUTER[1], extra_dhcp_opts=[blank]),
-             vm_port([(S4, NO_ROUTES[2])], pid=NO_ROUTES[0], mac=NO_ROUTES[1],
-                     extra_dhcp_opts=[blank, {"opt_name": "classless-static-route", "opt_value": ""}])]
+    ports = [
+        dhcp_port([(S4, "10.0.0.2")]),
+        vm_port([(S4, PLAIN[2])], pid=PLAIN[0], mac=PLAIN[1]),
+        vm_port([(S4, NO_ROUTER[2])], pid=NO_ROUTER[0], mac=NO_ROUTER[1], extra_dhcp_opts=[blank]),
+        vm_port(
+            [(S4, NO_ROUTES[2])],
+            pid=NO_ROUTES[0],
+            mac=NO_ROUTES[1],
+            extra_dhcp_opts=[blank, {"opt_name": "classless-static-route", "opt_value": ""}],
+        ),
+    ]
     return network_view(api_network([S4]), [sub], ports)
 
 
@@ -63,14 +71,25 @@ def dhcp_server(prefix: str, tmp_path: Path) -> Iterator[str]:
         _ip("-n", server, "link", "set", "s0", "up")
         _ip("-n", client, "link", "set", "lo", "up")
         cfg, net = DhcpConfig(HOST), _network()
-        files = {render.FILE_HOST: render.hosts_file(cfg, net), render.FILE_OPTS: render.opts_file(cfg, net),
-                 render.FILE_ADDN_HOSTS: render.addn_hosts_file(cfg, net), render.FILE_LEASES: ""}
+        files = {
+            render.FILE_HOST: render.hosts_file(cfg, net),
+            render.FILE_OPTS: render.opts_file(cfg, net),
+            render.FILE_ADDN_HOSTS: render.addn_hosts_file(cfg, net),
+            render.FILE_LEASES: "",
+        }
         for name, text in files.items():
             (tmp_path / name).write_text(text)
         argv = render.dnsmasq_argv(cfg, net, net.dhcp_port(HOST), conf_dir=str(tmp_path), tap_name="s0")
         # in the foreground as root, so this fixture owns (and stops) exactly this process
-        argv = [shutil.which("dnsmasq") or "dnsmasq", *argv[1:], "--keep-in-foreground", "--user=root",
-                "--port=0", f"--log-facility={tmp_path / 'log'}", "--log-dhcp"]
+        argv = [
+            shutil.which("dnsmasq") or "dnsmasq",
+            *argv[1:],
+            "--keep-in-foreground",
+            "--user=root",
+            "--port=0",
+            f"--log-facility={tmp_path / 'log'}",
+            "--log-dhcp",
+        ]
         proc = subprocess.Popen(["ip", "netns", "exec", server, *argv])
         time.sleep(0.5)
         assert proc.poll() is None, (tmp_path / "log").read_text() if (tmp_path / "log").exists() else argv
@@ -95,9 +114,34 @@ def _lease(client: str, mac: str, tmp_path: Path) -> dict[str, str]:
     _ip("-n", client, "link", "set", "c0", "down")
     _ip("-n", client, "link", "set", "c0", "address", mac)
     _ip("-n", client, "link", "set", "c0", "up")
-    got = subprocess.run(["ip", "netns", "exec", client, "busybox", "udhcpc", "-i", "c0", "-n", "-q", "-f",
-                          "-t", "5", "-T", "1", "-O", "router", "-O", "staticroutes", "-s", str(script)],
-                         capture_output=True, text=True, timeout=60)
+    got = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            client,
+            "busybox",
+            "udhcpc",
+            "-i",
+            "c0",
+            "-n",
+            "-q",
+            "-f",
+            "-t",
+            "5",
+            "-T",
+            "1",
+            "-O",
+            "router",
+            "-O",
+            "staticroutes",
+            "-s",
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     out = Path(f"{script}.out")
     assert got.returncode == 0 and out.exists(), got.stdout + got.stderr
     return dict(line.split("=", 1) for line in out.read_text().splitlines())

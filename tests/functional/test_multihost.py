@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from neutrino.system import iproute, netns as netns_mod, process
+from neutrino.system import iproute, process
+from neutrino.system import netns as netns_mod
 from neutrino.system.exec import run
 from neutrino.system.ovsdb import AddBridge, DelBridge
 from neutrino.testing.multihost import Fabric, Host, vxlan_port_name
@@ -29,13 +30,15 @@ def net(module_fabric: Fabric) -> dict:
     desired = {"h1": topo.build(h1, [h2]), "h2": topo.build(h2, [h1])}
     inst = {}
     for i, host in ((1, h1), (2, h2)):
-        inst[f"vx{i}"] = host.plug(f"vx{i}", ip=f"10.99.0.{i}/24", mac=f"fa:16:3e:00:01:0{i}",
-                                   mtu=1450, tag=topo.LVID_VXLAN, kind="internal")
-        inst[f"vl{i}"] = host.plug(f"vl{i}", ip=f"10.99.150.{i}/24",
-                                   mac=f"fa:16:3e:00:02:0{i}", tag=topo.LVID_VLAN, kind="veth")
-        inst[f"fl{i}"] = host.plug(f"fl{i}", ip=f"10.99.160.{i}/24",
-                                   mac=f"fa:16:3e:00:03:0{i}", tag=topo.LVID_FLAT,
-                                   kind="internal")
+        inst[f"vx{i}"] = host.plug(
+            f"vx{i}", ip=f"10.99.0.{i}/24", mac=f"fa:16:3e:00:01:0{i}", mtu=1450, tag=topo.LVID_VXLAN, kind="internal"
+        )
+        inst[f"vl{i}"] = host.plug(
+            f"vl{i}", ip=f"10.99.150.{i}/24", mac=f"fa:16:3e:00:02:0{i}", tag=topo.LVID_VLAN, kind="veth"
+        )
+        inst[f"fl{i}"] = host.plug(
+            f"fl{i}", ip=f"10.99.160.{i}/24", mac=f"fa:16:3e:00:03:0{i}", tag=topo.LVID_FLAT, kind="internal"
+        )
     return {"fabric": module_fabric, "h1": h1, "h2": h2, "desired": desired, **inst}
 
 
@@ -85,17 +88,18 @@ def test_vxlan_ping_across_hosts_shows_vni_on_the_fabric(net: dict) -> None:
     result = net["vx1"].ping("10.99.0.2", count=3, check=False)
     lines = cap.stop()
     assert result.rc == 0, result.stdout + result.stderr
-    assert any("192.168.99.1" in ln and "192.168.99.2.4789: VXLAN" in ln and "vni 100" in ln
-               for ln in lines), lines
+    assert any("192.168.99.1" in ln and "192.168.99.2.4789: VXLAN" in ln and "vni 100" in ln for ln in lines), lines
     assert any("10.99.0.1 > 10.99.0.2: ICMP echo request" in ln for ln in lines), lines
     assert any("fa:16:3e:00:01:01 > fa:16:3e:00:01:02" in ln for ln in lines), lines
     # br-tun learned the remote MAC (learn() works in the userspace datapath).
     learned = [f for f in net["h1"].of.dump("br-tun", table=20) if f.cookie == 0x1]
     assert any("dl_dst=fa:16:3e:00:01:02" in f.match for f in learned), learned
     trace = net["h1"].of.trace(
-        "br-int", f"in_port={net['h1'].ovs.observe().ports['tapvx1'].ofport},"
-                  "dl_src=fa:16:3e:00:01:01,dl_dst=fa:16:3e:00:01:02,ip,"
-                  "nw_src=10.99.0.1,nw_dst=10.99.0.2")
+        "br-int",
+        f"in_port={net['h1'].ovs.observe().ports['tapvx1'].ofport},"
+        "dl_src=fa:16:3e:00:01:01,dl_dst=fa:16:3e:00:01:02,ip,"
+        "nw_src=10.99.0.1,nw_dst=10.99.0.2",
+    )
     assert "tnl_push" in trace.datapath_actions and "vni=0x64" in trace.datapath_actions
 
 
@@ -105,8 +109,9 @@ def test_vlan_provider_ping_shows_8021q_tag(net: dict) -> None:
     result = net["vl1"].ping("10.99.150.2", count=2, check=False)
     lines = cap.stop()
     assert result.rc == 0, result.stdout + result.stderr
-    assert any("802.1Q" in ln and "vlan 150" in ln and
-               "10.99.150.1 > 10.99.150.2: ICMP echo request" in ln for ln in lines), lines
+    assert any(
+        "802.1Q" in ln and "vlan 150" in ln and "10.99.150.1 > 10.99.150.2: ICMP echo request" in ln for ln in lines
+    ), lines
 
 
 def test_flat_provider_ping_is_untagged(net: dict) -> None:
@@ -148,17 +153,20 @@ c.sendall(b"x" * 300000); print(c.recv(100).decode())
 
 def test_tcp_over_veth_instances_with_offloads_off(net: dict, tmp_path: Path) -> None:
     """Bulk TCP works because plug(kind='veth') turned checksum offload off (recipe §5)."""
-    server = process.ProcessSpec(argv=(sys.executable, "-c", SERVER, "10.99.150.2"),
-                                 pidfile=tmp_path / "srv.pid", netns=net["vl2"].netns,
-                                 uuid=f"srv-{tmp_path.name}", log_path=tmp_path / "srv.log")
+    server = process.ProcessSpec(
+        argv=(sys.executable, "-c", SERVER, "10.99.150.2"),
+        pidfile=tmp_path / "srv.pid",
+        netns=net["vl2"].netns,
+        uuid=f"srv-{tmp_path.name}",
+        log_path=tmp_path / "srv.log",
+    )
     process.start(server)
     try:
         deadline = time.monotonic() + 5
         while "ready" not in (tmp_path / "srv.log").read_text():
             assert time.monotonic() < deadline
             time.sleep(0.02)
-        out = run([sys.executable, "-c", CLIENT, "10.99.150.2"], netns=net["vl1"].netns,
-                  timeout=15)
+        out = run([sys.executable, "-c", CLIENT, "10.99.150.2"], netns=net["vl1"].netns, timeout=15)
         assert out.stdout.strip() == "got 300000"
     finally:
         process.stop(server)

@@ -22,29 +22,59 @@ pytestmark = pytest.mark.root
 
 HOST = "h1"
 CFG = AgentConfig(host=HOST, local_ip="192.168.99.1", tunnel_types=("vxlan",), datapath_type="netdev")
-NET = {"id": "net-1", "provider:network_type": "vxlan", "provider:physical_network": None,
-       "provider:segmentation_id": 100, "mtu": 1450}
-RULES = {"r1": {"id": "r1", "security_group_id": "sg", "direction": "ingress", "ethertype": "IPv4",
-                "protocol": "tcp", "port_range_min": 22, "port_range_max": 22, "remote_ip_prefix": None,
-                "remote_group_id": "sg"}}
+NET = {
+    "id": "net-1",
+    "provider:network_type": "vxlan",
+    "provider:physical_network": None,
+    "provider:segmentation_id": 100,
+    "mtu": 1450,
+}
+RULES = {
+    "r1": {
+        "id": "r1",
+        "security_group_id": "sg",
+        "direction": "ingress",
+        "ethertype": "IPv4",
+        "protocol": "tcp",
+        "port_range_min": 22,
+        "port_range_max": 22,
+        "remote_ip_prefix": None,
+        "remote_group_id": "sg",
+    }
+}
 
 
 def port(i: int) -> dict[str, Any]:
-    return {"id": f"port-{i}", "network_id": "net-1", "mac_address": f"fa:16:3e:00:00:{i:02x}",
-            "fixed_ips": [{"ip_address": f"10.0.0.{i}"}], "binding:host_id": HOST, "binding:vif_type": "ovs",
-            "admin_state_up": True, "port_security_enabled": True, "device_owner": "compute:nova",
-            "security_groups": ["sg"]}
+    return {
+        "id": f"port-{i}",
+        "network_id": "net-1",
+        "mac_address": f"fa:16:3e:00:00:{i:02x}",
+        "fixed_ips": [{"ip_address": f"10.0.0.{i}"}],
+        "binding:host_id": HOST,
+        "binding:vif_type": "ovs",
+        "admin_state_up": True,
+        "port_security_enabled": True,
+        "device_owner": "compute:nova",
+        "security_groups": ["sg"],
+    }
 
 
 def state(rev: int, n: int) -> State:
     ports = {f"port-{i}": port(i) for i in range(1, n + 1)}
-    return State(rev, {"port": ports, "network": {"net-1": NET}, "agent": {}, "security_group_rule": RULES},
-                 frozenset({"port", "network", "agent", "security_group_rule"}))
+    return State(
+        rev,
+        {"port": ports, "network": {"net-1": NET}, "agent": {}, "security_group_rule": RULES},
+        frozenset({"port", "network", "agent", "security_group_rule"}),
+    )
 
 
 def vif(i: int) -> AddPort:
-    return AddPort("br-int", f"tap{i}", type="internal",
-                   external_ids={"iface-id": f"port-{i}", "attached-mac": f"fa:16:3e:00:00:{i:02x}"})
+    return AddPort(
+        "br-int",
+        f"tap{i}",
+        type="internal",
+        external_ids={"iface-id": f"port-{i}", "attached-mac": f"fa:16:3e:00:00:{i:02x}"},
+    )
 
 
 def installed(of: OpenFlow, bridge: str, cookie: int) -> set[FlowSpec]:
@@ -61,27 +91,25 @@ def test_plugged_vif_wakes_the_agent_and_a_vswitchd_restart_is_repaired(tmp_path
         ovs.transact([AddBridge("br-int", datapath_type="netdev"), vif(1), vif(2)])
         drv = OvsDriver(CFG, ovs)
         of = OpenFlow(ovs)
-        assert drv.reconcile_sync(state(1, 3), True) == {"port-1": "ACTIVE", "port-2": "ACTIVE",
-                                                          "port-3": "DOWN"}
+        assert drv.reconcile_sync(state(1, 3), True) == {"port-1": "ACTIVE", "port-2": "ACTIVE", "port-3": "DOWN"}
         assert drv._monitor is not None and drv._monitor.alive
         assert installed(of, "br-int", drv.cookie) == drv._installed["br-int"]
 
         async def plug_and_wait() -> None:
             waiter = asyncio.ensure_future(drv.host_changed())
             await asyncio.sleep(0)
-            assert not waiter.done()          # nothing changed since the pass
+            assert not waiter.done()  # nothing changed since the pass
             await asyncio.to_thread(ovs.transact, [vif(3)])
             await asyncio.wait_for(waiter, 30)
 
         asyncio.run(plug_and_wait())
         passes = drv.full_passes
-        assert drv.reconcile_sync(state(1, 3), False)["port-3"] == "ACTIVE"   # no feed change needed
-        assert drv.full_passes == passes                                      # no flows re-read
+        assert drv.reconcile_sync(state(1, 3), False)["port-3"] == "ACTIVE"  # no feed change needed
+        assert drv.full_passes == passes  # no flows re-read
         assert installed(of, "br-int", drv.cookie) == drv._installed["br-int"]
-        assert any("in_port=" + str(ovs.observe().ports["tap3"].ofport) in f.match
-                   for f in drv._installed["br-int"])
+        assert any("in_port=" + str(ovs.observe().ports["tap3"].ofport) in f.match for f in drv._installed["br-int"])
 
-        inst.restart_vswitchd()               # every flow lost
+        inst.restart_vswitchd()  # every flow lost
         assert of.dump_entries("br-int") == []
         drv.reconcile_sync(state(2, 3), True)
         assert drv.full_passes == passes + 1
@@ -100,7 +128,7 @@ def test_a_vif_plugged_with_the_hint_costs_the_agent_no_ovsdb_write(tmp_path: Pa
     try:
         ovs = inst.start()
         ovs.transact([AddBridge("br-int", datapath_type="netdev"), vif(1)])
-        assert local_vlan_hint(ovs, "net-1") is None          # nothing wired yet
+        assert local_vlan_hint(ovs, "net-1") is None  # nothing wired yet
         drv = OvsDriver(CFG, ovs)
         assert drv.reconcile_sync(state(1, 2), True)["port-1"] == "ACTIVE"
         hint = local_vlan_hint(ovs, "net-1")

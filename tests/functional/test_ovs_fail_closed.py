@@ -27,18 +27,22 @@ pytestmark = pytest.mark.root
 
 def _state(rev: int, ports: list[dict[str, Any]]) -> Any:
     from neutrino.feed.state import State
-    return State(rev, {"port": {p["id"]: p for p in ports}, "network": {"net-1": NET}, "agent": {},
-                       "security_group_rule": RULES},
-                 frozenset({"port", "network", "agent", "security_group_rule"}))
+
+    return State(
+        rev,
+        {"port": {p["id"]: p for p in ports}, "network": {"net-1": NET}, "agent": {}, "security_group_rule": RULES},
+        frozenset({"port", "network", "agent", "security_group_rule"}),
+    )
 
 
 def _table0(flows: set[FlowSpec]) -> dict[str, str]:
     return {f.match: f.actions for f in flows if f.table == 0 and f.match.startswith("in_port=")}
 
 
-def test_a_port_whose_flows_ovs_ofctl_rejects_is_isolated_alone(tmp_path: Path, netns: str,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(planner, "port_problem", lambda p: None)   # the executor's part only
+def test_a_port_whose_flows_ovs_ofctl_rejects_is_isolated_alone(
+    tmp_path: Path, netns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(planner, "port_problem", lambda p: None)  # the executor's part only
     inst = PrivateOvs(tmp_path / "ovs", netns)
     drv = None
     try:

@@ -20,10 +20,17 @@ GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "ovs" / "firewall-b
 
 def test_firewall_flows_round_trip_through_ovs(private_ovs: Ovs) -> None:
     ovs = private_ovs
-    ovs.transact([AddBridge("br-int", datapath_type="netdev", fail_mode="secure",
-                            protocols=("OpenFlow10", "OpenFlow13", "OpenFlow14"))])
-    planned = [FlowSpec("br-int", f.table, f.priority, f.match, f.actions)
-               for f in parse_dump(GOLDEN.read_text())]
+    ovs.transact(
+        [
+            AddBridge(
+                "br-int",
+                datapath_type="netdev",
+                fail_mode="secure",
+                protocols=("OpenFlow10", "OpenFlow13", "OpenFlow14"),
+            )
+        ]
+    )
+    planned = [FlowSpec("br-int", f.table, f.priority, f.match, f.actions) for f in parse_dump(GOLDEN.read_text())]
     assert len(planned) > 100
     of = OpenFlowTool(ovs)
     want = [Flow(s.table, s.priority, s.match, s.actions, cookie=0x77) for s in planned]

@@ -8,8 +8,9 @@ them (the control that shows the conntrack check can fail).  Needs root."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -24,32 +25,65 @@ from neutrino.testing.openflow import OpenFlowTool
 pytestmark = pytest.mark.root
 
 CFG = AgentConfig(host="h1", datapath_type="netdev")
-NET = {"id": "net-1", "provider:network_type": "local", "provider:physical_network": None,
-       "provider:segmentation_id": None, "mtu": 1500}
+NET = {
+    "id": "net-1",
+    "provider:network_type": "local",
+    "provider:physical_network": None,
+    "provider:segmentation_id": None,
+    "mtu": 1500,
+}
 A_MAC, B_MAC = "fa:16:3e:00:00:05", "fa:16:3e:00:00:06"
 A_IP, B_IP = "10.0.0.5", "10.0.0.6"
 TYPES = frozenset({"port", "network", "agent", "security_group_rule", "security_group"})
 
 
 def _port(pid: str, mac: str, ip: str, groups: list[str], security: bool = True) -> dict[str, Any]:
-    return {"id": pid, "network_id": "net-1", "mac_address": mac, "fixed_ips": [{"ip_address": ip}],
-            "binding:host_id": CFG.host, "binding:vif_type": "ovs", "admin_state_up": True,
-            "port_security_enabled": security, "device_owner": "compute:nova", "security_groups": groups}
+    return {
+        "id": pid,
+        "network_id": "net-1",
+        "mac_address": mac,
+        "fixed_ips": [{"ip_address": ip}],
+        "binding:host_id": CFG.host,
+        "binding:vif_type": "ovs",
+        "admin_state_up": True,
+        "port_security_enabled": security,
+        "device_owner": "compute:nova",
+        "security_groups": groups,
+    }
 
 
 def _rule(rid: str, group: str, direction: str, protocol: str | None = "icmp") -> dict[str, Any]:
-    return {"id": rid, "security_group_id": group, "direction": direction, "ethertype": "IPv4",
-            "protocol": protocol, "port_range_min": None, "port_range_max": None, "remote_ip_prefix": None,
-            "remote_group_id": None}
+    return {
+        "id": rid,
+        "security_group_id": group,
+        "direction": direction,
+        "ethertype": "IPv4",
+        "protocol": protocol,
+        "port_range_min": None,
+        "port_range_max": None,
+        "remote_ip_prefix": None,
+        "remote_group_id": None,
+    }
 
 
 def _state(rev: int, group: str, rules: list[dict[str, Any]]) -> State:
     """Instance A in ``group`` (with ``rules``); instance B without port security pings it."""
-    ports = {"port-a": _port("port-a", A_MAC, A_IP, [group]),
-             "port-b": _port("port-b", B_MAC, B_IP, [], security=False)}
+    ports = {
+        "port-a": _port("port-a", A_MAC, A_IP, [group]),
+        "port-b": _port("port-b", B_MAC, B_IP, [], security=False),
+    }
     groups = {"bare": {"id": "bare", "stateful": False}, "full": {"id": "full", "stateful": True}}
-    return State(rev, {"port": ports, "network": {"net-1": NET}, "agent": {},
-                       "security_group_rule": {r["id"]: r for r in rules}, "security_group": groups}, TYPES)
+    return State(
+        rev,
+        {
+            "port": ports,
+            "network": {"net-1": NET},
+            "agent": {},
+            "security_group_rule": {r["id"]: r for r in rules},
+            "security_group": groups,
+        },
+        TYPES,
+    )
 
 
 def _conntrack_of(host: Host, ip: str) -> list[str]:
@@ -65,8 +99,13 @@ def _flush_conntrack(host: Host) -> None:
 def _packets(host: Host, table: int, needle: str) -> int:
     """Packets counted by the br-int flows of ``table`` whose text contains ``needle``."""
     out = host.exec(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "br-int", f"table={table}"]).stdout
-    return sum(int(m.group(1)) for line in out.splitlines() if needle in line
-               for m in [re.search(r"n_packets=(\d+)", line)] if m)
+    return sum(
+        int(m.group(1))
+        for line in out.splitlines()
+        if needle in line
+        for m in [re.search(r"n_packets=(\d+)", line)]
+        if m
+    )
 
 
 def test_stateless_group_needs_rules_both_ways_and_tracks_nothing(make_fabric: Callable[..., Fabric]) -> None:
@@ -78,14 +117,13 @@ def test_stateless_group_needs_rules_both_ways_and_tracks_nothing(make_fabric: C
     drv = OvsDriver(CFG, host.ovs, monitor=False)
     try:
         ingress_only = [_rule("r-in", "bare", "ingress")]
-        assert drv.reconcile_sync(_state(1, "bare", ingress_only), True) == {"port-a": "ACTIVE",
-                                                                              "port-b": "ACTIVE"}
+        assert drv.reconcile_sync(_state(1, "bare", ingress_only), True) == {"port-a": "ACTIVE", "port-b": "ACTIVE"}
         _flush_conntrack(host)
 
         # 1. Stateless, ingress ICMP only: the requests reach A, its replies are dropped.
         assert b.ping(A_IP, count=3, timeout=1, check=False).rc != 0
-        assert _packets(host, 82, "icmp,reg5=") >= 3                   # requests let in by the rule
-        assert _packets(host, 72, "reg5=") == 0                        # no egress rule to match
+        assert _packets(host, 82, "icmp,reg5=") >= 3  # requests let in by the rule
+        assert _packets(host, 72, "reg5=") == 0  # no egress rule to match
         assert _conntrack_of(host, A_IP) == []
 
         # 2. An egress rule lets the replies out; still nothing tracked.
@@ -93,7 +131,7 @@ def test_stateless_group_needs_rules_both_ways_and_tracks_nothing(make_fabric: C
         drv.reconcile_sync(_state(2, "bare", both), True)
         assert b.ping(A_IP, count=3, timeout=2, check=False).rc == 0
         assert _conntrack_of(host, A_IP) == []
-        assert a.ping(B_IP, count=1, timeout=2, check=False).rc == 0         # A may start it too: B is open
+        assert a.ping(B_IP, count=1, timeout=2, check=False).rc == 0  # A may start it too: B is open
 
         # 3. Control: a stateful group with the same ingress rule and no egress rule
         #    lets the replies back through conntrack, and conntrack shows it.
@@ -107,8 +145,16 @@ def test_stateless_group_needs_rules_both_ways_and_tracks_nothing(make_fabric: C
 def test_stateless_flows_round_trip_through_ovs(private_ovs: Ovs) -> None:
     """OVS dumps the stateless port's flows exactly as planned (no churn between passes)."""
     golden = Path(__file__).resolve().parent.parent / "golden" / "ovs" / "firewall-stateless-br-int.txt"
-    private_ovs.transact([AddBridge("br-int", datapath_type="netdev", fail_mode="secure",
-                                    protocols=("OpenFlow10", "OpenFlow13", "OpenFlow14"))])
+    private_ovs.transact(
+        [
+            AddBridge(
+                "br-int",
+                datapath_type="netdev",
+                fail_mode="secure",
+                protocols=("OpenFlow10", "OpenFlow13", "OpenFlow14"),
+            )
+        ]
+    )
     planned = {(f.table, f.priority, f.match, f.actions) for f in parse_dump(golden.read_text())}
     of = OpenFlowTool(private_ovs)
     of.apply("br-int", add=[Flow(*p, cookie=0x77) for p in planned])

@@ -6,7 +6,8 @@ import ipaddress
 
 import pytest
 
-from neutrino.system import errors, iproute, netns as netns_mod
+from neutrino.system import errors, iproute
+from neutrino.system import netns as netns_mod
 from neutrino.system.exec import run
 
 pytestmark = pytest.mark.root
@@ -49,8 +50,7 @@ def test_veth_across_namespaces(netns: str, prefix: str) -> None:
         iproute.ensure_address("va", "10.9.0.1/24", netns=netns)  # idempotent
         iproute.ensure_address("vb", "10.9.0.2/24", netns=other)
         addrs = iproute.list_addresses(netns=netns, dev="va")
-        assert [a.address for a in addrs if a.address.version == 4] == \
-            [ipaddress.ip_interface("10.9.0.1/24")]
+        assert [a.address for a in addrs if a.address.version == 4] == [ipaddress.ip_interface("10.9.0.1/24")]
         iproute.ensure_route("10.77.0.0/16", via="10.9.0.2", netns=netns)
         iproute.ensure_route("10.77.0.0/16", via="10.9.0.2", netns=netns)
         routes = {r.dst: r for r in iproute.list_routes(netns=netns)}
@@ -67,8 +67,7 @@ def test_veth_across_namespaces(netns: str, prefix: str) -> None:
         iproute.remove_address("va", "10.9.0.1/24", netns=netns)
         iproute.remove_address("va", "10.9.0.1/24", netns=netns)
         iproute.flush_addresses("va", netns=netns)
-        assert not [a for a in iproute.list_addresses(netns=netns, dev="va")
-                    if a.address.version == 4]
+        assert not [a for a in iproute.list_addresses(netns=netns, dev="va") if a.address.version == 4]
 
         iproute.move_link("vb", netns, netns=other)
         iproute.move_link("vb", netns, netns=other)  # already moved: no-op
@@ -83,15 +82,20 @@ def test_veth_across_namespaces(netns: str, prefix: str) -> None:
 def test_bridge_batch_sysctl_and_errors(netns: str) -> None:
     iproute.ensure_bridge("br0", netns=netns)
     iproute.ensure_bridge("br0", netns=netns)
-    iproute.batch([["link", "add", "d0", "type", "veth", "peer", "name", "d1"],
-                   ["link", "set", "dev", "d0", "master", "br0", "up"],
-                   ["link", "set", "dev", "d1", "up"]], netns=netns)
+    iproute.batch(
+        [
+            ["link", "add", "d0", "type", "veth", "peer", "name", "d1"],
+            ["link", "set", "dev", "d0", "master", "br0", "up"],
+            ["link", "set", "dev", "d1", "up"],
+        ],
+        netns=netns,
+    )
     links = {link.name: link for link in iproute.list_links(netns=netns)}
     assert links["br0"].kind == "bridge" and links["d0"].master == "br0"
     assert links["d0"].peer == "d1"
 
     with pytest.raises(errors.DeviceExists):
-        iproute.ensure_veth("br0", "zz", netns=netns)   # exists, but not a veth
+        iproute.ensure_veth("br0", "zz", netns=netns)  # exists, but not a veth
     with pytest.raises(errors.DeviceNotFound):
         iproute.set_link("nope0", netns=netns, up=True)
     with pytest.raises(errors.DeviceNotFound):
@@ -107,12 +111,17 @@ def test_bridge_batch_sysctl_and_errors(netns: str) -> None:
 
 def test_observe_netns_matches_the_separate_commands(netns: str) -> None:
     """One `ip -batch` process sees what list_links / list_addresses / list_routes see."""
-    for cmd in (["link", "add", "va", "type", "veth", "peer", "name", "vb"], ["link", "set", "va", "up"],
-                ["link", "set", "vb", "up", "mtu", "1400", "address", "fa:16:3e:00:00:0b"],
-                ["addr", "add", "10.9.0.2/24", "dev", "va"], ["addr", "add", "169.254.169.254/32", "dev", "va"],
-                ["addr", "add", "2001:db8::2/64", "dev", "va", "nodad"],
-                ["route", "add", "default", "via", "10.9.0.1"], ["-6", "route", "add", "default", "via", "2001:db8::1"],
-                ["route", "add", "192.0.2.0/24", "via", "10.9.0.9"]):
+    for cmd in (
+        ["link", "add", "va", "type", "veth", "peer", "name", "vb"],
+        ["link", "set", "va", "up"],
+        ["link", "set", "vb", "up", "mtu", "1400", "address", "fa:16:3e:00:00:0b"],
+        ["addr", "add", "10.9.0.2/24", "dev", "va"],
+        ["addr", "add", "169.254.169.254/32", "dev", "va"],
+        ["addr", "add", "2001:db8::2/64", "dev", "va", "nodad"],
+        ["route", "add", "default", "via", "10.9.0.1"],
+        ["-6", "route", "add", "default", "via", "2001:db8::1"],
+        ["route", "add", "192.0.2.0/24", "via", "10.9.0.9"],
+    ):
         run(["ip", "-n", netns, *cmd])
     view = iproute.observe_netns(netns=netns)
     assert view.links == iproute.list_links(netns=netns)
@@ -120,6 +129,7 @@ def test_observe_netns_matches_the_separate_commands(netns: str) -> None:
 
     def key(routes: list[iproute.Route]) -> list[tuple]:
         return [(r.dst, r.gateway, r.dev, r.table) for r in routes]
+
     assert key(view.routes4) == key(iproute.list_routes(netns=netns, family=4))
     assert key(view.routes6) == key(iproute.list_routes(netns=netns, family=6))
     assert ("default", "2001:db8::1") in [(r.dst, r.gateway) for r in view.routes6]
@@ -127,22 +137,26 @@ def test_observe_netns_matches_the_separate_commands(netns: str) -> None:
 
 def test_batch_force_tries_every_line_and_reports_the_failed_ones(netns: str) -> None:
     run(["ip", "-n", netns, "link", "add", "va", "type", "veth", "peer", "name", "vb"])
-    failures = iproute.batch_force([
-        ["link", "set", "dev", "va", "mtu", "1400", "up"],
-        ["addr", "del", "10.9.9.9/32", "dev", "va"],            # 2: not there
-        ["addr", "replace", "10.9.0.1/24", "dev", "va"],
-        ["route", "del", "10.1.0.0/16"],                        # 4: not there
-        ["link", "set", "dev", "nope0", "up"],                  # 5: no such device
-        ["route", "replace", "10.2.0.0/16", "nexthop", "via", "10.9.0.7", "nexthop", "via", "10.9.0.8"],
-    ], netns=netns)
+    failures = iproute.batch_force(
+        [
+            ["link", "set", "dev", "va", "mtu", "1400", "up"],
+            ["addr", "del", "10.9.9.9/32", "dev", "va"],  # 2: not there
+            ["addr", "replace", "10.9.0.1/24", "dev", "va"],
+            ["route", "del", "10.1.0.0/16"],  # 4: not there
+            ["link", "set", "dev", "nope0", "up"],  # 5: no such device
+            ["route", "replace", "10.2.0.0/16", "nexthop", "via", "10.9.0.7", "nexthop", "via", "10.9.0.8"],
+        ],
+        netns=netns,
+    )
     assert [(f.line, f.already_gone) for f in failures] == [(2, True), (4, True), (5, False)]
     assert failures[2].command == ("link", "set", "dev", "nope0", "up") and "nope0" in failures[2].error
     link = iproute.get_link("va", netns=netns)
     assert link is not None and link.mtu == 1400 and link.up
     assert [str(a.address) for a in iproute.list_addresses(netns=netns, dev="va") if a.address.version == 4] == [
-        "10.9.0.1/24"]
+        "10.9.0.1/24"
+    ]
     routes = {r.dst: r for r in iproute.list_routes(netns=netns)}
-    assert routes["10.2.0.0/16"].nexthops == ("10.9.0.7", "10.9.0.8")   # multipath, parsed
+    assert routes["10.2.0.0/16"].nexthops == ("10.9.0.7", "10.9.0.8")  # multipath, parsed
     assert iproute.batch_force([["link", "set", "dev", "va", "up"]], netns=netns) == []
     with pytest.raises(errors.NamespaceNotFound):
         iproute.batch_force([["link", "set", "dev", "lo", "up"]], netns=f"{netns}-nope")
@@ -155,9 +169,9 @@ def test_many_namespaces_at_once_are_idempotent(prefix: str) -> None:
         netns_mod.ensure_netns_all(names, lo_up=False)
         netns_mod.ensure_netns_all(names, lo_up=False)
         assert all(netns_mod.netns_exists(n) for n in names)
-        assert not iproute.get_link("lo", netns=names[1]).up   # type: ignore[union-attr]
+        assert not iproute.get_link("lo", netns=names[1]).up  # type: ignore[union-attr]
         netns_mod.ensure_netns_all(names[1:])
-        assert iproute.get_link("lo", netns=names[2]).up   # type: ignore[union-attr]
+        assert iproute.get_link("lo", netns=names[2]).up  # type: ignore[union-attr]
         # distinct namespaces, not one bound under several names
         run(["ip", "-n", names[1], "link", "add", "xa", "type", "veth", "peer", "name", "xb"])
         assert iproute.get_link("xa", netns=names[2]) is None

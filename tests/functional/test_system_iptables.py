@@ -13,11 +13,12 @@ import subprocess
 import pytest
 
 from neutrino.system import arping, conntrack, iptables
-from neutrino.system.errors import (CommandNotFound, DeviceNotFound, IptablesError, IptablesRuleError,
-                                    NamespaceNotFound)
+from neutrino.system.errors import CommandNotFound, DeviceNotFound, IptablesError, IptablesRuleError, NamespaceNotFound
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(shutil.which("iptables-restore") is None, reason="iptables not installed")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(shutil.which("iptables-restore") is None, reason="iptables not installed"),
+]
 
 # (in iptables-save's canonical order: builtin chains first, rules grouped by chain)
 RULESET = """\
@@ -59,8 +60,7 @@ def test_restore_save_round_trip(netns):
     # a second restore of another ruleset replaces the tables it names
     iptables.restore("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 192.0.2.1/32 -j DROP\nCOMMIT\n", netns)
     got = iptables.rules(iptables.save(netns))
-    assert got["filter"] == [":INPUT ACCEPT", ":FORWARD ACCEPT", ":OUTPUT ACCEPT",
-                             "-A INPUT -s 192.0.2.1/32 -j DROP"]
+    assert got["filter"] == [":INPUT ACCEPT", ":FORWARD ACCEPT", ":OUTPUT ACCEPT", "-A INPUT -s 192.0.2.1/32 -j DROP"]
     assert got["nat"] == iptables.rules(RULESET)["nat"]
     # -n adds instead
     iptables.restore("*filter\n-A INPUT -s 192.0.2.2/32 -j DROP\nCOMMIT\n", netns, noflush=True)
@@ -76,7 +76,7 @@ def test_restore_is_atomic_and_errors_are_translated(netns):
     assert exc.value.line is not None
     with pytest.raises(IptablesRuleError):
         iptables.restore("*filter\n-A OUTPUT --bogus -j ACCEPT\nCOMMIT\n", netns)
-    assert iptables.rules(iptables.save(netns)) == before      # nothing of the broken runs applied
+    assert iptables.rules(iptables.save(netns)) == before  # nothing of the broken runs applied
     with pytest.raises(IptablesError):
         iptables.restore("*nosuchtable\nCOMMIT\n", netns)
     with pytest.raises(NamespaceNotFound):
@@ -84,21 +84,23 @@ def test_restore_is_atomic_and_errors_are_translated(netns):
 
 
 def test_ip6tables_round_trip(netns):
-    v6 = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" \
-         "-A INPUT -d fe80::a9fe:a9fe/128 -p tcp -m tcp --dport 80 -j DROP\nCOMMIT\n"
+    v6 = (
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+        "-A INPUT -d fe80::a9fe:a9fe/128 -p tcp -m tcp --dport 80 -j DROP\nCOMMIT\n"
+    )
     iptables.restore6(v6, netns)
     assert iptables.rules(iptables.save6(netns)) == iptables.rules(v6)
-    assert "-A" not in iptables.save(netns)                        # IPv4 untouched
+    assert "-A" not in iptables.save(netns)  # IPv4 untouched
 
 
 def test_conntrack_flush(netns):
     sh(netns, "ip", "link", "set", "lo", "up")
-    iptables.restore(RULESET, netns)                               # a conntrack match: tracking on
+    iptables.restore(RULESET, netns)  # a conntrack match: tracking on
     sh(netns, "ping", "-c", "1", "-W", "1", "127.0.0.1")
     assert "127.0.0.1" in sh(netns, "conntrack", "-L").stdout
     assert conntrack.flush(netns, dst="10.99.0.1") == 0
     assert conntrack.flush(netns, dst="127.0.0.1") >= 1
-    assert conntrack.flush(netns, dst="127.0.0.1") == 0            # "0 flow entries": not an error
+    assert conntrack.flush(netns, dst="127.0.0.1") == 0  # "0 flow entries": not an error
     assert conntrack.flush(netns, src="::1") == 0
     assert conntrack.flush_argv(dst="fd00::1") == ["conntrack", "-D", "-f", "ipv6", "-d", "fd00::1"]
 
@@ -117,5 +119,9 @@ def test_garp(netns):
 
 def test_missing_binary_is_command_not_found(netns):
     with pytest.raises(CommandNotFound):
-        iptables.save(netns, runner=lambda argv, **kw: __import__("neutrino.system.exec", fromlist=["run"]).run(
-            ["no-such-iptables-save"], **kw))
+        iptables.save(
+            netns,
+            runner=lambda argv, **kw: __import__("neutrino.system.exec", fromlist=["run"]).run(
+                ["no-such-iptables-save"], **kw
+            ),
+        )

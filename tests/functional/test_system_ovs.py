@@ -9,7 +9,15 @@ import pytest
 from neutrino.system import errors, iproute, process
 from neutrino.system.oftext import Flow, canonical_match
 from neutrino.system.ovsdb import (
-    AddBridge, AddPort, ClearColumns, DelBridge, DelPort, Ovs, PrivateOvs, RemoveKeys, SetPort,
+    AddBridge,
+    AddPort,
+    ClearColumns,
+    DelBridge,
+    DelPort,
+    Ovs,
+    PrivateOvs,
+    RemoveKeys,
+    SetPort,
 )
 from neutrino.system.ovsdb_monitor import OvsdbMonitor
 from neutrino.testing.openflow import OpenFlowTool, parse_flow_mod, sort_flows
@@ -22,18 +30,32 @@ PROTOCOLS = ("OpenFlow10", "OpenFlow13")
 
 def _ops() -> list:
     return [
-        AddBridge("br-int", datapath_type="netdev", fail_mode="secure", protocols=PROTOCOLS,
-                  other_config={"mac-table-size": "50000"}),
+        AddBridge(
+            "br-int",
+            datapath_type="netdev",
+            fail_mode="secure",
+            protocols=PROTOCOLS,
+            other_config={"mac-table-size": "50000"},
+        ),
         AddBridge("br-tun", datapath_type="netdev", fail_mode="secure", protocols=PROTOCOLS),
         AddPort("br-int", "patch-tun", type="patch", options={"peer": "patch-int"}),
         AddPort("br-tun", "patch-int", type="patch", options={"peer": "patch-tun"}),
-        AddPort("br-int", "tapa", type="internal", tag=4095, vlan_mode="trunk", trunks=(4095,),
-                external_ids={"iface-id": "port-a", "attached-mac": "fa:16:3e:00:00:0a",
-                              "iface-status": "active"},
-                other_config={"net_uuid": "net-1"}),
-        AddPort("br-tun", "vxlan-c0a86302", type="vxlan",
-                options={"remote_ip": "192.168.99.2", "local_ip": "192.168.99.1",
-                         "in_key": "flow", "out_key": "flow"}),
+        AddPort(
+            "br-int",
+            "tapa",
+            type="internal",
+            tag=4095,
+            vlan_mode="trunk",
+            trunks=(4095,),
+            external_ids={"iface-id": "port-a", "attached-mac": "fa:16:3e:00:00:0a", "iface-status": "active"},
+            other_config={"net_uuid": "net-1"},
+        ),
+        AddPort(
+            "br-tun",
+            "vxlan-c0a86302",
+            type="vxlan",
+            options={"remote_ip": "192.168.99.2", "local_ip": "192.168.99.1", "in_key": "flow", "out_key": "flow"},
+        ),
     ]
 
 
@@ -68,8 +90,7 @@ def test_transaction_observe_and_idempotence(private_ovs: Ovs) -> None:
     assert (br.datapath_type, br.fail_mode, br.protocols) == ("netdev", "secure", PROTOCOLS)
     assert br.other_config == {"mac-table-size": "50000"}
     tapa = state.ports["tapa"]
-    assert (tapa.bridge, tapa.tag, tapa.vlan_mode, tapa.trunks) == ("br-int", 4095, "trunk",
-                                                                     (4095,))
+    assert (tapa.bridge, tapa.tag, tapa.vlan_mode, tapa.trunks) == ("br-int", 4095, "trunk", (4095,))
     assert tapa.iface.external_ids["attached-mac"] == "fa:16:3e:00:00:0a"
     assert tapa.other_config == {"net_uuid": "net-1"}
     assert tapa.ofport is not None and tapa.ofport > 0  # transact waited for vswitchd
@@ -82,8 +103,13 @@ def test_transaction_observe_and_idempotence(private_ovs: Ovs) -> None:
     assert ovs.next_cfg() == cfg
 
     # Bind the port (Neutron's port_bound), drop a key, then delete things twice.
-    ovs.transact([SetPort("tapa", tag=1), ClearColumns("Port", "tapa", ("vlan_mode", "trunks")),
-                  RemoveKeys("Port", "tapa", "other_config", ("net_uuid", "missing"))])
+    ovs.transact(
+        [
+            SetPort("tapa", tag=1),
+            ClearColumns("Port", "tapa", ("vlan_mode", "trunks")),
+            RemoveKeys("Port", "tapa", "other_config", ("net_uuid", "missing")),
+        ]
+    )
     tapa = ovs.observe().ports["tapa"]
     assert (tapa.tag, tapa.vlan_mode, tapa.trunks, tapa.other_config) == (1, None, (), {})
     for _ in range(2):
@@ -111,10 +137,13 @@ def test_flows_round_trip_and_canonical_text(private_ovs: Ovs) -> None:
     """Flows written as OVS prints them come back equal; golden non-canonical inputs
     are canonicalised exactly as this OVS does."""
     ovs = private_ovs
-    ovs.transact([AddBridge("br-misc", datapath_type="netdev", fail_mode="secure",
-                            protocols=PROTOCOLS),
-                  AddPort("br-misc", "m1", type="internal"),
-                  AddPort("br-misc", "m2", type="internal")])
+    ovs.transact(
+        [
+            AddBridge("br-misc", datapath_type="netdev", fail_mode="secure", protocols=PROTOCOLS),
+            AddPort("br-misc", "m1", type="internal"),
+            AddPort("br-misc", "m2", type="internal"),
+        ]
+    )
     of = OpenFlowTool(ovs)
     rows = [ln.split("\t")[0] for ln in (GOLDEN / "ofctl-canonical.tsv").read_text().splitlines()]
     written = [parse_flow_mod(r) for r in rows]
@@ -131,8 +160,7 @@ def test_flows_round_trip_and_canonical_text(private_ovs: Ovs) -> None:
 
 def test_bundle_is_atomic(private_ovs: Ovs) -> None:
     ovs = private_ovs
-    ovs.transact([AddBridge("br-int", datapath_type="netdev", fail_mode="secure",
-                            protocols=PROTOCOLS)])
+    ovs.transact([AddBridge("br-int", datapath_type="netdev", fail_mode="secure", protocols=PROTOCOLS)])
     of = OpenFlowTool(ovs)
     base = [Flow(0, 0, "", "NORMAL", cookie=0x10), Flow(23, 0, "", "drop", cookie=0x10)]
     of.apply("br-int", add=base)
@@ -154,11 +182,9 @@ def test_bundle_is_atomic(private_ovs: Ovs) -> None:
 
 def test_cookie_replace_and_stale_cleanup(private_ovs: Ovs) -> None:
     ovs = private_ovs
-    ovs.transact([AddBridge("br-int", datapath_type="netdev", fail_mode="secure",
-                            protocols=PROTOCOLS)])
+    ovs.transact([AddBridge("br-int", datapath_type="netdev", fail_mode="secure", protocols=PROTOCOLS)])
     of = OpenFlowTool(ovs)
-    old = [Flow(0, 0, "", "NORMAL"), Flow(0, 2, "in_port=5", "drop"),
-           Flow(24, 0, "", "drop")]
+    old = [Flow(0, 0, "", "NORMAL"), Flow(0, 2, "in_port=5", "drop"), Flow(24, 0, "", "drop")]
     of.replace_cookie_flows("br-int", 0xA, old)
     foreign = Flow(30, 1, "ip", "drop", cookie=0xF)
     of.apply("br-int", add=[foreign])
@@ -166,19 +192,16 @@ def test_cookie_replace_and_stale_cleanup(private_ovs: Ovs) -> None:
 
     # A resync with a new cookie: same (table, priority, match) flows get the new cookie,
     # new ones appear, and the old cookie's leftovers are cleaned up afterwards.
-    new = [Flow(0, 0, "", "NORMAL"), Flow(0, 3, "in_port=6,dl_vlan=150",
-                                          "set_field:4098->vlan_vid,NORMAL")]
+    new = [Flow(0, 0, "", "NORMAL"), Flow(0, 3, "in_port=6,dl_vlan=150", "set_field:4098->vlan_vid,NORMAL")]
     of.replace_cookie_flows("br-int", 0xB, new)
     stale = of.delete_flows_except_cookie("br-int", 0xB, keep=[0xF])
     assert sorted(f.key for f in stale) == [(0, 2, "in_port=5"), (24, 0, "")]
-    assert sort_flows(of.dump("br-int")) == sort_flows([f.with_cookie(0xB) for f in new]
-                                                       + [foreign])
+    assert sort_flows(of.dump("br-int")) == sort_flows([f.with_cookie(0xB) for f in new] + [foreign])
     assert of.delete_flows_except_cookie("br-int", 0xB, keep=[0xF]) == []
 
     # apply(): add + delete in one bundle.
     of.apply("br-int", add=[Flow(0, 0, "", "drop", cookie=0xB)], delete=[foreign])
-    assert sort_flows(of.dump("br-int")) == sort_flows(
-        [Flow(0, 0, "", "drop", cookie=0xB), new[1].with_cookie(0xB)])
+    assert sort_flows(of.dump("br-int")) == sort_flows([Flow(0, 0, "", "drop", cookie=0xB), new[1].with_cookie(0xB)])
     of.replace_flows("br-int", [Flow(0, 0, "", "NORMAL")])
     assert of.dump("br-int") == [Flow(0, 0, "", "NORMAL")]
     trace = of.trace("br-int", "in_port=LOCAL,dl_dst=ff:ff:ff:ff:ff:ff")
@@ -191,15 +214,19 @@ def test_vswitchd_restart_loses_flows_keeps_ports(tmp_path: Path, netns: str) ->
     inst = PrivateOvs(tmp_path / "ovs", netns)
     try:
         ovs = inst.start()
-        ovs.transact([AddBridge("br-int", datapath_type="netdev", fail_mode="secure",
-                                protocols=PROTOCOLS), AddPort("br-int", "t1", type="internal")])
+        ovs.transact(
+            [
+                AddBridge("br-int", datapath_type="netdev", fail_mode="secure", protocols=PROTOCOLS),
+                AddPort("br-int", "t1", type="internal"),
+            ]
+        )
         of = OpenFlowTool(ovs)
         of.apply("br-int", add=[Flow(23, 0, "", "drop")])
         ofport = ovs.observe().ports["t1"].ofport
         old_pid = process.pid_of(inst.vswitchd)
         inst.restart_vswitchd()
         assert process.pid_of(inst.vswitchd) != old_pid
-        assert of.dump("br-int") == []   # the canary is gone: an agent must resync
+        assert of.dump("br-int") == []  # the canary is gone: an agent must resync
         assert ovs.observe().ports["t1"].ofport == ofport
     finally:
         inst.destroy()
@@ -216,14 +243,15 @@ def test_monitor_mirrors_ovsdb_and_applies_column_updates(tmp_path: Path, netns:
         ovs.transact(_ops())
         assert mon.state() == ovs.observe()
         gen = mon.generation
-        mon.transact([SetPort("tapa", tag=7, other_config={"tag": "7"}),
-                      ClearColumns("Port", "tapa", ("vlan_mode", "trunks"))])
+        mon.transact(
+            [SetPort("tapa", tag=7, other_config={"tag": "7"}), ClearColumns("Port", "tapa", ("vlan_mode", "trunks"))]
+        )
         tapa = mon.state().ports["tapa"]
         assert (tapa.tag, tapa.vlan_mode, tapa.trunks) == (7, None, ())
         assert tapa.other_config == {"net_uuid": "net-1", "tag": "7"}
         assert mon.changes_since(gen) == {("Port", "tapa")}
         assert mon.state() == ovs.observe()
-        assert int(ovs.vsctl("get", "Open_vSwitch", ".", "cur_cfg")) == ovs.next_cfg()   # waited for vswitchd
+        assert int(ovs.vsctl("get", "Open_vSwitch", ".", "cur_cfg")) == ovs.next_cfg()  # waited for vswitchd
         with pytest.raises(errors.PortNotFound):
             mon.transact([SetPort("tapa", tag=8), SetPort("nope", tag=8)])
         assert mon.state().ports["tapa"].tag == 7

@@ -89,15 +89,37 @@ def main() -> None:
         h2 = fab.add_host("h2", "192.168.99.2/24")
         topo.build(h1, [h2])
         topo.build(h2, [h1])
-        vm1 = h1.plug("vm1", ip="10.99.0.1/24", mac="fa:16:3e:00:00:01", mtu=1450,
-                      tag=topo.LVID_VXLAN, kind="internal", port="tapvm1",
-                      external_ids={"iface-id": "4f2a1b3c-9d8e-4a1b-8c2d-0123456789ab",
-                                    "attached-mac": "fa:16:3e:00:00:01",
-                                    "iface-status": "active"})
-        h1.ovs.transact([SetPort("tapvm1", other_config={"net_uuid": "n1", "segmentation_id": "100",
-                                                         "network_type": "vxlan", "tag": "1"})])
-        h2.plug("vm2", ip="10.99.0.2/24", mac="fa:16:3e:00:00:02", mtu=1450,
-                tag=topo.LVID_VXLAN, kind="internal", port="tapvm2")
+        vm1 = h1.plug(
+            "vm1",
+            ip="10.99.0.1/24",
+            mac="fa:16:3e:00:00:01",
+            mtu=1450,
+            tag=topo.LVID_VXLAN,
+            kind="internal",
+            port="tapvm1",
+            external_ids={
+                "iface-id": "4f2a1b3c-9d8e-4a1b-8c2d-0123456789ab",
+                "attached-mac": "fa:16:3e:00:00:01",
+                "iface-status": "active",
+            },
+        )
+        h1.ovs.transact(
+            [
+                SetPort(
+                    "tapvm1",
+                    other_config={"net_uuid": "n1", "segmentation_id": "100", "network_type": "vxlan", "tag": "1"},
+                )
+            ]
+        )
+        h2.plug(
+            "vm2",
+            ip="10.99.0.2/24",
+            mac="fa:16:3e:00:00:02",
+            mtu=1450,
+            tag=topo.LVID_VXLAN,
+            kind="internal",
+            port="tapvm2",
+        )
         vm1.ping("10.99.0.2", count=2)
 
         def dump(of: OpenFlow, bridge: str, names: bool = False) -> str:
@@ -106,15 +128,22 @@ def main() -> None:
         for br in ("br-tun", "br-int", "br-phys"):
             (HERE / f"ofctl-dump-{br}.txt").write_text(dump(h1.of, br))
 
-        h1.ovs.transact([AddBridge("br-misc", datapath_type="netdev", fail_mode="secure",
-                                   protocols=topo.PROTOCOLS,
-                                   other_config={"disable-in-band": "true"},
-                                   external_ids={"bridge-id": "br-misc"}),
-                         SetController("br-misc", ("tcp:127.0.0.1:6633",)),
-                         AddPort("br-misc", "m1", type="internal"),
-                         AddPort("br-misc", "m_2", type="internal"),
-                         AddPort("br-misc", "tapiso", type="internal", tag=4095,
-                                 vlan_mode="trunk", trunks=(4095,))])
+        h1.ovs.transact(
+            [
+                AddBridge(
+                    "br-misc",
+                    datapath_type="netdev",
+                    fail_mode="secure",
+                    protocols=topo.PROTOCOLS,
+                    other_config={"disable-in-band": "true"},
+                    external_ids={"bridge-id": "br-misc"},
+                ),
+                SetController("br-misc", ("tcp:127.0.0.1:6633",)),
+                AddPort("br-misc", "m1", type="internal"),
+                AddPort("br-misc", "m_2", type="internal"),
+                AddPort("br-misc", "tapiso", type="internal", tag=4095, vlan_mode="trunk", trunks=(4095,)),
+            ]
+        )
         h1.ovs.run(h1.of.ofctl_argv("add-flows", "br-misc", "-"), input=MISC_FLOWS)
         misc = dump(h1.of, "br-misc")
         (HERE / "ofctl-dump-misc.txt").write_text(misc)
@@ -135,12 +164,13 @@ def main() -> None:
         (HERE / "ip-link.json").write_text(h1.exec(["ip", "-j", "-d", "link", "show"]).stdout)
         (HERE / "ip-addr.json").write_text(h1.exec(["ip", "-j", "addr", "show"]).stdout)
         h1.exec(["ip", "route", "add", "10.50.0.0/16", "via", "192.168.99.2"])
-        (HERE / "ip-route.json").write_text(
-            h1.exec(["ip", "-j", "-4", "route", "show", "table", "main"]).stdout)
+        (HERE / "ip-route.json").write_text(h1.exec(["ip", "-j", "-4", "route", "show", "table", "main"]).stdout)
         trace = h1.ovs.appctl(
-            "ofproto/trace", "br-int",
+            "ofproto/trace",
+            "br-int",
             f"in_port={h1.ovs.observe().ports['tapvm1'].ofport},dl_src=fa:16:3e:00:00:01,"
-            "dl_dst=ff:ff:ff:ff:ff:ff,arp,arp_spa=10.99.0.1,arp_tpa=10.99.0.2,arp_op=1")
+            "dl_dst=ff:ff:ff:ff:ff:ff,arp,arp_spa=10.99.0.1,arp_tpa=10.99.0.2,arp_op=1",
+        )
         (HERE / "appctl-trace.txt").write_text(trace)
         print("recorded into", HERE, "; leftovers after teardown follow")
     print(fab.leftovers())

@@ -9,19 +9,19 @@ the Nova subset (tests/api/compute_helpers.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from tests.api.compute_helpers import ComputeEnv
-from tests.api.conftest import api, api_databases, api_db_url, make_api  # noqa: F401 - fixtures
+from tests.api.conftest import api, api_databases, api_db_url, make_api
 
 __all__ = ["api", "api_databases", "api_db_url", "make_api"]
 
 
 @pytest.fixture
-def compute_env(api_db_url: str, tmp_path: Path) -> Iterator[ComputeEnv]:  # noqa: F811
+def compute_env(api_db_url: str, tmp_path: Path) -> Iterator[ComputeEnv]:
     """Network + compute + image APIs in process, on a fresh database."""
     env = ComputeEnv(api_db_url, tmp_path)
     yield env

@@ -33,8 +33,9 @@ import asyncio
 import json
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -51,30 +52,81 @@ BASE_URL = "http://testserver"
 
 #: Path parameter -> pool of ids (see ``Fuzzer.pools``).
 PATH_POOLS = {
-    "network_id": "networks", "subnet_id": "subnets", "port_id": "ports", "router_id": "routers",
-    "floatingip_id": "floatingips", "security_group_id": "security-groups",
-    "security_group_rule_id": "security-group-rules", "agent_id": "agents",
-    "port_forwarding_id": "port_forwardings", "project_id": "projects", "tag": "tags",
+    "network_id": "networks",
+    "subnet_id": "subnets",
+    "port_id": "ports",
+    "router_id": "routers",
+    "floatingip_id": "floatingips",
+    "security_group_id": "security-groups",
+    "security_group_rule_id": "security-group-rules",
+    "agent_id": "agents",
+    "port_forwarding_id": "port_forwardings",
+    "project_id": "projects",
+    "tag": "tags",
 }
 #: Body key -> pools its value may be taken from.
 BODY_POOLS = {
-    "network_id": ("networks",), "floating_network_id": ("external",), "subnet_id": ("subnets",),
-    "port_id": ("ports",), "internal_port_id": ("ports",), "router_id": ("routers",),
-    "security_group_id": ("security-groups",), "remote_group_id": ("security-groups",),
-    "device_id": ("routers", "ports"), "project_id": ("projects",), "tenant_id": ("projects",),
+    "network_id": ("networks",),
+    "floating_network_id": ("external",),
+    "subnet_id": ("subnets",),
+    "port_id": ("ports",),
+    "internal_port_id": ("ports",),
+    "router_id": ("routers",),
+    "security_group_id": ("security-groups",),
+    "remote_group_id": ("security-groups",),
+    "device_id": ("routers", "ports"),
+    "project_id": ("projects",),
+    "tenant_id": ("projects",),
     "security_groups": ("security-groups",),
-    "ip_address": ("addresses",), "gateway_ip": ("addresses",), "floating_ip_address": ("addresses",),
-    "fixed_ip_address": ("addresses",), "internal_ip_address": ("addresses",), "nexthop": ("addresses",),
-    "start": ("addresses",), "end": ("addresses",),
-    "cidr": ("cidrs",), "destination": ("cidrs",), "remote_ip_prefix": ("cidrs",),
+    "ip_address": ("addresses",),
+    "gateway_ip": ("addresses",),
+    "floating_ip_address": ("addresses",),
+    "fixed_ip_address": ("addresses",),
+    "internal_ip_address": ("addresses",),
+    "nexthop": ("addresses",),
+    "start": ("addresses",),
+    "end": ("addresses",),
+    "cidr": ("cidrs",),
+    "destination": ("cidrs",),
+    "remote_ip_prefix": ("cidrs",),
     "device_owner": ("owners",),
 }
-OWNERS = ["network:router_interface", "network:router_gateway", "network:dhcp", "network:floatingip",
-          "compute:nova", "compute:az1", ""]
-CIDRS = ["10.0.0.0/24", "10.0.5.0/24", "10.1.0.0/24", "10.99.0.0/24", "172.24.4.0/24", "fd00:1::/64",
-         "fd00:9::/64", "0.0.0.0/0", "10.0.0.0/8", "192.168.7.0/28", "::/0"]
-ADDRESSES = ["10.0.0.1", "10.0.0.10", "10.0.0.11", "10.0.0.77", "10.0.0.254", "10.1.0.5", "10.99.0.20",
-             "172.24.4.10", "172.24.4.99", "fd00:1::1", "fd00:1::42", "10.0.5.3"]
+OWNERS = [
+    "network:router_interface",
+    "network:router_gateway",
+    "network:dhcp",
+    "network:floatingip",
+    "compute:nova",
+    "compute:az1",
+    "",
+]
+CIDRS = [
+    "10.0.0.0/24",
+    "10.0.5.0/24",
+    "10.1.0.0/24",
+    "10.99.0.0/24",
+    "172.24.4.0/24",
+    "fd00:1::/64",
+    "fd00:9::/64",
+    "0.0.0.0/0",
+    "10.0.0.0/8",
+    "192.168.7.0/28",
+    "::/0",
+]
+ADDRESSES = [
+    "10.0.0.1",
+    "10.0.0.10",
+    "10.0.0.11",
+    "10.0.0.77",
+    "10.0.0.254",
+    "10.1.0.5",
+    "10.99.0.20",
+    "172.24.4.10",
+    "172.24.4.99",
+    "fd00:1::1",
+    "fd00:1::42",
+    "10.0.5.3",
+]
 
 
 @dataclass
@@ -90,19 +142,21 @@ class Problem:
     body: str
 
     def __str__(self) -> str:
-        return (f"[{self.rule}] {self.op} as {self.role} ({self.mode}): {self.status}\n"
-                f"    request: {self.request}\n    response: {self.body[:400]}")
+        return (
+            f"[{self.rule}] {self.op} as {self.role} ({self.mode}): {self.status}\n"
+            f"    request: {self.request}\n    response: {self.body[:400]}"
+        )
 
 
 @dataclass
 class Stats:
     """Requests tried, by operation and by status."""
 
-    by_op: Counter = field(default_factory=Counter)                 # op -> count
-    by_status: Counter = field(default_factory=Counter)             # status -> count
+    by_op: Counter = field(default_factory=Counter)  # op -> count
+    by_status: Counter = field(default_factory=Counter)  # status -> count
     by_op_status: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     generated: int = 0
-    skipped: set[str] = field(default_factory=set)                  # "op (mode)" with no cases
+    skipped: set[str] = field(default_factory=set)  # "op (mode)" with no cases
 
     def add(self, op: str, status: int) -> None:
         self.by_op[op] += 1
@@ -120,8 +174,7 @@ def describe(method: str, url: str, role: str, kwargs: dict[str, Any]) -> str:
         url = f"{url}?{urlencode(kwargs['params'], doseq=True)}"
     body = kwargs.get("json", kwargs.get("content"))
     text = json.dumps(body, ensure_ascii=True) if not isinstance(body, bytes) else repr(body)
-    extra = {k: v for k, v in (kwargs.get("headers") or {}).items()
-             if k.lower() in ("if-match", "content-type")}
+    extra = {k: v for k, v in (kwargs.get("headers") or {}).items() if k.lower() in ("if-match", "content-type")}
     return f"{method} {url} token={role} headers={extra} body={text[:600]}"
 
 
@@ -132,8 +185,12 @@ def error_shape(status: int, content: bytes) -> str | None:
     except ValueError:
         return "not JSON"
     if status == 401:
-        ok = (isinstance(body, dict) and set(body) == {"error"} and isinstance(body["error"], dict)
-              and body["error"].get("code") == 401)
+        ok = (
+            isinstance(body, dict)
+            and set(body) == {"error"}
+            and isinstance(body["error"], dict)
+            and body["error"].get("code") == 401
+        )
         return None if ok else "not Keystone's 401 body"
     if not isinstance(body, dict) or set(body) != {"NeutronError"}:
         return "not a NeutronError"
@@ -156,8 +213,7 @@ class WriteWatch:
         self.engine = engine
         self.pending: list[str] = []
         self.committed: list[str] = []
-        self._hooks = (("after_cursor_execute", self._executed), ("commit", self._commit),
-                       ("rollback", self._rollback))
+        self._hooks = (("after_cursor_execute", self._executed), ("commit", self._commit), ("rollback", self._rollback))
         for name, fn in self._hooks:
             event.listen(engine, name, fn)
 
@@ -235,42 +291,99 @@ class Fuzzer:
         api = self.api
         ext = self._make("networks", "network", {"name": "public", "router:external": True}, "admin", "networks")
         self.pools["external"].append(ext["id"])
-        self._make("subnets", "subnet", {"network_id": ext["id"], "cidr": "172.24.4.0/24", "ip_version": 4},
-                   "admin", "subnets")
+        self._make(
+            "subnets", "subnet", {"network_id": ext["id"], "cidr": "172.24.4.0/24", "ip_version": 4}, "admin", "subnets"
+        )
         shared = self._make("networks", "network", {"name": "shared", "shared": True}, "admin", "networks")
-        self._make("subnets", "subnet", {"network_id": shared["id"], "cidr": "10.99.0.0/24", "ip_version": 4},
-                   "admin", "subnets")
+        self._make(
+            "subnets",
+            "subnet",
+            {"network_id": shared["id"], "cidr": "10.99.0.0/24", "ip_version": 4},
+            "admin",
+            "subnets",
+        )
         self._make("routers", "router", {"name": "admin-router"}, "admin", "routers")
         for role, cidr in (("demo", "10.0.0.0/24"), ("other", "10.1.0.0/24")):
             net = self._make("networks", "network", {"name": f"{role}-net"}, role, "networks")
-            sub = self._make("subnets", "subnet", {"network_id": net["id"], "cidr": cidr, "ip_version": 4},
-                             role, "subnets")
+            sub = self._make(
+                "subnets", "subnet", {"network_id": net["id"], "cidr": cidr, "ip_version": 4}, role, "subnets"
+            )
             if role == "demo":
-                self._make("subnets", "subnet", {"network_id": net["id"], "cidr": "fd00:1::/64",
-                                                 "ip_version": 6}, role, "subnets")
+                self._make(
+                    "subnets",
+                    "subnet",
+                    {"network_id": net["id"], "cidr": "fd00:1::/64", "ip_version": 6},
+                    role,
+                    "subnets",
+                )
             port = self._make("ports", "port", {"network_id": net["id"], "name": f"{role}-port"}, role, "ports")
             spare = self._make("ports", "port", {"network_id": net["id"], "name": f"{role}-spare"}, role, "ports")
-            router = self._make("routers", "router", {"name": f"{role}-router", "external_gateway_info": {
-                "network_id": ext["id"]}}, role, "routers")
+            router = self._make(
+                "routers",
+                "router",
+                {"name": f"{role}-router", "external_gateway_info": {"network_id": ext["id"]}},
+                role,
+                "routers",
+            )
             api.ok(api.put(f"routers/{router['id']}/add_router_interface", {"subnet_id": sub["id"]}, role))
             sg = self._make("security-groups", "security_group", {"name": f"{role}-sg"}, role, "security-groups")
-            self._make("security-group-rules", "security_group_rule", {
-                "security_group_id": sg["id"], "direction": "ingress", "protocol": "tcp",
-                "port_range_min": 22, "port_range_max": 22}, role, "security-group-rules")
-            self._make("floatingips", "floatingip", {"floating_network_id": ext["id"], "port_id": port["id"]},
-                       role, "floatingips")
+            self._make(
+                "security-group-rules",
+                "security_group_rule",
+                {
+                    "security_group_id": sg["id"],
+                    "direction": "ingress",
+                    "protocol": "tcp",
+                    "port_range_min": 22,
+                    "port_range_max": 22,
+                },
+                role,
+                "security-group-rules",
+            )
+            self._make(
+                "floatingips",
+                "floatingip",
+                {"floating_network_id": ext["id"], "port_id": port["id"]},
+                role,
+                "floatingips",
+            )
             fip = self._make("floatingips", "floatingip", {"floating_network_id": ext["id"]}, role, "floatingips")
             ip = next(f["ip_address"] for f in spare["fixed_ips"] if ":" not in f["ip_address"])
-            pf = api.ok(api.post(f"floatingips/{fip['id']}/port_forwardings", {"port_forwarding": {
-                "protocol": "tcp", "internal_port_id": spare["id"], "internal_ip_address": ip,
-                "internal_port": 22, "external_port": 2222}}, role), 201)["port_forwarding"]
+            pf = api.ok(
+                api.post(
+                    f"floatingips/{fip['id']}/port_forwardings",
+                    {
+                        "port_forwarding": {
+                            "protocol": "tcp",
+                            "internal_port_id": spare["id"],
+                            "internal_ip_address": ip,
+                            "internal_port": 22,
+                            "external_port": 2222,
+                        }
+                    },
+                    role,
+                ),
+                201,
+            )["port_forwarding"]
             self.pools["port_forwardings"].append(pf["id"])
             api.ok(api.put(f"networks/{net['id']}/tags", {"tags": ["red", "blue"]}, role))
         self.pools["tags"] += ["red", "blue"]
-        for agent in ({"agent_type": "DHCP agent", "binary": "neutron-dhcp-agent", "topic": "dhcp_agent",
-                       "host": "net1", "configurations": {}},
-                      {"agent_type": "L3 agent", "binary": "neutron-l3-agent", "topic": "l3_agent",
-                       "host": "net1", "configurations": {}}):
+        for agent in (
+            {
+                "agent_type": "DHCP agent",
+                "binary": "neutron-dhcp-agent",
+                "topic": "dhcp_agent",
+                "host": "net1",
+                "configurations": {},
+            },
+            {
+                "agent_type": "L3 agent",
+                "binary": "neutron-l3-agent",
+                "topic": "l3_agent",
+                "host": "net1",
+                "configurations": {},
+            },
+        ):
             rep = api.ok(api.req("POST", "/neutrino/v1/agents/report", "admin", json={"agent": agent}))
             self.pools["agents"].append(rep["agent"]["id"])
         # Every port (router interfaces and gateways too) and every default group and its rules.
@@ -317,9 +430,11 @@ class Fuzzer:
     def send(self, op_id: str, case: Any, role: str, mode: str) -> int:
         """Send one case as ``role``; record its status and any problem.  Returns the status."""
         kwargs = case.as_transport_kwargs(base_url=BASE_URL, headers={"X-Auth-Token": role})
-        headers = {k: v.encode("latin-1", "replace") if isinstance(v, str) else v
-                   for k, v in kwargs.get("headers", {}).items()
-                   if not k.lower().startswith("x-schemathesis") and k.lower() != "x-auth-token"}
+        headers = {
+            k: v.encode("latin-1", "replace") if isinstance(v, str) else v
+            for k, v in kwargs.get("headers", {}).items()
+            if not k.lower().startswith("x-schemathesis") and k.lower() != "x-auth-token"
+        }
         headers["X-Auth-Token"] = role.encode()
         req: dict[str, Any] = {"params": kwargs.get("params") or None, "headers": headers}
         if "json" in kwargs:
@@ -334,10 +449,15 @@ class Fuzzer:
         self.stats.add(op_id, status)
 
         def problem(rule: str) -> None:
-            shown = {"json": req.get("json"), "content": req.get("content"), "headers": kwargs.get("headers"),
-                     "params": req.get("params")}
-            self.problems.append(Problem(rule, op_id, role, mode, describe(method, url, role, shown), status,
-                                         resp.text))
+            shown = {
+                "json": req.get("json"),
+                "content": req.get("content"),
+                "headers": kwargs.get("headers"),
+                "params": req.get("params"),
+            }
+            self.problems.append(
+                Problem(rule, op_id, role, mode, describe(method, url, role, shown), status, resp.text)
+            )
 
         if status >= 500:
             problem("5xx")
@@ -374,7 +494,7 @@ class Fuzzer:
     def run_operation(self, op_id: str, op: Any, role: str, mode: Any, examples: int, rng_seed: int) -> None:
         """Up to ``examples`` requests for one operation as ``role``."""
         if mode == NEGATIVE and not (op.definition.raw.get("parameters") or op.body):
-            self.stats.skipped.add(f"{op_id} ({mode.value})")      # nothing there can be made invalid
+            self.stats.skipped.add(f"{op_id} ({mode.value})")  # nothing there can be made invalid
             return
         key = (op_id, mode.value)
         if key not in self._strategies:
@@ -382,8 +502,14 @@ class Fuzzer:
         strategy = self._strategies[key]
 
         @seed(rng_seed)
-        @settings(max_examples=examples, database=None, deadline=None, phases=[Phase.generate],
-                  suppress_health_check=list(HealthCheck), print_blob=False)
+        @settings(
+            max_examples=examples,
+            database=None,
+            deadline=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+            print_blob=False,
+        )
         @given(data=st.data())
         def one(data: Any) -> None:
             case = data.draw(strategy, label="case")
@@ -393,16 +519,25 @@ class Fuzzer:
 
         try:
             one()
-        except Unsatisfiable:       # nothing to make invalid (an operation without parameters)
+        except Unsatisfiable:  # nothing to make invalid (an operation without parameters)
             self.stats.skipped.add(f"{op_id} ({mode.value})")
         except Flaky:
             # Hypothesis replayed a case and the pools had grown meanwhile: the run is over, not a finding.
             pass
 
-    def run(self, roles: Iterable[str], modes: Iterable[Any], examples: int, *, rng_seed: int = 13,
-            deadline: float | None = None, only: Callable[[str], bool] = lambda op_id: True) -> None:
+    def run(
+        self,
+        roles: Iterable[str],
+        modes: Iterable[Any],
+        examples: int,
+        *,
+        rng_seed: int = 13,
+        deadline: float | None = None,
+        only: Callable[[str], bool] = lambda op_id: True,
+    ) -> None:
         """Every operation (deletes last), for every mode and role, ``examples`` each (until ``deadline``, a
         monotonic time)."""
+
         def stop() -> bool:
             return deadline is not None and time.monotonic() >= deadline
 
@@ -426,6 +561,13 @@ class Fuzzer:
 
 
 #: Response key -> pool of created ids.
-_POOL_OF_KEY = {"network": "networks", "subnet": "subnets", "port": "ports", "router": "routers",
-                "floatingip": "floatingips", "security_group": "security-groups",
-                "security_group_rule": "security-group-rules", "port_forwarding": "port_forwardings"}
+_POOL_OF_KEY = {
+    "network": "networks",
+    "subnet": "subnets",
+    "port": "ports",
+    "router": "routers",
+    "floatingip": "floatingips",
+    "security_group": "security-groups",
+    "security_group_rule": "security-group-rules",
+    "port_forwarding": "port_forwardings",
+}

@@ -12,8 +12,9 @@ import stat
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -25,8 +26,13 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-DHCP_AGENT = {"agent_type": "DHCP agent", "binary": "neutrino-dhcp-agent", "topic": "dhcp_agent",
-              "host": "net1", "configurations": {"networks": 0}}
+DHCP_AGENT = {
+    "agent_type": "DHCP agent",
+    "binary": "neutrino-dhcp-agent",
+    "topic": "dhcp_agent",
+    "host": "net1",
+    "configurations": {"networks": 0},
+}
 
 
 class Cloud:
@@ -34,6 +40,7 @@ class Cloud:
 
     def __init__(self, state: Path) -> None:
         from neutrino import server
+
         self.cfg = nconfig.defaults(state).with_overrides(dict(nconfig.ALL_IN_ONE))
         self.boot = server.prepare(self.cfg)
         self.db = Database(self.cfg.database_url)
@@ -47,10 +54,18 @@ class Cloud:
         self.db.dispose()
 
     def login(self, user: str, password: str, project: str) -> tuple[str, dict[str, Any]]:
-        r = self.identity.post("/v3/auth/tokens", json={"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": user, "domain": {"id": "default"}, "password": password}}},
-            "scope": {"project": {"name": project, "domain": {"id": "default"}}}}})
+        r = self.identity.post(
+            "/v3/auth/tokens",
+            json={
+                "auth": {
+                    "identity": {
+                        "methods": ["password"],
+                        "password": {"user": {"name": user, "domain": {"id": "default"}, "password": password}},
+                    },
+                    "scope": {"project": {"name": project, "domain": {"id": "default"}}},
+                }
+            },
+        )
         assert r.status_code == 201, r.text
         return r.headers["X-Subject-Token"], r.json()["token"]
 
@@ -73,7 +88,7 @@ def test_bootstrap_makes_the_agents_service_user(cloud: Cloud) -> None:
     admin = read_openrc(cloud.cfg.state_dir / "admin-openrc")
     assert creds.password != admin.password
     _, token = cloud.login(creds.username, creds.password, creds.project_name)
-    assert [r["name"] for r in token["roles"]] == ["service"]    # nothing implied: no admin, no member
+    assert [r["name"] for r in token["roles"]] == ["service"]  # nothing implied: no admin, no member
 
 
 def test_the_service_token_may_do_what_agents_do(cloud: Cloud) -> None:
@@ -81,8 +96,9 @@ def test_the_service_token_may_do_what_agents_do(cloud: Cloud) -> None:
     svc, _ = cloud.login(creds.username, creds.password, creds.project_name)
     demo, demo_token = cloud.login("demo", cloud.boot["demo_password"], "demo")
     net = cloud.net("POST", "/v2.0/networks", demo, {"network": {"name": "n"}}).json()["network"]
-    sub = cloud.net("POST", "/v2.0/subnets", demo, {"subnet": {
-        "network_id": net["id"], "cidr": "10.9.0.0/24", "ip_version": 4}}).json()["subnet"]
+    sub = cloud.net(
+        "POST", "/v2.0/subnets", demo, {"subnet": {"network_id": net["id"], "cidr": "10.9.0.0/24", "ip_version": 4}}
+    ).json()["subnet"]
 
     def ok(resp: Any, status: int = 200) -> Any:
         assert resp.status_code == status, resp.text
@@ -95,13 +111,34 @@ def test_the_service_token_may_do_what_agents_do(cloud: Cloud) -> None:
     assert agents == []
     ok(cloud.net("POST", "/neutrino/v1/agents/report", svc, {"agent": DHCP_AGENT}))
     # The DHCP agent's port: in the network owner's project, bound to its host.
-    port = ok(cloud.net("POST", "/v2.0/ports", svc, {"port": {
-        "network_id": net["id"], "device_owner": "network:dhcp", "device_id": "dhcpabc-" + net["id"],
-        "binding:host_id": "net1", "fixed_ips": [{"subnet_id": sub["id"]}],
-        "project_id": demo_token["project"]["id"], "name": ""}}), 201)["port"]
+    port = ok(
+        cloud.net(
+            "POST",
+            "/v2.0/ports",
+            svc,
+            {
+                "port": {
+                    "network_id": net["id"],
+                    "device_owner": "network:dhcp",
+                    "device_id": "dhcpabc-" + net["id"],
+                    "binding:host_id": "net1",
+                    "fixed_ips": [{"subnet_id": sub["id"]}],
+                    "project_id": demo_token["project"]["id"],
+                    "name": "",
+                }
+            },
+        ),
+        201,
+    )["port"]
     assert port["project_id"] == demo_token["project"]["id"]
-    ok(cloud.net("PUT", f"/v2.0/ports/{port['id']}", svc, {"port": {
-        "binding:host_id": "net2", "fixed_ips": [{"subnet_id": sub["id"]}]}}))
+    ok(
+        cloud.net(
+            "PUT",
+            f"/v2.0/ports/{port['id']}",
+            svc,
+            {"port": {"binding:host_id": "net2", "fixed_ips": [{"subnet_id": sub["id"]}]}},
+        )
+    )
     ok(cloud.net("POST", "/neutrino/v1/ports/status", svc, {"host": "net2", "ports": {port["id"]: "ACTIVE"}}))
     ok(cloud.net("POST", "/neutrino/v1/floatingips/status", svc, {"host": "net2", "floatingips": {}}))
     ok(cloud.net("GET", "/neutrino/v1/servers?host=net2", svc))
@@ -125,12 +162,15 @@ def test_the_service_token_may_not_do_more(cloud: Cloud) -> None:
     for method, path, body in refused:
         r = cloud.net(method, path, svc, body)
         assert r.status_code in (403, 404), (method, path, r.status_code, r.text)
-    assert cloud.net("GET", "/v2.0/agents", svc).json()["agents"] == []     # admin only
+    assert cloud.net("GET", "/v2.0/agents", svc).json()["agents"] == []  # admin only
     # The identity API's admin side.
-    for method, path, body in (("GET", "/v3/users", None), ("GET", "/v3/role_assignments", None),
-                               ("POST", "/v3/users", {"user": {"name": "evil", "password": "x"}}),
-                               ("POST", "/v3/projects", {"project": {"name": "evil"}}),
-                               ("GET", "/v3/services", None)):
+    for method, path, body in (
+        ("GET", "/v3/users", None),
+        ("GET", "/v3/role_assignments", None),
+        ("POST", "/v3/users", {"user": {"name": "evil", "password": "x"}}),
+        ("POST", "/v3/projects", {"project": {"name": "evil"}}),
+        ("GET", "/v3/services", None),
+    ):
         r = cloud.identity.request(method, path, json=body, headers={"X-Auth-Token": svc})
         assert r.status_code == 403, (method, path, r.text)
     # The agents' routes stay closed to project members.
@@ -144,12 +184,14 @@ def test_the_agents_log_in_as_the_service_user(tmp_path: Path, monkeypatch: pyte
 
     from neutrino.agents import runner
     from neutrino.identity import bootstrap as boot
+
     state = tmp_path / "state"
     state.mkdir()
     for account in ("admin", "agent"):
         user, project, _role = boot.ACCOUNTS[account]
-        (state / f"{account}-openrc").write_text(boot._openrc("http://127.0.0.1:1/v3", "RegionOne", user,
-                                                              f"pw-{account}", project))
+        (state / f"{account}-openrc").write_text(
+            boot._openrc("http://127.0.0.1:1/v3", "RegionOne", user, f"pw-{account}", project)
+        )
     seen = []
 
     class Stop(Exception):
@@ -158,8 +200,9 @@ def test_the_agents_log_in_as_the_service_user(tmp_path: Path, monkeypatch: pyte
     def capture(creds: Any, *a: Any, **kw: Any) -> None:
         seen.append(creds)
         raise Stop
+
     monkeypatch.setattr(runner, "PasswordTokenSource", capture)
-    monkeypatch.setattr(runner, "load_driver", lambda kind: (lambda cfg, host: object()))
+    monkeypatch.setattr(runner, "load_driver", lambda kind: lambda cfg, host: object())
     with pytest.raises(Stop):
         asyncio.run(runner.run_agent("ovs", nconfig.defaults(state)))
     assert [(c.username, c.password) for c in seen] == [("neutron", "pw-agent")]
@@ -169,6 +212,7 @@ def test_a_node_needs_the_agent_credentials_not_the_admins(tmp_path: Path) -> No
     """``neutrino up --role compute`` on a node with only the admin's openrc refuses, naming
     agent-openrc; ``neutrino agent`` without it says so too (no traceback)."""
     from neutrino.cli import main as cli
+
     state = tmp_path / "compute1"
     state.mkdir()
     values = cli.initial_values()
@@ -177,8 +221,13 @@ def test_a_node_needs_the_agent_credentials_not_the_admins(tmp_path: Path) -> No
     (state / "admin-openrc").write_text("export OS_PASSWORD=admin-secret\n")
 
     def neutrino(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "neutrino.cli.main", *args, "--state-dir", str(state)],
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "neutrino.cli.main", *args, "--state-dir", str(state)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     up = neutrino("up")
     assert up.returncode != 0 and f"{state / 'agent-openrc'} is missing" in up.stderr, up.stderr
     agent = neutrino("agent", "compute")
@@ -193,6 +242,7 @@ def test_metadata_proxies_run_unprivileged(tmp_path: Path) -> None:
     from neutrino.agents.metadata import MetadataProxies, socket_path
     from neutrino.agents.metadata import haproxy as conf
     from neutrino.fakes.host import FakeHost
+
     cfg = nconfig.defaults(tmp_path)
     proxies = MetadataProxies.from_config(cfg, FakeHost())
     expect = "haproxy" if any(p.pw_name == "haproxy" for p in pwd.getpwall()) else "nobody"
@@ -202,14 +252,17 @@ def test_metadata_proxies_run_unprivileged(tmp_path: Path) -> None:
     assert proxies.group != "root"
     # The socket is outside the private state directory, where the proxies' group can reach it.
     assert not socket_path(cfg).startswith(str(tmp_path)) and socket_path(cfg).startswith("/run/neutrino/")
-    custom = cfg.with_overrides({("metadata", "metadata_proxy_user"): "nobody",
-                                 ("metadata", "metadata_proxy_group"): "nogroup"})
-    assert (MetadataProxies.from_config(custom, FakeHost()).user, MetadataProxies.from_config(custom, FakeHost()).group) == \
-        ("nobody", "nogroup")
+    custom = cfg.with_overrides(
+        {("metadata", "metadata_proxy_user"): "nobody", ("metadata", "metadata_proxy_group"): "nogroup"}
+    )
+    assert (
+        MetadataProxies.from_config(custom, FakeHost()).user,
+        MetadataProxies.from_config(custom, FakeHost()).group,
+    ) == ("nobody", "nogroup")
     with pytest.raises(ValueError, match="metadata_proxy_user"):
-        MetadataProxies.from_config(cfg.with_overrides({("metadata", "metadata_proxy_user"): "no-such-user-x"}),
-                                    FakeHost())
-
+        MetadataProxies.from_config(
+            cfg.with_overrides({("metadata", "metadata_proxy_user"): "no-such-user-x"}), FakeHost()
+        )
 
 
 def test_the_service_role_has_no_admin_rights_in_the_compute_api(compute_env) -> None:

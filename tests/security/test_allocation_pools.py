@@ -20,8 +20,10 @@ from tests.api.conftest import error
 def _pools(n: int, base: str = "10.0.0.0", step: int = 4) -> list[dict[str, str]]:
     """``n`` disjoint pools of 2 addresses, ``step`` apart, from base + 2."""
     b = int(ipaddress.ip_address(base))
-    return [{"start": str(ipaddress.ip_address(b + 2 + step * i)), "end": str(ipaddress.ip_address(b + 3 + step * i))}
-            for i in range(n)]
+    return [
+        {"start": str(ipaddress.ip_address(b + 2 + step * i)), "end": str(ipaddress.ip_address(b + 3 + step * i))}
+        for i in range(n)
+    ]
 
 
 # --- through the API ------------------------------------------------------------------------------
@@ -29,8 +31,12 @@ def test_20k_pools_are_refused_without_being_checked(api):
     net = api.network(as_="demo")
     before = api.snapshot()
     body = {"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/8", "allocation_pools": _pools(20_000)}
-    error(api.post("subnets", {"subnet": body}, as_="demo"), 400, "InvalidInput",
-          "Invalid input for operation: Too many allocation pools: 20000; a subnet may have at most 1000.")
+    error(
+        api.post("subnets", {"subnet": body}, as_="demo"),
+        400,
+        "InvalidInput",
+        "Invalid input for operation: Too many allocation pools: 20000; a subnet may have at most 1000.",
+    )
     assert api.snapshot() == before
 
 
@@ -40,8 +46,9 @@ def test_the_bound_is_inclusive_and_pools_come_back_as_given(api):
     random.Random(7).shuffle(pools)
     sub = api.subnet(net["id"], "10.0.0.0/16", as_="demo", allocation_pools=pools)
     assert sub["allocation_pools"] == pools
-    error(api.put(f"subnets/{sub['id']}", {"subnet": {"allocation_pools": _pools(1001)}}, as_="demo"),
-          400, "InvalidInput")
+    error(
+        api.put(f"subnets/{sub['id']}", {"subnet": {"allocation_pools": _pools(1001)}}, as_="demo"), 400, "InvalidInput"
+    )
     # The gateway moves: the stored pools are checked against it, not counted again.
     moved = api.put(f"subnets/{sub['id']}", {"subnet": {"gateway_ip": "10.0.255.254"}}, as_="demo")
     assert moved.status_code == 200, moved.text
@@ -49,12 +56,18 @@ def test_the_bound_is_inclusive_and_pools_come_back_as_given(api):
 
 def test_overlap_in_a_large_list_is_found(api):
     net = api.network(as_="demo")
-    pools = _pools(900)                                              # pool i: base+2+4i .. base+3+4i
-    pools.append({"start": "10.0.7.208", "end": "10.0.7.212"})       # base+2000..2004: pool 500 is 2002-2003
-    error(api.post("subnets", {"subnet": {"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/16",
-                                          "allocation_pools": pools}}, as_="demo"),
-          409, "OverlappingAllocationPools",
-          "Found overlapping allocation pools: 10.0.7.210-10.0.7.211 10.0.7.208-10.0.7.212 for subnet 10.0.0.0/16.")
+    pools = _pools(900)  # pool i: base+2+4i .. base+3+4i
+    pools.append({"start": "10.0.7.208", "end": "10.0.7.212"})  # base+2000..2004: pool 500 is 2002-2003
+    error(
+        api.post(
+            "subnets",
+            {"subnet": {"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/16", "allocation_pools": pools}},
+            as_="demo",
+        ),
+        409,
+        "OverlappingAllocationPools",
+        "Found overlapping allocation pools: 10.0.7.210-10.0.7.211 10.0.7.208-10.0.7.212 for subnet 10.0.0.0/16.",
+    )
 
 
 def test_the_bound_is_an_option(make_api):
@@ -63,27 +76,33 @@ def test_the_bound_is_an_option(make_api):
     body = {"network_id": net["id"], "ip_version": 4, "cidr": "10.0.0.0/24"}
     assert api.post("subnets", {"subnet": dict(body, allocation_pools=_pools(3))}, as_="demo").status_code == 201
     net2 = api.network(as_="demo")
-    error(api.post("subnets", {"subnet": dict(body, network_id=net2["id"], allocation_pools=_pools(4))},
-                   as_="demo"), 400, "InvalidInput",
-          "Invalid input for operation: Too many allocation pools: 4; a subnet may have at most 3.")
+    error(
+        api.post("subnets", {"subnet": dict(body, network_id=net2["id"], allocation_pools=_pools(4))}, as_="demo"),
+        400,
+        "InvalidInput",
+        "Invalid input for operation: Too many allocation pools: 4; a subnet may have at most 3.",
+    )
 
 
 # --- the sweep ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("ranges,expected", [
-    ([], None),
-    ([(1, 5)], None),
-    ([(1, 5), (6, 9)], None),                  # adjacent: no shared address
-    ([(6, 9), (1, 5)], None),                  # unsorted
-    ([(1, 5), (5, 9)], (0, 1)),                # one shared address
-    ([(5, 9), (1, 5)], (0, 1)),
-    ([(1, 9), (3, 4)], (0, 1)),                # containment
-    ([(3, 4), (1, 9)], (0, 1)),
-    ([(2, 2), (2, 2)], (0, 1)),                # identical single addresses
-    ([(1, 100), (200, 300), (50, 60)], (0, 2)),
-    ([(1, 3), (4, 10), (20, 30), (5, 6)], (1, 3)),
-    ([(10, 20), (1, 2), (3, 4), (21, 30), (30, 31)], (3, 4)),
-    ([(0, 2 ** 128 - 1), (2 ** 127, 2 ** 127)], (0, 1)),   # IPv6-sized integers
-])
+@pytest.mark.parametrize(
+    "ranges,expected",
+    [
+        ([], None),
+        ([(1, 5)], None),
+        ([(1, 5), (6, 9)], None),  # adjacent: no shared address
+        ([(6, 9), (1, 5)], None),  # unsorted
+        ([(1, 5), (5, 9)], (0, 1)),  # one shared address
+        ([(5, 9), (1, 5)], (0, 1)),
+        ([(1, 9), (3, 4)], (0, 1)),  # containment
+        ([(3, 4), (1, 9)], (0, 1)),
+        ([(2, 2), (2, 2)], (0, 1)),  # identical single addresses
+        ([(1, 100), (200, 300), (50, 60)], (0, 2)),
+        ([(1, 3), (4, 10), (20, 30), (5, 6)], (1, 3)),
+        ([(10, 20), (1, 2), (3, 4), (21, 30), (30, 31)], (3, 4)),
+        ([(0, 2**128 - 1), (2**127, 2**127)], (0, 1)),  # IPv6-sized integers
+    ],
+)
 def test_first_overlap(ranges, expected):
     assert ipam.first_overlap(ranges) == expected
 
@@ -96,8 +115,12 @@ def test_first_overlap_agrees_with_the_pairwise_check():
         for _ in range(n):
             a = rng.randrange(0, 60)
             ranges.append((a, a + rng.randrange(0, 8)))
-        pairwise = [(i, j) for i in range(n) for j in range(i + 1, n)
-                    if ranges[i][0] <= ranges[j][1] and ranges[j][0] <= ranges[i][1]]
+        pairwise = [
+            (i, j)
+            for i in range(n)
+            for j in range(i + 1, n)
+            if ranges[i][0] <= ranges[j][1] and ranges[j][0] <= ranges[i][1]
+        ]
         got = ipam.first_overlap(ranges)
         if not pairwise:
             assert got is None, ranges
@@ -125,13 +148,26 @@ def test_bad_pools_are_refused_without_the_write_lock(api, action):
     net = api.network(as_="demo")
     sub = api.subnet(net["id"], "10.0.0.0/16", as_="demo")
     if action == "create":
-        pools = _pools(900, "10.1.0.0") + [{"start": "10.1.0.1", "end": "10.1.0.2"}]   # overlaps the first
-        send = lambda: api.post("subnets", {"subnet": {"network_id": net["id"], "cidr": "10.1.0.0/16",  # noqa: E731
-                                                       "ip_version": 4, "allocation_pools": pools}}, as_="demo")
+        pools = _pools(900, "10.1.0.0") + [{"start": "10.1.0.1", "end": "10.1.0.2"}]  # overlaps the first
+        send = lambda: api.post(
+            "subnets",
+            {
+                "subnet": {
+                    "network_id": net["id"],
+                    "cidr": "10.1.0.0/16",
+                    "ip_version": 4,
+                    "allocation_pools": pools,
+                }
+            },
+            as_="demo",
+        )
     else:
         pools = _pools(900) + [{"start": "10.0.0.1", "end": "10.0.0.2"}]
-        send = lambda: api.put(f"subnets/{sub['id']}", {"subnet": {"allocation_pools": pools}},  # noqa: E731
-                               as_="demo")
+        send = lambda: api.put(
+            f"subnets/{sub['id']}",
+            {"subnet": {"allocation_pools": pools}},
+            as_="demo",
+        )
     got: list = []
     api.db._write_lock.acquire()
     try:
@@ -152,8 +188,15 @@ def test_another_projects_subnet_is_not_found_before_its_pools_are_checked(api):
     do not fit the hidden subnet's CIDR), and nothing changes."""
     net = api.network(as_="demo")
     sub = api.subnet(net["id"], "10.9.0.0/24", as_="demo")
-    api.network(as_="other")                  # the caller owns a network: it must not make demo's subnet visible
+    api.network(as_="other")  # the caller owns a network: it must not make demo's subnet visible
     before = api.snapshot()
-    error(api.put(f"subnets/{sub['id']}", {"subnet": {"allocation_pools": [
-        {"start": "192.168.0.2", "end": "192.168.0.9"}]}}, as_="other"), 404, "SubnetNotFound")
+    error(
+        api.put(
+            f"subnets/{sub['id']}",
+            {"subnet": {"allocation_pools": [{"start": "192.168.0.2", "end": "192.168.0.9"}]}},
+            as_="other",
+        ),
+        404,
+        "SubnetNotFound",
+    )
     assert api.snapshot() == before

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import select
 
 from neutrino.db import tables
-from tests.api.conftest import Api, error
 from tests.api.compute_helpers import CIRROS, ComputeEnv
+from tests.api.conftest import Api, error
 
 ROUTER_OWNERS = ("network:router_interface", "network:router_gateway")
 
@@ -43,9 +43,13 @@ def test_a_member_cannot_plug_a_port_into_another_projects_router(api: Api, owne
     _, router, _ = _admin_router(api)
     net, _ = api.net_with_subnet("10.0.0.0/24", as_="demo")
     before = api.snapshot()
-    err = error(api.post("ports", {"port": {"network_id": net["id"], "device_owner": owner,
-                                            "device_id": router["id"]}}, as_="demo"),
-                409, "DeviceIDNotOwnedByTenant")
+    err = error(
+        api.post(
+            "ports", {"port": {"network_id": net["id"], "device_owner": owner, "device_id": router["id"]}}, as_="demo"
+        ),
+        409,
+        "DeviceIDNotOwnedByTenant",
+    )
     assert router["id"] in err["message"]
     assert api.snapshot() == before
 
@@ -57,8 +61,11 @@ def test_a_member_cannot_move_a_port_onto_another_projects_router(api: Api, owne
     net, _ = api.net_with_subnet("10.0.0.0/24", as_="demo")
     port = api.port(net["id"], as_="demo")
     before = api.snapshot()
-    error(api.put(f"ports/{port['id']}", {"port": {"device_owner": owner, "device_id": router["id"]}},
-                  as_="demo"), 409, "DeviceIDNotOwnedByTenant")
+    error(
+        api.put(f"ports/{port['id']}", {"port": {"device_owner": owner, "device_id": router["id"]}}, as_="demo"),
+        409,
+        "DeviceIDNotOwnedByTenant",
+    )
     assert api.snapshot() == before
 
 
@@ -83,17 +90,25 @@ def test_admin_router_keeps_its_gateway_and_interfaces_whatever_ports_claim(api:
     assert real["interface_port_ids"] == [intf["id"]] and real["gw_port_id"]
     net, dsub = api.net_with_subnet("10.0.0.0/24", as_="demo")
     for owner in ("network:router_interface", "network:router_gateway"):
-        api.port(net["id"], as_="admin", project_id="p-demo", device_owner=owner, device_id=router["id"],
-                 fixed_ips=[{"subnet_id": dsub["id"], "ip_address": "10.0.0.1" if "interface" in owner
-                             else "10.0.0.2"}])
+        api.port(
+            net["id"],
+            as_="admin",
+            project_id="p-demo",
+            device_owner=owner,
+            device_id=router["id"],
+            fixed_ips=[{"subnet_id": dsub["id"], "ip_address": "10.0.0.1" if "interface" in owner else "10.0.0.2"}],
+        )
     api.ok(api.put(f"routers/{router['id']}", {"router": {"name": "touched"}}))
     now = _feed_router(api, router["id"])
     assert now["interface_port_ids"] == real["interface_port_ids"] and now["gw_port_id"] == real["gw_port_id"]
     # A floating IP for a port on demo's network cannot route through admin's router.
     vm = api.port(net["id"], as_="demo")
     fip = api.create("floatingips", "floatingip", as_="demo", floating_network_id=ext["id"])
-    error(api.put(f"floatingips/{fip['id']}", {"floatingip": {"port_id": vm["id"]}}, as_="demo"),
-          404, "ExternalGatewayForFloatingIPNotFound")
+    error(
+        api.put(f"floatingips/{fip['id']}", {"floatingip": {"port_id": vm["id"]}}, as_="demo"),
+        404,
+        "ExternalGatewayForFloatingIPNotFound",
+    )
     # API answers never carry the records.
     for who in ("admin", "demo"):
         for r in api.list("routers", as_=who):
@@ -109,7 +124,8 @@ def test_router_port_records_follow_interfaces_and_gateway(api: Api) -> None:
     port = api.port(net2["id"])
     api.ok(api.put(f"routers/{router['id']}/add_router_interface", {"port_id": port["id"]}))
     assert sorted(_feed_router(api, router["id"])["interface_port_ids"]) == sorted(
-        [*rec["interface_port_ids"], port["id"]])
+        [*rec["interface_port_ids"], port["id"]]
+    )
     api.ok(api.put(f"routers/{router['id']}/remove_router_interface", {"subnet_id": sub["id"]}))
     assert _feed_router(api, router["id"])["interface_port_ids"] == [port["id"]]
     api.ok(api.put(f"routers/{router['id']}", {"router": {"external_gateway_info": {}}}))
@@ -131,12 +147,17 @@ def test_a_member_cannot_attach_a_port_to_another_projects_server(compute_env: C
     env = compute_env
     theirs, sid, addresses = _others_server(env)
     net = env.network(as_="demo")
-    r = env.neutron("POST", "/v2.0/ports", "demo", {"port": {"network_id": net["id"], "device_owner": "compute:nova",
-                                                             "device_id": sid}})
+    r = env.neutron(
+        "POST",
+        "/v2.0/ports",
+        "demo",
+        {"port": {"network_id": net["id"], "device_owner": "compute:nova", "device_id": sid}},
+    )
     assert r.status_code == 409 and r.json()["NeutronError"]["type"] == "DeviceIDNotOwnedByTenant", r.text
     mine = env.port(net["id"], as_="demo")
-    r = env.neutron("PUT", f"/v2.0/ports/{mine['id']}", "demo", {"port": {"device_owner": "compute:nova",
-                                                                          "device_id": sid}})
+    r = env.neutron(
+        "PUT", f"/v2.0/ports/{mine['id']}", "demo", {"port": {"device_owner": "compute:nova", "device_id": sid}}
+    )
     assert r.status_code == 409, r.text
     assert env.show(sid, as_="other")["addresses"] == addresses
 
@@ -161,14 +182,28 @@ def test_server_create_applies_the_callers_port_policy(compute_env: ComputeEnv) 
     env = compute_env
     env.agent("cn1")
     shared = env.network(as_="admin", cidr="10.7.0.0/24", shared=True)
-    r = env.neutron("POST", "/v2.0/ports", "demo", {"port": {"network_id": shared["id"],
-                                                             "fixed_ips": [{"ip_address": "10.7.0.50"}]}})
+    r = env.neutron(
+        "POST",
+        "/v2.0/ports",
+        "demo",
+        {"port": {"network_id": shared["id"], "fixed_ips": [{"ip_address": "10.7.0.50"}]}},
+    )
     assert r.status_code == 403, r.text
     ports_before = env.ok(env.neutron("GET", "/v2.0/ports"))["ports"]
-    resp = env.call("POST", "servers", "demo", {"server": {
-        "name": "vm", "imageRef": CIRROS, "flavorRef": "42",
-        "networks": [{"uuid": shared["id"], "fixed_ip": "10.7.0.50"}]}})
-    if resp.status_code == 202:      # the build fails (as Nova's does when Neutron refuses the port)
+    resp = env.call(
+        "POST",
+        "servers",
+        "demo",
+        {
+            "server": {
+                "name": "vm",
+                "imageRef": CIRROS,
+                "flavorRef": "42",
+                "networks": [{"uuid": shared["id"], "fixed_ip": "10.7.0.50"}],
+            }
+        },
+    )
+    if resp.status_code == 202:  # the build fails (as Nova's does when Neutron refuses the port)
         s = env.show(resp.json()["server"]["id"])
         assert s["status"] == "ERROR", s
     else:
@@ -191,8 +226,9 @@ def test_migration_records_only_the_routers_own_ports(api: Api) -> None:
     _, router, _ = _admin_router(api)
     want = _feed_router(api, router["id"])
     net, _ = api.net_with_subnet("10.0.0.0/24", as_="demo")
-    api.port(net["id"], as_="admin", project_id="p-demo", device_owner="network:router_interface",
-             device_id=router["id"])
+    api.port(
+        net["id"], as_="admin", project_id="p-demo", device_owner="network:router_interface", device_id=router["id"]
+    )
     url = api.db.engine.url.render_as_string(hide_password=False)
     command.downgrade(alembic_config(url), "0002")
     with api.db.engine.connect() as conn:
@@ -201,7 +237,8 @@ def test_migration_records_only_the_routers_own_ports(api: Api) -> None:
     with api.db.read() as conn:
         rows = {(r.port_id, r.port_type) for r in conn.execute(select(tables.router_ports))}
     assert rows == {(want["gw_port_id"], "network:router_gateway")} | {
-        (pid, "network:router_interface") for pid in want["interface_port_ids"]}
+        (pid, "network:router_interface") for pid in want["interface_port_ids"]
+    }
 
 
 # --- the DHCP agent's own port ------------------------------------------------------------------
@@ -216,8 +253,7 @@ def test_dhcp_agent_takes_over_only_its_own_port_on_that_network() -> None:
     did = dhcp_device_id("host-1", "net-admin")
     ports = {
         "decoy": {"id": "decoy", "network_id": "net-demo", "device_owner": "network:dhcp", "device_id": did},
-        "fake-owner": {"id": "fake-owner", "network_id": "net-admin", "device_owner": "compute:nova",
-                       "device_id": did},
+        "fake-owner": {"id": "fake-owner", "network_id": "net-admin", "device_owner": "compute:nova", "device_id": did},
         "real": {"id": "real", "network_id": "net-admin", "device_owner": "network:dhcp", "device_id": did},
     }
     feed = {"port": ports}
@@ -234,4 +270,4 @@ def test_a_reader_cannot_create_a_port_on_a_shared_network(api: Api) -> None:
     error(api.post("ports", {"port": {"network_id": net["id"]}}, as_="reader"), 403, "PolicyNotAuthorized")
     error(api.post("ports", {"port": {"network_id": net["id"]}}, as_="other-reader"), 403, "PolicyNotAuthorized")
     assert api.snapshot() == before
-    api.port(net["id"], as_="demo")      # a member may
+    api.port(net["id"], as_="demo")  # a member may

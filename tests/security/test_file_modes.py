@@ -14,8 +14,9 @@ import socket
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -61,6 +62,7 @@ def test_prepare_makes_a_private_state_dir(tmp_path: Path, loose_umask: None) ->
     """The server's prepare (migrations, keys, bootstrap) under a 022 umask creates nothing
     that another local user can read."""
     from neutrino import server
+
     state = tmp_path / "state"
     cfg = nconfig.defaults(state)
     server.prepare(cfg)
@@ -69,14 +71,14 @@ def test_prepare_makes_a_private_state_dir(tmp_path: Path, loose_umask: None) ->
         assert mode(state / name) == 0o600, name
     assert mode(state / "fernet-keys") == 0o700 and mode(state / "fernet-keys" / "0") == 0o600
     assert readable_by_others(state) == []
-    assert os.umask(0o022) == 0o022   # prepare gave the process its umask back
+    assert os.umask(0o022) == 0o022  # prepare gave the process its umask back
 
 
 def test_first_up_writes_a_private_config(tmp_path: Path, loose_umask: None) -> None:
     layout = cli.Layout(tmp_path / "state")
     layout.root.mkdir()
     cli._write_initial_config(layout, None)
-    assert mode(layout.conf) == 0o600   # it holds the metadata secret
+    assert mode(layout.conf) == 0o600  # it holds the metadata secret
 
 
 def test_up_repairs_an_old_state_dir(tmp_path: Path, free_port: Any) -> None:
@@ -88,8 +90,14 @@ def test_up_repairs_an_old_state_dir(tmp_path: Path, free_port: Any) -> None:
 
     def neutrino(*args: str) -> subprocess.CompletedProcess[str]:
         # A umask of 022 as a login shell has: only neutrino's own umask protects the files.
-        return subprocess.run([sys.executable, "-m", "neutrino.cli.main", *args, "--state-dir", str(state)],
-                              capture_output=True, text=True, timeout=90, preexec_fn=lambda: os.umask(0o022))
+        return subprocess.run(
+            [sys.executable, "-m", "neutrino.cli.main", *args, "--state-dir", str(state)],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            preexec_fn=lambda: os.umask(0o022),
+        )
+
     try:
         up = neutrino("up", "--no-agents")
         assert up.returncode == 0, up.stdout + up.stderr
@@ -114,9 +122,10 @@ def test_up_repairs_an_old_state_dir(tmp_path: Path, free_port: Any) -> None:
         assert readable_by_others(state) == []
         from neutrino.agents.auth import read_openrc
         from neutrino.cli.console import _token
-        _token(read_openrc(state / "admin-openrc"))   # the server opens the database
+
+        _token(read_openrc(state / "admin-openrc"))  # the server opens the database
         wal = state / "neutrino.db-wal"
-        assert wal.exists() and mode(wal) == 0o600    # created by the running server
+        assert wal.exists() and mode(wal) == 0o600  # created by the running server
         # Nothing to repair the next time.
         again = neutrino("up", "--no-agents")
         assert again.returncode == 0 and "repaired" not in again.stdout
@@ -126,6 +135,7 @@ def test_up_repairs_an_old_state_dir(tmp_path: Path, free_port: Any) -> None:
 
 def test_repair_keeps_sockets_and_symlinks(tmp_path: Path) -> None:
     from neutrino.cli import filemodes
+
     state = tmp_path / "s"
     state.mkdir(mode=0o755)
     (state / "f").write_text("x")
@@ -142,13 +152,15 @@ def test_repair_keeps_sockets_and_symlinks(tmp_path: Path) -> None:
 
 def test_repair_covers_a_key_repository_and_database_outside_the_state_dir(tmp_path: Path) -> None:
     from neutrino.cli import filemodes
+
     keys, db = tmp_path / "keys", tmp_path / "db" / "n.db"
     keys.mkdir(mode=0o755)
     db.parent.mkdir()
     db.write_text("")
     os.chmod(db, 0o644)
-    cfg = nconfig.defaults(tmp_path / "state").with_overrides({
-        ("fernet_tokens", "key_repository"): str(keys), ("database", "connection"): f"sqlite:///{db}"})
+    cfg = nconfig.defaults(tmp_path / "state").with_overrides(
+        {("fernet_tokens", "key_repository"): str(keys), ("database", "connection"): f"sqlite:///{db}"}
+    )
     paths = filemodes.private_paths(cfg)
     assert paths[0] == tmp_path / "state" and keys in paths and db in paths
     filemodes.repair(paths)
@@ -157,7 +169,7 @@ def test_repair_covers_a_key_repository_and_database_outside_the_state_dir(tmp_p
 
 def test_guest_metadata_is_private(tmp_path: Path) -> None:
     """The compute agent keeps what the guest read at boot (user data may hold secrets) 0600."""
-    from typing import Sequence
+    from collections.abc import Sequence
 
     from neutrino.agents.compute import agent as compute
     from neutrino.fakes.host import FakeHost, Ns
@@ -168,8 +180,9 @@ def test_guest_metadata_is_private(tmp_path: Path) -> None:
     class Guest(FakeHost):
         """curl in the guest's namespace: the answer by the URL's last part."""
 
-        def run(self, argv: Sequence[str], *, netns: str | None = None, check: bool = True,
-                timeout: float = 30) -> Completed:
+        def run(
+            self, argv: Sequence[str], *, netns: str | None = None, check: bool = True, timeout: float = 30
+        ) -> Completed:
             return Completed(tuple(argv), 0, f"{bodies[argv[-1].rsplit('/', 1)[-1]]}\n200", "")
 
     host = Guest()
@@ -190,6 +203,7 @@ def test_dnsmasq_files_stay_readable_under_the_private_umask(tmp_path: Path) -> 
     """dnsmasq drops to user nobody and re-reads its hosts/opts files on SIGHUP: under the
     agents' umask 077 the DHCP agent still writes them 0644 in 0755 directories."""
     from neutrino.agents.dhcp import agent as dhcp
+
     old = os.umask(0o077)
     try:
         conf = tmp_path / "dhcp" / "net-1"
@@ -207,6 +221,7 @@ def test_metadata_socket_is_for_root_and_the_proxies_group(tmp_path: Path) -> No
     through a directory only they may enter; never world-writable (any local user could
     otherwise pose as a proxy and read every instance's metadata)."""
     from neutrino.agents.metadata.agent import bind_unix
+
     gid = grp.getgrnam("nogroup").gr_gid
     path = tmp_path / "run" / "metadata-x" / "metadata_proxy"
     sock = bind_unix(str(path), gid=gid, own_dir=True)
@@ -220,9 +235,12 @@ def test_metadata_socket_is_for_root_and_the_proxies_group(tmp_path: Path) -> No
 
 def test_paths_unprivileged_daemons_need_cannot_be_in_the_state_dir(tmp_path: Path) -> None:
     """dnsmasq (nobody) and the metadata proxies could not enter a 0700 state directory."""
-    cfg = nconfig.defaults(tmp_path).with_overrides({
-        ("DEFAULT", "dhcp_confs"): str(tmp_path / "dhcp"),
-        ("metadata", "metadata_proxy_socket"): str(tmp_path / "md.sock")})
+    cfg = nconfig.defaults(tmp_path).with_overrides(
+        {
+            ("DEFAULT", "dhcp_confs"): str(tmp_path / "dhcp"),
+            ("metadata", "metadata_proxy_socket"): str(tmp_path / "md.sock"),
+        }
+    )
     errs = " ".join(validate(cfg))
     assert "[DEFAULT] dhcp_confs" in errs and "[metadata] metadata_proxy_socket" in errs
     outside = cfg.with_overrides({("DEFAULT", "dhcp_confs"): "/run/x", ("metadata", "metadata_proxy_user"): "root"})

@@ -56,8 +56,9 @@ def test_every_operation_needs_a_token(api):
 def test_operations_left_out_are_not_served(api):
     """The document leaves out what the server refuses: those answer 404 or 405, in Neutron's format."""
     doc = api.get("/v2.0/openapi.json", as_=None).json()
-    documented = [(m, re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(p)) + "$"))
-                  for m, p, _ in _operations(doc)]
+    documented = [
+        (m, re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(p)) + "$")) for m, p, _ in _operations(doc)
+    ]
     tried = 0
     for path in doc["paths"]:
         if not path.startswith("/v2.0/") or "/tags" in path:
@@ -84,8 +85,9 @@ def test_fuzz_budget(api, role, mode):
         fuzzer.close()
     assert not fuzzer.problems, fuzzer.report()
     stats = fuzzer.stats
-    untried = [op for op, _ in fuzzer.operations if op not in stats.by_op and f"{op} ({mode.value})"
-               not in stats.skipped]
+    untried = [
+        op for op, _ in fuzzer.operations if op not in stats.by_op and f"{op} ({mode.value})" not in stats.skipped
+    ]
     assert untried == [], untried
     # The requests went deep: many operations succeeded at least once.
     succeeded = [op for op, counts in stats.by_op_status.items() if any(s < 300 for s in counts)]

@@ -12,10 +12,17 @@ from tests.api.conftest import error
 def test_network_with_segments_is_400(api):
     """Multi-segment networks are not supported: a client error (was 501 NotImplementedError)."""
     before = api.snapshot()
-    for segments in ([{"provider:network_type": "vxlan"}, {"provider:network_type": "vlan"}],
-                     {"provider:network_type": "vxlan"}, "x"):
-        error(api.post("networks", {"network": {"name": "n", "segments": segments}}), 400, "InvalidInput",
-              "Invalid input for operation: Multi-segment (multi-provider) networks are not supported.")
+    for segments in (
+        [{"provider:network_type": "vxlan"}, {"provider:network_type": "vlan"}],
+        {"provider:network_type": "vxlan"},
+        "x",
+    ):
+        error(
+            api.post("networks", {"network": {"name": "n", "segments": segments}}),
+            400,
+            "InvalidInput",
+            "Invalid input for operation: Multi-segment (multi-provider) networks are not supported.",
+        )
     assert api.snapshot() == before
 
 
@@ -24,11 +31,20 @@ def test_subnet_from_a_subnet_pool_is_4xx(api):
     net = api.network("demo")
     before = api.snapshot()
     pool = "0d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a"
-    error(api.post("subnets", {"subnet": {"network_id": net["id"], "ip_version": 4, "subnetpool_id": pool}},
-                   "demo"), 404, "SubnetPoolNotFound", f"Subnet pool {pool} could not be found.")
-    error(api.post("subnets", {"subnet": {"network_id": net["id"], "ip_version": 6,
-                                          "use_default_subnetpool": True}}, "demo"),
-          400, "BadRequest", "Bad subnets request: No default subnetpool found for IPv6.")
+    error(
+        api.post("subnets", {"subnet": {"network_id": net["id"], "ip_version": 4, "subnetpool_id": pool}}, "demo"),
+        404,
+        "SubnetPoolNotFound",
+        f"Subnet pool {pool} could not be found.",
+    )
+    error(
+        api.post(
+            "subnets", {"subnet": {"network_id": net["id"], "ip_version": 6, "use_default_subnetpool": True}}, "demo"
+        ),
+        400,
+        "BadRequest",
+        "Bad subnets request: No default subnetpool found for IPv6.",
+    )
     assert api.snapshot() == before
 
 
@@ -41,10 +57,22 @@ def test_only_get_on_the_resource_list_and_quota_tenant(api):
 
 
 def _report_agents(api) -> None:
-    for agent in ({"agent_type": "DHCP agent", "binary": "neutron-dhcp-agent", "topic": "dhcp_agent", "host": "h1",
-                   "configurations": {}},
-                  {"agent_type": "L3 agent", "binary": "neutron-l3-agent", "topic": "l3_agent", "host": "h1",
-                   "configurations": {}}):
+    for agent in (
+        {
+            "agent_type": "DHCP agent",
+            "binary": "neutron-dhcp-agent",
+            "topic": "dhcp_agent",
+            "host": "h1",
+            "configurations": {},
+        },
+        {
+            "agent_type": "L3 agent",
+            "binary": "neutron-l3-agent",
+            "topic": "l3_agent",
+            "host": "h1",
+            "configurations": {},
+        },
+    ):
         api.ok(api.req("POST", "/neutrino/v1/agents/report", "admin", json={"agent": agent}))
 
 
@@ -53,8 +81,12 @@ def test_availability_zones_with_a_limit(api, query):
     """Zones have no id to page by: a limit answers the whole list without links (was 500 KeyError)."""
     _report_agents(api)
     body = api.ok(api.get(f"availability_zones?{query}", "demo"))
-    assert body == {"availability_zones": [{"name": "nova", "resource": "network", "state": "available"},
-                                           {"name": "nova", "resource": "router", "state": "available"}]}
+    assert body == {
+        "availability_zones": [
+            {"name": "nova", "resource": "network", "state": "available"},
+            {"name": "nova", "resource": "router", "state": "available"},
+        ]
+    }
 
 
 def test_availability_zones_with_a_page_size_limit(make_api):
@@ -74,7 +106,7 @@ def test_null_mac_address_is_400(api):
     error(api.put(f"ports/{port['id']}", {"port": {"mac_address": None}}), 400, "HTTPBadRequest", msg)
     error(api.post("ports", {"port": {"network_id": net["id"], "mac_address": None}}), 400, "HTTPBadRequest", msg)
     assert api.snapshot() == before
-    assert api.port(net["id"])["mac_address"]                      # left out: one is generated
+    assert api.port(net["id"])["mac_address"]  # left out: one is generated
 
 
 def test_null_port_security_enabled_is_400(api):
@@ -85,8 +117,9 @@ def test_null_port_security_enabled_is_400(api):
     before = api.snapshot()
     msg = "Invalid input for operation: 'None' cannot be converted to boolean."
     error(api.put(f"ports/{port['id']}", {"port": {"port_security_enabled": None}}), 400, "InvalidInput", msg)
-    error(api.post("ports", {"port": {"network_id": net["id"], "port_security_enabled": None}}), 400,
-          "InvalidInput", msg)
+    error(
+        api.post("ports", {"port": {"network_id": net["id"], "port_security_enabled": None}}), 400, "InvalidInput", msg
+    )
     assert api.snapshot() == before
     assert port["port_security_enabled"] is False
 
@@ -95,12 +128,22 @@ def test_allocation_pool_of_mixed_ip_versions_is_400(api) -> None:
     """Found by the fuzzer: start and end of different IP versions was a 500 (TypeError)."""
     net = api.network(as_="demo")
     before = api.snapshot()
-    r = api.post("subnets", {"subnet": {"network_id": net["id"], "cidr": "10.0.0.0/24", "ip_version": 4,
-                                        "allocation_pools": [{"start": "10.0.0.10", "end": "fd00::5"}]}},
-                 as_="demo")
+    r = api.post(
+        "subnets",
+        {
+            "subnet": {
+                "network_id": net["id"],
+                "cidr": "10.0.0.0/24",
+                "ip_version": 4,
+                "allocation_pools": [{"start": "10.0.0.10", "end": "fd00::5"}],
+            }
+        },
+        as_="demo",
+    )
     assert r.status_code == 400 and r.json()["NeutronError"]["type"] == "InvalidAllocationPool", r.text
     assert api.snapshot() == before
     sub = api.subnet(net["id"], "10.0.0.0/24", as_="demo")
-    r = api.put(f"subnets/{sub['id']}", {"subnet": {"allocation_pools": [{"start": "fd00::5", "end": "10.0.0.10"}]}},
-                as_="demo")
+    r = api.put(
+        f"subnets/{sub['id']}", {"subnet": {"allocation_pools": [{"start": "fd00::5", "end": "10.0.0.10"}]}}, as_="demo"
+    )
     assert r.status_code == 400, r.text

@@ -31,8 +31,9 @@ ATTACKER = "203.0.113.66"
 class Identity:
     """A Keystone subset on a fresh database; ``client(address)`` talks to it from an address."""
 
-    def __init__(self, tmp: Path, overrides: dict[tuple[str, str], str] | None = None,
-                 db: Database | None = None) -> None:
+    def __init__(
+        self, tmp: Path, overrides: dict[tuple[str, str], str] | None = None, db: Database | None = None
+    ) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.db = db or Database(f"sqlite:///{tmp}/identity.db")
         if db is None:
@@ -64,12 +65,12 @@ def ident(tmp_path: Path) -> Identity:
 
 def test_two_hundred_guesses_then_the_right_password_is_refused(ident: Identity) -> None:
     statuses = [ident.login(ATTACKER, f"guess-{i}").status_code for i in range(200)]
-    assert statuses[:6] == [401] * 5 + [429]              # five plain failures, then throttled
+    assert statuses[:6] == [401] * 5 + [429]  # five plain failures, then throttled
     # Refused without a password check, but for the few that came after a wait was over
     # (1 s, 2 s, 4 s...): a handful of guesses in the seconds this takes, not 200.
     assert set(statuses) == {401, 429} and statuses.count(401) <= 8, statuses.count(401)
     r = ident.login(ATTACKER, ident.password)
-    assert r.status_code == 429, r.text                   # the right one too: the wait is not over
+    assert r.status_code == 429, r.text  # the right one too: the wait is not over
     err = r.json()["error"]
     assert err["code"] == 429 and err["title"] == "Too Many Requests"
     assert err["message"].startswith(f"Too many failed logins of this user from {ATTACKER}: try again in ")
@@ -96,12 +97,12 @@ def test_the_wait_doubles_is_capped_and_a_success_clears_it(ident: Identity) -> 
         r = ident.login(ATTACKER, "wrong")
         assert r.status_code == 429
         waits.append(int(r.headers["Retry-After"]))
-        now[0] += waits[-1]                               # wait it out, then fail once more
+        now[0] += waits[-1]  # wait it out, then fail once more
         assert ident.login(ATTACKER, "wrong").status_code == 401
     assert waits[:8] == [1, 2, 4, 8, 16, 32, 64, 128] and waits[-3:] == [300, 300, 300]
     now[0] += 300
     assert ident.login(ATTACKER, ident.password).status_code == 201
-    assert ident.login(ATTACKER, "wrong").status_code == 401    # a success starts the count afresh
+    assert ident.login(ATTACKER, "wrong").status_code == 401  # a success starts the count afresh
 
 
 def test_unknown_users_are_throttled_alike(ident: Identity) -> None:
@@ -138,27 +139,31 @@ def test_throttling_can_be_turned_off(tmp_path: Path) -> None:
 
 
 def test_lockout_is_off_by_default(ident: Identity) -> None:
-    for i in range(12):   # from twelve addresses: no throttling in play
+    for i in range(12):  # from twelve addresses: no throttling in play
         assert ident.login(f"198.51.100.{i}", "wrong").status_code == 401
     assert ident.login("198.51.100.200", ident.password).status_code == 201
 
 
 def test_keystone_lockout(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    ident = Identity(tmp_path, {("security_compliance", "lockout_failure_attempts"): "3",
-                                ("security_compliance", "lockout_duration"): "600"})
+    ident = Identity(
+        tmp_path,
+        {("security_compliance", "lockout_failure_attempts"): "3", ("security_compliance", "lockout_duration"): "600"},
+    )
     now = [2_000_000.0]
     ident.app.state.login_guard.clock = lambda: now[0]
     uid = ident.boot["demo_user_id"]
     with caplog.at_level(logging.WARNING, logger="neutrino.identity.throttle"):
-        for i in range(3):   # consecutive failures from different addresses count together
+        for i in range(3):  # consecutive failures from different addresses count together
             assert ident.login(f"198.51.100.{i}", "wrong").status_code == 401
         r = ident.login("198.51.100.99", ident.password)
     assert r.status_code == 401
     assert r.json()["error"]["message"] == f"The account is locked for user: {uid}."
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert f"user demo ({uid}) locked for 600 s after 3 consecutive failed logins (the last from 198.51.100.2)" in text
-    assert f"login refused: user demo ({uid}) is locked after 3 consecutive failed logins " \
-           "(this attempt from 198.51.100.99)" in text
+    assert (
+        f"login refused: user demo ({uid}) is locked after 3 consecutive failed logins "
+        "(this attempt from 198.51.100.99)" in text
+    )
     # By id too; and the lock ends after lockout_duration.
     assert ident.login("198.51.100.98", ident.password, id=uid).status_code == 401
     now[0] += 601
@@ -166,15 +171,18 @@ def test_keystone_lockout(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> N
 
 
 def test_an_admin_enabling_the_user_unlocks_it(tmp_path: Path) -> None:
-    ident = Identity(tmp_path, {("security_compliance", "lockout_failure_attempts"): "2",
-                                ("security_compliance", "lockout_duration"): "0"})   # 0: until enabled
+    ident = Identity(
+        tmp_path,
+        {("security_compliance", "lockout_failure_attempts"): "2", ("security_compliance", "lockout_duration"): "0"},
+    )  # 0: until enabled
     for i in range(2):
         ident.login(f"198.51.100.{i}", "wrong")
     assert ident.login("198.51.100.50", ident.password).status_code == 401
     admin = ident.login("127.0.0.1", ident.boot["admin_password"], user="admin")
     assert admin.status_code == 201
     tok = admin.headers["X-Subject-Token"]
-    r = ident.client("127.0.0.1").patch(f"/v3/users/{ident.boot['demo_user_id']}",
-                                        json={"user": {"enabled": True}}, headers={"X-Auth-Token": tok})
+    r = ident.client("127.0.0.1").patch(
+        f"/v3/users/{ident.boot['demo_user_id']}", json={"user": {"enabled": True}}, headers={"X-Auth-Token": tok}
+    )
     assert r.status_code == 200, r.text
     assert ident.login("198.51.100.50", ident.password).status_code == 201

@@ -24,18 +24,18 @@ from starlette.testclient import TestClient
 
 from neutrino import config
 from neutrino.api import limits
-from neutrino.resources import definitions, query
-from neutrino.resources.resource import Resource
 from neutrino.db import tables
 from neutrino.db.engine import Database
 from neutrino.identity.app import build_identity_app
 from neutrino.identity.tokens import TokenProvider
-from tests.api.conftest import error
+from neutrino.resources import definitions, query
+from neutrino.resources.resource import Resource
 from tests.api.compute_helpers import ComputeEnv, fault
+from tests.api.conftest import error
 
 
 # --- quotas -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("value", [1e30, 2 ** 31, 10 ** 30, "1e30"])
+@pytest.mark.parametrize("value", [1e30, 2**31, 10**30, "1e30"])
 def test_quota_too_large_is_400(api, value):
     before = api.snapshot()
     err = error(api.put("quotas/p-demo", {"quota": {"network": value}}), 400, "HTTPBadRequest")
@@ -44,14 +44,15 @@ def test_quota_too_large_is_400(api, value):
 
 
 def test_quota_overflowing_float_is_400(api):
-    resp = api.req("PUT", "quotas/p-demo", content=b'{"quota": {"network": 1e400}}',
-                   headers={"Content-Type": "application/json"})
+    resp = api.req(
+        "PUT", "quotas/p-demo", content=b'{"quota": {"network": 1e400}}', headers={"Content-Type": "application/json"}
+    )
     assert resp.status_code == 400, resp.text
 
 
 def test_quota_at_the_column_bound_is_stored(api):
-    out = api.ok(api.put("quotas/p-demo", {"quota": {"network": 2 ** 31 - 1}}))
-    assert out["quota"]["network"] == 2 ** 31 - 1
+    out = api.ok(api.put("quotas/p-demo", {"quota": {"network": 2**31 - 1}}))
+    assert out["quota"]["network"] == 2**31 - 1
 
 
 # --- server state reports -------------------------------------------------------------------------------
@@ -66,19 +67,23 @@ def test_server_state_with_a_non_string_status_is_400(compute_env: ComputeEnv, s
 
 
 # --- provider segments ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("ntype,seg_id", [("vxlan", -1), ("vxlan", 2 ** 24), ("vxlan", 10 ** 12),
-                                          ("geneve", -1), ("geneve", 2 ** 24)])
+@pytest.mark.parametrize(
+    "ntype,seg_id", [("vxlan", -1), ("vxlan", 2**24), ("vxlan", 10**12), ("geneve", -1), ("geneve", 2**24)]
+)
 def test_tunnel_segmentation_id_out_of_range_is_400(api, ntype, seg_id):
     before = api.snapshot()
-    err = error(api.post("networks", {"network": {"provider:network_type": ntype,
-                                                  "provider:segmentation_id": seg_id}}), 400, "InvalidInput")
+    err = error(
+        api.post("networks", {"network": {"provider:network_type": ntype, "provider:segmentation_id": seg_id}}),
+        400,
+        "InvalidInput",
+    )
     assert "segmentation_id out of range (0 through 16777215)" in err["message"]
     assert api.snapshot() == before
 
 
 @pytest.mark.parametrize("ntype", ["vxlan", "geneve"])
 def test_tunnel_segmentation_id_bounds_are_accepted(api, ntype):
-    for seg_id in (0, 1, 2 ** 24 - 1):
+    for seg_id in (0, 1, 2**24 - 1):
         net = api.network(**{"provider:network_type": ntype, "provider:segmentation_id": seg_id})
         assert net["provider:segmentation_id"] == seg_id
 
@@ -87,19 +92,28 @@ def test_tunnel_segmentation_id_bounds_are_accepted(api, ntype):
 def _nul_bodies(api) -> list[tuple[str, dict[str, Any]]]:
     net = api.network(as_="demo")
     sub = api.subnet(net["id"], "10.0.0.0/24", as_="demo")
-    return [("networks", {"network": {"name": "a\x00b"}}),
-            ("networks", {"network": {"description": "\x00"}}),
-            ("subnets", {"subnet": {"network_id": net["id"], "cidr": "10.1.0.0/24", "ip_version": 4,
-                                    "name": "s\x00"}}),
-            ("ports", {"port": {"network_id": net["id"], "name": "p\x00"}}),
-            ("ports", {"port": {"network_id": net["id"], "device_id": "\x00"}}),
-            ("ports", {"port": {"network_id": net["id"], "extra_dhcp_opts": [
-                {"opt_name": "mtu", "opt_value": "1\x00"}]}}),
-            ("routers", {"router": {"name": "r\x00"}}),
-            ("security-groups", {"security_group": {"name": "g\x00"}}),
-            ("subnets", {"subnet": {"network_id": net["id"], "cidr": "10.2.0.0/24", "ip_version": 4,
-                                    "dns_nameservers": ["8.8.8.8\x00"]}}),
-            (f"subnets/{sub['id']}", {"subnet": {"name": "\x00"}})]
+    return [
+        ("networks", {"network": {"name": "a\x00b"}}),
+        ("networks", {"network": {"description": "\x00"}}),
+        ("subnets", {"subnet": {"network_id": net["id"], "cidr": "10.1.0.0/24", "ip_version": 4, "name": "s\x00"}}),
+        ("ports", {"port": {"network_id": net["id"], "name": "p\x00"}}),
+        ("ports", {"port": {"network_id": net["id"], "device_id": "\x00"}}),
+        ("ports", {"port": {"network_id": net["id"], "extra_dhcp_opts": [{"opt_name": "mtu", "opt_value": "1\x00"}]}}),
+        ("routers", {"router": {"name": "r\x00"}}),
+        ("security-groups", {"security_group": {"name": "g\x00"}}),
+        (
+            "subnets",
+            {
+                "subnet": {
+                    "network_id": net["id"],
+                    "cidr": "10.2.0.0/24",
+                    "ip_version": 4,
+                    "dns_nameservers": ["8.8.8.8\x00"],
+                }
+            },
+        ),
+        (f"subnets/{sub['id']}", {"subnet": {"name": "\x00"}}),
+    ]
 
 
 def test_nul_in_network_api_strings_is_400(api):
@@ -120,9 +134,18 @@ def test_nul_in_tags_is_400(api):
     assert api.snapshot() == before
 
 
-@pytest.mark.parametrize("params", [{"name": "a\x00b"}, {"id": "\x00"}, {"tags": "x\x00"}, {"marker": "\x00"},
-                                    {"fields": "na\x00me"}, {"sort_key": "\x00", "sort_dir": "asc"},
-                                    {"n\x00": "1"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"name": "a\x00b"},
+        {"id": "\x00"},
+        {"tags": "x\x00"},
+        {"marker": "\x00"},
+        {"fields": "na\x00me"},
+        {"sort_key": "\x00", "sort_dir": "asc"},
+        {"n\x00": "1"},
+    ],
+)
 def test_nul_in_a_list_query_is_400(api, params):
     resp = api.get("networks", "demo", params=params)
     assert resp.status_code == 400, resp.text
@@ -134,13 +157,25 @@ def test_nul_in_compute_strings_is_400(compute_env: ComputeEnv) -> None:
     env.agent("cn1")
     net = env.network()
     before = env.changes()
-    for server in ({"name": "vm\x00"}, {"metadata": {"k": "v\x00"}}, {"metadata": {"k\x00": "v"}},
-                   {"description": "\x00"}, {"tags": ["t\x00"]}):
-        r = env.call("POST", "servers", "demo", {"server": {"name": "vm", "imageRef": "x", "flavorRef": "42",
-                                                              "networks": [{"uuid": net["id"]}], **server}})
+    for server in (
+        {"name": "vm\x00"},
+        {"metadata": {"k": "v\x00"}},
+        {"metadata": {"k\x00": "v"}},
+        {"description": "\x00"},
+        {"tags": ["t\x00"]},
+    ):
+        r = env.call(
+            "POST",
+            "servers",
+            "demo",
+            {"server": {"name": "vm", "imageRef": "x", "flavorRef": "42", "networks": [{"uuid": net["id"]}], **server}},
+        )
         fault(r, 400, "badRequest", limits.NUL_REFUSED)
-    fault(env.call("POST", "os-keypairs", "demo", {"keypair": {"name": "k", "public_key": "ssh-rsa A\x00"}}),
-          400, "badRequest")
+    fault(
+        env.call("POST", "os-keypairs", "demo", {"keypair": {"name": "k", "public_key": "ssh-rsa A\x00"}}),
+        400,
+        "badRequest",
+    )
     fault(env.call("GET", "servers?name=a%00b", "demo"), 400, "badRequest", limits.NUL_REFUSED)
     assert env.changes() == before
 
@@ -161,30 +196,45 @@ def identity(tmp_path: Path, api_db_url: str):
 def test_nul_in_identity_strings_is_400(identity):
     client, admin = identity
     h = {"X-Auth-Token": admin}
-    auth = {"auth": {"identity": {"methods": ["password"], "password": {
-        "user": {"name": "ad\x00min", "domain": {"id": "default"}, "password": "x"}}}}}
-    for method, path, body in (("POST", "/v3/auth/tokens", auth),
-                               ("POST", "/v3/users", {"user": {"name": "u\x00", "password": "p"}}),
-                               ("POST", "/v3/projects", {"project": {"name": "p", "description": "\x00"}}),
-                               ("GET", "/v3/users?name=a%00", None),
-                               ("GET", "/v3/users/a%00b", None)):
+    auth = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {"user": {"name": "ad\x00min", "domain": {"id": "default"}, "password": "x"}},
+            }
+        }
+    }
+    for method, path, body in (
+        ("POST", "/v3/auth/tokens", auth),
+        ("POST", "/v3/users", {"user": {"name": "u\x00", "password": "p"}}),
+        ("POST", "/v3/projects", {"project": {"name": "p", "description": "\x00"}}),
+        ("GET", "/v3/users?name=a%00", None),
+        ("GET", "/v3/users/a%00b", None),
+    ):
         r = client.request(method, path, content=orjson.dumps(body) if body else None, headers=h)
         assert r.status_code == 400, (path, r.status_code, r.text)
         assert r.json()["error"]["code"] == 400
 
 
 # --- filters on integer columns ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("params", [{"revision_number": "abc"}, {"revision_number": ""}, {"mtu": "x"},
-                                    {"ip_version": "four"}, {"shared": ""}])
+@pytest.mark.parametrize(
+    "params",
+    [{"revision_number": "abc"}, {"revision_number": ""}, {"mtu": "x"}, {"ip_version": "four"}, {"shared": ""}],
+)
 def test_filter_that_is_not_an_integer_is_400(api, params):
-    error(api.get("networks" if "ip_version" not in params else "subnets", "demo", params=params),
-          400, "InvalidInput")
+    error(api.get("networks" if "ip_version" not in params else "subnets", "demo", params=params), 400, "InvalidInput")
 
 
-@pytest.mark.parametrize("coll,params", [("networks", {"revision_number": str(10 ** 20)}),
-                                         ("networks", {"mtu": str(2 ** 40)}), ("networks", {"mtu": "-5"}),
-                                         ("subnets", {"ip_version": "7"}),
-                                         ("security-group-rules", {"port_range_min": str(2 ** 31)})])
+@pytest.mark.parametrize(
+    "coll,params",
+    [
+        ("networks", {"revision_number": str(10**20)}),
+        ("networks", {"mtu": str(2**40)}),
+        ("networks", {"mtu": "-5"}),
+        ("subnets", {"ip_version": "7"}),
+        ("security-group-rules", {"port_range_min": str(2**31)}),
+    ],
+)
 def test_filter_value_the_column_cannot_hold_matches_nothing(api, coll, params):
     net = api.network(as_="demo")
     api.subnet(net["id"], "10.0.0.0/24", as_="demo")
@@ -196,8 +246,7 @@ def test_integer_filter_still_matches(api):
     net = api.network(as_="demo")
     got = api.ok(api.get("networks", "demo", params={"revision_number": str(net["revision_number"])}))
     assert [n["id"] for n in got["networks"]] == [net["id"]]
-    got = api.ok(api.get("networks", "demo", params={"revision_number": [str(net["revision_number"]),
-                                                                         str(10 ** 20)]}))
+    got = api.ok(api.get("networks", "demo", params={"revision_number": [str(net["revision_number"]), str(10**20)]}))
     assert [n["id"] for n in got["networks"]] == [net["id"]]
     got = api.ok(api.get("networks", "demo", params={"mtu": str(net["mtu"])}))
     assert [n["id"] for n in got["networks"]] == [net["id"]]
@@ -219,7 +268,6 @@ def test_integer_filters_cover_the_integer_columns():
                 if query.INTEGER_FILTERS.get(attr.name) != bits:
                     missing.append((res.collection, attr.name, bits))
     assert not missing, missing
-
 
 
 def test_nul_in_a_network_api_path_is_400(api):

@@ -65,11 +65,11 @@ def test_host_change_reconciles_without_waiting_for_the_feed() -> None:
         feed, driver = Feed(), Driver()
         loop = AgentLoop(driver, feed, host="h1", tick=3600, report_interval=3600)  # type: ignore[arg-type]
         task = asyncio.create_task(loop.run())
-        await _next_call(driver, 1)               # the snapshot
-        driver.host.set()                         # a VIF plugged: the feed poll is still pending
+        await _next_call(driver, 1)  # the snapshot
+        driver.host.set()  # a VIF plugged: the feed poll is still pending
         await _next_call(driver, 2)
         polls_meanwhile = feed.polls
-        feed.answer.set()                         # then the feed moves
+        feed.answer.set()  # then the feed moves
         await _next_call(driver, 3)
         loop.stop.set()
         task.cancel()
@@ -78,7 +78,7 @@ def test_host_change_reconciles_without_waiting_for_the_feed() -> None:
 
     calls, polls, answered = asyncio.run(asyncio.wait_for(main(), 30))
     assert calls == [(1, True), (1, False), (2, True)]
-    assert polls == 1 and answered == 1           # the same long-poll carried over the wake-up
+    assert polls == 1 and answered == 1  # the same long-poll carried over the wake-up
 
 
 def test_a_port_that_leaves_and_comes_back_is_reported_again() -> None:
@@ -95,7 +95,7 @@ def test_a_port_that_leaves_and_comes_back_is_reported_again() -> None:
 
     async def main() -> None:
         await loop._report_status({"a": "ACTIVE", "b": "ACTIVE"})
-        await loop._report_status({"a": "ACTIVE"})                # b left; nothing new to say
+        await loop._report_status({"a": "ACTIVE"})  # b left; nothing new to say
         await loop._report_status({"a": "ACTIVE", "b": "ACTIVE"})  # b is back
 
     asyncio.run(main())

@@ -20,9 +20,8 @@ import pytest
 
 from neutrino import config as nconfig
 from neutrino import config_checks
-from neutrino.cli import layout
+from neutrino.cli import layout, process
 from neutrino.cli import main as cli
-from neutrino.cli import process
 
 FAKE_SERVER = textwrap.dedent("""
     import http.server, sys, threading
@@ -121,18 +120,20 @@ def test_initial_config_is_valid(tmp_path: Path) -> None:
     assert config_checks.validate(cfg) == []
     moved = layout.with_port_offset(cfg, 100)
     assert (moved.default.bind_port, moved.identity.bind_port) == (9796, 5100)
-    assert layout.endpoints(moved) == {"identity": "http://127.0.0.1:5100/v3",
-                                       "network": "http://127.0.0.1:9796/"}
+    assert layout.endpoints(moved) == {"identity": "http://127.0.0.1:5100/v3", "network": "http://127.0.0.1:9796/"}
 
 
-@pytest.mark.parametrize("extra, message", [
-    ({"ml2__tenant_network_types": "vlan,gre"}, "tenant_network_types: gre not in type_drivers"),
-    ({"ml2_type_vxlan__vni_ranges": "10:5"}, "vni_ranges"),
-    ({"ml2_type_vlan__network_vlan_ranges": "physnet:1:5000"}, "network_vlan_ranges"),
-    ({"DEFAULT__api_workers": "0"}, "api_workers"),
-    ({"DEFAULT__bind_host": "localhost"}, "not an IP address"),
-    ({"database__connection": "mysql://x"}, "only sqlite"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"ml2__tenant_network_types": "vlan,gre"}, "tenant_network_types: gre not in type_drivers"),
+        ({"ml2_type_vxlan__vni_ranges": "10:5"}, "vni_ranges"),
+        ({"ml2_type_vlan__network_vlan_ranges": "physnet:1:5000"}, "network_vlan_ranges"),
+        ({"DEFAULT__api_workers": "0"}, "api_workers"),
+        ({"DEFAULT__bind_host": "localhost"}, "not an IP address"),
+        ({"database__connection": "mysql://x"}, "only sqlite"),
+    ],
+)
 def test_check_config_reports_bad_values(tmp_path: Path, capsys, extra, message) -> None:
     write_conf(tmp_path, 19696, 15000, **extra)
     code, out = run(capsys, "check-config", "--state-dir", str(tmp_path))
@@ -199,9 +200,16 @@ def test_first_up_writes_the_config(tmp_path: Path, fake_server, capsys, monkeyp
     state = tmp_path / "fresh"
     net, ident = free_port(), free_port()
     d = nconfig.defaults(state)
-    monkeypatch.setattr(cli, "initial_values", lambda: {
-        **nconfig.ALL_IN_ONE, ("database", "connection"): "",
-        ("DEFAULT", "bind_port"): str(net - 1000), ("identity", "bind_port"): str(ident - 1000)})
+    monkeypatch.setattr(
+        cli,
+        "initial_values",
+        lambda: {
+            **nconfig.ALL_IN_ONE,
+            ("database", "connection"): "",
+            ("DEFAULT", "bind_port"): str(net - 1000),
+            ("identity", "bind_port"): str(ident - 1000),
+        },
+    )
     assert d.default.bind_port == 9696
     try:
         code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state), "--port-offset", "1000")
@@ -265,8 +273,9 @@ def test_down_after_a_crash_and_status_of_a_dead_server(state: Path, fake_server
     assert not (state / "run" / "server.pid").exists()
 
 
-def test_status_is_degraded_when_an_api_stops_answering(state: Path, fake_server, capsys,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_status_is_degraded_when_an_api_stops_answering(
+    state: Path, fake_server, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A stopped (SIGSTOP) server is alive but does not answer.
     monkeypatch.setattr(cli, "PROBE_TIMEOUT", 0.3)
     assert run(capsys, "up", "--no-agents", "--state-dir", str(state))[0] == 0
@@ -322,8 +331,12 @@ def test_real_server_flow(tmp_path: Path, free_port) -> None:
     write_conf(state, net, ident)
 
     def neutrino(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "neutrino.cli.main", *args, "--state-dir", str(state)],
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "neutrino.cli.main", *args, "--state-dir", str(state)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     try:
         up = neutrino("up", "--no-agents")
@@ -349,8 +362,9 @@ def test_free_port_offsets_cover_every_port_up_moves_and_stay_below_the_ephemera
 
     base = nconfig.defaults("/tmp/unused")
     moved = with_port_offset(base, 1)
-    changed = {value for sec, opts in base.sections.items() for opt, value in opts.items()
-               if moved.sections[sec][opt] != value}
+    changed = {
+        value for sec, opts in base.sections.items() for opt, value in opts.items() if moved.sections[sec][opt] != value
+    }
     assert changed == set(ports.BASE_PORTS)
     for _ in range(20):
         off = ports.free_port_offset()

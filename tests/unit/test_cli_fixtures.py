@@ -13,7 +13,7 @@ PG = bool(os.environ.get("NEUTRINO_TEST_PG_URL"))
 
 def _engine(url: str):
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return create_engine(url)
 
 

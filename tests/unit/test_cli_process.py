@@ -15,8 +15,9 @@ from neutrino.cli import process
 
 def _sleeper(tmp_path: Path, name: str = "sleeper", code: str = "import time; time.sleep(60)"):
     pf = process.PidFile(tmp_path / "run" / f"{name}.pid")
-    proc, rec = process.spawn(name, [sys.executable, "-c", code], pidfile=pf,
-                              log_path=tmp_path / "log" / f"{name}.log", cwd=tmp_path)
+    proc, rec = process.spawn(
+        name, [sys.executable, "-c", code], pidfile=pf, log_path=tmp_path / "log" / f"{name}.log", cwd=tmp_path
+    )
     return pf, proc, rec
 
 
@@ -101,8 +102,10 @@ def test_reused_pid_is_never_signalled(tmp_path: Path) -> None:
 
 
 def test_stop_escalates_to_sigkill(tmp_path: Path) -> None:
-    code = ("import signal, time, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-            "print('ready', flush=True); time.sleep(60)")
+    code = (
+        "import signal, time, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
     pf, proc, rec = _sleeper(tmp_path, "stubborn", code)
     assert process.wait_for(lambda: "ready" in process.tail(tmp_path / "log" / "stubborn.log"), 10)
     t0 = time.monotonic()
@@ -114,9 +117,11 @@ def test_stop_escalates_to_sigkill(tmp_path: Path) -> None:
 
 
 def test_stop_finds_children_of_a_crashed_daemon(tmp_path: Path) -> None:
-    code = ("import subprocess, sys; "
-            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
-            "print('spawned', flush=True)")
+    code = (
+        "import subprocess, sys; "
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        "print('spawned', flush=True)"
+    )
     pf, proc, rec = _sleeper(tmp_path, "crashy", code)
     proc.wait(10)  # the daemon itself is gone, its child lives on
     assert process.wait_for(lambda: len(process.find_by_token(rec.token)) == 1, 10)

@@ -8,19 +8,22 @@ from pathlib import Path
 import pytest
 
 from neutrino import config as nconfig
-from neutrino.config_checks import validate
 from neutrino.cli import host
 from neutrino.cli import main as cli
+from neutrino.config_checks import validate
 
 
-@pytest.mark.parametrize("roles, agents", [
-    (("all",), ("ovs", "dhcp", "l3", "metadata", "compute")),
-    (("controller",), ()),
-    (("network",), ("ovs", "dhcp", "l3", "metadata")),
-    (("compute",), ("ovs", "compute")),
-    (("controller", "network"), ("ovs", "dhcp", "l3", "metadata")),   # the seed's Lab 8 controller
-    (("compute", "network"), ("ovs", "dhcp", "l3", "metadata", "compute")),
-])
+@pytest.mark.parametrize(
+    "roles, agents",
+    [
+        (("all",), ("ovs", "dhcp", "l3", "metadata", "compute")),
+        (("controller",), ()),
+        (("network",), ("ovs", "dhcp", "l3", "metadata")),
+        (("compute",), ("ovs", "compute")),
+        (("controller", "network"), ("ovs", "dhcp", "l3", "metadata")),  # the seed's Lab 8 controller
+        (("compute", "network"), ("ovs", "dhcp", "l3", "metadata", "compute")),
+    ],
+)
 def test_agents_of_roles(roles, agents) -> None:
     assert host.agents_for(roles) == agents
 
@@ -72,12 +75,15 @@ def test_up_role_rejects_unknown_roles(tmp_path: Path, capsys) -> None:
 def test_up_agent_node_needs_the_controllers_credentials_and_server(tmp_path: Path, capsys, free_port) -> None:
     state = tmp_path / "net"
     state.mkdir()
-    vals = {**cli.initial_values(), ("DEFAULT", "roles"): "network",
-            ("DEFAULT", "server_url"): f"http://127.0.0.1:{free_port()}"}
+    vals = {
+        **cli.initial_values(),
+        ("DEFAULT", "roles"): "network",
+        ("DEFAULT", "server_url"): f"http://127.0.0.1:{free_port()}",
+    }
     (state / "neutrino.conf").write_text(nconfig.render_ini(vals))
     assert cli.main(["up", "--state-dir", str(state)]) == 1
     assert "agent-openrc is missing" in capsys.readouterr().err
     (state / "agent-openrc").write_text("export OS_AUTH_URL=http://127.0.0.1:1/v3\n")
     assert cli.main(["up", "--state-dir", str(state)]) == 1
     assert "does not answer" in capsys.readouterr().err
-    assert not list((state / "run").glob("*.pid"))    # nothing was started
+    assert not list((state / "run").glob("*.pid"))  # nothing was started

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from neutrino import errors as neutron_errors
-from neutrino.compute import faults, server_requests as rq
+from neutrino.compute import faults
+from neutrino.compute import server_requests as rq
 from neutrino.compute.microversion import Version
 
 IMAGE = "cafe0123-0000-0000-0000-000000000000"
@@ -93,8 +94,9 @@ def test_forced_host_is_admin_only() -> None:
 
 def test_access_ips_user_data_and_config_drive() -> None:
     ud = base64.b64encode(b"#!/bin/sh\n").decode()
-    req = rq.parse_create(body(accessIPv4="10.0.0.1", accessIPv6="FD00::1", user_data=ud, config_drive="yes"),
-                          V21, admin=False)
+    req = rq.parse_create(
+        body(accessIPv4="10.0.0.1", accessIPv6="FD00::1", user_data=ud, config_drive="yes"), V21, admin=False
+    )
     assert (req.access_ipv4, req.access_ipv6, req.user_data, req.config_drive) == ("10.0.0.1", "fd00::1", ud, True)
     with pytest.raises(faults.BadRequest, match="is not a 'ipv4'"):
         rq.parse_create(body(accessIPv4="fd00::1"), V21, admin=False)
@@ -130,12 +132,15 @@ def test_metadata_limits() -> None:
 def test_update_fields_and_values() -> None:
     with pytest.raises(faults.BadRequest, match="'description' was unexpected"):
         rq.update_fields({"server": {"description": "d"}}, V21)
-    s = rq.update_fields({"server": {"name": "new", "description": None, "accessIPv4": "010.0.0.1"}},
-                         Version(2, 19))
+    s = rq.update_fields({"server": {"name": "new", "description": None, "accessIPv4": "010.0.0.1"}}, Version(2, 19))
     with pytest.raises(faults.BadRequest, match="accessIPv4"):
-        rq.update_values(s)     # strict: no leading zeros
+        rq.update_values(s)  # strict: no leading zeros
     assert rq.update_values({"name": "new", "description": None, "accessIPv6": "FD00::1", "accessIPv4": None}) == {
-        "name": "new", "description": None, "access_ipv6": "fd00::1", "access_ipv4": ""}
+        "name": "new",
+        "description": None,
+        "access_ipv6": "fd00::1",
+        "access_ipv4": "",
+    }
     with pytest.raises(faults.BadRequest, match="field/attribute name"):
         rq.update_values({"name": "  "})
 
@@ -144,11 +149,15 @@ def test_state_report() -> None:
     r = rq.parse_state_report({"status": "ACTIVE", "host": "h1"})
     assert (r.status, r.vm_state, r.power_state, r.host, r.fault) == ("ACTIVE", "active", rq.RUNNING, "h1", None)
     assert rq.parse_state_report({"status": "SHUTOFF", "power_state": 7}).power_state == 7
-    for bad, msg in (([], "Body must be an object"), ({"status": "ACTIVE", "x": 1}, "Unrecognized attribute"),
-                     ({"status": ["ACTIVE"]}, "Invalid status"), ({"status": "ERROR", "fault": "x"}, "'fault'"),
-                     ({"status": "ACTIVE", "host": 3}, "'host'"),
-                     ({"status": "ACTIVE", "power_state": True}, "'power_state'"),
-                     ({"status": "ACTIVE", "power_state": 8}, "'power_state'")):
+    for bad, msg in (
+        ([], "Body must be an object"),
+        ({"status": "ACTIVE", "x": 1}, "Unrecognized attribute"),
+        ({"status": ["ACTIVE"]}, "Invalid status"),
+        ({"status": "ERROR", "fault": "x"}, "'fault'"),
+        ({"status": "ACTIVE", "host": 3}, "'host'"),
+        ({"status": "ACTIVE", "power_state": True}, "'power_state'"),
+        ({"status": "ACTIVE", "power_state": 8}, "'power_state'"),
+    ):
         with pytest.raises(neutron_errors.NeutronException, match=msg):
             rq.parse_state_report(bad)
 

@@ -49,6 +49,7 @@ def test_physnet_mtus_parse(tmp_path):
 
 # --- typed sections ------------------------------------------------------------------------------
 
+
 def _parsed_type(parser):
     """The Python type an option's parser returns (its return annotation; str and int are themselves)."""
     return parser if parser in (str, int) else typing.get_type_hints(parser)["return"]
@@ -56,8 +57,11 @@ def _parsed_type(parser):
 
 def test_typed_sections_and_option_table_agree():
     """Every option is a typed attribute of its section's class, and every attribute is an option."""
-    section_fields = {f.name: typing.get_type_hints(config.Config)[f.name]
-                      for f in dataclasses.fields(config.Config) if f.name != "state_dir"}
+    section_fields = {
+        f.name: typing.get_type_hints(config.Config)[f.name]
+        for f in dataclasses.fields(config.Config)
+        if f.name != "state_dir"
+    }
     option_sections = {("default" if o.section == "DEFAULT" else o.section) for o in config.OPTIONS}
     assert set(section_fields) == option_sections
     declared = {(o.section, o.name) for o in config.OPTIONS}
@@ -95,7 +99,7 @@ def test_sections_are_read_only_mappings_too(tmp_path):
     with pytest.raises(KeyError):
         cfg.token["nope"]
     with pytest.raises(AttributeError):
-        getattr(cfg.default, "agent_downtime")
+        cfg.default.agent_downtime
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.default.bind_port = 1  # type: ignore[misc]  # the point: sections are frozen
 
@@ -109,9 +113,11 @@ def test_a_misspelt_option_is_a_type_error(tmp_path):
         "cfg = defaults('/tmp')\n"
         "ok: int = cfg.default.agent_down_time\n"
         "typo = cfg.default.agent_downtime\n"
-        "wrong: str = cfg.ml2.path_mtu\n")
-    out, _, status = api.run([str(snippet), "--follow-imports=silent", "--no-incremental",
-                              "--python-executable", sys.executable])
+        "wrong: str = cfg.ml2.path_mtu\n"
+    )
+    out, _, status = api.run(
+        [str(snippet), "--follow-imports=silent", "--no-incremental", "--python-executable", sys.executable]
+    )
     assert status == 1, out
     errors = [line for line in out.splitlines() if ": error:" in line]
     assert len(errors) == 2, out

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from neutrino.resources import convert as cv
 from neutrino.errors import echo
+from neutrino.resources import convert as cv
 
 
 def _fails(conv, value, reason=None, exc=ValueError):
@@ -15,9 +15,23 @@ def _fails(conv, value, reason=None, exc=ValueError):
         assert str(ei.value) == reason
 
 
-@pytest.mark.parametrize("value,expect", [(True, True), (False, False), (1, True), (0, False), ("true", True),
-                                          ("True", True), ("1", True), ("false", False), ("False", False),
-                                          ("0", False), (" yes ", True), ("off", False)])
+@pytest.mark.parametrize(
+    "value,expect",
+    [
+        (True, True),
+        (False, False),
+        (1, True),
+        (0, False),
+        ("true", True),
+        ("True", True),
+        ("1", True),
+        ("false", False),
+        ("False", False),
+        ("0", False),
+        (" yes ", True),
+        ("off", False),
+    ],
+)
 def test_to_bool(value, expect):
     assert cv.to_bool(value) is expect
 
@@ -55,35 +69,73 @@ def test_uuid():
     assert cv.uuid_or_none(None) is None
 
 
-@pytest.mark.parametrize("value,expect", [("fa:16:3e:00:00:01", "fa:16:3e:00:00:01"),
-                                          ("FA:16:3E:AB:CD:EF", "fa:16:3e:ab:cd:ef"),
-                                          ("FA-16-3E-00-00-01", "fa:16:3e:00:00:01"),
-                                          ("fa163e000001", "fa:16:3e:00:00:01"),
-                                          ("11:22:33:44:55:66", "11:22:33:44:55:66"),     # multicast
-                                          ("01:00:5E:00:00:01", "01:00:5e:00:00:01")])
+@pytest.mark.parametrize(
+    "value,expect",
+    [
+        ("fa:16:3e:00:00:01", "fa:16:3e:00:00:01"),
+        ("FA:16:3E:AB:CD:EF", "fa:16:3e:ab:cd:ef"),
+        ("FA-16-3E-00-00-01", "fa:16:3e:00:00:01"),
+        ("fa163e000001", "fa:16:3e:00:00:01"),
+        ("11:22:33:44:55:66", "11:22:33:44:55:66"),  # multicast
+        ("01:00:5E:00:00:01", "01:00:5e:00:00:01"),
+    ],
+)
 def test_mac(value, expect):
     assert cv.mac(value) == expect
 
 
-@pytest.mark.parametrize("value", ["00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", "FF:FF:FF:FF:FF:FF", "fa:16:3e:00:00",
-                                   "fa:16-3e:00:00:01", "zz:16:3e:00:00:01", 5])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "00:00:00:00:00:00",
+        "ff:ff:ff:ff:ff:ff",
+        "FF:FF:FF:FF:FF:FF",
+        "fa:16:3e:00:00",
+        "fa:16-3e:00:00:01",
+        "zz:16:3e:00:00:01",
+        5,
+    ],
+)
 def test_mac_fails(value):
     _fails(cv.mac, value, f"'{value}' is not a valid MAC address")
 
 
-@pytest.mark.parametrize("value,expect", [("10.0.0.1", "10.0.0.1"), ("2001:DB8:0::0001", "2001:db8::1"),
-                                          ("2001:db8:1:0:0:0:0:1", "2001:db8:1::1"),
-                                          ("::FFFF:10.0.0.2", "::ffff:a00:2")])
+@pytest.mark.parametrize(
+    "value,expect",
+    [
+        ("10.0.0.1", "10.0.0.1"),
+        ("2001:DB8:0::0001", "2001:db8::1"),
+        ("2001:db8:1:0:0:0:0:1", "2001:db8:1::1"),
+        ("::FFFF:10.0.0.2", "::ffff:a00:2"),
+    ],
+)
 def test_ip(value, expect):
     assert cv.ip(value) == expect
 
 
-@pytest.mark.parametrize("value", ["10.0.0.256", "10.0.0.0/24", "x", 5, None,
-                                   # blanks and controls around an address (Neutron: "contains whitespace")
-                                   " 10.0.0.2 ", "10.0.0.2\n", "\t10.0.0.2", "10.0.0.2\x00", "10.0.\u00a00.2",
-                                   # IPv6 scope ids: Python's ipaddress takes any text after '%'
-                                   "fe80::1%eth0", "fe80::1%a\nb", "fe80::1%a,b c", "fe80::1%", "2001:db8::1%1",
-                                   "\uff11\uff10.0.0.2"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "10.0.0.256",
+        "10.0.0.0/24",
+        "x",
+        5,
+        None,
+        # blanks and controls around an address (Neutron: "contains whitespace")
+        " 10.0.0.2 ",
+        "10.0.0.2\n",
+        "\t10.0.0.2",
+        "10.0.0.2\x00",
+        "10.0.\u00a00.2",
+        # IPv6 scope ids: Python's ipaddress takes any text after '%'
+        "fe80::1%eth0",
+        "fe80::1%a\nb",
+        "fe80::1%a,b c",
+        "fe80::1%",
+        "2001:db8::1%1",
+        "\uff11\uff10.0.0.2",
+    ],
+)
 def test_ip_fails(value):
     _fails(cv.ip, value, f"'{value}' is not a valid IP address")
 
@@ -93,16 +145,41 @@ def test_ip_or_none():
     assert cv.ip_or_none("10.0.0.1") == "10.0.0.1"
 
 
-@pytest.mark.parametrize("value,expect", [("10.0.0.5/24", "10.0.0.5/24"), ("10.1.0.0", "10.1.0.0/32"),
-                                          ("2001:DB8::/64", "2001:db8::/64"), ("2001:db8::1", "2001:db8::1/128")])
+@pytest.mark.parametrize(
+    "value,expect",
+    [
+        ("10.0.0.5/24", "10.0.0.5/24"),
+        ("10.1.0.0", "10.1.0.0/32"),
+        ("2001:DB8::/64", "2001:db8::/64"),
+        ("2001:db8::1", "2001:db8::1/128"),
+    ],
+)
 def test_cidr_keep_host(value, expect):
     assert cv.cidr_keep_host(value) == expect
 
 
-@pytest.mark.parametrize("value", ["10.0.0.0/33", "x", "10.0.0/24", 5, None,
-                                   "fe80::%eth0/64", "fe80::1%x/64", "fe80::/64%x", "fe80::%a\nb/64",
-                                   "fe80::%a,b c/64", " 10.0.0.0/24", "10.0.0.0/24 ", "10.0.0.0/24\n",
-                                   "10.0.0.0/ 24", "10.0.0.0 /24", "10.0.0.0/+24", "10.0.0.0/24\x00"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "10.0.0.0/33",
+        "x",
+        "10.0.0/24",
+        5,
+        None,
+        "fe80::%eth0/64",
+        "fe80::1%x/64",
+        "fe80::/64%x",
+        "fe80::%a\nb/64",
+        "fe80::%a,b c/64",
+        " 10.0.0.0/24",
+        "10.0.0.0/24 ",
+        "10.0.0.0/24\n",
+        "10.0.0.0/ 24",
+        "10.0.0.0 /24",
+        "10.0.0.0/+24",
+        "10.0.0.0/24\x00",
+    ],
+)
 def test_cidr_fails(value):
     _fails(cv.cidr_keep_host, value, f"'{value}' is not a valid IP subnet")
     _fails(cv.subnet_cidr, value, f"'{value}' is not a valid IP subnet")
@@ -158,12 +235,13 @@ def test_dict_of():
 
 def test_fixed_ips():
     conv = cv.fixed_ips(cv.dict_of({"subnet_id": cv.uuid_str, "ip_address": cv.ip}))
-    assert conv([{"ip_address": "10.0.0.1"}, {"ip_address": "10.0.0.2"}]) == [{"ip_address": "10.0.0.1"},
-                                                                              {"ip_address": "10.0.0.2"}]
-    _fails(conv, [{"ip_address": "10.0.0.1"}, {"ip_address": "10.0.0.1"}],
-           "Duplicate IP address '10.0.0.1'")
+    assert conv([{"ip_address": "10.0.0.1"}, {"ip_address": "10.0.0.2"}]) == [
+        {"ip_address": "10.0.0.1"},
+        {"ip_address": "10.0.0.2"},
+    ]
+    _fails(conv, [{"ip_address": "10.0.0.1"}, {"ip_address": "10.0.0.1"}], "Duplicate IP address '10.0.0.1'")
     u = "7d1e3c4a-1b2c-4d5e-8f90-123456789abc"
-    assert len(conv([{"subnet_id": u}, {"subnet_id": u}])) == 2       # the same subnet twice is fine
+    assert len(conv([{"subnet_id": u}, {"subnet_id": u}])) == 2  # the same subnet twice is fine
 
 
 def test_nullable_and_in_range():
@@ -174,13 +252,14 @@ def test_nullable_and_in_range():
     _fails(conv, "x", "'x' is not an integer", exc=cv.ConversionError)
 
 
-@pytest.mark.parametrize("value,ok", [("a", True), ("x" * 255, True), ("", False), ("x" * 256, False),
-                                      ("a,b", False), (5, False)])
+@pytest.mark.parametrize(
+    "value,ok", [("a", True), ("x" * 255, True), ("", False), ("x" * 256, False), ("a,b", False), (5, False)]
+)
 def test_tag(value, ok):
     if ok:
         assert cv.tag(value) == value
     else:
-        _fails(cv.tag, value, f"'{echo(value)}' is not a valid tag")     # long values are cut (errors.echo)
+        _fails(cv.tag, value, f"'{echo(value)}' is not a valid tag")  # long values are cut (errors.echo)
 
 
 def test_dict_value():

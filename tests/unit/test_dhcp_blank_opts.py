@@ -24,25 +24,45 @@ BLANK_CSR = {"opt_name": "classless-static-route", "opt_value": " "}
 
 
 def _net(opts: list[dict]):
-    subs = [api_subnet(S4, "10.0.0.0/24", "10.0.0.1",
-                       host_routes=[{"destination": "192.0.2.0/24", "nexthop": "10.0.0.254"}])]
+    subs = [
+        api_subnet(
+            S4, "10.0.0.0/24", "10.0.0.1", host_routes=[{"destination": "192.0.2.0/24", "nexthop": "10.0.0.254"}]
+        )
+    ]
     ports = [dhcp_port([(S4, "10.0.0.2")]), vm_port([(S4, "10.0.0.5")], extra_dhcp_opts=opts)]
     return network_view(api_network([S4]), subs, ports)
 
 
-@pytest.mark.parametrize("opt", [BLANK_ROUTER, BLANK_CSR, {**BLANK_ROUTER, "ip_version": 6},
-                                 {"opt_name": "classless-static-route", "opt_value": "", "ip_version": 6}])
+@pytest.mark.parametrize(
+    "opt",
+    [
+        BLANK_ROUTER,
+        BLANK_CSR,
+        {**BLANK_ROUTER, "ip_version": 6},
+        {"opt_name": "classless-static-route", "opt_value": "", "ip_version": 6},
+    ],
+)
 def test_blank_router_and_classless_static_route_are_accepted(opt: dict) -> None:
     dhcp_options.check_extra_dhcp_opts([opt])
 
 
-@pytest.mark.parametrize("opt", [
-    {"opt_name": "bootfile-name", "opt_value": ""}, {"opt_name": "bootfile-name", "opt_value": "  "},
-    {"opt_name": "dns-server", "opt_value": ""}, {"opt_name": "test_option_1", "opt_value": ""},
-    {"opt_name": "client-id", "opt_value": ""}, {"opt_name": "3", "opt_value": ""},
-    {"opt_name": "121", "opt_value": ""}, {"opt_name": "Router", "opt_value": ""},
-    {"opt_name": "ROUTER", "opt_value": "", "ip_version": 6}, {"opt_name": "", "opt_value": "x"},
-    {"opt_name": " ", "opt_value": "x"}, {"opt_name": "", "opt_value": ""}])
+@pytest.mark.parametrize(
+    "opt",
+    [
+        {"opt_name": "bootfile-name", "opt_value": ""},
+        {"opt_name": "bootfile-name", "opt_value": "  "},
+        {"opt_name": "dns-server", "opt_value": ""},
+        {"opt_name": "test_option_1", "opt_value": ""},
+        {"opt_name": "client-id", "opt_value": ""},
+        {"opt_name": "3", "opt_value": ""},
+        {"opt_name": "121", "opt_value": ""},
+        {"opt_name": "Router", "opt_value": ""},
+        {"opt_name": "ROUTER", "opt_value": "", "ip_version": 6},
+        {"opt_name": "", "opt_value": "x"},
+        {"opt_name": " ", "opt_value": "x"},
+        {"opt_name": "", "opt_value": ""},
+    ],
+)
 def test_other_blank_values_and_blank_names_are_refused_as_neutron(opt: dict) -> None:
     with pytest.raises(errors.InvalidInput) as exc:
         dhcp_options.check_extra_dhcp_opts([opt])
@@ -55,8 +75,9 @@ def test_a_blank_router_still_counts_as_the_router_option() -> None:
 
 
 def test_blank_values_are_served_as_given_except_where_dnsmasq_has_no_such_option() -> None:
-    served, out = dhcp_options.placements([("router", "", 4), ("classless-static-route", " ", 4),
-                                           ("router", "", 6), ("classless-static-route", "", 6)])
+    served, out = dhcp_options.placements(
+        [("router", "", 4), ("classless-static-route", " ", 4), ("router", "", 6), ("classless-static-route", "", 6)]
+    )
     assert served == [("router", "", 4), ("classless-static-route", " ", 4)]
     assert out == ["router/ipv6", "classless-static-route/ipv6"]
 

@@ -31,22 +31,47 @@ class _Client:
 
 def _state(bound: bool = True) -> State:
     nets = {NET: {"id": NET, "mtu": 1450, "admin_state_up": True, "subnets": ["s1"]}}
-    subnets = {"s1": {"id": "s1", "network_id": NET, "cidr": "10.1.0.0/24", "ip_version": 4,
-                      "gateway_ip": "10.1.0.1", "enable_dhcp": True}}
-    ports = {"d1": {"id": "d1", "network_id": NET, "mac_address": "fa:16:3e:00:00:01", "admin_state_up": True,
-                    "device_owner": "network:dhcp", "device_id": dhcp_device_id(HOST, NET),
-                    "binding:host_id": HOST, "fixed_ips": [{"subnet_id": "s1", "ip_address": "10.1.0.2"}]},
-             "vm": {"id": "vm", "network_id": NET, "mac_address": "fa:16:3e:00:00:02", "admin_state_up": True,
-                    "device_owner": "compute:nova", "device_id": "server-1",
-                    "fixed_ips": [{"subnet_id": "s1", "ip_address": "10.1.0.10"}]}}
+    subnets = {
+        "s1": {
+            "id": "s1",
+            "network_id": NET,
+            "cidr": "10.1.0.0/24",
+            "ip_version": 4,
+            "gateway_ip": "10.1.0.1",
+            "enable_dhcp": True,
+        }
+    }
+    ports = {
+        "d1": {
+            "id": "d1",
+            "network_id": NET,
+            "mac_address": "fa:16:3e:00:00:01",
+            "admin_state_up": True,
+            "device_owner": "network:dhcp",
+            "device_id": dhcp_device_id(HOST, NET),
+            "binding:host_id": HOST,
+            "fixed_ips": [{"subnet_id": "s1", "ip_address": "10.1.0.2"}],
+        },
+        "vm": {
+            "id": "vm",
+            "network_id": NET,
+            "mac_address": "fa:16:3e:00:00:02",
+            "admin_state_up": True,
+            "device_owner": "compute:nova",
+            "device_id": "server-1",
+            "fixed_ips": [{"subnet_id": "s1", "ip_address": "10.1.0.10"}],
+        },
+    }
     bindings = {NET: {"network_id": NET, "hosts": [HOST] if bound else []}}
-    return State(1, {"network": nets, "subnet": subnets, "port": ports, "dhcp_binding": bindings},
-                 frozenset({"network", "subnet", "port", "dhcp_binding"}))
+    return State(
+        1,
+        {"network": nets, "subnet": subnets, "port": ports, "dhcp_binding": bindings},
+        frozenset({"network", "subnet", "port", "dhcp_binding"}),
+    )
 
 
 def _driver(tmp_path: Path, host: FakeHost) -> DhcpDriver:
-    drv = DhcpDriver(DhcpConfig(HOST, state_dir=str(tmp_path / "dhcp")), InterfaceDriver(host, "br-int"),
-                     host=host)
+    drv = DhcpDriver(DhcpConfig(HOST, state_dir=str(tmp_path / "dhcp")), InterfaceDriver(host, "br-int"), host=host)
     drv.client = _Client()
     return drv
 
@@ -59,10 +84,10 @@ def test_a_network_comes_up_converges_and_is_torn_down(tmp_path: Path) -> None:
     ns = namespace_name(NET)
     st = host.ns[ns]
     assert st.sysctls["net.ipv4.ip_nonlocal_bind"] == "1"
-    (tap, dev), = st.devices.items()
+    ((tap, dev),) = st.devices.items()
     assert tap.startswith("tap") and dev.up and dev.mtu == 1450 and dev.mac == "fa:16:3e:00:00:01"
     assert "10.1.0.2/24" in dev.addrs
-    assert host.ovs.ports[tap].iface.type == "internal"   # type: ignore[union-attr]
+    assert host.ovs.ports[tap].iface.type == "internal"  # type: ignore[union-attr]
     argv = host.processes[NET]
     conf = tmp_path / "dhcp" / NET
     assert argv[0] == "dnsmasq" and f"--pid-file={conf}/pid" in argv

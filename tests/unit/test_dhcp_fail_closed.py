@@ -22,8 +22,18 @@ import pytest
 from neutrino.agents import parallel
 from neutrino.agents.dhcp import render
 from neutrino.agents.dhcp.agent import DhcpDriver
-from neutrino.agents.dhcp.model import (DhcpConfig, DnsName, ExtraDhcpOpt, FixedIp, HostRoute, NetworkView,
-                                        PortView, SubnetView, dhcp_device_id, network_views)
+from neutrino.agents.dhcp.model import (
+    DhcpConfig,
+    DnsName,
+    ExtraDhcpOpt,
+    FixedIp,
+    HostRoute,
+    NetworkView,
+    PortView,
+    SubnetView,
+    dhcp_device_id,
+    network_views,
+)
 from neutrino.agents.dhcp.planner import ObservedDhcp, Teardown, desired_files, plan
 from neutrino.fakes.host import FakeHost
 from neutrino.feed.state import State
@@ -50,13 +60,18 @@ def test_a_port_with_a_bad_address_is_left_out_and_reported(bad: str) -> None:
     assert any(VM2_PORT in p and "fixed IP" in p for p in view.problems)
 
 
-@pytest.mark.parametrize(("attr", "value"), [
-    ("gateway_ip", "10.0.0.1%eth0"), ("gateway_ip", "10.0.0.1\noption:x"),
-    ("dns_nameservers", ["8.8.8.8,8.8.4.4"]), ("dns_nameservers", ["8.8.8.8 "]),
-    ("host_routes", [{"destination": "10.9.0.0/24", "nexthop": "10.0.0.9\n"}]),
-    ("host_routes", [{"destination": "10.9.0.0/24%x", "nexthop": "10.0.0.9"}]),
-    ("cidr", "10.0.0.0/24\n"),
-])
+@pytest.mark.parametrize(
+    ("attr", "value"),
+    [
+        ("gateway_ip", "10.0.0.1%eth0"),
+        ("gateway_ip", "10.0.0.1\noption:x"),
+        ("dns_nameservers", ["8.8.8.8,8.8.4.4"]),
+        ("dns_nameservers", ["8.8.8.8 "]),
+        ("host_routes", [{"destination": "10.9.0.0/24", "nexthop": "10.0.0.9\n"}]),
+        ("host_routes", [{"destination": "10.9.0.0/24%x", "nexthop": "10.0.0.9"}]),
+        ("cidr", "10.0.0.0/24\n"),
+    ],
+)
 def test_a_subnet_with_a_bad_value_holds_only_its_network(attr: str, value: Any) -> None:
     w = _two_networks()
     w.subnets[S4][attr] = value
@@ -67,30 +82,61 @@ def test_a_subnet_with_a_bad_value_holds_only_its_network(attr: str, value: Any)
 
 def test_this_hosts_bad_dhcp_port_holds_the_network_another_hosts_does_not() -> None:
     w = routed_world()
-    w.add_port("dhcp-other", "fa:16:3e:aa:aa:01", [(S4, "10.0.0.3%x")], owner="network:dhcp",
-               device_id=dhcp_device_id("other-host", NET))
+    w.add_port(
+        "dhcp-other",
+        "fa:16:3e:aa:aa:01",
+        [(S4, "10.0.0.3%x")],
+        owner="network:dhcp",
+        device_id=dhcp_device_id("other-host", NET),
+    )
     view = network_views(w.networks, w.subnets, w.ports, HOST)[NET]
     assert not view.held and "dhcp-other" not in {p.id for p in view.ports}
-    assert network_views(w.networks, w.subnets, w.ports)[NET].held   # no host given: any DHCP port
-    w.add_port("dhcp-mine", "fa:16:3e:aa:aa:02", [(S4, "10.0.0.2\n")], owner="network:dhcp",
-               device_id=dhcp_device_id(HOST, NET))
+    assert network_views(w.networks, w.subnets, w.ports)[NET].held  # no host given: any DHCP port
+    w.add_port(
+        "dhcp-mine",
+        "fa:16:3e:aa:aa:02",
+        [(S4, "10.0.0.2\n")],
+        owner="network:dhcp",
+        device_id=dhcp_device_id(HOST, NET),
+    )
     assert network_views(w.networks, w.subnets, w.ports, HOST)[NET].held
 
 
 # --- renderers --------------------------------------------------------------------------------------
 def _hand_built_view() -> NetworkView:
     """A view nobody checked: every renderable field of one port and one subnet is hostile."""
-    sub = SubnetView(S4, "10.0.0.0/24", 4, gateway_ip="10.0.0.1", dns_nameservers=("8.8.8.8,option:x",),
-                     host_routes=(HostRoute("10.9.0.0/24", "10.0.0.9\nfoo"),))
+    sub = SubnetView(
+        S4,
+        "10.0.0.0/24",
+        4,
+        gateway_ip="10.0.0.1",
+        dns_nameservers=("8.8.8.8,option:x",),
+        host_routes=(HostRoute("10.9.0.0/24", "10.0.0.9\nfoo"),),
+    )
     good = PortView(VM_PORT, "fa:16:3e:11:22:33", fixed_ips=(FixedIp(S4, "10.0.0.5"),))
     bad_ip = PortView("p-ip", "fa:16:3e:11:22:34", fixed_ips=(FixedIp(S4, "10.0.0.6\nfa:16:3e:00:00:01,h,10.0.0.1"),))
-    bad_name = PortView("p-name", "fa:16:3e:11:22:35", fixed_ips=(FixedIp(S4, "10.0.0.7"),),
-                        dns_assignment=(DnsName("10.0.0.7", "a,b", "a,b.example"),))
-    bad_opts = PortView("p-opts", "fa:16:3e:11:22:36", fixed_ips=(FixedIp(S4, "10.0.0.8"),),
-                        extra_dhcp_opts=(ExtraDhcpOpt("client-id", "x,set:evil"),
-                                         ExtraDhcpOpt("tftp-server", "10.0.0.9\ndhcp-option=6,6.6.6.6")))
-    dhcp = PortView("dhcp-port", "fa:16:3e:aa:aa:aa", "network:dhcp", dhcp_device_id(HOST, NET),
-                    fixed_ips=(FixedIp(S4, "10.0.0.2"),))
+    bad_name = PortView(
+        "p-name",
+        "fa:16:3e:11:22:35",
+        fixed_ips=(FixedIp(S4, "10.0.0.7"),),
+        dns_assignment=(DnsName("10.0.0.7", "a,b", "a,b.example"),),
+    )
+    bad_opts = PortView(
+        "p-opts",
+        "fa:16:3e:11:22:36",
+        fixed_ips=(FixedIp(S4, "10.0.0.8"),),
+        extra_dhcp_opts=(
+            ExtraDhcpOpt("client-id", "x,set:evil"),
+            ExtraDhcpOpt("tftp-server", "10.0.0.9\ndhcp-option=6,6.6.6.6"),
+        ),
+    )
+    dhcp = PortView(
+        "dhcp-port",
+        "fa:16:3e:aa:aa:aa",
+        "network:dhcp",
+        dhcp_device_id(HOST, NET),
+        fixed_ips=(FixedIp(S4, "10.0.0.2"),),
+    )
     return NetworkView(NET, 1450, True, (sub,), (good, bad_ip, bad_name, bad_opts, dhcp))
 
 
@@ -98,13 +144,15 @@ def test_renderers_never_write_a_field_that_reads_as_two_and_say_what_they_skipp
     cfg = DhcpConfig(HOST)
     net = _hand_built_view()
     skipped: list[str] = []
-    files = desired_files(cfg, net, net.dhcp_port(HOST), skipped)   # type: ignore[arg-type]
+    files = desired_files(cfg, net, net.dhcp_port(HOST), skipped)  # type: ignore[arg-type]
     files["leases"] = render.leases_file(cfg, net, "", skipped)
     argv = render.dnsmasq_argv(cfg, net, skipped=skipped)
     for name, text in files.items():
         for line in text.splitlines():
-            assert not any(bad in line for bad in ("set:evil", "6.6.6.6", "foo", "option:x", "a,b", "10.0.0.6")), \
-                (name, line)
+            assert not any(bad in line for bad in ("set:evil", "6.6.6.6", "foo", "option:x", "a,b", "10.0.0.6")), (
+                name,
+                line,
+            )
     assert "fa:16:3e:11:22:33,host-10-0-0-5.openstacklocal,10.0.0.5" in files["host"].splitlines()
     assert "10.0.0.5\thost-10-0-0-5.openstacklocal host-10-0-0-5" in files["addn_hosts"].splitlines()
     assert not any("\n" in a or "\x00" in a for a in argv)
@@ -132,8 +180,13 @@ def test_a_network_whose_planning_fails_is_left_alone() -> None:
     views = dict(w.desired())
     # A view the model would have held, handed to the planner directly: planning it raises.
     sub = SubnetView("s-x", "not-a-cidr", 4)
-    dhcp = PortView("dhcp-port", "fa:16:3e:aa:aa:aa", "network:dhcp", dhcp_device_id(HOST, NET),
-                    fixed_ips=(FixedIp("s-x", "10.0.0.2"),))
+    dhcp = PortView(
+        "dhcp-port",
+        "fa:16:3e:aa:aa:aa",
+        "network:dhcp",
+        dhcp_device_id(HOST, NET),
+        fixed_ips=(FixedIp("s-x", "10.0.0.2"),),
+    )
     views[NET] = NetworkView(NET, 1450, True, (sub,), (dhcp,))
     problems: dict[str, list[str]] = {}
     ops = plan(w.cfg, views, {NET: ObservedDhcp(namespace=True)}, problems)
@@ -150,9 +203,15 @@ def test_apply_grouped_stops_a_failing_namespace_only_and_says_why() -> None:
             raise RuntimeError("boom")
         done.append(op)
 
-    failed = parallel.apply_grouped([("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2)], key=lambda op: op[0],
-                                    apply=apply, is_teardown=lambda op: False, creates_namespace=lambda op: False,
-                                    netns_dir_mounted=lambda: True, what="network")
+    failed = parallel.apply_grouped(
+        [("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2)],
+        key=lambda op: op[0],
+        apply=apply,
+        is_teardown=lambda op: False,
+        creates_namespace=lambda op: False,
+        netns_dir_mounted=lambda: True,
+        what="network",
+    )
     assert sorted(done) == [("a", 1), ("b", 1), ("b", 2)]
     assert list(failed) == ["a"] and "boom" in failed["a"]
 
@@ -174,7 +233,7 @@ class _Client:
 def test_the_driver_keeps_serving_other_networks_and_reports_the_failing_one(tmp_path: Any) -> None:
     net_a, net_b, net_c = (f"{c * 8}-0000-4000-8000-000000000000" for c in "abc")
     cfg = DhcpConfig(HOST, state_dir=str(tmp_path))
-    drv = DhcpDriver(cfg, iface=None, metadata=None, host=FakeHost())   # type: ignore[arg-type]
+    drv = DhcpDriver(cfg, iface=None, metadata=None, host=FakeHost())  # type: ignore[arg-type]
     drv.client = _Client(net_a)
     applied: list[Any] = []
 
@@ -183,24 +242,43 @@ def test_the_driver_keeps_serving_other_networks_and_reports_the_failing_one(tmp
             raise RuntimeError("ip netns add failed")
         applied.append(op)
 
-    drv.apply = apply   # type: ignore[method-assign]
-    drv.observe = lambda failed=None: {}   # type: ignore[method-assign]
-    drv.ensure_metadata_proxies = lambda views: None   # type: ignore[method-assign]
+    drv.apply = apply  # type: ignore[method-assign]
+    drv.observe = lambda failed=None: {}  # type: ignore[method-assign]
+    drv.ensure_metadata_proxies = lambda views: None  # type: ignore[method-assign]
     nets = {n: {"id": n, "mtu": 1450, "admin_state_up": True, "subnets": [f"s-{n[0]}"]} for n in (net_a, net_b, net_c)}
-    subnets = {f"s-{n[0]}": {"id": f"s-{n[0]}", "network_id": n, "cidr": f"10.{i}.0.0/24", "ip_version": 4,
-                             "gateway_ip": None, "enable_dhcp": True} for i, n in enumerate((net_a, net_b, net_c))}
-    ports = {f"d-{n[0]}": {"id": f"d-{n[0]}", "network_id": n, "mac_address": f"fa:16:3e:00:00:0{i}",
-                           "device_owner": "network:dhcp", "device_id": dhcp_device_id(HOST, n),
-                           "fixed_ips": [{"subnet_id": f"s-{n[0]}", "ip_address": f"10.{i}.0.2"}]}
-             for i, n in enumerate((net_b, net_c), start=1)}
+    subnets = {
+        f"s-{n[0]}": {
+            "id": f"s-{n[0]}",
+            "network_id": n,
+            "cidr": f"10.{i}.0.0/24",
+            "ip_version": 4,
+            "gateway_ip": None,
+            "enable_dhcp": True,
+        }
+        for i, n in enumerate((net_a, net_b, net_c))
+    }
+    ports = {
+        f"d-{n[0]}": {
+            "id": f"d-{n[0]}",
+            "network_id": n,
+            "mac_address": f"fa:16:3e:00:00:0{i}",
+            "device_owner": "network:dhcp",
+            "device_id": dhcp_device_id(HOST, n),
+            "fixed_ips": [{"subnet_id": f"s-{n[0]}", "ip_address": f"10.{i}.0.2"}],
+        }
+        for i, n in enumerate((net_b, net_c), start=1)
+    }
     bindings = {n: {"network_id": n, "hosts": [HOST]} for n in nets}
-    state = State(1, {"network": nets, "subnet": subnets, "port": ports, "dhcp_binding": bindings},
-                  frozenset({"network", "subnet", "port", "dhcp_binding"}))
+    state = State(
+        1,
+        {"network": nets, "subnet": subnets, "port": ports, "dhcp_binding": bindings},
+        frozenset({"network", "subnet", "port", "dhcp_binding"}),
+    )
     asyncio.run(drv.reconcile(state, True))
     kinds = {n: [type(op).__name__ for op in applied if op.network_id == n] for n in (net_a, net_b, net_c)}
-    assert kinds[net_a] == ["EnsureNamespace"]           # then its DHCP port could not be made
-    assert kinds[net_c] == []                            # its first op failed: nothing after it
-    assert "StartDnsmasq" in kinds[net_b]                # served whatever happened to the others
+    assert kinds[net_a] == ["EnsureNamespace"]  # then its DHCP port could not be made
+    assert kinds[net_c] == []  # its first op failed: nothing after it
+    assert "StartDnsmasq" in kinds[net_b]  # served whatever happened to the others
     report = drv.configurations()["reconcile_error"]
     assert f"network {net_a}: EnsureDhcpPort failed: 409" in report
     assert f"network {net_c}: EnsureNamespace failed: ip netns add failed" in report

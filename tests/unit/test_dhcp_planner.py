@@ -62,18 +62,37 @@ class World:
     def add_network(self, nid: str = NET, mtu: int = 1450) -> None:
         self.networks[nid] = {"id": nid, "mtu": mtu, "admin_state_up": True, "subnets": []}
 
-    def add_subnet(self, sid: str, cidr: str, gateway: str | None, nid: str = NET,
-                   **kw: Any) -> None:
-        self.subnets[sid] = {"id": sid, "network_id": nid, "cidr": cidr, "ip_version": 4,
-                             "gateway_ip": gateway, "enable_dhcp": True, "dns_nameservers": [],
-                             "host_routes": [], **kw}
+    def add_subnet(self, sid: str, cidr: str, gateway: str | None, nid: str = NET, **kw: Any) -> None:
+        self.subnets[sid] = {
+            "id": sid,
+            "network_id": nid,
+            "cidr": cidr,
+            "ip_version": 4,
+            "gateway_ip": gateway,
+            "enable_dhcp": True,
+            "dns_nameservers": [],
+            "host_routes": [],
+            **kw,
+        }
         self.networks[nid]["subnets"].append(sid)
 
-    def add_port(self, pid: str, mac: str, ips: list[tuple[str, str]], nid: str = NET,
-                 owner: str = "compute:nova", device_id: str = "vm") -> None:
-        self.ports[pid] = {"id": pid, "network_id": nid, "mac_address": mac, "device_owner": owner,
-                           "device_id": device_id,
-                           "fixed_ips": [{"subnet_id": s, "ip_address": ip} for s, ip in ips]}
+    def add_port(
+        self,
+        pid: str,
+        mac: str,
+        ips: list[tuple[str, str]],
+        nid: str = NET,
+        owner: str = "compute:nova",
+        device_id: str = "vm",
+    ) -> None:
+        self.ports[pid] = {
+            "id": pid,
+            "network_id": nid,
+            "mac_address": mac,
+            "device_owner": owner,
+            "device_id": device_id,
+            "fixed_ips": [{"subnet_id": s, "ip_address": ip} for s, ip in ips],
+        }
 
     def _free_ip(self, sid: str) -> str:
         used = {f["ip_address"] for p in self.ports.values() for f in p["fixed_ips"]}
@@ -95,16 +114,21 @@ class World:
         for op in ops:
             self._apply(op)
 
-    def _apply(self, op: Op) -> None:  # noqa: C901 - one branch per op type
+    def _apply(self, op: Op) -> None:
         obs = self.host.get(op.network_id, ObservedDhcp())
         if isinstance(op, EnsureNamespace):
             obs = replace(obs, namespace=True)
         elif isinstance(op, EnsureDhcpPort):
             port = next((p for p in self.ports.values() if p["device_id"] == op.device_id), None)
             if port is None:
-                port = {"id": DHCP_PORT if DHCP_PORT not in self.ports else f"dhcp-{op.network_id}",
-                        "network_id": op.network_id, "mac_address": "fa:16:3e:aa:aa:aa",
-                        "device_owner": "network:dhcp", "device_id": op.device_id, "fixed_ips": []}
+                port = {
+                    "id": DHCP_PORT if DHCP_PORT not in self.ports else f"dhcp-{op.network_id}",
+                    "network_id": op.network_id,
+                    "mac_address": "fa:16:3e:aa:aa:aa",
+                    "device_owner": "network:dhcp",
+                    "device_id": op.device_id,
+                    "fixed_ips": [],
+                }
                 self.ports[port["id"]] = port
             keep = [f for f in port["fixed_ips"] if f["subnet_id"] in op.subnet_ids]
             have = {f["subnet_id"] for f in keep}
@@ -120,8 +144,7 @@ class World:
             obs = replace(obs, devices={**obs.devices, op.device: dev})
         elif isinstance(op, SetAddresses):
             dev = replace(obs.devices[op.device], addresses=frozenset(op.addresses))
-            obs = replace(obs, devices={**obs.devices, op.device: dev},
-                          default_route=op.default_route)
+            obs = replace(obs, devices={**obs.devices, op.device: dev}, default_route=op.default_route)
         elif isinstance(op, WriteFiles):
             obs = replace(obs, files={**obs.files, **op.files})
         elif isinstance(op, ReleaseLeases):
@@ -129,15 +152,13 @@ class World:
         elif isinstance(op, (StartDnsmasq, RestartDnsmasq)):
             assert obs.namespace
             obs = replace(obs, dnsmasq_alive=True, argv=op.argv)
-            self.signals.append((op.network_id, "start" if isinstance(op, StartDnsmasq)
-                                 else "restart"))
+            self.signals.append((op.network_id, "start" if isinstance(op, StartDnsmasq) else "restart"))
         elif isinstance(op, ReloadDnsmasq):
             assert obs.dnsmasq_alive
             self.signals.append((op.network_id, "HUP"))
         elif isinstance(op, Teardown):
             self.host.pop(op.network_id, None)
-            for pid in [pid for pid, p in self.ports.items()
-                        if p["device_id"] == dhcp_device_id(HOST, op.network_id)]:
+            for pid in [pid for pid, p in self.ports.items() if p["device_id"] == dhcp_device_id(HOST, op.network_id)]:
                 del self.ports[pid]
             return
         self.host[op.network_id] = obs
@@ -158,8 +179,9 @@ def routed_world(cfg: DhcpConfig | None = None) -> World:
     w = World(cfg)
     w.add_network()
     w.add_subnet(S4, "10.0.0.0/24", "10.0.0.1", dns_nameservers=["8.8.8.8"])
-    w.add_port("router-port", "fa:16:3e:bb:bb:bb", [(S4, "10.0.0.1")],
-               owner="network:router_interface", device_id="router-r")
+    w.add_port(
+        "router-port", "fa:16:3e:bb:bb:bb", [(S4, "10.0.0.1")], owner="network:router_interface", device_id="router-r"
+    )
     w.add_port(VM_PORT, "fa:16:3e:11:22:33", [(S4, "10.0.0.5")])
     return w
 
@@ -201,14 +223,16 @@ def test_unchanged_network_yields_zero_ops_even_if_dnsmasq_rewrote_leases() -> N
 def test_observed_address_formatting_does_not_matter() -> None:
     w = World()
     w.add_network()
-    w.add_subnet(S4, "2001:db8::/64", "2001:db8::1", ip_version=6,
-                 ipv6_address_mode="dhcpv6-stateful")
+    w.add_subnet(S4, "2001:db8::/64", "2001:db8::1", ip_version=6, ipv6_address_mode="dhcpv6-stateful")
     w.converge()
     obs = w.host[NET]
     dev = obs.devices["tapaaaaaaaa-aa"]
     assert dev.addresses == {"2001:db8::2/64"}
-    w.host[NET] = replace(obs, default_route=("2001:db8:0::1",), devices={
-        dev.name: replace(dev, addresses=frozenset({"2001:db8:0:0::2/64"}))})
+    w.host[NET] = replace(
+        obs,
+        default_route=("2001:db8:0::1",),
+        devices={dev.name: replace(dev, addresses=frozenset({"2001:db8:0:0::2/64"}))},
+    )
     assert w.plan() == []
 
 
@@ -251,8 +275,9 @@ def test_router_attach_changes_metadata_route_via_reload() -> None:
     w.add_subnet(S4, "10.0.0.0/24", "10.0.0.1")
     w.converge()
     assert "169.254.169.254/32,10.0.0.2" in w.host[NET].files["opts"]
-    w.add_port("router-port", "fa:16:3e:bb:bb:bb", [(S4, "10.0.0.1")],
-               owner="network:router_interface", device_id="router-r")
+    w.add_port(
+        "router-port", "fa:16:3e:bb:bb:bb", [(S4, "10.0.0.1")], owner="network:router_interface", device_id="router-r"
+    )
     ops = w.plan()
     assert kinds(ops) == ["WriteFiles", "ReloadDnsmasq"]
     w.apply(ops)
@@ -306,12 +331,19 @@ def test_lost_addresses_and_stale_devices_are_repaired() -> None:
     w.converge()
     obs = w.host[NET]
     tap = obs.devices["tapaaaaaaaa-aa"]
-    w.host[NET] = replace(obs, default_route=(), devices={
-        tap.name: replace(tap, addresses=frozenset({"10.0.0.99/24"})),
-        "tapdeadbeef-00": ObservedDevice("tapdeadbeef-00")})
+    w.host[NET] = replace(
+        obs,
+        default_route=(),
+        devices={
+            tap.name: replace(tap, addresses=frozenset({"10.0.0.99/24"})),
+            "tapdeadbeef-00": ObservedDevice("tapdeadbeef-00"),
+        },
+    )
     ops = w.plan()
-    assert ops == [UnplugTap(NET, "tapdeadbeef-00"),
-                   SetAddresses(NET, "tapaaaaaaaa-aa", ("10.0.0.2/24",), ("10.0.0.1",))]
+    assert ops == [
+        UnplugTap(NET, "tapdeadbeef-00"),
+        SetAddresses(NET, "tapaaaaaaaa-aa", ("10.0.0.2/24",), ("10.0.0.1",)),
+    ]
     w.apply(ops)
     assert w.plan() == []
 
@@ -344,7 +376,7 @@ def test_dhcp_disabled_or_admin_down_is_torn_down() -> None:
     ops = w.plan()
     assert ops == [Teardown(NET, ("tapaaaaaaaa-aa",))]
     w.apply(ops)
-    assert w.plan() == []        # port released, nothing observed: done
+    assert w.plan() == []  # port released, nothing observed: done
     w.subnets[S4]["enable_dhcp"] = True
     w.converge()
     w.networks[NET]["admin_state_up"] = False
@@ -363,10 +395,12 @@ def test_networks_without_dhcp_are_ignored_and_teardown_comes_first() -> None:
 
 # --- helpers ---------------------------------------------------------------------------------
 def test_host_file_leases_parses_every_line_shape() -> None:
-    text = ("fa:16:3e:11:22:33,host-10-0-0-5.openstacklocal,10.0.0.5\n"
-            "fa:16:3e:11:22:34,id:01:aa,h.openstacklocal,10.0.0.6,set:port-x\n"
-            "FA:16:3E:11:22:35,tag:dhcpv6,h6.openstacklocal,[2001:db8::5]\n"
-            "fa:16:3e:11:22:36,set:port-y\n")
+    text = (
+        "fa:16:3e:11:22:33,host-10-0-0-5.openstacklocal,10.0.0.5\n"
+        "fa:16:3e:11:22:34,id:01:aa,h.openstacklocal,10.0.0.6,set:port-x\n"
+        "FA:16:3E:11:22:35,tag:dhcpv6,h6.openstacklocal,[2001:db8::5]\n"
+        "fa:16:3e:11:22:36,set:port-y\n"
+    )
     assert host_file_leases(text) == {
         Lease("10.0.0.5", "fa:16:3e:11:22:33"),
         Lease("10.0.0.6", "fa:16:3e:11:22:34", "01:aa"),
@@ -428,9 +462,9 @@ def test_coalescer_is_per_network_and_forgets() -> None:
     clock.now += 0.05
     c.request("a")
     c.request("c")
-    assert c.due() == ["c"]              # "a" flushed 50 ms ago: held
+    assert c.due() == ["c"]  # "a" flushed 50 ms ago: held
     assert c.next_due() == pytest.approx(1000.2)
-    c.forget("a")                        # restarted meanwhile: reload is moot
+    c.forget("a")  # restarted meanwhile: reload is moot
     assert c.pending == frozenset() and c.next_due() is None
     clock.now += 1.0
     c.request("a")
@@ -445,12 +479,19 @@ def test_removed_ipv6_port_is_released_with_lease_file_identifiers() -> None:
     w.add_port(VM2_PORT, "fa:16:3e:44:55:66", [(S4, "2001:db8::6")])
     w.converge()
     obs = w.host[NET]
-    w.host[NET] = replace(obs, files={**obs.files, "leases": (
-        "duid 00:01:00:01:aa:bb\n"
-        "1700000000 1122867 2001:db8::5 host-2001-db8--5 00:04:cc:dd\n")})
+    w.host[NET] = replace(
+        obs,
+        files={
+            **obs.files,
+            "leases": ("duid 00:01:00:01:aa:bb\n1700000000 1122867 2001:db8::5 host-2001-db8--5 00:04:cc:dd\n"),
+        },
+    )
     del w.ports[VM_PORT]
-    del w.ports[VM2_PORT]   # no lease known for ::6: nothing to release for it
+    del w.ports[VM2_PORT]  # no lease known for ::6: nothing to release for it
     ops = w.plan()
     assert kinds(ops) == ["WriteFiles", "ReleaseLeases", "ReloadDnsmasq"]
-    assert ops[1] == ReleaseLeases(NET, "tapaaaaaaaa-aa", (
-        Lease("2001:db8::5", "fa:16:3e:11:22:33", "00:04:cc:dd", "1122867", "00:01:00:01:aa:bb"),))
+    assert ops[1] == ReleaseLeases(
+        NET,
+        "tapaaaaaaaa-aa",
+        (Lease("2001:db8::5", "fa:16:3e:11:22:33", "00:04:cc:dd", "1122867", "00:01:00:01:aa:bb"),),
+    )

@@ -28,8 +28,11 @@ def _net(opts: list[dict], with_v6: bool = False):
     subs = [api_subnet(S4, "10.0.0.0/24", "10.0.0.1")]
     ips = [(S4, "10.0.0.5")]
     if with_v6:
-        subs.append(api_subnet(S6, "2001:db8::/64", "2001:db8::1", ipv6_address_mode="dhcpv6-stateful",
-                               ipv6_ra_mode="dhcpv6-stateful"))
+        subs.append(
+            api_subnet(
+                S6, "2001:db8::/64", "2001:db8::1", ipv6_address_mode="dhcpv6-stateful", ipv6_ra_mode="dhcpv6-stateful"
+            )
+        )
         ips.append((S6, "2001:db8::5"))
     ports = [dhcp_port([(S4, "10.0.0.2")]), vm_port(ips, extra_dhcp_opts=opts)]
     return network_view(api_network([s["id"] for s in subs]), subs, ports)
@@ -41,7 +44,7 @@ def test_unknown_option_is_left_out_and_known_ones_stay() -> None:
     opts = render.opts_file(DhcpConfig(HOST), net, skipped)
     assert f"tag:port-{VM_PORT},option:bootfile-name,pxelinux.0" in opts
     assert "test_option_1" not in opts
-    assert skipped == []          # not an error of the pass: the API shows it on the port
+    assert skipped == []  # not an error of the pass: the API shows it on the port
     hosts = render.hosts_file(DhcpConfig(HOST), net)
     assert f"set:port-{VM_PORT}" in hosts
 
@@ -55,11 +58,16 @@ def test_a_port_with_only_unknown_options_renders_like_one_without() -> None:
 
 
 def test_ipv6_values_render_as_option6() -> None:
-    net = _net([{"opt_name": "dns-server", "opt_value": "[2001:db8::53]", "ip_version": 6},
-                {"opt_name": "tftp-server", "opt_value": "2001:db8::9", "ip_version": 6}], with_v6=True)
+    net = _net(
+        [
+            {"opt_name": "dns-server", "opt_value": "[2001:db8::53]", "ip_version": 6},
+            {"opt_name": "tftp-server", "opt_value": "2001:db8::9", "ip_version": 6},
+        ],
+        with_v6=True,
+    )
     opts = render.opts_file(DhcpConfig(HOST), net)
     assert f"tag:port-{VM_PORT},option6:dns-server,[2001:db8::53]" in opts
-    assert "tftp-server" not in opts   # an IPv4-only name given for IPv6: dnsmasq does not know it
+    assert "tftp-server" not in opts  # an IPv4-only name given for IPv6: dnsmasq does not know it
 
 
 def test_planner_adding_an_unknown_option_changes_nothing_on_the_host() -> None:
@@ -81,8 +89,29 @@ def test_option_tokens_are_accepted(name: str) -> None:
     assert dhcp_options.left_out([{"opt_name": name, "opt_value": "v"}]) == [f"{name}/ipv4"]
 
 
-@pytest.mark.parametrize("name", ["a b", "a,b", "a:b", "a=b", "a\nb", "a\x00b", "-a", ".a", "+a", "a" * 65,
-                                  "tag:x", "a\"b", "a#b", "a/b", "ä", "", "0", "255"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a b",
+        "a,b",
+        "a:b",
+        "a=b",
+        "a\nb",
+        "a\x00b",
+        "-a",
+        ".a",
+        "+a",
+        "a" * 65,
+        "tag:x",
+        "a\"b",
+        "a#b",
+        "a/b",
+        "ä",
+        "",
+        "0",
+        "255",
+    ],
+)
 def test_other_names_are_refused(name: str) -> None:
     with pytest.raises(errors.InvalidInput):
         dhcp_options.check_extra_dhcp_opts([{"opt_name": name, "opt_value": "v"}])
@@ -95,9 +124,14 @@ def test_values_of_unknown_options_stay_strictly_validated(value: str) -> None:
 
 
 def test_left_out_lists_only_options_with_a_value_dnsmasq_does_not_know() -> None:
-    opts = [KNOWN, UNKNOWN, {"opt_name": "unset_one", "opt_value": None},
-            {"opt_name": "router", "opt_value": "10.0.0.1", "ip_version": 6},
-            {"opt_name": "client-id", "opt_value": "abc"}, {"opt_name": "300", "opt_value": "x", "ip_version": 6}]
+    opts = [
+        KNOWN,
+        UNKNOWN,
+        {"opt_name": "unset_one", "opt_value": None},
+        {"opt_name": "router", "opt_value": "10.0.0.1", "ip_version": 6},
+        {"opt_name": "client-id", "opt_value": "abc"},
+        {"opt_name": "300", "opt_value": "x", "ip_version": 6},
+    ]
     assert dhcp_options.left_out(opts) == ["test_option_1/ipv4", "router/ipv6"]
 
 
@@ -105,8 +139,15 @@ def test_left_out_lists_only_options_with_a_value_dnsmasq_does_not_know() -> Non
 def test_dnsmasq_parses_what_is_rendered_with_unknown_options(tmp_path) -> None:
     """dnsmasq itself refuses ``option:test_option_1``; the rendered files never hold it."""
     cfg = DhcpConfig(HOST)
-    net = _net([UNKNOWN, KNOWN, {"opt_name": "router", "opt_value": "10.0.0.1", "ip_version": 6},
-                {"opt_name": "dns-server", "opt_value": "[2001:db8::53]", "ip_version": 6}], with_v6=True)
+    net = _net(
+        [
+            UNKNOWN,
+            KNOWN,
+            {"opt_name": "router", "opt_value": "10.0.0.1", "ip_version": 6},
+            {"opt_name": "dns-server", "opt_value": "[2001:db8::53]", "ip_version": 6},
+        ],
+        with_v6=True,
+    )
     conf = tmp_path / "check.conf"
     argv = render.dnsmasq_argv(cfg, net, net.dhcp_port(HOST), conf_dir=str(tmp_path))
     argv = [DNSMASQ, "--test"] + [f"--conf-file={conf}" if a.startswith("--conf-file=") else a for a in argv[1:]]
@@ -122,15 +163,26 @@ def test_dnsmasq_parses_what_is_rendered_with_unknown_options(tmp_path) -> None:
 
 
 # --- address options given addresses of the other IP version ----------------------------------
-TEMPEST_V6 = [KNOWN, {"opt_name": "tftp-server", "opt_value": "2015::dead"},
-              {"opt_name": "server-ip-address", "opt_value": "2015::badd"}]
+TEMPEST_V6 = [
+    KNOWN,
+    {"opt_name": "tftp-server", "opt_value": "2015::dead"},
+    {"opt_name": "server-ip-address", "opt_value": "2015::badd"},
+]
 #: Every address option of each version, by name and by number, with addresses of the other version.
-CROSS = ([{"opt_name": n, "opt_value": "2001:db8::7,[2001:db8::8]"} for n, c in dhcp_options.KNOWN_V4.items()
-          if c in dhcp_options.ADDRESS_V4]
-         + [{"opt_name": str(c), "opt_value": "2001:db8::7"} for c in sorted(dhcp_options.ADDRESS_V4 - {255})]
-         + [{"opt_name": n, "opt_value": "10.0.0.7,10.0.0.8", "ip_version": 6}
-            for n, c in dhcp_options.KNOWN_V6.items() if c in dhcp_options.ADDRESS_V6]
-         + [{"opt_name": str(c), "opt_value": "10.0.0.7", "ip_version": 6} for c in sorted(dhcp_options.ADDRESS_V6)])
+CROSS = (
+    [
+        {"opt_name": n, "opt_value": "2001:db8::7,[2001:db8::8]"}
+        for n, c in dhcp_options.KNOWN_V4.items()
+        if c in dhcp_options.ADDRESS_V4
+    ]
+    + [{"opt_name": str(c), "opt_value": "2001:db8::7"} for c in sorted(dhcp_options.ADDRESS_V4 - {255})]
+    + [
+        {"opt_name": n, "opt_value": "10.0.0.7,10.0.0.8", "ip_version": 6}
+        for n, c in dhcp_options.KNOWN_V6.items()
+        if c in dhcp_options.ADDRESS_V6
+    ]
+    + [{"opt_name": str(c), "opt_value": "10.0.0.7", "ip_version": 6} for c in sorted(dhcp_options.ADDRESS_V6)]
+)
 
 
 def _triples(opts: list[dict]) -> list[tuple[str, str, int]]:
@@ -141,30 +193,51 @@ def test_cross_version_values_are_accepted_strictly() -> None:
     dhcp_options.check_extra_dhcp_opts(TEMPEST_V6)
     for opt in CROSS:
         dhcp_options.check_extra_dhcp_opts([opt])
-    for value in ("2015::badd,10.0.0.1", "2015::badd 2015::1", "fe80::1%eth0", "[10.0.0.1]", "2015::badd,",
-                  "host.example", "2015::badd\x00", "2015::badd\n"):
+    for value in (
+        "2015::badd,10.0.0.1",
+        "2015::badd 2015::1",
+        "fe80::1%eth0",
+        "[10.0.0.1]",
+        "2015::badd,",
+        "host.example",
+        "2015::badd\x00",
+        "2015::badd\n",
+    ):
         with pytest.raises(errors.InvalidInput):
             dhcp_options.check_extra_dhcp_opts([{"opt_name": "server-ip-address", "opt_value": value}])
 
 
 def test_placements_move_to_the_same_named_option_or_leave_out() -> None:
-    served, out = dhcp_options.placements(_triples(TEMPEST_V6 + [
-        {"opt_name": "dns-server", "opt_value": "2001:db8::53"},                  # -> option6:dns-server
-        {"opt_name": "NTP-server", "opt_value": "2001:db8::123"},                 # -> option6:ntp-server
-        {"opt_name": "sip-server", "opt_value": "10.0.0.5", "ip_version": 6},     # -> option:sip-server
-        {"opt_name": "sntp-server", "opt_value": "10.0.0.6", "ip_version": 6},    # no IPv4 twin
-        {"opt_name": "6", "opt_value": "2001:db8::1"},                            # numbers differ per version
-        {"opt_name": "router", "opt_value": "2001:db8::1"},                       # no DHCPv6 twin
-    ]))
-    assert served == [("bootfile-name", "pxelinux.0", 4), ("tftp-server", "2015::dead", 4),
-                      ("dns-server", "2001:db8::53", 6), ("NTP-server", "2001:db8::123", 6),
-                      ("sip-server", "10.0.0.5", 4)]
+    served, out = dhcp_options.placements(
+        _triples(
+            TEMPEST_V6
+            + [
+                {"opt_name": "dns-server", "opt_value": "2001:db8::53"},  # -> option6:dns-server
+                {"opt_name": "NTP-server", "opt_value": "2001:db8::123"},  # -> option6:ntp-server
+                {"opt_name": "sip-server", "opt_value": "10.0.0.5", "ip_version": 6},  # -> option:sip-server
+                {"opt_name": "sntp-server", "opt_value": "10.0.0.6", "ip_version": 6},  # no IPv4 twin
+                {"opt_name": "6", "opt_value": "2001:db8::1"},  # numbers differ per version
+                {"opt_name": "router", "opt_value": "2001:db8::1"},  # no DHCPv6 twin
+            ]
+        )
+    )
+    assert served == [
+        ("bootfile-name", "pxelinux.0", 4),
+        ("tftp-server", "2015::dead", 4),
+        ("dns-server", "2001:db8::53", 6),
+        ("NTP-server", "2001:db8::123", 6),
+        ("sip-server", "10.0.0.5", 4),
+    ]
     assert out == ["server-ip-address/ipv4", "sntp-server/ipv6", "6/ipv4", "router/ipv4"]
 
 
 def test_a_moved_option_yields_to_the_ports_own() -> None:
-    opts = [("dns-server", "2001:db8::53", 4), ("23", "2001:db8::54", 6), ("nis-server", "10.0.0.9", 6),
-            ("nis-server", "2001:db8::9", 4)]      # these two swap places: no conflict
+    opts = [
+        ("dns-server", "2001:db8::53", 4),
+        ("23", "2001:db8::54", 6),
+        ("nis-server", "10.0.0.9", 6),
+        ("nis-server", "2001:db8::9", 4),
+    ]  # these two swap places: no conflict
     served, out = dhcp_options.placements(opts)
     assert served == [("23", "2001:db8::54", 6), ("nis-server", "10.0.0.9", 4), ("nis-server", "2001:db8::9", 6)]
     assert out == ["dns-server/ipv4"]
@@ -172,8 +245,14 @@ def test_a_moved_option_yields_to_the_ports_own() -> None:
 
 def test_values_dnsmasq_would_refuse_are_left_out_by_the_agent() -> None:
     """Second line of defence, for rows stored before the API checked values: never rendered."""
-    served, out = dhcp_options.placements([("router", "gateway", 4), ("router", "10.0.0.1,2001:db8::1", 6),
-                                           ("dns-server", "10.0.0.1,2001:db8::1", 4), ("mtu", "1400", 5)])
+    served, out = dhcp_options.placements(
+        [
+            ("router", "gateway", 4),
+            ("router", "10.0.0.1,2001:db8::1", 6),
+            ("dns-server", "10.0.0.1,2001:db8::1", 4),
+            ("mtu", "1400", 5),
+        ]
+    )
     assert served == [] and out == ["router/ipv4", "router/ipv6", "dns-server/ipv4", "mtu/ipv5"]
 
 
@@ -182,14 +261,22 @@ def test_left_out_matches_placements() -> None:
 
 
 def test_tempest_options_on_a_dual_stack_port_render() -> None:
-    net = _net(TEMPEST_V6 + [{"opt_name": "dns-server", "opt_value": "2001:db8::53"},
-                             {"opt_name": "dns-server", "opt_value": "10.0.0.53", "ip_version": 6}], with_v6=True)
+    net = _net(
+        TEMPEST_V6
+        + [
+            {"opt_name": "dns-server", "opt_value": "2001:db8::53"},
+            {"opt_name": "dns-server", "opt_value": "10.0.0.53", "ip_version": 6},
+        ],
+        with_v6=True,
+    )
     opts = render.opts_file(DhcpConfig(HOST), net).splitlines()
     port_lines = [line for line in opts if line.startswith(f"tag:port-{VM_PORT},")]
-    assert port_lines == [f"tag:port-{VM_PORT},option:bootfile-name,pxelinux.0",
-                          f"tag:port-{VM_PORT},option:tftp-server,2015::dead",
-                          f"tag:port-{VM_PORT},option6:dns-server,2001:db8::53",
-                          f"tag:port-{VM_PORT},option:dns-server,10.0.0.53"]
+    assert port_lines == [
+        f"tag:port-{VM_PORT},option:bootfile-name,pxelinux.0",
+        f"tag:port-{VM_PORT},option:tftp-server,2015::dead",
+        f"tag:port-{VM_PORT},option6:dns-server,2001:db8::53",
+        f"tag:port-{VM_PORT},option:dns-server,10.0.0.53",
+    ]
 
 
 def test_moved_options_follow_the_ports_addresses() -> None:
@@ -200,14 +287,22 @@ def test_moved_options_follow_the_ports_addresses() -> None:
 
 def _many_ports_net(opts: list[dict]):
     """A dual-stack network with one port per option."""
-    subs = [api_subnet(S4, "10.0.0.0/24", "10.0.0.1"),
-            api_subnet(S6, "2001:db8::/64", "2001:db8::1", ipv6_address_mode="dhcpv6-stateful",
-                       ipv6_ra_mode="dhcpv6-stateful")]
+    subs = [
+        api_subnet(S4, "10.0.0.0/24", "10.0.0.1"),
+        api_subnet(
+            S6, "2001:db8::/64", "2001:db8::1", ipv6_address_mode="dhcpv6-stateful", ipv6_ra_mode="dhcpv6-stateful"
+        ),
+    ]
     ports = [dhcp_port([(S4, "10.0.0.2"), (S6, "2001:db8::2")])]
     for i, opt in enumerate(opts):
-        ports.append(vm_port([(S4, f"10.0.0.{10 + i}"), (S6, f"2001:db8::{10 + i:x}")],
-                             pid=f"00000000-0000-4000-8000-{i:012x}", mac=f"fa:16:3e:00:01:{i:02x}",
-                             extra_dhcp_opts=[opt]))
+        ports.append(
+            vm_port(
+                [(S4, f"10.0.0.{10 + i}"), (S6, f"2001:db8::{10 + i:x}")],
+                pid=f"00000000-0000-4000-8000-{i:012x}",
+                mac=f"fa:16:3e:00:01:{i:02x}",
+                extra_dhcp_opts=[opt],
+            )
+        )
     return network_view(api_network([S4, S6]), subs, ports)
 
 
@@ -232,8 +327,14 @@ def test_dnsmasq_parses_every_cross_version_address_option(tmp_path) -> None:
     ok, err = _dnsmasq_parses(tmp_path, net)
     assert ok, err
     opts = render.opts_file(DhcpConfig(HOST), net)
-    for moved in ("option6:dns-server,2001:db8::7,[2001:db8::8]", "option6:ntp-server,", "option6:nis-server,",
-                  "option6:nis+-server,", "option:dns-server,10.0.0.7,10.0.0.8", "option:sip-server,10.0.0.7"):
+    for moved in (
+        "option6:dns-server,2001:db8::7,[2001:db8::8]",
+        "option6:ntp-server,",
+        "option6:nis-server,",
+        "option6:nis+-server,",
+        "option:dns-server,10.0.0.7,10.0.0.8",
+        "option:sip-server,10.0.0.7",
+    ):
         assert moved in opts
     assert "server-ip-address" not in opts and "option:router,2001" not in opts
     for bad in ("option:server-ip-address,2015::badd", "option:router,2001:db8::7", "option6:sntp-server,10.0.0.7"):

@@ -19,8 +19,7 @@ from neutrino.system.process import ProcessSpec
 
 
 def _members(cls: type) -> dict[str, inspect.Signature]:
-    return {name: inspect.signature(fn) for name, fn in vars(cls).items()
-            if callable(fn) and not name.startswith("_")}
+    return {name: inspect.signature(fn) for name, fn in vars(cls).items() if callable(fn) and not name.startswith("_")}
 
 
 def test_fake_and_real_host_offer_every_method_of_the_interface_with_its_signature() -> None:
@@ -52,26 +51,47 @@ def test_namespaces_and_the_calls_they_cost() -> None:
 def test_ip_lines_change_state_and_fail_as_ip_does() -> None:
     h = FakeHost()
     h.ensure_netns("r")
-    assert h.ip_batch_force([["link", "add", "tap1", "mtu", "1450", "type", "veth", "peer", "name", "qr-1",
-                              "address", "fa:16:3e:00:00:01", "netns", "r"],
-                             ["addr", "replace", "10.0.0.1/24", "dev", "qr-1"]]) == [
-        errors_line(2, "addr replace 10.0.0.1/24 dev qr-1", 'Cannot find device "qr-1"')]   # not in the root ns
+    assert h.ip_batch_force(
+        [
+            [
+                "link",
+                "add",
+                "tap1",
+                "mtu",
+                "1450",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "qr-1",
+                "address",
+                "fa:16:3e:00:00:01",
+                "netns",
+                "r",
+            ],
+            ["addr", "replace", "10.0.0.1/24", "dev", "qr-1"],
+        ]
+    ) == [errors_line(2, "addr replace 10.0.0.1/24 dev qr-1", 'Cannot find device "qr-1"')]  # not in the root ns
     assert "tap1" in h.root.devices and h.ns["r"].devices["qr-1"].mac == "fa:16:3e:00:00:01"
-    failures = h.ip_batch_force([["link", "set", "dev", "qr-1", "mtu", "1450", "up"],
-                                 ["addr", "replace", "10.0.0.1/24", "dev", "qr-1"],
-                                 ["addr", "del", "10.0.0.9/24", "dev", "qr-1"],
-                                 ["route", "replace", "192.168.0.0/16", "nexthop", "via", "10.0.0.254",
-                                  "nexthop", "via", "10.0.0.253"],
-                                 ["route", "replace", "10.9.0.0/16", "dev", "qr-1"],
-                                 ["route", "del", "10.8.0.0/16"]], netns="r")
-    assert [f.line for f in failures] == [3, 6]   # deleting what is not there fails
+    failures = h.ip_batch_force(
+        [
+            ["link", "set", "dev", "qr-1", "mtu", "1450", "up"],
+            ["addr", "replace", "10.0.0.1/24", "dev", "qr-1"],
+            ["addr", "del", "10.0.0.9/24", "dev", "qr-1"],
+            ["route", "replace", "192.168.0.0/16", "nexthop", "via", "10.0.0.254", "nexthop", "via", "10.0.0.253"],
+            ["route", "replace", "10.9.0.0/16", "dev", "qr-1"],
+            ["route", "del", "10.8.0.0/16"],
+        ],
+        netns="r",
+    )
+    assert [f.line for f in failures] == [3, 6]  # deleting what is not there fails
     st = h.ns["r"]
     assert st.devices["qr-1"].up and st.devices["qr-1"].mtu == 1450 and st.devices["qr-1"].addrs == {"10.0.0.1/24"}
     assert st.routes["192.168.0.0/16"] == RouteEntry("192.168.0.0/16", ("10.0.0.253", "10.0.0.254"))
     view = h.observe_netns(netns="r")
     assert [link.name for link in view.links] == ["lo", "qr-1"]
     assert {r.dst for r in view.routes4} == {"192.168.0.0/16", "10.9.0.0/16"}
-    h.remove_link("qr-1", netns="r")   # routes through it go with it
+    h.remove_link("qr-1", netns="r")  # routes through it go with it
     assert set(st.routes) == {"192.168.0.0/16"} and not st.devices
     with pytest.raises(errors.CommandFailed):
         h.ip_batch([["addr", "replace", "10.0.0.1/24", "dev", "qr-1"]], netns="r")
@@ -79,6 +99,7 @@ def test_ip_lines_change_state_and_fail_as_ip_does() -> None:
 
 def errors_line(line: int, cmd: str, error: str) -> object:
     from neutrino.system.iproute import BatchFailure
+
     return BatchFailure(line, tuple(cmd.split()), error)
 
 
@@ -93,7 +114,7 @@ def test_routes_and_addresses_one_by_one() -> None:
     assert h.list_routes(netns="q", family=6) == []
     h.remove_route("default", via="10.1.0.1", netns="q")
     h.remove_address("eth0", "10.1.0.5/24", netns="q")
-    h.remove_address("eth0", "10.1.0.5/24", netns="q")   # already gone: no error raised
+    h.remove_address("eth0", "10.1.0.5/24", netns="q")  # already gone: no error raised
     assert not h.ns["q"].routes and not h.ns["q"].devices["eth0"].addrs
     h.set_sysctl("net.ipv4.ip_forward", 1, netns="q")
     assert h.ns["q"].sysctls == {"net.ipv4.ip_forward": "1"}
@@ -114,11 +135,13 @@ def test_rulesets_conntrack_garps_and_faults() -> None:
     h.faults[("iptables-restore", "r")] = errors.IptablesError(["iptables-restore"], 1, "line 3 failed")
     with pytest.raises(errors.IptablesError):
         h.iptables_restore("*filter\nCOMMIT\n", "r")
-    assert h.ns["r"].iptables == "*nat\nCOMMIT\n"   # a failed restore changes nothing
+    assert h.ns["r"].iptables == "*nat\nCOMMIT\n"  # a failed restore changes nothing
     h.faults.clear()
     h.fail_once.add("addr replace 10.0.0.1/24 dev x")
-    assert h.line(h.ns["r"], ["addr", "replace", "10.0.0.1/24", "dev", "x"]) == \
-        "RTNETLINK answers: Operation not permitted"
+    assert (
+        h.line(h.ns["r"], ["addr", "replace", "10.0.0.1/24", "dev", "x"])
+        == "RTNETLINK answers: Operation not permitted"
+    )
     assert h.line(h.ns["r"], ["addr", "replace", "10.0.0.1/24", "dev", "x"]) == 'Cannot find device "x"'
 
 
@@ -167,15 +190,17 @@ def test_the_real_interface_driver_plugs_and_unplugs_on_it() -> None:
     assert (dev.mac, dev.mtu, dev.up, dev.offloads_off) == ("fa:16:3e:00:00:01", 1450, True, True)
     assert h.root.devices["tap1"].up
     port = h.ovs.ports["tap1"]
-    assert port.tag == DEAD_VLAN and port.iface.external_ids["iface-id"] == "port-1"   # type: ignore[union-attr]
+    assert port.tag == DEAD_VLAN and port.iface.external_ids["iface-id"] == "port-1"  # type: ignore[union-attr]
     drv.set_addresses("qr-1", "qrouter-r", ["10.0.0.1/24"])
     assert dev.addrs == {"10.0.0.1/24"}
     drv.unplug("qr-1", "qrouter-r")
     assert "tap1" not in h.ovs.ports and "qr-1" not in h.ns["qrouter-r"].devices
     # many at once: one transaction, one batch; a port whose namespace is missing is returned
     h.ensure_netns("qrouter-s")
-    ports = [NewPort("qr-2", "port-2", "fa:16:3e:00:00:02", 1500, "qrouter-s"),
-             NewPort("qr-3", "port-3", "fa:16:3e:00:00:03", 1500, "qrouter-gone")]
+    ports = [
+        NewPort("qr-2", "port-2", "fa:16:3e:00:00:02", 1500, "qrouter-s"),
+        NewPort("qr-3", "port-3", "fa:16:3e:00:00:03", 1500, "qrouter-gone"),
+    ]
     h.calls.clear()
     assert drv.create_all(ports) == [ports[1]]
     assert [w for w, _ in h.calls if w in ("ovs-vsctl", "ip -batch")] == ["ovs-vsctl", "ip -batch"]

@@ -15,18 +15,26 @@ class FakeServer:
     """A scripted /neutrino/v1/: a log of changes and a current object set."""
 
     def __init__(self):
-        self.log = []            # change dicts
-        self.objects = {}        # (type, id) -> body
-        self.oldest = 1          # changes below this are "compacted"
+        self.log = []  # change dicts
+        self.objects = {}  # (type, id) -> body
+        self.oldest = 1  # changes below this are "compacted"
         self.requests = []
-        self.fail_next = []      # status codes to answer before serving normally
+        self.fail_next = []  # status codes to answer before serving normally
         self.tokens_seen = []
 
     def commit(self, resource, obj_id, action, body=None):
         rev = (self.log[-1]["revision"] if self.log else 0) + 1
         body = body if action == "delete" else (body or {"id": obj_id, "rev": rev})
-        self.log.append({"revision": rev, "resource": resource, "id": obj_id, "action": action,
-                         "project_id": "", "body": None if action == "delete" else body})
+        self.log.append(
+            {
+                "revision": rev,
+                "resource": resource,
+                "id": obj_id,
+                "action": action,
+                "project_id": "",
+                "body": None if action == "delete" else body,
+            }
+        )
         if action == "delete":
             self.objects.pop((resource, obj_id), None)
         else:
@@ -51,8 +59,9 @@ class FakeServer:
             since = int(request.url.params["since"])
             limit = int(request.url.params.get("limit", 1000))
             if since > self.latest() or since < self.oldest - 1:
-                return httpx.Response(410, json={"NeutronError": {"type": "ChangesGone", "message": "gone",
-                                                                  "detail": ""}})
+                return httpx.Response(
+                    410, json={"NeutronError": {"type": "ChangesGone", "message": "gone", "detail": ""}}
+                )
             out = [c for c in self.log if c["revision"] > since][:limit]
             return httpx.Response(200, json={"revision": out[-1]["revision"] if out else since, "changes": out})
         if path == "/neutrino/v1/agents/report":
@@ -146,7 +155,7 @@ def test_desired_state_resnapshots_after_410():
             await ds.poll()
             for i in range(5):
                 srv.commit("network", f"m{i}", "create")
-            srv.oldest = 4          # revisions 2..3 compacted away
+            srv.oldest = 4  # revisions 2..3 compacted away
             await ds.catch_up()
             return ds
 

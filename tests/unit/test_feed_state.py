@@ -20,8 +20,7 @@ def ch(rev, resource, obj_id, action="create", body=None):
     return {"revision": rev, "resource": resource, "id": obj_id, "action": action, "project_id": "p", "body": body}
 
 
-SNAP = {"revision": 5, "resources": {"networks": [{"id": "n1", "name": "a"}], "ports": [{"id": "p1"}],
-                                      "subnets": []}}
+SNAP = {"revision": 5, "resources": {"networks": [{"id": "n1", "name": "a"}], "ports": [{"id": "p1"}], "subnets": []}}
 
 
 def test_from_snapshot_keys_by_singular_type_and_id():
@@ -39,8 +38,14 @@ def test_from_snapshot_keeps_only_followed_types():
 
 def test_apply_create_update_delete():
     s = from_snapshot(SNAP)
-    s2 = apply_changes(s, [ch(6, "network", "n2"), ch(7, "network", "n1", "update", {"id": "n1", "name": "b"}),
-                           ch(8, "port", "p1", "delete")])
+    s2 = apply_changes(
+        s,
+        [
+            ch(6, "network", "n2"),
+            ch(7, "network", "n1", "update", {"id": "n1", "name": "b"}),
+            ch(8, "port", "p1", "delete"),
+        ],
+    )
     assert s2.revision == 8
     assert s2.of("network") == {"n1": {"id": "n1", "name": "b"}, "n2": {"id": "n2", "v": 6}}
     assert s2.of("port") == {}
@@ -78,9 +83,16 @@ def test_delete_of_unknown_object_is_harmless():
     assert s.of("router") == {} and s.revision == 6
 
 
-@pytest.mark.parametrize("since, revision, revs", [
-    (5, 7, [5]), (5, 7, [6, 6]), (5, 7, [7, 6]), (5, 6, [6, 7]), (5, 4, []),
-])
+@pytest.mark.parametrize(
+    "since, revision, revs",
+    [
+        (5, 7, [5]),
+        (5, 7, [6, 6]),
+        (5, 7, [7, 6]),
+        (5, 6, [6, 7]),
+        (5, 4, []),
+    ],
+)
 def test_check_batch_rejects_answers_that_do_not_follow(since, revision, revs):
     with pytest.raises(GapError):
         check_batch(since, revision, [ch(r, "port", "x") for r in revs])
@@ -175,4 +187,4 @@ def test_notify_after_a_loop_closed_is_harmless():
     except asyncio.CancelledError:
         pass
     loop.close()
-    sig.notify(3)   # no waiter left, nothing raised
+    sig.notify(3)  # no waiter left, nothing raised

@@ -22,8 +22,7 @@ from neutrino.identity.passwords import verify_password
 def env(tmp_path):
     db = Database(f"sqlite:///{tmp_path}/t.db")
     upgrade(db.engine)
-    cfg = defaults(tmp_path).with_overrides({("identity", "bind_port"): "5123",
-                                             ("identity", "region"): "RegionX"})
+    cfg = defaults(tmp_path).with_overrides({("identity", "bind_port"): "5123", ("identity", "region"): "RegionX"})
     yield cfg, db, tmp_path / "state"
     db.dispose()
 
@@ -40,8 +39,10 @@ def _openrc(path):
 
 def _counts(db):
     with db.read() as conn:
-        return {t.name: conn.execute(select(func.count()).select_from(t)).scalar()
-                for t in (tables.projects, tables.users, tables.roles, tables.role_assignments)}
+        return {
+            t.name: conn.execute(select(func.count()).select_from(t)).scalar()
+            for t in (tables.projects, tables.users, tables.roles, tables.role_assignments)
+        }
 
 
 def _password_ok(db, user, password):
@@ -55,16 +56,27 @@ def test_first_run_creates_everything(env):
     assert _counts(db) == {"projects": 3, "users": 3, "roles": 5, "role_assignments": 3}
     assert set(res["role_ids"]) == {"admin", "manager", "member", "reader", "service"}
     with db.read() as conn:
-        assert [r["role_name"] for r in store.list_assignments(conn, user_id=res["admin_user_id"],
-                                                               project_id=res["admin_project_id"])] == ["admin"]
-        assert [r["role_name"] for r in store.list_assignments(conn, user_id=res["demo_user_id"],
-                                                               project_id=res["demo_project_id"])] == ["member"]
+        assert [
+            r["role_name"]
+            for r in store.list_assignments(conn, user_id=res["admin_user_id"], project_id=res["admin_project_id"])
+        ] == ["admin"]
+        assert [
+            r["role_name"]
+            for r in store.list_assignments(conn, user_id=res["demo_user_id"], project_id=res["demo_project_id"])
+        ] == ["member"]
         assert len(store.get_project(conn, res["admin_project_id"])["id"]) == 32
     admin = _openrc(state / "admin-openrc")
-    assert admin == {"OS_AUTH_URL": "http://127.0.0.1:5123/v3", "OS_USERNAME": "admin",
-                     "OS_PASSWORD": res["admin_password"], "OS_PROJECT_NAME": "admin",
-                     "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
-                     "OS_IDENTITY_API_VERSION": "3", "OS_REGION_NAME": "RegionX", "OS_INTERFACE": "public"}
+    assert admin == {
+        "OS_AUTH_URL": "http://127.0.0.1:5123/v3",
+        "OS_USERNAME": "admin",
+        "OS_PASSWORD": res["admin_password"],
+        "OS_PROJECT_NAME": "admin",
+        "OS_USER_DOMAIN_NAME": "Default",
+        "OS_PROJECT_DOMAIN_NAME": "Default",
+        "OS_IDENTITY_API_VERSION": "3",
+        "OS_REGION_NAME": "RegionX",
+        "OS_INTERFACE": "public",
+    }
     assert _openrc(state / "demo-openrc")["OS_PASSWORD"] == res["demo_password"]
     clouds = orjson.loads((state / "clouds.yaml").read_bytes())["clouds"]
     assert clouds["demo"]["auth"]["password"] == res["demo_password"]
@@ -100,8 +112,10 @@ def test_missing_files_are_rewritten_with_the_same_passwords(env):
     (state / "clouds.yaml").unlink()
     again = bootstrap(cfg, db, state)  # read back from the openrc files
     assert again["written"] == [str(state / "clouds.yaml")] and again["reset"] == []
-    assert orjson.loads((state / "clouds.yaml").read_bytes())["clouds"]["demo"]["auth"]["password"] \
+    assert (
+        orjson.loads((state / "clouds.yaml").read_bytes())["clouds"]["demo"]["auth"]["password"]
         == first["demo_password"]
+    )
     # Only clouds.yaml left: passwords are read back from it.
     (state / "admin-openrc").unlink()
     (state / "demo-openrc").unlink()

@@ -21,8 +21,15 @@ def test_self_describing_and_salted():
 
 
 def test_malformed_stored_values_never_verify():
-    for stored in (None, "", "plain", "md5$1$2$3$4$5", "scrypt$99$8$1$AAAA$AAAA",
-                   "scrypt$x$8$1$AAAA$AAAA", "scrypt$10$8$1$!!$!!"):
+    for stored in (
+        None,
+        "",
+        "plain",
+        "md5$1$2$3$4$5",
+        "scrypt$99$8$1$AAAA$AAAA",
+        "scrypt$x$8$1$AAAA$AAAA",
+        "scrypt$10$8$1$!!$!!",
+    ):
         assert not verify_password("pw", stored)
 
 

@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 
 from neutrino.db.engine import Database
 from neutrino.db.migrate import upgrade
-from neutrino.identity.tokens import (TokenExpired, TokenMalformed, TokenProvider, TokenRevoked)
+from neutrino.identity.tokens import TokenExpired, TokenMalformed, TokenProvider, TokenRevoked
 
 
 class Clock:

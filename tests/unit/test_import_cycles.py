@@ -57,7 +57,7 @@ def _targets(node: ast.Import | ast.ImportFrom, name: str, is_pkg: bool, known: 
         return {a.name for a in node.names if a.name in known}
     if node.level:
         base = name.split(".") if is_pkg else name.split(".")[:-1]
-        base = base[:len(base) - (node.level - 1)]
+        base = base[: len(base) - (node.level - 1)]
         source = ".".join(base + ([node.module] if node.module else []))
     else:
         source = node.module or ""
@@ -71,7 +71,7 @@ def _targets(node: ast.Import | ast.ImportFrom, name: str, is_pkg: bool, known: 
     return out
 
 
-@functools.lru_cache(maxsize=None)   # the package is parsed once per mode; callers only read the graph
+@functools.cache  # the package is parsed once per mode; callers only read the graph
 def import_graph(root: Path, *, inside_functions: bool = False) -> dict[str, set[str]]:
     """Module -> the package modules it imports (at module level; also in functions if asked)."""
     modules = package_modules(root)
@@ -79,8 +79,11 @@ def import_graph(root: Path, *, inside_functions: bool = False) -> dict[str, set
     graph: dict[str, set[str]] = {}
     for name, (path, is_pkg) in modules.items():
         tree = ast.parse(path.read_text(), str(path))
-        nodes = ([n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
-                 if inside_functions else _module_level(tree.body))
+        nodes = (
+            [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+            if inside_functions
+            else _module_level(tree.body)
+        )
         graph[name] = set().union(*(_targets(n, name, is_pkg, known) for n in nodes)) - {name}
     return graph
 
@@ -136,15 +139,18 @@ def _write(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_the_graph_builder_sees_from_imports_relative_imports_and_skips_function_bodies(tmp_path: Path) -> None:
-    pkg = _write(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/a.py": "from pkg import b\n",                    # submodule via from-import
-        "pkg/b.py": "from .sub.c import thing\n",             # relative, names a module's attribute
-        "pkg/sub/__init__.py": "",
-        "pkg/sub/c.py": "import pkg.a\nthing = 1\n",
-        "pkg/d.py": "def f():\n    from pkg import e\n",    # inside a function: not an edge
-        "pkg/e.py": "try:\n    import pkg.d\nexcept ImportError:\n    pass\n",
-    })
+    pkg = _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/a.py": "from pkg import b\n",  # submodule via from-import
+            "pkg/b.py": "from .sub.c import thing\n",  # relative, names a module's attribute
+            "pkg/sub/__init__.py": "",
+            "pkg/sub/c.py": "import pkg.a\nthing = 1\n",
+            "pkg/d.py": "def f():\n    from pkg import e\n",  # inside a function: not an edge
+            "pkg/e.py": "try:\n    import pkg.d\nexcept ImportError:\n    pass\n",
+        },
+    )
     graph = import_graph(pkg)
     assert graph["pkg.a"] == {"pkg.b"}
     assert graph["pkg.b"] == {"pkg.sub.c"}
@@ -176,12 +182,15 @@ def test_the_feed_server_side_imports_no_service_even_inside_functions(module: s
 def test_no_service_imports_the_feed_http_side_even_inside_functions() -> None:
     """Services get the feed passed in (``neutrino.feed.publisher.Feed``), not looked up by URL prefix."""
     graph = import_graph(ROOT, inside_functions=True)
-    users = sorted(m for m, deps in graph.items() if m.startswith("neutrino.services") and "neutrino.feed.routes" in deps)
+    users = sorted(
+        m for m, deps in graph.items() if m.startswith("neutrino.services") and "neutrino.feed.routes" in deps
+    )
     assert users == []
 
 
 def test_the_feed_is_off_every_cycle_even_counting_imports_inside_functions() -> None:
     """The former circle ran feed.routes (then feed/api.py) -> port_status/fip_status -> ... -> schedulers -> back."""
-    tangled = [c for c in cycles(import_graph(ROOT, inside_functions=True))
-               if any(m.startswith("neutrino.feed") for m in c)]
+    tangled = [
+        c for c in cycles(import_graph(ROOT, inside_functions=True)) if any(m.startswith("neutrino.feed") for m in c)
+    ]
     assert tangled == []

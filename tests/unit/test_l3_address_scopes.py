@@ -4,28 +4,46 @@ and the ruleset routes same-scope traffic without SNAT while other subnets still
 from __future__ import annotations
 
 from neutrino.agents.l3 import render
-from neutrino.agents.l3.model import (FloatingIp, L3Config, RouterIp, RouterPort, RouterSubnet, RouterView,
-                                      router_view)
+from neutrino.agents.l3.model import FloatingIp, L3Config, RouterIp, RouterPort, RouterSubnet, RouterView, router_view
 
 CFG = L3Config(host="net1")
 SCOPE = "5c0be000-0000-4000-8000-00000000000a"
 OTHER = "5c0be000-0000-4000-8000-00000000000b"
-GW, QR_IN, QR_OUT = ("7e1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e", "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa",
-                     "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb")
+GW, QR_IN, QR_OUT = (
+    "7e1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e",
+    "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa",
+    "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb",
+)
 
 
 def _port(pid: str, kind: str, ip: str, cidr: str, scope: str | None) -> RouterPort:
     plen = int(cidr.split("/")[1])
-    return RouterPort(pid, kind, "fa:16:3e:00:00:01", "net-" + pid[:4], 1500, (RouterIp(ip, plen, "s-" + pid),),
-                      (RouterSubnet("s-" + pid, cidr, 4, None),), scope)
+    return RouterPort(
+        pid,
+        kind,
+        "fa:16:3e:00:00:01",
+        "net-" + pid[:4],
+        1500,
+        (RouterIp(ip, plen, "s-" + pid),),
+        (RouterSubnet("s-" + pid, cidr, 4, None),),
+        scope,
+    )
 
 
-def _router(gw_scope: str | None, in_scope: str | None, fips: tuple[FloatingIp, ...] = (),
-            enable_snat: bool = True) -> RouterView:
-    return RouterView("r1", True, enable_snat,
-                      (_port(QR_IN, "qr", "10.10.0.1", "10.10.0.0/24", in_scope),
-                       _port(QR_OUT, "qr", "192.168.5.1", "192.168.5.0/24", None)),
-                      _port(GW, "qg", "172.24.4.10", "172.24.4.0/24", gw_scope), fips)
+def _router(
+    gw_scope: str | None, in_scope: str | None, fips: tuple[FloatingIp, ...] = (), enable_snat: bool = True
+) -> RouterView:
+    return RouterView(
+        "r1",
+        True,
+        enable_snat,
+        (
+            _port(QR_IN, "qr", "10.10.0.1", "10.10.0.0/24", in_scope),
+            _port(QR_OUT, "qr", "192.168.5.1", "192.168.5.0/24", None),
+        ),
+        _port(GW, "qg", "172.24.4.10", "172.24.4.0/24", gw_scope),
+        fips,
+    )
 
 
 def _rules(text: str, table: str, chain: str) -> list[str]:
@@ -33,16 +51,39 @@ def _rules(text: str, table: str, chain: str) -> list[str]:
 
 
 def test_model_takes_scope_from_network():
-    router = {"id": "r1", "admin_state_up": True, "external_gateway_info": {"network_id": "ext"},
-              "gw_port_id": GW, "interface_port_ids": [QR_IN]}
-    ports = [{"id": GW, "device_id": "r1", "device_owner": "network:router_gateway", "network_id": "ext",
-              "mac_address": "fa:16:3e:00:00:01", "fixed_ips": [{"subnet_id": "es", "ip_address": "172.24.4.10"}]},
-             {"id": QR_IN, "device_id": "r1", "device_owner": "network:router_interface", "network_id": "in",
-              "mac_address": "fa:16:3e:00:00:02", "fixed_ips": [{"subnet_id": "is", "ip_address": "10.10.0.1"}]}]
-    subnets = [{"id": "es", "cidr": "172.24.4.0/24", "ip_version": 4, "gateway_ip": "172.24.4.1"},
-               {"id": "is", "cidr": "10.10.0.0/24", "ip_version": 4, "gateway_ip": "10.10.0.1"}]
-    networks = [{"id": "ext", "mtu": 1500, "ipv4_address_scope": SCOPE},
-                {"id": "in", "mtu": 1450, "ipv4_address_scope": None}]
+    router = {
+        "id": "r1",
+        "admin_state_up": True,
+        "external_gateway_info": {"network_id": "ext"},
+        "gw_port_id": GW,
+        "interface_port_ids": [QR_IN],
+    }
+    ports = [
+        {
+            "id": GW,
+            "device_id": "r1",
+            "device_owner": "network:router_gateway",
+            "network_id": "ext",
+            "mac_address": "fa:16:3e:00:00:01",
+            "fixed_ips": [{"subnet_id": "es", "ip_address": "172.24.4.10"}],
+        },
+        {
+            "id": QR_IN,
+            "device_id": "r1",
+            "device_owner": "network:router_interface",
+            "network_id": "in",
+            "mac_address": "fa:16:3e:00:00:02",
+            "fixed_ips": [{"subnet_id": "is", "ip_address": "10.10.0.1"}],
+        },
+    ]
+    subnets = [
+        {"id": "es", "cidr": "172.24.4.0/24", "ip_version": 4, "gateway_ip": "172.24.4.1"},
+        {"id": "is", "cidr": "10.10.0.0/24", "ip_version": 4, "gateway_ip": "10.10.0.1"},
+    ]
+    networks = [
+        {"id": "ext", "mtu": 1500, "ipv4_address_scope": SCOPE},
+        {"id": "in", "mtu": 1450, "ipv4_address_scope": None},
+    ]
     view = router_view(router, ports, subnets, networks, [])
     assert view.gateway is not None and view.gateway.address_scope == SCOPE
     assert view.interfaces[0].address_scope is None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+
 import pytest
 
 from neutrino.agents.l3 import render
@@ -28,7 +29,6 @@ from neutrino.agents.l3.planner import (
     Teardown,
     UnplugInterface,
     floatingip_statuses,
-    plan,
 )
 from tests.unit.test_l3_agent import CFG, FakeHost, _driver, _feed, _state, host  # noqa: F401
 from tests.unit.test_l3_planner import NET, QG, QR, QR2, QR_PORT, QR_PORT2, R1, SUB, World, kernel_save, kinds
@@ -42,8 +42,19 @@ def _world(admin_up: bool = True, cfg: L3Config | None = None) -> World:
     w.add_interface()
     w.add_interface(QR_PORT2, "net-2", "sub-2", "10.1.0.1")
     w.add_fip("fip-1", "172.24.4.50", "10.0.0.5", "vm-1")
-    w.add_fip("fip-2", "172.24.4.51", pfs=[{"id": "pf-1", "protocol": "tcp", "internal_ip_address": "10.1.0.7",
-                                             "internal_port": 22, "external_port": 2222}])
+    w.add_fip(
+        "fip-2",
+        "172.24.4.51",
+        pfs=[
+            {
+                "id": "pf-1",
+                "protocol": "tcp",
+                "internal_ip_address": "10.1.0.7",
+                "internal_port": 22,
+                "external_port": 2222,
+            }
+        ],
+    )
     return w
 
 
@@ -58,7 +69,7 @@ def test_admin_down_ruleset_has_no_nat_and_drops_input_and_forward(comment: bool
     text = render.iptables_ruleset(w.cfg, w.desired()[R1])
     tables = render.parse_iptables_save(text)
     assert set(tables) == set(render.TABLES)
-    for name in ("nat", "mangle", "raw"):   # builtins only: no NAT, no metadata mark or redirect
+    for name in ("nat", "mangle", "raw"):  # builtins only: no NAT, no metadata mark or redirect
         assert tables[name] == render.empty_table(name), name
     chain = "neutron-l3-agent-admin-down"
     flt = tables["filter"]
@@ -84,7 +95,7 @@ def test_router_created_down_plugs_its_ports_and_forwards_nothing() -> None:
     assert {op.device for op in ops if isinstance(op, PlugInterface)} == {QG, QR, QR2}
     obs = w.host[R1]
     assert set(obs.devices) == {QG, QR, QR2}
-    assert all(not d.addresses for d in obs.devices.values())   # nothing answers ARP for them
+    assert all(not d.addresses for d in obs.devices.values())  # nothing answers ARP for them
     assert obs.routes == frozenset()
     assert render.is_admin_down_ruleset(_rules(w)) and obs.floating_ips == {}
     assert floatingip_statuses(w.desired()) == {"fip-1": "DOWN", "fip-2": "DOWN"}
@@ -150,7 +161,7 @@ def test_an_interrupted_switch_is_redone(going_up: bool) -> None:
     w.converge()
     w.routers[R1]["admin_state_up"] = going_up
     ops = w.plan()
-    w.apply([op for op in ops if not isinstance(op, ApplyRules)])   # the agent died before the rules
+    w.apply([op for op in ops if not isinstance(op, ApplyRules)])  # the agent died before the rules
     again = w.plan()
     assert kinds(again) == ["SetSysctls", "ApplyRules"] + ([] if going_up else ["FlushConntrack"])
     w.apply(again)
@@ -160,6 +171,7 @@ def test_an_interrupted_switch_is_redone(going_up: bool) -> None:
 
 def test_lost_rules_of_a_down_router_switch_forwarding_off_again() -> None:
     from dataclasses import replace
+
     w = _world(admin_up=False)
     w.converge()
     w.host[R1] = replace(w.host[R1], iptables="")
@@ -170,8 +182,13 @@ def test_lost_rules_of_a_down_router_switch_forwarding_off_again() -> None:
 
 def test_ipv6_forwarding_off_too() -> None:
     w = World()
-    w.subnets["v6"] = {"id": "v6", "network_id": NET, "cidr": "2001:db8::/64", "ip_version": 6,
-                       "gateway_ip": "2001:db8::1"}
+    w.subnets["v6"] = {
+        "id": "v6",
+        "network_id": NET,
+        "cidr": "2001:db8::/64",
+        "ip_version": 6,
+        "gateway_ip": "2001:db8::1",
+    }
     w.add_router()
     w.add_port(QR_PORT, NET, "fa:16:3e:bb:bb:bb", [("v6", "2001:db8::1")], "network:router_interface")
     w.converge()
@@ -214,7 +231,7 @@ def test_agent_switches_a_router_down_and_up(tmp_path: Path, host: FakeHost) -> 
     clock = [1000.0]
     drv = _driver(tmp_path, host, clock=lambda: clock[0])
     md = FakeMetadata()
-    drv.metadata = md   # type: ignore[assignment]
+    drv.metadata = md  # type: ignore[assignment]
 
     def reconcile() -> None:
         clock[0] += 1
@@ -229,14 +246,14 @@ def test_agent_switches_a_router_down_and_up(tmp_path: Path, host: FakeHost) -> 
 
     feed["router"][down]["admin_state_up"] = False
     reconcile()
-    st = host.ns[namespace_name(down)]   # still there, devices plugged, nothing configured
+    st = host.ns[namespace_name(down)]  # still there, devices plugged, nothing configured
     assert set(st.devices) == {p.device for p in drv.applied[down].ports}
     assert all(not d.addrs for d in st.devices.values()) and not st.routes
     assert st.sysctls["net.ipv4.ip_forward"] == "0"
     assert render.is_admin_down_ruleset(st.iptables)
     assert md.running_ids == {other} and md.stopped == [down]
     assert drv.counts["interfaces"] == 2 and not drv.problems
-    reconcile()   # idempotent: nothing more to stop or change
+    reconcile()  # idempotent: nothing more to stop or change
     assert md.stopped == [down]
 
     feed["router"][down]["admin_state_up"] = True

@@ -14,7 +14,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-
 from neutrino.agents.l3.model import namespace_name
 from neutrino.agents.l3.planner import plan
 from neutrino.system import errors
@@ -49,37 +48,45 @@ def test_a_router_whose_view_cannot_be_built_is_left_as_it_is(tmp_path: Path, ho
     assert _served(host, feed) == set(rids)
     before = host.ns[namespace_name(rids[0])].iptables
     feed["router"][rids[0]] = {**feed["router"][rids[0]], "external_gateway_info": "not a dict"}
-    feed["floatingip"]["fip-2-9"] = {**feed["floatingip"]["fip-2-0"], "id": "fip-2-9",
-                                     "floating_ip_address": "172.24.29.3", "fixed_ip_address": "10.2.0.99"}
+    feed["floatingip"]["fip-2-9"] = {
+        **feed["floatingip"]["fip-2-0"],
+        "id": "fip-2-9",
+        "floating_ip_address": "172.24.29.3",
+        "fixed_ip_address": "10.2.0.99",
+    }
     _reconcile(drv, feed, 2)
-    assert namespace_name(rids[0]) in host.ns                     # not torn down ...
-    assert host.ns[namespace_name(rids[0])].iptables == before    # ... nor changed
-    assert "172.24.29.3" in host.ns[namespace_name(rids[2])].iptables   # the others served
+    assert namespace_name(rids[0]) in host.ns  # not torn down ...
+    assert host.ns[namespace_name(rids[0])].iptables == before  # ... nor changed
+    assert "172.24.29.3" in host.ns[namespace_name(rids[2])].iptables  # the others served
     report = drv.configurations()["reconcile_error"]
     assert report.startswith(f"router {rids[0]}: cannot be read") and rids[2] not in report
     assert rids[0] in drv.retry
 
 
-def test_a_router_that_cannot_be_observed_or_applied_does_not_stop_the_others(tmp_path: Path,
-                                                                          host: FakeHost) -> None:
+def test_a_router_that_cannot_be_observed_or_applied_does_not_stop_the_others(tmp_path: Path, host: FakeHost) -> None:
     feed = _feed(4)
     rids = sorted(feed["router"])
     clock = [1000.0]
     drv = _driver(tmp_path, host, clock=lambda: clock[0])
     _reconcile(drv, feed)
     host.faults[("iptables-save", namespace_name(rids[1]))] = errors.IptablesError(
-        ["iptables-save"], 1, "iptables-save: cannot open")
+        ["iptables-save"], 1, "iptables-save: cannot open"
+    )
     host.faults[("iptables-restore", namespace_name(rids[2]))] = errors.IptablesError(
-        ["iptables-restore"], 1, "iptables-restore: line 3 failed")
-    for i in range(4):   # a new floating IP on every router
-        feed["floatingip"][f"fip-{i}-9"] = {**feed["floatingip"][f"fip-{i}-0"], "id": f"fip-{i}-9",
-                                            "floating_ip_address": f"172.24.29.{i + 1}",
-                                            "fixed_ip_address": f"10.{i}.0.99"}
-    clock[0] += drv.FULL_SYNC_INTERVAL   # a full pass: every router observed
+        ["iptables-restore"], 1, "iptables-restore: line 3 failed"
+    )
+    for i in range(4):  # a new floating IP on every router
+        feed["floatingip"][f"fip-{i}-9"] = {
+            **feed["floatingip"][f"fip-{i}-0"],
+            "id": f"fip-{i}-9",
+            "floating_ip_address": f"172.24.29.{i + 1}",
+            "fixed_ip_address": f"10.{i}.0.99",
+        }
+    clock[0] += drv.FULL_SYNC_INTERVAL  # a full pass: every router observed
     _reconcile(drv, feed, 2)
     for i in (0, 3):
         assert f"172.24.29.{i + 1}" in host.ns[namespace_name(rids[i])].iptables
-    assert namespace_name(rids[1]) in host.ns                   # unobserved: not planned, not torn down
+    assert namespace_name(rids[1]) in host.ns  # unobserved: not planned, not torn down
     assert "172.24.29.2" not in host.ns[namespace_name(rids[1])].iptables
     report = drv.configurations()["reconcile_error"]
     assert f"router {rids[1]}: not observed (IptablesError" in report
@@ -120,8 +127,9 @@ def test_a_port_that_cannot_be_bound_is_its_routers_problem_only(tmp_path: Path,
     _reconcile(drv, feed)
     assert _served(host, feed) == set(rids)
     assert set(drv.client.bound) == {pid for pid in feed["port"] if pid != bad_port}
-    assert drv.configurations()["reconcile_error"] == (f"router {rids[0]}: binding port {bad_port} failed: "
-                                                       "500 from the server")
+    assert drv.configurations()["reconcile_error"] == (
+        f"router {rids[0]}: binding port {bad_port} failed: 500 from the server"
+    )
 
 
 def test_a_value_with_a_newline_never_becomes_an_iptables_line_of_its_own() -> None:

@@ -75,59 +75,84 @@ class World:
         self.cfg = cfg or L3Config(HOST)
         self.routers: dict[str, dict[str, Any]] = {}
         self.networks: dict[str, dict[str, Any]] = {
-            EXT_NET: {"id": EXT_NET, "mtu": 1500}, NET: {"id": NET, "mtu": 1450},
-            NET2: {"id": NET2, "mtu": 1450}}
+            EXT_NET: {"id": EXT_NET, "mtu": 1500},
+            NET: {"id": NET, "mtu": 1450},
+            NET2: {"id": NET2, "mtu": 1450},
+        }
         self.subnets: dict[str, dict[str, Any]] = {
-            EXT_SUB: {"id": EXT_SUB, "network_id": EXT_NET, "cidr": "172.24.4.0/24",
-                      "ip_version": 4, "gateway_ip": "172.24.4.1"},
-            SUB: {"id": SUB, "network_id": NET, "cidr": "10.0.0.0/24", "ip_version": 4,
-                  "gateway_ip": "10.0.0.1"},
-            SUB2: {"id": SUB2, "network_id": NET2, "cidr": "10.1.0.0/24", "ip_version": 4,
-                   "gateway_ip": "10.1.0.1"}}
+            EXT_SUB: {
+                "id": EXT_SUB,
+                "network_id": EXT_NET,
+                "cidr": "172.24.4.0/24",
+                "ip_version": 4,
+                "gateway_ip": "172.24.4.1",
+            },
+            SUB: {"id": SUB, "network_id": NET, "cidr": "10.0.0.0/24", "ip_version": 4, "gateway_ip": "10.0.0.1"},
+            SUB2: {"id": SUB2, "network_id": NET2, "cidr": "10.1.0.0/24", "ip_version": 4, "gateway_ip": "10.1.0.1"},
+        }
         self.ports: dict[str, dict[str, Any]] = {}
         self.fips: dict[str, dict[str, Any]] = {}
         self.host: dict[str, ObservedRouter] = {}
         self.flushed: list[tuple[str, tuple[str, ...]]] = []
         self.garps: list[tuple[str, tuple[str, ...]]] = []
-        self.sysctls: dict[str, dict[str, str]] = {}   # router -> its namespace's sysctls
+        self.sysctls: dict[str, dict[str, str]] = {}  # router -> its namespace's sysctls
 
     # feed edits
     def add_router(self, rid: str = R1, gateway: bool = False, enable_snat: bool = True) -> None:
-        self.routers[rid] = {"id": rid, "admin_state_up": True, "routes": [],
-                             "external_gateway_info": None}
+        self.routers[rid] = {"id": rid, "admin_state_up": True, "routes": [], "external_gateway_info": None}
         if gateway:
             self.set_gateway(rid, enable_snat=enable_snat)
 
-    def set_gateway(self, rid: str = R1, ip: str = "172.24.4.10", enable_snat: bool = True,
-                    pid: str = GW_PORT) -> None:
+    def set_gateway(self, rid: str = R1, ip: str = "172.24.4.10", enable_snat: bool = True, pid: str = GW_PORT) -> None:
         self.routers[rid]["external_gateway_info"] = {
-            "network_id": EXT_NET, "enable_snat": enable_snat,
-            "external_fixed_ips": [{"subnet_id": EXT_SUB, "ip_address": ip}]}
-        self.add_port(pid, EXT_NET, "fa:16:3e:7e:1c:2d", [(EXT_SUB, ip)],
-                      "network:router_gateway", rid)
+            "network_id": EXT_NET,
+            "enable_snat": enable_snat,
+            "external_fixed_ips": [{"subnet_id": EXT_SUB, "ip_address": ip}],
+        }
+        self.add_port(pid, EXT_NET, "fa:16:3e:7e:1c:2d", [(EXT_SUB, ip)], "network:router_gateway", rid)
 
     def clear_gateway(self, rid: str = R1) -> None:
         self.routers[rid]["external_gateway_info"] = None
-        for pid in [p for p, d in self.ports.items()
-                    if d["device_id"] == rid and d["device_owner"] == "network:router_gateway"]:
+        for pid in [
+            p for p, d in self.ports.items() if d["device_id"] == rid and d["device_owner"] == "network:router_gateway"
+        ]:
             del self.ports[pid]
 
-    def add_port(self, pid: str, net: str, mac: str, ips: list[tuple[str, str]], owner: str,
-                 device_id: str = R1) -> None:
-        self.ports[pid] = {"id": pid, "network_id": net, "mac_address": mac,
-                           "device_owner": owner, "device_id": device_id, "admin_state_up": True,
-                           "fixed_ips": [{"subnet_id": s, "ip_address": ip} for s, ip in ips]}
+    def add_port(
+        self, pid: str, net: str, mac: str, ips: list[tuple[str, str]], owner: str, device_id: str = R1
+    ) -> None:
+        self.ports[pid] = {
+            "id": pid,
+            "network_id": net,
+            "mac_address": mac,
+            "device_owner": owner,
+            "device_id": device_id,
+            "admin_state_up": True,
+            "fixed_ips": [{"subnet_id": s, "ip_address": ip} for s, ip in ips],
+        }
 
-    def add_interface(self, pid: str = QR_PORT, net: str = NET, sub: str = SUB,
-                      ip: str = "10.0.0.1", rid: str = R1) -> None:
-        self.add_port(pid, net, f"fa:16:3e:{pid[:2]}:{pid[:2]}:{pid[:2]}", [(sub, ip)],
-                      "network:router_interface", rid)
+    def add_interface(
+        self, pid: str = QR_PORT, net: str = NET, sub: str = SUB, ip: str = "10.0.0.1", rid: str = R1
+    ) -> None:
+        self.add_port(pid, net, f"fa:16:3e:{pid[:2]}:{pid[:2]}:{pid[:2]}", [(sub, ip)], "network:router_interface", rid)
 
-    def add_fip(self, fid: str, address: str, fixed: str | None = None, port: str | None = None,
-                pfs: list[dict[str, Any]] | None = None, rid: str | None = R1) -> None:
-        self.fips[fid] = {"id": fid, "floating_ip_address": address, "router_id": rid,
-                          "port_id": port, "fixed_ip_address": fixed,
-                          "port_forwardings": pfs or []}
+    def add_fip(
+        self,
+        fid: str,
+        address: str,
+        fixed: str | None = None,
+        port: str | None = None,
+        pfs: list[dict[str, Any]] | None = None,
+        rid: str | None = R1,
+    ) -> None:
+        self.fips[fid] = {
+            "id": fid,
+            "floating_ip_address": address,
+            "router_id": rid,
+            "port_id": port,
+            "fixed_ip_address": fixed,
+            "port_forwardings": pfs or [],
+        }
 
     # planning
     def desired(self) -> dict[str, Any]:
@@ -136,8 +161,7 @@ class World:
             mine = [d for d in self.ports.values() if d["device_id"] == rid]
             r["gw_port_id"] = next((d["id"] for d in mine if d["device_owner"] == "network:router_gateway"), None)
             r["interface_port_ids"] = sorted(d["id"] for d in mine if d["device_owner"] != "network:router_gateway")
-        return router_views(self.routers, self.ports, self.subnets, self.networks, self.fips,
-                            self.cfg)
+        return router_views(self.routers, self.ports, self.subnets, self.networks, self.fips, self.cfg)
 
     def plan(self) -> list[Op]:
         return plan(self.cfg, self.desired(), self.host)
@@ -163,14 +187,13 @@ class World:
             elif isinstance(op, UnplugInterface):
                 devices.pop(op.device, None)
                 # the kernel drops routes through a deleted device
-                obs = replace(obs, routes=frozenset(r for r in obs.routes
-                                                    if r.device != op.device))
+                obs = replace(obs, routes=frozenset(r for r in obs.routes if r.device != op.device))
             elif isinstance(op, SetAddresses):
                 assert op.device in devices, op
                 have = devices[op.device].addresses
                 assert set(op.remove) <= have and not set(op.add) & have, op
                 new = (have - set(op.remove)) | set(op.add)
-                assert new == frozenset(op.cidrs), op   # the diff reaches the end state
+                assert new == frozenset(op.cidrs), op  # the diff reaches the end state
                 devices[op.device] = replace(devices[op.device], addresses=new)
             elif isinstance(op, SetRoutes):
                 # the kernel may already have dropped a stale route (its device went): fine
@@ -214,8 +237,7 @@ def test_new_router_with_interface_only() -> None:
     assert ops[1] == PlugInterface(R1, QR, QR_PORT, "fa:16:3e:bb:bb:bb", 1450, "qr")
     assert ops[2] == SetAddresses(R1, QR, ("10.0.0.1/24",), add=("10.0.0.1/24",))
     # an address added later to the (wired) device is announced
-    w.add_port(QR_PORT, NET, "fa:16:3e:bb:bb:bb", [(SUB, "10.0.0.1"), (SUB, "10.0.0.2")],
-               "network:router_interface")
+    w.add_port(QR_PORT, NET, "fa:16:3e:bb:bb:bb", [(SUB, "10.0.0.1"), (SUB, "10.0.0.2")], "network:router_interface")
     assert w.converge()[-1] == Garp(R1, QR, ("10.0.0.2",))
     assert "REDIRECT --to-ports 9697" in ops[3].text  # type: ignore[union-attr]
 
@@ -226,15 +248,16 @@ def test_gateway_then_fips_then_removal() -> None:
     w.add_interface()
     ops = w.converge()
     assert PlugInterface(R1, QG, GW_PORT, "fa:16:3e:7e:1c:2d", 1500, "qg") in ops
-    assert SetRoutes(R1, QG, ("172.24.4.1",), ()) in ops   # nothing stale in a new namespace
+    assert SetRoutes(R1, QG, ("172.24.4.1",), ()) in ops  # nothing stale in a new namespace
     assert not any(isinstance(op, Garp) for op in ops)
 
     w.add_fip("fip-1", "172.24.4.50", "10.0.0.5", "vm-1")
     w.add_fip("fip-2", "172.24.4.51", "10.0.0.6", "vm-2")
     ops = w.converge()
     assert kinds(ops) == ["SetAddresses", "ApplyRules", "Garp"]
-    assert ops[0] == SetAddresses(R1, QG, ("172.24.4.10/24", "172.24.4.50/32", "172.24.4.51/32"),
-                                  add=("172.24.4.50/32", "172.24.4.51/32"))
+    assert ops[0] == SetAddresses(
+        R1, QG, ("172.24.4.10/24", "172.24.4.50/32", "172.24.4.51/32"), add=("172.24.4.50/32", "172.24.4.51/32")
+    )
     assert ops[2] == Garp(R1, QG, ("172.24.4.50", "172.24.4.51"))
     assert w.flushed == []
     assert set(w.host[R1].floating_ips) == {"172.24.4.50", "172.24.4.51"}
@@ -258,15 +281,25 @@ def test_port_forwardings_added_changed_removed() -> None:
     w.add_router(gateway=True)
     w.add_interface()
     w.converge()
-    pf = {"id": "1a2b3c4d-0000", "protocol": "tcp", "internal_ip_address": "10.0.0.5",
-          "internal_port": 22, "external_port": 2222}
+    pf = {
+        "id": "1a2b3c4d-0000",
+        "protocol": "tcp",
+        "internal_ip_address": "10.0.0.5",
+        "internal_port": 22,
+        "external_port": 2222,
+    }
     w.add_fip("fip-pf", "172.24.4.60", pfs=[pf])
     ops = w.converge()
     assert kinds(ops) == ["SetAddresses", "ApplyRules", "Garp"]
     assert "neutron-l3-agent-pf-1a2b3c4d" in ops[1].text  # type: ignore[union-attr]
 
-    pf2 = {"id": "2b3c4d5e-0000", "protocol": "udp", "internal_ip_address": "10.0.0.6",
-           "internal_port_range": "3000:3010", "external_port_range": "2000:2010"}
+    pf2 = {
+        "id": "2b3c4d5e-0000",
+        "protocol": "udp",
+        "internal_ip_address": "10.0.0.6",
+        "internal_port_range": "3000:3010",
+        "external_port_range": "2000:2010",
+    }
     w.fips["fip-pf"]["port_forwardings"] = [pf, pf2]
     ops = w.converge()
     assert kinds(ops) == ["ApplyRules", "FlushConntrack"]
@@ -319,8 +352,8 @@ def test_gateway_removed_and_readded_with_new_ip() -> None:
     w.set_gateway(ip="172.24.4.20")
     ops = w.converge()
     assert PlugInterface(R1, QG, GW_PORT, "fa:16:3e:7e:1c:2d", 1500, "qg") in ops
-    assert not any(isinstance(op, Garp) for op in ops)   # a new device: isolated until wired
-    w.set_gateway(ip="172.24.4.21")   # a new address on the same port (device): announced
+    assert not any(isinstance(op, Garp) for op in ops)  # a new device: isolated until wired
+    w.set_gateway(ip="172.24.4.21")  # a new address on the same port (device): announced
     assert Garp(R1, QG, ("172.24.4.21",)) in w.converge()
 
 
@@ -329,14 +362,18 @@ def test_extra_routes_ecmp_and_onlink_gateway() -> None:
     w.subnets[EXT_SUB]["gateway_ip"] = "172.24.5.1"  # outside the subnet
     w.add_router(gateway=True)
     w.add_interface()
-    w.routers[R1]["routes"] = [{"destination": "192.168.0.0/16", "nexthop": "10.0.0.254"},
-                               {"destination": "192.168.0.0/16", "nexthop": "10.0.0.253"}]
+    w.routers[R1]["routes"] = [
+        {"destination": "192.168.0.0/16", "nexthop": "10.0.0.254"},
+        {"destination": "192.168.0.0/16", "nexthop": "10.0.0.253"},
+    ]
     ops = w.converge()
     routes = next(op for op in ops if isinstance(op, SetRoutes))
     assert routes.onlink == ("172.24.5.1",)
     assert routes.routes() == (
-        Route("172.24.5.1/32", (), QG), Route("0.0.0.0/0", ("172.24.5.1",)),
-        Route("192.168.0.0/16", ("10.0.0.253", "10.0.0.254")))
+        Route("172.24.5.1/32", (), QG),
+        Route("0.0.0.0/0", ("172.24.5.1",)),
+        Route("192.168.0.0/16", ("10.0.0.253", "10.0.0.254")),
+    )
     w.routers[R1]["routes"] = [{"destination": "192.168.0.0/16", "nexthop": "10.0.0.254"}]
     ops = w.converge()
     assert kinds(ops) == ["SetRoutes"]
@@ -389,7 +426,7 @@ def test_teardown_when_deleted_not_when_admin_down() -> None:
     w.add_interface(QR_PORT2, NET2, SUB2, "10.1.0.1", rid=R2)
     w.converge()
     assert set(w.host) == {R1, R2}
-    w.routers[R1]["admin_state_up"] = False   # kept, forwarding nothing (test_l3_admin_down)
+    w.routers[R1]["admin_state_up"] = False  # kept, forwarding nothing (test_l3_admin_down)
     del w.routers[R2]
     ops = w.converge()
     assert ops[0] == Teardown(R2, (QR2,)) and not any(isinstance(op, Teardown) for op in ops[1:])
@@ -416,8 +453,7 @@ def test_nat_by_floating_ip() -> None:
     w.add_fip("fip-1", "172.24.4.50", "10.0.0.5", "vm-1")
     text = render.iptables_ruleset(w.cfg, w.desired()[R1])
     nat = nat_by_floating_ip(kernel_save(text))
-    assert nat == {"172.24.4.50": frozenset({
-        "-d 172.24.4.50/32 -j DNAT --to-destination 10.0.0.5"})}
+    assert nat == {"172.24.4.50": frozenset({"-d 172.24.4.50/32 -j DNAT --to-destination 10.0.0.5"})}
     assert nat_by_floating_ip("") == {}
 
 
@@ -430,17 +466,20 @@ def test_floatingip_statuses(admin_up: bool) -> None:
     w.add_fip("fip-1", "172.24.4.50", "10.0.0.5", "vm-1")
     w.add_fip("fip-2", "172.24.4.51", "10.1.0.5", "vm-2", rid=R2)
     w.add_fip("fip-3", "172.24.4.52", rid=None)
-    assert floatingip_statuses(w.desired()) == {
-        "fip-1": "ACTIVE" if admin_up else "DOWN", "fip-2": "DOWN"}
+    assert floatingip_statuses(w.desired()) == {"fip-1": "ACTIVE" if admin_up else "DOWN", "fip-2": "DOWN"}
 
 
 def test_ipv6_sysctl_only_with_ipv6_ports() -> None:
     w = World()
-    w.subnets["v6"] = {"id": "v6", "network_id": NET, "cidr": "2001:db8::/64", "ip_version": 6,
-                       "gateway_ip": "2001:db8::1"}
+    w.subnets["v6"] = {
+        "id": "v6",
+        "network_id": NET,
+        "cidr": "2001:db8::/64",
+        "ip_version": 6,
+        "gateway_ip": "2001:db8::1",
+    }
     w.add_router()
-    w.add_port(QR_PORT, NET, "fa:16:3e:bb:bb:bb", [("v6", "2001:db8::1")],
-               "network:router_interface")
+    w.add_port(QR_PORT, NET, "fa:16:3e:bb:bb:bb", [("v6", "2001:db8::1")], "network:router_interface")
     ops = w.converge()
     assert ("net.ipv6.conf.all.forwarding", "1") in ops[0].sysctls  # type: ignore[union-attr]
     assert not any(isinstance(op, Garp) for op in ops)  # no GARP for IPv6

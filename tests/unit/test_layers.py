@@ -16,13 +16,29 @@ from tests.unit.test_import_cycles import ROOT, import_graph
 
 #: layer (a package) -> packages/modules none of its modules may import, even inside a function.
 FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "neutrino.services": ("neutrino.api", "neutrino.server", "neutrino.cli", "neutrino.agents",
-                          # the other HTTP edges: each package's app.py (and the feed's routes.py)
-                          "neutrino.identity.app", "neutrino.compute.app", "neutrino.compute.image_app",
-                          "neutrino.metadata.app", "neutrino.feed.routes"),
-    "neutrino.resources": ("neutrino.services", "neutrino.api", "neutrino.server", "neutrino.cli",
-                           "neutrino.agents", "neutrino.feed", "neutrino.compute", "neutrino.identity",
-                           "neutrino.metadata"),
+    "neutrino.services": (
+        "neutrino.api",
+        "neutrino.server",
+        "neutrino.cli",
+        "neutrino.agents",
+        # the other HTTP edges: each package's app.py (and the feed's routes.py)
+        "neutrino.identity.app",
+        "neutrino.compute.app",
+        "neutrino.compute.image_app",
+        "neutrino.metadata.app",
+        "neutrino.feed.routes",
+    ),
+    "neutrino.resources": (
+        "neutrino.services",
+        "neutrino.api",
+        "neutrino.server",
+        "neutrino.cli",
+        "neutrino.agents",
+        "neutrino.feed",
+        "neutrino.compute",
+        "neutrino.identity",
+        "neutrino.metadata",
+    ),
 }
 
 
@@ -32,8 +48,13 @@ def _within(module: str, package: str) -> bool:
 
 def upward_imports(graph: dict[str, set[str]], layer: str, forbidden: tuple[str, ...]) -> list[str]:
     """``"importer -> imported"`` for every import from ``layer`` into one of ``forbidden``."""
-    return sorted(f"{m} -> {dep}" for m, deps in graph.items() if _within(m, layer)
-                  for dep in deps if any(_within(dep, f) for f in forbidden))
+    return sorted(
+        f"{m} -> {dep}"
+        for m, deps in graph.items()
+        if _within(m, layer)
+        for dep in deps
+        if any(_within(dep, f) for f in forbidden)
+    )
 
 
 def test_the_check_sees_an_upward_import_inside_a_function(tmp_path: Path) -> None:

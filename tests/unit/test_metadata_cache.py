@@ -8,11 +8,23 @@ import pytest
 from neutrino.agents.metadata.cache import MAX_AGE, MAX_BODY, AnswerCache, max_age
 
 
-@pytest.mark.parametrize("header, age", [
-    ("max-age=14", 14), ("Max-Age = 3", 0), ("public, max-age=7", 7), ("max-age=7, no-store", 0),
-    ("no-cache", 0), ("no-store", 0), ("max-age=x", 0), ("max-age=-1", 0), ("", 0), (None, 0),
-    ("max-age=999999999", MAX_AGE), ("max-age=9999999999", 0),
-])
+@pytest.mark.parametrize(
+    "header, age",
+    [
+        ("max-age=14", 14),
+        ("Max-Age = 3", 0),
+        ("public, max-age=7", 7),
+        ("max-age=7, no-store", 0),
+        ("no-cache", 0),
+        ("no-store", 0),
+        ("max-age=x", 0),
+        ("max-age=-1", 0),
+        ("", 0),
+        (None, 0),
+        ("max-age=999999999", MAX_AGE),
+        ("max-age=9999999999", 0),
+    ],
+)
 def test_max_age(header: str | None, age: int) -> None:
     assert max_age(header) == age
 
@@ -47,5 +59,5 @@ def test_memory_bound_drops_the_oldest_first() -> None:
     assert [k for k in range(5) if c.get(k) is not None] == [2, 3, 4]
     assert c.bytes <= c.max_bytes
     assert not c.put("big", b"x" * (MAX_BODY + 1), "text/plain", "max-age=60")
-    c.put(4, b"y", "text/plain", "max-age=60")            # replaced, not counted twice
+    c.put(4, b"y", "text/plain", "max-age=60")  # replaced, not counted twice
     assert c.get(4) == (200, b"y", "text/plain") and c.bytes == 2 * 1200 + 201

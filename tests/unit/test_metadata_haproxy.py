@@ -26,8 +26,9 @@ SOCK = "/var/lib/neutrino/metadata_proxy"
 CASES = {
     "router": h.router_conf(STATE, RID, SOCK, user="root", group="root"),
     "network": h.network_conf(STATE, NID, SOCK, user="root", group="root"),
-    "network-v6-debug": h.network_conf(STATE, NID, SOCK, user="neutron", group="neutron", debug=True,
-                                       v6_interface="tap0b6e2d35-8c"),
+    "network-v6-debug": h.network_conf(
+        STATE, NID, SOCK, user="neutron", group="neutron", debug=True, v6_interface="tap0b6e2d35-8c"
+    ),
 }
 
 
@@ -48,8 +49,13 @@ def test_golden_is_valid_haproxy(case: str, tmp_path: Path) -> None:
     sock = tmp_path / "sock"
     conf = tmp_path / "h.conf"
     # user/group that exist here; the socket path need not exist for -c.
-    conf.write_text(h.render(h.ProxyConf(c.uuid, c.kind, c.bind, str(sock), str(tmp_path / "pid"), "root", "root",
-                                         c.debug, c.v6_interface)))
+    conf.write_text(
+        h.render(
+            h.ProxyConf(
+                c.uuid, c.kind, c.bind, str(sock), str(tmp_path / "pid"), "root", "root", c.debug, c.v6_interface
+            )
+        )
+    )
     r = subprocess.run(["haproxy", "-c", "-f", str(conf)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
 

@@ -5,7 +5,8 @@ garbage, stray bytes, cancellation.  A connection whose state is in doubt is nev
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ class Server:
         self.requests: list[bytes] = []
         self.writers: list[asyncio.StreamWriter] = []
 
-    async def __aenter__(self) -> "Server":
+    async def __aenter__(self) -> Server:
         self.srv = await asyncio.start_server(self._conn, "127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self.srv.sockets[0].getsockname()[1]}"
         return self
@@ -165,7 +166,7 @@ def test_cancelled_request_closes_its_connection() -> None:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            await asyncio.sleep(0.4)      # the late answer to the cancelled request must go nowhere
+            await asyncio.sleep(0.4)  # the late answer to the cancelled request must go nowhere
             r = await up.request("GET", "/", [])
             await up.aclose()
             assert r.body == b"ok"
@@ -190,7 +191,7 @@ def test_concurrent_requests_then_reuse() -> None:
 
     # never more than 4 at once; the idle ones are reused by the requests that waited
     assert run(go(4)) == (4, 4, 4)
-    assert run(go(1))[2] == 1                # and only max_idle are kept
+    assert run(go(1))[2] == 1  # and only max_idle are kept
 
 
 def test_unreachable_and_bad_urls(free_port: Any) -> None:

@@ -9,8 +9,18 @@ import pytest
 from neutrino import config, errors
 from neutrino.ml2 import binding
 from neutrino.ml2.manager import TypeManager
-from neutrino.ml2.types import (MAX_VLAN, MAX_VNI, FlatTypeDriver, LocalTypeDriver, Segment, TunnelTypeDriver,
-                                VlanTypeDriver, parse_ranges, parse_vlan_ranges, pick_free)
+from neutrino.ml2.types import (
+    MAX_VLAN,
+    MAX_VNI,
+    FlatTypeDriver,
+    LocalTypeDriver,
+    Segment,
+    TunnelTypeDriver,
+    VlanTypeDriver,
+    parse_ranges,
+    parse_vlan_ranges,
+    pick_free,
+)
 
 
 # --- range parsing -----------------------------------------------------------------------------------
@@ -43,7 +53,7 @@ def test_pick_free_is_random_and_avoids_taken():
     assert all(1 <= p <= 1000 for p in picks) and len(set(picks)) > 40
     assert pick_free([(1, 3)], {1, 3}, rng) == 2
     assert pick_free([(1, 3)], {1, 2, 3}, rng) is None
-    assert pick_free([(1, 3)], {1, 2, 3, 50}, rng) is None       # ids outside the range do not count
+    assert pick_free([(1, 3)], {1, 2, 3, 50}, rng) is None  # ids outside the range do not count
     assert pick_free([], set(), rng) is None
     assert pick_free([(5, 5), (9, 9)], {5}, rng) == 9
 
@@ -86,8 +96,8 @@ def test_vlan_validation():
 def test_tunnel_and_local_validation():
     vx = TunnelTypeDriver("vxlan", [(1, 10)], 30, 1500, 0, 4)
     assert vx.validate_provider_segment(Segment("vxlan", None, 0)).segmentation_id == 0
-    assert vx.validate_provider_segment(Segment("vxlan", None, 2 ** 24 - 1)).segmentation_id == 2 ** 24 - 1
-    for bad in (-1, 2 ** 24):                # a VNI has 24 bits (issue 13: -1 was accepted)
+    assert vx.validate_provider_segment(Segment("vxlan", None, 2**24 - 1)).segmentation_id == 2**24 - 1
+    for bad in (-1, 2**24):  # a VNI has 24 bits (issue 13: -1 was accepted)
         _invalid(vx, Segment("vxlan", None, bad), "segmentation_id out of range (0 through 16777215)")
     _invalid(vx, Segment("vxlan", "physnet", 1), "provider:physical_network specified for vxlan network")
     loc = LocalTypeDriver()
@@ -98,24 +108,27 @@ def test_tunnel_and_local_validation():
 
 
 # --- MTU (§8.4) -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("driver,physnet,mtu", [
-    (FlatTypeDriver(("*",), 1500, {}), "p", 1500),
-    (FlatTypeDriver(("*",), 1500, {"p": 1400}), "p", 1400),
-    (FlatTypeDriver(("*",), 1500, {"p": 9000}), "p", 1500),
-    (FlatTypeDriver(("*",), 0, {"p": 9000}), "p", 9000),
-    (FlatTypeDriver(("*",), 0, {}), "p", 0),
-    (VlanTypeDriver({"p": []}, 9000, {"q": 1400}), "p", 9000),
-    (TunnelTypeDriver("vxlan", [], 30, 1500, 0, 4), None, 1450),
-    (TunnelTypeDriver("vxlan", [], 30, 1500, 0, 6), None, 1430),
-    (TunnelTypeDriver("gre", [], 22, 1500, 0, 4), None, 1458),
-    (TunnelTypeDriver("gre", [], 22, 1500, 0, 6), None, 1438),
-    (TunnelTypeDriver("geneve", [], 30, 1500, 0, 4), None, 1450),
-    (TunnelTypeDriver("geneve", [], 38, 1500, 0, 4), None, 1442),
-    (TunnelTypeDriver("vxlan", [], 30, 9000, 1500, 4), None, 1450),
-    (TunnelTypeDriver("vxlan", [], 30, 1500, 9000, 4), None, 1450),
-    (TunnelTypeDriver("vxlan", [], 30, 0, 0, 4), None, 0),
-    (LocalTypeDriver(), None, 0),
-])
+@pytest.mark.parametrize(
+    "driver,physnet,mtu",
+    [
+        (FlatTypeDriver(("*",), 1500, {}), "p", 1500),
+        (FlatTypeDriver(("*",), 1500, {"p": 1400}), "p", 1400),
+        (FlatTypeDriver(("*",), 1500, {"p": 9000}), "p", 1500),
+        (FlatTypeDriver(("*",), 0, {"p": 9000}), "p", 9000),
+        (FlatTypeDriver(("*",), 0, {}), "p", 0),
+        (VlanTypeDriver({"p": []}, 9000, {"q": 1400}), "p", 9000),
+        (TunnelTypeDriver("vxlan", [], 30, 1500, 0, 4), None, 1450),
+        (TunnelTypeDriver("vxlan", [], 30, 1500, 0, 6), None, 1430),
+        (TunnelTypeDriver("gre", [], 22, 1500, 0, 4), None, 1458),
+        (TunnelTypeDriver("gre", [], 22, 1500, 0, 6), None, 1438),
+        (TunnelTypeDriver("geneve", [], 30, 1500, 0, 4), None, 1450),
+        (TunnelTypeDriver("geneve", [], 38, 1500, 0, 4), None, 1442),
+        (TunnelTypeDriver("vxlan", [], 30, 9000, 1500, 4), None, 1450),
+        (TunnelTypeDriver("vxlan", [], 30, 1500, 9000, 4), None, 1450),
+        (TunnelTypeDriver("vxlan", [], 30, 0, 0, 4), None, 0),
+        (LocalTypeDriver(), None, 0),
+    ],
+)
 def test_driver_mtu(driver, physnet, mtu):
     assert driver.get_mtu(physnet) == mtu
 
@@ -130,15 +143,16 @@ def test_manager_network_mtu():
     m = _manager()
     assert m.network_mtu([Segment("vxlan", None, 5)]) == 1450
     assert m.network_mtu([Segment("flat", "physnet"), Segment("vxlan", None, 5)]) == 1450
-    assert m.network_mtu([Segment("local")]) == 1500          # no opinion: global_physnet_mtu
+    assert m.network_mtu([Segment("local")]) == 1500  # no opinion: global_physnet_mtu
     assert m.network_mtu([]) == 1500
 
 
 def test_manager_provider_segment():
     m = _manager()
     assert m.provider_segment({}) is None
-    assert m.provider_segment({"provider:network_type": "vlan", "provider:physical_network": "physnet",
-                               "provider:segmentation_id": 5}) == Segment("vlan", "physnet", 5)
+    assert m.provider_segment(
+        {"provider:network_type": "vlan", "provider:physical_network": "physnet", "provider:segmentation_id": 5}
+    ) == Segment("vlan", "physnet", 5)
     with pytest.raises(errors.InvalidInput) as ei:
         m.provider_segment({"provider:physical_network": "physnet"})
     assert ei.value.msg == "Invalid input for operation: network_type required."
@@ -157,13 +171,16 @@ def test_manager_config_errors():
 
 
 # --- binding (pure part) ------------------------------------------------------------------------------
-@pytest.mark.parametrize("conf,ntype,physnet,ok", [
-    ({"bridge_mappings": {"physnet": "br-ex"}}, "flat", "physnet", True),
-    ({"bridge_mappings": {"physnet": "br-ex"}}, "vlan", "other", False),
-    ({"bridge_mappings": {}}, "vlan", None, False),
-    ({"tunnel_types": ["vxlan"]}, "vxlan", None, True),
-    ({"tunnel_types": ["vxlan"]}, "geneve", None, False),
-    ({}, "local", None, True),
-])
+@pytest.mark.parametrize(
+    "conf,ntype,physnet,ok",
+    [
+        ({"bridge_mappings": {"physnet": "br-ex"}}, "flat", "physnet", True),
+        ({"bridge_mappings": {"physnet": "br-ex"}}, "vlan", "other", False),
+        ({"bridge_mappings": {}}, "vlan", None, False),
+        ({"tunnel_types": ["vxlan"]}, "vxlan", None, True),
+        ({"tunnel_types": ["vxlan"]}, "geneve", None, False),
+        ({}, "local", None, True),
+    ],
+)
 def test_agent_serves(conf, ntype, physnet, ok):
     assert binding.agent_serves(conf, ntype, physnet) is ok

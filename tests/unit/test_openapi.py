@@ -32,19 +32,29 @@ def test_check_mode_reports_a_stale_copy(tmp_path, capsys):
     assert openapi.main(["--output", str(stale), "--check"]) == 0
 
 
-@pytest.mark.parametrize("conv,schema", [
-    (cv.string(10), {"type": "string", "maxLength": 10}),
-    (cv.nullable(cv.uuid_str), {"type": "string", "format": "uuid", "nullable": True}),
-    (cv.one_of("a", "b", nullable=True), {"enum": ["a", "b", None], "nullable": True}),
-    (cv.int_one_of(4, 6), {"type": "integer", "enum": [4, 6]}),
-    (cv.in_range(0, 9), {"type": "integer", "minimum": 0, "maximum": 9}),
-    (cv.list_of(cv.to_bool, unique=True), {"type": "array", "items": {"type": "boolean"}, "uniqueItems": True}),
-    (cv.dict_of({"n": cv.to_int}, required=("n",)),
-     {"type": "object", "properties": {"n": {"type": "integer"}}, "additionalProperties": False, "required": ["n"]}),
-    (cv.subnet_cidr, {"type": "string", "format": "cidr"}),
-    (lambda v: v, {}),                                   # unknown: anything
-    (None, {}),
-])
+@pytest.mark.parametrize(
+    "conv,schema",
+    [
+        (cv.string(10), {"type": "string", "maxLength": 10}),
+        (cv.nullable(cv.uuid_str), {"type": "string", "format": "uuid", "nullable": True}),
+        (cv.one_of("a", "b", nullable=True), {"enum": ["a", "b", None], "nullable": True}),
+        (cv.int_one_of(4, 6), {"type": "integer", "enum": [4, 6]}),
+        (cv.in_range(0, 9), {"type": "integer", "minimum": 0, "maximum": 9}),
+        (cv.list_of(cv.to_bool, unique=True), {"type": "array", "items": {"type": "boolean"}, "uniqueItems": True}),
+        (
+            cv.dict_of({"n": cv.to_int}, required=("n",)),
+            {
+                "type": "object",
+                "properties": {"n": {"type": "integer"}},
+                "additionalProperties": False,
+                "required": ["n"],
+            },
+        ),
+        (cv.subnet_cidr, {"type": "string", "format": "cidr"}),
+        (lambda v: v, {}),  # unknown: anything
+        (None, {}),
+    ],
+)
 def test_converter_schemas(conv, schema):
     assert openapi.converter_schema(conv) == schema
 
@@ -62,19 +72,26 @@ def test_every_writable_attribute_has_a_schema():
 
 def test_operations(doc):
     ops = {(m.upper(), p): o["operationId"] for p, item in doc["paths"].items() for m, o in item.items()}
-    assert len(set(ops.values())) == len(ops)                     # operation ids are unique
-    for path, op_id in [("/v2.0/ports", "create_port"), ("/v2.0/routers/{router_id}/add_router_interface",
-                                                           "add_router_interface"),
-                        ("/v2.0/floatingips/{floatingip_id}/port_forwardings", "create_floatingip_port_forwarding"),
-                        ("/v2.0/networks/{network_id}/tags/{tag}", "add_network_tag"),
-                        ("/v2.0/quotas/{project_id}", "update_quota")]:
+    assert len(set(ops.values())) == len(ops)  # operation ids are unique
+    for path, op_id in [
+        ("/v2.0/ports", "create_port"),
+        ("/v2.0/routers/{router_id}/add_router_interface", "add_router_interface"),
+        ("/v2.0/floatingips/{floatingip_id}/port_forwardings", "create_floatingip_port_forwarding"),
+        ("/v2.0/networks/{network_id}/tags/{tag}", "add_network_tag"),
+        ("/v2.0/quotas/{project_id}", "update_quota"),
+    ]:
         assert op_id in ops.values(), path
-    assert ("POST", "/v2.0/agents") not in ops and ("PUT", "/v2.0/security-group-rules/{security_group_rule_id}") \
-        not in ops
+    assert ("POST", "/v2.0/agents") not in ops and (
+        "PUT",
+        "/v2.0/security-group-rules/{security_group_rule_id}",
+    ) not in ops
     create = doc["components"]["schemas"]["SubnetCreate"]
     assert create["required"] == ["ip_version", "network_id"]
     assert create["properties"]["ip_version"] == {"type": "integer", "enum": [4, 6]}
-    assert "id" not in create["properties"]                         # not allowed in POST
+    assert "id" not in create["properties"]  # not allowed in POST
     assert doc["components"]["schemas"]["NetworkUpdate"]["properties"]["mtu"] == {
-        "type": "integer", "minimum": 0, "maximum": 65535}
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 65535,
+    }
     assert doc["paths"]["/v2.0/"]["get"]["responses"]["401"] == {"$ref": "#/components/responses/Unauthorized"}

@@ -24,24 +24,50 @@ from neutrino.system.exec import Completed
 
 HOST = "h1"
 CFG = AgentConfig(host=HOST, local_ip="192.168.100.11", tunnel_types=("vxlan",), datapath_type="netdev")
-NET = {"id": "net-1", "provider:network_type": "vxlan", "provider:physical_network": None,
-       "provider:segmentation_id": 100, "mtu": 1450}
-RULES = {f"r{i}": {"id": f"r{i}", "security_group_id": "sg", "direction": d, "ethertype": e, "protocol": None,
-                   "port_range_min": None, "port_range_max": None, "remote_ip_prefix": None, "remote_group_id": g}
-         for i, (d, e, g) in enumerate([("egress", "IPv4", None), ("ingress", "IPv4", "sg")])}
+NET = {
+    "id": "net-1",
+    "provider:network_type": "vxlan",
+    "provider:physical_network": None,
+    "provider:segmentation_id": 100,
+    "mtu": 1450,
+}
+RULES = {
+    f"r{i}": {
+        "id": f"r{i}",
+        "security_group_id": "sg",
+        "direction": d,
+        "ethertype": e,
+        "protocol": None,
+        "port_range_min": None,
+        "port_range_max": None,
+        "remote_ip_prefix": None,
+        "remote_group_id": g,
+    }
+    for i, (d, e, g) in enumerate([("egress", "IPv4", None), ("ingress", "IPv4", "sg")])
+}
 
 
 def port(i: int) -> dict[str, Any]:
-    return {"id": f"port-{i}", "network_id": "net-1", "mac_address": f"fa:16:3e:00:00:{i:02x}",
-            "fixed_ips": [{"ip_address": f"10.0.0.{i}"}], "binding:host_id": HOST, "binding:vif_type": "ovs",
-            "admin_state_up": True, "port_security_enabled": True, "device_owner": "compute:nova",
-            "security_groups": ["sg"]}
+    return {
+        "id": f"port-{i}",
+        "network_id": "net-1",
+        "mac_address": f"fa:16:3e:00:00:{i:02x}",
+        "fixed_ips": [{"ip_address": f"10.0.0.{i}"}],
+        "binding:host_id": HOST,
+        "binding:vif_type": "ovs",
+        "admin_state_up": True,
+        "port_security_enabled": True,
+        "device_owner": "compute:nova",
+        "security_groups": ["sg"],
+    }
 
 
 def state(rev: int, *ports: dict[str, Any]) -> State:
-    return State(rev, {"port": {p["id"]: p for p in ports}, "network": {"net-1": NET}, "agent": {},
-                       "security_group_rule": RULES},
-                 frozenset({"port", "network", "agent", "security_group_rule"}))
+    return State(
+        rev,
+        {"port": {p["id"]: p for p in ports}, "network": {"net-1": NET}, "agent": {}, "security_group_rule": RULES},
+        frozenset({"port", "network", "agent", "security_group_rule"}),
+    )
 
 
 @dataclass
@@ -53,7 +79,7 @@ class FakeSwitch:
     flows: dict[str, dict[tuple[int, int, str], tuple[int, str]]] = field(default_factory=dict)
     pid: int = 100
     next_ofport: int = 1
-    calls: list[str] = field(default_factory=list)   # "dump br", "bundle br", "transact", ...
+    calls: list[str] = field(default_factory=list)  # "dump br", "bundle br", "transact", ...
     bundles: list[tuple[str, str]] = field(default_factory=list)
     reject_next_bundle: bool = False
     timeout: float = 10
@@ -74,13 +100,32 @@ class FakeSwitch:
         self.calls.append("observe")
         ports = {}
         for name, p in self.ports.items():
-            iface = sysovs.Interface(name, p["type"], p["ofport"], dict(p["options"]), dict(p["external_ids"]),
-                                     {}, None, None, None)
-            ports[name] = sysovs.Port(name, p["bridge"], p.get("tag"), p.get("vlan_mode"),
-                                      tuple(p.get("trunks", ())), dict(p.get("other_config", {})), {}, (iface,))
-        bridges = {n: sysovs.Bridge(n, b["datapath_type"], b.get("fail_mode"), tuple(b.get("protocols", ())),
-                                    {}, {}, (), tuple(sorted(p for p, r in self.ports.items() if r["bridge"] == n)))
-                   for n, b in self.bridges.items()}
+            iface = sysovs.Interface(
+                name, p["type"], p["ofport"], dict(p["options"]), dict(p["external_ids"]), {}, None, None, None
+            )
+            ports[name] = sysovs.Port(
+                name,
+                p["bridge"],
+                p.get("tag"),
+                p.get("vlan_mode"),
+                tuple(p.get("trunks", ())),
+                dict(p.get("other_config", {})),
+                {},
+                (iface,),
+            )
+        bridges = {
+            n: sysovs.Bridge(
+                n,
+                b["datapath_type"],
+                b.get("fail_mode"),
+                tuple(b.get("protocols", ())),
+                {},
+                {},
+                (),
+                tuple(sorted(p for p, r in self.ports.items() if r["bridge"] == n)),
+            )
+            for n, b in self.bridges.items()
+        }
         return sysovs.OvsState(bridges, ports)
 
     def transact(self, ops: list[sysovs.Op], *, wait: bool = True) -> None:
@@ -95,8 +140,13 @@ class FakeSwitch:
             elif isinstance(op, sysovs.AddPort):
                 p = self.ports.get(op.name)
                 if p is None:
-                    p = self.ports[op.name] = {"bridge": op.bridge, "type": "", "ofport": self.next_ofport,
-                                               "options": {}, "external_ids": {}}
+                    p = self.ports[op.name] = {
+                        "bridge": op.bridge,
+                        "type": "",
+                        "ofport": self.next_ofport,
+                        "options": {},
+                        "external_ids": {},
+                    }
                     self.next_ofport += 1
                 p["type"] = op.type if op.type is not None else p["type"]
                 p["options"].update(op.options)
@@ -116,10 +166,11 @@ class FakeSwitch:
             else:
                 raise AssertionError(f"unexpected op {op!r}")
 
-    def run(self, argv: list[str], *, input: str | None = None, check: bool = True,
-            timeout: float | None = None) -> Completed:
+    def run(
+        self, argv: list[str], *, input: str | None = None, check: bool = True, timeout: float | None = None
+    ) -> Completed:
         target = next(a for a in argv if a.startswith("unix:/fake/"))
-        bridge = target[len("unix:/fake/"):-len(".mgmt")]
+        bridge = target[len("unix:/fake/") : -len(".mgmt")]
         if "dump-flows" in argv:
             table = next((int(a[6:]) for a in argv if a.startswith("table=")), None)
             self.calls.append(f"dump {bridge}" + (f" table={table}" if table is not None else ""))
@@ -142,7 +193,7 @@ class FakeSwitch:
                 m = re.fullmatch(r"cookie=(0x[0-9a-f]+),table=(\d+),priority=(\d+),(?:(.*),)?actions=(.*)", rest)
                 assert m, line
                 table[(int(m[2]), int(m[3]), m[4] or "")] = (int(m[1], 16), m[5])
-        self.flows[bridge] = table   # all or nothing, like a bundle
+        self.flows[bridge] = table  # all or nothing, like a bundle
         return Completed(tuple(argv), 0, "", "")
 
     # -- test helpers ---------------------------------------------------------------------
@@ -150,17 +201,26 @@ class FakeSwitch:
         lines = ["OFPST_FLOW reply (OF1.3) (xid=0x2):"]
         for (t, prio, match), (cookie, actions) in sorted(self.flows.get(bridge, {}).items()):
             if table is None or t == table:
-                lines.append(f" cookie={cookie:#x}, {f'table={t}, ' if t else ''}priority={prio}"
-                             f"{',' if match else ''}{match} actions={actions}")
+                lines.append(
+                    f" cookie={cookie:#x}, {f'table={t}, ' if t else ''}priority={prio}"
+                    f"{',' if match else ''}{match} actions={actions}"
+                )
         return "\n".join(lines) + "\n"
 
     def specs(self, bridge: str) -> set[tuple[FlowSpec, int]]:
         return {(FlowSpec(bridge, t, p, m, a), c) for (t, p, m), (c, a) in self.flows[bridge].items()}
 
     def plug(self, i: int) -> None:
-        self.transact([sysovs.AddPort("br-int", f"tap{i}", type="internal",
-                                      external_ids={"iface-id": f"port-{i}",
-                                                    "attached-mac": f"fa:16:3e:00:00:{i:02x}"})])
+        self.transact(
+            [
+                sysovs.AddPort(
+                    "br-int",
+                    f"tap{i}",
+                    type="internal",
+                    external_ids={"iface-id": f"port-{i}", "attached-mac": f"fa:16:3e:00:00:{i:02x}"},
+                )
+            ]
+        )
 
     def restart_vswitchd(self) -> None:
         self.pid += 1
@@ -202,7 +262,7 @@ def test_cold_start_wires_ports_and_a_second_pass_sends_nothing(switch: FakeSwit
     for bridge, want in planned(drv).items():
         assert switch.specs(bridge) == {(f, 0x1) for f in want}
     switch.calls.clear()
-    drv.reconcile_sync(state(2, port(1), port(2), port(3)), True)   # applying twice changes nothing
+    drv.reconcile_sync(state(2, port(1), port(2), port(3)), True)  # applying twice changes nothing
     assert not any(c.startswith(("bundle", "dump")) or c == "transact" for c in switch.calls), switch.calls
 
 
@@ -217,14 +277,18 @@ def test_incremental_pass_sends_only_the_new_ports_flows_and_reads_nothing(switc
     statuses = drv.reconcile_sync(state(2, port(1), port(2), port(3), port(4)), True)
     assert statuses["port-4"] == "ACTIVE"
     assert not any(c.startswith("dump") for c in switch.calls), switch.calls
-    (bridge, text), = switch.bundles
+    ((bridge, text),) = switch.bundles
     assert bridge == "br-int" and "delete_strict" not in text
     # Only flows of the new port (its reg5 / in_port / MAC), plus the address of the new
     # member of "sg" in the remote-group address set.
     ofport = switch.ports["tap4"]["ofport"]
     for line in text.splitlines():
-        assert (f"reg5=0x{ofport:x}" in line or f"in_port={ofport}" in line or "fa:16:3e:00:00:04" in line
-                or "nw_src=10.0.0.4" in line), line
+        assert (
+            f"reg5=0x{ofport:x}" in line
+            or f"in_port={ofport}" in line
+            or "fa:16:3e:00:00:04" in line
+            or "nw_src=10.0.0.4" in line
+        ), line
     assert before["br-int"] < set(switch.flows["br-int"])
     for bridge, want in planned(drv).items():
         assert switch.specs(bridge) == {(f, 0x1) for f in want}
@@ -236,17 +300,16 @@ def test_restart_restamps_every_flow_in_one_bundle_and_drops_stale_ones(switch: 
     st = state(1, port(1), port(2), port(3))
     first.reconcile_sync(st, True)
     want = planned(first)
-    switch.flows["br-int"][(60, 7, "dl_dst=fa:16:3e:de:ad:00")] = (0xDEAD, "drop")     # left by a crashed run
+    switch.flows["br-int"][(60, 7, "dl_dst=fa:16:3e:de:ad:00")] = (0xDEAD, "drop")  # left by a crashed run
     switch.flows["br-tun"][(20, 1, "dl_dst=fa:16:3e:00:00:99")] = (LEARNED_FLOW_COOKIE, "output:9")
     switch.bundles.clear()
     second = make(switch, clock, cookie=0x2)
     second.reconcile_sync(st, True)
     bridges = [b for b, _ in switch.bundles]
     assert len(bridges) == len(set(bridges)) == len(want)
-    for bridge, text in switch.bundles:   # one bundle per bridge: replaced in place, never deleted first
+    for bridge, text in switch.bundles:  # one bundle per bridge: replaced in place, never deleted first
         deletes = [ln for ln in text.splitlines() if ln.startswith("delete")]
-        assert deletes == (["delete_strict table=60,priority=7,dl_dst=fa:16:3e:de:ad:00"]
-                           if bridge == "br-int" else [])
+        assert deletes == (["delete_strict table=60,priority=7,dl_dst=fa:16:3e:de:ad:00"] if bridge == "br-int" else [])
     for bridge, flows in want.items():
         learned = {(FlowSpec("br-tun", 20, 1, "dl_dst=fa:16:3e:00:00:99", "output:9"), LEARNED_FLOW_COOKIE)}
         assert switch.specs(bridge) == {(f, 0x2) for f in flows} | (learned if bridge == "br-tun" else set())
@@ -257,7 +320,7 @@ def test_vswitchd_restart_is_repaired_by_the_next_pass(switch: FakeSwitch) -> No
     drv = make(switch, clock)
     drv.reconcile_sync(state(1, port(1), port(2), port(3)), True)
     want = planned(drv)
-    switch.restart_vswitchd()               # all flows gone, a new pid
+    switch.restart_vswitchd()  # all flows gone, a new pid
     switch.plug(4)
     drv.reconcile_sync(state(2, port(1), port(2), port(3), port(4)), True)
     assert drv.full_passes == 2
@@ -272,7 +335,7 @@ def test_idle_tick_checks_the_canary(switch: FakeSwitch) -> None:
     switch.calls.clear()
     drv.reconcile_sync(st, False)
     assert switch.calls == ["dump br-int table=23"]
-    for table in switch.flows.values():   # flows lost, same pid (e.g. del-flows)
+    for table in switch.flows.values():  # flows lost, same pid (e.g. del-flows)
         table.clear()
     drv.reconcile_sync(st, False)
     assert drv.full_passes == 2 and {f for f, _ in switch.specs("br-int")} == planned(drv)["br-int"]
@@ -283,10 +346,10 @@ def test_changes_behind_the_agents_back_are_repaired_by_the_periodic_full_pass(s
     drv = make(switch, clock)
     drv.reconcile_sync(state(1, port(1), port(2), port(3)), True)
     key = next(k for k in switch.flows["br-int"] if k[0] == 71)
-    del switch.flows["br-int"][key]                       # someone deleted one of our flows
-    switch.flows["br-int"][(71, 5, "ip,reg5=0x63")] = (0x1, "drop")   # ... and added one with our cookie
+    del switch.flows["br-int"][key]  # someone deleted one of our flows
+    switch.flows["br-int"][(71, 5, "ip,reg5=0x63")] = (0x1, "drop")  # ... and added one with our cookie
     drv.reconcile_sync(state(2, port(1), port(2), port(3)), True)
-    assert key not in switch.flows["br-int"]              # the memory still believes all is well
+    assert key not in switch.flows["br-int"]  # the memory still believes all is well
     clock.now += REREAD_EVERY
     drv.reconcile_sync(state(3, port(1), port(2), port(3)), True)
     assert {f for f, _ in switch.specs("br-int")} == planned(drv)["br-int"]
@@ -323,9 +386,9 @@ def test_a_plugged_vif_is_noticed_between_feed_changes(switch: FakeSwitch) -> No
     clock = Clock()
     drv = make(switch, clock)
     st = state(1, port(1), port(2), port(3), port(4))
-    assert drv.reconcile_sync(st, True)["port-4"] == "DOWN"      # desired, VIF not plugged yet
+    assert drv.reconcile_sync(st, True)["port-4"] == "DOWN"  # desired, VIF not plugged yet
     switch.plug(4)
-    assert drv.reconcile_sync(st, False)["port-4"] == "ACTIVE"   # a tick, feed unchanged
+    assert drv.reconcile_sync(st, False)["port-4"] == "ACTIVE"  # a tick, feed unchanged
 
 
 def f(table: int, prio: int, match: str, actions: str) -> FlowSpec:
@@ -333,11 +396,15 @@ def f(table: int, prio: int, match: str, actions: str) -> FlowSpec:
 
 
 def test_flow_changes_against_memory_and_against_a_dump() -> None:
-    a, b, b2, c = f(0, 1, "in_port=1", "drop"), f(0, 2, "in_port=2", "NORMAL"), f(0, 2, "in_port=2", "drop"), \
-        f(60, 3, "", "NORMAL")
+    a, b, b2, c = (
+        f(0, 1, "in_port=1", "drop"),
+        f(0, 2, "in_port=2", "NORMAL"),
+        f(0, 2, "in_port=2", "drop"),
+        f(60, 3, "", "NORMAL"),
+    )
     add, delete = flow_changes(frozenset({a, b2}), frozenset({a, b, c}))
-    assert add == {b2} and delete == [c]           # b is replaced by b2's add, not deleted
+    assert add == {b2} and delete == [c]  # b is replaced by b2's add, not deleted
     learned = f(20, 1, "dl_dst=fa:16:3e:00:00:01", "output:3")
     dumped = [(a, 0x9), (b, 0x1), (c, 0x1), (learned, LEARNED_FLOW_COOKIE)]
     add, delete = flow_changes(frozenset({a, b}), dumped=dumped, cookie=0x1)
-    assert add == {a} and delete == [c]            # a re-stamped; the learned flow left alone
+    assert add == {a} and delete == [c]  # a re-stamped; the learned flow left alone

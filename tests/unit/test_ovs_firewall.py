@@ -15,8 +15,14 @@ import pytest
 from neutrino.agents.ovs import derive
 from neutrino.agents.ovs.firewall import ConjIds, OvsFirewall, port_masks, rule_priority
 from neutrino.agents.ovs.flows import dump
-from neutrino.agents.ovs.model import (AgentConfig, DesiredHost, DesiredNetwork, DesiredPort, SecurityGroupRule,
-                                       WiredPort)
+from neutrino.agents.ovs.model import (
+    AgentConfig,
+    DesiredHost,
+    DesiredNetwork,
+    DesiredPort,
+    SecurityGroupRule,
+    WiredPort,
+)
 from neutrino.agents.ovs.planner import plan
 from neutrino.fakes.flowtable import FakeFlowTable
 
@@ -40,7 +46,7 @@ WEB_RULES = (
 )
 
 
-def _port(i: int, groups: tuple[str, ...], **kw) -> DesiredPort:  # noqa: ANN003
+def _port(i: int, groups: tuple[str, ...], **kw) -> DesiredPort:
     return DesiredPort(f"port-{i}", NET.id, f"fa:16:3e:00:00:{i:02x}", (f"10.0.0.{i}",), security_groups=groups, **kw)
 
 
@@ -60,17 +66,26 @@ def test_golden_two_ports_default_and_web_groups_and_an_unfiltered_port() -> Non
     members = {"sg-default": ("10.0.0.5", "10.0.0.6", "10.1.0.9", "fd00::6")}
     ports = [
         _wired(_port(5, ("sg-default",)), 5),
-        _wired(DesiredPort("port-6", NET.id, "fa:16:3e:00:00:06", ("10.0.0.6", "fd00::6"),
-                           allowed_address_pairs=((None, "10.0.0.100"), ("fa:16:3e:aa:bb:cc", "10.0.0.0/28")),
-                           security_groups=("sg-default", "sg-web")), 6),
+        _wired(
+            DesiredPort(
+                "port-6",
+                NET.id,
+                "fa:16:3e:00:00:06",
+                ("10.0.0.6", "fd00::6"),
+                allowed_address_pairs=((None, "10.0.0.100"), ("fa:16:3e:aa:bb:cc", "10.0.0.0/28")),
+                security_groups=("sg-default", "sg-web"),
+            ),
+            6,
+        ),
         _wired(DesiredPort("dhcp", NET.id, "fa:16:3e:00:00:02", ("10.0.0.2",), device_owner="network:dhcp"), 7),
         _wired(_port(8, (), port_security_enabled=False), 8),
     ]
     _check_golden("firewall-br-int.txt", dump(OvsFirewall(groups, members).flows("br-int", ports)))
 
 
-@pytest.mark.parametrize("lo,hi", [(22, 22), (1000, 1999), (0, 65535), (1, 65535), (8000, 8080), (65535, 65535),
-                                   (1, 1024), (33, 47)])
+@pytest.mark.parametrize(
+    "lo,hi", [(22, 22), (1000, 1999), (0, 65535), (1, 65535), (8000, 8080), (65535, 65535), (1, 1024), (33, 47)]
+)
 def test_port_masks_cover_exactly_the_range(lo: int, hi: int) -> None:
     masks = port_masks(lo, hi)
     if masks == [None]:
@@ -107,14 +122,24 @@ def test_rule_priorities_follow_specificity() -> None:
 
 
 def test_rule_translation() -> None:
-    fw = OvsFirewall({"g": (SecurityGroupRule("egress", "IPv6", "udp", 53, 53, "2001:db8::/32"),
-                            SecurityGroupRule("ingress", "IPv4", "47"),
-                            SecurityGroupRule("ingress", "IPv6", "icmp", 128))}, {})
+    fw = OvsFirewall(
+        {
+            "g": (
+                SecurityGroupRule("egress", "IPv6", "udp", 53, 53, "2001:db8::/32"),
+                SecurityGroupRule("ingress", "IPv4", "47"),
+                SecurityGroupRule("ingress", "IPv6", "icmp", 128),
+            )
+        },
+        {},
+    )
     text = dump(fw.flows("br-int", [_wired(_port(5, ("g",)), 5)]))
-    assert ("table=72, priority=77,ct_state=+new-est,udp6,reg5=0x5,ipv6_dst=2001:db8::/32,tp_dst=53 "
-            "actions=resubmit(,73)") in text
-    assert ("table=82, priority=77,ct_state=+new-est,ip,reg5=0x5,nw_proto=47 "
-            "actions=ct(commit,zone=NXM_NX_REG6[0..15]),output:5") in text
+    assert (
+        "table=72, priority=77,ct_state=+new-est,udp6,reg5=0x5,ipv6_dst=2001:db8::/32,tp_dst=53 actions=resubmit(,73)"
+    ) in text
+    assert (
+        "table=82, priority=77,ct_state=+new-est,ip,reg5=0x5,nw_proto=47 "
+        "actions=ct(commit,zone=NXM_NX_REG6[0..15]),output:5"
+    ) in text
     assert "table=82, priority=76,ct_state=+est-rel-rpl,icmp6,reg5=0x5,icmp_type=128 actions=output:5" in text
 
 
@@ -164,8 +189,12 @@ def test_remote_group_rules_share_conjunctions_and_merge_actions() -> None:
 def test_planner_with_firewall_drops_table_24_25_anti_spoofing() -> None:
     cfg = AgentConfig("h1", local_ip="192.168.100.11", tunnel_types=("vxlan",), datapath_type="netdev")
     port = _port(5, ("sg-default",), device_owner="compute:nova")
-    desired = DesiredHost(networks=(NET,), ports=(port,), security_groups={"sg-default": DEFAULT_RULES},
-                          group_members={"sg-default": ("10.0.0.5",)})
+    desired = DesiredHost(
+        networks=(NET,),
+        ports=(port,),
+        security_groups={"sg-default": DEFAULT_RULES},
+        group_members={"sg-default": ("10.0.0.5",)},
+    )
     fake = FakeFlowTable()
     fake.add_bridge("br-int")
     fake.add_port("br-int", "tap5", ofport=5, iface_id=port.id, attached_mac=port.mac)
@@ -181,21 +210,43 @@ def test_planner_with_firewall_drops_table_24_25_anti_spoofing() -> None:
 def test_derive_collects_groups_rules_and_members() -> None:
     cfg = AgentConfig("h1")
     ports = {
-        "p1": {"id": "p1", "network_id": "n", "mac_address": "fa:16:3e:00:00:01", "binding:host_id": "h1",
-               "binding:vif_type": "ovs", "fixed_ips": [{"ip_address": "10.0.0.1"}], "security_groups": ["a"]},
-        "p2": {"id": "p2", "network_id": "n", "mac_address": "fa:16:3e:00:00:02", "binding:host_id": "h2",
-               "binding:vif_type": "ovs", "fixed_ips": [{"ip_address": "10.0.0.2"}],
-               "allowed_address_pairs": [{"ip_address": "10.0.5.0/24"}], "security_groups": ["b"]},
+        "p1": {
+            "id": "p1",
+            "network_id": "n",
+            "mac_address": "fa:16:3e:00:00:01",
+            "binding:host_id": "h1",
+            "binding:vif_type": "ovs",
+            "fixed_ips": [{"ip_address": "10.0.0.1"}],
+            "security_groups": ["a"],
+        },
+        "p2": {
+            "id": "p2",
+            "network_id": "n",
+            "mac_address": "fa:16:3e:00:00:02",
+            "binding:host_id": "h2",
+            "binding:vif_type": "ovs",
+            "fixed_ips": [{"ip_address": "10.0.0.2"}],
+            "allowed_address_pairs": [{"ip_address": "10.0.5.0/24"}],
+            "security_groups": ["b"],
+        },
     }
     nets = {"n": {"id": "n", "provider:network_type": "vxlan", "provider:segmentation_id": 5}}
     rules = {
-        "r1": {"id": "r1", "security_group_id": "a", "direction": "ingress", "ethertype": "IPv4",
-               "protocol": "tcp", "port_range_min": 22, "port_range_max": 22, "remote_group_id": "b"},
+        "r1": {
+            "id": "r1",
+            "security_group_id": "a",
+            "direction": "ingress",
+            "ethertype": "IPv4",
+            "protocol": "tcp",
+            "port_range_min": 22,
+            "port_range_max": 22,
+            "remote_group_id": "b",
+        },
         "r2": {"id": "r2", "security_group_id": "b", "direction": "egress", "ethertype": "IPv4"},
     }
     d = derive.desired_host(cfg, ports, nets, {}, rules)
     assert d.ports[0].security_groups == ("a",)
-    assert set(d.security_groups) == {"a"}       # only the groups of this host's ports
+    assert set(d.security_groups) == {"a"}  # only the groups of this host's ports
     assert d.security_groups["a"][0].remote_group_id == "b"
     assert d.group_members == {"b": ("10.0.0.2", "10.0.5.0/24")}
 
@@ -207,12 +258,18 @@ def test_incremental_address_sets_equal_a_computation_from_scratch() -> None:
     from neutrino.agents.ovs.firewall import _address_flows, _AddressSets
 
     rng = random.Random(7)
-    pool = [f"10.0.{i // 250}.{i % 250 + 1}" for i in range(40)] + ["10.0.0.1/32", "10.0.0.0/30", "10.0.0.2/30",
-                                                                     "fd00::1", "fd00::1/128", "fd00::/64"]
+    pool = [f"10.0.{i // 250}.{i % 250 + 1}" for i in range(40)] + [
+        "10.0.0.1/32",
+        "10.0.0.0/30",
+        "10.0.0.2/30",
+        "fd00::1",
+        "fd00::1/128",
+        "fd00::/64",
+    ]
     sets = _AddressSets()
     members = tuple(rng.sample(pool, 10))
     for step in range(300):
-        if step % 50 == 49:    # now and then the conjunction ids change too
+        if step % 50 == 49:  # now and then the conjunction ids change too
             cids: tuple[int, ...] = (8, 9)
         else:
             cids = (8,)
@@ -234,12 +291,19 @@ def test_derive_memo_gives_the_same_result_and_follows_changed_bodies() -> None:
     nets = {"n": {"id": "n", "provider:network_type": "vxlan", "provider:segmentation_id": 5}}
 
     def body(i: int, ip: str, groups: list[str]) -> dict:
-        return {"id": f"p{i}", "network_id": "n", "mac_address": f"fa:16:3e:00:00:{i:02x}",
-                "binding:host_id": "h1", "binding:vif_type": "ovs", "fixed_ips": [{"ip_address": ip}],
-                "security_groups": groups}
+        return {
+            "id": f"p{i}",
+            "network_id": "n",
+            "mac_address": f"fa:16:3e:00:00:{i:02x}",
+            "binding:host_id": "h1",
+            "binding:vif_type": "ovs",
+            "fixed_ips": [{"ip_address": ip}],
+            "security_groups": groups,
+        }
 
-    rules = {"r": {"id": "r", "security_group_id": "a", "direction": "ingress", "ethertype": "IPv4",
-                   "remote_group_id": "a"}}
+    rules = {
+        "r": {"id": "r", "security_group_id": "a", "direction": "ingress", "ethertype": "IPv4", "remote_group_id": "a"}
+    }
     ports = {f"p{i}": body(i, f"10.0.0.{i}", ["a"]) for i in range(1, 5)}
     memo = derive.Memo()
     first = derive.desired_host(cfg, ports, nets, {}, rules, memo=memo)
@@ -249,5 +313,5 @@ def test_derive_memo_gives_the_same_result_and_follows_changed_bodies() -> None:
     second = derive.desired_host(cfg, ports, nets, {}, rules, memo=memo)
     assert second == derive.desired_host(cfg, ports, nets, {}, rules)
     assert second.group_members == {"a": ("10.0.0.1", "10.0.0.22", "10.0.0.4")}
-    assert second.ports[0] is first.ports[0]          # p1's body did not change: same value
+    assert second.ports[0] is first.ports[0]  # p1's body did not change: same value
     assert set(memo.ports) == {"p1", "p2", "p4", "p5"}

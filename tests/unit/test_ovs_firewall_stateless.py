@@ -22,7 +22,7 @@ ALL_OUT = SecurityGroupRule("egress", "IPv4")
 STATEFUL_RULES = (SecurityGroupRule("egress", "IPv4"), SecurityGroupRule("ingress", "IPv4", "tcp", 22, 22))
 
 
-def _port(i: int, groups: tuple[str, ...], **kw) -> DesiredPort:  # noqa: ANN003
+def _port(i: int, groups: tuple[str, ...], **kw) -> DesiredPort:
     return DesiredPort(f"port-{i}", NET.id, f"fa:16:3e:00:00:{i:02x}", (f"10.0.0.{i}",), security_groups=groups, **kw)
 
 
@@ -35,9 +35,15 @@ def _stateless(i: int, groups: tuple[str, ...] = ("sg-bare",)) -> WiredPort:
 
 
 def test_golden_stateless_port_next_to_a_stateful_one() -> None:
-    groups = {"sg-bare": (ICMP_IN, ALL_OUT, SecurityGroupRule("ingress", "IPv4", "tcp", 22, 22),
-                          SecurityGroupRule("ingress", "IPv4", "udp", remote_group_id="sg-bare")),
-              "sg-full": STATEFUL_RULES}
+    groups = {
+        "sg-bare": (
+            ICMP_IN,
+            ALL_OUT,
+            SecurityGroupRule("ingress", "IPv4", "tcp", 22, 22),
+            SecurityGroupRule("ingress", "IPv4", "udp", remote_group_id="sg-bare"),
+        ),
+        "sg-full": STATEFUL_RULES,
+    }
     ports = [_stateless(5), _wired(_port(6, ("sg-full",)), 6)]
     text = dump(OvsFirewall(groups, {"sg-bare": ("10.0.0.5",)}).flows("br-int", ports))
     path = GOLDEN / "firewall-stateless-br-int.txt"
@@ -56,8 +62,7 @@ def test_stateless_port_traffic_never_meets_conntrack() -> None:
         assert "ct_state" not in f.match and "ct_mark" not in f.match and "ct_zone" not in f.match, f
     text = dump(mine)
     # IP from the port's own (MAC, IP) goes straight to the egress rules; IP to it to the ingress rules.
-    assert ("table=71, priority=65,ip,reg5=0x5,dl_src=fa:16:3e:00:00:05,nw_src=10.0.0.5 "
-            "actions=resubmit(,72)") in text
+    assert ("table=71, priority=65,ip,reg5=0x5,dl_src=fa:16:3e:00:00:05,nw_src=10.0.0.5 actions=resubmit(,72)") in text
     assert "table=81, priority=90,ip,reg5=0x5 actions=resubmit(,82)" in text
     assert "table=81, priority=90,ipv6,reg5=0x5 actions=resubmit(,82)" in text
     # One flow per rule, whatever the conntrack state; ingress accepts without a commit.
@@ -71,9 +76,11 @@ def test_no_reply_without_a_rule() -> None:
     only_in = OvsFirewall({"sg-bare": (ICMP_IN,)}, {}).flows("br-int", [_stateless(5)])
     assert [f for f in only_in if f.table == 72 and "reg5=0x5" in f.match] == []
     with_out = OvsFirewall({"sg-bare": (ICMP_IN, SecurityGroupRule("egress", "IPv4", "icmp"))}, {}).flows(
-        "br-int", [_stateless(5)])
+        "br-int", [_stateless(5)]
+    )
     assert [dump([f]) for f in with_out if f.table == 72 and "reg5=0x5" in f.match] == [
-        "table=72, priority=75,icmp,reg5=0x5 actions=resubmit(,73)\n"]
+        "table=72, priority=75,icmp,reg5=0x5 actions=resubmit(,73)\n"
+    ]
 
 
 def test_anti_spoofing_and_dhcp_are_the_same_as_stateful() -> None:
@@ -81,8 +88,11 @@ def test_anti_spoofing_and_dhcp_are_the_same_as_stateful() -> None:
     fw = OvsFirewall({"sg": (ICMP_IN,)}, {})
     stateful = _wired(_port(5, ("sg",)), 5)
     stateless = _wired(_port(5, ("sg",), stateful=False), 5)
-    keep = {f for f in fw.port_flows("br-int", stateful)
-            if f.table in (60, 71, 81) and "ct(" not in f.actions and "ct_state" not in f.match}
+    keep = {
+        f
+        for f in fw.port_flows("br-int", stateful)
+        if f.table in (60, 71, 81) and "ct(" not in f.actions and "ct_state" not in f.match
+    }
     assert keep and keep <= fw.port_flows("br-int", stateless)
 
 
@@ -95,14 +105,15 @@ def test_stateful_ports_flows_do_not_change() -> None:
     added = after - before
     assert added
     # Everything added is about the stateless port.
-    assert all("0x5" in f.match or "in_port=5" in f.match or "fa:16:3e:00:00:05" in f.match for f in added), \
-        dump(added)
+    assert all("0x5" in f.match or "in_port=5" in f.match or "fa:16:3e:00:00:05" in f.match for f in added), dump(added)
 
 
 def test_new_connection_from_a_local_stateful_port_is_committed_on_the_way() -> None:
     flows = dump(OvsFirewall({"sg-bare": (ICMP_IN,)}, {}).flows("br-int", [_stateless(5)]))
-    assert ("table=73, priority=105,ct_state=+new-est,ip,reg6=0x1,dl_dst=fa:16:3e:00:00:05 "
-            "actions=ct(commit,zone=NXM_NX_REG6[0..15]),set_field:0x5->reg5,resubmit(,81)") in flows
+    assert (
+        "table=73, priority=105,ct_state=+new-est,ip,reg6=0x1,dl_dst=fa:16:3e:00:00:05 "
+        "actions=ct(commit,zone=NXM_NX_REG6[0..15]),set_field:0x5->reg5,resubmit(,81)"
+    ) in flows
 
 
 def test_remote_group_rule_of_a_stateless_port_uses_conjunctions_without_state() -> None:
@@ -127,10 +138,19 @@ def test_switching_a_port_between_modes_rebuilds_its_flows() -> None:
 # --- derive: the port carries its groups' mode ----------------------------------------------------
 def _feed():
     ports = {
-        pid: {"id": pid, "network_id": "n", "mac_address": f"fa:16:3e:00:00:0{i}", "binding:host_id": "h1",
-              "binding:vif_type": "ovs", "fixed_ips": [{"ip_address": f"10.0.0.{i}"}], "security_groups": groups}
-        for i, (pid, groups) in enumerate({"p1": ["bare"], "p2": ["full"], "p3": [], "p4": ["bare", "full"]}.items(),
-                                          start=1)}
+        pid: {
+            "id": pid,
+            "network_id": "n",
+            "mac_address": f"fa:16:3e:00:00:0{i}",
+            "binding:host_id": "h1",
+            "binding:vif_type": "ovs",
+            "fixed_ips": [{"ip_address": f"10.0.0.{i}"}],
+            "security_groups": groups,
+        }
+        for i, (pid, groups) in enumerate(
+            {"p1": ["bare"], "p2": ["full"], "p3": [], "p4": ["bare", "full"]}.items(), start=1
+        )
+    }
     nets = {"n": {"id": "n", "provider:network_type": "vxlan", "provider:segmentation_id": 5}}
     rules = {"r1": {"id": "r1", "security_group_id": "bare", "direction": "ingress", "ethertype": "IPv4"}}
     groups = {"bare": {"id": "bare", "stateful": False}, "full": {"id": "full", "stateful": True}}
@@ -148,8 +168,9 @@ def test_derive_marks_ports_of_stateless_groups() -> None:
 def test_derive_without_group_bodies_or_firewall_keeps_ports_stateful() -> None:
     ports, nets, rules, groups = _feed()
     assert all(p.stateful for p in derive.desired_host(AgentConfig("h1"), ports, nets, {}, rules).ports)
-    assert all(p.stateful for p in derive.desired_host(AgentConfig("h1"), ports, nets, {}, None,
-                                                       sg_groups=groups).ports)
+    assert all(
+        p.stateful for p in derive.desired_host(AgentConfig("h1"), ports, nets, {}, None, sg_groups=groups).ports
+    )
 
 
 def test_derive_memo_follows_a_group_changing_mode() -> None:
@@ -164,4 +185,5 @@ def test_derive_memo_follows_a_group_changing_mode() -> None:
 
 def test_ovs_agent_follows_security_groups_on_the_feed() -> None:
     from neutrino.agents.ovs.agent import OvsDriver
+
     assert "security_group" in OvsDriver.feed_types

@@ -37,21 +37,23 @@ def _patch(fake: FakeFlowTable, bridge: str, name: str, peer: str, ofport: int) 
     fake.add_port(bridge, name, type="patch", options={"peer": peer}, ofport=ofport)
 
 
-def _vxlan(fake: FakeFlowTable, name: str, remote: str, local: str, ofport: int,
-           kind: str = "vxlan") -> None:
-    fake.add_port("br-tun", name, type=kind, ofport=ofport,
-                  options={"remote_ip": remote, "local_ip": local})
+def _vxlan(fake: FakeFlowTable, name: str, remote: str, local: str, ofport: int, kind: str = "vxlan") -> None:
+    fake.add_port("br-tun", name, type=kind, ofport=ofport, options={"remote_ip": remote, "local_ip": local})
 
 
 def compute1_l2pop() -> tuple[AgentConfig, DesiredHost, FakeFlowTable]:
     """The reference's compute1: VM on VXLAN net N, l2pop + ARP responder, net1 as peer."""
-    cfg = AgentConfig("compute1", bridge_mappings={"physnet1": "br-ex"},
-                      local_ip="192.168.100.11", tunnel_types=("vxlan",),
-                      l2_population=True, arp_responder=True)
+    cfg = AgentConfig(
+        "compute1",
+        bridge_mappings={"physnet1": "br-ex"},
+        local_ip="192.168.100.11",
+        tunnel_types=("vxlan",),
+        l2_population=True,
+        arp_responder=True,
+    )
     net_n = DesiredNetwork("net-n", "vxlan", None, 100, 1450)
     net_e = DesiredNetwork("net-e", "flat", "physnet1", None, 1500)
-    vm = DesiredPort(VM_PORT, "net-n", "fa:16:3e:11:22:33", ("10.0.0.5",),
-                     device_owner="compute:nova")
+    vm = DesiredPort(VM_PORT, "net-n", "fa:16:3e:11:22:33", ("10.0.0.5",), device_owner="compute:nova")
     fdb = (
         FdbEntry("net-n", "192.168.100.12", FLOODING_MAC, FLOODING_IP),
         FdbEntry("net-n", "192.168.100.12", "fa:16:3e:aa:aa:aa", "10.0.0.2"),
@@ -62,8 +64,7 @@ def compute1_l2pop() -> tuple[AgentConfig, DesiredHost, FakeFlowTable]:
         fake.add_bridge(br)
     _patch(fake, "br-int", "patch-tun", "patch-int", 1)
     _patch(fake, "br-int", "int-br-ex", "phy-br-ex", 2)
-    fake.add_port("br-int", "tap4f2a1b3c-9d", iface_id=VM_PORT,
-                  attached_mac="fa:16:3e:11:22:33", ofport=5)
+    fake.add_port("br-int", "tap4f2a1b3c-9d", iface_id=VM_PORT, attached_mac="fa:16:3e:11:22:33", ofport=5)
     _patch(fake, "br-tun", "patch-int", "patch-tun", 1)
     _vxlan(fake, "vxlan-c0a8640c", "192.168.100.12", "192.168.100.11", 2)
     fake.add_port("br-ex", "eth1", ofport=1)
@@ -81,29 +82,36 @@ def net1_provider() -> tuple[AgentConfig, DesiredHost, FakeFlowTable]:
     net_v = DesiredNetwork("net-v", "vlan", "physnet1", 101, 1500)
     net_e = DesiredNetwork("net-e", "flat", "physnet1", None, 1500)
     ports = (
-        DesiredPort("dhcp-port", "net-v", "fa:16:3e:aa:aa:aa", ("10.1.0.2",),
-                    device_owner="network:dhcp"),
-        DesiredPort("vm-port", "net-v", "fa:16:3e:11:11:11", ("10.1.0.5", "2001:db8::5"),
-                    allowed_address_pairs=((None, "10.1.0.100"),
-                                           ("fa:16:3e:99:99:99", "10.1.0.200"),
-                                           (None, "192.168.50.0/24")),
-                    device_owner="compute:nova"),
-        DesiredPort("gw-port", "net-e", "fa:16:3e:cc:cc:cc", ("172.24.4.10",),
-                    device_owner="network:router_gateway"),
-        DesiredPort("down-port", "net-v", "fa:16:3e:dd:dd:dd", ("10.1.0.7",),
-                    admin_state_up=False),
+        DesiredPort("dhcp-port", "net-v", "fa:16:3e:aa:aa:aa", ("10.1.0.2",), device_owner="network:dhcp"),
+        DesiredPort(
+            "vm-port",
+            "net-v",
+            "fa:16:3e:11:11:11",
+            ("10.1.0.5", "2001:db8::5"),
+            allowed_address_pairs=(
+                (None, "10.1.0.100"),
+                ("fa:16:3e:99:99:99", "10.1.0.200"),
+                (None, "192.168.50.0/24"),
+            ),
+            device_owner="compute:nova",
+        ),
+        DesiredPort("gw-port", "net-e", "fa:16:3e:cc:cc:cc", ("172.24.4.10",), device_owner="network:router_gateway"),
+        DesiredPort("down-port", "net-v", "fa:16:3e:dd:dd:dd", ("10.1.0.7",), admin_state_up=False),
     )
     fake = FakeFlowTable()
     fake.add_bridge("br-int")
     fake.add_bridge("br-ex")
     _patch(fake, "br-int", "int-br-ex", "phy-br-ex", 1)
-    for ofport, (name, port_id, mac) in enumerate([
-        ("tapdhcp-port", "dhcp-port", "fa:16:3e:aa:aa:aa"),
-        ("tapvm-port", "vm-port", "fa:16:3e:11:11:11"),
-        ("qg-gw-port", "gw-port", "fa:16:3e:cc:cc:cc"),
-        ("tapstranger", "stranger", "fa:16:3e:ee:ee:ee"),
-        ("tapdown-port", "down-port", "fa:16:3e:dd:dd:dd"),
-    ], start=3):
+    for ofport, (name, port_id, mac) in enumerate(
+        [
+            ("tapdhcp-port", "dhcp-port", "fa:16:3e:aa:aa:aa"),
+            ("tapvm-port", "vm-port", "fa:16:3e:11:11:11"),
+            ("qg-gw-port", "gw-port", "fa:16:3e:cc:cc:cc"),
+            ("tapstranger", "stranger", "fa:16:3e:ee:ee:ee"),
+            ("tapdown-port", "down-port", "fa:16:3e:dd:dd:dd"),
+        ],
+        start=3,
+    ):
         fake.add_port("br-int", name, iface_id=port_id, attached_mac=mac, ofport=ofport)
     fake.add_port("br-ex", "eth1", ofport=1)
     _patch(fake, "br-ex", "phy-br-ex", "int-br-ex", 2)
@@ -113,21 +121,18 @@ def net1_provider() -> tuple[AgentConfig, DesiredHost, FakeFlowTable]:
 def mesh_vxlan_geneve() -> tuple[AgentConfig, DesiredHost, FakeFlowTable]:
     """Full tunnel mesh without l2pop: two peers, a VXLAN and a Geneve network."""
     cfg = AgentConfig("compute1", local_ip="192.168.100.11", tunnel_types=("vxlan", "geneve"))
-    nets = (DesiredNetwork("net-a", "vxlan", None, 100, 1450),
-            DesiredNetwork("net-b", "geneve", None, 5000, 1450))
-    ports = (DesiredPort("port-a", "net-a", "fa:16:3e:00:00:0a", ("10.0.0.10",),
-                         port_security_enabled=False),
-             DesiredPort("port-b", "net-b", "fa:16:3e:00:00:0b", ("10.5.0.10",),
-                         port_security_enabled=False))
+    nets = (DesiredNetwork("net-a", "vxlan", None, 100, 1450), DesiredNetwork("net-b", "geneve", None, 5000, 1450))
+    ports = (
+        DesiredPort("port-a", "net-a", "fa:16:3e:00:00:0a", ("10.0.0.10",), port_security_enabled=False),
+        DesiredPort("port-b", "net-b", "fa:16:3e:00:00:0b", ("10.5.0.10",), port_security_enabled=False),
+    )
     peers = (TunnelPeer("compute2", "192.168.100.12"), TunnelPeer("net1", "192.168.100.13"))
     fake = FakeFlowTable()
     fake.add_bridge("br-int")
     fake.add_bridge("br-tun")
     _patch(fake, "br-int", "patch-tun", "patch-int", 1)
-    fake.add_port("br-int", "tapport-a", iface_id="port-a", attached_mac="fa:16:3e:00:00:0a",
-                  ofport=5)
-    fake.add_port("br-int", "tapport-b", iface_id="port-b", attached_mac="fa:16:3e:00:00:0b",
-                  ofport=6)
+    fake.add_port("br-int", "tapport-a", iface_id="port-a", attached_mac="fa:16:3e:00:00:0a", ofport=5)
+    fake.add_port("br-int", "tapport-b", iface_id="port-b", attached_mac="fa:16:3e:00:00:0b", ofport=6)
     _patch(fake, "br-tun", "patch-int", "patch-tun", 1)
     _vxlan(fake, "vxlan-c0a8640c", "192.168.100.12", "192.168.100.11", 2)
     _vxlan(fake, "vxlan-c0a8640d", "192.168.100.13", "192.168.100.11", 3)
@@ -182,5 +187,4 @@ def test_golden_hosts_are_already_wired_as_in_the_reference(case: str) -> None:
     (so the dumps show the reference's ofports)."""
     cfg, desired, fake = CASES[case]()
     first = plan(cfg, desired, fake.observed(), local_vlans_from_observed(fake.observed()))
-    assert {type(op).__name__ for op in first.ovsdb_ops} <= {
-        "EnsureBridge", "SetPortTag", "SetPortOtherConfig"}
+    assert {type(op).__name__ for op in first.ovsdb_ops} <= {"EnsureBridge", "SetPortTag", "SetPortOtherConfig"}

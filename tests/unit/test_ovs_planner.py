@@ -71,12 +71,15 @@ PORT_V = DesiredPort("port-v", "net-v", MAC_V, ("10.2.0.5",))
 PORT_F = DesiredPort("port-f", "net-f", MAC_F, ("10.3.0.5",))
 AAP_MAC = "fa:16:3e:99:99:99"
 #: A port-security port with a dual-stack address and three kinds of address pairs.
-GUARDED = DesiredPort("port-g", "net-x", MAC_A, ("10.0.0.10", "2001:db8::10"),
-                      allowed_address_pairs=((None, "10.0.0.100"), (AAP_MAC, "10.0.0.200"),
-                                             (None, "192.168.50.0/24")))
+GUARDED = DesiredPort(
+    "port-g",
+    "net-x",
+    MAC_A,
+    ("10.0.0.10", "2001:db8::10"),
+    allowed_address_pairs=((None, "10.0.0.100"), (AAP_MAC, "10.0.0.200"), (None, "192.168.50.0/24")),
+)
 
-CFG = AgentConfig(host="compute1", bridge_mappings={"physnet1": "br-ex"}, local_ip=LOCAL_IP,
-                  tunnel_types=("vxlan",))
+CFG = AgentConfig(host="compute1", bridge_mappings={"physnet1": "br-ex"}, local_ip=LOCAL_IP, tunnel_types=("vxlan",))
 L2POP = replace(CFG, l2_population=True, arp_responder=True)
 
 
@@ -95,11 +98,15 @@ def make_host(*vifs: tuple[str, str], datapath: str = "system") -> FakeFlowTable
     return fake
 
 
-def converge(fake: FakeFlowTable, cfg: AgentConfig, desired: DesiredHost,
-             local_vlans: Mapping[str, int] | None = None, rounds: int = 6) -> Plan:
+def converge(
+    fake: FakeFlowTable,
+    cfg: AgentConfig,
+    desired: DesiredHost,
+    local_vlans: Mapping[str, int] | None = None,
+    rounds: int = 6,
+) -> Plan:
     """Plan and apply until a pass has no OVSDB ops and changes no flow; return that pass."""
-    lvids = dict(local_vlans) if local_vlans is not None else local_vlans_from_observed(
-        fake.observed())
+    lvids = dict(local_vlans) if local_vlans is not None else local_vlans_from_observed(fake.observed())
     for _ in range(rounds):
         before = fake.observed()
         p = plan(cfg, desired, before, lvids)
@@ -110,20 +117,19 @@ def converge(fake: FakeFlowTable, cfg: AgentConfig, desired: DesiredHost,
     raise AssertionError(f"no convergence in {rounds} rounds")
 
 
-def standard_desired(fdb: Sequence[FdbEntry] = (),
-                     extra_ports: Sequence[DesiredPort] = ()) -> DesiredHost:
+def standard_desired(fdb: Sequence[FdbEntry] = (), extra_ports: Sequence[DesiredPort] = ()) -> DesiredHost:
     """Networks X, Y (VXLAN), V (VLAN 101), F (flat); ports A, B on X, C on Y, V, F."""
     return DesiredHost(
         networks=(NET_X, NET_Y, NET_V, NET_F),
         ports=(PORT_A, PORT_B, PORT_C, PORT_V, PORT_F, *extra_ports),
-        tunnel_peers=(TunnelPeer("compute1", LOCAL_IP), TunnelPeer("compute2", PEER2),
-                      TunnelPeer("net1", PEER3)),
+        tunnel_peers=(TunnelPeer("compute1", LOCAL_IP), TunnelPeer("compute2", PEER2), TunnelPeer("net1", PEER3)),
         fdb=tuple(fdb),
     )
 
 
-def standard_host(cfg: AgentConfig = CFG, fdb: Sequence[FdbEntry] = (),
-                  extra_ports: Sequence[DesiredPort] = ()) -> tuple[FakeFlowTable, Plan]:
+def standard_host(
+    cfg: AgentConfig = CFG, fdb: Sequence[FdbEntry] = (), extra_ports: Sequence[DesiredPort] = ()
+) -> tuple[FakeFlowTable, Plan]:
     desired = standard_desired(fdb, extra_ports)
     fake = make_host(*((p.id, p.mac) for p in desired.ports))
     return fake, converge(fake, cfg, desired)
@@ -160,11 +166,14 @@ def test_ports_get_their_networks_local_vlan() -> None:
     assert p.local_vlans == {"net-f": 1, "net-v": 2, "net-x": 3, "net-y": 4}
     port = fake.port(tap("port-a"))
     assert (port.tag, port.vlan_mode, port.trunks) == (3, None, ())
-    assert port.other_config == {"net_uuid": "net-x", "network_type": "vxlan",
-                                 "physical_network": "None", "segmentation_id": "100",
-                                 "tag": "3"}
-    assert p.port_status == {i: "ACTIVE" for i in
-                             ("port-a", "port-b", "port-c", "port-v", "port-f")}
+    assert port.other_config == {
+        "net_uuid": "net-x",
+        "network_type": "vxlan",
+        "physical_network": "None",
+        "segmentation_id": "100",
+        "tag": "3",
+    }
+    assert p.port_status == {i: "ACTIVE" for i in ("port-a", "port-b", "port-c", "port-v", "port-f")}
 
 
 def test_vlan_provider_egress_is_tagged_with_segmentation_id() -> None:
@@ -207,10 +216,13 @@ def test_tunnel_ingress_reaches_the_vni_network_and_learns() -> None:
     assert set(outs) == {tap("port-b"), VX2}  # NORMAL (no learning in the fake) + tunnel
     assert outs[VX2].tun_id == 100
     learned = fake.learned_flows("br-tun")
-    assert [f.text for f in learned] == [(
-        "table=20, priority=1,vlan_tci=0x0003/0x0fff,dl_dst=fa:16:3e:77:77:77 "
-        "actions=load:0->NXM_OF_VLAN_TCI[],load:0x64->NXM_NX_TUN_ID[],"
-        f"output:{fake.port(VX2).ofport}")]
+    assert [f.text for f in learned] == [
+        (
+            "table=20, priority=1,vlan_tci=0x0003/0x0fff,dl_dst=fa:16:3e:77:77:77 "
+            "actions=load:0->NXM_OF_VLAN_TCI[],load:0x64->NXM_NX_TUN_ID[],"
+            f"output:{fake.port(VX2).ofport}"
+        )
+    ]
 
 
 def test_local_network_switches_on_the_host_only() -> None:
@@ -230,8 +242,7 @@ def test_unknown_vif_is_put_on_the_dead_vlan_and_isolated() -> None:
     port = fake.port(tap("stranger"))
     assert (port.tag, port.vlan_mode, port.trunks) == (4095, "trunk", (4095,))
     assert fake.reaches("br-int", broadcast(MAC_U), in_port=tap("stranger")) == set()
-    assert tap("stranger") not in fake.reaches("br-int", broadcast(MAC_A),
-                                               in_port=tap(PORT_A.id))
+    assert tap("stranger") not in fake.reaches("br-int", broadcast(MAC_A), in_port=tap(PORT_A.id))
     assert "stranger" not in p.port_status
 
 
@@ -276,15 +287,13 @@ def test_local_vlans_stable_lowest_free_and_reclaimed() -> None:
     desired = DesiredHost((NET_X, NET_Y, NET_V, NET_F), (PORT_A, PORT_B, PORT_C, PORT_F))
     p = converge(fake, CFG, desired, p.local_vlans)
     assert p.local_vlans == {"net-f": 1, "net-x": 3, "net-y": 4}
-    assert fake.reaches("br-ex", replace(broadcast("52:54:00:00:00:01"), vlan=101),
-                        in_port="eth1") == set()
+    assert fake.reaches("br-ex", replace(broadcast("52:54:00:00:00:01"), vlan=101), in_port="eth1") == set()
     assert not any(f.match.endswith("dl_vlan=2") for f in fake.flows("br-ex"))
     # a new network takes the lowest free id
     net_n = DesiredNetwork("net-n", "vxlan", None, 300)
     port_n = DesiredPort("port-n", "net-n", "fa:16:3e:00:00:33")
     fake.add_port("br-int", tap("port-n"), iface_id="port-n", attached_mac=port_n.mac)
-    desired = replace(desired, networks=desired.networks + (net_n,),
-                      ports=desired.ports + (port_n,))
+    desired = replace(desired, networks=desired.networks + (net_n,), ports=desired.ports + (port_n,))
     p = converge(fake, CFG, desired, p.local_vlans)
     assert p.local_vlans == {"net-f": 1, "net-n": 2, "net-x": 3, "net-y": 4}
 
@@ -302,22 +311,25 @@ def test_local_vlans_survive_an_agent_restart() -> None:
 def test_local_vlans_from_observed_skips_dead_and_conflicting_ports() -> None:
     def port(name: str, net: str, tag: int, actual: int | None) -> ObservedPort:
         return ObservedPort(name, 5, name, MAC_A, actual, {"net_uuid": net, "tag": str(tag)})
-    br = ObservedBridge("br-int", ports=(
-        port("tap1", "n1", 7, 7),
-        port("tap2", "n1", 8, 8),        # n1 already has 7
-        port("tap3", "n2", 7, 7),        # 7 already taken
-        port("tap4", "n3", 9, 4095),     # dead: its record is stale
-        port("tap5", "n4", 10, 10),
-        ObservedPort("tap6", 6, "x", MAC_A, 11, {"net_uuid": "n5", "tag": "junk"}),
-    ))
+
+    br = ObservedBridge(
+        "br-int",
+        ports=(
+            port("tap1", "n1", 7, 7),
+            port("tap2", "n1", 8, 8),  # n1 already has 7
+            port("tap3", "n2", 7, 7),  # 7 already taken
+            port("tap4", "n3", 9, 4095),  # dead: its record is stale
+            port("tap5", "n4", 10, 10),
+            ObservedPort("tap6", 6, "x", MAC_A, 11, {"net_uuid": "n5", "tag": "junk"}),
+        ),
+    )
     assert local_vlans_from_observed(ObservedState({"br-int": br})) == {"n1": 7, "n4": 10}
 
 
 # --- convergence -----------------------------------------------------------------------
 @pytest.mark.parametrize("cfg", [CFG, L2POP], ids=["mesh", "l2pop"])
 def test_plan_is_idempotent_once_applied(cfg: AgentConfig) -> None:
-    fdb = (FdbEntry("net-x", PEER2, FLOODING_MAC, FLOODING_IP),
-           FdbEntry("net-x", PEER2, MAC_U, "10.0.0.99"))
+    fdb = (FdbEntry("net-x", PEER2, FLOODING_MAC, FLOODING_IP), FdbEntry("net-x", PEER2, MAC_U, "10.0.0.99"))
     fake, final = standard_host(cfg, fdb, extra_ports=(replace(GUARDED, id="port-g2"),))
     desired = standard_desired(fdb, extra_ports=(replace(GUARDED, id="port-g2"),))
     observed = fake.observed()
@@ -340,8 +352,7 @@ def test_fresh_host_converges_in_bounded_passes() -> None:
     # 1: bridges/ports; 2: flows naming new ofports; 3: connect the phys patch; 4: nothing
     assert passes[0].ovsdb_ops and passes[2].ovsdb_ops
     assert passes[3].ovsdb_ops == [] and passes[3].flows == passes[2].flows
-    assert {type(op) for op in passes[0].ovsdb_ops} >= {EnsureBridge, EnsurePatch,
-                                                        EnsureTunnelPort, SetPortTag}
+    assert {type(op) for op in passes[0].ovsdb_ops} >= {EnsureBridge, EnsurePatch, EnsureTunnelPort, SetPortTag}
 
 
 def test_physical_patch_is_connected_only_after_its_drop_flows() -> None:
@@ -364,7 +375,8 @@ def test_physical_patch_is_connected_only_after_its_drop_flows() -> None:
     p3 = plan(CFG, desired, fake.observed(), p2.local_vlans)
     assert {op for op in p3.ovsdb_ops if isinstance(op, EnsurePatch)} == {
         EnsurePatch("br-ex", "phy-br-ex", "int-br-ex"),
-        EnsurePatch("br-int", "int-br-ex", "phy-br-ex")}
+        EnsurePatch("br-int", "int-br-ex", "phy-br-ex"),
+    }
     fake.apply(p3)
     assert fake.reaches("br-ex", leak, in_port="eth1") == set()  # untagged: dropped
     assert fake.reaches("br-ex", replace(leak, vlan=101), in_port="eth1") == {tap(PORT_V.id)}
@@ -382,8 +394,7 @@ def test_missing_physical_bridge_is_a_warning_not_an_op() -> None:
     fake.add_bridge("br-int")
     p = plan(CFG, DesiredHost(), fake.observed(), {})
     assert any("br-ex" in w for w in p.warnings)
-    assert not any(getattr(op, "name", "") == "br-ex" or getattr(op, "bridge", "") == "br-ex"
-                   for op in p.ovsdb_ops)
+    assert not any(getattr(op, "name", "") == "br-ex" or getattr(op, "bridge", "") == "br-ex" for op in p.ovsdb_ops)
 
 
 def test_bridges_get_the_configured_datapath_type() -> None:
@@ -392,8 +403,7 @@ def test_bridges_get_the_configured_datapath_type() -> None:
     p = plan(cfg, DesiredHost((NET_X,), (PORT_A,)), fake.observed(), {})
     ensured = {op.name: op for op in p.ovsdb_ops if isinstance(op, EnsureBridge)}
     assert set(ensured) == {"br-int", "br-ex", "br-tun"}
-    assert all(op.datapath_type == "netdev" and op.fail_mode == "secure"
-               for op in ensured.values())
+    assert all(op.datapath_type == "netdev" and op.fail_mode == "secure" for op in ensured.values())
 
 
 # --- tunnels ---------------------------------------------------------------------------
@@ -417,16 +427,15 @@ def test_without_l2pop_every_peer_gets_a_port_and_stale_ports_go() -> None:
     assert RemovePort("br-tun", VX2) in p2.ovsdb_ops
     fake.apply(p2)
     converge(fake, CFG, desired, p2.local_vlans)
-    assert fake.reaches("br-int", broadcast(MAC_A), in_port=tap("port-a")) == {
-        tap("port-b"), VX3}
+    assert fake.reaches("br-int", broadcast(MAC_A), in_port=tap("port-a")) == {tap("port-b"), VX3}
 
 
 def test_l2pop_floods_only_to_vteps_with_ports_on_the_network() -> None:
     fdb = (
         FdbEntry("net-x", PEER2, FLOODING_MAC, FLOODING_IP),
         FdbEntry("net-x", PEER2, "fa:16:3e:22:22:22", "10.0.0.22"),
-        FdbEntry("net-z", PEER3, FLOODING_MAC, FLOODING_IP),       # not a network of ours
-        FdbEntry("net-x", LOCAL_IP, FLOODING_MAC, FLOODING_IP),    # ourselves: ignored
+        FdbEntry("net-z", PEER3, FLOODING_MAC, FLOODING_IP),  # not a network of ours
+        FdbEntry("net-x", LOCAL_IP, FLOODING_MAC, FLOODING_IP),  # ourselves: ignored
     )
     fake, _ = standard_host(L2POP, fdb)
     tun_ports = {pt.name for pt in fake.observed().bridges["br-tun"].ports if pt.type == "vxlan"}
@@ -440,8 +449,7 @@ def test_l2pop_floods_only_to_vteps_with_ports_on_the_network() -> None:
     # a VTEP joining net-x gets a port and joins the flood list
     fdb2 = fdb + (FdbEntry("net-x", PEER3, FLOODING_MAC, FLOODING_IP),)
     converge(fake, L2POP, standard_desired(fdb2))
-    assert fake.reaches("br-int", broadcast(MAC_A), in_port=tap("port-a")) == {
-        tap("port-b"), VX2, VX3}
+    assert fake.reaches("br-int", broadcast(MAC_A), in_port=tap("port-a")) == {tap("port-b"), VX2, VX3}
 
 
 def test_l2pop_unicast_goes_to_the_vtep_that_owns_the_mac() -> None:
@@ -459,20 +467,22 @@ def test_l2pop_unicast_goes_to_the_vtep_that_owns_the_mac() -> None:
 
 def test_l2pop_arp_responder_answers_locally() -> None:
     remote_mac = "fa:16:3e:22:22:22"
-    fdb = (FdbEntry("net-x", PEER2, FLOODING_MAC, FLOODING_IP),
-           FdbEntry("net-x", PEER2, remote_mac, "10.0.0.22"))
+    fdb = (FdbEntry("net-x", PEER2, FLOODING_MAC, FLOODING_IP), FdbEntry("net-x", PEER2, remote_mac, "10.0.0.22"))
     fake, _ = standard_host(L2POP, fdb)
-    outs = fake.outputs("br-int", arp_request(MAC_A, "10.0.0.10", "10.0.0.22"),
-                        in_port=tap("port-a"))
+    outs = fake.outputs("br-int", arp_request(MAC_A, "10.0.0.10", "10.0.0.22"), in_port=tap("port-a"))
     assert VX2 not in {o.port for o in outs}  # answered, not flooded to the tunnel
     # (the fake's NORMAL floods the reply to port B too: it does not learn MACs)
     [reply] = [o.packet for o in outs if o.port == tap("port-a")]
     assert (reply.arp_op, reply.arp_sha, reply.arp_spa, reply.arp_tha, reply.arp_tpa) == (
-        2, remote_mac, "10.0.0.22", MAC_A, "10.0.0.10")
+        2,
+        remote_mac,
+        "10.0.0.22",
+        MAC_A,
+        "10.0.0.10",
+    )
     assert (reply.eth_src, reply.eth_dst, reply.vlan) == (remote_mac, MAC_A, None)
     # unknown address: the request floods to the VTEPs of the network
-    outs = by_port(fake.outputs("br-int", arp_request(MAC_A, "10.0.0.10", "10.0.0.50"),
-                                in_port=tap("port-a")))
+    outs = by_port(fake.outputs("br-int", arp_request(MAC_A, "10.0.0.10", "10.0.0.50"), in_port=tap("port-a")))
     assert VX2 in outs and outs[VX2].arp_op == 1
 
 
@@ -502,8 +512,7 @@ def test_legitimate_traffic_passes() -> None:
     assert passes(fake, ethernet(MAC_A, MAC_B))  # non-IP from the port's own MAC
     assert passes(fake, ipv6(MAC_A, MAC_B, "2001:db8::10", "2001:db8::11"))
     assert passes(fake, ipv6(MAC_A, MAC_B, lla(MAC_A), "fe80::1"))
-    assert passes(fake, icmp6(MAC_A, "33:33:ff:00:00:10", "::", "ff02::1:ff00:10", 135,
-                              "2001:db8::10"))  # DAD
+    assert passes(fake, icmp6(MAC_A, "33:33:ff:00:00:10", "::", "ff02::1:ff00:10", 135, "2001:db8::10"))  # DAD
     assert passes(fake, icmp6(MAC_A, MAC_B, lla(MAC_A), "fe80::1", 136, lla(MAC_A)))
     assert passes(fake, icmp6(MAC_A, MAC_B, "2001:db8::10", "fe80::1", 136, "2001:db8::10"))
 
@@ -545,10 +554,14 @@ def test_any_address_pair_disables_the_ipv4_source_check() -> None:
     assert not passes(fake, ipv6(MAC_A, MAC_B, "2001:db8::99", "2001:db8::1"))
 
 
-@pytest.mark.parametrize("port", [
-    replace(GUARDED, port_security_enabled=False),
-    replace(GUARDED, device_owner="network:dhcp"),
-], ids=["port-security-off", "trusted-owner"])
+@pytest.mark.parametrize(
+    "port",
+    [
+        replace(GUARDED, port_security_enabled=False),
+        replace(GUARDED, device_owner="network:dhcp"),
+    ],
+    ids=["port-security-off", "trusted-owner"],
+)
 def test_unprotected_ports_may_send_anything(port: DesiredPort) -> None:
     fake = guarded_host(port)
     evil = "fa:16:3e:66:66:66"
@@ -575,8 +588,9 @@ class RecordingFirewall:
 
     def flows(self, bridge: str, ports: Sequence[WiredPort]) -> Iterable[FlowSpec]:
         self.seen = list(ports)
-        return [FlowSpec(bridge, t.TRANSIENT, 100, f"in_port={p.ofport}", "goto_table:71")
-                for p in ports] + [FlowSpec(bridge, t.BASE_EGRESS, 0, "", "drop")]
+        return [FlowSpec(bridge, t.TRANSIENT, 100, f"in_port={p.ofport}", "goto_table:71") for p in ports] + [
+            FlowSpec(bridge, t.BASE_EGRESS, 0, "", "drop")
+        ]
 
 
 @pytest.mark.parametrize("anti_spoofing", [True, False])
@@ -594,9 +608,11 @@ def test_firewall_provider_adds_flows_and_may_replace_anti_spoofing(anti_spoofin
 
 # --- fake sanity -----------------------------------------------------------------------
 def test_all_planned_flows_are_understood_by_the_fake() -> None:
-    fdb = (FdbEntry("net-x", PEER2, FLOODING_MAC, FLOODING_IP),
-           FdbEntry("net-x", PEER2, "fa:16:3e:22:22:22", "10.0.0.22"),
-           FdbEntry("net-x", PEER2, "fa:16:3e:22:22:22", "2001:db8::22"))
+    fdb = (
+        FdbEntry("net-x", PEER2, FLOODING_MAC, FLOODING_IP),
+        FdbEntry("net-x", PEER2, "fa:16:3e:22:22:22", "10.0.0.22"),
+        FdbEntry("net-x", PEER2, "fa:16:3e:22:22:22", "2001:db8::22"),
+    )
     _, p = standard_host(L2POP, fdb, extra_ports=(replace(GUARDED, id="port-g2"),))
     assert set(p.flows) == {"br-int", "br-tun", "br-ex"}
     # ARP replies are IPv4 only; one unicast flow per MAC
@@ -624,7 +640,8 @@ def test_the_hinted_vif_needs_no_ovsdb_write() -> None:
     fake = make_host((PORT_A.id, MAC_A))
     p = converge(fake, CFG, DesiredHost((NET_X,), (PORT_A,)))
     a = fake.port(tap("port-a"))
-    fake.add_port("br-int", tap("port-b"), iface_id="port-b", attached_mac=MAC_B, tag=a.tag,
-                  other_config=dict(a.other_config))
+    fake.add_port(
+        "br-int", tap("port-b"), iface_id="port-b", attached_mac=MAC_B, tag=a.tag, other_config=dict(a.other_config)
+    )
     nxt = plan(CFG, DesiredHost((NET_X,), (PORT_A, PORT_B)), fake.observed(), p.local_vlans)
     assert nxt.ovsdb_ops == [] and nxt.port_status["port-b"] == "ACTIVE"

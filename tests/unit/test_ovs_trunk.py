@@ -15,8 +15,12 @@ from tests.unit.test_ovs_planner import converge, make_host, tap
 CFG = AgentConfig(host="compute1")
 NET_A = DesiredNetwork("net-a", "local")
 NET_B = DesiredNetwork("net-b", "local")
-MAC_P, MAC_S, MAC_PEER_A, MAC_PEER_B = ("fa:16:3e:00:00:01", "fa:16:3e:00:00:02", "fa:16:3e:00:00:0a",
-                                        "fa:16:3e:00:00:0b")
+MAC_P, MAC_S, MAC_PEER_A, MAC_PEER_B = (
+    "fa:16:3e:00:00:01",
+    "fa:16:3e:00:00:02",
+    "fa:16:3e:00:00:0a",
+    "fa:16:3e:00:00:0b",
+)
 PARENT = DesiredPort("parent-port", "net-a", MAC_P, ("10.1.0.5",))
 SUB = DesiredPort("sub-port-000", "net-b", MAC_S, ("10.2.0.5",))
 PEER_A = DesiredPort("peer-a-port", "net-a", MAC_PEER_A, ("10.1.0.6",))
@@ -25,8 +29,7 @@ SPT, SPI = trunk_port_names(SUB.id)
 
 
 def desired(subports=((SUB.id, 101),), ports=(PARENT, SUB, PEER_A, PEER_B)) -> DesiredHost:
-    return DesiredHost(networks=(NET_A, NET_B), ports=tuple(ports),
-                       trunks=(DesiredTrunk(PARENT.id, tuple(subports)),))
+    return DesiredHost(networks=(NET_A, NET_B), ports=tuple(ports), trunks=(DesiredTrunk(PARENT.id, tuple(subports)),))
 
 
 def host() -> FakeFlowTable:
@@ -44,7 +47,7 @@ def test_subport_traffic_goes_through_the_parent_tagged() -> None:
     assert p.port_status == {PARENT.id: "ACTIVE", SUB.id: "ACTIVE", PEER_A.id: "ACTIVE", PEER_B.id: "ACTIVE"}
     vif, peer = fake.port(SPT), fake.port(SPI)
     assert (vif.type, vif.iface_id, vif.attached_mac, vif.options["peer"]) == ("patch", SUB.id, MAC_S, SPI)
-    assert (peer.tag, peer.vlan_mode) == (t.DEAD_VLAN, "access")   # NORMAL never outputs to it
+    assert (peer.tag, peer.vlan_mode) == (t.DEAD_VLAN, "access")  # NORMAL never outputs to it
     assert vif.tag == p.local_vlans["net-b"]
     # Tagged 101 from the instance: the subport's (network B), untagged there.
     outs = fake.outputs("br-int", tagged(arp_request(MAC_S, "10.2.0.5", "10.2.0.6"), 101), in_port=tap(PARENT.id))
@@ -81,7 +84,7 @@ class _Recorder:
     def __init__(self) -> None:
         self.ports: list = []
 
-    def flows(self, bridge, ports):  # noqa: ANN001, ANN201
+    def flows(self, bridge, ports):
         self.ports = list(ports)
         return []
 
@@ -108,7 +111,7 @@ def test_removing_a_subport_removes_its_patch_pair_and_stops_its_traffic() -> No
 
 
 def test_no_patch_pair_while_the_parent_is_not_wired() -> None:
-    fake = make_host(*((p.id, p.mac) for p in (PEER_A, PEER_B)))   # no instance on the parent yet
+    fake = make_host(*((p.id, p.mac) for p in (PEER_A, PEER_B)))  # no instance on the parent yet
     p = converge(fake, CFG, desired())
     names = {port.name for port in fake.observed().bridges["br-int"].ports}
     assert SPT not in names and SPI not in names
@@ -126,13 +129,25 @@ def test_a_new_subport_vif_starts_dead() -> None:
 
 def test_derive_reads_trunk_details_of_this_hosts_parents() -> None:
     def port(pid, host="compute1", **kw):
-        return {"id": pid, "network_id": "net-a", "mac_address": MAC_P, "binding:host_id": host,
-                "binding:vif_type": "ovs", "fixed_ips": [], **kw}
-    details = {"trunk_id": "t1", "sub_ports": [
-        {"port_id": "s2", "segmentation_type": "vlan", "segmentation_id": 200, "mac_address": MAC_S},
-        {"port_id": "s1", "segmentation_type": "vlan", "segmentation_id": 100, "mac_address": MAC_S},
-        {"port_id": "s3", "segmentation_type": "vlan", "segmentation_id": "7; drop", "mac_address": MAC_S},
-        {"port_id": "s4", "segmentation_type": "vlan", "segmentation_id": 4095, "mac_address": MAC_S}]}
+        return {
+            "id": pid,
+            "network_id": "net-a",
+            "mac_address": MAC_P,
+            "binding:host_id": host,
+            "binding:vif_type": "ovs",
+            "fixed_ips": [],
+            **kw,
+        }
+
+    details = {
+        "trunk_id": "t1",
+        "sub_ports": [
+            {"port_id": "s2", "segmentation_type": "vlan", "segmentation_id": 200, "mac_address": MAC_S},
+            {"port_id": "s1", "segmentation_type": "vlan", "segmentation_id": 100, "mac_address": MAC_S},
+            {"port_id": "s3", "segmentation_type": "vlan", "segmentation_id": "7; drop", "mac_address": MAC_S},
+            {"port_id": "s4", "segmentation_type": "vlan", "segmentation_id": 4095, "mac_address": MAC_S},
+        ],
+    }
     ports = {"p": port("p", trunk_details=details), "q": port("q", host="elsewhere", trunk_details=details)}
     d = derive.desired_host(CFG, ports, {"net-a": {"id": "net-a"}}, {})
     assert d.trunks == (DesiredTrunk("p", (("s1", 100), ("s2", 200))),)

@@ -17,7 +17,7 @@ def test_compact_merges_overlapping_and_adjacent():
 
 
 def test_covers_and_overlaps():
-    assert px.covers(["10.0.0.0/24", "10.0.1.0/24"], ["10.0.0.0/23"])      # covered by two adjacent prefixes
+    assert px.covers(["10.0.0.0/24", "10.0.1.0/24"], ["10.0.0.0/23"])  # covered by two adjacent prefixes
     assert not px.covers(["10.0.0.0/24"], ["10.0.0.0/23"])
     assert px.covers(["10.0.0.0/8"], ["10.1.0.0/16", "10.2.3.0/24"])
     assert px.overlaps(["10.0.0.0/8"], ["10.200.0.0/24"])
@@ -67,12 +67,15 @@ def test_quota_units():
     assert px.quota_units("2001:db8::/80") == 1
 
 
-@pytest.mark.parametrize(("bounds", "problem"), [
-    ((8, 8, 32), None),
-    ((28, 28, 24), ("min_prefixlen", 28, "max_prefixlen", 24)),
-    ((8, 8, 33), ("max_prefixlen", 33, "ip_version_max", 32)),
-    ((16, 12, 24), ("default_prefixlen", 12, "min_prefixlen", 16)),
-    ((16, 26, 24), ("default_prefixlen", 26, "max_prefixlen", 24)),
-])
+@pytest.mark.parametrize(
+    ("bounds", "problem"),
+    [
+        ((8, 8, 32), None),
+        ((28, 28, 24), ("min_prefixlen", 28, "max_prefixlen", 24)),
+        ((8, 8, 33), ("max_prefixlen", 33, "ip_version_max", 32)),
+        ((16, 12, 24), ("default_prefixlen", 12, "min_prefixlen", 16)),
+        ((16, 26, 24), ("default_prefixlen", 26, "max_prefixlen", 24)),
+    ],
+)
 def test_bounds(bounds, problem):
     assert px.Bounds(*bounds).problem(4) == problem

@@ -28,21 +28,36 @@ def test_fields():
 
 
 def test_filters_are_grouped_and_converted():
-    q = parse([("name", "a"), ("name", "b"), ("shared", "1"), ("admin_state_up", "False"), ("mtu", "1450"),
-               ("router:external", "True")])
-    assert q.filters == {"name": ["a", "b"], "shared": [True], "admin_state_up": [False], "mtu": [1450],
-                         "router:external": [True]}
+    q = parse(
+        [
+            ("name", "a"),
+            ("name", "b"),
+            ("shared", "1"),
+            ("admin_state_up", "False"),
+            ("mtu", "1450"),
+            ("router:external", "True"),
+        ]
+    )
+    assert q.filters == {
+        "name": ["a", "b"],
+        "shared": [True],
+        "admin_state_up": [False],
+        "mtu": [1450],
+        "router:external": [True],
+    }
 
 
 def test_filter_edge_values():
-    q = parse([("name", ""), ("id", "not-a-uuid"), ("mtu", "-5"), ("revision_number", str(2 ** 70))])
+    q = parse([("name", ""), ("id", "not-a-uuid"), ("mtu", "-5"), ("revision_number", str(2**70))])
     # An integer filter stays an integer (PostgreSQL compares integer columns with integers only);
     # one its column cannot hold is dropped (it matches nothing: query.INTEGER_FILTERS).
     assert q.filters == {"name": [""], "id": ["not-a-uuid"], "mtu": [-5], "revision_number": []}
 
 
-@pytest.mark.parametrize("key,value,msg", [("shared", "maybe", "'maybe' cannot be converted to boolean"),
-                                           ("mtu", "abc", "'abc' is not an integer")])
+@pytest.mark.parametrize(
+    "key,value,msg",
+    [("shared", "maybe", "'maybe' cannot be converted to boolean"), ("mtu", "abc", "'abc' is not an integer")],
+)
 def test_unconvertible_filter_values(key, value, msg):
     _bad([(key, value)], f"Invalid input for operation: {msg}.", exc=errors.InvalidInput)
 
@@ -54,9 +69,20 @@ def test_invalid_filters():
 
 
 def test_special_and_reserved_keys():
-    q = parse([("fixed_ips", "ip_address=10.0.0.5"), ("ip_address_substr", "0.5"), ("tags", "a,b"),
-               ("tags-any", "c"), ("not-tags", "d,"), ("not-tags-any", "e"), ("changed_since", "2020-01-01T00:00:00Z"),
-               ("verbose", "True")], PORT, special=("fixed_ips",))
+    q = parse(
+        [
+            ("fixed_ips", "ip_address=10.0.0.5"),
+            ("ip_address_substr", "0.5"),
+            ("tags", "a,b"),
+            ("tags-any", "c"),
+            ("not-tags", "d,"),
+            ("not-tags-any", "e"),
+            ("changed_since", "2020-01-01T00:00:00Z"),
+            ("verbose", "True"),
+        ],
+        PORT,
+        special=("fixed_ips",),
+    )
     assert q.special == {"fixed_ips": ["ip_address=10.0.0.5"], "ip_address_substr": ["0.5"]}
     assert (q.tags_all, q.tags_any, q.not_tags_all, q.not_tags_any) == (["a", "b"], ["c"], ["d"], ["e"])
     assert q.changed_since == "2020-01-01T00:00:00Z" and q.filters == {}
@@ -68,8 +94,10 @@ def test_sorting():
     _bad([("sort_key", "name")], "The number of sort_keys and sort_dirs must be same")
     _bad([("sort_dir", "asc")], "The number of sort_keys and sort_dirs must be same")
     _bad([("sort_key", "foo"), ("sort_dir", "asc")], "['foo'] is invalid attribute for sort_keys")
-    _bad([("sort_key", "name"), ("sort_dir", "sideways")],
-         "['sideways'] is invalid value for sort_dirs, valid value is 'asc' and 'desc'")
+    _bad(
+        [("sort_key", "name"), ("sort_dir", "sideways")],
+        "['sideways'] is invalid value for sort_dirs, valid value is 'asc' and 'desc'",
+    )
 
 
 def test_limit_marker_page_reverse():
@@ -81,18 +109,44 @@ def test_limit_marker_page_reverse():
     assert parse([], max_limit=10).limit == 10
     assert parse([]).limit == 0
     for raw in ("abc", "-1", ""):
-        err = _bad([("limit", raw)], f"Bad limit request: Limit must be an integer 0 or greater and not '{raw}'.",
-                   exc=errors.BadRequest)
+        err = _bad(
+            [("limit", raw)],
+            f"Bad limit request: Limit must be an integer 0 or greater and not '{raw}'.",
+            exc=errors.BadRequest,
+        )
         assert err.type_name == "BadRequest" and err.status == 400
     _bad([("page_reverse", "maybe")], "'maybe' cannot be converted to boolean")
 
 
-ITEMS = [{"id": "1", "name": "b", "shared": False, "mtu": 1500, "tags": ["x"], "updated_at": "2020-01-02T00:00:00Z",
-          "subnets": ["s1", "s2"]},
-         {"id": "2", "name": "a", "shared": True, "mtu": 1450, "tags": ["x", "y"], "updated_at": "2020-01-03T00:00:00Z",
-          "subnets": []},
-         {"id": "3", "name": "c", "shared": False, "mtu": None, "tags": [], "updated_at": "2020-01-01T00:00:00Z",
-          "subnets": ["s3"]}]
+ITEMS = [
+    {
+        "id": "1",
+        "name": "b",
+        "shared": False,
+        "mtu": 1500,
+        "tags": ["x"],
+        "updated_at": "2020-01-02T00:00:00Z",
+        "subnets": ["s1", "s2"],
+    },
+    {
+        "id": "2",
+        "name": "a",
+        "shared": True,
+        "mtu": 1450,
+        "tags": ["x", "y"],
+        "updated_at": "2020-01-03T00:00:00Z",
+        "subnets": [],
+    },
+    {
+        "id": "3",
+        "name": "c",
+        "shared": False,
+        "mtu": None,
+        "tags": [],
+        "updated_at": "2020-01-01T00:00:00Z",
+        "subnets": ["s3"],
+    },
+]
 
 
 def _apply(params, pushed=frozenset()):
@@ -105,7 +159,7 @@ def test_apply_filters():
     assert _apply([("shared", "false")]) == ["1", "3"]
     assert _apply([("shared", "false"), ("name", "c")]) == ["3"]
     assert _apply([("subnets", "s2")]) == ["1"]
-    assert _apply([("name", "zzz")], pushed={"name"}) == ["1", "2", "3"]      # done in SQL already
+    assert _apply([("name", "zzz")], pushed={"name"}) == ["1", "2", "3"]  # done in SQL already
 
 
 def test_apply_tags_and_changed_since():
@@ -119,9 +173,12 @@ def test_apply_tags_and_changed_since():
 def test_apply_sorting():
     assert _apply([("sort_key", "name"), ("sort_dir", "asc")]) == ["2", "1", "3"]
     assert _apply([("sort_key", "name"), ("sort_dir", "desc")]) == ["3", "1", "2"]
-    assert _apply([("sort_key", "mtu"), ("sort_dir", "asc")]) == ["3", "2", "1"]        # None first
-    assert _apply([("sort_key", "shared"), ("sort_dir", "desc"), ("sort_key", "name"), ("sort_dir", "asc")]) == \
-        ["2", "1", "3"]
+    assert _apply([("sort_key", "mtu"), ("sort_dir", "asc")]) == ["3", "2", "1"]  # None first
+    assert _apply([("sort_key", "shared"), ("sort_dir", "desc"), ("sort_key", "name"), ("sort_dir", "asc")]) == [
+        "2",
+        "1",
+        "3",
+    ]
 
 
 def _page(params, items=None):

@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 
 from neutrino.system import arping, conntrack, iptables
-from neutrino.system.errors import ArpingError, ConntrackError, DeviceNotFound, IptablesError, IptablesRuleError, \
-    translate
+from neutrino.system.errors import (
+    ArpingError,
+    ConntrackError,
+    DeviceNotFound,
+    IptablesError,
+    IptablesRuleError,
+    translate,
+)
 from neutrino.system.exec import Completed, netns_argv
 
 
@@ -72,9 +78,22 @@ def test_conntrack_counts_and_errors():
 
 def test_arping():
     r = Fake(rc=1)
-    arping.garp("qg-1", "172.16.0.10", "qrouter-x", runner=r)        # no reply: fine
-    assert r.calls[0][0] == ("ip", "netns", "exec", "qrouter-x", "arping", "-U", "-I", "qg-1", "-c", "1", "-w", "2",
-                             "172.16.0.10")
+    arping.garp("qg-1", "172.16.0.10", "qrouter-x", runner=r)  # no reply: fine
+    assert r.calls[0][0] == (
+        "ip",
+        "netns",
+        "exec",
+        "qrouter-x",
+        "arping",
+        "-U",
+        "-I",
+        "qg-1",
+        "-c",
+        "1",
+        "-w",
+        "2",
+        "172.16.0.10",
+    )
     with pytest.raises(DeviceNotFound):
         arping.garp("nope", "1.2.3.4", runner=Fake(rc=2, stderr="arping: Device nope not available."))
     with pytest.raises(ArpingError):

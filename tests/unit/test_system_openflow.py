@@ -49,6 +49,6 @@ def test_apply_canonical_timeout_grows_with_the_bundle(tmp_path: Path) -> None:
     of = OpenFlow(Ovs(tmp_path, "ns1", runner=rec))
     of.apply_canonical("br-int", 0xAB, ADD * 5000)
     argv = rec.calls[-1]["argv"]
-    assert argv[3] == "--timeout=30"        # a big bundle gets more time than the default 10 s
-    of.apply_canonical("br-int", 0xAB)      # nothing to do: no call
+    assert argv[3] == "--timeout=30"  # a big bundle gets more time than the default 10 s
+    of.apply_canonical("br-int", 0xAB)  # nothing to do: no call
     assert len(rec.calls) == 1

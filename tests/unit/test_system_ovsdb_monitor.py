@@ -14,52 +14,76 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from neutrino.system import ovsdb as sysovs
 from neutrino.system.errors import OvsdbUnreachable, PortNotFound
-from neutrino.system.ovsdb import (AddPort, ClearColumns, Ovs, RemoveKeys, SetColumns, SetPort, decode,
-                                   state_from_rows)
+from neutrino.system.ovsdb import AddPort, ClearColumns, Ovs, RemoveKeys, SetColumns, SetPort, decode, state_from_rows
 from neutrino.system.ovsdb_monitor import OvsdbMonitor, Unsupported, jsonrpc_operations
 
 BR, P1, P2, I1, I2 = "b0000000-0000-0000-0000-000000000001", "a1", "a2", "i1", "i2"
 
 
 def iface_row(name: str, ofport: int) -> dict[str, Any]:
-    return {"name": name, "type": "internal", "ofport": ofport, "options": ["map", []],
-            "external_ids": ["map", [["iface-id", f"port-{name}"], ["attached-mac", "fa:16:3e:00:00:01"]]],
-            "other_config": ["map", []], "mac_in_use": "fa:16:3e:00:00:01", "link_state": "up",
-            "error": ["set", []]}
+    return {
+        "name": name,
+        "type": "internal",
+        "ofport": ofport,
+        "options": ["map", []],
+        "external_ids": ["map", [["iface-id", f"port-{name}"], ["attached-mac", "fa:16:3e:00:00:01"]]],
+        "other_config": ["map", []],
+        "mac_in_use": "fa:16:3e:00:00:01",
+        "link_state": "up",
+        "error": ["set", []],
+    }
 
 
 def port_row(name: str, iface: str, tag: Any = ["set", []]) -> dict[str, Any]:  # noqa: B006
-    return {"name": name, "tag": tag, "vlan_mode": ["set", []], "trunks": ["set", []],
-            "other_config": ["map", []], "external_ids": ["map", []], "interfaces": ["uuid", iface]}
+    return {
+        "name": name,
+        "tag": tag,
+        "vlan_mode": ["set", []],
+        "trunks": ["set", []],
+        "other_config": ["map", []],
+        "external_ids": ["map", []],
+        "interfaces": ["uuid", iface],
+    }
 
 
 def bridge_row(ports: list[str]) -> dict[str, Any]:
-    return {"name": "br-int", "datapath_type": "netdev", "fail_mode": "secure",
-            "protocols": ["set", ["OpenFlow10", "OpenFlow13"]], "other_config": ["map", []],
-            "external_ids": ["map", []], "controller": ["set", []],
-            "ports": ["set", [["uuid", p] for p in ports]]}
+    return {
+        "name": "br-int",
+        "datapath_type": "netdev",
+        "fail_mode": "secure",
+        "protocols": ["set", ["OpenFlow10", "OpenFlow13"]],
+        "other_config": ["map", []],
+        "external_ids": ["map", []],
+        "controller": ["set", []],
+        "ports": ["set", [["uuid", p] for p in ports]],
+    }
 
 
-INITIAL = {"Bridge": {BR: {"new": bridge_row([P1])}}, "Port": {P1: {"new": port_row("tap1", I1)}},
-           "Interface": {I1: {"new": iface_row("tap1", 5)}}, "Controller": {},
-           "Open_vSwitch": {"o1": {"new": {"cur_cfg": 7}}}}
+INITIAL = {
+    "Bridge": {BR: {"new": bridge_row([P1])}},
+    "Port": {P1: {"new": port_row("tap1", I1)}},
+    "Interface": {I1: {"new": iface_row("tap1", 5)}},
+    "Controller": {},
+    "Open_vSwitch": {"o1": {"new": {"cur_cfg": 7}}},
+}
 
 
 class FakeOvsdb:
     def __init__(self, path: Path, initial: dict[str, Any], *, chunk: int = 0) -> None:
         self.rows = initial
-        self.chunk = chunk            # > 0: send every message in pieces of that many bytes
+        self.chunk = chunk  # > 0: send every message in pieces of that many bytes
         self.requests: list[dict[str, Any]] = []
-        self.replies: list[dict[str, Any]] = []   # answers to echo requests we sent
+        self.replies: list[dict[str, Any]] = []  # answers to echo requests we sent
         self.next_cfg = 7
-        self.missing: set[str] = set()            # port names a "wait" op finds absent
+        self.missing: set[str] = set()  # port names a "wait" op finds absent
         self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.srv.bind(str(path))
         self.srv.listen(1)
@@ -74,7 +98,7 @@ class FakeOvsdb:
             assert self.conn is not None
             if self.chunk:
                 for i in range(0, len(data), self.chunk):
-                    self.conn.sendall(data[i:i + self.chunk])
+                    self.conn.sendall(data[i : i + self.chunk])
             else:
                 self.conn.sendall(data)
 
@@ -138,7 +162,7 @@ class FakeOvsdb:
 
 @pytest.fixture
 def rundir() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="nt-mon-", dir="/tmp"))   # short: unix socket paths are limited
+    d = Path(tempfile.mkdtemp(prefix="nt-mon-", dir="/tmp"))  # short: unix socket paths are limited
     yield d
     shutil.rmtree(d, ignore_errors=True)
 
@@ -162,8 +186,9 @@ def rows(updates: dict[str, Any], table: str) -> list[dict[str, Any]]:
 
 
 def expected(updates: dict[str, Any]) -> sysovs.OvsState:
-    return state_from_rows(rows(updates, "Bridge"), rows(updates, "Port"), rows(updates, "Interface"),
-                           rows(updates, "Controller"))
+    return state_from_rows(
+        rows(updates, "Bridge"), rows(updates, "Port"), rows(updates, "Interface"), rows(updates, "Controller")
+    )
 
 
 def test_initial_contents_are_what_ovs_vsctl_list_would_show(monitor: OvsdbMonitor, server: FakeOvsdb) -> None:
@@ -180,25 +205,38 @@ def test_updates_insert_modify_delete(monitor: OvsdbMonitor, server: FakeOvsdb) 
     monitor.add_listener(lambda: heard.append(monitor.generation))
     first = monitor.state()
     gen = g0 = monitor.generation
-    server.push({"Interface": {I2: {"new": iface_row("tap2", 6)}},
-                 "Port": {P2: {"new": port_row("tap2", I2)}},
-                 "Bridge": {BR: {"new": bridge_row([P1, P2]), "old": {"ports": ["uuid", P1]}}}})
+    server.push(
+        {
+            "Interface": {I2: {"new": iface_row("tap2", 6)}},
+            "Port": {P2: {"new": port_row("tap2", I2)}},
+            "Bridge": {BR: {"new": bridge_row([P1, P2]), "old": {"ports": ["uuid", P1]}}},
+        }
+    )
     st = monitor.state()
     assert sorted(st.ports) == ["tap1", "tap2"] and st.bridges["br-int"].ports == ("tap1", "tap2")
-    assert st.ports["tap1"] is first.ports["tap1"]          # unchanged rows keep their values
+    assert st.ports["tap1"] is first.ports["tap1"]  # unchanged rows keep their values
     assert monitor.changes_since(gen) == {("Interface", "tap2"), ("Port", "tap2"), ("Bridge", "br-int")}
     gen = monitor.generation
     server.push({"Port": {P1: {"new": port_row("tap1", I1, tag=5), "old": {"tag": ["set", []]}}}})
     st = monitor.state()
     assert st.ports["tap1"].tag == 5 and monitor.changes_since(gen) == {("Port", "tap1")}
-    server.push({"Port": {P2: {"old": port_row("tap2", I2)}}, "Interface": {I2: {"old": iface_row("tap2", 6)}},
-                 "Bridge": {BR: {"new": bridge_row([P1]), "old": {"ports": ["set", []]}}}})
+    server.push(
+        {
+            "Port": {P2: {"old": port_row("tap2", I2)}},
+            "Interface": {I2: {"old": iface_row("tap2", 6)}},
+            "Bridge": {BR: {"new": bridge_row([P1]), "old": {"ports": ["set", []]}}},
+        }
+    )
     st = monitor.state()
     assert sorted(st.ports) == ["tap1"] and st.bridges["br-int"].ports == ("tap1",)
-    assert heard == [g0 + 1, g0 + 2, g0 + 3]                # one call per update notification
-    assert monitor.state() == expected({"Bridge": {BR: {"new": bridge_row([P1])}},
-                                        "Port": {P1: {"new": port_row("tap1", I1, tag=5)}},
-                                        "Interface": {I1: {"new": iface_row("tap1", 5)}}})
+    assert heard == [g0 + 1, g0 + 2, g0 + 3]  # one call per update notification
+    assert monitor.state() == expected(
+        {
+            "Bridge": {BR: {"new": bridge_row([P1])}},
+            "Port": {P1: {"new": port_row("tap1", I1, tag=5)}},
+            "Interface": {I1: {"new": iface_row("tap1", 5)}},
+        }
+    )
 
 
 def test_messages_split_in_small_pieces(rundir: Path) -> None:
@@ -213,15 +251,18 @@ def test_messages_split_in_small_pieces(rundir: Path) -> None:
 
 
 def test_transact_sends_one_transaction_and_waits_for_vswitchd(monitor: OvsdbMonitor, server: FakeOvsdb) -> None:
-    ops = [SetPort("tap1", tag=5, vlan_mode="access", trunks=(1, 2), other_config={"net_uuid": "n1"}),
-           ClearColumns("Port", "tap1", ("tag",))]
+    ops = [
+        SetPort("tap1", tag=5, vlan_mode="access", trunks=(1, 2), other_config={"net_uuid": "n1"}),
+        ClearColumns("Port", "tap1", ("tag",)),
+    ]
     monitor.transact(ops)
     txn = next(r for r in server.requests if r["method"] == "transact")
     assert txn["params"][0] == "Open_vSwitch"
     assert txn["params"][1:] == jsonrpc_operations(ops) + [
         {"op": "mutate", "table": "Open_vSwitch", "where": [], "mutations": [["next_cfg", "+=", 1]]},
-        {"op": "select", "table": "Open_vSwitch", "where": [], "columns": ["next_cfg"]}]
-    assert monitor._cur_cfg == server.next_cfg == 8          # returned only once vswitchd caught up
+        {"op": "select", "table": "Open_vSwitch", "where": [], "columns": ["next_cfg"]},
+    ]
+    assert monitor._cur_cfg == server.next_cfg == 8  # returned only once vswitchd caught up
 
 
 def test_transact_of_a_missing_port_fails_whole(monitor: OvsdbMonitor, server: FakeOvsdb) -> None:
@@ -265,23 +306,51 @@ def test_no_server_is_unreachable(rundir: Path) -> None:
 
 
 def test_jsonrpc_operations_translation() -> None:
-    wait = {"op": "wait", "table": "Port", "where": [["name", "==", "p"]], "columns": ["name"], "until": "!=",
-            "rows": [], "timeout": 0}
+    wait = {
+        "op": "wait",
+        "table": "Port",
+        "where": [["name", "==", "p"]],
+        "columns": ["name"],
+        "until": "!=",
+        "rows": [],
+        "timeout": 0,
+    }
     assert jsonrpc_operations([SetPort("p", tag=5, trunks=(4095,), other_config={"b": "2", "a": "1"})]) == [
         wait,
-        {"op": "update", "table": "Port", "where": [["name", "==", "p"]],
-         "row": {"tag": 5, "trunks": ["set", [4095]]}},
-        {"op": "mutate", "table": "Port", "where": [["name", "==", "p"]],
-         "mutations": [["other_config", "delete", ["set", ["a", "b"]]],
-                       ["other_config", "insert", ["map", [["a", "1"], ["b", "2"]]]]]}]
+        {"op": "update", "table": "Port", "where": [["name", "==", "p"]], "row": {"tag": 5, "trunks": ["set", [4095]]}},
+        {
+            "op": "mutate",
+            "table": "Port",
+            "where": [["name", "==", "p"]],
+            "mutations": [
+                ["other_config", "delete", ["set", ["a", "b"]]],
+                ["other_config", "insert", ["map", [["a", "1"], ["b", "2"]]]],
+            ],
+        },
+    ]
     assert jsonrpc_operations([ClearColumns("Port", "p", ("tag", "vlan_mode"))]) == [
-        wait, {"op": "update", "table": "Port", "where": [["name", "==", "p"]],
-               "row": {"tag": ["set", []], "vlan_mode": ["set", []]}}]
+        wait,
+        {
+            "op": "update",
+            "table": "Port",
+            "where": [["name", "==", "p"]],
+            "row": {"tag": ["set", []], "vlan_mode": ["set", []]},
+        },
+    ]
     assert jsonrpc_operations([RemoveKeys("Port", "p", "other_config", ("x",))]) == [
-        {"op": "mutate", "table": "Port", "where": [["name", "==", "p"]],
-         "mutations": [["other_config", "delete", ["set", ["x"]]]]}]
+        {
+            "op": "mutate",
+            "table": "Port",
+            "where": [["name", "==", "p"]],
+            "mutations": [["other_config", "delete", ["set", ["x"]]]],
+        }
+    ]
     assert jsonrpc_operations([SetPort("p", tag=None)]) == []
-    for bad in (AddPort("br", "p"), SetColumns("Open_vSwitch", ".", {"x": 1}), SetColumns("Port", "p", {"name": "q"}),
-                ClearColumns("Interface", "p", ("type",))):
+    for bad in (
+        AddPort("br", "p"),
+        SetColumns("Open_vSwitch", ".", {"x": 1}),
+        SetColumns("Port", "p", {"name": "q"}),
+        ClearColumns("Interface", "p", ("type",)),
+    ):
         with pytest.raises(Unsupported):
             jsonrpc_operations([bad])

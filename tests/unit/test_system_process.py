@@ -17,8 +17,7 @@ SLEEP = (sys.executable, "-c", "import time; time.sleep(60)")
 
 
 def _spec(tmp_path: Path, **kw) -> process.ProcessSpec:
-    base = dict(argv=SLEEP, pidfile=tmp_path / "p.pid", uuid=f"t-{uuid.uuid4()}",
-                log_path=tmp_path / "p.log")
+    base = dict(argv=SLEEP, pidfile=tmp_path / "p.pid", uuid=f"t-{uuid.uuid4()}", log_path=tmp_path / "p.log")
     return process.ProcessSpec(**{**base, **kw})
 
 
@@ -55,8 +54,7 @@ def test_foreign_pid_in_pidfile_is_never_signalled(tmp_path: Path) -> None:
 
 def test_uuid_in_cmdline_counts(tmp_path: Path) -> None:
     marker = f"mark-{uuid.uuid4()}"
-    spec = _spec(tmp_path, argv=(sys.executable, "-c", "import time,sys; time.sleep(60)", marker),
-                 uuid=marker)
+    spec = _spec(tmp_path, argv=(sys.executable, "-c", "import time,sys; time.sleep(60)", marker), uuid=marker)
     pid = process.start(spec)
     try:
         assert process.is_ours(spec, pid)
@@ -66,8 +64,9 @@ def test_uuid_in_cmdline_counts(tmp_path: Path) -> None:
 
 
 def test_sigterm_ignored_then_sigkill(tmp_path: Path) -> None:
-    code = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-            "print('ready', flush=True); time.sleep(60)")
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    )
     spec = _spec(tmp_path, argv=(sys.executable, "-c", code))
     pid = process.start(spec)
     log = tmp_path / "p.log"
@@ -88,11 +87,13 @@ def test_stop_all_parallel(tmp_path: Path) -> None:
 def test_daemonizing_program(tmp_path: Path) -> None:
     """daemonizes=True: the program forks, writes the pidfile and its parent exits."""
     pidfile = tmp_path / "d.pid"
-    code = ("import os, sys, time\n"
-            "if os.fork(): sys.exit(0)\n"
-            "os.setsid()\n"
-            f"open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
-            "time.sleep(60)\n")
+    code = (
+        "import os, sys, time\n"
+        "if os.fork(): sys.exit(0)\n"
+        "os.setsid()\n"
+        f"open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
+        "time.sleep(60)\n"
+    )
     spec = _spec(tmp_path, argv=(sys.executable, "-c", code), pidfile=pidfile, daemonizes=True)
     pid = process.start(spec)
     try:

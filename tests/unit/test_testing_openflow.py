@@ -9,19 +9,32 @@ from neutrino.system.exec import Completed
 from neutrino.system.oftext import Flow, canonical_bundle_text
 from neutrino.system.ovsdb import Ovs
 from neutrino.testing.openflow import (
-    OpenFlowTool, bundle_text, delete_strict_text, diff, flow_mod_text, sort_flows,
+    OpenFlowTool,
+    bundle_text,
+    delete_strict_text,
+    diff,
+    flow_mod_text,
+    sort_flows,
 )
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 
 
 def test_flow_mod_and_bundle_text() -> None:
-    f = Flow(20, 1, "dl_dst=fa:16:3e:00:00:02,vlan_tci=0x0001/0x0fff", "output:2", cookie=0x1,
-             hard_timeout=300, flags=("send_flow_rem",))
-    assert flow_mod_text(f) == ("cookie=0x1,table=20,hard_timeout=300,send_flow_rem,priority=1,"
-                                "vlan_tci=0x0001/0x0fff,dl_dst=fa:16:3e:00:00:02,actions=output:2")
-    assert delete_strict_text(f) == \
-        "delete_strict table=20,priority=1,vlan_tci=0x0001/0x0fff,dl_dst=fa:16:3e:00:00:02"
+    f = Flow(
+        20,
+        1,
+        "dl_dst=fa:16:3e:00:00:02,vlan_tci=0x0001/0x0fff",
+        "output:2",
+        cookie=0x1,
+        hard_timeout=300,
+        flags=("send_flow_rem",),
+    )
+    assert flow_mod_text(f) == (
+        "cookie=0x1,table=20,hard_timeout=300,send_flow_rem,priority=1,"
+        "vlan_tci=0x0001/0x0fff,dl_dst=fa:16:3e:00:00:02,actions=output:2"
+    )
+    assert delete_strict_text(f) == "delete_strict table=20,priority=1,vlan_tci=0x0001/0x0fff,dl_dst=fa:16:3e:00:00:02"
     text = bundle_text(add=[Flow(0, 0, "", "NORMAL")], delete=[f], delete_cookies=[0x5])
     assert text.splitlines() == [
         "delete cookie=0x5/-1",
@@ -57,7 +70,8 @@ DELETE = [Spec(60, 100, "in_port=5", "resubmit(,71)")]
 
 def test_canonical_bundle_text_is_what_the_validating_path_writes() -> None:
     assert canonical_bundle_text(0xAB, ADD, DELETE) == bundle_text(
-        add=sort_flows(Flow(*s, cookie=0xAB) for s in ADD), delete=[Flow(*DELETE[0])])
+        add=sort_flows(Flow(*s, cookie=0xAB) for s in ADD), delete=[Flow(*DELETE[0])]
+    )
 
 
 class Recorder:
@@ -75,14 +89,24 @@ def test_openflow_argv_and_bundle_input(tmp_path: Path) -> None:
     of = OpenFlowTool(Ovs(tmp_path, "ns1", runner=rec))
     of.apply("br-int", add=[Flow(0, 0, "", "NORMAL")], delete=[Flow(0, 5, "in_port=1", "drop")])
     call = rec.calls[-1]
-    assert call["argv"] == ["ovs-ofctl", "-O", "OpenFlow13", "--timeout=10", "--bundle",
-                            "add-flows", f"unix:{tmp_path}/br-int.mgmt", "-"]
+    assert call["argv"] == [
+        "ovs-ofctl",
+        "-O",
+        "OpenFlow13",
+        "--timeout=10",
+        "--bundle",
+        "add-flows",
+        f"unix:{tmp_path}/br-int.mgmt",
+        "-",
+    ]
     assert call["netns"] == "ns1" and call["env"]["OVS_RUNDIR"] == str(tmp_path)
-    assert call["input"] == ("delete_strict table=0,priority=5,in_port=1\n"
-                             "add cookie=0x0,table=0,priority=0,actions=NORMAL\n")
-    of.replace_cookie_flows("br-tun", 0xab, [Flow(4, 1, "tun_id=0x64", "drop", cookie=0x1)])
-    assert rec.calls[-1]["input"] == ("delete cookie=0xab/-1\n"
-                                      "add cookie=0xab,table=4,priority=1,tun_id=0x64,actions=drop\n")
+    assert call["input"] == (
+        "delete_strict table=0,priority=5,in_port=1\nadd cookie=0x0,table=0,priority=0,actions=NORMAL\n"
+    )
+    of.replace_cookie_flows("br-tun", 0xAB, [Flow(4, 1, "tun_id=0x64", "drop", cookie=0x1)])
+    assert rec.calls[-1]["input"] == (
+        "delete cookie=0xab/-1\nadd cookie=0xab,table=4,priority=1,tun_id=0x64,actions=drop\n"
+    )
     of.apply("br-int")  # nothing to do: no call
     assert len(rec.calls) == 2
 
@@ -93,8 +117,8 @@ def test_delete_flows_except_cookie(tmp_path: Path) -> None:
     stale = of.delete_flows_except_cookie("br-tun", 0x5EED)
     assert [f.cookie for f in stale] == [0x1]
     assert rec.calls[-1]["input"] == (
-        "delete_strict cookie=0x1/-1,table=20,priority=1,"
-        "vlan_tci=0x0001/0x0fff,dl_dst=fa:16:3e:00:00:02\n")
+        "delete_strict cookie=0x1/-1,table=20,priority=1,vlan_tci=0x0001/0x0fff,dl_dst=fa:16:3e:00:00:02\n"
+    )
     assert of.delete_flows_except_cookie("br-tun", 0x5EED, keep=[0x1]) == []
 
 

@@ -20,8 +20,8 @@ The machine (namespaces, links, processes, OVS) is changed only through the
 from __future__ import annotations
 
 import asyncio
-import os
 import logging
+import os
 import shutil
 import threading
 import time
@@ -46,17 +46,16 @@ class ComputeDriver:
     topic = "compute"
     feed_types = ("server", "port", "network", "subnet", "dhcp_binding")
 
-    def __init__(self, host: str, system: Host, integration_bridge: str = "br-int",
-                 marks: Path | None = None) -> None:
-        self.host = host             # this host's name (``binding:host_id``)
-        self.system = system         # the machine it changes
-        self.marks = marks   # one file per instance made here (``down --purge`` removes them)
+    def __init__(self, host: str, system: Host, integration_bridge: str = "br-int", marks: Path | None = None) -> None:
+        self.host = host  # this host's name (``binding:host_id``)
+        self.system = system  # the machine it changes
+        self.marks = marks  # one file per instance made here (``down --purge`` removes them)
         self.ovs = system.ovs
         self.bridge = integration_bridge
-        self.ns = self.ovs.netns     # where the host ends of the veths live (with OVS)
-        self.configured: dict[str, set[str]] = {}   # server id -> configured port ids
-        self.reported: dict[str, str] = {}           # server id -> state reported
-        self.client: Any = None                      # set by the loop owner (FeedClient)
+        self.ns = self.ovs.netns  # where the host ends of the veths live (with OVS)
+        self.configured: dict[str, set[str]] = {}  # server id -> configured port ids
+        self.reported: dict[str, str] = {}  # server id -> state reported
+        self.client: Any = None  # set by the loop owner (FeedClient)
         self._metadata_readers: dict[str, threading.Thread] = {}
         self.instances = 0
 
@@ -85,26 +84,30 @@ class ComputeDriver:
     def _dhcp_bound(self, server_id: str, index: int, port: pl.GuestPort) -> bool:
         """Has the guest's DHCP client configured exactly the port's address?"""
         want = {a.split("/")[0] for a in port.addresses if ":" not in a}
-        have = {str(a.address.ip) for a in self.system.list_addresses(netns=pl.netns_name(server_id),
-                                                                 dev=f"eth{index}") if a.address.version == 4}
+        have = {
+            str(a.address.ip)
+            for a in self.system.list_addresses(netns=pl.netns_name(server_id), dev=f"eth{index}")
+            if a.address.version == 4
+        }
         return bool(want) and want <= have
 
     def _dhcp_client_runs(self, server_id: str, index: int) -> bool:
         """Does the guest's DHCP client for ``eth<index>`` run?  (After a crash the address it
         configured is still there, but nothing renews it: it must be started again.)"""
         run_dir = self._guest_dir(server_id)
-        return self.system.process_alive(guest.udhcpc_spec(pl.netns_name(server_id), f"eth{index}", run_dir,
-                                               run_dir / "udhcpc.sh", server_id))
+        return self.system.process_alive(
+            guest.udhcpc_spec(pl.netns_name(server_id), f"eth{index}", run_dir, run_dir / "udhcpc.sh", server_id)
+        )
 
     def observe(self, desired: dict[str, pl.GuestServer] | None = None) -> dict[str, pl.ObservedServer]:
         ovs_state = self.ovs.observe()
         owned = self._owned(ovs_state)
-        names = [n for n in self.system.list_netns() if n.startswith(pl.NS_PREFIX) and n[len(pl.NS_PREFIX):] in owned]
+        names = [n for n in self.system.list_netns() if n.startswith(pl.NS_PREFIX) and n[len(pl.NS_PREFIX) :] in owned]
         plugged = {p.name for p in ovs_state.ports_on(self.bridge)}
         host_links = {link.name for link in self.system.list_links(netns=self.ns)}
         out = {}
         for name in names:
-            sid = name[len(pl.NS_PREFIX):]
+            sid = name[len(pl.NS_PREFIX) :]
             taps = frozenset(t for t in host_links if t.startswith("tap"))
             configured = set(self.configured.get(sid, set()))
             srv = (desired or {}).get(sid)
@@ -151,11 +154,23 @@ class ComputeDriver:
         tag, other_config = hint if hint else (None, {})
         # A re-created device of the same name is not picked up again by ovs-vswitchd
         # while its port row stays: replace the row in the same transaction.
-        self.ovs.transact([*([sysovs.DelPort(tap, self.bridge)] if recreated else []),
-                           sysovs.AddPort(self.bridge, tap, tag=tag, other_config=other_config,
-                                          external_ids={
-            "iface-id": op.port.port_id, "attached-mac": op.port.mac, "vm-uuid": op.server_id,
-            "iface-status": "active"})])
+        self.ovs.transact(
+            [
+                *([sysovs.DelPort(tap, self.bridge)] if recreated else []),
+                sysovs.AddPort(
+                    self.bridge,
+                    tap,
+                    tag=tag,
+                    other_config=other_config,
+                    external_ids={
+                        "iface-id": op.port.port_id,
+                        "attached-mac": op.port.mac,
+                        "vm-uuid": op.server_id,
+                        "iface-status": "active",
+                    },
+                ),
+            ]
+        )
 
     def _configure(self, op: pl.ConfigureGuest) -> None:
         ns = pl.netns_name(op.server_id)
@@ -176,9 +191,9 @@ class ComputeDriver:
         run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         script = run_dir / "udhcpc.sh"
         if not script.exists() or script.read_text() != guest.udhcpc_script():
-            _write_private(script, guest.udhcpc_script(), 0o700)   # run by root's udhcpc
+            _write_private(script, guest.udhcpc_script(), 0o700)  # run by root's udhcpc
         resolv = ETC_NETNS / ns / "resolv.conf"
-        if not resolv.exists():   # must exist for `ip netns exec` to bind-mount it
+        if not resolv.exists():  # must exist for `ip netns exec` to bind-mount it
             _write_public(resolv, "")
         spec = guest.udhcpc_spec(ns, dev, run_dir, script, server_id)
         if not self.system.process_alive(spec):
@@ -188,16 +203,20 @@ class ComputeDriver:
         run_dir = self._guest_dir(server_id)
         if run_dir.is_dir():
             for pidfile in run_dir.glob("udhcpc-*.pid"):
-                dev = pidfile.stem[len("udhcpc-"):]
-                self.system.process_stop(guest.udhcpc_spec(pl.netns_name(server_id), dev, run_dir,
-                                               run_dir / "udhcpc.sh", server_id))
+                dev = pidfile.stem[len("udhcpc-") :]
+                self.system.process_stop(
+                    guest.udhcpc_spec(pl.netns_name(server_id), dev, run_dir, run_dir / "udhcpc.sh", server_id)
+                )
             shutil.rmtree(run_dir, ignore_errors=True)
 
     def _destroy(self, op: pl.DestroyServer) -> None:
         self._stop_dhcp_clients(op.server_id)
         ns = pl.netns_name(op.server_id)
-        ovs_ports = [p.name for p in self.ovs.observe().ports_on(self.bridge)
-                     if p.iface and p.iface.external_ids.get("vm-uuid") == op.server_id]
+        ovs_ports = [
+            p.name
+            for p in self.ovs.observe().ports_on(self.bridge)
+            if p.iface and p.iface.external_ids.get("vm-uuid") == op.server_id
+        ]
         if ovs_ports:
             self.ovs.transact([sysovs.DelPort(name, self.bridge) for name in ovs_ports])
         for name in ovs_ports:
@@ -212,8 +231,9 @@ class ComputeDriver:
     # --- the loop's entry point --------------------------------------------------------------
     def reconcile_sync(self, state: State) -> dict[str, str]:
         served = frozenset(b["network_id"] for b in state.of("dhcp_binding").values() if b.get("agent_ids"))
-        desired = pl.guests_from_state(state.of("server"), state.of("port"), state.of("network"),
-                                       state.of("subnet"), self.host, served)
+        desired = pl.guests_from_state(
+            state.of("server"), state.of("port"), state.of("network"), state.of("subnet"), self.host, served
+        )
         observed = self.observe(desired)
         for op in pl.plan(desired, observed):
             try:
@@ -236,12 +256,13 @@ class ComputeDriver:
                     if sid not in self._metadata_readers:
                         # Its own thread: it may wait a while for the metadata service and
                         # must not hold up the worker threads reconcile passes use.
-                        reader = threading.Thread(target=self.fetch_metadata, args=(sid,), daemon=True,
-                                                  name=f"metadata-{sid[:8]}")
+                        reader = threading.Thread(
+                            target=self.fetch_metadata, args=(sid,), daemon=True, name=f"metadata-{sid[:8]}"
+                        )
                         self._metadata_readers[sid] = reader
                         reader.start()
         for sid in [s for s in self._metadata_readers if s not in states]:
-            del self._metadata_readers[sid]   # the reader ends when the namespace is gone
+            del self._metadata_readers[sid]  # the reader ends when the namespace is gone
         return {}
 
     def fetch_metadata(self, server_id: str, attempts: int = 60) -> bool:
@@ -251,23 +272,29 @@ class ComputeDriver:
         """
         ns = pl.netns_name(server_id)
         out = self._guest_dir(server_id) / "metadata"
-        wanted = {"hostname": "latest/meta-data/hostname",
-                  "openssh-key": "latest/meta-data/public-keys/0/openssh-key",
-                  "user-data": "latest/user-data"}
+        wanted = {
+            "hostname": "latest/meta-data/hostname",
+            "openssh-key": "latest/meta-data/public-keys/0/openssh-key",
+            "user-data": "latest/user-data",
+        }
         for _ in range(attempts):
             if not self.system.netns_exists(ns):
                 return False
             got = {}
             for name, path in wanted.items():
-                r = self.system.run(["curl", "-s", "-m", "3", "-o", "-", "-w", "\\n%{http_code}",
-                         f"http://169.254.169.254/{path}"], netns=ns, check=False, timeout=10)
+                r = self.system.run(
+                    ["curl", "-s", "-m", "3", "-o", "-", "-w", "\\n%{http_code}", f"http://169.254.169.254/{path}"],
+                    netns=ns,
+                    check=False,
+                    timeout=10,
+                )
                 body, _, code = r.stdout.rpartition("\n")
                 if code in ("200", "404"):
                     got[name] = body if code == "200" else None
             if len(got) == len(wanted) and got["hostname"]:
                 out.mkdir(parents=True, exist_ok=True, mode=0o700)
                 for name, body in got.items():
-                    if body is not None:   # user data may hold secrets: owner only
+                    if body is not None:  # user data may hold secrets: owner only
                         _write_private(out / name, body)
                 return True
             time.sleep(1)
@@ -294,5 +321,4 @@ def _write_public(path: Path, text: str) -> None:
 
 
 def make_driver(cfg: Config, host_name: str, host: Host) -> ComputeDriver:
-    return ComputeDriver(host_name, host, cfg.ovs.integration_bridge,
-                         cfg.state_dir / "instances")
+    return ComputeDriver(host_name, host, cfg.ovs.integration_bridge, cfg.state_dir / "instances")

@@ -55,7 +55,34 @@ def udhcpc_script() -> str:
 def udhcpc_spec(netns: str, dev: str, run_dir: Path, script: Path, server_id: str) -> ProcessSpec:
     """The DHCP client of one guest interface (renews in the foreground, forever)."""
     pidfile = run_dir / f"udhcpc-{dev}.pid"
-    argv = ["udhcpc", "-f", "-i", dev, "-s", str(script), "-t", "20", "-T", "1", "-A", "1",
-            "-O", "mtu", "-O", "staticroutes", "-O", "dns", "-O", "domain", "-x", f"hostname:{server_id[:8]}"]
-    return ProcessSpec(argv=tuple(argv), pidfile=pidfile, netns=netns, uuid=f"neutrino-guest-{server_id}-{dev}",
-                       log_path=run_dir / f"udhcpc-{dev}.log")
+    argv = [
+        "udhcpc",
+        "-f",
+        "-i",
+        dev,
+        "-s",
+        str(script),
+        "-t",
+        "20",
+        "-T",
+        "1",
+        "-A",
+        "1",
+        "-O",
+        "mtu",
+        "-O",
+        "staticroutes",
+        "-O",
+        "dns",
+        "-O",
+        "domain",
+        "-x",
+        f"hostname:{server_id[:8]}",
+    ]
+    return ProcessSpec(
+        argv=tuple(argv),
+        pidfile=pidfile,
+        netns=netns,
+        uuid=f"neutrino-guest-{server_id}-{dev}",
+        log_path=run_dir / f"udhcpc-{dev}.log",
+    )

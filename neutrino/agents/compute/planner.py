@@ -14,8 +14,9 @@ yields an empty plan (tested).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 NS_PREFIX = "vm-"
 
@@ -33,11 +34,11 @@ class GuestPort:
     port_id: str
     mac: str
     mtu: int
-    addresses: tuple[str, ...]          # "10.0.0.5/24"
+    addresses: tuple[str, ...]  # "10.0.0.5/24"
     gateway: str | None
-    status: str                          # the port's status on the server
+    status: str  # the port's status on the server
     dns: tuple[str, ...] = ()
-    dhcp: bool = False                   # an IPv4 subnet of the port has DHCP: the guest runs a client
+    dhcp: bool = False  # an IPv4 subnet of the port has DHCP: the guest runs a client
     network_id: str = ""
 
 
@@ -51,9 +52,9 @@ class GuestServer:
 @dataclass(frozen=True)
 class ObservedServer:
     server_id: str
-    taps: frozenset[str]                 # tap devices present (host side)
-    plugged: frozenset[str]              # taps present on the integration bridge
-    configured: frozenset[str]           # port ids whose guest addresses are configured
+    taps: frozenset[str]  # tap devices present (host side)
+    plugged: frozenset[str]  # taps present on the integration bridge
+    configured: frozenset[str]  # port ids whose guest addresses are configured
 
 
 # --- ops -------------------------------------------------------------------------------
@@ -112,9 +113,14 @@ def server_state(srv: GuestServer, obs: ObservedServer | None) -> str:
     return "ACTIVE" if done else "BUILD"
 
 
-def guests_from_state(servers: Mapping[str, Mapping[str, Any]], ports: Mapping[str, Mapping[str, Any]],
-                      networks: Mapping[str, Mapping[str, Any]], subnets: Mapping[str, Mapping[str, Any]],
-                      host: str, dhcp_served: frozenset[str] | None = None) -> dict[str, GuestServer]:
+def guests_from_state(
+    servers: Mapping[str, Mapping[str, Any]],
+    ports: Mapping[str, Mapping[str, Any]],
+    networks: Mapping[str, Mapping[str, Any]],
+    subnets: Mapping[str, Mapping[str, Any]],
+    host: str,
+    dhcp_served: frozenset[str] | None = None,
+) -> dict[str, GuestServer]:
     """The instances this host should run, from the feed's resources.
 
     ``dhcp_served``: networks a DHCP agent serves; a guest uses DHCP only
@@ -135,16 +141,30 @@ def guests_from_state(servers: Mapping[str, Mapping[str, Any]], ports: Mapping[s
                 sub = subnets.get(f["subnet_id"])
                 if sub is None:
                     continue
-                if sub.get("enable_dhcp") and sub["ip_version"] == 4 and \
-                        dhcp_served is not None and p["network_id"] in dhcp_served:
+                if (
+                    sub.get("enable_dhcp")
+                    and sub["ip_version"] == 4
+                    and dhcp_served is not None
+                    and p["network_id"] in dhcp_served
+                ):
                     dhcp = True
                 plen = sub["cidr"].split("/")[1]
                 addrs.append(f"{f['ip_address']}/{plen}")
                 if gateway is None and sub.get("gateway_ip") and sub["ip_version"] == 4:
                     gateway = sub["gateway_ip"]
                 dns.extend(sub.get("dns_nameservers") or [])
-            gports.append(GuestPort(pid, p["mac_address"], int(net.get("mtu") or 1500), tuple(addrs), gateway,
-                                    p.get("status", "DOWN"), tuple(dict.fromkeys(dns)), dhcp,
-                                    p.get("network_id") or ""))
+            gports.append(
+                GuestPort(
+                    pid,
+                    p["mac_address"],
+                    int(net.get("mtu") or 1500),
+                    tuple(addrs),
+                    gateway,
+                    p.get("status", "DOWN"),
+                    tuple(dict.fromkeys(dns)),
+                    dhcp,
+                    p.get("network_id") or "",
+                )
+            )
         out[sid] = GuestServer(sid, srv.get("name", ""), tuple(gports))
     return out

@@ -40,27 +40,39 @@ from typing import AbstractSet, Any
 
 from neutrino.agents.dhcp import render
 from neutrino.agents.dhcp.model import DhcpConfig, dhcp_device_id, namespace_name, network_views
-from neutrino.agents.dhcp.planner import (Coalescer, EnsureDhcpPort, EnsureNamespace, ObservedDevice, ObservedDhcp, Op,
-                                          PlugTap, ReleaseLeases, ReloadDnsmasq, RestartDnsmasq, SetAddresses,
-                                          StartDnsmasq, Teardown, UnplugTap, WriteFiles, plan)
+from neutrino.agents.dhcp.planner import (
+    Coalescer,
+    EnsureDhcpPort,
+    EnsureNamespace,
+    ObservedDevice,
+    ObservedDhcp,
+    Op,
+    PlugTap,
+    ReleaseLeases,
+    ReloadDnsmasq,
+    RestartDnsmasq,
+    SetAddresses,
+    StartDnsmasq,
+    Teardown,
+    UnplugTap,
+    WriteFiles,
+    plan,
+)
 from neutrino.agents.interface import InterfaceDriver
-from neutrino.agents.parallel import apply_grouped, parallel
 from neutrino.agents.metadata import MetadataProxies
+from neutrino.agents.parallel import apply_grouped, parallel
 from neutrino.config import Config
 from neutrino.feed.state import State
 from neutrino.system import dnsmasq
 from neutrino.system.host import Host
 
 LOG = logging.getLogger(__name__)
-FILES = (render.FILE_HOST, render.FILE_ADDN_HOSTS, render.FILE_OPTS, render.FILE_INTERFACE,
-         render.FILE_LEASES)
+FILES = (render.FILE_HOST, render.FILE_ADDN_HOSTS, render.FILE_OPTS, render.FILE_INTERFACE, render.FILE_LEASES)
 #: Networks observed / applied at the same time.  The work is external commands and waits
 #: (ovs-vsctl --wait, dnsmasq's pid file), so it overlaps well even on few CPUs; each
 #: network's own ops still run one after the other, in the planned order.
 #: At most one dnsmasq reload per network per this many seconds (a burst is coalesced).
 RELOAD_INTERVAL = 0.2
-
-
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -85,8 +97,9 @@ class DhcpDriver:
     topic = "dhcp_agent"
     feed_types = ("network", "subnet", "port", "dhcp_binding")
 
-    def __init__(self, cfg: DhcpConfig, iface: InterfaceDriver, metadata: MetadataProxies | None = None, *,
-                 host: Host) -> None:
+    def __init__(
+        self, cfg: DhcpConfig, iface: InterfaceDriver, metadata: MetadataProxies | None = None, *, host: Host
+    ) -> None:
         self.cfg = cfg
         self.host = host
         self.iface = iface
@@ -100,9 +113,13 @@ class DhcpDriver:
         self.problems: dict[str, list[str]] = {}
 
     def configurations(self) -> dict[str, Any]:
-        return {"dhcp_driver": "dnsmasq", "dhcp_lease_duration": self.cfg.dhcp_lease_duration,
-                "log_agent_heartbeats": False, **self.counts,
-                **({"reconcile_error": problem_report(self.problems)} if self.problems else {})}
+        return {
+            "dhcp_driver": "dnsmasq",
+            "dhcp_lease_duration": self.cfg.dhcp_lease_duration,
+            "log_agent_heartbeats": False,
+            **self.counts,
+            **({"reconcile_error": problem_report(self.problems)} if self.problems else {}),
+        }
 
     # --- paths ------------------------------------------------------------------------------
     def conf_dir(self, net_id: str) -> Path:
@@ -127,6 +144,7 @@ class DhcpDriver:
             except Exception as exc:  # noqa: BLE001 - one network must not stop the others
                 LOG.warning("observing network %s failed: %s", d.name, exc)
                 return f"not observed ({type(exc).__name__}: {str(exc)[:200]})"
+
         out = {}
         for d, got in zip(dirs, parallel(one, dirs)):
             if isinstance(got, str):
@@ -149,21 +167,28 @@ class DhcpDriver:
         devices: dict[str, ObservedDevice] = {}
         routes: list[str] = []
         if have_ns:
-            view = self.host.observe_netns(netns=ns)   # links, addresses, routes: one `ip` process
+            view = self.host.observe_netns(netns=ns)  # links, addresses, routes: one `ip` process
             addrs: dict[str, set[str]] = {}
             for a in view.addresses:
-                if a.ifname != "lo" and not (a.address.version == 6 and a.address.ip.is_link_local
-                                             and str(a.address) != "fe80::a9fe:a9fe/128"):
+                if a.ifname != "lo" and not (
+                    a.address.version == 6 and a.address.ip.is_link_local and str(a.address) != "fe80::a9fe:a9fe/128"
+                ):
                     addrs.setdefault(a.ifname, set()).add(str(a.address))
             for link in view.links:
-                if link.name != "lo" and link.name not in orphans:   # a dead tap: plugged again
-                    devices[link.name] = ObservedDevice(link.name, frozenset(addrs.get(link.name, set())),
-                                                        link.mac, link.mtu)
+                if link.name != "lo" and link.name not in orphans:  # a dead tap: plugged again
+                    devices[link.name] = ObservedDevice(
+                        link.name, frozenset(addrs.get(link.name, set())), link.mac, link.mtu
+                    )
             for fam_routes in (view.routes4, view.routes6):
                 routes += [str(r.gateway) for r in fam_routes if r.dst == "default" and r.gateway is not None]
-        return ObservedDhcp(namespace=have_ns, dnsmasq_alive=argv is not None,
-                            argv=tuple(argv or ()), files=files, devices=devices,
-                            default_route=tuple(routes))
+        return ObservedDhcp(
+            namespace=have_ns,
+            dnsmasq_alive=argv is not None,
+            argv=tuple(argv or ()),
+            files=files,
+            devices=devices,
+            default_route=tuple(routes),
+        )
 
     # --- apply (host side) ----------------------------------------------------------------------
     def apply(self, op: Op) -> None:
@@ -180,8 +205,10 @@ class DhcpDriver:
             self.iface.plug(op.device, op.port.id, op.port.mac, op.mtu or 1500, ns)
         elif isinstance(op, SetAddresses):
             self.iface.set_addresses(op.device, ns, op.addresses)
-            for fam, gw in ((4, next((g for g in op.default_route if ":" not in g), None)),
-                            (6, next((g for g in op.default_route if ":" in g), None))):
+            for fam, gw in (
+                (4, next((g for g in op.default_route if ":" not in g), None)),
+                (6, next((g for g in op.default_route if ":" in g), None)),
+            ):
                 if gw:
                     self.host.ensure_route("default", via=gw, netns=ns)
                 else:
@@ -218,10 +245,15 @@ class DhcpDriver:
     def apply_all(self, ops: list[Op]) -> dict[str, str]:
         """Apply ``ops``: each network's in order, networks in parallel, teardowns first.
         Returns network id -> what failed (that network's later ops were not run)."""
-        return apply_grouped(ops, key=lambda op: op.network_id, apply=self.apply,  # type: ignore[return-value]
-                             is_teardown=lambda op: isinstance(op, Teardown),
-                             creates_namespace=lambda op: isinstance(op, EnsureNamespace),
-                             netns_dir_mounted=self.host.netns_dir_mounted, what="network")
+        return apply_grouped(
+            ops,
+            key=lambda op: op.network_id,
+            apply=self.apply,  # type: ignore[return-value]
+            is_teardown=lambda op: isinstance(op, Teardown),
+            creates_namespace=lambda op: isinstance(op, EnsureNamespace),
+            netns_dir_mounted=self.host.netns_dir_mounted,
+            what="network",
+        )
 
     def ensure_metadata_proxies(self, views: dict[str, Any]) -> None:
         """A haproxy metadata proxy in each namespace that serves metadata (see
@@ -234,11 +266,12 @@ class DhcpDriver:
             ns = namespace_name(net_id)
             try:
                 if render.wants_metadata_proxy(self.cfg, view) and self.host.netns_exists(ns):
-                    self.metadata.ensure_network(net_id, ns)   # type: ignore[union-attr]
-                elif self.metadata.running(net_id):   # type: ignore[union-attr]
-                    self.metadata.stop(net_id, ns)   # type: ignore[union-attr]
+                    self.metadata.ensure_network(net_id, ns)  # type: ignore[union-attr]
+                elif self.metadata.running(net_id):  # type: ignore[union-attr]
+                    self.metadata.stop(net_id, ns)  # type: ignore[union-attr]
             except Exception as exc:  # noqa: BLE001 - retried on the next pass
                 LOG.warning("metadata proxy for network %s failed: %s", net_id, exc)
+
         parallel(one, sorted(views.items()))
 
     # --- apply (API side) ------------------------------------------------------------------------
@@ -250,15 +283,28 @@ class DhcpDriver:
             port = mine[0]
             keep = [f for f in port.get("fixed_ips", []) if f["subnet_id"] in op.subnet_ids]
             have = {f["subnet_id"] for f in keep}
-            body = {"fixed_ips": keep + [f for f in fixed if f["subnet_id"] not in have],
-                    "binding:host_id": self.cfg.host}
+            body = {
+                "fixed_ips": keep + [f for f in fixed if f["subnet_id"] not in have],
+                "binding:host_id": self.cfg.host,
+            }
             await self.client.api("PUT", f"/v2.0/ports/{port['id']}", {"port": body})
             return
         net = state.get("network", op.network_id) or {}
-        await self.client.api("POST", "/v2.0/ports", {"port": {
-            "network_id": op.network_id, "device_owner": "network:dhcp", "device_id": device_id,
-            "binding:host_id": self.cfg.host, "fixed_ips": fixed, "project_id": net.get("project_id", ""),
-            "name": ""}})
+        await self.client.api(
+            "POST",
+            "/v2.0/ports",
+            {
+                "port": {
+                    "network_id": op.network_id,
+                    "device_owner": "network:dhcp",
+                    "device_id": device_id,
+                    "binding:host_id": self.cfg.host,
+                    "fixed_ips": fixed,
+                    "project_id": net.get("project_id", ""),
+                    "name": "",
+                }
+            },
+        )
 
     async def _release_port(self, net_id: str, state: State) -> None:
         for p in _own_dhcp_ports(state, net_id, dhcp_device_id(self.cfg.host, net_id)):
@@ -300,7 +346,7 @@ class DhcpDriver:
         for op in ops:
             try:
                 if isinstance(op, EnsureDhcpPort):
-                    await self._ensure_port(op, state)   # the port comes back on the feed
+                    await self._ensure_port(op, state)  # the port comes back on the feed
                     continue
                 if isinstance(op, Teardown):
                     # Not served here any more (or no DHCP subnet left): give the port back
@@ -319,15 +365,18 @@ class DhcpDriver:
         await asyncio.to_thread(self._flush_reloads)
         if self.coalescer.pending and self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_later())
-        self.counts = {"networks": len(views), "subnets": sum(len(v.dhcp_subnets) for v in views.values()),
-                       "ports": sum(len(v.ports) for v in views.values())}
+        self.counts = {
+            "networks": len(views),
+            "subnets": sum(len(v.dhcp_subnets) for v in views.values()),
+            "ports": sum(len(v.ports) for v in views.values()),
+        }
         return {}
 
 
 def problem_report(problems: dict[str, list[str]], limit: int = 500) -> str:
     """``network <id>: <what>; ...`` (bounded), for ``reconcile_error``."""
     text = "; ".join(f"network {nid}: {', '.join(whats)}" for nid, whats in sorted(problems.items()))
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def confs_dir(cfg: Config) -> Path:
@@ -343,24 +392,39 @@ def dhcp_config(cfg: Config, host: str) -> DhcpConfig:
     base = confs_dir(cfg)
     base.mkdir(parents=True, exist_ok=True)
     for p in (base.parent, base):
-        p.chmod(0o755)   # dnsmasq (user nobody) re-reads its files on SIGHUP
-    return DhcpConfig(host=host, state_dir=str(base),
-                      dhcp_lease_duration=d.dhcp_lease_duration, dns_domain=d.dns_domain,
-                      dnsmasq_dns_servers=tuple(d.dnsmasq_dns_servers), dnsmasq_local_resolv=d.dnsmasq_local_resolv,
-                      enable_isolated_metadata=d.enable_isolated_metadata, force_metadata=d.force_metadata,
-                      dhcp_renewal_time=d.dhcp_renewal_time, dhcp_rebinding_time=d.dhcp_rebinding_time,
-                      dnsmasq_lease_max=d.dnsmasq_lease_max)
+        p.chmod(0o755)  # dnsmasq (user nobody) re-reads its files on SIGHUP
+    return DhcpConfig(
+        host=host,
+        state_dir=str(base),
+        dhcp_lease_duration=d.dhcp_lease_duration,
+        dns_domain=d.dns_domain,
+        dnsmasq_dns_servers=tuple(d.dnsmasq_dns_servers),
+        dnsmasq_local_resolv=d.dnsmasq_local_resolv,
+        enable_isolated_metadata=d.enable_isolated_metadata,
+        force_metadata=d.force_metadata,
+        dhcp_renewal_time=d.dhcp_renewal_time,
+        dhcp_rebinding_time=d.dhcp_rebinding_time,
+        dnsmasq_lease_max=d.dnsmasq_lease_max,
+    )
 
 
 def make_driver(cfg: Config, host_name: str, host: Host) -> DhcpDriver:
-    return DhcpDriver(dhcp_config(cfg, host_name), InterfaceDriver(host, cfg.ovs.integration_bridge),
-                      MetadataProxies.from_config(cfg, host), host=host)
+    return DhcpDriver(
+        dhcp_config(cfg, host_name),
+        InterfaceDriver(host, cfg.ovs.integration_bridge),
+        MetadataProxies.from_config(cfg, host),
+        host=host,
+    )
 
 
 def _own_dhcp_ports(state: State, network_id: str, device_id: str) -> list[dict[str, Any]]:
     """This host's DHCP ports on ``network_id``: owner ``network:dhcp``, our device id, and on that
     network.  Any project can write a DHCP-like ``device_id`` on a port of its own network; such a
     port is never taken over (updated with another network's subnets) nor deleted."""
-    return [p for p in state.of("port").values()
-            if p.get("device_id") == device_id and p.get("network_id") == network_id
-            and p.get("device_owner") == "network:dhcp"]
+    return [
+        p
+        for p in state.of("port").values()
+        if p.get("device_id") == device_id
+        and p.get("network_id") == network_id
+        and p.get("device_owner") == "network:dhcp"
+    ]

@@ -63,11 +63,13 @@ __all__ = [
 DEVICE_OWNER_DHCP = "network:dhcp"
 DEVICE_OWNER_DISTRIBUTED = "network:distributed"  # OVN metadata port
 #: A port with one of these owners holding a subnet's gateway IP makes it "routed".
-ROUTER_INTERFACE_OWNERS = frozenset({
-    "network:router_interface",
-    "network:ha_router_replicated_interface",
-    "network:router_interface_distributed",
-})
+ROUTER_INTERFACE_OWNERS = frozenset(
+    {
+        "network:router_interface",
+        "network:ha_router_replicated_interface",
+        "network:router_interface_distributed",
+    }
+)
 DHCPV6_STATEFUL = "dhcpv6-stateful"
 DHCPV6_STATELESS = "dhcpv6-stateless"
 IPV6_SLAAC = "slaac"
@@ -297,8 +299,9 @@ def port_problem(port: PortView) -> str | None:
     for o in port.extra_dhcp_opts:
         if not is_field(o.opt_name):
             return f"DHCP option name {_shown(o.opt_name)} cannot be an option"
-        if o.opt_value is not None and (_CONTROL.search(o.opt_value)
-                                        or (o.opt_name == "client-id" and not is_field(o.opt_value))):
+        if o.opt_value is not None and (
+            _CONTROL.search(o.opt_value) or (o.opt_name == "client-id" and not is_field(o.opt_value))
+        ):
             return f"DHCP option value {_shown(o.opt_value)} cannot be written"
     return None
 
@@ -312,8 +315,11 @@ def subnet_problem(sub: SubnetView) -> str | None:
             return f"cidr {_shown(sub.cidr)} is not IPv{sub.ip_version}"
     except ValueError:
         return f"cidr {_shown(sub.cidr)} is not a prefix"
-    for what, value in (("gateway_ip", sub.gateway_ip), *(("dns_nameservers", ns) for ns in sub.dns_nameservers),
-                        *(("host_routes nexthop", r.nexthop) for r in sub.host_routes)):
+    for what, value in (
+        ("gateway_ip", sub.gateway_ip),
+        *(("dns_nameservers", ns) for ns in sub.dns_nameservers),
+        *(("host_routes nexthop", r.nexthop) for r in sub.host_routes),
+    ):
         if value is not None and not addresses.is_ip(value):
             return f"{what} {_shown(value)} is not an IP address"
     for r in sub.host_routes:
@@ -357,8 +363,7 @@ def _norm_ip(ip: str) -> str:
         return ip
 
 
-def _values(items: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]]
-            ) -> list[Mapping[str, Any]]:
+def _values(items: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     if isinstance(items, Mapping):
         return list(items.values())
     return list(items)
@@ -369,15 +374,28 @@ def _port(d: Mapping[str, Any]) -> PortView:
     opts = []
     for o in d.get("extra_dhcp_opts") or ():
         version = o.get("ip_version")
-        opts.append(ExtraDhcpOpt(str(o["opt_name"]),
-                                 None if o.get("opt_value") is None else str(o["opt_value"]),
-                                 int(version) if version not in (None, "") else 4))
-    names = tuple(DnsName(a["ip_address"], a.get("hostname") or "",
-                          (a.get("fqdn") or "").rstrip("."))
-                  for a in d.get("dns_assignment") or () if a.get("hostname"))
-    return PortView(d["id"], str(d.get("mac_address", "")).lower(), d.get("device_owner") or "",
-                    d.get("device_id") or "", fixed, tuple(opts), names,
-                    bool(d.get("admin_state_up", True)))
+        opts.append(
+            ExtraDhcpOpt(
+                str(o["opt_name"]),
+                None if o.get("opt_value") is None else str(o["opt_value"]),
+                int(version) if version not in (None, "") else 4,
+            )
+        )
+    names = tuple(
+        DnsName(a["ip_address"], a.get("hostname") or "", (a.get("fqdn") or "").rstrip("."))
+        for a in d.get("dns_assignment") or ()
+        if a.get("hostname")
+    )
+    return PortView(
+        d["id"],
+        str(d.get("mac_address", "")).lower(),
+        d.get("device_owner") or "",
+        d.get("device_id") or "",
+        fixed,
+        tuple(opts),
+        names,
+        bool(d.get("admin_state_up", True)),
+    )
 
 
 def _port_order(port: PortView) -> tuple[int, int, str]:
@@ -407,18 +425,26 @@ def _isolated(sub: Mapping[str, Any], ports: Iterable[PortView]) -> bool:
 def _subnet(d: Mapping[str, Any], ports: Iterable[PortView]) -> SubnetView:
     routes = tuple(HostRoute(r["destination"], r["nexthop"]) for r in d.get("host_routes") or ())
     return SubnetView(
-        id=d["id"], cidr=d["cidr"], ip_version=int(d["ip_version"]),
-        gateway_ip=d.get("gateway_ip") or None, enable_dhcp=bool(d.get("enable_dhcp", True)),
+        id=d["id"],
+        cidr=d["cidr"],
+        ip_version=int(d["ip_version"]),
+        gateway_ip=d.get("gateway_ip") or None,
+        enable_dhcp=bool(d.get("enable_dhcp", True)),
         ipv6_address_mode=d.get("ipv6_address_mode") or None,
         ipv6_ra_mode=d.get("ipv6_ra_mode") or None,
-        dns_nameservers=tuple(d.get("dns_nameservers") or ()), host_routes=routes,
-        segment_id=d.get("segment_id"), isolated=_isolated(d, ports))
+        dns_nameservers=tuple(d.get("dns_nameservers") or ()),
+        host_routes=routes,
+        segment_id=d.get("segment_id"),
+        isolated=_isolated(d, ports),
+    )
 
 
-def network_view(network: Mapping[str, Any],
-                 subnets: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
-                 ports: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
-                 host: str | None = None) -> NetworkView:
+def network_view(
+    network: Mapping[str, Any],
+    subnets: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+    ports: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+    host: str | None = None,
+) -> NetworkView:
     """The view of ``network`` from API dicts; subnets/ports of other networks are ignored.
 
     Checked (``_checked``): ports that cannot be rendered are left out, a subnet (or
@@ -427,28 +453,38 @@ def network_view(network: Mapping[str, Any],
     try:
         return _checked(_network_view(network, subnets, ports), host)
     except (KeyError, TypeError, ValueError) as exc:
-        return NetworkView(str(network.get("id")), problems=(f"cannot be read ({type(exc).__name__}: "
-                                                             f"{_shown(str(exc))})",), held=True)
+        return NetworkView(
+            str(network.get("id")), problems=(f"cannot be read ({type(exc).__name__}: {_shown(str(exc))})",), held=True
+        )
 
 
-def _network_view(network: Mapping[str, Any],
-                  subnets: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
-                  ports: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]]) -> NetworkView:
+def _network_view(
+    network: Mapping[str, Any],
+    subnets: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+    ports: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+) -> NetworkView:
     net_id = network["id"]
-    pviews = tuple(sorted((_port(p) for p in _values(ports) if p.get("network_id") == net_id),
-                          key=_port_order))
+    pviews = tuple(sorted((_port(p) for p in _values(ports) if p.get("network_id") == net_id), key=_port_order))
     order = {sid: i for i, sid in enumerate(network.get("subnets") or ())}
-    sdicts = sorted((s for s in _values(subnets) if s.get("network_id") == net_id),
-                    key=lambda s: (order.get(s["id"], len(order)), s["id"]))
-    return NetworkView(net_id, int(network.get("mtu") or 0),
-                       bool(network.get("admin_state_up", True)),
-                       tuple(_subnet(s, pviews) for s in sdicts), pviews)
+    sdicts = sorted(
+        (s for s in _values(subnets) if s.get("network_id") == net_id),
+        key=lambda s: (order.get(s["id"], len(order)), s["id"]),
+    )
+    return NetworkView(
+        net_id,
+        int(network.get("mtu") or 0),
+        bool(network.get("admin_state_up", True)),
+        tuple(_subnet(s, pviews) for s in sdicts),
+        pviews,
+    )
 
 
-def network_views(networks: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
-                  subnets: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
-                  ports: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
-                  host: str | None = None) -> dict[str, NetworkView]:
+def network_views(
+    networks: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+    subnets: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+    ports: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+    host: str | None = None,
+) -> dict[str, NetworkView]:
     """``network_view`` for every network given, keyed by network id (one pass over ports)."""
     by_net_sub: dict[str, list[Mapping[str, Any]]] = {}
     by_net_port: dict[str, list[Mapping[str, Any]]] = {}
@@ -456,6 +492,7 @@ def network_views(networks: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[s
         by_net_sub.setdefault(s.get("network_id", ""), []).append(s)
     for p in _values(ports):
         by_net_port.setdefault(p.get("network_id", ""), []).append(p)
-    return {n["id"]: network_view(n, by_net_sub.get(n["id"], []), by_net_port.get(n["id"], []), host)
-            for n in _values(networks)}
-
+    return {
+        n["id"]: network_view(n, by_net_sub.get(n["id"], []), by_net_port.get(n["id"], []), host)
+        for n in _values(networks)
+    }

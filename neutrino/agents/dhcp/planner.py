@@ -245,13 +245,25 @@ class Teardown:
     devices: tuple[str, ...] = ()
 
 
-Op = (EnsureDhcpPort | EnsureNamespace | UnplugTap | PlugTap | SetAddresses | WriteFiles
-      | ReleaseLeases | StartDnsmasq | ReloadDnsmasq | RestartDnsmasq | Teardown)
+Op = (
+    EnsureDhcpPort
+    | EnsureNamespace
+    | UnplugTap
+    | PlugTap
+    | SetAddresses
+    | WriteFiles
+    | ReleaseLeases
+    | StartDnsmasq
+    | ReloadDnsmasq
+    | RestartDnsmasq
+    | Teardown
+)
 
 
 # --- helpers -----------------------------------------------------------------------------
-def desired_files(cfg: DhcpConfig, net: NetworkView, dhcp_port: PortView,
-                  skipped: list[str] | None = None) -> dict[str, str]:
+def desired_files(
+    cfg: DhcpConfig, net: NetworkView, dhcp_port: PortView, skipped: list[str] | None = None
+) -> dict[str, str]:
     """The compared conf files: ``host``, ``addn_hosts``, ``opts``, ``interface`` (not ``leases``);
     lines the renderers refused are named in ``skipped``."""
     return {
@@ -279,7 +291,7 @@ def host_file_leases(text: str) -> set[Lease]:
         client_id = next((f[3:] for f in fields[1:] if f.startswith("id:")), None)
         for f in fields[1:]:
             if f.startswith("[") and "]" in f:
-                ip = _ip_or_none(f[1:f.index("]")])
+                ip = _ip_or_none(f[1 : f.index("]")])
             else:
                 ip = _ip_or_none(f)
             if ip is not None:
@@ -335,39 +347,41 @@ def _port_ready(net: NetworkView, port: PortView | None) -> bool:
 
 
 # --- the planner -------------------------------------------------------------------------
-def _plan_network(cfg: DhcpConfig, net: NetworkView, obs: ObservedDhcp,
-                  skipped: list[str] | None = None) -> list[Op]:
+def _plan_network(cfg: DhcpConfig, net: NetworkView, obs: ObservedDhcp, skipped: list[str] | None = None) -> list[Op]:
     ops: list[Op] = []
     if not obs.namespace:
         ops.append(EnsureNamespace(net.id))
     port = net.dhcp_port(cfg.host)
     if port is None or not _port_ready(net, port):
-        ops.append(EnsureDhcpPort(net.id, tuple(s.id for s in net.dhcp_subnets),
-                                  dhcp_device_id(cfg.host, net.id)))
+        ops.append(EnsureDhcpPort(net.id, tuple(s.id for s in net.dhcp_subnets), dhcp_device_id(cfg.host, net.id)))
         return ops
 
     dev = tap_name(port.id)
     for stale in sorted(set(obs.devices) - {dev}):
         ops.append(UnplugTap(net.id, stale))
     cur = obs.devices.get(dev)
-    if (cur is None or (cur.mac is not None and cur.mac.lower() != port.mac)
-            or (cur.mtu is not None and net.mtu > 0 and cur.mtu != net.mtu)):
+    if (
+        cur is None
+        or (cur.mac is not None and cur.mac.lower() != port.mac)
+        or (cur.mtu is not None and net.mtu > 0 and cur.mtu != net.mtu)
+    ):
         ops.append(PlugTap(net.id, port, net.mtu))
     addrs = render.interface_addresses(cfg, net, port)
     route = render.default_route(net)
-    if (cur is None or _norm_addrs(cur.addresses) != _norm_addrs(addrs)
-            or _norm_ips(obs.default_route) != _norm_ips(route)):
+    if (
+        cur is None
+        or _norm_addrs(cur.addresses) != _norm_addrs(addrs)
+        or _norm_ips(obs.default_route) != _norm_ips(route)
+    ):
         ops.append(SetAddresses(net.id, dev, addrs, route))
 
     files = desired_files(cfg, net, port, skipped)
     changed = {k: v for k, v in files.items() if obs.files.get(k) != v}
     argv = tuple(render.dnsmasq_argv(cfg, net, port, skipped=skipped))
     if not obs.dnsmasq_alive or tuple(obs.argv) != argv:
-        changed[render.FILE_LEASES] = render.leases_file(
-            cfg, net, obs.files.get(render.FILE_LEASES, ""), skipped)
+        changed[render.FILE_LEASES] = render.leases_file(cfg, net, obs.files.get(render.FILE_LEASES, ""), skipped)
         ops.append(WriteFiles(net.id, changed))
-        ops.append(StartDnsmasq(net.id, argv) if not obs.dnsmasq_alive
-                   else RestartDnsmasq(net.id, argv))
+        ops.append(StartDnsmasq(net.id, argv) if not obs.dnsmasq_alive else RestartDnsmasq(net.id, argv))
         return ops
     if changed:
         ops.append(WriteFiles(net.id, changed))
@@ -384,8 +398,12 @@ def _wanted(net: NetworkView) -> bool:
     return net.admin_state_up and bool(net.dhcp_subnets)
 
 
-def plan(cfg: DhcpConfig, desired: Mapping[str, NetworkView],
-         observed: Mapping[str, ObservedDhcp], problems: dict[str, list[str]] | None = None) -> list[Op]:
+def plan(
+    cfg: DhcpConfig,
+    desired: Mapping[str, NetworkView],
+    observed: Mapping[str, ObservedDhcp],
+    problems: dict[str, list[str]] | None = None,
+) -> list[Op]:
     """All ops for this pass: teardowns first, then each network (sorted by id).
 
     ``desired`` holds only networks scheduled to this agent; ``observed``

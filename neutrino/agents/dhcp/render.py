@@ -53,6 +53,7 @@ from neutrino.agents.dhcp.model import (
     is_field,
 )
 from neutrino.agents.dhcp.model import tap_name as _tap_name
+
 # The option tables the API validates with (pure data and functions, no server state).
 from neutrino.services.dhcp_options import is_blank, placements
 
@@ -90,12 +91,14 @@ METADATA_IP = "169.254.169.254"
 METADATA_CIDR = "169.254.169.254/32"
 METADATA_V6_CIDR = "fe80::a9fe:a9fe/128"
 
-HOSTS_EXCLUDED_OWNERS = frozenset({
-    "network:router_ha_interface",
-    "network:floatingip",
-    DEVICE_OWNER_DHCP,
-    DEVICE_OWNER_DISTRIBUTED,
-})
+HOSTS_EXCLUDED_OWNERS = frozenset(
+    {
+        "network:router_ha_interface",
+        "network:floatingip",
+        DEVICE_OWNER_DHCP,
+        DEVICE_OWNER_DISTRIBUTED,
+    }
+)
 CLIENT_ID = "client-id"
 DHCPV6_HOST_TAG = "tag:dhcpv6"
 _MIN_V6_PREFIX = 64  # dnsmasq cannot serve DHCPv6 ranges on shorter prefixes
@@ -114,8 +117,9 @@ def _safe(what: str, fields: list[str], skipped: list[str] | None, value: str | 
         return True
     if skipped is not None:
         shown = repr(bad if bad is not None else value)
-        skipped.append(f"{what} not written: {shown if len(shown) <= 60 else shown[:57] + '...'} "
-                       "cannot be a dnsmasq field")
+        skipped.append(
+            f"{what} not written: {shown if len(shown) <= 60 else shown[:57] + '...'} cannot be a dnsmasq field"
+        )
     return False
 
 
@@ -195,8 +199,11 @@ def hosts_file(cfg: DhcpConfig, net: NetworkView, skipped: list[str] | None = No
     for port in _served_ports(net):
         hosts = _port_hosts(cfg, net, port)
         tag = f"set:port-{port.id}" if _tagged(port) else None
-        if tag and any(h.subnet.stateless for h in hosts) and _safe(f"hosts line of port {port.id}",
-                                                                    [port.mac, tag], skipped):
+        if (
+            tag
+            and any(h.subnet.stateless for h in hosts)
+            and _safe(f"hosts line of port {port.id}", [port.mac, tag], skipped)
+        ):
             lines.append(f"{port.mac},{tag}")
         for h in hosts:
             if h.subnet.stateless or not h.subnet.dhcp_served:
@@ -221,9 +228,12 @@ def addn_hosts_file(cfg: DhcpConfig, net: NetworkView, skipped: list[str] | None
 
     Every address on a DHCP-enabled subnet is listed, SLAAC ones included.
     """
-    return "".join(f"{h.ip}\t{h.fqdn} {h.hostname}\n"
-                   for port in _served_ports(net) for h in _port_hosts(cfg, net, port)
-                   if _safe(f"addn_hosts line of port {port.id}", [h.ip, h.fqdn, h.hostname], skipped))
+    return "".join(
+        f"{h.ip}\t{h.fqdn} {h.hostname}\n"
+        for port in _served_ports(net)
+        for h in _port_hosts(cfg, net, port)
+        if _safe(f"addn_hosts line of port {port.id}", [h.ip, h.fqdn, h.hostname], skipped)
+    )
 
 
 def _is_ipv6_lease(line: str) -> bool:
@@ -247,11 +257,13 @@ def leases_file(cfg: DhcpConfig, net: NetworkView, existing: str = "", skipped: 
         duid 00:01:00:01:2c:...
         1700000000 1122867 2001:db8::5 host-2001-db8--5 00:04:...
     """
-    lines = [f"0 {port.mac} {h.ip} * *"
-             for port in _served_ports(net) for h in _port_hosts(cfg, net, port)
-             if h.subnet.ip_version == 4 and _safe(f"lease of port {port.id}", [port.mac, h.ip], skipped)]
-    lines += [line for line in existing.splitlines()
-              if line.startswith("duid ") or _is_ipv6_lease(line)]
+    lines = [
+        f"0 {port.mac} {h.ip} * *"
+        for port in _served_ports(net)
+        for h in _port_hosts(cfg, net, port)
+        if h.subnet.ip_version == 4 and _safe(f"lease of port {port.id}", [port.mac, h.ip], skipped)
+    ]
+    lines += [line for line in existing.splitlines() if line.startswith("duid ") or _is_ipv6_lease(line)]
     return "".join(line + "\n" for line in lines)
 
 
@@ -323,8 +335,7 @@ def _is_default(dest: str) -> bool:
         return False
 
 
-def _ipv4_routes(cfg: DhcpConfig, net: NetworkView,
-                 sub: SubnetView) -> tuple[list[tuple[str, str]], str | None]:
+def _ipv4_routes(cfg: DhcpConfig, net: NetworkView, sub: SubnetView) -> tuple[list[tuple[str, str]], str | None]:
     """(classless static routes, router) for an IPv4 subnet.
 
     Routes, in order: on-link (``<cidr>,0.0.0.0``) to the other IPv4 subnets
@@ -337,8 +348,12 @@ def _ipv4_routes(cfg: DhcpConfig, net: NetworkView,
     gateway = sub.gateway_ip
     routes: list[tuple[str, str]] = []
     for other in net.subnets:
-        if (other.id != sub.id and other.ip_version == 4 and other.cidr != sub.cidr
-                and other.segment_id == sub.segment_id):
+        if (
+            other.id != sub.id
+            and other.ip_version == 4
+            and other.cidr != sub.cidr
+            and other.segment_id == sub.segment_id
+        ):
             routes.append((other.cidr, _ANY4))
     for hr in sub.host_routes:
         if _is_default(hr.destination):
@@ -357,8 +372,7 @@ class _Unsafe(ValueError):
     """A field that cannot be one field of an opts line (``_opt_line``)."""
 
 
-def _subnet_opts(cfg: DhcpConfig, net: NetworkView, sub: SubnetView,
-                 skipped: list[str] | None = None) -> list[str]:
+def _subnet_opts(cfg: DhcpConfig, net: NetworkView, sub: SubnetView, skipped: list[str] | None = None) -> list[str]:
     """The subnet's option lines; none at all if any field of them is unsafe."""
     try:
         return _checked_subnet_opts(cfg, net, sub)
@@ -394,10 +408,13 @@ def _port_opts(cfg: DhcpConfig, net: NetworkView, port: PortView, skipped: list[
     # (only router and classless-static-route may have one: "send no such option") is written as the
     # option without data and without a comma: dnsmasq then omits the option, whereas it refuses
     # ``option:router,`` ("bad IP address") and would skip the line.
-    return [f"{tag},{_opt_key(name, v)}" if is_blank(value) else f"{tag},{_opt_key(name, v)},{value}"
-            for name, value, v in _active_opts(port)
-            if name != CLIENT_ID and v in versions
-            and _safe(f"opts line of port {port.id}", [tag, _opt_key(name, v)], skipped, value)]
+    return [
+        f"{tag},{_opt_key(name, v)}" if is_blank(value) else f"{tag},{_opt_key(name, v)},{value}"
+        for name, value, v in _active_opts(port)
+        if name != CLIENT_ID
+        and v in versions
+        and _safe(f"opts line of port {port.id}", [tag, _opt_key(name, v)], skipped, value)
+    ]
 
 
 def opts_file(cfg: DhcpConfig, net: NetworkView, skipped: list[str] | None = None) -> str:
@@ -429,8 +446,7 @@ def opts_file(cfg: DhcpConfig, net: NetworkView, skipped: list[str] | None = Non
 
 # --- command line ------------------------------------------------------------------------
 def _ranged_subnets(net: NetworkView) -> list[SubnetView]:
-    return [s for s in net.dhcp_subnets
-            if s.ip_version == 4 or (s.dhcp_served and s.prefixlen >= _MIN_V6_PREFIX)]
+    return [s for s in net.dhcp_subnets if s.ip_version == 4 or (s.dhcp_served and s.prefixlen >= _MIN_V6_PREFIX)]
 
 
 def _lease(cfg: DhcpConfig) -> str:
@@ -457,14 +473,18 @@ def dhcp_ranges(cfg: DhcpConfig, net: NetworkView, skipped: list[str] | None = N
 
 def lease_max(cfg: DhcpConfig, net: NetworkView) -> int:
     """Sum of the sizes of the ranged subnets, capped at ``dnsmasq_lease_max``."""
-    total = sum(ipaddress.ip_network(s.cidr, strict=False).num_addresses
-                for s in _ranged_subnets(net))
+    total = sum(ipaddress.ip_network(s.cidr, strict=False).num_addresses for s in _ranged_subnets(net))
     return min(total, cfg.dnsmasq_lease_max)
 
 
-def dnsmasq_argv(cfg: DhcpConfig, net: NetworkView, dhcp_port: PortView | None = None,
-                 conf_dir: str | None = None, tap_name: str | None = None,
-                 skipped: list[str] | None = None) -> list[str]:
+def dnsmasq_argv(
+    cfg: DhcpConfig,
+    net: NetworkView,
+    dhcp_port: PortView | None = None,
+    conf_dir: str | None = None,
+    tap_name: str | None = None,
+    skipped: list[str] | None = None,
+) -> list[str]:
     """The dnsmasq command line (run inside ``qdhcp-<net>``), in Neutron's order::
 
         dnsmasq --no-hosts [--no-resolv] --pid-file=<dir>/pid --dhcp-hostsfile=<dir>/host
@@ -525,8 +545,7 @@ def dnsmasq_argv(cfg: DhcpConfig, net: NetworkView, dhcp_port: PortView | None =
 
 
 # --- the namespace side --------------------------------------------------------------------
-def interface_addresses(cfg: DhcpConfig, net: NetworkView,
-                        dhcp_port: PortView) -> tuple[str, ...]:
+def interface_addresses(cfg: DhcpConfig, net: NetworkView, dhcp_port: PortView) -> tuple[str, ...]:
     """Every address the DHCP tap must carry (anything else is removed).
 
     ``<port ip>/<subnet prefixlen>`` per fixed IP on a DHCP-enabled subnet, then
@@ -569,8 +588,7 @@ def wants_metadata_proxy(cfg: DhcpConfig, net: NetworkView) -> bool:
     DHCP-enabled subnet is isolated; never when the network has an OVN
     metadata port or no DHCP-enabled subnet.
     """
-    if not net.dhcp_subnets or any(p.device_owner == DEVICE_OWNER_DISTRIBUTED
-                                   for p in net.ports):
+    if not net.dhcp_subnets or any(p.device_owner == DEVICE_OWNER_DISTRIBUTED for p in net.ports):
         return False
     if cfg.force_metadata:
         return True

@@ -64,17 +64,32 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from neutrino.agents.interface import InterfaceDriver, NewPort
-from neutrino.agents.parallel import parallel
-from neutrino.agents.metadata import MetadataProxies
 from neutrino.agents.l3.model import L3Config, RouterView, namespace_name, router_views
-from neutrino.agents.l3.planner import (ApplyRules, EnsureNamespace, FlushConntrack, Garp, ObservedDevice,
-                                        ObservedRouter, Op, PlugInterface, Route, SetAddresses, SetRoutes,
-                                        SetSysctls, Teardown, UnplugInterface, floatingip_statuses, plan)
+from neutrino.agents.l3.planner import (
+    ApplyRules,
+    EnsureNamespace,
+    FlushConntrack,
+    Garp,
+    ObservedDevice,
+    ObservedRouter,
+    Op,
+    PlugInterface,
+    Route,
+    SetAddresses,
+    SetRoutes,
+    SetSysctls,
+    Teardown,
+    UnplugInterface,
+    floatingip_statuses,
+    plan,
+)
+from neutrino.agents.metadata import MetadataProxies
+from neutrino.agents.parallel import parallel
 from neutrino.config import Config
 from neutrino.feed.state import State
 from neutrino.system import iproute
@@ -149,9 +164,16 @@ class L3Driver:
     topic = "l3_agent"
     feed_types = ("router", "port", "subnet", "network", "floatingip", "l3_binding")
 
-    def __init__(self, cfg: L3Config, iface: InterfaceDriver, marks: Path,
-                 metadata: MetadataProxies | None = None, *, host: Host,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        cfg: L3Config,
+        iface: InterfaceDriver,
+        marks: Path,
+        metadata: MetadataProxies | None = None,
+        *,
+        host: Host,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.cfg = cfg
         self.host = host
         self.clock = clock
@@ -162,23 +184,30 @@ class L3Driver:
         self.counts = {"routers": 0, "ex_gw_ports": 0, "interfaces": 0, "floating_ips": 0}
         self.reported: dict[str, str] = {}
         self.garps = _GarpSender(host.garp)
-        self.applied: dict[str, RouterView] = {}   # router -> the view the host matched after a pass
-        self.retry: set[str] = set()                # routers whose last pass failed
-        self.full_sync_at: float | None = None      # self.clock() of the last full pass
+        self.applied: dict[str, RouterView] = {}  # router -> the view the host matched after a pass
+        self.retry: set[str] = set()  # routers whose last pass failed
+        self.full_sync_at: float | None = None  # self.clock() of the last full pass
         self._failed: set[str] = set()
-        self._errors: dict[str, str] = {}           # router -> the first failure of this pass's ops
+        self._errors: dict[str, str] = {}  # router -> the first failure of this pass's ops
         self._lock = threading.Lock()
         #: router -> what went wrong with it in the last pass (see the module doc).
         self.problems: dict[str, str] = {}
 
     def configurations(self) -> dict[str, Any]:
-        return {"agent_mode": "legacy", "handle_internal_only_routers": True, "interface_driver": "openvswitch",
-                "log_agent_heartbeats": False, "extensions": ["port_forwarding"], **self.counts,
-                **({"reconcile_error": problem_report(self.problems)} if self.problems else {})}
+        return {
+            "agent_mode": "legacy",
+            "handle_internal_only_routers": True,
+            "interface_driver": "openvswitch",
+            "log_agent_heartbeats": False,
+            "extensions": ["port_forwarding"],
+            **self.counts,
+            **({"reconcile_error": problem_report(self.problems)} if self.problems else {}),
+        }
 
     # --- observe ----------------------------------------------------------------------------
-    def observe(self, router_ids: Iterable[str] | None = None,
-                failed: dict[str, str] | None = None) -> dict[str, ObservedRouter]:
+    def observe(
+        self, router_ids: Iterable[str] | None = None, failed: dict[str, str] | None = None
+    ) -> dict[str, ObservedRouter]:
         """The routers of this agent (a mark each) as the host has them; only those of
         ``router_ids`` if given.  Two commands per router, routers in parallel.  A router
         that cannot be observed is left out (and named in ``failed``)."""
@@ -195,6 +224,7 @@ class L3Driver:
             except Exception as exc:  # noqa: BLE001 - one router must not stop the others
                 LOG.warning("observing router %s failed: %s", rid, exc)
                 return f"not observed ({type(exc).__name__}: {str(exc)[:200]})"
+
         out = {}
         for rid, got in zip(rids, parallel(one, rids)):
             if isinstance(got, str):
@@ -208,7 +238,7 @@ class L3Driver:
         ns = namespace_name(rid)
         if not self.host.netns_exists(ns):
             return ObservedRouter(namespace=False)
-        view = self.host.observe_netns(netns=ns)   # links, addresses, routes: one `ip` process
+        view = self.host.observe_netns(netns=ns)  # links, addresses, routes: one `ip` process
         routes4, routes6 = view.routes4, view.routes6
         if any(r.dst == "default" and not r.gateway and not r.nexthops for r in routes4):
             # A default route without gateway does not tell its family in the batch output.
@@ -217,13 +247,20 @@ class L3Driver:
         for a in view.addresses:
             if a.ifname != "lo" and not a.address.ip.is_link_local:
                 addrs.setdefault(a.ifname, set()).add(str(a.address))
-        devices = {link.name: ObservedDevice(link.name, frozenset(addrs.get(link.name, set())), link.mac,
-                                             link.mtu)
-                   for link in view.links if link.name != "lo"}
-        routes = {route for fam, fam_routes in ((4, routes4), (6, routes6)) for r in fam_routes
-                  if (route := _planner_route(r, fam)) is not None}
-        return ObservedRouter(namespace=True, devices=devices, routes=frozenset(routes),
-                              iptables=self.host.iptables_save(ns))
+        devices = {
+            link.name: ObservedDevice(link.name, frozenset(addrs.get(link.name, set())), link.mac, link.mtu)
+            for link in view.links
+            if link.name != "lo"
+        }
+        routes = {
+            route
+            for fam, fam_routes in ((4, routes4), (6, routes6))
+            for r in fam_routes
+            if (route := _planner_route(r, fam)) is not None
+        }
+        return ObservedRouter(
+            namespace=True, devices=devices, routes=frozenset(routes), iptables=self.host.iptables_save(ns)
+        )
 
     # --- apply ------------------------------------------------------------------------------------
     def apply(self, op: Op) -> None:
@@ -232,7 +269,7 @@ class L3Driver:
             self.marks.mkdir(parents=True, exist_ok=True)
             (self.marks / op.router_id).touch()
             self.host.ensure_netns(ns)
-            self.host.set_sysctls(op.sysctls, netns=ns)   # one sysctl process
+            self.host.set_sysctls(op.sysctls, netns=ns)  # one sysctl process
         elif isinstance(op, SetSysctls):
             self.host.set_sysctls(op.sysctls, netns=ns)
         elif isinstance(op, PlugInterface):
@@ -250,7 +287,7 @@ class L3Driver:
                 self.host.conntrack_flush(ns, dst=ip)
                 self.host.conntrack_flush(ns, src=ip)
         elif isinstance(op, Garp):
-            for ip in op.ips:   # in the background, one arping per address (see _GarpSender)
+            for ip in op.ips:  # in the background, one arping per address (see _GarpSender)
                 self.garps.send(op.device, ip, ns)
         elif isinstance(op, Teardown):
             if self.metadata is not None:
@@ -266,7 +303,7 @@ class L3Driver:
         ns = op.namespace
         if not self.host.netns_exists(ns):
             self.host.ensure_netns(ns, lo_up=False)
-        self.host.set_sysctls(op.sysctls, netns=ns)   # one sysctl process
+        self.host.set_sysctls(op.sysctls, netns=ns)  # one sysctl process
 
     def _set_routes(self, ns: str, op: SetRoutes) -> None:
         want = [r.normalised() for r in op.routes()]
@@ -281,8 +318,10 @@ class L3Driver:
                 if len(r.nexthops) == 1:
                     self.host.ensure_route(r.destination, via=r.nexthops[0], netns=ns)
                 else:
-                    self.host.ip_batch([["route", "replace", r.destination,
-                                    *[w for h in r.nexthops for w in ("nexthop", "via", h)]]], netns=ns)
+                    self.host.ip_batch(
+                        [["route", "replace", r.destination, *[w for h in r.nexthops for w in ("nexthop", "via", h)]]],
+                        netns=ns,
+                    )
             else:
                 self.host.ensure_route(r.destination, dev=r.device, netns=ns)
 
@@ -318,8 +357,7 @@ class L3Driver:
         if not rest:
             return
         ready = self._create_namespaces([op for g in rest for op in g if isinstance(op, EnsureNamespace)])
-        slow = self._create_devices([op for g in rest for op in g
-                                     if isinstance(op, PlugInterface) and not op.exists])
+        slow = self._create_devices([op for g in rest for op in g if isinstance(op, PlugInterface) and not op.exists])
         parallel(lambda g: self._apply_router(g, ready, slow), rest, name="router")
 
     def _create_namespaces(self, ops: list[EnsureNamespace]) -> set[str]:
@@ -342,6 +380,7 @@ class L3Driver:
             except Exception as exc:  # noqa: BLE001 - retried with the router's other ops
                 LOG.debug("sysctls of router %s: %s", op.router_id, exc)
                 return None
+
         return {rid for rid in parallel(sysctls, ops, name="router") if rid is not None}
 
     def _teardown_all(self, ops: list[Teardown]) -> None:
@@ -351,8 +390,13 @@ class L3Driver:
         its router is done with; an OVS port left behind would never be noticed)."""
         if self.metadata is not None:
             metadata = self.metadata
-            parallel(lambda op: self._attempt("stop metadata proxy", op.router_id, metadata.stop, op.router_id,
-                                              namespace_name(op.router_id)), ops, name="router")
+            parallel(
+                lambda op: self._attempt(
+                    "stop metadata proxy", op.router_id, metadata.stop, op.router_id, namespace_name(op.router_id)
+                ),
+                ops,
+                name="router",
+            )
         if _logged("delete router ports", "", self.iface.unplug_all, [d for op in ops for d in op.devices]):
             _logged("delete namespaces", "", self.host.remove_netns_all, [namespace_name(op.router_id) for op in ops])
         left = []
@@ -388,8 +432,9 @@ class L3Driver:
         lines: list[list[str]] = []
         batched: list[Op] = []
         for op in group:
-            if isinstance(op, _BATCHED) and not (isinstance(op, PlugInterface)
-                                                 and (op.exists or (rid, op.device) in slow)):
+            if isinstance(op, _BATCHED) and not (
+                isinstance(op, PlugInterface) and (op.exists or (rid, op.device) in slow)
+            ):
                 lines += ip_commands(op)
                 batched.append(op)
                 continue
@@ -415,8 +460,7 @@ class L3Driver:
         except Exception as exc:  # noqa: BLE001 - retried op by op below
             failures, why = [exc], str(exc)  # type: ignore[list-item]
         if failures:
-            LOG.info("router %s: %d ip command(s) failed (%s); applying its ops one by one", rid,
-                     len(failures), why)
+            LOG.info("router %s: %d ip command(s) failed (%s); applying its ops one by one", rid, len(failures), why)
             for op in ops:
                 self._attempt(type(op).__name__, rid, self.apply, op)
         for op in ops:
@@ -429,7 +473,7 @@ class L3Driver:
         if self.metadata is None:
             return
         for rid in down:
-            if self.metadata.running(rid):   # a pidfile read: no process started
+            if self.metadata.running(rid):  # a pidfile read: no process started
                 _logged("stop metadata proxy", rid, self.metadata.stop, rid, namespace_name(rid))
         if not self.cfg.enable_metadata_proxy:
             return
@@ -438,9 +482,10 @@ class L3Driver:
             ns = namespace_name(rid)
             try:
                 if self.host.netns_exists(ns):
-                    self.metadata.ensure_router(rid, ns)   # type: ignore[union-attr]
+                    self.metadata.ensure_router(rid, ns)  # type: ignore[union-attr]
             except Exception as exc:  # noqa: BLE001 - retried on the next pass
                 LOG.warning("metadata proxy for router %s failed: %s", rid, exc)
+
         parallel(one, router_ids)
 
     # --- the loop's entry point ----------------------------------------------------------------------
@@ -472,8 +517,9 @@ class L3Driver:
                 p = state.get("port", port.id) or {}
                 if p and p.get("binding:host_id") != self.cfg.host:
                     try:
-                        await self.client.api("PUT", f"/v2.0/ports/{port.id}",
-                                              {"port": {"binding:host_id": self.cfg.host}}, ok=(404,))
+                        await self.client.api(
+                            "PUT", f"/v2.0/ports/{port.id}", {"port": {"binding:host_id": self.cfg.host}}, ok=(404,)
+                        )
                     except Exception as exc:  # noqa: BLE001 - retried on the next pass
                         LOG.warning("binding port %s of router %s failed: %s", port.id, rid, exc)
                         problems.setdefault(rid, f"binding port {port.id} failed: {str(exc)[:160]}")
@@ -484,8 +530,11 @@ class L3Driver:
         differs from the one last applied (new, changed, removed) or whose last pass failed."""
         if self.full_sync_at is None or now - self.full_sync_at >= self.FULL_SYNC_INTERVAL:
             return None
-        return sorted({r for r, v in views.items() if self.applied.get(r) != v}
-                      | (self.applied.keys() - views.keys()) | self.retry)
+        return sorted(
+            {r for r, v in views.items() if self.applied.get(r) != v}
+            | (self.applied.keys() - views.keys())
+            | self.retry
+        )
 
     async def reconcile(self, state: State, changed: bool) -> dict[str, str]:
         # router -> what went wrong; such a router is left as it is this pass and retried.
@@ -502,8 +551,11 @@ class L3Driver:
             # read (planning would tear them down).
             skip = set(problems)
             observed = {r: o for r, o in observed.items() if r not in unreadable}
-            want = {r: v for r, v in (views if scope is None else {r: views[r] for r in scope if r in views}).items()
-                    if r not in skip}
+            want = {
+                r: v
+                for r, v in (views if scope is None else {r: views[r] for r in scope if r in views}).items()
+                if r not in skip
+            }
             ops = plan(self.cfg, want, observed, problems)
             failed = await asyncio.to_thread(self.apply_all, ops) if ops else set()
             for rid in failed:
@@ -517,8 +569,11 @@ class L3Driver:
                 else:
                     self.applied.pop(rid, None)
             self.retry = failed
-        await asyncio.to_thread(self.ensure_metadata_proxies, sorted(r for r, v in views.items() if v.admin_state_up),
-                                sorted(r for r, v in views.items() if not v.admin_state_up))
+        await asyncio.to_thread(
+            self.ensure_metadata_proxies,
+            sorted(r for r, v in views.items() if v.admin_state_up),
+            sorted(r for r, v in views.items() if not v.admin_state_up),
+        )
         if self.client is not None:
             # After plugging: the binding's feed change makes this host's OVS agent wire the
             # port, which it can do at once only if the device is already on br-int (otherwise
@@ -526,15 +581,20 @@ class L3Driver:
             await self._bind_ports(views, state, problems)
         self.problems = {r: why for r, why in problems.items()}
         statuses = floatingip_statuses(views)
-        delta = {f: s for f, s in statuses.items()
-                 if self.reported.get(f) != s and (state.get("floatingip", f) or {}).get("status") != s}
+        delta = {
+            f: s
+            for f, s in statuses.items()
+            if self.reported.get(f) != s and (state.get("floatingip", f) or {}).get("status") != s
+        }
         if delta and self.client is not None:
             await self.client.post("floatingips/status", {"host": self.cfg.host, "floatingips": delta})
             self.reported.update(delta)
-        self.counts = {"routers": len(views),
-                       "ex_gw_ports": sum(1 for v in views.values() if v.gateway is not None),
-                       "interfaces": sum(len(v.interfaces) for v in views.values()),
-                       "floating_ips": sum(len(v.floating_ips) for v in views.values())}
+        self.counts = {
+            "routers": len(views),
+            "ex_gw_ports": sum(1 for v in views.values() if v.gateway is not None),
+            "interfaces": sum(len(v.interfaces) for v in views.values()),
+            "floating_ips": sum(len(v.floating_ips) for v in views.values()),
+        }
         return {}
 
 
@@ -574,7 +634,7 @@ def _tried(what: str, rid: str, fn: Any, *args: Any, **kw: Any) -> str | None:
 def problem_report(problems: Mapping[str, str], limit: int = 500) -> str:
     """``router <id>: <what>; ...`` (bounded), for ``reconcile_error``."""
     text = "; ".join(f"router {rid}: {why}" for rid, why in sorted(problems.items()))
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _route_lines(r: Route, verb: str) -> list[str]:
@@ -594,11 +654,13 @@ def ip_commands(op: Op) -> list[list[str]]:
         return [InterfaceDriver.link_command(op.device, op.mac, op.mtu)]
     if isinstance(op, SetAddresses):
         dev = iproute.ifname(op.device)
-        return ([["addr", "del", str(iproute.interface(a)), "dev", dev] for a in op.remove]
-                + [["addr", "replace", str(iproute.interface(a)), "dev", dev] for a in op.add])
+        return [["addr", "del", str(iproute.interface(a)), "dev", dev] for a in op.remove] + [
+            ["addr", "replace", str(iproute.interface(a)), "dev", dev] for a in op.add
+        ]
     if isinstance(op, SetRoutes):
-        return ([_route_lines(r, "del") for r in op.stale]
-                + [_route_lines(r.normalised(), "replace") for r in op.routes()])
+        return [_route_lines(r, "del") for r in op.stale] + [
+            _route_lines(r.normalised(), "replace") for r in op.routes()
+        ]
     raise TypeError(f"no ip commands for {type(op).__name__}")
 
 
@@ -612,5 +674,10 @@ def interface_driver(host: Host, bridge: str) -> InterfaceDriver:
 
 
 def make_driver(cfg: Config, host_name: str, host: Host) -> L3Driver:
-    return L3Driver(l3_config(cfg, host_name), interface_driver(host, cfg.ovs.integration_bridge),
-                    cfg.state_dir / "l3", MetadataProxies.from_config(cfg, host), host=host)
+    return L3Driver(
+        l3_config(cfg, host_name),
+        interface_driver(host, cfg.ovs.integration_bridge),
+        cfg.state_dir / "l3",
+        MetadataProxies.from_config(cfg, host),
+        host=host,
+    )

@@ -92,12 +92,12 @@ def namespace_name(router_id: str) -> str:
 
 def internal_name(port_id: str) -> str:
     """``qr-`` + the port id's first 11 characters."""
-    return f"{INTERNAL_PREFIX}{port_id[:_DEV_LEN - len(INTERNAL_PREFIX)]}"
+    return f"{INTERNAL_PREFIX}{port_id[: _DEV_LEN - len(INTERNAL_PREFIX)]}"
 
 
 def gateway_name(port_id: str) -> str:
     """``qg-`` + the port id's first 11 characters."""
-    return f"{GATEWAY_PREFIX}{port_id[:_DEV_LEN - len(GATEWAY_PREFIX)]}"
+    return f"{GATEWAY_PREFIX}{port_id[: _DEV_LEN - len(GATEWAY_PREFIX)]}"
 
 
 # --- views -----------------------------------------------------------------------------
@@ -220,8 +220,7 @@ class RouterView:
         """Floating IPs actually configured: IPv4, on a router with an IPv4 gateway."""
         if self.gateway_ip is None:
             return ()
-        return tuple(f for f in self.floating_ips
-                     if ipaddress.ip_address(f.floating_ip_address).version == 4)
+        return tuple(f for f in self.floating_ips if ipaddress.ip_address(f.floating_ip_address).version == 4)
 
     @property
     def ports(self) -> tuple[RouterPort, ...]:
@@ -230,15 +229,13 @@ class RouterView:
 
 
 # --- building views from the feed's API dicts ------------------------------------------
-def _values(items: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]]
-            ) -> list[Mapping[str, Any]]:
+def _values(items: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     if isinstance(items, Mapping):
         return list(items.values())
     return list(items)
 
 
-def _by_id(items: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]]
-           ) -> Mapping[str, Mapping[str, Any]]:
+def _by_id(items: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]]) -> Mapping[str, Mapping[str, Any]]:
     if isinstance(items, Mapping):
         return items
     return {d["id"]: d for d in items}
@@ -252,8 +249,9 @@ def _ip_key(ip: str) -> tuple[int, int]:
         return 9, 0
 
 
-def _port(d: Mapping[str, Any], kind: str, subnets: Mapping[str, Mapping[str, Any]],
-          networks: Mapping[str, Mapping[str, Any]]) -> RouterPort:
+def _port(
+    d: Mapping[str, Any], kind: str, subnets: Mapping[str, Mapping[str, Any]], networks: Mapping[str, Mapping[str, Any]]
+) -> RouterPort:
     ips = []
     subs: dict[str, RouterSubnet] = {}
     for f in d.get("fixed_ips") or ():
@@ -262,15 +260,24 @@ def _port(d: Mapping[str, Any], kind: str, subnets: Mapping[str, Mapping[str, An
             continue  # subnet not (yet) in the feed: the address waits for it
         net = ipaddress.ip_network(s["cidr"], strict=False)
         ips.append(RouterIp(f["ip_address"], net.prefixlen, s["id"]))
-        subs.setdefault(s["id"], RouterSubnet(s["id"], s["cidr"], int(s.get("ip_version") or net.version),
-                                              s.get("gateway_ip") or None))
+        subs.setdefault(
+            s["id"],
+            RouterSubnet(s["id"], s["cidr"], int(s.get("ip_version") or net.version), s.get("gateway_ip") or None),
+        )
     ips.sort(key=lambda i: (_ip_key(i.ip_address), i.subnet_id))
     net_d = networks.get(d.get("network_id", "")) or {}
     mtu = int(net_d.get("mtu") or 0) or 1500
     scope = net_d.get("ipv4_address_scope") or None
-    return RouterPort(d["id"], kind, str(d.get("mac_address", "")).lower(), d.get("network_id") or "",
-                      mtu, tuple(ips), tuple(subs[k] for k in sorted(subs)),
-                      str(scope) if scope is not None else None)
+    return RouterPort(
+        d["id"],
+        kind,
+        str(d.get("mac_address", "")).lower(),
+        d.get("network_id") or "",
+        mtu,
+        tuple(ips),
+        tuple(subs[k] for k in sorted(subs)),
+        str(scope) if scope is not None else None,
+    )
 
 
 def _port_range(pf: Mapping[str, Any], side: str) -> tuple[int, int] | None:
@@ -294,15 +301,17 @@ def _forwarding(pf: Mapping[str, Any]) -> PortForwarding | None:
     external = _port_range(pf, "external")
     if internal is None or external is None or not pf.get("internal_ip_address"):
         return None
-    return PortForwarding(str(pf["id"]), str(pf.get("protocol") or "tcp").lower(),
-                          str(pf["internal_ip_address"]), internal, external)
+    return PortForwarding(
+        str(pf["id"]), str(pf.get("protocol") or "tcp").lower(), str(pf["internal_ip_address"]), internal, external
+    )
 
 
 def _floating_ip(d: Mapping[str, Any]) -> FloatingIp | None:
     pfs = [p for p in (_forwarding(x) for x in d.get("port_forwardings") or ()) if p is not None]
     pfs.sort(key=lambda p: (p.protocol, p.external_ports, p.id))
-    fip = FloatingIp(d["id"], d["floating_ip_address"], d.get("fixed_ip_address") or None,
-                     d.get("port_id") or None, tuple(pfs))
+    fip = FloatingIp(
+        d["id"], d["floating_ip_address"], d.get("fixed_ip_address") or None, d.get("port_id") or None, tuple(pfs)
+    )
     if fip.associated:
         return fip
     if pfs:
@@ -310,12 +319,14 @@ def _floating_ip(d: Mapping[str, Any]) -> FloatingIp | None:
     return None
 
 
-def router_view(router: Mapping[str, Any],
-                ports: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
-                subnets: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
-                networks: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
-                floatingips: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
-                cfg: L3Config | None = None) -> RouterView:
+def router_view(
+    router: Mapping[str, Any],
+    ports: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+    subnets: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+    networks: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+    floatingips: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+    cfg: L3Config | None = None,
+) -> RouterView:
     """The view of ``router`` from API dicts; other routers' ports and FIPs are ignored."""
     rid = router["id"]
     subs, nets = _by_id(subnets), _by_id(networks)
@@ -336,27 +347,37 @@ def router_view(router: Mapping[str, Any],
         elif owner == DEVICE_OWNER_ROUTER_GW and gw_info is not None and p.get("id") == gw_port_id:
             gateway = _port(p, "qg", subs, nets)
     interfaces.sort(key=lambda p: p.id)
-    fips = [f for f in (_floating_ip(d) for d in _values(floatingips) if d.get("router_id") == rid)
-            if f is not None]
+    fips = [f for f in (_floating_ip(d) for d in _values(floatingips) if d.get("router_id") == rid) if f is not None]
     fips.sort(key=lambda f: (_ip_key(f.floating_ip_address), f.id))
-    routes = sorted({ExtraRoute(str(r["destination"]), str(r["nexthop"]))
-                     for r in router.get("routes") or ()},
-                    key=lambda r: (r.destination, _ip_key(r.nexthop)))
-    return RouterView(rid, bool(router.get("admin_state_up", True)), enable_snat,
-                      tuple(interfaces), gateway, tuple(fips), tuple(routes))
+    routes = sorted(
+        {ExtraRoute(str(r["destination"]), str(r["nexthop"])) for r in router.get("routes") or ()},
+        key=lambda r: (r.destination, _ip_key(r.nexthop)),
+    )
+    return RouterView(
+        rid,
+        bool(router.get("admin_state_up", True)),
+        enable_snat,
+        tuple(interfaces),
+        gateway,
+        tuple(fips),
+        tuple(routes),
+    )
 
 
-def router_views(routers: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
-                 ports: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
-                 subnets: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
-                 networks: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
-                 floatingips: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
-                 cfg: L3Config | None = None) -> dict[str, RouterView]:
+def router_views(
+    routers: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+    ports: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+    subnets: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+    networks: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+    floatingips: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str, Any]],
+    cfg: L3Config | None = None,
+) -> dict[str, RouterView]:
     """``router_view`` for every router given (those scheduled to this agent), by id."""
     rlist = _values(routers)
     ids = {r["id"] for r in rlist}
-    owner_of = {pid: r["id"] for r in rlist
-                for pid in (r.get("gw_port_id"), *(r.get("interface_port_ids") or ())) if pid}
+    owner_of = {
+        pid: r["id"] for r in rlist for pid in (r.get("gw_port_id"), *(r.get("interface_port_ids") or ())) if pid
+    }
     by_router_ports: dict[str, list[Mapping[str, Any]]] = {}
     for p in _values(ports):
         rid = owner_of.get(p.get("id", ""))
@@ -367,5 +388,7 @@ def router_views(routers: Mapping[str, Mapping[str, Any]] | Iterable[Mapping[str
         if f.get("router_id") in ids:
             by_router_fips.setdefault(f["router_id"], []).append(f)
     subs, nets = _by_id(subnets), _by_id(networks)
-    return {r["id"]: router_view(r, by_router_ports.get(r["id"], []), subs, nets,
-                                 by_router_fips.get(r["id"], []), cfg) for r in rlist}
+    return {
+        r["id"]: router_view(r, by_router_ports.get(r["id"], []), subs, nets, by_router_fips.get(r["id"], []), cfg)
+        for r in rlist
+    }

@@ -150,8 +150,7 @@ class Route:
     def sort_key(self) -> tuple[int, int, int, str, tuple[str, ...]]:
         net = ipaddress.ip_network(self.destination, strict=False)
         # on-link routes first (a gateway outside the subnet must be reachable first)
-        return (0 if not self.nexthops else 1, net.version, -net.prefixlen,
-                str(net.network_address), self.nexthops)
+        return (0 if not self.nexthops else 1, net.version, -net.prefixlen, str(net.network_address), self.nexthops)
 
 
 # --- observed state ----------------------------------------------------------------------
@@ -332,8 +331,18 @@ class Teardown:
     devices: tuple[str, ...] = ()
 
 
-Op = (EnsureNamespace | SetSysctls | PlugInterface | UnplugInterface | SetAddresses | SetRoutes
-      | ApplyRules | FlushConntrack | Garp | Teardown)
+Op = (
+    EnsureNamespace
+    | SetSysctls
+    | PlugInterface
+    | UnplugInterface
+    | SetAddresses
+    | SetRoutes
+    | ApplyRules
+    | FlushConntrack
+    | Garp
+    | Teardown
+)
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -382,17 +391,18 @@ def desired_routes(router: RouterView) -> SetRoutes:
                 continue
             versions.add(sub.ip_version)
             gw_ip = ipaddress.ip_address(sub.gateway_ip)
-            if not any(gw_ip in ipaddress.ip_network(s.cidr, strict=False)
-                       for s in gw.subnets if s.ip_version == gw_ip.version):
+            if not any(
+                gw_ip in ipaddress.ip_network(s.cidr, strict=False) for s in gw.subnets if s.ip_version == gw_ip.version
+            ):
                 onlink.append(str(gw_ip))
             default_via.append(str(gw_ip))
     hops: dict[str, set[str]] = {}
     for r in router.routes:
         hops.setdefault(_norm_cidr(r.destination), set()).add(_norm_ip(r.nexthop))
-    extra = tuple(sorted((Route(d, tuple(sorted(h, key=_ip_key))) for d, h in hops.items()),
-                         key=Route.sort_key))
-    return SetRoutes(router.id, device, tuple(sorted(default_via, key=_ip_key)), extra,
-                     tuple(sorted(onlink, key=_ip_key)))
+    extra = tuple(sorted((Route(d, tuple(sorted(h, key=_ip_key))) for d, h in hops.items()), key=Route.sort_key))
+    return SetRoutes(
+        router.id, device, tuple(sorted(default_via, key=_ip_key)), extra, tuple(sorted(onlink, key=_ip_key))
+    )
 
 
 def nat_by_floating_ip(iptables_text: str) -> dict[str, frozenset[str]]:
@@ -454,10 +464,12 @@ def _plan_router(cfg: L3Config, router: RouterView, obs: ObservedRouter) -> list
             ops.append(UnplugInterface(rid, name))
     for port in router.ports:
         cur = obs.devices.get(port.device)
-        if (cur is None or (cur.mac is not None and cur.mac.lower() != port.mac)
-                or (cur.mtu is not None and cur.mtu != port.mtu)):
-            ops.append(PlugInterface(rid, port.device, port.id, port.mac, port.mtu, port.kind,
-                                     exists=cur is not None))
+        if (
+            cur is None
+            or (cur.mac is not None and cur.mac.lower() != port.mac)
+            or (cur.mtu is not None and cur.mtu != port.mtu)
+        ):
+            ops.append(PlugInterface(rid, port.device, port.id, port.mac, port.mtu, port.kind, exists=cur is not None))
 
     garps: list[Garp] = []
     for port in router.ports:
@@ -467,11 +479,16 @@ def _plan_router(cfg: L3Config, router: RouterView, obs: ObservedRouter) -> list
         want = _norm_addrs(cidrs)
         if have != want:
             add = tuple(c for c in cidrs if _norm_addr(c) not in have)
-            remove = tuple(sorted(a for a in (cur.addresses if cur is not None else ())
-                                  if _norm_addr(a) not in want and _norm_addr(a) is not None))
+            remove = tuple(
+                sorted(
+                    a
+                    for a in (cur.addresses if cur is not None else ())
+                    if _norm_addr(a) not in want and _norm_addr(a) is not None
+                )
+            )
             ops.append(SetAddresses(rid, port.device, cidrs, add, remove))
             new = _v4(want - have)
-            if new and cur is not None:   # a new device is isolated until wired: no one to tell
+            if new and cur is not None:  # a new device is isolated until wired: no one to tell
                 garps.append(Garp(rid, port.device, tuple(new)))
 
     routes = desired_routes(router)
@@ -493,8 +510,12 @@ def _plan_router(cfg: L3Config, router: RouterView, obs: ObservedRouter) -> list
     return ops
 
 
-def plan(cfg: L3Config, desired: Mapping[str, RouterView],
-         observed: Mapping[str, ObservedRouter], problems: dict[str, str] | None = None) -> list[Op]:
+def plan(
+    cfg: L3Config,
+    desired: Mapping[str, RouterView],
+    observed: Mapping[str, ObservedRouter],
+    problems: dict[str, str] | None = None,
+) -> list[Op]:
     """All ops for this pass: teardowns first, then each router (sorted by id).
 
     ``desired`` holds only routers scheduled to this agent; ``observed`` every

@@ -211,11 +211,17 @@ def _base(b: _Builder, cfg: L3Config) -> None:
         b.chain("mangle", c)
     b.rule("mangle", "PREROUTING", "-j $mark")
     b.rule("mangle", "PREROUTING", "-j $scope")
-    b.rule("mangle", "PREROUTING", f"-m connmark ! --mark 0x0/{SCOPE_MASK} -j CONNMARK --restore-mark "
-                                   f"--nfmask {SCOPE_MASK} --ctmask {SCOPE_MASK}")
+    b.rule(
+        "mangle",
+        "PREROUTING",
+        f"-m connmark ! --mark 0x0/{SCOPE_MASK} -j CONNMARK --restore-mark --nfmask {SCOPE_MASK} --ctmask {SCOPE_MASK}",
+    )
     b.rule("mangle", "PREROUTING", "-j $floatingip")
-    b.rule("mangle", "float-snat", f"-m connmark --mark 0x0/{SCOPE_MASK} -j CONNMARK --save-mark "
-                                   f"--nfmask {SCOPE_MASK} --ctmask {SCOPE_MASK}")
+    b.rule(
+        "mangle",
+        "float-snat",
+        f"-m connmark --mark 0x0/{SCOPE_MASK} -j CONNMARK --save-mark --nfmask {SCOPE_MASK} --ctmask {SCOPE_MASK}",
+    )
 
     b.builtin("filter", "INPUT", f"-j {wrapped('INPUT')}")
     b.chain("filter", FILTER_TOP, wrap=False)
@@ -277,12 +283,20 @@ def _gateway(b: _Builder, cfg: L3Config, router: RouterView) -> None:
         b.rule("nat", "snat", f"-o {qg} -m connmark --mark {scope_marks(router)[gw.address_scope]} -j ACCEPT")
     if router.enable_snat:
         b.rule("nat", "snat", f"-o {qg} {_snat_target(cfg, gw_ip)}")
-        b.rule("nat", "snat", f"-m mark ! --mark {EXTERNAL_INGRESS_MARK}/{MARK_MASK} "
-                              f"-m conntrack --ctstate DNAT {_snat_target(cfg, gw_ip)}")
+        b.rule(
+            "nat",
+            "snat",
+            f"-m mark ! --mark {EXTERNAL_INGRESS_MARK}/{MARK_MASK} "
+            f"-m conntrack --ctstate DNAT {_snat_target(cfg, gw_ip)}",
+        )
     b.rule("nat", "POSTROUTING", f"! -o {qg} -m conntrack ! --ctstate DNAT -j ACCEPT")
     b.rule("mangle", "mark", f"-i {qg} -j MARK --set-xmark {EXTERNAL_INGRESS_MARK}/{MARK_MASK}")
-    b.rule("mangle", "POSTROUTING", f"-o {qg} -m connmark --mark 0x0/{SCOPE_MASK} -j CONNMARK "
-                                    f"--save-mark --nfmask {SCOPE_MASK} --ctmask {SCOPE_MASK}")
+    b.rule(
+        "mangle",
+        "POSTROUTING",
+        f"-o {qg} -m connmark --mark 0x0/{SCOPE_MASK} -j CONNMARK "
+        f"--save-mark --nfmask {SCOPE_MASK} --ctmask {SCOPE_MASK}",
+    )
 
 
 def _address_scopes(b: _Builder, router: RouterView) -> None:
@@ -305,12 +319,14 @@ def _address_scopes(b: _Builder, router: RouterView) -> None:
         fixed_scope = _scope_of_ip(router, inside)
         if fixed_scope == gw.address_scope:
             continue
-        b.rule("mangle", "floatingip",
-               f"-d {fip.floating_ip_address}/32 -j MARK --set-xmark {marks[fixed_scope]}")
+        b.rule("mangle", "floatingip", f"-d {fip.floating_ip_address}/32 -j MARK --set-xmark {marks[fixed_scope]}")
         if fip.fixed_ip_address:
             b.rule("mangle", "FORWARD", f"-s {fip.fixed_ip_address}/32 -j $float-snat")
-    if any(_scope_of_ip(router, f.fixed_ip_address) != gw.address_scope
-           for f in router.active_floating_ips if f.fixed_ip_address):
+    if any(
+        _scope_of_ip(router, f.fixed_ip_address) != gw.address_scope
+        for f in router.active_floating_ips
+        if f.fixed_ip_address
+    ):
         b.rule("mangle", "float-snat", f"-o {gw.device} -j MARK --set-xmark {marks[gw.address_scope]}")
 
 
@@ -321,8 +337,7 @@ def _floating_ips(b: _Builder, cfg: L3Config, fips: Iterable[FloatingIp]) -> Non
             dnat = f"-d {fip.floating_ip_address}/32 -j DNAT --to-destination {fip.fixed_ip_address}"
             b.rule("nat", "PREROUTING", dnat)
             b.rule("nat", "OUTPUT", dnat)
-            b.rule("nat", "float-snat",
-                   f"-s {fip.fixed_ip_address}/32 {_snat_target(cfg, fip.floating_ip_address)}")
+            b.rule("nat", "float-snat", f"-s {fip.fixed_ip_address}/32 {_snat_target(cfg, fip.floating_ip_address)}")
     if not cfg.port_forwarding:
         return
     b.chain("nat", "fip-pf")
@@ -331,9 +346,13 @@ def _floating_ips(b: _Builder, cfg: L3Config, fips: Iterable[FloatingIp]) -> Non
         for pf in fip.port_forwardings:
             chain = b.chain("nat", f"pf-{pf.id}")
             b.rule("nat", "fip-pf", f"-j {chain}")
-            b.builtin("nat", chain, f"-d {fip.floating_ip_address}/32 {_proto_match(pf.protocol)} "
-                                 f"--dport {_ports(pf.external_ports, ':')} "
-                                 f"-j DNAT --to-destination {_pf_destination(pf)}")
+            b.builtin(
+                "nat",
+                chain,
+                f"-d {fip.floating_ip_address}/32 {_proto_match(pf.protocol)} "
+                f"--dport {_ports(pf.external_ports, ':')} "
+                f"-j DNAT --to-destination {_pf_destination(pf)}",
+            )
 
 
 def _admin_down(b: _Builder, cfg: L3Config) -> None:
@@ -423,8 +442,11 @@ class _TableAcc:
         policies.update(self.policies)
         order = [c for c in builtins] + sorted(c for c in policies if c not in builtins)
         order += sorted(c for c in self.rules if c not in policies)
-        return IptablesTable(self.name, tuple((c, policies.get(c, "-")) for c in order),
-                             tuple((c, r) for c in order for r in self.rules.get(c, ())))
+        return IptablesTable(
+            self.name,
+            tuple((c, policies.get(c, "-")) for c in order),
+            tuple((c, r) for c in order for r in self.rules.get(c, ())),
+        )
 
 
 def parse_iptables_save(text: str) -> dict[str, IptablesTable]:

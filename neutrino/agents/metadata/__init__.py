@@ -104,24 +104,39 @@ class MetadataProxies:
     host: Host = field(kw_only=True)
 
     @classmethod
-    def from_config(cls, cfg: Any, host: Host) -> "MetadataProxies":
+    def from_config(cls, cfg: Any, host: Host) -> MetadataProxies:
         user, group = proxy_identity(cfg)
         return cls(Path(cfg.state_dir), socket_path(cfg), bool(cfg.default.debug), user, group, host=host)
 
     def _ensure(self, c: conf.ProxyConf, ns: str) -> str:
-        return self.host.haproxy_ensure(conf.spec(self.state_dir, c, ns), conf.conf_path(self.state_dir, c.uuid),
-                              conf.render(c))
+        return self.host.haproxy_ensure(
+            conf.spec(self.state_dir, c, ns), conf.conf_path(self.state_dir, c.uuid), conf.render(c)
+        )
 
     def ensure_router(self, router_id: str, ns: str) -> str:
-        return self._ensure(conf.router_conf(self.state_dir, router_id, self.socket, debug=self.debug,
-                                             user=self.user, group=self.group), ns)
+        return self._ensure(
+            conf.router_conf(
+                self.state_dir, router_id, self.socket, debug=self.debug, user=self.user, group=self.group
+            ),
+            ns,
+        )
 
     def ensure_network(self, network_id: str, ns: str, v6_interface: str | None = None) -> str:
-        return self._ensure(conf.network_conf(self.state_dir, network_id, self.socket, debug=self.debug,
-                                              user=self.user, group=self.group, v6_interface=v6_interface), ns)
+        return self._ensure(
+            conf.network_conf(
+                self.state_dir,
+                network_id,
+                self.socket,
+                debug=self.debug,
+                user=self.user,
+                group=self.group,
+                v6_interface=v6_interface,
+            ),
+            ns,
+        )
 
     def stop(self, uuid: str, ns: str | None = None) -> None:
-        c = conf.router_conf(self.state_dir, uuid, self.socket)   # only pidfile + uuid matter
+        c = conf.router_conf(self.state_dir, uuid, self.socket)  # only pidfile + uuid matter
         self.host.haproxy_stop(conf.spec(self.state_dir, c, ns or None), conf.conf_path(self.state_dir, uuid))
 
     def running(self, uuid: str) -> bool:

@@ -48,8 +48,7 @@ BACKLOG = 4096
 IDLE_TIMEOUT = 600.0
 
 
-def bind_unix(path: str, mode: int = SOCKET_MODE, *, gid: int | None = None,
-              own_dir: bool = False) -> socket.socket:
+def bind_unix(path: str, mode: int = SOCKET_MODE, *, gid: int | None = None, own_dir: bool = False) -> socket.socket:
     """A listening unix socket at ``path`` (a stale socket file is replaced).
 
     With ``gid``: the socket gets that group and mode ``GROUP_SOCKET_MODE``; with
@@ -61,7 +60,7 @@ def bind_unix(path: str, mode: int = SOCKET_MODE, *, gid: int | None = None,
     if own_dir:
         os.chown(p.parent, -1, gid if gid is not None else -1)
         os.chmod(p.parent, GROUP_DIR_MODE if gid is not None else 0o700)
-        for parent in p.parent.parents:   # /run/neutrino: searchable, as for dnsmasq's files
+        for parent in p.parent.parents:  # /run/neutrino: searchable, as for dnsmasq's files
             if parent == Path("/run"):
                 break
             if parent.stat().st_mode & 0o011 != 0o011:
@@ -90,8 +89,18 @@ class MetadataDriver:
     topic = "N/A"
     feed_types = ("port", "router")
 
-    def __init__(self, socket: str, nova_host: str, nova_port: int, secret: str, *, protocol: str = "http",
-                 upstream: Upstream | None = None, gid: int | None = None, own_dir: bool = False) -> None:
+    def __init__(
+        self,
+        socket: str,
+        nova_host: str,
+        nova_port: int,
+        secret: str,
+        *,
+        protocol: str = "http",
+        upstream: Upstream | None = None,
+        gid: int | None = None,
+        own_dir: bool = False,
+    ) -> None:
         self.socket = socket
         self.gid, self.own_dir = gid, own_dir
         self.nova_host = nova_host
@@ -102,8 +111,12 @@ class MetadataDriver:
         self._sock: socket.socket | None = None
 
     def configurations(self) -> dict[str, Any]:
-        return {"metadata_proxy_socket": self.socket, "nova_metadata_host": self.nova_host,
-                "nova_metadata_port": self.nova_port, "log_agent_heartbeats": False}
+        return {
+            "metadata_proxy_socket": self.socket,
+            "nova_metadata_host": self.nova_host,
+            "nova_metadata_port": self.nova_port,
+            "log_agent_heartbeats": False,
+        }
 
     async def start(self) -> None:
         """Serve the socket (idempotent; serves it again if it was removed)."""
@@ -140,6 +153,12 @@ def make_driver(cfg: Config, host_name: str, host: Host) -> MetadataDriver:
     and DHCP agents through their ``MetadataProxies`` on their ``Host``."""
     md = cfg.metadata
     _user, group = proxy_identity(cfg)
-    return MetadataDriver(socket_path(cfg), md.nova_metadata_host, md.nova_metadata_port,
-                          md.metadata_proxy_shared_secret, protocol=md.nova_metadata_protocol,
-                          gid=group_id(group), own_dir=not md.metadata_proxy_socket)
+    return MetadataDriver(
+        socket_path(cfg),
+        md.nova_metadata_host,
+        md.nova_metadata_port,
+        md.metadata_proxy_shared_secret,
+        protocol=md.nova_metadata_protocol,
+        gid=group_id(group),
+        own_dir=not md.metadata_proxy_socket,
+    )

@@ -21,7 +21,7 @@ Memory is bounded: bodies over ``MAX_BODY`` are not kept, and past
 from __future__ import annotations
 
 import time
-from typing import Callable, Hashable
+from collections.abc import Callable, Hashable
 
 __all__ = ["AnswerCache", "MAX_AGE", "MAX_BODY", "max_age"]
 
@@ -55,7 +55,7 @@ class AnswerCache:
         self.max_bytes = max_bytes
         self.clock = clock
         self.bytes = 0
-        self._entries: dict[Hashable, tuple[float, int, bytes, str]] = {}   # insertion order = age
+        self._entries: dict[Hashable, tuple[float, int, bytes, str]] = {}  # insertion order = age
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -77,7 +77,7 @@ class AnswerCache:
         if key in self._entries:
             self._drop(key)
         self._entries[key] = (self.clock() + age, 200, body, content_type)
-        self.bytes += len(body) + 200          # + a rough per-entry overhead
+        self.bytes += len(body) + 200  # + a rough per-entry overhead
         while self.bytes > self.max_bytes and self._entries:
             self._drop(next(iter(self._entries)))
         return True

@@ -42,8 +42,18 @@ from pathlib import Path
 
 from neutrino.system.process import ProcessSpec
 
-__all__ = ["L3_BIND", "DHCP_BIND", "ProxyConf", "conf_path", "pidfile_path", "render", "same_config", "spec",
-           "router_conf", "network_conf"]
+__all__ = [
+    "L3_BIND",
+    "DHCP_BIND",
+    "ProxyConf",
+    "conf_path",
+    "pidfile_path",
+    "render",
+    "same_config",
+    "spec",
+    "router_conf",
+    "network_conf",
+]
 
 L3_BIND = "0.0.0.0:9697"
 DHCP_BIND = "169.254.169.254:80"
@@ -52,8 +62,13 @@ MAXCONN = 1024
 #: the metadata API), and each extra thread adds ~1 MB RSS per namespace (bench/metadata_bench.py).
 NBTHREAD = 1
 #: ``[haproxy]`` timeouts (Neutron's defaults).
-TIMEOUTS = (("http-request", "30s"), ("connect", "30s"), ("client", "32s"), ("server", "32s"),
-            ("http-keep-alive", "30s"))
+TIMEOUTS = (
+    ("http-request", "30s"),
+    ("connect", "30s"),
+    ("client", "32s"),
+    ("server", "32s"),
+    ("http-keep-alive", "30s"),
+)
 
 
 @dataclass(frozen=True)
@@ -100,18 +115,43 @@ def pidfile_path(state_dir: Path, uuid: str) -> Path:
     return Path(state_dir) / "external" / "pids" / f"{uuid}.pid.haproxy"
 
 
-def router_conf(state_dir: Path, router_id: str, socket_path: str, *, debug: bool = False,
-                user: str | None = None, group: str | None = None) -> ProxyConf:
+def router_conf(
+    state_dir: Path,
+    router_id: str,
+    socket_path: str,
+    *,
+    debug: bool = False,
+    user: str | None = None,
+    group: str | None = None,
+) -> ProxyConf:
     u, g = _names()
-    return ProxyConf(router_id, "router", L3_BIND, socket_path, str(pidfile_path(state_dir, router_id)),
-                     user or u, group or g, debug)
+    return ProxyConf(
+        router_id, "router", L3_BIND, socket_path, str(pidfile_path(state_dir, router_id)), user or u, group or g, debug
+    )
 
 
-def network_conf(state_dir: Path, network_id: str, socket_path: str, *, debug: bool = False,
-                 user: str | None = None, group: str | None = None, v6_interface: str | None = None) -> ProxyConf:
+def network_conf(
+    state_dir: Path,
+    network_id: str,
+    socket_path: str,
+    *,
+    debug: bool = False,
+    user: str | None = None,
+    group: str | None = None,
+    v6_interface: str | None = None,
+) -> ProxyConf:
     u, g = _names()
-    return ProxyConf(network_id, "network", DHCP_BIND, socket_path, str(pidfile_path(state_dir, network_id)),
-                     user or u, group or g, debug, v6_interface)
+    return ProxyConf(
+        network_id,
+        "network",
+        DHCP_BIND,
+        socket_path,
+        str(pidfile_path(state_dir, network_id)),
+        user or u,
+        group or g,
+        debug,
+        v6_interface,
+    )
 
 
 def render(c: ProxyConf) -> str:
@@ -167,5 +207,10 @@ def same_config(old: str | None, new: str) -> bool:
 def spec(state_dir: Path, c: ProxyConf, netns: str | None) -> ProcessSpec:
     """How to run (and recognise) the proxy: ``haproxy -f <conf>`` in ``netns``; haproxy
     daemonises and writes the pidfile itself; the uuid is in the conf path."""
-    return ProcessSpec(argv=("haproxy", "-f", str(conf_path(state_dir, c.uuid))), pidfile=Path(c.pidfile),
-                       netns=netns, uuid=c.uuid, daemonizes=True)
+    return ProcessSpec(
+        argv=("haproxy", "-f", str(conf_path(state_dir, c.uuid))),
+        pidfile=Path(c.pidfile),
+        netns=netns,
+        uuid=c.uuid,
+        daemonizes=True,
+    )

@@ -42,8 +42,9 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from neutrino.agents.metadata.cache import AnswerCache
 from neutrino.agents.metadata.upstream import Upstream, UpstreamError
@@ -51,8 +52,9 @@ from neutrino.agents.metadata.wire import Request
 
 LOG = logging.getLogger(__name__)
 
-ROUTER_INTERFACE_OWNERS = frozenset({"network:router_interface", "network:ha_router_replicated_interface",
-                                     "network:router_interface_distributed"})
+ROUTER_INTERFACE_OWNERS = frozenset(
+    {"network:router_interface", "network:ha_router_replicated_interface", "network:router_interface_distributed"}
+)
 PASSED_CODES = frozenset({400, 403, 404, 409, 500, 502, 503, 504})
 TIMEOUT = 60.0
 
@@ -118,8 +120,7 @@ class PortIndex:
     router_networks: dict[str, set[str]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, ports: Iterable[Mapping[str, Any]],
-              routers: Iterable[Mapping[str, Any]] = ()) -> "PortIndex":
+    def build(cls, ports: Iterable[Mapping[str, Any]], routers: Iterable[Mapping[str, Any]] = ()) -> PortIndex:
         idx = cls()
         router_of = {pid: r["id"] for r in routers for pid in r.get("interface_port_ids") or ()}
         for p in ports:
@@ -150,7 +151,7 @@ class PortIndex:
         found: dict[str, dict[str, Any]] = {}
         for net in sorted(networks):
             for p in table.get((net, key), ()):
-                found[p.get("id") or id(p)] = p   # type: ignore[index]
+                found[p.get("id") or id(p)] = p  # type: ignore[index]
         return list(found.values())
 
 
@@ -176,12 +177,15 @@ def resolve(index: PortIndex, headers: Mapping[str, str]) -> tuple[str, str, str
         raise LookupError_(404, f"no usable X-Forwarded-For ({forwarded!r})")
     ports = index.ports_for(index.networks(router_id, network_id), remote)
     if len(ports) != 1:
-        raise LookupError_(404, f"{len(ports)} ports for {remote} on "
-                                f"{'router ' + router_id if router_id else 'network ' + str(network_id)}")
+        raise LookupError_(
+            404,
+            f"{len(ports)} ports for {remote} on "
+            f"{'router ' + router_id if router_id else 'network ' + str(network_id)}",
+        )
     port = ports[0]
     instance = port.get("device_id") or ""
     project = port.get("project_id") or port.get("tenant_id") or ""
-    client_ip = remote.ip or forwarded.split(",")[-1].strip()   # type: ignore[union-attr]
+    client_ip = remote.ip or forwarded.split(",")[-1].strip()  # type: ignore[union-attr]
     return instance, project, client_ip
 
 
@@ -193,9 +197,16 @@ class MetadataProxy:
     keep the one they started with).
     """
 
-    def __init__(self, nova_url: str, secret: str, *, index: PortIndex | None = None,
-                 upstream: Upstream | None = None, timeout: float = TIMEOUT,
-                 cache: AnswerCache | None = None) -> None:
+    def __init__(
+        self,
+        nova_url: str,
+        secret: str,
+        *,
+        index: PortIndex | None = None,
+        upstream: Upstream | None = None,
+        timeout: float = TIMEOUT,
+        cache: AnswerCache | None = None,
+    ) -> None:
         self.nova_url = nova_url.rstrip("/")
         self.secret = secret
         self.index = index or PortIndex()
@@ -215,21 +226,30 @@ class MetadataProxy:
                 headers["x-forwarded-for"] = ", ".join(forwarded)
         return await self.forward(req.method, req.target, req.body, headers)
 
-    async def forward(self, method: str, target: str, body: bytes,
-                      headers: Mapping[str, str]) -> tuple[int, bytes, str]:
+    async def forward(
+        self, method: str, target: str, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[int, bytes, str]:
         """(status, body, content type) to send back for one request (``headers``: lower-case names)."""
         try:
             instance, project, client_ip = resolve(self.index, headers)
         except LookupError_ as exc:
             LOG.info("metadata request refused (%d): %s", exc.status, exc)
             return exc.status, b"", "text/plain"
-        replay = (method == "GET" and not body and "?" not in target
-                  and not any(name.lower() in headers for name in IMDS_HEADERS))
+        replay = (
+            method == "GET"
+            and not body
+            and "?" not in target
+            and not any(name.lower() in headers for name in IMDS_HEADERS)
+        )
         key = (instance, project, client_ip, target)
         if replay and (hit := self.cache.get(key)) is not None:
             return hit
-        out = [("X-Forwarded-For", client_ip), ("X-Instance-ID", instance), ("X-Tenant-ID", project),
-               ("X-Instance-ID-Signature", sign(self.secret, instance))]
+        out = [
+            ("X-Forwarded-For", client_ip),
+            ("X-Instance-ID", instance),
+            ("X-Tenant-ID", project),
+            ("X-Instance-ID-Signature", sign(self.secret, instance)),
+        ]
         # IMDSv2 session tokens pass through: they are bound to the instance by the
         # metadata API itself, so a forged one can only fail.
         for name in IMDS_HEADERS:
@@ -246,7 +266,7 @@ class MetadataProxy:
             if replay:
                 self.cache.put(key, r.body, ctype, r.headers.get("cache-control"))
             return 200, r.body, ctype
-        if r.status in (401, 405):   # IMDSv2 refusals and wrong methods keep their meaning
+        if r.status in (401, 405):  # IMDSv2 refusals and wrong methods keep their meaning
             return r.status, r.body, ctype
         if r.status == 403:
             LOG.warning("the metadata API refused instance %s: shared secrets do not match?", instance)

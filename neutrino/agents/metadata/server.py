@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from neutrino.agents.metadata.wire import BadMessage, Request, RequestReader, render_response
 
@@ -34,7 +34,7 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class _Session(asyncio.Protocol):
-    def __init__(self, server: "MetadataServer") -> None:
+    def __init__(self, server: MetadataServer) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.reader = RequestReader()
@@ -100,7 +100,7 @@ class _Session(asyncio.Protocol):
     async def _serve(self, req: Request) -> None:
         try:
             status, body, ctype = await self.server.handler(req)
-        except Exception:  # noqa: BLE001 - a bug must not leave haproxy waiting
+        except Exception:
             LOG.exception("metadata request %s %s failed", req.method, req.target[:200])
             status, body, ctype = 500, b"", "text/plain"
         transport = self.transport

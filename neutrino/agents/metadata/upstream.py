@@ -54,7 +54,7 @@ class _Conn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.reader is None or self.waiter is None or self.waiter.done():
-            self.abort()            # bytes nobody asked for: this connection is done
+            self.abort()  # bytes nobody asked for: this connection is done
             return
         try:
             resp = self.reader.feed(data)
@@ -67,7 +67,7 @@ class _Conn(asyncio.Protocol):
             self._done(resp)
 
     def eof_received(self) -> bool:
-        return False                # close our side too
+        return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -118,9 +118,17 @@ class _Conn(asyncio.Protocol):
 class Upstream:
     """A pool of keep-alive connections to ``url`` (``http://host:port`` or ``https://...``)."""
 
-    def __init__(self, url: str, *, timeout: float = 60.0, connect_timeout: float = 10.0,
-                 max_connections: int = 100, max_idle: int = 32, idle_timeout: float = 30.0,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        max_connections: int = 100,
+        max_idle: int = 32,
+        idle_timeout: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"metadata API URL {url!r}: need http://host:port or https://host:port")
@@ -136,8 +144,7 @@ class Upstream:
         self._idle: list[_Conn] = []
         self._busy: set[_Conn] = set()
 
-    async def request(self, method: str, target: str, headers: list[tuple[str, str]],
-                      body: bytes = b"") -> Response:
+    async def request(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes = b"") -> Response:
         """Send one request and read its response (see the module docstring for errors)."""
         data = render_request(method, target, self.host_header, headers, body)
         if self._slots is None:
@@ -148,7 +155,7 @@ class Upstream:
                 try:
                     return await self._exchange(conn, data, method)
                 except _Lost:
-                    pass            # the server closed it while idle: it never saw the request
+                    pass  # the server closed it while idle: it never saw the request
             return await self._exchange(await self._connect(), data, method)
 
     async def _exchange(self, conn: _Conn, data: bytes, method: str) -> Response:
@@ -156,7 +163,7 @@ class Upstream:
         try:
             resp = await conn.exchange(data, ResponseReader(method), self.timeout)
         except BaseException:
-            conn.abort()            # includes cancellation: the answer may still come
+            conn.abort()  # includes cancellation: the answer may still come
             raise
         finally:
             self._busy.discard(conn)
@@ -180,10 +187,12 @@ class Upstream:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(_Conn, self.host, self.port, ssl=self.ssl), self.connect_timeout)
-        except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
-            raise UpstreamError(f"cannot connect to the metadata API at {self.url}: {exc or type(exc).__name__}") \
-                from exc
+                loop.create_connection(_Conn, self.host, self.port, ssl=self.ssl), self.connect_timeout
+            )
+        except (TimeoutError, OSError, ssl.SSLError) as exc:
+            raise UpstreamError(
+                f"cannot connect to the metadata API at {self.url}: {exc or type(exc).__name__}"
+            ) from exc
         return conn
 
     async def aclose(self) -> None:

@@ -29,8 +29,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_HEAD", "MAX_BODY", "BadMessage", "Request", "RequestReader", "Response", "ResponseReader",
-           "REASONS", "render_request", "render_response"]
+__all__ = [
+    "MAX_HEAD",
+    "MAX_BODY",
+    "BadMessage",
+    "Request",
+    "RequestReader",
+    "Response",
+    "ResponseReader",
+    "REASONS",
+    "render_request",
+    "render_response",
+]
 
 #: Largest request or response head (request line + headers) accepted.
 MAX_HEAD = 16 * 1024
@@ -38,11 +48,26 @@ MAX_HEAD = 16 * 1024
 #: password 1020 bytes; the rest are GETs).
 MAX_BODY = 1024 * 1024
 
-REASONS = {100: "Continue", 200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
-           403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
-           411: "Length Required", 413: "Payload Too Large", 414: "URI Too Long",
-           431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented",
-           502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+REASONS = {
+    100: "Continue",
+    200: "OK",
+    204: "No Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    411: "Length Required",
+    413: "Payload Too Large",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _IS_TOKEN = re.compile(_TOKEN.encode())
@@ -76,8 +101,8 @@ class BadMessage(Exception):
 class Request:
     method: str
     target: str
-    version: str                                  # "HTTP/1.1" or "HTTP/1.0"
-    headers: list[tuple[str, str]]                # in order, names lower-case
+    version: str  # "HTTP/1.1" or "HTTP/1.0"
+    headers: list[tuple[str, str]]  # in order, names lower-case
     body: bytes = b""
     keep_alive: bool = True
 
@@ -95,7 +120,7 @@ class Request:
 @dataclass(slots=True)
 class Response:
     status: int
-    headers: dict[str, str] = field(default_factory=dict)   # last value wins; names lower-case
+    headers: dict[str, str] = field(default_factory=dict)  # last value wins; names lower-case
     body: bytes = b""
     keep_alive: bool = True
 
@@ -145,7 +170,7 @@ class _Chunked:
         self.limit = limit
         self.parts: list[bytes] = []
         self.size = 0
-        self.state = "size"        # size | data | data-crlf | trailer | done
+        self.state = "size"  # size | data | data-crlf | trailer | done
         self.left = 0
 
     def feed(self, buf: bytearray) -> bool:
@@ -158,7 +183,7 @@ class _Chunked:
                         raise BadMessage(400, "chunk size or trailer line too long")
                     return False
                 line = bytes(buf[:end])
-                del buf[:end + 2]
+                del buf[: end + 2]
                 if self.state == "trailer":
                     if not line:
                         self.state = "done"
@@ -176,8 +201,8 @@ class _Chunked:
             elif self.state == "data":
                 if not buf:
                     return False
-                take = bytes(buf[:self.left])
-                del buf[:len(take)]
+                take = bytes(buf[: self.left])
+                del buf[: len(take)]
                 self.parts.append(take)
                 self.size += len(take)
                 self.left -= len(take)
@@ -211,7 +236,7 @@ class RequestReader:
     def __init__(self, max_head: int = MAX_HEAD, max_body: int = MAX_BODY) -> None:
         self.buf = bytearray()
         self.max_head, self.max_body = max_head, max_body
-        self._pending: Request | None = None   # head read, body not complete
+        self._pending: Request | None = None  # head read, body not complete
         self._length = 0
         self._chunked: _Chunked | None = None
         self.expects_continue = False
@@ -237,8 +262,8 @@ class RequestReader:
         else:
             if len(self.buf) < self._length:
                 return None
-            req.body = bytes(self.buf[:self._length])
-            del self.buf[:self._length]
+            req.body = bytes(self.buf[: self._length])
+            del self.buf[: self._length]
         self._pending, self._chunked, self._length, self.expects_continue = None, None, 0, False
         return req
 
@@ -250,13 +275,13 @@ class RequestReader:
             return None
         if end + 4 > self.max_head:
             raise BadMessage(431, "request head too large")
-        head = self.buf[:end + 2].decode("latin-1")
-        del self.buf[:end + 4]
+        head = self.buf[: end + 2].decode("latin-1")
+        del self.buf[: end + 4]
         m = _REQUEST_LINE.match(head)
         if m is None:
             raise BadMessage(400, f"malformed request line {head.partition(chr(13))[0][:60]!r}")
         method, target, version = m.groups()
-        headers = _fields(head[m.end():])
+        headers = _fields(head[m.end() :])
         f = _Framing(headers)
         req = Request(method, target, version, headers, keep_alive=f.keep_alive(version))
         if f.encodings:
@@ -290,7 +315,7 @@ class ResponseReader:
         self.buf = bytearray()
         self.max_head, self.max_body = max_head, max_body
         self.resp: Response | None = None
-        self._length: int | None = None     # None: until close
+        self._length: int | None = None  # None: until close
         self._chunked: _Chunked | None = None
         self.started = False
 
@@ -315,8 +340,8 @@ class ResponseReader:
             return None
         if len(self.buf) < self._length:
             return None
-        self.resp.body = bytes(self.buf[:self._length])
-        del self.buf[:self._length]
+        self.resp.body = bytes(self.buf[: self._length])
+        del self.buf[: self._length]
         return self.resp
 
     def eof(self) -> Response:
@@ -332,19 +357,19 @@ class ResponseReader:
             if len(self.buf) > self.max_head:
                 raise BadMessage(502, "response head too large")
             return False
-        head = self.buf[:end + 2].decode("latin-1")
-        del self.buf[:end + 4]
+        head = self.buf[: end + 2].decode("latin-1")
+        del self.buf[: end + 4]
         m = _STATUS_LINE.match(head)
         if m is None:
             raise BadMessage(502, f"malformed status line {head.partition(chr(13))[0][:60]!r}")
         status = int(m[2])
         try:
-            fields = _fields(head[m.end():])
+            fields = _fields(head[m.end() :])
             f = _Framing(fields)
         except BadMessage as exc:
             raise BadMessage(502, str(exc)) from None
         if 100 <= status < 200:
-            return self._head()   # interim response: the real one follows
+            return self._head()  # interim response: the real one follows
         self.resp = Response(status, dict(fields), keep_alive=f.keep_alive(m[1]))
         if self.method == "HEAD" or status in (204, 304):
             self._length = 0
@@ -367,9 +392,13 @@ def _header_block(headers: list[tuple[str, str]]) -> str:
     control character (so nothing sent can end a line or the head early)."""
     block = "".join([f"{name}: {value}\r\n" for name, value in headers])
     # one line per header (a value with a line end would add one), each a valid header line
-    if block.count("\n") != len(headers) or _FIELD_BLOCK.fullmatch(block) is None \
-            or _NAMES.fullmatch("".join([name for name, _ in headers])) is None \
-            or not block.isascii() and not _latin1(block):
+    if (
+        block.count("\n") != len(headers)
+        or _FIELD_BLOCK.fullmatch(block) is None
+        or _NAMES.fullmatch("".join([name for name, _ in headers])) is None
+        or not block.isascii()
+        and not _latin1(block)
+    ):
         raise ValueError(f"cannot send headers {[name for name, _ in headers]}")
     return block
 
@@ -382,18 +411,34 @@ def _latin1(text: str) -> bool:
     return True
 
 
-def render_response(status: int, body: bytes, content_type: str = "text/plain",
-                    headers: list[tuple[str, str]] | None = None, *, close: bool = False) -> bytes:
+def render_response(
+    status: int,
+    body: bytes,
+    content_type: str = "text/plain",
+    headers: list[tuple[str, str]] | None = None,
+    *,
+    close: bool = False,
+) -> bytes:
     """A complete response (always framed by Content-Length)."""
-    block = _header_block([("Content-Type", content_type), ("Content-Length", str(len(body))),
-                           *(headers or ()), *((("Connection", "close"),) if close else ())])
+    block = _header_block(
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            *(headers or ()),
+            *((("Connection", "close"),) if close else ()),
+        ]
+    )
     return f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}\r\n{block}\r\n".encode("latin-1") + body
 
 
 def render_request(method: str, target: str, host: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
     """A complete request (``Content-Length`` when there is a body or the method carries one)."""
-    if not method.isascii() or not _is_token(method.encode()) or not target.isascii() \
-            or _TARGET.fullmatch(target.encode()) is None:
+    if (
+        not method.isascii()
+        or not _is_token(method.encode())
+        or not target.isascii()
+        or _TARGET.fullmatch(target.encode()) is None
+    ):
         raise ValueError(f"cannot send {method} {target!r}")
     extra = [("Content-Length", str(len(body)))] if body or method in ("POST", "PUT", "PATCH") else []
     block = _header_block([("Host", host), *headers, *extra])

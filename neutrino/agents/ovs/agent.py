@@ -58,15 +58,28 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from neutrino.agents.ovs import derive
 from neutrino.agents.ovs.firewall import ConjIds, OvsFirewall
-from neutrino.agents.ovs.model import (AgentConfig, DesiredHost, EnsureBridge, EnsurePatch, EnsureTrunkPatch,
-                                       EnsureTunnelPort,
-                                       FlowSpec, ObservedBridge, ObservedPort, ObservedState, OvsdbOp,
-                                       RemovePort, SetPortOtherConfig, SetPortTag)
+from neutrino.agents.ovs.model import (
+    AgentConfig,
+    DesiredHost,
+    EnsureBridge,
+    EnsurePatch,
+    EnsureTrunkPatch,
+    EnsureTunnelPort,
+    FlowSpec,
+    ObservedBridge,
+    ObservedPort,
+    ObservedState,
+    OvsdbOp,
+    RemovePort,
+    SetPortOtherConfig,
+    SetPortTag,
+)
 from neutrino.agents.ovs.planner import local_vlans_from_observed, plan, port_flows
 from neutrino.agents.ovs.tables import LEARNED_FLOW_COOKIE
 from neutrino.config import Config
@@ -104,11 +117,17 @@ def datapath_type(setting: str) -> str:
 
 
 def agent_config(cfg: Config, host: str) -> AgentConfig:
-    return AgentConfig(host=host, integration_bridge=cfg.ovs.integration_bridge,
-                       tunnel_bridge=cfg.ovs.tunnel_bridge, bridge_mappings=dict(cfg.ovs.bridge_mappings),
-                       local_ip=cfg.ovs.local_ip or None, tunnel_types=tuple(cfg.agent.tunnel_types),
-                       l2_population=cfg.agent.l2_population, arp_responder=cfg.agent.arp_responder,
-                       datapath_type=datapath_type(cfg.ovs.datapath_type))  # type: ignore[arg-type]
+    return AgentConfig(
+        host=host,
+        integration_bridge=cfg.ovs.integration_bridge,
+        tunnel_bridge=cfg.ovs.tunnel_bridge,
+        bridge_mappings=dict(cfg.ovs.bridge_mappings),
+        local_ip=cfg.ovs.local_ip or None,
+        tunnel_types=tuple(cfg.agent.tunnel_types),
+        l2_population=cfg.agent.l2_population,
+        arp_responder=cfg.agent.arp_responder,
+        datapath_type=datapath_type(cfg.ovs.datapath_type),
+    )  # type: ignore[arg-type]
 
 
 def ovs_rundir(cfg: Config) -> Path:
@@ -131,28 +150,53 @@ def host_ovs(cfg: Config) -> sysovs.Ovs:
 # --- mapping between the planner's model and the system adapters -------------------------
 def to_system_op(op: OvsdbOp) -> list[sysovs.Op]:
     if isinstance(op, EnsureBridge):
-        return [sysovs.AddBridge(op.name, datapath_type=op.datapath_type, fail_mode=op.fail_mode,
-                                 protocols=op.protocols)]
+        return [
+            sysovs.AddBridge(op.name, datapath_type=op.datapath_type, fail_mode=op.fail_mode, protocols=op.protocols)
+        ]
     if isinstance(op, EnsurePatch):
         return [sysovs.AddPort(op.bridge, op.name, type="patch", options={"peer": op.peer})]
     if isinstance(op, EnsureTrunkPatch):
-        return [sysovs.AddPort(op.bridge, op.name, type="patch", options={"peer": op.peer},
-                               external_ids=dict(op.external_ids), tag=op.tag, vlan_mode=op.vlan_mode,
-                               trunks=tuple(op.trunks) or None)]
+        return [
+            sysovs.AddPort(
+                op.bridge,
+                op.name,
+                type="patch",
+                options={"peer": op.peer},
+                external_ids=dict(op.external_ids),
+                tag=op.tag,
+                vlan_mode=op.vlan_mode,
+                trunks=tuple(op.trunks) or None,
+            )
+        ]
     if isinstance(op, EnsureTunnelPort):
-        return [sysovs.AddPort(op.bridge, op.name, type=op.type, options={
-            "remote_ip": op.remote_ip, "local_ip": op.local_ip, "in_key": "flow", "out_key": "flow",
-            "df_default": "true"})]
+        return [
+            sysovs.AddPort(
+                op.bridge,
+                op.name,
+                type=op.type,
+                options={
+                    "remote_ip": op.remote_ip,
+                    "local_ip": op.local_ip,
+                    "in_key": "flow",
+                    "out_key": "flow",
+                    "df_default": "true",
+                },
+            )
+        ]
     if isinstance(op, RemovePort):
         return [sysovs.DelPort(op.name, op.bridge)]
     if isinstance(op, SetPortTag):
         out: list[sysovs.Op] = []
-        clear = [c for c, v in (("tag", op.tag), ("vlan_mode", op.vlan_mode), ("trunks", op.trunks or None))
-                 if v is None]
+        clear = [
+            c for c, v in (("tag", op.tag), ("vlan_mode", op.vlan_mode), ("trunks", op.trunks or None)) if v is None
+        ]
         if clear:
             out.append(sysovs.ClearColumns("Port", op.name, tuple(clear)))
-        cols = {k: v for k, v in (("tag", op.tag), ("vlan_mode", op.vlan_mode),
-                                  ("trunks", tuple(op.trunks) or None)) if v is not None}
+        cols = {
+            k: v
+            for k, v in (("tag", op.tag), ("vlan_mode", op.vlan_mode), ("trunks", tuple(op.trunks) or None))
+            if v is not None
+        }
         if cols:
             out.append(sysovs.SetPort(op.name, **cols))
         return out
@@ -166,15 +210,25 @@ def observed_port(p: sysovs.Port) -> ObservedPort:
     iface = p.iface
     ofport = iface.ofport if iface and iface.ofport and iface.ofport > 0 else None
     ext = iface.external_ids if iface else {}
-    return ObservedPort(name=p.name, ofport=ofport, iface_id=ext.get("iface-id"),
-                        attached_mac=ext.get("attached-mac"), tag=p.tag,
-                        other_config=dict(p.other_config), type=iface.type if iface else "",
-                        options=dict(iface.options) if iface else {}, vlan_mode=p.vlan_mode,
-                        trunks=tuple(p.trunks))
+    return ObservedPort(
+        name=p.name,
+        ofport=ofport,
+        iface_id=ext.get("iface-id"),
+        attached_mac=ext.get("attached-mac"),
+        tag=p.tag,
+        other_config=dict(p.other_config),
+        type=iface.type if iface else "",
+        options=dict(iface.options) if iface else {},
+        vlan_mode=p.vlan_mode,
+        trunks=tuple(p.trunks),
+    )
 
 
-def observed_state(state: sysovs.OvsState, flows: Mapping[str, frozenset[FlowSpec]],
-                   memo: dict[str, tuple[sysovs.Port, ObservedPort]] | None = None) -> ObservedState:
+def observed_state(
+    state: sysovs.OvsState,
+    flows: Mapping[str, frozenset[FlowSpec]],
+    memo: dict[str, tuple[sysovs.Port, ObservedPort]] | None = None,
+) -> ObservedState:
     """The planner's view of OVSDB + flows.
 
     ``memo`` (port name -> (Port, ObservedPort)) is reused across calls: a
@@ -190,16 +244,25 @@ def observed_state(state: sysovs.OvsState, flows: Mapping[str, frozenset[FlowSpe
             if hit is None or hit[0] is not p:
                 hit = memo[p.name] = (p, observed_port(p))
             ports.append(hit[1])
-        bridges[name] = ObservedBridge(name=name, datapath_type=br.datapath_type or "system",
-                                       fail_mode=br.fail_mode, protocols=tuple(br.protocols), ports=tuple(ports))
+        bridges[name] = ObservedBridge(
+            name=name,
+            datapath_type=br.datapath_type or "system",
+            fail_mode=br.fail_mode,
+            protocols=tuple(br.protocols),
+            ports=tuple(ports),
+        )
     for gone in [n for n in memo if n not in state.ports]:
         del memo[gone]
     return ObservedState(bridges=bridges, flows=dict(flows))
 
 
-def flow_changes(want: frozenset[FlowSpec], have: frozenset[FlowSpec] | None = None,
-                 dumped: Iterable[tuple[FlowSpec, int]] | None = None, *, cookie: int = 0
-                 ) -> tuple[set[FlowSpec], list[FlowSpec]]:
+def flow_changes(
+    want: frozenset[FlowSpec],
+    have: frozenset[FlowSpec] | None = None,
+    dumped: Iterable[tuple[FlowSpec, int]] | None = None,
+    *,
+    cookie: int = 0,
+) -> tuple[set[FlowSpec], list[FlowSpec]]:
     """(to add with ``cookie``, to delete) taking a bridge to exactly ``want`` (pure).
 
     Either ``have``: the flows the bridge holds, all with ``cookie`` (the
@@ -229,9 +292,16 @@ class OvsDriver:
     topic = "N/A"
     feed_types = ("network", "port", "agent", "security_group_rule", "security_group")
 
-    def __init__(self, cfg: AgentConfig, ovs: sysovs.Ovs, cookie: int | None = None,
-                 firewall_driver: str = "openvswitch", *, monitor: bool = True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        ovs: sysovs.Ovs,
+        cookie: int | None = None,
+        firewall_driver: str = "openvswitch",
+        *,
+        monitor: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.cfg = cfg
         #: "openvswitch": security groups enforced with conntrack; "noop": only
         #: MAC/IP/ARP anti-spoofing (tables 24/25).
@@ -272,21 +342,28 @@ class OvsDriver:
 
     def configurations(self) -> dict[str, Any]:
         c = self.cfg
-        return {"bridge_mappings": dict(c.bridge_mappings), "integration_bridge": c.integration_bridge,
-                "tunnel_types": list(c.tunnel_types), "tunneling_ip": c.local_ip or "",
-                "l2_population": c.l2_population, "arp_responder_enabled": c.arp_responder,
-                "enable_distributed_routing": False, "devices": self.devices,
-                "datapath_type": c.datapath_type, "ovs_hybrid_plug": False,
-                "firewall_driver": self.firewall_driver,
-                # Problems the last pass found (unknown physnet, VLANs exhausted, ...),
-                # visible in `openstack network agent show` instead of only in a log.
-                "errors": list(self.warnings),
-                **({"reconcile_error": self.port_report()} if self.port_errors else {})}
+        return {
+            "bridge_mappings": dict(c.bridge_mappings),
+            "integration_bridge": c.integration_bridge,
+            "tunnel_types": list(c.tunnel_types),
+            "tunneling_ip": c.local_ip or "",
+            "l2_population": c.l2_population,
+            "arp_responder_enabled": c.arp_responder,
+            "enable_distributed_routing": False,
+            "devices": self.devices,
+            "datapath_type": c.datapath_type,
+            "ovs_hybrid_plug": False,
+            "firewall_driver": self.firewall_driver,
+            # Problems the last pass found (unknown physnet, VLANs exhausted, ...),
+            # visible in `openstack network agent show` instead of only in a log.
+            "errors": list(self.warnings),
+            **({"reconcile_error": self.port_report()} if self.port_errors else {}),
+        }
 
     def port_report(self) -> str:
         """The isolated ports and why, one ``port <id>: <why>`` each (bounded)."""
         text = "; ".join(f"port {pid}: {why}" for pid, why in sorted(self.port_errors.items()))
-        return text if len(text) <= REPORT_MAX else text[:REPORT_MAX - 3] + "..."
+        return text if len(text) <= REPORT_MAX else text[: REPORT_MAX - 3] + "..."
 
     def _managed_bridges(self) -> list[str]:
         brs = [self.cfg.integration_bridge, *self.cfg.bridge_mappings.values()]
@@ -329,8 +406,7 @@ class OvsDriver:
         if mon is not None and len(ops) <= MONITOR_MAX_OPS:
             try:
                 mon.transact(ops, wait=False)
-                return {(op.table, op.record) for op in ops
-                        if isinstance(op, (sysovs.SetColumns, sysovs.ClearColumns))}
+                return {(op.table, op.record) for op in ops if isinstance(op, (sysovs.SetColumns, sysovs.ClearColumns))}
             except Unsupported:
                 pass
         self.ovs.transact(ops)
@@ -428,12 +504,16 @@ class OvsDriver:
         if self._desired is not None and self._desired[0] is state:
             return self._desired[1], self._desired[2]
         firewall_on = self.firewall_driver == "openvswitch"
-        desired = derive.desired_host(self.cfg, state.of("port"), state.of("network"), state.of("agent"),
-                                      state.of("security_group_rule") if firewall_on else None,
-                                      memo=self._port_memo,
-                                      sg_groups=state.of("security_group") if firewall_on else None)
-        firewall = (OvsFirewall(desired.security_groups, desired.group_members, self.conj_ids)
-                    if firewall_on else None)
+        desired = derive.desired_host(
+            self.cfg,
+            state.of("port"),
+            state.of("network"),
+            state.of("agent"),
+            state.of("security_group_rule") if firewall_on else None,
+            memo=self._port_memo,
+            sg_groups=state.of("security_group") if firewall_on else None,
+        )
+        firewall = OvsFirewall(desired.security_groups, desired.group_members, self.conj_ids) if firewall_on else None
         self._desired = (state, desired, firewall)
         return desired, firewall
 
@@ -442,12 +522,13 @@ class OvsDriver:
         desired, firewall = self._desired_state(state)
         if self.local_vlans is None:
             # Physical bridges named in bridge_mappings are created when missing.
-            self.ovs.transact([sysovs.AddBridge(b, datapath_type=self.cfg.datapath_type)
-                               for b in self.cfg.bridge_mappings.values()])
+            self.ovs.transact(
+                [sysovs.AddBridge(b, datapath_type=self.cfg.datapath_type) for b in self.cfg.bridge_mappings.values()]
+            )
         if full:
             self.full_passes += 1
             self._vswitchd_pid = self.ovs.vswitchd_pid()
-            self._rejected.clear()   # rejected ports are tried again
+            self._rejected.clear()  # rejected ports are tried again
         reread = full
         # A fresh host converges in a few passes: OVS assigns ofports only after a
         # port exists, and flows naming them come in the next pass.
@@ -472,7 +553,7 @@ class OvsDriver:
             ops = [s for op in p.ovsdb_ops for s in to_system_op(op)]
             written = self._transact(ops) if ops else set()
             if not self._apply_or_isolate(p, dumped, desired, firewall):
-                budget = max(budget, 1)   # plan again, with the rejected ports isolated
+                budget = max(budget, 1)  # plan again, with the rejected ports isolated
                 continue
             reread = False
             if not any(isinstance(op, STRUCTURAL_OPS) for op in p.ovsdb_ops):
@@ -524,8 +605,7 @@ class OvsDriver:
             if lines == self._dump_lines(bridge, installed):
                 return None
         self.dumps_parsed += 1
-        return [(FlowSpec(bridge, e.table, e.priority, e.match, e.actions), e.cookie)
-                for e in dump_entries(text)]
+        return [(FlowSpec(bridge, e.table, e.priority, e.match, e.actions), e.cookie) for e in dump_entries(text)]
 
     def _dump_lines(self, bridge: str, flows: frozenset[FlowSpec]) -> frozenset[str]:
         """``flows`` with this run's cookie, as ``dump-flows --no-stats`` prints them."""
@@ -535,17 +615,21 @@ class OvsDriver:
         head = f" cookie={self.cookie:#x}, "
         lines = frozenset(
             f"{head}{f'table={f.table}, ' if f.table else ''}priority={f.priority}"
-            f"{',' if f.match else ''}{f.match} actions={f.actions}" for f in flows)
+            f"{',' if f.match else ''}{f.match} actions={f.actions}"
+            for f in flows
+        )
         self._lines[bridge] = (flows, lines)
         return lines
 
     def _dump(self, bridge: str) -> list[tuple[FlowSpec, int]]:
         """Every flow of ``bridge`` as (FlowSpec, cookie)."""
-        return [(FlowSpec(bridge, e.table, e.priority, e.match, e.actions), e.cookie)
-                for e in self.of.dump_entries(bridge)]
+        return [
+            (FlowSpec(bridge, e.table, e.priority, e.match, e.actions), e.cookie) for e in self.of.dump_entries(bridge)
+        ]
 
-    def _apply_flows(self, planned: Mapping[str, frozenset[FlowSpec]],
-                     dumped: Mapping[str, list[tuple[FlowSpec, int]]]) -> int:
+    def _apply_flows(
+        self, planned: Mapping[str, frozenset[FlowSpec]], dumped: Mapping[str, list[tuple[FlowSpec, int]]]
+    ) -> int:
         """Make each bridge's flows the planned set, in one bundle per bridge.
 
         Against the dump when the pass read one, else against the memory of the
@@ -592,8 +676,13 @@ class OvsDriver:
                 del self._rejected[pid]
         return out
 
-    def _apply_or_isolate(self, p: Any, dumped: Mapping[str, list[tuple[FlowSpec, int]]],
-                          desired: DesiredHost, firewall: OvsFirewall | None) -> bool:
+    def _apply_or_isolate(
+        self,
+        p: Any,
+        dumped: Mapping[str, list[tuple[FlowSpec, int]]],
+        desired: DesiredHost,
+        firewall: OvsFirewall | None,
+    ) -> bool:
         """Apply the plan's flows; False when br-int's bundle was rejected and ports
         were found responsible (now in ``_rejected``; the caller plans again).  Raises
         when the rejection is not a port's (or another bridge's bundle failed)."""
@@ -605,17 +694,23 @@ class OvsDriver:
             if getattr(exc, "bridge", None) != br_int or not p.wired:
                 raise
             owned = {w.port.id: port_flows(self.cfg, w, firewall) for w in p.wired}
-            self._installed.pop(br_int, None)   # partly applied below: re-read next time
+            self._installed.pop(br_int, None)  # partly applied below: re-read next time
             rejected = self._find_rejected(br_int, p.flows[br_int], dumped.get(br_int), owned, exc)
             if not rejected:
-                raise   # every part went through on its own: no port to blame, the pass fails
+                raise  # every part went through on its own: no port to blame, the pass fails
         ports = {dp.id: dp for dp in desired.ports}
         for pid, why in rejected.items():
             self._rejected[pid] = (self._fingerprint(desired, ports[pid]), why)
         return False
 
-    def _find_rejected(self, bridge: str, want: frozenset[FlowSpec], dumped: list[tuple[FlowSpec, int]] | None,
-                       owned: Mapping[str, frozenset[FlowSpec]], exc: Exception) -> dict[str, str]:
+    def _find_rejected(
+        self,
+        bridge: str,
+        want: frozenset[FlowSpec],
+        dumped: list[tuple[FlowSpec, int]] | None,
+        owned: Mapping[str, frozenset[FlowSpec]],
+        exc: Exception,
+    ) -> dict[str, str]:
         """Apply ``want`` in parts and return the ports whose own flows the switch rejects
         (port id -> why).  First the flows nobody owns with every deletion (if that is
         rejected, no port is to blame: ``exc`` is raised again), then the ports' flows in

@@ -22,13 +22,23 @@ checked by the planner, which isolates them: ``planner.port_problem``.)
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any, Mapping
-
 import re
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
 
-from neutrino.agents.ovs.model import (FLOODING_IP, FLOODING_MAC, AgentConfig, DesiredHost, DesiredNetwork,
-                                       DesiredPort, DesiredTrunk, FdbEntry, SecurityGroupRule, TunnelPeer)
+from neutrino.agents.ovs.model import (
+    FLOODING_IP,
+    FLOODING_MAC,
+    AgentConfig,
+    DesiredHost,
+    DesiredNetwork,
+    DesiredPort,
+    DesiredTrunk,
+    FdbEntry,
+    SecurityGroupRule,
+    TunnelPeer,
+)
 from neutrino.ipam import addresses
 
 OVS_AGENT_TYPE = "Open vSwitch agent"
@@ -62,20 +72,28 @@ def tunnel_ips(agents: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
 
 
 def desired_network(net: Mapping[str, Any]) -> DesiredNetwork:
-    return DesiredNetwork(id=net["id"], network_type=net.get("provider:network_type") or "local",
-                          physical_network=net.get("provider:physical_network"),
-                          segmentation_id=net.get("provider:segmentation_id"), mtu=int(net.get("mtu") or 1500))
+    return DesiredNetwork(
+        id=net["id"],
+        network_type=net.get("provider:network_type") or "local",
+        physical_network=net.get("provider:physical_network"),
+        segmentation_id=net.get("provider:segmentation_id"),
+        mtu=int(net.get("mtu") or 1500),
+    )
 
 
 def desired_port(p: Mapping[str, Any]) -> DesiredPort:
     aaps = tuple((a.get("mac_address"), a["ip_address"]) for a in p.get("allowed_address_pairs") or [])
-    return DesiredPort(id=p["id"], network_id=p["network_id"], mac=p["mac_address"],
-                       fixed_ips=tuple(f["ip_address"] for f in p.get("fixed_ips") or []),
-                       allowed_address_pairs=aaps,
-                       port_security_enabled=bool(p.get("port_security_enabled", True)),
-                       admin_state_up=bool(p.get("admin_state_up", True)),
-                       device_owner=p.get("device_owner") or "",
-                       security_groups=tuple(sorted(p.get("security_groups") or ())))
+    return DesiredPort(
+        id=p["id"],
+        network_id=p["network_id"],
+        mac=p["mac_address"],
+        fixed_ips=tuple(f["ip_address"] for f in p.get("fixed_ips") or []),
+        allowed_address_pairs=aaps,
+        port_security_enabled=bool(p.get("port_security_enabled", True)),
+        admin_state_up=bool(p.get("admin_state_up", True)),
+        device_owner=p.get("device_owner") or "",
+        security_groups=tuple(sorted(p.get("security_groups") or ())),
+    )
 
 
 def _int_or_none(v: Any) -> int | None:
@@ -83,16 +101,24 @@ def _int_or_none(v: Any) -> int | None:
 
 
 def security_group_rule(r: Mapping[str, Any]) -> SecurityGroupRule:
-    return SecurityGroupRule(direction=r["direction"], ethertype=r.get("ethertype") or "IPv4",
-                             protocol=r.get("protocol"), port_range_min=_int_or_none(r.get("port_range_min")),
-                             port_range_max=_int_or_none(r.get("port_range_max")),
-                             remote_ip_prefix=r.get("remote_ip_prefix"), remote_group_id=r.get("remote_group_id"))
+    return SecurityGroupRule(
+        direction=r["direction"],
+        ethertype=r.get("ethertype") or "IPv4",
+        protocol=r.get("protocol"),
+        port_range_min=_int_or_none(r.get("port_range_min")),
+        port_range_max=_int_or_none(r.get("port_range_max")),
+        remote_ip_prefix=r.get("remote_ip_prefix"),
+        remote_group_id=r.get("remote_group_id"),
+    )
 
 
-def security_groups(mine: list[Mapping[str, Any]], ports: Mapping[str, Mapping[str, Any]],
-                    rules: Mapping[str, Mapping[str, Any]], memo: "Memo | None" = None,
-                    problems: list[str] | None = None
-                    ) -> tuple[dict[str, tuple[SecurityGroupRule, ...]], dict[str, tuple[str, ...]]]:
+def security_groups(
+    mine: list[Mapping[str, Any]],
+    ports: Mapping[str, Mapping[str, Any]],
+    rules: Mapping[str, Mapping[str, Any]],
+    memo: Memo | None = None,
+    problems: list[str] | None = None,
+) -> tuple[dict[str, tuple[SecurityGroupRule, ...]], dict[str, tuple[str, ...]]]:
     """(group -> rules, remote group -> member addresses) for the groups of ``mine``.
 
     Members are every port of the cloud in the group (its fixed IPs and
@@ -129,8 +155,11 @@ def security_groups(mine: list[Mapping[str, Any]], ports: Mapping[str, Mapping[s
                 addrs += [a["ip_address"] for a in p.get("allowed_address_pairs") or []]
                 # A member address that is not one would make the network's shared
                 # address-set flow (and so the whole bundle) fail: left out.
-                hit = (p, frozenset(p.get("security_groups") or ()),
-                       tuple(a for a in addrs if addresses.is_ip_or_network(a)))
+                hit = (
+                    p,
+                    frozenset(p.get("security_groups") or ()),
+                    tuple(a for a in addrs if addresses.is_ip_or_network(a)),
+                )
             seen_ports[id(p)] = hit
             if hit[1] and not remotes.isdisjoint(hit[1]):
                 for g in remotes.intersection(hit[1]):
@@ -155,12 +184,23 @@ class Memo:
 
 
 def _rule_key(r: SecurityGroupRule) -> tuple[Any, ...]:
-    return tuple("" if v is None else str(v) for v in (r.direction, r.ethertype, r.protocol, r.port_range_min,
-                                                       r.port_range_max, r.remote_ip_prefix, r.remote_group_id))
+    return tuple(
+        "" if v is None else str(v)
+        for v in (
+            r.direction,
+            r.ethertype,
+            r.protocol,
+            r.port_range_min,
+            r.port_range_max,
+            r.remote_ip_prefix,
+            r.remote_group_id,
+        )
+    )
 
 
-def _desired_ports(mine: list[Mapping[str, Any]],
-                   memo: dict[str, tuple[Mapping[str, Any], DesiredPort]] | None) -> tuple[DesiredPort, ...]:
+def _desired_ports(
+    mine: list[Mapping[str, Any]], memo: dict[str, tuple[Mapping[str, Any], DesiredPort]] | None
+) -> tuple[DesiredPort, ...]:
     """``desired_port`` of each body, by id; a body seen before (the same object: the
     feed state shares unchanged bodies between revisions) is not converted again."""
     out = []
@@ -204,24 +244,32 @@ def desired_trunks(mine: list[Mapping[str, Any]]) -> tuple[DesiredTrunk, ...]:
         subs = []
         for sp in details.get("sub_ports") or ():
             seg = sp.get("segmentation_id")
-            if (sp.get("segmentation_type") == "vlan" and isinstance(seg, int) and not isinstance(seg, bool)
-                    and 1 <= seg <= 4094 and isinstance(sp.get("port_id"), str)):
+            if (
+                sp.get("segmentation_type") == "vlan"
+                and isinstance(seg, int)
+                and not isinstance(seg, bool)
+                and 1 <= seg <= 4094
+                and isinstance(sp.get("port_id"), str)
+            ):
                 subs.append((sp["port_id"], seg))
         out.append(DesiredTrunk(p["id"], tuple(sorted(subs, key=lambda x: x[1]))))
     return tuple(out)
 
 
-def desired_host(cfg: AgentConfig, ports: Mapping[str, Mapping[str, Any]],
-                 networks: Mapping[str, Mapping[str, Any]],
-                 agents: Mapping[str, Mapping[str, Any]],
-                 sg_rules: Mapping[str, Mapping[str, Any]] | None = None, *,
-                 memo: Memo | None = None,
-                 sg_groups: Mapping[str, Mapping[str, Any]] | None = None) -> DesiredHost:
+def desired_host(
+    cfg: AgentConfig,
+    ports: Mapping[str, Mapping[str, Any]],
+    networks: Mapping[str, Mapping[str, Any]],
+    agents: Mapping[str, Mapping[str, Any]],
+    sg_rules: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    memo: Memo | None = None,
+    sg_groups: Mapping[str, Mapping[str, Any]] | None = None,
+) -> DesiredHost:
     """What this host's agent must wire; ``memo`` (kept by the caller across calls)
     only saves work, the result is the same without it.  ``sg_groups`` (the
     security groups, for their ``stateful``) matters only with ``sg_rules``."""
-    mine = [p for p in ports.values()
-            if p.get("binding:host_id") == cfg.host and p.get("binding:vif_type") == "ovs"]
+    mine = [p for p in ports.values() if p.get("binding:host_id") == cfg.host and p.get("binding:vif_type") == "ovs"]
     net_ids = sorted({p["network_id"] for p in mine if p["network_id"] in networks})
     nets = tuple(desired_network(networks[n]) for n in net_ids)
     problems: list[str] = []
@@ -249,15 +297,21 @@ def desired_host(cfg: AgentConfig, ports: Mapping[str, Mapping[str, Any]],
                 fdb.append(FdbEntry(net_id, ip, FLOODING_MAC, FLOODING_IP))
             mac = p.get("mac_address")
             if not (isinstance(mac, str) and _MAC.fullmatch(mac)):
-                continue   # no forwarding entry (it would be a flow ovs-ofctl rejects)
+                continue  # no forwarding entry (it would be a flow ovs-ofctl rejects)
             for f in p.get("fixed_ips") or []:
                 if addresses.is_ip(f["ip_address"]):
                     fdb.append(FdbEntry(net_id, ip, mac, f["ip_address"]))
-    group_rules, members = (security_groups(mine, ports, sg_rules, memo, problems) if sg_rules is not None
-                            else ({}, {}))
+    group_rules, members = security_groups(mine, ports, sg_rules, memo, problems) if sg_rules is not None else ({}, {})
     desired_ports = _desired_ports(mine, memo.ports if memo is not None else None)
     if sg_rules is not None:
         desired_ports = _with_modes(desired_ports, stateless_groups(sg_groups))
-    return DesiredHost(networks=nets, ports=desired_ports,
-                       tunnel_peers=peers, fdb=tuple(fdb), security_groups=group_rules, group_members=members,
-                       problems=tuple(problems), trunks=desired_trunks(mine))
+    return DesiredHost(
+        networks=nets,
+        ports=desired_ports,
+        tunnel_peers=peers,
+        fdb=tuple(fdb),
+        security_groups=group_rules,
+        group_members=members,
+        problems=tuple(problems),
+        trunks=desired_trunks(mine),
+    )

@@ -78,24 +78,24 @@ __all__ = ["ConjIds", "OvsFirewall", "port_masks", "rule_priority"]
 ZONE = "NXM_NX_REG6[0..15]"
 
 # priorities
-PRIO_ENTRY = 100            # 60: in_port of a port
-PRIO_ENTRY_INGRESS = 90     # 60: dst MAC of a filtered port, tagged with its local VLAN
-PRIO_TRACKED = 110          # 71: clear a conntrack state left from elsewhere
-PRIO_EGRESS_ALLOW = 95      # 71: ARP / ND from the port's MACs and addresses
-PRIO_DHCP_CLIENT = 80       # 71: DHCP requests
-PRIO_SERVER_DROP = 70       # 71: DHCP/RA server traffic from an instance
-PRIO_IP = 65                # 71: IP from the port's (MAC, IP) pairs -> conntrack
-PRIO_EGRESS_DROP = 10       # 71: anything else from the port
-PRIO_CT_STATE = 50          # 72/82: invalid, marked, replies and related
-PRIO_CT_OTHER = 40          # 72/82: no rule: mark established ones, drop the rest
-PRIO_LOCAL_DST = 100        # 73: to a filtered port on this host
+PRIO_ENTRY = 100  # 60: in_port of a port
+PRIO_ENTRY_INGRESS = 90  # 60: dst MAC of a filtered port, tagged with its local VLAN
+PRIO_TRACKED = 110  # 71: clear a conntrack state left from elsewhere
+PRIO_EGRESS_ALLOW = 95  # 71: ARP / ND from the port's MACs and addresses
+PRIO_DHCP_CLIENT = 80  # 71: DHCP requests
+PRIO_SERVER_DROP = 70  # 71: DHCP/RA server traffic from an instance
+PRIO_IP = 65  # 71: IP from the port's (MAC, IP) pairs -> conntrack
+PRIO_EGRESS_DROP = 10  # 71: anything else from the port
+PRIO_CT_STATE = 50  # 72/82: invalid, marked, replies and related
+PRIO_CT_OTHER = 40  # 72/82: no rule: mark established ones, drop the rest
+PRIO_LOCAL_DST = 100  # 73: to a filtered port on this host
 PRIO_LOCAL_DST_COMMIT = 105  # 73: a new connection to a stateless port here: commit, then as above
-PRIO_COMMIT = 90            # 73: commit new accepted connections
-PRIO_ACCEPT = 80            # 73: anything else accepted -> NORMAL
-PRIO_INGRESS_BASE = 100     # 81: ARP / ND to the port
-PRIO_DHCP_REPLY = 95        # 81: DHCP replies to the port
-PRIO_INGRESS_CT = 90        # 81: IP -> conntrack lookup
-PRIO_INGRESS_TRACKED = 80   # 81: already tracked (local sender) -> 82
+PRIO_COMMIT = 90  # 73: commit new accepted connections
+PRIO_ACCEPT = 80  # 73: anything else accepted -> NORMAL
+PRIO_INGRESS_BASE = 100  # 81: ARP / ND to the port
+PRIO_DHCP_REPLY = 95  # 81: DHCP replies to the port
+PRIO_INGRESS_CT = 90  # 81: IP -> conntrack lookup
+PRIO_INGRESS_TRACKED = 80  # 81: already tracked (local sender) -> 82
 RULE_BASE = 70
 
 NEW = "+new-est"
@@ -217,8 +217,17 @@ def _defaults(br: str) -> list[FlowSpec]:
 
 @functools.lru_cache(maxsize=16384)
 def _unfiltered(br: str, ofport: int, lvid: int) -> frozenset[FlowSpec]:
-    return frozenset((_flow(br, t.TRANSIENT, PRIO_ENTRY, f"in_port={ofport}",
-                            f"{_regs(ofport, lvid)},resubmit(,{t.ACCEPT_OR_INGRESS})"),))
+    return frozenset(
+        (
+            _flow(
+                br,
+                t.TRANSIENT,
+                PRIO_ENTRY,
+                f"in_port={ofport}",
+                f"{_regs(ofport, lvid)},resubmit(,{t.ACCEPT_OR_INGRESS})",
+            ),
+        )
+    )
 
 
 def _conntrack_flows(br: str, table: int, ofport: int, lvid: int, accept: str) -> list[FlowSpec]:
@@ -240,8 +249,15 @@ _Resolved = tuple[SecurityGroupRule, int | None]
 
 
 @functools.lru_cache(maxsize=16384)
-def _filtered(br: str, ofport: int, lvid: int, macs: tuple[str, ...], pairs: tuple[tuple[str, str], ...],
-              rules: tuple[_Resolved, ...], stateful: bool = True) -> frozenset[FlowSpec]:
+def _filtered(
+    br: str,
+    ofport: int,
+    lvid: int,
+    macs: tuple[str, ...],
+    pairs: tuple[tuple[str, str], ...],
+    rules: tuple[_Resolved, ...],
+    stateful: bool = True,
+) -> frozenset[FlowSpec]:
     """Every flow of one filtered port (memoised: a pass re-plans all ports, and only
     the ports whose addresses, network, ofport or rules changed get new flows; those
     are put together from the memoised flows of the port and of each of its rules, so
@@ -249,54 +265,125 @@ def _filtered(br: str, ofport: int, lvid: int, macs: tuple[str, ...], pairs: tup
 
     A frozenset: merging it into the pass's flow set reuses the hashes it stores
     (hashing ~50k flows again every pass would cost more than the rest of a pass)."""
-    parts = [_port_flows(br, ofport, lvid, macs, pairs) if stateful
-             else _stateless_port_flows(br, ofport, lvid, macs, pairs)]
+    parts = [
+        _port_flows(br, ofport, lvid, macs, pairs) if stateful else _stateless_port_flows(br, ofport, lvid, macs, pairs)
+    ]
     port_dims: dict[tuple[int, int, str], set[int]] = {}  # (table, prio, match) -> conj ids
     for rule, cid in rules:
         flows, dims = _rule_flows(br, ofport, rule, cid) if stateful else _stateless_rule_flows(br, ofport, rule, cid)
         parts.append(flows)
         for key in dims:
             port_dims.setdefault(key, set()).add(cid)  # type: ignore[arg-type]
-    parts.append(frozenset(FlowSpec(br, table, prio, m, _conjunctions(cids, 2))
-                           for (table, prio, m), cids in port_dims.items()))
+    parts.append(
+        frozenset(FlowSpec(br, table, prio, m, _conjunctions(cids, 2)) for (table, prio, m), cids in port_dims.items())
+    )
     # A union of frozensets reuses the hashes they store.
     return frozenset().union(*parts)
 
 
 @functools.lru_cache(maxsize=16384)
-def _port_flows(br: str, ofport: int, lvid: int, macs: tuple[str, ...],
-                pairs: tuple[tuple[str, str], ...]) -> frozenset[FlowSpec]:
+def _port_flows(
+    br: str, ofport: int, lvid: int, macs: tuple[str, ...], pairs: tuple[tuple[str, str], ...]
+) -> frozenset[FlowSpec]:
     """The flows of one filtered port that do not depend on its rules."""
     reg = f"reg5=0x{ofport:x}"
     regs = _regs(ofport, lvid)
     out = [_flow(br, t.TRANSIENT, PRIO_ENTRY, f"in_port={ofport}", f"{regs},resubmit(,{t.BASE_EGRESS})")]
     for m in macs:
-        out.append(_flow(br, t.TRANSIENT, PRIO_ENTRY_INGRESS, f"dl_vlan={lvid},dl_dst={m}",
-                         f"{regs},pop_vlan,resubmit(,{t.BASE_INGRESS})"))
-        out.append(_flow(br, t.ACCEPT_OR_INGRESS, PRIO_LOCAL_DST, f"reg6=0x{lvid:x},dl_dst={m}",
-                         f"set_field:0x{ofport:x}->reg5,resubmit(,{t.BASE_INGRESS})"))
+        out.append(
+            _flow(
+                br,
+                t.TRANSIENT,
+                PRIO_ENTRY_INGRESS,
+                f"dl_vlan={lvid},dl_dst={m}",
+                f"{regs},pop_vlan,resubmit(,{t.BASE_INGRESS})",
+            )
+        )
+        out.append(
+            _flow(
+                br,
+                t.ACCEPT_OR_INGRESS,
+                PRIO_LOCAL_DST,
+                f"reg6=0x{lvid:x},dl_dst={m}",
+                f"set_field:0x{ofport:x}->reg5,resubmit(,{t.BASE_INGRESS})",
+            )
+        )
         for icmp_type in ND_EGRESS:
-            out.append(_flow(br, t.BASE_EGRESS, PRIO_EGRESS_ALLOW, f"icmp6,{reg},dl_src={m},icmp_type={icmp_type}",
-                             f"resubmit(,{t.ACCEPTED_EGRESS_NORMAL})"))
-        out.append(_flow(br, t.BASE_EGRESS, PRIO_DHCP_CLIENT,
-                         f"udp,{reg},dl_src={m},nw_src=0.0.0.0,tp_src=68,tp_dst=67",
-                         f"resubmit(,{t.ACCEPT_OR_INGRESS})"))
-        out.append(_flow(br, t.BASE_EGRESS, PRIO_DHCP_CLIENT, f"udp6,{reg},dl_src={m},tp_src=546,tp_dst=547",
-                         f"resubmit(,{t.ACCEPT_OR_INGRESS})"))
-        out.append(_flow(br, t.BASE_EGRESS, PRIO_IP, f"ipv6,{reg},dl_src={m},ipv6_src={lla(m)}",
-                         f"ct(table={t.RULES_EGRESS},zone={ZONE})"))
+            out.append(
+                _flow(
+                    br,
+                    t.BASE_EGRESS,
+                    PRIO_EGRESS_ALLOW,
+                    f"icmp6,{reg},dl_src={m},icmp_type={icmp_type}",
+                    f"resubmit(,{t.ACCEPTED_EGRESS_NORMAL})",
+                )
+            )
+        out.append(
+            _flow(
+                br,
+                t.BASE_EGRESS,
+                PRIO_DHCP_CLIENT,
+                f"udp,{reg},dl_src={m},nw_src=0.0.0.0,tp_src=68,tp_dst=67",
+                f"resubmit(,{t.ACCEPT_OR_INGRESS})",
+            )
+        )
+        out.append(
+            _flow(
+                br,
+                t.BASE_EGRESS,
+                PRIO_DHCP_CLIENT,
+                f"udp6,{reg},dl_src={m},tp_src=546,tp_dst=547",
+                f"resubmit(,{t.ACCEPT_OR_INGRESS})",
+            )
+        )
+        out.append(
+            _flow(
+                br,
+                t.BASE_EGRESS,
+                PRIO_IP,
+                f"ipv6,{reg},dl_src={m},ipv6_src={lla(m)}",
+                f"ct(table={t.RULES_EGRESS},zone={ZONE})",
+            )
+        )
     for m, ip in pairs:
         if _ip_version(ip) == 4:
-            out.append(_flow(br, t.BASE_EGRESS, PRIO_EGRESS_ALLOW, f"arp,{reg},dl_src={m},arp_spa={ip}",
-                             f"resubmit(,{t.ACCEPTED_EGRESS_NORMAL})"))
-            out.append(_flow(br, t.BASE_EGRESS, PRIO_DHCP_CLIENT,
-                             f"udp,{reg},dl_src={m},nw_src={ip},tp_src=68,tp_dst=67",
-                             f"resubmit(,{t.ACCEPT_OR_INGRESS})"))
-            out.append(_flow(br, t.BASE_EGRESS, PRIO_IP, f"ip,{reg},dl_src={m},nw_src={ip}",
-                             f"ct(table={t.RULES_EGRESS},zone={ZONE})"))
+            out.append(
+                _flow(
+                    br,
+                    t.BASE_EGRESS,
+                    PRIO_EGRESS_ALLOW,
+                    f"arp,{reg},dl_src={m},arp_spa={ip}",
+                    f"resubmit(,{t.ACCEPTED_EGRESS_NORMAL})",
+                )
+            )
+            out.append(
+                _flow(
+                    br,
+                    t.BASE_EGRESS,
+                    PRIO_DHCP_CLIENT,
+                    f"udp,{reg},dl_src={m},nw_src={ip},tp_src=68,tp_dst=67",
+                    f"resubmit(,{t.ACCEPT_OR_INGRESS})",
+                )
+            )
+            out.append(
+                _flow(
+                    br,
+                    t.BASE_EGRESS,
+                    PRIO_IP,
+                    f"ip,{reg},dl_src={m},nw_src={ip}",
+                    f"ct(table={t.RULES_EGRESS},zone={ZONE})",
+                )
+            )
         else:
-            out.append(_flow(br, t.BASE_EGRESS, PRIO_IP, f"ipv6,{reg},dl_src={m},ipv6_src={ip}",
-                             f"ct(table={t.RULES_EGRESS},zone={ZONE})"))
+            out.append(
+                _flow(
+                    br,
+                    t.BASE_EGRESS,
+                    PRIO_IP,
+                    f"ipv6,{reg},dl_src={m},ipv6_src={ip}",
+                    f"ct(table={t.RULES_EGRESS},zone={ZONE})",
+                )
+            )
     drop = f"resubmit(,{t.DROPPED})"
     out += [
         _flow(br, t.BASE_EGRESS, PRIO_SERVER_DROP, f"udp,{reg},tp_src=67,tp_dst=68", drop),
@@ -312,10 +399,12 @@ def _port_flows(br: str, ofport: int, lvid: int, macs: tuple[str, ...],
     out += [
         _flow(br, t.BASE_INGRESS, PRIO_DHCP_REPLY, f"udp,{reg},tp_src=67,tp_dst=68", output),
         _flow(br, t.BASE_INGRESS, PRIO_DHCP_REPLY, f"udp6,{reg},tp_src=547,tp_dst=546", output),
-        _flow(br, t.BASE_INGRESS, PRIO_INGRESS_CT, f"ct_state=-trk,ip,{reg}",
-              f"ct(table={t.RULES_INGRESS},zone={ZONE})"),
-        _flow(br, t.BASE_INGRESS, PRIO_INGRESS_CT, f"ct_state=-trk,ipv6,{reg}",
-              f"ct(table={t.RULES_INGRESS},zone={ZONE})"),
+        _flow(
+            br, t.BASE_INGRESS, PRIO_INGRESS_CT, f"ct_state=-trk,ip,{reg}", f"ct(table={t.RULES_INGRESS},zone={ZONE})"
+        ),
+        _flow(
+            br, t.BASE_INGRESS, PRIO_INGRESS_CT, f"ct_state=-trk,ipv6,{reg}", f"ct(table={t.RULES_INGRESS},zone={ZONE})"
+        ),
         _flow(br, t.BASE_INGRESS, PRIO_INGRESS_TRACKED, f"ct_state=+trk,{reg}", f"resubmit(,{t.RULES_INGRESS})"),
     ]
     out += _conntrack_flows(br, t.RULES_INGRESS, ofport, lvid, output)
@@ -323,8 +412,9 @@ def _port_flows(br: str, ofport: int, lvid: int, macs: tuple[str, ...],
 
 
 @functools.lru_cache(maxsize=16384)
-def _stateless_port_flows(br: str, ofport: int, lvid: int, macs: tuple[str, ...],
-                          pairs: tuple[tuple[str, str], ...]) -> frozenset[FlowSpec]:
+def _stateless_port_flows(
+    br: str, ofport: int, lvid: int, macs: tuple[str, ...], pairs: tuple[tuple[str, str], ...]
+) -> frozenset[FlowSpec]:
     """``_port_flows`` of a port whose groups are stateless: the same anti-spoofing
     and ARP/ND/DHCP handling, but IP goes to the rule tables without a conntrack
     lookup (no ``ct()``, so no conntrack entry), and there is no connection-state
@@ -337,25 +427,32 @@ def _stateless_port_flows(br: str, ofport: int, lvid: int, macs: tuple[str, ...]
     out = []
     for f in _port_flows(br, ofport, lvid, macs, pairs):
         if f.table in (t.RULES_EGRESS, t.RULES_INGRESS):
-            continue                                        # the conntrack state flows
+            continue  # the conntrack state flows
         if f.table == t.BASE_EGRESS and f.actions.startswith("ct(table="):
             f = f._replace(actions=to_rules)
         elif f.table == t.BASE_INGRESS and "ct_state=" in f.match:
-            continue                                        # replaced below
+            continue  # replaced below
         out.append(f)
     reg = f"reg5=0x{ofport:x}"
     for eth in ("ip", "ipv6"):
         out.append(_flow(br, t.BASE_INGRESS, PRIO_INGRESS_CT, f"{eth},{reg}", f"resubmit(,{t.RULES_INGRESS})"))
         for m in macs:
-            out.append(_flow(br, t.ACCEPT_OR_INGRESS, PRIO_LOCAL_DST_COMMIT,
-                             f"ct_state={NEW},{eth},reg6=0x{lvid:x},dl_dst={m}",
-                             f"ct(commit,zone={ZONE}),set_field:0x{ofport:x}->reg5,resubmit(,{t.BASE_INGRESS})"))
+            out.append(
+                _flow(
+                    br,
+                    t.ACCEPT_OR_INGRESS,
+                    PRIO_LOCAL_DST_COMMIT,
+                    f"ct_state={NEW},{eth},reg6=0x{lvid:x},dl_dst={m}",
+                    f"ct(commit,zone={ZONE}),set_field:0x{ofport:x}->reg5,resubmit(,{t.BASE_INGRESS})",
+                )
+            )
     return frozenset(out)
 
 
 @functools.lru_cache(maxsize=65536)
-def _stateless_rule_flows(br: str, ofport: int, rule: SecurityGroupRule,
-                          cid: int | None) -> tuple[frozenset[FlowSpec], tuple[tuple[int, int, str], ...]]:
+def _stateless_rule_flows(
+    br: str, ofport: int, rule: SecurityGroupRule, cid: int | None
+) -> tuple[frozenset[FlowSpec], tuple[tuple[int, int, str], ...]]:
     """``_rule_flows`` of a stateless port: one flow per match, whatever the
     packet's conntrack state, accepting without a commit."""
     reg = f"reg5=0x{ofport:x}"
@@ -371,8 +468,9 @@ def _stateless_rule_flows(br: str, ofport: int, rule: SecurityGroupRule,
 
 
 @functools.lru_cache(maxsize=65536)
-def _rule_flows(br: str, ofport: int, rule: SecurityGroupRule,
-                cid: int | None) -> tuple[frozenset[FlowSpec], tuple[tuple[int, int, str], ...]]:
+def _rule_flows(
+    br: str, ofport: int, rule: SecurityGroupRule, cid: int | None
+) -> tuple[frozenset[FlowSpec], tuple[tuple[int, int, str], ...]]:
     """One rule of one port: (its flows, the (table, priority, match) of its conjunction
     dimension, merged per port by ``_filtered`` since rules may share one)."""
     reg = f"reg5=0x{ofport:x}"
@@ -431,20 +529,33 @@ class _AddressSets:
 
     def __init__(self) -> None:
         #: bucket key -> (groups, flows, canonical match -> how many members give it)
-        self.last: dict[tuple[str, int, int, int, bool],
-                        tuple[_Bucket, frozenset[FlowSpec], dict[str, int]]] = {}
+        self.last: dict[tuple[str, int, int, int, bool], tuple[_Bucket, frozenset[FlowSpec], dict[str, int]]] = {}
 
     def flows(self, br: str, table: int, prio: int, lvid: int, v6: bool, groups: _Bucket) -> frozenset[FlowSpec]:
         key = (br, table, prio, lvid, v6)
         prev = self.last.get(key)
         if prev is not None and prev[0] == groups:
             return prev[1]
-        if (prev is not None and len(groups) == 1 and len(prev[0]) == 1
-                and groups[0][0] == prev[0][0][0] and groups[0][2] == prev[0][0][2]):
+        if (
+            prev is not None
+            and len(groups) == 1
+            and len(prev[0]) == 1
+            and groups[0][0] == prev[0][0][0]
+            and groups[0][2] == prev[0][0][2]
+        ):
             (_, members, cids), ((_, old_members, _),) = groups[0], prev[0]
-            result, counts = self._update(br, table, prio, lvid, v6, cids, prev[1], dict(prev[2]),
-                                          set(old_members).difference(members),
-                                          set(members).difference(old_members))
+            result, counts = self._update(
+                br,
+                table,
+                prio,
+                lvid,
+                v6,
+                cids,
+                prev[1],
+                dict(prev[2]),
+                set(old_members).difference(members),
+                set(members).difference(old_members),
+            )
         else:
             result = _address_flows(br, table, prio, lvid, v6, groups)
             counts = {}
@@ -459,9 +570,18 @@ class _AddressSets:
         return result
 
     @staticmethod
-    def _update(br: str, table: int, prio: int, lvid: int, v6: bool, cids: tuple[int, ...],
-                flows: frozenset[FlowSpec], counts: dict[str, int], gone: set[str], added: set[str]
-                ) -> tuple[frozenset[FlowSpec], dict[str, int]]:
+    def _update(
+        br: str,
+        table: int,
+        prio: int,
+        lvid: int,
+        v6: bool,
+        cids: tuple[int, ...],
+        flows: frozenset[FlowSpec],
+        counts: dict[str, int],
+        gone: set[str],
+        added: set[str],
+    ) -> tuple[frozenset[FlowSpec], dict[str, int]]:
         actions = _conjunctions(cids, 1)
         drop: set[FlowSpec] = set()
         new: set[FlowSpec] = set()
@@ -500,11 +620,13 @@ def _conjunctions(cids: Iterable[int], dimension: int) -> str:
 
 
 @functools.lru_cache(maxsize=16384)
-def _addresses(mac: str, fixed_ips: tuple[str, ...], address_pairs: tuple[tuple[str | None, str], ...]
-               ) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+def _addresses(
+    mac: str, fixed_ips: tuple[str, ...], address_pairs: tuple[tuple[str | None, str], ...]
+) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
     """(allowed MACs, allowed (MAC, IP) pairs) of a port, in a stable order."""
-    pairs = tuple(sorted({(mac.lower(), ip) for ip in fixed_ips}
-                         | {((m or mac).lower(), ip) for m, ip in address_pairs}))
+    pairs = tuple(
+        sorted({(mac.lower(), ip) for ip in fixed_ips} | {((m or mac).lower(), ip) for m, ip in address_pairs})
+    )
     macs = tuple(sorted({mac.lower()} | {m for m, _ in pairs}))
     return macs, pairs
 
@@ -520,8 +642,12 @@ class OvsFirewall:
 
     provides_anti_spoofing = True
 
-    def __init__(self, groups: Mapping[str, Sequence[SecurityGroupRule]],
-                 members: Mapping[str, Sequence[str]], conj_ids: ConjIds | None = None) -> None:
+    def __init__(
+        self,
+        groups: Mapping[str, Sequence[SecurityGroupRule]],
+        members: Mapping[str, Sequence[str]],
+        conj_ids: ConjIds | None = None,
+    ) -> None:
         self.groups = groups
         self.members = members
         self.conj_ids = conj_ids if conj_ids is not None else ConjIds()
@@ -535,11 +661,19 @@ class OvsFirewall:
         """The port's rules (the union of its groups'), each with its conjunction id."""
         resolved = self._rules.get(port.security_groups)
         if resolved is None:
-            rules = sorted({r for g in port.security_groups for r in self.groups.get(g, ())},
-                           key=lambda r: tuple("" if v is None else str(v) for v in r))
+            rules = sorted(
+                {r for g in port.security_groups for r in self.groups.get(g, ())},
+                key=lambda r: tuple("" if v is None else str(v) for v in r),
+            )
             resolved = tuple(
-                (r, self.conj_ids.get((r.remote_group_id, r.direction, r.ethertype, rule_priority(r)))
-                 if r.remote_group_id else None) for r in rules)
+                (
+                    r,
+                    self.conj_ids.get((r.remote_group_id, r.direction, r.ethertype, rule_priority(r)))
+                    if r.remote_group_id
+                    else None,
+                )
+                for r in rules
+            )
             self._rules[port.security_groups] = resolved
         return resolved
 
@@ -549,8 +683,9 @@ class OvsFirewall:
         p, _, _, ofport, lvid = port
         if not self.filtered(p):
             return _unfiltered(bridge, ofport, lvid)
-        return _filtered(bridge, ofport, lvid, *_addresses(p.mac, p.fixed_ips, p.allowed_address_pairs),
-                         self.rules_of(p), p.stateful)
+        return _filtered(
+            bridge, ofport, lvid, *_addresses(p.mac, p.fixed_ips, p.allowed_address_pairs), self.rules_of(p), p.stateful
+        )
 
     def flows(self, bridge: str, ports: Sequence[WiredPort]) -> set[FlowSpec]:
         out = set(_defaults(bridge))
@@ -563,8 +698,9 @@ class OvsFirewall:
                 out |= _unfiltered(bridge, ofport, lvid)
                 continue
             rules = resolved.get(p.security_groups) or self.rules_of(p)
-            out |= _filtered(bridge, ofport, lvid, *_addresses(p.mac, p.fixed_ips, p.allowed_address_pairs),
-                             rules, p.stateful)
+            out |= _filtered(
+                bridge, ofport, lvid, *_addresses(p.mac, p.fixed_ips, p.allowed_address_pairs), rules, p.stateful
+            )
             uses.add((lvid, rules))
         # (table, priority, lvid, v6) -> remote group -> conjunction ids using its addresses
         buckets: dict[tuple[int, int, int, bool], dict[str, set[int]]] = {}
@@ -576,7 +712,8 @@ class OvsFirewall:
                     key = (table, rule_priority(rule), lvid, rule.ethertype == "IPv6")
                     buckets.setdefault(key, {}).setdefault(rule.remote_group_id, set()).add(cid)
         for (table, prio, lvid, v6), groups in buckets.items():
-            bucket = tuple(sorted((g, tuple(self.members.get(g, ())), tuple(sorted(cids)))
-                                  for g, cids in groups.items()))
+            bucket = tuple(
+                sorted((g, tuple(self.members.get(g, ())), tuple(sorted(cids))) for g, cids in groups.items())
+            )
             out |= _ADDRESS_SETS.flows(bridge, table, prio, lvid, v6, bucket)
         return out

@@ -28,10 +28,28 @@ _PROTOCOLS = ("arp", "rarp", "ip", "ipv6", "icmp", "icmp6", "tcp", "tcp6", "udp"
 #: The match fields the builders use, ranked in OVS's print order (lib/match.c
 #: ``match_format``), which ``oftext.MATCH_FIELD_ORDER`` holds for every field.
 _FIELDS = (
-    "reg5", "reg6", "tun_id", "in_port", "dl_vlan", "vlan_tci", "dl_src", "dl_dst",
-    "ipv6_src", "ipv6_dst", "arp_spa", "arp_tpa", "nw_src", "nw_dst",
-    "arp_op", "arp_sha", "arp_tha", "icmp_type", "icmp_code", "nd_target",
-    "tp_src", "tp_dst",
+    "reg5",
+    "reg6",
+    "tun_id",
+    "in_port",
+    "dl_vlan",
+    "vlan_tci",
+    "dl_src",
+    "dl_dst",
+    "ipv6_src",
+    "ipv6_dst",
+    "arp_spa",
+    "arp_tpa",
+    "nw_src",
+    "nw_dst",
+    "arp_op",
+    "arp_sha",
+    "arp_tha",
+    "icmp_type",
+    "icmp_code",
+    "nd_target",
+    "tp_src",
+    "tp_dst",
 )
 _RANK = {name: MATCH_FIELD_ORDER.index(name) for name in _FIELDS}
 
@@ -52,8 +70,7 @@ def match(proto: str | None = None, **fields: object) -> str:
     if unknown:
         raise ValueError(f"unsupported match field(s) {sorted(unknown)}")
     parts = [proto] if proto else []
-    parts += [f"{k}={v}" for k, v in sorted(fields.items(), key=lambda kv: _RANK[kv[0]])
-              if v is not None]
+    parts += [f"{k}={v}" for k, v in sorted(fields.items(), key=lambda kv: _RANK[kv[0]]) if v is not None]
     return ",".join(parts)
 
 
@@ -120,36 +137,58 @@ def in_port_drop(br: str, ofport: int, table: int = 0) -> FlowSpec:
     return _flow(br, table, t.PRIO_PORT_DROP, match(in_port=ofport), "drop")
 
 
-def int_provider_in(br: str, int_ofport: int, network_type: str,
-                    segmentation_id: int | None, lvid: int) -> FlowSpec:
+def int_provider_in(br: str, int_ofport: int, network_type: str, segmentation_id: int | None, lvid: int) -> FlowSpec:
     """Traffic from the physical bridge: segmentation id (or untagged) -> local VLAN."""
     if network_type == "flat":
-        return _flow(br, t.INT_LOCAL_SWITCHING, t.PRIO_PROVIDER_IN,
-                     match(in_port=int_ofport, vlan_tci=UNTAGGED),
-                     f"push_vlan:0x8100,{vlan_vid(lvid)},{_goto(t.TRANSIENT)}")
-    return _flow(br, t.INT_LOCAL_SWITCHING, t.PRIO_PROVIDER_IN,
-                 match(in_port=int_ofport, dl_vlan=segmentation_id),
-                 f"{vlan_vid(lvid)},{_goto(t.TRANSIENT)}")
+        return _flow(
+            br,
+            t.INT_LOCAL_SWITCHING,
+            t.PRIO_PROVIDER_IN,
+            match(in_port=int_ofport, vlan_tci=UNTAGGED),
+            f"push_vlan:0x8100,{vlan_vid(lvid)},{_goto(t.TRANSIENT)}",
+        )
+    return _flow(
+        br,
+        t.INT_LOCAL_SWITCHING,
+        t.PRIO_PROVIDER_IN,
+        match(in_port=int_ofport, dl_vlan=segmentation_id),
+        f"{vlan_vid(lvid)},{_goto(t.TRANSIENT)}",
+    )
 
 
 def trunk_from_parent(br: str, parent_ofport: int, vlan: int, peer_ofport: int) -> FlowSpec:
     """A trunk parent's frame tagged ``vlan``: untagged into its subport's ``spi-`` patch, so it
     enters br-int again on the subport's ``spt-`` VIF (its local VLAN, firewall, anti-spoofing)."""
-    return _flow(br, t.INT_LOCAL_SWITCHING, t.PRIO_TRUNK_SUBPORT, match(in_port=parent_ofport, dl_vlan=vlan),
-                 f"pop_vlan,output:{peer_ofport}")
+    return _flow(
+        br,
+        t.INT_LOCAL_SWITCHING,
+        t.PRIO_TRUNK_SUBPORT,
+        match(in_port=parent_ofport, dl_vlan=vlan),
+        f"pop_vlan,output:{peer_ofport}",
+    )
 
 
 def trunk_to_parent(br: str, peer_ofport: int, vlan: int, parent_ofport: int) -> FlowSpec:
     """What br-int sends to a subport (out of its ``spt-`` VIF, in at ``spi-``): tagged ``vlan``,
     out of the trunk parent's VIF."""
-    return _flow(br, t.INT_LOCAL_SWITCHING, t.PRIO_TRUNK_SUBPORT, match(in_port=peer_ofport),
-                 f"push_vlan:0x8100,{vlan_vid(vlan)},output:{parent_ofport}")
+    return _flow(
+        br,
+        t.INT_LOCAL_SWITCHING,
+        t.PRIO_TRUNK_SUBPORT,
+        match(in_port=peer_ofport),
+        f"push_vlan:0x8100,{vlan_vid(vlan)},output:{parent_ofport}",
+    )
 
 
 def trunk_tagged_drop(br: str, parent_ofport: int) -> FlowSpec:
     """A trunk parent's tagged frame of no subport's VLAN goes nowhere."""
-    return _flow(br, t.INT_LOCAL_SWITCHING, t.PRIO_TRUNK_TAGGED_DROP,
-                 match(in_port=parent_ofport, vlan_tci="0x1000/0x1000"), "drop")
+    return _flow(
+        br,
+        t.INT_LOCAL_SWITCHING,
+        t.PRIO_TRUNK_TAGGED_DROP,
+        match(in_port=parent_ofport, vlan_tci="0x1000/0x1000"),
+        "drop",
+    )
 
 
 def lla(mac_address: str) -> str:
@@ -160,8 +199,7 @@ def lla(mac_address: str) -> str:
     return str(ipaddress.IPv6Address(bytes([0xFE, 0x80] + [0] * 6 + eui)))
 
 
-def anti_spoof(br: str, ofport: int, macs: Iterable[str],
-               pairs: Iterable[tuple[str, str]]) -> list[FlowSpec]:
+def anti_spoof(br: str, ofport: int, macs: Iterable[str], pairs: Iterable[tuple[str, str]]) -> list[FlowSpec]:
     """ARP/NA, source-MAC and source-IP checks for one port (tables 0, 24, 25).
 
     Memoised: a pass at 1,000 ports otherwise spends most of its planning time
@@ -171,8 +209,9 @@ def anti_spoof(br: str, ofport: int, macs: Iterable[str],
 
 
 @functools.lru_cache(maxsize=16384)
-def _anti_spoof(br: str, ofport: int, macs: tuple[str, ...],
-                pairs: tuple[tuple[str, str], ...]) -> tuple[FlowSpec, ...]:
+def _anti_spoof(
+    br: str, ofport: int, macs: tuple[str, ...], pairs: tuple[tuple[str, str], ...]
+) -> tuple[FlowSpec, ...]:
     """See ``anti_spoof``.
 
     ``macs`` are the allowed source MACs, ``pairs`` the allowed (MAC,
@@ -193,39 +232,66 @@ def _anti_spoof(br: str, ofport: int, macs: tuple[str, ...],
 
     flows = [
         _flow(br, 0, t.PRIO_ARP_SPOOF_JUMP, match("arp", in_port=ofport), _goto(t.ARP_SPOOF)),
-        _flow(br, 0, t.PRIO_ARP_SPOOF_JUMP,
-              match("icmp6", in_port=ofport, icmp_type=NA_TYPE), _goto(t.ARP_SPOOF)),
+        _flow(br, 0, t.PRIO_ARP_SPOOF_JUMP, match("icmp6", in_port=ofport, icmp_type=NA_TYPE), _goto(t.ARP_SPOOF)),
         _flow(br, 0, t.PRIO_MAC_SPOOF_JUMP, match(in_port=ofport), _goto(t.MAC_SPOOF)),
         _flow(br, t.MAC_SPOOF, t.PRIO_IP_DROP, match("ip", in_port=ofport), "drop"),
         _flow(br, t.MAC_SPOOF, t.PRIO_IP_DROP, match("ipv6", in_port=ofport), "drop"),
     ]
     for m, p, version in allowed:
         if version == 4:
-            flows.append(_flow(br, t.ARP_SPOOF, t.PRIO_SPOOF_ALLOW,
-                               match("arp", in_port=ofport, arp_spa=p), _goto(t.MAC_SPOOF)))
-            flows.append(_flow(br, t.MAC_SPOOF, t.PRIO_IP_ALLOW,
-                               match("ip", in_port=ofport, dl_src=m, nw_src=p),
-                               _goto(t.TRANSIENT)))
+            flows.append(
+                _flow(br, t.ARP_SPOOF, t.PRIO_SPOOF_ALLOW, match("arp", in_port=ofport, arp_spa=p), _goto(t.MAC_SPOOF))
+            )
+            flows.append(
+                _flow(
+                    br,
+                    t.MAC_SPOOF,
+                    t.PRIO_IP_ALLOW,
+                    match("ip", in_port=ofport, dl_src=m, nw_src=p),
+                    _goto(t.TRANSIENT),
+                )
+            )
         else:
             # NA continues to the MAC/IPv6-source check (Neutron jumps to 60).
-            flows.append(_flow(br, t.ARP_SPOOF, t.PRIO_SPOOF_ALLOW,
-                               match("icmp6", in_port=ofport, icmp_type=NA_TYPE, nd_target=p),
-                               _goto(t.MAC_SPOOF)))
-            flows.append(_flow(br, t.MAC_SPOOF, t.PRIO_IP_ALLOW,
-                               match("ipv6", in_port=ofport, dl_src=m, ipv6_src=p),
-                               _goto(t.TRANSIENT)))
+            flows.append(
+                _flow(
+                    br,
+                    t.ARP_SPOOF,
+                    t.PRIO_SPOOF_ALLOW,
+                    match("icmp6", in_port=ofport, icmp_type=NA_TYPE, nd_target=p),
+                    _goto(t.MAC_SPOOF),
+                )
+            )
+            flows.append(
+                _flow(
+                    br,
+                    t.MAC_SPOOF,
+                    t.PRIO_IP_ALLOW,
+                    match("ipv6", in_port=ofport, dl_src=m, ipv6_src=p),
+                    _goto(t.TRANSIENT),
+                )
+            )
     for m in mac_set:
-        flows.append(_flow(br, t.MAC_SPOOF, t.PRIO_SPOOF_ALLOW,
-                           match(in_port=ofport, dl_src=m), _goto(t.TRANSIENT)))
-        flows.append(_flow(br, t.MAC_SPOOF, t.PRIO_IP_ALLOW,
-                           match("udp", in_port=ofport, dl_src=m, nw_src="0.0.0.0",
-                                 tp_src=68, tp_dst=67),
-                           _goto(t.TRANSIENT)))
+        flows.append(_flow(br, t.MAC_SPOOF, t.PRIO_SPOOF_ALLOW, match(in_port=ofport, dl_src=m), _goto(t.TRANSIENT)))
+        flows.append(
+            _flow(
+                br,
+                t.MAC_SPOOF,
+                t.PRIO_IP_ALLOW,
+                match("udp", in_port=ofport, dl_src=m, nw_src="0.0.0.0", tp_src=68, tp_dst=67),
+                _goto(t.TRANSIENT),
+            )
+        )
         for icmp_type in ICMP6_FROM_UNSPECIFIED:
-            flows.append(_flow(br, t.MAC_SPOOF, t.PRIO_IP_ALLOW,
-                               match("icmp6", in_port=ofport, dl_src=m, ipv6_src="::",
-                                     icmp_type=icmp_type),
-                               _goto(t.TRANSIENT)))
+            flows.append(
+                _flow(
+                    br,
+                    t.MAC_SPOOF,
+                    t.PRIO_IP_ALLOW,
+                    match("icmp6", in_port=ofport, dl_src=m, ipv6_src="::", icmp_type=icmp_type),
+                    _goto(t.TRANSIENT),
+                )
+            )
     return tuple(flows)
 
 
@@ -234,58 +300,63 @@ def phys_defaults(br: str) -> list[FlowSpec]:
     return [_flow(br, t.PHYS_LOCAL_SWITCHING, t.PRIO_DEFAULT, "", "NORMAL")]
 
 
-def phys_provider_out(br: str, phy_ofport: int, network_type: str,
-                      segmentation_id: int | None, lvid: int) -> FlowSpec:
+def phys_provider_out(br: str, phy_ofport: int, network_type: str, segmentation_id: int | None, lvid: int) -> FlowSpec:
     """Traffic from br-int: local VLAN -> segmentation id (vlan) or untagged (flat)."""
     m = match(in_port=phy_ofport, dl_vlan=lvid)
     if network_type == "flat":
         return _flow(br, t.PHYS_LOCAL_SWITCHING, t.PRIO_PROVIDER_OUT, m, "pop_vlan,NORMAL")
     assert segmentation_id is not None
-    return _flow(br, t.PHYS_LOCAL_SWITCHING, t.PRIO_PROVIDER_OUT, m,
-                 f"{vlan_vid(segmentation_id)},NORMAL")
+    return _flow(br, t.PHYS_LOCAL_SWITCHING, t.PRIO_PROVIDER_OUT, m, f"{vlan_vid(segmentation_id)},NORMAL")
 
 
 # --- br-tun ----------------------------------------------------------------------------
 def tun_defaults(br: str, patch_int_ofport: int | None, arp_responder: bool) -> list[FlowSpec]:
     flows = [
         _flow(br, t.TUN_LOCAL_SWITCHING, t.PRIO_DEFAULT, "", "drop"),
-        _flow(br, t.PATCH_LV_TO_TUN, t.PRIO_DEFAULT, match(dl_dst=UNICAST_MASK),
-              _goto(t.UCAST_TO_TUN)),
-        _flow(br, t.PATCH_LV_TO_TUN, t.PRIO_DEFAULT, match(dl_dst=MULTICAST_MASK),
-              _goto(t.FLOOD_TO_TUN)),
+        _flow(br, t.PATCH_LV_TO_TUN, t.PRIO_DEFAULT, match(dl_dst=UNICAST_MASK), _goto(t.UCAST_TO_TUN)),
+        _flow(br, t.PATCH_LV_TO_TUN, t.PRIO_DEFAULT, match(dl_dst=MULTICAST_MASK), _goto(t.FLOOD_TO_TUN)),
         _flow(br, t.UCAST_TO_TUN, t.PRIO_DEFAULT, "", _goto(t.FLOOD_TO_TUN)),
         _flow(br, t.FLOOD_TO_TUN, t.PRIO_DEFAULT, "", "drop"),
     ]
     flows += [_flow(br, table, t.PRIO_DEFAULT, "", "drop") for table in t.TUN_TABLE.values()]
     if arp_responder:
-        flows.append(_flow(br, t.PATCH_LV_TO_TUN, t.PRIO_ARP_BCAST,
-                           match("arp", dl_dst=BROADCAST_MAC), _goto(t.ARP_RESPONDER)))
+        flows.append(
+            _flow(br, t.PATCH_LV_TO_TUN, t.PRIO_ARP_BCAST, match("arp", dl_dst=BROADCAST_MAC), _goto(t.ARP_RESPONDER))
+        )
         flows.append(_flow(br, t.ARP_RESPONDER, t.PRIO_DEFAULT, "", _goto(t.FLOOD_TO_TUN)))
     if patch_int_ofport is not None:
-        flows.append(_flow(br, t.TUN_LOCAL_SWITCHING, t.PRIO_TUN_IN_PORT,
-                           match(in_port=patch_int_ofport), _goto(t.PATCH_LV_TO_TUN)))
-        flows.append(_flow(br, t.LEARN_FROM_TUN, t.PRIO_LEARN, "",
-                           f"{learn_action()},output:{patch_int_ofport}"))
+        flows.append(
+            _flow(
+                br, t.TUN_LOCAL_SWITCHING, t.PRIO_TUN_IN_PORT, match(in_port=patch_int_ofport), _goto(t.PATCH_LV_TO_TUN)
+            )
+        )
+        flows.append(_flow(br, t.LEARN_FROM_TUN, t.PRIO_LEARN, "", f"{learn_action()},output:{patch_int_ofport}"))
     return flows
 
 
 def learn_action() -> str:
     """Learn "remote MAC lives behind this tunnel port, on this VNI" into table 20."""
-    return (f"learn(table={t.UCAST_TO_TUN},hard_timeout={t.LEARN_HARD_TIMEOUT},"
-            f"priority={t.PRIO_LEARN},cookie=0x{t.LEARNED_FLOW_COOKIE:x},"
-            "NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],"
-            "load:0->NXM_OF_VLAN_TCI[],load:NXM_NX_TUN_ID[]->NXM_NX_TUN_ID[],"
-            "output:OXM_OF_IN_PORT[])")
+    return (
+        f"learn(table={t.UCAST_TO_TUN},hard_timeout={t.LEARN_HARD_TIMEOUT},"
+        f"priority={t.PRIO_LEARN},cookie=0x{t.LEARNED_FLOW_COOKIE:x},"
+        "NXM_OF_VLAN_TCI[0..11],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[],"
+        "load:0->NXM_OF_VLAN_TCI[],load:NXM_NX_TUN_ID[]->NXM_NX_TUN_ID[],"
+        "output:OXM_OF_IN_PORT[])"
+    )
 
 
 def tun_port_in(br: str, ofport: int, tunnel_type: str) -> FlowSpec:
-    return _flow(br, t.TUN_LOCAL_SWITCHING, t.PRIO_TUN_IN_PORT, match(in_port=ofport),
-                 _goto(t.TUN_TABLE[tunnel_type]))
+    return _flow(br, t.TUN_LOCAL_SWITCHING, t.PRIO_TUN_IN_PORT, match(in_port=ofport), _goto(t.TUN_TABLE[tunnel_type]))
 
 
 def tun_to_lv(br: str, tunnel_type: str, vni: int, lvid: int) -> FlowSpec:
-    return _flow(br, t.TUN_TABLE[tunnel_type], t.PRIO_TUN_TO_LV, match(tun_id=tun_id(vni)),
-                 f"push_vlan:0x8100,{vlan_vid(lvid)},{_goto(t.LEARN_FROM_TUN)}")
+    return _flow(
+        br,
+        t.TUN_TABLE[tunnel_type],
+        t.PRIO_TUN_TO_LV,
+        match(tun_id=tun_id(vni)),
+        f"push_vlan:0x8100,{vlan_vid(lvid)},{_goto(t.LEARN_FROM_TUN)}",
+    )
 
 
 def _to_tunnel(vni: int, ofports: Iterable[int]) -> str:
@@ -298,8 +369,9 @@ def flood(br: str, lvid: int, vni: int, ofports: Iterable[int]) -> FlowSpec:
 
 
 def l2pop_unicast(br: str, lvid: int, vni: int, mac_address: str, ofport: int) -> FlowSpec:
-    return _flow(br, t.UCAST_TO_TUN, t.PRIO_L2POP_UCAST,
-                 match(dl_vlan=lvid, dl_dst=mac(mac_address)), _to_tunnel(vni, [ofport]))
+    return _flow(
+        br, t.UCAST_TO_TUN, t.PRIO_L2POP_UCAST, match(dl_vlan=lvid, dl_dst=mac(mac_address)), _to_tunnel(vni, [ofport])
+    )
 
 
 def arp_reply(br: str, lvid: int, mac_address: str, ip: str) -> FlowSpec:
@@ -313,8 +385,7 @@ def arp_reply(br: str, lvid: int, mac_address: str, ip: str) -> FlowSpec:
         "move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],"
         f"set_field:{m}->eth_src,IN_PORT"
     )
-    return _flow(br, t.ARP_RESPONDER, t.PRIO_ARP_REPLY,
-                 match("arp", dl_vlan=lvid, arp_tpa=ip), actions)
+    return _flow(br, t.ARP_RESPONDER, t.PRIO_ARP_REPLY, match("arp", dl_vlan=lvid, arp_tpa=ip), actions)
 
 
 def dump(flows: Iterable[FlowSpec]) -> str:

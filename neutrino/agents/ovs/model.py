@@ -306,8 +306,9 @@ class EnsureTrunkPatch:
     external_ids: Mapping[str, str] = field(default_factory=dict)
 
 
-OvsdbOp = (EnsureBridge | EnsurePatch | EnsureTunnelPort | RemovePort | SetPortTag
-           | SetPortOtherConfig | EnsureTrunkPatch)
+OvsdbOp = (
+    EnsureBridge | EnsurePatch | EnsureTunnelPort | RemovePort | SetPortTag | SetPortOtherConfig | EnsureTrunkPatch
+)
 
 
 class WiredPort(NamedTuple):

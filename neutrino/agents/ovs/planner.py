@@ -138,8 +138,7 @@ def tunnel_port_name(tunnel_type: str, remote_ip: str) -> str:
 
 
 # --- local VLANs -----------------------------------------------------------------------
-def local_vlans_from_observed(observed: ObservedState,
-                              integration_bridge: str = "br-int") -> dict[str, int]:
+def local_vlans_from_observed(observed: ObservedState, integration_bridge: str = "br-int") -> dict[str, int]:
     """Recover network -> local VLAN from br-int ``Port other_config`` (agent restart).
 
     A port counts when ``other_config`` has ``net_uuid`` and ``tag`` and the
@@ -156,16 +155,14 @@ def local_vlans_from_observed(observed: ObservedState,
             lvid = int(port.other_config.get("tag", ""))
         except ValueError:
             continue
-        if (not net or net in result or lvid in used or port.tag != lvid
-                or not t.MIN_VLAN <= lvid <= t.MAX_VLAN):
+        if not net or net in result or lvid in used or port.tag != lvid or not t.MIN_VLAN <= lvid <= t.MAX_VLAN:
             continue
         result[net] = lvid
         used.add(lvid)
     return result
 
 
-def _allocate(in_use: Iterable[str],
-              previous: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
+def _allocate(in_use: Iterable[str], previous: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
     """Keep previous ids of networks still in use; lowest free id for the others."""
     result: dict[str, int] = {}
     used: set[int] = set()
@@ -221,8 +218,7 @@ def _tunnels_enabled(cfg: AgentConfig) -> bool:
 
 def _provisionable(cfg: AgentConfig, net: DesiredNetwork) -> bool:
     if net.network_type in t.TUN_TABLE:
-        return (_tunnels_enabled(cfg) and net.network_type in cfg.tunnel_types
-                and net.segmentation_id is not None)
+        return _tunnels_enabled(cfg) and net.network_type in cfg.tunnel_types and net.segmentation_id is not None
     if net.network_type == "vlan":
         return net.physical_network in cfg.bridge_mappings and net.segmentation_id is not None
     if net.network_type == "flat":
@@ -232,14 +228,16 @@ def _provisionable(cfg: AgentConfig, net: DesiredNetwork) -> bool:
 
 def _ensure_bridge(acc: _Acc, cfg: AgentConfig, name: str, obs: ObservedBridge | None) -> None:
     want = EnsureBridge(name, cfg.datapath_type)
-    if (obs is None or obs.datapath_type != want.datapath_type
-            or obs.fail_mode != want.fail_mode
-            or not set(want.protocols) <= set(obs.protocols)):
+    if (
+        obs is None
+        or obs.datapath_type != want.datapath_type
+        or obs.fail_mode != want.fail_mode
+        or not set(want.protocols) <= set(obs.protocols)
+    ):
         acc.bridges.append(want)
 
 
-def _ensure_patch(acc: _Acc, bridge: str, name: str, peer: str,
-                  obs: ObservedBridge | None) -> None:
+def _ensure_patch(acc: _Acc, bridge: str, name: str, peer: str, obs: ObservedBridge | None) -> None:
     port = obs.port(name) if obs else None
     if port is None or port.type != "patch" or port.options.get("peer") != peer:
         acc.patches.append(EnsurePatch(bridge, name, peer))
@@ -278,8 +276,7 @@ def _shown(value: object) -> str:
 
 
 @functools.lru_cache(maxsize=16384)
-def _address_problem(mac: str, fixed_ips: tuple[str, ...],
-                     pairs: tuple[tuple[str | None, str], ...]) -> str | None:
+def _address_problem(mac: str, fixed_ips: tuple[str, ...], pairs: tuple[tuple[str | None, str], ...]) -> str | None:
     if not isinstance(mac, str) or not _MAC.fullmatch(mac):
         return f"MAC address {_shown(mac)} is not a MAC address"
     for ip in fixed_ips:
@@ -305,8 +302,7 @@ def port_problem(port: DesiredPort) -> str | None:
     return _address_problem(port.mac, port.fixed_ips, port.allowed_address_pairs)
 
 
-def port_flows(cfg: AgentConfig, wired: WiredPort,
-               firewall: FirewallFlowProvider | None = None) -> frozenset[FlowSpec]:
+def port_flows(cfg: AgentConfig, wired: WiredPort, firewall: FirewallFlowProvider | None = None) -> frozenset[FlowSpec]:
     """The br-int flows that belong to ``wired`` alone (pure): its table-0 allow
     flow and its firewall (or anti-spoofing) flows.  Flows shared by several
     ports (defaults, the address sets of remote groups) are nobody's.  Without
@@ -337,10 +333,14 @@ def _port_errors(desired: DesiredHost, isolated: Mapping[str, str]) -> dict[str,
     return out
 
 
-def plan(cfg: AgentConfig, desired: DesiredHost, observed: ObservedState,
-         local_vlans: Mapping[str, int],
-         firewall: FirewallFlowProvider | None = None,
-         isolated: Mapping[str, str] | None = None) -> Plan:
+def plan(
+    cfg: AgentConfig,
+    desired: DesiredHost,
+    observed: ObservedState,
+    local_vlans: Mapping[str, int],
+    firewall: FirewallFlowProvider | None = None,
+    isolated: Mapping[str, str] | None = None,
+) -> Plan:
     """Plan one reconcile pass (pure).
 
     Args:
@@ -384,8 +384,7 @@ def plan(cfg: AgentConfig, desired: DesiredHost, observed: ObservedState,
         dport = ports.get(port.iface_id)
         net = nets.get(dport.network_id) if dport and dport.id not in port_errors else None
         if net is not None and not provisionable[net.id]:
-            acc.warnings.append(f"network {net.id} ({net.network_type}) cannot be "
-                                f"provisioned on this host")
+            acc.warnings.append(f"network {net.id} ({net.network_type}) cannot be provisioned on this host")
             net = None
         vifs.append(_Vif(port, port.ofport, dport, net))
     lvids, unallocated = _allocate((v.network.id for v in vifs if v.network), local_vlans)
@@ -413,7 +412,7 @@ def plan(cfg: AgentConfig, desired: DesiredHost, observed: ObservedState,
         if not want.items() <= port.other_config.items():
             acc.ports.append(SetPortOtherConfig(port.name, dict(want)))
     unwired = _plan_trunks(acc, int_name, desired, br_int, wired)
-    if unwired:     # subport VIFs not (yet, or any more) attached through their wired parent
+    if unwired:  # subport VIFs not (yet, or any more) attached through their wired parent
         gone = {fl.in_port_allow(int_name, w.ofport) for w in wired if w.port.id in unwired}
         wired = [w for w in wired if w.port.id not in unwired]
         allow = [f for f in allow if f not in gone]
@@ -443,8 +442,9 @@ def trunk_port_names(subport_id: str) -> tuple[str, str]:
     return t.SUBPORT_VIF_PREFIX + subport_id[:11], t.SUBPORT_PEER_PREFIX + subport_id[:11]
 
 
-def _plan_trunks(acc: _Acc, br: str, desired: DesiredHost, br_int: ObservedBridge | None,
-                 wired: Sequence[WiredPort]) -> set[str]:
+def _plan_trunks(
+    acc: _Acc, br: str, desired: DesiredHost, br_int: ObservedBridge | None, wired: Sequence[WiredPort]
+) -> set[str]:
     """Trunks: each subport of a trunk whose parent is wired gets a patch pair on br-int.
 
     ``spt-<id>`` is the subport's VIF (``iface-id``/``attached-mac``), wired like any VIF
@@ -480,25 +480,43 @@ def _plan_trunks(acc: _Acc, br: str, desired: DesiredHost, br_int: ObservedBridg
             if peer_ofport is None or sub_wired is None or sub_wired.name != vif:
                 continue
             attached.add(sub_id)
-            acc.add(br, [fl.trunk_from_parent(br, parent.ofport, vlan, peer_ofport),
-                         fl.trunk_to_parent(br, peer_ofport, vlan, parent.ofport)])
+            acc.add(
+                br,
+                [
+                    fl.trunk_from_parent(br, parent.ofport, vlan, peer_ofport),
+                    fl.trunk_to_parent(br, peer_ofport, vlan, parent.ofport),
+                ],
+            )
     for port in br_int.ports if br_int else ():
         if port.name.startswith((t.SUBPORT_VIF_PREFIX, t.SUBPORT_PEER_PREFIX)) and port.name not in wanted:
             acc.removals.append(RemovePort(br, port.name))
     return {w.port.id for w in wired if w.name.startswith(t.SUBPORT_VIF_PREFIX) and w.port.id not in attached}
 
 
-def _ensure_trunk_patches(acc: _Acc, br: str, br_int: ObservedBridge | None, vif: str, peer: str,
-                          sub: DesiredPort) -> None:
+def _ensure_trunk_patches(
+    acc: _Acc, br: str, br_int: ObservedBridge | None, vif: str, peer: str, sub: DesiredPort
+) -> None:
     """Create (or repair) a subport's patch pair; a VIF end created or repaired starts dead."""
     obs_vif = br_int.port(vif) if br_int else None
-    if (obs_vif is None or obs_vif.type != "patch" or obs_vif.options.get("peer") != peer
-            or obs_vif.iface_id != sub.id or obs_vif.attached_mac != sub.mac):
-        acc.patches.append(EnsureTrunkPatch(br, vif, peer, t.DEAD_VLAN, "trunk", DEAD_TRUNKS,
-                                            {"iface-id": sub.id, "attached-mac": sub.mac}))
+    if (
+        obs_vif is None
+        or obs_vif.type != "patch"
+        or obs_vif.options.get("peer") != peer
+        or obs_vif.iface_id != sub.id
+        or obs_vif.attached_mac != sub.mac
+    ):
+        acc.patches.append(
+            EnsureTrunkPatch(
+                br, vif, peer, t.DEAD_VLAN, "trunk", DEAD_TRUNKS, {"iface-id": sub.id, "attached-mac": sub.mac}
+            )
+        )
     obs_peer = br_int.port(peer) if br_int else None
-    if (obs_peer is None or obs_peer.type != "patch" or obs_peer.options.get("peer") != vif
-            or (obs_peer.tag, obs_peer.vlan_mode) != (t.DEAD_VLAN, "access")):
+    if (
+        obs_peer is None
+        or obs_peer.type != "patch"
+        or obs_peer.options.get("peer") != vif
+        or (obs_peer.tag, obs_peer.vlan_mode) != (t.DEAD_VLAN, "access")
+    ):
         acc.patches.append(EnsureTrunkPatch(br, peer, vif, t.DEAD_VLAN, "access"))
 
 
@@ -509,8 +527,7 @@ def _plan_dead(acc: _Acc, br: str, vif: _Vif) -> None:
     acc.add(br, [fl.in_port_drop(br, vif.ofport)])
 
 
-def _plan_anti_spoof(acc: _Acc, br: str, wired: list[WiredPort],
-                     firewall: FirewallFlowProvider | None) -> None:
+def _plan_anti_spoof(acc: _Acc, br: str, wired: list[WiredPort], firewall: FirewallFlowProvider | None) -> None:
     if firewall is not None:
         acc.add(br, firewall.flows(br, wired))
         if firewall.provides_anti_spoofing:
@@ -520,15 +537,18 @@ def _plan_anti_spoof(acc: _Acc, br: str, wired: list[WiredPort],
             acc.add(br, fl.anti_spoof(br, w.ofport, [w.port.mac], _spoof_pairs(w.port)))
 
 
-def _plan_physical(acc: _Acc, cfg: AgentConfig, observed: ObservedState,
-                   in_use: Mapping[str, DesiredNetwork], lvids: Mapping[str, int]) -> None:
+def _plan_physical(
+    acc: _Acc, cfg: AgentConfig, observed: ObservedState, in_use: Mapping[str, DesiredNetwork], lvids: Mapping[str, int]
+) -> None:
     int_name = cfg.integration_bridge
     br_int = observed.bridges.get(int_name)
     for physnet, br_name in sorted(cfg.bridge_mappings.items()):
         br = observed.bridges.get(br_name)
         if br is None:
-            acc.warnings.append(f"bridge {br_name} of physical network {physnet} does not "
-                                f"exist: create it (with its NIC) before starting the agent")
+            acc.warnings.append(
+                f"bridge {br_name} of physical network {physnet} does not "
+                f"exist: create it (with its NIC) before starting the agent"
+            )
             continue
         _ensure_bridge(acc, cfg, br_name, br)
         acc.add(br_name, fl.phys_defaults(br_name))
@@ -544,14 +564,20 @@ def _plan_physical(acc: _Acc, cfg: AgentConfig, observed: ObservedState,
         # default (and never disconnect it again).
         int_port = br_int.port(int_patch) if br_int else None
         phy_port = br.port(phy_patch)
-        connected = (int_port is not None and int_port.options.get("peer") == phy_patch
-                     and phy_port is not None and phy_port.options.get("peer") == int_patch)
-        drops_seen = (int_drop is not None and phy_drop is not None
-                      and int_drop in observed.flows.get(int_name, frozenset())
-                      and phy_drop in observed.flows.get(br_name, frozenset()))
+        connected = (
+            int_port is not None
+            and int_port.options.get("peer") == phy_patch
+            and phy_port is not None
+            and phy_port.options.get("peer") == int_patch
+        )
+        drops_seen = (
+            int_drop is not None
+            and phy_drop is not None
+            and int_drop in observed.flows.get(int_name, frozenset())
+            and phy_drop in observed.flows.get(br_name, frozenset())
+        )
         connect = connected or drops_seen
-        _ensure_patch(acc, int_name, int_patch, phy_patch if connect else t.NONEXISTENT_PEER,
-                      br_int)
+        _ensure_patch(acc, int_name, int_patch, phy_patch if connect else t.NONEXISTENT_PEER, br_int)
         _ensure_patch(acc, br_name, phy_patch, int_patch if connect else t.NONEXISTENT_PEER, br)
         if int_ofport is None or phy_ofport is None:
             continue
@@ -559,14 +585,18 @@ def _plan_physical(acc: _Acc, cfg: AgentConfig, observed: ObservedState,
             if net.physical_network != physnet or net.network_type not in ("vlan", "flat"):
                 continue
             lvid = lvids[net_id]
-            acc.add(int_name, [fl.int_provider_in(int_name, int_ofport, net.network_type,
-                                                  net.segmentation_id, lvid)])
-            acc.add(br_name, [fl.phys_provider_out(br_name, phy_ofport, net.network_type,
-                                                   net.segmentation_id, lvid)])
+            acc.add(int_name, [fl.int_provider_in(int_name, int_ofport, net.network_type, net.segmentation_id, lvid)])
+            acc.add(br_name, [fl.phys_provider_out(br_name, phy_ofport, net.network_type, net.segmentation_id, lvid)])
 
 
-def _plan_tunnels(acc: _Acc, cfg: AgentConfig, desired: DesiredHost, observed: ObservedState,
-                  in_use: Mapping[str, DesiredNetwork], lvids: Mapping[str, int]) -> None:
+def _plan_tunnels(
+    acc: _Acc,
+    cfg: AgentConfig,
+    desired: DesiredHost,
+    observed: ObservedState,
+    in_use: Mapping[str, DesiredNetwork],
+    lvids: Mapping[str, int],
+) -> None:
     if not _tunnels_enabled(cfg):
         return
     assert cfg.local_ip is not None
@@ -581,13 +611,11 @@ def _plan_tunnels(acc: _Acc, cfg: AgentConfig, desired: DesiredHost, observed: O
     patch_tun = _ofport(br_int, t.INT_PEER_PATCH_PORT)
     if patch_tun is not None:
         acc.add(int_name, [fl.in_port_allow(int_name, patch_tun)])
-    acc.add(tun_name, fl.tun_defaults(tun_name, _ofport(br_tun, t.TUN_PEER_PATCH_PORT),
-                                      arp_responder))
+    acc.add(tun_name, fl.tun_defaults(tun_name, _ofport(br_tun, t.TUN_PEER_PATCH_PORT), arp_responder))
 
     # Tunnel ports: name -> (type, remote ip).
     tunnel_nets = {n: net for n, net in in_use.items() if net.network_type in types}
-    fdb = [e for e in desired.fdb
-           if e.network_id in tunnel_nets and e.peer_ip != cfg.local_ip]
+    fdb = [e for e in desired.fdb if e.network_id in tunnel_nets and e.peer_ip != cfg.local_ip]
     wanted: dict[str, tuple[str, str]] = {}
     if cfg.l2_population:
         for e in fdb:
@@ -602,8 +630,12 @@ def _plan_tunnels(acc: _Acc, cfg: AgentConfig, desired: DesiredHost, observed: O
     ofports: dict[tuple[str, str], int] = {}  # (type, remote ip) -> ofport
     for name, (ttype, remote) in sorted(wanted.items()):
         port = br_tun.port(name) if br_tun else None
-        if (port is None or port.type != ttype or port.options.get("remote_ip") != remote
-                or port.options.get("local_ip") != cfg.local_ip):
+        if (
+            port is None
+            or port.type != ttype
+            or port.options.get("remote_ip") != remote
+            or port.options.get("local_ip") != cfg.local_ip
+        ):
             acc.tunnels.append(EnsureTunnelPort(tun_name, name, ttype, remote, cfg.local_ip))
         elif port.ready and port.ofport is not None:
             ofports[(ttype, remote)] = port.ofport
@@ -618,8 +650,7 @@ def _plan_tunnels(acc: _Acc, cfg: AgentConfig, desired: DesiredHost, observed: O
         acc.add(tun_name, [fl.tun_to_lv(tun_name, ttype, vni, lvid)])
         if cfg.l2_population:
             net_fdb = [e for e in fdb if e.network_id == net_id]
-            flood_to = [ofports[(ttype, e.peer_ip)] for e in net_fdb
-                        if e.is_flooding and (ttype, e.peer_ip) in ofports]
+            flood_to = [ofports[(ttype, e.peer_ip)] for e in net_fdb if e.is_flooding and (ttype, e.peer_ip) in ofports]
             seen_macs: set[str] = set()
             seen_ips: set[str] = set()
             for e in sorted(net_fdb, key=lambda e: (e.mac, e.ip, e.peer_ip)):

@@ -86,28 +86,28 @@ PHYS_LOCAL_SWITCHING = 0
 # --- priorities ------------------------------------------------------------------------
 # br-int table 0
 PRIO_DEAD_VLAN = 65535
-PRIO_ARP_SPOOF_JUMP = 10      # arp / icmp6 NA from a protected port -> 24
-PRIO_MAC_SPOOF_JUMP = 9       # anything else from a protected port -> 25
-PRIO_TRUNK_SUBPORT = 12       # trunk parent, VLAN V -> its subport's spi- patch; spi- -> parent tagged V
-PRIO_TRUNK_TAGGED_DROP = 11   # any other tagged frame from a trunk parent
-PRIO_PROVIDER_IN = 3          # int-<br>: segmentation id -> local VLAN
-PRIO_PORT_DROP = 2            # dead VIF ports, and all other traffic from int-<br>
-PRIO_PORT_ALLOW = 1           # a wired VIF / patch-tun -> 60
-PRIO_DEFAULT = 0              # anything else: drop
+PRIO_ARP_SPOOF_JUMP = 10  # arp / icmp6 NA from a protected port -> 24
+PRIO_MAC_SPOOF_JUMP = 9  # anything else from a protected port -> 25
+PRIO_TRUNK_SUBPORT = 12  # trunk parent, VLAN V -> its subport's spi- patch; spi- -> parent tagged V
+PRIO_TRUNK_TAGGED_DROP = 11  # any other tagged frame from a trunk parent
+PRIO_PROVIDER_IN = 3  # int-<br>: segmentation id -> local VLAN
+PRIO_PORT_DROP = 2  # dead VIF ports, and all other traffic from int-<br>
+PRIO_PORT_ALLOW = 1  # a wired VIF / patch-tun -> 60
+PRIO_DEFAULT = 0  # anything else: drop
 # br-int tables 24 / 25
-PRIO_SPOOF_ALLOW = 2          # 24: allowed SPA / NA target; 25: allowed source MAC
-PRIO_IP_ALLOW = 4             # 25: allowed (MAC, IP source) pairs
-PRIO_IP_DROP = 3              # 25: any other IPv4/IPv6 from the port
+PRIO_SPOOF_ALLOW = 2  # 24: allowed SPA / NA target; 25: allowed source MAC
+PRIO_IP_ALLOW = 4  # 25: allowed (MAC, IP source) pairs
+PRIO_IP_DROP = 3  # 25: any other IPv4/IPv6 from the port
 # br-int table 60
 PRIO_NORMAL = 3
 # physical bridges table 0
-PRIO_PROVIDER_OUT = 4         # phy-<br>: local VLAN -> segmentation id / untag
+PRIO_PROVIDER_OUT = 4  # phy-<br>: local VLAN -> segmentation id / untag
 # br-tun
 PRIO_TUN_IN_PORT = 1
 PRIO_TUN_TO_LV = 1
 PRIO_ARP_BCAST = 1
 PRIO_LEARN = 1
-PRIO_L2POP_UCAST = 2          # above learned flows (priority 1)
+PRIO_L2POP_UCAST = 2  # above learned flows (priority 1)
 PRIO_ARP_REPLY = 1
 PRIO_FLOOD = 1
 
@@ -125,10 +125,10 @@ LEARN_HARD_TIMEOUT = 300
 LEARNED_FLOW_COOKIE = 0x4E4C  # "NL"
 #: Peer of a physical-bridge patch port until its drop flows are installed.
 NONEXISTENT_PEER = "nonexistent-peer"
-INT_PEER_PATCH_PORT = "patch-tun"   # on br-int
+INT_PEER_PATCH_PORT = "patch-tun"  # on br-int
 #: Name prefixes of a trunk subport's patch pair on br-int: ``spt-`` is the subport's VIF,
 #: ``spi-`` its peer, which carries the subport's frames to and from the parent's VIF.
 SUBPORT_VIF_PREFIX = "spt-"
 SUBPORT_PEER_PREFIX = "spi-"
-TUN_PEER_PATCH_PORT = "patch-int"   # on br-tun
+TUN_PEER_PATCH_PORT = "patch-int"  # on br-tun
 VXLAN_UDP_PORT = 4789

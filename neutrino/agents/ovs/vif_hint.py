@@ -29,12 +29,17 @@ __all__ = ["find_args", "hint_from_rows", "local_vlan_hint"]
 
 def find_args(network_id: str) -> list[str]:
     """``ovs-vsctl`` arguments listing the ports the agent wired on ``network_id``."""
-    return ["--format=json", "--data=json", "--columns=name,tag,other_config", "find", "Port",
-            f"other_config:net_uuid={sysovs.atom(network_id)}"]
+    return [
+        "--format=json",
+        "--data=json",
+        "--columns=name,tag,other_config",
+        "find",
+        "Port",
+        f"other_config:net_uuid={sysovs.atom(network_id)}",
+    ]
 
 
-def hint_from_rows(rows: Iterable[Mapping[str, Any]], network_id: str
-                   ) -> tuple[int, dict[str, str]] | None:
+def hint_from_rows(rows: Iterable[Mapping[str, Any]], network_id: str) -> tuple[int, dict[str, str]] | None:
     """(tag, other_config) of the first port (by name) that the agent wired on ``network_id``:
     its ``tag`` equals the ``tag`` its ``other_config`` records.  None if there is none."""
     for row in sorted(rows, key=lambda r: str(r.get("name", ""))):
