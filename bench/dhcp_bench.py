@@ -73,17 +73,17 @@ sys.path.insert(0, str(ROOT))
 
 from _common import Timers, children_cpu, command_kind, free_offset, ms, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
 
-from neutrino.agents.dhcp import agent as dhcp_agent  # noqa: E402
-from neutrino.agents.dhcp import render  # noqa: E402
-from neutrino.agents.dhcp.agent import DhcpDriver  # noqa: E402
-from neutrino.agents.dhcp.model import DhcpConfig, dhcp_device_id, namespace_name, tap_name  # noqa: E402
-from neutrino.agents.interface import InterfaceDriver  # noqa: E402
-from neutrino.feed.state import State  # noqa: E402
-from neutrino.system import dnsmasq as sysdnsmasq  # noqa: E402
-from neutrino.system import netns as netns_mod  # noqa: E402
-from neutrino.system import ovsdb as sysovs  # noqa: E402
-from neutrino.system import process as sysprocess  # noqa: E402
-from neutrino.system.host import SystemHost  # noqa: E402
+from neutrino.agents.dhcp import agent as dhcp_agent  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.agents.dhcp import render  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.agents.dhcp.agent import DhcpDriver  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.agents.dhcp.model import DhcpConfig, dhcp_device_id, namespace_name, tap_name  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.agents.interface import InterfaceDriver  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.feed.state import State  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.system import dnsmasq as sysdnsmasq  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.system import netns as netns_mod  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.system import ovsdb as sysovs  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.system import process as sysprocess  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.system.host import SystemHost  # noqa: E402 - imported after sys.path names the bench folder
 
 NEUTRINO = [sys.executable, "-m", "neutrino.cli.main"]
 HOST = "dhcp-bench-host"
@@ -145,14 +145,14 @@ def instrumented(drv: DhcpDriver, ops: Timers, cmds: Timers, steps: Timers) -> I
 
         return wrapper
 
-    subprocess.run = run  # type: ignore[assignment]
+    subprocess.run = run
     dhcp_agent.plan = timed(real_plan, "plan (pure)", steps)
-    drv.observe = timed(real_observe, "observe", steps)  # type: ignore[method-assign]
-    drv.apply = timed(real_apply, "", ops)  # type: ignore[method-assign]
+    drv.observe = timed(real_observe, "observe", steps)
+    drv.apply = timed(real_apply, "", ops)
     try:
         yield
     finally:
-        subprocess.run = real_run  # type: ignore[misc]
+        subprocess.run = real_run
         dhcp_agent.plan = real_plan
         del drv.observe, drv.apply
 
@@ -344,7 +344,7 @@ def add_port(state: State, net_id: str, host_octet: int) -> State:
     sub = next(s for s in state.of("subnet").values() if s["network_id"] == net_id)
     base = sub["cidr"].rsplit(".", 1)[0]
     pid = str(uuid.uuid4())
-    mac = "fa:16:3f:%02x:%02x:%02x" % tuple(random.randrange(256) for _ in range(3))
+    mac = "fa:16:3f:" + ":".join(f"{random.randrange(256):02x}" for _ in range(3))
     ports = dict(state.of("port"))
     ports[pid] = {
         "id": pid,
@@ -730,7 +730,7 @@ def api_bench(n_lease: int, n_burst: int, bulk: int, budget: float, keep: bool) 
             timeout=120,
         )
         print(f"`neutrino up` (until the agents report alive): {ms(time.perf_counter() - t0)}")
-        from neutrino.agents.ovs.agent import host_ovs
+        from neutrino.agents.ovs.host_config import host_ovs
         from neutrino.cli.main import load_config
 
         cfg = load_config(state / "neutrino.conf", state, off)

@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _common import pct  # noqa: E402 - bench/ is on sys.path
-from l2_bench import (
+from l2_bench import (  # noqa: E402 - imported after sys.path names the bench folder
     DEFAULT_SG,
     Timers,
     breakdown,
@@ -62,12 +62,12 @@ from l2_bench import (
     vxlan_networks,
 )
 
-from neutrino.agents.ovs.agent import OvsDriver  # noqa: E402
-from neutrino.agents.ovs.model import AgentConfig  # noqa: E402
-from neutrino.feed.state import State  # noqa: E402
-from neutrino.system import iproute  # noqa: E402
-from neutrino.system import netns as netns_mod  # noqa: E402
-from neutrino.system import ovsdb as sysovs  # noqa: E402
+from neutrino.agents.ovs.agent import OvsDriver  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.agents.ovs.model import AgentConfig  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.feed.state import State  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.system import iproute  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.system import netns as netns_mod  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.system import ovsdb as sysovs  # noqa: E402 - imported after sys.path names the bench folder
 
 HOST = "fw-bench-host"
 TYPES = frozenset({"port", "network", "agent", "security_group_rule"})

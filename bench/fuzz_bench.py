@@ -32,14 +32,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from neutrino import config  # noqa: E402
-from neutrino.db.engine import Database  # noqa: E402
-from neutrino.db.migrate import upgrade  # noqa: E402
+from neutrino import config  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.db.engine import Database  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.db.migrate import upgrade  # noqa: E402 - imported after sys.path names the bench folder
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from tests.api.conftest import BASE_OVERRIDES, Api
-from tests.security.fuzz_helpers import NEGATIVE, POSITIVE, Fuzzer, Problem, Stats  # noqa: E402
+from tests.security.fuzz_helpers import NEGATIVE, POSITIVE, Fuzzer, Problem, Stats  # noqa: E402 - imported after sys.path names the bench folder
 
 MODES = {"positive": POSITIVE, "negative": NEGATIVE}
 
@@ -47,7 +47,7 @@ MODES = {"positive": POSITIVE, "negative": NEGATIVE}
 def fresh_api(workdir: Path, round_no: int, db_url: str) -> Api:
     """An API on an empty, migrated database (a new SQLite file, or ``db_url`` emptied)."""
     if db_url:
-        from neutrino.db import tables  # noqa: PLC0415
+        from neutrino.db import tables
 
         db = Database(db_url)
         with db.engine.begin() as conn:

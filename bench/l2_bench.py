@@ -68,14 +68,15 @@ sys.path.insert(0, str(ROOT))
 
 from _common import free_offset, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
 
-from neutrino.agents.ovs import agent as ovs_agent  # noqa: E402
-from neutrino.agents.ovs.agent import OvsDriver  # noqa: E402
-from neutrino.agents.ovs.model import AgentConfig  # noqa: E402
-from neutrino.agents.ovs.vif_hint import local_vlan_hint  # noqa: E402
-from neutrino.feed.state import State  # noqa: E402
-from neutrino.system import netns as netns_mod  # noqa: E402
-from neutrino.system import ovsdb as sysovs  # noqa: E402
-from neutrino.system.exec import Completed, run  # noqa: E402
+from neutrino.agents.ovs import agent as ovs_agent  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.agents.ovs.agent import OvsDriver  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.agents.ovs.host_config import host_ovs  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.agents.ovs.model import AgentConfig  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.agents.ovs.vif_hint import local_vlan_hint  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.feed.state import State  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.system import netns as netns_mod  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.system import ovsdb as sysovs  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.system.exec import Completed, run  # noqa: E402 - imported after sys.path names the bench folder
 
 NEUTRINO = [sys.executable, "-m", "neutrino.cli.main"]
 HOST = "l2-bench-host"
@@ -619,7 +620,7 @@ def api_bench(n_ports: int, n_burst: int, n_servers: int, budget: float, keep: b
         from neutrino.cli.main import load_config
 
         cfg = load_config(state / "neutrino.conf", state, off)
-        ovs = ovs_agent.host_ovs(cfg)
+        ovs = host_ovs(cfg)
         admin = read_openrc(state / "admin-openrc")
         tok = get_token(admin)
         net_url = f"http://127.0.0.1:{9696 + off}"

@@ -73,15 +73,16 @@ sys.path.insert(0, str(ROOT))
 
 from _common import Timers, children_cpu, command_kind, free_offset, ms, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
 
-from neutrino import config as nconfig  # noqa: E402
-from neutrino.agents import parallel as parallel_mod  # noqa: E402
-from neutrino.agents.l3 import agent as l3_agent  # noqa: E402
-from neutrino.agents.l3.agent import L3Driver  # noqa: E402
-from neutrino.agents.l3.model import L3Config, namespace_name  # noqa: E402
-from neutrino.feed.state import State  # noqa: E402
-from neutrino.system import netns as netns_mod  # noqa: E402
-from neutrino.system import ovsdb as sysovs  # noqa: E402
-from neutrino.system.host import SystemHost  # noqa: E402
+from neutrino import config as nconfig  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.agents import parallel as parallel_mod  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.agents.l3 import agent as l3_agent  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.agents.l3.agent import L3Driver  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.agents.l3.garp import GARP_WORKERS  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.agents.l3.model import L3Config, namespace_name  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.feed.state import State  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.system import netns as netns_mod  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.system import ovsdb as sysovs  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.system.host import SystemHost  # noqa: E402 - imported after sys.path names the bench folder
 
 NEUTRINO = [sys.executable, "-m", "neutrino.cli.main"]
 HOST = "l3-bench-host"
@@ -137,15 +138,15 @@ def instrumented(drv: L3Driver, ops: Timers, cmds: Timers, steps: Timers) -> Ite
             ops.add(type(op).__name__, 0.0)
         return planned
 
-    subprocess.run = run  # type: ignore[assignment]
+    subprocess.run = run
     l3_agent.plan = timed(plan, "plan (pure)", steps)
-    drv.observe = timed(real_observe, "observe", steps)  # type: ignore[method-assign]
+    drv.observe = timed(real_observe, "observe", steps)
     for name, fn in real_steps.items():
         setattr(drv, name, timed(fn, labels[name], steps))
     try:
         yield
     finally:
-        subprocess.run = real_run  # type: ignore[misc]
+        subprocess.run = real_run
         l3_agent.plan = real_plan
         del drv.observe
         for name in real_steps:
@@ -387,7 +388,7 @@ def resync_bench(n_routers: int, budget: float) -> None:
             if cmds.n and workers > 1:
                 print(
                     f"  - (command times are summed over the threads: up to {workers} routers at a time, "
-                    f"{l3_agent.GARP_WORKERS} arpings)"
+                    f"{GARP_WORKERS} arpings)"
                 )
             garps = getattr(drv, "garps", None)
             if garps is not None and garps.pending:
@@ -760,12 +761,17 @@ def fip_bench(
     print(f"  - disassociate -> no longer answering: p50 {ms(pct(gone, 50))} (probe: one echo, 200 ms wait)")
 
 
+def _ping_into(result: list[Any], prefix: list[str], dst: str, within: float) -> None:
+    """Append what :func:`first_ping` gives (for a thread to run)."""
+    result.append(first_ping(prefix, dst, within))
+
+
 def snat_bench(
     api: Api, ext_id: str, nets: Sequence[tuple[str, str, str]], deadline: float, routers: list[str]
 ) -> None:
     print("\n### Router create + gateway + interface -> the instance reaches the lab host (SNAT)\n")
     rows = []
-    for i, (nid, sid, vm) in enumerate(nets):
+    for i, (_nid, sid, vm) in enumerate(nets):
         if time.monotonic() + 40 > deadline:
             print(f"(stopped after {i} samples: time budget)")
             break
@@ -774,9 +780,7 @@ def snat_bench(
             continue
         gw_ip = api.call("GET", f"/subnets/{sid}")["subnet"]["gateway_ip"]
         result: list[Any] = []
-        th = threading.Thread(
-            target=lambda: result.append(first_ping(["ip", "netns", "exec", f"vm-{vm}"], "172.16.0.1", 30))
-        )
+        th = threading.Thread(target=_ping_into, args=(result, ["ip", "netns", "exec", f"vm-{vm}"], "172.16.0.1", 30))
         t0 = time.perf_counter()
         router = api.call(
             "POST", "/routers", {"router": {"name": f"l3b-snat-{i}", "external_gateway_info": {"network_id": ext_id}}}

@@ -18,11 +18,18 @@ parser (best of ``--repeat``, requests/s and microseconds per message):
 
 Then a strictness table: the malformed requests ``wire.RequestReader`` refuses (see its module
 docstring) fed to each parser, and whether it refuses them too.
+
+``wire.py`` now hands its header lines to llhttp (httptools) and keeps its own checks around them
+(head size, request and status lines, body framing): "ours (wire.py)" measures that, "httptools"
+llhttp alone.  ``--wire FILE`` measures another version of the module instead, e.g. the
+hand-written one it replaced (``git show 2402b8a:neutrino/agents/metadata/wire.py > /tmp/w.py``);
+the figures are in docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from collections.abc import Callable
@@ -33,10 +40,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import h11  # noqa: E402
-import httptools  # noqa: E402
+import h11  # noqa: E402 - imported after sys.path names the bench folder
+import httptools  # noqa: E402 - imported after sys.path names the bench folder
 
-from neutrino.agents.metadata import wire  # noqa: E402
+from neutrino.agents.metadata import wire  # noqa: E402 - imported after sys.path names the bench folder
 
 REQUEST = (
     b"GET /latest/meta-data/instance-id HTTP/1.1\r\n"
@@ -206,7 +213,9 @@ def httptools_responses(n: int) -> int:
 # ---- strictness ----------------------------------------------------------------------------------
 
 BAD = {
-    "CL and TE both": b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "CL and TE both": (
+        b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    ),
     "two Content-Length": b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
     "obs-fold": b"GET /x HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n",
     "bare LF line end": b"GET /x HTTP/1.1\nHost: a\n\n",
@@ -263,7 +272,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=20000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--wire", type=Path, help="measure this copy of wire.py as ours")
     args = ap.parse_args()
+    if args.wire:
+        global wire
+        spec = importlib.util.spec_from_file_location("wire_under_test", args.wire)
+        assert spec is not None and spec.loader is not None, args.wire
+        wire = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look it up
+        spec.loader.exec_module(wire)
     n, rep = args.requests, args.repeat
     print(
         f"h11 {version('h11')}, httptools {version('httptools')} (llhttp), python {sys.version.split()[0]}; "

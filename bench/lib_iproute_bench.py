@@ -37,10 +37,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pyroute2 import IPRoute  # noqa: E402
+from pyroute2 import IPRoute  # noqa: E402 - imported after sys.path names the bench folder
 
-from neutrino.system import iproute  # noqa: E402
-from neutrino.system.iproute import Address, Link, NetnsView, Route  # noqa: E402
+from neutrino.system import iproute  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.system.iproute import Address, Link, NetnsView, Route  # noqa: E402 - imported after sys.path names the bench folder
 
 # net/if.h bits, in the order iproute2 prints them (print_link_flags)
 _FLAGS = [

@@ -38,9 +38,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from neutrino.system import ovsdb as sysovs  # noqa: E402
-from neutrino.system import process  # noqa: E402
-from neutrino.system.ovsdb_monitor import MONITORED, OvsdbMonitor  # noqa: E402
+from neutrino.system import ovsdb as sysovs  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.system import process  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.system.ovsdb_monitor import MONITORED, OvsdbMonitor  # noqa: E402 - imported after sys.path names the bench folder
 
 BRIDGE = "br-int"
 
@@ -167,7 +167,7 @@ def bench_idl(ovs: sysovs.Ovs, n: int) -> dict[str, float]:
             value = f"idl-{k}"
             set_ext(ovs, "tap00007", value)
             t1 = time.perf_counter()
-            _idl_run_until(idl, lambda: row.external_ids.get("bench") == value)
+            _idl_run_until(idl, lambda value=value: row.external_ids.get("bench") == value)
             lat.append(time.perf_counter() - t1)
         return {"initial": wall, "initial_cpu": cpu, "state": swall, "update": statistics.median(lat)}
     finally:
@@ -269,7 +269,7 @@ def main() -> None:
             )
             for name, runs in rows.items():
 
-                def med(key: str) -> str:
+                def med(key: str, runs: list[dict[str, float]] = runs) -> str:
                     vals = [r[key] for r in runs if key in r]
                     return f"{statistics.median(vals) * 1000:7.1f}ms" if vals else f"{'-':>9}"
 

@@ -44,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import free_offset  # noqa: E402
+from bench._common import free_offset  # noqa: E402 - imported after sys.path names the bench folder
 
 TARGET = 180.0  # seconds, issue 8: make run on a fresh machine
 #: Config options that carry the API ports (what ``neutrino up --port-offset`` moves).

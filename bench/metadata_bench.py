@@ -44,10 +44,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from l3_bench import Api, free_offset, get_token, ms, pct, read_openrc  # noqa: E402
+from l3_bench import Api, free_offset, get_token, ms, pct, read_openrc  # noqa: E402 - imported after sys.path names the bench folder
 
-from neutrino import config as nconfig  # noqa: E402
-from neutrino.system import netns as netns_mod  # noqa: E402
+from neutrino import config as nconfig  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.system import netns as netns_mod  # noqa: E402 - imported after sys.path names the bench folder
 
 NEUTRINO = [sys.executable, "-m", "neutrino.cli.main"]
 PATH = "/latest/meta-data/instance-id"

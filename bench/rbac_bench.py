@@ -37,11 +37,12 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from neutrino import config  # noqa: E402
-from neutrino.api.factory import make_deps, make_network_app  # noqa: E402
-from neutrino.context import AuthInfo  # noqa: E402
-from neutrino.db.engine import Database  # noqa: E402
-from neutrino.db.migrate import upgrade  # noqa: E402
+from neutrino import config  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.api.factory import make_deps, make_network_app  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.context import AuthInfo  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.db.engine import Database  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.db.migrate import upgrade  # noqa: E402 - imported after sys.path names the bench folder
+from neutrino.feed.publisher import open_feed  # noqa: E402 - imported after sys.path names the bench folder
 
 IDENTITIES = {
     "admin": ("p-admin", ("admin", "manager", "member", "reader")),
@@ -125,7 +126,7 @@ def main() -> int:
         db = Database(url)
         upgrade(db.engine)
         cfg = config.defaults(Path(tmp)).with_overrides(dict(config.ALL_IN_ONE))
-        c = Client(make_network_app(make_deps(cfg, db), validate_token))
+        c = Client(make_network_app(make_deps(cfg, db), validate_token, feed=open_feed(db, cfg.feed.retention)))
         n = args.networks
         t0 = time.perf_counter()
         ids = populate(c, n)

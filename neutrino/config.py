@@ -110,7 +110,7 @@ OPTIONS: tuple[Option, ...] = (
         "http://controller:9696; empty: this node's own bind_host and bind_port.",
         False,
     ),
-    # --- request limits of every API the server serves (neutrino.api.limits) ----------
+    # --- request limits of every API the server serves (neutrino.request_limits) ----------
     _O(
         "oslo_middleware",
         "max_request_body_size",
@@ -790,6 +790,13 @@ _SECTION_TYPES: Mapping[str, type[Section]] = MappingProxyType(
 )
 
 
+class _CaseKeepingParser(configparser.ConfigParser):
+    """An INI parser that keeps option names as written (configparser lower-cases them)."""
+
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
+
+
 def _parse(key: tuple[str, str], text: str) -> Any:
     opt = _BY_KEY.get(key)
     if opt is None:
@@ -823,8 +830,7 @@ def load(
     do not convert; nothing is half-applied.
     """
     path = Path(path)
-    parser = configparser.ConfigParser(interpolation=None, default_section="__none__")
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser = _CaseKeepingParser(interpolation=None, default_section="__none__")
     try:
         with path.open() as fh:
             parser.read_file(fh)

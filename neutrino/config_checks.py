@@ -51,6 +51,8 @@ def validate(cfg: Config) -> list[str]:
         or "::" in (d.bind_host, ident.bind_host)
     ):
         errs.append(f"[DEFAULT] bind_port and [identity] bind_port are both {d.bind_port}")
+    if cfg.ovs.datapath_type not in ("system", "netdev", "auto"):
+        errs.append(f"[ovs] datapath_type = {cfg.ovs.datapath_type!r}: choose system, netdev or auto")
     if cfg.metadata.http_tokens not in ("optional", "required"):
         errs.append(f"[metadata] http_tokens = {cfg.metadata.http_tokens!r}: choose optional or required")
     if d.api_workers < 1:

@@ -99,7 +99,10 @@ class PortSecurityAndIPRequiredForSecurityGroups(BadRequest):
 
 
 class SecurityGroupRuleInvalidProtocol(BadRequest):
-    message = "Security group rule protocol %(protocol)s not supported. Only protocol values %(values)s and integer representations [0 to 255] are supported."
+    message = (
+        "Security group rule protocol %(protocol)s not supported. Only protocol values %(values)s and integer "
+        "representations [0 to 255] are supported."
+    )
 
 
 class SecurityGroupInvalidPortRange(BadRequest):
@@ -478,7 +481,7 @@ class RevisionNumberConstraintFailed(NeutronException):
 
 
 class HTTPRequestEntityTooLarge(NeutronException):
-    """A request body over ``[oslo_middleware] max_request_body_size`` (``neutrino.api.limits``)."""
+    """A request body over ``[oslo_middleware] max_request_body_size`` (``neutrino.request_limits``)."""
 
     status = 413
     message = "Request is too large."

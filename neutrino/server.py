@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+import uvloop
 
-from neutrino.api import limits
+from neutrino import request_limits as limits
 from neutrino.api.app import build_network_app
 from neutrino.api.factory import make_deps, make_network_api
+from neutrino.compute import faults as compute_faults
 from neutrino.compute import flavors as compute_flavors
 from neutrino.compute.app import build_compute_app, install_internal, make_compute_api
 from neutrino.compute.image_app import build_image_app
@@ -105,6 +107,10 @@ def build_all_apps(cfg: Config, db: Database) -> tuple[dict[str, Any], TokenProv
     return {name: guard(cfg, name, app) for name, app in apps.items()}, tokens
 
 
+#: API name -> the format its refusals by the request limits take (``neutrino.request_limits``).
+RENDERERS: dict[str, limits.Render] = {**limits.RENDERERS, "compute": compute_faults.render}
+
+
 def guard(cfg: Config, name: str, app: Any) -> limits.RequestGuard:
     """``app`` (the API called ``name``) behind the request body bound and NUL refusal.
 
@@ -114,7 +120,7 @@ def guard(cfg: Config, name: str, app: Any) -> limits.RequestGuard:
     larger = ((FEED_PREFIX, cfg.default.max_agent_request_body_size),) if name == "network" else ()
     return limits.RequestGuard(
         app,
-        limits.RENDERERS[name],
+        RENDERERS[name],
         cfg.oslo_middleware.max_request_body_size,
         larger=larger,
         json_bodies=name != "metadata",
@@ -123,10 +129,10 @@ def guard(cfg: Config, name: str, app: Any) -> limits.RequestGuard:
 
 def http_protocol(cfg: Config, name: str) -> type:
     """The uvicorn HTTP protocol of the API called ``name``: header and body timeouts,
-    header size and connection bounds (``neutrino.api.limits.http_protocol``)."""
+    header size and connection bounds (``neutrino.request_limits.http_protocol``)."""
     d = cfg.default
     return limits.http_protocol(
-        limits.RENDERERS[name],
+        RENDERERS[name],
         header_timeout=d.client_header_timeout,
         body_timeout=d.client_socket_timeout,
         max_header_size=d.max_request_header_size,
@@ -188,9 +194,9 @@ async def serve(cfg: Config, sockets: dict[str, socket.socket] | None = None) ->
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Each uvicorn Server installs its own SIGINT/SIGTERM handlers while it serves (uvicorn >= 0.29);
+    # the loop still receives the signal through its wakeup fd, so `stop` is set and all servers exit.
     tasks = [asyncio.create_task(s.serve(sockets=[sock])) for s, sock in servers]
-    for s, _ in servers:
-        s.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     await stop.wait()
     for s, _ in servers:
         s.should_exit = True
@@ -202,8 +208,6 @@ def _run(main: Any) -> None:
     # uvicorn.Config(loop="uvloop") only takes effect in uvicorn.run(); serve() runs the
     # servers in our own loop, so that loop is the one to make a uvloop (about a third less
     # CPU per request than the default loop: bench/metadata_bench.py).
-    import uvloop
-
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main)
 

@@ -2,9 +2,10 @@
 # Run the test suite, tier by tier.
 #
 #   scripts/test.sh                    every tier
-#   scripts/test.sh TIER [PYTEST ARGS] one tier: unit, api, security, compat, other, pg
+#   scripts/test.sh TIER [PYTEST ARGS] one tier: lint, unit, api, security, compat, other, pg
 #
 # Tiers:
+#   lint    ruff check, ruff format --check, mypy (configuration in pyproject.toml)
 #   unit    tests/unit                        parallel (xdist)
 #   api     tests/api, SQLite                 parallel
 #   security tests/security (audit findings, cross-project, fuzzing), SQLite  parallel
@@ -65,9 +66,30 @@ run_tier() {
     fi
 }
 
+# run_lint: the linters, as one tier (no pytest; a finding fails the tier).
+run_lint() {
+    echo
+    echo "=============== tier: lint ==============="
+    local t0 rc=0 bin
+    t0=$(date +%s)
+    bin=$(dirname "$PY")
+    "$bin/ruff" check neutrino tests bench scripts || rc=1
+    "$bin/ruff" format --check neutrino tests bench scripts || rc=1
+    "$bin/mypy" || rc=1
+    local secs=$(( $(date +%s) - t0 ))
+    if [ $rc -eq 0 ]; then
+        RESULTS+=("$(printf '%-7s ok      %4ss' lint "$secs")")
+    else
+        RESULTS+=("$(printf '%-7s FAILED  %4ss (a linter found something)' lint "$secs")")
+        FAILED=1
+    fi
+}
+
 tier() {
     local name=$1; shift
     case $name in
+        lint)
+            run_lint ;;
         unit)
             has_tests tests/unit && run_tier unit -- tests/unit $(xdist load) "$@" ;;
         api)
@@ -85,7 +107,7 @@ tier() {
         pg)
             run_tier pg bash "$ROOT/scripts/pg-test.sh" -- tests --pg-pass $(xdist load) "$@" ;;
         *)
-            echo "test.sh: unknown tier $name (unit, api, security, compat, other, pg)" >&2
+            echo "test.sh: unknown tier $name (lint, unit, api, security, compat, other, pg)" >&2
             exit 2 ;;
     esac
     return 0
@@ -95,7 +117,7 @@ T0=$(date +%s)
 if [ $# -gt 0 ]; then
     tier "$@"
 else
-    for t in unit api security compat other pg; do tier "$t"; done
+    for t in lint unit api security compat other pg; do tier "$t"; done
 fi
 
 echo

@@ -107,7 +107,7 @@ class _Databases:
 
     def _conn(self):
         if self._admin is None:
-            import psycopg  # noqa: PLC0415
+            import psycopg
 
             self._admin = psycopg.connect(self.pg_url, autocommit=True)
         return self._admin

@@ -80,7 +80,7 @@ class AgentLoop:
         configurations = dict(self.driver.configurations())
         if self.last_error:
             configurations["reconcile_error"] = self.last_error
-        body = {
+        body: dict[str, Any] = {
             "agent_type": self.driver.agent_type,
             "binary": self.driver.binary,
             "topic": self.driver.topic,

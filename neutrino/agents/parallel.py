@@ -20,6 +20,7 @@ LOG = logging.getLogger(__name__)
 WORKERS = 16
 T = TypeVar("T")
 R = TypeVar("R")
+K = TypeVar("K", bound=Hashable)
 
 
 def parallel(fn: Callable[[T], R], items: Sequence[T], *, name: str = "agent") -> list[R]:
@@ -33,20 +34,20 @@ def parallel(fn: Callable[[T], R], items: Sequence[T], *, name: str = "agent") -
 def apply_grouped(
     ops: Sequence[Any],
     *,
-    key: Callable[[Any], Hashable],
+    key: Callable[[Any], K],
     apply: Callable[[Any], None],
     is_teardown: Callable[[Any], bool],
     creates_namespace: Callable[[Any], bool],
     netns_dir_mounted: Callable[[], bool],
     what: str,
-) -> dict[Hashable, str]:
+) -> dict[K, str]:
     """Apply ``ops`` grouped by ``key`` (one group per namespace), as described above.
     ``netns_dir_mounted`` is ``Host.netns_dir_mounted``.  Returns key -> what failed, for the
     groups where an op failed."""
-    groups: dict[Hashable, list[Any]] = {}
+    groups: dict[K, list[Any]] = {}
     for op in ops:
         groups.setdefault(key(op), []).append(op)
-    failed: dict[Hashable, str] = {}
+    failed: dict[K, str] = {}
 
     def run_group(group: list[Any]) -> None:
         for op in group:

@@ -16,9 +16,11 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+import uvloop
+
 from neutrino.agents.auth import PasswordTokenSource, agent_credentials
 from neutrino.agents.loop import AgentLoop
-from neutrino.agents.ovs.agent import host_ovs
+from neutrino.agents.ovs.host_config import host_ovs
 from neutrino.config import Config
 from neutrino.feed.client import FeedClient
 from neutrino.system.host import SystemHost
@@ -58,7 +60,8 @@ def load_driver(kind: str) -> Callable[..., Any]:
     except KeyError:
         raise SystemExit(f"unknown agent kind {kind!r}; known: {', '.join(sorted(DRIVERS))}") from None
     module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
+    factory: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return factory
 
 
 async def run_agent(kind: str, cfg: Config) -> None:
@@ -98,7 +101,5 @@ def main(kind: str, cfg: Config) -> None:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     if kind in UVLOOP_AGENTS:
-        import uvloop
-
         uvloop.install()
     asyncio.run(run_agent(kind, cfg))

@@ -9,6 +9,7 @@ envelope.  Every error leaves as ``{"NeutronError": {...}}``.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -21,26 +22,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from neutrino import errors
-from neutrino.api import extensions
+from neutrino.api import extensions, openapi
 from neutrino.asgi import handled_lifespan
 from neutrino.context import AuthInfo, RequestContext
 from neutrino.resources import query
 from neutrino.resources.resource import Resource, Shaper, prepare_create, prepare_update, unwrap_create, unwrap_single
+from neutrino.services import tags as tagsvc
 from neutrino.services.common import Deps
+from neutrino.services.tags import TAGGABLE  # collections with the /tags sub-API
 
 LOG = logging.getLogger(__name__)
 
-#: Collections whose objects carry tags (the /tags sub-API).
-TAGGABLE = {
-    "networks": "networks",
-    "subnets": "subnets",
-    "ports": "ports",
-    "routers": "routers",
-    "floatingips": "floatingips",
-    "security-groups": "security-groups",
-    "subnetpools": "subnetpools",
-    "trunks": "trunks",
-}
 _AUTH_ERROR = {
     "error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}
 }
@@ -54,8 +46,6 @@ class JSONResponse(Response):
             return orjson.dumps(content)
         except orjson.JSONEncodeError:
             # orjson stops at 64-bit integers; IPv6 address counts (IP availability) go beyond.
-            import json
-
             return json.dumps(content, separators=(",", ":")).encode()
 
 
@@ -388,8 +378,6 @@ async def _subresource(
 
 def _openapi(api: NetworkApi, method: str) -> Response:
     """``GET /v2.0/openapi.json``: the OpenAPI document of this API (``neutrino.api.openapi``)."""
-    from neutrino.api import openapi
-
     if method != "GET":
         raise errors.HTTPMethodNotAllowed()
     if not api.openapi_doc:
@@ -411,8 +399,6 @@ def _extensions(method: str, parts: list[str]) -> Response:
 async def _tags(
     api: NetworkApi, request: Request, ctx: RequestContext, svc: Any, coll: str, obj_id: str, tag: str | None
 ) -> Response:
-    from neutrino.services import tags as tagsvc
-
     method = request.method
     body = await _json(request) if method in ("PUT", "POST") and tag is None else None
     result = await run_in_threadpool(tagsvc.handle, api.deps, ctx, svc, TAGGABLE[coll], obj_id, method, tag, body)

@@ -12,7 +12,7 @@ from neutrino.api.app import NetworkApi, build_network_app
 from neutrino.config import Config
 from neutrino.context import AuthInfo, RequestContext
 from neutrino.db.engine import Database
-from neutrino.feed.publisher import Feed, Source, open_feed
+from neutrino.feed.publisher import Feed, Source
 from neutrino.feed.resources import PLURAL
 from neutrino.feed.routes import install as install_feed
 from neutrino.ml2.manager import TypeManager
@@ -24,6 +24,7 @@ from neutrino.services import (
     l3,
     l3_scheduler,
     rbac,
+    recorders,
     service_providers,
     subnetpools,
     trunks,
@@ -43,14 +44,16 @@ def make_deps(cfg: Config, db: Database, rng: random.Random | None = None) -> De
 
 
 def make_network_api(
-    deps: Deps, validate_token: Callable[[str], AuthInfo], auth_uri: str = "", feed: Feed | None = None
+    deps: Deps, validate_token: Callable[[str], AuthInfo], auth_uri: str = "", *, feed: Feed
 ) -> NetworkApi:
     """The network API with every service registered, serving ``feed`` under ``/neutrino/v1/``.
 
-    ``feed`` is the process's change feed (``neutrino.server`` builds it);
-    without one (tests, tools) the API gets a feed of its own on ``deps.db``.
+    ``feed`` is the process's change feed, built once by its owner
+    (``neutrino.server``; tests and tools: ``neutrino.feed.publisher.open_feed``).
     The services publish into it: each feed type's snapshot source is
-    registered here.
+    registered here.  So are the links between services whose modules cannot
+    import each other (``Deps``): the feed recorders (``recorders.register``)
+    and the L3 hooks on port and network events (``l3.register``).
     """
     services: dict[str, Any] = {
         "networks": NetworkService(deps),
@@ -61,12 +64,13 @@ def make_network_api(
     }
     subresources: dict[tuple[str, str], Any] = {}
     subnetpools.register(deps, services)  # subnetpools, address-scopes
-    l3.register(deps, services, subresources)  # routers, floating IPs, port forwardings
-    trunks.register(deps, services)  # trunks (trunk, trunk-details)
+    l3.register(deps, services, subresources)  # routers, floating IPs, port forwardings; port/network hooks
+    trunks.register(deps, services)  # trunks (trunk, trunk-details), given the ports service
     rbac.register_service(deps, services)  # rbac-policies
     agents.register(deps, services, subresources)  # agents, availability zones, scheduling
     ip_availability.register(deps, services)  # /v2.0/network-ip-availabilities
     service_providers.register(deps, services)  # /v2.0/service-providers
+    recorders.register(deps, services)  # deps.record: whose admin view goes on the feed, by feed type
     api = NetworkApi(
         deps=deps,
         services=services,
@@ -75,8 +79,6 @@ def make_network_api(
         subresources=subresources,
         auth_uri=auth_uri,
     )
-    if feed is None:
-        feed = open_feed(deps.db, deps.cfg.feed.retention)
     for svc in services.values():  # the network resources on the feed, in registration order
         resource = getattr(getattr(svc, "resource", None), "name", None)
         if resource in PLURAL:
@@ -96,5 +98,5 @@ def _service_source(svc: Any) -> Source:
     return source
 
 
-def make_network_app(deps: Deps, validate_token: Callable[[str], AuthInfo], auth_uri: str = "") -> Any:
-    return build_network_app(make_network_api(deps, validate_token, auth_uri))
+def make_network_app(deps: Deps, validate_token: Callable[[str], AuthInfo], auth_uri: str = "", *, feed: Feed) -> Any:
+    return build_network_app(make_network_api(deps, validate_token, auth_uri, feed=feed))

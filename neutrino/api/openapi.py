@@ -5,7 +5,8 @@ sub-collections, member actions, the tags sub-API, quotas, extensions) and
 describes each operation from the resource's ``Attr``s: what may be POSTed
 and PUT, which keys are required, which may be filtered and sorted on, and a
 JSON schema per attribute derived from its converter (``neutrino.resources.convert``).
-A converter this module does not know gets the permissive schema ``{}``.
+A converter this module does not know gets the permissive schema ``{}``
+(the value schemas are ``neutrino.api.openapi_schemas``; this module builds the operations).
 
 The document is served at ``GET /v2.0/openapi.json`` without a token (it is
 the same for every caller and holds nothing but the published contract) and
@@ -23,17 +24,29 @@ Pure: no database, no HTTP.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from neutrino import config
 from neutrino.api import extensions
+from neutrino.api.openapi_schemas import (
+    UUID_SCHEMA,
+    body_schema,
+    converter_schema,
+    query_item_schema,
+    response_schema,
+)
+from neutrino.context import AuthInfo
+from neutrino.db.engine import Database
+from neutrino.feed.publisher import Feed
 from neutrino.resources import convert as cv
 from neutrino.resources import definitions
-from neutrino.resources.resource import MISSING, Attr, Resource
+from neutrino.resources.resource import Resource
+from neutrino.services.quotas import ORDER
+from neutrino.services.tags import TAGGABLE
 
 #: Where the document is served (no token needed).
 OPENAPI_PATH = "/v2.0/openapi.json"
@@ -57,142 +70,6 @@ LIMITED_OPS: dict[Any, tuple[str, ...]] = {
 }
 
 _ERROR_REF = {"$ref": "#/components/schemas/NeutronError"}
-_UUID = {"type": "string", "format": "uuid"}
-_IP = {"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]}
-_CIDR = {"type": "string", "format": "cidr"}
-_MAC = {"type": "string", "format": "mac-address", "pattern": "^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"}
-_PORT_RANGE = {"type": "string", "pattern": "^[0-9]{1,5}(:[0-9]{1,5})?$"}
-
-
-# ----------------------------------------------------------------------------------------------
-# Converters -> JSON schemas
-# ----------------------------------------------------------------------------------------------
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    out = dict(schema)
-    out["nullable"] = True
-    if "enum" in out and None not in out["enum"]:
-        out["enum"] = [*out["enum"], None]
-    return out
-
-
-def _plain_schemas() -> dict[Callable[..., Any], dict[str, Any]]:
-    """Converters that are plain functions of ``neutrino.resources.convert``."""
-    return {
-        cv.to_bool: {"type": "boolean"},
-        cv.to_int: {"type": "integer"},
-        cv.uuid_str: _UUID,
-        cv.uuid_or_none: _nullable(_UUID),
-        cv.mac: _MAC,
-        cv.ip: _IP,
-        cv.ip_or_none: _nullable(_IP),
-        cv.cidr_keep_host: _CIDR,
-        cv.subnet_cidr: _CIDR,
-        cv.ip_or_cidr: {"anyOf": [*_IP["anyOf"], _CIDR]},
-        cv.dict_value: {"type": "object"},
-        cv.dict_or_none: {"type": "object", "nullable": True},
-        cv.tag: {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^,]*$"},
-        cv.any_value: {},
-    }
-
-
-def _local_schemas() -> dict[Callable[..., Any], dict[str, Any]]:
-    """Converters defined next to the attribute maps (``neutrino.resources.definitions``)."""
-    ext_gw = converter_schema(definitions._ext_gw_dict)
-    route = converter_schema(definitions._route)
-    return {
-        definitions._ext_gw: {"anyOf": [ext_gw, {"type": "object", "maxProperties": 0}]},
-        definitions._routes: {"type": "array", "items": route, "uniqueItems": True, "nullable": True},
-        definitions._check_port_range: _PORT_RANGE,
-        definitions._pf_port: {"type": "integer", "minimum": 0, "maximum": 65535},
-        # Any string: an unknown or malformed group id is a 404, not a 400.
-        definitions._group_id: {"type": "string", "maxLength": 255},
-        definitions._protocol: {
-            "anyOf": [{"type": "string", "maxLength": 40}, {"type": "integer", "minimum": 0, "maximum": 255}]
-        },
-        definitions.subports: {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["port_id"],
-                "additionalProperties": False,
-                "properties": {
-                    "port_id": _UUID,
-                    "segmentation_type": {"type": "string", "enum": ["vlan"]},
-                    "segmentation_id": {"type": "integer", "minimum": 1, "maximum": 4094},
-                },
-            },
-        },
-    }
-
-
-def _factory(conv: Callable[..., Any]) -> tuple[str, dict[str, Any]] | None:
-    """(factory name, closure variables) of a converter made by a factory of ``convert``."""
-    qual = getattr(conv, "__qualname__", "")
-    if getattr(conv, "__module__", None) != cv.__name__ or ".<locals>." not in qual:
-        return None
-    return qual.split(".<locals>.")[0], dict(inspect.getclosurevars(conv).nonlocals)
-
-
-def converter_schema(conv: Callable[..., Any] | None) -> dict[str, Any]:
-    """The JSON schema (OpenAPI 3.0 dialect) of the values ``conv`` accepts.
-
-    Describes the canonical, JSON-typed inputs (``true`` rather than
-    ``"yes"``); unknown converters get ``{}`` (anything).
-    """
-    if conv is None:
-        return {}
-    plain = _plain_schemas().get(conv)
-    if plain is not None:
-        return dict(plain)
-    if getattr(conv, "__module__", None) == definitions.__name__:
-        local = _local_schemas().get(conv)
-        return dict(local) if local is not None else {}
-    made = _factory(conv)
-    if made is None:
-        return {}
-    name, env = made
-    if name == "string":
-        out: dict[str, Any] = {"type": "string"}
-        if env.get("max_len") is not None:
-            out["maxLength"] = env["max_len"]
-        return out
-    if name == "nullable":
-        return _nullable(converter_schema(env["conv"]))
-    if name == "one_of":
-        schema = {"enum": list(env["choices"])}
-        return _nullable(schema) if env.get("nullable") else schema
-    if name == "int_one_of":
-        return {"type": "integer", "enum": list(env["choices"])}
-    if name == "in_range":
-        return {"type": "integer", "minimum": env["lo"], "maximum": env["hi"]}
-    if name == "list_of":
-        out = {"type": "array", "items": converter_schema(env["item"])}
-        if env.get("unique"):
-            out["uniqueItems"] = True
-        return out
-    if name == "fixed_ips":
-        return converter_schema(env["inner"])
-    if name == "dict_of":
-        out = {
-            "type": "object",
-            "properties": {k: converter_schema(c) for k, c in env["spec"].items()},
-            "additionalProperties": False,
-        }
-        if env.get("required"):
-            out["required"] = list(env["required"])
-        return out
-    return {}
-
-
-def _query_item_schema(attr: Attr) -> dict[str, Any]:
-    """A filter value's schema: scalars as the attribute, anything else as text."""
-    schema = converter_schema(attr.convert)
-    schema.pop("nullable", None)
-    if "enum" in schema:
-        schema["enum"] = [v for v in schema["enum"] if v is not None]
-    if schema.get("type") in ("boolean", "integer", "string") or "enum" in schema or "anyOf" in schema:
-        return schema
-    return {"type": "string"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -235,7 +112,7 @@ def _path_param(name: str, description: str, schema: dict[str, Any] | None = Non
 
 
 def _id_param(res: Resource) -> dict[str, Any]:
-    return _path_param(f"{res.name}_id", f"The {res.name}'s id.", _UUID)
+    return _path_param(f"{res.name}_id", f"The {res.name}'s id.", UUID_SCHEMA)
 
 
 def _param_ref(name: str) -> dict[str, Any]:
@@ -266,7 +143,7 @@ def _common_params() -> dict[str, Any]:
             "schema": {"type": "array", "items": {"type": "string", "enum": ["asc", "desc"]}},
         },
         "Limit": query("limit", {"type": "integer", "minimum": 0}, "Page size."),
-        "Marker": query("marker", _UUID, "Id of the last object seen."),
+        "Marker": query("marker", UUID_SCHEMA, "Id of the last object seen."),
         "PageReverse": query("page_reverse", {"type": "boolean"}, "Page backwards."),
     }
     for name in _TAG_FILTERS:
@@ -296,7 +173,7 @@ def _list_params(res: Resource, special: Iterable[str], *, taggable: bool) -> li
     params = [many("fields", {"type": "string", "enum": visible}, "Return only these attributes.")]
     for attr in res.attrs:
         if attr.filter:
-            params.append(many(attr.name, _query_item_schema(attr), f"Filter on {attr.name} (any of)."))
+            params.append(many(attr.name, query_item_schema(attr), f"Filter on {attr.name} (any of)."))
     for name in special:
         if name not in res.by_name:
             params.append(many(name, {"type": "string"}, f"The {name} filter."))
@@ -307,27 +184,6 @@ def _list_params(res: Resource, special: Iterable[str], *, taggable: bool) -> li
     if taggable:
         params += [_param_ref(_camel(name.replace("-", "_"))) for name in _TAG_FILTERS]
     return params
-
-
-def _body_schema(res: Resource, *, creating: bool, extra: Iterable[str] = ()) -> dict[str, Any]:
-    """The inner object of a POST or PUT body: the attributes allowed there."""
-    props: dict[str, Any] = {}
-    required: list[str] = []
-    for attr in res.attrs:
-        if attr.post if creating else attr.put:
-            props[attr.name] = converter_schema(attr.convert)
-            if creating and attr.default is MISSING:
-                required.append(attr.name)
-    for name in extra:
-        props.setdefault(name, {})
-    schema: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
-    if required:
-        schema["required"] = required
-    return schema
-
-
-def _response_schema(res: Resource) -> dict[str, Any]:
-    return {"type": "object", "properties": {a.name: {} for a in res.attrs if a.visible}}
 
 
 def _op_id(verb: str, *words: str) -> str:
@@ -348,11 +204,11 @@ class _Builder:
     def resource_schemas(self, res: Resource, *, creatable: bool, updatable: bool) -> None:
         """Component schemas ``<Name>``, ``<Name>Create`` and ``<Name>Update`` of a resource."""
         base = _camel(res.name)
-        self.schemas.setdefault(base, _response_schema(res))
+        self.schemas.setdefault(base, response_schema(res))
         if creatable:
-            self.schemas.setdefault(f"{base}Create", _body_schema(res, creating=True))
+            self.schemas.setdefault(f"{base}Create", body_schema(res, creating=True))
         if updatable:
-            self.schemas.setdefault(f"{base}Update", _body_schema(res, creating=False))
+            self.schemas.setdefault(f"{base}Update", body_schema(res, creating=False))
 
     def collection(
         self,
@@ -593,7 +449,7 @@ class _Builder:
                             "type": "object",
                             "required": [child_col],
                             "additionalProperties": False,
-                            "properties": {child_col: _UUID},
+                            "properties": {child_col: UUID_SCHEMA},
                         }
                     ),
                 },
@@ -607,7 +463,7 @@ class _Builder:
                 "operationId": _op_id("remove", child, "from", "agent"),
                 "tags": [tag],
                 "summary": f"Remove a {child} from the agent.",
-                "parameters": [parent, _path_param(child_col, f"The {child}'s id.", _UUID)],
+                "parameters": [parent, _path_param(child_col, f"The {child}'s id.", UUID_SCHEMA)],
                 "responses": {**_ok(204, "Removed.", None), **_errors(403, 404, 409)},
             },
         )
@@ -637,7 +493,7 @@ def _action_bodies() -> dict[str, dict[str, Any]]:
         "type": "object",
         "minProperties": 1,
         "additionalProperties": False,
-        "properties": {"subnet_id": _UUID, "port_id": _UUID},
+        "properties": {"subnet_id": UUID_SCHEMA, "port_id": UUID_SCHEMA},
     }
     routes = _wrapped("router", _wrapped("routes", converter_schema(definitions.route_list)))
     subports = _wrapped(
@@ -649,7 +505,7 @@ def _action_bodies() -> dict[str, dict[str, Any]]:
                 "required": ["port_id"],
                 "additionalProperties": False,
                 "properties": {
-                    "port_id": _UUID,
+                    "port_id": UUID_SCHEMA,
                     "segmentation_type": {"type": "string", "enum": ["vlan"]},
                     "segmentation_id": {"type": "integer", "minimum": 1, "maximum": 4094},
                 },
@@ -673,8 +529,6 @@ def _action_bodies() -> dict[str, dict[str, Any]]:
 
 
 def _quotas(b: _Builder) -> None:
-    from neutrino.services.quotas import ORDER  # noqa: PLC0415 - a service constant, read here only
-
     prefix = "/v2.0/quotas"
     project = _path_param("project_id", "A project's id.")
     limits = {"type": "object", "properties": {name: {"type": "integer"} for name in ORDER}}
@@ -880,8 +734,6 @@ def document(api: Any) -> dict[str, Any]:
     Deterministic: the same registry gives the same document.  The agent
     API under ``/neutrino/v1/`` is not part of it.
     """
-    from neutrino.api.app import TAGGABLE  # noqa: PLC0415 - app imports this module's path constant
-
     b = _Builder()
     _general(b)
     actions = _action_bodies()
@@ -947,13 +799,17 @@ def render(doc: dict[str, Any]) -> bytes:
 
 def reference_api() -> Any:
     """A ``NetworkApi`` with every service the factory registers, on a database never opened."""
-    from neutrino import config  # noqa: PLC0415 - the factory pulls in every service
-    from neutrino.api.factory import make_deps, make_network_api  # noqa: PLC0415
-    from neutrino.db.engine import Database  # noqa: PLC0415
+    # The factory imports api.app, which serves this document (api.app imports this module).
+    from neutrino.api.factory import make_deps, make_network_api  # noqa: PLC0415 - module level would be a cycle
 
     cfg = config.defaults("/nonexistent-neutrino-state")
     db = Database("sqlite:////nonexistent-neutrino-state/unused.db")
-    return make_network_api(make_deps(cfg, db), lambda token: None)
+    return make_network_api(make_deps(cfg, db), _no_tokens, feed=Feed(db))  # a feed nobody follows
+
+
+def _no_tokens(token: str) -> AuthInfo:
+    """The reference API describes itself and serves no request: no token is ever valid."""
+    raise RuntimeError("the reference API validates no token")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

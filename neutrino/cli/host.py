@@ -68,7 +68,7 @@ def can_run() -> tuple[bool, str]:
 
 
 def private_ovs(cfg: Any) -> Any:
-    from neutrino.agents.ovs.agent import host_netns, ovs_rundir
+    from neutrino.agents.ovs.host_config import host_netns, ovs_rundir
     from neutrino.system.ovsdb import PrivateOvs
 
     root = cfg.state_dir
@@ -158,7 +158,7 @@ def stop(layout: Any, cfg: Any, purge: bool) -> None:
     from neutrino.agents.dhcp.model import namespace_name
     from neutrino.agents.l3.model import namespace_name as router_namespace
     from neutrino.agents.metadata import MetadataProxies, default_socket_dir, socket_path
-    from neutrino.agents.ovs.agent import host_ovs
+    from neutrino.agents.ovs.host_config import host_ovs
     from neutrino.system import dnsmasq
     from neutrino.system.host import SystemHost
 
@@ -200,7 +200,7 @@ def lab_bridge(cfg: Any) -> str | None:
 def ensure_lab_host(cfg: Any, po: Any) -> bool:
     """Plug the lab namespace into the physnet bridge of the running private OVS ``po``
     (idempotent); False when there is no lab host."""
-    from neutrino.agents.ovs.agent import datapath_type
+    from neutrino.agents.ovs.host_config import datapath_type
     from neutrino.system import iproute, netns
     from neutrino.system import ovsdb as sysovs
 

@@ -28,7 +28,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,14 +129,14 @@ def _port_taken(url: str) -> bool:
 
 
 # --------------------------------------------------------------------------
-# Hooks into the server (replaced by the tests' fake server)
+# Hooks into the server (``ServerHooks``: the tests pass a fake server's)
 # --------------------------------------------------------------------------
 
 
 def _server_module():
     if importlib.util.find_spec("neutrino.server") is None:
         raise CLIError("neutrino.server is not part of this build yet: there is no API server to run")
-    import neutrino.server  # noqa: PLC0415
+    import neutrino.server
 
     return neutrino.server
 
@@ -151,6 +151,17 @@ def server_argv(layout: Layout, port_offset: int) -> list[str]:
     if port_offset:
         argv += ["--port-offset", str(port_offset)]
     return argv
+
+
+@dataclass(frozen=True)
+class ServerHooks:
+    """What ``up`` and ``status`` use of the API server, given to ``main``: the real
+    server's by default; the CLI's tests pass a fake server's (and a shorter probe)."""
+
+    prepare: Callable[[nconfig.Config], None] = prepare
+    argv: Callable[[Layout, int], list[str]] = server_argv
+    initial_values: Callable[[], dict[tuple[str, str], str]] = initial_values
+    probe_timeout: float = PROBE_TIMEOUT
 
 
 # --------------------------------------------------------------------------
@@ -203,8 +214,12 @@ def _port_offset(layout: Layout, given: int | None) -> int:
     return given
 
 
-def _write_initial_config(layout: Layout, roles: tuple[str, ...] | None) -> None:
-    values = initial_values()
+def _write_initial_config(
+    layout: Layout,
+    roles: tuple[str, ...] | None,
+    initial: Callable[[], dict[tuple[str, str], str]] = initial_values,
+) -> None:
+    values = initial()
     if roles:
         values[("DEFAULT", "roles")] = ",".join(roles)
     text = nconfig.render_ini(values)
@@ -246,7 +261,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                     "server_url, [ovs] local_ip...) and the controller's agent-openrc "
                     "(see docs/multinode.md)"
                 )
-            _write_initial_config(layout, given)
+            _write_initial_config(layout, given, args.hooks.initial_values)
         overrides = {("DEFAULT", "roles"): ",".join(given)} if given else {}
         cfg = load_config(layout.conf, layout.root, args.port_offset, overrides)
         _repair_modes(cfg)
@@ -361,7 +376,7 @@ def _up_controller(layout: Layout, cfg: nconfig.Config, args: argparse.Namespace
                 f"stop it, or move the ports (--port-offset N, or bind_port in {layout.conf})"
             )
 
-    prepare(cfg)
+    args.hooks.prepare(cfg)
 
     log_path = layout.log(SERVER)
     log_path.touch()
@@ -370,7 +385,7 @@ def _up_controller(layout: Layout, cfg: nconfig.Config, args: argparse.Namespace
         fh.write(f"--- neutrino up {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n")
     proc, rec = process.spawn(
         SERVER,
-        server_argv(layout, args.port_offset),
+        args.hooks.argv(layout, args.port_offset),
         pidfile=pf,
         log_path=log_path,
         cwd=layout.root,
@@ -466,7 +481,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             pass
     answering = True
     for name, url in eps.items():
-        ok, detail = probe(url, timeout=PROBE_TIMEOUT)
+        ok, detail = probe(url, timeout=args.hooks.probe_timeout)
         answering = answering and ok
         print(f"{name + ' API':14} {url:34} {'answers (' + detail + ')' if ok else 'no answer: ' + detail}")
         if ok and not any_alive:
@@ -486,7 +501,7 @@ def _print_where_to_look(cfg: nconfig.Config) -> None:
     roles = host.expand_roles(cfg.default.roles)
     if not host.agents_for(roles):
         return
-    from neutrino.agents.ovs.agent import host_netns, ovs_rundir
+    from neutrino.agents.ovs.host_config import host_netns, ovs_rundir
 
     ns = host_netns(cfg)
     prefix = f"ip netns exec {ns} " if ns else ""
@@ -612,7 +627,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _version() -> str:
-    from importlib import metadata  # noqa: PLC0415
+    from importlib import metadata
 
     try:
         return metadata.version("neutrino")
@@ -738,23 +753,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, hooks: ServerHooks | None = None) -> int:
     # What neutrino (and the daemons it starts) creates is its owner's alone: the state
     # directory holds password hashes, keys and user data (neutrino.cli.filemodes).
     # (Given back on return, for callers in the same process: tests.)
     previous_umask = filemodes.private_umask()
     try:
-        return _main(argv)
+        return _main(argv, hooks or ServerHooks())
     finally:
         os.umask(previous_umask)
 
 
-def _main(argv: Sequence[str] | None) -> int:
+def _main(argv: Sequence[str] | None, hooks: ServerHooks) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    args.hooks = hooks
     try:
         return args.func(args)
     except CLIError as exc:

@@ -59,7 +59,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from neutrino import errors as neutron_errors
-from neutrino.api import limits
+from neutrino import request_limits as limits
 from neutrino.asgi import handled_lifespan
 from neutrino.compute import faults, microversion, scheduler, server_views
 from neutrino.compute.flavors import FlavorService
@@ -102,12 +102,9 @@ class ComputeApi:
 
 
 def make_compute_api(
-    cfg: Config, db: Database, validate_token: Callable[[str], AuthInfo], deps: Deps | None = None, auth_uri: str = ""
+    cfg: Config, db: Database, validate_token: Callable[[str], AuthInfo], deps: Deps, auth_uri: str = ""
 ) -> ComputeApi:
-    if deps is None:
-        from neutrino.api.factory import make_deps
-
-        deps = make_deps(cfg, db)
+    """The compute services on ``deps``, the network services' (``neutrino.server`` builds both)."""
     flavors = FlavorService(db)
     keypairs = KeypairService(db)
     return ComputeApi(cfg, db, validate_token, ServerService(deps, flavors, keypairs), flavors, keypairs, auth_uri)
@@ -121,8 +118,12 @@ def build_compute_app(
     auth_uri: str = "",
     api: ComputeApi | None = None,
 ) -> Callable[..., Awaitable[None]]:
-    """The Compute API's ASGI app (``api`` given: serve that one, else build it)."""
-    capi = api or make_compute_api(cfg, db, validate_token, deps, auth_uri)
+    """The Compute API's ASGI app (``api`` given: serve that one, else build it on ``deps``)."""
+    if api is None:
+        if deps is None:
+            raise ValueError("build_compute_app needs the compute api or the network side's deps")
+        api = make_compute_api(cfg, db, validate_token, deps, auth_uri)
+    capi = api
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if await handled_lifespan(scope, receive, send) or scope["type"] != "http":
@@ -432,7 +433,7 @@ async def _keypairs(
     svc = api.keypairs
     method = request.method
     params = _params(request)
-    user_id = (params.get("user_id") or [None])[-1]
+    user_id = params["user_id"][-1] if params.get("user_id") else None
     if not rest:
         if method == "GET":
             owner = svc.owner(ctx, user_id, mv, "index")

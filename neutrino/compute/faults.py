@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from neutrino import errors as neutron_errors
 
 #: HTTP status -> the key Nova wraps its error in.
@@ -64,6 +66,11 @@ class NotAcceptable(ComputeError):
 
 class Conflict(ComputeError):
     status = 409
+
+
+def render(status: int, message: str) -> tuple[bytes, str]:
+    """A refusal by the request limits (``neutrino.request_limits``) as Nova renders it: (body, type)."""
+    return orjson.dumps(ComputeError(message, status).body()), "application/json"
 
 
 def policy(rule: str) -> Forbidden:

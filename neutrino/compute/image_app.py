@@ -159,7 +159,7 @@ def _list(request: Request, base: str) -> Response:
     if items and sort_key not in items[0]:
         raise ImageError(400, f"Invalid sort key: {sort_key}.")
     items.sort(key=lambda i: (str(i.get(sort_key) or ""), i["id"]), reverse=sort_dir == "desc")
-    marker = (params.get("marker") or [None])[-1]
+    marker = params["marker"][-1] if params.get("marker") else None
     if marker:
         ids = [i["id"] for i in items]
         if marker not in ids:

@@ -25,8 +25,10 @@ owning project, or ``admin``.
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, true, update
@@ -60,7 +62,11 @@ BUILD_FAILURES = (
 
 
 class ServerService:
-    """Servers in the database, their ports and their change-feed entries (see the module docstring)."""
+    """Servers in the database, their ports and their change-feed entries (see the module docstring).
+
+    The read method is named ``list`` like every service's; inside the class body that name hides the
+    builtin, so the signatures after it spell ``builtins.list``.
+    """
 
     def __init__(
         self, deps: Deps, flavors: FlavorService, keypairs: KeypairService, ports: PortService | None = None
@@ -140,7 +146,7 @@ class ServerService:
         return page(rows, params, lambda r: r.id, "server")
 
     # --- network facts for views ---------------------------------------------------------
-    def network_info(self, conn: Connection, rows: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    def network_info(self, conn: Connection, rows: builtins.list[Any]) -> dict[str, builtins.list[dict[str, Any]]]:
         """Per server id: its ports in NIC order, each ``{id, network_id, network_name, mac_address,
         fixed_ips: [{ip_address, version, subnet_id}], floating_ips: [{ip_address, fixed_ip_address}],
         security_groups: [names]}`` (assembled by ``server_views.nics_in_order``)."""
@@ -200,8 +206,8 @@ class ServerService:
 
     # --- the API view -----------------------------------------------------------------------
     def views(
-        self, ctx: RequestContext, conn: Connection, rows: list[Any], mv: Version, base: str
-    ) -> list[dict[str, Any]]:
+        self, ctx: RequestContext, conn: Connection, rows: builtins.list[Any], mv: Version, base: str
+    ) -> builtins.list[dict[str, Any]]:
         """Nova's detailed views of ``rows`` as ``ctx`` may see them (``server_views.server_view``)."""
         nets = self.network_info(conn, rows)
         status_of_host = self._host_status(conn, rows) if (ctx.is_admin and mv >= (2, 16)) else {}
@@ -210,12 +216,14 @@ class ServerService:
             for r in rows
         ]
 
-    def _host_status(self, conn: Connection, rows: list[Any]) -> dict[str, str]:
+    def _host_status(self, conn: Connection, rows: builtins.list[Any]) -> dict[str, str]:
         live = {a.host for a in scheduler.live_agents(conn, self.deps.cfg.default.agent_down_time)}
         return {r.host: ("UP" if r.host in live else "DOWN") for r in rows if r.host}
 
     # --- the agent view (change feed bodies and the internal API) ----------------------------
-    def agent_views(self, conn: Connection, rows: list[Any], *, expand: bool = False) -> list[dict[str, Any]]:
+    def agent_views(
+        self, conn: Connection, rows: builtins.list[Any], *, expand: bool = False
+    ) -> builtins.list[dict[str, Any]]:
         """What a compute agent needs to run servers, one dict per row (``server_views.agent_view``).
 
         ``expand`` (the internal GET) adds ``ports``, ``networks`` and
@@ -226,7 +234,7 @@ class ServerService:
             self._expand(conn, out)
         return out
 
-    def _expand(self, conn: Connection, agent_views: list[dict[str, Any]]) -> None:
+    def _expand(self, conn: Connection, agent_views: builtins.list[dict[str, Any]]) -> None:
         ids = [v["id"] for v in agent_views]
         port_rows = (
             list(
@@ -247,7 +255,7 @@ class ServerService:
         row = conn.execute(select(t.servers).where(t.servers.c.id == sid)).one()
         return self.agent_views(conn, [row], expand=expand)[0]
 
-    def agent_list(self, conn: Connection, host: str | None, *, expand: bool = False) -> list[dict[str, Any]]:
+    def agent_list(self, conn: Connection, host: str | None, *, expand: bool = False) -> builtins.list[dict[str, Any]]:
         stmt = select(t.servers)
         if host is not None:
             stmt = stmt.where(t.servers.c.host == host)
@@ -261,7 +269,7 @@ class ServerService:
         return body
 
     # ============================================================================== create
-    def create(self, ctx: RequestContext, uow: UnitOfWork, body: Any, mv: Version) -> tuple[list[str], str]:
+    def create(self, ctx: RequestContext, uow: UnitOfWork, body: Any, mv: Version) -> tuple[builtins.list[str], str]:
         """Create the servers of one request; returns (server ids, admin password)."""
         if not (ctx.is_admin or ctx.has("member")):
             raise faults.policy("os_compute_api:servers:create")
@@ -368,7 +376,9 @@ class ServerService:
         if has_subnet is None:
             raise faults.BadRequest(f"Network {net.id} requires a subnet in order to boot instances on.")
 
-    def _resolve_networks(self, ctx: RequestContext, conn: Connection, request: CreateRequest) -> list[dict[str, Any]]:
+    def _resolve_networks(
+        self, ctx: RequestContext, conn: Connection, request: CreateRequest
+    ) -> builtins.list[dict[str, Any]]:
         """The requested NICs, checked against what ``ctx`` may use: ``[{"network": row, "fixed_ip":
         address | None} | {"port": row}]`` in request order."""
         nets, legacy = request.networks, request.legacy_networks
@@ -425,7 +435,7 @@ class ServerService:
         return out
 
     @staticmethod
-    def _resolve_groups(ctx: RequestContext, conn: Connection, names: list[str]) -> list[str]:
+    def _resolve_groups(ctx: RequestContext, conn: Connection, names: builtins.list[str]) -> builtins.list[str]:
         sg = t.security_groups.c
         out = []
         for name in names:
@@ -455,9 +465,9 @@ class ServerService:
         sid: str,
         host: str,
         hostname: str,
-        nics: list[dict[str, Any]],
-        sg_ids: list[str] | None,
-    ) -> list[dict[str, Any]]:
+        nics: builtins.list[dict[str, Any]],
+        sg_ids: builtins.list[str] | None,
+    ) -> builtins.list[dict[str, Any]]:
         """Create or take over the server's ports, bound to ``host``; returns the NIC records.
 
         Every port gets the server's ``hostname`` as ``dns_name``, as Nova does when Neutron
@@ -635,7 +645,7 @@ class WrongHost(neutron_errors.Conflict):
     message = "Server %(id)s is placed on %(placed)s, not on %(host)s."
 
 
-def network_context(conn: Connection, port_dicts: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+def network_context(conn: Connection, port_dicts: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The networks and subnets of ``port_dicts``, as the expanded agent view shows them:
     ``({id: {id, name, mtu}}, {id: {id, network_id, ip_version, cidr, gateway_ip, enable_dhcp,
     dns_nameservers, host_routes}})`` (also used for trunk subports by the metadata API)."""

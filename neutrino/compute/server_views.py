@@ -11,7 +11,7 @@ version}], security_groups: [names]}``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from neutrino.compute import images
@@ -229,7 +229,10 @@ def agent_view(r: Any) -> dict[str, Any]:
 
 
 def expand(
-    views: list[dict[str, Any]], port_dicts: list[dict[str, Any]], nets: dict[str, Any], subnets: dict[str, Any]
+    views: list[dict[str, Any]],
+    port_dicts: Sequence[Mapping[str, Any]],
+    nets: dict[str, Any],
+    subnets: dict[str, Any],
 ) -> None:
     """Add to each agent view (in place) ``ports`` (its own of ``port_dicts``, Neutron admin-view
     dicts, in NIC order), ``networks`` ({id: {id, name, mtu}}) and ``subnets`` ({id: {id,

@@ -23,7 +23,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -97,7 +97,7 @@ class Change:
     resource_id: str
     action: str  # create | update | delete
     project_id: str
-    body: dict[str, Any] | None
+    body: Mapping[str, Any] | None  # a service's typed view (stored as JSON)
 
 
 @dataclass
@@ -109,7 +109,7 @@ class UnitOfWork:
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def changed(
-        self, resource: str, resource_id: str, action: str, body: dict[str, Any] | None, project_id: str = ""
+        self, resource: str, resource_id: str, action: str, body: Mapping[str, Any] | None, project_id: str = ""
     ) -> None:
         """Record a change for the feed (written at commit, in commit order)."""
         self.changes.append(Change(resource, resource_id, action, project_id, body))
@@ -171,7 +171,10 @@ class Database:
                     created_at=ts,
                 )
             )
-            last = res.inserted_primary_key[0]
+            key = res.inserted_primary_key
+            if key is None:  # typed optional by SQLAlchemy; a one-row INSERT always has its key
+                raise RuntimeError("the change feed INSERT returned no primary key")
+            last = key[0]
         return last
 
     def run_write(self, fn: Callable[[UnitOfWork], T], *, attempts: int = 12) -> T:

@@ -12,6 +12,8 @@ form the API returns, so they sort and compare as strings.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -40,9 +42,9 @@ metadata = MetaData(naming_convention=NAMING)
 UUID = String(36)
 
 
-def _std(with_name: bool = True) -> list[Column]:
+def _std(with_name: bool = True) -> list[Column[Any]]:
     """Columns of Neutron's 'standard attributes'."""
-    cols = [
+    cols: list[Column[Any]] = [
         Column("id", UUID, primary_key=True),
         Column("project_id", String(255), nullable=False, default="", index=True),
         Column("description", String(255), nullable=False, default=""),

@@ -144,7 +144,7 @@ class IdentityAPI:
         auth = call.obj("auth")
         ident = auth.get("identity")
         methods = ident.get("methods") if isinstance(ident, dict) else None
-        if not isinstance(methods, list) or not methods:
+        if not isinstance(ident, dict) or not isinstance(methods, list) or not methods:
             raise bad_request("Expecting to find identity in auth.")
         expires_at = None
         if "password" in methods:
@@ -160,9 +160,10 @@ class IdentityAPI:
             except TokenError as exc:
                 raise unauthorized() from exc
             with self.db.read() as conn:
-                user = store.get_user(conn, prior.user_id)
-            if user is None or not user["enabled"]:
+                found = store.get_user(conn, prior.user_id)
+            if found is None or not found["enabled"]:
                 raise unauthorized()
+            user = found
             expires_at = prior.expires_at
         else:
             raise unauthorized()

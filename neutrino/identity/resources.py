@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, overload
 
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
@@ -39,7 +39,12 @@ from neutrino.identity.web import (
 _TRUE = ("1", "true", "yes", "on")
 
 
+@overload
+def _str(obj: dict, key: str, *, required: Literal[True], max_len: int = 255) -> str: ...
+@overload
+def _str(obj: dict, key: str, *, required: bool = False, max_len: int = 255) -> str | None: ...
 def _str(obj: dict, key: str, *, required: bool = False, max_len: int = 255) -> str | None:
+    """``obj[key]``: a string of at most ``max_len``; ``None`` when absent unless ``required``."""
     val = obj.get(key)
     if val is None:
         if required:
@@ -320,7 +325,7 @@ class Resources(ResourceBase):
             user = self._user(conn, uid)
         if old is None or not verify_password(old, user["password_hash"]):
             raise KeystoneError(401, "The request you have made requires authentication.")
-        pw_hash = hash_password(new)  # type: ignore[arg-type]
+        pw_hash = hash_password(new)
         self._write(lambda conn: store.update_user(conn, uid, {"password_hash": pw_hash}), "user", uid)
         self._revoke("u", uid)
         return no_content()

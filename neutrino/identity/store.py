@@ -42,6 +42,13 @@ def _one(conn: Connection, q) -> Row | None:
     return dict(row) if row is not None else None
 
 
+def _inserted(row: Row | None, what: str) -> Row:
+    """``row`` read back right after its INSERT in the same transaction (so never ``None``)."""
+    if row is None:
+        raise LookupError(f"the {what} just inserted cannot be read back")
+    return row
+
+
 def _all(conn: Connection, q) -> list[Row]:
     return [dict(r) for r in conn.execute(q).mappings()]
 
@@ -69,7 +76,7 @@ def list_projects(conn: Connection, **filters: Any) -> list[Row]:
 
 def create_project(conn: Connection, values: Row) -> Row:
     conn.execute(insert(projects).values(**values))
-    return get_project(conn, values["id"])  # type: ignore[return-value]
+    return _inserted(get_project(conn, values["id"]), "project")
 
 
 def update_project(conn: Connection, project_id: str, values: Row) -> None:
@@ -97,7 +104,7 @@ def list_users(conn: Connection, **filters: Any) -> list[Row]:
 
 def create_user(conn: Connection, values: Row) -> Row:
     conn.execute(insert(users).values(**values))
-    return get_user(conn, values["id"])  # type: ignore[return-value]
+    return _inserted(get_user(conn, values["id"]), "user")
 
 
 def update_user(conn: Connection, user_id: str, values: Row) -> None:
@@ -125,7 +132,7 @@ def list_roles(conn: Connection, **filters: Any) -> list[Row]:
 
 def create_role(conn: Connection, values: Row) -> Row:
     conn.execute(insert(roles).values(**values))
-    return get_role(conn, values["id"])  # type: ignore[return-value]
+    return _inserted(get_role(conn, values["id"]), "role")
 
 
 def delete_role(conn: Connection, role_id: str) -> bool:

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from neutrino.api import limits
+from neutrino import request_limits as limits
 from neutrino.context import AuthInfo
 from neutrino.identity.tokens import TokenError, TokenProvider
 

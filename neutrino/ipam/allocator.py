@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import and_, select
@@ -97,7 +98,7 @@ def _requested_address(addr: Any) -> str | None:
 def allocate(
     conn: Connection,
     network_id: str,
-    requested: list[dict[str, Any]] | None,
+    requested: Sequence[Mapping[str, Any]] | None,
     *,
     mac: str,
     owner: str,

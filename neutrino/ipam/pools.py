@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from neutrino import errors
 
@@ -59,7 +60,7 @@ MAX_POOLS = 1000
 
 
 def validate_pools(
-    net: Net, pools: list[dict[str, str]], gateway: str | None, max_pools: int = MAX_POOLS
+    net: Net, pools: Sequence[Mapping[str, Any]], gateway: str | None, max_pools: int = MAX_POOLS
 ) -> list[dict[str, str]]:
     """Check supplied pools: count, parse, order, bounds, overlap, gateway.  Returns canonical pools.
 
@@ -78,7 +79,7 @@ def validate_pools(
             raise errors.InvalidAllocationPool(pool=p) from None
         if s.version != net.version or e.version != net.version:  # before s > e: mixed versions don't compare
             raise errors.InvalidAllocationPool(pool=f"{s}-{e}")
-        if s > e:
+        if int(s) > int(e):  # one version (checked above)
             raise errors.InvalidAllocationPool(pool=p)
         if int(s) < lo or int(e) > hi:
             raise errors.OutOfBoundsAllocationPool(pool=f"{s}-{e}", subnet_cidr=str(net))

@@ -54,6 +54,33 @@ def _nets(cidrs: Iterable[str | Network]) -> list[Network]:
     ]
 
 
+def _within(inner: Network, outer: Network) -> bool:
+    """``inner.subnet_of(outer)``, False across IP versions (typeshed wants one version statically)."""
+    if isinstance(inner, ipaddress.IPv4Network) and isinstance(outer, ipaddress.IPv4Network):
+        return inner.subnet_of(outer)
+    if isinstance(inner, ipaddress.IPv6Network) and isinstance(outer, ipaddress.IPv6Network):
+        return inner.subnet_of(outer)
+    return False
+
+
+def _without(outer: Network, inner: Network) -> list[Network]:
+    """``outer.address_exclude(inner)`` of two networks of one version (``inner`` inside ``outer``)."""
+    if isinstance(outer, ipaddress.IPv4Network) and isinstance(inner, ipaddress.IPv4Network):
+        return list(outer.address_exclude(inner))
+    if isinstance(outer, ipaddress.IPv6Network) and isinstance(inner, ipaddress.IPv6Network):
+        return list(outer.address_exclude(inner))
+    raise TypeError(f"{outer} and {inner} are not of the same version")
+
+
+def _collapse(nets: list[Network]) -> list[Network]:
+    """``ipaddress.collapse_addresses`` of networks of one IP version (a mix is a TypeError, as there)."""
+    v4 = [n for n in nets if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in nets if isinstance(n, ipaddress.IPv6Network)]
+    if v4 and v6:
+        raise TypeError(f"{v4[0]} and {v6[0]} are not of the same version")
+    return [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
+
+
 def compact(cidrs: Iterable[str | Network]) -> list[str]:
     """The fewest CIDRs covering exactly the addresses of ``cidrs`` (one IP version), sorted.
 
@@ -61,17 +88,17 @@ def compact(cidrs: Iterable[str | Network]) -> list[str]:
     nets = _nets(cidrs)
     if not nets:
         return []
-    return [str(n) for n in ipaddress.collapse_addresses(nets)]
+    return [str(n) for n in _collapse(nets)]
 
 
 def covers(outer: Iterable[str | Network], inner: Iterable[str | Network]) -> bool:
     """True if every address of ``inner`` is in ``outer`` (both sets of CIDRs)."""
     outer_n = _nets(outer)
     for n in _nets(inner):
-        if not any(n.version == o.version and n.subnet_of(o) for o in outer_n):
+        if not any(_within(n, o) for o in outer_n):
             # ``n`` may still be covered by several adjacent prefixes: compact first.
             merged = _nets(compact(outer_n))
-            if not any(n.version == o.version and n.subnet_of(o) for o in merged):
+            if not any(_within(n, o) for o in merged):
                 return False
     return True
 
@@ -85,17 +112,17 @@ def overlaps(a: Iterable[str | Network], b: Iterable[str | Network]) -> bool:
 def free_ranges(prefixes: Iterable[str | Network], used: Iterable[str | Network]) -> list[Network]:
     """The pool's addresses not in ``used``, as the fewest CIDRs, sorted by address."""
     nets = _nets(prefixes)
-    free: list[Network] = list(ipaddress.collapse_addresses(nets)) if nets else []
+    free: list[Network] = _collapse(nets) if nets else []
     for u in _nets(used):
         nxt: list[Network] = []
         for f in free:
             if f.version != u.version or not f.overlaps(u):
                 nxt.append(f)
-            elif u.subnet_of(f):  # type: ignore[arg-type]
-                nxt.extend(f.address_exclude(u))  # type: ignore[arg-type]
+            elif _within(u, f):
+                nxt.extend(_without(f, u))
             # else f lies inside u: all of it is used
         free = nxt
-    return list(ipaddress.collapse_addresses(free)) if free else []
+    return _collapse(free) if free else []
 
 
 def first_free(prefixes: Iterable[str | Network], used: Iterable[str | Network], prefixlen: int) -> str | None:
@@ -112,10 +139,7 @@ def first_free(prefixes: Iterable[str | Network], used: Iterable[str | Network],
 def specific_fits(prefixes: Iterable[str | Network], used: Iterable[str | Network], cidr: str | Network) -> bool:
     """True if ``cidr`` lies wholly in one free range of the pool."""
     want = _nets([cidr])[0]
-    return any(
-        f.version == want.version and want.subnet_of(f)  # type: ignore[arg-type]
-        for f in free_ranges(prefixes, used)
-    )
+    return any(_within(want, f) for f in free_ranges(prefixes, used))
 
 
 def quota_units(cidr: str | Network) -> int:

@@ -52,11 +52,12 @@ from sqlalchemy.exc import NoResultFound
 from starlette.concurrency import run_in_threadpool
 
 from neutrino.asgi import handled_lifespan
-from neutrino.compute.server_service import network_context
+from neutrino.compute.server_service import ServerService, network_context
 from neutrino.config import Config
 from neutrino.db import tables as t
 from neutrino.db.engine import Database
 from neutrino.metadata import tree
+from neutrino.resources.types import Port
 
 LOG = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ class _Cached:
 
 
 class MetadataApi:
-    def __init__(self, cfg: Config, db: Database, servers: Any) -> None:
+    def __init__(self, cfg: Config, db: Database, servers: ServerService) -> None:
         self.cfg, self.db, self.servers = cfg, db, servers
         self._cache: dict[str, _Cached] = {}
         self.secret = cfg.metadata.metadata_proxy_shared_secret
@@ -303,7 +304,7 @@ class MetadataApi:
             subports=subports,
         )
 
-    def _trunk_subports(self, conn: Any, view: dict[str, Any]) -> list[dict[str, Any]]:
+    def _trunk_subports(self, conn: Any, view: dict[str, Any]) -> list[Port]:
         """The port dicts of the subports of the instance's trunk parents (their ``trunk_details``),
         with their networks and subnets added to the view's (``network_data.json`` lists them
         as VLAN links)."""
@@ -340,7 +341,9 @@ class MetadataApi:
         if method == "GET" and not parts:
             return _text(200, tree.root_listing())
         instance_id, tenant_id, address = self.identify(request)
-        entry = self.cached(instance_id, tenant_id) or await run_in_threadpool(self._entry, instance_id, tenant_id)
+        entry = self.cached(instance_id, tenant_id)
+        if entry is None:  # a miss reads the database: off the event loop
+            entry = await run_in_threadpool(self._entry, instance_id, tenant_id)
         inst = entry.instance
         if is_token:
             return self.issue_token(request, inst.uuid)
@@ -406,15 +409,8 @@ class MetadataApi:
         return _text(200, "")
 
 
-def build_metadata_app(cfg: Config, db: Database, servers: Any = None) -> Callable[..., Awaitable[None]]:
-    """The metadata API's ASGI app.  ``servers``: a ``ServerService`` (built when not given)."""
-    if servers is None:
-        from neutrino.compute.app import make_compute_api
-
-        def no_tokens(_token: str) -> Any:
-            raise ValueError("the metadata API takes no tokens")
-
-        servers = make_compute_api(cfg, db, no_tokens).servers
+def build_metadata_app(cfg: Config, db: Database, servers: ServerService) -> Callable[..., Awaitable[None]]:
+    """The metadata API's ASGI app, reading instances through the compute API's ``servers``."""
     api = MetadataApi(cfg, db, servers)
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -430,5 +426,4 @@ def build_metadata_app(cfg: Config, db: Database, servers: Any = None) -> Callab
             response = _error(_Answer(500))
         await response.send(send)
 
-    app.api = api  # type: ignore[attr-defined]
     return app

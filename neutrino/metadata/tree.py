@@ -18,7 +18,7 @@ import ipaddress
 import os
 import posixpath
 import uuid as uuidlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -75,7 +75,7 @@ class Instance:
     subnets: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Trunk subports of the trunk parents among ``ports``: {port id: Neutron port dict}
     # (their networks and subnets are in ``networks``/``subnets`` too)
-    subports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    subports: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     password: str = ""
     vendor_data: dict[str, Any] = field(default_factory=dict)
 
@@ -96,7 +96,7 @@ def instance_from_view(
     security_groups: list[str] | None = None,
     key_type: str = "ssh",
     password: str = "",
-    subports: list[dict[str, Any]] | None = None,
+    subports: Sequence[Mapping[str, Any]] | None = None,
 ) -> Instance:
     """An ``Instance`` from ``ServerService.agent_view(..., expand=True)`` (and the port dicts of
     its trunk subports, whose networks and subnets the view's maps must hold as well)."""
@@ -274,7 +274,7 @@ def _mtu(value: Any) -> int | None:
 
 def _port_networks(
     inst: Instance,
-    port: dict[str, Any],
+    port: Mapping[str, Any],
     ips: list[dict[str, Any]],
     link_id: str,
     networks: list[dict[str, Any]],
@@ -315,7 +315,7 @@ def _port_networks(
                 services.append(svc)
 
 
-def _addressed(inst: Instance, port: dict[str, Any]) -> list[dict[str, Any]]:
+def _addressed(inst: Instance, port: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The port's fixed IPs on subnets the instance's view knows."""
     return [a for a in port.get("fixed_ips") or [] if a["subnet_id"] in inst.subnets]
 

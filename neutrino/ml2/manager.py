@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import insert
@@ -81,7 +82,7 @@ class TypeManager:
         self.global_mtu = gmtu
 
     # --- provider attributes ----------------------------------------------------
-    def provider_segment(self, attrs: dict[str, Any]) -> Segment | None:
+    def provider_segment(self, attrs: Mapping[str, Any]) -> Segment | None:
         """Build and validate the segment a request's ``provider:*`` asks for."""
         ntype = attrs.get("provider:network_type")
         physnet = attrs.get("provider:physical_network")

@@ -10,6 +10,8 @@ What a resource is and who may touch it, with no request or response in sight:
 * ``policy``: Neutron's default policy rules and ``enforce``;
 * ``query``: ``ListQuery`` (filters, sorting, marker/limit pagination) and the
   ``*_links`` of a page, built from a base URL string the caller passes.
+* ``types``: the ``TypedDict``s the services take and return (generated from the
+  attribute maps by ``gen_types``).
 
 Imported by ``neutrino.services`` and by the HTTP edge (``neutrino.api``); it
 imports neither (``tests/unit/test_layers.py``).

@@ -181,7 +181,7 @@ def fixed_ips(item: Conv) -> Conv:
     inner = list_of(item)
 
     def conv(v: Any) -> list[dict[str, Any]]:
-        out = inner(v)
+        out: list[dict[str, Any]] = inner(v)
         seen: set[str] = set()
         for f in out:
             addr = f.get("ip_address")
@@ -241,7 +241,7 @@ def nullable(conv: Conv) -> Conv:
 
 def in_range(lo: int, hi: int, conv: Conv = to_int) -> Conv:
     def inner(v: Any) -> int:
-        n = conv(v)
+        n: int = conv(v)
         if not lo <= n <= hi:
             raise ValueError(f"'{n}' is not in range {lo} through {hi}")
         return n

@@ -71,7 +71,7 @@ def _group_id(v: object) -> str:
     service, which answers an unknown or malformed id with 404
     SecurityGroupNotFound, as Neutron; a UUID is made canonical.  Other types
     are 400.  The service only compares the string with stored ids."""
-    text = cv.string(255)(v)
+    text: str = cv.string(255)(v)
     try:
         return cv.uuid_str(text)
     except ValueError:
@@ -84,7 +84,8 @@ def _protocol(v: object) -> str:
     checks the value (0-255 or a known name)."""
     if isinstance(v, int) and not isinstance(v, bool):
         v = str(v)
-    return cv.string(40)(v)
+    text: str = cv.string(40)(v)
+    return text
 
 
 NETWORK = Resource(
@@ -758,6 +759,17 @@ ADDRESS_SCOPE = Resource(
     ),
 )
 
-ALL = (NETWORK, SUBNET, PORT, ROUTER, FLOATINGIP, SECURITY_GROUP, SECURITY_GROUP_RULE, AGENT, SUBNETPOOL, ADDRESS_SCOPE)
+ALL: tuple[Resource, ...] = (
+    NETWORK,
+    SUBNET,
+    PORT,
+    ROUTER,
+    FLOATINGIP,
+    SECURITY_GROUP,
+    SECURITY_GROUP_RULE,
+    AGENT,
+    SUBNETPOOL,
+    ADDRESS_SCOPE,
+)
 ALL = (*ALL, TRUNK)
 BY_COLLECTION = {r.collection: r for r in ALL}

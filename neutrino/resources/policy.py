@@ -80,7 +80,7 @@ def any_of(*checks: Check) -> Check:
 
 def not_network_device(c: RequestContext, t: Target) -> bool:
     owner = t.get("device_owner") or ""
-    return not (owner.startswith("network:") or owner.startswith("neutron:"))
+    return not owner.startswith(("network:", "neutron:"))
 
 
 def sg_owner_member(c: RequestContext, t: Target) -> bool:

@@ -126,7 +126,7 @@ def parse_list_query(
         bad_dirs = [d for d in dirs if d not in ("asc", "desc")]
         if bad_dirs:
             raise bad(f"{echo(bad_dirs)} is invalid value for sort_dirs, valid value is 'asc' and 'desc'")
-        q.sorts = [(k, d == "asc") for k, d in zip(keys, dirs)]
+        q.sorts = [(k, d == "asc") for k, d in zip(keys, dirs, strict=True)]  # equal lengths, checked above
 
     if "limit" in grouped:
         raw = grouped["limit"][-1]
@@ -237,11 +237,18 @@ def apply(
         sorts.append(("id", True))
     for key, asc in reversed(sorts):
         conv = (sort_values or {}).get(key)
-        items.sort(
-            key=lambda o, k=key, c=conv: _sort_key(o.get(k) if c is None or o.get(k) is None else c(o[k])),
-            reverse=not asc,
-        )
+        items.sort(key=_key_of(key, conv), reverse=not asc)
     return items
+
+
+def _key_of(key: str, conv: Callable[[Any], Any] | None) -> Callable[[dict[str, Any]], tuple[int, Any]]:
+    """The sort key of ``key`` in an item (its value through ``conv`` when both are there)."""
+
+    def sort_key(o: dict[str, Any]) -> tuple[int, Any]:
+        v = o.get(key)
+        return _sort_key(v if conv is None or v is None else conv(v))
+
+    return sort_key
 
 
 def _sort_key(v: Any) -> tuple[int, Any]:

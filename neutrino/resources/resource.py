@@ -9,7 +9,7 @@ per-attribute read policy).  Pure: no database, no HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,7 +228,7 @@ def prepare_update(
     return out
 
 
-def attr_rules(res: Resource, action: str, body: dict[str, Any], *, creating: bool) -> list[tuple[str, list[str]]]:
+def attr_rules(res: Resource, action: str, body: Mapping[str, Any], *, creating: bool) -> list[tuple[str, list[str]]]:
     """The per-attribute policy rules a body triggers (see ``policy``)."""
     out: list[tuple[str, list[str]]] = []
     given = body.get("__given__", frozenset(body))
@@ -269,9 +269,11 @@ class Shaper:
         )
         self.fields = [f for f in fields if f not in self.strip] if fields else None
 
-    def __call__(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """The JSON dict of a service's typed value (``neutrino.resources.types``): the value itself
+        (every typed value is a dict) when nothing is hidden or selected."""
         if self.fields is not None:
             return {k: obj[k] for k in self.fields if k in obj}
         if self.strip:
             return {k: v for k, v in obj.items() if k not in self.strip}
-        return obj
+        return obj if isinstance(obj, dict) else dict(obj)

@@ -8,9 +8,9 @@ import random
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypedDict, TypeVar
 
 from sqlalchemy import Table, and_, delete, false, insert, select, update
 from sqlalchemy.engine import Connection
@@ -18,28 +18,64 @@ from sqlalchemy.engine import Connection
 from neutrino import errors
 from neutrino.config import Config
 from neutrino.db import tables as t
-from neutrino.db.engine import Database
+from neutrino.db.engine import Database, UnitOfWork
 from neutrino.ml2.manager import TypeManager
 from neutrino.resources.query import ListQuery
 from neutrino.resources.resource import Resource
 from neutrino.timeutil import now_iso
 
+#: Puts the admin view of these objects (of one feed type) on the change feed as ``update``
+#: records, in the order given; in txn.  The caller has already advanced their revisions.
+Recorder = Callable[[UnitOfWork, Sequence[str]], None]
+#: Run before a port loses addresses: (uow, port id, the addresses it keeps; ``None``: the port
+#: is being deleted and keeps none).  In txn.
+PortAddressHook = Callable[[UnitOfWork, str, set[str] | None], None]
+#: Run before an external network is deleted (before its ports are checked): (uow, network id).  In txn.
+NetworkHook = Callable[[UnitOfWork, str], None]
+
 
 @dataclass
 class Deps:
-    """What services need, built once by the app factory (no globals)."""
+    """What services need, built once by the app factory (no globals).
+
+    Besides the shared parts, it carries what one service asks of another whose
+    module it must not import (that module imports its own): the registry of feed
+    recorders and the hooks on port and network events.  They are filled once, at
+    wiring time, by ``neutrino.api.factory.make_network_api``:
+
+    - ``recorders`` by ``neutrino.services.recorders.register``: ``network``,
+      ``port``, ``security_group``, ``subnetpool``, ``address_scope``, ``floatingip``
+      (used through ``record`` by the DHCP scheduler, RBAC, subnet pools, trunks and ports);
+    - ``port_addresses_released`` and ``external_network_deleting`` by
+      ``neutrino.services.l3.register`` (port forwardings, floating IPs).
+    """
 
     cfg: Config
     db: Database
     types: TypeManager
     rng: random.Random
+    #: Feed type -> what records its admin view (see ``record``).
+    recorders: dict[str, Recorder] = field(default_factory=dict)
+    #: Called in order by ``PortService`` before a port loses addresses or is deleted.
+    port_addresses_released: list[PortAddressHook] = field(default_factory=list)
+    #: Called in order by ``NetworkService.delete`` before an external network is deleted.
+    external_network_deleting: list[NetworkHook] = field(default_factory=list)
+
+    def record(self, uow: UnitOfWork, feed_type: str, ids: Sequence[str]) -> None:
+        """Put the admin view of these ``feed_type`` objects on the change feed (``update``);
+        in txn, after the caller advanced their revisions.  ``LookupError`` when no recorder
+        was registered for ``feed_type`` (a wiring mistake)."""
+        recorder = self.recorders.get(feed_type)
+        if recorder is None:
+            raise LookupError(f"no feed recorder registered for {feed_type!r} (neutrino.services.recorders)")
+        recorder(uow, ids)
 
 
 def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def std_values(item: dict[str, Any], *, revision: int = 0, with_name: bool = True) -> dict[str, Any]:
+def std_values(item: Mapping[str, Any], *, revision: int = 0, with_name: bool = True) -> dict[str, Any]:
     """Column values of the standard attributes for an insert."""
     ts = now_iso()
     vals = {
@@ -55,7 +91,17 @@ def std_values(item: dict[str, Any], *, revision: int = 0, with_name: bool = Tru
     return vals
 
 
-def std_tail(row: Any, tags: list[str]) -> dict[str, Any]:
+class StdTail(TypedDict):
+    """The trailing standard attributes of a view; ``**std_tail(...)`` in a typed literal."""
+
+    description: str
+    tags: list[str]
+    created_at: str
+    updated_at: str
+    revision_number: int
+
+
+def std_tail(row: Any, tags: list[str]) -> StdTail:
     """The trailing standard attributes of a response dict, in Neutron's order."""
     return {
         "description": row.description,
@@ -66,7 +112,7 @@ def std_tail(row: Any, tags: list[str]) -> dict[str, Any]:
     }
 
 
-def bump(conn: Connection, table: Table, obj_id: str, values: dict[str, Any] | None = None) -> None:
+def bump(conn: Connection, table: Table, obj_id: str, values: Mapping[str, Any] | None = None) -> None:
     """Apply ``values`` and advance revision_number/updated_at by one."""
     vals = dict(values or {})
     vals["revision_number"] = table.c.revision_number + 1
@@ -140,7 +186,10 @@ def push_filters(
     return stmt, pushed
 
 
-class VersionedCache:
+V = TypeVar("V")  # the typed view a cache holds (``neutrino.resources.types``)
+
+
+class VersionedCache(Generic[V]):
     """Response dicts keyed by (id, revision_number): a per-process read cache.
 
     Correct across processes because every change to what a resource's dict
@@ -151,16 +200,16 @@ class VersionedCache:
 
     def __init__(self, max_items: int = 20000) -> None:
         self.max_items = max_items
-        self._data: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
+        self._data: OrderedDict[str, tuple[int, V]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, obj_id: str, revision: int) -> dict[str, Any] | None:
+    def get(self, obj_id: str, revision: int) -> V | None:
         hit = self._data.get(obj_id)
         if hit is None or hit[0] != revision:
             return None
         return hit[1]
 
-    def put(self, obj_id: str, revision: int, obj: dict[str, Any]) -> None:
+    def put(self, obj_id: str, revision: int, obj: V) -> None:
         with self._lock:
             self._data[obj_id] = (revision, obj)
             self._data.move_to_end(obj_id)

@@ -63,7 +63,6 @@ from sqlalchemy import and_, delete, exists, func, insert, select, true
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
-from neutrino.context import RequestContext
 from neutrino.db import tables as t
 from neutrino.db.engine import UnitOfWork
 from neutrino.feed.publisher import Feed
@@ -255,11 +254,8 @@ class DhcpScheduler:
             action = "delete" if after is None else ("create" if before is None else "update")
             uow.changed(FEED_TYPE, net.id, action, after, net.project_id)
         if record_network and hosting_zones(conn, [net.id]).get(net.id, []) != zones_before:
-            # In function: networks imports this module (a network's view shows its DHCP agents' zones).
-            from neutrino.services.networks import NetworkService
-
-            body = NetworkService(self.deps).get(RequestContext.admin(), conn, net.id)
-            uow.changed("network", net.id, "update", body, net.project_id)
+            # A network's view shows its DHCP agents' zones (recorded by recorders.register's recorder).
+            self.deps.record(uow, "network", [net.id])
 
     # --- entry points -------------------------------------------------------------------------
     def network_changed(self, uow: UnitOfWork, net_id: str, *, record_network: bool = True) -> None:
@@ -433,15 +429,11 @@ class DhcpScheduler:
 
     def _zone_changed(self, uow: UnitOfWork, agent_id: str) -> None:
         """An agent reported another availability zone: the views of its networks changed."""
-        from neutrino.services.networks import NetworkService  # in function: networks imports this module
-
         conn = uow.conn
-        svc = NetworkService(self.deps)
-        for (net_id,) in conn.execute(
+        net_ids = conn.execute(
             select(_nda.c.network_id).where(_nda.c.agent_id == agent_id).order_by(_nda.c.network_id)
-        ).all():
-            body = svc.get(RequestContext.admin(), conn, net_id)
-            uow.changed("network", net_id, "update", body, body["project_id"])
+        ).scalars()
+        self.deps.record(uow, "network", list(net_ids))
 
 
 __all__ = [

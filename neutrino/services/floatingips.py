@@ -27,8 +27,9 @@ Contracts (Neutron's behaviour):
 
 from __future__ import annotations
 
+import builtins  # the service's ``list`` method hides the builtin in its class body
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,13 @@ from neutrino.resources import policy
 from neutrino.resources.definitions import FLOATINGIP
 from neutrino.resources.query import ListQuery
 from neutrino.resources.resource import attr_rules
+from neutrino.resources.types import (
+    FloatingIp,
+    FloatingIpCreate,
+    FloatingIpUpdate,
+    PortDetails,
+    PortForwardingSummary,
+)
 from neutrino.services import common, quotas
 from neutrino.services.common import Deps
 from neutrino.services.networks import NetworkService
@@ -104,9 +112,11 @@ def find_router_for_fip(conn: Connection, port: Any, subnet: Any, ext_net_id: st
     ).all()
     for router_id, address in rows:
         if address == subnet.gateway_ip:
-            return router_id
+            found: str = router_id
+            return found
     if rows:
-        return rows[0][0]
+        first: str = rows[0][0]
+        return first
     raise errors.ExternalGatewayForFloatingIPNotFound(
         subnet_id=subnet.id, external_network_id=ext_net_id, port_id=port.id
     )
@@ -131,11 +141,11 @@ class FloatingIPService:
             raise errors.FloatingIPNotFound(floatingip_id=fip_id)
         return row
 
-    def dicts(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+    def dicts(self, conn: Connection, rows: list[Any]) -> list[FloatingIp]:
         ids = [r.id for r in rows]
         port_ids = sorted({r.fixed_port_id for r in rows if r.fixed_port_id})
         ports = {p.id: p for p in conn.execute(select(t.ports).where(t.ports.c.id.in_(port_ids)))} if port_ids else {}
-        pfs: dict[str, list[dict[str, Any]]] = {}
+        pfs: dict[str, list[PortForwardingSummary]] = {}
         if ids:
             q = select(t.port_forwardings).order_by(t.port_forwardings.c.external_port_start, t.port_forwardings.c.id)
             if len(ids) <= 400:
@@ -146,8 +156,8 @@ class FloatingIPService:
         return [self._dict(r, ports.get(r.fixed_port_id or ""), pfs.get(r.id, []), tags.get(r.id, [])) for r in rows]
 
     @staticmethod
-    def _dict(r: Any, port: Any, pfs: list[dict[str, Any]], tags: list[str]) -> dict[str, Any]:
-        details = None
+    def _dict(r: Any, port: Any, pfs: list[PortForwardingSummary], tags: list[str]) -> FloatingIp:
+        details: PortDetails | None = None
         if port is not None:
             details = {
                 "name": port.name,
@@ -158,7 +168,7 @@ class FloatingIPService:
                 "device_id": port.device_id,
                 "device_owner": port.device_owner,
             }
-        d = {
+        return {
             "id": r.id,
             "tenant_id": r.project_id,
             "floating_ip_address": r.floating_ip_address,
@@ -173,17 +183,16 @@ class FloatingIPService:
             "dns_name": r.dns_name,
             "port_forwardings": pfs,
             "qos_policy_id": None,
+            **common.std_tail(r, tags),
         }
-        d.update(common.std_tail(r, tags))
-        return d
 
-    def get(self, ctx: RequestContext, conn: Connection, fip_id: str) -> dict[str, Any]:
+    def get(self, ctx: RequestContext, conn: Connection, fip_id: str) -> FloatingIp:
         return self.dicts(conn, [self.fetch_row(ctx, conn, fip_id)])[0]
 
-    def admin_view(self, conn: Connection, fip_id: str) -> dict[str, Any]:
+    def admin_view(self, conn: Connection, fip_id: str) -> FloatingIp:
         return self.get(RequestContext.admin(), conn, fip_id)
 
-    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
+    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[builtins.list[FloatingIp], set[str]]:
         stmt, pushed = common.push_filters(
             select(t.floatingips).where(self._visible(ctx)), t.floatingips, FLOATINGIP, q
         )
@@ -191,7 +200,7 @@ class FloatingIPService:
         return self.dicts(conn, rows), pushed
 
     # --- writing ----------------------------------------------------------------------------
-    def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
+    def create(self, ctx: RequestContext, uow: UnitOfWork, item: FloatingIpCreate) -> FloatingIp:
         conn = uow.conn
         policy.enforce(ctx, "create_floatingip", item, attr_rules(FLOATINGIP, "create", item, creating=True))
         quotas.check(self.deps.cfg, conn, item["project_id"], "floatingip")
@@ -246,8 +255,8 @@ class FloatingIPService:
         return out
 
     def update(
-        self, ctx: RequestContext, uow: UnitOfWork, fip_id: str, changes: dict[str, Any], if_match: str | None = None
-    ) -> dict[str, Any]:
+        self, ctx: RequestContext, uow: UnitOfWork, fip_id: str, changes: FloatingIpUpdate, if_match: str | None = None
+    ) -> FloatingIp:
         conn = uow.conn
         row = self.fetch_row(ctx, conn, fip_id)
         policy.enforce(
@@ -291,7 +300,7 @@ class FloatingIPService:
             self.ports.remove(uow, port)
         uow.changed("floatingip", fip_id, "delete", None, row.project_id)
 
-    def touch(self, uow: UnitOfWork, fip_id: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
+    def touch(self, uow: UnitOfWork, fip_id: str, values: Mapping[str, Any] | None = None) -> FloatingIp:
         """Apply ``values``, bump the revision and record an update (port forwarding changes)."""
         common.bump(uow.conn, t.floatingips, fip_id, values)
         out = self.admin_view(uow.conn, fip_id)
@@ -300,7 +309,7 @@ class FloatingIPService:
 
     # --- association ------------------------------------------------------------------------
     def _association(
-        self, ctx: RequestContext, conn: Connection, req: dict[str, Any], fip: FipState
+        self, ctx: RequestContext, conn: Connection, req: FloatingIpCreate | FloatingIpUpdate, fip: FipState
     ) -> tuple[str | None, str | None, str | None]:
         """(port_id, fixed_ip_address, router_id) a request leaves the floating IP with."""
         port_id = fixed_ip = router_id = None
@@ -335,8 +344,9 @@ class FloatingIPService:
         return conn.execute(select(t.floatingips.c.fixed_ip_address).where(t.floatingips.c.id == fip_id)).scalar()
 
     def _assoc_data(
-        self, ctx: RequestContext, conn: Connection, req: dict[str, Any], fip: FipState
+        self, ctx: RequestContext, conn: Connection, req: Mapping[str, Any], fip: FipState
     ) -> tuple[str, str, str]:
+        """``req``: a create or update body, or one with the current ``port_id`` filled in."""
         port = self.ports.fetch_row(ctx, conn, req["port_id"])
         if port.project_id != fip.project_id and not ctx.is_admin:
             raise fip_bad(
@@ -367,9 +377,9 @@ class FloatingIPService:
         return port.id, fixed, find_router_for_fip(conn, port, subnet, fip.floating_network_id)
 
 
-def pf_summary(pf: Any) -> dict[str, Any]:
+def pf_summary(pf: Any) -> PortForwardingSummary:
     """A port forwarding as embedded in its floating IP (``expose-port-forwarding-in-fip``)."""
-    d: dict[str, Any] = {
+    d: PortForwardingSummary = {
         "id": pf.id,
         "protocol": pf.protocol,
         "internal_ip_address": pf.internal_ip_address,
@@ -382,9 +392,21 @@ def pf_summary(pf: Any) -> dict[str, Any]:
     return d
 
 
-def record_fip_changes(deps: Deps, uow: UnitOfWork, fip_ids: Iterable[str]) -> None:
-    """After an indirect change (a port's deletion disassociated these floating IPs):
-    bump their revisions and put ``floatingip`` updates on the feed."""
+def release_unused_floating_ips(deps: Deps, uow: UnitOfWork, net_id: str) -> None:
+    """Deleting an external network first deletes its floating IPs that serve nothing: neither
+    associated with a port nor held by a router for port forwardings (Neutron does the same,
+    whoever owns them).  Those left keep their ports, which then block the deletion.
+    A hook of ``NetworkService.delete`` (``Deps.external_network_deleting``, added by
+    ``neutrino.services.l3.register``)."""
+    fips = t.floatingips.c
+    unused = [
+        r.id
+        for r in uow.conn.execute(
+            select(fips.id).where(
+                and_(fips.floating_network_id == net_id, fips.fixed_port_id.is_(None), fips.router_id.is_(None))
+            )
+        )
+    ]
     svc = FloatingIPService(deps)
-    for fip_id in fip_ids:
-        svc.touch(uow, fip_id)
+    for fip_id in unused:
+        svc.delete(RequestContext.admin(), uow, fip_id)

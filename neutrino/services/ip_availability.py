@@ -91,7 +91,7 @@ class IpAvailabilityService(ReadOnlyService):
             nets = nets.where(t.networks.c.id.in_(net_ids))
             subs = subs.where(t.subnets.c.network_id.in_(net_ids))
             used = used.where(t.ip_allocations.c.network_id.in_(net_ids))
-        counts = dict(conn.execute(used).all())
+        counts: dict[str, int] = dict(conn.execute(used).all())
         by_net: dict[str, list[dict[str, Any]]] = {}
         for s in conn.execute(subs.order_by(t.subnets.c.network_id, t.subnets.c.id)):
             if versions and s.ip_version not in versions:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins  # the service's ``list`` method hides the builtin in its class body
 from typing import Any
 
 from sqlalchemy import and_, delete, insert, or_, select, true
@@ -16,9 +17,12 @@ from neutrino.resources import policy
 from neutrino.resources.definitions import NETWORK
 from neutrino.resources.query import ListQuery
 from neutrino.resources.resource import attr_rules
+from neutrino.resources.types import Network, NetworkCreate, NetworkUpdate
 from neutrino.services import common, quotas, rbac
 from neutrino.services.common import Deps
 from neutrino.services.dhcp_scheduler import hosting_zones
+from neutrino.services.security_groups import ensure_default_group
+from neutrino.services.subnetpools import network_address_scopes
 
 #: Ports removed with their network (they do not block its deletion).
 AUTO_DELETE_OWNERS = ("network:dhcp", "network:distributed", "network:floatingip_agent_gateway")
@@ -45,7 +49,7 @@ class NetworkService:
         self.deps = deps
 
     # --- reading ------------------------------------------------------------------
-    def _rows_to_dicts(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+    def _rows_to_dicts(self, conn: Connection, rows: list[Any]) -> list[Network]:
         ids = [r.id for r in rows]
         subnets: dict[str, list[str]] = {}
         segs: dict[str, list[Any]] = {}
@@ -64,8 +68,6 @@ class NetworkService:
         # availability_zones: the zones of the DHCP agents hosting the network (dhcp_scheduler).
         zones = hosting_zones(conn, ids)
         # ipv4/ipv6_address_scope: the address scope of the pools of the network's subnets.
-        from neutrino.services.subnetpools import network_address_scopes
-
         scopes = network_address_scopes(conn, ids)
         for d in out:
             d["availability_zones"] = zones.get(d["id"], [])
@@ -74,9 +76,11 @@ class NetworkService:
         return out
 
     @staticmethod
-    def _dict(r: Any, subnets: list[str], segs: list[Any], tags: list[str]) -> dict[str, Any]:
+    def _dict(r: Any, subnets: list[str], segs: list[Any], tags: list[str]) -> Network:
         seg = segs[0] if segs else None
-        d = {
+        # Neutron's order: ..., description, l2_adjacency, tags, created_at, ...
+        tail = common.std_tail(r, tags)
+        d: Network = {
             "id": r.id,
             "name": r.name,
             "tenant_id": r.project_id,
@@ -97,12 +101,13 @@ class NetworkService:
             "availability_zones": [],
             "ipv4_address_scope": None,
             "ipv6_address_scope": None,
+            "description": tail["description"],
+            "l2_adjacency": True,
+            "tags": tail["tags"],
+            "created_at": tail["created_at"],
+            "updated_at": tail["updated_at"],
+            "revision_number": tail["revision_number"],
         }
-        d.update(common.std_tail(r, tags))
-        # Neutron's order: ..., description, l2_adjacency, tags, created_at, ...
-        tail = {k: d.pop(k) for k in ("tags", "created_at", "updated_at", "revision_number")}
-        d["l2_adjacency"] = True
-        d.update(tail)
         if len(segs) > 1:
             d["segments"] = [
                 {
@@ -120,12 +125,12 @@ class NetworkService:
             raise errors.NetworkNotFound(net_id=net_id)
         return row
 
-    def get(self, ctx: RequestContext, conn: Connection, net_id: str) -> dict[str, Any]:
+    def get(self, ctx: RequestContext, conn: Connection, net_id: str) -> Network:
         out = self._rows_to_dicts(conn, [self.fetch_row(ctx, conn, net_id)])
         rbac.mark_shared(conn, ctx, "network", out)  # "shared" means shared with the caller
         return out[0]
 
-    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
+    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[builtins.list[Network], set[str]]:
         stmt = select(t.networks).where(visible_clause(ctx))
         stmt, pushed = common.push_filters(stmt, t.networks, NETWORK, q)
         rows = list(conn.execute(stmt.order_by(t.networks.c.created_at, t.networks.c.id)))
@@ -134,7 +139,7 @@ class NetworkService:
         return out, pushed
 
     # --- writing --------------------------------------------------------------------------
-    def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
+    def create(self, ctx: RequestContext, uow: UnitOfWork, item: NetworkCreate) -> Network:
         policy.enforce(ctx, "create_network", item, attr_rules(NETWORK, "create", item, creating=True))
         quotas.check(self.deps.cfg, uow.conn, item["project_id"], "network")
         if item.get("segments") is not None:
@@ -173,8 +178,6 @@ class NetworkService:
         if max_mtu and mtu > max_mtu:  # no maximum known (0): any MTU, as in Neutron
             raise errors.invalid(f"Requested MTU is too big, maximum is {max_mtu}")
         conn.execute(t.networks.update().where(t.networks.c.id == net_id).values(mtu=mtu))
-        from neutrino.services.security_groups import ensure_default_group
-
         if item["project_id"]:
             ensure_default_group(uow, item["project_id"])
         out = self.get(RequestContext.admin(), conn, net_id)
@@ -182,25 +185,18 @@ class NetworkService:
         return out
 
     def update(
-        self, ctx: RequestContext, uow: UnitOfWork, net_id: str, changes: dict[str, Any], if_match: str | None = None
-    ) -> dict[str, Any]:
+        self, ctx: RequestContext, uow: UnitOfWork, net_id: str, changes: NetworkUpdate, if_match: str | None = None
+    ) -> Network:
         conn = uow.conn
         row = self.fetch_row(ctx, conn, net_id)
         current = self._rows_to_dicts(conn, [row])[0]
         target = dict(current)
         policy.enforce(ctx, "update_network", target, attr_rules(NETWORK, "update", changes, creating=False))
         common.check_if_match(if_match, row.revision_number)
-        values: dict[str, Any] = {}
-        for key, col in (
-            ("name", "name"),
-            ("description", "description"),
-            ("admin_state_up", "admin_state_up"),
-            ("port_security_enabled", "port_security_enabled"),
-            ("dns_domain", "dns_domain"),
-            ("is_default", "is_default"),
-        ):
+        values: dict[str, Any] = {}  # column -> new value, for one UPDATE
+        for key in ("name", "description", "admin_state_up", "port_security_enabled", "dns_domain", "is_default"):
             if key in changes:
-                values[col] = changes[key]
+                values[key] = changes[key]
         if (
             "provider:network_type" in changes
             or "provider:physical_network" in changes
@@ -271,7 +267,7 @@ class NetworkService:
         uow.changed("network", net_id, "update", out, row.project_id)
         return out
 
-    def _update_segment(self, conn: Connection, current: dict[str, Any], changes: dict[str, Any]) -> None:
+    def _update_segment(self, conn: Connection, current: Network, changes: NetworkUpdate) -> None:
         """Only the VLAN id of a VLAN network may change (as in Neutron)."""
         changed = [
             k
@@ -307,8 +303,9 @@ class NetworkService:
         row = self.fetch_row(ctx, conn, net_id)
         policy.enforce(ctx, "delete_network", {"project_id": row.project_id})
         common.check_if_match(if_match, row.revision_number)
-        if row.external:
-            release_unused_floating_ips(self.deps, uow, net_id)
+        if row.external:  # hooks added by neutrino.services.l3.register (its unused floating IPs go)
+            for hook in self.deps.external_network_deleting:
+                hook(uow, net_id)
         blocking = [
             r.id
             for r in conn.execute(
@@ -339,26 +336,6 @@ class NetworkService:
         conn.execute(delete(t.networks).where(t.networks.c.id == net_id))
         common.delete_tags(conn, net_id)
         uow.changed("network", net_id, "delete", None, row.project_id)
-
-
-def release_unused_floating_ips(deps: Deps, uow: UnitOfWork, net_id: str) -> None:
-    """Deleting an external network first deletes its floating IPs that serve nothing: neither
-    associated with a port nor held by a router for port forwardings (Neutron does the same,
-    whoever owns them).  Those left keep their ports, which then block the deletion."""
-    from neutrino.services.floatingips import FloatingIPService  # it imports this module
-
-    fips = t.floatingips.c
-    unused = [
-        r.id
-        for r in uow.conn.execute(
-            select(fips.id).where(
-                and_(fips.floating_network_id == net_id, fips.fixed_port_id.is_(None), fips.router_id.is_(None))
-            )
-        )
-    ]
-    svc = FloatingIPService(deps)
-    for fip_id in unused:
-        svc.delete(RequestContext.admin(), uow, fip_id)
 
 
 def network_target(conn: Connection, net_id: str) -> Any:

@@ -31,6 +31,8 @@ descriptions and port ranges):
 
 from __future__ import annotations
 
+import builtins  # the service's ``list`` method hides the builtin in its class body
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, select, update
@@ -43,6 +45,7 @@ from neutrino.db.engine import UnitOfWork
 from neutrino.resources import policy
 from neutrino.resources.definitions import PORT_FORWARDING
 from neutrino.resources.query import ListQuery
+from neutrino.resources.types import PortForwarding, PortForwardingCreate, PortForwardingUpdate
 from neutrino.services import common
 from neutrino.services.common import Deps
 from neutrino.services.floatingips import FloatingIPService, find_router_for_fip, is_v4
@@ -58,7 +61,7 @@ def pf_bad(msg: str) -> errors.BadRequest:
     return errors.BadRequest(resource="port_forwarding", msg=msg)
 
 
-def pf_dict(pf: Any) -> dict[str, Any]:
+def pf_dict(pf: Any) -> PortForwarding:
     int_single = pf.internal_port_start == pf.internal_port_end
     ext_single = pf.external_port_start == pf.external_port_end
     return {
@@ -84,7 +87,7 @@ def _span(single: int | None, text: str | None) -> tuple[Span, str] | None:
     return None
 
 
-def _side(req: dict[str, Any], name: str, current: tuple[Span, str] | None) -> tuple[Span, str]:
+def _side(req: Mapping[str, Any], name: str, current: tuple[Span, str] | None) -> tuple[Span, str]:
     single, text = req.get(f"{name}_port"), req.get(f"{name}_port_range")
     if single is not None and text is not None:
         raise pf_bad(f"{name}_port and {name}_port_range cannot be specified together")
@@ -121,7 +124,7 @@ class PortForwardingService:
 
     def list(
         self, ctx: RequestContext, conn: Connection, parent_id: str, q: ListQuery
-    ) -> tuple[list[dict[str, Any]], set[str]]:
+    ) -> tuple[builtins.list[PortForwarding], set[str]]:
         self.fips.fetch_row(ctx, conn, parent_id)
         for name in UNSUPPORTED_FILTERS:
             if name in q.filters:
@@ -133,12 +136,14 @@ class PortForwardingService:
         )
         return [pf_dict(r) for r in rows], set()
 
-    def get(self, ctx: RequestContext, conn: Connection, parent_id: str, pf_id: str) -> dict[str, Any]:
+    def get(self, ctx: RequestContext, conn: Connection, parent_id: str, pf_id: str) -> PortForwarding:
         self.fips.fetch_row(ctx, conn, parent_id)
         return pf_dict(self._row(conn, parent_id, pf_id))
 
     # --- writing ----------------------------------------------------------------------------
-    def create(self, ctx: RequestContext, uow: UnitOfWork, parent_id: str, item: dict[str, Any]) -> dict[str, Any]:
+    def create(
+        self, ctx: RequestContext, uow: UnitOfWork, parent_id: str, item: PortForwardingCreate
+    ) -> PortForwarding:
         conn = uow.conn
         fip = self.fips.fetch_row(ctx, conn, parent_id)
         policy.enforce(ctx, "create_floatingip_port_forwarding", {"project_id": fip.project_id})
@@ -147,7 +152,7 @@ class PortForwardingService:
         self.fips.ports.fetch_row(ctx, conn, item["internal_port_id"])
         internal, external = _side(item, "internal", None), _side(item, "external", None)
         self._check_relation(internal[0], external[0])
-        pf = dict(item)
+        pf: dict[str, Any] = dict(item)
         self._check_collisions(conn, fip.id, pf, internal, external, exclude=None)
         self._check_port_has_fip(conn, pf["internal_port_id"], pf["internal_ip_address"])
         if fip.fixed_port_id:
@@ -179,13 +184,13 @@ class PortForwardingService:
         return self._record(uow, fip, pf_id, "create")
 
     def update(
-        self, ctx: RequestContext, uow: UnitOfWork, parent_id: str, pf_id: str, changes: dict[str, Any]
-    ) -> dict[str, Any]:
+        self, ctx: RequestContext, uow: UnitOfWork, parent_id: str, pf_id: str, changes: PortForwardingUpdate
+    ) -> PortForwarding:
         conn = uow.conn
         fip = self.fips.fetch_row(ctx, conn, parent_id)
         policy.enforce(ctx, "update_floatingip_port_forwarding", {"project_id": fip.project_id})
         row = self._row(conn, fip.id, pf_id)
-        req = dict(changes)
+        req: dict[str, Any] = dict(changes)
         if req.get("internal_port_id"):
             self.fips.ports.fetch_row(ctx, conn, req["internal_port_id"])  # hidden: 404 first (as create)
             self._check_port_has_fip(
@@ -234,10 +239,11 @@ class PortForwardingService:
         self._row(conn, fip.id, pf_id)
         remove_forwardings(self.fips, uow, [pf_id])
 
-    def _record(self, uow: UnitOfWork, fip: Any, pf_id: str, action: str) -> dict[str, Any]:
+    def _record(self, uow: UnitOfWork, fip: Any, pf_id: str, action: str) -> PortForwarding:
         row = uow.conn.execute(select(t.port_forwardings).where(t.port_forwardings.c.id == pf_id)).one()
         out = pf_dict(row)
-        uow.changed("port_forwarding", pf_id, action, dict(out, floatingip_id=fip.id), fip.project_id)
+        body: dict[str, Any] = {**out, "floatingip_id": fip.id}  # the feed's view names its floating IP
+        uow.changed("port_forwarding", pf_id, action, body, fip.project_id)
         return out
 
     # --- checks (in Neutron's order) -------------------------------------------------------------

@@ -5,12 +5,13 @@ router and floating-IP services use to create their own ports.
 
 from __future__ import annotations
 
+import builtins  # the services' ``list`` method hides the builtin in their class bodies
 import ipaddress
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, delete, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
 
 from neutrino import errors
@@ -23,9 +24,23 @@ from neutrino.resources import policy
 from neutrino.resources.definitions import PORT
 from neutrino.resources.query import ListQuery
 from neutrino.resources.resource import attr_rules
+from neutrino.resources.types import (
+    AddressPair,
+    AddressPairBody,
+    DnsAssignment,
+    FixedIp,
+    FixedIpBody,
+    Port,
+    PortCreate,
+    PortUpdate,
+    Subnet,
+)
 from neutrino.services import common, dhcp_options, quotas, rbac
 from neutrino.services.common import Deps
 from neutrino.services.networks import network_target
+from neutrino.services.security_groups import ensure_default_group
+from neutrino.services.tags import MAX_TAGS
+from neutrino.services.trunks import check_port_delete, on_parent_rebound, trunk_details
 
 #: Ports that only their owning service may delete (ServicePortInUse).
 SERVICE_OWNERS = (
@@ -40,7 +55,7 @@ BOUND = ("ovs", "bridge", "other", "vhostuser", "distributed")
 
 
 def is_network_device(owner: str) -> bool:
-    return owner.startswith("network:") or owner.startswith("neutron:")
+    return owner.startswith(("network:", "neutron:"))
 
 
 def random_mac(base_mac: str, rng: random.Random) -> str:
@@ -78,7 +93,7 @@ class PortService:
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
-        self.cache = common.VersionedCache()
+        self.cache: common.VersionedCache[Port] = common.VersionedCache()
 
     # --- reading ---------------------------------------------------------------------------------
     @staticmethod
@@ -90,9 +105,9 @@ class PortService:
             or_(t.ports.c.project_id == ctx.project_id, t.networks.c.project_id == ctx.project_id)
         )
 
-    def dicts(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+    def dicts(self, conn: Connection, rows: list[Any]) -> list[Port]:
         ids = [r.id for r in rows]
-        ips: dict[str, list[dict[str, str]]] = {}
+        ips: dict[str, list[FixedIp]] = {}
         sgs: dict[str, list[str]] = {}
         if ids:
             iq = select(
@@ -109,18 +124,16 @@ class PortService:
         tags = common.load_tags(conn, "ports", ids)
         domain = self.deps.cfg.default.dns_domain
         out = [self._dict(r, ips.get(r.id, []), sorted(sgs.get(r.id, [])), tags.get(r.id, []), domain) for r in rows]
-        from neutrino.services.trunks import trunk_details  # trunk-details: on trunk parents only
-
-        details = trunk_details(conn, ids)
+        details = trunk_details(conn, ids)  # trunk-details: on trunk parents only
         for d in out:
             if d["id"] in details:
                 d["trunk_details"] = details[d["id"]]
             self.cache.put(d["id"], d["revision_number"], d)
         return out
 
-    def cached_dicts(self, conn: Connection, keys: list[Any]) -> list[dict[str, Any]]:
+    def cached_dicts(self, conn: Connection, keys: list[Any]) -> list[Port]:
         """Dicts for (id, revision_number) rows, from the cache where it is current."""
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, Port] = {}
         missing = []
         for k in keys:
             hit = self.cache.get(k.id, k.revision_number)
@@ -135,8 +148,8 @@ class PortService:
         return [found[k.id] for k in keys if k.id in found]
 
     @staticmethod
-    def _dict(r: Any, fixed_ips: list[dict[str, str]], sgs: list[str], tags: list[str], domain: str) -> dict[str, Any]:
-        dns = []
+    def _dict(r: Any, fixed_ips: list[FixedIp], sgs: list[str], tags: list[str], domain: str) -> Port:
+        dns: list[DnsAssignment] = []
         for f in fixed_ips:
             host = r.dns_name or "host-" + f["ip_address"].replace(".", "-").replace(":", "-")
             dns.append({"ip_address": f["ip_address"], "hostname": host, "fqdn": f"{host}.{domain}."})
@@ -179,7 +192,7 @@ class PortService:
             raise errors.PortNotFound(port_id=port_id)
         return row
 
-    def get(self, ctx: RequestContext, conn: Connection, port_id: str) -> dict[str, Any]:
+    def get(self, ctx: RequestContext, conn: Connection, port_id: str) -> Port:
         key = conn.execute(
             self._visible_stmt(ctx, t.ports.c.id, t.ports.c.revision_number).where(t.ports.c.id == port_id)
         ).first()
@@ -187,7 +200,7 @@ class PortService:
             raise errors.PortNotFound(port_id=port_id)
         return self.cached_dicts(conn, [key])[0]
 
-    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
+    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[builtins.list[Port], set[str]]:
         stmt, pushed = common.push_filters(
             self._visible_stmt(ctx, t.ports.c.id, t.ports.c.revision_number), t.ports, PORT, q
         )
@@ -214,7 +227,7 @@ class PortService:
         return self.cached_dicts(conn, keys), pushed
 
     # --- create ----------------------------------------------------------------------------------
-    def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
+    def create(self, ctx: RequestContext, uow: UnitOfWork, item: PortCreate) -> Port:
         conn = uow.conn
         net = network_target(conn, item["network_id"])
         if net is None or not rbac.network_reachable(conn, ctx, net):
@@ -225,10 +238,11 @@ class PortService:
         return port
 
     @staticmethod
-    def authorize_create(ctx: RequestContext, conn: Connection, net: Any, item: dict[str, Any]) -> None:
+    def authorize_create(ctx: RequestContext, conn: Connection, net: Any, item: Mapping[str, Any]) -> None:
         """``create_port`` policy (with its attribute rules) and the device_id ownership rule, for
         ``ctx`` creating ``item`` on ``net``: every path that makes a port for a caller, the port API
-        and the compute API's server create, goes through here."""
+        and the compute API's server create, goes through here.  ``item``: a ``PortCreate``, or the
+        part of one the compute API builds (hence a plain mapping)."""
         target = dict(
             item, **{"network:project_id": net.project_id, "network:shared": rbac.network_shared_with(conn, ctx, net)}
         )
@@ -239,14 +253,16 @@ class PortService:
         self,
         uow: UnitOfWork,
         net: Any,
-        item: dict[str, Any],
+        item: Mapping[str, Any],
         *,
         status: str = "DOWN",
         record: bool = True,
         admin: bool = True,
-    ) -> dict[str, Any]:
+    ) -> Port:
         """Create a port row with its addresses and groups (no policy; in txn).
 
+        ``item``: a ``PortCreate``, or the partial ones the router, floating IP and compute services
+        build for their own ports (a plain mapping: a missing key takes its default here).
         ``admin=False``: the groups must belong to the port's project (Neutron
         checks this for every non-admin caller).
         """
@@ -277,8 +293,6 @@ class PortService:
             sgs = []
             # The project's default group, with or without an address (as ML2 now does).
             if pse and not is_network_device(owner) and item["project_id"]:
-                from neutrino.services.security_groups import ensure_default_group
-
                 sgs = [ensure_default_group(uow, item["project_id"])]
         elif sgs:
             # Only port security off forbids groups: a port without an address may carry them
@@ -322,7 +336,9 @@ class PortService:
         return out
 
     @staticmethod
-    def _insert_ips(conn: Connection, port_id: str, net_id: str, fixed: list[tuple[str, str]], start: int = 0) -> None:
+    def _insert_ips(
+        conn: Connection, port_id: str, net_id: str, fixed: builtins.list[tuple[str, str]], start: int = 0
+    ) -> None:
         if fixed:
             conn.execute(
                 insert(t.ip_allocations),
@@ -332,7 +348,7 @@ class PortService:
                 ],
             )
 
-    def _normalise_aaps(self, aaps: list[dict[str, Any]], mac: str) -> list[dict[str, str]]:
+    def _normalise_aaps(self, aaps: builtins.list[AddressPairBody], mac: str) -> builtins.list[AddressPair]:
         limit = self.deps.cfg.default.max_allowed_address_pair
         if len(aaps) > limit:
             raise errors.AllowedAddressPairExhausted(quota=limit)
@@ -342,20 +358,20 @@ class PortService:
             if key in raw_seen:
                 raise errors.DuplicateAddressPairInRequest(mac_address=key[0], ip_address=key[1])
             raw_seen.add(key)
-        out: list[dict[str, str]] = []
+        out: list[AddressPair] = []
         for p in aaps:
             addr = p["ip_address"]
             net = ipaddress.ip_network(addr, strict=False)
             if net.is_multicast:
                 raise errors.invalid(f"Allowed address pair {addr} is a multicast address")
-            entry = {"ip_address": addr, "mac_address": p.get("mac_address") or mac}
+            entry: AddressPair = {"ip_address": addr, "mac_address": p.get("mac_address") or mac}
             if entry in out:
                 raise errors.DuplicateAddressPairInRequest(mac_address=entry["mac_address"], ip_address=addr)
             out.append(entry)
         return out
 
     @staticmethod
-    def _check_groups(conn: Connection, sgs: list[str], project_id: str, admin: bool = True) -> None:
+    def _check_groups(conn: Connection, sgs: builtins.list[str], project_id: str, admin: bool = True) -> None:
         """Every group exists and is usable by the port's project (404 otherwise; any
         string may come here, see ``definitions._group_id``), and the groups are all
         stateful or all stateless (409, as Neutron: one port, one firewall mode)."""
@@ -378,7 +394,7 @@ class PortService:
                 reason="Cannot apply both stateful and stateless security groups on the same port at the same time"
             )
 
-    def _bind(self, conn: Connection, net_id: str, host: str) -> tuple[str, dict[str, Any]]:
+    def _bind(self, conn: Connection, net_id: str, host: str) -> tuple[str, dict[str, Any]]:  # vif details: free-form
         if not host:
             return binding.UNBOUND, {}
         seg = conn.execute(
@@ -390,8 +406,8 @@ class PortService:
 
     # --- update ----------------------------------------------------------------------------------
     def update(
-        self, ctx: RequestContext, uow: UnitOfWork, port_id: str, changes: dict[str, Any], if_match: str | None = None
-    ) -> dict[str, Any]:
+        self, ctx: RequestContext, uow: UnitOfWork, port_id: str, changes: PortUpdate, if_match: str | None = None
+    ) -> Port:
         conn = uow.conn
         row = self.fetch_row(ctx, conn, port_id)
         net = network_target(conn, row.network_id)
@@ -413,16 +429,17 @@ class PortService:
         uow: UnitOfWork,
         row: Any,
         net: Any,
-        current: dict[str, Any],
-        changes: dict[str, Any],
+        current: Port,
+        changes: PortUpdate,
         *,
         admin: bool = True,
-    ) -> dict[str, Any]:
+    ) -> Port:
         """Apply validated changes to a port (no policy; in txn)."""
         conn = uow.conn
         port_id = row.id
         dhcp_options.check_port(changes)  # extra_dhcp_opts / dns_name dnsmasq could not use (dhcp_options)
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {}  # column -> new value, for one UPDATE
+        given: Mapping[str, Any] = changes  # read by attribute name in the loop below
         for key, col in (
             ("name", "name"),
             ("description", "description"),
@@ -433,11 +450,12 @@ class PortService:
             ("binding:profile", "binding_profile"),
             ("binding:vnic_type", "binding_vnic_type"),
         ):
-            if key in changes:
-                values[col] = changes[key]
-        if changes.get("extra_dhcp_opts"):
+            if key in given:
+                values[col] = given[key]
+        new_opts = changes.get("extra_dhcp_opts")
+        if new_opts:
             # Merged into the port's options, as Neutron (null or [] changes nothing; dhcp_options.merged).
-            opts = dhcp_options.merged(current["extra_dhcp_opts"], changes["extra_dhcp_opts"])
+            opts = dhcp_options.merged(current["extra_dhcp_opts"], new_opts)
             dhcp_options.check_extra_dhcp_opts(opts)  # e.g. 'MTU' added next to an existing 'mtu'
             values["extra_dhcp_opts"] = opts
         mac = row.mac_address
@@ -456,9 +474,8 @@ class PortService:
         fixed = current["fixed_ips"]
         if "fixed_ips" in changes:
             fixed = self._update_ips(conn, row, net, current, changes["fixed_ips"] or [], mac)
-            from neutrino.services.port_forwardings import release_port_forwardings
-
-            release_port_forwardings(self.deps, uow, port_id, keep_ips={f["ip_address"] for f in fixed})
+            for hook in self.deps.port_addresses_released:  # l3.register: port forwardings to dropped addresses go
+                hook(uow, port_id, {f["ip_address"] for f in fixed})
         pse = changes.get("port_security_enabled", row.port_security_enabled)
         sgs = changes["security_groups"] if "security_groups" in changes else current["security_groups"]
         if sgs is None:
@@ -492,20 +509,24 @@ class PortService:
             values["status"] = "DOWN"
         common.bump(conn, t.ports, port_id, values)
         if "binding_host_id" in values:  # a trunk's subports follow their parent's host
-            from neutrino.services.trunks import on_parent_rebound
-
-            on_parent_rebound(self.deps, uow, port_id, values["binding_host_id"])
+            on_parent_rebound(self, uow, port_id, values["binding_host_id"])
         out = self.dicts(conn, [conn.execute(select(t.ports).where(t.ports.c.id == port_id)).one()])[0]
         uow.changed("port", port_id, "update", out, row.project_id)
         return out
 
     def _update_ips(
-        self, conn: Connection, row: Any, net: Any, current: dict[str, Any], wanted: list[dict[str, Any]], mac: str
-    ) -> list[dict[str, str]]:
+        self,
+        conn: Connection,
+        row: Any,
+        net: Any,
+        current: Port,
+        wanted: builtins.list[FixedIpBody],
+        mac: str,
+    ) -> builtins.list[FixedIp]:
         """Make the port's addresses the complete ``wanted`` set; keep those that stay."""
         have = {(f["subnet_id"], f["ip_address"]) for f in current["fixed_ips"]}
         keep: list[tuple[str, str]] = []
-        new_reqs: list[dict[str, Any]] = []
+        new_reqs: list[FixedIpBody] = []
         for w in wanted:
             addr = w.get("ip_address")
             match = (
@@ -546,8 +567,6 @@ class PortService:
         common.check_if_match(if_match, row.revision_number)
         if row.device_owner in SERVICE_OWNERS and owned_by_service(conn, row):
             raise errors.ServicePortInUse(port_id=port_id, reason=f"has device owner {row.device_owner}")
-        from neutrino.services.trunks import check_port_delete
-
         check_port_delete(conn, port_id)  # 409 for a trunk's parent or subport
         self.remove(uow, row)
 
@@ -555,9 +574,8 @@ class PortService:
         """Delete a port and what hangs off it (floating IP associations, port
         forwardings to it); in txn."""
         conn = uow.conn
-        from neutrino.services.port_forwardings import release_port_forwardings
-
-        release_port_forwardings(self.deps, uow, row.id)
+        for hook in self.deps.port_addresses_released:  # l3.register: the port forwardings to it go
+            hook(uow, row.id, None)
         fips = conn.execute(
             select(t.floatingips.c.id, t.floatingips.c.project_id).where(t.floatingips.c.fixed_port_id == row.id)
         ).all()
@@ -570,10 +588,10 @@ class PortService:
         conn.execute(delete(t.ports).where(t.ports.c.id == row.id))
         common.delete_tags(conn, row.id)
         uow.changed("port", row.id, "delete", None, row.project_id)
-        if fips:
-            from neutrino.services.floatingips import record_fip_changes
-
-            record_fip_changes(self.deps, uow, [f.id for f in fips])
+        if fips:  # their association changed: a new revision each, on the feed
+            for fip in fips:
+                common.bump(conn, t.floatingips, fip.id)
+            self.deps.record(uow, "floatingip", [f.id for f in fips])
 
 
 def fixed_ips_filter(raw_values: list[str]) -> Any:
@@ -587,7 +605,7 @@ def fixed_ips_filter(raw_values: list[str]) -> Any:
             raise errors.bad(f"Invalid fixed_ips filter '{errors.echo(raw)}'")
         wanted.setdefault(key, []).append(value)
     ips = t.ip_allocations.c
-    conds = []
+    conds: list[ColumnElement[bool]] = []
     if "ip_address" in wanted:
         conds.append(ips.ip_address.in_(wanted["ip_address"]))
     if "subnet_id" in wanted:
@@ -607,7 +625,7 @@ def record_port_changes(deps: Deps, uow: UnitOfWork, port_ids: Iterable[str]) ->
         uow.changed("port", d["id"], "update", d, d["project_id"])
 
 
-def add_gateway_addresses_for_subnet(deps: Deps, uow: UnitOfWork, subnet: dict[str, Any]) -> None:
+def add_gateway_addresses_for_subnet(deps: Deps, uow: UnitOfWork, subnet: Subnet) -> None:
     """A new subnet on an external network gives each router gateway port an address on it."""
     conn = uow.conn
     if subnet["ip_version"] != 4 and subnet.get("ipv6_address_mode") is None:
@@ -632,13 +650,11 @@ def add_gateway_addresses_for_subnet(deps: Deps, uow: UnitOfWork, subnet: dict[s
 
 
 def _check_tag_count(tags: list[str]) -> None:
-    from neutrino.services.tags import MAX_TAGS
-
     if len(set(tags)) > MAX_TAGS:
         raise errors.bad(f"Invalid input for tags. Reason: more than {MAX_TAGS} tags.")
 
 
-def _vif_details(r: Any) -> dict[str, Any]:
+def _vif_details(r: Any) -> dict[str, Any]:  # free-form, as Neutron's binding:vif_details
     """The binding's details, plus ``dhcp_opts_left_out`` (``name/ipv4``...) when the port has extra DHCP
     options the DHCP agent leaves out of dnsmasq's files (names dnsmasq does not know; ``dhcp_options``)."""
     details = dict(r.binding_vif_details)

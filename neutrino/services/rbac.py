@@ -37,9 +37,9 @@ Behaviour (Neutron's):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import Table, and_, delete, insert, or_, select, true, update
 from sqlalchemy.engine import Connection
@@ -127,6 +127,8 @@ class ObjectType:
 
 
 OBJECT_TYPES: dict[str, ObjectType] = {}
+#: The object types on the change feed: a policy change re-records the object's view.
+FEED_TYPES = ("network", "security_group", "subnetpool", "address_scope")
 
 
 def register(otype: ObjectType) -> None:
@@ -258,7 +260,14 @@ def shared_ids(conn: Connection, object_type: str, ids: list[str], project_id: s
     return {i for (i,) in conn.execute(stmt) if i in wanted}
 
 
-def mark_shared(conn: Connection, ctx: RequestContext, object_type: str, dicts: list[dict[str, Any]]) -> None:
+class Shareable(TypedDict):
+    """The part of a view ``mark_shared`` reads and writes (networks, groups, pools, scopes)."""
+
+    id: str
+    shared: bool
+
+
+def mark_shared(conn: Connection, ctx: RequestContext, object_type: str, dicts: Sequence[Shareable]) -> None:
     """Set ``shared`` in answers as Neutron computes it: shared with the caller's project (a
     wildcard policy or one targeting it).  Dicts already marked shared are left alone."""
     todo = [d["id"] for d in dicts if not d.get("shared")]
@@ -594,23 +603,10 @@ class RbacPolicyService:
         self._record(uow, otype, object_id)
 
     def _record(self, uow: UnitOfWork, otype: ObjectType, object_id: str) -> None:
-        if otype.name == "network":
-            from neutrino.services.networks import NetworkService
-
-            out = NetworkService(self.deps).get(RequestContext.admin(), uow.conn, object_id)
-            uow.changed("network", object_id, "update", out, out["project_id"])
-        elif otype.name == "security_group":
-            from neutrino.services.security_groups import record_group
-
-            record_group(uow, object_id)
-        elif otype.name in ("subnetpool", "address_scope"):
-            from neutrino.services import subnetpools
-
-            svc = (subnetpools.SubnetPoolService if otype.name == "subnetpool" else subnetpools.AddressScopeService)(
-                self.deps
-            )
-            body = svc.get(RequestContext.admin(), uow.conn, object_id)
-            uow.changed(otype.name, object_id, "update", body, body["project_id"])
+        """Put the object's new view on the feed (its module imports this one: through the
+        recorders of ``neutrino.services.recorders``)."""
+        if otype.name in FEED_TYPES:
+            self.deps.record(uow, otype.name, [object_id])
 
 
 def register_service(deps: Deps, services: dict[str, Any]) -> None:

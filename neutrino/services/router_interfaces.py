@@ -26,7 +26,7 @@ Contracts (Neutron's behaviour):
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import select
 
@@ -37,6 +37,7 @@ from neutrino.db.engine import UnitOfWork
 from neutrino.ipam import pools as ipam
 from neutrino.resources import convert as cv
 from neutrino.resources import policy
+from neutrino.resources.types import FixedIp, FixedIpBody, Port
 from neutrino.services.networks import network_target
 from neutrino.services.routers import (
     INTERFACE_OWNERS,
@@ -69,7 +70,18 @@ def _interface_info(body: Any, *, removal: bool) -> bool:
     return by_port
 
 
-def _result(router_id: str, port: dict[str, Any], subnet_id: str | None, subnet_ids: list[str]) -> dict[str, Any]:
+class InterfaceInfo(TypedDict):
+    """The answer of both member actions (Neutron's router interface info)."""
+
+    id: str
+    project_id: str
+    port_id: str
+    network_id: str
+    subnet_id: str | None
+    subnet_ids: list[str]
+
+
+def _result(router_id: str, port: Port, subnet_id: str | None, subnet_ids: list[str]) -> InterfaceInfo:
     return {
         "id": router_id,
         "project_id": port["project_id"],
@@ -78,6 +90,11 @@ def _result(router_id: str, port: dict[str, Any], subnet_id: str | None, subnet_
         "subnet_id": subnet_id,
         "subnet_ids": subnet_ids,
     }
+
+
+def _body(f: FixedIp) -> FixedIpBody:
+    """A port's address as a ``fixed_ips`` request entry (keeps it in an update)."""
+    return {"subnet_id": f["subnet_id"], "ip_address": f["ip_address"]}
 
 
 def _check_address_mode(subnet: Any) -> None:
@@ -95,9 +112,18 @@ def _authorized_router(svc: RouterService, ctx: RequestContext, uow: UnitOfWork,
 
 
 # --- add ------------------------------------------------------------------------------------------
-def add_interface(
-    svc: RouterService, ctx: RequestContext, uow: UnitOfWork, router_id: str, body: Any
-) -> dict[str, Any]:
+def install(svc: RouterService) -> None:
+    """Give the routers service its interface member actions (``add_router_interface``,
+    ``remove_router_interface``), first, as the API lists them; called when the services are wired
+    (``neutrino.services.l3.register``)."""
+    svc.member_actions = {
+        "add_router_interface": lambda ctx, uow, rid, body: add_interface(svc, ctx, uow, rid, body),
+        "remove_router_interface": lambda ctx, uow, rid, body: remove_interface(svc, ctx, uow, rid, body),
+        **svc.member_actions,
+    }
+
+
+def add_interface(svc: RouterService, ctx: RequestContext, uow: UnitOfWork, router_id: str, body: Any) -> InterfaceInfo:
     """PUT /routers/{id}/add_router_interface."""
     row = _authorized_router(svc, ctx, uow, router_id, "add_router_interface")
     owner = ROUTER_INTF_DVR if row.distributed else ROUTER_INTF
@@ -111,7 +137,7 @@ def add_interface(
 
 def _add_by_subnet(
     svc: RouterService, ctx: RequestContext, uow: UnitOfWork, row: Any, subnet_id: str, owner: str
-) -> tuple[dict[str, Any], list[Any]]:
+) -> tuple[Port, list[Any]]:
     conn = uow.conn
     subnet = SubnetService(svc.deps).fetch_row(ctx, conn, subnet_id)
     if not subnet.gateway_ip:
@@ -122,14 +148,14 @@ def _add_by_subnet(
         )
     _check_address_mode(subnet)
     svc._check_duplicate_subnets(conn, row.id, [subnet])
-    fixed = {"ip_address": subnet.gateway_ip, "subnet_id": subnet.id}
+    fixed: FixedIpBody = {"ip_address": subnet.gateway_ip, "subnet_id": subnet.id}
     net = network_target(conn, subnet.network_id)
     if subnet.ip_version == 6:
         for p in router_ports(conn, row.id, (owner,), network_id=subnet.network_id):
             addrs = port_addresses(conn, [p.id])[p.id]
             if any(ipaddress.ip_address(ip).version == 6 for _, ip in addrs):
                 current = svc.ports.dicts(conn, [p])[0]
-                wanted = [dict(f) for f in current["fixed_ips"]] + [fixed]
+                wanted = [_body(f) for f in current["fixed_ips"]] + [fixed]
                 return svc.ports.apply_update(uow, p, net, current, {"fixed_ips": wanted}), [subnet]
     port = svc.ports.insert_port(
         uow,
@@ -152,7 +178,7 @@ def _add_by_subnet(
 
 def _add_by_port(
     svc: RouterService, ctx: RequestContext, uow: UnitOfWork, row: Any, port_id: str, owner: str
-) -> tuple[dict[str, Any], list[Any]]:
+) -> tuple[Port, list[Any]]:
     conn = uow.conn
     prow = svc.ports.fetch_row(ctx, conn, port_id)
     if prow.device_id != "":
@@ -198,7 +224,7 @@ def _add_by_port(
 # --- remove ---------------------------------------------------------------------------------------
 def remove_interface(
     svc: RouterService, ctx: RequestContext, uow: UnitOfWork, router_id: str, body: Any
-) -> dict[str, Any]:
+) -> InterfaceInfo:
     """PUT /routers/{id}/remove_router_interface."""
     row = _authorized_router(svc, ctx, uow, router_id, "remove_router_interface")
     if _interface_info(body, removal=True):
@@ -211,7 +237,7 @@ def remove_interface(
 
 def _remove_by_port(
     svc: RouterService, uow: UnitOfWork, row: Any, port_id: str, subnet_id: str | None
-) -> tuple[dict[str, Any], list[Any]]:
+) -> tuple[Port, list[Any]]:
     conn = uow.conn
     prow = next((p for p in router_ports(conn, row.id, INTERFACE_OWNERS) if p.id == port_id), None)
     if prow is None:
@@ -230,7 +256,7 @@ def _remove_by_port(
 
 def _remove_by_subnet(
     svc: RouterService, ctx: RequestContext, uow: UnitOfWork, row: Any, subnet_id: str
-) -> tuple[dict[str, Any], list[Any]]:
+) -> tuple[Port, list[Any]]:
     conn = uow.conn
     subnet = SubnetService(svc.deps).fetch_row(ctx, conn, subnet_id)
     ports = router_ports(conn, row.id, INTERFACE_OWNERS, network_id=subnet.network_id)
@@ -240,7 +266,7 @@ def _remove_by_subnet(
         current = svc.ports.dicts(conn, [p])[0]
         sids = [f["subnet_id"] for f in current["fixed_ips"]]
         if subnet_id in sids and len(sids) > 1:
-            wanted = [dict(f) for f in current["fixed_ips"] if f["subnet_id"] != subnet_id]
+            wanted = [_body(f) for f in current["fixed_ips"] if f["subnet_id"] != subnet_id]
             svc.ports.apply_update(uow, p, network_target(conn, p.network_id), current, {"fixed_ips": wanted})
             return current, [subnet]
         if subnet_id in sids:

@@ -24,7 +24,9 @@ Contracts (Neutron's behaviour):
 
 from __future__ import annotations
 
+import builtins  # the services' ``list`` method hides the builtin in their class bodies
 import ipaddress
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import and_, delete, insert, select, true, update
@@ -38,6 +40,7 @@ from neutrino.resources import policy
 from neutrino.resources.definitions import ROUTER, route_list
 from neutrino.resources.query import ListQuery
 from neutrino.resources.resource import attr_rules
+from neutrino.resources.types import ExternalGatewayInfo, FixedIpBody, HostRoute, Router, RouterCreate, RouterUpdate
 from neutrino.services import common, quotas
 from neutrino.services.common import Deps
 from neutrino.services.networks import NetworkService
@@ -138,11 +141,9 @@ class RouterService:
         self.deps = deps
         self.ports = ports or PortService(deps)
         self.networks = NetworkService(deps)
-        from neutrino.services import router_interfaces as ri
-
-        self.member_actions = {
-            "add_router_interface": lambda ctx, uow, rid, body: ri.add_interface(self, ctx, uow, rid, body),
-            "remove_router_interface": lambda ctx, uow, rid, body: ri.remove_interface(self, ctx, uow, rid, body),
+        #: ``PUT /v2.0/routers/{id}/<action>``; the interface actions are added at wiring time by
+        #: ``neutrino.services.router_interfaces.install`` (that module builds on this one).
+        self.member_actions: dict[str, Any] = {
             "add_extraroutes": self.add_extraroutes,
             "remove_extraroutes": self.remove_extraroutes,
         }
@@ -158,7 +159,7 @@ class RouterService:
             raise errors.RouterNotFound(router_id=router_id)
         return row
 
-    def dicts(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+    def dicts(self, conn: Connection, rows: list[Any]) -> list[Router]:
         ids = [r.id for r in rows]
         gw_ips = port_addresses(conn, [r.gw_port_id for r in rows if r.gw_port_id])
         zones: dict[str, set[str]] = {}
@@ -173,26 +174,27 @@ class RouterService:
                     zones.setdefault(rid, set()).add(az)
         tags = common.load_tags(conn, "routers", ids)
         owned = owned_port_ids(conn, ids)
-        out = []
-        for r in rows:
-            d = self._dict(r, gw_ips.get(r.gw_port_id or "", []), sorted(zones.get(r.id, ())), tags.get(r.id, []))
-            # The router's own records, for the agents (the feed's admin view): stripped from API
-            # answers by the get_router:gw_port_id / get_router:interface_port_ids rules.
-            d["gw_port_id"] = r.gw_port_id
-            d["interface_port_ids"] = owned.get(r.id, [])
-            out.append(d)
-        return out
+        return [
+            self._dict(
+                r,
+                gw_ips.get(r.gw_port_id or "", []),
+                sorted(zones.get(r.id, ())),
+                tags.get(r.id, []),
+                owned.get(r.id, []),
+            )
+            for r in rows
+        ]
 
     @staticmethod
-    def _dict(r: Any, gw_ips: list[tuple[str, str]], zones: list[str], tags: list[str]) -> dict[str, Any]:
-        gw = None
+    def _dict(r: Any, gw_ips: list[tuple[str, str]], zones: list[str], tags: list[str], owned: list[str]) -> Router:
+        gw: ExternalGatewayInfo | None = None
         if r.gw_port_id:
             gw = {
                 "network_id": r.gw_network_id,
                 "external_fixed_ips": [{"subnet_id": s, "ip_address": ip} for s, ip in gw_ips],
                 "enable_snat": r.enable_snat,
             }
-        d = {
+        return {
             "id": r.id,
             "name": r.name,
             "tenant_id": r.project_id,
@@ -201,28 +203,31 @@ class RouterService:
             "external_gateway_info": gw,
             "availability_zones": zones,
             "availability_zone_hints": list(r.availability_zone_hints or []),
-            "routes": [dict(x) for x in r.routes],
+            "routes": [x.copy() for x in r.routes],  # copies of the stored JSON
             "flavor_id": r.flavor_id,
             "distributed": r.distributed,
             "ha": r.ha,
+            **common.std_tail(r, tags),
+            "project_id": r.project_id,
+            # The router's own records, for the agents (the feed's admin view): stripped from API
+            # answers by the get_router:gw_port_id / get_router:interface_port_ids rules.
+            "gw_port_id": r.gw_port_id,
+            "interface_port_ids": owned,
         }
-        d.update(common.std_tail(r, tags))
-        d["project_id"] = r.project_id
-        return d
 
-    def get(self, ctx: RequestContext, conn: Connection, router_id: str) -> dict[str, Any]:
+    def get(self, ctx: RequestContext, conn: Connection, router_id: str) -> Router:
         return self.dicts(conn, [self.fetch_row(ctx, conn, router_id)])[0]
 
-    def admin_view(self, conn: Connection, router_id: str) -> dict[str, Any]:
+    def admin_view(self, conn: Connection, router_id: str) -> Router:
         return self.get(RequestContext.admin(), conn, router_id)
 
-    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
+    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[builtins.list[Router], set[str]]:
         stmt, pushed = common.push_filters(select(t.routers).where(self._visible(ctx)), t.routers, ROUTER, q)
         rows = list(conn.execute(stmt.order_by(t.routers.c.created_at, t.routers.c.id)))
         return self.dicts(conn, rows), pushed
 
     # --- create / update / delete ----------------------------------------------------------
-    def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
+    def create(self, ctx: RequestContext, uow: UnitOfWork, item: RouterCreate) -> Router:
         conn = uow.conn
         policy.enforce(ctx, "create_router", item, attr_rules(ROUTER, "create", item, creating=True))
         quotas.check(self.deps.cfg, conn, item["project_id"], "router")
@@ -253,8 +258,8 @@ class RouterService:
         return out
 
     def update(
-        self, ctx: RequestContext, uow: UnitOfWork, router_id: str, changes: dict[str, Any], if_match: str | None = None
-    ) -> dict[str, Any]:
+        self, ctx: RequestContext, uow: UnitOfWork, router_id: str, changes: RouterUpdate, if_match: str | None = None
+    ) -> Router:
         conn = uow.conn
         row = self.fetch_row(ctx, conn, router_id)
         policy.enforce(
@@ -263,10 +268,12 @@ class RouterService:
         common.check_if_match(if_match, row.revision_number)
         return self.apply_update(ctx, uow, row, changes)
 
-    def apply_update(self, ctx: RequestContext, uow: UnitOfWork, row: Any, changes: dict[str, Any]) -> dict[str, Any]:
+    def apply_update(self, ctx: RequestContext, uow: UnitOfWork, row: Any, changes: RouterUpdate) -> Router:
         """Apply validated changes (no policy); records the change."""
         conn = uow.conn
-        values = {k: changes[k] for k in ("name", "description", "admin_state_up") if k in changes}
+        values: dict[str, Any] = {  # column -> new value, for one UPDATE
+            k: changes[k] for k in ("name", "description", "admin_state_up") if k in changes
+        }
         admin_up = changes.get("admin_state_up", row.admin_state_up)
         if "ha" in changes and changes["ha"] != row.ha:
             if admin_up:
@@ -282,7 +289,7 @@ class RouterService:
                     "admin_state_up to False prior to upgrade"
                 )
             values["distributed"] = changes["distributed"]
-        routes = list(row.routes)
+        routes: builtins.list[HostRoute] = list(row.routes)
         if "routes" in changes:
             routes = changes["routes"]
             self.validate_routes(conn, row, routes)
@@ -312,7 +319,7 @@ class RouterService:
         common.delete_tags(conn, router_id)
         uow.changed("router", router_id, "delete", None, row.project_id)
 
-    def touch(self, uow: UnitOfWork, router_id: str) -> dict[str, Any]:
+    def touch(self, uow: UnitOfWork, router_id: str) -> Router:
         """Bump the router's revision and record an update (after interface changes)."""
         common.bump(uow.conn, t.routers, router_id)
         out = self.admin_view(uow.conn, router_id)
@@ -321,9 +328,15 @@ class RouterService:
 
     # --- external gateway ------------------------------------------------------------------
     def _set_gateway(
-        self, ctx: RequestContext, uow: UnitOfWork, row: Any, info: dict[str, Any] | None, routes: list[dict[str, str]]
+        self,
+        ctx: RequestContext,
+        uow: UnitOfWork,
+        row: Any,
+        info: Mapping[str, Any] | None,
+        routes: Sequence[HostRoute],
     ) -> dict[str, Any]:
-        """Make the gateway match ``info``; returns the router column values to store."""
+        """Make the gateway match ``info`` (an ``external_gateway_info`` body; ``{}`` clears it);
+        returns the router column values to store."""
         conn = uow.conn
         net_id = info.get("network_id") if info else None
         ext_ips = (info or {}).get("external_fixed_ips") or []
@@ -350,7 +363,7 @@ class RouterService:
             cidrs, ips = _nexthop_cidrs(conn, others)
             cidrs += [ipaddress.ip_network(s.cidr) for s in gw_subnets]
             self._check_nexthops(routes, cidrs, ips)
-        values: dict[str, Any] = {
+        values: dict[str, Any] = {  # router columns
             "enable_snat": (info or {}).get("enable_snat", self.deps.cfg.default.enable_snat_by_default)
         }
         if gw is not None and net_id == gw.network_id:
@@ -389,7 +402,7 @@ class RouterService:
         return conn.execute(select(t.ports).where(t.ports.c.id == row.gw_port_id)).first()
 
     @staticmethod
-    def _ext_ips_changed(conn: Connection, gw: Any, ext_ips: list[dict[str, Any]]) -> bool:
+    def _ext_ips_changed(conn: Connection, gw: Any, ext_ips: Sequence[FixedIpBody]) -> bool:
         if not ext_ips:
             return False
         have = port_addresses(conn, [gw.id])[gw.id]
@@ -409,7 +422,7 @@ class RouterService:
 
     @staticmethod
     def _check_duplicate_subnets(
-        conn: Connection, router_id: str, new_subnets: list[Any], exclude_port: str | None = None
+        conn: Connection, router_id: str, new_subnets: builtins.list[Any], exclude_port: str | None = None
     ) -> None:
         """Neutron's "already has a port on subnet" / overlapping-CIDR checks for a new connection."""
         new_ids = {s.id for s in new_subnets}
@@ -435,7 +448,7 @@ class RouterService:
                     )
 
     # --- extra routes -----------------------------------------------------------------------
-    def validate_routes(self, conn: Connection, row: Any, routes: list[dict[str, str]]) -> None:
+    def validate_routes(self, conn: Connection, row: Any, routes: Sequence[HostRoute]) -> None:
         limit = quotas.limits(self.deps.cfg, conn, row.project_id).get("router_route", -1)
         if 0 <= limit < len(routes):
             raise errors.RoutesExhausted(router_id=row.id, quota=limit)
@@ -443,7 +456,7 @@ class RouterService:
         self._check_nexthops(routes, cidrs, ips)
 
     @staticmethod
-    def _check_nexthops(routes: list[dict[str, str]], cidrs: list[Any], ips: set[str]) -> None:
+    def _check_nexthops(routes: Sequence[HostRoute], cidrs: builtins.list[Any], ips: set[str]) -> None:
         for route in routes:
             hop = ipaddress.ip_address(route["nexthop"])
             if not any(hop.version == c.version and hop in c for c in cidrs):
@@ -453,7 +466,7 @@ class RouterService:
 
     def _routes_action(
         self, ctx: RequestContext, uow: UnitOfWork, router_id: str, body: Any, action: str
-    ) -> dict[str, Any]:
+    ) -> dict[str, Router]:
         conn = uow.conn
         row = self.fetch_row(ctx, conn, router_id)
         policy.enforce(ctx, action, self.dicts(conn, [row])[0])
@@ -463,17 +476,17 @@ class RouterService:
             given = route_list(body["router"]["routes"])
         except ValueError as exc:
             raise errors.bad(f"Invalid input for routes. Reason: {str(exc).rstrip('.')}.") from None
-        old = [dict(r) for r in row.routes]
+        old = [r.copy() for r in row.routes]
         if action == "add_extraroutes":
             new = old + [r for i, r in enumerate(given) if r not in old and r not in given[:i]]
         else:
             new = [r for r in old if r not in given]
         return {"router": self.apply_update(ctx, uow, row, {"routes": new})}
 
-    def add_extraroutes(self, ctx: RequestContext, uow: UnitOfWork, router_id: str, body: Any) -> dict[str, Any]:
+    def add_extraroutes(self, ctx: RequestContext, uow: UnitOfWork, router_id: str, body: Any) -> dict[str, Router]:
         """PUT /routers/{id}/add_extraroutes {"router": {"routes": [...]}} -> {"router": {...}}."""
         return self._routes_action(ctx, uow, router_id, body, "add_extraroutes")
 
-    def remove_extraroutes(self, ctx: RequestContext, uow: UnitOfWork, router_id: str, body: Any) -> dict[str, Any]:
+    def remove_extraroutes(self, ctx: RequestContext, uow: UnitOfWork, router_id: str, body: Any) -> dict[str, Router]:
         """PUT /routers/{id}/remove_extraroutes; routes not present are ignored."""
         return self._routes_action(ctx, uow, router_id, body, "remove_extraroutes")

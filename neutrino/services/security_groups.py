@@ -8,7 +8,9 @@ race-free across server processes.
 
 from __future__ import annotations
 
+import builtins  # the services' ``list`` method hides the builtin in their class bodies
 import ipaddress
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import and_, delete, insert, or_, select
@@ -23,6 +25,13 @@ from neutrino.resources import policy
 from neutrino.resources.definitions import SECURITY_GROUP, SECURITY_GROUP_RULE
 from neutrino.resources.query import ListQuery
 from neutrino.resources.resource import attr_rules
+from neutrino.resources.types import (
+    SecurityGroup,
+    SecurityGroupCreate,
+    SecurityGroupRule,
+    SecurityGroupRuleCreate,
+    SecurityGroupUpdate,
+)
 from neutrino.services import common, quotas, rbac
 from neutrino.services.common import Deps
 
@@ -74,7 +83,7 @@ def _rule_values(
 def _create_group(uow: UnitOfWork, project_id: str, name: str, description: str, stateful: bool, default: bool) -> str:
     vals = common.std_values({"project_id": project_id, "name": name, "description": description}, revision=1)
     uow.conn.execute(insert(t.security_groups).values(**vals, stateful=stateful))
-    sg_id = vals["id"]
+    sg_id: str = vals["id"]
     rules = [
         _rule_values(sg_id, project_id, d, e, sg_id if self_remote else None)
         for d, e, self_remote in DEFAULT_GROUP_RULES
@@ -92,7 +101,8 @@ def ensure_default_group(uow: UnitOfWork, project_id: str) -> str:
         )
     ).first()
     if row:
-        return row[0]
+        found: str = row[0]
+        return found
     sg_id = _create_group(uow, project_id, "default", "Default security group", True, True)
     # A concurrent creator makes this insert fail; the unit of work is retried and finds theirs.
     uow.conn.execute(insert(t.default_security_groups).values(project_id=project_id, security_group_id=sg_id))
@@ -100,7 +110,7 @@ def ensure_default_group(uow: UnitOfWork, project_id: str) -> str:
     return sg_id
 
 
-def record_group(uow: UnitOfWork, sg_id: str, action: str = "update", *, with_rules: bool = False) -> dict[str, Any]:
+def record_group(uow: UnitOfWork, sg_id: str, action: str = "update", *, with_rules: bool = False) -> SecurityGroup:
     """Put a group on the change feed with its full view (``with_rules``: each rule too,
     as created); returns the view.  In txn."""
     row = uow.conn.execute(select(t.security_groups).where(t.security_groups.c.id == sg_id)).one()
@@ -135,10 +145,10 @@ def normalise_protocol(proto: str | None) -> str | None:
     return str(n)
 
 
-def group_dicts(conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+def group_dicts(conn: Connection, rows: list[Any]) -> list[SecurityGroup]:
     """API views of group rows (rules embedded)."""
     ids = [r.id for r in rows]
-    rules: dict[str, list[dict[str, Any]]] = {}
+    rules: dict[str, list[SecurityGroupRule]] = {}
     if ids:
         rq = select(t.security_group_rules).where(t.security_group_rules.c.security_group_id.in_(ids))
         rrows = list(conn.execute(rq.order_by(t.security_group_rules.c.created_at)))
@@ -146,9 +156,9 @@ def group_dicts(conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
         for r in rrows:
             rules.setdefault(r.security_group_id, []).append(rule_dict(r, [], r.security_group_id in defaults))
     tags = common.load_tags(conn, "security-groups", ids)
-    out = []
+    out: list[SecurityGroup] = []
     for r in rows:
-        d = {
+        d: SecurityGroup = {
             "id": r.id,
             "name": r.name,
             "stateful": r.stateful,
@@ -187,7 +197,7 @@ class SecurityGroupService:
         """Own groups and those shared with the caller's project (RBAC; admin: all)."""
         return rbac.visible_clause(ctx, "security_group", t.security_groups)
 
-    def dicts(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+    def dicts(self, conn: Connection, rows: list[Any]) -> list[SecurityGroup]:
         return group_dicts(conn, rows)
 
     def fetch_row(self, ctx: RequestContext, conn: Connection, sg_id: str) -> Any:
@@ -198,12 +208,14 @@ class SecurityGroupService:
             raise errors.SecurityGroupNotFound(id=sg_id)
         return row
 
-    def get(self, ctx: RequestContext, conn: Connection, sg_id: str) -> dict[str, Any]:
+    def get(self, ctx: RequestContext, conn: Connection, sg_id: str) -> SecurityGroup:
         out = self.dicts(conn, [self.fetch_row(ctx, conn, sg_id)])
         rbac.mark_shared(conn, ctx, "security_group", out)  # "shared": shared with the caller
         return out[0]
 
-    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
+    def list(
+        self, ctx: RequestContext, conn: Connection, q: ListQuery
+    ) -> tuple[builtins.list[SecurityGroup], set[str]]:
         stmt, pushed = common.push_filters(
             select(t.security_groups).where(self._visible(ctx)), t.security_groups, SECURITY_GROUP, q
         )
@@ -212,7 +224,7 @@ class SecurityGroupService:
         rbac.mark_shared(conn, ctx, "security_group", out)
         return out, pushed
 
-    def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
+    def create(self, ctx: RequestContext, uow: UnitOfWork, item: SecurityGroupCreate) -> SecurityGroup:
         policy.enforce(ctx, "create_security_group", item)
         if _is_default_name(item["name"]):
             ensure_default_group(uow, item["project_id"])
@@ -229,8 +241,13 @@ class SecurityGroupService:
         return record_group(uow, sg_id, "create", with_rules=True)
 
     def update(
-        self, ctx: RequestContext, uow: UnitOfWork, sg_id: str, changes: dict[str, Any], if_match: str | None = None
-    ) -> dict[str, Any]:
+        self,
+        ctx: RequestContext,
+        uow: UnitOfWork,
+        sg_id: str,
+        changes: SecurityGroupUpdate,
+        if_match: str | None = None,
+    ) -> SecurityGroup:
         row = self.fetch_row(ctx, uow.conn, sg_id)
         policy.enforce(ctx, "update_security_group", {"project_id": row.project_id})
         common.check_if_match(if_match, row.revision_number)
@@ -245,7 +262,9 @@ class SecurityGroupService:
             raise errors.SecurityGroupCannotUpdateDefault()
         if "name" in changes and _is_default_name(changes["name"]):
             raise errors.SecurityGroupDefaultAlreadyExists()
-        values = {k: changes[k] for k in ("name", "description", "stateful") if k in changes}
+        values: dict[str, Any] = {  # column -> new value, for one UPDATE
+            k: changes[k] for k in ("name", "description", "stateful") if k in changes
+        }
         common.bump(uow.conn, t.security_groups, sg_id, values)
         out = self.get(RequestContext.admin(), uow.conn, sg_id)
         uow.changed("security_group", sg_id, "update", out, row.project_id)
@@ -314,7 +333,7 @@ def _default_ids(conn: Connection, ids: set[str]) -> set[str]:
     }
 
 
-def rule_dict(r: Any, tags: list[str], in_default: bool) -> dict[str, Any]:
+def rule_dict(r: Any, tags: list[str], in_default: bool) -> SecurityGroupRule:
     prefix = r.remote_ip_prefix
     normalized = str(ipaddress.ip_network(prefix, strict=False)) if prefix else None
     return {
@@ -355,7 +374,7 @@ class SecurityGroupRuleService:
             ).where(t.security_groups.c.project_id == ctx.project_id)
         return stmt
 
-    def dicts(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+    def dicts(self, conn: Connection, rows: list[Any]) -> list[SecurityGroupRule]:
         defaults = _default_ids(conn, {r.security_group_id for r in rows})
         tags = common.load_tags(conn, "security-group-rules", [r.id for r in rows])
         return [rule_dict(r, tags.get(r.id, []), r.security_group_id in defaults) for r in rows]
@@ -366,15 +385,17 @@ class SecurityGroupRuleService:
             raise errors.SecurityGroupRuleNotFound(id=rule_id)
         return row
 
-    def get(self, ctx: RequestContext, conn: Connection, rule_id: str) -> dict[str, Any]:
+    def get(self, ctx: RequestContext, conn: Connection, rule_id: str) -> SecurityGroupRule:
         return self.dicts(conn, [self.fetch_row(ctx, conn, rule_id)])[0]
 
-    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
+    def list(
+        self, ctx: RequestContext, conn: Connection, q: ListQuery
+    ) -> tuple[builtins.list[SecurityGroupRule], set[str]]:
         stmt, pushed = common.push_filters(self._stmt(ctx), t.security_group_rules, SECURITY_GROUP_RULE, q)
         rows = list(conn.execute(stmt.order_by(t.security_group_rules.c.created_at, t.security_group_rules.c.id)))
         return self.dicts(conn, rows), pushed
 
-    def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
+    def create(self, ctx: RequestContext, uow: UnitOfWork, item: SecurityGroupRuleCreate) -> SecurityGroupRule:
         conn = uow.conn
         sg = conn.execute(select(t.security_groups).where(t.security_groups.c.id == item["security_group_id"])).first()
         if sg is None or not (
@@ -397,10 +418,10 @@ class SecurityGroupRuleService:
         return out
 
     @staticmethod
-    def validate(ctx: RequestContext, conn: Connection, item: dict[str, Any]) -> dict[str, Any]:
-        """Neutron's rule checks; returns the column values of the rule."""
-        eth = item.get("ethertype") or "IPv4"
-        eth = {"ipv4": "IPv4", "ipv6": "IPv6"}.get(eth.lower()) if isinstance(eth, str) else None
+    def validate(ctx: RequestContext, conn: Connection, item: SecurityGroupRuleCreate) -> dict[str, Any]:
+        """Neutron's rule checks; returns the column values of the rule (column -> value)."""
+        given_eth = item.get("ethertype") or "IPv4"
+        eth = {"ipv4": "IPv4", "ipv6": "IPv6"}.get(given_eth.lower()) if isinstance(given_eth, str) else None
         if eth is None:
             raise errors.SecurityGroupRuleInvalidEtherType(ethertype=item.get("ethertype"), values=["IPv4", "IPv6"])
         proto = normalise_protocol(item.get("protocol"))
@@ -457,7 +478,7 @@ class SecurityGroupRuleService:
         }
 
     @staticmethod
-    def _check_duplicate(conn: Connection, rule: dict[str, Any]) -> None:
+    def _check_duplicate(conn: Connection, rule: Mapping[str, Any]) -> None:
         """Neutron compares rules by a normalised key: a protocol's name and number are
         the same, and 0.0.0.0/0 or ::/0 is the same as no prefix."""
         c = t.security_group_rules.c
@@ -482,8 +503,13 @@ class SecurityGroupRuleService:
         record_group(uow, sg.id)
 
     def update(
-        self, ctx: RequestContext, uow: UnitOfWork, rule_id: str, changes: dict[str, Any], if_match: str | None = None
-    ) -> dict[str, Any]:
+        self,
+        ctx: RequestContext,
+        uow: UnitOfWork,
+        rule_id: str,
+        changes: Mapping[str, Any],  # rules have no updatable attribute: any body is refused
+        if_match: str | None = None,
+    ) -> SecurityGroupRule:
         raise errors.HTTPMethodNotAllowed()
 
 

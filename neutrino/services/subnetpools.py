@@ -13,6 +13,7 @@ exactly these clauses.
 
 from __future__ import annotations
 
+import builtins  # the services' ``list`` method hides the builtin in their class bodies
 import ipaddress
 from collections.abc import Iterable
 from typing import Any
@@ -30,6 +31,15 @@ from neutrino.resources import policy
 from neutrino.resources.definitions import ADDRESS_SCOPE, SUBNETPOOL
 from neutrino.resources.query import ListQuery
 from neutrino.resources.resource import attr_rules
+from neutrino.resources.types import (
+    AddressScope,
+    AddressScopeCreate,
+    AddressScopeUpdate,
+    SubnetCreate,
+    SubnetPool,
+    SubnetPoolCreate,
+    SubnetPoolUpdate,
+)
 from neutrino.services import common, quotas, rbac
 from neutrino.services.common import Deps
 
@@ -89,15 +99,14 @@ def network_address_scopes(conn: Connection, net_ids: Iterable[str]) -> dict[str
 
 
 def _record_networks_of_pool(deps: Deps, uow: UnitOfWork, pool_id: str) -> None:
-    """Put the networks holding subnets of ``pool_id`` on the feed (their address scope changed)."""
-    from neutrino.services.subnets import record_network
-
+    """Put the networks holding subnets of ``pool_id`` on the feed (their address scope changed;
+    ``deps.record``: the networks module imports this one)."""
     nets = sorted(
         {r[0] for r in uow.conn.execute(select(t.subnets.c.network_id).where(t.subnets.c.subnetpool_id == pool_id))}
     )
     for nid in nets:
         common.bump(uow.conn, t.networks, nid)
-        record_network(deps, uow, nid)
+        deps.record(uow, "network", [nid])
 
 
 # --- subnet creation -----------------------------------------------------------------------
@@ -166,7 +175,7 @@ def _check_quota(conn: Connection, pool: Any, project_id: str, cidr: str) -> Non
         raise errors.SubnetPoolQuotaExceeded()
 
 
-def pool_for_subnet(ctx: RequestContext, conn: Connection, item: dict[str, Any], net: Any) -> Any | None:
+def pool_for_subnet(ctx: RequestContext, conn: Connection, item: SubnetCreate, net: Any) -> Any | None:
     """The pool a subnet create uses (None: a plain CIDR), after allocating from it.
 
     With a pool, ``item["cidr"]`` is set to the allocated CIDR: the given one if it lies in a
@@ -175,8 +184,9 @@ def pool_for_subnet(ctx: RequestContext, conn: Connection, item: dict[str, Any],
     project's prefix quota and the network's pool/scope affinity.  In the write transaction."""
     pool_id = item.get("subnetpool_id")
     version = item["ip_version"]
-    if item.get("cidr") and ipaddress.ip_network(item["cidr"], strict=False).version != version:
-        raise errors.invalid(f"cidr '{item['cidr']}' does not match the ip_version '{version}'")
+    given_cidr = item.get("cidr")
+    if given_cidr and ipaddress.ip_network(given_cidr, strict=False).version != version:
+        raise errors.invalid(f"cidr '{given_cidr}' does not match the ip_version '{version}'")
     if pool_id and item.get("use_default_subnetpool"):
         raise errors.BadRequest(
             resource="subnets", msg="subnetpool_id and use_default_subnetpool cannot both be specified"
@@ -197,8 +207,8 @@ def pool_for_subnet(ctx: RequestContext, conn: Connection, item: dict[str, Any],
     _check_network_affinity(conn, net.id, version, pool)
     _lock_pool(conn, pool.id)
     used = [c for (c,) in conn.execute(select(t.subnets.c.cidr).where(t.subnets.c.subnetpool_id == pool.id))]
-    if item.get("cidr"):
-        want = ipaddress.ip_network(item["cidr"], strict=False)
+    if given_cidr:
+        want = ipaddress.ip_network(given_cidr, strict=False)
         _check_prefixlen(pool, want.prefixlen)
         if want.version != pool.ip_version or not px.specific_fits(pool.prefixes, used, want):
             raise errors.SubnetAllocationError(
@@ -231,9 +241,9 @@ def pool_gateway(cidr: str) -> str:
 
 
 # --- subnet pools ------------------------------------------------------------------------------
-def _pool_dict(r: Any, tags: list[str]) -> dict[str, Any]:
+def _pool_dict(r: Any, tags: list[str]) -> SubnetPool:
     """The API view; prefix lengths are strings, as Neutron answers them."""
-    d = {
+    return {
         "id": r.id,
         "name": r.name,
         "tenant_id": r.project_id,
@@ -247,9 +257,8 @@ def _pool_dict(r: Any, tags: list[str]) -> dict[str, Any]:
         "shared": r.shared,
         "is_default": r.is_default,
         "address_scope_id": r.address_scope_id,
+        **common.std_tail(r, tags),
     }
-    d.update(common.std_tail(r, tags))
-    return d
 
 
 def _prefix_version(prefixes: list[str]) -> int:
@@ -288,16 +297,16 @@ class SubnetPoolService:
     def fetch_row(self, ctx: RequestContext, conn: Connection, pool_id: str) -> Any:
         return _pool_row(ctx, conn, pool_id)
 
-    def _dicts(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+    def _dicts(self, conn: Connection, rows: list[Any]) -> list[SubnetPool]:
         tags = common.load_tags(conn, "subnetpools", [r.id for r in rows])
         return [_pool_dict(r, tags.get(r.id, [])) for r in rows]
 
-    def get(self, ctx: RequestContext, conn: Connection, pool_id: str) -> dict[str, Any]:
+    def get(self, ctx: RequestContext, conn: Connection, pool_id: str) -> SubnetPool:
         out = self._dicts(conn, [self.fetch_row(ctx, conn, pool_id)])
         rbac.mark_shared(conn, ctx, "subnetpool", out)  # "shared": shared with the caller (RBAC)
         return out[0]
 
-    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
+    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[builtins.list[SubnetPool], set[str]]:
         stmt, pushed = common.push_filters(
             select(t.subnetpools).where(pool_visible_clause(ctx)), t.subnetpools, SUBNETPOOL, q
         )
@@ -324,7 +333,7 @@ class SubnetPoolService:
         scope_id: str | None,
         pool_id: str,
         version: int,
-        prefixes: list[str],
+        prefixes: builtins.list[str],
         rescoping: bool = True,
     ) -> None:
         """The scope is usable by the caller, of the pool's IP version, and no other pool in it
@@ -362,7 +371,7 @@ class SubnetPoolService:
                 raise errors.AddressScopePrefixConflict()
 
     # --- writing ------------------------------------------------------------------------------
-    def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
+    def create(self, ctx: RequestContext, uow: UnitOfWork, item: SubnetPoolCreate) -> SubnetPool:
         conn = uow.conn
         policy.enforce(ctx, "create_subnetpool", item, attr_rules(SUBNETPOOL, "create", item, creating=True))
         quotas.check(self.deps.cfg, conn, item["project_id"], "subnetpool")
@@ -394,8 +403,8 @@ class SubnetPoolService:
         return out
 
     def update(
-        self, ctx: RequestContext, uow: UnitOfWork, pool_id: str, changes: dict[str, Any], if_match: str | None = None
-    ) -> dict[str, Any]:
+        self, ctx: RequestContext, uow: UnitOfWork, pool_id: str, changes: SubnetPoolUpdate, if_match: str | None = None
+    ) -> SubnetPool:
         conn = uow.conn
         row = self.fetch_row(ctx, conn, pool_id)
         policy.enforce(
@@ -404,10 +413,12 @@ class SubnetPoolService:
         common.check_if_match(if_match, row.revision_number)
         return self._apply_update(ctx, uow, row, changes)
 
-    def _apply_update(self, ctx: RequestContext, uow: UnitOfWork, row: Any, changes: dict[str, Any]) -> dict[str, Any]:
+    def _apply_update(self, ctx: RequestContext, uow: UnitOfWork, row: Any, changes: SubnetPoolUpdate) -> SubnetPool:
         """An authorised update of pool ``row`` (Neutron's update_subnetpool): checks, write, feed."""
         conn, pool_id = uow.conn, row.id
-        values: dict[str, Any] = {k: changes[k] for k in ("name", "description", "default_quota") if k in changes}
+        values: dict[str, Any] = {  # column -> new value, for one UPDATE
+            k: changes[k] for k in ("name", "description", "default_quota") if k in changes
+        }
         prefixes = list(row.prefixes)
         if "prefixes" in changes:
             new = changes["prefixes"]
@@ -462,7 +473,7 @@ class SubnetPoolService:
     # --- subnetpool-prefix-ops ------------------------------------------------------------
     def _action_row(
         self, ctx: RequestContext, uow: UnitOfWork, pool_id: str, body: Any, action: str
-    ) -> tuple[Any, list[str]]:
+    ) -> tuple[Any, builtins.list[str]]:
         """The pool (locked against concurrent allocations) and the action's validated prefixes.
 
         The body is ``{"prefixes": [CIDR, ...]}`` with at least one prefix (Neutron: 400
@@ -478,7 +489,9 @@ class SubnetPoolService:
         _lock_pool(uow.conn, pool_id)
         return row, given
 
-    def add_prefixes(self, ctx: RequestContext, uow: UnitOfWork, pool_id: str, body: Any) -> dict[str, Any]:
+    def add_prefixes(
+        self, ctx: RequestContext, uow: UnitOfWork, pool_id: str, body: Any
+    ) -> dict[str, builtins.list[str]]:
         """``PUT /subnetpools/{id}/add_prefixes`` -> ``{"prefixes": [the pool's, compacted]}``.
 
         As Neutron, an update of ``prefixes`` to the union: the same checks (IP version, no
@@ -487,7 +500,9 @@ class SubnetPoolService:
         out = self._apply_update(ctx, uow, row, {"prefixes": [*row.prefixes, *given]})
         return {"prefixes": out["prefixes"]}
 
-    def remove_prefixes(self, ctx: RequestContext, uow: UnitOfWork, pool_id: str, body: Any) -> dict[str, Any]:
+    def remove_prefixes(
+        self, ctx: RequestContext, uow: UnitOfWork, pool_id: str, body: Any
+    ) -> dict[str, builtins.list[str]]:
         """``PUT /subnetpools/{id}/remove_prefixes`` -> ``{"prefixes": [what is left, compacted]}``.
 
         Prefixes sharing no address with the pool change nothing.  Refused (400
@@ -522,7 +537,7 @@ class SubnetPoolService:
 
 
 # --- address scopes ------------------------------------------------------------------------------
-def _scope_dict(r: Any) -> dict[str, Any]:
+def _scope_dict(r: Any) -> AddressScope:
     return {
         "id": r.id,
         "name": r.name,
@@ -551,12 +566,12 @@ class AddressScopeService:
             raise errors.AddressScopeNotFound(address_scope_id=scope_id)
         return row
 
-    def get(self, ctx: RequestContext, conn: Connection, scope_id: str) -> dict[str, Any]:
+    def get(self, ctx: RequestContext, conn: Connection, scope_id: str) -> AddressScope:
         out = [_scope_dict(self.fetch_row(ctx, conn, scope_id))]
         rbac.mark_shared(conn, ctx, "address_scope", out)  # "shared": shared with the caller (RBAC)
         return out[0]
 
-    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
+    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[builtins.list[AddressScope], set[str]]:
         stmt, pushed = common.push_filters(
             select(t.address_scopes).where(scope_visible_clause(ctx)), t.address_scopes, ADDRESS_SCOPE, q
         )
@@ -565,7 +580,7 @@ class AddressScopeService:
         rbac.mark_shared(conn, ctx, "address_scope", out)
         return out, pushed
 
-    def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
+    def create(self, ctx: RequestContext, uow: UnitOfWork, item: AddressScopeCreate) -> AddressScope:
         policy.enforce(ctx, "create_address_scope", item, attr_rules(ADDRESS_SCOPE, "create", item, creating=True))
         vals = common.std_values(item, revision=0)
         uow.conn.execute(insert(t.address_scopes).values(**vals, ip_version=item["ip_version"], shared=item["shared"]))
@@ -577,8 +592,13 @@ class AddressScopeService:
         return out
 
     def update(
-        self, ctx: RequestContext, uow: UnitOfWork, scope_id: str, changes: dict[str, Any], if_match: str | None = None
-    ) -> dict[str, Any]:
+        self,
+        ctx: RequestContext,
+        uow: UnitOfWork,
+        scope_id: str,
+        changes: AddressScopeUpdate,
+        if_match: str | None = None,
+    ) -> AddressScope:
         conn = uow.conn
         row = self.fetch_row(ctx, conn, scope_id)
         policy.enforce(
@@ -589,7 +609,9 @@ class AddressScopeService:
             raise errors.AddressScopeUpdateError(
                 address_scope_id=scope_id, reason="Shared address scope can't be unshared"
             )
-        values = {k: changes[k] for k in ("name", "description", "shared") if k in changes}
+        values: dict[str, Any] = {  # column -> new value, for one UPDATE
+            k: changes[k] for k in ("name", "description", "shared") if k in changes
+        }
         if changes.get("shared"):
             rbac.set_wildcard(conn, "address_scope", scope_id, row.project_id, rbac.ACCESS_SHARED, True)
         common.bump(conn, t.address_scopes, scope_id, values)

@@ -4,6 +4,7 @@ IPv6 modes, and the in-use rules for update and delete.
 
 from __future__ import annotations
 
+import builtins  # the service's ``list`` method hides the builtin in its class body
 import ipaddress
 from typing import Any
 
@@ -19,9 +20,11 @@ from neutrino.resources import policy
 from neutrino.resources.definitions import SUBNET
 from neutrino.resources.query import ListQuery
 from neutrino.resources.resource import attr_rules
+from neutrino.resources.types import Subnet, SubnetCreate, SubnetUpdate
 from neutrino.services import common, dhcp_options, quotas, rbac, subnetpools
 from neutrino.services.common import Deps
-from neutrino.services.networks import network_target
+from neutrino.services.networks import NetworkService, network_target
+from neutrino.services.ports import add_gateway_addresses_for_subnet, record_port_changes
 
 AUTO_ADDRESS_MODES = ("slaac", "dhcpv6-stateless")
 #: Owners whose addresses on a subnet do not block the subnet's deletion.
@@ -46,18 +49,18 @@ class SubnetService:
         self._max_pools = deps.cfg.default.max_allocation_pools
 
     # --- checks before the write transaction ---------------------------------------------
-    def precheck_create(self, ctx: RequestContext, conn: Connection, item: dict[str, Any]) -> None:
+    def precheck_create(self, ctx: RequestContext, conn: Connection, item: SubnetCreate) -> None:
         """Allocation pools checked on a read connection, before the write transaction: a long or
         bad pool list is refused without holding the write lock (the transaction checks again,
         against the gateway, at bounded cost)."""
-        if item.get("allocation_pools") and item.get("cidr"):
-            ipam.validate_pools(
-                ipaddress.ip_network(item["cidr"], strict=False), item["allocation_pools"], None, self._max_pools
-            )
+        pools, cidr = item.get("allocation_pools"), item.get("cidr")
+        if pools and cidr:
+            ipam.validate_pools(ipaddress.ip_network(cidr, strict=False), pools, None, self._max_pools)
 
-    def precheck_update(self, ctx: RequestContext, conn: Connection, subnet_id: str, changes: dict[str, Any]) -> None:
+    def precheck_update(self, ctx: RequestContext, conn: Connection, subnet_id: str, changes: SubnetUpdate) -> None:
         """``precheck_create`` for an update: the pools against the subnet's CIDR."""
-        if changes.get("allocation_pools"):
+        pools = changes.get("allocation_pools")
+        if pools:
             # Joined to its network: the visibility clause reads both tables.
             cidr = conn.execute(
                 select(t.subnets.c.cidr)
@@ -65,7 +68,7 @@ class SubnetService:
                 .where(and_(t.subnets.c.id == subnet_id, self._visible(ctx)))
             ).scalar()
             if cidr is not None:
-                ipam.validate_pools(ipaddress.ip_network(cidr), changes["allocation_pools"], None, self._max_pools)
+                ipam.validate_pools(ipaddress.ip_network(cidr), pools, None, self._max_pools)
 
     # --- reading -------------------------------------------------------------------------
     @staticmethod
@@ -86,13 +89,13 @@ class SubnetService:
             .where(self._visible(ctx))
         )
 
-    def _dicts(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+    def _dicts(self, conn: Connection, rows: list[Any]) -> list[Subnet]:
         tags = common.load_tags(conn, "subnets", [r.id for r in rows])
         return [self._dict(r, tags.get(r.id, [])) for r in rows]
 
     @staticmethod
-    def _dict(r: Any, tags: list[str]) -> dict[str, Any]:
-        d = {
+    def _dict(r: Any, tags: list[str]) -> Subnet:
+        return {
             "id": r.id,
             "name": r.name,
             "tenant_id": r.project_id,
@@ -111,9 +114,8 @@ class SubnetService:
             "router:external": bool(r.net_external),
             "segment_id": r.segment_id,
             "service_types": list(r.service_types),
+            **common.std_tail(r, tags),
         }
-        d.update(common.std_tail(r, tags))
-        return d
 
     def fetch_row(self, ctx: RequestContext, conn: Connection, subnet_id: str) -> Any:
         row = conn.execute(self._select(ctx).where(t.subnets.c.id == subnet_id)).first()
@@ -121,10 +123,10 @@ class SubnetService:
             raise errors.SubnetNotFound(subnet_id=subnet_id)
         return row
 
-    def get(self, ctx: RequestContext, conn: Connection, subnet_id: str) -> dict[str, Any]:
+    def get(self, ctx: RequestContext, conn: Connection, subnet_id: str) -> Subnet:
         return self._dicts(conn, [self.fetch_row(ctx, conn, subnet_id)])[0]
 
-    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
+    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[builtins.list[Subnet], set[str]]:
         stmt, pushed = common.push_filters(self._select(ctx), t.subnets, SUBNET, q)
         if "router:external" in q.filters:
             stmt = stmt.where(t.networks.c.external.in_([bool(v) for v in q.filters["router:external"]]))
@@ -136,7 +138,7 @@ class SubnetService:
         return self._dicts(conn, rows), pushed
 
     # --- create ------------------------------------------------------------------------------
-    def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
+    def create(self, ctx: RequestContext, uow: UnitOfWork, item: SubnetCreate) -> Subnet:
         conn = uow.conn
         net = network_target(conn, item["network_id"])
         if net is None or not rbac.network_reachable(conn, ctx, net):
@@ -149,9 +151,10 @@ class SubnetService:
             raise errors.bad("cidr and prefixlen must not be supplied together")
         # A subnet pool (given, or the default one) allocates the CIDR (neutrino.services.subnetpools).
         pool = subnetpools.pool_for_subnet(ctx, conn, item, net)
-        if not item.get("cidr"):
+        cidr = item.get("cidr")
+        if not cidr:
             raise errors.BadRequest(resource="subnets", msg="a subnetpool must be specified in the absence of a cidr")
-        net_cidr = ipaddress.ip_network(item["cidr"], strict=False)
+        net_cidr = ipaddress.ip_network(cidr, strict=False)
         version = item["ip_version"]
         if net_cidr.version != version:
             raise errors.invalid(f"cidr '{item['cidr']}' does not match the ip_version '{version}'")
@@ -170,7 +173,7 @@ class SubnetService:
         )
         if gateway is not None:
             self._validate_gateway(net_cidr, gateway)
-        self._validate_dns_routes(item, version, item.get("id") or "new subnet")
+        self._validate_dns_routes(item, version, "new subnet")  # no id yet: POST bodies cannot hold one
         if net.mtu < errors.MIN_MTU[version]:
             raise errors.NetworkMTUSubnetConflict(mtu=net.mtu, ip_version=version, minimum=errors.MIN_MTU[version])
         for other in conn.execute(select(t.subnets.c.cidr).where(t.subnets.c.network_id == net.id)):
@@ -178,12 +181,13 @@ class SubnetService:
                 raise errors.invalid(
                     f"Requested subnet with cidr: {net_cidr} for network: {net.id} overlaps with another subnet"
                 )
-        if item.get("allocation_pools") is not None:
-            pools = ipam.validate_pools(net_cidr, item["allocation_pools"], gateway, self._max_pools)
+        given_pools = item.get("allocation_pools")
+        if given_pools is not None:
+            pools = ipam.validate_pools(net_cidr, given_pools, gateway, self._max_pools)
         else:
             pools = ipam.default_pools(net_cidr, gateway)
         # What dnsmasq could not render is refused (neutrino.services.dhcp_options).
-        dhcp_options.check_subnet(item.get("id") or "new subnet", gateway, item["host_routes"] or [])
+        dhcp_options.check_subnet("new subnet", gateway, item["host_routes"] or [])
         vals = common.std_values(item, revision=0)
         conn.execute(
             insert(t.subnets).values(
@@ -211,13 +215,11 @@ class SubnetService:
         out = self.get(RequestContext.admin(), conn, vals["id"])
         uow.changed("subnet", vals["id"], "create", out, item["project_id"])
         if net.external:
-            from neutrino.services.ports import add_gateway_addresses_for_subnet
-
             add_gateway_addresses_for_subnet(self.deps, uow, out)
         return out
 
     @staticmethod
-    def _validate_modes(item: dict[str, Any], version: int, net_cidr: Any) -> None:
+    def _validate_modes(item: SubnetCreate, version: int, net_cidr: Any) -> None:
         ra, addr = item.get("ipv6_ra_mode"), item.get("ipv6_address_mode")
         if version == 4:
             for key in ("ipv6_ra_mode", "ipv6_address_mode"):
@@ -250,7 +252,7 @@ class SubnetService:
         ):
             raise errors.invalid("Gateway is not valid on subnet")
 
-    def _validate_dns_routes(self, item: dict[str, Any], version: int, subnet_id: str) -> None:
+    def _validate_dns_routes(self, item: SubnetCreate | SubnetUpdate, version: int, subnet_id: str) -> None:
         d = self.deps.cfg.default
         dns = item.get("dns_nameservers")
         if dns is not None:
@@ -272,8 +274,8 @@ class SubnetService:
 
     # --- update / delete ----------------------------------------------------------------------
     def update(
-        self, ctx: RequestContext, uow: UnitOfWork, subnet_id: str, changes: dict[str, Any], if_match: str | None = None
-    ) -> dict[str, Any]:
+        self, ctx: RequestContext, uow: UnitOfWork, subnet_id: str, changes: SubnetUpdate, if_match: str | None = None
+    ) -> Subnet:
         conn = uow.conn
         row = self.fetch_row(ctx, conn, subnet_id)
         net = network_target(conn, row.network_id)
@@ -281,7 +283,7 @@ class SubnetService:
         policy.enforce(ctx, "update_subnet", target, attr_rules(SUBNET, "update", changes, creating=False))
         common.check_if_match(if_match, row.revision_number)
         net_cidr = ipaddress.ip_network(row.cidr)
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {}  # column -> new value, for one UPDATE
         for key in ("name", "description", "service_types", "segment_id"):
             if key in changes:
                 values[key] = changes[key]
@@ -294,9 +296,9 @@ class SubnetService:
                 raise errors.invalid("Subnet has a prefix length that is incompatible with DHCP service enabled")
             values["enable_dhcp"] = changes["enable_dhcp"]
         self._validate_dns_routes(changes, row.ip_version, subnet_id)
-        for key in ("dns_nameservers", "host_routes"):
-            if key in changes:
-                values[key] = changes[key]
+        for name in ("dns_nameservers", "host_routes"):
+            if name in changes:
+                values[name] = changes[name]
         gateway = row.gateway_ip
         if "gateway_ip" in changes and changes["gateway_ip"] != row.gateway_ip:
             gateway = changes["gateway_ip"]
@@ -368,14 +370,10 @@ class SubnetService:
         record_network(self.deps, uow, row.network_id)
         uow.changed("subnet", subnet_id, "delete", None, row.project_id)
         if touched:
-            from neutrino.services.ports import record_port_changes
-
             record_port_changes(self.deps, uow, touched)
 
 
 def record_network(deps: Deps, uow: UnitOfWork, net_id: str) -> None:
     """Put a network on the change feed after its subnets changed (its view lists them); in txn."""
-    from neutrino.services.networks import NetworkService
-
     net = NetworkService(deps).get(RequestContext.admin(), uow.conn, net_id)
     uow.changed("network", net_id, "update", net, net["project_id"])

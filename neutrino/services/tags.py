@@ -19,13 +19,25 @@ from neutrino.services import common
 from neutrino.services.common import Deps
 
 MAX_TAGS = 50
+#: Collection -> the resource type its tags are stored under: the collections whose objects
+#: carry tags (served by ``neutrino.api.app``, described by ``neutrino.api.openapi``).
+TAGGABLE = {
+    "networks": "networks",
+    "subnets": "subnets",
+    "ports": "ports",
+    "routers": "routers",
+    "floatingips": "floatingips",
+    "security-groups": "security-groups",
+    "subnetpools": "subnetpools",
+    "trunks": "trunks",
+}
 
 
 def _tag_list(body: Any) -> list[str]:
     if not isinstance(body, dict) or "tags" not in body:
         raise errors.bad("Invalid input for tags. Reason: Validation of dictionary's keys failed.")
     try:
-        tags = cv.list_of(cv.tag)(body["tags"])
+        tags: list[str] = cv.list_of(cv.tag)(body["tags"])
     except ValueError as exc:
         raise errors.bad(f"Invalid input for tags. Reason: {exc}.") from None
     if len(set(tags)) > MAX_TAGS:

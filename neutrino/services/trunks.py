@@ -39,8 +39,9 @@ Contracts (Neutron's trunk plugin with its Open vSwitch driver):
 
 from __future__ import annotations
 
+import builtins  # the services' ``list`` method hides the builtin in their class bodies
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, delete, insert, select, true
 from sqlalchemy.engine import Connection
@@ -54,8 +55,10 @@ from neutrino.resources.definitions import TRUNK
 from neutrino.resources.definitions import subports as parse_subports
 from neutrino.resources.query import ListQuery
 from neutrino.resources.resource import attr_rules
+from neutrino.resources.types import Port, PortUpdate, SubPort, Trunk, TrunkCreate, TrunkDetails, TrunkUpdate
 from neutrino.services import common
 from neutrino.services.common import Deps
+from neutrino.services.networks import network_target
 
 SUBPORT_OWNER = "trunk:subport"
 SEGMENTATION_TYPES = ("vlan",)
@@ -75,7 +78,7 @@ def subports_of(conn: Connection, trunk_ids: list[str]) -> dict[str, list[Any]]:
     return out
 
 
-def trunk_details(conn: Connection, port_ids: list[str]) -> dict[str, dict[str, Any]]:
+def trunk_details(conn: Connection, port_ids: list[str]) -> dict[str, TrunkDetails]:
     """parent port id -> its ``trunk_details`` (only for ports that are a trunk's parent)."""
     if not port_ids:
         return {}
@@ -134,14 +137,27 @@ def _status(parent: str, subs: Iterable[str]) -> str:
     return "BUILD"
 
 
+class PortWriter(Protocol):
+    """What trunks need of the port service: ``neutrino.services.ports.PortService``, given to
+    ``TrunkService`` by ``register`` (that module imports this one for ``trunk_details``)."""
+
+    deps: Deps
+
+    def fetch_row(self, ctx: RequestContext, conn: Connection, port_id: str) -> Any: ...
+
+    def dicts(self, conn: Connection, rows: builtins.list[Any]) -> builtins.list[Port]: ...
+
+    def apply_update(
+        self, uow: UnitOfWork, row: Any, net: Any, current: Port, changes: PortUpdate, *, admin: bool = True
+    ) -> Port: ...
+
+
 class TrunkService:
     resource = TRUNK
 
-    def __init__(self, deps: Deps, ports: Any = None) -> None:
-        from neutrino.services.ports import PortService
-
+    def __init__(self, deps: Deps, ports: PortWriter) -> None:
         self.deps = deps
-        self.ports = ports or PortService(deps)
+        self.ports = ports
         self.member_actions = {"add_subports": self.add_subports, "remove_subports": self.remove_subports}
         #: GET member actions (``GET /v2.0/trunks/{id}/get_subports``).
         self.member_reads = {"get_subports": self.get_subports}
@@ -157,27 +173,27 @@ class TrunkService:
             raise errors.TrunkNotFound(trunk_id=trunk_id)
         return row
 
-    def dicts(self, conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+    def dicts(self, conn: Connection, rows: list[Any]) -> list[Trunk]:
         return trunk_dicts(conn, rows)
 
-    def get(self, ctx: RequestContext, conn: Connection, trunk_id: str) -> dict[str, Any]:
+    def get(self, ctx: RequestContext, conn: Connection, trunk_id: str) -> Trunk:
         row = self.fetch_row(ctx, conn, trunk_id)
         policy.enforce(ctx, "get_trunk", {"project_id": row.project_id})
         return self.dicts(conn, [row])[0]
 
-    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[list[dict[str, Any]], set[str]]:
+    def list(self, ctx: RequestContext, conn: Connection, q: ListQuery) -> tuple[builtins.list[Trunk], set[str]]:
         stmt, pushed = common.push_filters(select(t.trunks).where(self._visible(ctx)), t.trunks, TRUNK, q)
         rows = list(conn.execute(stmt.order_by(t.trunks.c.created_at, t.trunks.c.id)))
         return self.dicts(conn, rows), pushed
 
-    def get_subports(self, ctx: RequestContext, conn: Connection, trunk_id: str) -> dict[str, Any]:
+    def get_subports(self, ctx: RequestContext, conn: Connection, trunk_id: str) -> dict[str, builtins.list[SubPort]]:
         """``GET /v2.0/trunks/{id}/get_subports`` -> ``{"sub_ports": [...]}``."""
         row = self.fetch_row(ctx, conn, trunk_id)
         policy.enforce(ctx, "get_subports", {"project_id": row.project_id})
         return {"sub_ports": [_subport_dict(s) for s in subports_of(conn, [row.id])[row.id]]}
 
     # --- writing ----------------------------------------------------------------------------
-    def create(self, ctx: RequestContext, uow: UnitOfWork, item: dict[str, Any]) -> dict[str, Any]:
+    def create(self, ctx: RequestContext, uow: UnitOfWork, item: TrunkCreate) -> Trunk:
         conn = uow.conn
         policy.enforce(ctx, "create_trunk", item, attr_rules(TRUNK, "create", item, creating=True))
         parent = self._port(ctx, conn, item["port_id"], item["project_id"])
@@ -194,8 +210,8 @@ class TrunkService:
         return self._changed(uow, vals["id"], "create", parent.id)
 
     def update(
-        self, ctx: RequestContext, uow: UnitOfWork, trunk_id: str, changes: dict[str, Any], if_match: str | None = None
-    ) -> dict[str, Any]:
+        self, ctx: RequestContext, uow: UnitOfWork, trunk_id: str, changes: TrunkUpdate, if_match: str | None = None
+    ) -> Trunk:
         conn = uow.conn
         row = self.fetch_row(ctx, conn, trunk_id)
         policy.enforce(
@@ -204,7 +220,9 @@ class TrunkService:
         common.check_if_match(if_match, row.revision_number)
         if row.status == "ERROR":
             raise errors.TrunkInErrorState(trunk_id=row.id)
-        values = {k: changes[k] for k in ("name", "description", "admin_state_up") if k in changes}
+        values: dict[str, Any] = {  # column -> new value, for one UPDATE
+            k: changes[k] for k in ("name", "description", "admin_state_up") if k in changes
+        }
         common.bump(conn, t.trunks, row.id, values)
         return self._changed(uow, row.id, "update", None)
 
@@ -220,7 +238,7 @@ class TrunkService:
         self._touch_parent(uow, row.port_id)
         uow.changed("trunk", row.id, "delete", None, row.project_id)
 
-    def add_subports(self, ctx: RequestContext, uow: UnitOfWork, trunk_id: str, body: Any) -> dict[str, Any]:
+    def add_subports(self, ctx: RequestContext, uow: UnitOfWork, trunk_id: str, body: Any) -> Trunk:
         """``PUT /v2.0/trunks/{id}/add_subports`` ``{"sub_ports": [...]}`` -> the trunk (no envelope)."""
         conn = uow.conn
         row = self.fetch_row(ctx, conn, trunk_id)
@@ -233,7 +251,7 @@ class TrunkService:
         common.bump(conn, t.trunks, row.id)
         return self._changed(uow, row.id, "update", parent.id)
 
-    def remove_subports(self, ctx: RequestContext, uow: UnitOfWork, trunk_id: str, body: Any) -> dict[str, Any]:
+    def remove_subports(self, ctx: RequestContext, uow: UnitOfWork, trunk_id: str, body: Any) -> Trunk:
         """``PUT /v2.0/trunks/{id}/remove_subports`` ``{"sub_ports": [{"port_id": ...}]}`` -> the trunk."""
         conn = uow.conn
         row = self.fetch_row(ctx, conn, trunk_id)
@@ -270,8 +288,8 @@ class TrunkService:
         trunk_id: str,
         parent: Any,
         project_id: str,
-        given: list[dict[str, Any]],
-    ) -> list[tuple[Any, dict[str, Any]]]:
+        given: builtins.list[dict[str, Any]],  # request entries: this checks their keys (400 if missing)
+    ) -> builtins.list[tuple[Any, dict[str, Any]]]:
         """(port row, subport) of each requested subport, checked in Neutron's order."""
         mtus = {r[0]: r[1] for r in conn.execute(select(t.networks.c.id, t.networks.c.mtu))}
         used = {(s.segmentation_type, s.segmentation_id) for s in subports_of(conn, [trunk_id])[trunk_id]}
@@ -305,7 +323,9 @@ class TrunkService:
             out.append((port, sp))
         return out
 
-    def _attach(self, uow: UnitOfWork, trunk_id: str, parent: Any, wanted: list[tuple[Any, dict[str, Any]]]) -> None:
+    def _attach(
+        self, uow: UnitOfWork, trunk_id: str, parent: Any, wanted: builtins.list[tuple[Any, dict[str, Any]]]
+    ) -> None:
         """Record the subports and make each port the trunk's (owner, device, the parent's host)."""
         conn = uow.conn
         if not wanted:
@@ -329,7 +349,7 @@ class TrunkService:
                 {"device_owner": SUBPORT_OWNER, "device_id": trunk_id, "binding:host_id": parent.binding_host_id},
             )
 
-    def _detach(self, uow: UnitOfWork, port_ids: list[str]) -> None:
+    def _detach(self, uow: UnitOfWork, port_ids: builtins.list[str]) -> None:
         """Forget these subports and hand their ports back (no owner, no device, unbound)."""
         conn = uow.conn
         if not port_ids:
@@ -338,9 +358,7 @@ class TrunkService:
         for pid in port_ids:
             self._set_port(uow, pid, {"device_owner": "", "device_id": "", "binding:host_id": ""})
 
-    def _set_port(self, uow: UnitOfWork, port_id: str, changes: dict[str, Any]) -> None:
-        from neutrino.services.networks import network_target
-
+    def _set_port(self, uow: UnitOfWork, port_id: str, changes: PortUpdate) -> None:
         conn = uow.conn
         row = conn.execute(select(t.ports).where(t.ports.c.id == port_id)).one()
         net = network_target(conn, row.network_id)
@@ -349,12 +367,11 @@ class TrunkService:
 
     def _touch_parent(self, uow: UnitOfWork, port_id: str) -> None:
         """Re-record the parent port: its ``trunk_details`` changed."""
-        from neutrino.services.ports import record_port_changes
-
         if common.exists(uow.conn, t.ports, t.ports.c.id == port_id):
-            record_port_changes(self.deps, uow, [port_id])
+            common.bump(uow.conn, t.ports, port_id)
+            self.deps.record(uow, "port", [port_id])  # recorders.register
 
-    def _changed(self, uow: UnitOfWork, trunk_id: str, action: str, parent_id: str | None) -> dict[str, Any]:
+    def _changed(self, uow: UnitOfWork, trunk_id: str, action: str, parent_id: str | None) -> Trunk:
         refresh_status(uow, [trunk_id], record=False)
         if parent_id is not None:
             self._touch_parent(uow, parent_id)
@@ -364,14 +381,13 @@ class TrunkService:
         return out
 
 
-def trunk_dicts(conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
+def trunk_dicts(conn: Connection, rows: list[Any]) -> list[Trunk]:
     """Response dicts of these trunk rows."""
     ids = [r.id for r in rows]
     subs = subports_of(conn, ids)
     tags = common.load_tags(conn, "trunks", ids)
-    out = []
-    for r in rows:
-        d = {
+    return [
+        {
             "id": r.id,
             "name": r.name,
             "tenant_id": r.project_id,
@@ -379,14 +395,14 @@ def trunk_dicts(conn: Connection, rows: list[Any]) -> list[dict[str, Any]]:
             "status": r.status,
             "port_id": r.port_id,
             "sub_ports": [_subport_dict(s) for s in subs[r.id]],
+            **common.std_tail(r, tags.get(r.id, [])),
+            "project_id": r.project_id,
         }
-        d.update(common.std_tail(r, tags.get(r.id, [])))
-        d["project_id"] = r.project_id
-        out.append(d)
-    return out
+        for r in rows
+    ]
 
 
-def _subport_dict(s: Any) -> dict[str, Any]:
+def _subport_dict(s: Any) -> SubPort:
     return {"segmentation_id": s.segmentation_id, "segmentation_type": s.segmentation_type, "port_id": s.port_id}
 
 
@@ -435,24 +451,25 @@ def on_ports_status(uow: UnitOfWork, port_ids: list[str]) -> None:
     refresh_status(uow, trunks_of_ports(uow.conn, port_ids))
 
 
-def on_parent_rebound(deps: Deps, uow: UnitOfWork, port_id: str, host: str) -> None:
-    """A port's binding host changed: when it is a trunk's parent, its subports follow it
-    (the agent of that host wires them through the parent)."""
+def on_parent_rebound(ports: PortWriter, uow: UnitOfWork, port_id: str, host: str) -> None:
+    """A port's binding host changed (``ports`` changed it): when it is a trunk's parent, its
+    subports follow it (the agent of that host wires them through the parent)."""
     conn = uow.conn
     tid = conn.execute(select(t.trunks.c.id).where(t.trunks.c.port_id == port_id)).scalar()
     if tid is None:
         return
-    svc = TrunkService(deps)
+    svc = TrunkService(ports.deps, ports)
     for s in subports_of(conn, [tid])[tid]:
         svc._set_port(uow, s.port_id, {"binding:host_id": host})
 
 
 def register(deps: Deps, services: dict[str, Any]) -> None:
-    """Add ``trunks`` (sharing the registered ``PortService`` and its cache)."""
-    services["trunks"] = TrunkService(deps, services.get("ports"))
+    """Add ``trunks``, given the registered ``ports`` service (a ``PortWriter``; its cache is shared)."""
+    services["trunks"] = TrunkService(deps, services["ports"])
 
 
 __all__ = [
+    "PortWriter",
     "TrunkService",
     "check_port_delete",
     "on_parent_rebound",

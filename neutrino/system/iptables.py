@@ -70,12 +70,14 @@ def restore(
     runner(argv, netns=netns, input=text)
 
 
-def save6(netns: str | None = None, **kw: object) -> str:
-    return save(netns, ipv6=True, **kw)  # type: ignore[arg-type]
+def save6(netns: str | None = None, *, table: str | None = None, counters: bool = False, runner: Runner = run) -> str:
+    return save(netns, ipv6=True, table=table, counters=counters, runner=runner)
 
 
-def restore6(text: str, netns: str | None = None, **kw: object) -> None:
-    restore(text, netns, ipv6=True, **kw)  # type: ignore[arg-type]
+def restore6(
+    text: str, netns: str | None = None, *, noflush: bool = False, counters: bool = False, runner: Runner = run
+) -> None:
+    restore(text, netns, ipv6=True, noflush=noflush, counters=counters, runner=runner)
 
 
 def rules(text: str) -> dict[str, list[str]]:

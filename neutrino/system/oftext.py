@@ -647,6 +647,7 @@ def dump_entries(text: str) -> list[DumpedFlow]:
         if idx < 0 or s.startswith(("OFPST_", "NXST_", "OFPT_")):
             continue
         m = fast(s)
+        assert m is not None  # every part of _FAST_HEAD is optional: it matches any string
         end = m.end()
         rest = s[end:idx]
         if rest.startswith(_SLOW_HEAD) or (m.group(3) is None and "priority=" in rest):

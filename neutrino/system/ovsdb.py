@@ -31,7 +31,7 @@ import uuid as uuidlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from neutrino.system import process
 from neutrino.system.exec import Completed, Runner, run
@@ -39,8 +39,8 @@ from neutrino.system.exec import Completed, Runner, run
 SYSTEM_RUNDIR = Path("/var/run/openvswitch")
 VSWITCH_SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 
-Scalar = Union[str, int, bool]
-Value = Union[Scalar, Sequence[Scalar], Mapping[str, Scalar], None]
+Scalar = str | int | bool
+Value = Scalar | Sequence[Scalar] | Mapping[str, Scalar] | None
 
 
 # --------------------------------------------------------------------------
@@ -73,7 +73,9 @@ def column_args(column: str, value: Value) -> list[str]:
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else list(value)
         return [f"{column}=[{','.join(atom(v) for v in items)}]"]
-    return [f"{column}={atom(value)}"]
+    if isinstance(value, (str, int)):
+        return [f"{column}={atom(value)}"]
+    raise TypeError(f"not an OVSDB atom: {value!r}")
 
 
 def _set(table: str, record: str, columns: Mapping[str, Value]) -> list[str]:
@@ -237,7 +239,7 @@ class SetController:
         return [["del-controller", self.bridge]]
 
 
-Op = Union[AddBridge, DelBridge, AddPort, DelPort, SetColumns, ClearColumns, RemoveKeys, SetController]
+Op = AddBridge | DelBridge | AddPort | DelPort | SetColumns | ClearColumns | RemoveKeys | SetController
 
 
 def transaction_args(ops: Iterable[Op]) -> list[str]:
@@ -344,7 +346,7 @@ def parse_tables(text: str) -> list[list[dict[str, Any]]]:
     while pos < len(text):
         doc, end = decoder.raw_decode(text, pos)
         headings = doc["headings"]
-        tables.append([{h: decode(v) for h, v in zip(headings, row)} for row in doc["data"]])
+        tables.append([{h: decode(v) for h, v in zip(headings, row, strict=False)} for row in doc["data"]])
         pos = end
         while pos < len(text) and text[pos].isspace():
             pos += 1

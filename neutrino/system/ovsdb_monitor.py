@@ -384,7 +384,8 @@ class OvsdbMonitor:
             ]
         reply = self._request("transact", [DATABASE, *operations])
         results = reply.get("result") or []
-        for op, res in zip(operations, results):
+        # not strict: an error reply has no results, and RFC 7047 appends a commit error after them
+        for op, res in zip(operations, results, strict=False):
             if isinstance(res, dict) and res.get("error"):
                 argv = ["ovsdb-transact", str(self.ovs.db_path)]
                 if op["op"] == "wait":

@@ -20,13 +20,14 @@ Two start modes:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,7 +158,7 @@ def alive(spec: ProcessSpec) -> bool:
     return pid_of(spec) is not None
 
 
-def _wait_for(predicate, timeout: float, interval: float = 0.01) -> bool:
+def _wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
     deadline = time.monotonic() + timeout
     while True:
         if predicate():
@@ -197,20 +198,20 @@ def start(spec: ProcessSpec, *, timeout: float = 10) -> int:
                 out.seek(0)
                 raise translate(full, rc, out.read().decode("utf-8", "replace"))
     else:
-        log = open(spec.log_path, "ab") if spec.log_path else subprocess.DEVNULL
+        log = open(spec.log_path, "ab") if spec.log_path else None
         try:
             with mapped_errors(full, timeout):
                 proc = subprocess.Popen(
                     full,
                     stdin=subprocess.DEVNULL,
-                    stdout=log,
+                    stdout=log if log is not None else subprocess.DEVNULL,
                     stderr=subprocess.STDOUT,
                     env={**os.environ, **env},
                     cwd=spec.cwd,
                     start_new_session=True,
                 )
         finally:
-            if log is not subprocess.DEVNULL:
+            if log is not None:
                 log.close()
         tmp = spec.pidfile.with_name(spec.pidfile.name + ".tmp")
         tmp.write_text(f"{proc.pid}\n")
@@ -284,7 +285,7 @@ def stop_all(specs: list[ProcessSpec] | tuple[ProcessSpec, ...], *, timeout: flo
         return not is_running(pid)
 
     for pid in pids:
-        if not _wait_for(lambda: gone(pid), max(0.0, deadline - time.monotonic())):
+        if not _wait_for(functools.partial(gone, pid), max(0.0, deadline - time.monotonic())):
             stop_pid(pid, timeout=0.5)
     for s in specs:
         try:

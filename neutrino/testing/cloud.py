@@ -15,7 +15,8 @@
 Each host gets a state directory holding ``neutrino.conf`` (the server's
 configuration, so the same ML2 options and API ports, plus ``[DEFAULT] host``
 / ``server_url`` and the host's ``[ovs]`` and ``[agent]`` options) and a copy of
-``agent-openrc`` (the agents' service user; hosts get no admin credentials).  Instances the compute agents boot are the usual
+``agent-openrc`` (the agents' service user; hosts get no admin credentials).  Instances the
+compute agents boot are the usual
 ``vm-<server id>`` namespaces, their host ends in the host's namespace.
 
 ``Cloud(base_dir).start()`` (or ``with Cloud(...) as cloud``) returns once
@@ -45,6 +46,7 @@ from typing import Any
 import httpx
 
 from neutrino.agents.auth import read_openrc
+from neutrino.cli.process import PidFile
 from neutrino.system import netns as netns_mod
 from neutrino.system import process
 from neutrino.system.errors import HostError
@@ -63,6 +65,13 @@ PHYS_BRIDGE = "br-phys"
 INSTANCE_PREFIX = "vm-"
 ETC_NETNS = Path("/etc/netns")
 _PORTS = {"DEFAULT": 9696, "identity": 5000, "compute": 8774, "image": 9292}
+
+
+class _CaseKeptParser(configparser.ConfigParser):
+    """A ConfigParser that keeps option names as written (neutrino.conf's names are case-sensitive)."""
+
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
 
 
 def token(openrc: Path) -> str:
@@ -243,8 +252,6 @@ class Cloud:
             )
             self._server_started = True
             if proc.returncode == 0:
-                from neutrino.cli.process import PidFile  # noqa: PLC0415
-
                 self._server_record = PidFile(self.server_dir / "run" / "server.pid").read()
                 return
             if "already in use" not in proc.stderr or attempt == 2:
@@ -265,8 +272,7 @@ class Cloud:
 
     def host_config(self, host: CloudHost) -> str:
         """The server's neutrino.conf with this host's settings (see the module docstring)."""
-        parser = configparser.ConfigParser(interpolation=None, default_section="__none__")
-        parser.optionxform = str  # type: ignore[assignment,method-assign]
+        parser = _CaseKeptParser(interpolation=None, default_section="__none__")
         parser.read(self.server_dir / "neutrino.conf")
         values: dict[tuple[str, str], str] = {
             ("DEFAULT", "host"): host.name,
@@ -406,7 +412,7 @@ class Cloud:
         specs = [s for h in self.hosts.values() for s in h.agents.values()]
         try:
             process.stop_all(specs, timeout=10)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - keep going: the instances must still be removed
             errors.append(f"stopping agents: {exc}")
         # 3. Instances the agents did not remove: those of every server this cloud's API
         #    listed, and those the agents marked as made (their state dirs' instances/).
@@ -420,7 +426,7 @@ class Cloud:
                         process.stop_pid(pid, timeout=2)
                     netns_mod.remove_netns(ns)
                     shutil.rmtree(ETC_NETNS / ns, ignore_errors=True)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:  # noqa: BLE001 - keep going: the other instances must still go
                     errors.append(f"removing {ns}: {exc}")
         # 4. The API server and its state.
         if self._server_started:
@@ -435,13 +441,10 @@ class Cloud:
         # 5. The fabric: host OVS daemons, namespaces, its directory.
         try:
             self.fabric.teardown()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - keep going: the directories must still go
             errors.append(str(exc))
         shutil.rmtree(self.hosts_dir, ignore_errors=True)
-        try:
-            atexit.unregister(self.teardown)
-        except Exception:  # noqa: BLE001
-            pass
+        atexit.unregister(self.teardown)
         errors += [f"left over: {x}" for x in self.leftovers()]
         if errors:
             raise HostError("cloud teardown incomplete: " + "; ".join(errors))

@@ -340,11 +340,11 @@ class Fabric:
 
     def seed_neighbors(self) -> None:
         """``tnl/neigh/set`` every other VTEP's br-underlay MAC on every host."""
-        vteps = [(h, h.underlay_mac()) for h in self.hosts.values() if h.vtep is not None]
-        for h, _ in vteps:
-            for other, other_mac in vteps:
+        vteps = [(h, h.vtep, h.underlay_mac()) for h in self.hosts.values() if h.vtep is not None]
+        for h, _, _ in vteps:
+            for other, other_vtep, other_mac in vteps:
                 if other is not h:
-                    h.ovs.set_tunnel_neighbor(UNDERLAY_BRIDGE, str(other.vtep.ip), other_mac)
+                    h.ovs.set_tunnel_neighbor(UNDERLAY_BRIDGE, str(other_vtep.ip), other_mac)
 
     def namespace(self, name: str) -> str:
         """A bare extra namespace ``<prefix>-<name>`` owned (and removed) by the fabric."""
@@ -385,8 +385,10 @@ class Fabric:
         while "listening on" not in (log_path.read_text(errors="replace") if log_path.exists() else ""):
             # Asked twice: while ``ip netns exec`` execs tcpdump, /proc/<pid>/environ (where the
             # process's uuid is) can read empty for a moment, and one such read is no exit.
-            if not process.alive(spec) and (time.sleep(0.1) or not process.alive(spec)):
-                raise HostError(f"tcpdump on {dev} exited: {log_path.read_text(errors='replace')}")
+            if not process.alive(spec):
+                time.sleep(0.1)
+                if not process.alive(spec):
+                    raise HostError(f"tcpdump on {dev} exited: {log_path.read_text(errors='replace')}")
             if time.monotonic() > deadline:
                 raise HostError(f"tcpdump on {dev} did not start listening")
             time.sleep(0.02)
@@ -404,7 +406,7 @@ class Fabric:
         # 1. Daemons and captures, by verified pid, in parallel.
         try:
             process.stop_all(self._processes)
-        except Exception as exc:  # keep going: namespaces and dirs must still go
+        except Exception as exc:  # noqa: BLE001 - keep going: namespaces and dirs must still go
             errors.append(f"stopping processes: {exc}")
         # 2. Namespaces (their veths, taps and bridges vanish with them).  A pid
         #    still inside one of OUR namespaces was started by this fabric's user.
@@ -413,19 +415,16 @@ class Fabric:
                 for pid in netns_mod.netns_pids(ns):
                     LOG.warning("killing pid %d left in namespace %s", pid, ns)
                     process.stop_pid(pid, timeout=2)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - keep going: the namespace must still be removed
                 errors.append(f"pids in {ns}: {exc}")
             try:
                 netns_mod.remove_netns(ns)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - keep going: the other namespaces must still go
                 errors.append(f"removing netns {ns}: {exc}")
         # 3. State directory (a leftover conf.db would resurrect old bridges).
         if self._created_root:
             shutil.rmtree(self.root, ignore_errors=True)
-        try:
-            atexit.unregister(self.teardown)
-        except Exception:
-            pass
+        atexit.unregister(self.teardown)
         if errors:
             raise HostError("fabric teardown incomplete: " + "; ".join(errors))
 

@@ -57,6 +57,9 @@ from typing import Any, TypeVar
 import httpx
 
 from neutrino.agents.auth import read_openrc
+from neutrino.agents.dhcp.agent import confs_dir
+from neutrino.cli.main import initial_values
+from neutrino.config import load, render_ini
 from neutrino.system import netns as netns_mod
 from neutrino.system.errors import HostError
 from neutrino.system.ovsdb import AddBridge, AddPort
@@ -247,14 +250,10 @@ class Nodes:
 
     def config_values(self, node: Node) -> dict[tuple[str, str], str]:
         """The ``neutrino.conf`` values of ``node`` (see the module docstring)."""
-        from neutrino.cli.main import initial_values
-
         ctl = self.controller
         values = initial_values()
         ctl_conf = ctl.state_dir / "neutrino.conf"
         if node is not ctl and ctl_conf.exists():  # the controller's secret, for the metadata agent
-            from neutrino.config import load
-
             secret = load(ctl_conf).metadata.metadata_proxy_shared_secret
             values[("metadata", "metadata_proxy_shared_secret")] = secret
         values.update(
@@ -286,8 +285,6 @@ class Nodes:
         return values
 
     def _write_config(self, node: Node) -> None:
-        from neutrino.config import render_ini
-
         (node.state_dir / "neutrino.conf").write_text(render_ini(self.config_values(node)))
 
     def command(self, node: str, *argv: str) -> list[str]:
@@ -377,9 +374,6 @@ class Nodes:
             self._namespaces_seen |= {f"qrouter-{m.name}" for m in (n.state_dir / "l3").glob("*")}
             conf = n.state_dir / "neutrino.conf"
             if conf.exists():
-                from neutrino.agents.dhcp.agent import confs_dir
-                from neutrino.config import load
-
                 self._namespaces_seen |= {f"qdhcp-{d.name}" for d in confs_dir(load(conf)).glob("*")}
 
     def teardown(self) -> None:
@@ -416,15 +410,12 @@ class Nodes:
                 try:
                     netns_mod.remove_netns(ns)
                     errors.append(f"namespace {ns} was left by the nodes (removed now)")
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:  # noqa: BLE001 - keep tearing down the other namespaces
                     errors.append(f"removing {ns}: {exc}")
         if self.pg is not None:
             self.pg.stop()
         shutil.rmtree(self.base / "nodes", ignore_errors=True)
-        try:
-            atexit.unregister(self.teardown)
-        except Exception:  # noqa: BLE001
-            pass
+        atexit.unregister(self.teardown)
         if errors:
             raise HostError("nodes teardown incomplete: " + "; ".join(errors))
 

@@ -140,10 +140,7 @@ class Postgres:
             self._started = False
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir = None
-        try:
-            atexit.unregister(self.stop)
-        except Exception:  # noqa: BLE001
-            pass
+        atexit.unregister(self.stop)
 
 
 __all__ = ["Postgres", "server_bin"]

@@ -48,6 +48,7 @@ from neutrino.context import AuthInfo
 from neutrino.db import tables
 from neutrino.db.engine import Database
 from neutrino.db.migrate import upgrade
+from neutrino.feed.publisher import open_feed
 
 PG_URL_ENV = "NEUTRINO_TEST_PG_URL"
 
@@ -86,7 +87,7 @@ class _TemplateDatabases:
 
     def _conn(self) -> Any:
         if self._admin is None:
-            import psycopg  # noqa: PLC0415
+            import psycopg
 
             self._admin = psycopg.connect(self.pg_url, autocommit=True)
         return self._admin
@@ -108,7 +109,7 @@ class _TemplateDatabases:
     def clone(self, directory: Path) -> str:
         """A database in the freshly migrated state."""
         if self.pg_url:
-            import psycopg  # noqa: PLC0415
+            import psycopg
 
             names = ", ".join(f'"{t.name}"' for t in tables.metadata.sorted_tables)
             with psycopg.connect(self.template, autocommit=True) as conn:
@@ -155,7 +156,8 @@ class Api:
         self.cfg = cfg
         self.db = db
         self.deps = make_deps(cfg, db, rng)
-        self.app = make_network_app(self.deps, validate_token)
+        self.feed = open_feed(db, cfg.feed.retention)  # the change feed, one per process as in neutrino.server
+        self.app = make_network_app(self.deps, validate_token, feed=self.feed)
         self.client = TestClient(self.app, raise_server_exceptions=False)
         # One event-loop portal for all requests (a portal per request costs ~10 ms).
         self.client.__enter__()

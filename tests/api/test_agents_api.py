@@ -63,7 +63,7 @@ class Clock:
 
 
 @pytest.fixture
-def env(make_env) -> FeedEnv:  # noqa: F811
+def env(make_env) -> FeedEnv:  # noqa: F811 - a pytest fixture, imported to be used by name
     e = make_env()
     e.clock = Clock()
     e.napi.services["agents"].clock = e.clock
@@ -145,7 +145,7 @@ def test_restart_configuration_change_and_revival_are_on_the_feed(env):
     assert revived["body"]["alive"] is True
 
 
-def test_agent_down_time_is_configurable(make_env):  # noqa: F811
+def test_agent_down_time_is_configurable(make_env):  # noqa: F811 - a pytest fixture, imported to be used by name
     env = make_env({("DEFAULT", "agent_down_time"): "5"})
     env.napi.services["agents"].clock = clock = Clock()
     a = report(env, DHCP)

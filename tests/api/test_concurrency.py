@@ -124,6 +124,7 @@ from neutrino import config
 from neutrino.api.factory import make_deps, make_network_app
 from neutrino.context import AuthInfo
 from neutrino.db.engine import Database
+from neutrino.feed.publisher import open_feed
 
 url, state_dir, net_id, count, go = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), Path(sys.argv[5])
 overrides = {tuple(k.split("/")): v for k, v in json.loads(sys.argv[6]).items()}
@@ -131,7 +132,7 @@ cfg = config.defaults(state_dir).with_overrides(overrides)
 db = Database(url)
 tok = lambda t: AuthInfo("u-admin", "admin", "p-admin", "admin", ("admin", "member", "reader"),
                          time.time() + 3600, "a")
-client = TestClient(make_network_app(make_deps(cfg, db), tok))
+client = TestClient(make_network_app(make_deps(cfg, db), tok, feed=open_feed(db, cfg.feed.retention)))
 client.get("/v2.0/networks", headers={"X-Auth-Token": "x"})       # warm up: imports, connections
 print("ready", flush=True)
 deadline = time.time() + 30

@@ -89,7 +89,7 @@ class Env:
 
 
 @pytest.fixture
-def make(make_env):  # noqa: F811
+def make(make_env):  # noqa: F811 - a pytest fixture, imported to be used by name
     def build(overrides=None) -> Env:
         return Env(make_env(overrides))
 
@@ -452,7 +452,7 @@ def test_bindings_are_admin_scheduling_reads_only(env):
 
 
 # --- concurrency --------------------------------------------------------------------------------------
-def test_concurrent_subnet_creates_bind_once(make_env, api_db_url):  # noqa: F811
+def test_concurrent_subnet_creates_bind_once(make_env, api_db_url):  # noqa: F811 - a pytest fixture, imported to be used by name
     e1, e2 = make_env(), make_env(db_url=api_db_url)  # two server processes on one database
     e1.ok(
         e1.req(

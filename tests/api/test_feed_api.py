@@ -23,6 +23,7 @@ from neutrino.api.factory import make_deps, make_network_api
 from neutrino.db import tables as t
 from neutrino.db.engine import Database
 from neutrino.feed import log
+from neutrino.feed.publisher import open_feed
 from neutrino.feed.routes import PREFIX
 from tests.api.conftest import BASE_OVERRIDES, error, validate_token
 
@@ -38,9 +39,10 @@ class FeedEnv:
         self.cfg = config.defaults(tmp_path).with_overrides({**BASE_OVERRIDES, **(overrides or {})})
         self.db = Database(db_url)
         self.deps = make_deps(self.cfg, self.db)
-        self.napi = make_network_api(self.deps, validate_token)
+        self.feed = open_feed(self.db, self.cfg.feed.retention)
+        self.napi = make_network_api(self.deps, validate_token, feed=self.feed)
         self.app = build_network_app(self.napi)
-        self.feed = self.napi.extra_routes[PREFIX].feed
+        assert self.napi.extra_routes[PREFIX].feed is self.feed
         self.client = TestClient(self.app, raise_server_exceptions=False)
 
     def req(self, method: str, path: str, as_: str = "admin", **kw: Any) -> Any:

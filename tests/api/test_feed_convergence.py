@@ -378,9 +378,9 @@ async def scenario(env: FeedEnv, seed: int, steps: int, compact: bool) -> None:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_followers_converge_to_a_fresh_snapshot(make_env, seed):  # noqa: F811
+def test_followers_converge_to_a_fresh_snapshot(make_env, seed):  # noqa: F811 - a pytest fixture, imported to be used by name
     asyncio.run(scenario(make_env(), seed, steps=120, compact=False))
 
 
-def test_followers_converge_after_the_log_was_compacted_behind_them(make_env):  # noqa: F811
+def test_followers_converge_after_the_log_was_compacted_behind_them(make_env):  # noqa: F811 - a pytest fixture, imported to be used by name
     asyncio.run(scenario(make_env(), 11, steps=80, compact=True))

@@ -22,7 +22,7 @@ L3 = "L3 agent"
 
 
 @pytest.fixture
-def env(make_env) -> Env:  # noqa: F811
+def env(make_env) -> Env:  # noqa: F811 - a pytest fixture, imported to be used by name
     e = Env(make_env())
     e.agents.l3_scheduler.started = T0 - 10 * DOWN
     return e

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from neutrino.services.networks import release_unused_floating_ips
+from neutrino.services.floatingips import release_unused_floating_ips
 from tests.api.conftest import error
 from tests.api.l3_helpers import changes, external_network, floating_ip, router, set_gateway, topology
 

@@ -105,7 +105,10 @@ def test_subnets_filtered_by_shared(api):
     private = api.network("demo")
     s1 = api.subnet(shared["id"], "10.0.0.0/24")
     s2 = api.subnet(private["id"], "10.1.0.0/24", "demo")
-    ids = lambda q, as_="admin": {s["id"] for s in api.list("subnets", as_, q)}  # noqa: E731
+
+    def ids(q: str, as_: str = "admin") -> set[str]:
+        return {s["id"] for s in api.list("subnets", as_, q)}
+
     assert ids("shared=True") == {s1["id"]}
     assert ids("shared=true&shared=1") == {s1["id"]}
     assert ids("shared=False") == {s2["id"]}

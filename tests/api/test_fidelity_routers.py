@@ -29,7 +29,7 @@ HOST = "net1"
 
 
 @pytest.fixture
-def env(make_env) -> L3Env:  # noqa: F811
+def env(make_env) -> L3Env:  # noqa: F811 - a pytest fixture, imported to be used by name
     e = L3Env(make_env())
     e.agents.l3_scheduler.started = T0 - 10 * DOWN
     return e
@@ -57,14 +57,14 @@ def test_a_router_created_down_is_active_scheduled_and_planned_with_plugged_port
     assert env.hosts_of(r["id"]) == [HOST]
     # The L3 agent on that host, from the server's feed: the router is served, not torn down.
     cfg = L3Config(HOST)
-    driver = L3Driver(cfg, None, tmp_path / "l3", host=FakeHost())  # type: ignore[arg-type]
+    driver = L3Driver(cfg, None, tmp_path / "l3", host=FakeHost())
     views = driver.desired(from_snapshot(env.snapshot()))
     assert set(views) == {r["id"]} and views[r["id"]].admin_state_up is False
     ops = plan(cfg, views, {})
     assert isinstance(ops[0], EnsureNamespace) and dict(ops[0].sysctls)["net.ipv4.ip_forward"] == "0"
     assert sorted(op.port_id for op in ops if isinstance(op, PlugInterface)) == sorted(p["id"] for p in ports)
     assert not any(isinstance(op, (SetAddresses, SetRoutes, Teardown)) for op in ops)
-    assert render.is_admin_down_ruleset(ops[-1].text)  # type: ignore[union-attr]
+    assert render.is_admin_down_ruleset(ops[-1].text)
 
 
 def test_interface_status_reported_by_the_l2_agent_sticks_whatever_the_admin_state(env):

@@ -465,7 +465,10 @@ def test_changed_since_filter(api):
 def test_sorting(api):
     for name in ("b", "c", "a"):
         api.network(name=name)
-    names = lambda q: [n["name"] for n in api.list("networks", query=q)]  # noqa: E731
+
+    def names(q: str) -> list[str]:
+        return [n["name"] for n in api.list("networks", query=q)]
+
     assert names("sort_key=name&sort_dir=asc") == ["a", "b", "c"]
     assert names("sort_key=name&sort_dir=desc") == ["c", "b", "a"]
     api.network(name="a", admin_state_up=False)

@@ -443,8 +443,8 @@ def test_dhcpv6_stateful_uses_ipam(api):
             "dhcpv6-stateful",
             "2001:dbb::/64",
             True,
-            "ipv6_ra_mode set to 'slaac' with ipv6_address_mode set to 'dhcpv6-stateful' is not valid. If both attributes "
-            "are set, they must be the same value",
+            "ipv6_ra_mode set to 'slaac' with ipv6_address_mode set to 'dhcpv6-stateful' is not valid. "
+            "If both attributes are set, they must be the same value",
         ),
         (
             "slaac",

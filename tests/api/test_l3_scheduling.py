@@ -28,22 +28,22 @@ class L3Env(Env):
         body = {"name": "r", **attrs}
         return self.ok(self.req("POST", "/v2.0/routers", as_, json={"router": body}), 201)["router"]
 
-    def hosts_of(self, router_id: str) -> list[str]:  # type: ignore[override]
+    def hosts_of(self, router_id: str) -> list[str]:
         agents = self.ok(self.req("GET", f"/v2.0/routers/{router_id}/l3-agents"))["agents"]
         return sorted(a["host"] for a in agents)
 
-    def bindings(self, since: int = 0) -> list[tuple[str, str, dict | None]]:  # type: ignore[override]
+    def bindings(self, since: int = 0) -> list[tuple[str, str, dict | None]]:
         return [
             (c["action"], c["id"], c["body"]) for c in self.changes(since)["changes"] if c["resource"] == "l3_binding"
         ]
 
-    def rows(self) -> list[tuple[str, str]]:  # type: ignore[override]
+    def rows(self) -> list[tuple[str, str]]:
         with self.db.read() as conn:
             return sorted(tuple(r) for r in conn.execute(select(t.router_l3_agents)))
 
 
 @pytest.fixture
-def env(make_env) -> L3Env:  # noqa: F811
+def env(make_env) -> L3Env:  # noqa: F811 - a pytest fixture, imported to be used by name
     e = L3Env(make_env())
     e.l3s = e.agents.l3_scheduler
     e.l3s.started = T0 - 10 * DOWN
@@ -152,7 +152,7 @@ def test_no_failover_without_live_replacement_or_right_after_start(env):
     assert env.hosts_of(r["id"]) == ["net1"]
 
 
-def test_failover_can_be_disabled(make_env):  # noqa: F811
+def test_failover_can_be_disabled(make_env):  # noqa: F811 - a pytest fixture, imported to be used by name
     e = L3Env(make_env({("DEFAULT", "allow_automatic_l3agent_failover"): "false"}))
     e.agents.l3_scheduler.started = T0 - 10 * DOWN
     e.l3("net1")
@@ -163,7 +163,7 @@ def test_failover_can_be_disabled(make_env):  # noqa: F811
     assert e.hosts_of(r["id"]) == ["net1"]
 
 
-def test_auto_schedule_can_be_disabled(make_env):  # noqa: F811
+def test_auto_schedule_can_be_disabled(make_env):  # noqa: F811 - a pytest fixture, imported to be used by name
     e = L3Env(make_env({("DEFAULT", "router_auto_schedule"): "false"}))
     e.l3("net1")
     r = e.router()

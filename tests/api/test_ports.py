@@ -71,7 +71,10 @@ def test_port_filters(api):
     a = api.port(net["id"], fixed_ips=[{"ip_address": "10.0.0.5"}], device_id="vm-1", name="a")
     b = api.port(net["id"], fixed_ips=[{"ip_address": "10.0.0.55"}], **{"binding:host_id": "h1"})
     c = api.port(net2["id"], fixed_ips=[{"ip_address": "10.1.0.5"}])
-    ids = lambda q: {p["id"] for p in api.list("ports", query=q)}  # noqa: E731
+
+    def ids(q: str) -> set[str]:
+        return {p["id"] for p in api.list("ports", query=q)}
+
     assert ids("fixed_ips=ip_address%3D10.0.0.5") == {a["id"]}
     assert ids(f"fixed_ips=subnet_id%3D{sub['id']}") == {a["id"], b["id"]}
     assert ids("ip_address_substr=0.5") == {a["id"], b["id"], c["id"]}

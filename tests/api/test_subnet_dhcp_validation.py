@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from neutrino.services import dhcp_options
+from neutrino.shared import dnsmasq_options
 from tests.api.conftest import error
 
 
@@ -288,6 +288,6 @@ def _dnsmasq_options(section: str) -> dict[str, int]:
 @pytest.mark.skipif(shutil.which("dnsmasq") is None, reason="dnsmasq is not installed")
 def test_known_options_are_dnsmasqs():
     """Every option we accept by name is one this dnsmasq knows, with the same code."""
-    for section, ours in (("dhcp", dhcp_options.KNOWN_V4), ("dhcp6", dhcp_options.KNOWN_V6)):
+    for section, ours in (("dhcp", dnsmasq_options.KNOWN_V4), ("dhcp6", dnsmasq_options.KNOWN_V6)):
         theirs = _dnsmasq_options(section)
         assert {k: theirs.get(k) for k in ours} == ours

@@ -71,7 +71,7 @@ def _our_namespaces(state: Path) -> set[str]:
     """The namespaces this all-in-one made: its host and lab namespaces, and one per
     router, DHCP-served network and instance it recorded."""
     from neutrino.agents.dhcp.agent import confs_dir
-    from neutrino.agents.ovs.agent import host_netns
+    from neutrino.agents.ovs.host_config import host_netns
     from neutrino.cli.main import load_config
 
     cfg = load_config(state / "neutrino.conf", state)

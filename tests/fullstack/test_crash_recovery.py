@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from neutrino.agents.ovs.tables import LEARNED_FLOW_COOKIE
-from neutrino.cli import demo as demo_mod
+from neutrino.cli import demo_lab as demo_mod
 from neutrino.cli import process
 from neutrino.cli.host import private_ovs
 from neutrino.cli.main import load_config

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from neutrino.cli import demo as demo_mod
+from neutrino.cli import demo_lab as demo_mod
 from neutrino.system import netns
 from tests.fullstack.helpers import NEUTRINO, start_aio
 

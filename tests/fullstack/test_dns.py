@@ -225,7 +225,9 @@ def _nameservers(state: Path, server: str) -> list[str]:
 
 
 def _resolve(state: Path, server: str, name: str, within: float = 15) -> str:
-    """The addresses ``getent ahostsv4 NAME`` gives inside ``server`` (retried: the guest may still be getting its lease)."""
+    """The addresses ``getent ahostsv4 NAME`` gives inside ``server``.
+
+    Retried: the guest may still be getting its lease."""
     deadline = time.monotonic() + within
     while True:
         r = console(state, server, "getent", "ahostsv4", name)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from neutrino import config
-from neutrino.agents.ovs.agent import host_netns, ovs_rundir
+from neutrino.agents.ovs.host_config import host_netns, ovs_rundir
 from tests.fullstack.helpers import openrc_connect, start_aio
 from tests.fullstack.test_firewall import Cloud, blocked, eventually, ping
 

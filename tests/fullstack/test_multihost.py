@@ -239,7 +239,7 @@ def test_servers_on_different_networks_are_isolated(cloud: Cloud, env: dict) -> 
     pairs = [("iso", "vx1"), ("vx1", "iso"), ("vl1", "fl2"), ("fl2", "vl1")]
     with ThreadPoolExecutor(len(pairs)) as pool:
         got = list(pool.map(lambda p: cloud.reaches(_sid(env, p[0]), env["ip"][p[1]], within=2), pairs))
-    assert not any(got), dict(zip(pairs, got))
+    assert not any(got), dict(zip(pairs, got, strict=True))
     # Positive control: the same instances do reach their own network's peers.
     assert cloud.reaches(_sid(env, "fl2"), env["ip"]["fl1"])
 

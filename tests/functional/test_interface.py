@@ -83,7 +83,7 @@ def test_veth_ports_are_made_in_their_namespaces_without_moves(bridge: sysovs.Ov
     drv.plug(p.name, p.port_id, "fa:16:3e:00:00:99", 1400, p.namespace)
     link = iproute.get_link(p.name, netns=p.namespace)
     assert link is not None and (link.mac, link.mtu, link.up) == ("fa:16:3e:00:00:99", 1400, True)
-    assert iproute.get_link(tap_name(p.name), netns=bridge.netns).mtu == 1400  # type: ignore[union-attr]
+    assert iproute.get_link(tap_name(p.name), netns=bridge.netns).mtu == 1400
 
     # a device taken away (its veth end gone): plug makes the pair and the port again
     iproute.remove_link(ports[1].name, netns=ports[1].namespace)

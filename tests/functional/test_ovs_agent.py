@@ -139,7 +139,7 @@ def test_a_vif_plugged_with_the_hint_costs_the_agent_no_ovsdb_write(tmp_path: Pa
         ovs.transact([replace(vif(2), tag=tag, other_config=other_config)])
         writes: list[list[Any]] = []
         real = drv._transact
-        drv._transact = lambda ops: writes.append(ops) or real(ops)  # type: ignore[method-assign]
+        drv._transact = lambda ops: writes.append(ops) or real(ops)
         assert drv.reconcile_sync(state(2, 2), True)["port-2"] == "ACTIVE"
         assert writes == []
         assert ovs.observe().ports["tap2"].tag == tag

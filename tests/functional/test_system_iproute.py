@@ -169,9 +169,9 @@ def test_many_namespaces_at_once_are_idempotent(prefix: str) -> None:
         netns_mod.ensure_netns_all(names, lo_up=False)
         netns_mod.ensure_netns_all(names, lo_up=False)
         assert all(netns_mod.netns_exists(n) for n in names)
-        assert not iproute.get_link("lo", netns=names[1]).up  # type: ignore[union-attr]
+        assert not iproute.get_link("lo", netns=names[1]).up
         netns_mod.ensure_netns_all(names[1:])
-        assert iproute.get_link("lo", netns=names[2]).up  # type: ignore[union-attr]
+        assert iproute.get_link("lo", netns=names[2]).up
         # distinct namespaces, not one bound under several names
         run(["ip", "-n", names[1], "link", "add", "xa", "type", "veth", "peer", "name", "xb"])
         assert iproute.get_link("xa", netns=names[2]) is None

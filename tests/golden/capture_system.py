@@ -23,10 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from neutrino.system.openflow import OpenFlow  # noqa: E402
-from neutrino.system.ovsdb import AddBridge, AddPort, SetController, SetPort, observe_args  # noqa: E402
-from neutrino.testing.multihost import Fabric  # noqa: E402
-from tests.functional import _topology as topo  # noqa: E402
+from neutrino.system.openflow import OpenFlow  # noqa: E402 - imported after sys.path names the repository
+from neutrino.system.ovsdb import AddBridge, AddPort, SetController, SetPort, observe_args  # noqa: E402 - imported after sys.path names the repository
+from neutrino.testing.multihost import Fabric  # noqa: E402 - imported after sys.path names the repository
+from tests.functional import _topology as topo  # noqa: E402 - imported after sys.path names the repository
 
 HERE = Path(__file__).parent
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+from typing import Any
 
 import pytest
 
@@ -149,25 +150,16 @@ def test_bad_pools_are_refused_without_the_write_lock(api, action):
     sub = api.subnet(net["id"], "10.0.0.0/16", as_="demo")
     if action == "create":
         pools = _pools(900, "10.1.0.0") + [{"start": "10.1.0.1", "end": "10.1.0.2"}]  # overlaps the first
-        send = lambda: api.post(
-            "subnets",
-            {
-                "subnet": {
-                    "network_id": net["id"],
-                    "cidr": "10.1.0.0/16",
-                    "ip_version": 4,
-                    "allocation_pools": pools,
-                }
-            },
-            as_="demo",
-        )
+        body = {"subnet": {"network_id": net["id"], "cidr": "10.1.0.0/16", "ip_version": 4, "allocation_pools": pools}}
+
+        def send() -> Any:
+            return api.post("subnets", body, as_="demo")
     else:
         pools = _pools(900) + [{"start": "10.0.0.1", "end": "10.0.0.2"}]
-        send = lambda: api.put(
-            f"subnets/{sub['id']}",
-            {"subnet": {"allocation_pools": pools}},
-            as_="demo",
-        )
+
+        def send() -> Any:
+            return api.put(f"subnets/{sub['id']}", {"subnet": {"allocation_pools": pools}}, as_="demo")
+
     got: list = []
     api.db._write_lock.acquire()
     try:

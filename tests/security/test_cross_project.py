@@ -211,7 +211,7 @@ def _drop_new_rows(db: Database, before: dict[str, set[tuple[Any, ...]]]) -> Non
         for table in reversed(tables.metadata.sorted_tables):
             cols = list(table.primary_key.columns)
             for key in after[table.name] - before[table.name]:
-                uow.conn.execute(delete(table).where(*(c == v for c, v in zip(cols, key))))
+                uow.conn.execute(delete(table).where(*(c == v for c, v in zip(cols, key, strict=True))))
 
 
 class Unchanged:

@@ -81,7 +81,7 @@ def _build(env: ComputeEnv) -> World:
     w.ids["o_port"] = env.port(onet["id"], "other", name="other-port")["id"]
     w.ids["o_server"] = env.boot("other", name="other-vm", networks="none")["server"]["id"]
     cfg = env.cfg.with_overrides({("metadata", "metadata_proxy_shared_secret"): SECRET})
-    from starlette.testclient import TestClient  # noqa: PLC0415 - as tests/api/test_metadata_api.py
+    from starlette.testclient import TestClient
 
     w.md = TestClient(build_metadata_app(cfg, env.db, env.compute_api.servers), raise_server_exceptions=False)
     return w

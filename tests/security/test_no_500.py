@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from neutrino import config
-from neutrino.api import limits
+from neutrino import request_limits as limits
 from neutrino.db import tables
 from neutrino.db.engine import Database
 from neutrino.identity.app import build_identity_app
@@ -271,6 +271,6 @@ def test_integer_filters_cover_the_integer_columns():
 
 
 def test_nul_in_a_network_api_path_is_400(api):
-    """Also without neutrino.api.limits.RequestGuard in front (in-process apps, the fuzzer)."""
+    """Also without neutrino.request_limits.RequestGuard in front (in-process apps, the fuzzer)."""
     for path in ("networks/a%00b", "ports/%00", "security-groups/x%00/tags"):
         error(api.get(path, "demo"), 400, "HTTPBadRequest", "NUL characters are not allowed in a request.")

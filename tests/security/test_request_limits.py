@@ -31,7 +31,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 from neutrino import config, errors, server
-from neutrino.api import limits
+from neutrino import request_limits as limits
 from neutrino.db.engine import Database
 from tests.api.conftest import BASE_OVERRIDES
 

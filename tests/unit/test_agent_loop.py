@@ -63,7 +63,7 @@ async def _next_call(driver: Driver, n: int) -> None:
 def test_host_change_reconciles_without_waiting_for_the_feed() -> None:
     async def main() -> tuple[list[tuple[int, bool]], int, int]:
         feed, driver = Feed(), Driver()
-        loop = AgentLoop(driver, feed, host="h1", tick=3600, report_interval=3600)  # type: ignore[arg-type]
+        loop = AgentLoop(driver, feed, host="h1", tick=3600, report_interval=3600)
         task = asyncio.create_task(loop.run())
         await _next_call(driver, 1)  # the snapshot
         driver.host.set()  # a VIF plugged: the feed poll is still pending
@@ -91,7 +91,7 @@ def test_a_port_that_leaves_and_comes_back_is_reported_again() -> None:
             posted.append(dict(body["ports"]))
             return {}
 
-    loop = AgentLoop(Driver(), Recorder(), host="h1", tick=3600, report_interval=3600)  # type: ignore[arg-type]
+    loop = AgentLoop(Driver(), Recorder(), host="h1", tick=3600, report_interval=3600)
 
     async def main() -> None:
         await loop._report_status({"a": "ACTIVE", "b": "ACTIVE"})

@@ -7,6 +7,7 @@ the real ``neutrino.server`` once it exists.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import signal
@@ -67,8 +68,9 @@ def write_conf(state: Path, network_port: int, identity_port: int, **extra: str)
 
 
 @pytest.fixture
-def fake_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Replace the real server by FAKE_SERVER; returns a dict to steer it."""
+def fake_server(tmp_path: Path):
+    """FAKE_SERVER in place of the real server; returns a dict to steer it (its "hooks" go to
+    ``cli.main``)."""
     script = tmp_path / "fake_server.py"
     script.write_text(FAKE_SERVER)
     steer = {"mode": "ok", "prepared": []}
@@ -76,8 +78,7 @@ def fake_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     def argv(layout, offset):
         return [sys.executable, str(script), str(layout.root), str(offset), steer["mode"]]
 
-    monkeypatch.setattr(cli, "server_argv", argv)
-    monkeypatch.setattr(cli, "prepare", lambda cfg: steer["prepared"].append(cfg))
+    steer["hooks"] = cli.ServerHooks(prepare=lambda cfg: steer["prepared"].append(cfg), argv=argv)
     return steer
 
 
@@ -90,8 +91,8 @@ def state(tmp_path: Path, free_port):
     cli.main(["down", "--state-dir", str(d), "--timeout", "2"])
 
 
-def run(capsys, *argv: str) -> tuple[int, str]:
-    code = cli.main(list(argv))
+def run(capsys, *argv: str, hooks: cli.ServerHooks | None = None) -> tuple[int, str]:
+    code = cli.main(list(argv), hooks=hooks)
     out = capsys.readouterr()
     return code, out.out + out.err
 
@@ -157,10 +158,11 @@ def test_check_config(tmp_path: Path, capsys) -> None:
 
 
 def test_up_status_down_flow(state: Path, fake_server, capsys) -> None:
-    code, out = run(capsys, "status", "--state-dir", str(state))
+    hooks = fake_server["hooks"]
+    code, out = run(capsys, "status", "--state-dir", str(state), hooks=hooks)
     assert code == cli.EXIT_NOT_RUNNING, out
 
-    code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state))
+    code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state), hooks=hooks)
     assert code == 0, out
     assert "neutrino is up in" in out
     assert len(fake_server["prepared"]) == 1
@@ -169,41 +171,40 @@ def test_up_status_down_flow(state: Path, fake_server, capsys) -> None:
     assert os.getsid(rec.pid) == rec.pid
     assert "fake server listening" in (state / "log" / "server.log").read_text()
 
-    code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state))
+    code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state), hooks=hooks)
     assert code == 0 and "already running" in out
     assert len(fake_server["prepared"]) == 1
 
-    code, out = run(capsys, "status", "--state-dir", str(state))
+    code, out = run(capsys, "status", "--state-dir", str(state), hooks=hooks)
     assert code == cli.EXIT_RUNNING, out
     assert f"pid {rec.pid}" in out and "answers (HTTP 401)" in out and "answers (HTTP 200)" in out
 
-    code, out = run(capsys, "down", "--state-dir", str(state))
+    code, out = run(capsys, "down", "--state-dir", str(state), hooks=hooks)
     assert code == 0, out
     assert "server: stopped" in out
     assert not rec.is_alive()
     assert not (state / "run" / "server.pid").exists()
 
-    code, out = run(capsys, "status", "--state-dir", str(state))
+    code, out = run(capsys, "status", "--state-dir", str(state), hooks=hooks)
     assert code == cli.EXIT_NOT_RUNNING
-    code, out = run(capsys, "down", "--state-dir", str(state))
+    code, out = run(capsys, "down", "--state-dir", str(state), hooks=hooks)
     assert code == 0 and "not running" in out
     assert (state / "neutrino.conf").exists()
 
-    code, out = run(capsys, "down", "--purge", "--state-dir", str(state))
+    code, out = run(capsys, "down", "--purge", "--state-dir", str(state), hooks=hooks)
     assert code == 0 and not state.exists()
-    code, out = run(capsys, "down", "--purge", "--state-dir", str(state))
+    code, out = run(capsys, "down", "--purge", "--state-dir", str(state), hooks=hooks)
     assert code == 0
 
 
-def test_first_up_writes_the_config(tmp_path: Path, fake_server, capsys, monkeypatch, free_port) -> None:
+def test_first_up_writes_the_config(tmp_path: Path, fake_server, capsys, free_port) -> None:
     # Move the default ports out of the way with --port-offset.
     state = tmp_path / "fresh"
     net, ident = free_port(), free_port()
     d = nconfig.defaults(state)
-    monkeypatch.setattr(
-        cli,
-        "initial_values",
-        lambda: {
+    hooks = dataclasses.replace(
+        fake_server["hooks"],
+        initial_values=lambda: {
             **nconfig.ALL_IN_ONE,
             ("database", "connection"): "",
             ("DEFAULT", "bind_port"): str(net - 1000),
@@ -212,7 +213,7 @@ def test_first_up_writes_the_config(tmp_path: Path, fake_server, capsys, monkeyp
     )
     assert d.default.bind_port == 9696
     try:
-        code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state), "--port-offset", "1000")
+        code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state), "--port-offset", "1000", hooks=hooks)
         assert code == 0, out
         assert f"wrote {state / 'neutrino.conf'}" in out
         assert f"http://127.0.0.1:{net}/" in out
@@ -220,69 +221,71 @@ def test_first_up_writes_the_config(tmp_path: Path, fake_server, capsys, monkeyp
         assert (cfg.default.bind_port, cfg.identity.bind_port) == (net, ident)
         on_disk = nconfig.load(state / "neutrino.conf", state_dir=state)
         assert on_disk.default.bind_port == net - 1000  # the offset is not written
-        code, out = run(capsys, "status", "--state-dir", str(state))
+        code, out = run(capsys, "status", "--state-dir", str(state), hooks=hooks)
         assert code == 0 and f":{ident}/v3" in out, out
     finally:
         assert cli.main(["down", "--purge", "--state-dir", str(state)]) == 0
 
 
 def test_up_reports_a_crashing_server(state: Path, fake_server, capsys) -> None:
+    hooks = fake_server["hooks"]
     fake_server["mode"] = "crash"
-    code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state))
+    code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state), hooks=hooks)
     assert code == 1
     assert "exited with status 7" in out and "fake server: giving up" in out
     assert not (state / "run" / "server.pid").exists()
 
 
 def test_up_times_out_when_an_api_never_answers(state: Path, fake_server, capsys) -> None:
+    hooks = fake_server["hooks"]
     fake_server["mode"] = "half"
-    code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state), "--timeout", "1.5")
+    code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state), "--timeout", "1.5", hooks=hooks)
     assert code == 1
     assert "did not answer within 1.5 s (waiting for network)" in out
     assert "fake server listening" in out
     assert not (state / "run" / "server.pid").exists()
-    assert run(capsys, "status", "--state-dir", str(state))[0] == cli.EXIT_NOT_RUNNING
+    assert run(capsys, "status", "--state-dir", str(state), hooks=hooks)[0] == cli.EXIT_NOT_RUNNING
 
 
 def test_up_refuses_a_taken_port(state: Path, fake_server, capsys) -> None:
+    hooks = fake_server["hooks"]
     cfg = nconfig.load(state / "neutrino.conf", state_dir=state)
     with socket.socket() as s:
         s.bind(("127.0.0.1", cfg.default.bind_port))
         s.listen()
-        code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state))
+        code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state), hooks=hooks)
     assert code == 1 and "already in use" in out
     assert fake_server["prepared"] == []
 
 
 def test_down_after_a_crash_and_status_of_a_dead_server(state: Path, fake_server, capsys) -> None:
-    assert run(capsys, "up", "--no-agents", "--state-dir", str(state))[0] == 0
+    hooks = fake_server["hooks"]
+    assert run(capsys, "up", "--no-agents", "--state-dir", str(state), hooks=hooks)[0] == 0
     rec = cli.Layout(state).pidfile("server").read()
     os.kill(rec.pid, signal.SIGKILL)
     assert process.wait_for(lambda: not rec.is_alive(), 5)
-    code, out = run(capsys, "status", "--state-dir", str(state))
+    code, out = run(capsys, "status", "--state-dir", str(state), hooks=hooks)
     assert code == cli.EXIT_NOT_RUNNING and "stale pidfile" in out
     # up again cleans the stale pidfile and starts anew
-    code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state))
+    code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state), hooks=hooks)
     assert code == 0, out
     rec2 = cli.Layout(state).pidfile("server").read()
     assert rec2.pid != rec.pid or rec2.start_time != rec.start_time
     os.kill(rec2.pid, signal.SIGKILL)
     process.wait_for(lambda: not rec2.is_alive(), 5)
-    code, out = run(capsys, "down", "--state-dir", str(state))
+    code, out = run(capsys, "down", "--state-dir", str(state), hooks=hooks)
     assert code == 0 and "was not running" in out
     assert not (state / "run" / "server.pid").exists()
 
 
-def test_status_is_degraded_when_an_api_stops_answering(
-    state: Path, fake_server, capsys, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_status_is_degraded_when_an_api_stops_answering(state: Path, fake_server, capsys) -> None:
     # A stopped (SIGSTOP) server is alive but does not answer.
-    monkeypatch.setattr(cli, "PROBE_TIMEOUT", 0.3)
-    assert run(capsys, "up", "--no-agents", "--state-dir", str(state))[0] == 0
+    hooks = dataclasses.replace(fake_server["hooks"], probe_timeout=0.3)
+    assert run(capsys, "up", "--no-agents", "--state-dir", str(state), hooks=hooks)[0] == 0
     rec = cli.Layout(state).pidfile("server").read()
     os.kill(rec.pid, signal.SIGSTOP)
     try:
-        code, out = run(capsys, "status", "--state-dir", str(state))
+        code, out = run(capsys, "status", "--state-dir", str(state), hooks=hooks)
         assert code == cli.EXIT_DEGRADED, out
         assert "no answer" in out
     finally:

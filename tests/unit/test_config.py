@@ -97,9 +97,9 @@ def test_sections_are_read_only_mappings_too(tmp_path):
     assert dict(cfg.ml2_type_geneve) == {"vni_ranges": (), "max_header_size": 30}
     assert len(cfg.token) == 1 and "expiration" in cfg.token and "nope" not in cfg.token
     with pytest.raises(KeyError):
-        cfg.token["nope"]
+        _ = cfg.token["nope"]
     with pytest.raises(AttributeError):
-        cfg.default.agent_downtime
+        _ = cfg.default.agent_downtime
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.default.bind_port = 1  # type: ignore[misc]  # the point: sections are frozen
 

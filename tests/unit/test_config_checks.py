@@ -31,6 +31,7 @@ def test_the_all_in_one_defaults_pass(tmp_path: Path) -> None:
         ({"identity__bind_host": "localhost"}, "[identity] bind_host = 'localhost' is not an IP address"),
         ({"identity__bind_port": "9696"}, "[DEFAULT] bind_port and [identity] bind_port are both 9696"),
         ({"metadata__http_tokens": "maybe"}, "[metadata] http_tokens = 'maybe': choose optional or required"),
+        ({"ovs__datapath_type": "dpdk"}, "[ovs] datapath_type = 'dpdk': choose system, netdev or auto"),
         ({"DEFAULT__api_workers": "0"}, "[DEFAULT] api_workers = 0: must be at least 1"),
         ({"DEFAULT__global_physnet_mtu": "60"}, "[DEFAULT] global_physnet_mtu = 60 is too small"),
         ({"DEFAULT__agent_down_time": "0"}, "[DEFAULT] agent_down_time must be positive"),

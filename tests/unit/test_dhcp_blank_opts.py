@@ -17,6 +17,7 @@ from neutrino import errors
 from neutrino.agents.dhcp import render
 from neutrino.agents.dhcp.model import DhcpConfig, network_view
 from neutrino.services import dhcp_options
+from neutrino.shared import dnsmasq_options
 from tests.unit.test_dhcp_render import DNSMASQ, HOST, S4, VM_PORT, api_network, api_subnet, dhcp_port, vm_port
 
 BLANK_ROUTER = {"opt_name": "router", "opt_value": ""}
@@ -75,7 +76,7 @@ def test_a_blank_router_still_counts_as_the_router_option() -> None:
 
 
 def test_blank_values_are_served_as_given_except_where_dnsmasq_has_no_such_option() -> None:
-    served, out = dhcp_options.placements(
+    served, out = dnsmasq_options.placements(
         [("router", "", 4), ("classless-static-route", " ", 4), ("router", "", 6), ("classless-static-route", "", 6)]
     )
     assert served == [("router", "", 4), ("classless-static-route", " ", 4)]

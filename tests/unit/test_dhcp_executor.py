@@ -87,7 +87,7 @@ def test_a_network_comes_up_converges_and_is_torn_down(tmp_path: Path) -> None:
     ((tap, dev),) = st.devices.items()
     assert tap.startswith("tap") and dev.up and dev.mtu == 1450 and dev.mac == "fa:16:3e:00:00:01"
     assert "10.1.0.2/24" in dev.addrs
-    assert host.ovs.ports[tap].iface.type == "internal"  # type: ignore[union-attr]
+    assert host.ovs.ports[tap].iface.type == "internal"
     argv = host.processes[NET]
     conf = tmp_path / "dhcp" / NET
     assert argv[0] == "dnsmasq" and f"--pid-file={conf}/pid" in argv

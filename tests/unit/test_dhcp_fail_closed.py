@@ -32,9 +32,11 @@ from neutrino.agents.dhcp.model import (
     PortView,
     SubnetView,
     dhcp_device_id,
+    namespace_name,
     network_views,
 )
 from neutrino.agents.dhcp.planner import ObservedDhcp, Teardown, desired_files, plan
+from neutrino.agents.interface import InterfaceDriver
 from neutrino.fakes.host import FakeHost
 from neutrino.feed.state import State
 from tests.unit.test_dhcp_planner import HOST, NET, NET2, S4, VM2_PORT, VM_PORT, World, routed_world
@@ -144,7 +146,7 @@ def test_renderers_never_write_a_field_that_reads_as_two_and_say_what_they_skipp
     cfg = DhcpConfig(HOST)
     net = _hand_built_view()
     skipped: list[str] = []
-    files = desired_files(cfg, net, net.dhcp_port(HOST), skipped)  # type: ignore[arg-type]
+    files = desired_files(cfg, net, net.dhcp_port(HOST), skipped)
     files["leases"] = render.leases_file(cfg, net, "", skipped)
     argv = render.dnsmasq_argv(cfg, net, skipped=skipped)
     for name, text in files.items():
@@ -233,18 +235,11 @@ class _Client:
 def test_the_driver_keeps_serving_other_networks_and_reports_the_failing_one(tmp_path: Any) -> None:
     net_a, net_b, net_c = (f"{c * 8}-0000-4000-8000-000000000000" for c in "abc")
     cfg = DhcpConfig(HOST, state_dir=str(tmp_path))
-    drv = DhcpDriver(cfg, iface=None, metadata=None, host=FakeHost())  # type: ignore[arg-type]
+    host = FakeHost()
+    # net_c's namespace cannot be set up (its EnsureNamespace fails on the host).
+    host.faults[("sysctl", namespace_name(net_c))] = RuntimeError("sysctl in the new namespace failed")
+    drv = DhcpDriver(cfg, InterfaceDriver(host, "br-int"), metadata=None, host=host)
     drv.client = _Client(net_a)
-    applied: list[Any] = []
-
-    def apply(op: Any) -> None:
-        if op.network_id == net_c:
-            raise RuntimeError("ip netns add failed")
-        applied.append(op)
-
-    drv.apply = apply  # type: ignore[method-assign]
-    drv.observe = lambda failed=None: {}  # type: ignore[method-assign]
-    drv.ensure_metadata_proxies = lambda views: None  # type: ignore[method-assign]
     nets = {n: {"id": n, "mtu": 1450, "admin_state_up": True, "subnets": [f"s-{n[0]}"]} for n in (net_a, net_b, net_c)}
     subnets = {
         f"s-{n[0]}": {
@@ -275,11 +270,14 @@ def test_the_driver_keeps_serving_other_networks_and_reports_the_failing_one(tmp
         frozenset({"network", "subnet", "port", "dhcp_binding"}),
     )
     asyncio.run(drv.reconcile(state, True))
-    kinds = {n: [type(op).__name__ for op in applied if op.network_id == n] for n in (net_a, net_b, net_c)}
-    assert kinds[net_a] == ["EnsureNamespace"]  # then its DHCP port could not be made
-    assert kinds[net_c] == []  # its first op failed: nothing after it
-    assert "StartDnsmasq" in kinds[net_b]  # served whatever happened to the others
+    # What each network's namespace saw on the host: (command, namespace) of every process.
+    seen = {n: [what for what, ns in host.calls if ns == namespace_name(n)] for n in (net_a, net_b, net_c)}
+    assert seen[net_a] == ["sysctl"]  # its EnsureNamespace; then its DHCP port could not be made
+    assert seen[net_c] == ["sysctl"]  # its first op failed: nothing after it
+    assert "dnsmasq" in seen[net_b]  # served whatever happened to the others
+    assert [argv[0] for argv in host.processes.values()] == ["dnsmasq"]
+    assert not host.ns[namespace_name(net_a)].devices and not host.ns[namespace_name(net_c)].devices
     report = drv.configurations()["reconcile_error"]
     assert f"network {net_a}: EnsureDhcpPort failed: 409" in report
-    assert f"network {net_c}: EnsureNamespace failed: ip netns add failed" in report
+    assert f"network {net_c}: EnsureNamespace failed: sysctl in the new namespace failed" in report
     assert net_b not in report

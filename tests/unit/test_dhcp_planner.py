@@ -9,6 +9,7 @@ addresses).  Convergence = planning after applying yields no op.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from dataclasses import replace
 from typing import Any
 
@@ -446,7 +447,7 @@ def test_coalescer_burst_gives_at_most_one_reload_per_200ms_and_loses_none() -> 
         if c.due():
             flushes.append(clock.now)
     assert flushes[0] == start
-    gaps = [b - a for a, b in zip(flushes, flushes[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(flushes)]
     assert all(g >= 0.2 - 1e-9 for g in gaps)
     assert len(flushes) <= 1 + 1.0 / 0.2 + 1
     # The last event (t = 0.99 s) is covered by a flush at or after it.

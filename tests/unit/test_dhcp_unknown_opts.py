@@ -17,6 +17,7 @@ from neutrino import errors
 from neutrino.agents.dhcp import render
 from neutrino.agents.dhcp.model import DhcpConfig, network_view
 from neutrino.services import dhcp_options
+from neutrino.shared import dnsmasq_options
 from tests.unit.test_dhcp_planner import S4, VM_PORT, kinds, routed_world
 from tests.unit.test_dhcp_render import DNSMASQ, HOST, S6, api_network, api_subnet, dhcp_port, vm_port
 
@@ -172,16 +173,16 @@ TEMPEST_V6 = [
 CROSS = (
     [
         {"opt_name": n, "opt_value": "2001:db8::7,[2001:db8::8]"}
-        for n, c in dhcp_options.KNOWN_V4.items()
-        if c in dhcp_options.ADDRESS_V4
+        for n, c in dnsmasq_options.KNOWN_V4.items()
+        if c in dnsmasq_options.ADDRESS_V4
     ]
-    + [{"opt_name": str(c), "opt_value": "2001:db8::7"} for c in sorted(dhcp_options.ADDRESS_V4 - {255})]
+    + [{"opt_name": str(c), "opt_value": "2001:db8::7"} for c in sorted(dnsmasq_options.ADDRESS_V4 - {255})]
     + [
         {"opt_name": n, "opt_value": "10.0.0.7,10.0.0.8", "ip_version": 6}
-        for n, c in dhcp_options.KNOWN_V6.items()
-        if c in dhcp_options.ADDRESS_V6
+        for n, c in dnsmasq_options.KNOWN_V6.items()
+        if c in dnsmasq_options.ADDRESS_V6
     ]
-    + [{"opt_name": str(c), "opt_value": "10.0.0.7", "ip_version": 6} for c in sorted(dhcp_options.ADDRESS_V6)]
+    + [{"opt_name": str(c), "opt_value": "10.0.0.7", "ip_version": 6} for c in sorted(dnsmasq_options.ADDRESS_V6)]
 )
 
 
@@ -208,7 +209,7 @@ def test_cross_version_values_are_accepted_strictly() -> None:
 
 
 def test_placements_move_to_the_same_named_option_or_leave_out() -> None:
-    served, out = dhcp_options.placements(
+    served, out = dnsmasq_options.placements(
         _triples(
             TEMPEST_V6
             + [
@@ -238,14 +239,14 @@ def test_a_moved_option_yields_to_the_ports_own() -> None:
         ("nis-server", "10.0.0.9", 6),
         ("nis-server", "2001:db8::9", 4),
     ]  # these two swap places: no conflict
-    served, out = dhcp_options.placements(opts)
+    served, out = dnsmasq_options.placements(opts)
     assert served == [("23", "2001:db8::54", 6), ("nis-server", "10.0.0.9", 4), ("nis-server", "2001:db8::9", 6)]
     assert out == ["dns-server/ipv4"]
 
 
 def test_values_dnsmasq_would_refuse_are_left_out_by_the_agent() -> None:
     """Second line of defence, for rows stored before the API checked values: never rendered."""
-    served, out = dhcp_options.placements(
+    served, out = dnsmasq_options.placements(
         [
             ("router", "gateway", 4),
             ("router", "10.0.0.1,2001:db8::1", 6),
@@ -306,7 +307,7 @@ def _many_ports_net(opts: list[dict]):
     return network_view(api_network([S4, S6]), subs, ports)
 
 
-def _dnsmasq_parses(tmp_path, net, extra: list[str] = ()) -> tuple[bool, str]:  # type: ignore[assignment]
+def _dnsmasq_parses(tmp_path, net, extra: list[str] = ()) -> tuple[bool, str]:
     cfg = DhcpConfig(HOST)
     conf = tmp_path / "check.conf"
     argv = render.dnsmasq_argv(cfg, net, net.dhcp_port(HOST), conf_dir=str(tmp_path))

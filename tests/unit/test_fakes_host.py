@@ -190,7 +190,7 @@ def test_the_real_interface_driver_plugs_and_unplugs_on_it() -> None:
     assert (dev.mac, dev.mtu, dev.up, dev.offloads_off) == ("fa:16:3e:00:00:01", 1450, True, True)
     assert h.root.devices["tap1"].up
     port = h.ovs.ports["tap1"]
-    assert port.tag == DEAD_VLAN and port.iface.external_ids["iface-id"] == "port-1"  # type: ignore[union-attr]
+    assert port.tag == DEAD_VLAN and port.iface.external_ids["iface-id"] == "port-1"
     drv.set_addresses("qr-1", "qrouter-r", ["10.0.0.1/24"])
     assert dev.addrs == {"10.0.0.1/24"}
     drv.unplug("qr-1", "qrouter-r")

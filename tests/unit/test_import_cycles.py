@@ -5,7 +5,8 @@ module-level ``if``/``try``, not those inside functions or classes):
 ``import a.b`` names ``a.b``; ``from a import b`` names the module ``a.b``
 when ``b`` is a submodule, else ``a``.  Relative imports are resolved.
 Imports inside functions are left out on purpose: each such import must say
-why in a comment; the layering checks below also read them.
+why in a comment; the layering checks below also read them, and so does the
+check that no circle runs among the services even through such imports.
 """
 
 from __future__ import annotations
@@ -194,3 +195,44 @@ def test_the_feed_is_off_every_cycle_even_counting_imports_inside_functions() ->
         c for c in cycles(import_graph(ROOT, inside_functions=True)) if any(m.startswith("neutrino.feed") for m in c)
     ]
     assert tangled == []
+
+
+def _services_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The part of ``graph`` among ``neutrino.services`` modules."""
+    return {
+        m: {d for d in deps if d.startswith("neutrino.services")}
+        for m, deps in graph.items()
+        if m.startswith("neutrino.services")
+    }
+
+
+def test_no_cycle_among_services_even_counting_imports_inside_functions() -> None:
+    """A service reaches a service whose module imports its own through ``Deps`` (the feed
+    recorders, the port and network hooks, filled by ``neutrino.api.factory``) or by injection
+    (``TrunkService`` is given its ``PortService``), never by an import inside a function."""
+    services = _services_graph(import_graph(ROOT, inside_functions=True))
+    # The graph is read: known edges, the first of which is the other direction of a former circle.
+    assert "neutrino.services.trunks" in services["neutrino.services.ports"]
+    assert "neutrino.services.floatingips" in services["neutrino.services.l3"]
+    assert "neutrino.services.ports" in services["neutrino.services.recorders"]
+    found = cycles(services)
+    assert not found, "service import cycles: " + "; ".join(" <-> ".join(sorted(c)) for c in found)
+
+
+def test_the_services_graph_check_sees_a_circle_closed_inside_a_function(tmp_path: Path) -> None:
+    """The check above would fail on the former shape: a module-level import one way, one
+    inside a function the other way."""
+    _write(
+        tmp_path,
+        {
+            "neutrino/__init__.py": "",
+            "neutrino/services/__init__.py": "",
+            "neutrino/services/ports.py": "from neutrino.services.trunks import trunk_details\n",
+            "neutrino/services/trunks.py": "def f():\n    from neutrino.services.ports import PortService\n",
+        },
+    )
+    root = tmp_path / "neutrino"
+    assert cycles(_services_graph(import_graph(root))) == []
+    assert cycles(_services_graph(import_graph(root, inside_functions=True))) == [
+        frozenset({"neutrino.services.ports", "neutrino.services.trunks"})
+    ]

@@ -30,7 +30,7 @@ from neutrino.agents.l3.planner import (
     UnplugInterface,
     floatingip_statuses,
 )
-from tests.unit.test_l3_agent import CFG, FakeHost, _driver, _feed, _state, host  # noqa: F401
+from tests.unit.test_l3_agent import CFG, FakeHost, _driver, _feed, _state, fake_host_fixture  # noqa: F401 - registers the `host` fixture here
 from tests.unit.test_l3_planner import NET, QG, QR, QR2, QR_PORT, QR_PORT2, R1, SUB, World, kernel_save, kinds
 
 
@@ -225,13 +225,13 @@ class FakeMetadata:
         return rid in self.running_ids
 
 
-def test_agent_switches_a_router_down_and_up(tmp_path: Path, host: FakeHost) -> None:  # noqa: F811
+def test_agent_switches_a_router_down_and_up(tmp_path: Path, host: FakeHost) -> None:
     feed = _feed(2)
     rids = sorted(feed["router"])
     clock = [1000.0]
     drv = _driver(tmp_path, host, clock=lambda: clock[0])
     md = FakeMetadata()
-    drv.metadata = md  # type: ignore[assignment]
+    drv.metadata = md
 
     def reconcile() -> None:
         clock[0] += 1

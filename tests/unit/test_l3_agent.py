@@ -16,14 +16,16 @@ import ipaddress
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from neutrino.agents.interface import InterfaceDriver, NewPort
-from neutrino.agents.l3.agent import L3Driver, _GarpSender, ip_commands
+from neutrino.agents.l3.agent import L3Driver
+from neutrino.agents.l3.garp import GarpSender
+from neutrino.agents.l3.ip_lines import ip_commands
 from neutrino.agents.l3.model import L3Config, RouterView, gateway_name, internal_name, namespace_name, router_views
 from neutrino.agents.l3.planner import ApplyRules, Garp, PlugInterface, Route, SetAddresses, SetRoutes, Teardown, plan
 from neutrino.fakes.host import Dev, FakeHost, Ns
@@ -39,13 +41,20 @@ class FakeIface:
     ``ports``; devices appear in a namespace)."""
 
     link_command = staticmethod(InterfaceDriver.link_command)
-    set_addresses = InterfaceDriver.set_addresses  # on ``self.host``, as the real one
 
     def __init__(self, host: FakeHost) -> None:
         self.host = host
         self.ports: set[str] = set()
         self.fail_create = False
+        self.fail_unplug_all = False
+        self.fail_set_addresses = False
         self.finished: set[str] = set()
+
+    def set_addresses(self, name: str, namespace: str, cidrs: Iterable[str]) -> None:
+        """On ``self.host``, as the real one (unless ``fail_set_addresses``)."""
+        if self.fail_set_addresses:
+            raise RuntimeError("boom")
+        InterfaceDriver.set_addresses(self, name, namespace, cidrs)  # duck-typed: it uses self.host only
 
     def create_all(self, ports: Sequence[NewPort]) -> list[NewPort]:
         self.host.call("ovs-vsctl", None)
@@ -78,6 +87,8 @@ class FakeIface:
 
     def unplug_all(self, names: Sequence[str]) -> None:
         self.host.call("ovs-vsctl", None)
+        if self.fail_unplug_all:
+            raise errors.OvsdbError(["ovs-vsctl"], 1, "ovs-vsctl: transaction error")
         self._drop(names)
 
     def _drop(self, names: Sequence[str]) -> None:
@@ -90,8 +101,8 @@ class FakeIface:
                         del st.routes[dst]
 
 
-@pytest.fixture
-def host(monkeypatch: pytest.MonkeyPatch) -> FakeHost:
+@pytest.fixture(name="host")
+def fake_host_fixture(monkeypatch: pytest.MonkeyPatch) -> FakeHost:
     """The fake host; a real command (a path that bypassed it) fails the test."""
 
     def forbidden(argv: Any, *a: Any, **kw: Any) -> None:
@@ -182,7 +193,7 @@ def _feed(n: int, *, fips: int = 1, extra: list[dict[str, str]] | None = None) -
 
 
 def _driver(tmp_path: Path, host: FakeHost, clock: Callable[[], float] = time.monotonic) -> L3Driver:
-    return L3Driver(CFG, FakeIface(host), tmp_path / "l3", host=host, clock=clock)  # type: ignore[arg-type]
+    return L3Driver(CFG, FakeIface(host), tmp_path / "l3", host=host, clock=clock)
 
 
 def _pass(drv: L3Driver, views: dict[str, RouterView]) -> list[Any]:
@@ -206,7 +217,7 @@ def test_cold_pass_converges_with_four_commands_per_router_and_a_device(tmp_path
         assert sorted(calls) == sorted(["sysctl", "ip -batch", "iptables-restore", "ethtool", "ethtool"]), ns
         assert calls.index("sysctl") == 0  # before any device
     assert len(host.calls) == 3 + 5 * len(views)
-    assert drv.iface.finished == {p.device for v in views.values() for p in v.ports}  # type: ignore[attr-defined]
+    assert drv.iface.finished == {p.device for v in views.values() for p in v.ports}
     for rid, view in views.items():
         st = host.ns[namespace_name(rid)]
         assert st.lo_up and st.sysctls["net.ipv4.ip_forward"] == "1"
@@ -234,7 +245,7 @@ def test_drift_is_repaired_from_the_planned_differences(tmp_path: Path, host: Fa
     _pass(drv, views)
     rid = next(iter(views))
     st = host.ns[namespace_name(rid)]
-    qg = views[rid].gateway.device  # type: ignore[union-attr]
+    qg = views[rid].gateway.device
     assert st.routes["192.168.0.0/16"].nexthops == ("10.0.0.253", "10.0.0.254")  # ECMP, observed as such
     assert plan(CFG, views, drv.observe()) == []
     st.devices[qg].addrs.add("172.24.9.9/32")
@@ -263,7 +274,7 @@ def test_a_failed_batch_line_falls_back_to_op_by_op(tmp_path: Path, host: FakeHo
     assert [ns for w, ns in host.calls if w == "ip addr show"] == [namespace_name(rid)] * 2
     assert [ns for w, ns in host.calls if w == "ip route show"] == [namespace_name(rid)] * 2
     assert [ns for w, ns in host.calls if w == "plug"] == [namespace_name(rid)] * 2
-    assert drv.iface.finished == {p.device for v in views.values() for p in v.ports}  # type: ignore[attr-defined]
+    assert drv.iface.finished == {p.device for v in views.values() for p in v.ports}
     assert plan(CFG, views, drv.observe()) == []
 
 
@@ -273,7 +284,7 @@ def test_deleting_what_is_already_gone_is_no_failure(tmp_path: Path, host: FakeH
     _pass(drv, views)
     st = host.ns[namespace_name(next(iter(views)))]
     st.routes["10.77.0.0/16"] = Route("10.77.0.0/16", ("172.24.0.9",))
-    qg = next(iter(views.values())).gateway.device  # type: ignore[union-attr]
+    qg = next(iter(views.values())).gateway.device
     st.devices[qg].addrs.add("172.24.9.9/32")
     ops = plan(CFG, views, drv.observe())
     # ... gone between observing and applying (e.g. the kernel dropped them with a device)
@@ -288,10 +299,10 @@ def test_deleting_what_is_already_gone_is_no_failure(tmp_path: Path, host: FakeH
 def test_ovs_failure_falls_back_to_plugging_each_port(tmp_path: Path, host: FakeHost) -> None:
     views = _routers(3)
     drv = _driver(tmp_path, host)
-    drv.iface.fail_create = True  # type: ignore[attr-defined]
+    drv.iface.fail_create = True
     _pass(drv, views)
     assert host.count("plug") == 6 and host.count("ethtool") == 0  # plug finished them
-    assert drv.iface.finished == {p.device for v in views.values() for p in v.ports}  # type: ignore[attr-defined]
+    assert drv.iface.finished == {p.device for v in views.values() for p in v.ports}
     assert plan(CFG, views, drv.observe()) == []
 
 
@@ -315,26 +326,18 @@ def test_teardown_in_bulk_before_the_other_routers(tmp_path: Path, host: FakeHos
     assert plan(CFG, keep, drv.observe()) == []
 
 
-def test_teardown_falls_back_to_each_router_when_the_ports_cannot_go_at_once(
-    tmp_path: Path, host: FakeHost, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_teardown_falls_back_to_each_router_when_the_ports_cannot_go_at_once(tmp_path: Path, host: FakeHost) -> None:
     views = _routers(2)
     drv = _driver(tmp_path, host)
     _pass(drv, views)
     ops = plan(CFG, {}, drv.observe())
-    monkeypatch.setattr(
-        drv.iface,
-        "unplug_all",
-        lambda names: (_ for _ in ()).throw(errors.OvsdbError(["ovs-vsctl"], 1, "ovs-vsctl: transaction error")),
-    )
+    drv.iface.fail_unplug_all = True
     assert drv.apply_all(ops) == set()  # each router's own teardown did it
     assert host.count("unplug") == 4 and host.ns == {} and drv.iface.ports == set()
     assert not list((tmp_path / "l3").iterdir())
 
 
-def test_one_routers_failure_does_not_stop_its_next_ops_or_others(
-    tmp_path: Path, host: FakeHost, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_one_routers_failure_does_not_stop_its_next_ops_or_others(tmp_path: Path, host: FakeHost) -> None:
     drv = _driver(tmp_path, host)
     _pass(drv, _routers(3))
     views = _routers(3, fips=2)  # one more floating IP each: addresses, rules, a GARP
@@ -357,9 +360,7 @@ def test_one_routers_failure_does_not_stop_its_next_ops_or_others(
     assert [type(op).__name__ for op in plan(CFG, views, drv.observe())] == ["ApplyRules"]
 
 
-def test_passes_look_only_at_changed_or_failed_routers_between_full_ones(
-    tmp_path: Path, host: FakeHost, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_passes_look_only_at_changed_or_failed_routers_between_full_ones(tmp_path: Path, host: FakeHost) -> None:
     import asyncio
 
     feed = _feed(3)
@@ -385,7 +386,7 @@ def test_passes_look_only_at_changed_or_failed_routers_between_full_ones(
     }
     clock[0] += 1
     assert reconcile(feed) == [namespace_name(rids[1])]
-    assert "172.24.29.2/32" in host.ns[namespace_name(rids[1])].devices[drv.applied[rids[1]].gateway.device].addrs  # type: ignore[union-attr]
+    assert "172.24.29.2/32" in host.ns[namespace_name(rids[1])].devices[drv.applied[rids[1]].gateway.device].addrs
     # a failing router is retried by the next pass even though its view did not change again
     feed["floatingip"]["fip-2-9"] = {
         **feed["floatingip"]["fip-2-0"],
@@ -393,11 +394,11 @@ def test_passes_look_only_at_changed_or_failed_routers_between_full_ones(
         "floating_ip_address": "172.24.29.3",
         "fixed_ip_address": "10.2.0.99",
     }
-    host.fail_once.add(f"addr replace 172.24.29.3/32 dev {drv.applied[rids[2]].gateway.device}")  # type: ignore[union-attr]
-    with monkeypatch.context() as m:  # ... and its op-by-op fallback too
-        m.setattr(drv.iface, "set_addresses", lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
-        clock[0] += 1
-        assert reconcile(feed) == [namespace_name(rids[2])] and drv.retry == {rids[2]}
+    host.fail_once.add(f"addr replace 172.24.29.3/32 dev {drv.applied[rids[2]].gateway.device}")
+    drv.iface.fail_set_addresses = True  # ... and its op-by-op fallback too
+    clock[0] += 1
+    assert reconcile(feed) == [namespace_name(rids[2])] and drv.retry == {rids[2]}
+    drv.iface.fail_set_addresses = False
     clock[0] += 1
     assert reconcile(feed) == [namespace_name(rids[2])] and drv.retry == set()
     clock[0] += 1
@@ -462,7 +463,7 @@ class _SlowGarps(FakeHost):
 def test_garps_are_sent_in_the_background(tmp_path: Path) -> None:
     host = _SlowGarps()
     release, sent = host.release, host.sent
-    drv = L3Driver(CFG, None, tmp_path / "l3", host=host)  # type: ignore[arg-type]
+    drv = L3Driver(CFG, None, tmp_path / "l3", host=host)
     t0 = time.monotonic()
     drv.apply(Garp("r1", "qg-1", ("172.24.4.10", "172.24.4.11", "10.0.0.9")))
     assert time.monotonic() - t0 < 1 and drv.garps.pending == 3  # the pass did not wait
@@ -474,7 +475,7 @@ def test_garps_are_sent_in_the_background(tmp_path: Path) -> None:
 
 def test_garp_sender_bounds_its_threads() -> None:
     release = threading.Event()
-    sender = _GarpSender(lambda *a: release.wait(5) and None, workers=3)
+    sender = GarpSender(lambda *a: release.wait(5) and None, workers=3)
     for i in range(10):
         sender.send("qg-1", f"10.0.0.{i}", "ns")
     assert len(sender.threads) == 3 and all(t.daemon for t in sender.threads)
@@ -536,7 +537,7 @@ def test_observe_one_router_from_one_ip_batch(tmp_path: Path) -> None:
         [_route("fe80::/64", proto="kernel")],
     )
     host = _ShownHost(view, "*nat\nCOMMIT\n")
-    obs = L3Driver(CFG, None, tmp_path, host=host)._observe_one("r1")  # type: ignore[arg-type]
+    obs = L3Driver(CFG, None, tmp_path, host=host)._observe_one("r1")
     assert obs.namespace and set(obs.devices) == {"qg-1"}
     assert obs.devices["qg-1"].addresses == frozenset({"172.24.4.5/24"})
     assert obs.devices["qg-1"].mac == "fa:16:3e:00:00:01" and obs.devices["qg-1"].mtu == 1500
@@ -553,14 +554,14 @@ def test_observe_one_router_from_one_ip_batch(tmp_path: Path) -> None:
 def test_observe_default_route_without_gateway_asks_each_family(tmp_path: Path) -> None:
     # In the batch output a gateway-less default route has no family: list them per family instead.
     host = _ShownHost(_view([_route("default")], []), routes={4: [], 6: [_route("default")]})
-    obs = L3Driver(CFG, None, tmp_path, host=host)._observe_one("r1")  # type: ignore[arg-type]
+    obs = L3Driver(CFG, None, tmp_path, host=host)._observe_one("r1")
     assert host.listed == [4, 6]
     assert obs.routes == frozenset({Route("::/0", (), "qg-1")})
 
 
 def test_observe_without_namespace(tmp_path: Path) -> None:
     host = FakeHost()
-    assert not L3Driver(CFG, None, tmp_path, host=host)._observe_one("r1").namespace  # type: ignore[arg-type]
+    assert not L3Driver(CFG, None, tmp_path, host=host)._observe_one("r1").namespace
     assert host.calls == []  # nothing to ask the namespace
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from neutrino.agents.l3.model import namespace_name
 from neutrino.agents.l3.planner import plan
 from neutrino.system import errors
-from tests.unit.test_l3_agent import CFG, FakeHost, _driver, _feed, _routers, _state, host  # noqa: F401
+from tests.unit.test_l3_agent import CFG, FakeHost, _driver, _feed, _routers, _state, fake_host_fixture  # noqa: F401 - registers the `host` fixture here
 
 
 def _reconcile(drv: Any, feed: dict[str, Any], rev: int = 1) -> None:

@@ -71,11 +71,11 @@ def inst(**kw: object) -> Instance:
         },
     )
     base.update(kw)
-    return Instance(**base)  # type: ignore[arg-type]
+    return Instance(**base)
 
 
 def get(i: Instance, path: str, **kw: object) -> str | bytes:
-    return resolve(i, path, dhcp_domain="novalocal", **kw)[0]  # type: ignore[arg-type]
+    return resolve(i, path, dhcp_domain="novalocal", **kw)[0]
 
 
 def test_listing_format() -> None:

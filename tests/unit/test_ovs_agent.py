@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from neutrino.agents.ovs.agent import REREAD_EVERY, OvsDriver, flow_changes
+from neutrino.agents.ovs.agent import REREAD_EVERY, OvsDriver
+from neutrino.agents.ovs.bundle import flow_changes
 from neutrino.agents.ovs.model import AgentConfig, FlowSpec
 from neutrino.agents.ovs.tables import LEARNED_FLOW_COOKIE
 from neutrino.feed.state import State
@@ -236,8 +237,8 @@ class Clock:
         return self.now
 
 
-def make(sw: FakeSwitch, clock: Clock, cookie: int = 0x1) -> OvsDriver:
-    return OvsDriver(CFG, sw, cookie=cookie, monitor=False, clock=clock)  # type: ignore[arg-type]
+def make(sw: FakeSwitch, clock: Clock, cookie: int = 0x1, **kw: Any) -> OvsDriver:
+    return OvsDriver(CFG, sw, cookie=cookie, monitor=False, clock=clock, **kw)
 
 
 @pytest.fixture

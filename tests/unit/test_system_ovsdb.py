@@ -45,7 +45,7 @@ def test_atoms_and_columns() -> None:
     ]
     assert column_args("tag", None) == []
     with pytest.raises(TypeError):
-        atom(1.5)  # type: ignore[arg-type]
+        atom(1.5)
 
 
 def test_transaction_args_neutron_like() -> None:

@@ -42,7 +42,7 @@ def iface_row(name: str, ofport: int) -> dict[str, Any]:
     }
 
 
-def port_row(name: str, iface: str, tag: Any = ["set", []]) -> dict[str, Any]:  # noqa: B006
+def port_row(name: str, iface: str, tag: Any = ["set", []]) -> dict[str, Any]:  # noqa: B006 - the default is read, never mutated
     return {
         "name": name,
         "tag": tag,

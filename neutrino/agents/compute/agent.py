@@ -46,10 +46,20 @@ class ComputeDriver:
     topic = "compute"
     feed_types = ("server", "port", "network", "subnet", "dhcp_binding")
 
-    def __init__(self, host: str, system: Host, integration_bridge: str = "br-int", marks: Path | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        system: Host,
+        integration_bridge: str = "br-int",
+        marks: Path | None = None,
+        *,
+        etc_netns: Path = ETC_NETNS,
+    ) -> None:
         self.host = host  # this host's name (``binding:host_id``)
         self.system = system  # the machine it changes
         self.marks = marks  # one file per instance made here (``down --purge`` removes them)
+        #: Where ``ip netns exec`` finds per-namespace files (``<ns>/resolv.conf``): a test's tmp dir.
+        self.etc_netns = etc_netns
         self.ovs = system.ovs
         self.bridge = integration_bridge
         self.ns = self.ovs.netns  # where the host ends of the veths live (with OVS)
@@ -183,7 +193,7 @@ class ComputeDriver:
         if op.port.gateway and op.index == 0:
             self.system.ensure_route("default", via=op.port.gateway, netns=ns)
         if op.port.dns:
-            _write_public(ETC_NETNS / ns / "resolv.conf", "".join(f"nameserver {d}\n" for d in op.port.dns))
+            _write_public(self.etc_netns / ns / "resolv.conf", "".join(f"nameserver {d}\n" for d in op.port.dns))
         self.configured.setdefault(op.server_id, set()).add(op.port.port_id)
 
     def _start_dhcp_client(self, server_id: str, ns: str, dev: str) -> None:
@@ -192,7 +202,7 @@ class ComputeDriver:
         script = run_dir / "udhcpc.sh"
         if not script.exists() or script.read_text() != guest.udhcpc_script():
             _write_private(script, guest.udhcpc_script(), 0o700)  # run by root's udhcpc
-        resolv = ETC_NETNS / ns / "resolv.conf"
+        resolv = self.etc_netns / ns / "resolv.conf"
         if not resolv.exists():  # must exist for `ip netns exec` to bind-mount it
             _write_public(resolv, "")
         spec = guest.udhcpc_spec(ns, dev, run_dir, script, server_id)
@@ -222,7 +232,7 @@ class ComputeDriver:
         for name in ovs_ports:
             self.system.remove_link(name, netns=self.ns)
         self.system.remove_netns(ns)
-        shutil.rmtree(ETC_NETNS / ns, ignore_errors=True)
+        shutil.rmtree(self.etc_netns / ns, ignore_errors=True)
         self.configured.pop(op.server_id, None)
         self.reported.pop(op.server_id, None)
         if self.marks is not None:
@@ -280,7 +290,7 @@ class ComputeDriver:
         for _ in range(attempts):
             if not self.system.netns_exists(ns):
                 return False
-            got = {}
+            got: dict[str, str | None] = {}
             for name, path in wanted.items():
                 r = self.system.run(
                     ["curl", "-s", "-m", "3", "-o", "-", "-w", "\\n%{http_code}", f"http://169.254.169.254/{path}"],
@@ -293,9 +303,9 @@ class ComputeDriver:
                     got[name] = body if code == "200" else None
             if len(got) == len(wanted) and got["hostname"]:
                 out.mkdir(parents=True, exist_ok=True, mode=0o700)
-                for name, body in got.items():
-                    if body is not None:  # user data may hold secrets: owner only
-                        _write_private(out / name, body)
+                for name, text in got.items():
+                    if text is not None:  # user data may hold secrets: owner only
+                        _write_private(out / name, text)
                 return True
             time.sleep(1)
         return False

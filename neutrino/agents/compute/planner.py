@@ -92,10 +92,10 @@ def plan(desired: Mapping[str, GuestServer], observed: Mapping[str, ObservedServ
         if sid not in desired:
             ops.append(DestroyServer(sid, obs.taps))
     for sid, srv in sorted(desired.items()):
-        obs = observed.get(sid)
-        if obs is None:
+        seen = observed.get(sid)
+        if seen is None:
             ops.append(CreateNamespace(sid))
-            obs = ObservedServer(sid, frozenset(), frozenset(), frozenset())
+        obs = seen if seen is not None else ObservedServer(sid, frozenset(), frozenset(), frozenset())
         for i, port in enumerate(srv.ports):
             tap = tap_name(port.port_id)
             if tap not in obs.taps or tap not in obs.plugged:
@@ -130,13 +130,16 @@ def guests_from_state(
     for sid, srv in servers.items():
         if srv.get("host") != host or srv.get("status") in ("DELETED", "ERROR"):
             continue
-        gports = []
+        gports: list[GuestPort] = []
         for pid in srv.get("port_ids") or [p["id"] for p in srv.get("ports", [])]:
             p = ports.get(pid)
             if p is None:
                 continue
             net = networks.get(p["network_id"], {})
-            addrs, gateway, dns, dhcp = [], None, [], False
+            addrs: list[str] = []
+            gateway: str | None = None
+            dns: list[str] = []
+            dhcp = False
             for f in p.get("fixed_ips", []):
                 sub = subnets.get(f["subnet_id"])
                 if sub is None:

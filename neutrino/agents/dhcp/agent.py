@@ -35,8 +35,9 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Set
 from pathlib import Path
-from typing import AbstractSet, Any
+from typing import Any
 
 from neutrino.agents.dhcp import render
 from neutrino.agents.dhcp.model import DhcpConfig, dhcp_device_id, namespace_name, network_views
@@ -146,7 +147,7 @@ class DhcpDriver:
                 return f"not observed ({type(exc).__name__}: {str(exc)[:200]})"
 
         out = {}
-        for d, got in zip(dirs, parallel(one, dirs)):
+        for d, got in zip(dirs, parallel(one, dirs), strict=True):
             if isinstance(got, str):
                 if failed is not None:
                     failed[d.name] = got
@@ -154,7 +155,7 @@ class DhcpDriver:
                 out[d.name] = got
         return out
 
-    def _observe_one(self, d: Path, orphans: AbstractSet[str] = frozenset()) -> ObservedDhcp:
+    def _observe_one(self, d: Path, orphans: Set[str] = frozenset()) -> ObservedDhcp:
         net_id = d.name
         ns = namespace_name(net_id)
         files = {}
@@ -248,7 +249,7 @@ class DhcpDriver:
         return apply_grouped(
             ops,
             key=lambda op: op.network_id,
-            apply=self.apply,  # type: ignore[return-value]
+            apply=self.apply,
             is_teardown=lambda op: isinstance(op, Teardown),
             creates_namespace=lambda op: isinstance(op, EnsureNamespace),
             netns_dir_mounted=self.host.netns_dir_mounted,
@@ -260,15 +261,16 @@ class DhcpDriver:
         ``render.wants_metadata_proxy``), none in the others.  Idempotent; after the ops."""
         if self.metadata is None:
             return
+        proxies = self.metadata
 
         def one(item: tuple[str, Any]) -> None:
             net_id, view = item
             ns = namespace_name(net_id)
             try:
                 if render.wants_metadata_proxy(self.cfg, view) and self.host.netns_exists(ns):
-                    self.metadata.ensure_network(net_id, ns)  # type: ignore[union-attr]
-                elif self.metadata.running(net_id):  # type: ignore[union-attr]
-                    self.metadata.stop(net_id, ns)  # type: ignore[union-attr]
+                    proxies.ensure_network(net_id, ns)
+                elif proxies.running(net_id):
+                    proxies.stop(net_id, ns)
             except Exception as exc:  # noqa: BLE001 - retried on the next pass
                 LOG.warning("metadata proxy for network %s failed: %s", net_id, exc)
 
@@ -342,7 +344,7 @@ class DhcpDriver:
         # A network the host could not show is left alone this pass (neither planned nor torn down).
         problems: dict[str, list[str]] = {nid: [why] for nid, why in unobserved.items()}
         ops = plan(self.cfg, {n: v for n, v in views.items() if n not in unobserved}, observed, problems)
-        host_ops = []
+        host_ops: list[Op] = []
         for op in ops:
             try:
                 if isinstance(op, EnsureDhcpPort):

@@ -490,7 +490,7 @@ class Coalescer(Generic[K]):
             if k not in self._pending:
                 del self._last[k]
         try:
-            return sorted(ready)  # type: ignore[type-var]
+            return sorted(ready)  # type: ignore[type-var]  # keys need not be orderable: see the except
         except TypeError:
             return ready
 

@@ -54,8 +54,8 @@ from neutrino.agents.dhcp.model import (
 )
 from neutrino.agents.dhcp.model import tap_name as _tap_name
 
-# The option tables the API validates with (pure data and functions, no server state).
-from neutrino.services.dhcp_options import is_blank, placements
+# The option tables the API validates with (pure, shared by the server and the agents).
+from neutrino.shared.dnsmasq_options import is_blank, placements
 
 __all__ = [
     "FILE_ADDN_HOSTS",
@@ -160,7 +160,7 @@ def _port_hosts(cfg: DhcpConfig, net: NetworkView, port: PortView) -> list[_Host
 
 def _active_opts(port: PortView) -> list[tuple[str, str, int]]:
     """(name, value, ip_version) of the port's extra DHCP options as dnsmasq gets them
-    (``dhcp_options.placements``): an option the API accepted but dnsmasq could not parse (a name it
+    (``dnsmasq_options.placements``): an option the API accepted but dnsmasq could not parse (a name it
     does not know, an IPv6 address for an IPv4 option without a DHCPv6 twin, ...) is left out, and the
     API shows it on the port (``binding:vif_details.dhcp_opts_left_out``); an address option given
     with addresses of the other IP version is served as that version's option of the same name."""

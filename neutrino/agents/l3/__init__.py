@@ -1,5 +1,7 @@
 """L3 agent (legacy routers): pure model (``model``), iptables renderer (``render``) and planner
-(``planner``), exported here; the executor (``agent``) applies a plan to ``qrouter-`` namespaces."""
+(``planner``), exported here; the executor (``agent``) applies a plan to ``qrouter-`` namespaces,
+with the ops as ``ip`` batch lines (``ip_lines``, pure) and gratuitous ARPs sent in the
+background (``garp``)."""
 
 from neutrino.agents.l3.model import (
     ExtraRoute,

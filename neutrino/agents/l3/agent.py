@@ -38,7 +38,7 @@ in a shared step or a batch falls back, for the routers concerned, to the
 op-by-op path (``apply``: each op observes what it changes, idempotent),
 which also reports the error; a failed deletion of something already gone
 is not a failure.  Gratuitous ARPs are sent in the background
-(``GARP_WORKERS`` threads, one ``arping`` per address, as Neutron spawns
+(``garp.GARP_WORKERS`` threads, one ``arping`` per address, as Neutron spawns
 them): each ``arping`` takes about a second and only speeds up neighbours'
 caches, so a pass does not wait for them.  Routers are observed in parallel
 (one ``ip -batch`` and one ``iptables-save`` each), and only those whose
@@ -59,9 +59,7 @@ happened is in ``configurations()`` as ``reconcile_error`` (``router <id>:
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -69,6 +67,8 @@ from pathlib import Path
 from typing import Any
 
 from neutrino.agents.interface import InterfaceDriver, NewPort
+from neutrino.agents.l3.garp import GarpSender
+from neutrino.agents.l3.ip_lines import ip_commands, planner_route
 from neutrino.agents.l3.model import L3Config, RouterView, namespace_name, router_views
 from neutrino.agents.l3.planner import (
     ApplyRules,
@@ -79,7 +79,6 @@ from neutrino.agents.l3.planner import (
     ObservedRouter,
     Op,
     PlugInterface,
-    Route,
     SetAddresses,
     SetRoutes,
     SetSysctls,
@@ -96,52 +95,8 @@ from neutrino.system import iproute
 from neutrino.system.host import Host
 
 LOG = logging.getLogger(__name__)
-#: ``arping`` processes at the same time (gratuitous ARPs are sent in the background).
-GARP_WORKERS = 32
 #: Ops ``apply_all`` turns into ``ip`` batch lines (see ``ip_commands``).
 _BATCHED = (PlugInterface, SetAddresses, SetRoutes)
-
-
-class _GarpSender:
-    """Gratuitous ARPs in the background: a queue and up to ``GARP_WORKERS`` daemon threads
-    (started on demand; daemons, so a stopping agent never waits for them), each GARP sent
-    by ``garp(device, ip, namespace)`` (``Host.garp``)."""
-
-    def __init__(self, garp: Callable[[str, str, str], None], workers: int = GARP_WORKERS) -> None:
-        self.garp = garp
-        self.workers = workers
-        self.queue: queue.Queue[tuple[str, str, str]] = queue.Queue()
-        self.lock = threading.Lock()
-        self.threads: list[threading.Thread] = []
-        self.pending = 0
-        self.idle = threading.Condition(self.lock)
-
-    def send(self, device: str, ip: str, ns: str) -> None:
-        with self.lock:
-            self.pending += 1
-            if len(self.threads) < min(self.workers, self.pending):
-                th = threading.Thread(target=self._run, name=f"garp-{len(self.threads)}", daemon=True)
-                self.threads.append(th)
-                th.start()
-        self.queue.put((device, ip, ns))
-
-    def _run(self) -> None:
-        while True:
-            device, ip, ns = self.queue.get()
-            try:
-                self.garp(device, ip, ns)
-            except Exception as exc:  # noqa: BLE001 - a missed GARP only delays neighbours' ARP
-                LOG.debug("garp %s on %s failed: %s", ip, device, exc)
-            finally:
-                with self.lock:
-                    self.pending -= 1
-                    if not self.pending:
-                        self.idle.notify_all()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait until every queued GARP was sent; False on timeout."""
-        with self.lock:
-            return self.idle.wait_for(lambda: not self.pending, timeout)
 
 
 class L3Driver:
@@ -183,7 +138,7 @@ class L3Driver:
         self.client: Any = None
         self.counts = {"routers": 0, "ex_gw_ports": 0, "interfaces": 0, "floating_ips": 0}
         self.reported: dict[str, str] = {}
-        self.garps = _GarpSender(host.garp)
+        self.garps = GarpSender(host.garp)
         self.applied: dict[str, RouterView] = {}  # router -> the view the host matched after a pass
         self.retry: set[str] = set()  # routers whose last pass failed
         self.full_sync_at: float | None = None  # self.clock() of the last full pass
@@ -226,7 +181,7 @@ class L3Driver:
                 return f"not observed ({type(exc).__name__}: {str(exc)[:200]})"
 
         out = {}
-        for rid, got in zip(rids, parallel(one, rids)):
+        for rid, got in zip(rids, parallel(one, rids), strict=True):
             if isinstance(got, str):
                 if failed is not None:
                     failed[rid] = got
@@ -256,7 +211,7 @@ class L3Driver:
             route
             for fam, fam_routes in ((4, routes4), (6, routes6))
             for r in fam_routes
-            if (route := _planner_route(r, fam)) is not None
+            if (route := planner_route(r, fam)) is not None
         }
         return ObservedRouter(
             namespace=True, devices=devices, routes=frozenset(routes), iptables=self.host.iptables_save(ns)
@@ -287,7 +242,7 @@ class L3Driver:
                 self.host.conntrack_flush(ns, dst=ip)
                 self.host.conntrack_flush(ns, src=ip)
         elif isinstance(op, Garp):
-            for ip in op.ips:  # in the background, one arping per address (see _GarpSender)
+            for ip in op.ips:  # in the background, one arping per address (see GarpSender)
                 self.garps.send(op.device, ip, ns)
         elif isinstance(op, Teardown):
             if self.metadata is not None:
@@ -309,10 +264,10 @@ class L3Driver:
         want = [r.normalised() for r in op.routes()]
         want_set = set(want)
         for fam in (4, 6):
-            for r in self.host.list_routes(netns=ns, family=fam):
-                have = _planner_route(r, fam)
+            for seen in self.host.list_routes(netns=ns, family=fam):
+                have = planner_route(seen, fam)
                 if have is not None and have not in want_set:
-                    self.host.remove_route(have.destination, via=r.gateway, netns=ns)
+                    self.host.remove_route(have.destination, via=seen.gateway, netns=ns)
         for r in want:
             if r.nexthops:
                 if len(r.nexthops) == 1:
@@ -456,11 +411,11 @@ class L3Driver:
             return
         try:
             failures = [f for f in self.host.ip_batch_force(lines, netns=ns) if not f.already_gone]
-            why = "; ".join(f"{' '.join(f.command)}: {f.error}" for f in failures[:3])
+            failed, why = len(failures), "; ".join(f"{' '.join(f.command)}: {f.error}" for f in failures[:3])
         except Exception as exc:  # noqa: BLE001 - retried op by op below
-            failures, why = [exc], str(exc)  # type: ignore[list-item]
-        if failures:
-            LOG.info("router %s: %d ip command(s) failed (%s); applying its ops one by one", rid, len(failures), why)
+            failed, why = 1, str(exc)
+        if failed:
+            LOG.info("router %s: %d ip command(s) failed (%s); applying its ops one by one", rid, failed, why)
             for op in ops:
                 self._attempt(type(op).__name__, rid, self.apply, op)
         for op in ops:
@@ -477,12 +432,13 @@ class L3Driver:
                 _logged("stop metadata proxy", rid, self.metadata.stop, rid, namespace_name(rid))
         if not self.cfg.enable_metadata_proxy:
             return
+        proxies = self.metadata
 
         def one(rid: str) -> None:
             ns = namespace_name(rid)
             try:
                 if self.host.netns_exists(ns):
-                    self.metadata.ensure_router(rid, ns)  # type: ignore[union-attr]
+                    proxies.ensure_router(rid, ns)
             except Exception as exc:  # noqa: BLE001 - retried on the next pass
                 LOG.warning("metadata proxy for router %s failed: %s", rid, exc)
 
@@ -598,20 +554,6 @@ class L3Driver:
         return {}
 
 
-def _planner_route(r: iproute.Route, family: int) -> Route | None:
-    """An observed route of table main as the planner compares it (normalised); None for the
-    ones it ignores (connected, link-local)."""
-    if r.protocol == "kernel":
-        return None
-    dst = ("0.0.0.0/0" if family == 4 else "::/0") if r.dst == "default" else r.dst
-    if "/" not in dst:
-        dst += "/32" if family == 4 else "/128"
-    if ipaddress.ip_network(dst, strict=False).is_link_local:
-        return None
-    hops = r.nexthops or ((r.gateway,) if r.gateway else ())
-    return Route(dst, hops, None if hops else r.dev).normalised()
-
-
 def _new_port(op: PlugInterface) -> NewPort:
     return NewPort(op.device, op.port_id, op.mac, op.mtu, namespace_name(op.router_id))
 
@@ -635,33 +577,6 @@ def problem_report(problems: Mapping[str, str], limit: int = 500) -> str:
     """``router <id>: <what>; ...`` (bounded), for ``reconcile_error``."""
     text = "; ".join(f"router {rid}: {why}" for rid, why in sorted(problems.items()))
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _route_lines(r: Route, verb: str) -> list[str]:
-    cmd = ["route", verb, r.destination]
-    if len(r.nexthops) == 1:
-        return cmd + ["via", r.nexthops[0]]
-    if r.nexthops:
-        return cmd + [w for h in r.nexthops for w in ("nexthop", "via", h)]
-    return cmd + (["dev", iproute.ifname(r.device)] if r.device else [])
-
-
-def ip_commands(op: Op) -> list[list[str]]:
-    """The ``ip`` batch lines (in the router's namespace) of a ``PlugInterface`` whose device
-    is there, a ``SetAddresses`` or a ``SetRoutes``, from the differences the planner
-    computed: deletions first, then ``replace``s (idempotent).  Pure."""
-    if isinstance(op, PlugInterface):
-        return [InterfaceDriver.link_command(op.device, op.mac, op.mtu)]
-    if isinstance(op, SetAddresses):
-        dev = iproute.ifname(op.device)
-        return [["addr", "del", str(iproute.interface(a)), "dev", dev] for a in op.remove] + [
-            ["addr", "replace", str(iproute.interface(a)), "dev", dev] for a in op.add
-        ]
-    if isinstance(op, SetRoutes):
-        return [_route_lines(r, "del") for r in op.stale] + [
-            _route_lines(r.normalised(), "replace") for r in op.routes()
-        ]
-    raise TypeError(f"no ip commands for {type(op).__name__}")
 
 
 def l3_config(cfg: Config, host: str) -> L3Config:

@@ -503,9 +503,9 @@ def _plan_router(cfg: L3Config, router: RouterView, obs: ObservedRouter) -> list
         ops.append(ApplyRules(rid, text))
         want_nat = nat_by_floating_ip(text)
         have_nat = obs.floating_ips
-        stale = [ip for ip, rules in have_nat.items() if want_nat.get(ip) != rules]
-        if stale:
-            ops.append(FlushConntrack(rid, tuple(sorted(stale, key=_ip_key))))
+        gone = [ip for ip, rules in have_nat.items() if want_nat.get(ip) != rules]
+        if gone:
+            ops.append(FlushConntrack(rid, tuple(sorted(gone, key=_ip_key))))
     ops += garps
     return ops
 

@@ -252,7 +252,7 @@ def scope_marks(router: RouterView) -> dict[str | None, str]:
     """``value/mask`` of each address scope on the router's ports (None: no scope), stable for a
     given set of scopes whatever the order of the ports."""
     scopes = sorted({p.address_scope for p in router.ports if p.address_scope})
-    ids = {None: NOSCOPE_ID, **{s: NOSCOPE_ID + 1 + i for i, s in enumerate(scopes)}}
+    ids: dict[str | None, int] = {None: NOSCOPE_ID, **{s: NOSCOPE_ID + 1 + i for i, s in enumerate(scopes)}}
     return {s: f"{hex(n << 16)}/{SCOPE_MASK}" for s, n in ids.items()}
 
 

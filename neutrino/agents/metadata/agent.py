@@ -88,6 +88,8 @@ class MetadataDriver:
     binary = "neutrino-metadata-agent"
     topic = "N/A"
     feed_types = ("port", "router")
+    #: The listening socket while serving (declared here: ``__init__``'s ``socket`` is the path).
+    _sock: socket.socket | None
 
     def __init__(
         self,
@@ -108,7 +110,7 @@ class MetadataDriver:
         host = f"[{nova_host}]" if ":" in nova_host else nova_host
         self.app = MetadataProxy(f"{protocol}://{host}:{nova_port}", secret, upstream=upstream)
         self._server = MetadataServer(self.app.handle, idle_timeout=IDLE_TIMEOUT)
-        self._sock: socket.socket | None = None
+        self._sock = None
 
     def configurations(self) -> dict[str, Any]:
         return {

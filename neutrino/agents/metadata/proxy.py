@@ -148,10 +148,10 @@ class PortIndex:
             table, key = self.by_ip, remote.ip
         else:
             table, key = self.by_mac, (remote.mac or "").lower()
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str | int, dict[str, Any]] = {}
         for net in sorted(networks):
             for p in table.get((net, key), ()):
-                found[p.get("id") or id(p)] = p  # type: ignore[index]
+                found[p.get("id") or id(p)] = p
         return list(found.values())
 
 
@@ -173,7 +173,7 @@ def resolve(index: PortIndex, headers: Mapping[str, str]) -> tuple[str, str, str
         raise LookupError_(500, "neither X-Neutron-Router-ID nor X-Neutron-Network-ID")
     forwarded = headers.get("x-forwarded-for")
     remote = remote_of(forwarded)
-    if remote is None:
+    if remote is None or forwarded is None:  # (remote_of gives None for no header)
         raise LookupError_(404, f"no usable X-Forwarded-For ({forwarded!r})")
     ports = index.ports_for(index.networks(router_id, network_id), remote)
     if len(ports) != 1:
@@ -185,7 +185,7 @@ def resolve(index: PortIndex, headers: Mapping[str, str]) -> tuple[str, str, str
     port = ports[0]
     instance = port.get("device_id") or ""
     project = port.get("project_id") or port.get("tenant_id") or ""
-    client_ip = remote.ip or forwarded.split(",")[-1].strip()  # type: ignore[union-attr]
+    client_ip = remote.ip or forwarded.split(",")[-1].strip()
     return instance, project, client_ip
 
 

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from neutrino.agents.metadata.wire import BadMessage, Request, RequestReader, render_response
 
@@ -46,7 +47,8 @@ class _Session(asyncio.Protocol):
 
     # --- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # A stream server or connection (unix socket, TCP) hands its protocol a Transport.
+        self.transport = cast(asyncio.Transport, transport)
         self.server.sessions.add(self)
         self._arm()
 
@@ -56,7 +58,8 @@ class _Session(asyncio.Protocol):
             self._next()
         elif self.reader.buffered > PAUSE_ABOVE and not self.paused:
             self.paused = True
-            self.transport.pause_reading()  # type: ignore[union-attr]
+            assert self.transport is not None  # set by connection_made, before any data
+            self.transport.pause_reading()
 
     def eof_received(self) -> bool:
         # Half-closed by the client: answer what is being handled, then close.

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import ssl
 import time
+from typing import cast
 from urllib.parse import urlsplit
 
 from neutrino.agents.metadata.wire import BadMessage, Response, ResponseReader, render_request
@@ -50,7 +51,8 @@ class _Conn(asyncio.Protocol):
 
     # --- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # A stream server or connection (unix socket, TCP) hands its protocol a Transport.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self.reader is None or self.waiter is None or self.waiter.done():

@@ -1,6 +1,8 @@
 """OVS L2 agent: pure model (``model``), desired state from the feed (``derive``), flow builders
 (``flows``, ``firewall``, table ids in ``tables``) and planner (``planner``), exported here; the
-executor (``agent``) applies a plan through the ``Ovs`` it is given."""
+executor (``agent``) applies a plan through the ``Ovs`` it is given, with the planner's values as
+OVSDB values (``ovsdb_model``, pure) and one bundle per bridge (``bundle``: the flow diff, pure).
+``host_config`` says where this host's OVS lives and how the agent is configured."""
 
 from neutrino.agents.ovs.model import (
     AgentConfig,

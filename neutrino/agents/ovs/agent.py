@@ -53,35 +53,30 @@ not strictly addresses (``planner.port_problem``): isolated without trying.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import os
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from neutrino.agents.ovs import derive
+from neutrino.agents.ovs.bundle import flow_changes, rejection
 from neutrino.agents.ovs.firewall import ConjIds, OvsFirewall
+from neutrino.agents.ovs.host_config import agent_config, firewall_driver, host_ovs
 from neutrino.agents.ovs.model import (
     AgentConfig,
     DesiredHost,
+    DesiredPort,
     EnsureBridge,
     EnsurePatch,
     EnsureTrunkPatch,
     EnsureTunnelPort,
     FlowSpec,
-    ObservedBridge,
     ObservedPort,
-    ObservedState,
-    OvsdbOp,
     RemovePort,
-    SetPortOtherConfig,
-    SetPortTag,
 )
-from neutrino.agents.ovs.planner import local_vlans_from_observed, plan, port_flows
-from neutrino.agents.ovs.tables import LEARNED_FLOW_COOKIE
+from neutrino.agents.ovs.ovsdb_model import observed_state, to_system_op
+from neutrino.agents.ovs.planner import local_vlans_from_observed, plan, port_flows, port_problem
 from neutrino.config import Config
 from neutrino.feed.state import State
 from neutrino.system import ovsdb as sysovs
@@ -109,183 +104,6 @@ FLOWS_REJECTED = (FlowSyntaxError, FlowRejected, UnsafeFlowText)
 REPORT_MAX = 500
 
 
-def datapath_type(setting: str) -> str:
-    """``auto``: the kernel datapath when its module is loaded, else userspace."""
-    if setting != "auto":
-        return setting
-    return "system" if os.path.isdir("/sys/module/openvswitch") else "netdev"
-
-
-def agent_config(cfg: Config, host: str) -> AgentConfig:
-    return AgentConfig(
-        host=host,
-        integration_bridge=cfg.ovs.integration_bridge,
-        tunnel_bridge=cfg.ovs.tunnel_bridge,
-        bridge_mappings=dict(cfg.ovs.bridge_mappings),
-        local_ip=cfg.ovs.local_ip or None,
-        tunnel_types=tuple(cfg.agent.tunnel_types),
-        l2_population=cfg.agent.l2_population,
-        arp_responder=cfg.agent.arp_responder,
-        datapath_type=datapath_type(cfg.ovs.datapath_type),
-    )  # type: ignore[arg-type]
-
-
-def ovs_rundir(cfg: Config) -> Path:
-    return Path(cfg.ovs.ovs_rundir) if cfg.ovs.ovs_rundir else cfg.state_dir / "ovs"
-
-
-def host_netns(cfg: Config) -> str | None:
-    """The namespace of this host's OVS (None: the root namespace)."""
-    name = cfg.ovs.host_netns
-    if name == "auto":
-        digest = hashlib.sha1(str(cfg.state_dir.resolve()).encode()).hexdigest()[:8]
-        return f"nt-{digest}"
-    return name or None
-
-
-def host_ovs(cfg: Config) -> sysovs.Ovs:
-    return sysovs.Ovs(ovs_rundir(cfg), host_netns(cfg))
-
-
-# --- mapping between the planner's model and the system adapters -------------------------
-def to_system_op(op: OvsdbOp) -> list[sysovs.Op]:
-    if isinstance(op, EnsureBridge):
-        return [
-            sysovs.AddBridge(op.name, datapath_type=op.datapath_type, fail_mode=op.fail_mode, protocols=op.protocols)
-        ]
-    if isinstance(op, EnsurePatch):
-        return [sysovs.AddPort(op.bridge, op.name, type="patch", options={"peer": op.peer})]
-    if isinstance(op, EnsureTrunkPatch):
-        return [
-            sysovs.AddPort(
-                op.bridge,
-                op.name,
-                type="patch",
-                options={"peer": op.peer},
-                external_ids=dict(op.external_ids),
-                tag=op.tag,
-                vlan_mode=op.vlan_mode,
-                trunks=tuple(op.trunks) or None,
-            )
-        ]
-    if isinstance(op, EnsureTunnelPort):
-        return [
-            sysovs.AddPort(
-                op.bridge,
-                op.name,
-                type=op.type,
-                options={
-                    "remote_ip": op.remote_ip,
-                    "local_ip": op.local_ip,
-                    "in_key": "flow",
-                    "out_key": "flow",
-                    "df_default": "true",
-                },
-            )
-        ]
-    if isinstance(op, RemovePort):
-        return [sysovs.DelPort(op.name, op.bridge)]
-    if isinstance(op, SetPortTag):
-        out: list[sysovs.Op] = []
-        clear = [
-            c for c, v in (("tag", op.tag), ("vlan_mode", op.vlan_mode), ("trunks", op.trunks or None)) if v is None
-        ]
-        if clear:
-            out.append(sysovs.ClearColumns("Port", op.name, tuple(clear)))
-        cols = {
-            k: v
-            for k, v in (("tag", op.tag), ("vlan_mode", op.vlan_mode), ("trunks", tuple(op.trunks) or None))
-            if v is not None
-        }
-        if cols:
-            out.append(sysovs.SetPort(op.name, **cols))
-        return out
-    if isinstance(op, SetPortOtherConfig):
-        return [sysovs.SetPort(op.name, other_config=dict(op.other_config))]
-    raise TypeError(f"unknown op {op!r}")
-
-
-def observed_port(p: sysovs.Port) -> ObservedPort:
-    """The planner's view of one OVSDB port (+ its interface)."""
-    iface = p.iface
-    ofport = iface.ofport if iface and iface.ofport and iface.ofport > 0 else None
-    ext = iface.external_ids if iface else {}
-    return ObservedPort(
-        name=p.name,
-        ofport=ofport,
-        iface_id=ext.get("iface-id"),
-        attached_mac=ext.get("attached-mac"),
-        tag=p.tag,
-        other_config=dict(p.other_config),
-        type=iface.type if iface else "",
-        options=dict(iface.options) if iface else {},
-        vlan_mode=p.vlan_mode,
-        trunks=tuple(p.trunks),
-    )
-
-
-def observed_state(
-    state: sysovs.OvsState,
-    flows: Mapping[str, frozenset[FlowSpec]],
-    memo: dict[str, tuple[sysovs.Port, ObservedPort]] | None = None,
-) -> ObservedState:
-    """The planner's view of OVSDB + flows.
-
-    ``memo`` (port name -> (Port, ObservedPort)) is reused across calls: a
-    ``Port`` value the monitor hands out again unchanged (same object) is not
-    converted again.
-    """
-    memo = {} if memo is None else memo
-    bridges = {}
-    for name, br in state.bridges.items():
-        ports = []
-        for p in state.ports_on(name):
-            hit = memo.get(p.name)
-            if hit is None or hit[0] is not p:
-                hit = memo[p.name] = (p, observed_port(p))
-            ports.append(hit[1])
-        bridges[name] = ObservedBridge(
-            name=name,
-            datapath_type=br.datapath_type or "system",
-            fail_mode=br.fail_mode,
-            protocols=tuple(br.protocols),
-            ports=tuple(ports),
-        )
-    for gone in [n for n in memo if n not in state.ports]:
-        del memo[gone]
-    return ObservedState(bridges=bridges, flows=dict(flows))
-
-
-def flow_changes(
-    want: frozenset[FlowSpec],
-    have: frozenset[FlowSpec] | None = None,
-    dumped: Iterable[tuple[FlowSpec, int]] | None = None,
-    *,
-    cookie: int = 0,
-) -> tuple[set[FlowSpec], list[FlowSpec]]:
-    """(to add with ``cookie``, to delete) taking a bridge to exactly ``want`` (pure).
-
-    Either ``have``: the flows the bridge holds, all with ``cookie`` (the
-    agent's memory of its last bundle), or ``dumped``: (flow, cookie) of every
-    flow it holds.  An add replaces the flow of the same (table, priority,
-    match) whatever its actions and cookie, so only flows whose match is no
-    longer wanted are deleted; flows learned by br-tun (their own cookie) are
-    left alone.
-    """
-    if dumped is None:
-        assert have is not None
-        add = want - have
-        gone = have - want
-        if add and gone:
-            keys = {f[1:4] for f in add}
-            return add, [f for f in gone if f[1:4] not in keys]
-        return add, list(gone)
-    dumped = list(dumped)
-    add = want - {f for f, c in dumped if c == cookie}
-    keys = {f[1:4] for f in want}
-    return add, [f for f, c in dumped if c != LEARNED_FLOW_COOKIE and f[1:4] not in keys]
-
-
 class OvsDriver:
     agent_type = derive.OVS_AGENT_TYPE
     binary = "neutrino-openvswitch-agent"
@@ -301,8 +119,11 @@ class OvsDriver:
         *,
         monitor: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        port_check: Callable[[DesiredPort], str | None] = port_problem,
     ) -> None:
+        """``port_check``: the planner's check of a port's values (``planner.plan``)."""
         self.cfg = cfg
+        self.port_check = port_check
         #: "openvswitch": security groups enforced with conntrack; "noop": only
         #: MAC/IP/ARP anti-spoofing (tables 24/25).
         self.firewall_driver = firewall_driver
@@ -337,6 +158,8 @@ class OvsDriver:
         #: port id -> (what its flows were built from, why): ports whose flows the
         #: switch rejected, kept isolated until that changes or a full pass retries.
         self._rejected: dict[str, tuple[Any, str]] = {}
+        #: The bridge whose bundle ``_apply_flows`` last saw rejected (for ``_apply_or_isolate``).
+        self._rejected_bridge: str | None = None
         #: port id -> why it is isolated (the last pass's ``Plan.port_errors``).
         self.port_errors: dict[str, str] = {}
 
@@ -548,7 +371,7 @@ class OvsDriver:
             observed = observed_state(sys_state, flows, self._obs_memo)
             if self.local_vlans is None:
                 self.local_vlans = local_vlans_from_observed(observed, self.cfg.integration_bridge)
-            p = plan(self.cfg, desired, observed, self.local_vlans, firewall, self._isolated(desired))
+            p = plan(self.cfg, desired, observed, self.local_vlans, firewall, self._isolated(desired), self.port_check)
             self.local_vlans = dict(p.local_vlans)
             ops = [s for op in p.ovsdb_ops for s in to_system_op(op)]
             written = self._transact(ops) if ops else set()
@@ -638,6 +461,7 @@ class OvsDriver:
         alone.
         """
         changes = 0
+        self._rejected_bridge = None
         for bridge, want in planned.items():
             d = dumped.get(bridge)
             have = self._installed.get(bridge) if d is None else None
@@ -647,8 +471,8 @@ class OvsDriver:
             if add or delete:
                 try:
                     self.of.apply_canonical(bridge, self.cookie, add, delete)
-                except FLOWS_REJECTED as exc:
-                    exc.bridge = bridge  # type: ignore[attr-defined]  # for _apply_or_isolate
+                except FLOWS_REJECTED:
+                    self._rejected_bridge = bridge
                     raise
                 changes += len(add) + len(delete)
             self._installed[bridge] = want
@@ -691,7 +515,7 @@ class OvsDriver:
             self._apply_flows(p.flows, dumped)
             return True
         except FLOWS_REJECTED as exc:
-            if getattr(exc, "bridge", None) != br_int or not p.wired:
+            if self._rejected_bridge != br_int or not p.wired:
                 raise
             owned = {w.port.id: port_flows(self.cfg, w, firewall) for w in p.wired}
             self._installed.pop(br_int, None)  # partly applied below: re-read next time
@@ -735,7 +559,7 @@ class OvsDriver:
                 return
             except FLOWS_REJECTED as err:
                 if len(ids) == 1:
-                    bad[ids[0]] = _rejection(err)
+                    bad[ids[0]] = rejection(err)
                     return
             half = len(ids) // 2
             search(ids[:half])
@@ -744,21 +568,6 @@ class OvsDriver:
         if mine:
             search(list(mine))
         return bad
-
-
-def _rejection(err: Exception) -> str:
-    """Why a port's flows were rejected, for the report (the tool's first error line, bounded)."""
-    lines = [x.strip() for x in str(getattr(err, "stderr", "") or err).splitlines() if x.strip()]
-    detail = lines[0] if lines else type(err).__name__
-    if len(detail) > 160:
-        detail = detail[:157] + "..."
-    return f"flows rejected by the switch ({detail})"
-
-
-def firewall_driver(cfg: Config) -> str:
-    """``[securitygroup] firewall_driver`` (``noop`` also when security groups are disabled)."""
-    sg = cfg.securitygroup
-    return sg.firewall_driver if sg.enable_security_group else "noop"
 
 
 def make_driver(cfg: Config, host_name: str, host: Host) -> OvsDriver:

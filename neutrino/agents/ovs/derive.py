@@ -149,21 +149,21 @@ def security_groups(
     seen_ports: dict[int, tuple[Mapping[str, Any], frozenset[str], tuple[str, ...]]] = {}
     if remotes:
         for p in ports.values():
-            hit = memo.members.get(id(p))
-            if hit is None or hit[0] is not p:
+            member = memo.members.get(id(p))
+            if member is None or member[0] is not p:
                 addrs = [f["ip_address"] for f in p.get("fixed_ips") or []]
                 addrs += [a["ip_address"] for a in p.get("allowed_address_pairs") or []]
                 # A member address that is not one would make the network's shared
                 # address-set flow (and so the whole bundle) fail: left out.
-                hit = (
+                member = (
                     p,
                     frozenset(p.get("security_groups") or ()),
                     tuple(a for a in addrs if addresses.is_ip_or_network(a)),
                 )
-            seen_ports[id(p)] = hit
-            if hit[1] and not remotes.isdisjoint(hit[1]):
-                for g in remotes.intersection(hit[1]):
-                    members[g].update(hit[2])
+            seen_ports[id(p)] = member
+            if member[1] and not remotes.isdisjoint(member[1]):
+                for g in remotes.intersection(member[1]):
+                    members[g].update(member[2])
     memo.members = seen_ports
     return group_rules, {g: tuple(sorted(a)) for g, a in sorted(members.items())}
 
@@ -289,18 +289,18 @@ def desired_host(
             host = p.get("binding:host_id")
             if net_id not in tunnelled or not host or host == cfg.host:
                 continue
-            ip = vteps.get(host)
-            if ip is None or ip == local_ip:
+            vtep = vteps.get(host)
+            if vtep is None or vtep == local_ip:
                 continue
-            if (net_id, ip) not in flood_seen:
-                flood_seen.add((net_id, ip))
-                fdb.append(FdbEntry(net_id, ip, FLOODING_MAC, FLOODING_IP))
+            if (net_id, vtep) not in flood_seen:
+                flood_seen.add((net_id, vtep))
+                fdb.append(FdbEntry(net_id, vtep, FLOODING_MAC, FLOODING_IP))
             mac = p.get("mac_address")
             if not (isinstance(mac, str) and _MAC.fullmatch(mac)):
                 continue  # no forwarding entry (it would be a flow ovs-ofctl rejects)
             for f in p.get("fixed_ips") or []:
                 if addresses.is_ip(f["ip_address"]):
-                    fdb.append(FdbEntry(net_id, ip, mac, f["ip_address"]))
+                    fdb.append(FdbEntry(net_id, vtep, mac, f["ip_address"]))
     group_rules, members = security_groups(mine, ports, sg_rules, memo, problems) if sg_rules is not None else ({}, {})
     desired_ports = _desired_ports(mine, memo.ports if memo is not None else None)
     if sg_rules is not None:

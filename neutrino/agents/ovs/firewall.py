@@ -272,8 +272,9 @@ def _filtered(
     for rule, cid in rules:
         flows, dims = _rule_flows(br, ofport, rule, cid) if stateful else _stateless_rule_flows(br, ofport, rule, cid)
         parts.append(flows)
-        for key in dims:
-            port_dims.setdefault(key, set()).add(cid)  # type: ignore[arg-type]
+        if cid is not None:  # (a rule without a conjunction has no dimension)
+            for key in dims:
+                port_dims.setdefault(key, set()).add(cid)
     parts.append(
         frozenset(FlowSpec(br, table, prio, m, _conjunctions(cids, 2)) for (table, prio, m), cids in port_dims.items())
     )

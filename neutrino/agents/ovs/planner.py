@@ -55,7 +55,7 @@ import functools
 import hashlib
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -323,11 +323,13 @@ def port_flows(cfg: AgentConfig, wired: WiredPort, firewall: FirewallFlowProvide
     return frozenset(out)
 
 
-def _port_errors(desired: DesiredHost, isolated: Mapping[str, str]) -> dict[str, str]:
-    """port id -> why it gets no flows (``isolated`` by the executor, or ``port_problem``)."""
+def _port_errors(
+    desired: DesiredHost, isolated: Mapping[str, str], port_check: Callable[[DesiredPort], str | None]
+) -> dict[str, str]:
+    """port id -> why it gets no flows (``isolated`` by the executor, or ``port_check``)."""
     out: dict[str, str] = {}
     for p in desired.ports:
-        why = isolated.get(p.id) or port_problem(p)
+        why = isolated.get(p.id) or port_check(p)
         if why:
             out[p.id] = why
     return out
@@ -340,6 +342,7 @@ def plan(
     local_vlans: Mapping[str, int],
     firewall: FirewallFlowProvider | None = None,
     isolated: Mapping[str, str] | None = None,
+    port_check: Callable[[DesiredPort], str | None] = port_problem,
 ) -> Plan:
     """Plan one reconcile pass (pure).
 
@@ -352,6 +355,9 @@ def plan(
         firewall: optional security-group flow provider.
         isolated: port id -> reason: ports to keep dead whatever they are (the
             executor's list of ports whose flows the switch rejected).
+        port_check: why a port's values are unusable (None: usable): such ports are
+            isolated without trying.  ``port_problem``; a test passes a check that lets
+            everything through, to reach the executor's own guard.
 
     Returns:
         A ``Plan``; ``Plan.flows`` holds the complete flow set of every bridge
@@ -360,7 +366,7 @@ def plan(
     acc = _Acc()
     nets = {n.id: n for n in desired.networks}
     ports = {p.id: p for p in desired.ports}
-    port_errors = _port_errors(desired, isolated or {})
+    port_errors = _port_errors(desired, isolated or {}, port_check)
     acc.warnings.extend(desired.problems)
     bridges = observed.bridges
     int_name = cfg.integration_bridge
@@ -411,7 +417,7 @@ def plan(
             want = other_configs[(net.id, lvid)] = _other_config(net, lvid)
         if not want.items() <= port.other_config.items():
             acc.ports.append(SetPortOtherConfig(port.name, dict(want)))
-    unwired = _plan_trunks(acc, int_name, desired, br_int, wired)
+    unwired = _plan_trunks(acc, int_name, desired, br_int, wired, port_check)
     if unwired:  # subport VIFs not (yet, or any more) attached through their wired parent
         gone = {fl.in_port_allow(int_name, w.ofport) for w in wired if w.port.id in unwired}
         wired = [w for w in wired if w.port.id not in unwired]
@@ -443,7 +449,12 @@ def trunk_port_names(subport_id: str) -> tuple[str, str]:
 
 
 def _plan_trunks(
-    acc: _Acc, br: str, desired: DesiredHost, br_int: ObservedBridge | None, wired: Sequence[WiredPort]
+    acc: _Acc,
+    br: str,
+    desired: DesiredHost,
+    br_int: ObservedBridge | None,
+    wired: Sequence[WiredPort],
+    port_check: Callable[[DesiredPort], str | None],
 ) -> set[str]:
     """Trunks: each subport of a trunk whose parent is wired gets a patch pair on br-int.
 
@@ -470,7 +481,7 @@ def _plan_trunks(
         acc.add(br, [fl.trunk_tagged_drop(br, parent.ofport)])
         for sub_id, vlan in trunk.subports:
             sub = ports.get(sub_id)
-            if sub is None or not t.MIN_VLAN <= vlan <= t.MAX_VLAN or port_problem(sub):
+            if sub is None or not t.MIN_VLAN <= vlan <= t.MAX_VLAN or port_check(sub):
                 continue
             vif, peer = trunk_port_names(sub_id)
             wanted.update((vif, peer))

@@ -28,9 +28,11 @@ Two layers, both built by ``neutrino.server`` from the configuration:
     * Over ``max_connections`` open connections, a request is answered 503
       and its connection closed.
 
-Every refusal is rendered in the format of the API it reaches (``RENDERERS``):
-Neutron's ``NeutronError``, Keystone's ``error``, Nova's fault, Glance's, or
-the metadata API's plain text.
+Every refusal is rendered in the format of the API it reaches: Neutron's
+``NeutronError``, Keystone's ``error``, Glance's, or the metadata API's plain
+text (``RENDERERS``), or Nova's fault (``neutrino.compute.faults.render``,
+added by ``neutrino.server``: this module sits below every HTTP edge and knows
+none of them).
 """
 
 from __future__ import annotations
@@ -42,8 +44,7 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
-
-from neutrino.compute.faults import FAULT_NAMES
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 #: (status, message) -> (body, content type)
@@ -83,10 +84,6 @@ def _keystone(status: int, message: str) -> tuple[bytes, str]:
     return orjson.dumps({"error": {"code": status, "title": _title(status), "message": message}}), _JSON
 
 
-def _nova(status: int, message: str) -> tuple[bytes, str]:
-    return orjson.dumps({FAULT_NAMES.get(status, "computeFault"): {"message": message, "code": status}}), _JSON
-
-
 def _glance(status: int, message: str) -> tuple[bytes, str]:
     return orjson.dumps({"code": status, "title": _title(status), "message": message}), _JSON
 
@@ -95,11 +92,11 @@ def _text(status: int, message: str) -> tuple[bytes, str]:
     return f"{status} {_title(status)}\n\n{message}".encode(), "text/plain; charset=UTF-8"
 
 
-#: API name (as in ``neutrino.server.build_all_apps``) -> its error format.
+#: API name (as in ``neutrino.server.build_all_apps``) -> its error format; the compute API's
+#: (Nova's fault names) is ``neutrino.compute.faults.render``, added by ``neutrino.server``.
 RENDERERS: dict[str, Render] = {
     "identity": _keystone,
     "network": _neutron,
-    "compute": _nova,
     "image": _glance,
     "metadata": _text,
 }
@@ -311,7 +308,6 @@ def http_protocol(
     ``body_timeout`` or ``max_connections`` 0: that bound is off.  Pass the
     class as ``uvicorn.Config(http=...)``.
     """
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     async def busy(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send_error(send, render, 503, BUSY)
@@ -355,7 +351,7 @@ def http_protocol(
             self.transport.close()
 
         # -- protocol callbacks ------------------------------------------------------------------------
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self._arm(header_timeout)  # a new connection must send its request in time
 
