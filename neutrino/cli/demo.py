@@ -37,11 +37,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from neutrino.cli.demo_checks import plan_checks, render_table, run_checks
-from neutrino.cli.demo_client import DemoError
-from neutrino.cli.demo_lab import FLAT_NET, ROUTER, build, clean
 from neutrino.cli.layout import DEFAULT_STATE_DIR, CLIError, layout_of, load_config, self_command
 from neutrino.cli.progress import Progress
 
@@ -53,6 +48,14 @@ def _command(layout: Any, sub: str) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # Imported when the demo runs: the HTTP client and the lab's modules would otherwise load
+    # with every `neutrino` command, the agents' included.
+    import httpx
+
+    from neutrino.cli.demo_checks import plan_checks, render_table, run_checks
+    from neutrino.cli.demo_client import DemoError
+    from neutrino.cli.demo_lab import FLAT_NET, ROUTER, build, clean
+
     layout = layout_of(args)
     if not (layout.root / "admin-openrc").exists():
         raise CLIError(f"no cloud in {layout.root} (run neutrino up first, or pass --state-dir)")

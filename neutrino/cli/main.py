@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neutrino import config as nconfig
-from neutrino.cli import console, demo, filemodes, host, process
+from neutrino.cli import demo, filemodes, host, process
 from neutrino.cli.layout import (
     DEFAULT_STATE_DIR,
     SERVER,
@@ -596,6 +596,9 @@ def cmd_console(args: argparse.Namespace) -> int:
         argv = argv[1:]
     if not argv:
         raise CLIError("usage: neutrino console SERVER -- COMMAND [ARGS...]")
+    # Imported here: it loads the HTTP client, which no other subcommand (nor an agent) needs.
+    from neutrino.cli import console
+
     return console.run(layout, args.server, argv)
 
 
