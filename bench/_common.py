@@ -1,5 +1,5 @@
 """Helpers the benchmarks share (percentiles, durations, command kinds, CPU time, free ports,
-openrc files)."""
+openrc files, API URLs and the CA to trust)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import os
 import resource
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from neutrino.testing.ports import free_port_offset as free_offset  # noqa: F401 - re-exported
 
@@ -94,3 +95,15 @@ def read_openrc(path: Path) -> dict[str, str]:
             k, _, v = line[len("export ") :].partition("=")
             env[k] = v.strip().strip("'\"")
     return env
+
+
+def api_base(openrc: Mapping[str, str], port: int) -> str:
+    """``SCHEME://127.0.0.1:PORT`` for an API of the cloud an openrc names: ``https`` when it
+    serves TLS (the default), ``http`` after ``neutrino up --no-tls`` (the scheme of OS_AUTH_URL)."""
+    return f"{urlsplit(openrc['OS_AUTH_URL']).scheme}://127.0.0.1:{port}"
+
+
+def verify(openrc: Mapping[str, str]) -> str | bool:
+    """httpx's ``verify=`` for the cloud an openrc names: its CA (OS_CACERT, STATE/pki/ca.pem,
+    exported when the cloud serves TLS), else the default."""
+    return openrc.get("OS_CACERT") or True

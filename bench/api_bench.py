@@ -3,6 +3,10 @@
 Neutron load script (../shared/bench/api_load.py) against it, then a linear
 list-scaling check.  Prints figures; asserts nothing.
 
+TLS: on (the default `neutrino up`): these are the figures users get.  The load script
+(stdlib http.client) trusts the cloud's CA through SSL_CERT_FILE=STATE/pki/ca.pem;
+bench/tls_bench.py compares the same load with and without TLS.
+
     .venv/bin/python bench/api_bench.py [--port-offset 20000] [--ports 500]
 
 Reference (real Neutron 29 on this kind of machine, same script): network
@@ -26,7 +30,7 @@ import uuid
 from pathlib import Path
 
 import httpx
-from _common import read_openrc
+from _common import api_base, read_openrc, verify
 
 ROOT = Path(__file__).resolve().parent.parent
 LOAD_SCRIPT = ROOT.parent / "shared" / "bench" / "api_load.py"
@@ -53,16 +57,16 @@ def token(auth_url: str, env: dict[str, str]) -> str:
             "scope": {"project": {"name": env["OS_PROJECT_NAME"], "domain": {"name": "Default"}}},
         }
     }
-    r = httpx.post(f"{auth_url}/auth/tokens", json=body, timeout=30)
+    r = httpx.post(f"{auth_url}/auth/tokens", json=body, timeout=30, verify=verify(env))
     r.raise_for_status()
     return r.headers["X-Subject-Token"]
 
 
-def list_scaling(net_url: str, tok: str, sizes: list[int]) -> list[tuple[int, float]]:
+def list_scaling(net_url: str, tok: str, sizes: list[int], ca: str | bool) -> list[tuple[int, float]]:
     """p50 of GET /ports for growing numbers of ports (linear growth expected)."""
     h = {"X-Auth-Token": tok}
     out = []
-    with httpx.Client(base_url=net_url, headers=h, timeout=60) as c:
+    with httpx.Client(base_url=net_url, headers=h, timeout=60, verify=ca) as c:
         proj = "scale-" + uuid.uuid4().hex[:8]
         c.put(f"/v2.0/quotas/{proj}", json={"quota": {"port": -1, "network": -1, "subnet": -1}})
         net = c.post("/v2.0/networks", json={"network": {"name": "scale", "project_id": proj}}).json()["network"]
@@ -89,6 +93,13 @@ def list_scaling(net_url: str, tok: str, sizes: list[int]) -> list[tuple[int, fl
     return out
 
 
+def load_env(openrc: dict[str, str]) -> dict[str, str]:
+    """The load script's environment: it uses http.client with the default SSL context, which
+    trusts the file SSL_CERT_FILE names (it has no CA option), so point that at the cloud's CA."""
+    ca = openrc.get("OS_CACERT")
+    return dict(os.environ, SSL_CERT_FILE=ca) if ca else dict(os.environ)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port-offset", type=int, default=20000)
@@ -112,7 +123,7 @@ def main() -> int:
         pid = int(json.loads((state / "run" / "server.pid").read_text())["pid"])
         openrc = read_openrc(state / "admin-openrc")
         auth_url = openrc["OS_AUTH_URL"]
-        net_url = f"http://127.0.0.1:{9696 + args.port_offset}"
+        net_url = api_base(openrc, 9696 + args.port_offset)
         tok = token(auth_url, openrc)
         project = "load-" + uuid.uuid4().hex[:8]
         # The load creates 2 x --ports ports in one project: lift its quotas first.
@@ -121,6 +132,7 @@ def main() -> int:
             headers={"X-Auth-Token": tok},
             json={"quota": {"port": -1, "network": -1, "subnet": -1}},
             timeout=30,
+            verify=verify(openrc),
         ).raise_for_status()
         rss_before = rss_mb(pid)
         out_json = state / "load.json"
@@ -144,8 +156,9 @@ def main() -> int:
                 str(out_json),
             ],
             check=True,
+            env=load_env(openrc),
         )
-        scaling = list_scaling(net_url, tok, [250, 500, 1000, 2000])
+        scaling = list_scaling(net_url, tok, [250, 500, 1000, 2000], verify(openrc))
         print("\n# GET /v2.0/ports latency by number of ports (p50 of 7)\n")
         print("| ports | p50_ms | ms per 1,000 ports |")
         print("|---|---|---|")

@@ -20,6 +20,9 @@ multinode (``neutrino.testing.nodes``: controller, network, compute1,
 compute2 as namespaces on one fabric, each running ``neutrino up --role``;
 PostgreSQL when installed): the time to bring the four nodes up, and
 ``neutrino demo`` on the controller until every check is green.
+
+TLS: on (the default ``neutrino up``, which creates the CA and certificates on the first
+start, so ``up`` includes that): what users get.
 """
 
 from __future__ import annotations
@@ -54,11 +57,14 @@ def _agents_alive(state: Path) -> int:
     from neutrino.agents.auth import read_openrc
     from neutrino.cli.console import _token
     from neutrino.cli.host import AGENT_TYPES, AGENTS
+    from neutrino.pki.tls import verify_arg
 
     rec = json.loads((state / "run" / "server.pid").read_text())
     url = rec["extra"]["endpoints"]["network"].rstrip("/")
-    tok = _token(read_openrc(state / "admin-openrc"))
-    agents = httpx.get(f"{url}/v2.0/agents", headers={"X-Auth-Token": tok}, timeout=10).json()["agents"]
+    creds = read_openrc(state / "admin-openrc")
+    tok = _token(creds)
+    h = {"X-Auth-Token": tok}
+    agents = httpx.get(f"{url}/v2.0/agents", headers=h, timeout=10, verify=verify_arg(creds.cacert)).json()["agents"]
     want = {AGENT_TYPES[k] for k in AGENTS}
     return len({a["agent_type"] for a in agents if a["alive"]} & want)
 

@@ -41,6 +41,9 @@ api (``neutrino up`` in a temporary state dir, the real agents):
   handled) and per second, and per port the delay from its creation (its bulk
   POST answered) to dnsmasq knowing it (target >= 100 ports/s, leases
   current within 1 s of the port's creation).
+
+TLS: on (the default ``neutrino up``: the agents follow the feed over mutual TLS, as users
+run them); the bench's own API calls trust STATE/pki/ca.pem.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import Timers, children_cpu, command_kind, free_offset, ms, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
+from _common import Timers, api_base, children_cpu, command_kind, free_offset, ms, pct, read_openrc, verify  # noqa: E402 - bench/ is on sys.path
 
 from neutrino.agents.dhcp import agent as dhcp_agent  # noqa: E402 - imported after sys.path names the bench folder
 from neutrino.agents.dhcp import render  # noqa: E402 - imported after sys.path names the bench folder
@@ -671,7 +674,7 @@ def get_token(env: Mapping[str, str]) -> tuple[str, str]:
             "scope": {"project": {"name": env["OS_PROJECT_NAME"], "domain": {"name": "Default"}}},
         }
     }
-    r = httpx.post(f"{env['OS_AUTH_URL'].rstrip('/')}/auth/tokens", json=body, timeout=30)
+    r = httpx.post(f"{env['OS_AUTH_URL'].rstrip('/')}/auth/tokens", json=body, timeout=30, verify=verify(env))
     r.raise_for_status()
     return r.headers["X-Subject-Token"], r.json()["token"]["project"]["id"]
 
@@ -736,8 +739,11 @@ def api_bench(n_lease: int, n_burst: int, bulk: int, budget: float, keep: bool) 
         cfg = load_config(state / "neutrino.conf", state, off)
         ovs = host_ovs(cfg)
         confs = dhcp_agent.confs_dir(cfg)
-        tok, project = get_token(read_openrc(state / "admin-openrc"))
-        c = httpx.Client(base_url=f"http://127.0.0.1:{9696 + off}", headers={"X-Auth-Token": tok}, timeout=60)
+        admin = read_openrc(state / "admin-openrc")
+        tok, project = get_token(admin)
+        c = httpx.Client(
+            base_url=api_base(admin, 9696 + off), headers={"X-Auth-Token": tok}, timeout=60, verify=verify(admin)
+        )
         c.put(f"/v2.0/quotas/{project}", json={"quota": {"port": -1, "network": -1, "subnet": -1}}).raise_for_status()
 
         # ---- part 2: port create -> lease, one port at a time ----

@@ -41,6 +41,9 @@ ping answered from the neighbour (one echo every 50 ms).
 
 Targets (/work/shared/reference/user-pains.md goal 1): port ready p50 <= 1 s,
 p99 <= 3 s at 50 concurrent boots (Nova waits up to 300 s for vif-plugged).
+
+TLS: on (the default ``neutrino up``: the agents follow the feed and report over mutual TLS,
+as users run them); the bench's own API calls trust STATE/pki/ca.pem.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import free_offset, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
+from _common import api_base, free_offset, pct, read_openrc, verify  # noqa: E402 - bench/ is on sys.path
 
 from neutrino.agents.ovs import agent as ovs_agent  # noqa: E402 - imported after sys.path names the bench folder
 from neutrino.agents.ovs.agent import OvsDriver  # noqa: E402 - imported after sys.path names the bench folder
@@ -551,7 +554,7 @@ def get_token(env: Mapping[str, str]) -> str:
             "scope": {"project": {"name": env["OS_PROJECT_NAME"], "domain": {"name": "Default"}}},
         }
     }
-    r = httpx.post(f"{env['OS_AUTH_URL'].rstrip('/')}/auth/tokens", json=body, timeout=30)
+    r = httpx.post(f"{env['OS_AUTH_URL'].rstrip('/')}/auth/tokens", json=body, timeout=30, verify=verify(env))
     r.raise_for_status()
     return r.headers["X-Subject-Token"]
 
@@ -559,8 +562,8 @@ def get_token(env: Mapping[str, str]) -> str:
 class FeedWatch:
     """Follows /neutrino/v1/changes in a thread and stamps when each port is first seen ACTIVE."""
 
-    def __init__(self, base_url: str, token: str) -> None:
-        self.c = httpx.Client(base_url=base_url, headers={"X-Auth-Token": token}, timeout=30)
+    def __init__(self, base_url: str, token: str, ca: str | bool) -> None:
+        self.c = httpx.Client(base_url=base_url, headers={"X-Auth-Token": token}, timeout=30, verify=ca)
         self.rev = int(self.c.get("/neutrino/v1/snapshot", params={"resources": "agent"}).json()["revision"])
         self.active_at: dict[str, float] = {}
         self.cond = threading.Condition()
@@ -623,15 +626,15 @@ def api_bench(n_ports: int, n_burst: int, n_servers: int, budget: float, keep: b
         ovs = host_ovs(cfg)
         admin = read_openrc(state / "admin-openrc")
         tok = get_token(admin)
-        net_url = f"http://127.0.0.1:{9696 + off}"
-        c = httpx.Client(base_url=net_url, headers={"X-Auth-Token": tok}, timeout=30)
+        net_url = api_base(admin, 9696 + off)
+        c = httpx.Client(base_url=net_url, headers={"X-Auth-Token": tok}, timeout=30, verify=verify(admin))
         agents = c.get("/v2.0/agents").json()["agents"]
         host = next(a["host"] for a in agents if a["agent_type"] == "Open vSwitch agent")
         net = c.post("/v2.0/networks", json={"network": {"name": "l2b-net"}}).json()["network"]
         c.post(
             "/v2.0/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4, "cidr": "10.77.0.0/16"}}
         ).raise_for_status()
-        feed = FeedWatch(net_url, tok)
+        feed = FeedWatch(net_url, tok, verify(admin))
         seq = 0
 
         def create_and_plug() -> tuple[str, float, float, float]:
@@ -709,7 +712,7 @@ def api_bench(n_ports: int, n_burst: int, n_servers: int, budget: float, keep: b
 
         # ---- servers: create -> ACTIVE -> first ping from a neighbour ----
         if n_servers:
-            server_bench(off, tok, n_servers, deadline, feed)
+            server_bench(admin, off, tok, n_servers, deadline, feed)
     finally:
         if feed is not None:
             feed.close()
@@ -726,11 +729,12 @@ def api_bench(n_ports: int, n_burst: int, n_servers: int, budget: float, keep: b
             print(f"(state kept in {state})")
 
 
-def server_bench(off: int, tok: str, n: int, deadline: float, feed: FeedWatch) -> None:
+def server_bench(admin: Mapping[str, str], off: int, tok: str, n: int, deadline: float, feed: FeedWatch) -> None:
     h = {"X-Auth-Token": tok}
-    nova = httpx.Client(base_url=f"http://127.0.0.1:{8774 + off}/v2.1", headers=h, timeout=30)
-    neutron = httpx.Client(base_url=f"http://127.0.0.1:{9696 + off}", headers=h, timeout=30)
-    images = httpx.get(f"http://127.0.0.1:{9292 + off}/v2/images", headers=h, timeout=30).json()["images"]
+    ca = verify(admin)
+    nova = httpx.Client(base_url=f"{api_base(admin, 8774 + off)}/v2.1", headers=h, timeout=30, verify=ca)
+    neutron = httpx.Client(base_url=api_base(admin, 9696 + off), headers=h, timeout=30, verify=ca)
+    images = httpx.get(f"{api_base(admin, 9292 + off)}/v2/images", headers=h, timeout=30, verify=ca).json()["images"]
     image = next(i["id"] for i in images if i["name"] == "cirros")
     flavor = next(f["id"] for f in nova.get("/flavors").json()["flavors"] if f["name"] == "m1.nano")
     net = neutron.post("/v2.0/networks", json={"network": {"name": "l2b-srv"}}).json()["network"]

@@ -45,6 +45,9 @@ agents):
   their own networks; then per sample: POST router (with gateway), PUT
   add_router_interface, and time until the instance's ping to 172.16.0.1
   (the lab host) answers (one echo every 50 ms).
+
+TLS: on (the default ``neutrino up``: the agents follow the feed over mutual TLS, as users
+run them); the bench's own API calls trust STATE/pki/ca.pem.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import Timers, children_cpu, command_kind, free_offset, ms, pct, read_openrc  # noqa: E402 - bench/ is on sys.path
+from _common import Timers, api_base, children_cpu, command_kind, free_offset, ms, pct, read_openrc, verify  # noqa: E402 - bench/ is on sys.path
 
 from neutrino import config as nconfig  # noqa: E402 - imported after sys.path names the bench folder
 from neutrino.agents import parallel as parallel_mod  # noqa: E402 - imported after sys.path names the bench folder
@@ -482,7 +485,7 @@ def get_token(env: Mapping[str, str]) -> str:
             "scope": {"project": {"name": env["OS_PROJECT_NAME"], "domain": {"name": "Default"}}},
         }
     }
-    r = httpx.post(f"{env['OS_AUTH_URL'].rstrip('/')}/auth/tokens", json=body, timeout=30)
+    r = httpx.post(f"{env['OS_AUTH_URL'].rstrip('/')}/auth/tokens", json=body, timeout=30, verify=verify(env))
     r.raise_for_status()
     return r.headers["X-Subject-Token"]
 
@@ -529,11 +532,13 @@ class AddrWatch:
 
 
 class Api:
-    def __init__(self, off: int, token: str) -> None:
+    def __init__(self, openrc: Mapping[str, str], off: int, token: str) -> None:
+        """The APIs of the cloud ``openrc`` names (its scheme and CA), at ``--port-offset off``."""
         h = {"X-Auth-Token": token}
-        self.net = httpx.Client(base_url=f"http://127.0.0.1:{9696 + off}/v2.0", headers=h, timeout=30)
-        self.nova = httpx.Client(base_url=f"http://127.0.0.1:{8774 + off}/v2.1", headers=h, timeout=30)
-        self.glance = f"http://127.0.0.1:{9292 + off}/v2"
+        self.ca = verify(openrc)
+        self.net = httpx.Client(base_url=f"{api_base(openrc, 9696 + off)}/v2.0", headers=h, timeout=30, verify=self.ca)
+        self.nova = httpx.Client(base_url=f"{api_base(openrc, 8774 + off)}/v2.1", headers=h, timeout=30, verify=self.ca)
+        self.glance = f"{api_base(openrc, 9292 + off)}/v2"
         self.h = h
 
     def call(self, method: str, path: str, body: Any = None, client: httpx.Client | None = None) -> Any:
@@ -543,7 +548,7 @@ class Api:
         return r.json() if r.content else None
 
     def boot(self, name: str, net_id: str) -> str:
-        images = httpx.get(f"{self.glance}/images", headers=self.h, timeout=30).json()["images"]
+        images = httpx.get(f"{self.glance}/images", headers=self.h, timeout=30, verify=self.ca).json()["images"]
         image = next(i["id"] for i in images if i["name"] == "cirros")
         flavor = next(
             f["id"] for f in self.call("GET", "/flavors", client=self.nova)["flavors"] if f["name"] == "m1.nano"
@@ -595,7 +600,8 @@ def api_bench(n_fips: int, n_snat: int, budget: float, keep: bool) -> None:
             f"`neutrino up` (until the agents report alive): {ms(time.perf_counter() - t0)}; "
             f"lab host namespace {lab} (172.16.0.1)"
         )
-        api = Api(off, get_token(read_openrc(state / "admin-openrc")))
+        admin = read_openrc(state / "admin-openrc")
+        api = Api(admin, off, get_token(admin))
         ext = api.call(
             "POST",
             "/networks",

@@ -43,6 +43,14 @@ def _firewall_driver(v: str) -> str:
     return low
 
 
+def _interval(v: str) -> float:
+    """Seconds, greater than 0 (fractions allowed)."""
+    secs = float(v)
+    if not secs > 0:
+        raise ValueError(f"{v!r} is not a number of seconds greater than 0")
+    return secs
+
+
 def _dict_int(v: str) -> Mapping[str, int]:
     out: dict[str, int] = {}
     for item in _list(v):
@@ -407,7 +415,14 @@ OPTIONS: tuple[Option, ...] = (
     ),
     _O("metadata", "nova_metadata_host", str, "127.0.0.1", "Host of the Nova metadata API."),
     _O("metadata", "nova_metadata_port", int, "8775", "Port of the Nova metadata API."),
-    _O("metadata", "nova_metadata_protocol", str, "http", "Protocol of the Nova metadata API (http or https)."),
+    _O(
+        "metadata",
+        "nova_metadata_protocol",
+        str,
+        "http",
+        "Protocol of the Nova metadata API (http or https); https, with this node's client certificate, "
+        "whenever [DEFAULT] use_ssl is on.",
+    ),
     _O(
         "metadata",
         "metadata_proxy_shared_secret",
@@ -460,6 +475,66 @@ OPTIONS: tuple[Option, ...] = (
         False,
     ),
     _O("lab", "cidr", str, "172.16.0.1/24", "Address/prefix of the lab host's interface lab0.", False),
+    # --- TLS (docs/tls.md): Neutron's [DEFAULT] names, our [pki] section ---------------------------
+    _O(
+        "DEFAULT",
+        "use_ssl",
+        _bool,
+        "true",
+        "Serve every API over TLS (HTTPS) and let agents authenticate with client certificates; "
+        "false only with `neutrino up --no-tls` (plain HTTP, agents log in with a password).",
+    ),
+    _O(
+        "DEFAULT",
+        "ssl_cert_file",
+        str,
+        "",
+        "Certificate chain the APIs present (leaf first; default: STATE/pki/server.pem).",
+    ),
+    _O("DEFAULT", "ssl_key_file", str, "", "Private key of ssl_cert_file (default: STATE/pki/server.key)."),
+    _O(
+        "DEFAULT",
+        "ssl_ca_file",
+        str,
+        "",
+        "CA certificate that client certificates must chain to, and that agents trust for the "
+        "server (default: STATE/pki/ca.pem).",
+    ),
+    _O(
+        "pki",
+        "crl_file",
+        str,
+        "",
+        "Certificate revocation list the server checks client certificates against, re-read when "
+        "it changes (default: STATE/pki/crl.pem).",
+        False,
+    ),
+    _O(
+        "pki",
+        "client_cert_file",
+        str,
+        "",
+        "This node's client certificate chain, presented by its agents (default: STATE/pki/node.pem).",
+        False,
+    ),
+    _O("pki", "client_key_file", str, "", "Private key of client_cert_file (default: STATE/pki/node.key).", False),
+    _O(
+        "pki",
+        "expiry_warning_days",
+        int,
+        "30",
+        "`neutrino status` and `neutrino pki show` warn about certificates that expire within this many days.",
+        False,
+    ),
+    _O(
+        "pki",
+        "reload_interval",
+        _interval,
+        "2",
+        "Seconds between the server's looks at its certificate, key and CRL files (changed files are "
+        "loaded for new connections; SIGHUP loads them at once).",
+        False,
+    ),
 )
 
 _BY_KEY = {(o.section, o.name): o for o in OPTIONS}
@@ -537,6 +612,10 @@ class DefaultSection(Section):
     dnsmasq_lease_max: int
     router_auto_schedule: bool
     allow_automatic_l3agent_failover: bool
+    use_ssl: bool
+    ssl_cert_file: str
+    ssl_key_file: str
+    ssl_ca_file: str
 
 
 @dataclass(frozen=True)
@@ -733,6 +812,17 @@ class LabSection(Section):
 
 
 @dataclass(frozen=True)
+class PkiSection(Section):
+    """[pki]"""
+
+    crl_file: str
+    client_cert_file: str
+    client_key_file: str
+    expiry_warning_days: int
+    reload_interval: float
+
+
+@dataclass(frozen=True)
 class Config:
     """A validated, frozen configuration: one typed attribute per section, named as the
     INI section (``default`` is [DEFAULT]).  ``state_dir`` is where files live."""
@@ -759,6 +849,7 @@ class Config:
     image: ImageSection
     metadata: MetadataSection
     lab: LabSection
+    pki: PkiSection
 
     @property
     def sections(self) -> Mapping[str, Section]:

@@ -159,6 +159,22 @@ class PolicyNotAuthorized(NotAuthorized):
     message = "%(action)s is disallowed by policy"
 
 
+class AgentNotAuthorized(NotAuthorized):
+    """An agent's client certificate does not allow this request (its role or its host)."""
+
+    message = "%(msg)s"
+
+
+class ClientCertificateRequired(NeutronException):
+    """401 on the agents' endpoints when TLS is on and the request has no verified client certificate."""
+
+    status = 401
+    message = (
+        "A client certificate issued by this cloud's CA is required: agents connect with their node's "
+        "certificate (STATE/pki/node.pem, see `neutrino pki issue`)."
+    )
+
+
 # --- 404 --------------------------------------------------------------------
 class NotFound(NeutronException):
     status = 404

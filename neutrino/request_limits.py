@@ -27,6 +27,12 @@ Two layers, both built by ``neutrino.server`` from the configuration:
       Time the server itself is not reading (flow control) does not count.
     * Over ``max_connections`` open connections, a request is answered 503
       and its connection closed.
+    * With TLS (``tls``, a ``neutrino.pki.tls.ReloadingServerContext``): a
+      client certificate that verified at the handshake becomes a
+      ``neutrino.pki.tls.Peer`` in every request's scope under
+      ``PEER_SCOPE_KEY`` ("neutrino.peer"); once its serial is in the reloaded
+      CRL, each further request on that (kept-alive) connection is answered 403
+      and the connection closed.
 
 Every refusal is rendered in the format of the API it reaches: Neutron's
 ``NeutronError``, Keystone's ``error``, Glance's, or the metadata API's plain
@@ -46,6 +52,8 @@ from typing import Any
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from neutrino.pki.tls import PEER_SCOPE_KEY, Peer, ReloadingServerContext
+
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 #: (status, message) -> (body, content type)
 Render = Callable[[int, str], tuple[bytes, str]]
@@ -56,11 +64,13 @@ HEADER_TIMEOUT = "The request line and headers were not received in time."
 BODY_TIMEOUT = "The request body was not received in time."
 HEADERS_TOO_LARGE = "The request line and headers are too large."
 BUSY = "Too many connections; retry later."
+REVOKED = "The client certificate {subject} (serial {serial:x}) has been revoked."
 
 _JSON = "application/json"
 #: Neutron's exception type names for the statuses produced here.
 _NEUTRON_TYPES = {
     400: "HTTPBadRequest",
+    403: "HTTPForbidden",
     408: "HTTPRequestTimeout",
     413: "HTTPRequestEntityTooLarge",
     431: "HTTPRequestHeaderFieldsTooLarge",
@@ -301,16 +311,27 @@ class RequestGuard:
 
 # --- the HTTP protocol layer (uvicorn) ----------------------------------------------------------------
 def http_protocol(
-    render: Render, *, header_timeout: float, body_timeout: float, max_header_size: int, max_connections: int
+    render: Render,
+    *,
+    header_timeout: float,
+    body_timeout: float,
+    max_header_size: int,
+    max_connections: int,
+    tls: ReloadingServerContext | None = None,
 ) -> type:
     """A uvicorn ``HttpToolsProtocol`` with the limits of the module docstring.
 
-    ``body_timeout`` or ``max_connections`` 0: that bound is off.  Pass the
-    class as ``uvicorn.Config(http=...)``.
+    ``body_timeout`` or ``max_connections`` 0: that bound is off.  ``tls``: the
+    listener serves TLS with ``tls.base`` (peer identity and revocation as in the
+    module docstring).  Pass the class as ``uvicorn.Config(http=...)``.
     """
 
     async def busy(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send_error(send, render, 503, BUSY)
+
+    async def revoked(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        peer = scope[PEER_SCOPE_KEY]
+        await send_error(send, render, 403, REVOKED.format(subject=peer.subject, serial=peer.serial))
 
     class GuardedHttpProtocol(HttpToolsProtocol):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -320,6 +341,7 @@ def http_protocol(
             self._in_head = False  # a request's first byte seen, its headers not yet complete
             self._in_body = False  # headers complete, body not yet complete
             self._head_bytes = 0
+            self._peer: Peer | None = None  # the verified client certificate's identity (TLS only)
 
         # -- deadlines ------------------------------------------------------------------------------
         def _arm(self, seconds: float) -> None:
@@ -353,6 +375,8 @@ def http_protocol(
         # -- protocol callbacks ------------------------------------------------------------------------
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
+            if tls is not None:  # the handshake is complete when the protocol gets the transport
+                self._peer = tls.peer(transport.get_extra_info("ssl_object"))
             self._arm(header_timeout)  # a new connection must send its request in time
 
         def connection_lost(self, exc: Exception | None) -> None:
@@ -369,6 +393,8 @@ def http_protocol(
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
+            if self._peer is not None:
+                self.scope[PEER_SCOPE_KEY] = self._peer  # type: ignore[literal-required] # our extension key
             self._in_head, self._head_bytes = True, 0
             if self._deadline is None:  # a keep-alive request (a new connection is armed already)
                 self._arm(header_timeout)
@@ -379,7 +405,10 @@ def http_protocol(
             busy_now = max_connections > 0 and (
                 len(self.connections) > max_connections or len(self.tasks) >= max_connections
             )
-            self.app = busy if busy_now else self._served_app
+            if tls is not None and self._peer is not None and tls.is_revoked(self._peer):
+                self.app = revoked
+            else:
+                self.app = busy if busy_now else self._served_app
             super().on_headers_complete()
 
         def on_body(self, body: bytes) -> None:

@@ -26,6 +26,7 @@ class Credentials:
     project_name: str
     user_domain: str = "Default"
     project_domain: str = "Default"
+    cacert: str | None = None  # OS_CACERT: the CA that verifies the APIs' certificates (TLS)
 
 
 #: The agents' credentials in the state directory (written by ``neutrino.identity.bootstrap``).
@@ -64,6 +65,7 @@ def read_openrc(path: Path) -> Credentials:
         env["OS_PROJECT_NAME"],
         env.get("OS_USER_DOMAIN_NAME", "Default"),
         env.get("OS_PROJECT_DOMAIN_NAME", "Default"),
+        env.get("OS_CACERT") or None,
     )
 
 

@@ -2,6 +2,12 @@
 client and the agent's driver into an ``AgentLoop`` and runs it until
 SIGTERM/SIGINT.  Drivers are found in an explicit registry (no plugins).
 
+Credentials: with TLS (an ``https://`` server URL, the default) the agent
+presents this node's client certificate (``neutrino.agents.tls``) and sends no
+token; an unusable certificate (missing, expired, not valid yet) stops it with
+a message naming the file and the dates.  With ``--no-tls`` it logs in as the
+service user of ``STATE/agent-openrc`` (``neutrino.agents.auth``).
+
 This is where the real machine is built: ``system_host`` (a ``SystemHost`` over this
 host's OVS) is handed to the driver's factory, and the executors change the machine
 only through it (tests hand them ``neutrino.fakes.host.FakeHost``)."""
@@ -21,6 +27,7 @@ import uvloop
 from neutrino.agents.auth import PasswordTokenSource, agent_credentials
 from neutrino.agents.loop import AgentLoop
 from neutrino.agents.ovs.host_config import host_ovs
+from neutrino.agents.tls import AgentCertificateError, agent_tls, scheme
 from neutrino.config import Config
 from neutrino.feed.client import FeedClient
 from neutrino.system.host import SystemHost
@@ -46,7 +53,7 @@ def server_url(cfg: Config) -> str:
         return cfg.default.server_url
     host = cfg.default.bind_host
     host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    return f"http://{host}:{cfg.default.bind_port}"
+    return f"{scheme(cfg)}://{host}:{cfg.default.bind_port}"
 
 
 def system_host(cfg: Config) -> SystemHost:
@@ -64,11 +71,23 @@ def load_driver(kind: str) -> Callable[..., Any]:
     return factory
 
 
+def feed_client(cfg: Config) -> FeedClient:
+    """The agent's client of the server: its certificate over TLS, the service user's token without."""
+    url = server_url(cfg)
+    try:
+        tls = agent_tls(cfg, url)
+    except AgentCertificateError as exc:
+        raise SystemExit(str(exc)) from None
+    if tls is not None:
+        return FeedClient(url, None, verify=tls.context, before_request=tls.maybe_reload)
+    return FeedClient(url, PasswordTokenSource(agent_credentials(cfg.state_dir)))  # the service user, never the admin
+
+
 async def run_agent(kind: str, cfg: Config) -> None:
     host = host_name(cfg)
-    tokens = PasswordTokenSource(agent_credentials(cfg.state_dir))  # the service user, never the admin
+    client = feed_client(cfg)
     driver = load_driver(kind)(cfg, host, system_host(cfg))
-    async with FeedClient(server_url(cfg), tokens) as client:
+    async with client:
         loop = AgentLoop(
             driver,
             client,

@@ -27,6 +27,7 @@ from neutrino.asgi import handled_lifespan
 from neutrino.context import AuthInfo, RequestContext
 from neutrino.resources import query
 from neutrino.resources.resource import Resource, Shaper, prepare_create, prepare_update, unwrap_create, unwrap_single
+from neutrino.services import agent_identity
 from neutrino.services import tags as tagsvc
 from neutrino.services.common import Deps
 from neutrino.services.tags import TAGGABLE  # collections with the /tags sub-API
@@ -133,7 +134,7 @@ async def dispatch(api: NetworkApi, request: Request, request_id: str) -> Respon
         return _openapi(api, method)
     for prefix, handler in api.extra_routes.items():
         if path.startswith(prefix):
-            return await handler(api, request, await _context(api, request, request_id))
+            return await handler(api, request, await _agent_route_context(api, request, request_id))
     if not path.startswith("/v2.0/"):
         raise errors.HTTPNotFound()
     ctx = await _context(api, request, request_id)
@@ -206,12 +207,69 @@ async def dispatch(api: NetworkApi, request: Request, request_id: str) -> Respon
 async def _context(api: NetworkApi, request: Request, request_id: str) -> RequestContext:
     token = request.headers.get("x-auth-token")
     if not token:
+        agent = agent_identity.identify(request.scope)
+        if agent is not None:  # an agent's own call (its DHCP ports, its routers' port bindings)
+            await _authorize_port_request(api, request, agent)
+            return agent.context(request_id)
         raise _Unauthorized()
+    return _token_context(api, token, request_id)
+
+
+def _token_context(api: NetworkApi, token: str, request_id: str) -> RequestContext:
     try:
         auth = api.validate_token(token)
     except Exception:  # noqa: BLE001 - any invalid token is a 401
         raise _Unauthorized() from None
     return RequestContext.from_auth(auth, request_id)
+
+
+async def _agent_route_context(api: NetworkApi, request: Request, request_id: str) -> RequestContext:
+    """The caller of an ``extra_routes`` route (the agents' ``/neutrino/v1/``), checked before its handler.
+
+    Over plain HTTP (``--no-tls``): the token, as the handlers require it.  Over TLS: the cloud
+    admin's token (the admin tools), else a verified client certificate, which is the agent
+    (``agent_identity``: its role and host decide), else 401 ``ClientCertificateRequired``."""
+    scope = request.scope
+    agent = agent_identity.identify(scope)
+    if not agent_identity.is_agent_path(request.url.path) or (agent is None and not agent_identity.tls_on(scope)):
+        return await _context(api, request, request_id)
+    token = request.headers.get("x-auth-token")
+    try:
+        ctx = _token_context(api, token, request_id) if token else None
+    except _Unauthorized:
+        ctx = None
+    if ctx is not None and ctx.is_admin:
+        return ctx
+    if agent is None:
+        raise errors.ClientCertificateRequired()
+    route = request.url.path[len(agent_identity.AGENT_PREFIX) :].strip("/")
+    body = await _lenient_json(request)
+    agent_identity.authorize_agent_route(agent, route, request.method, request.query_params, body)
+    return agent.context(request_id)
+
+
+async def _authorize_port_request(api: NetworkApi, request: Request, agent: agent_identity.AgentIdentity) -> None:
+    """Refuse an agent's ``/v2.0/`` request unless ``agent_identity`` allows it (reads the port it names)."""
+    parts = [p for p in request.url.path[len("/v2.0/") :].removesuffix(".json").split("/") if p]
+    current = None
+    if len(parts) == 2 and parts[0] == "ports":
+
+        def read() -> agent_identity.PortBinding | None:
+            with api.deps.db.read() as conn:
+                return agent_identity.port_binding(conn, parts[1])
+
+        current = await run_in_threadpool(read)
+    body = await _lenient_json(request)
+    agent_identity.authorize_port_request(agent, request.method, parts, body, current)
+
+
+async def _lenient_json(request: Request) -> Any:
+    """The JSON body for the agent checks; None when empty or malformed (the handler then answers 400)."""
+    raw = await request.body()  # Starlette keeps it: the handler reads the same bytes
+    try:
+        return orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        return None
 
 
 class _Unauthorized(errors.NeutronException):

@@ -17,11 +17,25 @@ import httpx
 from neutrino.agents.auth import AGENT_OPENRC, read_openrc
 from neutrino.agents.compute.planner import netns_name
 from neutrino.cli.layout import SERVER, endpoints, load_config
+from neutrino.pki.paths import pki_paths
+from neutrino.pki.tls import client_context, verify_arg
 from neutrino.system.exec import netns_argv
 from neutrino.system.netns import netns_exists
 
 
-def _token(creds: Any) -> str:
+def _verify(layout: Any, creds: Any) -> Any:
+    """httpx ``verify=``: the openrc's CA (TLS), presenting this node's client certificate
+    when it has one (the agents' endpoints know nodes by their certificates)."""
+    paths = pki_paths(layout.root)
+    if creds.cacert and paths.node_cert.exists() and paths.node_key.exists():
+        return client_context(creds.cacert, paths.node_cert, paths.node_key)
+    return verify_arg(creds.cacert)
+
+
+def _token(creds: Any, verify: Any = None) -> str:
+    """A project-scoped token for ``creds``; ``verify`` (httpx) defaults to the openrc's CA."""
+    if verify is None:
+        verify = verify_arg(creds.cacert)
     body = {
         "auth": {
             "identity": {
@@ -33,7 +47,7 @@ def _token(creds: Any) -> str:
             "scope": {"project": {"name": creds.project_name, "domain": {"name": creds.project_domain}}},
         }
     }
-    r = httpx.post(f"{creds.auth_url.rstrip('/')}/auth/tokens", json=body, timeout=30)
+    r = httpx.post(f"{creds.auth_url.rstrip('/')}/auth/tokens", json=body, timeout=30, verify=verify)
     r.raise_for_status()
     return r.headers["X-Subject-Token"]
 
@@ -48,7 +62,10 @@ def find_server(layout: Any, ref: str) -> dict[str, Any] | None:
     # that predates them.
     path = layout.root / AGENT_OPENRC
     creds = read_openrc(path if path.exists() else layout.root / "admin-openrc")
-    r = httpx.get(f"{url}/neutrino/v1/servers", headers={"X-Auth-Token": _token(creds)}, timeout=30)
+    verify = _verify(layout, creds)
+    r = httpx.get(
+        f"{url}/neutrino/v1/servers", headers={"X-Auth-Token": _token(creds, verify)}, timeout=30, verify=verify
+    )
     r.raise_for_status()
     body = r.json()
     servers = body.get("servers", body) if isinstance(body, dict) else body

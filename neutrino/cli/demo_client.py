@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from neutrino.agents.auth import Credentials
+from neutrino.pki.tls import verify_arg
 
 
 class DemoError(Exception):
@@ -37,7 +38,7 @@ class Api:
                 "scope": {"project": {"name": creds.project_name, "domain": {"name": creds.project_domain}}},
             }
         }
-        self.http = httpx.Client(timeout=timeout, trust_env=False)
+        self.http = httpx.Client(timeout=timeout, trust_env=False, verify=verify_arg(creds.cacert))
         try:
             r = self.http.post(f"{creds.auth_url.rstrip('/')}/auth/tokens", json=body)
         except httpx.HTTPError as exc:

@@ -271,17 +271,28 @@ def wait_alive(
     layout: Any, network_url: str, timeout: float = 30.0, kinds: tuple[str, ...] = AGENTS, host: str | None = None
 ) -> list[str]:
     """Wait until the agents ``kinds`` of ``host`` (None: any host) report alive; returns
-    the agent types still missing.  Asks as the agents do (their service user, the
-    feed's snapshot of agents): a node other than the controller has no admin credentials."""
+    the agent types still missing.  Asks as the agents do (the feed's snapshot of agents, with
+    this node's client certificate over TLS, else as their service user): a node other than
+    the controller has no admin credentials."""
     import time
 
     import httpx
 
     from neutrino.agents.auth import agent_credentials
-    from neutrino.cli.console import _token
+    from neutrino.cli.console import _token, _verify
+    from neutrino.pki.paths import pki_paths
+    from neutrino.pki.tls import client_context
 
     want = {AGENT_TYPES[k] for k in kinds}
-    token = _token(agent_credentials(layout.root))
+    headers: dict[str, str] = {}
+    if network_url.startswith("https://"):
+        # TLS: as the agents do, with this node's client certificate and no password.
+        paths = pki_paths(layout.root)
+        verify: Any = client_context(paths.ca, paths.node_cert, paths.node_key)
+    else:
+        creds = agent_credentials(layout.root)
+        verify = _verify(layout, creds)
+        headers["X-Auth-Token"] = _token(creds, verify)
     deadline = time.monotonic() + timeout
     missing = sorted(want)
     while time.monotonic() < deadline:
@@ -289,8 +300,9 @@ def wait_alive(
             r = httpx.get(
                 f"{network_url.rstrip('/')}/neutrino/v1/snapshot",
                 params={"resources": "agent"},
-                headers={"X-Auth-Token": token},
+                headers=headers,
                 timeout=5,
+                verify=verify,
             )
             alive = {
                 a["agent_type"]

@@ -129,9 +129,11 @@ def _client_host(bind_host: str) -> str:
 
 
 def endpoints(cfg: nconfig.Config) -> dict[str, str]:
+    """Where a local client reaches the identity and network APIs (``https://`` with TLS on)."""
+    sch = "https" if cfg.default.use_ssl else "http"
     return {
-        "identity": f"http://{_client_host(cfg.identity.bind_host)}:{cfg.identity.bind_port}/v3",
-        "network": f"http://{_client_host(cfg.default.bind_host)}:{cfg.default.bind_port}/",
+        "identity": f"{sch}://{_client_host(cfg.identity.bind_host)}:{cfg.identity.bind_port}/v3",
+        "network": f"{sch}://{_client_host(cfg.default.bind_host)}:{cfg.default.bind_port}/",
     }
 
 

@@ -24,6 +24,7 @@ import os
 import secrets
 import shutil
 import socket
+import ssl
 import sys
 import time
 import urllib.error
@@ -34,6 +35,7 @@ from pathlib import Path
 
 from neutrino import config as nconfig
 from neutrino.cli import demo, filemodes, host, process
+from neutrino.cli import pki as pki_cli
 from neutrino.cli.layout import (
     DEFAULT_STATE_DIR,
     SERVER,
@@ -45,6 +47,7 @@ from neutrino.cli.layout import (
     self_command,
 )
 from neutrino.config_checks import ROLE_CHOICES
+from neutrino.pki.tls import TLSFileError, client_context
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -105,10 +108,23 @@ def initial_values() -> dict[tuple[str, str], str]:
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
 
 
-def probe(url: str, timeout: float = 2.0) -> tuple[bool, str]:
-    """(answers, detail): any HTTP response counts as an answer."""
+def _opener(url: str, cafile: Path | str | None) -> urllib.request.OpenerDirector:
+    """The plain opener, or for ``https://`` one that verifies the server against ``cafile``."""
+    if not url.startswith("https://"):
+        return _OPENER
+    ctx = client_context(cafile) if cafile else ssl.create_default_context()
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx))
+
+
+def probe(url: str, timeout: float = 2.0, cafile: Path | str | None = None) -> tuple[bool, str]:
+    """(answers, detail): any HTTP response counts as an answer; ``https://`` is verified
+    against ``cafile`` (a certificate that does not verify is no answer, and says why)."""
     try:
-        with _OPENER.open(url, timeout=timeout) as resp:
+        opener = _opener(url, cafile)
+    except TLSFileError as exc:
+        return False, f"cannot verify its certificate: {exc}"
+    try:
+        with opener.open(url, timeout=timeout) as resp:
             return True, f"HTTP {resp.status}"
     except urllib.error.HTTPError as exc:
         return True, f"HTTP {exc.code}"
@@ -142,8 +158,15 @@ def _server_module():
 
 
 def prepare(cfg: nconfig.Config) -> None:
-    """Migrations and identity bootstrap (``neutrino.server.prepare``)."""
-    _server_module().prepare(cfg)
+    """The TLS files checked (``neutrino.server.server_tls``: a missing, unreadable or bad
+    certificate or key stops ``up`` with its path and what to do), then migrations and the
+    identity bootstrap (``neutrino.server.prepare``)."""
+    server = _server_module()
+    try:
+        server.server_tls(cfg)
+    except server.TLSSetupError as exc:
+        raise CLIError(str(exc)) from None
+    server.prepare(cfg)
 
 
 def server_argv(layout: Layout, port_offset: int) -> list[str]:
@@ -218,10 +241,13 @@ def _write_initial_config(
     layout: Layout,
     roles: tuple[str, ...] | None,
     initial: Callable[[], dict[tuple[str, str], str]] = initial_values,
+    no_tls: bool = False,
 ) -> None:
     values = initial()
     if roles:
         values[("DEFAULT", "roles")] = ",".join(roles)
+    if no_tls:  # the only way to plain HTTP (``neutrino up --no-tls``)
+        values[("DEFAULT", "use_ssl")] = "false"
     text = nconfig.render_ini(values)
     tmp = layout.conf.with_suffix(".conf.tmp")
     # It holds the metadata secret (and maybe a database password): owner only.
@@ -261,7 +287,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                     "server_url, [ovs] local_ip...) and the controller's agent-openrc "
                     "(see docs/multinode.md)"
                 )
-            _write_initial_config(layout, given, args.hooks.initial_values)
+            _write_initial_config(layout, given, args.hooks.initial_values, no_tls=args.no_tls)
         overrides = {("DEFAULT", "roles"): ",".join(given)} if given else {}
         cfg = load_config(layout.conf, layout.root, args.port_offset, overrides)
         _repair_modes(cfg)
@@ -269,6 +295,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         kinds = () if args.no_agents else host.agents_for(roles)
         server: _ServerUp | None = None
         if "controller" in roles:
+            _ensure_tls(layout, cfg, roles, no_tls=args.no_tls)
             server = _up_controller(layout, cfg, args)
             if server.already:
                 cfg = load_config(layout.conf, layout.root, server.port_offset, overrides)
@@ -277,14 +304,17 @@ def cmd_up(args: argparse.Namespace) -> int:
             network_url = _server_url(cfg)
             from neutrino.agents.auth import AGENT_OPENRC
 
-            if kinds and not (layout.root / AGENT_OPENRC).exists():
+            if kinds and not cfg.default.use_ssl and not (layout.root / AGENT_OPENRC).exists():
+                # Over TLS the agents present the node's certificate (its bundle) instead.
                 raise CLIError(
                     f"{layout.root / AGENT_OPENRC} is missing: copy it from the controller "
-                    "(the agents' service user; a node other than the controller needs no "
-                    "admin-openrc)"
+                    "(the agents' service user with --no-tls; a node other than the controller "
+                    "needs no admin-openrc)"
                 )
-            if not probe(network_url, timeout=5.0)[0]:
-                raise CLIError(f"the Neutron API at {network_url} ([DEFAULT] server_url) does not answer")
+            _ensure_tls(layout, cfg, roles, no_tls=args.no_tls)
+            answers, why = probe(network_url, timeout=5.0, cafile=_ca_file(cfg))
+            if not answers:
+                raise CLIError(f"the Neutron API at {network_url} ([DEFAULT] server_url) does not answer: {why}")
         offset = server.port_offset if server else args.port_offset
         if kinds and server is not None and not (layout.root / "agent-openrc").exists():
             # The running server's bootstrap predates the agents' service user.
@@ -321,6 +351,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"  Identity API  {eps['identity']}")
     print(f"  Network API   {eps['network']}")
     print(f"  config        {layout.conf}")
+    print(f"  TLS           {_tls_text(cfg)}")
     print(f"  log           {layout.log(SERVER)}")
     creds = [p for p in layout.credential_files() if p.exists()]
     if creds:
@@ -345,6 +376,64 @@ class _ServerUp:
 
 def _host_name(cfg: nconfig.Config) -> str:
     return cfg.default.host or socket.gethostname()
+
+
+def _ca_file(cfg: nconfig.Config) -> Path | None:
+    """The CA this node's clients verify the APIs with; None with TLS off."""
+    if not cfg.default.use_ssl:
+        return None
+    from neutrino.pki.paths import pki_paths
+
+    return Path(cfg.default.ssl_ca_file or pki_paths(cfg.state_dir).ca)
+
+
+def _tls_text(cfg: nconfig.Config) -> str:
+    return f"on (CA {_ca_file(cfg)})" if cfg.default.use_ssl else "off (plain HTTP)"
+
+
+def _cert_role(roles: Sequence[str]) -> str:
+    """The role a node's client certificate names: its one role, else ``all``."""
+    return roles[0] if len(roles) == 1 else "all"
+
+
+def _ensure_tls(layout: Layout, cfg: nconfig.Config, roles: Sequence[str], *, no_tls: bool) -> None:
+    """With TLS on: the CA (on a controller, at the first ``up``), the server's and this
+    node's certificates; a joined node must have imported its bundle.  ``--no-tls`` on a
+    configuration that has TLS on is refused (the file says what this node serves)."""
+    if not cfg.default.use_ssl:
+        return
+    if no_tls:
+        raise CLIError(
+            f"{layout.conf} has TLS on ([DEFAULT] use_ssl = true); to serve plain HTTP set "
+            "use_ssl = false there (and restart: neutrino down, neutrino up)"
+        )
+    from neutrino.pki.ca import ensure_node_pki, server_sans
+    from neutrino.pki.certs import PkiError
+    from neutrino.pki.paths import pki_paths
+
+    name = _host_name(cfg)
+    paths = pki_paths(layout.root)
+    if "controller" in roles:  # a joined node never makes a CA of its own: it imports a bundle
+        hosts = [cfg.identity.public_host, cfg.identity.bind_host, cfg.default.bind_host, cfg.compute.bind_host]
+        hosts += [cfg.image.bind_host, cfg.metadata.bind_host]
+        try:
+            paths = ensure_node_pki(
+                layout.root,
+                host=name,
+                role=_cert_role(cfg.default.roles),
+                sans=server_sans(name, hosts),  # + localhost, 127.0.0.1, ::1; no wildcard or empty
+            )
+        except (ValueError, PkiError, OSError) as exc:
+            raise CLIError(f"cannot create the TLS files in {paths.root}: {exc}") from None
+    # A joined node's agents need their pair and the CA (its bundle); a server also its own pair and the CRL.
+    own = [paths.node_cert, paths.node_key, paths.ca]
+    wanted = paths.missing() if "controller" in roles else [p for p in own if not p.exists()]
+    if wanted:
+        raise CLIError(
+            f"TLS is on but {', '.join(str(p) for p in wanted)} missing: on the controller run "
+            f"`neutrino pki issue --host {name} --role {_cert_role(cfg.default.roles)} --bundle FILE`, "
+            f"then here `neutrino pki import FILE --state-dir {layout.root}` (or serve plain HTTP: use_ssl = false)"
+        )
 
 
 def _server_url(cfg: nconfig.Config) -> str:
@@ -393,9 +482,11 @@ def _up_controller(layout: Layout, cfg: nconfig.Config, args: argparse.Namespace
     )
     answered: set[str] = set()
 
+    cafile = _ca_file(cfg)
+
     def ready() -> bool:
         for name, url in eps.items():
-            if name not in answered and probe(url, timeout=1.0)[0]:
+            if name not in answered and probe(url, timeout=1.0, cafile=cafile)[0]:
                 answered.add(name)
         return len(answered) == len(eps) or proc.poll() is not None
 
@@ -427,6 +518,8 @@ def cmd_server(args: argparse.Namespace) -> int:
         server.run(cfg)
     except KeyboardInterrupt:
         pass
+    except server.TLSSetupError as exc:
+        raise CLIError(str(exc)) from None
     return 0
 
 
@@ -480,8 +573,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         except CLIError:
             pass
     answering = True
+    cafile = None
+    if cfg is not None:
+        cafile = _ca_file(cfg)
+        print(f"TLS: {_tls_text(cfg)}")
+        for problem in _expiry_problems(cfg):
+            print(f"warning: {problem}")
     for name, url in eps.items():
-        ok, detail = probe(url, timeout=args.hooks.probe_timeout)
+        ok, detail = probe(url, timeout=args.hooks.probe_timeout, cafile=cafile)
         answering = answering and ok
         print(f"{name + ' API':14} {url:34} {'answers (' + detail + ')' if ok else 'no answer: ' + detail}")
         if ok and not any_alive:
@@ -494,6 +593,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     if degraded or (controller and not server_alive) or not answering:
         return EXIT_DEGRADED
     return EXIT_RUNNING
+
+
+def _expiry_problems(cfg: nconfig.Config) -> list[str]:
+    """Certificates of this node that expired or expire within ``[pki] expiry_warning_days``."""
+    if not cfg.default.use_ssl:
+        return []
+    from neutrino.pki.certs import expiry_problems
+    from neutrino.pki.paths import pki_paths
+
+    files = [Path(f) for f in (cfg.default.ssl_cert_file, cfg.pki.client_cert_file) if f]
+    return expiry_problems([*files, *pki_paths(cfg.state_dir).certificates()], cfg.pki.expiry_warning_days)
 
 
 def _print_where_to_look(cfg: nconfig.Config) -> None:
@@ -686,6 +796,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-agents", action="store_true", help="start only the API server (no Open vSwitch, no agents)")
     p.add_argument(
+        "--no-tls",
+        action="store_true",
+        help="serve plain HTTP (the first up writes use_ssl = false into neutrino.conf); "
+        "by default every API serves HTTPS with the node's own CA, created at the first up",
+    )
+    p.add_argument(
         "--role",
         metavar="ROLES",
         help="what this node runs, comma-separated: controller (API servers), network "
@@ -744,6 +860,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_down)
 
     demo.add_parser(sub, common)
+    pki_cli.add_parser(sub, common)
 
     p = sub.add_parser(
         "check-config",

@@ -20,8 +20,9 @@ A project id after ``/v2.1/`` (old-style URLs) is accepted and ignored.
 Errors are Nova's ``{"itemNotFound": {"message": ..., "code": 404}}``.
 
 ``install_internal(network_api, servers, feed)`` adds the agent side to the
-network API, under ``/neutrino/v1/servers`` (admin or service role; errors in
-the network API's ``NeutronError`` format):
+network API, under ``/neutrino/v1/servers`` (admin or service role, or over TLS a
+compute node's client certificate for its own host: ``neutrino.services.agent_identity``;
+errors in the network API's ``NeutronError`` format):
 
 ``GET /neutrino/v1/servers[?host=H]``
     ``{"revision": R, "servers": [expanded agent view, ...]}``: every server

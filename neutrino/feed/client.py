@@ -2,6 +2,10 @@
 
 ``FeedClient`` is a thin async wrapper over httpx (``transport=`` is
 injectable: tests pass ``httpx.ASGITransport(app)`` or ``MockTransport``).
+Over TLS an agent authenticates with its client certificate: ``token=None``
+sends no ``X-Auth-Token``, ``verify=`` is the ``ssl.SSLContext`` that
+presents the certificate and ``before_request`` runs before each request
+(``AgentTls.maybe_reload``: a rotated certificate for new connections).
 ``DesiredState`` turns snapshot + changes into a ``State``
 (``neutrino.feed.state``): it snapshots when it has no state, when the
 server answers 410 (``ChangesGone``), and when an answer does not follow its
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
@@ -48,14 +53,22 @@ class FeedClient:
     def __init__(
         self,
         base_url: str,
-        token: TokenSource,
+        token: TokenSource | None,
         transport: httpx.AsyncBaseTransport | None = None,
         *,
         timeout_margin: float = 10.0,
+        verify: ssl.SSLContext | None = None,
+        before_request: Callable[[], object] | None = None,
     ) -> None:
         self._token = token
         self._margin = timeout_margin
-        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), transport=transport, timeout=timeout_margin)
+        self._before = before_request
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            transport=transport,
+            timeout=timeout_margin,
+            verify=verify if verify is not None else True,
+        )
 
     async def __aenter__(self) -> FeedClient:
         return self
@@ -69,8 +82,21 @@ class FeedClient:
     async def _token_value(self) -> str:
         if isinstance(self._token, str):
             return self._token
+        assert self._token is not None  # _headers asks only when there is a token source
         value = self._token()
         return await value if inspect.isawaitable(value) else value
+
+    async def _headers(self) -> dict[str, str]:
+        """The request headers: the token, unless the client certificate authenticates (``token=None``)."""
+        if self._before is not None:
+            self._before()
+        if self._token is None:
+            return {"Accept": "application/json"}
+        return {"X-Auth-Token": await self._token_value(), "Accept": "application/json"}
+
+    def _may_renew(self) -> bool:
+        """Whether a 401 is worth one retry: the token source may hand out a fresh token."""
+        return self._token is not None and not isinstance(self._token, str)
 
     async def _call(
         self,
@@ -82,7 +108,7 @@ class FeedClient:
         timeout: float | None = None,
     ) -> Any:
         for attempt in (1, 2):
-            headers = {"X-Auth-Token": await self._token_value(), "Accept": "application/json"}
+            headers = await self._headers()
             resp = await self._http.request(
                 method,
                 f"/neutrino/v1/{path}",
@@ -91,7 +117,7 @@ class FeedClient:
                 headers=headers,
                 timeout=timeout or self._margin,
             )
-            if resp.status_code == 401 and attempt == 1 and not isinstance(self._token, str):
+            if resp.status_code == 401 and attempt == 1 and self._may_renew():
                 continue  # the token source may hand out a fresh token
             break
         if resp.status_code >= 400:
@@ -118,14 +144,14 @@ class FeedClient:
         )
 
     async def api(self, method: str, path: str, body: Any = None, *, ok: tuple[int, ...] = ()) -> Any:
-        """A call to the Neutron API itself (``/v2.0/...``) with the agent's token.
+        """A call to the Neutron API itself (``/v2.0/...``) with the agent's token or certificate.
 
         Raises ``FeedError`` on an error status not listed in ``ok``.
         """
         for attempt in (1, 2):
-            headers = {"X-Auth-Token": await self._token_value(), "Accept": "application/json"}
+            headers = await self._headers()
             resp = await self._http.request(method, path, json=body, headers=headers, timeout=self._margin)
-            if resp.status_code == 401 and attempt == 1 and not isinstance(self._token, str):
+            if resp.status_code == 401 and attempt == 1 and self._may_renew():
                 continue
             break
         if resp.status_code >= 400 and resp.status_code not in ok:

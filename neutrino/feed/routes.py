@@ -1,7 +1,11 @@
 """The agent-facing HTTP API under ``/neutrino/v1/`` on the network API.
 
 Every route needs a token with the ``admin`` or ``service`` role (else 403
-``PolicyNotAuthorized``; no token: 401).
+``PolicyNotAuthorized``; no token: 401).  Over TLS an agent presents its
+node's client certificate instead of a token: the network API's dispatch asks
+``neutrino.services.agent_identity`` (its role's agent types, its own host
+only) before any handler here runs (no certificate: 401
+``ClientCertificateRequired``; another host or role: 403 ``AgentNotAuthorized``).
 
 ``GET /neutrino/v1/snapshot[?resources=network,subnet,...]``
     ``{"revision": R, "resources": {"networks": [...], ...}}``: admin-view

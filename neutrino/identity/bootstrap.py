@@ -12,7 +12,11 @@
 and writes, if missing, ``STATE/admin-openrc``, ``STATE/demo-openrc``,
 ``STATE/agent-openrc`` (the agents' credentials: what a network or compute
 node gets instead of the admin's) and ``STATE/clouds.yaml`` (clouds
-``admin`` and ``demo``; JSON, which is YAML), all mode 0600.
+``admin`` and ``demo``; JSON, which is YAML), all mode 0600.  With TLS on
+(``[DEFAULT] use_ssl``) the URLs are ``https://`` and the files name the CA
+the clients verify the APIs with (``OS_CACERT``, clouds.yaml ``cacert``).
+A file whose URL or CA no longer match the configuration is rewritten (same
+password).
 
 Passwords are never changed once set: they are read back from those files.
 Only when a user exists but none of the files knows its password (files
@@ -36,6 +40,7 @@ from neutrino.config import Config
 from neutrino.db.engine import Database
 from neutrino.identity import store
 from neutrino.identity.passwords import hash_password
+from neutrino.pki.paths import pki_paths
 
 LOG = logging.getLogger(__name__)
 
@@ -58,10 +63,17 @@ def auth_url(cfg: Config) -> str:
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{cfg.identity.bind_port}/v3"
+    return f"{'https' if cfg.default.use_ssl else 'http'}://{host}:{cfg.identity.bind_port}/v3"
 
 
-def _openrc(url: str, region: str, user: str, password: str, project: str) -> str:
+def ca_file(cfg: Config, state_dir: Path | str) -> str | None:
+    """The CA the clients verify the APIs with (``OS_CACERT``, ``cacert``); None without TLS."""
+    if not cfg.default.use_ssl:
+        return None
+    return str(cfg.default.ssl_ca_file or pki_paths(state_dir).ca)
+
+
+def _openrc(url: str, region: str, user: str, password: str, project: str, cacert: str | None = None) -> str:
     env = {
         "OS_AUTH_URL": url,
         "OS_USERNAME": user,
@@ -73,12 +85,14 @@ def _openrc(url: str, region: str, user: str, password: str, project: str) -> st
         "OS_REGION_NAME": region,
         "OS_INTERFACE": "public",
     }
+    if cacert is not None:
+        env["OS_CACERT"] = cacert
     lines = [f"# Neutrino credentials: user {user}, project {project}."]
     lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
     return "\n".join(lines) + "\n"
 
 
-def _clouds(url: str, region: str, passwords: dict[str, str]) -> str:
+def _clouds(url: str, region: str, passwords: dict[str, str], cacert: str | None = None) -> str:
     clouds = {}
     for cloud in CLOUDS:
         user, project, _role = ACCOUNTS[cloud]
@@ -95,6 +109,8 @@ def _clouds(url: str, region: str, passwords: dict[str, str]) -> str:
             "interface": "public",
             "identity_api_version": 3,
         }
+        if cacert is not None:
+            clouds[cloud]["cacert"] = cacert
     return orjson.dumps({"clouds": clouds}, option=orjson.OPT_INDENT_2).decode() + "\n"
 
 
@@ -128,6 +144,14 @@ def _write_private(path: Path, text: str) -> None:
         fh.write(text)
     os.chmod(tmp, 0o600)  # whatever the umask
     os.replace(tmp, path)
+
+
+def _differs(path: Path, text: str) -> bool:
+    """True when ``path`` is missing or does not hold ``text``."""
+    try:
+        return path.read_text() != text
+    except (OSError, UnicodeDecodeError):
+        return True
 
 
 def _ensure_private(path: Path) -> None:
@@ -194,7 +218,7 @@ def bootstrap(cfg: Config, db: Database, state_dir: Path | str) -> dict[str, Any
     """
     state = Path(state_dir)
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
-    url, region = auth_url(cfg), cfg.identity.region
+    url, region, cacert = auth_url(cfg), cfg.identity.region, ca_file(cfg, state)
     files = {c: state / f"{c}-openrc" for c in ACCOUNTS}
     clouds_path = state / "clouds.yaml"
     lock_fd = os.open(state / ".bootstrap.lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -220,12 +244,14 @@ def bootstrap(cfg: Config, db: Database, state_dir: Path | str) -> dict[str, Any
         out = _ensure_rows(db, hashes)
         written = []
         for cloud, path in files.items():
-            if cloud in reset or not path.exists():
-                user, project, _role = ACCOUNTS[cloud]
-                _write_private(path, _openrc(url, region, user, passwords[cloud], project))
+            user, project, _role = ACCOUNTS[cloud]
+            text = _openrc(url, region, user, passwords[cloud], project, cacert)
+            if cloud in reset or _differs(path, text):  # missing, or TLS turned on/off since
+                _write_private(path, text)
                 written.append(str(path))
-        if any(c in CLOUDS for c in reset) or not clouds_path.exists():
-            _write_private(clouds_path, _clouds(url, region, passwords))
+        clouds_text = _clouds(url, region, passwords, cacert)
+        if any(c in CLOUDS for c in reset) or _differs(clouds_path, clouds_text):
+            _write_private(clouds_path, clouds_text)
             written.append(str(clouds_path))
         for path in (*files.values(), clouds_path):
             _ensure_private(path)

@@ -42,15 +42,15 @@ def _host(host: str) -> str:
 
 
 def default_catalog_endpoints(cfg: Config) -> list[Endpoint]:
-    """Identity (``http://HOST:5000/v3``) and network (``http://HOST:9696``) entries.
+    """Identity (``https://HOST:5000/v3``) and network (``https://HOST:9696``) entries.
 
     HOST is ``[identity] public_host``, else the service's bind host
-    (``127.0.0.1`` for a wildcard bind).
+    (``127.0.0.1`` for a wildcard bind); ``http://`` with ``[DEFAULT] use_ssl = false``.
     """
-    pub = cfg.identity.public_host
+    pub, sch = cfg.identity.public_host, "https" if cfg.default.use_ssl else "http"
     return [
-        ("identity", "keystone", f"http://{_host(pub or cfg.identity.bind_host)}:{cfg.identity.bind_port}/v3"),
-        ("network", "neutron", f"http://{_host(pub or cfg.default.bind_host)}:{cfg.default.bind_port}"),
+        ("identity", "keystone", f"{sch}://{_host(pub or cfg.identity.bind_host)}:{cfg.identity.bind_port}/v3"),
+        ("network", "neutron", f"{sch}://{_host(pub or cfg.default.bind_host)}:{cfg.default.bind_port}"),
     ]
 
 

@@ -13,6 +13,11 @@ instance with headers (trusted only with a valid signature):
 
 ``GET /`` (the EC2 version list) needs none of them.  Unknown server: 404.
 
+Over TLS (issue 16) only the metadata agent is served: every request needs a
+verified client certificate whose role runs the metadata agent
+(``neutrino.services.agent_identity``): none 401, another role 403.  The
+signature above is checked as before, certificate or not.
+
 IMDSv2 session tokens (not in Nova): ``PUT /latest/api/token`` with
 ``X-aws-ec2-metadata-token-ttl-seconds`` (1-21600, else 400) answers a token
 (stateless: expiry + HMAC over instance id and expiry with the shared
@@ -51,6 +56,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import NoResultFound
 from starlette.concurrency import run_in_threadpool
 
+from neutrino import errors
 from neutrino.asgi import handled_lifespan
 from neutrino.compute.server_service import ServerService, network_context
 from neutrino.config import Config
@@ -58,6 +64,7 @@ from neutrino.db import tables as t
 from neutrino.db.engine import Database
 from neutrino.metadata import tree
 from neutrino.resources.types import Port
+from neutrino.services import agent_identity
 
 LOG = logging.getLogger(__name__)
 
@@ -409,6 +416,16 @@ class MetadataApi:
         return _text(200, "")
 
 
+def _check_agent(scope: dict[str, Any]) -> None:
+    """Over TLS: refuse (401/403) a request without the metadata agent's client certificate."""
+    if not agent_identity.tls_on(scope):
+        return
+    try:
+        agent_identity.authorize_metadata(agent_identity.require(scope))
+    except errors.NeutronException as exc:
+        raise _Answer(exc.status, exc.msg) from None
+
+
 def build_metadata_app(cfg: Config, db: Database, servers: ServerService) -> Callable[..., Awaitable[None]]:
     """The metadata API's ASGI app, reading instances through the compute API's ``servers``."""
     api = MetadataApi(cfg, db, servers)
@@ -418,6 +435,7 @@ def build_metadata_app(cfg: Config, db: Database, servers: ServerService) -> Cal
             return
         request = _Request(scope, receive)
         try:
+            _check_agent(scope)
             response = await api.handle(request)
         except _Answer as exc:
             response = _error(exc)

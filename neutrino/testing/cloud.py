@@ -15,7 +15,10 @@
 Each host gets a state directory holding ``neutrino.conf`` (the server's
 configuration, so the same ML2 options and API ports, plus ``[DEFAULT] host``
 / ``server_url`` and the host's ``[ovs]`` and ``[agent]`` options) and a copy of
-``agent-openrc`` (the agents' service user; hosts get no admin credentials).  Instances the
+``agent-openrc`` (the agents' service user; hosts get no admin credentials).  With TLS
+(the default) the APIs are ``https://`` and each host gets what ``neutrino pki issue
+--host HOST --role compute`` and ``pki import`` give a node: ``pki/ca.pem``, ``pki/crl.pem``
+and its own client certificate ``pki/node.pem`` (``CN=HOST, OU=compute``).  Instances the
 compute agents boot are the usual
 ``vm-<server id>`` namespaces, their host ends in the host's namespace.
 
@@ -47,6 +50,10 @@ import httpx
 
 from neutrino.agents.auth import read_openrc
 from neutrino.cli.process import PidFile
+from neutrino.config import load as load_config
+from neutrino.pki.ca import CertificateAuthority
+from neutrino.pki.paths import pki_paths
+from neutrino.pki.tls import verify_arg
 from neutrino.system import netns as netns_mod
 from neutrino.system import process
 from neutrino.system.errors import HostError
@@ -86,7 +93,7 @@ def token(openrc: Path) -> str:
             "scope": {"project": {"name": c.project_name, "domain": {"name": c.project_domain}}},
         }
     }
-    r = httpx.post(f"{c.auth_url.rstrip('/')}/auth/tokens", json=body, timeout=30)
+    r = httpx.post(f"{c.auth_url.rstrip('/')}/auth/tokens", json=body, timeout=30, verify=verify_arg(c.cacert))
     r.raise_for_status()
     return r.headers["X-Subject-Token"]
 
@@ -143,6 +150,7 @@ class Cloud:
         self.server_dir = self.base / "server"
         self.hosts_dir = self.base / "hosts"
         self.offset = 0
+        self.tls = True  # the server's [DEFAULT] use_ssl, read once it is up
         self.fabric = Fabric(self.prefix, self.base)
         self.hosts: dict[str, CloudHost] = {}
         self._server_started = False
@@ -158,16 +166,25 @@ class Cloud:
     # ---- endpoints and credentials ---------------------------------------------------------
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA the APIs' certificate chains to (None with TLS off)."""
+        return pki_paths(self.server_dir).ca if self.tls else None
+
+    @property
     def network_url(self) -> str:
-        return f"http://127.0.0.1:{_PORTS['DEFAULT'] + self.offset}"
+        return f"{self.scheme}://127.0.0.1:{_PORTS['DEFAULT'] + self.offset}"
 
     @property
     def identity_url(self) -> str:
-        return f"http://127.0.0.1:{_PORTS['identity'] + self.offset}/v3"
+        return f"{self.scheme}://127.0.0.1:{_PORTS['identity'] + self.offset}/v3"
 
     @property
     def compute_url(self) -> str:
-        return f"http://127.0.0.1:{_PORTS['compute'] + self.offset}/v2.1"
+        return f"{self.scheme}://127.0.0.1:{_PORTS['compute'] + self.offset}/v2.1"
 
     @property
     def admin_openrc(self) -> Path:
@@ -182,6 +199,7 @@ class Cloud:
     def api(self, method: str, url: str, **kw: Any) -> httpx.Response:
         """An admin request to ``url`` (absolute)."""
         headers = {"X-Auth-Token": self.admin_token(), **kw.pop("headers", {})}
+        kw.setdefault("verify", verify_arg(self.ca_file))
         return httpx.request(method, url, headers=headers, timeout=kw.pop("timeout", 30), **kw)
 
     def connect(self, user: str = "admin") -> Any:
@@ -197,6 +215,7 @@ class Cloud:
             user_domain_name=c.user_domain,
             project_domain_name=c.project_domain,
             region_name="RegionOne",
+            cacert=c.cacert,
         )
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -253,6 +272,8 @@ class Cloud:
             self._server_started = True
             if proc.returncode == 0:
                 self._server_record = PidFile(self.server_dir / "run" / "server.pid").read()
+                conf = self.server_dir / "neutrino.conf"
+                self.tls = load_config(conf, state_dir=self.server_dir).default.use_ssl
                 return
             if "already in use" not in proc.stderr or attempt == 2:
                 raise HostError(f"neutrino up failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -268,7 +289,20 @@ class Cloud:
         self.hosts[name] = host
         (state / "neutrino.conf").write_text(self.host_config(host))
         shutil.copy2(self.server_dir / "agent-openrc", state / "agent-openrc")
+        if self.tls:
+            self._issue_node_certificate(name, state)
         return host
+
+    def _issue_node_certificate(self, name: str, state: Path) -> None:
+        """What a node imports from ``neutrino pki issue --host NAME --role compute --bundle``:
+        the CA, the CRL and its own client certificate (its agents present it)."""
+        server, node = pki_paths(self.server_dir), pki_paths(state)
+        node.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ca = CertificateAuthority.load(server.ca_dir, crl_path=server.crl)
+        role = "compute" if set(self.agent_kinds) <= {"ovs", "compute"} else "all"
+        ca.issue_client(name, role, node.node_cert, node.node_key)
+        shutil.copy2(server.ca, node.ca)
+        shutil.copy2(server.crl, node.crl)
 
     def host_config(self, host: CloudHost) -> str:
         """The server's neutrino.conf with this host's settings (see the module docstring)."""

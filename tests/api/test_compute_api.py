@@ -207,11 +207,13 @@ def test_catalog_and_port_offset(tmp_path: Path) -> None:
 
     cfg = config.defaults(tmp_path)
     by_type = {stype: url for stype, _, url in catalog_endpoints(cfg)}
-    assert by_type["compute"] == "http://127.0.0.1:8774/v2.1" and by_type["image"] == "http://127.0.0.1:9292"
+    assert by_type["compute"] == "https://127.0.0.1:8774/v2.1" and by_type["image"] == "https://127.0.0.1:9292"
     moved = {stype: url for stype, _, url in catalog_endpoints(with_port_offset(cfg, 100))}
-    assert moved["compute"] == "http://127.0.0.1:8874/v2.1" and moved["image"] == "http://127.0.0.1:9392"
+    assert moved["compute"] == "https://127.0.0.1:8874/v2.1" and moved["image"] == "https://127.0.0.1:9392"
     pub = cfg.with_overrides({("identity", "public_host"): "ctl"})
-    assert {u for _, _, u in catalog_endpoints(pub)} >= {"http://ctl:8774/v2.1", "http://ctl:9292"}
+    assert {u for _, _, u in catalog_endpoints(pub)} >= {"https://ctl:8774/v2.1", "https://ctl:9292"}
+    plain = cfg.with_overrides({("DEFAULT", "use_ssl"): "false"})  # `neutrino up --no-tls`
+    assert {u.split("://")[0] for _, _, u in catalog_endpoints(plain)} == {"http"}
 
 
 def test_zones_and_limits(env: ComputeEnv) -> None:

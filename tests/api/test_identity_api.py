@@ -110,7 +110,7 @@ def test_catalog(env):
     cat = env.auth("demo", env.boot["demo_password"], "demo").json()["token"]["catalog"]
     by_type = {s["type"]: s for s in cat}
     assert set(by_type) == {"identity", "network"}
-    for stype, url in (("identity", "http://ctl:5000/v3"), ("network", "http://ctl:9696")):
+    for stype, url in (("identity", "https://ctl:5000/v3"), ("network", "https://ctl:9696")):  # TLS: the default
         eps = by_type[stype]["endpoints"]
         assert sorted(e["interface"] for e in eps) == ["admin", "internal", "public"]
         assert {e["url"] for e in eps} == {url}

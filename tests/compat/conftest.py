@@ -7,13 +7,17 @@ import os
 import random
 import shlex
 import socket
+import ssl
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from neutrino.pki.tls import client_context
 
 BIN = Path(sys.executable).parent
 OPENSTACK = BIN / "openstack"
@@ -55,7 +59,19 @@ class Cloud:
 
     @property
     def network_url(self) -> str:
-        return f"http://127.0.0.1:{9696 + self.offset}"
+        scheme = self.admin["OS_AUTH_URL"].split(":", 1)[0]  # https unless `up --no-tls`
+        return f"{scheme}://127.0.0.1:{9696 + self.offset}"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """What a client of the APIs verifies them with: the openrc's CA (None with TLS off)."""
+        cacert = self.admin.get("OS_CACERT")
+        return client_context(cacert) if cacert else None
+
+    def opener(self) -> urllib.request.OpenerDirector:
+        """A urllib opener for the APIs: never via a proxy, verified with the CA."""
+        return urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=self.ssl_context())
+        )
 
     def osc(self, who: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         env = self.admin if who == "admin" else self.demo

@@ -20,7 +20,6 @@ import pytest
 
 pytestmark = pytest.mark.compat
 
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _STATE: dict[str, Any] = {}
 
 
@@ -39,7 +38,7 @@ def _internal(cloud, method: str, path: str, body: Any = None) -> tuple[int, Any
         headers={"X-Auth-Token": _STATE["token"], "Content-Type": "application/json"},
     )
     try:
-        with _OPENER.open(req, timeout=30) as resp:
+        with cloud.opener().open(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")

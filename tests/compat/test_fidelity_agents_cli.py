@@ -25,7 +25,7 @@ def _report(cloud, host: str, agent_type: str, binary: str) -> None:
         data=json.dumps(body).encode(),
         headers={"X-Auth-Token": token, "Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(req, timeout=30) as resp:
+    with cloud.opener().open(req, timeout=30) as resp:
         assert resp.status == 200
 
 

@@ -21,6 +21,7 @@ def _sdk(cloud, who: str = "demo"):
     env = cloud.demo if who == "demo" else cloud.admin
     return openstack.connect(
         auth_url=env["OS_AUTH_URL"],
+        cacert=env.get("OS_CACERT"),  # TLS: the cloud's CA (openrc OS_CACERT)
         username=who,
         password=env["OS_PASSWORD"],
         project_name=who,

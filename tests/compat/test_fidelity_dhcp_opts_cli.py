@@ -77,6 +77,7 @@ def test_cli_ipv6_values_for_options_without_ip_version(cloud):
     env = cloud.demo
     conn = openstack.connect(
         auth_url=env["OS_AUTH_URL"],
+        cacert=env.get("OS_CACERT"),  # TLS: the cloud's CA (openrc OS_CACERT)
         username="demo",
         password=env["OS_PASSWORD"],
         project_name="demo",
@@ -138,6 +139,7 @@ def test_cli_port_set_merges_extra_dhcp_options(cloud):
     env = cloud.demo
     conn = openstack.connect(
         auth_url=env["OS_AUTH_URL"],
+        cacert=env.get("OS_CACERT"),  # TLS: the cloud's CA (openrc OS_CACERT)
         username="demo",
         password=env["OS_PASSWORD"],
         project_name="demo",

@@ -44,7 +44,9 @@ def _openrc_env(path: Path) -> dict[str, str]:
 @pytest.fixture
 def server(tmp_path):
     port = _free_port()
-    cfg = defaults(tmp_path).with_overrides({("identity", "bind_port"): str(port)})
+    # Plain HTTP on purpose: this server is a bare uvicorn without certificates; the CLI over HTTPS
+    # is tests/compat/test_tls_cli.py.
+    cfg = defaults(tmp_path).with_overrides({("identity", "bind_port"): str(port), ("DEFAULT", "use_ssl"): "false"})
     db = Database(f"sqlite:///{tmp_path}/t.db")
     upgrade(db.engine)
     bootstrap(cfg, db, tmp_path)

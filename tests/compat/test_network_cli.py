@@ -174,6 +174,7 @@ def test_router_gateway_interface_and_floating_ip(cloud):
 def test_openstacksdk_roundtrip(cloud):
     conn = openstack.connect(
         auth_url=cloud.demo["OS_AUTH_URL"],
+        cacert=cloud.demo.get("OS_CACERT"),  # TLS: the cloud's CA (openrc OS_CACERT)
         username="demo",
         password=cloud.demo["OS_PASSWORD"],
         project_name="demo",

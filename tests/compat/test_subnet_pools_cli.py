@@ -117,6 +117,7 @@ def test_member_pool_and_sdk(cloud):
     assert proc.returncode != 0
     conn = openstack.connect(
         auth_url=cloud.demo["OS_AUTH_URL"],
+        cacert=cloud.demo.get("OS_CACERT"),  # TLS: the cloud's CA (openrc OS_CACERT)
         project_name=cloud.demo["OS_PROJECT_NAME"],
         username=cloud.demo["OS_USERNAME"],
         password=cloud.demo["OS_PASSWORD"],
@@ -144,6 +145,7 @@ def test_prefix_actions_over_raw_http_then_cli(cloud):
     )
     conn = openstack.connect(
         auth_url=cloud.demo["OS_AUTH_URL"],
+        cacert=cloud.demo.get("OS_CACERT"),  # TLS: the cloud's CA (openrc OS_CACERT)
         project_name=cloud.demo["OS_PROJECT_NAME"],
         username=cloud.demo["OS_USERNAME"],
         password=cloud.demo["OS_PASSWORD"],

@@ -30,6 +30,7 @@ def openrc_connect(openrc: Path):
         user_domain_name="Default",
         project_domain_name="Default",
         region_name="RegionOne",
+        cacert=env.get("OS_CACERT"),  # TLS (the default): verify the APIs with the cloud's CA
     )
 
 

@@ -20,6 +20,8 @@ import httpx
 import pytest
 
 from neutrino.cli.main import load_config
+from neutrino.pki.paths import pki_paths
+from neutrino.pki.tls import client_context
 from tests.fullstack.helpers import NEUTRINO, address, console, start_aio, wait_active
 
 pytestmark = [
@@ -200,27 +202,25 @@ def test_metadata_api_refuses_unsigned_requests(cloud):
     cfg = load_config(state / "neutrino.conf", state)
     rec = json.loads((state / "run" / "server.pid").read_text())
     port = cfg.metadata.bind_port + rec.get("extra", {}).get("port_offset", 0)
-    url = f"http://127.0.0.1:{port}/latest/meta-data/"
+    url = f"https://127.0.0.1:{port}/latest/meta-data/"
+    # As the metadata agent reaches it: mutual TLS with this node's certificate (role all).
+    pki = pki_paths(state)
+    http = httpx.Client(verify=client_context(pki.ca, pki.node_cert, pki.node_key), timeout=5)
     sid = cloud["servers"]["md-a"].id
     project = cloud["servers"]["md-a"].project_id
-    assert httpx.get(url, timeout=5).status_code == 400
-    bad = httpx.get(
-        url, timeout=5, headers={"X-Instance-ID": sid, "X-Tenant-ID": project, "X-Instance-ID-Signature": "0" * 64}
-    )
+    assert http.get(url).status_code == 400
+    bad = http.get(url, headers={"X-Instance-ID": sid, "X-Tenant-ID": project, "X-Instance-ID-Signature": "0" * 64})
     assert bad.status_code == 403
     sig = hmac.new(cfg.metadata.metadata_proxy_shared_secret.encode(), sid.encode(), hashlib.sha256).hexdigest()
-    good = httpx.get(
-        url, timeout=5, headers={"X-Instance-ID": sid, "X-Tenant-ID": project, "X-Instance-ID-Signature": sig}
-    )
+    good = http.get(url, headers={"X-Instance-ID": sid, "X-Tenant-ID": project, "X-Instance-ID-Signature": sig})
     assert good.status_code == 200
     assert (
-        httpx.get(
-            url,
-            timeout=5,
-            headers={"X-Instance-ID": sid, "X-Tenant-ID": "someone-else", "X-Instance-ID-Signature": sig},
+        http.get(
+            url, headers={"X-Instance-ID": sid, "X-Tenant-ID": "someone-else", "X-Instance-ID-Signature": sig}
         ).status_code
         == 404
     )
+    http.close()
 
 
 def _haproxies(state) -> dict[int, list[int]]:

@@ -179,7 +179,8 @@ def test_the_service_token_may_not_do_more(cloud: Cloud) -> None:
 
 
 def test_the_agents_log_in_as_the_service_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """runner.run_agent takes its credentials from agent-openrc, never admin-openrc."""
+    """With --no-tls (plain HTTP), runner.run_agent takes its credentials from agent-openrc,
+    never admin-openrc.  (Over TLS the agents use the node's certificate: tests/unit/test_agent_tls.py.)"""
     import asyncio
 
     from neutrino.agents import runner
@@ -204,19 +205,26 @@ def test_the_agents_log_in_as_the_service_user(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(runner, "PasswordTokenSource", capture)
     monkeypatch.setattr(runner, "load_driver", lambda kind: lambda cfg, host: object())
     with pytest.raises(Stop):
-        asyncio.run(runner.run_agent("ovs", nconfig.defaults(state)))
+        asyncio.run(runner.run_agent("ovs", nconfig.defaults(state).with_overrides({("DEFAULT", "use_ssl"): "false"})))
     assert [(c.username, c.password) for c in seen] == [("neutron", "pw-agent")]
 
 
 def test_a_node_needs_the_agent_credentials_not_the_admins(tmp_path: Path) -> None:
-    """``neutrino up --role compute`` on a node with only the admin's openrc refuses, naming
-    agent-openrc; ``neutrino agent`` without it says so too (no traceback)."""
+    """With --no-tls, ``neutrino up --role compute`` on a node with only the admin's openrc
+    refuses, naming agent-openrc; ``neutrino agent`` without it says so too (no traceback).
+    Over TLS both name the node's certificate instead: the admin's password is never a way in."""
     from neutrino.cli import main as cli
 
     state = tmp_path / "compute1"
     state.mkdir()
     values = cli.initial_values()
-    values.update({("DEFAULT", "roles"): "compute", ("DEFAULT", "server_url"): "http://127.0.0.1:9"})
+    values.update(
+        {
+            ("DEFAULT", "roles"): "compute",
+            ("DEFAULT", "server_url"): "http://127.0.0.1:9",
+            ("DEFAULT", "use_ssl"): "false",
+        }
+    )
     (state / "neutrino.conf").write_text(nconfig.render_ini(values))
     (state / "admin-openrc").write_text("export OS_PASSWORD=admin-secret\n")
 
@@ -232,6 +240,13 @@ def test_a_node_needs_the_agent_credentials_not_the_admins(tmp_path: Path) -> No
     assert up.returncode != 0 and f"{state / 'agent-openrc'} is missing" in up.stderr, up.stderr
     agent = neutrino("agent", "compute")
     assert agent.returncode == 1 and "agent-openrc is missing" in agent.stderr and "Traceback" not in agent.stderr
+    values.update({("DEFAULT", "server_url"): "https://127.0.0.1:9", ("DEFAULT", "use_ssl"): "true"})
+    (state / "neutrino.conf").write_text(nconfig.render_ini(values))
+    node_pem = str(state / "pki" / "node.pem")
+    up = neutrino("up")
+    assert up.returncode != 0 and node_pem in up.stderr and "agent-openrc" not in up.stderr, up.stderr
+    agent = neutrino("agent", "compute")
+    assert agent.returncode == 1 and node_pem in agent.stderr and "Traceback" not in agent.stderr, agent.stderr
 
 
 def test_metadata_proxies_run_unprivileged(tmp_path: Path) -> None:

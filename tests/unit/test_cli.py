@@ -47,6 +47,14 @@ FAKE_SERVER = textwrap.dedent("""
 
     ports = [cfg.identity.bind_port] if mode == "half" else [cfg.identity.bind_port, cfg.default.bind_port]
     servers = [http.server.ThreadingHTTPServer(("127.0.0.1", p), H) for p in ports]
+    if cfg.default.use_ssl:  # HTTPS like the real server, with the files `up` created
+        from neutrino.pki.paths import pki_paths
+        from neutrino.pki.tls import server_context
+
+        p = pki_paths(state)
+        ctx = server_context(p.server_cert, p.server_key, p.ca, p.crl)
+        for s in servers:
+            s.socket = ctx.wrap_socket(s.socket, server_side=True)
     print("fake server listening on", ports, flush=True)
     for s in servers[1:]:
         threading.Thread(target=s.serve_forever, daemon=True).start()
@@ -121,7 +129,9 @@ def test_initial_config_is_valid(tmp_path: Path) -> None:
     assert config_checks.validate(cfg) == []
     moved = layout.with_port_offset(cfg, 100)
     assert (moved.default.bind_port, moved.identity.bind_port) == (9796, 5100)
-    assert layout.endpoints(moved) == {"identity": "http://127.0.0.1:5100/v3", "network": "http://127.0.0.1:9796/"}
+    assert layout.endpoints(moved) == {"identity": "https://127.0.0.1:5100/v3", "network": "https://127.0.0.1:9796/"}
+    plain = layout.with_port_offset(cli.load_config(path, tmp_path, overrides={("DEFAULT", "use_ssl"): "false"}), 100)
+    assert layout.endpoints(plain) == {"identity": "http://127.0.0.1:5100/v3", "network": "http://127.0.0.1:9796/"}
 
 
 @pytest.mark.parametrize(
@@ -149,7 +159,7 @@ def test_check_config(tmp_path: Path, capsys) -> None:
     write_conf(tmp_path, 19696, 15000)
     code, out = run(capsys, "check-config", "--state-dir", str(tmp_path))
     assert code == 0, out
-    assert "OK" in out and "http://127.0.0.1:19696/" in out
+    assert "OK" in out and "https://127.0.0.1:19696/" in out
     (tmp_path / "neutrino.conf").write_text("[DEFAULT]\nno_such_option = 1\n")
     code, out = run(capsys, "check-config", "--state-dir", str(tmp_path))
     assert code == 1 and "unknown option" in out
@@ -216,15 +226,50 @@ def test_first_up_writes_the_config(tmp_path: Path, fake_server, capsys, free_po
         code, out = run(capsys, "up", "--no-agents", "--state-dir", str(state), "--port-offset", "1000", hooks=hooks)
         assert code == 0, out
         assert f"wrote {state / 'neutrino.conf'}" in out
-        assert f"http://127.0.0.1:{net}/" in out
+        assert f"https://127.0.0.1:{net}/" in out and "TLS           on" in out
+        assert (state / "pki" / "ca.pem").exists() and (state / "pki" / "server.key").stat().st_mode & 0o777 == 0o600
         cfg = fake_server["prepared"][0]
         assert (cfg.default.bind_port, cfg.identity.bind_port) == (net, ident)
         on_disk = nconfig.load(state / "neutrino.conf", state_dir=state)
         assert on_disk.default.bind_port == net - 1000  # the offset is not written
         code, out = run(capsys, "status", "--state-dir", str(state), hooks=hooks)
-        assert code == 0 and f":{ident}/v3" in out, out
+        assert code == 0 and f"https://127.0.0.1:{ident}/v3" in out, out
+        assert "TLS: on" in out and "answers (HTTP 401)" in out
     finally:
         assert cli.main(["down", "--purge", "--state-dir", str(state)]) == 0
+
+
+def test_first_up_no_tls_writes_plain_http(tmp_path: Path, fake_server, capsys, free_port) -> None:
+    """``up --no-tls``: the only way to plain HTTP; written into neutrino.conf, and ``status`` says so."""
+    state = tmp_path / "plain"
+    net, ident = free_port(), free_port()
+    hooks = dataclasses.replace(
+        fake_server["hooks"],
+        initial_values=lambda: {
+            **nconfig.ALL_IN_ONE,
+            ("database", "connection"): "",
+            ("DEFAULT", "bind_port"): str(net),
+            ("identity", "bind_port"): str(ident),
+        },
+    )
+    try:
+        code, out = run(capsys, "up", "--no-agents", "--no-tls", "--state-dir", str(state), hooks=hooks)
+        assert code == 0, out
+        assert f"http://127.0.0.1:{net}/" in out and "TLS           off (plain HTTP)" in out
+        assert not nconfig.load(state / "neutrino.conf", state_dir=state).default.use_ssl
+        assert not (state / "pki").exists()  # no CA is made for plain HTTP
+        code, out = run(capsys, "status", "--state-dir", str(state), hooks=hooks)
+        assert code == 0 and "TLS: off (plain HTTP)" in out, out
+    finally:
+        assert cli.main(["down", "--purge", "--state-dir", str(state)]) == 0
+
+
+def test_no_tls_on_a_tls_configuration_is_refused(tmp_path: Path, capsys, free_port) -> None:
+    state = tmp_path / "tls"
+    write_conf(state, free_port(), free_port())
+    code, out = run(capsys, "up", "--no-agents", "--no-tls", "--state-dir", str(state))
+    assert code == 1 and "has TLS on" in out and "use_ssl = false" in out
+    assert not list((state / "run").glob("*.pid"))
 
 
 def test_up_reports_a_crashing_server(state: Path, fake_server, capsys) -> None:
@@ -344,10 +389,11 @@ def test_real_server_flow(tmp_path: Path, free_port) -> None:
     try:
         up = neutrino("up", "--no-agents")
         assert up.returncode == 0, up.stdout + up.stderr
-        assert f"http://127.0.0.1:{net}/" in up.stdout
+        assert f"https://127.0.0.1:{net}/" in up.stdout
         st = neutrino("status")
         assert st.returncode == 0, st.stdout + st.stderr
-        assert (state / "admin-openrc").exists()
+        assert "TLS: on" in st.stdout and "answers (HTTP" in st.stdout
+        assert f"export OS_CACERT={state / 'pki' / 'ca.pem'}" in (state / "admin-openrc").read_text()
     finally:
         down = neutrino("down")
     assert down.returncode == 0, down.stdout + down.stderr
@@ -372,3 +418,17 @@ def test_free_port_offsets_cover_every_port_up_moves_and_stay_below_the_ephemera
     for _ in range(20):
         off = ports.free_port_offset()
         assert max(ports.BASE_PORTS) + off < ports.ephemeral_low()
+
+
+def test_status_warns_before_a_certificate_expires(tmp_path: Path, capsys, free_port) -> None:
+    from neutrino.pki.ca import CertificateAuthority, ensure_node_pki, server_sans
+
+    state = tmp_path / "warn"
+    write_conf(state, free_port(), free_port())
+    paths = ensure_node_pki(state, host="aio", role="all", sans=server_sans("aio"))
+    code, out = run(capsys, "status", "--state-dir", str(state))
+    assert code == cli.EXIT_NOT_RUNNING and "TLS: on" in out and "warning:" not in out
+    ca = CertificateAuthority.load(paths.ca_dir, crl_path=paths.crl)
+    ca.issue_client("aio", "all", paths.node_cert, paths.node_key, days=10)  # within [pki] expiry_warning_days
+    code, out = run(capsys, "status", "--state-dir", str(state))
+    assert f"warning: {paths.node_cert}: certificate CN=aio" in out and "expires in 9 days" in out, out

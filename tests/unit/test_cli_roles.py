@@ -56,7 +56,7 @@ def test_a_node_without_the_controller_role_needs_server_url(tmp_path: Path) -> 
 
 def test_server_url_defaults_to_this_nodes_api(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, DEFAULT__bind_port="19696")
-    assert cli._server_url(cfg) == "http://127.0.0.1:19696/"
+    assert cli._server_url(cfg) == "https://127.0.0.1:19696/"
 
 
 def test_up_role_refuses_an_agent_node_without_its_configuration(tmp_path: Path, capsys) -> None:
@@ -80,6 +80,14 @@ def test_up_agent_node_needs_the_controllers_credentials_and_server(tmp_path: Pa
         ("DEFAULT", "roles"): "network",
         ("DEFAULT", "server_url"): f"http://127.0.0.1:{free_port()}",
     }
+    (state / "neutrino.conf").write_text(nconfig.render_ini(vals))
+    assert cli.main(["up", "--state-dir", str(state)]) == 1
+    # TLS on (the default): a joined node imports its bundle (its agents present node.pem, no
+    # password, so no agent-openrc), and never makes a CA.
+    err = capsys.readouterr().err
+    assert "TLS is on but" in err and "neutrino pki import" in err and not (state / "pki" / "ca").exists()
+    assert "agent-openrc" not in err
+    vals[("DEFAULT", "use_ssl")] = "false"  # plain HTTP, as its server_url says: the service user's password
     (state / "neutrino.conf").write_text(nconfig.render_ini(vals))
     assert cli.main(["up", "--state-dir", str(state)]) == 1
     assert "agent-openrc is missing" in capsys.readouterr().err

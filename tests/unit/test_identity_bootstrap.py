@@ -67,7 +67,8 @@ def test_first_run_creates_everything(env):
         assert len(store.get_project(conn, res["admin_project_id"])["id"]) == 32
     admin = _openrc(state / "admin-openrc")
     assert admin == {
-        "OS_AUTH_URL": "http://127.0.0.1:5123/v3",
+        "OS_AUTH_URL": "https://127.0.0.1:5123/v3",  # TLS is the default
+        "OS_CACERT": str(state / "pki" / "ca.pem"),
         "OS_USERNAME": "admin",
         "OS_PASSWORD": res["admin_password"],
         "OS_PROJECT_NAME": "admin",
@@ -82,6 +83,8 @@ def test_first_run_creates_everything(env):
     assert clouds["demo"]["auth"]["password"] == res["demo_password"]
     assert clouds["admin"]["auth"]["project_name"] == "admin"
     assert clouds["admin"]["region_name"] == "RegionX"
+    assert {c["cacert"] for c in clouds.values()} == {str(state / "pki" / "ca.pem")}
+    assert clouds["admin"]["auth"]["auth_url"] == "https://127.0.0.1:5123/v3"
     for name in ("admin-openrc", "demo-openrc", "agent-openrc", "clouds.yaml"):
         assert stat.S_IMODE((state / name).stat().st_mode) == 0o600
     assert _password_ok(db, "admin", res["admin_password"])
@@ -139,4 +142,22 @@ def test_lost_password_is_reset(env):
 def test_public_host_in_auth_url(env):
     cfg, db, state = env
     cfg = cfg.with_overrides({("identity", "public_host"): "ctl.example"})
-    assert bootstrap(cfg, db, state)["auth_url"] == "http://ctl.example:5123/v3"
+    assert bootstrap(cfg, db, state)["auth_url"] == "https://ctl.example:5123/v3"
+
+
+def test_turning_tls_off_and_on_rewrites_the_files_with_the_same_passwords(env):
+    cfg, db, state = env
+    first = bootstrap(cfg, db, state)
+    plain = cfg.with_overrides({("DEFAULT", "use_ssl"): "false"})  # `neutrino up --no-tls`
+    off = bootstrap(plain, db, state)
+    assert sorted(off["written"]) == sorted(
+        str(state / n) for n in ("admin-openrc", "agent-openrc", "clouds.yaml", "demo-openrc")
+    )
+    admin = _openrc(state / "admin-openrc")
+    assert admin["OS_AUTH_URL"] == "http://127.0.0.1:5123/v3" and "OS_CACERT" not in admin
+    assert admin["OS_PASSWORD"] == first["admin_password"] and off["reset"] == []
+    clouds = orjson.loads((state / "clouds.yaml").read_bytes())["clouds"]
+    assert all("cacert" not in c for c in clouds.values())
+    on = bootstrap(cfg, db, state)
+    assert len(on["written"]) == 4 and _openrc(state / "demo-openrc")["OS_CACERT"] == str(state / "pki" / "ca.pem")
+    assert on["demo_password"] == first["demo_password"]

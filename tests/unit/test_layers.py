@@ -49,6 +49,7 @@ LAYERS: dict[str, tuple[int, str]] = {
     "neutrino.ip_protocols": (0, BOTH),
     "neutrino.ipam.addresses": (0, BOTH),
     "neutrino.feed.resources": (0, BOTH),
+    "neutrino.pki": (0, BOTH),  # the CA and the TLS contexts: servers, the CLI and the agents use them
     "neutrino.db": (0, SERVER),
     "neutrino.errors": (0, SERVER),
     "neutrino.context": (0, SERVER),
@@ -81,6 +82,10 @@ LAYERS: dict[str, tuple[int, str]] = {
 SIDEWAYS: dict[tuple[str, str], str] = {
     ("neutrino.db", "neutrino.timeutil"): "rows carry timestamps in the API's format",
     ("neutrino.config_checks", "neutrino.config"): "the checks read the typed Config",
+    (
+        "neutrino.request_limits",
+        "neutrino.pki",
+    ): "the HTTP protocol puts the client certificate's identity (pki.tls.Peer) into the scope",
     ("neutrino.feed.client", "neutrino.feed.state"): "the client applies what it reads with the pure state logic",
     (
         "neutrino.api",
@@ -222,6 +227,7 @@ AGENTS_MAY_IMPORT = (
     "neutrino.ip_protocols",
     "neutrino.ipam.addresses",
     "neutrino.timeutil",
+    "neutrino.pki",  # issue 16: agents present the node's client certificate and trust the CA (mutual TLS)
 )
 
 

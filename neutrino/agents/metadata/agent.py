@@ -31,6 +31,7 @@ from neutrino.agents.metadata import group_id, proxy_identity, socket_path
 from neutrino.agents.metadata.proxy import MetadataProxy, PortIndex
 from neutrino.agents.metadata.server import MetadataServer
 from neutrino.agents.metadata.upstream import Upstream
+from neutrino.agents.tls import AgentCertificateError, agent_tls
 from neutrino.config import Config
 from neutrino.feed.state import State
 from neutrino.system.host import Host
@@ -152,15 +153,29 @@ class MetadataDriver:
 def make_driver(cfg: Config, host_name: str, host: Host) -> MetadataDriver:
     """The metadata agent changes nothing on the machine (it serves its socket and keeps its
     port index in memory): ``host`` is not used.  The proxies it serves are run by the L3
-    and DHCP agents through their ``MetadataProxies`` on their ``Host``."""
+    and DHCP agents through their ``MetadataProxies`` on their ``Host``.
+
+    With TLS on (``[DEFAULT] use_ssl``) the metadata API is reached over
+    https with this node's client certificate (mutual TLS); the requests keep
+    Nova's signature of the instance id.  Raises ``SystemExit`` naming the
+    file and its dates when the certificate cannot be used."""
     md = cfg.metadata
     _user, group = proxy_identity(cfg)
+    protocol = "https" if cfg.default.use_ssl else md.nova_metadata_protocol
+    nova = f"[{md.nova_metadata_host}]" if ":" in md.nova_metadata_host else md.nova_metadata_host
+    url = f"{protocol}://{nova}:{md.nova_metadata_port}"
+    try:
+        tls = agent_tls(cfg, url)
+    except AgentCertificateError as exc:
+        raise SystemExit(str(exc)) from None
+    upstream = None if tls is None else Upstream(url, ssl_context=tls.context, before_connect=tls.maybe_reload)
     return MetadataDriver(
         socket_path(cfg),
         md.nova_metadata_host,
         md.nova_metadata_port,
         md.metadata_proxy_shared_secret,
-        protocol=md.nova_metadata_protocol,
+        protocol=protocol,
+        upstream=upstream,
         gid=group_id(group),
         own_dir=not md.metadata_proxy_socket,
     )

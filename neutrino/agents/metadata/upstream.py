@@ -16,6 +16,11 @@ never be handed to the wrong request.
   never saw it.
 * At most ``max_connections`` requests are in flight; at most ``max_idle``
   connections are kept open, each for at most ``idle_timeout`` seconds.
+* ``https://``: ``ssl_context`` (the agent's ``AgentTls.context``: it trusts
+  the cloud's CA and presents the node's client certificate) and
+  ``before_connect`` (``AgentTls.maybe_reload``), run before each new
+  connection, so a rotated certificate is used by new connections while the
+  kept-alive ones finish with the old.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import asyncio
 import contextlib
 import ssl
 import time
+from collections.abc import Callable
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -130,6 +136,7 @@ class Upstream:
         max_idle: int = 32,
         idle_timeout: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
+        before_connect: Callable[[], object] | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -139,6 +146,7 @@ class Upstream:
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.ssl = (ssl_context or ssl.create_default_context()) if parts.scheme == "https" else None
         self.host_header = parts.netloc
+        self._before_connect = before_connect
         self.timeout, self.connect_timeout = timeout, connect_timeout
         self.max_idle, self.idle_timeout = max_idle, idle_timeout
         self._max_connections = max_connections
@@ -187,6 +195,8 @@ class Upstream:
 
     async def _connect(self) -> _Conn:
         loop = asyncio.get_running_loop()
+        if self._before_connect is not None:
+            self._before_connect()
         try:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(_Conn, self.host, self.port, ssl=self.ssl), self.connect_timeout
