@@ -2,7 +2,7 @@
 
 ::
 
-    fabric namespace <prefix>-fabric: management bridge (HTTP), underlay bridge (VXLAN), physnet bridge
+    fabric namespace <prefix>-fabric: management bridge (HTTPS), underlay bridge (VXLAN), physnet bridge
       |                 |                      |                      |
     controller        network                compute1               compute2          (netns <prefix>-<name>)
     192.168.1.11      192.168.1.12           192.168.1.21           192.168.1.22      management (mgmt0)
@@ -24,10 +24,16 @@ directory and ``neutrino.conf``:
   socket (``neutrino.testing.postgres``) when the server is installed, else
   SQLite in its state directory;
 * network and computes: their roles, ``[DEFAULT] host``, ``server_url =
-  http://<controller>:9696``, ``[metadata] nova_metadata_host = <controller>``,
+  https://<controller>:9696``, ``[metadata] nova_metadata_host = <controller>``,
   ``[ovs] host_netns / ovs_rundir`` (the fabric's OVS: ``up`` uses it and
   never stops it), ``local_ip`` (VTEP), ``bridge_mappings = physnet:br-phys``;
-  the controller's ``agent-openrc`` (the agents' service user) copied in.
+  TLS everywhere (the default): the controller's ``up`` makes the CA and a
+  server certificate naming its management address (its ``bind_host``), and
+  each other node imports the bundle ``neutrino pki issue --host <node> --role
+  <role> --bundle`` makes on the controller (its agents present ``node.pem``:
+  mutual TLS).  With ``options={("DEFAULT", "use_ssl"): "false"}`` the APIs
+  are plain HTTP and the controller's ``agent-openrc`` (the agents' service
+  user) is copied in instead.
 
 The test process stays in the machine's namespace: ``call_in(node, fn)`` runs
 ``fn`` on a thread moved into the node's network namespace (the API is only
@@ -43,6 +49,7 @@ import atexit
 import ctypes
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import threading
@@ -60,6 +67,8 @@ from neutrino.agents.auth import read_openrc
 from neutrino.agents.dhcp.agent import confs_dir
 from neutrino.cli.main import initial_values
 from neutrino.config import load, render_ini
+from neutrino.pki.paths import pki_paths
+from neutrino.pki.tls import verify_arg
 from neutrino.system import netns as netns_mod
 from neutrino.system.errors import HostError
 from neutrino.system.ovsdb import AddBridge, AddPort
@@ -175,6 +184,8 @@ class Nodes:
         self.pg: Postgres | None = None
         self.database = ""
         self.timings: dict[str, float] = {}
+        self.tls = True  # the controller's [DEFAULT] use_ssl, read once its configuration is written
+        self._verify: ssl.SSLContext | bool | None = None
         self._started = self._torn_down = False
         self._namespaces_seen: set[str] = set()
 
@@ -186,7 +197,20 @@ class Nodes:
 
     @property
     def network_url(self) -> str:
-        return f"http://{self.controller.mgmt_ip}:{API_PORT}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{self.controller.mgmt_ip}:{API_PORT}"
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The controller's CA certificate (what every client trusts); None with TLS off."""
+        return pki_paths(self.controller.state_dir).ca if self.tls else None
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """httpx's ``verify=`` for the APIs: the controller's CA (made at its first ``up``)."""
+        if self._verify is None:
+            self._verify = verify_arg(self.ca_file)
+        return self._verify
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -211,11 +235,12 @@ class Nodes:
             t2 = time.monotonic()
             ctl = self.controller
             self._write_config(ctl)
+            self.tls = load(ctl.state_dir / "neutrino.conf").default.use_ssl
             self._up(ctl)
             t3 = time.monotonic()
             others = [n for n in self.nodes.values() if n is not ctl]
             for n in others:
-                shutil.copy2(ctl.state_dir / "agent-openrc", n.state_dir / "agent-openrc")
+                self._join(n)
                 self._write_config(n)
             with ThreadPoolExecutor(max(1, len(others))) as pool:
                 list(pool.map(self._up, others))
@@ -301,6 +326,28 @@ class Nodes:
             timeout=timeout,
         )
 
+    def _run_ok(self, node: str, argv: list[str], what: str) -> None:
+        r = subprocess.run(self.command(node, *argv), capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise HostError(f"{what} on {node} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+
+    def _join(self, node: Node) -> None:
+        """What ``node`` needs from the controller before its ``up``: with TLS its bundle (issued
+        by the controller's CA, imported on the node, then deleted), else the ``agent-openrc``."""
+        ctl = self.controller
+        if not self.tls:
+            shutil.copy2(ctl.state_dir / "agent-openrc", node.state_dir / "agent-openrc")
+            return
+        bundle = self.base / "nodes" / f"{node.name}.tar"
+        issue = [*NEUTRINO, "pki", "issue", "--state-dir", str(ctl.state_dir)]
+        issue += ["--host", node.name, "--role", node.spec.role, "--bundle", str(bundle)]
+        self._run_ok(ctl.name, issue, "pki issue")
+        try:
+            imp = [*NEUTRINO, "pki", "import", "--state-dir", str(node.state_dir), str(bundle)]
+            self._run_ok(node.name, imp, "pki import")
+        finally:
+            bundle.unlink(missing_ok=True)  # it holds the node's private key
+
     def _up(self, node: Node) -> None:
         r = self.neutrino(node.name, "up", "--role", node.spec.role)
         if r.returncode != 0 or "warning: not alive" in r.stdout:
@@ -332,7 +379,7 @@ class Nodes:
                     "scope": {"project": {"name": c.project_name, "domain": {"name": c.project_domain}}},
                 }
             }
-            r = httpx.post(f"{c.auth_url.rstrip('/')}/auth/tokens", json=body, timeout=30)
+            r = httpx.post(f"{c.auth_url.rstrip('/')}/auth/tokens", json=body, timeout=30, verify=self.verify)
             r.raise_for_status()
             return r.headers["X-Subject-Token"]
 
@@ -344,7 +391,7 @@ class Nodes:
         url = self.network_url + path
 
         def go() -> httpx.Response:
-            return httpx.request(method, url, headers={"X-Auth-Token": tok}, timeout=30, **kw)
+            return httpx.request(method, url, headers={"X-Auth-Token": tok}, timeout=30, verify=self.verify, **kw)
 
         return self.call_in(self.controller.name, go)
 

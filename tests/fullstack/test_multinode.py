@@ -2,7 +2,8 @@
 servers, two workers, PostgreSQL when installed), network (DHCP, L3, metadata and
 OVS agents; the lab host on its br-phys), compute1 and compute2 (OVS and compute
 agents), each a namespace running ``neutrino up --role ...`` with its own private
-Open vSwitch, joined by a management network (HTTP), a VXLAN underlay and a physnet
+Open vSwitch, joined by a management network (HTTPS, the agents with their node's
+client certificate from a bundle the controller's CA issued), a VXLAN underlay and a physnet
 wire.  ``neutrino demo`` runs on the controller and every check passes; the wires
 show east-west traffic crossing the tunnel between the computes and north-south
 traffic crossing the network node; several API workers serve one database
@@ -26,6 +27,7 @@ import httpx
 import pytest
 
 from neutrino.cli import process as cli_process
+from neutrino.pki import certs
 from neutrino.system import netns as netns_mod
 from neutrino.testing.nodes import AGENT_TYPES, Nodes
 from neutrino.testing.postgres import Postgres
@@ -101,9 +103,20 @@ def test_each_node_runs_the_agents_of_its_role(nodes: Nodes) -> None:
     for n in nodes.nodes.values():
         if n is not ctl:
             assert not (n.state_dir / "run" / "server.pid").exists()
-            assert "server_url" in (n.state_dir / "neutrino.conf").read_text()
-            # Its agents log in as the service user; the admin's password is not on the node.
-            assert (n.state_dir / "agent-openrc").exists() and not (n.state_dir / "admin-openrc").exists()
+            assert f"server_url = {nodes.network_url}" in (n.state_dir / "neutrino.conf").read_text()
+            # Its agents present the node's certificate from its bundle (CN=<host>, OU=<role>): no
+            # password on the node (neither the admin's nor the service user's), and the CA's keys
+            # stay on the controller.
+            pki = n.state_dir / "pki"
+            assert (pki / "node.pem").exists() and (pki / "node.key").stat().st_mode & 0o077 == 0
+            assert (pki / "ca.pem").read_bytes() == (ctl.state_dir / "pki" / "ca.pem").read_bytes()
+            assert not (pki / "ca").exists() and not (pki / "server.key").exists()
+            assert not (n.state_dir / "agent-openrc").exists() and not (n.state_dir / "admin-openrc").exists()
+            subject = certs.describe(certs.check_pair(pki / "node.pem", pki / "node.key")[0]).subject
+            assert f"CN={n.name}" in subject and f"OU={n.spec.role}" in subject, subject
+    # The controller's server certificate names the management address the nodes reach it by.
+    server = certs.describe(certs.load_chain(ctl.state_dir / "pki" / "server.pem")[0])
+    assert f"IP:{ctl.mgmt_ip}" in server.sans, server.sans
     # Two API server processes (api_workers = 2) behind one address.
     rec = cli_process.PidFile(ctl.state_dir / "run" / "server.pid").read()
     assert len(rec.processes()) == 2, rec.processes()
@@ -111,6 +124,7 @@ def test_each_node_runs_the_agents_of_its_role(nodes: Nodes) -> None:
     status = nodes.neutrino("compute1", "status")
     assert status.returncode == 0, status.stdout + status.stderr
     assert "compute-agent" in status.stdout and nodes.network_url in status.stdout and "answers" in status.stdout
+    assert nodes.network_url.startswith("https://"), nodes.network_url  # TLS everywhere, the default
     check = nodes.neutrino("controller", "check-config")
     assert check.returncode == 0 and "roles         controller" in check.stdout, check.stdout
     # PostgreSQL whenever its server is installed (make install does), else SQLite.
@@ -190,11 +204,11 @@ def test_several_api_workers_serve_one_database(nodes: Nodes) -> None:
     """Writes through fresh connections (SO_REUSEPORT spreads them over both workers) are
     seen at once by every later request, whichever worker answers it."""
     token = nodes.admin_token()
-    url = nodes.network_url
+    url, verify = nodes.network_url, nodes.verify
 
     def exercise() -> tuple[list[str], list[int], set[int]]:
         def create(i: int) -> str:
-            with httpx.Client(timeout=30) as c:  # one connection per request
+            with httpx.Client(timeout=30, verify=verify) as c:  # one connection per request
                 r = c.post(
                     f"{url}/v2.0/networks",
                     headers={"X-Auth-Token": token},
@@ -207,15 +221,15 @@ def test_several_api_workers_serve_one_database(nodes: Nodes) -> None:
             ids = list(pool.map(create, range(16)))
         codes, counts = [], set()
         for nid in ids:
-            with httpx.Client(timeout=30) as c:
+            with httpx.Client(timeout=30, verify=verify) as c:
                 codes.append(c.get(f"{url}/v2.0/networks/{nid}", headers={"X-Auth-Token": token}).status_code)
-            with httpx.Client(timeout=30) as c:
+            with httpx.Client(timeout=30, verify=verify) as c:
                 listed = c.get(f"{url}/v2.0/networks", params={"fields": "id"}, headers={"X-Auth-Token": token}).json()[
                     "networks"
                 ]
                 counts.add(len(set(ids) & {n["id"] for n in listed}))
         for nid in ids:
-            with httpx.Client(timeout=30) as c:
+            with httpx.Client(timeout=30, verify=verify) as c:
                 c.delete(f"{url}/v2.0/networks/{nid}", headers={"X-Auth-Token": token})
         return ids, codes, counts
 
