@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
+
 from neutrino.testing.ports import free_port_offset as free_offset  # noqa: F401 - re-exported
 
 
@@ -107,3 +109,21 @@ def verify(openrc: Mapping[str, str]) -> str | bool:
     """httpx's ``verify=`` for the cloud an openrc names: its CA (OS_CACERT, STATE/pki/ca.pem,
     exported when the cloud serves TLS), else the default."""
     return openrc.get("OS_CACERT") or True
+
+
+def token(auth_url: str, env: Mapping[str, str]) -> str:
+    """A project-scoped token for the openrc ``env`` (password login at ``auth_url``, the CA of ``env`` trusted)."""
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {"name": env["OS_USERNAME"], "domain": {"name": "Default"}, "password": env["OS_PASSWORD"]}
+                },
+            },
+            "scope": {"project": {"name": env["OS_PROJECT_NAME"], "domain": {"name": "Default"}}},
+        }
+    }
+    r = httpx.post(f"{auth_url}/auth/tokens", json=body, timeout=30, verify=verify(env))
+    r.raise_for_status()
+    return r.headers["X-Subject-Token"]

@@ -30,7 +30,7 @@ import uuid
 from pathlib import Path
 
 import httpx
-from _common import api_base, read_openrc, verify
+from _common import api_base, read_openrc, token, verify
 
 ROOT = Path(__file__).resolve().parent.parent
 LOAD_SCRIPT = ROOT.parent / "shared" / "bench" / "api_load.py"
@@ -43,23 +43,6 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
-
-
-def token(auth_url: str, env: dict[str, str]) -> str:
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {"name": env["OS_USERNAME"], "domain": {"name": "Default"}, "password": env["OS_PASSWORD"]}
-                },
-            },
-            "scope": {"project": {"name": env["OS_PROJECT_NAME"], "domain": {"name": "Default"}}},
-        }
-    }
-    r = httpx.post(f"{auth_url}/auth/tokens", json=body, timeout=30, verify=verify(env))
-    r.raise_for_status()
-    return r.headers["X-Subject-Token"]
 
 
 def list_scaling(net_url: str, tok: str, sizes: list[int], ca: str | bool) -> list[tuple[int, float]]:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
-from _common import api_base, free_offset, pct, read_openrc, verify
+from _common import api_base, free_offset, pct, read_openrc, token, verify
 
 ROOT = Path(__file__).resolve().parent.parent
 LOAD_SCRIPT = ROOT.parent / "shared" / "bench" / "api_load.py"
@@ -91,21 +91,7 @@ class Cloud:
         self.token = self._token()
 
     def _token(self) -> str:
-        o = self.openrc
-        body = {
-            "auth": {
-                "identity": {
-                    "methods": ["password"],
-                    "password": {
-                        "user": {"name": o["OS_USERNAME"], "domain": {"name": "Default"}, "password": o["OS_PASSWORD"]}
-                    },
-                },
-                "scope": {"project": {"name": o["OS_PROJECT_NAME"], "domain": {"name": "Default"}}},
-            }
-        }
-        r = httpx.post(f"{o['OS_AUTH_URL'].rstrip('/')}/auth/tokens", json=body, timeout=30, verify=self.ca)
-        r.raise_for_status()
-        return r.headers["X-Subject-Token"]
+        return token(self.openrc["OS_AUTH_URL"].rstrip("/"), self.openrc)
 
     def load(self, ports: int, networks: int) -> dict[str, dict[str, float]]:
         """One run of the shared load script in a fresh project: phase -> its figures."""
