@@ -20,6 +20,7 @@ REQUIRED=(
     openvswitch-switch dnsmasq-base dnsmasq-utils haproxy
     iptables nftables iproute2 conntrack tcpdump curl procps ethtool iputils-ping iputils-arping
     postgresql
+    openssl             # tests and docs/tls.md inspect our certificates with openssl x509/verify/s_client
     busybox udhcpc      # the instances' DHCP client (guests run udhcpc, tests probe with it)
 )
 # Installed when the archive has them, silently skipped otherwise.
